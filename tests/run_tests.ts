@@ -180,10 +180,11 @@ async function typeCheck(timeoutSeconds: number): Promise<FileResult> {
     } catch { /* folder absent */ }
   }
   const t0 = performance.now();
-  const r = await runChild(["check", ...targets], timeoutSeconds);
+  // --doc also type-checks the @example blocks of the JSDoc, so the docs cannot rot.
+  const r = await runChild(["check", "--doc", ...targets], timeoutSeconds);
   const ok = r.code === 0 && !r.timedOut;
   return {
-    file: `deno check ${targets.join(" ")}`,
+    file: `deno check --doc ${targets.join(" ")}`,
     passed: ok ? 1 : 0,
     failed: ok ? 0 : 1,
     ignored: 0,

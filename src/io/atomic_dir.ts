@@ -1,0 +1,157 @@
+/**
+ * An output folder that appears complete or not at all: everything is
+ * written into a sibling temporary folder, renamed into place on commit.
+ *
+ * @module
+ */
+
+import { LlmcError } from "../errors.ts";
+import { joinPath, pathExists, removeIfPresent, splitPath } from "./_path.ts";
+
+/** The output folder cannot be prepared, committed or cleaned up. */
+export class AtomicDirError extends LlmcError {
+  /** The final folder the error is about. */
+  readonly dir: string;
+
+  /**
+   * @param dir the final folder
+   * @param message what was wrong and what was expected
+   * @param options the underlying cause, if any
+   */
+  constructor(dir: string, message: string, options?: ErrorOptions) {
+    super(`${dir}: ${message}`, options);
+    this.dir = dir;
+  }
+}
+
+/** A temporary output folder and the two ways to end it. */
+export interface AtomicOutputDir {
+  /** Where to write: `finalDir + ".tmp-llmc-<pid>"`. */
+  tmpDir: string;
+  /** Renames the temporary folder to the final one (replacing it when allowed). */
+  commit(): Promise<void>;
+  /** Removes the temporary folder and everything in it. */
+  abort(): Promise<void>;
+}
+
+/** The marker between a final folder's name and the pid in its temporary sibling. */
+export const TMP_DIR_MARKER = ".tmp-llmc-";
+
+/**
+ * Prepares an atomic output folder.
+ *
+ * @param finalDir the folder the output should end up as
+ * @param options `overwrite`: replace an existing `finalDir` on commit
+ * @returns the temporary folder (created, empty) with `commit` and `abort`
+ * @throws {AtomicDirError} when `finalDir` exists and `overwrite` is not set
+ *   (before anything is written), or the temporary folder cannot be made
+ * @example
+ * ```ts
+ * import { atomicOutputDir } from "./atomic_dir.ts";
+ * const parent = await Deno.makeTempDir();
+ * const out = await atomicOutputDir(`${parent}/model-w4a16`, { overwrite: false });
+ * await Deno.writeTextFile(`${out.tmpDir}/config.json`, "{}");
+ * await out.commit(); // now ${parent}/model-w4a16/config.json exists
+ * await Deno.remove(parent, { recursive: true });
+ * ```
+ */
+export async function atomicOutputDir(
+  finalDir: string,
+  options: { overwrite?: boolean } = {},
+): Promise<AtomicOutputDir> {
+  const overwrite = options.overwrite ?? false;
+  const final = finalDir.length > 1 ? finalDir.replace(/\/+$/, "") : finalDir;
+  if (!overwrite && await pathExists(final)) {
+    throw new AtomicDirError(final, "already exists; pass overwrite to replace it");
+  }
+  const tmpDir = `${final}${TMP_DIR_MARKER}${Deno.pid}`;
+  try {
+    // The same name can only be left over from a dead process with our pid.
+    await removeIfPresent(tmpDir);
+    await Deno.mkdir(tmpDir, { recursive: true });
+  } catch (e) {
+    throw new AtomicDirError(final, `cannot create ${tmpDir}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  let ended = false;
+  const end = (what: string) => {
+    if (ended) throw new AtomicDirError(final, `${what} after the output was already ended`);
+    ended = true;
+  };
+  return {
+    tmpDir,
+    async commit() {
+      end("commit");
+      const exists = await pathExists(final);
+      if (exists && !overwrite) {
+        throw new AtomicDirError(final, `appeared while writing; the output stays in ${tmpDir}`);
+      }
+      if (!exists) {
+        await renameOrFail(tmpDir, final, final);
+        return;
+      }
+      // Move the old folder aside first: a rename cannot replace a non-empty folder.
+      const old = `${final}.old-llmc-${Deno.pid}`;
+      await removeIfPresent(old);
+      await renameOrFail(final, old, final);
+      try {
+        await Deno.rename(tmpDir, final);
+      } catch (e) {
+        await Deno.rename(old, final).catch(() => {});
+        throw new AtomicDirError(
+          final,
+          `cannot move ${tmpDir} into place: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      await removeIfPresent(old);
+    },
+    async abort() {
+      if (ended) return;
+      ended = true;
+      await removeIfPresent(tmpDir);
+    },
+  };
+}
+
+async function renameOrFail(from: string, to: string, final: string): Promise<void> {
+  try {
+    await Deno.rename(from, to);
+  } catch (e) {
+    throw new AtomicDirError(final, `cannot rename ${from} to ${to}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
+/**
+ * Finds temporary siblings of an output folder left by earlier runs
+ * (`finalDir.tmp-llmc-<pid>`), for example to resume or clean up.
+ *
+ * @param finalDir the output folder
+ * @returns their paths, sorted; empty when the parent folder does not exist
+ * @example
+ * ```ts
+ * import { findStaleTmpDirs } from "./atomic_dir.ts";
+ * const parent = await Deno.makeTempDir();
+ * await Deno.mkdir(`${parent}/out.tmp-llmc-12345`);
+ * await findStaleTmpDirs(`${parent}/out`); // [`${parent}/out.tmp-llmc-12345`]
+ * await Deno.remove(parent, { recursive: true });
+ * ```
+ */
+export async function findStaleTmpDirs(finalDir: string): Promise<string[]> {
+  const [parent, base] = splitPath(finalDir);
+  const prefix = base + TMP_DIR_MARKER;
+  const found: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(parent)) {
+      if (!entry.isDirectory || !entry.name.startsWith(prefix)) continue;
+      if (/^\d+$/.test(entry.name.slice(prefix.length))) found.push(joinPath(parent, entry.name));
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return found.sort();
+}

@@ -1,0 +1,342 @@
+/**
+ * A Hugging Face model folder: its config and its tensors, whether in one
+ * `model.safetensors` or in shards listed by `model.safetensors.index.json`.
+ *
+ * @module
+ */
+
+import { LlmcError } from "../errors.ts";
+import { joinPath } from "./_path.ts";
+import { parseModelConfig } from "./model_config.ts";
+import type { ModelConfig } from "./model_config.ts";
+import { SafetensorsFile } from "./safetensors_read.ts";
+import type { TensorInfo } from "./safetensors_read.ts";
+import { SAFETENSORS_INDEX_NAME } from "./safetensors_write.ts";
+
+/** A model folder is missing a file or its files disagree. */
+export class HfModelError extends LlmcError {
+  /** The file at fault (config, index or shard). */
+  readonly file: string;
+
+  /**
+   * @param file the file at fault
+   * @param message what was wrong and what was expected
+   * @param options the underlying cause, if any
+   */
+  constructor(file: string, message: string, options?: ErrorOptions) {
+    super(`${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
+/**
+ * An open model folder. Tensor reads go to whichever shard holds the tensor.
+ *
+ * @example
+ * ```ts
+ * import { HfModel } from "./hf_model.ts";
+ * import { writeSafetensors } from "./safetensors_write.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({
+ *   model_type: "llama", hidden_size: 4, intermediate_size: 8, num_hidden_layers: 1,
+ *   num_attention_heads: 2, vocab_size: 2,
+ * }));
+ * const f32 = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
+ * await writeSafetensors(`${dir}/model.safetensors`, [
+ *   { name: "model.norm.weight", dtype: "F32", shape: [4], data: f32([1, 1, 1, 1]) },
+ * ]);
+ * const m = await HfModel.open(dir);
+ * try {
+ *   m.config.headDim; // 2
+ *   const w = await m.readF32("model.norm.weight");
+ * } finally {
+ *   m.close();
+ *   await Deno.remove(dir, { recursive: true });
+ * }
+ * ```
+ */
+export class HfModel {
+  /** The folder. */
+  readonly dir: string;
+  /** Its parsed config.json. */
+  readonly config: ModelConfig;
+  readonly #files: SafetensorsFile[];
+  readonly #where: Map<string, SafetensorsFile>;
+
+  private constructor(
+    dir: string,
+    config: ModelConfig,
+    files: SafetensorsFile[],
+    where: Map<string, SafetensorsFile>,
+  ) {
+    this.dir = dir;
+    this.config = config;
+    this.#files = files;
+    this.#where = where;
+  }
+
+  /**
+   * Opens a model folder: parses config.json, then opens `model.safetensors`
+   * if present, else the shards named by `model.safetensors.index.json`
+   * (the order transformers tries them in).
+   *
+   * @param dir the folder
+   * @returns the open model
+   * @throws {HfModelError} for a missing config, weights file or shard, or an
+   *   index naming a tensor its shard lacks
+   * @throws {ModelConfigError} for an invalid config.json
+   * @throws {SafetensorsError} (from safetensors_read.ts) for a malformed safetensors file
+   * @example
+   * ```ts ignore
+   * const m = await HfModel.open("models/stories260K");
+   * ```
+   */
+  static async open(dir: string): Promise<HfModel> {
+    const configPath = joinPath(dir, "config.json");
+    const config = parseModelConfig(await readJson(configPath), configPath);
+
+    const single = joinPath(dir, "model.safetensors");
+    const indexPath = joinPath(dir, SAFETENSORS_INDEX_NAME);
+    if (await isFile(single)) {
+      const f = await SafetensorsFile.open(single);
+      return new HfModel(dir, config, [f], new Map(f.names().map((n) => [n, f])));
+    }
+    if (!await isFile(indexPath)) {
+      throw new HfModelError(
+        dir,
+        `has neither model.safetensors nor ${SAFETENSORS_INDEX_NAME} ` +
+          "(llmc reads safetensors checkpoints only)",
+      );
+    }
+    const weightMap = parseWeightMap(await readJson(indexPath), indexPath);
+    const opened = new Map<string, SafetensorsFile>();
+    try {
+      for (const shard of new Set(weightMap.values())) {
+        const path = joinPath(dir, shard);
+        if (!await isFile(path)) {
+          throw new HfModelError(indexPath, `names shard '${shard}', but ${path} does not exist`);
+        }
+        opened.set(shard, await SafetensorsFile.open(path));
+      }
+      // The index is authoritative, as in transformers: a tensor it maps to a
+      // shard must be in that shard.
+      const where = new Map<string, SafetensorsFile>();
+      for (const [name, shard] of weightMap) {
+        const f = opened.get(shard)!;
+        if (!f.has(name)) {
+          throw new HfModelError(
+            indexPath,
+            `maps tensor '${name}' to ${f.path}, which has no such tensor`,
+          );
+        }
+        where.set(name, f);
+      }
+      return new HfModel(dir, config, [...opened.values()], where);
+    } catch (e) {
+      for (const f of opened.values()) f.close();
+      throw e;
+    }
+  }
+
+  /**
+   * All tensor names: file order for one file, index order for shards.
+   *
+   * @returns the names
+   * @example
+   * ```ts ignore
+   * m.tensorNames().length; // 47 for stories260K
+   * ```
+   */
+  tensorNames(): string[] {
+    return [...this.#where.keys()];
+  }
+
+  /**
+   * Whether the model has a tensor.
+   *
+   * @param name the tensor name
+   * @returns true when present
+   * @example
+   * ```ts ignore
+   * m.has("lm_head.weight"); // false when embeddings are tied
+   * ```
+   */
+  has(name: string): boolean {
+    return this.#where.has(name);
+  }
+
+  /**
+   * A tensor's dtype, shape, location, and the file that holds it.
+   *
+   * @param name the tensor name
+   * @returns its info plus the file path
+   * @throws {HfModelError} when the model has no such tensor
+   * @example
+   * ```ts ignore
+   * m.info("model.norm.weight").file; // ".../model.safetensors"
+   * ```
+   */
+  info(name: string): TensorInfo & { file: string } {
+    const f = this.#file(name);
+    return { ...f.info(name), file: f.path };
+  }
+
+  /**
+   * Reads a tensor as float32 values (see {@link SafetensorsFile.readF32}).
+   *
+   * @param name the tensor name
+   * @returns the values, row-major
+   * @throws {HfModelError} when the model has no such tensor
+   * @example
+   * ```ts ignore
+   * const w = await m.readF32("model.embed_tokens.weight");
+   * ```
+   */
+  async readF32(name: string): Promise<Float32Array> {
+    return await this.#file(name).readF32(name);
+  }
+
+  /**
+   * Reads a tensor's raw little-endian bytes.
+   *
+   * @param name the tensor name
+   * @returns the bytes
+   * @throws {HfModelError} when the model has no such tensor
+   * @example
+   * ```ts ignore
+   * const bytes = await m.readRaw("model.norm.weight");
+   * ```
+   */
+  async readRaw(name: string): Promise<Uint8Array> {
+    return await this.#file(name).readRaw(name);
+  }
+
+  /**
+   * The safetensors files in use.
+   *
+   * @returns their paths
+   * @example
+   * ```ts ignore
+   * m.files(); // [".../model.safetensors"]
+   * ```
+   */
+  files(): string[] {
+    return this.#files.map((f) => f.path);
+  }
+
+  /**
+   * Closes every file.
+   *
+   * @example
+   * ```ts ignore
+   * m.close();
+   * ```
+   */
+  close(): void {
+    for (const f of this.#files) f.close();
+  }
+
+  /** Closes the model at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #file(name: string): SafetensorsFile {
+    const f = this.#where.get(name);
+    if (f === undefined) throw new HfModelError(this.dir, `model has no tensor named '${name}'`);
+    return f;
+  }
+}
+
+function parseWeightMap(json: unknown, file: string): Map<string, string> {
+  const wm = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof wm !== "object" || wm === null || Array.isArray(wm)) {
+    throw new HfModelError(file, "has no 'weight_map' object (tensor name → shard file)");
+  }
+  const out = new Map<string, string>();
+  for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
+    // A shard must be a plain file name beside the index, never a path out of the folder.
+    if (
+      typeof shard !== "string" || shard === "" || shard.includes("/") || shard.includes("\\") ||
+      shard === "." || shard === ".."
+    ) {
+      throw new HfModelError(
+        file,
+        `weight_map['${name}'] is ${
+          JSON.stringify(shard)
+        }; expected a file name in the same folder`,
+      );
+    }
+    out.set(name, shard);
+  }
+  return out;
+}
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
+    throw new HfModelError(path, `cannot read: ${why}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HfModelError(path, `is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+const AUXILIARY_NAMES = new Set([
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+  "tokenizer.model",
+  "generation_config.json",
+  "chat_template.jinja",
+  "chat_template.json",
+  "preprocessor_config.json",
+  "vocab.json",
+  "vocab.txt",
+  "merges.txt",
+]);
+
+/**
+ * The files of a model folder that an output checkpoint should carry over
+ * unchanged: tokenizer files, generation config, chat template, and custom
+ * `*.py` modelling code.
+ *
+ * @param dir the model folder
+ * @returns their paths, sorted; empty when the folder does not exist
+ * @example
+ * ```ts ignore
+ * import { auxiliaryFiles } from "./hf_model.ts";
+ * auxiliaryFiles("models/stories260K");
+ * // [".../generation_config.json", ".../tokenizer.json", ".../tokenizer_config.json"]
+ * ```
+ */
+export function auxiliaryFiles(dir: string): string[] {
+  const out: string[] = [];
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  for (const e of entries) {
+    if (!e.isFile) continue;
+    if (AUXILIARY_NAMES.has(e.name) || e.name.endsWith(".py")) out.push(joinPath(dir, e.name));
+  }
+  return out.sort();
+}

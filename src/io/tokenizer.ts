@@ -1,0 +1,144 @@
+/**
+ * A model folder's tokenizer (tokenizer.json + tokenizer_config.json),
+ * run by `@huggingface/tokenizers`, behind a small interface of our own.
+ *
+ * @module
+ */
+
+import { Tokenizer } from "@huggingface/tokenizers";
+import { LlmcError } from "../errors.ts";
+import { joinPath } from "./_path.ts";
+
+/** Text ↔ token ids for one model. */
+export interface TextTokenizer {
+  /**
+   * Encodes text to token ids.
+   *
+   * @param text the text
+   * @param options `addSpecialTokens` (default true) applies the post-processor, e.g. BOS
+   * @returns the ids
+   */
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /**
+   * Decodes token ids to text.
+   *
+   * @param ids the ids
+   * @param options `skipSpecialTokens` (default false) drops BOS/EOS and the like
+   * @returns the text
+   */
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
+  /** The id of the BOS token, or null when the tokenizer has none. */
+  readonly bosId: number | null;
+  /** The id of the EOS token, or null when the tokenizer has none. */
+  readonly eosId: number | null;
+  /** One more than the largest token id, added tokens included. */
+  readonly vocabSize: number;
+}
+
+/** A tokenizer file is missing or cannot be understood. */
+export class TokenizerError extends LlmcError {
+  /** The file at fault. */
+  readonly file: string;
+
+  /**
+   * @param file the file at fault
+   * @param message what was wrong and what was expected
+   * @param options the underlying cause, if any
+   */
+  constructor(file: string, message: string, options?: ErrorOptions) {
+    super(`${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
+/**
+ * Loads the tokenizer of a model folder. tokenizer_config.json is optional;
+ * without it (or without its `bos_token`/`eos_token`), special_tokens_map.json
+ * is consulted.
+ *
+ * @param dir the model folder
+ * @returns the tokenizer
+ * @throws {TokenizerError} naming the file when tokenizer.json is missing or
+ *   invalid, or a config file is not valid JSON
+ * @example
+ * ```ts ignore
+ * import { loadTokenizer } from "./tokenizer.ts";
+ * const tok = await loadTokenizer("models/stories260K");
+ * tok.encode("Once upon a time", { addSpecialTokens: false }); // [403, 407, 261, 378]
+ * ```
+ */
+export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
+  const tokPath = joinPath(dir, "tokenizer.json");
+  const tokJson = await readJsonObject(tokPath, true);
+  const cfgPath = joinPath(dir, "tokenizer_config.json");
+  const cfg = (await readJsonObject(cfgPath, false)) ?? {};
+  const mapPath = joinPath(dir, "special_tokens_map.json");
+  const specialMap = (await readJsonObject(mapPath, false)) ?? {};
+
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(tokJson!, cfg);
+  } catch (e) {
+    throw new TokenizerError(
+      tokPath,
+      `is not a tokenizer this library can run: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const idOf = (key: "bos_token" | "eos_token"): number | null => {
+    const content = tokenContent(cfg[key]) ?? tokenContent(specialMap[key]);
+    if (content === null) return null;
+    return tok.token_to_id(content) ?? null;
+  };
+  let maxId = -1;
+  for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+
+  return {
+    encode(text, options = {}) {
+      return tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+    },
+    decode(ids, options = {}) {
+      return tok.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    },
+    bosId: idOf("bos_token"),
+    eosId: idOf("eos_token"),
+    vocabSize: maxId + 1,
+  };
+}
+
+// A special token is written either as its text or as an AddedToken object.
+function tokenContent(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (
+    typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string"
+  ) {
+    return (v as { content: string }).content;
+  }
+  return null;
+}
+
+async function readJsonObject(
+  path: string,
+  required: boolean,
+): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (!required && e instanceof Deno.errors.NotFound) return null;
+    const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
+    throw new TokenizerError(path, `cannot read: ${why}`, { cause: e });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(path, `is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new TokenizerError(path, "is not a JSON object");
+  }
+  return json as Record<string, unknown>;
+}

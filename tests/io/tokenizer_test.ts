@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { loadTokenizer, TokenizerError } from "../../src/io/tokenizer.ts";
+import { SafetensorsFile } from "../../src/io/safetensors_read.ts";
+import { SHARED_DIR, STORIES_DIR, withTempDir } from "./_helpers.ts";
+
+const LILY = "Once upon a time, there was a little girl named Lily.";
+const LILY_IDS = [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426];
+
+Deno.test("stories260K: encode, decode and special tokens", async () => {
+  const tok = await loadTokenizer(STORIES_DIR);
+  assert.deepEqual(tok.encode(LILY, { addSpecialTokens: false }), LILY_IDS);
+  assert.deepEqual(tok.encode(LILY), [1, ...LILY_IDS]); // the post-processor adds BOS
+  assert.equal(tok.decode(LILY_IDS), LILY);
+  assert.equal(tok.decode([1, ...LILY_IDS, 2], { skipSpecialTokens: true }), LILY);
+  assert.equal(tok.decode([1, ...LILY_IDS, 2]), `<s> ${LILY}</s>`);
+  assert.equal(tok.bosId, 1);
+  assert.equal(tok.eosId, 2);
+  assert.equal(tok.vocabSize, 512);
+});
+
+Deno.test("stories260K: golden ids_a is BOS + the first 200 characters of the eval text", async () => {
+  const tok = await loadTokenizer(STORIES_DIR);
+  const golden = JSON.parse(await Deno.readTextFile(`${SHARED_DIR}golden/stories260K_golden.json`));
+  const evalText = await Deno.readTextFile(`${SHARED_DIR}data/tinystories_eval.txt`);
+  const first200 = evalText.slice(0, 200);
+  assert.equal(golden.first_200_chars, first200);
+  const f = await SafetensorsFile.open(`${SHARED_DIR}golden/stories260K_golden.safetensors`);
+  try {
+    const ids = Array.from(await f.readTyped("ids_a") as BigInt64Array, Number);
+    assert.deepEqual([1, ...tok.encode(first200, { addSpecialTokens: false })], ids);
+    assert.equal(tok.decode(ids.slice(1)), first200);
+  } finally {
+    f.close();
+  }
+});
+
+Deno.test("missing or invalid tokenizer files name the file", async () => {
+  await withTempDir(async (dir) => {
+    await assert.rejects(loadTokenizer(dir), (e) => {
+      assert.ok(e instanceof TokenizerError);
+      assert.equal(e.file, `${dir}/tokenizer.json`);
+      assert.match(e.message, /does not exist/);
+      return true;
+    });
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, "{not json");
+    await assert.rejects(loadTokenizer(dir), /tokenizer\.json: is not valid JSON/);
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, "[]");
+    await assert.rejects(loadTokenizer(dir), /tokenizer\.json: is not a JSON object/);
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, '{"model": {"type": "Nonsense"}}');
+    await assert.rejects(
+      loadTokenizer(dir),
+      (e) => e instanceof TokenizerError && e.file === `${dir}/tokenizer.json`,
+    );
+    await Deno.copyFile(`${STORIES_DIR}/tokenizer.json`, `${dir}/tokenizer.json`);
+    await Deno.writeTextFile(`${dir}/tokenizer_config.json`, "{");
+    await assert.rejects(loadTokenizer(dir), /tokenizer_config\.json: is not valid JSON/);
+  });
+});
+
+Deno.test("special tokens come from special_tokens_map.json when the config lacks them", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.copyFile(`${STORIES_DIR}/tokenizer.json`, `${dir}/tokenizer.json`);
+    const none = await loadTokenizer(dir);
+    assert.equal(none.bosId, null);
+    assert.equal(none.eosId, null);
+    await Deno.writeTextFile(
+      `${dir}/special_tokens_map.json`,
+      JSON.stringify({ bos_token: { content: "<s>" }, eos_token: "</s>" }),
+    );
+    const t = await loadTokenizer(dir);
+    assert.equal(t.bosId, 1);
+    assert.equal(t.eosId, 2);
+  });
+});
