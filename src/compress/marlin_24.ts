@@ -1,0 +1,278 @@
+/**
+ * `marlin-24` (§1.9.6), write-only: 2:4-sparse symmetric int4/int8
+ * weight-only modules in the layout of vLLM's Marlin 2:4 kernel (fp16).
+ *
+ * ```
+ * s ← weight_scale as F16;  Wq ← quantize(W as F16, s)            (F16 arithmetic)
+ * (vals [out, in/2], meta [out, in/16] I16) ← CUTLASS 2:4 compression of Wq
+ * weight_packed ← marlin_pack(valsᵀ + 2^(N−1))                     I32 [in/32, out·16/pf]
+ * scale_packed  ← sᵀ with the 2:4 scale permutation                 F16 [groups, out]
+ * meta          ← meta reinterpreted row-major                      I16 [in/32, 2·out]
+ * ```
+ *
+ * Followed from compressed-tensors 0.13.0's `Marlin24Compressor`,
+ * `sparse_semi_structured_from_dense_cutlass` and `get_permutations_24`.
+ * One ambiguity resolved as the code does, not as the prose says: the group
+ * scale permutation is used when `group_size < size_k` where `size_k` is the
+ * row count of the *transposed compressed* weight, i.e. in/2 (so a weight with
+ * in = 256 and group 128 takes the channel-wise identity permutation).
+ *
+ * @module
+ */
+
+import { roundToF16 } from "../io/floats.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
+import { weightQParamShape } from "../quant/qparam_shape.ts";
+import { quantize } from "../quant/quantize.ts";
+import type { WeightQParams } from "../quant/quantize.ts";
+import { int32Tensor, makeTensor, tensorFromValues } from "./compressed_tensor.ts";
+import type { CompressedTensor } from "./compressed_tensor.ts";
+import { CompressionError } from "./errors.ts";
+
+/**
+ * The Marlin 2:4 permutations of compressed-tensors' `get_permutations_24`.
+ *
+ * @param bits 4 or 8
+ * @returns the 1024-entry weight permutation, the 64-entry group scale
+ *   permutation and the 64-entry channel scale permutation (identity)
+ * @throws {CompressionError} for other bit widths
+ * @example
+ * ```ts
+ * import { marlin24Permutations } from "./marlin_24.ts";
+ * const { weight, scaleGroup } = marlin24Permutations(4);
+ * weight.length; // 1024
+ * scaleGroup.slice(0, 8); // [0, 4, 1, 5, 2, 6, 3, 7]
+ * ```
+ */
+export function marlin24Permutations(bits: number): {
+  weight: Int32Array;
+  scaleGroup: Int32Array;
+  scaleChannel: Int32Array;
+} {
+  let interleave: number[];
+  if (bits === 4) interleave = [0, 2, 4, 6, 1, 3, 5, 7];
+  else if (bits === 8) interleave = [0, 2, 1, 3];
+  else throw new CompressionError(`marlin-24 supports 4 or 8 bits, got ${bits}`);
+  const list: number[] = [];
+  for (let i = 0; i < 32; i++) {
+    const perm1: number[] = [];
+    const col = Math.floor(i / 4);
+    const colO = Math.floor(col / 2);
+    for (const block of [0, 1]) {
+      for (const row of [2 * (i % 4), 2 * (i % 4) + 1, 2 * (i % 4 + 4), 2 * (i % 4 + 4) + 1]) {
+        perm1.push(16 * row + colO * 256 + 8 * (col % 2) + 4 * block);
+      }
+    }
+    for (let j = 0; j < 4; j++) for (const p of perm1) list.push(p + j);
+  }
+  const weight = new Int32Array(1024);
+  const w = interleave.length;
+  for (let r = 0; r < 1024 / w; r++) {
+    for (let k = 0; k < w; k++) weight[r * w + k] = list[r * w + interleave[k]];
+  }
+  const scaleGroup = new Int32Array(64);
+  const scaleChannel = new Int32Array(64);
+  const order = [0, 4, 1, 5, 2, 6, 3, 7];
+  for (let i = 0; i < 8; i++) {
+    for (let j = 0; j < 8; j++) {
+      scaleGroup[i * 8 + j] = i * 8 + order[j];
+      scaleChannel[i * 8 + j] = 8 * i + j;
+    }
+  }
+  return { weight, scaleGroup, scaleChannel };
+}
+
+/**
+ * CUTLASS 2:4 compression of a dense `[m, k]` matrix (fp16 meta layout):
+ * two kept values per group of 4 and the reordered I16 metadata.
+ *
+ * @param dense row-major values
+ * @param m rows (multiple of 32)
+ * @param k columns (multiple of 16)
+ * @returns `sparse` `[m, k/2]` and `meta` `[m, k/16]` (CUTLASS interleaved order)
+ * @example
+ * ```ts
+ * import { cutlassCompress24 } from "./marlin_24.ts";
+ * const dense = new Float32Array(32 * 16);
+ * dense[1] = 3; dense[3] = -2; // row 0, group 0 keeps positions 1 and 3
+ * cutlassCompress24(dense, 32, 16).sparse.slice(0, 2); // [3, -2]
+ * ```
+ */
+export function cutlassCompress24(
+  dense: Float32Array,
+  m: number,
+  k: number,
+): { sparse: Float32Array; meta: Int16Array } {
+  const metaCols = k / 16;
+  const sparse = new Float32Array((m * k) / 2);
+  const meta = new Int16Array(m * metaCols);
+  for (let r = 0; r < m; r++) {
+    for (let c = 0; c < metaCols; c++) {
+      let word = 0;
+      for (let q = 0; q < 4; q++) {
+        const g = r * k + (c * 4 + q) * 4;
+        const m0 = dense[g] !== 0;
+        const m1 = dense[g + 1] !== 0;
+        const m3 = dense[g + 3] !== 0;
+        const expr0 = m0 && m1;
+        const expr1 = !m0 && m1;
+        const expr2 = !m0 && !m1;
+        const idx0 = (expr1 ? 1 : 0) | (expr2 ? 2 : 0);
+        const idx1 = (expr0 || expr2 || m3 ? 1 : 0) | (expr1 || !m1 ? 2 : 0);
+        const s = (g / 4) * 2;
+        sparse[s] = dense[g + idx0];
+        sparse[s + 1] = dense[g + idx1];
+        word |= (idx0 | (idx1 << 2)) << (4 * q);
+      }
+      meta[r * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
+    }
+  }
+  // Scatter into CUTLASS's ColumnMajorInterleaved<2> order (64-row super-tiles, 2×2 swizzle).
+  const reordered = new Int16Array(m * metaCols);
+  for (let r = 0; r < m; r++) {
+    for (let c = 0; c < metaCols; c++) {
+      let dr = Math.floor(r / 64) * 64 + (r % 2) * 2 + Math.floor((r % 8) / 4) +
+        Math.floor(((r % 32) % 4) / 2) * 32 + Math.floor((r % 64) / 8) * 4;
+      let dc = c;
+      const topright = dr % 2 === 0 && dc % 2 === 1 ? 1 : 0;
+      const bottomleft = dr % 2 === 1 && dc % 2 === 0 ? 1 : 0;
+      dr += topright - bottomleft;
+      dc -= topright - bottomleft;
+      reordered[Math.floor(dc / 2) * m * 2 + dr * 2 + (dc % 2)] = meta[r * metaCols + c];
+    }
+  }
+  return { sparse, meta: reordered };
+}
+
+function checkPreconditions(
+  prefix: string,
+  shape: readonly [number, number],
+  args: QuantizationArgs,
+  qparams: WeightQParams,
+): void {
+  const fail = (what: string): never => {
+    throw new CompressionError(`${prefix}: marlin-24 ${what}`);
+  };
+  if (args.type !== "int" || (args.numBits !== 4 && args.numBits !== 8)) {
+    fail(`needs int4 or int8 weights, got ${args.type}${args.numBits}`);
+  }
+  if (!args.symmetric) fail("needs symmetric weights");
+  if (args.strategy !== "channel" && args.strategy !== "group") {
+    fail(`needs channel or group quantization, got ${args.strategy}`);
+  }
+  if (args.strategy === "group" && args.groupSize !== 128) {
+    fail(`needs group_size 128, got ${args.groupSize}`);
+  }
+  if (qparams.globalScale !== undefined && qparams.globalScale !== null) {
+    fail("has no global scale");
+  }
+  const [out, inF] = shape;
+  if (out % 32 !== 0) fail(`needs out_features divisible by 32 (CUTLASS metadata), got ${out}`);
+  if (inF % 32 !== 0) {
+    fail(`needs in_features divisible by 32 (16-row Marlin tiles of in/2), got ${inF}`);
+  }
+  if (((inF / 2) * out) % 1024 !== 0) {
+    fail(`needs (in/2)·out divisible by 1024, got ${(inF / 2) * out}`);
+  }
+  const groups = weightQParamShape(shape, args, prefix)[1];
+  if ((groups * out) % 64 !== 0) fail(`needs groups·out divisible by 64, got ${groups * out}`);
+}
+
+/**
+ * Compresses one 2:4-sparse Linear weight in the marlin-24 layout.
+ *
+ * @param prefix the module name
+ * @param weight the dense weight `[out, in]`, already 2:4 sparse
+ * @param shape `[out, in]`
+ * @param args symmetric int4/int8 channel or group-128 weight args
+ * @param qparams the weight scales (g_idx allowed)
+ * @returns `weight_packed` (I32), `scale_packed` (F16), `meta` (I16)
+ * @throws {CompressionError} when a precondition fails or a group of 4 quantized values has fewer than 2 zeros
+ * @example
+ * ```ts
+ * import { compressMarlin24 } from "./marlin_24.ts";
+ * import { parseQuantizationArgs } from "../quant/args.ts";
+ * const a = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const w = new Float32Array(64 * 32); // all zero: trivially 2:4
+ * const t = compressMarlin24("m", w, [64, 32], a, { scale: new Float32Array(64).fill(1) });
+ * t.map((x) => x.shape); // [[1, 128], [1, 64], [1, 128]]
+ * ```
+ */
+export function compressMarlin24(
+  prefix: string,
+  weight: Float32Array,
+  shape: readonly [number, number],
+  args: QuantizationArgs,
+  qparams: WeightQParams,
+): CompressedTensor[] {
+  checkPreconditions(prefix, shape, args, qparams);
+  const [out, inF] = shape;
+  const bits = args.numBits;
+  const qShape = weightQParamShape(shape, args, prefix);
+  const groups = qShape[1];
+  // The Marlin 2:4 kernel runs in fp16: quantize the fp16 weight with fp16 scales.
+  const s16 = qparams.scale.map(roundToF16);
+  const codes = quantize(weight.map(roundToF16), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+    dtype: "F16",
+    where: prefix,
+  });
+  for (let g = 0; g < codes.length; g += 4) {
+    let zeros = 0;
+    for (let j = 0; j < 4; j++) if (codes[g + j] === 0) zeros++;
+    if (zeros < 2) {
+      const r = Math.floor(g / inF);
+      throw new CompressionError(
+        `${prefix}: marlin-24 needs 2:4-sparse quantized weights; row ${r}, columns ` +
+          `${g % inF}…${(g % inF) + 3} keep ${4 - zeros} nonzero values`,
+      );
+    }
+  }
+  const { sparse, meta } = cutlassCompress24(codes, out, inF);
+  // Marlin wants the input dimension first and unsigned values.
+  const sizeK = inF / 2;
+  const sizeN = out;
+  const offset = 1 << (bits - 1);
+  const perms = marlin24Permutations(bits);
+  // Tile to [k/16, n/16, 16, 16] → [k/16, 16·n], then permute each 1024 chunk.
+  const tiled = new Int32Array(sizeK * sizeN);
+  for (let kk = 0; kk < sizeK; kk++) {
+    for (let n = 0; n < sizeN; n++) {
+      const v = sparse[n * sizeK + kk] + offset; // (sparseᵀ)[kk, n]
+      const a = Math.floor(kk / 16);
+      const i = kk % 16;
+      const b = Math.floor(n / 16);
+      const j = n % 16;
+      tiled[a * sizeN * 16 + b * 256 + i * 16 + j] = v;
+    }
+  }
+  const permuted = new Int32Array(tiled.length);
+  for (let c = 0; c < tiled.length; c += 1024) {
+    for (let t = 0; t < 1024; t++) permuted[c + t] = tiled[c + perms.weight[t]];
+  }
+  const pf = 32 / bits;
+  const rowLen = sizeN * 16;
+  const packed = new Int32Array((sizeK / 16) * (rowLen / pf));
+  for (let row = 0; row < sizeK / 16; row++) {
+    for (let w = 0; w < rowLen / pf; w++) {
+      let word = 0;
+      for (let i = 0; i < pf; i++) word |= permuted[row * rowLen + w * pf + i] << (bits * i);
+      packed[row * (rowLen / pf) + w] = word;
+    }
+  }
+  // Scales: sᵀ [groups, out], permuted in chunks of 64.
+  const sT = new Float32Array(groups * out);
+  for (let g = 0; g < groups; g++) {
+    for (let n = 0; n < out; n++) sT[g * out + n] = s16[n * groups + g];
+  }
+  const usesGroupPerm = args.strategy === "group" && args.groupSize! < sizeK;
+  const sp = usesGroupPerm ? perms.scaleGroup : perms.scaleChannel;
+  const scalePacked = new Float32Array(sT.length);
+  for (let c = 0; c < sT.length; c += 64) {
+    for (let t = 0; t < 64; t++) scalePacked[c + t] = sT[c + sp[t]];
+  }
+  return [
+    int32Tensor(`${prefix}.weight_packed`, [sizeK / 16, rowLen / pf], packed),
+    tensorFromValues(`${prefix}.scale_packed`, "F16", [groups, out], scalePacked),
+    makeTensor(`${prefix}.meta`, "I16", [inF / 32, 2 * out], new Uint8Array(meta.buffer)),
+  ];
+}

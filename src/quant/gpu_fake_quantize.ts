@@ -1,0 +1,142 @@
+/**
+ * Fake quantization on the GPU: the WGSL kernels
+ * `fake_quantize_int.wgsl`, `fake_quantize_fp8.wgsl` and
+ * `fake_quantize_fp4.wgsl`, bit-exact with the float32 TypeScript reference
+ * (`fakeQuantize` in quantize.ts) for every strategy a 2-D tensor can have.
+ *
+ * @module
+ */
+
+import type { CommandBatch } from "../gpu/batch.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { kernelSync, loadKernel } from "../gpu/kernel.ts";
+import { GpuTensor } from "../gpu/tensor.ts";
+import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
+import type { QuantizationArgs } from "./args.ts";
+import { QuantizationShapeError } from "./errors.ts";
+import { quantizedRange } from "./qparams.ts";
+import type { WeightQParams } from "./quantize.ts";
+import { qparamSlotMap } from "./slot_map.ts";
+
+const WORKGROUP = 256;
+
+/**
+ * The kernel file that fake-quantizes values of the given args.
+ *
+ * @param args quantization args
+ * @returns `fake_quantize_int.wgsl`, `fake_quantize_fp8.wgsl` or `fake_quantize_fp4.wgsl`
+ * @example
+ * ```ts
+ * import { fakeQuantizeKernel } from "./gpu_fake_quantize.ts";
+ * import { presetScheme } from "./presets.ts";
+ * fakeQuantizeKernel(presetScheme("NVFP4A16", ["Linear"]).weights!); // "fake_quantize_fp4.wgsl"
+ * ```
+ */
+export function fakeQuantizeKernel(args: QuantizationArgs): string {
+  if (args.type === "int") return "fake_quantize_int.wgsl";
+  return args.numBits === 8 ? "fake_quantize_fp8.wgsl" : "fake_quantize_fp4.wgsl";
+}
+
+/**
+ * Compiles the three fake-quantize kernels ahead of use.
+ *
+ * @param gpu the device
+ * @returns resolves when the pipelines are built
+ * @example
+ * ```ts ignore
+ * import { getGpu } from "../gpu/device.ts";
+ * import { prepareGpuFakeQuantize } from "./gpu_fake_quantize.ts";
+ * await prepareGpuFakeQuantize(await getGpu());
+ * ```
+ */
+export async function prepareGpuFakeQuantize(gpu: Gpu): Promise<void> {
+  await Promise.all(
+    ["fake_quantize_int.wgsl", "fake_quantize_fp8.wgsl", "fake_quantize_fp4.wgsl"].map((f) =>
+      loadKernel(gpu, f)
+    ),
+  );
+}
+
+/**
+ * Records the fake quantization of a 2-D f32 tensor (a weight `[out, in]`,
+ * or activations `[tokens, hidden]` for tensor/token/group args) into a
+ * batch and returns the output tensor; nothing waits. The small qparam
+ * tensors it uploads are released after the batch is submitted.
+ *
+ * @param batch where the dispatch is recorded
+ * @param x the tensor, f32 `[rows, cols]`
+ * @param qparams scales, zero points (null for symmetric), global scale, g_idx
+ * @param args quantization args
+ * @param options the module name for error messages
+ * @returns a new f32 tensor `[rows, cols]` with the fake-quantized values
+ * @throws {QuantizationShapeError} when the qparams do not fit the shape and strategy
+ * @example
+ * ```ts ignore
+ * import { CommandBatch, getGpu, GpuTensor } from "../gpu/mod.ts";
+ * import { gpuFakeQuantize } from "./gpu_fake_quantize.ts";
+ * import { parseQuantizationArgs } from "./args.ts";
+ * const gpu = await getGpu();
+ * const x = GpuTensor.fromArray(gpu, new Float32Array([0.3, -1]), [1, 2]);
+ * const y = gpuFakeQuantize(new CommandBatch(gpu), x, { scale: new Float32Array([0.25]) },
+ *   parseQuantizationArgs({ num_bits: 4 }, "w"));
+ * await y.readF32(); // Float32Array [0.25, -1]
+ * ```
+ */
+export function gpuFakeQuantize(
+  batch: CommandBatch,
+  x: GpuTensor,
+  qparams: WeightQParams,
+  args: QuantizationArgs,
+  options: { where?: string } = {},
+): GpuTensor {
+  const where = options.where ?? "weight";
+  if (x.shape.length !== 2 || x.dtype !== "f32") {
+    throw new QuantizationShapeError(
+      `${where}: GPU fake quantization needs an f32 [rows, cols] tensor, got ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const shape: [number, number] = [x.shape[0], x.shape[1]];
+  const map = qparamSlotMap(shape, args, qparams.gIdx, where);
+  if (qparams.scale.length !== map.slots) {
+    throw new QuantizationShapeError(
+      `${where}: ${args.strategy} quantization of [${shape}] needs ${map.slots} scales, got ${qparams.scale.length}`,
+    );
+  }
+  const zp = qparams.zeroPoint ?? null;
+  if (zp !== null && zp.length !== map.slots) {
+    throw new QuantizationShapeError(
+      `${where}: ${map.slots} zero points expected, got ${zp.length}`,
+    );
+  }
+  const hasGlobal = qparams.globalScale !== undefined && qparams.globalScale !== null;
+  if ((args.strategy === "tensor_group") !== hasGlobal) {
+    throw new QuantizationShapeError(
+      hasGlobal
+        ? `${where}: a global scale is only used with tensor_group quantization`
+        : `${where}: tensor_group quantization needs a global scale`,
+    );
+  }
+  if (args.type === "float" && args.numBits !== 4 && args.numBits !== 8) {
+    throw new QuantizationShapeError(`${where}: float${args.numBits} has no fake-quantize kernel`);
+  }
+  const gpu = batch.gpu;
+  const [qMin, qMax] = quantizedRange(args);
+  const n = shape[0] * shape[1];
+  const params = new ArrayBuffer(32);
+  new Uint32Array(params, 0, 4).set([n, shape[1], zp === null ? 0 : 1, hasGlobal ? 1 : 0]);
+  new Float32Array(params, 16, 3).set([qMin, qMax, hasGlobal ? qparams.globalScale! : 0]);
+  const scale = GpuTensor.fromArray(gpu, qparams.scale, [map.slots]);
+  const zero = GpuTensor.fromArray(gpu, zp ?? new Float32Array(1), [zp === null ? 1 : map.slots]);
+  const rows = GpuTensor.fromArray(gpu, new Uint32Array(map.rowPart), [shape[0]]);
+  const cols = GpuTensor.fromArray(gpu, new Uint32Array(map.colPart), [shape[1]]);
+  const y = GpuTensor.allocate(gpu, [...shape]);
+  batch.dispatch(
+    kernelSync(gpu, fakeQuantizeKernel(args)),
+    [x, scale, zero, rows, cols, y, { uniform: new Uint8Array(params) }],
+    foldWorkgroups(gpu, workgroupsFor(n, WORKGROUP)),
+    `fakeQuantize ${args.type}${args.numBits} ${args.strategy} [${shape}] ${where}`,
+  );
+  // destroy() waits until no unsubmitted batch uses the buffers.
+  for (const t of [scale, zero, rows, cols]) t.destroy();
+  return y;
+}
