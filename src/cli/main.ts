@@ -9,7 +9,12 @@
 import type { CliCommand } from "./command.ts";
 import { LlmcError } from "../errors.ts";
 
-const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {};
+const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
+  oneshot: () => import("./oneshot.ts"),
+  "model-free-ptq": () => import("./model_free_ptq.ts"),
+  ppl: () => import("./ppl.ts"),
+  generate: () => import("./generate.ts"),
+};
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

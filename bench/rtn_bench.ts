@@ -1,0 +1,252 @@
+/**
+ * RTN + compression throughput of the data-free `oneshot` path, and the
+ * streaming of `modelFreePtq`, on a synthetic float32 Llama with seeded
+ * random weights (about 1 GB; `--quick`: about 100 MB), generated into a
+ * temporary folder and deleted afterwards.
+ *
+ * Each measured run is its own process, so its peak RSS (VmHWM from
+ * /proc/self/status) is that run's alone. Throughput is GB/s of source
+ * weights read (all tensors) and of Linear weights quantized.
+ *
+ * `deno run -A bench/rtn_bench.ts [--quick] [--keep]`
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ShardedSafetensorsWriter } from "../src/io/safetensors_write.ts";
+import { oneshot } from "../src/oneshot.ts";
+import { modelFreePtq } from "../src/model_free/model_free_ptq.ts";
+
+interface Shape {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+}
+
+const FULL: Shape = {
+  hidden: 2048,
+  intermediate: 5632,
+  layers: 5,
+  heads: 32,
+  kvHeads: 8,
+  vocab: 8192,
+};
+const QUICK: Shape = {
+  hidden: 1024,
+  intermediate: 2816,
+  layers: 2,
+  heads: 16,
+  kvHeads: 4,
+  vocab: 4096,
+};
+
+function peakRssBytes(): number {
+  const m = /VmHWM:\s+(\d+)\s+kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Writes a llama config and seeded random F32 weights (tied embeddings). */
+async function generate(dir: string, s: Shape): Promise<number> {
+  const headDim = s.hidden / s.heads;
+  await Deno.writeTextFile(
+    `${dir}/config.json`,
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: s.hidden,
+      intermediate_size: s.intermediate,
+      num_hidden_layers: s.layers,
+      num_attention_heads: s.heads,
+      num_key_value_heads: s.kvHeads,
+      head_dim: headDim,
+      vocab_size: s.vocab,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000.0,
+      tie_word_embeddings: true,
+      torch_dtype: "float32",
+    }),
+  );
+  let seed = 0x9e3779b9;
+  const fill = (n: number, scale: number) => {
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      // xorshift32; the sum of two uniforms gives a peaked, weight-like spread.
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      const a = (seed >>> 0) / 4294967296;
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      const b = (seed >>> 0) / 4294967296;
+      v[i] = (a + b - 1) * scale;
+    }
+    return new Uint8Array(v.buffer);
+  };
+  const w = new ShardedSafetensorsWriter(dir);
+  const add = (name: string, shape: number[], scale = 0.03) =>
+    w.add(name, "F32", shape, fill(shape.reduce((a, b) => a * b, 1), scale));
+  await add("model.embed_tokens.weight", [s.vocab, s.hidden]);
+  const kv = s.kvHeads * headDim;
+  for (let k = 0; k < s.layers; k++) {
+    const p = `model.layers.${k}`;
+    await add(`${p}.input_layernorm.weight`, [s.hidden], 1);
+    await add(`${p}.self_attn.q_proj.weight`, [s.hidden, s.hidden]);
+    await add(`${p}.self_attn.k_proj.weight`, [kv, s.hidden]);
+    await add(`${p}.self_attn.v_proj.weight`, [kv, s.hidden]);
+    await add(`${p}.self_attn.o_proj.weight`, [s.hidden, s.hidden]);
+    await add(`${p}.post_attention_layernorm.weight`, [s.hidden], 1);
+    await add(`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden]);
+    await add(`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden]);
+    await add(`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate]);
+  }
+  await add("model.norm.weight", [s.hidden], 1);
+  return (await w.finish()).totalSize;
+}
+
+interface RunResult {
+  readonly task: string;
+  readonly scheme: string;
+  readonly seconds: number;
+  readonly sourceBytes: number;
+  readonly quantizedBytes: number;
+  readonly outputBytes: number;
+  readonly peakRssBytes: number;
+}
+
+/** One measured run (inside the child process). */
+async function runOne(
+  task: string,
+  scheme: string,
+  model: string,
+  out: string,
+): Promise<RunResult> {
+  const t0 = performance.now();
+  let quantizedBytes = 0;
+  let outputBytes = 0;
+  if (task === "oneshot") {
+    const r = await oneshot({
+      model,
+      scheme,
+      ignore: ["lm_head"],
+      outputDir: out,
+      onProgress: (e) => {
+        if (e.layer !== null) quantizedBytes += e.bytesRead;
+      },
+    });
+    outputBytes = r.totalSize;
+  } else {
+    const r = await modelFreePtq(model, out, scheme, ["re:.*embed_tokens$", "lm_head"], {
+      onWarning: () => {},
+    });
+    quantizedBytes = r.quantizedBytes;
+    outputBytes = r.totalSize;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  let sourceBytes = 0;
+  for (const e of Deno.readDirSync(model)) {
+    if (e.name.endsWith(".safetensors")) sourceBytes += Deno.statSync(`${model}/${e.name}`).size;
+  }
+  await Deno.remove(out, { recursive: true });
+  return {
+    task,
+    scheme,
+    seconds,
+    sourceBytes,
+    quantizedBytes,
+    outputBytes,
+    peakRssBytes: peakRssBytes(),
+  };
+}
+
+async function child(task: string, scheme: string, model: string, out: string): Promise<RunResult> {
+  const self = new URL(import.meta.url).pathname;
+  const p = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", self, "--child", task, "--scheme", scheme, "--model", model, "--out", out],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(p.stdout).trim();
+  if (p.code !== 0) throw new Error(`${task} ${scheme} failed (exit ${p.code}): ${text}`);
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    child: { type: "string" },
+    scheme: { type: "string" },
+    model: { type: "string" },
+    out: { type: "string" },
+  },
+});
+
+if (values.child) {
+  console.log(
+    JSON.stringify(await runOne(values.child, values.scheme!, values.model!, values.out!)),
+  );
+  Deno.exit(0);
+}
+
+const shape = values.quick ? QUICK : FULL;
+const root = await Deno.makeTempDir({ prefix: "llmc-rtn-bench-" });
+try {
+  const model = `${root}/model`;
+  await Deno.mkdir(model);
+  const g0 = performance.now();
+  const size = await generate(model, shape);
+  console.error(
+    `generated ${(size / 1e9).toFixed(3)} GB synthetic llama in ${
+      ((performance.now() - g0) / 1000).toFixed(1)
+    } s`,
+  );
+  const runs: RunResult[] = [];
+  for (
+    const [task, scheme] of [
+      ["oneshot", "W4A16"],
+      ["oneshot", "FP8_DYNAMIC"],
+      ["model-free", "W4A16"],
+      ["model-free", "FP8_DYNAMIC"],
+    ]
+  ) {
+    runs.push(await child(task, scheme, model, `${root}/out-${task}-${scheme}`));
+  }
+  const gb = (b: number) => (b / 1e9).toFixed(3);
+  console.log(
+    `\nRTN + compression on a synthetic ${
+      gb(size)
+    } GB float32 Llama (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs)`,
+  );
+  console.log(
+    "| task | scheme | seconds | source GB/s | Linear GB/s | output GB | peak RSS MB | RSS / model |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const r of runs) {
+    console.log(
+      `| ${r.task} | ${r.scheme} | ${r.seconds.toFixed(2)} | ${
+        (r.sourceBytes / 1e9 / r.seconds).toFixed(3)
+      } | ` +
+        `${(r.quantizedBytes / 1e9 / r.seconds).toFixed(3)} | ${gb(r.outputBytes)} | ` +
+        `${(r.peakRssBytes / 2 ** 20).toFixed(0)} | ${(r.peakRssBytes / size).toFixed(2)} |`,
+    );
+  }
+  console.log(JSON.stringify({
+    bench: "rtn",
+    quick: values.quick,
+    modelBytes: size,
+    shape,
+    runs: runs.map((r) => ({
+      ...r,
+      sourceGBps: r.sourceBytes / 1e9 / r.seconds,
+      linearGBps: r.quantizedBytes / 1e9 / r.seconds,
+    })),
+  }));
+} finally {
+  if (!values.keep) await Deno.remove(root, { recursive: true });
+}

@@ -1,0 +1,94 @@
+/**
+ * `llmc model-free-ptq`: quantize a safetensors checkpoint without a model
+ * definition (§3.7).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { CliCommand } from "./command.ts";
+import { spreadListFlags } from "./oneshot.ts";
+import { modelFreePtq } from "../model_free/model_free_ptq.ts";
+
+const USAGE =
+  `usage: llmc model-free-ptq --model DIR --scheme PRESET [--ignore I ...] --output-dir OUT [--overwrite]
+
+  --model DIR       a folder of safetensors files (any architecture) with config.json
+  --scheme PRESET   a preset with static weights and dynamic (or no) activations,
+                    e.g. FP8_DYNAMIC, W8A16, W4A16, NVFP4A16, MXFP4A16, W8A8
+  --ignore I ...    modules left dense: names or re:patterns. Every X.weight whose X does not
+                    end with "norm" is quantized, so list embeddings, lm_head and routers here
+  --output-dir OUT  where the checkpoint is written (atomically)
+  --overwrite       replace OUT if it exists
+  --quiet           no per-file progress`;
+
+class UsageError extends Error {}
+
+/**
+ * The `model-free-ptq` command. Exit codes: 0 written, 1 bad model/scheme/output, 2 bad flags.
+ *
+ * @example
+ * ```ts ignore
+ * import { command } from "./model_free_ptq.ts";
+ * await command.run(["--model", "models/llama", "--scheme", "FP8_DYNAMIC",
+ *   "--ignore", "re:.*embed_tokens$", "lm_head", "--output-dir", "out/fp8"]);
+ * ```
+ */
+export const command: CliCommand = {
+  name: "model-free-ptq",
+  summary: "quantize safetensors files directly, without a model definition",
+  async run(argv: string[]): Promise<number> {
+    let opts;
+    try {
+      const { values } = parseArgs({
+        args: spreadListFlags(argv, ["ignore"]),
+        options: {
+          model: { type: "string" },
+          scheme: { type: "string" },
+          ignore: { type: "string", multiple: true },
+          "output-dir": { type: "string" },
+          overwrite: { type: "boolean", default: false },
+          quiet: { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+        },
+        strict: true,
+        allowPositionals: false,
+      });
+      if (values.help) {
+        console.log(USAGE);
+        return 0;
+      }
+      if (!values.model) throw new UsageError("--model is required");
+      if (!values.scheme) throw new UsageError("--scheme is required");
+      if (!values["output-dir"]) throw new UsageError("--output-dir is required");
+      opts = {
+        model: values.model,
+        scheme: values.scheme,
+        ignore: values.ignore ?? [],
+        outputDir: values["output-dir"],
+        overwrite: values.overwrite,
+        quiet: values.quiet,
+      };
+    } catch (e) {
+      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
+      console.error(`llmc model-free-ptq: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    const result = await modelFreePtq(opts.model, opts.outputDir, opts.scheme, opts.ignore, {
+      overwrite: opts.overwrite,
+      onProgress: (e) => {
+        if (!opts.quiet) {
+          console.error(
+            `${e.file} (${e.done}/${e.files}): ${e.quantized} weights in ${e.seconds.toFixed(2)} s`,
+          );
+        }
+      },
+    });
+    console.log(
+      `wrote ${result.outputDir}: ${result.quantized} weights quantized, ` +
+        `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.length} file(s), ` +
+        `${result.seconds.toFixed(1)} s`,
+    );
+    return 0;
+  },
+};

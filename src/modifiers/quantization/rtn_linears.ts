@@ -1,0 +1,115 @@
+/**
+ * The QuantizationModifier's round-to-nearest step for a set of Linears
+ * (one decoder layer, or lm_head): global scales first for tensor_group
+ * weights, fused to the minimum across q/k/v and gate/up (§1.6), then each
+ * weight's scales / zero points from one observation (§4.3), then the
+ * compressed tensors of its format (§1.8–1.9). Optionally also the
+ * fake-quantized dense weights a calibrated pipeline propagates errors with.
+ *
+ * @module
+ */
+
+import type { CompressedTensor } from "../../compress/compressed_tensor.ts";
+import { compressModule } from "../../compress/compress_module.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import type { ModuleFormat } from "../../quant/compression_format.ts";
+import { fuseGlobalScales } from "../../quant/fused_global_scales.ts";
+import { fakeQuantize } from "../../quant/quantize.ts";
+import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
+import type { RtnQParams } from "../../quant/rtn.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
+
+/** One Linear weight to quantize. */
+export interface LinearToQuantize {
+  /** Module name, e.g. `model.layers.0.self_attn.q_proj`; output tensors are `<name>.<param>`. */
+  readonly name: string;
+  /** The dense weight `[out, in]`, row-major (not modified). */
+  readonly values: Float32Array;
+  /** `[out, in]`. */
+  readonly shape: readonly [number, number];
+  /** Its scheme (must have weight args). */
+  readonly scheme: QuantizationScheme;
+  /** Its compression format. */
+  readonly format: ModuleFormat;
+  /** The dtype the weight is stored in; scales are stored in it too. */
+  readonly dtype: ComputeDType;
+}
+
+/** One quantized Linear. */
+export interface QuantizedLinear {
+  /** Module name. */
+  readonly name: string;
+  /** Its RTN qparams (global scale already fused). */
+  readonly qparams: RtnQParams;
+  /** The tensors to write for it. */
+  readonly tensors: CompressedTensor[];
+  /** The fake-quantized weight, when asked for; else null. */
+  readonly fakeQuantized: Float32Array | null;
+}
+
+/** Options of {@link rtnQuantizeLinears}. */
+export interface RtnLinearsOptions {
+  /** Sets of module names whose global scales are fused (see `fusedGlobalScaleGroups`). */
+  readonly fusedSets?: readonly (readonly string[])[];
+  /** Also return the fake-quantized dense weights. */
+  readonly fakeQuantize?: boolean;
+}
+
+/**
+ * Round-to-nearest quantizes and compresses a set of Linears, as
+ * llm-compressor's QuantizationModifier does at calibration start and
+ * `save_pretrained` does at save: the codes on disk are the original
+ * weight quantized with the stored qparams.
+ *
+ * @param linears the weights with their schemes and formats
+ * @param options fused sets and whether to return fake-quantized weights
+ * @returns one result per input, in input order
+ * @throws {QuantizationShapeError} (from quant) when a weight does not fit its scheme
+ * @throws {CompressionError} (from compress) when a format's precondition fails
+ * @example
+ * ```ts
+ * import { rtnQuantizeLinears } from "./rtn_linears.ts";
+ * import { presetScheme } from "../../quant/presets.ts";
+ * const [q] = rtnQuantizeLinears([{
+ *   name: "m", values: new Float32Array([1, -0.5, 0.25, 2]), shape: [2, 2],
+ *   scheme: presetScheme("W8A16", ["Linear"]), format: "pack-quantized", dtype: "F32",
+ * }]);
+ * q.tensors.map((t) => t.name); // ["m.weight_packed", "m.weight_shape", "m.weight_scale"]
+ * ```
+ */
+export function rtnQuantizeLinears(
+  linears: readonly LinearToQuantize[],
+  options: RtnLinearsOptions = {},
+): QuantizedLinear[] {
+  const global = new Map<string, number>();
+  for (const l of linears) {
+    const args = l.scheme.weights!;
+    if (args.strategy === "tensor_group") {
+      global.set(l.name, rtnGlobalScale(l.values, args, l.dtype));
+    }
+  }
+  // Only sets whose members are all here with a global scale are fused.
+  const sets = (options.fusedSets ?? []).filter((s) => s.every((n) => global.has(n)));
+  const fused = fuseGlobalScales(global, sets);
+  return linears.map((l) => {
+    const args = l.scheme.weights!;
+    const qparams = rtnQuantizeModule(l.values, l.shape, args, {
+      globalScale: fused.get(l.name) ?? null,
+      dtype: l.dtype,
+      where: l.name,
+    });
+    const tensors = compressModule(
+      l.name,
+      l.values,
+      l.shape,
+      l.scheme,
+      { weight: qparams },
+      l.dtype,
+      l.format,
+    );
+    const fakeQuantized = options.fakeQuantize
+      ? fakeQuantize(l.values, l.shape, qparams, args, { dtype: l.dtype, where: l.name })
+      : null;
+    return { name: l.name, qparams, tensors, fakeQuantized };
+  });
+}

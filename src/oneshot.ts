@@ -1,0 +1,280 @@
+/**
+ * `oneshot`: compress a Hugging Face model with a recipe (or a preset
+ * scheme) and save a compressed-tensors checkpoint, as llm-compressor's
+ * `oneshot(...)` followed by `save_pretrained(..., save_compressed=True)`.
+ *
+ * The pipeline is chosen by one function, {@link selectPipeline}, following
+ * §3.6: a single QuantizationModifier that needs no calibration data runs
+ * data-free; anything else needs calibration data and the sequential
+ * pipeline. {@link preparePipeline} is the seam where calibrated pipelines
+ * plug in: it validates and plans before any output exists, and returns a
+ * runner that writes into the checkpoint sink.
+ *
+ * @module
+ */
+
+import { LlmcError } from "./errors.ts";
+import { HfModel } from "./io/hf_model.ts";
+import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
+import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
+import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
+import { loadRecipe } from "./recipe/load.ts";
+import type { ModifierSpec } from "./recipe/modifiers.ts";
+import type { Recipe } from "./recipe/recipe.ts";
+import { recipeToYaml } from "./recipe/serialize.ts";
+import { assertSupported } from "./recipe/supported.ts";
+import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+
+export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
+
+/** The pipelines of llm-compressor's `oneshot(pipeline=...)`. */
+export type PipelineName = "datafree" | "sequential" | "basic" | "independent";
+
+/** Arguments of {@link oneshot}. */
+export interface OneshotOptions {
+  /** The model folder, or an open model (left open afterwards). */
+  readonly model: string | HfModel;
+  /** A recipe: file path or YAML/JSON text, a parsed recipe, or modifiers. Exclusive with `scheme`. */
+  readonly recipe?: string | Recipe | readonly ModifierSpec[];
+  /** A preset scheme (e.g. `"W4A16"`) for a QuantizationModifier; exclusive with `recipe`. */
+  readonly scheme?: string;
+  /** Targets of `scheme` (default `["Linear"]`). */
+  readonly targets?: string | readonly string[];
+  /** Modules `scheme` leaves alone (default none; usually `["lm_head"]`). */
+  readonly ignore?: readonly string[];
+  /** The output folder. */
+  readonly outputDir: string;
+  /** Replace an existing output folder. */
+  readonly overwrite?: boolean;
+  /** Continue an interrupted run of the same job (finished layers are kept). */
+  readonly resume?: boolean;
+  /** Force a pipeline instead of the inferred one. */
+  readonly pipeline?: PipelineName;
+  /** Shard size bound in bytes (default 5e9). */
+  readonly maxShardBytes?: number;
+  /** Progress, once per decoder layer. */
+  readonly onProgress?: (event: LayerEvent) => void;
+  /** Warnings (unmatched targets, discarded work folders); `console.warn` by default. */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** What {@link oneshot} wrote. */
+export interface OneshotResult {
+  /** The committed checkpoint folder. */
+  readonly outputDir: string;
+  /** The pipeline that ran. */
+  readonly pipeline: PipelineName;
+  /** Safetensors files written (names inside `outputDir`). */
+  readonly files: readonly string[];
+  /** Bytes of tensor data written. */
+  readonly totalSize: number;
+  /** Number of tensors written. */
+  readonly tensorCount: number;
+  /** Layers an earlier run had finished (resume). */
+  readonly resumedLayers: readonly number[];
+  /** Wall time in seconds. */
+  readonly seconds: number;
+}
+
+/** `oneshot` was called with inconsistent arguments. */
+export class OneshotError extends LlmcError {}
+
+/**
+ * The recipe needs calibration data and a calibrated pipeline (static
+ * activations, KV-cache scales, GPTQ, SparseGPT, NVFP4 input global scales).
+ */
+export class CalibrationRequiredError extends LlmcError {}
+
+/** A pipeline, validated and planned, ready to write into a sink. */
+export interface PreparedPipeline {
+  /** Which pipeline. */
+  readonly name: PipelineName;
+  /** Writes every layer into the sink; returns what finalize needs. */
+  run(sink: CheckpointSink, onEvent: (e: LayerEvent) => void): Promise<PipelineOutcome>;
+}
+
+/**
+ * The pipeline a recipe runs in (§3.6): `datafree` when the recipe is one
+ * QuantizationModifier that needs no calibration data, otherwise
+ * `sequential`. A requested pipeline is honoured when it can run the recipe.
+ *
+ * @param recipe the recipe
+ * @param requested the user's choice, if any (`independent` means "infer")
+ * @param warn receives a note when the request differs from the inferred pipeline
+ * @returns the pipeline to run
+ * @throws {OneshotError} for an empty recipe
+ * @throws {CalibrationRequiredError} when `datafree` is requested for a recipe that needs data
+ * @example
+ * ```ts
+ * import { selectPipeline } from "./oneshot.ts";
+ * import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
+ * selectPipeline(recipeFromModifiers([QuantizationModifier({ scheme: "W8A16" })])); // "datafree"
+ * selectPipeline(recipeFromModifiers([QuantizationModifier({ scheme: "FP8" })])); // "sequential"
+ * ```
+ */
+export function selectPipeline(
+  recipe: Recipe,
+  requested?: PipelineName,
+  warn: (message: string) => void = (m) => console.warn(m),
+): PipelineName {
+  if (recipe.modifiers.length === 0) throw new OneshotError("the recipe has no modifiers");
+  const reasons = recipe.modifiers.map(dataFreeIncompatibility);
+  const inferred: PipelineName = recipe.modifiers.length === 1 && reasons[0] === null
+    ? "datafree"
+    : "sequential";
+  if (requested === undefined || requested === "independent" || requested === inferred) {
+    return inferred;
+  }
+  if (requested === "datafree") {
+    const why = recipe.modifiers.length > 1
+      ? "the data-free pipeline runs a single QuantizationModifier"
+      : reasons[0];
+    throw new CalibrationRequiredError(
+      `pipeline 'datafree' cannot run this recipe (${why}); it requires calibration data / ` +
+        `the sequential pipeline`,
+    );
+  }
+  warn(`pipeline '${requested}' requested; the recipe would run in '${inferred}'`);
+  return requested;
+}
+
+/**
+ * Validates and plans a pipeline for a model and recipe, before any output
+ * is opened. Calibrated pipelines plug in here.
+ *
+ * @param name the pipeline ({@link selectPipeline})
+ * @param model the source model
+ * @param recipe the recipe
+ * @param warn receives notes such as targets that match no module
+ * @returns the prepared pipeline
+ * @throws {CalibrationRequiredError} for pipelines that need calibration data (not available yet)
+ * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
+ * @example
+ * ```ts ignore
+ * const p = preparePipeline("datafree", model, recipe);
+ * const outcome = await p.run(sink, () => {});
+ * ```
+ */
+export function preparePipeline(
+  name: PipelineName,
+  model: HfModel,
+  recipe: Recipe,
+  warn: (message: string) => void = (m) => console.warn(m),
+): PreparedPipeline {
+  switch (name) {
+    case "datafree": {
+      const plan = planDataFree(model, recipe.modifiers[0]);
+      for (const t of plan.unmatched) warn(`'${t}' matches no Linear module of ${model.dir}`);
+      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent) };
+    }
+    case "sequential":
+    case "basic":
+    case "independent": {
+      const needs = recipe.modifiers
+        .map((m) => [m, dataFreeIncompatibility(m)] as const)
+        .filter(([, why]) => why !== null)
+        .map(([m, why]) => `${m.stage}_stage.${m.group}_modifiers.${m.type}: ${why}`);
+      throw new CalibrationRequiredError(
+        `this recipe requires calibration data / the sequential pipeline, which llmc cannot run ` +
+          `yet` + (needs.length > 0 ? ` (${needs.join("; ")})` : ` (pipeline '${name}')`),
+      );
+    }
+  }
+}
+
+async function recipeOf(options: OneshotOptions): Promise<Recipe> {
+  if (options.recipe !== undefined && options.scheme !== undefined) {
+    throw new OneshotError("give either recipe or scheme, not both");
+  }
+  if (options.recipe === undefined) {
+    if (options.scheme === undefined) throw new OneshotError("give a recipe or a scheme");
+    const targets = options.targets === undefined
+      ? ["Linear"]
+      : typeof options.targets === "string"
+      ? [options.targets]
+      : [...options.targets];
+    return recipeFromModifiers([
+      QuantizationModifier({
+        targets,
+        ignore: [...(options.ignore ?? [])],
+        scheme: options.scheme,
+      }),
+    ]);
+  }
+  if (options.targets !== undefined || options.ignore !== undefined) {
+    throw new OneshotError("targets and ignore go with scheme; a recipe carries its own");
+  }
+  const r = options.recipe;
+  if (typeof r === "string") return await loadRecipe(r);
+  if (Array.isArray(r)) return recipeFromModifiers(r as readonly ModifierSpec[]);
+  return r as Recipe;
+}
+
+/**
+ * Compresses a model and writes a compressed-tensors checkpoint to
+ * `outputDir`, atomically: on any error nothing appears there (an
+ * interrupted run keeps its finished layers in `<outputDir>.tmp-llmc` for
+ * `resume`). Bad input is reported before any output is written.
+ *
+ * @param options model, recipe or scheme, output folder and run options
+ * @returns what was written
+ * @throws {OneshotError} for inconsistent arguments
+ * @throws {CalibrationRequiredError} when the recipe needs calibration data
+ * @throws {RecipeError} / {UnsupportedModifierError} (from recipe) for a bad or unsupported recipe
+ * @throws {QuantizationShapeError} (from quant) for a module its scheme cannot quantize
+ * @throws {CheckpointSinkError} (from sink) when the output exists without `overwrite`
+ * @example
+ * ```ts ignore
+ * import { oneshot } from "./oneshot.ts";
+ * await oneshot({
+ *   model: "models/stories260K",
+ *   scheme: "FP8_DYNAMIC",
+ *   ignore: ["lm_head"],
+ *   outputDir: "out/stories-fp8",
+ * });
+ * ```
+ */
+export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
+  const t0 = performance.now();
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const recipe = await recipeOf(options);
+  for (const m of recipe.modifiers) assertSupported(m);
+  for (const w of recipe.warnings) warn(w);
+  const ownModel = typeof options.model === "string";
+  const model = typeof options.model === "string"
+    ? await HfModel.open(options.model)
+    : options.model;
+  try {
+    const name = selectPipeline(recipe, options.pipeline, warn);
+    const pipeline = preparePipeline(name, model, recipe, warn);
+    const recipeYaml = recipeToYaml(recipe);
+    const sink = await CheckpointSink.open({
+      outputDir: options.outputDir,
+      source: model,
+      overwrite: options.overwrite,
+      resume: options.resume,
+      maxShardBytes: options.maxShardBytes,
+      job: { pipeline: name, recipe: recipeYaml },
+      onWarning: warn,
+    });
+    const resumedLayers = sink.doneLayers();
+    const outcome = await pipeline.run(sink, options.onProgress ?? (() => {}));
+    const done = await sink.finalize({
+      quantizationConfig: outcome.quantizationConfig,
+      sparsityConfig: outcome.sparsityConfig,
+      configPatch: outcome.configPatch,
+      recipeYaml,
+    });
+    return {
+      outputDir: done.outputDir,
+      pipeline: name,
+      files: done.files,
+      totalSize: done.totalSize,
+      tensorCount: done.tensorCount,
+      resumedLayers,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    if (ownModel) model.close();
+  }
+}

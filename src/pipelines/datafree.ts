@@ -1,0 +1,274 @@
+/**
+ * The data-free pipeline (§3.6): for a single QuantizationModifier whose
+ * schemes need no calibration data (weight-only, or dynamic activations),
+ * every Linear is round-to-nearest quantized straight from the checkpoint,
+ * one decoder layer at a time — read the layer's weights lazily, quantize,
+ * compress, hand the layer to the sink, let it go. Everything that is not a
+ * quantized Linear weight (norms, biases, embeddings) is copied unchanged in
+ * its stored dtype.
+ *
+ * @module
+ */
+
+import type { HfModel } from "../io/hf_model.ts";
+import { LlmcError } from "../errors.ts";
+import { layerPrefix } from "../model/module_names.ts";
+import type { ModifierSpec } from "../recipe/modifiers.ts";
+import { resolveQuantizationConfig } from "../recipe/resolve.ts";
+import { computeDTypeOf, planLinearQuantization } from "../modifiers/quantization/linear_plan.ts";
+import type { LinearPlan, PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
+import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
+import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
+import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
+import type { CheckpointSink, CheckpointTensor } from "../sink/checkpoint_sink.ts";
+import type { JsonObject } from "../sink/config_json.ts";
+
+/** What a pipeline hands to the sink's finalize besides the tensors. */
+export interface PipelineOutcome {
+  /** The `quantization_config` of config.json. */
+  readonly quantizationConfig: JsonObject;
+  /** Top-level config.json keys to set (e.g. untied embeddings). */
+  readonly configPatch?: JsonObject;
+  /** The `sparsity_config`, when a sparsity modifier ran. */
+  readonly sparsityConfig?: JsonObject;
+}
+
+/** Progress of one unit of work (a decoder layer, or the tensors outside the layers). */
+export interface LayerEvent {
+  /** The decoder layer, or null for the tensors outside the layers. */
+  readonly layer: number | null;
+  /** Number of decoder layers. */
+  readonly layers: number;
+  /** True when the sink already had it (resumed run). */
+  readonly skipped: boolean;
+  /** Seconds spent on it. */
+  readonly seconds: number;
+  /** Bytes of source weights read for it. */
+  readonly bytesRead: number;
+}
+
+/** A model that cannot be processed as planned (a tensor outside the expected layers). */
+export class DataFreePipelineError extends LlmcError {}
+
+/**
+ * Why a modifier cannot run in the data-free pipeline, or null when it can:
+ * only a QuantizationModifier qualifies, and only when no group has static
+ * (or NVFP4 "local") activation args and there is no KV-cache scheme.
+ *
+ * @param modifier a recipe modifier
+ * @returns the reason, or null
+ * @example
+ * ```ts
+ * import { dataFreeIncompatibility } from "./datafree.ts";
+ * import { QuantizationModifier } from "../recipe/constructors.ts";
+ * dataFreeIncompatibility(QuantizationModifier({ scheme: "FP8_DYNAMIC" })); // null
+ * dataFreeIncompatibility(QuantizationModifier({ scheme: "FP8" })) !== null; // true
+ * ```
+ */
+export function dataFreeIncompatibility(modifier: ModifierSpec): string | null {
+  if (modifier.type !== "QuantizationModifier") {
+    return `${modifier.type} needs calibration data`;
+  }
+  const resolved = resolveQuantizationConfig(modifier);
+  if (resolved.kvCacheScheme !== null) return "kv_cache_scheme needs calibrated K/V scales";
+  for (const [name, g] of Object.entries(resolved.configGroups)) {
+    for (
+      const [kind, args] of [["input", g.inputActivations], [
+        "output",
+        g.outputActivations,
+      ]] as const
+    ) {
+      if (args === null || args.dynamic === true) continue;
+      return args.dynamic === "local"
+        ? `${name} quantizes ${kind} activations with a calibrated global scale (dynamic: local)`
+        : `${name} quantizes ${kind} activations statically`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Plans a data-free run: resolves the modifier's config groups and plans
+ * (and validates) every Linear, reading no weights. Every error a bad
+ * recipe or shape can cause is raised here, before any output exists.
+ *
+ * @param model the source model
+ * @param modifier a data-free QuantizationModifier (see {@link dataFreeIncompatibility})
+ * @returns the plan
+ * @throws {DataFreePipelineError} when the modifier needs calibration or a tensor lies outside the layers
+ * @throws {QuantizationShapeError} (from quant) for a module whose shape does not fit its scheme
+ * @example
+ * ```ts ignore
+ * const plan = planDataFree(model, recipe.modifiers[0]);
+ * plan.quantizationConfig.format; // "float-quantized"
+ * ```
+ */
+export function planDataFree(model: HfModel, modifier: ModifierSpec): LinearPlan {
+  const why = dataFreeIncompatibility(modifier);
+  if (why !== null || modifier.type !== "QuantizationModifier") {
+    throw new DataFreePipelineError(`the data-free pipeline cannot run this recipe: ${why}`);
+  }
+  const n = model.config.numHiddenLayers;
+  for (const name of model.tensorNames()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m !== null && Number(m[1]) >= n) {
+      throw new DataFreePipelineError(
+        `${model.dir}: tensor '${name}' belongs to layer ${m[1]}, but config.json has ` +
+          `num_hidden_layers ${n}`,
+      );
+    }
+  }
+  return planLinearQuantization(model, resolveQuantizationConfig(modifier));
+}
+
+function quantized(l: PlannedLinear): boolean {
+  return l.scheme !== null && l.scheme.weights !== null && l.format !== null;
+}
+
+async function copyRaw(model: HfModel, name: string): Promise<CheckpointTensor> {
+  const info = model.info(name);
+  return { name, dtype: info.dtype, shape: info.shape, data: await model.readRaw(name) };
+}
+
+/**
+ * Quantizes Linears one fused set (or one module) at a time, so only that
+ * set's dense weights are in memory; the compressed tensors are kept.
+ */
+async function quantizeAll(
+  model: HfModel,
+  linears: readonly PlannedLinear[],
+  fusedSets: readonly (readonly string[])[],
+): Promise<{ tensors: CheckpointTensor[]; bytesRead: number }> {
+  const names = new Set(linears.map((l) => l.name));
+  const sets = fusedSets.filter((set) => set.every((n) => names.has(n)));
+  const inSet = new Set(sets.flat());
+  const batches = [
+    ...sets.map((set) => linears.filter((l) => set.includes(l.name))),
+    ...linears.filter((l) => !inSet.has(l.name)).map((l) => [l]),
+  ];
+  const tensors: CheckpointTensor[] = [];
+  let bytesRead = 0;
+  for (const batch of batches) {
+    const todo: LinearToQuantize[] = [];
+    for (const l of batch) {
+      const values = await model.readF32(l.weightTensor);
+      bytesRead += model.info(l.weightTensor).byteLength;
+      todo.push({
+        name: l.name,
+        values,
+        shape: l.shape,
+        scheme: l.scheme!,
+        format: l.format!,
+        dtype: computeDTypeOf(l.dtype, l.weightTensor),
+      });
+    }
+    for (const q of rtnQuantizeLinears(todo, { fusedSets: sets })) tensors.push(...q.tensors);
+  }
+  return { tensors, bytesRead };
+}
+
+/**
+ * Runs a planned data-free job into a sink: the tensors outside the layers
+ * (one sink group each, lm_head quantized when planned), then every decoder
+ * layer not already in the sink. The caller finalizes the sink with the
+ * returned outcome.
+ *
+ * @param model the source model
+ * @param plan the plan from {@link planDataFree}
+ * @param sink an open checkpoint sink for this job
+ * @param onEvent progress callback, once per layer (and once for the rest)
+ * @returns the quantization config (and config patch) for finalize
+ * @example
+ * ```ts ignore
+ * const outcome = await runDataFree(model, plan, sink);
+ * await sink.finalize({ ...outcome, recipeYaml });
+ * ```
+ */
+export async function runDataFree(
+  model: HfModel,
+  plan: LinearPlan,
+  sink: CheckpointSink,
+  onEvent: (e: LayerEvent) => void = () => {},
+): Promise<PipelineOutcome> {
+  const n = model.config.numHiddenLayers;
+  const byLayer = new Map<number, string[]>();
+  const outside: string[] = [];
+  for (const name of model.tensorNames()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m === null) outside.push(name);
+    else {
+      const k = Number(m[1]);
+      if (!byLayer.has(k)) byLayer.set(k, []);
+      byLayer.get(k)!.push(name);
+    }
+  }
+
+  const lmHead = plan.linears.find((l) => l.layer === null)!;
+  const start = performance.now();
+  let bytesRead = 0;
+  for (const name of outside) {
+    const key = name.replace(/[^A-Za-z0-9_-]/g, "_");
+    if (sink.isGroupDone(key)) continue;
+    if (name === lmHead.weightTensor && quantized(lmHead) && !plan.untieLmHead) {
+      const q = await quantizeAll(model, [lmHead], []);
+      bytesRead += q.bytesRead;
+      await sink.writeTensors(key, q.tensors);
+    } else {
+      bytesRead += model.info(name).byteLength;
+      await sink.writeTensors(key, [await copyRaw(model, name)]);
+    }
+  }
+  if (plan.untieLmHead && !sink.isGroupDone("lm_head")) {
+    // A tied lm_head that is quantized is written as its own (untied) module.
+    const q = await quantizeAll(model, [lmHead], []);
+    bytesRead += q.bytesRead;
+    await sink.writeTensors("lm_head", q.tensors);
+  }
+  onEvent({
+    layer: null,
+    layers: n,
+    skipped: false,
+    seconds: (performance.now() - start) / 1000,
+    bytesRead,
+  });
+
+  for (let k = 0; k < n; k++) {
+    if (sink.isLayerDone(k)) {
+      onEvent({ layer: k, layers: n, skipped: true, seconds: 0, bytesRead: 0 });
+      continue;
+    }
+    const t0 = performance.now();
+    const linears = plan.linears.filter((l) => l.layer === k && quantized(l));
+    const replaced = new Set(linears.map((l) => l.weightTensor));
+    const tg = new Set(
+      linears.filter((l) => l.scheme!.weights!.strategy === "tensor_group").map((l) => l.name),
+    );
+    const q = await quantizeAll(
+      model,
+      linears,
+      layerFusedSets(k, model.config.modelType, (m) => tg.has(m)),
+    );
+    const tensors = [...q.tensors];
+    let layerBytes = q.bytesRead;
+    for (const name of byLayer.get(k) ?? []) {
+      if (replaced.has(name)) continue;
+      layerBytes += model.info(name).byteLength;
+      tensors.push(await copyRaw(model, name));
+    }
+    if (tensors.length === 0) {
+      throw new DataFreePipelineError(`${model.dir}: ${layerPrefix(k)} has no tensors`);
+    }
+    await sink.writeLayer(k, tensors);
+    onEvent({
+      layer: k,
+      layers: n,
+      skipped: false,
+      seconds: (performance.now() - t0) / 1000,
+      bytesRead: layerBytes,
+    });
+  }
+  return {
+    quantizationConfig: plan.quantizationConfig,
+    configPatch: plan.untieLmHead ? { tie_word_embeddings: false } : undefined,
+  };
+}
