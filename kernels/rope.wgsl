@@ -1,0 +1,53 @@
+// rope: rotary position embedding in place, in Hugging Face's rotate_half
+// convention: with half = head_dim / 2 and i < half,
+//   x'[i]        = x[i] * cos[t, i] - x[i + half] * sin[t, i]
+//   x'[i + half] = x[i + half] * cos[t, i] + x[i] * sin[t, i]
+// where t = row % seq_len is the token's position in its sequence. The host
+// computes the cos/sin tables (inv_freq of every rope_scaling type, times the
+// attention scaling) exactly as transformers does, so this kernel only rotates.
+//
+// Bindings:
+//   0 x       storage, read_write  f32 [batch * seq_len, heads * head_dim]
+//   1 cos     storage, read        f32 [seq_len, head_dim / 2]
+//   2 sin     storage, read        f32 [seq_len, head_dim / 2]
+//   3 params  uniform              { rows, seq_len, heads, head_dim }
+// Layout: one invocation per (row, head, i < half), 64 per workgroup; the
+// 1-D grid is folded into (x, y). Each invocation reads and writes only its
+// own pair, so the update in place is race-free.
+
+struct Params {
+  rows: u32,
+  seq_len: u32,
+  heads: u32,
+  head_dim: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> cos_table: array<f32>;
+@group(0) @binding(2) var<storage, read> sin_table: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let half = params.head_dim / 2u;
+  let i = (wid.y * nwg.x + wid.x) * 64u + lid;
+  if (i >= params.rows * params.heads * half) {
+    return;
+  }
+  let pair = i % half;
+  let head = (i / half) % params.heads;
+  let row = i / (half * params.heads);
+  let pos = row % params.seq_len;
+
+  let base = row * params.heads * params.head_dim + head * params.head_dim;
+  let x1 = x[base + pair];
+  let x2 = x[base + pair + half];
+  let c = cos_table[pos * half + pair];
+  let s = sin_table[pos * half + pair];
+  x[base + pair] = x1 * c - x2 * s;
+  x[base + pair + half] = x2 * c + x1 * s;
+}

@@ -1,0 +1,133 @@
+/**
+ * `llmc generate`: continue a prompt with a model, greedily by default.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { CliCommand } from "./command.ts";
+import { loadTokenizer } from "../io/tokenizer.ts";
+import { DecoderModel } from "../model/decoder_model.ts";
+import { generate } from "../model/generate.ts";
+
+const USAGE =
+  `usage: llmc generate --model DIR --prompt TEXT --max-new-tokens N [--temperature T --top-p P --seed S] [--ignore-eos]
+
+  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json)
+  --prompt TEXT         the text to continue (BOS is added as the tokenizer does)
+  --max-new-tokens N    how many tokens to generate at most
+  --temperature T       sample at temperature T (default 0: greedy)
+  --top-p P             nucleus sampling: keep the most likely tokens up to probability P (default 1)
+  --seed S              the sampler's seed (default 0)
+  --ignore-eos          keep generating after EOS`;
+
+class UsageError extends Error {}
+
+function number(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  check: (n: number) => boolean,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || !check(n)) {
+    throw new UsageError(`--${flag}: invalid value '${value}'`);
+  }
+  return n;
+}
+
+/**
+ * The `generate` command: prints the prompt and its continuation on stdout,
+ * timing on stderr. Exit codes: 0 done, 1 bad model, 2 bad flags.
+ *
+ * @example
+ * ```ts ignore
+ * import { command } from "./generate.ts";
+ * await command.run(["--model", "models/stories260K", "--prompt", "Once", "--max-new-tokens", "20"]);
+ * ```
+ */
+export const command: CliCommand = {
+  name: "generate",
+  summary: "continue a prompt with a model (greedy, or temperature / top-p sampling)",
+  async run(argv: string[]): Promise<number> {
+    let args;
+    try {
+      const { values } = parseArgs({
+        args: argv,
+        options: {
+          model: { type: "string" },
+          prompt: { type: "string" },
+          "max-new-tokens": { type: "string" },
+          temperature: { type: "string" },
+          "top-p": { type: "string" },
+          seed: { type: "string" },
+          "ignore-eos": { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+        },
+        strict: true,
+        allowPositionals: false,
+      });
+      if (values.help) {
+        console.log(USAGE);
+        return 0;
+      }
+      if (!values.model) throw new UsageError("--model is required");
+      if (values.prompt === undefined) throw new UsageError("--prompt is required");
+      if (values["max-new-tokens"] === undefined) {
+        throw new UsageError("--max-new-tokens is required");
+      }
+      args = {
+        model: values.model,
+        prompt: values.prompt,
+        maxNewTokens: number(
+          "max-new-tokens",
+          values["max-new-tokens"],
+          0,
+          (n) => Number.isSafeInteger(n) && n >= 0,
+        ),
+        temperature: number("temperature", values.temperature, 0, (n) => n >= 0),
+        topP: number("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
+        seed: number("seed", values.seed, 0, Number.isSafeInteger),
+        ignoreEos: values["ignore-eos"],
+      };
+    } catch (e) {
+      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
+      console.error(`llmc generate: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+
+    const tokenizer = await loadTokenizer(args.model);
+    const prompt = tokenizer.encode(args.prompt, { addSpecialTokens: true });
+    if (prompt.length === 0) {
+      console.error("llmc generate: the prompt encodes to no tokens and the tokenizer adds no BOS");
+      return 2;
+    }
+    const model = await DecoderModel.load(args.model);
+    try {
+      const start = performance.now();
+      const eos = [
+        ...model.config.eosTokenIds,
+        ...(tokenizer.eosId === null ? [] : [tokenizer.eosId]),
+      ];
+      const ids = await generate(model, prompt, {
+        maxNewTokens: args.maxNewTokens,
+        temperature: args.temperature,
+        topP: args.topP,
+        seed: args.seed,
+        stopIds: args.ignoreEos ? [] : eos,
+      });
+      const seconds = (performance.now() - start) / 1000;
+      console.log(tokenizer.decode(ids, { skipSpecialTokens: true }));
+      const generated = ids.length - prompt.length;
+      console.error(
+        `${generated} tokens in ${seconds.toFixed(2)} s (${
+          (generated / seconds).toFixed(1)
+        } tokens/s)`,
+      );
+      return 0;
+    } finally {
+      model.close();
+    }
+  },
+};

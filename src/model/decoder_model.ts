@@ -1,0 +1,579 @@
+/**
+ * A Llama-family decoder (llama, mistral, qwen2, qwen3) that runs on WebGPU
+ * one layer at a time: `embed`, then `runLayer(k, …)` for each layer, then
+ * `head` (or `nll` for perplexity). This is the API the sequential
+ * calibration pipeline and the compression modifiers build on.
+ *
+ * Memory: only the layer being run is on the GPU. Each `runLayer` reads its
+ * layer's tensors from the checkpoint, uploads them, records the layer into
+ * one command batch, submits it and releases the weights; before uploading
+ * it waits for the previous call's GPU work, so at most two layers' weights
+ * (one uploading, one finishing) exist at any time, while reading the next
+ * layer from disk overlaps the GPU work of the last. The embedding table and
+ * lm_head are streamed when `embed`/`head`/`nll` need them, in row blocks
+ * of at most 16 MiB (embed reads only the blocks its ids fall in; head and
+ * nll compute the logits one vocabulary block at a time), so neither is ever
+ * whole on the GPU.
+ *
+ * @module
+ */
+
+import { CommandBatch } from "../gpu/batch.ts";
+import { getGpu, type Gpu } from "../gpu/device.ts";
+import { matmul, prepareOps } from "../gpu/ops.ts";
+import { GpuTensor } from "../gpu/tensor.ts";
+import { HfModel } from "../io/hf_model.ts";
+import type { ModelConfig } from "../io/model_config.ts";
+import { encodeDecoderLayer } from "./decoder_layer.ts";
+import { readLayerTensors } from "./layer_tensors.ts";
+import { LayerWeights } from "./layer_weights.ts";
+import { DecoderModelError } from "./model_error.ts";
+import { MAX_HEAD_DIM, ModelOps } from "./model_ops.ts";
+import { readMatrixRows } from "./matrix_rows.ts";
+import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "./module_names.ts";
+import { ropeTable } from "./rope.ts";
+import type { RunLayerOptions } from "./taps.ts";
+import type { WeightSource } from "./weight_source.ts";
+
+/** How `hidden` tensors are split into sequences. */
+interface Layout {
+  sequences: number;
+  seqLen: number;
+}
+
+/** Largest block of logits `head` and `nll` make at once. */
+const NLL_CHUNK_BYTES = 64 * 2 ** 20;
+/** Largest block of the embedding table or lm_head read and uploaded at once. */
+const STREAM_BLOCK_BYTES = 16 * 2 ** 20;
+
+// Shared by all models, so a hidden state can move between two instances.
+const layouts = new WeakMap<GpuTensor, Layout>();
+
+/**
+ * A decoder checkpoint bound to a GPU.
+ *
+ * @example
+ * ```ts ignore
+ * import { DecoderModel } from "./decoder_model.ts";
+ * const model = await DecoderModel.load("/work/shared/models/stories260K");
+ * const ids = new Int32Array([1, 403, 407]);
+ * let hidden = await model.embed(ids, 1, ids.length);
+ * for (let k = 0; k < model.config.numHiddenLayers; k++) {
+ *   const next = await model.runLayer(k, hidden, {
+ *     taps: (e) => { if (e.kind === "linear_input") console.log(e.modules); },
+ *   });
+ *   hidden.destroy();
+ *   hidden = next;
+ * }
+ * const logits = await (await model.head(hidden)).readF32();
+ * model.close();
+ * ```
+ */
+export class DecoderModel {
+  readonly #ropeTables = new Map<number, { cos: GpuTensor; sin: GpuTensor }>();
+  #inflight: Promise<unknown> | null = null;
+
+  private constructor(
+    /** The GPU the model runs on. */
+    readonly gpu: Gpu,
+    /** Where tensors are read from. */
+    readonly source: WeightSource,
+    private readonly ops: ModelOps,
+    private readonly ownsSource: boolean,
+    private readonly streamBlockBytes: number,
+  ) {}
+
+  /**
+   * Opens a checkpoint folder (or wraps an open one) and compiles the kernels.
+   * No weights are read yet.
+   *
+   * @param model a Hugging Face model folder, or an open {@link WeightSource} such as `HfModel`
+   * @param gpu the device; default `getGpu()`
+   * @param options `streamBlockBytes`: the largest block of the embedding
+   *   table or lm_head read and uploaded at once (default 16 MiB)
+   * @returns the model
+   * @throws {DecoderModelError} when the config is outside what the kernels support
+   * @example
+   * ```ts ignore
+   * import { DecoderModel } from "./decoder_model.ts";
+   * const model = await DecoderModel.load("/models/Llama-3.2-1B");
+   * ```
+   */
+  static async load(
+    model: string | WeightSource,
+    gpu?: Gpu,
+    options: { streamBlockBytes?: number } = {},
+  ): Promise<DecoderModel> {
+    const source = typeof model === "string" ? await HfModel.open(model) : model;
+    try {
+      const config = source.config;
+      if (config.headDim % 4 !== 0 || config.headDim > MAX_HEAD_DIM) {
+        throw new DecoderModelError(
+          `config head_dim ${config.headDim}: llmc's attention kernel needs a multiple of 4 ` +
+            `up to ${MAX_HEAD_DIM}`,
+        );
+      }
+      const device = gpu ?? await getGpu();
+      const [ops] = await Promise.all([
+        ModelOps.load(device, [config.headDim]),
+        prepareOps(device),
+      ]);
+      return new DecoderModel(
+        device,
+        source,
+        ops,
+        typeof model === "string",
+        options.streamBlockBytes ?? STREAM_BLOCK_BYTES,
+      );
+    } catch (e) {
+      if (typeof model === "string") (source as HfModel).close();
+      throw e;
+    }
+  }
+
+  /** The model's config. */
+  get config(): ModelConfig {
+    return this.source.config;
+  }
+
+  /** The number of decoder layers. */
+  get numLayers(): number {
+    return this.source.config.numHiddenLayers;
+  }
+
+  /**
+   * Embeds `batch` equal-length sequences: row `b · seqLen + t` is the
+   * embedding of `ids[b · seqLen + t]`.
+   *
+   * @param ids token ids, [batch · seqLen]
+   * @param batch the number of sequences
+   * @param seqLen tokens per sequence
+   * @returns the hidden state, [batch · seqLen, hidden] (the caller owns it)
+   * @throws {DecoderModelError} for a bad shape or an id outside the vocabulary
+   * @example
+   * ```ts ignore
+   * const hidden = await model.embed(new Int32Array([1, 2, 1, 3]), 2, 2);
+   * ```
+   */
+  async embed(ids: Int32Array, batch = 1, seqLen = ids.length / batch): Promise<GpuTensor> {
+    const layout = this.#checkIds(ids, batch, seqLen);
+    const { vocabSize: V, hiddenSize: H } = this.config;
+    // Stream the table in row blocks, skipping blocks no id falls in.
+    const chunkRows = this.#streamRows(H);
+    const blocks = [...new Set(Array.from(ids, (id) => Math.floor(id / chunkRows)))].sort((a, b) =>
+      a - b
+    );
+    await this.#settle();
+    const idsGpu = GpuTensor.fromArray(this.gpu, ids, [ids.length]);
+    const out = GpuTensor.allocate(this.gpu, [ids.length, H]);
+    try {
+      for (const block of blocks) {
+        const row0 = block * chunkRows;
+        const rows = Math.min(chunkRows, V - row0);
+        const data = await readMatrixRows(this.source, EMBED_TOKENS, H, row0, rows);
+        // The previous block's gather is done, so its upload memory is free.
+        await this.#settle();
+        const table = GpuTensor.fromArray(this.gpu, data, [rows, H]);
+        const cmd = new CommandBatch(this.gpu);
+        this.ops.embeddingGather(cmd, table, row0, idsGpu, out);
+        table.destroy();
+        this.#submit(cmd);
+      }
+    } catch (e) {
+      out.destroy();
+      throw e;
+    } finally {
+      idsGpu.destroy();
+    }
+    layouts.set(out, layout);
+    return out;
+  }
+
+  /**
+   * Runs decoder layer `k` on `hidden`, with the checkpoint's weights or
+   * substituted ones, showing its activations to `options.taps`.
+   *
+   * @param k the layer index, 0 … numLayers − 1
+   * @param hidden the layer's input, [sequences · seqLen, hidden]; not modified or destroyed
+   * @param options taps, substituted weights, a Linear-input transform, the sequence count
+   * @returns the layer's output, [sequences · seqLen, hidden] (the caller owns it)
+   * @throws {DecoderModelError} for a bad layer index, shape or weight
+   * @example
+   * ```ts ignore
+   * const out = await model.runLayer(0, hidden, {
+   *   weights: new Map([["model.layers.0.mlp.down_proj.weight", fakeQuantized]]),
+   * });
+   * ```
+   */
+  async runLayer(k: number, hidden: GpuTensor, options: RunLayerOptions = {}): Promise<GpuTensor> {
+    if (!Number.isInteger(k) || k < 0 || k >= this.numLayers) {
+      throw new DecoderModelError(`runLayer: layer ${k} is outside 0..${this.numLayers - 1}`);
+    }
+    const layout = this.#layoutOf(hidden, options.sequences, "runLayer");
+    const given = options.weights instanceof LayerWeights ? options.weights : null;
+    if (given && given.layer !== k) {
+      throw new DecoderModelError(`runLayer(${k}): given LayerWeights are layer ${given.layer}`);
+    }
+    const arrays = given ? null : await readLayerTensors(
+      this.source,
+      k,
+      options.weights as ReadonlyMap<string, Float32Array> | undefined,
+    );
+    await this.#settle();
+    const weights = given ?? LayerWeights.fromArrays(this.gpu, this.config, k, arrays!);
+    const batch = new CommandBatch(this.gpu);
+    let out: GpuTensor;
+    try {
+      const { cos, sin } = this.#rope(layout.seqLen);
+      out = encodeDecoderLayer(
+        batch,
+        {
+          config: this.config,
+          ops: this.ops,
+          cos,
+          sin,
+          sequences: layout.sequences,
+          seqLen: layout.seqLen,
+          taps: options.taps,
+          transformLinearInput: options.transformLinearInput,
+        },
+        weights,
+        hidden,
+      );
+    } finally {
+      if (!given) weights.destroy();
+      // Submitted even when recording failed, so the batch lets go of its buffers.
+      this.#submit(batch);
+    }
+    layouts.set(out, layout);
+    return out;
+  }
+
+  /**
+   * The final RMSNorm followed by lm_head (the embedding table when tied).
+   *
+   * @param hidden the last layer's output, [rows, hidden]; not destroyed
+   * @returns logits, [rows, vocab] (the caller owns it)
+   * @throws {DecoderModelError} when rows · vocab floats exceed one storage binding (use `nll`)
+   * @example
+   * ```ts ignore
+   * const logits = await (await model.head(hidden)).readF32();
+   * ```
+   */
+  async head(hidden: GpuTensor): Promise<GpuTensor> {
+    const rows = this.#checkHidden(hidden, "head");
+    const V = this.config.vocabSize;
+    const limit = Math.min(
+      this.gpu.limits.maxStorageBufferBindingSize,
+      this.gpu.limits.maxBufferSize,
+    );
+    if (rows * V * 4 > limit) {
+      throw new DecoderModelError(
+        `head: logits [${rows}, ${V}] exceed one storage binding (${limit} bytes); ` +
+          "run fewer tokens at a time, or use nll() which works in vocabulary blocks",
+      );
+    }
+    const normed = await this.finalNorm(hidden);
+    let logits: GpuTensor | null = null;
+    try {
+      await this.#forEachHeadBlock(rows, (batch, w, v0, first, last) => {
+        const y = matmul(batch, normed, w);
+        if (first && last) {
+          logits = y;
+          return;
+        }
+        logits ??= GpuTensor.allocate(this.gpu, [rows, V]);
+        this.ops.copyColumns(batch, y, logits, v0);
+        y.destroy();
+      });
+    } catch (e) {
+      (logits as GpuTensor | null)?.destroy();
+      throw e;
+    } finally {
+      normed.destroy();
+    }
+    return logits!;
+  }
+
+  /**
+   * The final RMSNorm only: transformers' last `output_hidden_states` entry.
+   *
+   * @param hidden the last layer's output, [rows, hidden]; not destroyed
+   * @returns the normed hidden state (the caller owns it)
+   * @example
+   * ```ts ignore
+   * const normed = await model.finalNorm(hidden);
+   * ```
+   */
+  async finalNorm(hidden: GpuTensor): Promise<GpuTensor> {
+    this.#checkHidden(hidden, "finalNorm");
+    const H = this.config.hiddenSize;
+    const data = await this.source.readF32(FINAL_NORM);
+    if (data.length !== H) {
+      throw new DecoderModelError(`${FINAL_NORM}: expected [${H}], got ${data.length} values`);
+    }
+    const norm = GpuTensor.fromArray(this.gpu, data, [H]);
+    const batch = new CommandBatch(this.gpu);
+    const out = this.ops.rmsnorm(batch, hidden, norm, this.config.rmsNormEps);
+    norm.destroy();
+    this.#submit(batch);
+    return out;
+  }
+
+  /**
+   * Runs every layer from the embedding to the classifier and reads the
+   * logits back.
+   *
+   * @param ids token ids, [sequences · seqLen]
+   * @param sequences the number of equal-length sequences; default 1
+   * @returns logits, [sequences · seqLen, vocab]
+   * @example
+   * ```ts ignore
+   * const logits = await model.forward(new Int32Array([1, 403, 407]));
+   * ```
+   */
+  async forward(ids: Int32Array, sequences = 1): Promise<Float32Array> {
+    const hidden = await this.#layers(ids, sequences);
+    try {
+      const logits = await this.head(hidden);
+      try {
+        return await logits.readF32();
+      } finally {
+        logits.destroy();
+      }
+    } finally {
+      hidden.destroy();
+    }
+  }
+
+  /**
+   * Per-token negative log-likelihood, computed on the GPU: the logits are
+   * made one vocabulary block at a time and folded into a running
+   * log-softmax per token, and only the NLL values come back.
+   *
+   * @param ids token ids, [sequences · seqLen]
+   * @param sequences the number of equal-length sequences; default 1
+   * @param options `maxLogitsBytes`: the largest block of logits made at
+   *   once (default 64 MiB, capped by the storage binding limit)
+   * @returns NLL of predicting token t+1 at position t, [sequences · (seqLen − 1)]
+   * @example
+   * ```ts ignore
+   * const nll = await model.nll(window);
+   * const ppl = Math.exp(nll.reduce((a, b) => a + b, 0) / nll.length);
+   * ```
+   */
+  async nll(
+    ids: Int32Array,
+    sequences = 1,
+    options: { maxLogitsBytes?: number } = {},
+  ): Promise<Float32Array> {
+    const seqLen = ids.length / sequences;
+    if (seqLen < 2) throw new DecoderModelError(`nll: sequences need >= 2 tokens, got ${seqLen}`);
+    const rows = ids.length;
+    const targets = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) targets[r] = r % seqLen === seqLen - 1 ? -1 : ids[r + 1];
+    const hidden = await this.#layers(ids, sequences);
+    const temps: GpuTensor[] = [hidden];
+    try {
+      const normed = await this.finalNorm(hidden);
+      temps.push(normed);
+      const targetsGpu = GpuTensor.fromArray(this.gpu, targets, [rows]);
+      const state = GpuTensor.allocate(this.gpu, [rows, 3]);
+      const nll = GpuTensor.allocate(this.gpu, [rows]);
+      temps.push(targetsGpu, state, nll);
+      await this.#forEachHeadBlock(rows, (batch, w, v0, first, last) => {
+        const logits = matmul(batch, normed, w);
+        this.ops.logSoftmaxNll(batch, logits, targetsGpu, state, nll, v0, first, last);
+        logits.destroy();
+      }, options.maxLogitsBytes);
+      const host = await nll.readF32();
+      const out = new Float32Array(sequences * (seqLen - 1));
+      for (let b = 0; b < sequences; b++) {
+        out.set(host.subarray(b * seqLen, (b + 1) * seqLen - 1), b * (seqLen - 1));
+      }
+      return out;
+    } finally {
+      for (const t of temps) t.destroy();
+    }
+  }
+
+  /**
+   * Releases the cached RoPE tables and closes the checkpoint when
+   * {@link DecoderModel.load} opened it. Work already submitted still
+   * completes; tensors the caller holds stay valid.
+   *
+   * @example
+   * ```ts ignore
+   * model.close();
+   * ```
+   */
+  close(): void {
+    for (const { cos, sin } of this.#ropeTables.values()) {
+      cos.destroy();
+      sin.destroy();
+    }
+    this.#ropeTables.clear();
+    if (this.ownsSource) (this.source as HfModel).close();
+  }
+
+  /**
+   * Waits until every batch this model submitted has finished on the GPU.
+   *
+   * @returns resolves when idle; rejects with the GPU's error if one failed
+   * @example
+   * ```ts ignore
+   * await model.idle();
+   * ```
+   */
+  idle(): Promise<void> {
+    return this.#settle();
+  }
+
+  // ------------------------------------------------------------------ private
+
+  async #layers(ids: Int32Array, sequences: number): Promise<GpuTensor> {
+    let hidden = await this.embed(ids, sequences, ids.length / sequences);
+    try {
+      for (let k = 0; k < this.numLayers; k++) {
+        const next = await this.runLayer(k, hidden);
+        hidden.destroy();
+        hidden = next;
+      }
+    } catch (e) {
+      hidden.destroy();
+      throw e;
+    }
+    return hidden;
+  }
+
+  /**
+   * Streams lm_head (the embedding table when tied) in vocabulary blocks:
+   * reads a block, waits for the previous block's GPU work, uploads it, lets
+   * `use` record its work into a fresh batch, and submits. Blocks hold at
+   * most `streamBlockBytes` of weights and make at most `maxLogitsBytes` of
+   * logits for `rows` rows, so neither the whole lm_head nor whole logits
+   * need to exist at once.
+   */
+  async #forEachHeadBlock(
+    rows: number,
+    use: (
+      batch: CommandBatch,
+      weight: GpuTensor,
+      v0: number,
+      first: boolean,
+      last: boolean,
+    ) => void,
+    maxLogitsBytes = NLL_CHUNK_BYTES,
+  ): Promise<void> {
+    const name = this.config.tieWordEmbeddings ? EMBED_TOKENS : LM_HEAD;
+    const { hiddenSize: H, vocabSize: V } = this.config;
+    const logitsLimit = Math.min(maxLogitsBytes, this.gpu.limits.maxStorageBufferBindingSize);
+    const blockRows = Math.max(
+      1,
+      Math.min(this.#streamRows(H), Math.floor(logitsLimit / (rows * 4))),
+    );
+    for (let v0 = 0; v0 < V; v0 += blockRows) {
+      const n = Math.min(blockRows, V - v0);
+      const data = await readMatrixRows(this.source, name, H, v0, n);
+      await this.#settle();
+      const weight = GpuTensor.fromArray(this.gpu, data, [n, H]);
+      const batch = new CommandBatch(this.gpu);
+      try {
+        use(batch, weight, v0, v0 === 0, v0 + n === V);
+      } finally {
+        weight.destroy();
+      }
+      this.#submit(batch);
+    }
+  }
+
+  /** Rows per streamed block of a [*, cols] matrix. */
+  #streamRows(cols: number): number {
+    const limit = Math.min(
+      this.streamBlockBytes,
+      this.gpu.limits.maxStorageBufferBindingSize,
+      this.gpu.limits.maxBufferSize,
+    );
+    return Math.max(1, Math.floor(limit / (cols * 4)));
+  }
+
+  #rope(seqLen: number): { cos: GpuTensor; sin: GpuTensor } {
+    let t = this.#ropeTables.get(seqLen);
+    if (!t) {
+      // dynamic NTK scaling depends on seqLen; the others only need the rows.
+      const table = ropeTable(this.config, seqLen);
+      const shape = [seqLen, table.half];
+      t = {
+        cos: GpuTensor.fromArray(this.gpu, table.cos, shape),
+        sin: GpuTensor.fromArray(this.gpu, table.sin, shape),
+      };
+      // Keep a few lengths: calibration and generation revisit the same ones.
+      if (this.#ropeTables.size >= 4) {
+        const [oldest, old] = this.#ropeTables.entries().next().value!;
+        old.cos.destroy();
+        old.sin.destroy();
+        this.#ropeTables.delete(oldest);
+      }
+      this.#ropeTables.set(seqLen, t);
+    }
+    return t;
+  }
+
+  #submit(batch: CommandBatch): void {
+    // Errors surface at the next #settle(); the handler keeps them from being unhandled.
+    this.#inflight = batch.done().then(() => null, (e) => ({ error: e }));
+  }
+
+  async #settle(): Promise<void> {
+    const p = this.#inflight;
+    this.#inflight = null;
+    const r = await p;
+    if (r && typeof r === "object" && "error" in r) throw r.error;
+  }
+
+  #checkIds(ids: Int32Array, batch: number, seqLen: number): Layout {
+    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seqLen) || seqLen < 1) {
+      throw new DecoderModelError(
+        `embed: batch ${batch} and seqLen ${seqLen} must be positive integers`,
+      );
+    }
+    if (ids.length !== batch * seqLen) {
+      throw new DecoderModelError(
+        `embed: ${ids.length} ids are not ${batch} sequences of ${seqLen} tokens`,
+      );
+    }
+    const V = this.config.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i] >= 0 && ids[i] < V)) {
+        throw new DecoderModelError(
+          `embed: ids[${i}] = ${ids[i]} is outside the vocabulary [0, ${V})`,
+        );
+      }
+    }
+    return { sequences: batch, seqLen };
+  }
+
+  #checkHidden(hidden: GpuTensor, what: string): number {
+    const H = this.config.hiddenSize;
+    if (hidden.numel % H !== 0 || hidden.shape[hidden.shape.length - 1] !== H) {
+      throw new DecoderModelError(`${what}: hidden state [${hidden.shape}] is not [rows, ${H}]`);
+    }
+    return hidden.numel / H;
+  }
+
+  #layoutOf(hidden: GpuTensor, sequences: number | undefined, what: string): Layout {
+    const rows = this.#checkHidden(hidden, what);
+    const known = layouts.get(hidden);
+    const n = sequences ?? known?.sequences;
+    if (n === undefined) {
+      throw new DecoderModelError(
+        `${what}: this hidden state [${hidden.shape}] was not produced by this model; ` +
+          "pass options.sequences (how many equal-length sequences it holds)",
+      );
+    }
+    if (!Number.isInteger(n) || n < 1 || rows % n !== 0) {
+      throw new DecoderModelError(`${what}: ${rows} rows cannot be ${n} equal-length sequences`);
+    }
+    return { sequences: n, seqLen: rows / n };
+  }
+}

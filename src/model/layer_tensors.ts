@@ -1,0 +1,101 @@
+/**
+ * Which tensors a decoder layer has, with their shapes, and reading them
+ * (validated) from a checkpoint with optional substitutes.
+ *
+ * @module
+ */
+
+import type { ModelConfig } from "../io/model_config.ts";
+import { DecoderModelError } from "./model_error.ts";
+import { layerPrefix } from "./module_names.ts";
+import type { WeightSource } from "./weight_source.ts";
+
+/**
+ * The tensors of decoder layer `k` by full HF name, with their shapes, as
+ * transformers would build the layer from `config`: biases only where the
+ * architecture has them (qwen2: q/k/v; llama `attention_bias`: q/k/v/o;
+ * `mlp_bias`: gate/up/down) and q_norm/k_norm for qwen3.
+ *
+ * @param config the model config
+ * @param k the layer index
+ * @returns name → shape, in forward order
+ * @example
+ * ```ts ignore
+ * import { layerTensorShapes } from "./layer_tensors.ts";
+ * layerTensorShapes(config, 0).get("model.layers.0.self_attn.q_proj.weight"); // [H, H]
+ * ```
+ */
+export function layerTensorShapes(config: ModelConfig, k: number): Map<string, number[]> {
+  const p = layerPrefix(k);
+  const H = config.hiddenSize;
+  const I = config.intermediateSize;
+  const q = config.numAttentionHeads * config.headDim;
+  const kv = config.numKeyValueHeads * config.headDim;
+  const qkvBias = config.attentionBias;
+  const oBias = config.attentionBias && config.modelType !== "qwen2";
+  const shapes = new Map<string, number[]>();
+  const linear = (name: string, outF: number, inF: number, bias: boolean) => {
+    shapes.set(`${p}.${name}.weight`, [outF, inF]);
+    if (bias) shapes.set(`${p}.${name}.bias`, [outF]);
+  };
+  shapes.set(`${p}.input_layernorm.weight`, [H]);
+  linear("self_attn.q_proj", q, H, qkvBias);
+  linear("self_attn.k_proj", kv, H, qkvBias);
+  linear("self_attn.v_proj", kv, H, qkvBias);
+  if (config.qkNorm) {
+    shapes.set(`${p}.self_attn.q_norm.weight`, [config.headDim]);
+    shapes.set(`${p}.self_attn.k_norm.weight`, [config.headDim]);
+  }
+  linear("self_attn.o_proj", H, q, oBias);
+  shapes.set(`${p}.post_attention_layernorm.weight`, [H]);
+  linear("mlp.gate_proj", I, H, config.mlpBias);
+  linear("mlp.up_proj", I, H, config.mlpBias);
+  linear("mlp.down_proj", H, I, config.mlpBias);
+  return shapes;
+}
+
+/**
+ * Reads every tensor of decoder layer `k` as float32, taking those present in
+ * `substitutes` from there instead of the checkpoint, and checks each length
+ * against its shape.
+ *
+ * @param source the checkpoint
+ * @param k the layer index
+ * @param substitutes tensors by full HF name that replace the checkpoint's;
+ *   names of other layers are ignored
+ * @returns name → values, for every name of {@link layerTensorShapes}
+ * @throws {DecoderModelError} when a tensor is missing or has the wrong size
+ * @example
+ * ```ts ignore
+ * import { readLayerTensors } from "./layer_tensors.ts";
+ * const tensors = await readLayerTensors(model, 3);
+ * ```
+ */
+export async function readLayerTensors(
+  source: WeightSource,
+  k: number,
+  substitutes?: ReadonlyMap<string, Float32Array>,
+): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of layerTensorShapes(source.config, k)) {
+    let data = substitutes?.get(name);
+    const from = data ? "substituted" : "checkpoint";
+    if (!data) {
+      if (!source.has(name)) {
+        throw new DecoderModelError(
+          `${name}: missing from the checkpoint; a ${source.config.modelType} layer with this ` +
+            `config expects it with shape [${shape}]`,
+        );
+      }
+      data = await source.readF32(name);
+    }
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== n) {
+      throw new DecoderModelError(
+        `${name}: ${from} tensor has ${data.length} values; expected shape [${shape}] (${n})`,
+      );
+    }
+    out.set(name, data);
+  }
+  return out;
+}

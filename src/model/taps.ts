@@ -1,0 +1,132 @@
+/**
+ * What `DecoderModel.runLayer` shows its subscribers while a layer runs (the
+ * inputs of every Linear, attention's post-RoPE Q/K/V) and the hooks it
+ * accepts (substituted weights, a transform of Linear inputs).
+ *
+ * Lifetime: every tensor in an event is alive on the GPU for the rest of the
+ * layer's command batch. A subscriber records its own kernels (a Hessian
+ * XᵀX, a min/max) into `event.batch`, and they run in the same submit;
+ * nothing is read back unless the subscriber reads it. A subscriber that
+ * needs a tensor after the layer returns copies it (`copy` in
+ * src/gpu/ops.ts) inside the callback. Subscribers must not destroy or
+ * modify the tensors they are shown.
+ *
+ * @module
+ */
+
+import type { CommandBatch } from "../gpu/batch.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+import type { LayerWeights } from "./layer_weights.ts";
+
+/**
+ * The input activations of one or more Linear modules that read the same
+ * tensor: q/k/v share the normed hidden state, gate/up the normed residual.
+ */
+export interface LinearInputTap {
+  /** Discriminates the {@link TapEvent} union. */
+  kind: "linear_input";
+  /** The decoder layer's index. */
+  layer: number;
+  /** Full HF module names, e.g. `model.layers.3.self_attn.q_proj`, in forward order. */
+  modules: readonly string[];
+  /** The input, [sequences · seqLen, in_features]. */
+  x: GpuTensor;
+  /** The layer's command batch; record follow-up kernels here. */
+  batch: CommandBatch;
+  /** Sequences in the batch. */
+  sequences: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+}
+
+/** Attention's query, key and value states after RoPE (and Qwen3's q/k norms). */
+export interface AttentionTap {
+  /** Discriminates the {@link TapEvent} union. */
+  kind: "attention";
+  /** The decoder layer's index. */
+  layer: number;
+  /** The attention module, e.g. `model.layers.3.self_attn`. */
+  module: string;
+  /** Queries, [sequences · seqLen, heads · headDim]. */
+  q: GpuTensor;
+  /** Keys (what the KV cache would store), [sequences · seqLen, kvHeads · headDim]. */
+  k: GpuTensor;
+  /** Values, [sequences · seqLen, kvHeads · headDim]. */
+  v: GpuTensor;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads. */
+  kvHeads: number;
+  /** The head size. */
+  headDim: number;
+  /** The layer's command batch; record follow-up kernels here. */
+  batch: CommandBatch;
+  /** Sequences in the batch. */
+  sequences: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+}
+
+/**
+ * Everything a layer shows its subscribers.
+ *
+ * @example
+ * ```ts ignore
+ * import { reduceRows } from "../gpu/ops.ts";
+ * const maxima = new Map<string, GpuTensor>();
+ * await model.runLayer(3, hidden, {
+ *   taps: (e) => {
+ *     // Per-token absmax of every Linear input, computed in the layer's own submit.
+ *     if (e.kind === "linear_input") maxima.set(e.modules[0], reduceRows(e.batch, e.x, "absmax"));
+ *   },
+ * });
+ * ```
+ */
+export type TapEvent = LinearInputTap | AttentionTap;
+
+/** A subscriber: called synchronously while the layer's kernels are being recorded. */
+export type TapListener = (event: TapEvent) => void;
+
+/**
+ * Replaces the input of the Linear modules `modules` (e.g. with its
+ * fake-quantized version for static activation quantization). Called after
+ * the `linear_input` tap, so observers see the unmodified input. Returning
+ * `x` itself changes nothing; a new tensor returned is owned by the layer,
+ * which destroys it after use.
+ */
+export type LinearInputTransform = (
+  modules: readonly string[],
+  x: GpuTensor,
+  batch: CommandBatch,
+) => GpuTensor;
+
+/**
+ * Options of `DecoderModel.runLayer`.
+ *
+ * @example
+ * ```ts ignore
+ * const options: RunLayerOptions = {
+ *   weights: new Map([["model.layers.0.mlp.down_proj.weight", fakeQuantized]]),
+ *   transformLinearInput: (modules, x, batch) => x, // identity
+ * };
+ * const out = await model.runLayer(0, hidden, options);
+ * ```
+ */
+export interface RunLayerOptions {
+  /** Receives the layer's activations while they are on the GPU. */
+  taps?: TapListener;
+  /**
+   * Run with other weights: a map of full HF tensor names to values (e.g.
+   * `model.layers.3.mlp.down_proj.weight` fake-quantized) that replace the
+   * checkpoint's for this call, or a {@link LayerWeights} the caller uploaded
+   * and keeps (it is not destroyed).
+   */
+  weights?: ReadonlyMap<string, Float32Array> | LayerWeights;
+  /** Extension point for static activation quantization. */
+  transformLinearInput?: LinearInputTransform;
+  /**
+   * Sequences packed in `hidden`. Needed only for a hidden state this model
+   * did not produce (one re-uploaded from a cache); otherwise remembered.
+   */
+  sequences?: number;
+}

@@ -1,0 +1,175 @@
+/**
+ * Each model kernel against its CPU reference (src/model/reference_ops.ts),
+ * on seeded random data with the awkward sizes: head_dim 256 and 8, several
+ * 64-key tiles, GQA and MHA, a sliding window, rows beyond one workgroup.
+ */
+
+import { getGpu } from "../../src/gpu/device.ts";
+import { CommandBatch } from "../../src/gpu/batch.ts";
+import { GpuTensor } from "../../src/gpu/tensor.ts";
+import { ModelOps } from "../../src/model/model_ops.ts";
+import * as ref from "../../src/model/reference_ops.ts";
+import { ropeTable } from "../../src/model/rope.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { assertClose, assertEquals } from "./_assert.ts";
+
+const random = seededRandom(99);
+function rand(n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (random() * 2 - 1) * scale;
+  return a;
+}
+
+const gpu = await getGpu();
+const ops = await ModelOps.load(gpu);
+
+Deno.test("rmsnorm matches the reference (rows > 1 workgroup, cols not a multiple of 64)", async () => {
+  const rows = 70, cols = 172;
+  const x = rand(rows * cols, 3);
+  const w = rand(cols);
+  const batch = new CommandBatch(gpu);
+  const xt = GpuTensor.fromArray(gpu, x, [rows, cols]);
+  const wt = GpuTensor.fromArray(gpu, w, [cols]);
+  const y = ops.rmsnorm(batch, xt, wt, 1e-5);
+  batch.submit();
+  assertClose(await y.readF32(), ref.rmsnorm(x, w, rows, 1e-5), 1e-6);
+  for (const t of [xt, wt, y]) t.destroy();
+});
+
+Deno.test("rope matches the reference for every scaling type", async () => {
+  const rows = 2 * 19, heads = 3, headDim = 16;
+  for (
+    const ropeScaling of [
+      { type: "default" as const },
+      { type: "linear" as const, factor: 4 },
+      { type: "dynamic" as const, factor: 2 },
+      {
+        type: "llama3" as const,
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        originalMaxPositionEmbeddings: 16,
+      },
+    ]
+  ) {
+    const table = ropeTable({ headDim, ropeTheta: 500, ropeScaling, maxPositionEmbeddings: 8 }, 19);
+    const x = rand(rows * heads * headDim);
+    const expected = x.slice();
+    ref.rope(expected, table, rows, heads, headDim);
+    const batch = new CommandBatch(gpu);
+    const xt = GpuTensor.fromArray(gpu, x, [rows, heads * headDim]);
+    const cos = GpuTensor.fromArray(gpu, table.cos, [19, headDim / 2]);
+    const sin = GpuTensor.fromArray(gpu, table.sin, [19, headDim / 2]);
+    ops.ropeInPlace(batch, xt, cos, sin, heads, headDim);
+    batch.submit();
+    assertClose(await xt.readF32(), expected, 1e-6, ropeScaling.type);
+    for (const t of [xt, cos, sin]) t.destroy();
+  }
+});
+
+Deno.test("attention matches the reference: GQA, MHA, windows, head_dim 8..256", async () => {
+  const cases = [
+    { sequences: 2, seqLen: 150, heads: 4, kvHeads: 2, headDim: 8, window: null },
+    { sequences: 1, seqLen: 130, heads: 2, kvHeads: 2, headDim: 256, window: null },
+    { sequences: 2, seqLen: 100, heads: 4, kvHeads: 1, headDim: 64, window: 37 },
+    { sequences: 1, seqLen: 9, heads: 6, kvHeads: 3, headDim: 96, window: 1 },
+  ];
+  for (const shape of cases) {
+    const rows = shape.sequences * shape.seqLen;
+    // Large scores exercise the running-max rescale of the online softmax.
+    const q = rand(rows * shape.heads * shape.headDim, 4);
+    const k = rand(rows * shape.kvHeads * shape.headDim, 4);
+    const v = rand(rows * shape.kvHeads * shape.headDim);
+    const batch = new CommandBatch(gpu);
+    const qt = GpuTensor.fromArray(gpu, q, [rows, shape.heads * shape.headDim]);
+    const kt = GpuTensor.fromArray(gpu, k, [rows, shape.kvHeads * shape.headDim]);
+    const vt = GpuTensor.fromArray(gpu, v, [rows, shape.kvHeads * shape.headDim]);
+    const out = ops.attention(batch, qt, kt, vt, shape);
+    batch.submit();
+    assertClose(await out.readF32(), ref.attention(q, k, v, shape), 1e-5, JSON.stringify(shape));
+    for (const t of [qt, kt, vt, out]) t.destroy();
+  }
+});
+
+Deno.test("silu_mul matches the reference, including large |gate|", async () => {
+  const gate = rand(1000, 100);
+  const up = rand(1000);
+  const batch = new CommandBatch(gpu);
+  const g = GpuTensor.fromArray(gpu, gate, [10, 100]);
+  const u = GpuTensor.fromArray(gpu, up, [10, 100]);
+  const out = ops.siluMul(batch, g, u);
+  batch.submit();
+  const got = await out.readF32();
+  assertClose(got, ref.siluMul(gate, up), 1e-6);
+  assertEquals(got.every(Number.isFinite), true);
+  for (const t of [g, u, out]) t.destroy();
+});
+
+Deno.test("log_softmax_nll over vocabulary blocks matches the reference; negative targets give 0", async () => {
+  const rows = 33, vocab = 1000;
+  const logits = rand(rows * vocab, 20);
+  const targets = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) targets[r] = r % 7 === 3 ? -1 : Math.floor(random() * vocab);
+  const expected = ref.logSoftmaxNll(logits, targets, vocab);
+  const tt = GpuTensor.fromArray(gpu, targets, [rows]);
+  // One block, then uneven blocks (the 3rd block's max exceeds the 1st's for some rows).
+  for (const bounds of [[0, vocab], [0, 100, 350, 999, vocab]]) {
+    const state = GpuTensor.allocate(gpu, [rows, 3]);
+    const nll = GpuTensor.allocate(gpu, [rows]);
+    const batch = new CommandBatch(gpu);
+    const blocks: GpuTensor[] = [];
+    for (let b = 0; b + 1 < bounds.length; b++) {
+      const [v0, v1] = [bounds[b], bounds[b + 1]];
+      const block = new Float32Array(rows * (v1 - v0));
+      for (let r = 0; r < rows; r++) {
+        block.set(logits.subarray(r * vocab + v0, r * vocab + v1), r * (v1 - v0));
+      }
+      const bt = GpuTensor.fromArray(gpu, block, [rows, v1 - v0]);
+      ops.logSoftmaxNll(batch, bt, tt, state, nll, v0, b === 0, b + 2 === bounds.length);
+      blocks.push(bt);
+    }
+    batch.submit();
+    const got = await nll.readF32();
+    assertClose(got, expected, 1e-6, `blocks ${bounds}`);
+    assertEquals(got[3], 0);
+    for (const t of [state, nll, ...blocks]) t.destroy();
+  }
+  tt.destroy();
+});
+
+Deno.test("copy_columns writes a block into the columns of a wider matrix", async () => {
+  const rows = 5, cols = 3, ld = 8, col0 = 4;
+  const block = rand(rows * cols);
+  const batch = new CommandBatch(gpu);
+  const bt = GpuTensor.fromArray(gpu, block, [rows, cols]);
+  const out = GpuTensor.fromArray(gpu, new Float32Array(rows * ld).fill(7), [rows, ld]);
+  ops.copyColumns(batch, bt, out, col0);
+  batch.submit();
+  const expected = new Float32Array(rows * ld).fill(7);
+  for (let r = 0; r < rows; r++) {
+    expected.set(block.subarray(r * cols, (r + 1) * cols), r * ld + col0);
+  }
+  assertEquals(await out.readF32(), expected);
+  bt.destroy();
+  out.destroy();
+});
+
+Deno.test("embedding_gather fills rows from table chunks", async () => {
+  const vocab = 50, hidden = 24;
+  const table = rand(vocab * hidden);
+  const ids = new Int32Array([0, 49, 17, 25, 24, 3, 3]);
+  const batch = new CommandBatch(gpu);
+  const idt = GpuTensor.fromArray(gpu, ids, [ids.length]);
+  const out = GpuTensor.allocate(gpu, [ids.length, hidden]);
+  // Two chunks split at row 25, as a table above the binding limit would be.
+  const chunks = [[0, 25], [25, 50]].map(([a, b]) =>
+    GpuTensor.fromArray(gpu, table.slice(a * hidden, b * hidden), [b - a, hidden])
+  );
+  ops.embeddingGather(batch, chunks[0], 0, idt, out);
+  ops.embeddingGather(batch, chunks[1], 25, idt, out);
+  batch.submit();
+  const expected = new Float32Array(ids.length * hidden);
+  ids.forEach((id, n) => expected.set(table.subarray(id * hidden, (id + 1) * hidden), n * hidden));
+  assertEquals(await out.readF32(), expected);
+  for (const t of [idt, out, ...chunks]) t.destroy();
+});
