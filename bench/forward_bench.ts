@@ -29,7 +29,7 @@ import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { HfModel } from "../src/io/hf_model.ts";
 import { layerTensorShapes } from "../src/model/layer_tensors.ts";
 import { DecoderModel } from "../src/model/decoder_model.ts";
-import { writeSyntheticModel } from "../tests/model/_synthetic_model.ts";
+import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 
 const SHARED = new URL("../../shared/", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;

@@ -14,7 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { ShardedSafetensorsWriter } from "../src/io/safetensors_write.ts";
+import { HfModel } from "../src/io/hf_model.ts";
+import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
 import { modelFreePtq } from "../src/model_free/model_free_ptq.ts";
 
@@ -49,63 +50,13 @@ function peakRssBytes(): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-/** Writes a llama config and seeded random F32 weights (tied embeddings). */
+/** Writes a seeded random F32 llama (tied embeddings) and returns its weight bytes. */
 async function generate(dir: string, s: Shape): Promise<number> {
-  const headDim = s.hidden / s.heads;
-  await Deno.writeTextFile(
-    `${dir}/config.json`,
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      hidden_size: s.hidden,
-      intermediate_size: s.intermediate,
-      num_hidden_layers: s.layers,
-      num_attention_heads: s.heads,
-      num_key_value_heads: s.kvHeads,
-      head_dim: headDim,
-      vocab_size: s.vocab,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000.0,
-      tie_word_embeddings: true,
-      torch_dtype: "float32",
-    }),
-  );
-  let seed = 0x9e3779b9;
-  const fill = (n: number, scale: number) => {
-    const v = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      // xorshift32; the sum of two uniforms gives a peaked, weight-like spread.
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      const a = (seed >>> 0) / 4294967296;
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      const b = (seed >>> 0) / 4294967296;
-      v[i] = (a + b - 1) * scale;
-    }
-    return new Uint8Array(v.buffer);
-  };
-  const w = new ShardedSafetensorsWriter(dir);
-  const add = (name: string, shape: number[], scale = 0.03) =>
-    w.add(name, "F32", shape, fill(shape.reduce((a, b) => a * b, 1), scale));
-  await add("model.embed_tokens.weight", [s.vocab, s.hidden]);
-  const kv = s.kvHeads * headDim;
-  for (let k = 0; k < s.layers; k++) {
-    const p = `model.layers.${k}`;
-    await add(`${p}.input_layernorm.weight`, [s.hidden], 1);
-    await add(`${p}.self_attn.q_proj.weight`, [s.hidden, s.hidden]);
-    await add(`${p}.self_attn.k_proj.weight`, [kv, s.hidden]);
-    await add(`${p}.self_attn.v_proj.weight`, [kv, s.hidden]);
-    await add(`${p}.self_attn.o_proj.weight`, [s.hidden, s.hidden]);
-    await add(`${p}.post_attention_layernorm.weight`, [s.hidden], 1);
-    await add(`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden]);
-    await add(`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden]);
-    await add(`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate]);
-  }
-  await add("model.norm.weight", [s.hidden], 1);
-  return (await w.finish()).totalSize;
+  await writeSyntheticModel({ modelType: "llama", ...s, tied: true }, dir);
+  const m = await HfModel.open(dir);
+  const bytes = m.tensorNames().reduce((sum, n) => sum + m.info(n).byteLength, 0);
+  m.close();
+  return bytes;
 }
 
 interface RunResult {

@@ -9,7 +9,7 @@ import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { referenceForward } from "../../src/model/reference_forward.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { assertClose, assertEquals } from "./_assert.ts";
-import { type SyntheticSpec, writeSyntheticModel } from "./_synthetic_model.ts";
+import { type SyntheticSpec, writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 
 const BASE: SyntheticSpec = {
   modelType: "llama",

@@ -17,7 +17,7 @@ import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import type { TapEvent } from "../../src/model/taps.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
-import { writeSyntheticModel } from "./_synthetic_model.ts";
+import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 
 const written = await writeSyntheticModel({
   modelType: "qwen2", // q/k/v biases, GQA

@@ -1,6 +1,8 @@
 /**
- * Seeded random Llama-family checkpoints for tests and benches: a config.json
- * and a model.safetensors written into a temporary folder.
+ * Seeded random Llama-family checkpoints for tests, benches and the demo's
+ * fallback: a config.json and safetensors shards written into a folder.
+ * Tensors are generated and streamed to disk one at a time, so a model of
+ * several GB costs one tensor of memory.
  *
  * Weights are uniform in ±1/√fan_in so activations stay O(1) through the
  * layers and attention is far from uniform; norm weights are around 1.
@@ -8,9 +10,8 @@
  * @module
  */
 
-import { writeSafetensors } from "../../src/io/safetensors_write.ts";
-import type { TensorToWrite } from "../../src/io/safetensors_write.ts";
-import { seededRandom } from "../../src/model/seeded_random.ts";
+import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
+import { seededRandom } from "./seeded_random.ts";
 
 /** The shape and architecture of a synthetic model. */
 export interface SyntheticSpec {
@@ -34,6 +35,8 @@ export interface SyntheticSpec {
   attentionBias?: boolean;
   mlpBias?: boolean;
   seed?: number;
+  /** Shard size bound of the written checkpoint (default: the writer's 5 GB). */
+  maxShardBytes?: number;
 }
 
 /** A written synthetic model. */
@@ -48,12 +51,25 @@ function f32Bytes(a: Float32Array): Uint8Array {
 }
 
 /**
- * Writes a synthetic checkpoint into a new temporary folder.
+ * Writes a synthetic checkpoint into a new temporary folder (or `dir`).
  *
  * @param spec the model's shape and architecture
+ * @param dir an existing empty folder to write into; a new temporary one by default
  * @returns the folder and a function that removes it
+ * @example
+ * ```ts ignore
+ * import { writeSyntheticModel } from "./synthetic_model.ts";
+ * const m = await writeSyntheticModel({
+ *   modelType: "llama", hidden: 64, layers: 2, heads: 4, kvHeads: 2,
+ *   intermediate: 128, vocab: 256, tied: true,
+ * });
+ * await m.remove();
+ * ```
  */
-export async function writeSyntheticModel(spec: SyntheticSpec): Promise<SyntheticModel> {
+export async function writeSyntheticModel(
+  spec: SyntheticSpec,
+  dir?: string,
+): Promise<SyntheticModel> {
   const random = seededRandom(spec.seed ?? 1234);
   const uniform = (n: number, lo: number, hi: number) => {
     const a = new Float32Array(n);
@@ -63,37 +79,38 @@ export async function writeSyntheticModel(spec: SyntheticSpec): Promise<Syntheti
   const H = spec.hidden;
   const hd = spec.headDim ?? H / spec.heads;
   const I = spec.intermediate;
-  const tensors: TensorToWrite[] = [];
+  const outDir = dir ?? await Deno.makeTempDir({ prefix: "llmc_synthetic_" });
+  const writer = new ShardedSafetensorsWriter(outDir, { maxShardBytes: spec.maxShardBytes });
   const add = (name: string, shape: number[], data: Float32Array) =>
-    tensors.push({ name, dtype: "F32", shape, data: f32Bytes(data) });
-  const linear = (name: string, outF: number, inF: number, bias: boolean) => {
+    writer.add(name, "F32", shape, f32Bytes(data));
+  const linear = async (name: string, outF: number, inF: number, bias: boolean) => {
     const a = 1 / Math.sqrt(inF);
-    add(`${name}.weight`, [outF, inF], uniform(outF * inF, -a, a));
-    if (bias) add(`${name}.bias`, [outF], uniform(outF, -0.5, 0.5));
+    await add(`${name}.weight`, [outF, inF], uniform(outF * inF, -a, a));
+    if (bias) await add(`${name}.bias`, [outF], uniform(outF, -0.5, 0.5));
   };
 
-  add("model.embed_tokens.weight", [spec.vocab, H], uniform(spec.vocab * H, -1, 1));
+  await add("model.embed_tokens.weight", [spec.vocab, H], uniform(spec.vocab * H, -1, 1));
   const qkvBias = spec.modelType === "qwen2" || (spec.attentionBias ?? false);
   const oBias = spec.modelType === "llama" && (spec.attentionBias ?? false);
   const mlpBias = spec.modelType === "llama" && (spec.mlpBias ?? false);
   for (let k = 0; k < spec.layers; k++) {
     const p = `model.layers.${k}`;
-    add(`${p}.input_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
-    linear(`${p}.self_attn.q_proj`, spec.heads * hd, H, qkvBias);
-    linear(`${p}.self_attn.k_proj`, spec.kvHeads * hd, H, qkvBias);
-    linear(`${p}.self_attn.v_proj`, spec.kvHeads * hd, H, qkvBias);
-    linear(`${p}.self_attn.o_proj`, H, spec.heads * hd, oBias);
+    await add(`${p}.input_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
+    await linear(`${p}.self_attn.q_proj`, spec.heads * hd, H, qkvBias);
+    await linear(`${p}.self_attn.k_proj`, spec.kvHeads * hd, H, qkvBias);
+    await linear(`${p}.self_attn.v_proj`, spec.kvHeads * hd, H, qkvBias);
+    await linear(`${p}.self_attn.o_proj`, H, spec.heads * hd, oBias);
     if (spec.modelType === "qwen3") {
-      add(`${p}.self_attn.q_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
-      add(`${p}.self_attn.k_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
+      await add(`${p}.self_attn.q_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
+      await add(`${p}.self_attn.k_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
     }
-    add(`${p}.post_attention_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
-    linear(`${p}.mlp.gate_proj`, I, H, mlpBias);
-    linear(`${p}.mlp.up_proj`, I, H, mlpBias);
-    linear(`${p}.mlp.down_proj`, H, I, mlpBias);
+    await add(`${p}.post_attention_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
+    await linear(`${p}.mlp.gate_proj`, I, H, mlpBias);
+    await linear(`${p}.mlp.up_proj`, I, H, mlpBias);
+    await linear(`${p}.mlp.down_proj`, H, I, mlpBias);
   }
-  add("model.norm.weight", [H], uniform(H, 0.5, 1.5));
-  if (!spec.tied) linear("lm_head", spec.vocab, H, false);
+  await add("model.norm.weight", [H], uniform(H, 0.5, 1.5));
+  if (!spec.tied) await linear("lm_head", spec.vocab, H, false);
 
   const config: Record<string, unknown> = {
     architectures: [
@@ -133,8 +150,7 @@ export async function writeSyntheticModel(spec: SyntheticSpec): Promise<Syntheti
     config.max_window_layers = spec.maxWindowLayers ?? spec.layers;
   }
 
-  const dir = await Deno.makeTempDir({ prefix: "llmc_synthetic_" });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2));
-  await writeSafetensors(`${dir}/model.safetensors`, tensors);
-  return { dir, remove: () => Deno.remove(dir, { recursive: true }) };
+  await Deno.writeTextFile(`${outDir}/config.json`, JSON.stringify(config, null, 2));
+  await writer.finish();
+  return { dir: outDir, remove: () => Deno.remove(outDir, { recursive: true }) };
 }
