@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 import { generate } from "../model/generate.ts";
 
 const USAGE =
@@ -103,7 +104,9 @@ export const command: CliCommand = {
       console.error("llmc generate: the prompt encodes to no tokens and the tokenizer adds no BOS");
       return 2;
     }
-    const model = await DecoderModel.load(args.model);
+    // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
+    const source = await CompressedCheckpoint.open(args.model);
+    const model = await DecoderModel.load(source);
     try {
       const start = performance.now();
       const eos = [
@@ -128,6 +131,7 @@ export const command: CliCommand = {
       return 0;
     } finally {
       model.close();
+      source.close();
     }
   },
 };

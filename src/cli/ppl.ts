@@ -13,11 +13,14 @@ import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 
 const USAGE =
   `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40] [--json]
 
-  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json)
+  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json);
+                        compressed-tensors checkpoints are decompressed on the fly
+  --tokenizer DIR       where tokenizer.json is, when the model folder has none (default: --model)
   --dataset FILE        a UTF-8 text file
   --max-seq-length L    ids per window, BOS included (default 256)
   --windows N           evaluate the first N windows (default 40)
@@ -53,6 +56,7 @@ export const command: CliCommand = {
         options: {
           model: { type: "string" },
           dataset: { type: "string" },
+          tokenizer: { type: "string" },
           "max-seq-length": { type: "string", default: "256" },
           windows: { type: "string", default: "40" },
           json: { type: "boolean", default: false },
@@ -70,6 +74,7 @@ export const command: CliCommand = {
       args = {
         model: values.model,
         dataset: values.dataset,
+        tokenizer: values.tokenizer ?? values.model,
         seqLen: positiveInt("max-seq-length", values["max-seq-length"]),
         windows: positiveInt("windows", values.windows),
         json: values.json,
@@ -82,14 +87,16 @@ export const command: CliCommand = {
     }
 
     const start = performance.now();
-    const tokenizer = await loadTokenizer(args.model);
+    const tokenizer = await loadTokenizer(args.tokenizer);
     const windows = await loadEvaluationWindows({
       path: args.dataset,
       tokenizer,
       seqLen: args.seqLen,
       windows: args.windows,
     });
-    const model = await DecoderModel.load(args.model);
+    // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
+    const source = await CompressedCheckpoint.open(args.model);
+    const model = await DecoderModel.load(source);
     try {
       const result = await perplexity(model, windows);
       const seconds = (performance.now() - start) / 1000;
@@ -113,6 +120,7 @@ export const command: CliCommand = {
       return 0;
     } finally {
       model.close();
+      source.close();
     }
   },
 };

@@ -1,0 +1,184 @@
+/**
+ * Reads a compressed-tensors checkpoint back as dense float32 weights, the
+ * way compressed-tensors' decompression does when transformers loads it. It
+ * is a `WeightSource`, so the model runner evaluates a checkpoint llmc (or
+ * llm-compressor) wrote without a separate conversion step.
+ *
+ * @module
+ */
+
+import { HfModel } from "../io/hf_model.ts";
+import type { ModelConfig } from "../io/model_config.ts";
+import { isMapping } from "../quant/args.ts";
+import { isCompressionFormat, type ModuleFormat } from "../quant/compression_format.ts";
+import { findMatchingScheme } from "../quant/match.ts";
+import { presetScheme } from "../quant/presets.ts";
+import { parseQuantizationScheme, type QuantizationScheme } from "../quant/scheme.ts";
+import type { CompressedTensor } from "./compressed_tensor.ts";
+import { decompressModule } from "./compress_module.ts";
+import { CompressionError } from "./errors.ts";
+
+/** Tensor suffixes that replace or accompany `P.weight` in a compressed module. */
+const MODULE_SUFFIXES = [
+  "weight",
+  "weight_packed",
+  "weight_shape",
+  "weight_scale",
+  "weight_zero_point",
+  "weight_global_scale",
+  "weight_g_idx",
+  "shape",
+  "compressed",
+  "bitmask",
+  "row_offsets",
+];
+
+/**
+ * A compressed-tensors checkpoint folder seen as dense float32 tensors: each
+ * quantized or sparse module's `P.weight` is decompressed on request; every
+ * other tensor is read as stored. Unquantized checkpoints pass through.
+ *
+ * @example
+ * ```ts ignore
+ * import { CompressedCheckpoint } from "./compressed_checkpoint.ts";
+ * const ckpt = await CompressedCheckpoint.open("out/stories-w4a16");
+ * const w = await ckpt.readF32("model.layers.0.self_attn.q_proj.weight");
+ * ckpt.close();
+ * ```
+ */
+export class CompressedCheckpoint {
+  readonly #model: HfModel;
+  readonly #groups: QuantizationScheme[];
+  readonly #ignore: string[];
+  readonly #globalFormat: ModuleFormat | null;
+  readonly #compressedPrefixes: Set<string>;
+
+  private constructor(model: HfModel) {
+    this.#model = model;
+    const qc = model.config.raw.quantization_config;
+    const where = `${model.dir}/config.json: quantization_config`;
+    this.#groups = [];
+    this.#ignore = [];
+    this.#globalFormat = null;
+    if (qc !== undefined && qc !== null) {
+      if (!isMapping(qc)) throw new CompressionError(`${where}: expected an object`);
+      const groups = qc.config_groups ?? {};
+      if (!isMapping(groups)) {
+        throw new CompressionError(`${where}.config_groups: expected an object`);
+      }
+      for (const [name, raw] of Object.entries(groups)) {
+        // A preset name may stand for a scheme: {"W4A16": ["Linear"]}.
+        this.#groups.push(
+          Array.isArray(raw)
+            ? presetScheme(name, raw.map(String))
+            : parseQuantizationScheme(raw, `${where}.config_groups.${name}`),
+        );
+      }
+      const ignore = qc.ignore ?? [];
+      if (!Array.isArray(ignore)) throw new CompressionError(`${where}.ignore: expected a list`);
+      this.#ignore = ignore.map(String);
+      const fmt = qc.format;
+      if (isCompressionFormat(fmt) && fmt !== "mixed-precision") this.#globalFormat = fmt;
+    }
+    this.#compressedPrefixes = new Set();
+    for (const name of model.tensorNames()) {
+      const m = /^(.*)\.(weight_packed|compressed)$/.exec(name);
+      if (m) this.#compressedPrefixes.add(m[1]);
+      else if (name.endsWith(".weight") && model.info(name).dtype !== "F32") {
+        const prefix = name.slice(0, -".weight".length);
+        if (model.has(`${prefix}.weight_scale`)) this.#compressedPrefixes.add(prefix);
+      }
+    }
+  }
+
+  /**
+   * Opens a checkpoint folder (config.json + safetensors).
+   *
+   * @param dir the folder
+   * @returns the dense view of the checkpoint
+   */
+  static async open(dir: string): Promise<CompressedCheckpoint> {
+    return new CompressedCheckpoint(await HfModel.open(dir));
+  }
+
+  /** The parsed config.json. */
+  get config(): ModelConfig {
+    return this.#model.config;
+  }
+
+  /** The folder. */
+  get dir(): string {
+    return this.#model.dir;
+  }
+
+  /** Whether any module is stored compressed. */
+  get isCompressed(): boolean {
+    return this.#compressedPrefixes.size > 0;
+  }
+
+  /**
+   * Whether a dense tensor of that name exists (a compressed module's
+   * `P.weight` counts, though it is stored under other names).
+   *
+   * @param name the HF tensor name
+   * @returns true when `readF32(name)` succeeds
+   */
+  has(name: string): boolean {
+    return this.#model.has(name) || this.#compressedPrefixes.has(stripWeight(name) ?? "");
+  }
+
+  /**
+   * A tensor as dense float32: decompressed for compressed modules' weights.
+   *
+   * @param name the HF tensor name, e.g. `model.layers.0.mlp.up_proj.weight`
+   * @returns the values, row-major
+   */
+  async readF32(name: string): Promise<Float32Array> {
+    const prefix = stripWeight(name);
+    if (prefix === null || !this.#compressedPrefixes.has(prefix)) {
+      return await this.#model.readF32(name);
+    }
+    const scheme = findMatchingScheme(prefix, "Linear", this.#groups, this.#ignore);
+    const tensors: CompressedTensor[] = [];
+    for (const suffix of MODULE_SUFFIXES) {
+      const t = `${prefix}.${suffix}`;
+      if (!this.#model.has(t)) continue;
+      const info = this.#model.info(t);
+      tensors.push({
+        name: t,
+        dtype: info.dtype,
+        shape: [...info.shape],
+        data: await this.#model.readRaw(t),
+      });
+    }
+    if (scheme === null) {
+      // Sparse-only modules have no quantization scheme.
+      return decompressModule(prefix, tensors, NO_SCHEME, null).weight;
+    }
+    const format = scheme.format ?? this.#globalFormat;
+    if (format === "marlin-24") {
+      throw new CompressionError(
+        `${this.dir}: ${prefix} is stored as marlin-24, which has no decompression ` +
+          `(compressed-tensors has none either)`,
+      );
+    }
+    return decompressModule(prefix, tensors, scheme, format).weight;
+  }
+
+  /** Closes the underlying files. */
+  close(): void {
+    this.#model.close();
+  }
+}
+
+const NO_SCHEME: QuantizationScheme = {
+  targets: [],
+  weights: null,
+  inputActivations: null,
+  outputActivations: null,
+  format: null,
+};
+
+function stripWeight(name: string): string | null {
+  return name.endsWith(".weight") ? name.slice(0, -".weight".length) : null;
+}
