@@ -10,6 +10,7 @@ import type { CliCommand } from "./command.ts";
 import { LlmcError } from "../errors.ts";
 
 const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
+  demo: () => import("./demo.ts"),
   oneshot: () => import("./oneshot.ts"),
   "model-free-ptq": () => import("./model_free_ptq.ts"),
   ppl: () => import("./ppl.ts"),
