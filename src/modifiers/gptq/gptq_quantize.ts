@@ -1,0 +1,195 @@
+/**
+ * GPTQ for one Linear weight (llm-compressor 0.9 `quantize_weight`, §4.4),
+ * on the GPU: qparams fixed from the unmodified weight, the inverse-Hessian
+ * factor (with dead columns, dampening, actorder, retries and the RTN
+ * fallback), then the blocked column loop with error propagation.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../../gpu/device.ts";
+import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
+import { runColumnLoop } from "./column_loop.ts";
+import { GptqConfigError, GptqShapeError } from "./errors.ts";
+import { checkGptqArgs, gptqQParams } from "./gptq_qparams.ts";
+import { HessianAccumulator } from "./hessian_accumulator.ts";
+import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
+import { lcm } from "./panel_matrix.ts";
+
+/** Options of {@link gptqQuantize}. */
+export interface GptqOptions {
+  /** Columns per block (default 128). */
+  blockSize?: number;
+  /** Dampening fraction of mean(diag(H)) (default 0.01). */
+  dampeningFrac?: number;
+  /** Retries with 10× dampening before the RTN fallback (default 3). */
+  maxRetries?: number;
+  /** tensor_group (NVFP4): the fused global scale; computed from the weight when absent. */
+  globalScale?: number | null;
+  /** The module name, for messages. */
+  where?: string;
+  /** Upper bound on the bytes of one row chunk of the weight (tests: exercise chunking). */
+  maxChunkBytes?: number;
+  /** Upper bound on the bytes of one row panel of U (tests: exercise panels). */
+  maxPanelBytes?: number;
+}
+
+/** Wall-clock phases of one quantization, ms. */
+export interface GptqTimings {
+  /** Mirror + diagonal readback + order and dampening choice. */
+  prepareMs: number;
+  /** Permuted gather + Cholesky, all attempts. */
+  choleskyMs: number;
+  /** Triangular inverse + reversal. */
+  inverseMs: number;
+  /** Upload, column loop, readback. */
+  quantizeMs: number;
+  /** Everything, including qparams on the CPU. */
+  totalMs: number;
+}
+
+/** The result of quantizing one weight. */
+export interface GptqResult {
+  /** The fake-quantized weight [rows, cols], original column order. */
+  readonly weight: Float32Array;
+  /** Scales in the qparam shape's row-major order. */
+  readonly scale: Float32Array;
+  /** Zero points (all 0 when symmetric). */
+  readonly zeroPoint: Float32Array;
+  /** The qparam shape ([1], [out, 1], [out, groups], [out/bh, in/bw]). */
+  readonly qparamShape: readonly number[];
+  /** tensor_group's global scale. */
+  readonly globalScale?: number;
+  /** Group per column; present only for actorder "group" (saved as weight_g_idx). */
+  readonly gIdx?: Int32Array;
+  /** Σ (w − q)²/d² / 2 over the weight (upstream logs it as the "error"). */
+  readonly loss: number;
+  /** True when every factorization failed and the weight is plain RTN. */
+  readonly fellBackToRtn: boolean;
+  /** The dampening fraction that succeeded (the last tried on fallback). */
+  readonly dampeningUsed: number;
+  /** Factorizations tried (1 when the first succeeded; 0 with a given factor). */
+  readonly attempts: number;
+  /** Columns whose diag(H) was 0 (zeroed, as upstream). */
+  readonly deadColumns: number;
+  /** Phase times. */
+  readonly timings: GptqTimings;
+}
+
+/**
+ * Quantizes one weight with GPTQ.
+ *
+ * `source` is the Hessian accumulated over the module's inputs, or an
+ * InverseHessianFactor already computed from it (modules sharing an input
+ * share the factor when their actorder and dampening agree). The
+ * accumulator is not consumed; destroy it when the last module using it is
+ * done.
+ *
+ * @param gpu the device
+ * @param weight the weight, row-major [rows, cols] (f32)
+ * @param shape [rows (out_features), cols (in_features)]
+ * @param source the Hessian or its factor
+ * @param args the weight's quantization args (static; tensor, channel,
+ *   group with actorder, tensor_group, block; int 1–8 bits, fp8, fp4)
+ * @param options block size, dampening, retries, global scale
+ * @returns the fake-quantized weight, qparams, loss and diagnostics
+ * @throws {GptqConfigError} for unsupported args or a factor computed for another column order
+ * @throws {GptqShapeError} when shapes disagree
+ *
+ * @example
+ * ```ts
+ * import { CommandBatch } from "../../gpu/batch.ts";
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * import { gptqQuantize } from "./gptq_quantize.ts";
+ * import { HessianAccumulator } from "./hessian_accumulator.ts";
+ * const gpu = await getGpu();
+ * const h = HessianAccumulator.create(gpu, 8);
+ * const x = new Float32Array(64).map((_, i) => Math.sin(i));
+ * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, x, [8, 8]), 1);
+ * const w = new Float32Array(32).map((_, i) => Math.cos(i));
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const r = await gptqQuantize(gpu, w, [4, 8], h, args, { blockSize: 8 });
+ * console.assert(!r.fellBackToRtn && r.scale.length === 4);
+ * h.destroy();
+ * ```
+ */
+export async function gptqQuantize(
+  gpu: Gpu,
+  weight: Float32Array,
+  shape: readonly [number, number],
+  source: HessianAccumulator | InverseHessianFactor,
+  args: QuantizationArgs,
+  options: GptqOptions = {},
+): Promise<GptqResult> {
+  const t0 = performance.now();
+  const where = options.where ?? "weight";
+  const [rows, cols] = shape;
+  checkGptqArgs(args, where);
+  const blockSize = options.blockSize ?? 128;
+  const actorder = canonicalActorder(args.actorder) !== null;
+  const size = source instanceof HessianAccumulator ? source.columns : source.size;
+  if (size !== cols || weight.length !== rows * cols) {
+    throw new GptqShapeError(
+      `${where}: weight [${rows}, ${cols}] (${weight.length} values) with a Hessian of ${size} columns`,
+    );
+  }
+  const factor = source instanceof HessianAccumulator
+    ? await InverseHessianFactor.compute(gpu, source, {
+      dampeningFrac: options.dampeningFrac,
+      maxRetries: options.maxRetries,
+      actorder,
+      rowAlign: lcm(128, blockSize),
+      maxPanelBytes: options.maxPanelBytes,
+    })
+    : source;
+  try {
+    if ((factor.perm !== null) !== actorder) {
+      throw new GptqConfigError(
+        `${where}: the inverse-Hessian factor was computed ${factor.perm ? "with" : "without"} ` +
+          `activation ordering but args.actorder is ${args.actorder}`,
+      );
+    }
+    const qp = gptqQParams(weight, shape, args, factor.perm, {
+      globalScale: options.globalScale,
+      where,
+    });
+    let zeros = 0;
+    for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
+    const loop = await runColumnLoop(gpu, {
+      weight,
+      shape,
+      factor,
+      blockSize,
+      quantization: qp.columns,
+      preserveZeros: zeros / weight.length >= 0.05,
+      maxChunkBytes: options.maxChunkBytes,
+    });
+    const ft = factor.timings;
+    let dead = 0;
+    for (const d of factor.dead) dead += d;
+    return {
+      weight: loop.weight,
+      scale: qp.scale,
+      zeroPoint: qp.zeroPoint,
+      qparamShape: qp.qparamShape,
+      ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
+      ...(qp.gIdx ? { gIdx: qp.gIdx } : {}),
+      loss: loop.loss,
+      fellBackToRtn: factor.fellBack,
+      dampeningUsed: factor.dampeningFrac,
+      attempts: factor.attempts,
+      deadColumns: dead,
+      timings: {
+        prepareMs: ft.prepareMs,
+        choleskyMs: ft.choleskyMs,
+        inverseMs: ft.inverseMs,
+        quantizeMs: loop.ms,
+        totalMs: performance.now() - t0,
+      },
+    };
+  } finally {
+    if (factor !== source) factor.destroy();
+  }
+}

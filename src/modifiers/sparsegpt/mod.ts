@@ -1,0 +1,34 @@
+/**
+ * SparseGPT (llm-compressor 0.9 §4.5) on WebGPU: unstructured (per-block
+ * threshold) and N:M (e.g. 2:4) pruning with the OBS weight update, built
+ * on GPTQ's Hessian accumulator, inverse-Hessian factor and column loop,
+ * plus a plain TypeScript reference.
+ *
+ * ```ts
+ * import { CommandBatch } from "../../gpu/batch.ts";
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { HessianAccumulator } from "../gptq/mod.ts";
+ * import { sparsegptPrune } from "./mod.ts";
+ *
+ * const gpu = await getGpu();
+ * const h = HessianAccumulator.create(gpu, 32);
+ * const x = GpuTensor.fromArray(gpu, new Float32Array(64 * 32).map(Math.random), [64, 32]);
+ * h.add(new CommandBatch(gpu), x, 1);
+ * const w = new Float32Array(16 * 32).map(() => Math.random() - 0.5);
+ * const r = await sparsegptPrune(gpu, w, [16, 32], h, { sparsity: 0.5, maskStructure: "2:4", blockSize: 32 });
+ * console.log(r.sparsity, r.loss);
+ * h.destroy();
+ * ```
+ *
+ * @module
+ */
+
+export { SparseGptConfigError } from "./errors.ts";
+export { type MaskStructure, parseMaskStructure } from "./mask_structure.ts";
+export { type SparseGptOptions, sparsegptPrune, type SparseGptResult } from "./sparsegpt_prune.ts";
+export {
+  sparsegptReference,
+  type SparseGptReferenceOptions,
+  type SparseGptReferenceResult,
+} from "./reference.ts";

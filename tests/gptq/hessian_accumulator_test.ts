@@ -1,0 +1,104 @@
+/**
+ * HessianAccumulator against llm-compressor's running average, computed in
+ * f64: H ← H·n/(n+b); n ← n+b; H ← H + (2/n)·XᵀX.
+ */
+
+import assert from "node:assert/strict";
+import { CommandBatch } from "../../src/gpu/batch.ts";
+import { getGpu } from "../../src/gpu/device.ts";
+import { GpuTensor } from "../../src/gpu/tensor.ts";
+import { GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
+import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
+import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { gaussian } from "./_helpers.ts";
+
+const gpu = await getGpu();
+await prepareGptqKernels(gpu);
+
+/** Feeds batches of [tokens_i, cols] with b_i sequences; returns the GPU and f64 results. */
+async function run(cols: number, batches: Array<[number, number]>, maxPanelBytes?: number) {
+  const g = gaussian(cols);
+  const h = HessianAccumulator.create(gpu, cols, { maxPanelBytes });
+  const ref = new Float64Array(cols * cols);
+  let n = 0;
+  const batch = new CommandBatch(gpu);
+  const xs: GpuTensor[] = [];
+  for (const [tokens, b] of batches) {
+    const x = Float32Array.from({ length: tokens * cols }, g);
+    const t = GpuTensor.fromArray(gpu, x, [tokens, cols]);
+    h.add(batch, t, b);
+    xs.push(t);
+    for (let i = 0; i < ref.length; i++) ref[i] *= n / (n + b);
+    n += b;
+    for (let k = 0; k < tokens; k++) {
+      for (let i = 0; i < cols; i++) {
+        const xi = (2 / n) * x[k * cols + i];
+        for (let j = 0; j < cols; j++) ref[i * cols + j] += xi * x[k * cols + j];
+      }
+    }
+  }
+  const got = await h.read();
+  for (const t of xs) t.destroy();
+  const panels = h.matrix.panels.length;
+  h.destroy();
+  return { got, ref, n, panels };
+}
+
+function assertClose(got: Float32Array, ref: Float64Array): void {
+  let scale = 0;
+  for (const v of ref) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < ref.length; i++) {
+    assert.ok(Math.abs(got[i] - ref[i]) <= 1e-5 * scale, `H[${i}] = ${got[i]} vs ${ref[i]}`);
+  }
+}
+
+Deno.test("running average over batches of different sizes and sequence counts", async () => {
+  const { got, ref } = await run(96, [[32, 1], [64, 2], [16, 1], [48, 3]]);
+  assertClose(got, ref);
+  // H is symmetric and its diagonal positive.
+  for (let i = 0; i < 96; i++) assert.ok(got[i * 96 + i] > 0);
+});
+
+Deno.test("a width that is a multiple of 4 but not of 8 keeps padding out of H", async () => {
+  const { got, ref } = await run(100, [[40, 1], [24, 1]]);
+  assertClose(got, ref);
+});
+
+Deno.test("accumulation across several row panels", async () => {
+  const { got, ref, panels } = await run(260, [[64, 1], [32, 1]], 128 * 320 * 4);
+  assert.equal(panels, 3);
+  assertClose(got, ref);
+});
+
+Deno.test("fromMatrix restores a read Hessian and keeps averaging", async () => {
+  const cols = 8;
+  const g = gaussian(5);
+  const h = HessianAccumulator.create(gpu, cols);
+  const batch = new CommandBatch(gpu);
+  const x1 = GpuTensor.fromArray(gpu, Float32Array.from({ length: 4 * cols }, g), [4, cols]);
+  const x2 = GpuTensor.fromArray(gpu, Float32Array.from({ length: 4 * cols }, g), [4, cols]);
+  h.add(batch, x1, 1);
+  const offloaded = await h.read();
+  const restored = HessianAccumulator.fromMatrix(gpu, offloaded, cols, h.numSamples);
+  h.add(batch, x2, 1);
+  restored.add(batch, x2, 1);
+  const [a, b] = [await h.read(), await restored.read()];
+  assert.deepEqual(Array.from(a), Array.from(b));
+  assert.equal(restored.numSamples, 2);
+  for (const t of [x1, x2]) t.destroy();
+  h.destroy();
+  restored.destroy();
+});
+
+Deno.test("shape errors are typed", () => {
+  assert.throws(() => HessianAccumulator.create(gpu, 6), GptqShapeError);
+  const h = HessianAccumulator.create(gpu, 8);
+  const x = GpuTensor.empty(gpu, [2, 12]);
+  assert.throws(() => h.add(new CommandBatch(gpu), x, 1), GptqShapeError);
+  assert.throws(
+    () => h.add(new CommandBatch(gpu), GpuTensor.empty(gpu, [2, 8]), 0),
+    GptqShapeError,
+  );
+  x.destroy();
+  h.destroy();
+});
