@@ -24,6 +24,10 @@ import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+// --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
+import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
+import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
+import type { CalibrationOptions } from "./pipelines/calibrated.ts";
 
 export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 
@@ -56,6 +60,23 @@ export interface OneshotOptions {
   readonly onProgress?: (event: LayerEvent) => void;
   /** Warnings (unmatched targets, discarded work folders); `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  // --- calibrated pipelines (src/graph, src/pipelines)
+  /** Calibration data: a text file (windows) or JSON Lines; required by recipes that need data. */
+  readonly dataset?: string;
+  /** `num_calibration_samples` (default 512). */
+  readonly numCalibrationSamples?: number;
+  /** `max_seq_length` in tokens, BOS included (default 384). */
+  readonly maxSeqLength?: number;
+  /** `shuffle_calibration_samples` (default false). */
+  readonly shuffleCalibrationSamples?: boolean;
+  /** `quantization_aware_calibration` (default true). */
+  readonly quantizationAwareCalibration?: boolean;
+  /** Host bytes of cached activations before they spill to disk (default 2 GiB). */
+  readonly maxActivationBytesInMemory?: number;
+  /** Tokens per GPU forward during calibration (default 4096). */
+  readonly tokensPerForward?: number;
+  /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
+  readonly onEvent?: GraphEventSink;
 }
 
 /** What {@link oneshot} wrote. */
@@ -182,6 +203,35 @@ export function preparePipeline(
   }
 }
 
+// --- calibrated pipelines (src/graph, src/pipelines)
+function calibrationOf(options: OneshotOptions): (CalibrationOptions & { dataset: string }) | null {
+  if (options.dataset === undefined) return null;
+  return {
+    dataset: options.dataset,
+    numCalibrationSamples: options.numCalibrationSamples,
+    maxSeqLength: options.maxSeqLength,
+    shuffleCalibrationSamples: options.shuffleCalibrationSamples,
+    quantizationAwareCalibration: options.quantizationAwareCalibration,
+    maxActivationBytesInMemory: options.maxActivationBytesInMemory,
+    tokensPerForward: options.tokensPerForward,
+  };
+}
+
+/** What ties a resumed calibrated run to its data: the dataset's identity and sampling. */
+async function calibrationJob(c: CalibrationOptions & { dataset: string }) {
+  const stat = await Deno.stat(c.dataset);
+  return {
+    dataset: await Deno.realPath(c.dataset),
+    size: stat.size,
+    mtime: stat.mtime?.getTime() ?? null,
+    numCalibrationSamples: c.numCalibrationSamples ?? null,
+    maxSeqLength: c.maxSeqLength ?? null,
+    shuffle: c.shuffleCalibrationSamples ?? false,
+    quantizationAware: c.quantizationAwareCalibration ?? true,
+    tokensPerForward: c.tokensPerForward ?? null,
+  };
+}
+
 async function recipeOf(options: OneshotOptions): Promise<Recipe> {
   if (options.recipe !== undefined && options.scheme !== undefined) {
     throw new OneshotError("give either recipe or scheme, not both");
@@ -245,8 +295,27 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     ? await HfModel.open(options.model)
     : options.model;
   try {
-    const name = selectPipeline(recipe, options.pipeline, warn);
-    const pipeline = preparePipeline(name, model, recipe, warn);
+    // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
+    const multi = recipe.modifiers.length > 1;
+    const name: PipelineName = multi &&
+        (options.pipeline === undefined || options.pipeline === "independent")
+      ? "independent"
+      : selectPipeline(recipe, options.pipeline, warn);
+    if (multi && name === "sequential" && options.pipeline === "sequential") {
+      warn(
+        "pipeline 'sequential' requested; the recipe would run in 'independent' (one pass per modifier)",
+      );
+    }
+    const emit = (e: GraphEvent) => {
+      options.onEvent?.(e);
+      if (e.type === "warning") warn(e.message);
+    };
+    const calibration = calibrationOf(options);
+    // Several data-free modifiers run in the independent pipeline without data.
+    const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
+    const pipeline = name !== "datafree" && (calibration !== null || dataFree)
+      ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
+      : preparePipeline(name, model, recipe, warn);
     const recipeYaml = recipeToYaml(recipe);
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
@@ -254,11 +323,16 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
-      job: { pipeline: name, recipe: recipeYaml },
+      job: name === "datafree" || calibration === null
+        ? { pipeline: name, recipe: recipeYaml }
+        : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
       onWarning: warn,
     });
     const resumedLayers = sink.doneLayers();
-    const outcome = await pipeline.run(sink, options.onProgress ?? (() => {}));
+    const outcome = await pipeline.run(sink, (e: LayerEvent) => {
+      options.onProgress?.(e);
+      if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
+    });
     const done = await sink.finalize({
       quantizationConfig: outcome.quantizationConfig,
       sparsityConfig: outcome.sparsityConfig,

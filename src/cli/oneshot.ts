@@ -9,10 +9,13 @@ import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
+import { progressRenderer } from "./progress.ts";
+import type { ProgressMode } from "./progress.ts";
 
 const USAGE =
   `usage: llmc oneshot --model DIR (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
                     --output-dir OUT [--overwrite] [--resume] [--pipeline NAME] [--max-shard-size SIZE]
+                    [--dataset FILE --num-calibration-samples N --max-seq-length L ...]
 
   --model DIR            a Hugging Face model folder (config.json, safetensors)
   --scheme PRESET        a preset such as W4A16, W8A16, FP8_DYNAMIC, NVFP4A16, MXFP4A16
@@ -24,7 +27,17 @@ const USAGE =
   --resume               continue an interrupted run of the same job
   --pipeline NAME        datafree | sequential | basic | independent (default: inferred)
   --max-shard-size SIZE  shard bound, e.g. 5GB, 500MB or bytes (default 5GB)
-  --quiet                no per-layer progress`;
+  --quiet                no per-layer progress
+
+calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
+  --dataset FILE                       text file (windows) or JSON Lines with a "text" field
+  --num-calibration-samples N          samples (default 512)
+  --max-seq-length L                   tokens per sample, BOS included (default 384)
+  --shuffle-calibration-samples        shuffle before taking the first N
+  --no-quantization-aware-calibration  calibrate without fake quantization
+  --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
+  --tokens-per-forward N               tokens per GPU forward (default 4096)
+  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
 
 class UsageError extends Error {}
 
@@ -122,6 +135,14 @@ export const command: CliCommand = {
           pipeline: { type: "string" },
           "max-shard-size": { type: "string" },
           quiet: { type: "boolean", default: false },
+          dataset: { type: "string" },
+          "num-calibration-samples": { type: "string" },
+          "max-seq-length": { type: "string" },
+          "shuffle-calibration-samples": { type: "boolean", default: false },
+          "no-quantization-aware-calibration": { type: "boolean", default: false },
+          "max-activation-memory": { type: "string" },
+          "tokens-per-forward": { type: "string" },
+          progress: { type: "string", default: "auto" },
           help: { type: "boolean", short: "h", default: false },
         },
         strict: true,
@@ -151,7 +172,34 @@ export const command: CliCommand = {
           throw new UsageError(`--max-shard-size: ${(e as Error).message}`);
         }
       }
+      const count = (flag: string, v: string | undefined) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+          throw new UsageError(`--${flag} must be a positive integer, got '${v}'`);
+        }
+        return n;
+      };
+      let maxActivationBytesInMemory: number | undefined;
+      if (values["max-activation-memory"] !== undefined) {
+        try {
+          maxActivationBytesInMemory = parseByteSize(values["max-activation-memory"]);
+        } catch (e) {
+          throw new UsageError(`--max-activation-memory: ${(e as Error).message}`);
+        }
+      }
+      if (!["auto", "bar", "json", "none"].includes(values.progress)) {
+        throw new UsageError("--progress must be one of auto, bar, json, none");
+      }
       opts = {
+        dataset: values.dataset,
+        numCalibrationSamples: count("num-calibration-samples", values["num-calibration-samples"]),
+        maxSeqLength: count("max-seq-length", values["max-seq-length"]),
+        shuffleCalibrationSamples: values["shuffle-calibration-samples"],
+        quantizationAwareCalibration: !values["no-quantization-aware-calibration"],
+        maxActivationBytesInMemory,
+        tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
+        progress: (values.quiet ? "none" : values.progress) as ProgressMode,
         model: values.model,
         outputDir: values["output-dir"],
         overwrite: values.overwrite,
@@ -168,19 +216,14 @@ export const command: CliCommand = {
       console.error(`llmc oneshot: ${e.message}\n\n${USAGE}`);
       return 2;
     }
-    const { quiet, ...rest } = opts;
-    const result = await oneshot({
-      ...rest,
-      onProgress: (e) => {
-        if (quiet) return;
-        const what = e.layer === null
-          ? "embeddings, norm, lm_head"
-          : `layer ${e.layer + 1}/${e.layers}`;
-        console.error(
-          e.skipped ? `${what}: already done (resumed)` : `${what}: ${e.seconds.toFixed(2)} s`,
-        );
-      },
-    });
+    const { quiet: _quiet, progress, ...rest } = opts;
+    const renderer = progressRenderer(progress);
+    let result;
+    try {
+      result = await oneshot({ ...rest, onEvent: renderer.onEvent });
+    } finally {
+      renderer.close();
+    }
     console.log(
       `wrote ${result.outputDir} (${result.pipeline}): ${result.tensorCount} tensors, ` +
         `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +

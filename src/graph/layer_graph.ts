@@ -1,0 +1,279 @@
+/**
+ * One decoder layer of the calibration graph (§4.11):
+ *
+ * ```
+ * inputs ──► calibration rounds ──► modifiers finish ──► propagation ──► outputs
+ *            (forwards whose taps     (RTN / GPTQ,         (forward with the
+ *             stream into every        K/V scales)          results' weights)
+ *             session's observer)
+ * ```
+ *
+ * Every round runs all calibration batches through the layer once; each
+ * forward's activations are emitted into that round's tap stream, which
+ * every modifier session consumes with its own operator. The propagation
+ * forward's outputs become the next layer's inputs (error propagation); in
+ * the `basic` pipeline they come from the calibration weights instead (no
+ * error propagation, as upstream's one full-model forward per batch).
+ *
+ * Only this layer's weights are on the GPU, and only while it runs.
+ *
+ * @module
+ */
+
+import { lastValueFrom, Subject } from "rxjs";
+import type { DType } from "../io/dtype.ts";
+import { GpuTensor } from "../gpu/tensor.ts";
+import type { DecoderModel } from "../model/decoder_model.ts";
+import { LayerWeights } from "../model/layer_weights.ts";
+import type { LinearInputTransform } from "../model/taps.ts";
+import type { ActivationCache } from "./activation_cache.ts";
+import type { CalibrationBatch } from "./calibration_batches.ts";
+import type { GraphEventSink, GraphPhase } from "./events.ts";
+import type {
+  AttentionResult,
+  CalibrationTap,
+  LayerModifier,
+  LayerResult,
+  LayerSession,
+  LinearResult,
+} from "./modifier.ts";
+
+/** How the next layer's inputs are produced. */
+export type Propagation =
+  /** From the layer with its compressed (fake-quantized) weights: `sequential`. */
+  | "compressed"
+  /** From the layer as calibrated, before compression: `basic`. */
+  | "calibration";
+
+/** What stays the same for every layer of a pass. */
+export interface LayerGraphContext {
+  readonly model: DecoderModel;
+  readonly batches: readonly CalibrationBatch[];
+  readonly modifiers: readonly LayerModifier[];
+  /** Upstream's quantization-aware calibration, already resolved for this pass. */
+  readonly quantizationAware: boolean;
+  readonly propagation: Propagation;
+  readonly emit: GraphEventSink;
+  /** This pass and the number of passes (independent pipeline). */
+  readonly pass: number;
+  readonly passes: number;
+}
+
+/** One layer's inputs. */
+export interface LayerGraphInput {
+  readonly layer: number;
+  /** The layer's dense weights (full tensor name → float32). */
+  readonly weights: ReadonlyMap<string, Float32Array>;
+  /** Their stored dtypes. */
+  readonly dtypes: ReadonlyMap<string, DType>;
+  /** Hidden states entering the layer, per batch. */
+  readonly inputs: ActivationCache;
+  /** Where the layer's outputs go, or null when nobody needs them. */
+  readonly outputs: ActivationCache | null;
+}
+
+/** A calibrated layer. */
+export interface CalibratedLayer {
+  readonly layer: number;
+  /** Every session's results, later modifiers overriding earlier ones per module. */
+  readonly result: LayerResult;
+  /** Bytes of weights the layer held on the GPU. */
+  readonly gpuBytes: number;
+  readonly seconds: number;
+}
+
+function composeTransforms(
+  list: readonly LinearInputTransform[],
+): LinearInputTransform | undefined {
+  if (list.length === 0) return undefined;
+  if (list.length === 1) return list[0];
+  return (modules, x, batch) => {
+    let y = x;
+    for (const t of list) {
+      const z = t(modules, y, batch);
+      // Intermediate results are ours to release; the layer releases the last one.
+      if (z !== y && y !== x) y.destroy();
+      y = z;
+    }
+    return y;
+  };
+}
+
+function mergeResults(results: readonly LayerResult[]): LayerResult {
+  const linears = new Map<string, LinearResult>();
+  const attention = new Map<string, AttentionResult>();
+  for (const r of results) {
+    for (const l of r.linears) linears.set(l.module, l);
+    for (const a of r.attention) attention.set(a.module, a);
+  }
+  return { linears: [...linears.values()], attention: [...attention.values()] };
+}
+
+/**
+ * Calibrates, compresses and propagates one decoder layer.
+ *
+ * @param ctx the pass
+ * @param input the layer's weights and hidden states
+ * @returns the modules' results
+ * @example
+ * ```ts ignore
+ * const done = await calibrateLayer(ctx, { layer: 0, weights, dtypes, inputs, outputs });
+ * done.result.linears.length;
+ * ```
+ */
+export async function calibrateLayer(
+  ctx: LayerGraphContext,
+  input: LayerGraphInput,
+): Promise<CalibratedLayer> {
+  const t0 = performance.now();
+  const { model, batches } = ctx;
+  const k = input.layer;
+  const samples = batches.reduce((n, b) => n + b.sequences, 0);
+  const progress = (phase: GraphPhase, round: number, samplesDone: number, module?: string) =>
+    ctx.emit({
+      type: "progress",
+      pass: ctx.pass,
+      passes: ctx.passes,
+      layer: k,
+      layers: model.numLayers,
+      phase,
+      round,
+      samplesDone,
+      samples,
+      ...(module === undefined ? {} : { module }),
+    });
+  const sessions: LayerSession[] = ctx.modifiers.map((m) =>
+    m.open({
+      gpu: model.gpu,
+      config: model.config,
+      layer: k,
+      weights: input.weights,
+      dtypes: input.dtypes,
+      quantizationAware: ctx.quantizationAware,
+      samples,
+      emit: ctx.emit,
+    })
+  );
+  let gpuBytes = 0;
+  let calibrationGpu: LayerWeights | null = null;
+  try {
+    const rounds = Math.max(0, ...sessions.map((s) => s.rounds));
+    const calibrationWeights = new Map(input.weights);
+    for (const s of sessions) {
+      for (const [n, w] of s.calibrationWeights) calibrationWeights.set(n, w);
+    }
+
+    if (rounds > 0) {
+      // Kept after the rounds for the propagation forward when it runs with the same weights.
+      const weights = calibrationGpu = LayerWeights.fromArrays(
+        model.gpu,
+        model.config,
+        k,
+        calibrationWeights,
+      );
+      gpuBytes = weights.bytes;
+      for (let r = 0; r < rounds; r++) {
+        const taps$ = new Subject<CalibrationTap>();
+        const folded = Promise.all(
+          sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
+        );
+        let done = 0;
+        try {
+          for (const b of batches) {
+            const out = await forward(
+              ctx,
+              input,
+              b,
+              weights,
+              sessions,
+              r,
+              (event) => taps$.next({ event, samples: b }),
+            );
+            out.destroy();
+            done += b.sequences;
+            progress("calibrate", r, done);
+          }
+        } catch (e) {
+          taps$.error(e);
+          await folded.catch(() => {});
+          throw e;
+        }
+        taps$.complete();
+        await folded;
+      }
+    }
+
+    progress("compress", 0, samples);
+    const result = mergeResults(await Promise.all(sessions.map((s) => s.finish())));
+
+    if (input.outputs === null) calibrationGpu?.destroy();
+    else {
+      const forwardWeights = new Map(input.weights);
+      if (ctx.propagation === "compressed") {
+        for (const l of result.linears) forwardWeights.set(`${l.module}.weight`, l.forwardWeight);
+      } else {
+        for (const [n, w] of calibrationWeights) forwardWeights.set(n, w);
+      }
+      // basic: replay every settled calibration scale (round `rounds`); sequential: final scales.
+      const round = ctx.propagation === "compressed" ? "propagate" : rounds;
+      // Usually the calibration forwards already ran with these weights (round-to-nearest
+      // under quantization-aware calibration); then they stay on the GPU instead of a re-upload.
+      const same = calibrationGpu !== null &&
+        [...forwardWeights].every(([n, w]) => calibrationWeights.get(n) === w);
+      if (!same) calibrationGpu?.destroy();
+      const weights = same
+        ? calibrationGpu!
+        : LayerWeights.fromArrays(model.gpu, model.config, k, forwardWeights);
+      gpuBytes = Math.max(gpuBytes, weights.bytes);
+      try {
+        let done = 0;
+        for (const b of batches) {
+          const out = await forward(ctx, input, b, weights, sessions, round);
+          try {
+            await input.outputs.put(b.index, await out.readF32());
+          } finally {
+            out.destroy();
+          }
+          done += b.sequences;
+          progress("propagate", 0, done);
+        }
+      } finally {
+        weights.destroy();
+      }
+    }
+    return { layer: k, result, gpuBytes, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    calibrationGpu?.destroy();
+    for (const s of sessions) s.dispose();
+  }
+}
+
+async function forward(
+  ctx: LayerGraphContext,
+  input: LayerGraphInput,
+  b: CalibrationBatch,
+  weights: LayerWeights,
+  sessions: readonly LayerSession[],
+  round: number | "propagate",
+  taps?: (event: CalibrationTap["event"]) => void,
+): Promise<GpuTensor> {
+  const { model } = ctx;
+  const x = await input.inputs.get(b.index);
+  const hidden = GpuTensor.fromArray(model.gpu, x, [
+    b.sequences * b.seqLen,
+    model.config.hiddenSize,
+  ]);
+  try {
+    const transforms = sessions
+      .map((s) => s.inputTransform(round, b))
+      .filter((t): t is LinearInputTransform => t !== null);
+    return await model.runLayer(input.layer, hidden, {
+      weights,
+      sequences: b.sequences,
+      taps,
+      transformLinearInput: composeTransforms(transforms),
+    });
+  } finally {
+    hidden.destroy();
+  }
+}

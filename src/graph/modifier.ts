@@ -1,0 +1,176 @@
+/**
+ * The per-layer modifier contract of the calibration graph.
+ *
+ * A modifier opens a session for each decoder layer. The graph runs the
+ * layer's calibration forwards in rounds; in each round every session sees
+ * the forwards' activations as a stream of {@link CalibrationTap}s and
+ * applies its operator to it (observers reduce statistics, GPTQ accumulates
+ * Hessians). When the stream completes the session has folded the round's
+ * statistics. After the last round the graph calls `finish` (upstream's
+ * SEQUENTIAL_EPOCH_END), which yields the layer's module results, and then
+ * runs the propagation forward with the results' weights and input
+ * simulation, whose outputs feed the next layer (§4.11).
+ *
+ * ```ts ignore
+ * const session = modifier.open(env);
+ * for (let r = 0; r < session.rounds; r++) await lastValueFrom(taps$(r).pipe(session.observe(r)));
+ * const result = await session.finish();
+ * ```
+ *
+ * @module
+ */
+
+import type { OperatorFunction } from "rxjs";
+import type { DType } from "../io/dtype.ts";
+import type { ModelConfig } from "../io/model_config.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { LinearInputTransform, TapEvent } from "../model/taps.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
+import type { WeightQParams } from "../quant/quantize.ts";
+import type { QuantizationScheme } from "../quant/scheme.ts";
+import type { CalibrationBatch } from "./calibration_batches.ts";
+import type { GraphEventSink } from "./events.ts";
+
+/** One activation event of a calibration forward, with the samples it covers. */
+export interface CalibrationTap {
+  /** What the layer showed (tensors alive for the layer's command batch only). */
+  readonly event: TapEvent;
+  /** The calibration samples in this forward. */
+  readonly samples: CalibrationBatch;
+}
+
+/** Static activation qparams observed for a Linear's input (or an attention state). */
+export interface ObservedQParams {
+  /** Scales (`[1]` tensor, `[heads]` attn_head), absent for dynamic args. */
+  readonly scale?: Float32Array | null;
+  /** Zero points (asymmetric args), absent otherwise. */
+  readonly zeroPoint?: Float32Array | null;
+  /** NVFP4's global scale (tensor_group), absent otherwise. */
+  readonly globalScale?: number | null;
+  /** Shape of scale / zero point. */
+  readonly shape?: readonly number[];
+}
+
+/** A Linear after a modifier finished with it. */
+export interface LinearResult {
+  /** Module name, e.g. `model.layers.0.self_attn.q_proj`. */
+  readonly module: string;
+  /** The modifier that produced it. */
+  readonly modifier: string;
+  /** The scheme the module is quantized with. */
+  readonly scheme: QuantizationScheme;
+  /** Its compression format (null: weight kept dense). */
+  readonly format: ModuleFormat | null;
+  /** `[out, in]`. */
+  readonly shape: readonly [number, number];
+  /**
+   * The dense weight the checkpoint is compressed from: the original weight
+   * for round-to-nearest, GPTQ's updated (fake-quantized) weight for GPTQ.
+   */
+  readonly weight: Float32Array;
+  /** Weight qparams (null when the scheme has no weight args). */
+  readonly weightQParams: WeightQParams | null;
+  /** Observed input qparams (null when the scheme has no input args). */
+  readonly input: ObservedQParams | null;
+  /** The weight later forwards run with (fake-quantized under quantization-aware calibration). */
+  readonly forwardWeight: Float32Array;
+  /** How far quantization moved the weight and what it cost (null: weight not quantized). */
+  readonly metric: LinearMetric | null;
+}
+
+/** The quantization error of one weight and the time it took. */
+export interface LinearMetric {
+  /** GPTQ's loss, or ‖W − Ŵ‖²/‖W‖² for round-to-nearest. */
+  readonly error: number;
+  readonly errorKind: "gptq_loss" | "relative_weight_mse";
+  /** Seconds spent quantizing it. */
+  readonly seconds: number;
+}
+
+/** Observed static scales of an attention state (K, V or Q). */
+export interface StateQParams {
+  /** `[1]` (tensor) or one per head (attn_head). */
+  readonly scale: Float32Array;
+  /** Asymmetric args only. */
+  readonly zeroPoint?: Float32Array | null;
+}
+
+/** K/V (and Q) scales of an attention module. */
+export interface AttentionResult {
+  /** Module name, e.g. `model.layers.0.self_attn`. */
+  readonly module: string;
+  /** The args the scales were computed with (the kv_cache_scheme). */
+  readonly args: QuantizationArgs;
+  readonly k: StateQParams;
+  readonly v: StateQParams;
+  /** Query scales, with attention (query) quantization. */
+  readonly q: StateQParams | null;
+}
+
+/** What one session yields at the end of its layer. */
+export interface LayerResult {
+  readonly linears: readonly LinearResult[];
+  readonly attention: readonly AttentionResult[];
+}
+
+/** What a session knows about the layer it calibrates. */
+export interface LayerEnvironment {
+  /** The GPU the layer runs on. */
+  readonly gpu: Gpu;
+  /** The model config. */
+  readonly config: ModelConfig;
+  /** The decoder layer. */
+  readonly layer: number;
+  /** The layer's current dense weights by full tensor name (float32; do not modify). */
+  readonly weights: ReadonlyMap<string, Float32Array>;
+  /** The stored dtype of each of the layer's tensors. */
+  readonly dtypes: ReadonlyMap<string, DType>;
+  /** Upstream's quantization-aware calibration: fake-quantize during calibration forwards. */
+  readonly quantizationAware: boolean;
+  /** Number of calibration samples. */
+  readonly samples: number;
+  /** Receives metrics, progress and warnings. */
+  readonly emit: GraphEventSink;
+}
+
+/** One modifier's work on one decoder layer. */
+export interface LayerSession {
+  /** Calibration rounds (forwards over all samples) it needs; 0 when it needs no data. */
+  readonly rounds: number;
+  /** Weights (full tensor name → values) that calibration forwards run with instead of the layer's. */
+  readonly calibrationWeights: ReadonlyMap<string, Float32Array>;
+  /**
+   * The operator applied to round `round`'s activation stream. It must do
+   * its GPU recording synchronously per tap; it completes when the round's
+   * statistics are folded.
+   */
+  observe(round: number): OperatorFunction<CalibrationTap, unknown>;
+  /**
+   * How Linear inputs are transformed in a calibration round or in the
+   * propagation forward (valid after `finish`), for one forward's samples.
+   */
+  inputTransform(
+    round: number | "propagate",
+    samples: CalibrationBatch,
+  ): LinearInputTransform | null;
+  /** Ends the layer: quantizes its modules from what was observed. */
+  finish(): Promise<LayerResult>;
+  /** Releases GPU state (Hessians); idempotent. */
+  dispose(): void;
+}
+
+/** A modifier as the graph drives it. */
+export interface LayerModifier {
+  /** The modifier's class name, e.g. `QuantizationModifier`. */
+  readonly type: string;
+  /** Whether its presence turns quantization-aware calibration off (GPTQ, AWQ, AutoRound). */
+  readonly disablesQuantizationAware: boolean;
+  /**
+   * Opens the session of one layer.
+   *
+   * @param env the layer and run
+   * @returns the session
+   */
+  open(env: LayerEnvironment): LayerSession;
+}

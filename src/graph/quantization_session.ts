@@ -1,0 +1,547 @@
+/**
+ * QuantizationModifier and GPTQModifier as layer modifiers of the graph.
+ *
+ * Per layer, a session
+ * 1. (QuantizationModifier) quantizes the weights round-to-nearest at the
+ *    layer's start, as upstream does at calibration start;
+ * 2. observes, per calibration sample, the inputs of Linears with static
+ *    input args (or NVFP4's calibrated input global scale) and the
+ *    post-RoPE K/V (and query) states of attention, with the args'
+ *    observer (§4.2, minmax EMA by default: the first sample dominates);
+ * 3. (GPTQModifier) accumulates Hessians and runs GPTQ at the layer's end;
+ * 4. yields the modules' results: weight qparams, input scales, K/V scales.
+ *
+ * Quantization-aware calibration (upstream default, switched off when GPTQ,
+ * AWQ or AutoRound is in the recipe or by the user): calibration forwards
+ * run with fake-quantized weights, and each Linear's input is fake-quantized
+ * with the scale its observer holds after the current sample. That scale
+ * depends on statistics of the same forward, and statistics further down
+ * the layer depend on the fake-quantized inputs above them, so llmc
+ * calibrates a layer in rounds: round r observes the points whose upstream
+ * scales were all settled in earlier rounds and replays those per-sample
+ * scales. The propagation forward then uses the final scales, like
+ * upstream's second pass. K/V are not fake-quantized in calibration
+ * forwards (the layer API has no hook for it); only their scales are
+ * observed.
+ *
+ * @module
+ */
+
+import {
+  concatMap,
+  from,
+  last,
+  lastValueFrom,
+  mergeMap,
+  type OperatorFunction,
+  toArray,
+} from "rxjs";
+import type { CommandBatch } from "../gpu/batch.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+import { LINEAR_INPUT_GROUPS, linearModuleName } from "../model/module_names.ts";
+import type { LinearInputTransform } from "../model/taps.ts";
+import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
+import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
+import type { GptqResult } from "../modifiers/gptq/gptq_quantize.ts";
+import { quantizationArgsEqual } from "../quant/args.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
+import type { MinMax } from "../quant/calibration_view.ts";
+import type { ComputeDType } from "../quant/compute_dtype.ts";
+import { qparamsOf } from "../quant/observers.ts";
+import type { ObserverState } from "../quant/observers.ts";
+import {
+  fakeQuantizeDynamicTokens,
+  fakeQuantizeRows,
+  inputSimulation,
+} from "./activation_fake_quant.ts";
+import type { InputSimulation } from "./activation_fake_quant.ts";
+import type { CalibrationBatch } from "./calibration_batches.ts";
+import { gptqLayerWeights, LayerHessians } from "./gptq_weights.ts";
+import type {
+  AttentionResult,
+  CalibrationTap,
+  LayerEnvironment,
+  LayerModifier,
+  LayerResult,
+  LayerSession,
+  LinearResult,
+  ObservedQParams,
+  StateQParams,
+} from "./modifier.ts";
+import { globalScaleOfState, observeMinMax } from "./observer_operators.ts";
+import { inputNeedsCalibration, isQuantizedLinear } from "./quantization_plan.ts";
+import type { AttentionPlan, QuantizationPlan } from "./quantization_plan.ts";
+import { rtnLayerWeights } from "./rtn_weights.ts";
+import type { RtnWeight } from "./rtn_weights.ts";
+import { readSampleMinMax, recordHeadMinMax, recordTensorMinMax } from "./sample_statistics.ts";
+import type { PendingSampleMinMax } from "./sample_statistics.ts";
+
+/** Positions of the observation points in forward order. */
+const GROUP_POINT = [0, 2, 3, 4] as const;
+const ATTENTION_POINT = 1;
+
+/** The input groups, by the key used for statistics and Hessians. */
+const GROUP_KEYS = ["qkv", "o", "gate_up", "down"] as const;
+
+interface InputGroup {
+  readonly key: string;
+  readonly point: number;
+  /** The group's modules (full names), in forward order. */
+  readonly modules: readonly string[];
+  /** The planned quantized Linears of the group. */
+  readonly planned: readonly PlannedLinear[];
+  /** Linears whose input statistics are observed. */
+  readonly observed: readonly PlannedLinear[];
+  /** How calibration forwards simulate the group's input quantization. */
+  readonly simulation: InputSimulation;
+  /** The shared input args when every module of the group has the same ones. */
+  readonly args: QuantizationArgs | null;
+}
+
+interface Pending {
+  readonly key: string;
+  readonly firstSample: number;
+  readonly stats: PendingSampleMinMax;
+}
+
+/** Per-sample scales a later round replays. */
+interface RunningQParams {
+  readonly scale: Float32Array;
+  readonly zeroPoint: Float32Array;
+}
+
+function groupsOf(
+  layer: number,
+  plan: QuantizationPlan,
+  quantizationAware: boolean,
+  warn: (m: string) => void,
+): InputGroup[] {
+  return LINEAR_INPUT_GROUPS.map((g, i) => {
+    const modules = g.map((l) => linearModuleName(layer, l));
+    const planned = plan.linears.linears.filter((l) =>
+      modules.includes(l.name) && isQuantizedLinear(l)
+    );
+    const observed = planned.filter((l) => inputNeedsCalibration(l.scheme!.inputActivations));
+    const inputs = modules.map((m) =>
+      planned.find((l) => l.name === m)?.scheme?.inputActivations ?? null
+    );
+    const first = inputs[0];
+    const same = inputs.every((a) =>
+      a === first || (a !== null && first !== null && quantizationArgsEqual(a, first))
+    );
+    let simulation: InputSimulation = { kind: "none", reason: "no input quantization" };
+    if (first !== null && same) simulation = inputSimulation(first);
+    else if (inputs.some((a) => a !== null)) {
+      simulation = { kind: "none", reason: "modules sharing this input quantize it differently" };
+    }
+    if (
+      quantizationAware && simulation.kind === "none" && inputs.some((a) => a !== null) &&
+      layer === 0
+    ) {
+      warn(
+        `quantization-aware calibration does not simulate the inputs of ${g.join("/")} ` +
+          `(${simulation.reason}); calibration forwards see them unquantized`,
+      );
+    }
+    return {
+      key: GROUP_KEYS[i],
+      point: GROUP_POINT[i],
+      modules,
+      planned,
+      observed,
+      simulation,
+      args: same ? first : null,
+    };
+  });
+}
+
+function observedState(states: readonly ObserverState[]): ObserverState {
+  return states[states.length - 1];
+}
+
+async function statesOf(
+  observations: readonly MinMax[],
+  args: QuantizationArgs,
+  dtype: ComputeDType,
+): Promise<ObserverState[]> {
+  return await lastValueFrom(from(observations).pipe(observeMinMax(args, dtype), toArray()));
+}
+
+function staticQParams(
+  state: ObserverState,
+  args: QuantizationArgs,
+  dtype: ComputeDType,
+): ObservedQParams & StateQParams {
+  const qp = qparamsOf(state, args, { dtype });
+  const shape = args.strategy === "attn_head" ? [qp.scale.length, 1, 1] : [1];
+  return { scale: qp.scale, zeroPoint: args.symmetric ? null : qp.zeroPoint, shape };
+}
+
+/** The layer session of a QuantizationModifier or GPTQModifier. */
+class QuantizationSession implements LayerSession {
+  readonly rounds: number;
+  readonly calibrationWeights: Map<string, Float32Array>;
+  readonly #env: LayerEnvironment;
+  readonly #plan: QuantizationPlan;
+  readonly #gptq: boolean;
+  readonly #groups: InputGroup[];
+  readonly #attention: AttentionPlan | null;
+  readonly #roundOf = new Map<number, number>();
+  readonly #rtn = new Map<string, RtnWeight>();
+  readonly #hessians: LayerHessians | null;
+  /** Final observer state per module (input) or per `k`/`v`/`q`. */
+  readonly #states = new Map<string, ObserverState>();
+  /** Per-sample running qparams per group key (quantization-aware replay). */
+  readonly #running = new Map<string, RunningQParams>();
+  /** Final input qparams per group key (propagation forward). */
+  readonly #final = new Map<string, ObservedQParams>();
+  #finished = false;
+
+  constructor(env: LayerEnvironment, plan: QuantizationPlan, gptq: boolean) {
+    this.#env = env;
+    this.#plan = plan;
+    this.#gptq = gptq;
+    const k = env.layer;
+    this.#groups = groupsOf(
+      k,
+      plan,
+      env.quantizationAware,
+      (m) => env.emit({ type: "warning", message: m }),
+    );
+    this.#attention = plan.attention.find((a) => a.layer === k) ?? null;
+
+    // A point's round is the number of replayed groups before it.
+    const replayed = env.quantizationAware
+      ? this.#groups.filter((g) => g.observed.length > 0 && g.simulation.kind === "static")
+      : [];
+    const roundAt = (point: number) => replayed.filter((g) => g.point < point).length;
+    const points: number[] = this.#groups.filter((g) => g.observed.length > 0).map((g) => g.point);
+    if (this.#attention !== null) points.push(ATTENTION_POINT);
+    if (gptq) {
+      points.push(
+        ...this.#groups.filter((g) => this.#gptqTargets(g).length > 0).map((g) => g.point),
+      );
+    }
+    for (const p of points) this.#roundOf.set(p, roundAt(p));
+    this.rounds = points.length === 0 ? 0 : Math.max(...points.map(roundAt)) + 1;
+
+    this.calibrationWeights = new Map();
+    if (!gptq) {
+      const linears = this.#groups.flatMap((g) => g.planned).filter((l) =>
+        l.scheme!.weights !== null
+      );
+      const results = rtnLayerWeights(
+        k,
+        env.config.modelType,
+        linears.map((l) => ({
+          name: l.name,
+          values: this.#weight(l),
+          shape: l.shape,
+          scheme: l.scheme!,
+          dtype: this.#dtype(l),
+        })),
+      );
+      for (const r of results) {
+        this.#rtn.set(r.name, r);
+        if (env.quantizationAware) this.calibrationWeights.set(`${r.name}.weight`, r.fakeQuantized);
+      }
+    }
+    const columns = new Map<string, number>();
+    if (gptq) {
+      for (const g of this.#groups) {
+        const t = this.#gptqTargets(g);
+        if (t.length > 0) columns.set(g.key, t[0].shape[1]);
+      }
+    }
+    this.#hessians = columns.size > 0 ? LayerHessians.create(env.gpu, columns) : null;
+  }
+
+  observe(round: number): OperatorFunction<CalibrationTap, unknown> {
+    return (taps$) =>
+      taps$.pipe(
+        mergeMap((tap) => from(this.#record(round, tap))),
+        toArray(),
+        concatMap((pending) => this.#fold(pending)),
+        last(null, null),
+      );
+  }
+
+  inputTransform(
+    round: number | "propagate",
+    samples: CalibrationBatch,
+  ): LinearInputTransform | null {
+    if (!this.#env.quantizationAware) return null;
+    return (modules, x, batch) => {
+      const g = this.#groups.find((g) => g.modules[0] === modules[0]);
+      if (g === undefined || g.args === null) return x;
+      return this.#simulate(g, g.args, round, samples, x, batch);
+    };
+  }
+
+  async finish(): Promise<LayerResult> {
+    this.#finished = true;
+    const env = this.#env;
+    const linears: LinearResult[] = [];
+    const gptq = new Map<string, GptqResult>();
+    if (this.#gptq && this.#hessians !== null) {
+      const targets = this.#groups.flatMap((g) => this.#gptqTargets(g).map((l) => ({ l, g })));
+      const m = this.#plan.modifier;
+      const results = await gptqLayerWeights(
+        env.gpu,
+        env.layer,
+        env.config.modelType,
+        this.#hessians,
+        targets.map(({ l, g }) => ({
+          name: l.name,
+          values: this.#weight(l),
+          shape: l.shape,
+          args: l.scheme!.weights!,
+          dtype: this.#dtype(l),
+          input: g.key,
+        })),
+        {
+          blockSize: m.type === "GPTQModifier" ? m.blockSize : 128,
+          dampeningFrac: m.type === "GPTQModifier" ? m.dampeningFrac ?? 0.01 : 0.01,
+        },
+      );
+      targets.forEach(({ l }, i) => gptq.set(l.name, results[i]));
+    }
+    for (const g of this.#groups) {
+      for (const l of g.planned) {
+        const scheme = l.scheme!;
+        const original = this.#weight(l);
+        const input = scheme.inputActivations === null ? null : this.#inputQParams(l);
+        const rtn = this.#rtn.get(l.name);
+        const q = gptq.get(l.name);
+        let weight = original;
+        let forwardWeight = original;
+        let weightQParams: LinearResult["weightQParams"] = null;
+        let metric: LinearResult["metric"] = null;
+        if (rtn !== undefined) {
+          weightQParams = rtn.qparams;
+          if (env.quantizationAware) forwardWeight = rtn.fakeQuantized;
+          metric = {
+            error: rtn.relativeError,
+            errorKind: "relative_weight_mse",
+            seconds: rtn.seconds,
+          };
+        } else if (q !== undefined) {
+          weight = q.weight;
+          forwardWeight = q.weight;
+          weightQParams = {
+            scale: q.scale,
+            zeroPoint: q.zeroPoint,
+            globalScale: q.globalScale ?? null,
+            gIdx: q.gIdx ?? null,
+          };
+          metric = { error: q.loss, errorKind: "gptq_loss", seconds: q.timings.totalMs / 1000 };
+          if (q.fellBackToRtn) {
+            env.emit({
+              type: "warning",
+              message:
+                `${l.name}: the Hessian could not be inverted; fell back to round-to-nearest`,
+            });
+          }
+        }
+        linears.push({
+          module: l.name,
+          modifier: this.#plan.modifier.type,
+          scheme,
+          format: l.format,
+          shape: l.shape,
+          weight,
+          weightQParams,
+          input,
+          forwardWeight,
+          metric,
+        });
+      }
+    }
+    const attention: AttentionResult[] = [];
+    const a = this.#attention;
+    if (a !== null && a.kv !== null) {
+      const dtype = this.#attentionDtype();
+      attention.push({
+        module: a.module,
+        args: a.kv,
+        k: staticQParams(this.#state("k"), a.kv, dtype),
+        v: staticQParams(this.#state("v"), a.kv, dtype),
+        q: a.query === null ? null : staticQParams(this.#state("q"), a.query, dtype),
+      });
+    }
+    return { linears, attention };
+  }
+
+  dispose(): void {
+    this.#hessians?.destroy();
+  }
+
+  // ------------------------------------------------------------------ private
+
+  #gptqTargets(g: InputGroup): PlannedLinear[] {
+    return this.#gptq ? g.planned.filter((l) => l.scheme!.weights !== null) : [];
+  }
+
+  #weight(l: PlannedLinear): Float32Array {
+    const w = this.#env.weights.get(`${l.name}.weight`);
+    if (w === undefined) throw new Error(`${l.name}.weight is not among the layer's weights`);
+    return w;
+  }
+
+  #dtype(l: PlannedLinear): ComputeDType {
+    return computeDTypeOf(this.#env.dtypes.get(`${l.name}.weight`) ?? "F32", `${l.name}.weight`);
+  }
+
+  #attentionDtype(): ComputeDType {
+    const name = `${this.#attention!.module}.k_proj.weight`;
+    return computeDTypeOf(this.#env.dtypes.get(name) ?? "F32", name);
+  }
+
+  #state(key: string): ObserverState {
+    const s = this.#states.get(key);
+    if (s === undefined) throw new Error(`layer ${this.#env.layer}: '${key}' was never observed`);
+    return s;
+  }
+
+  #inputQParams(l: PlannedLinear): ObservedQParams | null {
+    const args = l.scheme!.inputActivations!;
+    if (!inputNeedsCalibration(args)) return null;
+    const state = this.#state(l.name);
+    const dtype = this.#dtype(l);
+    if (args.dynamic === "local") return { globalScale: globalScaleOfState(state, dtype) };
+    return staticQParams(state, args, dtype);
+  }
+
+  /** Records this tap's reductions (synchronously, into the tap's batch). */
+  #record(round: number, tap: CalibrationTap): Pending[] {
+    const e = tap.event;
+    const first = tap.samples.firstSample;
+    if (e.kind === "attention") {
+      const a = this.#attention;
+      if (a === null || this.#roundOf.get(ATTENTION_POINT) !== round) return [];
+      const rec = (x: GpuTensor, heads: number, args: QuantizationArgs) =>
+        args.strategy === "attn_head"
+          ? recordHeadMinMax(e.batch, x, e.sequences, e.seqLen, heads)
+          : recordTensorMinMax(e.batch, x, e.sequences, e.seqLen);
+      const out: Pending[] = [];
+      if (a.kv !== null) {
+        out.push({ key: "k", firstSample: first, stats: rec(e.k, e.kvHeads, a.kv) });
+        out.push({ key: "v", firstSample: first, stats: rec(e.v, e.kvHeads, a.kv) });
+      }
+      if (a.query !== null) {
+        out.push({ key: "q", firstSample: first, stats: rec(e.q, e.heads, a.query) });
+      }
+      return out;
+    }
+    const g = this.#groups.find((g) => g.modules[0] === e.modules[0]);
+    if (g === undefined || this.#roundOf.get(g.point) !== round) return [];
+    if (this.#hessians?.has(g.key)) this.#hessians.add(g.key, e.batch, e.x, e.sequences);
+    if (g.observed.length === 0) return [];
+    return [{
+      key: g.key,
+      firstSample: first,
+      stats: recordTensorMinMax(e.batch, e.x, e.sequences, e.seqLen),
+    }];
+  }
+
+  /** Reads a round's statistics back and folds them into the observers. */
+  async #fold(pending: readonly Pending[]): Promise<void> {
+    const ordered = [...pending].sort((a, b) => a.firstSample - b.firstSample);
+    const perForward = await readSampleMinMax(ordered.map((p) => p.stats));
+    const byKey = new Map<string, MinMax[]>();
+    ordered.forEach((p, i) => {
+      const list = byKey.get(p.key) ?? [];
+      list.push(...perForward[i]);
+      byKey.set(p.key, list);
+    });
+    for (const [key, observations] of byKey) {
+      const g = this.#groups.find((g) => g.key === key);
+      if (g === undefined) {
+        const a = this.#attention!;
+        const args = key === "q" ? a.query! : a.kv!;
+        this.#states.set(
+          key,
+          observedState(await statesOf(observations, args, this.#attentionDtype())),
+        );
+        continue;
+      }
+      for (const l of g.observed) {
+        const args = l.scheme!.inputActivations!;
+        const dtype = this.#dtype(l);
+        const states = await statesOf(observations, args, dtype);
+        this.#states.set(l.name, observedState(states));
+        if (g.args !== null && g.simulation.kind === "static" && !this.#running.has(g.key)) {
+          const scale = new Float32Array(states.length);
+          const zeroPoint = new Float32Array(states.length);
+          states.forEach((s, i) => {
+            const qp = qparamsOf(s, args, { dtype });
+            scale[i] = qp.scale[0];
+            zeroPoint[i] = qp.zeroPoint[0];
+          });
+          this.#running.set(g.key, { scale, zeroPoint });
+          this.#final.set(g.key, staticQParams(observedState(states), args, dtype));
+        }
+      }
+    }
+  }
+
+  /** Fake-quantizes a group's input as upstream's wrapped forward would at this point. */
+  #simulate(
+    g: InputGroup,
+    args: QuantizationArgs,
+    round: number | "propagate",
+    samples: CalibrationBatch,
+    x: GpuTensor,
+    batch: CommandBatch,
+  ): GpuTensor {
+    switch (g.simulation.kind) {
+      case "none":
+        return x;
+      case "dynamic_token":
+        return fakeQuantizeDynamicTokens(batch, x, args);
+      case "static": {
+        const rows = samples.sequences * samples.seqLen;
+        const scale = new Float32Array(rows);
+        const zp = new Float32Array(rows);
+        if (round === "propagate") {
+          if (!this.#finished) throw new Error("propagation transform requested before finish()");
+          const fin = this.#final.get(g.key);
+          if (fin === undefined) return x;
+          scale.fill(fin.scale![0]);
+          zp.fill(fin.zeroPoint?.[0] ?? 0);
+        } else {
+          // A group whose scales are not settled yet cannot affect what this round observes.
+          const run = this.#running.get(g.key);
+          if (run === undefined) return x;
+          for (let b = 0; b < samples.sequences; b++) {
+            const s = samples.firstSample + b;
+            scale.fill(run.scale[s], b * samples.seqLen, (b + 1) * samples.seqLen);
+            zp.fill(run.zeroPoint[s], b * samples.seqLen, (b + 1) * samples.seqLen);
+          }
+        }
+        return fakeQuantizeRows(batch, x, scale, zp, args);
+      }
+    }
+  }
+}
+
+/**
+ * A QuantizationModifier (round-to-nearest weights, calibrated activations)
+ * or GPTQModifier (GPTQ weights, calibrated activations) as a layer modifier.
+ *
+ * @param plan the modifier's plan ({@link planQuantization})
+ * @returns the layer modifier
+ * @example
+ * ```ts ignore
+ * const modifier = quantizationLayerModifier(planQuantization(model, recipe.modifiers[0]));
+ * const session = modifier.open(env);
+ * ```
+ */
+export function quantizationLayerModifier(plan: QuantizationPlan): LayerModifier {
+  const gptq = plan.modifier.type === "GPTQModifier";
+  return {
+    type: plan.modifier.type,
+    disablesQuantizationAware: gptq,
+    open: (env) => new QuantizationSession(env, plan, gptq),
+  };
+}

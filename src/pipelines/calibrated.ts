@@ -1,0 +1,256 @@
+/**
+ * The calibrated pipelines (§3.6): `sequential` (layer by layer with error
+ * propagation, §4.11), `basic` (no error propagation) and `independent`
+ * (each modifier its own pass, one after another). Everything a bad recipe
+ * or dataset can break is checked in {@link prepareCalibratedPipeline},
+ * before any output exists; `run` then writes into the checkpoint sink.
+ *
+ * @module
+ */
+
+import { lastValueFrom, tap } from "rxjs";
+import type { HfModel } from "../io/hf_model.ts";
+import { loadTokenizer } from "../io/tokenizer.ts";
+import { loadCalibrationSamples } from "../data/calibration_samples.ts";
+import { DecoderModel } from "../model/decoder_model.ts";
+import type { Recipe } from "../recipe/recipe.ts";
+import type { ModifierSpec } from "../recipe/modifiers.ts";
+import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
+import { MemoryBudget } from "../graph/activation_cache.ts";
+import type { ActivationCache } from "../graph/activation_cache.ts";
+import { calibrationBatches } from "../graph/calibration_batches.ts";
+import type { CalibrationBatch } from "../graph/calibration_batches.ts";
+import type { GraphEventSink, LayerDoneEvent } from "../graph/events.ts";
+import { CalibrationUnsupportedError, planQuantization } from "../graph/quantization_plan.ts";
+import type { QuantizationPlan } from "../graph/quantization_plan.ts";
+import { quantizationLayerModifier } from "../graph/quantization_session.ts";
+import { combinePlans } from "./combined_plan.ts";
+import type { CombinedPlan } from "./combined_plan.ts";
+import type { PipelineOutcome } from "./datafree.ts";
+import { lmHeadNeedsData, quantizeLmHead } from "./lm_head.ts";
+import { copyOutsideTensors, LM_HEAD_GROUP, writeLmHead } from "./outside_tensors.ts";
+import { runIndependent } from "./independent.ts";
+import { layerPass$ } from "./sequential.ts";
+import type { PassContext, PassOutputs } from "./sequential.ts";
+import { sinkTarget } from "./sink_target.ts";
+import { readLayerFromSource } from "./layer_source.ts";
+
+/** The calibrated pipelines. */
+export type CalibratedPipelineName = "sequential" | "basic" | "independent";
+
+/** Calibration data and run options (llm-compressor's dataset arguments). */
+export interface CalibrationOptions {
+  /**
+   * Plain UTF-8 text (windows of `maxSeqLength`) or JSON Lines with a
+   * `text` field; required unless every modifier is data-free.
+   */
+  readonly dataset?: string;
+  /** `num_calibration_samples` (default 512). */
+  readonly numCalibrationSamples?: number;
+  /** `max_seq_length` in tokens, BOS included (default 384). */
+  readonly maxSeqLength?: number;
+  /** `shuffle_calibration_samples` (default false). */
+  readonly shuffleCalibrationSamples?: boolean;
+  /** Seed of the shuffle (default 42). */
+  readonly seed?: number;
+  /** `quantization_aware_calibration` (default true; GPTQ switches it off). */
+  readonly quantizationAwareCalibration?: boolean;
+  /**
+   * Host bytes of cached activations before they spill to disk (default
+   * 2 GiB); also the largest resume boundary saved.
+   */
+  readonly maxActivationBytesInMemory?: number;
+  /** Tokens per GPU forward (samples are packed up to this; default 4096). */
+  readonly tokensPerForward?: number;
+}
+
+/** Default bound of in-memory activations. */
+export const DEFAULT_MAX_ACTIVATION_BYTES = 2 * 2 ** 30;
+/** Default tokens per forward. */
+export const DEFAULT_TOKENS_PER_FORWARD = 4096;
+
+/** A calibrated pipeline, validated and ready to write into a sink. */
+export interface CalibratedPipeline {
+  readonly name: CalibratedPipelineName;
+  /** Number of calibration samples. */
+  readonly samples: number;
+  /**
+   * Writes every layer (and the tensors outside them) into the sink.
+   *
+   * @param sink the open sink
+   * @param onLayer once per finished or skipped layer
+   * @returns what finalize needs
+   */
+  run(sink: CheckpointSink, onLayer: (e: LayerDoneEvent) => void): Promise<PipelineOutcome>;
+}
+
+function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): QuantizationPlan[] {
+  return modifiers.map((m) => {
+    if (m.type !== "QuantizationModifier" && m.type !== "GPTQModifier") {
+      throw new CalibrationUnsupportedError(
+        `${m.stage}_stage.${m.group}_modifiers.${m.type}: llmc's calibrated pipelines do not run ` +
+          `${m.type} yet`,
+      );
+    }
+    return planQuantization(hf, m);
+  });
+}
+
+/**
+ * Validates and plans a calibrated run: plans every modifier, loads and
+ * tokenizes the calibration samples. Nothing is written.
+ *
+ * @param name the pipeline
+ * @param hf the source model
+ * @param recipe the recipe
+ * @param options calibration data and run options
+ * @param emit receives warnings now and progress / metrics while running
+ * @returns the prepared pipeline
+ * @throws {CalibrationUnsupportedError} for modifiers or activation args llmc cannot calibrate,
+ *   or a recipe that needs data without a dataset
+ * @throws {DatasetError} (from data) for an unreadable or too small dataset
+ * @example
+ * ```ts ignore
+ * const p = await prepareCalibratedPipeline("sequential", hf, recipe, { dataset: "calib.txt" }, emit);
+ * const outcome = await p.run(sink, () => {});
+ * ```
+ */
+export async function prepareCalibratedPipeline(
+  name: CalibratedPipelineName,
+  hf: HfModel,
+  recipe: Recipe,
+  options: CalibrationOptions,
+  emit: GraphEventSink,
+): Promise<CalibratedPipeline> {
+  const plans = planAll(hf, recipe.modifiers);
+  for (const p of plans) {
+    for (const t of p.unmatched) {
+      emit({ type: "warning", message: `'${t}' matches no module of ${hf.dir}` });
+    }
+  }
+  const combined = combinePlans(plans);
+  const needsData = plans.some((p) => p.needsData);
+  let batches: CalibrationBatch[] = [];
+  if (needsData) {
+    if (options.dataset === undefined) {
+      const which = plans.filter((p) => p.needsData).map((p) => p.modifier.type).join(", ");
+      throw new CalibrationUnsupportedError(`${which} needs calibration data; give a dataset`);
+    }
+    const samples = await loadCalibrationSamples({
+      path: options.dataset,
+      tokenizer: await loadTokenizer(hf.dir),
+      numSamples: options.numCalibrationSamples ?? 512,
+      maxSeqLength: options.maxSeqLength ?? 384,
+      shuffle: options.shuffleCalibrationSamples,
+      seed: options.seed,
+    });
+    batches = calibrationBatches(samples, options.tokensPerForward ?? DEFAULT_TOKENS_PER_FORWARD);
+  }
+  const independent = name === "independent" && plans.length > 1;
+  return {
+    name,
+    samples: batches.reduce((n, b) => n + b.sequences, 0),
+    run: (sink, onLayer) =>
+      runCalibrated(hf, plans, combined, batches, options, sink, emit, onLayer, {
+        independent,
+        needsData,
+        propagation: name === "basic" ? "calibration" : "compressed",
+      }),
+  };
+}
+
+async function runCalibrated(
+  hf: HfModel,
+  plans: readonly QuantizationPlan[],
+  combined: CombinedPlan,
+  batches: readonly CalibrationBatch[],
+  options: CalibrationOptions,
+  sink: CheckpointSink,
+  emit: GraphEventSink,
+  onLayer: (e: LayerDoneEvent) => void,
+  mode: { independent: boolean; needsData: boolean; propagation: "compressed" | "calibration" },
+): Promise<PipelineOutcome> {
+  const model = await DecoderModel.load(hf);
+  const spillDir = `${sink.workDir}/graph`;
+  await Deno.mkdir(spillDir, { recursive: true });
+  const ctx: PassContext = {
+    model,
+    batches,
+    budget: new MemoryBudget(options.maxActivationBytesInMemory ?? DEFAULT_MAX_ACTIVATION_BYTES),
+    spillDir,
+    emit,
+    readLayer: (k) => readLayerFromSource(hf, k),
+  };
+  const kept: PassOutputs = { last: null };
+  try {
+    const t0 = performance.now();
+    const bytesRead = await copyOutsideTensors(hf, combined.lmHead, sink);
+    const outside: LayerDoneEvent = {
+      type: "layer_done",
+      layer: null,
+      layers: model.numLayers,
+      skipped: false,
+      seconds: (performance.now() - t0) / 1000,
+      bytesRead,
+    };
+    onLayer(outside);
+    emit(outside);
+
+    const lmPlan = combined.lmHeadPlan;
+    const lmGptq = lmPlan?.modifier.type === "GPTQModifier";
+    const keepLastOutputs = lmPlan !== null && !sink.isGroupDone(LM_HEAD_GROUP) &&
+      lmHeadNeedsData(combined.lmHead, lmGptq);
+    const report = tap<LayerDoneEvent>((e) => {
+      onLayer(e);
+      emit(e);
+    });
+    if (mode.independent) {
+      await runIndependent(ctx, plans, options, sink, batches, hf, report, kept, keepLastOutputs);
+    } else {
+      const modifiers = plans.map(quantizationLayerModifier);
+      const quantizationAware = options.quantizationAwareCalibration !== false &&
+        !modifiers.some((m) => m.disablesQuantizationAware);
+      await lastValueFrom(
+        layerPass$(
+          ctx,
+          {
+            modifiers,
+            propagation: mode.propagation,
+            quantizationAware,
+            needsData: mode.needsData,
+            keepLastOutputs,
+            pass: 0,
+            passes: 1,
+          },
+          sinkTarget(hf, sink, batches, ctx.budget.limit),
+          kept,
+        ).pipe(report),
+        { defaultValue: null },
+      );
+    }
+
+    if (lmPlan !== null && !sink.isGroupDone(LM_HEAD_GROUP)) {
+      const m = lmPlan.modifier;
+      const result = await quantizeLmHead(
+        model,
+        hf,
+        combined.lmHead,
+        m.type,
+        m.type === "GPTQModifier"
+          ? { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 }
+          : null,
+        batches,
+        kept.last as ActivationCache | null,
+      );
+      await writeLmHead(hf, combined.lmHead, result, sink);
+    }
+    return {
+      quantizationConfig: combined.quantizationConfig,
+      configPatch: combined.untieLmHead ? { tie_word_embeddings: false } : undefined,
+    };
+  } finally {
+    await kept.last?.dispose();
+    await model.idle().catch(() => {});
+    model.close();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The checkpoint tensors of one finished decoder layer: each quantized
+ * Linear compressed in its format with its weight qparams and observed input
+ * scales (§1.9, §1.9.10), each attention module's K/V (and Q) scales
+ * (§1.9.12), and every other tensor of the layer (norms, biases, Linears
+ * left dense) copied unchanged in its stored dtype.
+ *
+ * @module
+ */
+
+import { compressModule } from "../compress/compress_module.ts";
+import { kvCacheScaleTensors } from "../compress/kv_cache_scales.ts";
+import type { HfModel } from "../io/hf_model.ts";
+import { layerPrefix } from "../model/module_names.ts";
+import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
+import type { CheckpointTensor } from "../sink/checkpoint_sink.ts";
+import type { LayerResult } from "../graph/modifier.ts";
+
+/** What a layer's tensors are read from. */
+export type LayerTensorSource = Pick<HfModel, "tensorNames" | "info" | "readRaw">;
+
+/**
+ * Builds a finished layer's checkpoint tensors.
+ *
+ * @param source the source checkpoint (copied tensors, stored dtypes)
+ * @param layer the decoder layer
+ * @param result the layer's module results
+ * @returns the tensors to hand to `sink.writeLayer`
+ * @throws {CompressionError} (from compress) when a module's format precondition fails
+ * @example
+ * ```ts ignore
+ * await sink.writeLayer(k, await layerCheckpointTensors(model, k, done.result));
+ * ```
+ */
+export async function layerCheckpointTensors(
+  source: LayerTensorSource,
+  layer: number,
+  result: LayerResult,
+): Promise<CheckpointTensor[]> {
+  const prefix = layerPrefix(layer) + ".";
+  const out: CheckpointTensor[] = [];
+  const replaced = new Set<string>();
+  for (const l of result.linears) {
+    const name = `${l.module}.weight`;
+    const dtype = computeDTypeOf(source.info(name).dtype, name);
+    replaced.add(name);
+    out.push(
+      ...compressModule(
+        l.module,
+        l.weight,
+        l.shape,
+        l.scheme,
+        { weight: l.weightQParams, input: l.input },
+        dtype,
+        l.format,
+      ),
+    );
+  }
+  for (const a of result.attention) {
+    const name = `${a.module}.k_proj.weight`;
+    const dtype = computeDTypeOf(source.info(name).dtype, name);
+    out.push(...kvCacheScaleTensors(a.module, { k: a.k, v: a.v, q: a.q }, a.args, dtype));
+  }
+  for (const name of source.tensorNames()) {
+    if (!name.startsWith(prefix) || replaced.has(name)) continue;
+    const info = source.info(name);
+    out.push({ name, dtype: info.dtype, shape: info.shape, data: await source.readRaw(name) });
+  }
+  return out;
+}

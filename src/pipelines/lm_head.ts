@@ -1,0 +1,190 @@
+/**
+ * lm_head in a calibrated pipeline. It sits after the decoder layers, so its
+ * input statistics (static input scales) and its GPTQ Hessian come from the
+ * final RMSNorm of the last layer's propagated outputs, as upstream's hooks
+ * on the last subgraph see them. Without either it is quantized
+ * round-to-nearest from its weight alone.
+ *
+ * @module
+ */
+
+import { CommandBatch } from "../gpu/batch.ts";
+import { GpuTensor } from "../gpu/tensor.ts";
+import type { HfModel } from "../io/hf_model.ts";
+import type { DecoderModel } from "../model/decoder_model.ts";
+import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
+import { gptqQuantize } from "../modifiers/gptq/gptq_quantize.ts";
+import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
+import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
+import { qparamsOf } from "../quant/observers.ts";
+import { rtnGlobalScale, rtnQuantizeModule } from "../quant/rtn.ts";
+import { from, last, lastValueFrom } from "rxjs";
+import type { ActivationCache } from "../graph/activation_cache.ts";
+import type { CalibrationBatch } from "../graph/calibration_batches.ts";
+import type { LinearResult, ObservedQParams } from "../graph/modifier.ts";
+import { globalScaleOfState, observeMinMax } from "../graph/observer_operators.ts";
+import { inputNeedsCalibration } from "../graph/quantization_plan.ts";
+import { relativeError } from "../graph/rtn_weights.ts";
+import { readSampleMinMax, recordTensorMinMax } from "../graph/sample_statistics.ts";
+import type { PendingSampleMinMax } from "../graph/sample_statistics.ts";
+import { fakeQuantize } from "../quant/quantize.ts";
+
+/**
+ * Whether lm_head needs the last layer's outputs (static or NVFP4 inputs, or GPTQ).
+ *
+ * @param plan lm_head's plan
+ * @param gptq whether a GPTQModifier quantizes it
+ * @returns true when its quantization needs calibration data
+ * @example
+ * ```ts ignore
+ * lmHeadNeedsData(combined.lmHead, false); // true for FP8 static on an unignored lm_head
+ * ```
+ */
+export function lmHeadNeedsData(plan: PlannedLinear, gptq: boolean): boolean {
+  const s = plan.scheme;
+  if (s === null || plan.format === null) return false;
+  return (gptq && s.weights !== null) || inputNeedsCalibration(s.inputActivations);
+}
+
+/** The GPTQ settings of the modifier quantizing lm_head, or null for round-to-nearest. */
+export interface LmHeadGptq {
+  readonly blockSize: number;
+  readonly dampeningFrac: number;
+}
+
+/**
+ * Quantizes lm_head.
+ *
+ * @param model the decoder on the GPU
+ * @param source the checkpoint
+ * @param plan lm_head's plan (scheme and format set)
+ * @param modifier the modifier's type
+ * @param gptq GPTQ settings, or null for round-to-nearest
+ * @param batches calibration batches
+ * @param hidden the last layer's outputs per batch, when lm_head needs data
+ * @returns lm_head's result
+ * @example
+ * ```ts ignore
+ * const r = await quantizeLmHead(model, hf, lmHeadPlan, "QuantizationModifier", null, batches, cache);
+ * ```
+ */
+export async function quantizeLmHead(
+  model: DecoderModel,
+  source: HfModel,
+  plan: PlannedLinear,
+  modifier: string,
+  gptq: LmHeadGptq | null,
+  batches: readonly CalibrationBatch[],
+  hidden: ActivationCache | null,
+): Promise<LinearResult> {
+  const t0 = performance.now();
+  const scheme = plan.scheme!;
+  const dtype = computeDTypeOf(plan.dtype, plan.weightTensor);
+  const values = await source.readF32(plan.weightTensor);
+  const inputArgs = scheme.inputActivations;
+  const observeInputs = inputNeedsCalibration(inputArgs);
+  const useGptq = gptq !== null && scheme.weights !== null;
+  const hessian = useGptq ? HessianAccumulator.create(model.gpu, plan.shape[1]) : null;
+  try {
+    let input: ObservedQParams | null = null;
+    if ((observeInputs || useGptq) && hidden !== null) {
+      const pending: PendingSampleMinMax[] = [];
+      for (const b of batches) {
+        const rows = b.sequences * b.seqLen;
+        const x = GpuTensor.fromArray(model.gpu, await hidden.get(b.index), [
+          rows,
+          model.config.hiddenSize,
+        ]);
+        const normed = await model.finalNorm(x);
+        x.destroy();
+        const batch = new CommandBatch(model.gpu);
+        hessian?.add(batch, normed, b.sequences);
+        if (observeInputs) pending.push(recordTensorMinMax(batch, normed, b.sequences, b.seqLen));
+        batch.submit();
+        normed.destroy();
+      }
+      if (observeInputs) {
+        const observations = (await readSampleMinMax(pending)).flat();
+        const state = await lastValueFrom(
+          from(observations).pipe(observeMinMax(inputArgs!, dtype), last()),
+        );
+        input = inputArgs!.dynamic === "local"
+          ? { globalScale: globalScaleOfState(state, dtype) }
+          : (() => {
+            const qp = qparamsOf(state, inputArgs!, { dtype });
+            return {
+              scale: qp.scale,
+              zeroPoint: inputArgs!.symmetric ? null : qp.zeroPoint,
+              shape: [1],
+            };
+          })();
+      }
+    }
+    if (scheme.weights === null) {
+      return {
+        module: plan.name,
+        modifier,
+        scheme,
+        format: plan.format,
+        shape: plan.shape,
+        weight: values,
+        weightQParams: null,
+        input,
+        forwardWeight: values,
+        metric: null,
+      };
+    }
+    const args = scheme.weights;
+    if (hessian !== null) {
+      const r = await gptqQuantize(model.gpu, values, plan.shape, hessian, args, {
+        blockSize: gptq!.blockSize,
+        dampeningFrac: gptq!.dampeningFrac,
+        where: plan.name,
+      });
+      return {
+        module: plan.name,
+        modifier,
+        scheme,
+        format: plan.format,
+        shape: plan.shape,
+        weight: r.weight,
+        weightQParams: {
+          scale: r.scale,
+          zeroPoint: r.zeroPoint,
+          globalScale: r.globalScale ?? null,
+          gIdx: r.gIdx ?? null,
+        },
+        input,
+        forwardWeight: r.weight,
+        metric: { error: r.loss, errorKind: "gptq_loss", seconds: (performance.now() - t0) / 1000 },
+      };
+    }
+    const globalScale = args.strategy === "tensor_group"
+      ? rtnGlobalScale(values, args, dtype)
+      : null;
+    const qp = rtnQuantizeModule(values, plan.shape, args, {
+      globalScale,
+      dtype,
+      where: plan.name,
+    });
+    const fq = fakeQuantize(values, plan.shape, qp, args, { dtype, where: plan.name });
+    return {
+      module: plan.name,
+      modifier,
+      scheme,
+      format: plan.format,
+      shape: plan.shape,
+      weight: values,
+      weightQParams: qp,
+      input,
+      forwardWeight: fq,
+      metric: {
+        error: relativeError(values, fq),
+        errorKind: "relative_weight_mse",
+        seconds: (performance.now() - t0) / 1000,
+      },
+    };
+  } finally {
+    hessian?.destroy();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Shared pieces of the graph tests: data paths, temporary folders, and
+ * perplexity of a written checkpoint (weights decompressed, optionally with
+ * its static input scales applied to every Linear's input, as vLLM serves
+ * an FP8-static checkpoint).
+ *
+ * @module
+ */
+
+import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
+import type { CommandBatch } from "../../src/gpu/batch.ts";
+import { HfModel } from "../../src/io/hf_model.ts";
+import { loadTokenizer } from "../../src/io/tokenizer.ts";
+import { loadEvaluationWindows } from "../../src/data/evaluation_windows.ts";
+import { perplexity } from "../../src/data/perplexity.ts";
+import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { logSoftmaxNll } from "../../src/model/reference_ops.ts";
+import { parseQuantizationArgs } from "../../src/quant/args.ts";
+import { gpuFakeQuantize } from "../../src/quant/gpu_fake_quantize.ts";
+
+/** `../shared` beside the repository root. */
+export const SHARED_DIR = decodeURIComponent(new URL("../../../shared/", import.meta.url).pathname);
+/** The tiny Llama every test runs on. */
+export const STORIES = `${SHARED_DIR}models/stories260K`;
+/** Calibration text (never evaluate on it). */
+export const CALIB = `${SHARED_DIR}data/tinystories_calib.txt`;
+/** Evaluation text (never calibrate on it). */
+export const EVAL = `${SHARED_DIR}data/tinystories_eval.txt`;
+/** The repository root. */
+export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
+
+/**
+ * Runs `fn` with a fresh temporary folder, removed afterwards.
+ *
+ * @param fn the body
+ * @returns its result
+ */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "llmc-graph-test-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The project's evaluation windows (40 × 256, BOS first) of the eval text. */
+export async function evaluationWindows(windows = 40, seqLen = 256): Promise<Int32Array[]> {
+  return await loadEvaluationWindows({
+    path: EVAL,
+    tokenizer: await loadTokenizer(STORIES),
+    seqLen,
+    windows,
+  });
+}
+
+/**
+ * Perplexity of a checkpoint with its weights decompressed (the project's
+ * convention for quantized checkpoints).
+ *
+ * @param dir a compressed-tensors (or dense) checkpoint folder
+ * @param windows evaluation windows
+ * @returns the perplexity
+ */
+export async function weightOnlyPerplexity(dir: string, windows: Int32Array[]): Promise<number> {
+  const ckpt = await CompressedCheckpoint.open(dir);
+  const model = await DecoderModel.load(ckpt);
+  try {
+    return (await perplexity(model, windows)).ppl;
+  } finally {
+    model.close();
+    ckpt.close();
+  }
+}
+
+/**
+ * Perplexity of an FP8-static checkpoint with its weights decompressed and
+ * every Linear input fake-quantized with its stored `input_scale`.
+ *
+ * @param dir the checkpoint folder
+ * @param windows evaluation windows
+ * @returns the perplexity
+ */
+export async function staticInputPerplexity(dir: string, windows: Int32Array[]): Promise<number> {
+  const ckpt = await CompressedCheckpoint.open(dir);
+  const raw = await HfModel.open(dir);
+  const model = await DecoderModel.load(ckpt);
+  const fp8 = parseQuantizationArgs({ num_bits: 8, type: "float", strategy: "tensor" }, "in");
+  try {
+    const scales = new Map<string, Float32Array>();
+    for (const name of raw.tensorNames()) {
+      if (name.endsWith(".input_scale")) {
+        scales.set(name.slice(0, -".input_scale".length), await raw.readF32(name));
+      }
+    }
+    const seqLen = windows[0].length;
+    let nll = 0;
+    let tokens = 0;
+    for (let w0 = 0; w0 < windows.length; w0 += 8) {
+      const group = windows.slice(w0, w0 + 8);
+      const ids = new Int32Array(group.length * seqLen);
+      group.forEach((w, i) => ids.set(w, i * seqLen));
+      let hidden = await model.embed(ids, group.length, seqLen);
+      for (let k = 0; k < model.numLayers; k++) {
+        const next = await model.runLayer(k, hidden, {
+          transformLinearInput: (modules, x, batch: CommandBatch) => {
+            const s = scales.get(modules[0]);
+            return s === undefined ? x : gpuFakeQuantize(batch, x, { scale: s }, fp8);
+          },
+        });
+        hidden.destroy();
+        hidden = next;
+      }
+      const logits = await model.head(hidden);
+      hidden.destroy();
+      const host = await logits.readF32();
+      logits.destroy();
+      const targets = new Int32Array(ids.length);
+      for (let r = 0; r < ids.length; r++) targets[r] = r % seqLen === seqLen - 1 ? -1 : ids[r + 1];
+      const per = logSoftmaxNll(host, targets, model.config.vocabSize);
+      for (let r = 0; r < per.length; r++) {
+        if (targets[r] >= 0) {
+          nll += per[r];
+          tokens++;
+        }
+      }
+    }
+    return Math.exp(nll / tokens);
+  } finally {
+    model.close();
+    raw.close();
+    ckpt.close();
+  }
+}
