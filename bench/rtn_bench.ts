@@ -6,9 +6,16 @@
  *
  * Each measured run is its own process, so its peak RSS (VmHWM from
  * /proc/self/status) is that run's alone. Throughput is GB/s of source
- * weights read (all tensors) and of Linear weights quantized.
+ * weights read (all tensors) and of Linear weights quantized. On a shared
+ * machine, `--repeat N` runs each configuration N times and keeps the
+ * fastest run.
  *
- * `deno run -A bench/rtn_bench.ts [--quick] [--keep]`
+ * A second table times the compute alone, in this process: RTN qparams
+ * (`rtnQuantizeModule`) and compression (`compressModule`) of one MLP-sized
+ * weight per scheme and dtype, fastest of several warm runs, so the inner
+ * loops can be compared without the file I/O around them.
+ *
+ * `deno run -A bench/rtn_bench.ts [--quick] [--keep] [--repeat N]`
  *
  * @module
  */
@@ -18,6 +25,12 @@ import { HfModel } from "../src/io/hf_model.ts";
 import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
 import { modelFreePtq } from "../src/model_free/model_free_ptq.ts";
+import { roundToBf16 } from "../src/io/floats.ts";
+import { compressModule } from "../src/compress/compress_module.ts";
+import type { ComputeDType } from "../src/quant/compute_dtype.ts";
+import { moduleFormat } from "../src/quant/format.ts";
+import { presetScheme } from "../src/quant/presets.ts";
+import { rtnGlobalScale, rtnQuantizeModule } from "../src/quant/rtn.ts";
 
 interface Shape {
   hidden: number;
@@ -131,6 +144,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
+    repeat: { type: "string", default: "1" },
     child: { type: "string" },
     scheme: { type: "string" },
     model: { type: "string" },
@@ -145,7 +159,50 @@ if (values.child) {
   Deno.exit(0);
 }
 
+interface ComputeResult {
+  readonly scheme: string;
+  readonly dtype: ComputeDType;
+  readonly qparamsMs: number;
+  readonly compressMs: number;
+  readonly gbps: number;
+}
+
+/** Compute alone: qparams and compression of one `[intermediate, hidden]` weight, warm. */
+function computeOnly(s: Shape): ComputeResult[] {
+  const shape: [number, number] = [s.intermediate, s.hidden];
+  const base = new Float32Array(shape[0] * shape[1]);
+  let seed = 1;
+  for (let i = 0; i < base.length; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    base[i] = (seed / 2 ** 32 - 0.5) * 0.1;
+  }
+  const results: ComputeResult[] = [];
+  for (const dtype of ["F32", "BF16"] as const) {
+    const w = dtype === "F32" ? base : base.map(roundToBf16);
+    for (const scheme of ["W4A16", "FP8_DYNAMIC", "W8A8", "NVFP4A16"]) {
+      const sch = presetScheme(scheme, ["Linear"]);
+      const args = sch.weights!;
+      let qparamsMs = Infinity;
+      let compressMs = Infinity;
+      for (let it = 0; it < 6; it++) {
+        const t0 = performance.now();
+        const g = args.strategy === "tensor_group" ? rtnGlobalScale(w, args, dtype) : null;
+        const qp = rtnQuantizeModule(w, shape, args, { globalScale: g, dtype });
+        const t1 = performance.now();
+        compressModule("m", w, shape, sch, { weight: qp }, dtype, moduleFormat(sch));
+        const t2 = performance.now();
+        qparamsMs = Math.min(qparamsMs, t1 - t0);
+        compressMs = Math.min(compressMs, t2 - t1);
+      }
+      const gbps = (w.length * (dtype === "F32" ? 4 : 2)) / 1e9 / ((qparamsMs + compressMs) / 1000);
+      results.push({ scheme, dtype, qparamsMs, compressMs, gbps });
+    }
+  }
+  return results;
+}
+
 const shape = values.quick ? QUICK : FULL;
+const repeat = Math.max(1, Number(values.repeat) || 1);
 const root = await Deno.makeTempDir({ prefix: "llmc-rtn-bench-" });
 try {
   const model = `${root}/model`;
@@ -166,8 +223,14 @@ try {
       ["model-free", "FP8_DYNAMIC"],
     ]
   ) {
-    runs.push(await child(task, scheme, model, `${root}/out-${task}-${scheme}`));
+    let best: RunResult | null = null;
+    for (let i = 0; i < repeat; i++) {
+      const r = await child(task, scheme, model, `${root}/out-${task}-${scheme}`);
+      if (best === null || r.seconds < best.seconds) best = r;
+    }
+    runs.push(best!);
   }
+  const compute = computeOnly(shape);
   const gb = (b: number) => (b / 1e9).toFixed(3);
   console.log(
     `\nRTN + compression on a synthetic ${
@@ -187,9 +250,23 @@ try {
         `${(r.peakRssBytes / 2 ** 20).toFixed(0)} | ${(r.peakRssBytes / size).toFixed(2)} |`,
     );
   }
+  console.log(
+    `\nCompute only: qparams + compression of one [${shape.intermediate}, ${shape.hidden}] ` +
+      `weight (fastest of 6, GB/s of the weight in its dtype)`,
+  );
+  console.log("| scheme | dtype | qparams ms | compress ms | GB/s |");
+  console.log("|---|---|---|---|---|");
+  for (const c of compute) {
+    console.log(
+      `| ${c.scheme} | ${c.dtype} | ${c.qparamsMs.toFixed(1)} | ${c.compressMs.toFixed(1)} | ` +
+        `${c.gbps.toFixed(2)} |`,
+    );
+  }
   console.log(JSON.stringify({
     bench: "rtn",
     quick: values.quick,
+    repeat,
+    compute,
     modelBytes: size,
     shape,
     runs: runs.map((r) => ({

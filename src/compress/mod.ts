@@ -32,8 +32,8 @@ export {
 } from "./compress_module.ts";
 export { type ActivationQParams, type ModelDType, scaleStorageDType } from "./qparam_tensors.ts";
 export { kvCacheScaleTensors } from "./kv_cache_scales.ts";
-export { packFactor, packInt32, unpackInt32 } from "./pack_int32.ts";
-export { packFp4, unpackFp4 } from "./pack_fp4.ts";
+export { packFactor, packInt32, packInt32Row, unpackInt32 } from "./pack_int32.ts";
+export { packFp4, packFp4Row, unpackFp4 } from "./pack_fp4.ts";
 export { compressNaiveQuantized, decompressNaiveQuantized } from "./naive_quantized.ts";
 export { compressPackQuantized, decompressPackQuantized } from "./pack_quantized.ts";
 export {

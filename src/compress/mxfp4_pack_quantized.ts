@@ -14,12 +14,13 @@
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { dequantize, quantize } from "../quant/quantize.ts";
+import { quantizeFp4Rows } from "../quant/quantize_rows.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { findTensor, makeTensor, requireTensor } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
 import { CompressionError } from "./errors.ts";
 import { checkFp4Args } from "./nvfp4_pack_quantized.ts";
-import { packFp4, unpackFp4 } from "./pack_fp4.ts";
+import { packFp4, packFp4Row, unpackFp4 } from "./pack_fp4.ts";
 import { decodeScale, readGIdx, scaleTensor } from "./qparam_tensors.ts";
 import type { ModelDType } from "./qparam_tensors.ts";
 
@@ -57,13 +58,25 @@ export function compressMxfp4PackQuantized(
   }
   const [rows, cols] = shape;
   const qShape = weightQParamShape(shape, args, prefix);
-  const codes = quantize(weight, shape, qparams, args, { dtype: modelDtype, where: prefix });
+  if (cols % 2 !== 0) {
+    // Quantizing first keeps the error a shape problem raises ahead of the packing one.
+    packFp4(
+      quantize(weight, shape, qparams, args, { dtype: modelDtype, where: prefix }),
+      rows,
+      cols,
+      prefix,
+    );
+  }
+  const packed = new Uint8Array((rows * cols) / 2);
+  quantizeFp4Rows(weight, shape, qparams, args, (r, nibbles) => {
+    packFp4Row(nibbles, cols, packed, (r * cols) / 2);
+  }, { dtype: modelDtype, where: prefix });
   return [
     makeTensor(
       `${prefix}.weight_packed`,
       "U8",
       [rows, cols / 2],
-      packFp4(codes, rows, cols, prefix),
+      packed,
     ),
     scaleTensor(`${prefix}.weight_scale`, qparams.scale, qShape, args, modelDtype),
   ];

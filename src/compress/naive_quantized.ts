@@ -11,10 +11,12 @@
 import type { DType } from "../io/dtype.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
+import { f32ToBytes } from "../io/tensor_bytes.ts";
 import { dequantize, quantize } from "../quant/quantize.ts";
+import { quantizeFp8Bytes, quantizeIntRows } from "../quant/quantize_rows.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { decompressDType } from "./_decompress_dtype.ts";
-import { findTensor, requireTensor, tensorFromValues, tensorValues } from "./compressed_tensor.ts";
+import { findTensor, makeTensor, requireTensor, tensorValues } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
 import { CompressionError } from "./errors.ts";
 import {
@@ -52,6 +54,44 @@ export function naiveCodeDType(args: QuantizationArgs, where = "weight"): DType 
 }
 
 /**
+ * Whether no int code can be NaN: finite weights, finite non-zero scales and
+ * finite zero points. Otherwise the codes go through the checked conversion,
+ * which names the first NaN.
+ */
+function finiteCodes(weight: Float32Array, qparams: WeightQParams): boolean {
+  for (const s of qparams.scale) if (!Number.isFinite(s) || s === 0) return false;
+  for (const z of qparams.zeroPoint ?? []) if (!Number.isFinite(z)) return false;
+  for (let i = 0; i < weight.length; i++) if (weight[i] - weight[i] !== 0) return false;
+  return true;
+}
+
+/** The stored bytes of the codes: FP8 bytes and int8 codes straight from quantization. */
+function naiveCodes(
+  prefix: string,
+  weight: Float32Array,
+  shape: readonly [number, number],
+  args: QuantizationArgs,
+  qparams: WeightQParams,
+  modelDtype: ModelDType,
+  codeDtype: DType,
+): Uint8Array {
+  const options = { dtype: modelDtype, where: prefix };
+  const cols = shape[1];
+  if (codeDtype === "F8_E4M3") {
+    // FP8 keeps −0 (0x80) as PyTorch's cast does.
+    return quantizeFp8Bytes(weight, shape, qparams, args, options);
+  }
+  if (codeDtype === "I8" && finiteCodes(weight, qparams)) {
+    const codes = new Int8Array(weight.length);
+    quantizeIntRows(weight, shape, qparams, args, (r, c) => codes.set(c, r * cols), options);
+    return new Uint8Array(codes.buffer);
+  }
+  // Integer codes have no −0; a NaN code fails the integer check with the index it is at.
+  const codes = quantize(weight, shape, qparams, args, options).map((v) => v + 0);
+  return f32ToBytes(codeDtype, codes);
+}
+
+/**
  * Compresses one Linear weight in the naive format.
  *
  * @param prefix the module name (e.g. `model.layers.0.self_attn.q_proj`)
@@ -84,11 +124,13 @@ export function compressNaiveQuantized(
   }
   const codeDtype = naiveCodeDType(args, prefix);
   const qShape = weightQParamShape(shape, args, prefix);
-  const codes = quantize(weight, shape, qparams, args, { dtype: modelDtype, where: prefix });
-  // FP8 keeps −0 (0x80) as PyTorch's cast does; integer codes have no −0.
-  const stored = codeDtype === "F8_E4M3" ? codes : codes.map((v) => v + 0);
   const out = [
-    tensorFromValues(`${prefix}.weight`, codeDtype, shape, stored),
+    makeTensor(
+      `${prefix}.weight`,
+      codeDtype,
+      shape,
+      naiveCodes(prefix, weight, shape, args, qparams, modelDtype, codeDtype),
+    ),
     scaleTensor(`${prefix}.weight_scale`, qparams.scale, qShape, args, modelDtype),
   ];
   if (!args.symmetric) {

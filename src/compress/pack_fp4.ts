@@ -46,6 +46,27 @@ export function packFp4(
 }
 
 /**
+ * Packs one row of E2M1 nibbles (as `quantizeFp4Rows` hands them over) into
+ * `cols / 2` bytes, the even column in the low nibble.
+ *
+ * @param nibbles the row's nibbles, one per byte, at least `cols` of them
+ * @param cols number of columns (even)
+ * @param out the bytes of the whole tensor
+ * @param at index in `out` of the row's first byte
+ * @example
+ * ```ts
+ * import { packFp4Row } from "./pack_fp4.ts";
+ * const out = new Uint8Array(2);
+ * packFp4Row(new Uint8Array([9, 15, 0, 8]), 4, out, 0);
+ * out; // Uint8Array [0xf9, 0x80]
+ * ```
+ */
+export function packFp4Row(nibbles: Uint8Array, cols: number, out: Uint8Array, at: number): void {
+  const n = cols >> 1;
+  for (let k = 0; k < n; k++) out[at + k] = nibbles[2 * k] | (nibbles[2 * k + 1] << 4);
+}
+
+/**
  * Unpacks bytes `[rows, cols/2]` into E2M1 values `[rows, cols]`.
  *
  * @param packed the bytes

@@ -70,27 +70,97 @@ export function packInt32(
       );
     }
   }
-  // Pack along the "inner" dimension of length n for each of m outer lines.
-  const m = packedDim === 1 ? rows : cols;
-  const n = packedDim === 1 ? cols : rows;
-  const words = Math.ceil(n / pf);
-  const at = packedDim === 1
-    ? (o: number, k: number) => o * cols + k
-    : (o: number, k: number) => k * cols + o;
-  const out = new Int32Array(m * words);
-  for (let o = 0; o < m; o++) {
-    for (let w = 0; w < words; w++) {
+  if (packedDim === 1) {
+    const words = Math.ceil(cols / pf);
+    const out = new Int32Array(rows * words);
+    // Widening each row first keeps packRow's loads of one array type.
+    const row = new Int32Array(cols);
+    for (let r = 0; r < rows; r++) {
+      row.set(values.subarray(r * cols, (r + 1) * cols));
+      packRow(row, cols, bits, out, r * words);
+    }
+    return out;
+  }
+  // Along dim 0: word (w, c) holds rows w·pf … w·pf + pf − 1 of column c.
+  const words = Math.ceil(rows / pf);
+  const out = new Int32Array(words * cols);
+  for (let w = 0; w < words; w++) {
+    const r0 = w * pf;
+    const n = Math.min(pf, rows - r0);
+    for (let c = 0; c < cols; c++) {
       let word = 0;
-      for (let j = 0; j < pf; j++) {
-        const k = w * pf + j;
-        if (k >= n) break;
-        word += (values[at(o, k)] + offset) * 2 ** (bits * j);
-      }
-      // Word (o, w) lands at [o, w] for dim 1 and at [w, o] for dim 0.
-      out[packedDim === 1 ? o * words + w : w * cols + o] = word | 0;
+      for (let j = 0; j < n; j++) word |= (values[(r0 + j) * cols + c] + offset) << (bits * j);
+      out[w * cols + c] = word;
     }
   }
   return out;
+}
+
+/** Packs the first `n` codes, all in range, into the words at `out[at…]`. */
+function packRow(
+  codes: Int32Array,
+  n: number,
+  bits: number,
+  out: Int32Array,
+  at: number,
+): void {
+  const offset = 1 << (bits - 1);
+  if (bits === 4) {
+    // W4A16's case, unrolled: eight nibbles to a word.
+    const full = n >> 3;
+    for (let w = 0; w < full; w++) {
+      const k = 8 * w;
+      out[at + w] = (codes[k] + 8) | ((codes[k + 1] + 8) << 4) | ((codes[k + 2] + 8) << 8) |
+        ((codes[k + 3] + 8) << 12) | ((codes[k + 4] + 8) << 16) | ((codes[k + 5] + 8) << 20) |
+        ((codes[k + 6] + 8) << 24) | ((codes[k + 7] + 8) << 28);
+    }
+    if (full * 8 < n) {
+      let word = 0;
+      for (let j = 0; full * 8 + j < n; j++) word |= (codes[full * 8 + j] + 8) << (4 * j);
+      out[at + full] = word;
+    }
+    return;
+  }
+  const pf = Math.floor(32 / bits);
+  const words = Math.ceil(n / pf);
+  for (let w = 0; w < words; w++) {
+    const k0 = w * pf;
+    const m = Math.min(pf, n - k0);
+    let word = 0;
+    for (let j = 0; j < m; j++) word |= (codes[k0 + j] + offset) << (bits * j);
+    out[at + w] = word;
+  }
+}
+
+/**
+ * Packs one row of signed codes along its columns into
+ * `ceil(cols / floor(32 / bits))` int32 words, as {@link packInt32} packs each
+ * row with `packedDim` 1. The codes are trusted to be in range (they come
+ * straight from quantization, which clamps them).
+ *
+ * @param codes the row's codes, at least `cols` of them
+ * @param cols number of codes to pack
+ * @param bits N, 1…8
+ * @param out the words of the whole tensor
+ * @param at index in `out` of the row's first word
+ * @throws {CompressionError} for a bad bit width
+ * @example
+ * ```ts
+ * import { packInt32Row } from "./pack_int32.ts";
+ * const out = new Int32Array(2);
+ * packInt32Row(new Int32Array([1, 2, 3, 4]), 4, 4, out, 1);
+ * out; // Int32Array [0, 52137]
+ * ```
+ */
+export function packInt32Row(
+  codes: Int32Array,
+  cols: number,
+  bits: number,
+  out: Int32Array,
+  at: number,
+): void {
+  checkBits(bits);
+  packRow(codes, cols, bits, out, at);
 }
 
 /**

@@ -9,7 +9,8 @@
 
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
-import { dequantize, quantize } from "../quant/quantize.ts";
+import { dequantize } from "../quant/quantize.ts";
+import { quantizeIntRows } from "../quant/quantize_rows.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { decompressDType } from "./_decompress_dtype.ts";
 import {
@@ -23,7 +24,7 @@ import {
 } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
 import { CompressionError } from "./errors.ts";
-import { packFactor, packInt32, unpackInt32 } from "./pack_int32.ts";
+import { packFactor, packInt32, packInt32Row, unpackInt32 } from "./pack_int32.ts";
 import {
   decodeScale,
   gIdxTensor,
@@ -78,10 +79,14 @@ export function compressPackQuantized(
   const [rows, cols] = shape;
   const pf = packFactor(args.numBits);
   const qShape = weightQParamShape(shape, args, prefix);
-  const codes = quantize(weight, shape, qparams, args, { dtype: modelDtype, where: prefix });
-  const packed = packInt32(Int8Array.from(codes), rows, cols, args.numBits, 1);
+  const words = Math.ceil(cols / pf);
+  const packed = new Int32Array(rows * words);
+  // Each row is packed as it is quantized: no tensor-sized array of codes.
+  quantizeIntRows(weight, shape, qparams, args, (r, codes) => {
+    packInt32Row(codes, cols, args.numBits, packed, r * words);
+  }, { dtype: modelDtype, where: prefix });
   const out = [
-    int32Tensor(`${prefix}.weight_packed`, [rows, Math.ceil(cols / pf)], packed),
+    int32Tensor(`${prefix}.weight_packed`, [rows, words], packed),
     int64Tensor(`${prefix}.weight_shape`, [2], [rows, cols]),
     scaleTensor(`${prefix}.weight_scale`, qparams.scale, qShape, args, modelDtype),
   ];

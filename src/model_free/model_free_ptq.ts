@@ -6,8 +6,11 @@
  * embeddings, lm_head and MoE routers included, so list those in `ignore`.
  * Files keep their names, the index is rewritten, config.json gets a
  * `quantization_config`, every other file is copied, and the output folder
- * appears atomically. Memory holds one tensor (or one fused q/k/v or
- * gate/up set) at a time.
+ * appears atomically. Memory holds two tensors (or fused q/k/v or gate/up
+ * sets) at a time: the one being quantized and the next, which is read
+ * meanwhile. Quantized tensors go to a spill file so each output file can
+ * be laid out in `save_pretrained`'s order; copied tensors are read from
+ * the source only when that file is written.
  *
  * @module
  */
@@ -240,54 +243,96 @@ export async function modelFreePtq(
         const sets = fused.get(name)!;
         const setOf = new Map<string, string[]>();
         for (const set of sets) for (const m of set) setOf.set(m, set);
+        // Quantization groups in file order; every other tensor is copied as it is.
+        const groups: string[][] = [];
+        const copied: string[] = [];
+        const grouped = new Set<string>();
+        for (const tensor of f.names()) {
+          if (grouped.has(tensor)) continue;
+          const c = byTensor.get(tensor);
+          if (c === undefined) {
+            copied.push(tensor);
+            continue;
+          }
+          const group = setOf.get(c.module) ?? [c.module];
+          for (const m of group) grouped.add(`${m}.weight`);
+          groups.push(group);
+        }
         const spill = await TensorSpill.create(`${out.tmpDir}/.${name}.spill`);
         let quantizedHere = 0;
+        // At most one spill append in flight, overlapping the next group's quantization.
+        let spilling: Promise<void> = Promise.resolve();
         try {
-          const done = new Set<string>();
-          for (const tensor of f.names()) {
-            if (done.has(tensor)) continue;
-            const c = byTensor.get(tensor);
-            if (c === undefined) {
-              const info = f.info(tensor);
-              await spill.append({
-                name: tensor,
-                dtype: info.dtype,
-                shape: info.shape,
-                data: await f.readRaw(tensor),
-              });
-              continue;
-            }
-            const group = setOf.get(c.module) ?? [c.module];
-            const todo: LinearToQuantize[] = [];
-            for (const m of group) {
+          // Each group's weights are read while the group before it is quantized.
+          const readGroup = (group: readonly string[]) =>
+            group.map((m) => {
+              const read = f.readF32(`${m}.weight`);
+              // Awaited below; this only keeps a read that an earlier error overtakes from
+              // surfacing as an unhandled rejection.
+              read.catch(() => {});
+              return read;
+            });
+          let next = groups.length > 0 ? readGroup(groups[0]) : [];
+          for (let gi = 0; gi < groups.length; gi++) {
+            const group = groups[gi];
+            const values = await Promise.all(next);
+            next = gi + 1 < groups.length ? readGroup(groups[gi + 1]) : [];
+            const todo: LinearToQuantize[] = group.map((m, i) => {
               const t = `${m}.weight`;
               const info = f.info(t);
-              todo.push({
+              quantizedBytes += info.byteLength;
+              return {
                 name: m,
-                values: await f.readF32(t),
+                values: values[i],
                 shape: [info.shape[0], info.shape[1]],
                 scheme: s,
                 format,
                 dtype: computeDTypeOf(info.dtype, t),
-              });
-              quantizedBytes += info.byteLength;
-              done.add(t);
-            }
-            for (
-              const q of rtnQuantizeLinears(todo, { fusedSets: group.length > 1 ? [group] : [] })
-            ) {
-              for (const t of q.tensors) await spill.append(t);
-            }
+              };
+            });
+            const tensors = rtnQuantizeLinears(todo, {
+              fusedSets: group.length > 1 ? [group] : [],
+            }).flatMap((q) => q.tensors);
+            await spilling;
+            spilling = (async () => {
+              for (const t of tensors) await spill.append(t);
+            })();
+            spilling.catch(() => {});
             quantizedHere += todo.length;
           }
+          await spilling;
+
+          // Copied tensors are read from the source when written, not spilled first.
+          const parts = [
+            ...spill.entries.map((e) => ({ ...e, read: () => spill.read(e) })),
+            ...copied.map((tensor) => {
+              const info = f.info(tensor);
+              return {
+                name: tensor,
+                dtype: info.dtype,
+                shape: info.shape,
+                length: info.byteLength,
+                read: () => f.readRaw(tensor),
+              };
+            }),
+          ].sort(compareSafetensorsOrder);
           const sub = `${out.tmpDir}/.${name}.parts`;
           await Deno.mkdir(sub);
           const writer = new ShardedSafetensorsWriter(sub, {
             maxShardBytes: Number.MAX_SAFE_INTEGER,
           });
-          const entries = [...spill.entries].sort(compareSafetensorsOrder);
-          for (const e of entries) {
-            await writer.add(e.name, e.dtype, [...e.shape], await spill.read(e));
+          // One read ahead: the next tensor is read while this one is written.
+          const readPart = (i: number) => {
+            const read = parts[i].read();
+            read.catch(() => {});
+            return read;
+          };
+          let pending = parts.length > 0 ? readPart(0) : null;
+          for (let i = 0; i < parts.length; i++) {
+            const e = parts[i];
+            const data = await pending!;
+            pending = i + 1 < parts.length ? readPart(i + 1) : null;
+            await writer.add(e.name, e.dtype, [...e.shape], data);
             weightMap[e.name] = name;
             totalSize += e.length;
           }
@@ -295,6 +340,7 @@ export async function modelFreePtq(
           await Deno.rename(written.files[0], `${out.tmpDir}/${name}`);
           await Deno.remove(sub, { recursive: true });
         } finally {
+          await spilling.catch(() => {});
           await spill.remove();
         }
         quantized += quantizedHere;

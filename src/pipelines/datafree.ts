@@ -5,12 +5,14 @@
  * one decoder layer at a time — read the layer's weights lazily, quantize,
  * compress, hand the layer to the sink, let it go. Everything that is not a
  * quantized Linear weight (norms, biases, embeddings) is copied unchanged in
- * its stored dtype.
+ * its stored dtype. Reads run one tensor ahead and the sink writes a layer
+ * while the next is quantized, so the disk and the CPU work at once.
  *
  * @module
  */
 
 import type { HfModel } from "../io/hf_model.ts";
+import { bytesToF32 } from "../io/tensor_bytes.ts";
 import { LlmcError } from "../errors.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
@@ -125,9 +127,70 @@ function quantized(l: PlannedLinear): boolean {
   return l.scheme !== null && l.scheme.weights !== null && l.format !== null;
 }
 
-async function copyRaw(model: HfModel, name: string): Promise<CheckpointTensor> {
+/**
+ * Reads tensors in the order the run will use them, one ahead: the read of
+ * the next tensor (done off the main thread) overlaps the quantization of
+ * this one. Memory holds at most one tensor more than without it.
+ */
+class ReadAhead {
+  readonly #model: HfModel;
+  readonly #order: readonly string[];
+  /** Index in `#order` of the tensor `#pending` reads. */
+  #next = 0;
+  #pending: Promise<Uint8Array> | null = null;
+
+  constructor(model: HfModel, order: readonly string[]) {
+    this.#model = model;
+    this.#order = order;
+  }
+
+  /** The raw bytes of `name`; a name out of the expected order is simply read. */
+  raw(name: string): Promise<Uint8Array> {
+    const at = this.#order.indexOf(name, this.#next);
+    if (at < 0) return this.#model.readRaw(name);
+    const bytes = at === this.#next && this.#pending !== null
+      ? this.#pending
+      : this.#model.readRaw(name);
+    this.#next = at + 1;
+    this.#pending = null;
+    if (this.#next < this.#order.length) {
+      this.#pending = this.#model.readRaw(this.#order[this.#next]);
+      // A read ahead that is never asked for (the run failed first) must not
+      // surface as an unhandled rejection; an awaited one still rejects.
+      this.#pending.catch(() => {});
+    }
+    return bytes;
+  }
+
+  /** The values of `name` as float32, as `HfModel.readF32` gives them. */
+  async f32(name: string): Promise<Float32Array> {
+    const dtype = this.#model.info(name).dtype;
+    const raw = await this.raw(name);
+    // readRaw's buffer is fresh and aligned: F32 needs no copy.
+    return dtype === "F32"
+      ? new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
+      : bytesToF32(dtype, raw);
+  }
+}
+
+async function copyRaw(reader: ReadAhead, model: HfModel, name: string): Promise<CheckpointTensor> {
   const info = model.info(name);
-  return { name, dtype: info.dtype, shape: info.shape, data: await model.readRaw(name) };
+  return { name, dtype: info.dtype, shape: info.shape, data: await reader.raw(name) };
+}
+
+/** The batches {@link quantizeAll} quantizes, in order: each fused set, then each other Linear. */
+function batchesOf(
+  linears: readonly PlannedLinear[],
+  fusedSets: readonly (readonly string[])[],
+): { sets: (readonly string[])[]; batches: PlannedLinear[][] } {
+  const names = new Set(linears.map((l) => l.name));
+  const sets = fusedSets.filter((set) => set.every((n) => names.has(n)));
+  const inSet = new Set(sets.flat());
+  const batches = [
+    ...sets.map((set) => linears.filter((l) => set.includes(l.name))),
+    ...linears.filter((l) => !inSet.has(l.name)).map((l) => [l]),
+  ];
+  return { sets, batches };
 }
 
 /**
@@ -136,22 +199,17 @@ async function copyRaw(model: HfModel, name: string): Promise<CheckpointTensor> 
  */
 async function quantizeAll(
   model: HfModel,
+  reader: ReadAhead,
   linears: readonly PlannedLinear[],
   fusedSets: readonly (readonly string[])[],
 ): Promise<{ tensors: CheckpointTensor[]; bytesRead: number }> {
-  const names = new Set(linears.map((l) => l.name));
-  const sets = fusedSets.filter((set) => set.every((n) => names.has(n)));
-  const inSet = new Set(sets.flat());
-  const batches = [
-    ...sets.map((set) => linears.filter((l) => set.includes(l.name))),
-    ...linears.filter((l) => !inSet.has(l.name)).map((l) => [l]),
-  ];
+  const { sets, batches } = batchesOf(linears, fusedSets);
   const tensors: CheckpointTensor[] = [];
   let bytesRead = 0;
   for (const batch of batches) {
     const todo: LinearToQuantize[] = [];
     for (const l of batch) {
-      const values = await model.readF32(l.weightTensor);
+      const values = await reader.f32(l.weightTensor);
       bytesRead += model.info(l.weightTensor).byteLength;
       todo.push({
         name: l.name,
@@ -172,6 +230,11 @@ async function quantizeAll(
  * (one sink group each, lm_head quantized when planned), then every decoder
  * layer not already in the sink. The caller finalizes the sink with the
  * returned outcome.
+ *
+ * Reading, quantizing and writing overlap: the next tensor is read while
+ * this one is quantized, and a layer is written while the next one is
+ * quantized. A layer's event comes once its write has finished, so the
+ * layers reported are always the layers in the sink.
  *
  * @param model the source model
  * @param plan the plan from {@link planDataFree}
@@ -204,68 +267,115 @@ export async function runDataFree(
   }
 
   const lmHead = plan.linears.find((l) => l.layer === null)!;
-  const start = performance.now();
-  let bytesRead = 0;
-  for (const name of outside) {
-    const key = name.replace(/[^A-Za-z0-9_-]/g, "_");
-    if (sink.isGroupDone(key)) continue;
-    if (name === lmHead.weightTensor && quantized(lmHead) && !plan.untieLmHead) {
-      const q = await quantizeAll(model, [lmHead], []);
-      bytesRead += q.bytesRead;
-      await sink.writeTensors(key, q.tensors);
-    } else {
-      bytesRead += model.info(name).byteLength;
-      await sink.writeTensors(key, [await copyRaw(model, name)]);
-    }
-  }
-  if (plan.untieLmHead && !sink.isGroupDone("lm_head")) {
-    // A tied lm_head that is quantized is written as its own (untied) module.
-    const q = await quantizeAll(model, [lmHead], []);
-    bytesRead += q.bytesRead;
-    await sink.writeTensors("lm_head", q.tensors);
-  }
-  onEvent({
-    layer: null,
-    layers: n,
-    skipped: false,
-    seconds: (performance.now() - start) / 1000,
-    bytesRead,
-  });
-
-  for (let k = 0; k < n; k++) {
-    if (sink.isLayerDone(k)) {
-      onEvent({ layer: k, layers: n, skipped: true, seconds: 0, bytesRead: 0 });
-      continue;
-    }
-    const t0 = performance.now();
-    const linears = plan.linears.filter((l) => l.layer === k && quantized(l));
-    const replaced = new Set(linears.map((l) => l.weightTensor));
+  const groupKey = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, "_");
+  const layerLinears = (k: number) => plan.linears.filter((l) => l.layer === k && quantized(l));
+  const layerFused = (k: number, linears: readonly PlannedLinear[]) => {
     const tg = new Set(
       linears.filter((l) => l.scheme!.weights!.strategy === "tensor_group").map((l) => l.name),
     );
-    const q = await quantizeAll(
-      model,
-      linears,
-      layerFusedSets(k, model.config.modelType, (m) => tg.has(m)),
-    );
-    const tensors = [...q.tensors];
-    let layerBytes = q.bytesRead;
-    for (const name of byLayer.get(k) ?? []) {
-      if (replaced.has(name)) continue;
-      layerBytes += model.info(name).byteLength;
-      tensors.push(await copyRaw(model, name));
+    return layerFusedSets(k, model.config.modelType, (m) => tg.has(m));
+  };
+
+  // Every read of the run, in the order the code below makes them.
+  const order: string[] = [];
+  for (const name of outside) if (!sink.isGroupDone(groupKey(name))) order.push(name);
+  if (plan.untieLmHead && !sink.isGroupDone("lm_head")) order.push(lmHead.weightTensor);
+  for (let k = 0; k < n; k++) {
+    if (sink.isLayerDone(k)) continue;
+    const linears = layerLinears(k);
+    const replaced = new Set(linears.map((l) => l.weightTensor));
+    for (const batch of batchesOf(linears, layerFused(k, linears)).batches) {
+      for (const l of batch) order.push(l.weightTensor);
     }
-    if (tensors.length === 0) {
-      throw new DataFreePipelineError(`${model.dir}: ${layerPrefix(k)} has no tensors`);
+    for (const name of byLayer.get(k) ?? []) if (!replaced.has(name)) order.push(name);
+  }
+  const reader = new ReadAhead(model, order);
+
+  // At most one write in flight: it is awaited before the next is started.
+  let inFlight: { write: Promise<void>; settled: (waited: number) => void } | null = null;
+  const settle = async () => {
+    if (inFlight === null) return;
+    const { write, settled } = inFlight;
+    inFlight = null;
+    const t = performance.now();
+    await write;
+    settled((performance.now() - t) / 1000);
+  };
+  const writeBehind = async (write: () => Promise<void>, settled: (waited: number) => void) => {
+    await settle();
+    inFlight = { write: write(), settled };
+  };
+
+  try {
+    const start = performance.now();
+    let bytesRead = 0;
+    for (const name of outside) {
+      const key = groupKey(name);
+      if (sink.isGroupDone(key)) continue;
+      let tensors: CheckpointTensor[];
+      if (name === lmHead.weightTensor && quantized(lmHead) && !plan.untieLmHead) {
+        const q = await quantizeAll(model, reader, [lmHead], []);
+        bytesRead += q.bytesRead;
+        tensors = q.tensors;
+      } else {
+        bytesRead += model.info(name).byteLength;
+        tensors = [await copyRaw(reader, model, name)];
+      }
+      await writeBehind(() => sink.writeTensors(key, tensors), () => {});
     }
-    await sink.writeLayer(k, tensors);
+    if (plan.untieLmHead && !sink.isGroupDone("lm_head")) {
+      // A tied lm_head that is quantized is written as its own (untied) module.
+      const q = await quantizeAll(model, reader, [lmHead], []);
+      bytesRead += q.bytesRead;
+      await writeBehind(() => sink.writeTensors("lm_head", q.tensors), () => {});
+    }
+    await settle();
     onEvent({
-      layer: k,
+      layer: null,
       layers: n,
       skipped: false,
-      seconds: (performance.now() - t0) / 1000,
-      bytesRead: layerBytes,
+      seconds: (performance.now() - start) / 1000,
+      bytesRead,
     });
+
+    for (let k = 0; k < n; k++) {
+      if (sink.isLayerDone(k)) {
+        await settle();
+        onEvent({ layer: k, layers: n, skipped: true, seconds: 0, bytesRead: 0 });
+        continue;
+      }
+      const t0 = performance.now();
+      const linears = layerLinears(k);
+      const replaced = new Set(linears.map((l) => l.weightTensor));
+      const q = await quantizeAll(model, reader, linears, layerFused(k, linears));
+      const tensors = [...q.tensors];
+      let layerBytes = q.bytesRead;
+      for (const name of byLayer.get(k) ?? []) {
+        if (replaced.has(name)) continue;
+        layerBytes += model.info(name).byteLength;
+        tensors.push(await copyRaw(reader, model, name));
+      }
+      if (tensors.length === 0) {
+        throw new DataFreePipelineError(`${model.dir}: ${layerPrefix(k)} has no tensors`);
+      }
+      const busy = (performance.now() - t0) / 1000;
+      await writeBehind(
+        () => sink.writeLayer(k, tensors),
+        (waited) =>
+          onEvent({
+            layer: k,
+            layers: n,
+            skipped: false,
+            seconds: busy + waited,
+            bytesRead: layerBytes,
+          }),
+      );
+    }
+    await settle();
+  } finally {
+    // On an error, the write in flight still finishes before the caller cleans up.
+    const pending = inFlight as { write: Promise<void> } | null;
+    if (pending !== null) await pending.write.catch(() => {});
   }
   return {
     quantizationConfig: plan.quantizationConfig,

@@ -326,3 +326,39 @@ export function slotMinMax(view: CalibrationView): MinMax {
   }
   return { min, max };
 }
+
+/**
+ * Per-slot absolute maximum of a view, `max |x|` over observations and slot
+ * elements: what a symmetric scale depends on, found with one integer
+ * comparison per element (a float32's bits without the sign order as its
+ * magnitude does). NaN propagates as in `torch.amax`.
+ *
+ * @param view the calibration view
+ * @returns one absolute maximum per slot (+0 for an all-zero slot; NaN when the slot has a NaN)
+ * @example
+ * ```ts
+ * import { slotAbsMax } from "./calibration_view.ts";
+ * slotAbsMax({ data: new Float32Array([1, -2, 3, -0]), numObservations: 1, numSlots: 2, slotLength: 2, qparamShape: [2, 1] });
+ * // Float32Array [2, 3]
+ * ```
+ */
+export function slotAbsMax(view: CalibrationView): Float32Array {
+  const { data, numObservations, numSlots, slotLength } = view;
+  const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
+  const max = new Int32Array(numSlots);
+  for (let o = 0; o < numObservations; o++) {
+    for (let s = 0; s < numSlots; s++) {
+      let m = max[s];
+      const base = (o * numSlots + s) * slotLength;
+      for (let e = 0; e < slotLength; e++) {
+        const b = bits[base + e] & 0x7fffffff;
+        m = b > m ? b : m;
+      }
+      max[s] = m;
+    }
+  }
+  const out = new Float32Array(max.buffer);
+  // NaN bit patterns lie above +Infinity's, so a NaN is what wins.
+  for (let s = 0; s < numSlots; s++) if (max[s] > 0x7f800000) out[s] = NaN;
+  return out;
+}

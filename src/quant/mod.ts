@@ -66,6 +66,7 @@ export {
   attentionCalibrationView,
   type CalibrationView,
   type MinMax,
+  slotAbsMax,
   slotMinMax,
   weightCalibrationView,
 } from "./calibration_view.ts";
@@ -89,6 +90,7 @@ export {
   quantizeValue,
   type WeightQParams,
 } from "./quantize.ts";
+export { quantizeFp4Rows, quantizeFp8Bytes, quantizeIntRows } from "./quantize_rows.ts";
 export { weightQParamShape } from "./qparam_shape.ts";
 export { type QParamSlotMap, qparamSlotMap } from "./slot_map.ts";
 export { rtnGlobalScale, type RtnQParams, rtnQuantizeModule } from "./rtn.ts";

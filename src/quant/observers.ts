@@ -362,12 +362,14 @@ export function qparamsOf(
  * ```
  */
 export function tensorAmax(values: Float32Array): number {
-  let lo = 0;
-  let hi = 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+  // On the bits without the sign, one integer comparison per element finds
+  // the largest magnitude; patterns above +Infinity's are NaNs, which are
+  // skipped as `max(|min(x, 0)|, max(x, 0))` skips them.
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+  let m = 0;
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i] & 0x7fffffff;
+    if (b > m && b <= 0x7f800000) m = b;
   }
-  return Math.max(-lo, hi);
+  return new Float32Array(new Int32Array([m]).buffer)[0];
 }

@@ -251,25 +251,31 @@ export function calculateQParams(
   const n = minVals.length;
   const scale = new Float32Array(n);
   const zeroPoint = new Float32Array(n);
+  // Read once: a property load inside the loop that one run never reaches
+  // costs a deoptimization when a later run does.
+  const { symmetric, scaleDtype, zpDtype } = args;
+  const halfRange = bitRange / 2;
   for (let i = 0; i < n; i++) {
     const lo = Math.min(minVals[i], 0);
     const hi = Math.max(maxVals[i], 0);
     let s: number;
     let zp = 0;
-    if (args.symmetric) {
+    if (symmetric) {
       const amax = Math.max(Math.abs(lo), Math.abs(hi));
-      s = mx ? mxExponent(amax, dtype) : r(amax / (bitRange / 2));
+      s = mx ? mxExponent(amax, dtype) : r(amax / halfRange);
     } else {
       s = r(r(hi - lo) / bitRange);
       zp = r(qMin - r(lo / s));
       zp = zp < qMin ? qMin : zp > qMax ? qMax : zp;
     }
     if (hasGlobal) s = Math.fround(g * s);
-    if (args.scaleDtype !== null) s = rs(roundToTorchDtype(s, args.scaleDtype));
+    if (scaleDtype !== null) s = rs(roundToTorchDtype(s, scaleDtype));
     if (mx) s = rs(2 ** (s - 127));
     if (s === 0) s = rs(eps);
     scale[i] = s;
-    zeroPoint[i] = roundToTorchDtype(zp, args.zpDtype);
+    if (!symmetric) zeroPoint[i] = roundToTorchDtype(zp, zpDtype);
   }
+  // Symmetric zero points are all the cast of 0.
+  if (symmetric) zeroPoint.fill(roundToTorchDtype(0, zpDtype));
   return { scale, zeroPoint };
 }

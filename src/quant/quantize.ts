@@ -1,9 +1,11 @@
 /**
  * Reference quantize / dequantize / fake-quantize (§1.5) for int 1–8 bit,
  * FP8 E4M3 and FP4 E2M1 (NVFP4 with its global scale, MXFP4 with power-of-two
- * scales), per strategy with scale/zero-point broadcasting and g_idx. These
- * are the plain TypeScript definitions the GPU kernels and all tests compare
- * against; every op is rounded to the tensor dtype as PyTorch does.
+ * scales), per strategy with scale/zero-point broadcasting and g_idx. The
+ * single-value functions are the plain TypeScript definitions the GPU
+ * kernels and all tests compare against; the tensor functions run the same
+ * arithmetic through the typed-array loops of `_quantize_kernels.ts`, and
+ * every op is rounded to the tensor dtype as PyTorch does.
  *
  * ```
  * s_eff = global_scale ? scale / global_scale : scale
@@ -19,13 +21,19 @@ import type { QuantizationArgs } from "./args.ts";
 import type { CalibrationView } from "./calibration_view.ts";
 import { rounderFor } from "./compute_dtype.ts";
 import type { ComputeDType } from "./compute_dtype.ts";
-import { QuantizationShapeError } from "./errors.ts";
 import { castToFp4 } from "./fp4.ts";
 import { quantizedRange } from "./qparams.ts";
 import type { QParams } from "./qparams.ts";
 import { roundHalfEven } from "./round_half_even.ts";
-import { qparamSlotMap } from "./slot_map.ts";
-import type { QParamSlotMap } from "./slot_map.ts";
+import {
+  castRow,
+  clampedRow,
+  clampRun,
+  codeKind,
+  dequantizedRow,
+  dequantRun,
+  quantizePlan,
+} from "./_quantize_kernels.ts";
 
 /** The quantization parameters of one weight. */
 export interface WeightQParams {
@@ -188,42 +196,6 @@ export function fakeQuantizeValue(
   return k.out(dequantizeWith(k, quantizeWith(k, x, sEff, zeroPoint), sEff, zeroPoint));
 }
 
-function checkLengths(
-  values: ArrayLike<number>,
-  shape: readonly [number, number],
-  qp: WeightQParams,
-  map: QParamSlotMap,
-  args: QuantizationArgs,
-  where: string,
-): void {
-  const [rows, cols] = shape;
-  if (values.length !== rows * cols) {
-    throw new QuantizationShapeError(
-      `${where}: ${values.length} values for shape [${rows}, ${cols}]`,
-    );
-  }
-  if (qp.scale.length !== map.slots) {
-    throw new QuantizationShapeError(
-      `${where}: ${args.strategy} quantization of [${rows}, ${cols}] needs ${map.slots} scales, ` +
-        `got ${qp.scale.length}`,
-    );
-  }
-  if (qp.zeroPoint && qp.zeroPoint.length !== map.slots) {
-    throw new QuantizationShapeError(
-      `${where}: ${map.slots} zero points expected, got ${qp.zeroPoint.length}`,
-    );
-  }
-  if (
-    (args.strategy === "tensor_group") !== (qp.globalScale !== undefined && qp.globalScale !== null)
-  ) {
-    throw new QuantizationShapeError(
-      args.strategy === "tensor_group"
-        ? `${where}: tensor_group quantization needs a global scale`
-        : `${where}: a global scale is only used with tensor_group quantization`,
-    );
-  }
-}
-
 /**
  * Quantizes a 2-D tensor (a Linear weight `[out, in]`, or activations
  * `[tokens, hidden]` for tensor/token/group strategies) to codes.
@@ -251,20 +223,20 @@ export function quantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const where = options.where ?? "weight";
-  const map = qparamSlotMap(shape, args, qparams.gIdx, where);
-  checkLengths(values, shape, qparams, map, args, where);
-  const k = kernel(args, qparams.globalScale, options.dtype ?? "F32");
-  const sEff = qparams.scale.map((s) => effectiveScale(k, s));
-  const zp = qparams.zeroPoint ?? null;
-  const [rows, cols] = shape;
+  const p = quantizePlan(
+    values.length,
+    shape,
+    qparams,
+    args,
+    options.dtype ?? "F32",
+    options.where ?? "weight",
+  );
+  const { rows, cols } = p;
   const out = new Float32Array(values.length);
+  const row = rowBuffers(cols);
   for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) {
-      const slot = map.rowPart[r] + map.colPart[c];
-      out[base + c] = quantizeWith(k, values[base + c], sEff[slot], zp === null ? null : zp[slot]);
-    }
+    clampedRow(p, values, r, row.t, row.bits);
+    castRow(p.kind, row.t, row.bits, cols, out, r * cols, row.bytes);
   }
   return out;
 }
@@ -294,23 +266,18 @@ export function dequantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const where = options.where ?? "weight";
-  const map = qparamSlotMap(shape, args, qparams.gIdx, where);
-  checkLengths(codes, shape, qparams, map, args, where);
-  const k = kernel(args, qparams.globalScale, options.dtype ?? "F32");
-  const sEff = qparams.scale.map((s) => effectiveScale(k, s));
-  const zp = qparams.zeroPoint ?? null;
-  const [rows, cols] = shape;
+  const p = quantizePlan(
+    codes.length,
+    shape,
+    qparams,
+    args,
+    options.dtype ?? "F32",
+    options.where ?? "weight",
+  );
+  const { rows, cols } = p;
   const out = new Float32Array(codes.length);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) {
-      const slot = map.rowPart[r] + map.colPart[c];
-      out[base + c] = k.out(
-        dequantizeWith(k, codes[base + c], sEff[slot], zp === null ? null : zp[slot]),
-      );
-    }
-  }
+  const outBits = new Int32Array(out.buffer);
+  for (let r = 0; r < rows; r++) dequantizedRow(p, codes, r * cols, r, out, r * cols, outBits);
   return out;
 }
 
@@ -339,8 +306,25 @@ export function fakeQuantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const codes = quantize(values, shape, qparams, args, options);
-  return dequantize(codes, shape, qparams, args, options);
+  const p = quantizePlan(
+    values.length,
+    shape,
+    qparams,
+    args,
+    options.dtype ?? "F32",
+    options.where ?? "weight",
+  );
+  const { rows, cols } = p;
+  const out = new Float32Array(values.length);
+  const outBits = new Int32Array(out.buffer);
+  const row = rowBuffers(cols);
+  // Row by row, so the codes never need a tensor-sized array of their own.
+  for (let r = 0; r < rows; r++) {
+    clampedRow(p, values, r, row.t, row.bits);
+    castRow(p.kind, row.t, row.bits, cols, row.codes, 0, row.bytes);
+    dequantizedRow(p, row.codes, 0, r, out, r * cols, outBits);
+  }
+  return out;
 }
 
 /**
@@ -367,19 +351,34 @@ export function fakeQuantizeView(
   args: QuantizationArgs,
   options: QuantizeValueOptions = {},
 ): Float32Array {
-  const k = kernel(args, options.globalScale, options.dtype ?? "F32");
+  const dtype = options.dtype ?? "F32";
+  const k = kernel(args, options.globalScale, dtype);
+  const opDtype = k.g === null ? dtype : "F32";
+  const kind = codeKind(args);
   const { data, numObservations, numSlots, slotLength } = view;
   const out = new Float32Array(data.length);
+  const outBits = new Int32Array(out.buffer);
+  const row = rowBuffers(slotLength);
   for (let s = 0; s < numSlots; s++) {
     const sEff = effectiveScale(k, qparams.scale[s]);
     const zp = qparams.zeroPoint[s];
     for (let o = 0; o < numObservations; o++) {
       const base = (o * numSlots + s) * slotLength;
-      for (let e = 0; e < slotLength; e++) {
-        const q = quantizeWith(k, data[base + e], sEff, zp);
-        out[base + e] = k.out(dequantizeWith(k, q, sEff, zp));
-      }
+      clampRun(data, base, slotLength, sEff, zp, row.t, 0, k.qMin, k.qMax, opDtype, row.bits);
+      castRow(kind, row.t, row.bits, slotLength, row.codes, 0, row.bytes);
+      dequantRun(row.codes, 0, slotLength, sEff, zp, out, base, opDtype, dtype, outBits);
     }
   }
   return out;
+}
+
+/** Reused per-row scratch: clamped values, their float32 bits, code values, code bytes. */
+function rowBuffers(n: number) {
+  const t = new Float32Array(n);
+  return {
+    t,
+    bits: new Int32Array(t.buffer),
+    codes: new Float32Array(n),
+    bytes: new Uint8Array(n),
+  };
 }

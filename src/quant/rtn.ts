@@ -9,9 +9,11 @@
  */
 
 import type { QuantizationArgs } from "./args.ts";
-import { weightCalibrationView } from "./calibration_view.ts";
+import { slotAbsMax, weightCalibrationView } from "./calibration_view.ts";
+import type { CalibrationView } from "./calibration_view.ts";
 import type { ComputeDType } from "./compute_dtype.ts";
 import { QuantizationConfigError } from "./errors.ts";
+import type { ObserverState } from "./observers.ts";
 import {
   EMPTY_OBSERVER_STATE,
   mseMinMax,
@@ -20,6 +22,7 @@ import {
   qparamsOf,
   tensorAmax,
 } from "./observers.ts";
+import { PyFloat } from "./python_json.ts";
 import { globalScaleFor } from "./qparams.ts";
 
 /** The qparams RTN produces for one weight. */
@@ -47,6 +50,36 @@ export interface RtnOptions {
   /** The module name, for error messages. */
   readonly where?: string;
 }
+
+/**
+ * The state the min/max observers reach after observing a weight once, for
+ * symmetric args, from the absolute maxima alone: a symmetric scale depends
+ * only on `max(|min(x, 0)|, max(x, 0))`, which `(−amax, amax)` gives
+ * exactly, and the first observation of `minmax` / `static_minmax` is
+ * stored as is. Null whenever `observe` could answer otherwise: another
+ * observer, an `averaging_constant` it would reject, or a NaN (whose bits
+ * then come from the weight as they always have).
+ */
+function symmetricMinMaxState(view: CalibrationView, args: QuantizationArgs): ObserverState | null {
+  if (!args.symmetric || !MIN_MAX_OBSERVERS.has(args.observer)) return null;
+  const c = args.observerKwargs.averaging_constant;
+  if (c !== undefined && c !== null && typeof c !== "number" && !(c instanceof PyFloat)) {
+    return null;
+  }
+  const max = slotAbsMax(view);
+  const min = new Float32Array(max.length);
+  for (let s = 0; s < max.length; s++) {
+    if (max[s] !== max[s]) return null;
+    min[s] = -max[s];
+  }
+  return { minMax: { min, max }, count: 1 };
+}
+
+const MIN_MAX_OBSERVERS: ReadonlySet<string | null> = new Set([
+  "minmax",
+  "static_minmax",
+  "memoryless_minmax",
+]);
 
 function isMse(args: QuantizationArgs): boolean {
   return args.observer === "mse" || args.observer === "memoryless_mse";
@@ -124,7 +157,8 @@ export function rtnQuantizeModule(
   if (args.strategy === "tensor_group") {
     globalScale = options.globalScale ?? rtnGlobalScale(weight, args, dtype);
   }
-  const state = observe(EMPTY_OBSERVER_STATE, view, args, { globalScale, dtype });
+  const state = symmetricMinMaxState(view, args) ??
+    observe(EMPTY_OBSERVER_STATE, view, args, { globalScale, dtype });
   const qp = qparamsOf(state, args, { globalScale, dtype });
   return {
     scale: qp.scale,
