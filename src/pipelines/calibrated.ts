@@ -23,8 +23,14 @@ import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { GraphEventSink, LayerDoneEvent } from "../graph/events.ts";
 import { CalibrationUnsupportedError, planQuantization } from "../graph/quantization_plan.ts";
 import type { QuantizationPlan } from "../graph/quantization_plan.ts";
-import { quantizationLayerModifier } from "../graph/quantization_session.ts";
-import { combinePlans } from "./combined_plan.ts";
+import { isSparsityPlan, planSparsity } from "../graph/sparsity_plan.ts";
+import { layerModifierOf, type ModifierPlan } from "./modifier_plan.ts";
+import { EMBED_TOKENS, LAYER_LINEARS, linearModuleName } from "../model/module_names.ts";
+import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
+import type { SparsityStructure } from "../quant/format.ts";
+import { buildQuantizationConfig } from "../quant/quantization_config.ts";
+import { sparsityFormatOf, SparsityTracker } from "./sparsity_config.ts";
+import { combinePlans, withSparsityStructure } from "./combined_plan.ts";
 import type { CombinedPlan } from "./combined_plan.ts";
 import type { PipelineOutcome } from "./datafree.ts";
 import { lmHeadNeedsData, quantizeLmHead } from "./lm_head.ts";
@@ -84,8 +90,9 @@ export interface CalibratedPipeline {
   run(sink: CheckpointSink, onLayer: (e: LayerDoneEvent) => void): Promise<PipelineOutcome>;
 }
 
-function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): QuantizationPlan[] {
-  return modifiers.map((m) => {
+function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): ModifierPlan[] {
+  const plans = modifiers.map((m): ModifierPlan => {
+    if (m.type === "SparseGPTModifier") return planSparsity(hf, m);
     if (m.type !== "QuantizationModifier" && m.type !== "GPTQModifier") {
       throw new CalibrationUnsupportedError(
         `${m.stage}_stage.${m.group}_modifiers.${m.type}: llmc's calibrated pipelines do not run ` +
@@ -94,6 +101,63 @@ function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): QuantizationP
     }
     return planQuantization(hf, m);
   });
+  // The model's sparsity structure changes the quantization formats (2:4 int weight-only → marlin-24).
+  const structure = sparsityStructureOf(plans);
+  if (structure !== "2:4") return plans;
+  return plans.map((p) => isSparsityPlan(p) ? p : withSparsityStructure(p, structure));
+}
+
+function sparsityStructureOf(plans: readonly ModifierPlan[]): SparsityStructure | null {
+  const sparse = plans.filter(isSparsityPlan);
+  if (sparse.length === 0) return null;
+  return sparse.some((p) => p.structure === "2:4") ? "2:4" : "unstructured";
+}
+
+/** A dense lm_head plan, for runs whose modifiers quantize nothing. */
+function denseLmHead(hf: HfModel): PlannedLinear {
+  const weightTensor = hf.has("lm_head.weight") ? "lm_head.weight" : EMBED_TOKENS;
+  const info = hf.info(weightTensor);
+  return {
+    name: "lm_head",
+    weightTensor,
+    layer: null,
+    shape: [info.shape[0], info.shape[1]],
+    dtype: info.dtype,
+    scheme: null,
+    format: null,
+  };
+}
+
+function combineAll(hf: HfModel, plans: readonly ModifierPlan[]): CombinedPlan {
+  const quant = plans.filter((p): p is QuantizationPlan => !isSparsityPlan(p));
+  const structure = sparsityStructureOf(plans);
+  if (quant.length > 0) return combinePlans(quant, structure);
+  return {
+    quantizationConfig: buildQuantizationConfig({ modules: [] }),
+    lmHead: denseLmHead(hf),
+    lmHeadPlan: null,
+    untieLmHead: false,
+  };
+}
+
+function sparsityTracker(hf: HfModel, plans: readonly ModifierPlan[]): SparsityTracker | null {
+  const structure = sparsityStructureOf(plans);
+  if (structure === null) return null;
+  // The final scheme of each module is the last quantization modifier's (combinePlans' rule).
+  const schemes = new Map<string, PlannedLinear>();
+  for (const p of plans) {
+    if (isSparsityPlan(p)) continue;
+    for (const l of p.linears.linears) if (l.scheme !== null) schemes.set(l.name, l);
+  }
+  const linears = [...schemes.values()];
+  const format = sparsityFormatOf(
+    structure,
+    linears.map((l) => l.scheme),
+    linears.map((l) => l.format),
+  );
+  let total = 0;
+  for (const n of hf.tensorNames()) total += hf.info(n).shape.reduce((a, b) => a * b, 1);
+  return new SparsityTracker(structure, format, total);
 }
 
 /**
@@ -128,7 +192,7 @@ export async function prepareCalibratedPipeline(
       emit({ type: "warning", message: `'${t}' matches no module of ${hf.dir}` });
     }
   }
-  const combined = combinePlans(plans);
+  const combined = combineAll(hf, plans);
   const needsData = plans.some((p) => p.needsData);
   let batches: CalibrationBatch[] = [];
   if (needsData) {
@@ -146,7 +210,8 @@ export async function prepareCalibratedPipeline(
     });
     batches = calibrationBatches(samples, options.tokensPerForward ?? DEFAULT_TOKENS_PER_FORWARD);
   }
-  const independent = name === "independent" && plans.length > 1;
+  // A sparsity modifier's result is the next modifier's starting point: one pass each.
+  const independent = (name === "independent" || plans.some(isSparsityPlan)) && plans.length > 1;
   return {
     name,
     samples: batches.reduce((n, b) => n + b.sequences, 0),
@@ -161,7 +226,7 @@ export async function prepareCalibratedPipeline(
 
 async function runCalibrated(
   hf: HfModel,
-  plans: readonly QuantizationPlan[],
+  plans: readonly ModifierPlan[],
   combined: CombinedPlan,
   batches: readonly CalibrationBatch[],
   options: CalibrationOptions,
@@ -182,6 +247,7 @@ async function runCalibrated(
     readLayer: (k) => readLayerFromSource(hf, k),
   };
   const kept: PassOutputs = { last: null };
+  const sparsity = sparsityTracker(hf, plans);
   try {
     const t0 = performance.now();
     const bytesRead = await copyOutsideTensors(hf, combined.lmHead, sink);
@@ -205,9 +271,20 @@ async function runCalibrated(
       emit(e);
     });
     if (mode.independent) {
-      await runIndependent(ctx, plans, options, sink, batches, hf, report, kept, keepLastOutputs);
+      await runIndependent(
+        ctx,
+        plans,
+        options,
+        sink,
+        batches,
+        hf,
+        report,
+        kept,
+        keepLastOutputs,
+        sparsity,
+      );
     } else {
-      const modifiers = plans.map(quantizationLayerModifier);
+      const modifiers = plans.map(layerModifierOf);
       const quantizationAware = options.quantizationAwareCalibration !== false &&
         !modifiers.some((m) => m.disablesQuantizationAware);
       await lastValueFrom(
@@ -222,7 +299,7 @@ async function runCalibrated(
             pass: 0,
             passes: 1,
           },
-          sinkTarget(hf, sink, batches, ctx.budget.limit),
+          sinkTarget(hf, sink, batches, ctx.budget.limit, sparsity),
           kept,
         ).pipe(report),
         { defaultValue: null },
@@ -246,6 +323,13 @@ async function runCalibrated(
     }
     return {
       quantizationConfig: combined.quantizationConfig,
+      sparsityConfig: sparsity?.config([
+        ...Array.from(
+          { length: model.numLayers },
+          (_, k) => LAYER_LINEARS.map((l) => linearModuleName(k, l)),
+        ).flat(),
+        "lm_head",
+      ]),
       configPatch: combined.untieLmHead ? { tie_word_embeddings: false } : undefined,
     };
   } finally {

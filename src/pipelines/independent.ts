@@ -22,8 +22,10 @@ import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { LayerDoneEvent } from "../graph/events.ts";
 import type { AttentionResult, LayerResult, LinearResult } from "../graph/modifier.ts";
-import type { QuantizationPlan } from "../graph/quantization_plan.ts";
-import { quantizationLayerModifier } from "../graph/quantization_session.ts";
+import { DENSE_SCHEME } from "../graph/sparsegpt_session.ts";
+import { isSparsityPlan } from "../graph/sparsity_plan.ts";
+import { layerModifierOf, type ModifierPlan } from "./modifier_plan.ts";
+import type { SparsityTracker } from "./sparsity_config.ts";
 import type { CalibrationOptions } from "./calibrated.ts";
 import { readLayerFromSource } from "./layer_source.ts";
 import { layerPass$ } from "./sequential.ts";
@@ -33,7 +35,7 @@ import { ScratchStore } from "./scratch_store.ts";
 
 async function storedResults(
   scratch: ScratchStore,
-  plans: readonly QuantizationPlan[],
+  plans: readonly ModifierPlan[],
   before: number,
   k: number,
 ): Promise<LayerResult[]> {
@@ -42,6 +44,20 @@ async function storedResults(
     const plan = plans[j];
     const stored = await scratch.readLayer(j, k);
     const linears: LinearResult[] = stored.linears.map((s) => {
+      if (isSparsityPlan(plan)) {
+        return {
+          module: s.module,
+          modifier: plan.modifier.type,
+          scheme: DENSE_SCHEME,
+          format: null,
+          shape: plan.linears.find((l) => l.name === s.module)!.shape,
+          weight: s.weight,
+          weightQParams: null,
+          input: null,
+          forwardWeight: s.weight,
+          metric: null,
+        };
+      }
       const p = plan.linears.linears.find((l) => l.name === s.module)!;
       return {
         module: s.module,
@@ -56,7 +72,7 @@ async function storedResults(
         metric: null,
       };
     });
-    const attention: AttentionResult[] = stored.attention.map((s) => ({
+    const attention: AttentionResult[] = isSparsityPlan(plan) ? [] : stored.attention.map((s) => ({
       module: s.module,
       args: plan.attention.find((a) => a.module === s.module)!.kv!,
       k: s.k,
@@ -71,7 +87,7 @@ async function storedResults(
 async function overlaidLayer(
   hf: HfModel,
   scratch: ScratchStore,
-  plans: readonly QuantizationPlan[],
+  plans: readonly ModifierPlan[],
   pass: number,
   k: number,
   quantizationAware: boolean,
@@ -107,6 +123,7 @@ async function overlaidLayer(
  * @param report applied to the last pass's layer events (progress callbacks)
  * @param kept receives the last layer's outputs of the last pass, when `keepLastOutputs`
  * @param keepLastOutputs whether lm_head needs those outputs
+ * @param sparsity measures written weights for the sparsity_config (runs with a sparsity modifier)
  * @example
  * ```ts ignore
  * await runIndependent(ctx, plans, options, sink, batches, hf, tap(() => {}), kept, false);
@@ -114,7 +131,7 @@ async function overlaidLayer(
  */
 export async function runIndependent(
   ctx: PassContext,
-  plans: readonly QuantizationPlan[],
+  plans: readonly ModifierPlan[],
   options: CalibrationOptions,
   sink: CheckpointSink,
   batches: readonly CalibrationBatch[],
@@ -122,16 +139,17 @@ export async function runIndependent(
   report: MonoTypeOperatorFunction<LayerDoneEvent>,
   kept: PassOutputs,
   keepLastOutputs: boolean,
+  sparsity: SparsityTracker | null = null,
 ): Promise<void> {
   const scratch = new ScratchStore(`${ctx.spillDir}/passes`);
   const passes = plans.length;
   for (let i = 0; i < passes; i++) {
     const last = i === passes - 1;
     if (!last && await scratch.isComplete(i)) continue;
-    const modifier = quantizationLayerModifier(plans[i]);
+    const modifier = layerModifierOf(plans[i]);
     const quantizationAware = options.quantizationAwareCalibration !== false &&
       !modifier.disablesQuantizationAware;
-    const final = sinkTarget(hf, sink, batches, ctx.budget.limit);
+    const final = sinkTarget(hf, sink, batches, ctx.budget.limit, sparsity);
     const target: LayerTarget = last
       ? {
         ...final,

@@ -8,13 +8,14 @@
  * @module
  */
 
-import { compressModule } from "../compress/compress_module.ts";
+import { applySparsityCompression, compressModule } from "../compress/compress_module.ts";
 import { kvCacheScaleTensors } from "../compress/kv_cache_scales.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { CheckpointTensor } from "../sink/checkpoint_sink.ts";
 import type { LayerResult } from "../graph/modifier.ts";
+import type { SparsityTracker } from "./sparsity_config.ts";
 
 /** What a layer's tensors are read from. */
 export type LayerTensorSource = Pick<HfModel, "tensorNames" | "info" | "readRaw">;
@@ -25,6 +26,8 @@ export type LayerTensorSource = Pick<HfModel, "tensorNames" | "info" | "readRaw"
  * @param source the source checkpoint (copied tensors, stored dtypes)
  * @param layer the decoder layer
  * @param result the layer's module results
+ * @param sparsity with a sparsity modifier: measures each weight; sparse targets are
+ *   sparsity-compressed after quantization compression (§1.9.9) when its format is not dense
  * @returns the tensors to hand to `sink.writeLayer`
  * @throws {CompressionError} (from compress) when a module's format precondition fails
  * @example
@@ -36,6 +39,7 @@ export async function layerCheckpointTensors(
   source: LayerTensorSource,
   layer: number,
   result: LayerResult,
+  sparsity: SparsityTracker | null = null,
 ): Promise<CheckpointTensor[]> {
   const prefix = layerPrefix(layer) + ".";
   const out: CheckpointTensor[] = [];
@@ -44,16 +48,20 @@ export async function layerCheckpointTensors(
     const name = `${l.module}.weight`;
     const dtype = computeDTypeOf(source.info(name).dtype, name);
     replaced.add(name);
+    const tensors = compressModule(
+      l.module,
+      l.weight,
+      l.shape,
+      l.scheme,
+      { weight: l.weightQParams, input: l.input },
+      dtype,
+      l.format,
+    );
+    const target = sparsity?.record(l.module, l.weight, l.shape[1]) ?? false;
     out.push(
-      ...compressModule(
-        l.module,
-        l.weight,
-        l.shape,
-        l.scheme,
-        { weight: l.weightQParams, input: l.input },
-        dtype,
-        l.format,
-      ),
+      ...(target && sparsity!.format !== "dense"
+        ? applySparsityCompression(l.module, tensors, sparsity!.format)
+        : tensors),
     );
   }
   for (const a of result.attention) {

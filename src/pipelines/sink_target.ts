@@ -13,6 +13,7 @@ import type { ActivationCache } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import { layerCheckpointTensors } from "./layer_checkpoint.ts";
 import type { LayerTarget } from "./sequential.ts";
+import type { SparsityTracker } from "./sparsity_config.ts";
 
 /**
  * A layer target that writes into the checkpoint sink.
@@ -22,6 +23,7 @@ import type { LayerTarget } from "./sequential.ts";
  * @param batches the run's calibration batches (to validate a restored boundary)
  * @param maxBoundaryBytes larger boundaries are not saved (the sink keeps them in memory
  *   while writing); a resumed run then recomputes from the last saved one
+ * @param sparsity measures written weights and picks the sparse targets (runs with a sparsity modifier)
  * @returns the target
  * @example
  * ```ts ignore
@@ -33,6 +35,7 @@ export function sinkTarget(
   sink: CheckpointSink,
   batches: readonly CalibrationBatch[],
   maxBoundaryBytes = Infinity,
+  sparsity: SparsityTracker | null = null,
 ): LayerTarget {
   const hidden = source.config.hiddenSize;
   return {
@@ -45,7 +48,7 @@ export function sinkTarget(
       return true;
     },
     async write(k, result) {
-      await sink.writeLayer(k, await layerCheckpointTensors(source, k, result));
+      await sink.writeLayer(k, await layerCheckpointTensors(source, k, result, sparsity));
     },
     async saveBoundary(k, outputs) {
       if (outputs.bytesInMemory + outputs.bytesOnDisk > maxBoundaryBytes) return;

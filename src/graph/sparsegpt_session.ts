@@ -1,0 +1,140 @@
+/**
+ * SparseGPTModifier as a layer modifier of the graph (§4.5): per decoder
+ * layer, Hessians are accumulated on the GPU from the tapped inputs of the
+ * pruned Linears (one per distinct input, as for GPTQ), and at the layer's
+ * end every pruned weight goes through `sparsegptPrune`. The pruned weights
+ * are the layer's forward weights, so the propagation forward (error
+ * propagation, §4.11) sees the compressed layer.
+ *
+ * @module
+ */
+
+import { from, last, mergeMap, type OperatorFunction } from "rxjs";
+import { LINEAR_INPUT_GROUPS, linearModuleName } from "../model/module_names.ts";
+import { sparsegptPrune } from "../modifiers/sparsegpt/sparsegpt_prune.ts";
+import type { QuantizationScheme } from "../quant/scheme.ts";
+import { LayerHessians } from "./gptq_weights.ts";
+import type {
+  CalibrationTap,
+  LayerEnvironment,
+  LayerModifier,
+  LayerResult,
+  LayerSession,
+  LinearResult,
+} from "./modifier.ts";
+import type { PrunedLinear, SparsityPlan } from "./sparsity_plan.ts";
+
+/** The scheme of a Linear that is pruned but not quantized (its weight is written dense). */
+export const DENSE_SCHEME: QuantizationScheme = Object.freeze({
+  targets: Object.freeze([]) as unknown as readonly string[],
+  weights: null,
+  inputActivations: null,
+  outputActivations: null,
+  format: null,
+});
+
+const GROUP_KEYS = ["qkv", "o", "gate_up", "down"] as const;
+
+class SparseGptSession implements LayerSession {
+  readonly rounds: number;
+  readonly calibrationWeights = new Map<string, Float32Array>();
+  readonly #env: LayerEnvironment;
+  readonly #plan: SparsityPlan;
+  /** Pruned Linears of this layer with their Hessian key. */
+  readonly #targets: { l: PrunedLinear; key: string; first: string }[] = [];
+  readonly #hessians: LayerHessians | null;
+
+  constructor(env: LayerEnvironment, plan: SparsityPlan) {
+    this.#env = env;
+    this.#plan = plan;
+    const columns = new Map<string, number>();
+    LINEAR_INPUT_GROUPS.forEach((g, i) => {
+      const names = g.map((l) => linearModuleName(env.layer, l));
+      for (const l of plan.linears) {
+        if (l.layer !== env.layer || !names.includes(l.name)) continue;
+        this.#targets.push({ l, key: GROUP_KEYS[i], first: names[0] });
+        columns.set(GROUP_KEYS[i], l.shape[1]);
+      }
+    });
+    this.rounds = columns.size > 0 ? 1 : 0;
+    this.#hessians = columns.size > 0 ? LayerHessians.create(env.gpu, columns) : null;
+  }
+
+  observe(_round: number): OperatorFunction<CalibrationTap, unknown> {
+    return (taps$) =>
+      taps$.pipe(
+        mergeMap((tap) => {
+          const e = tap.event;
+          if (e.kind !== "attention" && this.#hessians !== null) {
+            const t = this.#targets.find((t) => t.first === e.modules[0]);
+            if (t !== undefined) this.#hessians.add(t.key, e.batch, e.x, e.sequences);
+          }
+          return from([null]);
+        }),
+        last(null, null),
+      );
+  }
+
+  inputTransform(): null {
+    return null;
+  }
+
+  async finish(): Promise<LayerResult> {
+    const m = this.#plan.modifier;
+    const linears: LinearResult[] = [];
+    for (const { l, key } of this.#targets) {
+      const w = this.#env.weights.get(`${l.name}.weight`);
+      if (w === undefined) throw new Error(`${l.name}.weight is not among the layer's weights`);
+      const r = await sparsegptPrune(this.#env.gpu, w, l.shape, this.#hessians!.get(key), {
+        sparsity: l.sparsity,
+        maskStructure: this.#plan.maskStructure,
+        blockSize: m.blockSize,
+        dampeningFrac: m.dampeningFrac ?? 0.01,
+        preserveSparsityMask: m.preserveSparsityMask,
+        where: l.name,
+      });
+      if (r.fellBackToMagnitude) {
+        this.#env.emit({
+          type: "warning",
+          message: `${l.name}: the Hessian could not be inverted; fell back to magnitude pruning`,
+        });
+      }
+      linears.push({
+        module: l.name,
+        modifier: m.type,
+        scheme: DENSE_SCHEME,
+        format: null,
+        shape: l.shape,
+        weight: r.weight,
+        weightQParams: null,
+        input: null,
+        forwardWeight: r.weight,
+        metric: { error: r.loss, errorKind: "gptq_loss", seconds: r.timings.totalMs / 1000 },
+      });
+    }
+    return { linears, attention: [] };
+  }
+
+  dispose(): void {
+    this.#hessians?.destroy();
+  }
+}
+
+/**
+ * A SparseGPTModifier as a layer modifier.
+ *
+ * @param plan the modifier's plan ({@link planSparsity})
+ * @returns the layer modifier
+ * @example
+ * ```ts ignore
+ * const modifier = sparseGptLayerModifier(planSparsity(model, recipe.modifiers[0]));
+ * ```
+ */
+export function sparseGptLayerModifier(plan: SparsityPlan): LayerModifier {
+  return {
+    type: plan.modifier.type,
+    // Upstream's SparseGPT calibrates without fake quantization, like GPTQ.
+    disablesQuantizationAware: true,
+    open: (env) => new SparseGptSession(env, plan),
+  };
+}
