@@ -12,7 +12,7 @@
 // Element (r, c) uses slot row_slot[r] + col_slot[c], which covers the tensor,
 // channel, token, group / tensor_group (g_idx included) and block strategies.
 //
-// fp8() rounds to float8_e4m3fn with RNE on the float32 bit pattern; the
+// fp8() is cast_fp8: float8_e4m3fn with RNE on the float32 bit pattern; the
 // global scale fields are unused.
 //
 // Workgroup layout: 256 invocations in x, one element each; a 1-D count of
@@ -20,8 +20,8 @@
 // maxComputeWorkgroupsPerDimension (linear index wid.x + wid.y * nwg.x).
 //
 // Bit-exact with src/quant/quantize.ts (float32): x / s is divided with
-// correct rounding (div_rn below), every other op is a single correctly
-// rounded f32 op, and the clamp lets NaN through as the reference does.
+// correct rounding (div_rn), every other op is a single correctly rounded
+// f32 op, and the clamp lets NaN through as the reference does.
 
 struct Params {
   n: u32,
@@ -42,148 +42,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-// Correctly rounded f32 division (round to nearest, ties to even). WGSL only
-// promises 2.5 ULP for `/`, and the reference (PyTorch) divides exactly, so
-// the quotient is computed by integer long division on the mantissas: 25
-// quotient bits (24 + guard) and a sticky bit from the remainder.
-fn div_rn(a: f32, b: f32) -> f32 {
-  let ua = bitcast<u32>(a);
-  let ub = bitcast<u32>(b);
-  var ea = i32((ua >> 23u) & 0xffu);
-  var eb = i32((ub >> 23u) & 0xffu);
-  var ma = ua & 0x7fffffu;
-  var mb = ub & 0x7fffffu;
-  // Zeros, infinities and NaNs are exact in hardware division.
-  if (ea == 255 || eb == 255 || (ea == 0 && ma == 0u) || (eb == 0 && mb == 0u)) {
-    return a / b;
-  }
-  let sign = (ua ^ ub) & 0x80000000u;
-  if (ea == 0) {
-    ea = 1;
-    while ((ma & 0x800000u) == 0u) {
-      ma = ma << 1u;
-      ea = ea - 1;
-    }
-  } else {
-    ma = ma | 0x800000u;
-  }
-  if (eb == 0) {
-    eb = 1;
-    while ((mb & 0x800000u) == 0u) {
-      mb = mb << 1u;
-      eb = eb - 1;
-    }
-  } else {
-    mb = mb | 0x800000u;
-  }
-  var e = ea - eb + 127;
-  if (ma < mb) {
-    ma = ma << 1u;
-    e = e - 1;
-  }
-  var q = 0u;
-  var r = ma;
-  for (var i = 0; i < 25; i = i + 1) {
-    q = q << 1u;
-    if (r >= mb) {
-      r = r - mb;
-      q = q | 1u;
-    }
-    r = r << 1u;
-  }
-  var sticky = r != 0u;
-  if (e <= 0) {
-    // Subnormal quotient: shift the extra bits into sticky before rounding.
-    let shift = u32(1 - e);
-    if (shift >= 26u) {
-      sticky = sticky || q != 0u;
-      q = 0u;
-    } else {
-      sticky = sticky || (q & ((1u << shift) - 1u)) != 0u;
-      q = q >> shift;
-    }
-    e = 0;
-  }
-  var mant = q >> 1u;
-  if ((q & 1u) != 0u && (sticky || (mant & 1u) != 0u)) {
-    mant = mant + 1u;
-  }
-  if (e == 0) {
-    // A subnormal that rounds up to 2^23 becomes the smallest normal by itself.
-    return bitcast<f32>(sign | mant);
-  }
-  if (mant == 0x1000000u) {
-    mant = 0x800000u;
-    e = e + 1;
-  }
-  if (e >= 255) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  return bitcast<f32>(sign | (u32(e) << 23u) | (mant & 0x7fffffu));
-}
-
-// clamp that keeps NaN, like the reference's `t < lo ? lo : t > hi ? hi : t`.
-fn clamp_keep_nan(t: f32, lo: f32, hi: f32) -> f32 {
-  if (t < lo) {
-    return lo;
-  }
-  if (t > hi) {
-    return hi;
-  }
-  return t;
-}
-
-// float8_e4m3fn bits of a float32 (c10's fp8e4m3fn_from_fp32_value): RNE,
-// |x| >= 480 gives NaN (the caller clamps to ±448 first). The subnormal range
-// is rounded on the integer mantissa instead of c10's float-add trick, which
-// gives the same RNE result without depending on subnormal float support.
-fn e4m3_bits(v: f32) -> u32 {
-  let w = bitcast<u32>(v);
-  let sign = (w >> 24u) & 0x80u;
-  let f = w & 0x7fffffffu;
-  var res = 0u;
-  if (f >= (1087u << 20u)) {
-    res = 0x7fu;
-  } else if (f < (121u << 23u)) {
-    // |v| < 2^-6: the code is RNE(|v| · 2^9), a count of the smallest subnormal.
-    let e = f >> 23u;
-    var m = f & 0x7fffffu;
-    var shift = 140u;
-    if (e != 0u) {
-      m = m | 0x800000u;
-      shift = 141u - e;
-    }
-    if (shift < 25u) {
-      let q = m >> shift;
-      let rem = m & ((1u << shift) - 1u);
-      let half = 1u << (shift - 1u);
-      res = q;
-      if (rem > half || (rem == half && (q & 1u) == 1u)) {
-        res = q + 1u;
-      }
-    }
-  } else {
-    let mant_odd = (f >> 20u) & 1u;
-    res = ((f - (120u << 23u) + 0x7ffffu + mant_odd) >> 20u) & 0xffu;
-  }
-  return res | sign;
-}
-
-// The float32 value of float8_e4m3fn bits (finite codes).
-fn e4m3_value(b: u32) -> f32 {
-  let e = (b >> 3u) & 0xfu;
-  let m = b & 7u;
-  var mag = 0.0;
-  if (e == 0u) {
-    mag = f32(m) * 0.001953125;
-  } else {
-    mag = bitcast<f32>(((e + 120u) << 23u) | (m << 20u));
-  }
-  if ((b & 0x80u) != 0u) {
-    return bitcast<f32>(bitcast<u32>(mag) | 0x80000000u);
-  }
-  return mag;
-}
+// div_rn, clamp_keep_nan, cast_fp8 (quantize_common.wgsl):
+//! include "quantize_common.wgsl"
 
 @compute @workgroup_size(256)
 fn main(
@@ -203,7 +63,7 @@ fn main(
   if (p.has_zp != 0u) {
     t = t + zero_point[slot];
   }
-  let q = e4m3_value(e4m3_bits(clamp_keep_nan(t, p.q_min, p.q_max)));
+  let q = cast_fp8(clamp_keep_nan(t, p.q_min, p.q_max));
   var v = q;
   if (p.has_zp != 0u) {
     v = q - zero_point[slot];

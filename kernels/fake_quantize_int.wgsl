@@ -19,8 +19,8 @@
 // maxComputeWorkgroupsPerDimension (linear index wid.x + wid.y * nwg.x).
 //
 // Bit-exact with src/quant/quantize.ts (float32): x / s is divided with
-// correct rounding (div_rn below), every other op is a single correctly
-// rounded f32 op, and the clamp lets NaN through as the reference does.
+// correct rounding (div_rn), every other op is a single correctly rounded
+// f32 op, and the clamp lets NaN through as the reference does.
 
 struct Params {
   n: u32,
@@ -41,96 +41,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-// Correctly rounded f32 division (round to nearest, ties to even). WGSL only
-// promises 2.5 ULP for `/`, and the reference (PyTorch) divides exactly, so
-// the quotient is computed by integer long division on the mantissas: 25
-// quotient bits (24 + guard) and a sticky bit from the remainder.
-fn div_rn(a: f32, b: f32) -> f32 {
-  let ua = bitcast<u32>(a);
-  let ub = bitcast<u32>(b);
-  var ea = i32((ua >> 23u) & 0xffu);
-  var eb = i32((ub >> 23u) & 0xffu);
-  var ma = ua & 0x7fffffu;
-  var mb = ub & 0x7fffffu;
-  // Zeros, infinities and NaNs are exact in hardware division.
-  if (ea == 255 || eb == 255 || (ea == 0 && ma == 0u) || (eb == 0 && mb == 0u)) {
-    return a / b;
-  }
-  let sign = (ua ^ ub) & 0x80000000u;
-  if (ea == 0) {
-    ea = 1;
-    while ((ma & 0x800000u) == 0u) {
-      ma = ma << 1u;
-      ea = ea - 1;
-    }
-  } else {
-    ma = ma | 0x800000u;
-  }
-  if (eb == 0) {
-    eb = 1;
-    while ((mb & 0x800000u) == 0u) {
-      mb = mb << 1u;
-      eb = eb - 1;
-    }
-  } else {
-    mb = mb | 0x800000u;
-  }
-  var e = ea - eb + 127;
-  if (ma < mb) {
-    ma = ma << 1u;
-    e = e - 1;
-  }
-  var q = 0u;
-  var r = ma;
-  for (var i = 0; i < 25; i = i + 1) {
-    q = q << 1u;
-    if (r >= mb) {
-      r = r - mb;
-      q = q | 1u;
-    }
-    r = r << 1u;
-  }
-  var sticky = r != 0u;
-  if (e <= 0) {
-    // Subnormal quotient: shift the extra bits into sticky before rounding.
-    let shift = u32(1 - e);
-    if (shift >= 26u) {
-      sticky = sticky || q != 0u;
-      q = 0u;
-    } else {
-      sticky = sticky || (q & ((1u << shift) - 1u)) != 0u;
-      q = q >> shift;
-    }
-    e = 0;
-  }
-  var mant = q >> 1u;
-  if ((q & 1u) != 0u && (sticky || (mant & 1u) != 0u)) {
-    mant = mant + 1u;
-  }
-  if (e == 0) {
-    // A subnormal that rounds up to 2^23 becomes the smallest normal by itself.
-    return bitcast<f32>(sign | mant);
-  }
-  if (mant == 0x1000000u) {
-    mant = 0x800000u;
-    e = e + 1;
-  }
-  if (e >= 255) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  return bitcast<f32>(sign | (u32(e) << 23u) | (mant & 0x7fffffu));
-}
-
-// clamp that keeps NaN, like the reference's `t < lo ? lo : t > hi ? hi : t`.
-fn clamp_keep_nan(t: f32, lo: f32, hi: f32) -> f32 {
-  if (t < lo) {
-    return lo;
-  }
-  if (t > hi) {
-    return hi;
-  }
-  return t;
-}
+// div_rn, clamp_keep_nan (quantize_common.wgsl):
+//! include "quantize_common.wgsl"
 
 @compute @workgroup_size(256)
 fn main(

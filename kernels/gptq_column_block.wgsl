@@ -21,13 +21,14 @@
 // (matmul_at_b_update.wgsl). The block runs to a multiple of 8 columns: the
 // extra columns are zero padding of the weight with identity rows in U.
 //
-// Fake quantization matches src/quant/quantize.ts bit for bit in f32:
-// t = x / s + zp (a correctly rounded division, as in fake_quantize_*.wgsl:
-// WGSL's `/` may be 2.5 ULP off on real GPUs), clamp to [qmin, qmax]
-// (NaN kept), then round half to even (int),
-// float8_e4m3fn round-to-nearest-even (fp8) or the E2M1 thresholds of
-// cast_to_fp4 (fp4); x̂ = (q − zp) · s. Scales arrive already divided by
-// the global scale (tensor_group), as src/quant computes s_eff.
+// Fake quantization matches src/quant/quantize.ts bit for bit in f32, with
+// the functions of quantize_common.wgsl that fake_quantize_*.wgsl use too:
+// t = x / s + zp (div_rn, a correctly rounded division: WGSL's `/` may be
+// 2.5 ULP off on real GPUs), clamp to [qmin, qmax] (NaN kept), then round
+// half to even (int), float8_e4m3fn round-to-nearest-even (cast_fp8) or the
+// E2M1 thresholds of cast_to_fp4 (cast_fp4); x̂ = (q − zp) · s. Scales
+// arrive already divided by the global scale (tensor_group), as src/quant
+// computes s_eff.
 //
 // Pruning (SparseGPT):
 //   prune_mode 1  unstructured: pruned if preserved or (extend and
@@ -97,130 +98,8 @@ const KIND_FP4: u32 = 3u;
 @group(0) @binding(7) var<storage, read> nz: array<f32>;
 @group(0) @binding(8) var<storage, read> sel: array<u32>;
 
-// Correctly rounded f32 division (round to nearest, ties to even), the same
-// function as in fake_quantize_int.wgsl (WGSL has no includes). WGSL only
-// promises 2.5 ULP for `/`, and the reference (PyTorch) divides exactly, so
-// the quotient is computed by integer long division on the mantissas: 25
-// quotient bits (24 + guard) and a sticky bit from the remainder.
-fn div_rn(a: f32, b: f32) -> f32 {
-  let ua = bitcast<u32>(a);
-  let ub = bitcast<u32>(b);
-  var ea = i32((ua >> 23u) & 0xffu);
-  var eb = i32((ub >> 23u) & 0xffu);
-  var ma = ua & 0x7fffffu;
-  var mb = ub & 0x7fffffu;
-  // Zeros, infinities and NaNs are exact in hardware division.
-  if (ea == 255 || eb == 255 || (ea == 0 && ma == 0u) || (eb == 0 && mb == 0u)) {
-    return a / b;
-  }
-  let sign = (ua ^ ub) & 0x80000000u;
-  if (ea == 0) {
-    ea = 1;
-    while ((ma & 0x800000u) == 0u) {
-      ma = ma << 1u;
-      ea = ea - 1;
-    }
-  } else {
-    ma = ma | 0x800000u;
-  }
-  if (eb == 0) {
-    eb = 1;
-    while ((mb & 0x800000u) == 0u) {
-      mb = mb << 1u;
-      eb = eb - 1;
-    }
-  } else {
-    mb = mb | 0x800000u;
-  }
-  var e = ea - eb + 127;
-  if (ma < mb) {
-    ma = ma << 1u;
-    e = e - 1;
-  }
-  var q = 0u;
-  var r = ma;
-  for (var i = 0; i < 25; i = i + 1) {
-    q = q << 1u;
-    if (r >= mb) {
-      r = r - mb;
-      q = q | 1u;
-    }
-    r = r << 1u;
-  }
-  var sticky = r != 0u;
-  if (e <= 0) {
-    // Subnormal quotient: shift the extra bits into sticky before rounding.
-    let shift = u32(1 - e);
-    if (shift >= 26u) {
-      sticky = sticky || q != 0u;
-      q = 0u;
-    } else {
-      sticky = sticky || (q & ((1u << shift) - 1u)) != 0u;
-      q = q >> shift;
-    }
-    e = 0;
-  }
-  var mant = q >> 1u;
-  if ((q & 1u) != 0u && (sticky || (mant & 1u) != 0u)) {
-    mant = mant + 1u;
-  }
-  if (e == 0) {
-    // A subnormal that rounds up to 2^23 becomes the smallest normal by itself.
-    return bitcast<f32>(sign | mant);
-  }
-  if (mant == 0x1000000u) {
-    mant = 0x800000u;
-    e = e + 1;
-  }
-  if (e >= 255) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  return bitcast<f32>(sign | (u32(e) << 23u) | (mant & 0x7fffffu));
-}
-
-// clamp that keeps NaN, like the reference's `t < lo ? lo : t > hi ? hi : t`.
-fn clamp_keep_nan(t: f32, lo: f32, hi: f32) -> f32 {
-  if (t < lo) {
-    return lo;
-  }
-  if (t > hi) {
-    return hi;
-  }
-  return t;
-}
-
-// float8_e4m3fn round-to-nearest-even of a value already clamped to ±448.
-fn cast_fp8(t: f32) -> f32 {
-  if (abs(t) < 0.015625) {
-    // Below the smallest normal (2^-6) the grid is 2^-9; scaling by 512 is exact.
-    return round(t * 512.0) * 0.001953125; // × 2^-9: exact, unlike a WGSL division
-  }
-  let bits = bitcast<u32>(t);
-  let odd = (bits >> 20u) & 1u;
-  return bitcast<f32>((bits + 0x7FFFFu + odd) & 0xFFF00000u);
-}
-
-// cast_to_fp4: the E2M1 thresholds on |t|, then the sign of t.
-fn cast_fp4(t: f32) -> f32 {
-  let a = abs(t);
-  var m = 6.0;
-  if (a <= 0.25) {
-    m = 0.0;
-  } else if (a < 0.75) {
-    m = 0.5;
-  } else if (a <= 1.25) {
-    m = 1.0;
-  } else if (a < 1.75) {
-    m = 1.5;
-  } else if (a <= 2.5) {
-    m = 2.0;
-  } else if (a < 3.5) {
-    m = 3.0;
-  } else if (a <= 5.0) {
-    m = 4.0;
-  }
-  return m * sign(t);
-}
+// div_rn, clamp_keep_nan, cast_fp8, cast_fp4 (quantize_common.wgsl):
+//! include "quantize_common.wgsl"
 
 fn fake_quantize(x: f32, s: f32, zp: f32) -> f32 {
   let t = clamp_keep_nan(div_rn(x, s) + zp, p.qmin, p.qmax);

@@ -11,8 +11,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
+import { parseCommandLine } from "./flags.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
@@ -39,7 +39,6 @@ quant_stage:
 `;
 
 const RTN_RECIPE = DEMO_RECIPE.replace("GPTQModifier", "QuantizationModifier");
-const GPTQ_READY = false;
 
 const USAGE = `usage: llmc demo [--output-dir DIR] [--synthetic] [--rtn]
 
@@ -87,7 +86,7 @@ async function folderBytes(dir: string): Promise<number> {
 }
 
 /**
- * The `demo` command.
+ * The `demo` command. Exit codes: 0 done, 1 a failed step, 2 bad flags.
  *
  * @example
  * ```ts ignore
@@ -99,26 +98,22 @@ export const command: CliCommand = {
   name: "demo",
   summary: "compress the embedded default (stories260K or a synthetic Llama) and evaluate it",
   async run(argv: string[]): Promise<number> {
-    const { values } = parseArgs({
-      args: argv,
+    const line = parseCommandLine(argv, {
+      command: "demo",
+      usage: USAGE,
       options: {
         "output-dir": { type: "string", default: "out/demo" },
         synthetic: { type: "boolean", default: false },
         rtn: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
       },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    }, (values) => values);
+    if ("exit" in line) return line.exit;
+    const values = line.args;
     const out = values["output-dir"];
     const gpu = await getGpu();
     console.log(`GPU: ${describeGpu(gpu)}`);
     const useShared = !values.synthetic && await exists(`${SHARED}models/stories260K/config.json`);
-    // GPTQ joins the default once the calibrated pipeline runs it; RTN until then.
-    const recipe = values.rtn || !GPTQ_READY ? RTN_RECIPE : DEMO_RECIPE;
+    const recipe = values.rtn ? RTN_RECIPE : DEMO_RECIPE;
     const started = performance.now();
 
     if (useShared) {

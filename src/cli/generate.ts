@@ -4,8 +4,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
+import { numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
@@ -22,22 +22,6 @@ const USAGE =
   --seed S              the sampler's seed (default 0)
   --ignore-eos          keep generating after EOS`;
 
-class UsageError extends Error {}
-
-function number(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  check: (n: number) => boolean,
-): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || !check(n)) {
-    throw new UsageError(`--${flag}: invalid value '${value}'`);
-  }
-  return n;
-}
-
 /**
  * The `generate` command: prints the prompt and its continuation on stdout,
  * timing on stderr. Exit codes: 0 done, 1 bad model, 2 bad flags.
@@ -52,51 +36,41 @@ export const command: CliCommand = {
   name: "generate",
   summary: "continue a prompt with a model (greedy, or temperature / top-p sampling)",
   async run(argv: string[]): Promise<number> {
-    let args;
-    try {
-      const { values } = parseArgs({
-        args: argv,
-        options: {
-          model: { type: "string" },
-          prompt: { type: "string" },
-          "max-new-tokens": { type: "string" },
-          temperature: { type: "string" },
-          "top-p": { type: "string" },
-          seed: { type: "string" },
-          "ignore-eos": { type: "boolean", default: false },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-        allowPositionals: false,
+    const line = parseCommandLine(argv, {
+      command: "generate",
+      usage: USAGE,
+      options: {
+        model: { type: "string" },
+        prompt: { type: "string" },
+        "max-new-tokens": { type: "string" },
+        temperature: { type: "string" },
+        "top-p": { type: "string" },
+        seed: { type: "string" },
+        "ignore-eos": { type: "boolean", default: false },
+      },
+    }, (values) => {
+      const model = requireFlag("model", values.model);
+      const prompt = requireFlag("prompt", values.prompt, { allowEmpty: true });
+      const maxNewTokens = requireFlag("max-new-tokens", values["max-new-tokens"], {
+        allowEmpty: true, // "" is an invalid number, not a missing flag
       });
-      if (values.help) {
-        console.log(USAGE);
-        return 0;
-      }
-      if (!values.model) throw new UsageError("--model is required");
-      if (values.prompt === undefined) throw new UsageError("--prompt is required");
-      if (values["max-new-tokens"] === undefined) {
-        throw new UsageError("--max-new-tokens is required");
-      }
-      args = {
-        model: values.model,
-        prompt: values.prompt,
-        maxNewTokens: number(
+      return {
+        model,
+        prompt,
+        maxNewTokens: numberFlag(
           "max-new-tokens",
-          values["max-new-tokens"],
+          maxNewTokens,
           0,
           (n) => Number.isSafeInteger(n) && n >= 0,
         ),
-        temperature: number("temperature", values.temperature, 0, (n) => n >= 0),
-        topP: number("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
-        seed: number("seed", values.seed, 0, Number.isSafeInteger),
+        temperature: numberFlag("temperature", values.temperature, 0, (n) => n >= 0),
+        topP: numberFlag("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
+        seed: numberFlag("seed", values.seed, 0, Number.isSafeInteger),
         ignoreEos: values["ignore-eos"],
       };
-    } catch (e) {
-      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
-      console.error(`llmc generate: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
+    });
+    if ("exit" in line) return line.exit;
+    const args = line.args;
 
     const tokenizer = await loadTokenizer(args.model);
     const prompt = tokenizer.encode(args.prompt, { addSpecialTokens: true });

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
+import { parseCommandLine, requireFlag } from "./flags.ts";
 import { spreadListFlags } from "./oneshot.ts";
 import { modelFreePtq } from "../model_free/model_free_ptq.ts";
 
@@ -22,8 +22,6 @@ const USAGE =
   --overwrite       replace OUT if it exists
   --quiet           no per-file progress`;
 
-class UsageError extends Error {}
-
 /**
  * The `model-free-ptq` command. Exit codes: 0 written, 1 bad model/scheme/output, 2 bad flags.
  *
@@ -38,42 +36,27 @@ export const command: CliCommand = {
   name: "model-free-ptq",
   summary: "quantize safetensors files directly, without a model definition",
   async run(argv: string[]): Promise<number> {
-    let opts;
-    try {
-      const { values } = parseArgs({
-        args: spreadListFlags(argv, ["ignore"]),
-        options: {
-          model: { type: "string" },
-          scheme: { type: "string" },
-          ignore: { type: "string", multiple: true },
-          "output-dir": { type: "string" },
-          overwrite: { type: "boolean", default: false },
-          quiet: { type: "boolean", default: false },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-        allowPositionals: false,
-      });
-      if (values.help) {
-        console.log(USAGE);
-        return 0;
-      }
-      if (!values.model) throw new UsageError("--model is required");
-      if (!values.scheme) throw new UsageError("--scheme is required");
-      if (!values["output-dir"]) throw new UsageError("--output-dir is required");
-      opts = {
-        model: values.model,
-        scheme: values.scheme,
-        ignore: values.ignore ?? [],
-        outputDir: values["output-dir"],
-        overwrite: values.overwrite,
-        quiet: values.quiet,
-      };
-    } catch (e) {
-      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
-      console.error(`llmc model-free-ptq: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
+    const line = parseCommandLine(spreadListFlags(argv, ["ignore"]), {
+      command: "model-free-ptq",
+      usage: USAGE,
+      options: {
+        model: { type: "string" },
+        scheme: { type: "string" },
+        ignore: { type: "string", multiple: true },
+        "output-dir": { type: "string" },
+        overwrite: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+      },
+    }, (values) => ({
+      model: requireFlag("model", values.model),
+      scheme: requireFlag("scheme", values.scheme),
+      outputDir: requireFlag("output-dir", values["output-dir"]),
+      ignore: values.ignore ?? [],
+      overwrite: values.overwrite,
+      quiet: values.quiet,
+    }));
+    if ("exit" in line) return line.exit;
+    const opts = line.args;
     const result = await modelFreePtq(opts.model, opts.outputDir, opts.scheme, opts.ignore, {
       overwrite: opts.overwrite,
       onProgress: (e) => {

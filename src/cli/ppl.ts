@@ -7,8 +7,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
+import { parseCommandLine, positiveInt, requireFlag, UsageError } from "./flags.ts";
 import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
@@ -26,16 +26,6 @@ const USAGE =
   --windows N           evaluate the first N windows (default 40)
   --json                print one JSON object on stdout instead of text`;
 
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`--${flag} must be a positive integer, got '${value}'`);
-  }
-  return n;
-}
-
-class UsageError extends Error {}
-
 /**
  * The `ppl` command. Exit codes: 0 done, 1 bad model or dataset, 2 bad flags.
  *
@@ -49,42 +39,34 @@ export const command: CliCommand = {
   name: "ppl",
   summary: "perplexity of a model on a text file (BOS + L-1 token windows)",
   async run(argv: string[]): Promise<number> {
-    let args;
-    try {
-      const { values } = parseArgs({
-        args: argv,
-        options: {
-          model: { type: "string" },
-          dataset: { type: "string" },
-          tokenizer: { type: "string" },
-          "max-seq-length": { type: "string", default: "256" },
-          windows: { type: "string", default: "40" },
-          json: { type: "boolean", default: false },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-        allowPositionals: false,
-      });
-      if (values.help) {
-        console.log(USAGE);
-        return 0;
-      }
-      if (!values.model) throw new UsageError("--model is required");
-      if (!values.dataset) throw new UsageError("--dataset is required");
-      args = {
-        model: values.model,
-        dataset: values.dataset,
-        tokenizer: values.tokenizer ?? values.model,
-        seqLen: positiveInt("max-seq-length", values["max-seq-length"]),
-        windows: positiveInt("windows", values.windows),
+    const line = parseCommandLine(argv, {
+      command: "ppl",
+      usage: USAGE,
+      options: {
+        model: { type: "string" },
+        dataset: { type: "string" },
+        tokenizer: { type: "string" },
+        "max-seq-length": { type: "string", default: "256" },
+        windows: { type: "string", default: "40" },
+        json: { type: "boolean", default: false },
+      },
+    }, (values) => {
+      const model = requireFlag("model", values.model);
+      const dataset = requireFlag("dataset", values.dataset);
+      const seqLen = positiveInt("max-seq-length", values["max-seq-length"]);
+      const windows = positiveInt("windows", values.windows);
+      if (seqLen < 2) throw new UsageError("--max-seq-length must be at least 2");
+      return {
+        model,
+        dataset,
+        tokenizer: values.tokenizer ?? model,
+        seqLen,
+        windows,
         json: values.json,
       };
-      if (args.seqLen < 2) throw new UsageError("--max-seq-length must be at least 2");
-    } catch (e) {
-      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
-      console.error(`llmc ppl: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
+    });
+    if ("exit" in line) return line.exit;
+    const args = line.args;
 
     const start = performance.now();
     const tokenizer = await loadTokenizer(args.tokenizer);

@@ -2,11 +2,25 @@
  * Loading WGSL kernels from `kernels/` into compute pipelines, cached per
  * (device, file, entry point, override constants).
  *
+ * A kernel shares functions with others through a function library in
+ * kernels/ (e.g. `quantize_common.wgsl`) and a whole line
+ * `//! include "quantize_common.wgsl"`, which the loader replaces with that
+ * file's text: each file once per kernel, nested includes allowed, cycles
+ * and unreadable files rejected with the including file:line. Compile errors
+ * name the file and line the failing code came from, included or not.
+ *
  * @module
  */
 
 import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError } from "./errors.ts";
+import {
+  describeCompileErrors,
+  includeDirectives,
+  includeError,
+  type SplicedWgsl,
+  spliceIncludes,
+} from "./_wgsl_include.ts";
 
 /** How to build a pipeline from a kernel file. */
 export interface KernelOptions {
@@ -18,6 +32,7 @@ export interface KernelOptions {
 
 const sources = new Map<string, Promise<string>>();
 const syncSources = new Map<string, string>();
+const splicedSources = new Map<string, SplicedWgsl>();
 const modules = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
 const pipelines = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 const ready = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -45,10 +60,12 @@ export function kernelUrl(file: string): URL {
  * Loads, compiles and caches a compute pipeline (layout "auto").
  *
  * @param gpu the device
- * @param file a basename in kernels/, e.g. "rmsnorm.wgsl"
+ * @param file a basename in kernels/, e.g. "rmsnorm.wgsl"; its
+ *   `//! include "lib.wgsl"` lines are spliced in first
  * @param options entry point and override constants
  * @returns the pipeline (the same object for the same arguments)
  * @throws {KernelCompileError} with the file name and compiler messages
+ *   (file:line of included code where it came from an include), or a bad include
  *
  * @example
  * ```ts
@@ -85,7 +102,8 @@ export function loadKernel(
  * @param file a basename in kernels/
  * @param options entry point and override constants
  * @returns the pipeline
- * @throws {KernelCompileError} when the source cannot be read synchronously
+ * @throws {KernelCompileError} when the source or one of its includes cannot
+ *   be read synchronously, or an include is malformed or cyclic
  *
  * @example
  * ```ts
@@ -104,7 +122,7 @@ export function kernelSync(
   const cache = perDevice(ready, gpu.device, () => new Map());
   const cached = cache.get(key);
   if (cached) return cached;
-  const module = shaderModule(gpu, file, readSourceSync(file), (error) => {
+  const module = shaderModule(gpu, readSplicedSync(file), (error) => {
     reportGpuFailure(gpu, error);
   });
   const pipeline = gpu.device.createComputePipeline(pipelineDescriptor(module, file, options));
@@ -115,13 +133,15 @@ export function kernelSync(
 /**
  * Compiles WGSL source text into a pipeline (layout "auto"), uncached: for
  * kernels generated at run time. Files in kernels/ go through `loadKernel`.
+ * `//! include "lib.wgsl"` lines include files from kernels/, as in a kernel file.
  *
  * @param gpu the device
  * @param name names the source in error messages, e.g. "rope_generated.wgsl"
  * @param code the WGSL source
  * @param options entry point and override constants
  * @returns the pipeline
- * @throws {KernelCompileError} with `name`, line:column and the compiler's messages
+ * @throws {KernelCompileError} with `name` (or the included file), line:column
+ *   and the compiler's messages, or a bad include
  *
  * @example
  * ```ts
@@ -138,8 +158,10 @@ export async function compileKernel(
   code: string,
   options: KernelOptions = {},
 ): Promise<GPUComputePipeline> {
-  const module = gpu.device.createShaderModule({ label: name, code });
-  return await pipelineFrom(gpu, name, module, options);
+  await fetchIncludes(name, code);
+  const source = spliceIncludes(name, code, readSourceSync);
+  const module = gpu.device.createShaderModule({ label: name, code: source.code });
+  return await pipelineFrom(gpu, source, module, options);
 }
 
 async function buildPipeline(
@@ -148,22 +170,23 @@ async function buildPipeline(
   options: KernelOptions,
   key: string,
 ): Promise<GPUComputePipeline> {
-  const code = await readSource(file);
-  const module = shaderModule(gpu, file, code, () => {});
-  const pipeline = await pipelineFrom(gpu, file, module, options);
+  const source = await readSpliced(file);
+  const module = shaderModule(gpu, source, () => {});
+  const pipeline = await pipelineFrom(gpu, source, module, options);
   perDevice(ready, gpu.device, () => new Map()).set(key, pipeline);
   return pipeline;
 }
 
 async function pipelineFrom(
   gpu: Gpu,
-  file: string,
+  source: SplicedWgsl,
   module: GPUShaderModule,
   options: KernelOptions,
 ): Promise<GPUComputePipeline> {
+  const file = source.name;
   const messages = await module.getCompilationInfo();
   const errors = messages.messages.filter((m) => m.type === "error");
-  if (errors.length > 0) throw compilerError(file, errors);
+  if (errors.length > 0) throw compilerError(source, errors);
   gpu.device.pushErrorScope("validation");
   let pipeline: GPUComputePipeline | undefined;
   let failure: unknown;
@@ -188,21 +211,21 @@ async function pipelineFrom(
 
 function shaderModule(
   gpu: Gpu,
-  file: string,
-  code: string,
+  source: SplicedWgsl,
   onError: (e: KernelCompileError) => void,
 ): GPUShaderModule {
+  const file = source.name;
   const cache = perDevice(modules, gpu.device, () => new Map());
   let module = cache.get(file);
   if (!module) {
-    module = gpu.device.createShaderModule({ label: file, code });
+    module = gpu.device.createShaderModule({ label: file, code: source.code });
     cache.set(file, module);
     const created = module;
     created.getCompilationInfo().then((info: GPUCompilationInfo) => {
       const errors = info.messages.filter((m: GPUCompilationMessage) => m.type === "error");
       if (errors.length > 0) {
         cache.delete(file); // a fixed file can be retried in the same process
-        onError(compilerError(file, errors));
+        onError(compilerError(source, errors));
       }
     });
   }
@@ -221,9 +244,53 @@ function pipelineDescriptor(
   };
 }
 
-function compilerError(file: string, errors: readonly GPUCompilationMessage[]): KernelCompileError {
-  const lines = errors.map((m) => `${file}:${m.lineNum}:${m.linePos}: ${m.message.trim()}`);
-  return new KernelCompileError(`${file} failed to compile:\n${lines.join("\n")}`);
+function compilerError(
+  source: SplicedWgsl,
+  errors: readonly GPUCompilationMessage[],
+): KernelCompileError {
+  return new KernelCompileError(
+    `${source.name} failed to compile:\n${describeCompileErrors(source, errors)}`,
+  );
+}
+
+/** A kernel file with its includes spliced in, every file read without blocking. */
+async function readSpliced(file: string): Promise<SplicedWgsl> {
+  if (!splicedSources.has(file)) await fetchIncludes(file, await readSource(file));
+  return readSplicedSync(file);
+}
+
+/** A kernel file with its includes spliced in (file: URLs, or files already fetched). */
+function readSplicedSync(file: string): SplicedWgsl {
+  let source = splicedSources.get(file);
+  if (!source) {
+    source = spliceIncludes(file, readSourceSync(file), readSourceSync);
+    splicedSources.set(file, source);
+  }
+  return source;
+}
+
+/**
+ * Fetches the files `code` includes, and theirs, so that splicing can read
+ * them synchronously (https: imports of llmc included).
+ */
+async function fetchIncludes(
+  name: string,
+  code: string,
+  seen: Set<string> = new Set([name]),
+): Promise<void> {
+  await Promise.all(
+    includeDirectives(name, code).map(async ({ file, line }) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      let text: string;
+      try {
+        text = await readSource(file);
+      } catch (cause) {
+        throw includeError(name, line, file, cause);
+      }
+      await fetchIncludes(file, text, seen);
+    }),
+  );
 }
 
 function readSource(file: string): Promise<string> {

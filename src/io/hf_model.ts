@@ -197,6 +197,26 @@ export class HfModel {
   }
 
   /**
+   * Reads rows `row0 … row0 + rows − 1` of a tensor as float32 values,
+   * reading only those rows' bytes (see {@link SafetensorsFile.readRowsF32}):
+   * for streaming an embedding table or lm_head in blocks.
+   *
+   * @param name the tensor name
+   * @param row0 the first row (along the first dimension)
+   * @param rows how many rows
+   * @returns rows · (numel / shape[0]) values, row-major
+   * @throws {HfModelError} when the model has no such tensor
+   * @throws {SafetensorsError} (from safetensors_read.ts) when the rows are out of range
+   * @example
+   * ```ts ignore
+   * const block = await m.readRowsF32("model.embed_tokens.weight", 1024, 256);
+   * ```
+   */
+  async readRowsF32(name: string, row0: number, rows: number): Promise<Float32Array> {
+    return await this.#file(name).readRowsF32(name, row0, rows);
+  }
+
+  /**
    * Reads a tensor's raw little-endian bytes.
    *
    * @param name the tensor name

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DType } from "./dtype.ts";
+import { type DType, DTYPE_BYTES } from "./dtype.ts";
 import { parseSafetensorsHeader, readHeaderLength } from "./safetensors_header.ts";
 import type { TensorInfo } from "./safetensors_header.ts";
 import { SafetensorsError } from "./safetensors_error.ts";
@@ -158,21 +158,7 @@ export class SafetensorsFile {
    */
   async readRaw(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    return await this.#exclusive(async () => {
-      if (this.#closed) throw new SafetensorsError(this.path, `read of '${name}' after close()`);
-      const out = new Uint8Array(t.byteLength);
-      try {
-        await readExactly(this.#file, out, t.byteOffset, this.path, name);
-      } catch (e) {
-        if (e instanceof SafetensorsError) throw e;
-        throw new SafetensorsError(
-          this.path,
-          `tensor '${name}': read failed: ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
-      return out;
-    });
+    return await this.#read(name, t.byteOffset, t.byteLength);
   }
 
   /**
@@ -189,11 +175,59 @@ export class SafetensorsFile {
    */
   async readF32(name: string): Promise<Float32Array> {
     const dtype: DType = this.info(name).dtype;
-    const raw = await this.readRaw(name);
-    // readRaw's buffer is fresh and starts at offset 0: F32 needs no copy.
-    return dtype === "F32"
-      ? new Float32Array(raw.buffer, 0, raw.byteLength / 4)
-      : bytesToF32(dtype, raw);
+    return rawToF32(dtype, await this.readRaw(name));
+  }
+
+  /**
+   * Reads rows `row0 … row0 + rows − 1` of a tensor (rows along its first
+   * dimension) as float32 values, converted as {@link SafetensorsFile.readF32}
+   * does; only those rows' bytes are read. For streaming the blocks of a
+   * large matrix such as an embedding table.
+   *
+   * @param name the tensor name
+   * @param row0 the first row
+   * @param rows how many rows (0 gives an empty array)
+   * @returns a new Float32Array of rows · (numel / shape[0]) values, row-major
+   * @throws {SafetensorsError} when the tensor is missing or a scalar, the
+   *   rows are not within its first dimension, the file closed or shortened
+   * @example
+   * ```ts
+   * import { SafetensorsFile } from "./safetensors_read.ts";
+   * import { writeSafetensors } from "./safetensors_write.ts";
+   * const dir = await Deno.makeTempDir();
+   * const values = new Float32Array([1, 2, 3, 4, 5, 6]);
+   * await writeSafetensors(`${dir}/m.safetensors`, [
+   *   { name: "w", dtype: "F32", shape: [3, 2], data: new Uint8Array(values.buffer) },
+   * ]);
+   * const f = await SafetensorsFile.open(`${dir}/m.safetensors`);
+   * try {
+   *   const middle = await f.readRowsF32("w", 1, 1); // Float32Array [3, 4]
+   *   console.assert(middle.join() === "3,4");
+   * } finally {
+   *   f.close();
+   *   await Deno.remove(dir, { recursive: true });
+   * }
+   * ```
+   */
+  async readRowsF32(name: string, row0: number, rows: number): Promise<Float32Array> {
+    const t = this.info(name);
+    if (t.shape.length === 0) {
+      throw new SafetensorsError(this.path, `tensor '${name}' is a scalar: it has no rows`);
+    }
+    const total = t.shape[0];
+    if (
+      !Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 ||
+      row0 + rows > total
+    ) {
+      throw new SafetensorsError(
+        this.path,
+        `tensor '${name}' [${t.shape}]: ${rows} rows from row ${row0} are not within its ` +
+          `${total} rows`,
+      );
+    }
+    const rowBytes = t.shape.slice(1).reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    const raw = await this.#read(name, t.byteOffset + row0 * rowBytes, rows * rowBytes);
+    return rawToF32(t.dtype, raw);
   }
 
   /**
@@ -232,12 +266,38 @@ export class SafetensorsFile {
     this.close();
   }
 
+  /** `length` bytes at `offset`, which lie inside tensor `name`. */
+  async #read(name: string, offset: number, length: number): Promise<Uint8Array> {
+    return await this.#exclusive(async () => {
+      if (this.#closed) throw new SafetensorsError(this.path, `read of '${name}' after close()`);
+      const out = new Uint8Array(length);
+      try {
+        await readExactly(this.#file, out, offset, this.path, name);
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw e;
+        throw new SafetensorsError(
+          this.path,
+          `tensor '${name}': read failed: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      return out;
+    });
+  }
+
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     // seek + read is two steps on one shared cursor: run them one at a time.
     const run = this.#queue.then(fn, fn);
     this.#queue = run.catch(() => {});
     return run;
   }
+}
+
+/** Float32 values of freshly read bytes (a buffer of their own, at offset 0: F32 needs no copy). */
+function rawToF32(dtype: DType, raw: Uint8Array): Float32Array {
+  return dtype === "F32"
+    ? new Float32Array(raw.buffer, 0, raw.byteLength / 4)
+    : bytesToF32(dtype, raw);
 }
 
 async function readExactly(

@@ -6,33 +6,24 @@
  * @module
  */
 
-import { type DType, DTYPE_BYTES } from "../io/dtype.ts";
-import { bytesToF32 } from "../io/tensor_bytes.ts";
 import { DecoderModelError } from "./model_error.ts";
 import type { WeightSource } from "./weight_source.ts";
 
-/** Where a tensor's bytes lie, as `HfModel.info` reports it. */
-interface TensorLocation {
-  dtype: DType;
-  shape: number[];
-  byteOffset: number;
-  byteLength: number;
-  file: string;
+/** A source that reads row blocks itself and can tell a tensor's shape (HfModel can). */
+interface RowSource extends WeightSource {
+  info(name: string): { shape: number[] };
+  readRowsF32(name: string, row0: number, rows: number): Promise<Float32Array>;
 }
 
-/** A source that can say where a tensor's bytes are (HfModel can). */
-interface LocatingSource extends WeightSource {
-  info(name: string): TensorLocation;
-}
-
-function canLocate(source: WeightSource): source is LocatingSource {
-  return typeof (source as Partial<LocatingSource>).info === "function";
+function readsRows(source: WeightSource): source is RowSource {
+  const s = source as Partial<RowSource>;
+  return typeof s.info === "function" && typeof s.readRowsF32 === "function";
 }
 
 /**
  * Rows `row0 … row0 + rows − 1` of a [rowsTotal, cols] tensor as float32.
- * From a checkpoint that can locate tensors (`HfModel`) only those bytes are
- * read; any other source is read whole and sliced.
+ * From a source that reads row blocks (`HfModel.readRowsF32`) only those
+ * bytes are read; any other source is read whole and sliced.
  *
  * @param source the checkpoint
  * @param name the tensor, e.g. `model.embed_tokens.weight`
@@ -54,7 +45,7 @@ export async function readMatrixRows(
   row0: number,
   rows: number,
 ): Promise<Float32Array> {
-  if (!canLocate(source)) {
+  if (!readsRows(source)) {
     const all = await source.readF32(name);
     if (all.length % cols !== 0 || (row0 + rows) * cols > all.length) {
       throw new DecoderModelError(
@@ -63,24 +54,11 @@ export async function readMatrixRows(
     }
     return all.slice(row0 * cols, (row0 + rows) * cols);
   }
-  const t = source.info(name);
-  const totalRows = t.shape[0];
-  const rowLength = t.shape.slice(1).reduce((a, b) => a * b, 1);
-  if (t.shape.length !== 2 || rowLength !== cols || row0 < 0 || row0 + rows > totalRows) {
+  const { shape } = source.info(name);
+  if (shape.length !== 2 || shape[1] !== cols || row0 < 0 || row0 + rows > shape[0]) {
     throw new DecoderModelError(
-      `${name}: expected [*, ${cols}] holding rows ${row0}..${row0 + rows - 1}, got [${t.shape}]`,
+      `${name}: expected [*, ${cols}] holding rows ${row0}..${row0 + rows - 1}, got [${shape}]`,
     );
   }
-  const rowBytes = cols * DTYPE_BYTES[t.dtype];
-  const bytes = new Uint8Array(rows * rowBytes);
-  using file = await Deno.open(t.file, { read: true });
-  await file.seek(t.byteOffset + row0 * rowBytes, Deno.SeekMode.Start);
-  for (let at = 0; at < bytes.length;) {
-    const n = await file.read(bytes.subarray(at));
-    if (n === null) {
-      throw new DecoderModelError(`${t.file}: ended inside tensor '${name}'`);
-    }
-    at += n;
-  }
-  return t.dtype === "F32" ? new Float32Array(bytes.buffer) : bytesToF32(t.dtype, bytes);
+  return await source.readRowsF32(name, row0, rows);
 }

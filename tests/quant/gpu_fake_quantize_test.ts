@@ -37,15 +37,10 @@ function mismatches(got: Float32Array, want: Float32Array): string[] {
 
 Deno.test("div_rn is correctly rounded, subnormal quotients and their ties included", async () => {
   const gpu = await getGpu();
-  const source = await Deno.readTextFile(
-    new URL("../../kernels/fake_quantize_int.wgsl", import.meta.url),
-  );
-  const start = source.indexOf("fn div_rn(");
-  const end = source.indexOf("\n}\n", start) + 3;
   const code = `@group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> q: array<f32>;
-${source.slice(start, end)}
+//! include "quantize_common.wgsl"
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let i = id.x + id.y * 65535u * 256u;
