@@ -56,6 +56,8 @@ export interface OneshotOptions {
   readonly pipeline?: PipelineName;
   /** Shard size bound in bytes (default 5e9). */
   readonly maxShardBytes?: number;
+  /** Omit null `scale_dtype`/`zp_dtype` from config.json, for vLLM builds with compressed-tensors ≤ 0.12. */
+  readonly omitNullDtypes?: boolean;
   /** Progress, once per decoder layer. */
   readonly onProgress?: (event: LayerEvent) => void;
   /** Warnings (unmatched targets, discarded work folders); `console.warn` by default. */
@@ -338,6 +340,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       sparsityConfig: outcome.sparsityConfig,
       configPatch: outcome.configPatch,
       recipeYaml,
+      omitNullDtypes: options.omitNullDtypes,
     });
     return {
       outputDir: done.outputDir,

@@ -20,6 +20,7 @@ const USAGE =
                     end with "norm" is quantized, so list embeddings, lm_head and routers here
   --output-dir OUT  where the checkpoint is written (atomically)
   --overwrite       replace OUT if it exists
+  --omit-null-dtypes  leave null scale_dtype/zp_dtype out of config.json (vLLM with compressed-tensors <= 0.12)
   --quiet           no per-file progress`;
 
 /**
@@ -45,6 +46,7 @@ export const command: CliCommand = {
         ignore: { type: "string", multiple: true },
         "output-dir": { type: "string" },
         overwrite: { type: "boolean", default: false },
+        "omit-null-dtypes": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
       },
     }, (values) => ({
@@ -53,12 +55,14 @@ export const command: CliCommand = {
       outputDir: requireFlag("output-dir", values["output-dir"]),
       ignore: values.ignore ?? [],
       overwrite: values.overwrite,
+      omitNullDtypes: values["omit-null-dtypes"],
       quiet: values.quiet,
     }));
     if ("exit" in line) return line.exit;
     const opts = line.args;
     const result = await modelFreePtq(opts.model, opts.outputDir, opts.scheme, opts.ignore, {
       overwrite: opts.overwrite,
+      omitNullDtypes: opts.omitNullDtypes,
       onProgress: (e) => {
         if (!opts.quiet) {
           console.error(

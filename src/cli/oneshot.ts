@@ -24,6 +24,7 @@ const USAGE =
   --recipe FILE          an llm-compressor recipe (.yaml/.json/.md), instead of --scheme
   --output-dir OUT       where the checkpoint is written (atomically)
   --overwrite            replace OUT if it exists
+  --omit-null-dtypes     leave null scale_dtype/zp_dtype out of config.json (vLLM with compressed-tensors <= 0.12)
   --resume               continue an interrupted run of the same job
   --pipeline NAME        datafree | sequential | basic | independent (default: inferred)
   --max-shard-size SIZE  shard bound, e.g. 5GB, 500MB or bytes (default 5GB)
@@ -131,6 +132,7 @@ export const command: CliCommand = {
           recipe: { type: "string" },
           "output-dir": { type: "string" },
           overwrite: { type: "boolean", default: false },
+          "omit-null-dtypes": { type: "boolean", default: false },
           resume: { type: "boolean", default: false },
           pipeline: { type: "string" },
           "max-shard-size": { type: "string" },
@@ -203,6 +205,7 @@ export const command: CliCommand = {
         model: values.model,
         outputDir: values["output-dir"],
         overwrite: values.overwrite,
+        omitNullDtypes: values["omit-null-dtypes"],
         resume: values.resume,
         pipeline: pipeline as PipelineName | undefined,
         maxShardBytes,

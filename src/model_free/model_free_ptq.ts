@@ -44,6 +44,8 @@ const INDEX_NAME = "model.safetensors.index.json";
 export interface ModelFreePtqOptions {
   /** Replace an existing output folder. */
   readonly overwrite?: boolean;
+  /** Omit null `scale_dtype`/`zp_dtype` from config.json, for vLLM builds with compressed-tensors ≤ 0.12. */
+  readonly omitNullDtypes?: boolean;
   /** Called after each safetensors file. */
   readonly onProgress?: (event: ModelFreeProgress) => void;
   /** Warnings (observer swaps); `console.warn` by default. */
@@ -379,7 +381,10 @@ export async function modelFreePtq(
       };
       await Deno.writeTextFile(
         `${out.tmpDir}/config.json`,
-        checkpointConfigJson(configText, quantizationConfig, { file: configPath }),
+        checkpointConfigJson(configText, quantizationConfig, {
+          file: configPath,
+          omitNullDtypes: options.omitNullDtypes,
+        }),
       );
       for (const e of Deno.readDirSync(dir)) {
         if (!e.isFile || e.name === "config.json" || e.name === INDEX_NAME) continue;

@@ -84,6 +84,8 @@ export interface FinalizeOptions {
   readonly recipeYaml: string;
   /** Top-level config.json keys to set (e.g. `{tie_word_embeddings: false}`). */
   readonly configPatch?: JsonObject;
+  /** Drop null `scale_dtype`/`zp_dtype` keys so vLLM builds with compressed-tensors ≤ 0.12 load it. */
+  readonly omitNullDtypes?: boolean;
 }
 
 /** What {@link CheckpointSink.finalize} wrote. */
@@ -548,6 +550,7 @@ export class CheckpointSink {
       const configText = checkpointConfigJson(await Deno.readTextFile(sourceConfig), qc, {
         configPatch: options.configPatch,
         file: sourceConfig,
+        omitNullDtypes: options.omitNullDtypes,
       });
       await Deno.writeTextFile(`${out.tmpDir}/config.json`, configText);
       await Deno.writeTextFile(`${out.tmpDir}/recipe.yaml`, options.recipeYaml);

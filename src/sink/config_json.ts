@@ -22,7 +22,9 @@ export type JsonObject = { [key: string]: JsonValue };
  * @param sourceText the source model's config.json text
  * @param quantizationConfig the `quantization_config` object to add
  * @param options `configPatch`: top-level keys to set (null values are kept as
- *   JSON null; use `removeKeys` to delete); `file` names the source in errors
+ *   JSON null; use `removeKeys` to delete); `file` names the source in errors;
+ *   `omitNullDtypes` drops null `scale_dtype`/`zp_dtype` keys (see
+ *   {@link withoutNullDtypes})
  * @returns the JSON text, without a trailing newline (as Python writes it)
  * @throws {CheckpointSinkError} when the source text is not a JSON object
  * @example
@@ -37,7 +39,12 @@ export type JsonObject = { [key: string]: JsonValue };
 export function checkpointConfigJson(
   sourceText: string,
   quantizationConfig: JsonObject,
-  options: { configPatch?: JsonObject; removeKeys?: readonly string[]; file?: string } = {},
+  options: {
+    configPatch?: JsonObject;
+    removeKeys?: readonly string[];
+    file?: string;
+    omitNullDtypes?: boolean;
+  } = {},
 ): string {
   const file = options.file ?? "config.json";
   let parsed: JsonValue;
@@ -54,8 +61,59 @@ export function checkpointConfigJson(
   const out: JsonObject = { ...(parsed as JsonObject) };
   for (const key of options.removeKeys ?? []) delete out[key];
   Object.assign(out, options.configPatch ?? {});
-  out.quantization_config = quantizationConfig;
+  out.quantization_config = options.omitNullDtypes
+    ? withoutNullDtypes(quantizationConfig)
+    : quantizationConfig;
   return stableStringify(out);
+}
+
+const ARGS_KEYS = ["weights", "input_activations", "output_activations"];
+
+/**
+ * A `quantization_config` without the `scale_dtype`/`zp_dtype` keys whose value
+ * is null, in every config group's args and in `kv_cache_scheme`. Why:
+ * compressed-tensors ≤ 0.12 (bundled with older vLLM builds) forbids unknown
+ * keys and rejects these two ("Extra inputs are not permitted"); null is their
+ * default, so dropping them changes nothing for newer readers.
+ *
+ * @param qc the `quantization_config` object
+ * @returns a copy with those keys removed (the input is not modified)
+ * @example
+ * ```ts
+ * import { withoutNullDtypes } from "./config_json.ts";
+ * const qc = withoutNullDtypes({
+ *   config_groups: { group_0: { weights: { num_bits: 4, scale_dtype: null, zp_dtype: null } } },
+ * });
+ * // qc.config_groups.group_0.weights is now { num_bits: 4 }
+ * ```
+ */
+export function withoutNullDtypes(qc: JsonObject): JsonObject {
+  const strip = (args: JsonValue): JsonValue => {
+    if (!isObject(args)) return args;
+    const copy: JsonObject = { ...args };
+    for (const key of ["scale_dtype", "zp_dtype"]) if (copy[key] === null) delete copy[key];
+    return copy;
+  };
+  const out: JsonObject = { ...qc };
+  if (isObject(qc.config_groups)) {
+    const groups: JsonObject = {};
+    for (const [name, group] of Object.entries(qc.config_groups)) {
+      if (!isObject(group)) {
+        groups[name] = group;
+        continue;
+      }
+      const g: JsonObject = { ...group };
+      for (const key of ARGS_KEYS) if (key in g) g[key] = strip(g[key]);
+      groups[name] = g;
+    }
+    out.config_groups = groups;
+  }
+  if ("kv_cache_scheme" in qc) out.kv_cache_scheme = strip(qc.kv_cache_scheme);
+  return out;
+}
+
+function isObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && isPlain(v);
 }
 
 function isPlain(v: object): boolean {
