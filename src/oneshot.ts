@@ -170,7 +170,7 @@ export function selectPipeline(
  * @param recipe the recipe
  * @param warn receives notes such as targets that match no module
  * @returns the prepared pipeline
- * @throws {CalibrationRequiredError} for pipelines that need calibration data (not available yet)
+ * @throws {CalibrationRequiredError} for pipelines that need calibration data when none is given
  * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
  * @example
  * ```ts ignore
@@ -198,8 +198,9 @@ export function preparePipeline(
         .filter(([, why]) => why !== null)
         .map(([m, why]) => `${m.stage}_stage.${m.group}_modifiers.${m.type}: ${why}`);
       throw new CalibrationRequiredError(
-        `this recipe requires calibration data / the sequential pipeline, which llmc cannot run ` +
-          `yet` + (needs.length > 0 ? ` (${needs.join("; ")})` : ` (pipeline '${name}')`),
+        `this recipe needs calibration data for the ${name} pipeline: pass dataset ` +
+          `(--dataset FILE on the command line)` +
+          (needs.length > 0 ? ` (${needs.join("; ")})` : ""),
       );
     }
   }

@@ -13,8 +13,13 @@
  *   pass, and the abort is reported in the output so nobody mistakes it;
  * - summary printed with failures, or any other non-zero exit after a
  *   summary: fail;
- * - no summary at all (a crash or abort mid-run): the file is run again, up
- *   to three attempts, and fails if no attempt completes;
+ * - a summary that reports no test at all: fail (a file that tests nothing
+ *   is a mistake, not a pass);
+ * - no summary, and the process died of the same glibc heap abort with no
+ *   test reported as failed: the file is run again, up to three attempts, and
+ *   fails if no attempt completes; every rerun is reported in the file's line
+ *   and counted in the closing lines;
+ * - no summary for any other reason (a crash, a compile error): fail;
  * - a file that runs past the per-file timeout fails.
  *
  * Besides the test files, a type check of everything that is not a test
@@ -33,6 +38,8 @@ const MAX_ATTEMPTS = 3;
 
 interface FileResult {
   file: string;
+  /** Attempts that died of the known heap abort before their summary. */
+  reruns?: number;
   passed: number;
   failed: number;
   ignored: number;
@@ -52,8 +59,9 @@ interface Summary {
 function parseSummary(output: string): Summary | null {
   const lines = output.split("\n").reverse();
   for (const line of lines) {
-    const m = /^(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored)?/
-      .exec(line.trim());
+    const m =
+      /^(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored)?/
+        .exec(line.trim());
     if (m) {
       return {
         ok: m[1] === "ok",
@@ -119,6 +127,21 @@ async function runTestFile(file: string, timeoutSeconds: number): Promise<FileRe
     }
     const summary = parseSummary(r.output);
     const aborted = r.code === 134 || r.signal === "SIGABRT";
+    const reruns = attempt - 1;
+    const rerunNote = reruns
+      ? `passed on attempt ${attempt} after ${reruns} heap abort(s) before the summary`
+      : undefined;
+    if (summary && summary.passed + summary.failed + summary.ignored === 0) {
+      return {
+        file: rel,
+        passed: 0,
+        failed: 1,
+        ignored: 0,
+        seconds,
+        note: "the file ran no test",
+        failureOutput: r.output,
+      };
+    }
     if (summary) {
       const clean = r.code === 0;
       const passedThenAborted = !clean && aborted && summary.ok && summary.failed === 0;
@@ -127,9 +150,13 @@ async function runTestFile(file: string, timeoutSeconds: number): Promise<FileRe
           file: rel,
           ...summary,
           seconds,
-          note: passedThenAborted
-            ? "all tests passed; the process then aborted at exit (known WebGPU teardown abort)"
-            : undefined,
+          reruns,
+          note: [
+            rerunNote,
+            passedThenAborted
+              ? "all tests passed; the process then aborted at exit (known WebGPU teardown abort)"
+              : undefined,
+          ].filter(Boolean).join("; ") || undefined,
         };
       }
       return {
@@ -142,8 +169,10 @@ async function runTestFile(file: string, timeoutSeconds: number): Promise<FileRe
         failureOutput: r.output,
       };
     }
-    if (!aborted) {
-      // No summary and no abort: a compile error or an uncaught crash. Not flaky; fail now.
+    const knownAbort = aborted && /double free or corruption|free\(\): |corrupted/.test(r.output) &&
+      !/\.\.\. FAILED/.test(r.output);
+    if (!knownAbort) {
+      // No summary and not the known heap abort: a compile error or a crash. Fail now.
       return {
         file: rel,
         passed: 0,
@@ -154,7 +183,9 @@ async function runTestFile(file: string, timeoutSeconds: number): Promise<FileRe
         failureOutput: r.output,
       };
     }
-    console.log(`  ${rel}: aborted before its summary (attempt ${attempt}/${MAX_ATTEMPTS}); rerunning`);
+    console.log(
+      `  ${rel}: aborted before its summary (attempt ${attempt}/${MAX_ATTEMPTS}); rerunning`,
+    );
   }
   return {
     file: rel,
@@ -203,6 +234,10 @@ async function main(): Promise<number> {
     },
   });
   const timeoutSeconds = Number(values.timeout);
+  if (!(timeoutSeconds > 0)) {
+    console.error(`--timeout must be a positive number of seconds, got '${values.timeout}'`);
+    return 2;
+  }
   const files: string[] = [];
   await collectTestFiles(`${ROOT}tests`, files);
   files.sort();
@@ -236,6 +271,10 @@ async function main(): Promise<number> {
   const ignored = results.reduce((s, r) => s + r.ignored, 0);
   const aborts = results.filter((r) => r.note?.includes("aborted at exit")).length;
   if (aborts) console.log(`\n${aborts} file(s) passed and then hit the known WebGPU exit abort.`);
+  const reruns = results.reduce((n, r) => n + (r.reruns ?? 0), 0);
+  if (reruns) {
+    console.log(`${reruns} rerun(s) after the heap abort struck before a file's summary.`);
+  }
   if (ignored) {
     console.log(`${ignored} test(s) were skipped by their own condition (see each file's output).`);
   }

@@ -155,3 +155,50 @@ export async function findStaleTmpDirs(finalDir: string): Promise<string[]> {
   }
   return found.sort();
 }
+
+/**
+ * Refuses an output folder that is the input folder, lies inside it, or
+ * contains it: with `overwrite`, committing would otherwise move the input
+ * aside and delete it, and llmc never modifies its input.
+ *
+ * @param inputDir the folder read from (must exist)
+ * @param outputDir the folder to be written (may not exist yet)
+ * @throws {AtomicDirError} naming both folders when they overlap
+ * @example
+ * ```ts
+ * import { assertOutputOutsideInput } from "./atomic_dir.ts";
+ * const input = await Deno.makeTempDir();
+ * await assertOutputOutsideInput(input, `${input}-out`); // fine
+ * await assertOutputOutsideInput(input, input).catch((e) => console.log(e.message));
+ * ```
+ */
+export async function assertOutputOutsideInput(
+  inputDir: string,
+  outputDir: string,
+): Promise<void> {
+  const input = await Deno.realPath(inputDir);
+  const output = await resolveMaybeMissing(outputDir);
+  const within = (a: string, b: string) => a === b || a.startsWith(b.endsWith("/") ? b : b + "/");
+  if (within(output, input) || within(input, output)) {
+    throw new AtomicDirError(
+      outputDir,
+      `the output folder overlaps the input model folder ${inputDir}; ` +
+        `choose an output outside it (llmc never writes into or replaces its input)`,
+    );
+  }
+}
+
+/** The canonical absolute path of `p`, resolving the deepest part that exists. */
+async function resolveMaybeMissing(p: string): Promise<string> {
+  const abs = p.startsWith("/") ? p : joinPath(Deno.cwd(), p);
+  const tail: string[] = [];
+  let head = abs.replace(/\/+$/, "") || "/";
+  while (!(await pathExists(head))) {
+    const [parent, base] = splitPath(head);
+    tail.unshift(base);
+    if (parent === head) break;
+    head = parent;
+  }
+  const real = await Deno.realPath(head);
+  return tail.length === 0 ? real : joinPath(real, ...tail);
+}

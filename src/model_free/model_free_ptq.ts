@@ -15,7 +15,7 @@
  * @module
  */
 
-import { atomicOutputDir } from "../io/atomic_dir.ts";
+import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { checkWeightQuantizable } from "../modifiers/quantization/check_weight.ts";
@@ -231,6 +231,7 @@ export async function modelFreePtq(
       );
     }
 
+    await assertOutputOutsideInput(modelDir, outDir);
     const out = await atomicOutputDir(outDir, { overwrite: options.overwrite });
     try {
       const weightMap: Record<string, string> = {};

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { atomicOutputDir } from "../io/atomic_dir.ts";
+import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
 import { auxiliaryFiles } from "../io/hf_model.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
@@ -228,6 +228,7 @@ export class CheckpointSink {
         `maxShardBytes must be positive, got ${maxShardBytes}`,
       );
     }
+    await assertOutputOutsideInput(options.source.dir, outputDir);
     if (!overwrite && await exists(outputDir)) {
       throw new CheckpointSinkError(outputDir, "already exists; pass overwrite to replace it");
     }

@@ -96,7 +96,7 @@ Deno.test("recipes that need calibration fail clearly, before any output", async
       [
         { model: STORIES, scheme: "FP8", ignore: ["lm_head"], outputDir: out },
         CalibrationRequiredError,
-        "requires calibration data / the sequential pipeline",
+        "needs calibration data for the sequential pipeline: pass dataset",
       ],
       [
         { model: STORIES, scheme: "NVFP4", ignore: ["lm_head", "re:.*down_proj$"], outputDir: out },
