@@ -10,14 +10,8 @@
  */
 
 import { DTYPE_BYTES } from "../io/dtype.ts";
-import { packBitmask, unpackBitmask } from "./_bitmask.ts";
-import {
-  int64Tensor,
-  int64Values,
-  makeTensor,
-  requireTensor,
-  tensorValues,
-} from "./compressed_tensor.ts";
+import { packBitmask, scatterBitmask } from "./_bitmask.ts";
+import { int64Tensor, makeTensor, tensorValues } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
 import { CompressionError } from "./errors.ts";
 
@@ -104,22 +98,5 @@ export function decompressSparse24Bitmask(
   prefix: string,
   tensors: readonly CompressedTensor[],
 ): CompressedTensor {
-  const [rows, cols] = int64Values(requireTensor(tensors, `${prefix}.shape`));
-  const compressed = requireTensor(tensors, `${prefix}.compressed`);
-  const mask = unpackBitmask(requireTensor(tensors, `${prefix}.bitmask`).data, rows, cols);
-  const size = DTYPE_BYTES[compressed.dtype];
-  const out = new Uint8Array(rows * cols * size);
-  let k = 0;
-  for (let i = 0; i < rows * cols; i++) {
-    if (mask[i]) {
-      out.set(compressed.data.subarray(k * size, (k + 1) * size), size * i);
-      k++;
-    }
-  }
-  if (k * size !== compressed.data.length) {
-    throw new CompressionError(
-      `${prefix}: bitmask has ${k} set bits but compressed holds ${rows * cols / 2}`,
-    );
-  }
-  return makeTensor(`${prefix}.weight`, compressed.dtype, [rows, cols], out);
+  return scatterBitmask(prefix, tensors);
 }
