@@ -14,6 +14,12 @@
  * Prints a table and one JSON line. Targets (this project's 2-core llvmpipe
  * machine): < 3 s and < 400 MiB; the bench reports, it does not fail.
  *
+ * `--profile` instead runs the oneshot once in this process with
+ * `GPUQueue.submit`, `GPUQueue.onSubmittedWorkDone` and `GPUBuffer.mapAsync`
+ * counted, and prints per layer the submits, readbacks (maps) and waits with
+ * the time spent awaiting them, and the wall time per graph phase (a phase
+ * lasts until the next phase's first progress event).
+ *
  * @module
  */
 
@@ -84,8 +90,101 @@ const { values } = parseArgs({
     samples: { type: "string", default: "64" },
     "seq-len": { type: "string", default: "256" },
     runs: { type: "string", default: "1" },
+    profile: { type: "boolean", default: false },
   },
 });
+
+/** Counts of GPU round trips. */
+interface Counts {
+  submits: number;
+  maps: number;
+  mapMs: number;
+  waits: number;
+  waitMs: number;
+}
+
+/** Wraps an async method so each call is counted and its await timed. */
+function countAsync(
+  proto: Record<string, unknown>,
+  method: string,
+  count: () => void,
+  ms: (t: number) => void,
+): void {
+  const original = proto[method] as (...a: unknown[]) => Promise<unknown>;
+  proto[method] = async function (this: unknown, ...a: unknown[]) {
+    count();
+    const t0 = performance.now();
+    try {
+      return await original.apply(this, a);
+    } finally {
+      ms(performance.now() - t0);
+    }
+  };
+}
+
+/** One in-process run with GPU round trips counted per layer. */
+async function profile(samples: number, seqLen: number, outDir: string): Promise<void> {
+  const c: Counts = { submits: 0, maps: 0, mapMs: 0, waits: 0, waitMs: 0 };
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  const queue = g.GPUQueue.prototype;
+  const submit = queue.submit;
+  queue.submit = function (this: unknown, ...a: unknown[]) {
+    c.submits++;
+    return submit.apply(this, a);
+  };
+  countAsync(queue, "onSubmittedWorkDone", () => c.waits++, (t) => (c.waitMs += t));
+  countAsync(g.GPUBuffer.prototype, "mapAsync", () => c.maps++, (t) => (c.mapMs += t));
+  const { oneshot } = await import("../src/oneshot.ts");
+  const t0 = performance.now();
+  let last = { ...c };
+  let layerT = t0;
+  let phase = "setup";
+  let phaseT = t0;
+  const phases = new Map<string, number>();
+  console.log("layer | ms | submits | maps (await ms) | waits (await ms)");
+  await oneshot({
+    model: `${SHARED}models/stories260K`,
+    recipe: RECIPE,
+    outputDir: outDir,
+    overwrite: true,
+    dataset: `${SHARED}data/tinystories_calib.txt`,
+    numCalibrationSamples: samples,
+    maxSeqLength: seqLen,
+    onWarning: () => {},
+    onEvent: (e) => {
+      const now = performance.now();
+      if (e.type === "progress" && e.phase !== phase) {
+        phases.set(phase, (phases.get(phase) ?? 0) + now - phaseT);
+        [phase, phaseT] = [e.phase, now];
+      }
+      if (e.type !== "layer_done") return;
+      console.log(
+        `${e.layer ?? "outside"} | ${(now - layerT).toFixed(0)} | ${c.submits - last.submits} | ` +
+          `${c.maps - last.maps} (${(c.mapMs - last.mapMs).toFixed(0)}) | ` +
+          `${c.waits - last.waits} (${(c.waitMs - last.waitMs).toFixed(0)})`,
+      );
+      [last, layerT] = [{ ...c }, now];
+    },
+  });
+  const end = performance.now();
+  phases.set(phase, (phases.get(phase) ?? 0) + end - phaseT);
+  console.log(
+    `in-process ${(end - t0).toFixed(0)} ms; phases ms: ` +
+      [...phases].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ") +
+      `; totals ${JSON.stringify(c)}; rss ${(Deno.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+  );
+}
+if (values.profile) {
+  const tmp = await Deno.makeTempDir({ prefix: "llmc-gptq-profile-" });
+  try {
+    await profile(Number(values.samples), Number(values["seq-len"]), `${tmp}/out`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  // Only the profile was asked for (not the timed child runs).
+  Deno.exit(0);
+}
 const dir = await Deno.makeTempDir({ prefix: "llmc-gptq-bench-" });
 try {
   await Deno.writeTextFile(`${dir}/recipe.yaml`, RECIPE);

@@ -72,6 +72,15 @@ export interface ModuleMetricEvent {
   readonly error: number | null;
   /** Which of the two `error` is. */
   readonly errorKind: "gptq_loss" | "relative_weight_mse" | null;
+  /**
+   * The relative output reconstruction error ‖X(W − Ŵ)ᵀ‖²/‖XWᵀ‖² on the
+   * module's calibration inputs X (the inputs it saw under error
+   * propagation), where the modifier measures it (GPTQ: from its Hessian
+   * H = 2XᵀX/n, as tr(ΔHΔᵀ)/tr(WHWᵀ)); null otherwise.
+   */
+  readonly outputError?: number | null;
+  /** The same error of round-to-nearest with the same args (GPTQ), for comparison; null otherwise. */
+  readonly rtnOutputError?: number | null;
   /** Calibration samples behind the statistics. */
   readonly samples: number;
   /** Wall seconds spent on this module's compression. */

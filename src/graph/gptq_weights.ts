@@ -8,15 +8,19 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
+import { CommandBatch } from "../gpu/batch.ts";
+import { ChunkedWeight } from "../gpu/chunked.ts";
 import type { Gpu } from "../gpu/device.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import { matmul, mul, reduceRows } from "../gpu/ops.ts";
+import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import type { ModelType } from "../io/model_config.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import { gptqQuantize } from "../modifiers/gptq/gptq_quantize.ts";
+import { InverseHessianFactor } from "../modifiers/gptq/inverse_hessian_factor.ts";
+import { lcm } from "../modifiers/gptq/panel_matrix.ts";
 import type { GptqResult } from "../modifiers/gptq/gptq_quantize.ts";
 import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
-import type { QuantizationArgs } from "../quant/args.ts";
+import { canonicalActorder, type QuantizationArgs } from "../quant/args.ts";
 import type { ComputeDType } from "../quant/compute_dtype.ts";
 import { fuseGlobalScales } from "../quant/fused_global_scales.ts";
 import { rtnGlobalScale } from "../quant/rtn.ts";
@@ -166,16 +170,158 @@ export async function gptqLayerWeights(
     }
   }
   const fused = fuseGlobalScales(global, layerFusedSets(layer, modelType, (n) => global.has(n)));
+  // Linears reading the same input (q/k/v, gate/up) have the same Hessian,
+  // so the same inverse-Hessian factor when their activation ordering
+  // agrees: factoring once per input and order is exact and saves the
+  // factorization's GPU round trips (its diagonal and status readbacks).
+  const keyOf = (l: GptqWeightInput) => `${l.input}|${canonicalActorder(l.args.actorder) !== null}`;
+  const keys = linears.map(keyOf);
+  const factors = new Map<string, InverseHessianFactor>();
   const out: GptqResult[] = [];
-  for (const l of linears) {
-    out.push(
-      await gptqQuantize(gpu, l.values, l.shape, hessians.get(l.input), l.args, {
-        blockSize: options.blockSize,
-        dampeningFrac: options.dampeningFrac,
-        globalScale: fused.get(l.name) ?? null,
-        where: l.name,
-      }),
-    );
+  try {
+    for (const [i, l] of linears.entries()) {
+      const actorder = canonicalActorder(l.args.actorder) !== null;
+      const key = keys[i];
+      let factor = factors.get(key);
+      if (factor === undefined) {
+        factor = await InverseHessianFactor.compute(gpu, hessians.get(l.input), {
+          dampeningFrac: options.dampeningFrac,
+          actorder,
+          // As gptqQuantize lays the factor out for this block size.
+          rowAlign: lcm(128, options.blockSize),
+        });
+        factors.set(key, factor);
+      }
+      out.push(
+        await gptqQuantize(gpu, l.values, l.shape, factor, l.args, {
+          blockSize: options.blockSize,
+          dampeningFrac: options.dampeningFrac,
+          globalScale: fused.get(l.name) ?? null,
+          where: l.name,
+        }),
+      );
+      // Freed after its last user: a factor is as large as its Hessian.
+      if (!keys.includes(key, i + 1)) {
+        factor.destroy();
+        factors.delete(key);
+      }
+    }
+  } finally {
+    for (const f of factors.values()) f.destroy();
   }
   return out;
+}
+
+/** Bytes of one row chunk of [W; Δ…] (and of its product with H) in {@link reconstructionErrors}. */
+export const RECONSTRUCTION_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** A weight and approximations of it whose output error is measured on its Hessian. */
+export interface ReconstructionInput {
+  /** The Hessian input key the weight reads. */
+  readonly input: string;
+  /** The original weight W `[out, in]`, row-major. */
+  readonly original: Float32Array;
+  readonly shape: readonly [number, number];
+  /** Approximations Ŵ of W (e.g. GPTQ's and round-to-nearest's fake-quantized weights). */
+  readonly candidates: readonly Float32Array[];
+}
+
+/**
+ * Relative output reconstruction errors ‖X(W − Ŵ)ᵀ‖²_F / ‖XWᵀ‖²_F of each
+ * candidate Ŵ on the calibration inputs X the Hessian was accumulated from,
+ * without keeping X: the accumulator holds H = 2XᵀX/n (n samples), so for
+ * any Δ, ‖XΔᵀ‖²_F = Σ_rows δ XᵀX δᵀ = tr(Δ H Δᵀ)·n/2, and the n/2 cancels
+ * in the ratio. [W; Δ₁; Δ₂; …] is multiplied by H on the GPU in row chunks
+ * of at most `maxChunkBytes`, multiplied elementwise by itself and summed
+ * per row; all weights of a layer share one wait and one readback.
+ *
+ * @param gpu the device
+ * @param hessians the layer's Hessians (any state; the upper triangle is mirrored)
+ * @param items the weights with their candidates
+ * @param maxChunkBytes bound on one row chunk's bytes (tests: exercise chunking)
+ * @returns per item, one relative error per candidate (0 when XWᵀ = 0)
+ * @example
+ * ```ts ignore
+ * const [[gptq, rtn]] = await reconstructionErrors(gpu, hessians, [
+ *   { input: "qkv", original: w, shape: [64, 64], candidates: [gptqW, rtnW] },
+ * ]);
+ * ```
+ */
+export async function reconstructionErrors(
+  gpu: Gpu,
+  hessians: LayerHessians,
+  items: readonly ReconstructionInput[],
+  maxChunkBytes: number = RECONSTRUCTION_CHUNK_BYTES,
+): Promise<number[][]> {
+  const sums: GpuTensor[][] = [];
+  try {
+    for (const item of items) {
+      const h = hessians.get(item.input);
+      const m = h.matrix;
+      const [out, cols] = item.shape;
+      const panels = new ChunkedWeight(
+        gpu,
+        [m.order, m.order],
+        m.panels.map((tensor, q) => ({
+          tensor,
+          row0: m.panelStart(q),
+          rows: m.panelEnd(q) - m.panelStart(q),
+        })),
+      );
+      const total = out * (1 + item.candidates.length);
+      const chunkRows = Math.max(1, Math.floor(maxChunkBytes / (m.order * 4)));
+      const mine: GpuTensor[] = [];
+      sums.push(mine);
+      for (let r0 = 0; r0 < total; r0 += chunkRows) {
+        const rows = Math.min(chunkRows, total - r0);
+        // Row r of [W; Δ₁; Δ₂; …]; columns past `cols` stay 0, as H's
+        // padding rows and columns may hold junk.
+        const stacked = new Float32Array(rows * m.order);
+        for (let i = 0; i < rows; i++) {
+          const k = Math.floor((r0 + i) / out);
+          const r = (r0 + i) % out;
+          const w = item.original.subarray(r * cols, (r + 1) * cols);
+          const dst = stacked.subarray(i * m.order, i * m.order + cols);
+          if (k === 0) dst.set(w);
+          else {
+            const c = item.candidates[k - 1];
+            for (let j = 0; j < cols; j++) dst[j] = w[j] - c[r * cols + j];
+          }
+        }
+        const batch = new CommandBatch(gpu);
+        h.recordSymmetrize(batch);
+        const d = GpuTensor.fromArray(gpu, stacked, [rows, m.order]);
+        // H is symmetric, so D·Hᵀ (what matmul computes) is D·H.
+        const dh = matmul(batch, d, panels);
+        const prod = mul(batch, dh, d);
+        mine.push(reduceRows(batch, prod, "sum"));
+        // Submitted per chunk so its operands go back to the pool before the
+        // next chunk: only the row sums stay until the single readback.
+        batch.submit();
+        d.destroy();
+        dh.destroy();
+        prod.destroy();
+      }
+    }
+    const host = await readMany(sums.flat());
+    let next = 0;
+    return items.map((item, i) => {
+      const rows = new Float64Array(item.shape[0] * (1 + item.candidates.length));
+      let at = 0;
+      for (let c = 0; c < sums[i].length; c++) {
+        const part = host[next++] as Float32Array;
+        for (const v of part) rows[at++] = v;
+      }
+      const out = item.shape[0];
+      const part = (k: number) => {
+        let s = 0;
+        for (let r = k * out; r < (k + 1) * out; r++) s += rows[r];
+        return s;
+      };
+      const base = part(0);
+      return item.candidates.map((_, k) => base > 0 ? part(k + 1) / base : 0);
+    });
+  } finally {
+    for (const t of sums.flat()) t.destroy();
+  }
 }

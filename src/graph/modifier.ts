@@ -86,6 +86,13 @@ export interface LinearMetric {
   readonly errorKind: "gptq_loss" | "relative_weight_mse";
   /** Seconds spent quantizing it. */
   readonly seconds: number;
+  /**
+   * Relative output reconstruction error ‖X(W − Ŵ)ᵀ‖²/‖XWᵀ‖² on the
+   * calibration inputs X the modifier saw (GPTQ: computed from its Hessian).
+   */
+  readonly outputError?: number;
+  /** The same for round-to-nearest with the same args, for comparison (GPTQ). */
+  readonly rtnOutputError?: number;
 }
 
 /** Observed static scales of an attention state (K, V or Q). */

@@ -56,7 +56,7 @@ import {
 } from "./activation_fake_quant.ts";
 import type { InputSimulation } from "./activation_fake_quant.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
-import { gptqLayerWeights, LayerHessians } from "./gptq_weights.ts";
+import { gptqLayerWeights, LayerHessians, reconstructionErrors } from "./gptq_weights.ts";
 import type {
   AttentionResult,
   CalibrationTap,
@@ -283,6 +283,7 @@ class QuantizationSession implements LayerSession {
     const env = this.#env;
     const linears: LinearResult[] = [];
     const gptq = new Map<string, GptqResult>();
+    const reconstruction = new Map<string, number[]>();
     if (this.#gptq && this.#hessians !== null) {
       const targets = this.#groups.flatMap((g) => this.#gptqTargets(g).map((l) => ({ l, g })));
       const m = this.#plan.modifier;
@@ -305,6 +306,31 @@ class QuantizationSession implements LayerSession {
         },
       );
       targets.forEach(({ l }, i) => gptq.set(l.name, results[i]));
+      // The output error of GPTQ's weights next to round-to-nearest's with
+      // the same args, on the same inputs (the Hessians): the quantization
+      // error the per-module metrics report.
+      const rtn = rtnLayerWeights(
+        env.layer,
+        env.config.modelType,
+        targets.map(({ l }) => ({
+          name: l.name,
+          values: this.#weight(l),
+          shape: l.shape,
+          scheme: l.scheme!,
+          dtype: this.#dtype(l),
+        })),
+      );
+      const errors = await reconstructionErrors(
+        env.gpu,
+        this.#hessians,
+        targets.map(({ l, g }, i) => ({
+          input: g.key,
+          original: this.#weight(l),
+          shape: l.shape,
+          candidates: [results[i].weight, rtn[i].fakeQuantized],
+        })),
+      );
+      targets.forEach(({ l }, i) => reconstruction.set(l.name, errors[i]));
     }
     for (const g of this.#groups) {
       for (const l of g.planned) {
@@ -334,7 +360,14 @@ class QuantizationSession implements LayerSession {
             globalScale: q.globalScale ?? null,
             gIdx: q.gIdx ?? null,
           };
-          metric = { error: q.loss, errorKind: "gptq_loss", seconds: q.timings.totalMs / 1000 };
+          const [gptqOut, rtnOut] = reconstruction.get(l.name)!;
+          metric = {
+            error: q.loss,
+            errorKind: "gptq_loss",
+            seconds: q.timings.totalMs / 1000,
+            outputError: gptqOut,
+            rtnOutputError: rtnOut,
+          };
           if (q.fellBackToRtn) {
             env.emit({
               type: "warning",

@@ -38,7 +38,7 @@ import { copyOutsideTensors, LM_HEAD_GROUP, writeLmHead } from "./outside_tensor
 import { runIndependent } from "./independent.ts";
 import { layerPass$ } from "./sequential.ts";
 import type { PassContext, PassOutputs } from "./sequential.ts";
-import { sinkTarget } from "./sink_target.ts";
+import { restoreSparsityStats, sinkTarget } from "./sink_target.ts";
 import { readLayerFromSource } from "./layer_source.ts";
 
 /** The calibrated pipelines. */
@@ -249,6 +249,7 @@ async function runCalibrated(
   const kept: PassOutputs = { last: null };
   const sparsity = sparsityTracker(hf, plans);
   try {
+    if (sparsity !== null) await restoreSparsityStats(sink, sparsity);
     const t0 = performance.now();
     const bytesRead = await copyOutsideTensors(hf, combined.lmHead, sink);
     const outside: LayerDoneEvent = {

@@ -99,7 +99,10 @@ export function withSparsityStructure(
   const where =
     `${plan.modifier.stage}_stage.${plan.modifier.group}_modifiers.${plan.modifier.type}`;
   const linears = plan.linears.linears.map((l) => {
-    if (l.scheme === null || l.format === null || l.format !== inferFormat(l.scheme)) return l;
+    // A format the user pinned on the scheme is kept even when it equals the
+    // one inferred without sparsity (pack-quantized): comparing formats alone
+    // turned it into marlin-24 while quantization_config still named it.
+    if (l.scheme === null || l.format === null || l.scheme.format !== null) return l;
     const format = inferFormat(l.scheme, structure);
     if (format === "marlin-24") {
       const w = l.scheme.weights!;

@@ -210,6 +210,8 @@ async function layerStep(
       layer: k,
       error: l.metric.error,
       errorKind: l.metric.errorKind,
+      outputError: l.metric.outputError ?? null,
+      rtnOutputError: l.metric.rtnOutputError ?? null,
       samples,
       seconds: l.metric.seconds,
       rssBytes,

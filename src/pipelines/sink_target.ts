@@ -8,12 +8,52 @@
  */
 
 import type { HfModel } from "../io/hf_model.ts";
+import { LAYER_LINEARS, linearModuleName } from "../model/module_names.ts";
+import { writeFileAtomic } from "../sink/_progress.ts";
 import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import type { ActivationCache } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import { layerCheckpointTensors } from "./layer_checkpoint.ts";
 import type { LayerTarget } from "./sequential.ts";
-import type { SparsityTracker } from "./sparsity_config.ts";
+import { SparsityStatsError, type SparsityTracker } from "./sparsity_config.ts";
+
+/** The file in the sink's work folder holding layer `k`'s sparsity measurements. */
+function sparsityStatsPath(sink: CheckpointSink, k: number): string {
+  return `${sink.workDir}/sparsity-layer-${k}.json`;
+}
+
+/**
+ * Adds the sparsity measurements of the layers an earlier run finished
+ * (`--resume`): those layers are not rewritten, so without them the
+ * `sparsity_config` would count only this run's layers.
+ *
+ * @param sink the open sink
+ * @param sparsity the run's tracker
+ * @throws {SparsityStatsError} when a finished layer has no (or unreadable) measurements
+ * @example
+ * ```ts ignore
+ * await restoreSparsityStats(sink, sparsity);
+ * ```
+ */
+export async function restoreSparsityStats(
+  sink: CheckpointSink,
+  sparsity: SparsityTracker,
+): Promise<void> {
+  for (const k of sink.doneLayers()) {
+    const path = sparsityStatsPath(sink, k);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      throw new SparsityStatsError(
+        `${path}: layer ${k} was finished by an earlier run but its sparsity measurements ` +
+          `cannot be read (${(e as Error).message}); rerun without --resume`,
+        { cause: e },
+      );
+    }
+    sparsity.restore(JSON.parse(text));
+  }
+}
 
 /**
  * A layer target that writes into the checkpoint sink.
@@ -48,7 +88,17 @@ export function sinkTarget(
       return true;
     },
     async write(k, result) {
-      await sink.writeLayer(k, await layerCheckpointTensors(source, k, result, sparsity));
+      const tensors = await layerCheckpointTensors(source, k, result, sparsity);
+      if (sparsity !== null) {
+        // Persisted before the layer is committed: a committed layer always
+        // has its measurements (a stale file of an unfinished layer is rewritten).
+        const stats = sparsity.measurements(LAYER_LINEARS.map((l) => linearModuleName(k, l)));
+        await writeFileAtomic(
+          sparsityStatsPath(sink, k),
+          new TextEncoder().encode(JSON.stringify(stats)),
+        );
+      }
+      await sink.writeLayer(k, tensors);
     },
     async saveBoundary(k, outputs) {
       if (outputs.bytesInMemory + outputs.bytesOnDisk > maxBoundaryBytes) return;

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { LlmcError } from "../errors.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { SparsityStructure } from "../quant/format.ts";
@@ -88,6 +89,17 @@ export function sparsityFormatOf(
 }
 
 /** What was measured of one written Linear. */
+/** Persisted sparsity statistics of one Linear. */
+export interface SparsityMeasurement {
+  /** Whether it is a sparse target. */
+  readonly target: boolean;
+  /** Zero weights. */
+  readonly zeros: number;
+}
+
+/** Persisted sparsity statistics could not be used (resume). */
+export class SparsityStatsError extends LlmcError {}
+
 interface Measured {
   readonly target: boolean;
   readonly zeros: number;
@@ -140,6 +152,57 @@ export class SparsityTracker {
       (this.structure !== "2:4" || is24Sparse(weight, cols));
     this.#measured.set(module, { target, zeros });
     return target;
+  }
+
+  /**
+   * What was measured for some modules, to persist with a written layer so
+   * that a resumed run, which does not rewrite that layer, still counts it.
+   *
+   * @param modules module names
+   * @returns module → {target, zeros} for those measured
+   * @example
+   * ```ts
+   * import { SparsityTracker } from "./sparsity_config.ts";
+   * const t = new SparsityTracker("2:4", "dense", 4);
+   * t.record("a", new Float32Array([0, 1, 0, 2]), 4);
+   * t.measurements(["a"]); // { a: { target: true, zeros: 2 } }
+   * ```
+   */
+  measurements(modules: readonly string[]): Record<string, SparsityMeasurement> {
+    const out: Record<string, SparsityMeasurement> = {};
+    for (const m of modules) {
+      const v = this.#measured.get(m);
+      if (v !== undefined) out[m] = { target: v.target, zeros: v.zeros };
+    }
+    return out;
+  }
+
+  /**
+   * Adds measurements persisted by an earlier run ({@link measurements}).
+   *
+   * @param entries module → {target, zeros}
+   * @throws {SparsityStatsError} when an entry is malformed
+   * @example
+   * ```ts
+   * import { SparsityTracker } from "./sparsity_config.ts";
+   * const t = new SparsityTracker("2:4", "dense", 4);
+   * t.restore({ a: { target: true, zeros: 2 } });
+   * t.config(["a"]).global_sparsity; // 0.5
+   * ```
+   */
+  restore(entries: Readonly<Record<string, unknown>>): void {
+    for (const [module, v] of Object.entries(entries)) {
+      const e = v as Partial<SparsityMeasurement> | null;
+      if (
+        e === null || typeof e !== "object" || typeof e.target !== "boolean" ||
+        !Number.isInteger(e.zeros) || (e.zeros as number) < 0
+      ) {
+        throw new SparsityStatsError(
+          `${module}: malformed sparsity measurement ${JSON.stringify(v)}`,
+        );
+      }
+      this.#measured.set(module, { target: e.target, zeros: e.zeros as number });
+    }
   }
 
   /**
