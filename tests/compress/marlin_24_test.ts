@@ -4,6 +4,7 @@
  * CUTLASS's `sparse_semi_structured_to_dense_cutlass` does, and recover the
  * quantized weight and the fp16 scales exactly.
  */
+import { decodeMarlin24 } from "./_marlin24.ts";
 import { assert, assertEquals, assertThrows } from "../quant/_assert.ts";
 import {
   compressMarlin24,
@@ -29,49 +30,6 @@ function twoFour(rows: number, cols: number, seed: number): Float32Array {
     }
   }
   return w;
-}
-
-function metaOffsets(m: number, metaCols: number): Int32Array {
-  const out = new Int32Array(m * metaCols);
-  for (let r = 0; r < m; r++) {
-    for (let c = 0; c < metaCols; c++) {
-      let dr = Math.floor(r / 64) * 64 + (r % 2) * 2 + Math.floor((r % 8) / 4) +
-        Math.floor(((r % 32) % 4) / 2) * 32 + Math.floor((r % 64) / 8) * 4;
-      let dc = c;
-      const t = dr % 2 === 0 && dc % 2 === 1 ? 1 : 0;
-      const b = dr % 2 === 1 && dc % 2 === 0 ? 1 : 0;
-      dr += t - b;
-      dc -= t - b;
-      out[r * metaCols + c] = Math.floor(dc / 2) * m * 2 + dr * 2 + (dc % 2);
-    }
-  }
-  return out;
-}
-
-/** CUTLASS to_dense: meta (reordered) + sparse values → dense [m, k]. */
-function cutlassToDense(
-  sparse: Float32Array,
-  reordered: Int16Array,
-  m: number,
-  k: number,
-): Float32Array {
-  const metaCols = k / 16;
-  const off = metaOffsets(m, metaCols);
-  assertEquals(new Set(off).size, off.length, "the reordering is a bijection");
-  const dense = new Float32Array(m * k);
-  for (let r = 0; r < m; r++) {
-    for (let c = 0; c < metaCols; c++) {
-      const word = reordered[off[r * metaCols + c]] & 0xffff;
-      for (let q = 0; q < 4; q++) {
-        const group = r * (k / 4) + c * 4 + q;
-        const i0 = (word >> (4 * q)) & 3;
-        const i1 = (word >> (4 * q + 2)) & 3;
-        dense[group * 4 + i0] = sparse[group * 2];
-        dense[group * 4 + i1] = sparse[group * 2 + 1];
-      }
-    }
-  }
-  return dense;
 }
 
 Deno.test("permutations: the 1024-entry weight permutation is a permutation; scale orders", () => {
@@ -131,49 +89,18 @@ for (
       ["m.scale_packed", "F16", [groups, out]],
       ["m.meta", "I16", [inF / 32, 2 * out]],
     ]);
-    const perms = marlin24Permutations(bits);
-    // weight: unpack words, undo the chunk permutation and the 16×16 tiling
-    const words = bytesToTyped("I32", ts[0].data) as Int32Array;
-    const sizeK = inF / 2;
-    const permuted = new Int32Array(sizeK * out);
-    for (let k = 0; k < words.length; k++) {
-      for (let i = 0; i < pf; i++) {
-        permuted[k * pf + i] = (words[k] >>> (bits * i)) & ((1 << bits) - 1);
-      }
-    }
-    const tiled = new Int32Array(permuted.length);
-    for (let c = 0; c < tiled.length; c += 1024) {
-      for (let t = 0; t < 1024; t++) tiled[c + perms.weight[t]] = permuted[c + t];
-    }
-    const sparse = new Float32Array(out * sizeK);
-    for (let kk = 0; kk < sizeK; kk++) {
-      for (let n = 0; n < out; n++) {
-        const v = tiled[
-          Math.floor(kk / 16) * out * 16 + Math.floor(n / 16) * 256 + (kk % 16) * 16 + (n % 16)
-        ];
-        sparse[n * sizeK + kk] = v - (1 << (bits - 1));
-      }
-    }
-    const meta = bytesToTyped("I16", ts[2].data) as Int16Array;
-    const dense = cutlassToDense(sparse, meta, out, inF);
+    const decoded = decodeMarlin24(
+      bytesToTyped("I32", ts[0].data) as Int32Array,
+      bytesToTyped("I16", ts[2].data) as Int16Array,
+      bytesToTyped("F16", ts[1].data) as Uint16Array,
+      shape,
+      bits,
+      strategy === "group" ? 128 : null,
+    );
     const s16 = rtn.scale.map(roundToF16);
     const codes = quantize(w.map(roundToF16), shape, { scale: s16 }, args, { dtype: "F16" });
-    assertEquals(Array.from(dense), Array.from(codes, (v) => v + 0));
-    // scales: undo the 64-chunk permutation and the transpose
-    const sp = Float32Array.from(bytesToTyped("F16", ts[1].data) as Uint16Array, (h) => {
-      const e = (h >> 10) & 31;
-      const f = h & 1023;
-      const v = e === 0 ? f * 2 ** -24 : (1024 + f) * 2 ** (e - 25);
-      return h & 0x8000 ? -v : v;
-    });
-    const perm = strategy === "group" && 128 < sizeK ? perms.scaleGroup : perms.scaleChannel;
-    const sT = new Float32Array(sp.length);
-    for (let c = 0; c < sp.length; c += 64) {
-      for (let t = 0; t < 64; t++) sT[c + perm[t]] = sp[c + t];
-    }
-    for (let g = 0; g < groups; g++) {
-      for (let n = 0; n < out; n++) assertEquals(sT[g * out + n], s16[n * groups + g]);
-    }
+    assertEquals(Array.from(decoded.codes, (v) => v + 0), Array.from(codes, (v) => v + 0));
+    assertEquals(Array.from(decoded.scale), Array.from(s16));
   });
 }
 

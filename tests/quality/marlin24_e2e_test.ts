@@ -22,7 +22,7 @@ import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import { is24Sparse } from "../../src/pipelines/sparsity_config.ts";
 import { CALIB, STORIES, withTempDir } from "./_quality.ts";
-import { decodeMarlin24 } from "./_marlin24.ts";
+import { decodeMarlin24 } from "../compress/_marlin24.ts";
 
 const LAYERS = 2;
 

@@ -3,7 +3,7 @@
  * marlin-24 is write-only upstream, so a checkpoint is checked by unpacking
  * `weight_packed`, undoing the 1024-entry permutation and the 16×16 tiling,
  * decoding CUTLASS's reordered `meta`, and undoing the scale permutation.
- * Mirrors the inversion in tests/compress/marlin_24_test.ts.
+ * Used by the unit tests (tests/compress/marlin_24_test.ts) and the end-to-end test.
  *
  * @module
  */
