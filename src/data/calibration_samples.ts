@@ -104,10 +104,14 @@ export async function loadCalibrationSamples(args: CalibrationSamplesArgs): Prom
   const bos = tokenizer.bosId;
 
   if (!isJsonLines(path)) {
-    const ids = tokenizer.encode(text, { addSpecialTokens: false });
+    const per = bos === null ? maxSeqLength : maxSeqLength - 1;
+    // Without shuffling only the first windows are used, so only enough of the
+    // file to produce them is tokenized (see leadingTokenIds).
+    const ids = args.shuffle
+      ? tokenizer.encode(text, { addSpecialTokens: false })
+      : leadingTokenIds(tokenizer, text, numSamples * per);
     let windows = tokenWindows(ids, maxSeqLength, bos);
     if (windows.length < numSamples) {
-      const per = bos === null ? maxSeqLength : maxSeqLength - 1;
       throw new DatasetError(
         `${path}: ${ids.length} tokens make only ${windows.length} samples of ${maxSeqLength}; ` +
           `${numSamples} samples need ${numSamples * per} tokens`,
@@ -134,4 +138,50 @@ export async function loadCalibrationSamples(args: CalibrationSamplesArgs): Prom
     for (let i = prefix; i < len; i++) sample[i] = ids[i - prefix];
     return sample;
   });
+}
+
+/** Tokens past the needed ones that a prefix must reach before it is trusted. */
+const PREFIX_MARGIN_TOKENS = 256;
+
+/**
+ * The leading token ids of `text`, at least `needed` of them when the text has
+ * that many, without tokenizing the whole file. A prefix sized from a probe's
+ * characters-per-token is tokenized, then a longer one; once the shorter
+ * reaches well past `needed` ids and both agree on the first `needed`, those
+ * are the ids the whole text gives (a cut only perturbs tokens near it).
+ * Otherwise the prefix grows, ending with the whole text, so the result is
+ * exact either way. Why: calibration files are often far larger than the
+ * samples taken from them, and tokenizing all of it dominated small runs'
+ * time and memory.
+ */
+function leadingTokenIds(
+  tokenizer: Pick<TextTokenizer, "encode">,
+  text: string,
+  needed: number,
+): number[] {
+  const encode = (t: string) => tokenizer.encode(t, { addSpecialTokens: false });
+  const probeLen = Math.min(text.length, 8192);
+  const probe = encode(text.slice(0, probeLen)).length;
+  const charsPerToken = probe > 0 ? probeLen / probe : 4;
+  let len = Math.min(
+    text.length,
+    Math.ceil((needed + PREFIX_MARGIN_TOKENS) * charsPerToken * 1.1) + 1024,
+  );
+  let ids = encode(text.slice(0, len));
+  while (len < text.length) {
+    const longerLen = Math.min(text.length, Math.ceil(len * 1.25) + 1024);
+    const longer = encode(text.slice(0, longerLen));
+    if (ids.length >= needed + PREFIX_MARGIN_TOKENS && samePrefix(ids, longer, needed)) {
+      return ids.slice(0, needed);
+    }
+    ids = longer;
+    len = longerLen;
+  }
+  return ids;
+}
+
+function samePrefix(a: readonly number[], b: readonly number[], n: number): boolean {
+  if (a.length < n || b.length < n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -188,3 +188,40 @@ Deno.test("evaluation windows of the eval file start with golden ids_c", async (
     "windows need",
   );
 });
+
+Deno.test("unshuffled samples tokenize only a prefix of the file, with the whole file's ids", async () => {
+  const tokenizer = await loadTokenizer(MODEL);
+  const path = `${SHARED}data/tinystories_calib.txt`;
+  const whole = tokenizer.encode(await Deno.readTextFile(path), { addSpecialTokens: false });
+  let longest = 0;
+  const counting = {
+    bosId: tokenizer.bosId,
+    encode(text: string, options?: { addSpecialTokens?: boolean }) {
+      longest = Math.max(longest, text.length);
+      return tokenizer.encode(text, options);
+    },
+  };
+  const text = await Deno.readTextFile(path);
+  for (const [numSamples, maxSeqLength] of [[64, 256], [3, 17], [1, 2]]) {
+    longest = 0;
+    const samples = await loadCalibrationSamples({
+      path,
+      tokenizer: counting,
+      numSamples,
+      maxSeqLength,
+    });
+    const per = maxSeqLength - 1;
+    assertEquals(samples.length, numSamples);
+    for (let s = 0; s < numSamples; s++) {
+      assertEquals(samples[s][0], 1);
+      assertEquals(Array.from(samples[s].subarray(1)), whole.slice(s * per, (s + 1) * per));
+    }
+    assertNotEquals(longest, text.length, `${numSamples}×${maxSeqLength} read only a prefix`);
+  }
+  // Asking for more than the file has still tokenizes all of it and says how much there is.
+  await assertRejects(
+    () => loadCalibrationSamples({ path, tokenizer, numSamples: 100000, maxSeqLength: 256 }),
+    DatasetError,
+    `${whole.length} tokens`,
+  );
+});
