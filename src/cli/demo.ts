@@ -20,7 +20,6 @@ import { describeGpu, getGpu } from "../gpu/device.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { seededRandom } from "../model/seeded_random.ts";
-import type { WeightSource } from "../model/weight_source.ts";
 import { writeSyntheticModel } from "../model/synthetic_model.ts";
 import { oneshot } from "../oneshot.ts";
 
@@ -59,20 +58,33 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function meanNll(source: WeightSource, windows: Int32Array[]): Promise<number> {
-  const model = await DecoderModel.load(source);
+/** Opens a checkpoint (compressed or not), runs `evaluate` on it, and releases both. */
+async function withCheckpointModel<T>(
+  dir: string,
+  evaluate: (model: DecoderModel) => Promise<T>,
+): Promise<T> {
+  const ckpt = await CompressedCheckpoint.open(dir);
   try {
-    let sum = 0;
-    let n = 0;
-    for (const w of windows) {
-      const nll = await model.nll(w);
-      for (const v of nll) sum += v;
-      n += nll.length;
+    const model = await DecoderModel.load(ckpt);
+    try {
+      return await evaluate(model);
+    } finally {
+      model.close();
     }
-    return sum / n;
   } finally {
-    model.close();
+    ckpt.close();
   }
+}
+
+async function meanNll(model: DecoderModel, windows: Int32Array[]): Promise<number> {
+  let sum = 0;
+  let n = 0;
+  for (const w of windows) {
+    const nll = await model.nll(w);
+    for (const v of nll) sum += v;
+    n += nll.length;
+  }
+  return sum / n;
 }
 
 async function folderBytes(dir: string): Promise<number> {
@@ -126,9 +138,7 @@ export const command: CliCommand = {
         seqLen: 256,
         windows: 40,
       });
-      const base = await CompressedCheckpoint.open(modelDir);
-      const before = await perplexity(await DecoderModel.load(base), windows);
-      base.close();
+      const before = await withCheckpointModel(modelDir, (m) => perplexity(m, windows));
       console.log(`perplexity before: ${before.ppl.toFixed(4)} (${before.tokens} tokens)`);
       const t0 = performance.now();
       const result = await oneshot({
@@ -142,11 +152,7 @@ export const command: CliCommand = {
         onWarning: (m) => console.warn(`warning: ${m}`),
       });
       const seconds = (performance.now() - t0) / 1000;
-      const ckpt = await CompressedCheckpoint.open(out);
-      const model = await DecoderModel.load(ckpt);
-      const after = await perplexity(model, windows);
-      model.close();
-      ckpt.close();
+      const after = await withCheckpointModel(out, (m) => perplexity(m, windows));
       console.log(
         `compressed with ${recipe === RTN_RECIPE ? "RTN" : "GPTQ"} W4A16 (int4, channel) in ` +
           `${seconds.toFixed(1)} s (${result.pipeline} pipeline) -> ${out}`,
@@ -173,9 +179,7 @@ export const command: CliCommand = {
           for (let i = 0; i < w.length; i++) w[i] = Math.floor(random() * 1000);
           return w;
         });
-        const base = await CompressedCheckpoint.open(synth.dir);
-        const before = await meanNll(base, windows);
-        base.close();
+        const before = await withCheckpointModel(synth.dir, (m) => meanNll(m, windows));
         // No tokenizer or text for a synthetic model: quantize data-free.
         const result = await oneshot({
           model: synth.dir,
@@ -183,9 +187,7 @@ export const command: CliCommand = {
           outputDir: out,
           overwrite: true,
         });
-        const ckpt = await CompressedCheckpoint.open(out);
-        const after = await meanNll(ckpt, windows);
-        ckpt.close();
+        const after = await withCheckpointModel(out, (m) => meanNll(m, windows));
         console.log(
           `compressed with RTN W4A16 (int4, channel), ${result.pipeline} pipeline -> ${out}`,
         );
