@@ -14,9 +14,10 @@
  * Each model runs in its own process so the peak belongs to that model
  * alone, and the parent's cost of generating the synthetic checkpoint does
  * not count. On a software adapter GPU buffers live in host memory, so they
- * count in RSS too (on wgpu's GL backend about twice their size). The
- * runtime's buffer pool keeps released buffers (up to 512 MiB) for reuse;
- * the phase peaks are measured after emptying it.
+ * count in RSS too. The runtime's buffer pool keeps released buffers (up to
+ * 512 MiB) for reuse; the phase peaks are measured after emptying it and
+ * after a garbage collection (the child runs with `--expose-gc`), so host
+ * arrays left over from earlier passes do not count in a later phase.
  *
  * Prints a table, then one JSON line.
  *
@@ -59,6 +60,7 @@ interface ChildResult {
  * /proc/self/clear_refs), so the next peak shows what the next phase needs.
  */
 async function resetPeakRss(gpu: Gpu): Promise<boolean> {
+  collectGarbage();
   storagePool(gpu).trim();
   gpu.device.queue.submit([]);
   await gpu.device.queue.onSubmittedWorkDone();
@@ -68,6 +70,17 @@ async function resetPeakRss(gpu: Gpu): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Runs V8's garbage collector when the child was started with
+ * `--expose-gc` (it is): host arrays of earlier passes (logits read back,
+ * uploaded weights of a source that does not free them) would otherwise sit
+ * in the heap until some later collection and count in whichever peak comes
+ * next.
+ */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 function procStatus(field: "VmHWM" | "VmRSS"): number {
@@ -101,6 +114,7 @@ async function child(
   await model.forward(ids); // compiles every pipeline
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
+    collectGarbage();
     const t0 = performance.now();
     await model.forward(ids);
     times.push(performance.now() - t0);
@@ -155,6 +169,7 @@ async function runChild(
     args: [
       "run",
       "-A",
+      "--v8-flags=--expose-gc",
       "--config",
       CONFIG,
       self,

@@ -60,6 +60,8 @@ export class HfModel {
   readonly dir: string;
   /** Its parsed config.json. */
   readonly config: ModelConfig;
+  /** Every `readF32` / `readRowsF32` reads the file into a new array the caller owns. */
+  readonly returnsFreshArrays = true;
   readonly #files: SafetensorsFile[];
   readonly #where: Map<string, SafetensorsFile>;
 

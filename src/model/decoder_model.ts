@@ -4,12 +4,14 @@
  * `head` (or `nll` for perplexity). This is the API the sequential
  * calibration pipeline and the compression modifiers build on.
  *
- * Memory: only the layer being run is on the GPU. Each `runLayer` reads its
- * layer's tensors from the checkpoint, uploads them, records the layer into
- * one command batch, submits it and releases the weights; before uploading
- * it waits for the previous call's GPU work, so at most two layers' weights
- * (one uploading, one finishing) exist at any time, while reading the next
- * layer from disk overlaps the GPU work of the last. The embedding table and
+ * Memory: only the layer being run is on the GPU. Each `runLayer` waits for
+ * the previous call's GPU work, then reads its layer's tensors from the
+ * checkpoint one at a time, uploading each and freeing its host copy at once
+ * (when the source hands out arrays it no longer uses: see
+ * `WeightSource.returnsFreshArrays`), records the layer into one command
+ * batch, submits it and releases the weights, whose buffers the next layer
+ * reuses. Calls with weights already on the GPU (`LayerWeights`, as the
+ * calibration graph passes) upload nothing and do not wait. The embedding table and
  * lm_head are streamed when `embed`/`head`/`nll` need them, in row blocks
  * of at most 16 MiB (embed reads only the blocks its ids fall in; head and
  * nll compute the logits one vocabulary block at a time), so neither is ever
@@ -25,7 +27,6 @@ import { GpuTensor } from "../gpu/tensor.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { encodeDecoderLayer } from "./decoder_layer.ts";
-import { readLayerTensors } from "./layer_tensors.ts";
 import { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { MAX_HEAD_DIM, ModelOps } from "./model_ops.ts";
@@ -33,7 +34,7 @@ import { readMatrixRows } from "./matrix_rows.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "./module_names.ts";
 import { ropeTable } from "./rope.ts";
 import type { RunLayerOptions } from "./taps.ts";
-import type { WeightSource } from "./weight_source.ts";
+import { releaseRead, type WeightSource } from "./weight_source.ts";
 
 /** How `hidden` tensors are split into sequences. */
 interface Layout {
@@ -71,7 +72,7 @@ const layouts = new WeakMap<GpuTensor, Layout>();
  */
 export class DecoderModel {
   readonly #ropeTables = new Map<number, { cos: GpuTensor; sin: GpuTensor }>();
-  #inflight: Promise<unknown> | null = null;
+  #inflight: Promise<{ error: unknown } | null> | null = null;
 
   private constructor(
     /** The GPU the model runs on. */
@@ -174,6 +175,7 @@ export class DecoderModel {
         // The previous block's gather is done, so its upload memory is free.
         await this.#settle();
         const table = GpuTensor.fromArray(this.gpu, data, [rows, H]);
+        releaseRead(this.source, data);
         const cmd = new CommandBatch(this.gpu);
         this.ops.embeddingGather(cmd, table, row0, idsGpu, out);
         table.destroy();
@@ -214,13 +216,20 @@ export class DecoderModel {
     if (given && given.layer !== k) {
       throw new DecoderModelError(`runLayer(${k}): given LayerWeights are layer ${given.layer}`);
     }
-    const arrays = given ? null : await readLayerTensors(
-      this.source,
-      k,
-      options.weights as ReadonlyMap<string, Float32Array> | undefined,
-    );
-    await this.#settle();
-    const weights = given ?? LayerWeights.fromArrays(this.gpu, this.config, k, arrays!);
+    // Uploading a layer waits for the previous call's GPU work first, so at
+    // most one layer's weights are being used while the next arrives. Given
+    // weights upload nothing: calls with them queue up without waiting (each
+    // awaited submit costs a device poll).
+    let weights = given;
+    if (weights === null) {
+      await this.#settle();
+      weights = await LayerWeights.load(
+        this.gpu,
+        this.source,
+        k,
+        options.weights as ReadonlyMap<string, Float32Array> | undefined,
+      );
+    }
     const batch = new CommandBatch(this.gpu);
     let out: GpuTensor;
     try {
@@ -477,6 +486,7 @@ export class DecoderModel {
       const data = await readMatrixRows(this.source, name, H, v0, n);
       await this.#settle();
       const weight = GpuTensor.fromArray(this.gpu, data, [n, H]);
+      releaseRead(this.source, data);
       const batch = new CommandBatch(this.gpu);
       try {
         use(batch, weight, v0, v0 === 0, v0 + n === V);
@@ -520,8 +530,12 @@ export class DecoderModel {
   }
 
   #submit(batch: CommandBatch): void {
-    // Errors surface at the next #settle(); the handler keeps them from being unhandled.
-    this.#inflight = batch.done().then(() => null, (e) => ({ error: e }));
+    // Errors surface at the next #settle(); the handler keeps them from being
+    // unhandled. Batches submitted without a settle in between are all waited
+    // for, and the first error wins.
+    const done = batch.done().then(() => null, (e) => ({ error: e }));
+    const before = this.#inflight;
+    this.#inflight = before === null ? done : Promise.all([before, done]).then(([a, b]) => a ?? b);
   }
 
   async #settle(): Promise<void> {

@@ -78,24 +78,53 @@ export async function readLayerTensors(
 ): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of layerTensorShapes(source.config, k)) {
-    let data = substitutes?.get(name);
-    const from = data ? "substituted" : "checkpoint";
-    if (!data) {
-      if (!source.has(name)) {
-        throw new DecoderModelError(
-          `${name}: missing from the checkpoint; a ${source.config.modelType} layer with this ` +
-            `config expects it with shape [${shape}]`,
-        );
-      }
-      data = await source.readF32(name);
-    }
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== n) {
-      throw new DecoderModelError(
-        `${name}: ${from} tensor has ${data.length} values; expected shape [${shape}] (${n})`,
-      );
-    }
-    out.set(name, data);
+    out.set(name, await readLayerTensor(source, name, shape, substitutes));
   }
   return out;
+}
+
+/**
+ * Reads one tensor of a decoder layer as float32 (from `substitutes` when it
+ * holds the name) and checks its length against the shape: the per-tensor
+ * step of {@link readLayerTensors}, for callers that upload each tensor
+ * before reading the next.
+ *
+ * @param source the checkpoint
+ * @param name the tensor's full HF name
+ * @param shape its expected shape (from {@link layerTensorShapes})
+ * @param substitutes tensors that replace the checkpoint's
+ * @returns the values, and whether they came from `substitutes`
+ * @throws {DecoderModelError} when the tensor is missing or has the wrong size
+ * @example
+ * ```ts ignore
+ * import { layerTensorShapes, readLayerTensor } from "./layer_tensors.ts";
+ * for (const [name, shape] of layerTensorShapes(model.config, 0)) {
+ *   const values = await readLayerTensor(model, name, shape);
+ * }
+ * ```
+ */
+export async function readLayerTensor(
+  source: WeightSource,
+  name: string,
+  shape: readonly number[],
+  substitutes?: ReadonlyMap<string, Float32Array>,
+): Promise<Float32Array> {
+  let data = substitutes?.get(name);
+  const from = data ? "substituted" : "checkpoint";
+  if (!data) {
+    if (!source.has(name)) {
+      throw new DecoderModelError(
+        `${name}: missing from the checkpoint; a ${source.config.modelType} layer with this ` +
+          `config expects it with shape [${shape}]`,
+      );
+    }
+    data = await source.readF32(name);
+  }
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) {
+    throw new DecoderModelError(
+      `${name}: ${from} tensor has ${data.length} values; expected shape [${shape}] (${n})`,
+    );
+  }
+  return data;
 }

@@ -10,11 +10,11 @@ import { ChunkedWeight } from "../gpu/chunked.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
 import type { ModelConfig } from "../io/model_config.ts";
-import { layerTensorShapes, readLayerTensors } from "./layer_tensors.ts";
+import { layerTensorShapes, readLayerTensor } from "./layer_tensors.ts";
 import { DecoderModelError } from "./model_error.ts";
 import type { LayerLinear } from "./module_names.ts";
 import { layerPrefix } from "./module_names.ts";
-import type { WeightSource } from "./weight_source.ts";
+import { releaseRead, type WeightSource } from "./weight_source.ts";
 
 /** A Linear weight as `matmul` takes it: one tensor, or row chunks when larger than a binding. */
 export type LinearWeight = GpuTensor | ChunkedWeight;
@@ -75,12 +75,23 @@ export class LayerWeights {
     k: number,
     substitutes?: ReadonlyMap<string, Float32Array>,
   ): Promise<LayerWeights> {
-    return LayerWeights.fromArrays(
-      gpu,
-      source.config,
-      k,
-      await readLayerTensors(source, k, substitutes),
-    );
+    // Tensor by tensor, each host copy freed after its upload (when the
+    // source allows), so a layer never exists twice in host memory.
+    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+    const tensors = new Map<string, LinearWeight>();
+    let bytes = 0;
+    try {
+      for (const [name, shape] of layerTensorShapes(source.config, k)) {
+        const data = await readLayerTensor(source, name, shape, substitutes);
+        tensors.set(name, upload(gpu, data, shape, limit));
+        bytes += data.byteLength;
+        if (!substitutes?.has(name)) releaseRead(source, data);
+      }
+    } catch (e) {
+      for (const t of tensors.values()) t.destroy();
+      throw e;
+    }
+    return new LayerWeights(k, tensors, bytes);
   }
 
   /**
@@ -118,12 +129,7 @@ export class LayerWeights {
             `${name}: expected [${shape}] (${n} values), got ${data ? data.length : "nothing"}`,
           );
         }
-        tensors.set(
-          name,
-          shape.length === 2 && data.byteLength > limit
-            ? ChunkedWeight.fromArray(gpu, data, shape as [number, number])
-            : GpuTensor.fromArray(gpu, data, shape),
-        );
+        tensors.set(name, upload(gpu, data, shape, limit));
         bytes += data.byteLength;
       }
     } catch (e) {
@@ -210,4 +216,11 @@ export class LayerWeights {
     if (!t) throw new DecoderModelError(`${name}: not part of this layer's weights`);
     return t;
   }
+}
+
+/** One tensor on the GPU: a Linear weight larger than a binding goes in row chunks. */
+function upload(gpu: Gpu, data: Float32Array, shape: number[], limit: number): LinearWeight {
+  return shape.length === 2 && data.byteLength > limit
+    ? ChunkedWeight.fromArray(gpu, data, shape as [number, number])
+    : GpuTensor.fromArray(gpu, data, shape);
 }
