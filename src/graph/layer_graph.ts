@@ -29,6 +29,7 @@ import type { LinearInputTransform } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
+import { PendingReads } from "./pending_reads.ts";
 import type {
   AttentionResult,
   CalibrationTap,
@@ -227,16 +228,18 @@ export async function calibrateLayer(
       gpuBytes = Math.max(gpuBytes, weights.bytes);
       try {
         let done = 0;
+        const reads = new PendingReads(input.outputs);
         for (const b of batches) {
           const out = await forward(ctx, input, b, weights, sessions, round);
           try {
-            await input.outputs.put(b.index, await out.readF32());
+            await reads.add(b.index, out);
           } finally {
             out.destroy();
           }
           done += b.sequences;
           progress("propagate", 0, done);
         }
+        await reads.drain();
       } finally {
         weights.destroy();
       }
