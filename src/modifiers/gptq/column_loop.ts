@@ -11,8 +11,10 @@
  *
  * The weight travels transposed (Wᵀ, columns in processing order, dead
  * columns zeroed) in row chunks that each fit one storage binding; all
- * blocks of all chunks are recorded into one submit, and the result comes
- * back with one wait.
+ * blocks of all chunks are recorded into one batch, and the result comes
+ * back with one wait. {@link recordColumnLoop} records into a caller's
+ * batch instead, so several loops (and the factorizations they use) can
+ * share one submit and one wait.
  *
  * @module
  */
@@ -20,7 +22,7 @@
 import { CommandBatch } from "../../gpu/batch.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { kernelSync } from "../../gpu/kernel.ts";
-import { GpuTensor, readMany } from "../../gpu/tensor.ts";
+import { GpuTensor, type HostArray, readMany } from "../../gpu/tensor.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
 import type { ColumnQuantization } from "./gptq_qparams.ts";
 import type { InverseHessianFactor } from "./inverse_hessian_factor.ts";
@@ -96,31 +98,66 @@ interface Chunk {
 }
 
 /**
- * Runs the blocked column loop.
+ * A column loop recorded into a caller's batch by {@link recordColumnLoop}:
+ * read `readback` (together with anything else, in one `readMany`) once
+ * the batch is submitted, turn the host copies into the result with
+ * `finish`, and `destroy` it in any case.
+ */
+export interface RecordedColumnLoop {
+  /** The tensors whose host copies `finish` needs, in that order. */
+  readonly readback: readonly GpuTensor[];
+  /** GPU bytes the loop allocated (weight chunks, masks, error blocks, losses). */
+  readonly bytes: number;
+  /**
+   * Builds the output from the host copies of `readback`.
+   *
+   * @param host the copies, in `readback`'s order
+   * @returns the weight in original column order and the loss; `ms` is
+   *   the time since recording began
+   */
+  finish(host: readonly HostArray[]): ColumnLoopOutput;
+  /** Releases the loop's tensors (the factor stays); idempotent. */
+  destroy(): void;
+}
+
+/**
+ * Records the blocked column loop into `batch` without waiting: the weight
+ * is uploaded at once, the loop's dispatches are recorded after whatever
+ * the batch already holds (e.g. the factorization of `input.factor`, whose
+ * `perm` and `dead` must already be final).
  *
- * @param gpu the device
+ * @param batch the batch to record into
  * @param input weight, factor, block size, quantization and/or pruning
- * @returns the new weight and the loss
+ * @returns the tensors to read back, how to finish, how to release
  * @throws {GptqShapeError} when the weight and the factor disagree on columns
+ *   (then nothing is allocated; a later failure releases what was, once the
+ *   batch is submitted)
  * @throws {GptqConfigError} for a block size the kernels cannot use
  *
  * @example
  * ```ts
+ * import { CommandBatch } from "../../gpu/batch.ts";
  * import { getGpu } from "../../gpu/device.ts";
- * import { runColumnLoop } from "./column_loop.ts";
+ * import { readMany } from "../../gpu/tensor.ts";
+ * import { recordColumnLoop } from "./column_loop.ts";
  * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
  * const gpu = await getGpu();
  * const factor = InverseHessianFactor.identity(gpu, 8);
- * const out = await runColumnLoop(gpu, {
+ * const batch = new CommandBatch(gpu);
+ * const loop = recordColumnLoop(batch, {
  *   weight: new Float32Array(16).fill(1), shape: [2, 8], factor, blockSize: 8,
  *   pruning: { kind: "n:m", n: 2, m: 4, preserve: false },
  * });
+ * batch.submit();
+ * const out = loop.finish(await readMany([...loop.readback]));
  * console.assert(out.weight.filter((v) => v === 0).length === 8);
+ * loop.destroy();
  * factor.destroy();
  * ```
  */
-export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<ColumnLoopOutput> {
+export function recordColumnLoop(batch: CommandBatch, input: ColumnLoopInput): RecordedColumnLoop {
   const t0 = performance.now();
+  const gpu = batch.gpu;
   const [rows, cols] = input.shape;
   const { factor, blockSize: bs, quantization: quant, pruning } = input;
   if (factor.size !== cols || input.weight.length !== rows * cols) {
@@ -132,6 +169,7 @@ export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<C
   checkBlockSize(bs, factor, pruning);
   const u = factor.u;
   const order = u.order;
+  const perm = factor.perm;
   const chunks = uploadChunks(gpu, input, order);
   const qp = quant
     ? GpuTensor.fromArray(gpu, concat(quant.effectiveScale, quant.zeroPoint), [
@@ -145,7 +183,21 @@ export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<C
   const slots = GpuTensor.fromArray(gpu, slotData, [slotCount]);
   const select = GpuTensor.empty(gpu, [8], "u32");
   const hist = GpuTensor.empty(gpu, [256], "u32");
-  const batch = new CommandBatch(gpu);
+  let destroyed = false;
+  const destroy = () => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const c of chunks) {
+      c.wt.destroy();
+      c.err.destroy();
+      c.loss.destroy();
+      c.nz?.destroy();
+    }
+    qp.destroy();
+    slots.destroy();
+    select.destroy();
+    hist.destroy();
+  };
   const block = kernelSync(gpu, "gptq_column_block.wgsl");
   let updateFlops = 0;
   try {
@@ -204,7 +256,15 @@ export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<C
         updateFlops += 2 * m * c.rows * count;
       }
     }
-    const host = await readMany(chunks.flatMap((c) => [c.wt, c.loss]));
+  } catch (e) {
+    destroy();
+    throw e;
+  }
+  let bytes = 0;
+  for (const c of chunks) {
+    bytes += c.wt.byteLength + c.err.byteLength + c.loss.byteLength + (c.nz?.byteLength ?? 0);
+  }
+  const finish = (host: readonly HostArray[]): ColumnLoopOutput => {
     const out = new Float32Array(rows * cols);
     let loss = 0;
     chunks.forEach((c, k) => {
@@ -212,24 +272,50 @@ export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<C
       const lossRows = host[2 * k + 1] as Float32Array;
       for (let r = 0; r < c.rows; r++) loss += lossRows[r];
       for (let p = 0; p < cols; p++) {
-        const col = factor.perm ? factor.perm[p] : p;
+        const col = perm ? perm[p] : p;
         const src = p * c.ld;
         for (let r = 0; r < c.rows; r++) out[(c.row0 + r) * cols + col] = wt[src + r];
       }
     });
     return { weight: out, loss, ms: performance.now() - t0, updateFlops };
+  };
+  return { readback: chunks.flatMap((c) => [c.wt, c.loss]), bytes, finish, destroy };
+}
+
+/**
+ * Runs the blocked column loop: {@link recordColumnLoop} into a batch of
+ * its own, one submit, one `readMany`.
+ *
+ * @param gpu the device
+ * @param input weight, factor, block size, quantization and/or pruning
+ * @returns the new weight and the loss
+ * @throws {GptqShapeError} when the weight and the factor disagree on columns
+ * @throws {GptqConfigError} for a block size the kernels cannot use
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { runColumnLoop } from "./column_loop.ts";
+ * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
+ * const gpu = await getGpu();
+ * const factor = InverseHessianFactor.identity(gpu, 8);
+ * const out = await runColumnLoop(gpu, {
+ *   weight: new Float32Array(16).fill(1), shape: [2, 8], factor, blockSize: 8,
+ *   pruning: { kind: "n:m", n: 2, m: 4, preserve: false },
+ * });
+ * console.assert(out.weight.filter((v) => v === 0).length === 8);
+ * factor.destroy();
+ * ```
+ */
+export async function runColumnLoop(gpu: Gpu, input: ColumnLoopInput): Promise<ColumnLoopOutput> {
+  const batch = new CommandBatch(gpu);
+  let loop: RecordedColumnLoop | undefined;
+  try {
+    loop = recordColumnLoop(batch, input);
+    return loop.finish(await readMany([...loop.readback]));
   } finally {
     batch.submit();
-    for (const c of chunks) {
-      c.wt.destroy();
-      c.err.destroy();
-      c.loss.destroy();
-      c.nz?.destroy();
-    }
-    qp.destroy();
-    slots.destroy();
-    select.destroy();
-    hist.destroy();
+    loop?.destroy();
   }
 }
 

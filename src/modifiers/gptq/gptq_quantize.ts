@@ -9,9 +9,9 @@
 
 import type { Gpu } from "../../gpu/device.ts";
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
-import { runColumnLoop } from "./column_loop.ts";
+import { type ColumnLoopInput, type ColumnLoopOutput, runColumnLoop } from "./column_loop.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
-import { checkGptqArgs, gptqQParams } from "./gptq_qparams.ts";
+import { checkGptqArgs, type GptqQParams, gptqQParams } from "./gptq_qparams.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
 import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
 import { lcm } from "./panel_matrix.ts";
@@ -125,16 +125,10 @@ export async function gptqQuantize(
 ): Promise<GptqResult> {
   const t0 = performance.now();
   const where = options.where ?? "weight";
-  const [rows, cols] = shape;
-  checkGptqArgs(args, where);
+  const size = source instanceof HessianAccumulator ? source.columns : source.size;
+  checkGptqWeight(weight, shape, size, args, where);
   const blockSize = options.blockSize ?? 128;
   const actorder = canonicalActorder(args.actorder) !== null;
-  const size = source instanceof HessianAccumulator ? source.columns : source.size;
-  if (size !== cols || weight.length !== rows * cols) {
-    throw new GptqShapeError(
-      `${where}: weight [${rows}, ${cols}] (${weight.length} values) with a Hessian of ${size} columns`,
-    );
-  }
   const factor = source instanceof HessianAccumulator
     ? await InverseHessianFactor.compute(gpu, source, {
       dampeningFrac: options.dampeningFrac,
@@ -145,51 +139,175 @@ export async function gptqQuantize(
     })
     : source;
   try {
-    if ((factor.perm !== null) !== actorder) {
-      throw new GptqConfigError(
-        `${where}: the inverse-Hessian factor was computed ${factor.perm ? "with" : "without"} ` +
-          `activation ordering but args.actorder is ${args.actorder}`,
-      );
-    }
-    const qp = gptqQParams(weight, shape, args, factor.perm, {
-      globalScale: options.globalScale,
-      where,
-    });
-    let zeros = 0;
-    for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
-    const loop = await runColumnLoop(gpu, {
-      weight,
-      shape,
-      factor,
-      blockSize,
-      quantization: qp.columns,
-      preserveZeros: zeros / weight.length >= 0.05,
-      maxChunkBytes: options.maxChunkBytes,
-    });
+    const plan = planGptqLoop(weight, shape, factor, args, options);
+    const loop = await runColumnLoop(gpu, plan.loop);
     const ft = factor.timings;
-    let dead = 0;
-    for (const d of factor.dead) dead += d;
-    return {
-      weight: loop.weight,
-      scale: qp.scale,
-      zeroPoint: qp.zeroPoint,
-      qparamShape: qp.qparamShape,
-      ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
-      ...(qp.gIdx ? { gIdx: qp.gIdx } : {}),
-      loss: loop.loss,
-      fellBackToRtn: factor.fellBack,
-      dampeningUsed: factor.dampeningFrac,
-      attempts: factor.attempts,
-      deadColumns: dead,
-      timings: {
-        prepareMs: ft.prepareMs,
-        choleskyMs: ft.choleskyMs,
-        inverseMs: ft.inverseMs,
-        quantizeMs: loop.ms,
-        totalMs: performance.now() - t0,
-      },
-    };
+    return gptqResult(plan, loop, {
+      prepareMs: ft.prepareMs,
+      choleskyMs: ft.choleskyMs,
+      inverseMs: ft.inverseMs,
+      quantizeMs: loop.ms,
+      totalMs: performance.now() - t0,
+    });
   } finally {
     if (factor !== source) factor.destroy();
   }
+}
+
+/**
+ * The checks {@link gptqQuantize} makes before any GPU work: supported
+ * args, and a weight of `shape` over a Hessian of `columns` columns.
+ *
+ * @param weight the weight, row-major
+ * @param shape [rows, cols]
+ * @param columns the Hessian's (or factor's) column count
+ * @param args the weight's quantization args
+ * @param where the module name, for messages
+ * @returns nothing
+ * @throws {GptqConfigError} for unsupported args
+ * @throws {GptqShapeError} when shapes disagree
+ *
+ * @example
+ * ```ts
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * import { checkGptqWeight } from "./gptq_quantize.ts";
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * checkGptqWeight(new Float32Array(32), [4, 8], 8, args, "q_proj");
+ * ```
+ */
+export function checkGptqWeight(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  columns: number,
+  args: QuantizationArgs,
+  where: string,
+): void {
+  const [rows, cols] = shape;
+  checkGptqArgs(args, where);
+  if (columns !== cols || weight.length !== rows * cols) {
+    throw new GptqShapeError(
+      `${where}: weight [${rows}, ${cols}] (${weight.length} values) with a Hessian of ${columns} columns`,
+    );
+  }
+}
+
+/** What {@link planGptqLoop} prepares: the qparams and the column loop's input. */
+export interface GptqLoopPlan {
+  /** Qparams fixed from the unmodified weight (in the factor's column order). */
+  readonly qparams: GptqQParams;
+  /** The column loop's input (with GPTQ's zero preservation decided). */
+  readonly loop: ColumnLoopInput;
+  /** The factor the loop runs on. */
+  readonly factor: InverseHessianFactor;
+}
+
+/**
+ * What {@link gptqQuantize} does on the host between the factor and the
+ * column loop: the actorder check, the qparams (gptqQParams) and the zero
+ * preservation rule (≥ 5% exact zeros). Run the loop (`runColumnLoop` or
+ * `recordColumnLoop`) on `plan.loop`, then build the result with
+ * {@link gptqResult}.
+ *
+ * @param weight the weight, row-major [rows, cols]
+ * @param shape [rows, cols]
+ * @param factor the inverse-Hessian factor (possibly a provisional one)
+ * @param args the weight's quantization args
+ * @param options block size, global scale, chunk bound, module name
+ * @returns the plan
+ * @throws {GptqConfigError} when the factor's column order disagrees with args.actorder
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * import { runColumnLoop } from "./column_loop.ts";
+ * import { gptqResult, planGptqLoop } from "./gptq_quantize.ts";
+ * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
+ * const gpu = await getGpu();
+ * const factor = InverseHessianFactor.identity(gpu, 8);
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const w = new Float32Array(32).map((_, i) => Math.cos(i));
+ * const plan = planGptqLoop(w, [4, 8], factor, args, { blockSize: 8 });
+ * const loop = await runColumnLoop(gpu, plan.loop);
+ * const none = { prepareMs: 0, choleskyMs: 0, inverseMs: 0 };
+ * const r = gptqResult(plan, loop, { ...none, quantizeMs: loop.ms, totalMs: loop.ms });
+ * console.assert(r.scale.length === 4 && r.attempts === 0);
+ * factor.destroy();
+ * ```
+ */
+export function planGptqLoop(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  factor: InverseHessianFactor,
+  args: QuantizationArgs,
+  options: Pick<GptqOptions, "blockSize" | "globalScale" | "where" | "maxChunkBytes"> = {},
+): GptqLoopPlan {
+  const where = options.where ?? "weight";
+  const actorder = canonicalActorder(args.actorder) !== null;
+  if ((factor.perm !== null) !== actorder) {
+    throw new GptqConfigError(
+      `${where}: the inverse-Hessian factor was computed ${factor.perm ? "with" : "without"} ` +
+        `activation ordering but args.actorder is ${args.actorder}`,
+    );
+  }
+  const qparams = gptqQParams(weight, shape, args, factor.perm, {
+    globalScale: options.globalScale,
+    where,
+  });
+  let zeros = 0;
+  for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
+  return {
+    qparams,
+    factor,
+    loop: {
+      weight,
+      shape,
+      factor,
+      blockSize: options.blockSize ?? 128,
+      quantization: qparams.columns,
+      preserveZeros: zeros / weight.length >= 0.05,
+      maxChunkBytes: options.maxChunkBytes,
+    },
+  };
+}
+
+/**
+ * The {@link GptqResult} of a plan whose loop has run: qparams from the
+ * plan, weight and loss from the loop, `fellBackToRtn` / `dampeningUsed` /
+ * `attempts` / `deadColumns` from the plan's factor.
+ *
+ * @param plan the plan from {@link planGptqLoop}
+ * @param loop the column loop's output on `plan.loop`
+ * @param timings the phase times to report
+ * @returns the result
+ *
+ * @example
+ * ```ts ignore
+ * const plan = planGptqLoop(w, shape, factor, args, { blockSize: 128 });
+ * const loop = await runColumnLoop(gpu, plan.loop);
+ * const result = gptqResult(plan, loop, timings);
+ * ```
+ */
+export function gptqResult(
+  plan: GptqLoopPlan,
+  loop: ColumnLoopOutput,
+  timings: GptqTimings,
+): GptqResult {
+  const { qparams: qp, factor } = plan;
+  let dead = 0;
+  for (const d of factor.dead) dead += d;
+  return {
+    weight: loop.weight,
+    scale: qp.scale,
+    zeroPoint: qp.zeroPoint,
+    qparamShape: qp.qparamShape,
+    ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
+    ...(qp.gIdx ? { gIdx: qp.gIdx } : {}),
+    loss: loop.loss,
+    fellBackToRtn: factor.fellBack,
+    dampeningUsed: factor.dampeningFrac,
+    attempts: factor.attempts,
+    deadColumns: dead,
+    timings,
+  };
 }

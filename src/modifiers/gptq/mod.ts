@@ -42,12 +42,17 @@ export {
   type InverseFactorOptions,
   type InverseFactorTimings,
   InverseHessianFactor,
+  type SpeculativeFactor,
 } from "./inverse_hessian_factor.ts";
 export {
+  checkGptqWeight,
+  type GptqLoopPlan,
   type GptqOptions,
   gptqQuantize,
   type GptqResult,
+  gptqResult,
   type GptqTimings,
+  planGptqLoop,
 } from "./gptq_quantize.ts";
 export {
   checkGptqArgs,
@@ -60,6 +65,8 @@ export {
   type ColumnLoopInput,
   type ColumnLoopOutput,
   type ColumnPruning,
+  recordColumnLoop,
+  type RecordedColumnLoop,
   runColumnLoop,
 } from "./column_loop.ts";
 export { PanelMatrix, type PanelMatrixOptions } from "./panel_matrix.ts";
