@@ -4,13 +4,16 @@
  * `head` (or `nll` for perplexity). This is the API the sequential
  * calibration pipeline and the compression modifiers build on.
  *
- * Memory: only the layer being run is on the GPU. Each `runLayer` waits for
- * the previous call's GPU work, then reads its layer's tensors from the
- * checkpoint one at a time, uploading each and freeing its host copy at once
- * (when the source hands out arrays it no longer uses: see
- * `WeightSource.returnsFreshArrays`), records the layer into one command
- * batch, submits it and releases the weights, whose buffers the next layer
- * reuses. Calls with weights already on the GPU (`LayerWeights`, as the
+ * Memory: weights are on the GPU only while their layer runs. Each
+ * `runLayer` reads its layer's tensors from the checkpoint one at a time,
+ * uploading each and freeing its host copy at once (when the source hands
+ * out arrays it no longer uses: see `WeightSource.returnsFreshArrays`),
+ * records the layer into one command batch, submits it and releases the
+ * weights, whose buffers the next layer reuses. Before uploading, it waits
+ * for the GPU when more than 64 MiB were uploaded since it was last idle:
+ * a layer larger than that never overlaps another, while a small model runs
+ * many layers per device poll (each awaited poll costs about 11 ms on
+ * llvmpipe). Calls with weights already on the GPU (`LayerWeights`, as the
  * calibration graph passes) upload nothing and do not wait. The embedding table and
  * lm_head are streamed when `embed`/`head`/`nll` need them, in row blocks
  * of at most 16 MiB (embed reads only the blocks its ids fall in; head and
@@ -27,6 +30,7 @@ import { GpuTensor } from "../gpu/tensor.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { encodeDecoderLayer } from "./decoder_layer.ts";
+import { layerTensorShapes } from "./layer_tensors.ts";
 import { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { MAX_HEAD_DIM, ModelOps } from "./model_ops.ts";
@@ -44,6 +48,8 @@ interface Layout {
 
 /** Largest block of logits `head` and `nll` make at once. */
 const NLL_CHUNK_BYTES = 64 * 2 ** 20;
+/** Weights uploaded while earlier GPU work may still run, before an upload waits for it. */
+const UPLOADS_IN_FLIGHT_BYTES = 64 * 2 ** 20;
 /** Largest block of the embedding table or lm_head read and uploaded at once. */
 const STREAM_BLOCK_BYTES = 16 * 2 ** 20;
 
@@ -73,6 +79,7 @@ const layouts = new WeakMap<GpuTensor, Layout>();
 export class DecoderModel {
   readonly #ropeTables = new Map<number, { cos: GpuTensor; sin: GpuTensor }>();
   #inflight: Promise<{ error: unknown } | null> | null = null;
+  #uploadedSinceIdle = 0;
 
   private constructor(
     /** The GPU the model runs on. */
@@ -82,6 +89,7 @@ export class DecoderModel {
     private readonly ops: ModelOps,
     private readonly ownsSource: boolean,
     private readonly streamBlockBytes: number,
+    private readonly uploadsInFlightBytes: number,
   ) {}
 
   /**
@@ -91,7 +99,9 @@ export class DecoderModel {
    * @param model a Hugging Face model folder, or an open {@link WeightSource} such as `HfModel`
    * @param gpu the device; default `getGpu()`
    * @param options `streamBlockBytes`: the largest block of the embedding
-   *   table or lm_head read and uploaded at once (default 16 MiB)
+   *   table or lm_head read and uploaded at once (default 16 MiB);
+   *   `uploadsInFlightBytes`: weights uploaded while earlier GPU work may
+   *   still run before an upload waits for it (default 64 MiB)
    * @returns the model
    * @throws {DecoderModelError} when the config is outside what the kernels support
    * @example
@@ -103,7 +113,7 @@ export class DecoderModel {
   static async load(
     model: string | WeightSource,
     gpu?: Gpu,
-    options: { streamBlockBytes?: number } = {},
+    options: { streamBlockBytes?: number; uploadsInFlightBytes?: number } = {},
   ): Promise<DecoderModel> {
     const source = typeof model === "string" ? await HfModel.open(model) : model;
     try {
@@ -125,6 +135,7 @@ export class DecoderModel {
         ops,
         typeof model === "string",
         options.streamBlockBytes ?? STREAM_BLOCK_BYTES,
+        options.uploadsInFlightBytes ?? UPLOADS_IN_FLIGHT_BYTES,
       );
     } catch (e) {
       if (typeof model === "string") (source as HfModel).close();
@@ -164,7 +175,6 @@ export class DecoderModel {
     const blocks = [...new Set(Array.from(ids, (id) => Math.floor(id / chunkRows)))].sort((a, b) =>
       a - b
     );
-    await this.#settle();
     const idsGpu = GpuTensor.fromArray(this.gpu, ids, [ids.length]);
     const out = GpuTensor.allocate(this.gpu, [ids.length, H]);
     try {
@@ -172,8 +182,7 @@ export class DecoderModel {
         const row0 = block * chunkRows;
         const rows = Math.min(chunkRows, V - row0);
         const data = await readMatrixRows(this.source, EMBED_TOKENS, H, row0, rows);
-        // The previous block's gather is done, so its upload memory is free.
-        await this.#settle();
+        await this.#beforeUpload(data.byteLength);
         const table = GpuTensor.fromArray(this.gpu, data, [rows, H]);
         releaseRead(this.source, data);
         const cmd = new CommandBatch(this.gpu);
@@ -216,13 +225,15 @@ export class DecoderModel {
     if (given && given.layer !== k) {
       throw new DecoderModelError(`runLayer(${k}): given LayerWeights are layer ${given.layer}`);
     }
-    // Uploading a layer waits for the previous call's GPU work first, so at
-    // most one layer's weights are being used while the next arrives. Given
-    // weights upload nothing: calls with them queue up without waiting (each
-    // awaited submit costs a device poll).
+    // Given weights upload nothing: calls with them queue up without waiting
+    // (each awaited submit costs a device poll).
     let weights = given;
     if (weights === null) {
-      await this.#settle();
+      let bytes = 0;
+      for (const shape of layerTensorShapes(this.config, k).values()) {
+        bytes += shape.reduce((a, b) => a * b, 4);
+      }
+      await this.#beforeUpload(bytes);
       weights = await LayerWeights.load(
         this.gpu,
         this.source,
@@ -484,7 +495,7 @@ export class DecoderModel {
     for (let v0 = 0; v0 < V; v0 += blockRows) {
       const n = Math.min(blockRows, V - v0);
       const data = await readMatrixRows(this.source, name, H, v0, n);
-      await this.#settle();
+      await this.#beforeUpload(data.byteLength);
       const weight = GpuTensor.fromArray(this.gpu, data, [n, H]);
       releaseRead(this.source, data);
       const batch = new CommandBatch(this.gpu);
@@ -538,9 +549,22 @@ export class DecoderModel {
     this.#inflight = before === null ? done : Promise.all([before, done]).then(([a, b]) => a ?? b);
   }
 
+  /**
+   * Bounds the weights in flight: an upload that would take the bytes
+   * uploaded since the GPU was last idle past `uploadsInFlightBytes` first
+   * waits for it (the first upload after a wait never does). Big layers thus
+   * go one at a time, while small models run many layers per device poll.
+   */
+  async #beforeUpload(bytes: number): Promise<void> {
+    const sum = this.#uploadedSinceIdle + bytes;
+    if (this.#uploadedSinceIdle > 0 && sum > this.uploadsInFlightBytes) await this.#settle();
+    this.#uploadedSinceIdle += bytes;
+  }
+
   async #settle(): Promise<void> {
     const p = this.#inflight;
     this.#inflight = null;
+    this.#uploadedSinceIdle = 0;
     const r = await p;
     if (r && typeof r === "object" && "error" in r) throw r.error;
   }

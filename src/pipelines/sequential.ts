@@ -24,6 +24,7 @@ import { ActivationCache, type MemoryBudget } from "../graph/activation_cache.ts
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { GraphEventSink, LayerDoneEvent } from "../graph/events.ts";
 import { calibrateLayer, type Propagation } from "../graph/layer_graph.ts";
+import { PendingReads } from "../graph/pending_reads.ts";
 import type { LayerModifier, LayerResult } from "../graph/modifier.ts";
 
 /** Where a pass's finished layers go. */
@@ -138,14 +139,16 @@ async function openPass(ctx: PassContext, spec: PassSpec, target: LayerTarget): 
   if (b !== null && [...Array(b + 1).keys()].every((k) => target.isDone(k))) {
     if (await target.loadBoundary(b, inputs)) return { first: b + 1, inputs };
   }
+  const reads = new PendingReads(inputs);
   for (const batch of ctx.batches) {
     const hidden = await ctx.model.embed(batch.ids, batch.sequences, batch.seqLen);
     try {
-      await inputs.put(batch.index, await hidden.readF32());
+      await reads.add(batch.index, hidden);
     } finally {
       hidden.destroy();
     }
   }
+  await reads.drain();
   await releaseGpuCache(ctx.model);
   return { first: 0, inputs };
 }

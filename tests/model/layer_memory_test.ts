@@ -2,7 +2,8 @@
  * How the layer-wise forward keeps memory and waits down: host copies of
  * uploaded weights are freed at once when (and only when) the source says
  * they are the caller's, substituted arrays are never touched, and layers
- * run with weights already on the GPU queue up without waiting for the GPU.
+ * run with weights already on the GPU queue up without waiting for the GPU,
+ * as do uploads within the bound on weights in flight.
  */
 
 import { getGpu } from "../../src/gpu/device.ts";
@@ -94,7 +95,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "runLayer with LayerWeights queues without waiting for the GPU; results unchanged",
+  name: "runLayer waits for the GPU only past the bound on uploads in flight; results unchanged",
   sanitizeResources: false,
   async fn() {
     const model = await DecoderModel.load(hf);
@@ -124,15 +125,30 @@ Deno.test({
         assert(first !== "waited", `call ${i} waited for the GPU`);
         outs.push(first);
       }
-      // Uploading a layer from the checkpoint does wait (one layer in flight).
-      const loading = model.runLayer(1, outs[0], { sequences: SEQ });
+      // Uploading from the checkpoint waits only past the bound on uploads in flight.
+      const tight = await DecoderModel.load(hf, model.gpu, { uploadsInFlightBytes: 1 });
+      const first = await Promise.race([tight.runLayer(0, hidden, { sequences: SEQ }), timeout]);
+      assert(first !== "waited", "the first upload never waits");
+      outs.push(first);
+      const loading = tight.runLayer(1, first, { sequences: SEQ });
       const race = await Promise.race([
         loading,
         new Promise<"waited">((r) => setTimeout(() => r("waited"), 300)),
       ]);
-      assertEquals(race, "waited");
+      assertEquals(race, "waited", "past the bound the next layer waits for the GPU");
+      const roomy = await DecoderModel.load(hf, model.gpu);
+      const a = await Promise.race([roomy.runLayer(0, hidden, { sequences: SEQ }), timeout]);
+      assert(a !== "waited", "within the default 64 MiB nothing waits");
+      const b = await Promise.race([roomy.runLayer(1, a, { sequences: SEQ }), timeout]);
+      assert(b !== "waited", "within the default 64 MiB nothing waits");
+      a.destroy();
+      b.destroy();
       gate.resolve();
       (await loading).destroy();
+      await tight.idle();
+      await roomy.idle();
+      tight.close();
+      roomy.close();
     } finally {
       gate.resolve();
       queue.onSubmittedWorkDone = original;
