@@ -14,26 +14,16 @@ import type { Gpu } from "../gpu/device.ts";
 import { matmul, mul, reduceRows } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import type { ModelType } from "../io/model_config.ts";
-import { recordColumnLoop, type RecordedColumnLoop } from "../modifiers/gptq/column_loop.ts";
+import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import {
   checkGptqWeight,
-  type GptqLoopPlan,
-  type GptqOptions,
-  gptqQuantize,
+  gptqFactorLoopJob,
   type GptqResult,
-  gptqResult,
-  planGptqLoop,
 } from "../modifiers/gptq/gptq_quantize.ts";
-import {
-  type InverseFactorOptions,
-  InverseHessianFactor,
-  type SpeculativeFactor,
-} from "../modifiers/gptq/inverse_hessian_factor.ts";
-import { lcm, PANEL_BLOCK, roundUp } from "../modifiers/gptq/panel_matrix.ts";
-import { recordDiagonal } from "../modifiers/gptq/panel_ops.ts";
+import { lcm } from "../modifiers/gptq/panel_matrix.ts";
 import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
-import { canonicalActorder, type QuantizationArgs } from "../quant/args.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
 import type { ComputeDType } from "../quant/compute_dtype.ts";
 import { fuseGlobalScales } from "../quant/fused_global_scales.ts";
 import { rtnGlobalScale } from "../quant/rtn.ts";
@@ -160,12 +150,13 @@ export interface GptqStepOptions {
 }
 
 /** Default bound on the bytes of one wave of {@link gptqLayerWeights}. */
-export const GPTQ_WAVE_BYTES = 256 * 2 ** 20;
+export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
 
 /**
  * Quantizes a layer's targeted weights with GPTQ, in few GPU round trips
  * (each awaited readback costs ≈11 ms of polling on llvmpipe however little
- * work is pending):
+ * work is pending), through the batched factor + column loop step it
+ * shares with SparseGPT (runFactorLoops, src/modifiers/gptq/factor_loops.ts):
  *
  * 1. one batch mirrors every Hessian the weights read and extracts its
  *    diagonal; one `readMany` brings all diagonals back;
@@ -179,7 +170,7 @@ export const GPTQ_WAVE_BYTES = 256 * 2 ** 20;
  *    large one's several; each wave's buffers are freed after its readback;
  * 3. a key whose status says the attempt failed (rare: an indefinite
  *    Hessian) takes the slow path: InverseHessianFactor.compute with its
- *    dampening retries and RTN fallback, then gptqQuantize per weight.
+ *    dampening retries and RTN fallback, then the column loop per weight.
  *
  * Results are bit-identical to computing each factor with
  * InverseHessianFactor.compute and calling gptqQuantize per weight (same
@@ -221,207 +212,23 @@ export async function gptqLayerWeights(
   for (const l of linears) {
     checkGptqWeight(l.values, l.shape, hessians.get(l.input).columns, l.args, l.name);
   }
-  if (linears.length === 0) return [];
-  // Linears reading the same input (q/k/v, gate/up) have the same Hessian,
-  // so the same inverse-Hessian factor when their activation ordering
-  // agrees: one factor per input and order is exact.
-  const groups = new Map<string, FactorGroup>();
-  linears.forEach((l, i) => {
-    const actorder = canonicalActorder(l.args.actorder) !== null;
-    const key = `${l.input}|${actorder}`;
-    let g = groups.get(key);
-    if (g === undefined) groups.set(key, g = { input: l.input, actorder, members: [] });
-    g.members.push(i);
-  });
-  const step: LayerStep = {
+  return await runFactorLoops(
     gpu,
-    hessians,
-    linears,
-    factorOptions: (actorder) => ({
-      dampeningFrac: options.dampeningFrac,
-      actorder,
+    (input) => hessians.get(input),
+    linears.map((l) =>
+      gptqFactorLoopJob(l.input, l.values, l.shape, l.args, {
+        blockSize: options.blockSize,
+        globalScale: fused.get(l.name) ?? null,
+        where: l.name,
+      })
+    ),
+    {
       // As gptqQuantize lays the factor out for this block size.
-      rowAlign: lcm(128, options.blockSize),
-    }),
-    quantizeOptions: (l) => ({
+      factor: { dampeningFrac: options.dampeningFrac, rowAlign: lcm(128, options.blockSize) },
       blockSize: options.blockSize,
-      dampeningFrac: options.dampeningFrac,
-      globalScale: fused.get(l.name) ?? null,
-      where: l.name,
-    }),
-    blockSize: options.blockSize,
-    diagonals: new Map(),
-    prepareMs: 0,
-  };
-  const t0 = performance.now();
-  step.diagonals = await layerDiagonals(gpu, hessians, [...new Set(linears.map((l) => l.input))]);
-  step.prepareMs = performance.now() - t0;
-  const out: GptqResult[] = new Array(linears.length);
-  const budget = options.waveBytes ?? GPTQ_WAVE_BYTES;
-  const pending = [...groups.values()];
-  while (pending.length > 0) {
-    // Always at least one factor per wave; more while the estimate fits.
-    const wave = [pending.shift()!];
-    let bytes = groupBytes(step, wave[0]);
-    while (pending.length > 0 && bytes + groupBytes(step, pending[0]) <= budget) {
-      bytes += groupBytes(step, pending[0]);
-      wave.push(pending.shift()!);
-    }
-    await quantizeWave(step, wave, out);
-  }
-  return out;
-}
-
-/** The weights sharing one factor (one input, one activation ordering). */
-interface FactorGroup {
-  readonly input: string;
-  readonly actorder: boolean;
-  /** Indices into the layer's linears. */
-  readonly members: number[];
-}
-
-/** What every wave of one layer shares. */
-interface LayerStep {
-  readonly gpu: Gpu;
-  readonly hessians: LayerHessians;
-  readonly linears: readonly GptqWeightInput[];
-  readonly factorOptions: (actorder: boolean) => InverseFactorOptions;
-  readonly quantizeOptions: (l: GptqWeightInput) => GptqOptions;
-  readonly blockSize: number;
-  /** diag(H) per input, `columns` values. */
-  diagonals: Map<string, Float32Array>;
-  /** The diagonals' round trip, ms. */
-  prepareMs: number;
-}
-
-/** Mirrors every Hessian and reads all their diagonals with one wait. */
-async function layerDiagonals(
-  gpu: Gpu,
-  hessians: LayerHessians,
-  inputs: readonly string[],
-): Promise<Map<string, Float32Array>> {
-  const batch = new CommandBatch(gpu);
-  const tensors: GpuTensor[] = [];
-  try {
-    for (const input of inputs) {
-      const h = hessians.get(input);
-      h.recordSymmetrize(batch);
-      tensors.push(recordDiagonal(batch, h.matrix));
-    }
-    const host = await readMany(tensors);
-    return new Map(
-      inputs.map((input, i) => [
-        input,
-        (host[i] as Float32Array).slice(0, hessians.get(input).columns),
-      ]),
-    );
-  } finally {
-    batch.submit();
-    for (const t of tensors) t.destroy();
-  }
-}
-
-/**
- * Estimated GPU bytes of one group's wave work: U and the inverse's work
- * matrix (order² f32 each, plus scratch) and, per weight, its transposed
- * chunks, zero mask, error block and losses.
- */
-function groupBytes(step: LayerStep, g: FactorGroup): number {
-  const order = roundUp(step.hessians.get(g.input).columns, PANEL_BLOCK);
-  let bytes = 2 * order * order * 4 + 4 * PANEL_BLOCK * order * 4;
-  for (const i of g.members) {
-    const ld = roundUp(step.linears[i].shape[0], 8);
-    bytes += (2 * order + step.blockSize + 1) * ld * 4;
-  }
-  return bytes;
-}
-
-/** One wave: speculative factors and every loop on them, one submit, one readback. */
-async function quantizeWave(
-  step: LayerStep,
-  wave: readonly FactorGroup[],
-  out: GptqResult[],
-): Promise<void> {
-  const { gpu, hessians, linears } = step;
-  const t0 = performance.now();
-  const batch = new CommandBatch(gpu);
-  const recorded: Array<{
-    group: FactorGroup;
-    spec: SpeculativeFactor;
-    loops: Array<{ index: number; plan: GptqLoopPlan; loop: RecordedColumnLoop }>;
-  }> = [];
-  const failed: FactorGroup[] = [];
-  try {
-    for (const group of wave) {
-      const spec = InverseHessianFactor.recordFirstAttempt(
-        batch,
-        hessians.get(group.input),
-        step.diagonals.get(group.input)!,
-        step.factorOptions(group.actorder),
-      );
-      const entry = { group, spec, loops: [] as (typeof recorded)[number]["loops"] };
-      recorded.push(entry);
-      spec.releaseScratch();
-      for (const index of group.members) {
-        const l = linears[index];
-        const plan = planGptqLoop(l.values, l.shape, spec.factor, l.args, step.quantizeOptions(l));
-        entry.loops.push({ index, plan, loop: recordColumnLoop(batch, plan.loop) });
-      }
-      // Runs nothing sooner on the whole, but lets the scratch go back to the pool.
-      batch.submit();
-    }
-    const host = await readMany(
-      recorded.flatMap((e) => [e.spec.status, ...e.loops.flatMap((x) => x.loop.readback)]),
-    );
-    const waveMs = performance.now() - t0;
-    const timings = {
-      prepareMs: step.prepareMs,
-      choleskyMs: 0,
-      inverseMs: 0,
-      quantizeMs: waveMs,
-      totalMs: step.prepareMs + waveMs,
-    };
-    let at = 0;
-    for (const e of recorded) {
-      const ok = (host[at++] as Uint32Array)[0] === 0;
-      for (const x of e.loops) {
-        const n = x.loop.readback.length;
-        if (ok) out[x.index] = gptqResult(x.plan, x.loop.finish(host.slice(at, at + n)), timings);
-        at += n;
-      }
-      if (!ok) failed.push(e.group);
-    }
-  } finally {
-    batch.submit();
-    for (const e of recorded) {
-      for (const x of e.loops) x.loop.destroy();
-      e.spec.status.destroy();
-      e.spec.factor.destroy();
-    }
-  }
-  // The rare failed first attempt: today's slow path, retries and fallback included.
-  for (const group of failed) {
-    const factor = await InverseHessianFactor.compute(
-      gpu,
-      hessians.get(group.input),
-      step.factorOptions(group.actorder),
-    );
-    try {
-      for (const index of group.members) {
-        const l = linears[index];
-        out[index] = await gptqQuantize(
-          gpu,
-          l.values,
-          l.shape,
-          factor,
-          l.args,
-          step.quantizeOptions(l),
-        );
-      }
-    } finally {
-      factor.destroy();
-    }
-  }
+      waveBytes: options.waveBytes,
+    },
+  );
 }
 
 /** Bytes of one row chunk of [W; Δ…] (and of its product with H) in {@link reconstructionErrors}. */

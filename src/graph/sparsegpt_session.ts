@@ -2,7 +2,9 @@
  * SparseGPTModifier as a layer modifier of the graph (§4.5): per decoder
  * layer, Hessians are accumulated on the GPU from the tapped inputs of the
  * pruned Linears (one per distinct input, as for GPTQ), and at the layer's
- * end every pruned weight goes through `sparsegptPrune`. The pruned weights
+ * end every pruned weight goes through `sparsegptPruneMany` (one factor per
+ * input, every factorization and loop of the layer read back together: two
+ * GPU round trips when nothing fails). The pruned weights
  * are the layer's forward weights, so the propagation forward (error
  * propagation, §4.11) sees the compressed layer.
  *
@@ -11,7 +13,10 @@
 
 import { from, last, mergeMap, type OperatorFunction } from "rxjs";
 import { LINEAR_INPUT_GROUPS, linearModuleName } from "../model/module_names.ts";
-import { sparsegptPrune } from "../modifiers/sparsegpt/sparsegpt_prune.ts";
+import {
+  sparsegptPruneMany,
+  type SparseGptWeight,
+} from "../modifiers/sparsegpt/sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import { LayerHessians } from "./gptq_weights.ts";
 import type {
@@ -81,18 +86,32 @@ class SparseGptSession implements LayerSession {
 
   async finish(): Promise<LayerResult> {
     const m = this.#plan.modifier;
-    const linears: LinearResult[] = [];
-    for (const { l, key } of this.#targets) {
+    const weights: SparseGptWeight[] = this.#targets.map(({ l, key }) => {
       const w = this.#env.weights.get(`${l.name}.weight`);
       if (w === undefined) throw new Error(`${l.name}.weight is not among the layer's weights`);
-      const r = await sparsegptPrune(this.#env.gpu, w, l.shape, this.#hessians!.get(key), {
-        sparsity: l.sparsity,
-        maskStructure: this.#plan.maskStructure,
-        blockSize: m.blockSize,
-        dampeningFrac: m.dampeningFrac ?? 0.01,
-        preserveSparsityMask: m.preserveSparsityMask,
-        where: l.name,
-      });
+      return {
+        input: key,
+        weight: w,
+        shape: l.shape,
+        options: {
+          sparsity: l.sparsity,
+          maskStructure: this.#plan.maskStructure,
+          preserveSparsityMask: m.preserveSparsityMask,
+          where: l.name,
+        },
+      };
+    });
+    // Every Linear of the layer in a few round trips: one factor per input
+    // (q/k/v share one, gate/up share one), the loops recorded behind it.
+    const results = await sparsegptPruneMany(
+      this.#env.gpu,
+      (key) => this.#hessians!.get(key),
+      weights,
+      { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 },
+    );
+    const linears: LinearResult[] = [];
+    this.#targets.forEach(({ l }, i) => {
+      const r = results[i];
       if (r.fellBackToMagnitude) {
         this.#env.emit({
           type: "warning",
@@ -111,7 +130,7 @@ class SparseGptSession implements LayerSession {
         forwardWeight: r.weight,
         metric: { error: r.loss, errorKind: "gptq_loss", seconds: r.timings.totalMs / 1000 },
       });
-    }
+    });
     return { linears, attention: [] };
   }
 

@@ -13,7 +13,9 @@ import { GpuTensor } from "../gpu/tensor.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
-import { gptqQuantize } from "../modifiers/gptq/gptq_quantize.ts";
+import { runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
+import { checkGptqWeight, gptqFactorLoopJob } from "../modifiers/gptq/gptq_quantize.ts";
+import { lcm } from "../modifiers/gptq/panel_matrix.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { qparamsOf } from "../quant/observers.ts";
@@ -136,11 +138,16 @@ export async function quantizeLmHead(
     }
     const args = scheme.weights;
     if (hessian !== null) {
-      const r = await gptqQuantize(model.gpu, values, plan.shape, hessian, args, {
-        blockSize: gptq!.blockSize,
-        dampeningFrac: gptq!.dampeningFrac,
-        where: plan.name,
-      });
+      // gptqQuantize's result in two round trips instead of five: the batched
+      // factor + loop step GPTQ layers use, here with one weight.
+      checkGptqWeight(values, plan.shape, hessian.columns, args, plan.name);
+      const { blockSize, dampeningFrac } = gptq!;
+      const [r] = await runFactorLoops(
+        model.gpu,
+        () => hessian,
+        [gptqFactorLoopJob("lm_head", values, plan.shape, args, { blockSize, where: plan.name })],
+        { factor: { dampeningFrac, rowAlign: lcm(128, blockSize) }, blockSize },
+      );
       return {
         module: plan.name,
         modifier,

@@ -195,3 +195,34 @@ export function randomSpd(n: number, seed: number, shift = 0.1): Float64Array {
   }
   return a;
 }
+
+/**
+ * Counts awaited GPU round trips while `fn` runs: a mapAsync started while
+ * no other map is pending (readMany maps all its buffers at once: one
+ * trip), and every onSubmittedWorkDone.
+ */
+export async function countRoundTrips<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; trips: number }> {
+  const buffer = GPUBuffer.prototype;
+  const queue = GPUQueue.prototype;
+  const mapAsync = buffer.mapAsync;
+  const workDone = queue.onSubmittedWorkDone;
+  let pending = 0;
+  let trips = 0;
+  buffer.mapAsync = function (this: GPUBuffer, ...a: Parameters<GPUBuffer["mapAsync"]>) {
+    if (pending === 0) trips++;
+    pending++;
+    return mapAsync.apply(this, a).finally(() => pending--);
+  };
+  queue.onSubmittedWorkDone = function (this: GPUQueue) {
+    trips++;
+    return workDone.apply(this);
+  };
+  try {
+    return { value: await fn(), trips };
+  } finally {
+    buffer.mapAsync = mapAsync;
+    queue.onSubmittedWorkDone = workDone;
+  }
+}

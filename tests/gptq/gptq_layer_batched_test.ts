@@ -23,7 +23,7 @@ import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_f
 import { lcm } from "../../src/modifiers/gptq/panel_matrix.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { canonicalActorder, parseQuantizationArgs } from "../../src/quant/args.ts";
-import { type SyntheticLayer, syntheticLayer, uploadMatrix } from "./_helpers.ts";
+import { countRoundTrips, type SyntheticLayer, syntheticLayer, uploadMatrix } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
@@ -114,35 +114,6 @@ function assertIdentical(actual: GptqResult[], expected: GptqResult[], names: st
     assert.equal(a.attempts, e.attempts, `${at}: attempts`);
     assert.equal(a.deadColumns, e.deadColumns, `${at}: deadColumns`);
   });
-}
-
-/**
- * Counts awaited GPU round trips while `fn` runs: a mapAsync started while
- * no other map is pending (readMany maps all its buffers at once: one
- * trip), and every onSubmittedWorkDone.
- */
-async function countRoundTrips<T>(fn: () => Promise<T>): Promise<{ value: T; trips: number }> {
-  const buffer = GPUBuffer.prototype;
-  const queue = GPUQueue.prototype;
-  const mapAsync = buffer.mapAsync;
-  const workDone = queue.onSubmittedWorkDone;
-  let pending = 0;
-  let trips = 0;
-  buffer.mapAsync = function (this: GPUBuffer, ...a: Parameters<GPUBuffer["mapAsync"]>) {
-    if (pending === 0) trips++;
-    pending++;
-    return mapAsync.apply(this, a).finally(() => pending--);
-  };
-  queue.onSubmittedWorkDone = function (this: GPUQueue) {
-    trips++;
-    return workDone.apply(this);
-  };
-  try {
-    return { value: await fn(), trips };
-  } finally {
-    buffer.mapAsync = mapAsync;
-    queue.onSubmittedWorkDone = workDone;
-  }
 }
 
 /** Three inputs, five factor keys, seven Linears. */

@@ -11,6 +11,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
 import { type ColumnLoopInput, type ColumnLoopOutput, runColumnLoop } from "./column_loop.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
+import type { FactorLoopJob } from "./factor_loops.ts";
 import { checkGptqArgs, type GptqQParams, gptqQParams } from "./gptq_qparams.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
 import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
@@ -309,5 +310,67 @@ export function gptqResult(
     attempts: factor.attempts,
     deadColumns: dead,
     timings,
+  };
+}
+
+/**
+ * One weight's GPTQ as a job of `runFactorLoops` (src/modifiers/gptq/factor_loops.ts):
+ * on whatever factor of its Hessian the step hands it, {@link planGptqLoop}
+ * prepares the loop and {@link gptqResult} builds the result, so the
+ * weight comes out bit-identical to {@link gptqQuantize} on the factor
+ * `InverseHessianFactor.compute` gives. Validate the weight first
+ * ({@link checkGptqWeight}).
+ *
+ * @param input the key of the Hessian the weight reads
+ * @param weight the weight, row-major [rows, cols]
+ * @param shape [rows, cols]
+ * @param args the weight's quantization args (actorder picks the factor's column order)
+ * @param options block size, global scale, chunk bound, module name
+ * @returns the job
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * import { runFactorLoops } from "./factor_loops.ts";
+ * import { gptqFactorLoopJob } from "./gptq_quantize.ts";
+ * import { HessianAccumulator } from "./hessian_accumulator.ts";
+ * const gpu = await getGpu();
+ * const h = HessianAccumulator.create(gpu, 8); // all zero: every column dead
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const w = new Float32Array(32).map((_, i) => Math.cos(i));
+ * const [r] = await runFactorLoops(gpu, () => h, [gptqFactorLoopJob("x", w, [4, 8], args, { blockSize: 8 })], {
+ *   factor: { dampeningFrac: 0.01 },
+ *   blockSize: 8,
+ * });
+ * console.assert(r.deadColumns === 8 && r.attempts === 1);
+ * h.destroy();
+ * ```
+ */
+export function gptqFactorLoopJob(
+  input: string,
+  weight: Float32Array,
+  shape: readonly [number, number],
+  args: QuantizationArgs,
+  options: Pick<GptqOptions, "blockSize" | "globalScale" | "where" | "maxChunkBytes"> = {},
+): FactorLoopJob<GptqResult> {
+  return {
+    input,
+    actorder: canonicalActorder(args.actorder) !== null,
+    shape,
+    prepare: (factor) => {
+      const plan = planGptqLoop(weight, shape, factor, args, options);
+      return {
+        loop: plan.loop,
+        finish: (loop, t) =>
+          gptqResult(plan, loop, {
+            prepareMs: t.prepareMs,
+            choleskyMs: t.choleskyMs,
+            inverseMs: t.inverseMs,
+            quantizeMs: t.loopMs,
+            totalMs: t.totalMs,
+          }),
+      };
+    },
   };
 }

@@ -29,7 +29,7 @@
  * a caller's batch from an already-read diagonal, with no wait: the status
  * is sticky, so one read after the batch (together with the results of
  * whatever used the factor) tells whether to keep it or fall back to
- * `compute` (see src/graph/gptq_weights.ts).
+ * `compute` (see src/modifiers/gptq/factor_loops.ts).
  *
  * @module
  */

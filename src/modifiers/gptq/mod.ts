@@ -45,7 +45,16 @@ export {
   type SpeculativeFactor,
 } from "./inverse_hessian_factor.ts";
 export {
+  FACTOR_LOOP_WAVE_BYTES,
+  type FactorLoopJob,
+  type FactorLoopOptions,
+  type FactorLoopTimings,
+  type PreparedFactorLoop,
+  runFactorLoops,
+} from "./factor_loops.ts";
+export {
   checkGptqWeight,
+  gptqFactorLoopJob,
   type GptqLoopPlan,
   type GptqOptions,
   gptqQuantize,

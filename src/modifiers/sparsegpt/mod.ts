@@ -26,7 +26,15 @@
 
 export { SparseGptConfigError } from "./errors.ts";
 export { type MaskStructure, parseMaskStructure } from "./mask_structure.ts";
-export { type SparseGptOptions, sparsegptPrune, type SparseGptResult } from "./sparsegpt_prune.ts";
+export {
+  type SparseGptManyOptions,
+  type SparseGptOptions,
+  sparsegptPrune,
+  sparsegptPruneMany,
+  type SparseGptResult,
+  type SparseGptWeight,
+  type SparseGptWeightOptions,
+} from "./sparsegpt_prune.ts";
 export {
   sparsegptReference,
   type SparseGptReferenceOptions,

@@ -16,9 +16,15 @@
 
 import type { Gpu } from "../../gpu/device.ts";
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
-import { type ColumnPruning, runColumnLoop } from "../gptq/column_loop.ts";
+import {
+  type ColumnLoopInput,
+  type ColumnLoopOutput,
+  type ColumnPruning,
+  runColumnLoop,
+} from "../gptq/column_loop.ts";
 import { GptqShapeError } from "../gptq/errors.ts";
-import { gptqQParams } from "../gptq/gptq_qparams.ts";
+import { type FactorLoopJob, runFactorLoops } from "../gptq/factor_loops.ts";
+import { type GptqQParams, gptqQParams } from "../gptq/gptq_qparams.ts";
 import { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
 import { InverseHessianFactor } from "../gptq/inverse_hessian_factor.ts";
 import { lcm } from "../gptq/panel_matrix.ts";
@@ -114,12 +120,183 @@ export async function sparsegptPrune(
   options: SparseGptOptions,
 ): Promise<SparseGptResult> {
   const t0 = performance.now();
+  const size = source instanceof HessianAccumulator ? source.columns : source.size;
+  const plan = planSparseGpt(weight, shape, size, options);
+  const factor = source instanceof HessianAccumulator
+    ? await InverseHessianFactor.compute(gpu, source, {
+      dampeningFrac: options.dampeningFrac,
+      maxRetries: options.maxRetries,
+      rowAlign: lcm(128, plan.blockSize),
+      maxPanelBytes: options.maxPanelBytes,
+    })
+    : source;
+  try {
+    if (factor.perm !== null) {
+      throw new SparseGptConfigError(
+        `${plan.where}: the factor was computed with activation ordering`,
+      );
+    }
+    const tf = performance.now();
+    const loop = await runColumnLoop(gpu, sparseGptLoop(plan, factor));
+    return sparseGptResult(plan, factor, loop, {
+      factorMs: factor === source ? 0 : factor.timings.totalMs,
+      pruneMs: performance.now() - tf,
+      totalMs: performance.now() - t0,
+    });
+  } finally {
+    if (factor !== source) factor.destroy();
+  }
+}
+
+/** Per-weight options of {@link sparsegptPruneMany}. */
+export type SparseGptWeightOptions = Pick<
+  SparseGptOptions,
+  | "sparsity"
+  | "maskStructure"
+  | "preserveSparsityMask"
+  | "quantization"
+  | "globalScale"
+  | "where"
+  | "maxChunkBytes"
+>;
+
+/** One weight of {@link sparsegptPruneMany}. */
+export interface SparseGptWeight {
+  /** The key of the Hessian its inputs were accumulated in. */
+  readonly input: string;
+  /** Row-major [rows, cols]. */
+  readonly weight: Float32Array;
+  /** [rows, cols]. */
+  readonly shape: readonly [number, number];
+  /** Sparsity, mask structure, preservation, quantization, module name. */
+  readonly options: SparseGptWeightOptions;
+}
+
+/** Options shared by every weight of {@link sparsegptPruneMany}. */
+export interface SparseGptManyOptions
+  extends Pick<SparseGptOptions, "blockSize" | "dampeningFrac" | "maxRetries" | "maxPanelBytes"> {
+  /**
+   * Bound on the GPU bytes (factors and weight chunks) one wave records
+   * before it submits and reads back (default `FACTOR_LOOP_WAVE_BYTES`,
+   * 256 MiB; a wave always holds at least one factor).
+   */
+  readonly waveBytes?: number;
+}
+
+/**
+ * Prunes several weights with SparseGPT in few GPU round trips, e.g. a
+ * decoder layer's Linears: every weight is validated first (nothing runs
+ * on the GPU if one is refused), then the batched factor + column loop
+ * step shared with GPTQ (`runFactorLoops`, src/modifiers/gptq/factor_loops.ts)
+ * reads every Hessian's diagonal in one round trip, factors each Hessian
+ * once (weights reading one input share its factor) speculatively and runs
+ * every weight's loop after it, reading all statuses and weights back in
+ * one round trip per wave. A Hessian whose first factorization attempt
+ * fails takes {@link sparsegptPrune}'s path: retries with more dampening,
+ * then magnitude pruning (U = I).
+ *
+ * Each result is bit-identical to {@link sparsegptPrune} on the factor
+ * `InverseHessianFactor.compute` gives for its Hessian (or on the Hessian
+ * itself). Timings of a weight pruned in a wave: `factorMs` is the
+ * diagonals' round trip, `pruneMs` the wall time of its whole wave (all
+ * its factorizations and loops), `totalMs` the sum; on the slow path
+ * `factorMs` is the factor's phases and `totalMs` adds the weight's loop.
+ *
+ * @param gpu the device
+ * @param hessian the accumulator of an input key
+ * @param weights the weights with their input keys and options
+ * @param options block size, dampening, retries, panel bound, wave budget
+ * @returns one result per weight, in order
+ * @throws {SparseGptConfigError} for a bad sparsity / structure, a preserved
+ *   mask sparser than the target, or activation ordering (before any GPU work)
+ * @throws {GptqShapeError} when a weight and its Hessian disagree (before any GPU work)
+ * @throws {GptqConfigError} for unsupported quantization args (before any GPU
+ *   work) or a block size the column loop cannot use
+ *
+ * @example
+ * ```ts
+ * import { CommandBatch } from "../../gpu/batch.ts";
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
+ * import { sparsegptPruneMany } from "./sparsegpt_prune.ts";
+ * const gpu = await getGpu();
+ * const h = HessianAccumulator.create(gpu, 16);
+ * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, new Float32Array(16 * 16).map(Math.random), [16, 16]), 1);
+ * const w = () => new Float32Array(8 * 16).map(() => Math.random() - 0.5);
+ * const [a, b] = await sparsegptPruneMany(gpu, () => h, [
+ *   { input: "x", weight: w(), shape: [8, 16], options: { sparsity: 0.5, maskStructure: "2:4" } },
+ *   { input: "x", weight: w(), shape: [8, 16], options: { sparsity: 0.25 } },
+ * ], { blockSize: 16 });
+ * console.assert(a.sparsity >= 0.5 && b.sparsity >= 0.25);
+ * h.destroy();
+ * ```
+ */
+export async function sparsegptPruneMany(
+  gpu: Gpu,
+  hessian: (input: string) => HessianAccumulator,
+  weights: readonly SparseGptWeight[],
+  options: SparseGptManyOptions = {},
+): Promise<SparseGptResult[]> {
+  const blockSize = options.blockSize ?? 128;
+  const plans = weights.map((w) =>
+    planSparseGpt(w.weight, w.shape, hessian(w.input).columns, { ...w.options, blockSize })
+  );
+  return await runFactorLoops(
+    gpu,
+    hessian,
+    weights.map((w, i): FactorLoopJob<SparseGptResult> => ({
+      input: w.input,
+      actorder: false,
+      shape: w.shape,
+      prepare: (factor) => ({
+        loop: sparseGptLoop(plans[i], factor),
+        finish: (loop, t) =>
+          sparseGptResult(plans[i], factor, loop, {
+            factorMs: t.prepareMs + t.choleskyMs + t.inverseMs,
+            pruneMs: t.loopMs,
+            totalMs: t.totalMs,
+          }),
+      }),
+    })),
+    {
+      // As sparsegptPrune computes the factor.
+      factor: {
+        dampeningFrac: options.dampeningFrac,
+        maxRetries: options.maxRetries,
+        rowAlign: lcm(128, blockSize),
+        maxPanelBytes: options.maxPanelBytes,
+      },
+      blockSize,
+      waveBytes: options.waveBytes,
+    },
+  );
+}
+
+/** What {@link planSparseGpt} decides on the host before any GPU work. */
+interface SparseGptPlan {
+  readonly where: string;
+  readonly weight: Float32Array;
+  readonly shape: readonly [number, number];
+  readonly blockSize: number;
+  readonly pruning: ColumnPruning;
+  /** Qparams fixed from the unmodified weight, when quantizing. */
+  readonly qp: GptqQParams | null;
+  readonly maxChunkBytes: number | undefined;
+}
+
+/** Checks a weight against its Hessian's column count and the options; fixes the qparams. */
+function planSparseGpt(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  columns: number,
+  options: SparseGptOptions,
+): SparseGptPlan {
   const where = options.where ?? "weight";
   const [rows, cols] = shape;
-  const size = source instanceof HessianAccumulator ? source.columns : source.size;
-  if (size !== cols || weight.length !== rows * cols) {
+  if (columns !== cols || weight.length !== rows * cols) {
     throw new GptqShapeError(
-      `${where}: weight [${rows}, ${cols}] (${weight.length} values) with a Hessian of ${size} columns`,
+      `${where}: weight [${rows}, ${cols}] (${weight.length} values) with a Hessian of ${columns} columns`,
     );
   }
   const structure = parseMaskStructure(options.maskStructure ?? "0:0");
@@ -142,64 +319,64 @@ export async function sparsegptPrune(
   if (quant && canonicalActorder(quant.actorder) !== null) {
     throw new SparseGptConfigError(`${where}: SparseGPT does not apply activation ordering`);
   }
-  const blockSize = options.blockSize ?? 128;
-  const factor = source instanceof HessianAccumulator
-    ? await InverseHessianFactor.compute(gpu, source, {
-      dampeningFrac: options.dampeningFrac,
-      maxRetries: options.maxRetries,
-      rowAlign: lcm(128, blockSize),
-      maxPanelBytes: options.maxPanelBytes,
-    })
-    : source;
-  try {
-    if (factor.perm !== null) {
-      throw new SparseGptConfigError(`${where}: the factor was computed with activation ordering`);
-    }
-    const tf = performance.now();
-    const qp = quant
-      ? gptqQParams(weight, shape, quant, null, { globalScale: options.globalScale, where })
-      : null;
-    const pruning: ColumnPruning = structure.kind === "unstructured"
+  return {
+    where,
+    weight,
+    shape,
+    blockSize: options.blockSize ?? 128,
+    pruning: structure.kind === "unstructured"
       ? { kind: "unstructured", sparsity, preserve }
-      : { kind: "n:m", n: structure.n, m: structure.m, preserve };
-    const loop = await runColumnLoop(gpu, {
-      weight,
-      shape,
-      factor,
-      blockSize,
-      pruning,
-      quantization: qp?.columns,
-      maxChunkBytes: options.maxChunkBytes,
-    });
-    let zeros = 0;
-    for (const v of loop.weight) if (v === 0) zeros++;
-    let dead = 0;
-    for (const d of factor.dead) dead += d;
-    return {
-      weight: loop.weight,
-      sparsity: zeros / loop.weight.length,
-      loss: loop.loss,
-      fellBackToMagnitude: factor.fellBack,
-      dampeningUsed: factor.dampeningFrac,
-      attempts: factor.attempts,
-      deadColumns: dead,
-      ...(qp
-        ? {
-          quantization: {
-            scale: qp.scale,
-            zeroPoint: qp.zeroPoint,
-            qparamShape: qp.qparamShape,
-            ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
-          },
-        }
-        : {}),
-      timings: {
-        factorMs: factor === source ? 0 : factor.timings.totalMs,
-        pruneMs: performance.now() - tf,
-        totalMs: performance.now() - t0,
-      },
-    };
-  } finally {
-    if (factor !== source) factor.destroy();
-  }
+      : { kind: "n:m", n: structure.n, m: structure.m, preserve },
+    qp: quant
+      ? gptqQParams(weight, shape, quant, null, { globalScale: options.globalScale, where })
+      : null,
+    maxChunkBytes: options.maxChunkBytes,
+  };
+}
+
+/** The column loop's input: prune (and fake-quantize) on `factor`. */
+function sparseGptLoop(plan: SparseGptPlan, factor: InverseHessianFactor): ColumnLoopInput {
+  return {
+    weight: plan.weight,
+    shape: plan.shape,
+    factor,
+    blockSize: plan.blockSize,
+    pruning: plan.pruning,
+    quantization: plan.qp?.columns,
+    maxChunkBytes: plan.maxChunkBytes,
+  };
+}
+
+/** The result of a plan whose loop ran on `factor`. */
+function sparseGptResult(
+  plan: SparseGptPlan,
+  factor: InverseHessianFactor,
+  loop: ColumnLoopOutput,
+  timings: SparseGptResult["timings"],
+): SparseGptResult {
+  const qp = plan.qp;
+  let zeros = 0;
+  for (const v of loop.weight) if (v === 0) zeros++;
+  let dead = 0;
+  for (const d of factor.dead) dead += d;
+  return {
+    weight: loop.weight,
+    sparsity: zeros / loop.weight.length,
+    loss: loop.loss,
+    fellBackToMagnitude: factor.fellBack,
+    dampeningUsed: factor.dampeningFrac,
+    attempts: factor.attempts,
+    deadColumns: dead,
+    ...(qp
+      ? {
+        quantization: {
+          scale: qp.scale,
+          zeroPoint: qp.zeroPoint,
+          qparamShape: qp.qparamShape,
+          ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
+        },
+      }
+      : {}),
+    timings,
+  };
 }
