@@ -20,6 +20,19 @@ import { DecoderModelError } from "./model_error.ts";
 /** The largest head_dim `attention_causal.wgsl` handles (its MAX_HEAD_DIM). */
 export const MAX_HEAD_DIM = 256;
 
+/** Most query states (positions × heads) one attention invocation owns (the kernel's MAX_STATES). */
+const MAX_ATTENTION_STATES = 16;
+/** Most vec4s of q (and of accumulators) one attention invocation owns (its MAX_STATE_VEC4). */
+const MAX_ATTENTION_STATE_VEC4 = 64;
+/**
+ * The vec4s of state `attentionTiling` gives one invocation on a software
+ * adapter: up to 32 Mesa's NIR unrolled every state loop on llvmpipe; at 64
+ * some stayed loops and the states went to memory (up to 5.7x slower).
+ */
+const SOFTWARE_STATE_VEC4 = 32;
+/** f32 lanes of llvmpipe's SIMD (256-bit); the lanes `attentionTiling` tries to keep busy. */
+const SOFTWARE_LANES = 8;
+
 /** Shapes of one attention call. */
 export interface AttentionShape {
   /** Sequences in the batch. */
@@ -36,11 +49,90 @@ export interface AttentionShape {
   window: number | null;
 }
 
+/**
+ * How `attention` maps queries to invocations (the override constants of
+ * `attention_causal.wgsl`): each invocation owns `queries` consecutive
+ * positions of `group` query heads that share a KV head, and every K/V row it
+ * loads serves all `queries · group` of them.
+ */
+export interface AttentionTiling {
+  /** Consecutive query positions per invocation (≥ 1). */
+  queries: number;
+  /** Query heads sharing one KV head per invocation; divides heads / kvHeads. */
+  group: number;
+  /**
+   * Whether neighbouring invocations take neighbouring (sequence, head group)s
+   * at the same positions, rather than neighbouring positions of one head.
+   */
+  headsInLanes: boolean;
+}
+
+/** How `rmsnorm` lays rows out over invocations (the entry points of `rmsnorm.wgsl`). */
+export type RmsnormLayout = "workgroup_per_row" | "row_per_invocation";
+
+/**
+ * The attention tiling for a device: one query per invocation on real GPUs,
+ * where neighbouring lanes reading the same K/V row keep it in cache; on a
+ * software adapter as many states per invocation as stay in registers (KV-head
+ * groups first, then positions), and heads in lanes where that leaves fewer
+ * SIMD lanes idle than positions in lanes would (those lanes loop until the
+ * last one's position). See the header of `kernels/attention_causal.wgsl`.
+ *
+ * @param shape the attention call
+ * @param software whether the adapter is a software one (`gpu.isFallback`)
+ * @returns the tiling `attention` uses by default
+ * @example
+ * ```ts
+ * import { attentionTiling } from "./model_ops.ts";
+ * const shape = { sequences: 16, seqLen: 256, heads: 8, kvHeads: 4, headDim: 8, window: null };
+ * console.assert(attentionTiling(shape, false).queries === 1);
+ * console.assert(attentionTiling(shape, true).group === 2);
+ * ```
+ */
+export function attentionTiling(shape: AttentionShape, software: boolean): AttentionTiling {
+  if (!software) return { queries: 1, group: 1, headsInLanes: false };
+  const vec4s = shape.headDim / 4;
+  const perKvHead = shape.heads / shape.kvHeads;
+  let group = 1;
+  for (let g = 2; g <= Math.min(perKvHead, MAX_ATTENTION_STATES); g++) {
+    if (perKvHead % g === 0 && g * vec4s <= SOFTWARE_STATE_VEC4) group = g;
+  }
+  let queries = 1;
+  while (
+    2 * queries * group <= MAX_ATTENTION_STATES &&
+    2 * queries * group * vec4s <= SOFTWARE_STATE_VEC4 &&
+    2 * queries <= shape.seqLen
+  ) queries *= 2;
+  // Idle lanes as a fraction: heads in lanes leave the last SIMD group part
+  // empty; positions in lanes make each lane wait ~3.5 · queries keys for the last.
+  const lanes = (shape.sequences * shape.heads) / group;
+  const headsIdle = 1 - lanes / (SOFTWARE_LANES * Math.ceil(lanes / SOFTWARE_LANES));
+  const keys = Math.min(shape.window ?? Infinity, (shape.seqLen + 1) / 2);
+  const wait = ((SOFTWARE_LANES - 1) / 2) * queries;
+  const positionsIdle = wait / (keys + wait);
+  return { queries, group, headsInLanes: headsIdle < positionsIdle };
+}
+
 const NO_WINDOW = 0xffffffff;
 const ATTENTION = "attention_causal.wgsl";
+const RMSNORM = "rmsnorm.wgsl";
+const SILU_MUL = "silu_mul.wgsl";
+const ROPE = "rope.wgsl";
 
-function attentionOptions(headDim: number) {
-  return { constants: { HEAD_DIM: headDim } };
+function attentionOptions(headDim: number, tiling: AttentionTiling) {
+  return {
+    constants: {
+      HEAD_DIM: headDim,
+      QUERIES: tiling.queries,
+      GROUP: tiling.group,
+      HEADS_IN_LANES: tiling.headsInLanes ? 1 : 0,
+    },
+  };
+}
+
+function rmsnormEntryPoint(layout: RmsnormLayout, cols: number): string {
+  if (layout === "workgroup_per_row") return "main";
+  return cols % 4 === 0 ? "row_per_invocation_vec4" : "row_per_invocation";
 }
 
 function u32s(...values: number[]): { uniform: Uint32Array } {
@@ -70,7 +162,6 @@ export class ModelOps {
     readonly gpu: Gpu,
     private readonly pipelines: {
       embeddingGather: GPUComputePipeline;
-      rmsnorm: GPUComputePipeline;
       rope: GPUComputePipeline;
       siluMul: GPUComputePipeline;
       logSoftmaxNll: GPUComputePipeline;
@@ -80,8 +171,9 @@ export class ModelOps {
 
   /**
    * Compiles (or fetches from the runtime's cache) every model kernel.
-   * Attention is specialised per head size; sizes not listed here compile
-   * on first use.
+   * Attention is specialised per head size (and, on a software adapter, per
+   * tiling, which depends on the call's shape); what is not compiled here
+   * compiles on first use.
    *
    * @param gpu the device
    * @param headDims head sizes to compile attention for now
@@ -94,20 +186,30 @@ export class ModelOps {
    * ```
    */
   static async load(gpu: Gpu, headDims: readonly number[] = []): Promise<ModelOps> {
-    const [embeddingGather, rmsnorm, rope, siluMul, logSoftmaxNll, copyColumns] = await Promise.all(
-      [
+    const rmsnormEntryPoints = gpu.isFallback
+      ? ["row_per_invocation", "row_per_invocation_vec4"]
+      : ["main"];
+    // The hardware tiling does not depend on the shape; a software one does.
+    const hardware: AttentionTiling = { queries: 1, group: 1, headsInLanes: false };
+    const attentionHeadDims = gpu.isFallback ? [] : headDims;
+    const [[embeddingGather, rope, siluMul, logSoftmaxNll, copyColumns]] = await Promise.all([
+      Promise.all([
         loadKernel(gpu, "embedding_gather.wgsl"),
-        loadKernel(gpu, "rmsnorm.wgsl"),
-        loadKernel(gpu, "rope.wgsl"),
-        loadKernel(gpu, "silu_mul.wgsl"),
+        loadKernel(gpu, ROPE),
+        loadKernel(gpu, SILU_MUL),
         loadKernel(gpu, "log_softmax_nll.wgsl"),
         loadKernel(gpu, "copy_columns.wgsl"),
-        ...headDims.map((d) => loadKernel(gpu, ATTENTION, attentionOptions(d))),
-      ],
-    );
+      ]),
+      // Fetched later through kernelSync, which finds them in the cache.
+      Promise.all([
+        loadKernel(gpu, ROPE, { entryPoint: "vec4s" }),
+        loadKernel(gpu, SILU_MUL, { entryPoint: "vec4s" }),
+        ...rmsnormEntryPoints.map((entryPoint) => loadKernel(gpu, RMSNORM, { entryPoint })),
+        ...attentionHeadDims.map((d) => loadKernel(gpu, ATTENTION, attentionOptions(d, hardware))),
+      ]),
+    ]);
     return new ModelOps(gpu, {
       embeddingGather,
-      rmsnorm,
       rope,
       siluMul,
       logSoftmaxNll,
@@ -153,13 +255,22 @@ export class ModelOps {
    * @param x [rows, cols] (any shape whose last dimension is `weight`'s length)
    * @param weight [cols]
    * @param eps the config's rms_norm_eps
+   * @param layout one invocation per row (the default on a software adapter,
+   *   where workgroup barriers are slow) or one workgroup per row (the default
+   *   on real GPUs, where its reads coalesce); both compute the same norm
    * @returns a new tensor shaped like x
    * @example
    * ```ts ignore
    * const xn = ops.rmsnorm(batch, x, inputLayernorm, config.rmsNormEps);
    * ```
    */
-  rmsnorm(batch: CommandBatch, x: GpuTensor, weight: GpuTensor, eps: number): GpuTensor {
+  rmsnorm(
+    batch: CommandBatch,
+    x: GpuTensor,
+    weight: GpuTensor,
+    eps: number,
+    layout: RmsnormLayout = this.gpu.isFallback ? "row_per_invocation" : "workgroup_per_row",
+  ): GpuTensor {
     const cols = weight.numel;
     const rows = x.numel / cols;
     if (!Number.isInteger(rows)) {
@@ -169,11 +280,12 @@ export class ModelOps {
     const params = new ArrayBuffer(16);
     new Uint32Array(params, 0, 2).set([rows, cols]);
     new Float32Array(params, 8, 1)[0] = eps;
+    const entryPoint = rmsnormEntryPoint(layout, cols);
     batch.dispatch(
-      this.pipelines.rmsnorm,
+      kernelSync(this.gpu, RMSNORM, { entryPoint }),
       [x, weight, y, { uniform: new Uint8Array(params) }],
-      foldWorkgroups(this.gpu, rows),
-      "rmsnorm",
+      foldWorkgroups(this.gpu, layout === "workgroup_per_row" ? rows : workgroupsFor(rows, 64)),
+      `rmsnorm:${entryPoint}`,
     );
     return y;
   }
@@ -203,11 +315,12 @@ export class ModelOps {
     const half = headDim / 2;
     const seqLen = cos.numel / half;
     const rows = x.numel / (heads * headDim);
+    const vec4s = half % 4 === 0;
     batch.dispatch(
-      this.pipelines.rope,
+      vec4s ? kernelSync(this.gpu, ROPE, { entryPoint: "vec4s" }) : this.pipelines.rope,
       [x, cos, sin, u32s(rows, seqLen, heads, headDim)],
-      foldWorkgroups(this.gpu, workgroupsFor(rows * heads * half, 64)),
-      "rope",
+      foldWorkgroups(this.gpu, workgroupsFor((rows * heads * half) / (vec4s ? 4 : 1), 64)),
+      vec4s ? "rope:vec4s" : "rope",
     );
   }
 
@@ -221,7 +334,12 @@ export class ModelOps {
    * @param k post-RoPE keys, [sequences · seqLen, kvHeads · headDim]
    * @param v values, [sequences · seqLen, kvHeads · headDim]
    * @param shape the sizes and window
+   * @param tiling how queries map to invocations; by default
+   *   {@link attentionTiling} for this device. Every valid tiling computes
+   *   the same attention.
    * @returns the attention output, [sequences · seqLen, heads · headDim]
+   * @throws {DecoderModelError} for an unsupported head_dim, a tiling that
+   *   does not fit the shape or the kernel, or a grid beyond the device's limits
    * @example
    * ```ts ignore
    * const att = ops.attention(batch, q, k, v, {
@@ -235,6 +353,7 @@ export class ModelOps {
     k: GpuTensor,
     v: GpuTensor,
     shape: AttentionShape,
+    tiling: AttentionTiling = attentionTiling(shape, this.gpu.isFallback),
   ): GpuTensor {
     const { sequences, seqLen, heads, kvHeads, headDim } = shape;
     if (headDim > MAX_HEAD_DIM || headDim % 4 !== 0) {
@@ -242,21 +361,39 @@ export class ModelOps {
         `head_dim ${headDim}: attention_causal.wgsl needs a multiple of 4 up to ${MAX_HEAD_DIM}`,
       );
     }
-    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
-    if (seqLen > max || sequences > max) {
+    const { queries, group } = tiling;
+    if (
+      !Number.isInteger(queries) || queries < 1 || !Number.isInteger(group) || group < 1 ||
+      (heads / kvHeads) % group !== 0 || queries * group > MAX_ATTENTION_STATES ||
+      (queries * group * headDim) / 4 > MAX_ATTENTION_STATE_VEC4
+    ) {
       throw new DecoderModelError(
-        `attention over ${sequences} sequences of ${seqLen} tokens exceeds this device's ` +
-          `${max} workgroups per dimension`,
+        `attention tiling ${JSON.stringify(tiling)} does not fit ${heads} heads over ` +
+          `${kvHeads} KV heads of ${headDim}: group must divide heads / kvHeads, ` +
+          `queries · group ≤ ${MAX_ATTENTION_STATES} and queries · group · headDim / 4 ≤ ` +
+          `${MAX_ATTENTION_STATE_VEC4}`,
+      );
+    }
+    const lanes = (sequences * heads) / group;
+    const grid: [number, number, number] = tiling.headsInLanes
+      ? [Math.ceil(lanes / 64), Math.ceil(seqLen / queries), 1]
+      : [Math.ceil(seqLen / (64 * queries)), heads / group, sequences];
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (grid.some((n) => n > max)) {
+      throw new DecoderModelError(
+        `attention over ${sequences} sequences of ${seqLen} tokens needs workgroups ` +
+          `[${grid}], beyond this device's ${max} per dimension`,
       );
     }
     const out = GpuTensor.allocate(this.gpu, [sequences * seqLen, heads * headDim]);
     const params = new ArrayBuffer(32);
     new Uint32Array(params, 0, 5).set([seqLen, heads, kvHeads, headDim, shape.window ?? NO_WINDOW]);
     new Float32Array(params, 20, 1)[0] = 1 / Math.sqrt(headDim);
+    new Uint32Array(params, 24, 1)[0] = sequences;
     batch.dispatch(
-      kernelSync(this.gpu, ATTENTION, attentionOptions(headDim)),
+      kernelSync(this.gpu, ATTENTION, attentionOptions(headDim, tiling)),
       [q, k, v, out, { uniform: new Uint8Array(params) }],
-      [Math.ceil(seqLen / 64), heads, sequences],
+      grid,
       "attention_causal",
     );
     return out;
@@ -276,11 +413,13 @@ export class ModelOps {
    */
   siluMul(batch: CommandBatch, gate: GpuTensor, up: GpuTensor): GpuTensor {
     const out = GpuTensor.allocate(this.gpu, [...gate.shape]);
+    const n = gate.numel;
+    const vec4s = n % 4 === 0;
     batch.dispatch(
-      this.pipelines.siluMul,
-      [gate, up, out, u32s(gate.numel, 0, 0, 0)],
-      foldWorkgroups(this.gpu, workgroupsFor(gate.numel, 64)),
-      "silu_mul",
+      vec4s ? kernelSync(this.gpu, SILU_MUL, { entryPoint: "vec4s" }) : this.pipelines.siluMul,
+      [gate, up, out, u32s(n, 0, 0, 0)],
+      foldWorkgroups(this.gpu, workgroupsFor(vec4s ? n / 4 : n, 64)),
+      vec4s ? "silu_mul:vec4s" : "silu_mul",
     );
     return out;
   }
