@@ -8,7 +8,10 @@ import { CommandBatch } from "../../src/gpu/batch.ts";
 import { getGpu } from "../../src/gpu/device.ts";
 import { GpuTensor } from "../../src/gpu/tensor.ts";
 import { GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
+import {
+  HessianAccumulator,
+  hessianTokenChunk,
+} from "../../src/modifiers/gptq/hessian_accumulator.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { gaussian } from "./_helpers.ts";
 
@@ -57,6 +60,16 @@ Deno.test("running average over batches of different sizes and sequence counts",
   assertClose(got, ref);
   // H is symmetric and its diagonal positive.
   for (let i = 0; i < 96; i++) assert.ok(got[i * 96 + i] > 0);
+});
+
+Deno.test("batches longer than a token chunk: narrow and wide inputs", async () => {
+  // 64 columns: chunks of 2048 tokens; 776 columns: chunks of 256.
+  assert.equal(hessianTokenChunk(64), 2048);
+  assert.equal(hessianTokenChunk(776), 256);
+  const narrow = await run(64, [[4500, 3], [2100, 1]]);
+  assertClose(narrow.got, narrow.ref);
+  const wide = await run(776, [[600, 2], [300, 1]]);
+  assertClose(wide.got, wide.ref);
 });
 
 Deno.test("a width that is a multiple of 4 but not of 8 keeps padding out of H", async () => {

@@ -28,8 +28,25 @@ import { recordAtBUpdate } from "./matmul_at_b_update.ts";
 import { PanelMatrix, type PanelMatrixOptions, roundUp } from "./panel_matrix.ts";
 import { recordMirrorLower } from "./panel_ops.ts";
 
-/** Tokens per update dispatch. */
-const TOKEN_CHUNK = 256;
+/**
+ * Tokens per update dispatch for inputs of `cols` columns: sums over a
+ * token chunk of about 192 Ki values (768 KiB) keep the operands in cache,
+ * and narrow inputs take longer chunks so each dispatch has work enough to
+ * outweigh its cost. Measured on llvmpipe, one 4096-token update: 64 columns
+ * 3.9 ms at 256 tokens vs 3.0 at 2048; 176 columns 10.3 vs 7.0 at 1024; 768
+ * columns 141 ms at 256 vs 148 at 1024 and 176 at 4096.
+ *
+ * @param cols the input's columns
+ * @returns a power of two, at least 256
+ * @example
+ * ```ts
+ * import { hessianTokenChunk } from "./hessian_accumulator.ts";
+ * console.assert(hessianTokenChunk(64) === 2048 && hessianTokenChunk(4096) === 256);
+ * ```
+ */
+export function hessianTokenChunk(cols: number): number {
+  return Math.max(256, 2 ** Math.floor(Math.log2((192 * 1024) / cols)));
+}
 
 /**
  * The running Hessian of one Linear's input (or of several Linears that
@@ -198,13 +215,13 @@ export class HessianAccumulator {
       const r0 = m.panelStart(q);
       const r1 = Math.min(m.panelEnd(q), span);
       if (r1 <= r0) break;
-      // Sums of TOKEN_CHUNK tokens keep the operands in cache (measured 1.5×
-      // faster on llvmpipe than one long sum); only the first one rescales H.
-      for (let t0 = 0; t0 < tokens; t0 += TOKEN_CHUNK) {
+      // Chunked sums (see hessianTokenChunk); only the first one rescales H.
+      const chunk = hessianTokenChunk(cols);
+      for (let t0 = 0; t0 < tokens; t0 += chunk) {
         recordAtBUpdate(batch, {
           m: r1 - r0,
           n: r1,
-          k: Math.min(TOKEN_CHUNK, tokens - t0),
+          k: Math.min(chunk, tokens - t0),
           a: { tensor: x, offset: t0 * cols + r0, ld: cols },
           b: { tensor: x, offset: t0 * cols, ld: cols },
           c: { tensor: m.panels[q], offset: 0, ld: m.order },
