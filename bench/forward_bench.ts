@@ -10,7 +10,7 @@
  * peak resident set size (VmHWM), overall and per phase: one more forward
  * pass restarts the peak (/proc/self/clear_refs) before the layer loop and
  * before the head, so the layer loop's peak shows what one layer at a time
- * costs and the head's what the GPU-resident lm_head and the logits cost.
+ * costs and the head's what the streamed lm_head and the logits cost.
  * Each model runs in its own process so the peak belongs to that model
  * alone, and the parent's cost of generating the synthetic checkpoint does
  * not count. On a software adapter GPU buffers live in host memory, so they
@@ -133,10 +133,8 @@ async function child(
   await model.idle();
   const layersPeak = canReset ? procStatus("VmHWM") : NaN;
   await resetPeakRss(gpu);
-  const logits = await model.head(hidden);
-  await logits.readF32();
+  await model.logits(hidden);
   const headPeak = canReset ? procStatus("VmHWM") : NaN;
-  logits.destroy();
   hidden.destroy();
   model.close();
   hf.close();

@@ -1,7 +1,7 @@
 /**
  * A Llama-family decoder (llama, mistral, qwen2, qwen3) that runs on WebGPU
  * one layer at a time: `embed`, then `runLayer(k, …)` for each layer, then
- * `head` (or `nll` for perplexity). This is the API the sequential
+ * `head` (logits on the GPU), `logits` (read back) or `nll` (perplexity). This is the API the sequential
  * calibration pipeline and the compression modifiers build on.
  *
  * Memory: weights are on the GPU only while their layer runs. Each
@@ -14,11 +14,12 @@
  * a layer larger than that never overlaps another, while a small model runs
  * many layers per device poll (each awaited poll costs about 11 ms on
  * llvmpipe). Calls with weights already on the GPU (`LayerWeights`, as the
- * calibration graph passes) upload nothing and do not wait. The embedding table and
- * lm_head are streamed when `embed`/`head`/`nll` need them, in row blocks
- * of at most 16 MiB (embed reads only the blocks its ids fall in; head and
- * nll compute the logits one vocabulary block at a time), so neither is ever
- * whole on the GPU.
+ * calibration graph passes) upload nothing and do not wait. The embedding
+ * table and lm_head are streamed when `embed`/`head`/`logits`/`nll` need
+ * them, in row blocks of at most 16 MiB (embed reads only the blocks its ids
+ * fall in; the others compute the logits one vocabulary block at a time, and
+ * `logits` and `nll` never hold whole logits on the GPU), so neither is
+ * ever whole on the GPU.
  *
  * @module
  */
@@ -355,14 +356,46 @@ export class DecoderModel {
   async forward(ids: Int32Array, sequences = 1): Promise<Float32Array> {
     const hidden = await this.#layers(ids, sequences);
     try {
-      const logits = await this.head(hidden);
-      try {
-        return await logits.readF32();
-      } finally {
-        logits.destroy();
-      }
+      return await this.logits(hidden);
     } finally {
       hidden.destroy();
+    }
+  }
+
+  /**
+   * The final RMSNorm and lm_head, read back: what `head` computes, but
+   * each vocabulary block's logits come straight back into the result, so
+   * whole logits never sit on the GPU, nor in a staging copy, next to the
+   * host array (a readback stages its bytes about twice on llvmpipe). One
+   * device poll per block of lm_head.
+   *
+   * @param hidden the last layer's output, [rows, hidden]; not destroyed
+   * @returns logits, [rows, vocab]
+   * @example
+   * ```ts ignore
+   * const logits = await model.logits(hidden);
+   * ```
+   */
+  async logits(hidden: GpuTensor): Promise<Float32Array> {
+    const rows = this.#checkHidden(hidden, "logits");
+    const V = this.config.vocabSize;
+    const normed = await this.finalNorm(hidden);
+    try {
+      const logits = new Float32Array(rows * V);
+      await this.#forEachHeadBlock(rows, (batch, w, v0) => {
+        const y = matmul(batch, normed, w);
+        const n = w.shape[0];
+        const read = y.readF32().then((block) => {
+          for (let r = 0; r < rows; r++) {
+            logits.set(block.subarray(r * n, (r + 1) * n), r * V + v0);
+          }
+        });
+        y.destroy();
+        return read;
+      });
+      return logits;
+    } finally {
+      normed.destroy();
     }
   }
 
@@ -468,8 +501,9 @@ export class DecoderModel {
 
   /**
    * Streams lm_head (the embedding table when tied) in vocabulary blocks:
-   * reads a block, waits for the previous block's GPU work, uploads it, lets
-   * `use` record its work into a fresh batch, and submits. Blocks hold at
+   * reads a block, uploads it (see #beforeUpload), lets `use` record its
+   * work into a fresh batch, submits, and waits for what `use` returned, if
+   * anything, before the next block. Blocks hold at
    * most `streamBlockBytes` of weights and make at most `maxLogitsBytes` of
    * logits for `rows` rows, so neither the whole lm_head nor whole logits
    * need to exist at once.
@@ -482,7 +516,7 @@ export class DecoderModel {
       v0: number,
       first: boolean,
       last: boolean,
-    ) => void,
+    ) => void | Promise<void>,
     maxLogitsBytes = NLL_CHUNK_BYTES,
   ): Promise<void> {
     const name = this.config.tieWordEmbeddings ? EMBED_TOKENS : LM_HEAD;
@@ -499,12 +533,14 @@ export class DecoderModel {
       const weight = GpuTensor.fromArray(this.gpu, data, [n, H]);
       releaseRead(this.source, data);
       const batch = new CommandBatch(this.gpu);
+      let pending: void | Promise<void>;
       try {
-        use(batch, weight, v0, v0 === 0, v0 + n === V);
+        pending = use(batch, weight, v0, v0 === 0, v0 + n === V);
       } finally {
         weight.destroy();
       }
       this.#submit(batch);
+      await pending;
     }
   }
 

@@ -165,6 +165,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "logits streams lm_head blocks straight to the host: equal to head() read back",
+  sanitizeResources: false,
+  async fn() {
+    // 120 × 64 f32 in blocks of 8 KiB: 4 vocabulary blocks of 32 rows.
+    const model = await DecoderModel.load(hf, undefined, { streamBlockBytes: 8192 });
+    const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 37 + 1) % 120);
+    let hidden = await model.embed(ids, 2, 6);
+    for (let k = 0; k < config.numHiddenLayers; k++) {
+      const next = await model.runLayer(k, hidden);
+      hidden.destroy();
+      hidden = next;
+    }
+    const onGpu = await model.head(hidden);
+    const expected = await onGpu.readF32();
+    onGpu.destroy();
+    const got = await model.logits(hidden);
+    assertEquals(got.length, 12 * 120);
+    assertEquals(Array.from(got), Array.from(expected));
+    assertEquals(Array.from(await model.forward(ids, 2)), Array.from(expected));
+    hidden.destroy();
+    model.close();
+  },
+});
+
+Deno.test({
   name: "cleanup",
   sanitizeResources: false,
   async fn() {
