@@ -1,8 +1,9 @@
 /**
  * What every `llmc` subcommand does with its command line: strict
- * node:util parseArgs, `--help` / `-h`, required flags, numeric values, and
- * one way to report a bad command line (the message, then the usage, on
- * stderr; exit code 2).
+ * node:util parseArgs, `--help` / `-h`, list flags that take several values
+ * after one flag, required flags, numeric, byte-size and one-of values, and
+ * one way to report a bad command line (the message, naming the flag, then
+ * the usage, on stderr; exit code 2).
  *
  * @module
  */
@@ -41,7 +42,11 @@ export interface CommandLineSpec<O extends ParseArgsOptionsConfig> {
   command: string;
   /** Printed on stdout for --help, and on stderr after a bad command line. */
   usage: string;
-  /** The flags, as node:util parseArgs takes them; `--help` / `-h` is added. */
+  /**
+   * The flags, as node:util parseArgs takes them; `--help` / `-h` is added.
+   * A string flag with `multiple: true` is a list flag: it takes several
+   * values after it (see `spreadListFlags`) and may also be repeated.
+   */
   options: O;
 }
 
@@ -52,7 +57,7 @@ const HELP = { type: "boolean", short: "h", default: false } as const;
 
 /**
  * Parses a command line strictly (unknown flags and positional arguments are
- * errors), answers `--help` / `-h` with the usage, and turns the flags into
+ * errors; list flags take several values, see `spreadListFlags`), answers `--help` / `-h` with the usage, and turns the flags into
  * the command's arguments with `build`. A parse error or a `UsageError`
  * thrown by `build` is printed as `llmc <command>: <message>`, a blank line
  * and the usage, on stderr.
@@ -181,11 +186,138 @@ export function numberFlag(
   return n;
 }
 
-/** parseArgs with --help added; its complaints about the command line become UsageErrors. */
+/**
+ * A flag value that must be one of a fixed set of words.
+ *
+ * @param flag the flag, without dashes, e.g. "pipeline"
+ * @param value its text
+ * @param choices the accepted words
+ * @returns the value, typed as one of `choices`
+ * @throws {UsageError} "--flag must be one of a, b, c, got 'value'"
+ *
+ * @example
+ * ```ts
+ * import { choiceFlag } from "./flags.ts";
+ * choiceFlag("progress", "bar", ["auto", "bar", "json", "none"] as const); // "bar"
+ * // choiceFlag("progress", "loud", ["auto", "bar"]) throws UsageError
+ * ```
+ */
+export function choiceFlag<T extends string>(
+  flag: string,
+  value: string,
+  choices: readonly T[],
+): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${choices.join(", ")}, got '${value}'`);
+  }
+  return value as T;
+}
+
+/**
+ * An optional flag that is a byte size, such as `5GB`, `500MB`, `2GiB` or `123456`
+ * (see `parseByteSize`).
+ *
+ * @param flag the flag, without dashes, e.g. "max-shard-size"
+ * @param value its text, undefined when the flag was not given
+ * @returns bytes, or undefined when the flag was not given
+ * @throws {UsageError} "--flag: 'value' is not a size such as 5GB, 500MB or a byte count"
+ *
+ * @example
+ * ```ts
+ * import { byteSizeFlag } from "./flags.ts";
+ * byteSizeFlag("max-shard-size", "500MB"); // 500000000
+ * byteSizeFlag("max-shard-size", undefined); // undefined
+ * ```
+ */
+export function byteSizeFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseByteSize(value);
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Parses a byte size such as `5GB`, `500MB`, `2GiB` or `123456`: decimal
+ * units (KB, MB, GB, TB) are powers of 1000, binary ones (KiB, MiB, GiB,
+ * TiB) powers of 1024, case-insensitively; a fraction is rounded down to
+ * whole bytes.
+ *
+ * @param text the size
+ * @returns bytes (≥ 1)
+ * @throws {Error} when it is not a positive size
+ *
+ * @example
+ * ```ts
+ * import { parseByteSize } from "./flags.ts";
+ * parseByteSize("5GB"); // 5000000000
+ * parseByteSize("1KiB"); // 1024
+ * ```
+ */
+export function parseByteSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(text.trim());
+  const n = m === null ? NaN : Number(m[1]) * BYTE_UNITS[(m[2] ?? "b").toLowerCase()];
+  if (!(n >= 1)) throw new Error(`'${text}' is not a size such as 5GB, 500MB or a byte count`);
+  return Math.floor(n);
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/**
+ * Rewrites `--flag a b c` into `--flag a --flag b --flag c` for list flags,
+ * so a list can follow one flag as in llm-compressor's examples; repeated
+ * flags keep working. The values run up to the next argument that starts
+ * with `--`. `parseCommandLine` does this for every `multiple: true` string flag.
+ *
+ * @param argv the arguments
+ * @param flags the list flags, without dashes
+ * @returns the rewritten arguments
+ *
+ * @example
+ * ```ts
+ * import { spreadListFlags } from "./flags.ts";
+ * spreadListFlags(["--ignore", "lm_head", "re:.*gate$", "--overwrite"], ["ignore"]);
+ * // ["--ignore", "lm_head", "--ignore", "re:.*gate$", "--overwrite"]
+ * ```
+ */
+export function spreadListFlags(argv: readonly string[], flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    out.push(a);
+    if (!a.startsWith("--") || !flags.includes(a.slice(2))) continue;
+    let first = true;
+    while (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
+      if (!first) out.push(a);
+      out.push(argv[++i]);
+      first = false;
+    }
+  }
+  return out;
+}
+
+/**
+ * parseArgs with --help added and list flags spread; its complaints about
+ * the command line become UsageErrors.
+ */
 function strictParse(argv: string[], options: ParseArgsOptionsConfig): ParsedValues {
+  const lists = Object.entries(options)
+    .filter(([, o]) => o.type === "string" && o.multiple === true)
+    .map(([name]) => name);
   try {
     return parseArgs({
-      args: argv,
+      args: lists.length > 0 ? spreadListFlags(argv, lists) : argv,
       options: { ...options, help: HELP },
       strict: true,
       allowPositionals: false,

@@ -7,7 +7,6 @@
 
 import type { CliCommand } from "./command.ts";
 import { parseCommandLine, requireFlag } from "./flags.ts";
-import { spreadListFlags } from "./oneshot.ts";
 import { modelFreePtq } from "../model_free/model_free_ptq.ts";
 
 const USAGE =
@@ -37,7 +36,7 @@ export const command: CliCommand = {
   name: "model-free-ptq",
   summary: "quantize safetensors files directly, without a model definition",
   async run(argv: string[]): Promise<number> {
-    const line = parseCommandLine(spreadListFlags(argv, ["ignore"]), {
+    const line = parseCommandLine(argv, {
       command: "model-free-ptq",
       usage: USAGE,
       options: {

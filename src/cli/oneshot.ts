@@ -5,8 +5,15 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { CliCommand } from "./command.ts";
+import {
+  byteSizeFlag,
+  choiceFlag,
+  parseCommandLine,
+  positiveInt,
+  requireFlag,
+  UsageError,
+} from "./flags.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -40,71 +47,8 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --tokens-per-forward N               tokens per GPU forward (default 4096)
   --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
 
-class UsageError extends Error {}
-
-/**
- * Rewrites `--flag a b c` into `--flag a --flag b --flag c` for list flags,
- * so a list can follow one flag as in llm-compressor's examples; repeated
- * flags keep working.
- *
- * @param argv the arguments
- * @param flags the list flags, without dashes
- * @returns the rewritten arguments
- * @example
- * ```ts
- * import { spreadListFlags } from "./oneshot.ts";
- * spreadListFlags(["--ignore", "lm_head", "re:.*gate$", "--overwrite"], ["ignore"]);
- * // ["--ignore", "lm_head", "--ignore", "re:.*gate$", "--overwrite"]
- * ```
- */
-export function spreadListFlags(argv: readonly string[], flags: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    out.push(a);
-    if (!a.startsWith("--") || !flags.includes(a.slice(2))) continue;
-    let first = true;
-    while (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
-      if (!first) out.push(a);
-      out.push(argv[++i]);
-      first = false;
-    }
-  }
-  return out;
-}
-
-/**
- * Parses a byte size such as `5GB`, `500MB`, `2GiB` or `123456`.
- *
- * @param text the size
- * @returns bytes
- * @throws {Error} when it is not a positive size
- * @example
- * ```ts
- * import { parseByteSize } from "./oneshot.ts";
- * parseByteSize("5GB"); // 5000000000
- * parseByteSize("1KiB"); // 1024
- * ```
- */
-export function parseByteSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(text.trim());
-  const units: Record<string, number> = {
-    b: 1,
-    kb: 1e3,
-    mb: 1e6,
-    gb: 1e9,
-    tb: 1e12,
-    kib: 2 ** 10,
-    mib: 2 ** 20,
-    gib: 2 ** 30,
-    tib: 2 ** 40,
-  };
-  const n = m === null ? NaN : Number(m[1]) * units[(m[2] ?? "b").toLowerCase()];
-  if (!(n >= 1)) throw new Error(`'${text}' is not a size such as 5GB, 500MB or a byte count`);
-  return Math.floor(n);
-}
-
 const PIPELINES: readonly PipelineName[] = ["datafree", "sequential", "basic", "independent"];
+const PROGRESS: readonly ProgressMode[] = ["auto", "bar", "json", "none"];
 
 /**
  * The `oneshot` command. Exit codes: 0 written, 1 bad model/recipe/output, 2 bad flags.
@@ -120,80 +64,52 @@ export const command: CliCommand = {
   name: "oneshot",
   summary: "compress a model with a preset scheme or recipe into a compressed-tensors checkpoint",
   async run(argv: string[]): Promise<number> {
-    let opts;
-    try {
-      const { values } = parseArgs({
-        args: spreadListFlags(argv, ["ignore", "targets"]),
-        options: {
-          model: { type: "string" },
-          scheme: { type: "string" },
-          targets: { type: "string", multiple: true },
-          ignore: { type: "string", multiple: true },
-          recipe: { type: "string" },
-          "output-dir": { type: "string" },
-          overwrite: { type: "boolean", default: false },
-          "omit-null-dtypes": { type: "boolean", default: false },
-          resume: { type: "boolean", default: false },
-          pipeline: { type: "string" },
-          "max-shard-size": { type: "string" },
-          quiet: { type: "boolean", default: false },
-          dataset: { type: "string" },
-          "num-calibration-samples": { type: "string" },
-          "max-seq-length": { type: "string" },
-          "shuffle-calibration-samples": { type: "boolean", default: false },
-          "no-quantization-aware-calibration": { type: "boolean", default: false },
-          "max-activation-memory": { type: "string" },
-          "tokens-per-forward": { type: "string" },
-          progress: { type: "string", default: "auto" },
-          help: { type: "boolean", short: "h", default: false },
-        },
-        strict: true,
-        allowPositionals: false,
-      });
-      if (values.help) {
-        console.log(USAGE);
-        return 0;
-      }
-      if (!values.model) throw new UsageError("--model is required");
-      if (!values["output-dir"]) throw new UsageError("--output-dir is required");
+    const line = parseCommandLine(argv, {
+      command: "oneshot",
+      usage: USAGE,
+      options: {
+        model: { type: "string" },
+        scheme: { type: "string" },
+        targets: { type: "string", multiple: true },
+        ignore: { type: "string", multiple: true },
+        recipe: { type: "string" },
+        "output-dir": { type: "string" },
+        overwrite: { type: "boolean", default: false },
+        "omit-null-dtypes": { type: "boolean", default: false },
+        resume: { type: "boolean", default: false },
+        pipeline: { type: "string" },
+        "max-shard-size": { type: "string" },
+        quiet: { type: "boolean", default: false },
+        dataset: { type: "string" },
+        "num-calibration-samples": { type: "string" },
+        "max-seq-length": { type: "string" },
+        "shuffle-calibration-samples": { type: "boolean", default: false },
+        "no-quantization-aware-calibration": { type: "boolean", default: false },
+        "max-activation-memory": { type: "string" },
+        "tokens-per-forward": { type: "string" },
+        progress: { type: "string", default: "auto" },
+      },
+    }, (values) => {
+      const model = requireFlag("model", values.model);
+      const outputDir = requireFlag("output-dir", values["output-dir"]);
       if ((values.scheme === undefined) === (values.recipe === undefined)) {
         throw new UsageError("give exactly one of --scheme and --recipe");
       }
       if (values.recipe !== undefined && (values.targets || values.ignore)) {
         throw new UsageError("--targets and --ignore go with --scheme; a recipe carries its own");
       }
-      const pipeline = values.pipeline;
-      if (pipeline !== undefined && !(PIPELINES as readonly string[]).includes(pipeline)) {
-        throw new UsageError(`--pipeline must be one of ${PIPELINES.join(", ")}`);
-      }
-      let maxShardBytes: number | undefined;
-      if (values["max-shard-size"] !== undefined) {
-        try {
-          maxShardBytes = parseByteSize(values["max-shard-size"]);
-        } catch (e) {
-          throw new UsageError(`--max-shard-size: ${(e as Error).message}`);
-        }
-      }
-      const count = (flag: string, v: string | undefined) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
-          throw new UsageError(`--${flag} must be a positive integer, got '${v}'`);
-        }
-        return n;
-      };
-      let maxActivationBytesInMemory: number | undefined;
-      if (values["max-activation-memory"] !== undefined) {
-        try {
-          maxActivationBytesInMemory = parseByteSize(values["max-activation-memory"]);
-        } catch (e) {
-          throw new UsageError(`--max-activation-memory: ${(e as Error).message}`);
-        }
-      }
-      if (!["auto", "bar", "json", "none"].includes(values.progress)) {
-        throw new UsageError("--progress must be one of auto, bar, json, none");
-      }
-      opts = {
+      const pipeline = values.pipeline === undefined
+        ? undefined
+        : choiceFlag("pipeline", values.pipeline, PIPELINES);
+      const maxShardBytes = byteSizeFlag("max-shard-size", values["max-shard-size"]);
+      const maxActivationBytesInMemory = byteSizeFlag(
+        "max-activation-memory",
+        values["max-activation-memory"],
+      );
+      const progress = choiceFlag("progress", values.progress, PROGRESS);
+      const count = (flag: string, v: string | undefined) =>
+        v === undefined ? undefined : positiveInt(flag, v);
+      return {
         dataset: values.dataset,
         numCalibrationSamples: count("num-calibration-samples", values["num-calibration-samples"]),
         maxSeqLength: count("max-seq-length", values["max-seq-length"]),
@@ -201,25 +117,21 @@ export const command: CliCommand = {
         quantizationAwareCalibration: !values["no-quantization-aware-calibration"],
         maxActivationBytesInMemory,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
-        progress: (values.quiet ? "none" : values.progress) as ProgressMode,
-        model: values.model,
-        outputDir: values["output-dir"],
+        progress: values.quiet ? "none" : progress,
+        model,
+        outputDir,
         overwrite: values.overwrite,
         omitNullDtypes: values["omit-null-dtypes"],
         resume: values.resume,
-        pipeline: pipeline as PipelineName | undefined,
+        pipeline,
         maxShardBytes,
-        quiet: values.quiet,
         ...(values.recipe !== undefined
           ? { recipe: values.recipe }
           : { scheme: values.scheme, targets: values.targets, ignore: values.ignore }),
       };
-    } catch (e) {
-      if (!(e instanceof UsageError) && !(e instanceof TypeError)) throw e;
-      console.error(`llmc oneshot: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    const { quiet: _quiet, progress, ...rest } = opts;
+    });
+    if ("exit" in line) return line.exit;
+    const { progress, ...rest } = line.args;
     const renderer = progressRenderer(progress);
     let result;
     try {

@@ -177,6 +177,17 @@ export function uploadMatrix(m: PanelMatrix, data: ArrayLike<number>): void {
   }
 }
 
+/**
+ * A symmetric [n, n] matrix with unit diagonal and a coupling c between
+ * columns 2k and 2k+1 (eigenvalues 1 ± c: indefinite once |c| > 1).
+ */
+export function coupled(n: number, c: number): Float32Array {
+  const h = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) h[i * n + i] = 1;
+  for (let i = 0; i + 1 < n; i += 2) h[i * n + i + 1] = h[(i + 1) * n + i] = c;
+  return h;
+}
+
 /** A random symmetric positive definite matrix XᵀX/T + shift·I (f64). */
 export function randomSpd(n: number, seed: number, shift = 0.1): Float64Array {
   const g = gaussian(seed);

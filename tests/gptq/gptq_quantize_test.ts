@@ -19,6 +19,7 @@ import { gptqReference } from "../../src/modifiers/gptq/reference.ts";
 import {
   accumulate,
   compareWithReference,
+  coupled,
   nearRoundingTie,
   reconstructionError,
   type SyntheticLayer,
@@ -227,14 +228,6 @@ Deno.test("a sparse weight keeps its zeros; dead columns are zeroed", async () =
     h.destroy();
   }
 });
-
-/** A Hessian with unit diagonal and couplings ±c between columns 2k, 2k+1. */
-function coupled(n: number, c: number): Float32Array {
-  const h = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) h[i * n + i] = 1;
-  for (let i = 0; i + 1 < n; i += 2) h[i * n + i + 1] = h[(i + 1) * n + i] = c;
-  return h;
-}
 
 Deno.test("an indefinite Hessian is retried, then quantized with the larger dampening", async () => {
   const layer = syntheticLayer(16, 32, 64, 105);

@@ -16,7 +16,7 @@ import {
 } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { upperFactorOfInverse } from "../../src/modifiers/gptq/reference.ts";
-import { accumulate, syntheticLayer } from "./_helpers.ts";
+import { accumulate, coupled, syntheticLayer } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
@@ -101,14 +101,6 @@ Deno.test("dead columns (zero inputs) are decoupled and reported", async () => {
     h.destroy();
   }
 });
-
-/** A symmetric matrix with unit diagonal and a ±c coupling between columns 2k and 2k+1. */
-function coupled(n: number, c: number): Float32Array {
-  const h = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) h[i * n + i] = 1;
-  for (let i = 0; i + 1 < n; i += 2) h[i * n + i + 1] = h[(i + 1) * n + i] = c;
-  return h;
-}
 
 Deno.test("an indefinite Hessian is retried with 10× dampening until it factors", async () => {
   // Eigenvalues 1 ± 1.05: the smallest, −0.05, needs damping > 0.05·mean(diag).

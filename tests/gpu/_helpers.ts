@@ -1,24 +1,12 @@
 /**
- * Test helpers for the GPU runtime: a seeded RNG and plain TypeScript
- * references, so every kernel is checked against arithmetic a reader can
- * verify by eye.
+ * Test helpers for the GPU runtime: plain TypeScript references, so every
+ * kernel is checked against arithmetic a reader can verify by eye. Seeded
+ * inputs come from `seededRandom` (src/model/seeded_random.ts).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-
-/** A seeded uniform RNG in [0, 1) (mulberry32): the same seed, the same numbers. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n values uniform in [-1, 1). */
 export function randomF32(random: () => number, n: number): Float32Array {

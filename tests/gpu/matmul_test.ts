@@ -9,12 +9,13 @@ import {
   packF16,
   ShapeError,
 } from "../../src/gpu/mod.ts";
-import { assertClose, matmulRef, randomF32, rng } from "./_helpers.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { assertClose, matmulRef, randomF32 } from "./_helpers.ts";
 
 const gpu = await getGpu();
 
 Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
-  const random = rng(7);
+  const random = seededRandom(7);
   const batch = new CommandBatch(gpu);
 
   // [M, K, N, bias]: tile-aligned, ragged M/N, K % 4 != 0 (the unaligned entry point), M = 1.
@@ -72,7 +73,7 @@ Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
 });
 
 Deno.test("matmul over a ChunkedWeight writes each chunk's output columns", async (t) => {
-  const random = rng(11);
+  const random = seededRandom(11);
   const batch = new CommandBatch(gpu);
   for (const [m, k, n, rowsPerChunk] of [[19, 36, 50, 13], [5, 35, 21, 8], [1, 4, 3, 1]]) {
     await t.step(`[${m},${k}]·[${n},${k}]ᵀ in chunks of ${rowsPerChunk} rows`, async () => {
@@ -101,7 +102,7 @@ Deno.test({
   name: "matmul_f16 (f16 weights, f32 accumulate) matches a reference",
   ignore: !gpu.hasF16, // needs the shader-f16 feature; llvmpipe does not have it
   fn: async () => {
-    const random = rng(13);
+    const random = seededRandom(13);
     const batch = new CommandBatch(gpu);
     for (const [m, k, n] of [[1, 4, 1], [115, 172, 64], [9, 16, 13]]) {
       const x = randomF32(random, m * k);

@@ -12,11 +12,12 @@ import {
   ShapeError,
   transpose,
 } from "../../src/gpu/mod.ts";
-import { assertClose, randomF32, rng } from "./_helpers.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { assertClose, randomF32 } from "./_helpers.ts";
 
 Deno.test("elementwise ops, row reductions and transpose match TypeScript references", async (t) => {
   const gpu = await getGpu();
-  const random = rng(20240611);
+  const random = seededRandom(20240611);
   const batch = new CommandBatch(gpu);
   const upload = (data: Float32Array, shape: number[]) => GpuTensor.fromArray(gpu, data, shape);
 

@@ -17,9 +17,8 @@ import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { logSoftmaxNll } from "../../src/model/reference_ops.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { gpuFakeQuantize } from "../../src/quant/gpu_fake_quantize.ts";
+import { SHARED_DIR, tempDirRunner, type WithTempDir } from "../_shared.ts";
 
-/** `../shared` beside the repository root. */
-export const SHARED_DIR = decodeURIComponent(new URL("../../../shared/", import.meta.url).pathname);
 /** The tiny Llama every test runs on. */
 export const STORIES = `${SHARED_DIR}models/stories260K`;
 /** Calibration text (never evaluate on it). */
@@ -29,20 +28,8 @@ export const EVAL = `${SHARED_DIR}data/tinystories_eval.txt`;
 /** The repository root. */
 export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 
-/**
- * Runs `fn` with a fresh temporary folder, removed afterwards.
- *
- * @param fn the body
- * @returns its result
- */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "llmc-graph-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+/** Runs `fn` with a fresh temporary folder (`llmc-graph-test-*`), removed afterwards. */
+export const withTempDir: WithTempDir = tempDirRunner("llmc-graph-test-");
 
 /** The project's evaluation windows (40 × 256, BOS first) of the eval text. */
 export async function evaluationWindows(windows = 40, seqLen = 256): Promise<Int32Array[]> {

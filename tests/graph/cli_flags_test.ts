@@ -52,6 +52,9 @@ Deno.test("calibration flags are validated before anything is written", async ()
       const r = await run([...base, ...extra]);
       assert.equal(r.code, 2, extra.join(" "));
       assert.match(r.err, /usage: llmc oneshot/);
+      // The message names the flag ("-4" is refused by parseArgs itself as ambiguous).
+      const first = r.err.split("\n")[0];
+      assert.ok(first.startsWith("llmc oneshot: ") && first.includes(extra[0]), r.err);
     }
     const noData = await run(["--model", STORIES, "--scheme", "FP8", "--output-dir", `${dir}/x`]);
     assert.equal(noData.code, 1);

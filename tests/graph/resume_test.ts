@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { exists } from "../_shared.ts";
 import { CALIB, REPO_ROOT, STORIES, withTempDir } from "./_helpers.ts";
 
 const RECIPE = `quant_stage:
@@ -63,10 +64,6 @@ async function llmcOneshot(
   }
   const status = await child.status;
   return { code: status.code, signal: status.signal, events, stderr: text };
-}
-
-async function exists(p: string): Promise<boolean> {
-  return await Deno.lstat(p).then(() => true, () => false);
 }
 
 async function sameFiles(a: string, b: string): Promise<void> {

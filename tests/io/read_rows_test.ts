@@ -10,13 +10,14 @@ import { SafetensorsError, SafetensorsFile } from "../../src/io/safetensors_read
 import { writeSafetensors } from "../../src/io/safetensors_write.ts";
 import { f32ToBytes } from "../../src/io/tensor_bytes.ts";
 import type { DType } from "../../src/io/dtype.ts";
-import { rng, STORIES_DIR, STORIES_FILE, withTempDir } from "./_helpers.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { STORIES_DIR, STORIES_FILE, withTempDir } from "./_helpers.ts";
 
 const FLOAT_DTYPES: DType[] = ["F32", "F64", "F16", "BF16", "F8_E4M3", "F8_E5M2"];
 
 /** Values in ±2 that every float dtype holds some rounding of (no F8 overflow). */
 function values(n: number, seed: number): Float32Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   return Float32Array.from({ length: n }, () => (random() - 0.5) * 4);
 }
 

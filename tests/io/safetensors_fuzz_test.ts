@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { SafetensorsError, SafetensorsFile } from "../../src/io/safetensors_read.ts";
 import { DTYPE_BYTES } from "../../src/io/dtype.ts";
-import { rng, STORIES_FILE, withTempDir } from "./_helpers.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { STORIES_FILE, withTempDir } from "./_helpers.ts";
 
 // Every mutated file must either open and read back consistently, or be
 // refused with a SafetensorsError. Any other exception, or a hang, fails.
@@ -170,7 +171,7 @@ async function check(path: string, bytes: Uint8Array, label: string): Promise<"o
 }
 
 Deno.test(`fuzz: ${CASES} mutated copies of stories260K either read consistently or throw SafetensorsError`, async () => {
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const tally = new Map<string, { ok: number; refused: number }>();
   await withTempDir(async (dir) => {
     const path = `${dir}/fuzz.safetensors`;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SafetensorsError, SafetensorsFile } from "../../src/io/safetensors_read.ts";
-import { SHARED_DIR, STORIES_FILE, withTempDir } from "./_helpers.ts";
+import { SHARED_DIR } from "../_shared.ts";
+import { STORIES_FILE, withTempDir } from "./_helpers.ts";
 
 // Read with python3 + struct from the shared file (not via llmc):
 //   struct.unpack('<f', b[8 + n + begin + 4*i : ... + 4]) and raw[::-1].hex()

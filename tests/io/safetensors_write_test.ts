@@ -5,14 +5,15 @@ import { SafetensorsError, SafetensorsFile } from "../../src/io/safetensors_read
 import { ShardedSafetensorsWriter, writeSafetensors } from "../../src/io/safetensors_write.ts";
 import type { TensorToWrite } from "../../src/io/safetensors_write.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
-import { rng, STORIES_DIR, withTempDir } from "./_helpers.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { STORIES_DIR, withTempDir } from "./_helpers.ts";
 
 function randomBytes(n: number, next: () => number): Uint8Array {
   return Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
 }
 
 function tensorsOfEveryDtype(seed: number): TensorToWrite[] {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   // Odd shapes so offsets land on every alignment.
   return DTYPES.map((dtype, i) => {
     const shape = [1 + (i % 3), 3 + i];
@@ -311,7 +312,7 @@ Deno.test("ShardedSafetensorsWriter: a failing finish cleans up after itself", a
 Deno.test("ShardedSafetensorsWriter: concurrent add() calls are serialised", async () => {
   await withTempDir(async (dir) => {
     const w = new ShardedSafetensorsWriter(dir, { maxShardBytes: 64 });
-    const next = rng(3);
+    const next = seededRandom(3);
     const tensors = Array.from({ length: 40 }, (_, i) => ({
       name: `t${i}`,
       data: randomBytes(1 + (i % 13), next),

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { loadTokenizer, TokenizerError } from "../../src/io/tokenizer.ts";
 import { SafetensorsFile } from "../../src/io/safetensors_read.ts";
-import { SHARED_DIR, STORIES_DIR, withTempDir } from "./_helpers.ts";
+import { SHARED_DIR } from "../_shared.ts";
+import { STORIES_DIR, withTempDir } from "./_helpers.ts";
 
 const LILY = "Once upon a time, there was a little girl named Lily.";
 const LILY_IDS = [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426];

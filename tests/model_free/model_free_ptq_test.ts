@@ -5,7 +5,8 @@
  */
 
 import { assert, assertEquals, assertRejects } from "../oneshot/_assert.ts";
-import { exists, listDir, readAll, STORIES, withTempDir } from "../oneshot/_helpers.ts";
+import { exists } from "../_shared.ts";
+import { listDir, readAll, STORIES, withTempDir } from "../oneshot/_helpers.ts";
 import { writeSafetensors } from "../../src/io/safetensors_write.ts";
 import { AtomicDirError } from "../../src/io/atomic_dir.ts";
 import { ModelFreeError, modelFreePtq } from "../../src/model_free/mod.ts";

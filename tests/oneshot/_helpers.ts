@@ -10,9 +10,7 @@ import { writeSafetensors } from "../../src/io/safetensors_write.ts";
 import type { DType } from "../../src/io/dtype.ts";
 import { bytesToF32, f32ToBytes } from "../../src/io/tensor_bytes.ts";
 import type { CompressedTensor } from "../../src/compress/compressed_tensor.ts";
-
-/** The project's shared data folder (`../shared` beside the repo root). */
-export const SHARED_DIR = decodeURIComponent(new URL("../../../shared/", import.meta.url).pathname);
+import { SHARED_DIR, tempDirRunner, type WithTempDir } from "../_shared.ts";
 
 /** The tiny real Llama every test runs on. */
 export const STORIES = `${SHARED_DIR}models/stories260K`;
@@ -26,35 +24,8 @@ export const REFERENCES = [
   "g1b_nvfp4a16_skipdown",
 ] as const;
 
-/**
- * Runs `fn` with a fresh temporary folder, removed afterwards.
- *
- * @param fn the body
- * @returns what `fn` returns
- */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "llmc-oneshot-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/**
- * Whether a path exists.
- *
- * @param p the path
- * @returns true when something is there
- */
-export async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Runs `fn` with a fresh temporary folder (`llmc-oneshot-test-*`), removed afterwards. */
+export const withTempDir: WithTempDir = tempDirRunner("llmc-oneshot-test-");
 
 /**
  * Every tensor of a safetensors file, in file order.

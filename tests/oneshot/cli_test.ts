@@ -4,12 +4,17 @@
  */
 
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { exists, SHARED_DIR, STORIES, withTempDir } from "./_helpers.ts";
+import { exists, SHARED_DIR } from "../_shared.ts";
+import { STORIES, withTempDir } from "./_helpers.ts";
+import { command as oneshotCommand } from "../../src/cli/oneshot.ts";
 import {
-  command as oneshotCommand,
+  byteSizeFlag,
+  choiceFlag,
   parseByteSize,
+  parseCommandLine,
   spreadListFlags,
-} from "../../src/cli/oneshot.ts";
+  UsageError,
+} from "../../src/cli/flags.ts";
 import { command as modelFreeCommand } from "../../src/cli/model_free_ptq.ts";
 
 /** Runs a command with console output captured. */
@@ -49,6 +54,31 @@ Deno.test("list flags take several values after one flag", () => {
   assertEquals(parseByteSize("2GiB"), 2 ** 31);
   assertEquals(parseByteSize("4096"), 4096);
   assertThrows(() => parseByteSize("lots"), Error, "not a size");
+});
+
+Deno.test("shared flag helpers name the flag and say what was expected", () => {
+  assertEquals(byteSizeFlag("max-shard-size", "1KiB"), 1024);
+  assertEquals(byteSizeFlag("max-shard-size", undefined), undefined);
+  assertThrows(
+    () => byteSizeFlag("max-shard-size", "big"),
+    UsageError,
+    "--max-shard-size: 'big' is not a size",
+  );
+  assertEquals(choiceFlag("progress", "json", ["auto", "json"]), "json");
+  assertThrows(
+    () => choiceFlag("pipeline", "fast", ["datafree", "basic"]),
+    UsageError,
+    "--pipeline must be one of datafree, basic, got 'fast'",
+  );
+  // parseCommandLine spreads every multiple string flag; others are left alone.
+  const line = parseCommandLine(["--ignore", "a", "b", "--name", "n"], {
+    command: "t",
+    usage: "usage: t",
+    options: { ignore: { type: "string", multiple: true }, name: { type: "string" } },
+  }, (values) => values);
+  assert(!("exit" in line));
+  assertEquals(line.args.ignore, ["a", "b"]);
+  assertEquals(line.args.name, "n");
 });
 
 Deno.test("llmc oneshot writes a checkpoint from a scheme or a recipe", async () => {
@@ -111,6 +141,10 @@ Deno.test("llmc oneshot rejects bad flags with exit code 2 and writes nothing", 
       const r = await run(oneshotCommand, argv);
       assertEquals(r.code, 2, argv.join(" "));
       assert(r.err.includes("usage: llmc oneshot"));
+      const flag = argv.at(-2)?.startsWith("--") ? argv.at(-2) : undefined;
+      if (flag === "--pipeline" || flag === "--max-shard-size") {
+        assert(r.err.startsWith(`llmc oneshot: ${flag}`), r.err);
+      }
     }
     assertEquals([...Deno.readDirSync(dir)], []);
   });

@@ -5,7 +5,8 @@
  */
 
 import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
-import { exists, listDir, readAll, STORIES, storiesAs, withTempDir } from "./_helpers.ts";
+import { exists } from "../_shared.ts";
+import { listDir, readAll, STORIES, storiesAs, withTempDir } from "./_helpers.ts";
 import { decompressModule } from "../../src/compress/compress_module.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { bytesToF32 } from "../../src/io/tensor_bytes.ts";

@@ -8,7 +8,8 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
-import { exists, readAll, REFERENCES, SHARED_DIR, STORIES, withTempDir } from "./_helpers.ts";
+import { exists, SHARED_DIR } from "../_shared.ts";
+import { readAll, REFERENCES, STORIES, withTempDir } from "./_helpers.ts";
 import type { CompressedTensor } from "../../src/compress/compressed_tensor.ts";
 import { decompressModule } from "../../src/compress/compress_module.ts";
 import { unpackInt32 } from "../../src/compress/pack_int32.ts";

@@ -19,6 +19,15 @@ export {
   withTempDir,
 } from "../graph/_helpers.ts";
 
+/** SparseGPT 2:4 at 50% on every decoder layer, as a sparsity-only recipe stage. */
+export const SPARSE_24 = `sparsity_stage:
+  sparsity_modifiers:
+    SparseGPTModifier:
+      sparsity: 0.5
+      mask_structure: "2:4"
+      targets: ['re:model.layers.\\d*$']
+`;
+
 /**
  * A weight source with some tensors replaced.
  *

@@ -15,15 +15,7 @@ import { HfModel } from "../../src/io/hf_model.ts";
 import { LAYER_LINEARS, linearModuleName } from "../../src/model/module_names.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import { is24Sparse } from "../../src/pipelines/sparsity_config.ts";
-import { CALIB, STORIES, withTempDir } from "./_quality.ts";
-
-const SPARSE_24 = `sparsity_stage:
-  sparsity_modifiers:
-    SparseGPTModifier:
-      sparsity: 0.5
-      mask_structure: "2:4"
-      targets: ['re:model.layers.\\d*$']
-`;
+import { CALIB, SPARSE_24, STORIES, withTempDir } from "./_quality.ts";
 
 function gptq(scheme: string): string {
   return `quantization_stage:

@@ -20,18 +20,11 @@ import {
   magnitudePruneNM,
   overlaid,
   sourcePerplexity,
+  SPARSE_24,
   STORIES,
   weightOnlyPerplexity,
   withTempDir,
 } from "./_quality.ts";
-
-const SPARSE_24 = `sparsity_stage:
-  sparsity_modifiers:
-    SparseGPTModifier:
-      sparsity: 0.5
-      mask_structure: "2:4"
-      targets: ['re:model.layers.\\d*$']
-`;
 
 const FP8_DYNAMIC = `quantization_stage:
   quantization_modifiers:

@@ -10,15 +10,7 @@
 import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { oneshot } from "../../src/oneshot.ts";
-import { CALIB, STORIES, withTempDir } from "./_quality.ts";
-
-const SPARSE_24 = `sparsity_stage:
-  sparsity_modifiers:
-    SparseGPTModifier:
-      sparsity: 0.5
-      mask_structure: "2:4"
-      targets: ['re:model.layers.\\d*$']
-`;
+import { CALIB, SPARSE_24, STORIES, withTempDir } from "./_quality.ts";
 
 class Interrupted extends Error {}
 

@@ -10,6 +10,7 @@ import { loadRecipe } from "../../src/recipe/load.ts";
 import { assertSupported } from "../../src/recipe/supported.ts";
 import { planQuantization } from "../../src/graph/quantization_plan.ts";
 import { QuantizationShapeError } from "../../src/quant/errors.ts";
+import { tempDirRunner } from "../_shared.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const STORIES = decodeURIComponent(
@@ -27,14 +28,7 @@ async function runScript(script: string, args: string[]): Promise<{ code: number
   return { code: r.code, out: text.decode(r.stdout) + text.decode(r.stderr) };
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "llmc-recipes-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withTempDir = tempDirRunner("llmc-recipes-test-");
 
 Deno.test({
   name: "recipe scripts run end to end with their default model and data",

@@ -8,9 +8,7 @@
 import { HfModel } from "../../src/io/hf_model.ts";
 import { writeSafetensors } from "../../src/io/safetensors_write.ts";
 import type { CheckpointTensor } from "../../src/sink/mod.ts";
-
-/** The project's shared data folder (`../shared` beside the repo root). */
-export const SHARED_DIR = decodeURIComponent(new URL("../../../shared/", import.meta.url).pathname);
+import { tempDirRunner, type WithTempDir } from "../_shared.ts";
 
 /**
  * An F32 tensor with the given values.
@@ -51,32 +49,5 @@ export async function tinySource(dir: string): Promise<HfModel> {
   return await HfModel.open(dir);
 }
 
-/**
- * Runs `fn` with a fresh temporary folder, removed afterwards.
- *
- * @param fn the body
- * @returns what `fn` returns
- */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "llmc-sink-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/**
- * Whether a path exists.
- *
- * @param p the path
- * @returns true when something is there
- */
-export async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Runs `fn` with a fresh temporary folder (`llmc-sink-test-*`), removed afterwards. */
+export const withTempDir: WithTempDir = tempDirRunner("llmc-sink-test-");

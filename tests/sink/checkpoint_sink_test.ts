@@ -5,7 +5,8 @@ import {
   CheckpointSinkError,
   compareSafetensorsOrder,
 } from "../../src/sink/mod.ts";
-import { exists, f32Tensor, SHARED_DIR, tinySource, withTempDir } from "./_helpers.ts";
+import { exists, SHARED_DIR } from "../_shared.ts";
+import { f32Tensor, tinySource, withTempDir } from "./_helpers.ts";
 
 const QC = { quant_method: "compressed-tensors", format: "pack-quantized" };
 
