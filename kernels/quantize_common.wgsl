@@ -1,5 +1,5 @@
 // quantize_common: the scalar math of fake quantization, shared by
-// fake_quantize_int.wgsl, fake_quantize_fp8.wgsl, fake_quantize_fp4.wgsl and
+// fake_quantize_elementwise.wgsl (the fake_quantize_* kernels) and
 // gptq_column_block.wgsl through the kernel loader's include directive:
 //
 //   //! include "quantize_common.wgsl"
