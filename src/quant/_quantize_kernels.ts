@@ -115,7 +115,8 @@ function runLength(colPart: Int32Array): number {
 
 /**
  * Resolves and validates everything about quantizing one `[rows, cols]`
- * tensor, as `quantize` does before its loop.
+ * tensor, as `quantize` does before its loop (dtype F32 and module name
+ * "weight" unless given).
  *
  * @throws {QuantizationShapeError} when the qparams do not fit the shape and strategy
  */
@@ -124,9 +125,10 @@ export function quantizePlan(
   shape: readonly [number, number],
   qparams: PlanQParams,
   args: QuantizationArgs,
-  dtype: ComputeDType,
-  where: string,
+  options: { readonly dtype?: ComputeDType; readonly where?: string } = {},
 ): QuantizePlan {
+  const dtype = options.dtype ?? "F32";
+  const where = options.where ?? "weight";
   const map = qparamSlotMap(shape, args, qparams.gIdx, where);
   checkLengths(length, shape, qparams, map.slots, args, where);
   const [qMin, qMax] = quantizedRange(args);

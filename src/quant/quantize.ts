@@ -223,14 +223,7 @@ export function quantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const p = quantizePlan(
-    values.length,
-    shape,
-    qparams,
-    args,
-    options.dtype ?? "F32",
-    options.where ?? "weight",
-  );
+  const p = quantizePlan(values.length, shape, qparams, args, options);
   const { rows, cols } = p;
   const out = new Float32Array(values.length);
   const row = rowBuffers(cols);
@@ -266,14 +259,7 @@ export function dequantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const p = quantizePlan(
-    codes.length,
-    shape,
-    qparams,
-    args,
-    options.dtype ?? "F32",
-    options.where ?? "weight",
-  );
+  const p = quantizePlan(codes.length, shape, qparams, args, options);
   const { rows, cols } = p;
   const out = new Float32Array(codes.length);
   const outBits = new Int32Array(out.buffer);
@@ -306,14 +292,7 @@ export function fakeQuantize(
   args: QuantizationArgs,
   options: QuantizeOptions = {},
 ): Float32Array {
-  const p = quantizePlan(
-    values.length,
-    shape,
-    qparams,
-    args,
-    options.dtype ?? "F32",
-    options.where ?? "weight",
-  );
+  const p = quantizePlan(values.length, shape, qparams, args, options);
   const { rows, cols } = p;
   const out = new Float32Array(values.length);
   const outBits = new Int32Array(out.buffer);

@@ -35,7 +35,7 @@ function plan(
       `${where}: ${args.type}${args.numBits} args do not produce ${kind} codes`,
     );
   }
-  return quantizePlan(values.length, shape, qparams, args, options.dtype ?? "F32", where);
+  return quantizePlan(values.length, shape, qparams, args, options);
 }
 
 /**
