@@ -122,19 +122,17 @@ export async function quantizeLmHead(
           })();
       }
     }
+    // What every outcome says about the module besides its weight.
+    const about = {
+      module: plan.name,
+      modifier,
+      scheme,
+      format: plan.format,
+      shape: plan.shape,
+      input,
+    };
     if (scheme.weights === null) {
-      return {
-        module: plan.name,
-        modifier,
-        scheme,
-        format: plan.format,
-        shape: plan.shape,
-        weight: values,
-        weightQParams: null,
-        input,
-        forwardWeight: values,
-        metric: null,
-      };
+      return { ...about, weight: values, weightQParams: null, forwardWeight: values, metric: null };
     }
     const args = scheme.weights;
     if (hessian !== null) {
@@ -149,11 +147,7 @@ export async function quantizeLmHead(
         { factor: { dampeningFrac, rowAlign: lcm(128, blockSize) }, blockSize },
       );
       return {
-        module: plan.name,
-        modifier,
-        scheme,
-        format: plan.format,
-        shape: plan.shape,
+        ...about,
         weight: r.weight,
         weightQParams: {
           scale: r.scale,
@@ -161,7 +155,6 @@ export async function quantizeLmHead(
           globalScale: r.globalScale ?? null,
           gIdx: r.gIdx ?? null,
         },
-        input,
         forwardWeight: r.weight,
         metric: { error: r.loss, errorKind: "gptq_loss", seconds: (performance.now() - t0) / 1000 },
       };
@@ -176,14 +169,9 @@ export async function quantizeLmHead(
     });
     const fq = fakeQuantize(values, plan.shape, qp, args, { dtype, where: plan.name });
     return {
-      module: plan.name,
-      modifier,
-      scheme,
-      format: plan.format,
-      shape: plan.shape,
+      ...about,
       weight: values,
       weightQParams: qp,
-      input,
       forwardWeight: fq,
       metric: {
         error: relativeError(values, fq),
