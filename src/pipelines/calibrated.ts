@@ -321,6 +321,20 @@ async function runCalibrated(
         kept.last as ActivationCache | null,
       );
       await writeLmHead(hf, combined.lmHead, result, sink);
+      if (result.metric !== null) {
+        emit({
+          type: "module_metric",
+          module: result.module,
+          modifier: result.modifier,
+          layer: null,
+          error: result.metric.error,
+          errorKind: result.metric.errorKind,
+          samples: batches.reduce((n, b) => n + b.sequences, 0),
+          seconds: result.metric.seconds,
+          rssBytes: Deno.memoryUsage().rss,
+          gpuBytes: result.shape[0] * result.shape[1] * 4,
+        });
+      }
     }
     return {
       quantizationConfig: combined.quantizationConfig,

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { oneshot } from "../../src/oneshot.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
+import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
 import { loadTokenizer } from "../../src/io/tokenizer.ts";
 import { loadCalibrationSamples } from "../../src/data/calibration_samples.ts";
 import { CalibrationUnsupportedError } from "../../src/graph/quantization_plan.ts";
@@ -138,6 +139,59 @@ Deno.test({
           [],
         );
       } finally {
+        hf.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "GPTQ quantizes lm_head too when the recipe does not ignore it (from the final norm)",
+  sanitizeResources: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const metrics: GraphEvent[] = [];
+      await oneshot({
+        model: STORIES,
+        recipe: `quant_stage:
+  quant_modifiers:
+    GPTQModifier:
+      config_groups:
+        group_0:
+          weights: {num_bits: 8, type: int, symmetric: true, strategy: channel}
+          targets: ["Linear"]
+`,
+        dataset: CALIB,
+        numCalibrationSamples: 4,
+        maxSeqLength: 128,
+        outputDir: `${dir}/out`,
+        onEvent: (e) => {
+          if ("type" in e && e.type === "module_metric") metrics.push(e);
+        },
+        ...quiet,
+      });
+      const head = metrics.find((e) => e.type === "module_metric" && e.module === "lm_head");
+      assert.ok(head && head.type === "module_metric", "lm_head has a metric");
+      assert.equal(head.errorKind, "gptq_loss");
+      assert.ok(head.error !== null && head.error > 0 && Number.isFinite(head.error));
+      const ckpt = await CompressedCheckpoint.open(`${dir}/out`);
+      const hf = await HfModel.open(STORIES);
+      try {
+        const dense = await hf.readF32("model.embed_tokens.weight");
+        const q = await ckpt.readF32("lm_head.weight");
+        assert.equal(q.length, dense.length);
+        // int8 per channel: every row within half a step of the original.
+        let worst = 0;
+        for (let r = 0; r < 512; r++) {
+          let amax = 0;
+          for (let c = 0; c < 64; c++) amax = Math.max(amax, Math.abs(dense[r * 64 + c]));
+          for (let c = 0; c < 64; c++) {
+            worst = Math.max(worst, Math.abs(q[r * 64 + c] - dense[r * 64 + c]) / (amax / 127));
+          }
+        }
+        assert.ok(worst > 0 && worst < 8, `lm_head is near the original (${worst} steps)`);
+      } finally {
+        ckpt.close();
         hf.close();
       }
     });
