@@ -15,6 +15,8 @@
 
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
+import { resolveModelDir } from "./hub/resolve_model.ts";
+import type { HubOptions } from "./hub/hub_settings.ts";
 import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
 import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
@@ -36,8 +38,14 @@ export type PipelineName = "datafree" | "sequential" | "basic" | "independent";
 
 /** Arguments of {@link oneshot}. */
 export interface OneshotOptions {
-  /** The model folder, or an open model (left open afterwards). */
+  /**
+   * The model folder, a Hub id `org/name[@revision]` (resolved through the
+   * Hugging Face cache, downloading what is missing), or an open model (left
+   * open afterwards).
+   */
   readonly model: string | HfModel;
+  /** How a Hub id is resolved: cache, endpoint, token, offline (default: from the environment). */
+  readonly hub?: HubOptions;
   /** A recipe: file path or YAML/JSON text, a parsed recipe, or modifiers. Exclusive with `scheme`. */
   readonly recipe?: string | Recipe | readonly ModifierSpec[];
   /** A preset scheme (e.g. `"W4A16"`) for a QuantizationModifier; exclusive with `recipe`. */
@@ -295,7 +303,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   for (const w of recipe.warnings) warn(w);
   const ownModel = typeof options.model === "string";
   const model = typeof options.model === "string"
-    ? await HfModel.open(options.model)
+    ? await HfModel.open(await resolveModelDir(options.model, { ...options.hub, onWarning: warn }))
     : options.model;
   try {
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.

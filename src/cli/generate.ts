@@ -8,13 +8,15 @@ import type { CliCommand } from "./command.ts";
 import { numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { resolveModelDir } from "../hub/resolve_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 import { generate } from "../model/generate.ts";
 
 const USAGE =
   `usage: llmc generate --model DIR --prompt TEXT --max-new-tokens N [--temperature T --top-p P --seed S] [--ignore-eos]
 
-  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json)
+  --model DIR|ID        a Hugging Face model folder (config.json, safetensors, tokenizer.json),
+                        or a Hub id org/name[@revision] resolved through the HF cache
   --prompt TEXT         the text to continue (BOS is added as the tokenizer does)
   --max-new-tokens N    how many tokens to generate at most
   --temperature T       sample at temperature T (default 0: greedy)
@@ -72,14 +74,15 @@ export const command: CliCommand = {
     if ("exit" in line) return line.exit;
     const args = line.args;
 
-    const tokenizer = await loadTokenizer(args.model);
+    const modelDir = await resolveModelDir(args.model);
+    const tokenizer = await loadTokenizer(modelDir);
     const prompt = tokenizer.encode(args.prompt, { addSpecialTokens: true });
     if (prompt.length === 0) {
       console.error("llmc generate: the prompt encodes to no tokens and the tokenizer adds no BOS");
       return 2;
     }
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
-    const source = await CompressedCheckpoint.open(args.model);
+    const source = await CompressedCheckpoint.open(modelDir);
     const model = await DecoderModel.load(source);
     try {
       const start = performance.now();

@@ -20,11 +20,13 @@ import { progressRenderer } from "./progress.ts";
 import type { ProgressMode } from "./progress.ts";
 
 const USAGE =
-  `usage: llmc oneshot --model DIR (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
+  `usage: llmc oneshot --model DIR|ID (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
                     --output-dir OUT [--overwrite] [--resume] [--pipeline NAME] [--max-shard-size SIZE]
                     [--dataset FILE --num-calibration-samples N --max-seq-length L ...]
 
-  --model DIR            a Hugging Face model folder (config.json, safetensors)
+  --model DIR|ID         a Hugging Face model folder (config.json, safetensors), or a Hub id
+                         org/name[@revision] resolved through the HF cache (HF_HUB_CACHE, HF_HOME),
+                         downloading what is missing from HF_ENDPOINT with HF_TOKEN (HF_HUB_OFFLINE=1: cache only)
   --scheme PRESET        a preset such as W4A16, W8A16, FP8_DYNAMIC, NVFP4A16, MXFP4A16
   --targets T ...        modules the scheme targets (default Linear)
   --ignore I ...         modules left dense: names or re:patterns (e.g. lm_head)

@@ -13,12 +13,14 @@ import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { resolveModelDir } from "../hub/resolve_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 
 const USAGE =
   `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40] [--json]
 
-  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json);
+  --model DIR|ID        a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a
+                        Hub id org/name[@revision] (HF cache, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE);
                         compressed-tensors checkpoints are decompressed on the fly
   --tokenizer DIR       where tokenizer.json is, when the model folder has none (default: --model)
   --dataset FILE        a UTF-8 text file
@@ -69,7 +71,10 @@ export const command: CliCommand = {
     const args = line.args;
 
     const start = performance.now();
-    const tokenizer = await loadTokenizer(args.tokenizer);
+    const modelDir = await resolveModelDir(args.model);
+    const tokenizer = await loadTokenizer(
+      args.tokenizer === args.model ? modelDir : await resolveModelDir(args.tokenizer),
+    );
     const windows = await loadEvaluationWindows({
       path: args.dataset,
       tokenizer,
@@ -77,7 +82,7 @@ export const command: CliCommand = {
       windows: args.windows,
     });
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
-    const source = await CompressedCheckpoint.open(args.model);
+    const source = await CompressedCheckpoint.open(modelDir);
     const model = await DecoderModel.load(source);
     try {
       const result = await perplexity(model, windows);

@@ -6,7 +6,7 @@
  */
 
 import { LlmcError } from "../errors.ts";
-import { joinPath } from "./_path.ts";
+import { isFileEntry, joinPath } from "./_path.ts";
 import { parseModelConfig } from "./model_config.ts";
 import type { ModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors_read.ts";
@@ -324,19 +324,43 @@ const AUXILIARY_NAMES = new Set([
   "special_tokens_map.json",
   "added_tokens.json",
   "tokenizer.model",
+  "spiece.model",
+  "sentencepiece.bpe.model",
   "generation_config.json",
   "chat_template.jinja",
   "chat_template.json",
   "preprocessor_config.json",
+  "processor_config.json",
+  "video_preprocessor_config.json",
   "vocab.json",
   "vocab.txt",
   "merges.txt",
 ]);
 
 /**
+ * Whether a file of a model folder is one an output checkpoint carries over
+ * unchanged: tokenizer files, generation config, chat templates, processor
+ * configs, custom `*.py` modelling code.
+ *
+ * @param name the file's name (no folder)
+ * @returns true for an auxiliary file
+ * @example
+ * ```ts
+ * import { isAuxiliaryFileName } from "./hf_model.ts";
+ * isAuxiliaryFileName("tokenizer_config.json"); // true
+ * isAuxiliaryFileName("model.safetensors"); // false
+ * ```
+ */
+export function isAuxiliaryFileName(name: string): boolean {
+  return AUXILIARY_NAMES.has(name) || name.endsWith(".py") || name.endsWith(".jinja") ||
+    name.endsWith(".tiktoken");
+}
+
+/**
  * The files of a model folder that an output checkpoint should carry over
- * unchanged: tokenizer files, generation config, chat template, and custom
- * `*.py` modelling code.
+ * unchanged (see {@link isAuxiliaryFileName}). Symlinks are followed, so a
+ * Hugging Face cache snapshot (whose files are links into `blobs/`) gives
+ * the same list as a plain folder; a dangling link is skipped.
  *
  * @param dir the model folder
  * @returns their paths, sorted; empty when the folder does not exist
@@ -357,8 +381,8 @@ export function auxiliaryFiles(dir: string): string[] {
     throw e;
   }
   for (const e of entries) {
-    if (!e.isFile) continue;
-    if (AUXILIARY_NAMES.has(e.name) || e.name.endsWith(".py")) out.push(joinPath(dir, e.name));
+    if (!isAuxiliaryFileName(e.name)) continue;
+    if (isFileEntry(dir, e)) out.push(joinPath(dir, e.name));
   }
   return out.sort();
 }

@@ -15,6 +15,9 @@
  * @module
  */
 
+import { resolveModelDir } from "../hub/resolve_model.ts";
+import type { HubOptions } from "../hub/hub_settings.ts";
+import { isFileEntry } from "../io/_path.ts";
 import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
@@ -50,6 +53,8 @@ export interface ModelFreePtqOptions {
   readonly onProgress?: (event: ModelFreeProgress) => void;
   /** Warnings (observer swaps); `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  /** How a Hub id given as the model is resolved (default: from the environment). */
+  readonly hub?: HubOptions;
 }
 
 /** Progress after one file. */
@@ -125,7 +130,7 @@ async function sourceFiles(dir: string): Promise<{ names: string[]; index: JsonO
   const names: string[] = [];
   try {
     for (const e of Deno.readDirSync(dir)) {
-      if (e.isFile && e.name.endsWith(".safetensors")) names.push(e.name);
+      if (isFileEntry(dir, e) && e.name.endsWith(".safetensors")) names.push(e.name);
     }
   } catch (e) {
     throw new ModelFreeError(`${dir}: cannot list the model folder (${(e as Error).message})`, {
@@ -139,7 +144,8 @@ async function sourceFiles(dir: string): Promise<{ names: string[]; index: JsonO
 /**
  * Quantizes a checkpoint without a model definition.
  *
- * @param modelDir the source folder (safetensors files, config.json, tokenizer files, …)
+ * @param modelDir the source folder (safetensors files, config.json, tokenizer files, …), or
+ *   a Hub id `org/name[@revision]` resolved through the Hugging Face cache
  * @param outDir the output folder
  * @param scheme a preset name (e.g. `"FP8_DYNAMIC"`) or a scheme; activations must be dynamic
  * @param ignore module names / `re:` patterns left dense (embeddings, lm_head, routers…)
@@ -164,7 +170,8 @@ export async function modelFreePtq(
 ): Promise<ModelFreePtqResult> {
   const t0 = performance.now();
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
-  const dir = modelDir.length > 1 ? modelDir.replace(/\/+$/, "") : modelDir;
+  const source = await resolveModelDir(modelDir, { ...options.hub, onWarning: warn });
+  const dir = source.length > 1 ? source.replace(/\/+$/, "") : source;
   const { groupName, scheme: s } = modelFreeScheme(scheme, warn);
   const args = s.weights!;
   const format = moduleFormat(s)!;
@@ -231,7 +238,7 @@ export async function modelFreePtq(
       );
     }
 
-    await assertOutputOutsideInput(modelDir, outDir);
+    await assertOutputOutsideInput(dir, outDir);
     const out = await atomicOutputDir(outDir, { overwrite: options.overwrite });
     try {
       const weightMap: Record<string, string> = {};
@@ -388,7 +395,7 @@ export async function modelFreePtq(
         }),
       );
       for (const e of Deno.readDirSync(dir)) {
-        if (!e.isFile || e.name === "config.json" || e.name === INDEX_NAME) continue;
+        if (!isFileEntry(dir, e) || e.name === "config.json" || e.name === INDEX_NAME) continue;
         if (e.name.endsWith(".safetensors")) continue;
         await Deno.copyFile(`${dir}/${e.name}`, `${out.tmpDir}/${e.name}`);
       }
