@@ -17,6 +17,7 @@ import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
 import { resolveModelDir } from "./hub/resolve_model.ts";
 import type { HubOptions } from "./hub/hub_settings.ts";
+import { resolveDataset } from "./data/dataset_source.ts";
 import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
 import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
@@ -71,8 +72,19 @@ export interface OneshotOptions {
   /** Warnings (unmatched targets, discarded work folders); `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
   // --- calibrated pipelines (src/graph, src/pipelines)
-  /** Calibration data: a text file (windows) or JSON Lines; required by recipes that need data. */
+  /**
+   * Calibration data, required by recipes that need data: a text file
+   * (windows), a JSON Lines / JSON / Parquet / Arrow file or a folder of
+   * them, a Hub dataset id `org/name[@revision]` (through the Hugging Face
+   * cache), or `ultrachat_200k` / `open_platypus` as in llm-compressor.
+   */
   readonly dataset?: string;
+  /** The split and slice to read, e.g. `train_sft[:512]` (llm-compressor's `splits`). */
+  readonly splits?: string;
+  /** The column holding each row's text or chat `messages` (default `text`). */
+  readonly textColumn?: string;
+  /** The seed of `shuffleCalibrationSamples` (default 42). */
+  readonly seed?: number;
   /** `num_calibration_samples` (default 512). */
   readonly numCalibrationSamples?: number;
   /** `max_seq_length` in tokens, BOS included (default 384). */
@@ -215,10 +227,22 @@ export function preparePipeline(
 }
 
 // --- calibrated pipelines (src/graph, src/pipelines)
-function calibrationOf(options: OneshotOptions): (CalibrationOptions & { dataset: string }) | null {
+async function calibrationOf(
+  options: OneshotOptions,
+  warn: (m: string) => void,
+): Promise<(CalibrationOptions & { dataset: string }) | null> {
   if (options.dataset === undefined) return null;
+  const resolved = await resolveDataset(options.dataset, {
+    splits: options.splits,
+    hub: options.hub,
+    onWarning: warn,
+  });
   return {
-    dataset: options.dataset,
+    dataset: resolved.path,
+    splits: resolved.split,
+    textColumn: options.textColumn,
+    datasetPreset: resolved.preset,
+    seed: options.seed,
     numCalibrationSamples: options.numCalibrationSamples,
     maxSeqLength: options.maxSeqLength,
     shuffleCalibrationSamples: options.shuffleCalibrationSamples,
@@ -235,6 +259,10 @@ async function calibrationJob(c: CalibrationOptions & { dataset: string }) {
     dataset: await Deno.realPath(c.dataset),
     size: stat.size,
     mtime: stat.mtime?.getTime() ?? null,
+    splits: c.splits ?? null,
+    textColumn: c.textColumn ?? null,
+    preset: c.datasetPreset?.name ?? null,
+    seed: c.seed ?? null,
     numCalibrationSamples: c.numCalibrationSamples ?? null,
     maxSeqLength: c.maxSeqLength ?? null,
     shuffle: c.shuffleCalibrationSamples ?? false,
@@ -321,7 +349,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       options.onEvent?.(e);
       if (e.type === "warning") warn(e.message);
     };
-    const calibration = calibrationOf(options);
+    const calibration = await calibrationOf(options, warn);
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)

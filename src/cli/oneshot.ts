@@ -22,7 +22,8 @@ import type { ProgressMode } from "./progress.ts";
 const USAGE =
   `usage: llmc oneshot --model DIR|ID (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
                     --output-dir OUT [--overwrite] [--resume] [--pipeline NAME] [--max-shard-size SIZE]
-                    [--dataset FILE --num-calibration-samples N --max-seq-length L ...]
+                    [--dataset FILE|DIR|ID [--splits S] [--text-column C] --num-calibration-samples N
+                     --max-seq-length L ...]
 
   --model DIR|ID         a Hugging Face model folder (config.json, safetensors), or a Hub id
                          org/name[@revision] resolved through the HF cache (HF_HUB_CACHE, HF_HOME),
@@ -40,7 +41,13 @@ const USAGE =
   --quiet                no per-layer progress
 
 calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
-  --dataset FILE                       text file (windows) or JSON Lines with a "text" field
+  --dataset FILE|DIR|ID                a text file (windows); a .jsonl/.json/.parquet/.arrow file or a
+                                       folder of them; a Hub dataset id org/name[@rev] (HF cache);
+                                       or ultrachat_200k / open_platypus (llm-compressor's presets)
+  --splits SPLIT                       the split and slice to read, e.g. train, train[:512], train_sft[:5%]
+  --text-column COL                    the column with each row's text, or its chat messages, which are
+                                       rendered with the tokenizer's chat_template (default text)
+  --seed N                             the shuffle's seed (default 42)
   --num-calibration-samples N          samples (default 512)
   --max-seq-length L                   tokens per sample, BOS included (default 384)
   --shuffle-calibration-samples        shuffle before taking the first N
@@ -48,6 +55,15 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
   --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
+
+/** A flag value that must be a whole number ≥ 0 (a seed). */
+function nonNegativeInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`--${flag} must be a non-negative integer, got '${value}'`);
+  }
+  return n;
+}
 
 const PIPELINES: readonly PipelineName[] = ["datafree", "sequential", "basic", "independent"];
 const PROGRESS: readonly ProgressMode[] = ["auto", "bar", "json", "none"];
@@ -83,6 +99,9 @@ export const command: CliCommand = {
         "max-shard-size": { type: "string" },
         quiet: { type: "boolean", default: false },
         dataset: { type: "string" },
+        splits: { type: "string" },
+        "text-column": { type: "string" },
+        seed: { type: "string" },
         "num-calibration-samples": { type: "string" },
         "max-seq-length": { type: "string" },
         "shuffle-calibration-samples": { type: "boolean", default: false },
@@ -113,6 +132,9 @@ export const command: CliCommand = {
         v === undefined ? undefined : positiveInt(flag, v);
       return {
         dataset: values.dataset,
+        splits: values.splits,
+        textColumn: values["text-column"],
+        seed: values.seed === undefined ? undefined : nonNegativeInt("seed", values.seed),
         numCalibrationSamples: count("num-calibration-samples", values["num-calibration-samples"]),
         maxSeqLength: count("max-seq-length", values["max-seq-length"]),
         shuffleCalibrationSamples: values["shuffle-calibration-samples"],

@@ -12,6 +12,8 @@ import { lastValueFrom, tap } from "rxjs";
 import type { HfModel } from "../io/hf_model.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { loadCalibrationSamples } from "../data/calibration_samples.ts";
+import { loadChatTemplate } from "../data/chat_template.ts";
+import type { DatasetPreset } from "../data/dataset_presets.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import type { Recipe } from "../recipe/recipe.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
@@ -47,10 +49,17 @@ export type CalibratedPipelineName = "sequential" | "basic" | "independent";
 /** Calibration data and run options (llm-compressor's dataset arguments). */
 export interface CalibrationOptions {
   /**
-   * Plain UTF-8 text (windows of `maxSeqLength`) or JSON Lines with a
-   * `text` field; required unless every modifier is data-free.
+   * A local dataset: plain UTF-8 text (windows of `maxSeqLength`), a
+   * JSON Lines / JSON / Parquet / Arrow file, or a folder of them (see
+   * `loadCalibrationSamples`); required unless every modifier is data-free.
    */
   readonly dataset?: string;
+  /** The split and slice to read, e.g. `train[:512]` (llm-compressor's `splits`). */
+  readonly splits?: string;
+  /** The column with each row's text or chat messages (llm-compressor's `text_column`). */
+  readonly textColumn?: string;
+  /** A named dataset's row format (`ultrachat_200k`, `open_platypus`). */
+  readonly datasetPreset?: DatasetPreset;
   /** `num_calibration_samples` (default 512). */
   readonly numCalibrationSamples?: number;
   /** `max_seq_length` in tokens, BOS included (default 384). */
@@ -207,6 +216,16 @@ export async function prepareCalibratedPipeline(
       maxSeqLength: options.maxSeqLength ?? 384,
       shuffle: options.shuffleCalibrationSamples,
       seed: options.seed,
+      split: options.splits,
+      textColumn: options.textColumn,
+      chatTemplate: await loadChatTemplate(
+        hf.dir,
+        options.datasetPreset?.fallbackChatTemplate === undefined ? undefined : {
+          source: options.datasetPreset.fallbackChatTemplate,
+          name: `${options.datasetPreset.name}'s default chat template`,
+        },
+      ),
+      preset: options.datasetPreset,
     });
     batches = calibrationBatches(samples, options.tokensPerForward ?? DEFAULT_TOKENS_PER_FORWARD);
   }

@@ -171,3 +171,65 @@ Deno.test("--model karpathy/stories260K works offline from the cache and writes 
     assertEquals(cfg.quantization_config.format, "float-quantized");
   });
 });
+
+Deno.test("calibrating karpathy/stories260K on chat rows renders them with the snapshot's chat_template.jinja", async () => {
+  await withTempDir(async (tmp) => {
+    await buildCache(`${tmp}/hub`);
+    const env = {
+      HF_HUB_CACHE: `${tmp}/hub`,
+      HF_HUB_OFFLINE: "1",
+      HF_ENDPOINT: "http://127.0.0.1:9",
+    };
+    await Deno.mkdir(`${tmp}/chat/data`, { recursive: true });
+    const rows = Array.from({ length: 6 }, (_, i) => ({
+      id: i,
+      messages: [
+        { role: "user", content: `Tell me story ${i}.` },
+        { role: "assistant", content: "Once upon a time, there was a little girl named Lily." },
+      ],
+    }));
+    await Deno.writeTextFile(
+      `${tmp}/chat/data/train.jsonl`,
+      rows.map((r) => JSON.stringify(r)).join("\n"),
+    );
+    await Deno.writeTextFile(`${tmp}/chat/data/test.jsonl`, '{"messages": "not a chat"}\n');
+    const argv = (model: string, out: string) => [
+      "--model",
+      model,
+      "--recipe",
+      "recipes/w4a16_gptq_channel.yaml",
+      "--dataset",
+      `${tmp}/chat`,
+      "--splits",
+      "train[:4]",
+      "--text-column",
+      "messages",
+      "--shuffle-calibration-samples",
+      "--seed",
+      "3",
+      "--num-calibration-samples",
+      "4",
+      "--max-seq-length",
+      "32",
+      "--output-dir",
+      out,
+      "--progress",
+      "none",
+    ];
+    const r = await withEnv(
+      env,
+      () => run(oneshotCommand, argv("karpathy/stories260K", `${tmp}/gptq`)),
+    );
+    assertEquals(r.code, 0, r.err);
+    assert((await Deno.lstat(`${tmp}/gptq/model.safetensors`)).isFile);
+    // The shared folder has no chat template: the same rows are refused, naming the row.
+    let message = "";
+    try {
+      await run(oneshotCommand, argv(STORIES, `${tmp}/gptq-no-template`));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assert(message.includes("train.jsonl:"), message);
+    assert(message.includes("the tokenizer has no chat template"), message);
+  });
+});
