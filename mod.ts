@@ -82,6 +82,21 @@ export { loadTokenizer } from "./src/io/tokenizer.ts";
 export { CompressedCheckpoint } from "./src/compress/compressed_checkpoint.ts";
 export { DecoderModel } from "./src/model/decoder_model.ts";
 export { loadCalibrationSamples } from "./src/data/calibration_samples.ts";
+
+// Hugging Face Hub ids and cache; datasets in the formats users bring.
+export {
+  HubAuthError,
+  HubChecksumError,
+  HubError,
+  HubNotFoundError,
+  HubOfflineError,
+  type HubOptions,
+  resolveModelDir,
+  snapshotDownload,
+} from "./src/hub/mod.ts";
+export { loadChatTemplate, renderChatTemplate } from "./src/data/chat_template.ts";
+export { readDatasetRows } from "./src/data/dataset_rows.ts";
+export { resolveDataset } from "./src/data/dataset_source.ts";
 export { loadEvaluationWindows } from "./src/data/evaluation_windows.ts";
 export { perplexity } from "./src/data/perplexity.ts";
 export { describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";

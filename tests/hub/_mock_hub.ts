@@ -35,8 +35,10 @@ export interface MockRepo {
 
 /** Faults to inject. */
 export interface MockFaults {
-  /** Path → bytes sent before the connection drops, on that file's first GET only. */
+  /** Path → bytes sent before the connection drops, on that file's first `dropTimes` GETs. */
   readonly dropAfter?: Record<string, number>;
+  /** How many GETs of a `dropAfter` file drop (default 1). */
+  readonly dropTimes?: number;
   /** Paths whose bytes are served corrupted (same length, one byte flipped). */
   readonly corrupt?: readonly string[];
 }
@@ -90,7 +92,7 @@ export function gitSha1Hex(b: Uint8Array): string {
 export function startMockHub(repos: readonly MockRepo[], faults: MockFaults = {}): MockHub {
   const byKey = new Map(repos.map((r) => [r.key, r]));
   const log: LoggedRequest[] = [];
-  const dropped = new Set<string>();
+  const dropped = new Map<string, number>();
   const cdn = new Map<string, { repo: MockRepo; file: string }>();
   for (const r of repos) {
     for (const f of r.lfs ?? []) cdn.set(sha256Hex(r.files[f]), { repo: r, file: f });
@@ -117,8 +119,8 @@ export function startMockHub(repos: readonly MockRepo[], faults: MockFaults = {}
     headers.set("Content-Length", String(part.length));
     if (req.method === "HEAD") return new Response(null, { status, headers });
     const drop = faults.dropAfter?.[file];
-    if (drop !== undefined && !dropped.has(file) && start === 0) {
-      dropped.add(file);
+    if (drop !== undefined && (dropped.get(file) ?? 0) < (faults.dropTimes ?? 1)) {
+      dropped.set(file, (dropped.get(file) ?? 0) + 1);
       const stream = new ReadableStream<Uint8Array>({
         start(c) {
           c.enqueue(part.slice(0, drop));

@@ -9,6 +9,7 @@ import { tempDirRunner } from "../_shared.ts";
 import {
   HubAuthError,
   HubChecksumError,
+  HubError,
   HubNotFoundError,
   HubOfflineError,
   parseHubId,
@@ -175,6 +176,48 @@ Deno.test("a connection dropped mid-file resumes with a Range request and comple
     assertEquals(gets[1].status, 206);
     const blobs = [...Deno.readDirSync(`${cache}/models--org--tiny/blobs`)].map((e) => e.name);
     assert(!blobs.some((b) => b.endsWith(".incomplete")), blobs.join());
+  });
+});
+
+Deno.test("a download that keeps failing leaves .incomplete; the next run resumes from it", async () => {
+  const file = "model.safetensors";
+  await withHub([MODEL], { dropAfter: { [file]: 16_384 }, dropTimes: 4 }, async (hub, cache) => {
+    const opts = { cacheDir: cache, endpoint: hub.endpoint, token: null, offline: false };
+    const e = await assertRejects(() => resolveModelDir("org/tiny", opts), HubError);
+    assert(
+      e.message.includes(`org/tiny@main: ${file}: download failed after 4 attempts`),
+      e.message,
+    );
+    assert(e.message.includes("run again to resume"), e.message);
+    const etag = sha256Hex(MODEL.files[file]);
+    const partial = `${cache}/models--org--tiny/blobs/${etag}.incomplete`;
+    assertEquals((await Deno.stat(partial)).size, 4 * 16_384);
+    const dir = await resolveModelDir("org/tiny", opts);
+    assertEquals(await Deno.readFile(`${dir}/${file}`), MODEL.files[file]);
+    const gets = hub.log.filter((r) => r.method === "GET" && r.path.startsWith("/cdn/"));
+    assertEquals(gets.map((r) => r.range), [
+      null,
+      "bytes=16384-",
+      "bytes=32768-",
+      "bytes=49152-",
+      "bytes=65536-",
+    ]);
+  });
+});
+
+Deno.test("an unreachable endpoint falls back to the cached snapshot, with a warning", async () => {
+  await withHub([MODEL], {}, async (hub, cache) => {
+    const opts = { cacheDir: cache, endpoint: hub.endpoint, token: null, offline: false };
+    const dir = await resolveModelDir("org/tiny", opts);
+    const warnings: string[] = [];
+    const again = await resolveModelDir("org/tiny", {
+      ...opts,
+      endpoint: "http://127.0.0.1:9",
+      onWarning: (m) => warnings.push(m),
+    });
+    assertEquals(again, dir);
+    assertEquals(warnings.length, 1);
+    assert(warnings[0].includes("using the cached snapshot"), warnings[0]);
   });
 });
 
