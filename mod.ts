@@ -91,12 +91,21 @@ export {
   HubNotFoundError,
   HubOfflineError,
   type HubOptions,
+  type HubRepo,
+  type RepoType,
   resolveModelDir,
   snapshotDownload,
+  type SnapshotRequest,
 } from "./src/hub/mod.ts";
-export { loadChatTemplate, renderChatTemplate } from "./src/data/chat_template.ts";
-export { readDatasetRows } from "./src/data/dataset_rows.ts";
-export { resolveDataset } from "./src/data/dataset_source.ts";
+export {
+  type ChatMessage,
+  type ChatTemplate,
+  loadChatTemplate,
+  renderChatTemplate,
+} from "./src/data/chat_template.ts";
+export { type DatasetRow, readDatasetRows } from "./src/data/dataset_rows.ts";
+export { type DatasetPreset, type RowFormatter } from "./src/data/dataset_presets.ts";
+export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.ts";
 export { loadEvaluationWindows } from "./src/data/evaluation_windows.ts";
 export { perplexity } from "./src/data/perplexity.ts";
 export { describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";

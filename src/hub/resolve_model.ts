@@ -6,6 +6,7 @@
  */
 
 import { isAuxiliaryFileName } from "../io/hf_model.ts";
+import { HubError, HubNotFoundError, HubOfflineError } from "./hub_errors.ts";
 import { parseHubId } from "./hub_id.ts";
 import { resolvesToEntry } from "./hub_cache.ts";
 import { snapshotDownload } from "./snapshot_download.ts";
@@ -56,9 +57,20 @@ export async function resolveModelDir(
   if (await resolvesToEntry(model)) return model;
   const repo = parseHubId(model, "model");
   if (repo === null || repo.repoType !== "model") return model;
-  return await snapshotDownload(repo, {
-    ...options,
-    include: isModelRepoFile,
-    required: ["config.json"],
-  });
+  try {
+    return await snapshotDownload(repo, {
+      ...options,
+      include: isModelRepoFile,
+      required: ["config.json"],
+    });
+  } catch (e) {
+    // A mistyped local folder looks like an id too: say both readings failed.
+    if (e instanceof HubNotFoundError || e instanceof HubOfflineError) {
+      const Kind = e.constructor as typeof HubError;
+      throw new Kind(`'${model}' is not a local folder, and as a Hub id: ${e.message}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
 }

@@ -83,10 +83,20 @@ export async function snapshotDownload(
   const include = request.include ?? (() => true);
   for (const f of info.files) {
     if (!include(f.path)) continue;
+    // A listed path must stay inside the snapshot folder.
+    if (
+      f.path.startsWith("/") ||
+      f.path.split("/").some((seg) => seg === "" || seg === "." || seg === "..")
+    ) {
+      throw new HubError(
+        `${describeRepo(repo)}: the listing names an unsafe path ${JSON.stringify(f.path)}`,
+      );
+    }
     if (await resolvesToEntry(snapshotPath(storage, commit, f.path))) continue;
     const meta = await fileMetadata(settings, repo, commit, f.path);
     const etag = meta.etag ?? f.sha256;
-    if (etag === undefined || etag === null || etag === "" || /[\/\\]/.test(etag)) {
+    // The etag names a file in blobs/: plain characters only.
+    if (etag === undefined || etag === null || !/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(etag)) {
       throw new HubError(
         `${describeRepo(repo)}: ${f.path}: the Hub gave no usable ETag (X-Linked-Etag or ETag)`,
       );

@@ -153,6 +153,10 @@ Deno.test("404s name the repository, the revision or the file", async () => {
     const repo = await assertRejects(() => resolveModelDir("org/missing", opts), HubNotFoundError);
     assert(repo.message.includes("org/missing@main"), repo.message);
     assert(repo.message.includes("repository 'org/missing' was not found"), repo.message);
+    assert(
+      repo.message.startsWith("'org/missing' is not a local folder, and as a Hub id"),
+      repo.message,
+    );
     const rev = await assertRejects(
       () => resolveModelDir("org/tiny@nope", opts),
       HubNotFoundError,
@@ -238,6 +242,28 @@ Deno.test("a wrong checksum discards the file and names it", async () => {
       await assertRejects(() => Deno.stat(`${storage}/refs/main`), Deno.errors.NotFound);
     });
   }
+});
+
+Deno.test("a listed path that would leave the snapshot folder is refused", async () => {
+  const evil: MockRepo = {
+    key: "datasets/org/evil",
+    commit: COMMIT,
+    files: { "../../../escape.jsonl": enc("{}") },
+  };
+  await withHub([evil], {}, async (hub, cache) => {
+    const e = await assertRejects(
+      () =>
+        snapshotDownload(parseHubId("org/evil", "dataset")!, {
+          cacheDir: `${cache}/hub`,
+          endpoint: hub.endpoint,
+          token: null,
+          offline: false,
+        }),
+      HubError,
+    );
+    assert(e.message.includes("unsafe path"), e.message);
+    assertEquals([...Deno.readDirSync(cache)].map((x) => x.name), []);
+  });
 });
 
 Deno.test("dataset ids use the datasets/ routes and cache folder", async () => {
