@@ -6,7 +6,7 @@
  */
 
 import { isAuxiliaryFileName } from "../io/hf_model.ts";
-import { HubError, HubNotFoundError, HubOfflineError } from "./hub_errors.ts";
+import { type HubError, HubNotFoundError, HubOfflineError } from "./hub_errors.ts";
 import { parseHubId } from "./hub_id.ts";
 import { resolvesToEntry } from "./hub_cache.ts";
 import { snapshotDownload } from "./snapshot_download.ts";
