@@ -20,7 +20,10 @@ import {
   compressPackQuantized,
   decompressPackQuantized,
 } from "../../src/compress/pack_quantized.ts";
+import { CommandBatch } from "../../src/gpu/batch.ts";
 import { getGpu } from "../../src/gpu/device.ts";
+import { GpuTensor } from "../../src/gpu/tensor.ts";
+import { gptqLayerWeights, LayerHessians } from "../../src/graph/gptq_weights.ts";
 import { gptqQuantize } from "../../src/modifiers/gptq/gptq_quantize.ts";
 import type { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
@@ -228,4 +231,55 @@ Deno.test("GPTQ's zero-preserving mask is upstream's ~isclose(W, 0): tiny weight
       if (Math.abs(w[i]) <= 1e-8) assert.ok(ref.weight[i] === 0, `element ${i}: ${ref.weight[i]}`);
     }
   });
+});
+
+Deno.test("the model's entry point (gptqLayerWeights: shared factors, one wave) = reference on 512 columns", async () => {
+  // q/k/v-like: three weights on one input, two activation-ordered ones
+  // sharing a permuted factor, one in column order.
+  const layer = LAYERS["64×512"];
+  const hessians = LayerHessians.create(gpu, new Map([["x", layer.cols]]));
+  try {
+    const batch = new CommandBatch(gpu);
+    const per = layer.tokens / 4;
+    const xs: GpuTensor[] = [];
+    for (let b = 0; b < 4; b++) {
+      const x = layer.inputs.subarray(b * per * layer.cols, (b + 1) * per * layer.cols);
+      xs.push(GpuTensor.fromArray(gpu, x, [per, layer.cols]));
+      hessians.add("x", batch, xs[b], 1);
+    }
+    await batch.done();
+    for (const t of xs) t.destroy();
+    const specs = [["q", "group", true, 221], ["k", "weight", false, 222], ["v", null, false, 223]];
+    const linears = specs.map(([name, actorder, symmetric, seed]) => ({
+      name: name as string,
+      input: "x",
+      values: syntheticLayer(64, layer.cols, 8, seed as number).weight,
+      shape: [64, layer.cols] as const,
+      args: w4g128(actorder as string | null, symmetric as boolean),
+      dtype: "F32" as const,
+    }));
+    const results = await gptqLayerWeights(gpu, 0, "llama", hessians, linears, {
+      blockSize: 128,
+      dampeningFrac: 0.01,
+    });
+    const hm = await hessians.get("x").read() as Float32Array;
+    linears.forEach((l, i) => {
+      const r = results[i];
+      const ref = gptqReference(l.values, l.shape, hm, l.args);
+      assert.deepEqual(Array.from(r.scale), Array.from(ref.scale), `${l.name}: scales`);
+      assert.deepEqual(Array.from(r.zeroPoint), Array.from(ref.zeroPoint), `${l.name}: zp`);
+      assert.deepEqual(r.gIdx ? Array.from(r.gIdx) : null, ref.gIdx && Array.from(ref.gIdx));
+      compareWithReference(
+        r.weight,
+        ref,
+        l.shape,
+        (j) => nearRoundingTie(ref.preRound[j], l.args),
+        {
+          tol: 1e-6,
+        },
+      );
+    });
+  } finally {
+    hessians.destroy();
+  }
 });
