@@ -25,7 +25,7 @@ import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
-import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
+import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
 
@@ -169,6 +169,7 @@ export function selectPipeline(
  * @param model the source model
  * @param recipe the recipe
  * @param warn receives notes such as targets that match no module
+ * @param onMetric when given, receives the data-free pipeline's per-module errors
  * @returns the prepared pipeline
  * @throws {CalibrationRequiredError} for pipelines that need calibration data when none is given
  * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
@@ -183,12 +184,13 @@ export function preparePipeline(
   model: HfModel,
   recipe: Recipe,
   warn: (message: string) => void = (m) => console.warn(m),
+  onMetric?: (event: ModuleMetricEvent) => void,
 ): PreparedPipeline {
   switch (name) {
     case "datafree": {
       const plan = planDataFree(model, recipe.modifiers[0]);
       for (const t of plan.unmatched) warn(`'${t}' matches no Linear module of ${model.dir}`);
-      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent) };
+      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent, onMetric) };
     }
     case "sequential":
     case "basic":
@@ -318,7 +320,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
       ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
-      : preparePipeline(name, model, recipe, warn);
+      : preparePipeline(name, model, recipe, warn, options.onEvent ? emit : undefined);
     const recipeYaml = recipeToYaml(recipe);
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
