@@ -14,6 +14,7 @@ import {
   requireFlag,
   UsageError,
 } from "./flags.ts";
+import { LlmcError } from "../errors.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -135,15 +136,41 @@ export const command: CliCommand = {
     const renderer = progressRenderer(progress);
     let result;
     try {
-      result = await oneshot({ ...rest, onEvent: renderer.onEvent });
-    } finally {
+      result = await oneshot({
+        ...rest,
+        // Every warning reaches onWarning (graph warnings too), so the renderer takes
+        // warnings from there only and shows each once, in its own format.
+        onEvent: (e) => {
+          if (e.type !== "warning") renderer.onEvent(e);
+        },
+        onWarning: (message) => renderer.onEvent({ type: "warning", message }),
+      });
+    } catch (e) {
+      // In JSON mode the error is a JSON line too; a known error then ends the run
+      // with status 1 as main.ts would, anything else still propagates with its stack.
+      const shown = renderer.error(e);
       renderer.close();
+      if (shown && e instanceof LlmcError) return 1;
+      throw e;
     }
-    console.log(
+    const message =
       `wrote ${result.outputDir} (${result.pipeline}): ${result.tensorCount} tensors, ` +
-        `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
-        `${result.seconds.toFixed(1)} s`,
-    );
+      `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
+      `${result.seconds.toFixed(1)} s`;
+    renderer.result({
+      message,
+      fields: {
+        output_dir: result.outputDir,
+        pipeline: result.pipeline,
+        files: result.files,
+        total_size: result.totalSize,
+        tensor_count: result.tensorCount,
+        resumed_layers: result.resumedLayers,
+        seconds: Math.round(result.seconds * 1000) / 1000,
+      },
+    });
+    renderer.close();
+    console.log(message);
     return 0;
   },
 };
