@@ -133,7 +133,11 @@ export type { ModelConfig, ModelType, RopeScaling } from "./src/io/model_config.
 export type { TensorInfo } from "./src/io/safetensors_header.ts";
 export type { DType } from "./src/io/dtype.ts";
 export { loadTokenizer, type TextTokenizer } from "./src/io/tokenizer.ts";
-export { CompressedCheckpoint } from "./src/compress/compressed_checkpoint.ts";
+export {
+  type CheckpointTensorStore,
+  CompressedCheckpoint,
+  type MemoryTensor,
+} from "./src/compress/compressed_checkpoint.ts";
 export { DecoderModel } from "./src/model/decoder_model.ts";
 export type { WeightSource } from "./src/model/weight_source.ts";
 export type {

@@ -23,7 +23,10 @@ import type { ModifierSpec } from "./recipe/modifiers.ts";
 import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
-import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
+import { CompressedCheckpoint } from "./compress/compressed_checkpoint.ts";
+import { parseModelConfig } from "./io/model_config.ts";
+import { DecoderModel } from "./model/decoder_model.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
@@ -79,6 +82,13 @@ export interface OneshotOptions {
   readonly tokensPerForward?: number;
   /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
   readonly onEvent?: GraphEventSink;
+  /**
+   * Also return the compressed model, ready for `perplexity` or generation,
+   * built from the tensors the run wrote (kept in memory as written, so
+   * nothing is read back; layers a resumed run had finished come from the
+   * output folder). Costs host memory for the compressed checkpoint.
+   */
+  readonly returnModel?: boolean;
 }
 
 /** What {@link oneshot} wrote. */
@@ -97,6 +107,11 @@ export interface OneshotResult {
   readonly resumedLayers: readonly number[];
   /** Wall time in seconds. */
   readonly seconds: number;
+  /**
+   * The compressed model (weights decompressed on demand, as vLLM would
+   * serve them) when `returnModel` was set, else null. Close it when done.
+   */
+  readonly model: DecoderModel | null;
 }
 
 /** `oneshot` was called with inconsistent arguments. */
@@ -322,6 +337,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
       : preparePipeline(name, model, recipe, warn, options.onEvent ? emit : undefined);
     const recipeYaml = recipeToYaml(recipe);
+    const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
       source: model,
@@ -332,6 +348,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         ? { pipeline: name, recipe: recipeYaml }
         : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
       onWarning: warn,
+      onTensors: kept === null ? undefined : (tensors) => kept.push(...tensors),
     });
     const resumedLayers = sink.doneLayers();
     const outcome = await pipeline.run(sink, (e: LayerEvent) => {
@@ -345,6 +362,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       recipeYaml,
       omitNullDtypes: options.omitNullDtypes,
     });
+    const seconds = (performance.now() - t0) / 1000;
     return {
       outputDir: done.outputDir,
       pipeline: name,
@@ -352,9 +370,32 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       totalSize: done.totalSize,
       tensorCount: done.tensorCount,
       resumedLayers,
-      seconds: (performance.now() - t0) / 1000,
+      seconds,
+      model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
     };
   } finally {
     if (ownModel) model.close();
+  }
+}
+
+/**
+ * The model a run just wrote, from the tensors it handed to the sink: the
+ * written config.json (small) is read for the final `quantization_config`;
+ * the output folder is opened only for layers an earlier run had written.
+ */
+async function inMemoryModel(
+  outputDir: string,
+  tensors: readonly CheckpointTensor[],
+  resumedLayers: readonly number[],
+): Promise<DecoderModel> {
+  const configPath = `${outputDir}/config.json`;
+  const config = parseModelConfig(JSON.parse(await Deno.readTextFile(configPath)), configPath);
+  const fallback = resumedLayers.length > 0 ? await HfModel.open(outputDir) : null;
+  const checkpoint = CompressedCheckpoint.fromTensors(config, outputDir, tensors, fallback);
+  try {
+    return await DecoderModel.load(checkpoint);
+  } catch (e) {
+    checkpoint.close();
+    throw e;
   }
 }
