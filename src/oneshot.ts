@@ -21,6 +21,7 @@ import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors
 import { loadRecipe } from "./recipe/load.ts";
 import type { ModifierSpec } from "./recipe/modifiers.ts";
 import type { Recipe } from "./recipe/recipe.ts";
+import type { ModuleFormat } from "./quant/compression_format.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
@@ -89,6 +90,14 @@ export interface OneshotOptions {
    * output folder). Costs host memory for the compressed checkpoint.
    */
   readonly returnModel?: boolean;
+  /**
+   * `save_compressed` (default true). False writes a dense checkpoint as
+   * upstream's `save_compressed=False` does: every quantized weight
+   * fake-quantized in the model dtype, with its qparams, `format: "dense"`
+   * and `quantization_status: "frozen"` (for evaluation; vLLM serves the
+   * compressed form).
+   */
+  readonly saveCompressed?: boolean;
 }
 
 /** What {@link oneshot} wrote. */
@@ -185,6 +194,7 @@ export function selectPipeline(
  * @param recipe the recipe
  * @param warn receives notes such as targets that match no module
  * @param onMetric when given, receives the data-free pipeline's per-module errors
+ * @param formatOverride a format forced on every quantized module (`"dense"`), or null
  * @returns the prepared pipeline
  * @throws {CalibrationRequiredError} for pipelines that need calibration data when none is given
  * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
@@ -200,10 +210,11 @@ export function preparePipeline(
   recipe: Recipe,
   warn: (message: string) => void = (m) => console.warn(m),
   onMetric?: (event: ModuleMetricEvent) => void,
+  formatOverride: ModuleFormat | null = null,
 ): PreparedPipeline {
   switch (name) {
     case "datafree": {
-      const plan = planDataFree(model, recipe.modifiers[0]);
+      const plan = planDataFree(model, recipe.modifiers[0], formatOverride);
       for (const t of plan.unmatched) warn(`'${t}' matches no Linear module of ${model.dir}`);
       return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent, onMetric) };
     }
@@ -331,11 +342,36 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       if (e.type === "warning") warn(e.message);
     };
     const calibration = calibrationOf(options);
+    const dense = options.saveCompressed === false;
+    if (dense) {
+      const sparse = recipe.modifiers.find((m) => m.type === "SparseGPTModifier");
+      if (sparse) {
+        throw new OneshotError(
+          `saveCompressed: false with ${sparse.type} is not supported yet ` +
+            `(a dense save of a sparsity recipe); save compressed or drop the sparsity modifier`,
+        );
+      }
+    }
+    // upstream's save_compressed=False: every quantized module in "dense" format.
+    const formatOverride = dense ? "dense" : null;
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
-      : preparePipeline(name, model, recipe, warn, options.onEvent ? emit : undefined);
+      ? await prepareCalibratedPipeline(
+        name,
+        model,
+        recipe,
+        { ...calibration, formatOverride },
+        emit,
+      )
+      : preparePipeline(
+        name,
+        model,
+        recipe,
+        warn,
+        options.onEvent ? emit : undefined,
+        formatOverride,
+      );
     const recipeYaml = recipeToYaml(recipe);
     const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
@@ -344,9 +380,15 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
-      job: name === "datafree" || calibration === null
-        ? { pipeline: name, recipe: recipeYaml }
-        : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
+      job: {
+        pipeline: name,
+        recipe: recipeYaml,
+        ...(name === "datafree" || calibration === null
+          ? {}
+          : { calibration: await calibrationJob(calibration) }),
+        // Only when set, so the jobs of compressed saves hash as they always did (resume).
+        ...(dense ? { save_compressed: false } : {}),
+      },
       onWarning: warn,
       onTensors: kept === null ? undefined : (tensors) => kept.push(...tensors),
     });
@@ -356,7 +398,10 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
     });
     const done = await sink.finalize({
-      quantizationConfig: outcome.quantizationConfig,
+      // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
+      quantizationConfig: dense
+        ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
+        : outcome.quantizationConfig,
       sparsityConfig: outcome.sparsityConfig,
       configPatch: outcome.configPatch,
       recipeYaml,

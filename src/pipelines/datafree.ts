@@ -17,7 +17,12 @@ import { LlmcError } from "../errors.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
 import { resolveQuantizationConfig } from "../recipe/resolve.ts";
-import { computeDTypeOf, planLinearQuantization } from "../modifiers/quantization/linear_plan.ts";
+import {
+  computeDTypeOf,
+  planLinearQuantization,
+  withFormatOverride,
+} from "../modifiers/quantization/linear_plan.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { LinearPlan, PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
 import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
@@ -98,6 +103,8 @@ export function dataFreeIncompatibility(modifier: ModifierSpec): string | null {
  *
  * @param model the source model
  * @param modifier a data-free QuantizationModifier (see {@link dataFreeIncompatibility})
+ * @param formatOverride a format forced on every quantized module (`"dense"` for an
+ *   uncompressed save), or null
  * @returns the plan
  * @throws {DataFreePipelineError} when the modifier needs calibration or a tensor lies outside the layers
  * @throws {QuantizationShapeError} (from quant) for a module whose shape does not fit its scheme
@@ -107,7 +114,11 @@ export function dataFreeIncompatibility(modifier: ModifierSpec): string | null {
  * plan.quantizationConfig.format; // "float-quantized"
  * ```
  */
-export function planDataFree(model: HfModel, modifier: ModifierSpec): LinearPlan {
+export function planDataFree(
+  model: HfModel,
+  modifier: ModifierSpec,
+  formatOverride: ModuleFormat | null = null,
+): LinearPlan {
   const why = dataFreeIncompatibility(modifier);
   if (why !== null || modifier.type !== "QuantizationModifier") {
     throw new DataFreePipelineError(`the data-free pipeline cannot run this recipe: ${why}`);
@@ -122,7 +133,10 @@ export function planDataFree(model: HfModel, modifier: ModifierSpec): LinearPlan
       );
     }
   }
-  return planLinearQuantization(model, resolveQuantizationConfig(modifier));
+  return planLinearQuantization(
+    model,
+    withFormatOverride(resolveQuantizationConfig(modifier), formatOverride),
+  );
 }
 
 function quantized(l: PlannedLinear): boolean {
