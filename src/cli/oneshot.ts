@@ -33,6 +33,7 @@ const USAGE =
   --output-dir OUT       where the checkpoint is written (atomically)
   --overwrite            replace OUT if it exists
   --omit-null-dtypes     leave null scale_dtype/zp_dtype out of config.json (vLLM with compressed-tensors <= 0.12)
+  --no-save-compressed   write a dense, fake-quantized checkpoint (save_compressed=False; for evaluation)
   --resume               continue an interrupted run of the same job
   --pipeline NAME        datafree | sequential | basic | independent (default: inferred)
   --max-shard-size SIZE  shard bound, e.g. 5GB, 500MB or bytes (default 5GB)
@@ -77,6 +78,7 @@ export const command: CliCommand = {
         "output-dir": { type: "string" },
         overwrite: { type: "boolean", default: false },
         "omit-null-dtypes": { type: "boolean", default: false },
+        "no-save-compressed": { type: "boolean", default: false },
         resume: { type: "boolean", default: false },
         pipeline: { type: "string" },
         "max-shard-size": { type: "string" },
@@ -123,6 +125,7 @@ export const command: CliCommand = {
         outputDir,
         overwrite: values.overwrite,
         omitNullDtypes: values["omit-null-dtypes"],
+        saveCompressed: !values["no-save-compressed"],
         resume: values.resume,
         pipeline,
         maxShardBytes,

@@ -13,6 +13,7 @@ import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.t
 import { HfModel } from "../../src/io/hf_model.ts";
 import { oneshot, OneshotError, type OneshotOptions } from "../../src/oneshot.ts";
 import { GPTQModifier, SparseGPTModifier } from "../../src/recipe/constructors.ts";
+import { command } from "../../src/cli/oneshot.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const LINEARS = ["self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj"];
@@ -111,5 +112,34 @@ Deno.test("saveCompressed false with a sparsity recipe is refused before any out
       (e) => e instanceof OneshotError && /saveCompressed: false/.test(e.message),
     );
     assert.ok(!(await Deno.stat(`${dir}/out`).then(() => true, () => false)));
+  });
+});
+
+Deno.test("llmc oneshot --no-save-compressed writes the dense form", async () => {
+  await withTempDir(async (dir) => {
+    const log = console.log;
+    console.log = () => {};
+    let code;
+    try {
+      code = await command.run([
+        "--model",
+        STORIES,
+        "--scheme",
+        "W8A16",
+        "--ignore",
+        "lm_head",
+        "--output-dir",
+        `${dir}/out`,
+        "--progress",
+        "none",
+        "--no-save-compressed",
+      ]);
+    } finally {
+      console.log = log;
+    }
+    assert.equal(code, 0);
+    const qc = JSON.parse(await Deno.readTextFile(`${dir}/out/config.json`)).quantization_config;
+    assert.equal(qc.format, "dense");
+    assert.equal(qc.quantization_status, "frozen");
   });
 });
