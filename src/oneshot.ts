@@ -118,7 +118,8 @@ export interface OneshotResult {
   readonly seconds: number;
   /**
    * The compressed model (weights decompressed on demand, as vLLM would
-   * serve them) when `returnModel` was set, else null. Close it when done.
+   * serve them) when `returnModel` was set, else null. Close it when done (that also
+   * releases the kept tensors).
    */
   readonly model: DecoderModel | null;
 }
@@ -438,7 +439,7 @@ async function inMemoryModel(
   const fallback = resumedLayers.length > 0 ? await HfModel.open(outputDir) : null;
   const checkpoint = CompressedCheckpoint.fromTensors(config, outputDir, tensors, fallback);
   try {
-    return await DecoderModel.load(checkpoint);
+    return await DecoderModel.load(checkpoint, undefined, { closeSource: true });
   } catch (e) {
     checkpoint.close();
     throw e;

@@ -87,3 +87,19 @@ Deno.test("without returnModel the result carries no model", async () => {
     assert.equal(result.model, null);
   });
 });
+
+Deno.test("DecoderModel.load closes a handed-in source with the model only when asked", async () => {
+  for (const closeSource of [false, true]) {
+    const checkpoint = await CompressedCheckpoint.open(STORIES);
+    let closed = 0;
+    const close = checkpoint.close.bind(checkpoint);
+    checkpoint.close = () => {
+      closed++;
+      close();
+    };
+    const model = await DecoderModel.load(checkpoint, undefined, { closeSource });
+    model.close();
+    assert.equal(closed, closeSource ? 1 : 0, `closeSource ${closeSource}`);
+    if (!closeSource) checkpoint.close();
+  }
+});
