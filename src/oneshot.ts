@@ -24,11 +24,15 @@ import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors
 import { loadRecipe } from "./recipe/load.ts";
 import type { ModifierSpec } from "./recipe/modifiers.ts";
 import type { Recipe } from "./recipe/recipe.ts";
+import type { ModuleFormat } from "./quant/compression_format.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
-import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
+import { CompressedCheckpoint } from "./compress/compressed_checkpoint.ts";
+import { parseModelConfig } from "./io/model_config.ts";
+import { DecoderModel } from "./model/decoder_model.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
-import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
+import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
 
@@ -99,6 +103,21 @@ export interface OneshotOptions {
   readonly tokensPerForward?: number;
   /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
   readonly onEvent?: GraphEventSink;
+  /**
+   * Also return the compressed model, ready for `perplexity` or generation,
+   * built from the tensors the run wrote (kept in memory as written, so
+   * nothing is read back; layers a resumed run had finished come from the
+   * output folder). Costs host memory for the compressed checkpoint.
+   */
+  readonly returnModel?: boolean;
+  /**
+   * `save_compressed` (default true). False writes a dense checkpoint as
+   * upstream's `save_compressed=False` does: every quantized weight
+   * fake-quantized in the model dtype, with its qparams, `format: "dense"`
+   * and `quantization_status: "frozen"` (for evaluation; vLLM serves the
+   * compressed form).
+   */
+  readonly saveCompressed?: boolean;
 }
 
 /** What {@link oneshot} wrote. */
@@ -117,6 +136,12 @@ export interface OneshotResult {
   readonly resumedLayers: readonly number[];
   /** Wall time in seconds. */
   readonly seconds: number;
+  /**
+   * The compressed model (weights decompressed on demand, as vLLM would
+   * serve them) when `returnModel` was set, else null. Close it when done (that also
+   * releases the kept tensors).
+   */
+  readonly model: DecoderModel | null;
 }
 
 /** `oneshot` was called with inconsistent arguments. */
@@ -189,6 +214,8 @@ export function selectPipeline(
  * @param model the source model
  * @param recipe the recipe
  * @param warn receives notes such as targets that match no module
+ * @param onMetric when given, receives the data-free pipeline's per-module errors
+ * @param formatOverride a format forced on every quantized module (`"dense"`), or null
  * @returns the prepared pipeline
  * @throws {CalibrationRequiredError} for pipelines that need calibration data when none is given
  * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
@@ -203,12 +230,14 @@ export function preparePipeline(
   model: HfModel,
   recipe: Recipe,
   warn: (message: string) => void = (m) => console.warn(m),
+  onMetric?: (event: ModuleMetricEvent) => void,
+  formatOverride: ModuleFormat | null = null,
 ): PreparedPipeline {
   switch (name) {
     case "datafree": {
-      const plan = planDataFree(model, recipe.modifiers[0]);
+      const plan = planDataFree(model, recipe.modifiers[0], formatOverride);
       for (const t of plan.unmatched) warn(`'${t}' matches no Linear module of ${model.dir}`);
-      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent) };
+      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent, onMetric) };
     }
     case "sequential":
     case "basic":
@@ -350,22 +379,55 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       if (e.type === "warning") warn(e.message);
     };
     const calibration = await calibrationOf(options, warn);
+    const dense = options.saveCompressed === false;
+    if (dense) {
+      const sparse = recipe.modifiers.find((m) => m.type === "SparseGPTModifier");
+      if (sparse) {
+        throw new OneshotError(
+          `saveCompressed: false with ${sparse.type} is not supported yet ` +
+            `(a dense save of a sparsity recipe); save compressed or drop the sparsity modifier`,
+        );
+      }
+    }
+    // upstream's save_compressed=False: every quantized module in "dense" format.
+    const formatOverride = dense ? "dense" : null;
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
-      : preparePipeline(name, model, recipe, warn);
+      ? await prepareCalibratedPipeline(
+        name,
+        model,
+        recipe,
+        { ...calibration, formatOverride },
+        emit,
+      )
+      : preparePipeline(
+        name,
+        model,
+        recipe,
+        warn,
+        options.onEvent ? emit : undefined,
+        formatOverride,
+      );
     const recipeYaml = recipeToYaml(recipe);
+    const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
       source: model,
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
-      job: name === "datafree" || calibration === null
-        ? { pipeline: name, recipe: recipeYaml }
-        : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
+      job: {
+        pipeline: name,
+        recipe: recipeYaml,
+        ...(name === "datafree" || calibration === null
+          ? {}
+          : { calibration: await calibrationJob(calibration) }),
+        // Only when set, so the jobs of compressed saves hash as they always did (resume).
+        ...(dense ? { save_compressed: false } : {}),
+      },
       onWarning: warn,
+      onTensors: kept === null ? undefined : (tensors) => kept.push(...tensors),
     });
     const resumedLayers = sink.doneLayers();
     const outcome = await pipeline.run(sink, (e: LayerEvent) => {
@@ -373,12 +435,16 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
     });
     const done = await sink.finalize({
-      quantizationConfig: outcome.quantizationConfig,
+      // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
+      quantizationConfig: dense
+        ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
+        : outcome.quantizationConfig,
       sparsityConfig: outcome.sparsityConfig,
       configPatch: outcome.configPatch,
       recipeYaml,
       omitNullDtypes: options.omitNullDtypes,
     });
+    const seconds = (performance.now() - t0) / 1000;
     return {
       outputDir: done.outputDir,
       pipeline: name,
@@ -386,9 +452,32 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       totalSize: done.totalSize,
       tensorCount: done.tensorCount,
       resumedLayers,
-      seconds: (performance.now() - t0) / 1000,
+      seconds,
+      model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
     };
   } finally {
     if (ownModel) model.close();
+  }
+}
+
+/**
+ * The model a run just wrote, from the tensors it handed to the sink: the
+ * written config.json (small) is read for the final `quantization_config`;
+ * the output folder is opened only for layers an earlier run had written.
+ */
+async function inMemoryModel(
+  outputDir: string,
+  tensors: readonly CheckpointTensor[],
+  resumedLayers: readonly number[],
+): Promise<DecoderModel> {
+  const configPath = `${outputDir}/config.json`;
+  const config = parseModelConfig(JSON.parse(await Deno.readTextFile(configPath)), configPath);
+  const fallback = resumedLayers.length > 0 ? await HfModel.open(outputDir) : null;
+  const checkpoint = CompressedCheckpoint.fromTensors(config, outputDir, tensors, fallback);
+  try {
+    return await DecoderModel.load(checkpoint, undefined, { closeSource: true });
+  } catch (e) {
+    checkpoint.close();
+    throw e;
   }
 }

@@ -14,6 +14,7 @@ import {
   requireFlag,
   UsageError,
 } from "./flags.ts";
+import { LlmcError } from "../errors.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -35,6 +36,7 @@ const USAGE =
   --output-dir OUT       where the checkpoint is written (atomically)
   --overwrite            replace OUT if it exists
   --omit-null-dtypes     leave null scale_dtype/zp_dtype out of config.json (vLLM with compressed-tensors <= 0.12)
+  --no-save-compressed   write a dense, fake-quantized checkpoint (save_compressed=False; for evaluation)
   --resume               continue an interrupted run of the same job
   --pipeline NAME        datafree | sequential | basic | independent (default: inferred)
   --max-shard-size SIZE  shard bound, e.g. 5GB, 500MB or bytes (default 5GB)
@@ -94,6 +96,7 @@ export const command: CliCommand = {
         "output-dir": { type: "string" },
         overwrite: { type: "boolean", default: false },
         "omit-null-dtypes": { type: "boolean", default: false },
+        "no-save-compressed": { type: "boolean", default: false },
         resume: { type: "boolean", default: false },
         pipeline: { type: "string" },
         "max-shard-size": { type: "string" },
@@ -146,6 +149,7 @@ export const command: CliCommand = {
         outputDir,
         overwrite: values.overwrite,
         omitNullDtypes: values["omit-null-dtypes"],
+        saveCompressed: !values["no-save-compressed"],
         resume: values.resume,
         pipeline,
         maxShardBytes,
@@ -159,15 +163,41 @@ export const command: CliCommand = {
     const renderer = progressRenderer(progress);
     let result;
     try {
-      result = await oneshot({ ...rest, onEvent: renderer.onEvent });
-    } finally {
+      result = await oneshot({
+        ...rest,
+        // Every warning reaches onWarning (graph warnings too), so the renderer takes
+        // warnings from there only and shows each once, in its own format.
+        onEvent: (e) => {
+          if (e.type !== "warning") renderer.onEvent(e);
+        },
+        onWarning: (message) => renderer.onEvent({ type: "warning", message }),
+      });
+    } catch (e) {
+      // In JSON mode the error is a JSON line too; a known error then ends the run
+      // with status 1 as main.ts would, anything else still propagates with its stack.
+      const shown = renderer.error(e);
       renderer.close();
+      if (shown && e instanceof LlmcError) return 1;
+      throw e;
     }
-    console.log(
+    const message =
       `wrote ${result.outputDir} (${result.pipeline}): ${result.tensorCount} tensors, ` +
-        `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
-        `${result.seconds.toFixed(1)} s`,
-    );
+      `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
+      `${result.seconds.toFixed(1)} s`;
+    renderer.result({
+      message,
+      fields: {
+        output_dir: result.outputDir,
+        pipeline: result.pipeline,
+        files: result.files,
+        total_size: result.totalSize,
+        tensor_count: result.tensorCount,
+        resumed_layers: result.resumedLayers,
+        seconds: Math.round(result.seconds * 1000) / 1000,
+      },
+    });
+    renderer.close();
+    console.log(message);
     return 0;
   },
 };

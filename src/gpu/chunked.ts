@@ -36,6 +36,8 @@ export interface WeightChunk {
  */
 export class ChunkedWeight {
   /**
+   * Wraps chunks already on the GPU (see {@link ChunkedWeight.fromArray}).
+   *
    * @param gpu the device
    * @param shape [N, K]
    * @param chunks row chunks covering 0..N in order

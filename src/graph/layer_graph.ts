@@ -179,6 +179,8 @@ export async function calibrateLayer(
           sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
         );
         let done = 0;
+        // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
+        progress("calibrate", r, 0);
         try {
           for (const b of batches) {
             const out = await forward(
@@ -228,6 +230,7 @@ export async function calibrateLayer(
       gpuBytes = Math.max(gpuBytes, weights.bytes);
       try {
         let done = 0;
+        progress("propagate", 0, 0);
         const reads = new PendingReads(input.outputs);
         for (const b of batches) {
           const out = await forward(ctx, input, b, weights, sessions, round);

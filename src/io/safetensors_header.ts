@@ -30,11 +30,15 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * ```
  */
 export interface TensorInfo {
+  /** The tensor's name in the header. */
   name: string;
+  /** Its safetensors dtype, e.g. `"BF16"`. */
   dtype: DType;
+  /** Its shape. */
   shape: number[];
   /** Absolute position of the first byte in the file. */
   byteOffset: number;
+  /** Bytes of data. */
   byteLength: number;
 }
 

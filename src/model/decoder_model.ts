@@ -102,7 +102,9 @@ export class DecoderModel {
    * @param options `streamBlockBytes`: the largest block of the embedding
    *   table or lm_head read and uploaded at once (default 16 MiB);
    *   `uploadsInFlightBytes`: weights uploaded while earlier GPU work may
-   *   still run before an upload waits for it (default 64 MiB)
+   *   still run before an upload waits for it (default 64 MiB);
+   *   `closeSource`: close the source (it needs a `close()`) with the model,
+   *   as for a folder it opened (default: only then)
    * @returns the model
    * @throws {DecoderModelError} when the config is outside what the kernels support
    * @example
@@ -114,7 +116,8 @@ export class DecoderModel {
   static async load(
     model: string | WeightSource,
     gpu?: Gpu,
-    options: { streamBlockBytes?: number; uploadsInFlightBytes?: number } = {},
+    options: { streamBlockBytes?: number; uploadsInFlightBytes?: number; closeSource?: boolean } =
+      {},
   ): Promise<DecoderModel> {
     const source = typeof model === "string" ? await HfModel.open(model) : model;
     try {
@@ -134,7 +137,7 @@ export class DecoderModel {
         device,
         source,
         ops,
-        typeof model === "string",
+        options.closeSource ?? typeof model === "string",
         options.streamBlockBytes ?? STREAM_BLOCK_BYTES,
         options.uploadsInFlightBytes ?? UPLOADS_IN_FLIGHT_BYTES,
       );
@@ -168,7 +171,11 @@ export class DecoderModel {
    * const hidden = await model.embed(new Int32Array([1, 2, 1, 3]), 2, 2);
    * ```
    */
-  async embed(ids: Int32Array, batch = 1, seqLen = ids.length / batch): Promise<GpuTensor> {
+  async embed(
+    ids: Int32Array,
+    batch: number = 1,
+    seqLen: number = ids.length / batch,
+  ): Promise<GpuTensor> {
     const layout = this.#checkIds(ids, batch, seqLen);
     const { vocabSize: V, hiddenSize: H } = this.config;
     // Stream the table in row blocks, skipping blocks no id falls in.
@@ -452,7 +459,7 @@ export class DecoderModel {
 
   /**
    * Releases the cached RoPE tables and closes the checkpoint when
-   * {@link DecoderModel.load} opened it. Work already submitted still
+   * {@link DecoderModel.load} opened it (or was asked to with `closeSource`). Work already submitted still
    * completes; tensors the caller holds stay valid.
    *
    * @example
@@ -466,7 +473,7 @@ export class DecoderModel {
       sin.destroy();
     }
     this.#ropeTables.clear();
-    if (this.ownsSource) (this.source as HfModel).close();
+    if (this.ownsSource) (this.source as WeightSource & { close(): void }).close();
   }
 
   /**

@@ -16,6 +16,7 @@ import { loadChatTemplate } from "../data/chat_template.ts";
 import type { DatasetPreset } from "../data/dataset_presets.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import type { Recipe } from "../recipe/recipe.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
 import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import { MemoryBudget } from "../graph/activation_cache.ts";
@@ -48,6 +49,8 @@ export type CalibratedPipelineName = "sequential" | "basic" | "independent";
 
 /** Calibration data and run options (llm-compressor's dataset arguments). */
 export interface CalibrationOptions {
+  /** A format forced on every quantized module (`"dense"` for `saveCompressed: false`). */
+  readonly formatOverride?: ModuleFormat | null;
   /**
    * A local dataset: plain UTF-8 text (windows of `maxSeqLength`), a
    * JSON Lines / JSON / Parquet / Arrow file, or a folder of them (see
@@ -99,7 +102,11 @@ export interface CalibratedPipeline {
   run(sink: CheckpointSink, onLayer: (e: LayerDoneEvent) => void): Promise<PipelineOutcome>;
 }
 
-function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): ModifierPlan[] {
+function planAll(
+  hf: HfModel,
+  modifiers: readonly ModifierSpec[],
+  formatOverride: ModuleFormat | null,
+): ModifierPlan[] {
   const plans = modifiers.map((m): ModifierPlan => {
     if (m.type === "SparseGPTModifier") return planSparsity(hf, m);
     if (m.type !== "QuantizationModifier" && m.type !== "GPTQModifier") {
@@ -108,7 +115,7 @@ function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): ModifierPlan[
           `${m.type} yet`,
       );
     }
-    return planQuantization(hf, m);
+    return planQuantization(hf, m, formatOverride);
   });
   // The model's sparsity structure changes the quantization formats (2:4 int weight-only → marlin-24).
   const structure = sparsityStructureOf(plans);
@@ -195,7 +202,7 @@ export async function prepareCalibratedPipeline(
   options: CalibrationOptions,
   emit: GraphEventSink,
 ): Promise<CalibratedPipeline> {
-  const plans = planAll(hf, recipe.modifiers);
+  const plans = planAll(hf, recipe.modifiers, options.formatOverride ?? null);
   for (const p of plans) {
     for (const t of p.unmatched) {
       emit({ type: "warning", message: `'${t}' matches no module of ${hf.dir}` });

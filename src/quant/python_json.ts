@@ -24,7 +24,11 @@ import { LlmcError } from "../errors.ts";
  * ```
  */
 export class PyFloat {
-  /** @param value the number */
+  /**
+   * Marks a number as a Python float.
+   *
+   * @param value the number
+   */
   constructor(readonly value: number) {}
 }
 

@@ -72,6 +72,11 @@ export interface CheckpointSinkOptions {
   readonly job?: JsonValue;
   /** Receives notes such as "discarding a stale work folder"; `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * Receives every tensor group once it is persisted (the same objects that
+   * were handed in), e.g. to keep the compressed model in memory.
+   */
+  readonly onTensors?: (tensors: readonly CheckpointTensor[]) => void;
 }
 
 /** What {@link CheckpointSink.finalize} needs besides the tensors. */
@@ -177,6 +182,7 @@ export class CheckpointSink {
   readonly #source: CheckpointSource;
   readonly #overwrite: boolean;
   readonly #maxShardBytes: number;
+  readonly #onTensors: ((tensors: readonly CheckpointTensor[]) => void) | undefined;
   #progress: Progress;
   #state: "open" | "finalizing" | "done" = "open";
   #queue: Promise<unknown> = Promise.resolve();
@@ -189,7 +195,9 @@ export class CheckpointSink {
     resumed: boolean,
     overwrite: boolean,
     maxShardBytes: number,
+    onTensors: ((tensors: readonly CheckpointTensor[]) => void) | undefined,
   ) {
+    this.#onTensors = onTensors;
     this.outputDir = outputDir;
     this.workDir = workDir;
     this.#source = source;
@@ -273,6 +281,7 @@ export class CheckpointSink {
       resumed,
       overwrite,
       maxShardBytes,
+      options.onTensors,
     );
   }
 
@@ -589,6 +598,7 @@ export class CheckpointSink {
     const sorted = [...tensors].sort(compareSafetensorsOrder)
       .map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: t.data }));
     await writeSafetensors(`${this.workDir}/${rel}`, sorted, { overwrite: true });
+    this.#onTensors?.(tensors);
   }
 
   #assertOpen(): void {
