@@ -1,0 +1,129 @@
+/**
+ * Cheap checks on JSON text before it is parsed. `JSON.parse` and the
+ * recursive readers and writers after it spend memory and stack in
+ * proportion to the nesting depth, so a small file of 5,000 nested `[` can
+ * cost gigabytes or overflow the stack late in a run. One linear scan, with
+ * no allocation besides a counter, finds the depth first; callers reject
+ * text nested deeper than their format needs, naming the file.
+ *
+ * The limits of every file llmc reads (see README, "Limits and safety"):
+ *
+ * | file                        | max size  | max depth |
+ * | --------------------------- | --------- | --------- |
+ * | config.json, index, others  | 16 MiB    | 64        |
+ * | tokenizer files             | 512 MiB   | 64        |
+ * | safetensors header          | 100 MB    | 3         |
+ * | recipe (YAML or JSON)       | 16 MiB    | 64        |
+ *
+ * @module
+ */
+
+/** The deepest nesting llmc accepts in config.json and other JSON side files. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The largest config.json (and index, tokenizer_config.json, …) llmc reads. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/** The largest tokenizer.json llmc reads (real ones are at most tens of MB). */
+export const MAX_TOKENIZER_BYTES = 512 * 1024 * 1024;
+
+/** Where text first nests deeper than allowed. */
+export interface DepthExcess {
+  /** The depth reached (limit + 1). */
+  depth: number;
+  /** Character offset of the bracket that went past the limit. */
+  offset: number;
+  /** 1-based line of that bracket. */
+  line: number;
+}
+
+/**
+ * Finds the first place where JSON (or flow-style YAML) text nests more than
+ * `limit` brackets deep. Brackets inside double-quoted strings do not count;
+ * the text need not be valid JSON (the parser reports other faults).
+ *
+ * @param text the text to scan
+ * @param limit the deepest nesting allowed (the top-level object is depth 1)
+ * @param singleQuotes also skip single-quoted strings (YAML flow style)
+ * @returns null when the text stays within the limit, else where it does not
+ * @example
+ * ```ts
+ * import { findDepthExcess } from "./json_limits.ts";
+ * console.assert(findDepthExcess('{"a": [1, 2]}', 2) === null);
+ * console.assert(findDepthExcess('{"a": [[1]]}', 2)?.depth === 3);
+ * ```
+ */
+export function findDepthExcess(
+  text: string,
+  limit: number,
+  singleQuotes = false,
+): DepthExcess | null {
+  let depth = 0;
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a) {
+      line++;
+    } else if (c === 0x22 /* " */ || (singleQuotes && c === 0x27) /* ' */) {
+      // Skip the string; an unterminated one ends the scan.
+      let j = i + 1;
+      while (j < text.length) {
+        const d = text.charCodeAt(j);
+        if (d === c) break;
+        if (d === 0x0a) line++;
+        j += d === 0x5c /* \ */ && c === 0x22 ? 2 : 1;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > limit) return { depth, offset: i, line };
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (depth > 0) depth--;
+    }
+  }
+  return null;
+}
+
+/**
+ * Describes a {@link DepthExcess} for an error message.
+ *
+ * @param excess what {@link findDepthExcess} found
+ * @param limit the limit that applied
+ * @returns e.g. `"nests deeper than 64 levels (line 3, offset 70)"`
+ * @example
+ * ```ts
+ * import { describeDepthExcess, findDepthExcess } from "./json_limits.ts";
+ * describeDepthExcess(findDepthExcess("[[[]]]", 2)!, 2); // "nests deeper than 2 levels (line 1, offset 2)"
+ * ```
+ */
+export function describeDepthExcess(excess: DepthExcess, limit: number): string {
+  return `nests deeper than ${limit} levels (line ${excess.line}, offset ${excess.offset})`;
+}
+
+/**
+ * Whether a parsed value nests deeper than `limit` objects/arrays, found
+ * without recursion (so the check itself cannot overflow the stack).
+ *
+ * @param value a parsed JSON or YAML value
+ * @param limit the deepest nesting allowed (a top-level object is depth 1)
+ * @returns true when some value lies deeper than `limit`
+ * @example
+ * ```ts
+ * import { nestsDeeperThan } from "./json_limits.ts";
+ * console.assert(nestsDeeperThan({ a: [[1]] }, 2));
+ * console.assert(!nestsDeeperThan({ a: [1] }, 2));
+ * ```
+ */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > limit) return true;
+    // YAML aliases share nodes; each is visited once per depth it first appears at.
+    if (seen.has(v)) continue;
+    seen.add(v);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
