@@ -12,6 +12,7 @@ import type { ModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors_read.ts";
 import type { TensorInfo } from "./safetensors_read.ts";
 import { SAFETENSORS_INDEX_NAME } from "./safetensors_write.ts";
+import { MAX_CONFIG_BYTES, MAX_JSON_DEPTH, readLimitedJsonText } from "./json_limits.ts";
 
 /** A model folder is missing a file or its files disagree. */
 export class HfModelError extends LlmcError {
@@ -297,8 +298,11 @@ function parseWeightMap(json: unknown, file: string): Map<string, string> {
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const read = await readLimitedJsonText(path, MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+    if ("fault" in read) throw new HfModelError(path, read.fault);
+    text = read.text;
   } catch (e) {
+    if (e instanceof HfModelError) throw e;
     const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
     throw new HfModelError(path, `cannot read: ${why}`, { cause: e });
   }

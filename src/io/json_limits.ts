@@ -127,3 +127,52 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
   }
   return false;
 }
+
+/**
+ * Checks JSON text against a size and a nesting limit.
+ *
+ * @param text the text (read from a file whose size was already checked, or given)
+ * @param maxChars the most characters allowed
+ * @param maxDepth the deepest nesting allowed
+ * @returns null when within both limits, else what is wrong (for an error message)
+ * @example
+ * ```ts
+ * import { jsonLimitFault } from "./json_limits.ts";
+ * jsonLimitFault("[[1]]", 100, 1); // "nests deeper than 1 levels (line 1, offset 1)"
+ * ```
+ */
+export function jsonLimitFault(text: string, maxChars: number, maxDepth: number): string | null {
+  if (text.length > maxChars) {
+    return `is ${text.length} characters; the limit is ${maxChars}`;
+  }
+  const excess = findDepthExcess(text, maxDepth);
+  return excess === null ? null : describeDepthExcess(excess, maxDepth);
+}
+
+/**
+ * Reads a JSON file's text after checking its size on disk, then checks its
+ * nesting: nothing too large is read, nothing too deep is parsed.
+ *
+ * @param path the file
+ * @param maxBytes the largest file accepted
+ * @param maxDepth the deepest nesting accepted
+ * @returns the text, or the fault (`{fault}`) to report with the caller's error class
+ * @throws {Deno.errors.NotFound} and other I/O errors as `Deno.readTextFile` does
+ * @example
+ * ```ts ignore
+ * import { MAX_CONFIG_BYTES, MAX_JSON_DEPTH, readLimitedJsonText } from "./json_limits.ts";
+ * const r = await readLimitedJsonText("config.json", MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+ * if ("fault" in r) throw new Error(`config.json: ${r.fault}`);
+ * ```
+ */
+export async function readLimitedJsonText(
+  path: string,
+  maxBytes: number,
+  maxDepth: number,
+): Promise<{ text: string } | { fault: string }> {
+  const size = (await Deno.stat(path)).size;
+  if (size > maxBytes) return { fault: `is ${size} bytes; the limit is ${maxBytes}` };
+  const text = await Deno.readTextFile(path);
+  const fault = jsonLimitFault(text, maxBytes, maxDepth);
+  return fault === null ? { text } : { fault };
+}

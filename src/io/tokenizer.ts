@@ -8,6 +8,12 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { LlmcError } from "../errors.ts";
 import { joinPath } from "./_path.ts";
+import {
+  MAX_CONFIG_BYTES,
+  MAX_JSON_DEPTH,
+  MAX_TOKENIZER_BYTES,
+  readLimitedJsonText,
+} from "./json_limits.ts";
 
 /** Text ↔ token ids for one model. */
 export interface TextTokenizer {
@@ -125,8 +131,12 @@ async function readJsonObject(
 ): Promise<Record<string, unknown> | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const max = path.endsWith("tokenizer.json") ? MAX_TOKENIZER_BYTES : MAX_CONFIG_BYTES;
+    const read = await readLimitedJsonText(path, max, MAX_JSON_DEPTH);
+    if ("fault" in read) throw new TokenizerError(path, read.fault);
+    text = read.text;
   } catch (e) {
+    if (e instanceof TokenizerError) throw e;
     if (!required && e instanceof Deno.errors.NotFound) return null;
     const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
     throw new TokenizerError(path, `cannot read: ${why}`, { cause: e });

@@ -24,6 +24,7 @@ import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import { moduleFormat } from "../quant/format.ts";
 import { matchesTarget } from "../quant/match.ts";
+import { jsonLimitFault, MAX_CONFIG_BYTES, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { parsePythonJson } from "../quant/python_json.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import { COMPRESSED_TENSORS_VERSION } from "../quant/quantization_config.ts";
@@ -174,6 +175,14 @@ export async function modelFreePtq(
     configText = await Deno.readTextFile(configPath);
   } catch (e) {
     throw new ModelFreeError(`${configPath}: cannot read (${(e as Error).message})`, { cause: e });
+  }
+  // Checked now, not when config.json is written at the very end of the run.
+  const configFault = jsonLimitFault(configText, MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+  if (configFault !== null) throw new ModelFreeError(`${configPath}: ${configFault}`);
+  try {
+    checkpointConfigJson(configText, {}, { file: configPath });
+  } catch (e) {
+    throw new ModelFreeError((e as Error).message, { cause: e });
   }
   const { names: fileNames, index } = await sourceFiles(dir);
 

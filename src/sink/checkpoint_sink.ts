@@ -229,6 +229,9 @@ export class CheckpointSink {
       );
     }
     await assertOutputOutsideInput(options.source.dir, outputDir);
+    // finalize rewrites the source's config.json at the very end: parse it now, before any work.
+    const sourceConfig = `${options.source.dir}/config.json`;
+    checkpointConfigJson(await Deno.readTextFile(sourceConfig), {}, { file: sourceConfig });
     if (!overwrite && await exists(outputDir)) {
       throw new CheckpointSinkError(outputDir, "already exists; pass overwrite to replace it");
     }
