@@ -37,10 +37,75 @@ export interface DepthExcess {
   line: number;
 }
 
+/** What {@link scanJson} found. */
+export interface JsonScan {
+  /** Where the text first nests deeper than the limit, or null. */
+  excess: DepthExcess | null;
+  /**
+   * An upper estimate of the number of values and keys the text holds
+   * (separators plus containers), counted up to the depth excess: each costs
+   * tens of bytes once parsed, whatever its length in the text.
+   */
+  items: number;
+  /** The most items directly inside one container below the top level. */
+  maxNestedItems: number;
+}
+
+/**
+ * Scans JSON (or flow-style YAML) text once, without parsing it: finds the
+ * first bracket that nests deeper than `limit` and counts the items. Brackets
+ * and separators inside double-quoted strings do not count; the text need not
+ * be valid JSON (the parser reports other faults).
+ *
+ * @param text the text to scan
+ * @param limit the deepest nesting allowed (the top-level object is depth 1)
+ * @param singleQuotes also skip single-quoted strings (YAML flow style)
+ * @returns the depth excess (null when within the limit) and the item count
+ * @example
+ * ```ts
+ * import { scanJson } from "./json_limits.ts";
+ * const s = scanJson('{"a": [1, 2]}', 2);
+ * console.assert(s.excess === null && s.items === 4 && s.maxNestedItems === 1);
+ * ```
+ */
+export function scanJson(text: string, limit: number, singleQuotes = false): JsonScan {
+  let depth = 0;
+  let line = 1;
+  let items = 0;
+  // Items directly inside the open container at each depth (index = depth).
+  const counts = new Array<number>(limit + 2).fill(0);
+  let maxNestedItems = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a) {
+      line++;
+    } else if (c === 0x22 /* " */ || (singleQuotes && c === 0x27) /* ' */) {
+      // Skip the string; an unterminated one ends the scan.
+      let j = i + 1;
+      while (j < text.length) {
+        const d = text.charCodeAt(j);
+        if (d === c) break;
+        if (d === 0x0a) line++;
+        j += d === 0x5c /* \ */ && c === 0x22 ? 2 : 1;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      items++;
+      if (++depth > limit) return { excess: { depth, offset: i, line }, items, maxNestedItems };
+      counts[depth] = 0;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (depth > 0) depth--;
+    } else if (c === 0x2c /* , */ || c === 0x3a /* : */) {
+      items++;
+      if (depth >= 2 && ++counts[depth] > maxNestedItems) maxNestedItems = counts[depth];
+    }
+  }
+  return { excess: null, items, maxNestedItems };
+}
+
 /**
  * Finds the first place where JSON (or flow-style YAML) text nests more than
- * `limit` brackets deep. Brackets inside double-quoted strings do not count;
- * the text need not be valid JSON (the parser reports other faults).
+ * `limit` brackets deep (see {@link scanJson}).
  *
  * @param text the text to scan
  * @param limit the deepest nesting allowed (the top-level object is depth 1)
@@ -58,29 +123,7 @@ export function findDepthExcess(
   limit: number,
   singleQuotes = false,
 ): DepthExcess | null {
-  let depth = 0;
-  let line = 1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x0a) {
-      line++;
-    } else if (c === 0x22 /* " */ || (singleQuotes && c === 0x27) /* ' */) {
-      // Skip the string; an unterminated one ends the scan.
-      let j = i + 1;
-      while (j < text.length) {
-        const d = text.charCodeAt(j);
-        if (d === c) break;
-        if (d === 0x0a) line++;
-        j += d === 0x5c /* \ */ && c === 0x22 ? 2 : 1;
-      }
-      i = j;
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (++depth > limit) return { depth, offset: i, line };
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      if (depth > 0) depth--;
-    }
-  }
-  return null;
+  return scanJson(text, limit, singleQuotes).excess;
 }
 
 /**
