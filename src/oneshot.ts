@@ -24,6 +24,7 @@ import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
@@ -332,17 +333,33 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       onWarning: warn,
     });
     const resumedLayers = sink.doneLayers();
-    const outcome = await pipeline.run(sink, (e: LayerEvent) => {
-      options.onProgress?.(e);
-      if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
-    });
-    const done = await sink.finalize({
-      quantizationConfig: outcome.quantizationConfig,
-      sparsityConfig: outcome.sparsityConfig,
-      configPatch: outcome.configPatch,
-      recipeYaml,
-      omitNullDtypes: options.omitNullDtypes,
-    });
+    let done;
+    try {
+      const outcome = await pipeline.run(sink, (e: LayerEvent) => {
+        options.onProgress?.(e);
+        if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
+      });
+      done = await sink.finalize({
+        quantizationConfig: outcome.quantizationConfig,
+        sparsityConfig: outcome.sparsityConfig,
+        configPatch: outcome.configPatch,
+        recipeYaml,
+        omitNullDtypes: options.omitNullDtypes,
+      });
+    } catch (e) {
+      // After a full disk the user needs to know what is left and how to go on.
+      if (isDiskFull(e)) {
+        throw new CheckpointSinkError(
+          sink.outputDir,
+          `${(e as Error).message}; the disk is full. Free some space; ${sink.resumeHint()}`,
+          { cause: e },
+        );
+      }
+      throw e;
+    } finally {
+      // Releases the output's lock; the work folder stays for --resume.
+      await sink.close();
+    }
     return {
       outputDir: done.outputDir,
       pipeline: name,

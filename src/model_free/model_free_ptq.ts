@@ -15,7 +15,8 @@
  * @module
  */
 
-import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
+import { assertOutputOutsideInput, atomicOutputDir, removeOrphans } from "../io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "../io/output_lock.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { checkWeightQuantizable } from "../modifiers/quantization/check_weight.ts";
@@ -187,6 +188,7 @@ export async function modelFreePtq(
   const { names: fileNames, index } = await sourceFiles(dir);
 
   const files: SafetensorsFile[] = [];
+  let lock: OutputLock | undefined;
   try {
     // Validate everything from the headers before any output exists.
     const candidates = new Map<string, Candidate[]>();
@@ -241,6 +243,9 @@ export async function modelFreePtq(
     }
 
     await assertOutputOutsideInput(modelDir, outDir);
+    // A second run on the same output is refused; leftovers of dead runs go.
+    lock = await acquireOutputLock(outDir, warn);
+    await removeOrphans(outDir, warn);
     const out = await atomicOutputDir(outDir, { overwrite: options.overwrite });
     try {
       const weightMap: Record<string, string> = {};
@@ -417,5 +422,6 @@ export async function modelFreePtq(
     }
   } finally {
     for (const f of files) f.close();
+    await lock?.release();
   }
 }
