@@ -23,6 +23,7 @@ import type { ModifierSpec } from "./recipe/modifiers.ts";
 import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
+import { checkModelTensors } from "./model/expected_tensors.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
 import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
@@ -299,6 +300,8 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     ? await HfModel.open(options.model)
     : options.model;
   try {
+    // Every tensor against the config, before any work (a transposed weight fails here, named).
+    checkModelTensors(model, model.config, model.dir, warn);
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
