@@ -228,10 +228,10 @@ export class CheckpointSink {
       : options.outputDir;
     const overwrite = options.overwrite ?? false;
     const maxShardBytes = options.maxShardBytes ?? 5e9;
-    if (!(maxShardBytes > 0)) {
+    if (!(maxShardBytes > 0) || maxShardBytes > Number.MAX_SAFE_INTEGER) {
       throw new CheckpointSinkError(
         outputDir,
-        `maxShardBytes must be positive, got ${maxShardBytes}`,
+        `maxShardBytes must be positive and at most 2^53 - 1, got ${maxShardBytes}`,
       );
     }
     await assertOutputOutsideInput(options.source.dir, outputDir);
