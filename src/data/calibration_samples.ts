@@ -6,6 +6,7 @@
  */
 
 import { seededRandom, shuffled } from "../model/seeded_random.ts";
+import { describeDepthExcess, findDepthExcess, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { DatasetError } from "./dataset_error.ts";
 import { readTextFile } from "./read_text_file.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
@@ -40,6 +41,10 @@ function parseJsonLines(path: string, text: string, field: string): string[] {
     const line = lines[i].trim();
     if (line === "") continue;
     const where = `${path}:${i + 1}`;
+    const excess = findDepthExcess(line, MAX_JSON_DEPTH);
+    if (excess !== null) {
+      throw new DatasetError(`${where}: record ${describeDepthExcess(excess, MAX_JSON_DEPTH)}`);
+    }
     let record: unknown;
     try {
       record = JSON.parse(line);

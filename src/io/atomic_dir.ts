@@ -166,6 +166,13 @@ export async function findStaleTmpDirs(finalDir: string): Promise<string[]> {
 export const OLD_DIR_MARKER = ".old-llmc-";
 
 /**
+ * The marker of a work folder moved aside just before its output is
+ * committed (`OUT.done-llmc-<pid>`): whether that commit happened is then
+ * told by whether `OUT.tmp-llmc-<pid>` still exists.
+ */
+export const DONE_DIR_MARKER = ".done-llmc-";
+
+/**
  * Removes what dead runs left beside an output folder; call it only while
  * holding the output's lock (`acquireOutputLock`), which proves that no live
  * run owns these folders:
@@ -176,10 +183,14 @@ export const OLD_DIR_MARKER = ".old-llmc-";
  *   that finished its renames; removed;
  * - `OUT.old-llmc-<pid>` when `OUT` is missing: a commit was killed between
  *   its two renames; the previous output is renamed back to `OUT`, as if the
- *   dead run had never started.
+ *   dead run had never started;
+ * - `OUT.done-llmc-<pid>` (a work folder moved aside before the commit): when
+ *   `OUT.tmp-llmc-<pid>` is gone the commit happened and it is removed;
+ *   otherwise it is moved back to `workDir` (when given), to be resumed.
  *
  * @param finalDir the output folder
  * @param onWarning receives one note per folder removed or restored
+ * @param workDir where a work folder moved aside before an unfinished commit goes back to
  * @returns the paths removed or restored
  * @example
  * ```ts
@@ -193,14 +204,17 @@ export const OLD_DIR_MARKER = ".old-llmc-";
 export async function removeOrphans(
   finalDir: string,
   onWarning: (message: string) => void,
+  workDir?: string,
 ): Promise<string[]> {
   const final = finalDir.length > 1 ? finalDir.replace(/\/+$/, "") : finalDir;
   const [parent, base] = splitPath(final);
   const tmp: string[] = [];
   const old: string[] = [];
+  const doneDirs: string[] = [];
   try {
     for await (const entry of Deno.readDir(parent)) {
-      for (const [marker, list] of [[TMP_DIR_MARKER, tmp], [OLD_DIR_MARKER, old]] as const) {
+      const kinds = [[TMP_DIR_MARKER, tmp], [OLD_DIR_MARKER, old], [DONE_DIR_MARKER, doneDirs]];
+      for (const [marker, list] of kinds as Array<[string, string[]]>) {
         const prefix = base + marker;
         if (entry.name.startsWith(prefix) && /^\d+$/.test(entry.name.slice(prefix.length))) {
           list.push(joinPath(parent, entry.name));
@@ -212,6 +226,18 @@ export async function removeOrphans(
     throw e;
   }
   const done: string[] = [];
+  for (const p of doneDirs.sort()) {
+    const pid = p.slice(p.lastIndexOf(DONE_DIR_MARKER) + DONE_DIR_MARKER.length);
+    const committed = !(await pathExists(`${final}${TMP_DIR_MARKER}${pid}`));
+    if (!committed && workDir !== undefined && !(await pathExists(workDir))) {
+      await renameOrFail(p, workDir, final);
+      onWarning(`${final}: moved ${p} back to ${workDir} (its run died before committing)`);
+    } else {
+      await removeIfPresent(p);
+      onWarning(`${final}: removed ${p}, the work folder of a run that is gone`);
+    }
+    done.push(p);
+  }
   for (const p of old.sort()) {
     if (!(await pathExists(final))) {
       await renameOrFail(p, final, final);

@@ -93,20 +93,40 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
       },
     );
   }
+  // The tokenizer library trusts its JSON: a malformed file can make any call
+  // throw a TypeError. Every call is guarded so the error names the file.
+  const guard = <T>(what: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerError(tokPath, `${what} failed: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
+    }
+  };
   const idOf = (key: "bos_token" | "eos_token"): number | null => {
     const content = tokenContent(cfg[key]) ?? tokenContent(specialMap[key]);
     if (content === null) return null;
-    return tok.token_to_id(content) ?? null;
+    return guard(`looking up ${key}`, () => tok.token_to_id(content)) ?? null;
   };
   let maxId = -1;
-  for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+  guard("reading the vocabulary", () => {
+    for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+  });
 
   return {
     encode(text, options = {}) {
-      return tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+      return guard(
+        "encoding",
+        () => tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      );
     },
     decode(ids, options = {}) {
-      return tok.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+      return guard(
+        "decoding",
+        () => tok.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false }),
+      );
     },
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),

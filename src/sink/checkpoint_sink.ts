@@ -20,7 +20,12 @@
  */
 
 import { crashPoint } from "../crash_points.ts";
-import { assertOutputOutsideInput, atomicOutputDir, removeOrphans } from "../io/atomic_dir.ts";
+import {
+  assertOutputOutsideInput,
+  atomicOutputDir,
+  DONE_DIR_MARKER,
+  removeOrphans,
+} from "../io/atomic_dir.ts";
 import { acquireOutputLock } from "../io/output_lock.ts";
 import type { OutputLock } from "../io/output_lock.ts";
 import { auxiliaryFiles } from "../io/hf_model.ts";
@@ -257,7 +262,7 @@ export class CheckpointSink {
     lock: OutputLock,
   ): Promise<CheckpointSink> {
     const warn = options.onWarning ?? ((m: string) => console.warn(m));
-    await removeOrphans(outputDir, warn);
+    await removeOrphans(outputDir, warn, outputDir + WORK_DIR_SUFFIX);
     if (!overwrite && await exists(outputDir)) {
       throw new CheckpointSinkError(outputDir, "already exists; pass overwrite to replace it");
     }
@@ -560,9 +565,6 @@ export class CheckpointSink {
       try {
         const result = await this.#assemble(options);
         this.#state = "done";
-        await crashPoint("committed");
-        await Deno.remove(this.workDir, { recursive: true }).catch(() => {});
-        await crashPoint("work-removed");
         await this.#lock.release();
         return result;
       } catch (e) {
@@ -623,7 +625,22 @@ export class CheckpointSink {
       for (const f of files) f.close();
       files.length = 0;
       await crashPoint("before-commit");
-      await out.commit();
+      // The work folder goes aside first: once the output is committed, nothing
+      // of this run may be mistaken for a resumable one. If the process dies in
+      // between, removeOrphans tells the two cases apart by whether
+      // out.tmpDir still exists (see DONE_DIR_MARKER).
+      const aside = `${this.outputDir}${DONE_DIR_MARKER}${Deno.pid}`;
+      await Deno.rename(this.workDir, aside);
+      await crashPoint("work-moved");
+      try {
+        await out.commit();
+      } catch (e) {
+        await Deno.rename(aside, this.workDir).catch(() => {});
+        throw e;
+      }
+      await crashPoint("committed");
+      await Deno.remove(aside, { recursive: true }).catch(() => {});
+      await crashPoint("work-removed");
       return {
         outputDir: this.outputDir,
         files: written.files.map((p) => p.slice(p.lastIndexOf("/") + 1)),
