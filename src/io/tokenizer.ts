@@ -81,6 +81,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const mapPath = joinPath(dir, "special_tokens_map.json");
   const specialMap = (await readJsonObject(mapPath, false)) ?? {};
 
+  checkTokenIds(tokJson!, tokPath);
   let tok: Tokenizer;
   try {
     tok = new Tokenizer(tokJson!, cfg);
@@ -132,6 +133,35 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
     eosId: idOf("eos_token"),
     vocabSize: maxId + 1,
   };
+}
+
+/**
+ * Refuses token ids the tokenizer library would turn into huge tables: every
+ * id in `model.vocab` and `added_tokens` must be a non-negative integer below
+ * twice the number of tokens (real vocabularies are dense, 0..n-1), so a
+ * mistyped `23E8` cannot make a 15 KB file allocate gigabytes or hang.
+ */
+function checkTokenIds(json: Record<string, unknown>, path: string): void {
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = typeof model === "object" && model !== null ? model.vocab : undefined;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const ids: Array<[string, unknown]> = [];
+  if (typeof vocab === "object" && vocab !== null && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) ids.push([`model.vocab['${token}']`, id]);
+  }
+  added.forEach((t, i) => {
+    if (typeof t === "object" && t !== null) ids.push([`added_tokens[${i}].id`, t.id]);
+  });
+  const limit = Math.max(2 * (ids.length + (Array.isArray(vocab) ? vocab.length : 0)), 1024);
+  for (const [where, id] of ids) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= limit) {
+      throw new TokenizerError(
+        path,
+        `${where} is ${JSON.stringify(id)}; token ids must be integers in [0, ${limit}) ` +
+          `(below twice the number of tokens)`,
+      );
+    }
+  }
 }
 
 // A special token is written either as its text or as an AddedToken object.

@@ -16,7 +16,7 @@
 
 import { LlmcError } from "../../src/errors.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
-import { readHeaderLength, parseSafetensorsHeader } from "../../src/io/safetensors_header.ts";
+import { parseSafetensorsHeader, readHeaderLength } from "../../src/io/safetensors_header.ts";
 import { loadTokenizer } from "../../src/io/tokenizer.ts";
 import type { TextTokenizer } from "../../src/io/tokenizer.ts";
 import { writeSafetensors } from "../../src/io/safetensors_write.ts";
@@ -231,6 +231,7 @@ export async function runCase(
  * @param cases how many
  * @param seed the seed
  * @param ctx the context
+ * @param onCase called with each input before it runs (e.g. to save it, so a hang can be found)
  * @returns the report
  */
 export async function fuzzTarget(
@@ -238,6 +239,7 @@ export async function fuzzTarget(
   cases: number,
   seed: number,
   ctx: FuzzContext,
+  onCase?: (i: number, input: string) => void,
 ): Promise<FuzzReport> {
   const r = seededRandom(seed);
   const seeds = await target.seeds();
@@ -256,11 +258,14 @@ export async function fuzzTarget(
     const input = hostile.length > 0 && r() < 0.1
       ? pick(r, hostile)(r)
       : mutateText(r, pick(r, seeds));
+    onCase?.(i, input);
     const c = await runCase(target, input, ctx, baseRss);
     report.cases++;
     if (c.ok) report.ok++;
     else if (c.problem === null) report.projectErrors++;
-    if (c.problem !== null) report.failures.push({ input: input.slice(0, 2000), problem: c.problem });
+    if (c.problem !== null) {
+      report.failures.push({ input: input.slice(0, 2000), problem: c.problem });
+    }
     report.maxRssGrowth = Math.max(report.maxRssGrowth, c.rssGrowth);
     report.maxCaseMs = Math.max(report.maxCaseMs, c.ms);
   }
@@ -288,7 +293,9 @@ function safetensorsBytes(input: string): { prefix: Uint8Array; header: Uint8Arr
   const first = input.indexOf("\n");
   const last = input.lastIndexOf("\n");
   const field = first < 0 ? "auto" : input.slice(0, first);
-  const header = enc.encode(first < 0 ? input : input.slice(first + 1, last > first ? last : undefined));
+  const header = enc.encode(
+    first < 0 ? input : input.slice(first + 1, last > first ? last : undefined),
+  );
   const dataLength = last > first ? Number(input.slice(last + 1)) : 0;
   const prefix = new Uint8Array(8);
   const n = /^\d{1,20}$/.test(field) ? BigInt(field) : BigInt(header.length);
@@ -310,14 +317,30 @@ const SAFETENSORS: FuzzTarget = {
     return [
       safetensorsText(header, dataLength),
       safetensorsText(header, dataLength, String(n)),
-      safetensorsText('{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}', 16),
-      safetensorsText('{"a":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},"b":{"dtype":"U8","shape":[],"data_offsets":[6,7]}}', 7),
+      safetensorsText(
+        '{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}',
+        16,
+      ),
+      safetensorsText(
+        '{"a":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},"b":{"dtype":"U8","shape":[],"data_offsets":[6,7]}}',
+        7,
+      ),
     ];
   },
   hostile: [
     (r) => safetensorsText(`{"__metadata__":{"a":${nested(r, "[", "]")}}}`, 0),
-    (r) => safetensorsText(`{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":${nested(r, '{"a":', "}")}}}`, 1),
-    (r) => safetensorsText(`{"__metadata__":{${Array.from({ length: int(r, 1, 20_000) }, (_, i) => `"k${i}":"v"`).join(",")}}}`, 0),
+    (r) =>
+      safetensorsText(
+        `{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":${nested(r, '{"a":', "}")}}}`,
+        1,
+      ),
+    (r) =>
+      safetensorsText(
+        `{"__metadata__":{${
+          Array.from({ length: int(r, 1, 20_000) }, (_, i) => `"k${i}":"v"`).join(",")
+        }}}`,
+        0,
+      ),
   ],
   run(input, file) {
     const { prefix, header, size } = safetensorsBytes(input);
@@ -437,7 +460,8 @@ const RECIPE_YAML: FuzzTarget = {
   hostile: [
     laughs,
     (r) => RECIPE_SEEDS[0] + `extra: ${nested(r, "[", "]")}\n`,
-    (r) => Array.from({ length: int(r, 10, 3000) }, (_, i) => " ".repeat(i) + "k:").join("\n") + " 1\n",
+    (r) =>
+      Array.from({ length: int(r, 10, 3000) }, (_, i) => " ".repeat(i) + "k:").join("\n") + " 1\n",
     () => RECIPE_SEEDS[1] + "more: *nope\n",
   ],
   run(input, file) {
@@ -473,7 +497,12 @@ const DATASET: FuzzTarget = {
   hostile: [(r) => `{"text": "a", "x": ${nested(r, "[", "]")}}`],
   async run(_input, file, ctx) {
     ctx.tokenizer ??= await loadTokenizer(STORIES);
-    await loadCalibrationSamples({ path: file, tokenizer: ctx.tokenizer, numSamples: 2, maxSeqLength: 16 });
+    await loadCalibrationSamples({
+      path: file,
+      tokenizer: ctx.tokenizer,
+      numSamples: 2,
+      maxSeqLength: 16,
+    });
   },
 };
 

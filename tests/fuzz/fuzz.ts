@@ -2,7 +2,7 @@
  * The standalone fuzzer, for runs bigger than the test suite's:
  *
  * ```sh
- * deno task fuzz --cases 10000 [--seed 1] [--target recipe] [--save]
+ * deno task fuzz --cases 10000 [--seed 1] [--target recipe] [--save] [--trace FILE]
  * ```
  *
  * Prints one line per target (cases, successes, project errors, failures,
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "1" },
     target: { type: "string", multiple: true },
     save: { type: "boolean", default: false },
+    trace: { type: "string" },
   },
 });
 const cases = Number(values.cases);
@@ -44,7 +45,15 @@ let failed = 0;
 try {
   for (const target of chosen) {
     const t0 = performance.now();
-    const r = await fuzzTarget(target, cases, seed, ctx);
+    // --trace FILE: each input is written there before it runs; after a hang it holds the culprit.
+    const trace = values.trace;
+    const r = await fuzzTarget(
+      target,
+      cases,
+      seed,
+      ctx,
+      trace ? (i, input) => Deno.writeTextFileSync(trace, `${i}\n${input}`) : undefined,
+    );
     const s = (performance.now() - t0) / 1000;
     failed += r.failures.length;
     console.log(

@@ -76,7 +76,11 @@ Deno.test({
         }
         const flags = replace ? ["--overwrite"] : [];
         const crashed = await spawnLlmc([...args(out), ...flags], { LLMC_CRASH_AT: point }).done();
-        assert.equal(crashed.signal, "SIGKILL", `${point}: the run reached the point\n${crashed.stderr}`);
+        assert.equal(
+          crashed.signal,
+          "SIGKILL",
+          `${point}: the run reached the point\n${crashed.stderr}`,
+        );
 
         // Absent, or complete: the new output or (when replacing) the previous one.
         const here = besideOutput(dir, name);
