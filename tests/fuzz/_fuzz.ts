@@ -461,7 +461,7 @@ const RECIPE_YAML: FuzzTarget = {
     laughs,
     (r) => RECIPE_SEEDS[0] + `extra: ${nested(r, "[", "]")}\n`,
     (r) =>
-      Array.from({ length: int(r, 10, 3000) }, (_, i) => " ".repeat(i) + "k:").join("\n") + " 1\n",
+      Array.from({ length: int(r, 10, 600) }, (_, i) => " ".repeat(i) + "k:").join("\n") + " 1\n",
     () => RECIPE_SEEDS[1] + "more: *nope\n",
   ],
   run(input, file) {

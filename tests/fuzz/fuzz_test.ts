@@ -15,8 +15,8 @@ import { fuzzContext, fuzzTarget, replayCorpus, TARGETS } from "./_fuzz.ts";
 const CASES: Record<string, number> = {
   "safetensors-header": 3000,
   "config.json": 2000,
-  "tokenizer.json": 2000,
-  "recipe": 1000,
+  "tokenizer.json": 1000,
+  "recipe": 1500,
   "recipe.json": 1000,
   "dataset.jsonl": 2000,
   "dataset.txt": 500,
