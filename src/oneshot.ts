@@ -24,6 +24,8 @@ import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { checkModelTensors } from "./model/expected_tensors.ts";
+import { assertOutputOutsideInput } from "./io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "./io/output_lock.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
 import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
@@ -299,9 +301,14 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   const model = typeof options.model === "string"
     ? await HfModel.open(options.model)
     : options.model;
+  let lock: OutputLock | undefined;
   try {
     // Every tensor against the config, before any work (a transposed weight fails here, named).
     checkModelTensors(model, model.config, model.dir, warn);
+    // The output is locked before the pipeline's preparation (calibration data, planning):
+    // a second run on the same output is refused at once, naming this one.
+    await assertOutputOutsideInput(model.dir, options.outputDir);
+    lock = await acquireOutputLock(options.outputDir, warn);
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
@@ -334,6 +341,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         ? { pipeline: name, recipe: recipeYaml }
         : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
       onWarning: warn,
+      lock,
     });
     const resumedLayers = sink.doneLayers();
     let done;
@@ -373,6 +381,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
+    await lock?.release();
     if (ownModel) model.close();
   }
 }

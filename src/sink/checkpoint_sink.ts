@@ -80,6 +80,12 @@ export interface CheckpointSinkOptions {
   readonly job?: JsonValue;
   /** Receives notes such as "discarding a stale work folder"; `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * The output's lock when the caller already holds it (oneshot takes it
+   * before its preparation); otherwise `open` takes it. The sink releases it
+   * at `finalize` or `close`.
+   */
+  readonly lock?: OutputLock;
 }
 
 /** What {@link CheckpointSink.finalize} needs besides the tensors. */
@@ -245,7 +251,7 @@ export class CheckpointSink {
     checkpointConfigJson(await Deno.readTextFile(sourceConfig), {}, { file: sourceConfig });
     // Everything beside the output belongs to the lock's holder: a second run
     // is refused here, before it can touch the first run's work folder.
-    const lock = await acquireOutputLock(outputDir, warn);
+    const lock = options.lock ?? await acquireOutputLock(outputDir, warn);
     try {
       return await CheckpointSink.#openLocked(options, outputDir, overwrite, maxShardBytes, lock);
     } catch (e) {
