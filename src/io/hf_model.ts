@@ -111,7 +111,7 @@ export class HfModel {
           "(llmc reads safetensors checkpoints only)",
       );
     }
-    const weightMap = parseWeightMap(await readJson(indexPath), indexPath);
+    const weightMap = parseWeightMap(await readJson(indexPath, MAX_INDEX_BYTES), indexPath);
     const opened = new Map<string, SafetensorsFile>();
     try {
       for (const shard of new Set(weightMap.values())) {
@@ -295,10 +295,13 @@ function parseWeightMap(json: unknown, file: string): Map<string, string> {
   return out;
 }
 
-async function readJson(path: string): Promise<unknown> {
+/** The largest model.safetensors.index.json read (a huge MoE's has about a million entries). */
+const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
+async function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Promise<unknown> {
   let text: string;
   try {
-    const read = await readLimitedJsonText(path, MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+    const read = await readLimitedJsonText(path, maxBytes, MAX_JSON_DEPTH);
     if ("fault" in read) throw new HfModelError(path, read.fault);
     text = read.text;
   } catch (e) {

@@ -10,8 +10,9 @@
  *
  * | file                        | max size  | max depth |
  * | --------------------------- | --------- | --------- |
- * | config.json, index, others  | 16 MiB    | 64        |
- * | tokenizer files             | 512 MiB   | 64        |
+ * | config.json, others         | 16 MiB    | 64        |
+ * | safetensors index           | 256 MiB   | 64        |
+ * | tokenizer.json              | 512 MiB   | 64        |
  * | safetensors header          | 100 MB    | 3         |
  * | recipe (YAML or JSON)       | 16 MiB    | 64        |
  *
