@@ -224,9 +224,19 @@ export async function acquireOutputLock(
         return heldLock(lockPath, holder, record);
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) {
-          throw new AtomicDirError(final, `cannot create the lock file ${lockPath}: ${e}`, {
-            cause: e,
-          });
+          // A file system without hard links: create the name exclusively instead
+          // (a reader may then briefly see a half-written record, judged unreadable).
+          try {
+            await Deno.writeTextFile(lockPath, record, { createNew: true });
+            HELD.add(lockPath);
+            return heldLock(lockPath, holder, record);
+          } catch (e2) {
+            if (!(e2 instanceof Deno.errors.AlreadyExists)) {
+              throw new AtomicDirError(final, `cannot create the lock file ${lockPath}: ${e2}`, {
+                cause: e2,
+              });
+            }
+          }
         }
       }
       const text = readOrNull(lockPath);
@@ -236,9 +246,16 @@ export async function acquireOutputLock(
         mtime = (await Deno.stat(lockPath)).mtime?.getTime() ?? mtime;
       } catch { /* released meanwhile */ }
       const other = parseHolder(text);
-      // An unreadable record is not trusted to hold the output (llmc writes it whole).
       if (other !== null && !isStale(other, mtime, lockPath)) {
         throw new OutputLockedError(final, lockPath, other);
+      }
+      // An unreadable record is stale once it is a few seconds old (llmc writes it
+      // whole, but on a file system without hard links a reader can catch it half-written).
+      if (other === null && Date.now() - mtime < 5_000) {
+        throw new AtomicDirError(
+          final,
+          `its lock file ${lockPath} is being written by another run; try again in a moment`,
+        );
       }
       const aside = `${lockPath}.stale-${Deno.pid}`;
       try {

@@ -57,6 +57,9 @@ Deno.test("stale locks are taken over: dead pid, reused pid, other boot, unreada
       await lock.release();
     }
     await Deno.writeTextFile(`${dir}/out.llmc-lock`, "{garbage");
+    await assert.rejects(acquireOutputLock(`${dir}/out`), /is being written by another run/);
+    const old = new Date(Date.now() - 60_000);
+    await Deno.utime(`${dir}/out.llmc-lock`, old, old);
     const lock = await acquireOutputLock(`${dir}/out`, () => {});
     await lock.release();
   });
