@@ -42,6 +42,17 @@ function checkDuplicateKeys(node: YamlNode, path: string, origin: string, text: 
   if (isMap(node)) {
     const seen = new Set<string>();
     for (const pair of node.items) {
+      if (isMap(pair.key) || isSeq(pair.key)) {
+        // PyYAML refuses these (unhashable key); the yaml package would stringify them.
+        const offset = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        const where = path === "" ? "the top level" : path;
+        throw new RecipeError(
+          `${origin}${where}: a mapping key must be a plain scalar, got a ` +
+            `${isMap(pair.key) ? "mapping" : "list"} (line ${
+              text.slice(0, offset).split("\n").length
+            })`,
+        );
+      }
       const key = keyText(pair.key);
       const here = path === "" ? key : `${path}.${key}`;
       if (seen.has(key)) {

@@ -88,3 +88,11 @@ Deno.test("recipe files: the same errors name the path; .json files are checked 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a list or mapping used as a key is a RecipeError, as in PyYAML", () => {
+  rejects(
+    () => parseRecipe("a_stage:\n  ? [x]\n  : 1\n", { file: "k.yaml" }),
+    /^k\.yaml: a_stage: a mapping key must be a plain scalar, got a list \(line 2\)/,
+  );
+  rejects(() => parseRecipe("{[a]: 1}"), /the top level: a mapping key must be a plain scalar/);
+});
