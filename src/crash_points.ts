@@ -23,9 +23,13 @@ interface Trigger {
 function trigger(name: string): Trigger | null {
   let v: string | undefined;
   try {
+    // Asked first so a library user without env permission gets no prompt.
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return null;
+    }
     v = Deno.env.get(name);
   } catch {
-    return null; // no env permission: a library user, never a test
+    return null;
   }
   if (!v) return null;
   const m = /^([a-z0-9-]+)(?::(\d+))?$/.exec(v);

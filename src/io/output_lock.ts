@@ -85,7 +85,17 @@ export interface OutputLock {
   release(): Promise<void>;
 }
 
+// Permissions are queried first, so a library user without them gets no prompt.
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  try {
+    return Deno.permissions.querySync(descriptor).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
 function hostname(): string {
+  if (!granted({ name: "sys", kind: "hostname" })) return "unknown-host";
   try {
     return Deno.hostname();
   } catch {
@@ -94,6 +104,7 @@ function hostname(): string {
 }
 
 function readOrNull(path: string): string | null {
+  if (!granted({ name: "read", path })) return null;
   try {
     return Deno.readTextFileSync(path).trim();
   } catch {
