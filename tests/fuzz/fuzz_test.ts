@@ -16,10 +16,10 @@ const CASES: Record<string, number> = {
   "safetensors-header": 3000,
   "config.json": 2000,
   "tokenizer.json": 1000,
-  "recipe": 1500,
-  "recipe.json": 1000,
+  "recipe": 1200,
+  "recipe.json": 800,
   "dataset.jsonl": 2000,
-  "dataset.txt": 500,
+  "dataset.txt": 400,
 };
 const SEED = 20261206;
 
