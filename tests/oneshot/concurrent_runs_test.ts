@@ -65,6 +65,20 @@ Deno.test({
       assert.equal(await folderDifference(`${dir}/out`, `${dir}/lone`), null);
       assert.deepEqual(besideOutput(dir, "out"), ["out"], "no lock or work folder remains");
 
+      // Two runs started at the same moment: exactly one wins the lock.
+      const [x, y] = await Promise.all([
+        spawnLlmc(args(`${dir}/race`)).done(),
+        spawnLlmc(args(`${dir}/race`)).done(),
+      ]);
+      assert.deepEqual([x.code, y.code].sort(), [0, 1], `${x.stderr}\n---\n${y.stderr}`);
+      // The loser met the winner's lock, or (when it started late) the finished output.
+      assert.match(
+        x.code === 1 ? x.stderr : y.stderr,
+        /is being written by another llmc run|already exists/,
+      );
+      assert.equal(await folderDifference(`${dir}/race`, `${dir}/lone`), null);
+      assert.deepEqual(besideOutput(dir, "race"), ["race"]);
+
       // A run that dies holding the lock (SIGKILL after its second layer).
       const crashing = spawnLlmc(args(`${dir}/crash`), { LLMC_CRASH_AT: "layer-written:2" });
       const c = await crashing.done();
