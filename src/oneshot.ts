@@ -27,10 +27,14 @@ import type { Recipe } from "./recipe/recipe.ts";
 import type { ModuleFormat } from "./quant/compression_format.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
-import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
 import { CompressedCheckpoint } from "./compress/compressed_checkpoint.ts";
 import { parseModelConfig } from "./io/model_config.ts";
 import { DecoderModel } from "./model/decoder_model.ts";
+import { checkModelTensors } from "./model/expected_tensors.ts";
+import { assertOutputOutsideInput } from "./io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "./io/output_lock.ts";
+import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
+import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
@@ -362,7 +366,14 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   const model = typeof options.model === "string"
     ? await HfModel.open(await resolveModelDir(options.model, { ...options.hub, onWarning: warn }))
     : options.model;
+  let lock: OutputLock | undefined;
   try {
+    // Every tensor against the config, before any work (a transposed weight fails here, named).
+    checkModelTensors(model, model.config, model.dir, warn);
+    // The output is locked before the pipeline's preparation (calibration data, planning):
+    // a second run on the same output is refused at once, naming this one.
+    await assertOutputOutsideInput(model.dir, options.outputDir);
+    lock = await acquireOutputLock(options.outputDir, warn);
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
@@ -428,22 +439,39 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       },
       onWarning: warn,
       onTensors: kept === null ? undefined : (tensors) => kept.push(...tensors),
+      lock,
     });
     const resumedLayers = sink.doneLayers();
-    const outcome = await pipeline.run(sink, (e: LayerEvent) => {
-      options.onProgress?.(e);
-      if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
-    });
-    const done = await sink.finalize({
-      // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
-      quantizationConfig: dense
-        ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
-        : outcome.quantizationConfig,
-      sparsityConfig: outcome.sparsityConfig,
-      configPatch: outcome.configPatch,
-      recipeYaml,
-      omitNullDtypes: options.omitNullDtypes,
-    });
+    let done;
+    try {
+      const outcome = await pipeline.run(sink, (e: LayerEvent) => {
+        options.onProgress?.(e);
+        if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
+      });
+      done = await sink.finalize({
+        // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
+        quantizationConfig: dense
+          ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
+          : outcome.quantizationConfig,
+        sparsityConfig: outcome.sparsityConfig,
+        configPatch: outcome.configPatch,
+        recipeYaml,
+        omitNullDtypes: options.omitNullDtypes,
+      });
+    } catch (e) {
+      // After a full disk the user needs to know what is left and how to go on.
+      if (isDiskFull(e)) {
+        throw new CheckpointSinkError(
+          sink.outputDir,
+          `${(e as Error).message}; the disk is full. Free some space; ${sink.resumeHint()}`,
+          { cause: e },
+        );
+      }
+      throw e;
+    } finally {
+      // Releases the output's lock; the work folder stays for --resume.
+      await sink.close();
+    }
     const seconds = (performance.now() - t0) / 1000;
     return {
       outputDir: done.outputDir,
@@ -456,6 +484,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
     };
   } finally {
+    await lock?.release();
     if (ownModel) model.close();
   }
 }

@@ -9,6 +9,7 @@
 
 import { parquetReadObjects } from "hyparquet";
 import { tableFromIPC, Vector } from "apache-arrow";
+import { describeDepthExcess, findDepthExcess, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { DatasetError } from "./dataset_error.ts";
 import { readTextFile } from "./read_text_file.ts";
 
@@ -134,6 +135,10 @@ async function readJsonLines(path: string): Promise<LocatedRows> {
     const line = lines[i].trim();
     if (line === "") continue;
     const where = `${path}:${i + 1}`;
+    const excess = findDepthExcess(line, MAX_JSON_DEPTH);
+    if (excess !== null) {
+      throw new DatasetError(`${where}: record ${describeDepthExcess(excess, MAX_JSON_DEPTH)}`);
+    }
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -149,6 +154,10 @@ async function readJsonLines(path: string): Promise<LocatedRows> {
 /** A `.json` file: a list of rows, `{"data": [...]}`, or (as `datasets` accepts) JSON Lines. */
 async function readJson(path: string): Promise<DatasetRow[] | LocatedRows> {
   const text = await readTextFile(path);
+  const excess = findDepthExcess(text, MAX_JSON_DEPTH);
+  if (excess !== null) {
+    throw new DatasetError(`${path}: ${describeDepthExcess(excess, MAX_JSON_DEPTH)}`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

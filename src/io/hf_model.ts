@@ -12,6 +12,7 @@ import type { ModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors_read.ts";
 import type { TensorInfo } from "./safetensors_read.ts";
 import { SAFETENSORS_INDEX_NAME } from "./safetensors_write.ts";
+import { MAX_CONFIG_BYTES, MAX_JSON_DEPTH, readLimitedJsonText } from "./json_limits.ts";
 
 /** A model folder is missing a file or its files disagree. */
 export class HfModelError extends LlmcError {
@@ -110,7 +111,7 @@ export class HfModel {
           "(llmc reads safetensors checkpoints only)",
       );
     }
-    const weightMap = parseWeightMap(await readJson(indexPath), indexPath);
+    const weightMap = parseWeightMap(await readJson(indexPath, MAX_INDEX_BYTES), indexPath);
     const opened = new Map<string, SafetensorsFile>();
     try {
       for (const shard of new Set(weightMap.values())) {
@@ -294,11 +295,17 @@ function parseWeightMap(json: unknown, file: string): Map<string, string> {
   return out;
 }
 
-async function readJson(path: string): Promise<unknown> {
+/** The largest model.safetensors.index.json read (a huge MoE's has about a million entries). */
+const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
+async function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Promise<unknown> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const read = await readLimitedJsonText(path, maxBytes, MAX_JSON_DEPTH);
+    if ("fault" in read) throw new HfModelError(path, read.fault);
+    text = read.text;
   } catch (e) {
+    if (e instanceof HfModelError) throw e;
     const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
     throw new HfModelError(path, `cannot read: ${why}`, { cause: e });
   }

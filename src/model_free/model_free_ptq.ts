@@ -18,7 +18,8 @@
 import { resolveModelDir } from "../hub/resolve_model.ts";
 import type { HubOptions } from "../hub/hub_settings.ts";
 import { isFileEntry } from "../io/_path.ts";
-import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
+import { assertOutputOutsideInput, atomicOutputDir, removeOrphans } from "../io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "../io/output_lock.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { checkWeightQuantizable } from "../modifiers/quantization/check_weight.ts";
@@ -27,6 +28,7 @@ import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import { moduleFormat } from "../quant/format.ts";
 import { matchesTarget } from "../quant/match.ts";
+import { jsonLimitFault, MAX_CONFIG_BYTES, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { parsePythonJson } from "../quant/python_json.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import { COMPRESSED_TENSORS_VERSION } from "../quant/quantization_config.ts";
@@ -182,9 +184,18 @@ export async function modelFreePtq(
   } catch (e) {
     throw new ModelFreeError(`${configPath}: cannot read (${(e as Error).message})`, { cause: e });
   }
+  // Checked now, not when config.json is written at the very end of the run.
+  const configFault = jsonLimitFault(configText, MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+  if (configFault !== null) throw new ModelFreeError(`${configPath}: ${configFault}`);
+  try {
+    checkpointConfigJson(configText, {}, { file: configPath });
+  } catch (e) {
+    throw new ModelFreeError((e as Error).message, { cause: e });
+  }
   const { names: fileNames, index } = await sourceFiles(dir);
 
   const files: SafetensorsFile[] = [];
+  let lock: OutputLock | undefined;
   try {
     // Validate everything from the headers before any output exists.
     const candidates = new Map<string, Candidate[]>();
@@ -239,6 +250,9 @@ export async function modelFreePtq(
     }
 
     await assertOutputOutsideInput(dir, outDir);
+    // A second run on the same output is refused; leftovers of dead runs go.
+    lock = await acquireOutputLock(outDir, warn);
+    await removeOrphans(outDir, warn);
     const out = await atomicOutputDir(outDir, { overwrite: options.overwrite });
     try {
       const weightMap: Record<string, string> = {};
@@ -415,5 +429,6 @@ export async function modelFreePtq(
     }
   } finally {
     for (const f of files) f.close();
+    await lock?.release();
   }
 }
