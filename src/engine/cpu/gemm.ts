@@ -1,0 +1,343 @@
+/**
+ * Float32 matrix products on the CPU: WebAssembly SIMD kernels
+ * (`kernels/gemm.c`, f32x4.relaxed_madd where the runtime has it) run by the
+ * calling thread and a pool of worker threads over one shared memory.
+ *
+ * Every function is synchronous: it copies its operands into the kernels'
+ * memory, runs the product on all threads, and copies the result out. The
+ * default pool has `navigator.hardwareConcurrency` threads (the caller plus
+ * that many minus one workers), or `LLMC_CPU_THREADS` when that is set; the
+ * workers never keep the process alive. {@linkcode createCpuGemm} makes a
+ * separate instance with its own thread count or kernel build.
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposed } from "./gemm.ts";
+ * // y[1,2] = x[1,3] · w[2,3]ᵀ
+ * const y = matmulTransposed(
+ *   new Float32Array([1, 2, 3]),
+ *   new Float32Array([1, 0, 0, 0, 1, 1]),
+ *   1,
+ *   2,
+ *   3,
+ * );
+ * console.log(y); // Float32Array [1, 5]
+ * ```
+ *
+ * @module
+ */
+
+import { align, CpuKernelError, GemmRuntime, type KernelVariant } from "./_gemm_runtime.ts";
+
+export { CpuKernelError, type KernelVariant };
+
+/** Options of {@linkcode createCpuGemm}. */
+export interface CpuGemmOptions {
+  /** Threads including the calling one; default navigator.hardwareConcurrency. */
+  threads?: number;
+  /** "relaxed" (fused multiply-add) or "simd"; default the best this runtime validates. */
+  variant?: KernelVariant;
+}
+
+/** What {@linkcode cpuKernelInfo} reports. */
+export interface CpuKernelInfo {
+  /** Threads a product runs on, the calling one included. */
+  threads: number;
+  /** Whether the kernels use f32x4.relaxed_madd (a fused multiply-add on x64 with FMA3). */
+  relaxedSimd: boolean;
+  /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
+  simd: boolean;
+}
+
+function checkShape(what: string, name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new CpuKernelError(`${what}: ${name} must be a non-negative integer, got ${value}`);
+  }
+}
+
+function checkLength(what: string, name: string, array: Float32Array, expected: number): void {
+  if (!(array instanceof Float32Array)) {
+    throw new CpuKernelError(`${what}: ${name} must be a Float32Array`);
+  }
+  if (array.length !== expected) {
+    throw new CpuKernelError(
+      `${what}: ${name} has ${array.length} elements, expected ${expected}`,
+    );
+  }
+}
+
+/** The float32 products on one {@linkcode GemmRuntime}. */
+export class CpuGemm {
+  readonly #rt: GemmRuntime;
+
+  /** @param options thread count and kernel build */
+  constructor(options: CpuGemmOptions = {}) {
+    this.#rt = new GemmRuntime(options);
+  }
+
+  /**
+   * y[m,n] = x[m,k] · w[n,k]ᵀ (row-major f32).
+   *
+   * @param x activations, m × k
+   * @param w weight, n × k (a linear layer's layout)
+   * @param out written when given (length m*n), else allocated
+   * @returns y
+   */
+  matmulTransposed(
+    x: Float32Array,
+    w: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmulTransposed";
+    for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) checkShape(what, name, v);
+    checkLength(what, "x", x, m * k);
+    checkLength(what, "w", w, n * k);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    return this.#product(what, x, w, m, n, k, y, { aRowStride: k, bRowStride: 1, bColStride: k });
+  }
+
+  /**
+   * y[m,n] = a[m,k] · b[k,n] (row-major f32).
+   *
+   * @param a m × k
+   * @param b k × n
+   * @param out written when given (length m*n), else allocated
+   * @returns y
+   */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmul";
+    for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) checkShape(what, name, v);
+    checkLength(what, "a", a, m * k);
+    checkLength(what, "b", b, k * n);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    return this.#product(what, a, b, m, n, k, y, { aRowStride: k, bRowStride: n, bColStride: 1 });
+  }
+
+  /**
+   * h[k,k] += xᵀ·x for x[rows,k]. `h` must be symmetric on entry (a sum of
+   * Grams, or zeros): the upper triangle is accumulated and then copied onto
+   * the lower one, so the full symmetric matrix is written.
+   *
+   * @param h k × k accumulator, updated in place
+   * @param x rows × k
+   */
+  accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
+    const what = "accumulateGram";
+    checkShape(what, "rows", rows);
+    checkShape(what, "k", k);
+    checkLength(what, "h", h, k * k);
+    checkLength(what, "x", x, rows * k);
+    if (rows === 0 || k === 0) return;
+    const rt = this.#rt;
+    const xAt = rt.heapBase;
+    const hAt = align(xAt + x.byteLength, 64);
+    rt.reserve(hAt + h.byteLength - rt.heapBase, `${what} of ${rows} × ${k}`);
+    rt.f32(xAt, x.length).set(x);
+    rt.f32(hAt, h.length).set(h);
+    rt.run({
+      m: k,
+      n: k,
+      k: rows,
+      a: xAt,
+      aRowStride: 1,
+      aColStride: k,
+      b: xAt,
+      bRowStride: k,
+      bColStride: 1,
+      c: hAt,
+      ldc: k,
+      accumulate: true,
+      upper: true,
+    });
+    rt.mirrorUpper(hAt, k);
+    h.set(rt.f32(hAt, h.length));
+  }
+
+  /** @returns threads and kernel build in use */
+  info(): CpuKernelInfo {
+    return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
+  }
+
+  /** Stops this instance's worker threads; it cannot be used afterwards. */
+  close(): void {
+    this.#rt.close();
+  }
+
+  #product(
+    what: string,
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    y: Float32Array,
+    strides: { aRowStride: number; bRowStride: number; bColStride: number },
+  ): Float32Array {
+    if (m === 0 || n === 0) return y;
+    if (k === 0) return y.fill(0);
+    const rt = this.#rt;
+    const aAt = rt.heapBase;
+    const bAt = align(aAt + a.byteLength, 64);
+    const cAt = align(bAt + b.byteLength, 64);
+    rt.reserve(cAt + y.byteLength - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
+    rt.f32(aAt, a.length).set(a);
+    rt.f32(bAt, b.length).set(b);
+    rt.run({
+      m,
+      n,
+      k,
+      a: aAt,
+      aColStride: 1,
+      b: bAt,
+      c: cAt,
+      ldc: n,
+      accumulate: false,
+      upper: false,
+      ...strides,
+    });
+    y.set(rt.f32(cAt, y.length));
+    return y;
+  }
+}
+
+/**
+ * Makes a separate set of CPU kernels with its own memory and threads (for
+ * tests and benchmarks that compare thread counts or builds). Call `close()`
+ * when done.
+ *
+ * @example
+ * ```ts
+ * import { createCpuGemm } from "./gemm.ts";
+ * const gemm = createCpuGemm({ threads: 1, variant: "simd" });
+ * const y = gemm.matmul(new Float32Array([1, 2]), new Float32Array([3, 4]), 1, 1, 2);
+ * console.log(y[0]); // 11
+ * gemm.close();
+ * ```
+ *
+ * @param options thread count and kernel build
+ * @returns the instance
+ */
+export function createCpuGemm(options: CpuGemmOptions = {}): CpuGemm {
+  return new CpuGemm(options);
+}
+
+let shared: CpuGemm | undefined;
+
+function defaultGemm(): CpuGemm {
+  if (!shared) {
+    const env = Deno.env.get("LLMC_CPU_THREADS");
+    const threads = env === undefined ? undefined : Number(env);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+      throw new CpuKernelError(`LLMC_CPU_THREADS must be a positive integer, got "${env}"`);
+    }
+    shared = new CpuGemm({ threads });
+  }
+  return shared;
+}
+
+/**
+ * y[m,n] = x[m,k] · w[n,k]ᵀ (row-major f32). Writes into `out` when given (length m*n), else allocates.
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposed } from "./gemm.ts";
+ * const y = matmulTransposed(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+ * console.log(y); // Float32Array [11, 17]
+ * ```
+ *
+ * @param x m × k
+ * @param w n × k
+ * @param m rows of x
+ * @param n rows of w
+ * @param k shared inner dimension
+ * @param out optional destination, length m*n
+ * @returns y, m × n
+ */
+export function matmulTransposed(
+  x: Float32Array,
+  w: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmulTransposed(x, w, m, n, k, out);
+}
+
+/**
+ * y[m,n] = a[m,k] · b[k,n] (row-major f32).
+ *
+ * @example
+ * ```ts
+ * import { matmul } from "./gemm.ts";
+ * const y = matmul(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+ * console.log(y); // Float32Array [13, 16]
+ * ```
+ *
+ * @param a m × k
+ * @param b k × n
+ * @param m rows of a
+ * @param n columns of b
+ * @param k shared inner dimension
+ * @param out optional destination, length m*n
+ * @returns y, m × n
+ */
+export function matmul(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmul(a, b, m, n, k, out);
+}
+
+/**
+ * h[k,k] += xᵀ·x for x[rows,k] (the Hessian / Gram update; the full symmetric matrix is written).
+ * `h` must be symmetric on entry, as every sum of Grams is.
+ *
+ * @example
+ * ```ts
+ * import { accumulateGram } from "./gemm.ts";
+ * const h = new Float32Array(4);
+ * accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+ * console.log(h); // Float32Array [10, 14, 14, 20]
+ * ```
+ *
+ * @param h k × k, symmetric, updated in place
+ * @param x rows × k
+ * @param rows rows of x
+ * @param k columns of x
+ */
+export function accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
+  defaultGemm().accumulateGram(h, x, rows, k);
+}
+
+/**
+ * Threads in use and whether relaxed-SIMD FMA is used, for banners and benches.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernelInfo } from "./gemm.ts";
+ * const { threads, relaxedSimd } = cpuKernelInfo();
+ * console.log(`${threads} threads, relaxed SIMD: ${relaxedSimd}`);
+ * ```
+ *
+ * @returns the default instance's threads and kernel build
+ */
+export function cpuKernelInfo(): { threads: number; relaxedSimd: boolean; simd: boolean } {
+  return defaultGemm().info();
+}

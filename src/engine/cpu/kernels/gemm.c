@@ -1,0 +1,326 @@
+// gemm.c: single-precision GEMM for wasm32 + 128-bit SIMD, shared by threads.
+//
+//   C[m,n] (+)= A[m,k] · B[k,n]
+//
+// A and B are read through element strides, so one routine serves all three
+// callers in src/engine/cpu/gemm.ts:
+//   matmulTransposed  y = x · wᵀ   A(i,p) = x[i*k + p]   B(p,j) = w[j*k + p]
+//   matmul            y = a · b    A(i,p) = a[i*k + p]   B(p,j) = b[p*n + j]
+//   accumulateGram    h += xᵀ · x  A(i,p) = x[p*k + i]   B(p,j) = x[p*k + j]
+//
+// Blocking (Goto/BLIS order). The output is cut into column stripes of width
+// `nc`; each stripe is one task, claimed by whichever thread is free (an atomic
+// counter in the job block), which balances the load when a core is busy with
+// something else. In a stripe, for each KC-deep slice of k, B's slice is packed
+// into NR-wide micro-panels (KC × NR floats, contiguous, zero-padded); then for
+// each block of MC rows, every MR × NR tile runs the micro-kernel: the B
+// micro-panel stays in L1 while the block of A (MC × KC) stays in L2. A is not packed: the
+// micro-kernel broadcasts A's elements straight from the caller's layout
+// (`v128.load32_splat`), which costs no more than reading a packed copy and
+// saves the copy.
+//
+// Micro-kernel: MR × NR = 4 × 8 outputs in eight f32x4 accumulators; per k
+// step two B vector loads, four broadcasts and eight multiply-adds. Eleven live
+// vector registers, which V8's x64 code generator keeps in xmm registers
+// without spilling (6 × 8 needs fifteen and measured slower).
+//
+// Fused multiply-add: built with -mrelaxed-simd, MADD is f32x4.relaxed_madd,
+// which V8 lowers to vfmadd231ps on CPUs with FMA3. The plain build multiplies
+// and adds (two roundings); the loader picks the relaxed build when the runtime
+// validates it.
+//
+// Threads: every thread instantiates this module on the same shared memory and
+// calls gemm_run(job, gen, tid); the module has no globals and no data, and it
+// never touches the C stack (all scratch lives in the per-thread region the job
+// names), so instances cannot step on each other.
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define MR 4
+#define NR 8
+#define KC 256
+#define MC 128
+
+#ifdef __wasm_relaxed_simd__
+#define MADD(a, b, c) __builtin_wasm_relaxed_madd_f32x4((a), (b), (c))
+#else
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+#endif
+
+// The job block, int32 slots in linear memory. gemm.ts writes every field
+// except CLAIM/DONE's progress, then publishes the job by storing CLAIM last.
+enum {
+  J_CLAIM = 0,    // (gen << 16) | next unclaimed task
+  J_DONE = 1,     // tasks finished
+  J_WAKE = 2,     // workers wait on this word (gemm.ts only)
+  J_NTASKS = 3,   // number of column stripes
+  J_M = 4,
+  J_N = 5,
+  J_K = 6,
+  J_A = 7,        // byte address of A
+  J_A_RS = 8,     // A(i,p) = a[i*A_RS + p*A_CS]
+  J_A_CS = 9,
+  J_B = 10,
+  J_B_RS = 11,    // B(p,j) = b[p*B_RS + j*B_CS]
+  J_B_CS = 12,
+  J_C = 13,
+  J_LDC = 14,     // C(i,j) = c[i*LDC + j]
+  J_ACCUMULATE = 15,  // 1: C += A·B, 0: C = A·B
+  J_UPPER = 16,   // 1: only tiles that touch the upper triangle (i < stripe end)
+  J_NC = 17,      // stripe width, a multiple of NR
+  J_SCRATCH = 18, // byte address of thread 0's scratch region
+  J_SCRATCH_STRIDE = 19,  // bytes between threads' scratch regions
+};
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+// Claims the next task of generation `gen`; -1 when there is none (all
+// claimed, or the job has moved on to a newer generation).
+static int claim(int32_t* job, int gen) {
+  int32_t cur = __atomic_load_n(&job[J_CLAIM], __ATOMIC_SEQ_CST);
+  for (;;) {
+    if ((cur >> 16) != gen) return -1;
+    if ((cur & 0xffff) >= job[J_NTASKS]) return -1;
+    if (__atomic_compare_exchange_n(&job[J_CLAIM], &cur, cur + 1, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+      return cur & 0xffff;
+    }
+  }
+}
+
+// 4x4 transpose of rows r0..r3 (lanes = consecutive p) into columns.
+#define TRANSPOSE4(r0, r1, r2, r3)                       \
+  do {                                                    \
+    v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);   \
+    v128_t t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);   \
+    v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);   \
+    v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);   \
+    r0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);          \
+    r1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);          \
+    r2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);          \
+    r3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);          \
+  } while (0)
+
+// Packs B(p, j) for p < kc, j < nc into NR-wide micro-panels:
+// dst[(j / NR) * kc * NR + p * NR + j % NR], columns past nc zero.
+static void pack_b(const float* b, int rs, int cs, int kc, int nc, float* dst) {
+  for (int jr = 0; jr < nc; jr += NR) {
+    const float* src = b + jr * cs;
+    const int cols = min_int(NR, nc - jr);
+    if (cols == NR && cs == 1) {
+      // Rows of B are contiguous (matmul, Gram): copy two vectors per p.
+      for (int p = 0; p < kc; p++) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        wasm_v128_store(dst + 4, wasm_v128_load(src + 4));
+        src += rs;
+        dst += NR;
+      }
+    } else if (cols == NR && rs == 1) {
+      // Columns of B are contiguous (w[n,k] of matmulTransposed): transpose
+      // 4 × 4 blocks from the eight source rows.
+      int p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        for (int h = 0; h < NR; h += 4) {
+          v128_t r0 = wasm_v128_load(src + (h + 0) * cs + p);
+          v128_t r1 = wasm_v128_load(src + (h + 1) * cs + p);
+          v128_t r2 = wasm_v128_load(src + (h + 2) * cs + p);
+          v128_t r3 = wasm_v128_load(src + (h + 3) * cs + p);
+          TRANSPOSE4(r0, r1, r2, r3);
+          wasm_v128_store(dst + 0 * NR + h, r0);
+          wasm_v128_store(dst + 1 * NR + h, r1);
+          wasm_v128_store(dst + 2 * NR + h, r2);
+          wasm_v128_store(dst + 3 * NR + h, r3);
+        }
+        dst += 4 * NR;
+      }
+      for (; p < kc; p++) {
+        for (int jj = 0; jj < NR; jj++) dst[jj] = src[jj * cs + p];
+        dst += NR;
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int jj = 0; jj < NR; jj++) dst[jj] = jj < cols ? src[p * rs + jj * cs] : 0.0f;
+        dst += NR;
+      }
+    }
+  }
+}
+
+// Packs A(i, p) for i < mc, p < kc into MR-tall micro-panels:
+// dst[(i / MR) * kc * MR + p * MR + i % MR], rows past mc zero. Packing keeps
+// the micro-kernel's reads contiguous; reading rows of A in place instead ran
+// at half speed at k = 1024, whose 4 KiB row stride maps every row onto the
+// same cache sets.
+static void pack_a(const float* a, int rs, int cs, int mc, int kc, float* dst) {
+  for (int ir = 0; ir < mc; ir += MR) {
+    const float* src = a + ir * rs;
+    const int rows = min_int(MR, mc - ir);
+    if (rows == MR && rs == 1) {
+      // Columns of A are contiguous (Gram): one vector per p.
+      for (int p = 0; p < kc; p++) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        src += cs;
+        dst += MR;
+      }
+    } else if (rows == MR && cs == 1) {
+      // Rows of A are contiguous (x of matmul / matmulTransposed): transpose 4 × 4.
+      int p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        v128_t r0 = wasm_v128_load(src + p);
+        v128_t r1 = wasm_v128_load(src + rs + p);
+        v128_t r2 = wasm_v128_load(src + 2 * rs + p);
+        v128_t r3 = wasm_v128_load(src + 3 * rs + p);
+        TRANSPOSE4(r0, r1, r2, r3);
+        wasm_v128_store(dst, r0);
+        wasm_v128_store(dst + 4, r1);
+        wasm_v128_store(dst + 8, r2);
+        wasm_v128_store(dst + 12, r3);
+        dst += 4 * MR;
+      }
+      for (; p < kc; p++) {
+        for (int ii = 0; ii < MR; ii++) dst[ii] = src[ii * rs + p];
+        dst += MR;
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int ii = 0; ii < MR; ii++) dst[ii] = ii < rows ? src[ii * rs + p * cs] : 0.0f;
+        dst += MR;
+      }
+    }
+  }
+}
+
+// C[rows, cols] (+)= Apanel[kc, MR] · Bpanel[kc, NR] for one tile; the panels'
+// padding rows and columns are zeros and their results are dropped. `edge` is
+// MR*NR floats of scratch.
+static void micro_4x8(int kc, const float* a, int rows, const float* b, float* c, int ldc,
+                      int cols, int store, float* edge) {
+  v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00;
+  v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int p = 0; p < kc; p++) {
+    const v128_t b0 = wasm_v128_load(b);
+    const v128_t b1 = wasm_v128_load(b + 4);
+    v128_t x = wasm_v128_load32_splat(a);
+    c00 = MADD(x, b0, c00);
+    c01 = MADD(x, b1, c01);
+    x = wasm_v128_load32_splat(a + 1);
+    c10 = MADD(x, b0, c10);
+    c11 = MADD(x, b1, c11);
+    x = wasm_v128_load32_splat(a + 2);
+    c20 = MADD(x, b0, c20);
+    c21 = MADD(x, b1, c21);
+    x = wasm_v128_load32_splat(a + 3);
+    c30 = MADD(x, b0, c30);
+    c31 = MADD(x, b1, c31);
+    a += MR;
+    b += NR;
+  }
+  if (rows == MR && cols == NR) {
+    float* r0 = c;
+    float* r1 = c + ldc;
+    float* r2 = c + 2 * ldc;
+    float* r3 = c + 3 * ldc;
+    if (!store) {
+      c00 = wasm_f32x4_add(c00, wasm_v128_load(r0));
+      c01 = wasm_f32x4_add(c01, wasm_v128_load(r0 + 4));
+      c10 = wasm_f32x4_add(c10, wasm_v128_load(r1));
+      c11 = wasm_f32x4_add(c11, wasm_v128_load(r1 + 4));
+      c20 = wasm_f32x4_add(c20, wasm_v128_load(r2));
+      c21 = wasm_f32x4_add(c21, wasm_v128_load(r2 + 4));
+      c30 = wasm_f32x4_add(c30, wasm_v128_load(r3));
+      c31 = wasm_f32x4_add(c31, wasm_v128_load(r3 + 4));
+    }
+    wasm_v128_store(r0, c00);
+    wasm_v128_store(r0 + 4, c01);
+    wasm_v128_store(r1, c10);
+    wasm_v128_store(r1 + 4, c11);
+    wasm_v128_store(r2, c20);
+    wasm_v128_store(r2 + 4, c21);
+    wasm_v128_store(r3, c30);
+    wasm_v128_store(r3 + 4, c31);
+    return;
+  }
+  wasm_v128_store(edge + 0, c00);
+  wasm_v128_store(edge + 4, c01);
+  wasm_v128_store(edge + 8, c10);
+  wasm_v128_store(edge + 12, c11);
+  wasm_v128_store(edge + 16, c20);
+  wasm_v128_store(edge + 20, c21);
+  wasm_v128_store(edge + 24, c30);
+  wasm_v128_store(edge + 28, c31);
+  for (int i = 0; i < rows; i++) {
+    for (int j = 0; j < cols; j++) {
+      const float v = edge[i * NR + j];
+      c[i * ldc + j] = store ? v : c[i * ldc + j] + v;
+    }
+  }
+}
+
+// One task: the column stripe [j0, j1) of C, every k slice.
+static void run_stripe(const int32_t* job, int stripe, float* pack, float* pack_a_buf,
+                       float* edge) {
+  const int m = job[J_M], n = job[J_N], k = job[J_K];
+  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A];
+  const float* b = (const float*)(uintptr_t)(uint32_t)job[J_B];
+  float* c = (float*)(uintptr_t)(uint32_t)job[J_C];
+  const int a_rs = job[J_A_RS], a_cs = job[J_A_CS];
+  const int b_rs = job[J_B_RS], b_cs = job[J_B_CS];
+  const int ldc = job[J_LDC], nc = job[J_NC];
+  const int j0 = stripe * nc;
+  const int j1 = min_int(j0 + nc, n);
+  // For a symmetric result only rows above the stripe's end are needed.
+  const int m_end = job[J_UPPER] ? min_int(m, j1) : m;
+  for (int pc = 0; pc < k; pc += KC) {
+    const int kc = min_int(KC, k - pc);
+    const int store = pc == 0 && !job[J_ACCUMULATE];
+    pack_b(b + pc * b_rs + j0 * b_cs, b_rs, b_cs, kc, j1 - j0, pack);
+    // MC rows of A (MC × KC floats, 128 KiB) stay in L2 while every micro-panel
+    // of the stripe passes over them.
+    for (int ic = 0; ic < m_end; ic += MC) {
+      const int mc = min_int(MC, m_end - ic);
+      pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
+      for (int jr = j0; jr < j1; jr += NR) {
+        const float* panel = pack + (jr - j0) * kc;
+        const int cols = min_int(NR, j1 - jr);
+        for (int ir = 0; ir < mc; ir += MR) {
+          micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
+                    c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
+        }
+      }
+    }
+  }
+}
+
+// Runs tasks of job generation `gen` until none is left. Thread `tid` uses
+// scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
+// MR * NR of edge tile.
+__attribute__((export_name("gemm_run"))) void gemm_run(int32_t* job, int gen, int tid) {
+  for (;;) {
+    const int task = claim(job, gen);
+    if (task < 0) return;
+    const uint32_t scratch = (uint32_t)job[J_SCRATCH] + (uint32_t)tid * (uint32_t)job[J_SCRATCH_STRIDE];
+    float* pack = (float*)(uintptr_t)scratch;  // KC × nc, packed B
+    float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A
+    float* edge = pack_a_buf + MC * KC;           // MR × NR
+    // Largest stripes first when only the upper triangle is computed.
+    const int stripe = job[J_UPPER] ? job[J_NTASKS] - 1 - task : task;
+    run_stripe(job, stripe, pack, pack_a_buf, edge);
+    __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+// h[i][j] = h[j][i] for i > j: completes a symmetric result of which the
+// upper triangle (and the diagonal blocks) were computed. Blocked for cache.
+__attribute__((export_name("mirror_upper"))) void mirror_upper(float* h, int n) {
+  const int B = 32;
+  for (int ib = 0; ib < n; ib += B) {
+    for (int jb = 0; jb <= ib; jb += B) {
+      const int i_end = min_int(ib + B, n);
+      for (int i = ib; i < i_end; i++) {
+        const int j_end = min_int(jb + B, i);
+        for (int j = jb; j < j_end; j++) h[i * n + j] = h[j * n + i];
+      }
+    }
+  }
+}
