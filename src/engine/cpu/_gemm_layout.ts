@@ -31,6 +31,8 @@ export const JOB = {
   FAILED: 20,
   /** Set to 1 when the pool shuts down; workers leave their loop. */
   STOP: 21,
+  /** Stripes run by worker threads since the runtime started (for tests and benches). */
+  WORKER_TASKS: 22,
 } as const;
 
 /** Slots in the job block. */
@@ -57,6 +59,6 @@ export const MAX_PAGES = 65536;
 
 /** The exports of gemm.wasm. */
 export interface GemmExports {
-  gemm_run(job: number, gen: number, tid: number): void;
+  gemm_run(job: number, gen: number, tid: number): number;
   mirror_upper(h: number, n: number): void;
 }

@@ -38,7 +38,7 @@ const THREADED_MIN_FLOPS = 1 << 22;
 
 const KERNEL_DIR = new URL("./kernels/", import.meta.url);
 
-function readKernel(name: string): Uint8Array {
+function readKernel(name: string): Uint8Array<ArrayBuffer> {
   const url = new URL(name, KERNEL_DIR);
   if (url.protocol !== "file:") {
     throw new CpuKernelError(
@@ -56,7 +56,7 @@ function readKernel(name: string): Uint8Array {
 export type KernelVariant = "relaxed" | "simd";
 
 /** Loads a build's bytes, or null when this runtime cannot validate it. */
-export function loadVariant(variant: KernelVariant): Uint8Array | null {
+export function loadVariant(variant: KernelVariant): Uint8Array<ArrayBuffer> | null {
   const bytes = readKernel(`gemm_${variant}.wasm`);
   return WebAssembly.validate(bytes) ? bytes : null;
 }
@@ -161,7 +161,9 @@ export class GemmRuntime {
       this.memory.grow(pages - have / PAGE_BYTES);
     } catch (e) {
       throw new CpuKernelError(
-        `CPU kernels: cannot grow WebAssembly memory to ${(needed / 2 ** 20).toFixed(0)} MiB for ${what}: ${e}`,
+        `CPU kernels: cannot grow WebAssembly memory to ${
+          (needed / 2 ** 20).toFixed(0)
+        } MiB for ${what}: ${e}`,
         { cause: e },
       );
     }
@@ -219,6 +221,11 @@ export class GemmRuntime {
       }
       Atomics.wait(s, JOB.DONE, done, 1000);
     }
+  }
+
+  /** Column stripes that worker threads (not the calling thread) have run so far. */
+  get workerTasks(): number {
+    return Atomics.load(this.#job, JOB.WORKER_TASKS);
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */

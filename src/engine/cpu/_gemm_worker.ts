@@ -14,7 +14,7 @@ import { workerData } from "node:worker_threads";
 import { type GemmExports, JOB, JOB_ADDRESS, JOB_SLOTS } from "./_gemm_layout.ts";
 
 const { module, memory, tid } = workerData as {
-  module: Uint8Array;
+  module: Uint8Array<ArrayBuffer>;
   memory: WebAssembly.Memory;
   tid: number;
 };
@@ -29,7 +29,8 @@ for (;;) {
   if (Atomics.load(job, JOB.STOP)) break;
   seen = Atomics.load(job, JOB.WAKE);
   try {
-    kernels.gemm_run(JOB_ADDRESS, Atomics.load(job, JOB.CLAIM) >>> 16, tid);
+    const ran = kernels.gemm_run(JOB_ADDRESS, Atomics.load(job, JOB.CLAIM) >>> 16, tid);
+    if (ran) Atomics.add(job, JOB.WORKER_TASKS, ran);
   } catch (e) {
     console.error(`llmc cpu gemm worker ${tid}:`, e);
     Atomics.store(job, JOB.FAILED, 1);

@@ -170,6 +170,11 @@ export class CpuGemm {
     return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
   }
 
+  /** Column stripes run by worker threads so far: shows that the pool takes part. */
+  get workerTasks(): number {
+    return this.#rt.workerTasks;
+  }
+
   /** Stops this instance's worker threads; it cannot be used afterwards. */
   close(): void {
     this.#rt.close();

@@ -64,7 +64,9 @@ for (const [name, flags] of Object.entries(VARIANTS)) {
     stderr: "piped",
   }).outputSync();
   if (!success) {
-    throw new Error(`build-wasm: ${clang} failed for ${name}:\n${new TextDecoder().decode(stderr)}`);
+    throw new Error(
+      `build-wasm: ${clang} failed for ${name}:\n${new TextDecoder().decode(stderr)}`,
+    );
   }
   // Validate before replacing the committed module.
   new WebAssembly.Module(Deno.readFileSync(tmp));

@@ -292,13 +292,14 @@ static void run_stripe(const int32_t* job, int stripe, float* pack, float* pack_
   }
 }
 
-// Runs tasks of job generation `gen` until none is left. Thread `tid` uses
+// Runs tasks of job generation `gen` until none is left and returns how many
+// it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
 // MR * NR of edge tile.
-__attribute__((export_name("gemm_run"))) void gemm_run(int32_t* job, int gen, int tid) {
-  for (;;) {
+__attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int tid) {
+  for (int ran = 0;; ran++) {
     const int task = claim(job, gen);
-    if (task < 0) return;
+    if (task < 0) return ran;
     const uint32_t scratch = (uint32_t)job[J_SCRATCH] + (uint32_t)tid * (uint32_t)job[J_SCRATCH_STRIDE];
     float* pack = (float*)(uintptr_t)scratch;  // KC × nc, packed B
     float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A

@@ -1,0 +1,241 @@
+// The CPU engine's WebAssembly GEMM kernels against float64 references: odd
+// shapes that cross every blocking boundary (MR 4, NR 8, KC 256, MC 128,
+// stripes of up to 256 columns), accumulate semantics, the `out` parameter,
+// one and two threads, and both kernel builds (relaxed-SIMD FMA and plain).
+
+import assert from "node:assert/strict";
+import {
+  accumulateGram,
+  type CpuGemm,
+  CpuKernelError,
+  cpuKernelInfo,
+  createCpuGemm,
+  type KernelVariant,
+  matmul,
+  matmulTransposed,
+} from "../../src/engine/cpu/gemm.ts";
+
+/** Deterministic values in [-1, 1). */
+function values(length: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length }, () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 31 - 1;
+  });
+}
+
+/**
+ * Asserts y ≈ Σ_p A(i,p)·B(p,j) in float64. The tolerance is the worst-case
+ * float32 summation bound, k · 2⁻²³ · Σ|A(i,p)·B(p,j)|, per element: any
+ * order of summation meets it, a wrong or missing term does not.
+ */
+function assertProduct(
+  y: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  aAt: (i: number, p: number) => number,
+  bAt: (p: number, j: number) => number,
+  base: (i: number, j: number) => number = () => 0,
+  label = "",
+): void {
+  assert.equal(y.length, m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = base(i, j);
+      let abs = Math.abs(sum);
+      for (let p = 0; p < k; p++) {
+        const t = aAt(i, p) * bAt(p, j);
+        sum += t;
+        abs += Math.abs(t);
+      }
+      const got = y[i * n + j];
+      const tol = (k + 2) * 2 ** -23 * abs + 1e-30;
+      if (!(Math.abs(got - sum) <= tol)) {
+        assert.fail(`${label} [${i},${j}]: got ${got}, expected ${sum} ± ${tol}`);
+      }
+    }
+  }
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 3, 17],
+  [3, 17, 5],
+  [17, 3, 257],
+  [64, 64, 64],
+  [5, 172, 172],
+  [133, 9, 31],
+  [7, 300, 513],
+  [257, 33, 260],
+];
+
+const BUILDS: KernelVariant[] = ["relaxed", "simd"];
+
+// One instance per build and thread count for the whole file: starting a
+// worker costs far more than the products these tests run. Their workers are
+// unref'd and end with the process.
+const GEMMS = BUILDS.flatMap((variant) =>
+  [1, 2].map((threads) => ({
+    gemm: createCpuGemm({ threads, variant }),
+    threads,
+    variant,
+    label: `${variant}, ${threads} thread(s)`,
+  }))
+);
+
+function forEachGemm(fn: (gemm: CpuGemm, label: string) => void): void {
+  for (const { gemm, threads, variant, label } of GEMMS) {
+    assert.deepEqual(gemm.info(), { threads, relaxedSimd: variant === "relaxed", simd: true });
+    fn(gemm, label);
+  }
+}
+
+Deno.test("matmulTransposed matches float64 on odd shapes", () => {
+  forEachGemm((gemm, label) => {
+    for (const [m, n, k] of SHAPES) {
+      const x = values(m * k, m * 31 + k);
+      const w = values(n * k, n * 17 + k);
+      const y = gemm.matmulTransposed(x, w, m, n, k);
+      assertProduct(
+        y,
+        m,
+        n,
+        k,
+        (i, p) => x[i * k + p],
+        (p, j) => w[j * k + p],
+        undefined,
+        `${label} ${m}×${n}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("matmul matches float64 on odd shapes", () => {
+  forEachGemm((gemm, label) => {
+    for (const [m, n, k] of SHAPES) {
+      const a = values(m * k, m * 7 + k);
+      const b = values(k * n, n * 13 + k);
+      const y = gemm.matmul(a, b, m, n, k);
+      assertProduct(
+        y,
+        m,
+        n,
+        k,
+        (i, p) => a[i * k + p],
+        (p, j) => b[p * n + j],
+        undefined,
+        `${label} ${m}×${n}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("accumulateGram adds xᵀx to a symmetric h and writes the full symmetric matrix", () => {
+  forEachGemm((gemm, label) => {
+    for (const [rows, k] of [[1, 1], [3, 5], [17, 9], [300, 33], [64, 172], [5, 264]]) {
+      // A symmetric start, so the accumulation is visible on both triangles.
+      const start = values(k * k, k);
+      for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) start[i * k + j] = start[j * k + i];
+      const h = start.slice();
+      const x1 = values(rows * k, rows + 3 * k);
+      const x2 = values(rows * k, rows + 5 * k);
+      gemm.accumulateGram(h, x1, rows, k);
+      gemm.accumulateGram(h, x2, rows, k);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < i; j++) assert.equal(h[i * k + j], h[j * k + i], `${label} symmetric`);
+      }
+      // Two calls of `rows` rows = one product over the 2·rows stacked rows.
+      const at = (p: number, i: number) => p < rows ? x1[p * k + i] : x2[(p - rows) * k + i];
+      assertProduct(
+        h,
+        k,
+        k,
+        2 * rows,
+        (i, p) => at(p, i),
+        (p, j) => at(p, j),
+        (i, j) => start[i * k + j],
+        `${label} ${rows}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing", () => {
+  const { gemm } = GEMMS[0];
+  {
+    const x = values(3 * 4, 1);
+    const w = values(5 * 4, 2);
+    const out = new Float32Array(15).fill(NaN);
+    assert.equal(gemm.matmulTransposed(x, w, 3, 5, 4, out), out);
+    assertProduct(out, 3, 5, 4, (i, p) => x[i * 4 + p], (p, j) => w[j * 4 + p]);
+    const out2 = new Float32Array(15).fill(NaN);
+    assert.equal(gemm.matmul(x, w, 3, 5, 4, out2), out2);
+    assertProduct(out2, 3, 5, 4, (i, p) => x[i * 4 + p], (p, j) => w[p * 5 + j]);
+    const zeros = new Float32Array(6).fill(7);
+    gemm.matmulTransposed(new Float32Array(0), new Float32Array(0), 2, 3, 0, zeros);
+    assert.deepEqual(zeros, new Float32Array(6));
+    assert.equal(gemm.matmul(new Float32Array(0), new Float32Array(8), 0, 2, 4).length, 0);
+    // Inputs are not modified.
+    assert.deepEqual(x, values(3 * 4, 1));
+    assert.deepEqual(w, values(5 * 4, 2));
+  }
+});
+
+Deno.test("wrong lengths and shapes are rejected with the operand named", () => {
+  const { gemm } = GEMMS[0];
+  {
+    assert.throws(
+      () => gemm.matmulTransposed(new Float32Array(5), new Float32Array(6), 2, 3, 3),
+      (e: Error) => e instanceof CpuKernelError && /x has 5 elements, expected 6/.test(e.message),
+    );
+    assert.throws(
+      () => gemm.matmul(new Float32Array(6), new Float32Array(9), 2, 3, 3, new Float32Array(5)),
+      (e: Error) => e instanceof CpuKernelError && /out has 5 elements, expected 6/.test(e.message),
+    );
+    assert.throws(
+      () => gemm.accumulateGram(new Float32Array(9), new Float32Array(6), 2.5, 3),
+      (e: Error) =>
+        e instanceof CpuKernelError && /rows must be a non-negative integer/.test(e.message),
+    );
+    assert.throws(() => createCpuGemm({ threads: 0 }), CpuKernelError);
+  }
+});
+
+Deno.test("two threads: the worker runs stripes and results stay exact", async () => {
+  for (const { gemm, label } of GEMMS.filter((g) => g.threads === 2)) {
+    // 2·m·n·k above the threading threshold, 12+ stripes to share.
+    const [m, n, k] = [96, 600, 100];
+    const x = values(m * k, 11);
+    const w = values(n * k, 12);
+    const first = gemm.matmulTransposed(x, w, m, n, k);
+    assertProduct(first, m, n, k, (i, p) => x[i * k + p], (p, j) => w[j * k + p], undefined, label);
+    // The worker starts in the background; a busy machine may take seconds.
+    const before = gemm.workerTasks;
+    for (let attempt = 0; attempt < 400 && gemm.workerTasks === before; attempt++) {
+      await new Promise((r) => setTimeout(r, 25));
+      // Stripes are claimed dynamically, so results must not depend on who ran what.
+      assert.deepEqual(gemm.matmulTransposed(x, w, m, n, k), first);
+    }
+    assert.ok(gemm.workerTasks > before, `${label}: the worker thread never ran a stripe`);
+    const h = new Float32Array(n * n);
+    gemm.accumulateGram(h, w.subarray(0, 20 * n), 20, n);
+    assertProduct(h, n, n, 20, (i, p) => w[p * n + i], (p, j) => w[p * n + j], undefined, label);
+  }
+});
+
+Deno.test("the module-level functions use the shared default instance", () => {
+  const info = cpuKernelInfo();
+  assert.ok(info.threads >= 1 && info.simd);
+  const y = matmulTransposed(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+  assert.deepEqual(y, new Float32Array([11, 17]));
+  assert.deepEqual(
+    matmul(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2),
+    new Float32Array([13, 16]),
+  );
+  const h = new Float32Array(4);
+  accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+  assert.deepEqual(h, new Float32Array([10, 14, 14, 20]));
+});
