@@ -14,6 +14,7 @@ import {
   matmul,
   matmulTransposed,
 } from "../../src/engine/cpu/gemm.ts";
+import { GemmRuntime } from "../../src/engine/cpu/_gemm_runtime.ts";
 
 /** Deterministic values in [-1, 1). */
 function values(length: number, seed: number): Float32Array {
@@ -42,12 +43,17 @@ function assertProduct(
   label = "",
 ): void {
   assert.equal(y.length, m * n);
+  // Materialized once, so the triple loop reads arrays instead of calling closures.
+  const A = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) A[i * k + p] = aAt(i, p);
+  const Bt = new Float64Array(n * k);
+  for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) Bt[j * k + p] = bAt(p, j);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let sum = base(i, j);
       let abs = Math.abs(sum);
       for (let p = 0; p < k; p++) {
-        const t = aAt(i, p) * bAt(p, j);
+        const t = A[i * k + p] * Bt[j * k + p];
         sum += t;
         abs += Math.abs(t);
       }
@@ -212,9 +218,12 @@ Deno.test("two threads: the worker runs stripes and results stay exact", async (
     const w = values(n * k, 12);
     const first = gemm.matmulTransposed(x, w, m, n, k);
     assertProduct(first, m, n, k, (i, p) => x[i * k + p], (p, j) => w[j * k + p], undefined, label);
-    // The worker starts in the background; a busy machine may take seconds.
+    // The worker starts in the background (under `deno test` its module is
+    // type-checked first), which takes seconds on a busy machine: retry for up
+    // to two minutes.
     const before = gemm.workerTasks;
-    for (let attempt = 0; attempt < 400 && gemm.workerTasks === before; attempt++) {
+    const giveUp = performance.now() + 120_000;
+    while (gemm.workerTasks === before && performance.now() < giveUp) {
       await new Promise((r) => setTimeout(r, 25));
       // Stripes are claimed dynamically, so results must not depend on who ran what.
       assert.deepEqual(gemm.matmulTransposed(x, w, m, n, k), first);
@@ -238,4 +247,23 @@ Deno.test("the module-level functions use the shared default instance", () => {
   const h = new Float32Array(4);
   accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
   assert.deepEqual(h, new Float32Array([10, 14, 14, 20]));
+});
+
+Deno.test("operands beyond a wasm32 memory are refused with a clear error, before any allocation", () => {
+  const rt = new GemmRuntime({ threads: 1 });
+  try {
+    assert.throws(
+      () => rt.reserve(5 * 2 ** 30, "matmul of 40000 × 40000 × 1000"),
+      (e: Error) =>
+        e instanceof CpuKernelError &&
+        /matmul of 40000 × 40000 × 1000 needs \d+ MiB/.test(e.message) &&
+        /at most 4096 MiB/.test(e.message),
+    );
+    // A reservation that fits grows the memory.
+    const before = rt.memory.buffer.byteLength;
+    rt.reserve(before, "a test");
+    assert.ok(rt.memory.buffer.byteLength >= rt.heapBase + before);
+  } finally {
+    rt.close();
+  }
 });
