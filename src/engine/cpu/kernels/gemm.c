@@ -13,16 +13,16 @@
 // counter in the job block), which balances the load when a core is busy with
 // something else. In a stripe, for each KC-deep slice of k, B's slice is packed
 // into NR-wide micro-panels (KC × NR floats, contiguous, zero-padded); then for
-// each block of MC rows, every MR × NR tile runs the micro-kernel: the B
-// micro-panel stays in L1 while the block of A (MC × KC) stays in L2. A is not packed: the
-// micro-kernel broadcasts A's elements straight from the caller's layout
-// (`v128.load32_splat`), which costs no more than reading a packed copy and
-// saves the copy.
+// each block of MC rows, A's block is packed into MR-tall micro-panels and
+// every MR × NR tile runs the micro-kernel: the B micro-panel stays in L1
+// while the packed block of A (MC × KC, 128 KiB) stays in L2.
 //
 // Micro-kernel: MR × NR = 4 × 8 outputs in eight f32x4 accumulators; per k
-// step two B vector loads, four broadcasts and eight multiply-adds. Eleven live
-// vector registers, which V8's x64 code generator keeps in xmm registers
-// without spilling (6 × 8 needs fifteen and measured slower).
+// step two B vector loads, four broadcasts (`v128.load32_splat`) and eight
+// multiply-adds. Eleven live vector registers, which V8's x64 code generator
+// keeps in xmm registers: alone it runs 36.7 GFLOP per CPU-second on a Zen 2
+// core at 2.45 GHz (94 % of its 128-bit FMA peak). 6 × 8 (fifteen registers)
+// measured 19 and 5 × 8 16: V8 spills them.
 //
 // Fused multiply-add: built with -mrelaxed-simd, MADD is f32x4.relaxed_madd,
 // which V8 lowers to vfmadd231ps on CPUs with FMA3. The plain build multiplies
@@ -30,7 +30,7 @@
 // validates it.
 //
 // Threads: every thread instantiates this module on the same shared memory and
-// calls gemm_run(job, gen, tid); the module has no globals and no data, and it
+// calls gemm_run(job, gen, tid); the code uses no globals and has no data, and it
 // never touches the C stack (all scratch lives in the per-thread region the job
 // names), so instances cannot step on each other.
 
