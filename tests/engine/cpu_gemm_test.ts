@@ -184,6 +184,15 @@ Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing",
     gemm.matmulTransposed(new Float32Array(0), new Float32Array(0), 2, 3, 0, zeros);
     assert.deepEqual(zeros, new Float32Array(6));
     assert.equal(gemm.matmul(new Float32Array(0), new Float32Array(8), 0, 2, 4).length, 0);
+    // Longer arrays (pooled buffers): only the leading floats are read and written.
+    const wide = new Float32Array(20).fill(-3);
+    const xLong = new Float32Array([...x, 99, 99]);
+    gemm.matmulTransposed(xLong, w, 3, 5, 4, wide);
+    assert.deepEqual(wide.subarray(0, 15), out);
+    assert.deepEqual(wide.subarray(15), new Float32Array(5).fill(-3));
+    const hLong = new Float32Array(6).fill(0);
+    gemm.accumulateGram(hLong, new Float32Array([1, 2, 3, 4, 5]), 2, 2);
+    assert.deepEqual(hLong, new Float32Array([10, 14, 14, 20, 0, 0]));
     // Inputs are not modified.
     assert.deepEqual(x, values(3 * 4, 1));
     assert.deepEqual(w, values(5 * 4, 2));
@@ -195,11 +204,11 @@ Deno.test("wrong lengths and shapes are rejected with the operand named", () => 
   {
     assert.throws(
       () => gemm.matmulTransposed(new Float32Array(5), new Float32Array(6), 2, 3, 3),
-      (e: Error) => e instanceof CpuKernelError && /x has 5 elements, expected 6/.test(e.message),
+      (e: Error) => e instanceof CpuKernelError && /x holds 5 floats, needs 6/.test(e.message),
     );
     assert.throws(
       () => gemm.matmul(new Float32Array(6), new Float32Array(9), 2, 3, 3, new Float32Array(5)),
-      (e: Error) => e instanceof CpuKernelError && /out has 5 elements, expected 6/.test(e.message),
+      (e: Error) => e instanceof CpuKernelError && /out holds 5 floats, needs 6/.test(e.message),
     );
     assert.throws(
       () => gemm.accumulateGram(new Float32Array(9), new Float32Array(6), 2.5, 3),

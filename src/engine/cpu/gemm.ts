@@ -10,6 +10,9 @@
  * workers never keep the process alive. {@linkcode createCpuGemm} makes a
  * separate instance with its own thread count or kernel build.
  *
+ * Arrays may be longer than their operand (pooled buffers): only the leading
+ * m·k, n·k, m·n or k·k floats are read or written; shorter ones are an error.
+ *
  * @example
  * ```ts
  * import { matmulTransposed } from "./gemm.ts";
@@ -55,14 +58,13 @@ function checkShape(what: string, name: string, value: number): void {
   }
 }
 
-function checkLength(what: string, name: string, array: Float32Array, expected: number): void {
+/** Arrays may be longer than their operand (pooled buffers): only the first `needed` floats are used. */
+function checkLength(what: string, name: string, array: Float32Array, needed: number): void {
   if (!(array instanceof Float32Array)) {
     throw new CpuKernelError(`${what}: ${name} must be a Float32Array`);
   }
-  if (array.length !== expected) {
-    throw new CpuKernelError(
-      `${what}: ${name} has ${array.length} elements, expected ${expected}`,
-    );
+  if (array.length < needed) {
+    throw new CpuKernelError(`${what}: ${name} holds ${array.length} floats, needs ${needed}`);
   }
 }
 
@@ -80,7 +82,7 @@ export class CpuGemm {
    *
    * @param x activations, m × k
    * @param w weight, n × k (a linear layer's layout)
-   * @param out written when given (length m*n), else allocated
+   * @param out written when given (its first m*n floats), else allocated
    * @returns y
    */
   matmulTransposed(
@@ -142,10 +144,10 @@ export class CpuGemm {
     if (rows === 0 || k === 0) return;
     const rt = this.#rt;
     const xAt = rt.heapBase;
-    const hAt = align(xAt + x.byteLength, 64);
-    rt.reserve(hAt + h.byteLength - rt.heapBase, `${what} of ${rows} × ${k}`);
-    rt.f32(xAt, x.length).set(x);
-    rt.f32(hAt, h.length).set(h);
+    const hAt = align(xAt + rows * k * 4, 64);
+    rt.reserve(hAt + k * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
+    rt.f32(xAt, rows * k).set(x.subarray(0, rows * k));
+    rt.f32(hAt, k * k).set(h.subarray(0, k * k));
     rt.run({
       m: k,
       n: k,
@@ -162,7 +164,7 @@ export class CpuGemm {
       upper: true,
     });
     rt.mirrorUpper(hAt, k);
-    h.set(rt.f32(hAt, h.length));
+    h.set(rt.f32(hAt, k * k));
   }
 
   /** @returns threads and kernel build in use */
@@ -191,14 +193,17 @@ export class CpuGemm {
     strides: { aRowStride: number; bRowStride: number; bColStride: number },
   ): Float32Array {
     if (m === 0 || n === 0) return y;
-    if (k === 0) return y.fill(0);
+    if (k === 0) {
+      y.fill(0, 0, m * n);
+      return y;
+    }
     const rt = this.#rt;
     const aAt = rt.heapBase;
-    const bAt = align(aAt + a.byteLength, 64);
-    const cAt = align(bAt + b.byteLength, 64);
-    rt.reserve(cAt + y.byteLength - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    rt.f32(aAt, a.length).set(a);
-    rt.f32(bAt, b.length).set(b);
+    const bAt = align(aAt + m * k * 4, 64);
+    const cAt = align(bAt + n * k * 4, 64);
+    rt.reserve(cAt + m * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
+    rt.f32(aAt, m * k).set(a.subarray(0, m * k));
+    rt.f32(bAt, n * k).set(b.subarray(0, n * k));
     rt.run({
       m,
       n,
@@ -212,7 +217,7 @@ export class CpuGemm {
       upper: false,
       ...strides,
     });
-    y.set(rt.f32(cAt, y.length));
+    y.set(rt.f32(cAt, m * n));
     return y;
   }
 }
