@@ -276,3 +276,104 @@ Deno.test("operands beyond a wasm32 memory are refused with a clear error, befor
     rt.close();
   }
 });
+
+Deno.test("attentionScores and attentionValues match float64 per head, with grouped key/value heads", () => {
+  const shapes = [
+    { seq: 5, kvLen: 7, heads: 4, kvHeads: 2, headDim: 3 },
+    { seq: 33, kvLen: 33, heads: 6, kvHeads: 2, headDim: 16 },
+    { seq: 130, kvLen: 130, heads: 2, kvHeads: 1, headDim: 64 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const shape of shapes) {
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const group = heads / kvHeads;
+      const q = values(seq * heads * d, seq + d);
+      const k = values(kvLen * kvHeads * d, kvLen + 2 * d);
+      const v = values(kvLen * kvHeads * d, kvLen + 3 * d);
+      const scores = gemm.attentionScores(q, k, shape);
+      assert.equal(scores.length, heads * seq * kvLen);
+      const out = gemm.attentionValues(scores, v, shape);
+      assert.equal(out.length, seq * heads * d);
+      const what = `${label} ${JSON.stringify(shape)}`;
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        assertProduct(
+          scores.subarray(h * seq * kvLen, (h + 1) * seq * kvLen),
+          seq,
+          kvLen,
+          d,
+          (i, p) => q[i * heads * d + h * d + p],
+          (p, j) => k[j * kvHeads * d + g * d + p],
+          undefined,
+          `${what} scores head ${h}`,
+        );
+        const head = new Float32Array(seq * d);
+        for (let i = 0; i < seq; i++) {
+          head.set(out.subarray(i * heads * d + h * d, i * heads * d + (h + 1) * d), i * d);
+        }
+        assertProduct(
+          head,
+          seq,
+          d,
+          kvLen,
+          (i, p) => scores[h * seq * kvLen + i * kvLen + p],
+          (p, j) => v[p * kvHeads * d + g * d + j],
+          undefined,
+          `${what} values head ${h}`,
+        );
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.attentionScores(new Float32Array(12), new Float32Array(12), {
+        seq: 1,
+        kvLen: 1,
+        heads: 3,
+        kvHeads: 2,
+        headDim: 4,
+      }),
+    (e: Error) =>
+      e instanceof CpuKernelError &&
+      /kvHeads \(2\) must be positive and divide heads \(3\)/.test(e.message),
+  );
+});
+
+Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B groups kept whole", () => {
+  const rt = new GemmRuntime({ threads: 1 });
+  try {
+    // 70000 products of 1 × 1 × 1: c[b] = a[b] · B[⌊b / 7⌋].
+    const batch = 70000, group = 7, groups = Math.ceil(batch / group);
+    const aAt = rt.heapBase, bAt = aAt + batch * 4, cAt = bAt + groups * 4;
+    rt.reserve(cAt + batch * 4 - rt.heapBase, "test");
+    rt.f32(aAt, batch).set(Float32Array.from({ length: batch }, (_, b) => (b % 1000) + 1));
+    rt.f32(bAt, groups).set(Float32Array.from({ length: groups }, (_, g) => (g % 7) + 1));
+    rt.run({
+      m: 1,
+      n: 1,
+      k: 1,
+      a: aAt,
+      aRowStride: 1,
+      aColStride: 1,
+      b: bAt,
+      bRowStride: 1,
+      bColStride: 1,
+      c: cAt,
+      ldc: 1,
+      accumulate: false,
+      upper: false,
+      batch,
+      aBatchStride: 1,
+      bBatchStride: 1,
+      cBatchStride: 1,
+      bGroup: group,
+    });
+    const c = rt.f32(cAt, batch);
+    for (let b = 0; b < batch; b++) {
+      const expected = ((b % 1000) + 1) * ((Math.floor(b / group) % 7) + 1);
+      if (c[b] !== expected) assert.fail(`product ${b}: got ${c[b]}, expected ${expected}`);
+    }
+  } finally {
+    rt.close();
+  }
+});

@@ -33,6 +33,11 @@ export const JOB = {
   STOP: 21,
   /** Stripes run by worker threads since the runtime started (for tests and benches). */
   WORKER_TASKS: 22,
+  NSTRIPES: 23,
+  A_BS: 24,
+  B_BS: 25,
+  C_BS: 26,
+  B_GROUP: 27,
 } as const;
 
 /** Slots in the job block. */

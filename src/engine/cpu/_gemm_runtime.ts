@@ -85,7 +85,19 @@ export interface GemmJob {
   accumulate: boolean;
   /** Compute only stripes' rows above their end (a symmetric result's upper part). */
   upper: boolean;
+  /**
+   * Products in the job (default 1): product b reads A + b·aBatchStride,
+   * B + ⌊b / bGroup⌋·bBatchStride and writes C + b·cBatchStride (elements).
+   */
+  batch?: number;
+  aBatchStride?: number;
+  bBatchStride?: number;
+  cBatchStride?: number;
+  bGroup?: number;
 }
+
+/** The claim word keeps a task index in 16 bits. */
+const MAX_TASKS = 0xffff;
 
 /** The shared memory, the kernels on it, and the worker pool. */
 export class GemmRuntime {
@@ -178,14 +190,44 @@ export class GemmRuntime {
   run(job: GemmJob): void {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { m, n, k } = job;
-    if (m === 0 || n === 0) return;
-    const flops = 2 * m * n * k;
+    const batch = job.batch ?? 1;
+    if (m === 0 || n === 0 || batch === 0) return;
+    const flops = 2 * m * n * k * batch;
     const threaded = this.#workers.length > 0 && flops >= THREADED_MIN_FLOPS;
-    // Enough stripes that threads can share them (four per thread balances a
-    // busy core), no narrower than 4 micro-panels, no wider than NC_MAX.
-    const parts = threaded ? 4 * this.threads : 1;
+    // Enough tasks that threads can share them (four per thread balances a
+    // busy core), stripes no narrower than 4 micro-panels, no wider than NC_MAX.
+    const parts = threaded ? Math.ceil((4 * this.threads) / batch) : 1;
     const nc = Math.min(NC_MAX, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
-    const ntasks = Math.ceil(n / nc);
+    const nstripes = Math.ceil(n / nc);
+    if (nstripes > MAX_TASKS) {
+      throw new CpuKernelError(
+        `CPU kernels: ${n} columns is more than this kernel's task counter holds`,
+      );
+    }
+    // Batches past what the 16-bit task counter can index run as further jobs
+    // (whole groups of batches that share one B, so B's offset stays right).
+    const group = job.bGroup ?? 1;
+    let perJob = Math.floor(MAX_TASKS / nstripes);
+    if (batch > perJob) {
+      perJob -= perJob % group;
+      if (perJob === 0) {
+        throw new CpuKernelError(
+          `CPU kernels: a group of ${group} batches is too large for one job`,
+        );
+      }
+      const { aBatchStride = 0, bBatchStride = 0, cBatchStride = 0 } = job;
+      for (let b0 = 0; b0 < batch; b0 += perJob) {
+        this.run({
+          ...job,
+          batch: Math.min(perJob, batch - b0),
+          a: job.a + 4 * b0 * aBatchStride,
+          b: job.b + 4 * (b0 / group) * bBatchStride,
+          c: job.c + 4 * b0 * cBatchStride,
+        });
+      }
+      return;
+    }
+    const ntasks = nstripes * batch;
     const s = this.#job;
     const gen = this.#gen = (this.#gen + 1) & 0x7fff;
     s[JOB.NTASKS] = ntasks;
@@ -203,6 +245,11 @@ export class GemmRuntime {
     s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
     s[JOB.UPPER] = job.upper ? 1 : 0;
     s[JOB.NC] = nc;
+    s[JOB.NSTRIPES] = nstripes;
+    s[JOB.A_BS] = job.aBatchStride ?? 0;
+    s[JOB.B_BS] = job.bBatchStride ?? 0;
+    s[JOB.C_BS] = job.cBatchStride ?? 0;
+    s[JOB.B_GROUP] = job.bGroup ?? 1;
     s[JOB.SCRATCH] = SCRATCH_ADDRESS;
     s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     Atomics.store(s, JOB.FAILED, 0);

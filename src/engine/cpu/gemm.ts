@@ -30,7 +30,13 @@
  * @module
  */
 
-import { align, CpuKernelError, GemmRuntime, type KernelVariant } from "./_gemm_runtime.ts";
+import {
+  align,
+  CpuKernelError,
+  type GemmJob,
+  GemmRuntime,
+  type KernelVariant,
+} from "./_gemm_runtime.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -50,6 +56,32 @@ export interface CpuKernelInfo {
   relaxedSimd: boolean;
   /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
   simd: boolean;
+}
+
+/** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
+export interface AttentionGemmShape {
+  /** Query positions. */
+  seq: number;
+  /** Key/value positions. */
+  kvLen: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; must divide heads. */
+  kvHeads: number;
+  /** Dimension of one head. */
+  headDim: number;
+}
+
+function checkAttention(what: string, shape: AttentionGemmShape): AttentionGemmShape {
+  for (const name of ["seq", "kvLen", "heads", "kvHeads", "headDim"] as const) {
+    checkShape(what, name, shape[name]);
+  }
+  if (shape.kvHeads === 0 || shape.heads % shape.kvHeads !== 0) {
+    throw new CpuKernelError(
+      `${what}: kvHeads (${shape.kvHeads}) must be positive and divide heads (${shape.heads})`,
+    );
+  }
+  return shape;
 }
 
 function checkShape(what: string, name: string, value: number): void {
@@ -167,6 +199,85 @@ export class CpuGemm {
     h.set(rt.f32(hAt, k * k));
   }
 
+  /**
+   * Every head's attention scores, unscaled and unmasked:
+   * scores[h, i, j] = Σ_d q[i, h·D + d] · k[j, g·D + d] with g = ⌊h / (heads / kvHeads)⌋
+   * (grouped-query attention: consecutive query heads share a key head).
+   *
+   * @param q [seq, heads·D]
+   * @param k [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts and head dimension D
+   * @param out written when given (its first heads·seq·kvLen floats), else allocated
+   * @returns scores, [heads, seq, kvLen]
+   */
+  attentionScores(
+    q: Float32Array,
+    k: Float32Array,
+    shape: AttentionGemmShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "attentionScores";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, shape);
+    checkLength(what, "q", q, seq * heads * d);
+    checkLength(what, "k", k, kvLen * kvHeads * d);
+    const y = out ?? new Float32Array(heads * seq * kvLen);
+    checkLength(what, "out", y, heads * seq * kvLen);
+    return this.#batched(what, q, seq * heads * d, k, kvLen * kvHeads * d, y, heads * seq * kvLen, {
+      m: seq,
+      n: kvLen,
+      k: d,
+      aRowStride: heads * d,
+      aColStride: 1,
+      aBatchStride: d,
+      bRowStride: 1,
+      bColStride: kvHeads * d,
+      bBatchStride: d,
+      ldc: kvLen,
+      cBatchStride: seq * kvLen,
+      batch: heads,
+      bGroup: heads / kvHeads,
+    });
+  }
+
+  /**
+   * Every head's attention output from its probabilities:
+   * out[i, h·D + d] = Σ_j p[h, i, j] · v[j, g·D + d] with g = ⌊h / (heads / kvHeads)⌋.
+   *
+   * @param p [heads, seq, kvLen]
+   * @param v [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts and head dimension D
+   * @param out written when given (its first seq·heads·D floats), else allocated
+   * @returns [seq, heads·D]
+   */
+  attentionValues(
+    p: Float32Array,
+    v: Float32Array,
+    shape: AttentionGemmShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "attentionValues";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, shape);
+    checkLength(what, "p", p, heads * seq * kvLen);
+    checkLength(what, "v", v, kvLen * kvHeads * d);
+    const y = out ?? new Float32Array(seq * heads * d);
+    checkLength(what, "out", y, seq * heads * d);
+    return this.#batched(what, p, heads * seq * kvLen, v, kvLen * kvHeads * d, y, seq * heads * d, {
+      m: seq,
+      n: d,
+      k: kvLen,
+      aRowStride: kvLen,
+      aColStride: 1,
+      aBatchStride: seq * kvLen,
+      bRowStride: kvHeads * d,
+      bColStride: 1,
+      bBatchStride: d,
+      ldc: heads * d,
+      cBatchStride: d,
+      batch: heads,
+      bGroup: heads / kvHeads,
+    });
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
@@ -180,6 +291,33 @@ export class CpuGemm {
   /** Stops this instance's worker threads; it cannot be used afterwards. */
   close(): void {
     this.#rt.close();
+  }
+
+  #batched(
+    what: string,
+    a: Float32Array,
+    aLength: number,
+    b: Float32Array,
+    bLength: number,
+    y: Float32Array,
+    yLength: number,
+    job: Omit<GemmJob, "a" | "b" | "c" | "accumulate" | "upper">,
+  ): Float32Array {
+    if (yLength === 0) return y;
+    if (job.k === 0) {
+      y.fill(0, 0, yLength);
+      return y;
+    }
+    const rt = this.#rt;
+    const aAt = rt.heapBase;
+    const bAt = align(aAt + aLength * 4, 64);
+    const cAt = align(bAt + bLength * 4, 64);
+    rt.reserve(cAt + yLength * 4 - rt.heapBase, `${what} of ${job.batch} heads`);
+    rt.f32(aAt, aLength).set(a.subarray(0, aLength));
+    rt.f32(bAt, bLength).set(b.subarray(0, bLength));
+    rt.run({ ...job, a: aAt, b: bAt, c: cAt, accumulate: false, upper: false });
+    y.set(rt.f32(cAt, yLength));
+    return y;
   }
 
   #product(
@@ -334,6 +472,67 @@ export function matmul(
  */
 export function accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
   defaultGemm().accumulateGram(h, x, rows, k);
+}
+
+/**
+ * Every head's attention scores, unscaled and unmasked: scores[h, i, j] =
+ * q[i, h·D:(h+1)·D] · k[j, g·D:(g+1)·D], g = ⌊h / (heads / kvHeads)⌋.
+ *
+ * @example
+ * ```ts
+ * import { attentionScores } from "./gemm.ts";
+ * // one head of dimension 2, two positions
+ * const s = attentionScores(
+ *   new Float32Array([1, 0, 0, 1]),
+ *   new Float32Array([1, 2, 3, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 2 },
+ * );
+ * console.log(s); // Float32Array [1, 3, 2, 4]
+ * ```
+ *
+ * @param q [seq, heads·D]
+ * @param k [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts and D
+ * @param out optional destination
+ * @returns [heads, seq, kvLen]
+ */
+export function attentionScores(
+  q: Float32Array,
+  k: Float32Array,
+  shape: AttentionGemmShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().attentionScores(q, k, shape, out);
+}
+
+/**
+ * Every head's attention output: out[i, h·D + d] = Σ_j p[h, i, j] · v[j, g·D + d],
+ * g = ⌊h / (heads / kvHeads)⌋.
+ *
+ * @example
+ * ```ts
+ * import { attentionValues } from "./gemm.ts";
+ * const o = attentionValues(
+ *   new Float32Array([1, 0, 0.5, 0.5]),
+ *   new Float32Array([1, 2, 3, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 2 },
+ * );
+ * console.log(o); // Float32Array [1, 2, 2, 3]
+ * ```
+ *
+ * @param p [heads, seq, kvLen]
+ * @param v [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts and D
+ * @param out optional destination
+ * @returns [seq, heads·D]
+ */
+export function attentionValues(
+  p: Float32Array,
+  v: Float32Array,
+  shape: AttentionGemmShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().attentionValues(p, v, shape, out);
 }
 
 /**

@@ -8,8 +8,9 @@
 //   matmul            y = a · b    A(i,p) = a[i*k + p]   B(p,j) = b[p*n + j]
 //   accumulateGram    h += xᵀ · x  A(i,p) = x[p*k + i]   B(p,j) = x[p*k + j]
 //
-// Blocking (Goto/BLIS order). The output is cut into column stripes of width
-// `nc`; each stripe is one task, claimed by whichever thread is free (an atomic
+// A job may hold a batch of such products at fixed element strides (the heads
+// of attention). Blocking (Goto/BLIS order). Each output is cut into column
+// stripes of width `nc`; each stripe of each batch is one task, claimed by whichever thread is free (an atomic
 // counter in the job block), which balances the load when a core is busy with
 // something else. In a stripe, for each KC-deep slice of k, B's slice is packed
 // into NR-wide micro-panels (KC × NR floats, contiguous, zero-padded); then for
@@ -54,7 +55,7 @@ enum {
   J_CLAIM = 0,    // (gen << 16) | next unclaimed task
   J_DONE = 1,     // tasks finished
   J_WAKE = 2,     // workers wait on this word (gemm.ts only)
-  J_NTASKS = 3,   // number of column stripes
+  J_NTASKS = 3,   // batches × stripes per batch
   J_M = 4,
   J_N = 5,
   J_K = 6,
@@ -71,6 +72,12 @@ enum {
   J_NC = 17,      // stripe width, a multiple of NR
   J_SCRATCH = 18, // byte address of thread 0's scratch region
   J_SCRATCH_STRIDE = 19,  // bytes between threads' scratch regions
+  // 20..22: FAILED, STOP, WORKER_TASKS (gemm.ts only)
+  J_NSTRIPES = 23,  // column stripes per batch
+  J_A_BS = 24,      // batch b uses A + b*A_BS, C + b*C_BS (elements)
+  J_B_BS = 25,      // ... and B + (b / B_GROUP)*B_BS: B_GROUP batches share
+  J_C_BS = 26,      //     one B (grouped-query attention's key/value heads)
+  J_B_GROUP = 27,
 };
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
@@ -257,13 +264,14 @@ static void micro_4x8(int kc, const float* a, int rows, const float* b, float* c
   }
 }
 
-// One task: the column stripe [j0, j1) of C, every k slice.
-static void run_stripe(const int32_t* job, int stripe, float* pack, float* pack_a_buf,
-                       float* edge) {
+// One task: the column stripe [j0, j1) of batch `batch`'s C, every k slice.
+static void run_stripe(const int32_t* job, int batch, int stripe, float* pack,
+                       float* pack_a_buf, float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
-  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A];
-  const float* b = (const float*)(uintptr_t)(uint32_t)job[J_B];
-  float* c = (float*)(uintptr_t)(uint32_t)job[J_C];
+  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A] + batch * job[J_A_BS];
+  const float* b =
+      (const float*)(uintptr_t)(uint32_t)job[J_B] + (batch / job[J_B_GROUP]) * job[J_B_BS];
+  float* c = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS];
   const int b_rs = job[J_B_RS], b_cs = job[J_B_CS];
   const int ldc = job[J_LDC], nc = job[J_NC];
@@ -304,9 +312,11 @@ __attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int
     float* pack = (float*)(uintptr_t)scratch;  // KC × nc, packed B
     float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A
     float* edge = pack_a_buf + MC * KC;           // MR × NR
+    const int nstripes = job[J_NSTRIPES];
+    const int batch = task / nstripes;
     // Largest stripes first when only the upper triangle is computed.
-    const int stripe = job[J_UPPER] ? job[J_NTASKS] - 1 - task : task;
-    run_stripe(job, stripe, pack, pack_a_buf, edge);
+    const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
+    run_stripe(job, batch, stripe, pack, pack_a_buf, edge);
     __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
   }
 }
