@@ -13,6 +13,9 @@
  * Gram flops are counted as 2·rows·k² (the full product); the kernel computes
  * the upper triangle only, about half of that.
  *
+ * Then attention over one 256-token sequence (12 heads of 64, 4 key/value
+ * heads): attentionScores followed by attentionValues.
+ *
  * Runs per case: 10 at 256, 5 at 1024, 2 at 2048 (or --runs). Then one JSON
  * line. The CPU, its flags and the load average come first, since a busy
  * machine lowers every wall-clock figure.
@@ -133,12 +136,29 @@ for (const threads of threadCounts) {
       rows.push({ op, size, threads, runs, ...time(run, runs, flops) });
     }
   }
+  // Attention of one 256-token sequence, 12 heads of 64 (4 key/value heads):
+  // scores then values, each 2·12·256²·64 flops.
+  const shape = { seq: 256, kvLen: 256, heads: 12, kvHeads: 4, headDim: 64 };
+  const q = operand(256 * 12 * 64, 5), kv = operand(256 * 4 * 64, 6);
+  const scores = new Float32Array(12 * 256 * 256), out = new Float32Array(256 * 12 * 64);
+  const attention = () => {
+    gemm.attentionScores(q, kv, shape, scores);
+    gemm.attentionValues(scores, kv, shape, out);
+  };
+  attention();
+  rows.push({
+    op: "attention 12×256²×64",
+    size: 256,
+    threads,
+    runs: 10,
+    ...time(attention, 10, 2 * 2 * 12 * 256 * 256 * 64),
+  });
   gemm.close();
 }
 
 console.log(`\nkernels: ${relaxedSimd ? "relaxed-SIMD FMA" : "SIMD128 mul+add"}`);
 console.log(
-  "\n| op | size³ | threads | best ms | GFLOP/s best | GFLOP/s median | GFLOP/s per CPU-s |",
+  "\n| op | n | threads | best ms | GFLOP/s best | GFLOP/s median | GFLOP/s per CPU-s |",
 );
 console.log("|---|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) {
