@@ -197,7 +197,10 @@ export class GemmRuntime {
     // Enough tasks that threads can share them (four per thread balances a
     // busy core), stripes no narrower than 4 micro-panels, no wider than NC_MAX.
     const parts = threaded ? Math.ceil((4 * this.threads) / batch) : 1;
-    const nc = Math.min(NC_MAX, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
+    // A symmetric (upper) job computes rows above each stripe's end: narrower
+    // stripes waste fewer flops on the diagonal blocks.
+    const widest = job.upper ? NC_MAX / 2 : NC_MAX;
+    const nc = Math.min(widest, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
     const nstripes = Math.ceil(n / nc);
     if (nstripes > MAX_TASKS) {
       throw new CpuKernelError(
