@@ -14,7 +14,8 @@
  * the upper triangle only, about half of that.
  *
  * Then attention over one 256-token sequence (12 heads of 64, 4 key/value
- * heads): attentionScores followed by attentionValues.
+ * heads): attentionScores followed by attentionValues, plain and causal
+ * (causal counted with the same flops, so its figure shows the work skipped).
  *
  * Runs per case: 10 at 256, 5 at 1024, 2 at 2048 (or --runs). Then one JSON
  * line. The CPU, its flags and the load average come first, since a busy
@@ -152,6 +153,20 @@ for (const threads of threadCounts) {
     threads,
     runs: 10,
     ...time(attention, 10, 2 * 2 * 12 * 256 * 256 * 64),
+  });
+  // The same, causal (tiles wholly in the future skipped); flops counted as above.
+  const causalShape = { ...shape, causal: true };
+  const causal = () => {
+    gemm.attentionScores(q, kv, causalShape, scores);
+    gemm.attentionValues(scores, kv, causalShape, out);
+  };
+  causal();
+  rows.push({
+    op: "causal attention 12×256²×64",
+    size: 256,
+    threads,
+    runs: 10,
+    ...time(causal, 10, 2 * 2 * 12 * 256 * 256 * 64),
   });
   gemm.close();
 }

@@ -377,3 +377,84 @@ Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B g
     rt.close();
   }
 });
+
+Deno.test("causal attention: scores below the diagonal are exact, values skip only zero work", () => {
+  const shapes = [
+    { seq: 300, kvLen: 300, heads: 2, kvHeads: 1, headDim: 16 },
+    { seq: 40, kvLen: 300, heads: 3, kvHeads: 3, headDim: 8 },
+    { seq: 9, kvLen: 9, heads: 4, kvHeads: 2, headDim: 5 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const base of shapes) {
+      const shape = { ...base, causal: true };
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const offset = kvLen - seq, group = heads / kvHeads;
+      const q = values(seq * heads * d, seq + 7 * d);
+      const k = values(kvLen * kvHeads * d, kvLen + 5 * d);
+      const v = values(kvLen * kvHeads * d, kvLen + 9 * d);
+      const full = gemm.attentionScores(q, k, base);
+      const causal = gemm.attentionScores(
+        q,
+        k,
+        shape,
+        new Float32Array(heads * seq * kvLen).fill(NaN),
+      );
+      // Probabilities stand-in: the visible scores, zeros in the future.
+      const p = new Float32Array(heads * seq * kvLen);
+      for (let h = 0; h < heads; h++) {
+        for (let i = 0; i < seq; i++) {
+          for (let j = 0; j < kvLen; j++) {
+            const at = (h * seq + i) * kvLen + j;
+            assert.ok(!Number.isNaN(causal[at]), `${label} every score is written`);
+            if (j <= i + offset) {
+              assert.equal(
+                causal[at],
+                full[at],
+                `${label} ${JSON.stringify(base)} [${h},${i},${j}]`,
+              );
+              p[at] = full[at];
+            }
+          }
+        }
+      }
+      if (seq === 300) {
+        // Keys 256.. form their own stripe, which skips queries 0..255: the
+        // skipped tiles read 0 where the full product is not.
+        const at = 0 * kvLen + 299;
+        assert.equal(causal[at], 0);
+        assert.notEqual(full[at], 0);
+      }
+      const expected = gemm.attentionValues(p, v, base);
+      assert.deepEqual(gemm.attentionValues(p, v, shape), expected);
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        const head = new Float32Array(seq * d);
+        for (let i = 0; i < seq; i++) {
+          head.set(expected.subarray(i * heads * d + h * d, i * heads * d + (h + 1) * d), i * d);
+        }
+        assertProduct(
+          head,
+          seq,
+          d,
+          kvLen,
+          (i, j) => p[(h * seq + i) * kvLen + j],
+          (j, e) => v[j * kvHeads * d + g * d + e],
+          undefined,
+          `${label} causal values head ${h}`,
+        );
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.attentionScores(new Float32Array(8), new Float32Array(4), {
+        seq: 2,
+        kvLen: 1,
+        heads: 1,
+        kvHeads: 1,
+        headDim: 4,
+        causal: true,
+      }),
+    (e: Error) => e instanceof CpuKernelError && /needs kvLen \(1\) ≥ seq \(2\)/.test(e.message),
+  );
+});

@@ -38,6 +38,8 @@ export const JOB = {
   B_BS: 25,
   C_BS: 26,
   B_GROUP: 27,
+  CAUSAL: 28,
+  CAUSAL_OFFSET: 29,
 } as const;
 
 /** Slots in the job block. */

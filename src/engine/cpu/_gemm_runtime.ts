@@ -94,6 +94,12 @@ export interface GemmJob {
   bBatchStride?: number;
   cBatchStride?: number;
   bGroup?: number;
+  /**
+   * Causal attention (rows are queries, offset = kvLen − seq): "scores" skips
+   * tiles whose keys all lie in their queries' future (left unwritten);
+   * "values" skips k slices that only meet zero probabilities.
+   */
+  causal?: { kind: "scores" | "values"; offset: number };
 }
 
 /** The claim word keeps a task index in 16 bits. */
@@ -197,9 +203,10 @@ export class GemmRuntime {
     // Enough tasks that threads can share them (four per thread balances a
     // busy core), stripes no narrower than 4 micro-panels, no wider than NC_MAX.
     const parts = threaded ? Math.ceil((4 * this.threads) / batch) : 1;
-    // A symmetric (upper) job computes rows above each stripe's end: narrower
-    // stripes waste fewer flops on the diagonal blocks.
-    const widest = job.upper ? NC_MAX / 2 : NC_MAX;
+    // A symmetric (upper) job computes rows above each stripe's end, causal
+    // scores the rows below its start: narrower stripes waste fewer flops on
+    // the tiles that straddle the diagonal.
+    const widest = job.upper ? NC_MAX / 2 : job.causal?.kind === "scores" ? NC_MAX / 4 : NC_MAX;
     const nc = Math.min(widest, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
     const nstripes = Math.ceil(n / nc);
     if (nstripes > MAX_TASKS) {
@@ -253,6 +260,8 @@ export class GemmRuntime {
     s[JOB.B_BS] = job.bBatchStride ?? 0;
     s[JOB.C_BS] = job.cBatchStride ?? 0;
     s[JOB.B_GROUP] = job.bGroup ?? 1;
+    s[JOB.CAUSAL] = job.causal ? (job.causal.kind === "scores" ? 1 : 2) : 0;
+    s[JOB.CAUSAL_OFFSET] = job.causal?.offset ?? 0;
     s[JOB.SCRATCH] = SCRATCH_ADDRESS;
     s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     Atomics.store(s, JOB.FAILED, 0);

@@ -70,11 +70,23 @@ export interface AttentionGemmShape {
   kvHeads: number;
   /** Dimension of one head. */
   headDim: number;
+  /**
+   * Causal attention (query i sees keys j ≤ i + kvLen − seq; needs kvLen ≥ seq):
+   * attentionScores then leaves the scores above that diagonal 0 where whole
+   * tiles lie above it (the caller masks them in any case), and
+   * attentionValues expects p to be 0 there and skips work it would waste.
+   */
+  causal?: boolean;
 }
 
 function checkAttention(what: string, shape: AttentionGemmShape): AttentionGemmShape {
   for (const name of ["seq", "kvLen", "heads", "kvHeads", "headDim"] as const) {
     checkShape(what, name, shape[name]);
+  }
+  if (shape.causal && shape.kvLen < shape.seq) {
+    throw new CpuKernelError(
+      `${what}: causal attention needs kvLen (${shape.kvLen}) ≥ seq (${shape.seq})`,
+    );
   }
   if (shape.kvHeads === 0 || shape.heads % shape.kvHeads !== 0) {
     throw new CpuKernelError(
@@ -236,6 +248,7 @@ export class CpuGemm {
       cBatchStride: seq * kvLen,
       batch: heads,
       bGroup: heads / kvHeads,
+      causal: shape.causal ? { kind: "scores", offset: kvLen - seq } : undefined,
     });
   }
 
@@ -275,6 +288,7 @@ export class CpuGemm {
       cBatchStride: d,
       batch: heads,
       bGroup: heads / kvHeads,
+      causal: shape.causal ? { kind: "values", offset: kvLen - seq } : undefined,
     });
   }
 
@@ -315,6 +329,8 @@ export class CpuGemm {
     rt.reserve(cAt + yLength * 4 - rt.heapBase, `${what} of ${job.batch} heads`);
     rt.f32(aAt, aLength).set(a.subarray(0, aLength));
     rt.f32(bAt, bLength).set(b.subarray(0, bLength));
+    // Causal scores leave tiles unwritten: make them 0, not an earlier call's data.
+    if (job.causal?.kind === "scores") rt.f32(cAt, yLength).fill(0);
     rt.run({ ...job, a: aAt, b: bAt, c: cAt, accumulate: false, upper: false });
     y.set(rt.f32(cAt, yLength));
     return y;

@@ -78,6 +78,8 @@ enum {
   J_B_BS = 25,      // ... and B + (b / B_GROUP)*B_BS: B_GROUP batches share
   J_C_BS = 26,      //     one B (grouped-query attention's key/value heads)
   J_B_GROUP = 27,
+  J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
+  J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
 };
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
@@ -279,14 +281,22 @@ static void run_stripe(const int32_t* job, int batch, int stripe, float* pack,
   const int j1 = min_int(j0 + nc, n);
   // For a symmetric result only rows above the stripe's end are needed.
   const int m_end = job[J_UPPER] ? min_int(m, j1) : m;
+  // Causal attention scores: rows whose keys in this stripe all lie in their
+  // future are skipped (the caller masks them anyway).
+  const int causal = job[J_CAUSAL], offset = job[J_CAUSAL_OFFSET];
+  int m_begin = 0;
+  if (causal == 1 && j0 - offset > 0) m_begin = min_int(m_end, (j0 - offset) / MR * MR);
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
     pack_b(b + pc * b_rs + j0 * b_cs, b_rs, b_cs, kc, j1 - j0, pack);
     // MC rows of A (MC × KC floats, 128 KiB) stay in L2 while every micro-panel
     // of the stripe passes over them.
-    for (int ic = 0; ic < m_end; ic += MC) {
+    for (int ic = m_begin; ic < m_end; ic += MC) {
       const int mc = min_int(MC, m_end - ic);
+      // Causal attention values: a k slice that lies wholly in the future of
+      // every row of the block only adds the probabilities' zeros.
+      if (causal == 2 && pc > ic + mc - 1 + offset) continue;
       pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
       for (int jr = j0; jr < j1; jr += NR) {
         const float* panel = pack + (jr - j0) * kc;
