@@ -30,7 +30,17 @@ import {
 } from "./_gemm_layout.ts";
 import { LlmcError } from "../../errors.ts";
 
-/** A CPU kernel failed, or its memory cannot hold the operands. */
+/**
+ * A CPU kernel's operands are malformed, its memory cannot hold them, or a
+ * kernel thread failed.
+ *
+ * @example
+ * ```ts
+ * import { CpuKernelError } from "./_gemm_runtime.ts";
+ * const e = new CpuKernelError("matmul: a holds 5 floats, needs 6");
+ * console.assert(e.name === "CpuKernelError");
+ * ```
+ */
 export class CpuKernelError extends LlmcError {}
 
 /** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */

@@ -112,7 +112,20 @@ function checkLength(what: string, name: string, array: Float32Array, needed: nu
   }
 }
 
-/** The float32 products on one {@linkcode GemmRuntime}. */
+/**
+ * The float32 products on one memory and thread pool of their own; the
+ * module-level functions use a shared default instance.
+ *
+ * @example
+ * ```ts
+ * import { CpuGemm } from "./gemm.ts";
+ * const gemm = new CpuGemm({ threads: 2 });
+ * const h = new Float32Array(4);
+ * gemm.accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+ * console.log(h, gemm.info()); // Float32Array [10, 14, 14, 20] { threads: 2, … }
+ * gemm.close();
+ * ```
+ */
 export class CpuGemm {
   readonly #rt: GemmRuntime;
 
