@@ -55,6 +55,7 @@ export {
 
 // The streams a run emits (progress, finished layers, per-module metrics, warnings).
 export {
+  type EngineEvent,
   type GraphEvent,
   type GraphEventSink,
   GraphStreams,
@@ -85,3 +86,13 @@ export { loadCalibrationSamples } from "./src/data/calibration_samples.ts";
 export { loadEvaluationWindows } from "./src/data/evaluation_windows.ts";
 export { perplexity } from "./src/data/perplexity.ts";
 export { describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";
+export {
+  CpuEngine,
+  createEngine,
+  type Engine,
+  type EngineChoice,
+  EngineError,
+  type EngineKind,
+  type Tensor,
+  WebGpuEngine,
+} from "./src/engine/mod.ts";

@@ -28,6 +28,7 @@ import { CheckpointSink } from "./sink/checkpoint_sink.ts";
 import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
+import type { EngineChoice } from "./engine/choose.ts";
 
 export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 
@@ -77,6 +78,13 @@ export interface OneshotOptions {
   readonly maxActivationBytesInMemory?: number;
   /** Tokens per GPU forward during calibration (default 4096). */
   readonly tokensPerForward?: number;
+  /**
+   * The compute engine of calibrated runs: "webgpu", "cpu", or "auto"
+   * (default: WebGPU on a hardware adapter, the CPU engine on a software one
+   * or without an adapter; see src/engine/choose.ts). The choice and its
+   * reason arrive as an `engine` event.
+   */
+  readonly engine?: EngineChoice;
   /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
   readonly onEvent?: GraphEventSink;
 }
@@ -217,6 +225,7 @@ function calibrationOf(options: OneshotOptions): (CalibrationOptions & { dataset
     quantizationAwareCalibration: options.quantizationAwareCalibration,
     maxActivationBytesInMemory: options.maxActivationBytesInMemory,
     tokensPerForward: options.tokensPerForward,
+    engine: options.engine,
   };
 }
 
@@ -317,7 +326,13 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
+      ? await prepareCalibratedPipeline(
+        name,
+        model,
+        recipe,
+        calibration ?? { engine: options.engine },
+        emit,
+      )
       : preparePipeline(name, model, recipe, warn);
     const recipeYaml = recipeToYaml(recipe);
     const sink = await CheckpointSink.open({

@@ -14,6 +14,7 @@ import {
   requireFlag,
   UsageError,
 } from "./flags.ts";
+import { ENGINE_CHOICES } from "../engine/choose.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -45,7 +46,8 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --no-quantization-aware-calibration  calibrate without fake quantization
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
-  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
+  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
+  --engine NAME                        auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
 
 const PIPELINES: readonly PipelineName[] = ["datafree", "sequential", "basic", "independent"];
 const PROGRESS: readonly ProgressMode[] = ["auto", "bar", "json", "none"];
@@ -88,6 +90,7 @@ export const command: CliCommand = {
         "max-activation-memory": { type: "string" },
         "tokens-per-forward": { type: "string" },
         progress: { type: "string", default: "auto" },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -107,6 +110,7 @@ export const command: CliCommand = {
         values["max-activation-memory"],
       );
       const progress = choiceFlag("progress", values.progress, PROGRESS);
+      const engine = choiceFlag("engine", values.engine, ENGINE_CHOICES);
       const count = (flag: string, v: string | undefined) =>
         v === undefined ? undefined : positiveInt(flag, v);
       return {
@@ -118,6 +122,7 @@ export const command: CliCommand = {
         maxActivationBytesInMemory,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
         progress: values.quiet ? "none" : progress,
+        engine,
         model,
         outputDir,
         overwrite: values.overwrite,

@@ -54,6 +54,8 @@ export function describeEvent(e: GraphEvent): string {
         `, ${e.seconds.toFixed(3)} s, rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB`;
     case "warning":
       return `warning: ${e.message}`;
+    case "engine":
+      return `engine: ${e.reason}`;
   }
 }
 
@@ -94,7 +96,7 @@ export function progressRenderer(
   const write = (s: string) => Deno.stderr.writeSync(encoder.encode(s));
   return {
     onEvent(e) {
-      if (e.type === "warning") {
+      if (e.type === "warning" || e.type === "engine") {
         write(`${drawn ? "\r\x1b[K" : ""}${describeEvent(e)}\n`);
         drawn = false;
         return;
