@@ -1,13 +1,16 @@
 /**
  * The CPU engine: {@link Engine} on host arrays. Matmuls go through
- * `cpu/gemm.ts` (the one file the WebAssembly SIMD kernels replace); the
- * element-wise ops, norms, RoPE, attention and the log-softmax are plain
- * TypeScript loops, where the cost is memory traffic rather than arithmetic.
+ * `cpu/gemm.ts` (the WebAssembly SIMD kernels), and so do attention's
+ * q·kᵀ and p·v products (`attentionScores` / `attentionValues`); the
+ * element-wise ops, norms, RoPE, attention's softmax and the log-softmax
+ * are plain TypeScript loops, where the cost is memory traffic rather than
+ * arithmetic.
  *
  * Arithmetic: values are stored as float32 like the WGSL kernels store
- * them; reductions (norm sums, attention dot products and softmax sums)
- * accumulate in float64, so results agree with the WebGPU engine to float32
- * rounding, not bit for bit.
+ * them; the SIMD products accumulate in float32 (fused multiply-add where
+ * the runtime has it), the other reductions (norm sums, softmax sums) in
+ * float64, so results agree with the WebGPU engine to float32 rounding, not
+ * bit for bit.
  *
  * Ops run eagerly when called; `flush` has nothing to start and `read`
  * resolves at once with copies.
@@ -15,7 +18,7 @@
  * @module
  */
 
-import { cpuKernelInfo, matmulTransposed } from "./cpu/gemm.ts";
+import { attentionScores, attentionValues, cpuKernelInfo, matmulTransposed } from "./cpu/gemm.ts";
 import type {
   AttentionShape,
   Engine,
@@ -213,38 +216,43 @@ export class CpuEngine implements Engine {
     if (heads % kvHeads !== 0 || qs.length !== sequences * seqLen * heads * headDim) {
       throw new EngineError(`attention: q [${q.shape}] does not fit ${JSON.stringify(shape)}`);
     }
-    const group = heads / kvHeads;
     const scale = 1 / Math.sqrt(headDim);
     const window = shape.window ?? Infinity;
     const out = new Float32Array(qs.length);
-    const att = new Float64Array(seqLen);
-    const acc = new Float64Array(headDim);
+    const qPer = seqLen * heads * headDim;
+    const kvPer = seqLen * kvHeads * headDim;
+    // One sequence at a time: every head's q·kᵀ in one SIMD GEMM job, the
+    // softmax here (float64 sums), then every head's p·v in another.
+    const gemmShape = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, causal: true };
+    const p = new Float32Array(heads * seqLen * seqLen);
     for (let b = 0; b < sequences; b++) {
+      const kb = ks.subarray(b * kvPer, (b + 1) * kvPer);
+      attentionScores(qs.subarray(b * qPer, (b + 1) * qPer), kb, gemmShape, p);
       for (let h = 0; h < heads; h++) {
-        const g = Math.floor(h / group);
         for (let t = 0; t < seqLen; t++) {
+          const row = (h * seqLen + t) * seqLen;
           const first = Math.max(0, t + 1 - window);
-          const qBase = ((b * seqLen + t) * heads + h) * headDim;
           let max = -Infinity;
-          for (let j = first; j <= t; j++) {
-            const kBase = ((b * seqLen + j) * kvHeads + g) * headDim;
-            let dot = 0;
-            for (let d = 0; d < headDim; d++) dot += qs[qBase + d] * ks[kBase + d];
-            const s = dot * scale;
-            att[j] = s;
-            if (s > max) max = s;
-          }
+          for (let j = first; j <= t; j++) max = Math.max(max, p[row + j] * scale);
           let sum = 0;
-          acc.fill(0);
           for (let j = first; j <= t; j++) {
-            const p = Math.exp(att[j] - max);
-            sum += p;
-            const vBase = ((b * seqLen + j) * kvHeads + g) * headDim;
-            for (let d = 0; d < headDim; d++) acc[d] += p * vs[vBase + d];
+            const e = Math.exp(p[row + j] * scale - max);
+            p[row + j] = e;
+            sum += e;
           }
-          for (let d = 0; d < headDim; d++) out[qBase + d] = acc[d] / sum;
+          const inv = 1 / sum;
+          for (let j = first; j <= t; j++) p[row + j] *= inv;
+          // Keys outside the window or in the future weigh nothing.
+          p.fill(0, row, row + first);
+          p.fill(0, row + t + 1, row + seqLen);
         }
       }
+      attentionValues(
+        p,
+        vs.subarray(b * kvPer, (b + 1) * kvPer),
+        gemmShape,
+        out.subarray(b * qPer, (b + 1) * qPer),
+      );
     }
     return new CpuTensor(out, [sequences * seqLen, heads * headDim]);
   }
@@ -343,7 +351,9 @@ export class CpuEngine implements Engine {
     const xs = cpu(x, "transpose").data;
     const [rows, cols] = x.shape;
     const y = new (xs.constructor as new (n: number) => HostArray)(xs.length);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
+    }
     return new CpuTensor(y, [cols, rows]);
   }
 
