@@ -1,16 +1,15 @@
 /**
  * The CPU engine: {@link Engine} on host arrays. Matmuls go through
- * `cpu/gemm.ts` (the WebAssembly SIMD kernels), and so do attention's
- * q·kᵀ and p·v products (`attentionScores` / `attentionValues`); the
- * element-wise ops, norms, RoPE, attention's softmax and the log-softmax
- * are plain TypeScript loops, where the cost is memory traffic rather than
- * arithmetic.
+ * `cpu/gemm.ts` (the WebAssembly SIMD kernels), and so does attention
+ * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs); the element-wise
+ * ops, norms, RoPE and the log-softmax are plain TypeScript loops, where the
+ * cost is memory traffic rather than arithmetic.
  *
  * Arithmetic: values are stored as float32 like the WGSL kernels store
- * them; the SIMD products accumulate in float32 (fused multiply-add where
- * the runtime has it), the other reductions (norm sums, softmax sums) in
- * float64, so results agree with the WebGPU engine to float32 rounding, not
- * bit for bit.
+ * them; the SIMD kernels accumulate in float32 (fused multiply-add where
+ * the runtime has it, attention's softmax sums too), the other reductions
+ * (norm sums) in float64, so results agree with the WebGPU engine to
+ * float32 rounding, not bit for bit.
  *
  * Ops run eagerly when called; `flush` has nothing to start and `read`
  * resolves at once with copies.
@@ -18,7 +17,7 @@
  * @module
  */
 
-import { attentionScores, attentionValues, cpuKernelInfo, matmulTransposed } from "./cpu/gemm.ts";
+import { causalAttention, cpuKernelInfo, matmulTransposed } from "./cpu/gemm.ts";
 import type {
   AttentionShape,
   Engine,
@@ -216,41 +215,18 @@ export class CpuEngine implements Engine {
     if (heads % kvHeads !== 0 || qs.length !== sequences * seqLen * heads * headDim) {
       throw new EngineError(`attention: q [${q.shape}] does not fit ${JSON.stringify(shape)}`);
     }
-    const scale = 1 / Math.sqrt(headDim);
-    const window = shape.window ?? Infinity;
     const out = new Float32Array(qs.length);
     const qPer = seqLen * heads * headDim;
     const kvPer = seqLen * kvHeads * headDim;
-    // One sequence at a time: every head's q·kᵀ in one SIMD GEMM job, the
-    // softmax here (float64 sums), then every head's p·v in another.
-    const gemmShape = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, causal: true };
-    const p = new Float32Array(heads * seqLen * seqLen);
+    // One sequence at a time; all of it (both products and the softmax) runs
+    // as SIMD jobs on the kernels' threads.
+    const one = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, window: shape.window };
     for (let b = 0; b < sequences; b++) {
-      const kb = ks.subarray(b * kvPer, (b + 1) * kvPer);
-      attentionScores(qs.subarray(b * qPer, (b + 1) * qPer), kb, gemmShape, p);
-      for (let h = 0; h < heads; h++) {
-        for (let t = 0; t < seqLen; t++) {
-          const row = (h * seqLen + t) * seqLen;
-          const first = Math.max(0, t + 1 - window);
-          let max = -Infinity;
-          for (let j = first; j <= t; j++) max = Math.max(max, p[row + j] * scale);
-          let sum = 0;
-          for (let j = first; j <= t; j++) {
-            const e = Math.exp(p[row + j] * scale - max);
-            p[row + j] = e;
-            sum += e;
-          }
-          const inv = 1 / sum;
-          for (let j = first; j <= t; j++) p[row + j] *= inv;
-          // Keys outside the window or in the future weigh nothing.
-          p.fill(0, row, row + first);
-          p.fill(0, row + t + 1, row + seqLen);
-        }
-      }
-      attentionValues(
-        p,
+      causalAttention(
+        qs.subarray(b * qPer, (b + 1) * qPer),
+        ks.subarray(b * kvPer, (b + 1) * kvPer),
         vs.subarray(b * kvPer, (b + 1) * kvPer),
-        gemmShape,
+        one,
         out.subarray(b * qPer, (b + 1) * qPer),
       );
     }

@@ -55,12 +55,16 @@ Deno.test("CpuEngine.attention matches float64 causal GQA attention, with and wi
       const base of [
         { sequences: 2, seqLen: 19, heads: 4, kvHeads: 2, headDim: 8 },
         { sequences: 1, seqLen: 70, heads: 3, kvHeads: 1, headDim: 16 },
+        // Past one 256-key slice, and scores large enough that most
+        // probabilities underflow.
+        { sequences: 1, seqLen: 300, heads: 2, kvHeads: 1, headDim: 16, big: true },
       ]
     ) {
-      const shape: AttentionShape = { ...base, window };
+      const { big, ...sizes } = { big: false, ...base };
+      const shape: AttentionShape = { ...sizes, window };
       const { sequences, seqLen, heads, kvHeads, headDim } = shape;
       const rows = sequences * seqLen;
-      const q = values(rows * heads * headDim, seqLen + 1);
+      const q = values(rows * heads * headDim, seqLen + 1).map((x) => big ? 12 * x : x);
       const k = values(rows * kvHeads * headDim, seqLen + 2);
       const v = values(rows * kvHeads * headDim, seqLen + 3);
       const y = engine.attention(

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   accumulateGram,
+  causalAttention,
   type CpuGemm,
   CpuKernelError,
   cpuKernelInfo,
@@ -256,6 +257,13 @@ Deno.test("the module-level functions use the shared default instance", () => {
   const h = new Float32Array(4);
   accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
   assert.deepEqual(h, new Float32Array([10, 14, 14, 20]));
+  const o = causalAttention(
+    new Float32Array([0, 0]),
+    new Float32Array([1, 1]),
+    new Float32Array([2, 4]),
+    { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 1 },
+  );
+  assert.deepEqual(o, new Float32Array([2, 3]));
 });
 
 Deno.test("operands beyond a wasm32 memory are refused with a clear error, before any allocation", () => {
@@ -456,5 +464,67 @@ Deno.test("causal attention: scores below the diagonal are exact, values skip on
         causal: true,
       }),
     (e: Error) => e instanceof CpuKernelError && /needs kvLen \(1\) ≥ seq \(2\)/.test(e.message),
+  );
+});
+
+Deno.test("causalAttention: softmax over the visible keys, kvLen ≥ seq, window, scale", () => {
+  const cases = [
+    { seq: 7, kvLen: 20, heads: 4, kvHeads: 2, headDim: 8, window: null, scale: undefined },
+    { seq: 33, kvLen: 33, heads: 2, kvHeads: 2, headDim: 4, window: 3, scale: 0.9 },
+    { seq: 260, kvLen: 300, heads: 2, kvHeads: 1, headDim: 8, window: 100, scale: 2.5 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const shape of cases) {
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const offset = kvLen - seq, group = heads / kvHeads;
+      const scale = shape.scale ?? 1 / Math.sqrt(d);
+      const q = values(seq * heads * d, seq + 1);
+      const k = values(kvLen * kvHeads * d, kvLen + 2);
+      const v = values(kvLen * kvHeads * d, kvLen + 3);
+      const got = gemm.causalAttention(q, k, v, shape);
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        for (let i = 0; i < seq; i++) {
+          const last = i + offset;
+          const first = shape.window ? Math.max(0, last - shape.window + 1) : 0;
+          const s: number[] = [];
+          for (let j = first; j <= last; j++) {
+            let dot = 0;
+            for (let e = 0; e < d; e++) {
+              dot += q[i * heads * d + h * d + e] * k[j * kvHeads * d + g * d + e];
+            }
+            s.push(dot * scale);
+          }
+          const max = Math.max(...s);
+          const w = s.map((x) => Math.exp(x - max));
+          const sum = w.reduce((a, x) => a + x, 0);
+          for (let e = 0; e < d; e++) {
+            let want = 0;
+            for (let j = first; j <= last; j++) {
+              want += (w[j - first] / sum) * v[j * kvHeads * d + g * d + e];
+            }
+            const at = i * heads * d + h * d + e;
+            if (!(Math.abs(got[at] - want) <= 2e-6)) {
+              assert.fail(
+                `${label} ${JSON.stringify(shape)} [${i},${h},${e}]: ${got[at]} vs ${want}`,
+              );
+            }
+          }
+        }
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.causalAttention(new Float32Array(4), new Float32Array(4), new Float32Array(4), {
+        seq: 1,
+        kvLen: 1,
+        heads: 1,
+        kvHeads: 1,
+        headDim: 4,
+        window: 0.5,
+      }),
+    (e: Error) =>
+      e instanceof CpuKernelError && /window must be a positive integer/.test(e.message),
   );
 });

@@ -40,10 +40,15 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
+  /** 0: GEMM, 1: attention softmax. */
+  OP: 30,
+  WINDOW: 31,
+  /** float32 bits. */
+  SCALE: 32,
 } as const;
 
 /** Slots in the job block. */
-export const JOB_SLOTS = 32;
+export const JOB_SLOTS = 40;
 /** Byte address of the job block (the module has no data or stack below it). */
 export const JOB_ADDRESS = 1024;
 /** Byte address of thread 0's scratch region. */

@@ -249,8 +249,7 @@ export class GemmRuntime {
     }
     const ntasks = nstripes * batch;
     const s = this.#job;
-    const gen = this.#gen = (this.#gen + 1) & 0x7fff;
-    s[JOB.NTASKS] = ntasks;
+    s[JOB.OP] = 0;
     s[JOB.M] = m;
     s[JOB.N] = n;
     s[JOB.K] = k;
@@ -274,6 +273,54 @@ export class GemmRuntime {
     s[JOB.CAUSAL_OFFSET] = job.causal?.offset ?? 0;
     s[JOB.SCRATCH] = SCRATCH_ADDRESS;
     s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
+    this.#dispatch(ntasks, threaded);
+  }
+
+  /**
+   * Attention probabilities in place: each row of each head's scores
+   * [seq, kvLen] at `p` becomes softmax(scale · row) over its visible keys
+   * (query i sees keys (i + kvLen − seq − window, i + kvLen − seq]; window 0
+   * for all), and 0 elsewhere.
+   */
+  softmax(job: {
+    p: number;
+    heads: number;
+    seq: number;
+    kvLen: number;
+    window: number;
+    scale: number;
+  }): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { heads, seq, kvLen } = job;
+    if (heads === 0 || seq === 0 || kvLen === 0) return;
+    // About 20 operations per score; rows in chunks so threads can share a head.
+    const threaded = this.#workers.length > 0 && 20 * heads * seq * kvLen >= THREADED_MIN_FLOPS;
+    const perHead = threaded ? Math.ceil((4 * this.threads) / heads) : 1;
+    const rows = Math.ceil(seq / perHead);
+    const chunks = Math.ceil(seq / rows);
+    if (chunks * heads > MAX_TASKS) {
+      throw new CpuKernelError(`CPU kernels: softmax of ${heads} heads is too large for one job`);
+    }
+    const s = this.#job;
+    s[JOB.OP] = 1;
+    s[JOB.M] = seq;
+    s[JOB.N] = kvLen;
+    s[JOB.NC] = rows;
+    s[JOB.NSTRIPES] = chunks;
+    s[JOB.C] = job.p;
+    s[JOB.C_BS] = seq * kvLen;
+    s[JOB.CAUSAL_OFFSET] = kvLen - seq;
+    s[JOB.WINDOW] = job.window;
+    new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
+    s[JOB.UPPER] = 0;
+    this.#dispatch(chunks * heads, threaded);
+  }
+
+  /** Publishes the job written into the block, runs it with the pool, waits for every task. */
+  #dispatch(ntasks: number, threaded: boolean): void {
+    const s = this.#job;
+    const gen = this.#gen = (this.#gen + 1) & 0x7fff;
+    s[JOB.NTASKS] = ntasks;
     Atomics.store(s, JOB.FAILED, 0);
     Atomics.store(s, JOB.DONE, 0);
     Atomics.store(s, JOB.CLAIM, gen << 16); // publishes the job

@@ -79,6 +79,24 @@ export interface AttentionGemmShape {
   causal?: boolean;
 }
 
+/** The shape of {@linkcode causalAttention}. */
+export interface CausalAttentionShape {
+  /** Query positions (the last `seq` of the kvLen positions). */
+  seq: number;
+  /** Key/value positions; at least seq. */
+  kvLen: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; must divide heads. */
+  kvHeads: number;
+  /** Dimension of one head. */
+  headDim: number;
+  /** Keys each query sees, itself included; null or absent for all earlier ones. */
+  window?: number | null;
+  /** Multiplies the scores before the softmax; default headDim^-0.5. */
+  scale?: number;
+}
+
 function checkAttention(what: string, shape: AttentionGemmShape): AttentionGemmShape {
   for (const name of ["seq", "kvLen", "heads", "kvHeads", "headDim"] as const) {
     checkShape(what, name, shape[name]);
@@ -303,6 +321,111 @@ export class CpuGemm {
       bGroup: heads / kvHeads,
       causal: shape.causal ? { kind: "values", offset: kvLen - seq } : undefined,
     });
+  }
+
+  /**
+   * Causal grouped-query attention of one sequence, every head at once:
+   * out[i, h·D:(h+1)·D] = Σ_j softmax_j(scale · q_i·k_j) · v_j over the keys
+   * query i sees (j ≤ i + kvLen − seq, and within `window` of it). Both
+   * products run as SIMD GEMM jobs (tiles wholly in the future skipped) and
+   * the softmax as a SIMD job (float32 sums; exp to about 1 ulp).
+   *
+   * @param q [seq, heads·D]
+   * @param k [kvLen, kvHeads·D]
+   * @param v [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts, D, window and scale
+   * @param out written when given (its first seq·heads·D floats), else allocated
+   * @returns [seq, heads·D]
+   */
+  causalAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    shape: CausalAttentionShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "causalAttention";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, {
+      ...shape,
+      causal: true,
+    });
+    const window = shape.window ?? 0;
+    if (!Number.isInteger(window) || window < 0) {
+      throw new CpuKernelError(`${what}: window must be a positive integer or null, got ${window}`);
+    }
+    const scale = shape.scale ?? 1 / Math.sqrt(d);
+    if (!(scale > 0) || !Number.isFinite(scale)) {
+      throw new CpuKernelError(`${what}: scale must be a positive number, got ${scale}`);
+    }
+    const qLength = seq * heads * d, kvLength = kvLen * kvHeads * d;
+    checkLength(what, "q", q, qLength);
+    checkLength(what, "k", k, kvLength);
+    checkLength(what, "v", v, kvLength);
+    const y = out ?? new Float32Array(qLength);
+    checkLength(what, "out", y, qLength);
+    if (qLength === 0) return y;
+    if (kvLen === 0 || d === 0) {
+      y.fill(0, 0, qLength);
+      return y;
+    }
+    const rt = this.#rt;
+    const qAt = rt.heapBase;
+    const kAt = align(qAt + qLength * 4, 64);
+    const vAt = align(kAt + kvLength * 4, 64);
+    const pAt = align(vAt + kvLength * 4, 64);
+    const oAt = align(pAt + heads * seq * kvLen * 4, 64);
+    rt.reserve(oAt + qLength * 4 - rt.heapBase, `${what} of ${heads} heads × ${seq} × ${kvLen}`);
+    rt.f32(qAt, qLength).set(q.subarray(0, qLength));
+    rt.f32(kAt, kvLength).set(k.subarray(0, kvLength));
+    rt.f32(vAt, kvLength).set(v.subarray(0, kvLength));
+    const group = heads / kvHeads;
+    rt.run({
+      m: seq,
+      n: kvLen,
+      k: d,
+      a: qAt,
+      aRowStride: heads * d,
+      aColStride: 1,
+      aBatchStride: d,
+      b: kAt,
+      bRowStride: 1,
+      bColStride: kvHeads * d,
+      bBatchStride: d,
+      c: pAt,
+      ldc: kvLen,
+      cBatchStride: seq * kvLen,
+      batch: heads,
+      bGroup: group,
+      accumulate: false,
+      upper: false,
+      causal: { kind: "scores", offset: kvLen - seq },
+    });
+    // Every row is rewritten whole (zeros outside its keys), tiles the
+    // scores skipped included.
+    rt.softmax({ p: pAt, heads, seq, kvLen, window, scale });
+    rt.run({
+      m: seq,
+      n: d,
+      k: kvLen,
+      a: pAt,
+      aRowStride: kvLen,
+      aColStride: 1,
+      aBatchStride: seq * kvLen,
+      b: vAt,
+      bRowStride: kvHeads * d,
+      bColStride: 1,
+      bBatchStride: d,
+      c: oAt,
+      ldc: heads * d,
+      cBatchStride: d,
+      batch: heads,
+      bGroup: group,
+      accumulate: false,
+      upper: false,
+      causal: { kind: "values", offset: kvLen - seq },
+    });
+    y.set(rt.f32(oAt, qLength));
+    return y;
   }
 
   /** @returns threads and kernel build in use */
@@ -562,6 +685,40 @@ export function attentionValues(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().attentionValues(p, v, shape, out);
+}
+
+/**
+ * Causal grouped-query attention of one sequence, every head at once (see
+ * {@linkcode CpuGemm.causalAttention}).
+ *
+ * @example
+ * ```ts
+ * import { causalAttention } from "./gemm.ts";
+ * // one head of dimension 1, two positions: the second query weighs both keys
+ * const o = causalAttention(
+ *   new Float32Array([0, 0]),
+ *   new Float32Array([1, 1]),
+ *   new Float32Array([2, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 1 },
+ * );
+ * console.log(o); // Float32Array [2, 3]
+ * ```
+ *
+ * @param q [seq, heads·D]
+ * @param k [kvLen, kvHeads·D]
+ * @param v [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts, D, window and scale
+ * @param out optional destination
+ * @returns [seq, heads·D]
+ */
+export function causalAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  shape: CausalAttentionShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().causalAttention(q, k, v, shape, out);
 }
 
 /**

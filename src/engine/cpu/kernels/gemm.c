@@ -80,6 +80,9 @@ enum {
   J_B_GROUP = 27,
   J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
+  J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax)
+  J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
+  J_SCALE = 32,          // softmax: the score scale, as float32 bits
 };
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
@@ -310,6 +313,84 @@ static void run_stripe(const int32_t* job, int batch, int stripe, float* pack,
   }
 }
 
+// exp(x) for x <= 0 (softmax arguments), Cephes expf: x = n·ln 2 + r with
+// |r| <= ln 2 / 2 (ln 2 split in two for an exact n·ln 2), a degree-6
+// polynomial for e^r, then 2^n through the exponent bits. About 1 ulp;
+// arguments below -87.3 give 0.
+static inline v128_t exp_nonpositive(v128_t x) {
+  const v128_t lo = wasm_f32x4_splat(-87.33654f);
+  const v128_t underflow = wasm_f32x4_lt(x, lo);
+  x = wasm_f32x4_max(x, lo);
+  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
+  y = MADD(y, r, wasm_f32x4_splat(1.3981999507e-3f));
+  y = MADD(y, r, wasm_f32x4_splat(8.3334519073e-3f));
+  y = MADD(y, r, wasm_f32x4_splat(4.1665795894e-2f));
+  y = MADD(y, r, wasm_f32x4_splat(1.6666665459e-1f));
+  y = MADD(y, r, wasm_f32x4_splat(5.0000001201e-1f));
+  y = MADD(y, wasm_f32x4_mul(r, r), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
+  // 2^n for n in [-126, 0]: the biased exponent n + 127 shifted into place.
+  const v128_t two_n =
+      wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_andnot(wasm_f32x4_mul(y, two_n), underflow);
+}
+
+// One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
+// over the visible keys [first, last], 0 elsewhere in [0, len).
+static void softmax_row(float* p, int first, int last, int len, float scale) {
+  const v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
+  v128_t mv = minus_inf;
+  int j = first;
+  for (; j + 4 <= last + 1; j += 4) mv = wasm_f32x4_max(mv, wasm_v128_load(p + j));
+  const float m0 = wasm_f32x4_extract_lane(mv, 0), m1 = wasm_f32x4_extract_lane(mv, 1);
+  const float m2 = wasm_f32x4_extract_lane(mv, 2), m3 = wasm_f32x4_extract_lane(mv, 3);
+  float max = m0 > m1 ? m0 : m1;
+  max = max > m2 ? max : m2;
+  max = max > m3 ? max : m3;
+  for (; j <= last; j++) max = p[j] > max ? p[j] : max;
+  // scale > 0, so the largest scaled score is scale · max.
+  const v128_t vscale = wasm_f32x4_splat(scale);
+  const v128_t vshift = wasm_f32x4_splat(scale * max);
+  v128_t sv = wasm_f32x4_splat(0.0f);
+  j = first;
+  for (; j + 4 <= last + 1; j += 4) {
+    const v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(p + j), vscale), vshift));
+    wasm_v128_store(p + j, e);
+    sv = wasm_f32x4_add(sv, e);
+  }
+  float sum = wasm_f32x4_extract_lane(sv, 0) + wasm_f32x4_extract_lane(sv, 1) +
+              wasm_f32x4_extract_lane(sv, 2) + wasm_f32x4_extract_lane(sv, 3);
+  for (; j <= last; j++) {
+    const v128_t e = exp_nonpositive(wasm_f32x4_splat(p[j] * scale - scale * max));
+    p[j] = wasm_f32x4_extract_lane(e, 0);
+    sum += p[j];
+  }
+  const v128_t inv = wasm_f32x4_splat(1.0f / sum);
+  j = first;
+  for (; j + 4 <= last + 1; j += 4) wasm_v128_store(p + j, wasm_f32x4_mul(wasm_v128_load(p + j), inv));
+  for (; j <= last; j++) p[j] *= 1.0f / sum;
+  for (j = 0; j < first; j++) p[j] = 0.0f;
+  for (j = last + 1; j < len; j++) p[j] = 0.0f;
+}
+
+// One softmax task: rows [r0, r1) of head `batch`'s scores [seq, kvLen]:
+// query i sees keys (i + offset - window, i + offset], offset = kvLen - seq.
+static void run_softmax(const int32_t* job, int batch, int chunk) {
+  const int seq = job[J_M], len = job[J_N], rows = job[J_NC];
+  const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
+  union { int32_t i; float f; } bits = {job[J_SCALE]};
+  float* p = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
+  const int r0 = chunk * rows, r1 = min_int(seq, r0 + rows);
+  for (int i = r0; i < r1; i++) {
+    const int last = min_int(len - 1, i + offset);
+    int first = window > 0 ? last - window + 1 : 0;
+    if (first < 0) first = 0;
+    softmax_row(p + i * len, first, last, len, bits.f);
+  }
+}
+
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
@@ -324,6 +405,11 @@ __attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int
     float* edge = pack_a_buf + MC * KC;           // MR × NR
     const int nstripes = job[J_NSTRIPES];
     const int batch = task / nstripes;
+    if (job[J_OP] == 1) {
+      run_softmax(job, batch, task % nstripes);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
     // Largest stripes first when only the upper triangle is computed.
     const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
     run_stripe(job, batch, stripe, pack, pack_a_buf, edge);
