@@ -32,14 +32,17 @@ import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { fakeQuantizeKernel, gpuFakeQuantize } from "../quant/gpu_fake_quantize.ts";
 import { quantizedRange } from "../quant/qparams.ts";
-import { fakeQuantizeValue } from "../quant/quantize.ts";
+import { fakeQuantize } from "../quant/quantize.ts";
 
 /** The command batch to record into: the engine's current one (WebGPU), or null (CPU). */
 function batchOf(where: Engine | CommandBatch): CommandBatch | null {
   return where instanceof CommandBatch ? where : webGpuOf(where)?.batch ?? null;
 }
 
-/** x fake-quantized row by row with per-row scale (and zero point) on the host. */
+/**
+ * x fake-quantized on the host, each row as one tensor-strategy block with
+ * its own scale (and zero point): what the GPU kernel computes per row.
+ */
 function fakeQuantizeRowsOnHost(
   x: Tensor,
   scale: ArrayLike<number>,
@@ -49,12 +52,14 @@ function fakeQuantizeRowsOnHost(
   const data = cpuTensor(x, "fake-quantize").data as Float32Array;
   const rows = x.shape[0];
   const cols = x.numel / rows;
+  const perTensor: QuantizationArgs = { ...args, strategy: "tensor", dynamic: false };
   const y = new Float32Array(data.length);
   for (let r = 0; r < rows; r++) {
-    const zp = zeroPoint === null ? null : zeroPoint[r];
-    for (let c = 0; c < cols; c++) {
-      y[r * cols + c] = fakeQuantizeValue(data[r * cols + c], scale[r], zp, args);
-    }
+    const q = fakeQuantize(data.subarray(r * cols, (r + 1) * cols), [1, cols], {
+      scale: Float32Array.of(scale[r]),
+      ...(zeroPoint === null ? {} : { zeroPoint: Float32Array.of(zeroPoint[r]) }),
+    }, perTensor);
+    y.set(q, r * cols);
   }
   return new CpuTensor(y, [...x.shape]);
 }
@@ -120,7 +125,7 @@ export function fakeQuantizeRows(
   const perRow: QuantizationArgs = { ...args, strategy: "token", dynamic: true };
   const batch = batchOf(engine);
   if (batch === null) {
-    return fakeQuantizeRowsOnHost(x, scale, args.symmetric ? null : zeroPoint, perRow);
+    return fakeQuantizeRowsOnHost(x, scale, args.symmetric ? null : zeroPoint, args);
   }
   return gpuFakeQuantize(
     batch,
@@ -166,8 +171,7 @@ export function fakeQuantizeDynamicTokens(
       for (let c = 0; c < cols; c++) amax = Math.max(amax, Math.abs(data[r * cols + c]));
       scale[r] = Math.fround(Math.fround(amax * inv) + TINY_SCALE);
     }
-    const perRow: QuantizationArgs = { ...args, strategy: "token", dynamic: true };
-    return fakeQuantizeRowsOnHost(x, scale, null, perRow);
+    return fakeQuantizeRowsOnHost(x, scale, null, args);
   }
   const gpu = batch.gpu;
   const xg = x as GpuTensor;
