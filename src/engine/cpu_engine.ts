@@ -1,9 +1,10 @@
 /**
  * The CPU engine: {@link Engine} on host arrays. Matmuls go through
  * `cpu/gemm.ts` (the WebAssembly SIMD kernels), and so does attention
- * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs); the element-wise
- * ops, norms, RoPE and the log-softmax are plain TypeScript loops, where the
- * cost is memory traffic rather than arithmetic.
+ * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs) and the SwiGLU
+ * activation (`siluMul`, whose exp costs too much in TypeScript); the other
+ * element-wise ops, norms, RoPE and the log-softmax are plain TypeScript
+ * loops, where the cost is memory traffic rather than arithmetic.
  *
  * Arithmetic: values are stored as float32 like the WGSL kernels store
  * them; the SIMD kernels accumulate in float32 (fused multiply-add where
@@ -17,7 +18,7 @@
  * @module
  */
 
-import { causalAttention, cpuKernelInfo, matmulTransposed } from "./cpu/gemm.ts";
+import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
 import type {
   AttentionShape,
   Engine,
@@ -239,9 +240,7 @@ export class CpuEngine implements Engine {
     if (g.length !== u.length) {
       throw new EngineError(`siluMul: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    const y = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) y[i] = Math.fround(g[i] / (1 + Math.exp(-g[i]))) * u[i];
-    return new CpuTensor(y, [...gate.shape]);
+    return new CpuTensor(siluMul(g, u, g.length), [...gate.shape]);
   }
 
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {

@@ -14,6 +14,7 @@ import {
   type KernelVariant,
   matmul,
   matmulTransposed,
+  siluMul,
 } from "../../src/engine/cpu/gemm.ts";
 import { GemmRuntime } from "../../src/engine/cpu/_gemm_runtime.ts";
 
@@ -527,4 +528,22 @@ Deno.test("causalAttention: softmax over the visible keys, kvLen ≥ seq, window
     (e: Error) =>
       e instanceof CpuKernelError && /window must be a positive integer/.test(e.message),
   );
+});
+
+Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => {
+  const n = 20003; // not a multiple of 4: the scalar tail runs too
+  const gate = Float32Array.from({ length: n }, (_, i) => (i - n / 2) / 100);
+  const up = values(n, 5);
+  for (const { gemm, label } of GEMMS) {
+    const y = gemm.siluMul(gate, up, n);
+    for (let i = 0; i < n; i++) {
+      const want = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
+      // 4 ulp of the result; exp flushes below float32's normal range (2⁻¹²⁶).
+      const flush = Math.abs(gate[i] * up[i]) * 2 ** -126;
+      if (!(Math.abs(y[i] - want) <= 4 * 2 ** -23 * Math.abs(want) + flush)) {
+        assert.fail(`${label} silu(${gate[i]}) · ${up[i]}: ${y[i]} vs ${want}`);
+      }
+    }
+  }
+  assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });

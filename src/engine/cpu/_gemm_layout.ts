@@ -73,4 +73,5 @@ export const MAX_PAGES = 65536;
 export interface GemmExports {
   gemm_run(job: number, gen: number, tid: number): number;
   mirror_upper(h: number, n: number): void;
+  silu_mul(g: number, u: number, y: number, n: number): void;
 }

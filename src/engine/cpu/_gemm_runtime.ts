@@ -344,6 +344,11 @@ export class GemmRuntime {
     return Atomics.load(this.#job, JOB.WORKER_TASKS);
   }
 
+  /** y = silu(g) · u for n floats at byte addresses g, u, y (calling thread only). */
+  siluMul(g: number, u: number, y: number, n: number): void {
+    this.#kernels.silu_mul(g, u, y, n);
+  }
+
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
   mirrorUpper(h: number, n: number): void {
     this.#kernels.mirror_upper(h, n);

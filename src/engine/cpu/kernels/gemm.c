@@ -400,6 +400,27 @@ NOINLINE static void run_softmax(const int32_t* job, int batch, int chunk) {
   }
 }
 
+// y = silu(g) · u element-wise (a SwiGLU MLP's activation): silu(g) =
+// g · sigmoid(g), sigmoid from e = exp(-|g|) <= 1 as 1 / (1 + e) for g >= 0
+// and e / (1 + e) below, so exp never overflows.
+__attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const float* u, float* y,
+                                                        int n) {
+  const v128_t one = wasm_f32x4_splat(1.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t gv = wasm_v128_load(g + i);
+    const v128_t e = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(gv)));
+    const v128_t num = wasm_v128_bitselect(one, e, wasm_f32x4_ge(gv, wasm_f32x4_splat(0.0f)));
+    const v128_t sig = wasm_f32x4_div(num, wasm_f32x4_add(one, e));
+    wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
+  }
+  for (; i < n; i++) {
+    const float e = wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(g[i] < 0 ? g[i] : -g[i])), 0);
+    const float sig = (g[i] >= 0 ? 1.0f : e) / (1.0f + e);
+    y[i] = g[i] * sig * u[i];
+  }
+}
+
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
