@@ -325,12 +325,16 @@ NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float
 // exp(x) for x <= 0 (softmax arguments), Cephes expf: x = n·ln 2 + r with
 // |r| <= ln 2 / 2 (ln 2 split in two for an exact n·ln 2), a degree-6
 // polynomial for e^r, then 2^n through the exponent bits. About 1 ulp;
-// arguments below -87.3 give 0.
+// arguments below -87.3 give 0. n comes from adding 1.5·2²³, which rounds
+// x·log2(e) to an integer held in the low mantissa bits (cheaper in V8 than
+// f32x4.nearest plus a saturating conversion).
 static inline v128_t exp_nonpositive(v128_t x) {
   const v128_t lo = wasm_f32x4_splat(-87.33654f);
   const v128_t underflow = wasm_f32x4_lt(x, lo);
   x = wasm_f32x4_max(x, lo);
-  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  const v128_t magic = wasm_f32x4_splat(12582912.0f);  // 1.5 · 2^23
+  const v128_t t = MADD(x, wasm_f32x4_splat(1.44269504088896341f), magic);
+  const v128_t n = wasm_f32x4_sub(t, magic);
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
   v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
@@ -340,9 +344,9 @@ static inline v128_t exp_nonpositive(v128_t x) {
   y = MADD(y, r, wasm_f32x4_splat(1.6666665459e-1f));
   y = MADD(y, r, wasm_f32x4_splat(5.0000001201e-1f));
   y = MADD(y, wasm_f32x4_mul(r, r), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
-  // 2^n for n in [-126, 0]: the biased exponent n + 127 shifted into place.
-  const v128_t two_n =
-      wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  // 2^n for n in [-126, 0]: t's bits are 0x4B400000 + n; the biased exponent
+  // n + 127 shifted into place.
+  const v128_t two_n = wasm_i32x4_shl(wasm_i32x4_sub(t, wasm_i32x4_splat(0x4B400000 - 127)), 23);
   return wasm_v128_andnot(wasm_f32x4_mul(y, two_n), underflow);
 }
 
