@@ -91,6 +91,7 @@ export {
 
 // The streams a run emits (progress, finished layers, per-module metrics, warnings).
 export {
+  type EngineEvent,
   type GraphEvent,
   type GraphEventSink,
   GraphStreams,
@@ -191,3 +192,13 @@ export {
 export { type DatasetRow, readDatasetRows } from "./src/data/dataset_rows.ts";
 export { type DatasetPreset, type RowFormatter } from "./src/data/dataset_presets.ts";
 export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.ts";
+export {
+  CpuEngine,
+  createEngine,
+  type Engine,
+  type EngineChoice,
+  EngineError,
+  type EngineKind,
+  type Tensor,
+  WebGpuEngine,
+} from "./src/engine/mod.ts";

@@ -39,6 +39,7 @@ import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
+import type { EngineChoice } from "./engine/choose.ts";
 
 export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 
@@ -105,6 +106,13 @@ export interface OneshotOptions {
   readonly maxActivationBytesInMemory?: number;
   /** Tokens per GPU forward during calibration (default 4096). */
   readonly tokensPerForward?: number;
+  /**
+   * The compute engine of calibrated runs: "webgpu", "cpu", or "auto"
+   * (default: WebGPU on a hardware adapter, the CPU engine on a software one
+   * or without an adapter; see src/engine/choose.ts). The choice and its
+   * reason arrive as an `engine` event.
+   */
+  readonly engine?: EngineChoice;
   /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
   readonly onEvent?: GraphEventSink;
   /**
@@ -282,6 +290,7 @@ async function calibrationOf(
     quantizationAwareCalibration: options.quantizationAwareCalibration,
     maxActivationBytesInMemory: options.maxActivationBytesInMemory,
     tokensPerForward: options.tokensPerForward,
+    engine: options.engine,
   };
 }
 
@@ -409,7 +418,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         name,
         model,
         recipe,
-        { ...calibration, formatOverride },
+        { ...(calibration ?? { engine: options.engine }), formatOverride },
         emit,
       )
       : preparePipeline(

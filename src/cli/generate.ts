@@ -5,7 +5,8 @@
  */
 
 import type { CliCommand } from "./command.ts";
-import { numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
+import { choiceFlag, numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
+import { createEngine, ENGINE_CHOICES } from "../engine/choose.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { resolveModelDir } from "../hub/resolve_model.ts";
@@ -22,7 +23,8 @@ const USAGE =
   --temperature T       sample at temperature T (default 0: greedy)
   --top-p P             nucleus sampling: keep the most likely tokens up to probability P (default 1)
   --seed S              the sampler's seed (default 0)
-  --ignore-eos          keep generating after EOS`;
+  --ignore-eos          keep generating after EOS
+  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
 
 /**
  * The `generate` command: prints the prompt and its continuation on stdout,
@@ -49,6 +51,7 @@ export const command: CliCommand = {
         "top-p": { type: "string" },
         seed: { type: "string" },
         "ignore-eos": { type: "boolean", default: false },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -69,6 +72,7 @@ export const command: CliCommand = {
         topP: numberFlag("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
         seed: numberFlag("seed", values.seed, 0, Number.isSafeInteger),
         ignoreEos: values["ignore-eos"],
+        engine: choiceFlag("engine", values.engine, ENGINE_CHOICES),
       };
     });
     if ("exit" in line) return line.exit;
@@ -83,7 +87,9 @@ export const command: CliCommand = {
     }
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
     const source = await CompressedCheckpoint.open(modelDir);
-    const model = await DecoderModel.load(source);
+    const chosen = await createEngine({ engine: args.engine, headDims: [source.config.headDim] });
+    console.error(`engine: ${chosen.reason}`);
+    const model = await DecoderModel.load(source, chosen.engine);
     try {
       const start = performance.now();
       const eos = [

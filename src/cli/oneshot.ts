@@ -15,6 +15,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { LlmcError } from "../errors.ts";
+import { ENGINE_CHOICES } from "../engine/choose.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -56,7 +57,8 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --no-quantization-aware-calibration  calibrate without fake quantization
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
-  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
+  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
+  --engine NAME                        auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
 
 /** A flag value that must be a whole number ≥ 0 (a seed). */
 function nonNegativeInt(flag: string, value: string): number {
@@ -112,6 +114,7 @@ export const command: CliCommand = {
         "max-activation-memory": { type: "string" },
         "tokens-per-forward": { type: "string" },
         progress: { type: "string", default: "auto" },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -131,6 +134,7 @@ export const command: CliCommand = {
         values["max-activation-memory"],
       );
       const progress = choiceFlag("progress", values.progress, PROGRESS);
+      const engine = choiceFlag("engine", values.engine, ENGINE_CHOICES);
       const count = (flag: string, v: string | undefined) =>
         v === undefined ? undefined : positiveInt(flag, v);
       return {
@@ -145,6 +149,7 @@ export const command: CliCommand = {
         maxActivationBytesInMemory,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
         progress: values.quiet ? "none" : progress,
+        engine,
         model,
         outputDir,
         overwrite: values.overwrite,

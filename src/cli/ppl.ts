@@ -8,7 +8,8 @@
  */
 
 import type { CliCommand } from "./command.ts";
-import { parseCommandLine, positiveInt, requireFlag, UsageError } from "./flags.ts";
+import { choiceFlag, parseCommandLine, positiveInt, requireFlag, UsageError } from "./flags.ts";
+import { createEngine, ENGINE_CHOICES } from "../engine/choose.ts";
 import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
@@ -26,6 +27,7 @@ const USAGE =
   --dataset FILE        a UTF-8 text file
   --max-seq-length L    ids per window, BOS included (default 256)
   --windows N           evaluate the first N windows (default 40)
+  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)
   --json                print one JSON object on stdout instead of text`;
 
 /**
@@ -51,6 +53,7 @@ export const command: CliCommand = {
         "max-seq-length": { type: "string", default: "256" },
         windows: { type: "string", default: "40" },
         json: { type: "boolean", default: false },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -65,6 +68,7 @@ export const command: CliCommand = {
         seqLen,
         windows,
         json: values.json,
+        engine: choiceFlag("engine", values.engine, ENGINE_CHOICES),
       };
     });
     if ("exit" in line) return line.exit;
@@ -83,7 +87,9 @@ export const command: CliCommand = {
     });
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
     const source = await CompressedCheckpoint.open(modelDir);
-    const model = await DecoderModel.load(source);
+    const chosen = await createEngine({ engine: args.engine, headDims: [source.config.headDim] });
+    if (!args.json) console.error(`engine: ${chosen.reason}`);
+    const model = await DecoderModel.load(source, chosen.engine);
     try {
       const result = await perplexity(model, windows);
       const seconds = (performance.now() - start) / 1000;
@@ -97,6 +103,8 @@ export const command: CliCommand = {
           windows: windows.length,
           maxSeqLength: args.seqLen,
           seconds: Number(seconds.toFixed(3)),
+          engine: chosen.engine.kind,
+          engineReason: chosen.reason,
         }));
       } else {
         console.log(

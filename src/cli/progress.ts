@@ -73,6 +73,8 @@ export function describeEvent(e: GraphEvent): string {
         `, ${e.seconds.toFixed(3)} s, rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB`;
     case "warning":
       return `warning: ${e.message}`;
+    case "engine":
+      return `engine: ${e.reason}`;
   }
 }
 
@@ -182,7 +184,7 @@ export function progressRenderer(
   };
   return {
     onEvent(e) {
-      if (e.type === "warning") {
+      if (e.type === "warning" || e.type === "engine") {
         clear();
         write(`${describeEvent(e)}\n`);
         return;

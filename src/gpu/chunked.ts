@@ -48,6 +48,14 @@ export class ChunkedWeight {
     readonly chunks: readonly WeightChunk[],
   ) {}
 
+  /** Elements of the whole weight. */
+  get numel(): number {
+    return this.shape[0] * this.shape[1];
+  }
+
+  /** Always f32. */
+  readonly dtype = "f32" as const;
+
   /**
    * Uploads a weight in row chunks of at most `maxChunkBytes` (default and
    * upper bound: the device's maxStorageBufferBindingSize and maxBufferSize).

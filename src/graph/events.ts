@@ -8,6 +8,7 @@
  */
 
 import { filter, type Observable, Subject } from "rxjs";
+import type { EngineKind } from "../engine/engine.ts";
 
 /** Which part of a layer's work a progress event belongs to. */
 export type GraphPhase =
@@ -105,8 +106,22 @@ export interface WarningEvent {
   readonly message: string;
 }
 
+/** Which compute engine a calibrated run uses and why (emitted once, first). */
+export interface EngineEvent {
+  readonly type: "engine";
+  /** "webgpu" or "cpu". */
+  readonly engine: EngineKind;
+  /** Why it was chosen, and the device. */
+  readonly reason: string;
+}
+
 /** Everything a calibrated run emits. */
-export type GraphEvent = ProgressEvent | LayerDoneEvent | ModuleMetricEvent | WarningEvent;
+export type GraphEvent =
+  | ProgressEvent
+  | LayerDoneEvent
+  | ModuleMetricEvent
+  | WarningEvent
+  | EngineEvent;
 
 /** A function that receives graph events. */
 export type GraphEventSink = (event: GraphEvent) => void;
