@@ -343,7 +343,9 @@ export class CpuEngine implements Engine {
     const xs = cpu(x, "transpose").data;
     const [rows, cols] = x.shape;
     const y = new (xs.constructor as new (n: number) => HostArray)(xs.length);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
+    }
     return new CpuTensor(y, [cols, rows]);
   }
 

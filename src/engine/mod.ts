@@ -27,7 +27,7 @@ export type {
 } from "./engine.ts";
 export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
-export { webGpuOf, WebGpuEngine } from "./webgpu_engine.ts";
+export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
 export {
   autoEngineKind,
   type ChosenEngine,
