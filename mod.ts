@@ -193,12 +193,18 @@ export { type DatasetRow, readDatasetRows } from "./src/data/dataset_rows.ts";
 export { type DatasetPreset, type RowFormatter } from "./src/data/dataset_presets.ts";
 export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.ts";
 export {
+  type AttentionShape,
+  type ChosenEngine,
   CpuEngine,
+  CpuTensor,
   createEngine,
   type Engine,
   type EngineChoice,
   EngineError,
   type EngineKind,
+  type HostArray as EngineHostArray,
+  type RowReduction,
   type Tensor,
+  type TensorDType,
   WebGpuEngine,
 } from "./src/engine/mod.ts";

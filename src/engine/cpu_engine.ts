@@ -43,6 +43,8 @@ export class CpuTensor implements Tensor {
   #data: HostArray | null;
 
   /**
+   * Wraps host values as an engine tensor.
+   *
    * @param data the values (kept, not copied)
    * @param shape dimensions; their product must be `data.length`
    */

@@ -108,6 +108,7 @@ export interface WarningEvent {
 
 /** Which compute engine a calibrated run uses and why (emitted once, first). */
 export interface EngineEvent {
+  /** Tags the event. */
   readonly type: "engine";
   /** "webgpu" or "cpu". */
   readonly engine: EngineKind;

@@ -168,7 +168,11 @@ export class DecoderModel {
    * const hidden = await model.embed(new Int32Array([1, 2, 1, 3]), 2, 2);
    * ```
    */
-  async embed(ids: Int32Array, batch = 1, seqLen = ids.length / batch): Promise<Tensor> {
+  async embed(
+    ids: Int32Array,
+    batch: number = 1,
+    seqLen: number = ids.length / batch,
+  ): Promise<Tensor> {
     const layout = this.#checkIds(ids, batch, seqLen);
     const { vocabSize: V, hiddenSize: H } = this.config;
     // Stream the table in row blocks, skipping blocks no id falls in.

@@ -50,10 +50,14 @@ Deno.test({
       const b = await spawnLlmc(args(`${dir}/out`)).done();
       const refusedMs = performance.now() - t0;
       assert.equal(b.code, 1, b.stderr);
+      // --progress json reports the refusal as one error line.
+      const refusal = JSON.parse(b.stderr.trim().split("\n").at(-1)!);
+      assert.equal(refusal.type, "error");
+      assert.equal(refusal.error, "OutputLockedError");
       assert.match(
-        b.stderr,
+        refusal.message,
         new RegExp(
-          `llmc oneshot: ${dir}/out: is being written by another llmc run: pid ${a.pid} on host ` +
+          `^${dir}/out: is being written by another llmc run: pid ${a.pid} on host ` +
             `${Deno.hostname()}, started \\d{4}-`,
         ),
       );
