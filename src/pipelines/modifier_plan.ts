@@ -6,11 +6,11 @@
  */
 
 import type { LayerModifier } from "../graph/modifier.ts";
-import type { QuantizationPlan } from "../graph/quantization_plan.ts";
-import { quantizationLayerModifier } from "../graph/quantization_session.ts";
-import { sparseGptLayerModifier } from "../graph/sparsegpt_session.ts";
-import { isSparsityPlan } from "../graph/sparsity_plan.ts";
-import type { SparsityPlan } from "../graph/sparsity_plan.ts";
+import type { QuantizationPlan } from "../modifiers/quantization/quantization_plan.ts";
+import { quantizationLayerModifier } from "../modifiers/quantization/quantization_session.ts";
+import { sparseGptLayerModifier } from "../modifiers/sparsegpt/sparsegpt_session.ts";
+import { isSparsityPlan } from "../modifiers/sparsegpt/sparsity_plan.ts";
+import type { SparsityPlan } from "../modifiers/sparsegpt/sparsity_plan.ts";
 
 /** The plan of one modifier of a calibrated run. */
 export type ModifierPlan = QuantizationPlan | SparsityPlan;

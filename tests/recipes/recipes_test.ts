@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { loadRecipe } from "../../src/recipe/load.ts";
 import { assertSupported } from "../../src/recipe/supported.ts";
-import { planQuantization } from "../../src/graph/quantization_plan.ts";
+import { planQuantization } from "../../src/modifiers/quantization/quantization_plan.ts";
 import { QuantizationShapeError } from "../../src/quant/errors.ts";
 import { tempDirRunner } from "../_shared.ts";
 
