@@ -16,11 +16,7 @@ import { GpuTensor, readMany } from "../../gpu/tensor.ts";
 import type { ModelType } from "../../io/model_config.ts";
 import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "./factor_loops.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
-import {
-  checkGptqWeight,
-  gptqFactorLoopJob,
-  type GptqResult,
-} from "./gptq_quantize.ts";
+import { checkGptqWeight, gptqFactorLoopJob, type GptqResult } from "./gptq_quantize.ts";
 import { lcm } from "./panel_matrix.ts";
 import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";

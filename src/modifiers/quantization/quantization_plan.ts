@@ -12,11 +12,7 @@ import { LlmcError } from "../../errors.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import { layerPrefix } from "../../model/module_names.ts";
 import { planLinearQuantization } from "./linear_plan.ts";
-import type {
-  LinearPlan,
-  PlannedLinear,
-  PlanSource,
-} from "./linear_plan.ts";
+import type { LinearPlan, PlannedLinear, PlanSource } from "./linear_plan.ts";
 import { decoderLayerModules } from "./layer_fused_sets.ts";
 import { checkGptqArgs } from "../gptq/gptq_qparams.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
@@ -25,7 +21,11 @@ import type { JsonValue } from "../../quant/python_json.ts";
 import { buildQuantizationConfig } from "../../quant/quantization_config.ts";
 import type { SchemedModule } from "../../quant/quantization_config.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
-import type { GPTQModifierSpec, QuantizationModifierSpec } from "../../recipe/modifiers.ts";
+import type {
+  AWQModifierSpec,
+  GPTQModifierSpec,
+  QuantizationModifierSpec,
+} from "../../recipe/modifiers.ts";
 import { resolveQuantizationConfig } from "../../recipe/resolve.ts";
 import type { ResolvedQuantizationConfig } from "../../recipe/resolve.ts";
 import { ACTIVATION_OBSERVERS } from "../../graph/observer_operators.ts";
@@ -34,7 +34,10 @@ import { ACTIVATION_OBSERVERS } from "../../graph/observer_operators.ts";
 export class CalibrationUnsupportedError extends LlmcError {}
 
 /** The quantization modifiers the graph runs. */
-export type QuantizationModifierLike = QuantizationModifierSpec | GPTQModifierSpec;
+export type QuantizationModifierLike =
+  | QuantizationModifierSpec
+  | GPTQModifierSpec
+  | AWQModifierSpec;
 
 /** K/V (and query) quantization of one attention module. */
 export interface AttentionPlan {

@@ -73,7 +73,11 @@ import { inputNeedsCalibration, isQuantizedLinear } from "./quantization_plan.ts
 import type { AttentionPlan, QuantizationPlan } from "./quantization_plan.ts";
 import { rtnLayerWeights } from "./rtn_weights.ts";
 import type { RtnWeight } from "./rtn_weights.ts";
-import { readSampleMinMax, recordHeadMinMax, recordTensorMinMax } from "../../graph/sample_statistics.ts";
+import {
+  readSampleMinMax,
+  recordHeadMinMax,
+  recordTensorMinMax,
+} from "../../graph/sample_statistics.ts";
 import type { PendingSampleMinMax } from "../../graph/sample_statistics.ts";
 
 /** Positions of the observation points in forward order. */

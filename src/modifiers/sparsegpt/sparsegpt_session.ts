@@ -13,10 +13,7 @@
 
 import { from, last, mergeMap, type OperatorFunction } from "rxjs";
 import { LINEAR_INPUT_GROUPS, linearModuleName } from "../../model/module_names.ts";
-import {
-  sparsegptPruneMany,
-  type SparseGptWeight,
-} from "./sparsegpt_prune.ts";
+import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
 import { LayerHessians } from "../gptq/gptq_weights.ts";
 import type {
