@@ -36,6 +36,7 @@ import type { ComputeDType } from "../../quant/compute_dtype.ts";
 import { fakeQuantize } from "../../quant/quantize.ts";
 import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
 import type { AWQModifierSpec } from "../../recipe/modifiers.ts";
+import type { SubgraphLosses } from "../../graph/layer_subgraph.ts";
 import type {
   CalibrationTap,
   LayerEnvironment,
@@ -251,6 +252,8 @@ class AwqSession implements LayerSession {
   readonly #mappings: LayerMapping[];
   readonly #sums: Float64Array[];
   readonly #counts: number[];
+  /** Σ xᵀx of the balance input, for mappings whose parent is the balance Linear itself. */
+  readonly #grams: (Float64Array | null)[];
   #pending: GpuTensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
@@ -274,6 +277,7 @@ class AwqSession implements LayerSession {
     });
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
+    this.#grams = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
@@ -314,6 +318,10 @@ class AwqSession implements LayerSession {
         for (let j = 0; j < cols; j++) sum[j] += Math.abs(x[r + j]);
       }
       this.#counts[p.mapping] += x.length / cols;
+      if (isLinearParent(this.#mappings[p.mapping])) {
+        this.#grams[p.mapping] ??= new Float64Array(cols * cols);
+        accumulateGram(this.#grams[p.mapping]!, x, cols);
+      }
     });
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
@@ -352,7 +360,19 @@ class AwqSession implements LayerSession {
         }
         return c;
       });
-      const measured = await this.env.subgraph.losses(m.parent, weights, candidates);
+      // A Linear parent's output error is a quadratic form of the weight change and the
+      // inputs' Gram matrix: exact, and no forward per candidate.
+      const gram = this.#grams[i];
+      const measured = gram !== null
+        ? linearParentLosses(
+          gram,
+          this.#counts[i],
+          weights.get(`${m.balance[0]}.weight`)!,
+          candidates.map((c) =>
+            c.get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!
+          ),
+        )
+        : await this.env.subgraph.losses(m.parent, weights, candidates);
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -404,6 +424,66 @@ class AwqSession implements LayerSession {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
   }
+}
+
+/** Whether a mapping's parent is its single balance Linear (v_proj → o_proj, up_proj → down_proj). */
+function isLinearParent(m: LayerMapping): boolean {
+  return !m.smoothIsNorm && m.balance.length === 1 && m.parentName === m.balance[0];
+}
+
+/** g += xᵀx for the rows of x (upper triangle, mirrored at use). */
+function accumulateGram(g: Float64Array, x: Float32Array, cols: number): void {
+  for (let r = 0; r < x.length; r += cols) {
+    for (let a = 0; a < cols; a++) {
+      const xa = x[r + a];
+      if (xa === 0) continue;
+      const row = a * cols;
+      for (let b = a; b < cols; b++) g[row + b] += xa * x[r + b];
+    }
+  }
+}
+
+/** Σ_i d_i G d_iᵀ over the rows d_i of `d` (G upper-triangular storage). */
+function quadraticForm(g: Float64Array, d: Float64Array, cols: number): number {
+  let total = 0;
+  for (let i = 0; i < d.length; i += cols) {
+    for (let a = 0; a < cols; a++) {
+      const da = d[i + a];
+      if (da === 0) continue;
+      const row = a * cols;
+      let acc = g[row + a] * da;
+      for (let b = a + 1; b < cols; b++) acc += 2 * g[row + b] * d[i + b];
+      total += da * acc;
+    }
+  }
+  return total;
+}
+
+/**
+ * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
+ * for each candidate weight Ŵ, from the inputs' Gram matrix `XᵀX`.
+ */
+function linearParentLosses(
+  gram: Float64Array,
+  rows: number,
+  w: Float32Array,
+  candidates: readonly Float32Array[],
+): SubgraphLosses {
+  const cols = Math.round(Math.sqrt(gram.length));
+  const out = w.length / cols;
+  const numel = rows * out;
+  const ref = quadraticForm(gram, Float64Array.from(w), cols) / numel;
+  const losses = new Float64Array(candidates.length);
+  candidates.forEach((c, k) => {
+    const d = new Float64Array(w.length);
+    for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
+    losses[k] = quadraticForm(gram, d, cols) / numel;
+  });
+  return {
+    finite: Number.isFinite(ref) && gram.every(Number.isFinite),
+    losses,
+    referenceMeanSquare: ref,
+  };
 }
 
 /** Q(W · s) / s with memoryless min/max qparams of the layer's weight args. */
