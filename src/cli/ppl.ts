@@ -14,9 +14,10 @@ import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
+import { inputSimulationOf } from "./_input_simulation.ts";
 
-const USAGE =
-  `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40] [--json]
+const USAGE = `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40]
+                [--simulate-inputs] [--json]
 
   --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json);
                         compressed-tensors checkpoints are decompressed on the fly
@@ -24,6 +25,8 @@ const USAGE =
   --dataset FILE        a UTF-8 text file
   --max-seq-length L    ids per window, BOS included (default 256)
   --windows N           evaluate the first N windows (default 40)
+  --simulate-inputs     quantize every Linear input as the checkpoint's scheme says, as vLLM does
+                        (dynamic per-token, or static per-tensor with the stored input_scale)
   --json                print one JSON object on stdout instead of text`;
 
 /**
@@ -49,6 +52,7 @@ export const command: CliCommand = {
         "max-seq-length": { type: "string", default: "256" },
         windows: { type: "string", default: "40" },
         json: { type: "boolean", default: false },
+        "simulate-inputs": { type: "boolean", default: false },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -63,6 +67,7 @@ export const command: CliCommand = {
         seqLen,
         windows,
         json: values.json,
+        simulateInputs: values["simulate-inputs"],
       };
     });
     if ("exit" in line) return line.exit;
@@ -80,7 +85,13 @@ export const command: CliCommand = {
     const source = await CompressedCheckpoint.open(args.model);
     const model = await DecoderModel.load(source);
     try {
-      const result = await perplexity(model, windows);
+      const transform = args.simulateInputs ? await inputSimulationOf(source) : null;
+      if (args.simulateInputs && transform === null) {
+        console.error(`${args.model}: its scheme quantizes no Linear input; nothing to simulate`);
+      }
+      const result = await perplexity(model, windows, {
+        ...(transform === null ? {} : { transformLinearInput: transform }),
+      });
       const seconds = (performance.now() - start) / 1000;
       if (args.json) {
         console.log(JSON.stringify({
@@ -91,6 +102,7 @@ export const command: CliCommand = {
           nllSum: result.nllSum,
           windows: windows.length,
           maxSeqLength: args.seqLen,
+          simulatedInputs: transform !== null,
           seconds: Number(seconds.toFixed(3)),
         }));
       } else {
