@@ -13,7 +13,14 @@ import { sparseGptModifier } from "./sparsegpt/register.ts";
 import { smoothQuantModifiers } from "./smoothquant/register.ts";
 import { awqModifier } from "./awq/register.ts";
 
-/** Every registration, in no particular order. */
+/**
+ * Every registration, in no particular order.
+ *
+ * @example
+ * ```ts ignore
+ * BUILTIN_MODIFIERS.flatMap((r) => r.types); // ["QuantizationModifier", "GPTQModifier", ...]
+ * ```
+ */
 export const BUILTIN_MODIFIERS: readonly ModifierRegistration[] = [
   quantizationModifiers,
   sparseGptModifier,

@@ -90,6 +90,10 @@ export class ModifierRegistry {
    *
    * @param type a modifier class name
    * @returns its registration
+   * @example
+   * ```ts ignore
+   * MODIFIERS.get("AWQModifier")?.types; // ["AWQModifier"]
+   * ```
    */
   get(type: string): ModifierRegistration | undefined {
     return this.#byType.get(type);
@@ -101,6 +105,10 @@ export class ModifierRegistry {
    * @param plan a plan this registry made
    * @returns its registration
    * @throws {Error} for a plan of an unregistered class (a programming error)
+   * @example
+   * ```ts ignore
+   * MODIFIERS.of(plan).layerModifiers(plan);
+   * ```
    */
   of(plan: PlanBase): ModifierRegistration {
     const r = this.#byType.get(plan.modifier.type);
