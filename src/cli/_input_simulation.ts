@@ -58,14 +58,14 @@ export async function inputSimulationOf(
     }
   }
   if (!any) return null;
-  return (modules, x, batch) => {
+  return (modules, x, engine) => {
     const args = ckpt.schemeOf(modules[0])?.inputActivations ?? null;
     if (args === null) return x;
-    if (args.dynamic === true) return fakeQuantizeDynamicTokens(batch, x, args);
+    if (args.dynamic === true) return fakeQuantizeDynamicTokens(engine, x, args);
     const s = statics.get(modules[0])!;
     const rows = x.shape[0];
     return fakeQuantizeRows(
-      batch,
+      engine,
       x,
       new Float32Array(rows).fill(s.scale),
       new Float32Array(rows).fill(s.zeroPoint),

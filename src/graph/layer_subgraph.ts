@@ -12,15 +12,13 @@
  * with the other half of the layer switched off by a zero output projection:
  * the layer then returns `h + attn(h)` (or `h' + mlp(h')`), and the residual
  * cancels in the difference to the reference. Every candidate's squared
- * error is reduced on the device and all of them are read back together:
- * one device round trip per call, however many candidates.
+ * error is reduced by the model's engine (WebGPU or CPU) and all of them are
+ * read back together: one device round trip per call, however many candidates.
  *
  * @module
  */
 
-import { CommandBatch } from "../gpu/batch.ts";
-import { add, mul, reduceRows, scale } from "../gpu/ops.ts";
-import { GpuTensor, readMany } from "../gpu/tensor.ts";
+import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import { layerPrefix } from "../model/module_names.ts";
@@ -90,14 +88,13 @@ export class LayerSubgraph {
     if (this.#mlpInputs === null) {
       // h' = h + attn(h): the attention half alone, with the layer's own weights.
       const xs = await layerInputs();
-      const gpu = this.model.gpu;
       const w = LayerWeights.fromArrays(
-        gpu,
+        this.model.engine,
         this.model.config,
         this.layer,
         this.#isolated("self_attn", this.weights),
       );
-      const outs: GpuTensor[] = [];
+      const outs: Tensor[] = [];
       try {
         for (let i = 0; i < this.batches.length; i++) {
           const hidden = this.#upload(this.batches[i], xs[i]);
@@ -112,7 +109,7 @@ export class LayerSubgraph {
             hidden.destroy();
           }
         }
-        this.#mlpInputs = (await readMany(outs)) as Float32Array[];
+        this.#mlpInputs = (await this.model.engine.read(outs)) as Float32Array[];
       } finally {
         for (const o of outs) o.destroy();
         w.destroy();
@@ -121,8 +118,8 @@ export class LayerSubgraph {
     return this.#mlpInputs;
   }
 
-  #upload(b: CalibrationBatch, x: Float32Array): GpuTensor {
-    return GpuTensor.fromArray(this.model.gpu, x, [
+  #upload(b: CalibrationBatch, x: Float32Array): Tensor {
+    return this.model.engine.upload(x, [
       b.sequences * b.seqLen,
       this.model.config.hiddenSize,
     ]);
@@ -147,17 +144,16 @@ export class LayerSubgraph {
     reference: ReadonlyMap<string, Float32Array>,
     candidates: readonly ReadonlyMap<string, Float32Array>[],
   ): Promise<SubgraphLosses> {
-    const gpu = this.model.gpu;
-    const { config } = this.model;
+    const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
     const base = this.#isolated(name, reference);
     const hidden = this.batches.map((b, i) => this.#upload(b, xs[i]));
-    const negatedRef: GpuTensor[] = [];
-    const refSquares: GpuTensor[] = [];
-    const errors: GpuTensor[][] = candidates.map(() => []);
+    const negatedRef: Tensor[] = [];
+    const refSquares: Tensor[] = [];
+    const errors: Tensor[][] = candidates.map(() => []);
     const run = async (
       weights: LayerWeights,
-      each: (out: GpuTensor, batch: CommandBatch, i: number) => GpuTensor[],
+      each: (out: Tensor, i: number) => Tensor[],
     ) => {
       try {
         for (let i = 0; i < this.batches.length; i++) {
@@ -165,9 +161,7 @@ export class LayerSubgraph {
             weights,
             sequences: this.batches[i].sequences,
           });
-          const batch = new CommandBatch(gpu);
-          const temporaries = each(out, batch, i);
-          batch.submit();
+          const temporaries = each(out, i);
           out.destroy();
           for (const t of temporaries) t.destroy();
         }
@@ -176,23 +170,23 @@ export class LayerSubgraph {
       }
     };
     try {
-      await run(LayerWeights.fromArrays(gpu, config, this.layer, base), (out, batch) => {
-        negatedRef.push(scale(batch, out, -1));
-        const sq = mul(batch, out, out);
-        refSquares.push(reduceRows(batch, sq, "sum"));
+      await run(LayerWeights.fromArrays(engine, config, this.layer, base), (out) => {
+        negatedRef.push(engine.scale(out, -1));
+        const sq = engine.mul(out, out);
+        refSquares.push(engine.reduceRows(sq, "sum"));
         return [sq];
       });
       for (let c = 0; c < candidates.length; c++) {
         const w = new Map(base);
         for (const [n, v] of candidates[c]) w.set(n, v);
-        await run(LayerWeights.fromArrays(gpu, config, this.layer, w), (out, batch, i) => {
-          const d = add(batch, out, negatedRef[i]);
-          const sq = mul(batch, d, d);
-          errors[c].push(reduceRows(batch, sq, "sum"));
+        await run(LayerWeights.fromArrays(engine, config, this.layer, w), (out, i) => {
+          const d = engine.add(out, negatedRef[i]);
+          const sq = engine.mul(d, d);
+          errors[c].push(engine.reduceRows(sq, "sum"));
           return [d, sq];
         });
       }
-      const read = await readMany([...refSquares, ...errors.flat()]) as Float32Array[];
+      const read = await engine.read([...refSquares, ...errors.flat()]) as Float32Array[];
       const numel = this.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0) *
         config.hiddenSize;
       const total = (list: Float32Array[]) => {

@@ -10,6 +10,7 @@ import type { HfModel } from "../io/hf_model.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
 import type { LayerModifier } from "../graph/modifier.ts";
 import type { QuantizationPlan } from "./quantization/quantization_plan.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 
 /** What every modifier's plan has. */
 export interface PlanBase {
@@ -30,9 +31,11 @@ export interface ModifierRegistration<P extends PlanBase = PlanBase> {
    *
    * @param source the model
    * @param spec the recipe entry (one of `types`)
+   * @param formatOverride a format forced on every module the plan quantizes
+   *   (`"dense"` for an in-memory or dense save), or null
    * @returns the plan
    */
-  plan(source: HfModel, spec: ModifierSpec): P;
+  plan(source: HfModel, spec: ModifierSpec, formatOverride: ModuleFormat | null): P;
   /**
    * The layer modifiers that run the plan, in order (AWQ: smoothing, then quantization).
    *

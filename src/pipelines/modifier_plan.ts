@@ -7,6 +7,7 @@
 
 import type { HfModel } from "../io/hf_model.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { LayerModifier } from "../graph/modifier.ts";
 import { CalibrationUnsupportedError } from "../modifiers/quantization/quantization_plan.ts";
 import type { QuantizationPlan } from "../modifiers/quantization/quantization_plan.ts";
@@ -21,6 +22,7 @@ export type ModifierPlan = PlanBase;
  *
  * @param source the model
  * @param spec the recipe entry
+ * @param formatOverride a format forced on every quantized module (`"dense"`), or null
  * @returns its plan
  * @throws {CalibrationUnsupportedError} for a modifier no registration runs
  * @example
@@ -28,7 +30,11 @@ export type ModifierPlan = PlanBase;
  * const plans = recipe.modifiers.map((m) => planModifier(hf, m));
  * ```
  */
-export function planModifier(source: HfModel, spec: ModifierSpec): ModifierPlan {
+export function planModifier(
+  source: HfModel,
+  spec: ModifierSpec,
+  formatOverride: ModuleFormat | null = null,
+): ModifierPlan {
   const r = MODIFIERS.get(spec.type);
   if (r === undefined) {
     throw new CalibrationUnsupportedError(
@@ -36,7 +42,7 @@ export function planModifier(source: HfModel, spec: ModifierSpec): ModifierPlan 
         `do not run ${spec.type} yet`,
     );
   }
-  return r.plan(source, spec);
+  return r.plan(source, spec, formatOverride);
 }
 
 /**

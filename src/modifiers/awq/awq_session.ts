@@ -28,8 +28,7 @@
  */
 
 import { concatMap, map, type OperatorFunction, toArray } from "rxjs";
-import { copy } from "../../gpu/ops.ts";
-import { type GpuTensor, readMany } from "../../gpu/tensor.ts";
+import type { Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -236,7 +235,7 @@ export function planAwq(
 
 interface PendingInput {
   readonly mapping: number;
-  readonly x: GpuTensor;
+  readonly x: Tensor;
 }
 
 interface BalanceLayer {
@@ -254,7 +253,7 @@ class AwqSession implements LayerSession {
   readonly #counts: number[];
   /** Σ xᵀx of the balance input, for mappings whose parent is the balance Linear itself. */
   readonly #grams: (Float64Array | null)[];
-  #pending: GpuTensor[] = [];
+  #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
     const warn = (message: string) => {
@@ -300,7 +299,7 @@ class AwqSession implements LayerSession {
     const out: PendingInput[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
-      const x = copy(e.batch, e.x);
+      const x = e.engine.copy(e.x);
       this.#pending.push(x);
       out.push({ mapping: i, x });
     });
@@ -308,7 +307,7 @@ class AwqSession implements LayerSession {
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
-    const read = await readMany(pending.map((p) => p.x)) as Float32Array[];
+    const read = await this.env.engine.read(pending.map((p) => p.x)) as Float32Array[];
     pending.forEach((p, i) => {
       const x = read[i];
       const cols = p.x.shape[p.x.shape.length - 1];

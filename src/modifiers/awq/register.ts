@@ -21,9 +21,9 @@ import { awqLayerModifier, type AwqPlan, planAwq } from "./awq_session.ts";
  */
 export const awqModifier: ModifierRegistration<AwqPlan> = {
   types: ["AWQModifier"],
-  plan: (source, spec) => {
+  plan: (source, spec, formatOverride) => {
     const awq = spec as AWQModifierSpec;
-    return planAwq(source.config, awq, planQuantization(source, awq));
+    return planAwq(source.config, awq, planQuantization(source, awq, formatOverride));
   },
   layerModifiers: (plan) => [awqLayerModifier(plan), quantizationLayerModifier(plan.quantization)],
   quantization: (plan) => plan.quantization,

@@ -19,8 +19,8 @@ import { quantizationLayerModifier } from "./quantization_session.ts";
  */
 export const quantizationModifiers: ModifierRegistration<QuantizationPlan> = {
   types: ["QuantizationModifier", "GPTQModifier"],
-  plan: (source, spec) =>
-    planQuantization(source, spec as QuantizationModifierSpec | GPTQModifierSpec),
+  plan: (source, spec, formatOverride) =>
+    planQuantization(source, spec as QuantizationModifierSpec | GPTQModifierSpec, formatOverride),
   layerModifiers: (plan) => [quantizationLayerModifier(plan)],
   quantization: (plan) => plan,
   withQuantization: (_plan, quantization) => quantization,

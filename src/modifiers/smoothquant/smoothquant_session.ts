@@ -21,8 +21,7 @@
 
 import { map, type OperatorFunction, toArray } from "rxjs";
 import { concatMap } from "rxjs";
-import { reduceRows, transpose } from "../../gpu/ops.ts";
-import { type GpuTensor, readMany } from "../../gpu/tensor.ts";
+import type { Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import { isIgnored } from "../../quant/match.ts";
 import type { SmoothQuantModifierSpec } from "../../recipe/modifiers.ts";
@@ -146,8 +145,8 @@ export function smoothingScales(
 
 interface PendingRange {
   readonly mapping: number;
-  readonly min: GpuTensor;
-  readonly max: GpuTensor;
+  readonly min: Tensor;
+  readonly max: Tensor;
 }
 
 class SmoothQuantSession implements LayerSession {
@@ -156,7 +155,7 @@ class SmoothQuantSession implements LayerSession {
   readonly #mappings: LayerMapping[];
   readonly #min: (Float32Array | null)[];
   readonly #max: (Float32Array | null)[];
-  #pending: GpuTensor[] = [];
+  #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: SmoothQuantPlan) {
     const spec = plan.modifier;
@@ -195,10 +194,10 @@ class SmoothQuantSession implements LayerSession {
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
       // Per-column min / max: rows of the transposed activation.
-      const t = transpose(e.batch, e.x);
-      const min = reduceRows(e.batch, t, "min");
-      const max = reduceRows(e.batch, t, "max");
-      e.batch.afterSubmit(() => t.destroy());
+      const t = e.engine.transpose(e.x);
+      const min = e.engine.reduceRows(t, "min");
+      const max = e.engine.reduceRows(t, "max");
+      t.destroy();
       this.#pending.push(min, max);
       out.push({ mapping: i, min, max });
     });
@@ -206,7 +205,9 @@ class SmoothQuantSession implements LayerSession {
   }
 
   async #fold(pending: readonly PendingRange[]): Promise<void> {
-    const read = await readMany(pending.flatMap((p) => [p.min, p.max])) as Float32Array[];
+    const read = await this.env.engine.read(
+      pending.flatMap((p) => [p.min, p.max]),
+    ) as Float32Array[];
     pending.forEach((p, i) => {
       const mn = read[2 * i];
       const mx = read[2 * i + 1];
