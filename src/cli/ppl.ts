@@ -16,9 +16,10 @@ import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { resolveModelDir } from "../hub/resolve_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
+import { inputSimulationOf } from "./_input_simulation.ts";
 
-const USAGE =
-  `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40] [--json]
+const USAGE = `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40]
+                [--simulate-inputs] [--json]
 
   --model DIR|ID        a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a
                         Hub id org/name[@revision] (HF cache, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE);
@@ -27,6 +28,8 @@ const USAGE =
   --dataset FILE        a UTF-8 text file
   --max-seq-length L    ids per window, BOS included (default 256)
   --windows N           evaluate the first N windows (default 40)
+  --simulate-inputs     quantize every Linear input as the checkpoint's scheme says, as vLLM does
+                        (dynamic per-token, or static per-tensor with the stored input_scale)
   --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)
   --json                print one JSON object on stdout instead of text`;
 
@@ -53,6 +56,7 @@ export const command: CliCommand = {
         "max-seq-length": { type: "string", default: "256" },
         windows: { type: "string", default: "40" },
         json: { type: "boolean", default: false },
+        "simulate-inputs": { type: "boolean", default: false },
         engine: { type: "string", default: "auto" },
       },
     }, (values) => {
@@ -68,6 +72,7 @@ export const command: CliCommand = {
         seqLen,
         windows,
         json: values.json,
+        simulateInputs: values["simulate-inputs"],
         engine: choiceFlag("engine", values.engine, ENGINE_CHOICES),
       };
     });
@@ -91,7 +96,13 @@ export const command: CliCommand = {
     if (!args.json) console.error(`engine: ${chosen.reason}`);
     const model = await DecoderModel.load(source, chosen.engine);
     try {
-      const result = await perplexity(model, windows);
+      const transform = args.simulateInputs ? await inputSimulationOf(source) : null;
+      if (args.simulateInputs && transform === null) {
+        console.error(`${args.model}: its scheme quantizes no Linear input; nothing to simulate`);
+      }
+      const result = await perplexity(model, windows, {
+        ...(transform === null ? {} : { transformLinearInput: transform }),
+      });
       const seconds = (performance.now() - start) / 1000;
       if (args.json) {
         console.log(JSON.stringify({
@@ -102,6 +113,7 @@ export const command: CliCommand = {
           nllSum: result.nllSum,
           windows: windows.length,
           maxSeqLength: args.seqLen,
+          simulatedInputs: transform !== null,
           seconds: Number(seconds.toFixed(3)),
           engine: chosen.engine.kind,
           engineReason: chosen.reason,

@@ -215,6 +215,21 @@ export class CompressedCheckpoint {
     return new CompressedCheckpoint(new MemoryTensorStore(config, dir, tensors, fallback));
   }
 
+  /**
+   * The scheme `quantization_config` gives a module (its config groups and ignore list).
+   *
+   * @param module the module's full name, e.g. `model.layers.0.mlp.down_proj`
+   * @param className its class name (default `Linear`)
+   * @returns the scheme, or null for modules the config does not quantize
+   * @example
+   * ```ts ignore
+   * ckpt.schemeOf("model.layers.0.self_attn.q_proj")?.inputActivations?.dynamic; // true for W8A8
+   * ```
+   */
+  schemeOf(module: string, className = "Linear"): QuantizationScheme | null {
+    return findMatchingScheme(module, className, this.#groups, this.#ignore);
+  }
+
   /** The parsed config.json. */
   get config(): ModelConfig {
     return this.#store.config;

@@ -5,6 +5,8 @@
  */
 
 import type { DecoderModel } from "../model/decoder_model.ts";
+import { logSoftmaxNll } from "../model/reference_ops.ts";
+import type { LinearInputTransform } from "../model/taps.ts";
 import { DatasetError } from "./dataset_error.ts";
 
 /** Result of {@link perplexity}. */
@@ -26,6 +28,12 @@ export interface PerplexityOptions {
   tokensPerBatch?: number;
   /** Called after each batch with the windows done so far. */
   onProgress?: (windowsDone: number, windowsTotal: number) => void;
+  /**
+   * Transforms Linear inputs in every layer (simulates the activation
+   * quantization a serving engine applies); the forward then runs layer by
+   * layer and the logits are read back.
+   */
+  transformLinearInput?: LinearInputTransform;
 }
 
 /**
@@ -66,10 +74,40 @@ export async function perplexity(
     const group = windows.slice(w0, w0 + perBatch);
     const ids = new Int32Array(group.length * seqLen);
     group.forEach((w, i) => ids.set(w, i * seqLen));
-    const nll = await model.nll(ids, group.length);
+    const nll = options.transformLinearInput === undefined
+      ? await model.nll(ids, group.length)
+      : await transformedNll(model, ids, group.length, options.transformLinearInput);
     for (const x of nll) nllSum += x;
     tokens += nll.length;
     options.onProgress?.(w0 + group.length, windows.length);
   }
   return { ppl: Math.exp(nllSum / tokens), tokens, nllSum };
+}
+
+/** NLL of every predicted token, with Linear inputs transformed in every layer. */
+async function transformedNll(
+  model: DecoderModel,
+  ids: Int32Array,
+  sequences: number,
+  transformLinearInput: LinearInputTransform,
+): Promise<Float64Array> {
+  const seqLen = ids.length / sequences;
+  let hidden = await model.embed(ids, sequences, seqLen);
+  try {
+    for (let k = 0; k < model.numLayers; k++) {
+      const next = await model.runLayer(k, hidden, { transformLinearInput });
+      hidden.destroy();
+      hidden = next;
+    }
+    const logits = await model.logits(hidden);
+    const targets = new Int32Array(ids.length);
+    for (let r = 0; r < ids.length; r++) targets[r] = r % seqLen === seqLen - 1 ? -1 : ids[r + 1];
+    const per = logSoftmaxNll(logits, targets, model.config.vocabSize);
+    const out = new Float64Array(sequences * (seqLen - 1));
+    let n = 0;
+    for (let r = 0; r < per.length; r++) if (targets[r] >= 0) out[n++] = per[r];
+    return out;
+  } finally {
+    hidden.destroy();
+  }
 }

@@ -156,16 +156,24 @@ export class CpuEngine implements Engine {
   }
 
   add(a: Tensor, b: Tensor): CpuTensor {
-    const as = f32(a, "add");
-    const bs = f32(b, "add");
-    const suffix = a.shape.slice(a.shape.length - b.shape.length);
-    if (b.shape.length > a.shape.length || suffix.some((d, i) => d !== b.shape[i])) {
-      throw new EngineError(`add: b [${b.shape}] must equal a [${a.shape}] or its trailing dims`);
-    }
-    const y = new Float32Array(as.length);
-    const nb = Math.max(bs.length, 1);
-    for (let i = 0; i < as.length; i++) y[i] = as[i] + bs[i % nb];
-    return new CpuTensor(y, [...a.shape]);
+    return broadcast(a, b, "add", (x, y) => x + y);
+  }
+
+  mul(a: Tensor, b: Tensor): CpuTensor {
+    return broadcast(a, b, "mul", (x, y) => x * y);
+  }
+
+  scale(x: Tensor, s: number): CpuTensor {
+    const xs = f32(x, "scale");
+    const y = new Float32Array(xs.length);
+    const sf = Math.fround(s);
+    for (let i = 0; i < xs.length; i++) y[i] = xs[i] * sf;
+    return new CpuTensor(y, [...x.shape]);
+  }
+
+  copy(x: Tensor): CpuTensor {
+    const xs = cpu(x, "copy").data;
+    return new CpuTensor(xs.slice(), [...x.shape]);
   }
 
   rmsnorm(x: Tensor, weight: Tensor, eps: number): CpuTensor {
@@ -360,6 +368,25 @@ function cpu(t: Tensor, op: string): CpuTensor {
     throw new EngineError(`${op}: a ${t.constructor.name} [${t.shape}] is not a CPU tensor`);
   }
   return t;
+}
+
+/** `op(a, b)` elementwise, b equal to a or a trailing-dimension broadcast of it. */
+function broadcast(
+  a: Tensor,
+  b: Tensor,
+  op: string,
+  f: (x: number, y: number) => number,
+): CpuTensor {
+  const as = f32(a, op);
+  const bs = f32(b, op);
+  const suffix = a.shape.slice(a.shape.length - b.shape.length);
+  if (b.shape.length > a.shape.length || suffix.some((d, i) => d !== b.shape[i])) {
+    throw new EngineError(`${op}: b [${b.shape}] must equal a [${a.shape}] or its trailing dims`);
+  }
+  const y = new Float32Array(as.length);
+  const nb = Math.max(bs.length, 1);
+  for (let i = 0; i < as.length; i++) y[i] = f(as[i], bs[i % nb]);
+  return new CpuTensor(y, [...a.shape]);
 }
 
 function f32(t: Tensor, op: string): Float32Array {

@@ -118,6 +118,12 @@ export interface Engine {
   matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
   /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
   add(a: Tensor, b: Tensor): Tensor;
+  /** `a · b` elementwise; b may be a trailing-dimension broadcast of a. */
+  mul(a: Tensor, b: Tensor): Tensor;
+  /** `x · s` for a scalar s (f32). */
+  scale(x: Tensor, s: number): Tensor;
+  /** A copy of `x` (any dtype) that outlives it. */
+  copy(x: Tensor): Tensor;
   /** RMSNorm of every row: `x / sqrt(mean(x²) + eps) · weight`. */
   rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor;
   /** RoPE (rotate_half) in place: rows `[sequences · seqLen, heads · headDim]`, tables `[seqLen, headDim/2]`. */

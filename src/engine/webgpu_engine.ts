@@ -15,7 +15,7 @@
 import { CommandBatch } from "../gpu/batch.ts";
 import { ChunkedWeight } from "../gpu/chunked.ts";
 import { describeGpu, type Gpu } from "../gpu/device.ts";
-import { add, matmul, prepareOps, reduceRows, transpose } from "../gpu/ops.ts";
+import { add, copy, matmul, mul, prepareOps, reduceRows, scale, transpose } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import { ModelOps } from "../model/model_ops.ts";
 import { EngineError } from "./engine_error.ts";
@@ -113,6 +113,18 @@ export class WebGpuEngine implements Engine {
 
   add(a: Tensor, b: Tensor): GpuTensor {
     return add(this.batch, gpuTensor(a, "add"), gpuTensor(b, "add"));
+  }
+
+  mul(a: Tensor, b: Tensor): GpuTensor {
+    return mul(this.batch, gpuTensor(a, "mul"), gpuTensor(b, "mul"));
+  }
+
+  scale(x: Tensor, s: number): GpuTensor {
+    return scale(this.batch, gpuTensor(x, "scale"), s);
+  }
+
+  copy(x: Tensor): GpuTensor {
+    return copy(this.batch, gpuTensor(x, "copy"));
   }
 
   rmsnorm(x: Tensor, weight: Tensor, eps: number): GpuTensor {

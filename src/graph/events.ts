@@ -73,20 +73,23 @@ export interface ModuleMetricEvent {
   readonly layer: number | null;
   /**
    * The quantization error: GPTQ's loss Σ(w−q)²/d²/2 for GPTQ; for
-   * round-to-nearest the relative weight error ‖W−Ŵ‖²/‖W‖²; null for
-   * activation-only modules (K/V scales).
+   * round-to-nearest the relative weight error ‖W−Ŵ‖²/‖W‖²; for AWQ the
+   * mean squared error of the smoothed parent module's output (the chosen
+   * grid point, balance layers fake-quantized); null for activation-only
+   * modules (K/V scales).
    */
   readonly error: number | null;
-  /** Which of the two `error` is. */
-  readonly errorKind: "gptq_loss" | "relative_weight_mse" | null;
+  /** Which of the three `error` is. */
+  readonly errorKind: "gptq_loss" | "relative_weight_mse" | "parent_output_mse" | null;
   /**
    * The relative output reconstruction error ‖X(W − Ŵ)ᵀ‖²/‖XWᵀ‖² on the
    * module's calibration inputs X (the inputs it saw under error
    * propagation), where the modifier measures it (GPTQ: from its Hessian
-   * H = 2XᵀX/n, as tr(ΔHΔᵀ)/tr(WHWᵀ)); null otherwise.
+   * H = 2XᵀX/n, as tr(ΔHΔᵀ)/tr(WHWᵀ); AWQ: the parent's output MSE over its
+   * mean square); null otherwise.
    */
   readonly outputError?: number | null;
-  /** The same error of round-to-nearest with the same args (GPTQ), for comparison; null otherwise. */
+  /** The same error of round-to-nearest with the same args (GPTQ, AWQ), for comparison; null otherwise. */
   readonly rtnOutputError?: number | null;
   /** Calibration samples behind the statistics. */
   readonly samples: number;

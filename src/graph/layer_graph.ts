@@ -8,7 +8,9 @@
  *             session's observer)
  * ```
  *
- * Every round runs all calibration batches through the layer once; each
+ * Modifiers run in stages: one that rewrites layer tensors (SmoothQuant,
+ * AWQ) finishes before the modifiers after it open their sessions on the
+ * rewritten tensors. Every round runs all calibration batches through the layer once; each
  * forward's activations are emitted into that round's tap stream, which
  * every modifier session consumes with its own operator. The propagation
  * forward's outputs become the next layer's inputs (error propagation); in
@@ -29,6 +31,7 @@ import type { LinearInputTransform } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
+import { LayerSubgraph } from "./layer_subgraph.ts";
 import { PendingReads } from "./pending_reads.ts";
 import type {
   AttentionResult,
@@ -103,11 +106,17 @@ function composeTransforms(
 function mergeResults(results: readonly LayerResult[]): LayerResult {
   const linears = new Map<string, LinearResult>();
   const attention = new Map<string, AttentionResult>();
+  const tensors = new Map<string, Float32Array>();
   for (const r of results) {
     for (const l of r.linears) linears.set(l.module, l);
     for (const a of r.attention) attention.set(a.module, a);
+    for (const [n, t] of r.tensors ?? []) tensors.set(n, t);
   }
-  return { linears: [...linears.values()], attention: [...attention.values()] };
+  return {
+    linears: [...linears.values()],
+    attention: [...attention.values()],
+    ...(tensors.size > 0 ? { tensors } : {}),
+  };
 }
 
 /**
@@ -143,75 +152,66 @@ export async function calibrateLayer(
       samples,
       ...(module === undefined ? {} : { module }),
     });
-  const sessions: LayerSession[] = ctx.modifiers.map((m) =>
-    m.open({
-      engine: model.engine,
-      config: model.config,
-      layer: k,
-      weights: input.weights,
-      dtypes: input.dtypes,
-      quantizationAware: ctx.quantizationAware,
-      samples,
-      emit: ctx.emit,
-    })
-  );
+  const subgraph = new LayerSubgraph(model, k, batches, input.inputs, input.weights);
+  const sessions: LayerSession[] = [];
   let gpuBytes = 0;
   let calibrationGpu: LayerWeights | null = null;
   try {
-    const rounds = Math.max(0, ...sessions.map((s) => s.rounds));
-    const calibrationWeights = new Map(input.weights);
-    for (const s of sessions) {
-      for (const [n, w] of s.calibrationWeights) calibrationWeights.set(n, w);
-    }
-
-    if (rounds > 0) {
-      // Kept after the rounds for the propagation forward when it runs with the same weights.
-      const weights = calibrationGpu = LayerWeights.fromArrays(
-        model.engine,
-        model.config,
-        k,
-        calibrationWeights,
+    // The layer's tensors as the modifiers so far left them.
+    let current: ReadonlyMap<string, Float32Array> = input.weights;
+    let calibrationWeights = new Map(current);
+    let rounds = 0;
+    const results: LayerResult[] = [];
+    for (const stage of stagesOf(ctx.modifiers)) {
+      calibrationGpu?.destroy();
+      calibrationGpu = null;
+      const opened = stage.map((m) =>
+        m.open({
+          engine: model.engine,
+          config: model.config,
+          layer: k,
+          weights: current,
+          dtypes: input.dtypes,
+          quantizationAware: ctx.quantizationAware,
+          samples,
+          emit: ctx.emit,
+          subgraph,
+        })
       );
-      gpuBytes = weights.bytes;
-      for (let r = 0; r < rounds; r++) {
-        const taps$ = new Subject<CalibrationTap>();
-        const folded = Promise.all(
-          sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
+      sessions.push(...opened);
+      rounds = Math.max(0, ...opened.map((s) => s.rounds));
+      calibrationWeights = new Map(current);
+      for (const s of opened) {
+        for (const [n, w] of s.calibrationWeights) calibrationWeights.set(n, w);
+      }
+      if (rounds > 0) {
+        // Kept after the rounds for the propagation forward when it runs with the same weights.
+        calibrationGpu = LayerWeights.fromArrays(
+          model.engine,
+          model.config,
+          k,
+          calibrationWeights,
         );
-        let done = 0;
-        // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
-        progress("calibrate", r, 0);
-        try {
-          for (const b of batches) {
-            const out = await forward(
-              ctx,
-              input,
-              b,
-              weights,
-              sessions,
-              r,
-              (event) => taps$.next({ event, samples: b }),
-            );
-            out.destroy();
-            done += b.sequences;
-            progress("calibrate", r, done);
-          }
-        } catch (e) {
-          taps$.error(e);
-          await folded.catch(() => {});
-          throw e;
+        gpuBytes = Math.max(gpuBytes, calibrationGpu.bytes);
+        for (let r = 0; r < rounds; r++) {
+          await calibrationRound(ctx, input, calibrationGpu, opened, r, progress);
         }
-        taps$.complete();
-        await folded;
+      }
+      progress("compress", 0, samples);
+      const finished = await Promise.all(opened.map((s) => s.finish()));
+      results.push(...finished);
+      const rewritten = finished.filter((r) => r.tensors !== undefined && r.tensors.size > 0);
+      if (rewritten.length > 0) {
+        const next = new Map(current);
+        for (const r of rewritten) for (const [n, w] of r.tensors!) next.set(n, w);
+        current = next;
       }
     }
-
-    progress("compress", 0, samples);
-    const result = mergeResults(await Promise.all(sessions.map((s) => s.finish())));
+    const result = mergeResults(results);
 
     if (input.outputs === null) calibrationGpu?.destroy();
     else {
-      const forwardWeights = new Map(input.weights);
+      const forwardWeights = new Map(current);
       if (ctx.propagation === "compressed") {
         for (const l of result.linears) forwardWeights.set(`${l.module}.weight`, l.forwardWeight);
       } else {
@@ -252,6 +252,59 @@ export async function calibrateLayer(
     calibrationGpu?.destroy();
     for (const s of sessions) s.dispose();
   }
+}
+
+/**
+ * The modifiers in stages: a stage ends after a modifier that rewrites
+ * layer tensors, so the modifiers after it calibrate on what it wrote.
+ */
+function stagesOf(modifiers: readonly LayerModifier[]): LayerModifier[][] {
+  const stages: LayerModifier[][] = [[]];
+  for (const m of modifiers) {
+    stages[stages.length - 1].push(m);
+    if (m.rewritesLayer) stages.push([]);
+  }
+  return stages.filter((s) => s.length > 0);
+}
+
+/** One calibration round: every batch through the layer, its taps into every session. */
+async function calibrationRound(
+  ctx: LayerGraphContext,
+  input: LayerGraphInput,
+  weights: LayerWeights,
+  sessions: readonly LayerSession[],
+  r: number,
+  progress: (phase: GraphPhase, round: number, samplesDone: number) => void,
+): Promise<void> {
+  const taps$ = new Subject<CalibrationTap>();
+  const folded = Promise.all(
+    sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
+  );
+  let done = 0;
+  // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
+  progress("calibrate", r, 0);
+  try {
+    for (const b of ctx.batches) {
+      const out = await forward(
+        ctx,
+        input,
+        b,
+        weights,
+        sessions,
+        r,
+        (event) => taps$.next({ event, samples: b }),
+      );
+      out.destroy();
+      done += b.sequences;
+      progress("calibrate", r, done);
+    }
+  } catch (e) {
+    taps$.error(e);
+    await folded.catch(() => {});
+    throw e;
+  }
+  taps$.complete();
+  await folded;
 }
 
 async function forward(

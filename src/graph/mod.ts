@@ -63,8 +63,8 @@ export {
   CalibrationUnsupportedError,
   planQuantization,
   type QuantizationPlan,
-} from "./quantization_plan.ts";
-export { quantizationLayerModifier } from "./quantization_session.ts";
+} from "../modifiers/quantization/quantization_plan.ts";
+export { quantizationLayerModifier } from "../modifiers/quantization/quantization_session.ts";
 export { type CalibratedLayer, calibrateLayer, type Propagation } from "./layer_graph.ts";
 export { ActivationCache, ActivationCacheError, MemoryBudget } from "./activation_cache.ts";
 export {

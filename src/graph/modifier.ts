@@ -11,6 +11,15 @@
  * runs the propagation forward with the results' weights and input
  * simulation, whose outputs feed the next layer (§4.11).
  *
+ * A session may also rewrite any tensor of its layer (a norm weight, a bias,
+ * a Linear weight: SmoothQuant and AWQ rescale them) by returning it in
+ * {@link LayerResult.tensors}. A modifier that does so declares
+ * `rewritesLayer`; the graph then finishes it before it opens the sessions
+ * of the modifiers after it, so they calibrate on the rewritten tensors.
+ * The propagation forward runs with them and the checkpoint stores them.
+ * A session can run a sub-graph of its layer on the cached inputs with
+ * candidate weights through {@link LayerEnvironment.subgraph}.
+ *
  * ```ts ignore
  * const session = modifier.open(env);
  * for (let r = 0; r < session.rounds; r++) await lastValueFrom(taps$(r).pipe(session.observe(r)));
@@ -31,6 +40,7 @@ import type { WeightQParams } from "../quant/quantize.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink } from "./events.ts";
+import type { LayerSubgraph } from "./layer_subgraph.ts";
 
 /** One activation event of a calibration forward, with the samples it covers. */
 export interface CalibrationTap {
@@ -119,6 +129,14 @@ export interface AttentionResult {
 export interface LayerResult {
   readonly linears: readonly LinearResult[];
   readonly attention: readonly AttentionResult[];
+  /**
+   * Tensors of the layer the session rewrote (full tensor name → dense
+   * float32): later modifiers, the propagation forward and the checkpoint
+   * use them instead of the source's. A Linear weight here is the dense
+   * weight later modifiers quantize; a {@link LinearResult} of the same
+   * module takes precedence in the checkpoint.
+   */
+  readonly tensors?: ReadonlyMap<string, Float32Array>;
 }
 
 /** What a session knows about the layer it calibrates. */
@@ -139,6 +157,8 @@ export interface LayerEnvironment {
   readonly samples: number;
   /** Receives metrics, progress and warnings. */
   readonly emit: GraphEventSink;
+  /** Runs parts of this layer on its cached inputs with candidate weights (AWQ's grid search). */
+  readonly subgraph: LayerSubgraph;
 }
 
 /** One modifier's work on one decoder layer. */
@@ -173,6 +193,11 @@ export interface LayerModifier {
   readonly type: string;
   /** Whether its presence turns quantization-aware calibration off (GPTQ, AWQ, AutoRound). */
   readonly disablesQuantizationAware: boolean;
+  /**
+   * Whether its sessions rewrite layer tensors ({@link LayerResult.tensors}):
+   * the modifiers after it then open their sessions only once it finished.
+   */
+  readonly rewritesLayer?: boolean;
   /**
    * Opens the session of one layer.
    *

@@ -30,10 +30,16 @@ import type { ActivationCache } from "../graph/activation_cache.ts";
 import { calibrationBatches } from "../graph/calibration_batches.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { GraphEventSink, LayerDoneEvent } from "../graph/events.ts";
-import { CalibrationUnsupportedError, planQuantization } from "../graph/quantization_plan.ts";
-import type { QuantizationPlan } from "../graph/quantization_plan.ts";
-import { isSparsityPlan, planSparsity } from "../graph/sparsity_plan.ts";
-import { layerModifierOf, type ModifierPlan } from "./modifier_plan.ts";
+import { CalibrationUnsupportedError } from "../modifiers/quantization/quantization_plan.ts";
+import type { QuantizationPlan } from "../modifiers/quantization/quantization_plan.ts";
+import { isSparsityPlan } from "../modifiers/sparsegpt/sparsity_plan.ts";
+import {
+  layerModifiersOf,
+  mapQuantization,
+  type ModifierPlan,
+  planModifier,
+  quantizationOf,
+} from "./modifier_plan.ts";
 import { EMBED_TOKENS, LAYER_LINEARS, linearModuleName } from "../model/module_names.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import type { SparsityStructure } from "../quant/format.ts";
@@ -115,20 +121,11 @@ function planAll(
   modifiers: readonly ModifierSpec[],
   formatOverride: ModuleFormat | null,
 ): ModifierPlan[] {
-  const plans = modifiers.map((m): ModifierPlan => {
-    if (m.type === "SparseGPTModifier") return planSparsity(hf, m);
-    if (m.type !== "QuantizationModifier" && m.type !== "GPTQModifier") {
-      throw new CalibrationUnsupportedError(
-        `${m.stage}_stage.${m.group}_modifiers.${m.type}: llmc's calibrated pipelines do not run ` +
-          `${m.type} yet`,
-      );
-    }
-    return planQuantization(hf, m, formatOverride);
-  });
+  const plans = modifiers.map((m) => planModifier(hf, m, formatOverride));
   // The model's sparsity structure changes the quantization formats (2:4 int weight-only → marlin-24).
   const structure = sparsityStructureOf(plans);
   if (structure !== "2:4") return plans;
-  return plans.map((p) => isSparsityPlan(p) ? p : withSparsityStructure(p, structure));
+  return plans.map((p) => mapQuantization(p, (q) => withSparsityStructure(q, structure)));
 }
 
 function sparsityStructureOf(plans: readonly ModifierPlan[]): SparsityStructure | null {
@@ -153,7 +150,7 @@ function denseLmHead(hf: HfModel): PlannedLinear {
 }
 
 function combineAll(hf: HfModel, plans: readonly ModifierPlan[]): CombinedPlan {
-  const quant = plans.filter((p): p is QuantizationPlan => !isSparsityPlan(p));
+  const quant = plans.map(quantizationOf).filter((q): q is QuantizationPlan => q !== null);
   const structure = sparsityStructureOf(plans);
   if (quant.length > 0) return combinePlans(quant, structure);
   return {
@@ -170,8 +167,9 @@ function sparsityTracker(hf: HfModel, plans: readonly ModifierPlan[]): SparsityT
   // The final scheme of each module is the last quantization modifier's (combinePlans' rule).
   const schemes = new Map<string, PlannedLinear>();
   for (const p of plans) {
-    if (isSparsityPlan(p)) continue;
-    for (const l of p.linears.linears) if (l.scheme !== null) schemes.set(l.name, l);
+    const q = quantizationOf(p);
+    if (q === null) continue;
+    for (const l of q.linears.linears) if (l.scheme !== null) schemes.set(l.name, l);
   }
   const linears = [...schemes.values()];
   const format = sparsityFormatOf(
@@ -347,7 +345,7 @@ async function runCalibrated(
         sparsity,
       );
     } else {
-      const modifiers = plans.map(layerModifierOf);
+      const modifiers = plans.flatMap(layerModifiersOf);
       const quantizationAware = options.quantizationAwareCalibration !== false &&
         !modifiers.some((m) => m.disablesQuantizationAware);
       await lastValueFrom(

@@ -7,13 +7,13 @@
  * @module
  */
 
-import { CalibrationUnsupportedError } from "../graph/quantization_plan.ts";
+import { CalibrationUnsupportedError } from "../modifiers/quantization/quantization_plan.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { inferFormat, type SparsityStructure } from "../quant/format.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import { buildQuantizationConfig } from "../quant/quantization_config.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
-import type { QuantizationPlan } from "../graph/quantization_plan.ts";
+import type { QuantizationPlan } from "../modifiers/quantization/quantization_plan.ts";
 
 /** What the run as a whole writes. */
 export interface CombinedPlan {

@@ -29,7 +29,7 @@ import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import type { CheckpointSink, CheckpointTensor } from "../sink/checkpoint_sink.ts";
 import type { ModuleMetricEvent } from "../graph/events.ts";
-import { relativeError } from "../graph/rtn_weights.ts";
+import { relativeError } from "../modifiers/quantization/rtn_weights.ts";
 import type { JsonObject } from "../sink/config_json.ts";
 
 /** What a pipeline hands to the sink's finalize besides the tensors. */

@@ -22,9 +22,9 @@ import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { LayerDoneEvent } from "../graph/events.ts";
 import type { AttentionResult, LayerResult, LinearResult } from "../graph/modifier.ts";
-import { DENSE_SCHEME } from "../graph/sparsegpt_session.ts";
-import { isSparsityPlan } from "../graph/sparsity_plan.ts";
-import { layerModifierOf, type ModifierPlan } from "./modifier_plan.ts";
+import { DENSE_SCHEME } from "../modifiers/sparsegpt/sparsegpt_session.ts";
+import { isSparsityPlan } from "../modifiers/sparsegpt/sparsity_plan.ts";
+import { layerModifiersOf, type ModifierPlan, quantizationOf } from "./modifier_plan.ts";
 import type { SparsityTracker } from "./sparsity_config.ts";
 import type { CalibrationOptions } from "./calibrated.ts";
 import { readLayerFromSource } from "./layer_source.ts";
@@ -58,7 +58,7 @@ async function storedResults(
           metric: null,
         };
       }
-      const p = plan.linears.linears.find((l) => l.name === s.module)!;
+      const p = quantizationOf(plan)!.linears.linears.find((l) => l.name === s.module)!;
       return {
         module: s.module,
         modifier: plan.modifier.type,
@@ -72,14 +72,15 @@ async function storedResults(
         metric: null,
       };
     });
-    const attention: AttentionResult[] = isSparsityPlan(plan) ? [] : stored.attention.map((s) => ({
+    const quant = quantizationOf(plan);
+    const attention: AttentionResult[] = quant === null ? [] : stored.attention.map((s) => ({
       module: s.module,
-      args: plan.attention.find((a) => a.module === s.module)!.kv!,
+      args: quant.attention.find((a) => a.module === s.module)!.kv!,
       k: s.k,
       v: s.v,
       q: s.q,
     }));
-    out.push({ linears, attention });
+    out.push({ linears, attention, tensors: stored.tensors });
   }
   return out;
 }
@@ -94,6 +95,7 @@ async function overlaidLayer(
 ): Promise<LayerWeightsOnHost> {
   const substitutes = new Map<string, Float32Array>();
   for (const r of await storedResults(scratch, plans, pass, k)) {
+    for (const [n, t] of r.tensors ?? []) substitutes.set(n, t);
     for (const l of r.linears) {
       const name = `${l.module}.weight`;
       const args = l.scheme.weights;
@@ -146,9 +148,9 @@ export async function runIndependent(
   for (let i = 0; i < passes; i++) {
     const last = i === passes - 1;
     if (!last && await scratch.isComplete(i)) continue;
-    const modifier = layerModifierOf(plans[i]);
+    const modifiers = layerModifiersOf(plans[i]);
     const quantizationAware = options.quantizationAwareCalibration !== false &&
-      !modifier.disablesQuantizationAware;
+      !modifiers.some((m) => m.disablesQuantizationAware);
     const final = sinkTarget(hf, sink, batches, ctx.budget.limit, sparsity);
     const target: LayerTarget = last
       ? {
@@ -157,13 +159,16 @@ export async function runIndependent(
           const prior = await storedResults(scratch, plans, i, k);
           const linears = new Map<string, LinearResult>();
           const attention = new Map<string, AttentionResult>();
+          const tensors = new Map<string, Float32Array>();
           for (const r of [...prior, result]) {
             for (const l of r.linears) linears.set(l.module, l);
             for (const a of r.attention) attention.set(a.module, a);
+            for (const [n, t] of r.tensors ?? []) tensors.set(n, t);
           }
           await final.write(k, {
             linears: [...linears.values()],
             attention: [...attention.values()],
+            tensors,
           });
         },
       }
@@ -178,7 +183,7 @@ export async function runIndependent(
       layerPass$(
         { ...ctx, readLayer: (k) => overlaidLayer(hf, scratch, plans, i, k, quantizationAware) },
         {
-          modifiers: [modifier],
+          modifiers,
           propagation: "compressed",
           quantizationAware,
           needsData: plans[i].needsData,

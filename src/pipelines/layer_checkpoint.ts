@@ -2,8 +2,9 @@
  * The checkpoint tensors of one finished decoder layer: each quantized
  * Linear compressed in its format with its weight qparams and observed input
  * scales (§1.9, §1.9.10), each attention module's K/V (and Q) scales
- * (§1.9.12), and every other tensor of the layer (norms, biases, Linears
- * left dense) copied unchanged in its stored dtype.
+ * (§1.9.12), every tensor a modifier rewrote (a smoothed norm weight, a
+ * rescaled Linear left dense) in its stored dtype, and every other tensor of
+ * the layer copied unchanged.
  *
  * @module
  */
@@ -11,6 +12,7 @@
 import { applySparsityCompression, compressModule } from "../compress/compress_module.ts";
 import { kvCacheScaleTensors } from "../compress/kv_cache_scales.ts";
 import type { HfModel } from "../io/hf_model.ts";
+import { f32ToBytes } from "../io/tensor_bytes.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { CheckpointTensor } from "../sink/checkpoint_sink.ts";
@@ -68,6 +70,16 @@ export async function layerCheckpointTensors(
     const name = `${a.module}.k_proj.weight`;
     const dtype = computeDTypeOf(source.info(name).dtype, name);
     out.push(...kvCacheScaleTensors(a.module, { k: a.k, v: a.v, q: a.q }, a.args, dtype));
+  }
+  for (const [name, values] of result.tensors ?? []) {
+    if (replaced.has(name)) continue;
+    const info = source.info(name);
+    const n = info.shape.reduce((a, b) => a * b, 1);
+    if (values.length !== n) {
+      throw new RangeError(`${name}: rewritten tensor has ${values.length} values, expected ${n}`);
+    }
+    replaced.add(name);
+    out.push({ name, dtype: info.dtype, shape: info.shape, data: f32ToBytes(info.dtype, values) });
   }
   for (const name of source.tensorNames()) {
     if (!name.startsWith(prefix) || replaced.has(name)) continue;

@@ -40,11 +40,15 @@ export interface StoredAttention {
 export interface StoredLayer {
   readonly linears: readonly StoredLinear[];
   readonly attention: readonly StoredAttention[];
+  /** Tensors the pass rewrote (smoothed norms and Linears), by full name. */
+  readonly tensors: ReadonlyMap<string, Float32Array>;
 }
 
 interface Manifest {
   linears: { module: string; weightQ: boolean; global: boolean; gIdx: boolean; input: string[] }[];
   attention: { module: string; parts: string[] }[];
+  /** Names of rewritten tensors, stored as `rewritten.<name>` (absent in older files). */
+  tensors?: string[];
 }
 
 function f32(name: string, values: Float32Array, shape?: readonly number[]): TensorToWrite {
@@ -143,7 +147,11 @@ export class ScratchStore {
   async writeLayer(pass: number, k: number, result: LayerResult): Promise<void> {
     await Deno.mkdir(`${this.dir}/pass-${pass}`, { recursive: true });
     const tensors: TensorToWrite[] = [];
-    const manifest: Manifest = { linears: [], attention: [] };
+    const manifest: Manifest = { linears: [], attention: [], tensors: [] };
+    for (const [name, values] of result.tensors ?? []) {
+      tensors.push(f32(`rewritten.${name}`, values));
+      manifest.tensors!.push(name);
+    }
     for (const l of result.linears) {
       tensors.push(f32(`${l.module}.weight`, l.weight, l.shape));
       const w = l.weightQParams;
@@ -255,7 +263,11 @@ export class ScratchStore {
           q: part("q").length > 0 ? await state("q") : null,
         });
       }
-      return { linears, attention };
+      const rewritten = new Map<string, Float32Array>();
+      for (const name of manifest.tensors ?? []) {
+        rewritten.set(name, await read(`rewritten.${name}`));
+      }
+      return { linears, attention, tensors: rewritten };
     } finally {
       f.close();
     }

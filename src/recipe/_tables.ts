@@ -40,9 +40,11 @@ import {
 } from "./_fields.ts";
 import { type DeprecatedKey, type FieldDef, REQUIRED, toPy } from "./_field_table.ts";
 import type {
+  AwqMapping,
   GptqActorder,
   ObserverOverrides,
   SchemeSetting,
+  SmoothQuantMapping,
   SparsityTarget,
 } from "./modifiers.ts";
 import type { PyValue } from "./_pyyaml.ts";
@@ -346,14 +348,109 @@ function checked(key: string, read: Reader<unknown>): FieldDef {
   return { key, prop: key, read, default: nullDefault };
 }
 
-const mappingsList = nullable((v, p) => Array.isArray(v) ? v : fail(p, "a list of mappings", v));
+function smoothQuantMapping(v: unknown, p: string): SmoothQuantMapping {
+  if (!Array.isArray(v) || v.length !== 2) {
+    return fail(p, "a pair [[balance layers...], smooth layer]", v);
+  }
+  const balanceAsString = typeof v[0] === "string";
+  const balanceLayers = balanceAsString ? [v[0] as string] : stringList(v[0], `${p}[0]`);
+  if (balanceLayers.length === 0) fail(`${p}[0]`, "at least one balance layer", v[0]);
+  return Object.freeze({
+    balanceLayers: Object.freeze(balanceLayers),
+    balanceAsString,
+    smoothLayer: string(v[1], `${p}[1]`),
+  });
+}
+
+function awqMapping(v: unknown, p: string): AwqMapping {
+  const m = mapping(v, p);
+  for (const k of Object.keys(m)) {
+    if (k !== "smooth_layer" && k !== "balance_layers" && k !== "activation_hook_target") {
+      fail(`${p}.${k}`, "smooth_layer, balance_layers or activation_hook_target", k);
+    }
+  }
+  if (m.activation_hook_target !== undefined && m.activation_hook_target !== null) {
+    fail(
+      `${p}.activation_hook_target`,
+      "null (llmc hooks the first balance layer's input)",
+      m.activation_hook_target,
+    );
+  }
+  const balanceLayers = stringList(m.balance_layers, `${p}.balance_layers`);
+  if (balanceLayers.length === 0) fail(`${p}.balance_layers`, "at least one balance layer", []);
+  return Object.freeze({
+    smoothLayer: string(m.smooth_layer, `${p}.smooth_layer`),
+    balanceLayers: Object.freeze(balanceLayers),
+  });
+}
+
+function listOf<T>(read: Reader<T>): Reader<readonly T[]> {
+  return (v, p) => {
+    if (!Array.isArray(v)) return fail(p, "a list of mappings", v);
+    return Object.freeze(v.map((x, i) => read(x, `${p}[${i}]`)));
+  };
+}
 
 const SMOOTHQUANT_OWN: readonly FieldDef[] = [
-  checked("smoothing_strength", fraction),
-  checked("mappings", mappingsList),
-  checked("ignore", nullable(stringList)),
-  checked("num_calibration_steps", nullable(positiveInteger)),
-  checked("calibration_function", anyValue),
+  {
+    key: "smoothing_strength",
+    prop: "smoothingStrength",
+    read: fraction,
+    default: () => 0.5,
+    float: true,
+  },
+  {
+    key: "mappings",
+    prop: "mappings",
+    read: nullable(listOf(smoothQuantMapping)),
+    default: nullDefault,
+    dump: (v) =>
+      v === null ? undefined : toPy((v as readonly SmoothQuantMapping[]).map((m) => [
+        m.balanceAsString ? m.balanceLayers[0] : [...m.balanceLayers],
+        m.smoothLayer,
+      ])),
+  },
+  { key: "ignore", prop: "ignore", read: nullable(stringList), default: nullDefault },
+  {
+    key: "num_calibration_steps",
+    prop: "numCalibrationSteps",
+    read: nullable(positiveInteger),
+    default: nullDefault,
+  },
+  {
+    key: "calibration_function",
+    prop: "calibrationFunction",
+    read: anyValue,
+    default: nullDefault,
+  },
+];
+
+const AWQ_OWN: readonly FieldDef[] = [
+  {
+    key: "mappings",
+    prop: "mappings",
+    read: nullable(listOf(awqMapping)),
+    default: nullDefault,
+    dump: (v) =>
+      v === null ? undefined : toPy((v as readonly AwqMapping[]).map((m) => ({
+        smooth_layer: m.smoothLayer,
+        balance_layers: [...m.balanceLayers],
+      }))),
+  },
+  { key: "offload_device", prop: "offloadDevice", read: nullable(string), default: nullDefault },
+  {
+    key: "duo_scaling",
+    prop: "duoScaling",
+    read: (v, p) => v === "both" ? v : boolean(v, p),
+    default: () => true,
+  },
+  { key: "n_grid", prop: "nGrid", read: positiveInteger, default: () => 20 },
+  {
+    key: "sequential_targets",
+    prop: "sequentialTargets",
+    read: nullable(stringOrList),
+    default: nullDefault,
+  },
 ];
 
 const TRANSFORM_TYPES = ["hadamard", "random-hadamard", "random-matrix"] as const;
@@ -399,20 +496,10 @@ export function modifierTables(warn: Warn): Record<string, ParsedTable> {
     WandaPruningModifier: { fields: sparsity, deprecated: SPARSITY_DEPRECATED },
     MagnitudePruningModifier: { fields: [...MODIFIER_BASE, ...MAGNITUDE_OWN] },
     ConstantPruningModifier: { fields: [...MODIFIER_BASE, ...CONSTANT_OWN] },
-    // Not yet supported: only checked; their specs keep the arguments as written.
-    AWQModifier: {
-      fields: [
-        ...q,
-        ...MODIFIER_BASE,
-        checked("mappings", mappingsList),
-        checked("offload_device", nullable(string)),
-        checked("duo_scaling", (v, p) => v === "both" ? v : boolean(v, p)),
-        checked("n_grid", positiveInteger),
-        checked("sequential_targets", nullable(stringOrList)),
-      ],
-    },
+    AWQModifier: { fields: [...q, ...MODIFIER_BASE, ...AWQ_OWN] },
     SmoothQuantModifier: { fields: [...MODIFIER_BASE, ...SMOOTHQUANT_OWN] },
     LogarithmicEqualizationModifier: { fields: [...MODIFIER_BASE, ...SMOOTHQUANT_OWN] },
+    // Not yet supported: only checked; their specs keep the arguments as written.
     SpinQuantModifier: {
       fields: [
         ...MODIFIER_BASE,

@@ -172,11 +172,57 @@ export interface ConstantPruningModifierSpec extends ModifierCommon {
   readonly targets: string | readonly string[];
 }
 
+/**
+ * One SmoothQuant mapping as upstream writes it: `[[balance regexes...], smooth regex]`
+ * (a single balance pattern may be a bare string).
+ */
+export interface SmoothQuantMapping {
+  /** Layers whose input columns absorb the scales. */
+  readonly balanceLayers: readonly string[];
+  /** Whether the balance layers were written as one string rather than a list. */
+  readonly balanceAsString: boolean;
+  /** The layer whose output is divided by the scales (a norm). */
+  readonly smoothLayer: string;
+}
+
+/** SmoothQuant and logarithmic equalization (§3.4, §4.7). */
+export interface SmoothQuantModifierSpec extends ModifierCommon {
+  readonly type: "SmoothQuantModifier" | "LogarithmicEqualizationModifier";
+  /** α (0.5); unused by logarithmic equalization. */
+  readonly smoothingStrength: number;
+  /** Mappings, or null to infer them from the architecture. */
+  readonly mappings: readonly SmoothQuantMapping[] | null;
+  /** Layers never smoothed. */
+  readonly ignore: readonly string[] | null;
+  /** Samples used for calibration (null: all). */
+  readonly numCalibrationSteps: number | null;
+  /** A Python callable upstream; kept as written, unused. */
+  readonly calibrationFunction: unknown;
+}
+
+/** One AWQ mapping (`{smooth_layer, balance_layers}`). */
+export interface AwqMapping {
+  readonly smoothLayer: string;
+  readonly balanceLayers: readonly string[];
+}
+
+/** AWQ (§3.4, §4.6): smoothing by a grid search, then quantization per its scheme. */
+export interface AWQModifierSpec extends ModifierCommon, QuantizationFields {
+  readonly type: "AWQModifier";
+  /** Mappings, or null to infer them from the architecture. */
+  readonly mappings: readonly AwqMapping[] | null;
+  /** Where upstream keeps cached parent inputs; accepted, llmc's cache is bounded anyway. */
+  readonly offloadDevice: string | null;
+  /** Scales from activations and weights (true), activations only (false), or both halves. */
+  readonly duoScaling: boolean | "both";
+  /** Grid points of the exponent search (20). */
+  readonly nGrid: number;
+  /** Kept as written (oneshot's `sequential_targets` is the live setting). */
+  readonly sequentialTargets: string | readonly string[] | null;
+}
+
 /** Modifiers llm-compressor has and llmc reads but cannot run yet. */
 export const NOT_YET_SUPPORTED = [
-  "AWQModifier",
-  "SmoothQuantModifier",
-  "LogarithmicEqualizationModifier",
   "SpinQuantModifier",
   "QuIPModifier",
   "AutoRoundModifier",
@@ -205,6 +251,8 @@ export type ModifierSpec =
   | WandaPruningModifierSpec
   | MagnitudePruningModifierSpec
   | ConstantPruningModifierSpec
+  | SmoothQuantModifierSpec
+  | AWQModifierSpec
   | NotYetSupportedModifierSpec;
 
 /** The class names llmc parses into typed specs it can run (or, for the training-era ones, keep). */
@@ -215,6 +263,9 @@ export const PARSED_MODIFIERS = [
   "WandaPruningModifier",
   "MagnitudePruningModifier",
   "ConstantPruningModifier",
+  "SmoothQuantModifier",
+  "LogarithmicEqualizationModifier",
+  "AWQModifier",
 ] as const;
 
 /** Every modifier class name a recipe may use (§3.1). */
@@ -225,7 +276,7 @@ export const MODIFIER_NAMES: readonly string[] = [...PARSED_MODIFIERS, ...NOT_YE
  * with `resolveQuantizationConfig`.
  *
  * @param mod any modifier spec
- * @returns true for QuantizationModifier and GPTQModifier specs
+ * @returns true for QuantizationModifier, GPTQModifier and AWQModifier specs
  * @example
  * ```ts
  * import { isQuantizationModifier, type ModifierSpec } from "./modifiers.ts";
@@ -236,6 +287,7 @@ export const MODIFIER_NAMES: readonly string[] = [...PARSED_MODIFIERS, ...NOT_YE
  */
 export function isQuantizationModifier(
   mod: ModifierSpec,
-): mod is QuantizationModifierSpec | GPTQModifierSpec {
-  return mod.type === "QuantizationModifier" || mod.type === "GPTQModifier";
+): mod is QuantizationModifierSpec | GPTQModifierSpec | AWQModifierSpec {
+  return mod.type === "QuantizationModifier" || mod.type === "GPTQModifier" ||
+    mod.type === "AWQModifier";
 }

@@ -13,7 +13,7 @@ import { presetScheme } from "../quant/presets.ts";
 import { makeQuantizationScheme, parseQuantizationScheme } from "../quant/scheme.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import { asRecipeError, RecipeError } from "./errors.ts";
-import type { GPTQModifierSpec, QuantizationModifierSpec } from "./modifiers.ts";
+import type { AWQModifierSpec, GPTQModifierSpec, QuantizationModifierSpec } from "./modifiers.ts";
 
 /** What a quantization modifier applies to the model. */
 export interface ResolvedQuantizationConfig {
@@ -36,7 +36,7 @@ export interface ResolvedQuantizationConfig {
 /** The pattern upstream adds to the targets when a KV cache scheme is set. */
 export const KV_CACHE_TARGET = "re:.*self_attn$";
 
-type QuantMod = QuantizationModifierSpec | GPTQModifierSpec;
+type QuantMod = QuantizationModifierSpec | GPTQModifierSpec | AWQModifierSpec;
 
 function defaultWhere(mod: QuantMod): string {
   return `${mod.stage}_stage.${mod.group}_modifiers.${mod.type}`;

@@ -18,7 +18,8 @@ import { resolveQuantizationConfig } from "./resolve.ts";
  *   something to quantize for QuantizationModifier).
  * - SparseGPT / Wanda: `sparsity` must be set; `sparsity_profile: owl`,
  *   `owl_m` and `owl_lmbda` come all together or not at all.
- * - AWQ / AutoRound (not yet supported): scheme xor config_groups.
+ * - AWQ: as the quantization modifiers; duo_scaling only with weights finer than a tensor.
+ * - AutoRound (not yet supported): scheme xor config_groups.
  *
  * @param spec the spec to check
  * @param where its path, for messages
@@ -32,7 +33,17 @@ import { resolveQuantizationConfig } from "./resolve.ts";
  */
 export function validateModifier(spec: ModifierSpec, where: string): void {
   if (isQuantizationModifier(spec)) {
-    resolveQuantizationConfig(spec, where);
+    const resolved = resolveQuantizationConfig(spec, where);
+    if (spec.type === "AWQModifier" && spec.duoScaling !== false) {
+      for (const [name, g] of Object.entries(resolved.configGroups)) {
+        if (g.weights?.strategy === "tensor") {
+          throw new RecipeError(
+            `${where}.duo_scaling: ${name} quantizes weights per tensor; duo_scaling needs ` +
+              `per-channel (or finer) weights, set duo_scaling: false`,
+          );
+        }
+      }
+    }
     return;
   }
   switch (spec.type) {
@@ -49,7 +60,6 @@ export function validateModifier(spec: ModifierSpec, where: string): void {
       }
       return;
     }
-    case "AWQModifier":
     case "AutoRoundModifier": {
       const a = spec.args;
       if (

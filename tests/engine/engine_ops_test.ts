@@ -81,6 +81,37 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name: `${kind}: mul (same shape and broadcast), scale, copy (outlives its source)`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, n] = [6, 5];
+      const as = randn(m * n), bs = randn(m * n), rs = randn(n);
+      const a = e.upload(as, [m, n]);
+      const b = e.upload(bs, [m, n]);
+      const row = e.upload(rs, [n]);
+      const prod = e.mul(a, b);
+      const rowProd = e.mul(a, row);
+      const scaled = e.scale(a, -2.5);
+      const src = e.upload(as, [m, n]);
+      const copied = e.copy(src);
+      src.destroy();
+      const ids = e.upload(new Int32Array([3, -7, 11]), [3]);
+      const idsCopy = e.copy(ids);
+      const [hp, hr, hs, hc] = await read(e, prod, rowProd, scaled, copied);
+      const [hi] = await e.read([idsCopy]);
+      close(hp, as.map((v, i) => Math.fround(v * bs[i])), 0, "mul");
+      close(hr, as.map((v, i) => Math.fround(v * rs[i % n])), 0, "mul broadcast");
+      close(hs, as.map((v) => Math.fround(v * -2.5)), 0, "scale");
+      close(hc, as, 0, "copy");
+      assert.ok(hi instanceof Int32Array, "copy keeps the dtype");
+      assert.deepEqual([...hi], [3, -7, 11]);
+      assert.throws(() => e.mul(a, e.reshape(row, [1, n])), /mul: b \[1,5\] must equal a \[6,5\]/);
+      for (const u of [a, b, row, prod, rowProd, scaled, copied, ids, idsCopy]) u.destroy();
+    },
+  });
+
+  Deno.test({
     name: `${kind}: rope, GQA attention with a sliding window, embedding gather, copyColumns`,
     sanitizeResources: false,
     async fn() {

@@ -16,7 +16,7 @@ import {
   gptqLayerWeights,
   type GptqWeightInput,
   LayerHessians,
-} from "../../src/graph/gptq_weights.ts";
+} from "../../src/modifiers/gptq/gptq_weights.ts";
 import { GptqConfigError } from "../../src/modifiers/gptq/errors.ts";
 import { gptqQuantize, type GptqResult } from "../../src/modifiers/gptq/gptq_quantize.ts";
 import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";

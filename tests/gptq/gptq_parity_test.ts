@@ -23,7 +23,7 @@ import {
 import { CommandBatch } from "../../src/gpu/batch.ts";
 import { getGpu } from "../../src/gpu/device.ts";
 import { GpuTensor } from "../../src/gpu/tensor.ts";
-import { gptqLayerWeights, LayerHessians } from "../../src/graph/gptq_weights.ts";
+import { gptqLayerWeights, LayerHessians } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { gptqQuantize } from "../../src/modifiers/gptq/gptq_quantize.ts";
 import type { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";

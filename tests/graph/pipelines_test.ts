@@ -11,7 +11,7 @@ import { HfModel } from "../../src/io/hf_model.ts";
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
 import { loadTokenizer } from "../../src/io/tokenizer.ts";
 import { loadCalibrationSamples } from "../../src/data/calibration_samples.ts";
-import { CalibrationUnsupportedError } from "../../src/graph/quantization_plan.ts";
+import { CalibrationUnsupportedError } from "../../src/modifiers/quantization/quantization_plan.ts";
 import type { GraphEvent, LayerDoneEvent } from "../../src/graph/events.ts";
 import { referenceFp8KvCalibration } from "./_reference_calibration.ts";
 import { CALIB, STORIES, withTempDir } from "./_helpers.ts";

@@ -116,8 +116,17 @@ Deno.test("recipes that need calibration fail clearly, before any output", async
             "quant_stage: {quant_modifiers: {SmoothQuantModifier: {smoothing_strength: 0.8}}}",
           outputDir: out,
         },
+        CalibrationRequiredError,
+        "SmoothQuantModifier needs calibration data",
+      ],
+      [
+        {
+          model: STORIES,
+          recipe: "quant_stage: {quant_modifiers: {SpinQuantModifier: {rotations: [R1]}}}",
+          outputDir: out,
+        },
         UnsupportedModifierError,
-        "SmoothQuantModifier",
+        "SpinQuantModifier",
       ],
     ];
     for (const [options, cls, text] of cases) {

@@ -20,7 +20,7 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { prepareOps } from "../../src/gpu/ops.ts";
 import { GpuTensor } from "../../src/gpu/tensor.ts";
 import type { ModuleMetricEvent } from "../../src/graph/events.ts";
-import { LayerHessians, reconstructionErrors } from "../../src/graph/gptq_weights.ts";
+import { LayerHessians, reconstructionErrors } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import { CALIB, STORIES, withTempDir } from "./_quality.ts";

@@ -20,7 +20,8 @@ import {
 import { SPEC_EXAMPLES } from "./_spec_examples.ts";
 
 type SpecOf<T> = T extends NotYetSupportedName ? NotYetSupportedModifierSpec
-  : Extract<ModifierSpec, { type: T }>;
+  : ModifierSpec extends infer S ? (S extends { type: infer U } ? (T extends U ? S : never) : never)
+  : never;
 
 function as<T extends ModifierSpec["type"]>(m: ModifierSpec, type: T): SpecOf<T> {
   assert.equal(m.type, type);
@@ -58,14 +59,20 @@ Deno.test("W8A8 SmoothQuant + GPTQ (smoothquant_gptq_w8a8.yaml)", () => {
   const r = parseRecipe(SPEC_EXAMPLES["smoothquant_gptq_w8a8"]);
   assert.deepEqual(r.warnings, []);
   const sq = as(r.modifiers[0], "SmoothQuantModifier");
-  assert.deepEqual(sq.args, {
-    smoothing_strength: 0.8,
-    mappings: [
-      [["re:.*q_proj", "re:.*k_proj", "re:.*v_proj"], "re:.*input_layernorm"],
-      [["re:.*gate_proj", "re:.*up_proj"], "re:.*post_attention_layernorm"],
-    ],
-  });
-  assert.throws(() => assertSupported(sq), UnsupportedModifierError);
+  assert.equal(sq.smoothingStrength, 0.8);
+  assert.deepEqual(sq.mappings, [
+    {
+      balanceLayers: ["re:.*q_proj", "re:.*k_proj", "re:.*v_proj"],
+      balanceAsString: false,
+      smoothLayer: "re:.*input_layernorm",
+    },
+    {
+      balanceLayers: ["re:.*gate_proj", "re:.*up_proj"],
+      balanceAsString: false,
+      smoothLayer: "re:.*post_attention_layernorm",
+    },
+  ]);
+  assertSupported(sq);
   const g = as(r.modifiers[1], "GPTQModifier");
   assert.deepEqual(g.scheme, { form: "preset", name: "W8A8" });
   assert.deepEqual(g.actorder, { source: "default" });
@@ -79,7 +86,8 @@ Deno.test("W8A8 SmoothQuant + GPTQ (smoothquant_gptq_w8a8.yaml)", () => {
 
 Deno.test("static asymmetric INT8 activations (recipe_w8a8_static_asym.yaml)", () => {
   const r = parseRecipe(SPEC_EXAMPLES["w8a8_static_asym"]);
-  assert.deepEqual(as(r.modifiers[0], "SmoothQuantModifier").args, { smoothing_strength: 0.8 });
+  const sq = as(r.modifiers[0], "SmoothQuantModifier");
+  assert.deepEqual([sq.smoothingStrength, sq.mappings, sq.ignore], [0.8, null, null]);
   const g = as(r.modifiers[1], "GPTQModifier");
   assert.deepEqual(g.actorder, { source: "explicit", value: null });
   const inputs = g.configGroups!.group_0.inputActivations!;
@@ -169,7 +177,7 @@ Deno.test("2:4 + FP8 dynamic (sparse_24_fp8.yaml)", () => {
   assert.equal(q.configGroups!.group_0.inputActivations!.observer, null);
 });
 
-Deno.test("AWQ, SpinQuant and QuIP examples parse, and are refused by assertSupported", () => {
+Deno.test("SpinQuant and QuIP examples parse and are refused by assertSupported; AWQ runs", () => {
   const r = parseRecipe({
     default_stage: {
       default_modifiers: {
@@ -193,7 +201,15 @@ Deno.test("AWQ, SpinQuant and QuIP examples parse, and are refused by assertSupp
   ]);
   const spin = as(r.modifiers[0], "SpinQuantModifier");
   assert.deepEqual(spin.args.rotations, ["R1", "R2", "R4"]);
-  for (const m of r.modifiers.slice(0, 3)) {
+  const awq = as(r.modifiers[2], "AWQModifier");
+  assert.deepEqual([awq.duoScaling, awq.nGrid, awq.mappings, awq.offloadDevice], [
+    true,
+    20,
+    null,
+    null,
+  ]);
+  assertSupported(awq);
+  for (const m of r.modifiers.slice(0, 2)) {
     assert.throws(
       () => assertSupported(m),
       (e) =>

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { loadRecipe } from "../../src/recipe/load.ts";
 import { assertSupported } from "../../src/recipe/supported.ts";
-import { planQuantization } from "../../src/graph/quantization_plan.ts";
+import { planModifier } from "../../src/pipelines/modifier_plan.ts";
 import { QuantizationShapeError } from "../../src/quant/errors.ts";
 import { tempDirRunner } from "../_shared.ts";
 
@@ -83,14 +83,11 @@ Deno.test("YAML recipes parse, are supported, and plan on stories260K where shap
       const recipe = await loadRecipe(`${ROOT}recipes/${f}`);
       for (const m of recipe.modifiers) {
         assertSupported(m);
-        // 2:4 recipes (sparse_2of4_*) prune before they quantize; pruning has no quantization plan.
-        if (m.type === "SparseGPTModifier") continue;
-        assert.ok(m.type === "QuantizationModifier" || m.type === "GPTQModifier", f);
-        // Group-128 and NVFP4 (group 16) do not tile stories260K's 64/172-wide Linears.
-        if (/actorder_group|nvfp4/.test(f)) {
-          assert.throws(() => planQuantization(hf, m), QuantizationShapeError, f);
+        // Group-128 (incl. the W4A16_ASYM preset of AWQ) and NVFP4 (group 16) do not tile stories260K's 64/172-wide Linears.
+        if (/actorder_group|nvfp4|awq/.test(f) && m.type !== "SparseGPTModifier") {
+          assert.throws(() => planModifier(hf, m), QuantizationShapeError, f);
         } else {
-          planQuantization(hf, m);
+          planModifier(hf, m);
         }
       }
     }

@@ -8,37 +8,37 @@
  * @module
  */
 
-import { LlmcError } from "../errors.ts";
-import type { ModelConfig } from "../io/model_config.ts";
-import { layerPrefix } from "../model/module_names.ts";
-import {
-  planLinearQuantization,
-  withFormatOverride,
-} from "../modifiers/quantization/linear_plan.ts";
-import type { ModuleFormat } from "../quant/compression_format.ts";
+import { LlmcError } from "../../errors.ts";
+import type { ModelConfig } from "../../io/model_config.ts";
+import { layerPrefix } from "../../model/module_names.ts";
+import { planLinearQuantization, withFormatOverride } from "./linear_plan.ts";
+import type { ModuleFormat } from "../../quant/compression_format.ts";
+import type { LinearPlan, PlannedLinear, PlanSource } from "./linear_plan.ts";
+import { decoderLayerModules } from "./layer_fused_sets.ts";
+import { checkGptqArgs } from "../gptq/gptq_qparams.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import { findMatchingScheme, matchesTarget } from "../../quant/match.ts";
+import type { JsonValue } from "../../quant/python_json.ts";
+import { buildQuantizationConfig } from "../../quant/quantization_config.ts";
+import type { SchemedModule } from "../../quant/quantization_config.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
 import type {
-  LinearPlan,
-  PlannedLinear,
-  PlanSource,
-} from "../modifiers/quantization/linear_plan.ts";
-import { decoderLayerModules } from "../modifiers/quantization/layer_fused_sets.ts";
-import { checkGptqArgs } from "../modifiers/gptq/gptq_qparams.ts";
-import type { QuantizationArgs } from "../quant/args.ts";
-import { findMatchingScheme, matchesTarget } from "../quant/match.ts";
-import type { JsonValue } from "../quant/python_json.ts";
-import { buildQuantizationConfig } from "../quant/quantization_config.ts";
-import type { SchemedModule } from "../quant/quantization_config.ts";
-import type { QuantizationScheme } from "../quant/scheme.ts";
-import type { GPTQModifierSpec, QuantizationModifierSpec } from "../recipe/modifiers.ts";
-import { resolveQuantizationConfig } from "../recipe/resolve.ts";
-import type { ResolvedQuantizationConfig } from "../recipe/resolve.ts";
-import { ACTIVATION_OBSERVERS } from "./observer_operators.ts";
+  AWQModifierSpec,
+  GPTQModifierSpec,
+  QuantizationModifierSpec,
+} from "../../recipe/modifiers.ts";
+import { resolveQuantizationConfig } from "../../recipe/resolve.ts";
+import type { ResolvedQuantizationConfig } from "../../recipe/resolve.ts";
+import { ACTIVATION_OBSERVERS } from "../../graph/observer_operators.ts";
 
 /** A recipe asks for calibration llmc cannot perform (say what and why). */
 export class CalibrationUnsupportedError extends LlmcError {}
 
 /** The quantization modifiers the graph runs. */
-export type QuantizationModifierLike = QuantizationModifierSpec | GPTQModifierSpec;
+export type QuantizationModifierLike =
+  | QuantizationModifierSpec
+  | GPTQModifierSpec
+  | AWQModifierSpec;
 
 /** K/V (and query) quantization of one attention module. */
 export interface AttentionPlan {
@@ -93,7 +93,7 @@ export function isQuantizedLinear(l: PlannedLinear): boolean {
  * @example
  * ```ts
  * import { inputNeedsCalibration } from "./quantization_plan.ts";
- * import { presetScheme } from "../quant/presets.ts";
+ * import { presetScheme } from "../../quant/presets.ts";
  * inputNeedsCalibration(presetScheme("FP8", ["Linear"]).inputActivations); // true
  * inputNeedsCalibration(presetScheme("FP8_DYNAMIC", ["Linear"]).inputActivations); // false
  * ```

@@ -8,29 +8,25 @@
  * @module
  */
 
-import { cpuTensor } from "../engine/cpu_engine.ts";
-import type { Engine, Tensor } from "../engine/engine.ts";
-import { webGpuOf } from "../engine/webgpu_engine.ts";
-import { CommandBatch } from "../gpu/batch.ts";
-import { ChunkedWeight } from "../gpu/chunked.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { matmul, mul, reduceRows } from "../gpu/ops.ts";
-import { GpuTensor, readMany } from "../gpu/tensor.ts";
-import type { ModelType } from "../io/model_config.ts";
-import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "../modifiers/gptq/cpu_gptq.ts";
-import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
-import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
-import {
-  checkGptqWeight,
-  gptqFactorLoopJob,
-  type GptqResult,
-} from "../modifiers/gptq/gptq_quantize.ts";
-import { lcm } from "../modifiers/gptq/panel_matrix.ts";
-import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
-import type { QuantizationArgs } from "../quant/args.ts";
-import type { ComputeDType } from "../quant/compute_dtype.ts";
-import { fuseGlobalScales } from "../quant/fused_global_scales.ts";
-import { rtnGlobalScale } from "../quant/rtn.ts";
+import { cpuTensor } from "../../engine/cpu_engine.ts";
+import type { Engine, Tensor } from "../../engine/engine.ts";
+import { webGpuOf } from "../../engine/webgpu_engine.ts";
+import { CommandBatch } from "../../gpu/batch.ts";
+import { ChunkedWeight } from "../../gpu/chunked.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { matmul, mul, reduceRows } from "../../gpu/ops.ts";
+import { GpuTensor, readMany } from "../../gpu/tensor.ts";
+import type { ModelType } from "../../io/model_config.ts";
+import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "./cpu_gptq.ts";
+import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "./factor_loops.ts";
+import { HessianAccumulator } from "./hessian_accumulator.ts";
+import { checkGptqWeight, gptqFactorLoopJob, type GptqResult } from "./gptq_quantize.ts";
+import { lcm } from "./panel_matrix.ts";
+import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import { fuseGlobalScales } from "../../quant/fused_global_scales.ts";
+import { rtnGlobalScale } from "../../quant/rtn.ts";
 
 /** Where GPTQ's statistics live: an engine, or (GPU-only callers) a WebGPU device. */
 export type GptqDevice = Engine | Gpu;

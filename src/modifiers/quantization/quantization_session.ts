@@ -36,26 +36,26 @@ import {
   type OperatorFunction,
   toArray,
 } from "rxjs";
-import type { Engine, Tensor } from "../engine/engine.ts";
-import { LINEAR_INPUT_GROUPS, linearModuleName } from "../model/module_names.ts";
-import type { LinearInputTransform } from "../model/taps.ts";
-import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
-import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
-import type { GptqResult } from "../modifiers/gptq/gptq_quantize.ts";
-import { quantizationArgsEqual } from "../quant/args.ts";
-import type { QuantizationArgs } from "../quant/args.ts";
-import type { MinMax } from "../quant/calibration_view.ts";
-import type { ComputeDType } from "../quant/compute_dtype.ts";
-import { qparamsOf } from "../quant/observers.ts";
-import type { ObserverState } from "../quant/observers.ts";
+import type { Engine, Tensor } from "../../engine/engine.ts";
+import { LINEAR_INPUT_GROUPS, linearModuleName } from "../../model/module_names.ts";
+import type { LinearInputTransform } from "../../model/taps.ts";
+import { computeDTypeOf } from "./linear_plan.ts";
+import type { PlannedLinear } from "./linear_plan.ts";
+import type { GptqResult } from "../gptq/gptq_quantize.ts";
+import { quantizationArgsEqual } from "../../quant/args.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import type { MinMax } from "../../quant/calibration_view.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import { qparamsOf } from "../../quant/observers.ts";
+import type { ObserverState } from "../../quant/observers.ts";
 import {
   fakeQuantizeDynamicTokens,
   fakeQuantizeRows,
   inputSimulation,
-} from "./activation_fake_quant.ts";
-import type { InputSimulation } from "./activation_fake_quant.ts";
-import type { CalibrationBatch } from "./calibration_batches.ts";
-import { gptqLayerWeights, LayerHessians, reconstructionErrors } from "./gptq_weights.ts";
+} from "../../graph/activation_fake_quant.ts";
+import type { InputSimulation } from "../../graph/activation_fake_quant.ts";
+import type { CalibrationBatch } from "../../graph/calibration_batches.ts";
+import { gptqLayerWeights, LayerHessians, reconstructionErrors } from "../gptq/gptq_weights.ts";
 import type {
   AttentionResult,
   CalibrationTap,
@@ -66,14 +66,18 @@ import type {
   LinearResult,
   ObservedQParams,
   StateQParams,
-} from "./modifier.ts";
-import { globalScaleOfState, observeMinMax } from "./observer_operators.ts";
+} from "../../graph/modifier.ts";
+import { globalScaleOfState, observeMinMax } from "../../graph/observer_operators.ts";
 import { inputNeedsCalibration, isQuantizedLinear } from "./quantization_plan.ts";
 import type { AttentionPlan, QuantizationPlan } from "./quantization_plan.ts";
 import { rtnLayerWeights } from "./rtn_weights.ts";
 import type { RtnWeight } from "./rtn_weights.ts";
-import { readSampleMinMax, recordHeadMinMax, recordTensorMinMax } from "./sample_statistics.ts";
-import type { PendingSampleMinMax } from "./sample_statistics.ts";
+import {
+  readSampleMinMax,
+  recordHeadMinMax,
+  recordTensorMinMax,
+} from "../../graph/sample_statistics.ts";
+import type { PendingSampleMinMax } from "../../graph/sample_statistics.ts";
 
 /** Positions of the observation points in forward order. */
 const GROUP_POINT = [0, 2, 3, 4] as const;

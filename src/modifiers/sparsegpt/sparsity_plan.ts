@@ -9,15 +9,15 @@
  * @module
  */
 
-import type { ModelConfig } from "../io/model_config.ts";
-import { LAYER_LINEARS, layerPrefix, linearModuleName } from "../model/module_names.ts";
-import { decoderLayerModules } from "../modifiers/quantization/layer_fused_sets.ts";
-import type { PlanSource } from "../modifiers/quantization/linear_plan.ts";
-import { parseMaskStructure } from "../modifiers/sparsegpt/mask_structure.ts";
-import { isIgnored, matchesTarget } from "../quant/match.ts";
-import type { SparsityStructure } from "../quant/format.ts";
-import type { SparseGPTModifierSpec } from "../recipe/modifiers.ts";
-import { CalibrationUnsupportedError } from "./quantization_plan.ts";
+import type { ModelConfig } from "../../io/model_config.ts";
+import { LAYER_LINEARS, layerPrefix, linearModuleName } from "../../model/module_names.ts";
+import { decoderLayerModules } from "../quantization/layer_fused_sets.ts";
+import type { PlanSource } from "../quantization/linear_plan.ts";
+import { parseMaskStructure } from "./mask_structure.ts";
+import { isIgnored, matchesTarget } from "../../quant/match.ts";
+import type { SparsityStructure } from "../../quant/format.ts";
+import type { SparseGPTModifierSpec } from "../../recipe/modifiers.ts";
+import { CalibrationUnsupportedError } from "../quantization/quantization_plan.ts";
 
 /** One Linear a sparsity modifier prunes. */
 export interface PrunedLinear {

@@ -12,15 +12,12 @@
  */
 
 import { from, last, mergeMap, type OperatorFunction } from "rxjs";
-import { LINEAR_INPUT_GROUPS, linearModuleName } from "../model/module_names.ts";
-import {
-  sparsegptPruneMany,
-  type SparseGptWeight,
-} from "../modifiers/sparsegpt/sparsegpt_prune.ts";
-import type { QuantizationScheme } from "../quant/scheme.ts";
-import { LayerHessians } from "./gptq_weights.ts";
-import { EngineError } from "../engine/engine_error.ts";
-import { webGpuOf } from "../engine/webgpu_engine.ts";
+import { LINEAR_INPUT_GROUPS, linearModuleName } from "../../model/module_names.ts";
+import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
+import { LayerHessians } from "../gptq/gptq_weights.ts";
+import { EngineError } from "../../engine/engine_error.ts";
+import { webGpuOf } from "../../engine/webgpu_engine.ts";
 import type {
   CalibrationTap,
   LayerEnvironment,
@@ -28,7 +25,7 @@ import type {
   LayerResult,
   LayerSession,
   LinearResult,
-} from "./modifier.ts";
+} from "../../graph/modifier.ts";
 import type { PrunedLinear, SparsityPlan } from "./sparsity_plan.ts";
 
 /** The scheme of a Linear that is pruned but not quantized (its weight is written dense). */

@@ -12,14 +12,14 @@
  * @module
  */
 
-import type { ModelType } from "../io/model_config.ts";
-import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
-import type { ComputeDType } from "../quant/compute_dtype.ts";
-import { fuseGlobalScales } from "../quant/fused_global_scales.ts";
-import { fakeQuantize } from "../quant/quantize.ts";
-import { rtnGlobalScale, rtnQuantizeModule } from "../quant/rtn.ts";
-import type { RtnQParams } from "../quant/rtn.ts";
-import type { QuantizationScheme } from "../quant/scheme.ts";
+import type { ModelType } from "../../io/model_config.ts";
+import { layerFusedSets } from "./layer_fused_sets.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import { fuseGlobalScales } from "../../quant/fused_global_scales.ts";
+import { fakeQuantize } from "../../quant/quantize.ts";
+import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
+import type { RtnQParams } from "../../quant/rtn.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
 
 /** A Linear whose weight is round-to-nearest quantized. */
 export interface RtnWeightInput {
@@ -57,7 +57,7 @@ export interface RtnWeight {
  * @example
  * ```ts
  * import { rtnLayerWeights } from "./rtn_weights.ts";
- * import { presetScheme } from "../quant/presets.ts";
+ * import { presetScheme } from "../../quant/presets.ts";
  * const [w] = rtnLayerWeights(0, "llama", [{
  *   name: "model.layers.0.mlp.up_proj", values: new Float32Array([1, -0.5]), shape: [1, 2],
  *   scheme: presetScheme("FP8", ["Linear"]), dtype: "F32",

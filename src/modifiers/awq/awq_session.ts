@@ -1,0 +1,527 @@
+/**
+ * AWQModifier's smoothing (§4.6) as a layer modifier; the quantization its
+ * scheme asks for runs after it as an ordinary round-to-nearest session on
+ * the smoothed weights (a GPTQModifier may follow instead).
+ *
+ * Per layer:
+ * 1. one calibration round accumulates the per-channel mean |x| of each
+ *    mapping's balance input (the input of its first balance layer);
+ * 2. per mapping, in order, a grid search over the exponent r:
+ *    ```
+ *    s = duo ? clamp(x̄^r / (w̄^(1−r) + 1e-4), 1e-4) : clamp(x̄^r, 1e-4)
+ *    s = s / sqrt(max(s) · min(s));  non-finite s_j → 1
+ *    balance W → Q(W · s) / s          (memoryless min/max qparams of the scheme)
+ *    loss = mean((parent_ref − parent)²)  over every calibration token
+ *    ```
+ *    every candidate is built from the unmodified weights (upstream 0.10;
+ *    0.9.0.x on CPU aliased them between grid points), and all candidates'
+ *    losses come back from the device together ({@link LayerSubgraph});
+ * 3. the best scales rescale the layer exactly: balance columns `· s`,
+ *    the smooth layer's outputs `/ s`.
+ *
+ * The grid is upstream's later one: r = k/(n−1) (ratio 1 included), and
+ * with duo scaling the identity (0, false) first. That first point is
+ * round-to-nearest with the same scheme, which the metrics stream reports
+ * next to the chosen point for every smoothed parent.
+ *
+ * @module
+ */
+
+import { concatMap, map, type OperatorFunction, toArray } from "rxjs";
+import type { Tensor } from "../../engine/engine.ts";
+import type { ModelConfig } from "../../io/model_config.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import { fakeQuantize } from "../../quant/quantize.ts";
+import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
+import type { AWQModifierSpec } from "../../recipe/modifiers.ts";
+import type { SubgraphLosses } from "../../graph/layer_subgraph.ts";
+import type {
+  CalibrationTap,
+  LayerEnvironment,
+  LayerModifier,
+  LayerResult,
+  LayerSession,
+} from "../../graph/modifier.ts";
+import { computeDTypeOf } from "../quantization/linear_plan.ts";
+import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
+import {
+  applySmoothing,
+  AWQ_DEFAULT_MAPPINGS,
+  type LayerMapping,
+  type MappingPatterns,
+  resolveLayerMappings,
+} from "../smoothing/layer_mappings.ts";
+
+/** A planned AWQ run: its mappings and the quantization after the smoothing. */
+export interface AwqPlan {
+  readonly kind: "awq";
+  readonly modifier: AWQModifierSpec;
+  readonly mappings: readonly MappingPatterns[];
+  /** Round-to-nearest with the modifier's scheme, after the smoothing. */
+  readonly quantization: QuantizationPlan;
+  /** Always true: the scales come from calibration activations. */
+  readonly needsData: true;
+  readonly unmatched: readonly string[];
+}
+
+/** One grid point: the exponent and whether weights take part. */
+export interface GridPoint {
+  readonly ratio: number;
+  readonly duo: boolean;
+}
+
+/**
+ * The grid of upstream's later AWQ (ratio 1 included; with duo scaling the
+ * identity point first).
+ *
+ * @param duoScaling the modifier's `duo_scaling`
+ * @param nGrid the modifier's `n_grid`
+ * @returns the grid points in search order
+ * @example
+ * ```ts
+ * import { awqGrid } from "./awq_session.ts";
+ * awqGrid(false, 3).map((p) => p.ratio); // [0, 0.5, 1]
+ * awqGrid(true, 3); // [{ratio: 0, duo: false}, {ratio: 0, duo: true}, {ratio: 1, duo: true}]
+ * ```
+ */
+export function awqGrid(duoScaling: boolean | "both", nGrid: number): GridPoint[] {
+  const steps = (n: number) => Array.from({ length: n }, (_, i) => (n <= 1 ? 0 : i / (n - 1)));
+  if (duoScaling === "both") {
+    return steps(Math.max(1, Math.floor(nGrid / 2))).flatMap((ratio) => [
+      { ratio, duo: false },
+      { ratio, duo: true },
+    ]);
+  }
+  if (duoScaling === false) return steps(nGrid).map((ratio) => ({ ratio, duo: false }));
+  return [
+    { ratio: 0, duo: false },
+    ...steps(Math.max(1, nGrid - 1)).map((ratio) => ({
+      ratio,
+      duo: true,
+    })),
+  ];
+}
+
+/**
+ * The scales of one grid point.
+ *
+ * @param xMean per-channel mean |x|
+ * @param wMean per-channel mean normalised |W| (needed when `p.duo`)
+ * @param p the grid point
+ * @returns the normalised scales
+ * @example
+ * ```ts
+ * import { awqScales } from "./awq_session.ts";
+ * const s = awqScales(new Float32Array([1, 4]), null, { ratio: 1, duo: false });
+ * // [0.5, 2]: s / sqrt(max · min)
+ * ```
+ */
+export function awqScales(
+  xMean: Float32Array,
+  wMean: Float32Array | null,
+  p: GridPoint,
+): Float32Array {
+  const n = xMean.length;
+  const s = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    const x = Math.pow(xMean[j], p.ratio);
+    const v = p.duo ? x / (Math.pow(wMean![j], 1 - p.ratio) + 1e-4) : x;
+    s[j] = Math.max(v, 1e-4);
+  }
+  let mx = -Infinity;
+  let mn = Infinity;
+  for (let j = 0; j < n; j++) {
+    mx = Math.max(mx, s[j]);
+    mn = Math.min(mn, s[j]);
+  }
+  const norm = Math.sqrt(mx * mn);
+  for (let j = 0; j < n; j++) {
+    const v = s[j] / norm;
+    s[j] = Number.isFinite(v) ? v : 1;
+  }
+  return s;
+}
+
+/** The elements quantized together in one row of a weight (its normalisation chunk). */
+function chunkOf(args: QuantizationArgs, rows: number, cols: number): number {
+  switch (args.strategy) {
+    case "tensor":
+      return rows * cols;
+    case "group":
+    case "tensor_group":
+      return args.groupSize ?? cols;
+    default:
+      return cols;
+  }
+}
+
+/**
+ * Per input channel, the mean over balance layers' rows of |W| normalised
+ * by the maximum of its quantization chunk (+1e-6), as upstream's
+ * `_compute_layer_means`.
+ *
+ * @param layers the balance weights `[out, in]` with their weight args
+ * @param cols in_features
+ * @returns the means, or null when no layer has weight args
+ * @example
+ * ```ts ignore
+ * const wMean = awqWeightMeans([{ w, args }], 64);
+ * ```
+ */
+export function awqWeightMeans(
+  layers: readonly { w: Float32Array; args: QuantizationArgs }[],
+  cols: number,
+): Float32Array | null {
+  if (layers.length === 0) return null;
+  const sum = new Float64Array(cols);
+  let rowsTotal = 0;
+  for (const { w, args } of layers) {
+    const rows = w.length / cols;
+    const chunk = chunkOf(args, rows, cols);
+    const norm = new Float32Array(w.length);
+    for (let c0 = 0; c0 < w.length; c0 += chunk) {
+      let m = 0;
+      const end = Math.min(w.length, c0 + chunk);
+      for (let i = c0; i < end; i++) m = Math.max(m, Math.abs(w[i]));
+      for (let i = c0; i < end; i++) norm[i] = Math.abs(w[i]) / (m + 1e-6);
+    }
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cols; j++) sum[j] += norm[r * cols + j];
+    }
+    rowsTotal += rows;
+  }
+  return Float32Array.from(sum, (v) => v / rowsTotal);
+}
+
+function where(spec: AWQModifierSpec): string {
+  return `${spec.stage}_stage.${spec.group}_modifiers.AWQModifier`;
+}
+
+/**
+ * Plans AWQ: its quantization (as a QuantizationModifier with the same
+ * fields) and its mappings, checked on every layer.
+ *
+ * @param config the model config
+ * @param spec the modifier
+ * @param quantization the plan of its quantization fields
+ * @returns the plan
+ * @throws {SmoothingMappingError} for a mapping llmc cannot apply
+ * @example
+ * ```ts ignore
+ * const plan = planAwq(hf.config, spec, planQuantization(hf, spec));
+ * ```
+ */
+export function planAwq(
+  config: ModelConfig,
+  spec: AWQModifierSpec,
+  quantization: QuantizationPlan,
+): AwqPlan {
+  const mappings = spec.mappings === null
+    ? AWQ_DEFAULT_MAPPINGS
+    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+  for (let k = 0; k < config.numHiddenLayers; k++) {
+    resolveLayerMappings(k, config, mappings, where(spec));
+  }
+  return Object.freeze({
+    kind: "awq",
+    modifier: spec,
+    mappings,
+    quantization,
+    needsData: true,
+    unmatched: quantization.unmatched,
+  });
+}
+
+interface PendingInput {
+  readonly mapping: number;
+  readonly x: Tensor;
+}
+
+interface BalanceLayer {
+  readonly name: string;
+  /** Weight args (null: not quantized, scaled only). */
+  readonly args: QuantizationArgs | null;
+  readonly dtype: ComputeDType;
+}
+
+class AwqSession implements LayerSession {
+  readonly rounds = 1;
+  readonly calibrationWeights = new Map<string, Float32Array>();
+  readonly #mappings: LayerMapping[];
+  readonly #sums: Float64Array[];
+  readonly #counts: number[];
+  /** Σ xᵀx of the balance input, for mappings whose parent is the balance Linear itself. */
+  readonly #grams: (Float64Array | null)[];
+  #pending: Tensor[] = [];
+
+  constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
+    const warn = (message: string) => {
+      // The same mapping is skipped in every layer; say it once.
+      if (env.layer === 0) env.emit({ type: "warning", message });
+    };
+    this.#mappings = resolveLayerMappings(
+      env.layer,
+      env.config,
+      plan.mappings,
+      where(plan.modifier),
+      warn,
+    ).filter((m) => {
+      // Upstream smooths a mapping only when one of its layers is quantized.
+      const any = [m.smooth, ...m.balance].some((n) => this.#argsOf(n) !== null);
+      if (!any) {
+        warn(`${where(plan.modifier)}: skipping ${m.smooth}: none of its layers is quantized`);
+      }
+      return any;
+    });
+    this.#sums = this.#mappings.map(() => new Float64Array(0));
+    this.#counts = this.#mappings.map(() => 0);
+    this.#grams = this.#mappings.map(() => null);
+  }
+
+  #argsOf(module: string): QuantizationArgs | null {
+    const l = this.plan.quantization.linears.linears.find((l) => l.name === module);
+    return l?.scheme?.weights ?? null;
+  }
+
+  observe(): OperatorFunction<CalibrationTap, unknown> {
+    return (taps$) =>
+      taps$.pipe(
+        map((tap) => this.#record(tap)),
+        toArray(),
+        concatMap(async (pending) => await this.#fold(pending.flat())),
+      );
+  }
+
+  #record(tap: CalibrationTap): PendingInput[] {
+    const e = tap.event;
+    if (e.kind !== "linear_input") return [];
+    const out: PendingInput[] = [];
+    this.#mappings.forEach((m, i) => {
+      if (!e.modules.includes(m.balance[0])) return;
+      const x = e.engine.copy(e.x);
+      this.#pending.push(x);
+      out.push({ mapping: i, x });
+    });
+    return out;
+  }
+
+  async #fold(pending: readonly PendingInput[]): Promise<void> {
+    const read = await this.env.engine.read(pending.map((p) => p.x)) as Float32Array[];
+    pending.forEach((p, i) => {
+      const x = read[i];
+      const cols = p.x.shape[p.x.shape.length - 1];
+      if (this.#sums[p.mapping].length === 0) this.#sums[p.mapping] = new Float64Array(cols);
+      const sum = this.#sums[p.mapping];
+      for (let r = 0; r < x.length; r += cols) {
+        for (let j = 0; j < cols; j++) sum[j] += Math.abs(x[r + j]);
+      }
+      this.#counts[p.mapping] += x.length / cols;
+      if (isLinearParent(this.#mappings[p.mapping])) {
+        this.#grams[p.mapping] ??= new Float64Array(cols * cols);
+        accumulateGram(this.#grams[p.mapping]!, x, cols);
+      }
+    });
+    for (const t of this.#pending) t.destroy();
+    this.#pending = [];
+  }
+
+  inputTransform(): null {
+    return null;
+  }
+
+  async finish(): Promise<LayerResult> {
+    const spec = this.plan.modifier;
+    let weights: ReadonlyMap<string, Float32Array> = this.env.weights;
+    const tensors = new Map<string, Float32Array>();
+    for (let i = 0; i < this.#mappings.length; i++) {
+      const m = this.#mappings[i];
+      if (this.#counts[i] === 0) continue;
+      const t0 = performance.now();
+      const xMean = Float32Array.from(this.#sums[i], (v) => v / this.#counts[i]);
+      const cols = xMean.length;
+      const balance: BalanceLayer[] = m.balance.map((name) => ({
+        name,
+        args: this.#argsOf(name),
+        dtype: computeDTypeOf(this.env.dtypes.get(`${name}.weight`) ?? "F32", name),
+      }));
+      const quantized = balance.filter((b) => b.args !== null);
+      const wMean = awqWeightMeans(
+        quantized.map((b) => ({ w: weights.get(`${b.name}.weight`)!, args: b.args! })),
+        cols,
+      );
+      const grid = awqGrid(spec.duoScaling, spec.nGrid).filter((p) => !p.duo || wMean !== null);
+      const scales = grid.map((p) => awqScales(xMean, wMean, p));
+      const candidates = scales.map((s) => {
+        const c = new Map<string, Float32Array>();
+        for (const b of quantized) {
+          c.set(`${b.name}.weight`, scaledFakeQuantized(weights.get(`${b.name}.weight`)!, s, b));
+        }
+        return c;
+      });
+      // A Linear parent's output error is a quadratic form of the weight change and the
+      // inputs' Gram matrix: exact, and no forward per candidate.
+      const gram = this.#grams[i];
+      const measured = gram !== null
+        ? linearParentLosses(
+          gram,
+          this.#counts[i],
+          weights.get(`${m.balance[0]}.weight`)!,
+          candidates.map((c) =>
+            c.get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!
+          ),
+        )
+        : await this.env.subgraph.losses(m.parent, weights, candidates);
+      if (!measured.finite) {
+        this.env.emit({
+          type: "warning",
+          message: `${where(spec)}: skipping ${m.smooth}: NaN or inf in the output of ` +
+            `${m.parentName} on the calibration data`,
+        });
+        continue;
+      }
+      let best = -1;
+      measured.losses.forEach((l, c) => {
+        if (Number.isFinite(l) && (best < 0 || l < measured.losses[best])) best = c;
+      });
+      if (best < 0) {
+        this.env.emit({
+          type: "warning",
+          message: `${where(spec)}: skipping ${m.smooth}: no grid point gave a finite loss ` +
+            `on ${m.parentName}`,
+        });
+        continue;
+      }
+      const rewritten = applySmoothing(weights, m, scales[best]);
+      const next = new Map(weights);
+      for (const [n, w] of rewritten) {
+        next.set(n, w);
+        tensors.set(n, w);
+      }
+      weights = next;
+      const ref = measured.referenceMeanSquare;
+      this.env.emit({
+        type: "module_metric",
+        module: m.parentName,
+        modifier: "AWQModifier",
+        layer: this.env.layer,
+        error: measured.losses[best],
+        errorKind: "parent_output_mse",
+        outputError: ref > 0 ? measured.losses[best] / ref : null,
+        // The first grid point is the identity: round-to-nearest with the same scheme.
+        rtnOutputError: ref > 0 ? measured.losses[0] / ref : null,
+        samples: this.env.samples,
+        seconds: (performance.now() - t0) / 1000,
+        rssBytes: Deno.memoryUsage().rss,
+        gpuBytes: 0,
+      });
+    }
+    return { linears: [], attention: [], tensors };
+  }
+
+  dispose(): void {
+    for (const t of this.#pending) t.destroy();
+    this.#pending = [];
+  }
+}
+
+/** Whether a mapping's parent is its single balance Linear (v_proj → o_proj, up_proj → down_proj). */
+function isLinearParent(m: LayerMapping): boolean {
+  return !m.smoothIsNorm && m.balance.length === 1 && m.parentName === m.balance[0];
+}
+
+/** g += xᵀx for the rows of x (upper triangle, mirrored at use). */
+function accumulateGram(g: Float64Array, x: Float32Array, cols: number): void {
+  for (let r = 0; r < x.length; r += cols) {
+    for (let a = 0; a < cols; a++) {
+      const xa = x[r + a];
+      if (xa === 0) continue;
+      const row = a * cols;
+      for (let b = a; b < cols; b++) g[row + b] += xa * x[r + b];
+    }
+  }
+}
+
+/** Σ_i d_i G d_iᵀ over the rows d_i of `d` (G upper-triangular storage). */
+function quadraticForm(g: Float64Array, d: Float64Array, cols: number): number {
+  let total = 0;
+  for (let i = 0; i < d.length; i += cols) {
+    for (let a = 0; a < cols; a++) {
+      const da = d[i + a];
+      if (da === 0) continue;
+      const row = a * cols;
+      let acc = g[row + a] * da;
+      for (let b = a + 1; b < cols; b++) acc += 2 * g[row + b] * d[i + b];
+      total += da * acc;
+    }
+  }
+  return total;
+}
+
+/**
+ * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
+ * for each candidate weight Ŵ, from the inputs' Gram matrix `XᵀX`.
+ */
+function linearParentLosses(
+  gram: Float64Array,
+  rows: number,
+  w: Float32Array,
+  candidates: readonly Float32Array[],
+): SubgraphLosses {
+  const cols = Math.round(Math.sqrt(gram.length));
+  const out = w.length / cols;
+  const numel = rows * out;
+  const ref = quadraticForm(gram, Float64Array.from(w), cols) / numel;
+  const losses = new Float64Array(candidates.length);
+  candidates.forEach((c, k) => {
+    const d = new Float64Array(w.length);
+    for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
+    losses[k] = quadraticForm(gram, d, cols) / numel;
+  });
+  return {
+    finite: Number.isFinite(ref) && gram.every(Number.isFinite),
+    losses,
+    referenceMeanSquare: ref,
+  };
+}
+
+/** Q(W · s) / s with memoryless min/max qparams of the layer's weight args. */
+function scaledFakeQuantized(w: Float32Array, s: Float32Array, b: BalanceLayer): Float32Array {
+  const cols = s.length;
+  const shape: [number, number] = [w.length / cols, cols];
+  const scaled = new Float32Array(w.length);
+  for (let i = 0; i < w.length; i += cols) {
+    for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
+  }
+  // The grid search observes with memoryless min/max whatever the scheme's observer is.
+  const args: QuantizationArgs = { ...b.args!, observer: "memoryless_minmax" };
+  const globalScale = args.strategy === "tensor_group"
+    ? rtnGlobalScale(scaled, args, b.dtype)
+    : null;
+  const qp = rtnQuantizeModule(scaled, shape, args, { globalScale, dtype: b.dtype, where: b.name });
+  const q = fakeQuantize(scaled, shape, qp, args, { dtype: b.dtype, where: b.name });
+  for (let i = 0; i < q.length; i += cols) {
+    for (let j = 0; j < cols; j++) q[i + j] /= s[j];
+  }
+  return q;
+}
+
+/**
+ * AWQ's smoothing as a layer modifier (its quantization is a separate one).
+ *
+ * @param plan the plan ({@link planAwq})
+ * @returns the layer modifier; it rewrites layer tensors and turns
+ *   quantization-aware calibration off, as upstream
+ * @example
+ * ```ts ignore
+ * const [smooth, quantize] = [awqLayerModifier(plan), quantizationLayerModifier(plan.quantization)];
+ * ```
+ */
+export function awqLayerModifier(plan: AwqPlan): LayerModifier {
+  return {
+    type: "AWQModifier",
+    disablesQuantizationAware: true,
+    rewritesLayer: true,
+    open: (env) => new AwqSession(env, plan),
+  };
+}
