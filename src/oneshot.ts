@@ -24,6 +24,8 @@ import type { Recipe } from "./recipe/recipe.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
 import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+import { MODEL_TRANSFORMS } from "./modifiers/model_transforms.ts";
+import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
@@ -294,10 +296,15 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   for (const m of recipe.modifiers) assertSupported(m);
   for (const w of recipe.warnings) warn(w);
   const ownModel = typeof options.model === "string";
-  const model = typeof options.model === "string"
+  const original = typeof options.model === "string"
     ? await HfModel.open(options.model)
     : options.model;
+  const fullRecipe = recipe;
+  const scratch: { dir: string; model: HfModel }[] = [];
   try {
+    const transformed = await applyModelTransforms(original, fullRecipe, scratch);
+    const model = transformed.model;
+    const recipe = transformed.recipe;
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
@@ -319,7 +326,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
       ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
       : preparePipeline(name, model, recipe, warn);
-    const recipeYaml = recipeToYaml(recipe);
+    const recipeYaml = recipeToYaml(fullRecipe);
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
       source: model,
@@ -337,7 +344,10 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
     });
     const done = await sink.finalize({
-      quantizationConfig: outcome.quantizationConfig,
+      quantizationConfig: transformed.groups === null ? outcome.quantizationConfig : {
+        ...outcome.quantizationConfig,
+        transform_config: { config_groups: transformed.groups },
+      },
       sparsityConfig: outcome.sparsityConfig,
       configPatch: outcome.configPatch,
       recipeYaml,
@@ -353,6 +363,63 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
-    if (ownModel) model.close();
+    for (const s of scratch.reverse()) {
+      s.model.close();
+      await Deno.remove(s.dir, { recursive: true });
+    }
+    if (ownModel) original.close();
   }
+}
+
+/**
+ * Runs the recipe's leading whole-model transforms (SpinQuant): each writes
+ * a transformed float checkpoint into a scratch folder, which the rest of
+ * the recipe reads instead of the original.
+ *
+ * @param model the original model
+ * @param recipe the whole recipe
+ * @param scratch where the scratch folders and their models are recorded (for cleanup)
+ * @returns the model the layer pipelines read, the rest of the recipe, and
+ *   the transform_config groups (null without transforms)
+ * @throws {OneshotError} for a transform after a layer modifier, or a recipe of transforms only
+ */
+async function applyModelTransforms(
+  model: HfModel,
+  recipe: Recipe,
+  scratch: { dir: string; model: HfModel }[],
+): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
+  const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
+  const count = lead === -1 ? recipe.modifiers.length : lead;
+  const late = recipe.modifiers.slice(count).find((m) => MODEL_TRANSFORMS.has(m.type));
+  if (late !== undefined) {
+    throw new OneshotError(
+      `${late.type} must come before the layer modifiers (it rotates the model they compress)`,
+    );
+  }
+  if (count === 0) return { model, recipe, groups: null };
+  if (count === recipe.modifiers.length) {
+    throw new OneshotError(
+      `${recipe.modifiers[0].type} only rotates the weights; follow it with a quantization ` +
+        "modifier (QuantizationModifier or GPTQModifier), as upstream's examples do",
+    );
+  }
+  const transforms = recipe.modifiers.slice(0, count).map((spec) => {
+    const registration = MODEL_TRANSFORMS.get(spec.type)!;
+    return { registration, spec, plan: registration.plan(model.config, spec) };
+  });
+  const groups: { [group: string]: JsonValue } = {};
+  for (const t of transforms) {
+    const dir = await Deno.makeTempDir({ prefix: "llmc-transformed-" });
+    let next: HfModel;
+    try {
+      next = await t.registration.apply(model, t.plan, dir);
+    } catch (e) {
+      await Deno.remove(dir, { recursive: true });
+      throw e;
+    }
+    scratch.push({ dir, model: next });
+    Object.assign(groups, t.registration.transformGroups(model.config, t.plan));
+    model = next;
+  }
+  return { model, recipe: { ...recipe, modifiers: recipe.modifiers.slice(count) }, groups };
 }
