@@ -137,3 +137,145 @@ export function fastWalshHadamard(x: Float32Array | Float64Array, n: number, sca
     if (scale !== 1) { for (let i = base; i < base + n; i++) x[i] *= scale; }
   }
 }
+
+/**
+ * An orthogonal block applied block-diagonally: its normalized matrix, and
+ * for the Hadamard types the factors that let products run in
+ * O(n (log m + K)) per vector instead of O(n²).
+ */
+export interface BlockTransform {
+  /** The normalized n × n matrix, row-major. */
+  readonly matrix: Float64Array;
+  /** n. */
+  readonly size: number;
+  /** `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known. */
+  readonly fast?: {
+    readonly sylvesterSize: number;
+    readonly base: Int8Array;
+    readonly baseSize: number;
+    readonly signs: Float64Array;
+    readonly scale: number;
+  };
+}
+
+/** v ← v·T (or v·Tᵀ) for one length-n run of x at `at`, through T's factors. */
+function fastRun(
+  x: Float64Array,
+  at: number,
+  f: NonNullable<BlockTransform["fast"]>,
+  transpose: boolean,
+  tmp: Float64Array,
+): void {
+  const m = f.sylvesterSize;
+  const k = f.baseSize;
+  const n = m * k;
+  if (transpose) { for (let i = 0; i < n; i++) x[at + i] *= f.signs[i]; }
+  if (k > 1) {
+    // Each K-chunk times H_K (or H_Kᵀ).
+    for (let c = at; c < at + n; c += k) {
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        if (transpose) { for (let i = 0; i < k; i++) s += x[c + i] * f.base[j * k + i]; }
+        else for (let i = 0; i < k; i++) s += x[c + i] * f.base[i * k + j];
+        tmp[j] = s;
+      }
+      x.set(tmp.subarray(0, k), c);
+    }
+  }
+  // S_m (symmetric) across the chunks: butterflies with stride K.
+  for (let h = 1; h < m; h *= 2) {
+    for (let i = 0; i < m; i += 2 * h) {
+      for (let a = i; a < i + h; a++) {
+        const p = at + a * k;
+        const q = at + (a + h) * k;
+        for (let j = 0; j < k; j++) {
+          const u = x[p + j];
+          const v = x[q + j];
+          x[p + j] = u + v;
+          x[q + j] = u - v;
+        }
+      }
+    }
+  }
+  if (transpose) { for (let i = 0; i < n; i++) x[at + i] *= f.scale; }
+  else for (let i = 0; i < n; i++) x[at + i] *= f.signs[i] * f.scale;
+}
+
+/**
+ * `X ← X · diag(T, …, T)` (or with Tᵀ), fast for Hadamard-type transforms.
+ *
+ * @param x the matrix, float64 (modified in place)
+ * @param rows its rows
+ * @param cols its columns (a multiple of the block size)
+ * @param t the block transform
+ * @param transpose use Tᵀ
+ * @param what the tensor's name, for errors
+ * @example
+ * ```ts
+ * import { applyRight } from "./block_apply.ts";
+ * const t = { matrix: new Float64Array([0, 1, 1, 0]), size: 2 };
+ * const x = new Float64Array([1, 2]);
+ * applyRight(x, 1, 2, t, false, "x"); // x = [2, 1]
+ * ```
+ */
+export function applyRight(
+  x: Float64Array,
+  rows: number,
+  cols: number,
+  t: BlockTransform,
+  transpose: boolean,
+  what: string,
+): void {
+  if (t.fast === undefined) return multiplyRight(x, rows, cols, t.matrix, t.size, transpose, what);
+  if (cols % t.size !== 0) {
+    throw new TransformError(
+      `${what}: ${cols} columns are not a multiple of the transform size ${t.size}`,
+    );
+  }
+  const tmp = new Float64Array(t.fast.baseSize);
+  for (let at = 0; at < rows * cols; at += t.size) fastRun(x, at, t.fast, transpose, tmp);
+}
+
+/**
+ * `X ← diag(T, …, T) · X` (or with Tᵀ), fast for Hadamard-type transforms:
+ * each block of rows is transposed, multiplied on the right, transposed back.
+ *
+ * @param x the matrix, float64 (modified in place)
+ * @param rows its rows (a multiple of the block size)
+ * @param cols its columns
+ * @param t the block transform
+ * @param transpose use Tᵀ
+ * @param what the tensor's name, for errors
+ * @example
+ * ```ts
+ * import { applyLeft } from "./block_apply.ts";
+ * const t = { matrix: new Float64Array([0, 1, 1, 0]), size: 2 };
+ * const x = new Float64Array([1, 2]); // 2 × 1
+ * applyLeft(x, 2, 1, t, false, "x"); // x = [2, 1]
+ * ```
+ */
+export function applyLeft(
+  x: Float64Array,
+  rows: number,
+  cols: number,
+  t: BlockTransform,
+  transpose: boolean,
+  what: string,
+): void {
+  if (t.fast === undefined) return multiplyLeft(x, rows, cols, t.matrix, t.size, transpose, what);
+  const b = t.size;
+  if (rows % b !== 0) {
+    throw new TransformError(`${what}: ${rows} rows are not a multiple of the transform size ${b}`);
+  }
+  const y = new Float64Array(b * cols);
+  for (let r0 = 0; r0 < rows; r0 += b) {
+    for (let i = 0; i < b; i++) {
+      for (let c = 0; c < cols; c++) y[c * b + i] = x[(r0 + i) * cols + c];
+    }
+    // (T W)ᵀ = Wᵀ Tᵀ
+    applyRight(y, cols, b, t, !transpose, what);
+    for (let i = 0; i < b; i++) {
+      for (let c = 0; c < cols; c++) x[(r0 + i) * cols + c] = y[c * b + i];
+    }
+  }
+}

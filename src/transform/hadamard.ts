@@ -184,3 +184,42 @@ export function hadamardMatrix(n: number): Int8Array {
   }
   return build(c);
 }
+
+/** A Hadamard matrix as `S_m ⊗ H_K` (Sylvester of order m times a base of order K). */
+export interface HadamardFactors {
+  /** m, a power of two. */
+  readonly sylvesterSize: number;
+  /** The base H_K, ±1 row-major ([1] for a pure Sylvester matrix). */
+  readonly base: Int8Array;
+  /** K. */
+  readonly baseSize: number;
+}
+
+/**
+ * The Kronecker factors of {@link hadamardMatrix}(n): doubling is `S₂ ⊗ H`,
+ * so the matrix equals `S_m ⊗ H_K` exactly, which lets products with it run
+ * as a fast Walsh–Hadamard transform over m and dense K × K products.
+ *
+ * @param n the order
+ * @returns m, H_K and K with m · K = n
+ * @throws {TransformError} naming n when llmc has no construction for it
+ * @example
+ * ```ts
+ * import { hadamardFactors } from "./hadamard.ts";
+ * const f = hadamardFactors(768);
+ * [f.sylvesterSize, f.baseSize]; // [2, 384]
+ * ```
+ */
+export function hadamardFactors(n: number): HadamardFactors {
+  let c = hadamardConstruction(n);
+  if (c === null) hadamardMatrix(n); // throws the error naming n
+  let m = 1;
+  while (c!.kind === "double") {
+    m *= 2;
+    c = c!.half;
+  }
+  if (c!.kind === "sylvester") {
+    return { sylvesterSize: m * c!.n, base: new Int8Array([1]), baseSize: 1 };
+  }
+  return { sylvesterSize: m, base: build(c!), baseSize: c!.n };
+}

@@ -31,16 +31,14 @@
 import type { ModelConfig } from "../io/model_config.ts";
 import type { WeightSource } from "../model/weight_source.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "../model/module_names.ts";
-import { multiplyLeft, multiplyRight } from "./block_apply.ts";
+import { applyLeft, applyRight, type BlockTransform } from "./block_apply.ts";
 import { TransformError } from "./errors.ts";
 
-/** A fused rotation: an orthogonal float64 block applied block-diagonally. */
-export interface FusedRotation {
-  /** The orthogonal block, row-major (already normalized). */
-  readonly matrix: Float64Array;
-  /** Its order. */
-  readonly size: number;
-}
+/**
+ * A fused rotation: an orthogonal float64 block applied block-diagonally
+ * (through its Hadamard factors when it has them).
+ */
+export type FusedRotation = BlockTransform;
 
 /** The fused rotations of a SpinQuant run. */
 export interface FusedRotations {
@@ -123,14 +121,14 @@ export class RotatedWeightSource implements WeightSource {
     const { r1, r2 } = this.#r;
     if (name === EMBED_TOKENS) {
       const e = await this.#read64(EMBED_TOKENS);
-      if (r1) multiplyRight(e, e.length / H, H, r1.matrix, r1.size, false, name);
+      if (r1) applyRight(e, e.length / H, H, r1, false, name);
       return Float32Array.from(e);
     }
     if (name === LM_HEAD) {
       const tied = this.#inner.config.tieWordEmbeddings || !this.#inner.has(LM_HEAD);
       const w = await this.#read64(tied ? EMBED_TOKENS : LM_HEAD);
       scaleColumns(w, H, await this.#inner.readF32(FINAL_NORM));
-      if (r1) multiplyRight(w, w.length / H, H, r1.matrix, r1.size, false, name);
+      if (r1) applyRight(w, w.length / H, H, r1, false, name);
       return Float32Array.from(w);
     }
     if (name === FINAL_NORM) return new Float32Array(H).fill(1);
@@ -151,15 +149,15 @@ export class RotatedWeightSource implements WeightSource {
         const w = await this.#read64(name);
         const rows = w.length / H;
         scaleColumns(w, H, await this.#inner.readF32(`${p}.${norm}.weight`));
-        if (r1) multiplyRight(w, rows, H, r1.matrix, r1.size, false, name);
+        if (r1) applyRight(w, rows, H, r1, false, name);
         if (r2 && rest === "self_attn.v_proj.weight") {
-          multiplyLeft(w, rows, H, r2.matrix, r2.size, true, name);
+          applyLeft(w, rows, H, r2, true, name);
         }
         return Float32Array.from(w);
       }
       case "self_attn.v_proj.bias": {
         const b = await this.#read64(name);
-        if (r2) multiplyRight(b, 1, b.length, r2.matrix, r2.size, false, name);
+        if (r2) applyRight(b, 1, b.length, r2, false, name);
         return Float32Array.from(b);
       }
       case "self_attn.o_proj.weight":
@@ -167,15 +165,15 @@ export class RotatedWeightSource implements WeightSource {
         const w = await this.#read64(name);
         const cols = w.length / H;
         if (r2 && rest === "self_attn.o_proj.weight") {
-          multiplyRight(w, H, cols, r2.matrix, r2.size, false, name);
+          applyRight(w, H, cols, r2, false, name);
         }
-        if (r1) multiplyLeft(w, H, cols, r1.matrix, r1.size, true, name);
+        if (r1) applyLeft(w, H, cols, r1, true, name);
         return Float32Array.from(w);
       }
       case "self_attn.o_proj.bias":
       case "mlp.down_proj.bias": {
         const b = await this.#read64(name);
-        if (r1) multiplyRight(b, 1, H, r1.matrix, r1.size, false, name);
+        if (r1) applyRight(b, 1, H, r1, false, name);
         return Float32Array.from(b);
       }
       default:

@@ -10,7 +10,8 @@
 
 import { seededRandom } from "../model/seeded_random.ts";
 import { TransformError } from "./errors.ts";
-import { hadamardMatrix, sylvester } from "./hadamard.ts";
+import type { BlockTransform } from "./block_apply.ts";
+import { type HadamardFactors, hadamardFactors, hadamardMatrix, sylvester } from "./hadamard.ts";
 
 /** A `transform_config` scheme's `type`. */
 export type TransformType = "hadamard" | "random-hadamard" | "random-matrix";
@@ -32,6 +33,11 @@ export interface TransformMatrix {
   readonly stored: Float64Array;
   /** The factor applied at use: 1/√n for the Hadamard types, 1 for random-matrix. */
   readonly scale: number;
+  /**
+   * For the Hadamard types, `stored = (S_m ⊗ H_K) · diag(signs)` (signs all 1
+   * for `hadamard`), so products can run fast (see block_apply.ts).
+   */
+  readonly factors?: HadamardFactors & { readonly signs: Float64Array };
 }
 
 /**
@@ -58,6 +64,7 @@ export function buildTransform(type: TransformType, size: number, seed: number):
         size,
         stored: Float64Array.from(sylvester(size)),
         scale: 1 / Math.sqrt(size),
+        factors: { ...hadamardFactors(size), signs: new Float64Array(size).fill(1) },
       };
     case "random-hadamard": {
       const h = hadamardMatrix(size);
@@ -67,7 +74,13 @@ export function buildTransform(type: TransformType, size: number, seed: number):
       for (let i = 0; i < size; i++) {
         for (let j = 0; j < size; j++) stored[i * size + j] = h[i * size + j] * sign[j];
       }
-      return { type, size, stored, scale: 1 / Math.sqrt(size) };
+      return {
+        type,
+        size,
+        stored,
+        scale: 1 / Math.sqrt(size),
+        factors: { ...hadamardFactors(size), signs: sign },
+      };
     }
     case "random-matrix":
       return { type, size, stored: randomOrthogonal(size, seed), scale: 1 };
@@ -147,4 +160,22 @@ export function randomOrthogonal(n: number, seed: number): Float64Array {
     if (a[j * n + j] < 0) { for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j]; }
   }
   return q;
+}
+
+/**
+ * The transform as a block for `applyRight` / `applyLeft` (block_apply.ts): its
+ * normalized matrix, plus its Hadamard factors so products run fast.
+ *
+ * @param t the transform
+ * @returns the block transform
+ * @example
+ * ```ts
+ * import { blockTransformOf, buildTransform } from "./transform_matrix.ts";
+ * blockTransformOf(buildTransform("hadamard", 64, 0)).fast?.sylvesterSize; // 64
+ * ```
+ */
+export function blockTransformOf(t: TransformMatrix): BlockTransform {
+  const matrix = normalizedMatrix(t);
+  if (t.factors === undefined) return { matrix, size: t.size };
+  return { matrix, size: t.size, fast: { ...t.factors, scale: t.scale } };
 }

@@ -1,18 +1,26 @@
 import assert from "node:assert/strict";
 import {
   hadamardConstruction,
+  hadamardFactors,
   hadamardMatrix,
   isPowerOfTwo,
   sylvester,
 } from "../../src/transform/hadamard.ts";
 import { FiniteField, primePower } from "../../src/transform/_finite_field.ts";
 import {
+  blockTransformOf,
   buildTransform,
   normalizedMatrix,
   randomOrthogonal,
   TRANSFORM_TYPES,
 } from "../../src/transform/transform_matrix.ts";
-import { fastWalshHadamard, multiplyLeft, multiplyRight } from "../../src/transform/block_apply.ts";
+import {
+  applyLeft,
+  applyRight,
+  fastWalshHadamard,
+  multiplyLeft,
+  multiplyRight,
+} from "../../src/transform/block_apply.ts";
 import { TransformError } from "../../src/transform/errors.ts";
 
 /** max |M Mᵀ − c·I| over the entries. */
@@ -176,4 +184,44 @@ Deno.test("block-diagonal application: right and left products act per block", (
     () => multiplyRight(x, 2, 8, m.subarray(0, 9), 3, false, "w.weight"),
     (e) => e instanceof TransformError && e.message.includes("w.weight"),
   );
+});
+
+Deno.test("hadamardFactors: the matrix is exactly S_m ⊗ H_K", () => {
+  for (const n of [1, 8, 12, 24, 40, 96, 136, 768]) {
+    const { sylvesterSize: m, base, baseSize: k } = hadamardFactors(n);
+    assert.equal(m * k, n);
+    const s = sylvester(m);
+    const h = hadamardMatrix(n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        const v = s[Math.floor(i / k) * m + Math.floor(j / k)] * base[(i % k) * k + (j % k)];
+        if (h[i * n + j] !== v) assert.fail(`order ${n}: (${i}, ${j})`);
+      }
+    }
+  }
+  assert.throws(() => hadamardFactors(172), (e) => e instanceof TransformError);
+});
+
+Deno.test("fast products through the Hadamard factors equal the dense block products", () => {
+  for (
+    const [type, n] of [["hadamard", 16], ["random-hadamard", 12], ["random-hadamard", 48]] as const
+  ) {
+    const t = blockTransformOf(buildTransform(type, n, 9));
+    assert.ok(t.fast !== undefined);
+    const rows = 2 * n;
+    const cols = 3 * n;
+    const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.37));
+    for (const transpose of [false, true]) {
+      const dense = x.slice();
+      const fast = x.slice();
+      multiplyRight(dense, rows, cols, t.matrix, n, transpose, "x");
+      applyRight(fast, rows, cols, t, transpose, "x");
+      for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fast[i] - dense[i]) < 1e-12);
+      const denseL = x.slice();
+      const fastL = x.slice();
+      multiplyLeft(denseL, rows, cols, t.matrix, n, transpose, "x");
+      applyLeft(fastL, rows, cols, t, transpose, "x");
+      for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fastL[i] - denseL[i]) < 1e-12);
+    }
+  }
 });

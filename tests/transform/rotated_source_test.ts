@@ -5,8 +5,8 @@ import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import type { SyntheticSpec } from "../../src/model/synthetic_model.ts";
 import { type FusedRotation, RotatedWeightSource } from "../../src/transform/rotated_source.ts";
 import {
+  blockTransformOf,
   buildTransform,
-  normalizedMatrix,
   type TransformType,
 } from "../../src/transform/transform_matrix.ts";
 import { TransformError } from "../../src/transform/errors.ts";
@@ -14,8 +14,9 @@ import { SHARED_DIR } from "../_shared.ts";
 
 const STORIES = `${SHARED_DIR}models/stories260K`;
 
-function rotation(type: TransformType, size: number, seed: number): FusedRotation {
-  return { matrix: normalizedMatrix(buildTransform(type, size, seed)), size };
+function rotation(type: TransformType, size: number, seed: number, dense = false): FusedRotation {
+  const t = blockTransformOf(buildTransform(type, size, seed));
+  return dense ? { matrix: t.matrix, size } : t;
 }
 
 /** max |a − b| / max |b| */
@@ -39,14 +40,15 @@ Deno.test("R1 + R2 fused into stories260K: same logits within 1e-4 relative", as
     const tokens = ids(24, hf.config.vocabSize);
     const original = await referenceForward(hf, tokens);
     for (
-      const [type1, type2, block] of [
-        ["hadamard", "hadamard", 64],
-        ["random-hadamard", "random-matrix", 64],
-        ["random-matrix", "random-hadamard", 16], // transform_block_size 16
+      const [type1, type2, block, dense] of [
+        ["hadamard", "hadamard", 64, false],
+        ["hadamard", "hadamard", 64, true], // dense products instead of the factors
+        ["random-hadamard", "random-matrix", 64, false],
+        ["random-matrix", "random-hadamard", 16, false], // transform_block_size 16
       ] as const
     ) {
       const rotated = new RotatedWeightSource(hf, {
-        r1: rotation(type1, block, 1),
+        r1: rotation(type1, block, 1, dense),
         r2: rotation(type2, hf.config.headDim, 2),
       });
       assert.equal(rotated.config.tieWordEmbeddings, false);

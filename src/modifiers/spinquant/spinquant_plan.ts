@@ -12,8 +12,8 @@ import type { ModifierSpec } from "../../recipe/modifiers.ts";
 import { TransformError } from "../../transform/errors.ts";
 import type { FusedRotations } from "../../transform/rotated_source.ts";
 import {
+  blockTransformOf,
   buildTransform,
-  normalizedMatrix,
   TRANSFORM_TYPES,
   type TransformType,
 } from "../../transform/transform_matrix.ts";
@@ -143,7 +143,7 @@ export function spinQuantRotations(config: ModelConfig, plan: SpinQuantPlan): Fu
   const build = (name: "R1" | "R2", size: number) => {
     try {
       const t = buildTransform(plan.transformType, size, SEEDS[name]);
-      return { matrix: normalizedMatrix(t), size };
+      return blockTransformOf(t);
     } catch (e) {
       if (e instanceof TransformError) {
         fail(plan.modifier, "transform_type", `${name} of size ${size}: ${e.message}`);
