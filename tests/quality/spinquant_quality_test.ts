@@ -143,3 +143,30 @@ Deno.test("SpinQuant refuses what llmc cannot run, by field", async () => {
     hf.close();
   }
 });
+
+Deno.test({
+  name: "SpinQuant random-hadamard + data-free RTN twice: identical bytes (seeded)",
+  sanitizeResources: false,
+  async fn() {
+    const recipe = SPIN_RTN.replace("transform_type: hadamard", "transform_type: random-hadamard");
+    await withTempDir(async (dir) => {
+      for (const out of ["a", "b"]) {
+        await oneshot({ model: STORIES, recipe, outputDir: `${dir}/${out}`, onWarning: () => {} });
+      }
+      const files = [...Deno.readDirSync(`${dir}/a`)].map((e) => e.name).sort();
+      assert.ok(files.includes("model.safetensors"));
+      for (const f of files) {
+        assert.deepEqual(
+          await Deno.readFile(`${dir}/a/${f}`),
+          await Deno.readFile(`${dir}/b/${f}`),
+          f,
+        );
+      }
+      const config = JSON.parse(await Deno.readTextFile(`${dir}/a/config.json`));
+      assert.equal(
+        config.quantization_config.transform_config.config_groups.R1.type,
+        "random-hadamard",
+      );
+    });
+  },
+});
