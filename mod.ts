@@ -85,3 +85,13 @@ export { loadCalibrationSamples } from "./src/data/calibration_samples.ts";
 export { loadEvaluationWindows } from "./src/data/evaluation_windows.ts";
 export { perplexity } from "./src/data/perplexity.ts";
 export { describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";
+
+// Rotations (Hadamard library, fused SpinQuant rotations).
+export {
+  buildTransform,
+  fastWalshHadamard,
+  hadamardMatrix,
+  RotatedWeightSource,
+  sylvester,
+  TransformError,
+} from "./src/transform/mod.ts";
