@@ -15,6 +15,7 @@
 
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
+import { splitPath } from "./io/_path.ts";
 import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
 import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
@@ -302,7 +303,12 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   const fullRecipe = recipe;
   const scratch: { dir: string; model: HfModel }[] = [];
   try {
-    const transformed = await applyModelTransforms(original, fullRecipe, scratch);
+    const transformed = await applyModelTransforms(
+      original,
+      fullRecipe,
+      splitPath(options.outputDir)[0],
+      scratch,
+    );
     const model = transformed.model;
     const recipe = transformed.recipe;
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
@@ -378,6 +384,8 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
  *
  * @param model the original model
  * @param recipe the whole recipe
+ * @param near the folder the scratch checkpoints go in (the output's parent, so a large
+ *   model's rotated copy lands on the output's disk, not in /tmp), when it exists
  * @param scratch where the scratch folders and their models are recorded (for cleanup)
  * @returns the model the layer pipelines read, the rest of the recipe, and
  *   the transform_config groups (null without transforms)
@@ -386,6 +394,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
 async function applyModelTransforms(
   model: HfModel,
   recipe: Recipe,
+  near: string,
   scratch: { dir: string; model: HfModel }[],
 ): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
   const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
@@ -409,7 +418,8 @@ async function applyModelTransforms(
   });
   const groups: { [group: string]: JsonValue } = {};
   for (const t of transforms) {
-    const dir = await Deno.makeTempDir({ prefix: "llmc-transformed-" });
+    const dir = await Deno.makeTempDir({ dir: near, prefix: ".llmc-transformed-" })
+      .catch(() => Deno.makeTempDir({ prefix: "llmc-transformed-" }));
     let next: HfModel;
     try {
       next = await t.registration.apply(model, t.plan, dir);
