@@ -335,7 +335,9 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     const recipeYaml = recipeToYaml(fullRecipe);
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
-      source: model,
+      // The original model: its folder ties a resumable work folder to the job (the scratch
+      // checkpoint of a transform has a new path every run) and guards the output against it.
+      source: original,
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
@@ -355,7 +357,9 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         transform_config: { config_groups: transformed.groups },
       },
       sparsityConfig: outcome.sparsityConfig,
-      configPatch: outcome.configPatch,
+      configPatch: transformed.groups === null
+        ? outcome.configPatch
+        : { ...outcome.configPatch, tie_word_embeddings: false },
       recipeYaml,
       omitNullDtypes: options.omitNullDtypes,
     });
