@@ -170,3 +170,38 @@ Deno.test({
     });
   },
 });
+
+class Interrupted extends Error {}
+
+Deno.test({
+  name: "SpinQuant + RTN --resume: finished layers are kept, output equals an uninterrupted run's",
+  sanitizeResources: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const run = { model: STORIES, recipe: SPIN_RTN, onWarning: () => {} };
+      await oneshot({ ...run, outputDir: `${dir}/whole` });
+      await assert.rejects(
+        oneshot({
+          ...run,
+          outputDir: `${dir}/out`,
+          onEvent: (e) => {
+            if (e.type === "layer_done" && e.layer === 2) throw new Interrupted("stop");
+          },
+        }),
+        Interrupted,
+      );
+      // The scratch rotated checkpoint is gone; only the resumable work folder is left.
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.ok(left.every((n) => !n.startsWith(".llmc-transformed-")), left.join(", "));
+      const resumed = await oneshot({ ...run, outputDir: `${dir}/out`, resume: true });
+      assert.deepEqual(resumed.resumedLayers, [0, 1, 2]);
+      for (const f of ["model.safetensors", "config.json", "recipe.yaml"]) {
+        assert.deepEqual(
+          await Deno.readFile(`${dir}/out/${f}`),
+          await Deno.readFile(`${dir}/whole/${f}`),
+          f,
+        );
+      }
+    });
+  },
+});
