@@ -32,3 +32,4 @@ export {
   multiplyRight,
 } from "./block_apply.ts";
 export { type FusedRotations, RotatedWeightSource } from "./rotated_source.ts";
+export { prepareWalshHadamard, walshHadamardGpu } from "./gpu_walsh_hadamard.ts";
