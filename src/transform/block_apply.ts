@@ -238,7 +238,9 @@ export function applyRight(
 
 /**
  * `X ← diag(T, …, T) · X` (or with Tᵀ), fast for Hadamard-type transforms:
- * each block of rows is transposed, multiplied on the right, transposed back.
+ * with `T = scale · (S_m ⊗ H_K) · diag(signs)`, the product combines whole
+ * rows (contiguous memory): signs scale rows, H_K mixes the rows of each run
+ * of K, and the Walsh–Hadamard butterflies add and subtract whole rows.
  *
  * @param x the matrix, float64 (modified in place)
  * @param rows its rows (a multiple of the block size)
@@ -267,15 +269,47 @@ export function applyLeft(
   if (rows % b !== 0) {
     throw new TransformError(`${what}: ${rows} rows are not a multiple of the transform size ${b}`);
   }
-  const y = new Float64Array(b * cols);
+  const { sylvesterSize: m, base, baseSize: k, signs, scale } = t.fast;
+  const scaleRows = (r0: number, factor: (i: number) => number) => {
+    for (let i = 0; i < b; i++) {
+      const f = factor(i);
+      const row = x.subarray((r0 + i) * cols, (r0 + i + 1) * cols);
+      for (let c = 0; c < cols; c++) row[c] *= f;
+    }
+  };
+  const tmp = new Float64Array(k * cols);
   for (let r0 = 0; r0 < rows; r0 += b) {
-    for (let i = 0; i < b; i++) {
-      for (let c = 0; c < cols; c++) y[c * b + i] = x[(r0 + i) * cols + c];
+    // T·X = scale·(S ⊗ H_K)·D·X; Tᵀ·X = D·(S ⊗ H_Kᵀ)·X·scale.
+    if (!transpose) scaleRows(r0, (i) => signs[i]);
+    if (k > 1) {
+      for (let chunk = r0; chunk < r0 + b; chunk += k) {
+        tmp.fill(0);
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const h = transpose ? base[j * k + i] : base[i * k + j];
+            const src = (chunk + j) * cols;
+            for (let c = 0; c < cols; c++) tmp[i * cols + c] += h * x[src + c];
+          }
+        }
+        x.set(tmp, chunk * cols);
+      }
     }
-    // (T W)ᵀ = Wᵀ Tᵀ
-    applyRight(y, cols, b, t, !transpose, what);
-    for (let i = 0; i < b; i++) {
-      for (let c = 0; c < cols; c++) x[(r0 + i) * cols + c] = y[c * b + i];
+    for (let h = 1; h < m; h *= 2) {
+      for (let i = 0; i < m; i += 2 * h) {
+        for (let a = i; a < i + h; a++) {
+          for (let j = 0; j < k; j++) {
+            const p = (r0 + a * k + j) * cols;
+            const q = (r0 + (a + h) * k + j) * cols;
+            for (let c = 0; c < cols; c++) {
+              const u = x[p + c];
+              const v = x[q + c];
+              x[p + c] = u + v;
+              x[q + c] = u - v;
+            }
+          }
+        }
+      }
     }
+    scaleRows(r0, (i) => (transpose ? signs[i] * scale : scale));
   }
 }

@@ -204,10 +204,16 @@ Deno.test("hadamardFactors: the matrix is exactly S_m ⊗ H_K", () => {
 
 Deno.test("fast products through the Hadamard factors equal the dense block products", () => {
   for (
-    const [type, n] of [["hadamard", 16], ["random-hadamard", 12], ["random-hadamard", 48]] as const
+    const [type, n] of [
+      ["hadamard", 16],
+      ["random-hadamard", 12],
+      ["random-hadamard", 40], // S_2 ⊗ Paley I (20): butterflies and a base together
+      ["random-hadamard", 48],
+    ] as const
   ) {
     const t = blockTransformOf(buildTransform(type, n, 9));
     assert.ok(t.fast !== undefined);
+    if (n === 40) assert.deepEqual([t.fast.sylvesterSize, t.fast.baseSize], [2, 20]);
     const rows = 2 * n;
     const cols = 3 * n;
     const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.37));
