@@ -24,6 +24,7 @@
  * @module
  */
 
+import { assertNoOnlineTransforms } from "../transform/online_transforms.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { matmul, prepareOps } from "../gpu/ops.ts";
@@ -125,6 +126,7 @@ export class DecoderModel {
             `up to ${MAX_HEAD_DIM}`,
         );
       }
+      assertNoOnlineTransforms(config);
       const device = gpu ?? await getGpu();
       const [ops] = await Promise.all([
         ModelOps.load(device, [config.headDim]),
