@@ -208,3 +208,13 @@ export {
   type TensorDType,
   WebGpuEngine,
 } from "./src/engine/mod.ts";
+
+// Rotations (Hadamard library, fused SpinQuant rotations).
+export {
+  buildTransform,
+  fastWalshHadamard,
+  hadamardMatrix,
+  RotatedWeightSource,
+  sylvester,
+  TransformError,
+} from "./src/transform/mod.ts";

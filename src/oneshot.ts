@@ -18,6 +18,7 @@ import { HfModel } from "./io/hf_model.ts";
 import { resolveModelDir } from "./hub/resolve_model.ts";
 import type { HubOptions } from "./hub/hub_settings.ts";
 import { resolveDataset } from "./data/dataset_source.ts";
+import { splitPath } from "./io/_path.ts";
 import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
 import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
@@ -35,6 +36,8 @@ import { assertOutputOutsideInput } from "./io/atomic_dir.ts";
 import { acquireOutputLock, type OutputLock } from "./io/output_lock.ts";
 import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
 import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
+import { MODEL_TRANSFORMS } from "./modifiers/model_transforms.ts";
+import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
@@ -368,21 +371,31 @@ async function recipeOf(options: OneshotOptions): Promise<Recipe> {
 export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   const t0 = performance.now();
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
-  const recipe = await recipeOf(options);
-  for (const m of recipe.modifiers) assertSupported(m);
-  for (const w of recipe.warnings) warn(w);
+  const fullRecipe = await recipeOf(options);
+  for (const m of fullRecipe.modifiers) assertSupported(m);
+  for (const w of fullRecipe.warnings) warn(w);
   const ownModel = typeof options.model === "string";
-  const model = typeof options.model === "string"
+  const original = typeof options.model === "string"
     ? await HfModel.open(await resolveModelDir(options.model, { ...options.hub, onWarning: warn }))
     : options.model;
   let lock: OutputLock | undefined;
+  const scratch: { dir: string; model: HfModel }[] = [];
   try {
     // Every tensor against the config, before any work (a transposed weight fails here, named).
-    checkModelTensors(model, model.config, model.dir, warn);
+    checkModelTensors(original, original.config, original.dir, warn);
     // The output is locked before the pipeline's preparation (calibration data, planning):
     // a second run on the same output is refused at once, naming this one.
-    await assertOutputOutsideInput(model.dir, options.outputDir);
+    await assertOutputOutsideInput(original.dir, options.outputDir);
     lock = await acquireOutputLock(options.outputDir, warn);
+    // Whole-model transforms (rotations) run first; the layer modifiers compress their result.
+    const transformed = await applyModelTransforms(
+      original,
+      fullRecipe,
+      splitPath(options.outputDir)[0],
+      scratch,
+    );
+    const model = transformed.model;
+    const recipe = transformed.recipe;
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
@@ -429,11 +442,13 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         options.onEvent ? emit : undefined,
         formatOverride,
       );
-    const recipeYaml = recipeToYaml(recipe);
+    const recipeYaml = recipeToYaml(fullRecipe);
     const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
-      source: model,
+      // The original model: its folder ties a resumable work folder to the job (the scratch
+      // checkpoint of a transform has a new path every run) and guards the output against it.
+      source: original,
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
@@ -457,13 +472,19 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         options.onProgress?.(e);
         if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
       });
+      const quantizationConfig = transformed.groups === null ? outcome.quantizationConfig : {
+        ...outcome.quantizationConfig,
+        transform_config: { config_groups: transformed.groups },
+      };
       done = await sink.finalize({
         // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
         quantizationConfig: dense
-          ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
-          : outcome.quantizationConfig,
+          ? { ...quantizationConfig, quantization_status: "frozen" }
+          : quantizationConfig,
         sparsityConfig: outcome.sparsityConfig,
-        configPatch: outcome.configPatch,
+        configPatch: transformed.groups === null
+          ? outcome.configPatch
+          : { ...outcome.configPatch, tie_word_embeddings: false },
         recipeYaml,
         omitNullDtypes: options.omitNullDtypes,
       });
@@ -493,8 +514,12 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
     };
   } finally {
+    for (const s of scratch.reverse()) {
+      s.model.close();
+      await Deno.remove(s.dir, { recursive: true });
+    }
     await lock?.release();
-    if (ownModel) model.close();
+    if (ownModel) original.close();
   }
 }
 
@@ -518,4 +543,61 @@ async function inMemoryModel(
     checkpoint.close();
     throw e;
   }
+}
+
+/**
+ * Runs the recipe's leading whole-model transforms (SpinQuant): each writes
+ * a transformed float checkpoint into a scratch folder, which the rest of
+ * the recipe reads instead of the original.
+ *
+ * @param model the original model
+ * @param recipe the whole recipe
+ * @param near the folder the scratch checkpoints go in (the output's parent, so a large
+ *   model's rotated copy lands on the output's disk, not in /tmp), when it exists
+ * @param scratch where the scratch folders and their models are recorded (for cleanup)
+ * @returns the model the layer pipelines read, the rest of the recipe, and
+ *   the transform_config groups (null without transforms)
+ * @throws {OneshotError} for a transform after a layer modifier, or a recipe of transforms only
+ */
+async function applyModelTransforms(
+  model: HfModel,
+  recipe: Recipe,
+  near: string,
+  scratch: { dir: string; model: HfModel }[],
+): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
+  const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
+  const count = lead === -1 ? recipe.modifiers.length : lead;
+  const late = recipe.modifiers.slice(count).find((m) => MODEL_TRANSFORMS.has(m.type));
+  if (late !== undefined) {
+    throw new OneshotError(
+      `${late.type} must come before the layer modifiers (it rotates the model they compress)`,
+    );
+  }
+  if (count === 0) return { model, recipe, groups: null };
+  if (count === recipe.modifiers.length) {
+    throw new OneshotError(
+      `${recipe.modifiers[0].type} only rotates the weights; follow it with a quantization ` +
+        "modifier (QuantizationModifier or GPTQModifier), as upstream's examples do",
+    );
+  }
+  const transforms = recipe.modifiers.slice(0, count).map((spec) => {
+    const registration = MODEL_TRANSFORMS.get(spec.type)!;
+    return { registration, spec, plan: registration.plan(model.config, spec) };
+  });
+  const groups: { [group: string]: JsonValue } = {};
+  for (const t of transforms) {
+    const dir = await Deno.makeTempDir({ dir: near, prefix: ".llmc-transformed-" })
+      .catch(() => Deno.makeTempDir({ prefix: "llmc-transformed-" }));
+    let next: HfModel;
+    try {
+      next = await t.registration.apply(model, t.plan, dir);
+    } catch (e) {
+      await Deno.remove(dir, { recursive: true });
+      throw e;
+    }
+    scratch.push({ dir, model: next });
+    Object.assign(groups, t.registration.transformGroups(model.config, t.plan));
+    model = next;
+  }
+  return { model, recipe: { ...recipe, modifiers: recipe.modifiers.slice(count) }, groups };
 }

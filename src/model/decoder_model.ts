@@ -26,6 +26,7 @@
 
 import type { Engine, Tensor } from "../engine/engine.ts";
 import { WebGpuEngine } from "../engine/webgpu_engine.ts";
+import { assertNoOnlineTransforms } from "../transform/online_transforms.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
@@ -128,6 +129,7 @@ export class DecoderModel {
             `up to ${MAX_HEAD_DIM}`,
         );
       }
+      assertNoOnlineTransforms(config);
       const bound = engine !== undefined && "kind" in engine
         ? engine
         : await WebGpuEngine.create(engine ?? await getGpu(), [config.headDim]);

@@ -228,6 +228,15 @@ export const NOT_YET_SUPPORTED = [
   "AutoRoundModifier",
 ] as const;
 
+/**
+ * The modifiers among {@link NOT_YET_SUPPORTED} (arguments kept as written)
+ * that llmc nevertheless runs, as whole-model transforms before the layer
+ * pipelines (`src/modifiers/model_transforms.ts`).
+ */
+export const RUNNABLE_RAW_MODIFIERS: readonly NotYetSupportedName[] = Object.freeze([
+  "SpinQuantModifier",
+]);
+
 /** One of {@link NOT_YET_SUPPORTED}. */
 export type NotYetSupportedName = typeof NOT_YET_SUPPORTED[number];
 

@@ -7,13 +7,13 @@
  */
 
 import { UnsupportedModifierError } from "./errors.ts";
-import { type ModifierSpec, NOT_YET_SUPPORTED } from "./modifiers.ts";
+import { type ModifierSpec, NOT_YET_SUPPORTED, RUNNABLE_RAW_MODIFIERS } from "./modifiers.ts";
 
 /**
  * Whether llmc can run a modifier.
  *
  * @param modifier a parsed modifier spec
- * @returns false for AWQ, SmoothQuant, LogarithmicEqualization, SpinQuant, QuIP and AutoRound
+ * @returns false for QuIP and AutoRound (SpinQuant runs as a whole-model transform)
  * @example
  * ```ts
  * import { isSupported } from "./supported.ts";
@@ -22,7 +22,8 @@ import { type ModifierSpec, NOT_YET_SUPPORTED } from "./modifiers.ts";
  * ```
  */
 export function isSupported(modifier: ModifierSpec): boolean {
-  return !(NOT_YET_SUPPORTED as readonly string[]).includes(modifier.type);
+  return !(NOT_YET_SUPPORTED as readonly string[]).includes(modifier.type) ||
+    (RUNNABLE_RAW_MODIFIERS as readonly string[]).includes(modifier.type);
 }
 
 /**

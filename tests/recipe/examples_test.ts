@@ -177,7 +177,7 @@ Deno.test("2:4 + FP8 dynamic (sparse_24_fp8.yaml)", () => {
   assert.equal(q.configGroups!.group_0.inputActivations!.observer, null);
 });
 
-Deno.test("SpinQuant and QuIP examples parse and are refused by assertSupported; AWQ runs", () => {
+Deno.test("SpinQuant and QuIP examples parse; QuIP is refused by assertSupported; SpinQuant and AWQ run", () => {
   const r = parseRecipe({
     default_stage: {
       default_modifiers: {
@@ -209,7 +209,8 @@ Deno.test("SpinQuant and QuIP examples parse and are refused by assertSupported;
     null,
   ]);
   assertSupported(awq);
-  for (const m of r.modifiers.slice(0, 2)) {
+  assertSupported(spin);
+  for (const m of r.modifiers.slice(1, 2)) {
     assert.throws(
       () => assertSupported(m),
       (e) =>

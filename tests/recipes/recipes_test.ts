@@ -4,6 +4,7 @@
  * data-free W4A16 run), and every YAML recipe parses and plans.
  */
 
+import { MODEL_TRANSFORMS } from "../../src/modifiers/model_transforms.ts";
 import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { loadRecipe } from "../../src/recipe/load.ts";
@@ -83,6 +84,11 @@ Deno.test("YAML recipes parse, are supported, and plan on stories260K where shap
       const recipe = await loadRecipe(`${ROOT}recipes/${f}`);
       for (const m of recipe.modifiers) {
         assertSupported(m);
+        const transform = MODEL_TRANSFORMS.get(m.type);
+        if (transform !== undefined) {
+          transform.plan(hf.config, m); // whole-model transforms (SpinQuant) plan on the config
+          continue;
+        }
         // Group-128 (incl. the W4A16_ASYM preset of AWQ) and NVFP4 (group 16) do not tile stories260K's 64/172-wide Linears.
         if (/actorder_group|nvfp4|awq/.test(f) && m.type !== "SparseGPTModifier") {
           assert.throws(() => planModifier(hf, m), QuantizationShapeError, f);

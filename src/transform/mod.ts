@@ -1,0 +1,35 @@
+/**
+ * Rotation transforms: the Hadamard library, transform matrices, their
+ * block-diagonal application, and SpinQuant's fused rotations as a weight
+ * source.
+ *
+ * @example
+ * ```ts
+ * import { buildTransform, normalizedMatrix } from "./mod.ts";
+ * const r = normalizedMatrix(buildTransform("hadamard", 64, 0)); // orthogonal 64 × 64
+ * ```
+ *
+ * @module
+ */
+
+export { TransformError } from "./errors.ts";
+export { hadamardFactors, hadamardMatrix, isPowerOfTwo, sylvester } from "./hadamard.ts";
+export {
+  blockTransformOf,
+  buildTransform,
+  normalizedMatrix,
+  randomOrthogonal,
+  TRANSFORM_TYPES,
+  type TransformMatrix,
+  type TransformType,
+} from "./transform_matrix.ts";
+export {
+  applyLeft,
+  applyRight,
+  type BlockTransform,
+  fastWalshHadamard,
+  multiplyLeft,
+  multiplyRight,
+} from "./block_apply.ts";
+export { type FusedRotations, RotatedWeightSource } from "./rotated_source.ts";
+export { prepareWalshHadamard, walshHadamardGpu } from "./gpu_walsh_hadamard.ts";

@@ -1,0 +1,181 @@
+/**
+ * The three transform types of compressed-tensors' `transform_config`, built
+ * in float64: `hadamard` (Sylvester, powers of two only), `random-hadamard`
+ * (a Hadamard matrix of any order llmc can construct, times a seeded random
+ * ±1 diagonal) and `random-matrix` (a seeded random orthogonal matrix, the
+ * Q of a Gaussian matrix's QR factorization).
+ *
+ * @module
+ */
+
+import { seededRandom } from "../model/seeded_random.ts";
+import { TransformError } from "./errors.ts";
+import type { BlockTransform } from "./block_apply.ts";
+import { type HadamardFactors, hadamardFactors, hadamardMatrix, sylvester } from "./hadamard.ts";
+
+/** A `transform_config` scheme's `type`. */
+export type TransformType = "hadamard" | "random-hadamard" | "random-matrix";
+
+/** The transform types, in upstream's spelling. */
+export const TRANSFORM_TYPES: readonly TransformType[] = Object.freeze([
+  "hadamard",
+  "random-hadamard",
+  "random-matrix",
+]);
+
+/** A transform matrix as a checkpoint stores it, plus the factor applied at use. */
+export interface TransformMatrix {
+  /** The type that built it. */
+  readonly type: TransformType;
+  /** n: the matrix is n × n. */
+  readonly size: number;
+  /** Stored values, row-major: ±1 for the Hadamard types, orthogonal for random-matrix. */
+  readonly stored: Float64Array;
+  /** The factor applied at use: 1/√n for the Hadamard types, 1 for random-matrix. */
+  readonly scale: number;
+  /**
+   * For the Hadamard types, `stored = (S_m ⊗ H_K) · diag(signs)` (signs all 1
+   * for `hadamard`), so products can run fast (see block_apply.ts).
+   */
+  readonly factors?: HadamardFactors & { readonly signs: Float64Array };
+}
+
+/**
+ * Builds a transform matrix.
+ *
+ * @param type the scheme's type
+ * @param size the order n
+ * @param seed the seed of the random types (ignored by `hadamard`)
+ * @returns the stored matrix and its scale
+ * @throws {TransformError} for `hadamard` on a size that is not a power of two,
+ *   or `random-hadamard` on a size llmc cannot construct
+ * @example
+ * ```ts
+ * import { buildTransform, normalizedMatrix } from "./transform_matrix.ts";
+ * const t = buildTransform("random-hadamard", 12, 0);
+ * normalizedMatrix(t).length; // 144, orthogonal
+ * ```
+ */
+export function buildTransform(type: TransformType, size: number, seed: number): TransformMatrix {
+  switch (type) {
+    case "hadamard":
+      return {
+        type,
+        size,
+        stored: Float64Array.from(sylvester(size)),
+        scale: 1 / Math.sqrt(size),
+        factors: { ...hadamardFactors(size), signs: new Float64Array(size).fill(1) },
+      };
+    case "random-hadamard": {
+      const h = hadamardMatrix(size);
+      const random = seededRandom(seed);
+      const sign = Float64Array.from({ length: size }, () => (random() < 0.5 ? -1 : 1));
+      const stored = new Float64Array(size * size);
+      for (let i = 0; i < size; i++) {
+        for (let j = 0; j < size; j++) stored[i * size + j] = h[i * size + j] * sign[j];
+      }
+      return {
+        type,
+        size,
+        stored,
+        scale: 1 / Math.sqrt(size),
+        factors: { ...hadamardFactors(size), signs: sign },
+      };
+    }
+    case "random-matrix":
+      return { type, size, stored: randomOrthogonal(size, seed), scale: 1 };
+    default:
+      throw new TransformError(
+        `transform type "${type}": expected one of ${TRANSFORM_TYPES.join(", ")}`,
+      );
+  }
+}
+
+/**
+ * The orthogonal matrix a transform applies: `stored · scale`.
+ *
+ * @param t the transform
+ * @returns n × n, row-major, float64
+ * @example
+ * ```ts
+ * import { buildTransform, normalizedMatrix } from "./transform_matrix.ts";
+ * normalizedMatrix(buildTransform("hadamard", 2, 0)); // ±1/√2
+ * ```
+ */
+export function normalizedMatrix(t: TransformMatrix): Float64Array {
+  return t.stored.map((v) => v * t.scale);
+}
+
+/**
+ * A seeded random orthogonal matrix: Householder QR of a standard Gaussian
+ * matrix in float64, with Q's columns signed so that R's diagonal is positive
+ * (which makes Q Haar-distributed).
+ *
+ * @param n the order
+ * @param seed the seed
+ * @returns n × n orthogonal, row-major
+ * @example
+ * ```ts
+ * import { randomOrthogonal } from "./transform_matrix.ts";
+ * randomOrthogonal(3, 1).length; // 9
+ * ```
+ */
+export function randomOrthogonal(n: number, seed: number): Float64Array {
+  const random = seededRandom(seed);
+  const gaussian = () => {
+    const u = 1 - random();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+  };
+  const a = Float64Array.from({ length: n * n }, gaussian); // becomes R
+  const q = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) q[i * n + i] = 1;
+  const v = new Float64Array(n);
+  for (let k = 0; k < n - 1; k++) {
+    let norm = 0;
+    for (let i = k; i < n; i++) norm += a[i * n + k] ** 2;
+    norm = Math.sqrt(norm);
+    if (norm === 0) continue;
+    const alpha = a[k * n + k] > 0 ? -norm : norm;
+    let vnorm = 0;
+    for (let i = k; i < n; i++) {
+      v[i] = a[i * n + k] - (i === k ? alpha : 0);
+      vnorm += v[i] ** 2;
+    }
+    if (vnorm === 0) continue;
+    // A ← (I − 2vvᵀ/vᵀv) A and Q ← Q (I − 2vvᵀ/vᵀv).
+    for (let j = k; j < n; j++) {
+      let dot = 0;
+      for (let i = k; i < n; i++) dot += v[i] * a[i * n + j];
+      const f = (2 * dot) / vnorm;
+      for (let i = k; i < n; i++) a[i * n + j] -= f * v[i];
+    }
+    for (let i = 0; i < n; i++) {
+      let dot = 0;
+      for (let j = k; j < n; j++) dot += q[i * n + j] * v[j];
+      const f = (2 * dot) / vnorm;
+      for (let j = k; j < n; j++) q[i * n + j] -= f * v[j];
+    }
+  }
+  for (let j = 0; j < n; j++) {
+    if (a[j * n + j] < 0) { for (let i = 0; i < n; i++) q[i * n + j] = -q[i * n + j]; }
+  }
+  return q;
+}
+
+/**
+ * The transform as a block for `applyRight` / `applyLeft` (block_apply.ts): its
+ * normalized matrix, plus its Hadamard factors so products run fast.
+ *
+ * @param t the transform
+ * @returns the block transform
+ * @example
+ * ```ts
+ * import { blockTransformOf, buildTransform } from "./transform_matrix.ts";
+ * blockTransformOf(buildTransform("hadamard", 64, 0)).fast?.sylvesterSize; // 64
+ * ```
+ */
+export function blockTransformOf(t: TransformMatrix): BlockTransform {
+  const matrix = normalizedMatrix(t);
+  if (t.factors === undefined) return { matrix, size: t.size };
+  return { matrix, size: t.size, fast: { ...t.factors, scale: t.scale } };
+}
