@@ -13,7 +13,7 @@ import { ChunkedWeight } from "../gpu/chunked.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { matmul, mul, reduceRows } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
-import type { ModelType } from "../io/model_config.ts";
+import type { ModelConfig, ModelType } from "../io/model_config.ts";
 import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import {
@@ -197,7 +197,7 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
 export async function gptqLayerWeights(
   gpu: Gpu,
   layer: number,
-  modelType: ModelType,
+  modelType: ModelType | ModelConfig,
   hessians: LayerHessians,
   linears: readonly GptqWeightInput[],
   options: GptqStepOptions,

@@ -30,6 +30,7 @@ import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
 import { PendingReads } from "./pending_reads.ts";
+import { ExpertTokenCounter } from "./expert_tokens.ts";
 import type {
   AttentionResult,
   CalibrationTap,
@@ -58,6 +59,8 @@ export interface LayerGraphContext {
   /** This pass and the number of passes (independent pipeline). */
   readonly pass: number;
   readonly passes: number;
+  /** MoE models: upstream's `moe_calibrate_all_experts` (default true). */
+  readonly moeCalibrateAllExperts?: boolean;
 }
 
 /** One layer's inputs. */
@@ -143,6 +146,8 @@ export async function calibrateLayer(
       samples,
       ...(module === undefined ? {} : { module }),
     });
+  const allExperts = ctx.moeCalibrateAllExperts ?? true;
+  const expertTokens = model.config.moe === null ? undefined : new ExpertTokenCounter(allExperts);
   const sessions: LayerSession[] = ctx.modifiers.map((m) =>
     m.open({
       gpu: model.gpu,
@@ -153,6 +158,7 @@ export async function calibrateLayer(
       quantizationAware: ctx.quantizationAware,
       samples,
       emit: ctx.emit,
+      expertTokens,
     })
   );
   let gpuBytes = 0;
@@ -188,7 +194,10 @@ export async function calibrateLayer(
               weights,
               sessions,
               r,
-              (event) => taps$.next({ event, samples: b }),
+              (event) => {
+                if (r === 0 && event.kind === "moe_routing") expertTokens?.record(event);
+                taps$.next({ event, samples: b });
+              },
             );
             out.destroy();
             done += b.sequences;
@@ -201,6 +210,7 @@ export async function calibrateLayer(
         }
         taps$.complete();
         await folded;
+        if (r === 0) await expertTokens?.settle();
       }
     }
 
@@ -275,6 +285,7 @@ async function forward(
       sequences: b.sequences,
       taps,
       transformLinearInput: composeTransforms(transforms),
+      moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
     });
   } finally {
     hidden.destroy();
