@@ -11,6 +11,7 @@
 import { parseModelConfig } from "../../src/io/model_config.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { generate } from "../../src/model/generate.ts";
 import { layerTensorShapes } from "../../src/model/layer_tensors.ts";
 import { linearInputGroups } from "../../src/model/moe_names.ts";
 import { referenceForward } from "../../src/model/reference_forward.ts";
@@ -66,6 +67,11 @@ async function checkAgainstReference(spec: SyntheticSpec): Promise<void> {
     // ppl's path (nll in vocabulary blocks) runs on the MoE model too.
     const nll = await model.nll(ids, 2);
     assertEquals(nll.every(Number.isFinite), true, "nll is finite");
+    // generate (greedy) picks the reference's argmax after the prompt.
+    const prompt = Array.from(ids.subarray(0, 20));
+    const out = await generate(model, prompt, { maxNewTokens: 1, temperature: 0 });
+    const last = expected.logits.subarray(19 * spec.vocab, 20 * spec.vocab);
+    assertEquals(out[20], last.indexOf(Math.max(...last)), "greedy next token");
   } finally {
     model.close();
     hf.close();

@@ -8,7 +8,11 @@
  * same safetensors writes the same checkpoint.
  */
 
+import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
+import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { referenceForward } from "../../src/model/reference_forward.ts";
+import { assertClose } from "../model/_assert.ts";
 import { modelFreePtq } from "../../src/model_free/mod.ts";
 import { layerLinearModules, moeModuleNames } from "../../src/model/moe_names.ts";
 import { layerPrefix } from "../../src/model/module_names.ts";
@@ -62,6 +66,7 @@ for (const [name, spec] of Object.entries(MOE_QUANT_SPECS)) {
           const written = await readAll(`${out}/model.safetensors`);
           const byName = new Map(written.map((t) => [t.name, t]));
           const names = moeModuleNames(hf.config);
+          const fakeQuantized = new Map<string, Float32Array>();
           let experts = 0;
           for (let k = 0; k < hf.config.numHiddenLayers; k++) {
             const all = layerLinearModules(hf.config, k).map((l) => `${layerPrefix(k)}.${l}`);
@@ -82,9 +87,10 @@ for (const [name, spec] of Object.entries(MOE_QUANT_SPECS)) {
                 format: l.format!,
                 dtype: "F32" as const,
               }))),
-              { fusedSets: layerFusedSets(k, hf.config, () => false) },
+              { fusedSets: layerFusedSets(k, hf.config, () => false), fakeQuantize: true },
             );
             for (const q of expected) {
+              fakeQuantized.set(`${q.name}.weight`, q.fakeQuantized!);
               for (const t of q.tensors) {
                 const got = byName.get(t.name);
                 assert(got !== undefined, `${t.name} written`);
@@ -107,6 +113,18 @@ for (const [name, spec] of Object.entries(MOE_QUANT_SPECS)) {
           assertEquals(qc.format, scheme === "W4A16" ? "pack-quantized" : "float-quantized");
           assert(qc.ignore.includes(`model.layers.1.${names.router}`), JSON.stringify(qc.ignore));
           assertEquals(qc.config_groups.group_0.targets, ["Linear"]);
+          // The checkpoint loads like a dense one's: decompressed, its forward is
+          // the reference forward with every quantized weight fake-quantized.
+          const ckpt = await CompressedCheckpoint.open(out);
+          const model = await DecoderModel.load(ckpt);
+          try {
+            const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % spec.vocab);
+            const expected = await referenceForward(hf, ids, { weights: fakeQuantized });
+            assertClose(await model.forward(ids), expected.logits, 1e-4, `${name} ${scheme}`);
+          } finally {
+            model.close();
+            ckpt.close();
+          }
         } finally {
           hf.close();
         }
