@@ -14,6 +14,7 @@ import {
   planLinearQuantization,
   rtnQuantizeLinears,
 } from "../../src/modifiers/quantization/mod.ts";
+import { command } from "../../src/cli/oneshot.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import { loadRecipe } from "../../src/recipe/load.ts";
 import type { QuantizationModifierSpec } from "../../src/recipe/modifiers.ts";
@@ -136,5 +137,47 @@ Deno.test("qwen3_moe GPTQ, routed tokens only: an expert no token reaches is RTN
     } finally {
       hf.close();
     }
+  });
+});
+
+Deno.test("llmc oneshot --no-moe-calibrate-all-experts reaches the calibration", async () => {
+  await withTempDir(async (dir) => {
+    const base = MOE_QUANT_SPECS.qwen3_moe;
+    const src = await writeMoeModel(
+      { ...base, layers: 1, moe: { ...base.moe!, unrouted: [6] } },
+      `${dir}/model`,
+    );
+    const lines: string[] = [];
+    const { error, warn, log } = console;
+    console.error = (...a: unknown[]) => lines.push(a.join(" "));
+    console.warn = (...a: unknown[]) => lines.push(a.join(" "));
+    console.log = () => {};
+    let code: number;
+    try {
+      code = await command.run([
+        "--model",
+        src,
+        "--recipe",
+        `${ROOT}recipes/qwen3_moe_w4a16_gptq.yaml`,
+        "--dataset",
+        CALIB,
+        "--num-calibration-samples",
+        "4",
+        "--max-seq-length",
+        "64",
+        "--no-moe-calibrate-all-experts",
+        "--progress",
+        "none",
+        "--output-dir",
+        `${dir}/out`,
+      ]);
+    } finally {
+      Object.assign(console, { error, warn, log });
+    }
+    assertEquals(code, 0, lines.join("\n"));
+    assert(
+      lines.some((l) => l.includes("model.layers.0.mlp.experts.6.down_proj")),
+      lines.join("\n"),
+    );
   });
 });
