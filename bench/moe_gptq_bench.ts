@@ -4,8 +4,9 @@
  * a qwen3_moe with `--experts` experts (top-2, expert intermediate 768,
  * hidden 768) and a llama whose MLP is as wide as the two active experts
  * (intermediate 1536), same attention, layers and vocabulary. Each run is a
- * child process that reports its peak resident set size (VmHWM); on a
- * software adapter (llvmpipe) GPU buffers live in that host memory too.
+ * child process that reports its wall time, CPU time (user + system, the
+ * fairer figure on a shared machine) and peak resident set size (VmHWM); on
+ * a software adapter (llvmpipe) GPU buffers live in that host memory too.
  * All experts are calibrated on every token (moe_calibrate_all_experts).
  *
  * ```sh
@@ -29,6 +30,13 @@ const RECIPE = `quant_stage:
       scheme: W4A16
       ignore: [lm_head, "re:.*mlp.gate$"]
 `;
+
+/** CPU seconds (user + system) this process used: the wall time depends on what else runs. */
+function cpuSeconds(): number {
+  const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function peakRssBytes(): number {
   const status = Deno.readTextFileSync("/proc/self/status");
@@ -63,6 +71,7 @@ if (values.child) {
   console.log(JSON.stringify({
     peakRssBytes: peakRssBytes(),
     seconds: (performance.now() - t0) / 1000,
+    cpuSeconds: cpuSeconds(),
   }));
   Deno.exit(0);
 }
@@ -138,7 +147,9 @@ for (const [label, spec] of models) {
     const run = JSON.parse(text.split("\n").at(-1)!);
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
     rows.push(
-      `| ${label} | ${mb(modelBytes)} | ${run.seconds.toFixed(1)} s | ${mb(run.peakRssBytes)} |`,
+      `| ${label} | ${mb(modelBytes)} | ${run.seconds.toFixed(1)} s | ${
+        run.cpuSeconds.toFixed(1)
+      } s | ${mb(run.peakRssBytes)} |`,
     );
     console.log(JSON.stringify({
       bench: "moe_gptq",
@@ -148,6 +159,7 @@ for (const [label, spec] of models) {
       seqLen: Number(values["seq-len"]),
       modelBytes,
       runSeconds: run.seconds,
+      cpuSeconds: run.cpuSeconds,
       peakRssBytes: run.peakRssBytes,
     }));
   } finally {
@@ -159,6 +171,6 @@ console.log(
     values["seq-len"]
   } calibration tokens`,
 );
-console.log(`| model | f32 weights | whole run | peak RSS |`);
-console.log(`|---|---:|---:|---:|`);
+console.log(`| model | f32 weights | whole run (wall) | CPU time | peak RSS |`);
+console.log(`|---|---:|---:|---:|---:|`);
 for (const r of rows) console.log(r);
