@@ -55,7 +55,7 @@ Deno.test({
         // Copy into the same batch: the tensors are only alive until it is submitted.
         if (e.kind === "linear_input") {
           seen.push({ kind: e.kind, name: e.modules.join(","), copies: [copy(e.batch, e.x)] });
-        } else {
+        } else if (e.kind === "attention") {
           assertEquals([e.heads, e.kvHeads, e.headDim], [4, 2, 16]);
           seen.push({
             kind: e.kind,
