@@ -1,16 +1,16 @@
 /**
  * Whole-run time and peak host memory of GPTQ W4A16 on a synthetic
  * mixture-of-experts model next to the dense model of the same active size:
- * a qwen3_moe with `--experts` experts (top-2, expert intermediate 768,
- * hidden 768) and a llama whose MLP is as wide as the two active experts
- * (intermediate 1536), same attention, layers and vocabulary. Each run is a
+ * a qwen3_moe with `--experts` experts (top-2, expert intermediate
+ * `--expert-intermediate`, default 768; hidden 768) and a llama whose MLP is
+ * as wide as the two active experts, same attention, layers and vocabulary. Each run is a
  * child process that reports its wall time, CPU time (user + system, the
  * fairer figure on a shared machine) and peak resident set size (VmHWM); on
  * a software adapter (llvmpipe) GPU buffers live in that host memory too.
  * All experts are calibrated on every token (moe_calibrate_all_experts).
  *
  * ```sh
- * deno run -A bench/moe_gptq_bench.ts [--experts 8] [--layers 2] [--samples 4] [--seq-len 128] [--no-dense]
+ * deno run -A bench/moe_gptq_bench.ts [--experts 8] [--expert-intermediate 768] [--layers 2] [--samples 4] [--seq-len 128] [--no-dense]
  * ```
  *
  * Prints a table and one JSON line per model.
@@ -50,6 +50,7 @@ const { values } = parseArgs({
     model: { type: "string" },
     out: { type: "string" },
     experts: { type: "string", default: "8" },
+    "expert-intermediate": { type: "string", default: "768" },
     layers: { type: "string", default: "2" },
     samples: { type: "string", default: "4" },
     "seq-len": { type: "string", default: "128" },
@@ -78,6 +79,7 @@ if (values.child) {
 
 const layers = Number(values.layers);
 const experts = Number(values.experts);
+const expertI = Number(values["expert-intermediate"]);
 const common = {
   hidden: 768,
   layers,
@@ -89,20 +91,20 @@ const common = {
 } as const;
 const models: [string, SyntheticSpec][] = [
   [
-    `qwen3_moe ${experts} experts top-2 (expert 768)`,
+    `qwen3_moe ${experts} experts top-2 (expert ${expertI})`,
     {
       ...common,
       modelType: "qwen3_moe",
-      intermediate: 1536,
-      moe: { experts, topK: 2, expertIntermediate: 768 },
+      intermediate: 2 * expertI,
+      moe: { experts, topK: 2, expertIntermediate: expertI },
     },
   ],
 ];
 if (!values["no-dense"]) {
-  models.push([`dense llama, same active size (MLP 1536)`, {
+  models.push([`dense llama, same active size (MLP ${2 * expertI})`, {
     ...common,
     modelType: "llama",
-    intermediate: 1536,
+    intermediate: 2 * expertI,
   }]);
 }
 
