@@ -36,7 +36,14 @@ export {
   type PipelineName,
   selectPipeline,
 } from "./src/oneshot.ts";
-export { modelFreePtq } from "./src/model_free/mod.ts";
+export type { LayerEvent } from "./src/pipelines/datafree.ts";
+export {
+  type ModelFreeProgress,
+  modelFreePtq,
+  type ModelFreePtqOptions,
+  type ModelFreePtqResult,
+} from "./src/model_free/model_free_ptq.ts";
+export type { JsonObject } from "./src/sink/config_json.ts";
 
 // Recipes: llm-compressor's YAML grammar and typed modifier constructors.
 export {
@@ -52,9 +59,39 @@ export {
   SparseGPTModifier,
   UnsupportedModifierError,
 } from "./src/recipe/mod.ts";
+export type { ParseRecipeOptions } from "./src/recipe/parse.ts";
+export type { RecipeToYamlOptions } from "./src/recipe/serialize.ts";
+export type {
+  CommonOptions,
+  GPTQOptions,
+  QuantizationArgsInput,
+  QuantizationOptions,
+  QuantizationSchemeInput,
+  SparseGPTOptions,
+} from "./src/recipe/constructors.ts";
+export {
+  type ConstantPruningModifierSpec,
+  type GptqActorder,
+  type GPTQModifierSpec,
+  type MagnitudePruningModifierSpec,
+  type ModifierCommon,
+  type ModifierSpec,
+  NOT_YET_SUPPORTED,
+  type NotYetSupportedModifierSpec,
+  type NotYetSupportedName,
+  type ObserverOverrides,
+  type QuantizationFields,
+  type QuantizationModifierSpec,
+  type SchemeSetting,
+  type SparseGPTModifierSpec,
+  type SparsityFields,
+  type SparsityTarget,
+  type WandaPruningModifierSpec,
+} from "./src/recipe/modifiers.ts";
 
 // The streams a run emits (progress, finished layers, per-module metrics, warnings).
 export {
+  type EngineEvent,
   type GraphEvent,
   type GraphEventSink,
   GraphStreams,
@@ -63,6 +100,7 @@ export {
   type ProgressEvent,
   type WarningEvent,
 } from "./src/graph/mod.ts";
+export type { GraphPhase } from "./src/graph/events.ts";
 
 // Quantization schemes and presets (compressed-tensors QuantizationArgs semantics).
 export {
@@ -75,13 +113,92 @@ export {
   QuantizationConfigError,
   type QuantizationScheme,
 } from "./src/quant/mod.ts";
+export type {
+  ActivationOrdering,
+  DynamicType,
+  ParseArgsOptions,
+  QuantizationStrategy,
+  QuantizationType,
+} from "./src/quant/args.ts";
+export type { TorchDtypeName } from "./src/quant/torch_dtype.ts";
+export { type JsonValue, PyFloat } from "./src/quant/python_json.ts";
+export {
+  COMPRESSION_FORMATS,
+  type CompressionFormat,
+  type ModuleFormat,
+} from "./src/quant/compression_format.ts";
 
 // Models, checkpoints and evaluation.
 export { HfModel } from "./src/io/hf_model.ts";
-export { loadTokenizer } from "./src/io/tokenizer.ts";
-export { CompressedCheckpoint } from "./src/compress/compressed_checkpoint.ts";
+export type { ModelConfig, ModelType, RopeScaling } from "./src/io/model_config.ts";
+export type { TensorInfo } from "./src/io/safetensors_header.ts";
+export type { DType } from "./src/io/dtype.ts";
+export { loadTokenizer, type TextTokenizer } from "./src/io/tokenizer.ts";
+export {
+  type CheckpointTensorStore,
+  CompressedCheckpoint,
+  type MemoryTensor,
+} from "./src/compress/compressed_checkpoint.ts";
 export { DecoderModel } from "./src/model/decoder_model.ts";
-export { loadCalibrationSamples } from "./src/data/calibration_samples.ts";
-export { loadEvaluationWindows } from "./src/data/evaluation_windows.ts";
-export { perplexity } from "./src/data/perplexity.ts";
-export { describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";
+export type { WeightSource } from "./src/model/weight_source.ts";
+export type {
+  AttentionTap,
+  LinearInputTap,
+  LinearInputTransform,
+  RunLayerOptions,
+  TapEvent,
+  TapListener,
+} from "./src/model/taps.ts";
+export { type LayerNorm, LayerWeights, type LinearWeight } from "./src/model/layer_weights.ts";
+export type { LayerLinear } from "./src/model/module_names.ts";
+export { type Binding, CommandBatch } from "./src/gpu/batch.ts";
+export { ChunkedWeight, type WeightChunk } from "./src/gpu/chunked.ts";
+export { type GpuDType, GpuTensor, type HostArray } from "./src/gpu/tensor.ts";
+export {
+  type CalibrationSamplesArgs,
+  loadCalibrationSamples,
+} from "./src/data/calibration_samples.ts";
+export {
+  type EvaluationWindowsArgs,
+  loadEvaluationWindows,
+} from "./src/data/evaluation_windows.ts";
+export {
+  perplexity,
+  type PerplexityOptions,
+  type PerplexityResult,
+} from "./src/data/perplexity.ts";
+export { type AdapterChoice, describeGpu, getGpu, type Gpu } from "./src/gpu/device.ts";
+
+// Hugging Face Hub ids and cache; datasets in the formats users bring.
+export {
+  HubAuthError,
+  HubChecksumError,
+  HubError,
+  HubNotFoundError,
+  HubOfflineError,
+  type HubOptions,
+  type HubRepo,
+  type RepoType,
+  resolveModelDir,
+  snapshotDownload,
+  type SnapshotRequest,
+} from "./src/hub/mod.ts";
+export {
+  type ChatMessage,
+  type ChatTemplate,
+  loadChatTemplate,
+  renderChatTemplate,
+} from "./src/data/chat_template.ts";
+export { type DatasetRow, readDatasetRows } from "./src/data/dataset_rows.ts";
+export { type DatasetPreset, type RowFormatter } from "./src/data/dataset_presets.ts";
+export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.ts";
+export {
+  CpuEngine,
+  createEngine,
+  type Engine,
+  type EngineChoice,
+  EngineError,
+  type EngineKind,
+  type Tensor,
+  WebGpuEngine,
+} from "./src/engine/mod.ts";

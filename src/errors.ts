@@ -19,7 +19,12 @@
  * ```
  */
 export class LlmcError extends Error {
-  /** @param message what was wrong and what was expected */
+  /**
+   * Creates the error.
+   *
+   * @param message what was wrong and what was expected
+   * @param options standard `ErrorOptions`; `cause` keeps the underlying error
+   */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;

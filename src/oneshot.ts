@@ -15,19 +15,31 @@
 
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
+import { resolveModelDir } from "./hub/resolve_model.ts";
+import type { HubOptions } from "./hub/hub_settings.ts";
+import { resolveDataset } from "./data/dataset_source.ts";
 import { dataFreeIncompatibility, planDataFree, runDataFree } from "./pipelines/datafree.ts";
 import type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 import { QuantizationModifier, recipeFromModifiers } from "./recipe/constructors.ts";
 import { loadRecipe } from "./recipe/load.ts";
 import type { ModifierSpec } from "./recipe/modifiers.ts";
 import type { Recipe } from "./recipe/recipe.ts";
+import type { ModuleFormat } from "./quant/compression_format.ts";
 import { recipeToYaml } from "./recipe/serialize.ts";
 import { assertSupported } from "./recipe/supported.ts";
-import { CheckpointSink } from "./sink/checkpoint_sink.ts";
+import { CompressedCheckpoint } from "./compress/compressed_checkpoint.ts";
+import { parseModelConfig } from "./io/model_config.ts";
+import { DecoderModel } from "./model/decoder_model.ts";
+import { checkModelTensors } from "./model/expected_tensors.ts";
+import { assertOutputOutsideInput } from "./io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "./io/output_lock.ts";
+import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
+import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
-import type { GraphEvent, GraphEventSink } from "./graph/events.ts";
+import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
+import type { EngineChoice } from "./engine/choose.ts";
 
 export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 
@@ -36,8 +48,14 @@ export type PipelineName = "datafree" | "sequential" | "basic" | "independent";
 
 /** Arguments of {@link oneshot}. */
 export interface OneshotOptions {
-  /** The model folder, or an open model (left open afterwards). */
+  /**
+   * The model folder, a Hub id `org/name[@revision]` (resolved through the
+   * Hugging Face cache, downloading what is missing), or an open model (left
+   * open afterwards).
+   */
   readonly model: string | HfModel;
+  /** How a Hub id is resolved: cache, endpoint, token, offline (default: from the environment). */
+  readonly hub?: HubOptions;
   /** A recipe: file path or YAML/JSON text, a parsed recipe, or modifiers. Exclusive with `scheme`. */
   readonly recipe?: string | Recipe | readonly ModifierSpec[];
   /** A preset scheme (e.g. `"W4A16"`) for a QuantizationModifier; exclusive with `recipe`. */
@@ -63,8 +81,19 @@ export interface OneshotOptions {
   /** Warnings (unmatched targets, discarded work folders); `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
   // --- calibrated pipelines (src/graph, src/pipelines)
-  /** Calibration data: a text file (windows) or JSON Lines; required by recipes that need data. */
+  /**
+   * Calibration data, required by recipes that need data: a text file
+   * (windows), a JSON Lines / JSON / Parquet / Arrow file or a folder of
+   * them, a Hub dataset id `org/name[@revision]` (through the Hugging Face
+   * cache), or `ultrachat_200k` / `open_platypus` as in llm-compressor.
+   */
   readonly dataset?: string;
+  /** The split and slice to read, e.g. `train_sft[:512]` (llm-compressor's `splits`). */
+  readonly splits?: string;
+  /** The column holding each row's text or chat `messages` (default `text`). */
+  readonly textColumn?: string;
+  /** The seed of `shuffleCalibrationSamples` (default 42). */
+  readonly seed?: number;
   /** `num_calibration_samples` (default 512). */
   readonly numCalibrationSamples?: number;
   /** `max_seq_length` in tokens, BOS included (default 384). */
@@ -85,8 +114,30 @@ export interface OneshotOptions {
   readonly maxActivationBytesInMemory?: number;
   /** Tokens per GPU forward during calibration (default 4096). */
   readonly tokensPerForward?: number;
+  /**
+   * The compute engine of calibrated runs: "webgpu", "cpu", or "auto"
+   * (default: WebGPU on a hardware adapter, the CPU engine on a software one
+   * or without an adapter; see src/engine/choose.ts). The choice and its
+   * reason arrive as an `engine` event.
+   */
+  readonly engine?: EngineChoice;
   /** Every graph event: progress, layers, per-module metrics, warnings (see src/graph/events.ts). */
   readonly onEvent?: GraphEventSink;
+  /**
+   * Also return the compressed model, ready for `perplexity` or generation,
+   * built from the tensors the run wrote (kept in memory as written, so
+   * nothing is read back; layers a resumed run had finished come from the
+   * output folder). Costs host memory for the compressed checkpoint.
+   */
+  readonly returnModel?: boolean;
+  /**
+   * `save_compressed` (default true). False writes a dense checkpoint as
+   * upstream's `save_compressed=False` does: every quantized weight
+   * fake-quantized in the model dtype, with its qparams, `format: "dense"`
+   * and `quantization_status: "frozen"` (for evaluation; vLLM serves the
+   * compressed form).
+   */
+  readonly saveCompressed?: boolean;
 }
 
 /** What {@link oneshot} wrote. */
@@ -105,6 +156,12 @@ export interface OneshotResult {
   readonly resumedLayers: readonly number[];
   /** Wall time in seconds. */
   readonly seconds: number;
+  /**
+   * The compressed model (weights decompressed on demand, as vLLM would
+   * serve them) when `returnModel` was set, else null. Close it when done (that also
+   * releases the kept tensors).
+   */
+  readonly model: DecoderModel | null;
 }
 
 /** `oneshot` was called with inconsistent arguments. */
@@ -177,6 +234,8 @@ export function selectPipeline(
  * @param model the source model
  * @param recipe the recipe
  * @param warn receives notes such as targets that match no module
+ * @param onMetric when given, receives the data-free pipeline's per-module errors
+ * @param formatOverride a format forced on every quantized module (`"dense"`), or null
  * @returns the prepared pipeline
  * @throws {CalibrationRequiredError} for pipelines that need calibration data when none is given
  * @throws {QuantizationShapeError} / {QuantizationConfigError} / {RecipeError} for bad input
@@ -191,12 +250,14 @@ export function preparePipeline(
   model: HfModel,
   recipe: Recipe,
   warn: (message: string) => void = (m) => console.warn(m),
+  onMetric?: (event: ModuleMetricEvent) => void,
+  formatOverride: ModuleFormat | null = null,
 ): PreparedPipeline {
   switch (name) {
     case "datafree": {
-      const plan = planDataFree(model, recipe.modifiers[0]);
+      const plan = planDataFree(model, recipe.modifiers[0], formatOverride);
       for (const t of plan.unmatched) warn(`'${t}' matches no Linear module of ${model.dir}`);
-      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent) };
+      return { name, run: (sink, onEvent) => runDataFree(model, plan, sink, onEvent, onMetric) };
     }
     case "sequential":
     case "basic":
@@ -215,10 +276,22 @@ export function preparePipeline(
 }
 
 // --- calibrated pipelines (src/graph, src/pipelines)
-function calibrationOf(options: OneshotOptions): (CalibrationOptions & { dataset: string }) | null {
+async function calibrationOf(
+  options: OneshotOptions,
+  warn: (m: string) => void,
+): Promise<(CalibrationOptions & { dataset: string }) | null> {
   if (options.dataset === undefined) return null;
+  const resolved = await resolveDataset(options.dataset, {
+    splits: options.splits,
+    hub: options.hub,
+    onWarning: warn,
+  });
   return {
-    dataset: options.dataset,
+    dataset: resolved.path,
+    splits: resolved.split,
+    textColumn: options.textColumn,
+    datasetPreset: resolved.preset,
+    seed: options.seed,
     numCalibrationSamples: options.numCalibrationSamples,
     maxSeqLength: options.maxSeqLength,
     shuffleCalibrationSamples: options.shuffleCalibrationSamples,
@@ -226,6 +299,7 @@ function calibrationOf(options: OneshotOptions): (CalibrationOptions & { dataset
     moeCalibrateAllExperts: options.moeCalibrateAllExperts,
     maxActivationBytesInMemory: options.maxActivationBytesInMemory,
     tokensPerForward: options.tokensPerForward,
+    engine: options.engine,
   };
 }
 
@@ -236,6 +310,10 @@ async function calibrationJob(c: CalibrationOptions & { dataset: string }) {
     dataset: await Deno.realPath(c.dataset),
     size: stat.size,
     mtime: stat.mtime?.getTime() ?? null,
+    splits: c.splits ?? null,
+    textColumn: c.textColumn ?? null,
+    preset: c.datasetPreset?.name ?? null,
+    seed: c.seed ?? null,
     numCalibrationSamples: c.numCalibrationSamples ?? null,
     maxSeqLength: c.maxSeqLength ?? null,
     shuffle: c.shuffleCalibrationSamples ?? false,
@@ -305,9 +383,16 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
   for (const w of recipe.warnings) warn(w);
   const ownModel = typeof options.model === "string";
   const model = typeof options.model === "string"
-    ? await HfModel.open(options.model)
+    ? await HfModel.open(await resolveModelDir(options.model, { ...options.hub, onWarning: warn }))
     : options.model;
+  let lock: OutputLock | undefined;
   try {
+    // Every tensor against the config, before any work (a transposed weight fails here, named).
+    checkModelTensors(model, model.config, model.dir, warn);
+    // The output is locked before the pipeline's preparation (calibration data, planning):
+    // a second run on the same output is refused at once, naming this one.
+    await assertOutputOutsideInput(model.dir, options.outputDir);
+    lock = await acquireOutputLock(options.outputDir, warn);
     // Upstream's default `independent` runs a multi-modifier recipe one modifier per pass.
     const multi = recipe.modifiers.length > 1;
     const name: PipelineName = multi &&
@@ -323,36 +408,90 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       options.onEvent?.(e);
       if (e.type === "warning") warn(e.message);
     };
-    const calibration = calibrationOf(options);
+    const calibration = await calibrationOf(options, warn);
+    const dense = options.saveCompressed === false;
+    if (dense) {
+      const sparse = recipe.modifiers.find((m) => m.type === "SparseGPTModifier");
+      if (sparse) {
+        throw new OneshotError(
+          `saveCompressed: false with ${sparse.type} is not supported yet ` +
+            `(a dense save of a sparsity recipe); save compressed or drop the sparsity modifier`,
+        );
+      }
+    }
+    // upstream's save_compressed=False: every quantized module in "dense" format.
+    const formatOverride = dense ? "dense" : null;
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(name, model, recipe, calibration ?? {}, emit)
-      : preparePipeline(name, model, recipe, warn);
+      ? await prepareCalibratedPipeline(
+        name,
+        model,
+        recipe,
+        { ...(calibration ?? { engine: options.engine }), formatOverride },
+        emit,
+      )
+      : preparePipeline(
+        name,
+        model,
+        recipe,
+        warn,
+        options.onEvent ? emit : undefined,
+        formatOverride,
+      );
     const recipeYaml = recipeToYaml(recipe);
+    const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
       source: model,
       overwrite: options.overwrite,
       resume: options.resume,
       maxShardBytes: options.maxShardBytes,
-      job: name === "datafree" || calibration === null
-        ? { pipeline: name, recipe: recipeYaml }
-        : { pipeline: name, recipe: recipeYaml, calibration: await calibrationJob(calibration) },
+      job: {
+        pipeline: name,
+        recipe: recipeYaml,
+        ...(name === "datafree" || calibration === null
+          ? {}
+          : { calibration: await calibrationJob(calibration) }),
+        // Only when set, so the jobs of compressed saves hash as they always did (resume).
+        ...(dense ? { save_compressed: false } : {}),
+      },
       onWarning: warn,
+      onTensors: kept === null ? undefined : (tensors) => kept.push(...tensors),
+      lock,
     });
     const resumedLayers = sink.doneLayers();
-    const outcome = await pipeline.run(sink, (e: LayerEvent) => {
-      options.onProgress?.(e);
-      if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
-    });
-    const done = await sink.finalize({
-      quantizationConfig: outcome.quantizationConfig,
-      sparsityConfig: outcome.sparsityConfig,
-      configPatch: outcome.configPatch,
-      recipeYaml,
-      omitNullDtypes: options.omitNullDtypes,
-    });
+    let done;
+    try {
+      const outcome = await pipeline.run(sink, (e: LayerEvent) => {
+        options.onProgress?.(e);
+        if (!("type" in e)) options.onEvent?.({ type: "layer_done", ...e });
+      });
+      done = await sink.finalize({
+        // A dense save is not compressed: its modules are left "frozen", as upstream writes it.
+        quantizationConfig: dense
+          ? { ...outcome.quantizationConfig, quantization_status: "frozen" }
+          : outcome.quantizationConfig,
+        sparsityConfig: outcome.sparsityConfig,
+        configPatch: outcome.configPatch,
+        recipeYaml,
+        omitNullDtypes: options.omitNullDtypes,
+      });
+    } catch (e) {
+      // After a full disk the user needs to know what is left and how to go on.
+      if (isDiskFull(e)) {
+        throw new CheckpointSinkError(
+          sink.outputDir,
+          `${(e as Error).message}; the disk is full. Free some space; ${sink.resumeHint()}`,
+          { cause: e },
+        );
+      }
+      throw e;
+    } finally {
+      // Releases the output's lock; the work folder stays for --resume.
+      await sink.close();
+    }
+    const seconds = (performance.now() - t0) / 1000;
     return {
       outputDir: done.outputDir,
       pipeline: name,
@@ -360,9 +499,33 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       totalSize: done.totalSize,
       tensorCount: done.tensorCount,
       resumedLayers,
-      seconds: (performance.now() - t0) / 1000,
+      seconds,
+      model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
     };
   } finally {
+    await lock?.release();
     if (ownModel) model.close();
+  }
+}
+
+/**
+ * The model a run just wrote, from the tensors it handed to the sink: the
+ * written config.json (small) is read for the final `quantization_config`;
+ * the output folder is opened only for layers an earlier run had written.
+ */
+async function inMemoryModel(
+  outputDir: string,
+  tensors: readonly CheckpointTensor[],
+  resumedLayers: readonly number[],
+): Promise<DecoderModel> {
+  const configPath = `${outputDir}/config.json`;
+  const config = parseModelConfig(JSON.parse(await Deno.readTextFile(configPath)), configPath);
+  const fallback = resumedLayers.length > 0 ? await HfModel.open(outputDir) : null;
+  const checkpoint = CompressedCheckpoint.fromTensors(config, outputDir, tensors, fallback);
+  try {
+    return await DecoderModel.load(checkpoint, undefined, { closeSource: true });
+  } catch (e) {
+    checkpoint.close();
+    throw e;
   }
 }

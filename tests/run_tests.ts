@@ -21,7 +21,8 @@
  *   fails if no attempt completes; every rerun is reported in the file's line
  *   and counted in the closing lines;
  * - no summary for any other reason (a crash, a compile error): fail;
- * - a file that runs past the per-file timeout fails.
+ * - a file that runs past the per-file timeout fails, and everything it
+ *   started (its process tree and session) is killed with it.
  *
  * Besides the test files, a type check of everything that is not a test
  * (src/, bench/, recipes/, mod.ts) and the JSDoc examples counts as tests too.
@@ -83,12 +84,78 @@ async function collectTestFiles(dir: string, out: string[]): Promise<void> {
   }
 }
 
-async function runChild(
+/** `setsid` from util-linux, when present: each child then leads its own session. */
+const SETSID = ["/usr/bin/setsid", "/bin/setsid"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+
+/** Fields of `/proc/<pid>/stat` after the command name: [state, ppid, pgrp, session, …]. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every process started by `pid`: its descendants (by parent pid) and, when
+ * it leads a session of its own, every process left in that session (an
+ * orphan reparented to init keeps its session). Deno.Command has no setsid
+ * option, so children are started through util-linux `setsid`.
+ */
+function processTree(pid: number): number[] {
+  const all: Array<{ pid: number; ppid: number; sid: number }> = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const f = procStat(Number(e.name));
+    if (f) all.push({ pid: Number(e.name), ppid: Number(f[1]), sid: Number(f[3]) });
+  }
+  const ownSid = Number(procStat(Deno.pid)?.[3] ?? -1);
+  const childSid = Number(procStat(pid)?.[3] ?? -1);
+  const found = new Set<number>([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) {
+      if (found.has(p.pid)) continue;
+      if (found.has(p.ppid) || (childSid !== ownSid && p.sid === childSid)) {
+        found.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return [...found];
+}
+
+/** SIGKILLs a child and everything it started (see {@link processTree}). */
+export function killProcessTree(pid: number): void {
+  for (const p of processTree(pid)) {
+    try {
+      Deno.kill(p, "SIGKILL");
+    } catch { /* already gone */ }
+  }
+}
+
+/**
+ * Runs `deno <args>` in its own session and returns its output; past the
+ * timeout the whole process tree is killed, so a grandchild cannot outlive
+ * the file or hold its output pipes open.
+ *
+ * @param args arguments of `deno`
+ * @param timeoutSeconds the limit
+ * @returns exit code, signal, output and whether it timed out
+ */
+export async function runChild(
   args: string[],
   timeoutSeconds: number,
 ): Promise<{ code: number; signal: string | null; output: string; timedOut: boolean }> {
-  const child = new Deno.Command(DENO, {
-    args,
+  const child = new Deno.Command(SETSID ?? DENO, {
+    args: SETSID ? [DENO, ...args] : args,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -97,9 +164,7 @@ async function runChild(
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
+    killProcessTree(child.pid);
   }, timeoutSeconds * 1000);
   const { code, signal, stdout, stderr } = await child.output();
   clearTimeout(timer);
@@ -285,4 +350,4 @@ async function main(): Promise<number> {
   return failed > 0 || results.length === 0 ? 1 : 0;
 }
 
-Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main());

@@ -12,11 +12,12 @@
  */
 
 import type { CliCommand } from "./command.ts";
-import { parseCommandLine } from "./flags.ts";
+import { choiceFlag, parseCommandLine } from "./flags.ts";
+import { createEngine, ENGINE_CHOICES } from "../engine/choose.ts";
+import type { Engine } from "../engine/engine.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
-import { describeGpu, getGpu } from "../gpu/device.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
 import { seededRandom } from "../model/seeded_random.ts";
@@ -47,7 +48,8 @@ calibrated on tinystories_calib.txt, then compares the perplexity before and aft
 
   --output-dir DIR   where the checkpoint goes (default out/demo; replaced if present)
   --synthetic        use the synthetic model even when ../shared is present
-  --rtn              round-to-nearest instead of GPTQ (data-free)`;
+  --rtn              round-to-nearest instead of GPTQ (data-free)
+  --engine NAME      auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -61,11 +63,12 @@ async function exists(path: string): Promise<boolean> {
 /** Opens a checkpoint (compressed or not), runs `evaluate` on it, and releases both. */
 async function withCheckpointModel<T>(
   dir: string,
+  engine: Engine,
   evaluate: (model: DecoderModel) => Promise<T>,
 ): Promise<T> {
   const ckpt = await CompressedCheckpoint.open(dir);
   try {
-    const model = await DecoderModel.load(ckpt);
+    const model = await DecoderModel.load(ckpt, engine);
     try {
       return await evaluate(model);
     } finally {
@@ -117,13 +120,15 @@ export const command: CliCommand = {
         "output-dir": { type: "string", default: "out/demo" },
         synthetic: { type: "boolean", default: false },
         rtn: { type: "boolean", default: false },
+        engine: { type: "string", default: "auto" },
       },
-    }, (values) => values);
+    }, (values) => ({ ...values, engine: choiceFlag("engine", values.engine, ENGINE_CHOICES) }));
     if ("exit" in line) return line.exit;
     const values = line.args;
     const out = values["output-dir"];
-    const gpu = await getGpu();
-    console.log(`GPU: ${describeGpu(gpu)}`);
+    const chosen = await createEngine({ engine: values.engine });
+    const engine = chosen.engine;
+    console.log(`engine: ${chosen.reason}`);
     const useShared = !values.synthetic && await exists(`${SHARED}models/stories260K/config.json`);
     const recipe = values.rtn ? RTN_RECIPE : DEMO_RECIPE;
     const started = performance.now();
@@ -138,7 +143,7 @@ export const command: CliCommand = {
         seqLen: 256,
         windows: 40,
       });
-      const before = await withCheckpointModel(modelDir, (m) => perplexity(m, windows));
+      const before = await withCheckpointModel(modelDir, engine, (m) => perplexity(m, windows));
       console.log(`perplexity before: ${before.ppl.toFixed(4)} (${before.tokens} tokens)`);
       const t0 = performance.now();
       const result = await oneshot({
@@ -149,10 +154,11 @@ export const command: CliCommand = {
         maxSeqLength: 256,
         outputDir: out,
         overwrite: true,
+        engine: engine.kind,
         onWarning: (m) => console.warn(`warning: ${m}`),
       });
       const seconds = (performance.now() - t0) / 1000;
-      const after = await withCheckpointModel(out, (m) => perplexity(m, windows));
+      const after = await withCheckpointModel(out, engine, (m) => perplexity(m, windows));
       console.log(
         `compressed with ${recipe === RTN_RECIPE ? "RTN" : "GPTQ"} W4A16 (int4, channel) in ` +
           `${seconds.toFixed(1)} s (${result.pipeline} pipeline) -> ${out}`,
@@ -179,7 +185,7 @@ export const command: CliCommand = {
           for (let i = 0; i < w.length; i++) w[i] = Math.floor(random() * 1000);
           return w;
         });
-        const before = await withCheckpointModel(synth.dir, (m) => meanNll(m, windows));
+        const before = await withCheckpointModel(synth.dir, engine, (m) => meanNll(m, windows));
         // No tokenizer or text for a synthetic model: quantize data-free.
         const result = await oneshot({
           model: synth.dir,
@@ -187,7 +193,7 @@ export const command: CliCommand = {
           outputDir: out,
           overwrite: true,
         });
-        const after = await withCheckpointModel(out, (m) => meanNll(m, windows));
+        const after = await withCheckpointModel(out, engine, (m) => meanNll(m, windows));
         console.log(
           `compressed with RTN W4A16 (int4, channel), ${result.pipeline} pipeline -> ${out}`,
         );

@@ -246,7 +246,7 @@ export function byteSizeFlag(flag: string, value: string | undefined): number | 
  *
  * @param text the size
  * @returns bytes (≥ 1)
- * @throws {Error} when it is not a positive size
+ * @throws {Error} when it is not a positive size, or exceeds {@link MAX_BYTE_SIZE}
  *
  * @example
  * ```ts
@@ -259,8 +259,21 @@ export function parseByteSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(text.trim());
   const n = m === null ? NaN : Number(m[1]) * BYTE_UNITS[(m[2] ?? "b").toLowerCase()];
   if (!(n >= 1)) throw new Error(`'${text}' is not a size such as 5GB, 500MB or a byte count`);
+  if (n > MAX_BYTE_SIZE) {
+    throw new Error(
+      `'${text}' is more than the largest size llmc handles, ${MAX_BYTE_SIZE} bytes ` +
+        `(2^53 - 1, about 9 PB: byte offsets in safetensors files must be exact integers)`,
+    );
+  }
   return Math.floor(n);
 }
+
+/**
+ * The largest byte size a flag accepts: 2^53 − 1 (about 9 PB), the largest
+ * integer a JavaScript number holds exactly; safetensors offsets beyond it
+ * could not be written correctly.
+ */
+export const MAX_BYTE_SIZE = Number.MAX_SAFE_INTEGER;
 
 const BYTE_UNITS: Record<string, number> = {
   b: 1,

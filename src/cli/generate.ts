@@ -5,22 +5,26 @@
  */
 
 import type { CliCommand } from "./command.ts";
-import { numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
+import { choiceFlag, numberFlag, parseCommandLine, requireFlag } from "./flags.ts";
+import { createEngine, ENGINE_CHOICES } from "../engine/choose.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { resolveModelDir } from "../hub/resolve_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 import { generate } from "../model/generate.ts";
 
 const USAGE =
   `usage: llmc generate --model DIR --prompt TEXT --max-new-tokens N [--temperature T --top-p P --seed S] [--ignore-eos]
 
-  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json)
+  --model DIR|ID        a Hugging Face model folder (config.json, safetensors, tokenizer.json),
+                        or a Hub id org/name[@revision] resolved through the HF cache
   --prompt TEXT         the text to continue (BOS is added as the tokenizer does)
   --max-new-tokens N    how many tokens to generate at most
   --temperature T       sample at temperature T (default 0: greedy)
   --top-p P             nucleus sampling: keep the most likely tokens up to probability P (default 1)
   --seed S              the sampler's seed (default 0)
-  --ignore-eos          keep generating after EOS`;
+  --ignore-eos          keep generating after EOS
+  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
 
 /**
  * The `generate` command: prints the prompt and its continuation on stdout,
@@ -47,6 +51,7 @@ export const command: CliCommand = {
         "top-p": { type: "string" },
         seed: { type: "string" },
         "ignore-eos": { type: "boolean", default: false },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -67,20 +72,24 @@ export const command: CliCommand = {
         topP: numberFlag("top-p", values["top-p"], 1, (n) => n > 0 && n <= 1),
         seed: numberFlag("seed", values.seed, 0, Number.isSafeInteger),
         ignoreEos: values["ignore-eos"],
+        engine: choiceFlag("engine", values.engine, ENGINE_CHOICES),
       };
     });
     if ("exit" in line) return line.exit;
     const args = line.args;
 
-    const tokenizer = await loadTokenizer(args.model);
+    const modelDir = await resolveModelDir(args.model);
+    const tokenizer = await loadTokenizer(modelDir);
     const prompt = tokenizer.encode(args.prompt, { addSpecialTokens: true });
     if (prompt.length === 0) {
       console.error("llmc generate: the prompt encodes to no tokens and the tokenizer adds no BOS");
       return 2;
     }
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
-    const source = await CompressedCheckpoint.open(args.model);
-    const model = await DecoderModel.load(source);
+    const source = await CompressedCheckpoint.open(modelDir);
+    const chosen = await createEngine({ engine: args.engine, headDims: [source.config.headDim] });
+    console.error(`engine: ${chosen.reason}`);
+    const model = await DecoderModel.load(source, chosen.engine);
     try {
       const start = performance.now();
       const eos = [

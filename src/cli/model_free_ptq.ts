@@ -10,9 +10,10 @@ import { parseCommandLine, requireFlag } from "./flags.ts";
 import { modelFreePtq } from "../model_free/model_free_ptq.ts";
 
 const USAGE =
-  `usage: llmc model-free-ptq --model DIR --scheme PRESET [--ignore I ...] --output-dir OUT [--overwrite]
+  `usage: llmc model-free-ptq --model DIR|ID --scheme PRESET [--ignore I ...] --output-dir OUT [--overwrite]
 
-  --model DIR       a folder of safetensors files (any architecture) with config.json
+  --model DIR|ID    a folder of safetensors files (any architecture) with config.json, or a
+                    Hub id org/name[@revision] resolved through the HF cache
   --scheme PRESET   a preset with static weights and dynamic (or no) activations,
                     e.g. FP8_DYNAMIC, W8A16, W4A16, NVFP4A16, MXFP4A16, W8A8
   --ignore I ...    modules left dense: names or re:patterns. Every X.weight whose X does not

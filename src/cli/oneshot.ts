@@ -14,17 +14,22 @@ import {
   requireFlag,
   UsageError,
 } from "./flags.ts";
+import { LlmcError } from "../errors.ts";
+import { ENGINE_CHOICES } from "../engine/choose.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
 import type { ProgressMode } from "./progress.ts";
 
 const USAGE =
-  `usage: llmc oneshot --model DIR (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
+  `usage: llmc oneshot --model DIR|ID (--scheme PRESET [--targets T ...] [--ignore I ...] | --recipe FILE)
                     --output-dir OUT [--overwrite] [--resume] [--pipeline NAME] [--max-shard-size SIZE]
-                    [--dataset FILE --num-calibration-samples N --max-seq-length L ...]
+                    [--dataset FILE|DIR|ID [--splits S] [--text-column C] --num-calibration-samples N
+                     --max-seq-length L ...]
 
-  --model DIR            a Hugging Face model folder (config.json, safetensors)
+  --model DIR|ID         a Hugging Face model folder (config.json, safetensors), or a Hub id
+                         org/name[@revision] resolved through the HF cache (HF_HUB_CACHE, HF_HOME),
+                         downloading what is missing from HF_ENDPOINT with HF_TOKEN (HF_HUB_OFFLINE=1: cache only)
   --scheme PRESET        a preset such as W4A16, W8A16, FP8_DYNAMIC, NVFP4A16, MXFP4A16
   --targets T ...        modules the scheme targets (default Linear)
   --ignore I ...         modules left dense: names or re:patterns (e.g. lm_head)
@@ -32,13 +37,20 @@ const USAGE =
   --output-dir OUT       where the checkpoint is written (atomically)
   --overwrite            replace OUT if it exists
   --omit-null-dtypes     leave null scale_dtype/zp_dtype out of config.json (vLLM with compressed-tensors <= 0.12)
+  --no-save-compressed   write a dense, fake-quantized checkpoint (save_compressed=False; for evaluation)
   --resume               continue an interrupted run of the same job
   --pipeline NAME        datafree | sequential | basic | independent (default: inferred)
   --max-shard-size SIZE  shard bound, e.g. 5GB, 500MB or bytes (default 5GB)
   --quiet                no per-layer progress
 
 calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
-  --dataset FILE                       text file (windows) or JSON Lines with a "text" field
+  --dataset FILE|DIR|ID                a text file (windows); a .jsonl/.json/.parquet/.arrow file or a
+                                       folder of them; a Hub dataset id org/name[@rev] (HF cache);
+                                       or ultrachat_200k / open_platypus (llm-compressor's presets)
+  --splits SPLIT                       the split and slice to read, e.g. train, train[:512], train_sft[:5%]
+  --text-column COL                    the column with each row's text, or its chat messages, which are
+                                       rendered with the tokenizer's chat_template (default text)
+  --seed N                             the shuffle's seed (default 42)
   --num-calibration-samples N          samples (default 512)
   --max-seq-length L                   tokens per sample, BOS included (default 384)
   --shuffle-calibration-samples        shuffle before taking the first N
@@ -46,7 +58,17 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --no-moe-calibrate-all-experts       MoE: experts' statistics see only their routed tokens
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
-  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)`;
+  --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
+  --engine NAME                        auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
+
+/** A flag value that must be a whole number ≥ 0 (a seed). */
+function nonNegativeInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`--${flag} must be a non-negative integer, got '${value}'`);
+  }
+  return n;
+}
 
 const PIPELINES: readonly PipelineName[] = ["datafree", "sequential", "basic", "independent"];
 const PROGRESS: readonly ProgressMode[] = ["auto", "bar", "json", "none"];
@@ -77,11 +99,15 @@ export const command: CliCommand = {
         "output-dir": { type: "string" },
         overwrite: { type: "boolean", default: false },
         "omit-null-dtypes": { type: "boolean", default: false },
+        "no-save-compressed": { type: "boolean", default: false },
         resume: { type: "boolean", default: false },
         pipeline: { type: "string" },
         "max-shard-size": { type: "string" },
         quiet: { type: "boolean", default: false },
         dataset: { type: "string" },
+        splits: { type: "string" },
+        "text-column": { type: "string" },
+        seed: { type: "string" },
         "num-calibration-samples": { type: "string" },
         "max-seq-length": { type: "string" },
         "shuffle-calibration-samples": { type: "boolean", default: false },
@@ -90,6 +116,7 @@ export const command: CliCommand = {
         "max-activation-memory": { type: "string" },
         "tokens-per-forward": { type: "string" },
         progress: { type: "string", default: "auto" },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -109,10 +136,14 @@ export const command: CliCommand = {
         values["max-activation-memory"],
       );
       const progress = choiceFlag("progress", values.progress, PROGRESS);
+      const engine = choiceFlag("engine", values.engine, ENGINE_CHOICES);
       const count = (flag: string, v: string | undefined) =>
         v === undefined ? undefined : positiveInt(flag, v);
       return {
         dataset: values.dataset,
+        splits: values.splits,
+        textColumn: values["text-column"],
+        seed: values.seed === undefined ? undefined : nonNegativeInt("seed", values.seed),
         numCalibrationSamples: count("num-calibration-samples", values["num-calibration-samples"]),
         maxSeqLength: count("max-seq-length", values["max-seq-length"]),
         shuffleCalibrationSamples: values["shuffle-calibration-samples"],
@@ -121,10 +152,12 @@ export const command: CliCommand = {
         maxActivationBytesInMemory,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
         progress: values.quiet ? "none" : progress,
+        engine,
         model,
         outputDir,
         overwrite: values.overwrite,
         omitNullDtypes: values["omit-null-dtypes"],
+        saveCompressed: !values["no-save-compressed"],
         resume: values.resume,
         pipeline,
         maxShardBytes,
@@ -138,15 +171,41 @@ export const command: CliCommand = {
     const renderer = progressRenderer(progress);
     let result;
     try {
-      result = await oneshot({ ...rest, onEvent: renderer.onEvent });
-    } finally {
+      result = await oneshot({
+        ...rest,
+        // Every warning reaches onWarning (graph warnings too), so the renderer takes
+        // warnings from there only and shows each once, in its own format.
+        onEvent: (e) => {
+          if (e.type !== "warning") renderer.onEvent(e);
+        },
+        onWarning: (message) => renderer.onEvent({ type: "warning", message }),
+      });
+    } catch (e) {
+      // In JSON mode the error is a JSON line too; a known error then ends the run
+      // with status 1 as main.ts would, anything else still propagates with its stack.
+      const shown = renderer.error(e);
       renderer.close();
+      if (shown && e instanceof LlmcError) return 1;
+      throw e;
     }
-    console.log(
+    const message =
       `wrote ${result.outputDir} (${result.pipeline}): ${result.tensorCount} tensors, ` +
-        `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
-        `${result.seconds.toFixed(1)} s`,
-    );
+      `${(result.totalSize / 1e6).toFixed(1)} MB in ${result.files.join(", ")}, ` +
+      `${result.seconds.toFixed(1)} s`;
+    renderer.result({
+      message,
+      fields: {
+        output_dir: result.outputDir,
+        pipeline: result.pipeline,
+        files: result.files,
+        total_size: result.totalSize,
+        tensor_count: result.tensorCount,
+        resumed_layers: result.resumedLayers,
+        seconds: Math.round(result.seconds * 1000) / 1000,
+      },
+    });
+    renderer.close();
+    console.log(message);
     return 0;
   },
 };

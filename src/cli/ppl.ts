@@ -8,22 +8,26 @@
  */
 
 import type { CliCommand } from "./command.ts";
-import { parseCommandLine, positiveInt, requireFlag, UsageError } from "./flags.ts";
+import { choiceFlag, parseCommandLine, positiveInt, requireFlag, UsageError } from "./flags.ts";
+import { createEngine, ENGINE_CHOICES } from "../engine/choose.ts";
 import { loadEvaluationWindows } from "../data/evaluation_windows.ts";
 import { perplexity } from "../data/perplexity.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import { resolveModelDir } from "../hub/resolve_model.ts";
 import { CompressedCheckpoint } from "../compress/compressed_checkpoint.ts";
 
 const USAGE =
   `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256] [--windows 40] [--json]
 
-  --model DIR           a Hugging Face model folder (config.json, safetensors, tokenizer.json);
+  --model DIR|ID        a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a
+                        Hub id org/name[@revision] (HF cache, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE);
                         compressed-tensors checkpoints are decompressed on the fly
   --tokenizer DIR       where tokenizer.json is, when the model folder has none (default: --model)
   --dataset FILE        a UTF-8 text file
   --max-seq-length L    ids per window, BOS included (default 256)
   --windows N           evaluate the first N windows (default 40)
+  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)
   --json                print one JSON object on stdout instead of text`;
 
 /**
@@ -49,6 +53,7 @@ export const command: CliCommand = {
         "max-seq-length": { type: "string", default: "256" },
         windows: { type: "string", default: "40" },
         json: { type: "boolean", default: false },
+        engine: { type: "string", default: "auto" },
       },
     }, (values) => {
       const model = requireFlag("model", values.model);
@@ -63,13 +68,17 @@ export const command: CliCommand = {
         seqLen,
         windows,
         json: values.json,
+        engine: choiceFlag("engine", values.engine, ENGINE_CHOICES),
       };
     });
     if ("exit" in line) return line.exit;
     const args = line.args;
 
     const start = performance.now();
-    const tokenizer = await loadTokenizer(args.tokenizer);
+    const modelDir = await resolveModelDir(args.model);
+    const tokenizer = await loadTokenizer(
+      args.tokenizer === args.model ? modelDir : await resolveModelDir(args.tokenizer),
+    );
     const windows = await loadEvaluationWindows({
       path: args.dataset,
       tokenizer,
@@ -77,8 +86,10 @@ export const command: CliCommand = {
       windows: args.windows,
     });
     // Compressed checkpoints (llmc's or llm-compressor's) are decompressed on the fly.
-    const source = await CompressedCheckpoint.open(args.model);
-    const model = await DecoderModel.load(source);
+    const source = await CompressedCheckpoint.open(modelDir);
+    const chosen = await createEngine({ engine: args.engine, headDims: [source.config.headDim] });
+    if (!args.json) console.error(`engine: ${chosen.reason}`);
+    const model = await DecoderModel.load(source, chosen.engine);
     try {
       const result = await perplexity(model, windows);
       const seconds = (performance.now() - start) / 1000;
@@ -92,6 +103,8 @@ export const command: CliCommand = {
           windows: windows.length,
           maxSeqLength: args.seqLen,
           seconds: Number(seconds.toFixed(3)),
+          engine: chosen.engine.kind,
+          engineReason: chosen.reason,
         }));
       } else {
         console.log(

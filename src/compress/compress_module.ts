@@ -7,7 +7,7 @@
 
 import type { ModuleFormat } from "../quant/compression_format.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
-import type { WeightQParams } from "../quant/quantize.ts";
+import { fakeQuantize, type WeightQParams } from "../quant/quantize.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import { findTensor } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
@@ -135,6 +135,17 @@ export function compressModule(
     }
     switch (format) {
       case "dense":
+        // A dense save of a quantized module holds the weight as it computes: fake-quantized
+        // with its qparams (SPEC §1.9.1; upstream's save_compressed=False). Idempotent for
+        // weights that are already on the grid (GPTQ's).
+        out.push(...compressDense(
+          prefix,
+          fakeQuantize(weight, shape, qp, args, { dtype: modelDtype, where: prefix }),
+          shape,
+          modelDtype,
+        ));
+        out.push(...weightQParamTensorsDense(prefix, shape, scheme, qp, modelDtype));
+        break;
       case "sparse-bitmask":
       case "sparse-24-bitmask":
         out.push(...compressDense(prefix, weight, shape, modelDtype));

@@ -8,7 +8,9 @@
  */
 
 import { HfModel } from "../io/hf_model.ts";
+import type { DType } from "../io/dtype.ts";
 import type { ModelConfig } from "../io/model_config.ts";
+import { bytesToF32 } from "../io/tensor_bytes.ts";
 import { isMapping } from "../quant/args.ts";
 import { isCompressionFormat, type ModuleFormat } from "../quant/compression_format.ts";
 import { findMatchingScheme } from "../quant/match.ts";
@@ -34,6 +36,93 @@ const MODULE_SUFFIXES = [
 ];
 
 /**
+ * Where a checkpoint's tensors come from: a folder of safetensors files
+ * ({@link HfModel}) or tensors held in memory.
+ */
+export interface CheckpointTensorStore {
+  /** The parsed config.json. */
+  readonly config: ModelConfig;
+  /** The folder (for messages). */
+  readonly dir: string;
+  /** Every tensor name. */
+  tensorNames(): readonly string[];
+  /** Whether a tensor of that name exists. */
+  has(name: string): boolean;
+  /** A tensor's dtype and shape. */
+  info(name: string): { readonly dtype: DType; readonly shape: readonly number[] };
+  /** A tensor's bytes as stored. */
+  readRaw(name: string): Promise<Uint8Array>;
+  /** A tensor's values as float32. */
+  readF32(name: string): Promise<Float32Array>;
+  /** Releases files. */
+  close(): void;
+}
+
+/** A tensor held in memory: name, safetensors dtype, shape and little-endian bytes. */
+export interface MemoryTensor {
+  /** Full tensor name. */
+  readonly name: string;
+  /** safetensors dtype. */
+  readonly dtype: DType;
+  /** Shape, row-major. */
+  readonly shape: readonly number[];
+  /** The bytes. */
+  readonly data: Uint8Array;
+}
+
+/** Tensors in memory, falling back to a folder for the names they lack. */
+class MemoryTensorStore implements CheckpointTensorStore {
+  readonly #tensors: ReadonlyMap<string, MemoryTensor>;
+  readonly #fallback: HfModel | null;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly dir: string,
+    tensors: Iterable<MemoryTensor>,
+    fallback: HfModel | null,
+  ) {
+    this.#tensors = new Map([...tensors].map((t) => [t.name, t]));
+    this.#fallback = fallback;
+  }
+
+  tensorNames(): readonly string[] {
+    const names = new Set(this.#tensors.keys());
+    for (const n of this.#fallback?.tensorNames() ?? []) names.add(n);
+    return [...names];
+  }
+
+  has(name: string): boolean {
+    return this.#tensors.has(name) || (this.#fallback?.has(name) ?? false);
+  }
+
+  info(name: string): { readonly dtype: DType; readonly shape: readonly number[] } {
+    return this.#tensors.get(name) ?? this.#require(name).info(name);
+  }
+
+  readRaw(name: string): Promise<Uint8Array> {
+    const t = this.#tensors.get(name);
+    // A copy: the caller may keep or release what it reads.
+    return t ? Promise.resolve(t.data.slice()) : this.#require(name).readRaw(name);
+  }
+
+  readF32(name: string): Promise<Float32Array> {
+    const t = this.#tensors.get(name);
+    return t ? Promise.resolve(bytesToF32(t.dtype, t.data)) : this.#require(name).readF32(name);
+  }
+
+  close(): void {
+    this.#fallback?.close();
+  }
+
+  #require(name: string): HfModel {
+    if (this.#fallback === null) {
+      throw new CompressionError(`${this.dir}: no tensor '${name}' in the in-memory checkpoint`);
+    }
+    return this.#fallback;
+  }
+}
+
+/**
  * A compressed-tensors checkpoint folder seen as dense float32 tensors: each
  * quantized or sparse module's `P.weight` is decompressed on request; every
  * other tensor is read as stored. Unquantized checkpoints pass through.
@@ -47,14 +136,14 @@ const MODULE_SUFFIXES = [
  * ```
  */
 export class CompressedCheckpoint {
-  readonly #model: HfModel;
+  readonly #store: CheckpointTensorStore;
   readonly #groups: QuantizationScheme[];
   readonly #ignore: string[];
   readonly #globalFormat: ModuleFormat | null;
   readonly #compressedPrefixes: Set<string>;
 
-  private constructor(model: HfModel) {
-    this.#model = model;
+  private constructor(model: CheckpointTensorStore) {
+    this.#store = model;
     const qc = model.config.raw.quantization_config;
     const where = `${model.dir}/config.json: quantization_config`;
     this.#groups = [];
@@ -101,14 +190,39 @@ export class CompressedCheckpoint {
     return new CompressedCheckpoint(await HfModel.open(dir));
   }
 
+  /**
+   * A checkpoint whose tensors are in memory (e.g. what a run just wrote),
+   * read the same way as a folder; names missing from `tensors` are read
+   * from `fallback` (a run's resumed layers, which only the folder has).
+   *
+   * @param config the checkpoint's config.json, parsed (with its `quantization_config`)
+   * @param dir the folder it was written to, for messages
+   * @param tensors the tensors, as written
+   * @param fallback the written folder, opened, or null; closed by {@link close}
+   * @returns the dense view of the checkpoint
+   * @example
+   * ```ts ignore
+   * const ckpt = CompressedCheckpoint.fromTensors(config, "out/x", tensors, null);
+   * const model = await DecoderModel.load(ckpt);
+   * ```
+   */
+  static fromTensors(
+    config: ModelConfig,
+    dir: string,
+    tensors: Iterable<MemoryTensor>,
+    fallback: HfModel | null,
+  ): CompressedCheckpoint {
+    return new CompressedCheckpoint(new MemoryTensorStore(config, dir, tensors, fallback));
+  }
+
   /** The parsed config.json. */
   get config(): ModelConfig {
-    return this.#model.config;
+    return this.#store.config;
   }
 
   /** The folder. */
   get dir(): string {
-    return this.#model.dir;
+    return this.#store.dir;
   }
 
   /** Whether any module is stored compressed. */
@@ -124,7 +238,7 @@ export class CompressedCheckpoint {
    * @returns true when `readF32(name)` succeeds
    */
   has(name: string): boolean {
-    return this.#model.has(name) || this.#compressedPrefixes.has(stripWeight(name) ?? "");
+    return this.#store.has(name) || this.#compressedPrefixes.has(stripWeight(name) ?? "");
   }
 
   /**
@@ -136,19 +250,19 @@ export class CompressedCheckpoint {
   async readF32(name: string): Promise<Float32Array> {
     const prefix = stripWeight(name);
     if (prefix === null || !this.#compressedPrefixes.has(prefix)) {
-      return await this.#model.readF32(name);
+      return await this.#store.readF32(name);
     }
     const scheme = findMatchingScheme(prefix, "Linear", this.#groups, this.#ignore);
     const tensors: CompressedTensor[] = [];
     for (const suffix of MODULE_SUFFIXES) {
       const t = `${prefix}.${suffix}`;
-      if (!this.#model.has(t)) continue;
-      const info = this.#model.info(t);
+      if (!this.#store.has(t)) continue;
+      const info = this.#store.info(t);
       tensors.push({
         name: t,
         dtype: info.dtype,
         shape: [...info.shape],
-        data: await this.#model.readRaw(t),
+        data: await this.#store.readRaw(t),
       });
     }
     if (scheme === null) {
@@ -167,7 +281,7 @@ export class CompressedCheckpoint {
 
   /** Closes the underlying files. */
   close(): void {
-    this.#model.close();
+    this.#store.close();
   }
 }
 

@@ -10,7 +10,7 @@ import { uniformPool } from "./buffer_pool.ts";
 import { type Gpu, throwIfGpuFailed, unlessGpuFails } from "./device.ts";
 import { ShapeError } from "./errors.ts";
 import { GpuTensor } from "./tensor.ts";
-import { clearPending, markPending, type PendingWork } from "./_pending.ts";
+import { clearPending, markPending } from "./_pending.ts";
 
 /**
  * What may be bound at `@group(0) @binding(i)`: a tensor (bound to its data
@@ -44,12 +44,16 @@ interface Command {
  * console.assert((await y.readF32())[1] === 4);
  * ```
  */
-export class CommandBatch implements PendingWork {
+export class CommandBatch {
   #commands: Command[] = [];
   #used = new Set<GPUBuffer>();
   #afterSubmit: Array<() => void> = [];
 
-  /** @param gpu the device the dispatches run on */
+  /**
+   * Creates an empty batch.
+   *
+   * @param gpu the device the dispatches run on
+   */
   constructor(readonly gpu: Gpu) {}
 
   /** Number of recorded dispatches not yet submitted. */

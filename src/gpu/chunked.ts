@@ -36,6 +36,8 @@ export interface WeightChunk {
  */
 export class ChunkedWeight {
   /**
+   * Wraps chunks already on the GPU (see {@link ChunkedWeight.fromArray}).
+   *
    * @param gpu the device
    * @param shape [N, K]
    * @param chunks row chunks covering 0..N in order
@@ -45,6 +47,14 @@ export class ChunkedWeight {
     readonly shape: readonly [number, number],
     readonly chunks: readonly WeightChunk[],
   ) {}
+
+  /** Elements of the whole weight. */
+  get numel(): number {
+    return this.shape[0] * this.shape[1];
+  }
+
+  /** Always f32. */
+  readonly dtype = "f32" as const;
 
   /**
    * Uploads a weight in row chunks of at most `maxChunkBytes` (default and

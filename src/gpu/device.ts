@@ -323,3 +323,35 @@ function watchDevice(device: GPUDevice): void {
   });
   states.set(device, state);
 }
+
+/**
+ * Which adapter {@link getGpu} would open, without opening a device (so no
+ * shader is compiled and no device is held): what an engine choice needs.
+ *
+ * @param options.adapter as for getGpu (LLMC_GPU overrides it)
+ * @returns the adapter's name and whether it is a software one, or null when there is none
+ * @example
+ * ```ts
+ * import { probeAdapter } from "./device.ts";
+ * const found = await probeAdapter();
+ * console.log(found ? `${found.name} (software: ${found.isFallback})` : "no adapter");
+ * ```
+ */
+export async function probeAdapter(
+  options: { adapter?: AdapterChoice } = {},
+): Promise<{ name: string; isFallback: boolean } | null> {
+  const choice = adapterChoice(options.adapter);
+  const open = resolved.get(choice);
+  if (open) return { name: open.adapterName, isFallback: open.isFallback };
+  try {
+    const adapter = await findAdapter(choice);
+    const info = adapter.info;
+    return {
+      name: info.description || `${info.vendor} ${info.device}`.trim() || "unnamed adapter",
+      isFallback: isFallbackAdapter(adapter),
+    };
+  } catch (e) {
+    if (e instanceof GpuUnavailableError) return null;
+    throw e;
+  }
+}

@@ -21,7 +21,10 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
+import { CpuTensor, cpuTensor } from "../engine/cpu_engine.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
+import { webGpuOf } from "../engine/webgpu_engine.ts";
+import { CommandBatch } from "../gpu/batch.ts";
 import { kernelSync } from "../gpu/kernel.ts";
 import { add, reduceRows, scale as scaleBy } from "../gpu/ops.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
@@ -29,6 +32,37 @@ import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { fakeQuantizeKernel, gpuFakeQuantize } from "../quant/gpu_fake_quantize.ts";
 import { quantizedRange } from "../quant/qparams.ts";
+import { fakeQuantize } from "../quant/quantize.ts";
+
+/** The command batch to record into: the engine's current one (WebGPU), or null (CPU). */
+function batchOf(where: Engine | CommandBatch): CommandBatch | null {
+  return where instanceof CommandBatch ? where : webGpuOf(where)?.batch ?? null;
+}
+
+/**
+ * x fake-quantized on the host, each row as one tensor-strategy block with
+ * its own scale (and zero point): what the GPU kernel computes per row.
+ */
+function fakeQuantizeRowsOnHost(
+  x: Tensor,
+  scale: ArrayLike<number>,
+  zeroPoint: ArrayLike<number> | null,
+  args: QuantizationArgs,
+): Tensor {
+  const data = cpuTensor(x, "fake-quantize").data as Float32Array;
+  const rows = x.shape[0];
+  const cols = x.numel / rows;
+  const perTensor: QuantizationArgs = { ...args, strategy: "tensor", dynamic: false };
+  const y = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const q = fakeQuantize(data.subarray(r * cols, (r + 1) * cols), [1, cols], {
+      scale: Float32Array.of(scale[r]),
+      ...(zeroPoint === null ? {} : { zeroPoint: Float32Array.of(zeroPoint[r]) }),
+    }, perTensor);
+    y.set(q, r * cols);
+  }
+  return new CpuTensor(y, [...x.shape]);
+}
 
 /** How calibration forwards treat a Linear's input args. */
 export type InputSimulation =
@@ -69,7 +103,7 @@ export function inputSimulation(args: QuantizationArgs): InputSimulation {
  * row r uses `scale[r]`. Used with each sample's running scale repeated over
  * its tokens, or with one final scale repeated over all rows.
  *
- * @param batch the layer's command batch
+ * @param engine the layer's engine (or, WebGPU only, its command batch)
  * @param x the input `[rows, cols]`
  * @param scale one scale per row
  * @param zeroPoint one zero point per row, or null (symmetric)
@@ -77,21 +111,25 @@ export function inputSimulation(args: QuantizationArgs): InputSimulation {
  * @returns a new tensor (the layer destroys it)
  * @example
  * ```ts ignore
- * const y = fakeQuantizeRows(tap.batch, x, rowScales, null, args);
+ * const y = fakeQuantizeRows(tap.engine, x, rowScales, null, args);
  * ```
  */
 export function fakeQuantizeRows(
-  batch: CommandBatch,
-  x: GpuTensor,
+  engine: Engine | CommandBatch,
+  x: Tensor,
   scale: Float32Array,
   zeroPoint: Float32Array | null,
   args: QuantizationArgs,
-): GpuTensor {
+): Tensor {
   // The token strategy's slot map (one slot per row) carries per-row scales.
   const perRow: QuantizationArgs = { ...args, strategy: "token", dynamic: true };
+  const batch = batchOf(engine);
+  if (batch === null) {
+    return fakeQuantizeRowsOnHost(x, scale, args.symmetric ? null : zeroPoint, args);
+  }
   return gpuFakeQuantize(
     batch,
-    x,
+    x as GpuTensor,
     { scale, zeroPoint: args.symmetric ? null : zeroPoint },
     perRow,
     { where: "calibration input" },
@@ -105,27 +143,41 @@ const TINY_SCALE = 2 ** -126;
  * Fake-quantizes `x` per token with symmetric dynamic scales computed on the
  * GPU (no readback).
  *
- * @param batch the layer's command batch
+ * @param engine the layer's engine (or, WebGPU only, its command batch)
  * @param x the input `[rows, cols]`
  * @param args symmetric dynamic token args (FP8 or int)
  * @returns a new tensor (the layer destroys it)
  * @example
  * ```ts ignore
- * const y = fakeQuantizeDynamicTokens(tap.batch, x, presetScheme("FP8_DYNAMIC", ["Linear"]).inputActivations!);
+ * const y = fakeQuantizeDynamicTokens(tap.engine, x, presetScheme("FP8_DYNAMIC", ["Linear"]).inputActivations!);
  * ```
  */
 export function fakeQuantizeDynamicTokens(
-  batch: CommandBatch,
-  x: GpuTensor,
+  engine: Engine | CommandBatch,
+  x: Tensor,
   args: QuantizationArgs,
-): GpuTensor {
-  const gpu = batch.gpu;
+): Tensor {
   const rows = x.shape[0];
   const cols = x.numel / rows;
   const [qMin, qMax] = quantizedRange(args);
+  const batch = batchOf(engine);
+  if (batch === null) {
+    // The same float32 steps as the GPU: absmax · (1 / half range) + 2⁻¹²⁶.
+    const data = cpuTensor(x, "fake-quantize").data as Float32Array;
+    const inv = Math.fround(1 / ((qMax - qMin) / 2));
+    const scale = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let amax = 0;
+      for (let c = 0; c < cols; c++) amax = Math.max(amax, Math.abs(data[r * cols + c]));
+      scale[r] = Math.fround(Math.fround(amax * inv) + TINY_SCALE);
+    }
+    return fakeQuantizeRowsOnHost(x, scale, null, args);
+  }
+  const gpu = batch.gpu;
+  const xg = x as GpuTensor;
   const amax = reduceRows(
     batch,
-    new GpuTensor(gpu, x.buffer, [rows, cols], "f32", false),
+    new GpuTensor(gpu, xg.buffer, [rows, cols], "f32", false),
     "absmax",
   );
   const raw = scaleBy(batch, amax, 1 / ((qMax - qMin) / 2));
@@ -140,7 +192,7 @@ export function fakeQuantizeDynamicTokens(
   new Float32Array(params, 16, 3).set([qMin, qMax, 0]);
   batch.dispatch(
     kernelSync(gpu, fakeQuantizeKernel(args)),
-    [x, scale, zero, rowSlot, colSlot, y, { uniform: new Uint8Array(params) }],
+    [xg, scale, zero, rowSlot, colSlot, y, { uniform: new Uint8Array(params) }],
     foldWorkgroups(gpu, workgroupsFor(rows * cols, 256)),
     `dynamic token fake-quantize [${rows},${cols}]`,
   );

@@ -8,6 +8,7 @@
  */
 
 import { filter, type Observable, Subject } from "rxjs";
+import type { EngineKind } from "../engine/engine.ts";
 
 /** Which part of a layer's work a progress event belongs to. */
 export type GraphPhase =
@@ -22,6 +23,7 @@ export type GraphPhase =
 
 /** Progress inside a decoder layer. */
 export interface ProgressEvent {
+  /** Discriminates the event kinds. */
   readonly type: "progress";
   /** Which pass of an independent run (0 for single-pass pipelines). */
   readonly pass: number;
@@ -31,6 +33,7 @@ export interface ProgressEvent {
   readonly layer: number | null;
   /** Number of decoder layers. */
   readonly layers: number;
+  /** What the layer is doing. */
   readonly phase: GraphPhase;
   /** Calibration round within `calibrate` (0-based), else 0. */
   readonly round: number;
@@ -44,9 +47,11 @@ export interface ProgressEvent {
 
 /** A decoder layer (or the tensors outside the layers) was persisted or skipped. */
 export interface LayerDoneEvent {
+  /** Discriminates the event kinds. */
   readonly type: "layer_done";
   /** The layer, or null for the tensors outside the layers. */
   readonly layer: number | null;
+  /** Number of decoder layers. */
   readonly layers: number;
   /** True when an earlier run had already written it (resume). */
   readonly skipped: boolean;
@@ -58,11 +63,13 @@ export interface LayerDoneEvent {
 
 /** What compressing one module cost and how far it moved. */
 export interface ModuleMetricEvent {
+  /** Discriminates the event kinds. */
   readonly type: "module_metric";
   /** Full module name, e.g. `model.layers.0.self_attn.q_proj` or `model.layers.0.self_attn`. */
   readonly module: string;
   /** The modifier, e.g. `QuantizationModifier`, `GPTQModifier`. */
   readonly modifier: string;
+  /** The decoder layer the module is in, or null for modules outside the layers (lm_head). */
   readonly layer: number | null;
   /**
    * The quantization error: GPTQ's loss Σ(w−q)²/d²/2 for GPTQ; for
@@ -98,12 +105,28 @@ export interface ModuleMetricEvent {
 
 /** Something the user should know (requested pipeline differs, unmatched targets, …). */
 export interface WarningEvent {
+  /** Discriminates the event kinds. */
   readonly type: "warning";
+  /** What happened, in words. */
   readonly message: string;
 }
 
+/** Which compute engine a calibrated run uses and why (emitted once, first). */
+export interface EngineEvent {
+  readonly type: "engine";
+  /** "webgpu" or "cpu". */
+  readonly engine: EngineKind;
+  /** Why it was chosen, and the device. */
+  readonly reason: string;
+}
+
 /** Everything a calibrated run emits. */
-export type GraphEvent = ProgressEvent | LayerDoneEvent | ModuleMetricEvent | WarningEvent;
+export type GraphEvent =
+  | ProgressEvent
+  | LayerDoneEvent
+  | ModuleMetricEvent
+  | WarningEvent
+  | EngineEvent;
 
 /** A function that receives graph events. */
 export type GraphEventSink = (event: GraphEvent) => void;

@@ -8,8 +8,7 @@
  * @module
  */
 
-import { copy } from "../gpu/ops.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { MoeRoutingTap } from "../model/taps.ts";
 
 /** Tokens one expert saw. */
@@ -33,7 +32,7 @@ export interface ExpertTokens {
  * ```
  */
 export class ExpertTokenCounter {
-  readonly #pending: { module: string; weights: GpuTensor }[] = [];
+  readonly #pending: { module: string; engine: Engine; perExpert: Tensor }[] = [];
   readonly #routed = new Map<string, number[]>();
   readonly #tokens = new Map<string, number>();
 
@@ -43,31 +42,32 @@ export class ExpertTokenCounter {
   constructor(readonly calibrateAllExperts: boolean) {}
 
   /**
-   * Keeps a copy of a tap's routing weights (recorded into its batch) for
-   * {@link settle}.
+   * Keeps a copy of a tap's routing weights (recorded on its engine with the
+   * layer's work, transposed to one row per expert) for {@link settle}.
    *
    * @param tap the routing of one forward
    */
   record(tap: MoeRoutingTap): void {
-    this.#pending.push({ module: tap.module, weights: copy(tap.batch, tap.weights) });
+    const perExpert = tap.engine.transpose(tap.weights);
+    this.#pending.push({ module: tap.module, engine: tap.engine, perExpert });
   }
 
   /** Reads every recorded routing back and counts it. */
   async settle(): Promise<void> {
     const pending = this.#pending.splice(0);
     try {
-      for (const { module, weights } of pending) {
-        const [rows, experts] = weights.shape;
-        const w = await weights.readF32();
+      for (const { module, engine, perExpert } of pending) {
+        const [experts, rows] = perExpert.shape;
+        const [w] = await engine.read([perExpert]);
         const counts = this.#routed.get(module) ?? new Array(experts).fill(0);
-        for (let r = 0; r < rows; r++) {
-          for (let e = 0; e < experts; e++) if (w[r * experts + e] !== 0) counts[e]++;
+        for (let e = 0; e < experts; e++) {
+          for (let r = 0; r < rows; r++) if (w[e * rows + r] !== 0) counts[e]++;
         }
         this.#routed.set(module, counts);
         this.#tokens.set(module, (this.#tokens.get(module) ?? 0) + rows);
       }
     } finally {
-      for (const { weights } of pending) weights.destroy();
+      for (const { perExpert } of pending) perExpert.destroy();
     }
   }
 

@@ -8,12 +8,16 @@
  * @module
  */
 
+import { cpuTensor } from "../engine/cpu_engine.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
+import { webGpuOf } from "../engine/webgpu_engine.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import { ChunkedWeight } from "../gpu/chunked.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { matmul, mul, reduceRows } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import type { ModelConfig, ModelType } from "../io/model_config.ts";
+import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "../modifiers/gptq/cpu_gptq.ts";
 import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import {
@@ -28,8 +32,17 @@ import type { ComputeDType } from "../quant/compute_dtype.ts";
 import { fuseGlobalScales } from "../quant/fused_global_scales.ts";
 import { rtnGlobalScale } from "../quant/rtn.ts";
 
+/** Where GPTQ's statistics live: an engine, or (GPU-only callers) a WebGPU device. */
+export type GptqDevice = Engine | Gpu;
+
+/** The WebGPU device behind `d`, or null for the CPU engine. */
+function gpuOf(d: GptqDevice): Gpu | null {
+  return "kind" in d ? webGpuOf(d)?.gpu ?? null : d;
+}
+
 /**
- * The Hessians of one layer, keyed by the input they are accumulated from.
+ * The Hessians of one layer, keyed by the input they are accumulated from:
+ * on the GPU for the WebGPU engine, on the host for the CPU engine.
  *
  * @example
  * ```ts ignore
@@ -38,16 +51,16 @@ import { rtnGlobalScale } from "../quant/rtn.ts";
  * ```
  */
 export class LayerHessians {
-  readonly #byKey: Map<string, HessianAccumulator>;
+  readonly #byKey: Map<string, HessianAccumulator | CpuHessian>;
 
-  private constructor(byKey: Map<string, HessianAccumulator>) {
+  private constructor(byKey: Map<string, HessianAccumulator | CpuHessian>) {
     this.#byKey = byKey;
   }
 
   /**
    * Zero Hessians for each input.
    *
-   * @param gpu the device
+   * @param device the layer's engine (or a WebGPU device)
    * @param columns in_features per input key
    * @returns the accumulators
    * @example
@@ -55,12 +68,15 @@ export class LayerHessians {
    * LayerHessians.create(gpu, new Map([["down", 172]]));
    * ```
    */
-  static create(gpu: Gpu, columns: ReadonlyMap<string, number>): LayerHessians {
-    const byKey = new Map<string, HessianAccumulator>();
+  static create(device: GptqDevice, columns: ReadonlyMap<string, number>): LayerHessians {
+    const gpu = gpuOf(device);
+    const byKey = new Map<string, HessianAccumulator | CpuHessian>();
     try {
-      for (const [key, n] of columns) byKey.set(key, HessianAccumulator.create(gpu, n));
+      for (const [key, n] of columns) {
+        byKey.set(key, gpu ? HessianAccumulator.create(gpu, n) : new CpuHessian(n));
+      }
     } catch (e) {
-      for (const h of byKey.values()) h.destroy();
+      for (const h of byKey.values()) if (h instanceof HessianAccumulator) h.destroy();
       throw e;
     }
     return new LayerHessians(byKey);
@@ -84,7 +100,7 @@ export class LayerHessians {
    * Records one forward's inputs (b = its sequences, as upstream counts).
    *
    * @param key the input
-   * @param batch the layer's command batch
+   * @param engine the layer's engine (a command batch: WebGPU-only callers)
    * @param x the input `[rows, in]`
    * @param sequences samples in `x`
    * @example
@@ -92,8 +108,16 @@ export class LayerHessians {
    * hessians.add("qkv", tap.batch, tap.x, tap.sequences);
    * ```
    */
-  add(key: string, batch: CommandBatch, x: GpuTensor, sequences: number): void {
-    this.#byKey.get(key)?.add(batch, x, sequences);
+  add(key: string, engine: Engine | CommandBatch, x: Tensor, sequences: number): void {
+    const h = this.#byKey.get(key);
+    if (h === undefined) return;
+    if (h instanceof CpuHessian) {
+      h.add(cpuTensor(x, "Hessian").data as Float32Array, sequences);
+      return;
+    }
+    const batch = engine instanceof CommandBatch ? engine : webGpuOf(engine)?.batch;
+    if (batch === undefined) throw new Error(`Hessian '${key}' is on the GPU, the layer is not`);
+    h.add(batch, x as GpuTensor, sequences);
   }
 
   /**
@@ -109,6 +133,23 @@ export class LayerHessians {
   get(key: string): HessianAccumulator {
     const h = this.#byKey.get(key);
     if (h === undefined) throw new Error(`no Hessian for input '${key}'`);
+    if (h instanceof CpuHessian) throw new Error(`Hessian '${key}' is on the CPU (use cpu())`);
+    return h;
+  }
+
+  /**
+   * The host accumulator of an input (CPU engine).
+   *
+   * @param key the input
+   * @returns it
+   * @example
+   * ```ts ignore
+   * hessians.cpu("qkv").read();
+   * ```
+   */
+  cpu(key: string): CpuHessian {
+    const h = this.#byKey.get(key);
+    if (!(h instanceof CpuHessian)) throw new Error(`no CPU Hessian for input '${key}'`);
     return h;
   }
 
@@ -121,7 +162,7 @@ export class LayerHessians {
    * ```
    */
   destroy(): void {
-    for (const h of this.#byKey.values()) h.destroy();
+    for (const h of this.#byKey.values()) if (h instanceof HessianAccumulator) h.destroy();
     this.#byKey.clear();
   }
 }
@@ -180,7 +221,10 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
  * cannot be told apart), `choleskyMs` and `inverseMs` 0, `totalMs` the sum;
  * weights of one wave report the same times.
  *
- * @param gpu the device
+ * On the CPU engine each weight goes through the float64 reference instead
+ * (src/modifiers/gptq/cpu_gptq.ts), one after another.
+ *
+ * @param device the layer's engine (or a WebGPU device)
  * @param layer the decoder layer (fused global-scale sets)
  * @param modelType the architecture
  * @param hessians the layer's Hessians
@@ -195,7 +239,7 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
  * ```
  */
 export async function gptqLayerWeights(
-  gpu: Gpu,
+  device: GptqDevice,
   layer: number,
   modelType: ModelType | ModelConfig,
   hessians: LayerHessians,
@@ -209,8 +253,19 @@ export async function gptqLayerWeights(
     }
   }
   const fused = fuseGlobalScales(global, layerFusedSets(layer, modelType, (n) => global.has(n)));
+  const gpu = gpuOf(device);
   for (const l of linears) {
-    checkGptqWeight(l.values, l.shape, hessians.get(l.input).columns, l.args, l.name);
+    const columns = gpu ? hessians.get(l.input).columns : hessians.cpu(l.input).columns;
+    checkGptqWeight(l.values, l.shape, columns, l.args, l.name);
+  }
+  if (gpu === null) {
+    return linears.map((l) =>
+      gptqOnCpu(l.values, l.shape, hessians.cpu(l.input), l.args, {
+        blockSize: options.blockSize,
+        dampeningFrac: options.dampeningFrac,
+        globalScale: fused.get(l.name) ?? null,
+      })
+    );
   }
   return await runFactorLoops(
     gpu,
@@ -254,7 +309,7 @@ export interface ReconstructionInput {
  * of at most `maxChunkBytes`, multiplied elementwise by itself and summed
  * per row; all weights of a layer share one wait and one readback.
  *
- * @param gpu the device
+ * @param device the layer's engine (or a WebGPU device); the CPU engine sums on the host
  * @param hessians the layer's Hessians (any state; the upper triangle is mirrored)
  * @param items the weights with their candidates
  * @param maxChunkBytes bound on one row chunk's bytes (tests: exercise chunking)
@@ -267,11 +322,22 @@ export interface ReconstructionInput {
  * ```
  */
 export async function reconstructionErrors(
-  gpu: Gpu,
+  device: GptqDevice,
   hessians: LayerHessians,
   items: readonly ReconstructionInput[],
   maxChunkBytes: number = RECONSTRUCTION_CHUNK_BYTES,
 ): Promise<number[][]> {
+  const gpu = gpuOf(device);
+  if (gpu === null) {
+    return items.map((item) =>
+      cpuReconstructionErrors(
+        hessians.cpu(item.input),
+        item.original,
+        item.shape,
+        item.candidates,
+      )
+    );
+  }
   const sums: GpuTensor[][] = [];
   try {
     for (const item of items) {

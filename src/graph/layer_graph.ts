@@ -22,7 +22,7 @@
 
 import { lastValueFrom, Subject } from "rxjs";
 import type { DType } from "../io/dtype.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import type { LinearInputTransform } from "../model/taps.ts";
@@ -91,10 +91,10 @@ function composeTransforms(
 ): LinearInputTransform | undefined {
   if (list.length === 0) return undefined;
   if (list.length === 1) return list[0];
-  return (modules, x, batch) => {
+  return (modules, x, engine) => {
     let y = x;
     for (const t of list) {
-      const z = t(modules, y, batch);
+      const z = t(modules, y, engine);
       // Intermediate results are ours to release; the layer releases the last one.
       if (z !== y && y !== x) y.destroy();
       y = z;
@@ -150,7 +150,7 @@ export async function calibrateLayer(
   const expertTokens = model.config.moe === null ? undefined : new ExpertTokenCounter(allExperts);
   const sessions: LayerSession[] = ctx.modifiers.map((m) =>
     m.open({
-      gpu: model.gpu,
+      engine: model.engine,
       config: model.config,
       layer: k,
       weights: input.weights,
@@ -173,7 +173,7 @@ export async function calibrateLayer(
     if (rounds > 0) {
       // Kept after the rounds for the propagation forward when it runs with the same weights.
       const weights = calibrationGpu = LayerWeights.fromArrays(
-        model.gpu,
+        model.engine,
         model.config,
         k,
         calibrationWeights,
@@ -185,6 +185,8 @@ export async function calibrateLayer(
           sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
         );
         let done = 0;
+        // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
+        progress("calibrate", r, 0);
         try {
           for (const b of batches) {
             const out = await forward(
@@ -234,15 +236,16 @@ export async function calibrateLayer(
       if (!same) calibrationGpu?.destroy();
       const weights = same
         ? calibrationGpu!
-        : LayerWeights.fromArrays(model.gpu, model.config, k, forwardWeights);
+        : LayerWeights.fromArrays(model.engine, model.config, k, forwardWeights);
       gpuBytes = Math.max(gpuBytes, weights.bytes);
       try {
         let done = 0;
+        progress("propagate", 0, 0);
         const reads = new PendingReads(input.outputs);
         for (const b of batches) {
           const out = await forward(ctx, input, b, weights, sessions, round);
           try {
-            await reads.add(b.index, out);
+            await reads.add(b.index, out, model.engine);
           } finally {
             out.destroy();
           }
@@ -269,10 +272,10 @@ async function forward(
   sessions: readonly LayerSession[],
   round: number | "propagate",
   taps?: (event: CalibrationTap["event"]) => void,
-): Promise<GpuTensor> {
+): Promise<Tensor> {
   const { model } = ctx;
   const x = await input.inputs.get(b.index);
-  const hidden = GpuTensor.fromArray(model.gpu, x, [
+  const hidden = model.engine.upload(x, [
     b.sequences * b.seqLen,
     model.config.hiddenSize,
   ]);

@@ -29,6 +29,7 @@
  */
 
 export {
+  type EngineEvent,
   type GraphEvent,
   type GraphEventSink,
   type GraphPhase,

@@ -23,7 +23,7 @@
 import type { OperatorFunction } from "rxjs";
 import type { DType } from "../io/dtype.ts";
 import type { ModelConfig } from "../io/model_config.ts";
-import type { Gpu } from "../gpu/device.ts";
+import type { Engine } from "../engine/engine.ts";
 import type { LinearInputTransform, TapEvent } from "../model/taps.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import type { ModuleFormat } from "../quant/compression_format.ts";
@@ -126,8 +126,8 @@ export interface LayerResult {
 
 /** What a session knows about the layer it calibrates. */
 export interface LayerEnvironment {
-  /** The GPU the layer runs on. */
-  readonly gpu: Gpu;
+  /** The engine the layer runs on. */
+  readonly engine: Engine;
   /** The model config. */
   readonly config: ModelConfig;
   /** The decoder layer. */

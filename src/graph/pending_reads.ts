@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 
 /** Default bound on the bytes of reads in flight. */
@@ -30,7 +30,7 @@ interface Pending {
  * const reads = new PendingReads(outputs);
  * for (const b of batches) {
  *   const out = await model.runLayer(k, hidden, { weights, sequences: b.sequences });
- *   await reads.add(b.index, out);
+ *   await reads.add(b.index, out, engine);
  *   out.destroy();
  * }
  * await reads.drain();
@@ -56,19 +56,21 @@ export class PendingReads {
    *
    * @param index the cache entry
    * @param tensor an f32 tensor
+   * @param engine its engine (the read starts now, in one device poll)
    * @returns resolves once the reads in flight are within the bound
    * @example
    * ```ts ignore
-   * await reads.add(0, out);
+   * await reads.add(0, out, engine);
    * out.destroy();
    * ```
    */
-  async add(index: number, tensor: GpuTensor): Promise<void> {
-    const read = tensor.readF32();
+  async add(index: number, tensor: Tensor, engine: Engine): Promise<void> {
+    const read = engine.read([tensor]).then(([host]) => host as Float32Array);
     // Awaited in order later; a failure before then must not count as unhandled.
     read.catch(() => {});
-    this.#queue.push({ index, read, bytes: tensor.byteLength });
-    this.#bytes += tensor.byteLength;
+    const bytes = tensor.numel * 4;
+    this.#queue.push({ index, read, bytes });
+    this.#bytes += bytes;
     while (this.#queue.length > 1 && this.#bytes > this.maxBytes) await this.#settleOldest();
   }
 

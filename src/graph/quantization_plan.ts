@@ -11,7 +11,11 @@
 import { LlmcError } from "../errors.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { layerPrefix } from "../model/module_names.ts";
-import { planLinearQuantization } from "../modifiers/quantization/linear_plan.ts";
+import {
+  planLinearQuantization,
+  withFormatOverride,
+} from "../modifiers/quantization/linear_plan.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type {
   LinearPlan,
   PlannedLinear,
@@ -144,6 +148,8 @@ function checkAttentionArgs(args: QuantizationArgs, where: string): void {
  *
  * @param source the model (config and tensor headers)
  * @param modifier the modifier
+ * @param formatOverride a format forced on every quantized module (`"dense"` for an
+ *   uncompressed save), or null
  * @returns the plan
  * @throws {CalibrationUnsupportedError} for activation args llmc cannot calibrate
  *   (static non-tensor inputs, static outputs, MSE activation observers, dynamic K/V)
@@ -158,9 +164,10 @@ function checkAttentionArgs(args: QuantizationArgs, where: string): void {
 export function planQuantization(
   source: PlanSource,
   modifier: QuantizationModifierLike,
+  formatOverride: ModuleFormat | null = null,
 ): QuantizationPlan {
   const where = `${modifier.stage}_stage.${modifier.group}_modifiers.${modifier.type}`;
-  const resolved = resolveQuantizationConfig(modifier);
+  const resolved = withFormatOverride(resolveQuantizationConfig(modifier), formatOverride);
   if (modifier.type === "GPTQModifier" && !resolved.hasConfig) {
     throw new CalibrationUnsupportedError(
       `${where}: a GPTQModifier without scheme or config_groups (quantizing with a preceding ` +

@@ -36,8 +36,7 @@ import {
   type OperatorFunction,
   toArray,
 } from "rxjs";
-import type { CommandBatch } from "../gpu/batch.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import { expertIndexOf, linearInputGroups } from "../model/moe_names.ts";
 import type { LinearInputTransform } from "../model/taps.ts";
@@ -257,7 +256,7 @@ class QuantizationSession implements LayerSession {
         if (t.length > 0) columns.set(this.#hessianKey(g), t[0].shape[1]);
       }
     }
-    this.#hessians = columns.size > 0 ? LayerHessians.create(env.gpu, columns) : null;
+    this.#hessians = columns.size > 0 ? LayerHessians.create(env.engine, columns) : null;
   }
 
   observe(round: number): OperatorFunction<CalibrationTap, unknown> {
@@ -275,10 +274,10 @@ class QuantizationSession implements LayerSession {
     samples: CalibrationBatch,
   ): LinearInputTransform | null {
     if (!this.#env.quantizationAware) return null;
-    return (modules, x, batch) => {
+    return (modules, x, engine) => {
       const g = this.#groups.find((g) => g.modules[0] === modules[0]);
       if (g === undefined || g.args === null) return x;
-      return this.#simulate(g, g.args, round, samples, x, batch);
+      return this.#simulate(g, g.args, round, samples, x, engine);
     };
   }
 
@@ -313,7 +312,7 @@ class QuantizationSession implements LayerSession {
       );
       const m = this.#plan.modifier;
       const results = await gptqLayerWeights(
-        env.gpu,
+        env.engine,
         env.layer,
         env.config,
         this.#hessians,
@@ -346,7 +345,7 @@ class QuantizationSession implements LayerSession {
         })),
       );
       const errors = await reconstructionErrors(
-        env.gpu,
+        env.engine,
         this.#hessians,
         targets.map(({ l, g }, i) => ({
           input: this.#hessianKey(g),
@@ -515,10 +514,10 @@ class QuantizationSession implements LayerSession {
     if (e.kind === "attention") {
       const a = this.#attention;
       if (a === null || this.#roundOf.get(ATTENTION_POINT) !== round) return [];
-      const rec = (x: GpuTensor, heads: number, args: QuantizationArgs) =>
+      const rec = (x: Tensor, heads: number, args: QuantizationArgs) =>
         args.strategy === "attn_head"
-          ? recordHeadMinMax(e.batch, x, e.sequences, e.seqLen, heads)
-          : recordTensorMinMax(e.batch, x, e.sequences, e.seqLen);
+          ? recordHeadMinMax(e.engine, x, e.sequences, e.seqLen, heads)
+          : recordTensorMinMax(e.engine, x, e.sequences, e.seqLen);
       const out: Pending[] = [];
       if (a.kv !== null) {
         out.push({ key: "k", firstSample: first, stats: rec(e.k, e.kvHeads, a.kv) });
@@ -534,20 +533,20 @@ class QuantizationSession implements LayerSession {
     if (g === undefined || this.#roundOf.get(g.point) !== round) return [];
     // A group sharing another's Hessian adds nothing of its own.
     if (this.#hessianKey(g) === g.key && this.#hessians?.has(g.key)) {
-      this.#hessians.add(g.key, e.batch, e.x, e.sequences);
+      this.#hessians.add(g.key, e.engine, e.x, e.sequences);
     }
     if (g.observed.length === 0) return [];
     return [{
       key: g.key,
       firstSample: first,
-      stats: recordTensorMinMax(e.batch, e.x, e.sequences, e.seqLen),
+      stats: recordTensorMinMax(e.engine, e.x, e.sequences, e.seqLen),
     }];
   }
 
   /** Reads a round's statistics back and folds them into the observers. */
   async #fold(pending: readonly Pending[]): Promise<void> {
     const ordered = [...pending].sort((a, b) => a.firstSample - b.firstSample);
-    const perForward = await readSampleMinMax(ordered.map((p) => p.stats));
+    const perForward = await readSampleMinMax(this.#env.engine, ordered.map((p) => p.stats));
     const byKey = new Map<string, MinMax[]>();
     ordered.forEach((p, i) => {
       const list = byKey.get(p.key) ?? [];
@@ -591,14 +590,14 @@ class QuantizationSession implements LayerSession {
     args: QuantizationArgs,
     round: number | "propagate",
     samples: CalibrationBatch,
-    x: GpuTensor,
-    batch: CommandBatch,
-  ): GpuTensor {
+    x: Tensor,
+    engine: Engine,
+  ): Tensor {
     switch (g.simulation.kind) {
       case "none":
         return x;
       case "dynamic_token":
-        return fakeQuantizeDynamicTokens(batch, x, args);
+        return fakeQuantizeDynamicTokens(engine, x, args);
       case "static": {
         const rows = samples.sequences * samples.seqLen;
         const scale = new Float32Array(rows);
@@ -619,7 +618,7 @@ class QuantizationSession implements LayerSession {
             zp.fill(run.zeroPoint[s], b * samples.seqLen, (b + 1) * samples.seqLen);
           }
         }
-        return fakeQuantizeRows(batch, x, scale, zp, args);
+        return fakeQuantizeRows(engine, x, scale, zp, args);
       }
     }
   }

@@ -12,35 +12,29 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import { reduceRows, transpose } from "../gpu/ops.ts";
-import { GpuTensor, readMany } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { MinMax } from "../quant/calibration_view.ts";
 
 /** Reductions recorded for one tensor of one forward, not yet read back. */
 export interface PendingSampleMinMax {
   /** Minima, `[slots · sequences]` slot-major (`[sequences]` for one slot). */
-  readonly min: GpuTensor;
+  readonly min: Tensor;
   /** Maxima, same layout. */
-  readonly max: GpuTensor;
+  readonly max: Tensor;
   /** Samples in the forward. */
   readonly sequences: number;
   /** Qparam slots per sample (1 for tensor, heads for attn_head). */
   readonly slots: number;
 }
 
-function view(t: GpuTensor, shape: number[]): GpuTensor {
-  return new GpuTensor(t.gpu, t.buffer, shape, t.dtype, false);
-}
-
 function perSample(
-  batch: CommandBatch,
-  perToken: GpuTensor,
+  engine: Engine,
+  perToken: Tensor,
   sequences: number,
   seqLen: number,
   op: "min" | "max",
 ) {
-  const out = reduceRows(batch, view(perToken, [sequences, seqLen]), op);
+  const out = engine.reduceRows(engine.reshape(perToken, [sequences, seqLen]), op);
   perToken.destroy();
   return out;
 }
@@ -49,27 +43,27 @@ function perSample(
  * Records per-sample min and max over all tokens and features of `x`
  * (tensor-strategy statistics: upstream's `(b·s, 1, h)` view, one call per sample).
  *
- * @param batch the layer's command batch
+ * @param engine the layer's engine (ops are recorded there)
  * @param x activations `[sequences · seqLen, C]` (not modified)
  * @param sequences samples in `x`
  * @param seqLen tokens per sample
  * @returns the pending reductions
  * @example
  * ```ts ignore
- * const p = recordTensorMinMax(tap.batch, tap.x, tap.sequences, tap.seqLen);
+ * const p = recordTensorMinMax(tap.engine, tap.x, tap.sequences, tap.seqLen);
  * ```
  */
 export function recordTensorMinMax(
-  batch: CommandBatch,
-  x: GpuTensor,
+  engine: Engine,
+  x: Tensor,
   sequences: number,
   seqLen: number,
 ): PendingSampleMinMax {
   const cols = x.numel / (sequences * seqLen);
-  const rows = view(x, [sequences * seqLen, cols]);
+  const rows = engine.reshape(x, [sequences * seqLen, cols]);
   return {
-    min: perSample(batch, reduceRows(batch, rows, "min"), sequences, seqLen, "min"),
-    max: perSample(batch, reduceRows(batch, rows, "max"), sequences, seqLen, "max"),
+    min: perSample(engine, engine.reduceRows(rows, "min"), sequences, seqLen, "min"),
+    max: perSample(engine, engine.reduceRows(rows, "max"), sequences, seqLen, "max"),
     sequences,
     slots: 1,
   };
@@ -79,7 +73,7 @@ export function recordTensorMinMax(
  * Records per-sample, per-head min and max of attention states
  * (attn_head statistics: upstream's `(b·s, heads, 1, 1, d)` view).
  *
- * @param batch the layer's command batch
+ * @param engine the layer's engine (ops are recorded there)
  * @param x states `[sequences · seqLen, heads · headDim]` (not modified)
  * @param sequences samples in `x`
  * @param seqLen tokens per sample
@@ -87,12 +81,12 @@ export function recordTensorMinMax(
  * @returns the pending reductions (slot-major: head h of sample b at `h · sequences + b`)
  * @example
  * ```ts ignore
- * const p = recordHeadMinMax(tap.batch, tap.k, tap.sequences, tap.seqLen, tap.kvHeads);
+ * const p = recordHeadMinMax(tap.engine, tap.k, tap.sequences, tap.seqLen, tap.kvHeads);
  * ```
  */
 export function recordHeadMinMax(
-  batch: CommandBatch,
-  x: GpuTensor,
+  engine: Engine,
+  x: Tensor,
   sequences: number,
   seqLen: number,
   heads: number,
@@ -100,10 +94,10 @@ export function recordHeadMinMax(
   const rows = sequences * seqLen;
   const headDim = x.numel / (rows * heads);
   const reduce = (op: "min" | "max") => {
-    const perTokenHead = reduceRows(batch, view(x, [rows * heads, headDim]), op);
-    const headMajor = transpose(batch, view(perTokenHead, [rows, heads]));
+    const perTokenHead = engine.reduceRows(engine.reshape(x, [rows * heads, headDim]), op);
+    const headMajor = engine.transpose(engine.reshape(perTokenHead, [rows, heads]));
     perTokenHead.destroy();
-    const out = reduceRows(batch, view(headMajor, [heads * sequences, seqLen]), op);
+    const out = engine.reduceRows(engine.reshape(headMajor, [heads * sequences, seqLen]), op);
     headMajor.destroy();
     return out;
   };
@@ -114,18 +108,20 @@ export function recordHeadMinMax(
  * Reads pending reductions back with one GPU round trip and splits them
  * into one observation per sample.
  *
+ * @param engine the engine they were recorded on
  * @param pending reductions, in any order
  * @returns for each pending entry, its samples' per-slot min/max in sample order
  * @example
  * ```ts ignore
- * const [perSample] = await readSampleMinMax([p]);
+ * const [perSample] = await readSampleMinMax(engine, [p]);
  * perSample[0].max; // sample 0's max per slot
  * ```
  */
 export async function readSampleMinMax(
+  engine: Engine,
   pending: readonly PendingSampleMinMax[],
 ): Promise<MinMax[][]> {
-  const host = await readMany(pending.flatMap((p) => [p.min, p.max])) as Float32Array[];
+  const host = await engine.read(pending.flatMap((p) => [p.min, p.max])) as Float32Array[];
   for (const p of pending) {
     p.min.destroy();
     p.max.destroy();

@@ -20,6 +20,8 @@ import {
 } from "../modifiers/sparsegpt/sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import { LayerHessians } from "./gptq_weights.ts";
+import { EngineError } from "../engine/engine_error.ts";
+import { webGpuOf } from "../engine/webgpu_engine.ts";
 import type {
   CalibrationTap,
   LayerEnvironment,
@@ -61,7 +63,7 @@ class SparseGptSession implements LayerSession {
       }
     }
     this.rounds = columns.size > 0 ? 1 : 0;
-    this.#hessians = columns.size > 0 ? LayerHessians.create(env.gpu, columns) : null;
+    this.#hessians = columns.size > 0 ? LayerHessians.create(env.engine, columns) : null;
   }
 
   observe(_round: number): OperatorFunction<CalibrationTap, unknown> {
@@ -71,7 +73,7 @@ class SparseGptSession implements LayerSession {
           const e = tap.event;
           if (e.kind === "linear_input" && this.#hessians !== null) {
             const t = this.#targets.find((t) => t.first === e.modules[0]);
-            if (t !== undefined) this.#hessians.add(t.key, e.batch, e.x, e.sequences);
+            if (t !== undefined) this.#hessians.add(t.key, e.engine, e.x, e.sequences);
           }
           return from([null]);
         }),
@@ -102,8 +104,15 @@ class SparseGptSession implements LayerSession {
     });
     // Every Linear of the layer in a few round trips: one factor per input
     // (q/k/v share one, gate/up share one), the loops recorded behind it.
+    const gpu = webGpuOf(this.#env.engine);
+    if (gpu === null) {
+      throw new EngineError(
+        `${this.#plan.modifier.type} runs on the WebGPU engine only (its CPU path is not ` +
+          "written yet): pass --engine webgpu",
+      );
+    }
     const results = await sparsegptPruneMany(
-      this.#env.gpu,
+      gpu.gpu,
       (key) => this.#hessians!.get(key),
       weights,
       { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 },

@@ -83,3 +83,27 @@ export async function removeIfPresent(p: string): Promise<void> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
+
+/**
+ * Whether a folder entry is a file, following a symlink to its target (a
+ * Hugging Face cache snapshot holds links into `blobs/`); a dangling link is not.
+ *
+ * @param dir the folder that was listed
+ * @param entry one of its entries
+ * @returns true for a file or a link to one
+ * @example
+ * ```ts
+ * import { isFileEntry } from "./_path.ts";
+ * for (const e of Deno.readDirSync("/")) isFileEntry("/", e);
+ * ```
+ */
+export function isFileEntry(dir: string, entry: Deno.DirEntry): boolean {
+  if (entry.isFile) return true;
+  if (!entry.isSymlink) return false;
+  try {
+    return Deno.statSync(joinPath(dir, entry.name)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}

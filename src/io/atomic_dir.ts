@@ -5,6 +5,7 @@
  * @module
  */
 
+import { crashPoint } from "../crash_points.ts";
 import { LlmcError } from "../errors.ts";
 import { joinPath, pathExists, removeIfPresent, splitPath } from "./_path.ts";
 
@@ -83,6 +84,7 @@ export async function atomicOutputDir(
     tmpDir,
     async commit() {
       end("commit");
+      await crashPoint("commit-start");
       const exists = await pathExists(final);
       if (exists && !overwrite) {
         throw new AtomicDirError(final, `appeared while writing; the output stays in ${tmpDir}`);
@@ -92,9 +94,12 @@ export async function atomicOutputDir(
         return;
       }
       // Move the old folder aside first: a rename cannot replace a non-empty folder.
-      const old = `${final}.old-llmc-${Deno.pid}`;
+      // A kill between the two renames leaves OUT missing and OUT.old-llmc-<pid>
+      // holding the previous output; removeOrphans puts it back.
+      const old = `${final}${OLD_DIR_MARKER}${Deno.pid}`;
       await removeIfPresent(old);
       await renameOrFail(final, old, final);
+      await crashPoint("commit-old-moved");
       try {
         await Deno.rename(tmpDir, final);
       } catch (e) {
@@ -105,6 +110,7 @@ export async function atomicOutputDir(
           { cause: e },
         );
       }
+      await crashPoint("commit-renamed");
       await removeIfPresent(old);
     },
     async abort() {
@@ -154,6 +160,102 @@ export async function findStaleTmpDirs(finalDir: string): Promise<string[]> {
     throw e;
   }
   return found.sort();
+}
+
+/** The marker between a final folder's name and the pid in the moved-aside old output. */
+export const OLD_DIR_MARKER = ".old-llmc-";
+
+/**
+ * The marker of a work folder moved aside just before its output is
+ * committed (`OUT.done-llmc-<pid>`): whether that commit happened is then
+ * told by whether `OUT.tmp-llmc-<pid>` still exists.
+ */
+export const DONE_DIR_MARKER = ".done-llmc-";
+
+/**
+ * Removes what dead runs left beside an output folder; call it only while
+ * holding the output's lock (`acquireOutputLock`), which proves that no live
+ * run owns these folders:
+ *
+ * - `OUT.tmp-llmc-<pid>` (a temporary output, with any `.llmc-shard-*.spill-<pid>`
+ *   inside): removed; it was never committed, so it is not the output;
+ * - `OUT.old-llmc-<pid>` when `OUT` exists: the previous output of a commit
+ *   that finished its renames; removed;
+ * - `OUT.old-llmc-<pid>` when `OUT` is missing: a commit was killed between
+ *   its two renames; the previous output is renamed back to `OUT`, as if the
+ *   dead run had never started;
+ * - `OUT.done-llmc-<pid>` (a work folder moved aside before the commit): when
+ *   `OUT.tmp-llmc-<pid>` is gone the commit happened and it is removed;
+ *   otherwise it is moved back to `workDir` (when given), to be resumed.
+ *
+ * @param finalDir the output folder
+ * @param onWarning receives one note per folder removed or restored
+ * @param workDir where a work folder moved aside before an unfinished commit goes back to
+ * @returns the paths removed or restored
+ * @example
+ * ```ts
+ * import { removeOrphans } from "./atomic_dir.ts";
+ * const parent = await Deno.makeTempDir();
+ * await Deno.mkdir(`${parent}/out.tmp-llmc-99999999`);
+ * await removeOrphans(`${parent}/out`, () => {}); // [`${parent}/out.tmp-llmc-99999999`]
+ * await Deno.remove(parent, { recursive: true });
+ * ```
+ */
+export async function removeOrphans(
+  finalDir: string,
+  onWarning: (message: string) => void,
+  workDir?: string,
+): Promise<string[]> {
+  const final = finalDir.length > 1 ? finalDir.replace(/\/+$/, "") : finalDir;
+  const [parent, base] = splitPath(final);
+  const tmp: string[] = [];
+  const old: string[] = [];
+  const doneDirs: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(parent)) {
+      const kinds = [[TMP_DIR_MARKER, tmp], [OLD_DIR_MARKER, old], [DONE_DIR_MARKER, doneDirs]];
+      for (const [marker, list] of kinds as Array<[string, string[]]>) {
+        const prefix = base + marker;
+        if (entry.name.startsWith(prefix) && /^\d+$/.test(entry.name.slice(prefix.length))) {
+          list.push(joinPath(parent, entry.name));
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const done: string[] = [];
+  for (const p of doneDirs.sort()) {
+    const pid = p.slice(p.lastIndexOf(DONE_DIR_MARKER) + DONE_DIR_MARKER.length);
+    const committed = !(await pathExists(`${final}${TMP_DIR_MARKER}${pid}`));
+    if (!committed && workDir !== undefined && !(await pathExists(workDir))) {
+      await renameOrFail(p, workDir, final);
+      onWarning(`${final}: moved ${p} back to ${workDir} (its run died before committing)`);
+    } else {
+      await removeIfPresent(p);
+      onWarning(`${final}: removed ${p}, the work folder of a run that is gone`);
+    }
+    done.push(p);
+  }
+  for (const p of old.sort()) {
+    if (!(await pathExists(final))) {
+      await renameOrFail(p, final, final);
+      onWarning(
+        `${final}: restored the previous output from ${p} (a run was killed while replacing it)`,
+      );
+    } else {
+      await removeIfPresent(p);
+      onWarning(`${final}: removed ${p}, the previous output left by a killed run`);
+    }
+    done.push(p);
+  }
+  for (const p of tmp.sort()) {
+    await removeIfPresent(p);
+    onWarning(`${final}: removed ${p}, the unfinished output of a run that is gone`);
+    done.push(p);
+  }
+  return done;
 }
 
 /**

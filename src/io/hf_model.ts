@@ -6,12 +6,13 @@
  */
 
 import { LlmcError } from "../errors.ts";
-import { joinPath } from "./_path.ts";
+import { isFileEntry, joinPath } from "./_path.ts";
 import { parseModelConfig } from "./model_config.ts";
 import type { ModelConfig } from "./model_config.ts";
 import { SafetensorsFile } from "./safetensors_read.ts";
 import type { TensorInfo } from "./safetensors_read.ts";
 import { SAFETENSORS_INDEX_NAME } from "./safetensors_write.ts";
+import { MAX_CONFIG_BYTES, MAX_JSON_DEPTH, readLimitedJsonText } from "./json_limits.ts";
 
 /** A model folder is missing a file or its files disagree. */
 export class HfModelError extends LlmcError {
@@ -110,7 +111,7 @@ export class HfModel {
           "(llmc reads safetensors checkpoints only)",
       );
     }
-    const weightMap = parseWeightMap(await readJson(indexPath), indexPath);
+    const weightMap = parseWeightMap(await readJson(indexPath, MAX_INDEX_BYTES), indexPath);
     const opened = new Map<string, SafetensorsFile>();
     try {
       for (const shard of new Set(weightMap.values())) {
@@ -294,11 +295,17 @@ function parseWeightMap(json: unknown, file: string): Map<string, string> {
   return out;
 }
 
-async function readJson(path: string): Promise<unknown> {
+/** The largest model.safetensors.index.json read (a huge MoE's has about a million entries). */
+const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
+async function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Promise<unknown> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const read = await readLimitedJsonText(path, maxBytes, MAX_JSON_DEPTH);
+    if ("fault" in read) throw new HfModelError(path, read.fault);
+    text = read.text;
   } catch (e) {
+    if (e instanceof HfModelError) throw e;
     const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
     throw new HfModelError(path, `cannot read: ${why}`, { cause: e });
   }
@@ -324,19 +331,43 @@ const AUXILIARY_NAMES = new Set([
   "special_tokens_map.json",
   "added_tokens.json",
   "tokenizer.model",
+  "spiece.model",
+  "sentencepiece.bpe.model",
   "generation_config.json",
   "chat_template.jinja",
   "chat_template.json",
   "preprocessor_config.json",
+  "processor_config.json",
+  "video_preprocessor_config.json",
   "vocab.json",
   "vocab.txt",
   "merges.txt",
 ]);
 
 /**
+ * Whether a file of a model folder is one an output checkpoint carries over
+ * unchanged: tokenizer files, generation config, chat templates, processor
+ * configs, custom `*.py` modelling code.
+ *
+ * @param name the file's name (no folder)
+ * @returns true for an auxiliary file
+ * @example
+ * ```ts
+ * import { isAuxiliaryFileName } from "./hf_model.ts";
+ * isAuxiliaryFileName("tokenizer_config.json"); // true
+ * isAuxiliaryFileName("model.safetensors"); // false
+ * ```
+ */
+export function isAuxiliaryFileName(name: string): boolean {
+  return AUXILIARY_NAMES.has(name) || name.endsWith(".py") || name.endsWith(".jinja") ||
+    name.endsWith(".tiktoken");
+}
+
+/**
  * The files of a model folder that an output checkpoint should carry over
- * unchanged: tokenizer files, generation config, chat template, and custom
- * `*.py` modelling code.
+ * unchanged (see {@link isAuxiliaryFileName}). Symlinks are followed, so a
+ * Hugging Face cache snapshot (whose files are links into `blobs/`) gives
+ * the same list as a plain folder; a dangling link is skipped.
  *
  * @param dir the model folder
  * @returns their paths, sorted; empty when the folder does not exist
@@ -357,8 +388,8 @@ export function auxiliaryFiles(dir: string): string[] {
     throw e;
   }
   for (const e of entries) {
-    if (!e.isFile) continue;
-    if (AUXILIARY_NAMES.has(e.name) || e.name.endsWith(".py")) out.push(joinPath(dir, e.name));
+    if (!isAuxiliaryFileName(e.name)) continue;
+    if (isFileEntry(dir, e)) out.push(joinPath(dir, e.name));
   }
   return out.sort();
 }

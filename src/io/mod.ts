@@ -25,6 +25,8 @@ export * from "./safetensors_header.ts";
 export * from "./safetensors_read.ts";
 export * from "./safetensors_write.ts";
 export * from "./atomic_dir.ts";
+export * from "./output_lock.ts";
+export * from "./json_limits.ts";
 export * from "./model_config.ts";
 export * from "./hf_model.ts";
 export * from "./tokenizer.ts";

@@ -66,21 +66,35 @@ export interface MoeConfig {
 
 /** A parsed, validated decoder config. */
 export interface ModelConfig {
+  /** `model_type`. */
   modelType: ModelType;
+  /** `hidden_size`: the width of the residual stream. */
   hiddenSize: number;
+  /** `intermediate_size`: the width of the MLP. */
   intermediateSize: number;
+  /** `num_hidden_layers`: decoder layers. */
   numHiddenLayers: number;
+  /** `num_attention_heads`: query heads. */
   numAttentionHeads: number;
+  /** `num_key_value_heads` (GQA); equal to the query heads for MHA. */
   numKeyValueHeads: number;
+  /** `head_dim`, else hidden size / query heads. */
   headDim: number;
+  /** `vocab_size`. */
   vocabSize: number;
+  /** `rms_norm_eps`. */
   rmsNormEps: number;
+  /** `rope_theta`. */
   ropeTheta: number;
+  /** `rope_scaling`, parsed. */
   ropeScaling: RopeScaling;
+  /** `max_position_embeddings`. */
   maxPositionEmbeddings: number;
+  /** `tie_word_embeddings`: lm_head shares the embedding table. */
   tieWordEmbeddings: boolean;
   /** q/k/v (and for llama o) projections carry a bias: always for qwen2. */
   attentionBias: boolean;
+  /** The MLP projections carry a bias. */
   mlpBias: boolean;
   /** RMSNorm on q and k per head (qwen3). */
   qkNorm: boolean;
@@ -88,9 +102,13 @@ export interface ModelConfig {
   moe: MoeConfig | null;
   /** Attention window; null for full attention. */
   slidingWindow: number | null;
+  /** `hidden_act` (only SiLU is supported). */
   hiddenAct: "silu";
+  /** `bos_token_id`, or null. */
   bosTokenId: number | null;
+  /** `eos_token_id`, always as a list. */
   eosTokenIds: number[];
+  /** `torch_dtype` (or `dtype`) as written, e.g. `"bfloat16"`. */
   torchDtype: string;
   /** The JSON object as read, for fields this type does not model. */
   raw: Record<string, unknown>;

@@ -15,10 +15,34 @@
 import { DTYPE_BYTES, DTYPES, isDType } from "./dtype.ts";
 import type { DType } from "./dtype.ts";
 import { findDuplicateKey } from "./_json_duplicate_key.ts";
+import { describeDepthExcess, scanJson } from "./json_limits.ts";
 import { SafetensorsError } from "./safetensors_error.ts";
 
 /** The reference implementation's limit on the JSON header's length. */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * The deepest nesting a safetensors header has: the top-level object, a
+ * tensor's entry (or the flat `__metadata__` string map), and a tensor's
+ * `shape` / `data_offsets` arrays. Anything deeper cannot be a valid header
+ * and is refused before `JSON.parse` spends memory on it.
+ */
+export const MAX_HEADER_DEPTH = 3;
+
+/**
+ * The most items (keys, values, separators: see `scanJson`) a header may
+ * hold, about 11 per tensor, so about 90,000 tensors per file (a 5 GB shard
+ * of a real model holds a few thousand). Parsed, each item costs tens of
+ * bytes however short its text, so this bounds a header's memory to about
+ * 130 MB plus a small multiple of its size (measured: 90,000 minimal tensors, 6 MB, 121 MB).
+ */
+export const MAX_HEADER_ITEMS = 1_000_000;
+
+/**
+ * The most items (keys and values) in one object or array below the top
+ * level: about 4,096 `__metadata__` entries, or a shape of 4,096 dimensions.
+ */
+export const MAX_HEADER_NESTED_ITEMS = 8_192;
 
 /**
  * Where one tensor lives in a safetensors file.
@@ -30,11 +54,15 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * ```
  */
 export interface TensorInfo {
+  /** The tensor's name in the header. */
   name: string;
+  /** Its safetensors dtype, e.g. `"BF16"`. */
   dtype: DType;
+  /** Its shape. */
   shape: number[];
   /** Absolute position of the first byte in the file. */
   byteOffset: number;
+  /** Bytes of data. */
   byteLength: number;
 }
 
@@ -93,7 +121,9 @@ export function readHeaderLength(prefix: Uint8Array, fileSize: number, file: str
  * @param fileSize the file's size in bytes; the data section is what follows the header
  * @param file the path, for messages
  * @returns the tensors in data order, the metadata and the data start
- * @throws {SafetensorsError} naming the tensor or field when anything is inconsistent
+ * @throws {SafetensorsError} naming the tensor or field when anything is inconsistent,
+ *   or when the JSON nests deeper than {@link MAX_HEADER_DEPTH} levels or holds more
+ *   than {@link MAX_HEADER_ITEMS} items
  * @example
  * ```ts
  * import { parseSafetensorsHeader } from "./safetensors_header.ts";
@@ -121,6 +151,29 @@ export function parseSafetensorsHeader(
   }
   if (!text.startsWith("{")) {
     throw new SafetensorsError(file, "header does not start with '{' (expected a JSON object)");
+  }
+  const { excess, items, maxNestedItems } = scanJson(text, MAX_HEADER_DEPTH);
+  if (excess !== null) {
+    throw new SafetensorsError(
+      file,
+      `header ${describeDepthExcess(excess, MAX_HEADER_DEPTH)}; a safetensors header holds ` +
+        `tensor entries {dtype, shape, data_offsets} and a flat string-to-string __metadata__ map`,
+    );
+  }
+  if (items > MAX_HEADER_ITEMS) {
+    throw new SafetensorsError(
+      file,
+      `header holds about ${items} JSON items; the limit is ${MAX_HEADER_ITEMS} ` +
+        `(about 90,000 tensors per file)`,
+    );
+  }
+  if (maxNestedItems > MAX_HEADER_NESTED_ITEMS) {
+    throw new SafetensorsError(
+      file,
+      `header has an object or array of about ${maxNestedItems} items below the top level; ` +
+        `the limit is ${MAX_HEADER_NESTED_ITEMS} (about 4,096 __metadata__ entries or shape ` +
+        `dimensions)`,
+    );
   }
   let json: unknown;
   try {
@@ -188,14 +241,18 @@ export function parseSafetensorsHeader(
 function parseMetadata(entry: unknown, file: string): Record<string, string> {
   if (entry === null) return {};
   if (typeof entry !== "object" || Array.isArray(entry)) {
-    throw new SafetensorsError(file, "header field '__metadata__' is not an object");
+    throw new SafetensorsError(
+      file,
+      `header field '__metadata__' is ${describe(entry)}; expected a flat string-to-string map`,
+    );
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
     if (typeof v !== "string") {
       throw new SafetensorsError(
         file,
-        `header field '__metadata__.${k}' is ${describe(v)}; metadata values must be strings`,
+        `header field '__metadata__.${k}' is ${describe(v)}; metadata values must be strings ` +
+          `(a flat string-to-string map)`,
       );
     }
     Object.defineProperty(out, k, {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { crashPoint } from "../crash_points.ts";
 import type { DType } from "./dtype.ts";
 import { checkTensorForWrite, headerBytes } from "./_safetensors_layout.ts";
 import type { LayoutEntry } from "./_safetensors_layout.ts";
@@ -283,6 +284,7 @@ export class ShardedSafetensorsWriter {
       const out = await Deno.open(path, { write: true, createNew: true });
       try {
         await writeAll(out, headerBytes(shard.entries, DEFAULT_METADATA));
+        await crashPoint("shard-header-written");
         await copySpill(shard.spill, out);
         await out.syncData();
       } finally {

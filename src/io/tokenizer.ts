@@ -8,6 +8,12 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { LlmcError } from "../errors.ts";
 import { joinPath } from "./_path.ts";
+import {
+  MAX_CONFIG_BYTES,
+  MAX_JSON_DEPTH,
+  MAX_TOKENIZER_BYTES,
+  readLimitedJsonText,
+} from "./json_limits.ts";
 
 /** Text ↔ token ids for one model. */
 export interface TextTokenizer {
@@ -75,6 +81,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const mapPath = joinPath(dir, "special_tokens_map.json");
   const specialMap = (await readJsonObject(mapPath, false)) ?? {};
 
+  checkTokenIds(tokJson!, tokPath);
   let tok: Tokenizer;
   try {
     tok = new Tokenizer(tokJson!, cfg);
@@ -87,25 +94,74 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
       },
     );
   }
+  // The tokenizer library trusts its JSON: a malformed file can make any call
+  // throw a TypeError. Every call is guarded so the error names the file.
+  const guard = <T>(what: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerError(tokPath, `${what} failed: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
+    }
+  };
   const idOf = (key: "bos_token" | "eos_token"): number | null => {
     const content = tokenContent(cfg[key]) ?? tokenContent(specialMap[key]);
     if (content === null) return null;
-    return tok.token_to_id(content) ?? null;
+    return guard(`looking up ${key}`, () => tok.token_to_id(content)) ?? null;
   };
   let maxId = -1;
-  for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+  guard("reading the vocabulary", () => {
+    for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+  });
 
   return {
     encode(text, options = {}) {
-      return tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+      return guard(
+        "encoding",
+        () => tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids,
+      );
     },
     decode(ids, options = {}) {
-      return tok.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+      return guard(
+        "decoding",
+        () => tok.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false }),
+      );
     },
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),
     vocabSize: maxId + 1,
   };
+}
+
+/**
+ * Refuses token ids the tokenizer library would turn into huge tables: every
+ * id in `model.vocab` and `added_tokens` must be a non-negative integer below
+ * twice the number of tokens (real vocabularies are dense, 0..n-1), so a
+ * mistyped `23E8` cannot make a 15 KB file allocate gigabytes or hang.
+ */
+function checkTokenIds(json: Record<string, unknown>, path: string): void {
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = typeof model === "object" && model !== null ? model.vocab : undefined;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const ids: Array<[string, unknown]> = [];
+  if (typeof vocab === "object" && vocab !== null && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) ids.push([`model.vocab['${token}']`, id]);
+  }
+  added.forEach((t, i) => {
+    if (typeof t === "object" && t !== null) ids.push([`added_tokens[${i}].id`, t.id]);
+  });
+  const limit = Math.max(2 * (ids.length + (Array.isArray(vocab) ? vocab.length : 0)), 1024);
+  for (const [where, id] of ids) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= limit) {
+      throw new TokenizerError(
+        path,
+        `${where} is ${JSON.stringify(id)}; token ids must be integers in [0, ${limit}) ` +
+          `(below twice the number of tokens)`,
+      );
+    }
+  }
 }
 
 // A special token is written either as its text or as an AddedToken object.
@@ -125,8 +181,12 @@ async function readJsonObject(
 ): Promise<Record<string, unknown> | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const max = path.endsWith("tokenizer.json") ? MAX_TOKENIZER_BYTES : MAX_CONFIG_BYTES;
+    const read = await readLimitedJsonText(path, max, MAX_JSON_DEPTH);
+    if ("fault" in read) throw new TokenizerError(path, read.fault);
+    text = read.text;
   } catch (e) {
+    if (e instanceof TokenizerError) throw e;
     if (!required && e instanceof Deno.errors.NotFound) return null;
     const why = e instanceof Deno.errors.NotFound ? "does not exist" : (e as Error).message;
     throw new TokenizerError(path, `cannot read: ${why}`, { cause: e });

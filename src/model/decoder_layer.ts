@@ -1,5 +1,5 @@
 /**
- * One Llama-family decoder layer on the GPU, recorded into a command batch.
+ * One Llama-family decoder layer, recorded on a compute engine.
  * It reads top to bottom like modeling_llama.py:
  *
  *   h   = x + o_proj(attention(rope(q_proj(rmsnorm(x))), rope(k_proj(…)), v_proj(…)))
@@ -12,12 +12,9 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import { add, matmul } from "../gpu/ops.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { LayerWeights } from "./layer_weights.ts";
-import type { ModelOps } from "./model_ops.ts";
 import { type LayerLinear, layerPrefix, LINEAR_INPUT_GROUPS } from "./module_names.ts";
 import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
@@ -28,12 +25,12 @@ import type { LinearInputTransform, TapListener } from "./taps.ts";
 export interface DecoderLayerContext {
   /** The model config. */
   config: ModelConfig;
-  /** The model kernels. */
-  ops: ModelOps;
+  /** The engine the layer runs on. */
+  engine: Engine;
   /** RoPE cos table for this seqLen, [seqLen, headDim/2]. */
-  cos: GpuTensor;
+  cos: Tensor;
   /** RoPE sin table for this seqLen, [seqLen, headDim/2]. */
-  sin: GpuTensor;
+  sin: Tensor;
   /** Sequences in the input. */
   sequences: number;
   /** Tokens per sequence. */
@@ -52,58 +49,56 @@ export interface DecoderLayerContext {
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;
 
 /**
- * Records decoder layer `weights.layer` applied to `x` into `batch`. Nothing
- * is submitted; intermediates are destroyed once the batch is submitted.
+ * Records decoder layer `weights.layer` applied to `x` on `ctx.engine`.
+ * Nothing is flushed; intermediates are destroyed once their work ran.
  *
- * @param batch where the kernels are recorded
- * @param ctx config, kernels, RoPE tables, shapes and hooks
+ * @param ctx config, engine, RoPE tables, shapes and hooks
  * @param weights the layer's GPU weights
  * @param x the layer's input, [sequences · seqLen, hidden]; not modified
  * @returns the layer's output, [sequences · seqLen, hidden]
  * @example
  * ```ts ignore
  * import { encodeDecoderLayer } from "./decoder_layer.ts";
- * const out = encodeDecoderLayer(batch, ctx, weights, hidden);
- * batch.submit();
+ * const out = encodeDecoderLayer(ctx, weights, hidden);
+ * await ctx.engine.flush();
  * ```
  */
 export function encodeDecoderLayer(
-  batch: CommandBatch,
   ctx: DecoderLayerContext,
   weights: LayerWeights,
-  x: GpuTensor,
-): GpuTensor {
-  const { config, ops, sequences, seqLen } = ctx;
+  x: Tensor,
+): Tensor {
+  const { config, engine, sequences, seqLen } = ctx;
   const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim } = config;
   const eps = config.rmsNormEps;
   const layer = weights.layer;
   const prefix = layerPrefix(layer);
-  const temps: GpuTensor[] = [];
-  const temp = (t: GpuTensor) => (temps.push(t), t);
+  const temps: Tensor[] = [];
+  const temp = (t: Tensor) => (temps.push(t), t);
 
   // The input every Linear of `group` reads, after the tap and the transform.
-  const linearInput = (group: readonly LayerLinear[], input: GpuTensor): GpuTensor => {
+  const linearInput = (group: readonly LayerLinear[], input: Tensor): Tensor => {
     const modules = group.map((l) => `${prefix}.${l}`);
-    ctx.taps?.({ kind: "linear_input", layer, modules, x: input, batch, sequences, seqLen });
-    const transformed = ctx.transformLinearInput?.(modules, input, batch) ?? input;
+    ctx.taps?.({ kind: "linear_input", layer, modules, x: input, engine, sequences, seqLen });
+    const transformed = ctx.transformLinearInput?.(modules, input, engine) ?? input;
     return transformed === input ? input : temp(transformed);
   };
-  const linear = (l: LayerLinear, input: GpuTensor) =>
-    temp(matmul(batch, input, weights.linear(l), weights.bias(l)));
+  const linear = (l: LayerLinear, input: Tensor) =>
+    temp(engine.matmul(input, weights.linear(l), weights.bias(l)));
 
   try {
     // Attention block.
-    const xn = temp(ops.rmsnorm(batch, x, weights.norm("input_layernorm"), eps));
+    const xn = temp(engine.rmsnorm(x, weights.norm("input_layernorm"), eps));
     const attnIn = linearInput(QKV, xn);
     let q = linear("self_attn.q_proj", attnIn);
     let k = linear("self_attn.k_proj", attnIn);
     const v = linear("self_attn.v_proj", attnIn);
     if (config.qkNorm) {
-      q = temp(ops.rmsnorm(batch, q, weights.norm("self_attn.q_norm"), eps));
-      k = temp(ops.rmsnorm(batch, k, weights.norm("self_attn.k_norm"), eps));
+      q = temp(engine.rmsnorm(q, weights.norm("self_attn.q_norm"), eps));
+      k = temp(engine.rmsnorm(k, weights.norm("self_attn.k_norm"), eps));
     }
-    ops.ropeInPlace(batch, q, ctx.cos, ctx.sin, heads, headDim);
-    ops.ropeInPlace(batch, k, ctx.cos, ctx.sin, kvHeads, headDim);
+    engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
+    engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
     ctx.taps?.({
       kind: "attention",
       layer,
@@ -114,11 +109,11 @@ export function encodeDecoderLayer(
       heads,
       kvHeads,
       headDim,
-      batch,
+      engine,
       sequences,
       seqLen,
     });
-    const att = temp(ops.attention(batch, q, k, v, {
+    const att = temp(engine.attention(q, k, v, {
       sequences,
       seqLen,
       heads,
@@ -127,19 +122,19 @@ export function encodeDecoderLayer(
       window: slidingWindowForLayer(config, layer),
     }));
     const o = linear("self_attn.o_proj", linearInput(O, att));
-    const h = temp(add(batch, x, o));
+    const h = temp(engine.add(x, o));
 
     // MLP block.
-    const hn = temp(ops.rmsnorm(batch, h, weights.norm("post_attention_layernorm"), eps));
+    const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
     if (isSparseLayer(config, layer)) {
-      return add(batch, h, temp(encodeMoeBlock(batch, ctx, weights, hn, temp)));
+      return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
     }
     const mlpIn = linearInput(GATE_UP, hn);
     const gate = linear("mlp.gate_proj", mlpIn);
     const up = linear("mlp.up_proj", mlpIn);
-    const act = temp(ops.siluMul(batch, gate, up));
+    const act = temp(engine.siluMul(gate, up));
     const down = linear("mlp.down_proj", linearInput(DOWN, act));
-    return add(batch, h, down);
+    return engine.add(h, down);
   } finally {
     for (const t of temps) t.destroy();
   }

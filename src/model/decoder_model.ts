@@ -1,6 +1,6 @@
 /**
- * A Llama-family decoder (llama, mistral, qwen2, qwen3) that runs on WebGPU
- * one layer at a time: `embed`, then `runLayer(k, …)` for each layer, then
+ * A Llama-family decoder (llama, mistral, qwen2, qwen3) that runs on a
+ * compute engine (src/engine: WebGPU or CPU) one layer at a time: `embed`, then `runLayer(k, …)` for each layer, then
  * `head` (logits on the GPU), `logits` (read back) or `nll` (perplexity). This is the API the sequential
  * calibration pipeline and the compression modifiers build on.
  *
@@ -24,17 +24,16 @@
  * @module
  */
 
-import { CommandBatch } from "../gpu/batch.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
+import { WebGpuEngine } from "../engine/webgpu_engine.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
-import { matmul, prepareOps } from "../gpu/ops.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { encodeDecoderLayer } from "./decoder_layer.ts";
 import { layerTensorShapes } from "./layer_tensors.ts";
 import { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
-import { MAX_HEAD_DIM, ModelOps } from "./model_ops.ts";
+import { MAX_HEAD_DIM } from "./model_ops.ts";
 import { readMatrixRows } from "./matrix_rows.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "./module_names.ts";
 import { ropeTable } from "./rope.ts";
@@ -55,10 +54,10 @@ const UPLOADS_IN_FLIGHT_BYTES = 64 * 2 ** 20;
 const STREAM_BLOCK_BYTES = 16 * 2 ** 20;
 
 // Shared by all models, so a hidden state can move between two instances.
-const layouts = new WeakMap<GpuTensor, Layout>();
+const layouts = new WeakMap<Tensor, Layout>();
 
 /**
- * A decoder checkpoint bound to a GPU.
+ * A decoder checkpoint bound to a compute engine.
  *
  * @example
  * ```ts ignore
@@ -73,36 +72,39 @@ const layouts = new WeakMap<GpuTensor, Layout>();
  *   hidden.destroy();
  *   hidden = next;
  * }
- * const logits = await (await model.head(hidden)).readF32();
+ * const [logits] = await model.engine.read([await model.head(hidden)]);
  * model.close();
  * ```
  */
 export class DecoderModel {
-  readonly #ropeTables = new Map<number, { cos: GpuTensor; sin: GpuTensor }>();
+  readonly #ropeTables = new Map<number, { cos: Tensor; sin: Tensor }>();
   #inflight: Promise<{ error: unknown } | null> | null = null;
   #uploadedSinceIdle = 0;
 
   private constructor(
-    /** The GPU the model runs on. */
-    readonly gpu: Gpu,
+    /** The engine the model runs on. */
+    readonly engine: Engine,
     /** Where tensors are read from. */
     readonly source: WeightSource,
-    private readonly ops: ModelOps,
     private readonly ownsSource: boolean,
     private readonly streamBlockBytes: number,
     private readonly uploadsInFlightBytes: number,
   ) {}
 
   /**
-   * Opens a checkpoint folder (or wraps an open one) and compiles the kernels.
-   * No weights are read yet.
+   * Opens a checkpoint folder (or wraps an open one) and binds it to an
+   * engine. No weights are read yet.
    *
    * @param model a Hugging Face model folder, or an open {@link WeightSource} such as `HfModel`
-   * @param gpu the device; default `getGpu()`
+   * @param engine the engine, or a WebGPU device to make a {@link WebGpuEngine}
+   *   on; default a WebGpuEngine on `getGpu()` (src/engine/choose.ts picks
+   *   the fastest engine for the machine)
    * @param options `streamBlockBytes`: the largest block of the embedding
    *   table or lm_head read and uploaded at once (default 16 MiB);
    *   `uploadsInFlightBytes`: weights uploaded while earlier GPU work may
-   *   still run before an upload waits for it (default 64 MiB)
+   *   still run before an upload waits for it (default 64 MiB);
+   *   `closeSource`: close the source (it needs a `close()`) with the model,
+   *   as for a folder it opened (default: only then)
    * @returns the model
    * @throws {DecoderModelError} when the config is outside what the kernels support
    * @example
@@ -113,8 +115,9 @@ export class DecoderModel {
    */
   static async load(
     model: string | WeightSource,
-    gpu?: Gpu,
-    options: { streamBlockBytes?: number; uploadsInFlightBytes?: number } = {},
+    engine?: Engine | Gpu,
+    options: { streamBlockBytes?: number; uploadsInFlightBytes?: number; closeSource?: boolean } =
+      {},
   ): Promise<DecoderModel> {
     const source = typeof model === "string" ? await HfModel.open(model) : model;
     try {
@@ -125,16 +128,13 @@ export class DecoderModel {
             `up to ${MAX_HEAD_DIM}`,
         );
       }
-      const device = gpu ?? await getGpu();
-      const [ops] = await Promise.all([
-        ModelOps.load(device, [config.headDim]),
-        prepareOps(device),
-      ]);
+      const bound = engine !== undefined && "kind" in engine
+        ? engine
+        : await WebGpuEngine.create(engine ?? await getGpu(), [config.headDim]);
       return new DecoderModel(
-        device,
+        bound,
         source,
-        ops,
-        typeof model === "string",
+        options.closeSource ?? typeof model === "string",
         options.streamBlockBytes ?? STREAM_BLOCK_BYTES,
         options.uploadsInFlightBytes ?? UPLOADS_IN_FLIGHT_BYTES,
       );
@@ -168,7 +168,7 @@ export class DecoderModel {
    * const hidden = await model.embed(new Int32Array([1, 2, 1, 3]), 2, 2);
    * ```
    */
-  async embed(ids: Int32Array, batch = 1, seqLen = ids.length / batch): Promise<GpuTensor> {
+  async embed(ids: Int32Array, batch = 1, seqLen = ids.length / batch): Promise<Tensor> {
     const layout = this.#checkIds(ids, batch, seqLen);
     const { vocabSize: V, hiddenSize: H } = this.config;
     // Stream the table in row blocks, skipping blocks no id falls in.
@@ -176,20 +176,19 @@ export class DecoderModel {
     const blocks = [...new Set(Array.from(ids, (id) => Math.floor(id / chunkRows)))].sort((a, b) =>
       a - b
     );
-    const idsGpu = GpuTensor.fromArray(this.gpu, ids, [ids.length]);
-    const out = GpuTensor.allocate(this.gpu, [ids.length, H]);
+    const idsGpu = this.engine.upload(ids, [ids.length]);
+    const out = this.engine.allocate([ids.length, H]);
     try {
       for (const block of blocks) {
         const row0 = block * chunkRows;
         const rows = Math.min(chunkRows, V - row0);
         const data = await readMatrixRows(this.source, EMBED_TOKENS, H, row0, rows);
         await this.#beforeUpload(data.byteLength);
-        const table = GpuTensor.fromArray(this.gpu, data, [rows, H]);
+        const table = this.engine.upload(data, [rows, H]);
         releaseRead(this.source, data);
-        const cmd = new CommandBatch(this.gpu);
-        this.ops.embeddingGather(cmd, table, row0, idsGpu, out);
+        this.engine.embeddingGather(table, row0, idsGpu, out);
         table.destroy();
-        this.#submit(cmd);
+        this.#submit();
       }
     } catch (e) {
       out.destroy();
@@ -217,7 +216,7 @@ export class DecoderModel {
    * });
    * ```
    */
-  async runLayer(k: number, hidden: GpuTensor, options: RunLayerOptions = {}): Promise<GpuTensor> {
+  async runLayer(k: number, hidden: Tensor, options: RunLayerOptions = {}): Promise<Tensor> {
     if (!Number.isInteger(k) || k < 0 || k >= this.numLayers) {
       throw new DecoderModelError(`runLayer: layer ${k} is outside 0..${this.numLayers - 1}`);
     }
@@ -236,21 +235,19 @@ export class DecoderModel {
       }
       await this.#beforeUpload(bytes);
       weights = await LayerWeights.load(
-        this.gpu,
+        this.engine,
         this.source,
         k,
         options.weights as ReadonlyMap<string, Float32Array> | undefined,
       );
     }
-    const batch = new CommandBatch(this.gpu);
-    let out: GpuTensor;
+    let out: Tensor;
     try {
       const { cos, sin } = this.#rope(layout.seqLen);
       out = encodeDecoderLayer(
-        batch,
         {
           config: this.config,
-          ops: this.ops,
+          engine: this.engine,
           cos,
           sin,
           sequences: layout.sequences,
@@ -264,8 +261,8 @@ export class DecoderModel {
       );
     } finally {
       if (!given) weights.destroy();
-      // Submitted even when recording failed, so the batch lets go of its buffers.
-      this.#submit(batch);
+      // Flushed even when recording failed, so the engine lets go of its buffers.
+      this.#submit();
     }
     layouts.set(out, layout);
     return out;
@@ -279,16 +276,13 @@ export class DecoderModel {
    * @throws {DecoderModelError} when rows · vocab floats exceed one storage binding (use `nll`)
    * @example
    * ```ts ignore
-   * const logits = await (await model.head(hidden)).readF32();
+   * const [logits] = await model.engine.read([await model.head(hidden)]);
    * ```
    */
-  async head(hidden: GpuTensor): Promise<GpuTensor> {
+  async head(hidden: Tensor): Promise<Tensor> {
     const rows = this.#checkHidden(hidden, "head");
     const V = this.config.vocabSize;
-    const limit = Math.min(
-      this.gpu.limits.maxStorageBufferBindingSize,
-      this.gpu.limits.maxBufferSize,
-    );
+    const limit = this.engine.maxTensorBytes;
     if (rows * V * 4 > limit) {
       throw new DecoderModelError(
         `head: logits [${rows}, ${V}] exceed one storage binding (${limit} bytes); ` +
@@ -296,20 +290,20 @@ export class DecoderModel {
       );
     }
     const normed = await this.finalNorm(hidden);
-    let logits: GpuTensor | null = null;
+    let logits: Tensor | null = null;
     try {
-      await this.#forEachHeadBlock(rows, (batch, w, v0, first, last) => {
-        const y = matmul(batch, normed, w);
+      await this.#forEachHeadBlock(rows, (w, v0, first, last) => {
+        const y = this.engine.matmul(normed, w);
         if (first && last) {
           logits = y;
           return;
         }
-        logits ??= GpuTensor.allocate(this.gpu, [rows, V]);
-        this.ops.copyColumns(batch, y, logits, v0);
+        logits ??= this.engine.allocate([rows, V]);
+        this.engine.copyColumns(y, logits, v0);
         y.destroy();
       });
     } catch (e) {
-      (logits as GpuTensor | null)?.destroy();
+      (logits as Tensor | null)?.destroy();
       throw e;
     } finally {
       normed.destroy();
@@ -327,18 +321,17 @@ export class DecoderModel {
    * const normed = await model.finalNorm(hidden);
    * ```
    */
-  async finalNorm(hidden: GpuTensor): Promise<GpuTensor> {
+  async finalNorm(hidden: Tensor): Promise<Tensor> {
     this.#checkHidden(hidden, "finalNorm");
     const H = this.config.hiddenSize;
     const data = await this.source.readF32(FINAL_NORM);
     if (data.length !== H) {
       throw new DecoderModelError(`${FINAL_NORM}: expected [${H}], got ${data.length} values`);
     }
-    const norm = GpuTensor.fromArray(this.gpu, data, [H]);
-    const batch = new CommandBatch(this.gpu);
-    const out = this.ops.rmsnorm(batch, hidden, norm, this.config.rmsNormEps);
+    const norm = this.engine.upload(data, [H]);
+    const out = this.engine.rmsnorm(hidden, norm, this.config.rmsNormEps);
     norm.destroy();
-    this.#submit(batch);
+    this.#submit();
     return out;
   }
 
@@ -377,16 +370,16 @@ export class DecoderModel {
    * const logits = await model.logits(hidden);
    * ```
    */
-  async logits(hidden: GpuTensor): Promise<Float32Array> {
+  async logits(hidden: Tensor): Promise<Float32Array> {
     const rows = this.#checkHidden(hidden, "logits");
     const V = this.config.vocabSize;
     const normed = await this.finalNorm(hidden);
     try {
       const logits = new Float32Array(rows * V);
-      await this.#forEachHeadBlock(rows, (batch, w, v0) => {
-        const y = matmul(batch, normed, w);
+      await this.#forEachHeadBlock(rows, (w, v0) => {
+        const y = this.engine.matmul(normed, w);
         const n = w.shape[0];
-        const read = y.readF32().then((block) => {
+        const read = this.engine.read([y]).then(([block]) => {
           for (let r = 0; r < rows; r++) {
             logits.set(block.subarray(r * n, (r + 1) * n), r * V + v0);
           }
@@ -427,20 +420,20 @@ export class DecoderModel {
     const targets = new Int32Array(rows);
     for (let r = 0; r < rows; r++) targets[r] = r % seqLen === seqLen - 1 ? -1 : ids[r + 1];
     const hidden = await this.#layers(ids, sequences);
-    const temps: GpuTensor[] = [hidden];
+    const temps: Tensor[] = [hidden];
     try {
       const normed = await this.finalNorm(hidden);
       temps.push(normed);
-      const targetsGpu = GpuTensor.fromArray(this.gpu, targets, [rows]);
-      const state = GpuTensor.allocate(this.gpu, [rows, 3]);
-      const nll = GpuTensor.allocate(this.gpu, [rows]);
+      const targetsGpu = this.engine.upload(targets, [rows]);
+      const state = this.engine.allocate([rows, 3]);
+      const nll = this.engine.allocate([rows]);
       temps.push(targetsGpu, state, nll);
-      await this.#forEachHeadBlock(rows, (batch, w, v0, first, last) => {
-        const logits = matmul(batch, normed, w);
-        this.ops.logSoftmaxNll(batch, logits, targetsGpu, state, nll, v0, first, last);
+      await this.#forEachHeadBlock(rows, (w, v0, first, last) => {
+        const logits = this.engine.matmul(normed, w);
+        this.engine.logSoftmaxNll(logits, targetsGpu, state, nll, v0, first, last);
         logits.destroy();
       }, options.maxLogitsBytes);
-      const host = await nll.readF32();
+      const [host] = await this.engine.read([nll]);
       const out = new Float32Array(sequences * (seqLen - 1));
       for (let b = 0; b < sequences; b++) {
         out.set(host.subarray(b * seqLen, (b + 1) * seqLen - 1), b * (seqLen - 1));
@@ -453,7 +446,7 @@ export class DecoderModel {
 
   /**
    * Releases the cached RoPE tables and closes the checkpoint when
-   * {@link DecoderModel.load} opened it. Work already submitted still
+   * {@link DecoderModel.load} opened it (or was asked to with `closeSource`). Work already submitted still
    * completes; tensors the caller holds stay valid.
    *
    * @example
@@ -467,7 +460,7 @@ export class DecoderModel {
       sin.destroy();
     }
     this.#ropeTables.clear();
-    if (this.ownsSource) (this.source as HfModel).close();
+    if (this.ownsSource) (this.source as WeightSource & { close(): void }).close();
   }
 
   /**
@@ -485,7 +478,7 @@ export class DecoderModel {
 
   // ------------------------------------------------------------------ private
 
-  async #layers(ids: Int32Array, sequences: number): Promise<GpuTensor> {
+  async #layers(ids: Int32Array, sequences: number): Promise<Tensor> {
     let hidden = await this.embed(ids, sequences, ids.length / sequences);
     try {
       for (let k = 0; k < this.numLayers; k++) {
@@ -503,7 +496,7 @@ export class DecoderModel {
   /**
    * Streams lm_head (the embedding table when tied) in vocabulary blocks:
    * reads a block, uploads it (see #beforeUpload), lets `use` record its
-   * work into a fresh batch, submits, and waits for what `use` returned, if
+   * work on the engine, flushes, and waits for what `use` returned, if
    * anything, before the next block. Blocks hold at
    * most `streamBlockBytes` of weights and make at most `maxLogitsBytes` of
    * logits for `rows` rows, so neither the whole lm_head nor whole logits
@@ -512,8 +505,7 @@ export class DecoderModel {
   async #forEachHeadBlock(
     rows: number,
     use: (
-      batch: CommandBatch,
-      weight: GpuTensor,
+      weight: Tensor,
       v0: number,
       first: boolean,
       last: boolean,
@@ -522,7 +514,7 @@ export class DecoderModel {
   ): Promise<void> {
     const name = this.config.tieWordEmbeddings ? EMBED_TOKENS : LM_HEAD;
     const { hiddenSize: H, vocabSize: V } = this.config;
-    const logitsLimit = Math.min(maxLogitsBytes, this.gpu.limits.maxStorageBufferBindingSize);
+    const logitsLimit = Math.min(maxLogitsBytes, this.engine.maxTensorBytes);
     const blockRows = Math.max(
       1,
       Math.min(this.#streamRows(H), Math.floor(logitsLimit / (rows * 4))),
@@ -531,39 +523,34 @@ export class DecoderModel {
       const n = Math.min(blockRows, V - v0);
       const data = await readMatrixRows(this.source, name, H, v0, n);
       await this.#beforeUpload(data.byteLength);
-      const weight = GpuTensor.fromArray(this.gpu, data, [n, H]);
+      const weight = this.engine.upload(data, [n, H]);
       releaseRead(this.source, data);
-      const batch = new CommandBatch(this.gpu);
       let pending: void | Promise<void>;
       try {
-        pending = use(batch, weight, v0, v0 === 0, v0 + n === V);
+        pending = use(weight, v0, v0 === 0, v0 + n === V);
       } finally {
         weight.destroy();
       }
-      this.#submit(batch);
+      this.#submit();
       await pending;
     }
   }
 
   /** Rows per streamed block of a [*, cols] matrix. */
   #streamRows(cols: number): number {
-    const limit = Math.min(
-      this.streamBlockBytes,
-      this.gpu.limits.maxStorageBufferBindingSize,
-      this.gpu.limits.maxBufferSize,
-    );
+    const limit = Math.min(this.streamBlockBytes, this.engine.maxTensorBytes);
     return Math.max(1, Math.floor(limit / (cols * 4)));
   }
 
-  #rope(seqLen: number): { cos: GpuTensor; sin: GpuTensor } {
+  #rope(seqLen: number): { cos: Tensor; sin: Tensor } {
     let t = this.#ropeTables.get(seqLen);
     if (!t) {
       // dynamic NTK scaling depends on seqLen; the others only need the rows.
       const table = ropeTable(this.config, seqLen);
       const shape = [seqLen, table.half];
       t = {
-        cos: GpuTensor.fromArray(this.gpu, table.cos, shape),
-        sin: GpuTensor.fromArray(this.gpu, table.sin, shape),
+        cos: this.engine.upload(table.cos, shape),
+        sin: this.engine.upload(table.sin, shape),
       };
       // Keep a few lengths: calibration and generation revisit the same ones.
       if (this.#ropeTables.size >= 4) {
@@ -577,11 +564,11 @@ export class DecoderModel {
     return t;
   }
 
-  #submit(batch: CommandBatch): void {
+  #submit(): void {
     // Errors surface at the next #settle(); the handler keeps them from being
-    // unhandled. Batches submitted without a settle in between are all waited
+    // unhandled. Work flushed without a settle in between is all waited
     // for, and the first error wins.
-    const done = batch.done().then(() => null, (e) => ({ error: e }));
+    const done = this.engine.flush().then(() => null, (e) => ({ error: e }));
     const before = this.#inflight;
     this.#inflight = before === null ? done : Promise.all([before, done]).then(([a, b]) => a ?? b);
   }
@@ -628,7 +615,7 @@ export class DecoderModel {
     return { sequences: batch, seqLen };
   }
 
-  #checkHidden(hidden: GpuTensor, what: string): number {
+  #checkHidden(hidden: Tensor, what: string): number {
     const H = this.config.hiddenSize;
     if (hidden.numel % H !== 0 || hidden.shape[hidden.shape.length - 1] !== H) {
       throw new DecoderModelError(`${what}: hidden state [${hidden.shape}] is not [rows, ${H}]`);
@@ -636,7 +623,7 @@ export class DecoderModel {
     return hidden.numel / H;
   }
 
-  #layoutOf(hidden: GpuTensor, sequences: number | undefined, what: string): Layout {
+  #layoutOf(hidden: Tensor, sequences: number | undefined, what: string): Layout {
     const rows = this.#checkHidden(hidden, what);
     const known = layouts.get(hidden);
     const n = sequences ?? known?.sequences;

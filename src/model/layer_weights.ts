@@ -6,9 +6,7 @@
  * @module
  */
 
-import { ChunkedWeight } from "../gpu/chunked.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { layerTensorShapes, readLayerTensor } from "./layer_tensors.ts";
 import { DecoderModelError } from "./model_error.ts";
@@ -17,7 +15,7 @@ import { layerPrefix } from "./module_names.ts";
 import { releaseRead, type WeightSource } from "./weight_source.ts";
 
 /** A Linear weight as `matmul` takes it: one tensor, or row chunks when larger than a binding. */
-export type LinearWeight = GpuTensor | ChunkedWeight;
+export type LinearWeight = Tensor;
 
 /** A layer's RMSNorm weights, relative to `model.layers.{k}`. */
 export type LayerNorm =
@@ -34,7 +32,7 @@ export type LayerNorm =
  * @example
  * ```ts ignore
  * import { LayerWeights } from "./layer_weights.ts";
- * const w = await LayerWeights.load(gpu, model, 0);
+ * const w = await LayerWeights.load(engine, model, 0);
  * try {
  *   // ... model.runLayer(0, hidden, { weights: w }) ...
  * } finally {
@@ -57,7 +55,7 @@ export class LayerWeights {
    * Reads layer `k` from the checkpoint (substitutes replace tensors of the
    * same name) and uploads it.
    *
-   * @param gpu the device
+   * @param engine the engine the weights live on
    * @param source the checkpoint
    * @param k the layer index
    * @param substitutes tensors by full HF name, e.g. fake-quantized weights
@@ -66,24 +64,23 @@ export class LayerWeights {
    * @example
    * ```ts ignore
    * import { LayerWeights } from "./layer_weights.ts";
-   * const w = await LayerWeights.load(gpu, model, 3, new Map([[name, fakeQuantized]]));
+   * const w = await LayerWeights.load(engine, model, 3, new Map([[name, fakeQuantized]]));
    * ```
    */
   static async load(
-    gpu: Gpu,
+    engine: Engine,
     source: WeightSource,
     k: number,
     substitutes?: ReadonlyMap<string, Float32Array>,
   ): Promise<LayerWeights> {
     // Tensor by tensor, each host copy freed after its upload (when the
     // source allows), so a layer never exists twice in host memory.
-    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
     const tensors = new Map<string, LinearWeight>();
     let bytes = 0;
     try {
       for (const [name, shape] of layerTensorShapes(source.config, k)) {
         const data = await readLayerTensor(source, name, shape, substitutes);
-        tensors.set(name, upload(gpu, data, shape, limit));
+        tensors.set(name, upload(engine, data, shape));
         bytes += data.byteLength;
         if (!substitutes?.has(name)) releaseRead(source, data);
       }
@@ -98,7 +95,7 @@ export class LayerWeights {
    * Uploads a layer's tensors given as host arrays (every name of
    * `layerTensorShapes(config, k)` must be present).
    *
-   * @param gpu the device
+   * @param engine the engine the weights live on
    * @param config the model config
    * @param k the layer index
    * @param arrays full HF name → values
@@ -108,16 +105,15 @@ export class LayerWeights {
    * ```ts ignore
    * import { LayerWeights } from "./layer_weights.ts";
    * import { readLayerTensors } from "./layer_tensors.ts";
-   * const w = LayerWeights.fromArrays(gpu, model.config, 0, await readLayerTensors(model, 0));
+   * const w = LayerWeights.fromArrays(engine, model.config, 0, await readLayerTensors(model, 0));
    * ```
    */
   static fromArrays(
-    gpu: Gpu,
+    engine: Engine,
     config: ModelConfig,
     k: number,
     arrays: ReadonlyMap<string, Float32Array>,
   ): LayerWeights {
-    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
     const tensors = new Map<string, LinearWeight>();
     let bytes = 0;
     try {
@@ -129,7 +125,7 @@ export class LayerWeights {
             `${name}: expected [${shape}] (${n} values), got ${data ? data.length : "nothing"}`,
           );
         }
-        tensors.set(name, upload(gpu, data, shape, limit));
+        tensors.set(name, upload(engine, data, shape));
         bytes += data.byteLength;
       }
     } catch (e) {
@@ -178,10 +174,10 @@ export class LayerWeights {
    * const bq = weights.bias("self_attn.q_proj"); // qwen2: defined
    * ```
    */
-  bias(linear: LayerLinear): GpuTensor | undefined {
+  bias(linear: LayerLinear): Tensor | undefined {
     const t = this.tensors.get(`${layerPrefix(this.layer)}.${linear}.bias`);
     this.#check();
-    return t as GpuTensor | undefined;
+    return t;
   }
 
   /**
@@ -194,8 +190,8 @@ export class LayerWeights {
    * const w = weights.norm("input_layernorm");
    * ```
    */
-  norm(norm: LayerNorm): GpuTensor {
-    return this.#get(`${layerPrefix(this.layer)}.${norm}.weight`) as GpuTensor;
+  norm(norm: LayerNorm): Tensor {
+    return this.#get(`${layerPrefix(this.layer)}.${norm}.weight`);
   }
 
   /**
@@ -234,8 +230,9 @@ export class LayerWeights {
 }
 
 /** One tensor on the GPU: a Linear weight larger than a binding goes in row chunks. */
-function upload(gpu: Gpu, data: Float32Array, shape: number[], limit: number): LinearWeight {
-  return shape.length === 2 && data.byteLength > limit
-    ? ChunkedWeight.fromArray(gpu, data, shape as [number, number])
-    : GpuTensor.fromArray(gpu, data, shape);
+function upload(engine: Engine, data: Float32Array, shape: number[]): LinearWeight {
+  // Linear weights may be split into row blocks; norms and biases are small.
+  return shape.length === 2
+    ? engine.uploadWeight(data, shape as [number, number])
+    : engine.upload(data, shape);
 }

@@ -16,6 +16,9 @@ import { kernelSync, loadKernel } from "../gpu/kernel.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
 import { DecoderModelError } from "./model_error.ts";
+import type { AttentionShape } from "../engine/engine.ts";
+
+export type { AttentionShape };
 
 /** The largest head_dim `attention_causal.wgsl` handles (its MAX_HEAD_DIM). */
 export const MAX_HEAD_DIM = 256;
@@ -32,22 +35,6 @@ const MAX_ATTENTION_STATE_VEC4 = 64;
 const SOFTWARE_STATE_VEC4 = 32;
 /** f32 lanes of llvmpipe's SIMD (256-bit); the lanes `attentionTiling` tries to keep busy. */
 const SOFTWARE_LANES = 8;
-
-/** Shapes of one attention call. */
-export interface AttentionShape {
-  /** Sequences in the batch. */
-  sequences: number;
-  /** Tokens per sequence. */
-  seqLen: number;
-  /** Query heads. */
-  heads: number;
-  /** Key/value heads; divides `heads`. */
-  kvHeads: number;
-  /** The head size. */
-  headDim: number;
-  /** Keys visible to each query including itself; null for plain causal attention. */
-  window: number | null;
-}
 
 /**
  * How `attention` maps queries to invocations (the override constants of

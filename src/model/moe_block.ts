@@ -1,6 +1,6 @@
 /**
- * The sparse MLP of a mixture-of-experts decoder layer on the GPU, recorded
- * into the layer's command batch. It computes what transformers'
+ * The sparse MLP of a mixture-of-experts decoder layer, recorded on the
+ * layer's compute engine (WebGPU or CPU: it uses only {@link Engine} ops). It computes what transformers'
  * `MixtralSparseMoeBlock` / `Qwen2MoeSparseMoeBlock` / `Qwen3MoeSparseMoeBlock`
  * compute:
  *
@@ -18,39 +18,35 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import { matmul } from "../gpu/ops.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { DecoderLayerContext } from "./decoder_layer.ts";
 import type { LayerWeights } from "./layer_weights.ts";
 import { layerPrefix } from "./module_names.ts";
-import { accumulateWeighted, maskRows, routeTopK } from "./moe_ops.ts";
 import { moeModuleNames } from "./moe_names.ts";
 
 /**
  * Records the sparse MLP of layer `weights.layer` applied to the normed
- * residual `x` into `batch`.
+ * residual `x` on `ctx.engine`.
  *
- * @param batch where the kernels are recorded
- * @param ctx config, kernels, shapes and hooks of the layer
- * @param weights the layer's GPU weights
+ * @param ctx config, engine, shapes and hooks of the layer
+ * @param weights the layer's weights
  * @param x the post-attention RMSNorm output, [rows, hidden]; not modified
- * @param temp registers an intermediate the layer destroys after recording
+ * @param temp registers an intermediate the layer destroys after its work ran
  * @returns the block's output, [rows, hidden] (owned by the caller)
  * @example
  * ```ts ignore
  * import { encodeMoeBlock } from "./moe_block.ts";
- * const mlpOut = encodeMoeBlock(batch, ctx, weights, hn, temp);
+ * const mlpOut = encodeMoeBlock(ctx, weights, hn, temp);
  * ```
  */
 export function encodeMoeBlock(
-  batch: CommandBatch,
   ctx: DecoderLayerContext,
   weights: LayerWeights,
-  x: GpuTensor,
-  temp: (t: GpuTensor) => GpuTensor,
-): GpuTensor {
+  x: Tensor,
+  temp: (t: Tensor) => Tensor,
+): Tensor {
   const { config, sequences, seqLen } = ctx;
+  const engine: Engine = ctx.engine;
   const moe = config.moe!;
   const layer = weights.layer;
   const prefix = layerPrefix(layer);
@@ -59,16 +55,16 @@ export function encodeMoeBlock(
   const [rows, hidden] = [x.numel / config.hiddenSize, config.hiddenSize];
 
   // Taps `tapped` as the input of `group`; returns what the Linears compute with.
-  const input = (group: readonly string[], tapped: GpuTensor, computed: GpuTensor) => {
+  const input = (group: readonly string[], tapped: Tensor, computed: Tensor) => {
     const modules = group.map((l) => `${prefix}.${l}`);
-    ctx.taps?.({ kind: "linear_input", layer, modules, x: tapped, batch, sequences, seqLen });
-    const transformed = ctx.transformLinearInput?.(modules, computed, batch) ?? computed;
+    ctx.taps?.({ kind: "linear_input", layer, modules, x: tapped, engine, sequences, seqLen });
+    const transformed = ctx.transformLinearInput?.(modules, computed, engine) ?? computed;
     return transformed === computed ? computed : temp(transformed);
   };
-  const linear = (l: string, v: GpuTensor) => temp(matmul(batch, v, weights.module(l)));
+  const linear = (l: string, v: Tensor) => temp(engine.matmul(v, weights.module(l)));
   // What an expert's statistics see: all tokens, or only those routed to it.
-  const routed = (v: GpuTensor, routing: GpuTensor, e: number) =>
-    allExperts || ctx.taps === undefined ? v : temp(maskRows(batch, v, routing, e));
+  const routed = (v: Tensor, routing: Tensor, e: number) =>
+    allExperts || ctx.taps === undefined ? v : temp(engine.maskRows(v, routing, e));
 
   const shared = names.shared;
   const moeIn = input(
@@ -76,33 +72,31 @@ export function encodeMoeBlock(
     x,
     x,
   );
-  const routing = temp(routeTopK(batch, linear(names.router, moeIn), moe.topK, moe.normTopkProb));
+  const routing = temp(engine.routeTopK(linear(names.router, moeIn), moe.topK, moe.normTopkProb));
   ctx.taps?.({
     kind: "moe_routing",
     layer,
     module: `${prefix}.${names.block}`,
     weights: routing,
-    batch,
+    engine,
     sequences,
     seqLen,
   });
 
-  const out = GpuTensor.allocate(ctx.ops.gpu, [rows, hidden]);
+  const out = engine.allocate([rows, hidden]);
   try {
     for (let e = 0; e < moe.numExperts; e++) {
       const n = names.expert(e);
       const xe = input([n.gate, n.up], routed(x, routing, e), x);
-      const act = temp(ctx.ops.siluMul(batch, linear(n.gate, xe), linear(n.up, xe)));
+      const act = temp(engine.siluMul(linear(n.gate, xe), linear(n.up, xe)));
       const y = linear(n.down, input([n.down], routed(act, routing, e), act));
-      accumulateWeighted(batch, out, y, routing, e, { overwrite: e === 0 });
+      engine.accumulateWeighted(out, y, routing, e, { overwrite: e === 0 });
     }
     if (shared !== null) {
-      const act = temp(
-        ctx.ops.siluMul(batch, linear(shared.gate, moeIn), linear(shared.up, moeIn)),
-      );
+      const act = temp(engine.siluMul(linear(shared.gate, moeIn), linear(shared.up, moeIn)));
       const y = linear(shared.down, input([shared.down], act, act));
       const gate = linear(shared.sharedGate, moeIn);
-      accumulateWeighted(batch, out, y, gate, 0, { sigmoid: true });
+      engine.accumulateWeighted(out, y, gate, 0, { sigmoid: true });
     }
   } catch (e) {
     out.destroy();

@@ -3,11 +3,13 @@
  * `kernels/moe_combine.wgsl`): the router's top-k weights as a dense
  * [rows, experts] matrix, the weighted sum of expert outputs, and the rows
  * routed to one expert. Each function only records a dispatch into the
- * caller's {@link CommandBatch}.
+ * caller's {@link CommandBatch}. The WebGPU engine's `routeTopK`,
+ * `accumulateWeighted` and `maskRows` are these.
  *
  * @module
  */
 
+import type { AccumulateOptions } from "../engine/engine.ts";
 import type { CommandBatch } from "../gpu/batch.ts";
 import { kernelSync } from "../gpu/kernel.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
@@ -50,14 +52,6 @@ export function routeTopK(
     "moe_route",
   );
   return w;
-}
-
-/** How {@link accumulateWeighted} weighs a row. */
-export interface AccumulateOptions {
-  /** Write instead of add (the first expert of a sum). */
-  overwrite?: boolean;
-  /** Weigh with sigmoid of the weight (qwen2_moe's shared expert gate). */
-  sigmoid?: boolean;
 }
 
 /**

@@ -3,19 +3,18 @@
  * inputs of every Linear, attention's post-RoPE Q/K/V) and the hooks it
  * accepts (substituted weights, a transform of Linear inputs).
  *
- * Lifetime: every tensor in an event is alive on the GPU for the rest of the
- * layer's command batch. A subscriber records its own kernels (a Hessian
- * XᵀX, a min/max) into `event.batch`, and they run in the same submit;
- * nothing is read back unless the subscriber reads it. A subscriber that
- * needs a tensor after the layer returns copies it (`copy` in
- * src/gpu/ops.ts) inside the callback. Subscribers must not destroy or
+ * Lifetime: every tensor in an event is alive on the layer's engine for the
+ * rest of the layer's work. A subscriber records its own ops (a Hessian
+ * XᵀX, a min/max) on `event.engine`, and they run with the layer's work
+ * (on WebGPU: in the same submit); nothing is read back unless the
+ * subscriber reads it. A subscriber that needs a tensor after the layer
+ * returns copies it inside the callback. Subscribers must not destroy or
  * modify the tensors they are shown.
  *
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Engine, Tensor } from "../engine/engine.ts";
 import type { LayerWeights } from "./layer_weights.ts";
 
 /**
@@ -30,9 +29,9 @@ export interface LinearInputTap {
   /** Full HF module names, e.g. `model.layers.3.self_attn.q_proj`, in forward order. */
   modules: readonly string[];
   /** The input, [sequences · seqLen, in_features]. */
-  x: GpuTensor;
-  /** The layer's command batch; record follow-up kernels here. */
-  batch: CommandBatch;
+  x: Tensor;
+  /** The engine the layer runs on; record follow-up ops here. */
+  engine: Engine;
   /** Sequences in the batch. */
   sequences: number;
   /** Tokens per sequence. */
@@ -48,19 +47,19 @@ export interface AttentionTap {
   /** The attention module, e.g. `model.layers.3.self_attn`. */
   module: string;
   /** Queries, [sequences · seqLen, heads · headDim]. */
-  q: GpuTensor;
+  q: Tensor;
   /** Keys (what the KV cache would store), [sequences · seqLen, kvHeads · headDim]. */
-  k: GpuTensor;
+  k: Tensor;
   /** Values, [sequences · seqLen, kvHeads · headDim]. */
-  v: GpuTensor;
+  v: Tensor;
   /** Query heads. */
   heads: number;
   /** Key/value heads. */
   kvHeads: number;
   /** The head size. */
   headDim: number;
-  /** The layer's command batch; record follow-up kernels here. */
-  batch: CommandBatch;
+  /** The engine the layer runs on; record follow-up ops here. */
+  engine: Engine;
   /** Sequences in the batch. */
   sequences: number;
   /** Tokens per sequence. */
@@ -79,9 +78,9 @@ export interface MoeRoutingTap {
   /** The sparse block, e.g. `model.layers.3.mlp` or `model.layers.3.block_sparse_moe`. */
   module: string;
   /** Routing weights, [sequences · seqLen, experts]. */
-  weights: GpuTensor;
-  /** The layer's command batch; record follow-up kernels here. */
-  batch: CommandBatch;
+  weights: Tensor;
+  /** The engine the layer runs on; record follow-up ops here. */
+  engine: Engine;
   /** Sequences in the batch. */
   sequences: number;
   /** Tokens per sequence. */
@@ -94,11 +93,15 @@ export interface MoeRoutingTap {
  * @example
  * ```ts ignore
  * import { reduceRows } from "../gpu/ops.ts";
+ * import { webGpuOf } from "../engine/webgpu_engine.ts";
  * const maxima = new Map<string, GpuTensor>();
  * await model.runLayer(3, hidden, {
  *   taps: (e) => {
  *     // Per-token absmax of every Linear input, computed in the layer's own submit.
- *     if (e.kind === "linear_input") maxima.set(e.modules[0], reduceRows(e.batch, e.x, "absmax"));
+ *     const gpu = webGpuOf(e.engine);
+ *     if (gpu && e.kind === "linear_input") {
+ *       maxima.set(e.modules[0], reduceRows(gpu.batch, e.x as GpuTensor, "absmax"));
+ *     }
  *   },
  * });
  * ```
@@ -117,9 +120,9 @@ export type TapListener = (event: TapEvent) => void;
  */
 export type LinearInputTransform = (
   modules: readonly string[],
-  x: GpuTensor,
-  batch: CommandBatch,
-) => GpuTensor;
+  x: Tensor,
+  engine: Engine,
+) => Tensor;
 
 /**
  * Options of `DecoderModel.runLayer`.
@@ -128,7 +131,7 @@ export type LinearInputTransform = (
  * ```ts ignore
  * const options: RunLayerOptions = {
  *   weights: new Map([["model.layers.0.mlp.down_proj.weight", fakeQuantized]]),
- *   transformLinearInput: (modules, x, batch) => x, // identity
+ *   transformLinearInput: (modules, x, engine) => x, // identity
  * };
  * const out = await model.runLayer(0, hidden, options);
  * ```

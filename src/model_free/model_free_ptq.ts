@@ -15,7 +15,11 @@
  * @module
  */
 
-import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
+import { resolveModelDir } from "../hub/resolve_model.ts";
+import type { HubOptions } from "../hub/hub_settings.ts";
+import { isFileEntry } from "../io/_path.ts";
+import { assertOutputOutsideInput, atomicOutputDir, removeOrphans } from "../io/atomic_dir.ts";
+import { acquireOutputLock, type OutputLock } from "../io/output_lock.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { checkWeightQuantizable } from "../modifiers/quantization/check_weight.ts";
@@ -24,6 +28,7 @@ import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import { moduleFormat } from "../quant/format.ts";
 import { matchesTarget } from "../quant/match.ts";
+import { jsonLimitFault, MAX_CONFIG_BYTES, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { parsePythonJson } from "../quant/python_json.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import { COMPRESSED_TENSORS_VERSION } from "../quant/quantization_config.ts";
@@ -50,6 +55,8 @@ export interface ModelFreePtqOptions {
   readonly onProgress?: (event: ModelFreeProgress) => void;
   /** Warnings (observer swaps); `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  /** How a Hub id given as the model is resolved (default: from the environment). */
+  readonly hub?: HubOptions;
 }
 
 /** Progress after one file. */
@@ -125,7 +132,7 @@ async function sourceFiles(dir: string): Promise<{ names: string[]; index: JsonO
   const names: string[] = [];
   try {
     for (const e of Deno.readDirSync(dir)) {
-      if (e.isFile && e.name.endsWith(".safetensors")) names.push(e.name);
+      if (isFileEntry(dir, e) && e.name.endsWith(".safetensors")) names.push(e.name);
     }
   } catch (e) {
     throw new ModelFreeError(`${dir}: cannot list the model folder (${(e as Error).message})`, {
@@ -139,7 +146,8 @@ async function sourceFiles(dir: string): Promise<{ names: string[]; index: JsonO
 /**
  * Quantizes a checkpoint without a model definition.
  *
- * @param modelDir the source folder (safetensors files, config.json, tokenizer files, …)
+ * @param modelDir the source folder (safetensors files, config.json, tokenizer files, …), or
+ *   a Hub id `org/name[@revision]` resolved through the Hugging Face cache
  * @param outDir the output folder
  * @param scheme a preset name (e.g. `"FP8_DYNAMIC"`) or a scheme; activations must be dynamic
  * @param ignore module names / `re:` patterns left dense (embeddings, lm_head, routers…)
@@ -164,7 +172,8 @@ export async function modelFreePtq(
 ): Promise<ModelFreePtqResult> {
   const t0 = performance.now();
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
-  const dir = modelDir.length > 1 ? modelDir.replace(/\/+$/, "") : modelDir;
+  const source = await resolveModelDir(modelDir, { ...options.hub, onWarning: warn });
+  const dir = source.length > 1 ? source.replace(/\/+$/, "") : source;
   const { groupName, scheme: s } = modelFreeScheme(scheme, warn);
   const args = s.weights!;
   const format = moduleFormat(s)!;
@@ -175,9 +184,18 @@ export async function modelFreePtq(
   } catch (e) {
     throw new ModelFreeError(`${configPath}: cannot read (${(e as Error).message})`, { cause: e });
   }
+  // Checked now, not when config.json is written at the very end of the run.
+  const configFault = jsonLimitFault(configText, MAX_CONFIG_BYTES, MAX_JSON_DEPTH);
+  if (configFault !== null) throw new ModelFreeError(`${configPath}: ${configFault}`);
+  try {
+    checkpointConfigJson(configText, {}, { file: configPath });
+  } catch (e) {
+    throw new ModelFreeError((e as Error).message, { cause: e });
+  }
   const { names: fileNames, index } = await sourceFiles(dir);
 
   const files: SafetensorsFile[] = [];
+  let lock: OutputLock | undefined;
   try {
     // Validate everything from the headers before any output exists.
     const candidates = new Map<string, Candidate[]>();
@@ -231,7 +249,10 @@ export async function modelFreePtq(
       );
     }
 
-    await assertOutputOutsideInput(modelDir, outDir);
+    await assertOutputOutsideInput(dir, outDir);
+    // A second run on the same output is refused; leftovers of dead runs go.
+    lock = await acquireOutputLock(outDir, warn);
+    await removeOrphans(outDir, warn);
     const out = await atomicOutputDir(outDir, { overwrite: options.overwrite });
     try {
       const weightMap: Record<string, string> = {};
@@ -388,7 +409,7 @@ export async function modelFreePtq(
         }),
       );
       for (const e of Deno.readDirSync(dir)) {
-        if (!e.isFile || e.name === "config.json" || e.name === INDEX_NAME) continue;
+        if (!isFileEntry(dir, e) || e.name === "config.json" || e.name === INDEX_NAME) continue;
         if (e.name.endsWith(".safetensors")) continue;
         await Deno.copyFile(`${dir}/${e.name}`, `${out.tmpDir}/${e.name}`);
       }
@@ -408,5 +429,6 @@ export async function modelFreePtq(
     }
   } finally {
     for (const f of files) f.close();
+    await lock?.release();
   }
 }

@@ -12,8 +12,17 @@ import { lastValueFrom, tap } from "rxjs";
 import type { HfModel } from "../io/hf_model.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { loadCalibrationSamples } from "../data/calibration_samples.ts";
+import { loadChatTemplate } from "../data/chat_template.ts";
+import type { DatasetPreset } from "../data/dataset_presets.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
+import {
+  autoEngineKind,
+  type ChosenEngine,
+  createEngine,
+  type EngineChoice,
+} from "../engine/choose.ts";
 import type { Recipe } from "../recipe/recipe.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
 import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import { MemoryBudget } from "../graph/activation_cache.ts";
@@ -47,11 +56,20 @@ export type CalibratedPipelineName = "sequential" | "basic" | "independent";
 
 /** Calibration data and run options (llm-compressor's dataset arguments). */
 export interface CalibrationOptions {
+  /** A format forced on every quantized module (`"dense"` for `saveCompressed: false`). */
+  readonly formatOverride?: ModuleFormat | null;
   /**
-   * Plain UTF-8 text (windows of `maxSeqLength`) or JSON Lines with a
-   * `text` field; required unless every modifier is data-free.
+   * A local dataset: plain UTF-8 text (windows of `maxSeqLength`), a
+   * JSON Lines / JSON / Parquet / Arrow file, or a folder of them (see
+   * `loadCalibrationSamples`); required unless every modifier is data-free.
    */
   readonly dataset?: string;
+  /** The split and slice to read, e.g. `train[:512]` (llm-compressor's `splits`). */
+  readonly splits?: string;
+  /** The column with each row's text or chat messages (llm-compressor's `text_column`). */
+  readonly textColumn?: string;
+  /** A named dataset's row format (`ultrachat_200k`, `open_platypus`). */
+  readonly datasetPreset?: DatasetPreset;
   /** `num_calibration_samples` (default 512). */
   readonly numCalibrationSamples?: number;
   /** `max_seq_length` in tokens, BOS included (default 384). */
@@ -75,6 +93,8 @@ export interface CalibrationOptions {
    * false: experts see only the tokens routed to them.
    */
   readonly moeCalibrateAllExperts?: boolean;
+  /** The compute engine: "webgpu", "cpu" or "auto" (default: the fastest for the machine). */
+  readonly engine?: EngineChoice;
 }
 
 /** Default bound of in-memory activations. */
@@ -97,7 +117,11 @@ export interface CalibratedPipeline {
   run(sink: CheckpointSink, onLayer: (e: LayerDoneEvent) => void): Promise<PipelineOutcome>;
 }
 
-function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): ModifierPlan[] {
+function planAll(
+  hf: HfModel,
+  modifiers: readonly ModifierSpec[],
+  formatOverride: ModuleFormat | null,
+): ModifierPlan[] {
   const plans = modifiers.map((m): ModifierPlan => {
     if (m.type === "SparseGPTModifier") return planSparsity(hf, m);
     if (m.type !== "QuantizationModifier" && m.type !== "GPTQModifier") {
@@ -106,7 +130,7 @@ function planAll(hf: HfModel, modifiers: readonly ModifierSpec[]): ModifierPlan[
           `${m.type} yet`,
       );
     }
-    return planQuantization(hf, m);
+    return planQuantization(hf, m, formatOverride);
   });
   // The model's sparsity structure changes the quantization formats (2:4 int weight-only → marlin-24).
   const structure = sparsityStructureOf(plans);
@@ -193,7 +217,7 @@ export async function prepareCalibratedPipeline(
   options: CalibrationOptions,
   emit: GraphEventSink,
 ): Promise<CalibratedPipeline> {
-  const plans = planAll(hf, recipe.modifiers);
+  const plans = planAll(hf, recipe.modifiers, options.formatOverride ?? null);
   for (const p of plans) {
     for (const t of p.unmatched) {
       emit({ type: "warning", message: `'${t}' matches no module of ${hf.dir}` });
@@ -214,6 +238,16 @@ export async function prepareCalibratedPipeline(
       maxSeqLength: options.maxSeqLength ?? 384,
       shuffle: options.shuffleCalibrationSamples,
       seed: options.seed,
+      split: options.splits,
+      textColumn: options.textColumn,
+      chatTemplate: await loadChatTemplate(
+        hf.dir,
+        options.datasetPreset?.fallbackChatTemplate === undefined ? undefined : {
+          source: options.datasetPreset.fallbackChatTemplate,
+          name: `${options.datasetPreset.name}'s default chat template`,
+        },
+      ),
+      preset: options.datasetPreset,
     });
     batches = calibrationBatches(samples, options.tokensPerForward ?? DEFAULT_TOKENS_PER_FORWARD);
   }
@@ -231,6 +265,32 @@ export async function prepareCalibratedPipeline(
   };
 }
 
+/**
+ * The engine of a calibrated run: the one asked for, or the fastest for the
+ * machine among those that run every modifier of the recipe (SparseGPT's
+ * pruning has no CPU path yet, so "auto" keeps it on WebGPU).
+ */
+async function chooseRunEngine(
+  plans: readonly ModifierPlan[],
+  asked: EngineChoice,
+  headDim: number,
+): Promise<ChosenEngine> {
+  if (asked === "auto" && plans.some(isSparsityPlan)) {
+    const auto = await autoEngineKind();
+    if (auto.kind === "cpu") {
+      const chosen = await createEngine({ engine: "webgpu", headDims: [headDim] });
+      return {
+        engine: chosen.engine,
+        reason: chosen.reason.replace(
+          "(asked for)",
+          "(SparseGPT runs on WebGPU only; otherwise " + auto.reason + ")",
+        ),
+      };
+    }
+  }
+  return await createEngine({ engine: asked, headDims: [headDim] });
+}
+
 async function runCalibrated(
   hf: HfModel,
   plans: readonly ModifierPlan[],
@@ -242,7 +302,9 @@ async function runCalibrated(
   onLayer: (e: LayerDoneEvent) => void,
   mode: { independent: boolean; needsData: boolean; propagation: "compressed" | "calibration" },
 ): Promise<PipelineOutcome> {
-  const model = await DecoderModel.load(hf);
+  const chosen = await chooseRunEngine(plans, options.engine ?? "auto", hf.config.headDim);
+  emit({ type: "engine", engine: chosen.engine.kind, reason: chosen.reason });
+  const model = await DecoderModel.load(hf, chosen.engine);
   const spillDir = `${sink.workDir}/graph`;
   await Deno.mkdir(spillDir, { recursive: true });
   const ctx: PassContext = {

@@ -17,12 +17,19 @@ import { LlmcError } from "../errors.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
 import { resolveQuantizationConfig } from "../recipe/resolve.ts";
-import { computeDTypeOf, planLinearQuantization } from "../modifiers/quantization/linear_plan.ts";
+import {
+  computeDTypeOf,
+  planLinearQuantization,
+  withFormatOverride,
+} from "../modifiers/quantization/linear_plan.ts";
+import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { LinearPlan, PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { layerFusedSets } from "../modifiers/quantization/layer_fused_sets.ts";
 import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import type { CheckpointSink, CheckpointTensor } from "../sink/checkpoint_sink.ts";
+import type { ModuleMetricEvent } from "../graph/events.ts";
+import { relativeError } from "../graph/rtn_weights.ts";
 import type { JsonObject } from "../sink/config_json.ts";
 
 /** What a pipeline hands to the sink's finalize besides the tensors. */
@@ -96,6 +103,8 @@ export function dataFreeIncompatibility(modifier: ModifierSpec): string | null {
  *
  * @param model the source model
  * @param modifier a data-free QuantizationModifier (see {@link dataFreeIncompatibility})
+ * @param formatOverride a format forced on every quantized module (`"dense"` for an
+ *   uncompressed save), or null
  * @returns the plan
  * @throws {DataFreePipelineError} when the modifier needs calibration or a tensor lies outside the layers
  * @throws {QuantizationShapeError} (from quant) for a module whose shape does not fit its scheme
@@ -105,7 +114,11 @@ export function dataFreeIncompatibility(modifier: ModifierSpec): string | null {
  * plan.quantizationConfig.format; // "float-quantized"
  * ```
  */
-export function planDataFree(model: HfModel, modifier: ModifierSpec): LinearPlan {
+export function planDataFree(
+  model: HfModel,
+  modifier: ModifierSpec,
+  formatOverride: ModuleFormat | null = null,
+): LinearPlan {
   const why = dataFreeIncompatibility(modifier);
   if (why !== null || modifier.type !== "QuantizationModifier") {
     throw new DataFreePipelineError(`the data-free pipeline cannot run this recipe: ${why}`);
@@ -120,7 +133,10 @@ export function planDataFree(model: HfModel, modifier: ModifierSpec): LinearPlan
       );
     }
   }
-  return planLinearQuantization(model, resolveQuantizationConfig(modifier));
+  return planLinearQuantization(
+    model,
+    withFormatOverride(resolveQuantizationConfig(modifier), formatOverride),
+  );
 }
 
 function quantized(l: PlannedLinear): boolean {
@@ -193,20 +209,28 @@ function batchesOf(
   return { sets, batches };
 }
 
+/** Receives the error of each quantized Linear; see {@link runDataFree}. */
+export type DataFreeMetricSink = (event: ModuleMetricEvent) => void;
+
 /**
  * Quantizes Linears one fused set (or one module) at a time, so only that
- * set's dense weights are in memory; the compressed tensors are kept.
+ * set's dense weights are in memory; the compressed tensors are kept. With
+ * `onMetric`, each module's relative weight error ‖W−Ŵ‖²/‖W‖² is reported;
+ * that needs the fake-quantized weight, which costs a second pass over the
+ * weight, so it is computed only when someone listens.
  */
 async function quantizeAll(
   model: HfModel,
   reader: ReadAhead,
   linears: readonly PlannedLinear[],
   fusedSets: readonly (readonly string[])[],
+  onMetric?: DataFreeMetricSink,
 ): Promise<{ tensors: CheckpointTensor[]; bytesRead: number }> {
   const { sets, batches } = batchesOf(linears, fusedSets);
   const tensors: CheckpointTensor[] = [];
   let bytesRead = 0;
   for (const batch of batches) {
+    const t0 = performance.now();
     const todo: LinearToQuantize[] = [];
     for (const l of batch) {
       const values = await reader.f32(l.weightTensor);
@@ -220,7 +244,27 @@ async function quantizeAll(
         dtype: computeDTypeOf(l.dtype, l.weightTensor),
       });
     }
-    for (const q of rtnQuantizeLinears(todo, { fusedSets: sets })) tensors.push(...q.tensors);
+    const quantized = rtnQuantizeLinears(todo, { fusedSets: sets, fakeQuantize: !!onMetric });
+    for (const q of quantized) tensors.push(...q.tensors);
+    if (onMetric) {
+      // A fused set is quantized together (shared global scale): its time is shared evenly.
+      const seconds = (performance.now() - t0) / 1000 / batch.length;
+      const rssBytes = Deno.memoryUsage().rss;
+      quantized.forEach((q, i) =>
+        onMetric({
+          type: "module_metric",
+          module: q.name,
+          modifier: "QuantizationModifier",
+          layer: batch[i].layer,
+          error: relativeError(todo[i].values, q.fakeQuantized!),
+          errorKind: "relative_weight_mse",
+          samples: 0,
+          seconds,
+          rssBytes,
+          gpuBytes: 0,
+        })
+      );
+    }
   }
   return { tensors, bytesRead };
 }
@@ -240,6 +284,8 @@ async function quantizeAll(
  * @param plan the plan from {@link planDataFree}
  * @param sink an open checkpoint sink for this job
  * @param onEvent progress callback, once per layer (and once for the rest)
+ * @param onMetric when given, receives each quantized Linear's relative weight
+ *   error (as the calibrated pipelines report RTN modules), before its layer's event
  * @returns the quantization config (and config patch) for finalize
  * @example
  * ```ts ignore
@@ -252,6 +298,7 @@ export async function runDataFree(
   plan: LinearPlan,
   sink: CheckpointSink,
   onEvent: (e: LayerEvent) => void = () => {},
+  onMetric?: DataFreeMetricSink,
 ): Promise<PipelineOutcome> {
   const n = model.config.numHiddenLayers;
   const byLayer = new Map<number, string[]>();
@@ -314,7 +361,7 @@ export async function runDataFree(
       if (sink.isGroupDone(key)) continue;
       let tensors: CheckpointTensor[];
       if (name === lmHead.weightTensor && quantized(lmHead) && !plan.untieLmHead) {
-        const q = await quantizeAll(model, reader, [lmHead], []);
+        const q = await quantizeAll(model, reader, [lmHead], [], onMetric);
         bytesRead += q.bytesRead;
         tensors = q.tensors;
       } else {
@@ -325,7 +372,7 @@ export async function runDataFree(
     }
     if (plan.untieLmHead && !sink.isGroupDone("lm_head")) {
       // A tied lm_head that is quantized is written as its own (untied) module.
-      const q = await quantizeAll(model, reader, [lmHead], []);
+      const q = await quantizeAll(model, reader, [lmHead], [], onMetric);
       bytesRead += q.bytesRead;
       await writeBehind(() => sink.writeTensors("lm_head", q.tensors), () => {});
     }
@@ -347,7 +394,7 @@ export async function runDataFree(
       const t0 = performance.now();
       const linears = layerLinears(k);
       const replaced = new Set(linears.map((l) => l.weightTensor));
-      const q = await quantizeAll(model, reader, linears, layerFused(k, linears));
+      const q = await quantizeAll(model, reader, linears, layerFused(k, linears), onMetric);
       const tensors = [...q.tensors];
       let layerBytes = q.bytesRead;
       for (const name of byLayer.get(k) ?? []) {

@@ -8,10 +8,12 @@
  * @module
  */
 
-import { CommandBatch } from "../gpu/batch.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
+import { webGpuOf } from "../engine/webgpu_engine.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
+import { CpuHessian, gptqOnCpu } from "../modifiers/gptq/cpu_gptq.ts";
+import { cpuTensor } from "../engine/cpu_engine.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import { runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
 import { checkGptqWeight, gptqFactorLoopJob } from "../modifiers/gptq/gptq_quantize.ts";
@@ -86,27 +88,35 @@ export async function quantizeLmHead(
   const inputArgs = scheme.inputActivations;
   const observeInputs = inputNeedsCalibration(inputArgs);
   const useGptq = gptq !== null && scheme.weights !== null;
-  const hessian = useGptq ? HessianAccumulator.create(model.gpu, plan.shape[1]) : null;
+  const engine = model.engine;
+  const gpu = webGpuOf(engine);
+  const hessian = !useGptq
+    ? null
+    : gpu
+    ? HessianAccumulator.create(gpu.gpu, plan.shape[1])
+    : new CpuHessian(plan.shape[1]);
   try {
     let input: ObservedQParams | null = null;
     if ((observeInputs || useGptq) && hidden !== null) {
       const pending: PendingSampleMinMax[] = [];
       for (const b of batches) {
         const rows = b.sequences * b.seqLen;
-        const x = GpuTensor.fromArray(model.gpu, await hidden.get(b.index), [
+        const x = engine.upload(await hidden.get(b.index), [
           rows,
           model.config.hiddenSize,
         ]);
         const normed = await model.finalNorm(x);
         x.destroy();
-        const batch = new CommandBatch(model.gpu);
-        hessian?.add(batch, normed, b.sequences);
-        if (observeInputs) pending.push(recordTensorMinMax(batch, normed, b.sequences, b.seqLen));
-        batch.submit();
+        if (hessian instanceof CpuHessian) {
+          hessian.add(cpuTensor(normed, "lm_head").data as Float32Array, b.sequences);
+        } else hessian?.add(gpu!.batch, normed as GpuTensor, b.sequences);
+        if (observeInputs) pending.push(recordTensorMinMax(engine, normed, b.sequences, b.seqLen));
+        // Started now; a failure surfaces at the next read.
+        engine.flush().catch(() => {});
         normed.destroy();
       }
       if (observeInputs) {
-        const observations = (await readSampleMinMax(pending)).flat();
+        const observations = (await readSampleMinMax(engine, pending)).flat();
         const state = await lastValueFrom(
           from(observations).pipe(observeMinMax(inputArgs!, dtype), last()),
         );
@@ -140,12 +150,18 @@ export async function quantizeLmHead(
       // factor + loop step GPTQ layers use, here with one weight.
       checkGptqWeight(values, plan.shape, hessian.columns, args, plan.name);
       const { blockSize, dampeningFrac } = gptq!;
-      const [r] = await runFactorLoops(
-        model.gpu,
-        () => hessian,
-        [gptqFactorLoopJob("lm_head", values, plan.shape, args, { blockSize, where: plan.name })],
-        { factor: { dampeningFrac, rowAlign: lcm(128, blockSize) }, blockSize },
-      );
+      const [r] = hessian instanceof CpuHessian
+        ? [gptqOnCpu(values, plan.shape, hessian, args, {
+          blockSize: gptq!.blockSize,
+          dampeningFrac: gptq!.dampeningFrac,
+          globalScale: null,
+        })]
+        : await runFactorLoops(
+          gpu!.gpu,
+          () => hessian,
+          [gptqFactorLoopJob("lm_head", values, plan.shape, args, { blockSize, where: plan.name })],
+          { factor: { dampeningFrac, rowAlign: lcm(128, blockSize) }, blockSize },
+        );
       return {
         ...about,
         weight: r.weight,

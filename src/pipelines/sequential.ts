@@ -17,6 +17,7 @@
  */
 
 import { concatMap, defer, finalize, type Observable, range } from "rxjs";
+import { webGpuOf } from "../engine/webgpu_engine.ts";
 import { storagePool } from "../gpu/buffer_pool.ts";
 import type { DType } from "../io/dtype.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
@@ -87,7 +88,8 @@ export interface PassOutputs {
  */
 async function releaseGpuCache(model: DecoderModel): Promise<void> {
   await model.idle();
-  storagePool(model.gpu).trim();
+  const gpu = webGpuOf(model.engine);
+  if (gpu) storagePool(gpu.gpu).trim();
 }
 
 interface PassState {
@@ -145,7 +147,7 @@ async function openPass(ctx: PassContext, spec: PassSpec, target: LayerTarget): 
   for (const batch of ctx.batches) {
     const hidden = await ctx.model.embed(batch.ids, batch.sequences, batch.seqLen);
     try {
-      await reads.add(batch.index, hidden);
+      await reads.add(batch.index, hidden, ctx.model.engine);
     } finally {
       hidden.destroy();
     }

@@ -11,6 +11,7 @@
  */
 
 import { LlmcError } from "../errors.ts";
+import { describeDepthExcess, findDepthExcess, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 
 /**
  * A float whose value is integral (or that must otherwise print as a Python
@@ -24,7 +25,11 @@ import { LlmcError } from "../errors.ts";
  * ```
  */
 export class PyFloat {
-  /** @param value the number */
+  /**
+   * Marks a number as a Python float.
+   *
+   * @param value the number
+   */
   constructor(readonly value: number) {}
 }
 
@@ -49,7 +54,8 @@ export class PythonJsonError extends LlmcError {}
  * @param text the JSON text
  * @param where names the source in error messages (e.g. a file path)
  * @returns the parsed value
- * @throws {PythonJsonError} on malformed text, naming `where` and the offset
+ * @throws {PythonJsonError} on malformed text, naming `where` and the offset,
+ *   or text nested deeper than `MAX_JSON_DEPTH` (64) levels
  * @example
  * ```ts
  * import { parsePythonJson, PyFloat } from "./python_json.ts";
@@ -58,6 +64,11 @@ export class PythonJsonError extends LlmcError {}
  * ```
  */
 export function parsePythonJson(text: string, where = "JSON"): JsonValue {
+  // The parser below recurses once per level; refuse deep text before it starts.
+  const excess = findDepthExcess(text, MAX_JSON_DEPTH);
+  if (excess !== null) {
+    throw new PythonJsonError(`${where}: ${describeDepthExcess(excess, MAX_JSON_DEPTH)}`);
+  }
   let i = 0;
   const fail = (what: string): never => {
     throw new PythonJsonError(`${where}: ${what} at offset ${i}`);

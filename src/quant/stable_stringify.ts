@@ -11,6 +11,7 @@
  * @module
  */
 
+import { LlmcError } from "../errors.ts";
 import { PyFloat } from "./python_json.ts";
 import type { JsonValue } from "./python_json.ts";
 
@@ -84,7 +85,19 @@ function compareCodePoints(a: string, b: string): number {
   return ai.length - bi.length;
 }
 
+/**
+ * The deepest value {@link stableStringify} writes. Readers refuse JSON deeper
+ * than 64 levels, so this only stops a programming error from overflowing
+ * the stack with an unclear RangeError.
+ */
+export const MAX_STRINGIFY_DEPTH = 1000;
+
 function write(v: JsonValue | undefined, indent: string, level: number): string {
+  if (level > MAX_STRINGIFY_DEPTH) {
+    throw new LlmcError(
+      `cannot write JSON nested deeper than ${MAX_STRINGIFY_DEPTH} levels (config.json readers accept 64)`,
+    );
+  }
   if (v === null || v === undefined) return "null";
   if (v === true) return "true";
   if (v === false) return "false";
@@ -112,6 +125,7 @@ function write(v: JsonValue | undefined, indent: string, level: number): string 
  * @param value the value; integral numbers print as ints unless wrapped in {@link PyFloat}
  * @param indentWidth spaces per level (Python's `indent`), 2 by default
  * @returns the JSON text
+ * @throws {LlmcError} for a value nested deeper than {@link MAX_STRINGIFY_DEPTH} levels
  * @example
  * ```ts
  * import { stableStringify } from "./stable_stringify.ts";

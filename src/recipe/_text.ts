@@ -12,9 +12,23 @@
  * @module
  */
 
-import { isMap, isScalar, isSeq, parseDocument } from "yaml";
-import type { DocumentOptions, ParseOptions, ScalarTag, SchemaOptions, Tags } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, parseDocument, visit } from "yaml";
+import type { Document, DocumentOptions, ParseOptions, ScalarTag, SchemaOptions, Tags } from "yaml";
+import { describeDepthExcess, findDepthExcess, nestsDeeperThan } from "../io/json_limits.ts";
 import { RecipeError } from "./errors.ts";
+
+/** The largest recipe text llmc parses (real recipes are a few KB). */
+export const MAX_RECIPE_BYTES = 16 * 1024 * 1024;
+
+/** The deepest bracket nesting a recipe may have (real recipes nest about 6 deep). */
+export const MAX_RECIPE_DEPTH = 64;
+
+/**
+ * The cap on alias expansion (the yaml package's `maxAliasCount`): an anchor
+ * referenced n times whose node itself holds m aliases counts about n × m, so
+ * a "billion laughs" document is refused long before it grows.
+ */
+export const MAX_RECIPE_ALIAS_COUNT = 1000;
 
 type YamlNode = unknown;
 
@@ -28,6 +42,17 @@ function checkDuplicateKeys(node: YamlNode, path: string, origin: string, text: 
   if (isMap(node)) {
     const seen = new Set<string>();
     for (const pair of node.items) {
+      if (isMap(pair.key) || isSeq(pair.key)) {
+        // PyYAML refuses these (unhashable key); the yaml package would stringify them.
+        const offset = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        const where = path === "" ? "the top level" : path;
+        throw new RecipeError(
+          `${origin}${where}: a mapping key must be a plain scalar, got a ` +
+            `${isMap(pair.key) ? "mapping" : "list"} (line ${
+              text.slice(0, offset).split("\n").length
+            })`,
+        );
+      }
       const key = keyText(pair.key);
       const here = path === "" ? key : `${path}.${key}`;
       if (seen.has(key)) {
@@ -76,13 +101,114 @@ const YAML_OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
   customTags: pyyamlTags,
 };
 
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 0x0a) line++;
+  return line;
+}
+
+/** Names the alias behind a failed `toJS`: the unresolved one, or the first that nests aliases. */
+function aliasFault(doc: Document, text: string, message: string): string {
+  const unresolved = /Unresolved alias[^:]*: (.*)$/.exec(message)?.[1];
+  const anchors = new Map<string, unknown>();
+  let found: string | null = null;
+  let firstAlias: string | null = null;
+  visit(doc, {
+    Node(_key, node) {
+      if (!isAlias(node) && node.anchor) anchors.set(node.anchor, node);
+    },
+    Alias(_key, node) {
+      const at = `line ${lineOf(text, node.range?.[0] ?? 0)}`;
+      firstAlias ??= `*${node.source} at ${at}`;
+      const target = anchors.get(node.source);
+      if (target === undefined) {
+        found = `alias *${node.source} at ${at} refers to no anchor &${node.source} before it`;
+        return visit.BREAK;
+      }
+      if (unresolved === undefined && (isMap(target) || isSeq(target))) {
+        let nested = false;
+        visit(target as never, {
+          Alias() {
+            nested = true;
+            return visit.BREAK;
+          },
+        });
+        if (nested) {
+          found = `alias *${node.source} at ${at} expands an anchor that itself holds aliases; ` +
+            `the expansion exceeds the cap of ${MAX_RECIPE_ALIAS_COUNT} alias resolutions ` +
+            `(a "billion laughs" document)`;
+          return visit.BREAK;
+        }
+      }
+    },
+  });
+  if (found !== null) return found;
+  if (unresolved !== undefined) return `unresolved alias *${unresolved}`;
+  return `alias expansion exceeds the cap of ${MAX_RECIPE_ALIAS_COUNT} alias resolutions` +
+    (firstAlias ? ` (first alias: ${firstAlias})` : "");
+}
+
 function parseYaml(text: string, origin: string): unknown {
   const doc = parseDocument(text, { ...YAML_OPTIONS, prettyErrors: true });
   if (doc.errors.length > 0) {
-    throw new RecipeError(`${origin}not valid JSON or YAML: ${doc.errors[0].message}`);
+    const message = doc.errors[0].message;
+    const why = /Maximum call stack/.test(message)
+      ? `recipe nests too deeply to parse (limit: ${MAX_RECIPE_DEPTH} levels): ${message}`
+      : `not valid JSON or YAML: ${message}`;
+    throw new RecipeError(`${origin}${why}`);
   }
   checkDuplicateKeys(doc.contents, "", origin, text);
-  return doc.toJS({ maxAliasCount: 1000 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_RECIPE_ALIAS_COUNT });
+  } catch (e) {
+    // The yaml package throws ReferenceError for unresolved and excessive aliases.
+    if (!(e instanceof ReferenceError)) throw e;
+    throw new RecipeError(`${origin}${aliasFault(doc, text, e.message)}`, { cause: e });
+  }
+  // Block style nests by indentation, which the bracket scan does not see.
+  if (nestsDeeperThan(data, MAX_RECIPE_DEPTH)) {
+    throw new RecipeError(`${origin}recipe nests deeper than ${MAX_RECIPE_DEPTH} levels`);
+  }
+  return data;
+}
+
+/**
+ * Checks recipe text against the size and nesting caps before any parser
+ * sees it.
+ *
+ * @param text the recipe text
+ * @param origin a prefix for error messages (e.g. `"recipe.yaml: "`), may be empty
+ * @throws {RecipeError} naming the cap and where the text passes it
+ * @example
+ * ```ts
+ * import { checkRecipeLimits } from "./_text.ts";
+ * checkRecipeLimits("a_stage: {b_modifiers: {}}", ""); // fine
+ * ```
+ */
+export function checkRecipeLimits(text: string, origin: string): void {
+  if (text.length > MAX_RECIPE_BYTES) {
+    throw new RecipeError(
+      `${origin}recipe is ${text.length} characters; the limit is ${MAX_RECIPE_BYTES}`,
+    );
+  }
+  const excess = findDepthExcess(text, MAX_RECIPE_DEPTH, true);
+  if (excess !== null) {
+    throw new RecipeError(`${origin}recipe ${describeDepthExcess(excess, MAX_RECIPE_DEPTH)}`);
+  }
+}
+
+/** Runs a parser step, turning anything but a RecipeError (e.g. a stack overflow) into one. */
+function guarded<T>(origin: string, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    if (e instanceof RecipeError) throw e;
+    const why = e instanceof RangeError
+      ? `recipe is nested too deeply to parse (${e.message})`
+      : `cannot parse recipe: ${(e as Error)?.message ?? String(e)}`;
+    throw new RecipeError(`${origin}${why}`, { cause: e });
+  }
 }
 
 /**
@@ -91,7 +217,9 @@ function parseYaml(text: string, origin: string): unknown {
  * @param text the recipe text
  * @param origin a prefix for error messages (e.g. `"recipe.yaml: "`), may be empty
  * @returns the parsed data (not yet checked to be a mapping)
- * @throws {RecipeError} when the text is neither JSON nor YAML, or repeats a key
+ * @throws {RecipeError} when the text is neither JSON nor YAML, repeats a key,
+ *   passes the size or nesting cap, or has an unresolved or excessive alias
+ *   (naming the line)
  * @example
  * ```ts
  * import { parseRecipeText } from "./_text.ts";
@@ -100,6 +228,11 @@ function parseYaml(text: string, origin: string): unknown {
  * ```
  */
 export function parseRecipeText(text: string, origin: string): unknown {
+  checkRecipeLimits(text, origin);
+  return guarded(origin, () => parseRecipeTextUnguarded(text, origin));
+}
+
+function parseRecipeTextUnguarded(text: string, origin: string): unknown {
   let json: unknown;
   let isJson = true;
   try {

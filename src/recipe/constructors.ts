@@ -34,49 +34,77 @@ export type QuantizationSchemeInput = QuantizationScheme | Record<string, unknow
 export interface CommonOptions {
   /** Group name in the saved recipe (default `"default"`). */
   group?: string;
+  /** Position in the modifier list (a training-era field; unused by oneshot). */
   index?: number | null;
+  /** Start epoch (training-era; oneshot requires null or -1). */
   start?: number | null;
+  /** End epoch (training-era; oneshot requires null or -1). */
   end?: number | null;
+  /** Update frequency (training-era). */
   update?: number | null;
 }
 
 /** The §3.3 quantization options. */
 export interface QuantizationOptions extends CommonOptions {
+  /** Config groups by name (compressed-tensors JSON or parsed); exclusive with `scheme`. */
   configGroups?: Record<string, QuantizationSchemeInput> | null;
+  /** Targets for `scheme`: module names, `re:` patterns or class names (`"Linear"`). */
   targets?: string | string[];
+  /** Modules never quantized: names, `re:` patterns or class names. */
   ignore?: string[];
   /** A preset name, `{PRESET: targets}`, or a scheme body (snake_case, without targets). */
   scheme?: string | Record<string, string | string[]> | Record<string, unknown> | null;
+  /** K/V cache quantization args. */
   kvCacheScheme?: QuantizationArgsInput | null;
+  /** Overrides the weight observer of every group (e.g. `"mse"`). */
   weightObserver?: string | null;
+  /** Overrides the input-activation observer of every group. */
   inputObserver?: string | null;
+  /** Overrides the output-activation observer of every group. */
   outputObserver?: string | null;
+  /** The three overrides as one mapping; exclusive with them. */
   observer?: ObserverOverrides | null;
 }
 
 /** GPTQModifier options. */
 export interface GPTQOptions extends QuantizationOptions {
+  /** Deprecated upstream (use oneshot's `sequentialTargets`); kept as written. */
   sequentialTargets?: string | string[] | null;
+  /** Columns quantized per GPTQ block (default 128). */
   blockSize?: number;
+  /** Hessian dampening as a fraction of the mean diagonal (default 0.01). */
   dampeningFrac?: number | null;
   /** Leave unset for upstream's default ("static" for group weights that do not choose). */
   actorder?: ActivationOrdering | null;
+  /** Keep Hessians on the CPU between uses (accepted for compatibility). */
   offloadHessians?: boolean;
 }
 
 /** SparseGPTModifier options. */
 export interface SparseGPTOptions extends CommonOptions {
+  /** Fraction of weights set to zero: one value, one per layer, or by layer name. */
   sparsity: SparsityTarget | null;
+  /** `"owl"` for outlier-weighted layer-wise sparsity, or null. */
   sparsityProfile?: "owl" | null;
+  /** `"N:M"` such as `"2:4"`; `"0:0"` (the default) is unstructured. */
   maskStructure?: string;
+  /** OWL threshold multiplier. */
   owlM?: number | null;
+  /** OWL lambda. */
   owlLmbda?: number | null;
+  /** Layers calibrated one at a time; kept as written. */
   sequentialTargets?: string | string[] | null;
+  /** Layers (or containers of layers) to prune. */
   targets?: string | string[];
+  /** Modules never pruned. */
   ignore?: string[];
+  /** Columns pruned per block (default 128). */
   blockSize?: number;
+  /** Hessian dampening as a fraction of the mean diagonal (default 0.01). */
   dampeningFrac?: number | null;
+  /** Keep zeros that are already there (default true). */
   preserveSparsityMask?: boolean;
+  /** Keep Hessians on the CPU between uses (accepted for compatibility). */
   offloadHessians?: boolean;
 }
 

@@ -22,6 +22,8 @@ import { QuantizationConfigError } from "../quant/errors.ts";
  */
 export class RecipeError extends LlmcError {
   /**
+   * Creates the error.
+   *
    * @param message the path at fault, what was expected and what was found
    * @param options standard `ErrorOptions`; `cause` keeps the underlying error
    */
@@ -47,6 +49,8 @@ export class UnsupportedModifierError extends RecipeError {
   readonly modifier: string;
 
   /**
+   * Creates the error.
+   *
    * @param where the modifier's path in the recipe (`<stage>_stage.<group>_modifiers.<Class>`)
    * @param modifier the modifier class name
    */

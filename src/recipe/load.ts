@@ -6,7 +6,7 @@
  */
 
 import { RecipeError } from "./errors.ts";
-import { frontMatter } from "./_text.ts";
+import { checkRecipeLimits, frontMatter, MAX_RECIPE_BYTES } from "./_text.ts";
 import { parseRecipe, type ParseRecipeOptions } from "./parse.ts";
 import type { Recipe } from "./recipe.ts";
 
@@ -38,8 +38,15 @@ export async function loadRecipe(
   const path = pathOrText.trim();
   let text: string;
   try {
+    const size = (await Deno.stat(path)).size;
+    if (size > MAX_RECIPE_BYTES) {
+      throw new RecipeError(
+        `${path}: recipe file is ${size} bytes; the limit is ${MAX_RECIPE_BYTES}`,
+      );
+    }
     text = await Deno.readTextFile(path);
   } catch (e) {
+    if (e instanceof RecipeError) throw e;
     const why = e instanceof Deno.errors.NotFound ? "no such file" : String(e);
     throw new RecipeError(`${path}: cannot read recipe file (${why})`, { cause: e });
   }
@@ -47,6 +54,7 @@ export async function loadRecipe(
   if (/\.md$/i.test(path)) text = frontMatter(text, `${path}: `);
   if (/\.json$/i.test(path)) {
     // A .json file is JSON only, as upstream: no YAML fallback hiding a syntax error.
+    checkRecipeLimits(text, `${path}: `);
     try {
       JSON.parse(text);
     } catch (e) {

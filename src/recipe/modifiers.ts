@@ -38,8 +38,11 @@ export type SchemeSetting =
 
 /** The `observer` argument: observer names per tensor kind. */
 export interface ObserverOverrides {
+  /** The weight observer, e.g. `"minmax"` or `"mse"`. */
   readonly weights?: string;
+  /** The input-activation observer. */
   readonly input?: string;
+  /** The output-activation observer. */
   readonly output?: string;
 }
 
@@ -67,6 +70,7 @@ export interface QuantizationFields {
 
 /** Round-to-nearest quantization (§3.4, §4.3). */
 export interface QuantizationModifierSpec extends ModifierCommon, QuantizationFields {
+  /** The llm-compressor class name. */
   readonly type: "QuantizationModifier";
 }
 
@@ -81,6 +85,7 @@ export type GptqActorder =
 
 /** GPTQ (§3.4, §4.4). */
 export interface GPTQModifierSpec extends ModifierCommon, QuantizationFields {
+  /** The llm-compressor class name. */
   readonly type: "GPTQModifier";
   /** Deprecated here (use oneshot's `sequential_targets`); kept as written. */
   readonly sequentialTargets: string | readonly string[] | null;
@@ -119,35 +124,51 @@ export interface SparsityFields {
 
 /** SparseGPT pruning. */
 export interface SparseGPTModifierSpec extends ModifierCommon, SparsityFields {
+  /** The llm-compressor class name. */
   readonly type: "SparseGPTModifier";
+  /** Columns pruned per block (128). */
   readonly blockSize: number;
+  /** Hessian dampening as a fraction of the mean diagonal (0.01). */
   readonly dampeningFrac: number | null;
+  /** Keep zeros that are already there. */
   readonly preserveSparsityMask: boolean;
+  /** Keep Hessians on the CPU between uses. */
   readonly offloadHessians: boolean;
 }
 
 /** Wanda pruning. */
 export interface WandaPruningModifierSpec extends ModifierCommon, SparsityFields {
+  /** The llm-compressor class name. */
   readonly type: "WandaPruningModifier";
 }
 
 /** Training-era gradual magnitude pruning (parsed; finetuning is deprecated upstream). */
 export interface MagnitudePruningModifierSpec extends ModifierCommon {
+  /** The llm-compressor class name. */
   readonly type: "MagnitudePruningModifier";
   /** Parameter regexes such as `re:.*q_proj.weight`. */
   readonly targets: string | readonly string[];
+  /** Sparsity at the start epoch. */
   readonly initSparsity: number;
+  /** Sparsity at the end epoch. */
   readonly finalSparsity: number;
+  /** How sparsity grows between them (e.g. `"cubic"`). */
   readonly updateScheduler: string;
+  /** Arguments of the scheduler, as written. */
   readonly schedulerArgs: Readonly<Record<string, unknown>>;
+  /** `"unstructured"` or `"N:M"`. */
   readonly maskStructure: string;
+  /** Keep the masks applied after the end epoch. */
   readonly leaveEnabled: boolean;
+  /** Rank weights across all targets instead of per parameter. */
   readonly applyGlobally: boolean;
 }
 
 /** Training-era modifier that keeps existing zeros at zero. */
 export interface ConstantPruningModifierSpec extends ModifierCommon {
+  /** The llm-compressor class name. */
   readonly type: "ConstantPruningModifier";
+  /** Parameter regexes whose zeros stay zero. */
   readonly targets: string | readonly string[];
 }
 
@@ -170,6 +191,7 @@ export type NotYetSupportedName = typeof NOT_YET_SUPPORTED[number];
  * recipe can be re-serialized.
  */
 export interface NotYetSupportedModifierSpec extends ModifierCommon {
+  /** The llm-compressor class name. */
   readonly type: NotYetSupportedName;
   /** The arguments as written, in their order. */
   readonly args: Readonly<Record<string, unknown>>;

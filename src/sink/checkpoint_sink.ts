@@ -19,7 +19,15 @@
  * @module
  */
 
-import { assertOutputOutsideInput, atomicOutputDir } from "../io/atomic_dir.ts";
+import { crashPoint } from "../crash_points.ts";
+import {
+  assertOutputOutsideInput,
+  atomicOutputDir,
+  DONE_DIR_MARKER,
+  removeOrphans,
+} from "../io/atomic_dir.ts";
+import { acquireOutputLock } from "../io/output_lock.ts";
+import type { OutputLock } from "../io/output_lock.ts";
 import { auxiliaryFiles } from "../io/hf_model.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
@@ -72,6 +80,17 @@ export interface CheckpointSinkOptions {
   readonly job?: JsonValue;
   /** Receives notes such as "discarding a stale work folder"; `console.warn` by default. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * Receives every tensor group once it is persisted (the same objects that
+   * were handed in), e.g. to keep the compressed model in memory.
+   */
+  readonly onTensors?: (tensors: readonly CheckpointTensor[]) => void;
+  /**
+   * The output's lock when the caller already holds it (oneshot takes it
+   * before its preparation); otherwise `open` takes it. The sink releases it
+   * at `finalize` or `close`.
+   */
+  readonly lock?: OutputLock;
 }
 
 /** What {@link CheckpointSink.finalize} needs besides the tensors. */
@@ -177,8 +196,10 @@ export class CheckpointSink {
   readonly #source: CheckpointSource;
   readonly #overwrite: boolean;
   readonly #maxShardBytes: number;
+  readonly #onTensors: ((tensors: readonly CheckpointTensor[]) => void) | undefined;
+  readonly #lock: OutputLock;
   #progress: Progress;
-  #state: "open" | "finalizing" | "done" = "open";
+  #state: "open" | "finalizing" | "done" | "closed" = "open";
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -189,7 +210,10 @@ export class CheckpointSink {
     resumed: boolean,
     overwrite: boolean,
     maxShardBytes: number,
+    onTensors: ((tensors: readonly CheckpointTensor[]) => void) | undefined,
+    lock: OutputLock,
   ) {
+    this.#onTensors = onTensors;
     this.outputDir = outputDir;
     this.workDir = workDir;
     this.#source = source;
@@ -197,6 +221,7 @@ export class CheckpointSink {
     this.resumed = resumed;
     this.#overwrite = overwrite;
     this.#maxShardBytes = maxShardBytes;
+    this.#lock = lock;
   }
 
   /**
@@ -222,13 +247,36 @@ export class CheckpointSink {
       : options.outputDir;
     const overwrite = options.overwrite ?? false;
     const maxShardBytes = options.maxShardBytes ?? 5e9;
-    if (!(maxShardBytes > 0)) {
+    if (!(maxShardBytes > 0) || maxShardBytes > Number.MAX_SAFE_INTEGER) {
       throw new CheckpointSinkError(
         outputDir,
-        `maxShardBytes must be positive, got ${maxShardBytes}`,
+        `maxShardBytes must be positive and at most 2^53 - 1, got ${maxShardBytes}`,
       );
     }
     await assertOutputOutsideInput(options.source.dir, outputDir);
+    // finalize rewrites the source's config.json at the very end: parse it now, before any work.
+    const sourceConfig = `${options.source.dir}/config.json`;
+    checkpointConfigJson(await Deno.readTextFile(sourceConfig), {}, { file: sourceConfig });
+    // Everything beside the output belongs to the lock's holder: a second run
+    // is refused here, before it can touch the first run's work folder.
+    const lock = options.lock ?? await acquireOutputLock(outputDir, warn);
+    try {
+      return await CheckpointSink.#openLocked(options, outputDir, overwrite, maxShardBytes, lock);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+  }
+
+  static async #openLocked(
+    options: CheckpointSinkOptions,
+    outputDir: string,
+    overwrite: boolean,
+    maxShardBytes: number,
+    lock: OutputLock,
+  ): Promise<CheckpointSink> {
+    const warn = options.onWarning ?? ((m: string) => console.warn(m));
+    await removeOrphans(outputDir, warn, outputDir + WORK_DIR_SUFFIX);
     if (!overwrite && await exists(outputDir)) {
       throw new CheckpointSinkError(outputDir, "already exists; pass overwrite to replace it");
     }
@@ -273,7 +321,32 @@ export class CheckpointSink {
       resumed,
       overwrite,
       maxShardBytes,
+      options.onTensors,
+      lock,
     );
+  }
+
+  /**
+   * Ends this run's hold on the output without finalizing: the lock is
+   * released and the work folder stays for a later `resume`. Safe to call
+   * after `finalize` (which releases the lock itself) and more than once.
+   *
+   * @example
+   * ```ts ignore
+   * try { await pipeline.run(sink); await sink.finalize(options); } finally { await sink.close(); }
+   * ```
+   */
+  close(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#state !== "done") this.#state = "closed";
+      await this.#lock.release();
+    });
+  }
+
+  /** Where the finished layers are kept and how to continue or discard them. */
+  resumeHint(): string {
+    return `the finished layers are kept in ${this.workDir}: rerun the same command with ` +
+      `--resume (resume: true) to continue, or delete ${this.workDir} to start over`;
   }
 
   /**
@@ -356,6 +429,8 @@ export class CheckpointSink {
         layers: { ...this.#progress.layers, [String(k)]: file },
       };
       await writeProgress(`${this.workDir}/progress.json`, this.#progress);
+      await this.#lock.refresh();
+      await crashPoint("layer-written");
     });
   }
 
@@ -399,6 +474,7 @@ export class CheckpointSink {
         groups: { ...this.#progress.groups, [key]: file },
       };
       await writeProgress(`${this.workDir}/progress.json`, this.#progress);
+      await this.#lock.refresh();
     });
   }
 
@@ -504,7 +580,7 @@ export class CheckpointSink {
       try {
         const result = await this.#assemble(options);
         this.#state = "done";
-        await Deno.remove(this.workDir, { recursive: true }).catch(() => {});
+        await this.#lock.release();
         return result;
       } catch (e) {
         this.#state = "open";
@@ -544,7 +620,9 @@ export class CheckpointSink {
         const info = e.file.info(e.name);
         await writer.add(e.name, info.dtype, [...info.shape], await e.file.readRaw(e.name));
       }
+      await crashPoint("tensors-spilled");
       const written = await writer.finish();
+      await crashPoint("shards-written");
       const sourceConfig = `${this.#source.dir}/config.json`;
       const qc: JsonObject = { ...options.quantizationConfig };
       if (options.sparsityConfig !== undefined) qc.sparsity_config = options.sparsityConfig;
@@ -561,7 +639,23 @@ export class CheckpointSink {
       }
       for (const f of files) f.close();
       files.length = 0;
-      await out.commit();
+      await crashPoint("before-commit");
+      // The work folder goes aside first: once the output is committed, nothing
+      // of this run may be mistaken for a resumable one. If the process dies in
+      // between, removeOrphans tells the two cases apart by whether
+      // out.tmpDir still exists (see DONE_DIR_MARKER).
+      const aside = `${this.outputDir}${DONE_DIR_MARKER}${Deno.pid}`;
+      await Deno.rename(this.workDir, aside);
+      await crashPoint("work-moved");
+      try {
+        await out.commit();
+      } catch (e) {
+        await Deno.rename(aside, this.workDir).catch(() => {});
+        throw e;
+      }
+      await crashPoint("committed");
+      await Deno.remove(aside, { recursive: true }).catch(() => {});
+      await crashPoint("work-removed");
       return {
         outputDir: this.outputDir,
         files: written.files.map((p) => p.slice(p.lastIndexOf("/") + 1)),
@@ -589,13 +683,18 @@ export class CheckpointSink {
     const sorted = [...tensors].sort(compareSafetensorsOrder)
       .map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: t.data }));
     await writeSafetensors(`${this.workDir}/${rel}`, sorted, { overwrite: true });
+    this.#onTensors?.(tensors);
   }
 
   #assertOpen(): void {
     if (this.#state !== "open") {
       throw new CheckpointSinkError(
         this.outputDir,
-        this.#state === "done" ? "the checkpoint was already finalized" : "finalize is running",
+        this.#state === "done"
+          ? "the checkpoint was already finalized"
+          : this.#state === "closed"
+          ? "the sink was closed"
+          : "finalize is running",
       );
     }
   }
@@ -628,5 +727,28 @@ async function verifiedProgress(
   for (const sub of ["layers", "groups", "boundary"]) {
     await Deno.mkdir(`${workDir}/${sub}`, { recursive: true });
   }
-  return { ...p, layers: await keep(p.layers), groups: await keep(p.groups), boundary };
+  const verified = {
+    ...p,
+    layers: await keep(p.layers),
+    groups: await keep(p.groups),
+    boundary,
+  };
+  // Files the dead run had not recorded (half-written `*.tmp-<pid>`, a boundary
+  // replaced but not yet deleted) are redone or unneeded: remove them.
+  const known = new Set([
+    ...Object.values(verified.layers),
+    ...Object.values(verified.groups),
+    ...(boundary === null ? [] : [boundary.file]),
+  ]);
+  for (const sub of ["layers", "groups", "boundary"]) {
+    for await (const e of Deno.readDir(`${workDir}/${sub}`)) {
+      if (!known.has(`${sub}/${e.name}`)) {
+        await Deno.remove(`${workDir}/${sub}/${e.name}`, { recursive: true }).catch(() => {});
+      }
+    }
+  }
+  for await (const e of Deno.readDir(workDir)) {
+    if (/\.tmp-\d+$/.test(e.name)) await Deno.remove(`${workDir}/${e.name}`).catch(() => {});
+  }
+  return verified;
 }

@@ -23,5 +23,5 @@ export {
   WORK_DIR_SUFFIX,
 } from "./checkpoint_sink.ts";
 export { checkpointConfigJson, type JsonObject } from "./config_json.ts";
-export { CheckpointSinkError } from "./sink_error.ts";
+export { CheckpointSinkError, isDiskFull } from "./sink_error.ts";
 export { compareSafetensorsOrder } from "./tensor_order.ts";

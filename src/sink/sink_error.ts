@@ -32,3 +32,22 @@ export class CheckpointSinkError extends LlmcError {
     this.path = path;
   }
 }
+
+/**
+ * Whether an error (or any error in its `cause` chain) is a full disk
+ * (`ENOSPC`, "No space left on device", os error 28).
+ *
+ * @param e the error
+ * @returns true for a full disk
+ * @example
+ * ```ts
+ * import { isDiskFull } from "./sink_error.ts";
+ * console.assert(isDiskFull(new Error("write failed: No space left on device (os error 28)")));
+ * ```
+ */
+export function isDiskFull(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (/No space left on device|ENOSPC|os error 28\b/.test(c.message)) return true;
+  }
+  return false;
+}

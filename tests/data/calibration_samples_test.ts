@@ -124,7 +124,7 @@ Deno.test("errors name the file (and the line)", async () => {
     await assertRejects(
       () => loadCalibrationSamples({ ...base, numSamples: 2, path: `${dir}/missing.jsonl` }),
       DatasetError,
-      `${dir}/missing.jsonl:2: field 'text' is missing`,
+      `${dir}/missing.jsonl:2: column 'text' is missing (columns: txt)`,
     );
     await Deno.writeTextFile(`${dir}/broken.jsonl`, '{"text": "a"}\n{"text": \n');
     await assertRejects(

@@ -8,7 +8,8 @@
  */
 
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
-import type { CommandBatch } from "../../src/gpu/batch.ts";
+import { webGpuOf } from "../../src/engine/webgpu_engine.ts";
+import type { GpuTensor } from "../../src/gpu/tensor.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { loadTokenizer } from "../../src/io/tokenizer.ts";
 import { loadEvaluationWindows } from "../../src/data/evaluation_windows.ts";
@@ -90,9 +91,10 @@ export async function staticInputPerplexity(dir: string, windows: Int32Array[]):
       let hidden = await model.embed(ids, group.length, seqLen);
       for (let k = 0; k < model.numLayers; k++) {
         const next = await model.runLayer(k, hidden, {
-          transformLinearInput: (modules, x, batch: CommandBatch) => {
+          transformLinearInput: (modules, x, engine) => {
             const s = scales.get(modules[0]);
-            return s === undefined ? x : gpuFakeQuantize(batch, x, { scale: s }, fp8);
+            const batch = webGpuOf(engine)!.batch;
+            return s === undefined ? x : gpuFakeQuantize(batch, x as GpuTensor, { scale: s }, fp8);
           },
         });
         hidden.destroy();
@@ -100,7 +102,7 @@ export async function staticInputPerplexity(dir: string, windows: Int32Array[]):
       }
       const logits = await model.head(hidden);
       hidden.destroy();
-      const host = await logits.readF32();
+      const [host] = await model.engine.read([logits]) as Float32Array[];
       logits.destroy();
       const targets = new Int32Array(ids.length);
       for (let r = 0; r < ids.length; r++) targets[r] = r % seqLen === seqLen - 1 ? -1 : ids[r + 1];

@@ -6,6 +6,7 @@
 
 import { getGpu } from "../../src/gpu/device.ts";
 import { GpuTensor } from "../../src/gpu/tensor.ts";
+import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
 import { ActivationCache, MemoryBudget } from "../../src/graph/activation_cache.ts";
 import { PendingReads } from "../../src/graph/pending_reads.ts";
 import { assert, assertEquals } from "../model/_assert.ts";
@@ -44,6 +45,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const gpu = await getGpu();
+    const engine = await WebGpuEngine.create(gpu);
     const dir = await Deno.makeTempDir();
     const cache = new ActivationCache(new MemoryBudget(Infinity), dir, "t");
     const gate = gateMaps();
@@ -51,7 +53,7 @@ Deno.test({
       const reads = new PendingReads(cache, 1 << 20);
       for (let i = 0; i < 4; i++) {
         const t = GpuTensor.fromArray(gpu, new Float32Array(256).fill(i + 1), [256]);
-        assertEquals(await pending(reads.add(i, t)), "done", `add ${i} waited`);
+        assertEquals(await pending(reads.add(i, t, engine)), "done", `add ${i} waited`);
         t.destroy();
         // The pool may hand the same buffer out again and overwrite it at once.
         GpuTensor.fromArray(gpu, new Float32Array(256).fill(-1), [256]).destroy();
@@ -77,15 +79,16 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const gpu = await getGpu();
+    const engine = await WebGpuEngine.create(gpu);
     const dir = await Deno.makeTempDir();
     const cache = new ActivationCache(new MemoryBudget(Infinity), dir, "t");
     const gate = gateMaps();
     try {
       const reads = new PendingReads(cache, 1500);
       const a = GpuTensor.fromArray(gpu, new Float32Array(256).fill(7), [256]); // 1 KiB
-      assertEquals(await pending(reads.add(0, a)), "done", "one read is always in flight");
+      assertEquals(await pending(reads.add(0, a, engine)), "done", "one read is always in flight");
       const b = GpuTensor.fromArray(gpu, new Float32Array(256).fill(8), [256]);
-      const second = reads.add(1, b);
+      const second = reads.add(1, b, engine);
       assertEquals(await pending(second), "pending", "2 KiB in flight exceeds 1500 bytes");
       gate.open();
       await second;

@@ -29,14 +29,19 @@ interface ChildRun {
   stderr: string;
 }
 
-/** Runs `llmc oneshot` in a child; `killAt` sends a signal once that layer is reported done. */
+/**
+ * Runs `llmc oneshot` in a child; `killAt` pauses the child right after layer
+ * `layer` is persisted (`LLMC_PAUSE_AT`, see src/crash_points.ts) and sends
+ * the signal there, so the kill is certain to land before the run ends.
+ */
 async function llmcOneshot(
   args: string[],
   killAt?: { layer: number; signal: Deno.Signal },
-): Promise<ChildRun> {
+): Promise<ChildRun & { paused: boolean }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "src/cli/main.ts", "oneshot", ...args, "--progress", "json"],
     cwd: REPO_ROOT,
+    env: killAt ? { LLMC_PAUSE_AT: `layer-written:${killAt.layer + 1}` } : {},
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -54,16 +59,14 @@ async function llmcOneshot(
       if (!line.startsWith("{")) continue;
       const e = JSON.parse(line);
       events.push(e);
-      if (
-        killAt && !killed && e.type === "layer_done" && e.layer === killAt.layer && !e.skipped
-      ) {
+      if (killAt && !killed && e.type === "paused") {
         child.kill(killAt.signal);
         killed = true;
       }
     }
   }
   const status = await child.status;
-  return { code: status.code, signal: status.signal, events, stderr: text };
+  return { code: status.code, signal: status.signal, events, stderr: text, paused: killed };
 }
 
 async function sameFiles(a: string, b: string): Promise<void> {
@@ -105,11 +108,13 @@ Deno.test({
 
       // SIGTERM after layer 0: nothing that looks like a checkpoint.
       const term = await llmcOneshot(base(`${dir}/term`), { layer: 0, signal: "SIGTERM" });
-      assert.notEqual(term.code, 0);
+      assert.ok(term.paused, "the signal was sent while the run was paused after layer 0");
+      assert.equal(term.signal, "SIGTERM", term.stderr);
       assert.ok(!(await exists(`${dir}/term`)), "no output folder after SIGTERM");
 
       // SIGKILL after layer 2 is persisted, then resume.
       const killed = await llmcOneshot(base(`${dir}/out`), { layer: 2, signal: "SIGKILL" });
+      assert.ok(killed.paused, "the kill landed while the run was paused after layer 2");
       assert.equal(killed.signal, "SIGKILL", killed.stderr);
       assert.ok(!(await exists(`${dir}/out`)), "no output folder after SIGKILL");
       assert.ok(await exists(`${dir}/out.tmp-llmc/progress.json`), "the work folder stays");
@@ -117,11 +122,10 @@ Deno.test({
       const resumed = await llmcOneshot([...base(`${dir}/out`), "--resume"]);
       assert.equal(resumed.code, 0, resumed.stderr);
       const layers = resumed.events.filter((e) => e.type === "layer_done" && e.layer !== null);
-      // Layers up to the saved boundary (at least layer 2; the child may have finished one
-      // more before the signal landed) are skipped, the rest recomputed.
+      // The kill landed right after layer 2 was persisted: layers 0-2 are skipped, 3-4 redone.
       assert.deepEqual(layers.map((e) => e.layer), [0, 1, 2, 3, 4]);
       const skipped = layers.filter((e) => e.skipped).length;
-      assert.ok(skipped >= 3 && skipped < 5, `skipped ${skipped} layers`);
+      assert.equal(skipped, 3, `skipped ${skipped} layers`);
       assert.ok(layers.every((e, i) => e.skipped === i < skipped), "skipped layers are a prefix");
       assert.ok(
         !resumed.events.some((e) => e.type === "progress" && e.layer === 1),

@@ -1,7 +1,7 @@
 /**
  * Every supported architecture and option on seeded synthetic checkpoints:
- * the GPU forward against the CPU reference (which golden_test.ts checks
- * against transformers), two sequences per batch.
+ * the forward on every engine (WebGPU, CPU) against the CPU reference (which
+ * golden_test.ts checks against transformers), two sequences per batch.
  */
 
 import { HfModel } from "../../src/io/hf_model.ts";
@@ -9,6 +9,7 @@ import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { referenceForward } from "../../src/model/reference_forward.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { assertClose, assertEquals } from "./_assert.ts";
+import { ENGINE_KINDS, testEngine } from "../_engines.ts";
 import { type SyntheticSpec, writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 
 const BASE: SyntheticSpec = {
@@ -28,7 +29,6 @@ const SEQ_LEN = 24;
 async function checkAgainstReference(spec: SyntheticSpec, seqLen = SEQ_LEN): Promise<void> {
   const written = await writeSyntheticModel(spec);
   const hf = await HfModel.open(written.dir);
-  const model = await DecoderModel.load(hf);
   try {
     const random = seededRandom(spec.seed ?? 5);
     const ids = Int32Array.from(
@@ -36,13 +36,19 @@ async function checkAgainstReference(spec: SyntheticSpec, seqLen = SEQ_LEN): Pro
       () => Math.floor(random() * spec.vocab),
     );
     const expected = await referenceForward(hf, ids, { batch: SEQUENCES });
-    const got = await model.forward(ids, SEQUENCES);
-    assertClose(got, expected.logits, 1e-4, `${JSON.stringify(spec)}: logits`);
+    for (const kind of ENGINE_KINDS) {
+      const model = await DecoderModel.load(hf, await testEngine(kind));
+      try {
+        const got = await model.forward(ids, SEQUENCES);
+        assertClose(got, expected.logits, 1e-4, `${kind}: ${JSON.stringify(spec)}: logits`);
+      } finally {
+        model.close();
+      }
+    }
     // The logits must depend on the input (a kernel that ignores it would pass the above only by luck).
     const std = Math.sqrt(expected.logits.reduce((a, x) => a + x * x, 0) / expected.logits.length);
     assertEquals(std > 0.1, true, "synthetic logits are not degenerate");
   } finally {
-    model.close();
     hf.close();
     await written.remove();
   }

@@ -27,16 +27,21 @@ async function capture(run: () => Promise<number>) {
   }
 }
 
-Deno.test("llmc ppl --json: stories260K on the eval file, L=256, 40 windows = 7.740782 (0.1%)", async () => {
-  const r = await capture(() => ppl.run(["--model", MODEL, "--dataset", EVAL, "--json"]));
-  assertEquals(r.code, 0, r.stderr);
-  const result = JSON.parse(r.stdout);
-  assertEquals(result.tokens, 10200);
-  assertEquals(result.windows, 40);
-  assertEquals(result.model, MODEL);
-  assert(typeof result.seconds === "number");
-  assert(Math.abs(result.ppl / 7.740782 - 1) < 1e-3, `ppl ${result.ppl}`);
-});
+for (const engine of ["webgpu", "cpu"]) {
+  Deno.test(`llmc ppl --json --engine ${engine}: stories260K on the eval file, L=256, 40 windows = 7.740782 (0.1%)`, async () => {
+    const r = await capture(() =>
+      ppl.run(["--model", MODEL, "--dataset", EVAL, "--json", "--engine", engine])
+    );
+    assertEquals(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assertEquals(result.engine, engine);
+    assertEquals(result.tokens, 10200);
+    assertEquals(result.windows, 40);
+    assertEquals(result.model, MODEL);
+    assert(typeof result.seconds === "number");
+    assert(Math.abs(result.ppl / 7.740782 - 1) < 1e-3, `ppl ${result.ppl}`);
+  });
+}
 
 Deno.test("llmc ppl: text output and flag errors", async () => {
   const r = await capture(() =>
@@ -55,6 +60,7 @@ Deno.test("llmc ppl: text output and flag errors", async () => {
         "--windows must be a positive integer",
       ],
       [["--model", MODEL, "--dataset", EVAL, "--bogus"], "bogus"],
+      [["--model", MODEL, "--dataset", EVAL, "--engine", "metal"], "--engine"],
     ] as const
   ) {
     const e = await capture(() => ppl.run([...args]));

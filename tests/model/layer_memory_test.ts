@@ -7,7 +7,9 @@
  */
 
 import { getGpu } from "../../src/gpu/device.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
+import type { Tensor } from "../../src/engine/engine.ts";
+import { WebGpuEngine, webGpuOf } from "../../src/engine/webgpu_engine.ts";
+import { readF32 } from "../_engines.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { layerTensorShapes, readLayerTensors } from "../../src/model/layer_tensors.ts";
@@ -67,7 +69,7 @@ Deno.test({
   name: "LayerWeights.load frees the source's arrays after upload, never substitutes",
   sanitizeResources: false,
   async fn() {
-    const gpu = await getGpu();
+    const engine = await WebGpuEngine.create(await getGpu());
     const k = 1;
     const shapes = layerTensorShapes(config, k);
     const down = `model.layers.${k}.mlp.down_proj.weight`;
@@ -76,7 +78,7 @@ Deno.test({
 
     for (const fresh of [true, false]) {
       const source = recording(fresh);
-      const w = await LayerWeights.load(gpu, source, k, new Map([[down, substitute]]));
+      const w = await LayerWeights.load(engine, source, k, new Map([[down, substitute]]));
       assertEquals(source.handedOut.length, shapes.size - 1, "every other tensor read once");
       for (const a of source.handedOut) {
         assertEquals(a.length === 0, fresh, `freed exactly when the source allows (${fresh})`);
@@ -87,7 +89,7 @@ Deno.test({
         const t = name.endsWith("layernorm.weight")
           ? w.norm(name.slice(`model.layers.${k}.`.length, -".weight".length) as never)
           : w.linear(name.slice(`model.layers.${k}.`.length, -".weight".length) as never);
-        assertEquals(Array.from(await (t as GpuTensor).readF32()), Array.from(expected.get(name)!));
+        assertEquals(Array.from(await readF32(engine, t)), Array.from(expected.get(name)!));
       }
       w.destroy();
     }
@@ -104,19 +106,19 @@ Deno.test({
     const random = seededRandom(3);
     const ids = Int32Array.from({ length: SEQ * T }, () => Math.floor(random() * 120));
     const reference = await referenceForward(hf, ids, { batch: SEQ });
-    const weights = await LayerWeights.load(model.gpu, hf, 0);
-    const hidden = GpuTensor.fromArray(model.gpu, reference.hidden[0], [SEQ * T, 64]);
+    const weights = await LayerWeights.load(model.engine, hf, 0);
+    const hidden = model.engine.upload(reference.hidden[0], [SEQ * T, 64]);
     await model.idle();
 
     // Hold every completion back: a call that waited for the GPU would hang.
     const gate = Promise.withResolvers<void>();
-    const queue = Object.getPrototypeOf(model.gpu.device.queue) as GPUQueue;
+    const queue = Object.getPrototypeOf(webGpuOf(model.engine)!.gpu.device.queue) as GPUQueue;
     const original = queue.onSubmittedWorkDone;
     queue.onSubmittedWorkDone = function (this: GPUQueue) {
       const done = original.call(this);
       return gate.promise.then(() => done);
     };
-    const outs: GpuTensor[] = [];
+    const outs: Tensor[] = [];
     try {
       const timeout = new Promise<"waited">((r) => setTimeout(() => r("waited"), 3000));
       for (let i = 0; i < 3; i++) {
@@ -126,7 +128,7 @@ Deno.test({
         outs.push(first);
       }
       // Uploading from the checkpoint waits only past the bound on uploads in flight.
-      const tight = await DecoderModel.load(hf, model.gpu, { uploadsInFlightBytes: 1 });
+      const tight = await DecoderModel.load(hf, model.engine, { uploadsInFlightBytes: 1 });
       const first = await Promise.race([tight.runLayer(0, hidden, { sequences: SEQ }), timeout]);
       assert(first !== "waited", "the first upload never waits");
       outs.push(first);
@@ -136,7 +138,7 @@ Deno.test({
         new Promise<"waited">((r) => setTimeout(() => r("waited"), 300)),
       ]);
       assertEquals(race, "waited", "past the bound the next layer waits for the GPU");
-      const roomy = await DecoderModel.load(hf, model.gpu);
+      const roomy = await DecoderModel.load(hf, model.engine);
       const a = await Promise.race([roomy.runLayer(0, hidden, { sequences: SEQ }), timeout]);
       assert(a !== "waited", "within the default 64 MiB nothing waits");
       const b = await Promise.race([roomy.runLayer(1, a, { sequences: SEQ }), timeout]);
@@ -155,7 +157,7 @@ Deno.test({
     }
     await model.idle();
     for (const out of outs) {
-      assertClose(await out.readF32(), reference.hidden[1], 1e-4);
+      assertClose(await readF32(model.engine, out), reference.hidden[1], 1e-4);
       out.destroy();
     }
     hidden.destroy();
@@ -178,7 +180,7 @@ Deno.test({
       hidden = next;
     }
     const onGpu = await model.head(hidden);
-    const expected = await onGpu.readF32();
+    const expected = await readF32(model.engine, onGpu);
     onGpu.destroy();
     const got = await model.logits(hidden);
     assertEquals(got.length, 12 * 120);

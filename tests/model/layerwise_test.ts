@@ -4,8 +4,7 @@
  * change the output exactly as the reference says, and misuse fails clearly.
  */
 
-import { copy } from "../../src/gpu/ops.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
+import type { HostArray } from "../../src/engine/engine.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { readLayerTensors } from "../../src/model/layer_tensors.ts";
@@ -18,6 +17,7 @@ import { seededRandom } from "../../src/model/seeded_random.ts";
 import type { TapEvent } from "../../src/model/taps.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
+import { ENGINE_KINDS, readF32, testEngine } from "../_engines.ts";
 
 const written = await writeSyntheticModel({
   modelType: "qwen2", // q/k/v biases, GQA
@@ -31,7 +31,6 @@ const written = await writeSyntheticModel({
   seed: 21,
 });
 const hf = await HfModel.open(written.dir);
-const model = await DecoderModel.load(hf);
 const config = hf.config;
 const SEQ = 2;
 const T = 12;
@@ -39,256 +38,268 @@ const random = seededRandom(8);
 const ids = Int32Array.from({ length: SEQ * T }, () => Math.floor(random() * config.vocabSize));
 const reference = await referenceForward(hf, ids, { batch: SEQ });
 
-Deno.test({
-  name: "taps: every Linear input and post-RoPE q/k/v, in forward order, usable in the batch",
-  sanitizeResources: false,
-  async fn() {
-    const k = 1;
-    const x = reference.hidden[k];
-    const hidden = GpuTensor.fromArray(model.gpu, x, [SEQ * T, config.hiddenSize]);
-    const seen: { kind: string; name: string; copies: GpuTensor[] }[] = [];
-    const out = await model.runLayer(k, hidden, {
-      sequences: SEQ,
-      taps: (e: TapEvent) => {
-        assertEquals(e.layer, k);
-        assertEquals([e.sequences, e.seqLen], [SEQ, T]);
-        // Copy into the same batch: the tensors are only alive until it is submitted.
-        if (e.kind === "linear_input") {
-          seen.push({ kind: e.kind, name: e.modules.join(","), copies: [copy(e.batch, e.x)] });
-        } else if (e.kind === "attention") {
-          assertEquals([e.heads, e.kvHeads, e.headDim], [4, 2, 16]);
-          seen.push({
-            kind: e.kind,
-            name: e.module,
-            copies: [e.q, e.k, e.v].map((t) => copy(e.batch, t)),
-          });
+for (const kind of ENGINE_KINDS) {
+  const engine = await testEngine(kind);
+  const model = await DecoderModel.load(hf, engine);
+  const read = (t: Parameters<typeof readF32>[1]) => readF32(engine, t);
+
+  Deno.test({
+    name:
+      `${kind}: taps: every Linear input and post-RoPE q/k/v, in forward order, usable in the batch`,
+    sanitizeResources: false,
+    async fn() {
+      const k = 1;
+      const x = reference.hidden[k];
+      const hidden = engine.upload(x, [SEQ * T, config.hiddenSize]);
+      const seen: { kind: string; name: string; copies: Promise<HostArray[]> }[] = [];
+      const out = await model.runLayer(k, hidden, {
+        sequences: SEQ,
+        taps: (e: TapEvent) => {
+          assertEquals(e.layer, k);
+          assertEquals([e.sequences, e.seqLen], [SEQ, T]);
+          // Read inside the callback: the tensors are only alive for the layer's work.
+          if (e.kind === "linear_input") {
+            seen.push({ kind: e.kind, name: e.modules.join(","), copies: e.engine.read([e.x]) });
+          } else if (e.kind === "attention") {
+            assertEquals([e.heads, e.kvHeads, e.headDim], [4, 2, 16]);
+            seen.push({ kind: e.kind, name: e.module, copies: e.engine.read([e.q, e.k, e.v]) });
+          }
+        },
+      });
+      const p = `model.layers.${k}`;
+      assertEquals(seen.map((s) => s.name), [
+        `${p}.self_attn.q_proj,${p}.self_attn.k_proj,${p}.self_attn.v_proj`,
+        `${p}.self_attn`,
+        `${p}.self_attn.o_proj`,
+        `${p}.mlp.gate_proj,${p}.mlp.up_proj`,
+        `${p}.mlp.down_proj`,
+      ]);
+
+      // The same intermediates on the CPU.
+      const w = await readLayerTensors(hf, k);
+      const rows = SEQ * T;
+      const H = config.hiddenSize;
+      const eps = config.rmsNormEps;
+      const get = (n: string) => w.get(`${p}.${n}`)!;
+      const xn = ref.rmsnorm(x, get("input_layernorm.weight"), rows, eps);
+      const lin = (input: Float32Array, m: string, inF: number, outF: number) =>
+        ref.linear(input, get(`${m}.weight`), w.get(`${p}.${m}.bias`), rows, inF, outF);
+      const q = lin(xn, "self_attn.q_proj", H, 64);
+      const kk = lin(xn, "self_attn.k_proj", H, 32);
+      const v = lin(xn, "self_attn.v_proj", H, 32);
+      const table = ropeTable(config, T);
+      ref.rope(q, table, rows, 4, 16);
+      ref.rope(kk, table, rows, 2, 16);
+      const att = ref.attention(q, kk, v, {
+        sequences: SEQ,
+        seqLen: T,
+        heads: 4,
+        kvHeads: 2,
+        headDim: 16,
+        window: null,
+      });
+      const o = lin(att, "self_attn.o_proj", 64, H);
+      const h = x.map((xi, i) => xi + o[i]);
+      const hn = ref.rmsnorm(h, get("post_attention_layernorm.weight"), rows, eps);
+      const act = ref.siluMul(lin(hn, "mlp.gate_proj", H, 96), lin(hn, "mlp.up_proj", H, 96));
+
+      const expected = [[xn], [q, kk, v], [att], [hn], [act]];
+      for (const [i, s] of seen.entries()) {
+        for (const [j, c] of (await s.copies).entries()) {
+          assertClose(c as Float32Array, expected[i][j], 1e-5, `${s.name} tensor ${j}`);
         }
-      },
-    });
-    const p = `model.layers.${k}`;
-    assertEquals(seen.map((s) => s.name), [
-      `${p}.self_attn.q_proj,${p}.self_attn.k_proj,${p}.self_attn.v_proj`,
-      `${p}.self_attn`,
-      `${p}.self_attn.o_proj`,
-      `${p}.mlp.gate_proj,${p}.mlp.up_proj`,
-      `${p}.mlp.down_proj`,
-    ]);
-
-    // The same intermediates on the CPU.
-    const w = await readLayerTensors(hf, k);
-    const rows = SEQ * T;
-    const H = config.hiddenSize;
-    const eps = config.rmsNormEps;
-    const get = (n: string) => w.get(`${p}.${n}`)!;
-    const xn = ref.rmsnorm(x, get("input_layernorm.weight"), rows, eps);
-    const lin = (input: Float32Array, m: string, inF: number, outF: number) =>
-      ref.linear(input, get(`${m}.weight`), w.get(`${p}.${m}.bias`), rows, inF, outF);
-    const q = lin(xn, "self_attn.q_proj", H, 64);
-    const kk = lin(xn, "self_attn.k_proj", H, 32);
-    const v = lin(xn, "self_attn.v_proj", H, 32);
-    const table = ropeTable(config, T);
-    ref.rope(q, table, rows, 4, 16);
-    ref.rope(kk, table, rows, 2, 16);
-    const att = ref.attention(q, kk, v, {
-      sequences: SEQ,
-      seqLen: T,
-      heads: 4,
-      kvHeads: 2,
-      headDim: 16,
-      window: null,
-    });
-    const o = lin(att, "self_attn.o_proj", 64, H);
-    const h = x.map((xi, i) => xi + o[i]);
-    const hn = ref.rmsnorm(h, get("post_attention_layernorm.weight"), rows, eps);
-    const act = ref.siluMul(lin(hn, "mlp.gate_proj", H, 96), lin(hn, "mlp.up_proj", H, 96));
-
-    const expected = [[xn], [q, kk, v], [att], [hn], [act]];
-    for (const [i, s] of seen.entries()) {
-      for (const [j, c] of s.copies.entries()) {
-        assertClose(await c.readF32(), expected[i][j], 1e-5, `${s.name} tensor ${j}`);
-        c.destroy();
       }
-    }
-    assertClose(await out.readF32(), reference.hidden[k + 1], 1e-5, "layer output");
-    hidden.destroy();
-    out.destroy();
-  },
-});
+      assertClose(await read(out), reference.hidden[k + 1], 1e-5, "layer output");
+      hidden.destroy();
+      out.destroy();
+    },
+  });
 
-Deno.test({
-  name: "substituted weights: a map or caller-owned LayerWeights replace the checkpoint's",
-  sanitizeResources: false,
-  async fn() {
-    const k = 0;
-    const name = `model.layers.${k}.mlp.down_proj.weight`;
-    const original = await hf.readF32(name);
-    const halved = original.map((x) => x * 0.5);
-    const substitutes = new Map([[name, halved]]);
-    const hidden = await model.embed(ids, SEQ, T);
-    const expected = referenceLayer(
-      config,
-      await readLayerTensors(hf, k, substitutes),
-      k,
-      reference.hidden[0],
-      SEQ,
-      T,
-    );
-    const viaMap = await model.runLayer(k, hidden, { weights: substitutes });
-    assertClose(await viaMap.readF32(), expected, 1e-5, "map substitution");
-    const plain = await model.runLayer(k, hidden);
-    const plainValues = await plain.readF32();
-    assertClose(plainValues, reference.hidden[1], 1e-5, "checkpoint weights");
-    assert(Math.abs(plainValues[7] - expected[7]) > 1e-4, "substitution changes the output");
+  Deno.test({
+    name:
+      `${kind}: substituted weights: a map or caller-owned LayerWeights replace the checkpoint's`,
+    sanitizeResources: false,
+    async fn() {
+      const k = 0;
+      const name = `model.layers.${k}.mlp.down_proj.weight`;
+      const original = await hf.readF32(name);
+      const halved = original.map((x) => x * 0.5);
+      const substitutes = new Map([[name, halved]]);
+      const hidden = await model.embed(ids, SEQ, T);
+      const expected = referenceLayer(
+        config,
+        await readLayerTensors(hf, k, substitutes),
+        k,
+        reference.hidden[0],
+        SEQ,
+        T,
+      );
+      const viaMap = await model.runLayer(k, hidden, { weights: substitutes });
+      assertClose(await read(viaMap), expected, 1e-5, "map substitution");
+      const plain = await model.runLayer(k, hidden);
+      const plainValues = await read(plain);
+      assertClose(plainValues, reference.hidden[1], 1e-5, "checkpoint weights");
+      assert(Math.abs(plainValues[7] - expected[7]) > 1e-4, "substitution changes the output");
 
-    const owned = await LayerWeights.load(model.gpu, hf, k, substitutes);
-    const viaObject = await model.runLayer(k, hidden, { weights: owned });
-    assertClose(await viaObject.readF32(), expected, 1e-5, "LayerWeights substitution");
-    assertEquals(owned.destroyed, false, "caller-owned weights survive runLayer");
-    const again = await model.runLayer(k, hidden, { weights: owned });
-    assertClose(await again.readF32(), expected, 1e-5, "LayerWeights reused");
-    owned.destroy();
-    for (const t of [hidden, viaMap, plain, viaObject, again]) t.destroy();
-  },
-});
+      const owned = await LayerWeights.load(engine, hf, k, substitutes);
+      const viaObject = await model.runLayer(k, hidden, { weights: owned });
+      assertClose(await read(viaObject), expected, 1e-5, "LayerWeights substitution");
+      assertEquals(owned.destroyed, false, "caller-owned weights survive runLayer");
+      const again = await model.runLayer(k, hidden, { weights: owned });
+      assertClose(await read(again), expected, 1e-5, "LayerWeights reused");
+      owned.destroy();
+      for (const t of [hidden, viaMap, plain, viaObject, again]) t.destroy();
+    },
+  });
 
-Deno.test({
-  name: "transformLinearInput replaces a Linear's input after the tap",
-  sanitizeResources: false,
-  async fn() {
-    const k = 0;
-    const hidden = await model.embed(ids, SEQ, T);
-    const calls: string[] = [];
-    let tappedBeforeTransform = false;
-    const out = await model.runLayer(k, hidden, {
-      taps: (e) => {
-        if (e.kind === "linear_input" && e.modules[0].endsWith("down_proj")) {
-          tappedBeforeTransform = true;
-        }
-      },
-      transformLinearInput: (modules, x, batch) => {
-        calls.push(modules.join(","));
-        if (!modules[0].endsWith("down_proj")) return x;
-        assert(tappedBeforeTransform, "the tap sees the input first");
-        // Zero input to down_proj: the MLP adds nothing to the residual.
-        const zero = GpuTensor.empty(batch.gpu, [...x.shape]);
-        return zero;
-      },
-    });
-    assertEquals(calls.length, 4);
-    // Expected: the layer with a zero down_proj weight (same effect as zero input, no bias).
-    const name = `model.layers.${k}.mlp.down_proj.weight`;
-    const zeros = new Map([[name, new Float32Array((await hf.readF32(name)).length)]]);
-    const expected = referenceLayer(
-      config,
-      await readLayerTensors(hf, k, zeros),
-      k,
-      reference.hidden[0],
-      SEQ,
-      T,
-    );
-    assertClose(await out.readF32(), expected, 1e-5, "transformed down_proj input");
-    hidden.destroy();
-    out.destroy();
-  },
-});
+  Deno.test({
+    name: `${kind}: transformLinearInput replaces a Linear's input after the tap`,
+    sanitizeResources: false,
+    async fn() {
+      const k = 0;
+      const hidden = await model.embed(ids, SEQ, T);
+      const calls: string[] = [];
+      let tappedBeforeTransform = false;
+      const out = await model.runLayer(k, hidden, {
+        taps: (e) => {
+          if (e.kind === "linear_input" && e.modules[0].endsWith("down_proj")) {
+            tappedBeforeTransform = true;
+          }
+        },
+        transformLinearInput: (modules, x, engine) => {
+          calls.push(modules.join(","));
+          if (!modules[0].endsWith("down_proj")) return x;
+          assert(tappedBeforeTransform, "the tap sees the input first");
+          // Zero input to down_proj: the MLP adds nothing to the residual.
+          return engine.upload(new Float32Array(x.numel), [...x.shape]);
+        },
+      });
+      assertEquals(calls.length, 4);
+      // Expected: the layer with a zero down_proj weight (same effect as zero input, no bias).
+      const name = `model.layers.${k}.mlp.down_proj.weight`;
+      const zeros = new Map([[name, new Float32Array((await hf.readF32(name)).length)]]);
+      const expected = referenceLayer(
+        config,
+        await readLayerTensors(hf, k, zeros),
+        k,
+        reference.hidden[0],
+        SEQ,
+        T,
+      );
+      assertClose(await read(out), expected, 1e-5, "transformed down_proj input");
+      hidden.destroy();
+      out.destroy();
+    },
+  });
 
-Deno.test({
-  name: "nll on the GPU equals log-softmax NLL of the reference logits",
-  sanitizeResources: false,
-  async fn() {
-    const nll = await model.nll(ids, SEQ);
-    assertEquals(nll.length, SEQ * (T - 1));
-    const V = config.vocabSize;
-    const targets = new Int32Array(SEQ * T).map((_, r) => (r % T === T - 1 ? -1 : ids[r + 1]));
-    const all = ref.logSoftmaxNll(reference.logits, targets, V);
-    const expected = Array.from({ length: SEQ }, (_, b) => [...all.subarray(b * T, b * T + T - 1)])
-      .flat();
-    assertClose(nll, expected, 1e-5, "per-token NLL");
-    // Logits in vocabulary blocks of 7 columns (not a divisor of the 200) give the same values.
-    const blocked = await model.nll(ids, SEQ, { maxLogitsBytes: SEQ * T * 7 * 4 });
-    assertClose(blocked, expected, 1e-5, "NLL over vocabulary blocks");
-  },
-});
+  Deno.test({
+    name: `${kind}: nll on the engine equals log-softmax NLL of the reference logits`,
+    sanitizeResources: false,
+    async fn() {
+      const nll = await model.nll(ids, SEQ);
+      assertEquals(nll.length, SEQ * (T - 1));
+      const V = config.vocabSize;
+      const targets = new Int32Array(SEQ * T).map((_, r) => (r % T === T - 1 ? -1 : ids[r + 1]));
+      const all = ref.logSoftmaxNll(reference.logits, targets, V);
+      const expected = Array.from(
+        { length: SEQ },
+        (_, b) => [...all.subarray(b * T, b * T + T - 1)],
+      )
+        .flat();
+      assertClose(nll, expected, 1e-5, "per-token NLL");
+      // Logits in vocabulary blocks of 7 columns (not a divisor of the 200) give the same values.
+      const blocked = await model.nll(ids, SEQ, { maxLogitsBytes: SEQ * T * 7 * 4 });
+      assertClose(blocked, expected, 1e-5, "NLL over vocabulary blocks");
+    },
+  });
 
-Deno.test({
-  name: "embed and head stream the embedding table and lm_head in row blocks",
-  sanitizeResources: false,
-  async fn() {
-    // Blocks of 9 rows of 64 floats: 23 blocks for the 200-token vocabulary.
-    const small = await DecoderModel.load(hf, model.gpu, { streamBlockBytes: 9 * 64 * 4 });
-    try {
-      const logits = await small.forward(ids, SEQ);
-      assertClose(logits, reference.logits, 1e-5, "blocked embed + head");
-    } finally {
-      small.close();
-    }
-  },
-});
+  Deno.test({
+    name: `${kind}: embed and head stream the embedding table and lm_head in row blocks`,
+    sanitizeResources: false,
+    async fn() {
+      // Blocks of 9 rows of 64 floats: 23 blocks for the 200-token vocabulary.
+      const small = await DecoderModel.load(hf, engine, { streamBlockBytes: 9 * 64 * 4 });
+      try {
+        const logits = await small.forward(ids, SEQ);
+        assertClose(logits, reference.logits, 1e-5, "blocked embed + head");
+      } finally {
+        small.close();
+      }
+    },
+  });
 
-Deno.test({
-  name: "misuse fails with DecoderModelError naming what is wrong",
-  sanitizeResources: false,
-  async fn() {
-    const foreign = GpuTensor.fromArray(model.gpu, new Float32Array(SEQ * T * 64), [SEQ * T, 64]);
-    await assertRejects(
-      () => model.runLayer(0, foreign),
-      DecoderModelError,
-      "pass options.sequences",
-    );
-    await assertRejects(
-      () => model.runLayer(2, foreign, { sequences: 2 }),
-      DecoderModelError,
-      "layer 2 is outside 0..1",
-    );
-    await assertRejects(
-      () => model.runLayer(0, foreign, { sequences: 5 }),
-      DecoderModelError,
-      "cannot be 5",
-    );
-    const bad = new Map([["model.layers.0.self_attn.q_proj.weight", new Float32Array(10)]]);
-    await assertRejects(
-      () => model.runLayer(0, foreign, { sequences: 2, weights: bad }),
-      DecoderModelError,
-      "model.layers.0.self_attn.q_proj.weight: substituted tensor has 10 values; expected shape [64,64]",
-    );
-    await assertRejects(
-      () => model.embed(new Int32Array([1, 999]), 1, 2),
-      DecoderModelError,
-      "ids[1] = 999",
-    );
-    await assertRejects(
-      () => model.embed(new Int32Array(5), 2, 2),
-      DecoderModelError,
-      "5 ids are not 2 sequences",
-    );
-    foreign.destroy();
-  },
-});
+  Deno.test({
+    name: `${kind}: misuse fails with DecoderModelError naming what is wrong`,
+    sanitizeResources: false,
+    async fn() {
+      const foreign = engine.upload(new Float32Array(SEQ * T * 64), [SEQ * T, 64]);
+      await assertRejects(
+        () => model.runLayer(0, foreign),
+        DecoderModelError,
+        "pass options.sequences",
+      );
+      await assertRejects(
+        () => model.runLayer(2, foreign, { sequences: 2 }),
+        DecoderModelError,
+        "layer 2 is outside 0..1",
+      );
+      await assertRejects(
+        () => model.runLayer(0, foreign, { sequences: 5 }),
+        DecoderModelError,
+        "cannot be 5",
+      );
+      const bad = new Map([["model.layers.0.self_attn.q_proj.weight", new Float32Array(10)]]);
+      await assertRejects(
+        () => model.runLayer(0, foreign, { sequences: 2, weights: bad }),
+        DecoderModelError,
+        "model.layers.0.self_attn.q_proj.weight: substituted tensor has 10 values; expected shape [64,64]",
+      );
+      await assertRejects(
+        () => model.embed(new Int32Array([1, 999]), 1, 2),
+        DecoderModelError,
+        "ids[1] = 999",
+      );
+      await assertRejects(
+        () => model.embed(new Int32Array(5), 2, 2),
+        DecoderModelError,
+        "5 ids are not 2 sequences",
+      );
+      foreign.destroy();
+    },
+  });
 
-Deno.test({
-  name: "a checkpoint missing a tensor its config requires is rejected by name",
-  sanitizeResources: false,
-  async fn() {
-    const source = {
-      config: hf.config,
-      has: (n: string) => n !== "model.layers.1.self_attn.k_proj.bias" && hf.has(n),
-      readF32: (n: string) => hf.readF32(n),
-    };
-    const broken = await DecoderModel.load(source, model.gpu);
-    await assertRejects(
-      () => broken.forward(ids, SEQ),
-      DecoderModelError,
-      "model.layers.1.self_attn.k_proj.bias: missing from the checkpoint",
-    );
-    broken.close();
-  },
-});
+  Deno.test({
+    name: `${kind}: a checkpoint missing a tensor its config requires is rejected by name`,
+    sanitizeResources: false,
+    async fn() {
+      const source = {
+        config: hf.config,
+        has: (n: string) => n !== "model.layers.1.self_attn.k_proj.bias" && hf.has(n),
+        readF32: (n: string) => hf.readF32(n),
+      };
+      const broken = await DecoderModel.load(source, engine);
+      await assertRejects(
+        () => broken.forward(ids, SEQ),
+        DecoderModelError,
+        "model.layers.1.self_attn.k_proj.bias: missing from the checkpoint",
+      );
+      broken.close();
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: close`,
+    sanitizeResources: false,
+    fn() {
+      model.close();
+    },
+  });
+}
 
 Deno.test({
   name: "teardown",
   sanitizeResources: false,
   async fn() {
-    model.close();
     hf.close();
     await written.remove();
   },

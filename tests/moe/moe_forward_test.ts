@@ -1,16 +1,19 @@
 /**
  * Mixture-of-experts forwards (mixtral, qwen2_moe, qwen3_moe) on seeded
- * synthetic checkpoints with transformers' tensor names: the GPU forward
- * (every expert on every token, unrouted ones weighted 0) against the CPU
+ * synthetic checkpoints with transformers' tensor names: the forward on
+ * each engine, WebGPU and CPU (every expert on every token, unrouted ones
+ * weighted 0) against the float64
  * reference written from transformers' sparse blocks (only the routed
  * experts per token, double-precision router), to 1e-4 of the largest logit.
  * There is no PyTorch on the build machine, so these are not golden logits
  * from transformers itself; reference_moe.ts follows its code line by line.
  */
 
+import type { EngineKind } from "../../src/engine/engine.ts";
 import { parseModelConfig } from "../../src/io/model_config.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { checkModelTensors } from "../../src/model/expected_tensors.ts";
 import { generate } from "../../src/model/generate.ts";
 import { layerTensorShapes } from "../../src/model/layer_tensors.ts";
 import { linearInputGroups } from "../../src/model/moe_names.ts";
@@ -19,6 +22,7 @@ import { referenceRoute } from "../../src/model/reference_moe.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { type SyntheticSpec, writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import { assertClose, assertEquals, assertThrows } from "../model/_assert.ts";
+import { ENGINE_KINDS, testEngine } from "../_engines.ts";
 
 const BASE = {
   hidden: 64,
@@ -52,16 +56,19 @@ export const MOE_SPECS: Record<string, SyntheticSpec> = {
   },
 };
 
-async function checkAgainstReference(spec: SyntheticSpec): Promise<void> {
+async function checkAgainstReference(
+  spec: SyntheticSpec,
+  kind: EngineKind = "webgpu",
+): Promise<void> {
   const written = await writeSyntheticModel(spec);
   const hf = await HfModel.open(written.dir);
-  const model = await DecoderModel.load(hf);
+  const model = await DecoderModel.load(hf, await testEngine(kind));
   try {
     const random = seededRandom(9);
     const ids = Int32Array.from({ length: 2 * 20 }, () => Math.floor(random() * spec.vocab));
     const expected = await referenceForward(hf, ids, { batch: 2 });
     const got = await model.forward(ids, 2);
-    assertClose(got, expected.logits, 1e-4, `${spec.modelType}: logits`);
+    assertClose(got, expected.logits, 1e-4, `${spec.modelType} on ${kind}: logits`);
     const std = Math.sqrt(expected.logits.reduce((a, x) => a + x * x, 0) / expected.logits.length);
     assertEquals(std > 0.1, true, "synthetic logits are not degenerate");
     // ppl's path (nll in vocabulary blocks) runs on the MoE model too.
@@ -79,21 +86,55 @@ async function checkAgainstReference(spec: SyntheticSpec): Promise<void> {
   }
 }
 
-for (const [name, spec] of Object.entries(MOE_SPECS)) {
-  Deno.test(`${name}: GPU forward matches the CPU reference`, () => checkAgainstReference(spec));
+for (const kind of ENGINE_KINDS) {
+  for (const [name, spec] of Object.entries(MOE_SPECS)) {
+    Deno.test(
+      `${name}: forward on the ${kind} engine matches the float64 reference`,
+      () => checkAgainstReference(spec, kind),
+    );
+  }
+
+  Deno.test(`${kind}: qwen3_moe with mlp_only_layers: dense and sparse layers mix`, () =>
+    checkAgainstReference({
+      ...MOE_SPECS.qwen3_moe,
+      layers: 3,
+      moe: {
+        ...MOE_SPECS.qwen3_moe.moe!,
+        decoderSparseStep: 1,
+        mlpOnlyLayers: [1],
+        normTopkProb: false,
+      },
+    }, kind));
 }
 
-Deno.test("qwen3_moe with mlp_only_layers: dense and sparse layers mix", () =>
-  checkAgainstReference({
-    ...MOE_SPECS.qwen3_moe,
-    layers: 3,
-    moe: {
-      ...MOE_SPECS.qwen3_moe.moe!,
-      decoderSparseStep: 1,
-      mlpOnlyLayers: [1],
-      normTopkProb: false,
-    },
-  }));
+Deno.test("MoE checkpoints pass the open-time tensor check; a missing expert is named", async () => {
+  for (const spec of Object.values(MOE_SPECS)) {
+    const written = await writeSyntheticModel(spec);
+    const hf = await HfModel.open(written.dir);
+    try {
+      const warnings: string[] = [];
+      checkModelTensors(hf, hf.config, written.dir, (m) => warnings.push(m));
+      assertEquals(warnings, [], `${spec.modelType}: no unexpected tensors`);
+      // The same listing without one expert's down projection.
+      const missing = spec.modelType === "mixtral"
+        ? "model.layers.1.block_sparse_moe.experts.3.w2.weight"
+        : "model.layers.1.mlp.experts.3.down_proj.weight";
+      assertEquals(hf.has(missing), true, missing);
+      const listing = {
+        tensorNames: () => hf.tensorNames().filter((n) => n !== missing),
+        info: (n: string) => hf.info(n),
+      };
+      assertThrows(
+        () => checkModelTensors(listing, hf.config, written.dir, () => {}),
+        Error,
+        `${missing}: missing from the checkpoint`,
+      );
+    } finally {
+      hf.close();
+      await written.remove();
+    }
+  }
+});
 
 Deno.test("qwen2_moe: decoder_sparse_step 2 makes layer 0 dense", async () => {
   const spec = {

@@ -54,6 +54,12 @@ Deno.test("list flags take several values after one flag", () => {
   assertEquals(parseByteSize("2GiB"), 2 ** 31);
   assertEquals(parseByteSize("4096"), 4096);
   assertThrows(() => parseByteSize("lots"), Error, "not a size");
+  assertEquals(parseByteSize("8PB".replace("PB", "000TB")), 8e15);
+  assertThrows(
+    () => parseByteSize("99999999999999999999999TB"),
+    Error,
+    "is more than the largest size llmc handles, 9007199254740991 bytes",
+  );
 });
 
 Deno.test("shared flag helpers name the flag and say what was expected", () => {

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { SafetensorsFile } from "../../src/io/safetensors_read.ts";
+import { OutputLockedError } from "../../src/io/output_lock.ts";
 import {
   CheckpointSink,
   CheckpointSinkError,
@@ -145,6 +146,8 @@ Deno.test("finalize fails without output when a layer is missing or a name repea
         "'model.norm.weight' was handed in twice",
       );
       assert(!await exists(out), "no output after a failed finalize");
+      assert(await exists(`${out}.llmc-lock`), "the open sink holds the output's lock");
+      await sink.close();
       const leftovers = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
         n.startsWith("out") && n !== "out.tmp-llmc"
       );
@@ -200,13 +203,28 @@ Deno.test("resume picks up finished layers and boundaries of the same job only",
       await first.writeLayer(0, layerTensors(0));
       await first.saveBoundary(0, new Uint8Array([1, 2, 3]));
       await first.saveBoundary(0, new Uint8Array([4, 5]));
-      // The first run "crashes" here: never finalized.
+      // The first run "crashes" here: never finalized (its lock released, as by a dead process).
+      await first.close();
       const again = await CheckpointSink.open({ outputDir: out, source: src, job, resume: true });
       assert(again.resumed);
       assertEquals(again.doneLayers(), [0]);
       assertEquals(again.boundaryLayer(), 0);
       assertEquals([...(await again.loadBoundary(0))!], [4, 5]);
       assertEquals(await again.loadBoundary(1), null);
+      await again.writeLayer(1, layerTensors(1));
+      await again.saveBoundary(1, new Uint8Array([9]));
+      assertEquals(
+        [...Deno.readDirSync(`${out}.tmp-llmc/boundary`)].map((e) => e.name),
+        ["after-layer-00001.bin"],
+        "only the latest boundary is kept",
+      );
+      // While `again` holds the output, even this process cannot open it again.
+      await assertRejects(
+        () => CheckpointSink.open({ outputDir: out, source: src, job, resume: true }),
+        OutputLockedError,
+        `pid ${Deno.pid} (this process)`,
+      );
+      await again.close();
       await assertRejects(
         () =>
           CheckpointSink.open({
@@ -217,13 +235,6 @@ Deno.test("resume picks up finished layers and boundaries of the same job only",
           }),
         CheckpointSinkError,
         "different job",
-      );
-      await again.writeLayer(1, layerTensors(1));
-      await again.saveBoundary(1, new Uint8Array([9]));
-      assertEquals(
-        [...Deno.readDirSync(`${out}.tmp-llmc/boundary`)].map((e) => e.name),
-        ["after-layer-00001.bin"],
-        "only the latest boundary is kept",
       );
       const fresh = await CheckpointSink.open({
         outputDir: out,

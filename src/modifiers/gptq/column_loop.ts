@@ -67,7 +67,8 @@ export interface ColumnLoopInput {
   readonly pruning?: ColumnPruning;
   /**
    * GPTQ's zero preservation: when ≥ 5% of the weight is exactly 0, updates
-   * are multiplied by (W ≠ 0) so a sparse weight stays sparse. (SparseGPT's
+   * are multiplied by upstream's `~isclose(W, 0)` (|W| > 1e-8) so a sparse
+   * weight stays sparse. (SparseGPT's
    * `pruning.preserve` masks only the inter-block update, as upstream.)
    */
   readonly preserveZeros?: boolean;
@@ -355,6 +356,8 @@ function uploadChunks(gpu: Gpu, input: ColumnLoopInput, order: number): Chunk[] 
   const [rows, cols] = input.shape;
   const { weight, factor } = input;
   const needNz = input.preserveZeros === true || input.pruning?.preserve === true;
+  // GPTQ masks with `~torch.isclose(W, 0)` (default atol 1e-8), SparseGPT with `W != 0`.
+  const zeroBelow = input.preserveZeros === true ? 1e-8 : 0;
   const limit = Math.min(
     gpu.limits.maxStorageBufferBindingSize,
     gpu.limits.maxBufferSize,
@@ -381,7 +384,7 @@ function uploadChunks(gpu: Gpu, input: ColumnLoopInput, order: number): Chunk[] 
       for (let r = 0; r < n; r++) {
         const v = weight[(row0 + r) * cols + col];
         wt[dst + r] = v;
-        if (nz && v !== 0) nz[dst + r] = 1;
+        if (nz && Math.abs(v) > zeroBelow) nz[dst + r] = 1;
       }
     }
     chunks.push({

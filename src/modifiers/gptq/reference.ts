@@ -1,23 +1,48 @@
 /**
  * A plain TypeScript GPTQ (f64 linear algebra, src/quant's f32 fake
- * quantization), written straight from §4.4 the way llm-compressor 0.9
- * spells it: permute, preserve mask, dead columns, dampening,
- * `cholesky(cholesky_inverse(cholesky(H)), upper=True)`, the blocked column
- * loop. It is the yardstick of the GPU implementation (tests/gptq) and runs
- * in O(cols³ + rows·cols²): keep it to small layers.
+ * quantization and `calculate_qparams`), ported line by line from
+ * llm-compressor 0.9's `quantize_weight` (gptq_quantize.py, unchanged from
+ * 0.9.0 to 0.9.0.4) and written independently of the GPU path (it does not
+ * use gptq_qparams.ts), so that it can catch a departure there:
+ *
+ * 1. `g_idx = arange(cols) // group_size`; for `actorder: group` W and H
+ *    are permuted by `argsort(diag(H), descending)` FIRST and the
+ *    memoryless min/max observer then sees the permuted W with the
+ *    identity g_idx: group k is permuted positions [k·g, (k+1)·g). For
+ *    `actorder: weight` (and its alias `static`) the observer sees the
+ *    unpermuted W, then W, H and g_idx are permuted (`g_idx[perm]`). Every
+ *    group's scale and zero point are fixed here, up front, from the
+ *    weight before any error propagation (0.9 no longer computes them at a
+ *    group's first column from the updated weight, as 0.4–0.6 did);
+ * 2. the sparsity mask `~isclose(W, 0)` when ≥ 5% of W is exactly 0, dead
+ *    columns (`diag(H) = 0`: H_ii = 1, W[:, i] = 0), dampening by
+ *    `percdamp · mean(diag(H))`, `cholesky(cholesky_inverse(cholesky(H)),
+ *    upper=True)`;
+ * 3. the blocked column loop (blocksize 128): column i of block [i1, i2)
+ *    is fake-quantized with `scale[:, g_idx[i]]` as a channel-wise slice,
+ *    its error propagated inside the block, the block's errors to the
+ *    columns after it;
+ * 4. W[:, argsort(perm)]; for `actorder: group` g_idx[argsort(perm)] is
+ *    returned (saved as weight_g_idx), otherwise no g_idx.
+ *
+ * Upstream supports tensor, channel and group here; tensor_group (NVFP4)
+ * and block are llmc extensions with the qparams of those strategies fixed
+ * up front in the same way. It runs in O(cols³ + rows·cols²): keep it to
+ * small layers.
  *
  * It shares llmc's two deliberate departures, so results are comparable:
- * the stable activation order and the dampening retries before the RTN
- * fallback (see inverse_hessian_factor.ts).
+ * ties of diag(H) keep column order (torch leaves them unspecified) and the
+ * dampening retries before the RTN fallback (see inverse_hessian_factor.ts).
  *
  * @module
  */
 
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
+import { tensorAmax } from "../../quant/observers.ts";
+import { calculateQParams, globalScaleFor } from "../../quant/qparams.ts";
 import { fakeQuantizeValue } from "../../quant/quantize.ts";
-import { GptqShapeError } from "./errors.ts";
-import { gptqQParams } from "./gptq_qparams.ts";
-import { activationOrder, dampeningSchedule } from "./inverse_hessian_factor.ts";
+import { GptqConfigError, GptqShapeError } from "./errors.ts";
+import { dampeningSchedule } from "./inverse_hessian_factor.ts";
 
 /** Options of {@link gptqReference}. */
 export interface GptqReferenceOptions {
@@ -59,6 +84,12 @@ export interface GptqReferenceResult {
   readonly preRound: Float64Array;
 }
 
+/** `torch.isclose(w, 0)` with its default tolerances (atol 1e-8, rtol 1e-5). */
+const ISCLOSE_ATOL = 1e-8;
+
+/** `SPARSITY_THRESHOLD` of llmcompressor.modifiers.utils. */
+const SPARSITY_THRESHOLD = 0.05;
+
 /**
  * GPTQ on the CPU.
  *
@@ -68,7 +99,8 @@ export interface GptqReferenceResult {
  * @param args the weight's quantization args
  * @param options block size, dampening, retries, global scale
  * @returns the quantized weight and diagnostics
- * @throws {GptqShapeError} when the Hessian is not [cols, cols]
+ * @throws {GptqShapeError} when the Hessian is not [cols, cols] or a group / block does not tile W
+ * @throws {GptqConfigError} for a strategy GPTQ does not support
  *
  * @example
  * ```ts
@@ -88,38 +120,67 @@ export function gptqReference(
   options: GptqReferenceOptions = {},
 ): GptqReferenceResult {
   const [rows, cols] = shape;
-  if (hessian.length !== cols * cols) {
-    throw new GptqShapeError(`reference: Hessian of ${hessian.length} values for ${cols} columns`);
+  if (hessian.length !== cols * cols || weight.length !== rows * cols) {
+    throw new GptqShapeError(
+      `reference: weight of ${weight.length} values and Hessian of ${hessian.length} ` +
+        `for shape [${rows}, ${cols}]`,
+    );
   }
   const bs = options.blockSize ?? 128;
   const actorder = canonicalActorder(args.actorder);
-  const diag0 = Float64Array.from({ length: cols }, (_, i) => hessian[i * cols + i]);
-  const perm = actorder ? activationOrder(diag0) : null;
-  const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale });
-  const at = (p: number) => (perm ? perm[p] : p);
+  const grouped = args.strategy === "group" || args.strategy === "tensor_group";
+  const globalScale = args.strategy === "tensor_group"
+    ? Math.fround(options.globalScale ?? globalScaleFor(tensorAmax(weight)))
+    : null;
 
-  // W[:, perm] and H[perm][:, perm] in f64.
-  const w = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let p = 0; p < cols; p++) w[r * cols + p] = weight[r * cols + at(p)];
+  // W and H in f64 (exact copies of the f32 values), in processing order.
+  let w = Float64Array.from(weight);
+  let h = Float64Array.from(hessian);
+  let perm: Int32Array | null = null;
+  let gIdx: Int32Array | null = null;
+  let qp: { scale: Float32Array; zeroPoint: Float32Array };
+  if (grouped) {
+    const g = args.groupSize!;
+    gIdx = Int32Array.from({ length: cols }, (_, c) => Math.floor(c / g));
+    if (actorder === "group") {
+      // Permute first, then observe: groups are runs of permuted columns.
+      perm = descendingOrder(h, cols);
+      w = permuteColumns(w, rows, cols, perm);
+      h = permuteSymmetric(h, cols, perm);
+      qp = observe(w, shape, args, globalScale);
+    } else if (actorder === "weight") {
+      // Observe first, then permute; g_idx[perm] keeps each column's group.
+      qp = observe(w, shape, args, globalScale);
+      perm = descendingOrder(h, cols);
+      w = permuteColumns(w, rows, cols, perm);
+      h = permuteSymmetric(h, cols, perm);
+      gIdx = Int32Array.from(perm, (c) => gIdx![c]);
+    } else {
+      qp = observe(w, shape, args, globalScale);
+    }
+  } else {
+    qp = observe(w, shape, args, globalScale);
   }
-  const h = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) {
-    for (let j = 0; j < cols; j++) h[i * cols + j] = hessian[at(i) * cols + at(j)];
-  }
+
+  // Sparsity mask: exact zeros count toward the threshold, isclose decides the mask.
   let zeros = 0;
   for (let i = 0; i < w.length; i++) if (w[i] === 0) zeros++;
-  const mask = zeros / w.length >= 0.05 ? w.map((v) => (v !== 0 ? 1 : 0)) : null;
+  const mask = zeros / w.length >= SPARSITY_THRESHOLD
+    ? w.map((v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
+    : null;
+
+  // Dead columns.
   for (let i = 0; i < cols; i++) {
     if (h[i * cols + i] === 0) {
       h[i * cols + i] = 1;
       for (let r = 0; r < rows; r++) w[r * cols + i] = 0;
     }
   }
+
+  // Dampening (f32, as torch) and the upper factor of H⁻¹.
   let meanDiag = 0;
   for (let i = 0; i < cols; i++) meanDiag += h[i * cols + i];
   meanDiag = Math.fround(meanDiag / cols);
-
   const schedule = dampeningSchedule(options.dampeningFrac ?? 0.01, options.maxRetries ?? 3);
   let u: Float64Array | null = null;
   let attempts = 0;
@@ -138,10 +199,12 @@ export function gptqReference(
     for (let i = 0; i < cols; i++) u[i * cols + i] = 1;
   }
 
-  const scaleIndex = (r: number, p: number) => qparamSlot(args, qp.gIdx, r, p, at(p), cols);
-  const opts = { globalScale: qp.globalScale };
+  // The blocked column loop, row by row (rows are independent).
+  const at = (p: number) => (perm ? perm[p] : p);
+  const slot = (r: number, p: number) => qparamSlot(args, gIdx, r, p, p, cols);
+  const opts = { globalScale };
   const pre = new Float64Array(rows * cols);
-  const err = new Float64Array(rows * bs);
+  const err = new Float64Array(bs);
   let loss = 0;
   for (let i1 = 0; i1 < cols; i1 += bs) {
     const i2 = Math.min(i1 + bs, cols);
@@ -150,11 +213,9 @@ export function gptqReference(
       for (let i = i1; i < i2; i++) {
         const x = w[row + i];
         const d = u[i * cols + i];
-        const s = scaleIndex(r, i);
+        const s = slot(r, i);
         const xf = Math.fround(x);
-        const sEff = qp.globalScale === null
-          ? qp.scale[s]
-          : Math.fround(qp.scale[s] / qp.globalScale);
+        const sEff = globalScale === null ? qp.scale[s] : Math.fround(qp.scale[s] / globalScale);
         pre[row + at(i)] = xf / sEff + qp.zeroPoint[s];
         const q = fakeQuantizeValue(xf, qp.scale[s], qp.zeroPoint[s], args, opts);
         loss += ((x - q) * (x - q)) / (d * d) / 2;
@@ -163,24 +224,31 @@ export function gptqReference(
           w[row + j] -= e * u[i * cols + j] * (mask ? mask[row + j] : 1);
         }
         w[row + i] = q;
-        err[r * bs + (i - i1)] = e;
+        err[i - i1] = e;
       }
       for (let j = i2; j < cols; j++) {
         let acc = 0;
-        for (let i = i1; i < i2; i++) acc += err[r * bs + (i - i1)] * u[i * cols + j];
+        for (let i = i1; i < i2; i++) acc += err[i - i1] * u[i * cols + j];
         w[row + j] -= acc * (mask ? mask[row + j] : 1);
       }
     }
   }
+
+  // W[:, argsort(perm)], and g_idx[argsort(perm)] for actorder "group".
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let p = 0; p < cols; p++) out[r * cols + at(p)] = w[r * cols + p];
+  }
+  let savedGIdx: Int32Array | null = null;
+  if (actorder === "group") {
+    savedGIdx = new Int32Array(cols);
+    for (let p = 0; p < cols; p++) savedGIdx[perm![p]] = gIdx![p];
   }
   return {
     weight: out,
     scale: qp.scale,
     zeroPoint: qp.zeroPoint,
-    gIdx: qp.gIdx,
+    gIdx: savedGIdx,
     loss,
     fellBackToRtn: fellBack,
     dampeningUsed: schedule[used],
@@ -191,14 +259,109 @@ export function gptqReference(
 }
 
 /**
+ * `argsort(diag(H), descending=True)`, ties in column order.
+ *
+ * @param h row-major [n, n]
+ * @param n the order
+ * @returns position → column
+ */
+function descendingOrder(h: Float64Array, n: number): Int32Array {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  idx.sort((a, b) => h[b * n + b] - h[a * n + a] || a - b);
+  return Int32Array.from(idx);
+}
+
+/** W[:, perm]. */
+function permuteColumns(
+  w: Float64Array,
+  rows: number,
+  cols: number,
+  perm: Int32Array,
+): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    for (let p = 0; p < cols; p++) out[r * cols + p] = w[r * cols + perm[p]];
+  }
+  return out;
+}
+
+/** H[perm][:, perm]. */
+function permuteSymmetric(h: Float64Array, n: number, perm: Int32Array): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(h.length);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) out[i * n + j] = h[perm[i] * n + perm[j]];
+  }
+  return out;
+}
+
+/**
+ * The memoryless min/max observer and `calculate_qparams` over W as it is
+ * laid out (columns already permuted for actorder "group"): one slot per
+ * tensor, row, (row, run of group_size columns) or [bh, bw] tile, slots in
+ * the qparam shape's row-major order.
+ */
+function observe(
+  w: Float64Array,
+  [rows, cols]: readonly [number, number],
+  args: QuantizationArgs,
+  globalScale: number | null,
+): { scale: Float32Array; zeroPoint: Float32Array } {
+  let slots: number;
+  let slotOf: (r: number, c: number) => number;
+  switch (args.strategy) {
+    case "tensor":
+      slots = 1;
+      slotOf = () => 0;
+      break;
+    case "channel":
+      slots = rows;
+      slotOf = (r) => r;
+      break;
+    case "group":
+    case "tensor_group": {
+      const g = args.groupSize!;
+      if (cols % g !== 0) {
+        throw new GptqShapeError(`reference: group_size ${g} does not divide ${cols} columns`);
+      }
+      slots = rows * (cols / g);
+      slotOf = (r, c) => r * (cols / g) + Math.floor(c / g);
+      break;
+    }
+    case "block": {
+      const [bh, bw] = args.blockStructure!;
+      if (rows % bh !== 0 || cols % bw !== 0) {
+        throw new GptqShapeError(`reference: blocks [${bh}, ${bw}] do not tile [${rows}, ${cols}]`);
+      }
+      slots = (rows / bh) * (cols / bw);
+      slotOf = (r, c) => Math.floor(r / bh) * (cols / bw) + Math.floor(c / bw);
+      break;
+    }
+    default:
+      throw new GptqConfigError(`reference: strategy ${args.strategy} is not supported for GPTQ`);
+  }
+  const min = new Float32Array(slots).fill(Infinity);
+  const max = new Float32Array(slots).fill(-Infinity);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const s = slotOf(r, c);
+      const v = w[r * cols + c];
+      if (v < min[s]) min[s] = v;
+      if (v > max[s]) max[s] = v;
+    }
+  }
+  return calculateQParams(min, max, args, globalScale);
+}
+
+/**
  * The qparam slot of element (row r, column c at processing position p),
  * straight from each strategy's definition.
  *
  * @param args the weight's quantization args
- * @param gIdx g_idx for actorder "group", else null
+ * @param gIdx the group of every column as `c` numbers them (upstream's g_idx),
+ *   or null for column order
  * @param r the row
  * @param p the processing position of the column
- * @param c the original column
+ * @param c the column as `gIdx` numbers them
  * @param cols the number of columns
  * @returns the index into scale / zero point
  *
@@ -224,7 +387,8 @@ export function qparamSlot(
     case "group":
     case "tensor_group": {
       const g = args.groupSize!;
-      // actorder "group" stores the group of each original column in g_idx.
+      // The loop passes g_idx in processing order (identity for actorder
+      // "group", g_idx[perm] for "weight"), as upstream's `g_idx[column_idx]`.
       return r * (cols / g) + (gIdx ? gIdx[c] : Math.floor(c / g));
     }
     case "block": {

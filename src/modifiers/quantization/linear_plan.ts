@@ -17,7 +17,7 @@ import { moduleFormat } from "../../quant/format.ts";
 import { findMatchingScheme, matchesTarget } from "../../quant/match.ts";
 import type { JsonValue } from "../../quant/python_json.ts";
 import { buildQuantizationConfig } from "../../quant/quantization_config.ts";
-import type { QuantizationScheme } from "../../quant/scheme.ts";
+import { type QuantizationScheme, withFormat } from "../../quant/scheme.ts";
 import { checkWeightQuantizable } from "./check_weight.ts";
 
 /** The class name every Linear module matches (vLLM's LinearBase counts as it too). */
@@ -39,6 +39,31 @@ export interface PlanConfig {
   readonly configGroups: Readonly<Record<string, QuantizationScheme>>;
   /** Names / `re:` patterns / class names never quantized. */
   readonly ignore: readonly string[];
+}
+
+/**
+ * The config with one format forced on every group, as upstream's
+ * `quantization_format` (and `save_compressed=False`, which forces
+ * `"dense"`) does; null leaves the config as it is.
+ *
+ * @param config resolved config groups (and whatever else the config carries)
+ * @param format the format to force, or null
+ * @returns the config, its groups carrying `format`
+ * @example
+ * ```ts
+ * import { withFormatOverride } from "./linear_plan.ts";
+ * import { presetScheme } from "../../quant/presets.ts";
+ * const c = withFormatOverride({ configGroups: { group_0: presetScheme("W8A16", ["Linear"]) }, ignore: [] }, "dense");
+ * c.configGroups.group_0.format; // "dense"
+ * ```
+ */
+export function withFormatOverride<C extends PlanConfig>(
+  config: C,
+  format: ModuleFormat | null,
+): C {
+  if (format === null) return config;
+  const groups = Object.entries(config.configGroups).map(([k, s]) => [k, withFormat(s, format)]);
+  return { ...config, configGroups: Object.fromEntries(groups) };
 }
 
 /** One Linear module and how it is quantized. */

@@ -1,0 +1,105 @@
+/**
+ * Which engine runs: the one asked for, or by default the fastest for the
+ * machine, decided from what the WebGPU adapter reports without opening a
+ * device. A hardware adapter gets the WebGPU engine; a software (fallback)
+ * adapter such as llvmpipe or lavapipe, or none at all, gets the CPU engine,
+ * which does the same work without emulating a GPU on the same cores (and
+ * without compiling shaders). When the CPU engine is chosen no WebGPU device
+ * is requested.
+ *
+ * @module
+ */
+
+import { getGpu, probeAdapter } from "../gpu/device.ts";
+import { CpuEngine } from "./cpu_engine.ts";
+import type { Engine, EngineKind } from "./engine.ts";
+import { EngineError } from "./engine_error.ts";
+import { WebGpuEngine } from "./webgpu_engine.ts";
+
+/** What a user may ask for: an engine, or "auto" for the fastest on this machine. */
+export type EngineChoice = EngineKind | "auto";
+
+/** The engine names {@link parseEngineChoice} accepts. */
+export const ENGINE_CHOICES: readonly EngineChoice[] = Object.freeze(["auto", "webgpu", "cpu"]);
+
+/** An engine and why it was chosen. */
+export interface ChosenEngine {
+  /** The engine. */
+  readonly engine: Engine;
+  /** One line: which engine and why, e.g. "cpu (software adapter llvmpipe …)". */
+  readonly reason: string;
+}
+
+/**
+ * Validates an engine name from a flag or an option.
+ *
+ * @param value the name; undefined means "auto"
+ * @param where what gave it, for the error (e.g. "--engine")
+ * @returns the choice
+ * @throws {EngineError} for an unknown name
+ * @example
+ * ```ts
+ * import { parseEngineChoice } from "./choose.ts";
+ * console.assert(parseEngineChoice("cpu", "--engine") === "cpu");
+ * console.assert(parseEngineChoice(undefined, "--engine") === "auto");
+ * ```
+ */
+export function parseEngineChoice(value: string | undefined, where: string): EngineChoice {
+  const v = (value ?? "auto").toLowerCase();
+  if (!(ENGINE_CHOICES as readonly string[]).includes(v)) {
+    throw new EngineError(`${where} ${value}: expected one of ${ENGINE_CHOICES.join(", ")}`);
+  }
+  return v as EngineChoice;
+}
+
+/**
+ * Decides which engine "auto" means on this machine, without opening a device.
+ *
+ * @returns the engine kind and the reason
+ * @example
+ * ```ts ignore
+ * import { autoEngineKind } from "./choose.ts";
+ * const { kind, reason } = await autoEngineKind();
+ * ```
+ */
+export async function autoEngineKind(): Promise<{ kind: EngineKind; reason: string }> {
+  const adapter = await probeAdapter();
+  if (adapter === null) return { kind: "cpu", reason: "no WebGPU adapter" };
+  if (adapter.isFallback) {
+    return {
+      kind: "cpu",
+      reason: `the WebGPU adapter is a software one (${adapter.name}); the CPU engine runs ` +
+        "the same work without emulating a GPU",
+    };
+  }
+  return { kind: "webgpu", reason: `hardware WebGPU adapter ${adapter.name}` };
+}
+
+/**
+ * Makes the engine asked for (default: the fastest for this machine).
+ *
+ * @param options `engine`: "webgpu", "cpu" or "auto" (default); `headDims`:
+ *   attention head sizes to compile now on WebGPU
+ * @returns the engine and why it was chosen
+ * @throws {GpuUnavailableError} when "webgpu" is asked for and there is no adapter
+ * @example
+ * ```ts ignore
+ * import { createEngine } from "./choose.ts";
+ * const { engine, reason } = await createEngine({ engine: "cpu" });
+ * console.log(`engine: ${reason}`);
+ * ```
+ */
+export async function createEngine(
+  options: { engine?: EngineChoice; headDims?: readonly number[] } = {},
+): Promise<ChosenEngine> {
+  const asked = options.engine ?? "auto";
+  const { kind, reason } = asked === "auto"
+    ? await autoEngineKind()
+    : { kind: asked, reason: "asked for" };
+  if (kind === "cpu") {
+    const engine = new CpuEngine();
+    return { engine, reason: `cpu (${reason}): ${engine.description}` };
+  }
+  const engine = await WebGpuEngine.create(await getGpu(), options.headDims ?? []);
+  return { engine, reason: `webgpu (${reason}): ${engine.description}` };
+}

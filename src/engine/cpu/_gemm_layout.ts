@@ -1,0 +1,77 @@
+/**
+ * The job block's slots and the constants that `kernels/gemm.c` and its
+ * TypeScript callers (the main thread and the workers) must agree on.
+ *
+ * @module
+ */
+
+/** Int32 slots of the job block; the same numbering as the enum in gemm.c. */
+export const JOB = {
+  CLAIM: 0,
+  DONE: 1,
+  WAKE: 2,
+  NTASKS: 3,
+  M: 4,
+  N: 5,
+  K: 6,
+  A: 7,
+  A_RS: 8,
+  A_CS: 9,
+  B: 10,
+  B_RS: 11,
+  B_CS: 12,
+  C: 13,
+  LDC: 14,
+  ACCUMULATE: 15,
+  UPPER: 16,
+  NC: 17,
+  SCRATCH: 18,
+  SCRATCH_STRIDE: 19,
+  /** Set by a worker whose kernel threw; the main thread then raises. */
+  FAILED: 20,
+  /** Set to 1 when the pool shuts down; workers leave their loop. */
+  STOP: 21,
+  /** Stripes run by worker threads since the runtime started (for tests and benches). */
+  WORKER_TASKS: 22,
+  NSTRIPES: 23,
+  A_BS: 24,
+  B_BS: 25,
+  C_BS: 26,
+  B_GROUP: 27,
+  CAUSAL: 28,
+  CAUSAL_OFFSET: 29,
+  /** 0: GEMM, 1: attention softmax. */
+  OP: 30,
+  WINDOW: 31,
+  /** float32 bits. */
+  SCALE: 32,
+} as const;
+
+/** Slots in the job block. */
+export const JOB_SLOTS = 40;
+/** Byte address of the job block (the module has no data or stack below it). */
+export const JOB_ADDRESS = 1024;
+/** Byte address of thread 0's scratch region. */
+export const SCRATCH_ADDRESS = 4096;
+
+/** The micro-kernel's tile and the k slice, as in gemm.c. */
+export const MR = 4;
+export const NR = 8;
+export const KC = 256;
+export const MC = 128;
+/** Widest column stripe (one task); its packed B slice is KC × NC_MAX floats. */
+export const NC_MAX = 256;
+/** Bytes of one thread's scratch: packed B slice, packed A block, one edge tile. */
+export const SCRATCH_STRIDE = (KC * NC_MAX + MC * KC + MR * NR) * 4;
+
+/** A wasm page. */
+export const PAGE_BYTES = 65536;
+/** The most a wasm32 memory can hold: 65536 pages, 4 GiB. */
+export const MAX_PAGES = 65536;
+
+/** The exports of gemm.wasm. */
+export interface GemmExports {
+  gemm_run(job: number, gen: number, tid: number): number;
+  mirror_upper(h: number, n: number): void;
+  silu_mul(g: number, u: number, y: number, n: number): void;
+}

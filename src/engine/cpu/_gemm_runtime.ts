@@ -1,0 +1,371 @@
+/**
+ * The machinery behind `gemm.ts`: one shared `WebAssembly.Memory`, the
+ * kernels instantiated on it by the main thread and by a pool of worker
+ * threads, and a synchronous job protocol over an int32 block in that memory.
+ *
+ * A call copies its operands into the memory, writes the job (operand
+ * addresses, strides, the number of column stripes), publishes it by storing
+ * a fresh generation into CLAIM, wakes the workers, runs stripes itself, and
+ * waits with `Atomics.wait` until DONE counts every stripe. Stripes are
+ * claimed by compare-and-swap on (generation, next index), so a worker that
+ * wakes late for an old job can never take a stripe of a newer one. The main
+ * thread never waits for a worker to start: if none is up yet it simply runs
+ * every stripe itself.
+ *
+ * @module
+ */
+
+import { Worker } from "node:worker_threads";
+import {
+  type GemmExports,
+  JOB,
+  JOB_ADDRESS,
+  JOB_SLOTS,
+  MAX_PAGES,
+  NC_MAX,
+  NR,
+  PAGE_BYTES,
+  SCRATCH_ADDRESS,
+  SCRATCH_STRIDE,
+} from "./_gemm_layout.ts";
+import { LlmcError } from "../../errors.ts";
+
+/**
+ * A CPU kernel's operands are malformed, its memory cannot hold them, or a
+ * kernel thread failed.
+ *
+ * @example
+ * ```ts
+ * import { CpuKernelError } from "./_gemm_runtime.ts";
+ * const e = new CpuKernelError("matmul: a holds 5 floats, needs 6");
+ * console.assert(e.name === "CpuKernelError");
+ * ```
+ */
+export class CpuKernelError extends LlmcError {}
+
+/** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */
+const THREADED_MIN_FLOPS = 1 << 22;
+
+const KERNEL_DIR = new URL("./kernels/", import.meta.url);
+
+function readKernel(name: string): Uint8Array<ArrayBuffer> {
+  const url = new URL(name, KERNEL_DIR);
+  if (url.protocol !== "file:") {
+    throw new CpuKernelError(
+      `CPU kernels: ${url.href} is not a local file; the CPU engine needs llmc on the local file system`,
+    );
+  }
+  try {
+    return Deno.readFileSync(url);
+  } catch (e) {
+    throw new CpuKernelError(`CPU kernels: cannot read ${url.pathname}: ${e}`, { cause: e });
+  }
+}
+
+/** Which build of the kernels to load. */
+export type KernelVariant = "relaxed" | "simd";
+
+/** Loads a build's bytes, or null when this runtime cannot validate it. */
+export function loadVariant(variant: KernelVariant): Uint8Array<ArrayBuffer> | null {
+  const bytes = readKernel(`gemm_${variant}.wasm`);
+  return WebAssembly.validate(bytes) ? bytes : null;
+}
+
+/** Options of a {@linkcode GemmRuntime}. */
+export interface GemmRuntimeOptions {
+  /** Threads including the calling one; default navigator.hardwareConcurrency. */
+  threads?: number;
+  /** Force a build; default: relaxed-SIMD when valid here, else plain SIMD. */
+  variant?: KernelVariant;
+}
+
+/** One GEMM job: C[m,n] (+)= A[m,k]·B[k,n] through element strides (see gemm.c). */
+export interface GemmJob {
+  m: number;
+  n: number;
+  k: number;
+  a: number;
+  aRowStride: number;
+  aColStride: number;
+  b: number;
+  bRowStride: number;
+  bColStride: number;
+  c: number;
+  ldc: number;
+  accumulate: boolean;
+  /** Compute only stripes' rows above their end (a symmetric result's upper part). */
+  upper: boolean;
+  /**
+   * Products in the job (default 1): product b reads A + b·aBatchStride,
+   * B + ⌊b / bGroup⌋·bBatchStride and writes C + b·cBatchStride (elements).
+   */
+  batch?: number;
+  aBatchStride?: number;
+  bBatchStride?: number;
+  cBatchStride?: number;
+  bGroup?: number;
+  /**
+   * Causal attention (rows are queries, offset = kvLen − seq): "scores" skips
+   * tiles whose keys all lie in their queries' future (left unwritten);
+   * "values" skips k slices that only meet zero probabilities.
+   */
+  causal?: { kind: "scores" | "values"; offset: number };
+}
+
+/** The claim word keeps a task index in 16 bits. */
+const MAX_TASKS = 0xffff;
+
+/** The shared memory, the kernels on it, and the worker pool. */
+export class GemmRuntime {
+  readonly threads: number;
+  readonly variant: KernelVariant;
+  readonly memory: WebAssembly.Memory;
+  readonly #kernels: GemmExports;
+  readonly #job: Int32Array;
+  readonly #workers: Worker[] = [];
+  readonly #heapBase: number;
+  #gen = 0;
+  #closed = false;
+
+  constructor(options: GemmRuntimeOptions = {}) {
+    const threads = options.threads ?? Math.max(1, navigator.hardwareConcurrency || 1);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new CpuKernelError(`CPU kernels: threads must be an integer in 1..256, got ${threads}`);
+    }
+    this.threads = threads;
+    let variant = options.variant;
+    let bytes = variant ? loadVariant(variant) : null;
+    if (variant && !bytes) {
+      throw new CpuKernelError(`CPU kernels: this runtime cannot run the ${variant} build`);
+    }
+    if (!variant) {
+      bytes = loadVariant("relaxed");
+      variant = "relaxed";
+      if (!bytes) {
+        bytes = loadVariant("simd");
+        variant = "simd";
+      }
+      if (!bytes) {
+        throw new CpuKernelError("CPU kernels: this runtime has no WebAssembly SIMD (simd128)");
+      }
+    }
+    this.variant = variant;
+    this.#heapBase = align(SCRATCH_ADDRESS + threads * SCRATCH_STRIDE, 64);
+    const initial = Math.ceil((this.#heapBase + (1 << 20)) / PAGE_BYTES);
+    this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes!), {
+      env: { memory: this.memory },
+    });
+    this.#kernels = instance.exports as unknown as GemmExports;
+    this.#job = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+    for (let tid = 1; tid < threads; tid++) {
+      const worker = new Worker(new URL("./_gemm_worker.ts", import.meta.url), {
+        workerData: { module: bytes, memory: this.memory, tid },
+      });
+      // A pool thread must not keep the process alive once the program is done.
+      worker.unref();
+      this.#workers.push(worker);
+    }
+  }
+
+  /** First byte the operands of a call may use. */
+  get heapBase(): number {
+    return this.#heapBase;
+  }
+
+  /** Grows the memory to hold `bytes` past heapBase, or throws saying why not. */
+  reserve(bytes: number, what: string): void {
+    const needed = this.#heapBase + bytes;
+    const have = this.memory.buffer.byteLength;
+    if (needed <= have) return;
+    const pages = Math.ceil(needed / PAGE_BYTES);
+    if (pages > MAX_PAGES) {
+      throw new CpuKernelError(
+        `CPU kernels: ${what} needs ${(needed / 2 ** 20).toFixed(0)} MiB of WebAssembly memory; ` +
+          `a wasm32 memory holds at most 4096 MiB. Split the operands (fewer rows per call).`,
+      );
+    }
+    try {
+      this.memory.grow(pages - have / PAGE_BYTES);
+    } catch (e) {
+      throw new CpuKernelError(
+        `CPU kernels: cannot grow WebAssembly memory to ${
+          (needed / 2 ** 20).toFixed(0)
+        } MiB for ${what}: ${e}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** A float32 view of `length` floats at byte address `address` (valid until the next reserve). */
+  f32(address: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, address, length);
+  }
+
+  /** Runs one GEMM job to completion on up to `threads` threads. */
+  run(job: GemmJob): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { m, n, k } = job;
+    const batch = job.batch ?? 1;
+    if (m === 0 || n === 0 || batch === 0) return;
+    const flops = 2 * m * n * k * batch;
+    const threaded = this.#workers.length > 0 && flops >= THREADED_MIN_FLOPS;
+    // Enough tasks that threads can share them (four per thread balances a
+    // busy core), stripes no narrower than 4 micro-panels, no wider than NC_MAX.
+    const parts = threaded ? Math.ceil((4 * this.threads) / batch) : 1;
+    // A symmetric (upper) job computes rows above each stripe's end, causal
+    // scores the rows below its start: narrower stripes waste fewer flops on
+    // the tiles that straddle the diagonal.
+    const widest = job.upper ? NC_MAX / 2 : job.causal?.kind === "scores" ? NC_MAX / 4 : NC_MAX;
+    const nc = Math.min(widest, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
+    const nstripes = Math.ceil(n / nc);
+    if (nstripes > MAX_TASKS) {
+      throw new CpuKernelError(
+        `CPU kernels: ${n} columns is more than this kernel's task counter holds`,
+      );
+    }
+    // Batches past what the 16-bit task counter can index run as further jobs
+    // (whole groups of batches that share one B, so B's offset stays right).
+    const group = job.bGroup ?? 1;
+    let perJob = Math.floor(MAX_TASKS / nstripes);
+    if (batch > perJob) {
+      perJob -= perJob % group;
+      if (perJob === 0) {
+        throw new CpuKernelError(
+          `CPU kernels: a group of ${group} batches is too large for one job`,
+        );
+      }
+      const { aBatchStride = 0, bBatchStride = 0, cBatchStride = 0 } = job;
+      for (let b0 = 0; b0 < batch; b0 += perJob) {
+        this.run({
+          ...job,
+          batch: Math.min(perJob, batch - b0),
+          a: job.a + 4 * b0 * aBatchStride,
+          b: job.b + 4 * (b0 / group) * bBatchStride,
+          c: job.c + 4 * b0 * cBatchStride,
+        });
+      }
+      return;
+    }
+    const ntasks = nstripes * batch;
+    const s = this.#job;
+    s[JOB.OP] = 0;
+    s[JOB.M] = m;
+    s[JOB.N] = n;
+    s[JOB.K] = k;
+    s[JOB.A] = job.a;
+    s[JOB.A_RS] = job.aRowStride;
+    s[JOB.A_CS] = job.aColStride;
+    s[JOB.B] = job.b;
+    s[JOB.B_RS] = job.bRowStride;
+    s[JOB.B_CS] = job.bColStride;
+    s[JOB.C] = job.c;
+    s[JOB.LDC] = job.ldc;
+    s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
+    s[JOB.UPPER] = job.upper ? 1 : 0;
+    s[JOB.NC] = nc;
+    s[JOB.NSTRIPES] = nstripes;
+    s[JOB.A_BS] = job.aBatchStride ?? 0;
+    s[JOB.B_BS] = job.bBatchStride ?? 0;
+    s[JOB.C_BS] = job.cBatchStride ?? 0;
+    s[JOB.B_GROUP] = job.bGroup ?? 1;
+    s[JOB.CAUSAL] = job.causal ? (job.causal.kind === "scores" ? 1 : 2) : 0;
+    s[JOB.CAUSAL_OFFSET] = job.causal?.offset ?? 0;
+    s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+    s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
+    this.#dispatch(ntasks, threaded);
+  }
+
+  /**
+   * Attention probabilities in place: each row of each head's scores
+   * [seq, kvLen] at `p` becomes softmax(scale · row) over its visible keys
+   * (query i sees keys (i + kvLen − seq − window, i + kvLen − seq]; window 0
+   * for all), and 0 elsewhere.
+   */
+  softmax(job: {
+    p: number;
+    heads: number;
+    seq: number;
+    kvLen: number;
+    window: number;
+    scale: number;
+  }): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { heads, seq, kvLen } = job;
+    if (heads === 0 || seq === 0 || kvLen === 0) return;
+    // About 20 operations per score; rows in chunks so threads can share a head.
+    const threaded = this.#workers.length > 0 && 20 * heads * seq * kvLen >= THREADED_MIN_FLOPS;
+    const perHead = threaded ? Math.ceil((4 * this.threads) / heads) : 1;
+    const rows = Math.ceil(seq / perHead);
+    const chunks = Math.ceil(seq / rows);
+    if (chunks * heads > MAX_TASKS) {
+      throw new CpuKernelError(`CPU kernels: softmax of ${heads} heads is too large for one job`);
+    }
+    const s = this.#job;
+    s[JOB.OP] = 1;
+    s[JOB.M] = seq;
+    s[JOB.N] = kvLen;
+    s[JOB.NC] = rows;
+    s[JOB.NSTRIPES] = chunks;
+    s[JOB.C] = job.p;
+    s[JOB.C_BS] = seq * kvLen;
+    s[JOB.CAUSAL_OFFSET] = kvLen - seq;
+    s[JOB.WINDOW] = job.window;
+    new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
+    s[JOB.UPPER] = 0;
+    this.#dispatch(chunks * heads, threaded);
+  }
+
+  /** Publishes the job written into the block, runs it with the pool, waits for every task. */
+  #dispatch(ntasks: number, threaded: boolean): void {
+    const s = this.#job;
+    const gen = this.#gen = (this.#gen + 1) & 0x7fff;
+    s[JOB.NTASKS] = ntasks;
+    Atomics.store(s, JOB.FAILED, 0);
+    Atomics.store(s, JOB.DONE, 0);
+    Atomics.store(s, JOB.CLAIM, gen << 16); // publishes the job
+    if (threaded) {
+      Atomics.add(s, JOB.WAKE, 1);
+      Atomics.notify(s, JOB.WAKE);
+    }
+    this.#kernels.gemm_run(JOB_ADDRESS, gen, 0);
+    for (;;) {
+      const done = Atomics.load(s, JOB.DONE);
+      if (done >= ntasks) break;
+      if (Atomics.load(s, JOB.FAILED)) {
+        throw new CpuKernelError("CPU kernels: a worker thread failed (see its message above)");
+      }
+      Atomics.wait(s, JOB.DONE, done, 1000);
+    }
+  }
+
+  /** Column stripes that worker threads (not the calling thread) have run so far. */
+  get workerTasks(): number {
+    return Atomics.load(this.#job, JOB.WORKER_TASKS);
+  }
+
+  /** y = silu(g) · u for n floats at byte addresses g, u, y (calling thread only). */
+  siluMul(g: number, u: number, y: number, n: number): void {
+    this.#kernels.silu_mul(g, u, y, n);
+  }
+
+  /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
+  mirrorUpper(h: number, n: number): void {
+    this.#kernels.mirror_upper(h, n);
+  }
+
+  /** Stops the workers; the runtime cannot be used afterwards. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    Atomics.store(this.#job, JOB.STOP, 1);
+    Atomics.add(this.#job, JOB.WAKE, 1);
+    Atomics.notify(this.#job, JOB.WAKE);
+    for (const w of this.#workers) w.terminate();
+  }
+}
+
+/** Rounds `x` up to a multiple of `to`. */
+export function align(x: number, to: number): number {
+  return Math.ceil(x / to) * to;
+}

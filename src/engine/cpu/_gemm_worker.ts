@@ -1,0 +1,39 @@
+/**
+ * A GEMM worker thread: instantiates the kernels on the shared memory it is
+ * given, then sleeps on the job block's WAKE word and joins every job the
+ * main thread publishes, claiming column stripes until none is left.
+ *
+ * A `node:worker_threads` worker, not a web Worker, because only the former
+ * can be `unref()`ed: a web Worker blocked in `Atomics.wait` keeps `deno run`
+ * alive forever after the main module has finished.
+ *
+ * @module
+ */
+
+import { workerData } from "node:worker_threads";
+import { type GemmExports, JOB, JOB_ADDRESS, JOB_SLOTS } from "./_gemm_layout.ts";
+
+const { module, memory, tid } = workerData as {
+  module: Uint8Array<ArrayBuffer>;
+  memory: WebAssembly.Memory;
+  tid: number;
+};
+const instance = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory } });
+const kernels = instance.exports as unknown as GemmExports;
+// The job block lives in the first page, so this view survives memory growth.
+const job = new Int32Array(memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+
+let seen = Atomics.load(job, JOB.WAKE);
+for (;;) {
+  Atomics.wait(job, JOB.WAKE, seen);
+  if (Atomics.load(job, JOB.STOP)) break;
+  seen = Atomics.load(job, JOB.WAKE);
+  try {
+    const ran = kernels.gemm_run(JOB_ADDRESS, Atomics.load(job, JOB.CLAIM) >>> 16, tid);
+    if (ran) Atomics.add(job, JOB.WORKER_TASKS, ran);
+  } catch (e) {
+    console.error(`llmc cpu gemm worker ${tid}:`, e);
+    Atomics.store(job, JOB.FAILED, 1);
+  }
+  Atomics.notify(job, JOB.DONE);
+}

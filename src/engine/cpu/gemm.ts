@@ -1,0 +1,793 @@
+/**
+ * Float32 matrix products on the CPU: WebAssembly SIMD kernels
+ * (`kernels/gemm.c`, f32x4.relaxed_madd where the runtime has it) run by the
+ * calling thread and a pool of worker threads over one shared memory.
+ *
+ * Every function is synchronous: it copies its operands into the kernels'
+ * memory, runs the product on all threads, and copies the result out. The
+ * default pool has `navigator.hardwareConcurrency` threads (the caller plus
+ * that many minus one workers), or `LLMC_CPU_THREADS` when that is set; the
+ * workers never keep the process alive. {@linkcode createCpuGemm} makes a
+ * separate instance with its own thread count or kernel build.
+ *
+ * Arrays may be longer than their operand (pooled buffers): only the leading
+ * m·k, n·k, m·n or k·k floats are read or written; shorter ones are an error.
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposed } from "./gemm.ts";
+ * // y[1,2] = x[1,3] · w[2,3]ᵀ
+ * const y = matmulTransposed(
+ *   new Float32Array([1, 2, 3]),
+ *   new Float32Array([1, 0, 0, 0, 1, 1]),
+ *   1,
+ *   2,
+ *   3,
+ * );
+ * console.log(y); // Float32Array [1, 5]
+ * ```
+ *
+ * @module
+ */
+
+import {
+  align,
+  CpuKernelError,
+  type GemmJob,
+  GemmRuntime,
+  type KernelVariant,
+} from "./_gemm_runtime.ts";
+
+export { CpuKernelError, type KernelVariant };
+
+/** Options of {@linkcode createCpuGemm}. */
+export interface CpuGemmOptions {
+  /** Threads including the calling one; default navigator.hardwareConcurrency. */
+  threads?: number;
+  /** "relaxed" (fused multiply-add) or "simd"; default the best this runtime validates. */
+  variant?: KernelVariant;
+}
+
+/** What {@linkcode cpuKernelInfo} reports. */
+export interface CpuKernelInfo {
+  /** Threads a product runs on, the calling one included. */
+  threads: number;
+  /** Whether the kernels use f32x4.relaxed_madd (a fused multiply-add on x64 with FMA3). */
+  relaxedSimd: boolean;
+  /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
+  simd: boolean;
+}
+
+/** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
+export interface AttentionGemmShape {
+  /** Query positions. */
+  seq: number;
+  /** Key/value positions. */
+  kvLen: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; must divide heads. */
+  kvHeads: number;
+  /** Dimension of one head. */
+  headDim: number;
+  /**
+   * Causal attention (query i sees keys j ≤ i + kvLen − seq; needs kvLen ≥ seq):
+   * attentionScores then leaves the scores above that diagonal 0 where whole
+   * tiles lie above it (the caller masks them in any case), and
+   * attentionValues expects p to be 0 there and skips work it would waste.
+   */
+  causal?: boolean;
+}
+
+/** The shape of {@linkcode causalAttention}. */
+export interface CausalAttentionShape {
+  /** Query positions (the last `seq` of the kvLen positions). */
+  seq: number;
+  /** Key/value positions; at least seq. */
+  kvLen: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; must divide heads. */
+  kvHeads: number;
+  /** Dimension of one head. */
+  headDim: number;
+  /** Keys each query sees, itself included; null or absent for all earlier ones. */
+  window?: number | null;
+  /** Multiplies the scores before the softmax; default headDim^-0.5. */
+  scale?: number;
+}
+
+function checkAttention(what: string, shape: AttentionGemmShape): AttentionGemmShape {
+  for (const name of ["seq", "kvLen", "heads", "kvHeads", "headDim"] as const) {
+    checkShape(what, name, shape[name]);
+  }
+  if (shape.causal && shape.kvLen < shape.seq) {
+    throw new CpuKernelError(
+      `${what}: causal attention needs kvLen (${shape.kvLen}) ≥ seq (${shape.seq})`,
+    );
+  }
+  if (shape.kvHeads === 0 || shape.heads % shape.kvHeads !== 0) {
+    throw new CpuKernelError(
+      `${what}: kvHeads (${shape.kvHeads}) must be positive and divide heads (${shape.heads})`,
+    );
+  }
+  return shape;
+}
+
+function checkShape(what: string, name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new CpuKernelError(`${what}: ${name} must be a non-negative integer, got ${value}`);
+  }
+}
+
+/** Arrays may be longer than their operand (pooled buffers): only the first `needed` floats are used. */
+function checkLength(what: string, name: string, array: Float32Array, needed: number): void {
+  if (!(array instanceof Float32Array)) {
+    throw new CpuKernelError(`${what}: ${name} must be a Float32Array`);
+  }
+  if (array.length < needed) {
+    throw new CpuKernelError(`${what}: ${name} holds ${array.length} floats, needs ${needed}`);
+  }
+}
+
+/**
+ * The float32 products on one memory and thread pool of their own; the
+ * module-level functions use a shared default instance.
+ *
+ * @example
+ * ```ts
+ * import { CpuGemm } from "./gemm.ts";
+ * const gemm = new CpuGemm({ threads: 2 });
+ * const h = new Float32Array(4);
+ * gemm.accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+ * console.log(h, gemm.info()); // Float32Array [10, 14, 14, 20] { threads: 2, … }
+ * gemm.close();
+ * ```
+ */
+export class CpuGemm {
+  readonly #rt: GemmRuntime;
+
+  /** @param options thread count and kernel build */
+  constructor(options: CpuGemmOptions = {}) {
+    this.#rt = new GemmRuntime(options);
+  }
+
+  /**
+   * y[m,n] = x[m,k] · w[n,k]ᵀ (row-major f32).
+   *
+   * @param x activations, m × k
+   * @param w weight, n × k (a linear layer's layout)
+   * @param out written when given (its first m*n floats), else allocated
+   * @returns y
+   */
+  matmulTransposed(
+    x: Float32Array,
+    w: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmulTransposed";
+    for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) checkShape(what, name, v);
+    checkLength(what, "x", x, m * k);
+    checkLength(what, "w", w, n * k);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    return this.#product(what, x, w, m, n, k, y, { aRowStride: k, bRowStride: 1, bColStride: k });
+  }
+
+  /**
+   * y[m,n] = a[m,k] · b[k,n] (row-major f32).
+   *
+   * @param a m × k
+   * @param b k × n
+   * @param out written when given (length m*n), else allocated
+   * @returns y
+   */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmul";
+    for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) checkShape(what, name, v);
+    checkLength(what, "a", a, m * k);
+    checkLength(what, "b", b, k * n);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    return this.#product(what, a, b, m, n, k, y, { aRowStride: k, bRowStride: n, bColStride: 1 });
+  }
+
+  /**
+   * h[k,k] += xᵀ·x for x[rows,k]. `h` must be symmetric on entry (a sum of
+   * Grams, or zeros): the upper triangle is accumulated and then copied onto
+   * the lower one, so the full symmetric matrix is written.
+   *
+   * @param h k × k accumulator, updated in place
+   * @param x rows × k
+   */
+  accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
+    const what = "accumulateGram";
+    checkShape(what, "rows", rows);
+    checkShape(what, "k", k);
+    checkLength(what, "h", h, k * k);
+    checkLength(what, "x", x, rows * k);
+    if (rows === 0 || k === 0) return;
+    const rt = this.#rt;
+    const xAt = rt.heapBase;
+    const hAt = align(xAt + rows * k * 4, 64);
+    rt.reserve(hAt + k * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
+    rt.f32(xAt, rows * k).set(x.subarray(0, rows * k));
+    rt.f32(hAt, k * k).set(h.subarray(0, k * k));
+    rt.run({
+      m: k,
+      n: k,
+      k: rows,
+      a: xAt,
+      aRowStride: 1,
+      aColStride: k,
+      b: xAt,
+      bRowStride: k,
+      bColStride: 1,
+      c: hAt,
+      ldc: k,
+      accumulate: true,
+      upper: true,
+    });
+    rt.mirrorUpper(hAt, k);
+    h.set(rt.f32(hAt, k * k));
+  }
+
+  /**
+   * Every head's attention scores, unscaled and unmasked:
+   * scores[h, i, j] = Σ_d q[i, h·D + d] · k[j, g·D + d] with g = ⌊h / (heads / kvHeads)⌋
+   * (grouped-query attention: consecutive query heads share a key head).
+   *
+   * @param q [seq, heads·D]
+   * @param k [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts and head dimension D
+   * @param out written when given (its first heads·seq·kvLen floats), else allocated
+   * @returns scores, [heads, seq, kvLen]
+   */
+  attentionScores(
+    q: Float32Array,
+    k: Float32Array,
+    shape: AttentionGemmShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "attentionScores";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, shape);
+    checkLength(what, "q", q, seq * heads * d);
+    checkLength(what, "k", k, kvLen * kvHeads * d);
+    const y = out ?? new Float32Array(heads * seq * kvLen);
+    checkLength(what, "out", y, heads * seq * kvLen);
+    return this.#batched(what, q, seq * heads * d, k, kvLen * kvHeads * d, y, heads * seq * kvLen, {
+      m: seq,
+      n: kvLen,
+      k: d,
+      aRowStride: heads * d,
+      aColStride: 1,
+      aBatchStride: d,
+      bRowStride: 1,
+      bColStride: kvHeads * d,
+      bBatchStride: d,
+      ldc: kvLen,
+      cBatchStride: seq * kvLen,
+      batch: heads,
+      bGroup: heads / kvHeads,
+      causal: shape.causal ? { kind: "scores", offset: kvLen - seq } : undefined,
+    });
+  }
+
+  /**
+   * Every head's attention output from its probabilities:
+   * out[i, h·D + d] = Σ_j p[h, i, j] · v[j, g·D + d] with g = ⌊h / (heads / kvHeads)⌋.
+   *
+   * @param p [heads, seq, kvLen]
+   * @param v [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts and head dimension D
+   * @param out written when given (its first seq·heads·D floats), else allocated
+   * @returns [seq, heads·D]
+   */
+  attentionValues(
+    p: Float32Array,
+    v: Float32Array,
+    shape: AttentionGemmShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "attentionValues";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, shape);
+    checkLength(what, "p", p, heads * seq * kvLen);
+    checkLength(what, "v", v, kvLen * kvHeads * d);
+    const y = out ?? new Float32Array(seq * heads * d);
+    checkLength(what, "out", y, seq * heads * d);
+    return this.#batched(what, p, heads * seq * kvLen, v, kvLen * kvHeads * d, y, seq * heads * d, {
+      m: seq,
+      n: d,
+      k: kvLen,
+      aRowStride: kvLen,
+      aColStride: 1,
+      aBatchStride: seq * kvLen,
+      bRowStride: kvHeads * d,
+      bColStride: 1,
+      bBatchStride: d,
+      ldc: heads * d,
+      cBatchStride: d,
+      batch: heads,
+      bGroup: heads / kvHeads,
+      causal: shape.causal ? { kind: "values", offset: kvLen - seq } : undefined,
+    });
+  }
+
+  /**
+   * Causal grouped-query attention of one sequence, every head at once:
+   * out[i, h·D:(h+1)·D] = Σ_j softmax_j(scale · q_i·k_j) · v_j over the keys
+   * query i sees (j ≤ i + kvLen − seq, and within `window` of it). Both
+   * products run as SIMD GEMM jobs (tiles wholly in the future skipped) and
+   * the softmax as a SIMD job (float32 sums; exp to about 1 ulp).
+   *
+   * @param q [seq, heads·D]
+   * @param k [kvLen, kvHeads·D]
+   * @param v [kvLen, kvHeads·D]
+   * @param shape sequence lengths, head counts, D, window and scale
+   * @param out written when given (its first seq·heads·D floats), else allocated
+   * @returns [seq, heads·D]
+   */
+  causalAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    shape: CausalAttentionShape,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "causalAttention";
+    const { seq, kvLen, heads, kvHeads, headDim: d } = checkAttention(what, {
+      ...shape,
+      causal: true,
+    });
+    const window = shape.window ?? 0;
+    if (!Number.isInteger(window) || window < 0) {
+      throw new CpuKernelError(`${what}: window must be a positive integer or null, got ${window}`);
+    }
+    const scale = shape.scale ?? 1 / Math.sqrt(d);
+    if (!(scale > 0) || !Number.isFinite(scale)) {
+      throw new CpuKernelError(`${what}: scale must be a positive number, got ${scale}`);
+    }
+    const qLength = seq * heads * d, kvLength = kvLen * kvHeads * d;
+    checkLength(what, "q", q, qLength);
+    checkLength(what, "k", k, kvLength);
+    checkLength(what, "v", v, kvLength);
+    const y = out ?? new Float32Array(qLength);
+    checkLength(what, "out", y, qLength);
+    if (qLength === 0) return y;
+    if (kvLen === 0 || d === 0) {
+      y.fill(0, 0, qLength);
+      return y;
+    }
+    const rt = this.#rt;
+    const qAt = rt.heapBase;
+    const kAt = align(qAt + qLength * 4, 64);
+    const vAt = align(kAt + kvLength * 4, 64);
+    const pAt = align(vAt + kvLength * 4, 64);
+    const oAt = align(pAt + heads * seq * kvLen * 4, 64);
+    rt.reserve(oAt + qLength * 4 - rt.heapBase, `${what} of ${heads} heads × ${seq} × ${kvLen}`);
+    rt.f32(qAt, qLength).set(q.subarray(0, qLength));
+    rt.f32(kAt, kvLength).set(k.subarray(0, kvLength));
+    rt.f32(vAt, kvLength).set(v.subarray(0, kvLength));
+    const group = heads / kvHeads;
+    rt.run({
+      m: seq,
+      n: kvLen,
+      k: d,
+      a: qAt,
+      aRowStride: heads * d,
+      aColStride: 1,
+      aBatchStride: d,
+      b: kAt,
+      bRowStride: 1,
+      bColStride: kvHeads * d,
+      bBatchStride: d,
+      c: pAt,
+      ldc: kvLen,
+      cBatchStride: seq * kvLen,
+      batch: heads,
+      bGroup: group,
+      accumulate: false,
+      upper: false,
+      causal: { kind: "scores", offset: kvLen - seq },
+    });
+    // Every row is rewritten whole (zeros outside its keys), tiles the
+    // scores skipped included.
+    rt.softmax({ p: pAt, heads, seq, kvLen, window, scale });
+    rt.run({
+      m: seq,
+      n: d,
+      k: kvLen,
+      a: pAt,
+      aRowStride: kvLen,
+      aColStride: 1,
+      aBatchStride: seq * kvLen,
+      b: vAt,
+      bRowStride: kvHeads * d,
+      bColStride: 1,
+      bBatchStride: d,
+      c: oAt,
+      ldc: heads * d,
+      cBatchStride: d,
+      batch: heads,
+      bGroup: group,
+      accumulate: false,
+      upper: false,
+      causal: { kind: "values", offset: kvLen - seq },
+    });
+    y.set(rt.f32(oAt, qLength));
+    return y;
+  }
+
+  /**
+   * y = silu(gate) · up element-wise (a SwiGLU MLP's activation), with a SIMD
+   * exp of about 1 ulp, on the calling thread.
+   *
+   * @param gate n floats
+   * @param up n floats
+   * @param n elements
+   * @param out written when given (its first n floats), else allocated
+   * @returns y
+   */
+  siluMul(gate: Float32Array, up: Float32Array, n: number, out?: Float32Array): Float32Array {
+    const what = "siluMul";
+    checkShape(what, "n", n);
+    checkLength(what, "gate", gate, n);
+    checkLength(what, "up", up, n);
+    const y = out ?? new Float32Array(n);
+    checkLength(what, "out", y, n);
+    if (n === 0) return y;
+    const rt = this.#rt;
+    const gAt = rt.heapBase;
+    const uAt = align(gAt + n * 4, 64);
+    const yAt = align(uAt + n * 4, 64);
+    rt.reserve(yAt + n * 4 - rt.heapBase, `${what} of ${n}`);
+    rt.f32(gAt, n).set(gate.subarray(0, n));
+    rt.f32(uAt, n).set(up.subarray(0, n));
+    rt.siluMul(gAt, uAt, yAt, n);
+    y.set(rt.f32(yAt, n));
+    return y;
+  }
+
+  /** @returns threads and kernel build in use */
+  info(): CpuKernelInfo {
+    return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
+  }
+
+  /** Column stripes run by worker threads so far: shows that the pool takes part. */
+  get workerTasks(): number {
+    return this.#rt.workerTasks;
+  }
+
+  /** Stops this instance's worker threads; it cannot be used afterwards. */
+  close(): void {
+    this.#rt.close();
+  }
+
+  #batched(
+    what: string,
+    a: Float32Array,
+    aLength: number,
+    b: Float32Array,
+    bLength: number,
+    y: Float32Array,
+    yLength: number,
+    job: Omit<GemmJob, "a" | "b" | "c" | "accumulate" | "upper">,
+  ): Float32Array {
+    if (yLength === 0) return y;
+    if (job.k === 0) {
+      y.fill(0, 0, yLength);
+      return y;
+    }
+    const rt = this.#rt;
+    const aAt = rt.heapBase;
+    const bAt = align(aAt + aLength * 4, 64);
+    const cAt = align(bAt + bLength * 4, 64);
+    rt.reserve(cAt + yLength * 4 - rt.heapBase, `${what} of ${job.batch} heads`);
+    rt.f32(aAt, aLength).set(a.subarray(0, aLength));
+    rt.f32(bAt, bLength).set(b.subarray(0, bLength));
+    // Causal scores leave tiles unwritten: make them 0, not an earlier call's data.
+    if (job.causal?.kind === "scores") rt.f32(cAt, yLength).fill(0);
+    rt.run({ ...job, a: aAt, b: bAt, c: cAt, accumulate: false, upper: false });
+    y.set(rt.f32(cAt, yLength));
+    return y;
+  }
+
+  #product(
+    what: string,
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    y: Float32Array,
+    strides: { aRowStride: number; bRowStride: number; bColStride: number },
+  ): Float32Array {
+    if (m === 0 || n === 0) return y;
+    if (k === 0) {
+      y.fill(0, 0, m * n);
+      return y;
+    }
+    const rt = this.#rt;
+    const aAt = rt.heapBase;
+    const bAt = align(aAt + m * k * 4, 64);
+    const cAt = align(bAt + n * k * 4, 64);
+    rt.reserve(cAt + m * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
+    rt.f32(aAt, m * k).set(a.subarray(0, m * k));
+    rt.f32(bAt, n * k).set(b.subarray(0, n * k));
+    rt.run({
+      m,
+      n,
+      k,
+      a: aAt,
+      aColStride: 1,
+      b: bAt,
+      c: cAt,
+      ldc: n,
+      accumulate: false,
+      upper: false,
+      ...strides,
+    });
+    y.set(rt.f32(cAt, m * n));
+    return y;
+  }
+}
+
+/**
+ * Makes a separate set of CPU kernels with its own memory and threads (for
+ * tests and benchmarks that compare thread counts or builds). Call `close()`
+ * when done.
+ *
+ * @example
+ * ```ts
+ * import { createCpuGemm } from "./gemm.ts";
+ * const gemm = createCpuGemm({ threads: 1, variant: "simd" });
+ * const y = gemm.matmul(new Float32Array([1, 2]), new Float32Array([3, 4]), 1, 1, 2);
+ * console.log(y[0]); // 11
+ * gemm.close();
+ * ```
+ *
+ * @param options thread count and kernel build
+ * @returns the instance
+ */
+export function createCpuGemm(options: CpuGemmOptions = {}): CpuGemm {
+  return new CpuGemm(options);
+}
+
+let shared: CpuGemm | undefined;
+
+function defaultGemm(): CpuGemm {
+  if (!shared) {
+    const env = Deno.env.get("LLMC_CPU_THREADS");
+    const threads = env === undefined ? undefined : Number(env);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+      throw new CpuKernelError(`LLMC_CPU_THREADS must be a positive integer, got "${env}"`);
+    }
+    shared = new CpuGemm({ threads });
+  }
+  return shared;
+}
+
+/**
+ * y[m,n] = x[m,k] · w[n,k]ᵀ (row-major f32). Writes into `out` when given (length m*n), else allocates.
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposed } from "./gemm.ts";
+ * const y = matmulTransposed(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+ * console.log(y); // Float32Array [11, 17]
+ * ```
+ *
+ * @param x m × k
+ * @param w n × k
+ * @param m rows of x
+ * @param n rows of w
+ * @param k shared inner dimension
+ * @param out optional destination, length m*n
+ * @returns y, m × n
+ */
+export function matmulTransposed(
+  x: Float32Array,
+  w: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmulTransposed(x, w, m, n, k, out);
+}
+
+/**
+ * y[m,n] = a[m,k] · b[k,n] (row-major f32).
+ *
+ * @example
+ * ```ts
+ * import { matmul } from "./gemm.ts";
+ * const y = matmul(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+ * console.log(y); // Float32Array [13, 16]
+ * ```
+ *
+ * @param a m × k
+ * @param b k × n
+ * @param m rows of a
+ * @param n columns of b
+ * @param k shared inner dimension
+ * @param out optional destination, length m*n
+ * @returns y, m × n
+ */
+export function matmul(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmul(a, b, m, n, k, out);
+}
+
+/**
+ * h[k,k] += xᵀ·x for x[rows,k] (the Hessian / Gram update; the full symmetric matrix is written).
+ * `h` must be symmetric on entry, as every sum of Grams is.
+ *
+ * @example
+ * ```ts
+ * import { accumulateGram } from "./gemm.ts";
+ * const h = new Float32Array(4);
+ * accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+ * console.log(h); // Float32Array [10, 14, 14, 20]
+ * ```
+ *
+ * @param h k × k, symmetric, updated in place
+ * @param x rows × k
+ * @param rows rows of x
+ * @param k columns of x
+ */
+export function accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
+  defaultGemm().accumulateGram(h, x, rows, k);
+}
+
+/**
+ * Every head's attention scores, unscaled and unmasked: scores[h, i, j] =
+ * q[i, h·D:(h+1)·D] · k[j, g·D:(g+1)·D], g = ⌊h / (heads / kvHeads)⌋.
+ *
+ * @example
+ * ```ts
+ * import { attentionScores } from "./gemm.ts";
+ * // one head of dimension 2, two positions
+ * const s = attentionScores(
+ *   new Float32Array([1, 0, 0, 1]),
+ *   new Float32Array([1, 2, 3, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 2 },
+ * );
+ * console.log(s); // Float32Array [1, 3, 2, 4]
+ * ```
+ *
+ * @param q [seq, heads·D]
+ * @param k [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts and D
+ * @param out optional destination
+ * @returns [heads, seq, kvLen]
+ */
+export function attentionScores(
+  q: Float32Array,
+  k: Float32Array,
+  shape: AttentionGemmShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().attentionScores(q, k, shape, out);
+}
+
+/**
+ * Every head's attention output: out[i, h·D + d] = Σ_j p[h, i, j] · v[j, g·D + d],
+ * g = ⌊h / (heads / kvHeads)⌋.
+ *
+ * @example
+ * ```ts
+ * import { attentionValues } from "./gemm.ts";
+ * const o = attentionValues(
+ *   new Float32Array([1, 0, 0.5, 0.5]),
+ *   new Float32Array([1, 2, 3, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 2 },
+ * );
+ * console.log(o); // Float32Array [1, 2, 2, 3]
+ * ```
+ *
+ * @param p [heads, seq, kvLen]
+ * @param v [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts and D
+ * @param out optional destination
+ * @returns [seq, heads·D]
+ */
+export function attentionValues(
+  p: Float32Array,
+  v: Float32Array,
+  shape: AttentionGemmShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().attentionValues(p, v, shape, out);
+}
+
+/**
+ * Causal grouped-query attention of one sequence, every head at once (see
+ * {@linkcode CpuGemm.causalAttention}).
+ *
+ * @example
+ * ```ts
+ * import { causalAttention } from "./gemm.ts";
+ * // one head of dimension 1, two positions: the second query weighs both keys
+ * const o = causalAttention(
+ *   new Float32Array([0, 0]),
+ *   new Float32Array([1, 1]),
+ *   new Float32Array([2, 4]),
+ *   { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 1 },
+ * );
+ * console.log(o); // Float32Array [2, 3]
+ * ```
+ *
+ * @param q [seq, heads·D]
+ * @param k [kvLen, kvHeads·D]
+ * @param v [kvLen, kvHeads·D]
+ * @param shape sequence lengths, head counts, D, window and scale
+ * @param out optional destination
+ * @returns [seq, heads·D]
+ */
+export function causalAttention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  shape: CausalAttentionShape,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().causalAttention(q, k, v, shape, out);
+}
+
+/**
+ * y = silu(gate) · up element-wise (see {@linkcode CpuGemm.siluMul}).
+ *
+ * @example
+ * ```ts
+ * import { siluMul } from "./gemm.ts";
+ * const y = siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2);
+ * console.log(y); // Float32Array [0, 1.4621172]
+ * ```
+ *
+ * @param gate n floats
+ * @param up n floats
+ * @param n elements
+ * @param out optional destination
+ * @returns y
+ */
+export function siluMul(
+  gate: Float32Array,
+  up: Float32Array,
+  n: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().siluMul(gate, up, n, out);
+}
+
+/**
+ * Threads in use and whether relaxed-SIMD FMA is used, for banners and benches.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernelInfo } from "./gemm.ts";
+ * const { threads, relaxedSimd } = cpuKernelInfo();
+ * console.log(`${threads} threads, relaxed SIMD: ${relaxedSimd}`);
+ * ```
+ *
+ * @returns the default instance's threads and kernel build
+ */
+export function cpuKernelInfo(): { threads: number; relaxedSimd: boolean; simd: boolean } {
+  return defaultGemm().info();
+}

@@ -1,0 +1,467 @@
+// gemm.c: single-precision GEMM for wasm32 + 128-bit SIMD, shared by threads.
+//
+//   C[m,n] (+)= A[m,k] · B[k,n]
+//
+// A and B are read through element strides, so one routine serves all three
+// callers in src/engine/cpu/gemm.ts:
+//   matmulTransposed  y = x · wᵀ   A(i,p) = x[i*k + p]   B(p,j) = w[j*k + p]
+//   matmul            y = a · b    A(i,p) = a[i*k + p]   B(p,j) = b[p*n + j]
+//   accumulateGram    h += xᵀ · x  A(i,p) = x[p*k + i]   B(p,j) = x[p*k + j]
+//
+// A job may hold a batch of such products at fixed element strides (the heads
+// of attention). Blocking (Goto/BLIS order). Each output is cut into column
+// stripes of width `nc`; each stripe of each batch is one task, claimed by whichever thread is free (an atomic
+// counter in the job block), which balances the load when a core is busy with
+// something else. In a stripe, for each KC-deep slice of k, B's slice is packed
+// into NR-wide micro-panels (KC × NR floats, contiguous, zero-padded); then for
+// each block of MC rows, A's block is packed into MR-tall micro-panels and
+// every MR × NR tile runs the micro-kernel: the B micro-panel stays in L1
+// while the packed block of A (MC × KC, 128 KiB) stays in L2.
+//
+// Micro-kernel: MR × NR = 4 × 8 outputs in eight f32x4 accumulators; per k
+// step two B vector loads, four broadcasts (`v128.load32_splat`) and eight
+// multiply-adds. Eleven live vector registers, which V8's x64 code generator
+// keeps in xmm registers: alone it runs 36.7 GFLOP per CPU-second on a Zen 2
+// core at 2.45 GHz (94 % of its 128-bit FMA peak). 6 × 8 (fifteen registers)
+// measured 19 and 5 × 8 16: V8 spills them.
+//
+// Fused multiply-add: built with -mrelaxed-simd, MADD is f32x4.relaxed_madd,
+// which V8 lowers to vfmadd231ps on CPUs with FMA3. The plain build multiplies
+// and adds (two roundings); the loader picks the relaxed build when the runtime
+// validates it.
+//
+// Threads: every thread instantiates this module on the same shared memory and
+// calls gemm_run(job, gen, tid); the code uses no globals and has no data, and it
+// never touches the C stack (all scratch lives in the per-thread region the job
+// names), so instances cannot step on each other.
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define MR 4
+#define NR 8
+#define KC 256
+#define MC 128
+
+#ifdef __wasm_relaxed_simd__
+#define MADD(a, b, c) __builtin_wasm_relaxed_madd_f32x4((a), (b), (c))
+#else
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+#endif
+
+// The job block, int32 slots in linear memory. gemm.ts writes every field
+// except CLAIM/DONE's progress, then publishes the job by storing CLAIM last.
+enum {
+  J_CLAIM = 0,    // (gen << 16) | next unclaimed task
+  J_DONE = 1,     // tasks finished
+  J_WAKE = 2,     // workers wait on this word (gemm.ts only)
+  J_NTASKS = 3,   // batches × stripes per batch
+  J_M = 4,
+  J_N = 5,
+  J_K = 6,
+  J_A = 7,        // byte address of A
+  J_A_RS = 8,     // A(i,p) = a[i*A_RS + p*A_CS]
+  J_A_CS = 9,
+  J_B = 10,
+  J_B_RS = 11,    // B(p,j) = b[p*B_RS + j*B_CS]
+  J_B_CS = 12,
+  J_C = 13,
+  J_LDC = 14,     // C(i,j) = c[i*LDC + j]
+  J_ACCUMULATE = 15,  // 1: C += A·B, 0: C = A·B
+  J_UPPER = 16,   // 1: only tiles that touch the upper triangle (i < stripe end)
+  J_NC = 17,      // stripe width, a multiple of NR
+  J_SCRATCH = 18, // byte address of thread 0's scratch region
+  J_SCRATCH_STRIDE = 19,  // bytes between threads' scratch regions
+  // 20..22: FAILED, STOP, WORKER_TASKS (gemm.ts only)
+  J_NSTRIPES = 23,  // column stripes per batch
+  J_A_BS = 24,      // batch b uses A + b*A_BS, C + b*C_BS (elements)
+  J_B_BS = 25,      // ... and B + (b / B_GROUP)*B_BS: B_GROUP batches share
+  J_C_BS = 26,      //     one B (grouped-query attention's key/value heads)
+  J_B_GROUP = 27,
+  J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
+  J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
+  J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax)
+  J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
+  J_SCALE = 32,          // softmax: the score scale, as float32 bits
+};
+
+// The hot routines stay separate wasm functions: V8 first runs a module
+// through its baseline compiler (Liftoff, several times slower here) and
+// optimizes one function at a time, and a call already running keeps its
+// code. As separate functions, the micro-kernel is optimized after its first
+// calls and later tiles of the same product use the fast code; inlined into
+// one large function, a whole first product ran at baseline speed (84 ms
+// instead of 9 at 512³).
+#define NOINLINE __attribute__((noinline))
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+// Claims the next task of generation `gen`; -1 when there is none (all
+// claimed, or the job has moved on to a newer generation).
+static int claim(int32_t* job, int gen) {
+  int32_t cur = __atomic_load_n(&job[J_CLAIM], __ATOMIC_SEQ_CST);
+  for (;;) {
+    if ((cur >> 16) != gen) return -1;
+    if ((cur & 0xffff) >= job[J_NTASKS]) return -1;
+    if (__atomic_compare_exchange_n(&job[J_CLAIM], &cur, cur + 1, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+      return cur & 0xffff;
+    }
+  }
+}
+
+// 4x4 transpose of rows r0..r3 (lanes = consecutive p) into columns.
+#define TRANSPOSE4(r0, r1, r2, r3)                       \
+  do {                                                    \
+    v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);   \
+    v128_t t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);   \
+    v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);   \
+    v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);   \
+    r0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);          \
+    r1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);          \
+    r2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);          \
+    r3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);          \
+  } while (0)
+
+// Packs B(p, j) for p < kc, j < nc into NR-wide micro-panels:
+// dst[(j / NR) * kc * NR + p * NR + j % NR], columns past nc zero.
+NOINLINE static void pack_b(const float* b, int rs, int cs, int kc, int nc, float* dst) {
+  for (int jr = 0; jr < nc; jr += NR) {
+    const float* src = b + jr * cs;
+    const int cols = min_int(NR, nc - jr);
+    if (cols == NR && cs == 1) {
+      // Rows of B are contiguous (matmul, Gram): copy two vectors per p.
+      for (int p = 0; p < kc; p++) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        wasm_v128_store(dst + 4, wasm_v128_load(src + 4));
+        src += rs;
+        dst += NR;
+      }
+    } else if (cols == NR && rs == 1) {
+      // Columns of B are contiguous (w[n,k] of matmulTransposed): transpose
+      // 4 × 4 blocks from the eight source rows.
+      int p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        for (int h = 0; h < NR; h += 4) {
+          v128_t r0 = wasm_v128_load(src + (h + 0) * cs + p);
+          v128_t r1 = wasm_v128_load(src + (h + 1) * cs + p);
+          v128_t r2 = wasm_v128_load(src + (h + 2) * cs + p);
+          v128_t r3 = wasm_v128_load(src + (h + 3) * cs + p);
+          TRANSPOSE4(r0, r1, r2, r3);
+          wasm_v128_store(dst + 0 * NR + h, r0);
+          wasm_v128_store(dst + 1 * NR + h, r1);
+          wasm_v128_store(dst + 2 * NR + h, r2);
+          wasm_v128_store(dst + 3 * NR + h, r3);
+        }
+        dst += 4 * NR;
+      }
+      for (; p < kc; p++) {
+        for (int jj = 0; jj < NR; jj++) dst[jj] = src[jj * cs + p];
+        dst += NR;
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int jj = 0; jj < NR; jj++) dst[jj] = jj < cols ? src[p * rs + jj * cs] : 0.0f;
+        dst += NR;
+      }
+    }
+  }
+}
+
+// Packs A(i, p) for i < mc, p < kc into MR-tall micro-panels:
+// dst[(i / MR) * kc * MR + p * MR + i % MR], rows past mc zero. Packing keeps
+// the micro-kernel's reads contiguous; reading rows of A in place instead ran
+// at half speed at k = 1024, whose 4 KiB row stride maps every row onto the
+// same cache sets.
+NOINLINE static void pack_a(const float* a, int rs, int cs, int mc, int kc, float* dst) {
+  for (int ir = 0; ir < mc; ir += MR) {
+    const float* src = a + ir * rs;
+    const int rows = min_int(MR, mc - ir);
+    if (rows == MR && rs == 1) {
+      // Columns of A are contiguous (Gram): one vector per p.
+      for (int p = 0; p < kc; p++) {
+        wasm_v128_store(dst, wasm_v128_load(src));
+        src += cs;
+        dst += MR;
+      }
+    } else if (rows == MR && cs == 1) {
+      // Rows of A are contiguous (x of matmul / matmulTransposed): transpose 4 × 4.
+      int p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        v128_t r0 = wasm_v128_load(src + p);
+        v128_t r1 = wasm_v128_load(src + rs + p);
+        v128_t r2 = wasm_v128_load(src + 2 * rs + p);
+        v128_t r3 = wasm_v128_load(src + 3 * rs + p);
+        TRANSPOSE4(r0, r1, r2, r3);
+        wasm_v128_store(dst, r0);
+        wasm_v128_store(dst + 4, r1);
+        wasm_v128_store(dst + 8, r2);
+        wasm_v128_store(dst + 12, r3);
+        dst += 4 * MR;
+      }
+      for (; p < kc; p++) {
+        for (int ii = 0; ii < MR; ii++) dst[ii] = src[ii * rs + p];
+        dst += MR;
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        for (int ii = 0; ii < MR; ii++) dst[ii] = ii < rows ? src[ii * rs + p * cs] : 0.0f;
+        dst += MR;
+      }
+    }
+  }
+}
+
+// C[rows, cols] (+)= Apanel[kc, MR] · Bpanel[kc, NR] for one tile; the panels'
+// padding rows and columns are zeros and their results are dropped. `edge` is
+// MR*NR floats of scratch.
+NOINLINE static void micro_4x8(int kc, const float* a, int rows, const float* b, float* c, int ldc,
+                      int cols, int store, float* edge) {
+  v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00;
+  v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int p = 0; p < kc; p++) {
+    const v128_t b0 = wasm_v128_load(b);
+    const v128_t b1 = wasm_v128_load(b + 4);
+    v128_t x = wasm_v128_load32_splat(a);
+    c00 = MADD(x, b0, c00);
+    c01 = MADD(x, b1, c01);
+    x = wasm_v128_load32_splat(a + 1);
+    c10 = MADD(x, b0, c10);
+    c11 = MADD(x, b1, c11);
+    x = wasm_v128_load32_splat(a + 2);
+    c20 = MADD(x, b0, c20);
+    c21 = MADD(x, b1, c21);
+    x = wasm_v128_load32_splat(a + 3);
+    c30 = MADD(x, b0, c30);
+    c31 = MADD(x, b1, c31);
+    a += MR;
+    b += NR;
+  }
+  if (rows == MR && cols == NR) {
+    float* r0 = c;
+    float* r1 = c + ldc;
+    float* r2 = c + 2 * ldc;
+    float* r3 = c + 3 * ldc;
+    if (!store) {
+      c00 = wasm_f32x4_add(c00, wasm_v128_load(r0));
+      c01 = wasm_f32x4_add(c01, wasm_v128_load(r0 + 4));
+      c10 = wasm_f32x4_add(c10, wasm_v128_load(r1));
+      c11 = wasm_f32x4_add(c11, wasm_v128_load(r1 + 4));
+      c20 = wasm_f32x4_add(c20, wasm_v128_load(r2));
+      c21 = wasm_f32x4_add(c21, wasm_v128_load(r2 + 4));
+      c30 = wasm_f32x4_add(c30, wasm_v128_load(r3));
+      c31 = wasm_f32x4_add(c31, wasm_v128_load(r3 + 4));
+    }
+    wasm_v128_store(r0, c00);
+    wasm_v128_store(r0 + 4, c01);
+    wasm_v128_store(r1, c10);
+    wasm_v128_store(r1 + 4, c11);
+    wasm_v128_store(r2, c20);
+    wasm_v128_store(r2 + 4, c21);
+    wasm_v128_store(r3, c30);
+    wasm_v128_store(r3 + 4, c31);
+    return;
+  }
+  wasm_v128_store(edge + 0, c00);
+  wasm_v128_store(edge + 4, c01);
+  wasm_v128_store(edge + 8, c10);
+  wasm_v128_store(edge + 12, c11);
+  wasm_v128_store(edge + 16, c20);
+  wasm_v128_store(edge + 20, c21);
+  wasm_v128_store(edge + 24, c30);
+  wasm_v128_store(edge + 28, c31);
+  for (int i = 0; i < rows; i++) {
+    for (int j = 0; j < cols; j++) {
+      const float v = edge[i * NR + j];
+      c[i * ldc + j] = store ? v : c[i * ldc + j] + v;
+    }
+  }
+}
+
+// One task: the column stripe [j0, j1) of batch `batch`'s C, every k slice.
+NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float* pack,
+                       float* pack_a_buf, float* edge) {
+  const int m = job[J_M], n = job[J_N], k = job[J_K];
+  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A] + batch * job[J_A_BS];
+  const float* b =
+      (const float*)(uintptr_t)(uint32_t)job[J_B] + (batch / job[J_B_GROUP]) * job[J_B_BS];
+  float* c = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
+  const int a_rs = job[J_A_RS], a_cs = job[J_A_CS];
+  const int b_rs = job[J_B_RS], b_cs = job[J_B_CS];
+  const int ldc = job[J_LDC], nc = job[J_NC];
+  const int j0 = stripe * nc;
+  const int j1 = min_int(j0 + nc, n);
+  // For a symmetric result only rows above the stripe's end are needed.
+  const int m_end = job[J_UPPER] ? min_int(m, j1) : m;
+  // Causal attention scores: rows whose keys in this stripe all lie in their
+  // future are skipped (the caller masks them anyway).
+  const int causal = job[J_CAUSAL], offset = job[J_CAUSAL_OFFSET];
+  int m_begin = 0;
+  if (causal == 1 && j0 - offset > 0) m_begin = min_int(m_end, (j0 - offset) / MR * MR);
+  for (int pc = 0; pc < k; pc += KC) {
+    const int kc = min_int(KC, k - pc);
+    const int store = pc == 0 && !job[J_ACCUMULATE];
+    pack_b(b + pc * b_rs + j0 * b_cs, b_rs, b_cs, kc, j1 - j0, pack);
+    // MC rows of A (MC × KC floats, 128 KiB) stay in L2 while every micro-panel
+    // of the stripe passes over them.
+    for (int ic = m_begin; ic < m_end; ic += MC) {
+      const int mc = min_int(MC, m_end - ic);
+      // Causal attention values: a k slice that lies wholly in the future of
+      // every row of the block only adds the probabilities' zeros.
+      if (causal == 2 && pc > ic + mc - 1 + offset) continue;
+      pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
+      for (int jr = j0; jr < j1; jr += NR) {
+        const float* panel = pack + (jr - j0) * kc;
+        const int cols = min_int(NR, j1 - jr);
+        for (int ir = 0; ir < mc; ir += MR) {
+          micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
+                    c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
+        }
+      }
+    }
+  }
+}
+
+// exp(x) for x <= 0 (softmax arguments), Cephes expf: x = n·ln 2 + r with
+// |r| <= ln 2 / 2 (ln 2 split in two for an exact n·ln 2), a degree-6
+// polynomial for e^r, then 2^n through the exponent bits. About 1 ulp;
+// arguments below -87.3 give 0. n comes from adding 1.5·2²³, which rounds
+// x·log2(e) to an integer held in the low mantissa bits (cheaper in V8 than
+// f32x4.nearest plus a saturating conversion).
+static inline v128_t exp_nonpositive(v128_t x) {
+  const v128_t lo = wasm_f32x4_splat(-87.33654f);
+  const v128_t underflow = wasm_f32x4_lt(x, lo);
+  x = wasm_f32x4_max(x, lo);
+  const v128_t magic = wasm_f32x4_splat(12582912.0f);  // 1.5 · 2^23
+  const v128_t t = MADD(x, wasm_f32x4_splat(1.44269504088896341f), magic);
+  const v128_t n = wasm_f32x4_sub(t, magic);
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
+  y = MADD(y, r, wasm_f32x4_splat(1.3981999507e-3f));
+  y = MADD(y, r, wasm_f32x4_splat(8.3334519073e-3f));
+  y = MADD(y, r, wasm_f32x4_splat(4.1665795894e-2f));
+  y = MADD(y, r, wasm_f32x4_splat(1.6666665459e-1f));
+  y = MADD(y, r, wasm_f32x4_splat(5.0000001201e-1f));
+  y = MADD(y, wasm_f32x4_mul(r, r), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
+  // 2^n for n in [-126, 0]: t's bits are 0x4B400000 + n; the biased exponent
+  // n + 127 shifted into place.
+  const v128_t two_n = wasm_i32x4_shl(wasm_i32x4_sub(t, wasm_i32x4_splat(0x4B400000 - 127)), 23);
+  return wasm_v128_andnot(wasm_f32x4_mul(y, two_n), underflow);
+}
+
+// One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
+// over the visible keys [first, last], 0 elsewhere in [0, len).
+NOINLINE static void softmax_row(float* p, int first, int last, int len, float scale) {
+  const v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
+  v128_t mv = minus_inf;
+  int j = first;
+  for (; j + 4 <= last + 1; j += 4) mv = wasm_f32x4_max(mv, wasm_v128_load(p + j));
+  const float m0 = wasm_f32x4_extract_lane(mv, 0), m1 = wasm_f32x4_extract_lane(mv, 1);
+  const float m2 = wasm_f32x4_extract_lane(mv, 2), m3 = wasm_f32x4_extract_lane(mv, 3);
+  float max = m0 > m1 ? m0 : m1;
+  max = max > m2 ? max : m2;
+  max = max > m3 ? max : m3;
+  for (; j <= last; j++) max = p[j] > max ? p[j] : max;
+  // scale > 0, so the largest scaled score is scale · max.
+  const v128_t vscale = wasm_f32x4_splat(scale);
+  const v128_t vshift = wasm_f32x4_splat(scale * max);
+  v128_t sv = wasm_f32x4_splat(0.0f);
+  j = first;
+  for (; j + 4 <= last + 1; j += 4) {
+    const v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(p + j), vscale), vshift));
+    wasm_v128_store(p + j, e);
+    sv = wasm_f32x4_add(sv, e);
+  }
+  float sum = wasm_f32x4_extract_lane(sv, 0) + wasm_f32x4_extract_lane(sv, 1) +
+              wasm_f32x4_extract_lane(sv, 2) + wasm_f32x4_extract_lane(sv, 3);
+  for (; j <= last; j++) {
+    const v128_t e = exp_nonpositive(wasm_f32x4_splat(p[j] * scale - scale * max));
+    p[j] = wasm_f32x4_extract_lane(e, 0);
+    sum += p[j];
+  }
+  const v128_t inv = wasm_f32x4_splat(1.0f / sum);
+  j = first;
+  for (; j + 4 <= last + 1; j += 4) wasm_v128_store(p + j, wasm_f32x4_mul(wasm_v128_load(p + j), inv));
+  for (; j <= last; j++) p[j] *= 1.0f / sum;
+  for (j = 0; j < first; j++) p[j] = 0.0f;
+  for (j = last + 1; j < len; j++) p[j] = 0.0f;
+}
+
+// One softmax task: rows [r0, r1) of head `batch`'s scores [seq, kvLen]:
+// query i sees keys (i + offset - window, i + offset], offset = kvLen - seq.
+NOINLINE static void run_softmax(const int32_t* job, int batch, int chunk) {
+  const int seq = job[J_M], len = job[J_N], rows = job[J_NC];
+  const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
+  union { int32_t i; float f; } bits = {job[J_SCALE]};
+  float* p = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
+  const int r0 = chunk * rows, r1 = min_int(seq, r0 + rows);
+  for (int i = r0; i < r1; i++) {
+    const int last = min_int(len - 1, i + offset);
+    int first = window > 0 ? last - window + 1 : 0;
+    if (first < 0) first = 0;
+    softmax_row(p + i * len, first, last, len, bits.f);
+  }
+}
+
+// y = silu(g) · u element-wise (a SwiGLU MLP's activation): silu(g) =
+// g · sigmoid(g), sigmoid from e = exp(-|g|) <= 1 as 1 / (1 + e) for g >= 0
+// and e / (1 + e) below, so exp never overflows.
+__attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const float* u, float* y,
+                                                        int n) {
+  const v128_t one = wasm_f32x4_splat(1.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t gv = wasm_v128_load(g + i);
+    const v128_t e = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(gv)));
+    const v128_t num = wasm_v128_bitselect(one, e, wasm_f32x4_ge(gv, wasm_f32x4_splat(0.0f)));
+    const v128_t sig = wasm_f32x4_div(num, wasm_f32x4_add(one, e));
+    wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_mul(gv, sig), wasm_v128_load(u + i)));
+  }
+  for (; i < n; i++) {
+    const float e = wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(g[i] < 0 ? g[i] : -g[i])), 0);
+    const float sig = (g[i] >= 0 ? 1.0f : e) / (1.0f + e);
+    y[i] = g[i] * sig * u[i];
+  }
+}
+
+// Runs tasks of job generation `gen` until none is left and returns how many
+// it ran. Thread `tid` uses
+// scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
+// MR * NR of edge tile.
+__attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int tid) {
+  for (int ran = 0;; ran++) {
+    const int task = claim(job, gen);
+    if (task < 0) return ran;
+    const uint32_t scratch = (uint32_t)job[J_SCRATCH] + (uint32_t)tid * (uint32_t)job[J_SCRATCH_STRIDE];
+    float* pack = (float*)(uintptr_t)scratch;  // KC × nc, packed B
+    float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A
+    float* edge = pack_a_buf + MC * KC;           // MR × NR
+    const int nstripes = job[J_NSTRIPES];
+    const int batch = task / nstripes;
+    if (job[J_OP] == 1) {
+      run_softmax(job, batch, task % nstripes);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    // Largest stripes first when only the upper triangle is computed.
+    const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
+    run_stripe(job, batch, stripe, pack, pack_a_buf, edge);
+    __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+// h[i][j] = h[j][i] for i > j: completes a symmetric result of which the
+// upper triangle (and the diagonal blocks) were computed. Blocked for cache.
+__attribute__((export_name("mirror_upper"))) void mirror_upper(float* h, int n) {
+  const int B = 32;
+  for (int ib = 0; ib < n; ib += B) {
+    for (int jb = 0; jb <= ib; jb += B) {
+      const int i_end = min_int(ib + B, n);
+      for (int i = ib; i < i_end; i++) {
+        const int j_end = min_int(jb + B, i);
+        for (int j = jb; j < j_end; j++) h[i * n + j] = h[j * n + i];
+      }
+    }
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * The CPU engine: {@link Engine} on host arrays. Matmuls go through
+ * `cpu/gemm.ts` (the WebAssembly SIMD kernels), and so does attention
+ * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs) and the SwiGLU
+ * activation (`siluMul`, whose exp costs too much in TypeScript); the other
+ * element-wise ops, norms, RoPE and the log-softmax are plain TypeScript
+ * loops, where the cost is memory traffic rather than arithmetic.
+ *
+ * Arithmetic: values are stored as float32 like the WGSL kernels store
+ * them; the SIMD kernels accumulate in float32 (fused multiply-add where
+ * the runtime has it, attention's softmax sums too), the other reductions
+ * (norm sums) in float64, so results agree with the WebGPU engine to
+ * float32 rounding, not bit for bit.
+ *
+ * Ops run eagerly when called; `flush` has nothing to start and `read`
+ * resolves at once with copies.
+ *
+ * @module
+ */
+
+import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
+import type {
+  AccumulateOptions,
+  AttentionShape,
+  Engine,
+  HostArray,
+  RowReduction,
+  Tensor,
+  TensorDType,
+} from "./engine.ts";
+import { EngineError } from "./engine_error.ts";
+
+/**
+ * A tensor of the {@link CpuEngine}: a host array and its shape.
+ *
+ * @example
+ * ```ts
+ * import { CpuTensor } from "./cpu_engine.ts";
+ * const t = new CpuTensor(new Float32Array(6), [2, 3]);
+ * console.assert(t.numel === 6 && t.dtype === "f32");
+ * ```
+ */
+export class CpuTensor implements Tensor {
+  #data: HostArray | null;
+
+  /**
+   * @param data the values (kept, not copied)
+   * @param shape dimensions; their product must be `data.length`
+   */
+  constructor(data: HostArray, readonly shape: readonly number[]) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== data.length) {
+      throw new EngineError(`CpuTensor: shape [${shape}] needs ${n} values, got ${data.length}`);
+    }
+    this.#data = data;
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Element type. */
+  get dtype(): TensorDType {
+    const d = this.data;
+    return d instanceof Float32Array ? "f32" : d instanceof Int32Array ? "i32" : "u32";
+  }
+
+  /** The values; throws after destroy. */
+  get data(): HostArray {
+    if (this.#data === null) throw new EngineError(`use of a destroyed tensor [${this.shape}]`);
+    return this.#data;
+  }
+
+  /** Whether destroy() was called. */
+  get destroyed(): boolean {
+    return this.#data === null;
+  }
+
+  /** Drops the values. */
+  destroy(): void {
+    this.#data = null;
+  }
+}
+
+/**
+ * {@link Engine} on the host CPU.
+ *
+ * @example
+ * ```ts
+ * import { CpuEngine } from "./cpu_engine.ts";
+ * const engine = new CpuEngine();
+ * const x = engine.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const [y] = await engine.read([engine.matmul(x, x)]);
+ * console.assert(y.join() === "5,11,11,25");
+ * ```
+ */
+export class CpuEngine implements Engine {
+  readonly kind = "cpu" as const;
+  /** No device limit: typed arrays cap a tensor at 2³¹ − 1 floats. */
+  readonly maxTensorBytes = (2 ** 31 - 1) * 4;
+
+  /** The CPU and how the kernels use it. */
+  get description(): string {
+    const info = cpuKernelInfo();
+    const simd = info.relaxedSimd ? "relaxed SIMD" : info.simd ? "SIMD" : "scalar TypeScript";
+    return `CPU (${navigator.hardwareConcurrency} logical cores, ${Deno.build.arch}), ` +
+      `gemm: ${simd}, ${info.threads} thread${info.threads === 1 ? "" : "s"}`;
+  }
+
+  upload(data: HostArray, shape: readonly number[]): CpuTensor {
+    return new CpuTensor(data.slice(), [...shape]);
+  }
+
+  uploadWeight(data: Float32Array, shape: readonly [number, number]): CpuTensor {
+    return this.upload(data, shape);
+  }
+
+  allocate(shape: readonly number[]): CpuTensor {
+    return new CpuTensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]);
+  }
+
+  read(tensors: readonly Tensor[]): Promise<HostArray[]> {
+    try {
+      return Promise.resolve(tensors.map((t) => cpu(t, "read").data.slice()));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): CpuTensor {
+    const xs = f32(x, "matmul");
+    const ws = f32(w, "matmul");
+    if (x.shape.length < 1 || w.shape.length !== 2) {
+      throw new EngineError(
+        `matmul: expected x [..., K] and w [N, K], got [${x.shape}] and [${w.shape}]`,
+      );
+    }
+    const [n, k] = w.shape;
+    if (x.shape[x.shape.length - 1] !== k) {
+      throw new EngineError(`matmul: x [${x.shape}] and w [${w.shape}] disagree on K`);
+    }
+    const m = x.numel / k;
+    const y = matmulTransposed(xs, ws, m, n, k);
+    if (bias !== undefined) {
+      const b = f32(bias, "matmul");
+      if (b.length !== n) throw new EngineError(`matmul: bias [${bias.shape}] must be [${n}]`);
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
+    }
+    return new CpuTensor(y, [...x.shape.slice(0, -1), n]);
+  }
+
+  add(a: Tensor, b: Tensor): CpuTensor {
+    const as = f32(a, "add");
+    const bs = f32(b, "add");
+    const suffix = a.shape.slice(a.shape.length - b.shape.length);
+    if (b.shape.length > a.shape.length || suffix.some((d, i) => d !== b.shape[i])) {
+      throw new EngineError(`add: b [${b.shape}] must equal a [${a.shape}] or its trailing dims`);
+    }
+    const y = new Float32Array(as.length);
+    const nb = Math.max(bs.length, 1);
+    for (let i = 0; i < as.length; i++) y[i] = as[i] + bs[i % nb];
+    return new CpuTensor(y, [...a.shape]);
+  }
+
+  rmsnorm(x: Tensor, weight: Tensor, eps: number): CpuTensor {
+    const xs = f32(x, "rmsnorm");
+    const w = f32(weight, "rmsnorm");
+    const cols = w.length;
+    const rows = xs.length / cols;
+    if (!Number.isInteger(rows)) {
+      throw new EngineError(`rmsnorm: [${x.shape}] is not a whole number of rows of ${cols}`);
+    }
+    const y = new Float32Array(xs.length);
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      let ss = 0;
+      for (let c = 0; c < cols; c++) ss += xs[base + c] * xs[base + c];
+      const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / cols) + eps));
+      for (let c = 0; c < cols; c++) y[base + c] = Math.fround(xs[base + c] * inv) * w[c];
+    }
+    return new CpuTensor(y, [...x.shape]);
+  }
+
+  ropeInPlace(x: Tensor, cos: Tensor, sin: Tensor, heads: number, headDim: number): void {
+    const xs = f32(x, "rope");
+    const cs = f32(cos, "rope");
+    const sn = f32(sin, "rope");
+    const half = headDim / 2;
+    const seqLen = cs.length / half;
+    const rows = xs.length / (heads * headDim);
+    for (let r = 0; r < rows; r++) {
+      const pos = (r % seqLen) * half;
+      for (let h = 0; h < heads; h++) {
+        const base = (r * heads + h) * headDim;
+        for (let i = 0; i < half; i++) {
+          const c = cs[pos + i];
+          const s = sn[pos + i];
+          const x1 = xs[base + i];
+          const x2 = xs[base + i + half];
+          xs[base + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
+          xs[base + i + half] = Math.fround(x2 * c) + Math.fround(x1 * s);
+        }
+      }
+    }
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape): CpuTensor {
+    const qs = f32(q, "attention");
+    const ks = f32(k, "attention");
+    const vs = f32(v, "attention");
+    const { sequences, seqLen, heads, kvHeads, headDim } = shape;
+    if (heads % kvHeads !== 0 || qs.length !== sequences * seqLen * heads * headDim) {
+      throw new EngineError(`attention: q [${q.shape}] does not fit ${JSON.stringify(shape)}`);
+    }
+    const out = new Float32Array(qs.length);
+    const qPer = seqLen * heads * headDim;
+    const kvPer = seqLen * kvHeads * headDim;
+    // One sequence at a time; all of it (both products and the softmax) runs
+    // as SIMD jobs on the kernels' threads.
+    const one = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, window: shape.window };
+    for (let b = 0; b < sequences; b++) {
+      causalAttention(
+        qs.subarray(b * qPer, (b + 1) * qPer),
+        ks.subarray(b * kvPer, (b + 1) * kvPer),
+        vs.subarray(b * kvPer, (b + 1) * kvPer),
+        one,
+        out.subarray(b * qPer, (b + 1) * qPer),
+      );
+    }
+    return new CpuTensor(out, [sequences * seqLen, heads * headDim]);
+  }
+
+  siluMul(gate: Tensor, up: Tensor): CpuTensor {
+    const g = f32(gate, "siluMul");
+    const u = f32(up, "siluMul");
+    if (g.length !== u.length) {
+      throw new EngineError(`siluMul: gate [${gate.shape}] and up [${up.shape}] differ`);
+    }
+    return new CpuTensor(siluMul(g, u, g.length), [...gate.shape]);
+  }
+
+  embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
+    const table = f32(tableBlock, "embeddingGather");
+    const idv = cpu(ids, "embeddingGather").data;
+    const o = f32(out, "embeddingGather");
+    const [rows, hidden] = tableBlock.shape;
+    for (let i = 0; i < idv.length; i++) {
+      const r = idv[i] - rowStart;
+      if (r >= 0 && r < rows) o.set(table.subarray(r * hidden, (r + 1) * hidden), i * hidden);
+    }
+  }
+
+  logSoftmaxNll(
+    logits: Tensor,
+    targets: Tensor,
+    state: Tensor,
+    nll: Tensor,
+    v0: number,
+    first: boolean,
+    last: boolean,
+  ): void {
+    const l = f32(logits, "logSoftmaxNll");
+    const tg = cpu(targets, "logSoftmaxNll").data;
+    const st = f32(state, "logSoftmaxNll");
+    const out = f32(nll, "logSoftmaxNll");
+    const [rows, block] = logits.shape;
+    for (let r = 0; r < rows; r++) {
+      const base = r * block;
+      let max = first ? -Infinity : st[r * 3];
+      let sum = first ? 0 : st[r * 3 + 1];
+      let target = first ? 0 : st[r * 3 + 2];
+      let blockMax = -Infinity;
+      for (let c = 0; c < block; c++) blockMax = Math.max(blockMax, l[base + c]);
+      const m = Math.max(max, blockMax);
+      sum = sum === 0 ? 0 : sum * Math.exp(max - m);
+      for (let c = 0; c < block; c++) sum += Math.exp(l[base + c] - m);
+      max = m;
+      const t = tg[r] - v0;
+      if (t >= 0 && t < block) target = l[base + t];
+      st[r * 3] = max;
+      st[r * 3 + 1] = sum;
+      st[r * 3 + 2] = target;
+      if (last) out[r] = tg[r] < 0 ? 0 : max + Math.log(sum) - target;
+    }
+  }
+
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): CpuTensor {
+    const l = f32(logits, "routeTopK");
+    if (logits.shape.length !== 2 || topK < 1 || topK > logits.shape[1]) {
+      throw new EngineError(
+        `routeTopK: expected logits [rows, experts] and 1 ≤ topK ≤ experts, ` +
+          `got [${logits.shape}], ${topK}`,
+      );
+    }
+    const [rows, experts] = logits.shape;
+    const w = new Float32Array(l.length);
+    const order = Array.from({ length: experts }, (_, e) => e);
+    for (let r = 0; r < rows; r++) {
+      const row = l.subarray(r * experts, (r + 1) * experts);
+      let m = -Infinity;
+      for (const v of row) m = Math.max(m, v);
+      let total = 0;
+      for (const v of row) total += Math.exp(v - m);
+      // Softmax is monotone: rank the logits; equal ones by the lower index (stable sort).
+      const kept = order.slice().sort((a, b) => row[b] - row[a]).slice(0, topK);
+      let chosen = 0;
+      for (const e of kept) chosen += Math.exp(row[e] - m) / total;
+      for (const e of kept) {
+        const p = Math.exp(row[e] - m) / total;
+        w[r * experts + e] = normalize ? p / chosen : p;
+      }
+    }
+    return new CpuTensor(w, [rows, experts]);
+  }
+
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options: AccumulateOptions = {},
+  ): void {
+    const what = "accumulateWeighted";
+    const a = f32(acc, what);
+    const ys = f32(y, what);
+    const ws = f32(weights, what);
+    const { rows, cols, stride } = combineShape(what, y, acc, weights, col);
+    for (let r = 0; r < rows; r++) {
+      let g = ws[r * stride + col];
+      if (options.sigmoid) g = 1 / (1 + Math.exp(-g));
+      const base = r * cols;
+      for (let c = 0; c < cols; c++) {
+        a[base + c] = (options.overwrite ? 0 : a[base + c]) + g * ys[base + c];
+      }
+    }
+  }
+
+  maskRows(x: Tensor, weights: Tensor, col: number): CpuTensor {
+    const xs = f32(x, "maskRows");
+    const ws = f32(weights, "maskRows");
+    const { rows, cols, stride } = combineShape("maskRows", x, x, weights, col);
+    const out = new Float32Array(xs.length);
+    for (let r = 0; r < rows; r++) {
+      if (ws[r * stride + col] !== 0) {
+        out.set(xs.subarray(r * cols, (r + 1) * cols), r * cols);
+      }
+    }
+    return new CpuTensor(out, [...x.shape]);
+  }
+
+  copyColumns(block: Tensor, out: Tensor, col0: number): void {
+    const b = f32(block, "copyColumns");
+    const o = f32(out, "copyColumns");
+    const [rows, cols] = block.shape;
+    const ld = out.shape[out.shape.length - 1];
+    for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
+  }
+
+  reshape(t: Tensor, shape: readonly number[]): CpuTensor {
+    return new CpuTensor(cpu(t, "reshape").data, [...shape]);
+  }
+
+  reduceRows(x: Tensor, op: RowReduction): CpuTensor {
+    const xs = f32(x, "reduceRows");
+    if (x.shape.length < 1) throw new EngineError(`reduceRows: x [${x.shape}] needs a column axis`);
+    const cols = x.shape[x.shape.length - 1];
+    const rows = cols === 0 ? 0 : xs.length / cols;
+    const y = new Float32Array(Math.max(rows, 1));
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      let acc = op === "min" ? Infinity : op === "max" ? -Infinity : 0;
+      for (let c = 0; c < cols; c++) {
+        const v = xs[base + c];
+        if (op === "sum") acc += v;
+        else if (op === "min") acc = Math.min(acc, v);
+        else if (op === "max") acc = Math.max(acc, v);
+        else acc = Math.max(acc, Math.abs(v));
+      }
+      y[r] = acc;
+    }
+    return new CpuTensor(y, x.shape.length === 1 ? [1] : x.shape.slice(0, -1));
+  }
+
+  transpose(x: Tensor): CpuTensor {
+    if (x.shape.length !== 2) throw new EngineError(`transpose: x [${x.shape}] must be 2-D`);
+    const xs = cpu(x, "transpose").data;
+    const [rows, cols] = x.shape;
+    const y = new (xs.constructor as new (n: number) => HostArray)(xs.length);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
+    }
+    return new CpuTensor(y, [cols, rows]);
+  }
+
+  close(): void {}
+}
+
+/**
+ * The host array behind a tensor of the CPU engine.
+ *
+ * @param t a tensor
+ * @param op the op asking, for the error
+ * @returns its CpuTensor
+ * @throws {EngineError} for another engine's tensor
+ * @example
+ * ```ts
+ * import { cpuTensor, CpuEngine } from "./cpu_engine.ts";
+ * const t = new CpuEngine().upload(new Float32Array([1]), [1]);
+ * console.assert(cpuTensor(t, "example").data[0] === 1);
+ * ```
+ */
+export function cpuTensor(t: Tensor, op: string): CpuTensor {
+  return cpu(t, op);
+}
+
+function cpu(t: Tensor, op: string): CpuTensor {
+  if (!(t instanceof CpuTensor)) {
+    throw new EngineError(`${op}: a ${t.constructor.name} [${t.shape}] is not a CPU tensor`);
+  }
+  return t;
+}
+
+// Rows, columns and weight stride of a MoE combine; throws when they do not fit.
+function combineShape(
+  op: string,
+  y: Tensor,
+  out: Tensor,
+  weights: Tensor,
+  col: number,
+): { rows: number; cols: number; stride: number } {
+  const cols = y.shape[y.shape.length - 1];
+  const rows = y.numel / cols;
+  const stride = weights.shape[weights.shape.length - 1];
+  if (out.numel !== y.numel || weights.numel !== rows * stride || col < 0 || col >= stride) {
+    throw new EngineError(
+      `${op}: y [${y.shape}], out [${out.shape}] and weights [${weights.shape}] ` +
+        `(column ${col}) do not fit`,
+    );
+  }
+  return { rows, cols, stride };
+}
+
+function f32(t: Tensor, op: string): Float32Array {
+  const d = cpu(t, op).data;
+  if (!(d instanceof Float32Array)) throw new EngineError(`${op}: expected f32, got [${t.shape}]`);
+  return d;
+}

@@ -1,0 +1,192 @@
+/**
+ * The compute-engine seam: the one interface the model forward and the
+ * calibration statistics are written against, so that nothing above it knows
+ * which device runs (tinygrad's runtime layer is the model: thin, typed, and
+ * the only place that knows the device).
+ *
+ * An engine hands out {@link Tensor} handles, records ops on them, and
+ * brings values back with exactly one call, {@link Engine.read}, which
+ * resolves every tensor it is given together (on WebGPU: one device poll).
+ * Ops are recorded in order into the engine's current unit of work; WebGPU
+ * submits it on {@link Engine.flush} or a read, the CPU engine computes
+ * eagerly. Results are the same under any interleaving of flushes.
+ *
+ * Ownership: a tensor an op returns belongs to the caller, who destroys it;
+ * destroying a tensor that recorded-but-unflushed work still reads is safe
+ * (the engine keeps it alive until that work ran).
+ *
+ * @module
+ */
+
+/** What {@link Engine.reduceRows} folds each row into. */
+export type RowReduction = "sum" | "min" | "max" | "absmax";
+
+/** How {@link Engine.accumulateWeighted} weighs a row. */
+export interface AccumulateOptions {
+  /** Write instead of add (the first term of a sum). */
+  overwrite?: boolean;
+  /** Weigh with the sigmoid of the weight instead of the weight itself. */
+  sigmoid?: boolean;
+}
+
+/** Which engine runs. */
+export type EngineKind = "webgpu" | "cpu";
+
+/** Element types a tensor may hold. */
+export type TensorDType = "f32" | "u32" | "i32";
+
+/** A host array an engine uploads from or reads into. */
+export type HostArray = Float32Array | Uint32Array | Int32Array;
+
+/**
+ * An engine's handle to an array. Only the engine that made it may use it.
+ *
+ * @example
+ * ```ts ignore
+ * const t: Tensor = engine.upload(new Float32Array(6), [2, 3]);
+ * console.assert(t.numel === 6);
+ * t.destroy();
+ * ```
+ */
+export interface Tensor {
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** Number of elements. */
+  readonly numel: number;
+  /** Element type. */
+  readonly dtype: TensorDType;
+  /** Releases the storage; the handle must not be used afterwards. */
+  destroy(): void;
+}
+
+/** Shapes of one attention call. */
+export interface AttentionShape {
+  /** Sequences in the batch. */
+  sequences: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; divides `heads`. */
+  kvHeads: number;
+  /** The head size. */
+  headDim: number;
+  /** Keys visible to each query including itself; null for plain causal attention. */
+  window: number | null;
+}
+
+/**
+ * The ops of a Llama-family forward and of the calibration statistics, on
+ * one device.
+ *
+ * @example
+ * ```ts ignore
+ * import { createEngine } from "./mod.ts";
+ * const { engine } = await createEngine({ engine: "cpu" });
+ * const x = engine.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const y = engine.matmul(x, x); // x·xᵀ
+ * const [host] = await engine.read([y]);
+ * console.assert(host.join() === "5,11,11,25");
+ * ```
+ */
+export interface Engine {
+  /** Which engine this is. */
+  readonly kind: EngineKind;
+  /** A one-line description of the device, for banners. */
+  readonly description: string;
+  /**
+   * The most bytes one tensor may hold (WebGPU: one storage binding); larger
+   * weights go through {@link Engine.uploadWeight}, larger work in blocks.
+   */
+  readonly maxTensorBytes: number;
+
+  /** Copies a host array into a new tensor of `shape` (the array may be reused at once). */
+  upload(data: HostArray, shape: readonly number[]): Tensor;
+  /**
+   * Uploads a Linear weight `[out, in]`, split into row blocks when it is
+   * larger than {@link Engine.maxTensorBytes}; only {@link Engine.matmul}
+   * may take the result.
+   */
+  uploadWeight(data: Float32Array, shape: readonly [number, number]): Tensor;
+  /** A new f32 tensor whose contents the next op writing it defines. */
+  allocate(shape: readonly number[]): Tensor;
+  /**
+   * Reads tensors back, all together (WebGPU: one poll for the lot). The
+   * values are those after every op recorded before the call; the caller may
+   * destroy the tensors as soon as this returns its promise.
+   */
+  read(tensors: readonly Tensor[]): Promise<HostArray[]>;
+  /**
+   * Starts the work recorded so far; the promise resolves when it has run
+   * and rejects with the device's error if it failed.
+   */
+  flush(): Promise<void>;
+
+  /** `y = x · wᵀ (+ bias)`: x `[..., K]`, w `[N, K]` (from upload or uploadWeight), bias `[N]`. */
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** RMSNorm of every row: `x / sqrt(mean(x²) + eps) · weight`. */
+  rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /** RoPE (rotate_half) in place: rows `[sequences · seqLen, heads · headDim]`, tables `[seqLen, headDim/2]`. */
+  ropeInPlace(x: Tensor, cos: Tensor, sin: Tensor, heads: number, headDim: number): void;
+  /** Causal GQA attention with an optional sliding window; scale head_dim^-0.5. */
+  attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape): Tensor;
+  /** `silu(gate) · up` elementwise. */
+  siluMul(gate: Tensor, up: Tensor): Tensor;
+  /**
+   * Copies the rows of `ids` in `[rowStart, rowStart + table rows)` from a
+   * block of the embedding table into `out` `[ids, hidden]`.
+   */
+  embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void;
+  /**
+   * Folds a block of vocabulary columns `[rows, block]` (ids v0 …) into each
+   * row's running log-softmax `state` `[rows, 3]`; the `last` block writes
+   * the NLL of each row's target into `nll` (0 for a negative target).
+   */
+  logSoftmaxNll(
+    logits: Tensor,
+    targets: Tensor,
+    state: Tensor,
+    nll: Tensor,
+    v0: number,
+    first: boolean,
+    last: boolean,
+  ): void;
+  /**
+   * Mixture-of-experts routing of every row of `logits` `[rows, experts]`:
+   * softmax, the `topK` largest kept (ties: the lower index), renormalized to
+   * sum 1 when `normalize`, every other entry 0. Returns `[rows, experts]`.
+   */
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): Tensor;
+  /**
+   * `acc[r, :] = (overwrite ? 0 : acc[r, :]) + g(weights[r, col]) · y[r, :]`
+   * for `y`, `acc` `[rows, cols]` and `weights` `[rows, stride]`; g is the
+   * identity, or the sigmoid with `options.sigmoid`. Modifies `acc`.
+   */
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options?: AccumulateOptions,
+  ): void;
+  /** The rows of `x` `[rows, cols]` whose `weights[r, col]` is non-zero; the others zeroed. */
+  maskRows(x: Tensor, weights: Tensor, col: number): Tensor;
+  /** Writes a `[rows, cols]` block into columns col0 … of `out` `[rows, ld]`. */
+  copyColumns(block: Tensor, out: Tensor, col0: number): void;
+
+  /**
+   * The same values seen with another shape of the same element count; the
+   * view does not own them (destroying it frees nothing, and it must not
+   * outlive `t`).
+   */
+  reshape(t: Tensor, shape: readonly number[]): Tensor;
+  /** One value per row of the last axis: `[..., C]` → `[...]` (`[1]` for 1-D). */
+  reduceRows(x: Tensor, op: RowReduction): Tensor;
+  /** The transpose of a 2-D tensor. */
+  transpose(x: Tensor): Tensor;
+
+  /** Releases the engine's caches; tensors already handed out stay valid until destroyed. */
+  close(): void;
+}

@@ -1,0 +1,39 @@
+/**
+ * llmc's compute engines: one typed interface ({@link Engine}) for the
+ * model forward and the calibration statistics, a WebGPU engine over the
+ * WGSL kernels and a CPU engine over host arrays, and the default choice of
+ * one for the machine.
+ *
+ * @example
+ * ```ts ignore
+ * import { createEngine } from "./mod.ts";
+ * const { engine, reason } = await createEngine(); // the fastest for this machine
+ * console.log(reason);
+ * const x = engine.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const [y] = await engine.read([engine.matmul(x, x)]);
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  AccumulateOptions,
+  AttentionShape,
+  Engine,
+  EngineKind,
+  HostArray,
+  RowReduction,
+  Tensor,
+  TensorDType,
+} from "./engine.ts";
+export { EngineError } from "./engine_error.ts";
+export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
+export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
+export {
+  autoEngineKind,
+  type ChosenEngine,
+  createEngine,
+  ENGINE_CHOICES,
+  type EngineChoice,
+  parseEngineChoice,
+} from "./choose.ts";

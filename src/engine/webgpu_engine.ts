@@ -1,0 +1,267 @@
+/**
+ * The WebGPU engine: {@link Engine} over llmc's WGSL kernels, unchanged. Ops
+ * record dispatches into one current {@link CommandBatch}; `flush` submits
+ * it and `read` brings tensors back in one device poll, so a forward costs
+ * the same submits and polls it did before the seam existed and its outputs
+ * are bit-identical.
+ *
+ * Code that still dispatches its own WGSL kernels (the GPTQ factorization,
+ * observers on the GPU) reaches the device and the current batch through
+ * {@link webGpuOf}; it is the one door below the seam.
+ *
+ * @module
+ */
+
+import { CommandBatch } from "../gpu/batch.ts";
+import { ChunkedWeight } from "../gpu/chunked.ts";
+import { describeGpu, type Gpu } from "../gpu/device.ts";
+import { add, matmul, prepareOps, reduceRows, transpose } from "../gpu/ops.ts";
+import { GpuTensor, readMany } from "../gpu/tensor.ts";
+import { ModelOps } from "../model/model_ops.ts";
+import { accumulateWeighted, maskRows, routeTopK } from "../model/moe_ops.ts";
+import { EngineError } from "./engine_error.ts";
+import type {
+  AccumulateOptions,
+  AttentionShape,
+  Engine,
+  HostArray,
+  RowReduction,
+  Tensor,
+} from "./engine.ts";
+
+/**
+ * {@link Engine} on a WebGPU device.
+ *
+ * @example
+ * ```ts ignore
+ * import { getGpu } from "../gpu/device.ts";
+ * import { WebGpuEngine } from "./webgpu_engine.ts";
+ * const engine = await WebGpuEngine.create(await getGpu());
+ * const x = engine.upload(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const [y] = await engine.read([engine.matmul(x, x)]);
+ * ```
+ */
+export class WebGpuEngine implements Engine {
+  readonly kind = "webgpu" as const;
+  #batch: CommandBatch | null = null;
+
+  private constructor(
+    /** The device. */
+    readonly gpu: Gpu,
+    private readonly ops: ModelOps,
+  ) {}
+
+  /**
+   * Compiles the model kernels (attention for `headDims`; others on first use).
+   *
+   * @param gpu the device
+   * @param headDims head sizes to compile attention for now
+   * @returns the engine
+   * @example
+   * ```ts ignore
+   * const engine = await WebGpuEngine.create(await getGpu(), [64]);
+   * ```
+   */
+  static async create(gpu: Gpu, headDims: readonly number[] = []): Promise<WebGpuEngine> {
+    const [ops] = await Promise.all([ModelOps.load(gpu, headDims), prepareOps(gpu)]);
+    return new WebGpuEngine(gpu, ops);
+  }
+
+  /** The adapter, backend and limits. */
+  get description(): string {
+    return describeGpu(this.gpu);
+  }
+
+  /** One storage binding. */
+  get maxTensorBytes(): number {
+    return Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize);
+  }
+
+  /**
+   * The batch ops record into now (created on first use). Only code that
+   * dispatches its own kernels needs it (see {@link webGpuOf}).
+   */
+  get batch(): CommandBatch {
+    return this.#batch ??= new CommandBatch(this.gpu);
+  }
+
+  upload(data: HostArray, shape: readonly number[]): GpuTensor {
+    return GpuTensor.fromArray(this.gpu, data, [...shape]);
+  }
+
+  uploadWeight(data: Float32Array, shape: readonly [number, number]): Tensor {
+    return data.byteLength > this.maxTensorBytes
+      ? ChunkedWeight.fromArray(this.gpu, data, [shape[0], shape[1]])
+      : GpuTensor.fromArray(this.gpu, data, [...shape]);
+  }
+
+  allocate(shape: readonly number[]): GpuTensor {
+    return GpuTensor.allocate(this.gpu, [...shape]);
+  }
+
+  read(tensors: readonly Tensor[]): Promise<HostArray[]> {
+    return readMany(tensors.map((t) => gpuTensor(t, "read")));
+  }
+
+  flush(): Promise<void> {
+    const batch = this.#batch ?? new CommandBatch(this.gpu);
+    this.#batch = null;
+    return batch.done();
+  }
+
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): GpuTensor {
+    const weight = w instanceof ChunkedWeight ? w : gpuTensor(w, "matmul");
+    return matmul(
+      this.batch,
+      gpuTensor(x, "matmul"),
+      weight,
+      bias === undefined ? undefined : gpuTensor(bias, "matmul"),
+    );
+  }
+
+  add(a: Tensor, b: Tensor): GpuTensor {
+    return add(this.batch, gpuTensor(a, "add"), gpuTensor(b, "add"));
+  }
+
+  rmsnorm(x: Tensor, weight: Tensor, eps: number): GpuTensor {
+    return this.ops.rmsnorm(this.batch, gpuTensor(x, "rmsnorm"), gpuTensor(weight, "rmsnorm"), eps);
+  }
+
+  ropeInPlace(x: Tensor, cos: Tensor, sin: Tensor, heads: number, headDim: number): void {
+    this.ops.ropeInPlace(
+      this.batch,
+      gpuTensor(x, "rope"),
+      gpuTensor(cos, "rope"),
+      gpuTensor(sin, "rope"),
+      heads,
+      headDim,
+    );
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape): GpuTensor {
+    return this.ops.attention(
+      this.batch,
+      gpuTensor(q, "attention"),
+      gpuTensor(k, "attention"),
+      gpuTensor(v, "attention"),
+      shape,
+    );
+  }
+
+  siluMul(gate: Tensor, up: Tensor): GpuTensor {
+    return this.ops.siluMul(this.batch, gpuTensor(gate, "siluMul"), gpuTensor(up, "siluMul"));
+  }
+
+  embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
+    const what = "embeddingGather";
+    this.ops.embeddingGather(
+      this.batch,
+      gpuTensor(tableBlock, what),
+      rowStart,
+      gpuTensor(ids, what),
+      gpuTensor(out, what),
+    );
+  }
+
+  logSoftmaxNll(
+    logits: Tensor,
+    targets: Tensor,
+    state: Tensor,
+    nll: Tensor,
+    v0: number,
+    first: boolean,
+    last: boolean,
+  ): void {
+    const what = "logSoftmaxNll";
+    this.ops.logSoftmaxNll(
+      this.batch,
+      gpuTensor(logits, what),
+      gpuTensor(targets, what),
+      gpuTensor(state, what),
+      gpuTensor(nll, what),
+      v0,
+      first,
+      last,
+    );
+  }
+
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): GpuTensor {
+    return routeTopK(this.batch, gpuTensor(logits, "routeTopK"), topK, normalize);
+  }
+
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options: AccumulateOptions = {},
+  ): void {
+    const what = "accumulateWeighted";
+    accumulateWeighted(
+      this.batch,
+      gpuTensor(acc, what),
+      gpuTensor(y, what),
+      gpuTensor(weights, what),
+      col,
+      options,
+    );
+  }
+
+  maskRows(x: Tensor, weights: Tensor, col: number): GpuTensor {
+    return maskRows(this.batch, gpuTensor(x, "maskRows"), gpuTensor(weights, "maskRows"), col);
+  }
+
+  copyColumns(block: Tensor, out: Tensor, col0: number): void {
+    this.ops.copyColumns(
+      this.batch,
+      gpuTensor(block, "copyColumns"),
+      gpuTensor(out, "copyColumns"),
+      col0,
+    );
+  }
+
+  reshape(t: Tensor, shape: readonly number[]): GpuTensor {
+    const g = gpuTensor(t, "reshape");
+    if (shape.reduce((a, b) => a * b, 1) !== g.numel) {
+      throw new EngineError(`reshape: [${g.shape}] cannot be seen as [${shape}]`);
+    }
+    return g.view([...shape]);
+  }
+
+  reduceRows(x: Tensor, op: RowReduction): GpuTensor {
+    return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
+  }
+
+  transpose(x: Tensor): GpuTensor {
+    return transpose(this.batch, gpuTensor(x, "transpose"));
+  }
+
+  close(): void {
+    // Submitted so the batch lets go of its buffers; the device is shared and stays open.
+    this.#batch?.submit();
+    this.#batch = null;
+  }
+}
+
+/**
+ * The device and current batch behind an engine, for code that dispatches
+ * its own WGSL kernels; null on any other engine.
+ *
+ * @param engine an engine
+ * @returns the WebGPU engine, or null
+ * @example
+ * ```ts ignore
+ * const gpu = webGpuOf(engine);
+ * if (gpu) reduceRows(gpu.batch, x as GpuTensor, "absmax");
+ * ```
+ */
+export function webGpuOf(engine: Engine): WebGpuEngine | null {
+  return engine instanceof WebGpuEngine ? engine : null;
+}
+
+function gpuTensor(t: Tensor, op: string): GpuTensor {
+  if (!(t instanceof GpuTensor)) {
+    throw new EngineError(`${op}: a ${t.constructor.name} [${t.shape}] is not a WebGPU tensor`);
+  }
+  return t;
+}

@@ -1,0 +1,219 @@
+/**
+ * GPTQ's Hessian and weight step on the CPU engine: the running Hessian
+ * `H = 2/n · Σ xᵀx` kept as upstream keeps it (rescaled by n₀/n₁ as
+ * samples arrive, Gram products through `src/engine/cpu/gemm.ts`), and each
+ * weight quantized by the float64 reference (`reference.ts`: dampen,
+ * Cholesky of the inverse, blocked column loop with error propagation, read
+ * top to bottom as upstream's `quantize_weight`). The GPU path is tested
+ * against the same reference to 1e-6, so both engines give the same weights
+ * up to float32 rounding of the Hessian.
+ *
+ * @module
+ */
+
+import { accumulateGram } from "../../engine/cpu/gemm.ts";
+import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
+import { GptqShapeError } from "./errors.ts";
+import { gptqQParams } from "./gptq_qparams.ts";
+import type { GptqResult } from "./gptq_quantize.ts";
+import { activationOrder } from "./inverse_hessian_factor.ts";
+import { gptqReference } from "./reference.ts";
+
+/**
+ * A Hessian accumulated on the host.
+ *
+ * @example
+ * ```ts
+ * import { CpuHessian } from "./cpu_gptq.ts";
+ * const h = new CpuHessian(2);
+ * h.add(new Float32Array([1, 2]), 1);
+ * console.assert(h.read().join() === "2,4,4,8");
+ * ```
+ */
+export class CpuHessian {
+  #numSamples = 0;
+  #h: Float32Array;
+  #gram: Float32Array;
+
+  /** @param columns in_features */
+  constructor(readonly columns: number) {
+    if (!Number.isInteger(columns) || columns < 1) {
+      throw new GptqShapeError(
+        `CpuHessian: in_features must be a positive integer, got ${columns}`,
+      );
+    }
+    this.#h = new Float32Array(columns * columns);
+    this.#gram = new Float32Array(columns * columns);
+  }
+
+  /** Samples accumulated so far (upstream's nsamples). */
+  get numSamples(): number {
+    return this.#numSamples;
+  }
+
+  /**
+   * Adds one forward's inputs: `H ← H · n₀/n₁ + 2/n₁ · xᵀx`.
+   *
+   * @param x activations `[rows, columns]`
+   * @param numSequences samples in x (upstream counts sequences)
+   * @example
+   * ```ts ignore
+   * hessian.add(activations, 4);
+   * ```
+   */
+  add(x: Float32Array, numSequences: number): void {
+    const n = this.columns;
+    if (x.length % n !== 0) {
+      throw new GptqShapeError(`CpuHessian of ${n} columns got ${x.length} activation values`);
+    }
+    if (!Number.isInteger(numSequences) || numSequences < 1) {
+      throw new GptqShapeError(`CpuHessian.add: numSequences must be ≥ 1, got ${numSequences}`);
+    }
+    const n0 = this.#numSamples;
+    const n1 = n0 + numSequences;
+    this.#numSamples = n1;
+    this.#gram.fill(0);
+    accumulateGram(this.#gram, x, x.length / n, n);
+    const beta = n0 / n1;
+    const alpha = 2 / n1;
+    const h = this.#h;
+    const g = this.#gram;
+    for (let i = 0; i < h.length; i++) h[i] = h[i] * beta + alpha * g[i];
+  }
+
+  /**
+   * A copy of H, `[columns, columns]` row-major.
+   *
+   * @returns the Hessian
+   * @example
+   * ```ts ignore
+   * const h = hessian.read();
+   * ```
+   */
+  read(): Float32Array {
+    return this.#h.slice();
+  }
+
+  /**
+   * Drops the matrices (nothing to release on a device); idempotent.
+   *
+   * @example
+   * ```ts ignore
+   * hessian.destroy();
+   * ```
+   */
+  destroy(): void {
+    this.#h = new Float32Array(0);
+    this.#gram = new Float32Array(0);
+  }
+}
+
+/** What {@link gptqOnCpu} needs besides the Hessian. */
+export interface CpuGptqOptions {
+  /** Columns per block. */
+  readonly blockSize: number;
+  /** Dampening fraction. */
+  readonly dampeningFrac: number;
+  /** tensor_group's global scale (fused over q/k/v, gate/up), else null. */
+  readonly globalScale: number | null;
+}
+
+/**
+ * Quantizes one weight with GPTQ on the CPU (the float64 reference).
+ *
+ * @param weight row-major `[rows, cols]`
+ * @param shape `[rows, cols]`
+ * @param hessian the accumulated Hessian of its input
+ * @param args the weight's quantization args
+ * @param options block size, dampening, global scale
+ * @returns the same result the GPU path gives
+ * @example
+ * ```ts ignore
+ * const r = gptqOnCpu(w, [64, 64], hessian, args, { blockSize: 128, dampeningFrac: 0.01, globalScale: null });
+ * ```
+ */
+export function gptqOnCpu(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  hessian: CpuHessian,
+  args: QuantizationArgs,
+  options: CpuGptqOptions,
+): GptqResult {
+  const t0 = performance.now();
+  const cols = shape[1];
+  if (hessian.columns !== cols) {
+    throw new GptqShapeError(`weight [${shape}] read by a Hessian of ${hessian.columns} columns`);
+  }
+  const h = hessian.read();
+  let deadColumns = 0;
+  const diag = new Float64Array(cols);
+  for (let i = 0; i < cols; i++) {
+    diag[i] = h[i * cols + i];
+    if (diag[i] === 0) deadColumns++;
+  }
+  const r = gptqReference(weight, shape, h, args, {
+    blockSize: options.blockSize,
+    dampeningFrac: options.dampeningFrac,
+    globalScale: options.globalScale,
+  });
+  // The qparam layout (shape, global scale) as the reference computed it.
+  const perm = canonicalActorder(args.actorder) ? activationOrder(diag) : null;
+  const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale });
+  const ms = performance.now() - t0;
+  return {
+    weight: r.weight,
+    scale: r.scale,
+    zeroPoint: r.zeroPoint,
+    qparamShape: qp.qparamShape,
+    ...(qp.globalScale === null ? {} : { globalScale: qp.globalScale }),
+    ...(r.gIdx === null ? {} : { gIdx: r.gIdx }),
+    loss: r.loss,
+    fellBackToRtn: r.fellBackToRtn,
+    dampeningUsed: r.dampeningUsed,
+    attempts: r.attempts,
+    deadColumns,
+    timings: { prepareMs: 0, choleskyMs: 0, inverseMs: 0, quantizeMs: ms, totalMs: ms },
+  };
+}
+
+/**
+ * Relative output errors `tr(Δ H Δᵀ) / tr(W H Wᵀ)` of candidates Ŵ (Δ = W − Ŵ).
+ *
+ * @param hessian the Hessian of the weight's input
+ * @param original W, `[out, in]`
+ * @param shape `[out, in]`
+ * @param candidates approximations of W
+ * @returns one relative error per candidate (0 when W H Wᵀ = 0)
+ * @example
+ * ```ts ignore
+ * const [gptq, rtn] = cpuReconstructionErrors(hessian, w, [64, 64], [gptqW, rtnW]);
+ * ```
+ */
+export function cpuReconstructionErrors(
+  hessian: CpuHessian,
+  original: Float32Array,
+  shape: readonly [number, number],
+  candidates: readonly Float32Array[],
+): number[] {
+  const h = hessian.read();
+  const [out, cols] = shape;
+  const quadratic = (row: (j: number) => number) => {
+    const d = Float64Array.from({ length: cols }, (_, j) => row(j));
+    let s = 0;
+    for (let i = 0; i < cols; i++) {
+      if (d[i] === 0) continue;
+      let hi = 0;
+      for (let j = 0; j < cols; j++) hi += h[i * cols + j] * d[j];
+      s += d[i] * hi;
+    }
+    return s;
+  };
+  let base = 0;
+  const sums = candidates.map(() => 0);
+  for (let r = 0; r < out; r++) {
+    const w = original.subarray(r * cols, (r + 1) * cols);
+    base += quadratic((j) => w[j]);
+    candidates.forEach((c, k) => sums[k] += quadratic((j) => w[j] - c[r * cols + j]));
+  }
+  return sums.map((s) => base > 0 ? s / base : 0);
+}

@@ -1,0 +1,549 @@
+// The CPU engine's WebAssembly GEMM kernels against float64 references: odd
+// shapes that cross every blocking boundary (MR 4, NR 8, KC 256, MC 128,
+// stripes of up to 256 columns), accumulate semantics, the `out` parameter,
+// one and two threads, and both kernel builds (relaxed-SIMD FMA and plain).
+
+import assert from "node:assert/strict";
+import {
+  accumulateGram,
+  causalAttention,
+  type CpuGemm,
+  CpuKernelError,
+  cpuKernelInfo,
+  createCpuGemm,
+  type KernelVariant,
+  matmul,
+  matmulTransposed,
+  siluMul,
+} from "../../src/engine/cpu/gemm.ts";
+import { GemmRuntime } from "../../src/engine/cpu/_gemm_runtime.ts";
+
+/** Deterministic values in [-1, 1). */
+function values(length: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length }, () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 31 - 1;
+  });
+}
+
+/**
+ * Asserts y ≈ Σ_p A(i,p)·B(p,j) in float64. The tolerance is the worst-case
+ * float32 summation bound, k · 2⁻²³ · Σ|A(i,p)·B(p,j)|, per element: any
+ * order of summation meets it, a wrong or missing term does not.
+ */
+function assertProduct(
+  y: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  aAt: (i: number, p: number) => number,
+  bAt: (p: number, j: number) => number,
+  base: (i: number, j: number) => number = () => 0,
+  label = "",
+): void {
+  assert.equal(y.length, m * n);
+  // Materialized once, so the triple loop reads arrays instead of calling closures.
+  const A = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) A[i * k + p] = aAt(i, p);
+  const Bt = new Float64Array(n * k);
+  for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) Bt[j * k + p] = bAt(p, j);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = base(i, j);
+      let abs = Math.abs(sum);
+      for (let p = 0; p < k; p++) {
+        const t = A[i * k + p] * Bt[j * k + p];
+        sum += t;
+        abs += Math.abs(t);
+      }
+      const got = y[i * n + j];
+      const tol = (k + 2) * 2 ** -23 * abs + 1e-30;
+      if (!(Math.abs(got - sum) <= tol)) {
+        assert.fail(`${label} [${i},${j}]: got ${got}, expected ${sum} ± ${tol}`);
+      }
+    }
+  }
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 3, 17],
+  [3, 17, 5],
+  [17, 3, 257],
+  [64, 64, 64],
+  [5, 172, 172],
+  [133, 9, 31],
+  [7, 300, 513],
+  [257, 33, 260],
+];
+
+const BUILDS: KernelVariant[] = ["relaxed", "simd"];
+
+// One instance per build and thread count for the whole file: starting a
+// worker costs far more than the products these tests run. Their workers are
+// unref'd and end with the process.
+const GEMMS = BUILDS.flatMap((variant) =>
+  [1, 2].map((threads) => ({
+    gemm: createCpuGemm({ threads, variant }),
+    threads,
+    variant,
+    label: `${variant}, ${threads} thread(s)`,
+  }))
+);
+
+function forEachGemm(fn: (gemm: CpuGemm, label: string) => void): void {
+  for (const { gemm, threads, variant, label } of GEMMS) {
+    assert.deepEqual(gemm.info(), { threads, relaxedSimd: variant === "relaxed", simd: true });
+    fn(gemm, label);
+  }
+}
+
+Deno.test("matmulTransposed matches float64 on odd shapes", () => {
+  forEachGemm((gemm, label) => {
+    for (const [m, n, k] of SHAPES) {
+      const x = values(m * k, m * 31 + k);
+      const w = values(n * k, n * 17 + k);
+      const y = gemm.matmulTransposed(x, w, m, n, k);
+      assertProduct(
+        y,
+        m,
+        n,
+        k,
+        (i, p) => x[i * k + p],
+        (p, j) => w[j * k + p],
+        undefined,
+        `${label} ${m}×${n}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("matmul matches float64 on odd shapes", () => {
+  forEachGemm((gemm, label) => {
+    for (const [m, n, k] of SHAPES) {
+      const a = values(m * k, m * 7 + k);
+      const b = values(k * n, n * 13 + k);
+      const y = gemm.matmul(a, b, m, n, k);
+      assertProduct(
+        y,
+        m,
+        n,
+        k,
+        (i, p) => a[i * k + p],
+        (p, j) => b[p * n + j],
+        undefined,
+        `${label} ${m}×${n}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("accumulateGram adds xᵀx to a symmetric h and writes the full symmetric matrix", () => {
+  forEachGemm((gemm, label) => {
+    for (const [rows, k] of [[1, 1], [3, 5], [17, 9], [300, 33], [64, 172], [5, 264]]) {
+      // A symmetric start, so the accumulation is visible on both triangles.
+      const start = values(k * k, k);
+      for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) start[i * k + j] = start[j * k + i];
+      const h = start.slice();
+      const x1 = values(rows * k, rows + 3 * k);
+      const x2 = values(rows * k, rows + 5 * k);
+      gemm.accumulateGram(h, x1, rows, k);
+      gemm.accumulateGram(h, x2, rows, k);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < i; j++) assert.equal(h[i * k + j], h[j * k + i], `${label} symmetric`);
+      }
+      // Two calls of `rows` rows = one product over the 2·rows stacked rows.
+      const at = (p: number, i: number) => p < rows ? x1[p * k + i] : x2[(p - rows) * k + i];
+      assertProduct(
+        h,
+        k,
+        k,
+        2 * rows,
+        (i, p) => at(p, i),
+        (p, j) => at(p, j),
+        (i, j) => start[i * k + j],
+        `${label} ${rows}×${k}`,
+      );
+    }
+  });
+});
+
+Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing", () => {
+  const { gemm } = GEMMS[0];
+  {
+    const x = values(3 * 4, 1);
+    const w = values(5 * 4, 2);
+    const out = new Float32Array(15).fill(NaN);
+    assert.equal(gemm.matmulTransposed(x, w, 3, 5, 4, out), out);
+    assertProduct(out, 3, 5, 4, (i, p) => x[i * 4 + p], (p, j) => w[j * 4 + p]);
+    const out2 = new Float32Array(15).fill(NaN);
+    assert.equal(gemm.matmul(x, w, 3, 5, 4, out2), out2);
+    assertProduct(out2, 3, 5, 4, (i, p) => x[i * 4 + p], (p, j) => w[p * 5 + j]);
+    const zeros = new Float32Array(6).fill(7);
+    gemm.matmulTransposed(new Float32Array(0), new Float32Array(0), 2, 3, 0, zeros);
+    assert.deepEqual(zeros, new Float32Array(6));
+    assert.equal(gemm.matmul(new Float32Array(0), new Float32Array(8), 0, 2, 4).length, 0);
+    // Longer arrays (pooled buffers): only the leading floats are read and written.
+    const wide = new Float32Array(20).fill(-3);
+    const xLong = new Float32Array([...x, 99, 99]);
+    gemm.matmulTransposed(xLong, w, 3, 5, 4, wide);
+    assert.deepEqual(wide.subarray(0, 15), out);
+    assert.deepEqual(wide.subarray(15), new Float32Array(5).fill(-3));
+    const hLong = new Float32Array(6).fill(0);
+    gemm.accumulateGram(hLong, new Float32Array([1, 2, 3, 4, 5]), 2, 2);
+    assert.deepEqual(hLong, new Float32Array([10, 14, 14, 20, 0, 0]));
+    // Inputs are not modified.
+    assert.deepEqual(x, values(3 * 4, 1));
+    assert.deepEqual(w, values(5 * 4, 2));
+  }
+});
+
+Deno.test("wrong lengths and shapes are rejected with the operand named", () => {
+  const { gemm } = GEMMS[0];
+  {
+    assert.throws(
+      () => gemm.matmulTransposed(new Float32Array(5), new Float32Array(6), 2, 3, 3),
+      (e: Error) => e instanceof CpuKernelError && /x holds 5 floats, needs 6/.test(e.message),
+    );
+    assert.throws(
+      () => gemm.matmul(new Float32Array(6), new Float32Array(9), 2, 3, 3, new Float32Array(5)),
+      (e: Error) => e instanceof CpuKernelError && /out holds 5 floats, needs 6/.test(e.message),
+    );
+    assert.throws(
+      () => gemm.accumulateGram(new Float32Array(9), new Float32Array(6), 2.5, 3),
+      (e: Error) =>
+        e instanceof CpuKernelError && /rows must be a non-negative integer/.test(e.message),
+    );
+    assert.throws(() => createCpuGemm({ threads: 0 }), CpuKernelError);
+  }
+});
+
+Deno.test("two threads: the worker runs stripes and results stay exact", async () => {
+  for (const { gemm, label } of GEMMS.filter((g) => g.threads === 2)) {
+    // 2·m·n·k above the threading threshold, 12+ stripes to share.
+    const [m, n, k] = [96, 600, 100];
+    const x = values(m * k, 11);
+    const w = values(n * k, 12);
+    const first = gemm.matmulTransposed(x, w, m, n, k);
+    assertProduct(first, m, n, k, (i, p) => x[i * k + p], (p, j) => w[j * k + p], undefined, label);
+    // The worker starts in the background (under `deno test` its module is
+    // type-checked first), which takes seconds on a busy machine: retry for up
+    // to two minutes.
+    const before = gemm.workerTasks;
+    const giveUp = performance.now() + 120_000;
+    while (gemm.workerTasks === before && performance.now() < giveUp) {
+      await new Promise((r) => setTimeout(r, 25));
+      // Stripes are claimed dynamically, so results must not depend on who ran what.
+      assert.deepEqual(gemm.matmulTransposed(x, w, m, n, k), first);
+    }
+    assert.ok(gemm.workerTasks > before, `${label}: the worker thread never ran a stripe`);
+    const h = new Float32Array(n * n);
+    gemm.accumulateGram(h, w.subarray(0, 20 * n), 20, n);
+    assertProduct(h, n, n, 20, (i, p) => w[p * n + i], (p, j) => w[p * n + j], undefined, label);
+  }
+});
+
+Deno.test("the module-level functions use the shared default instance", () => {
+  const info = cpuKernelInfo();
+  assert.ok(info.threads >= 1 && info.simd);
+  const y = matmulTransposed(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2);
+  assert.deepEqual(y, new Float32Array([11, 17]));
+  assert.deepEqual(
+    matmul(new Float32Array([1, 2]), new Float32Array([3, 4, 5, 6]), 1, 2, 2),
+    new Float32Array([13, 16]),
+  );
+  const h = new Float32Array(4);
+  accumulateGram(h, new Float32Array([1, 2, 3, 4]), 2, 2);
+  assert.deepEqual(h, new Float32Array([10, 14, 14, 20]));
+  const o = causalAttention(
+    new Float32Array([0, 0]),
+    new Float32Array([1, 1]),
+    new Float32Array([2, 4]),
+    { seq: 2, kvLen: 2, heads: 1, kvHeads: 1, headDim: 1 },
+  );
+  assert.deepEqual(o, new Float32Array([2, 3]));
+});
+
+Deno.test("operands beyond a wasm32 memory are refused with a clear error, before any allocation", () => {
+  const rt = new GemmRuntime({ threads: 1 });
+  try {
+    assert.throws(
+      () => rt.reserve(5 * 2 ** 30, "matmul of 40000 × 40000 × 1000"),
+      (e: Error) =>
+        e instanceof CpuKernelError &&
+        /matmul of 40000 × 40000 × 1000 needs \d+ MiB/.test(e.message) &&
+        /at most 4096 MiB/.test(e.message),
+    );
+    // A reservation that fits grows the memory.
+    const before = rt.memory.buffer.byteLength;
+    rt.reserve(before, "a test");
+    assert.ok(rt.memory.buffer.byteLength >= rt.heapBase + before);
+  } finally {
+    rt.close();
+  }
+});
+
+Deno.test("attentionScores and attentionValues match float64 per head, with grouped key/value heads", () => {
+  const shapes = [
+    { seq: 5, kvLen: 7, heads: 4, kvHeads: 2, headDim: 3 },
+    { seq: 33, kvLen: 33, heads: 6, kvHeads: 2, headDim: 16 },
+    { seq: 130, kvLen: 130, heads: 2, kvHeads: 1, headDim: 64 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const shape of shapes) {
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const group = heads / kvHeads;
+      const q = values(seq * heads * d, seq + d);
+      const k = values(kvLen * kvHeads * d, kvLen + 2 * d);
+      const v = values(kvLen * kvHeads * d, kvLen + 3 * d);
+      const scores = gemm.attentionScores(q, k, shape);
+      assert.equal(scores.length, heads * seq * kvLen);
+      const out = gemm.attentionValues(scores, v, shape);
+      assert.equal(out.length, seq * heads * d);
+      const what = `${label} ${JSON.stringify(shape)}`;
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        assertProduct(
+          scores.subarray(h * seq * kvLen, (h + 1) * seq * kvLen),
+          seq,
+          kvLen,
+          d,
+          (i, p) => q[i * heads * d + h * d + p],
+          (p, j) => k[j * kvHeads * d + g * d + p],
+          undefined,
+          `${what} scores head ${h}`,
+        );
+        const head = new Float32Array(seq * d);
+        for (let i = 0; i < seq; i++) {
+          head.set(out.subarray(i * heads * d + h * d, i * heads * d + (h + 1) * d), i * d);
+        }
+        assertProduct(
+          head,
+          seq,
+          d,
+          kvLen,
+          (i, p) => scores[h * seq * kvLen + i * kvLen + p],
+          (p, j) => v[p * kvHeads * d + g * d + j],
+          undefined,
+          `${what} values head ${h}`,
+        );
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.attentionScores(new Float32Array(12), new Float32Array(12), {
+        seq: 1,
+        kvLen: 1,
+        heads: 3,
+        kvHeads: 2,
+        headDim: 4,
+      }),
+    (e: Error) =>
+      e instanceof CpuKernelError &&
+      /kvHeads \(2\) must be positive and divide heads \(3\)/.test(e.message),
+  );
+});
+
+Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B groups kept whole", () => {
+  const rt = new GemmRuntime({ threads: 1 });
+  try {
+    // 70000 products of 1 × 1 × 1: c[b] = a[b] · B[⌊b / 7⌋].
+    const batch = 70000, group = 7, groups = Math.ceil(batch / group);
+    const aAt = rt.heapBase, bAt = aAt + batch * 4, cAt = bAt + groups * 4;
+    rt.reserve(cAt + batch * 4 - rt.heapBase, "test");
+    rt.f32(aAt, batch).set(Float32Array.from({ length: batch }, (_, b) => (b % 1000) + 1));
+    rt.f32(bAt, groups).set(Float32Array.from({ length: groups }, (_, g) => (g % 7) + 1));
+    rt.run({
+      m: 1,
+      n: 1,
+      k: 1,
+      a: aAt,
+      aRowStride: 1,
+      aColStride: 1,
+      b: bAt,
+      bRowStride: 1,
+      bColStride: 1,
+      c: cAt,
+      ldc: 1,
+      accumulate: false,
+      upper: false,
+      batch,
+      aBatchStride: 1,
+      bBatchStride: 1,
+      cBatchStride: 1,
+      bGroup: group,
+    });
+    const c = rt.f32(cAt, batch);
+    for (let b = 0; b < batch; b++) {
+      const expected = ((b % 1000) + 1) * ((Math.floor(b / group) % 7) + 1);
+      if (c[b] !== expected) assert.fail(`product ${b}: got ${c[b]}, expected ${expected}`);
+    }
+  } finally {
+    rt.close();
+  }
+});
+
+Deno.test("causal attention: scores below the diagonal are exact, values skip only zero work", () => {
+  const shapes = [
+    { seq: 300, kvLen: 300, heads: 2, kvHeads: 1, headDim: 16 },
+    { seq: 40, kvLen: 300, heads: 3, kvHeads: 3, headDim: 8 },
+    { seq: 9, kvLen: 9, heads: 4, kvHeads: 2, headDim: 5 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const base of shapes) {
+      const shape = { ...base, causal: true };
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const offset = kvLen - seq, group = heads / kvHeads;
+      const q = values(seq * heads * d, seq + 7 * d);
+      const k = values(kvLen * kvHeads * d, kvLen + 5 * d);
+      const v = values(kvLen * kvHeads * d, kvLen + 9 * d);
+      const full = gemm.attentionScores(q, k, base);
+      const causal = gemm.attentionScores(
+        q,
+        k,
+        shape,
+        new Float32Array(heads * seq * kvLen).fill(NaN),
+      );
+      // Probabilities stand-in: the visible scores, zeros in the future.
+      const p = new Float32Array(heads * seq * kvLen);
+      for (let h = 0; h < heads; h++) {
+        for (let i = 0; i < seq; i++) {
+          for (let j = 0; j < kvLen; j++) {
+            const at = (h * seq + i) * kvLen + j;
+            assert.ok(!Number.isNaN(causal[at]), `${label} every score is written`);
+            if (j <= i + offset) {
+              assert.equal(
+                causal[at],
+                full[at],
+                `${label} ${JSON.stringify(base)} [${h},${i},${j}]`,
+              );
+              p[at] = full[at];
+            }
+          }
+        }
+      }
+      if (seq === 300) {
+        // Keys 256.. form their own stripe, which skips queries 0..255: the
+        // skipped tiles read 0 where the full product is not.
+        const at = 0 * kvLen + 299;
+        assert.equal(causal[at], 0);
+        assert.notEqual(full[at], 0);
+      }
+      const expected = gemm.attentionValues(p, v, base);
+      assert.deepEqual(gemm.attentionValues(p, v, shape), expected);
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        const head = new Float32Array(seq * d);
+        for (let i = 0; i < seq; i++) {
+          head.set(expected.subarray(i * heads * d + h * d, i * heads * d + (h + 1) * d), i * d);
+        }
+        assertProduct(
+          head,
+          seq,
+          d,
+          kvLen,
+          (i, j) => p[(h * seq + i) * kvLen + j],
+          (j, e) => v[j * kvHeads * d + g * d + e],
+          undefined,
+          `${label} causal values head ${h}`,
+        );
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.attentionScores(new Float32Array(8), new Float32Array(4), {
+        seq: 2,
+        kvLen: 1,
+        heads: 1,
+        kvHeads: 1,
+        headDim: 4,
+        causal: true,
+      }),
+    (e: Error) => e instanceof CpuKernelError && /needs kvLen \(1\) ≥ seq \(2\)/.test(e.message),
+  );
+});
+
+Deno.test("causalAttention: softmax over the visible keys, kvLen ≥ seq, window, scale", () => {
+  const cases = [
+    { seq: 7, kvLen: 20, heads: 4, kvHeads: 2, headDim: 8, window: null, scale: undefined },
+    { seq: 33, kvLen: 33, heads: 2, kvHeads: 2, headDim: 4, window: 3, scale: 0.9 },
+    { seq: 260, kvLen: 300, heads: 2, kvHeads: 1, headDim: 8, window: 100, scale: 2.5 },
+  ];
+  forEachGemm((gemm, label) => {
+    for (const shape of cases) {
+      const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+      const offset = kvLen - seq, group = heads / kvHeads;
+      const scale = shape.scale ?? 1 / Math.sqrt(d);
+      const q = values(seq * heads * d, seq + 1);
+      const k = values(kvLen * kvHeads * d, kvLen + 2);
+      const v = values(kvLen * kvHeads * d, kvLen + 3);
+      const got = gemm.causalAttention(q, k, v, shape);
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / group);
+        for (let i = 0; i < seq; i++) {
+          const last = i + offset;
+          const first = shape.window ? Math.max(0, last - shape.window + 1) : 0;
+          const s: number[] = [];
+          for (let j = first; j <= last; j++) {
+            let dot = 0;
+            for (let e = 0; e < d; e++) {
+              dot += q[i * heads * d + h * d + e] * k[j * kvHeads * d + g * d + e];
+            }
+            s.push(dot * scale);
+          }
+          const max = Math.max(...s);
+          const w = s.map((x) => Math.exp(x - max));
+          const sum = w.reduce((a, x) => a + x, 0);
+          for (let e = 0; e < d; e++) {
+            let want = 0;
+            for (let j = first; j <= last; j++) {
+              want += (w[j - first] / sum) * v[j * kvHeads * d + g * d + e];
+            }
+            const at = i * heads * d + h * d + e;
+            if (!(Math.abs(got[at] - want) <= 2e-6)) {
+              assert.fail(
+                `${label} ${JSON.stringify(shape)} [${i},${h},${e}]: ${got[at]} vs ${want}`,
+              );
+            }
+          }
+        }
+      }
+    }
+  });
+  assert.throws(
+    () =>
+      GEMMS[0].gemm.causalAttention(new Float32Array(4), new Float32Array(4), new Float32Array(4), {
+        seq: 1,
+        kvLen: 1,
+        heads: 1,
+        kvHeads: 1,
+        headDim: 4,
+        window: 0.5,
+      }),
+    (e: Error) =>
+      e instanceof CpuKernelError && /window must be a positive integer/.test(e.message),
+  );
+});
+
+Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => {
+  const n = 20003; // not a multiple of 4: the scalar tail runs too
+  const gate = Float32Array.from({ length: n }, (_, i) => (i - n / 2) / 100);
+  const up = values(n, 5);
+  for (const { gemm, label } of GEMMS) {
+    const y = gemm.siluMul(gate, up, n);
+    for (let i = 0; i < n; i++) {
+      const want = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
+      // 4 ulp of the result; exp flushes below float32's normal range (2⁻¹²⁶).
+      const flush = Math.abs(gate[i] * up[i]) * 2 ** -126;
+      if (!(Math.abs(y[i] - want) <= 4 * 2 ** -23 * Math.abs(want) + flush)) {
+        assert.fail(`${label} silu(${gate[i]}) · ${up[i]}: ${y[i]} vs ${want}`);
+      }
+    }
+  }
+  assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
+});

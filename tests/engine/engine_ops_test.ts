@@ -1,0 +1,165 @@
+/**
+ * Every op of the Engine interface on both engines against the plain
+ * float64 loops of src/model/reference_ops.ts (or the op's formula), on
+ * small seeded shapes; and the errors an engine gives for another engine's
+ * tensor or an unknown engine name.
+ */
+
+import assert from "node:assert/strict";
+import { parseEngineChoice } from "../../src/engine/choose.ts";
+import { CpuEngine } from "../../src/engine/cpu_engine.ts";
+import type { Engine, Tensor } from "../../src/engine/engine.ts";
+import { EngineError } from "../../src/engine/engine_error.ts";
+import * as ref from "../../src/model/reference_ops.ts";
+import { ropeTable } from "../../src/model/rope.ts";
+import { seededRandom } from "../../src/model/seeded_random.ts";
+import { ENGINE_KINDS, testEngine } from "../_engines.ts";
+
+const random = seededRandom(17);
+const randn = (n: number) => Float32Array.from({ length: n }, () => random() * 2 - 1);
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    assert.ok(
+      d <= tol * Math.max(1, Math.abs(expected[i])),
+      `${what}[${i}]: ${actual[i]} vs ${expected[i]}`,
+    );
+  }
+}
+
+async function read(engine: Engine, ...ts: Tensor[]): Promise<Float32Array[]> {
+  return (await engine.read(ts)) as Float32Array[];
+}
+
+for (const kind of ENGINE_KINDS) {
+  Deno.test({
+    name: `${kind}: matmul (+bias), add (broadcast), rmsnorm, siluMul, reductions, transpose`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, k, n] = [5, 12, 7];
+      const xs = randn(m * k), ws = randn(n * k), bs = randn(n), gs = randn(m * n);
+      const x = e.upload(xs, [m, k]);
+      const w = e.uploadWeight(ws, [n, k]);
+      const b = e.upload(bs, [n]);
+      const y = e.matmul(x, w, b);
+      const sum = e.add(y, b);
+      const norm = e.rmsnorm(y, b, 1e-5);
+      const g = e.upload(gs, [m, n]);
+      const act = e.siluMul(g, y);
+      const mins = e.reduceRows(y, "min");
+      const sums = e.reduceRows(e.reshape(y, [m * n / 7, 7]), "sum");
+      const absmax = e.reduceRows(y, "absmax");
+      const t = e.transpose(y);
+      const [hy, hsum, hnorm, hact, hmin, hsums, habs, ht] = await read(
+        e,
+        y,
+        sum,
+        norm,
+        act,
+        mins,
+        sums,
+        absmax,
+        t,
+      );
+      const ey = ref.linear(xs, ws, bs, m, k, n);
+      close(hy, ey, 1e-5, "matmul");
+      close(hsum, ey.map((v, i) => v + bs[i % n]), 1e-5, "add");
+      close(hnorm, ref.rmsnorm(ey, bs, m, 1e-5), 1e-5, "rmsnorm");
+      close(hact, ref.siluMul(gs, ey), 1e-5, "siluMul");
+      for (let r = 0; r < m; r++) {
+        const row = Array.from(ey.subarray(r * n, (r + 1) * n));
+        close([hmin[r]], [Math.min(...row)], 1e-5, "min");
+        close([habs[r]], [Math.max(...row.map(Math.abs))], 1e-5, "absmax");
+        close([hsums[r]], [row.reduce((a, v) => a + v, 0)], 1e-5, "sum");
+        for (let c = 0; c < n; c++) close([ht[c * m + r]], [ey[r * n + c]], 1e-5, "transpose");
+      }
+      for (const u of [x, w, b, y, sum, norm, g, act, mins, sums, absmax, t]) u.destroy();
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: rope, GQA attention with a sliding window, embedding gather, copyColumns`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [S, T, H, KV, D] = [2, 6, 4, 2, 8];
+      const rows = S * T;
+      const qs = randn(rows * H * D), ks = randn(rows * KV * D), vs = randn(rows * KV * D);
+      const table = ropeTable({
+        headDim: D,
+        ropeTheta: 10000,
+        ropeScaling: { type: "default" },
+        maxPositionEmbeddings: 64,
+      }, T);
+      const q = e.upload(qs, [rows, H * D]);
+      const k = e.upload(ks, [rows, KV * D]);
+      const v = e.upload(vs, [rows, KV * D]);
+      const cos = e.upload(table.cos, [T, D / 2]);
+      const sin = e.upload(table.sin, [T, D / 2]);
+      e.ropeInPlace(q, cos, sin, H, D);
+      e.ropeInPlace(k, cos, sin, KV, D);
+      const shape = { sequences: S, seqLen: T, heads: H, kvHeads: KV, headDim: D, window: 3 };
+      const att = e.attention(q, k, v, shape);
+      const table8 = randn(5 * 3);
+      const ids = e.upload(new Int32Array([4, 1, 3, 0]), [4]);
+      const out = e.upload(new Float32Array(4 * 3), [4, 3]);
+      // The table in two blocks of rows: 0..2 and 3..4.
+      const block0 = e.upload(table8.subarray(0, 9), [3, 3]);
+      const block1 = e.upload(table8.subarray(9), [2, 3]);
+      e.embeddingGather(block0, 0, ids, out);
+      e.embeddingGather(block1, 3, ids, out);
+      const wide = e.upload(new Float32Array(2 * 5), [2, 5]);
+      e.copyColumns(e.upload(Float32Array.of(1, 2, 3, 4), [2, 2]), wide, 3);
+      const [hq, hatt, hout, hwide] = await read(e, q, att, out, wide);
+      const eq = qs.slice(), ek = ks.slice();
+      ref.rope(eq, table, rows, H, D);
+      ref.rope(ek, table, rows, KV, D);
+      close(hq, eq, 1e-5, "rope");
+      close(hatt, ref.attention(eq, ek, vs, shape), 1e-5, "attention");
+      const expectedRows = [4, 1, 3, 0].flatMap((id) => [...table8.subarray(id * 3, id * 3 + 3)]);
+      close(hout, expectedRows, 0, "embedding gather");
+      close(hwide, [0, 0, 0, 1, 2, 0, 0, 0, 3, 4], 0, "copyColumns");
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: log-softmax NLL over vocabulary blocks equals the whole-row formula`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, V] = [4, 11];
+      const logits = Float32Array.from(randn(rows * V), (x) => x * 8);
+      const targets = new Int32Array([3, -1, 10, 0]);
+      const t = e.upload(targets, [rows]);
+      const state = e.allocate([rows, 3]);
+      const nll = e.allocate([rows]);
+      // Blocks [0, 4), [4, 8), [8, 11), out of order after the first.
+      const blocks = [[0, 4], [8, 11], [4, 8]];
+      blocks.forEach(([v0, v1], i) => {
+        const block = new Float32Array(rows * (v1 - v0));
+        for (let r = 0; r < rows; r++) {
+          block.set(logits.subarray(r * V + v0, r * V + v1), r * (v1 - v0));
+        }
+        const b = e.upload(block, [rows, v1 - v0]);
+        e.logSoftmaxNll(b, t, state, nll, v0, i === 0, i === blocks.length - 1);
+        b.destroy();
+      });
+      const [got] = await read(e, nll);
+      close(got, ref.logSoftmaxNll(logits, targets, V), 1e-5, "nll");
+    },
+  });
+}
+
+Deno.test("a tensor of another engine and an unknown engine name are refused by name", () => {
+  const cpu = new CpuEngine();
+  const foreign = { shape: [1], numel: 1, dtype: "f32" as const, destroy() {} };
+  assert.throws(() => cpu.add(foreign, foreign), EngineError);
+  assert.throws(
+    () => parseEngineChoice("metal", "--engine"),
+    /--engine metal: expected one of auto, webgpu, cpu/,
+  );
+  assert.equal(parseEngineChoice("CPU", "--engine"), "cpu");
+});

@@ -1,0 +1,47 @@
+/**
+ * The test runner's timeout kills everything a test file started, not only
+ * the direct child: a grandchild that outlived it would keep running and
+ * hold the output pipes open, so the runner itself would hang.
+ */
+
+import assert from "node:assert/strict";
+import { runChild } from "./run_tests.ts";
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\\S+ \\(.*\\) Z/.test(stat); // a zombie is dead
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a timed-out file's whole process tree is killed, orphans included", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pids = `${dir}/pids`;
+    // The child starts a grandchild that detaches (its parent exits: reparented to
+    // init) and a second one it keeps, then hangs; both hold the output pipe.
+    const script = `
+      const orphan = new Deno.Command("sh", { args: ["-c", "sleep 600 1>&2 & echo $!"], stdout: "piped", stderr: "inherit" });
+      const { stdout } = await orphan.output();
+      const kept = new Deno.Command("sleep", { args: ["600"] }).spawn();
+      Deno.writeTextFileSync(${
+      JSON.stringify(pids)
+    }, new TextDecoder().decode(stdout).trim() + " " + kept.pid);
+      await new Promise(() => setInterval(() => {}, 1000));
+    `;
+    const r = await runChild(["eval", script], 3);
+    assert.ok(r.timedOut, r.output);
+    const [orphan, kept] = (await Deno.readTextFile(pids)).split(" ").map(Number);
+    assert.ok(orphan > 0 && kept > 0);
+    // SIGKILL is delivered at once, but the kernel may need a moment to reap.
+    for (let i = 0; i < 50 && (alive(orphan) || alive(kept)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(!alive(orphan), `the detached grandchild ${orphan} was killed`);
+    assert.ok(!alive(kept), `the grandchild ${kept} was killed`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
