@@ -14,7 +14,7 @@ import type { CommandBatch } from "../gpu/batch.ts";
 import { kernelSync } from "../gpu/kernel.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
-import { DecoderModelError } from "./model_error.ts";
+import { EngineError } from "../engine/engine_error.ts";
 
 /**
  * The routing weights of every token: softmax over the router logits, the
@@ -40,7 +40,7 @@ export function routeTopK(
 ): GpuTensor {
   const [rows, experts] = logits.shape;
   if (logits.shape.length !== 2 || topK < 1 || topK > experts) {
-    throw new DecoderModelError(
+    throw new EngineError(
       `routeTopK: expected logits [rows, experts] and 1 ≤ topK ≤ experts, got [${logits.shape}], ${topK}`,
     );
   }
@@ -119,7 +119,7 @@ function combine(
   const rows = y.numel / cols;
   const stride = weights.shape[weights.shape.length - 1];
   if (out.numel !== y.numel || weights.numel !== rows * stride || col >= stride) {
-    throw new DecoderModelError(
+    throw new EngineError(
       `moe ${entryPoint}: y [${y.shape}], out [${out.shape}] and weights [${weights.shape}] ` +
         `(column ${col}) do not fit`,
     );
