@@ -105,6 +105,14 @@ export interface OneshotOptions {
   readonly shuffleCalibrationSamples?: boolean;
   /** `quantization_aware_calibration` (default true). */
   readonly quantizationAwareCalibration?: boolean;
+  /**
+   * MoE models: upstream's `moe_calibrate_all_experts` (default true): every
+   * expert's observers and Hessians see every calibration token while layer
+   * outputs combine the router's top-k; false: experts see only their routed
+   * tokens (an expert no token reaches is quantized round-to-nearest, with a
+   * warning).
+   */
+  readonly moeCalibrateAllExperts?: boolean;
   /** Host bytes of cached activations before they spill to disk (default 2 GiB). */
   readonly maxActivationBytesInMemory?: number;
   /** Tokens per GPU forward during calibration (default 4096). */
@@ -291,6 +299,7 @@ async function calibrationOf(
     maxSeqLength: options.maxSeqLength,
     shuffleCalibrationSamples: options.shuffleCalibrationSamples,
     quantizationAwareCalibration: options.quantizationAwareCalibration,
+    moeCalibrateAllExperts: options.moeCalibrateAllExperts,
     maxActivationBytesInMemory: options.maxActivationBytesInMemory,
     tokensPerForward: options.tokensPerForward,
     engine: options.engine,
@@ -312,6 +321,7 @@ async function calibrationJob(c: CalibrationOptions & { dataset: string }) {
     maxSeqLength: c.maxSeqLength ?? null,
     shuffle: c.shuffleCalibrationSamples ?? false,
     quantizationAware: c.quantizationAwareCalibration ?? true,
+    moeCalibrateAllExperts: c.moeCalibrateAllExperts ?? true,
     tokensPerForward: c.tokensPerForward ?? null,
   };
 }

@@ -55,6 +55,7 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --max-seq-length L                   tokens per sample, BOS included (default 384)
   --shuffle-calibration-samples        shuffle before taking the first N
   --no-quantization-aware-calibration  calibrate without fake quantization
+  --no-moe-calibrate-all-experts       MoE: experts' statistics see only their routed tokens
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
   --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
@@ -111,6 +112,7 @@ export const command: CliCommand = {
         "max-seq-length": { type: "string" },
         "shuffle-calibration-samples": { type: "boolean", default: false },
         "no-quantization-aware-calibration": { type: "boolean", default: false },
+        "no-moe-calibrate-all-experts": { type: "boolean", default: false },
         "max-activation-memory": { type: "string" },
         "tokens-per-forward": { type: "string" },
         progress: { type: "string", default: "auto" },
@@ -146,6 +148,7 @@ export const command: CliCommand = {
         maxSeqLength: count("max-seq-length", values["max-seq-length"]),
         shuffleCalibrationSamples: values["shuffle-calibration-samples"],
         quantizationAwareCalibration: !values["no-quantization-aware-calibration"],
+        moeCalibrateAllExperts: !values["no-moe-calibrate-all-experts"],
         maxActivationBytesInMemory,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
         progress: values.quiet ? "none" : progress,

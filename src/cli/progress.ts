@@ -70,6 +70,9 @@ export function describeEvent(e: GraphEvent): string {
     case "module_metric":
       return `${e.module} (${e.modifier})` +
         (e.error === null ? "" : `: ${e.errorKind} ${e.error.toExponential(3)}`) +
+        (e.expertTokens == null
+          ? ""
+          : `, tokens ${e.expertTokens.calibrated} calibrated / ${e.expertTokens.routed} routed`) +
         `, ${e.seconds.toFixed(3)} s, rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB`;
     case "warning":
       return `warning: ${e.message}`;

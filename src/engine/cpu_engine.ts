@@ -20,6 +20,7 @@
 
 import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
 import type {
+  AccumulateOptions,
   AttentionShape,
   Engine,
   HostArray,
@@ -298,6 +299,70 @@ export class CpuEngine implements Engine {
     }
   }
 
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): CpuTensor {
+    const l = f32(logits, "routeTopK");
+    if (logits.shape.length !== 2 || topK < 1 || topK > logits.shape[1]) {
+      throw new EngineError(
+        `routeTopK: expected logits [rows, experts] and 1 ≤ topK ≤ experts, ` +
+          `got [${logits.shape}], ${topK}`,
+      );
+    }
+    const [rows, experts] = logits.shape;
+    const w = new Float32Array(l.length);
+    const order = Array.from({ length: experts }, (_, e) => e);
+    for (let r = 0; r < rows; r++) {
+      const row = l.subarray(r * experts, (r + 1) * experts);
+      let m = -Infinity;
+      for (const v of row) m = Math.max(m, v);
+      let total = 0;
+      for (const v of row) total += Math.exp(v - m);
+      // Softmax is monotone: rank the logits; equal ones by the lower index (stable sort).
+      const kept = order.slice().sort((a, b) => row[b] - row[a]).slice(0, topK);
+      let chosen = 0;
+      for (const e of kept) chosen += Math.exp(row[e] - m) / total;
+      for (const e of kept) {
+        const p = Math.exp(row[e] - m) / total;
+        w[r * experts + e] = normalize ? p / chosen : p;
+      }
+    }
+    return new CpuTensor(w, [rows, experts]);
+  }
+
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options: AccumulateOptions = {},
+  ): void {
+    const what = "accumulateWeighted";
+    const a = f32(acc, what);
+    const ys = f32(y, what);
+    const ws = f32(weights, what);
+    const { rows, cols, stride } = combineShape(what, y, acc, weights, col);
+    for (let r = 0; r < rows; r++) {
+      let g = ws[r * stride + col];
+      if (options.sigmoid) g = 1 / (1 + Math.exp(-g));
+      const base = r * cols;
+      for (let c = 0; c < cols; c++) {
+        a[base + c] = (options.overwrite ? 0 : a[base + c]) + g * ys[base + c];
+      }
+    }
+  }
+
+  maskRows(x: Tensor, weights: Tensor, col: number): CpuTensor {
+    const xs = f32(x, "maskRows");
+    const ws = f32(weights, "maskRows");
+    const { rows, cols, stride } = combineShape("maskRows", x, x, weights, col);
+    const out = new Float32Array(xs.length);
+    for (let r = 0; r < rows; r++) {
+      if (ws[r * stride + col] !== 0) {
+        out.set(xs.subarray(r * cols, (r + 1) * cols), r * cols);
+      }
+    }
+    return new CpuTensor(out, [...x.shape]);
+  }
+
   copyColumns(block: Tensor, out: Tensor, col0: number): void {
     const b = f32(block, "copyColumns");
     const o = f32(out, "copyColumns");
@@ -387,6 +452,26 @@ function broadcast(
   const nb = Math.max(bs.length, 1);
   for (let i = 0; i < as.length; i++) y[i] = f(as[i], bs[i % nb]);
   return new CpuTensor(y, [...a.shape]);
+}
+
+// Rows, columns and weight stride of a MoE combine; throws when they do not fit.
+function combineShape(
+  op: string,
+  y: Tensor,
+  out: Tensor,
+  weights: Tensor,
+  col: number,
+): { rows: number; cols: number; stride: number } {
+  const cols = y.shape[y.shape.length - 1];
+  const rows = y.numel / cols;
+  const stride = weights.shape[weights.shape.length - 1];
+  if (out.numel !== y.numel || weights.numel !== rows * stride || col < 0 || col >= stride) {
+    throw new EngineError(
+      `${op}: y [${y.shape}], out [${out.shape}] and weights [${weights.shape}] ` +
+        `(column ${col}) do not fit`,
+    );
+  }
+  return { rows, cols, stride };
 }
 
 function f32(t: Tensor, op: string): Float32Array {

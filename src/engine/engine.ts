@@ -21,6 +21,14 @@
 /** What {@link Engine.reduceRows} folds each row into. */
 export type RowReduction = "sum" | "min" | "max" | "absmax";
 
+/** How {@link Engine.accumulateWeighted} weighs a row. */
+export interface AccumulateOptions {
+  /** Write instead of add (the first term of a sum). */
+  overwrite?: boolean;
+  /** Weigh with the sigmoid of the weight instead of the weight itself. */
+  sigmoid?: boolean;
+}
+
 /** Which engine runs. */
 export type EngineKind = "webgpu" | "cpu";
 
@@ -151,6 +159,26 @@ export interface Engine {
     first: boolean,
     last: boolean,
   ): void;
+  /**
+   * Mixture-of-experts routing of every row of `logits` `[rows, experts]`:
+   * softmax, the `topK` largest kept (ties: the lower index), renormalized to
+   * sum 1 when `normalize`, every other entry 0. Returns `[rows, experts]`.
+   */
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): Tensor;
+  /**
+   * `acc[r, :] = (overwrite ? 0 : acc[r, :]) + g(weights[r, col]) · y[r, :]`
+   * for `y`, `acc` `[rows, cols]` and `weights` `[rows, stride]`; g is the
+   * identity, or the sigmoid with `options.sigmoid`. Modifies `acc`.
+   */
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options?: AccumulateOptions,
+  ): void;
+  /** The rows of `x` `[rows, cols]` whose `weights[r, col]` is non-zero; the others zeroed. */
+  maskRows(x: Tensor, weights: Tensor, col: number): Tensor;
   /** Writes a `[rows, cols]` block into columns col0 … of `out` `[rows, ld]`. */
   copyColumns(block: Tensor, out: Tensor, col0: number): void;
 

@@ -17,6 +17,7 @@
  */
 
 export type {
+  AccumulateOptions,
   AttentionShape,
   Engine,
   EngineKind,

@@ -18,8 +18,16 @@ import { describeGpu, type Gpu } from "../gpu/device.ts";
 import { add, copy, matmul, mul, prepareOps, reduceRows, scale, transpose } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import { ModelOps } from "../model/model_ops.ts";
+import { accumulateWeighted, maskRows, routeTopK } from "../model/moe_ops.ts";
 import { EngineError } from "./engine_error.ts";
-import type { AttentionShape, Engine, HostArray, RowReduction, Tensor } from "./engine.ts";
+import type {
+  AccumulateOptions,
+  AttentionShape,
+  Engine,
+  HostArray,
+  RowReduction,
+  Tensor,
+} from "./engine.ts";
 
 /**
  * {@link Engine} on a WebGPU device.
@@ -187,6 +195,32 @@ export class WebGpuEngine implements Engine {
       first,
       last,
     );
+  }
+
+  routeTopK(logits: Tensor, topK: number, normalize: boolean): GpuTensor {
+    return routeTopK(this.batch, gpuTensor(logits, "routeTopK"), topK, normalize);
+  }
+
+  accumulateWeighted(
+    acc: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    col: number,
+    options: AccumulateOptions = {},
+  ): void {
+    const what = "accumulateWeighted";
+    accumulateWeighted(
+      this.batch,
+      gpuTensor(acc, what),
+      gpuTensor(y, what),
+      gpuTensor(weights, what),
+      col,
+      options,
+    );
+  }
+
+  maskRows(x: Tensor, weights: Tensor, col: number): GpuTensor {
+    return maskRows(this.batch, gpuTensor(x, "maskRows"), gpuTensor(weights, "maskRows"), col);
   }
 
   copyColumns(block: Tensor, out: Tensor, col0: number): void {

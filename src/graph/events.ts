@@ -91,6 +91,11 @@ export interface ModuleMetricEvent {
   readonly outputError?: number | null;
   /** The same error of round-to-nearest with the same args (GPTQ, AWQ), for comparison; null otherwise. */
   readonly rtnOutputError?: number | null;
+  /**
+   * An MoE expert's Linears: tokens the router sent the expert, and tokens
+   * its statistics saw (all of them with `moe_calibrate_all_experts`).
+   */
+  readonly expertTokens?: { readonly routed: number; readonly calibrated: number } | null;
   /** Calibration samples behind the statistics. */
   readonly samples: number;
   /** Wall seconds spent on this module's compression. */

@@ -33,6 +33,7 @@ import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
 import { LayerSubgraph } from "./layer_subgraph.ts";
 import { PendingReads } from "./pending_reads.ts";
+import { ExpertTokenCounter } from "./expert_tokens.ts";
 import type {
   AttentionResult,
   CalibrationTap,
@@ -61,6 +62,8 @@ export interface LayerGraphContext {
   /** This pass and the number of passes (independent pipeline). */
   readonly pass: number;
   readonly passes: number;
+  /** MoE models: upstream's `moe_calibrate_all_experts` (default true). */
+  readonly moeCalibrateAllExperts?: boolean;
 }
 
 /** One layer's inputs. */
@@ -153,6 +156,11 @@ export async function calibrateLayer(
       ...(module === undefined ? {} : { module }),
     });
   const subgraph = new LayerSubgraph(model, k, batches, input.inputs, input.weights);
+  const allExperts = ctx.moeCalibrateAllExperts ?? true;
+  const expertTokens = model.config.moe === null ? undefined : new ExpertTokenCounter(allExperts);
+  // The experts' token counts come from the layer's first calibration round (a later stage's
+  // forwards route the same tokens: the rewrites before it preserve the layer's function).
+  let countExperts = expertTokens;
   const sessions: LayerSession[] = [];
   let gpuBytes = 0;
   let calibrationGpu: LayerWeights | null = null;
@@ -176,6 +184,7 @@ export async function calibrateLayer(
           samples,
           emit: ctx.emit,
           subgraph,
+          expertTokens,
         })
       );
       sessions.push(...opened);
@@ -194,8 +203,10 @@ export async function calibrateLayer(
         );
         gpuBytes = Math.max(gpuBytes, calibrationGpu.bytes);
         for (let r = 0; r < rounds; r++) {
-          await calibrationRound(ctx, input, calibrationGpu, opened, r, progress);
+          const counter = r === 0 ? countExperts : undefined;
+          await calibrationRound(ctx, input, calibrationGpu, opened, r, progress, counter);
         }
+        countExperts = undefined;
       }
       progress("compress", 0, samples);
       const finished = await Promise.all(opened.map((s) => s.finish()));
@@ -275,6 +286,7 @@ async function calibrationRound(
   sessions: readonly LayerSession[],
   r: number,
   progress: (phase: GraphPhase, round: number, samplesDone: number) => void,
+  expertTokens?: ExpertTokenCounter,
 ): Promise<void> {
   const taps$ = new Subject<CalibrationTap>();
   const folded = Promise.all(
@@ -292,7 +304,10 @@ async function calibrationRound(
         weights,
         sessions,
         r,
-        (event) => taps$.next({ event, samples: b }),
+        (event) => {
+          if (event.kind === "moe_routing") expertTokens?.record(event);
+          taps$.next({ event, samples: b });
+        },
       );
       out.destroy();
       done += b.sequences;
@@ -305,6 +320,7 @@ async function calibrationRound(
   }
   taps$.complete();
   await folded;
+  await expertTokens?.settle();
 }
 
 async function forward(
@@ -331,6 +347,7 @@ async function forward(
       sequences: b.sequences,
       taps,
       transformLinearInput: composeTransforms(transforms),
+      moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
     });
   } finally {
     hidden.destroy();

@@ -40,6 +40,7 @@ import type { WeightQParams } from "../quant/quantize.ts";
 import type { QuantizationScheme } from "../quant/scheme.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink } from "./events.ts";
+import type { ExpertTokenCounter, ExpertTokens } from "./expert_tokens.ts";
 import type { LayerSubgraph } from "./layer_subgraph.ts";
 
 /** One activation event of a calibration forward, with the samples it covers. */
@@ -103,6 +104,8 @@ export interface LinearMetric {
   readonly outputError?: number;
   /** The same for round-to-nearest with the same args, for comparison (GPTQ). */
   readonly rtnOutputError?: number;
+  /** An MoE expert's calibration tokens. */
+  readonly expertTokens?: ExpertTokens;
 }
 
 /** Observed static scales of an attention state (K, V or Q). */
@@ -159,6 +162,11 @@ export interface LayerEnvironment {
   readonly emit: GraphEventSink;
   /** Runs parts of this layer on its cached inputs with candidate weights (AWQ's grid search). */
   readonly subgraph: LayerSubgraph;
+  /**
+   * MoE layers: the tokens each expert saw in the calibration forwards
+   * (filled once the first round is done; see expert_tokens.ts).
+   */
+  readonly expertTokens?: ExpertTokenCounter;
 }
 
 /** One modifier's work on one decoder layer. */

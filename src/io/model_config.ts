@@ -1,6 +1,6 @@
 /**
  * A Hugging Face `config.json` for the llama family (llama, mistral, qwen2,
- * qwen3), parsed into one typed shape with transformers' per-model defaults
+ * qwen3) and its mixtures of experts (mixtral, qwen2_moe, qwen3_moe), parsed into one typed shape with transformers' per-model defaults
  * applied, so the rest of llmc never looks at raw JSON.
  *
  * @module
@@ -22,7 +22,14 @@ export type RopeScaling =
   };
 
 /** The model families llmc can run. */
-export type ModelType = "llama" | "mistral" | "qwen2" | "qwen3";
+export type ModelType =
+  | "llama"
+  | "mistral"
+  | "qwen2"
+  | "qwen3"
+  | "mixtral"
+  | "qwen2_moe"
+  | "qwen3_moe";
 
 /** The model types llmc supports, in the order of {@link ModelType}. */
 export const SUPPORTED_MODEL_TYPES: readonly ModelType[] = Object.freeze([
@@ -30,7 +37,32 @@ export const SUPPORTED_MODEL_TYPES: readonly ModelType[] = Object.freeze([
   "mistral",
   "qwen2",
   "qwen3",
+  "mixtral",
+  "qwen2_moe",
+  "qwen3_moe",
 ]);
+
+/**
+ * The sparse MLP of a mixture-of-experts model (transformers'
+ * `MixtralSparseMoeBlock`, `Qwen2MoeSparseMoeBlock`, `Qwen3MoeSparseMoeBlock`):
+ * a router Linear picks `topK` of `numExperts` SwiGLU experts per token.
+ */
+export interface MoeConfig {
+  /** Routed experts per sparse layer (`num_local_experts` / `num_experts`). */
+  numExperts: number;
+  /** Experts per token (`num_experts_per_tok`). */
+  topK: number;
+  /** An expert's intermediate size (mixtral: `intermediate_size`; qwen: `moe_intermediate_size`). */
+  expertIntermediateSize: number;
+  /** Renormalize the top-k softmax weights to sum to 1 (always for mixtral). */
+  normTopkProb: boolean;
+  /** qwen2_moe's shared expert (`shared_expert_intermediate_size`); null without one. */
+  sharedExpertIntermediateSize: number | null;
+  /** Every `decoderSparseStep`-th layer is sparse (`decoder_sparse_step`, 1 for mixtral). */
+  decoderSparseStep: number;
+  /** Layers with a dense MLP of `intermediate_size` instead (`mlp_only_layers`). */
+  mlpOnlyLayers: readonly number[];
+}
 
 /** A parsed, validated decoder config. */
 export interface ModelConfig {
@@ -66,6 +98,8 @@ export interface ModelConfig {
   mlpBias: boolean;
   /** RMSNorm on q and k per head (qwen3). */
   qkNorm: boolean;
+  /** The sparse MLP of a mixture-of-experts model; null for a dense one. */
+  moe: MoeConfig | null;
   /** Attention window; null for full attention. */
   slidingWindow: number | null;
   /** `hidden_act` (only SiLU is supported). */
@@ -135,6 +169,34 @@ const DEFAULTS: Record<ModelType, {
     bosTokenId: null,
     eosTokenId: null,
   },
+  mixtral: {
+    numKeyValueHeads: 8,
+    headDim: null,
+    maxPositionEmbeddings: 4096 * 32,
+    bosTokenId: 1,
+    eosTokenId: 2,
+  },
+  qwen2_moe: {
+    numKeyValueHeads: 16,
+    headDim: null,
+    maxPositionEmbeddings: 32768,
+    bosTokenId: null,
+    eosTokenId: null,
+  },
+  // Qwen3MoeAttention reads head_dim with getattr(config, "head_dim", hidden / heads).
+  qwen3_moe: {
+    numKeyValueHeads: 4,
+    headDim: null,
+    maxPositionEmbeddings: 32768,
+    bosTokenId: null,
+    eosTokenId: null,
+  },
+};
+
+const INTERMEDIATE_DEFAULTS: Partial<Record<ModelType, number>> = {
+  mixtral: 14336,
+  qwen2_moe: 5632,
+  qwen3_moe: 6144,
 };
 
 /**
@@ -216,15 +278,19 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   let slidingWindow: number | null = null;
   if (type === "mistral") {
     slidingWindow = f.nullablePositiveInt("sliding_window", 4096);
-  } else if ((type === "qwen2" || type === "qwen3") && f.bool("use_sliding_window", false)) {
+  } else if (type === "mixtral") {
+    slidingWindow = f.nullablePositiveInt("sliding_window", null);
+  } else if (type !== "llama" && f.bool("use_sliding_window", false)) {
     slidingWindow = f.nullablePositiveInt("sliding_window", 4096);
   }
+  const numHiddenLayers = f.positiveInt("num_hidden_layers");
 
   return {
     modelType: type,
     hiddenSize,
-    intermediateSize: f.positiveInt("intermediate_size"),
-    numHiddenLayers: f.positiveInt("num_hidden_layers"),
+    // The MoE configs default it (qwen: the dense layers' MLP; mixtral: every expert's).
+    intermediateSize: f.positiveInt("intermediate_size", INTERMEDIATE_DEFAULTS[type]),
+    numHiddenLayers,
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
@@ -236,17 +302,52 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     tieWordEmbeddings: f.bool("tie_word_embeddings", false),
     attentionBias: type === "qwen2"
       ? true
-      : type === "mistral"
+      : type === "qwen2_moe"
+      ? f.bool("qkv_bias", true)
+      : type === "mistral" || type === "mixtral"
       ? false
       : f.bool("attention_bias", false),
     mlpBias: type === "llama" ? f.bool("mlp_bias", false) : false,
-    qkNorm: type === "qwen3",
+    qkNorm: type === "qwen3" || type === "qwen3_moe",
+    moe: parseMoe(type, f, numHiddenLayers),
     slidingWindow,
     hiddenAct: "silu",
     bosTokenId: f.tokenId("bos_token_id", d.bosTokenId),
     eosTokenIds: f.tokenIds("eos_token_id", d.eosTokenId),
     torchDtype: f.string("torch_dtype", null) ?? f.string("dtype", null) ?? "float32",
     raw: r,
+  };
+}
+
+// transformers' MoE config fields and defaults (configuration_mixtral.py,
+// configuration_qwen2_moe.py, configuration_qwen3_moe.py).
+function parseMoe(type: ModelType, f: Fields, layers: number): MoeConfig | null {
+  if (type === "mixtral") {
+    const numExperts = f.positiveInt("num_local_experts", 8);
+    return {
+      numExperts,
+      topK: f.topK("num_experts_per_tok", 2, numExperts),
+      expertIntermediateSize: f.positiveInt("intermediate_size", 14336),
+      // MixtralSparseMoeBlock always divides by the top-k sum.
+      normTopkProb: true,
+      sharedExpertIntermediateSize: null,
+      decoderSparseStep: 1,
+      mlpOnlyLayers: [],
+    };
+  }
+  if (type !== "qwen2_moe" && type !== "qwen3_moe") return null;
+  const qwen2 = type === "qwen2_moe";
+  const numExperts = f.positiveInt("num_experts", qwen2 ? 60 : 128);
+  return {
+    numExperts,
+    topK: f.topK("num_experts_per_tok", qwen2 ? 4 : 8, numExperts),
+    expertIntermediateSize: f.positiveInt("moe_intermediate_size", qwen2 ? 1408 : 768),
+    normTopkProb: f.bool("norm_topk_prob", false),
+    sharedExpertIntermediateSize: qwen2
+      ? f.positiveInt("shared_expert_intermediate_size", 5632)
+      : null,
+    decoderSparseStep: f.positiveInt("decoder_sparse_step", 1),
+    mlpOnlyLayers: f.layerList("mlp_only_layers", layers),
   };
 }
 
@@ -365,6 +466,26 @@ class Fields {
     if (v === undefined || v === null) return fallback;
     if (typeof v !== "string") this.#fail(key, `is ${JSON.stringify(v)}; expected a string`);
     return v;
+  }
+
+  /** Experts per token: a positive integer up to the number of experts. */
+  topK(key: string, fallback: number, experts: number): number {
+    const k = this.positiveInt(key, fallback);
+    if (k > experts) this.#fail(key, `is ${k}; expected at most the ${experts} experts`);
+    return k;
+  }
+
+  /** A list of layer indices in [0, layers); missing or null: empty. */
+  layerList(key: string, layers: number): number[] {
+    const v = this.r[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || !v.every((k) => Number.isSafeInteger(k) && k >= 0 && k < layers)) {
+      this.#fail(
+        key,
+        `is ${JSON.stringify(v)}; expected a list of layer indices in [0, ${layers})`,
+      );
+    }
+    return [...v] as number[];
   }
 
   tokenId(key: string, fallback: number | null): number | null {

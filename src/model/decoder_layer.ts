@@ -6,7 +6,8 @@
  *   out = h + down_proj(silu(gate_proj(rmsnorm(h))) · up_proj(rmsnorm(h)))
  *
  * with Qwen3's per-head q_norm/k_norm before RoPE and biases where the
- * architecture has them.
+ * architecture has them. The sparse layers of mixture-of-experts models
+ * replace the MLP by moe_block.ts.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import type { Engine, Tensor } from "../engine/engine.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { LayerWeights } from "./layer_weights.ts";
 import { type LayerLinear, layerPrefix, LINEAR_INPUT_GROUPS } from "./module_names.ts";
+import { encodeMoeBlock } from "./moe_block.ts";
+import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
 import type { LinearInputTransform, TapListener } from "./taps.ts";
 
@@ -36,6 +39,11 @@ export interface DecoderLayerContext {
   taps?: TapListener;
   /** Replaces Linear inputs (see taps.ts). */
   transformLinearInput?: LinearInputTransform;
+  /**
+   * MoE layers: whether every expert's input taps show all tokens (default)
+   * or only those routed to it (see moe_block.ts).
+   */
+  moeCalibrateAllExperts?: boolean;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;
@@ -118,6 +126,9 @@ export function encodeDecoderLayer(
 
     // MLP block.
     const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
+    if (isSparseLayer(config, layer)) {
+      return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
+    }
     const mlpIn = linearInput(GATE_UP, hn);
     const gate = linear("mlp.gate_proj", mlpIn);
     const up = linear("mlp.up_proj", mlpIn);

@@ -260,6 +260,7 @@ export class DecoderModel {
           seqLen: layout.seqLen,
           taps: options.taps,
           transformLinearInput: options.transformLinearInput,
+          moeCalibrateAllExperts: options.moeCalibrateAllExperts,
         },
         weights,
         hidden,

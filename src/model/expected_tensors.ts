@@ -68,9 +68,13 @@ export function expectedTensorShapes(config: ModelConfig): Map<string, ExpectedT
 }
 
 function configSummary(config: ModelConfig): string {
+  const moe = config.moe === null
+    ? ""
+    : `, ${config.moe.numExperts} experts of intermediate size ` +
+      `${config.moe.expertIntermediateSize}`;
   return `hidden_size ${config.hiddenSize}, intermediate_size ${config.intermediateSize}, ` +
     `num_attention_heads ${config.numAttentionHeads}, num_key_value_heads ` +
-    `${config.numKeyValueHeads}, head_dim ${config.headDim}, vocab_size ${config.vocabSize}`;
+    `${config.numKeyValueHeads}, head_dim ${config.headDim}, vocab_size ${config.vocabSize}${moe}`;
 }
 
 /**

@@ -8,13 +8,19 @@
 import type { ModelConfig } from "../io/model_config.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { layerPrefix } from "./module_names.ts";
+import { isSparseLayer, moeModuleNames } from "./moe_names.ts";
 import type { WeightSource } from "./weight_source.ts";
 
 /**
  * The tensors of decoder layer `k` by full HF name, with their shapes, as
  * transformers would build the layer from `config`: biases only where the
  * architecture has them (qwen2: q/k/v; llama `attention_bias`: q/k/v/o;
- * `mlp_bias`: gate/up/down) and q_norm/k_norm for qwen3.
+ * `mlp_bias`: gate/up/down) and q_norm/k_norm for qwen3. The sparse layers
+ * of mixtral / qwen2_moe / qwen3_moe have a router `[experts, hidden]` and
+ * every expert's gate/up `[expert_intermediate, hidden]` and down
+ * `[hidden, expert_intermediate]` (see moe_names.ts), plus qwen2_moe's
+ * shared expert and its `[1, hidden]` gate; this is the list of tensors a
+ * checkpoint of that architecture must hold.
  *
  * @param config the model config
  * @param k the layer index
@@ -32,7 +38,8 @@ export function layerTensorShapes(config: ModelConfig, k: number): Map<string, n
   const q = config.numAttentionHeads * config.headDim;
   const kv = config.numKeyValueHeads * config.headDim;
   const qkvBias = config.attentionBias;
-  const oBias = config.attentionBias && config.modelType !== "qwen2";
+  const oBias = config.attentionBias && config.modelType !== "qwen2" &&
+    config.modelType !== "qwen2_moe";
   const shapes = new Map<string, number[]>();
   const linear = (name: string, outF: number, inF: number, bias: boolean) => {
     shapes.set(`${p}.${name}.weight`, [outF, inF]);
@@ -48,6 +55,26 @@ export function layerTensorShapes(config: ModelConfig, k: number): Map<string, n
   }
   linear("self_attn.o_proj", H, q, oBias);
   shapes.set(`${p}.post_attention_layernorm.weight`, [H]);
+  if (isSparseLayer(config, k)) {
+    const moe = config.moe!;
+    const names = moeModuleNames(config);
+    const Ie = moe.expertIntermediateSize;
+    linear(names.router, moe.numExperts, H, false);
+    for (let e = 0; e < moe.numExperts; e++) {
+      const x = names.expert(e);
+      linear(x.gate, Ie, H, false);
+      linear(x.up, Ie, H, false);
+      linear(x.down, H, Ie, false);
+    }
+    if (names.shared !== null) {
+      const Is = moe.sharedExpertIntermediateSize!;
+      linear(names.shared.gate, Is, H, false);
+      linear(names.shared.up, Is, H, false);
+      linear(names.shared.down, H, Is, false);
+      linear(names.shared.sharedGate, 1, H, false);
+    }
+    return shapes;
+  }
   linear("mlp.gate_proj", I, H, config.mlpBias);
   linear("mlp.up_proj", I, H, config.mlpBias);
   linear("mlp.down_proj", H, I, config.mlpBias);

@@ -150,6 +150,21 @@ export class LayerWeights {
   }
 
   /**
+   * Any Linear's weight by its name relative to the layer, including the
+   * experts and routers of MoE layers (see moe_names.ts).
+   *
+   * @param linear e.g. `mlp.experts.3.up_proj`
+   * @returns its weight, [out, in]
+   * @example
+   * ```ts ignore
+   * const router = weights.module("block_sparse_moe.gate");
+   * ```
+   */
+  module(linear: string): LinearWeight {
+    return this.#get(`${layerPrefix(this.layer)}.${linear}.weight`);
+  }
+
+  /**
    * A Linear's bias, when the architecture has one.
    *
    * @param linear the Linear, relative to the layer

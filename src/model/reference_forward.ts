@@ -6,7 +6,8 @@
  *
  * Supported: llama (every rope_scaling type), mistral and qwen sliding
  * windows, qwen2 (q/k/v biases), qwen3 (per-head q_norm/k_norm), tied and
- * untied lm_head, GQA and MHA. Biases are used where the architecture has
+ * untied lm_head, GQA and MHA, and the sparse MLPs of mixtral, qwen2_moe and
+ * qwen3_moe (reference_moe.ts). Biases are used where the architecture has
  * them (see layer_tensors.ts), exactly like the GPU decoder.
  *
  * @module
@@ -20,6 +21,8 @@ import { readLayerTensors } from "./layer_tensors.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { attention, linear, rmsnorm, rope, siluMul } from "./reference_ops.ts";
+import { isSparseLayer } from "./moe_names.ts";
+import { referenceMoeBlock } from "./reference_moe.ts";
 
 /** A layer's tensors by full HF name, e.g. `model.layers.0.mlp.up_proj.weight`. */
 export type ReferenceTensors = Map<string, Float32Array>;
@@ -114,6 +117,11 @@ export function referenceLayer(
 
   // MLP
   const hn = rmsnorm(h, tensor(weights, `${p}.post_attention_layernorm.weight`), rows, eps);
+  if (isSparseLayer(config, k)) {
+    const moe = referenceMoeBlock(config, weights, k, hn, rows);
+    for (let i = 0; i < h.length; i++) h[i] += moe[i];
+    return h;
+  }
   const gate = lin(hn, `${p}.mlp.gate_proj`, H, I);
   const up = lin(hn, `${p}.mlp.up_proj`, H, I);
   const down = lin(siluMul(gate, up), `${p}.mlp.down_proj`, I, H);

@@ -33,7 +33,7 @@ const QWEN_MAX_WINDOW_LAYERS = 28;
 export function slidingWindowForLayer(config: ModelConfig, k: number): number | null {
   const window = config.slidingWindow;
   if (window === null || config.modelType === "llama") return null;
-  if (config.modelType === "mistral") return window;
+  if (config.modelType === "mistral" || config.modelType === "mixtral") return window;
   const layerTypes = config.raw.layer_types;
   if (Array.isArray(layerTypes)) return layerTypes[k] === "sliding_attention" ? window : null;
   const maxWindowLayers = config.raw.max_window_layers;

@@ -1,5 +1,6 @@
 /**
- * Seeded random Llama-family checkpoints for tests, benches and the demo's
+ * Seeded random Llama-family checkpoints (and their mixtures of experts:
+ * mixtral, qwen2_moe, qwen3_moe, with transformers' tensor names) for tests, benches and the demo's
  * fallback: a config.json and safetensors shards written into a folder.
  * Tensors are generated and streamed to disk one at a time, so a model of
  * several GB costs one tensor of memory.
@@ -13,9 +14,33 @@
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { seededRandom } from "./seeded_random.ts";
 
+/** The mixture of experts of a synthetic mixtral / qwen2_moe / qwen3_moe model. */
+export interface SyntheticMoeSpec {
+  /** Routed experts per sparse layer. */
+  experts: number;
+  /** Experts per token. */
+  topK: number;
+  /** qwen: `moe_intermediate_size` (mixtral's experts use `intermediate`). */
+  expertIntermediate?: number;
+  /** qwen2_moe: `shared_expert_intermediate_size` (default `intermediate`). */
+  sharedIntermediate?: number;
+  /** qwen: `norm_topk_prob` (default true). */
+  normTopkProb?: boolean;
+  /** qwen: `decoder_sparse_step` (default 1). */
+  decoderSparseStep?: number;
+  /** qwen: `mlp_only_layers` (default none). */
+  mlpOnlyLayers?: number[];
+  /**
+   * Experts (each ≥ topK) the router never picks: their router rows and
+   * those of experts 0…topK−1 are made equal, so at least topK experts tie
+   * with each of them and win the tie by their lower index.
+   */
+  unrouted?: number[];
+}
+
 /** The shape and architecture of a synthetic model. */
 export interface SyntheticSpec {
-  modelType: "llama" | "mistral" | "qwen2" | "qwen3";
+  modelType: "llama" | "mistral" | "qwen2" | "qwen3" | "mixtral" | "qwen2_moe" | "qwen3_moe";
   hidden: number;
   layers: number;
   heads: number;
@@ -35,6 +60,8 @@ export interface SyntheticSpec {
   attentionBias?: boolean;
   mlpBias?: boolean;
   seed?: number;
+  /** Required for mixtral / qwen2_moe / qwen3_moe. */
+  moe?: SyntheticMoeSpec;
   /** Shard size bound of the written checkpoint (default: the writer's 5 GB). */
   maxShardBytes?: number;
 }
@@ -90,8 +117,45 @@ export async function writeSyntheticModel(
   };
 
   await add("model.embed_tokens.weight", [spec.vocab, H], uniform(spec.vocab * H, -1, 1));
-  const qkvBias = spec.modelType === "qwen2" || (spec.attentionBias ?? false);
+  const moe = spec.moe;
+  const isMoe = spec.modelType === "mixtral" || spec.modelType === "qwen2_moe" ||
+    spec.modelType === "qwen3_moe";
+  if (isMoe !== (moe !== undefined)) {
+    throw new Error(`synthetic ${spec.modelType}: give moe exactly for the MoE model types`);
+  }
+  const qkvBias = spec.modelType === "qwen2" || spec.modelType === "qwen2_moe" ||
+    (spec.attentionBias ?? false);
   const oBias = spec.modelType === "llama" && (spec.attentionBias ?? false);
+  const sparse = (k: number) =>
+    moe !== undefined && !(moe.mlpOnlyLayers ?? []).includes(k) &&
+    (k + 1) % (moe.decoderSparseStep ?? 1) === 0;
+  const expertI = spec.modelType === "mixtral" ? I : moe?.expertIntermediate ?? I;
+  const expert = (p: string, e: number) =>
+    spec.modelType === "mixtral"
+      ? [
+        `${p}.block_sparse_moe.experts.${e}.w1`,
+        `${p}.block_sparse_moe.experts.${e}.w3`,
+        `${p}.block_sparse_moe.experts.${e}.w2`,
+      ]
+      : [
+        `${p}.mlp.experts.${e}.gate_proj`,
+        `${p}.mlp.experts.${e}.up_proj`,
+        `${p}.mlp.experts.${e}.down_proj`,
+      ];
+  const router = (p: string) =>
+    spec.modelType === "mixtral" ? `${p}.block_sparse_moe.gate` : `${p}.mlp.gate`;
+  const writeRouter = async (name: string) => {
+    const { experts, topK, unrouted = [] } = moe!;
+    const a = 1 / Math.sqrt(H);
+    const w = uniform(experts * H, -a, a);
+    for (const e of unrouted) {
+      if (!(e >= topK && e < experts)) {
+        throw new Error(`synthetic moe.unrouted: expert ${e} is not in [topK, experts)`);
+      }
+    }
+    for (const e of [...Array(topK).keys(), ...unrouted]) w.copyWithin(e * H, 0, H);
+    await add(`${name}.weight`, [experts, H], w);
+  };
   const mlpBias = spec.modelType === "llama" && (spec.mlpBias ?? false);
   for (let k = 0; k < spec.layers; k++) {
     const p = `model.layers.${k}`;
@@ -100,11 +164,28 @@ export async function writeSyntheticModel(
     await linear(`${p}.self_attn.k_proj`, spec.kvHeads * hd, H, qkvBias);
     await linear(`${p}.self_attn.v_proj`, spec.kvHeads * hd, H, qkvBias);
     await linear(`${p}.self_attn.o_proj`, H, spec.heads * hd, oBias);
-    if (spec.modelType === "qwen3") {
+    if (spec.modelType === "qwen3" || spec.modelType === "qwen3_moe") {
       await add(`${p}.self_attn.q_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
       await add(`${p}.self_attn.k_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
     }
     await add(`${p}.post_attention_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
+    if (sparse(k)) {
+      await writeRouter(router(p));
+      for (let e = 0; e < moe!.experts; e++) {
+        const [gate, up, down] = expert(p, e);
+        await linear(gate, expertI, H, false);
+        await linear(up, expertI, H, false);
+        await linear(down, H, expertI, false);
+      }
+      if (spec.modelType === "qwen2_moe") {
+        const Is = moe!.sharedIntermediate ?? I;
+        await linear(`${p}.mlp.shared_expert.gate_proj`, Is, H, false);
+        await linear(`${p}.mlp.shared_expert.up_proj`, Is, H, false);
+        await linear(`${p}.mlp.shared_expert.down_proj`, H, Is, false);
+        await linear(`${p}.mlp.shared_expert_gate`, 1, H, false);
+      }
+      continue;
+    }
     await linear(`${p}.mlp.gate_proj`, I, H, mlpBias);
     await linear(`${p}.mlp.up_proj`, I, H, mlpBias);
     await linear(`${p}.mlp.down_proj`, H, I, mlpBias);
@@ -119,6 +200,9 @@ export async function writeSyntheticModel(
         mistral: "MistralForCausalLM",
         qwen2: "Qwen2ForCausalLM",
         qwen3: "Qwen3ForCausalLM",
+        mixtral: "MixtralForCausalLM",
+        qwen2_moe: "Qwen2MoeForCausalLM",
+        qwen3_moe: "Qwen3MoeForCausalLM",
       }[spec.modelType],
     ],
     model_type: spec.modelType,
@@ -143,8 +227,25 @@ export async function writeSyntheticModel(
     config.attention_bias = spec.attentionBias ?? false;
     config.mlp_bias = spec.mlpBias ?? false;
   }
-  if (spec.modelType === "mistral") config.sliding_window = spec.slidingWindow ?? null;
-  if (spec.modelType === "qwen2" || spec.modelType === "qwen3") {
+  if (spec.modelType === "mistral" || spec.modelType === "mixtral") {
+    config.sliding_window = spec.slidingWindow ?? null;
+  }
+  if (spec.modelType === "mixtral") {
+    config.num_local_experts = moe!.experts;
+    config.num_experts_per_tok = moe!.topK;
+  } else if (moe !== undefined) {
+    config.num_experts = moe.experts;
+    config.num_experts_per_tok = moe.topK;
+    config.moe_intermediate_size = expertI;
+    config.norm_topk_prob = moe.normTopkProb ?? true;
+    config.decoder_sparse_step = moe.decoderSparseStep ?? 1;
+    config.mlp_only_layers = moe.mlpOnlyLayers ?? [];
+    if (spec.modelType === "qwen2_moe") {
+      config.shared_expert_intermediate_size = moe.sharedIntermediate ?? I;
+      config.qkv_bias = true;
+    }
+  }
+  if (spec.modelType !== "llama" && spec.modelType !== "mistral" && spec.modelType !== "mixtral") {
     config.use_sliding_window = spec.slidingWindow != null;
     config.sliding_window = spec.slidingWindow ?? null;
     config.max_window_layers = spec.maxWindowLayers ?? spec.layers;

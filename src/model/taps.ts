@@ -67,6 +67,27 @@ export interface AttentionTap {
 }
 
 /**
+ * The routing of a mixture-of-experts block: each token's top-k expert
+ * weights, zero for the experts it is not routed to.
+ */
+export interface MoeRoutingTap {
+  /** Discriminates the {@link TapEvent} union. */
+  kind: "moe_routing";
+  /** The decoder layer's index. */
+  layer: number;
+  /** The sparse block, e.g. `model.layers.3.mlp` or `model.layers.3.block_sparse_moe`. */
+  module: string;
+  /** Routing weights, [sequences · seqLen, experts]. */
+  weights: Tensor;
+  /** The engine the layer runs on; record follow-up ops here. */
+  engine: Engine;
+  /** Sequences in the batch. */
+  sequences: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+}
+
+/**
  * Everything a layer shows its subscribers.
  *
  * @example
@@ -85,7 +106,7 @@ export interface AttentionTap {
  * });
  * ```
  */
-export type TapEvent = LinearInputTap | AttentionTap;
+export type TapEvent = LinearInputTap | AttentionTap | MoeRoutingTap;
 
 /** A subscriber: called synchronously while the layer's kernels are being recorded. */
 export type TapListener = (event: TapEvent) => void;
@@ -127,6 +148,13 @@ export interface RunLayerOptions {
   weights?: ReadonlyMap<string, Float32Array> | LayerWeights;
   /** Extension point for static activation quantization. */
   transformLinearInput?: LinearInputTransform;
+  /**
+   * MoE models: every expert's input taps show every token (true, the
+   * default: upstream's `moe_calibrate_all_experts`) or only the tokens the
+   * router sends it, the others zeroed (false). The layer's output is the
+   * routed one either way.
+   */
+  moeCalibrateAllExperts?: boolean;
   /**
    * Sequences packed in `hidden`. Needed only for a hidden state this model
    * did not produce (one re-uploaded from a cache); otherwise remembered.

@@ -40,7 +40,8 @@ import {
   planModifier,
   quantizationOf,
 } from "./modifier_plan.ts";
-import { EMBED_TOKENS, LAYER_LINEARS, linearModuleName } from "../model/module_names.ts";
+import { EMBED_TOKENS, layerPrefix } from "../model/module_names.ts";
+import { layerLinearModules } from "../model/moe_names.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import type { SparsityStructure } from "../quant/format.ts";
 import { buildQuantizationConfig } from "../quant/quantization_config.ts";
@@ -92,6 +93,12 @@ export interface CalibrationOptions {
   readonly maxActivationBytesInMemory?: number;
   /** Tokens per GPU forward (samples are packed up to this; default 4096). */
   readonly tokensPerForward?: number;
+  /**
+   * MoE models: `moe_calibrate_all_experts` (default true): every expert's
+   * statistics see every token, while layer outputs use the router's top-k;
+   * false: experts see only the tokens routed to them.
+   */
+  readonly moeCalibrateAllExperts?: boolean;
   /** The compute engine: "webgpu", "cpu" or "auto" (default: the fastest for the machine). */
   readonly engine?: EngineChoice;
 }
@@ -304,6 +311,7 @@ async function runCalibrated(
     budget: new MemoryBudget(options.maxActivationBytesInMemory ?? DEFAULT_MAX_ACTIVATION_BYTES),
     spillDir,
     emit,
+    moeCalibrateAllExperts: options.moeCalibrateAllExperts,
     readLayer: (k) => readLayerFromSource(hf, k),
   };
   const kept: PassOutputs = { last: null };
@@ -401,7 +409,7 @@ async function runCalibrated(
       sparsityConfig: sparsity?.config([
         ...Array.from(
           { length: model.numLayers },
-          (_, k) => LAYER_LINEARS.map((l) => linearModuleName(k, l)),
+          (_, k) => layerLinearModules(model.config, k).map((l) => `${layerPrefix(k)}.${l}`),
         ).flat(),
         "lm_head",
       ]),

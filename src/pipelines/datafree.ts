@@ -320,7 +320,7 @@ export async function runDataFree(
     const tg = new Set(
       linears.filter((l) => l.scheme!.weights!.strategy === "tensor_group").map((l) => l.name),
     );
-    return layerFusedSets(k, model.config.modelType, (m) => tg.has(m));
+    return layerFusedSets(k, model.config, (m) => tg.has(m));
   };
 
   // Every read of the run, in the order the code below makes them.

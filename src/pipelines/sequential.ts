@@ -69,6 +69,8 @@ export interface PassContext {
   /** An existing folder for spilled activations. */
   readonly spillDir: string;
   readonly emit: GraphEventSink;
+  /** MoE models: upstream's `moe_calibrate_all_experts` (default true). */
+  readonly moeCalibrateAllExperts?: boolean;
   /** Reads layer k's dense weights (the source checkpoint, or it overlaid by earlier passes). */
   readonly readLayer: (k: number) => Promise<LayerWeightsOnHost>;
 }
@@ -184,6 +186,7 @@ async function layerStep(
       emit: ctx.emit,
       pass: spec.pass,
       passes: spec.passes,
+      moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
     },
     { layer: k, weights: host.weights, dtypes: host.dtypes, inputs: state.inputs, outputs },
   );
@@ -217,6 +220,7 @@ async function layerStep(
       errorKind: l.metric.errorKind,
       outputError: l.metric.outputError ?? null,
       rtnOutputError: l.metric.rtnOutputError ?? null,
+      ...(l.metric.expertTokens === undefined ? {} : { expertTokens: l.metric.expertTokens }),
       samples,
       seconds: l.metric.seconds,
       rssBytes,

@@ -8,7 +8,8 @@
  */
 
 import type { HfModel } from "../io/hf_model.ts";
-import { LAYER_LINEARS, linearModuleName } from "../model/module_names.ts";
+import { layerPrefix } from "../model/module_names.ts";
+import { layerLinearModules } from "../model/moe_names.ts";
 import { writeFileAtomic } from "../sink/_progress.ts";
 import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
 import type { ActivationCache } from "../graph/activation_cache.ts";
@@ -92,7 +93,9 @@ export function sinkTarget(
       if (sparsity !== null) {
         // Persisted before the layer is committed: a committed layer always
         // has its measurements (a stale file of an unfinished layer is rewritten).
-        const stats = sparsity.measurements(LAYER_LINEARS.map((l) => linearModuleName(k, l)));
+        const stats = sparsity.measurements(
+          layerLinearModules(source.config, k).map((l) => `${layerPrefix(k)}.${l}`),
+        );
         await writeFileAtomic(
           sparsityStatsPath(sink, k),
           new TextEncoder().encode(JSON.stringify(stats)),

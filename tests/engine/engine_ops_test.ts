@@ -10,6 +10,7 @@ import { parseEngineChoice } from "../../src/engine/choose.ts";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
 import type { Engine, Tensor } from "../../src/engine/engine.ts";
 import { EngineError } from "../../src/engine/engine_error.ts";
+import { referenceRoute } from "../../src/model/reference_moe.ts";
 import * as ref from "../../src/model/reference_ops.ts";
 import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
@@ -180,6 +181,75 @@ for (const kind of ENGINE_KINDS) {
       });
       const [got] = await read(e, nll);
       close(got, ref.logSoftmaxNll(logits, targets, V), 1e-5, "nll");
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: MoE ops: routeTopK (ties, renormalization), accumulateWeighted, maskRows`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, experts, cols] = [6, 5, 7];
+      const ls = Float32Array.from(randn(rows * experts), (x) => x * 4);
+      // Row 1 ties experts 2 and 3 for the second place: the lower index wins.
+      ls.set([0, 3, 1, 1, -2], experts);
+      const logits = e.upload(ls, [rows, experts]);
+      const routed = [false, true].map((normalize) => e.routeTopK(logits, 2, normalize));
+      const ys = randn(rows * cols), xs = randn(rows * cols), accs = randn(rows * cols);
+      const y = e.upload(ys, [rows, cols]);
+      const acc = e.upload(accs, [rows, cols]);
+      const fresh = e.allocate([rows, cols]);
+      const gate = e.upload(ls.subarray(0, rows), [rows, 1]);
+      e.accumulateWeighted(acc, y, routed[1], 3);
+      e.accumulateWeighted(fresh, y, routed[0], 1, { overwrite: true });
+      e.accumulateWeighted(fresh, y, gate, 0, { sigmoid: true });
+      const masked = e.maskRows(e.upload(xs, [rows, cols]), routed[0], 4);
+      const [plain, normed, hacc, hfresh, hmask] = await read(e, ...routed, acc, fresh, masked);
+      const want = [false, true].map((normalize) => {
+        const w = new Float32Array(rows * experts);
+        for (let r = 0; r < rows; r++) {
+          const { experts: chosen, weights } = referenceRoute(
+            ls.subarray(r * experts, (r + 1) * experts),
+            2,
+            normalize,
+          );
+          chosen.forEach((x, i) => w[r * experts + x] = weights[i]);
+        }
+        return w;
+      });
+      close(plain, want[0], 1e-5, "routeTopK");
+      close(normed, want[1], 1e-5, "routeTopK normalized");
+      assert.deepEqual([...normed.subarray(experts, 2 * experts)].map((v) => v > 0), [
+        false,
+        true,
+        true,
+        false,
+        false,
+      ]);
+      const expect = (f: (r: number, c: number) => number) =>
+        Float32Array.from({ length: rows * cols }, (_, i) => f(Math.floor(i / cols), i % cols));
+      const at = (r: number, c: number) => r * cols + c;
+      close(
+        hacc,
+        expect((r, c) => accs[at(r, c)] + want[1][r * experts + 3] * ys[at(r, c)]),
+        1e-5,
+        "accumulate",
+      );
+      const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+      close(
+        hfresh,
+        expect((r, c) => (want[0][r * experts + 1] + sigmoid(ls[r])) * ys[at(r, c)]),
+        1e-5,
+        "overwrite + sigmoid",
+      );
+      close(
+        hmask,
+        expect((r, c) => want[0][r * experts + 4] !== 0 ? xs[at(r, c)] : 0),
+        0,
+        "maskRows",
+      );
+      assert.throws(() => e.routeTopK(logits, 6, true), EngineError);
+      assert.throws(() => e.maskRows(y, routed[0], 5), /do not fit/);
     },
   });
 }

@@ -41,6 +41,7 @@ Deno.test("stories260K config.json", async () => {
     attentionBias: false,
     mlpBias: false,
     qkNorm: false,
+    moe: null,
     slidingWindow: null,
     hiddenAct: "silu",
     bosTokenId: 1,

@@ -60,7 +60,7 @@ for (const kind of ENGINE_KINDS) {
           // Read inside the callback: the tensors are only alive for the layer's work.
           if (e.kind === "linear_input") {
             seen.push({ kind: e.kind, name: e.modules.join(","), copies: e.engine.read([e.x]) });
-          } else {
+          } else if (e.kind === "attention") {
             assertEquals([e.heads, e.kvHeads, e.headDim], [4, 2, 16]);
             seen.push({ kind: e.kind, name: e.module, copies: e.engine.read([e.q, e.k, e.v]) });
           }

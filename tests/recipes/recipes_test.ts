@@ -89,8 +89,12 @@ Deno.test("YAML recipes parse, are supported, and plan on stories260K where shap
           transform.plan(hf.config, m); // whole-model transforms (SpinQuant) plan on the config
           continue;
         }
-        // Group-128 (incl. the W4A16_ASYM preset of AWQ) and NVFP4 (group 16) do not tile stories260K's 64/172-wide Linears.
-        if (/actorder_group|nvfp4|awq/.test(f) && m.type !== "SparseGPTModifier") {
+        // Group-128 (incl. the W4A16_ASYM preset of AWQ and the MoE W4A16 recipes) and NVFP4
+        // (group 16) do not tile stories260K's 64/172-wide Linears.
+        if (
+          /actorder_group|nvfp4|awq|moe_w4a16|mixtral_w4a16/.test(f) &&
+          m.type !== "SparseGPTModifier"
+        ) {
           assert.throws(() => planModifier(hf, m), QuantizationShapeError, f);
         } else {
           planModifier(hf, m);

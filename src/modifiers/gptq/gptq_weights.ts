@@ -16,7 +16,7 @@ import { ChunkedWeight } from "../../gpu/chunked.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { matmul, mul, reduceRows } from "../../gpu/ops.ts";
 import { GpuTensor, readMany } from "../../gpu/tensor.ts";
-import type { ModelType } from "../../io/model_config.ts";
+import type { ModelConfig, ModelType } from "../../io/model_config.ts";
 import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "./cpu_gptq.ts";
 import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "./factor_loops.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
@@ -237,7 +237,7 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
 export async function gptqLayerWeights(
   device: GptqDevice,
   layer: number,
-  modelType: ModelType,
+  modelType: ModelType | ModelConfig,
   hessians: LayerHessians,
   linears: readonly GptqWeightInput[],
   options: GptqStepOptions,

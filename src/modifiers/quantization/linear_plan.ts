@@ -8,7 +8,8 @@
 import type { DType } from "../../io/dtype.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { TensorInfo } from "../../io/safetensors_read.ts";
-import { LAYER_LINEARS, linearModuleName } from "../../model/module_names.ts";
+import { layerPrefix } from "../../model/module_names.ts";
+import { layerLinearModules } from "../../model/moe_names.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
 import type { ModuleFormat } from "../../quant/compression_format.ts";
 import { QuantizationConfigError } from "../../quant/errors.ts";
@@ -160,8 +161,8 @@ export function planLinearQuantization(source: PlanSource, config: PlanConfig): 
     });
   };
   for (let k = 0; k < source.config.numHiddenLayers; k++) {
-    for (const linear of LAYER_LINEARS) {
-      const name = linearModuleName(k, linear);
+    for (const linear of layerLinearModules(source.config, k)) {
+      const name = `${layerPrefix(k)}.${linear}`;
       add(name, `${name}.weight`, k);
     }
   }

@@ -211,7 +211,7 @@ export function planQuantization(
     if (kv !== null) checkAttentionArgs(kv, `${where} ${module} K/V`);
     if (query !== null) checkAttentionArgs(query, `${where} ${module} query`);
     if (kv !== null || query !== null) attention.push({ module, layer: k, kv, query });
-    for (const m of decoderLayerModules(k, config.modelType)) {
+    for (const m of decoderLayerModules(k, config)) {
       const planned = linears.linears.find((l) => l.name === m.name);
       schemed.push({
         name: m.name,

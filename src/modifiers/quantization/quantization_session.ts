@@ -37,7 +37,8 @@ import {
   toArray,
 } from "rxjs";
 import type { Engine, Tensor } from "../../engine/engine.ts";
-import { LINEAR_INPUT_GROUPS, linearModuleName } from "../../model/module_names.ts";
+import { layerPrefix } from "../../model/module_names.ts";
+import { expertIndexOf, linearInputGroups } from "../../model/moe_names.ts";
 import type { LinearInputTransform } from "../../model/taps.ts";
 import { computeDTypeOf } from "./linear_plan.ts";
 import type { PlannedLinear } from "./linear_plan.ts";
@@ -79,12 +80,12 @@ import {
 } from "../../graph/sample_statistics.ts";
 import type { PendingSampleMinMax } from "../../graph/sample_statistics.ts";
 
-/** Positions of the observation points in forward order. */
-const GROUP_POINT = [0, 2, 3, 4] as const;
+/** The attention states' position among the observation points (after q/k/v's inputs). */
 const ATTENTION_POINT = 1;
-
-/** The input groups, by the key used for statistics and Hessians. */
-const GROUP_KEYS = ["qkv", "o", "gate_up", "down"] as const;
+/** The input groups' positions in forward order, around the attention point. */
+const groupPoint = (i: number) => (i === 0 ? 0 : i + 1);
+/** The group every expert's gate/up Hessian is when all experts see all tokens. */
+const MOE_IN = "moe_in";
 
 interface InputGroup {
   readonly key: string;
@@ -114,13 +115,14 @@ interface RunningQParams {
 }
 
 function groupsOf(
+  config: LayerEnvironment["config"],
   layer: number,
   plan: QuantizationPlan,
   quantizationAware: boolean,
   warn: (m: string) => void,
 ): InputGroup[] {
-  return LINEAR_INPUT_GROUPS.map((g, i) => {
-    const modules = g.map((l) => linearModuleName(layer, l));
+  return linearInputGroups(config, layer).map(({ key, linears: g }, i) => {
+    const modules = g.map((l) => `${layerPrefix(layer)}.${l}`);
     const planned = plan.linears.linears.filter((l) =>
       modules.includes(l.name) && isQuantizedLinear(l)
     );
@@ -147,8 +149,8 @@ function groupsOf(
       );
     }
     return {
-      key: GROUP_KEYS[i],
-      point: GROUP_POINT[i],
+      key,
+      point: groupPoint(i),
       modules,
       planned,
       observed,
@@ -206,6 +208,7 @@ class QuantizationSession implements LayerSession {
     this.#gptq = gptq;
     const k = env.layer;
     this.#groups = groupsOf(
+      env.config,
       k,
       plan,
       env.quantizationAware,
@@ -221,9 +224,10 @@ class QuantizationSession implements LayerSession {
     const points: number[] = this.#groups.filter((g) => g.observed.length > 0).map((g) => g.point);
     if (this.#attention !== null) points.push(ATTENTION_POINT);
     if (gptq) {
-      points.push(
-        ...this.#groups.filter((g) => this.#gptqTargets(g).length > 0).map((g) => g.point),
+      const hessianGroups = new Set(
+        this.#groups.filter((g) => this.#gptqTargets(g).length > 0).map((g) => this.#hessianKey(g)),
       );
+      points.push(...this.#groups.filter((g) => hessianGroups.has(g.key)).map((g) => g.point));
     }
     for (const p of points) this.#roundOf.set(p, roundAt(p));
     this.rounds = points.length === 0 ? 0 : Math.max(...points.map(roundAt)) + 1;
@@ -235,7 +239,7 @@ class QuantizationSession implements LayerSession {
       );
       const results = rtnLayerWeights(
         k,
-        env.config.modelType,
+        env.config,
         linears.map((l) => ({
           name: l.name,
           values: this.#weight(l),
@@ -253,7 +257,7 @@ class QuantizationSession implements LayerSession {
     if (gptq) {
       for (const g of this.#groups) {
         const t = this.#gptqTargets(g);
-        if (t.length > 0) columns.set(g.key, t[0].shape[1]);
+        if (t.length > 0) columns.set(this.#hessianKey(g), t[0].shape[1]);
       }
     }
     this.#hessians = columns.size > 0 ? LayerHessians.create(env.engine, columns) : null;
@@ -287,13 +291,34 @@ class QuantizationSession implements LayerSession {
     const linears: LinearResult[] = [];
     const gptq = new Map<string, GptqResult>();
     const reconstruction = new Map<string, number[]>();
+    // Experts no calibration token reached have an all-zero Hessian, on
+    // which GPTQ would zero every column: they are quantized round-to-nearest.
+    const unreached = new Set<string>();
+    for (const g of this.#groups) {
+      for (const l of this.#gptqTargets(g)) {
+        if (this.#expertTokens(l.name)?.calibrated === 0) unreached.add(l.name);
+      }
+    }
+    if (unreached.size > 0) {
+      const linears = this.#groups.flatMap((g) => g.planned).filter((l) => unreached.has(l.name));
+      for (const r of this.#rtnOf(linears)) this.#rtn.set(r.name, r);
+      for (const l of linears) {
+        env.emit({
+          type: "warning",
+          message: `${l.name}: no calibration token was routed to this expert ` +
+            "(moe_calibrate_all_experts is false); quantized round-to-nearest instead of GPTQ",
+        });
+      }
+    }
     if (this.#gptq && this.#hessians !== null) {
-      const targets = this.#groups.flatMap((g) => this.#gptqTargets(g).map((l) => ({ l, g })));
+      const targets = this.#groups.flatMap((g) =>
+        this.#gptqTargets(g).filter((l) => !unreached.has(l.name)).map((l) => ({ l, g }))
+      );
       const m = this.#plan.modifier;
       const results = await gptqLayerWeights(
         env.engine,
         env.layer,
-        env.config.modelType,
+        env.config,
         this.#hessians,
         targets.map(({ l, g }) => ({
           name: l.name,
@@ -301,7 +326,7 @@ class QuantizationSession implements LayerSession {
           shape: l.shape,
           args: l.scheme!.weights!,
           dtype: this.#dtype(l),
-          input: g.key,
+          input: this.#hessianKey(g),
         })),
         {
           blockSize: m.type === "GPTQModifier" ? m.blockSize : 128,
@@ -314,7 +339,7 @@ class QuantizationSession implements LayerSession {
       // error the per-module metrics report.
       const rtn = rtnLayerWeights(
         env.layer,
-        env.config.modelType,
+        env.config,
         targets.map(({ l }) => ({
           name: l.name,
           values: this.#weight(l),
@@ -327,7 +352,7 @@ class QuantizationSession implements LayerSession {
         env.engine,
         this.#hessians,
         targets.map(({ l, g }, i) => ({
-          input: g.key,
+          input: this.#hessianKey(g),
           original: this.#weight(l),
           shape: l.shape,
           candidates: [results[i].weight, rtn[i].fakeQuantized],
@@ -353,6 +378,7 @@ class QuantizationSession implements LayerSession {
             error: rtn.relativeError,
             errorKind: "relative_weight_mse",
             seconds: rtn.seconds,
+            ...this.#tokensField(l.name),
           };
         } else if (q !== undefined) {
           weight = q.weight;
@@ -370,6 +396,7 @@ class QuantizationSession implements LayerSession {
             seconds: q.timings.totalMs / 1000,
             outputError: gptqOut,
             rtnOutputError: rtnOut,
+            ...this.#tokensField(l.name),
           };
           if (q.fellBackToRtn) {
             env.emit({
@@ -413,6 +440,42 @@ class QuantizationSession implements LayerSession {
   }
 
   // ------------------------------------------------------------------ private
+
+  /**
+   * The Hessian a group's inputs accumulate into: with all experts
+   * calibrated every expert's gate/up reads the router's input, so they
+   * share its Hessian instead of accumulating copies of it.
+   */
+  #hessianKey(g: InputGroup): string {
+    const all = this.#env.expertTokens?.calibrateAllExperts ?? true;
+    return all && /^expert\.\d+\.gate_up$/.test(g.key) ? MOE_IN : g.key;
+  }
+
+  #expertTokens(module: string) {
+    const e = expertIndexOf(module);
+    if (e === null || this.#env.expertTokens === undefined) return null;
+    const block = module.slice(0, module.indexOf(".experts."));
+    return this.#env.expertTokens.of(block, e);
+  }
+
+  #tokensField(module: string) {
+    const t = this.#expertTokens(module);
+    return t === null ? {} : { expertTokens: t };
+  }
+
+  #rtnOf(linears: readonly PlannedLinear[]): RtnWeight[] {
+    return rtnLayerWeights(
+      this.#env.layer,
+      this.#env.config,
+      linears.map((l) => ({
+        name: l.name,
+        values: this.#weight(l),
+        shape: l.shape,
+        scheme: l.scheme!,
+        dtype: this.#dtype(l),
+      })),
+    );
+  }
 
   #gptqTargets(g: InputGroup): PlannedLinear[] {
     return this.#gptq ? g.planned.filter((l) => l.scheme!.weights !== null) : [];
@@ -469,9 +532,13 @@ class QuantizationSession implements LayerSession {
       }
       return out;
     }
+    if (e.kind === "moe_routing") return [];
     const g = this.#groups.find((g) => g.modules[0] === e.modules[0]);
     if (g === undefined || this.#roundOf.get(g.point) !== round) return [];
-    if (this.#hessians?.has(g.key)) this.#hessians.add(g.key, e.engine, e.x, e.sequences);
+    // A group sharing another's Hessian adds nothing of its own.
+    if (this.#hessianKey(g) === g.key && this.#hessians?.has(g.key)) {
+      this.#hessians.add(g.key, e.engine, e.x, e.sequences);
+    }
     if (g.observed.length === 0) return [];
     return [{
       key: g.key,

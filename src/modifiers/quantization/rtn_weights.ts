@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { ModelType } from "../../io/model_config.ts";
+import type { ModelConfig, ModelType } from "../../io/model_config.ts";
 import { layerFusedSets } from "./layer_fused_sets.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
 import { fuseGlobalScales } from "../../quant/fused_global_scales.ts";
@@ -50,7 +50,7 @@ export interface RtnWeight {
  * Quantizes a layer's Linear weights round-to-nearest.
  *
  * @param layer the decoder layer (for the fused sets)
- * @param modelType the architecture (its attention / MLP class names)
+ * @param modelType the architecture (its attention / MLP class names), or the config (MoE)
  * @param linears the weights with their schemes
  * @returns one result per input, in order
  * @throws {QuantizationShapeError} (from quant) when a weight does not fit its scheme
@@ -67,7 +67,7 @@ export interface RtnWeight {
  */
 export function rtnLayerWeights(
   layer: number,
-  modelType: ModelType,
+  modelType: ModelType | ModelConfig,
   linears: readonly RtnWeightInput[],
 ): RtnWeight[] {
   const global = new Map<string, number>();

@@ -12,7 +12,8 @@
  */
 
 import { from, last, mergeMap, type OperatorFunction } from "rxjs";
-import { LINEAR_INPUT_GROUPS, linearModuleName } from "../../model/module_names.ts";
+import { layerPrefix } from "../../model/module_names.ts";
+import { linearInputGroups } from "../../model/moe_names.ts";
 import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
 import { LayerHessians } from "../gptq/gptq_weights.ts";
@@ -37,8 +38,6 @@ export const DENSE_SCHEME: QuantizationScheme = Object.freeze({
   format: null,
 });
 
-const GROUP_KEYS = ["qkv", "o", "gate_up", "down"] as const;
-
 class SparseGptSession implements LayerSession {
   readonly rounds: number;
   readonly calibrationWeights = new Map<string, Float32Array>();
@@ -52,14 +51,14 @@ class SparseGptSession implements LayerSession {
     this.#env = env;
     this.#plan = plan;
     const columns = new Map<string, number>();
-    LINEAR_INPUT_GROUPS.forEach((g, i) => {
-      const names = g.map((l) => linearModuleName(env.layer, l));
+    for (const g of linearInputGroups(env.config, env.layer)) {
+      const names = g.linears.map((l) => `${layerPrefix(env.layer)}.${l}`);
       for (const l of plan.linears) {
         if (l.layer !== env.layer || !names.includes(l.name)) continue;
-        this.#targets.push({ l, key: GROUP_KEYS[i], first: names[0] });
-        columns.set(GROUP_KEYS[i], l.shape[1]);
+        this.#targets.push({ l, key: g.key, first: names[0] });
+        columns.set(g.key, l.shape[1]);
       }
-    });
+    }
     this.rounds = columns.size > 0 ? 1 : 0;
     this.#hessians = columns.size > 0 ? LayerHessians.create(env.engine, columns) : null;
   }
@@ -69,7 +68,7 @@ class SparseGptSession implements LayerSession {
       taps$.pipe(
         mergeMap((tap) => {
           const e = tap.event;
-          if (e.kind !== "attention" && this.#hessians !== null) {
+          if (e.kind === "linear_input" && this.#hessians !== null) {
             const t = this.#targets.find((t) => t.first === e.modules[0]);
             if (t !== undefined) this.#hessians.add(t.key, e.engine, e.x, e.sequences);
           }

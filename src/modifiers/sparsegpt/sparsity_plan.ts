@@ -10,7 +10,8 @@
  */
 
 import type { ModelConfig } from "../../io/model_config.ts";
-import { LAYER_LINEARS, layerPrefix, linearModuleName } from "../../model/module_names.ts";
+import { layerPrefix } from "../../model/module_names.ts";
+import { layerLinearModules } from "../../model/moe_names.ts";
 import { decoderLayerModules } from "../quantization/layer_fused_sets.ts";
 import type { PlanSource } from "../quantization/linear_plan.ts";
 import { parseMaskStructure } from "./mask_structure.ts";
@@ -126,9 +127,9 @@ export function planSparsity(source: PlanSource, modifier: SparseGPTModifierSpec
   const used = new Set<string>();
   const linears: PrunedLinear[] = [];
   for (let k = 0; k < config.numHiddenLayers; k++) {
-    const modules = decoderLayerModules(k, config.modelType);
-    for (const l of LAYER_LINEARS) {
-      const name = linearModuleName(k, l);
+    const modules = decoderLayerModules(k, config);
+    for (const l of layerLinearModules(config, k)) {
+      const name = `${layerPrefix(k)}.${l}`;
       // The Linear itself or any container above it (the model, the layer list, the layer, attn/mlp).
       const chain = [
         { name, cls: "Linear" },
