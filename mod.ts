@@ -70,6 +70,8 @@ export type {
   SparseGPTOptions,
 } from "./src/recipe/constructors.ts";
 export {
+  type AwqMapping,
+  type AWQModifierSpec,
   type ConstantPruningModifierSpec,
   type GptqActorder,
   type GPTQModifierSpec,
@@ -83,6 +85,8 @@ export {
   type QuantizationFields,
   type QuantizationModifierSpec,
   type SchemeSetting,
+  type SmoothQuantMapping,
+  type SmoothQuantModifierSpec,
   type SparseGPTModifierSpec,
   type SparsityFields,
   type SparsityTarget,
@@ -130,7 +134,7 @@ export {
 
 // Models, checkpoints and evaluation.
 export { HfModel } from "./src/io/hf_model.ts";
-export type { ModelConfig, ModelType, RopeScaling } from "./src/io/model_config.ts";
+export type { ModelConfig, ModelType, MoeConfig, RopeScaling } from "./src/io/model_config.ts";
 export type { TensorInfo } from "./src/io/safetensors_header.ts";
 export type { DType } from "./src/io/dtype.ts";
 export { loadTokenizer, type TextTokenizer } from "./src/io/tokenizer.ts";
@@ -145,6 +149,7 @@ export type {
   AttentionTap,
   LinearInputTap,
   LinearInputTransform,
+  MoeRoutingTap,
   RunLayerOptions,
   TapEvent,
   TapListener,
@@ -193,6 +198,7 @@ export { type DatasetRow, readDatasetRows } from "./src/data/dataset_rows.ts";
 export { type DatasetPreset, type RowFormatter } from "./src/data/dataset_presets.ts";
 export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.ts";
 export {
+  type AccumulateOptions,
   type AttentionShape,
   type ChosenEngine,
   CpuEngine,
@@ -213,8 +219,11 @@ export {
 export {
   buildTransform,
   fastWalshHadamard,
+  type HadamardFactors,
   hadamardMatrix,
   RotatedWeightSource,
   sylvester,
   TransformError,
+  type TransformMatrix,
+  type TransformType,
 } from "./src/transform/mod.ts";

@@ -187,6 +187,7 @@ export interface SmoothQuantMapping {
 
 /** SmoothQuant and logarithmic equalization (§3.4, §4.7). */
 export interface SmoothQuantModifierSpec extends ModifierCommon {
+  /** Which of the two smoothing modifiers. */
   readonly type: "SmoothQuantModifier" | "LogarithmicEqualizationModifier";
   /** α (0.5); unused by logarithmic equalization. */
   readonly smoothingStrength: number;
@@ -202,12 +203,15 @@ export interface SmoothQuantModifierSpec extends ModifierCommon {
 
 /** One AWQ mapping (`{smooth_layer, balance_layers}`). */
 export interface AwqMapping {
+  /** The layer whose output is scaled down (a norm or a Linear), by name or `re:` pattern. */
   readonly smoothLayer: string;
+  /** The Linears that read it and are scaled up. */
   readonly balanceLayers: readonly string[];
 }
 
 /** AWQ (§3.4, §4.6): smoothing by a grid search, then quantization per its scheme. */
 export interface AWQModifierSpec extends ModifierCommon, QuantizationFields {
+  /** Tags the modifier. */
   readonly type: "AWQModifier";
   /** Mappings, or null to infer them from the architecture. */
   readonly mappings: readonly AwqMapping[] | null;

@@ -13,7 +13,13 @@
  */
 
 export { TransformError } from "./errors.ts";
-export { hadamardFactors, hadamardMatrix, isPowerOfTwo, sylvester } from "./hadamard.ts";
+export {
+  type HadamardFactors,
+  hadamardFactors,
+  hadamardMatrix,
+  isPowerOfTwo,
+  sylvester,
+} from "./hadamard.ts";
 export {
   blockTransformOf,
   buildTransform,

@@ -88,6 +88,8 @@ export class RotatedWeightSource implements WeightSource {
   readonly #r: FusedRotations;
 
   /**
+   * Wraps a model so that its tensors are read rotated.
+   *
    * @param inner the original model
    * @param rotations R1 and R2
    * @throws {TransformError} when a rotation's size does not fit the model

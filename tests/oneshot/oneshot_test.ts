@@ -122,11 +122,11 @@ Deno.test("recipes that need calibration fail clearly, before any output", async
       [
         {
           model: STORIES,
-          recipe: "quant_stage: {quant_modifiers: {SpinQuantModifier: {rotations: [R1]}}}",
+          recipe: "quant_stage: {quant_modifiers: {QuIPModifier: {rotations: [v, u]}}}",
           outputDir: out,
         },
         UnsupportedModifierError,
-        "SpinQuantModifier",
+        "QuIPModifier",
       ],
     ];
     for (const [options, cls, text] of cases) {
