@@ -19,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
+import { runBenchChild } from "./_child_run.ts";
 
 const SHARED = decodeURIComponent(new URL("../../shared/", import.meta.url).pathname);
 const GROUPS = `      config_groups:
@@ -102,35 +103,21 @@ try {
     SPEC.layers * (4 * SPEC.hidden * SPEC.hidden + 3 * SPEC.hidden * SPEC.intermediate);
   const results: Record<string, { seconds: number; peakRssBytes: number }> = {};
   for (const name of ["gptq", "awq"]) {
-    const child = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL(import.meta.url).pathname,
-        "--child",
-        name,
-        "--model",
-        `${dir}/model`,
-        "--out",
-        `${dir}/out-${name}`,
-        "--dataset",
-        `${dir}/calib.jsonl`,
-        "--samples",
-        values.samples,
-        "--seq-len",
-        values["seq-len"],
-        "--max-activation-mib",
-        values["max-activation-mib"],
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const text = new TextDecoder().decode(child.stdout).trim();
-    if (child.code !== 0) {
-      console.error(text);
-      Deno.exit(child.code);
-    }
-    results[name] = JSON.parse(text.split("\n").at(-1)!);
+    results[name] = await runBenchChild(import.meta.url, [
+      name,
+      "--model",
+      `${dir}/model`,
+      "--out",
+      `${dir}/out-${name}`,
+      "--dataset",
+      `${dir}/calib.jsonl`,
+      "--samples",
+      values.samples,
+      "--seq-len",
+      values["seq-len"],
+      "--max-activation-mib",
+      values["max-activation-mib"],
+    ]);
   }
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
   console.log(

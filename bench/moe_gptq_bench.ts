@@ -21,6 +21,7 @@
 import { parseArgs } from "node:util";
 import { type SyntheticSpec, writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
+import { runBenchChild } from "./_child_run.ts";
 
 const SHARED = decodeURIComponent(new URL("../../shared/", import.meta.url).pathname);
 const RECIPE = `quant_stage:
@@ -123,12 +124,9 @@ for (const [label, spec] of models) {
         modelBytes += Deno.statSync(`${dir}/model/${e.name}`).size;
       }
     }
-    const child = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL(import.meta.url).pathname,
-        "--child",
+    const run = await runBenchChild<{ seconds: number; cpuSeconds: number; peakRssBytes: number }>(
+      import.meta.url,
+      [
         "--model",
         `${dir}/model`,
         "--out",
@@ -138,15 +136,7 @@ for (const [label, spec] of models) {
         "--seq-len",
         values["seq-len"],
       ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const text = new TextDecoder().decode(child.stdout).trim();
-    if (child.code !== 0) {
-      console.error(text);
-      Deno.exit(child.code);
-    }
-    const run = JSON.parse(text.split("\n").at(-1)!);
+    );
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
     rows.push(
       `| ${label} | ${mb(modelBytes)} | ${run.seconds.toFixed(1)} s | ${

@@ -24,6 +24,7 @@
 import { parseArgs } from "node:util";
 import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
+import { runBenchChild } from "./_child_run.ts";
 
 const SHARED = decodeURIComponent(new URL("../../shared/", import.meta.url).pathname);
 const RECIPE = `quant_stage:
@@ -114,32 +115,20 @@ try {
   }
   const generateSeconds = (performance.now() - t0) / 1000;
 
-  const child = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--child",
-      "--model",
-      `${dir}/model`,
-      "--out",
-      `${dir}/out`,
-      "--dataset",
-      `${dir}/calib.jsonl`,
-      "--samples",
-      values.samples,
-      "--seq-len",
-      values["seq-len"],
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  const text = new TextDecoder().decode(child.stdout).trim();
-  if (child.code !== 0) {
-    console.error(text);
-    Deno.exit(child.code);
-  }
-  const run = JSON.parse(text.split("\n").at(-1)!);
+  const run = await runBenchChild<
+    { seconds: number; peakRssBytes: number; outputBytes: number; pipeline: string }
+  >(import.meta.url, [
+    "--model",
+    `${dir}/model`,
+    "--out",
+    `${dir}/out`,
+    "--dataset",
+    `${dir}/calib.jsonl`,
+    "--samples",
+    values.samples,
+    "--seq-len",
+    values["seq-len"],
+  ]);
   const limit = modelBytes / 2;
   const ok = run.peakRssBytes < limit;
   const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
