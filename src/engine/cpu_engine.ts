@@ -29,6 +29,7 @@ import type {
   TensorDType,
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
+import { fastWalshHadamard } from "../transform/block_apply.ts";
 
 /**
  * A tensor of the {@link CpuEngine}: a host array and its shape.
@@ -369,6 +370,16 @@ export class CpuEngine implements Engine {
     const [rows, cols] = block.shape;
     const ld = out.shape[out.shape.length - 1];
     for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
+  }
+
+  walshHadamard(x: Tensor, n: number, scale: number): CpuTensor {
+    const y = f32(x, "walshHadamard").slice();
+    try {
+      fastWalshHadamard(y, n, scale);
+    } catch (e) {
+      throw new EngineError(`walshHadamard: ${(e as Error).message}`);
+    }
+    return new CpuTensor(y, [...x.shape]);
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {

@@ -181,6 +181,13 @@ export interface Engine {
   maskRows(x: Tensor, weights: Tensor, col: number): Tensor;
   /** Writes a `[rows, cols]` block into columns col0 … of `out` `[rows, ld]`. */
   copyColumns(block: Tensor, out: Tensor, col0: number): void;
+  /**
+   * The fast Walsh–Hadamard transform of every run of `n` values (an online
+   * rotation of type `hadamard`): `x · diag(H_n, …, H_n) · scale` with H_n
+   * Sylvester's matrix, n a power of two dividing x's size; O(n log n) per
+   * run. Returns a new tensor of x's shape.
+   */
+  walshHadamard(x: Tensor, n: number, scale: number): Tensor;
 
   /**
    * The same values seen with another shape of the same element count; the

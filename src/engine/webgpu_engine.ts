@@ -20,6 +20,7 @@ import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import { ModelOps } from "../model/model_ops.ts";
 import { accumulateWeighted, maskRows, routeTopK } from "../model/moe_ops.ts";
 import { EngineError } from "./engine_error.ts";
+import { prepareWalshHadamard, walshHadamardGpu } from "../transform/gpu_walsh_hadamard.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
@@ -63,7 +64,11 @@ export class WebGpuEngine implements Engine {
    * ```
    */
   static async create(gpu: Gpu, headDims: readonly number[] = []): Promise<WebGpuEngine> {
-    const [ops] = await Promise.all([ModelOps.load(gpu, headDims), prepareOps(gpu)]);
+    const [ops] = await Promise.all([
+      ModelOps.load(gpu, headDims),
+      prepareOps(gpu),
+      prepareWalshHadamard(gpu),
+    ]);
     return new WebGpuEngine(gpu, ops);
   }
 
@@ -242,6 +247,10 @@ export class WebGpuEngine implements Engine {
 
   reduceRows(x: Tensor, op: RowReduction): GpuTensor {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
+  }
+
+  walshHadamard(x: Tensor, n: number, scale: number): GpuTensor {
+    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale);
   }
 
   transpose(x: Tensor): GpuTensor {

@@ -19,6 +19,7 @@ import { type LayerLinear, layerPrefix, LINEAR_INPUT_GROUPS } from "./module_nam
 import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
+import type { OnlineRotations } from "./online_rotations.ts";
 import type { LinearInputTransform, TapListener } from "./taps.ts";
 
 /** What a layer needs besides its weights and input. */
@@ -39,6 +40,12 @@ export interface DecoderLayerContext {
   taps?: TapListener;
   /** Replaces Linear inputs (see taps.ts). */
   transformLinearInput?: LinearInputTransform;
+  /**
+   * The layer's online transforms (a checkpoint's R3/R4/QuIP u, v): applied
+   * before the taps, so calibration sees the rotated activations the
+   * weights were fused for.
+   */
+  online?: OnlineRotations;
   /**
    * MoE layers: whether every expert's input taps show all tokens (default)
    * or only those routed to it (see moe_block.ts).
@@ -76,29 +83,54 @@ export function encodeDecoderLayer(
   const temps: Tensor[] = [];
   const temp = (t: Tensor) => (temps.push(t), t);
 
-  // The input every Linear of `group` reads, after the tap and the transform.
-  const linearInput = (group: readonly LayerLinear[], input: Tensor): Tensor => {
-    const modules = group.map((l) => `${prefix}.${l}`);
-    ctx.taps?.({ kind: "linear_input", layer, modules, x: input, engine, sequences, seqLen });
-    const transformed = ctx.transformLinearInput?.(modules, input, engine) ?? input;
-    return transformed === input ? input : temp(transformed);
+  // The input each Linear of `group` reads: its online input transform (if any),
+  // then the tap and the caller's transform. Linears whose online transforms are
+  // equal share one rotated input and one tap (q/k/v under QuIP's v).
+  const linearInputs = (group: readonly LayerLinear[], input: Tensor): Map<LayerLinear, Tensor> => {
+    const byKey = new Map<string, LayerLinear[]>();
+    for (const l of group) {
+      const key = ctx.online?.keyOf(`${prefix}.${l}`, "input") ?? "";
+      byKey.set(key, [...(byKey.get(key) ?? []), l]);
+    }
+    const out = new Map<LayerLinear, Tensor>();
+    for (const [key, linears] of byKey) {
+      const modules = linears.map((l) => `${prefix}.${l}`);
+      const rotated = key === "" ? input : temp(ctx.online!.apply(modules[0], "input", input)!);
+      ctx.taps?.({ kind: "linear_input", layer, modules, x: rotated, engine, sequences, seqLen });
+      const transformed = ctx.transformLinearInput?.(modules, rotated, engine) ?? rotated;
+      const x = transformed === rotated ? rotated : temp(transformed);
+      for (const l of linears) out.set(l, x);
+    }
+    return out;
   };
-  const linear = (l: LayerLinear, input: Tensor) =>
-    temp(engine.matmul(input, weights.linear(l), weights.bias(l)));
+  const linearInput = (group: readonly LayerLinear[], input: Tensor): Tensor =>
+    linearInputs(group, input).get(group[0])!;
+  // A Linear's output, after its online output transform (QuIP's u).
+  const linear = (l: LayerLinear, input: Tensor) => {
+    const y = temp(engine.matmul(input, weights.linear(l), weights.bias(l)));
+    const rotated = ctx.online?.apply(`${prefix}.${l}`, "output", y) ?? null;
+    return rotated === null ? y : temp(rotated);
+  };
 
   try {
     // Attention block.
     const xn = temp(engine.rmsnorm(x, weights.norm("input_layernorm"), eps));
-    const attnIn = linearInput(QKV, xn);
-    let q = linear("self_attn.q_proj", attnIn);
-    let k = linear("self_attn.k_proj", attnIn);
-    const v = linear("self_attn.v_proj", attnIn);
+    const attnIn = linearInputs(QKV, xn);
+    let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
+    let k = linear("self_attn.k_proj", attnIn.get("self_attn.k_proj")!);
+    const v = linear("self_attn.v_proj", attnIn.get("self_attn.v_proj")!);
     if (config.qkNorm) {
       q = temp(engine.rmsnorm(q, weights.norm("self_attn.q_norm"), eps));
       k = temp(engine.rmsnorm(k, weights.norm("self_attn.k_norm"), eps));
     }
     engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
     engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
+    // R3: post-RoPE queries and keys (the KV cache stores rotated keys).
+    const attn = `${prefix}.self_attn`;
+    const qr = ctx.online?.apply(attn, "q_attn", q) ?? null;
+    if (qr !== null) q = temp(qr);
+    const kr = ctx.online?.apply(attn, "k_cache", k) ?? null;
+    if (kr !== null) k = temp(kr);
     ctx.taps?.({
       kind: "attention",
       layer,
@@ -129,9 +161,9 @@ export function encodeDecoderLayer(
     if (isSparseLayer(config, layer)) {
       return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
     }
-    const mlpIn = linearInput(GATE_UP, hn);
-    const gate = linear("mlp.gate_proj", mlpIn);
-    const up = linear("mlp.up_proj", mlpIn);
+    const mlpIn = linearInputs(GATE_UP, hn);
+    const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
+    const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
     const act = temp(engine.siluMul(gate, up));
     const down = linear("mlp.down_proj", linearInput(DOWN, act));
     return engine.add(h, down);

@@ -26,7 +26,7 @@
 
 import type { Engine, Tensor } from "../engine/engine.ts";
 import { WebGpuEngine } from "../engine/webgpu_engine.ts";
-import { assertNoOnlineTransforms } from "../transform/online_transforms.ts";
+import { type OnlineApplication, onlineTransformPlan } from "../transform/online_transforms.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
@@ -35,6 +35,7 @@ import { layerTensorShapes } from "./layer_tensors.ts";
 import { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { MAX_HEAD_DIM } from "./model_ops.ts";
+import { OnlineRotations } from "./online_rotations.ts";
 import { readMatrixRows } from "./matrix_rows.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "./module_names.ts";
 import { ropeTable } from "./rope.ts";
@@ -90,6 +91,8 @@ export class DecoderModel {
     private readonly ownsSource: boolean,
     private readonly streamBlockBytes: number,
     private readonly uploadsInFlightBytes: number,
+    /** The checkpoint's online transforms by layer (transform_config). */
+    private readonly online: ReadonlyMap<number, OnlineApplication[]>,
   ) {}
 
   /**
@@ -129,7 +132,8 @@ export class DecoderModel {
             `up to ${MAX_HEAD_DIM}`,
         );
       }
-      assertNoOnlineTransforms(config);
+      // Online transforms (R3, R4, QuIP) of the checkpoint's transform_config run in runLayer.
+      const online = onlineTransformPlan(config);
       const bound = engine !== undefined && "kind" in engine
         ? engine
         : await WebGpuEngine.create(engine ?? await getGpu(), [config.headDim]);
@@ -139,6 +143,7 @@ export class DecoderModel {
         options.closeSource ?? typeof model === "string",
         options.streamBlockBytes ?? STREAM_BLOCK_BYTES,
         options.uploadsInFlightBytes ?? UPLOADS_IN_FLIGHT_BYTES,
+        online,
       );
     } catch (e) {
       if (typeof model === "string") (source as HfModel).close();
@@ -248,7 +253,12 @@ export class DecoderModel {
       );
     }
     let out: Tensor;
+    let online: OnlineRotations | undefined;
     try {
+      const applications = this.online.get(k);
+      if (applications !== undefined) {
+        online = await OnlineRotations.load(this.engine, this.source, applications);
+      }
       const { cos, sin } = this.#rope(layout.seqLen);
       out = encodeDecoderLayer(
         {
@@ -261,12 +271,14 @@ export class DecoderModel {
           taps: options.taps,
           transformLinearInput: options.transformLinearInput,
           moeCalibrateAllExperts: options.moeCalibrateAllExperts,
+          online,
         },
         weights,
         hidden,
       );
     } finally {
       if (!given) weights.destroy();
+      online?.destroy();
       // Flushed even when recording failed, so the engine lets go of its buffers.
       this.#submit();
     }

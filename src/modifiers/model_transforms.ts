@@ -12,6 +12,7 @@ import type { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
+import { quipModifier } from "./quip/register.ts";
 import { spinQuantModifier } from "./spinquant/register.ts";
 
 /** How oneshot plans and applies one whole-model transform class. */
@@ -55,7 +56,7 @@ export interface ModelTransformRegistration<P = unknown> {
  * ```
  */
 export const MODEL_TRANSFORMS: ReadonlyMap<string, ModelTransformRegistration> = new Map(
-  ([spinQuantModifier] as ModelTransformRegistration[]).flatMap((r) =>
+  ([spinQuantModifier, quipModifier] as ModelTransformRegistration[]).flatMap((r) =>
     r.types.map((t) => [t, r] as const)
   ),
 );

@@ -239,6 +239,7 @@ export const NOT_YET_SUPPORTED = [
  */
 export const RUNNABLE_RAW_MODIFIERS: readonly NotYetSupportedName[] = Object.freeze([
   "SpinQuantModifier",
+  "QuIPModifier",
 ]);
 
 /** One of {@link NOT_YET_SUPPORTED}. */

@@ -13,6 +13,9 @@ import { auxiliaryFiles, HfModel } from "../../io/hf_model.ts";
 import { ShardedSafetensorsWriter } from "../../io/safetensors_write.ts";
 import { f32ToBytes } from "../../io/tensor_bytes.ts";
 import { EMBED_TOKENS, LM_HEAD } from "../../model/module_names.ts";
+import type { WeightSource } from "../../model/weight_source.ts";
+import type { JsonValue } from "../../quant/python_json.ts";
+import type { ExtraTensor } from "../../transform/online_source.ts";
 import { type FusedRotations, RotatedWeightSource } from "../../transform/rotated_source.ts";
 
 /**
@@ -28,20 +31,50 @@ import { type FusedRotations, RotatedWeightSource } from "../../transform/rotate
  * const rotated = await writeRotatedCheckpoint(hf, spinQuantRotations(hf.config, plan), tmp);
  * ```
  */
-export async function writeRotatedCheckpoint(
+export function writeRotatedCheckpoint(
   source: HfModel,
   rotations: FusedRotations,
   dir: string,
 ): Promise<HfModel> {
-  const rotated = new RotatedWeightSource(source, rotations);
+  return writeTransformedCheckpoint(source, new RotatedWeightSource(source, rotations), dir);
+}
+
+/**
+ * Writes a transformed view of `source` into `dir`: every tensor of the
+ * source (and lm_head, untied) read through `transformed`, then its extra
+ * tensors (online transform matrices), with config.json
+ * (`tie_word_embeddings: false`, and `groups` added to
+ * `quantization_config.transform_config`, so llmc's forward applies their
+ * online halves while the next modifiers calibrate) and the tokenizer files.
+ *
+ * @param source the original model (dtypes, config.json, tokenizer files)
+ * @param transformed the transformed view of it
+ * @param dir an existing empty folder
+ * @param groups transform_config groups with online halves, if any
+ * @returns the written model, opened
+ * @example
+ * ```ts ignore
+ * const out = await writeTransformedCheckpoint(hf, new OnlineTransformSource(hf, groups, seeds), tmp, groups);
+ * ```
+ */
+export async function writeTransformedCheckpoint(
+  source: HfModel,
+  transformed: WeightSource & { extraTensors?(): ExtraTensor[] },
+  dir: string,
+  groups: { [group: string]: JsonValue } = {},
+): Promise<HfModel> {
   const writer = new ShardedSafetensorsWriter(dir);
   try {
     const names = source.tensorNames();
-    if (!source.has(LM_HEAD)) names.push(LM_HEAD);
+    if (!source.has(LM_HEAD) && !transformed.config.tieWordEmbeddings) names.push(LM_HEAD);
     for (const name of names) {
       const info = source.info(source.has(name) ? name : EMBED_TOKENS);
-      const values = await rotated.readF32(name);
+      const values = await transformed.readF32(name);
       await writer.add(name, info.dtype, [...info.shape], f32ToBytes(info.dtype, values));
+    }
+    for (const extra of transformed.extraTensors?.() ?? []) {
+      const values = await transformed.readF32(extra.name);
+      await writer.add(extra.name, extra.dtype, [...extra.shape], f32ToBytes(extra.dtype, values));
     }
     await writer.finish();
   } catch (e) {
@@ -49,7 +82,15 @@ export async function writeRotatedCheckpoint(
     throw e;
   }
   const config = JSON.parse(await Deno.readTextFile(`${source.dir}/config.json`));
-  config.tie_word_embeddings = false;
+  if (!transformed.config.tieWordEmbeddings) config.tie_word_embeddings = false;
+  if (Object.keys(groups).length > 0) {
+    const qc = config.quantization_config ?? {};
+    const tc = qc.transform_config ?? {};
+    config.quantization_config = {
+      ...qc,
+      transform_config: { ...tc, config_groups: { ...(tc.config_groups ?? {}), ...groups } },
+    };
+  }
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2) + "\n");
   for (const f of auxiliaryFiles(source.dir)) {
     await Deno.copyFile(f, `${dir}/${f.slice(f.lastIndexOf("/") + 1)}`);

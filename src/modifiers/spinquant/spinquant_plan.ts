@@ -11,6 +11,7 @@ import type { JsonValue } from "../../quant/python_json.ts";
 import type { ModifierSpec } from "../../recipe/modifiers.ts";
 import { TransformError } from "../../transform/errors.ts";
 import type { FusedRotations } from "../../transform/rotated_source.ts";
+import { hadamardFactors, isPowerOfTwo } from "../../transform/hadamard.ts";
 import {
   blockTransformOf,
   buildTransform,
@@ -28,20 +29,28 @@ export const LLAMA_SPINQUANT_MAPPINGS = Object.freeze({
   mlp_in: ["re:.*up_proj$", "re:.*gate_proj$"],
   mlp_out: ["re:.*down_proj$"],
   lm_head: "lm_head",
+  attn: "re:.*self_attn$",
 });
+
+/** A SpinQuant rotation. */
+export type SpinQuantRotation = "R1" | "R2" | "R3" | "R4";
+
+/** The online rotations (R3 post-RoPE Q/K, R4 down_proj's input). */
+const ONLINE_ROTATIONS: readonly SpinQuantRotation[] = ["R3", "R4"];
 
 /** The architectures whose mappings llmc infers. */
 const ARCHITECTURES = ["llama", "mistral", "qwen2", "qwen3"];
 
 /** The seeds of R1 and R2 (fixed, so a run is reproducible byte for byte). */
-const SEEDS = { R1: 0x5e1, R2: 0x5e2 } as const;
+export const SPINQUANT_SEEDS = { R1: 0x5e1, R2: 0x5e2, R3: 0x5e3, R4: 0x5e4 } as const;
+const SEEDS = SPINQUANT_SEEDS;
 
 /** A checked SpinQuantModifier. */
 export interface SpinQuantPlan {
   /** The recipe entry. */
   readonly modifier: ModifierSpec;
-  /** The rotations, in recipe order (R1 and/or R2). */
-  readonly rotations: readonly ("R1" | "R2")[];
+  /** The rotations, in recipe order. */
+  readonly rotations: readonly SpinQuantRotation[];
   /** `transform_type`. */
   readonly transformType: TransformType;
   /** `randomize`. */
@@ -78,15 +87,18 @@ export function planSpinQuant(config: ModelConfig, spec: ModifierSpec): SpinQuan
   if (!ARCHITECTURES.includes(config.modelType)) {
     fail(spec, "mappings", `no SpinQuant mappings for model_type "${config.modelType}"`);
   }
-  const rotations = (args.rotations ?? ["R1", "R2"]) as string[];
+  const rotations = ((args.rotations ?? ["R1", "R2"]) as string[]).map((r) => r.toUpperCase());
   for (const r of rotations) {
-    if (r !== "R1" && r !== "R2") {
-      fail(
-        spec,
-        "rotations",
-        `${r} is an online rotation, not supported by llmc yet (only R1, R2)`,
-      );
-    }
+    if (!["R1", "R2", "R3", "R4"].includes(r)) fail(spec, "rotations", `${r}: expected R1…R4`);
+  }
+  const online = rotations.some((r) => ONLINE_ROTATIONS.includes(r as SpinQuantRotation));
+  if (online && args.randomize === true) {
+    fail(
+      spec,
+      "randomize",
+      "per-module permutations are not supported with the online rotations R3/R4 " +
+        "(llm-compressor refuses randomize too)",
+    );
   }
   if (args.learnable === true) {
     fail(spec, "learnable", "learnable rotations (SpinQuant's Cayley training) are not supported");
@@ -114,13 +126,14 @@ export function planSpinQuant(config: ModelConfig, spec: ModifierSpec): SpinQuan
   }
   const plan: SpinQuantPlan = {
     modifier: spec,
-    rotations: rotations as ("R1" | "R2")[],
+    rotations: rotations as SpinQuantRotation[],
     transformType,
     randomize: args.randomize === true,
     precision: precision.startsWith("torch.") ? precision : `torch.${precision}`,
     blockSize,
   };
   spinQuantRotations(config, plan); // builds once, so bad sizes fail before any output exists
+  checkOnlineSizes(config, plan);
   return plan;
 }
 
@@ -140,7 +153,7 @@ export function planSpinQuant(config: ModelConfig, spec: ModifierSpec): SpinQuan
  * ```
  */
 export function spinQuantRotations(config: ModelConfig, plan: SpinQuantPlan): FusedRotations {
-  const build = (name: "R1" | "R2", size: number) => {
+  const build = (name: SpinQuantRotation, size: number) => {
     try {
       const t = buildTransform(plan.transformType, size, SEEDS[name]);
       return blockTransformOf(t);
@@ -202,5 +215,87 @@ export function spinQuantTransformConfig(
       args([m.attn_o], "weight_input", true),
     ]);
   }
+  Object.assign(groups, spinQuantOnlineGroups(config, plan));
   return { config_groups: groups };
+}
+
+/**
+ * The transform_config groups of the plan's online rotations (`R3`, `R4`),
+ * as upstream's `_create_r3_scheme`/`_create_r4_scheme` write them.
+ *
+ * @param config the model config
+ * @param plan the plan
+ * @returns group name → TransformScheme (empty without R3/R4)
+ * @example
+ * ```ts ignore
+ * Object.keys(spinQuantOnlineGroups(hf.config, plan)); // ["R4"]
+ * ```
+ */
+export function spinQuantOnlineGroups(
+  config: ModelConfig,
+  plan: SpinQuantPlan,
+): { [key: string]: JsonValue } {
+  const m = LLAMA_SPINQUANT_MAPPINGS;
+  const args = (targets: string[], location: string, inverse: boolean) => ({
+    targets,
+    location,
+    inverse,
+    ignore: [],
+  });
+  const scheme = (headDim: number | null, apply: JsonValue[]) => ({
+    type: plan.transformType,
+    apply,
+    randomize: plan.randomize,
+    requires_grad: false,
+    head_dim: headDim,
+    precision: plan.precision,
+  });
+  const groups: { [key: string]: JsonValue } = {};
+  if (plan.rotations.includes("R3")) {
+    groups.R3 = scheme(config.headDim, [
+      args([m.attn], "q_attn", false),
+      args([m.attn], "k_cache", false),
+    ]);
+  }
+  if (plan.rotations.includes("R4")) {
+    groups.R4 = scheme(plan.blockSize, [
+      args([...m.mlp_out], "input", false),
+      args([...m.mlp_out], "weight_input", true),
+    ]);
+  }
+  return groups;
+}
+
+/** Refuses, by field, R3/R4 sizes the transform type cannot build (without building them). */
+function checkOnlineSizes(config: ModelConfig, plan: SpinQuantPlan): void {
+  const sizes: [SpinQuantRotation, number][] = [];
+  if (plan.rotations.includes("R3")) sizes.push(["R3", config.headDim]);
+  if (plan.rotations.includes("R4")) {
+    const size = plan.blockSize ?? config.intermediateSize;
+    if (config.intermediateSize % size !== 0) {
+      fail(
+        plan.modifier,
+        "transform_block_size",
+        `${size} does not divide intermediate_size ${config.intermediateSize} (R4)`,
+      );
+    }
+    sizes.push(["R4", size]);
+  }
+  for (const [name, size] of sizes) {
+    try {
+      if (plan.transformType === "hadamard") sylvesterCheck(size);
+      else if (plan.transformType === "random-hadamard") hadamardFactors(size);
+    } catch (e) {
+      if (e instanceof TransformError) {
+        fail(plan.modifier, "transform_type", `${name} of size ${size}: ${e.message}`);
+      }
+      throw e;
+    }
+  }
+}
+
+function sylvesterCheck(n: number): void {
+  if (!isPowerOfTwo(n)) {
+    throw new TransformError(`Cannot construct deterministic hadamard of size != 2^n: ${n}`);
+  }
 }

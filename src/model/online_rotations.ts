@@ -1,0 +1,187 @@
+/**
+ * A decoder layer's online transforms (R3, R4, QuIP's u/v; see
+ * src/transform/online_transforms.ts) on the engine: type `hadamard` runs
+ * the fast Walsh–Hadamard transform (O(n log n) per run of n, as vLLM does;
+ * the stored Sylvester matrix is not even read), the other types a
+ * block-diagonal product with the stored matrix (one `[rows·c/n, n] × [n, n]`
+ * matmul). Activations stay float32: the scheme's `precision` is the
+ * stored matrix's dtype; llmc applies it at the engine's float32.
+ *
+ * @module
+ */
+
+import type { Engine, Tensor } from "../engine/engine.ts";
+import type { OnlineApplication, OnlineLocation } from "../transform/online_transforms.ts";
+import { isPowerOfTwo } from "../transform/hadamard.ts";
+import { DecoderModelError } from "./model_error.ts";
+import { releaseRead, type WeightSource } from "./weight_source.ts";
+
+/** One loaded transform: a Walsh–Hadamard size, or an uploaded `[n, n]` matmul weight. */
+interface Loaded {
+  /** Identifies equal transforms, so modules sharing one share the rotated activation. */
+  readonly key: string;
+  readonly size: number;
+  /** The matmul weight Mᵀ (so that `matmul(x, w) = x · M`), normalization folded in; null for FWHT. */
+  readonly weight: Tensor | null;
+  /** The weight's host values, to tell equal matrices apart from hash collisions. */
+  readonly values?: Float32Array;
+}
+
+/**
+ * The online transforms of one decoder layer, uploaded.
+ *
+ * @example
+ * ```ts ignore
+ * const online = await OnlineRotations.load(engine, source, plan.get(0) ?? []);
+ * const x2 = online.apply("model.layers.0.mlp.down_proj", "input", x); // null: none there
+ * online.destroy();
+ * ```
+ */
+export class OnlineRotations {
+  private constructor(
+    private readonly engine: Engine,
+    private readonly byPlace: Map<string, Loaded[]>,
+    private readonly owned: Tensor[],
+  ) {}
+
+  /**
+   * Reads and uploads a layer's online transforms.
+   *
+   * @param engine the engine
+   * @param source the checkpoint (the stored matrices are read from it)
+   * @param applications the layer's online applications
+   * @returns the loaded transforms
+   * @throws {DecoderModelError} naming a missing or misshapen stored matrix
+   */
+  static async load(
+    engine: Engine,
+    source: WeightSource,
+    applications: readonly OnlineApplication[],
+  ): Promise<OnlineRotations> {
+    const byPlace = new Map<string, Loaded[]>();
+    const owned: Tensor[] = [];
+    const shared = new Map<string, Loaded>();
+    try {
+      for (const a of applications) {
+        const loaded = await loadOne(engine, source, a, shared, owned);
+        const place = `${a.module}:${a.location}`;
+        byPlace.set(place, [...(byPlace.get(place) ?? []), loaded]);
+      }
+    } catch (e) {
+      for (const t of owned) t.destroy();
+      throw e;
+    }
+    return new OnlineRotations(engine, byPlace, owned);
+  }
+
+  /**
+   * An identity for the transforms at a place: equal keys, equal results.
+   *
+   * @param module the full module name
+   * @param location where
+   * @returns "" when nothing applies there
+   */
+  keyOf(module: string, location: OnlineLocation): string {
+    return (this.byPlace.get(`${module}:${location}`) ?? []).map((l) => l.key).join("+");
+  }
+
+  /**
+   * Applies the transforms at a place to `x` `[rows, cols]`.
+   *
+   * @param module the full module name
+   * @param location where
+   * @param x the activation; not modified
+   * @returns a new tensor of x's shape (the caller owns it), or null when nothing applies
+   */
+  apply(module: string, location: OnlineLocation, x: Tensor): Tensor | null {
+    const list = this.byPlace.get(`${module}:${location}`);
+    if (list === undefined) return null;
+    let cur = x;
+    for (const t of list) {
+      const next = this.#one(t, cur);
+      if (cur !== x) cur.destroy();
+      cur = next;
+    }
+    return cur;
+  }
+
+  #one(t: Loaded, x: Tensor): Tensor {
+    const e = this.engine;
+    if (t.weight === null) return e.walshHadamard(x, t.size, 1 / Math.sqrt(t.size));
+    const cols = x.shape[x.shape.length - 1];
+    if (cols === t.size) return e.matmul(x, t.weight);
+    const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), t.weight);
+    const out = e.copy(e.reshape(blocks, [...x.shape]));
+    blocks.destroy();
+    return out;
+  }
+
+  /** Releases the uploaded matrices. */
+  destroy(): void {
+    for (const t of this.owned) t.destroy();
+  }
+}
+
+async function loadOne(
+  engine: Engine,
+  source: WeightSource,
+  a: OnlineApplication,
+  shared: Map<string, Loaded>,
+  owned: Tensor[],
+): Promise<Loaded> {
+  const n = a.size;
+  if (a.type === "hadamard") {
+    if (!isPowerOfTwo(n)) {
+      throw new DecoderModelError(
+        `${a.tensor}: Cannot construct deterministic hadamard of size != 2^n: ${n}`,
+      );
+    }
+    // vLLM too ignores the stored values of type hadamard (Sylvester's, symmetric).
+    return { key: `fwht${n}`, size: n, weight: null };
+  }
+  if (!source.has(a.tensor)) {
+    throw new DecoderModelError(
+      `${a.tensor}: the ${a.group} ${a.location} transform of ${a.module} is missing from the checkpoint`,
+    );
+  }
+  const stored = await source.readF32(a.tensor);
+  if (stored.length !== n * n) {
+    throw new DecoderModelError(`${a.tensor}: expected [${n}, ${n}], got ${stored.length} values`);
+  }
+  // x · M with M = W/√n or Wᵀ/√n (Hadamard types), W (random-matrix); matmul wants Mᵀ.
+  const hadamard = a.type === "random-hadamard";
+  const s = hadamard ? 1 / Math.sqrt(n) : 1;
+  const transposeForMatmul = !(hadamard && a.inverse);
+  const w = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      w[i * n + j] = (transposeForMatmul ? stored[j * n + i] : stored[i * n + j]) * s;
+    }
+  }
+  releaseRead(source, stored);
+  // Equal matrices (every module of a non-randomized group) share one upload and key.
+  const hash = hashValues(w);
+  for (let i = 0;; i++) {
+    const key = `${hash}#${i}`;
+    const known = shared.get(key);
+    if (known === undefined) {
+      const weight = engine.upload(w, [n, n]);
+      owned.push(weight);
+      const loaded = { key, size: n, weight, values: w };
+      shared.set(key, loaded);
+      return loaded;
+    }
+    if (known.values!.every((v, j) => v === w[j])) return known;
+  }
+}
+
+/** A 64-bit FNV-style hash of float values (equal matrices share one upload and one rotated activation). */
+function hashValues(v: Float32Array): string {
+  const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  let h1 = 0x811c9dc5, h2 = 0x01000193;
+  for (let i = 0; i < bits.length; i++) {
+    h1 = Math.imul(h1 ^ bits[i], 0x01000193);
+    h2 = Math.imul(h2 ^ bits[i], 0x5bd1e995);
+  }
+  return `${v.length}:${(h1 >>> 0).toString(16)}${(h2 >>> 0).toString(16)}`;
+}

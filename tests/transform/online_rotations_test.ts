@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { CpuEngine } from "../../src/engine/cpu_engine.ts";
+import { HfModel } from "../../src/io/hf_model.ts";
+import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
+import type { SyntheticSpec } from "../../src/model/synthetic_model.ts";
+import { MODEL_TRANSFORMS } from "../../src/modifiers/model_transforms.ts";
+import { parseRecipe } from "../../src/recipe/parse.ts";
+import { fastWalshHadamard } from "../../src/transform/block_apply.ts";
+import { TransformError } from "../../src/transform/errors.ts";
+import { sylvester } from "../../src/transform/hadamard.ts";
+
+/** max |a − b| / max |b| */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+const ids = (n: number, vocab: number) =>
+  Int32Array.from({ length: n }, (_, i) => (i * 37 + 11) % vocab);
+
+async function logitsOf(dir: string, tokens: Int32Array): Promise<Float32Array> {
+  const model = await DecoderModel.load(dir, new CpuEngine());
+  try {
+    return await model.forward(tokens);
+  } finally {
+    model.close();
+  }
+}
+
+/** Runs a recipe's leading transform into a temporary folder; returns it and the written config. */
+async function transformed(dir: string, yaml: string) {
+  const hf = await HfModel.open(dir);
+  const spec = parseRecipe(yaml).modifiers[0];
+  const registration = MODEL_TRANSFORMS.get(spec.type)!;
+  const out = await Deno.makeTempDir({ prefix: "llmc_online_" });
+  const written = await registration.apply(hf, registration.plan(hf.config, spec), out);
+  const config = written.config;
+  written.close();
+  hf.close();
+  return { dir: out, config };
+}
+
+Deno.test("engine walshHadamard equals the dense Sylvester product, block-diagonally", async () => {
+  const engine = new CpuEngine();
+  const x = Float32Array.from({ length: 3 * 32 }, (_, i) => Math.sin(i));
+  const [y] = await engine.read([engine.walshHadamard(engine.upload(x, [3, 32]), 16, 0.25)]);
+  const h = sylvester(16);
+  for (let r = 0; r < 6; r++) {
+    for (let j = 0; j < 16; j++) {
+      let s = 0;
+      for (let i = 0; i < 16; i++) s += x[r * 16 + i] * h[i * 16 + j];
+      assert.ok(Math.abs(y[r * 16 + j] - s * 0.25) < 1e-5);
+    }
+  }
+  const z = x.slice();
+  fastWalshHadamard(z, 16, 0.25);
+  assert.deepEqual(y, z);
+  assert.throws(() => engine.walshHadamard(engine.upload(x, [3, 32]), 12, 1));
+});
+
+const SPECS: SyntheticSpec[] = [
+  // intermediate 128: hadamard-buildable; 96 = 3·32 needs random-hadamard's H_12 ⊗ S_8.
+  {
+    modelType: "llama",
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 128,
+    vocab: 96,
+    tied: true,
+  },
+  {
+    modelType: "qwen2", // q/k/v biases: QuIP's u rotates them with the weight
+    hidden: 32,
+    layers: 1,
+    heads: 4,
+    kvHeads: 2,
+    intermediate: 96,
+    vocab: 64,
+    tied: false,
+  },
+];
+
+const RECIPES = [
+  "SpinQuantModifier: {rotations: [R1, R2, R3, R4], transform_type: hadamard}",
+  "SpinQuantModifier: {rotations: [R1, R2, R4], transform_type: random-hadamard}",
+  "SpinQuantModifier: {rotations: [R4], transform_type: random-matrix, transform_block_size: 32}",
+  "QuIPModifier: {}",
+  "QuIPModifier: {transform_type: random-matrix, precision: float32}",
+  "QuIPModifier: {rotations: [u], transform_block_size: 16, transform_type: hadamard}",
+];
+
+Deno.test("online transforms (SpinQuant R3/R4, QuIP u/v) keep the function: logits within 1e-4", async () => {
+  for (const spec of SPECS) {
+    const m = await writeSyntheticModel(spec);
+    try {
+      const tokens = ids(10, spec.vocab);
+      const original = await logitsOf(m.dir, tokens);
+      for (const recipe of RECIPES) {
+        if (spec.intermediate === 96 && recipe.includes("hadamard}") && recipe.includes("R4")) {
+          continue; // type hadamard cannot build 96 (checked below)
+        }
+        const t = await transformed(m.dir, `quant_stage:\n  quant_modifiers:\n    ${recipe}\n`);
+        try {
+          const logits = await logitsOf(t.dir, tokens);
+          const err = relativeError(logits, original);
+          assert.ok(err < 1e-4, `${spec.modelType} ${recipe}: relative error ${err}`);
+          // Without the online halves the fused weights compute another function (the test can fail).
+          const raw = JSON.parse(await Deno.readTextFile(`${t.dir}/config.json`));
+          delete raw.quantization_config;
+          await Deno.writeTextFile(`${t.dir}/config.json`, JSON.stringify(raw));
+          const broken = await logitsOf(t.dir, tokens);
+          assert.ok(relativeError(broken, original) > 1e-3, `${recipe}: online halves matter`);
+        } finally {
+          await Deno.remove(t.dir, { recursive: true });
+        }
+      }
+    } finally {
+      await m.remove();
+    }
+  }
+});
+
+Deno.test("online transform tensors: names, unnormalized ±1 values, dtype of the precision", async () => {
+  const m = await writeSyntheticModel(SPECS[0]);
+  try {
+    const t = await transformed(
+      m.dir,
+      "quant_stage:\n  quant_modifiers:\n    SpinQuantModifier: {rotations: [R1, R2, R3, R4]}\n",
+    );
+    const hf = await HfModel.open(t.dir);
+    try {
+      const r4 = "model.layers.1.mlp.down_proj.R4_input.weight";
+      assert.deepEqual(hf.info(r4).dtype, "F64");
+      assert.deepEqual([...hf.info(r4).shape], [128, 128]);
+      const values = await hf.readF32(r4);
+      assert.deepEqual([...values], [...sylvester(128)]);
+      for (const loc of ["q_attn", "k_cache"]) {
+        assert.deepEqual([...hf.info(`model.layers.0.self_attn.R3_${loc}.weight`).shape], [16, 16]);
+      }
+      const groups = (hf.config.raw.quantization_config as {
+        transform_config: { config_groups: Record<string, unknown> };
+      }).transform_config.config_groups;
+      assert.deepEqual(Object.keys(groups), ["R3", "R4"]);
+      assert.deepEqual(groups.R4, {
+        type: "hadamard",
+        apply: [
+          { targets: ["re:.*down_proj$"], location: "input", inverse: false, ignore: [] },
+          { targets: ["re:.*down_proj$"], location: "weight_input", inverse: true, ignore: [] },
+        ],
+        randomize: false,
+        requires_grad: false,
+        head_dim: null,
+        precision: "torch.float64",
+      });
+    } finally {
+      hf.close();
+      await Deno.remove(t.dir, { recursive: true });
+    }
+  } finally {
+    await m.remove();
+  }
+});
+
+Deno.test("online rotations refuse what they cannot build or run, by field", async () => {
+  const m = await writeSyntheticModel(SPECS[1]);
+  const hf = await HfModel.open(m.dir);
+  try {
+    const plan = (yaml: string) => {
+      const spec = parseRecipe(`quant_stage:\n  quant_modifiers:\n    ${yaml}\n`).modifiers[0];
+      return MODEL_TRANSFORMS.get(spec.type)!.plan(hf.config, spec);
+    };
+    const refused = (yaml: string, text: string) =>
+      assert.throws(
+        () => plan(yaml),
+        (e) => e instanceof TransformError && e.message.includes(text),
+      );
+    refused(
+      "SpinQuantModifier: {rotations: [R4]}",
+      "Cannot construct deterministic hadamard of size != 2^n: 96",
+    );
+    refused("QuIPModifier: {transform_type: hadamard}", "size != 2^n: 96");
+    refused("QuIPModifier: {randomize: true}", "QuIPModifier.randomize");
+    refused("SpinQuantModifier: {rotations: [R4], randomize: true}", "SpinQuantModifier.randomize");
+    refused("QuIPModifier: {ignore: []}", "lm_head");
+  } finally {
+    hf.close();
+    await m.remove();
+  }
+});
