@@ -111,11 +111,34 @@ Deno.test("every constructible order 1…256 gives H Hᵀ = n I exactly; the gap
     assert.ok(h.every((v) => v === 1 || v === -1), `order ${n} is ±1`);
     assert.equal(gramError(h, n, n), 0, `order ${n}`);
   }
-  // The orders llmc cannot build (Sloane's library has them; they need Williamson-type matrices).
-  assert.deepEqual(missing, [92, 116, 156, 172, 184, 188, 232, 236]);
+  // Sloane's library covers every multiple of 4 up to 256.
+  assert.deepEqual(missing, []);
+  // Williamson, Turyn and other orders Paley cannot reach come from the library.
+  for (const n of [92, 116, 156, 172, 184, 188, 232, 236]) {
+    assert.equal(hadamardConstruction(n)?.kind, "sloane", `order ${n}`);
+  }
 });
 
-Deno.test("768 (Paley I of order 384, doubled): orthogonal to 1e-6 after normalization", () => {
+Deno.test("orders above 256 use the largest library order with a power-of-two quotient", () => {
+  const base = (n: number) => {
+    let c = hadamardConstruction(n);
+    while (c?.kind === "double") c = c.half;
+    return c;
+  };
+  assert.deepEqual(base(344), { kind: "sloane", n: 172, name: "had.172.will" });
+  assert.equal(base(768)?.n, 192); // not Paley I's 384: compressed-tensors picks 192 too
+  assert.equal(base(1376)?.n, 172);
+  // 260 = 4 · 65: no library order divides it with a power-of-two quotient; Paley cannot build it.
+  assert.equal(hadamardConstruction(260), null);
+  assert.throws(
+    () => hadamardMatrix(260),
+    (e) => e instanceof TransformError && e.message.includes("size 260"),
+  );
+  const h = hadamardMatrix(344);
+  assert.equal(gramError(h, 344, 344), 0);
+});
+
+Deno.test("768 (Sloane's 192, doubled twice): orthogonal to 1e-6 after normalization", () => {
   assert.equal(hadamardConstruction(768)?.kind, "double");
   const t = buildTransform("random-hadamard", 768, 7);
   const m = normalizedMatrix(t);
@@ -136,8 +159,8 @@ Deno.test("random-hadamard and random-matrix are orthogonal, seeded and reproduc
     }
   }
   assert.throws(
-    () => buildTransform("random-hadamard", 172, 0),
-    (e) => e instanceof TransformError && e.message.includes("size 172"),
+    () => buildTransform("random-hadamard", 260, 0),
+    (e) => e instanceof TransformError && e.message.includes("size 260"),
   );
   const q = randomOrthogonal(5, 1);
   assert.ok(gramError(q, 5, 1) < 1e-12);
@@ -187,7 +210,7 @@ Deno.test("block-diagonal application: right and left products act per block", (
 });
 
 Deno.test("hadamardFactors: the matrix is exactly S_m ⊗ H_K", () => {
-  for (const n of [1, 8, 12, 24, 40, 96, 136, 768]) {
+  for (const n of [1, 8, 12, 24, 40, 96, 136, 172, 344, 768]) {
     const { sylvesterSize: m, base, baseSize: k } = hadamardFactors(n);
     assert.equal(m * k, n);
     const s = sylvester(m);
@@ -199,7 +222,7 @@ Deno.test("hadamardFactors: the matrix is exactly S_m ⊗ H_K", () => {
       }
     }
   }
-  assert.throws(() => hadamardFactors(172), (e) => e instanceof TransformError);
+  assert.throws(() => hadamardFactors(260), (e) => e instanceof TransformError);
 });
 
 Deno.test("fast products through the Hadamard factors equal the dense block products", () => {
@@ -207,15 +230,16 @@ Deno.test("fast products through the Hadamard factors equal the dense block prod
     const [type, n] of [
       ["hadamard", 16],
       ["random-hadamard", 12],
-      ["random-hadamard", 40], // S_2 ⊗ Paley I (20): butterflies and a base together
-      ["random-hadamard", 48],
+      ["random-hadamard", 40], // Sloane's 40 alone
+      ["random-hadamard", 264], // S_2 ⊗ Sloane's 132: butterflies and a base together
+      ["random-hadamard", 172],
     ] as const
   ) {
     const t = blockTransformOf(buildTransform(type, n, 9));
     assert.ok(t.fast !== undefined);
-    if (n === 40) assert.deepEqual([t.fast.sylvesterSize, t.fast.baseSize], [2, 20]);
-    const rows = 2 * n;
-    const cols = 3 * n;
+    if (n === 264) assert.deepEqual([t.fast.sylvesterSize, t.fast.baseSize], [2, 132]);
+    const rows = n;
+    const cols = 2 * n;
     const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.37));
     for (const transpose of [false, true]) {
       const dense = x.slice();
