@@ -492,7 +492,8 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
           ? { ...quantizationConfig, quantization_status: "frozen" }
           : quantizationConfig,
         sparsityConfig: outcome.sparsityConfig,
-        configPatch: transformed.groups === null
+        // Untied when a transform rotated the embeddings apart from lm_head (SpinQuant).
+        configPatch: transformed.groups === null || model.config.tieWordEmbeddings
           ? outcome.configPatch
           : { ...outcome.configPatch, tie_word_embeddings: false },
         recipeYaml,

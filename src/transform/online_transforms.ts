@@ -84,7 +84,7 @@ function parseGroups(config: ModelConfig): Map<string, RawScheme> {
   const out = new Map<string, RawScheme>();
   if (tc === undefined || tc === null) return out;
   const where = "config.json quantization_config.transform_config";
-  const groups = tc.config_groups;
+  const groups = tc.config_groups ?? {};
   if (typeof groups !== "object" || groups === null || Array.isArray(groups)) {
     throw new TransformError(`${where}.config_groups: expected an object`);
   }

@@ -122,11 +122,11 @@ Deno.test("recipes that need calibration fail clearly, before any output", async
       [
         {
           model: STORIES,
-          recipe: "quant_stage: {quant_modifiers: {QuIPModifier: {rotations: [v, u]}}}",
+          recipe: "quant_stage: {quant_modifiers: {AutoRoundModifier: {scheme: W4A16}}}",
           outputDir: out,
         },
         UnsupportedModifierError,
-        "QuIPModifier",
+        "AutoRoundModifier",
       ],
     ];
     for (const [options, cls, text] of cases) {

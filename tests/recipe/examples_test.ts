@@ -177,7 +177,7 @@ Deno.test("2:4 + FP8 dynamic (sparse_24_fp8.yaml)", () => {
   assert.equal(q.configGroups!.group_0.inputActivations!.observer, null);
 });
 
-Deno.test("SpinQuant and QuIP examples parse; QuIP is refused by assertSupported; SpinQuant and AWQ run", () => {
+Deno.test("SpinQuant and QuIP examples parse and run; AutoRound is refused by assertSupported", () => {
   const r = parseRecipe({
     default_stage: {
       default_modifiers: {
@@ -210,7 +210,11 @@ Deno.test("SpinQuant and QuIP examples parse; QuIP is refused by assertSupported
   ]);
   assertSupported(awq);
   assertSupported(spin);
-  for (const m of r.modifiers.slice(1, 2)) {
+  assertSupported(r.modifiers[1]); // QuIP runs as a whole-model transform
+  const autoRound = parseRecipe({
+    default_stage: { default_modifiers: { AutoRoundModifier: { scheme: "W4A16" } } },
+  });
+  for (const m of autoRound.modifiers) {
     assert.throws(
       () => assertSupported(m),
       (e) =>

@@ -8,10 +8,9 @@ import {
   spinQuantTransformConfig,
 } from "../../src/modifiers/spinquant/spinquant_plan.ts";
 import { TransformError } from "../../src/transform/errors.ts";
-import {
-  assertNoOnlineTransforms,
-  onlineTransforms,
-} from "../../src/transform/online_transforms.ts";
+import { onlineTransformPlan, onlineTransforms } from "../../src/transform/online_transforms.ts";
+import { CpuEngine } from "../../src/engine/cpu_engine.ts";
+import { DecoderModelError } from "../../src/model/model_error.ts";
 import { SHARED_DIR } from "../_shared.ts";
 
 const STORIES = `${SHARED_DIR}models/stories260K`;
@@ -28,7 +27,7 @@ const R4 = {
   precision: "torch.float64",
 };
 
-Deno.test("online transforms in transform_config are refused by llmc's forward; fused ones pass", async () => {
+Deno.test("transform_config's online applications are planned per layer; a missing stored matrix is named", async () => {
   const hf = await HfModel.open(STORIES);
   try {
     const withGroups = (groups: Record<string, unknown>) =>
@@ -45,14 +44,39 @@ Deno.test("online transforms in transform_config are refused by llmc's forward; 
       unknown
     >;
     assert.deepEqual(onlineTransforms(withGroups(fused)), []);
-    assertNoOnlineTransforms(withGroups(fused));
-    assertNoOnlineTransforms(hf.config); // no transform_config at all
-    const online = withGroups({ ...fused, R4 });
+    assert.equal(onlineTransformPlan(withGroups(fused)).size, 0);
+    const online = withGroups({ ...fused, R4: { ...R4, type: "random-hadamard" } });
     assert.deepEqual(onlineTransforms(online), ["R4: input on re:.*down_proj$"]);
+    const layers = onlineTransformPlan(online);
+    assert.equal(layers.size, hf.config.numHiddenLayers);
+    assert.deepEqual(layers.get(1), [{
+      group: "R4",
+      location: "input",
+      module: "model.layers.1.mlp.down_proj",
+      tensor: "model.layers.1.mlp.down_proj.R4_input.weight",
+      type: "random-hadamard",
+      size: 172,
+      inverse: false,
+    }]);
+    // The checkpoint lacks the stored matrix: the forward names it.
     const source = { config: online, has: hf.has.bind(hf), readF32: hf.readF32.bind(hf) };
+    const model = await DecoderModel.load(source, new CpuEngine());
     await assert.rejects(
-      () => DecoderModel.load(source),
-      (e) => e instanceof TransformError && e.message.includes("R4: input on re:.*down_proj$"),
+      () => model.forward(new Int32Array([1, 2, 3])),
+      (e) =>
+        e instanceof DecoderModelError &&
+        e.message.includes("model.layers.0.mlp.down_proj.R4_input.weight"),
+    );
+    model.close();
+    // Block sizes that do not divide, and lm_head, are refused by name.
+    assert.throws(
+      () => onlineTransformPlan(withGroups({ R4: { ...R4, head_dim: 48 } })),
+      (e) => e instanceof TransformError && e.message.includes("48 does not divide"),
+    );
+    const onHead = { ...R4, apply: [{ targets: ["Linear"], location: "output", ignore: [] }] };
+    assert.throws(
+      () => onlineTransformPlan(withGroups({ u: onHead })),
+      (e) => e instanceof TransformError && e.message.includes("lm_head"),
     );
   } finally {
     hf.close();
