@@ -195,3 +195,35 @@ Deno.test("online rotations refuse what they cannot build or run, by field", asy
     await m.remove();
   }
 });
+
+Deno.test({
+  name: "online transforms on the WebGPU engine: Walsh–Hadamard kernel and block products",
+  sanitizeResources: false,
+  async fn() {
+    const m = await writeSyntheticModel(SPECS[0]);
+    try {
+      const tokens = ids(10, SPECS[0].vocab);
+      const original = await logitsOf(m.dir, tokens);
+      for (
+        const recipe of [
+          "SpinQuantModifier: {rotations: [R3, R4], transform_type: hadamard, transform_block_size: 32}",
+          "QuIPModifier: {transform_type: random-matrix, transform_block_size: 16}",
+        ]
+      ) {
+        const t = await transformed(m.dir, `quant_stage:\n  quant_modifiers:\n    ${recipe}\n`);
+        try {
+          const model = await DecoderModel.load(t.dir);
+          assert.equal(model.engine.kind, "webgpu");
+          const logits = await model.forward(tokens);
+          model.close();
+          const err = relativeError(logits, original);
+          assert.ok(err < 1e-4, `${recipe} on WebGPU: relative error ${err}`);
+        } finally {
+          await Deno.remove(t.dir, { recursive: true });
+        }
+      }
+    } finally {
+      await m.remove();
+    }
+  },
+});
