@@ -215,14 +215,21 @@ export {
   WebGpuEngine,
 } from "./src/engine/mod.ts";
 
-// Rotations (Hadamard library, fused SpinQuant rotations).
+// Rotations (Hadamard library, fused SpinQuant rotations, online transforms).
 export {
   buildTransform,
   fastWalshHadamard,
   type HadamardFactors,
+  type ExtraTensor,
+  type FusedLocation,
   hadamardMatrix,
+  type OnlineApplication,
+  type OnlineLocation,
+  onlineTransformPlan,
+  OnlineTransformSource,
   RotatedWeightSource,
   sylvester,
+  type TransformApplication,
   TransformError,
   type TransformMatrix,
   type TransformType,

@@ -1,7 +1,8 @@
 /**
  * Rotation transforms: the Hadamard library, transform matrices, their
- * block-diagonal application, and SpinQuant's fused rotations as a weight
- * source.
+ * block-diagonal application, SpinQuant's fused rotations as a weight
+ * source, and online transforms (their plan from a transform_config, and
+ * their fused halves plus stored matrices as a weight source).
  *
  * @example
  * ```ts
@@ -39,3 +40,13 @@ export {
 } from "./block_apply.ts";
 export { type FusedRotations, RotatedWeightSource } from "./rotated_source.ts";
 export { prepareWalshHadamard, walshHadamardGpu } from "./gpu_walsh_hadamard.ts";
+export {
+  type FusedLocation,
+  fusedTransformPlan,
+  type OnlineApplication,
+  type OnlineLocation,
+  onlineTransformPlan,
+  onlineTransforms,
+  type TransformApplication,
+} from "./online_transforms.ts";
+export { type ExtraTensor, OnlineTransformSource, withTransformGroups } from "./online_source.ts";
