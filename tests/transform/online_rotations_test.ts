@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CpuEngine } from "../../src/engine/cpu_engine.ts";
+import { CpuEngine, cpuTensor } from "../../src/engine/cpu_engine.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
@@ -226,4 +226,45 @@ Deno.test({
       await m.remove();
     }
   },
+});
+
+Deno.test("calibration taps see the rotated inputs (GPTQ's Hessian of down_proj is of x·R4)", async () => {
+  const m = await writeSyntheticModel(SPECS[0]);
+  try {
+    const t = await transformed(
+      m.dir,
+      "quant_stage:\n  quant_modifiers:\n    SpinQuantModifier: {rotations: [R4]}\n",
+    );
+    const downInput = async (dir: string) => {
+      const model = await DecoderModel.load(dir, new CpuEngine());
+      try {
+        const hidden = await model.embed(ids(6, SPECS[0].vocab));
+        let seen: Float32Array | null = null;
+        const out = await model.runLayer(0, hidden, {
+          taps: (e) => {
+            if (e.kind === "linear_input" && e.modules[0].endsWith("down_proj")) {
+              seen = cpuTensor(e.x, "tap").data.slice() as Float32Array;
+            }
+          },
+        });
+        out.destroy();
+        hidden.destroy();
+        return seen!;
+      } finally {
+        model.close();
+      }
+    };
+    try {
+      const plain = await downInput(m.dir);
+      const rotated = await downInput(t.dir);
+      const expected = plain.slice();
+      fastWalshHadamard(expected, 128, 1 / Math.sqrt(128));
+      assert.ok(relativeError(rotated, expected) < 1e-5);
+      assert.ok(relativeError(rotated, plain) > 0.1);
+    } finally {
+      await Deno.remove(t.dir, { recursive: true });
+    }
+  } finally {
+    await m.remove();
+  }
 });
