@@ -27,7 +27,7 @@ import { oneshot } from "../../src/oneshot.ts";
 import { parseRecipe } from "../../src/recipe/parse.ts";
 import { OnlineTransformSource } from "../../src/transform/online_source.ts";
 import { RotatedWeightSource } from "../../src/transform/rotated_source.ts";
-import { evaluationWindows, STORIES, withTempDir } from "./_quality.ts";
+import { CALIB, evaluationWindows, STORIES, withTempDir } from "./_quality.ts";
 
 const recipeOf = (modifier: string) =>
   parseRecipe(`quant_stage:\n  quant_modifiers:\n    ${modifier}\n`).modifiers[0];
@@ -84,10 +84,9 @@ Deno.test({
         const logits = await withModel(source, (m) => m.forward(TOKENS));
         const err = relativeError(logits, original);
         assert.ok(err < 1e-4, `${label}: relative error ${err}`);
-        const { ppl } = await withModel(source, (m) => perplexity(m, windows));
-        console.log(`stories260K ${label} float (CPU engine): ppl ${ppl.toFixed(4)}`);
-        assert.ok(Math.abs(ppl - 7.7408) < 5e-4, `${label}: ppl ${ppl}`);
-        // Round trip: written and read back, the same logits as in memory.
+        assert.ok(source.extraTensors().length > 0);
+        // Written and read back (the checkpoint a run leaves): the same logits, and the
+        // perplexity (read from the folder: the in-memory source rotates on every read).
         await withTempDir(async (dir) => {
           const written = await writeTransformedCheckpoint(
             hf,
@@ -96,9 +95,11 @@ Deno.test({
             groups as Record<string, never>,
           );
           try {
-            assert.ok(source.extraTensors().length > 0);
             const again = await withModel(written, (m) => m.forward(TOKENS));
             assert.ok(relativeError(again, logits) < 1e-6, `${label}: round trip`);
+            const { ppl } = await withModel(written, (m) => perplexity(m, windows));
+            console.log(`stories260K ${label} float (CPU engine): ppl ${ppl.toFixed(4)}`);
+            assert.ok(Math.abs(ppl - 7.7408) < 5e-4, `${label}: ppl ${ppl}`);
           } finally {
             written.close();
           }
@@ -151,6 +152,58 @@ Deno.test({
         );
         console.log(`stories260K R1+R2+R4 + RTN W4A16 channel (CPU engine): ppl ${ppl.toFixed(4)}`);
         assert.ok(ppl <= 9.989 * 1.005, `ppl ${ppl}`);
+      } finally {
+        ckpt.close();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "QuIP (random-hadamard u, v) + GPTQ W4A16 channel: ppl ≤ 9.487 × 1.005, u/v stored",
+  sanitizeResources: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      await oneshot({
+        model: STORIES,
+        recipe:
+          `quant_stage:\n  quant_modifiers:\n    QuIPModifier: {}\n    GPTQModifier:\n${CHANNEL}`,
+        outputDir: `${dir}/out`,
+        dataset: CALIB,
+        numCalibrationSamples: 64,
+        maxSeqLength: 256,
+        onWarning: () => {},
+      });
+      const config = JSON.parse(await Deno.readTextFile(`${dir}/out/config.json`));
+      assert.equal(config.tie_word_embeddings, true, "QuIP leaves the embeddings tied");
+      const groups = config.quantization_config.transform_config.config_groups;
+      assert.deepEqual(Object.keys(groups), ["u", "v"]); // config.json keys are sorted
+      assert.deepEqual(groups.u.apply[1], {
+        targets: ["Linear"],
+        location: "output",
+        inverse: true,
+        ignore: ["lm_head"],
+      });
+      const raw = await HfModel.open(`${dir}/out`);
+      try {
+        for (const name of ["self_attn.q_proj.v_input", "mlp.down_proj.u_output"]) {
+          assert.equal(raw.info(`model.layers.1.${name}.weight`).dtype, "F64");
+        }
+        assert.deepEqual([...raw.info("model.layers.1.mlp.up_proj.u_output.weight").shape], [
+          172,
+          172,
+        ]);
+      } finally {
+        raw.close();
+      }
+      const ckpt = await CompressedCheckpoint.open(`${dir}/out`);
+      try {
+        const { ppl } = await withModel(
+          ckpt,
+          async (m) => perplexity(m, await evaluationWindows()),
+        );
+        console.log(`stories260K QuIP + GPTQ W4A16 channel (CPU engine): ppl ${ppl.toFixed(4)}`);
+        assert.ok(ppl <= 9.487 * 1.005, `ppl ${ppl}`);
       } finally {
         ckpt.close();
       }
