@@ -218,10 +218,10 @@ export {
 // Rotations (Hadamard library, fused SpinQuant rotations, online transforms).
 export {
   buildTransform,
-  fastWalshHadamard,
-  type HadamardFactors,
   type ExtraTensor,
+  fastWalshHadamard,
   type FusedLocation,
+  type HadamardFactors,
   hadamardMatrix,
   type OnlineApplication,
   type OnlineLocation,
