@@ -14,6 +14,7 @@ import { referenceRoute } from "../../src/model/reference_moe.ts";
 import * as ref from "../../src/model/reference_ops.ts";
 import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
+import { sylvester } from "../../src/transform/hadamard.ts";
 import { ENGINE_KINDS, testEngine } from "../_engines.ts";
 
 const random = seededRandom(17);
@@ -154,6 +155,30 @@ for (const kind of ENGINE_KINDS) {
       const expectedRows = [4, 1, 3, 0].flatMap((id) => [...table8.subarray(id * 3, id * 3 + 3)]);
       close(hout, expectedRows, 0, "embedding gather");
       close(hwide, [0, 0, 0, 1, 2, 0, 0, 0, 3, 4], 0, "copyColumns");
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: walshHadamard equals the dense Sylvester product per run, input untouched`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, cols, n] = [3, 64, 16];
+      const xs = randn(rows * cols);
+      const x = e.upload(xs, [rows, cols]);
+      const [hy, hx] = await read(e, e.walshHadamard(x, n, 0.25), x);
+      const h = sylvester(n);
+      const expected = new Float32Array(xs.length);
+      for (let run = 0; run < xs.length; run += n) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let i = 0; i < n; i++) s += xs[run + i] * h[i * n + j];
+          expected[run + j] = s * 0.25;
+        }
+      }
+      close(hy, expected, 1e-5, "walshHadamard");
+      close(hx, xs, 0, "input");
+      assert.throws(() => e.walshHadamard(x, 12, 1));
     },
   });
 
