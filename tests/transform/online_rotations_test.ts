@@ -250,3 +250,20 @@ Deno.test("calibration taps see the rotated inputs (GPTQ's Hessian of down_proj 
     await m.remove();
   }
 });
+
+Deno.test("seeded: the same online transform twice writes identical bytes", async () => {
+  const m = await writeSyntheticModel(SPECS[1]);
+  try {
+    const yaml = "quant_stage:\n  quant_modifiers:\n    QuIPModifier: {}\n";
+    const [a, b] = [await transformed(m.dir, yaml), await transformed(m.dir, yaml)];
+    try {
+      const bytes = (dir: string) => Deno.readFile(`${dir}/model.safetensors`);
+      assert.deepEqual(await bytes(a.dir), await bytes(b.dir));
+    } finally {
+      await Deno.remove(a.dir, { recursive: true });
+      await Deno.remove(b.dir, { recursive: true });
+    }
+  } finally {
+    await m.remove();
+  }
+});
