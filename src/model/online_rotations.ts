@@ -139,14 +139,16 @@ async function loadOne(
     // vLLM too ignores the stored values of type hadamard (Sylvester's, symmetric).
     return { key: `fwht${n}`, size: n, weight: null };
   }
-  if (!source.has(a.tensor)) {
+  // A checkpoint may keep one copy of a group's shared matrix (tied parameters).
+  const name = [a.tensor, ...(a.sameMatrix ?? [])].find((t) => source.has(t));
+  if (name === undefined) {
     throw new DecoderModelError(
       `${a.tensor}: the ${a.group} ${a.location} transform of ${a.module} is missing from the checkpoint`,
     );
   }
-  const stored = await source.readF32(a.tensor);
+  const stored = await source.readF32(name);
   if (stored.length !== n * n) {
-    throw new DecoderModelError(`${a.tensor}: expected [${n}, ${n}], got ${stored.length} values`);
+    throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${stored.length} values`);
   }
   // x · M with M = W/√n or Wᵀ/√n (Hadamard types), W (random-matrix); matmul wants Mᵀ.
   const hadamard = a.type === "random-hadamard";

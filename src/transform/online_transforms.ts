@@ -46,6 +46,12 @@ export interface TransformApplication<L extends string = OnlineLocation | FusedL
   readonly module: string;
   /** The stored matrix of an online one, `<module>.<group>_<location>.weight`. */
   readonly tensor: string;
+  /**
+   * Other stored tensors holding the same matrix (same group and size: compressed-tensors
+   * shares one matrix per group and size, and a save may keep only one copy of tied ones),
+   * tried in order when `tensor` is absent.
+   */
+  readonly sameMatrix?: readonly string[];
   /** The scheme's type. */
   readonly type: TransformType;
   /** The matrix order n (block size). */
@@ -190,7 +196,24 @@ function linearFeatures(config: ModelConfig, linear: LayerLinear): [number, numb
  * ```
  */
 export function onlineTransformPlan(config: ModelConfig): Map<number, OnlineApplication[]> {
-  return collect(config, ONLINE) as Map<number, OnlineApplication[]>;
+  const plan = collect(config, ONLINE) as Map<number, OnlineApplication[]>;
+  const byMatrix = new Map<string, string[]>();
+  for (const list of plan.values()) {
+    for (const a of list) {
+      const key = `${a.group}:${a.size}`;
+      byMatrix.set(key, [...(byMatrix.get(key) ?? []), a.tensor]);
+    }
+  }
+  for (const [k, list] of plan) {
+    plan.set(
+      k,
+      list.map((a) => ({
+        ...a,
+        sameMatrix: byMatrix.get(`${a.group}:${a.size}`)!.filter((t) => t !== a.tensor),
+      })),
+    );
+  }
+  return plan;
 }
 
 /**

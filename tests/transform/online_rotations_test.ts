@@ -267,3 +267,39 @@ Deno.test("seeded: the same online transform twice writes identical bytes", asyn
     await m.remove();
   }
 });
+
+Deno.test("a checkpoint that keeps one copy of a group's shared matrix still runs", async () => {
+  const m = await writeSyntheticModel(SPECS[0]);
+  try {
+    const t = await transformed(
+      m.dir,
+      "quant_stage:\n  quant_modifiers:\n    QuIPModifier: {transform_type: random-hadamard}\n",
+    );
+    const hf = await HfModel.open(t.dir);
+    try {
+      const tokens = ids(8, SPECS[0].vocab);
+      const full = await logitsOf(t.dir, tokens);
+      // Only layer 0's q_proj keeps v (size 64) and layer 0's up_proj keeps u (size 128).
+      const kept = new Set([
+        "model.layers.0.self_attn.q_proj.v_input.weight",
+        "model.layers.0.mlp.up_proj.u_output.weight",
+      ]);
+      const dropped = (n: string) =>
+        /_(input|output)\.weight$/.test(n) && !kept.has(n) &&
+        (n.includes(".v_input.") ? hf.info(n).shape[0] === 64 : hf.info(n).shape[0] === 128);
+      const source = {
+        config: hf.config,
+        has: (n: string) => hf.has(n) && !dropped(n),
+        readF32: (n: string) => hf.readF32(n),
+      };
+      const model = await DecoderModel.load(source, new CpuEngine());
+      const logits = await model.forward(tokens).finally(() => model.close());
+      assert.deepEqual(logits, full);
+    } finally {
+      hf.close();
+      await Deno.remove(t.dir, { recursive: true });
+    }
+  } finally {
+    await m.remove();
+  }
+});

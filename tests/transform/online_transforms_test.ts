@@ -57,6 +57,11 @@ Deno.test("transform_config's online applications are planned per layer; a missi
       type: "random-hadamard",
       size: 172,
       inverse: false,
+      // Every layer's R4 is the same matrix (one per group and size), any copy will do.
+      sameMatrix: Array.from(
+        { length: hf.config.numHiddenLayers },
+        (_, k) => `model.layers.${k}.mlp.down_proj.R4_input.weight`,
+      ).filter((t) => !t.includes(".1.")),
     }]);
     // The checkpoint lacks the stored matrix: the forward names it.
     const source = { config: online, has: hf.has.bind(hf), readF32: hf.readF32.bind(hf) };
