@@ -37,6 +37,8 @@ import { acquireOutputLock, type OutputLock } from "./io/output_lock.ts";
 import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts";
 import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 import { MODEL_TRANSFORMS } from "./modifiers/model_transforms.ts";
+import { withTransformGroups } from "./transform/online_source.ts";
+import { onlineTransforms } from "./transform/online_transforms.ts";
 import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
@@ -596,6 +598,21 @@ async function applyModelTransforms(
     return { registration, spec, plan: registration.plan(model.config, spec) };
   });
   const groups: { [group: string]: JsonValue } = {};
+  const planned = withTransformGroups(
+    model.config,
+    Object.assign(
+      {},
+      ...transforms.map((t) => t.registration.transformGroups(model.config, t.plan)),
+    ),
+  );
+  const online = onlineTransforms(planned);
+  const smoothing = recipe.modifiers.slice(count).find((m) => SMOOTHING_MODIFIERS.includes(m.type));
+  if (smoothing !== undefined && online.length > 0) {
+    throw new OneshotError(
+      `${smoothing.type} after online rotations (${online.join("; ")}) is not supported: its ` +
+        "scales would cross the rotation between a norm or Linear and the Linear it feeds",
+    );
+  }
   for (const t of transforms) {
     const dir = await Deno.makeTempDir({ dir: near, prefix: ".llmc-transformed-" })
       .catch(() => Deno.makeTempDir({ prefix: "llmc-transformed-" }));
@@ -612,3 +629,10 @@ async function applyModelTransforms(
   }
   return { model, recipe: { ...recipe, modifiers: recipe.modifiers.slice(count) }, groups };
 }
+
+/** Modifiers that rescale a producer against the Linears it feeds (no rotation may sit between). */
+const SMOOTHING_MODIFIERS = [
+  "AWQModifier",
+  "SmoothQuantModifier",
+  "LogarithmicEqualizationModifier",
+];

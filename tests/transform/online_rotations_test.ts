@@ -6,6 +6,7 @@ import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import type { SyntheticSpec } from "../../src/model/synthetic_model.ts";
 import { MODEL_TRANSFORMS } from "../../src/modifiers/model_transforms.ts";
 import { parseRecipe } from "../../src/recipe/parse.ts";
+import { oneshot, OneshotError } from "../../src/oneshot.ts";
 import { fastWalshHadamard } from "../../src/transform/block_apply.ts";
 import { TransformError } from "../../src/transform/errors.ts";
 import { sylvester } from "../../src/transform/hadamard.ts";
@@ -300,6 +301,29 @@ Deno.test("a checkpoint that keeps one copy of a group's shared matrix still run
       await Deno.remove(t.dir, { recursive: true });
     }
   } finally {
+    await m.remove();
+  }
+});
+
+Deno.test("smoothing after online rotations is refused before any output exists", async () => {
+  const m = await writeSyntheticModel(SPECS[0]);
+  const out = await Deno.makeTempDir({ prefix: "llmc_online_out_" });
+  try {
+    await assert.rejects(
+      () =>
+        oneshot({
+          model: m.dir,
+          recipe: "quant_stage:\n  quant_modifiers:\n    QuIPModifier: {}\n" +
+            "    SmoothQuantModifier: {smoothing_strength: 0.8}\n" +
+            "    GPTQModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n",
+          outputDir: `${out}/o`,
+          onWarning: () => {},
+        }),
+      (e) => e instanceof OneshotError && e.message.includes("SmoothQuantModifier after online"),
+    );
+    assert.deepEqual([...Deno.readDirSync(out)], []);
+  } finally {
+    await Deno.remove(out, { recursive: true });
     await m.remove();
   }
 });
