@@ -122,6 +122,7 @@ def run_case(name, ckpt_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=HERE, help="where the .f32 files and goldens.json go")
+    ap.add_argument("--environment", default="", help="free text recorded in goldens.json: where torch/transformers came from")
     ap.add_argument("--deno", default=os.path.join(ROOT, "node_modules", ".bin", "deno"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -147,12 +148,12 @@ def main():
         "produced_by": {
             "script": "tests/moe/golden/make_goldens.py",
             "transformers": transformers.__version__,
-            "transformers_file": os.path.relpath(transformers.__file__, os.path.dirname(os.path.dirname(transformers.__file__))),
             "torch": torch.__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
             "platform": platform.platform(),
             "dtype": "float32, eager attention, use_cache=False",
+            "environment": args.environment,
         },
         "cases": cases,
     }
