@@ -85,7 +85,9 @@ for (const kind of ENGINE_KINDS) {
   for (const [name, spec] of Object.entries(GOLDEN_SPECS)) {
     Deno.test(`${name}: ${kind} forward matches transformers' golden logits`, async () => {
       const c = manifest.cases[name];
-      if (c === undefined) throw new Error(`goldens.json has no case ${name}: rerun make_goldens.py`);
+      if (c === undefined) {
+        throw new Error(`goldens.json has no case ${name}: rerun make_goldens.py`);
+      }
       const written = await writeCase(name, spec, c);
       try {
         const expected = await goldenLogits(c);

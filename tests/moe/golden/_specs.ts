@@ -29,7 +29,13 @@ export const GOLDEN_SPECS: Record<string, SyntheticSpec> = {
     ...BASE,
     seed: 102,
     modelType: "qwen2_moe",
-    moe: { experts: 6, topK: 2, expertIntermediate: 32, sharedIntermediate: 80, normTopkProb: false },
+    moe: {
+      experts: 6,
+      topK: 2,
+      expertIntermediate: 32,
+      sharedIntermediate: 80,
+      normTopkProb: false,
+    },
   },
   // decoder_sparse_step 2: layer 0 is a dense MLP of intermediate_size, layer 1 sparse.
   qwen2_moe_sparse_step: {

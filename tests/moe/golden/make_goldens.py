@@ -158,7 +158,7 @@ def main():
         "cases": cases,
     }
     with open(os.path.join(args.out, "goldens.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=2)  # deno fmt's layout
         f.write("\n")
 
 
