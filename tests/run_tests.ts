@@ -24,8 +24,14 @@
  * - a file that runs past the per-file timeout fails, and everything it
  *   started (its process tree and session) is killed with it.
  *
- * Besides the test files, a type check of everything that is not a test
- * (src/, bench/, recipes/, mod.ts) and the JSDoc examples counts as tests too.
+ * Besides the test files, one type check of everything (mod.ts, src/, bench/,
+ * recipes/ with their JSDoc examples, and tests/) counts as a test too. The
+ * files then run with `--no-check`: checking each file's module graph again
+ * in each child would repeat the same work 120 times on a cold cache.
+ *
+ * Files run `--jobs` at a time (default 2), the slowest first: the previous
+ * full run's durations are kept in `.cache/test_times.json`; without them,
+ * tests/quality runs first.
  *
  * The last line is `N passed, N failed` (", N skipped" for ignored tests).
  *
@@ -172,12 +178,19 @@ export async function runChild(
   return { code, signal, output: dec.decode(stdout) + dec.decode(stderr), timedOut };
 }
 
-async function runTestFile(file: string, timeoutSeconds: number): Promise<FileResult> {
+async function runTestFile(
+  file: string,
+  timeoutSeconds: number,
+  typeChecked: boolean,
+): Promise<FileResult> {
   const rel = file.slice(ROOT.length);
   const t0 = performance.now();
   let lastOutput = "";
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const r = await runChild(["test", "-A", rel], timeoutSeconds);
+    const r = await runChild(
+      ["test", "-A", ...(typeChecked ? ["--no-check"] : []), rel],
+      timeoutSeconds,
+    );
     const seconds = (performance.now() - t0) / 1000;
     lastOutput = r.output;
     if (r.timedOut) {
@@ -266,7 +279,7 @@ async function runTestFile(file: string, timeoutSeconds: number): Promise<FileRe
   };
 }
 
-async function typeCheck(timeoutSeconds: number): Promise<FileResult> {
+async function typeCheck(timeoutSeconds: number, withTests: boolean): Promise<FileResult> {
   const targets = ["mod.ts"];
   for (const dir of ["src", "bench", "recipes"]) {
     try {
@@ -281,15 +294,61 @@ async function typeCheck(timeoutSeconds: number): Promise<FileResult> {
   const t0 = performance.now();
   // --doc also type-checks the @example blocks of the JSDoc, so the docs cannot rot.
   const r = await runChild(["check", "--doc", ...targets], timeoutSeconds);
-  const ok = r.code === 0 && !r.timedOut;
+  // The test files are checked without --doc: their JSDoc examples are not documentation.
+  const t = withTests && r.code === 0 && !r.timedOut
+    ? await runChild(["check", "tests"], timeoutSeconds)
+    : null;
+  const ok = r.code === 0 && !r.timedOut && (t === null || (t.code === 0 && !t.timedOut));
   return {
-    file: `deno check --doc ${targets.join(" ")}`,
+    file: `deno check --doc ${targets.join(" ")}` + (withTests ? "; deno check tests" : ""),
     passed: ok ? 1 : 0,
     failed: ok ? 0 : 1,
     ignored: 0,
     seconds: (performance.now() - t0) / 1000,
-    failureOutput: ok ? undefined : r.output,
+    failureOutput: ok ? undefined : r.output + (t?.output ?? ""),
   };
+}
+
+const TIMES_FILE = `${ROOT}.cache/test_times.json`;
+
+/** The previous full run's seconds per file, or an empty record. */
+function previousTimes(): Record<string, number> {
+  try {
+    return JSON.parse(Deno.readTextFileSync(TIMES_FILE));
+  } catch {
+    return {};
+  }
+}
+
+/** Slowest first, so the last files to start are short ones and the jobs end together. */
+export function scheduleOrder(files: string[], times: Record<string, number>): string[] {
+  const guess = (f: string) => times[f.slice(ROOT.length)] ?? (f.includes("/quality/") ? 60 : 5);
+  return files.map((f, i) => ({ f, i, t: guess(f) }))
+    .sort((a, b) => b.t - a.t || a.i - b.i)
+    .map((x) => x.f);
+}
+
+/**
+ * Runs `work` over `items`, at most `jobs` at a time, calling `done` as each
+ * one finishes; results come back in the items' order.
+ */
+export async function runPool<T, R>(
+  items: readonly T[],
+  jobs: number,
+  work: (item: T) => Promise<R>,
+  done: (result: R) => void,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+      done(results[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, items.length)) }, worker));
+  return results;
 }
 
 async function main(): Promise<number> {
@@ -298,12 +357,18 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: {
       timeout: { type: "string", default: "300" },
+      jobs: { type: "string", default: Deno.env.get("LLMC_TEST_JOBS") ?? "2" },
       "no-check": { type: "boolean", default: false },
     },
   });
   const timeoutSeconds = Number(values.timeout);
   if (!(timeoutSeconds > 0)) {
     console.error(`--timeout must be a positive number of seconds, got '${values.timeout}'`);
+    return 2;
+  }
+  const jobs = Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error(`--jobs (or LLMC_TEST_JOBS) must be a positive integer, got '${values.jobs}'`);
     return 2;
   }
   const files: string[] = [];
@@ -314,20 +379,40 @@ async function main(): Promise<number> {
     : files;
 
   const results: FileResult[] = [];
-  if (!values["no-check"] && positionals.length === 0) {
-    const r = await typeCheck(timeoutSeconds);
-    console.log(`${r.failed ? "FAIL" : "ok  "} ${r.file} (${r.seconds.toFixed(1)} s)`);
-    results.push(r);
+  const fullRun = positionals.length === 0;
+  let typeChecked = false;
+  if (!values["no-check"]) {
+    // A filtered run checks only what it runs (each child checks its own file).
+    if (fullRun) {
+      const r = await typeCheck(timeoutSeconds, true);
+      console.log(`${r.failed ? "FAIL" : "ok  "} ${r.file} (${r.seconds.toFixed(1)} s)`);
+      results.push(r);
+      typeChecked = r.failed === 0;
+    }
   }
-  for (const file of selected) {
-    const r = await runTestFile(file, timeoutSeconds);
-    const status = r.failed ? "FAIL" : "ok  ";
-    console.log(
-      `${status} ${r.file}: ${r.passed} passed, ${r.failed} failed` +
-        (r.ignored ? `, ${r.ignored} skipped` : "") +
-        ` (${r.seconds.toFixed(1)} s)` + (r.note ? ` — ${r.note}` : ""),
-    );
-    results.push(r);
+  const times = previousTimes();
+  const fileResults = await runPool(
+    scheduleOrder(selected, times),
+    jobs,
+    (file) => runTestFile(file, timeoutSeconds, typeChecked),
+    (r) => {
+      const status = r.failed ? "FAIL" : "ok  ";
+      console.log(
+        `${status} ${r.file}: ${r.passed} passed, ${r.failed} failed` +
+          (r.ignored ? `, ${r.ignored} skipped` : "") +
+          ` (${r.seconds.toFixed(1)} s)` + (r.note ? ` — ${r.note}` : ""),
+      );
+    },
+  );
+  results.push(...fileResults);
+  if (fullRun) {
+    try {
+      Deno.mkdirSync(`${ROOT}.cache`, { recursive: true });
+      const record = Object.fromEntries(
+        fileResults.map((r) => [r.file, Number(r.seconds.toFixed(1))]),
+      );
+      Deno.writeTextFileSync(TIMES_FILE, JSON.stringify(record, null, 1));
+    } catch { /* a read-only checkout only loses the ordering hint */ }
   }
 
   const failures = results.filter((r) => r.failed > 0);

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runChild } from "./run_tests.ts";
+import { runChild, runPool, scheduleOrder } from "./run_tests.ts";
 
 function alive(pid: number): boolean {
   try {
@@ -44,4 +44,40 @@ Deno.test("a timed-out file's whole process tree is killed, orphans included", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the pool runs at most `jobs` files at once and keeps the items' order", async () => {
+  let running = 0;
+  let peak = 0;
+  const finished: number[] = [];
+  const results = await runPool(
+    [30, 5, 20, 1, 10],
+    2,
+    async (ms) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, ms));
+      running--;
+      return ms * 2;
+    },
+    (r) => finished.push(r),
+  );
+  assert.deepEqual(results, [60, 10, 40, 2, 20]);
+  assert.equal(peak, 2);
+  assert.equal(finished.length, 5);
+});
+
+Deno.test("the slowest files start first; unknown files guess quality tests as slow", () => {
+  const root = new URL("../", import.meta.url).pathname;
+  const files = ["tests/a_test.ts", "tests/quality/q_test.ts", "tests/b_test.ts"].map((f) =>
+    root + f
+  );
+  assert.deepEqual(
+    scheduleOrder(files, { "tests/b_test.ts": 100 }).map((f) => f.slice(root.length)),
+    ["tests/b_test.ts", "tests/quality/q_test.ts", "tests/a_test.ts"],
+  );
+  assert.deepEqual(
+    scheduleOrder(files, {}).map((f) => f.slice(root.length)),
+    ["tests/quality/q_test.ts", "tests/a_test.ts", "tests/b_test.ts"],
+  );
 });

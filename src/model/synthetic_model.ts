@@ -153,7 +153,11 @@ export async function writeSyntheticModel(
         throw new Error(`synthetic moe.unrouted: expert ${e} is not in [topK, experts)`);
       }
     }
-    for (const e of [...Array(topK).keys(), ...unrouted]) w.copyWithin(e * H, 0, H);
+    // Only when asked: tied rows make top-k depend on tie-breaking, which
+    // implementations do not share (torch.topk on CPU often prefers the higher index).
+    if (unrouted.length > 0) {
+      for (const e of [...Array(topK).keys(), ...unrouted]) w.copyWithin(e * H, 0, H);
+    }
     await add(`${name}.weight`, [experts, H], w);
   };
   const mlpBias = spec.modelType === "llama" && (spec.mlpBias ?? false);

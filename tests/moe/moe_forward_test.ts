@@ -5,8 +5,8 @@
  * weighted 0) against the float64
  * reference written from transformers' sparse blocks (only the routed
  * experts per token, double-precision router), to 1e-4 of the largest logit.
- * There is no PyTorch on the build machine, so these are not golden logits
- * from transformers itself; reference_moe.ts follows its code line by line.
+ * reference_moe.ts follows transformers' code line by line; golden logits
+ * from transformers itself are checked in moe_golden_test.ts.
  */
 
 import type { EngineKind } from "../../src/engine/engine.ts";
