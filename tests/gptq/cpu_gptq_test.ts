@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { CPU_SECOND_ORDER, cpuInverseFactor } from "../../src/engine/cpu/second_order.ts";
-import { CpuHessian } from "../../src/modifiers/gptq/cpu_gptq.ts";
+import { CpuHessian, cpuReconstructionErrors } from "../../src/modifiers/gptq/cpu_gptq.ts";
 import { quantizeWeight } from "../../src/modifiers/gptq/quantize_weight.ts";
 import { gptqReference, upperFactorOfInverse } from "../../src/modifiers/gptq/reference.ts";
 import { sparsegptReference } from "../../src/modifiers/sparsegpt/reference.ts";
@@ -174,4 +174,19 @@ Deno.test("CPU SparseGPT = reference: a preserved mask, and pruning + int4 quant
   const quantization = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
   const q = checkSparse(SPARSE, { sparsity: 0.5, maskStructure: "2:4", quantization });
   assert.ok(q.quantization !== undefined && q.sparsity >= 0.5);
+});
+
+Deno.test("CPU reconstruction errors: tr(ΔHΔᵀ)/tr(WHWᵀ) = ‖XΔᵀ‖²/‖XWᵀ‖² on the accumulated inputs", () => {
+  const layer = syntheticLayer(40, 96, 384, 214);
+  const shape = [layer.rows, layer.cols] as const;
+  const h = new CpuHessian(layer.cols);
+  h.add(layer.inputs, 3);
+  const a = layer.weight.map((v) => Math.round(v * 20) / 20);
+  const b = layer.weight.map((v, i) => (i % 3 === 0 ? 0 : v));
+  const got = cpuReconstructionErrors(h, layer.weight, shape, [a, b]);
+  const base = reconstructionError(layer, new Float32Array(layer.weight.length));
+  for (const [k, c] of [a, b].entries()) {
+    const want = reconstructionError(layer, c) / base;
+    assert.ok(Math.abs(got[k] - want) <= 1e-4 * want, `candidate ${k}: ${got[k]} vs ${want}`);
+  }
 });

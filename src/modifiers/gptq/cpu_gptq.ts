@@ -11,7 +11,7 @@
  * @module
  */
 
-import { accumulateGram } from "../../engine/cpu/gemm.ts";
+import { accumulateGram, matmulTransposed } from "../../engine/cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
@@ -166,23 +166,25 @@ export function cpuReconstructionErrors(
 ): number[] {
   const h = hessian.read();
   const [out, cols] = shape;
-  const quadratic = (row: (j: number) => number) => {
-    const d = Float64Array.from({ length: cols }, (_, j) => row(j));
-    let s = 0;
-    for (let i = 0; i < cols; i++) {
-      if (d[i] === 0) continue;
-      let hi = 0;
-      for (let j = 0; j < cols; j++) hi += h[i * cols + j] * d[j];
-      s += d[i] * hi;
+  // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
+  // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
+  // transposed product is the same), the row dots in float64.
+  const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
+  const d = new Float32Array(chunkRows * cols);
+  const sums = new Float64Array(1 + candidates.length);
+  for (let k = 0; k <= candidates.length; k++) {
+    for (let r0 = 0; r0 < out; r0 += chunkRows) {
+      const rows = Math.min(chunkRows, out - r0);
+      for (let i = 0; i < rows * cols; i++) {
+        const w = original[r0 * cols + i];
+        d[i] = k === 0 ? w : w - candidates[k - 1][r0 * cols + i];
+      }
+      const dh = matmulTransposed(d, h, rows, cols, cols);
+      let s = 0;
+      for (let i = 0; i < rows * cols; i++) s += dh[i] * d[i];
+      sums[k] += s;
     }
-    return s;
-  };
-  let base = 0;
-  const sums = candidates.map(() => 0);
-  for (let r = 0; r < out; r++) {
-    const w = original.subarray(r * cols, (r + 1) * cols);
-    base += quadratic((j) => w[j]);
-    candidates.forEach((c, k) => sums[k] += quadratic((j) => w[j] - c[r * cols + j]));
   }
-  return sums.map((s) => base > 0 ? s / base : 0);
+  const base = sums[0];
+  return candidates.map((_, k) => base > 0 ? sums[k + 1] / base : 0);
 }
