@@ -40,7 +40,7 @@ function hessianOf(layer: SyntheticLayer): Float32Array {
 }
 
 Deno.test("CPU inverse factor = the float64 UᵀU = H⁻¹ factor across panel boundaries; indefinite → null", () => {
-  for (const n of [1, 5, 64, 65, 130, 200]) {
+  for (const n of [1, 5, 64, 129, 300]) {
     const h = randomSpd(n, 300 + n);
     const ref = upperFactorOfInverse(h, n)!;
     const u = cpuInverseFactor(Float32Array.from(h), n)!;

@@ -7,9 +7,9 @@
  *   `H = V·Vᵀ` with `V = J·L·J` upper, so `H⁻¹ = V⁻ᵀ·V⁻¹` and
  *   `U = V⁻¹ = J·L⁻¹·J` — the same U as upstream's three factorizations
  *   (Cholesky factors with a positive diagonal are unique) for a third of
- *   the flops. The trailing updates of both the Cholesky and the
- *   triangular inverse are WebAssembly SIMD products (`gemm.ts`); the
- *   panels are TypeScript with float64 sums;
+ *   the flops. Both are blocked by panels of 128: the panel solves and
+ *   trailing updates are WebAssembly SIMD products (`gemm.ts`), the
+ *   128 × 128 diagonal blocks TypeScript with float64 sums;
  * - the in-block column loop in TypeScript (sequential per row, float64
  *   arithmetic rounded to float32 on every store);
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
@@ -25,10 +25,10 @@ import { roundToF8E4M3 } from "../../io/floats.ts";
 import { castToFp4 } from "../../quant/fp4.ts";
 import { roundHalfEven } from "../../quant/round_half_even.ts";
 import type { ColumnBlock, ColumnQuantization, SecondOrderOps } from "../engine.ts";
-import { accumulateGram, matmul } from "./gemm.ts";
+import { accumulateGram, matmul, matmulTransposed } from "./gemm.ts";
 
 /** Columns per panel of the blocked factorizations. */
-const PANEL = 64;
+const PANEL = 128;
 
 /**
  * The CPU engine's second-order ops.
@@ -79,35 +79,46 @@ export function cpuInverseFactor(h: Float32Array, n: number): Float32Array | nul
 
 /**
  * Right-looking blocked Cholesky: the lower triangle of `a` becomes L
- * (the upper triangle is left as scratch). Panels of {@link PANEL} columns;
- * the trailing update `A₂₂ −= L₂₁·L₂₁ᵀ` is a SIMD Gram product.
+ * (the upper triangle is left as scratch). Per panel of {@link PANEL}
+ * columns: the diagonal block by the unblocked algorithm (float64 sums),
+ * the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
+ * `A₂₂ −= L₂₁·L₂₁ᵀ`, both SIMD products.
  */
 function choleskyInPlace(a: Float32Array, n: number): boolean {
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
-    // Diagonal block and the panel below it, column by column.
-    for (let j = k0; j < k1; j++) {
-      const rj = j * n;
+    const b = k1 - k0;
+    // L₁₁ of the diagonal block.
+    const l11 = new Float32Array(b * b);
+    for (let j = 0; j < b; j++) {
+      const rj = (k0 + j) * n + k0;
       let s = a[rj + j];
-      for (let k = k0; k < j; k++) s -= a[rj + k] * a[rj + k];
+      for (let k = 0; k < j; k++) s -= l11[j * b + k] * l11[j * b + k];
       if (!(s > 0) || !Number.isFinite(s)) return false;
       const d = Math.sqrt(s);
-      a[rj + j] = d;
-      for (let i = j + 1; i < n; i++) {
-        const ri = i * n;
-        let t = a[ri + j];
-        for (let k = k0; k < j; k++) t -= a[ri + k] * a[rj + k];
-        a[ri + j] = t / d;
+      l11[j * b + j] = d;
+      for (let i = j + 1; i < b; i++) {
+        let t = a[(k0 + i) * n + k0 + j];
+        for (let k = 0; k < j; k++) t -= l11[i * b + k] * l11[j * b + k];
+        l11[i * b + j] = t / d;
       }
+    }
+    for (let i = 0; i < b; i++) {
+      a.set(l11.subarray(i * b, i * b + i + 1), (k0 + i) * n + k0);
     }
     const m = n - k1;
     if (m === 0) break;
-    const b = k1 - k0;
+    // L₂₁ = A₂₁·L₁₁⁻ᵀ.
+    const inv = triangularInverse(l11, b);
+    if (inv === null) return false;
+    const a21 = new Float32Array(m * b);
+    for (let i = 0; i < m; i++) a21.set(a.subarray((k1 + i) * n + k0, (k1 + i) * n + k1), i * b);
+    const l21 = matmulTransposed(a21, inv, m, b, b);
+    for (let i = 0; i < m; i++) a.set(l21.subarray(i * b, (i + 1) * b), (k1 + i) * n + k0);
     // A₂₂ −= L₂₁·L₂₁ᵀ as −(−A₂₂ + (L₂₁ᵀ)ᵀ·L₂₁ᵀ): the Gram kernel only adds.
     const lt = new Float32Array(b * m);
     for (let i = 0; i < m; i++) {
-      const ri = (k1 + i) * n + k0;
-      for (let k = 0; k < b; k++) lt[k * m + i] = a[ri + k];
+      for (let k = 0; k < b; k++) lt[k * m + i] = l21[i * b + k];
     }
     const g = new Float32Array(m * m);
     for (let i = 0; i < m; i++) {
@@ -123,44 +134,48 @@ function choleskyInPlace(a: Float32Array, n: number): boolean {
   return true;
 }
 
+/** The inverse of a small lower-triangular `[b, b]` block by forward substitution (float64 sums). */
+function triangularInverse(l: Float32Array, b: number): Float32Array | null {
+  const x = new Float64Array(b * b);
+  for (let c = 0; c < b; c++) {
+    for (let i = c; i < b; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
+      x[i * b + c] = s / l[i * b + i];
+    }
+  }
+  const out = Float32Array.from(x);
+  for (const v of out) if (!Number.isFinite(v)) return null;
+  return out;
+}
+
 /**
  * L⁻¹ of the lower triangle of `l`, by block rows: the diagonal blocks by
- * forward substitution, then `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`
- * with the inner product a SIMD product. Null when a value overflows.
+ * forward substitution, then `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`,
+ * both products SIMD. Null when a value overflows.
  */
 function lowerInverse(l: Float32Array, n: number): Float32Array | null {
   const x = new Float32Array(n * n);
-  const diag = new Float64Array(PANEL * PANEL);
   for (let r0 = 0; r0 < n; r0 += PANEL) {
     const r1 = Math.min(r0 + PANEL, n);
     const b = r1 - r0;
-    // X[I, I] = L[I, I]⁻¹, column by column.
-    diag.fill(0);
-    for (let c = 0; c < b; c++) {
-      for (let i = c; i < b; i++) {
-        let s = i === c ? 1 : 0;
-        const li = (r0 + i) * n + r0;
-        for (let k = c; k < i; k++) s -= l[li + k] * diag[k * PANEL + c];
-        diag[i * PANEL + c] = s / l[li + i];
-      }
-    }
+    const lii = new Float32Array(b * b);
     for (let i = 0; i < b; i++) {
-      for (let c = 0; c <= i; c++) x[(r0 + i) * n + r0 + c] = diag[i * PANEL + c];
+      lii.set(l.subarray((r0 + i) * n + r0, (r0 + i) * n + r0 + i + 1), i * b);
     }
+    const xii = triangularInverse(lii, b);
+    if (xii === null) return null;
+    for (let i = 0; i < b; i++) x.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
     if (r0 === 0) continue;
-    // S = L[I, :r0] · X[:r0, :r0], then X[I, :r0] = −X[I, I] · S.
     const li = new Float32Array(b * r0);
     for (let i = 0; i < b; i++) li.set(l.subarray((r0 + i) * n, (r0 + i) * n + r0), i * r0);
     const top = new Float32Array(r0 * r0);
     for (let i = 0; i < r0; i++) top.set(x.subarray(i * n, i * n + i + 1), i * r0);
     const s = matmul(li, top, b, r0, r0);
+    const xi = matmul(xii, s, b, r0, b);
     for (let i = 0; i < b; i++) {
-      const xi = (r0 + i) * n;
-      for (let j = 0; j < r0; j++) {
-        let t = 0;
-        for (let k = 0; k <= i; k++) t += diag[i * PANEL + k] * s[k * r0 + j];
-        x[xi + j] = -t;
-      }
+      const row = (r0 + i) * n;
+      for (let j = 0; j < r0; j++) x[row + j] = -xi[i * r0 + j];
     }
   }
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return null;
