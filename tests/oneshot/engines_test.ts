@@ -32,9 +32,9 @@ const SPARSE_2OF4: readonly ModifierSpec[] = [
 ];
 
 for (
-  const [what, recipe, samples] of [
-    ["GPTQ W4A16", RECIPE, 16],
-    ["SparseGPT 2:4", SPARSE_2OF4, 8],
+  const [what, recipe, samples, tol] of [
+    ["GPTQ W4A16", RECIPE, 16, 1e-6],
+    ["SparseGPT 2:4", SPARSE_2OF4, 8, 1e-4],
   ] as const
 ) {
   Deno.test({
@@ -75,8 +75,11 @@ for (
             const a = await gpu.readF32(name);
             const b = await cpu.readF32(name);
             for (let i = 0; i < a.length; i++) {
-              // Same grid point unless a rounding flipped (one step apart at most).
-              if (Math.abs(a[i] - b[i]) > 1e-6 * Math.max(Math.abs(a[i]), 1e-3)) differing++;
+              // Quantized: the same grid point unless a rounding flipped.
+              // Pruned only: the same zeros, the kept values equal to float32
+              // rounding of the two engines' propagation (measured ≤ 1e-4).
+              const d = Math.abs(a[i] - b[i]) / Math.max(Math.abs(a[i]), 1e-3);
+              if (d > tol || (a[i] === 0) !== (b[i] === 0)) differing++;
             }
             total += a.length;
           }
