@@ -217,8 +217,9 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
  * cannot be told apart), `choleskyMs` and `inverseMs` 0, `totalMs` the sum;
  * weights of one wave report the same times.
  *
- * On the CPU engine each weight goes through the float64 reference instead
- * (src/modifiers/gptq/cpu_gptq.ts), one after another.
+ * On the CPU engine each weight goes through `quantizeWeight`
+ * (src/modifiers/gptq/quantize_weight.ts, the algorithm read top to bottom)
+ * on the engine's float32 second-order ops, one after another.
  *
  * @param device the layer's engine (or a WebGPU device)
  * @param layer the decoder layer (fused global-scale sets)
