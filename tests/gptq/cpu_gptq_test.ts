@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { CPU_SECOND_ORDER, cpuInverseFactor } from "../../src/engine/cpu/second_order.ts";
 import { CpuHessian, cpuReconstructionErrors } from "../../src/modifiers/gptq/cpu_gptq.ts";
-import { quantizeWeight } from "../../src/modifiers/gptq/quantize_weight.ts";
+import { type FactorCache, quantizeWeight } from "../../src/modifiers/gptq/quantize_weight.ts";
 import { gptqReference, upperFactorOfInverse } from "../../src/modifiers/gptq/reference.ts";
 import { sparsegptReference } from "../../src/modifiers/sparsegpt/reference.ts";
 import type { SparseGptOptions } from "../../src/modifiers/sparsegpt/sparsegpt_prune.ts";
@@ -189,4 +189,22 @@ Deno.test("CPU reconstruction errors: tr(ΔHΔᵀ)/tr(WHWᵀ) = ‖XΔᵀ‖²/�
     const want = reconstructionError(layer, c) / base;
     assert.ok(Math.abs(got[k] - want) <= 1e-4 * want, `candidate ${k}: ${got[k]} vs ${want}`);
   }
+});
+
+Deno.test("CPU GPTQ / SparseGPT: weights sharing a Hessian share its factor, with identical results", () => {
+  const layer = syntheticLayer(32, 128, 512, 215);
+  const shape = [layer.rows, layer.cols] as const;
+  const h = hessianOf(layer);
+  const other = layer.weight.map((v) => -v);
+  const args = parseQuantizationArgs({ num_bits: 4, group_size: 64, actorder: "group" }, "w");
+  const factors: FactorCache = new Map();
+  for (const w of [layer.weight, other]) {
+    const shared = quantizeWeight(CPU_SECOND_ORDER, w, shape, h, args, { factors });
+    const alone = quantizeWeight(CPU_SECOND_ORDER, w, shape, h, args);
+    assert.deepEqual(shared.weight, alone.weight);
+    const opts = { sparsity: 0.5, maskStructure: "2:4" };
+    const s1 = sparsifyWeight(CPU_SECOND_ORDER, w, shape, h, opts, factors);
+    assert.deepEqual(s1.weight, sparsifyWeight(CPU_SECOND_ORDER, w, shape, h, opts).weight);
+  }
+  assert.deepEqual([...factors.keys()].sort(), ["actorder", "columns"]);
 });

@@ -16,7 +16,7 @@ import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
 import type { GptqResult } from "./gptq_quantize.ts";
-import { quantizeWeight } from "./quantize_weight.ts";
+import { type FactorCache, quantizeWeight } from "./quantize_weight.ts";
 
 /**
  * A Hessian accumulated on the host.
@@ -115,6 +115,8 @@ export interface CpuGptqOptions {
   readonly dampeningFrac: number;
   /** tensor_group's global scale (fused over q/k/v, gate/up), else null. */
   readonly globalScale: number | null;
+  /** Factors of this Hessian already computed (shared by the weights reading it). */
+  readonly factors?: FactorCache;
 }
 
 /**

@@ -92,6 +92,7 @@ export {
   type ColumnLoopWork,
   type DampedFactor,
   dampedInverseFactor,
+  type FactorCache,
   quantizeWeight,
   type QuantizeWeightOptions,
 } from "./quantize_weight.ts";

@@ -53,7 +53,16 @@ export interface QuantizeWeightOptions {
   readonly globalScale?: number | null;
   /** The module name, for messages. */
   readonly where?: string;
+  /**
+   * Factors already computed from this Hessian (keyed by column order):
+   * weights that read one input (q/k/v, gate/up) share U, as it depends on
+   * H, the order and the dampening only. Filled as it goes.
+   */
+  readonly factors?: FactorCache;
 }
+
+/** U per column order ("actorder" or "columns") of one Hessian and one dampening. */
+export type FactorCache = Map<string, DampedFactor>;
 
 /** `torch.isclose(w, 0)`'s absolute tolerance (upstream's zero mask). */
 const ISCLOSE_ATOL = 1e-8;
@@ -111,8 +120,11 @@ export function quantizeWeight(
     : null;
   const t1 = performance.now();
 
-  // 4. Dead columns, dampening, U.
-  const factor = dampedInverseFactor(ops, hessian, diag, perm, options);
+  // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
+  const order = perm ? "actorder" : "columns";
+  const factor = options.factors?.get(order) ??
+    dampedInverseFactor(ops, hessian, diag, perm, options);
+  options.factors?.set(order, factor);
   zeroDeadColumns(w, rows, cols, factor.deadAt);
   const t2 = performance.now();
 

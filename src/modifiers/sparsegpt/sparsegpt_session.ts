@@ -18,6 +18,7 @@ import { linearInputGroups } from "../../model/moe_names.ts";
 import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
 import { LayerHessians } from "../gptq/gptq_weights.ts";
+import type { FactorCache } from "../gptq/quantize_weight.ts";
 import { EngineError } from "../../engine/engine_error.ts";
 import { sparsifyWeight } from "./sparsify_weight.ts";
 import { webGpuOf } from "../../engine/webgpu_engine.ts";
@@ -111,13 +112,14 @@ class SparseGptSession implements LayerSession {
     // On host arrays: each weight through sparsifyWeight. On WebGPU: every
     // Linear of the layer in a few round trips (one factor per input, q/k/v
     // and gate/up sharing one, the loops recorded behind it).
+    const factors = new Map<string, FactorCache>();
     const results = ops !== null
-      ? weights.map((w) =>
-        sparsifyWeight(ops, w.weight, w.shape, this.#hessians!.cpu(w.input).read(), {
-          ...w.options,
-          ...shared,
-        })
-      )
+      ? weights.map((w) => {
+        if (!factors.has(w.input)) factors.set(w.input, new Map());
+        const h = this.#hessians!.cpu(w.input).read();
+        const options = { ...w.options, ...shared };
+        return sparsifyWeight(ops, w.weight, w.shape, h, options, factors.get(w.input));
+      })
       : gpu !== null
       ? await sparsegptPruneMany(gpu.gpu, (key) => this.#hessians!.get(key), weights, shared)
       : unsupported(this.#env.engine.kind);

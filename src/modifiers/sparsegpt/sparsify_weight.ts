@@ -26,6 +26,7 @@ import {
   blockedColumnLoop,
   dampedInverseFactor,
   diagonal,
+  type FactorCache,
   hessianOrder,
   zeroDeadColumns,
 } from "../gptq/quantize_weight.ts";
@@ -44,6 +45,7 @@ import {
  * @param shape `[rows, cols]`
  * @param hessian H, symmetric `[cols, cols]` row-major (not modified)
  * @param options sparsity, mask structure, block size, dampening, preservation, quantization
+ * @param factors factors of this Hessian already computed (shared by the weights reading it; filled as it goes)
  * @returns the pruned weight and diagnostics
  * @throws {SparseGptConfigError} for a bad sparsity / structure, or a preserved mask sparser than the target
  * @throws {GptqShapeError} when shapes disagree
@@ -64,6 +66,7 @@ export function sparsifyWeight(
   shape: readonly [number, number],
   hessian: Float32Array,
   options: SparseGptOptions,
+  factors?: FactorCache,
 ): SparseGptResult {
   const t0 = performance.now();
   const [rows, cols] = shape;
@@ -76,7 +79,9 @@ export function sparsifyWeight(
   );
 
   // 2. Dead columns, dampening, U.
-  const factor = dampedInverseFactor(ops, hessian, diagonal(hessian, cols), null, options);
+  const factor = factors?.get("columns") ??
+    dampedInverseFactor(ops, hessian, diagonal(hessian, cols), null, options);
+  factors?.set("columns", factor);
   const w = weight.slice();
   zeroDeadColumns(w, rows, cols, factor.deadAt);
   const t1 = performance.now();
