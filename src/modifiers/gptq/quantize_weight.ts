@@ -222,12 +222,12 @@ export function dampedInverseFactor(
     if (deadAt[i]) h[i * n + i] = 1;
   }
   const schedule = dampeningSchedule(frac, options.maxRetries ?? 3);
-  const hd = new Float32Array(n * n);
+  const undamped = Float32Array.from({ length: n }, (_, i) => h[i * n + i]);
   for (let k = 0; k < schedule.length; k++) {
+    // The diagonal of each attempt from the undamped one (inverseFactor leaves h unchanged).
     const damp = Math.fround(schedule[k] * meanDiag);
-    hd.set(h);
-    for (let i = 0; i < n; i++) hd[i * n + i] += damp;
-    const u = ops.inverseFactor(hd, n);
+    for (let i = 0; i < n; i++) h[i * n + i] = undamped[i] + damp;
+    const u = ops.inverseFactor(h, n);
     if (u !== null) {
       return {
         u,
