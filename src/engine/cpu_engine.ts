@@ -19,12 +19,14 @@
  */
 
 import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
+import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
   Engine,
   HostArray,
   RowReduction,
+  SecondOrderOps,
   Tensor,
   TensorDType,
 } from "./engine.ts";
@@ -102,6 +104,8 @@ export class CpuEngine implements Engine {
   readonly kind = "cpu" as const;
   /** No device limit: typed arrays cap a tensor at 2³¹ − 1 floats. */
   readonly maxTensorBytes = (2 ** 31 - 1) * 4;
+  /** GPTQ's and SparseGPT's linear algebra in float32 with the SIMD products (cpu/second_order.ts). */
+  readonly secondOrder: SecondOrderOps = CPU_SECOND_ORDER;
 
   /** The CPU and how the kernels use it. */
   get description(): string {

@@ -76,6 +76,118 @@ export interface AttentionShape {
 }
 
 /**
+ * How the column loop fake-quantizes element (row r, column position p):
+ * slot `floor(r / rowDiv) · slotRowStride + columnSlot[p]` holds its scale
+ * (already divided by a tensor_group global scale) and zero point;
+ * `x̂ = (cast(clamp(x / s + zp, qmin, qmax)) − zp) · s` in float32, with
+ * cast = round half to even (int), float8 e4m3 or fp4 e2m1 rounding.
+ */
+export interface ColumnQuantization {
+  /** 1 int, 2 fp8 e4m3, 3 fp4 e2m1. */
+  readonly kind: 1 | 2 | 3;
+  /** Lower clamp of x/s + zp. */
+  readonly qmin: number;
+  /** Upper clamp. */
+  readonly qmax: number;
+  /** s_eff per slot: the scale, divided by the global scale for tensor_group (f32). */
+  readonly effectiveScale: Float32Array;
+  /** Zero point per slot. */
+  readonly zeroPoint: Float32Array;
+  /** Slot column part of each (processing-order) column position. */
+  readonly columnSlot: Uint32Array;
+  /** Rows sharing a slot row (block height; 1 otherwise). */
+  readonly rowDiv: number;
+  /** Slots per slot row (0 for tensor). */
+  readonly slotRowStride: number;
+}
+
+/** SparseGPT's pruning inside the column loop. */
+export type ColumnPruning =
+  | {
+    /** Per-block threshold on W²/diag(U)² over every row of the block. */
+    readonly kind: "unstructured";
+    /** Fraction of each block to prune, in [0, 1). */
+    readonly sparsity: number;
+    /** Keep existing zeros pruned (extend only if the target sparsity is higher). */
+    readonly preserve: boolean;
+  }
+  | {
+    /** N of every M consecutive columns per row. */
+    readonly kind: "n:m";
+    /** Pruned per group. */
+    readonly n: number;
+    /** Group length (≤ 32, divides the block size). */
+    readonly m: number;
+    /** Existing zeros count as pruned first. */
+    readonly preserve: boolean;
+  };
+
+/**
+ * One block `[i1, i2)` of GPTQ's / SparseGPT's column loop over a weight
+ * `w` `[rows, cols]` (row-major, columns in processing order), with U the
+ * upper factor of the inverse Hessian `[cols, cols]`.
+ */
+export interface ColumnBlock {
+  /** The weight, modified in place. */
+  readonly w: Float32Array;
+  /** Rows of w. */
+  readonly rows: number;
+  /** Columns of w (and the order of U). */
+  readonly cols: number;
+  /** U, upper triangular, row-major. */
+  readonly u: Float32Array;
+  /** First column of the block. */
+  readonly i1: number;
+  /** One past its last column. */
+  readonly i2: number;
+  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, i2 − i1]`. */
+  readonly err: Float32Array;
+  /** Fake quantization per column, or none (pure SparseGPT). */
+  readonly quantization?: ColumnQuantization;
+  /** Pruning, or none (GPTQ). */
+  readonly pruning?: ColumnPruning;
+  /**
+   * 1 where the weight was non-zero on entry, `[rows, cols]`, or null. The
+   * trailing update never changes a 0 entry of it; the in-block update
+   * skips them too when {@link ColumnBlock.maskInBlock} is set (GPTQ's zero
+   * preservation), and pruning's `preserve` keeps them pruned.
+   */
+  readonly nonZero: Uint8Array | null;
+  /** Apply `nonZero` to the in-block updates too (GPTQ). */
+  readonly maskInBlock: boolean;
+}
+
+/**
+ * The dense linear algebra GPTQ and SparseGPT are written against
+ * (src/modifiers/gptq/quantize_weight.ts): the inverse-Hessian factor, the
+ * in-block column loop and the trailing update. The engine decides how
+ * they run (threads, SIMD, batching); the algorithm only calls them in order.
+ */
+export interface SecondOrderOps {
+  /**
+   * U upper triangular with `H⁻¹ = UᵀU` (upstream's
+   * `cholesky(cholesky_inverse(cholesky(H)), upper=True)`) of a symmetric
+   * positive definite `h` `[n, n]`, or null when a pivot is not positive and
+   * finite or the inverse overflows.
+   */
+  inverseFactor(h: Float32Array, n: number): Float32Array | null;
+  /**
+   * The sequential part of one block: per row, each column in turn is
+   * pruned and/or fake-quantized, its error `e = (w − q) / U[i, i]` is
+   * propagated to the block's later columns (`w[:, j] −= e · U[i, j]`) and
+   * stored in `block.err`.
+   *
+   * @returns Σ (w − q)² / U[i, i]² / 2 over the block
+   */
+  columnBlock(block: ColumnBlock): number;
+  /**
+   * The block's errors to every later column: `w[:, i2:] −= err · U[i1:i2, i2:]`,
+   * never changing a 0 entry of `block.nonZero`.
+   */
+  trailingUpdate(block: ColumnBlock): void;
+}
+
+/**
  * The ops of a Llama-family forward and of the calibration statistics, on
  * one device.
  *
@@ -199,6 +311,14 @@ export interface Engine {
   reduceRows(x: Tensor, op: RowReduction): Tensor;
   /** The transpose of a 2-D tensor. */
   transpose(x: Tensor): Tensor;
+
+  /**
+   * GPTQ's and SparseGPT's dense linear algebra on host arrays, or null
+   * where the engine runs them as its own batched step instead (WebGPU:
+   * the factorization and column loop of a whole layer recorded into few
+   * submits, src/modifiers/gptq/factor_loops.ts).
+   */
+  readonly secondOrder: SecondOrderOps | null;
 
   /** Releases the engine's caches; tensors already handed out stay valid until destroyed. */
   close(): void;

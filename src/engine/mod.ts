@@ -19,15 +19,20 @@
 export type {
   AccumulateOptions,
   AttentionShape,
+  ColumnBlock,
+  ColumnPruning,
+  ColumnQuantization,
   Engine,
   EngineKind,
   HostArray,
   RowReduction,
+  SecondOrderOps,
   Tensor,
   TensorDType,
 } from "./engine.ts";
 export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
+export { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
 export {
   autoEngineKind,

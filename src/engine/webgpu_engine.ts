@@ -44,6 +44,11 @@ import type {
  */
 export class WebGpuEngine implements Engine {
   readonly kind = "webgpu" as const;
+  /**
+   * None on host arrays: GPTQ and SparseGPT run as one batched WGSL step per
+   * layer (src/modifiers/gptq/factor_loops.ts) through {@link webGpuOf}.
+   */
+  readonly secondOrder: null = null;
   #batch: CommandBatch | null = null;
 
   private constructor(

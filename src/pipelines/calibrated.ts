@@ -15,12 +15,7 @@ import { loadCalibrationSamples } from "../data/calibration_samples.ts";
 import { loadChatTemplate } from "../data/chat_template.ts";
 import type { DatasetPreset } from "../data/dataset_presets.ts";
 import { DecoderModel } from "../model/decoder_model.ts";
-import {
-  autoEngineKind,
-  type ChosenEngine,
-  createEngine,
-  type EngineChoice,
-} from "../engine/choose.ts";
+import { createEngine, type EngineChoice } from "../engine/choose.ts";
 import type { Recipe } from "../recipe/recipe.ts";
 import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
@@ -263,32 +258,6 @@ export async function prepareCalibratedPipeline(
   };
 }
 
-/**
- * The engine of a calibrated run: the one asked for, or the fastest for the
- * machine among those that run every modifier of the recipe (SparseGPT's
- * pruning has no CPU path yet, so "auto" keeps it on WebGPU).
- */
-async function chooseRunEngine(
-  plans: readonly ModifierPlan[],
-  asked: EngineChoice,
-  headDim: number,
-): Promise<ChosenEngine> {
-  if (asked === "auto" && plans.some(isSparsityPlan)) {
-    const auto = await autoEngineKind();
-    if (auto.kind === "cpu") {
-      const chosen = await createEngine({ engine: "webgpu", headDims: [headDim] });
-      return {
-        engine: chosen.engine,
-        reason: chosen.reason.replace(
-          "(asked for)",
-          "(SparseGPT runs on WebGPU only; otherwise " + auto.reason + ")",
-        ),
-      };
-    }
-  }
-  return await createEngine({ engine: asked, headDims: [headDim] });
-}
-
 async function runCalibrated(
   hf: HfModel,
   plans: readonly ModifierPlan[],
@@ -300,7 +269,11 @@ async function runCalibrated(
   onLayer: (e: LayerDoneEvent) => void,
   mode: { independent: boolean; needsData: boolean; propagation: "compressed" | "calibration" },
 ): Promise<PipelineOutcome> {
-  const chosen = await chooseRunEngine(plans, options.engine ?? "auto", hf.config.headDim);
+  // The one asked for, or the fastest for the machine (every modifier runs on both engines).
+  const chosen = await createEngine({
+    engine: options.engine ?? "auto",
+    headDims: [hf.config.headDim],
+  });
   emit({ type: "engine", engine: chosen.engine.kind, reason: chosen.reason });
   const model = await DecoderModel.load(hf, chosen.engine);
   const spillDir = `${sink.workDir}/graph`;

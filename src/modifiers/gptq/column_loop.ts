@@ -19,6 +19,7 @@
  * @module
  */
 
+import type { ColumnPruning } from "../../engine/engine.ts";
 import { CommandBatch } from "../../gpu/batch.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import { kernelSync } from "../../gpu/kernel.ts";
@@ -31,25 +32,7 @@ import { roundUp } from "./panel_matrix.ts";
 import { packUniform } from "./_uniform.ts";
 
 /** SparseGPT's pruning inside the loop. */
-export type ColumnPruning =
-  | {
-    /** Per-block threshold on W²/diag(U)². */
-    readonly kind: "unstructured";
-    /** Fraction of each block to prune, in [0, 1). */
-    readonly sparsity: number;
-    /** Keep existing zeros pruned (extend only if the target sparsity is higher). */
-    readonly preserve: boolean;
-  }
-  | {
-    /** N of every M consecutive columns per row. */
-    readonly kind: "n:m";
-    /** Pruned per group. */
-    readonly n: number;
-    /** Group length (≤ 32, divides the block size). */
-    readonly m: number;
-    /** Existing zeros count as pruned first. */
-    readonly preserve: boolean;
-  };
+export type { ColumnPruning };
 
 /** Everything one run of the loop needs. */
 export interface ColumnLoopInput {

@@ -2,22 +2,21 @@
  * GPTQ's Hessian and weight step on the CPU engine: the running Hessian
  * `H = 2/n · Σ xᵀx` kept as upstream keeps it (rescaled by n₀/n₁ as
  * samples arrive, Gram products through `src/engine/cpu/gemm.ts`), and each
- * weight quantized by the float64 reference (`reference.ts`: dampen,
+ * weight quantized by `quantizeWeight` (quantize_weight.ts: dampen,
  * Cholesky of the inverse, blocked column loop with error propagation, read
- * top to bottom as upstream's `quantize_weight`). The GPU path is tested
- * against the same reference to 1e-6, so both engines give the same weights
- * up to float32 rounding of the Hessian.
+ * top to bottom as upstream's `quantize_weight`) on the CPU engine's float32
+ * second-order ops. Both engines are tested against the float64 reference
+ * (`reference.ts`), so they give the same weights up to float32 rounding.
  *
  * @module
  */
 
-import { accumulateGram } from "../../engine/cpu/gemm.ts";
-import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
+import { accumulateGram, matmulTransposed } from "../../engine/cpu/gemm.ts";
+import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
-import { gptqQParams } from "./gptq_qparams.ts";
 import type { GptqResult } from "./gptq_quantize.ts";
-import { activationOrder } from "./inverse_hessian_factor.ts";
-import { gptqReference } from "./reference.ts";
+import { type FactorCache, quantizeWeight } from "./quantize_weight.ts";
 
 /**
  * A Hessian accumulated on the host.
@@ -116,17 +115,20 @@ export interface CpuGptqOptions {
   readonly dampeningFrac: number;
   /** tensor_group's global scale (fused over q/k/v, gate/up), else null. */
   readonly globalScale: number | null;
+  /** Factors of this Hessian already computed (shared by the weights reading it). */
+  readonly factors?: FactorCache;
 }
 
 /**
- * Quantizes one weight with GPTQ on the CPU (the float64 reference).
+ * Quantizes one weight with GPTQ on the CPU engine: {@link quantizeWeight}
+ * on the CPU's float32 second-order ops.
  *
  * @param weight row-major `[rows, cols]`
  * @param shape `[rows, cols]`
  * @param hessian the accumulated Hessian of its input
  * @param args the weight's quantization args
  * @param options block size, dampening, global scale
- * @returns the same result the GPU path gives
+ * @returns the same result the GPU path gives, up to float32 rounding
  * @example
  * ```ts ignore
  * const r = gptqOnCpu(w, [64, 64], hessian, args, { blockSize: 128, dampeningFrac: 0.01, globalScale: null });
@@ -139,41 +141,10 @@ export function gptqOnCpu(
   args: QuantizationArgs,
   options: CpuGptqOptions,
 ): GptqResult {
-  const t0 = performance.now();
-  const cols = shape[1];
-  if (hessian.columns !== cols) {
+  if (hessian.columns !== shape[1]) {
     throw new GptqShapeError(`weight [${shape}] read by a Hessian of ${hessian.columns} columns`);
   }
-  const h = hessian.read();
-  let deadColumns = 0;
-  const diag = new Float64Array(cols);
-  for (let i = 0; i < cols; i++) {
-    diag[i] = h[i * cols + i];
-    if (diag[i] === 0) deadColumns++;
-  }
-  const r = gptqReference(weight, shape, h, args, {
-    blockSize: options.blockSize,
-    dampeningFrac: options.dampeningFrac,
-    globalScale: options.globalScale,
-  });
-  // The qparam layout (shape, global scale) as the reference computed it.
-  const perm = canonicalActorder(args.actorder) ? activationOrder(diag) : null;
-  const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale });
-  const ms = performance.now() - t0;
-  return {
-    weight: r.weight,
-    scale: r.scale,
-    zeroPoint: r.zeroPoint,
-    qparamShape: qp.qparamShape,
-    ...(qp.globalScale === null ? {} : { globalScale: qp.globalScale }),
-    ...(r.gIdx === null ? {} : { gIdx: r.gIdx }),
-    loss: r.loss,
-    fellBackToRtn: r.fellBackToRtn,
-    dampeningUsed: r.dampeningUsed,
-    attempts: r.attempts,
-    deadColumns,
-    timings: { prepareMs: 0, choleskyMs: 0, inverseMs: 0, quantizeMs: ms, totalMs: ms },
-  };
+  return quantizeWeight(CPU_SECOND_ORDER, weight, shape, hessian.read(), args, options);
 }
 
 /**
@@ -197,23 +168,25 @@ export function cpuReconstructionErrors(
 ): number[] {
   const h = hessian.read();
   const [out, cols] = shape;
-  const quadratic = (row: (j: number) => number) => {
-    const d = Float64Array.from({ length: cols }, (_, j) => row(j));
-    let s = 0;
-    for (let i = 0; i < cols; i++) {
-      if (d[i] === 0) continue;
-      let hi = 0;
-      for (let j = 0; j < cols; j++) hi += h[i * cols + j] * d[j];
-      s += d[i] * hi;
+  // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
+  // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
+  // transposed product is the same), the row dots in float64.
+  const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
+  const d = new Float32Array(chunkRows * cols);
+  const sums = new Float64Array(1 + candidates.length);
+  for (let k = 0; k <= candidates.length; k++) {
+    for (let r0 = 0; r0 < out; r0 += chunkRows) {
+      const rows = Math.min(chunkRows, out - r0);
+      for (let i = 0; i < rows * cols; i++) {
+        const w = original[r0 * cols + i];
+        d[i] = k === 0 ? w : w - candidates[k - 1][r0 * cols + i];
+      }
+      const dh = matmulTransposed(d, h, rows, cols, cols);
+      let s = 0;
+      for (let i = 0; i < rows * cols; i++) s += dh[i] * d[i];
+      sums[k] += s;
     }
-    return s;
-  };
-  let base = 0;
-  const sums = candidates.map(() => 0);
-  for (let r = 0; r < out; r++) {
-    const w = original.subarray(r * cols, (r + 1) * cols);
-    base += quadratic((j) => w[j]);
-    candidates.forEach((c, k) => sums[k] += quadratic((j) => w[j] - c[r * cols + j]));
   }
-  return sums.map((s) => base > 0 ? s / base : 0);
+  const base = sums[0];
+  return candidates.map((_, k) => base > 0 ? sums[k + 1] / base : 0);
 }

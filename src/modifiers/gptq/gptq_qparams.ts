@@ -13,31 +13,15 @@
  * @module
  */
 
+import type { ColumnQuantization } from "../../engine/engine.ts";
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
 import { slotMinMax, weightCalibrationView } from "../../quant/calibration_view.ts";
 import { tensorAmax } from "../../quant/observers.ts";
 import { calculateQParams, globalScaleFor, quantizedRange } from "../../quant/qparams.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
 
-/** How the GPU loop finds (and applies) the scale of element (row, permuted column). */
-export interface ColumnQuantization {
-  /** 1 int, 2 fp8 e4m3, 3 fp4 e2m1 (gptq_column_block.wgsl's num_kind). */
-  readonly kind: 1 | 2 | 3;
-  /** Lower clamp of x/s + zp. */
-  readonly qmin: number;
-  /** Upper clamp. */
-  readonly qmax: number;
-  /** s_eff per slot: the scale, divided by the global scale for tensor_group (f32, as src/quant). */
-  readonly effectiveScale: Float32Array;
-  /** Zero point per slot. */
-  readonly zeroPoint: Float32Array;
-  /** Slot column part of each permuted column position. */
-  readonly columnSlot: Uint32Array;
-  /** Rows sharing a slot row (block height; 1 otherwise). */
-  readonly rowDiv: number;
-  /** Slots per slot row (0 for tensor). */
-  readonly slotRowStride: number;
-}
+/** How the column loop finds (and applies) the scale of element (row, permuted column). */
+export type { ColumnQuantization };
 
 /** Scales and zero points of one weight, and their GPU lookup. */
 export interface GptqQParams {

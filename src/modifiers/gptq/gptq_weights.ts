@@ -18,6 +18,7 @@ import { matmul, mul, reduceRows } from "../../gpu/ops.ts";
 import { GpuTensor, readMany } from "../../gpu/tensor.ts";
 import type { ModelConfig, ModelType } from "../../io/model_config.ts";
 import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "./cpu_gptq.ts";
+import type { FactorCache } from "./quantize_weight.ts";
 import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "./factor_loops.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
 import { checkGptqWeight, gptqFactorLoopJob, type GptqResult } from "./gptq_quantize.ts";
@@ -217,8 +218,9 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
  * cannot be told apart), `choleskyMs` and `inverseMs` 0, `totalMs` the sum;
  * weights of one wave report the same times.
  *
- * On the CPU engine each weight goes through the float64 reference instead
- * (src/modifiers/gptq/cpu_gptq.ts), one after another.
+ * On the CPU engine each weight goes through `quantizeWeight`
+ * (src/modifiers/gptq/quantize_weight.ts, the algorithm read top to bottom)
+ * on the engine's float32 second-order ops, one after another.
  *
  * @param device the layer's engine (or a WebGPU device)
  * @param layer the decoder layer (fused global-scale sets)
@@ -255,13 +257,17 @@ export async function gptqLayerWeights(
     checkGptqWeight(l.values, l.shape, columns, l.args, l.name);
   }
   if (gpu === null) {
-    return linears.map((l) =>
-      gptqOnCpu(l.values, l.shape, hessians.cpu(l.input), l.args, {
+    // One factor per input and column order, as the WebGPU step shares them.
+    const factors = new Map<string, FactorCache>();
+    return linears.map((l) => {
+      if (!factors.has(l.input)) factors.set(l.input, new Map());
+      return gptqOnCpu(l.values, l.shape, hessians.cpu(l.input), l.args, {
         blockSize: options.blockSize,
         dampeningFrac: options.dampeningFrac,
         globalScale: fused.get(l.name) ?? null,
-      })
-    );
+        factors: factors.get(l.input),
+      });
+    });
   }
   return await runFactorLoops(
     gpu,

@@ -437,7 +437,19 @@ export interface SpeculativeFactor {
   releaseScratch(): void;
 }
 
-function checkDampeningFrac(dampeningFrac: number | undefined): number {
+/**
+ * The configured dampening fraction (default 0.01), checked.
+ *
+ * @param dampeningFrac the fraction of mean(diag(H)) added to the diagonal
+ * @returns it
+ * @throws {GptqConfigError} for a negative or non-finite fraction
+ * @example
+ * ```ts
+ * import { checkDampeningFrac } from "./inverse_hessian_factor.ts";
+ * console.assert(checkDampeningFrac(undefined) === 0.01);
+ * ```
+ */
+export function checkDampeningFrac(dampeningFrac: number | undefined): number {
   const frac = dampeningFrac ?? 0.01;
   if (!(frac >= 0) || !Number.isFinite(frac)) {
     throw new GptqConfigError(`dampening_frac must be a finite number ≥ 0, got ${frac}`);

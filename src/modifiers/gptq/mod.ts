@@ -87,3 +87,12 @@ export {
   upperFactorOfInverse,
 } from "./reference.ts";
 export { prepareGptqKernels } from "./prepare_kernels.ts";
+export {
+  blockedColumnLoop,
+  type ColumnLoopWork,
+  type DampedFactor,
+  dampedInverseFactor,
+  type FactorCache,
+  quantizeWeight,
+  type QuantizeWeightOptions,
+} from "./quantize_weight.ts";

@@ -35,6 +35,7 @@ export {
   type SparseGptWeight,
   type SparseGptWeightOptions,
 } from "./sparsegpt_prune.ts";
+export { sparsifyWeight } from "./sparsify_weight.ts";
 export {
   sparsegptReference,
   type SparseGptReferenceOptions,

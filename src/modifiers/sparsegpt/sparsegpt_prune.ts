@@ -274,19 +274,43 @@ export async function sparsegptPruneMany(
 }
 
 /** What {@link planSparseGpt} decides on the host before any GPU work. */
-interface SparseGptPlan {
+export interface SparseGptPlan {
+  /** The module name, for messages. */
   readonly where: string;
+  /** The weight, row-major [rows, cols]. */
   readonly weight: Float32Array;
+  /** [rows, cols]. */
   readonly shape: readonly [number, number];
+  /** Columns per block. */
   readonly blockSize: number;
+  /** What the loop prunes. */
   readonly pruning: ColumnPruning;
   /** Qparams fixed from the unmodified weight, when quantizing. */
   readonly qp: GptqQParams | null;
+  /** Bound on a GPU weight chunk's bytes (tests). */
   readonly maxChunkBytes: number | undefined;
 }
 
-/** Checks a weight against its Hessian's column count and the options; fixes the qparams. */
-function planSparseGpt(
+/**
+ * Checks a weight against its Hessian's column count and the options
+ * (sparsity, mask structure, a preserved mask no sparser than the target,
+ * no activation ordering) and fixes the qparams from the unmodified weight.
+ *
+ * @param weight row-major [rows, cols]
+ * @param shape [rows, cols]
+ * @param columns the Hessian's column count
+ * @param options sparsity, structure, preservation, quantization, module name
+ * @returns the plan
+ * @throws {SparseGptConfigError} for a bad sparsity / structure or a preserved mask sparser than the target
+ * @throws {GptqShapeError} when shapes disagree
+ * @example
+ * ```ts
+ * import { planSparseGpt } from "./sparsegpt_prune.ts";
+ * const plan = planSparseGpt(new Float32Array(8), [2, 4], 4, { sparsity: 0.5, maskStructure: "2:4" });
+ * console.assert(plan.pruning.kind === "n:m");
+ * ```
+ */
+export function planSparseGpt(
   weight: Float32Array,
   shape: readonly [number, number],
   columns: number,
@@ -347,11 +371,35 @@ function sparseGptLoop(plan: SparseGptPlan, factor: InverseHessianFactor): Colum
   };
 }
 
-/** The result of a plan whose loop ran on `factor`. */
-function sparseGptResult(
+/** How a factor was obtained (InverseHessianFactor on the GPU, DampedFactor on the CPU). */
+export interface FactorSummary {
+  /** Every attempt failed: U = I. */
+  readonly fellBack: boolean;
+  /** The dampening fraction that succeeded (the last tried on fallback). */
+  readonly dampeningFrac: number;
+  /** Factorizations tried. */
+  readonly attempts: number;
+  /** 1 per dead column. */
+  readonly dead: Uint8Array;
+}
+
+/**
+ * The result of a plan whose loop ran on a factor.
+ *
+ * @param plan the plan
+ * @param factor how the factor was obtained
+ * @param loop the loop's weight (column order) and loss
+ * @param timings phase times
+ * @returns the result
+ * @example
+ * ```ts ignore
+ * const result = sparseGptResult(plan, factor, { weight, loss }, timings);
+ * ```
+ */
+export function sparseGptResult(
   plan: SparseGptPlan,
-  factor: InverseHessianFactor,
-  loop: ColumnLoopOutput,
+  factor: FactorSummary,
+  loop: Pick<ColumnLoopOutput, "weight" | "loss">,
   timings: SparseGptResult["timings"],
 ): SparseGptResult {
   const qp = plan.qp;

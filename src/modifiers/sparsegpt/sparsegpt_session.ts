@@ -1,10 +1,11 @@
 /**
  * SparseGPTModifier as a layer modifier of the graph (§4.5): per decoder
- * layer, Hessians are accumulated on the GPU from the tapped inputs of the
- * pruned Linears (one per distinct input, as for GPTQ), and at the layer's
- * end every pruned weight goes through `sparsegptPruneMany` (one factor per
- * input, every factorization and loop of the layer read back together: two
- * GPU round trips when nothing fails). The pruned weights
+ * layer, Hessians are accumulated on the layer's engine from the tapped
+ * inputs of the pruned Linears (one per distinct input, as for GPTQ), and at
+ * the layer's end every pruned weight goes through `sparsifyWeight` on the
+ * engine's second-order ops (CPU engine) or `sparsegptPruneMany` (WebGPU:
+ * one factor per input, every factorization and loop of the layer read back
+ * together, two GPU round trips when nothing fails). The pruned weights
  * are the layer's forward weights, so the propagation forward (error
  * propagation, §4.11) sees the compressed layer.
  *
@@ -17,7 +18,9 @@ import { linearInputGroups } from "../../model/moe_names.ts";
 import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
 import { LayerHessians } from "../gptq/gptq_weights.ts";
+import type { FactorCache } from "../gptq/quantize_weight.ts";
 import { EngineError } from "../../engine/engine_error.ts";
+import { sparsifyWeight } from "./sparsify_weight.ts";
 import { webGpuOf } from "../../engine/webgpu_engine.ts";
 import type {
   CalibrationTap,
@@ -37,6 +40,10 @@ export const DENSE_SCHEME: QuantizationScheme = Object.freeze({
   outputActivations: null,
   format: null,
 });
+
+function unsupported(kind: string): never {
+  throw new EngineError(`SparseGPT: the ${kind} engine has no second-order ops`);
+}
 
 class SparseGptSession implements LayerSession {
   readonly rounds: number;
@@ -99,21 +106,23 @@ class SparseGptSession implements LayerSession {
         },
       };
     });
-    // Every Linear of the layer in a few round trips: one factor per input
-    // (q/k/v share one, gate/up share one), the loops recorded behind it.
+    const shared = { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 };
+    const ops = this.#env.engine.secondOrder;
     const gpu = webGpuOf(this.#env.engine);
-    if (gpu === null) {
-      throw new EngineError(
-        `${this.#plan.modifier.type} runs on the WebGPU engine only (its CPU path is not ` +
-          "written yet): pass --engine webgpu",
-      );
-    }
-    const results = await sparsegptPruneMany(
-      gpu.gpu,
-      (key) => this.#hessians!.get(key),
-      weights,
-      { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 },
-    );
+    // On host arrays: each weight through sparsifyWeight. On WebGPU: every
+    // Linear of the layer in a few round trips (one factor per input, q/k/v
+    // and gate/up sharing one, the loops recorded behind it).
+    const factors = new Map<string, FactorCache>();
+    const results = ops !== null
+      ? weights.map((w) => {
+        if (!factors.has(w.input)) factors.set(w.input, new Map());
+        const h = this.#hessians!.cpu(w.input).read();
+        const options = { ...w.options, ...shared };
+        return sparsifyWeight(ops, w.weight, w.shape, h, options, factors.get(w.input));
+      })
+      : gpu !== null
+      ? await sparsegptPruneMany(gpu.gpu, (key) => this.#hessians!.get(key), weights, shared)
+      : unsupported(this.#env.engine.kind);
     const linears: LinearResult[] = [];
     this.#targets.forEach(({ l }, i) => {
       const r = results[i];

@@ -1,0 +1,315 @@
+/**
+ * GPTQ's and SparseGPT's dense linear algebra on the CPU, in float32
+ * storage ({@link SecondOrderOps} of the CPU engine):
+ *
+ * - the inverse-Hessian factor as the WGSL path computes it: with J the
+ *   reversal permutation, `J·H·J = L·Lᵀ` (blocked Cholesky) gives
+ *   `H = V·Vᵀ` with `V = J·L·J` upper, so `H⁻¹ = V⁻ᵀ·V⁻¹` and
+ *   `U = V⁻¹ = J·L⁻¹·J` — the same U as upstream's three factorizations
+ *   (Cholesky factors with a positive diagonal are unique) for a third of
+ *   the flops. Both are blocked by panels of 128: the panel solves and
+ *   trailing updates are WebAssembly SIMD products (`gemm.ts`), the
+ *   128 × 128 diagonal blocks TypeScript with float64 sums;
+ * - the in-block column loop in TypeScript (sequential per row, float64
+ *   arithmetic rounded to float32 on every store);
+ * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
+ *
+ * Results agree with the float64 reference (src/modifiers/gptq/reference.ts)
+ * to float32 rounding; a rounding decision that sits on a tie may go the
+ * other way, as on the GPU.
+ *
+ * @module
+ */
+
+import { roundToF8E4M3 } from "../../io/floats.ts";
+import { castToFp4 } from "../../quant/fp4.ts";
+import { roundHalfEven } from "../../quant/round_half_even.ts";
+import type { ColumnBlock, ColumnQuantization, SecondOrderOps } from "../engine.ts";
+import { accumulateGram, matmul, matmulTransposed } from "./gemm.ts";
+
+/** Columns per panel of the blocked factorizations. */
+const PANEL = 128;
+
+/**
+ * The CPU engine's second-order ops.
+ *
+ * @example
+ * ```ts
+ * import { CPU_SECOND_ORDER } from "./second_order.ts";
+ * const u = CPU_SECOND_ORDER.inverseFactor(new Float32Array([4, 0, 0, 1]), 2)!;
+ * console.assert(u[0] === 0.5 && u[3] === 1);
+ * ```
+ */
+export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
+  inverseFactor: cpuInverseFactor,
+  columnBlock: cpuColumnBlock,
+  trailingUpdate: cpuTrailingUpdate,
+});
+
+/**
+ * U upper with H⁻¹ = UᵀU, or null when H is not (numerically) positive definite.
+ *
+ * @param h symmetric `[n, n]`, row-major (not modified)
+ * @param n the order
+ * @returns U row-major (zeros below the diagonal), or null
+ * @example
+ * ```ts
+ * import { cpuInverseFactor } from "./second_order.ts";
+ * cpuInverseFactor(new Float32Array([4, 2, 2, 5]), 2); // U with UᵀU = H⁻¹
+ * ```
+ */
+export function cpuInverseFactor(h: Float32Array, n: number): Float32Array | null {
+  // A = J·H·J, factored in place into its lower Cholesky factor L.
+  const a = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const src = (n - 1 - i) * n;
+    for (let j = 0; j < n; j++) a[i * n + j] = h[src + n - 1 - j];
+  }
+  if (!choleskyInPlace(a, n)) return null;
+  const x = lowerInverse(a, n);
+  if (x === null) return null;
+  // U = J·L⁻¹·J.
+  const u = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const src = (n - 1 - i) * n;
+    for (let j = i; j < n; j++) u[i * n + j] = x[src + n - 1 - j];
+  }
+  return u;
+}
+
+/**
+ * Right-looking blocked Cholesky: the lower triangle of `a` becomes L
+ * (the upper triangle is left as scratch). Per panel of {@link PANEL}
+ * columns: the diagonal block by the unblocked algorithm (float64 sums),
+ * the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
+ * `A₂₂ −= L₂₁·L₂₁ᵀ`, both SIMD products.
+ */
+function choleskyInPlace(a: Float32Array, n: number): boolean {
+  for (let k0 = 0; k0 < n; k0 += PANEL) {
+    const k1 = Math.min(k0 + PANEL, n);
+    const b = k1 - k0;
+    // L₁₁ of the diagonal block.
+    const l11 = new Float32Array(b * b);
+    for (let j = 0; j < b; j++) {
+      const rj = (k0 + j) * n + k0;
+      let s = a[rj + j];
+      for (let k = 0; k < j; k++) s -= l11[j * b + k] * l11[j * b + k];
+      if (!(s > 0) || !Number.isFinite(s)) return false;
+      const d = Math.sqrt(s);
+      l11[j * b + j] = d;
+      for (let i = j + 1; i < b; i++) {
+        let t = a[(k0 + i) * n + k0 + j];
+        for (let k = 0; k < j; k++) t -= l11[i * b + k] * l11[j * b + k];
+        l11[i * b + j] = t / d;
+      }
+    }
+    for (let i = 0; i < b; i++) {
+      a.set(l11.subarray(i * b, i * b + i + 1), (k0 + i) * n + k0);
+    }
+    const m = n - k1;
+    if (m === 0) break;
+    // L₂₁ = A₂₁·L₁₁⁻ᵀ.
+    const inv = triangularInverse(l11, b);
+    if (inv === null) return false;
+    const a21 = new Float32Array(m * b);
+    for (let i = 0; i < m; i++) a21.set(a.subarray((k1 + i) * n + k0, (k1 + i) * n + k1), i * b);
+    const l21 = matmulTransposed(a21, inv, m, b, b);
+    for (let i = 0; i < m; i++) a.set(l21.subarray(i * b, (i + 1) * b), (k1 + i) * n + k0);
+    // A₂₂ −= L₂₁·L₂₁ᵀ as −(−A₂₂ + (L₂₁ᵀ)ᵀ·L₂₁ᵀ): the Gram kernel only adds.
+    const lt = new Float32Array(b * m);
+    for (let i = 0; i < m; i++) {
+      for (let k = 0; k < b; k++) lt[k * m + i] = l21[i * b + k];
+    }
+    const g = new Float32Array(m * m);
+    for (let i = 0; i < m; i++) {
+      const ri = (k1 + i) * n + k1;
+      for (let j = 0; j < m; j++) g[i * m + j] = -a[ri + j];
+    }
+    accumulateGram(g, lt, b, m);
+    for (let i = 0; i < m; i++) {
+      const ri = (k1 + i) * n + k1;
+      for (let j = 0; j < m; j++) a[ri + j] = -g[i * m + j];
+    }
+  }
+  return true;
+}
+
+/** The inverse of a small lower-triangular `[b, b]` block by forward substitution (float64 sums). */
+function triangularInverse(l: Float32Array, b: number): Float32Array | null {
+  const x = new Float64Array(b * b);
+  for (let c = 0; c < b; c++) {
+    for (let i = c; i < b; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
+      x[i * b + c] = s / l[i * b + i];
+    }
+  }
+  const out = Float32Array.from(x);
+  for (const v of out) if (!Number.isFinite(v)) return null;
+  return out;
+}
+
+/**
+ * L⁻¹ of the lower triangle of `l`, by block rows: the diagonal blocks by
+ * forward substitution, then `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`,
+ * both products SIMD. Null when a value overflows.
+ */
+function lowerInverse(l: Float32Array, n: number): Float32Array | null {
+  const x = new Float32Array(n * n);
+  for (let r0 = 0; r0 < n; r0 += PANEL) {
+    const r1 = Math.min(r0 + PANEL, n);
+    const b = r1 - r0;
+    const lii = new Float32Array(b * b);
+    for (let i = 0; i < b; i++) {
+      lii.set(l.subarray((r0 + i) * n + r0, (r0 + i) * n + r0 + i + 1), i * b);
+    }
+    const xii = triangularInverse(lii, b);
+    if (xii === null) return null;
+    for (let i = 0; i < b; i++) x.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
+    if (r0 === 0) continue;
+    const li = new Float32Array(b * r0);
+    for (let i = 0; i < b; i++) li.set(l.subarray((r0 + i) * n, (r0 + i) * n + r0), i * r0);
+    const top = new Float32Array(r0 * r0);
+    for (let i = 0; i < r0; i++) top.set(x.subarray(i * n, i * n + i + 1), i * r0);
+    const s = matmul(li, top, b, r0, r0);
+    const xi = matmul(xii, s, b, r0, b);
+    for (let i = 0; i < b; i++) {
+      const row = (r0 + i) * n;
+      for (let j = 0; j < r0; j++) x[row + j] = -xi[i * r0 + j];
+    }
+  }
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return null;
+  return x;
+}
+
+/** f32 fake quantization of one value, as gptq_column_block.wgsl does it. */
+function fakeQuantize(x: number, s: number, zp: number, q: ColumnQuantization): number {
+  let t = Math.fround(Math.fround(x / s) + zp);
+  t = t < q.qmin ? q.qmin : t > q.qmax ? q.qmax : t;
+  const c = q.kind === 1 ? roundHalfEven(t) : q.kind === 2 ? roundToF8E4M3(t) : castToFp4(t);
+  return Math.fround(Math.fround(c - zp) * s);
+}
+
+/** The pruning metric W²/d² in f32, as the WGSL kernels compute it. */
+function metric(w: number, d: number): number {
+  return Math.fround(Math.fround(w * w) / Math.fround(d * d));
+}
+
+/**
+ * One block of the column loop (see {@link SecondOrderOps.columnBlock}).
+ *
+ * @param block the weight, U, the block's columns, quantization, pruning, masks
+ * @returns the block's loss
+ * @example
+ * ```ts
+ * import { cpuColumnBlock } from "./second_order.ts";
+ * const w = new Float32Array([1, 2, 3, 4]);
+ * const u = new Float32Array([1, 0.5, 0, 1]);
+ * const err = new Float32Array(4);
+ * cpuColumnBlock({ w, rows: 2, cols: 2, u, i1: 0, i2: 2, err, nonZero: null, maskInBlock: false,
+ *   pruning: { kind: "n:m", n: 1, m: 2, preserve: false } });
+ * console.assert(w[0] === 0 && w[2] === 0); // the smaller of each pair is pruned
+ * ```
+ */
+export function cpuColumnBlock(block: ColumnBlock): number {
+  const { w, rows, cols, u, i1, i2, err, quantization: quant, pruning, nonZero } = block;
+  const count = i2 - i1;
+  const preserve = pruning?.preserve === true && nonZero !== null;
+  const isPreserved = (idx: number) => preserve && nonZero![idx] === 0;
+  const pruned = new Uint8Array(rows * count);
+  if (pruning?.kind === "unstructured") {
+    // upstream: thresh = sort((W1² / d²).flatten())[int(numel · sparsity)]
+    const k = Math.floor(rows * count * pruning.sparsity);
+    const metrics = new Float32Array(rows * count);
+    let preservedCount = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < count; i++) {
+        const idx = r * cols + i1 + i;
+        const c = i1 + i;
+        const p = isPreserved(idx);
+        if (p) preservedCount++;
+        metrics[r * count + i] = p ? 0 : metric(w[idx], u[c * cols + c]);
+      }
+    }
+    const thresh = metrics.slice().sort()[k];
+    const extend = !pruning.preserve || k > preservedCount;
+    for (let j = 0; j < rows * count; j++) {
+      const idx = Math.floor(j / count) * cols + i1 + (j % count);
+      if (isPreserved(idx) || (extend && metrics[j] <= thresh)) pruned[j] = 1;
+    }
+  } else if (pruning?.kind === "n:m" && preserve) {
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < count; i++) if (isPreserved(r * cols + i1 + i)) pruned[r * count + i] = 1;
+    }
+  }
+  const maskIn = block.maskInBlock && nonZero !== null;
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    const slotRow = quant ? Math.floor(r / quant.rowDiv) * quant.slotRowStride : 0;
+    for (let i = i1; i < i2; i++) {
+      if (pruning?.kind === "n:m" && (i - i1) % pruning.m === 0) {
+        // The N smallest W²/d² of the window (preserved ones count as 0; ties: lower column).
+        const end = Math.min(i + pruning.m, i2);
+        const window: { j: number; m: number }[] = [];
+        for (let j = i; j < end; j++) {
+          window.push({ j, m: isPreserved(row + j) ? 0 : metric(w[row + j], u[j * cols + j]) });
+        }
+        window.sort((a, b) => a.m - b.m || a.j - b.j);
+        for (let t = 0; t < Math.min(pruning.n, window.length); t++) {
+          pruned[r * count + window[t].j - i1] = 1;
+        }
+      }
+      const x = w[row + i];
+      const ui = i * cols;
+      const d = u[ui + i];
+      let q = pruned[r * count + i - i1] ? 0 : x;
+      if (quant) {
+        const s = slotRow + quant.columnSlot[i];
+        q = fakeQuantize(q, quant.effectiveScale[s], quant.zeroPoint[s], quant);
+      }
+      loss += (x - q) * (x - q) / (d * d);
+      const e = Math.fround((x - q) / d);
+      if (maskIn) {
+        for (let j = i + 1; j < i2; j++) w[row + j] -= e * u[ui + j] * nonZero![row + j];
+      } else {
+        for (let j = i + 1; j < i2; j++) w[row + j] -= e * u[ui + j];
+      }
+      w[row + i] = q;
+      err[r * count + i - i1] = e;
+    }
+  }
+  return loss / 2;
+}
+
+/**
+ * The block's errors to the later columns (see {@link SecondOrderOps.trailingUpdate}).
+ *
+ * @param block the block {@link cpuColumnBlock} has run on
+ * @example
+ * ```ts
+ * import { cpuTrailingUpdate } from "./second_order.ts";
+ * const w = new Float32Array([0, 1]);
+ * cpuTrailingUpdate({ w, rows: 1, cols: 2, u: new Float32Array([1, 2, 0, 1]), i1: 0, i2: 1,
+ *   err: new Float32Array([0.25]), nonZero: null, maskInBlock: false });
+ * console.assert(w[1] === 0.5);
+ * ```
+ */
+export function cpuTrailingUpdate(block: ColumnBlock): void {
+  const { w, rows, cols, u, i1, i2, err, nonZero } = block;
+  const n = cols - i2;
+  const k = i2 - i1;
+  if (n <= 0 || rows === 0) return;
+  const ub = new Float32Array(k * n);
+  for (let i = 0; i < k; i++) ub.set(u.subarray((i1 + i) * cols + i2, (i1 + i + 1) * cols), i * n);
+  const p = matmul(err, ub, rows, n, k);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols + i2;
+    const pr = r * n;
+    if (nonZero === null) {
+      for (let j = 0; j < n; j++) w[row + j] -= p[pr + j];
+    } else {
+      for (let j = 0; j < n; j++) if (nonZero[row + j]) w[row + j] -= p[pr + j];
+    }
+  }
+}
