@@ -33,6 +33,8 @@ export {
 export { type GpuDType, GpuTensor, type HostArray, readMany } from "./tensor.ts";
 export {
   BufferPool,
+  PACK_USAGE,
+  packPool,
   sizeClass,
   STORAGE_USAGE,
   storagePool,
@@ -56,3 +58,13 @@ export {
   transpose,
 } from "./ops.ts";
 export { matmulF16, packF16, prepareMatmulF16 } from "./matmul_f16.ts";
+export {
+  defaultMatmulPath,
+  type MatmulPath,
+  prepareUniformMatmul,
+  recordUniformMatmul,
+  uniformMatmulSource,
+  type UniformShape,
+  type UniformTiling,
+  uniformTiling,
+} from "./matmul_uniform.ts";
