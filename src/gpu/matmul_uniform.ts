@@ -219,7 +219,7 @@ export function uniformMatmulSource(t: UniformTiling): string {
 // y[m, col0 + n] (+)= sum over this dispatch's k-tiles of x[m, l] * w[n, l] (+ bias[col0 + n])
 // x and w come as term-major tiles of ${rb} rows packed by kernels/pack_tiles.wgsl,
 // bound as ${t.windowBytes}-byte uniform windows; p.kc[c] = terms of tile c (0: slot unused).
-// flags: bit 0 adds y's current value (later k groups), bit 1 adds the bias.
+// y = alpha · (this dispatch's sum) [+ beta · y when flags bit 0] [+ bias when flags bit 1].
 
 struct Params {
   m: u32,
@@ -229,7 +229,11 @@ struct Params {
   m0: u32,
   n0: u32,
   flags: u32,
-  _pad: u32,
+  alpha: f32,
+  beta: f32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
   kc: vec4<u32>,
 }
 
@@ -245,9 +249,9 @@ fn put(m: u32, n: u32, v: f32) {
     return;
   }
   let at = m * p.ldy + p.col0 + n;
-  var s = v;
+  var s = p.alpha * v;
   if ((p.flags & 1u) != 0u) {
-    s += y[at];
+    s += p.beta * y[at];
   }
   if ((p.flags & 2u) != 0u) {
     s += bias[p.col0 + n];
@@ -361,7 +365,10 @@ interface Packed {
   blocks: number;
 }
 
-/** Tiles of `rows` × `k` from `src` (rows × ld, or transposed), recorded into `batch`. */
+/**
+ * Tiles of the `rows` × `k` matrix in `src` ([rows, k] row-major, or its
+ * transpose stored as [k, rows]), recorded into `batch`.
+ */
 function pack(
   batch: CommandBatch,
   t: UniformTiling,
@@ -370,6 +377,7 @@ function pack(
   k: number,
   kc: number,
   kTiles: number,
+  transposed = false,
 ): Packed {
   const gpu = batch.gpu;
   const blocks = Math.ceil(rows / t.rb);
@@ -396,8 +404,8 @@ function pack(
         uniform: new Uint32Array([
           rows,
           k,
-          k,
-          0,
+          transposed ? rows : k,
+          transposed ? 1 : 0,
           t.rb,
           kc,
           kTiles,
@@ -450,7 +458,105 @@ export function recordUniformMatmul(
   bias?: GpuTensor,
   shape: UniformShape = {},
 ): void {
-  const gpu = batch.gpu;
+  const t = requireTiling(batch.gpu, shape);
+  const { m, k, n } = dims;
+  if (m === 0 || n === 0) return;
+  const kc = Math.max(1, Math.min(t.kcMax, k));
+  const kTiles = Math.max(1, Math.ceil(k / kc));
+  const xp = pack(batch, t, x, m, k, kc, kTiles);
+  const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
+  for (const chunk of chunks) {
+    const wp = pack(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);
+    recordProducts(batch, t, {
+      xp,
+      wp,
+      y,
+      bias,
+      m,
+      n: chunk.rows,
+      ldy: n,
+      col0: chunk.row0,
+      k,
+      kc,
+      kTiles,
+      alpha: 1,
+      beta: 0,
+      label: `matmul (uniform) [${m},${k}]x[${chunk.rows},${k}]ᵀ`,
+    });
+  }
+}
+
+/**
+ * h ← beta·h + alpha·xᵀx through uniform windows: the Hessian accumulation
+ * (H ← H·n₀/n₁ + 2/n₁·XᵀX) of GPTQ and SparseGPT on a software adapter. x is
+ * packed once, transposed on the fly, and bound as both operands; h is
+ * written whole (both triangles).
+ *
+ * @param batch where the pack and product dispatches are recorded
+ * @param x samples [T, K] (leading dimensions are flattened into T)
+ * @param h the f32 accumulator [K, K], updated in place
+ * @param alpha factor of xᵀx
+ * @param beta factor of h's current value (0: h's old contents are not read)
+ * @param shape kernel shape knobs (defaults: the measured best)
+ * @returns nothing; h is updated when the batch runs
+ * @throws {ShapeError} when shapes disagree or the device's limits rule the path out
+ *
+ * @example
+ * ```ts
+ * import { CommandBatch } from "./batch.ts";
+ * import { getGpu } from "./device.ts";
+ * import { recordUniformGram } from "./matmul_uniform.ts";
+ * import { GpuTensor } from "./tensor.ts";
+ * const gpu = await getGpu();
+ * const x = GpuTensor.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const h = GpuTensor.fromArray(gpu, new Float32Array([1, 1, 1, 1]), [2, 2]);
+ * recordUniformGram(new CommandBatch(gpu), x, h, 1, 1);
+ * console.assert((await h.readF32()).join() === "11,15,15,21");
+ * ```
+ */
+export function recordUniformGram(
+  batch: CommandBatch,
+  x: GpuTensor,
+  h: GpuTensor,
+  alpha: number,
+  beta: number,
+  shape: UniformShape = {},
+): void {
+  const k = x.shape[x.shape.length - 1] ?? 0;
+  const t = x.numel === 0 ? 0 : x.numel / k;
+  if (
+    x.dtype !== "f32" || h.dtype !== "f32" || h.shape.length !== 2 || h.shape[0] !== k ||
+    h.shape[1] !== k
+  ) {
+    throw new ShapeError(
+      `gram (uniform windows): expected f32 x [..., K] and h [K, K], got x [${x.shape}] ${x.dtype} ` +
+        `and h [${h.shape}] ${h.dtype}`,
+    );
+  }
+  const tiling = requireTiling(batch.gpu, shape);
+  if (k === 0) return;
+  const kc = Math.max(1, Math.min(tiling.kcMax, t));
+  const kTiles = Math.max(1, Math.ceil(t / kc));
+  // The product's rows are x's columns and its terms x's rows: pack xᵀ.
+  const xp = pack(batch, tiling, x, k, t, kc, kTiles, true);
+  recordProducts(batch, tiling, {
+    xp,
+    wp: xp,
+    y: h,
+    m: k,
+    n: k,
+    ldy: k,
+    col0: 0,
+    k: t,
+    kc,
+    kTiles,
+    alpha,
+    beta,
+    label: `gram (uniform) [${t},${k}]`,
+  });
+}
+
+function requireTiling(gpu: Gpu, shape: UniformShape): UniformTiling {
   const t = uniformTiling(gpu.limits, shape);
   if (!t) {
     throw new ShapeError(
@@ -459,55 +565,66 @@ export function recordUniformMatmul(
         `maxUniformBuffersPerShaderStage ${gpu.limits.maxUniformBuffersPerShaderStage})`,
     );
   }
-  const { m, k, n } = dims;
-  if (m === 0 || n === 0) return;
-  const kc = Math.max(1, Math.min(t.kcMax, k));
-  const kTiles = Math.max(1, Math.ceil(k / kc));
+  return t;
+}
+
+/** One product of packed operands into y: a dispatch per output block and group of k-tiles. */
+function recordProducts(
+  batch: CommandBatch,
+  t: UniformTiling,
+  o: {
+    xp: Packed;
+    wp: Packed;
+    y: GpuTensor;
+    bias?: GpuTensor;
+    m: number;
+    n: number;
+    ldy: number;
+    col0: number;
+    k: number;
+    kc: number;
+    kTiles: number;
+    alpha: number;
+    beta: number;
+    label: string;
+  },
+): void {
+  const gpu = batch.gpu;
   const pipeline = uniformPipeline(gpu, t);
-  const xp = pack(batch, t, x, m, k, kc, kTiles);
-  const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
   const window = (p: Packed, block: number, tile: number): Binding => ({
     buffer: p.buffer,
-    offset: (block * kTiles + tile) * p.strideBytes,
+    offset: (block * o.kTiles + tile) * p.strideBytes,
     size: t.windowBytes,
   });
-  for (const chunk of chunks) {
-    const wp = pack(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);
-    for (let bx = 0; bx < xp.blocks; bx++) {
-      const rowsHere = Math.min(t.rb, m - bx * t.rb);
-      for (let bw = 0; bw < wp.blocks; bw++) {
-        const colsHere = Math.min(t.rb, chunk.rows - bw * t.rb);
-        for (let g = 0; g * t.chunks < kTiles; g++) {
-          const kcs = [0, 0, 0, 0];
-          const xs: Binding[] = [];
-          const ws: Binding[] = [];
-          for (let c = 0; c < t.chunks; c++) {
-            const tile = g * t.chunks + c;
-            const live = tile < kTiles;
-            kcs[c] = live ? Math.min(kc, k - tile * kc) : 0;
-            // An unused slot still needs a valid binding: the group's first window.
-            xs.push(window(xp, bx, live ? tile : g * t.chunks));
-            ws.push(window(wp, bw, live ? tile : g * t.chunks));
-          }
-          const flags = (g > 0 ? 1 : 0) | (g === 0 && bias ? 2 : 0);
-          const params = new Uint32Array([
-            m,
-            chunk.rows,
-            n,
-            chunk.row0,
-            bx * t.rb,
-            bw * t.rb,
-            flags,
-            0,
-            ...kcs,
-          ]);
-          batch.dispatch(
-            pipeline,
-            [{ uniform: params }, y, bias ?? placeholder(gpu), ...xs, ...ws],
-            [workgroupsFor(colsHere, t.rb / 2), workgroupsFor(rowsHere, t.rb / 2)],
-            `matmul (uniform) [${m},${k}]x[${chunk.rows},${k}]ᵀ block ${bx},${bw} k-group ${g}`,
-          );
+  for (let bx = 0; bx < o.xp.blocks; bx++) {
+    const rowsHere = Math.min(t.rb, o.m - bx * t.rb);
+    for (let bw = 0; bw < o.wp.blocks; bw++) {
+      const colsHere = Math.min(t.rb, o.n - bw * t.rb);
+      for (let g = 0; g * t.chunks < o.kTiles; g++) {
+        const kcs = [0, 0, 0, 0];
+        const xs: Binding[] = [];
+        const ws: Binding[] = [];
+        for (let c = 0; c < t.chunks; c++) {
+          const tile = g * t.chunks + c;
+          const live = tile < o.kTiles;
+          kcs[c] = live ? Math.min(o.kc, o.k - tile * o.kc) : 0;
+          // An unused slot still needs a valid binding: the group's first window.
+          xs.push(window(o.xp, bx, live ? tile : g * t.chunks));
+          ws.push(window(o.wp, bw, live ? tile : g * t.chunks));
         }
+        // Later groups add to what the first wrote; the first adds beta·y only when asked.
+        const addY = g > 0 || o.beta !== 0;
+        const flags = (addY ? 1 : 0) | (g === 0 && o.bias ? 2 : 0);
+        const params = new ArrayBuffer(64);
+        new Uint32Array(params, 0, 7).set([o.m, o.n, o.ldy, o.col0, bx * t.rb, bw * t.rb, flags]);
+        new Float32Array(params, 28, 2).set([o.alpha, g > 0 ? 1 : o.beta]);
+        new Uint32Array(params, 48, 4).set(kcs);
+        batch.dispatch(
+          pipeline,
+          [{ uniform: new Uint8Array(params) }, o.y, o.bias ?? placeholder(gpu), ...xs, ...ws],
+          [workgroupsFor(colsHere, t.rb / 2), workgroupsFor(rowsHere, t.rb / 2)],
+          `${o.label} block ${bx},${bw} k-group ${g}`,
+        );
       }
     }
   }

@@ -62,6 +62,7 @@ export {
   defaultMatmulPath,
   type MatmulPath,
   prepareUniformMatmul,
+  recordUniformGram,
   recordUniformMatmul,
   uniformMatmulSource,
   type UniformShape,

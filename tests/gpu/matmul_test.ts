@@ -10,6 +10,7 @@ import {
   matmulF16,
   type MatmulPath,
   packF16,
+  recordUniformGram,
   ShapeError,
   uniformMatmulSource,
   uniformTiling,
@@ -142,6 +143,51 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
   } finally {
     device.destroy();
   }
+});
+
+Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
+  const random = seededRandom(17);
+  // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h.
+  for (const [tokens, k, beta] of [[5, 3, 1], [600, 150, 0.5], [37, 20, 0]] as const) {
+    await t.step(`T ${tokens}, K ${k}, beta ${beta}`, async () => {
+      const x = randomF32(random, tokens * k);
+      const h0 = randomF32(random, k * k);
+      if (beta === 0) h0.fill(NaN); // must never be read
+      const alpha = 2 / tokens;
+      const gh = GpuTensor.fromArray(gpu, h0, [k, k]);
+      recordUniformGram(
+        new CommandBatch(gpu),
+        GpuTensor.fromArray(gpu, x, [tokens, k]),
+        gh,
+        alpha,
+        beta,
+      );
+      const want = new Float64Array(k * k);
+      const scale = new Float64Array(k * k);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) {
+          let s = 0;
+          let a = 0;
+          for (let l = 0; l < tokens; l++) {
+            s += x[l * k + i] * x[l * k + j];
+            a += Math.abs(x[l * k + i] * x[l * k + j]);
+          }
+          const old = beta === 0 ? 0 : beta * h0[i * k + j];
+          want[i * k + j] = old + alpha * s;
+          scale[i * k + j] = Math.abs(old) + alpha * a;
+        }
+      }
+      assertClose(await gh.readF32(), want, { scale, what: "h" });
+    });
+  }
+  await t.step("shape errors name both tensors", () => {
+    const batch = new CommandBatch(gpu);
+    assert.throws(
+      () =>
+        recordUniformGram(batch, GpuTensor.empty(gpu, [4, 8]), GpuTensor.empty(gpu, [8, 7]), 1, 0),
+      /x \[4,8\].*h \[8,7\]/,
+    );
+  });
 });
 
 Deno.test("uniformTiling follows the limits it is given", () => {
