@@ -15,6 +15,7 @@ import { placeholder } from "./_placeholder.ts";
 import {
   defaultMatmulPath,
   type MatmulPath,
+  prepareUniformMatmul,
   recordUniformMatmul,
   type UniformShape,
 } from "./matmul_uniform.ts";
@@ -48,8 +49,12 @@ const ELEMENTWISE_WG = 256;
  * ```
  */
 export async function prepareOps(gpu: Gpu): Promise<void> {
+  // Only the matmul kernel `matmul` will choose: cold shader caches make each one seconds.
+  const matmulKernels = defaultMatmulPath(gpu) === "uniform"
+    ? [prepareUniformMatmul(gpu)]
+    : [true, false].map((aligned) => loadKernel(gpu, "matmul_f32.wgsl", matmulOptions(aligned)));
   await Promise.all([
-    ...[true, false].map((aligned) => loadKernel(gpu, "matmul_f32.wgsl", matmulOptions(aligned))),
+    ...matmulKernels,
     ...Object.values(REDUCTIONS).map((op) =>
       loadKernel(gpu, "reduce_rows.wgsl", { constants: { OP: op } })
     ),
