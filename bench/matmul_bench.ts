@@ -155,6 +155,8 @@ if (values.shapes) {
       { tm: 8, tn: 8 },
       { tm: 16, tn: 8 },
       { tm: 8, tn: 16 },
+      { tm: 16, tn: 4 },
+      { tm: 16, tn: 8, rb: 256 },
       { tm: 16, tn: 16, rb: 256 },
       { tm: 16, tn: 8, chunks: 2 },
     ]

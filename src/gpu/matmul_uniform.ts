@@ -32,8 +32,8 @@ import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError, ShapeError } from "./errors.ts";
 import { kernelSync, loadKernel } from "./kernel.ts";
 import { placeholder } from "./_placeholder.ts";
-import { GpuTensor } from "./tensor.ts";
-import { foldWorkgroups, workgroupsFor } from "./workgroups.ts";
+import type { GpuTensor } from "./tensor.ts";
+import { workgroupsFor } from "./workgroups.ts";
 
 /** Which matmul kernel `matmul` records: storage-fed (real GPUs) or uniform-fed (software). */
 export type MatmulPath = "storage" | "uniform";
@@ -353,7 +353,7 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
     });
     if (!cache.has(key)) cache.set(key, pipeline);
   }
-  await loadKernel(gpu, "pack_tiles.wgsl");
+  await loadKernel(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
 }
 
 /** A packed operand: its buffer and where each tile starts. */
@@ -394,30 +394,27 @@ function pack(
   const pool = packPool(gpu);
   const buffer = pool.acquire(bytes);
   batch.afterSubmit(() => pool.release(buffer));
-  const total = (tiles - 1) * (strideBytes / 4) + t.rb * kc;
-  batch.dispatch(
-    kernelSync(gpu, "pack_tiles.wgsl"),
-    [
-      src,
-      buffer,
-      {
-        uniform: new Uint32Array([
-          rows,
-          k,
-          transposed ? rows : k,
-          transposed ? 1 : 0,
-          t.rb,
-          kc,
-          kTiles,
-          strideBytes / 4,
-          0,
-          total,
-        ]),
-      },
-    ],
-    foldWorkgroups(gpu, workgroupsFor(total, PACK_WG)),
-    `pack_tiles [${rows},${k}]`,
-  );
+  const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
+  const perTile = workgroupsFor(t.rb * kc, PACK_WG);
+  const maxTiles = gpu.limits.maxComputeWorkgroupsPerDimension;
+  for (let t0 = 0; t0 < tiles; t0 += maxTiles) {
+    const params = new Uint32Array([
+      rows,
+      k,
+      transposed ? rows : k,
+      transposed ? 1 : 0,
+      kc,
+      kTiles,
+      strideBytes / 4,
+      t0,
+    ]);
+    batch.dispatch(
+      pipeline,
+      [src, buffer, { uniform: params }],
+      [perTile, Math.min(maxTiles, tiles - t0)],
+      `pack_tiles [${rows},${k}]${transposed ? "ᵀ" : ""}`,
+    );
+  }
   return { buffer, strideBytes, blocks };
 }
 
