@@ -13,7 +13,7 @@ import type { Gpu } from "./device.ts";
 export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08 /* COPY_DST */;
 /** Usage of the per-submit uniform arenas. */
 export const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */;
-/** Usage of packed operands: written by a kernel, then read through uniform windows. */
+/** Usage of packed operands (src/gpu/matmul_uniform.ts): written by a kernel, read as uniforms. */
 export const PACK_USAGE = 0x80 /* STORAGE */ | 0x40 /* UNIFORM */;
 
 const DEFAULT_MAX_CACHED_BYTES = 512 * 2 ** 20;
@@ -154,7 +154,6 @@ export class BufferPool {
 
 const storagePools = new WeakMap<GPUDevice, BufferPool>();
 const uniformPools = new WeakMap<GPUDevice, BufferPool>();
-const packPools = new WeakMap<GPUDevice, BufferPool>();
 
 /**
  * The device's pool of storage buffers (the one GpuTensor allocates from).
@@ -193,25 +192,5 @@ export function storagePool(gpu: Gpu): BufferPool {
 export function uniformPool(gpu: Gpu): BufferPool {
   let pool = uniformPools.get(gpu.device);
   if (!pool) uniformPools.set(gpu.device, pool = new BufferPool(gpu, UNIFORM_USAGE, 16 * 2 ** 20));
-  return pool;
-}
-
-/**
- * The device's pool of packed-operand buffers (storage and uniform usage):
- * the uniform-window matmul packs its operands into them.
- *
- * @param gpu the device
- * @returns its pack pool, created on first use
- *
- * @example
- * ```ts
- * import { packPool } from "./buffer_pool.ts";
- * import { getGpu } from "./device.ts";
- * console.assert(packPool(await getGpu()).cachedBytes >= 0);
- * ```
- */
-export function packPool(gpu: Gpu): BufferPool {
-  let pool = packPools.get(gpu.device);
-  if (!pool) packPools.set(gpu.device, pool = new BufferPool(gpu, PACK_USAGE, 64 * 2 ** 20));
   return pool;
 }

@@ -26,7 +26,7 @@
  */
 
 import type { Binding, CommandBatch } from "./batch.ts";
-import { packPool } from "./buffer_pool.ts";
+import { PACK_USAGE } from "./buffer_pool.ts";
 import { ChunkedWeight } from "./chunked.ts";
 import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError, ShapeError } from "./errors.ts";
@@ -391,9 +391,12 @@ function pack(
         `more than maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
     );
   }
-  const pool = packPool(gpu);
-  const buffer = pool.acquire(bytes);
-  batch.afterSubmit(() => pool.release(buffer));
+  // A fresh buffer per pack, destroyed once submitted (the device frees it when the work is
+  // done). Reusing released pack buffers from a pool gave wrong products on llvmpipe (GL) in
+  // the GPTQ pipeline (tests/oneshot/engines_test.ts: 85,451 of 226,560 weights differed),
+  // apparently a later pack overwriting a buffer an earlier submit still read as uniforms.
+  const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
+  batch.afterSubmit(() => buffer.destroy());
   const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
   const perTile = workgroupsFor(t.rb * kc, PACK_WG);
   const maxTiles = gpu.limits.maxComputeWorkgroupsPerDimension;

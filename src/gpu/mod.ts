@@ -34,7 +34,6 @@ export { type GpuDType, GpuTensor, type HostArray, readMany } from "./tensor.ts"
 export {
   BufferPool,
   PACK_USAGE,
-  packPool,
   sizeClass,
   STORAGE_USAGE,
   storagePool,
