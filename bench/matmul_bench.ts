@@ -1,15 +1,25 @@
 /**
- * matmul_f32 throughput: `deno run -A bench/matmul_bench.ts [--shapes]`.
+ * WGSL matmul throughput, both kernels: `deno run -A bench/matmul_bench.ts
+ * [--large] [--shapes] [--paths storage,uniform]`.
  *
- * Prints a table and one JSON line with GFLOP/s at 1024³ and 4096³. Every
- * timing waits for the GPU to finish (batch.done()). After a warm-up on a
- * small size (shader JIT), 1024³ is the best of several runs and 4096³ a
- * single run, since it takes seconds on a software adapter. `--shapes` also
- * sweeps the kernel's workgroup shapes at 1024³.
+ * - storage: kernels/matmul_f32.wgsl, operands read from storage buffers
+ *   (the real-GPU layout);
+ * - uniform: src/gpu/matmul_uniform.ts, operands packed on the device and
+ *   read through 64 KiB uniform windows (the default on software adapters).
+ *
+ * Prints per path: the time to build its pipelines and run a first small
+ * product (shader compilation; run once with MESA_SHADER_CACHE_DIR pointed
+ * at an empty folder for the cold figure), GFLOP/s at 1024³ (best of 3,
+ * each timing waits for the device), GFLOP per CPU-second (llvmpipe runs in
+ * this process, so on a software adapter the CPU time is the device's
+ * work; on a busy machine it is the steadier figure), and 4096³ with
+ * `--large` (one run; minutes on a storage-fed software adapter). `--shapes`
+ * sweeps the uniform kernel's shapes at 1024³. One JSON line at the end.
  *
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   CommandBatch,
@@ -20,87 +30,161 @@ import {
   loadKernel,
   matmul,
   MATMUL_WORKGROUP,
-  prepareOps,
+  type MatmulPath,
+  prepareUniformMatmul,
+  type UniformShape,
+  uniformTiling,
 } from "../src/gpu/mod.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { shapes: { type: "boolean" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    shapes: { type: "boolean" },
+    large: { type: "boolean" },
+    paths: { type: "string", default: "storage,uniform" },
+  },
+});
+const paths = values.paths.split(",") as MatmulPath[];
 
 const gpu = await getGpu();
-await prepareOps(gpu);
 console.log(`adapter: ${describeGpu(gpu)}`);
+console.log(
+  `uniform limits: maxUniformBufferBindingSize ${gpu.limits.maxUniformBufferBindingSize}, ` +
+    `maxUniformBuffersPerShaderStage ${gpu.limits.maxUniformBuffersPerShaderStage}, ` +
+    `minUniformBufferOffsetAlignment ${gpu.limits.minUniformBufferOffsetAlignment}; ` +
+    `tiling ${JSON.stringify(uniformTiling(gpu.limits))}`,
+);
+console.log(
+  `MESA_SHADER_CACHE_DIR=${Deno.env.get("MESA_SHADER_CACHE_DIR") ?? "(default)"}` +
+    ` MESA_SHADER_CACHE_DISABLE=${Deno.env.get("MESA_SHADER_CACHE_DISABLE") ?? "(unset)"}`,
+);
 
-function operands(gpu: Gpu, m: number, k: number, n: number): [GpuTensor, GpuTensor] {
+function operand(gpu: Gpu, rows: number, cols: number, seed: number): GpuTensor {
   // Deterministic, bounded values; their magnitude does not affect speed.
-  const x = new Float32Array(m * k).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-  const w = new Float32Array(n * k).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
-  return [GpuTensor.fromArray(gpu, x, [m, k]), GpuTensor.fromArray(gpu, w, [n, k])];
+  const a = new Float32Array(rows * cols).map((_, i) => ((i * seed) % 1000) / 1000 - 0.5);
+  return GpuTensor.fromArray(gpu, a, [rows, cols]);
 }
 
-async function timeMatmul(size: number, runs: number): Promise<{ ms: number; gflops: number }> {
-  const [x, w] = operands(gpu, size, size, size);
+/** Pipelines plus a first 64³ product: what the first matmul of a process pays. */
+async function firstUse(
+  path: MatmulPath,
+  shape?: UniformShape,
+): Promise<{ ms: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  if (path === "uniform") await prepareUniformMatmul(gpu, shape);
+  else {await loadKernel(gpu, "matmul_f32.wgsl", {
+      entryPoint: "main",
+      constants: MATMUL_CONSTANTS,
+    });}
+  const x = operand(gpu, 64, 64, 7919);
+  const batch = new CommandBatch(gpu);
+  matmul(batch, x, x, undefined, { path, shape });
+  await batch.done();
+  x.destroy();
+  const cpu = process.cpuUsage(cpu0);
+  return { ms: performance.now() - start, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+const MATMUL_CONSTANTS = { WG_X: MATMUL_WORKGROUP.x, WG_Y: MATMUL_WORKGROUP.y };
+
+interface Timing {
+  ms: number;
+  gflops: number;
+  gflopsPerCpuSecond: number;
+}
+
+async function timeMatmul(
+  path: MatmulPath,
+  size: number,
+  runs: number,
+  shape?: UniformShape,
+): Promise<Timing> {
+  const x = operand(gpu, size, size, 7919);
+  const w = operand(gpu, size, size, 104729);
   const batch = new CommandBatch(gpu);
   await batch.done(); // uploads finished before the clock starts
-  let best = Infinity;
+  let best: Timing = { ms: Infinity, gflops: 0, gflopsPerCpuSecond: 0 };
+  const flop = 2 * size ** 3;
   for (let r = 0; r < runs; r++) {
+    const cpu0 = process.cpuUsage();
     const start = performance.now();
-    const y = matmul(batch, x, w);
+    const y = matmul(batch, x, w, undefined, { path, shape });
     await batch.done();
-    best = Math.min(best, performance.now() - start);
+    const ms = performance.now() - start;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    if (ms < best.ms) {
+      best = { ms, gflops: flop / (ms * 1e6), gflopsPerCpuSecond: flop / (cpuMs * 1e6) };
+    }
     y.destroy();
   }
   x.destroy();
   w.destroy();
-  return { ms: best, gflops: (2 * size ** 3) / (best * 1e6) };
+  return best;
 }
 
-await timeMatmul(256, 2); // warm-up: JIT compile both the pipeline and the driver paths
-
-const rows: Array<{ case: string; ms: number; gflops: number }> = [];
-const r1024 = await timeMatmul(1024, 5);
-rows.push({ case: "1024x1024x1024 (best of 5)", ...r1024 });
-const r4096 = await timeMatmul(4096, 1);
-rows.push({ case: "4096x4096x4096 (1 run)", ...r4096 });
-
-const sweep: Record<string, number> = {};
-if (values.shapes) {
-  const size = 1024;
-  const [x, w] = operands(gpu, size, size, size);
-  const y = GpuTensor.allocate(gpu, [size, size]);
-  const bias = GpuTensor.empty(gpu, [4]);
-  for (const [wx, wy] of [[8, 8], [16, 4], [4, 16], [16, 16], [8, 4], [32, 2], [4, 4]]) {
-    const pipeline = await loadKernel(gpu, "matmul_f32.wgsl", {
-      constants: { WG_X: wx, WG_Y: wy },
-    });
-    const batch = new CommandBatch(gpu);
-    const run = () =>
-      batch.dispatch(
-        pipeline,
-        [x, w, y, bias, { uniform: new Uint32Array([size, size, size, size, 0, 0]) }],
-        [Math.ceil(size / (8 * wx)), Math.ceil(size / (8 * wy))],
-      );
-    run();
-    await batch.done();
-    let best = Infinity;
-    for (let r = 0; r < 3; r++) {
-      const start = performance.now();
-      run();
-      await batch.done();
-      best = Math.min(best, performance.now() - start);
-    }
-    const gflops = (2 * size ** 3) / (best * 1e6);
-    sweep[`${wx}x${wy}`] = Number(gflops.toFixed(2));
-    rows.push({ case: `1024³ workgroup ${wx}x${wy}`, ms: best, gflops });
+const rows: Array<{ case: string } & Partial<Timing>> = [];
+const json: Record<string, unknown> = {};
+for (const path of paths) {
+  const first = await firstUse(path);
+  rows.push({
+    case: `${path}: pipelines + first 64³ product (${first.cpuMs.toFixed(0)} ms CPU)`,
+    ms: first.ms,
+  });
+  await timeMatmul(path, 256, 1); // driver paths warm
+  const r1024 = await timeMatmul(path, 1024, 3);
+  rows.push({ case: `${path}: 1024³ (best of 3)`, ...r1024 });
+  json[path] = {
+    first_use_ms: Math.round(first.ms),
+    first_use_cpu_ms: Math.round(first.cpuMs),
+    gflops_1024: Number(r1024.gflops.toFixed(2)),
+    gflops_per_cpu_s_1024: Number(r1024.gflopsPerCpuSecond.toFixed(2)),
+  };
+  if (values.large) {
+    const r4096 = await timeMatmul(path, 4096, 1);
+    rows.push({ case: `${path}: 4096³ (1 run)`, ...r4096 });
+    (json[path] as Record<string, number>).gflops_4096 = Number(r4096.gflops.toFixed(2));
   }
 }
 
-console.log("\n| case | ms | GFLOP/s |\n|---|---:|---:|");
-for (const r of rows) console.log(`| ${r.case} | ${r.ms.toFixed(1)} | ${r.gflops.toFixed(2)} |`);
+if (values.shapes) {
+  const sweep: Record<string, number> = {};
+  for (
+    const shape of [
+      { tm: 8, tn: 8 },
+      { tm: 16, tn: 8 },
+      { tm: 8, tn: 16 },
+      { tm: 16, tn: 4 },
+      { tm: 16, tn: 8, rb: 256 },
+      { tm: 16, tn: 16, rb: 256 },
+      { tm: 16, tn: 8, chunks: 2 },
+    ]
+  ) {
+    const first = await firstUse("uniform", shape);
+    const r = await timeMatmul("uniform", 1024, 3, shape);
+    const name = JSON.stringify(shape);
+    rows.push({
+      case: `uniform ${name}: first use ${first.ms.toFixed(0)} ms (${
+        first.cpuMs.toFixed(0)
+      } ms CPU); 1024³`,
+      ...r,
+    });
+    sweep[name] = Number(r.gflops.toFixed(2));
+  }
+  json.uniform_shape_sweep_1024 = sweep;
+}
+
+const fmt = (v: number | undefined, digits: number) => v === undefined ? "" : v.toFixed(digits);
+console.log("\n| case | ms | GFLOP/s | GFLOP per CPU-s |\n|---|---:|---:|---:|");
+for (const r of rows) {
+  console.log(
+    `| ${r.case} | ${fmt(r.ms, 1)} | ${fmt(r.gflops, 2)} | ${fmt(r.gflopsPerCpuSecond, 2)} |`,
+  );
+}
 console.log(JSON.stringify({
   bench: "matmul_f32",
   adapter: gpu.adapterName,
   fallback: gpu.isFallback,
-  workgroup: `${MATMUL_WORKGROUP.x}x${MATMUL_WORKGROUP.y}`,
-  gflops_1024: Number(r1024.gflops.toFixed(2)),
-  gflops_4096: Number(r4096.gflops.toFixed(2)),
-  ...(values.shapes ? { workgroup_sweep_1024: sweep } : {}),
+  ...json,
 }));

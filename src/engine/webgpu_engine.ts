@@ -1,9 +1,12 @@
 /**
- * The WebGPU engine: {@link Engine} over llmc's WGSL kernels, unchanged. Ops
- * record dispatches into one current {@link CommandBatch}; `flush` submits
- * it and `read` brings tensors back in one device poll, so a forward costs
- * the same submits and polls it did before the seam existed and its outputs
- * are bit-identical.
+ * The WebGPU engine: {@link Engine} over llmc's WGSL kernels. Ops record
+ * dispatches into one current {@link CommandBatch}; `flush` submits it and
+ * `read` brings tensors back in one device poll, so a forward costs the same
+ * submits and polls it did before the seam existed. On a software adapter
+ * (llvmpipe, lavapipe, SwiftShader) `matmul` reads its operands through
+ * uniform-buffer windows (src/gpu/matmul_uniform.ts) instead of storage
+ * buffers, several times faster there; real GPUs keep the storage kernel,
+ * whose outputs are bit-identical to before the seam.
  *
  * Code that still dispatches its own WGSL kernels (the GPTQ factorization,
  * observers on the GPU) reaches the device and the current batch through
@@ -15,6 +18,7 @@
 import { CommandBatch } from "../gpu/batch.ts";
 import { ChunkedWeight } from "../gpu/chunked.ts";
 import { describeGpu, type Gpu } from "../gpu/device.ts";
+import { defaultMatmulPath } from "../gpu/matmul_uniform.ts";
 import { add, copy, matmul, mul, prepareOps, reduceRows, scale, transpose } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import { ModelOps } from "../model/model_ops.ts";
@@ -77,9 +81,12 @@ export class WebGpuEngine implements Engine {
     return new WebGpuEngine(gpu, ops);
   }
 
-  /** The adapter, backend and limits. */
+  /** The adapter, backend and limits, and which matmul kernel runs on it. */
   get description(): string {
-    return describeGpu(this.gpu);
+    const path = defaultMatmulPath(this.gpu);
+    return `${describeGpu(this.gpu)}; matmul: ${
+      path === "uniform" ? "uniform-buffer windows (software adapter)" : "storage buffers"
+    }`;
   }
 
   /** One storage binding. */

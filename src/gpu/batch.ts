@@ -14,9 +14,14 @@ import { clearPending, markPending } from "./_pending.ts";
 
 /**
  * What may be bound at `@group(0) @binding(i)`: a tensor (bound to its data
- * range), a raw buffer (bound whole), or bytes for a small uniform buffer.
+ * range), a raw buffer (bound whole), a byte range of a buffer (e.g. a
+ * uniform window into packed tiles), or bytes for a small uniform buffer.
  */
-export type Binding = GpuTensor | GPUBuffer | { uniform: ArrayBufferView };
+export type Binding =
+  | GpuTensor
+  | GPUBuffer
+  | { buffer: GPUBuffer; offset: number; size: number }
+  | { uniform: ArrayBufferView };
 
 interface Command {
   pipeline: GPUComputePipeline;
@@ -101,6 +106,8 @@ export class CommandBatch {
         this.#used.add(b.buffer);
       } else if (b instanceof GPUBuffer) {
         this.#used.add(b);
+      } else if ("buffer" in b) {
+        this.#used.add(b.buffer);
       }
     }
     if (counts.includes(0)) return;
@@ -187,7 +194,8 @@ export class CommandBatch {
             resource: { buffer: arena!, offset: offsets[u++], size: uniformSize(b) },
           };
         }
-        return { binding, resource: { buffer: b } };
+        if (b instanceof GPUBuffer) return { binding, resource: { buffer: b } };
+        return { binding, resource: { buffer: b.buffer, offset: b.offset, size: b.size } };
       });
       const label = c.label ?? c.pipeline.label;
       pass.setPipeline(c.pipeline);
@@ -205,7 +213,7 @@ export class CommandBatch {
 }
 
 function isUniform(b: Binding): b is { uniform: ArrayBufferView } {
-  return !(b instanceof GpuTensor) && !(b instanceof GPUBuffer);
+  return !(b instanceof GpuTensor) && !(b instanceof GPUBuffer) && "uniform" in b;
 }
 
 /** Uniform structs are sized in 16-byte steps; padding the binding keeps minBindingSize met. */

@@ -13,6 +13,8 @@ import type { Gpu } from "./device.ts";
 export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08 /* COPY_DST */;
 /** Usage of the per-submit uniform arenas. */
 export const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */;
+/** Usage of packed operands (src/gpu/matmul_uniform.ts): written by a kernel, read as uniforms. */
+export const PACK_USAGE = 0x80 /* STORAGE */ | 0x40 /* UNIFORM */;
 
 const DEFAULT_MAX_CACHED_BYTES = 512 * 2 ** 20;
 

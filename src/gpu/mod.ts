@@ -33,6 +33,7 @@ export {
 export { type GpuDType, GpuTensor, type HostArray, readMany } from "./tensor.ts";
 export {
   BufferPool,
+  PACK_USAGE,
   sizeClass,
   STORAGE_USAGE,
   storagePool,
@@ -56,3 +57,14 @@ export {
   transpose,
 } from "./ops.ts";
 export { matmulF16, packF16, prepareMatmulF16 } from "./matmul_f16.ts";
+export {
+  defaultMatmulPath,
+  type MatmulPath,
+  prepareUniformMatmul,
+  recordUniformGram,
+  recordUniformMatmul,
+  uniformMatmulSource,
+  type UniformShape,
+  type UniformTiling,
+  uniformTiling,
+} from "./matmul_uniform.ts";

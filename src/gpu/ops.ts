@@ -12,6 +12,13 @@ import type { Gpu } from "./device.ts";
 import { ShapeError } from "./errors.ts";
 import { type KernelOptions, kernelSync, loadKernel } from "./kernel.ts";
 import { placeholder } from "./_placeholder.ts";
+import {
+  defaultMatmulPath,
+  type MatmulPath,
+  prepareUniformMatmul,
+  recordUniformMatmul,
+  type UniformShape,
+} from "./matmul_uniform.ts";
 import { GpuTensor } from "./tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "./workgroups.ts";
 
@@ -42,8 +49,12 @@ const ELEMENTWISE_WG = 256;
  * ```
  */
 export async function prepareOps(gpu: Gpu): Promise<void> {
+  // Only the matmul kernel `matmul` will choose: cold shader caches make each one seconds.
+  const matmulKernels = defaultMatmulPath(gpu) === "uniform"
+    ? [prepareUniformMatmul(gpu)]
+    : [true, false].map((aligned) => loadKernel(gpu, "matmul_f32.wgsl", matmulOptions(aligned)));
   await Promise.all([
-    ...[true, false].map((aligned) => loadKernel(gpu, "matmul_f32.wgsl", matmulOptions(aligned))),
+    ...matmulKernels,
     ...Object.values(REDUCTIONS).map((op) =>
       loadKernel(gpu, "reduce_rows.wgsl", { constants: { OP: op } })
     ),
@@ -59,6 +70,10 @@ export async function prepareOps(gpu: Gpu): Promise<void> {
  * @param x activations [..., K] (leading dimensions are flattened into M)
  * @param w weight [N, K], as one tensor or as row chunks
  * @param bias optional [N]
+ * @param options.path "storage" (kernels/matmul_f32.wgsl, real GPUs) or
+ *   "uniform" (uniform-buffer windows, src/gpu/matmul_uniform.ts, fast on
+ *   software adapters); default `defaultMatmulPath(gpu)`
+ * @param options.shape the uniform kernel's shape knobs (benchmarks; defaults are the measured best)
  * @returns y [..., N]
  * @throws {ShapeError} when K, N or dtypes disagree
  *
@@ -81,6 +96,7 @@ export function matmul(
   x: GpuTensor,
   w: GpuTensor | ChunkedWeight,
   bias?: GpuTensor,
+  options: { path?: MatmulPath; shape?: UniformShape } = {},
 ): GpuTensor {
   const gpu = batch.gpu;
   requireF32("matmul", x, bias);
@@ -100,6 +116,10 @@ export function matmul(
   }
   const m = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const y = GpuTensor.allocate(gpu, [...x.shape.slice(0, -1), n]);
+  if ((options.path ?? defaultMatmulPath(gpu)) === "uniform") {
+    recordUniformMatmul(batch, x, w, y, { m, k, n }, bias, options.shape);
+    return y;
+  }
   const aligned = k % 4 === 0;
   const pipeline = kernelSync(gpu, "matmul_f32.wgsl", matmulOptions(aligned));
   const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];

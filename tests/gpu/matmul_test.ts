@@ -1,24 +1,40 @@
 import assert from "node:assert/strict";
 import {
+  adoptDevice,
   ChunkedWeight,
   CommandBatch,
+  defaultMatmulPath,
   getGpu,
   GpuTensor,
   matmul,
   matmulF16,
+  type MatmulPath,
   packF16,
+  recordUniformGram,
   ShapeError,
+  uniformMatmulSource,
+  uniformTiling,
 } from "../../src/gpu/mod.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { assertClose, matmulRef, randomF32 } from "./_helpers.ts";
 
 const gpu = await getGpu();
 
-Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
+/** Both kernels, whatever the adapter: the uniform one is the default only on software adapters. */
+const PATHS: MatmulPath[] = ["storage", "uniform"];
+
+for (const path of PATHS) {
+  Deno.test(`matmul_f32 (${path} path) matches a TypeScript reference`, async (t) => {
+    await matmulMatchesReference(t, path);
+  });
+}
+
+async function matmulMatchesReference(t: Deno.TestContext, path: MatmulPath): Promise<void> {
   const random = seededRandom(7);
   const batch = new CommandBatch(gpu);
 
-  // [M, K, N, bias]: tile-aligned, ragged M/N, K % 4 != 0 (the unaligned entry point), M = 1.
+  // [M, K, N, bias]: tile-aligned, ragged M/N, K % 4 != 0 (the unaligned entry point), M = 1;
+  // past one 128-row tile in M and N, and past 4 k-tiles of 128 (a second k group adds into y).
   const cases: Array<[number, number, number, boolean]> = [
     [1, 3, 5, false],
     [1, 4, 1, true],
@@ -29,6 +45,7 @@ Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
     [8, 1, 8, false],
     [130, 260, 9, false],
     [3, 0, 5, true],
+    [131, 601, 137, true],
   ];
   for (const [m, k, n, withBias] of cases) {
     await t.step(`[${m},${k}]·[${n},${k}]ᵀ${withBias ? " + bias" : ""}`, async () => {
@@ -38,7 +55,7 @@ Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
       const gx = GpuTensor.fromArray(gpu, x, [m, k]);
       const gw = GpuTensor.fromArray(gpu, w, [n, k]);
       const gb = b && GpuTensor.fromArray(gpu, b, [n]);
-      const y = matmul(batch, gx, gw, gb);
+      const y = matmul(batch, gx, gw, gb, { path });
       assert.deepEqual(y.shape, [m, n]);
       const ref = matmulRef(x, w, m, n, k, b);
       assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
@@ -53,6 +70,8 @@ Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
       batch,
       GpuTensor.fromArray(gpu, x, [2, 3, 8]),
       GpuTensor.fromArray(gpu, w, [5, 8]),
+      undefined,
+      { path },
     );
     assert.deepEqual(y.shape, [2, 3, 5]);
     const ref = matmulRef(x, w, 6, 5, 8);
@@ -61,42 +80,194 @@ Deno.test("matmul_f32 matches a TypeScript reference", async (t) => {
 
   await t.step("shape errors name both operands", () => {
     const x = GpuTensor.empty(gpu, [4, 8]);
-    assert.throws(() => matmul(batch, x, GpuTensor.empty(gpu, [3, 7])), /K=8.*K=7/);
+    const o = { path };
+    assert.throws(() => matmul(batch, x, GpuTensor.empty(gpu, [3, 7]), undefined, o), /K=8.*K=7/);
     assert.throws(
-      () => matmul(batch, x, GpuTensor.empty(gpu, [3, 8]), GpuTensor.empty(gpu, [4])),
+      () => matmul(batch, x, GpuTensor.empty(gpu, [3, 8]), GpuTensor.empty(gpu, [4]), o),
       ShapeError,
     );
-    assert.throws(() => matmul(batch, x, GpuTensor.empty(gpu, [3, 8], "u32")), ShapeError);
+    assert.throws(
+      () => matmul(batch, x, GpuTensor.empty(gpu, [3, 8], "u32"), undefined, o),
+      ShapeError,
+    );
   });
 
   await batch.done();
+}
+
+Deno.test("the uniform and storage paths agree within float32 rounding", async () => {
+  const random = seededRandom(5);
+  const batch = new CommandBatch(gpu);
+  const [m, k, n] = [70, 530, 131];
+  const x = randomF32(random, m * k);
+  const w = randomF32(random, n * k);
+  const b = randomF32(random, n);
+  const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+  const gw = GpuTensor.fromArray(gpu, w, [n, k]);
+  const gb = GpuTensor.fromArray(gpu, b, [n]);
+  const [ys, yu] = await Promise.all(
+    PATHS.map((path) => matmul(batch, gx, gw, gb, { path }).readF32()),
+  );
+  const ref = matmulRef(x, w, m, n, k, b);
+  // Each path's sum is within (k + 2)·2⁻²⁴·Σ|terms| of the exact one; so is their difference, twice.
+  const bound = ref.magnitude.map((s) => 2 * (k + 2) * 2 ** -24 * s);
+  for (let i = 0; i < ys.length; i++) {
+    assert.ok(Math.abs(ys[i] - yu[i]) <= bound[i], `y[${i}]: storage ${ys[i]}, uniform ${yu[i]}`);
+  }
+  assert.notDeepEqual(ys, new Float32Array(m * n)); // the comparison saw real values
+});
+
+Deno.test("the uniform path runs on a device with WebGPU's default limits", async () => {
+  // A second device with WebGPU's default limits, whatever the adapter allows:
+  // minUniformBufferOffsetAlignment 256, 12 uniform buffers per stage.
+  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
+  assert.ok(adapter, "an adapter");
+  const device = await adapter.requestDevice();
+  try {
+    const plain = adoptDevice(adapter, device);
+    const tiling = uniformTiling(plain.limits)!;
+    assert.equal(tiling.align, plain.limits.minUniformBufferOffsetAlignment);
+    const random = seededRandom(3);
+    const [m, k, n] = [20, 150, 33];
+    const x = randomF32(random, m * k);
+    const w = randomF32(random, n * k);
+    const y = matmul(
+      new CommandBatch(plain),
+      GpuTensor.fromArray(plain, x, [m, k]),
+      GpuTensor.fromArray(plain, w, [n, k]),
+      undefined,
+      { path: "uniform" },
+    );
+    const ref = matmulRef(x, w, m, n, k);
+    assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
+  } finally {
+    device.destroy();
+  }
+});
+
+Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
+  const random = seededRandom(17);
+  // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h.
+  for (const [tokens, k, beta] of [[5, 3, 1], [600, 150, 0.5], [37, 20, 0]] as const) {
+    await t.step(`T ${tokens}, K ${k}, beta ${beta}`, async () => {
+      const x = randomF32(random, tokens * k);
+      const h0 = randomF32(random, k * k);
+      if (beta === 0) h0.fill(NaN); // must never be read
+      const alpha = 2 / tokens;
+      const gh = GpuTensor.fromArray(gpu, h0, [k, k]);
+      recordUniformGram(
+        new CommandBatch(gpu),
+        GpuTensor.fromArray(gpu, x, [tokens, k]),
+        gh,
+        alpha,
+        beta,
+      );
+      const want = new Float64Array(k * k);
+      const scale = new Float64Array(k * k);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) {
+          let s = 0;
+          let a = 0;
+          for (let l = 0; l < tokens; l++) {
+            s += x[l * k + i] * x[l * k + j];
+            a += Math.abs(x[l * k + i] * x[l * k + j]);
+          }
+          const old = beta === 0 ? 0 : beta * h0[i * k + j];
+          want[i * k + j] = old + alpha * s;
+          scale[i * k + j] = Math.abs(old) + alpha * a;
+        }
+      }
+      assertClose(await gh.readF32(), want, { scale, what: "h" });
+    });
+  }
+  await t.step("shape errors name both tensors", () => {
+    const batch = new CommandBatch(gpu);
+    assert.throws(
+      () =>
+        recordUniformGram(batch, GpuTensor.empty(gpu, [4, 8]), GpuTensor.empty(gpu, [8, 7]), 1, 0),
+      /x \[4,8\].*h \[8,7\]/,
+    );
+  });
+});
+
+Deno.test("uniformTiling follows the limits it is given", () => {
+  const limits = {
+    maxUniformBufferBindingSize: 65536,
+    maxUniformBuffersPerShaderStage: 12,
+    minUniformBufferOffsetAlignment: 256,
+  };
+  assert.deepEqual(uniformTiling(limits), {
+    windowBytes: 65536,
+    rb: 128,
+    kcMax: 128,
+    chunks: 4,
+    align: 256,
+    tm: 16,
+    tn: 8,
+  });
+  // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
+  assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
+  assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 16384 })!.kcMax, 32);
+  // Fewer uniform bindings: fewer k-tiles per dispatch; too few: no uniform path.
+  assert.equal(uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 5 })!.chunks, 2);
+  assert.equal(uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 2 }), null);
+  assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1024 }), null);
+  assert.throws(() => uniformTiling(limits, { tm: 6 }), ShapeError);
+  // The generated kernel declares exactly one window binding per k-tile and operand.
+  const source = uniformMatmulSource(
+    uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 5 })!,
+  );
+  assert.equal(source.match(/var<uniform> [xw]\d: Window/g)?.length, 4);
+  assert.match(source, /array<vec4<f32>, 4096>/);
+});
+
+Deno.test("defaultMatmulPath: uniform windows on software adapters, LLMC_WGSL_MATMUL overrides", () => {
+  const before = Deno.env.get("LLMC_WGSL_MATMUL");
+  try {
+    Deno.env.delete("LLMC_WGSL_MATMUL");
+    assert.equal(defaultMatmulPath(gpu), gpu.isFallback ? "uniform" : "storage");
+    Deno.env.set("LLMC_WGSL_MATMUL", "storage");
+    assert.equal(defaultMatmulPath(gpu), "storage");
+    Deno.env.set("LLMC_WGSL_MATMUL", "texture");
+    assert.throws(() => defaultMatmulPath(gpu), /LLMC_WGSL_MATMUL=texture/);
+  } finally {
+    if (before === undefined) Deno.env.delete("LLMC_WGSL_MATMUL");
+    else Deno.env.set("LLMC_WGSL_MATMUL", before);
+  }
 });
 
 Deno.test("matmul over a ChunkedWeight writes each chunk's output columns", async (t) => {
+  for (const path of PATHS) await chunkedWeightColumns(t, path);
+});
+
+async function chunkedWeightColumns(t: Deno.TestContext, path: MatmulPath): Promise<void> {
   const random = seededRandom(11);
   const batch = new CommandBatch(gpu);
   for (const [m, k, n, rowsPerChunk] of [[19, 36, 50, 13], [5, 35, 21, 8], [1, 4, 3, 1]]) {
-    await t.step(`[${m},${k}]·[${n},${k}]ᵀ in chunks of ${rowsPerChunk} rows`, async () => {
-      const x = randomF32(random, m * k);
-      const w = randomF32(random, n * k);
-      const b = randomF32(random, n);
-      // An artificial chunk limit: the real one (maxStorageBufferBindingSize) needs huge weights.
-      const cw = ChunkedWeight.fromArray(gpu, w, [n, k], { maxChunkBytes: rowsPerChunk * k * 4 });
-      assert.equal(cw.chunks.length, Math.ceil(n / rowsPerChunk));
-      const gx = GpuTensor.fromArray(gpu, x, [m, k]);
-      const y = matmul(batch, gx, cw, GpuTensor.fromArray(gpu, b, [n]));
-      const ref = matmulRef(x, w, m, n, k, b);
-      assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
-      cw.destroy();
-    });
+    await t.step(
+      `${path}: [${m},${k}]·[${n},${k}]ᵀ in chunks of ${rowsPerChunk} rows`,
+      async () => {
+        const x = randomF32(random, m * k);
+        const w = randomF32(random, n * k);
+        const b = randomF32(random, n);
+        // An artificial chunk limit: the real one (maxStorageBufferBindingSize) needs huge weights.
+        const cw = ChunkedWeight.fromArray(gpu, w, [n, k], { maxChunkBytes: rowsPerChunk * k * 4 });
+        assert.equal(cw.chunks.length, Math.ceil(n / rowsPerChunk));
+        const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+        const y = matmul(batch, gx, cw, GpuTensor.fromArray(gpu, b, [n]), { path });
+        const ref = matmulRef(x, w, m, n, k, b);
+        assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
+        cw.destroy();
+      },
+    );
   }
-  await t.step("a row larger than the chunk limit is refused", () => {
+  await t.step(`${path}: a row larger than the chunk limit is refused`, () => {
     assert.throws(
       () => ChunkedWeight.fromArray(gpu, new Float32Array(16), [2, 8], { maxChunkBytes: 16 }),
       /exceeds the chunk limit/,
     );
   });
-});
+}
 
 Deno.test({
   name: "matmul_f16 (f16 weights, f32 accumulate) matches a reference",

@@ -1,0 +1,631 @@
+/**
+ * y = x·wᵀ (+ bias) fed from uniform-buffer windows: the matmul for software
+ * (fallback) adapters.
+ *
+ * Why: Mesa's llvmpipe compiles every storage-buffer load into a per-lane
+ * scalar loop with a bounds check (measured on a 2-core Zen 2 without
+ * AVX-512: about 0.25 G floats/s for the machine), while a uniform-buffer
+ * load is a plain vector load (about 3 G floats/s). The storage-fed
+ * register-tiled kernel (kernels/matmul_f32.wgsl) is therefore capped near
+ * 2 GFLOP/s there, whatever its tiling. This path:
+ *
+ * 1. packs x and w on the device (kernels/pack_tiles.wgsl, one storage read
+ *    per element) into tiles of `rb` rows × `kc` terms, each small enough for
+ *    one uniform binding (the adapter's maxUniformBufferBindingSize, at most
+ *    64 KiB) and starting at a multiple of minUniformBufferOffsetAlignment;
+ * 2. dispatches, per block of rb × rb outputs and per group of up to
+ *    `chunks` k-tiles, a generated kernel whose inner loop reads only uniform
+ *    windows (8 × 8 outputs per invocation, 16 vec4 accumulators), adding
+ *    into y from the second group on.
+ *
+ * Everything is recorded into the caller's CommandBatch: one submit per op
+ * batch, never one per tile. One pipeline per device (its text depends only
+ * on the adapter's limits), plus the pack kernel.
+ *
+ * @module
+ */
+
+import type { Binding, CommandBatch } from "./batch.ts";
+import { PACK_USAGE } from "./buffer_pool.ts";
+import { ChunkedWeight } from "./chunked.ts";
+import { type Gpu, reportGpuFailure } from "./device.ts";
+import { KernelCompileError, ShapeError } from "./errors.ts";
+import { kernelSync, loadKernel } from "./kernel.ts";
+import { placeholder } from "./_placeholder.ts";
+import type { GpuTensor } from "./tensor.ts";
+import { workgroupsFor } from "./workgroups.ts";
+
+/** Which matmul kernel `matmul` records: storage-fed (real GPUs) or uniform-fed (software). */
+export type MatmulPath = "storage" | "uniform";
+
+/** Windows never exceed 64 KiB, even where the adapter allows more: the tiles stay cache-sized. */
+const MAX_WINDOW_BYTES = 65536;
+const PACK_WG = 256;
+
+/** How the uniform-window matmul cuts its operands, derived from the adapter's limits. */
+export interface UniformTiling {
+  /** Bytes of one uniform binding (a multiple of 16). */
+  windowBytes: number;
+  /** Rows per tile of x and of w. */
+  rb: number;
+  /** Most terms (k) per tile, a multiple of 4: rb · kcMax floats fill one window. */
+  kcMax: number;
+  /** k-tiles read per dispatch: x and w windows bound side by side. */
+  chunks: number;
+  /** Alignment of a window's offset in bytes (minUniformBufferOffsetAlignment). */
+  align: number;
+  /** x rows per invocation (a multiple of 4). */
+  tm: number;
+  /** w rows per invocation (a multiple of 4). */
+  tn: number;
+}
+
+/** The kernel's shape knobs (bench sweeps; the defaults are the measured best). */
+export interface UniformShape {
+  /** x rows per invocation: 4, 8 or 16 (default 16). */
+  tm?: number;
+  /** w rows per invocation: 4, 8 or 16 (default 8). */
+  tn?: number;
+  /** Most k-tiles per dispatch (default 4; fewer when the adapter binds fewer uniform buffers). */
+  chunks?: number;
+  /** Rows per tile, 64, 128 or 256 (default 128). A workgroup covers half a tile each way. */
+  rb?: number;
+}
+
+/**
+ * The tiling the uniform path uses on a device with these limits, or null
+ * when the limits are too small for it (then the storage path runs).
+ *
+ * @param limits the device's limits (only the uniform-buffer ones are read)
+ * @param shape kernel shape knobs (defaults: the measured best)
+ * @returns the tiling, or null
+ *
+ * @example
+ * ```ts
+ * import { uniformTiling } from "./matmul_uniform.ts";
+ * const t = uniformTiling({
+ *   maxUniformBufferBindingSize: 65536,
+ *   maxUniformBuffersPerShaderStage: 12,
+ *   minUniformBufferOffsetAlignment: 256,
+ * });
+ * console.assert(t !== null && t.rb === 128 && t.kcMax === 128 && t.chunks === 4);
+ * ```
+ */
+export function uniformTiling(
+  limits: Pick<
+    GPUSupportedLimits,
+    | "maxUniformBufferBindingSize"
+    | "maxUniformBuffersPerShaderStage"
+    | "minUniformBufferOffsetAlignment"
+  >,
+  shape: UniformShape = {},
+): UniformTiling | null {
+  const tm = shape.tm ?? 16;
+  const tn = shape.tn ?? 8;
+  if (![4, 8, 16].includes(tm) || ![4, 8, 16].includes(tn)) {
+    throw new ShapeError(`uniform matmul shape: tm ${tm} and tn ${tn} must be 4, 8 or 16`);
+  }
+  const windowBytes = Math.floor(
+    Math.min(limits.maxUniformBufferBindingSize, MAX_WINDOW_BYTES) / 16,
+  ) * 16;
+  const rb = shape.rb ?? 128;
+  if (![64, 128, 256].includes(rb)) {
+    throw new ShapeError(`uniform matmul shape: rb ${rb} must be 64, 128 or 256`);
+  }
+  const kcMax = Math.floor(windowBytes / 4 / rb / 4) * 4;
+  // One uniform binding holds the parameters; x and w windows come in pairs.
+  const chunks = Math.min(
+    shape.chunks ?? 4,
+    4,
+    Math.floor((limits.maxUniformBuffersPerShaderStage - 1) / 2),
+  );
+  if (kcMax < 4 || chunks < 1) return null;
+  return { windowBytes, rb, kcMax, chunks, align: limits.minUniformBufferOffsetAlignment, tm, tn };
+}
+
+/**
+ * The matmul path for a device: `LLMC_WGSL_MATMUL=storage|uniform` when set,
+ * otherwise uniform windows on a software (fallback) adapter whose limits
+ * allow them, and storage buffers on real GPUs.
+ *
+ * @param gpu the device
+ * @returns the path `matmul` takes when its caller does not name one
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { defaultMatmulPath } from "./matmul_uniform.ts";
+ * const gpu = await getGpu();
+ * console.log(defaultMatmulPath(gpu)); // "uniform" on llvmpipe
+ * ```
+ */
+export function defaultMatmulPath(gpu: Gpu): MatmulPath {
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("LLMC_WGSL_MATMUL");
+  } catch {
+    env = undefined; // no --allow-env: decide from the adapter
+  }
+  if (env) {
+    if (env !== "storage" && env !== "uniform") {
+      throw new ShapeError(`LLMC_WGSL_MATMUL=${env}: expected "storage" or "uniform"`);
+    }
+    return env;
+  }
+  return gpu.isFallback && uniformTiling(gpu.limits) !== null ? "uniform" : "storage";
+}
+
+/**
+ * The WGSL of the uniform-window matmul for a tiling. Generated because the
+ * window's array length and the number of window bindings depend on the
+ * adapter's limits, and because every k-tile's loop must name its own
+ * binding (WGSL cannot index bindings); the loop body is written out in
+ * full so the accumulators stay in registers.
+ *
+ * Each invocation owns a tm × tn block of y and, per term, loads tm/4 + tn/4
+ * vec4s and does tm·tn FMAs. llvmpipe runs one invocation per SIMD lane and
+ * gathers every uniform load per lane (measured: even an address the whole
+ * workgroup shares costs as much as a per-lane one), so the FMAs per loaded
+ * float, tm·tn/(tm + tn), is what sets the speed.
+ *
+ * @param t the tiling
+ * @returns the kernel source, entry point "main"
+ *
+ * @example
+ * ```ts
+ * import { uniformMatmulSource, uniformTiling } from "./matmul_uniform.ts";
+ * const t = uniformTiling({
+ *   maxUniformBufferBindingSize: 65536,
+ *   maxUniformBuffersPerShaderStage: 12,
+ *   minUniformBufferOffsetAlignment: 256,
+ * })!;
+ * console.assert(uniformMatmulSource(t).includes("var<uniform> x3"));
+ * ```
+ */
+export function uniformMatmulSource(t: UniformTiling): string {
+  const { tm, tn, rb } = t;
+  const chunks = Array.from({ length: t.chunks }, (_, c) => c);
+  const xv = Array.from({ length: tm / 4 }, (_, v) => v);
+  const wv = Array.from({ length: tn / 4 }, (_, v) => v);
+  // acc(i, v) holds y[row i, columns 4v .. 4v + 3] of the invocation's block.
+  const acc = (i: number, v: number) => `a${i}_${v}`;
+  const accs = Array.from({ length: tm }, (_, i) => wv.map((v) => acc(i, v))).flat();
+  const windows = chunks.map((c) =>
+    `@group(0) @binding(${3 + c}) var<uniform> x${c}: Window;\n` +
+    `@group(0) @binding(${3 + t.chunks + c}) var<uniform> w${c}: Window;`
+  ).join("\n");
+  const body = (c: number) => {
+    const lines = [
+      `    let xo = l * ${rb / 4}u + xq;`,
+      `    let wo = l * ${rb / 4}u + wq;`,
+      ...xv.map((v) => `    let x_${v} = x${c}[xo${v ? ` + ${v}u` : ""}];`),
+      ...wv.map((v) => `    let w_${v} = w${c}[wo${v ? ` + ${v}u` : ""}];`),
+    ];
+    for (let i = 0; i < tm; i++) {
+      const xs = `vec4(x_${Math.floor(i / 4)}.${"xyzw"[i % 4]})`;
+      for (const v of wv) lines.push(`    ${acc(i, v)} = fma(${xs}, w_${v}, ${acc(i, v)});`);
+    }
+    return `  for (var l = 0u; l < p.kc[${c}]; l++) {\n${lines.join("\n")}\n  }`;
+  };
+  // One store site in a loop: every inlined storage access is a per-lane loop in llvmpipe's
+  // code, so unrolled stores would multiply the compile time.
+  const stores = `  let acc = array<vec4<f32>, ${accs.length}>(${accs.join(", ")});
+  for (var i = 0u; i < ${tm}u; i++) {
+    for (var v = 0u; v < ${tn / 4}u; v++) {
+      put4(m0 + i, n0 + 4u * v, acc[i * ${tn / 4}u + v]);
+    }
+  }`;
+  return `// Generated by src/gpu/matmul_uniform.ts (uniform-window matmul, tm ${tm}, tn ${tn}).
+// y[m, col0 + n] (+)= sum over this dispatch's k-tiles of x[m, l] * w[n, l] (+ bias[col0 + n])
+// x and w come as term-major tiles of ${rb} rows packed by kernels/pack_tiles.wgsl,
+// bound as ${t.windowBytes}-byte uniform windows; p.kc[c] = terms of tile c (0: slot unused).
+// y = alpha · (this dispatch's sum) [+ beta · y when flags bit 0] [+ bias when flags bit 1].
+
+struct Params {
+  m: u32,
+  n: u32,
+  ldy: u32,
+  col0: u32,
+  m0: u32,
+  n0: u32,
+  flags: u32,
+  alpha: f32,
+  beta: f32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+  kc: vec4<u32>,
+}
+
+alias Window = array<vec4<f32>, ${t.windowBytes / 16}>;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+${windows}
+
+fn put(m: u32, n: u32, v: f32) {
+  if (m >= p.m || n >= p.n) {
+    return;
+  }
+  let at = m * p.ldy + p.col0 + n;
+  var s = p.alpha * v;
+  if ((p.flags & 1u) != 0u) {
+    s += p.beta * y[at];
+  }
+  if ((p.flags & 2u) != 0u) {
+    s += bias[p.col0 + n];
+  }
+  y[at] = s;
+}
+
+fn put4(m: u32, n: u32, v: vec4<f32>) {
+  put(m, n, v.x);
+  put(m, n + 1u, v.y);
+  put(m, n + 2u, v.z);
+  put(m, n + 3u, v.w);
+}
+
+@compute @workgroup_size(${rb / 2 / tn}, ${rb / 2 / tm})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let xq = gid.y * ${tm / 4}u;
+  let wq = gid.x * ${tn / 4}u;
+${accs.map((a) => `  var ${a} = vec4<f32>();`).join("\n")}
+${chunks.map(body).join("\n")}
+  let m0 = p.m0 + gid.y * ${tm}u;
+  let n0 = p.n0 + gid.x * ${tn}u;
+${stores}
+}
+`;
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+function tilingKey(t: UniformTiling): string {
+  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}`;
+}
+
+function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
+  let cache = pipelines.get(gpu.device);
+  if (!cache) pipelines.set(gpu.device, cache = new Map());
+  const key = tilingKey(t);
+  let pipeline = cache.get(key);
+  if (!pipeline) {
+    const label = `matmul_uniform_f32 (generated, ${key})`;
+    const module = gpu.device.createShaderModule({ label, code: uniformMatmulSource(t) });
+    module.getCompilationInfo().then((info) => {
+      const errors = info.messages.filter((m) => m.type === "error");
+      if (errors.length > 0) {
+        cache!.delete(key);
+        reportGpuFailure(
+          gpu,
+          new KernelCompileError(
+            `${label} failed to compile:\n${errors.map((e) => e.message).join("\n")}`,
+          ),
+        );
+      }
+    });
+    pipeline = gpu.device.createComputePipeline({
+      label,
+      layout: "auto",
+      compute: { module, entryPoint: "main" },
+    });
+    cache.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/**
+ * Compiles the uniform-window matmul and the pack kernel for this device
+ * now (asynchronously), so the first `matmul` does not stall on it.
+ *
+ * @param gpu the device
+ * @param shape kernel shape knobs (defaults: the measured best)
+ * @returns resolves when both pipelines are built (at once when the limits rule the path out)
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { prepareUniformMatmul } from "./matmul_uniform.ts";
+ * await prepareUniformMatmul(await getGpu());
+ * ```
+ */
+export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): Promise<void> {
+  const t = uniformTiling(gpu.limits, shape);
+  if (!t) return;
+  let cache = pipelines.get(gpu.device);
+  if (!cache) pipelines.set(gpu.device, cache = new Map());
+  const key = tilingKey(t);
+  if (!cache.has(key)) {
+    const label = `matmul_uniform_f32 (generated, ${key})`;
+    const module = gpu.device.createShaderModule({ label, code: uniformMatmulSource(t) });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0) {
+      throw new KernelCompileError(
+        `${label} failed to compile:\n${errors.map((e) => e.message).join("\n")}`,
+      );
+    }
+    const pipeline = await gpu.device.createComputePipelineAsync({
+      label,
+      layout: "auto",
+      compute: { module, entryPoint: "main" },
+    });
+    if (!cache.has(key)) cache.set(key, pipeline);
+  }
+  await loadKernel(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
+}
+
+/** A packed operand: its buffer and where each tile starts. */
+interface Packed {
+  buffer: GPUBuffer;
+  /** Bytes from one tile to the next. */
+  strideBytes: number;
+  /** Row blocks of rb rows. */
+  blocks: number;
+}
+
+/**
+ * Tiles of the `rows` × `k` matrix in `src` ([rows, k] row-major, or its
+ * transpose stored as [k, rows]), recorded into `batch`.
+ */
+function pack(
+  batch: CommandBatch,
+  t: UniformTiling,
+  src: GpuTensor,
+  rows: number,
+  k: number,
+  kc: number,
+  kTiles: number,
+  transposed = false,
+): Packed {
+  const gpu = batch.gpu;
+  const blocks = Math.ceil(rows / t.rb);
+  const strideBytes = Math.ceil((t.rb * kc * 4) / t.align) * t.align;
+  const tiles = blocks * kTiles;
+  // The last window may reach past the last tile: the buffer covers it.
+  const bytes = (tiles - 1) * strideBytes + t.windowBytes;
+  if (bytes > gpu.limits.maxStorageBufferBindingSize) {
+    throw new ShapeError(
+      `matmul (uniform windows): packing [${rows}, ${k}] needs ${bytes} bytes, ` +
+        `more than maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
+    );
+  }
+  // A fresh buffer per pack, destroyed once submitted (the device frees it when the work is
+  // done). Reusing released pack buffers from a pool gave wrong products on llvmpipe (GL) in
+  // the GPTQ pipeline (tests/oneshot/engines_test.ts: 85,451 of 226,560 weights differed),
+  // apparently a later pack overwriting a buffer an earlier submit still read as uniforms.
+  const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
+  batch.afterSubmit(() => buffer.destroy());
+  const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
+  const perTile = workgroupsFor(t.rb * kc, PACK_WG);
+  const maxTiles = gpu.limits.maxComputeWorkgroupsPerDimension;
+  for (let t0 = 0; t0 < tiles; t0 += maxTiles) {
+    const params = new Uint32Array([
+      rows,
+      k,
+      transposed ? rows : k,
+      transposed ? 1 : 0,
+      kc,
+      kTiles,
+      strideBytes / 4,
+      t0,
+    ]);
+    batch.dispatch(
+      pipeline,
+      [src, buffer, { uniform: params }],
+      [perTile, Math.min(maxTiles, tiles - t0)],
+      `pack_tiles [${rows},${k}]${transposed ? "ᵀ" : ""}`,
+    );
+  }
+  return { buffer, strideBytes, blocks };
+}
+
+/**
+ * y = x·wᵀ (+ bias) through uniform windows; the same contract as `matmul`
+ * (which calls this on the uniform path), so it is normally reached through
+ * `matmul(batch, x, w, bias, { path: "uniform" })`.
+ *
+ * @param batch where the pack and matmul dispatches are recorded
+ * @param x activations [M, K] (leading dimensions already flattened by the caller)
+ * @param w weight [N, K], as one tensor or as row chunks
+ * @param y the output [M, N], written whole
+ * @param dims M, K and N
+ * @param bias optional [N]
+ * @param shape kernel shape knobs (defaults: the measured best)
+ * @returns nothing; y is written when the batch runs
+ * @throws {ShapeError} when the device's limits rule the path out or a packed operand exceeds a binding
+ *
+ * @example
+ * ```ts
+ * import { CommandBatch } from "./batch.ts";
+ * import { getGpu } from "./device.ts";
+ * import { matmul } from "./ops.ts";
+ * import { GpuTensor } from "./tensor.ts";
+ * const gpu = await getGpu();
+ * const x = GpuTensor.fromArray(gpu, new Float32Array([1, 2]), [1, 2]);
+ * const w = GpuTensor.fromArray(gpu, new Float32Array([3, 4, 5, 6]), [2, 2]);
+ * const y = matmul(new CommandBatch(gpu), x, w, undefined, { path: "uniform" });
+ * console.assert((await y.readF32()).join() === "11,17");
+ * ```
+ */
+export function recordUniformMatmul(
+  batch: CommandBatch,
+  x: GpuTensor,
+  w: GpuTensor | ChunkedWeight,
+  y: GpuTensor,
+  dims: { m: number; k: number; n: number },
+  bias?: GpuTensor,
+  shape: UniformShape = {},
+): void {
+  const t = requireTiling(batch.gpu, shape);
+  const { m, k, n } = dims;
+  if (m === 0 || n === 0) return;
+  const kc = Math.max(1, Math.min(t.kcMax, k));
+  const kTiles = Math.max(1, Math.ceil(k / kc));
+  const xp = pack(batch, t, x, m, k, kc, kTiles);
+  const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
+  for (const chunk of chunks) {
+    const wp = pack(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);
+    recordProducts(batch, t, {
+      xp,
+      wp,
+      y,
+      bias,
+      m,
+      n: chunk.rows,
+      ldy: n,
+      col0: chunk.row0,
+      k,
+      kc,
+      kTiles,
+      alpha: 1,
+      beta: 0,
+      label: `matmul (uniform) [${m},${k}]x[${chunk.rows},${k}]ᵀ`,
+    });
+  }
+}
+
+/**
+ * h ← beta·h + alpha·xᵀx through uniform windows: the Hessian accumulation
+ * (H ← H·n₀/n₁ + 2/n₁·XᵀX) of GPTQ and SparseGPT on a software adapter. x is
+ * packed once, transposed on the fly, and bound as both operands; h is
+ * written whole (both triangles).
+ *
+ * @param batch where the pack and product dispatches are recorded
+ * @param x samples [T, K] (leading dimensions are flattened into T)
+ * @param h the f32 accumulator [K, K], updated in place
+ * @param alpha factor of xᵀx
+ * @param beta factor of h's current value (0: h's old contents are not read)
+ * @param shape kernel shape knobs (defaults: the measured best)
+ * @returns nothing; h is updated when the batch runs
+ * @throws {ShapeError} when shapes disagree or the device's limits rule the path out
+ *
+ * @example
+ * ```ts
+ * import { CommandBatch } from "./batch.ts";
+ * import { getGpu } from "./device.ts";
+ * import { recordUniformGram } from "./matmul_uniform.ts";
+ * import { GpuTensor } from "./tensor.ts";
+ * const gpu = await getGpu();
+ * const x = GpuTensor.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const h = GpuTensor.fromArray(gpu, new Float32Array([1, 1, 1, 1]), [2, 2]);
+ * recordUniformGram(new CommandBatch(gpu), x, h, 1, 1);
+ * console.assert((await h.readF32()).join() === "11,15,15,21");
+ * ```
+ */
+export function recordUniformGram(
+  batch: CommandBatch,
+  x: GpuTensor,
+  h: GpuTensor,
+  alpha: number,
+  beta: number,
+  shape: UniformShape = {},
+): void {
+  const k = x.shape[x.shape.length - 1] ?? 0;
+  const t = x.numel === 0 ? 0 : x.numel / k;
+  if (
+    x.dtype !== "f32" || h.dtype !== "f32" || h.shape.length !== 2 || h.shape[0] !== k ||
+    h.shape[1] !== k
+  ) {
+    throw new ShapeError(
+      `gram (uniform windows): expected f32 x [..., K] and h [K, K], got x [${x.shape}] ${x.dtype} ` +
+        `and h [${h.shape}] ${h.dtype}`,
+    );
+  }
+  const tiling = requireTiling(batch.gpu, shape);
+  if (k === 0) return;
+  const kc = Math.max(1, Math.min(tiling.kcMax, t));
+  const kTiles = Math.max(1, Math.ceil(t / kc));
+  // The product's rows are x's columns and its terms x's rows: pack xᵀ.
+  const xp = pack(batch, tiling, x, k, t, kc, kTiles, true);
+  recordProducts(batch, tiling, {
+    xp,
+    wp: xp,
+    y: h,
+    m: k,
+    n: k,
+    ldy: k,
+    col0: 0,
+    k: t,
+    kc,
+    kTiles,
+    alpha,
+    beta,
+    label: `gram (uniform) [${t},${k}]`,
+  });
+}
+
+function requireTiling(gpu: Gpu, shape: UniformShape): UniformTiling {
+  const t = uniformTiling(gpu.limits, shape);
+  if (!t) {
+    throw new ShapeError(
+      `matmul (uniform windows): the adapter's uniform-buffer limits are too small ` +
+        `(maxUniformBufferBindingSize ${gpu.limits.maxUniformBufferBindingSize}, ` +
+        `maxUniformBuffersPerShaderStage ${gpu.limits.maxUniformBuffersPerShaderStage})`,
+    );
+  }
+  return t;
+}
+
+/** One product of packed operands into y: a dispatch per output block and group of k-tiles. */
+function recordProducts(
+  batch: CommandBatch,
+  t: UniformTiling,
+  o: {
+    xp: Packed;
+    wp: Packed;
+    y: GpuTensor;
+    bias?: GpuTensor;
+    m: number;
+    n: number;
+    ldy: number;
+    col0: number;
+    k: number;
+    kc: number;
+    kTiles: number;
+    alpha: number;
+    beta: number;
+    label: string;
+  },
+): void {
+  const gpu = batch.gpu;
+  const pipeline = uniformPipeline(gpu, t);
+  const window = (p: Packed, block: number, tile: number): Binding => ({
+    buffer: p.buffer,
+    offset: (block * o.kTiles + tile) * p.strideBytes,
+    size: t.windowBytes,
+  });
+  for (let bx = 0; bx < o.xp.blocks; bx++) {
+    const rowsHere = Math.min(t.rb, o.m - bx * t.rb);
+    for (let bw = 0; bw < o.wp.blocks; bw++) {
+      const colsHere = Math.min(t.rb, o.n - bw * t.rb);
+      for (let g = 0; g * t.chunks < o.kTiles; g++) {
+        const kcs = [0, 0, 0, 0];
+        const xs: Binding[] = [];
+        const ws: Binding[] = [];
+        for (let c = 0; c < t.chunks; c++) {
+          const tile = g * t.chunks + c;
+          const live = tile < o.kTiles;
+          kcs[c] = live ? Math.min(o.kc, o.k - tile * o.kc) : 0;
+          // An unused slot still needs a valid binding: the group's first window.
+          xs.push(window(o.xp, bx, live ? tile : g * t.chunks));
+          ws.push(window(o.wp, bw, live ? tile : g * t.chunks));
+        }
+        // Later groups add to what the first wrote; the first adds beta·y only when asked.
+        const addY = g > 0 || o.beta !== 0;
+        const flags = (addY ? 1 : 0) | (g === 0 && o.bias ? 2 : 0);
+        const params = new ArrayBuffer(64);
+        new Uint32Array(params, 0, 7).set([o.m, o.n, o.ldy, o.col0, bx * t.rb, bw * t.rb, flags]);
+        new Float32Array(params, 28, 2).set([o.alpha, g > 0 ? 1 : o.beta]);
+        new Uint32Array(params, 48, 4).set(kcs);
+        batch.dispatch(
+          pipeline,
+          [{ uniform: new Uint8Array(params) }, o.y, o.bias ?? placeholder(gpu), ...xs, ...ws],
+          [workgroupsFor(colsHere, t.rb / 2), workgroupsFor(rowsHere, t.rb / 2)],
+          `${o.label} block ${bx},${bw} k-group ${g}`,
+        );
+      }
+    }
+  }
+}
