@@ -392,9 +392,9 @@ function pack(
     );
   }
   // A fresh buffer per pack, destroyed once submitted (the device frees it when the work is
-  // done). Reusing released pack buffers from a pool gave wrong products on llvmpipe (GL) in
-  // the GPTQ pipeline (tests/oneshot/engines_test.ts: 85,451 of 226,560 weights differed),
-  // apparently a later pack overwriting a buffer an earlier submit still read as uniforms.
+  // done), so a packed operand can never alias another. (A pooled version was in place during
+  // one unexplained failure of tests/oneshot/engines_test.ts; neither version failed again in
+  // 13 runs, so the pool is not known to be at fault. Fresh buffers are simply the safe choice.)
   const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
   batch.afterSubmit(() => buffer.destroy());
   const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
