@@ -32,8 +32,7 @@ import type { Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
-import { fakeQuantize } from "../../quant/quantize.ts";
-import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
 import type { AWQModifierSpec } from "../../recipe/modifiers.ts";
 import type { SubgraphLosses } from "../../graph/layer_subgraph.ts";
 import type {
@@ -44,6 +43,7 @@ import type {
   LayerSession,
 } from "../../graph/modifier.ts";
 import { computeDTypeOf } from "../quantization/linear_plan.ts";
+import { rtnQuantizeLinears } from "../quantization/rtn_linears.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
   applySmoothing,
@@ -240,6 +240,8 @@ interface PendingInput {
 
 interface BalanceLayer {
   readonly name: string;
+  /** Its scheme (null: not quantized, scaled only). */
+  readonly scheme: QuantizationScheme | null;
   /** Weight args (null: not quantized, scaled only). */
   readonly args: QuantizationArgs | null;
   readonly dtype: ComputeDType;
@@ -280,8 +282,12 @@ class AwqSession implements LayerSession {
   }
 
   #argsOf(module: string): QuantizationArgs | null {
+    return this.#schemeOf(module)?.weights ?? null;
+  }
+
+  #schemeOf(module: string): QuantizationScheme | null {
     const l = this.plan.quantization.linears.linears.find((l) => l.name === module);
-    return l?.scheme?.weights ?? null;
+    return l?.scheme ?? null;
   }
 
   observe(): OperatorFunction<CalibrationTap, unknown> {
@@ -342,6 +348,7 @@ class AwqSession implements LayerSession {
       const cols = xMean.length;
       const balance: BalanceLayer[] = m.balance.map((name) => ({
         name,
+        scheme: this.#schemeOf(name),
         args: this.#argsOf(name),
         dtype: computeDTypeOf(this.env.dtypes.get(`${name}.weight`) ?? "F32", name),
       }));
@@ -494,12 +501,12 @@ function scaledFakeQuantized(w: Float32Array, s: Float32Array, b: BalanceLayer):
     for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
   }
   // The grid search observes with memoryless min/max whatever the scheme's observer is.
-  const args: QuantizationArgs = { ...b.args!, observer: "memoryless_minmax" };
-  const globalScale = args.strategy === "tensor_group"
-    ? rtnGlobalScale(scaled, args, b.dtype)
-    : null;
-  const qp = rtnQuantizeModule(scaled, shape, args, { globalScale, dtype: b.dtype, where: b.name });
-  const q = fakeQuantize(scaled, shape, qp, args, { dtype: b.dtype, where: b.name });
+  const scheme = { ...b.scheme!, weights: { ...b.args!, observer: "memoryless_minmax" as const } };
+  const [{ fakeQuantized }] = rtnQuantizeLinears(
+    [{ name: b.name, values: scaled, shape, scheme, format: null, dtype: b.dtype }],
+    { fakeQuantize: true },
+  );
+  const q = fakeQuantized!;
   for (let i = 0; i < q.length; i += cols) {
     for (let j = 0; j < cols; j++) q[i + j] /= s[j];
   }
