@@ -27,7 +27,7 @@
  * @module
  */
 
-import { concatMap, map, type OperatorFunction, toArray } from "rxjs";
+import { concatMap, map, type OperatorFunction } from "rxjs";
 import type { Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
@@ -291,11 +291,12 @@ class AwqSession implements LayerSession {
   }
 
   observe(): OperatorFunction<CalibrationTap, unknown> {
+    // Folded tap by tap: the host holds one batch's balance inputs at a time,
+    // however many calibration batches there are.
     return (taps$) =>
       taps$.pipe(
         map((tap) => this.#record(tap)),
-        toArray(),
-        concatMap(async (pending) => await this.#fold(pending.flat())),
+        concatMap(async (pending) => await this.#fold(pending)),
       );
   }
 
@@ -313,6 +314,7 @@ class AwqSession implements LayerSession {
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
+    if (pending.length === 0) return;
     const read = await this.env.engine.read(pending.map((p) => p.x)) as Float32Array[];
     pending.forEach((p, i) => {
       const x = read[i];
@@ -328,8 +330,8 @@ class AwqSession implements LayerSession {
         accumulateGram(this.#grams[p.mapping]!, x, cols);
       }
     });
-    for (const t of this.#pending) t.destroy();
-    this.#pending = [];
+    for (const p of pending) p.x.destroy();
+    this.#pending = this.#pending.filter((t) => !pending.some((p) => p.x === t));
   }
 
   inputTransform(): null {

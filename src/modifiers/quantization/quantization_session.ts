@@ -239,7 +239,9 @@ class QuantizationSession implements LayerSession {
       );
       for (const r of this.#rtnOf(linears)) {
         this.#rtn.set(r.name, r);
-        if (env.quantizationAware) this.calibrationWeights.set(`${r.name}.weight`, r.fakeQuantized!);
+        if (env.quantizationAware) {
+          this.calibrationWeights.set(`${r.name}.weight`, r.fakeQuantized!);
+        }
       }
     }
     const columns = new Map<string, number>();
