@@ -85,6 +85,11 @@ Deno.test({
       for (const f of ["model.safetensors", "config.json", "recipe.yaml"]) {
         assert.ok(await sameBytes(`${dir}/a/${f}`, `${dir}/b/${f}`), f);
       }
+      // recipe.yaml records the inferred mappings, as upstream's initialize sets them.
+      assert.match(
+        await Deno.readTextFile(`${dir}/a/recipe.yaml`),
+        /mappings:\n\s+- smooth_layer: re:\.\*input_layernorm\$\n/,
+      );
       // Per smoothed parent: AWQ's output MSE and round-to-nearest's, the same either way.
       assert.equal(spilledMetrics.length, inMemory.length);
       assert.ok(inMemory.length > 0);

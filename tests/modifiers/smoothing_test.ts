@@ -21,6 +21,8 @@ import { awqGrid, awqScales, awqWeightMeans } from "../../src/modifiers/awq/awq_
 import { MODIFIERS } from "../../src/modifiers/builtin.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { PARSED_MODIFIERS } from "../../src/recipe/modifiers.ts";
+import { parseRecipe } from "../../src/recipe/parse.ts";
+import { recipeToYaml } from "../../src/recipe/serialize.ts";
 
 const CONFIG = {
   modelType: "llama",
@@ -151,4 +153,49 @@ Deno.test("every modifier llmc parses and runs in the graph has one registration
   );
   for (const t of runnable) assert.ok(MODIFIERS.get(t) !== undefined, t);
   assert.deepEqual(new Set(MODIFIERS.types), new Set(runnable));
+});
+
+Deno.test("recipe.yaml records AWQ's and SmoothQuant's inferred mappings, as upstream's initialize sets them", () => {
+  const yamlOf = (text: string) => recipeToYaml(MODIFIERS.initialized(parseRecipe(text), CONFIG));
+  const awq = yamlOf(
+    "quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16_ASYM, targets: [Linear]}\n",
+  );
+  // All four defaults, v_proj → o_proj included: upstream skips it per layer under GQA, later.
+  assert.ok(
+    awq.includes(
+      `      mappings:
+      - smooth_layer: re:.*input_layernorm$
+        balance_layers: ['re:.*q_proj$', 're:.*k_proj$', 're:.*v_proj$']
+      - smooth_layer: re:.*v_proj$
+        balance_layers: ['re:.*o_proj$']
+      - smooth_layer: re:.*post_attention_layernorm$
+        balance_layers: ['re:.*gate_proj$', 're:.*up_proj$']
+      - smooth_layer: re:.*up_proj$
+        balance_layers: ['re:.*down_proj$']
+      duo_scaling: true
+`,
+    ),
+    awq,
+  );
+  const sq = yamlOf(
+    "s_stage:\n  s_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n",
+  );
+  assert.ok(
+    sq.endsWith(
+      `      smoothing_strength: 0.8
+      mappings:
+      - - ['re:.*q_proj', 're:.*k_proj', 're:.*v_proj']
+        - re:.*input_layernorm
+      - - ['re:.*gate_proj', 're:.*up_proj']
+        - re:.*post_attention_layernorm
+`,
+    ),
+    sq,
+  );
+  // Given mappings are written as given.
+  const given = yamlOf(
+    "q_stage:\n  q_modifiers:\n    AWQModifier:\n      scheme: W4A16\n      mappings:\n" +
+      "      - {smooth_layer: 're:.*up_proj$', balance_layers: ['re:.*down_proj$']}\n",
+  );
+  assert.equal(given.match(/smooth_layer/g)?.length, 1, given);
 });

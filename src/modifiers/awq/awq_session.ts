@@ -199,6 +199,27 @@ function where(spec: AWQModifierSpec): string {
 }
 
 /**
+ * The mappings AWQ applies: the recipe's, or (null) those inferred for the
+ * architecture, as upstream's `initialize` sets `self.mappings`.
+ *
+ * @param _config the model config (the architecture the defaults are for)
+ * @param spec the modifier
+ * @returns the mappings as patterns
+ * @example
+ * ```ts ignore
+ * awqMappingsOf(hf.config, spec).length; // 4 for llama with inferred mappings
+ * ```
+ */
+export function awqMappingsOf(
+  _config: ModelConfig,
+  spec: AWQModifierSpec,
+): readonly MappingPatterns[] {
+  return spec.mappings === null
+    ? AWQ_DEFAULT_MAPPINGS
+    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+}
+
+/**
  * Plans AWQ: its quantization (as a QuantizationModifier with the same
  * fields) and its mappings, checked on every layer.
  *
@@ -217,9 +238,7 @@ export function planAwq(
   spec: AWQModifierSpec,
   quantization: QuantizationPlan,
 ): AwqPlan {
-  const mappings = spec.mappings === null
-    ? AWQ_DEFAULT_MAPPINGS
-    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+  const mappings = awqMappingsOf(config, spec);
   for (let k = 0; k < config.numHiddenLayers; k++) {
     resolveLayerMappings(k, config, mappings, where(spec));
   }
