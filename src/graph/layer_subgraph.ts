@@ -95,8 +95,20 @@ export class LayerSubgraph {
     return this.#mlpInputs?.bytesOnDisk ?? 0;
   }
 
-  /** A new cache on the shared budget, spilling into this subgraph's folder. */
-  async #cache(tag: string): Promise<ActivationCache> {
+  /**
+   * A new cache on the run's shared budget, spilling into this subgraph's
+   * folder (a session caching its own parent inputs uses it; the folder goes
+   * with {@link LayerSubgraph.dispose}).
+   *
+   * @param tag names its spill files
+   * @returns the empty cache
+   * @example
+   * ```ts ignore
+   * const xs = await sub.cache("awq-in");
+   * await xs.put(0, x);
+   * ```
+   */
+  async cache(tag: string): Promise<ActivationCache> {
     this.#folder ??= await Deno.makeTempDir({
       dir: this.memory.spillDir,
       prefix: `llmc-subgraph-l${this.layer}-`,
@@ -142,7 +154,7 @@ export class LayerSubgraph {
     if (name === "self_attn") return this.inputs;
     if (this.#mlpInputs === null) {
       // h' = h + attn(h): the attention half alone, with the layer's own weights.
-      const cache = await this.#cache("mlp-in");
+      const cache = await this.cache("mlp-in");
       const w = LayerWeights.fromArrays(
         this.model.engine,
         this.model.config,
@@ -214,7 +226,7 @@ export class LayerSubgraph {
     const xs = await this.#inputsOf(name);
     const base = this.#isolated(name, reference);
     // −reference output per batch, on the shared budget (spilled beyond it).
-    const negatedRefs = await this.#cache(`ref-${name}`);
+    const negatedRefs = await this.cache(`ref-${name}`);
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = candidates.map(() => []);
     try {

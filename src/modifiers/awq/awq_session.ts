@@ -28,7 +28,8 @@
  */
 
 import { concatMap, map, type OperatorFunction } from "rxjs";
-import type { Tensor } from "../../engine/engine.ts";
+import type { Engine, Tensor } from "../../engine/engine.ts";
+import type { ActivationCache } from "../../graph/activation_cache.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -272,8 +273,11 @@ class AwqSession implements LayerSession {
   readonly #mappings: LayerMapping[];
   readonly #sums: Float64Array[];
   readonly #counts: number[];
-  /** Σ xᵀx of the balance input, for mappings whose parent is the balance Linear itself. */
-  readonly #grams: (Float64Array | null)[];
+  /**
+   * The balance inputs per forward, for mappings whose parent is the balance
+   * Linear itself (its output is `X · Wᵀ`), on the run's activation budget.
+   */
+  readonly #inputs: (ActivationCache | null)[];
   #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
@@ -297,7 +301,7 @@ class AwqSession implements LayerSession {
     });
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
-    this.#grams = this.#mappings.map(() => null);
+    this.#inputs = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
@@ -344,11 +348,12 @@ class AwqSession implements LayerSession {
         for (let j = 0; j < cols; j++) sum[j] += Math.abs(x[r + j]);
       }
       this.#counts[p.mapping] += x.length / cols;
-      if (isLinearParent(this.#mappings[p.mapping])) {
-        this.#grams[p.mapping] ??= new Float64Array(cols * cols);
-        accumulateGram(this.#grams[p.mapping]!, x, cols);
-      }
     });
+    for (const [i, p] of pending.entries()) {
+      if (!isLinearParent(this.#mappings[p.mapping])) continue;
+      const cache = this.#inputs[p.mapping] ??= await this.env.subgraph.cache("awq-in");
+      await cache.put(cache.size, read[i]);
+    }
     for (const p of pending) p.x.destroy();
     this.#pending = this.#pending.filter((t) => !pending.some((p) => p.x === t));
   }
@@ -387,19 +392,23 @@ class AwqSession implements LayerSession {
         }
         return c;
       });
-      // A Linear parent's output error is a quadratic form of the weight change and the
-      // inputs' Gram matrix: exact, and no forward per candidate.
-      const gram = this.#grams[i];
-      const measured = gram !== null
-        ? linearParentLosses(
-          gram,
-          this.#counts[i],
+      // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
+      // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
+      const inputs = this.#inputs[i];
+      const measured = inputs !== null
+        ? await linearParentLosses(
+          this.env.engine,
+          inputs,
+          cols,
           weights.get(`${m.balance[0]}.weight`)!,
           candidates.map((c) =>
             c.get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!
           ),
         )
         : await this.env.subgraph.losses(m.parent, weights, candidates);
+      // The cached inputs are not needed again: give their memory back.
+      await inputs?.dispose();
+      this.#inputs[i] = null;
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -450,6 +459,8 @@ class AwqSession implements LayerSession {
   dispose(): void {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
+    // Returns their budget; the files go with the sub-graph's folder in any case.
+    for (const c of this.#inputs) c?.dispose().catch(() => {});
   }
 }
 
@@ -458,59 +469,66 @@ function isLinearParent(m: LayerMapping): boolean {
   return !m.smoothIsNorm && m.balance.length === 1 && m.parentName === m.balance[0];
 }
 
-/** g += xᵀx for the rows of x (upper triangle, mirrored at use). */
-function accumulateGram(g: Float64Array, x: Float32Array, cols: number): void {
-  for (let r = 0; r < x.length; r += cols) {
-    for (let a = 0; a < cols; a++) {
-      const xa = x[r + a];
-      if (xa === 0) continue;
-      const row = a * cols;
-      for (let b = a; b < cols; b++) g[row + b] += xa * x[r + b];
-    }
-  }
-}
-
-/** Σ_i d_i G d_iᵀ over the rows d_i of `d` (G upper-triangular storage). */
-function quadraticForm(g: Float64Array, d: Float64Array, cols: number): number {
-  let total = 0;
-  for (let i = 0; i < d.length; i += cols) {
-    for (let a = 0; a < cols; a++) {
-      const da = d[i + a];
-      if (da === 0) continue;
-      const row = a * cols;
-      let acc = g[row + a] * da;
-      for (let b = a + 1; b < cols; b++) acc += 2 * g[row + b] * d[i + b];
-      total += da * acc;
-    }
-  }
-  return total;
-}
-
 /**
  * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
- * for each candidate weight Ŵ, from the inputs' Gram matrix `XᵀX`.
+ * for each candidate weight Ŵ, on the engine: one weight upload per
+ * candidate, the cached input batches streamed through it, every row sum
+ * read back together.
  */
-function linearParentLosses(
-  gram: Float64Array,
-  rows: number,
+async function linearParentLosses(
+  engine: Engine,
+  inputs: ActivationCache,
+  cols: number,
   w: Float32Array,
   candidates: readonly Float32Array[],
-): SubgraphLosses {
-  const cols = Math.round(Math.sqrt(gram.length));
+): Promise<SubgraphLosses> {
   const out = w.length / cols;
-  const numel = rows * out;
-  const ref = quadraticForm(gram, Float64Array.from(w), cols) / numel;
-  const losses = new Float64Array(candidates.length);
-  candidates.forEach((c, k) => {
-    const d = new Float64Array(w.length);
-    for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
-    losses[k] = quadraticForm(gram, d, cols) / numel;
-  });
-  return {
-    finite: Number.isFinite(ref) && gram.every(Number.isFinite),
-    losses,
-    referenceMeanSquare: ref,
+  const sums: Tensor[][] = [[], ...candidates.map(() => [])];
+  let rows = 0;
+  const run = async (weight: Float32Array, into: Tensor[]) => {
+    const wt = engine.uploadWeight(weight, [out, cols]);
+    try {
+      for (let b = 0; b < inputs.size; b++) {
+        const xb = await inputs.get(b);
+        const x = engine.upload(xb, [xb.length / cols, cols]);
+        const y = engine.matmul(x, wt);
+        const sq = engine.mul(y, y);
+        into.push(engine.reduceRows(sq, "sum"));
+        for (const t of [x, y, sq]) t.destroy();
+      }
+    } finally {
+      wt.destroy();
+    }
   };
+  try {
+    for (let b = 0; b < inputs.size; b++) rows += (await inputs.get(b)).length / cols;
+    await run(w, sums[0]);
+    for (let c = 0; c < candidates.length; c++) {
+      // X·Wᵀ − X·Ŵᵀ = X·(W − Ŵ)ᵀ: the error itself comes out of the matmul.
+      const d = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) d[i] = w[i] - candidates[c][i];
+      await run(d, sums[c + 1]);
+    }
+    const read = await engine.read(sums.flat()) as Float32Array[];
+    const numel = rows * out;
+    const totals: number[] = [];
+    let at = 0;
+    for (const list of sums) {
+      let t = 0;
+      for (const a of read.slice(at, at + list.length)) {
+        for (let i = 0; i < a.length; i++) t += a[i];
+      }
+      totals.push(t / numel);
+      at += list.length;
+    }
+    return {
+      finite: Number.isFinite(totals[0]),
+      losses: Float64Array.from(totals.slice(1)),
+      referenceMeanSquare: totals[0],
+    };
+  } finally {
+    for (const t of sums.flat()) t.destroy();
+  }
 }
 
 /** Q(W · s) / s with memoryless min/max qparams of the layer's weight args. */
