@@ -206,21 +206,25 @@ export class LayerSubgraph {
   /**
    * Runs a part with the given weights (the reference) and with each
    * candidate (tensors that replace some of them), and measures each
-   * candidate's mean squared output error against the reference.
+   * candidate's mean squared output error against the reference. Candidates
+   * are built one at a time, when their turn comes, so only one set of
+   * candidate weights exists at once.
    *
    * @param name which part
    * @param reference the layer's weights the reference output is computed with
-   * @param candidates per candidate, the tensors that replace the reference's
+   * @param count the number of candidates
+   * @param candidate builds candidate `c`: the tensors that replace the reference's
    * @returns the losses, read back in one device round trip
    * @example
    * ```ts ignore
-   * const { finite, losses } = await sub.losses("self_attn", weights, [{ ... }]);
+   * const { finite, losses } = await sub.losses("self_attn", weights, 2, (c) => grid[c]);
    * ```
    */
   async losses(
     name: SubgraphName,
     reference: ReadonlyMap<string, Float32Array>,
-    candidates: readonly ReadonlyMap<string, Float32Array>[],
+    count: number,
+    candidate: (c: number) => ReadonlyMap<string, Float32Array>,
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
@@ -228,7 +232,7 @@ export class LayerSubgraph {
     // −reference output per batch, on the shared budget (spilled beyond it).
     const negatedRefs = await this.cache(`ref-${name}`);
     const refSquares: Tensor[] = [];
-    const errors: Tensor[][] = candidates.map(() => []);
+    const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
       const refWeights = LayerWeights.fromArrays(engine, config, this.layer, base);
       try {
@@ -250,9 +254,9 @@ export class LayerSubgraph {
       } finally {
         refWeights.destroy();
       }
-      for (let c = 0; c < candidates.length; c++) {
+      for (let c = 0; c < count; c++) {
         const w = new Map(base);
-        for (const [n, v] of candidates[c]) w.set(n, v);
+        for (const [n, v] of candidate(c)) w.set(n, v);
         const weights = LayerWeights.fromArrays(engine, config, this.layer, w);
         try {
           for (let i = 0; i < this.batches.length; i++) {
@@ -277,9 +281,9 @@ export class LayerSubgraph {
         return s;
       };
       const ref = total(read.slice(0, refSquares.length));
-      const losses = new Float64Array(candidates.length);
+      const losses = new Float64Array(count);
       const n = this.batches.length;
-      for (let c = 0; c < candidates.length; c++) {
+      for (let c = 0; c < count; c++) {
         const at = refSquares.length + c * n;
         losses[c] = total(read.slice(at, at + n)) / numel;
       }

@@ -385,13 +385,15 @@ class AwqSession implements LayerSession {
       );
       const grid = awqGrid(spec.duoScaling, spec.nGrid).filter((p) => !p.duo || wMean !== null);
       const scales = grid.map((p) => awqScales(xMean, wMean, p));
-      const candidates = scales.map((s) => {
+      // Built when the search reaches it: one candidate's weights exist at a time.
+      const candidate = (k: number) => {
         const c = new Map<string, Float32Array>();
         for (const b of quantized) {
-          c.set(`${b.name}.weight`, scaledFakeQuantized(weights.get(`${b.name}.weight`)!, s, b));
+          const w = weights.get(`${b.name}.weight`)!;
+          c.set(`${b.name}.weight`, scaledFakeQuantized(w, scales[k], b));
         }
         return c;
-      });
+      };
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
       // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
       const inputs = this.#inputs[i];
@@ -401,11 +403,11 @@ class AwqSession implements LayerSession {
           inputs,
           cols,
           weights.get(`${m.balance[0]}.weight`)!,
-          candidates.map((c) =>
-            c.get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!
-          ),
+          scales.length,
+          (k) =>
+            candidate(k).get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!,
         )
-        : await this.env.subgraph.losses(m.parent, weights, candidates);
+        : await this.env.subgraph.losses(m.parent, weights, scales.length, candidate);
       // The cached inputs are not needed again: give their memory back.
       await inputs?.dispose();
       this.#inputs[i] = null;
@@ -480,10 +482,11 @@ async function linearParentLosses(
   inputs: ActivationCache,
   cols: number,
   w: Float32Array,
-  candidates: readonly Float32Array[],
+  count: number,
+  candidate: (c: number) => Float32Array,
 ): Promise<SubgraphLosses> {
   const out = w.length / cols;
-  const sums: Tensor[][] = [[], ...candidates.map(() => [])];
+  const sums: Tensor[][] = Array.from({ length: count + 1 }, () => []);
   let rows = 0;
   const run = async (weight: Float32Array, into: Tensor[]) => {
     const wt = engine.uploadWeight(weight, [out, cols]);
@@ -503,10 +506,11 @@ async function linearParentLosses(
   try {
     for (let b = 0; b < inputs.size; b++) rows += (await inputs.get(b)).length / cols;
     await run(w, sums[0]);
-    for (let c = 0; c < candidates.length; c++) {
+    for (let c = 0; c < count; c++) {
       // X·Wᵀ − X·Ŵᵀ = X·(W − Ŵ)ᵀ: the error itself comes out of the matmul.
+      const q = candidate(c);
       const d = new Float32Array(w.length);
-      for (let i = 0; i < w.length; i++) d[i] = w[i] - candidates[c][i];
+      for (let i = 0; i < w.length; i++) d[i] = w[i] - q[i];
       await run(d, sums[c + 1]);
     }
     const read = await engine.read(sums.flat()) as Float32Array[];
