@@ -101,7 +101,11 @@ Deno.test({
         assert.equal(s.module, m.module);
         assert.equal(s.error, m.error);
         assert.equal(s.rtnOutputError, m.rtnOutputError);
+        // The metrics stream carries AWQ's output MSE next to RTN's (the grid's identity
+        // point) and the chosen grid point: the identity exactly when AWQ found nothing better.
         assert.ok(m.outputError! <= m.rtnOutputError!, `${m.module}: AWQ worse than RTN`);
+        const identity = m.awqGridPoint!.ratio === 0 && !m.awqGridPoint!.duoScaling;
+        assert.equal(identity, m.outputError === m.rtnOutputError, m.module);
       });
 
       // A failure in the middle of a layer's grid search still removes its spill folder.

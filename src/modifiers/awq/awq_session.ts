@@ -449,6 +449,7 @@ class AwqSession implements LayerSession {
         outputError: ref > 0 ? measured.losses[best] / ref : null,
         // The first grid point is the identity: round-to-nearest with the same scheme.
         rtnOutputError: ref > 0 ? measured.losses[0] / ref : null,
+        awqGridPoint: { ratio: grid[best].ratio, duoScaling: grid[best].duo },
         samples: this.env.samples,
         seconds: (performance.now() - t0) / 1000,
         rssBytes: Deno.memoryUsage().rss,
