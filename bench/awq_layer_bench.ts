@@ -43,6 +43,7 @@ const { values } = parseArgs({
 const dir = await Deno.makeTempDir({ prefix: "llmc-awq-layer-bench-" });
 try {
   const model = `${dir}/model`;
+  await Deno.mkdir(model);
   await writeSyntheticModel({
     modelType: "llama",
     hidden: 4096,
