@@ -45,6 +45,7 @@ import type {
 } from "../../graph/modifier.ts";
 import { computeDTypeOf } from "../quantization/linear_plan.ts";
 import { rtnQuantizeLinears } from "../quantization/rtn_linears.ts";
+import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
   applySmoothing,
@@ -386,14 +387,10 @@ class AwqSession implements LayerSession {
       const grid = awqGrid(spec.duoScaling, spec.nGrid).filter((p) => !p.duo || wMean !== null);
       const scales = grid.map((p) => awqScales(xMean, wMean, p));
       // Built when the search reaches it: one candidate's weights exist at a time.
-      const candidate = (k: number) => {
-        const c = new Map<string, Float32Array>();
-        for (const b of quantized) {
-          const w = weights.get(`${b.name}.weight`)!;
-          c.set(`${b.name}.weight`, scaledFakeQuantized(w, scales[k], b));
-        }
-        return c;
-      };
+      // rtnQuantizeLinears fuses only the sets whose members are all here with tensor_group args.
+      const fusedSets = layerFusedSets(this.env.layer, this.env.config, () => true);
+      const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
+      const candidate = (k: number) => scaledFakeQuantized(balanceWeights, scales[k], fusedSets);
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
       // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
       const inputs = this.#inputs[i];
@@ -536,25 +533,47 @@ async function linearParentLosses(
   }
 }
 
-/** Q(W · s) / s with memoryless min/max qparams of the layer's weight args. */
-function scaledFakeQuantized(w: Float32Array, s: Float32Array, b: BalanceLayer): Float32Array {
+/**
+ * Q(W · s) / s for every quantized balance layer, with memoryless min/max
+ * qparams of each layer's weight args; NVFP4 global scales fused over the
+ * given sets (q/k/v, gate/up) as upstream fuses the parent's weight
+ * observers during the grid search, so each candidate is quantized as vLLM
+ * will run it.
+ */
+function scaledFakeQuantized(
+  layers: readonly { readonly b: BalanceLayer; readonly w: Float32Array }[],
+  s: Float32Array,
+  fusedSets: readonly (readonly string[])[],
+): Map<string, Float32Array> {
   const cols = s.length;
-  const shape: [number, number] = [w.length / cols, cols];
-  const scaled = new Float32Array(w.length);
-  for (let i = 0; i < w.length; i += cols) {
-    for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
-  }
-  // The grid search observes with memoryless min/max whatever the scheme's observer is.
-  const scheme = { ...b.scheme!, weights: { ...b.args!, observer: "memoryless_minmax" as const } };
-  const [{ fakeQuantized }] = rtnQuantizeLinears(
-    [{ name: b.name, values: scaled, shape, scheme, format: null, dtype: b.dtype }],
-    { fakeQuantize: true },
+  const quantized = rtnQuantizeLinears(
+    layers.map(({ b, w }) => {
+      const scaled = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i += cols) {
+        for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
+      }
+      // The grid search observes with memoryless min/max whatever the scheme's observer is.
+      const weights = { ...b.args!, observer: "memoryless_minmax" as const };
+      return {
+        name: b.name,
+        values: scaled,
+        shape: [w.length / cols, cols] as const,
+        scheme: { ...b.scheme!, weights },
+        format: null,
+        dtype: b.dtype,
+      };
+    }),
+    { fusedSets, fakeQuantize: true },
   );
-  const q = fakeQuantized!;
-  for (let i = 0; i < q.length; i += cols) {
-    for (let j = 0; j < cols; j++) q[i + j] /= s[j];
+  const out = new Map<string, Float32Array>();
+  for (const r of quantized) {
+    const q = r.fakeQuantized!;
+    for (let i = 0; i < q.length; i += cols) {
+      for (let j = 0; j < cols; j++) q[i + j] /= s[j];
+    }
+    out.set(`${r.name}.weight`, q);
   }
-  return q;
+  return out;
 }
 
 /**
