@@ -17,7 +17,14 @@ import {
   MINIMUM_SMOOTHING_SCALE,
   smoothingScales,
 } from "../../src/modifiers/smoothquant/smoothquant_session.ts";
-import { awqGrid, awqScales, awqWeightMeans } from "../../src/modifiers/awq/awq_session.ts";
+import {
+  awqCandidateWeights,
+  awqGrid,
+  awqScales,
+  awqWeightMeans,
+} from "../../src/modifiers/awq/awq_session.ts";
+import { rtnQuantizeLinears } from "../../src/modifiers/quantization/rtn_linears.ts";
+import { presetScheme } from "../../src/quant/presets.ts";
 import { MODIFIERS } from "../../src/modifiers/builtin.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { PARSED_MODIFIERS } from "../../src/recipe/modifiers.ts";
@@ -198,4 +205,38 @@ Deno.test("recipe.yaml records AWQ's and SmoothQuant's inferred mappings, as ups
       "      - {smooth_layer: 're:.*up_proj$', balance_layers: ['re:.*down_proj$']}\n",
   );
   assert.equal(given.match(/smooth_layer/g)?.length, 1, given);
+});
+
+Deno.test("AWQ candidates: NVFP4 global scales fused over q/k/v as upstream's grid search fuses them", () => {
+  const nvfp4 = presetScheme("NVFP4A16", ["Linear"]);
+  const random = (n: number, amp: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => amp * Math.sin(seed * 12.9898 + i * 78.233));
+  const names = ["q", "k", "v"];
+  // Different magnitudes: unfused, each would get its own global scale.
+  const layers = names.map((name, i) => ({
+    b: { name, scheme: nvfp4, args: nvfp4.weights, dtype: "F32" as const },
+    w: random(4 * 32, 1 + 3 * i, i + 1),
+  }));
+  const s = Float32Array.from({ length: 32 }, (_, j) => 0.5 + j / 32);
+  const scaled = (w: Float32Array) => w.map((v, i) => v * s[i % 32]);
+  const expected = (fusedSets: string[][]) =>
+    rtnQuantizeLinears(
+      layers.map(({ b, w }) => ({
+        name: b.name,
+        values: scaled(w),
+        shape: [4, 32] as const,
+        scheme: {
+          ...nvfp4,
+          weights: { ...nvfp4.weights!, observer: "memoryless_minmax" as const },
+        },
+        format: null,
+        dtype: "F32" as const,
+      })),
+      { fusedSets, fakeQuantize: true },
+    ).map((r) => r.fakeQuantized!.map((v, i) => v / s[i % 32]));
+  const got = awqCandidateWeights(layers, s, [names]);
+  const fused = expected([names]);
+  const unfused = expected([]);
+  names.forEach((n, i) => assert.deepEqual(got.get(`${n}.weight`), fused[i], n));
+  assert.notDeepEqual(fused[0], unfused[0]);
 });

@@ -259,12 +259,15 @@ interface PendingInput {
   readonly x: Tensor;
 }
 
-interface BalanceLayer {
+/** A balance layer of a mapping, as the grid search quantizes it. */
+export interface BalanceLayer {
+  /** Module name. */
   readonly name: string;
   /** Its scheme (null: not quantized, scaled only). */
   readonly scheme: QuantizationScheme | null;
   /** Weight args (null: not quantized, scaled only). */
   readonly args: QuantizationArgs | null;
+  /** The dtype its weight is stored in. */
   readonly dtype: ComputeDType;
 }
 
@@ -390,7 +393,7 @@ class AwqSession implements LayerSession {
       // rtnQuantizeLinears fuses only the sets whose members are all here with tensor_group args.
       const fusedSets = layerFusedSets(this.env.layer, this.env.config, () => true);
       const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
-      const candidate = (k: number) => scaledFakeQuantized(balanceWeights, scales[k], fusedSets);
+      const candidate = (k: number) => awqCandidateWeights(balanceWeights, scales[k], fusedSets);
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
       // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
       const inputs = this.#inputs[i];
@@ -539,8 +542,17 @@ async function linearParentLosses(
  * given sets (q/k/v, gate/up) as upstream fuses the parent's weight
  * observers during the grid search, so each candidate is quantized as vLLM
  * will run it.
+ *
+ * @param layers the quantized balance layers with their current weights
+ * @param s the candidate's scales (one per input channel)
+ * @param fusedSets sets of module names whose global scales are fused
+ * @returns the candidate weights by tensor name (`<module>.weight`)
+ * @example
+ * ```ts ignore
+ * const c = awqCandidateWeights([{ b, w }], scales, [["q", "k", "v"]]);
+ * ```
  */
-function scaledFakeQuantized(
+export function awqCandidateWeights(
   layers: readonly { readonly b: BalanceLayer; readonly w: Float32Array }[],
   s: Float32Array,
   fusedSets: readonly (readonly string[])[],
