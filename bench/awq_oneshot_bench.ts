@@ -1,7 +1,7 @@
 /**
- * AWQ against GPTQ on a synthetic Llama of about 13M parameters (4 layers,
- * hidden 512, intermediate 1376, 8 heads without GQA so every AWQ mapping
- * applies, vocab 4096, tied): each recipe (W4A16 asymmetric channel-wise)
+ * AWQ against GPTQ on a synthetic Llama of about 13M parameters (2 layers,
+ * hidden 768, intermediate 2048, 12 heads without GQA so every AWQ mapping
+ * applies, vocab 512, tied): each recipe (W4A16 asymmetric channel-wise)
  * runs as a whole oneshot in its own child process, which reports its wall
  * time and peak resident set size (VmHWM). The cached activations are
  * bounded by `--max-activation-memory` (default 64 MiB here) and spill to
@@ -33,12 +33,12 @@ const RECIPES: Record<string, string> = {
 };
 const SPEC = {
   modelType: "llama" as const,
-  hidden: 512,
-  layers: 4,
-  heads: 8,
-  kvHeads: 8,
-  intermediate: 1376,
-  vocab: 4096,
+  hidden: 768,
+  layers: 2,
+  heads: 12,
+  kvHeads: 12,
+  intermediate: 2048,
+  vocab: 512,
   tied: true,
   seed: 11,
 };

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { MODIFIERS } from "./modifiers/builtin.ts";
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
 import { resolveModelDir } from "./hub/resolve_model.ts";
@@ -454,7 +455,8 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         options.onEvent ? emit : undefined,
         formatOverride,
       );
-    const recipeYaml = recipeToYaml(fullRecipe);
+    // As upstream saves it: inferred fields (AWQ/SmoothQuant mappings) filled in by initialize.
+    const recipeYaml = recipeToYaml(MODIFIERS.initialized(fullRecipe, original.config));
     const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,

@@ -92,6 +92,12 @@ export interface ModuleMetricEvent {
   /** The same error of round-to-nearest with the same args (GPTQ, AWQ), for comparison; null otherwise. */
   readonly rtnOutputError?: number | null;
   /**
+   * AWQ: the grid point its search chose for this parent. `{ratio: 0,
+   * duoScaling: false}` is the identity (scales 1), i.e. round-to-nearest:
+   * no grid point lowered the parent's output error.
+   */
+  readonly awqGridPoint?: { readonly ratio: number; readonly duoScaling: boolean };
+  /**
    * An MoE expert's Linears: tokens the router sent the expert, and tokens
    * its statistics saw (all of them with `moe_calibrate_all_experts`).
    */

@@ -31,7 +31,7 @@ import type { LinearInputTransform } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
-import { LayerSubgraph } from "./layer_subgraph.ts";
+import { LayerSubgraph, type SubgraphMemory } from "./layer_subgraph.ts";
 import { PendingReads } from "./pending_reads.ts";
 import { ExpertTokenCounter } from "./expert_tokens.ts";
 import type {
@@ -64,6 +64,11 @@ export interface LayerGraphContext {
   readonly passes: number;
   /** MoE models: upstream's `moe_calibrate_all_experts` (default true). */
   readonly moeCalibrateAllExperts?: boolean;
+  /**
+   * The run's activation budget and spill folder, for what sub-graph runs
+   * cache (AWQ's parent inputs and reference outputs); default unbounded.
+   */
+  readonly activations?: SubgraphMemory;
 }
 
 /** One layer's inputs. */
@@ -155,7 +160,14 @@ export async function calibrateLayer(
       samples,
       ...(module === undefined ? {} : { module }),
     });
-  const subgraph = new LayerSubgraph(model, k, batches, input.inputs, input.weights);
+  const subgraph = new LayerSubgraph(
+    model,
+    k,
+    batches,
+    input.inputs,
+    input.weights,
+    ctx.activations,
+  );
   const allExperts = ctx.moeCalibrateAllExperts ?? true;
   const expertTokens = model.config.moe === null ? undefined : new ExpertTokenCounter(allExperts);
   // The experts' token counts come from the layer's first calibration round (a later stage's
@@ -262,6 +274,7 @@ export async function calibrateLayer(
   } finally {
     calibrationGpu?.destroy();
     for (const s of sessions) s.dispose();
+    await subgraph.dispose();
   }
 }
 

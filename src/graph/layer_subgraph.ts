@@ -13,7 +13,16 @@
  * the layer then returns `h + attn(h)` (or `h' + mlp(h')`), and the residual
  * cancels in the difference to the reference. Every candidate's squared
  * error is reduced by the model's engine (WebGPU or CPU) and all of them are
- * read back together: one device round trip per call, however many candidates.
+ * read back together: one device round trip for the losses, however many
+ * candidates.
+ *
+ * The cached parent inputs (`h'`) and reference outputs live in
+ * {@link ActivationCache}s on the run's shared budget
+ * (`--max-activation-memory`): beyond it they spill to files in a folder of
+ * this subgraph's own, removed by {@link LayerSubgraph.dispose}. The device
+ * holds one batch at a time, so neither host nor device memory grows with
+ * the number of calibration batches (upstream's AWQ keeps every parent's
+ * inputs of every batch).
  *
  * @module
  */
@@ -22,7 +31,7 @@ import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import { layerPrefix } from "../model/module_names.ts";
-import type { ActivationCache } from "./activation_cache.ts";
+import { ActivationCache, MemoryBudget } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 
 /** The parts of a decoder layer a session can run alone. */
@@ -38,18 +47,31 @@ export interface SubgraphLosses {
   readonly referenceMeanSquare: number;
 }
 
+/** Where a subgraph's caches may keep activations. */
+export interface SubgraphMemory {
+  /** The run's shared host-memory budget (`--max-activation-memory`). */
+  readonly budget: MemoryBudget;
+  /** An existing folder; the subgraph spills into a temporary folder inside it. */
+  readonly spillDir?: string;
+}
+
 /**
  * Runs parts of decoder layer `layer` on its cached inputs.
  *
  * @example
  * ```ts ignore
- * const sub = new LayerSubgraph(model, 0, batches, inputs, weights);
- * const { losses } = await sub.losses("mlp", weights, [candidateA, candidateB]);
- * sub.dispose();
+ * const sub = new LayerSubgraph(model, 0, batches, inputs, weights, { budget, spillDir });
+ * try {
+ *   const { losses } = await sub.losses("mlp", weights, [candidateA, candidateB]);
+ * } finally {
+ *   await sub.dispose();
+ * }
  * ```
  */
 export class LayerSubgraph {
-  #mlpInputs: Float32Array[] | null = null;
+  #mlpInputs: ActivationCache | null = null;
+  #folder: string | null = null;
+  #caches = 0;
 
   /**
    * @param model the model (its layer forward runs the parts)
@@ -57,6 +79,7 @@ export class LayerSubgraph {
    * @param batches the calibration batches
    * @param inputs the layer's inputs per batch
    * @param weights the layer's weights as it started (for the mlp's inputs)
+   * @param memory the budget its caches share (default: unbounded, nothing spills)
    */
   constructor(
     readonly model: DecoderModel,
@@ -64,7 +87,52 @@ export class LayerSubgraph {
     readonly batches: readonly CalibrationBatch[],
     readonly inputs: ActivationCache,
     readonly weights: ReadonlyMap<string, Float32Array>,
+    readonly memory: SubgraphMemory = { budget: new MemoryBudget(Infinity) },
   ) {}
+
+  /** Bytes the subgraph's caches have spilled to disk so far (the mlp's inputs). */
+  get bytesOnDisk(): number {
+    return this.#mlpInputs?.bytesOnDisk ?? 0;
+  }
+
+  /**
+   * A new cache on the run's shared budget, spilling into this subgraph's
+   * folder (a session caching its own parent inputs uses it; the folder goes
+   * with {@link LayerSubgraph.dispose}).
+   *
+   * @param tag names its spill files
+   * @returns the empty cache
+   * @example
+   * ```ts ignore
+   * const xs = await sub.cache("awq-in");
+   * await xs.put(0, x);
+   * ```
+   */
+  async cache(tag: string): Promise<ActivationCache> {
+    this.#folder ??= await Deno.makeTempDir({
+      dir: this.memory.spillDir,
+      prefix: `llmc-subgraph-l${this.layer}-`,
+    });
+    return new ActivationCache(this.memory.budget, this.#folder, `${tag}-${this.#caches++}`);
+  }
+
+  /**
+   * Frees the cached parent inputs and removes the spill folder.
+   *
+   * @returns resolves when the folder is gone
+   * @example
+   * ```ts ignore
+   * await sub.dispose();
+   * ```
+   */
+  async dispose(): Promise<void> {
+    await this.#mlpInputs?.dispose();
+    this.#mlpInputs = null;
+    if (this.#folder !== null) {
+      await Deno.remove(this.#folder, { recursive: true }).catch(() => {});
+      this.#folder = null;
+    }
+  }
 
   /** The weights with the other half of the layer switched off. */
   #isolated(
@@ -81,41 +149,51 @@ export class LayerSubgraph {
     return out;
   }
 
-  /** The part's inputs per batch (host). */
-  async #inputsOf(name: SubgraphName): Promise<Float32Array[]> {
-    const layerInputs = () => Promise.all(this.batches.map((b) => this.inputs.get(b.index)));
-    if (name === "self_attn") return await layerInputs();
+  /** The part's inputs per batch. */
+  async #inputsOf(name: SubgraphName): Promise<ActivationCache> {
+    if (name === "self_attn") return this.inputs;
     if (this.#mlpInputs === null) {
       // h' = h + attn(h): the attention half alone, with the layer's own weights.
-      const xs = await layerInputs();
+      const cache = await this.cache("mlp-in");
       const w = LayerWeights.fromArrays(
         this.model.engine,
         this.model.config,
         this.layer,
         this.#isolated("self_attn", this.weights),
       );
-      const outs: Tensor[] = [];
       try {
         for (let i = 0; i < this.batches.length; i++) {
-          const hidden = this.#upload(this.batches[i], xs[i]);
+          const b = this.batches[i];
+          const out = await this.#run(w, i, await this.inputs.get(b.index));
           try {
-            outs.push(
-              await this.model.runLayer(this.layer, hidden, {
-                weights: w,
-                sequences: this.batches[i].sequences,
-              }),
-            );
+            const [h] = await this.model.engine.read([out]);
+            await cache.put(b.index, h as Float32Array);
           } finally {
-            hidden.destroy();
+            out.destroy();
           }
         }
-        this.#mlpInputs = (await this.model.engine.read(outs)) as Float32Array[];
+        this.#mlpInputs = cache;
+      } catch (e) {
+        await cache.dispose();
+        throw e;
       } finally {
-        for (const o of outs) o.destroy();
         w.destroy();
       }
     }
     return this.#mlpInputs;
+  }
+
+  /** The layer forward of batch `i` on `x` with `weights`. */
+  async #run(weights: LayerWeights, i: number, x: Float32Array): Promise<Tensor> {
+    const hidden = this.#upload(this.batches[i], x);
+    try {
+      return await this.model.runLayer(this.layer, hidden, {
+        weights,
+        sequences: this.batches[i].sequences,
+      });
+    } finally {
+      hidden.destroy();
+    }
   }
 
   #upload(b: CalibrationBatch, x: Float32Array): Tensor {
@@ -128,63 +206,71 @@ export class LayerSubgraph {
   /**
    * Runs a part with the given weights (the reference) and with each
    * candidate (tensors that replace some of them), and measures each
-   * candidate's mean squared output error against the reference.
+   * candidate's mean squared output error against the reference. Candidates
+   * are built one at a time, when their turn comes, so only one set of
+   * candidate weights exists at once.
    *
    * @param name which part
    * @param reference the layer's weights the reference output is computed with
-   * @param candidates per candidate, the tensors that replace the reference's
+   * @param count the number of candidates
+   * @param candidate builds candidate `c`: the tensors that replace the reference's
    * @returns the losses, read back in one device round trip
    * @example
    * ```ts ignore
-   * const { finite, losses } = await sub.losses("self_attn", weights, [{ ... }]);
+   * const { finite, losses } = await sub.losses("self_attn", weights, 2, (c) => grid[c]);
    * ```
    */
   async losses(
     name: SubgraphName,
     reference: ReadonlyMap<string, Float32Array>,
-    candidates: readonly ReadonlyMap<string, Float32Array>[],
+    count: number,
+    candidate: (c: number) => ReadonlyMap<string, Float32Array>,
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
     const base = this.#isolated(name, reference);
-    const hidden = this.batches.map((b, i) => this.#upload(b, xs[i]));
-    const negatedRef: Tensor[] = [];
+    // −reference output per batch, on the shared budget (spilled beyond it).
+    const negatedRefs = await this.cache(`ref-${name}`);
     const refSquares: Tensor[] = [];
-    const errors: Tensor[][] = candidates.map(() => []);
-    const run = async (
-      weights: LayerWeights,
-      each: (out: Tensor, i: number) => Tensor[],
-    ) => {
+    const errors: Tensor[][] = Array.from({ length: count }, () => []);
+    try {
+      const refWeights = LayerWeights.fromArrays(engine, config, this.layer, base);
       try {
         for (let i = 0; i < this.batches.length; i++) {
-          const out = await this.model.runLayer(this.layer, hidden[i], {
-            weights,
-            sequences: this.batches[i].sequences,
-          });
-          const temporaries = each(out, i);
+          const b = this.batches[i];
+          const out = await this.#run(refWeights, i, await xs.get(b.index));
+          const negated = engine.scale(out, -1);
+          const sq = engine.mul(out, out);
+          refSquares.push(engine.reduceRows(sq, "sum"));
+          sq.destroy();
           out.destroy();
-          for (const t of temporaries) t.destroy();
+          try {
+            const [r] = await engine.read([negated]);
+            await negatedRefs.put(b.index, r as Float32Array);
+          } finally {
+            negated.destroy();
+          }
         }
       } finally {
-        weights.destroy();
+        refWeights.destroy();
       }
-    };
-    try {
-      await run(LayerWeights.fromArrays(engine, config, this.layer, base), (out) => {
-        negatedRef.push(engine.scale(out, -1));
-        const sq = engine.mul(out, out);
-        refSquares.push(engine.reduceRows(sq, "sum"));
-        return [sq];
-      });
-      for (let c = 0; c < candidates.length; c++) {
+      for (let c = 0; c < count; c++) {
         const w = new Map(base);
-        for (const [n, v] of candidates[c]) w.set(n, v);
-        await run(LayerWeights.fromArrays(engine, config, this.layer, w), (out, i) => {
-          const d = engine.add(out, negatedRef[i]);
-          const sq = engine.mul(d, d);
-          errors[c].push(engine.reduceRows(sq, "sum"));
-          return [d, sq];
-        });
+        for (const [n, v] of candidate(c)) w.set(n, v);
+        const weights = LayerWeights.fromArrays(engine, config, this.layer, w);
+        try {
+          for (let i = 0; i < this.batches.length; i++) {
+            const b = this.batches[i];
+            const out = await this.#run(weights, i, await xs.get(b.index));
+            const ref = this.#upload(b, await negatedRefs.get(b.index));
+            const d = engine.add(out, ref);
+            const sq = engine.mul(d, d);
+            errors[c].push(engine.reduceRows(sq, "sum"));
+            for (const t of [out, ref, d, sq]) t.destroy();
+          }
+        } finally {
+          weights.destroy();
+        }
       }
       const read = await engine.read([...refSquares, ...errors.flat()]) as Float32Array[];
       const numel = this.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0) *
@@ -195,15 +281,16 @@ export class LayerSubgraph {
         return s;
       };
       const ref = total(read.slice(0, refSquares.length));
-      const losses = new Float64Array(candidates.length);
+      const losses = new Float64Array(count);
       const n = this.batches.length;
-      for (let c = 0; c < candidates.length; c++) {
+      for (let c = 0; c < count; c++) {
         const at = refSquares.length + c * n;
         losses[c] = total(read.slice(at, at + n)) / numel;
       }
       return { finite: Number.isFinite(ref), losses, referenceMeanSquare: ref / numel };
     } finally {
-      for (const t of [...hidden, ...negatedRef, ...refSquares, ...errors.flat()]) t.destroy();
+      for (const t of [...refSquares, ...errors.flat()]) t.destroy();
+      await negatedRefs.dispose();
     }
   }
 }

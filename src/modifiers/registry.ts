@@ -7,7 +7,9 @@
  */
 
 import type { HfModel } from "../io/hf_model.ts";
+import type { ModelConfig } from "../io/model_config.ts";
 import type { ModifierSpec } from "../recipe/modifiers.ts";
+import type { Recipe } from "../recipe/recipe.ts";
 import type { LayerModifier } from "../graph/modifier.ts";
 import type { QuantizationPlan } from "./quantization/quantization_plan.ts";
 import type { ModuleFormat } from "../quant/compression_format.ts";
@@ -59,6 +61,16 @@ export interface ModifierRegistration<P extends PlanBase = PlanBase> {
    * @returns the new plan
    */
   withQuantization?(plan: P, quantization: QuantizationPlan): P;
+  /**
+   * The recipe entry as upstream's `initialize` leaves it, which is what its
+   * `recipe.yaml` records (e.g. AWQ's and SmoothQuant's inferred `mappings`).
+   * Absent: the entry is written as given.
+   *
+   * @param spec the recipe entry (one of `types`)
+   * @param config the model's config
+   * @returns the entry with the fields upstream fills in
+   */
+  initialized?(spec: ModifierSpec, config: ModelConfig): ModifierSpec;
 }
 
 /**
@@ -117,5 +129,25 @@ export class ModifierRegistry {
     const r = this.#byType.get(plan.modifier.type);
     if (r === undefined) throw new Error(`no modifier registered for ${plan.modifier.type}`);
     return r;
+  }
+
+  /**
+   * The recipe as upstream's modifiers record it after `initialize`: each
+   * entry with the fields its registration infers (see
+   * {@link ModifierRegistration.initialized}); others unchanged.
+   *
+   * @param recipe the recipe as read
+   * @param config the model's config
+   * @returns the recipe to write as `recipe.yaml`
+   * @example
+   * ```ts ignore
+   * recipeToYaml(MODIFIERS.initialized(recipe, hf.config)); // AWQ with its inferred mappings
+   * ```
+   */
+  initialized(recipe: Recipe, config: ModelConfig): Recipe {
+    return {
+      ...recipe,
+      modifiers: recipe.modifiers.map((m) => this.get(m.type)?.initialized?.(m, config) ?? m),
+    };
   }
 }

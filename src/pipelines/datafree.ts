@@ -29,7 +29,6 @@ import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import type { LinearToQuantize } from "../modifiers/quantization/rtn_linears.ts";
 import type { CheckpointSink, CheckpointTensor } from "../sink/checkpoint_sink.ts";
 import type { ModuleMetricEvent } from "../graph/events.ts";
-import { relativeError } from "../modifiers/quantization/rtn_weights.ts";
 import type { JsonObject } from "../sink/config_json.ts";
 
 /** What a pipeline hands to the sink's finalize besides the tensors. */
@@ -256,7 +255,7 @@ async function quantizeAll(
           module: q.name,
           modifier: "QuantizationModifier",
           layer: batch[i].layer,
-          error: relativeError(todo[i].values, q.fakeQuantized!),
+          error: q.relativeError,
           errorKind: "relative_weight_mse",
           samples: 0,
           seconds,

@@ -21,17 +21,15 @@ import { lcm } from "../modifiers/gptq/panel_matrix.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { qparamsOf } from "../quant/observers.ts";
-import { rtnGlobalScale, rtnQuantizeModule } from "../quant/rtn.ts";
 import { from, last, lastValueFrom } from "rxjs";
 import type { ActivationCache } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { LinearResult, ObservedQParams } from "../graph/modifier.ts";
 import { globalScaleOfState, observeMinMax } from "../graph/observer_operators.ts";
 import { inputNeedsCalibration } from "../modifiers/quantization/quantization_plan.ts";
-import { relativeError } from "../modifiers/quantization/rtn_weights.ts";
+import { rtnQuantizeLinears } from "../modifiers/quantization/rtn_linears.ts";
 import { readSampleMinMax, recordTensorMinMax } from "../graph/sample_statistics.ts";
 import type { PendingSampleMinMax } from "../graph/sample_statistics.ts";
-import { fakeQuantize } from "../quant/quantize.ts";
 
 /**
  * Whether lm_head needs the last layer's outputs (static or NVFP4 inputs, or GPTQ).
@@ -175,22 +173,17 @@ export async function quantizeLmHead(
         metric: { error: r.loss, errorKind: "gptq_loss", seconds: (performance.now() - t0) / 1000 },
       };
     }
-    const globalScale = args.strategy === "tensor_group"
-      ? rtnGlobalScale(values, args, dtype)
-      : null;
-    const qp = rtnQuantizeModule(values, plan.shape, args, {
-      globalScale,
-      dtype,
-      where: plan.name,
-    });
-    const fq = fakeQuantize(values, plan.shape, qp, args, { dtype, where: plan.name });
+    const [rtn] = rtnQuantizeLinears(
+      [{ name: plan.name, values, shape: plan.shape, scheme, format: null, dtype }],
+      { fakeQuantize: true },
+    );
     return {
       ...about,
       weight: values,
-      weightQParams: qp,
-      forwardWeight: fq,
+      weightQParams: rtn.qparams,
+      forwardWeight: rtn.fakeQuantized!,
       metric: {
-        error: relativeError(values, fq),
+        error: rtn.relativeError!,
         errorKind: "relative_weight_mse",
         seconds: (performance.now() - t0) / 1000,
       },

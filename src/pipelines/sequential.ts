@@ -187,6 +187,7 @@ async function layerStep(
       pass: spec.pass,
       passes: spec.passes,
       moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
+      activations: { budget: ctx.budget, spillDir: ctx.spillDir },
     },
     { layer: k, weights: host.weights, dtypes: host.dtypes, inputs: state.inputs, outputs },
   );

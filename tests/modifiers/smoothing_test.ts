@@ -17,10 +17,19 @@ import {
   MINIMUM_SMOOTHING_SCALE,
   smoothingScales,
 } from "../../src/modifiers/smoothquant/smoothquant_session.ts";
-import { awqGrid, awqScales, awqWeightMeans } from "../../src/modifiers/awq/awq_session.ts";
+import {
+  awqCandidateWeights,
+  awqGrid,
+  awqScales,
+  awqWeightMeans,
+} from "../../src/modifiers/awq/awq_session.ts";
+import { rtnQuantizeLinears } from "../../src/modifiers/quantization/rtn_linears.ts";
+import { presetScheme } from "../../src/quant/presets.ts";
 import { MODIFIERS } from "../../src/modifiers/builtin.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { PARSED_MODIFIERS } from "../../src/recipe/modifiers.ts";
+import { parseRecipe } from "../../src/recipe/parse.ts";
+import { recipeToYaml } from "../../src/recipe/serialize.ts";
 
 const CONFIG = {
   modelType: "llama",
@@ -151,4 +160,83 @@ Deno.test("every modifier llmc parses and runs in the graph has one registration
   );
   for (const t of runnable) assert.ok(MODIFIERS.get(t) !== undefined, t);
   assert.deepEqual(new Set(MODIFIERS.types), new Set(runnable));
+});
+
+Deno.test("recipe.yaml records AWQ's and SmoothQuant's inferred mappings, as upstream's initialize sets them", () => {
+  const yamlOf = (text: string) => recipeToYaml(MODIFIERS.initialized(parseRecipe(text), CONFIG));
+  const awq = yamlOf(
+    "quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16_ASYM, targets: [Linear]}\n",
+  );
+  // All four defaults, v_proj → o_proj included: upstream skips it per layer under GQA, later.
+  assert.ok(
+    awq.includes(
+      `      mappings:
+      - smooth_layer: re:.*input_layernorm$
+        balance_layers: ['re:.*q_proj$', 're:.*k_proj$', 're:.*v_proj$']
+      - smooth_layer: re:.*v_proj$
+        balance_layers: ['re:.*o_proj$']
+      - smooth_layer: re:.*post_attention_layernorm$
+        balance_layers: ['re:.*gate_proj$', 're:.*up_proj$']
+      - smooth_layer: re:.*up_proj$
+        balance_layers: ['re:.*down_proj$']
+      duo_scaling: true
+`,
+    ),
+    awq,
+  );
+  const sq = yamlOf(
+    "s_stage:\n  s_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n",
+  );
+  assert.ok(
+    sq.endsWith(
+      `      smoothing_strength: 0.8
+      mappings:
+      - - ['re:.*q_proj', 're:.*k_proj', 're:.*v_proj']
+        - re:.*input_layernorm
+      - - ['re:.*gate_proj', 're:.*up_proj']
+        - re:.*post_attention_layernorm
+`,
+    ),
+    sq,
+  );
+  // Given mappings are written as given.
+  const given = yamlOf(
+    "q_stage:\n  q_modifiers:\n    AWQModifier:\n      scheme: W4A16\n      mappings:\n" +
+      "      - {smooth_layer: 're:.*up_proj$', balance_layers: ['re:.*down_proj$']}\n",
+  );
+  assert.equal(given.match(/smooth_layer/g)?.length, 1, given);
+});
+
+Deno.test("AWQ candidates: NVFP4 global scales fused over q/k/v as upstream's grid search fuses them", () => {
+  const nvfp4 = presetScheme("NVFP4A16", ["Linear"]);
+  const random = (n: number, amp: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => amp * Math.sin(seed * 12.9898 + i * 78.233));
+  const names = ["q", "k", "v"];
+  // Different magnitudes: unfused, each would get its own global scale.
+  const layers = names.map((name, i) => ({
+    b: { name, scheme: nvfp4, args: nvfp4.weights, dtype: "F32" as const },
+    w: random(4 * 32, 1 + 3 * i, i + 1),
+  }));
+  const s = Float32Array.from({ length: 32 }, (_, j) => 0.5 + j / 32);
+  const scaled = (w: Float32Array) => w.map((v, i) => v * s[i % 32]);
+  const expected = (fusedSets: string[][]) =>
+    rtnQuantizeLinears(
+      layers.map(({ b, w }) => ({
+        name: b.name,
+        values: scaled(w),
+        shape: [4, 32] as const,
+        scheme: {
+          ...nvfp4,
+          weights: { ...nvfp4.weights!, observer: "memoryless_minmax" as const },
+        },
+        format: null,
+        dtype: "F32" as const,
+      })),
+      { fusedSets, fakeQuantize: true },
+    ).map((r) => r.fakeQuantized!.map((v, i) => v / s[i % 32]));
+  const got = awqCandidateWeights(layers, s, [names]);
+  const fused = expected([names]);
+  const unfused = expected([]);
+  names.forEach((n, i) => assert.deepEqual(got.get(`${n}.weight`), fused[i], n));
+  assert.notDeepEqual(fused[0], unfused[0]);
 });

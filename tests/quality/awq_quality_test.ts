@@ -67,16 +67,23 @@ Deno.test({
           m.outputError! <= m.rtnOutputError!,
           `${m.module}: AWQ ${m.outputError} vs RTN ${m.rtnOutputError}`,
         );
+        // Left at round-to-nearest exactly when the search chose the identity point.
+        const identity = m.awqGridPoint!.ratio === 0 && !m.awqGridPoint!.duoScaling;
+        assert.equal(identity, m.outputError === m.rtnOutputError, m.module);
         if (m.outputError! < m.rtnOutputError!) smoothed++;
       }
       assert.ok(smoothed >= 10, `only ${smoothed} of ${metrics.length} parents improved on RTN`);
       const ppl = await weightOnlyPerplexity(`${dir}/awq`, await evaluationWindows());
-      console.log(
-        `stories260K AWQ W4A16 asym channel (llvmpipe): ppl ${ppl.toFixed(4)}; parent output ` +
-          `error AWQ/RTN ${
-            metrics.map((m) => (m.outputError! / m.rtnOutputError!).toFixed(2)).join(" ")
-          }`,
-      );
+      console.log(`stories260K AWQ W4A16 asym channel: ppl ${ppl.toFixed(4)}`);
+      for (const m of metrics) {
+        const p = m.awqGridPoint!;
+        console.log(
+          `  ${m.module}: output MSE / mean square AWQ ${m.outputError!.toExponential(4)}, ` +
+            `RTN ${m.rtnOutputError!.toExponential(4)} (ratio ${
+              (m.outputError! / m.rtnOutputError!).toFixed(4)
+            }; grid point ${p.ratio.toFixed(3)}${p.duoScaling ? " duo" : ""})`,
+        );
+      }
       assert.ok(ppl <= 8.64, `ppl ${ppl}`);
       const config = JSON.parse(await Deno.readTextFile(`${dir}/awq/config.json`));
       const q = config.quantization_config;

@@ -27,13 +27,13 @@
  * @module
  */
 
-import { concatMap, map, type OperatorFunction, toArray } from "rxjs";
-import type { Tensor } from "../../engine/engine.ts";
+import { concatMap, map, type OperatorFunction } from "rxjs";
+import type { Engine, Tensor } from "../../engine/engine.ts";
+import type { ActivationCache } from "../../graph/activation_cache.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
-import { fakeQuantize } from "../../quant/quantize.ts";
-import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
+import type { QuantizationScheme } from "../../quant/scheme.ts";
 import type { AWQModifierSpec } from "../../recipe/modifiers.ts";
 import type { SubgraphLosses } from "../../graph/layer_subgraph.ts";
 import type {
@@ -44,6 +44,8 @@ import type {
   LayerSession,
 } from "../../graph/modifier.ts";
 import { computeDTypeOf } from "../quantization/linear_plan.ts";
+import { rtnQuantizeLinears } from "../quantization/rtn_linears.ts";
+import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
   applySmoothing,
@@ -199,6 +201,27 @@ function where(spec: AWQModifierSpec): string {
 }
 
 /**
+ * The mappings AWQ applies: the recipe's, or (null) those inferred for the
+ * architecture, as upstream's `initialize` sets `self.mappings`.
+ *
+ * @param _config the model config (the architecture the defaults are for)
+ * @param spec the modifier
+ * @returns the mappings as patterns
+ * @example
+ * ```ts ignore
+ * awqMappingsOf(hf.config, spec).length; // 4 for llama with inferred mappings
+ * ```
+ */
+export function awqMappingsOf(
+  _config: ModelConfig,
+  spec: AWQModifierSpec,
+): readonly MappingPatterns[] {
+  return spec.mappings === null
+    ? AWQ_DEFAULT_MAPPINGS
+    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+}
+
+/**
  * Plans AWQ: its quantization (as a QuantizationModifier with the same
  * fields) and its mappings, checked on every layer.
  *
@@ -217,9 +240,7 @@ export function planAwq(
   spec: AWQModifierSpec,
   quantization: QuantizationPlan,
 ): AwqPlan {
-  const mappings = spec.mappings === null
-    ? AWQ_DEFAULT_MAPPINGS
-    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+  const mappings = awqMappingsOf(config, spec);
   for (let k = 0; k < config.numHiddenLayers; k++) {
     resolveLayerMappings(k, config, mappings, where(spec));
   }
@@ -238,10 +259,15 @@ interface PendingInput {
   readonly x: Tensor;
 }
 
-interface BalanceLayer {
+/** A balance layer of a mapping, as the grid search quantizes it. */
+export interface BalanceLayer {
+  /** Module name. */
   readonly name: string;
+  /** Its scheme (null: not quantized, scaled only). */
+  readonly scheme: QuantizationScheme | null;
   /** Weight args (null: not quantized, scaled only). */
   readonly args: QuantizationArgs | null;
+  /** The dtype its weight is stored in. */
   readonly dtype: ComputeDType;
 }
 
@@ -251,8 +277,11 @@ class AwqSession implements LayerSession {
   readonly #mappings: LayerMapping[];
   readonly #sums: Float64Array[];
   readonly #counts: number[];
-  /** Σ xᵀx of the balance input, for mappings whose parent is the balance Linear itself. */
-  readonly #grams: (Float64Array | null)[];
+  /**
+   * The balance inputs per forward, for mappings whose parent is the balance
+   * Linear itself (its output is `X · Wᵀ`), on the run's activation budget.
+   */
+  readonly #inputs: (ActivationCache | null)[];
   #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
@@ -276,20 +305,25 @@ class AwqSession implements LayerSession {
     });
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
-    this.#grams = this.#mappings.map(() => null);
+    this.#inputs = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
+    return this.#schemeOf(module)?.weights ?? null;
+  }
+
+  #schemeOf(module: string): QuantizationScheme | null {
     const l = this.plan.quantization.linears.linears.find((l) => l.name === module);
-    return l?.scheme?.weights ?? null;
+    return l?.scheme ?? null;
   }
 
   observe(): OperatorFunction<CalibrationTap, unknown> {
+    // Folded tap by tap: the host holds one batch's balance inputs at a time,
+    // however many calibration batches there are.
     return (taps$) =>
       taps$.pipe(
         map((tap) => this.#record(tap)),
-        toArray(),
-        concatMap(async (pending) => await this.#fold(pending.flat())),
+        concatMap(async (pending) => await this.#fold(pending)),
       );
   }
 
@@ -307,6 +341,7 @@ class AwqSession implements LayerSession {
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
+    if (pending.length === 0) return;
     const read = await this.env.engine.read(pending.map((p) => p.x)) as Float32Array[];
     pending.forEach((p, i) => {
       const x = read[i];
@@ -317,13 +352,14 @@ class AwqSession implements LayerSession {
         for (let j = 0; j < cols; j++) sum[j] += Math.abs(x[r + j]);
       }
       this.#counts[p.mapping] += x.length / cols;
-      if (isLinearParent(this.#mappings[p.mapping])) {
-        this.#grams[p.mapping] ??= new Float64Array(cols * cols);
-        accumulateGram(this.#grams[p.mapping]!, x, cols);
-      }
     });
-    for (const t of this.#pending) t.destroy();
-    this.#pending = [];
+    for (const [i, p] of pending.entries()) {
+      if (!isLinearParent(this.#mappings[p.mapping])) continue;
+      const cache = this.#inputs[p.mapping] ??= await this.env.subgraph.cache("awq-in");
+      await cache.put(cache.size, read[i]);
+    }
+    for (const p of pending) p.x.destroy();
+    this.#pending = this.#pending.filter((t) => !pending.some((p) => p.x === t));
   }
 
   inputTransform(): null {
@@ -342,6 +378,7 @@ class AwqSession implements LayerSession {
       const cols = xMean.length;
       const balance: BalanceLayer[] = m.balance.map((name) => ({
         name,
+        scheme: this.#schemeOf(name),
         args: this.#argsOf(name),
         dtype: computeDTypeOf(this.env.dtypes.get(`${name}.weight`) ?? "F32", name),
       }));
@@ -352,26 +389,28 @@ class AwqSession implements LayerSession {
       );
       const grid = awqGrid(spec.duoScaling, spec.nGrid).filter((p) => !p.duo || wMean !== null);
       const scales = grid.map((p) => awqScales(xMean, wMean, p));
-      const candidates = scales.map((s) => {
-        const c = new Map<string, Float32Array>();
-        for (const b of quantized) {
-          c.set(`${b.name}.weight`, scaledFakeQuantized(weights.get(`${b.name}.weight`)!, s, b));
-        }
-        return c;
-      });
-      // A Linear parent's output error is a quadratic form of the weight change and the
-      // inputs' Gram matrix: exact, and no forward per candidate.
-      const gram = this.#grams[i];
-      const measured = gram !== null
-        ? linearParentLosses(
-          gram,
-          this.#counts[i],
+      // Built when the search reaches it: one candidate's weights exist at a time.
+      // rtnQuantizeLinears fuses only the sets whose members are all here with tensor_group args.
+      const fusedSets = layerFusedSets(this.env.layer, this.env.config, () => true);
+      const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
+      const candidate = (k: number) => awqCandidateWeights(balanceWeights, scales[k], fusedSets);
+      // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
+      // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
+      const inputs = this.#inputs[i];
+      const measured = inputs !== null
+        ? await linearParentLosses(
+          this.env.engine,
+          inputs,
+          cols,
           weights.get(`${m.balance[0]}.weight`)!,
-          candidates.map((c) =>
-            c.get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!
-          ),
+          scales.length,
+          (k) =>
+            candidate(k).get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!,
         )
-        : await this.env.subgraph.losses(m.parent, weights, candidates);
+        : await this.env.subgraph.losses(m.parent, weights, scales.length, candidate);
+      // The cached inputs are not needed again: give their memory back.
+      await inputs?.dispose();
+      this.#inputs[i] = null;
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -410,6 +449,7 @@ class AwqSession implements LayerSession {
         outputError: ref > 0 ? measured.losses[best] / ref : null,
         // The first grid point is the identity: round-to-nearest with the same scheme.
         rtnOutputError: ref > 0 ? measured.losses[0] / ref : null,
+        awqGridPoint: { ratio: grid[best].ratio, duoScaling: grid[best].duo },
         samples: this.env.samples,
         seconds: (performance.now() - t0) / 1000,
         rssBytes: Deno.memoryUsage().rss,
@@ -422,6 +462,8 @@ class AwqSession implements LayerSession {
   dispose(): void {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
+    // Returns their budget; the files go with the sub-graph's folder in any case.
+    for (const c of this.#inputs) c?.dispose().catch(() => {});
   }
 }
 
@@ -430,80 +472,120 @@ function isLinearParent(m: LayerMapping): boolean {
   return !m.smoothIsNorm && m.balance.length === 1 && m.parentName === m.balance[0];
 }
 
-/** g += xᵀx for the rows of x (upper triangle, mirrored at use). */
-function accumulateGram(g: Float64Array, x: Float32Array, cols: number): void {
-  for (let r = 0; r < x.length; r += cols) {
-    for (let a = 0; a < cols; a++) {
-      const xa = x[r + a];
-      if (xa === 0) continue;
-      const row = a * cols;
-      for (let b = a; b < cols; b++) g[row + b] += xa * x[r + b];
+/**
+ * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
+ * for each candidate weight Ŵ, on the engine: one weight upload per
+ * candidate, the cached input batches streamed through it, every row sum
+ * read back together.
+ */
+async function linearParentLosses(
+  engine: Engine,
+  inputs: ActivationCache,
+  cols: number,
+  w: Float32Array,
+  count: number,
+  candidate: (c: number) => Float32Array,
+): Promise<SubgraphLosses> {
+  const out = w.length / cols;
+  const sums: Tensor[][] = Array.from({ length: count + 1 }, () => []);
+  let rows = 0;
+  const run = async (weight: Float32Array, into: Tensor[]) => {
+    const wt = engine.uploadWeight(weight, [out, cols]);
+    try {
+      for (let b = 0; b < inputs.size; b++) {
+        const xb = await inputs.get(b);
+        const x = engine.upload(xb, [xb.length / cols, cols]);
+        const y = engine.matmul(x, wt);
+        const sq = engine.mul(y, y);
+        into.push(engine.reduceRows(sq, "sum"));
+        for (const t of [x, y, sq]) t.destroy();
+      }
+    } finally {
+      wt.destroy();
     }
-  }
-}
-
-/** Σ_i d_i G d_iᵀ over the rows d_i of `d` (G upper-triangular storage). */
-function quadraticForm(g: Float64Array, d: Float64Array, cols: number): number {
-  let total = 0;
-  for (let i = 0; i < d.length; i += cols) {
-    for (let a = 0; a < cols; a++) {
-      const da = d[i + a];
-      if (da === 0) continue;
-      const row = a * cols;
-      let acc = g[row + a] * da;
-      for (let b = a + 1; b < cols; b++) acc += 2 * g[row + b] * d[i + b];
-      total += da * acc;
+  };
+  try {
+    for (let b = 0; b < inputs.size; b++) rows += (await inputs.get(b)).length / cols;
+    await run(w, sums[0]);
+    for (let c = 0; c < count; c++) {
+      // X·Wᵀ − X·Ŵᵀ = X·(W − Ŵ)ᵀ: the error itself comes out of the matmul.
+      const q = candidate(c);
+      const d = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) d[i] = w[i] - q[i];
+      await run(d, sums[c + 1]);
     }
+    const read = await engine.read(sums.flat()) as Float32Array[];
+    const numel = rows * out;
+    const totals: number[] = [];
+    let at = 0;
+    for (const list of sums) {
+      let t = 0;
+      for (const a of read.slice(at, at + list.length)) {
+        for (let i = 0; i < a.length; i++) t += a[i];
+      }
+      totals.push(t / numel);
+      at += list.length;
+    }
+    return {
+      finite: Number.isFinite(totals[0]),
+      losses: Float64Array.from(totals.slice(1)),
+      referenceMeanSquare: totals[0],
+    };
+  } finally {
+    for (const t of sums.flat()) t.destroy();
   }
-  return total;
 }
 
 /**
- * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
- * for each candidate weight Ŵ, from the inputs' Gram matrix `XᵀX`.
+ * Q(W · s) / s for every quantized balance layer, with memoryless min/max
+ * qparams of each layer's weight args; NVFP4 global scales fused over the
+ * given sets (q/k/v, gate/up) as upstream fuses the parent's weight
+ * observers during the grid search, so each candidate is quantized as vLLM
+ * will run it.
+ *
+ * @param layers the quantized balance layers with their current weights
+ * @param s the candidate's scales (one per input channel)
+ * @param fusedSets sets of module names whose global scales are fused
+ * @returns the candidate weights by tensor name (`<module>.weight`)
+ * @example
+ * ```ts ignore
+ * const c = awqCandidateWeights([{ b, w }], scales, [["q", "k", "v"]]);
+ * ```
  */
-function linearParentLosses(
-  gram: Float64Array,
-  rows: number,
-  w: Float32Array,
-  candidates: readonly Float32Array[],
-): SubgraphLosses {
-  const cols = Math.round(Math.sqrt(gram.length));
-  const out = w.length / cols;
-  const numel = rows * out;
-  const ref = quadraticForm(gram, Float64Array.from(w), cols) / numel;
-  const losses = new Float64Array(candidates.length);
-  candidates.forEach((c, k) => {
-    const d = new Float64Array(w.length);
-    for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
-    losses[k] = quadraticForm(gram, d, cols) / numel;
-  });
-  return {
-    finite: Number.isFinite(ref) && gram.every(Number.isFinite),
-    losses,
-    referenceMeanSquare: ref,
-  };
-}
-
-/** Q(W · s) / s with memoryless min/max qparams of the layer's weight args. */
-function scaledFakeQuantized(w: Float32Array, s: Float32Array, b: BalanceLayer): Float32Array {
+export function awqCandidateWeights(
+  layers: readonly { readonly b: BalanceLayer; readonly w: Float32Array }[],
+  s: Float32Array,
+  fusedSets: readonly (readonly string[])[],
+): Map<string, Float32Array> {
   const cols = s.length;
-  const shape: [number, number] = [w.length / cols, cols];
-  const scaled = new Float32Array(w.length);
-  for (let i = 0; i < w.length; i += cols) {
-    for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
+  const quantized = rtnQuantizeLinears(
+    layers.map(({ b, w }) => {
+      const scaled = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i += cols) {
+        for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
+      }
+      // The grid search observes with memoryless min/max whatever the scheme's observer is.
+      const weights = { ...b.args!, observer: "memoryless_minmax" as const };
+      return {
+        name: b.name,
+        values: scaled,
+        shape: [w.length / cols, cols] as const,
+        scheme: { ...b.scheme!, weights },
+        format: null,
+        dtype: b.dtype,
+      };
+    }),
+    { fusedSets, fakeQuantize: true },
+  );
+  const out = new Map<string, Float32Array>();
+  for (const r of quantized) {
+    const q = r.fakeQuantized!;
+    for (let i = 0; i < q.length; i += cols) {
+      for (let j = 0; j < cols; j++) q[i + j] /= s[j];
+    }
+    out.set(`${r.name}.weight`, q);
   }
-  // The grid search observes with memoryless min/max whatever the scheme's observer is.
-  const args: QuantizationArgs = { ...b.args!, observer: "memoryless_minmax" };
-  const globalScale = args.strategy === "tensor_group"
-    ? rtnGlobalScale(scaled, args, b.dtype)
-    : null;
-  const qp = rtnQuantizeModule(scaled, shape, args, { globalScale, dtype: b.dtype, where: b.name });
-  const q = fakeQuantize(scaled, shape, qp, args, { dtype: b.dtype, where: b.name });
-  for (let i = 0; i < q.length; i += cols) {
-    for (let j = 0; j < cols; j++) q[i + j] /= s[j];
-  }
-  return q;
+  return out;
 }
 
 /**

@@ -71,8 +71,8 @@ import type {
 import { globalScaleOfState, observeMinMax } from "../../graph/observer_operators.ts";
 import { inputNeedsCalibration, isQuantizedLinear } from "./quantization_plan.ts";
 import type { AttentionPlan, QuantizationPlan } from "./quantization_plan.ts";
-import { rtnLayerWeights } from "./rtn_weights.ts";
-import type { RtnWeight } from "./rtn_weights.ts";
+import { type QuantizedLinear, rtnQuantizeLinears } from "./rtn_linears.ts";
+import { layerFusedSets } from "./layer_fused_sets.ts";
 import {
   readSampleMinMax,
   recordHeadMinMax,
@@ -192,7 +192,7 @@ class QuantizationSession implements LayerSession {
   readonly #groups: InputGroup[];
   readonly #attention: AttentionPlan | null;
   readonly #roundOf = new Map<number, number>();
-  readonly #rtn = new Map<string, RtnWeight>();
+  readonly #rtn = new Map<string, QuantizedLinear>();
   readonly #hessians: LayerHessians | null;
   /** Final observer state per module (input) or per `k`/`v`/`q`. */
   readonly #states = new Map<string, ObserverState>();
@@ -237,20 +237,11 @@ class QuantizationSession implements LayerSession {
       const linears = this.#groups.flatMap((g) => g.planned).filter((l) =>
         l.scheme!.weights !== null
       );
-      const results = rtnLayerWeights(
-        k,
-        env.config,
-        linears.map((l) => ({
-          name: l.name,
-          values: this.#weight(l),
-          shape: l.shape,
-          scheme: l.scheme!,
-          dtype: this.#dtype(l),
-        })),
-      );
-      for (const r of results) {
+      for (const r of this.#rtnOf(linears)) {
         this.#rtn.set(r.name, r);
-        if (env.quantizationAware) this.calibrationWeights.set(`${r.name}.weight`, r.fakeQuantized);
+        if (env.quantizationAware) {
+          this.calibrationWeights.set(`${r.name}.weight`, r.fakeQuantized!);
+        }
       }
     }
     const columns = new Map<string, number>();
@@ -337,17 +328,7 @@ class QuantizationSession implements LayerSession {
       // The output error of GPTQ's weights next to round-to-nearest's with
       // the same args, on the same inputs (the Hessians): the quantization
       // error the per-module metrics report.
-      const rtn = rtnLayerWeights(
-        env.layer,
-        env.config,
-        targets.map(({ l }) => ({
-          name: l.name,
-          values: this.#weight(l),
-          shape: l.shape,
-          scheme: l.scheme!,
-          dtype: this.#dtype(l),
-        })),
-      );
+      const rtn = this.#rtnOf(targets.map(({ l }) => l));
       const errors = await reconstructionErrors(
         env.engine,
         this.#hessians,
@@ -355,7 +336,7 @@ class QuantizationSession implements LayerSession {
           input: this.#hessianKey(g),
           original: this.#weight(l),
           shape: l.shape,
-          candidates: [results[i].weight, rtn[i].fakeQuantized],
+          candidates: [results[i].weight, rtn[i].fakeQuantized!],
         })),
       );
       targets.forEach(({ l }, i) => reconstruction.set(l.name, errors[i]));
@@ -373,9 +354,9 @@ class QuantizationSession implements LayerSession {
         let metric: LinearResult["metric"] = null;
         if (rtn !== undefined) {
           weightQParams = rtn.qparams;
-          if (env.quantizationAware) forwardWeight = rtn.fakeQuantized;
+          if (env.quantizationAware) forwardWeight = rtn.fakeQuantized!;
           metric = {
-            error: rtn.relativeError,
+            error: rtn.relativeError!,
             errorKind: "relative_weight_mse",
             seconds: rtn.seconds,
             ...this.#tokensField(l.name),
@@ -463,17 +444,22 @@ class QuantizationSession implements LayerSession {
     return t === null ? {} : { expertTokens: t };
   }
 
-  #rtnOf(linears: readonly PlannedLinear[]): RtnWeight[] {
-    return rtnLayerWeights(
-      this.#env.layer,
-      this.#env.config,
+  /** Round-to-nearest of some of the layer's Linears, with their fake-quantized weights. */
+  #rtnOf(linears: readonly PlannedLinear[]): QuantizedLinear[] {
+    return rtnQuantizeLinears(
       linears.map((l) => ({
         name: l.name,
         values: this.#weight(l),
         shape: l.shape,
         scheme: l.scheme!,
+        format: null,
         dtype: this.#dtype(l),
       })),
+      {
+        // Only the sets whose members are all here with tensor_group weights are fused.
+        fusedSets: layerFusedSets(this.#env.layer, this.#env.config, () => true),
+        fakeQuantize: true,
+      },
     );
   }
 

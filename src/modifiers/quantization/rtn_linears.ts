@@ -1,10 +1,16 @@
 /**
- * The QuantizationModifier's round-to-nearest step for a set of Linears
- * (one decoder layer, or lm_head): global scales first for tensor_group
- * weights, fused to the minimum across q/k/v and gate/up (§1.6), then each
- * weight's scales / zero points from one observation (§4.3), then the
- * compressed tensors of its format (§1.8–1.9). Optionally also the
- * fake-quantized dense weights a calibrated pipeline propagates errors with.
+ * Round-to-nearest quantization of a set of Linears (one decoder layer, or
+ * lm_head) — llmc's one implementation of it: global scales first for
+ * tensor_group weights, fused to the minimum across q/k/v and gate/up
+ * (§1.6), then each weight's scales / zero points from one observation
+ * (§4.3), then, when a format is given, the compressed tensors of it
+ * (§1.8–1.9). Optionally also the fake-quantized dense weight (and its
+ * relative error) that a calibrated pipeline propagates errors with.
+ *
+ * Every round-to-nearest in llmc goes through {@link rtnQuantizeLinears}:
+ * the data-free pipeline and model-free PTQ, the QuantizationModifier's
+ * per-layer weights (and GPTQ's comparison and its experts without
+ * tokens), lm_head, and AWQ's fake-quantized balance layers.
  *
  * @module
  */
@@ -29,8 +35,8 @@ export interface LinearToQuantize {
   readonly shape: readonly [number, number];
   /** Its scheme (must have weight args). */
   readonly scheme: QuantizationScheme;
-  /** Its compression format. */
-  readonly format: ModuleFormat;
+  /** Its compression format; null: no compressed tensors (quantize only). */
+  readonly format: ModuleFormat | null;
   /** The dtype the weight is stored in; scales are stored in it too. */
   readonly dtype: ComputeDType;
 }
@@ -41,17 +47,21 @@ export interface QuantizedLinear {
   readonly name: string;
   /** Its RTN qparams (global scale already fused). */
   readonly qparams: RtnQParams;
-  /** The tensors to write for it. */
+  /** The tensors to write for it (empty when its format is null). */
   readonly tensors: CompressedTensor[];
   /** The fake-quantized weight, when asked for; else null. */
   readonly fakeQuantized: Float32Array | null;
+  /** ‖W − Ŵ‖² / ‖W‖² of the fake-quantized weight, when asked for; else null. */
+  readonly relativeError: number | null;
+  /** Seconds spent on this weight (its global scale excluded). */
+  readonly seconds: number;
 }
 
 /** Options of {@link rtnQuantizeLinears}. */
 export interface RtnLinearsOptions {
   /** Sets of module names whose global scales are fused (see `fusedGlobalScaleGroups`). */
   readonly fusedSets?: readonly (readonly string[])[];
-  /** Also return the fake-quantized dense weights. */
+  /** Also return the fake-quantized dense weights and their relative errors. */
   readonly fakeQuantize?: boolean;
 }
 
@@ -92,13 +102,14 @@ export function rtnQuantizeLinears(
   const sets = (options.fusedSets ?? []).filter((s) => s.every((n) => global.has(n)));
   const fused = fuseGlobalScales(global, sets);
   return linears.map((l) => {
+    const t0 = performance.now();
     const args = l.scheme.weights!;
     const qparams = rtnQuantizeModule(l.values, l.shape, args, {
       globalScale: fused.get(l.name) ?? null,
       dtype: l.dtype,
       where: l.name,
     });
-    const tensors = compressModule(
+    const tensors = l.format === null ? [] : compressModule(
       l.name,
       l.values,
       l.shape,
@@ -110,6 +121,36 @@ export function rtnQuantizeLinears(
     const fakeQuantized = options.fakeQuantize
       ? fakeQuantize(l.values, l.shape, qparams, args, { dtype: l.dtype, where: l.name })
       : null;
-    return { name: l.name, qparams, tensors, fakeQuantized };
+    return {
+      name: l.name,
+      qparams,
+      tensors,
+      fakeQuantized,
+      relativeError: fakeQuantized === null ? null : relativeError(l.values, fakeQuantized),
+      seconds: (performance.now() - t0) / 1000,
+    };
   });
+}
+
+/**
+ * ‖a − b‖² / ‖a‖², accumulated in double precision.
+ *
+ * @param a the reference
+ * @param b the approximation
+ * @returns the relative squared error (0 when `a` is all zero)
+ * @example
+ * ```ts
+ * import { relativeError } from "./rtn_linears.ts";
+ * relativeError(new Float32Array([2, 0]), new Float32Array([1, 0])); // 0.25
+ * ```
+ */
+export function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += a[i] * a[i];
+  }
+  return den === 0 ? 0 : num / den;
 }

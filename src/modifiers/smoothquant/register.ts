@@ -9,6 +9,7 @@ import type { ModifierRegistration } from "../registry.ts";
 import {
   planSmoothQuant,
   smoothQuantLayerModifier,
+  smoothQuantMappingsOf,
   type SmoothQuantPlan,
 } from "./smoothquant_session.ts";
 
@@ -25,4 +26,15 @@ export const smoothQuantModifiers: ModifierRegistration<SmoothQuantPlan> = {
   plan: (source, spec) => planSmoothQuant(source, spec as SmoothQuantModifierSpec),
   layerModifiers: (plan) => [smoothQuantLayerModifier(plan)],
   quantization: () => null,
+  // Upstream's initialize sets self.mappings from the architecture; recipe.yaml records them.
+  initialized: (spec, config) => {
+    const sq = spec as SmoothQuantModifierSpec;
+    if (sq.mappings !== null) return sq;
+    const mappings = smoothQuantMappingsOf(config, sq).map((m) => ({
+      balanceLayers: [...m.balance],
+      balanceAsString: false,
+      smoothLayer: m.smooth,
+    }));
+    return { ...sq, mappings };
+  },
 };

@@ -61,6 +61,27 @@ function where(spec: SmoothQuantModifierSpec): string {
 }
 
 /**
+ * The mappings SmoothQuant applies: the recipe's, or (null) those inferred
+ * for the architecture, as upstream's `initialize` sets `self.mappings`.
+ *
+ * @param _config the model config (the architecture the defaults are for)
+ * @param spec the modifier
+ * @returns the mappings as patterns
+ * @example
+ * ```ts ignore
+ * smoothQuantMappingsOf(hf.config, spec).length; // 2 for llama with inferred mappings
+ * ```
+ */
+export function smoothQuantMappingsOf(
+  _config: ModelConfig,
+  spec: SmoothQuantModifierSpec,
+): readonly MappingPatterns[] {
+  return spec.mappings === null
+    ? SMOOTHQUANT_DEFAULT_MAPPINGS
+    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+}
+
+/**
  * Plans a SmoothQuant run and checks its mappings on every layer.
  *
  * @param source the model (its config)
@@ -77,9 +98,7 @@ export function planSmoothQuant(
   source: { readonly config: ModelConfig },
   spec: SmoothQuantModifierSpec,
 ): SmoothQuantPlan {
-  const mappings = spec.mappings === null
-    ? SMOOTHQUANT_DEFAULT_MAPPINGS
-    : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
+  const mappings = smoothQuantMappingsOf(source.config, spec);
   for (let k = 0; k < source.config.numHiddenLayers; k++) {
     for (const m of resolveLayerMappings(k, source.config, mappings, where(spec))) {
       if (!m.smoothIsNorm) {
