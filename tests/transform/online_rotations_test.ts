@@ -172,7 +172,6 @@ Deno.test("online rotations refuse what they cannot build or run, by field", asy
       "Cannot construct deterministic hadamard of size != 2^n: 96",
     );
     refused("QuIPModifier: {transform_type: hadamard}", "size != 2^n: 96");
-    refused("QuIPModifier: {randomize: 1}", "QuIPModifier.randomize");
     refused("QuIPModifier: {ignore: []}", "lm_head");
   } finally {
     hf.close();

@@ -51,7 +51,7 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : [Stri
  * @param spec the recipe entry (arguments kept raw)
  * @returns the plan
  * @throws {TransformError} naming the field: learnable true (upstream refuses it too),
- *   randomize not a boolean, a user transform_config, an unknown type, sizes the type cannot build,
+ *   a user transform_config, an unknown type, sizes the type cannot build,
  *   targets llmc's forward cannot rotate online (lm_head, MoE experts)
  * @example
  * ```ts ignore
@@ -64,8 +64,7 @@ export function planQuip(config: ModelConfig, spec: ModifierSpec): QuipPlan {
   if (args.learnable === true) {
     fail(spec, "learnable", "true is not supported (nor by llm-compressor)");
   }
-  const randomize = args.randomize ?? false;
-  if (typeof randomize !== "boolean") fail(spec, "randomize", "expected true or false");
+  const randomize = args.randomize === true;
   if (args.transform_config !== undefined && args.transform_config !== null) {
     fail(spec, "transform_config", "a user transform_config is not supported; leave it unset");
   }
