@@ -35,9 +35,13 @@ export interface TransformMatrix {
   readonly scale: number;
   /**
    * For the Hadamard types, `stored = (S_m ⊗ H_K) · diag(signs)` (signs all 1
-   * for `hadamard`), so products can run fast (see block_apply.ts).
+   * for `hadamard`), so products can run fast (see block_apply.ts); with
+   * `perm` (see {@link permutedTransform}), `stored` is that matrix `[perm][:, perm]`.
    */
-  readonly factors?: HadamardFactors & { readonly signs: Float64Array };
+  readonly factors?: HadamardFactors & {
+    readonly signs: Float64Array;
+    readonly perm?: Int32Array;
+  };
 }
 
 /**
@@ -204,8 +208,9 @@ export function randomPermutation(n: number, seed: number): Int32Array {
 /**
  * The transform compressed-tensors applies with a permutation
  * (`weight[perm][:, perm]`, i.e. `P · W · Pᵀ`, still orthogonal after
- * scaling): stored values permuted; the Hadamard factors are dropped, so
- * products with it run dense.
+ * scaling): stored values permuted, and the Hadamard factors kept with the
+ * permutation, so products still run fast (a scatter, the fast product and
+ * a gather per run; block_apply.ts).
  *
  * @param t the transform
  * @param perm a permutation of 0…n−1 (see {@link randomPermutation})
@@ -220,7 +225,13 @@ export function randomPermutation(n: number, seed: number): Int32Array {
  */
 export function permutedTransform(t: TransformMatrix, perm: ArrayLike<number>): TransformMatrix {
   checkPermutation(perm, t.size, "perm");
-  return { type: t.type, size: t.size, stored: permuted(t.stored, t.size, perm), scale: t.scale };
+  if (t.factors?.perm !== undefined) {
+    throw new TransformError("permutedTransform: the transform is already permuted");
+  }
+  const stored = permuted(t.stored, t.size, perm);
+  if (t.factors === undefined) return { type: t.type, size: t.size, stored, scale: t.scale };
+  const factors = { ...t.factors, perm: Int32Array.from(perm) };
+  return { type: t.type, size: t.size, stored, scale: t.scale, factors };
 }
 
 /**
