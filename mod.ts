@@ -232,6 +232,8 @@ export {
   type OnlineLocation,
   onlineTransformPlan,
   OnlineTransformSource,
+  permutedTransform,
+  randomPermutation,
   RotatedWeightSource,
   sylvester,
   type TransformApplication,

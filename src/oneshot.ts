@@ -39,7 +39,7 @@ import { CheckpointSink, type CheckpointTensor } from "./sink/checkpoint_sink.ts
 import { CheckpointSinkError, isDiskFull } from "./sink/sink_error.ts";
 import { MODEL_TRANSFORMS } from "./modifiers/model_transforms.ts";
 import { withTransformGroups } from "./transform/online_source.ts";
-import { onlineTransforms } from "./transform/online_transforms.ts";
+import { onlineTransformPlan, onlineTransforms } from "./transform/online_transforms.ts";
 import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
@@ -406,6 +406,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       fullRecipe,
       splitPath(options.outputDir)[0],
       scratch,
+      warn,
     );
     const model = transformed.model;
     const recipe = transformed.recipe;
@@ -570,6 +571,7 @@ async function inMemoryModel(
  * @param near the folder the scratch checkpoints go in (the output's parent, so a large
  *   model's rotated copy lands on the output's disk, not in /tmp), when it exists
  * @param scratch where the scratch folders and their models are recorded (for cleanup)
+ * @param warn receives a note when online transforms are randomized (see below)
  * @returns the model the layer pipelines read, the rest of the recipe, and
  *   the transform_config groups (null without transforms)
  * @throws {OneshotError} for a transform after a layer modifier, or a recipe of transforms only
@@ -579,6 +581,7 @@ async function applyModelTransforms(
   recipe: Recipe,
   near: string,
   scratch: { dir: string; model: HfModel }[],
+  warn: (message: string) => void,
 ): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
   const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
   const count = lead === -1 ? recipe.modifiers.length : lead;
@@ -613,6 +616,19 @@ async function applyModelTransforms(
     throw new OneshotError(
       `${smoothing.type} after online rotations (${online.join("; ")}) is not supported: its ` +
         "scales would cross the rotation between a norm or Linear and the Linear it feeds",
+    );
+  }
+  // vLLM's online transform module loads each transform's `.weight` only, not its `.perm`.
+  const permuted = new Set(
+    [...onlineTransformPlan(planned).values()].flat().filter((a) => a.perm !== null)
+      .map((a) => a.group),
+  );
+  if (permuted.size > 0) {
+    warn(
+      `randomize: true on the online transform groups ${[...permuted].join(", ")}: the ` +
+        "checkpoint stores their permutations as <module>.<group>_<location>.perm, which llmc " +
+        "applies but vLLM's compressed-tensors transform loader does not read (it would serve " +
+        "another function)",
     );
   }
   for (const t of transforms) {

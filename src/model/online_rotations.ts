@@ -4,7 +4,8 @@
  * the fast Walsh–Hadamard transform (O(n log n) per run of n, as vLLM does;
  * the stored Sylvester matrix is not even read), the other types a
  * block-diagonal product with the stored matrix (one `[rows·c/n, n] × [n, n]`
- * matmul). Activations stay float32: the scheme's `precision` is the
+ * matmul; a randomized Hadamard, `W[perm][:, perm]` with its stored `perm`,
+ * runs that way too). Activations stay float32: the scheme's `precision` is the
  * stored matrix's dtype; llmc applies it at the engine's float32.
  *
  * @module
@@ -13,6 +14,8 @@
 import type { Engine, Tensor } from "../engine/engine.ts";
 import type { OnlineApplication, OnlineLocation } from "../transform/online_transforms.ts";
 import { isPowerOfTwo } from "../transform/hadamard.ts";
+import { TransformError } from "../transform/errors.ts";
+import { checkPermutation, permuted } from "../transform/transform_matrix.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { releaseRead, type WeightSource } from "./weight_source.ts";
 
@@ -130,7 +133,7 @@ async function loadOne(
   owned: Tensor[],
 ): Promise<Loaded> {
   const n = a.size;
-  if (a.type === "hadamard") {
+  if (a.type === "hadamard" && a.perm === null) {
     if (!isPowerOfTwo(n)) {
       throw new DecoderModelError(
         `${a.tensor}: Cannot construct deterministic hadamard of size != 2^n: ${n}`,
@@ -146,12 +149,14 @@ async function loadOne(
       `${a.tensor}: the ${a.group} ${a.location} transform of ${a.module} is missing from the checkpoint`,
     );
   }
-  const stored = await source.readF32(name);
-  if (stored.length !== n * n) {
-    throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${stored.length} values`);
+  const read = await source.readF32(name);
+  if (read.length !== n * n) {
+    throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${read.length} values`);
   }
+  const stored = a.perm === null ? read : permuted(read, n, await readPermutation(source, a, name));
+  if (stored !== read) releaseRead(source, read);
   // x · M with M = W/√n or Wᵀ/√n (Hadamard types), W (random-matrix); matmul wants Mᵀ.
-  const hadamard = a.type === "random-hadamard";
+  const hadamard = a.type !== "random-matrix";
   const s = hadamard ? 1 / Math.sqrt(n) : 1;
   const transposeForMatmul = !(hadamard && a.inverse);
   const w = new Float32Array(n * n);
@@ -175,6 +180,32 @@ async function loadOne(
     }
     if (known.values!.every((v, j) => v === w[j])) return known;
   }
+}
+
+/**
+ * The stored permutation of a randomized application (`randomize: true`),
+ * next to the matrix actually read (`matrix` may be a shared copy's).
+ */
+async function readPermutation(
+  source: WeightSource,
+  a: OnlineApplication,
+  matrix: string,
+): Promise<Float32Array> {
+  const name = matrix.replace(/\.weight$/, ".perm");
+  if (!source.has(name)) {
+    throw new DecoderModelError(
+      `${name}: the permutation of the ${a.group} ${a.location} transform of ${a.module} ` +
+        "(transform_config randomize: true) is missing from the checkpoint",
+    );
+  }
+  const perm = await source.readF32(name);
+  try {
+    checkPermutation(perm, a.size, name);
+  } catch (e) {
+    if (e instanceof TransformError) throw new DecoderModelError(e.message);
+    throw e;
+  }
+  return perm;
 }
 
 /** A 64-bit FNV-style hash of float values (equal matrices share one upload and one rotated activation). */

@@ -148,14 +148,44 @@ export interface BlockTransform {
   readonly matrix: Float64Array;
   /** n. */
   readonly size: number;
-  /** `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known. */
+  /**
+   * `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known; with `perm`
+   * (`randomize: true`), `matrix = F[perm][:, perm]` for that F.
+   */
   readonly fast?: {
     readonly sylvesterSize: number;
     readonly base: Int8Array;
     readonly baseSize: number;
     readonly signs: Float64Array;
     readonly scale: number;
+    readonly perm?: Int32Array;
   };
+}
+
+/**
+ * With F[perm][:, perm] = Q·F·Qᵀ (Q the permutation, `(Q·v)[i] = v[perm[i]]`):
+ * `x·Q` scatters (`z[perm[i]] = x[i]`), `·Qᵀ` gathers (`y[j] = w[perm[j]]`),
+ * and the same for rows on the left; so a permuted product is one scatter,
+ * the fast product and one gather, per run of n.
+ */
+function permutedFast(
+  t: BlockTransform,
+  run: (buf: Float64Array, fast: BlockTransform) => void,
+  x: Float64Array,
+  at: number,
+  width: number,
+): void {
+  const perm = t.fast!.perm!;
+  const n = t.size;
+  const plain: BlockTransform = { ...t, fast: { ...t.fast!, perm: undefined } };
+  const buf = new Float64Array(n * width);
+  for (let i = 0; i < n; i++) {
+    buf.set(x.subarray(at + i * width, at + (i + 1) * width), perm[i] * width);
+  }
+  run(buf, plain);
+  for (let j = 0; j < n; j++) {
+    x.set(buf.subarray(perm[j] * width, (perm[j] + 1) * width), at + j * width);
+  }
 }
 
 /** v ← v·T (or v·Tᵀ) for one length-n run of x at `at`, through T's factors. */
@@ -233,6 +263,12 @@ export function applyRight(
     );
   }
   const tmp = new Float64Array(t.fast.baseSize);
+  if (t.fast.perm !== undefined) {
+    // One run of n at a time: scatter, fast product, gather (see permutedFast).
+    const run = (buf: Float64Array, p: BlockTransform) => fastRun(buf, 0, p.fast!, transpose, tmp);
+    for (let at = 0; at < rows * cols; at += t.size) permutedFast(t, run, x, at, 1);
+    return;
+  }
   for (let at = 0; at < rows * cols; at += t.size) fastRun(x, at, t.fast, transpose, tmp);
 }
 
@@ -268,6 +304,13 @@ export function applyLeft(
   const b = t.size;
   if (rows % b !== 0) {
     throw new TransformError(`${what}: ${rows} rows are not a multiple of the transform size ${b}`);
+  }
+  if (t.fast.perm !== undefined) {
+    // One block of b rows at a time: scatter rows, fast product, gather rows.
+    const run = (buf: Float64Array, p: BlockTransform) =>
+      applyLeft(buf, b, cols, p, transpose, what);
+    for (let r0 = 0; r0 < rows; r0 += b) permutedFast(t, run, x, r0 * cols, cols);
+    return;
   }
   const { sylvesterSize: m, base, baseSize: k, signs, scale } = t.fast;
   const scaleRows = (r0: number, factor: (i: number) => number) => {

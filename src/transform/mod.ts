@@ -24,8 +24,12 @@ export {
 export {
   blockTransformOf,
   buildTransform,
+  checkPermutation,
   normalizedMatrix,
+  permuted,
+  permutedTransform,
   randomOrthogonal,
+  randomPermutation,
   TRANSFORM_TYPES,
   type TransformMatrix,
   type TransformType,

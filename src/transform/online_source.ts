@@ -18,7 +18,11 @@
  * `inverse`) for `random-matrix`; in the scheme's `precision`.
  *
  * One matrix per group and size, as compressed-tensors caches them, so the
- * fused and online halves of a group are exact inverses.
+ * fused and online halves of a group are exact inverses. With
+ * `randomize: true` (Hadamard types) each such matrix also draws one seeded
+ * permutation: the fused halves use `W[perm][:, perm]`, and every online
+ * application stores `<module>.<group>_<location>.perm` (int64) next to its
+ * unpermuted `.weight`, as compressed-tensors saves its HadamardTransform.
  *
  * @module
  */
@@ -40,8 +44,9 @@ import {
 import {
   blockTransformOf,
   buildTransform,
+  permutedTransform,
+  randomPermutation,
   type TransformMatrix,
-  type TransformType,
 } from "./transform_matrix.ts";
 
 /** A tensor the decorated model has that the inner one does not. */
@@ -88,6 +93,14 @@ export function withTransformGroups(
     },
   };
   return { ...parseModelConfig(raw, "config.json"), tieWordEmbeddings: config.tieWordEmbeddings };
+}
+
+/** A group's matrix of one size: as built, its permutation (randomize) and the one applied. */
+interface Drawn {
+  readonly t: TransformMatrix;
+  readonly perm: Int32Array | null;
+  /** `t`, or `t[perm][:, perm]` with a permutation. */
+  readonly used: TransformMatrix;
 }
 
 /** A fused step on one tensor. */
@@ -138,12 +151,16 @@ export class OnlineTransformSource implements WeightSource {
       ...inner.config,
       raw: { ...inner.config.raw, quantization_config: undefined },
     }, groups);
-    const matrices = new Map<string, TransformMatrix>();
-    const matrix = (group: string, type: TransformType, size: number) => {
-      const key = `${group}:${size}`;
+    const matrices = new Map<string, Drawn>();
+    const matrix = (a: TransformApplication) => {
+      const key = `${a.group}:${a.size}`;
       let m = matrices.get(key);
       if (m === undefined) {
-        m = buildTransform(type, size, ((seeds[group] ?? 0) * 65599 + size) >>> 0);
+        const seed = ((seeds[a.group] ?? 0) * 65599 + a.size) >>> 0;
+        const t = buildTransform(a.type, a.size, seed);
+        // randomize: one permutation per group and size, as upstream's perm per cached weight.
+        const perm = a.perm === null ? null : randomPermutation(a.size, seed);
+        m = { t, perm, used: perm === null ? t : permutedTransform(t, perm) };
         matrices.set(key, m);
       }
       return m;
@@ -155,11 +172,11 @@ export class OnlineTransformSource implements WeightSource {
       return b;
     };
     for (const list of fusedTransformPlan(only).values()) {
-      for (const a of list) this.#addFused(a, block(matrix(a.group, a.type, a.size)));
+      for (const a of list) this.#addFused(a, block(matrix(a).used));
     }
     for (const list of onlineTransformPlan(only).values()) {
       for (const a of list) {
-        const m = matrix(a.group, a.type, a.size);
+        const { t: m, perm } = matrix(a);
         const precision = String(
           (groups[a.group] as { precision?: unknown }).precision ?? "torch.float32",
         );
@@ -178,6 +195,13 @@ export class OnlineTransformSource implements WeightSource {
           info: { name: a.tensor, dtype, shape: [a.size, a.size] },
           values,
         });
+        // The unpermuted matrix plus torch.randperm's int64 indices, as upstream saves them.
+        if (a.perm !== null && perm !== null) {
+          this.#extra.set(a.perm, {
+            info: { name: a.perm, dtype: "I64", shape: [a.size] },
+            values: Float64Array.from(perm),
+          });
+        }
       }
     }
   }

@@ -12,6 +12,10 @@
  * as compressed-tensors does: `x ← x · M` with, for the Hadamard types,
  * `M = W / √n` (`Wᵀ / √n` with `inverse`; W holds ±1) and, for
  * `random-matrix`, `M = W` (already the inverse when `inverse` is set).
+ * With `randomize: true` a Hadamard type also reads
+ * `<module>.<group>_<location>.perm` and uses `W[perm][:, perm]` in place of
+ * W (compressed-tensors' HadamardTransform; `random-matrix` ignores
+ * `randomize`, as upstream's factory does).
  *
  * Supported modules: the seven Linears of a dense decoder layer and its
  * `self_attn`; an online transform on lm_head, the embedding or an MoE
@@ -58,6 +62,14 @@ export interface TransformApplication<L extends string = OnlineLocation | FusedL
   readonly size: number;
   /** Whether the inverse applies (Wᵀ for the Hadamard types). */
   readonly inverse: boolean;
+  /**
+   * With `randomize: true` on a Hadamard type, the stored permutation
+   * `<module>.<group>_<location>.perm` (int64 `[n]`; the matrix used is
+   * `W[perm][:, perm]`, as compressed-tensors' HadamardTransform; for a fused
+   * application the name is only nominal: the permuted matrix is in the
+   * weights); null otherwise (random-matrix ignores `randomize`, as upstream).
+   */
+  readonly perm: string | null;
 }
 
 /** One online application of one module. */
@@ -186,9 +198,8 @@ function linearFeatures(config: ModelConfig, linear: LayerLinear): [number, numb
  * @returns layer index → its applications (layers without any are absent)
  * @throws {TransformError} for a malformed transform_config, an online
  *   transform on a module llmc's forward cannot rotate (lm_head, the
- *   embedding, MoE layers), `randomize` (per-module permutations, which
- *   upstream does not support either), or a block size that does not
- *   divide the dimension
+ *   embedding, MoE layers), or a block size that does not divide the
+ *   dimension
  * @example
  * ```ts ignore
  * const plan = onlineTransformPlan(hf.config);
@@ -245,12 +256,7 @@ function collect(
   for (const [group, scheme] of groups) {
     const online = scheme.apply.filter((a) => ONLINE.includes(a.location));
     if (online.length === 0) continue;
-    if (scheme.randomize) {
-      throw new TransformError(
-        `transform_config group ${group}: randomize true (per-module permutations) is not ` +
-          "supported for online transforms",
-      );
-    }
+    const permuted = scheme.randomize && scheme.type !== "random-matrix";
     for (const a of scheme.apply.filter((a) => locations.includes(a.location))) {
       const location = a.location as OnlineLocation | FusedLocation;
       const hits = (name: string, cls: string) =>
@@ -287,6 +293,7 @@ function collect(
             type: scheme.type,
             size,
             inverse: a.inverse,
+            perm: permuted ? `${module}.${group}_${location}.perm` : null,
           });
           out.set(k, list);
         };

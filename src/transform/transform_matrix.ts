@@ -8,7 +8,7 @@
  * @module
  */
 
-import { seededRandom } from "../model/seeded_random.ts";
+import { seededRandom, shuffled } from "../model/seeded_random.ts";
 import { TransformError } from "./errors.ts";
 import type { BlockTransform } from "./block_apply.ts";
 import { type HadamardFactors, hadamardFactors, hadamardMatrix, sylvester } from "./hadamard.ts";
@@ -35,9 +35,13 @@ export interface TransformMatrix {
   readonly scale: number;
   /**
    * For the Hadamard types, `stored = (S_m ⊗ H_K) · diag(signs)` (signs all 1
-   * for `hadamard`), so products can run fast (see block_apply.ts).
+   * for `hadamard`), so products can run fast (see block_apply.ts); with
+   * `perm` (see {@link permutedTransform}), `stored` is that matrix `[perm][:, perm]`.
    */
-  readonly factors?: HadamardFactors & { readonly signs: Float64Array };
+  readonly factors?: HadamardFactors & {
+    readonly signs: Float64Array;
+    readonly perm?: Int32Array;
+  };
 }
 
 /**
@@ -178,4 +182,109 @@ export function blockTransformOf(t: TransformMatrix): BlockTransform {
   const matrix = normalizedMatrix(t);
   if (t.factors === undefined) return { matrix, size: t.size };
   return { matrix, size: t.size, fast: { ...t.factors, scale: t.scale } };
+}
+
+/**
+ * The seeded random permutation of `randomize: true` (compressed-tensors'
+ * Hadamard factories draw one `torch.randperm(n)` per transform weight, i.e.
+ * per group and size): a Fisher–Yates shuffle of 0…n−1. The seed is mixed
+ * first, so a permutation never reuses the stream of the matrix it permutes.
+ *
+ * @param n the order
+ * @param seed the seed of the matrix it permutes
+ * @returns a permutation of 0…n−1
+ * @example
+ * ```ts
+ * import { randomPermutation } from "./transform_matrix.ts";
+ * [...randomPermutation(4, 1)].sort(); // [0, 1, 2, 3]
+ * ```
+ */
+export function randomPermutation(n: number, seed: number): Int32Array {
+  const mixed = (Math.imul(seed ^ 0x5eed9e37, 0x9e3779b1) ^ n) >>> 0;
+  const ids = Array.from({ length: n }, (_, i) => i);
+  return Int32Array.from(shuffled(ids, seededRandom(mixed)));
+}
+
+/**
+ * The transform compressed-tensors applies with a permutation
+ * (`weight[perm][:, perm]`, i.e. `P · W · Pᵀ`, still orthogonal after
+ * scaling): stored values permuted, and the Hadamard factors kept with the
+ * permutation, so products still run fast (a scatter, the fast product and
+ * a gather per run; block_apply.ts).
+ *
+ * @param t the transform
+ * @param perm a permutation of 0…n−1 (see {@link randomPermutation})
+ * @returns the permuted transform
+ * @throws {TransformError} when `perm` is not a permutation of 0…n−1
+ * @example
+ * ```ts
+ * import { buildTransform, permutedTransform } from "./transform_matrix.ts";
+ * const t = permutedTransform(buildTransform("hadamard", 2, 0), Int32Array.of(1, 0));
+ * [...t.stored]; // [-1, 1, 1, 1]
+ * ```
+ */
+export function permutedTransform(t: TransformMatrix, perm: ArrayLike<number>): TransformMatrix {
+  checkPermutation(perm, t.size, "perm");
+  if (t.factors?.perm !== undefined) {
+    throw new TransformError("permutedTransform: the transform is already permuted");
+  }
+  const stored = permuted(t.stored, t.size, perm);
+  if (t.factors === undefined) return { type: t.type, size: t.size, stored, scale: t.scale };
+  const factors = { ...t.factors, perm: Int32Array.from(perm) };
+  return { type: t.type, size: t.size, stored, scale: t.scale, factors };
+}
+
+/**
+ * `W[perm][:, perm]` of an n × n row-major matrix.
+ *
+ * @param w the matrix
+ * @param n its order
+ * @param perm a permutation of 0…n−1 (not checked; see {@link checkPermutation})
+ * @returns a new matrix
+ * @example
+ * ```ts
+ * import { permuted } from "./transform_matrix.ts";
+ * permuted(Float64Array.of(1, 2, 3, 4), 2, [1, 0]); // [4, 3, 2, 1]
+ * ```
+ */
+export function permuted<A extends Float64Array | Float32Array>(
+  w: A,
+  n: number,
+  perm: ArrayLike<number>,
+): A {
+  const out = new (w.constructor as { new (n: number): A })(n * n);
+  for (let i = 0; i < n; i++) {
+    const row = perm[i] * n;
+    for (let j = 0; j < n; j++) out[i * n + j] = w[row + perm[j]];
+  }
+  return out;
+}
+
+/**
+ * Checks that values are a permutation of 0…n−1.
+ *
+ * @param perm the values (e.g. a stored `.perm` tensor read as floats)
+ * @param n the order
+ * @param what the tensor's name, for errors
+ * @throws {TransformError} naming `what` and the first bad value
+ * @example
+ * ```ts
+ * import { checkPermutation } from "./transform_matrix.ts";
+ * checkPermutation([2, 0, 1], 3, "x.perm"); // ok
+ * ```
+ */
+export function checkPermutation(perm: ArrayLike<number>, n: number, what: string): void {
+  if (perm.length !== n) {
+    throw new TransformError(`${what}: expected a permutation of ${n} indices, got ${perm.length}`);
+  }
+  const seen = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = perm[i];
+    if (!Number.isInteger(v) || v < 0 || v >= n || seen[v]) {
+      throw new TransformError(
+        `${what}: value ${v} at ${i} makes it no permutation of 0…${n - 1}`,
+      );
+    }
+    seen[v] = 1;
+  }
 }

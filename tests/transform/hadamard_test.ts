@@ -11,7 +11,9 @@ import {
   blockTransformOf,
   buildTransform,
   normalizedMatrix,
+  permutedTransform,
   randomOrthogonal,
+  randomPermutation,
   TRANSFORM_TYPES,
 } from "../../src/transform/transform_matrix.ts";
 import {
@@ -235,23 +237,52 @@ Deno.test("fast products through the Hadamard factors equal the dense block prod
       ["random-hadamard", 172],
     ] as const
   ) {
-    const t = blockTransformOf(buildTransform(type, n, 9));
-    assert.ok(t.fast !== undefined);
-    if (n === 264) assert.deepEqual([t.fast.sylvesterSize, t.fast.baseSize], [2, 132]);
-    const rows = n;
-    const cols = 2 * n;
-    const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.37));
-    for (const transpose of [false, true]) {
-      const dense = x.slice();
-      const fast = x.slice();
-      multiplyRight(dense, rows, cols, t.matrix, n, transpose, "x");
-      applyRight(fast, rows, cols, t, transpose, "x");
-      for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fast[i] - dense[i]) < 1e-12);
-      const denseL = x.slice();
-      const fastL = x.slice();
-      multiplyLeft(denseL, rows, cols, t.matrix, n, transpose, "x");
-      applyLeft(fastL, rows, cols, t, transpose, "x");
-      for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fastL[i] - denseL[i]) < 1e-12);
+    const built = buildTransform(type, n, 9);
+    // randomize: W[perm][:, perm] keeps the fast path (scatter, factors, gather).
+    for (
+      const t of [
+        blockTransformOf(built),
+        blockTransformOf(permutedTransform(built, randomPermutation(n, 9))),
+      ]
+    ) {
+      assert.ok(t.fast !== undefined);
+      if (n === 264) assert.deepEqual([t.fast.sylvesterSize, t.fast.baseSize], [2, 132]);
+      const rows = n;
+      const cols = 2 * n;
+      const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.37));
+      for (const transpose of [false, true]) {
+        const dense = x.slice();
+        const fast = x.slice();
+        multiplyRight(dense, rows, cols, t.matrix, n, transpose, "x");
+        applyRight(fast, rows, cols, t, transpose, "x");
+        for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fast[i] - dense[i]) < 1e-12);
+        const denseL = x.slice();
+        const fastL = x.slice();
+        multiplyLeft(denseL, rows, cols, t.matrix, n, transpose, "x");
+        applyLeft(fastL, rows, cols, t, transpose, "x");
+        for (let i = 0; i < x.length; i++) assert.ok(Math.abs(fastL[i] - denseL[i]) < 1e-12);
+      }
     }
+  }
+});
+
+Deno.test("randomPermutation is seeded; permutedTransform is W[perm][:, perm] and refuses non-permutations", () => {
+  const p = randomPermutation(64, 5);
+  assert.deepEqual(p, randomPermutation(64, 5));
+  assert.notDeepEqual(p, randomPermutation(64, 6));
+  assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 64 }, (_, i) => i));
+  const t = buildTransform("random-hadamard", 12, 3);
+  const u = permutedTransform(t, randomPermutation(12, 3));
+  const perm = u.factors!.perm!;
+  for (let i = 0; i < 12; i++) {
+    for (let j = 0; j < 12; j++) {
+      assert.equal(u.stored[i * 12 + j], t.stored[perm[i] * 12 + perm[j]]);
+    }
+  }
+  for (const bad of [[0, 0, 1, 2], [0, 1, 2], [0, 1, 2, 4]]) {
+    assert.throws(
+      () => permutedTransform(buildTransform("hadamard", 4, 0), bad),
+      (e) => e instanceof TransformError && e.message.includes("perm"),
+    );
   }
 });

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { CpuEngine, cpuTensor } from "../../src/engine/cpu_engine.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
+import { DecoderModelError } from "../../src/model/model_error.ts";
+import { type ModelConfig, parseModelConfig } from "../../src/io/model_config.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import type { SyntheticSpec } from "../../src/model/synthetic_model.ts";
 import { MODEL_TRANSFORMS } from "../../src/modifiers/model_transforms.ts";
@@ -170,8 +172,6 @@ Deno.test("online rotations refuse what they cannot build or run, by field", asy
       "Cannot construct deterministic hadamard of size != 2^n: 96",
     );
     refused("QuIPModifier: {transform_type: hadamard}", "size != 2^n: 96");
-    refused("QuIPModifier: {randomize: true}", "QuIPModifier.randomize");
-    refused("SpinQuantModifier: {rotations: [R4], randomize: true}", "SpinQuantModifier.randomize");
     refused("QuIPModifier: {ignore: []}", "lm_head");
   } finally {
     hf.close();
@@ -322,6 +322,167 @@ Deno.test("smoothing after online rotations is refused before any output exists"
       (e) => e instanceof OneshotError && e.message.includes("SmoothQuantModifier after online"),
     );
     assert.deepEqual([...Deno.readDirSync(out)], []);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+    await m.remove();
+  }
+});
+
+/** The config of a checkpoint with every group's `randomize` set to `value`. */
+function withRandomize(config: ModelConfig, value: boolean): ModelConfig {
+  const raw = structuredClone(config.raw) as {
+    quantization_config: {
+      transform_config: { config_groups: Record<string, Record<string, unknown>> };
+    };
+  };
+  for (const g of Object.values(raw.quantization_config.transform_config.config_groups)) {
+    g.randomize = value;
+  }
+  return { ...parseModelConfig(raw, "config.json"), tieWordEmbeddings: config.tieWordEmbeddings };
+}
+
+const RANDOMIZED = [
+  // [recipe, an online tensor it stores (layer 1), its order n]
+  [
+    "SpinQuantModifier: {rotations: [R1, R2, R4], transform_type: random-hadamard, randomize: true}",
+    "model.layers.1.mlp.down_proj.R4_input",
+    128,
+  ],
+  [
+    "SpinQuantModifier: {rotations: [R1, R2, R3, R4], transform_type: hadamard, randomize: true}",
+    "model.layers.1.self_attn.R3_k_cache",
+    16,
+  ],
+  ["QuIPModifier: {randomize: true}", "model.layers.1.self_attn.o_proj.u_output", 64],
+] as const;
+
+Deno.test("randomize: permuted transforms keep the function; .perm int64 stored, applied and needed", async () => {
+  const spec = SPECS[0];
+  const m = await writeSyntheticModel(spec);
+  try {
+    const tokens = ids(10, spec.vocab);
+    const original = await logitsOf(m.dir, tokens);
+    for (const [recipe, module, n] of RANDOMIZED) {
+      const yaml = (r: string) => `quant_stage:\n  quant_modifiers:\n    ${r}\n`;
+      const t = await transformed(m.dir, yaml(recipe));
+      const plain = await transformed(m.dir, yaml(recipe.replace(/,? ?randomize: true/, "")));
+      const hf = await HfModel.open(t.dir);
+      try {
+        const logits = await logitsOf(t.dir, tokens);
+        const err = relativeError(logits, original);
+        assert.ok(err < 1e-4, `${recipe}: relative error ${err}`);
+        // Stored as upstream saves HadamardTransform: unpermuted ±1 weight + int64 perm [n].
+        const perm = `${module}.perm`;
+        assert.equal(hf.info(perm).dtype, "I64");
+        assert.deepEqual([...hf.info(perm).shape], [n]);
+        const values = [...await hf.readF32(perm)];
+        assert.deepEqual([...values].sort((a, b) => a - b), values.map((_, i) => i));
+        assert.notDeepEqual(values, values.map((_, i) => i));
+        const plainHf = await HfModel.open(plain.dir);
+        try {
+          assert.deepEqual(
+            await hf.readF32(`${module}.weight`),
+            await plainHf.readF32(`${module}.weight`),
+          );
+          assert.ok(!plainHf.has(perm));
+          // The fused halves use the permuted matrix: the weights differ from the plain run's.
+          const down = "model.layers.0.mlp.down_proj.weight";
+          assert.notDeepEqual(await hf.readF32(down), await plainHf.readF32(down));
+        } finally {
+          plainHf.close();
+        }
+        const groups = (t.config.raw.quantization_config as {
+          transform_config: { config_groups: Record<string, { randomize: boolean }> };
+        }).transform_config.config_groups;
+        for (const g of Object.values(groups)) assert.equal(g.randomize, true);
+        // Without its permutations the checkpoint is refused by name …
+        const noPerm = {
+          config: hf.config,
+          has: (name: string) => hf.has(name) && !name.endsWith(".perm"),
+          readF32: (name: string) => hf.readF32(name),
+        };
+        await assert.rejects(
+          () =>
+            DecoderModel.load(noPerm, new CpuEngine()).then((d) =>
+              d.forward(tokens).finally(() => d.close())
+            ),
+          (e) =>
+            e instanceof DecoderModelError && e.message.includes(".perm") &&
+            e.message.includes("randomize"),
+        );
+        // … and read as not randomized it computes another function (the check can fail).
+        const model = await DecoderModel.load({
+          ...noPerm,
+          config: withRandomize(hf.config, false),
+        }, new CpuEngine());
+        const broken = await model.forward(tokens).finally(() => model.close());
+        assert.ok(relativeError(broken, original) > 1e-3, `${recipe}: the permutation matters`);
+      } finally {
+        hf.close();
+        await Deno.remove(t.dir, { recursive: true });
+        await Deno.remove(plain.dir, { recursive: true });
+      }
+    }
+  } finally {
+    await m.remove();
+  }
+});
+
+Deno.test("randomize: the same randomized run twice writes identical bytes", async () => {
+  const m = await writeSyntheticModel(SPECS[1]);
+  try {
+    for (
+      const r of [
+        "QuIPModifier: {randomize: true}",
+        "SpinQuantModifier: {rotations: [R1, R2, R4], transform_type: random-hadamard, randomize: true}",
+      ]
+    ) {
+      const yaml = `quant_stage:\n  quant_modifiers:\n    ${r}\n`;
+      const [a, b] = [await transformed(m.dir, yaml), await transformed(m.dir, yaml)];
+      try {
+        const bytes = (dir: string) => Deno.readFile(`${dir}/model.safetensors`);
+        assert.deepEqual(await bytes(a.dir), await bytes(b.dir));
+      } finally {
+        await Deno.remove(a.dir, { recursive: true });
+        await Deno.remove(b.dir, { recursive: true });
+      }
+    }
+  } finally {
+    await m.remove();
+  }
+});
+
+Deno.test("randomize end to end: oneshot passes the .perm tensors through and warns about vLLM", async () => {
+  const m = await writeSyntheticModel(SPECS[0]);
+  const out = await Deno.makeTempDir({ prefix: "llmc_online_out_" });
+  try {
+    const run = async (transform: string, dir: string) => {
+      const warnings: string[] = [];
+      await oneshot({
+        model: m.dir,
+        recipe: `quant_stage:\n  quant_modifiers:\n    ${transform}\n` +
+          "    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n",
+        outputDir: dir,
+        onWarning: (w) => warnings.push(w),
+      });
+      return warnings.filter((w) => w.includes("randomize"));
+    };
+    const warned = await run("QuIPModifier: {randomize: true}", `${out}/quip`);
+    assert.equal(warned.length, 1);
+    assert.ok(warned[0].includes("v, u") && warned[0].includes(".perm"), warned[0]);
+    const hf = await HfModel.open(`${out}/quip`);
+    try {
+      const perms = hf.tensorNames().filter((n) => n.endsWith(".perm"));
+      assert.equal(perms.length, 2 * 7 * SPECS[0].layers); // v_input and u_output per Linear
+      assert.ok(perms.every((n) => hf.info(n).dtype === "I64"));
+    } finally {
+      hf.close();
+    }
+    // Fused-only randomization (R1, R2) stores nothing online: no warning.
+    assert.deepEqual(
+      await run("SpinQuantModifier: {rotations: [R1, R2], randomize: true}", `${out}/r12`),
+      [],
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
     await m.remove();

@@ -57,6 +57,7 @@ Deno.test("transform_config's online applications are planned per layer; a missi
       type: "random-hadamard",
       size: 172,
       inverse: false,
+      perm: null,
       // Every layer's R4 is the same matrix (one per group and size), any copy will do.
       sameMatrix: Array.from(
         { length: hf.config.numHiddenLayers },
@@ -73,6 +74,12 @@ Deno.test("transform_config's online applications are planned per layer; a missi
         e.message.includes("model.layers.0.mlp.down_proj.R4_input.weight"),
     );
     model.close();
+    // randomize: Hadamard types read `<module>.<group>_<location>.perm`; random-matrix ignores it.
+    const permOf = (scheme: Record<string, unknown>) =>
+      onlineTransformPlan(withGroups({ R4: { ...R4, ...scheme, randomize: true } })).get(0)![0]
+        .perm;
+    assert.equal(permOf({}), "model.layers.0.mlp.down_proj.R4_input.perm");
+    assert.equal(permOf({ type: "random-matrix" }), null);
     // Block sizes that do not divide, and lm_head, are refused by name.
     assert.throws(
       () => onlineTransformPlan(withGroups({ R4: { ...R4, head_dim: 48 } })),

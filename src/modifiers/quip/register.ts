@@ -50,8 +50,8 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : [Stri
  * @param config the model config
  * @param spec the recipe entry (arguments kept raw)
  * @returns the plan
- * @throws {TransformError} naming the field: learnable or randomize true (upstream refuses
- *   both too), a user transform_config, an unknown type, sizes the type cannot build,
+ * @throws {TransformError} naming the field: learnable true (upstream refuses it too),
+ *   a user transform_config, an unknown type, sizes the type cannot build,
  *   targets llmc's forward cannot rotate online (lm_head, MoE experts)
  * @example
  * ```ts ignore
@@ -61,9 +61,10 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : [Stri
  */
 export function planQuip(config: ModelConfig, spec: ModifierSpec): QuipPlan {
   const args = (spec as { args?: Record<string, unknown> }).args ?? {};
-  for (const field of ["learnable", "randomize"]) {
-    if (args[field] === true) fail(spec, field, "true is not supported (nor by llm-compressor)");
+  if (args.learnable === true) {
+    fail(spec, "learnable", "true is not supported (nor by llm-compressor)");
   }
+  const randomize = args.randomize === true;
   if (args.transform_config !== undefined && args.transform_config !== null) {
     fail(spec, "transform_config", "a user transform_config is not supported; leave it unset");
   }
@@ -90,7 +91,7 @@ export function planQuip(config: ModelConfig, spec: ModifierSpec): QuipPlan {
   const scheme = (apply: JsonValue[]) => ({
     type,
     apply,
-    randomize: false,
+    randomize,
     requires_grad: false,
     head_dim: blockSize,
     precision,

@@ -15,6 +15,8 @@ import { hadamardFactors, isPowerOfTwo } from "../../transform/hadamard.ts";
 import {
   blockTransformOf,
   buildTransform,
+  permutedTransform,
+  randomPermutation,
   TRANSFORM_TYPES,
   type TransformType,
 } from "../../transform/transform_matrix.ts";
@@ -34,9 +36,6 @@ export const LLAMA_SPINQUANT_MAPPINGS = Object.freeze({
 
 /** A SpinQuant rotation. */
 export type SpinQuantRotation = "R1" | "R2" | "R3" | "R4";
-
-/** The online rotations (R3 post-RoPE Q/K, R4 down_proj's input). */
-const ONLINE_ROTATIONS: readonly SpinQuantRotation[] = ["R3", "R4"];
 
 /** The architectures whose mappings llmc infers. */
 const ARCHITECTURES = ["llama", "mistral", "qwen2", "qwen3"];
@@ -91,15 +90,6 @@ export function planSpinQuant(config: ModelConfig, spec: ModifierSpec): SpinQuan
   for (const r of rotations) {
     if (!["R1", "R2", "R3", "R4"].includes(r)) fail(spec, "rotations", `${r}: expected R1…R4`);
   }
-  const online = rotations.some((r) => ONLINE_ROTATIONS.includes(r as SpinQuantRotation));
-  if (online && args.randomize === true) {
-    fail(
-      spec,
-      "randomize",
-      "per-module permutations are not supported with the online rotations R3/R4 " +
-        "(llm-compressor refuses randomize too)",
-    );
-  }
   if (args.learnable === true) {
     fail(spec, "learnable", "learnable rotations (SpinQuant's Cayley training) are not supported");
   }
@@ -139,9 +129,10 @@ export function planSpinQuant(config: ModelConfig, spec: ModifierSpec): SpinQuan
 
 /**
  * The fused rotations a plan applies. R1 is one matrix for the whole model
- * (the residual stream shares it); `randomize` only changes the seed
- * stream, since every application of R1 must be the same matrix, and R2 too
- * is shared (llmc fuses one R2 into every layer's v/o pair).
+ * (the residual stream shares it) and R2 one for every layer's v/o pair.
+ * With `randomize: true` each is `W[perm][:, perm]` with one seeded
+ * permutation per rotation (compressed-tensors draws one per cached weight,
+ * i.e. per group and size; `random-matrix` ignores it, as upstream).
  *
  * @param config the model config
  * @param plan the plan
@@ -156,7 +147,8 @@ export function spinQuantRotations(config: ModelConfig, plan: SpinQuantPlan): Fu
   const build = (name: SpinQuantRotation, size: number) => {
     try {
       const t = buildTransform(plan.transformType, size, SEEDS[name]);
-      return blockTransformOf(t);
+      if (!plan.randomize || plan.transformType === "random-matrix") return blockTransformOf(t);
+      return blockTransformOf(permutedTransform(t, randomPermutation(size, SEEDS[name])));
     } catch (e) {
       if (e instanceof TransformError) {
         fail(plan.modifier, "transform_type", `${name} of size ${size}: ${e.message}`);
