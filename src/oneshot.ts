@@ -406,7 +406,6 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       fullRecipe,
       splitPath(options.outputDir)[0],
       scratch,
-      warn,
     );
     const model = transformed.model;
     const recipe = transformed.recipe;
@@ -571,7 +570,6 @@ async function inMemoryModel(
  * @param near the folder the scratch checkpoints go in (the output's parent, so a large
  *   model's rotated copy lands on the output's disk, not in /tmp), when it exists
  * @param scratch where the scratch folders and their models are recorded (for cleanup)
- * @param warn receives a note when online transforms are randomized (see below)
  * @returns the model the layer pipelines read, the rest of the recipe, and
  *   the transform_config groups (null without transforms)
  * @throws {OneshotError} for a transform after a layer modifier, or a recipe of transforms only
@@ -581,7 +579,6 @@ async function applyModelTransforms(
   recipe: Recipe,
   near: string,
   scratch: { dir: string; model: HfModel }[],
-  warn: (message: string) => void,
 ): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
   const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
   const count = lead === -1 ? recipe.modifiers.length : lead;
@@ -618,17 +615,19 @@ async function applyModelTransforms(
         "scales would cross the rotation between a norm or Linear and the Linear it feeds",
     );
   }
-  // vLLM's online transform module loads each transform's `.weight` only, not its `.perm`.
+  // vLLM's online transform module loads each transform's `.weight` only, not its `.perm`:
+  // a randomized online group would load there and compute another function.
   const permuted = new Set(
     [...onlineTransformPlan(planned).values()].flat().filter((a) => a.perm !== null)
       .map((a) => a.group),
   );
   if (permuted.size > 0) {
-    warn(
-      `randomize: true on the online transform groups ${[...permuted].join(", ")}: the ` +
-        "checkpoint stores their permutations as <module>.<group>_<location>.perm, which llmc " +
-        "applies but vLLM's compressed-tensors transform loader does not read (it would serve " +
-        "another function)",
+    throw new OneshotError(
+      `randomize: true on the online transform groups ${[...permuted].join(", ")} is refused: ` +
+        "their permutations would be stored as <module>.<group>_<location>.perm, which llmc " +
+        "applies but vLLM's compressed-tensors transform loader does not read, so vLLM would " +
+        "serve another function (llm-compressor 0.9 refuses randomize altogether). " +
+        "randomize is accepted for the fused rotations R1 and R2 only",
     );
   }
   for (const t of transforms) {

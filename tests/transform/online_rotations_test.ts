@@ -452,37 +452,32 @@ Deno.test("randomize: the same randomized run twice writes identical bytes", asy
   }
 });
 
-Deno.test("randomize end to end: oneshot passes the .perm tensors through and warns about vLLM", async () => {
+Deno.test("randomize end to end: oneshot refuses it on online groups (vLLM ignores .perm) and runs it fused", async () => {
   const m = await writeSyntheticModel(SPECS[0]);
   const out = await Deno.makeTempDir({ prefix: "llmc_online_out_" });
   try {
-    const run = async (transform: string, dir: string) => {
-      const warnings: string[] = [];
-      await oneshot({
+    const run = (transform: string, dir: string) =>
+      oneshot({
         model: m.dir,
         recipe: `quant_stage:\n  quant_modifiers:\n    ${transform}\n` +
           "    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n",
         outputDir: dir,
-        onWarning: (w) => warnings.push(w),
       });
-      return warnings.filter((w) => w.includes("randomize"));
-    };
-    const warned = await run("QuIPModifier: {randomize: true}", `${out}/quip`);
-    assert.equal(warned.length, 1);
-    assert.ok(warned[0].includes("v, u") && warned[0].includes(".perm"), warned[0]);
-    const hf = await HfModel.open(`${out}/quip`);
+    await assert.rejects(
+      () => run("QuIPModifier: {randomize: true}", `${out}/quip`),
+      (e: Error) =>
+        e.message.includes("randomize: true on the online transform groups v, u") &&
+        e.message.includes(".perm"),
+    );
+    await assert.rejects(() => Deno.stat(`${out}/quip`), Deno.errors.NotFound);
+    // Fused-only randomization (R1, R2) stores nothing online and runs.
+    await run("SpinQuantModifier: {rotations: [R1, R2], randomize: true}", `${out}/r12`);
+    const hf = await HfModel.open(`${out}/r12`);
     try {
-      const perms = hf.tensorNames().filter((n) => n.endsWith(".perm"));
-      assert.equal(perms.length, 2 * 7 * SPECS[0].layers); // v_input and u_output per Linear
-      assert.ok(perms.every((n) => hf.info(n).dtype === "I64"));
+      assert.deepEqual(hf.tensorNames().filter((n) => n.endsWith(".perm")), []);
     } finally {
       hf.close();
     }
-    // Fused-only randomization (R1, R2) stores nothing online: no warning.
-    assert.deepEqual(
-      await run("SpinQuantModifier: {rotations: [R1, R2], randomize: true}", `${out}/r12`),
-      [],
-    );
   } finally {
     await Deno.remove(out, { recursive: true });
     await m.remove();
