@@ -19,7 +19,7 @@ import { type LayerLinear, layerPrefix, LINEAR_INPUT_GROUPS } from "./module_nam
 import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
-import type { LinearInputTransform, TapListener } from "./taps.ts";
+import type { ExpertSlice, LinearInputTransform, TapListener } from "./taps.ts";
 
 /** What a layer needs besides its weights and input. */
 export interface DecoderLayerContext {
@@ -44,6 +44,8 @@ export interface DecoderLayerContext {
    * or only those routed to it (see moe_block.ts).
    */
   moeCalibrateAllExperts?: boolean;
+  /** MoE layers: run only these experts (see taps.ts); absent: all. */
+  moeExperts?: ExpertSlice;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;

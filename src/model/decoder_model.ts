@@ -261,6 +261,7 @@ export class DecoderModel {
           taps: options.taps,
           transformLinearInput: options.transformLinearInput,
           moeCalibrateAllExperts: options.moeCalibrateAllExperts,
+          moeExperts: options.moeExperts,
         },
         weights,
         hidden,
