@@ -47,7 +47,7 @@ import { computeDTypeOf } from "../quantization/linear_plan.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
   applySmoothing,
-  AWQ_DEFAULT_MAPPINGS,
+  awqDefaultMappings,
   type LayerMapping,
   type MappingPatterns,
   resolveLayerMappings,
@@ -218,7 +218,7 @@ export function planAwq(
   quantization: QuantizationPlan,
 ): AwqPlan {
   const mappings = spec.mappings === null
-    ? AWQ_DEFAULT_MAPPINGS
+    ? awqDefaultMappings(config)
     : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
   for (let k = 0; k < config.numHiddenLayers; k++) {
     resolveLayerMappings(k, config, mappings, where(spec));
