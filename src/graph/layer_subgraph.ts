@@ -33,7 +33,7 @@ import type { CalibrationBatch } from "./calibration_batches.ts";
  * `down_proj`, or in a sparse MoE layer every expert's and the shared expert's down projection.
  */
 function mlpOutputs(config: ModelConfig, k: number): string[] {
-  if (!isSparseLayer(config, k)) return ["mlp.down_proj"];
+  if (!config.moe || !isSparseLayer(config, k)) return ["mlp.down_proj"];
   const names = moeModuleNames(config);
   const downs = Array.from({ length: config.moe!.numExperts }, (_, e) => names.expert(e).down);
   return names.shared === null ? downs : [...downs, names.shared.down];

@@ -186,7 +186,7 @@ function layerStructure(
   config: ModelConfig,
   k: number,
 ): { modules: readonly LayerModule[]; allowed: Readonly<Record<string, Allowed>> } {
-  if (!isSparseLayer(config, k)) return { modules: LAYER_MODULES, allowed: ALLOWED };
+  if (!config.moe || !isSparseLayer(config, k)) return { modules: LAYER_MODULES, allowed: ALLOWED };
   const names = moeModuleNames(config);
   const linear = (rel: string): LayerModule => ({ rel, className: "Linear", norm: false });
   const modules: LayerModule[] = [...ATTENTION_MODULES, linear(names.router)];
@@ -252,6 +252,16 @@ export function resolveLayerMappings(
   mappings.forEach((m, i) => {
     const smooths = named.filter((x) => matchesTarget(m.smooth, x.name, x.className));
     if (smooths.length === 0) return;
+    // Several smooth layers (every expert's up projection) each balance the Linears they feed.
+    const claims = (x: (typeof named)[number], b: (typeof named)[number]) =>
+      rules[x.rel]?.balance.includes(b.rel) ?? false;
+    if (smooths.length > 1 && smooths.some((x) => rules[x.rel] === undefined)) {
+      throw new SmoothingMappingError(
+        `${where}.mappings[${i}]: smooth layer '${m.smooth}' matches ${
+          smooths.map((x) => x.name).join(", ")
+        } in layer ${k}; it must match one module (or one per expert)`,
+      );
+    }
     const matched = named.filter((x) =>
       !x.norm && !smooths.includes(x) &&
       m.balance.some((b) => matchesTarget(b, x.name, x.className))
@@ -263,16 +273,6 @@ export function resolveLayerMappings(
         }`,
       );
       return;
-    }
-    // Several smooth layers (every expert's up projection) each balance the Linears they feed.
-    const claims = (x: (typeof named)[number], b: (typeof named)[number]) =>
-      rules[x.rel]?.balance.includes(b.rel) ?? false;
-    if (smooths.length > 1 && smooths.some((x) => rules[x.rel] === undefined)) {
-      throw new SmoothingMappingError(
-        `${where}.mappings[${i}]: smooth layer '${m.smooth}' matches ${
-          smooths.map((x) => x.name).join(", ")
-        } in layer ${k}; it must match one module (or one per expert)`,
-      );
     }
     const bad = matched.filter((b) => !smooths.some((x) => claims(x, b)));
     if (bad.length > 0 || rules[smooths[0].rel] === undefined) {
