@@ -183,3 +183,52 @@ for (const name of ["mixtral", "qwen3_moe"]) {
     });
   });
 }
+
+Deno.test("qwen2_moe: SmoothQuant with the default mappings rescales the norm, the router and the shared expert's gate (kept dense), warning that it adds them", async () => {
+  await withTempDir(async (dir) => {
+    const model = await writeMoeModel(MOE_QUANT_SPECS.qwen2_moe, `${dir}/model`);
+    const warnings: string[] = [];
+    await oneshot({
+      model,
+      recipe: `quant_stage:
+  quant_modifiers:
+    SmoothQuantModifier: {smoothing_strength: 0.8}
+    QuantizationModifier:
+      targets: [Linear]
+      scheme: W8A8
+      ignore: [lm_head, "re:.*mlp.gate$", "re:.*shared_expert_gate$"]
+`,
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 4,
+      maxSeqLength: 32,
+      engine: "cpu",
+      onEvent: (e) => {
+        if (e.type === "warning") warnings.push(e.message);
+      },
+      onWarning: (m) => warnings.push(m),
+    });
+    const p = "model.layers.1.mlp";
+    assert(
+      warnings.some((w) => w.includes(`${p}.gate, ${p}.shared_expert_gate; they are rescaled`)),
+      warnings.join("\n"),
+    );
+    const [src, out] = [await HfModel.open(model), await HfModel.open(`${dir}/out`)];
+    try {
+      for (
+        const name of [
+          "model.layers.1.post_attention_layernorm.weight",
+          `${p}.gate.weight`,
+          `${p}.shared_expert_gate.weight`,
+        ]
+      ) {
+        const [a, b] = [await src.readF32(name), await out.readF32(name)];
+        assertEquals(b.length, a.length, name);
+        assert(a.some((v, i) => v !== b[i]), `${name} was not rescaled`);
+      }
+    } finally {
+      src.close();
+      out.close();
+    }
+  });
+});
