@@ -125,18 +125,6 @@ export type LinearInputTransform = (
 ) => Tensor;
 
 /**
- * Options of `DecoderModel.runLayer`.
- *
- * @example
- * ```ts ignore
- * const options: RunLayerOptions = {
- *   weights: new Map([["model.layers.0.mlp.down_proj.weight", fakeQuantized]]),
- *   transformLinearInput: (modules, x, engine) => x, // identity
- * };
- * const out = await model.runLayer(0, hidden, options);
- * ```
- */
-/**
  * The experts `start … end−1` of an MoE layer's sparse block. The block's sum
  * runs over experts in index order (after the shared expert), so continuing
  * from the sum of the experts before `start` gives the same floating-point
@@ -168,6 +156,18 @@ export interface ExpertSlice {
   readonly onPartial?: (sum: Tensor) => void;
 }
 
+/**
+ * Options of `DecoderModel.runLayer`.
+ *
+ * @example
+ * ```ts ignore
+ * const options: RunLayerOptions = {
+ *   weights: new Map([["model.layers.0.mlp.down_proj.weight", fakeQuantized]]),
+ *   transformLinearInput: (modules, x, engine) => x, // identity
+ * };
+ * const out = await model.runLayer(0, hidden, options);
+ * ```
+ */
 export interface RunLayerOptions {
   /** Receives the layer's activations while they are on the GPU. */
   taps?: TapListener;
