@@ -48,6 +48,7 @@ import {
 import { LayerSubgraph } from "./layer_subgraph.ts";
 import type { LayerEnvironment, LayerModifier, LayerResult } from "./modifier.ts";
 import { PendingReads } from "./pending_reads.ts";
+import { releaseGpuCache } from "./gpu_cache.ts";
 
 /** Experts `start … end−1` of one layer. */
 export interface ExpertRange {
@@ -322,7 +323,7 @@ export async function calibrateExpertGroups(
       } finally {
         for (const s of sessions) s.dispose();
       }
-      await model.idle();
+      await releaseGpuCache(model);
     }
     await reads?.drain();
     return {

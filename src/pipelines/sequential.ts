@@ -17,8 +17,6 @@
  */
 
 import { concatMap, defer, finalize, type Observable, range } from "rxjs";
-import { webGpuOf } from "../engine/webgpu_engine.ts";
-import { storagePool } from "../gpu/buffer_pool.ts";
 import type { DType } from "../io/dtype.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { ActivationCache, type MemoryBudget } from "../graph/activation_cache.ts";
@@ -32,6 +30,7 @@ import {
   groupsExperts,
 } from "../graph/expert_groups.ts";
 import { PendingReads } from "../graph/pending_reads.ts";
+import { releaseGpuCache } from "../graph/gpu_cache.ts";
 import type { LayerModifier, LayerResult, LinearResult } from "../graph/modifier.ts";
 
 /** Where a pass's finished layers go. */
@@ -103,17 +102,6 @@ export interface PassContext {
 export interface PassOutputs {
   /** The last layer's outputs (dispose after use), or null. */
   last: ActivationCache | null;
-}
-
-/**
- * Frees the GPU buffer cache once the device is idle. On unified-memory and
- * software devices those buffers are host memory; keeping a layer's worth of
- * them cached across layers would double the resident weights.
- */
-async function releaseGpuCache(model: DecoderModel): Promise<void> {
-  await model.idle();
-  const gpu = webGpuOf(model.engine);
-  if (gpu) storagePool(gpu.gpu).trim();
 }
 
 interface PassState {
