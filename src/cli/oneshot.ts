@@ -139,6 +139,7 @@ export const command: CliCommand = {
         values["max-activation-memory"],
       );
       const maxExpertBytes = byteSizeFlag("max-expert-memory", values["max-expert-memory"]);
+      if (maxExpertBytes === 0) throw new UsageError("--max-expert-memory: must be more than 0");
       const progress = choiceFlag("progress", values.progress, PROGRESS);
       const engine = choiceFlag("engine", values.engine, ENGINE_CHOICES);
       const count = (flag: string, v: string | undefined) =>
