@@ -147,6 +147,7 @@ export { DecoderModel } from "./src/model/decoder_model.ts";
 export type { WeightSource } from "./src/model/weight_source.ts";
 export type {
   AttentionTap,
+  ExpertSlice,
   LinearInputTap,
   LinearInputTransform,
   MoeRoutingTap,

@@ -10,8 +10,12 @@
  * All experts are calibrated on every token (moe_calibrate_all_experts).
  *
  * ```sh
- * deno run -A bench/moe_gptq_bench.ts [--experts 8] [--expert-intermediate 768] [--layers 2] [--samples 4] [--seq-len 128] [--no-dense]
+ * deno run -A bench/moe_gptq_bench.ts [--experts 8] [--expert-intermediate 768] [--layers 2] [--samples 4] [--seq-len 128] [--no-dense] [--max-expert-memory 32MiB]
  * ```
+ *
+ * `--max-expert-memory` processes each layer's experts in groups whose
+ * float32 weights fit in it (oneshot's `maxExpertBytes`; default 1 GiB, so
+ * these models' layers run whole).
  *
  * Prints a table and one JSON line per model.
  *
@@ -21,6 +25,8 @@
 import { parseArgs } from "node:util";
 import { type SyntheticSpec, writeSyntheticModel } from "../src/model/synthetic_model.ts";
 import { oneshot } from "../src/oneshot.ts";
+import { parseByteSize } from "../src/cli/flags.ts";
+import type { EngineChoice } from "../src/engine/choose.ts";
 import { runBenchChild } from "./_child_run.ts";
 
 const SHARED = decodeURIComponent(new URL("../../shared/", import.meta.url).pathname);
@@ -56,11 +62,14 @@ const { values } = parseArgs({
     samples: { type: "string", default: "4" },
     "seq-len": { type: "string", default: "128" },
     "no-dense": { type: "boolean", default: false },
+    "max-expert-memory": { type: "string" },
+    engine: { type: "string", default: "auto" },
   },
 });
 
 if (values.child) {
   const t0 = performance.now();
+  let engineUsed = "";
   await oneshot({
     model: values.model!,
     recipe: RECIPE,
@@ -68,12 +77,20 @@ if (values.child) {
     numCalibrationSamples: Number(values.samples),
     maxSeqLength: Number(values["seq-len"]),
     outputDir: values.out!,
+    maxExpertBytes: values["max-expert-memory"] === undefined
+      ? undefined
+      : parseByteSize(values["max-expert-memory"]),
+    engine: values.engine as EngineChoice,
+    onEvent: (e) => {
+      if (e.type === "engine") engineUsed = e.engine;
+    },
     onWarning: () => {},
   });
   console.log(JSON.stringify({
     peakRssBytes: peakRssBytes(),
     seconds: (performance.now() - t0) / 1000,
     cpuSeconds: cpuSeconds(),
+    engine: engineUsed,
   }));
   Deno.exit(0);
 }
@@ -124,7 +141,9 @@ for (const [label, spec] of models) {
         modelBytes += Deno.statSync(`${dir}/model/${e.name}`).size;
       }
     }
-    const run = await runBenchChild<{ seconds: number; cpuSeconds: number; peakRssBytes: number }>(
+    const run = await runBenchChild<
+      { seconds: number; cpuSeconds: number; peakRssBytes: number; engine: string }
+    >(
       import.meta.url,
       [
         "--model",
@@ -135,11 +154,16 @@ for (const [label, spec] of models) {
         values.samples,
         "--seq-len",
         values["seq-len"],
+        "--engine",
+        values.engine,
+        ...(values["max-expert-memory"] === undefined
+          ? []
+          : ["--max-expert-memory", values["max-expert-memory"]]),
       ],
     );
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
     rows.push(
-      `| ${label} | ${mb(modelBytes)} | ${run.seconds.toFixed(1)} s | ${
+      `| ${label} | ${run.engine} | ${mb(modelBytes)} | ${run.seconds.toFixed(1)} s | ${
         run.cpuSeconds.toFixed(1)
       } s | ${mb(run.peakRssBytes)} |`,
     );
@@ -153,6 +177,8 @@ for (const [label, spec] of models) {
       runSeconds: run.seconds,
       cpuSeconds: run.cpuSeconds,
       peakRssBytes: run.peakRssBytes,
+      engine: run.engine,
+      maxExpertMemory: values["max-expert-memory"] ?? null,
     }));
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -161,8 +187,12 @@ for (const [label, spec] of models) {
 console.log(
   `\nGPTQ W4A16 oneshot, ${layers} layers, hidden 768, ${values.samples}×${
     values["seq-len"]
-  } calibration tokens`,
+  } calibration tokens${
+    values["max-expert-memory"] === undefined
+      ? ""
+      : `, experts in groups within ${values["max-expert-memory"]}`
+  }`,
 );
-console.log(`| model | f32 weights | whole run (wall) | CPU time | peak RSS |`);
-console.log(`|---|---:|---:|---:|---:|`);
+console.log(`| model | engine | f32 weights | whole run (wall) | CPU time | peak RSS |`);
+console.log(`|---|---|---:|---:|---:|---:|`);
 for (const r of rows) console.log(r);

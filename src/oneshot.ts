@@ -118,6 +118,12 @@ export interface OneshotOptions {
   readonly moeCalibrateAllExperts?: boolean;
   /** Host bytes of cached activations before they spill to disk (default 2 GiB). */
   readonly maxActivationBytesInMemory?: number;
+  /**
+   * MoE models: float32 bytes of expert weights a layer loads, calibrates,
+   * quantizes and compresses at once (default 1 GiB); a layer whose experts
+   * need more is processed in groups of experts that fit, with the same output.
+   */
+  readonly maxExpertBytes?: number;
   /** Tokens per GPU forward during calibration (default 4096). */
   readonly tokensPerForward?: number;
   /**
@@ -304,6 +310,7 @@ async function calibrationOf(
     quantizationAwareCalibration: options.quantizationAwareCalibration,
     moeCalibrateAllExperts: options.moeCalibrateAllExperts,
     maxActivationBytesInMemory: options.maxActivationBytesInMemory,
+    maxExpertBytes: options.maxExpertBytes,
     tokensPerForward: options.tokensPerForward,
     engine: options.engine,
   };

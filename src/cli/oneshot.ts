@@ -57,6 +57,8 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
   --no-quantization-aware-calibration  calibrate without fake quantization
   --no-moe-calibrate-all-experts       MoE: experts' statistics see only their routed tokens
   --max-activation-memory SIZE         cached activations kept in RAM before spilling (default 2GiB)
+  --max-expert-memory SIZE             MoE: expert weights (float32) a layer processes at once; more
+                                       experts are processed in groups that fit (default 1GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
   --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
   --engine NAME                        auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
@@ -114,6 +116,7 @@ export const command: CliCommand = {
         "no-quantization-aware-calibration": { type: "boolean", default: false },
         "no-moe-calibrate-all-experts": { type: "boolean", default: false },
         "max-activation-memory": { type: "string" },
+        "max-expert-memory": { type: "string" },
         "tokens-per-forward": { type: "string" },
         progress: { type: "string", default: "auto" },
         engine: { type: "string", default: "auto" },
@@ -135,6 +138,8 @@ export const command: CliCommand = {
         "max-activation-memory",
         values["max-activation-memory"],
       );
+      const maxExpertBytes = byteSizeFlag("max-expert-memory", values["max-expert-memory"]);
+      if (maxExpertBytes === 0) throw new UsageError("--max-expert-memory: must be more than 0");
       const progress = choiceFlag("progress", values.progress, PROGRESS);
       const engine = choiceFlag("engine", values.engine, ENGINE_CHOICES);
       const count = (flag: string, v: string | undefined) =>
@@ -150,6 +155,7 @@ export const command: CliCommand = {
         quantizationAwareCalibration: !values["no-quantization-aware-calibration"],
         moeCalibrateAllExperts: !values["no-moe-calibrate-all-experts"],
         maxActivationBytesInMemory,
+        maxExpertBytes,
         tokensPerForward: count("tokens-per-forward", values["tokens-per-forward"]),
         progress: values.quiet ? "none" : progress,
         engine,

@@ -27,7 +27,7 @@ import type { DType } from "../io/dtype.ts";
 import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
-import type { LinearInputTransform } from "../model/taps.ts";
+import type { ExpertSlice, LinearInputTransform } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
@@ -111,7 +111,17 @@ function composeTransforms(
   };
 }
 
-function mergeResults(results: readonly LayerResult[]): LayerResult {
+/**
+ * Merges sessions' results, later ones overriding earlier ones per module.
+ *
+ * @param results the sessions' results in order
+ * @returns one result
+ * @example
+ * ```ts ignore
+ * const result = mergeResults(await Promise.all(sessions.map((s) => s.finish())));
+ * ```
+ */
+export function mergeResults(results: readonly LayerResult[]): LayerResult {
   const linears = new Map<string, LinearResult>();
   const attention = new Map<string, AttentionResult>();
   const tensors = new Map<string, Float32Array>();
@@ -125,6 +135,43 @@ function mergeResults(results: readonly LayerResult[]): LayerResult {
     attention: [...attention.values()],
     ...(tensors.size > 0 ? { tensors } : {}),
   };
+}
+
+/** Reports a phase of layer k's work. */
+export type LayerProgress = (
+  phase: GraphPhase,
+  round: number,
+  samplesDone: number,
+  module?: string,
+) => void;
+
+/**
+ * The progress reporter of layer `k` in a pass.
+ *
+ * @param ctx the pass
+ * @param k the layer
+ * @param samples calibration samples in the pass
+ * @returns the reporter
+ * @example
+ * ```ts ignore
+ * const progress = layerProgress(ctx, 0, 16);
+ * progress("calibrate", 0, 0);
+ * ```
+ */
+export function layerProgress(ctx: LayerGraphContext, k: number, samples: number): LayerProgress {
+  return (phase, round, samplesDone, module) =>
+    ctx.emit({
+      type: "progress",
+      pass: ctx.pass,
+      passes: ctx.passes,
+      layer: k,
+      layers: ctx.model.numLayers,
+      phase,
+      round,
+      samplesDone,
+      samples,
+      ...(module === undefined ? {} : { module }),
+    });
 }
 
 /**
@@ -147,19 +194,7 @@ export async function calibrateLayer(
   const { model, batches } = ctx;
   const k = input.layer;
   const samples = batches.reduce((n, b) => n + b.sequences, 0);
-  const progress = (phase: GraphPhase, round: number, samplesDone: number, module?: string) =>
-    ctx.emit({
-      type: "progress",
-      pass: ctx.pass,
-      passes: ctx.passes,
-      layer: k,
-      layers: model.numLayers,
-      phase,
-      round,
-      samplesDone,
-      samples,
-      ...(module === undefined ? {} : { module }),
-    });
+  const progress = layerProgress(ctx, k, samples);
   const subgraph = new LayerSubgraph(
     model,
     k,
@@ -291,19 +326,46 @@ function stagesOf(modifiers: readonly LayerModifier[]): LayerModifier[][] {
   return stages.filter((s) => s.length > 0);
 }
 
-/** One calibration round: every batch through the layer, its taps into every session. */
-async function calibrationRound(
+/** How one calibration round runs a layer whose experts are processed in groups. */
+export interface RoundRun {
+  /** The sessions that observe the taps (default: all the round's sessions). */
+  readonly observers?: readonly LayerSession[];
+  /** The experts the forwards run (default: all). */
+  readonly slice?: ExpertSlice;
+}
+
+/**
+ * One calibration round: every batch through the layer, its taps into every
+ * observing session; every session transforms Linear inputs.
+ *
+ * @param ctx the pass
+ * @param input the layer
+ * @param weights the calibration weights on the engine
+ * @param sessions the sessions whose input transforms apply
+ * @param r the round
+ * @param progress the layer's progress reporter
+ * @param expertTokens counts the experts' tokens from the routing taps
+ * @param run which sessions observe and which experts run
+ * @example
+ * ```ts ignore
+ * await calibrationRound(ctx, input, weights, sessions, 0, layerProgress(ctx, k, n));
+ * ```
+ */
+export async function calibrationRound(
   ctx: LayerGraphContext,
   input: LayerGraphInput,
   weights: LayerWeights,
   sessions: readonly LayerSession[],
   r: number,
-  progress: (phase: GraphPhase, round: number, samplesDone: number) => void,
+  progress: LayerProgress,
   expertTokens?: ExpertTokenCounter,
+  run: RoundRun = {},
 ): Promise<void> {
   const taps$ = new Subject<CalibrationTap>();
   const folded = Promise.all(
-    sessions.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
+    (run.observers ?? sessions).map((s) =>
+      lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })
+    ),
   );
   let done = 0;
   // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
@@ -317,9 +379,12 @@ async function calibrationRound(
         weights,
         sessions,
         r,
-        (event) => {
-          if (event.kind === "moe_routing") expertTokens?.record(event);
-          taps$.next({ event, samples: b });
+        {
+          slice: run.slice,
+          taps: (event) => {
+            if (event.kind === "moe_routing") expertTokens?.record(event);
+            taps$.next({ event, samples: b });
+          },
         },
       );
       out.destroy();
@@ -336,14 +401,30 @@ async function calibrationRound(
   await expertTokens?.settle();
 }
 
-async function forward(
+/**
+ * One forward of the layer over a batch of its inputs.
+ *
+ * @param ctx the pass
+ * @param input the layer
+ * @param b the batch
+ * @param weights the layer's weights on the engine
+ * @param sessions the sessions whose input transforms apply
+ * @param round the round (or the propagation forward)
+ * @param options the taps' listener and the experts to run
+ * @returns the layer's output (owned by the caller)
+ * @example
+ * ```ts ignore
+ * const out = await forward(ctx, input, batch, weights, sessions, "propagate");
+ * ```
+ */
+export async function forward(
   ctx: LayerGraphContext,
   input: LayerGraphInput,
   b: CalibrationBatch,
   weights: LayerWeights,
   sessions: readonly LayerSession[],
   round: number | "propagate",
-  taps?: (event: CalibrationTap["event"]) => void,
+  options: { taps?: (event: CalibrationTap["event"]) => void; slice?: ExpertSlice } = {},
 ): Promise<Tensor> {
   const { model } = ctx;
   const x = await input.inputs.get(b.index);
@@ -358,9 +439,10 @@ async function forward(
     return await model.runLayer(input.layer, hidden, {
       weights,
       sequences: b.sequences,
-      taps,
+      taps: options.taps,
       transformLinearInput: composeTransforms(transforms),
       moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
+      moeExperts: options.slice,
     });
   } finally {
     hidden.destroy();

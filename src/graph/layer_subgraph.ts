@@ -5,7 +5,8 @@
  * ```
  * self_attn:  h  ──► input_layernorm → q/k/v → attention → o_proj ──► attn(h)
  * mlp:        h' ──► post_attention_layernorm → gate/up → act → down_proj ──► mlp(h')
- *             (h' = h + attn(h), computed once with the layer's own weights)
+ *             (h' = h + attn(h), computed once with the layer's own weights;
+ *              in an MoE layer the sparse block: router, every expert, shared expert)
  * ```
  *
  * Both run through the model's own layer forward (`DecoderModel.runLayer`),
@@ -32,7 +33,20 @@ import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import { ActivationCache, MemoryBudget } from "./activation_cache.ts";
+import { isSparseLayer, moeModuleNames } from "../model/moe_names.ts";
+import type { ModelConfig } from "../io/model_config.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
+
+/**
+ * The Linears whose outputs make up the MLP's (zero them and the MLP adds 0):
+ * `down_proj`, or in a sparse MoE layer every expert's and the shared expert's down projection.
+ */
+function mlpOutputs(config: ModelConfig, k: number): string[] {
+  if (!config.moe || !isSparseLayer(config, k)) return ["mlp.down_proj"];
+  const names = moeModuleNames(config);
+  const downs = Array.from({ length: config.moe!.numExperts }, (_, e) => names.expert(e).down);
+  return names.shared === null ? downs : [...downs, names.shared.down];
+}
 
 /** The parts of a decoder layer a session can run alone. */
 export type SubgraphName = "self_attn" | "mlp";
@@ -141,10 +155,14 @@ export class LayerSubgraph {
   ): Map<string, Float32Array> {
     const p = layerPrefix(this.layer);
     const out = new Map(weights);
-    const off = name === "self_attn" ? `${p}.mlp.down_proj` : `${p}.self_attn.o_proj`;
-    for (const suffix of [".weight", ".bias"]) {
-      const w = weights.get(off + suffix);
-      if (w !== undefined) out.set(off + suffix, new Float32Array(w.length));
+    const off = name === "self_attn"
+      ? mlpOutputs(this.model.config, this.layer)
+      : ["self_attn.o_proj"];
+    for (const rel of off) {
+      for (const suffix of [".weight", ".bias"]) {
+        const w = weights.get(`${p}.${rel}${suffix}`);
+        if (w !== undefined) out.set(`${p}.${rel}${suffix}`, new Float32Array(w.length));
+      }
     }
     return out;
   }

@@ -167,6 +167,13 @@ export interface LayerEnvironment {
    * (filled once the first round is done; see expert_tokens.ts).
    */
   readonly expertTokens?: ExpertTokenCounter;
+  /**
+   * The Linears (full module names, and `….self_attn` for K/V scales) this
+   * session handles; absent: all of the layer's. A layer whose experts run
+   * in groups opens one session for the rest of the layer and one per group
+   * (only for modifiers that declare {@link LayerModifier.moduleSubsets}).
+   */
+  readonly modules?: ReadonlySet<string>;
 }
 
 /** One modifier's work on one decoder layer. */
@@ -206,6 +213,8 @@ export interface LayerModifier {
    * the modifiers after it then open their sessions only once it finished.
    */
   readonly rewritesLayer?: boolean;
+  /** Whether its sessions honor {@link LayerEnvironment.modules} (experts in groups). */
+  readonly moduleSubsets?: boolean;
   /**
    * Opens the session of one layer.
    *

@@ -20,7 +20,7 @@ import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
 import type { OnlineRotations } from "./online_rotations.ts";
-import type { LinearInputTransform, TapListener } from "./taps.ts";
+import type { ExpertSlice, LinearInputTransform, TapListener } from "./taps.ts";
 
 /** What a layer needs besides its weights and input. */
 export interface DecoderLayerContext {
@@ -51,6 +51,8 @@ export interface DecoderLayerContext {
    * or only those routed to it (see moe_block.ts).
    */
   moeCalibrateAllExperts?: boolean;
+  /** MoE layers: run only these experts (see taps.ts); absent: all. */
+  moeExperts?: ExpertSlice;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;

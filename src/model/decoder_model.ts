@@ -272,6 +272,7 @@ export class DecoderModel {
           transformLinearInput: options.transformLinearInput,
           moeCalibrateAllExperts: options.moeCalibrateAllExperts,
           online,
+          moeExperts: options.moeExperts,
         },
         weights,
         hidden,

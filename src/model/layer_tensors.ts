@@ -90,7 +90,8 @@ export function layerTensorShapes(config: ModelConfig, k: number): Map<string, n
  * @param k the layer index
  * @param substitutes tensors by full HF name that replace the checkpoint's;
  *   names of other layers are ignored
- * @returns name → values, for every name of {@link layerTensorShapes}
+ * @param include which tensors to read (default: all)
+ * @returns name → values, for every (included) name of {@link layerTensorShapes}
  * @throws {DecoderModelError} when a tensor is missing or has the wrong size
  * @example
  * ```ts ignore
@@ -102,9 +103,11 @@ export async function readLayerTensors(
   source: WeightSource,
   k: number,
   substitutes?: ReadonlyMap<string, Float32Array>,
+  include: (name: string) => boolean = () => true,
 ): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of layerTensorShapes(source.config, k)) {
+    if (!include(name)) continue;
     out.set(name, await readLayerTensor(source, name, shape, substitutes));
   }
   return out;

@@ -99,6 +99,8 @@ export class LayerWeights {
    * @param config the model config
    * @param k the layer index
    * @param arrays full HF name → values
+   * @param include which of the layer's tensors to upload (default: all); a
+   *   layer whose experts run in groups uploads one group at a time
    * @returns the uploaded layer
    * @throws {DecoderModelError} for a missing or misshapen tensor
    * @example
@@ -113,11 +115,13 @@ export class LayerWeights {
     config: ModelConfig,
     k: number,
     arrays: ReadonlyMap<string, Float32Array>,
+    include: (name: string) => boolean = () => true,
   ): LayerWeights {
     const tensors = new Map<string, LinearWeight>();
     let bytes = 0;
     try {
       for (const [name, shape] of layerTensorShapes(config, k)) {
+        if (!include(name)) continue;
         const data = arrays.get(name);
         const n = shape.reduce((a, b) => a * b, 1);
         if (!data || data.length !== n) {

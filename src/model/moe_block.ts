@@ -5,8 +5,8 @@
  * compute:
  *
  *   w   = topk(softmax(router(x)))                 (renormalized: mixtral, norm_topk_prob)
- *   out = Σₑ w[:, e] · down_e(silu(gate_e(x)) · up_e(x))
- *       + sigmoid(shared_expert_gate(x)) · shared_expert(x)     (qwen2_moe)
+ *   out = sigmoid(shared_expert_gate(x)) · shared_expert(x)     (qwen2_moe)
+ *       + Σₑ w[:, e] · down_e(silu(gate_e(x)) · up_e(x))        (e = 0, 1, … in order)
  *
  * Every expert runs on every token and tokens not routed to it get weight 0,
  * so the output equals the routed sum while each expert's inputs exist for
@@ -83,21 +83,36 @@ export function encodeMoeBlock(
     seqLen,
   });
 
-  const out = engine.allocate([rows, hidden]);
+  // The sum starts with the shared expert and adds the experts in index order, so a
+  // layer whose experts run in groups (ctx.moeExperts) continues the same sum.
+  const slice = ctx.moeExperts ?? { start: 0, end: moe.numExperts };
+  if (slice.start < 0 || slice.end > moe.numExperts || slice.start >= slice.end) {
+    throw new RangeError(
+      `layer ${layer}: experts ${slice.start}…${slice.end - 1} are not a slice of 0…${
+        moe.numExperts - 1
+      }`,
+    );
+  }
+  // Without the sum so far (a calibration forward, whose output nobody reads) it starts at 0.
+  const out = slice.partial ? engine.copy(slice.partial) : engine.allocate([rows, hidden]);
   try {
-    for (let e = 0; e < moe.numExperts; e++) {
+    let first = slice.partial === undefined;
+    if (shared !== null && slice.start === 0) {
+      const act = temp(engine.siluMul(linear(shared.gate, moeIn), linear(shared.up, moeIn)));
+      const y = linear(shared.down, input([shared.down], act, act));
+      const gate = linear(shared.sharedGate, moeIn);
+      engine.accumulateWeighted(out, y, gate, 0, { sigmoid: true, overwrite: true });
+      first = false;
+    }
+    for (let e = slice.start; e < slice.end; e++) {
       const n = names.expert(e);
       const xe = input([n.gate, n.up], routed(x, routing, e), x);
       const act = temp(engine.siluMul(linear(n.gate, xe), linear(n.up, xe)));
       const y = linear(n.down, input([n.down], routed(act, routing, e), act));
-      engine.accumulateWeighted(out, y, routing, e, { overwrite: e === 0 });
+      engine.accumulateWeighted(out, y, routing, e, { overwrite: first });
+      first = false;
     }
-    if (shared !== null) {
-      const act = temp(engine.siluMul(linear(shared.gate, moeIn), linear(shared.up, moeIn)));
-      const y = linear(shared.down, input([shared.down], act, act));
-      const gate = linear(shared.sharedGate, moeIn);
-      engine.accumulateWeighted(out, y, gate, 0, { sigmoid: true });
-    }
+    if (slice.end < moe.numExperts) slice.onPartial?.(engine.copy(out));
   } catch (e) {
     out.destroy();
     throw e;

@@ -125,6 +125,38 @@ export type LinearInputTransform = (
 ) => Tensor;
 
 /**
+ * The experts `start … end−1` of an MoE layer's sparse block. The block's sum
+ * runs over experts in index order (after the shared expert), so continuing
+ * from the sum of the experts before `start` gives the same floating-point
+ * result as one pass over all of them.
+ *
+ * @example
+ * ```ts ignore
+ * const slice: ExpertSlice = { start: 0, end: 4, onPartial: (sum) => keep(sum) };
+ * await model.runLayer(k, hidden, { weights, moeExperts: slice });
+ * ```
+ */
+export interface ExpertSlice {
+  /** The first expert run. */
+  readonly start: number;
+  /** One past the last expert run. */
+  readonly end: number;
+  /**
+   * The block's sum so far (the shared expert and the experts before
+   * `start`), `[rows, hidden]`; not modified. Absent: the sum starts at 0
+   * (right for `start = 0`; a calibration forward whose output nobody reads
+   * may omit it for any slice).
+   */
+  readonly partial?: Tensor;
+  /**
+   * Receives the sum after expert `end − 1` (a tensor the receiver owns and
+   * destroys), when `end` is not the last expert: the layer's output is not
+   * complete then.
+   */
+  readonly onPartial?: (sum: Tensor) => void;
+}
+
+/**
  * Options of `DecoderModel.runLayer`.
  *
  * @example
@@ -155,6 +187,11 @@ export interface RunLayerOptions {
    * routed one either way.
    */
   moeCalibrateAllExperts?: boolean;
+  /**
+   * MoE layers: run only a slice of the experts (experts processed in
+   * groups, see graph/expert_groups.ts); absent: every expert.
+   */
+  moeExperts?: ExpertSlice;
   /**
    * Sequences packed in `hidden`. Needed only for a hidden state this model
    * did not produce (one re-uploaded from a cache); otherwise remembered.

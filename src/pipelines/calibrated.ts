@@ -86,6 +86,12 @@ export interface CalibrationOptions {
    * 2 GiB); also the largest resume boundary saved.
    */
   readonly maxActivationBytesInMemory?: number;
+  /**
+   * MoE models: float32 bytes of expert weights one layer processes at once
+   * (default 1 GiB); a layer whose experts need more is processed in groups
+   * of experts that fit (graph/expert_groups.ts).
+   */
+  readonly maxExpertBytes?: number;
   /** Tokens per GPU forward (samples are packed up to this; default 4096). */
   readonly tokensPerForward?: number;
   /**
@@ -100,6 +106,10 @@ export interface CalibrationOptions {
 
 /** Default bound of in-memory activations. */
 export const DEFAULT_MAX_ACTIVATION_BYTES = 2 * 2 ** 30;
+
+/** Default float32 bytes of MoE expert weights a layer processes at once (1 GiB). */
+export const DEFAULT_MAX_EXPERT_BYTES = 2 ** 30;
+
 /** Default tokens per forward. */
 export const DEFAULT_TOKENS_PER_FORWARD = 4096;
 
@@ -285,7 +295,8 @@ async function runCalibrated(
     spillDir,
     emit,
     moeCalibrateAllExperts: options.moeCalibrateAllExperts,
-    readLayer: (k) => readLayerFromSource(hf, k),
+    readLayer: (k, include) => readLayerFromSource(hf, k, undefined, include),
+    maxExpertBytes: options.maxExpertBytes ?? DEFAULT_MAX_EXPERT_BYTES,
   };
   const kept: PassOutputs = { last: null };
   const sparsity = sparsityTracker(hf, plans);

@@ -92,6 +92,7 @@ async function overlaidLayer(
   pass: number,
   k: number,
   quantizationAware: boolean,
+  include?: (name: string) => boolean,
 ): Promise<LayerWeightsOnHost> {
   const substitutes = new Map<string, Float32Array>();
   for (const r of await storedResults(scratch, plans, pass, k)) {
@@ -110,7 +111,7 @@ async function overlaidLayer(
       );
     }
   }
-  return await readLayerFromSource(hf, k, substitutes);
+  return await readLayerFromSource(hf, k, substitutes, include);
 }
 
 /**
@@ -181,7 +182,11 @@ export async function runIndependent(
       };
     await lastValueFrom(
       layerPass$(
-        { ...ctx, readLayer: (k) => overlaidLayer(hf, scratch, plans, i, k, quantizationAware) },
+        {
+          ...ctx,
+          readLayer: (k, include) =>
+            overlaidLayer(hf, scratch, plans, i, k, quantizationAware, include),
+        },
         {
           modifiers,
           propagation: "compressed",

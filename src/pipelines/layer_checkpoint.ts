@@ -30,6 +30,8 @@ export type LayerTensorSource = Pick<HfModel, "tensorNames" | "info" | "readRaw"
  * @param result the layer's module results
  * @param sparsity with a sparsity modifier: measures each weight; sparse targets are
  *   sparsity-compressed after quantization compression (§1.9.9) when its format is not dense
+ * @param parts tensors of the layer already built from earlier parts of it (expert groups,
+ *   {@link linearCheckpointTensors}): kept, and not copied from the source again
  * @returns the tensors to hand to `sink.writeLayer`
  * @throws {CompressionError} (from compress) when a module's format precondition fails
  * @example
@@ -42,30 +44,15 @@ export async function layerCheckpointTensors(
   layer: number,
   result: LayerResult,
   sparsity: SparsityTracker | null = null,
+  parts: readonly CheckpointTensor[] = [],
 ): Promise<CheckpointTensor[]> {
   const prefix = layerPrefix(layer) + ".";
-  const out: CheckpointTensor[] = [];
+  const out: CheckpointTensor[] = [...parts];
   const replaced = new Set<string>();
-  for (const l of result.linears) {
-    const name = `${l.module}.weight`;
-    const dtype = computeDTypeOf(source.info(name).dtype, name);
-    replaced.add(name);
-    const tensors = compressModule(
-      l.module,
-      l.weight,
-      l.shape,
-      l.scheme,
-      { weight: l.weightQParams, input: l.input },
-      dtype,
-      l.format,
-    );
-    const target = sparsity?.record(l.module, l.weight, l.shape[1]) ?? false;
-    out.push(
-      ...(target && sparsity!.format !== "dense"
-        ? applySparsityCompression(l.module, tensors, sparsity!.format)
-        : tensors),
-    );
-  }
+  // A compressed Linear's tensors are named after its module: its dense weight is not copied.
+  for (const t of parts) replaced.add(t.name.replace(/\.[^.]+$/, ".weight"));
+  out.push(...linearCheckpointTensors(source, result, sparsity));
+  for (const l of result.linears) replaced.add(`${l.module}.weight`);
   for (const a of result.attention) {
     const name = `${a.module}.k_proj.weight`;
     const dtype = computeDTypeOf(source.info(name).dtype, name);
@@ -85,6 +72,48 @@ export async function layerCheckpointTensors(
     if (!name.startsWith(prefix) || replaced.has(name)) continue;
     const info = source.info(name);
     out.push({ name, dtype: info.dtype, shape: info.shape, data: await source.readRaw(name) });
+  }
+  return out;
+}
+
+/**
+ * The checkpoint tensors of a result's Linears alone: each compressed in its
+ * format with its qparams (a layer's expert groups are compressed as they finish).
+ *
+ * @param source the source checkpoint (stored dtypes)
+ * @param result the results whose Linears to compress
+ * @param sparsity as for {@link layerCheckpointTensors}
+ * @returns the Linears' tensors
+ * @throws {CompressionError} (from compress) when a module's format precondition fails
+ * @example
+ * ```ts ignore
+ * const part = linearCheckpointTensors(model, groupResult);
+ * ```
+ */
+export function linearCheckpointTensors(
+  source: LayerTensorSource,
+  result: LayerResult,
+  sparsity: SparsityTracker | null = null,
+): CheckpointTensor[] {
+  const out: CheckpointTensor[] = [];
+  for (const l of result.linears) {
+    const name = `${l.module}.weight`;
+    const dtype = computeDTypeOf(source.info(name).dtype, name);
+    const tensors = compressModule(
+      l.module,
+      l.weight,
+      l.shape,
+      l.scheme,
+      { weight: l.weightQParams, input: l.input },
+      dtype,
+      l.format,
+    );
+    const target = sparsity?.record(l.module, l.weight, l.shape[1]) ?? false;
+    out.push(
+      ...(target && sparsity!.format !== "dense"
+        ? applySparsityCompression(l.module, tensors, sparsity!.format)
+        : tensors),
+    );
   }
   return out;
 }

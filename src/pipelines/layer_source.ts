@@ -17,6 +17,7 @@ import type { LayerWeightsOnHost } from "./sequential.ts";
  * @param source the checkpoint
  * @param k the layer
  * @param substitutes tensors (by full name) that replace the checkpoint's
+ * @param include which tensors to read (default: all)
  * @returns the weights and their dtypes
  * @throws {DecoderModelError} (from model) for a missing or misshapen tensor
  * @example
@@ -28,8 +29,9 @@ export async function readLayerFromSource(
   source: HfModel,
   k: number,
   substitutes?: ReadonlyMap<string, Float32Array>,
+  include?: (name: string) => boolean,
 ): Promise<LayerWeightsOnHost> {
-  const weights = await readLayerTensors(source, k, substitutes);
+  const weights = await readLayerTensors(source, k, substitutes, include);
   const dtypes = new Map<string, DType>();
   for (const name of weights.keys()) dtypes.set(name, source.info(name).dtype);
   return { weights, dtypes };

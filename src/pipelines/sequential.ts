@@ -17,16 +17,21 @@
  */
 
 import { concatMap, defer, finalize, type Observable, range } from "rxjs";
-import { webGpuOf } from "../engine/webgpu_engine.ts";
-import { storagePool } from "../gpu/buffer_pool.ts";
 import type { DType } from "../io/dtype.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { ActivationCache, type MemoryBudget } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { GraphEventSink, LayerDoneEvent } from "../graph/events.ts";
-import { calibrateLayer, type Propagation } from "../graph/layer_graph.ts";
+import { calibrateLayer, type LayerGraphContext, type Propagation } from "../graph/layer_graph.ts";
+import {
+  calibrateExpertGroups,
+  expertGroups,
+  expertOfTensor,
+  groupsExperts,
+} from "../graph/expert_groups.ts";
 import { PendingReads } from "../graph/pending_reads.ts";
-import type { LayerModifier, LayerResult } from "../graph/modifier.ts";
+import { releaseGpuCache } from "../graph/gpu_cache.ts";
+import type { LayerModifier, LayerResult, LinearResult } from "../graph/modifier.ts";
 
 /** Where a pass's finished layers go. */
 export interface LayerTarget {
@@ -36,8 +41,14 @@ export interface LayerTarget {
   boundaryLayer(): number | null;
   /** Fills `cache` with the saved outputs of layer k; false when none are saved. */
   loadBoundary(k: number, cache: ActivationCache): Promise<boolean>;
-  /** Persists layer k. */
+  /** Persists layer k (after any parts of it handed to `writePart`). */
   write(k: number, result: LayerResult): Promise<void>;
+  /**
+   * Takes a finished part of layer k (a group of its experts) before the
+   * rest, so the part's dense weights can be released; absent: the part
+   * stays in memory until `write`.
+   */
+  writePart?(k: number, result: LayerResult): Promise<void>;
   /** Saves layer k's outputs for a resumed run. */
   saveBoundary(k: number, outputs: ActivationCache): Promise<void>;
 }
@@ -71,8 +82,20 @@ export interface PassContext {
   readonly emit: GraphEventSink;
   /** MoE models: upstream's `moe_calibrate_all_experts` (default true). */
   readonly moeCalibrateAllExperts?: boolean;
-  /** Reads layer k's dense weights (the source checkpoint, or it overlaid by earlier passes). */
-  readonly readLayer: (k: number) => Promise<LayerWeightsOnHost>;
+  /**
+   * Reads layer k's dense weights (the source checkpoint, or it overlaid by
+   * earlier passes); only the tensors `include` selects, when given.
+   */
+  readonly readLayer: (
+    k: number,
+    include?: (name: string) => boolean,
+  ) => Promise<LayerWeightsOnHost>;
+  /**
+   * MoE layers: float32 bytes of expert weights processed together; a layer
+   * whose experts exceed it is processed in groups (graph/expert_groups.ts).
+   * Absent: all of a layer's experts together.
+   */
+  readonly maxExpertBytes?: number;
 }
 
 /** The outputs of a pass's last layer, when kept. */
@@ -81,21 +104,14 @@ export interface PassOutputs {
   last: ActivationCache | null;
 }
 
-/**
- * Frees the GPU buffer cache once the device is idle. On unified-memory and
- * software devices those buffers are host memory; keeping a layer's worth of
- * them cached across layers would double the resident weights.
- */
-async function releaseGpuCache(model: DecoderModel): Promise<void> {
-  await model.idle();
-  const gpu = webGpuOf(model.engine);
-  if (gpu) storagePool(gpu.gpu).trim();
-}
-
 interface PassState {
   first: number;
   inputs: ActivationCache;
+  /** Whether the pass said its layers' experts are processed together after all. */
+  warnedUngrouped?: boolean;
 }
+
+const EMPTY = new Float32Array(0);
 
 /**
  * Runs one pass over every decoder layer; emits one event per layer (and
@@ -169,28 +185,67 @@ async function layerStep(
   if (k < state.first) {
     return { type: "layer_done", layer: k, layers: n, skipped: true, seconds: 0, bytesRead: 0 };
   }
-  const host = await ctx.readLayer(k);
-  const bytesRead = [...host.weights.values()].reduce((a, w) => a + w.byteLength, 0);
+  const groups = ctx.maxExpertBytes === undefined
+    ? null
+    : expertGroups(ctx.model.config, k, ctx.maxExpertBytes);
+  const grouped = groups !== null && groupsExperts(spec.modifiers);
+  if (groups !== null && !grouped && !state.warnedUngrouped) {
+    state.warnedUngrouped = true;
+    ctx.emit({
+      type: "warning",
+      message: `layer ${k}: its experts exceed the expert memory budget but are processed ` +
+        `together: ${spec.modifiers.map((m) => m.type).join(", ")} need the whole layer`,
+    });
+  }
+  const sizeOf = (m: ReadonlyMap<string, Float32Array>) =>
+    [...m.values()].reduce((a, w) => a + w.byteLength, 0);
+  const host = await ctx.readLayer(k, grouped ? (n) => expertOfTensor(n) === null : undefined);
+  let bytesRead = sizeOf(host.weights);
   const last = k === n - 1;
   const wantOutputs = spec.needsData && (!last || spec.keepLastOutputs);
   const outputs = wantOutputs
     ? new ActivationCache(ctx.budget, ctx.spillDir, `p${spec.pass}-l${k}`)
     : null;
-  const done = await calibrateLayer(
-    {
-      model: ctx.model,
-      batches: spec.needsData ? ctx.batches : [],
-      modifiers: spec.modifiers,
-      quantizationAware: spec.quantizationAware,
-      propagation: spec.propagation,
-      emit: ctx.emit,
-      pass: spec.pass,
-      passes: spec.passes,
-      moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
-      activations: { budget: ctx.budget, spillDir: ctx.spillDir },
-    },
-    { layer: k, weights: host.weights, dtypes: host.dtypes, inputs: state.inputs, outputs },
-  );
+  const graph: LayerGraphContext = {
+    model: ctx.model,
+    batches: spec.needsData ? ctx.batches : [],
+    modifiers: spec.modifiers,
+    quantizationAware: spec.quantizationAware,
+    propagation: spec.propagation,
+    emit: ctx.emit,
+    pass: spec.pass,
+    passes: spec.passes,
+    moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
+    activations: { budget: ctx.budget, spillDir: ctx.spillDir },
+  };
+  const input = {
+    layer: k,
+    weights: host.weights,
+    dtypes: host.dtypes,
+    inputs: state.inputs,
+    outputs,
+  };
+  // The metrics of parts written early (their weights are gone by the end of the layer).
+  const partLinears: LinearResult[] = [];
+  const writePart = target.writePart === undefined || target.isDone(k)
+    ? undefined
+    : async (result: LayerResult) => {
+      await target.writePart!(k, result);
+      for (const l of result.linears) {
+        partLinears.push({ ...l, weight: EMPTY, forwardWeight: EMPTY });
+      }
+    };
+  const done = grouped
+    ? await calibrateExpertGroups(graph, input, {
+      groups: groups!,
+      read: async (include) => {
+        const part = await ctx.readLayer(k, include);
+        bytesRead += sizeOf(part.weights);
+        return part;
+      },
+      writePart,
+    })
+    : await calibrateLayer(graph, input);
   await state.inputs.dispose();
   if (outputs !== null) state.inputs = outputs;
   await releaseGpuCache(ctx.model);
@@ -210,7 +265,7 @@ async function layerStep(
   if (outputs !== null) await target.saveBoundary(k, outputs);
   const rssBytes = Deno.memoryUsage().rss;
   const samples = spec.needsData ? ctx.batches.reduce((a, b) => a + b.sequences, 0) : 0;
-  for (const l of done.result.linears) {
+  for (const l of [...partLinears, ...done.result.linears]) {
     if (l.metric === null) continue;
     ctx.emit({
       type: "module_metric",

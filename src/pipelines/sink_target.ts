@@ -11,10 +11,10 @@ import type { HfModel } from "../io/hf_model.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import { layerLinearModules } from "../model/moe_names.ts";
 import { writeFileAtomic } from "../sink/_progress.ts";
-import type { CheckpointSink } from "../sink/checkpoint_sink.ts";
+import type { CheckpointSink, CheckpointTensor } from "../sink/checkpoint_sink.ts";
 import type { ActivationCache } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
-import { layerCheckpointTensors } from "./layer_checkpoint.ts";
+import { layerCheckpointTensors, linearCheckpointTensors } from "./layer_checkpoint.ts";
 import type { LayerTarget } from "./sequential.ts";
 import { SparsityStatsError, type SparsityTracker } from "./sparsity_config.ts";
 
@@ -79,6 +79,8 @@ export function sinkTarget(
   sparsity: SparsityTracker | null = null,
 ): LayerTarget {
   const hidden = source.config.hiddenSize;
+  // Compressed tensors of layers' parts (expert groups) until the layer is written.
+  const parts = new Map<number, CheckpointTensor[]>();
   return {
     isDone: (k) => sink.isLayerDone(k),
     boundaryLayer: () => sink.boundaryLayer(),
@@ -88,8 +90,15 @@ export function sinkTarget(
       await cache.restore(bytes, batches.map((b) => b.ids.length * hidden));
       return true;
     },
+    writePart(k, result) {
+      const list = parts.get(k) ?? [];
+      list.push(...linearCheckpointTensors(source, result, sparsity));
+      parts.set(k, list);
+      return Promise.resolve();
+    },
     async write(k, result) {
-      const tensors = await layerCheckpointTensors(source, k, result, sparsity);
+      const tensors = await layerCheckpointTensors(source, k, result, sparsity, parts.get(k));
+      parts.delete(k);
       if (sparsity !== null) {
         // Persisted before the layer is committed: a committed layer always
         // has its measurements (a stale file of an unfinished layer is rewritten).

@@ -46,6 +46,7 @@ Deno.test("calibration flags are validated before anything is written", async ()
         ["--max-seq-length", "ten"],
         ["--tokens-per-forward", "-4"],
         ["--max-activation-memory", "lots"],
+        ["--max-expert-memory", "0"],
         ["--progress", "loud"],
       ]
     ) {

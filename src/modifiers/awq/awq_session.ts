@@ -49,7 +49,7 @@ import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
   applySmoothing,
-  AWQ_DEFAULT_MAPPINGS,
+  awqDefaultMappings,
   type LayerMapping,
   type MappingPatterns,
   resolveLayerMappings,
@@ -213,11 +213,11 @@ function where(spec: AWQModifierSpec): string {
  * ```
  */
 export function awqMappingsOf(
-  _config: ModelConfig,
+  config: ModelConfig,
   spec: AWQModifierSpec,
 ): readonly MappingPatterns[] {
   return spec.mappings === null
-    ? AWQ_DEFAULT_MAPPINGS
+    ? awqDefaultMappings(config)
     : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
 }
 

@@ -120,11 +120,12 @@ function groupsOf(
   plan: QuantizationPlan,
   quantizationAware: boolean,
   warn: (m: string) => void,
+  only?: ReadonlySet<string>,
 ): InputGroup[] {
   return linearInputGroups(config, layer).map(({ key, linears: g }, i) => {
     const modules = g.map((l) => `${layerPrefix(layer)}.${l}`);
     const planned = plan.linears.linears.filter((l) =>
-      modules.includes(l.name) && isQuantizedLinear(l)
+      modules.includes(l.name) && isQuantizedLinear(l) && (only?.has(l.name) ?? true)
     );
     const observed = planned.filter((l) => inputNeedsCalibration(l.scheme!.inputActivations));
     const inputs = modules.map((m) =>
@@ -213,8 +214,10 @@ class QuantizationSession implements LayerSession {
       plan,
       env.quantizationAware,
       (m) => env.emit({ type: "warning", message: m }),
+      env.modules,
     );
-    this.#attention = plan.attention.find((a) => a.layer === k) ?? null;
+    this.#attention =
+      plan.attention.find((a) => a.layer === k && (env.modules?.has(a.module) ?? true)) ?? null;
 
     // A point's round is the number of replayed groups before it.
     const replayed = env.quantizationAware
@@ -631,6 +634,7 @@ export function quantizationLayerModifier(plan: QuantizationPlan): LayerModifier
   return {
     type: plan.modifier.type,
     disablesQuantizationAware: gptq,
+    moduleSubsets: true,
     open: (env) => new QuantizationSession(env, plan, gptq),
   };
 }
