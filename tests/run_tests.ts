@@ -356,7 +356,7 @@ async function main(): Promise<number> {
     args: Deno.args,
     allowPositionals: true,
     options: {
-      timeout: { type: "string", default: "300" },
+      timeout: { type: "string", default: "600" },
       jobs: { type: "string", default: Deno.env.get("LLMC_TEST_JOBS") ?? "2" },
       "no-check": { type: "boolean", default: false },
     },
