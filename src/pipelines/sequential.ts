@@ -17,6 +17,7 @@
  */
 
 import { concatMap, defer, finalize, type Observable, range } from "rxjs";
+import { CpuEngine } from "../engine/cpu_engine.ts";
 import { webGpuOf } from "../engine/webgpu_engine.ts";
 import { storagePool } from "../gpu/buffer_pool.ts";
 import type { DType } from "../io/dtype.ts";
@@ -82,14 +83,16 @@ export interface PassOutputs {
 }
 
 /**
- * Frees the GPU buffer cache once the device is idle. On unified-memory and
- * software devices those buffers are host memory; keeping a layer's worth of
- * them cached across layers would double the resident weights.
+ * Frees the engine's buffer cache once it is idle: the GPU buffer pool (on
+ * unified-memory and software devices those buffers are host memory; keeping
+ * a layer's worth of them cached across layers would double the resident
+ * weights), or the CPU engine's array pool.
  */
 async function releaseGpuCache(model: DecoderModel): Promise<void> {
   await model.idle();
   const gpu = webGpuOf(model.engine);
   if (gpu) storagePool(gpu.gpu).trim();
+  if (model.engine instanceof CpuEngine) model.engine.trim();
 }
 
 interface PassState {
