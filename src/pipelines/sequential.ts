@@ -17,6 +17,7 @@
  */
 
 import { concatMap, defer, finalize, type Observable, range } from "rxjs";
+import { collectGarbage } from "../_gc.ts";
 import { CpuEngine } from "../engine/cpu_engine.ts";
 import { webGpuOf } from "../engine/webgpu_engine.ts";
 import { storagePool } from "../gpu/buffer_pool.ts";
@@ -93,6 +94,7 @@ async function releaseGpuCache(model: DecoderModel): Promise<void> {
   const gpu = webGpuOf(model.engine);
   if (gpu) storagePool(gpu.gpu).trim();
   if (model.engine instanceof CpuEngine) model.engine.trim();
+  collectGarbage();
 }
 
 interface PassState {
