@@ -7,7 +7,9 @@
  * arrays a forward holds at once.
  *
  * Arrays are reference-counted (a reshaped view shares its source's array):
- * one returns to the pool when its last tensor is destroyed.
+ * one returns to the pool when its last tensor is destroyed. The counts are
+ * held weakly, so a tensor that is dropped without `destroy()` is collected
+ * as before rather than kept alive by the pool.
  *
  * @module
  */
@@ -27,7 +29,8 @@
  */
 export class ArrayPool {
   readonly #free = new Map<number, Float32Array[]>();
-  readonly #refs = new Map<Float32Array, number>();
+  // Weak: a tensor its owner never destroys must still be collectable with its array.
+  readonly #refs = new WeakMap<Float32Array, number>();
   #pooledBytes = 0;
 
   /** @param maxPooledBytes arrays released beyond this many pooled bytes are left to the GC */
