@@ -235,7 +235,8 @@ async function oneshotRun(
       rssMiB: Number(m[4]) / 1024,
     };
     if (out.code === 0) return timed;
-    const error = err.split("\n").find((l) => /error/i.test(l)) ?? `exit code ${out.code}`;
+    const lines = err.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("TIME "));
+    const error = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? `exit code ${out.code}`;
     return { ...timed, error: error.trim().slice(0, 160) };
   } finally {
     await Deno.remove(outDir, { recursive: true });
