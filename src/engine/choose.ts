@@ -5,12 +5,14 @@
  * adapter such as llvmpipe or lavapipe, or none at all, gets the CPU engine,
  * which does the same work without emulating a GPU on the same cores (and
  * without compiling shaders). When the CPU engine is chosen no WebGPU device
- * is requested.
+ * is requested; on Linux without a GPU device node not even the adapter is
+ * probed (see _gpu_device_nodes.ts: probing loads the driver stack, ~60 MiB).
  *
  * @module
  */
 
 import { getGpu, probeAdapter } from "../gpu/device.ts";
+import { gpuDeviceNodes } from "./_gpu_device_nodes.ts";
 import { CpuEngine } from "./cpu_engine.ts";
 import type { Engine, EngineKind } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
@@ -63,6 +65,13 @@ export function parseEngineChoice(value: string | undefined, where: string): Eng
  * ```
  */
 export async function autoEngineKind(): Promise<{ kind: EngineKind; reason: string }> {
+  if (gpuDeviceNodes()?.length === 0) {
+    return {
+      kind: "cpu",
+      reason: "no GPU device in /dev (dri, nvidia, dxg), so any WebGPU adapter would be a " +
+        "software one; the CPU engine runs the same work without emulating a GPU",
+    };
+  }
   const adapter = await probeAdapter();
   if (adapter === null) return { kind: "cpu", reason: "no WebGPU adapter" };
   if (adapter.isFallback) {

@@ -15,9 +15,16 @@
  * Ops run eagerly when called; `flush` has nothing to start and `read`
  * resolves at once with copies.
  *
+ * Memory: the float32 arrays of the tensors the engine makes come from a
+ * pool and return to it when their tensor is destroyed (see
+ * cpu/_array_pool.ts), so a forward reuses the previous forward's arrays
+ * instead of leaving them to the garbage collector; {@link CpuEngine.trim}
+ * empties the pool between phases.
+ *
  * @module
  */
 
+import { ArrayPool } from "./cpu/_array_pool.ts";
 import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 import type {
@@ -34,6 +41,13 @@ import { EngineError } from "./engine_error.ts";
 import { fastWalshHadamard } from "../transform/block_apply.ts";
 
 /**
+ * Released arrays beyond this many pooled bytes are left to the garbage
+ * collector: a forward's working set is far smaller; the bound only matters
+ * when shapes keep changing.
+ */
+const POOL_BYTES = 2 ** 30;
+
+/**
  * A tensor of the {@link CpuEngine}: a host array and its shape.
  *
  * @example
@@ -45,19 +59,23 @@ import { fastWalshHadamard } from "../transform/block_apply.ts";
  */
 export class CpuTensor implements Tensor {
   #data: HostArray | null;
+  #onDestroy: (() => void) | undefined;
 
   /**
    * Wraps host values as an engine tensor.
    *
    * @param data the values (kept, not copied)
    * @param shape dimensions; their product must be `data.length`
+   * @param onDestroy called once, by the first {@link destroy} (the engine
+   *   returns its own arrays to its pool this way)
    */
-  constructor(data: HostArray, readonly shape: readonly number[]) {
+  constructor(data: HostArray, readonly shape: readonly number[], onDestroy?: () => void) {
     const n = shape.reduce((a, b) => a * b, 1);
     if (n !== data.length) {
       throw new EngineError(`CpuTensor: shape [${shape}] needs ${n} values, got ${data.length}`);
     }
     this.#data = data;
+    this.#onDestroy = onDestroy;
   }
 
   /** Number of elements. */
@@ -82,9 +100,13 @@ export class CpuTensor implements Tensor {
     return this.#data === null;
   }
 
-  /** Drops the values. */
+  /** Drops the values (idempotent). */
   destroy(): void {
+    if (this.#data === null) return;
     this.#data = null;
+    const done = this.#onDestroy;
+    this.#onDestroy = undefined;
+    done?.();
   }
 }
 
@@ -107,6 +129,41 @@ export class CpuEngine implements Engine {
   /** GPTQ's and SparseGPT's linear algebra in float32 with the SIMD products (cpu/second_order.ts). */
   readonly secondOrder: SecondOrderOps = CPU_SECOND_ORDER;
 
+  readonly #pool = new ArrayPool(POOL_BYTES);
+
+  /** Bytes of released arrays the engine keeps for reuse. */
+  get pooledBytes(): number {
+    return this.#pool.pooledBytes;
+  }
+
+  /**
+   * Lets the garbage collector have the pooled arrays (call between phases
+   * whose tensors differ, e.g. before quantizing a layer's weights).
+   *
+   * @example
+   * ```ts
+   * import { CpuEngine } from "./cpu_engine.ts";
+   * const engine = new CpuEngine();
+   * engine.allocate([4]).destroy();
+   * engine.trim();
+   * console.assert(engine.pooledBytes === 0);
+   * ```
+   */
+  trim(): void {
+    this.#pool.trim();
+  }
+
+  /** A float32 array for a new tensor: pooled, zeroed only when `zero`. */
+  #f32(length: number, zero = false): Float32Array {
+    return this.#pool.take(length, zero);
+  }
+
+  /** A tensor over an array of the engine's (from #f32); destroying its last tensor pools it. */
+  #own(data: Float32Array, shape: readonly number[]): CpuTensor {
+    this.#pool.retain(data);
+    return new CpuTensor(data, [...shape], () => this.#pool.release(data));
+  }
+
   /** The CPU and how the kernels use it. */
   get description(): string {
     const info = cpuKernelInfo();
@@ -116,7 +173,10 @@ export class CpuEngine implements Engine {
   }
 
   upload(data: HostArray, shape: readonly number[]): CpuTensor {
-    return new CpuTensor(data.slice(), [...shape]);
+    if (!(data instanceof Float32Array)) return new CpuTensor(data.slice(), [...shape]);
+    const a = this.#f32(data.length);
+    a.set(data);
+    return this.#own(a, shape);
   }
 
   uploadWeight(data: Float32Array, shape: readonly [number, number]): CpuTensor {
@@ -124,7 +184,7 @@ export class CpuEngine implements Engine {
   }
 
   allocate(shape: readonly number[]): CpuTensor {
-    return new CpuTensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]);
+    return this.#own(this.#f32(shape.reduce((a, b) => a * b, 1), true), shape);
   }
 
   read(tensors: readonly Tensor[]): Promise<HostArray[]> {
@@ -152,34 +212,39 @@ export class CpuEngine implements Engine {
       throw new EngineError(`matmul: x [${x.shape}] and w [${w.shape}] disagree on K`);
     }
     const m = x.numel / k;
-    const y = matmulTransposed(xs, ws, m, n, k);
-    if (bias !== undefined) {
-      const b = f32(bias, "matmul");
-      if (b.length !== n) throw new EngineError(`matmul: bias [${bias.shape}] must be [${n}]`);
+    const b = bias === undefined ? undefined : f32(bias, "matmul");
+    if (b !== undefined && b.length !== n) {
+      throw new EngineError(`matmul: bias [${bias!.shape}] must be [${n}]`);
+    }
+    const y = matmulTransposed(xs, ws, m, n, k, this.#f32(m * n));
+    if (b !== undefined) {
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
     }
-    return new CpuTensor(y, [...x.shape.slice(0, -1), n]);
+    return this.#own(y, [...x.shape.slice(0, -1), n]);
   }
 
   add(a: Tensor, b: Tensor): CpuTensor {
-    return broadcast(a, b, "add", (x, y) => x + y);
+    return this.#own(broadcast(a, b, "add", this.#f32(a.numel), (x, y) => x + y), a.shape);
   }
 
   mul(a: Tensor, b: Tensor): CpuTensor {
-    return broadcast(a, b, "mul", (x, y) => x * y);
+    return this.#own(broadcast(a, b, "mul", this.#f32(a.numel), (x, y) => x * y), a.shape);
   }
 
   scale(x: Tensor, s: number): CpuTensor {
     const xs = f32(x, "scale");
-    const y = new Float32Array(xs.length);
+    const y = this.#f32(xs.length);
     const sf = Math.fround(s);
     for (let i = 0; i < xs.length; i++) y[i] = xs[i] * sf;
-    return new CpuTensor(y, [...x.shape]);
+    return this.#own(y, x.shape);
   }
 
   copy(x: Tensor): CpuTensor {
     const xs = cpu(x, "copy").data;
-    return new CpuTensor(xs.slice(), [...x.shape]);
+    if (!(xs instanceof Float32Array)) return new CpuTensor(xs.slice(), [...x.shape]);
+    const y = this.#f32(xs.length);
+    y.set(xs);
+    return this.#own(y, x.shape);
   }
 
   rmsnorm(x: Tensor, weight: Tensor, eps: number): CpuTensor {
@@ -190,7 +255,7 @@ export class CpuEngine implements Engine {
     if (!Number.isInteger(rows)) {
       throw new EngineError(`rmsnorm: [${x.shape}] is not a whole number of rows of ${cols}`);
     }
-    const y = new Float32Array(xs.length);
+    const y = this.#f32(xs.length);
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
       let ss = 0;
@@ -198,7 +263,7 @@ export class CpuEngine implements Engine {
       const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / cols) + eps));
       for (let c = 0; c < cols; c++) y[base + c] = Math.fround(xs[base + c] * inv) * w[c];
     }
-    return new CpuTensor(y, [...x.shape]);
+    return this.#own(y, x.shape);
   }
 
   ropeInPlace(x: Tensor, cos: Tensor, sin: Tensor, heads: number, headDim: number): void {
@@ -232,7 +297,8 @@ export class CpuEngine implements Engine {
     if (heads % kvHeads !== 0 || qs.length !== sequences * seqLen * heads * headDim) {
       throw new EngineError(`attention: q [${q.shape}] does not fit ${JSON.stringify(shape)}`);
     }
-    const out = new Float32Array(qs.length);
+    // Every sequence's rows are written whole (causalAttention writes all of its `out`).
+    const out = this.#f32(qs.length);
     const qPer = seqLen * heads * headDim;
     const kvPer = seqLen * kvHeads * headDim;
     // One sequence at a time; all of it (both products and the softmax) runs
@@ -247,7 +313,7 @@ export class CpuEngine implements Engine {
         out.subarray(b * qPer, (b + 1) * qPer),
       );
     }
-    return new CpuTensor(out, [sequences * seqLen, heads * headDim]);
+    return this.#own(out, [sequences * seqLen, heads * headDim]);
   }
 
   siluMul(gate: Tensor, up: Tensor): CpuTensor {
@@ -256,7 +322,7 @@ export class CpuEngine implements Engine {
     if (g.length !== u.length) {
       throw new EngineError(`siluMul: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    return new CpuTensor(siluMul(g, u, g.length), [...gate.shape]);
+    return this.#own(siluMul(g, u, g.length, this.#f32(g.length)), gate.shape);
   }
 
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
@@ -387,7 +453,10 @@ export class CpuEngine implements Engine {
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {
-    return new CpuTensor(cpu(t, "reshape").data, [...shape]);
+    const data = cpu(t, "reshape").data;
+    // A view of one of the engine's arrays keeps it out of the pool while it lives.
+    if (data instanceof Float32Array && this.#pool.holds(data)) return this.#own(data, shape);
+    return new CpuTensor(data, [...shape]);
   }
 
   reduceRows(x: Tensor, op: RowReduction): CpuTensor {
@@ -450,23 +519,23 @@ function cpu(t: Tensor, op: string): CpuTensor {
   return t;
 }
 
-/** `op(a, b)` elementwise, b equal to a or a trailing-dimension broadcast of it. */
+/** `op(a, b)` elementwise into y (a.numel floats), b equal to a or a trailing-dimension broadcast of it. */
 function broadcast(
   a: Tensor,
   b: Tensor,
   op: string,
+  y: Float32Array,
   f: (x: number, y: number) => number,
-): CpuTensor {
+): Float32Array {
   const as = f32(a, op);
   const bs = f32(b, op);
   const suffix = a.shape.slice(a.shape.length - b.shape.length);
   if (b.shape.length > a.shape.length || suffix.some((d, i) => d !== b.shape[i])) {
     throw new EngineError(`${op}: b [${b.shape}] must equal a [${a.shape}] or its trailing dims`);
   }
-  const y = new Float32Array(as.length);
   const nb = Math.max(bs.length, 1);
   for (let i = 0; i < as.length; i++) y[i] = f(as[i], bs[i % nb]);
-  return new CpuTensor(y, [...a.shape]);
+  return y;
 }
 
 // Rows, columns and weight stride of a MoE combine; throws when they do not fit.

@@ -1,20 +1,23 @@
 /**
- * Releasing the GPU buffer cache between layers (and between a layer's
+ * Releasing the engine's buffer cache between layers (and between a layer's
  * expert groups).
  *
  * @module
  */
 
+import { collectGarbage } from "../_gc.ts";
+import { CpuEngine } from "../engine/cpu_engine.ts";
 import { webGpuOf } from "../engine/webgpu_engine.ts";
 import { storagePool } from "../gpu/buffer_pool.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 
 /**
- * Frees the GPU buffer cache once the device is idle. On unified-memory and
- * software devices those buffers are host memory; keeping a layer's worth of
- * them cached across layers would double the resident weights.
+ * Frees the engine's buffer cache once it is idle: the GPU buffer pool (on
+ * unified-memory and software devices those buffers are host memory; keeping
+ * a layer's worth of them cached across layers would double the resident
+ * weights), or the CPU engine's array pool; then collects garbage.
  *
- * @param model the model whose engine's cache to free (nothing to do on the CPU engine)
+ * @param model the model whose engine's cache to free
  * @example
  * ```ts ignore
  * await releaseGpuCache(model);
@@ -24,4 +27,6 @@ export async function releaseGpuCache(model: DecoderModel): Promise<void> {
   await model.idle();
   const gpu = webGpuOf(model.engine);
   if (gpu) storagePool(gpu.gpu).trim();
+  if (model.engine instanceof CpuEngine) model.engine.trim();
+  collectGarbage();
 }

@@ -84,6 +84,14 @@ export function encodeDecoderLayer(
   const prefix = layerPrefix(layer);
   const temps: Tensor[] = [];
   const temp = (t: Tensor) => (temps.push(t), t);
+  // Intermediates are released as soon as the last op reading them is recorded
+  // (destroy is idempotent; the finally releases the rest on any path). On the
+  // CPU engine that bounds the live host arrays to a few per op instead of all
+  // of a forward's; on WebGPU a buffer returns to the pool only once the work
+  // recorded before its destroy was submitted, so this is safe there too.
+  const release = (...ts: Tensor[]) => {
+    for (const t of ts) t.destroy();
+  };
 
   // The input each Linear of `group` reads: its online input transform (if any),
   // then the tap and the caller's transform. Linears whose online transforms are
@@ -147,16 +155,21 @@ export function encodeDecoderLayer(
       sequences,
       seqLen,
     });
-    const att = temp(engine.attention(q, k, v, {
+    const att = engine.attention(q, k, v, {
       sequences,
       seqLen,
       heads,
       kvHeads,
       headDim,
       window: slidingWindowForLayer(config, layer),
-    }));
-    const o = linear("self_attn.o_proj", linearInput(O, att));
+    });
+    release(...temps.splice(0)); // the norm, the q/k/v inputs and q, k, v
+    temp(att);
+    const oIn = linearInput(O, att);
+    const o = linear("self_attn.o_proj", oIn);
+    release(att, oIn);
     const h = temp(engine.add(x, o));
+    release(o);
 
     // MLP block.
     const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
@@ -166,8 +179,12 @@ export function encodeDecoderLayer(
     const mlpIn = linearInputs(GATE_UP, hn);
     const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
     const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
+    release(hn, ...mlpIn.values());
     const act = temp(engine.siluMul(gate, up));
-    const down = linear("mlp.down_proj", linearInput(DOWN, act));
+    release(gate, up);
+    const downIn = linearInput(DOWN, act);
+    const down = linear("mlp.down_proj", downIn);
+    release(act, downIn);
     return engine.add(h, down);
   } finally {
     for (const t of temps) t.destroy();

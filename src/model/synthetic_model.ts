@@ -64,6 +64,13 @@ export interface SyntheticSpec {
   moe?: SyntheticMoeSpec;
   /** Shard size bound of the written checkpoint (default: the writer's 5 GB). */
   maxShardBytes?: number;
+  /**
+   * When set, every weight but the norms (embedding, Linears, routers,
+   * biases) is drawn from N(0, weightStd²) and every norm weight is exactly
+   * 1, as the benchmark models of llmc's performance issue (weightStd 0.02);
+   * by default weights are uniform in ±1/√fan_in and norms around 1.
+   */
+  weightStd?: number;
 }
 
 /** A written synthetic model. */
@@ -103,6 +110,26 @@ export async function writeSyntheticModel(
     for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * random();
     return a;
   };
+  const std = spec.weightStd;
+  if (std !== undefined && !(std > 0 && Number.isFinite(std))) {
+    throw new Error(`synthetic weightStd must be a positive number, got ${std}`);
+  }
+  // Box–Muller on the seeded uniforms (1 − u keeps the logarithm finite).
+  const normal = (n: number) => {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const r = std! * Math.sqrt(-2 * Math.log(1 - random()));
+      const t = 2 * Math.PI * random();
+      a[i] = r * Math.cos(t);
+      if (i + 1 < n) a[i + 1] = r * Math.sin(t);
+    }
+    return a;
+  };
+  // Weights in ±bound (or normal), norm weights in [0.5, 1.5) (or exactly 1).
+  const weight = (n: number, bound: number) =>
+    std === undefined ? uniform(n, -bound, bound) : normal(n);
+  const normWeight = (n: number) =>
+    std === undefined ? uniform(n, 0.5, 1.5) : new Float32Array(n).fill(1);
   const H = spec.hidden;
   const hd = spec.headDim ?? H / spec.heads;
   const I = spec.intermediate;
@@ -111,12 +138,11 @@ export async function writeSyntheticModel(
   const add = (name: string, shape: number[], data: Float32Array) =>
     writer.add(name, "F32", shape, f32Bytes(data));
   const linear = async (name: string, outF: number, inF: number, bias: boolean) => {
-    const a = 1 / Math.sqrt(inF);
-    await add(`${name}.weight`, [outF, inF], uniform(outF * inF, -a, a));
-    if (bias) await add(`${name}.bias`, [outF], uniform(outF, -0.5, 0.5));
+    await add(`${name}.weight`, [outF, inF], weight(outF * inF, 1 / Math.sqrt(inF)));
+    if (bias) await add(`${name}.bias`, [outF], weight(outF, 0.5));
   };
 
-  await add("model.embed_tokens.weight", [spec.vocab, H], uniform(spec.vocab * H, -1, 1));
+  await add("model.embed_tokens.weight", [spec.vocab, H], weight(spec.vocab * H, 1));
   const moe = spec.moe;
   const isMoe = spec.modelType === "mixtral" || spec.modelType === "qwen2_moe" ||
     spec.modelType === "qwen3_moe";
@@ -146,8 +172,7 @@ export async function writeSyntheticModel(
     spec.modelType === "mixtral" ? `${p}.block_sparse_moe.gate` : `${p}.mlp.gate`;
   const writeRouter = async (name: string) => {
     const { experts, topK, unrouted = [] } = moe!;
-    const a = 1 / Math.sqrt(H);
-    const w = uniform(experts * H, -a, a);
+    const w = weight(experts * H, 1 / Math.sqrt(H));
     for (const e of unrouted) {
       if (!(e >= topK && e < experts)) {
         throw new Error(`synthetic moe.unrouted: expert ${e} is not in [topK, experts)`);
@@ -163,16 +188,16 @@ export async function writeSyntheticModel(
   const mlpBias = spec.modelType === "llama" && (spec.mlpBias ?? false);
   for (let k = 0; k < spec.layers; k++) {
     const p = `model.layers.${k}`;
-    await add(`${p}.input_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
+    await add(`${p}.input_layernorm.weight`, [H], normWeight(H));
     await linear(`${p}.self_attn.q_proj`, spec.heads * hd, H, qkvBias);
     await linear(`${p}.self_attn.k_proj`, spec.kvHeads * hd, H, qkvBias);
     await linear(`${p}.self_attn.v_proj`, spec.kvHeads * hd, H, qkvBias);
     await linear(`${p}.self_attn.o_proj`, H, spec.heads * hd, oBias);
     if (spec.modelType === "qwen3" || spec.modelType === "qwen3_moe") {
-      await add(`${p}.self_attn.q_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
-      await add(`${p}.self_attn.k_norm.weight`, [hd], uniform(hd, 0.5, 1.5));
+      await add(`${p}.self_attn.q_norm.weight`, [hd], normWeight(hd));
+      await add(`${p}.self_attn.k_norm.weight`, [hd], normWeight(hd));
     }
-    await add(`${p}.post_attention_layernorm.weight`, [H], uniform(H, 0.5, 1.5));
+    await add(`${p}.post_attention_layernorm.weight`, [H], normWeight(H));
     if (sparse(k)) {
       await writeRouter(router(p));
       for (let e = 0; e < moe!.experts; e++) {
@@ -194,7 +219,7 @@ export async function writeSyntheticModel(
     await linear(`${p}.mlp.up_proj`, I, H, mlpBias);
     await linear(`${p}.mlp.down_proj`, H, I, mlpBias);
   }
-  await add("model.norm.weight", [H], uniform(H, 0.5, 1.5));
+  await add("model.norm.weight", [H], normWeight(H));
   if (!spec.tied) await linear("lm_head", spec.vocab, H, false);
 
   const config: Record<string, unknown> = {

@@ -547,3 +547,60 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
   }
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });
+
+Deno.test("streaming token-length operands in chunks changes no bit and bounds the kernels' memory", () => {
+  for (const variant of BUILDS) {
+    for (const threads of [1, 2]) {
+      const whole = createCpuGemm({ threads, variant, streamBytes: 2 ** 40 });
+      // One quantum per chunk: 4 rows of a product, 256 rows of a Gram, 4 SwiGLU elements.
+      const chunked = createCpuGemm({ threads, variant, streamBytes: 1 });
+      try {
+        const label = `${variant}, ${threads} thread(s)`;
+        for (const [m, n, k] of [[37, 19, 300], [130, 257, 33], [3, 5, 7]]) {
+          const x = values(m * k, m + 3 * k);
+          const w = values(n * k, n + 5 * k);
+          const b = values(k * n, n + 7 * k);
+          assert.deepEqual(
+            chunked.matmulTransposed(x, w, m, n, k),
+            whole.matmulTransposed(x, w, m, n, k),
+            `matmulTransposed ${m}×${n}×${k}, ${label}`,
+          );
+          assert.deepEqual(
+            chunked.matmul(x, b, m, n, k),
+            whole.matmul(x, b, m, n, k),
+            `matmul ${m}×${n}×${k}, ${label}`,
+          );
+        }
+        for (const [rows, k] of [[1000, 40], [256, 9], [77, 130]]) {
+          const x = values(rows * k, rows + k);
+          // A symmetric, non-zero start: accumulation continues across chunks.
+          const h0 = new Float32Array(k * k);
+          whole.accumulateGram(h0, values(5 * k, k), 5, k);
+          const a = h0.slice();
+          const c = h0.slice();
+          whole.accumulateGram(a, x, rows, k);
+          chunked.accumulateGram(c, x, rows, k);
+          assert.deepEqual(c, a, `accumulateGram ${rows}×${k}, ${label}`);
+        }
+        const n = 1003;
+        const g = values(n, 1).map((v) => v * 30);
+        const u = values(n, 2);
+        assert.deepEqual(chunked.siluMul(g, u, n), whole.siluMul(g, u, n), `siluMul, ${label}`);
+      } finally {
+        whole.close();
+        chunked.close();
+      }
+    }
+  }
+  // A SwiGLU of 4096 tokens × 2048 (three 32 MiB arrays) and a product with
+  // such an x no longer grow the kernels' memory to their size.
+  const gemm = createCpuGemm({ threads: 1 });
+  try {
+    const n = 4096 * 2048;
+    gemm.siluMul(new Float32Array(n), new Float32Array(n), n);
+    gemm.matmulTransposed(new Float32Array(n), new Float32Array(64 * 2048), 4096, 64, 2048);
+    assert.ok(gemm.memoryBytes < 16 * 2 ** 20, `kernels' memory ${gemm.memoryBytes} bytes`);
+  } finally {
+    gemm.close();
+  }
+});

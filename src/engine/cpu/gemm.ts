@@ -13,6 +13,16 @@
  * Arrays may be longer than their operand (pooled buffers): only the leading
  * m·k, n·k, m·n or k·k floats are read or written; shorter ones are an error.
  *
+ * Memory: the kernels' WebAssembly memory grows to the largest call and a
+ * wasm memory never shrinks, so the operands that grow with the number of
+ * tokens (the rows of x and y in a product, the rows of x in a Gram, the
+ * SwiGLU arrays) are streamed through it in chunks of about
+ * {@linkcode STREAM_BYTES}; only a weight (or a Gram's k × k accumulator)
+ * is held whole. Chunking changes no result bit: a product row depends only
+ * on its own row of x, a Gram's chunks are whole KC-deep slices of the rows
+ * (gemm.c adds each slice's partial sums into h in row order, chunked or
+ * not), and the SwiGLU is element-wise.
+ *
  * @example
  * ```ts
  * import { matmulTransposed } from "./gemm.ts";
@@ -40,12 +50,37 @@ import {
 
 export { CpuKernelError, type KernelVariant };
 
+/**
+ * About how many bytes of token-length operands one kernel call copies into
+ * the WebAssembly memory at a time (see the module's Memory note).
+ */
+export const STREAM_BYTES = 8 * 2 ** 20;
+
+/** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
+const GRAM_ROW_QUANTUM = 256;
+
+/**
+ * Rows per chunk when each row costs `rowBytes`: about `budget` bytes worth,
+ * a multiple of `quantum` and at least one quantum. (A product re-packs its
+ * weight for every chunk; at the default budget a chunk has hundreds of rows
+ * for layer-sized weights, so that costs about 1 % more copying.)
+ */
+function chunkRows(budget: number, rowBytes: number, quantum: number): number {
+  return Math.max(quantum, Math.floor(budget / rowBytes / quantum) * quantum);
+}
+
 /** Options of {@linkcode createCpuGemm}. */
 export interface CpuGemmOptions {
   /** Threads including the calling one; default navigator.hardwareConcurrency. */
   threads?: number;
   /** "relaxed" (fused multiply-add) or "simd"; default the best this runtime validates. */
   variant?: KernelVariant;
+  /**
+   * About how many bytes of token-length operands a call copies into the
+   * kernels' memory at a time; default {@linkcode STREAM_BYTES}. Results do
+   * not depend on it (tests use a tiny one to prove that).
+   */
+  streamBytes?: number;
 }
 
 /** What {@linkcode cpuKernelInfo} reports. */
@@ -146,10 +181,16 @@ function checkLength(what: string, name: string, array: Float32Array, needed: nu
  */
 export class CpuGemm {
   readonly #rt: GemmRuntime;
+  readonly #stream: number;
 
-  /** @param options thread count and kernel build */
+  /** @param options thread count, kernel build, streaming chunk size */
   constructor(options: CpuGemmOptions = {}) {
+    const stream = options.streamBytes ?? STREAM_BYTES;
+    if (!(stream >= 1)) {
+      throw new CpuKernelError(`CpuGemm: streamBytes must be at least 1, got ${stream}`);
+    }
     this.#rt = new GemmRuntime(options);
+    this.#stream = stream;
   }
 
   /**
@@ -218,26 +259,30 @@ export class CpuGemm {
     checkLength(what, "x", x, rows * k);
     if (rows === 0 || k === 0) return;
     const rt = this.#rt;
-    const xAt = rt.heapBase;
-    const hAt = align(xAt + rows * k * 4, 64);
-    rt.reserve(hAt + k * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
-    rt.f32(xAt, rows * k).set(x.subarray(0, rows * k));
+    const step = Math.min(rows, chunkRows(this.#stream, k * 4, GRAM_ROW_QUANTUM));
+    const hAt = rt.heapBase;
+    const xAt = align(hAt + k * k * 4, 64);
+    rt.reserve(xAt + step * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
     rt.f32(hAt, k * k).set(h.subarray(0, k * k));
-    rt.run({
-      m: k,
-      n: k,
-      k: rows,
-      a: xAt,
-      aRowStride: 1,
-      aColStride: k,
-      b: xAt,
-      bRowStride: k,
-      bColStride: 1,
-      c: hAt,
-      ldc: k,
-      accumulate: true,
-      upper: true,
-    });
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const r = Math.min(step, rows - r0);
+      rt.f32(xAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
+      rt.run({
+        m: k,
+        n: k,
+        k: r,
+        a: xAt,
+        aRowStride: 1,
+        aColStride: k,
+        b: xAt,
+        bRowStride: k,
+        bColStride: 1,
+        c: hAt,
+        ldc: k,
+        accumulate: true,
+        upper: true,
+      });
+    }
     rt.mirrorUpper(hAt, k);
     h.set(rt.f32(hAt, k * k));
   }
@@ -447,20 +492,30 @@ export class CpuGemm {
     checkLength(what, "out", y, n);
     if (n === 0) return y;
     const rt = this.#rt;
+    // Multiples of 4 floats: every element but the array's last n % 4 takes the SIMD path.
+    const step = Math.min(n, chunkRows(this.#stream, 3 * 4, 4));
     const gAt = rt.heapBase;
-    const uAt = align(gAt + n * 4, 64);
-    const yAt = align(uAt + n * 4, 64);
-    rt.reserve(yAt + n * 4 - rt.heapBase, `${what} of ${n}`);
-    rt.f32(gAt, n).set(gate.subarray(0, n));
-    rt.f32(uAt, n).set(up.subarray(0, n));
-    rt.siluMul(gAt, uAt, yAt, n);
-    y.set(rt.f32(yAt, n));
+    const uAt = align(gAt + step * 4, 64);
+    const yAt = align(uAt + step * 4, 64);
+    rt.reserve(yAt + step * 4 - rt.heapBase, `${what} of ${n}`);
+    for (let i0 = 0; i0 < n; i0 += step) {
+      const c = Math.min(step, n - i0);
+      rt.f32(gAt, c).set(gate.subarray(i0, i0 + c));
+      rt.f32(uAt, c).set(up.subarray(i0, i0 + c));
+      rt.siluMul(gAt, uAt, yAt, c);
+      y.set(rt.f32(yAt, c), i0);
+    }
     return y;
   }
 
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
+  }
+
+  /** Bytes of WebAssembly memory the kernels hold (it grows to the largest call, never shrinks). */
+  get memoryBytes(): number {
+    return this.#rt.memory.buffer.byteLength;
   }
 
   /** Column stripes run by worker threads so far: shows that the pool takes part. */
@@ -518,26 +573,31 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
-    const aAt = rt.heapBase;
-    const bAt = align(aAt + m * k * 4, 64);
-    const cAt = align(bAt + n * k * 4, 64);
-    rt.reserve(cAt + m * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    rt.f32(aAt, m * k).set(a.subarray(0, m * k));
+    // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile); b stays.
+    const step = Math.min(m, chunkRows(this.#stream, (k + n) * 4, 4));
+    const bAt = rt.heapBase;
+    const aAt = align(bAt + n * k * 4, 64);
+    const cAt = align(aAt + step * k * 4, 64);
+    rt.reserve(cAt + step * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
     rt.f32(bAt, n * k).set(b.subarray(0, n * k));
-    rt.run({
-      m,
-      n,
-      k,
-      a: aAt,
-      aColStride: 1,
-      b: bAt,
-      c: cAt,
-      ldc: n,
-      accumulate: false,
-      upper: false,
-      ...strides,
-    });
-    y.set(rt.f32(cAt, m * n));
+    for (let r0 = 0; r0 < m; r0 += step) {
+      const r = Math.min(step, m - r0);
+      rt.f32(aAt, r * k).set(a.subarray(r0 * k, (r0 + r) * k));
+      rt.run({
+        m: r,
+        n,
+        k,
+        a: aAt,
+        aColStride: 1,
+        b: bAt,
+        c: cAt,
+        ldc: n,
+        accumulate: false,
+        upper: false,
+        ...strides,
+      });
+      y.set(rt.f32(cAt, r * n), r0 * n);
+    }
     return y;
   }
 }

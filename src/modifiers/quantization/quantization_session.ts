@@ -343,6 +343,8 @@ class QuantizationSession implements LayerSession {
         })),
       );
       targets.forEach(({ l }, i) => reconstruction.set(l.name, errors[i]));
+      // Nothing reads the Hessians after this: free them before the propagation forward.
+      this.#hessians.destroy();
     }
     for (const g of this.#groups) {
       for (const l of g.planned) {
