@@ -25,6 +25,7 @@
  */
 
 import type { ModelConfig } from "../io/model_config.ts";
+import type { JsonValue } from "../quant/python_json.ts";
 import { isIgnored, matchesTarget } from "../quant/match.ts";
 import { LAYER_LINEARS, type LayerLinear, layerPrefix } from "../model/module_names.ts";
 import { isSparseLayer } from "../model/moe_names.ts";
@@ -319,4 +320,63 @@ function collect(
     }
   }
   return out;
+}
+
+/** What a transform_config scheme says besides its applications. */
+export interface TransformSchemeFields {
+  readonly type: TransformType;
+  readonly randomize: boolean;
+  /** `head_dim`: the block size of a block-diagonal transform, or null for the full size. */
+  readonly headDim: number | null;
+  /** e.g. `torch.float64`. */
+  readonly precision: string;
+}
+
+/**
+ * A TransformScheme as compressed-tensors serializes it (its field order).
+ *
+ * @param fields the scheme's type, randomize, head_dim and precision
+ * @param apply its TransformArgs (see {@link transformArgsJson})
+ * @returns the JSON object
+ * @example
+ * ```ts
+ * import { transformArgsJson, transformSchemeJson } from "./online_transforms.ts";
+ * const r4 = transformSchemeJson(
+ *   { type: "hadamard", randomize: false, headDim: null, precision: "torch.float64" },
+ *   [transformArgsJson(["re:.*down_proj$"], "input", false, [])],
+ * );
+ * ```
+ */
+export function transformSchemeJson(fields: TransformSchemeFields, apply: JsonValue[]): JsonValue {
+  return {
+    type: fields.type,
+    apply,
+    randomize: fields.randomize,
+    requires_grad: false,
+    head_dim: fields.headDim,
+    precision: fields.precision,
+  };
+}
+
+/**
+ * A TransformArgs entry as compressed-tensors serializes it.
+ *
+ * @param targets module names or `re:` patterns
+ * @param location e.g. `input`, `weight_input`
+ * @param inverse whether the inverse is applied there
+ * @param ignore patterns left out
+ * @returns the JSON object
+ * @example
+ * ```ts
+ * import { transformArgsJson } from "./online_transforms.ts";
+ * transformArgsJson(["Linear"], "weight_output", false, ["lm_head"]);
+ * ```
+ */
+export function transformArgsJson(
+  targets: string[],
+  location: string,
+  inverse: boolean,
+  ignore: string[],
+): JsonValue {
+  return { targets, location, inverse, ignore };
 }

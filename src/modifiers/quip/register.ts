@@ -16,7 +16,12 @@ import type { ModifierSpec } from "../../recipe/modifiers.ts";
 import { TransformError } from "../../transform/errors.ts";
 import { hadamardFactors, isPowerOfTwo } from "../../transform/hadamard.ts";
 import { OnlineTransformSource } from "../../transform/online_source.ts";
-import { fusedTransformPlan, onlineTransformPlan } from "../../transform/online_transforms.ts";
+import {
+  fusedTransformPlan,
+  onlineTransformPlan,
+  transformArgsJson,
+  transformSchemeJson,
+} from "../../transform/online_transforms.ts";
 import { withTransformGroups } from "../../transform/online_source.ts";
 import { TRANSFORM_TYPES, type TransformType } from "../../transform/transform_matrix.ts";
 import type { ModelTransformRegistration } from "../model_transforms.ts";
@@ -88,15 +93,10 @@ export function planQuip(config: ModelConfig, spec: ModifierSpec): QuipPlan {
   const targets = list(args.targets ?? "Linear");
   const ignore = list(args.ignore ?? "lm_head");
   const blockSize = (args.transform_block_size ?? null) as number | null;
-  const scheme = (apply: JsonValue[]) => ({
-    type,
-    apply,
-    randomize,
-    requires_grad: false,
-    head_dim: blockSize,
-    precision,
-  });
-  const a = (location: string, inverse: boolean) => ({ targets, location, inverse, ignore });
+  const scheme = (apply: JsonValue[]) =>
+    transformSchemeJson({ type, randomize, headDim: blockSize, precision }, apply);
+  const a = (location: string, inverse: boolean) =>
+    transformArgsJson(targets, location, inverse, ignore);
   const groups: { [group: string]: JsonValue } = {};
   // compressed-tensors' order: v before u.
   if (rotations.includes("v")) groups.v = scheme([a("input", false), a("weight_input", true)]);

@@ -12,6 +12,7 @@ import type { ModifierSpec } from "../../recipe/modifiers.ts";
 import { TransformError } from "../../transform/errors.ts";
 import type { FusedRotations } from "../../transform/rotated_source.ts";
 import { hadamardFactors, isPowerOfTwo } from "../../transform/hadamard.ts";
+import { transformArgsJson, transformSchemeJson } from "../../transform/online_transforms.ts";
 import {
   blockTransformOf,
   buildTransform,
@@ -180,20 +181,13 @@ export function spinQuantTransformConfig(
   plan: SpinQuantPlan,
 ): { [key: string]: JsonValue } {
   const m = LLAMA_SPINQUANT_MAPPINGS;
-  const args = (targets: string[], location: string, inverse: boolean) => ({
-    targets,
-    location,
-    inverse,
-    ignore: [],
-  });
-  const scheme = (headDim: number | null, apply: JsonValue[]) => ({
-    type: plan.transformType,
-    apply,
-    randomize: plan.randomize,
-    requires_grad: false,
-    head_dim: headDim,
-    precision: plan.precision,
-  });
+  const args = (targets: string[], location: string, inverse: boolean) =>
+    transformArgsJson(targets, location, inverse, []);
+  const scheme = (headDim: number | null, apply: JsonValue[]) =>
+    transformSchemeJson(
+      { type: plan.transformType, randomize: plan.randomize, headDim, precision: plan.precision },
+      apply,
+    );
   const groups: { [key: string]: JsonValue } = {};
   if (plan.rotations.includes("R1")) {
     groups.R1 = scheme(plan.blockSize, [
@@ -228,20 +222,13 @@ export function spinQuantOnlineGroups(
   plan: SpinQuantPlan,
 ): { [key: string]: JsonValue } {
   const m = LLAMA_SPINQUANT_MAPPINGS;
-  const args = (targets: string[], location: string, inverse: boolean) => ({
-    targets,
-    location,
-    inverse,
-    ignore: [],
-  });
-  const scheme = (headDim: number | null, apply: JsonValue[]) => ({
-    type: plan.transformType,
-    apply,
-    randomize: plan.randomize,
-    requires_grad: false,
-    head_dim: headDim,
-    precision: plan.precision,
-  });
+  const args = (targets: string[], location: string, inverse: boolean) =>
+    transformArgsJson(targets, location, inverse, []);
+  const scheme = (headDim: number | null, apply: JsonValue[]) =>
+    transformSchemeJson(
+      { type: plan.transformType, randomize: plan.randomize, headDim, precision: plan.precision },
+      apply,
+    );
   const groups: { [key: string]: JsonValue } = {};
   if (plan.rotations.includes("R3")) {
     groups.R3 = scheme(config.headDim, [
