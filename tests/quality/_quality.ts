@@ -10,6 +10,7 @@
 import { perplexity } from "../../src/data/perplexity.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import type { WeightSource } from "../../src/model/weight_source.ts";
+import type { GraphEvent, ModuleMetricEvent } from "../../src/graph/events.ts";
 
 export {
   CALIB,
@@ -18,6 +19,29 @@ export {
   weightOnlyPerplexity,
   withTempDir,
 } from "../graph/_helpers.ts";
+
+/**
+ * AWQ W4A16 asymmetric channel-wise (lm_head ignored), with extra AWQModifier
+ * fields (YAML lines at its indentation, e.g. `duo_scaling: both`).
+ */
+export function awqChannelAsym(...extra: string[]): string {
+  return `quant_stage:
+  quant_modifiers:
+    AWQModifier:
+      ignore: [lm_head]
+${extra.map((l) => `      ${l}\n`).join("")}      config_groups:
+        group_0:
+          weights: {num_bits: 4, type: int, symmetric: false, strategy: channel}
+          targets: [Linear]
+`;
+}
+
+/** AWQ's per-parent metrics: output MSE after smoothing and with round-to-nearest. */
+export function awqParentMetrics(events: GraphEvent[]): ModuleMetricEvent[] {
+  return events.filter((e): e is ModuleMetricEvent =>
+    e.type === "module_metric" && e.errorKind === "parent_output_mse"
+  );
+}
 
 /** SparseGPT 2:4 at 50% on every decoder layer, as a sparsity-only recipe stage. */
 export const SPARSE_24 = `sparsity_stage:

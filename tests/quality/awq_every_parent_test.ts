@@ -9,9 +9,11 @@
  */
 
 import assert from "node:assert/strict";
-import type { GraphEvent, ModuleMetricEvent } from "../../src/graph/events.ts";
+import type { GraphEvent } from "../../src/graph/events.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import {
+  awqChannelAsym,
+  awqParentMetrics,
   CALIB,
   evaluationWindows,
   STORIES,
@@ -19,16 +21,7 @@ import {
   withTempDir,
 } from "./_quality.ts";
 
-const AWQ_BOTH = `quant_stage:
-  quant_modifiers:
-    AWQModifier:
-      ignore: [lm_head]
-      duo_scaling: both
-      config_groups:
-        group_0:
-          weights: {num_bits: 4, type: int, symmetric: false, strategy: channel}
-          targets: [Linear]
-`;
+const AWQ_BOTH = awqChannelAsym("duo_scaling: both");
 
 Deno.test({
   name: "AWQ duo_scaling both, W4A16 asym channel: every parent's output error below RTN's",
@@ -46,9 +39,7 @@ Deno.test({
         onWarning: () => {},
         onEvent: (e) => events.push(e),
       });
-      const metrics = events.filter((e): e is ModuleMetricEvent =>
-        e.type === "module_metric" && e.errorKind === "parent_output_mse"
-      );
+      const metrics = awqParentMetrics(events);
       assert.equal(metrics.length, 15);
       for (const m of metrics) {
         const p = m.awqGridPoint!;

@@ -12,9 +12,11 @@ import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { writeSafetensors } from "../../src/io/safetensors_write.ts";
 import { f32ToBytes } from "../../src/io/tensor_bytes.ts";
-import type { GraphEvent, ModuleMetricEvent } from "../../src/graph/events.ts";
+import type { GraphEvent } from "../../src/graph/events.ts";
 import { oneshot } from "../../src/oneshot.ts";
 import {
+  awqChannelAsym,
+  awqParentMetrics,
   CALIB,
   evaluationWindows,
   STORIES,
@@ -22,21 +24,7 @@ import {
   withTempDir,
 } from "./_quality.ts";
 
-const AWQ_CHANNEL_ASYM = `quant_stage:
-  quant_modifiers:
-    AWQModifier:
-      ignore: [lm_head]
-      config_groups:
-        group_0:
-          weights: {num_bits: 4, type: int, symmetric: false, strategy: channel}
-          targets: [Linear]
-`;
-
-function parentMetrics(events: GraphEvent[]): ModuleMetricEvent[] {
-  return events.filter((e): e is ModuleMetricEvent =>
-    e.type === "module_metric" && e.errorKind === "parent_output_mse"
-  );
-}
+const AWQ_CHANNEL_ASYM = awqChannelAsym();
 
 Deno.test({
   name: "AWQ W4A16 asym channel-wise: perplexity ≤ 8.64, parents' output errors below RTN's",
@@ -54,7 +42,7 @@ Deno.test({
         onWarning: () => {},
         onEvent: (e) => events.push(e),
       });
-      const metrics = parentMetrics(events);
+      const metrics = awqParentMetrics(events);
       // 5 layers × (input_layernorm → q/k/v, post_attention_layernorm → gate/up, up → down);
       // v_proj → o_proj is skipped: stories260K has 4 K/V heads for 8 query heads.
       assert.equal(metrics.length, 15);
@@ -147,7 +135,7 @@ Deno.test({
         warnings.join("\n"),
       );
       // Layers 0–3 were smoothed; layer 4's mappings were all skipped.
-      const metrics = parentMetrics(events);
+      const metrics = awqParentMetrics(events);
       assert.deepEqual([...new Set(metrics.map((m) => m.layer))], [0, 1, 2, 3]);
       const out = await HfModel.open(`${dir}/awq`);
       try {
