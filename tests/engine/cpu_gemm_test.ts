@@ -16,7 +16,13 @@ import {
   matmulTransposed,
   siluMul,
 } from "../../src/engine/cpu/gemm.ts";
-import { GemmRuntime } from "../../src/engine/cpu/_gemm_runtime.ts";
+import { GemmRuntime, loadVariant } from "../../src/engine/cpu/_gemm_runtime.ts";
+import {
+  type GemmExports,
+  JOB,
+  JOB_ADDRESS,
+  JOB_SLOTS,
+} from "../../src/engine/cpu/_gemm_layout.ts";
 
 /** Deterministic values in [-1, 1). */
 function values(length: number, seed: number): Float32Array {
@@ -384,6 +390,68 @@ Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B g
     }
   } finally {
     rt.close();
+  }
+});
+
+// The race behind a one-time engines_test failure under load (85,451 of
+// 226,560 GPTQ weights differed): a worker still inside gemm_run for a
+// finished job (woken late, or preempted between reading CLAIM and its
+// compare-and-swap) read the next job's larger NTASKS, which the main thread
+// writes before it publishes the new generation, and claimed "old" stripes
+// with the new job's fields: an accumulated Gram got a stripe twice. Here
+// the late worker is a second kernel instance on the shared memory, called at
+// exactly that moment, so the interleaving is deterministic.
+Deno.test("a worker late for a finished job claims no stripe once the next job's task count is written", () => {
+  const rt = new GemmRuntime({ threads: 2 }); // thread 1's scratch exists; its worker stays asleep
+  try {
+    const job = new Int32Array(rt.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+    const late = new WebAssembly.Instance(new WebAssembly.Module(loadVariant(rt.variant)!), {
+      env: { memory: rt.memory },
+    }).exports as unknown as GemmExports;
+    // c[4, 8] += a[4, 1] · b[1, 8]: one stripe, too small to wake the worker.
+    const aAt = rt.heapBase, bAt = aAt + 64, cAt = bAt + 64;
+    rt.reserve(cAt + 4 * 8 * 4 - rt.heapBase, "test");
+    rt.f32(aAt, 4).set([1, 2, 3, 4]);
+    rt.f32(bAt, 8).set([1, 1, 1, 1, 1, 1, 1, 1]);
+    rt.f32(cAt, 32).fill(0);
+    rt.run({
+      m: 4,
+      n: 8,
+      k: 1,
+      a: aAt,
+      aRowStride: 1,
+      aColStride: 1,
+      b: bAt,
+      bRowStride: 8,
+      bColStride: 1,
+      c: cAt,
+      ldc: 8,
+      accumulate: true,
+      upper: false,
+    });
+    const once = Array.from(rt.f32(cAt, 32));
+    assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));
+
+    // The main thread has started the next job (8 tasks) but not published it.
+    job[JOB.NTASKS] = 8;
+    const finished = Atomics.load(job, JOB.CLAIM) >>> 16;
+    assert.equal(late.gemm_run(JOB_ADDRESS, finished, 1), 0, "stripes claimed by a late worker");
+    assert.equal(Atomics.load(job, JOB.DONE), 1, "the finished job's DONE is untouched");
+    assert.deepEqual(Array.from(rt.f32(cAt, 32)), once, "c accumulated once");
+  } finally {
+    rt.close();
+  }
+  // Before the first job, generation 0 is closed the same way.
+  const fresh = new GemmRuntime({ threads: 2 });
+  try {
+    const job = new Int32Array(fresh.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+    const late = new WebAssembly.Instance(new WebAssembly.Module(loadVariant(fresh.variant)!), {
+      env: { memory: fresh.memory },
+    }).exports as unknown as GemmExports;
+    job[JOB.NTASKS] = 8;
+    assert.equal(late.gemm_run(JOB_ADDRESS, Atomics.load(job, JOB.CLAIM) >>> 16, 1), 0);
+  } finally {
+    fresh.close();
   }
 });
 

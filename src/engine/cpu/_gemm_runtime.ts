@@ -8,9 +8,13 @@
  * a fresh generation into CLAIM, wakes the workers, runs stripes itself, and
  * waits with `Atomics.wait` until DONE counts every stripe. Stripes are
  * claimed by compare-and-swap on (generation, next index), so a worker that
- * wakes late for an old job can never take a stripe of a newer one. The main
- * thread never waits for a worker to start: if none is up yet it simply runs
- * every stripe itself.
+ * wakes late for an old job can never take a stripe of a newer one. Once a
+ * job is done its claim word is closed (index past any task count) before
+ * the next job's fields are written: a late worker whose compare-and-swap
+ * still saw the old generation would otherwise accept the new NTASKS and run
+ * an extra stripe (twice into an accumulated Gram, and counted in the new
+ * job's DONE). The main thread never waits for a worker to start: if none is
+ * up yet it simply runs every stripe itself.
  *
  * @module
  */
@@ -114,6 +118,8 @@ export interface GemmJob {
 
 /** The claim word keeps a task index in 16 bits. */
 const MAX_TASKS = 0xffff;
+/** A claim index no job's NTASKS exceeds: no stripe can be claimed under it. */
+const CLOSED = MAX_TASKS;
 
 /** The shared memory, the kernels on it, and the worker pool. */
 export class GemmRuntime {
@@ -158,6 +164,7 @@ export class GemmRuntime {
     });
     this.#kernels = instance.exports as unknown as GemmExports;
     this.#job = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+    Atomics.store(this.#job, JOB.CLAIM, CLOSED);
     for (let tid = 1; tid < threads; tid++) {
       const worker = new Worker(new URL("./_gemm_worker.ts", import.meta.url), {
         workerData: { module: bytes, memory: this.memory, tid },
@@ -324,18 +331,26 @@ export class GemmRuntime {
     Atomics.store(s, JOB.FAILED, 0);
     Atomics.store(s, JOB.DONE, 0);
     Atomics.store(s, JOB.CLAIM, gen << 16); // publishes the job
-    if (threaded) {
-      Atomics.add(s, JOB.WAKE, 1);
-      Atomics.notify(s, JOB.WAKE);
-    }
-    this.#kernels.gemm_run(JOB_ADDRESS, gen, 0);
-    for (;;) {
-      const done = Atomics.load(s, JOB.DONE);
-      if (done >= ntasks) break;
-      if (Atomics.load(s, JOB.FAILED)) {
-        throw new CpuKernelError("CPU kernels: a worker thread failed (see its message above)");
+    try {
+      if (threaded) {
+        Atomics.add(s, JOB.WAKE, 1);
+        Atomics.notify(s, JOB.WAKE);
       }
-      Atomics.wait(s, JOB.DONE, done, 1000);
+      this.#kernels.gemm_run(JOB_ADDRESS, gen, 0);
+      for (;;) {
+        const done = Atomics.load(s, JOB.DONE);
+        if (done >= ntasks) break;
+        if (Atomics.load(s, JOB.FAILED)) {
+          throw new CpuKernelError("CPU kernels: a worker thread failed (see its message above)");
+        }
+        Atomics.wait(s, JOB.DONE, done, 1000);
+      }
+    } finally {
+      // Closed before the caller writes the next job's fields and NTASKS: a
+      // worker still inside gemm_run for this generation (woken late, or
+      // preempted between reading CLAIM and its compare-and-swap) then finds
+      // no task, whatever NTASKS the next job stores before it publishes.
+      Atomics.store(s, JOB.CLAIM, (gen << 16) | CLOSED);
     }
   }
 
