@@ -194,6 +194,61 @@ Deno.test("wrong types name stage, group, modifier and field", () => {
   }
 });
 
+Deno.test("GPTQ/SparseGPT block settings only one engine would run are refused when the recipe is read", () => {
+  // The WebGPU column loop steps 8 columns, prunes in blocks of at most 256
+  // and holds N:M windows of M in 1, 2, 4, 8, 16, 24, 32 dividing the block;
+  // the CPU engine's loop would take more, so a recipe that only ran with
+  // --engine cpu is refused for both.
+  const refused: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "GPTQModifier",
+      { scheme: "W4A16", block_size: 100 },
+      /\.block_size: must be a multiple of 8.*got 100$/,
+    ],
+    ["GPTQModifier", { scheme: "W4A16", block_size: 4 }, /\.block_size: must be a multiple of 8/],
+    [
+      "SparseGPTModifier",
+      { sparsity: 0.5, block_size: 12 },
+      /\.block_size: must be a multiple of 8/,
+    ],
+    [
+      "SparseGPTModifier",
+      { sparsity: 0.5, block_size: 512 },
+      /\.block_size: at most 256 for SparseGPT.*got 512$/,
+    ],
+    [
+      "SparseGPTModifier",
+      { sparsity: 0.5, mask_structure: "3:6" },
+      /\.mask_structure: "3:6" needs M one of 1, 2, 4, 8, 16, 24, 32 dividing block_size 128$/,
+    ],
+    [
+      "SparseGPTModifier",
+      { sparsity: 0.5, mask_structure: "2:16", block_size: 24 },
+      /\.mask_structure: "2:16" needs M .* dividing block_size 24$/,
+    ],
+  ];
+  for (const [modifier, args, pattern] of refused) {
+    const message = errorOf(modifier, args);
+    assert.match(message, pattern, `${modifier} ${JSON.stringify(args)}`);
+    assert.ok(message.startsWith(`${P}.${modifier}.`), message);
+  }
+  assert.throws(() => GPTQModifier({ blockSize: 12 }), RecipeError);
+  assert.throws(
+    () => SparseGPTModifier({ sparsity: 0.5, maskStructure: "4:8", blockSize: 36 }),
+    RecipeError,
+  );
+  // What both engines run is accepted.
+  for (const blockSize of [8, 64, 256, 1024]) GPTQModifier({ blockSize });
+  for (
+    const [maskStructure, blockSize] of [["0:0", 256], ["2:4", 8], ["4:8", 40], ["16:32", 64], [
+      "8:24",
+      24,
+    ]] as const
+  ) {
+    SparseGPTModifier({ sparsity: 0.5, maskStructure, blockSize });
+  }
+});
+
 Deno.test("unknown modifier names are errors, with a suggestion when only the case differs", () => {
   assert.equal(
     errorOf("GptqModifier", {}),
