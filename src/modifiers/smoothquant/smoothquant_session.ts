@@ -176,10 +176,23 @@ class SmoothQuantSession implements LayerSession {
   readonly #max: (Float32Array | null)[];
   #pending: Tensor[] = [];
 
-  constructor(readonly env: LayerEnvironment, readonly plan: SmoothQuantPlan) {
+  constructor(
+    readonly env: LayerEnvironment,
+    readonly plan: SmoothQuantPlan,
+    said: Set<string>,
+  ) {
     const spec = plan.modifier;
     const ignore = spec.ignore ?? [];
-    const warn = (message: string) => env.emit({ type: "warning", message });
+    // Every layer of the same structure gives the same note: each is said once per run.
+    const warn = (message: string) => {
+      const key = message.replace(/layers\.\d+\./g, "layers.*.");
+      if (said.has(key)) return;
+      said.add(key);
+      env.emit({
+        type: "warning",
+        message: `${message} (and likewise in later layers; said once)`,
+      });
+    };
     this.#mappings = resolveLayerMappings(env.layer, env.config, plan.mappings, where(spec), warn)
       .filter((m) => {
         // Upstream skips a mapping only when the smooth layer and every balance layer are ignored.
@@ -295,10 +308,11 @@ class SmoothQuantSession implements LayerSession {
  * ```
  */
 export function smoothQuantLayerModifier(plan: SmoothQuantPlan): LayerModifier {
+  const said = new Set<string>();
   return {
     type: plan.modifier.type,
     disablesQuantizationAware: false,
     rewritesLayer: true,
-    open: (env) => new SmoothQuantSession(env, plan),
+    open: (env) => new SmoothQuantSession(env, plan, said),
   };
 }
