@@ -25,11 +25,9 @@
  * (q/k/v, gate/up) with the same options can share one factor.
  *
  * `compute` waits on the GPU for the diagonal and after each Cholesky and
- * each inverse. `recordFirstAttempt` instead records the first attempt into
- * a caller's batch from an already-read diagonal, with no wait: the status
- * is sticky, so one read after the batch (together with the results of
- * whatever used the factor) tells whether to keep it or fall back to
- * `compute` (see src/modifiers/gptq/factor_loops.ts).
+ * each inverse: it is the factor on its own, for tests and inspection.
+ * GPTQ and SparseGPT record the same kernels without waiting through the
+ * WebGPU engine's second-order ops (src/engine/webgpu_second_order.ts).
  *
  * @module
  */
@@ -257,110 +255,6 @@ export class InverseHessianFactor {
   }
 
   /**
-   * Records the first factorization attempt of {@link compute} into the
-   * caller's batch without waiting on anything: the same dampened,
-   * permuted gather, Cholesky, triangular inverse and reversal, from a
-   * diagonal the caller has already read (e.g. one `readMany` for the
-   * diagonals of every Hessian of a layer). Consumers of the provisional
-   * factor (column loops) may be recorded after it into the same batch.
-   *
-   * The status tensor is sticky: read it once after the batch has run.
-   * When it says failed, the provisional factor and everything computed
-   * from it are garbage: discard them and call {@link compute}, which
-   * retries with more dampening and falls back to U = I. When it says
-   * succeeded, the factor is bit-identical to what `compute` returns
-   * (which would also have stopped at the first attempt), with
-   * `attempts` 1, `fellBack` false and `dampeningFrac` the configured one.
-   *
-   * The provisional factor's timings cover only the host preparation and
-   * recording (the GPU work runs when the batch is submitted).
-   *
-   * @param batch the batch to record into
-   * @param hessian the accumulated Hessian (mirrored into this batch if not yet)
-   * @param diagonal diag(H): at least `hessian.columns` values, as `recordDiagonal` gives
-   * @param options dampening, activation order, panel layout (`maxRetries` is not used)
-   * @returns the provisional factor, its status tensor and its scratch
-   * @throws {GptqConfigError} for a negative or non-finite dampening fraction
-   *
-   * @example
-   * ```ts
-   * import { CommandBatch } from "../../gpu/batch.ts";
-   * import { getGpu } from "../../gpu/device.ts";
-   * import { GpuTensor } from "../../gpu/tensor.ts";
-   * import { readFactorStatus } from "./cholesky.ts";
-   * import { HessianAccumulator } from "./hessian_accumulator.ts";
-   * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
-   * const gpu = await getGpu();
-   * const h = HessianAccumulator.create(gpu, 4);
-   * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [1, 4]), 1);
-   * const diagonal = (await h.read()).filter((_, i) => i % 5 === 0);
-   * const batch = new CommandBatch(gpu);
-   * const spec = InverseHessianFactor.recordFirstAttempt(batch, h, diagonal);
-   * spec.releaseScratch();
-   * const ok = !(await readFactorStatus(spec.status)).failed; // submits the batch
-   * console.assert(ok && spec.factor.attempts === 1);
-   * spec.status.destroy();
-   * spec.factor.destroy();
-   * h.destroy();
-   * ```
-   */
-  static recordFirstAttempt(
-    batch: CommandBatch,
-    hessian: HessianAccumulator,
-    diagonal: ArrayLike<number>,
-    options: InverseFactorOptions = {},
-  ): SpeculativeFactor {
-    const frac = checkDampeningFrac(options.dampeningFrac);
-    const t0 = performance.now();
-    const n = hessian.columns;
-    if (diagonal.length < n) {
-      throw new GptqShapeError(
-        `recordFirstAttempt: a diagonal of ${diagonal.length} values for ${n} columns`,
-      );
-    }
-    const diag = Float32Array.from({ length: n }, (_, i) => diagonal[i]);
-    const plan = planFactor(diag, options.actorder === true);
-    const work = FactorWork.create(batch.gpu, plan, options);
-    try {
-      hessian.recordSymmetrize(batch);
-      const damp = Math.fround(frac * plan.meanDiag);
-      work.recordGatherCholesky(batch, hessian, damp);
-      work.recordInverse(batch);
-    } catch (e) {
-      work.releaseScratch();
-      work.status.destroy();
-      work.a.destroy();
-      throw e;
-    }
-    const order = work.a.order;
-    const ms = performance.now() - t0;
-    const factor = new InverseHessianFactor(
-      n,
-      work.a,
-      plan.perm,
-      plan.dead,
-      false,
-      frac,
-      Math.fround(frac * plan.meanDiag),
-      1,
-      {
-        prepareMs: ms,
-        choleskyMs: 0,
-        inverseMs: 0,
-        totalMs: ms,
-        choleskyFlops: order ** 3 / 3,
-        inverseFlops: order ** 3 / 3,
-      },
-    );
-    return {
-      factor,
-      status: work.status,
-      bytes: work.bytes,
-      releaseScratch: () => work.releaseScratch(),
-    };
-  }
-
-  /**
    * The factor U = I (no error propagation: GPTQ becomes round-to-nearest,
    * SparseGPT magnitude pruning). Used for the fallback and by tests.
    *
@@ -417,24 +311,6 @@ export class InverseHessianFactor {
   destroy(): void {
     this.u.destroy();
   }
-}
-
-/** A first factorization attempt recorded by {@link InverseHessianFactor.recordFirstAttempt}. */
-export interface SpeculativeFactor {
-  /**
-   * The factor as it stands if the attempt succeeds (`attempts` 1, not
-   * `fellBack`); destroy it when done, whatever the status says.
-   */
-  readonly factor: InverseHessianFactor;
-  /** The attempt's sticky status (see `readFactorStatus`); destroy it after reading. */
-  readonly status: GpuTensor;
-  /** GPU bytes the attempt allocated (U, the inverse's work matrix, scratch). */
-  readonly bytes: number;
-  /**
-   * Releases everything but U and the status; may be called right after
-   * recording (the buffers go back to the pool once the batch is submitted).
-   */
-  releaseScratch(): void;
 }
 
 /**
