@@ -14,8 +14,6 @@ import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { GptqConfigError, GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
-import { lcm } from "../../src/modifiers/gptq/panel_matrix.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { SparseGptConfigError } from "../../src/modifiers/sparsegpt/errors.ts";
 import {
@@ -63,24 +61,20 @@ function weight(
   };
 }
 
-/** The per-Linear path: a factor from InverseHessianFactor.compute and sparsegptPrune, per weight. */
+/** The per-Linear path: sparsegptPrune per weight, each computing its own factor. */
 async function plainPath(
   hessians: Hessians,
   weights: readonly SparseGptWeight[],
 ): Promise<SparseGptResult[]> {
   const out: SparseGptResult[] = [];
   for (const w of weights) {
-    const factor = await InverseHessianFactor.compute(gpu, hessians.get(w.input)!, {
-      dampeningFrac: DAMP,
-      rowAlign: lcm(128, BLOCK),
-    });
-    try {
-      out.push(
-        await sparsegptPrune(gpu, w.weight, w.shape, factor, { ...w.options, blockSize: BLOCK }),
-      );
-    } finally {
-      factor.destroy();
-    }
+    out.push(
+      await sparsegptPrune(gpu, w.weight, w.shape, hessians.get(w.input)!, {
+        ...w.options,
+        blockSize: BLOCK,
+        dampeningFrac: DAMP,
+      }),
+    );
   }
   return out;
 }
