@@ -25,7 +25,7 @@
  * @module
  */
 
-import { CommandBatch } from "../gpu/batch.ts";
+import type { CommandBatch } from "../gpu/batch.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { kernelSync } from "../gpu/kernel.ts";
 import { GpuTensor, type HostArray, readMany } from "../gpu/tensor.ts";
@@ -118,7 +118,10 @@ export function webGpuSecondOrder(
     },
     inverseFactor: (h, plan) => recordFactor(source.batch, accumulatorOf(h), plan, options),
     identityFactor: (n, blockSize) => {
-      const u = PanelMatrix.create(source.gpu, n, { ...layoutOf(blockSize, options), zeroed: false });
+      const u = PanelMatrix.create(source.gpu, n, {
+        ...layoutOf(blockSize, options),
+        zeroed: false,
+      });
       recordIdentity(source.batch, u).destroy();
       return new GpuFactor(n, u, null);
     },
@@ -377,8 +380,18 @@ class GpuLoop implements ColumnLoop {
       );
       batch.dispatch(
         kernel,
-        [{ uniform: params }, c.wt, c.err, panel, this.qp, this.slots, c.loss, c.nz ?? this.qp, this
-          .select],
+        [
+          { uniform: params },
+          c.wt,
+          c.err,
+          panel,
+          this.qp,
+          this.slots,
+          c.loss,
+          c.nz ?? this.qp,
+          this
+            .select,
+        ],
         [Math.ceil(c.rows / 64)],
         "gptq_column_block",
       );

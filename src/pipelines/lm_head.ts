@@ -146,7 +146,9 @@ export async function quantizeLmHead(
       // quantizeWeight on the engine's second-order ops (two device polls on WebGPU).
       checkGptqWeight(values, plan.shape, hessian.columns, args, plan.name);
       const ops = engine.secondOrder;
-      const h = hessian instanceof CpuHessian ? ops.hessian(hessian.read(), hessian.columns) : hessian;
+      const h = hessian instanceof CpuHessian
+        ? ops.hessian(hessian.read(), hessian.columns)
+        : hessian;
       const r = await quantizeWeight(ops, values, plan.shape, h, args, {
         blockSize: gptq!.blockSize,
         dampeningFrac: gptq!.dampeningFrac,

@@ -208,7 +208,10 @@ Deno.test("one factor serves several modules sharing an input", async () => {
       quantizeWeight(ops, other, shape, h, args, { factors }),
     ]);
     assert.deepEqual(Array.from(a.weight), Array.from(alone.weight));
-    assert.deepEqual(Array.from(b.weight), Array.from((await gptqQuantize(gpu, other, shape, h, args)).weight));
+    assert.deepEqual(
+      Array.from(b.weight),
+      Array.from((await gptqQuantize(gpu, other, shape, h, args)).weight),
+    );
     assert.deepEqual([...factors.keys()], ["actorder|128"]);
   } finally {
     destroyFactors(factors);

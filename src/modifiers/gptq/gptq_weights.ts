@@ -354,14 +354,20 @@ export async function gptqLayerWeights(
   }
   const ops = secondOrderOf(device, options.waveBytes);
   const hessian = (key: string) => hessians.secondOrder(key, ops);
-  return await perWeight(ops, hessian, linears, options.blockSize, (l, h, factors) =>
-    quantizeWeight(ops, l.values, l.shape, h, l.args, {
-      blockSize: options.blockSize,
-      dampeningFrac: options.dampeningFrac,
-      globalScale: fused.get(l.name) ?? null,
-      where: l.name,
-      factors,
-    }));
+  return await perWeight(
+    ops,
+    hessian,
+    linears,
+    options.blockSize,
+    (l, h, factors) =>
+      quantizeWeight(ops, l.values, l.shape, h, l.args, {
+        blockSize: options.blockSize,
+        dampeningFrac: options.dampeningFrac,
+        globalScale: fused.get(l.name) ?? null,
+        where: l.name,
+        factors,
+      }),
+  );
 }
 
 /** Bytes of one row chunk of [W; Δ…] (and of its product with H) in {@link reconstructionErrors}. */

@@ -42,7 +42,7 @@ import {
   readFactorStatus,
   recordCholesky,
 } from "./cholesky.ts";
-import { GptqConfigError, GptqShapeError } from "./errors.ts";
+import { GptqConfigError } from "./errors.ts";
 import type { HessianAccumulator } from "./hessian_accumulator.ts";
 import { PanelMatrix } from "./panel_matrix.ts";
 import { GATHER_NONE, recordDiagonal, recordIdentity, recordPermuteGather } from "./panel_ops.ts";

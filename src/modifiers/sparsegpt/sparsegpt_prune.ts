@@ -205,8 +205,14 @@ export async function sparsegptPruneMany(
     planSparseGpt(w.weight, w.shape, hessian(w.input).columns, { ...w.options, blockSize });
   }
   const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
-  return await perWeight(ops, hessian, weights, blockSize, (w, h, factors) =>
-    sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...options, blockSize }, factors));
+  return await perWeight(
+    ops,
+    hessian,
+    weights,
+    blockSize,
+    (w, h, factors) =>
+      sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...options, blockSize }, factors),
+  );
 }
 
 /** What {@link planSparseGpt} decides on the host before any GPU work. */

@@ -104,10 +104,14 @@ class SparseGptSession implements LayerSession {
     // the weights reading one Hessian (q/k/v, gate/up) sharing its factor.
     const ops = this.#env.engine.secondOrder;
     const hessians = this.#hessians;
-    const results = hessians === null
-      ? []
-      : await perWeight(ops, (key) => hessians.secondOrder(key, ops), weights, m.blockSize, (w, h, factors) =>
-        sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...shared }, factors));
+    const results = hessians === null ? [] : await perWeight(
+      ops,
+      (key) => hessians.secondOrder(key, ops),
+      weights,
+      m.blockSize,
+      (w, h, factors) =>
+        sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...shared }, factors),
+    );
     const linears: LinearResult[] = [];
     this.#targets.forEach(({ l }, i) => {
       const r = results[i];

@@ -77,7 +77,15 @@ export async function sparsifyWeight(
 
   // 2. Dead columns, dampening, U.
   const cache = factors ?? new Map();
-  const damped = DampedFactors.of(ops, cache, h, await ops.diagonal(h), null, plan.blockSize, options);
+  const damped = DampedFactors.of(
+    ops,
+    cache,
+    h,
+    await ops.diagonal(h),
+    null,
+    plan.blockSize,
+    options,
+  );
   const w = weight.slice();
   zeroDeadColumns(w, rows, cols, damped.deadAt);
   const t1 = performance.now();
@@ -87,7 +95,12 @@ export async function sparsifyWeight(
 
   // 4. The blocked column loop with pruning, on each attempt's U until one succeeds.
   try {
-    const work = { pruning: plan.pruning, quantization: plan.qp?.columns, nonZero, maskInBlock: false };
+    const work = {
+      pruning: plan.pruning,
+      quantization: plan.qp?.columns,
+      nonZero,
+      maskInBlock: false,
+    };
     for (let k = 0;; k++) {
       const attempt = damped.attempt(k);
       const out = await blockedColumnLoop(ops, attempt.u, w, shape, plan.blockSize, work);
