@@ -116,7 +116,10 @@ export function webGpuSecondOrder(
         d.destroy();
       }
     },
-    inverseFactor: (h, plan) => recordFactor(source.batch, accumulatorOf(h), plan, options),
+    inverseFactor: (h, plan) => {
+      const f = recordInverseFactor(source.batch, accumulatorOf(h), plan, options);
+      return new GpuFactor(h.columns, f.u, f.status);
+    },
     identityFactor: (n, blockSize) => {
       const u = PanelMatrix.create(source.gpu, n, {
         ...layoutOf(blockSize, options),
@@ -159,7 +162,7 @@ function loopOf(l: ColumnLoop): GpuLoop {
 }
 
 /** U's panel layout: panel heights a multiple of the block size (and of 128). */
-function layoutOf(blockSize: number, options: WebGpuSecondOrderOptions) {
+function layoutOf(blockSize: number, options: Pick<WebGpuSecondOrderOptions, "maxPanelBytes">) {
   return { rowAlign: lcm(128, blockSize), maxPanelBytes: options.maxPanelBytes };
 }
 
@@ -232,17 +235,27 @@ class GpuFactor implements InverseFactor {
 
 /**
  * Records U of J·(P·H·Pᵀ ⊕ I + damp·I)·J = L̃·L̃ᵀ as J·L̃⁻¹·J: the gather
- * (dead columns' diagonal 1, then the dampening), the Cholesky, the
- * triangular inverse and the reversal, into `batch`, with no wait. The
- * scratch is released at once (it returns to the pool when the batch is
- * submitted).
+ * (dead columns' diagonal 1 — the kernel finds them — then the dampening),
+ * the Cholesky, the triangular inverse and the reversal, into `batch`, with
+ * no wait. The scratch is released at once (it returns to the pool when
+ * the batch is submitted, which this does).
+ *
+ * @param batch the batch to record into
+ * @param hessian the accumulated Hessian (mirrored into this batch if not yet)
+ * @param plan order, dampening, the loops' block size (U's panels are a multiple of it and of 128)
+ * @param options panel bound
+ * @returns U and the attempt's sticky status (`[failed, pivot]`, see cholesky.ts)
+ * @example
+ * ```ts ignore
+ * const { u, status } = recordInverseFactor(batch, h, { perm: null, dead, damp: 0.01, blockSize: 128 }, {});
+ * ```
  */
-function recordFactor(
+export function recordInverseFactor(
   batch: CommandBatch,
   hessian: HessianAccumulator,
   plan: FactorPlan,
-  options: WebGpuSecondOrderOptions,
-): GpuFactor {
+  options: Pick<WebGpuSecondOrderOptions, "maxPanelBytes">,
+): { readonly u: PanelMatrix; readonly status: GpuTensor } {
   const gpu = batch.gpu;
   const n = hessian.columns;
   const layout = layoutOf(plan.blockSize, options);
@@ -280,7 +293,7 @@ function recordFactor(
   }
   // Lets the scratch go back to the pool before the next factor is recorded.
   batch.submit();
-  return new GpuFactor(n, a, status);
+  return { u: a, status };
 }
 
 /** One row chunk of Wᵀ with its error block, per-row losses and zero mask. */

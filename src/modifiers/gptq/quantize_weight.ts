@@ -120,30 +120,30 @@ export async function quantizeWeight(
   const where = options.where ?? "weight";
   const [rows, cols] = shape;
   const h = engineHessian(ops, hessian, where);
-  checkGptqWeight(weight, shape, h.columns, args, where);
-  const blockSize = checkBlockSize(options.blockSize ?? 128);
-
-  // 1. Activation order.
-  const diag = await ops.diagonal(h);
-  const perm = canonicalActorder(args.actorder) !== null ? activationOrder(diag) : null;
-
-  // 2. Scales and zero points from the unmodified weight (and g_idx).
-  const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale, where });
-
-  // 3. W in processing order; the zero mask of a sparse weight.
-  const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
-  const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD
-    ? Uint8Array.from(w, (v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
-    : null;
-  const t1 = performance.now();
-
-  // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
   const factors = options.factors ?? new Map();
-  const damped = DampedFactors.of(ops, factors, h, diag, perm, blockSize, options);
-  zeroDeadColumns(w, rows, cols, damped.deadAt);
-
-  // 5. The blocked column loop on each attempt's U until one succeeds.
   try {
+    checkGptqWeight(weight, shape, h.columns, args, where);
+    const blockSize = checkBlockSize(options.blockSize ?? 128);
+
+    // 1. Activation order.
+    const diag = await ops.diagonal(h);
+    const perm = canonicalActorder(args.actorder) !== null ? activationOrder(diag) : null;
+
+    // 2. Scales and zero points from the unmodified weight (and g_idx).
+    const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale, where });
+
+    // 3. W in processing order; the zero mask of a sparse weight.
+    const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
+    const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD
+      ? Uint8Array.from(w, (v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
+      : null;
+    const t1 = performance.now();
+
+    // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
+    const damped = DampedFactors.of(ops, factors, h, diag, perm, blockSize, options);
+    zeroDeadColumns(w, rows, cols, damped.deadAt);
+
+    // 5. The blocked column loop on each attempt's U until one succeeds.
     const work = { quantization: qp.columns, nonZero, maskInBlock: true };
     for (let k = 0;; k++) {
       const attempt = damped.attempt(k);

@@ -72,29 +72,22 @@ export async function sparsifyWeight(
   const t0 = performance.now();
   const [rows, cols] = shape;
   const h = engineHessian(ops, hessian, options.where ?? "weight");
-  // 1. Checks, structure, qparams.
-  const plan = planSparseGpt(weight, shape, h.columns, options);
-
-  // 2. Dead columns, dampening, U.
   const cache = factors ?? new Map();
-  const damped = DampedFactors.of(
-    ops,
-    cache,
-    h,
-    await ops.diagonal(h),
-    null,
-    plan.blockSize,
-    options,
-  );
-  const w = weight.slice();
-  zeroDeadColumns(w, rows, cols, damped.deadAt);
-  const t1 = performance.now();
-
-  // 3. The preserved mask.
-  const nonZero = plan.pruning.preserve ? Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0)) : null;
-
-  // 4. The blocked column loop with pruning, on each attempt's U until one succeeds.
   try {
+    // 1. Checks, structure, qparams.
+    const plan = planSparseGpt(weight, shape, h.columns, options);
+
+    // 2. Dead columns, dampening, U.
+    const diag = await ops.diagonal(h);
+    const damped = DampedFactors.of(ops, cache, h, diag, null, plan.blockSize, options);
+    const w = weight.slice();
+    zeroDeadColumns(w, rows, cols, damped.deadAt);
+    const t1 = performance.now();
+
+    // 3. The preserved mask.
+    const nonZero = plan.pruning.preserve ? Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0)) : null;
+
+    // 4. The blocked column loop with pruning, on each attempt's U until one succeeds.
     const work = {
       pruning: plan.pruning,
       quantization: plan.qp?.columns,
