@@ -122,35 +122,18 @@ export type ColumnPruning =
     readonly preserve: boolean;
   };
 
-/**
- * One block `[i1, i2)` of GPTQ's / SparseGPT's column loop over a weight
- * `w` `[rows, cols]` (row-major, columns in processing order), with U the
- * upper factor of the inverse Hessian `[cols, cols]`.
- */
-export interface ColumnBlock {
-  /** The weight, modified in place. */
-  readonly w: Float32Array;
-  /** Rows of w. */
-  readonly rows: number;
-  /** Columns of w (and the order of U). */
-  readonly cols: number;
-  /** U, upper triangular, row-major. */
-  readonly u: Float32Array;
-  /** First column of the block. */
-  readonly i1: number;
-  /** One past its last column. */
-  readonly i2: number;
-  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, i2 − i1]`. */
-  readonly err: Float32Array;
-  /** Fake quantization per column, or none (pure SparseGPT). */
+/** What the column loop does to each column besides propagating its error. */
+export interface ColumnLoopWork {
+  /** Fake quantization (GPTQ; SparseGPT with quantization args). */
   readonly quantization?: ColumnQuantization;
-  /** Pruning, or none (GPTQ). */
+  /** Pruning (SparseGPT). */
   readonly pruning?: ColumnPruning;
   /**
-   * 1 where the weight was non-zero on entry, `[rows, cols]`, or null. The
-   * trailing update never changes a 0 entry of it; the in-block update
-   * skips them too when {@link ColumnBlock.maskInBlock} is set (GPTQ's zero
-   * preservation), and pruning's `preserve` keeps them pruned.
+   * 1 where the weight was non-zero on entry, `[rows, cols]` in processing
+   * order, or null. The trailing update never changes a 0 entry of it; the
+   * in-block update skips them too when {@link ColumnLoopWork.maskInBlock}
+   * is set (GPTQ's zero preservation), and pruning's `preserve` keeps them
+   * pruned.
    */
   readonly nonZero: Uint8Array | null;
   /** Apply `nonZero` to the in-block updates too (GPTQ). */
@@ -158,33 +141,136 @@ export interface ColumnBlock {
 }
 
 /**
+ * A Hessian `[n, n]` as an engine holds it (from
+ * {@link SecondOrderOps.hessian}, or the engine's own accumulator). Only the
+ * engine that made it may use it.
+ */
+export interface SecondOrderHessian {
+  /** n, the in_features of the weights reading it. */
+  readonly columns: number;
+  /** Releases it (work already recorded on it still runs). */
+  destroy(): void;
+}
+
+/** How one attempt of {@link SecondOrderOps.inverseFactor} orders and dampens H. */
+export interface FactorPlan {
+  /** Processing position → column (activation order), or null for column order. */
+  readonly perm: Int32Array | null;
+  /** 1 per column whose diag(H) is 0: its diagonal entry becomes 1 before dampening. */
+  readonly dead: Uint8Array;
+  /** Added to every diagonal entry (float32), after the dead-column fix. */
+  readonly damp: number;
+  /** Columns per block of the loops that will read U (the engine may lay U out for it). */
+  readonly blockSize: number;
+}
+
+/**
+ * U of one factorization attempt (upper, H⁻¹ = UᵀU, processing order), as
+ * an engine holds it. Whether the attempt succeeded is known only when a
+ * column loop on it is read ({@link ColumnLoopOutput.ok}): engines may
+ * record the factorization and the loops on it without waiting.
+ */
+export interface InverseFactor {
+  /** n. */
+  readonly columns: number;
+  /** Releases U (loops recorded on it still run). */
+  destroy(): void;
+}
+
+/** A weight in the column loop, in the engine's own layout. */
+export interface ColumnLoop {
+  /** Rows of the weight. */
+  readonly rows: number;
+  /** Columns of the weight. */
+  readonly cols: number;
+}
+
+/** What {@link SecondOrderOps.readLoop} brings back. */
+export interface ColumnLoopOutput {
+  /** The processed weight `[rows, cols]`, row-major, processing order. */
+  readonly weight: Float32Array;
+  /** Σ (w − q)² / U[i, i]² / 2 over every block. */
+  readonly loss: number;
+  /**
+   * Whether the factor's attempt succeeded; when false, `weight` and `loss`
+   * are meaningless and the caller retries with more dampening.
+   */
+  readonly ok: boolean;
+}
+
+/** One task of {@link SecondOrderOps.runConcurrently}. */
+export interface SecondOrderTask<T> {
+  /** Estimated device bytes the task holds while it runs (its factor's share and its weight). */
+  readonly bytes: number;
+  /** The work: records ops and awaits their reads. */
+  run(): Promise<T>;
+}
+
+/**
  * The dense linear algebra GPTQ and SparseGPT are written against
- * (src/modifiers/gptq/quantize_weight.ts): the inverse-Hessian factor, the
- * in-block column loop and the trailing update. The engine decides how
- * they run (threads, SIMD, batching); the algorithm only calls them in order.
+ * (src/modifiers/gptq/quantize_weight.ts): the Hessian's diagonal, the
+ * inverse-Hessian factor, the in-block column loop and the trailing
+ * update, on handles the engine lays out as it likes. The algorithm calls
+ * them in order and awaits exactly two reads per weight (the diagonal, the
+ * finished loop); the engine decides how they run (threads, SIMD, how many
+ * weights' work one device poll carries: {@link SecondOrderOps.runConcurrently}).
  */
 export interface SecondOrderOps {
   /**
-   * U upper triangular with `H⁻¹ = UᵀU` (upstream's
-   * `cholesky(cholesky_inverse(cholesky(H)), upper=True)`) of a symmetric
-   * positive definite `h` `[n, n]`, or null when a pivot is not positive and
-   * finite or the inverse overflows.
+   * A host Hessian as this engine holds Hessians.
+   *
+   * @param h symmetric `[n, n]`, row-major (copied or kept read-only)
+   * @param n the order
    */
-  inverseFactor(h: Float32Array, n: number): Float32Array | null;
+  hessian(h: Float32Array, n: number): SecondOrderHessian;
+  /** diag(H); concurrent calls may share one device read. */
+  diagonal(h: SecondOrderHessian): Promise<Float32Array>;
   /**
-   * The sequential part of one block: per row, each column in turn is
+   * Records U with `H⁻¹ = UᵀU` (upstream's
+   * `cholesky(cholesky_inverse(cholesky(H')), upper=True)`) of H' = H in
+   * `plan.perm` order with dead columns' diagonal 1, plus `plan.damp` on
+   * the diagonal. The attempt fails when a pivot is not positive and finite
+   * or the inverse overflows; that shows in the loops read on it.
+   */
+  inverseFactor(h: SecondOrderHessian, plan: FactorPlan): InverseFactor;
+  /** U = I of order n (no error propagation: the fallback); never fails. */
+  identityFactor(n: number, blockSize: number): InverseFactor;
+  /**
+   * Starts a column loop: the weight `[rows, cols]` in processing order
+   * (dead columns already zeroed) laid out for the engine, on `u`.
+   *
+   * @throws {GptqConfigError} for a block size or pruning the engine cannot run
+   */
+  columnLoop(
+    u: InverseFactor,
+    w: Float32Array,
+    shape: readonly [number, number],
+    blockSize: number,
+    work: ColumnLoopWork,
+  ): ColumnLoop;
+  /**
+   * The sequential part of block `[i1, i2)`: per row, each column in turn is
    * pruned and/or fake-quantized, its error `e = (w − q) / U[i, i]` is
    * propagated to the block's later columns (`w[:, j] −= e · U[i, j]`) and
-   * stored in `block.err`.
-   *
-   * @returns Σ (w − q)² / U[i, i]² / 2 over the block
+   * kept for {@link SecondOrderOps.trailingUpdate}.
    */
-  columnBlock(block: ColumnBlock): number;
+  columnBlock(loop: ColumnLoop, i1: number, i2: number): void;
   /**
    * The block's errors to every later column: `w[:, i2:] −= err · U[i1:i2, i2:]`,
-   * never changing a 0 entry of `block.nonZero`.
+   * never changing a 0 entry of the loop's `nonZero`.
    */
-  trailingUpdate(block: ColumnBlock): void;
+  trailingUpdate(loop: ColumnLoop, i1: number, i2: number): void;
+  /**
+   * Reads the loop's weight and loss and its factor's status back and
+   * releases the loop. Concurrent reads may share one device poll.
+   */
+  readLoop(loop: ColumnLoop): Promise<ColumnLoopOutput>;
+  /**
+   * Runs tasks so that their reads share device polls where the engine
+   * has polls to share (WebGPU: every task of a wave records before any
+   * read, waves bounded by their bytes), and returns their results in order.
+   */
+  runConcurrently<T>(tasks: readonly SecondOrderTask<T>[]): Promise<T[]>;
 }
 
 /**
@@ -312,13 +398,8 @@ export interface Engine {
   /** The transpose of a 2-D tensor. */
   transpose(x: Tensor): Tensor;
 
-  /**
-   * GPTQ's and SparseGPT's dense linear algebra on host arrays, or null
-   * where the engine runs them as its own batched step instead (WebGPU:
-   * the factorization and column loop of a whole layer recorded into few
-   * submits, src/modifiers/gptq/factor_loops.ts).
-   */
-  readonly secondOrder: SecondOrderOps | null;
+  /** GPTQ's and SparseGPT's dense linear algebra. */
+  readonly secondOrder: SecondOrderOps;
 
   /** Releases the engine's caches; tensors already handed out stay valid until destroyed. */
   close(): void;

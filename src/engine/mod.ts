@@ -19,14 +19,20 @@
 export type {
   AccumulateOptions,
   AttentionShape,
-  ColumnBlock,
+  ColumnLoop,
+  ColumnLoopOutput,
+  ColumnLoopWork,
   ColumnPruning,
   ColumnQuantization,
   Engine,
   EngineKind,
+  FactorPlan,
   HostArray,
+  InverseFactor,
   RowReduction,
+  SecondOrderHessian,
   SecondOrderOps,
+  SecondOrderTask,
   Tensor,
   TensorDType,
 } from "./engine.ts";
@@ -34,6 +40,12 @@ export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
 export { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
+export {
+  SECOND_ORDER_WAVE_BYTES,
+  type WebGpuBatchSource,
+  webGpuSecondOrder,
+  type WebGpuSecondOrderOptions,
+} from "./webgpu_second_order.ts";
 export {
   autoEngineKind,
   type ChosenEngine,

@@ -8,7 +8,7 @@
  * buffers, several times faster there; real GPUs keep the storage kernel,
  * whose outputs are bit-identical to before the seam.
  *
- * Code that still dispatches its own WGSL kernels (the GPTQ factorization,
+ * Code that still dispatches its own WGSL kernels (the Hessian accumulation,
  * observers on the GPU) reaches the device and the current batch through
  * {@link webGpuOf}; it is the one door below the seam.
  *
@@ -31,8 +31,10 @@ import type {
   Engine,
   HostArray,
   RowReduction,
+  SecondOrderOps,
   Tensor,
 } from "./engine.ts";
+import { webGpuSecondOrder } from "./webgpu_second_order.ts";
 
 /**
  * {@link Engine} on a WebGPU device.
@@ -49,10 +51,10 @@ import type {
 export class WebGpuEngine implements Engine {
   readonly kind = "webgpu" as const;
   /**
-   * None on host arrays: GPTQ and SparseGPT run as one batched WGSL step per
-   * layer (src/modifiers/gptq/factor_loops.ts) through {@link webGpuOf}.
+   * GPTQ's and SparseGPT's ops, recorded without waiting, their reads
+   * coalesced into few polls (src/engine/webgpu_second_order.ts).
    */
-  readonly secondOrder: null = null;
+  readonly secondOrder: SecondOrderOps = webGpuSecondOrder(this);
   #batch: CommandBatch | null = null;
 
   private constructor(

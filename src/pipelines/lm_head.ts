@@ -12,12 +12,11 @@ import { webGpuOf } from "../engine/webgpu_engine.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
-import { CpuHessian, gptqOnCpu } from "../modifiers/gptq/cpu_gptq.ts";
+import { CpuHessian } from "../modifiers/gptq/cpu_gptq.ts";
 import { cpuTensor } from "../engine/cpu_engine.ts";
 import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
-import { runFactorLoops } from "../modifiers/gptq/factor_loops.ts";
-import { checkGptqWeight, gptqFactorLoopJob } from "../modifiers/gptq/gptq_quantize.ts";
-import { lcm } from "../modifiers/gptq/panel_matrix.ts";
+import { checkGptqWeight } from "../modifiers/gptq/gptq_quantize.ts";
+import { quantizeWeight } from "../modifiers/gptq/quantize_weight.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { qparamsOf } from "../quant/observers.ts";
@@ -144,22 +143,17 @@ export async function quantizeLmHead(
     }
     const args = scheme.weights;
     if (hessian !== null) {
-      // gptqQuantize's result in two round trips instead of five: the batched
-      // factor + loop step GPTQ layers use, here with one weight.
+      // quantizeWeight on the engine's second-order ops (two device polls on WebGPU).
       checkGptqWeight(values, plan.shape, hessian.columns, args, plan.name);
-      const { blockSize, dampeningFrac } = gptq!;
-      const [r] = hessian instanceof CpuHessian
-        ? [gptqOnCpu(values, plan.shape, hessian, args, {
-          blockSize: gptq!.blockSize,
-          dampeningFrac: gptq!.dampeningFrac,
-          globalScale: null,
-        })]
-        : await runFactorLoops(
-          gpu!.gpu,
-          () => hessian,
-          [gptqFactorLoopJob("lm_head", values, plan.shape, args, { blockSize, where: plan.name })],
-          { factor: { dampeningFrac, rowAlign: lcm(128, blockSize) }, blockSize },
-        );
+      const ops = engine.secondOrder;
+      const h = hessian instanceof CpuHessian
+        ? ops.hessian(hessian.read(), hessian.columns)
+        : hessian;
+      const r = await quantizeWeight(ops, values, plan.shape, h, args, {
+        blockSize: gptq!.blockSize,
+        dampeningFrac: gptq!.dampeningFrac,
+        where: plan.name,
+      });
       return {
         ...about,
         weight: r.weight,

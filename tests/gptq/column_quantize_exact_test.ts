@@ -10,14 +10,45 @@ import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { parseQuantizationArgs, type QuantizationArgs } from "../../src/quant/args.ts";
 import { fakeQuantize } from "../../src/quant/quantize.ts";
-import { runColumnLoop } from "../../src/modifiers/gptq/column_loop.ts";
-import { gptqQParams } from "../../src/modifiers/gptq/gptq_qparams.ts";
-import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
+import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
+import type { ColumnQuantization } from "../../src/engine/engine.ts";
+import { CommandBatch } from "../../src/gpu/batch.ts";
+import { gptqQParams, permuteColumns } from "../../src/modifiers/gptq/gptq_qparams.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { blockedColumnLoop } from "../../src/modifiers/gptq/quantize_weight.ts";
 import { gaussian } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) });
+
+/** The WebGPU column loop on U = I, columns in `perm` order, back in column order. */
+async function identityLoop(
+  weight: Float32Array,
+  [rows, cols]: [number, number],
+  blockSize: number,
+  quantization: ColumnQuantization,
+  perm: Int32Array | null = null,
+): Promise<{ weight: Float32Array; loss: number }> {
+  const u = ops.identityFactor(cols, blockSize);
+  try {
+    const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
+    const out = await blockedColumnLoop(ops, u, w, [rows, cols], blockSize, {
+      quantization,
+      nonZero: null,
+      maskInBlock: false,
+    });
+    assert.ok(out.ok);
+    if (perm === null) return out;
+    const back = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let p = 0; p < cols; p++) back[r * cols + perm[p]] = out.weight[r * cols + p];
+    }
+    return { weight: back, loss: out.loss };
+  } finally {
+    u.destroy();
+  }
+}
 
 /**
  * A weight whose even rows have amax = amaxT·step, which makes their
@@ -99,25 +130,14 @@ for (const [label, spec] of CASES) {
     const { step, amaxT, ties } = tiesFor(args);
     const weight = weightWithTies(rows, cols, cols + label.length, step, amaxT, ties);
     const qp = gptqQParams(weight, [rows, cols], args, null);
-    const factor = InverseHessianFactor.identity(gpu, cols);
-    try {
-      const out = await runColumnLoop(gpu, {
-        weight,
-        shape: [rows, cols],
-        factor,
-        blockSize: 32,
-        quantization: qp.columns,
-      });
-      const want = fakeQuantize(weight, [rows, cols], {
-        scale: qp.scale,
-        zeroPoint: qp.zeroPoint,
-        globalScale: qp.globalScale,
-      }, args);
-      bitsEqual(out.weight, want, label);
-      assert.ok(out.loss > 0);
-    } finally {
-      factor.destroy();
-    }
+    const out = await identityLoop(weight, [rows, cols], 32, qp.columns);
+    const want = fakeQuantize(weight, [rows, cols], {
+      scale: qp.scale,
+      zeroPoint: qp.zeroPoint,
+      globalScale: qp.globalScale,
+    }, args);
+    bitsEqual(out.weight, want, label);
+    assert.ok(out.loss > 0);
   });
 }
 
@@ -130,35 +150,15 @@ Deno.test("RTN path with activation order 'group' looks scales up through g_idx"
   const perm = Int32Array.from(
     Array.from({ length: cols }, (_, i) => [g(), i]).sort((a, b) => a[0] - b[0]).map((x) => x[1]),
   );
-  const base = InverseHessianFactor.identity(gpu, cols);
-  const factor = new InverseHessianFactor(
-    cols,
-    base.u,
-    perm,
-    new Uint8Array(cols),
-    false,
-    0,
-    0,
-    0,
-    base.timings,
-  );
-  try {
-    const qp = gptqQParams(weight, [rows, cols], args, perm);
-    assert.ok(qp.gIdx !== null);
-    const out = await runColumnLoop(gpu, {
-      weight,
-      shape: [rows, cols],
-      factor,
-      blockSize: 16,
-      quantization: qp.columns,
-    });
+  const qp = gptqQParams(weight, [rows, cols], args, perm);
+  assert.ok(qp.gIdx !== null);
+  {
+    const out = await identityLoop(weight, [rows, cols], 16, qp.columns, perm);
     const want = fakeQuantize(weight, [rows, cols], {
       scale: qp.scale,
       zeroPoint: qp.zeroPoint,
       gIdx: qp.gIdx,
     }, args);
     bitsEqual(out.weight, want, "actorder group");
-  } finally {
-    factor.destroy();
   }
 });

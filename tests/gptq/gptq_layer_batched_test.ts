@@ -19,10 +19,8 @@ import {
 } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { GptqConfigError } from "../../src/modifiers/gptq/errors.ts";
 import { gptqQuantize, type GptqResult } from "../../src/modifiers/gptq/gptq_quantize.ts";
-import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
-import { lcm } from "../../src/modifiers/gptq/panel_matrix.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
-import { canonicalActorder, parseQuantizationArgs } from "../../src/quant/args.ts";
+import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { countRoundTrips, type SyntheticLayer, syntheticLayer, uploadMatrix } from "./_helpers.ts";
 
 const gpu = await getGpu();
@@ -71,29 +69,20 @@ function linear(
   };
 }
 
-/** The plain path: a factor from InverseHessianFactor.compute and gptqQuantize, per Linear. */
+/** The plain path: gptqQuantize per Linear, each computing its own factor and waiting on it alone. */
 async function plainPath(
   hessians: LayerHessians,
   linears: readonly GptqWeightInput[],
 ): Promise<GptqResult[]> {
   const out: GptqResult[] = [];
   for (const l of linears) {
-    const factor = await InverseHessianFactor.compute(gpu, hessians.get(l.input), {
-      dampeningFrac: DAMP,
-      actorder: canonicalActorder(l.args.actorder) !== null,
-      rowAlign: lcm(128, BLOCK),
-    });
-    try {
-      out.push(
-        await gptqQuantize(gpu, l.values, l.shape, factor, l.args, {
-          blockSize: BLOCK,
-          dampeningFrac: DAMP,
-          where: l.name,
-        }),
-      );
-    } finally {
-      factor.destroy();
-    }
+    out.push(
+      await gptqQuantize(gpu, l.values, l.shape, hessians.get(l.input), l.args, {
+        blockSize: BLOCK,
+        dampeningFrac: DAMP,
+        where: l.name,
+      }),
+    );
   }
   return out;
 }
@@ -172,8 +161,8 @@ Deno.test("a wave budget that forces one factor per wave changes nothing", async
     const { value: many, trips } = await countRoundTrips(() =>
       gptqLayerWeights(gpu, 0, "llama", hessians, linears, { ...options, waveBytes: 1 })
     );
-    // The diagonals, then one wave per factor key (attn×2 orders, mlp, down).
-    assert.equal(trips, 1 + 4);
+    // Every weight its own wave: its diagonal, then its factor and loop.
+    assert.equal(trips, 2 * linears.length);
     assertIdentical(many, one, names);
   } finally {
     hessians.destroy();

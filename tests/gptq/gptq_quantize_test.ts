@@ -13,7 +13,13 @@ import { fakeQuantize } from "../../src/quant/quantize.ts";
 import { GptqConfigError, GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import { gptqQuantize, type GptqResult } from "../../src/modifiers/gptq/gptq_quantize.ts";
 import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
+import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
+import { CommandBatch } from "../../src/gpu/batch.ts";
+import {
+  destroyFactors,
+  type FactorCache,
+  quantizeWeight,
+} from "../../src/modifiers/gptq/quantize_weight.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { gptqReference } from "../../src/modifiers/gptq/reference.ts";
 import {
@@ -192,20 +198,23 @@ Deno.test("one factor serves several modules sharing an input", async () => {
   const shape = [layer.rows, layer.cols] as const;
   const args = parseQuantizationArgs({ num_bits: 4, group_size: 32, actorder: "static" }, "w");
   const h = await accumulate(gpu, layer);
-  const factor = await InverseHessianFactor.compute(gpu, h, { actorder: true });
+  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) });
+  const factors: FactorCache = new Map();
   try {
-    const viaAccumulator = await gptqQuantize(gpu, layer.weight, shape, h, args);
-    const viaFactor = await gptqQuantize(gpu, layer.weight, shape, factor, args);
-    assert.deepEqual(Array.from(viaFactor.weight), Array.from(viaAccumulator.weight));
-    // A factor computed without activation order cannot serve actorder args.
-    const plain = await InverseHessianFactor.compute(gpu, h);
-    await assert.rejects(
-      () => gptqQuantize(gpu, layer.weight, shape, plain, args),
-      GptqConfigError,
+    const alone = await gptqQuantize(gpu, layer.weight, shape, h, args);
+    const other = layer.weight.map((v) => -v);
+    const [a, b] = await Promise.all([
+      quantizeWeight(ops, layer.weight, shape, h, args, { factors }),
+      quantizeWeight(ops, other, shape, h, args, { factors }),
+    ]);
+    assert.deepEqual(Array.from(a.weight), Array.from(alone.weight));
+    assert.deepEqual(
+      Array.from(b.weight),
+      Array.from((await gptqQuantize(gpu, other, shape, h, args)).weight),
     );
-    plain.destroy();
+    assert.deepEqual([...factors.keys()], ["actorder|128"]);
   } finally {
-    factor.destroy();
+    destroyFactors(factors);
     h.destroy();
   }
 });

@@ -14,8 +14,6 @@ import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { GptqConfigError, GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { InverseHessianFactor } from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
-import { lcm } from "../../src/modifiers/gptq/panel_matrix.ts";
 import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
 import { SparseGptConfigError } from "../../src/modifiers/sparsegpt/errors.ts";
 import {
@@ -63,24 +61,20 @@ function weight(
   };
 }
 
-/** The per-Linear path: a factor from InverseHessianFactor.compute and sparsegptPrune, per weight. */
+/** The per-Linear path: sparsegptPrune per weight, each computing its own factor. */
 async function plainPath(
   hessians: Hessians,
   weights: readonly SparseGptWeight[],
 ): Promise<SparseGptResult[]> {
   const out: SparseGptResult[] = [];
   for (const w of weights) {
-    const factor = await InverseHessianFactor.compute(gpu, hessians.get(w.input)!, {
-      dampeningFrac: DAMP,
-      rowAlign: lcm(128, BLOCK),
-    });
-    try {
-      out.push(
-        await sparsegptPrune(gpu, w.weight, w.shape, factor, { ...w.options, blockSize: BLOCK }),
-      );
-    } finally {
-      factor.destroy();
-    }
+    out.push(
+      await sparsegptPrune(gpu, w.weight, w.shape, hessians.get(w.input)!, {
+        ...w.options,
+        blockSize: BLOCK,
+        dampeningFrac: DAMP,
+      }),
+    );
   }
   return out;
 }
@@ -185,8 +179,8 @@ Deno.test("batched SparseGPT is bit-identical to compute + sparsegptPrune per Li
     const { value: plain, trips: plainTrips } = await countRoundTrips(() =>
       plainPath(hessians, weights)
     );
-    // compute: diagonal, Cholesky status, inverse status, final wait; then the loop.
-    assert.equal(plainTrips, 5 * weights.length);
+    // One weight at a time: its diagonal, then its factor and loop.
+    assert.equal(plainTrips, 2 * weights.length);
     assertIdentical(batched, plain, weights);
     for (const r of batched) {
       assert.equal(r.attempts, 1);
@@ -223,8 +217,8 @@ Deno.test("a wave budget that forces one factor per wave changes nothing", async
     const { value: many, trips } = await countRoundTrips(() =>
       sparsegptPruneMany(gpu, lookup(hessians), weights, { ...options, waveBytes: 1 })
     );
-    // The diagonals, then one wave per input (attn, mlp, down).
-    assert.equal(trips, 1 + 3);
+    // Every weight its own wave: its diagonal, then its factor and loop.
+    assert.equal(trips, 2 * weights.length);
     assertIdentical(many, one, weights);
   } finally {
     destroyAll(hessians);

@@ -24,26 +24,156 @@
 import { roundToF8E4M3 } from "../../io/floats.ts";
 import { castToFp4 } from "../../quant/fp4.ts";
 import { roundHalfEven } from "../../quant/round_half_even.ts";
-import type { ColumnBlock, ColumnQuantization, SecondOrderOps } from "../engine.ts";
+import type {
+  ColumnLoop,
+  ColumnLoopOutput,
+  ColumnLoopWork,
+  ColumnQuantization,
+  FactorPlan,
+  InverseFactor,
+  SecondOrderHessian,
+  SecondOrderOps,
+  SecondOrderTask,
+} from "../engine.ts";
 import { accumulateGram, matmul, matmulTransposed } from "./gemm.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
 
+/** A host Hessian. */
+class HostHessian implements SecondOrderHessian {
+  constructor(readonly columns: number, readonly data: Float32Array) {}
+  destroy(): void {}
+}
+
+/** U computed eagerly; null when the attempt failed. */
+class HostFactor implements InverseFactor {
+  constructor(readonly columns: number, public u: Float32Array | null) {}
+  destroy(): void {
+    this.u = null;
+  }
+}
+
+/** A weight in the column loop: the host array itself, its U and the block's errors. */
+class HostLoop implements ColumnLoop {
+  loss = 0;
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly w: Float32Array,
+    readonly u: Float32Array | null,
+    readonly err: Float32Array,
+    readonly work: ColumnLoopWork,
+  ) {}
+}
+
 /**
- * The CPU engine's second-order ops.
+ * One block `[i1, i2)` of the column loop over a host weight `w`
+ * `[rows, cols]` (row-major, processing order) with U `[cols, cols]`.
+ */
+export interface HostColumnBlock extends ColumnLoopWork {
+  /** The weight, modified in place. */
+  readonly w: Float32Array;
+  /** Rows of w. */
+  readonly rows: number;
+  /** Columns of w (and the order of U). */
+  readonly cols: number;
+  /** U, upper triangular, row-major. */
+  readonly u: Float32Array;
+  /** First column of the block. */
+  readonly i1: number;
+  /** One past its last column. */
+  readonly i2: number;
+  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, i2 − i1]`. */
+  readonly err: Float32Array;
+}
+
+function hostOf<T>(x: unknown, type: new (...args: never[]) => T, what: string): T {
+  if (!(x instanceof type)) throw new TypeError(`CPU second-order ops: ${what} of another engine`);
+  return x;
+}
+
+function blockOf(loop: ColumnLoop, i1: number, i2: number): HostColumnBlock | null {
+  const l = hostOf(loop, HostLoop, "a column loop");
+  // A failed factor: nothing to compute, the read says so.
+  if (l.u === null) return null;
+  return { ...l.work, w: l.w, rows: l.rows, cols: l.cols, u: l.u, i1, i2, err: l.err };
+}
+
+/**
+ * H' = H[perm][:, perm] with dead columns' diagonal 1, plus `damp` on the
+ * diagonal (float32, as torch).
+ */
+function dampedOrdered(h: Float32Array, n: number, plan: FactorPlan): Float32Array {
+  const at = (p: number) => (plan.perm ? plan.perm[p] : p);
+  const out = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const src = at(i) * n;
+    for (let j = 0; j < n; j++) out[i * n + j] = h[src + at(j)];
+    out[i * n + i] = (plan.dead[at(i)] ? 1 : out[i * n + i]) + plan.damp;
+  }
+  return out;
+}
+
+/**
+ * The CPU engine's second-order ops: everything computed eagerly on host
+ * arrays (a failed factorization leaves U null and the loops on it idle),
+ * tasks run one after another.
  *
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "./second_order.ts";
- * const u = CPU_SECOND_ORDER.inverseFactor(new Float32Array([4, 0, 0, 1]), 2)!;
- * console.assert(u[0] === 0.5 && u[3] === 1);
+ * import { CPU_SECOND_ORDER as ops } from "./second_order.ts";
+ * const h = ops.hessian(new Float32Array([4, 0, 0, 1]), 2);
+ * const u = ops.inverseFactor(h, { perm: null, dead: new Uint8Array(2), damp: 0, blockSize: 2 });
+ * const loop = ops.columnLoop(u, new Float32Array([1, 2]), [1, 2], 2, { nonZero: null, maskInBlock: false });
+ * const out = await ops.readLoop(loop);
+ * console.assert(out.ok && out.loss === 0);
  * ```
  */
 export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
-  inverseFactor: cpuInverseFactor,
-  columnBlock: cpuColumnBlock,
-  trailingUpdate: cpuTrailingUpdate,
+  hessian: (h: Float32Array, n: number) => new HostHessian(n, h),
+  diagonal: (h: SecondOrderHessian) => {
+    const { columns: n, data } = hostOf(h, HostHessian, "a Hessian");
+    return Promise.resolve(Float32Array.from({ length: n }, (_, i) => data[i * n + i]));
+  },
+  inverseFactor: (h: SecondOrderHessian, plan: FactorPlan) => {
+    const { columns: n, data } = hostOf(h, HostHessian, "a Hessian");
+    return new HostFactor(n, cpuInverseFactor(dampedOrdered(data, n, plan), n));
+  },
+  identityFactor: (n: number) => {
+    const u = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) u[i * n + i] = 1;
+    return new HostFactor(n, u);
+  },
+  columnLoop: (
+    u: InverseFactor,
+    w: Float32Array,
+    shape: readonly [number, number],
+    blockSize: number,
+    work: ColumnLoopWork,
+  ) => {
+    const [rows, cols] = shape;
+    const f = hostOf(u, HostFactor, "a factor");
+    const err = new Float32Array(rows * Math.min(blockSize, cols));
+    return new HostLoop(rows, cols, w, f.u, err, work);
+  },
+  columnBlock: (loop: ColumnLoop, i1: number, i2: number) => {
+    const block = blockOf(loop, i1, i2);
+    if (block !== null) (loop as HostLoop).loss += cpuColumnBlock(block);
+  },
+  trailingUpdate: (loop: ColumnLoop, i1: number, i2: number) => {
+    const block = blockOf(loop, i1, i2);
+    if (block !== null) cpuTrailingUpdate(block);
+  },
+  readLoop: (loop: ColumnLoop): Promise<ColumnLoopOutput> => {
+    const l = hostOf(loop, HostLoop, "a column loop");
+    return Promise.resolve({ weight: l.w, loss: l.loss, ok: l.u !== null });
+  },
+  runConcurrently: async <T>(tasks: readonly SecondOrderTask<T>[]): Promise<T[]> => {
+    const out: T[] = [];
+    for (const t of tasks) out.push(await t.run());
+    return out;
+  },
 });
 
 /**
@@ -211,7 +341,7 @@ function metric(w: number, d: number): number {
  * console.assert(w[0] === 0 && w[2] === 0); // the smaller of each pair is pruned
  * ```
  */
-export function cpuColumnBlock(block: ColumnBlock): number {
+export function cpuColumnBlock(block: HostColumnBlock): number {
   const { w, rows, cols, u, i1, i2, err, quantization: quant, pruning, nonZero } = block;
   const count = i2 - i1;
   const preserve = pruning?.preserve === true && nonZero !== null;
@@ -295,7 +425,7 @@ export function cpuColumnBlock(block: ColumnBlock): number {
  * console.assert(w[1] === 0.5);
  * ```
  */
-export function cpuTrailingUpdate(block: ColumnBlock): void {
+export function cpuTrailingUpdate(block: HostColumnBlock): void {
   const { w, rows, cols, u, i1, i2, err, nonZero } = block;
   const n = cols - i2;
   const k = i2 - i1;

@@ -1,22 +1,15 @@
 /**
  * GPTQ's Hessian and weight step on the CPU engine: the running Hessian
  * `H = 2/n · Σ xᵀx` kept as upstream keeps it (rescaled by n₀/n₁ as
- * samples arrive, Gram products through `src/engine/cpu/gemm.ts`), and each
- * weight quantized by `quantizeWeight` (quantize_weight.ts: dampen,
- * Cholesky of the inverse, blocked column loop with error propagation, read
- * top to bottom as upstream's `quantize_weight`) on the CPU engine's float32
- * second-order ops. Both engines are tested against the float64 reference
- * (`reference.ts`), so they give the same weights up to float32 rounding.
+ * samples arrive, Gram products through `src/engine/cpu/gemm.ts`), and the
+ * reconstruction errors measured on it. Weights are quantized by
+ * `quantizeWeight` (quantize_weight.ts) on the CPU engine's second-order ops.
  *
  * @module
  */
 
 import { accumulateGram, matmulTransposed } from "../../engine/cpu/gemm.ts";
-import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
-import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
-import type { GptqResult } from "./gptq_quantize.ts";
-import { type FactorCache, quantizeWeight } from "./quantize_weight.ts";
 
 /**
  * A Hessian accumulated on the host.
@@ -105,46 +98,6 @@ export class CpuHessian {
     this.#h = new Float32Array(0);
     this.#gram = new Float32Array(0);
   }
-}
-
-/** What {@link gptqOnCpu} needs besides the Hessian. */
-export interface CpuGptqOptions {
-  /** Columns per block. */
-  readonly blockSize: number;
-  /** Dampening fraction. */
-  readonly dampeningFrac: number;
-  /** tensor_group's global scale (fused over q/k/v, gate/up), else null. */
-  readonly globalScale: number | null;
-  /** Factors of this Hessian already computed (shared by the weights reading it). */
-  readonly factors?: FactorCache;
-}
-
-/**
- * Quantizes one weight with GPTQ on the CPU engine: {@link quantizeWeight}
- * on the CPU's float32 second-order ops.
- *
- * @param weight row-major `[rows, cols]`
- * @param shape `[rows, cols]`
- * @param hessian the accumulated Hessian of its input
- * @param args the weight's quantization args
- * @param options block size, dampening, global scale
- * @returns the same result the GPU path gives, up to float32 rounding
- * @example
- * ```ts ignore
- * const r = gptqOnCpu(w, [64, 64], hessian, args, { blockSize: 128, dampeningFrac: 0.01, globalScale: null });
- * ```
- */
-export function gptqOnCpu(
-  weight: Float32Array,
-  shape: readonly [number, number],
-  hessian: CpuHessian,
-  args: QuantizationArgs,
-  options: CpuGptqOptions,
-): GptqResult {
-  if (hessian.columns !== shape[1]) {
-    throw new GptqShapeError(`weight [${shape}] read by a Hessian of ${hessian.columns} columns`);
-  }
-  return quantizeWeight(CPU_SECOND_ORDER, weight, shape, hessian.read(), args, options);
 }
 
 /**

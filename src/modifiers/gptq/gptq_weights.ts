@@ -17,12 +17,12 @@ import type { Gpu } from "../../gpu/device.ts";
 import { matmul, mul, reduceRows } from "../../gpu/ops.ts";
 import { GpuTensor, readMany } from "../../gpu/tensor.ts";
 import type { ModelConfig, ModelType } from "../../io/model_config.ts";
-import { CpuHessian, cpuReconstructionErrors, gptqOnCpu } from "./cpu_gptq.ts";
-import type { FactorCache } from "./quantize_weight.ts";
-import { FACTOR_LOOP_WAVE_BYTES, runFactorLoops } from "./factor_loops.ts";
+import type { SecondOrderHessian, SecondOrderOps } from "../../engine/engine.ts";
+import { SECOND_ORDER_WAVE_BYTES, webGpuSecondOrder } from "../../engine/webgpu_second_order.ts";
+import { CpuHessian, cpuReconstructionErrors } from "./cpu_gptq.ts";
+import { destroyFactors, type FactorCache, quantizeWeight } from "./quantize_weight.ts";
 import { HessianAccumulator } from "./hessian_accumulator.ts";
-import { checkGptqWeight, gptqFactorLoopJob, type GptqResult } from "./gptq_quantize.ts";
-import { lcm } from "./panel_matrix.ts";
+import { checkGptqWeight, type GptqResult } from "./gptq_quantize.ts";
 import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -135,6 +135,40 @@ export class LayerHessians {
   }
 
   /**
+   * The order of an input's Hessian.
+   *
+   * @param key the input
+   * @returns its column count
+   * @example
+   * ```ts ignore
+   * hessians.columns("qkv");
+   * ```
+   */
+  columns(key: string): number {
+    const h = this.#byKey.get(key);
+    if (h === undefined) throw new Error(`no Hessian for input '${key}'`);
+    return h.columns;
+  }
+
+  /**
+   * An input's Hessian as second-order ops take it: the GPU accumulator
+   * itself, or the host matrix of a CPU one.
+   *
+   * @param key the input
+   * @param ops the engine's second-order ops
+   * @returns the Hessian (the accumulators own it: do not destroy)
+   * @example
+   * ```ts ignore
+   * const h = hessians.secondOrder("qkv", engine.secondOrder);
+   * ```
+   */
+  secondOrder(key: string, ops: SecondOrderOps): SecondOrderHessian {
+    const h = this.#byKey.get(key);
+    if (h === undefined) throw new Error(`no Hessian for input '${key}'`);
+    return h instanceof CpuHessian ? ops.hessian(h.read(), h.columns) : h;
+  }
+
+  /**
    * The host accumulator of an input (CPU engine).
    *
    * @param key the input
@@ -180,47 +214,111 @@ export interface GptqStepOptions {
   readonly blockSize: number;
   readonly dampeningFrac: number;
   /**
-   * Bound on the GPU bytes (factors and weight chunks) one wave of
-   * {@link gptqLayerWeights} records before it submits and reads back
-   * (default {@link GPTQ_WAVE_BYTES}; a wave always holds at least one factor).
+   * Bound on the device bytes (factors and weights) one wave of the WebGPU
+   * scheduler holds before it reads back (default
+   * {@link SECOND_ORDER_WAVE_BYTES}; a wave always holds at least one weight).
    */
   readonly waveBytes?: number;
 }
 
 /** Default bound on the bytes of one wave of {@link gptqLayerWeights}. */
-export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
+export const GPTQ_WAVE_BYTES = SECOND_ORDER_WAVE_BYTES;
 
 /**
- * Quantizes a layer's targeted weights with GPTQ, in few GPU round trips
- * (each awaited readback costs ≈11 ms of polling on llvmpipe however little
- * work is pending), through the batched factor + column loop step it
- * shares with SparseGPT (runFactorLoops, src/modifiers/gptq/factor_loops.ts):
+ * The second-order ops of a layer's device: the engine's own, or (a
+ * WebGPU device, or a wave budget given) WebGPU ops over that device.
  *
- * 1. one batch mirrors every Hessian the weights read and extracts its
- *    diagonal; one `readMany` brings all diagonals back;
- * 2. per wave of factor keys (input + activation order: q/k/v share one,
- *    gate/up share one), one batch records each key's first factorization
- *    attempt speculatively (InverseHessianFactor.recordFirstAttempt: no
- *    status read in between) followed by the column loop of every weight on
- *    that factor; one `readMany` brings back every status and every loop's
- *    output. A wave closes before its bytes (factors + weight chunks) would
- *    exceed `options.waveBytes`, so a small model's layer is one wave and a
- *    large one's several; each wave's buffers are freed after its readback;
- * 3. a key whose status says the attempt failed (rare: an indefinite
- *    Hessian) takes the slow path: InverseHessianFactor.compute with its
- *    dampening retries and RTN fallback, then the column loop per weight.
+ * @param device the layer's engine (or a WebGPU device)
+ * @param waveBytes a wave budget for the WebGPU scheduler, or undefined for the default
+ * @returns the ops
+ * @example
+ * ```ts ignore
+ * const ops = secondOrderOf(engine, undefined);
+ * ```
+ */
+export function secondOrderOf(device: GptqDevice, waveBytes: number | undefined): SecondOrderOps {
+  if ("kind" in device) {
+    const gpu = webGpuOf(device);
+    return gpu === null || waveBytes === undefined
+      ? device.secondOrder
+      : webGpuSecondOrder(gpu, { waveBytes });
+  }
+  return webGpuSecondOrder({ gpu: device, batch: new CommandBatch(device) }, { waveBytes });
+}
+
+/** A weight that reads one of a layer's Hessians. */
+export interface HessianReader {
+  /** The Hessian input key. */
+  readonly input: string;
+  /** [rows, cols]. */
+  readonly shape: readonly [number, number];
+}
+
+/**
+ * Runs one task per weight on the engine's scheduler with the factors of
+ * each Hessian shared (q/k/v share one, gate/up share one) and released
+ * as soon as the last weight reading it is done.
  *
- * Results are bit-identical to computing each factor with
- * InverseHessianFactor.compute and calling gptqQuantize per weight (same
- * kernels, same operations per matrix). Timings of a weight quantized in a
- * wave: `prepareMs` is the layer's diagonal round trip, `quantizeMs` the
- * wall time of its whole wave (all its factorizations and loops, which
- * cannot be told apart), `choleskyMs` and `inverseMs` 0, `totalMs` the sum;
- * weights of one wave report the same times.
- *
- * On the CPU engine each weight goes through `quantizeWeight`
- * (src/modifiers/gptq/quantize_weight.ts, the algorithm read top to bottom)
- * on the engine's float32 second-order ops, one after another.
+ * @param ops the second-order ops
+ * @param hessian the Hessian of an input key, as `ops` take it (called once per key)
+ * @param weights the weights, with their input keys
+ * @param blockSize columns per block (the byte estimate's error block)
+ * @param run one weight's work on its Hessian and shared factors
+ * @returns one result per weight, in order
+ * @example
+ * ```ts ignore
+ * const results = await perWeight(ops, (key) => hessians.secondOrder(key, ops), linears, 128, (l, h, factors) =>
+ *   quantizeWeight(ops, l.values, l.shape, h, l.args, { factors }));
+ * ```
+ */
+export async function perWeight<W extends HessianReader, R>(
+  ops: SecondOrderOps,
+  hessian: (input: string) => SecondOrderHessian,
+  weights: readonly W[],
+  blockSize: number,
+  run: (w: W, h: SecondOrderHessian, factors: FactorCache) => Promise<R>,
+): Promise<R[]> {
+  const shared = new Map<string, { h: SecondOrderHessian; factors: FactorCache; left: number }>();
+  for (const w of weights) {
+    const s = shared.get(w.input);
+    if (s) s.left++;
+    else shared.set(w.input, { h: hessian(w.input), factors: new Map(), left: 1 });
+  }
+  const counted = new Set<string>();
+  try {
+    return await ops.runConcurrently(weights.map((w) => {
+      const s = shared.get(w.input)!;
+      const [rows, cols] = w.shape;
+      // U and the inverse's work matrix once per Hessian; per weight Wᵀ, its mask and errors.
+      const factorBytes = counted.has(w.input) ? 0 : 2 * cols * cols * 4;
+      counted.add(w.input);
+      return {
+        bytes: factorBytes + (2 * cols + blockSize + 1) * rows * 4,
+        run: async () => {
+          try {
+            return await run(w, s.h, s.factors);
+          } finally {
+            if (--s.left === 0) destroyFactors(s.factors);
+          }
+        },
+      };
+    }));
+  } finally {
+    for (const s of shared.values()) destroyFactors(s.factors);
+  }
+}
+
+/**
+ * Quantizes a layer's targeted weights with GPTQ: each weight through
+ * `quantizeWeight` (src/modifiers/gptq/quantize_weight.ts, the algorithm
+ * read top to bottom) on the engine's second-order ops, NVFP4 global
+ * scales fused over q/k/v and gate/up first, the weights reading one
+ * Hessian sharing its factor. How many device polls that takes is the
+ * engine's business: the CPU engine runs them one after another; WebGPU
+ * starts a wave of them together, so its diagonals come back in one poll
+ * and every factorization and loop of the wave in another (speculatively:
+ * a failed factorization shows in that read and its weights retry with
+ * more dampening).
  *
  * @param device the layer's engine (or a WebGPU device)
  * @param layer the decoder layer (fused global-scale sets)
@@ -229,11 +327,11 @@ export const GPTQ_WAVE_BYTES = FACTOR_LOOP_WAVE_BYTES;
  * @param linears the weights
  * @param options block size, dampening, wave budget
  * @returns one result per weight, in order
- * @throws {GptqConfigError} for unsupported args (before any GPU work)
- * @throws {GptqShapeError} when a weight and its Hessian disagree (before any GPU work)
+ * @throws {GptqConfigError} for unsupported args (before any device work)
+ * @throws {GptqShapeError} when a weight and its Hessian disagree (before any device work)
  * @example
  * ```ts ignore
- * const results = await gptqLayerWeights(gpu, 0, "llama", hessians, linears, { blockSize: 128, dampeningFrac: 0.01 });
+ * const results = await gptqLayerWeights(engine, 0, "llama", hessians, linears, { blockSize: 128, dampeningFrac: 0.01 });
  * ```
  */
 export async function gptqLayerWeights(
@@ -251,40 +349,24 @@ export async function gptqLayerWeights(
     }
   }
   const fused = fuseGlobalScales(global, layerFusedSets(layer, modelType, (n) => global.has(n)));
-  const gpu = gpuOf(device);
   for (const l of linears) {
-    const columns = gpu ? hessians.get(l.input).columns : hessians.cpu(l.input).columns;
-    checkGptqWeight(l.values, l.shape, columns, l.args, l.name);
+    checkGptqWeight(l.values, l.shape, hessians.columns(l.input), l.args, l.name);
   }
-  if (gpu === null) {
-    // One factor per input and column order, as the WebGPU step shares them.
-    const factors = new Map<string, FactorCache>();
-    return linears.map((l) => {
-      if (!factors.has(l.input)) factors.set(l.input, new Map());
-      return gptqOnCpu(l.values, l.shape, hessians.cpu(l.input), l.args, {
+  const ops = secondOrderOf(device, options.waveBytes);
+  const hessian = (key: string) => hessians.secondOrder(key, ops);
+  return await perWeight(
+    ops,
+    hessian,
+    linears,
+    options.blockSize,
+    (l, h, factors) =>
+      quantizeWeight(ops, l.values, l.shape, h, l.args, {
         blockSize: options.blockSize,
         dampeningFrac: options.dampeningFrac,
         globalScale: fused.get(l.name) ?? null,
-        factors: factors.get(l.input),
-      });
-    });
-  }
-  return await runFactorLoops(
-    gpu,
-    (input) => hessians.get(input),
-    linears.map((l) =>
-      gptqFactorLoopJob(l.input, l.values, l.shape, l.args, {
-        blockSize: options.blockSize,
-        globalScale: fused.get(l.name) ?? null,
         where: l.name,
-      })
-    ),
-    {
-      // As gptqQuantize lays the factor out for this block size.
-      factor: { dampeningFrac: options.dampeningFrac, rowAlign: lcm(128, options.blockSize) },
-      blockSize: options.blockSize,
-      waveBytes: options.waveBytes,
-    },
+        factors,
+      }),
   );
 }
 

@@ -24,35 +24,23 @@
  * are activation-ordered, not on the weight: modules sharing an accumulator
  * (q/k/v, gate/up) with the same options can share one factor.
  *
- * `compute` waits on the GPU for the diagonal and after each Cholesky and
- * each inverse. `recordFirstAttempt` instead records the first attempt into
- * a caller's batch from an already-read diagonal, with no wait: the status
- * is sticky, so one read after the batch (together with the results of
- * whatever used the factor) tells whether to keep it or fall back to
- * `compute` (see src/modifiers/gptq/factor_loops.ts).
+ * `compute` records each attempt as GPTQ and SparseGPT do
+ * (`recordInverseFactor`, src/engine/webgpu_second_order.ts) and waits on
+ * the diagonal and on each attempt's status: the factor on its own, for
+ * tests and inspection (`choleskyMs` covers every attempt's Cholesky and
+ * inverse; `inverseMs` is 0).
  *
  * @module
  */
 
 import { CommandBatch } from "../../gpu/batch.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import { GpuTensor } from "../../gpu/tensor.ts";
-import {
-  type CholeskyScratch,
-  createCholeskyScratch,
-  createFactorStatus,
-  readFactorStatus,
-  recordCholesky,
-} from "./cholesky.ts";
-import { GptqConfigError, GptqShapeError } from "./errors.ts";
+import { recordInverseFactor } from "../../engine/webgpu_second_order.ts";
+import { readFactorStatus } from "./cholesky.ts";
+import { GptqConfigError } from "./errors.ts";
 import type { HessianAccumulator } from "./hessian_accumulator.ts";
 import { PanelMatrix } from "./panel_matrix.ts";
-import { GATHER_NONE, recordDiagonal, recordIdentity, recordPermuteGather } from "./panel_ops.ts";
-import {
-  createTriangularInverseScratch,
-  recordLowerTriangularInverse,
-  type TriangularInverseScratch,
-} from "./triangular_inverse.ts";
+import { recordDiagonal, recordIdentity } from "./panel_ops.ts";
 
 /** Options of {@link InverseHessianFactor.compute}. */
 export interface InverseFactorOptions {
@@ -201,163 +189,50 @@ export class InverseHessianFactor {
     diagT.destroy();
 
     const plan = planFactor(diag, options.actorder === true);
-    const work = FactorWork.create(gpu, plan, options);
-    const order = work.a.order;
+    const layout = { maxPanelBytes: options.maxPanelBytes };
+    const blockSize = options.rowAlign ?? 128;
     const timings: InverseFactorTimings = {
       prepareMs: performance.now() - t0,
       choleskyMs: 0,
       inverseMs: 0,
       totalMs: 0,
-      choleskyFlops: order ** 3 / 3,
-      inverseFlops: order ** 3 / 3,
+      choleskyFlops: 0,
+      inverseFlops: 0,
     };
-
     const schedule = dampeningSchedule(frac, options.maxRetries ?? 3);
-    let success = -1;
-    let damp = 0;
-    let attempts = 0;
-    try {
-      for (let k = 0; k < schedule.length && success < 0; k++) {
-        attempts++;
-        damp = Math.fround(schedule[k] * plan.meanDiag);
-        const tc = performance.now();
-        work.resetStatus();
-        work.recordGatherCholesky(batch, hessian, damp);
-        const chol = await readFactorStatus(work.status);
-        timings.choleskyMs += performance.now() - tc;
-        if (chol.failed) continue;
-        const ti = performance.now();
-        work.recordInverse(batch);
-        const inv = await readFactorStatus(work.status);
-        timings.inverseMs = performance.now() - ti;
-        if (!inv.failed) success = k;
-      }
-      if (success < 0) recordIdentity(batch, work.a).destroy();
-      await batch.done();
-    } catch (e) {
-      work.a.destroy();
-      throw e;
-    } finally {
-      work.releaseScratch();
-      work.status.destroy();
-    }
-    timings.totalMs = performance.now() - t0;
-    const used = success < 0 ? schedule.length - 1 : success;
-    return new InverseHessianFactor(
-      n,
-      work.a,
-      plan.perm,
-      plan.dead,
-      success < 0,
-      schedule[used],
-      damp,
-      attempts,
-      timings,
-    );
-  }
-
-  /**
-   * Records the first factorization attempt of {@link compute} into the
-   * caller's batch without waiting on anything: the same dampened,
-   * permuted gather, Cholesky, triangular inverse and reversal, from a
-   * diagonal the caller has already read (e.g. one `readMany` for the
-   * diagonals of every Hessian of a layer). Consumers of the provisional
-   * factor (column loops) may be recorded after it into the same batch.
-   *
-   * The status tensor is sticky: read it once after the batch has run.
-   * When it says failed, the provisional factor and everything computed
-   * from it are garbage: discard them and call {@link compute}, which
-   * retries with more dampening and falls back to U = I. When it says
-   * succeeded, the factor is bit-identical to what `compute` returns
-   * (which would also have stopped at the first attempt), with
-   * `attempts` 1, `fellBack` false and `dampeningFrac` the configured one.
-   *
-   * The provisional factor's timings cover only the host preparation and
-   * recording (the GPU work runs when the batch is submitted).
-   *
-   * @param batch the batch to record into
-   * @param hessian the accumulated Hessian (mirrored into this batch if not yet)
-   * @param diagonal diag(H): at least `hessian.columns` values, as `recordDiagonal` gives
-   * @param options dampening, activation order, panel layout (`maxRetries` is not used)
-   * @returns the provisional factor, its status tensor and its scratch
-   * @throws {GptqConfigError} for a negative or non-finite dampening fraction
-   *
-   * @example
-   * ```ts
-   * import { CommandBatch } from "../../gpu/batch.ts";
-   * import { getGpu } from "../../gpu/device.ts";
-   * import { GpuTensor } from "../../gpu/tensor.ts";
-   * import { readFactorStatus } from "./cholesky.ts";
-   * import { HessianAccumulator } from "./hessian_accumulator.ts";
-   * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
-   * const gpu = await getGpu();
-   * const h = HessianAccumulator.create(gpu, 4);
-   * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, new Float32Array([1, 2, 3, 4]), [1, 4]), 1);
-   * const diagonal = (await h.read()).filter((_, i) => i % 5 === 0);
-   * const batch = new CommandBatch(gpu);
-   * const spec = InverseHessianFactor.recordFirstAttempt(batch, h, diagonal);
-   * spec.releaseScratch();
-   * const ok = !(await readFactorStatus(spec.status)).failed; // submits the batch
-   * console.assert(ok && spec.factor.attempts === 1);
-   * spec.status.destroy();
-   * spec.factor.destroy();
-   * h.destroy();
-   * ```
-   */
-  static recordFirstAttempt(
-    batch: CommandBatch,
-    hessian: HessianAccumulator,
-    diagonal: ArrayLike<number>,
-    options: InverseFactorOptions = {},
-  ): SpeculativeFactor {
-    const frac = checkDampeningFrac(options.dampeningFrac);
-    const t0 = performance.now();
-    const n = hessian.columns;
-    if (diagonal.length < n) {
-      throw new GptqShapeError(
-        `recordFirstAttempt: a diagonal of ${diagonal.length} values for ${n} columns`,
+    const done = (u: PanelMatrix, k: number, damp: number, fellBack: boolean) => {
+      timings.totalMs = performance.now() - t0;
+      timings.choleskyFlops = timings.inverseFlops = u.order ** 3 / 3;
+      const used = Math.min(k, schedule.length - 1);
+      const { perm, dead } = plan;
+      return new InverseHessianFactor(
+        n,
+        u,
+        perm,
+        dead,
+        fellBack,
+        schedule[used],
+        damp,
+        k + 1,
+        timings,
       );
-    }
-    const diag = Float32Array.from({ length: n }, (_, i) => diagonal[i]);
-    const plan = planFactor(diag, options.actorder === true);
-    const work = FactorWork.create(batch.gpu, plan, options);
-    try {
-      hessian.recordSymmetrize(batch);
-      const damp = Math.fround(frac * plan.meanDiag);
-      work.recordGatherCholesky(batch, hessian, damp);
-      work.recordInverse(batch);
-    } catch (e) {
-      work.releaseScratch();
-      work.status.destroy();
-      work.a.destroy();
-      throw e;
-    }
-    const order = work.a.order;
-    const ms = performance.now() - t0;
-    const factor = new InverseHessianFactor(
-      n,
-      work.a,
-      plan.perm,
-      plan.dead,
-      false,
-      frac,
-      Math.fround(frac * plan.meanDiag),
-      1,
-      {
-        prepareMs: ms,
-        choleskyMs: 0,
-        inverseMs: 0,
-        totalMs: ms,
-        choleskyFlops: order ** 3 / 3,
-        inverseFlops: order ** 3 / 3,
-      },
-    );
-    return {
-      factor,
-      status: work.status,
-      bytes: work.bytes,
-      releaseScratch: () => work.releaseScratch(),
     };
+    let damp = 0;
+    for (let k = 0; k < schedule.length; k++) {
+      damp = Math.fround(schedule[k] * plan.meanDiag);
+      const tc = performance.now();
+      // The factor as GPTQ records it (src/engine/webgpu_second_order.ts), then its status.
+      const f = recordInverseFactor(batch, hessian, { ...plan, damp, blockSize }, layout);
+      const failed = (await readFactorStatus(f.status)).failed;
+      f.status.destroy();
+      timings.choleskyMs += performance.now() - tc;
+      if (!failed) return done(f.u, k, damp, false);
+      f.u.destroy();
+    }
+    const u = PanelMatrix.create(gpu, n, { rowAlign: blockSize, ...layout, zeroed: false });
+    recordIdentity(batch, u).destroy();
+    await batch.done();
+    return done(u, schedule.length - 1, damp, true);
   }
 
   /**
@@ -419,24 +294,6 @@ export class InverseHessianFactor {
   }
 }
 
-/** A first factorization attempt recorded by {@link InverseHessianFactor.recordFirstAttempt}. */
-export interface SpeculativeFactor {
-  /**
-   * The factor as it stands if the attempt succeeds (`attempts` 1, not
-   * `fellBack`); destroy it when done, whatever the status says.
-   */
-  readonly factor: InverseHessianFactor;
-  /** The attempt's sticky status (see `readFactorStatus`); destroy it after reading. */
-  readonly status: GpuTensor;
-  /** GPU bytes the attempt allocated (U, the inverse's work matrix, scratch). */
-  readonly bytes: number;
-  /**
-   * Releases everything but U and the status; may be called right after
-   * recording (the buffers go back to the pool once the batch is submitted).
-   */
-  releaseScratch(): void;
-}
-
 /**
  * The configured dampening fraction (default 0.01), checked.
  *
@@ -482,89 +339,4 @@ function planFactor(diag: Float32Array, actorder: boolean): FactorPlan {
     meanDiag: Math.fround(sum / n),
     perm: actorder ? activationOrder(diag) : null,
   };
-}
-
-/** The GPU buffers of one factorization; `a` becomes U. */
-class FactorWork {
-  #b: PanelMatrix | null = null;
-
-  private constructor(
-    readonly a: PanelMatrix,
-    readonly layout: { rowAlign: number; maxPanelBytes?: number },
-    readonly prepare: GpuTensor,
-    readonly reverse: GpuTensor,
-    readonly status: GpuTensor,
-    readonly chol: CholeskyScratch,
-    readonly inv: TriangularInverseScratch,
-  ) {}
-
-  static create(gpu: Gpu, plan: FactorPlan, options: InverseFactorOptions): FactorWork {
-    const layout = { rowAlign: options.rowAlign ?? 128, maxPanelBytes: options.maxPanelBytes };
-    const a = PanelMatrix.create(gpu, plan.n, { ...layout, zeroed: false });
-    const order = a.order;
-    const n = plan.n;
-    const perm = plan.perm;
-    // J·(P·H·Pᵀ ⊕ I)·J: output row i' reads H row perm[order-1-i'], pads first.
-    const prepare = new Uint32Array(order).fill(GATHER_NONE);
-    for (let i = order - n; i < order; i++) {
-      const pos = order - 1 - i;
-      prepare[i] = perm ? perm[pos] : pos;
-    }
-    const reverse = new Uint32Array(order);
-    for (let i = 0; i < order; i++) reverse[i] = order - 1 - i;
-    const status = createFactorStatus(gpu);
-    return new FactorWork(
-      a,
-      layout,
-      GpuTensor.fromArray(gpu, prepare, [order]),
-      GpuTensor.fromArray(gpu, reverse, [order]),
-      status,
-      createCholeskyScratch(gpu, order, status),
-      createTriangularInverseScratch(gpu, order, status),
-    );
-  }
-
-  /** U, the inverse's work matrix and scratch, in bytes. */
-  get bytes(): number {
-    const order = this.a.order;
-    return 2 * order * order * 4 + 4 * 64 * order * 4 + 64 * 64 * 4;
-  }
-
-  /** Clears the status for a new attempt (queue order: before later submits). */
-  resetStatus(): void {
-    this.status.gpu.device.queue.writeBuffer(
-      this.status.buffer,
-      0,
-      new Uint32Array([0, 0xFFFFFFFF]),
-    );
-  }
-
-  /** a ← J·(P·H·Pᵀ ⊕ I + damp·I)·J, then a ← L̃ in place. */
-  recordGatherCholesky(batch: CommandBatch, hessian: HessianAccumulator, damp: number): void {
-    recordPermuteGather(batch, hessian.matrix, this.a, this.prepare, { damp });
-    recordCholesky(batch, this.a, this.chol);
-  }
-
-  /** b ← L̃⁻¹, then a ← J·b·J = U. */
-  recordInverse(batch: CommandBatch): void {
-    const b = this.#b ??= PanelMatrix.create(batch.gpu, this.a.size, {
-      ...this.layout,
-      zeroed: false,
-    });
-    recordIdentity(batch, b).destroy();
-    recordLowerTriangularInverse(batch, this.a, b, this.inv);
-    recordPermuteGather(batch, b, this.a, this.reverse);
-  }
-
-  /** Everything but a and the status. */
-  releaseScratch(): void {
-    this.#b?.destroy();
-    this.#b = null;
-    this.prepare.destroy();
-    this.reverse.destroy();
-    this.chol.lkk.destroy();
-    this.chol.panelT.destroy();
-    this.inv.panelT.destroy();
-    this.inv.blockRow.destroy();
-  }
 }

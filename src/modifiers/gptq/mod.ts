@@ -42,26 +42,13 @@ export {
   type InverseFactorOptions,
   type InverseFactorTimings,
   InverseHessianFactor,
-  type SpeculativeFactor,
 } from "./inverse_hessian_factor.ts";
 export {
-  FACTOR_LOOP_WAVE_BYTES,
-  type FactorLoopJob,
-  type FactorLoopOptions,
-  type FactorLoopTimings,
-  type PreparedFactorLoop,
-  runFactorLoops,
-} from "./factor_loops.ts";
-export {
   checkGptqWeight,
-  gptqFactorLoopJob,
-  type GptqLoopPlan,
   type GptqOptions,
   gptqQuantize,
   type GptqResult,
-  gptqResult,
   type GptqTimings,
-  planGptqLoop,
 } from "./gptq_quantize.ts";
 export {
   checkGptqArgs,
@@ -70,14 +57,6 @@ export {
   gptqQParams,
   type GptqQParamsOptions,
 } from "./gptq_qparams.ts";
-export {
-  type ColumnLoopInput,
-  type ColumnLoopOutput,
-  type ColumnPruning,
-  recordColumnLoop,
-  type RecordedColumnLoop,
-  runColumnLoop,
-} from "./column_loop.ts";
 export { PanelMatrix, type PanelMatrixOptions } from "./panel_matrix.ts";
 export {
   choleskyLower,
@@ -89,9 +68,9 @@ export {
 export { prepareGptqKernels } from "./prepare_kernels.ts";
 export {
   blockedColumnLoop,
-  type ColumnLoopWork,
-  type DampedFactor,
-  dampedInverseFactor,
+  DampedFactors,
+  destroyFactors,
+  type FactorAttempt,
   type FactorCache,
   quantizeWeight,
   type QuantizeWeightOptions,

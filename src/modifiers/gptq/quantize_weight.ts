@@ -21,16 +21,27 @@
  *    every later column;
  * 6. W[:, argsort(perm)], and g_idx for `actorder: group`.
  *
+ * Steps 4 and 5 run on the engine's handles and end in one read of the
+ * weight, the loss and the factor's status: a failed attempt is retried
+ * with more dampening from there. The engine decides how that runs — the
+ * CPU engine computes each op at once; WebGPU records the factorization and
+ * the loop behind it without waiting and shares one device poll among the
+ * weights its scheduler runs together (`SecondOrderOps.runConcurrently`).
+ *
  * SparseGPT (src/modifiers/sparsegpt/sparsify_weight.ts) runs steps 4 and
- * 5 with pruning instead of quantization. The WebGPU engine runs the same
- * algorithm as one batched WGSL step per layer (gptq_quantize.ts and
- * factor_loops.ts), tested against the same float64 reference.
+ * 5 with pruning instead of quantization.
  *
  * @module
  */
 
-import type { SecondOrderOps } from "../../engine/engine.ts";
-import type { ColumnPruning, ColumnQuantization } from "../../engine/engine.ts";
+import type {
+  ColumnLoop,
+  ColumnLoopOutput,
+  ColumnLoopWork,
+  InverseFactor,
+  SecondOrderHessian,
+  SecondOrderOps,
+} from "../../engine/engine.ts";
 import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
 import { gptqQParams, permuteColumns } from "./gptq_qparams.ts";
@@ -40,6 +51,8 @@ import {
   checkDampeningFrac,
   dampeningSchedule,
 } from "./inverse_hessian_factor.ts";
+
+export type { ColumnLoopWork };
 
 /** Options of {@link quantizeWeight}. */
 export interface QuantizeWeightOptions {
@@ -54,15 +67,17 @@ export interface QuantizeWeightOptions {
   /** The module name, for messages. */
   readonly where?: string;
   /**
-   * Factors already computed from this Hessian (keyed by column order):
-   * weights that read one input (q/k/v, gate/up) share U, as it depends on
-   * H, the order and the dampening only. Filled as it goes.
+   * Factors of this Hessian (keyed by column order and block size): weights
+   * that read one input (q/k/v, gate/up) share U, as it depends on H, the
+   * order and the dampening only. Filled as it goes; the caller destroys
+   * them ({@link destroyFactors}). Without it, the weight's own are
+   * destroyed when it is done.
    */
   readonly factors?: FactorCache;
 }
 
-/** U per column order ("actorder" or "columns") of one Hessian and one dampening. */
-export type FactorCache = Map<string, DampedFactor>;
+/** The dampened factors per column order of one Hessian and one dampening. */
+export type FactorCache = Map<string, DampedFactors>;
 
 /** `torch.isclose(w, 0)`'s absolute tolerance (upstream's zero mask). */
 const ISCLOSE_ATOL = 1e-8;
@@ -76,9 +91,9 @@ const SPARSITY_THRESHOLD = 0.05;
  * @param ops the engine's second-order ops
  * @param weight the weight, row-major `[rows, cols]` (not modified)
  * @param shape `[rows (out_features), cols (in_features)]`
- * @param hessian H, symmetric `[cols, cols]` row-major (not modified)
+ * @param hessian H `[cols, cols]`: the engine's, or a symmetric host array (not modified)
  * @param args the weight's quantization args
- * @param options block size, dampening, retries, global scale, module name
+ * @param options block size, dampening, retries, global scale, module name, shared factors
  * @returns the fake-quantized weight, qparams, g_idx, loss and diagnostics
  * @throws {GptqConfigError} for unsupported args or dampening
  * @throws {GptqShapeError} when the weight, the Hessian and the args disagree
@@ -89,224 +104,322 @@ const SPARSITY_THRESHOLD = 0.05;
  * import { quantizeWeight } from "./quantize_weight.ts";
  * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
  * const h = new Float32Array([2, 1, 1, 2]);
- * const r = quantizeWeight(CPU_SECOND_ORDER, new Float32Array([0.5, -1]), [1, 2], h, args);
+ * const r = await quantizeWeight(CPU_SECOND_ORDER, new Float32Array([0.5, -1]), [1, 2], h, args, { blockSize: 8 });
  * console.assert(!r.fellBackToRtn && r.scale.length === 1);
  * ```
  */
-export function quantizeWeight(
+export async function quantizeWeight(
   ops: SecondOrderOps,
   weight: Float32Array,
   shape: readonly [number, number],
-  hessian: Float32Array,
+  hessian: SecondOrderHessian | Float32Array,
   args: QuantizationArgs,
   options: QuantizeWeightOptions = {},
-): GptqResult {
+): Promise<GptqResult> {
   const t0 = performance.now();
   const where = options.where ?? "weight";
   const [rows, cols] = shape;
-  checkGptqWeight(weight, shape, hessianOrder(hessian, where), args, where);
+  const h = engineHessian(ops, hessian, where);
+  const factors = options.factors ?? new Map();
+  try {
+    checkGptqWeight(weight, shape, h.columns, args, where);
+    const blockSize = checkBlockSize(options.blockSize ?? 128);
 
-  // 1. Activation order.
-  const diag = diagonal(hessian, cols);
-  const perm = canonicalActorder(args.actorder) !== null ? activationOrder(diag) : null;
+    // 1. Activation order.
+    const diag = await ops.diagonal(h);
+    const perm = canonicalActorder(args.actorder) !== null ? activationOrder(diag) : null;
 
-  // 2. Scales and zero points from the unmodified weight (and g_idx).
-  const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale, where });
+    // 2. Scales and zero points from the unmodified weight (and g_idx).
+    const qp = gptqQParams(weight, shape, args, perm, { globalScale: options.globalScale, where });
 
-  // 3. W in processing order; the zero mask of a sparse weight.
-  const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
-  const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD
-    ? Uint8Array.from(w, (v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
-    : null;
-  const t1 = performance.now();
+    // 3. W in processing order; the zero mask of a sparse weight.
+    const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
+    const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD
+      ? Uint8Array.from(w, (v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
+      : null;
+    const t1 = performance.now();
 
-  // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
-  const order = perm ? "actorder" : "columns";
-  const factor = options.factors?.get(order) ??
-    dampedInverseFactor(ops, hessian, diag, perm, options);
-  options.factors?.set(order, factor);
-  zeroDeadColumns(w, rows, cols, factor.deadAt);
-  const t2 = performance.now();
+    // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
+    const damped = DampedFactors.of(ops, factors, h, diag, perm, blockSize, options);
+    zeroDeadColumns(w, rows, cols, damped.deadAt);
 
-  // 5. The blocked column loop.
-  const loss = blockedColumnLoop(ops, w, shape, factor.u, options.blockSize ?? 128, {
-    quantization: qp.columns,
-    nonZero,
-    maskInBlock: true,
-  });
+    // 5. The blocked column loop on each attempt's U until one succeeds.
+    const work = { quantization: qp.columns, nonZero, maskInBlock: true };
+    for (let k = 0;; k++) {
+      const attempt = damped.attempt(k);
+      const out = await blockedColumnLoop(ops, attempt.u, w, shape, blockSize, work);
+      if (!out.ok) continue;
 
-  // 6. Back to the original column order.
-  const out = perm ? unpermuteColumns(w, rows, cols, perm) : w;
-  const t3 = performance.now();
-  return {
-    weight: out,
-    scale: qp.scale,
-    zeroPoint: qp.zeroPoint,
-    qparamShape: qp.qparamShape,
-    ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
-    ...(qp.gIdx ? { gIdx: qp.gIdx } : {}),
-    loss,
-    fellBackToRtn: factor.fellBack,
-    dampeningUsed: factor.dampeningFrac,
-    attempts: factor.attempts,
-    deadColumns: factor.deadColumns,
-    timings: {
-      prepareMs: t1 - t0,
-      choleskyMs: t2 - t1,
-      inverseMs: 0,
-      quantizeMs: t3 - t2,
-      totalMs: t3 - t0,
-    },
-  };
+      // 6. Back to the original column order.
+      const result = perm ? unpermuteColumns(out.weight, rows, cols, perm) : out.weight;
+      const t2 = performance.now();
+      return {
+        weight: result,
+        scale: qp.scale,
+        zeroPoint: qp.zeroPoint,
+        qparamShape: qp.qparamShape,
+        ...(qp.globalScale !== null ? { globalScale: qp.globalScale } : {}),
+        ...(qp.gIdx ? { gIdx: qp.gIdx } : {}),
+        loss: out.loss,
+        fellBackToRtn: attempt.fellBack,
+        dampeningUsed: attempt.dampeningFrac,
+        attempts: attempt.attempts,
+        deadColumns: damped.deadColumns,
+        timings: {
+          prepareMs: t1 - t0,
+          choleskyMs: 0,
+          inverseMs: 0,
+          quantizeMs: t2 - t1,
+          totalMs: t2 - t0,
+        },
+      };
+    }
+  } finally {
+    if (options.factors === undefined) destroyFactors(factors);
+    if (h !== hessian) h.destroy();
+  }
 }
 
-/** U of a damped Hessian in processing order, and how it was obtained. */
-export interface DampedFactor {
-  /** U upper `[n, n]`, rows and columns in processing order (I on fallback). */
-  readonly u: Float32Array;
-  /** 1 for processing positions whose column is dead (diag(H) = 0). */
-  readonly deadAt: Uint8Array;
-  /** How many columns are dead. */
-  readonly deadColumns: number;
-  /** Factorizations tried. */
+/**
+ * The engine's Hessian for a host array (uploaded), or the engine's own.
+ *
+ * @param ops the engine's second-order ops
+ * @param hessian H
+ * @param where the module name, for the error
+ * @returns H as the engine holds it
+ * @throws {GptqShapeError} when a host array's length is not a square
+ * @example
+ * ```ts
+ * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+ * import { engineHessian } from "./quantize_weight.ts";
+ * console.assert(engineHessian(CPU_SECOND_ORDER, new Float32Array(4), "w").columns === 2);
+ * ```
+ */
+export function engineHessian(
+  ops: SecondOrderOps,
+  hessian: SecondOrderHessian | Float32Array,
+  where: string,
+): SecondOrderHessian {
+  return hessian instanceof Float32Array
+    ? ops.hessian(hessian, hessianOrder(hessian, where))
+    : hessian;
+}
+
+/** One attempt's U and what it says about the result. */
+export interface FactorAttempt {
+  /** U (I on the fallback). */
+  readonly u: InverseFactor;
+  /** Factorizations tried up to and including this one. */
   readonly attempts: number;
-  /** The dampening fraction that succeeded (the last tried on fallback). */
+  /** Its dampening fraction (the last tried on the fallback). */
   readonly dampeningFrac: number;
-  /** Every attempt failed: U = I. */
+  /** Every factorization failed: U = I. */
   readonly fellBack: boolean;
 }
 
 /**
- * Step 4 of GPTQ and SparseGPT: H[perm][:, perm] with dead columns' diagonal
- * set to 1, plus `frac · mean(diag)` on the diagonal (float32, as torch),
- * factored into U; on failure retried with 10× the fraction
- * (`maxRetries` times), then U = I.
+ * Step 4 of GPTQ and SparseGPT: H[perm][:, perm] with dead columns'
+ * diagonal set to 1, plus `frac · mean(diag)` on the diagonal (float32, as
+ * torch), factored into U; attempt k uses the k-th fraction of the
+ * dampening schedule (×10 per retry, `maxRetries` times), and the attempt
+ * after the last U = I. Attempts are recorded on first request and shared
+ * by every weight of the cache.
  *
- * @param ops the engine's second-order ops
- * @param hessian H `[n, n]`
- * @param diag diag(H)
- * @param perm the processing order, or null
- * @param options dampening fraction and retries
- * @returns U and its diagnostics
- * @throws {GptqConfigError} for a negative or non-finite dampening fraction
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
- * import { dampedInverseFactor } from "./quantize_weight.ts";
- * const f = dampedInverseFactor(CPU_SECOND_ORDER, new Float32Array([1, 0, 0, 0]), [1, 0], null, {});
- * console.assert(f.deadColumns === 1 && !f.fellBack);
+ * import { CPU_SECOND_ORDER as ops } from "../../engine/cpu/second_order.ts";
+ * import { DampedFactors } from "./quantize_weight.ts";
+ * const h = ops.hessian(new Float32Array([1, 0, 0, 0]), 2);
+ * const f = DampedFactors.of(ops, new Map(), h, [1, 0], null, 8, {});
+ * console.assert(f.deadColumns === 1 && !f.attempt(0).fellBack);
  * ```
  */
-export function dampedInverseFactor(
-  ops: SecondOrderOps,
-  hessian: Float32Array,
-  diag: ArrayLike<number>,
-  perm: Int32Array | null,
-  options: { readonly dampeningFrac?: number; readonly maxRetries?: number },
-): DampedFactor {
-  const n = diag.length;
-  const frac = checkDampeningFrac(options.dampeningFrac);
-  const at = (p: number) => (perm ? perm[p] : p);
-  const deadAt = Uint8Array.from({ length: n }, (_, p) => (diag[at(p)] === 0 ? 1 : 0));
-  let sum = 0;
-  let deadColumns = 0;
-  for (let i = 0; i < n; i++) {
-    if (diag[i] === 0) deadColumns++;
-    sum += diag[i] === 0 ? 1 : diag[i];
+export class DampedFactors {
+  readonly #ops: SecondOrderOps;
+  readonly #h: SecondOrderHessian;
+  readonly #perm: Int32Array | null;
+  readonly #dead: Uint8Array;
+  readonly #meanDiag: number;
+  readonly #blockSize: number;
+  readonly #schedule: number[];
+  readonly #attempts: FactorAttempt[] = [];
+
+  private constructor(
+    ops: SecondOrderOps,
+    h: SecondOrderHessian,
+    diag: ArrayLike<number>,
+    perm: Int32Array | null,
+    blockSize: number,
+    schedule: number[],
+  ) {
+    const n = diag.length;
+    this.#ops = ops;
+    this.#h = h;
+    this.#perm = perm;
+    this.#blockSize = blockSize;
+    this.#schedule = schedule;
+    this.#dead = Uint8Array.from({ length: n }, (_, i) => (diag[i] === 0 ? 1 : 0));
+    this.deadAt = Uint8Array.from({ length: n }, (_, p) => this.#dead[perm ? perm[p] : p]);
+    let sum = 0;
+    let dead = 0;
+    for (let i = 0; i < n; i++) {
+      dead += this.#dead[i];
+      sum += this.#dead[i] ? 1 : diag[i];
+    }
+    this.deadColumns = dead;
+    this.#meanDiag = Math.fround(sum / n);
   }
-  const meanDiag = Math.fround(sum / n);
-  const h = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const src = at(i) * n;
-    for (let j = 0; j < n; j++) h[i * n + j] = hessian[src + at(j)];
-    if (deadAt[i]) h[i * n + i] = 1;
+
+  /** 1 for processing positions whose column is dead (diag(H) = 0). */
+  readonly deadAt: Uint8Array;
+  /** How many columns are dead. */
+  readonly deadColumns: number;
+
+  /**
+   * The factors of `h` in this column order from the cache, or new ones
+   * put there.
+   *
+   * @param ops the engine's second-order ops
+   * @param cache the factors shared by the weights reading `h`
+   * @param h the Hessian
+   * @param diag diag(H)
+   * @param perm the processing order, or null
+   * @param blockSize columns per block of the loops on them
+   * @param options dampening fraction and retries
+   * @returns the factors
+   * @throws {GptqConfigError} for a negative or non-finite dampening fraction
+   */
+  static of(
+    ops: SecondOrderOps,
+    cache: FactorCache,
+    h: SecondOrderHessian,
+    diag: ArrayLike<number>,
+    perm: Int32Array | null,
+    blockSize: number,
+    options: { readonly dampeningFrac?: number; readonly maxRetries?: number },
+  ): DampedFactors {
+    const key = `${perm ? "actorder" : "columns"}|${blockSize}`;
+    let f = cache.get(key);
+    if (f === undefined) {
+      const schedule = dampeningSchedule(
+        checkDampeningFrac(options.dampeningFrac),
+        options.maxRetries ?? 3,
+      );
+      cache.set(key, f = new DampedFactors(ops, h, diag, perm, blockSize, schedule));
+    }
+    return f;
   }
-  const schedule = dampeningSchedule(frac, options.maxRetries ?? 3);
-  const undamped = Float32Array.from({ length: n }, (_, i) => h[i * n + i]);
-  for (let k = 0; k < schedule.length; k++) {
-    // The diagonal of each attempt from the undamped one (inverseFactor leaves h unchanged).
-    const damp = Math.fround(schedule[k] * meanDiag);
-    for (let i = 0; i < n; i++) h[i * n + i] = undamped[i] + damp;
-    const u = ops.inverseFactor(h, n);
-    if (u !== null) {
-      return {
-        u,
-        deadAt,
-        deadColumns,
+
+  /**
+   * Attempt k (0 first): U of the k-th dampening, or U = I after the last.
+   *
+   * @param k the attempt
+   * @returns its U and diagnostics
+   */
+  attempt(k: number): FactorAttempt {
+    const last = this.#schedule.length;
+    if (k > last) throw new RangeError(`attempt ${k} after the fallback`);
+    return this.#attempts[k] ??= k === last
+      ? {
+        u: this.#ops.identityFactor(this.#dead.length, this.#blockSize),
+        attempts: last,
+        dampeningFrac: this.#schedule[last - 1],
+        fellBack: true,
+      }
+      : {
+        u: this.#ops.inverseFactor(this.#h, {
+          perm: this.#perm,
+          dead: this.#dead,
+          damp: Math.fround(this.#schedule[k] * this.#meanDiag),
+          blockSize: this.#blockSize,
+        }),
         attempts: k + 1,
-        dampeningFrac: schedule[k],
+        dampeningFrac: this.#schedule[k],
         fellBack: false,
       };
-    }
   }
-  const identity = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) identity[i * n + i] = 1;
-  return {
-    u: identity,
-    deadAt,
-    deadColumns,
-    attempts: schedule.length,
-    dampeningFrac: schedule[schedule.length - 1],
-    fellBack: true,
-  };
+
+  /** Releases every attempt's U. */
+  destroy(): void {
+    for (const a of this.#attempts) a?.u.destroy();
+    this.#attempts.length = 0;
+  }
 }
 
-/** What the column loop does to each column besides propagating its error. */
-export interface ColumnLoopWork {
-  /** Fake quantization (GPTQ; SparseGPT with quantization args). */
-  readonly quantization?: ColumnQuantization;
-  /** Pruning (SparseGPT). */
-  readonly pruning?: ColumnPruning;
-  /** 1 where W was non-zero on entry (processing order), or null. */
-  readonly nonZero: Uint8Array | null;
-  /** Whether `nonZero` also masks the in-block updates (GPTQ's zero preservation). */
-  readonly maskInBlock: boolean;
+/**
+ * Releases every factor of a cache and empties it.
+ *
+ * @param cache the factors
+ * @example
+ * ```ts
+ * import { destroyFactors } from "./quantize_weight.ts";
+ * destroyFactors(new Map());
+ * ```
+ */
+export function destroyFactors(cache: FactorCache): void {
+  for (const f of cache.values()) f.destroy();
+  cache.clear();
 }
 
 /**
  * Step 5 of GPTQ and SparseGPT: for each block of `blockSize` columns, the
  * in-block loop (prune / quantize, propagate inside the block), then the
- * block's errors to every later column. `w` is modified in place.
+ * block's errors to every later column; then the one read of the weight,
+ * the loss and whether U's attempt succeeded.
  *
  * @param ops the engine's second-order ops
- * @param w the weight `[rows, cols]` in processing order
+ * @param u U in processing order
+ * @param w the weight `[rows, cols]` in processing order, dead columns zeroed
+ *   (unchanged when the attempt failed)
  * @param shape `[rows, cols]`
- * @param u U `[cols, cols]` in processing order
  * @param blockSize columns per block
  * @param work quantization, pruning, zero mask
- * @returns the loss Σ (w − q)² / d² / 2
- * @throws {GptqShapeError} for a block size that is not a positive integer
+ * @returns the weight, the loss Σ (w − q)² / d² / 2 and the attempt's status
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER as ops } from "../../engine/cpu/second_order.ts";
  * import { blockedColumnLoop } from "./quantize_weight.ts";
- * const w = new Float32Array([1, 2, 3, 4]);
- * blockedColumnLoop(CPU_SECOND_ORDER, w, [1, 4], new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]), 2, {
+ * const out = await blockedColumnLoop(ops, ops.identityFactor(4, 2), new Float32Array([1, 2, 3, 4]), [1, 4], 2, {
  *   pruning: { kind: "n:m", n: 2, m: 4, preserve: false }, nonZero: null, maskInBlock: false,
  * });
+ * console.assert(out.ok);
  * ```
  */
 export function blockedColumnLoop(
   ops: SecondOrderOps,
+  u: InverseFactor,
   w: Float32Array,
   shape: readonly [number, number],
-  u: Float32Array,
   blockSize: number,
   work: ColumnLoopWork,
-): number {
-  const [rows, cols] = shape;
+): Promise<ColumnLoopOutput> {
+  const cols = shape[1];
+  const loop: ColumnLoop = ops.columnLoop(u, w, shape, blockSize, work);
+  for (let i1 = 0; i1 < cols; i1 += blockSize) {
+    const i2 = Math.min(i1 + blockSize, cols);
+    ops.columnBlock(loop, i1, i2);
+    ops.trailingUpdate(loop, i1, i2);
+  }
+  return ops.readLoop(loop);
+}
+
+/**
+ * A block size checked: a positive integer.
+ *
+ * @param blockSize columns per block
+ * @returns it
+ * @throws {GptqShapeError} when it is not a positive integer
+ * @example
+ * ```ts
+ * import { checkBlockSize } from "./quantize_weight.ts";
+ * console.assert(checkBlockSize(128) === 128);
+ * ```
+ */
+export function checkBlockSize(blockSize: number): number {
   if (!Number.isInteger(blockSize) || blockSize < 1) {
     throw new GptqShapeError(`block_size must be a positive integer, got ${blockSize}`);
   }
-  const err = new Float32Array(rows * Math.min(blockSize, cols));
-  let loss = 0;
-  for (let i1 = 0; i1 < cols; i1 += blockSize) {
-    const i2 = Math.min(i1 + blockSize, cols);
-    const block = { w, rows, cols, u, i1, i2, err, ...work };
-    loss += ops.columnBlock(block);
-    ops.trailingUpdate(block);
-  }
-  return loss;
+  return blockSize;
 }
 
 /**
@@ -328,22 +441,6 @@ export function hessianOrder(hessian: Float32Array, where: string): number {
     throw new GptqShapeError(`${where}: the Hessian has ${hessian.length} values, not n²`);
   }
   return n;
-}
-
-/**
- * diag(H) of a row-major `[n, n]` matrix.
- *
- * @param h the matrix
- * @param n its order
- * @returns the diagonal
- * @example
- * ```ts
- * import { diagonal } from "./quantize_weight.ts";
- * console.assert(diagonal(new Float32Array([1, 2, 3, 4]), 2)[1] === 4);
- * ```
- */
-export function diagonal(h: Float32Array, n: number): Float32Array {
-  return Float32Array.from({ length: n }, (_, i) => h[i * n + i]);
 }
 
 function zeroFraction(w: Float32Array): number {

@@ -14,22 +14,19 @@
  * @module
  */
 
+import type { ColumnPruning } from "../../engine/engine.ts";
+import { webGpuSecondOrder } from "../../engine/webgpu_second_order.ts";
+import { CommandBatch } from "../../gpu/batch.ts";
 import type { Gpu } from "../../gpu/device.ts";
-import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
-import {
-  type ColumnLoopInput,
-  type ColumnLoopOutput,
-  type ColumnPruning,
-  runColumnLoop,
-} from "../gptq/column_loop.ts";
+import { canonicalActorder } from "../../quant/args.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "../gptq/errors.ts";
-import { type FactorLoopJob, runFactorLoops } from "../gptq/factor_loops.ts";
+import { perWeight } from "../gptq/gptq_weights.ts";
 import { type GptqQParams, gptqQParams } from "../gptq/gptq_qparams.ts";
-import { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
-import { InverseHessianFactor } from "../gptq/inverse_hessian_factor.ts";
-import { lcm } from "../gptq/panel_matrix.ts";
+import type { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
 import { SparseGptConfigError } from "./errors.ts";
 import { parseMaskStructure } from "./mask_structure.ts";
+import { sparsifyWeight } from "./sparsify_weight.ts";
 
 /** Options of {@link sparsegptPrune}. */
 export interface SparseGptOptions {
@@ -85,12 +82,13 @@ export interface SparseGptResult {
 }
 
 /**
- * Prunes one weight with SparseGPT.
+ * Prunes one weight with SparseGPT on a WebGPU device: `sparsifyWeight` on
+ * WebGPU second-order ops of its own.
  *
  * @param gpu the device
  * @param weight row-major [rows, cols]
  * @param shape [rows, cols]
- * @param source the Hessian of the module's inputs, or a factor computed from it without actorder
+ * @param hessian the Hessian of the module's inputs (not consumed)
  * @param options sparsity, mask structure, block size, dampening, preservation, quantization
  * @returns the pruned weight and diagnostics
  * @throws {SparseGptConfigError} for a bad sparsity / structure, or a preserved mask sparser than the target
@@ -116,36 +114,11 @@ export async function sparsegptPrune(
   gpu: Gpu,
   weight: Float32Array,
   shape: readonly [number, number],
-  source: HessianAccumulator | InverseHessianFactor,
+  hessian: HessianAccumulator,
   options: SparseGptOptions,
 ): Promise<SparseGptResult> {
-  const t0 = performance.now();
-  const size = source instanceof HessianAccumulator ? source.columns : source.size;
-  const plan = planSparseGpt(weight, shape, size, options);
-  const factor = source instanceof HessianAccumulator
-    ? await InverseHessianFactor.compute(gpu, source, {
-      dampeningFrac: options.dampeningFrac,
-      maxRetries: options.maxRetries,
-      rowAlign: lcm(128, plan.blockSize),
-      maxPanelBytes: options.maxPanelBytes,
-    })
-    : source;
-  try {
-    if (factor.perm !== null) {
-      throw new SparseGptConfigError(
-        `${plan.where}: the factor was computed with activation ordering`,
-      );
-    }
-    const tf = performance.now();
-    const loop = await runColumnLoop(gpu, sparseGptLoop(plan, factor));
-    return sparseGptResult(plan, factor, loop, {
-      factorMs: factor === source ? 0 : factor.timings.totalMs,
-      pruneMs: performance.now() - tf,
-      totalMs: performance.now() - t0,
-    });
-  } finally {
-    if (factor !== source) factor.destroy();
-  }
+  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
+  return await sparsifyWeight(ops, weight, shape, hessian, options);
 }
 
 /** Per-weight options of {@link sparsegptPruneMany}. */
@@ -176,31 +149,20 @@ export interface SparseGptWeight {
 export interface SparseGptManyOptions
   extends Pick<SparseGptOptions, "blockSize" | "dampeningFrac" | "maxRetries" | "maxPanelBytes"> {
   /**
-   * Bound on the GPU bytes (factors and weight chunks) one wave records
-   * before it submits and reads back (default `FACTOR_LOOP_WAVE_BYTES`,
-   * 256 MiB; a wave always holds at least one factor).
+   * Bound on the GPU bytes (factors and weights) one wave holds before it
+   * reads back (default `SECOND_ORDER_WAVE_BYTES`, 256 MiB; a wave always
+   * holds at least one weight).
    */
   readonly waveBytes?: number;
 }
 
 /**
- * Prunes several weights with SparseGPT in few GPU round trips, e.g. a
- * decoder layer's Linears: every weight is validated first (nothing runs
- * on the GPU if one is refused), then the batched factor + column loop
- * step shared with GPTQ (`runFactorLoops`, src/modifiers/gptq/factor_loops.ts)
- * reads every Hessian's diagonal in one round trip, factors each Hessian
- * once (weights reading one input share its factor) speculatively and runs
- * every weight's loop after it, reading all statuses and weights back in
- * one round trip per wave. A Hessian whose first factorization attempt
- * fails takes {@link sparsegptPrune}'s path: retries with more dampening,
- * then magnitude pruning (U = I).
- *
- * Each result is bit-identical to {@link sparsegptPrune} on the factor
- * `InverseHessianFactor.compute` gives for its Hessian (or on the Hessian
- * itself). Timings of a weight pruned in a wave: `factorMs` is the
- * diagonals' round trip, `pruneMs` the wall time of its whole wave (all
- * its factorizations and loops), `totalMs` the sum; on the slow path
- * `factorMs` is the factor's phases and `totalMs` adds the weight's loop.
+ * Prunes several weights with SparseGPT on a WebGPU device, e.g. a decoder
+ * layer's Linears: every weight is validated first (nothing runs on the GPU
+ * if one is refused), then each goes through `sparsifyWeight` on WebGPU
+ * second-order ops of its own, the weights reading one input sharing its
+ * factor, started together in waves so their reads share device polls (two
+ * per wave when every first factorization succeeds).
  *
  * @param gpu the device
  * @param hessian the accumulator of an input key
@@ -239,37 +201,17 @@ export async function sparsegptPruneMany(
   options: SparseGptManyOptions = {},
 ): Promise<SparseGptResult[]> {
   const blockSize = options.blockSize ?? 128;
-  const plans = weights.map((w) =>
-    planSparseGpt(w.weight, w.shape, hessian(w.input).columns, { ...w.options, blockSize })
-  );
-  return await runFactorLoops(
-    gpu,
+  for (const w of weights) {
+    planSparseGpt(w.weight, w.shape, hessian(w.input).columns, { ...w.options, blockSize });
+  }
+  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
+  return await perWeight(
+    ops,
     hessian,
-    weights.map((w, i): FactorLoopJob<SparseGptResult> => ({
-      input: w.input,
-      actorder: false,
-      shape: w.shape,
-      prepare: (factor) => ({
-        loop: sparseGptLoop(plans[i], factor),
-        finish: (loop, t) =>
-          sparseGptResult(plans[i], factor, loop, {
-            factorMs: t.prepareMs + t.choleskyMs + t.inverseMs,
-            pruneMs: t.loopMs,
-            totalMs: t.totalMs,
-          }),
-      }),
-    })),
-    {
-      // As sparsegptPrune computes the factor.
-      factor: {
-        dampeningFrac: options.dampeningFrac,
-        maxRetries: options.maxRetries,
-        rowAlign: lcm(128, blockSize),
-        maxPanelBytes: options.maxPanelBytes,
-      },
-      blockSize,
-      waveBytes: options.waveBytes,
-    },
+    weights,
+    blockSize,
+    (w, h, factors) =>
+      sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...options, blockSize }, factors),
   );
 }
 
@@ -358,20 +300,7 @@ export function planSparseGpt(
   };
 }
 
-/** The column loop's input: prune (and fake-quantize) on `factor`. */
-function sparseGptLoop(plan: SparseGptPlan, factor: InverseHessianFactor): ColumnLoopInput {
-  return {
-    weight: plan.weight,
-    shape: plan.shape,
-    factor,
-    blockSize: plan.blockSize,
-    pruning: plan.pruning,
-    quantization: plan.qp?.columns,
-    maxChunkBytes: plan.maxChunkBytes,
-  };
-}
-
-/** How a factor was obtained (InverseHessianFactor on the GPU, DampedFactor on the CPU). */
+/** How a factor was obtained (a `FactorAttempt` with its dead columns). */
 export interface FactorSummary {
   /** Every attempt failed: U = I. */
   readonly fellBack: boolean;
@@ -399,7 +328,7 @@ export interface FactorSummary {
 export function sparseGptResult(
   plan: SparseGptPlan,
   factor: FactorSummary,
-  loop: Pick<ColumnLoopOutput, "weight" | "loss">,
+  loop: { readonly weight: Float32Array; readonly loss: number },
   timings: SparseGptResult["timings"],
 ): SparseGptResult {
   const qp = plan.qp;

@@ -3,9 +3,9 @@
  * layer, Hessians are accumulated on the layer's engine from the tapped
  * inputs of the pruned Linears (one per distinct input, as for GPTQ), and at
  * the layer's end every pruned weight goes through `sparsifyWeight` on the
- * engine's second-order ops (CPU engine) or `sparsegptPruneMany` (WebGPU:
- * one factor per input, every factorization and loop of the layer read back
- * together, two GPU round trips when nothing fails). The pruned weights
+ * engine's second-order ops (one factor per input; on WebGPU every
+ * factorization and loop of the layer read back together, two device polls
+ * when nothing fails). The pruned weights
  * are the layer's forward weights, so the propagation forward (error
  * propagation, §4.11) sees the compressed layer.
  *
@@ -15,13 +15,10 @@
 import { from, last, mergeMap, type OperatorFunction } from "rxjs";
 import { layerPrefix } from "../../model/module_names.ts";
 import { linearInputGroups } from "../../model/moe_names.ts";
-import { sparsegptPruneMany, type SparseGptWeight } from "./sparsegpt_prune.ts";
+import type { SparseGptWeight } from "./sparsegpt_prune.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
-import { LayerHessians } from "../gptq/gptq_weights.ts";
-import type { FactorCache } from "../gptq/quantize_weight.ts";
-import { EngineError } from "../../engine/engine_error.ts";
+import { LayerHessians, perWeight } from "../gptq/gptq_weights.ts";
 import { sparsifyWeight } from "./sparsify_weight.ts";
-import { webGpuOf } from "../../engine/webgpu_engine.ts";
 import type {
   CalibrationTap,
   LayerEnvironment,
@@ -40,10 +37,6 @@ export const DENSE_SCHEME: QuantizationScheme = Object.freeze({
   outputActivations: null,
   format: null,
 });
-
-function unsupported(kind: string): never {
-  throw new EngineError(`SparseGPT: the ${kind} engine has no second-order ops`);
-}
 
 class SparseGptSession implements LayerSession {
   readonly rounds: number;
@@ -107,22 +100,18 @@ class SparseGptSession implements LayerSession {
       };
     });
     const shared = { blockSize: m.blockSize, dampeningFrac: m.dampeningFrac ?? 0.01 };
+    // Each weight through sparsifyWeight on the engine's second-order ops,
+    // the weights reading one Hessian (q/k/v, gate/up) sharing its factor.
     const ops = this.#env.engine.secondOrder;
-    const gpu = webGpuOf(this.#env.engine);
-    // On host arrays: each weight through sparsifyWeight. On WebGPU: every
-    // Linear of the layer in a few round trips (one factor per input, q/k/v
-    // and gate/up sharing one, the loops recorded behind it).
-    const factors = new Map<string, FactorCache>();
-    const results = ops !== null
-      ? weights.map((w) => {
-        if (!factors.has(w.input)) factors.set(w.input, new Map());
-        const h = this.#hessians!.cpu(w.input).read();
-        const options = { ...w.options, ...shared };
-        return sparsifyWeight(ops, w.weight, w.shape, h, options, factors.get(w.input));
-      })
-      : gpu !== null
-      ? await sparsegptPruneMany(gpu.gpu, (key) => this.#hessians!.get(key), weights, shared)
-      : unsupported(this.#env.engine.kind);
+    const hessians = this.#hessians;
+    const results = hessians === null ? [] : await perWeight(
+      ops,
+      (key) => hessians.secondOrder(key, ops),
+      weights,
+      m.blockSize,
+      (w, h, factors) =>
+        sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...shared }, factors),
+    );
     const linears: LinearResult[] = [];
     this.#targets.forEach(({ l }, i) => {
       const r = results[i];

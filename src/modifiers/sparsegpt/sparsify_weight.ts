@@ -15,19 +15,20 @@
  *    W²/d² of each row), each column pruned (and fake-quantized) with its
  *    error propagated inside the block, then to every later column.
  *
- * The WebGPU engine runs the same algorithm as one batched WGSL step per
- * layer (sparsegpt_prune.ts), tested against the same float64 reference.
+ * As for GPTQ, the loop ends in one read of the weight, the loss and the
+ * factor's status, and a failed attempt is retried from there with more
+ * dampening; the engine decides how the ops run.
  *
  * @module
  */
 
-import type { SecondOrderOps } from "../../engine/engine.ts";
+import type { SecondOrderHessian, SecondOrderOps } from "../../engine/engine.ts";
 import {
   blockedColumnLoop,
-  dampedInverseFactor,
-  diagonal,
+  DampedFactors,
+  destroyFactors,
+  engineHessian,
   type FactorCache,
-  hessianOrder,
   zeroDeadColumns,
 } from "../gptq/quantize_weight.ts";
 import {
@@ -43,9 +44,9 @@ import {
  * @param ops the engine's second-order ops
  * @param weight row-major `[rows, cols]` (not modified)
  * @param shape `[rows, cols]`
- * @param hessian H, symmetric `[cols, cols]` row-major (not modified)
+ * @param hessian H `[cols, cols]`: the engine's, or a symmetric host array (not modified)
  * @param options sparsity, mask structure, block size, dampening, preservation, quantization
- * @param factors factors of this Hessian already computed (shared by the weights reading it; filled as it goes)
+ * @param factors factors of this Hessian shared by the weights reading it (filled as it goes; the caller destroys them)
  * @returns the pruned weight and diagnostics
  * @throws {SparseGptConfigError} for a bad sparsity / structure, or a preserved mask sparser than the target
  * @throws {GptqShapeError} when shapes disagree
@@ -54,52 +55,59 @@ import {
  * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
  * import { sparsifyWeight } from "./sparsify_weight.ts";
  * const h = new Float32Array(16).map((_, i) => (i % 5 === 0 ? 2 : 0.5));
- * const r = sparsifyWeight(CPU_SECOND_ORDER, new Float32Array([1, -2, 0.5, 3]), [1, 4], h, {
+ * const r = await sparsifyWeight(CPU_SECOND_ORDER, new Float32Array([1, -2, 0.5, 3]), [1, 4], h, {
  *   sparsity: 0.5, maskStructure: "2:4", blockSize: 4,
  * });
  * console.assert(r.sparsity >= 0.5);
  * ```
  */
-export function sparsifyWeight(
+export async function sparsifyWeight(
   ops: SecondOrderOps,
   weight: Float32Array,
   shape: readonly [number, number],
-  hessian: Float32Array,
+  hessian: SecondOrderHessian | Float32Array,
   options: SparseGptOptions,
   factors?: FactorCache,
-): SparseGptResult {
+): Promise<SparseGptResult> {
   const t0 = performance.now();
   const [rows, cols] = shape;
-  // 1. Checks, structure, qparams.
-  const plan = planSparseGpt(
-    weight,
-    shape,
-    hessianOrder(hessian, options.where ?? "weight"),
-    options,
-  );
+  const h = engineHessian(ops, hessian, options.where ?? "weight");
+  const cache = factors ?? new Map();
+  try {
+    // 1. Checks, structure, qparams.
+    const plan = planSparseGpt(weight, shape, h.columns, options);
 
-  // 2. Dead columns, dampening, U.
-  const factor = factors?.get("columns") ??
-    dampedInverseFactor(ops, hessian, diagonal(hessian, cols), null, options);
-  factors?.set("columns", factor);
-  const w = weight.slice();
-  zeroDeadColumns(w, rows, cols, factor.deadAt);
-  const t1 = performance.now();
+    // 2. Dead columns, dampening, U.
+    const diag = await ops.diagonal(h);
+    const damped = DampedFactors.of(ops, cache, h, diag, null, plan.blockSize, options);
+    const w = weight.slice();
+    zeroDeadColumns(w, rows, cols, damped.deadAt);
+    const t1 = performance.now();
 
-  // 3. The preserved mask.
-  const nonZero = plan.pruning.preserve ? Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0)) : null;
+    // 3. The preserved mask.
+    const nonZero = plan.pruning.preserve ? Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0)) : null;
 
-  // 4. The blocked column loop with pruning.
-  const loss = blockedColumnLoop(ops, w, shape, factor.u, plan.blockSize, {
-    pruning: plan.pruning,
-    quantization: plan.qp?.columns,
-    nonZero,
-    maskInBlock: false,
-  });
-  const t2 = performance.now();
-  return sparseGptResult(plan, { ...factor, dead: factor.deadAt }, { weight: w, loss }, {
-    factorMs: t1 - t0,
-    pruneMs: t2 - t1,
-    totalMs: t2 - t0,
-  });
+    // 4. The blocked column loop with pruning, on each attempt's U until one succeeds.
+    const work = {
+      pruning: plan.pruning,
+      quantization: plan.qp?.columns,
+      nonZero,
+      maskInBlock: false,
+    };
+    for (let k = 0;; k++) {
+      const attempt = damped.attempt(k);
+      const out = await blockedColumnLoop(ops, attempt.u, w, shape, plan.blockSize, work);
+      if (!out.ok) continue;
+      const t2 = performance.now();
+      return sparseGptResult(
+        plan,
+        { ...attempt, dead: damped.deadAt },
+        out,
+        { factorMs: t1 - t0, pruneMs: t2 - t1, totalMs: t2 - t0 },
+      );
+    }
+  } finally {
+    if (factors === undefined) destroyFactors(cache);
+    if (h !== hessian) h.destroy();
+  }
 }
