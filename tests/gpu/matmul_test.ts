@@ -146,6 +146,25 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
   }
 });
 
+Deno.test("uniform matmul: the bench's other kernel shapes match the reference", async (t) => {
+  const random = seededRandom(29);
+  const [m, k, n] = [131, 601, 137];
+  const x = randomF32(random, m * k);
+  const w = randomF32(random, n * k);
+  const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+  const gw = GpuTensor.fromArray(gpu, w, [n, k]);
+  const ref = matmulRef(x, w, m, n, k);
+  for (const shape of [{ tm: 32, tn: 8 }, { tm: 16, tn: 8, wy: 1 }, { tm: 32, tn: 8, wy: 1 }]) {
+    await t.step(JSON.stringify(shape), async () => {
+      const y = matmul(new CommandBatch(gpu), gx, gw, undefined, { path: "uniform", shape });
+      assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
+      y.destroy();
+    });
+  }
+  gx.destroy();
+  gw.destroy();
+});
+
 Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
   const random = seededRandom(17);
   // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h.
@@ -255,6 +274,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     align: 256,
     tm: 16,
     tn: 8,
+    wy: 4,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
@@ -264,6 +284,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
   assert.equal(uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 2 }), null);
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1024 }), null);
   assert.throws(() => uniformTiling(limits, { tm: 6 }), ShapeError);
+  assert.throws(() => uniformTiling(limits, { wy: 3 }), /wy 3 must divide/);
   // The generated kernel declares exactly one window binding per k-tile and operand.
   const source = uniformMatmulSource(
     uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 5 })!,
