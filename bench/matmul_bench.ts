@@ -154,6 +154,11 @@ if (values.shapes) {
     const shape of [
       { tm: 8, tn: 8 },
       { tm: 16, tn: 8 },
+      { tm: 16, tn: 8, wy: 1 },
+      { tm: 32, tn: 8 },
+      { tm: 32, tn: 8, wy: 1 },
+      { tm: 32, tn: 4 },
+      { tm: 16, tn: 16 },
       { tm: 8, tn: 16 },
       { tm: 16, tn: 4 },
       { tm: 16, tn: 8, rb: 256 },

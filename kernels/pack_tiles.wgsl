@@ -2,9 +2,10 @@
 // matmul (src/gpu/matmul_uniform.ts) reads through uniform-buffer bindings.
 //
 // The source is a logical matrix S [rows, k]: element (r, l) lies at
-//   src[r·ld + l]   (transposed = 0: a row-major x or w)
-//   src[l·ld + r]   (transposed = 1: S is the transpose of a row-major
-//                              [k, rows] matrix, e.g. X for XᵀX)
+//   src[offset + r·ld + l]   (transposed = 0: a row-major x or w)
+//   src[offset + l·ld + r]   (transposed = 1: S is the transpose of a row-major
+//                                      [k, rows] matrix, e.g. X for XᵀX)
+// (offset: the first element, e.g. a chunk of X's tokens)
 // The destination holds tiles of RB rows × kc terms; tile t = block·k_tiles + kt
 // covers rows block·RB .. +RB and terms kt·kc .. +kc, starts at t·tile_stride
 // and is stored term-major: S(r, l) at t·tile_stride + (l mod kc)·RB + (r mod RB).
@@ -33,6 +34,10 @@ struct Params {
   k_tiles: u32,
   tile_stride: u32,
   t0: u32,
+  offset: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 override RB: u32 = 128u;
@@ -53,9 +58,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(global_invocation_id) gi
   var v = 0.0;
   if (r < p.rows && l < p.k) {
     if (p.transposed == 0u) {
-      v = src[r * p.ld + l];
+      v = src[p.offset + r * p.ld + l];
     } else {
-      v = src[l * p.ld + r];
+      v = src[p.offset + l * p.ld + r];
     }
   }
   dst[t * p.tile_stride + e] = v;

@@ -59,9 +59,12 @@ export {
 export { matmulF16, packF16, prepareMatmulF16 } from "./matmul_f16.ts";
 export {
   defaultMatmulPath,
+  type GramOptions,
+  type GramRows,
   type MatmulPath,
   prepareUniformMatmul,
   recordUniformGram,
+  recordUniformGramRows,
   recordUniformMatmul,
   uniformMatmulSource,
   type UniformShape,

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { CommandBatch } from "../../src/gpu/batch.ts";
 import { getGpu } from "../../src/gpu/device.ts";
+import type { MatmulPath } from "../../src/gpu/matmul_uniform.ts";
 import { GpuTensor } from "../../src/gpu/tensor.ts";
 import { GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import {
@@ -17,6 +18,24 @@ import { gaussian } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+
+/**
+ * Both update kernels: `add` takes the uniform-window Gram on a software
+ * adapter and the storage kernel on real GPUs; LLMC_WGSL_MATMUL forces one.
+ */
+const PATHS: readonly MatmulPath[] = ["uniform", "storage"];
+
+/** Runs `body` with `add` forced onto `path`, restoring the environment after. */
+async function onPath<T>(path: MatmulPath, body: () => Promise<T>): Promise<T> {
+  const before = Deno.env.get("LLMC_WGSL_MATMUL");
+  Deno.env.set("LLMC_WGSL_MATMUL", path);
+  try {
+    return await body();
+  } finally {
+    if (before === undefined) Deno.env.delete("LLMC_WGSL_MATMUL");
+    else Deno.env.set("LLMC_WGSL_MATMUL", before);
+  }
+}
 
 /** Feeds batches of [tokens_i, cols] with b_i sequences; returns the GPU and f64 results. */
 async function run(cols: number, batches: Array<[number, number]>, maxPanelBytes?: number) {
@@ -55,33 +74,38 @@ function assertClose(got: Float32Array, ref: Float64Array): void {
   }
 }
 
-Deno.test("running average over batches of different sizes and sequence counts", async () => {
-  const { got, ref } = await run(96, [[32, 1], [64, 2], [16, 1], [48, 3]]);
-  assertClose(got, ref);
-  // H is symmetric and its diagonal positive.
-  for (let i = 0; i < 96; i++) assert.ok(got[i * 96 + i] > 0);
-});
+for (const path of PATHS) {
+  Deno.test(`${path}: running average over batches of different sizes and sequence counts`, async () => {
+    const { got, ref } = await onPath(path, () => run(96, [[32, 1], [64, 2], [16, 1], [48, 3]]));
+    assertClose(got, ref);
+    // H is symmetric and its diagonal positive.
+    for (let i = 0; i < 96; i++) assert.ok(got[i * 96 + i] > 0);
+  });
 
-Deno.test("batches longer than a token chunk: narrow and wide inputs", async () => {
-  // 64 columns: chunks of 2048 tokens; 776 columns: chunks of 256.
-  assert.equal(hessianTokenChunk(64), 2048);
-  assert.equal(hessianTokenChunk(776), 256);
-  const narrow = await run(64, [[4500, 3], [2100, 1]]);
-  assertClose(narrow.got, narrow.ref);
-  const wide = await run(776, [[600, 2], [300, 1]]);
-  assertClose(wide.got, wide.ref);
-});
+  Deno.test(`${path}: batches longer than a token chunk: narrow and wide inputs`, async () => {
+    // 64 columns: chunks of 2048 tokens; 776 columns: chunks of 256 (storage kernel).
+    assert.equal(hessianTokenChunk(64), 2048);
+    assert.equal(hessianTokenChunk(776), 256);
+    const narrow = await onPath(path, () => run(64, [[4500, 3], [2100, 1]]));
+    assertClose(narrow.got, narrow.ref);
+    const wide = await onPath(path, () => run(776, [[600, 2], [300, 1]]));
+    assertClose(wide.got, wide.ref);
+  });
 
-Deno.test("a width that is a multiple of 4 but not of 8 keeps padding out of H", async () => {
-  const { got, ref } = await run(100, [[40, 1], [24, 1]]);
-  assertClose(got, ref);
-});
+  Deno.test(`${path}: a width that is a multiple of 4 but not of 8 keeps padding out of H`, async () => {
+    const { got, ref } = await onPath(path, () => run(100, [[40, 1], [24, 1]]));
+    assertClose(got, ref);
+  });
 
-Deno.test("accumulation across several row panels", async () => {
-  const { got, ref, panels } = await run(260, [[64, 1], [32, 1]], 128 * 320 * 4);
-  assert.equal(panels, 3);
-  assertClose(got, ref);
-});
+  Deno.test(`${path}: accumulation across several row panels`, async () => {
+    const { got, ref, panels } = await onPath(
+      path,
+      () => run(260, [[64, 1], [32, 1]], 128 * 320 * 4),
+    );
+    assert.equal(panels, 3);
+    assertClose(got, ref);
+  });
+}
 
 Deno.test("fromMatrix restores a read Hessian and keeps averaging", async () => {
   const cols = 8;

@@ -11,6 +11,7 @@ import {
   type MatmulPath,
   packF16,
   recordUniformGram,
+  recordUniformGramRows,
   ShapeError,
   uniformMatmulSource,
   uniformTiling,
@@ -145,6 +146,25 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
   }
 });
 
+Deno.test("uniform matmul: the bench's other kernel shapes match the reference", async (t) => {
+  const random = seededRandom(29);
+  const [m, k, n] = [131, 601, 137];
+  const x = randomF32(random, m * k);
+  const w = randomF32(random, n * k);
+  const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+  const gw = GpuTensor.fromArray(gpu, w, [n, k]);
+  const ref = matmulRef(x, w, m, n, k);
+  for (const shape of [{ tm: 32, tn: 8 }, { tm: 16, tn: 8, wy: 1 }, { tm: 32, tn: 8, wy: 1 }]) {
+    await t.step(JSON.stringify(shape), async () => {
+      const y = matmul(new CommandBatch(gpu), gx, gw, undefined, { path: "uniform", shape });
+      assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
+      y.destroy();
+    });
+  }
+  gx.destroy();
+  gw.destroy();
+});
+
 Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
   const random = seededRandom(17);
   // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h.
@@ -190,6 +210,56 @@ Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", 
   });
 });
 
+Deno.test("recordUniformGramRows: row panels, padding, lower triangle, token chunks", async () => {
+  const random = seededRandom(23);
+  // K 150 in panels of 60, 70 and 40 rows (not multiples of a 128-row block), stride 160 with
+  // 10 padding columns and 20 padding rows; 1300 tokens packed in two chunks (1024 tokens fit 1 MiB).
+  const [tokens, k, ld] = [1300, 150, 160];
+  const heights = [60, 70, 40];
+  const x = randomF32(random, tokens * k);
+  const [alpha, beta] = [0.25, 0.5];
+  for (const lowerOnly of [false, true]) {
+    const starts = heights.map((_, q) => heights.slice(0, q).reduce((a, b) => a + b, 0));
+    const h0 = heights.map((rows) => randomF32(random, rows * ld));
+    const panels = heights.map((rows, q) => GpuTensor.fromArray(gpu, h0[q], [rows, ld]));
+    recordUniformGramRows(
+      new CommandBatch(gpu),
+      GpuTensor.fromArray(gpu, x, [tokens, k]),
+      panels.map((tensor, q) => ({ tensor, row0: starts[q], rows: heights[q], ld })),
+      alpha,
+      beta,
+      { lowerOnly, maxPackBytes: 2 * 4 * 65536 * 2 },
+    );
+    for (let q = 0; q < panels.length; q++) {
+      const got = await panels[q].readF32();
+      for (let r = 0; r < heights[q]; r++) {
+        const i = starts[q] + r;
+        for (let j = 0; j < ld; j++) {
+          const at = r * ld + j;
+          if (
+            i >= k || j >= k || (lowerOnly && j > i && Math.floor(j / 128) > Math.floor(i / 128))
+          ) {
+            // Padding, and blocks above the diagonal when only the lower triangle is asked for.
+            assert.equal(got[at], h0[q][at], `panel ${q} [${r}, ${j}] must be left alone`);
+            continue;
+          }
+          if (lowerOnly && j > i) continue; // inside a diagonal block: any value
+          let s = 0;
+          let a = 0;
+          for (let l = 0; l < tokens; l++) {
+            s += x[l * k + i] * x[l * k + j];
+            a += Math.abs(x[l * k + i] * x[l * k + j]);
+          }
+          const want = beta * h0[q][at] + alpha * s;
+          const tol = 1e-4 * (Math.abs(beta * h0[q][at]) + alpha * a) + 1e-6;
+          assert.ok(Math.abs(got[at] - want) <= tol, `H[${i}, ${j}] = ${got[at]}, want ${want}`);
+        }
+      }
+    }
+    for (const p of panels) p.destroy();
+  }
+});
+
 Deno.test("uniformTiling follows the limits it is given", () => {
   const limits = {
     maxUniformBufferBindingSize: 65536,
@@ -204,6 +274,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     align: 256,
     tm: 16,
     tn: 8,
+    wy: 4,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
@@ -213,6 +284,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
   assert.equal(uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 2 }), null);
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1024 }), null);
   assert.throws(() => uniformTiling(limits, { tm: 6 }), ShapeError);
+  assert.throws(() => uniformTiling(limits, { wy: 3 }), /wy 3 must divide/);
   // The generated kernel declares exactly one window binding per k-tile and operand.
   const source = uniformMatmulSource(
     uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 5 })!,

@@ -10,6 +10,10 @@
  * the lower triangle is accumulated (half the flops); the upper one is
  * filled when the matrix is consumed.
  *
+ * On a software adapter (`defaultMatmulPath(gpu) === "uniform"`) the update
+ * runs on the uniform-window Gram (src/gpu/matmul_uniform.ts); real GPUs
+ * keep the storage kernel (matmul_at_b_update.wgsl).
+ *
  * Sharing: q_proj, k_proj and v_proj read the same input (and so do
  * gate_proj and up_proj), so their Hessians are equal. The caller keeps one
  * accumulator per distinct input tensor, calls `add` once per calibration
@@ -23,6 +27,7 @@
 import type { CommandBatch } from "../../gpu/batch.ts";
 import type { Gpu } from "../../gpu/device.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
+import { defaultMatmulPath, recordUniformGramRows } from "../../gpu/matmul_uniform.ts";
 import { GptqShapeError } from "./errors.ts";
 import { recordAtBUpdate } from "./matmul_at_b_update.ts";
 import { PanelMatrix, type PanelMatrixOptions, roundUp } from "./panel_matrix.ts";
@@ -208,6 +213,24 @@ export class HessianAccumulator {
     this.#numSamples = n1;
     this.#mirrored = false;
     const m = this.matrix;
+    if (defaultMatmulPath(this.gpu) === "uniform") {
+      // Software adapter: the uniform-window Gram (storage loads are per-lane loops there).
+      // Each panel receives its own rows; padding rows and columns stay as they are.
+      recordUniformGramRows(
+        batch,
+        x,
+        m.panels.map((panel, q) => ({
+          tensor: panel,
+          row0: m.panelStart(q),
+          rows: panel.shape[0],
+          ld: m.order,
+        })),
+        2 / n1,
+        n0 / n1,
+        { lowerOnly: true },
+      );
+      return;
+    }
     // Rows/columns past `cols` (up to the next multiple of 8) may pick up the
     // next token's values; they are padding that nothing reads.
     const span = roundUp(cols, 8);
