@@ -87,7 +87,7 @@ const WINDOW_SIZES = [1, 2, 4, 8, 16, 24, 32];
 
 /**
  * GPTQ's and SparseGPT's block settings that both compute engines run. The
- * WebGPU column loop (src/modifiers/gptq/column_loop.ts) works on 8 columns
+ * WebGPU column loop (checkBlockSize in src/engine/webgpu_second_order.ts) works on 8 columns
  * per step and holds at most 256 pruning columns; the CPU engine's float32
  * loop would take more, but a recipe must not run with `--engine cpu` and be
  * refused with `--engine webgpu`, so the recipe is refused on both.
