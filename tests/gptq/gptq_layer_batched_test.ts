@@ -1,11 +1,11 @@
 /**
- * gptqLayerWeights' batched path (one round trip for every diagonal of a
- * layer, then per wave one for every speculative factorization and column
- * loop) against the plain path it replaces: InverseHessianFactor.compute
- * and gptqQuantize per Linear. Results must be bit-identical, the round
- * trips few, a failed first factorization must fall back to the plain
- * path's retries and RTN fallback, and a small wave budget must not change
- * anything.
+ * gptqLayerWeights (quantizeWeight per Linear started together on the
+ * WebGPU scheduler: one poll for every diagonal of a wave, then one for
+ * every factorization and column loop, factors shared per input) against
+ * gptqQuantize per Linear, each with its own factor and its own polls.
+ * Results must be bit-identical, the round trips few, a failed first
+ * factorization must fall back to the retries and RTN fallback, and a
+ * small wave budget must not change anything.
  */
 
 import assert from "node:assert/strict";

@@ -1,8 +1,8 @@
 /**
- * sparsegptPruneMany (the batched factor + column loop step shared with
- * GPTQ: one round trip for every diagonal, then per wave one for every
- * speculative factorization and pruning loop) against the per-Linear path
- * it replaces: InverseHessianFactor.compute and sparsegptPrune per weight.
+ * sparsegptPruneMany (sparsifyWeight per Linear started together on the
+ * WebGPU scheduler: one poll for every diagonal of a wave, then one for
+ * every factorization and pruning loop, factors shared per input) against
+ * sparsegptPrune per weight, each with its own factor and its own polls.
  * Results must be bit-identical for N:M and unstructured masks, preserved
  * masks, pruning + quantization in one pass and dead columns; the round
  * trips few; a failed first factorization must fall back to the retries
