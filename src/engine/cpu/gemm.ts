@@ -47,6 +47,7 @@ import {
   GemmRuntime,
   type KernelVariant,
 } from "./_gemm_runtime.ts";
+import { KC, NR } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -57,7 +58,7 @@ export { CpuKernelError, type KernelVariant };
 export const STREAM_BYTES = 8 * 2 ** 20;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
-const GRAM_ROW_QUANTUM = 256;
+const GRAM_ROW_QUANTUM = KC;
 
 /**
  * Rows per chunk when each row costs `rowBytes`: about `budget` bytes worth,
@@ -215,7 +216,7 @@ export class CpuGemm {
     checkLength(what, "w", w, n * k);
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
-    return this.#product(what, x, w, m, n, k, y, { aRowStride: k, bRowStride: 1, bColStride: k });
+    return this.#product(what, x, w, m, n, k, y, true);
   }
 
   /**
@@ -240,7 +241,7 @@ export class CpuGemm {
     checkLength(what, "b", b, k * n);
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
-    return this.#product(what, a, b, m, n, k, y, { aRowStride: k, bRowStride: n, bColStride: 1 });
+    return this.#product(what, a, b, m, n, k, y, false);
   }
 
   /**
@@ -557,6 +558,11 @@ export class CpuGemm {
     return y;
   }
 
+  /**
+   * y = a·b (or a·bᵀ when `transposed`): B is packed once into the kernels'
+   * memory (staged through it in chunks of whole rows of w, or whole KC
+   * slices of b's rows), then the rows of a and y stream through in chunks.
+   */
   #product(
     what: string,
     a: Float32Array,
@@ -565,7 +571,7 @@ export class CpuGemm {
     n: number,
     k: number,
     y: Float32Array,
-    strides: { aRowStride: number; bRowStride: number; bColStride: number },
+    transposed: boolean,
   ): Float32Array {
     if (m === 0 || n === 0) return y;
     if (k === 0) {
@@ -573,28 +579,65 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
-    // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile); b stays.
+    const packedAt = rt.heapBase;
+    const workAt = align(packedAt + k * align(n, NR) * 4, 64);
+    // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile).
     const step = Math.min(m, chunkRows(this.#stream, (k + n) * 4, 4));
-    const bAt = rt.heapBase;
-    const aAt = align(bAt + n * k * 4, 64);
+    const aAt = workAt;
     const cAt = align(aAt + step * k * 4, 64);
-    rt.reserve(cAt + step * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    rt.f32(bAt, n * k).set(b.subarray(0, n * k));
+    // B's staging chunk shares the space a and y use afterwards.
+    const chunk = transposed
+      ? Math.min(n, chunkRows(this.#stream, k * 4, NR))
+      : Math.min(k, chunkRows(this.#stream, n * 4, KC));
+    const end = Math.max(cAt + step * n * 4, workAt + chunk * (transposed ? k : n) * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
+    for (let c0 = 0; c0 < (transposed ? n : k); c0 += chunk) {
+      if (transposed) {
+        const j1 = Math.min(n, c0 + chunk);
+        rt.f32(workAt, (j1 - c0) * k).set(b.subarray(c0 * k, j1 * k));
+        rt.packB({
+          k,
+          n,
+          stage: workAt,
+          rowStride: 1,
+          colStride: k,
+          packed: packedAt,
+          p0: 0,
+          p1: k,
+          j0: c0,
+          j1,
+        });
+      } else {
+        const p1 = Math.min(k, c0 + chunk);
+        rt.f32(workAt, (p1 - c0) * n).set(b.subarray(c0 * n, p1 * n));
+        rt.packB({
+          k,
+          n,
+          stage: workAt,
+          rowStride: n,
+          colStride: 1,
+          packed: packedAt,
+          p0: c0,
+          p1,
+          j0: 0,
+          j1: n,
+        });
+      }
+    }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
       rt.f32(aAt, r * k).set(a.subarray(r0 * k, (r0 + r) * k));
-      rt.run({
+      rt.runPacked({
         m: r,
         n,
         k,
         a: aAt,
+        aRowStride: k,
         aColStride: 1,
-        b: bAt,
+        packed: packedAt,
         c: cAt,
         ldc: n,
         accumulate: false,
-        upper: false,
-        ...strides,
       });
       y.set(rt.f32(cAt, r * n), r0 * n);
     }
