@@ -67,7 +67,7 @@ export const SCRATCH_ADDRESS = 4096;
 /** The micro-kernel's tile and the k slice, as in gemm.c. */
 export const MR = 4;
 export const NR = 8;
-export const KC = 256;
+export const KC = 512;
 export const MC = 128;
 /** Widest column stripe (one task); its packed B slice is KC × NC_MAX floats. */
 export const NC_MAX = 256;
