@@ -261,31 +261,63 @@ export class CpuGemm {
     if (rows === 0 || k === 0) return;
     const rt = this.#rt;
     const step = Math.min(rows, chunkRows(this.#stream, k * 4, GRAM_ROW_QUANTUM));
-    const hAt = rt.heapBase;
-    const xAt = align(hAt + k * k * 4, 64);
-    rt.reserve(xAt + step * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
-    rt.f32(hAt, k * k).set(h.subarray(0, k * k));
-    for (let r0 = 0; r0 < rows; r0 += step) {
-      const r = Math.min(step, rows - r0);
-      rt.f32(xAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
-      rt.run({
-        m: k,
-        n: k,
-        k: r,
-        a: xAt,
-        aRowStride: 1,
-        aColStride: k,
-        b: xAt,
-        bRowStride: k,
-        bColStride: 1,
-        c: hAt,
-        ldc: k,
-        accumulate: true,
-        upper: true,
-      });
+    // h is held in the kernels' memory by blocks of its rows, each from its
+    // diagonal rightwards (the upper triangle), about a streaming chunk's
+    // worth: a k × k accumulator would grow that memory, which never
+    // shrinks, to the largest Hessian. With more than one block, every chunk
+    // of x's rows passes once per block; each element still sums the same
+    // chunks and slices in the same order.
+    const blockRows = Math.min(k, chunkRows(this.#stream, k * 4, 4));
+    const xAt = rt.heapBase;
+    const hAt = align(xAt + step * k * 4, 64);
+    rt.reserve(hAt + blockRows * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
+    for (let i0 = 0; i0 < k; i0 += blockRows) {
+      const r = Math.min(blockRows, k - i0);
+      const width = k - i0;
+      const block = rt.f32(hAt, r * width);
+      for (let i = 0; i < r; i++) {
+        const from = (i0 + i) * k + i0;
+        block.set(h.subarray(from, from + width), i * width);
+      }
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const c = Math.min(step, rows - r0);
+        // One chunk of x serves every block without copying it again.
+        if (i0 === 0 || step < rows) {
+          rt.f32(xAt, c * k).set(x.subarray(r0 * k, (r0 + c) * k));
+        }
+        rt.run({
+          m: r,
+          n: width,
+          k: c,
+          a: xAt + i0 * 4,
+          aRowStride: 1,
+          aColStride: k,
+          b: xAt + i0 * 4,
+          bRowStride: k,
+          bColStride: 1,
+          c: hAt,
+          ldc: width,
+          accumulate: true,
+          upper: true,
+        });
+      }
+      const done = rt.f32(hAt, r * width);
+      for (let i = 0; i < r; i++) {
+        // The row from its diagonal on; the lower part comes from the mirror.
+        h.set(done.subarray(i * width + i, (i + 1) * width), (i0 + i) * k + i0 + i);
+      }
     }
-    rt.mirrorUpper(hAt, k);
-    h.set(rt.f32(hAt, k * k));
+    // Lower triangle from the upper, in blocks for the cache.
+    const B = 32;
+    for (let ib = 0; ib < k; ib += B) {
+      for (let jb = 0; jb <= ib; jb += B) {
+        const iEnd = Math.min(ib + B, k);
+        for (let i = ib; i < iEnd; i++) {
+          const jEnd = Math.min(jb + B, i);
+          for (let j = jb; j < jEnd; j++) h[i * k + j] = h[j * k + i];
+        }
+      }
+    }
   }
 
   /**

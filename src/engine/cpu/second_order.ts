@@ -54,6 +54,9 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
  *
  * @param h symmetric `[n, n]`, row-major (not modified)
  * @param n the order
+ * @param blockFloats about how many floats one block of the products may
+ *   hold (default 1 Mi, 4 MiB); the result does not depend on it (tests use
+ *   a small one to prove that)
  * @returns U row-major (zeros below the diagonal), or null
  * @example
  * ```ts
@@ -61,7 +64,11 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
  * cpuInverseFactor(new Float32Array([4, 2, 2, 5]), 2); // U with UᵀU = H⁻¹
  * ```
  */
-export function cpuInverseFactor(h: Float32Array, n: number): Float32Array | null {
+export function cpuInverseFactor(
+  h: Float32Array,
+  n: number,
+  blockFloats: number = BLOCK_FLOATS,
+): Float32Array | null {
   // A = J·H·J, factored in place into its lower Cholesky factor L, then
   // inverted in place into X = L⁻¹: the only n × n array this makes.
   const a = new Float32Array(n * n);
@@ -69,8 +76,8 @@ export function cpuInverseFactor(h: Float32Array, n: number): Float32Array | nul
     const src = (n - 1 - i) * n;
     for (let j = 0; j < n; j++) a[i * n + j] = h[src + n - 1 - j];
   }
-  if (!choleskyInPlace(a, n)) return null;
-  if (!lowerInverseInPlace(a, n)) return null;
+  if (!choleskyInPlace(a, n, blockFloats)) return null;
+  if (!lowerInverseInPlace(a, n, blockFloats)) return null;
   // U = J·X·J: reversing the row-major array maps (i, j) to (n−1−i, n−1−j),
   // so X's lower triangle lands on U's upper one; below the diagonal lies
   // the factorizations' scratch, which U must hold as zeros.
@@ -99,7 +106,7 @@ function blockOf(count: number, quantum: number): number {
  * `A₂₂ −= L₂₁·L₂₁ᵀ` on the lower triangle, by blocks of rows, both SIMD
  * products.
  */
-function choleskyInPlace(a: Float32Array, n: number): boolean {
+function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boolean {
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     const b = k1 - k0;
@@ -134,7 +141,7 @@ function choleskyInPlace(a: Float32Array, n: number): boolean {
     // against L₂₁'s first r1 rows. Each product is summed over the panel's
     // columns in order, as a Gram of L₂₁ᵀ would sum it, and a − p is the
     // −(−a + p) the Gram kernel's accumulation gave: the same bits.
-    const rowsPerBlock = Math.min(m, blockOf(BLOCK_FLOATS / m, 4));
+    const rowsPerBlock = Math.min(m, blockOf(blockFloats / m, 4));
     const p = new Float32Array(rowsPerBlock * m);
     for (let r0 = 0; r0 < m; r0 += rowsPerBlock) {
       const r1 = Math.min(r0 + rowsPerBlock, m);
@@ -172,7 +179,7 @@ function triangularInverse(l: Float32Array, b: number): Float32Array | null {
  * written over it, and X[:I, :I] is already in place above it. False when
  * a value overflows.
  */
-function lowerInverseInPlace(l: Float32Array, n: number): boolean {
+function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): boolean {
   for (let r0 = 0; r0 < n; r0 += PANEL) {
     const r1 = Math.min(r0 + PANEL, n);
     const b = r1 - r0;
@@ -189,7 +196,7 @@ function lowerInverseInPlace(l: Float32Array, n: number): boolean {
       // its diagonal: the upper triangle in l is scratch). Each column's sum
       // runs over all r0 rows, as one whole product would.
       const s = new Float32Array(b * r0);
-      const width = Math.min(r0, blockOf(BLOCK_FLOATS / r0, 8));
+      const width = Math.min(r0, blockOf(blockFloats / r0, 8));
       const top = new Float32Array(r0 * width);
       const part = new Float32Array(b * width);
       for (let c0 = 0; c0 < r0; c0 += width) {
