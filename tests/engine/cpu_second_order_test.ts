@@ -44,7 +44,9 @@ Deno.test("CPU inverse factor: block size changes no bit, UᵀU·H = I, H untouc
     }
     let worst = 0;
     for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) worst = Math.max(worst, Math.abs(m[i * n + j] - (i === j ? 1 : 0)));
+      for (let j = 0; j < n; j++) {
+        worst = Math.max(worst, Math.abs(m[i * n + j] - (i === j ? 1 : 0)));
+      }
     }
     assert.ok(worst < 1e-2, `n = ${n}: max |UᵀU·H − I| = ${worst}`);
   }

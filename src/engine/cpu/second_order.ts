@@ -28,7 +28,7 @@ import { roundToF8E4M3 } from "../../io/floats.ts";
 import { castToFp4 } from "../../quant/fp4.ts";
 import { roundHalfEven } from "../../quant/round_half_even.ts";
 import type { ColumnBlock, ColumnQuantization, SecondOrderOps } from "../engine.ts";
-import { accumulateGram, matmul, matmulTransposed } from "./gemm.ts";
+import { matmul, matmulTransposed } from "./gemm.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
