@@ -620,7 +620,9 @@ Deno.test("streaming token-length operands in chunks changes no bit and bounds t
   for (const variant of BUILDS) {
     for (const threads of [1, 2]) {
       const whole = createCpuGemm({ threads, variant, streamBytes: 2 ** 40 });
-      // One quantum per chunk: 4 rows of a product, 256 rows of a Gram, 4 SwiGLU elements.
+      // One quantum per chunk: 4 rows of a product, KC (512) rows of a Gram and
+      // 4 rows of its accumulator h (so every Gram below runs in several
+      // blocks of h), 4 SwiGLU elements.
       const chunked = createCpuGemm({ threads, variant, streamBytes: 1 });
       try {
         const label = `${variant}, ${threads} thread(s)`;
@@ -660,13 +662,15 @@ Deno.test("streaming token-length operands in chunks changes no bit and bounds t
       }
     }
   }
-  // A SwiGLU of 4096 tokens × 2048 (three 32 MiB arrays) and a product with
-  // such an x no longer grow the kernels' memory to their size.
+  // A SwiGLU of 4096 tokens × 2048 (three 32 MiB arrays), a product with
+  // such an x and a Gram into a 2048 × 2048 Hessian (16 MiB) no longer grow
+  // the kernels' memory to their size.
   const gemm = createCpuGemm({ threads: 1 });
   try {
     const n = 4096 * 2048;
     gemm.siluMul(new Float32Array(n), new Float32Array(n), n);
     gemm.matmulTransposed(new Float32Array(n), new Float32Array(64 * 2048), 4096, 64, 2048);
+    gemm.accumulateGram(new Float32Array(2048 * 2048), new Float32Array(64 * 2048), 64, 2048);
     assert.ok(gemm.memoryBytes < 16 * 2 ** 20, `kernels' memory ${gemm.memoryBytes} bytes`);
   } finally {
     gemm.close();

@@ -45,10 +45,20 @@ export const JOB = {
   WINDOW: 31,
   /** float32 bits. */
   SCALE: 32,
+  /** Byte address of B packed once for the whole product; 0 for the stripe path. */
+  PACKED: 33,
+  /** n rounded up to NR. */
+  NPAD: 34,
+  /** Pack job: the staged rows start at P0 (a multiple of KC) and the columns span [J0, J1). */
+  P0: 35,
+  J0: 36,
+  J1: 37,
+  /** Pack job: micro-panels per task. */
+  GROUP: 38,
 } as const;
 
 /** Slots in the job block. */
-export const JOB_SLOTS = 40;
+export const JOB_SLOTS = 48;
 /** Byte address of the job block (the module has no data or stack below it). */
 export const JOB_ADDRESS = 1024;
 /** Byte address of thread 0's scratch region. */
@@ -57,7 +67,7 @@ export const SCRATCH_ADDRESS = 4096;
 /** The micro-kernel's tile and the k slice, as in gemm.c. */
 export const MR = 4;
 export const NR = 8;
-export const KC = 256;
+export const KC = 512;
 export const MC = 128;
 /** Widest column stripe (one task); its packed B slice is KC × NC_MAX floats. */
 export const NC_MAX = 256;

@@ -25,7 +25,9 @@ import {
   JOB,
   JOB_ADDRESS,
   JOB_SLOTS,
+  KC,
   MAX_PAGES,
+  MC,
   NC_MAX,
   NR,
   PAGE_BYTES,
@@ -114,6 +116,39 @@ export interface GemmJob {
    * "values" skips k slices that only meet zero probabilities.
    */
   causal?: { kind: "scores" | "values"; offset: number };
+}
+
+/**
+ * A pack job: B's rows [p0, p1) and columns [j0, j1), staged at `stage`
+ * (B(p, j) = stage[(p − p0)·rowStride + (j − j0)·colStride]), packed into
+ * the whole product's packed B at `packed` (k × align(n, NR) floats). p0 is
+ * a multiple of KC, j0 of NR, and p1 is a multiple of KC or k.
+ */
+export interface PackJob {
+  k: number;
+  n: number;
+  stage: number;
+  rowStride: number;
+  colStride: number;
+  packed: number;
+  p0: number;
+  p1: number;
+  j0: number;
+  j1: number;
+}
+
+/** A plain product C[m,n] (+)= A[m,k]·B[k,n] against B packed by {@link GemmRuntime.packB}. */
+export interface PackedJob {
+  m: number;
+  n: number;
+  k: number;
+  a: number;
+  aRowStride: number;
+  aColStride: number;
+  packed: number;
+  c: number;
+  ldc: number;
+  accumulate: boolean;
 }
 
 /** The claim word keeps a task index in 16 bits. */
@@ -280,6 +315,81 @@ export class GemmRuntime {
     s[JOB.CAUSAL_OFFSET] = job.causal?.offset ?? 0;
     s[JOB.SCRATCH] = SCRATCH_ADDRESS;
     s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
+    s[JOB.PACKED] = 0;
+    this.#dispatch(ntasks, threaded);
+  }
+
+  /**
+   * Packs a staged part of B into NR-wide micro-panels, KC slice by slice
+   * (see run_pack_b in gemm.c); tasks are groups of micro-panels of one slice.
+   */
+  packB(job: PackJob): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { k, n, p0, p1, j0, j1 } = job;
+    if (p1 <= p0 || j1 <= j0) return;
+    const slices = Math.ceil((p1 - p0) / KC);
+    const panels = Math.ceil((j1 - j0) / NR);
+    // Packing moves a float for a few operations: thread it from about the
+    // size where a product of the same flops would be threaded.
+    const threaded = this.#workers.length > 0 && 8 * (p1 - p0) * (j1 - j0) >= THREADED_MIN_FLOPS;
+    const perSlice = threaded ? Math.min(panels, Math.ceil((4 * this.threads) / slices)) : 1;
+    const group = Math.ceil(panels / perSlice);
+    const ntasks = slices * Math.ceil(panels / group);
+    if (ntasks > MAX_TASKS) {
+      throw new CpuKernelError(`CPU kernels: packing ${p1 - p0} × ${j1 - j0} needs too many tasks`);
+    }
+    const s = this.#job;
+    s[JOB.OP] = 2;
+    s[JOB.K] = k;
+    s[JOB.B] = job.stage;
+    s[JOB.B_RS] = job.rowStride;
+    s[JOB.B_CS] = job.colStride;
+    s[JOB.PACKED] = job.packed;
+    s[JOB.NPAD] = align(n, NR);
+    s[JOB.P0] = p0;
+    s[JOB.J0] = j0;
+    s[JOB.J1] = j1;
+    s[JOB.GROUP] = group;
+    s[JOB.NSTRIPES] = ntasks;
+    this.#dispatch(ntasks, threaded);
+  }
+
+  /**
+   * Runs a plain product against B packed by {@link packB}: tasks are blocks
+   * of MC rows by groups of columns (see run_rows in gemm.c).
+   */
+  runPacked(job: PackedJob): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { m, n, k } = job;
+    if (m === 0 || n === 0) return;
+    const threaded = this.#workers.length > 0 && 2 * m * n * k >= THREADED_MIN_FLOPS;
+    const rowBlocks = Math.ceil(m / MC);
+    // Enough tasks that threads can share them (four per thread balances a
+    // busy core); a column group repacks its rows of A, so as few as that allows.
+    const groups = threaded ? Math.ceil((4 * this.threads) / rowBlocks) : 1;
+    const width = align(Math.ceil(n / groups), NR);
+    const ngroups = Math.ceil(n / width);
+    const ntasks = rowBlocks * ngroups;
+    if (ntasks > MAX_TASKS) {
+      throw new CpuKernelError(`CPU kernels: a product of ${m} rows needs too many tasks`);
+    }
+    const s = this.#job;
+    s[JOB.OP] = 0;
+    s[JOB.M] = m;
+    s[JOB.N] = n;
+    s[JOB.K] = k;
+    s[JOB.A] = job.a;
+    s[JOB.A_RS] = job.aRowStride;
+    s[JOB.A_CS] = job.aColStride;
+    s[JOB.C] = job.c;
+    s[JOB.LDC] = job.ldc;
+    s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
+    s[JOB.PACKED] = job.packed;
+    s[JOB.NPAD] = align(n, NR);
+    s[JOB.NC] = width;
+    s[JOB.NSTRIPES] = ngroups;
+    s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+    s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     this.#dispatch(ntasks, threaded);
   }
 
@@ -310,6 +420,7 @@ export class GemmRuntime {
     }
     const s = this.#job;
     s[JOB.OP] = 1;
+    s[JOB.PACKED] = 0;
     s[JOB.M] = seq;
     s[JOB.N] = kvLen;
     s[JOB.NC] = rows;

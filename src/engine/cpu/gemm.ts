@@ -47,6 +47,7 @@ import {
   GemmRuntime,
   type KernelVariant,
 } from "./_gemm_runtime.ts";
+import { KC, NR } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -57,7 +58,7 @@ export { CpuKernelError, type KernelVariant };
 export const STREAM_BYTES = 8 * 2 ** 20;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
-const GRAM_ROW_QUANTUM = 256;
+const GRAM_ROW_QUANTUM = KC;
 
 /**
  * Rows per chunk when each row costs `rowBytes`: about `budget` bytes worth,
@@ -215,7 +216,7 @@ export class CpuGemm {
     checkLength(what, "w", w, n * k);
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
-    return this.#product(what, x, w, m, n, k, y, { aRowStride: k, bRowStride: 1, bColStride: k });
+    return this.#product(what, x, w, m, n, k, y, true);
   }
 
   /**
@@ -240,7 +241,7 @@ export class CpuGemm {
     checkLength(what, "b", b, k * n);
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
-    return this.#product(what, a, b, m, n, k, y, { aRowStride: k, bRowStride: n, bColStride: 1 });
+    return this.#product(what, a, b, m, n, k, y, false);
   }
 
   /**
@@ -260,31 +261,63 @@ export class CpuGemm {
     if (rows === 0 || k === 0) return;
     const rt = this.#rt;
     const step = Math.min(rows, chunkRows(this.#stream, k * 4, GRAM_ROW_QUANTUM));
-    const hAt = rt.heapBase;
-    const xAt = align(hAt + k * k * 4, 64);
-    rt.reserve(xAt + step * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
-    rt.f32(hAt, k * k).set(h.subarray(0, k * k));
-    for (let r0 = 0; r0 < rows; r0 += step) {
-      const r = Math.min(step, rows - r0);
-      rt.f32(xAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
-      rt.run({
-        m: k,
-        n: k,
-        k: r,
-        a: xAt,
-        aRowStride: 1,
-        aColStride: k,
-        b: xAt,
-        bRowStride: k,
-        bColStride: 1,
-        c: hAt,
-        ldc: k,
-        accumulate: true,
-        upper: true,
-      });
+    // h is held in the kernels' memory by blocks of its rows, each from its
+    // diagonal rightwards (the upper triangle), about a streaming chunk's
+    // worth: a k × k accumulator would grow that memory, which never
+    // shrinks, to the largest Hessian. With more than one block, every chunk
+    // of x's rows passes once per block; each element still sums the same
+    // chunks and slices in the same order.
+    const blockRows = Math.min(k, chunkRows(this.#stream, k * 4, 4));
+    const xAt = rt.heapBase;
+    const hAt = align(xAt + step * k * 4, 64);
+    rt.reserve(hAt + blockRows * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
+    for (let i0 = 0; i0 < k; i0 += blockRows) {
+      const r = Math.min(blockRows, k - i0);
+      const width = k - i0;
+      const block = rt.f32(hAt, r * width);
+      for (let i = 0; i < r; i++) {
+        const from = (i0 + i) * k + i0;
+        block.set(h.subarray(from, from + width), i * width);
+      }
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const c = Math.min(step, rows - r0);
+        // One chunk of x serves every block without copying it again.
+        if (i0 === 0 || step < rows) {
+          rt.f32(xAt, c * k).set(x.subarray(r0 * k, (r0 + c) * k));
+        }
+        rt.run({
+          m: r,
+          n: width,
+          k: c,
+          a: xAt + i0 * 4,
+          aRowStride: 1,
+          aColStride: k,
+          b: xAt + i0 * 4,
+          bRowStride: k,
+          bColStride: 1,
+          c: hAt,
+          ldc: width,
+          accumulate: true,
+          upper: true,
+        });
+      }
+      const done = rt.f32(hAt, r * width);
+      for (let i = 0; i < r; i++) {
+        // The row from its diagonal on; the lower part comes from the mirror.
+        h.set(done.subarray(i * width + i, (i + 1) * width), (i0 + i) * k + i0 + i);
+      }
     }
-    rt.mirrorUpper(hAt, k);
-    h.set(rt.f32(hAt, k * k));
+    // Lower triangle from the upper, in blocks for the cache.
+    const B = 32;
+    for (let ib = 0; ib < k; ib += B) {
+      for (let jb = 0; jb <= ib; jb += B) {
+        const iEnd = Math.min(ib + B, k);
+        for (let i = ib; i < iEnd; i++) {
+          const jEnd = Math.min(jb + B, i);
+          for (let j = jb; j < jEnd; j++) h[i * k + j] = h[j * k + i];
+        }
+      }
+    }
   }
 
   /**
@@ -557,6 +590,11 @@ export class CpuGemm {
     return y;
   }
 
+  /**
+   * y = a·b (or a·bᵀ when `transposed`): B is packed once into the kernels'
+   * memory (staged through it in chunks of whole rows of w, or whole KC
+   * slices of b's rows), then the rows of a and y stream through in chunks.
+   */
   #product(
     what: string,
     a: Float32Array,
@@ -565,7 +603,7 @@ export class CpuGemm {
     n: number,
     k: number,
     y: Float32Array,
-    strides: { aRowStride: number; bRowStride: number; bColStride: number },
+    transposed: boolean,
   ): Float32Array {
     if (m === 0 || n === 0) return y;
     if (k === 0) {
@@ -573,28 +611,65 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
-    // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile); b stays.
+    const packedAt = rt.heapBase;
+    const workAt = align(packedAt + k * align(n, NR) * 4, 64);
+    // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile).
     const step = Math.min(m, chunkRows(this.#stream, (k + n) * 4, 4));
-    const bAt = rt.heapBase;
-    const aAt = align(bAt + n * k * 4, 64);
+    const aAt = workAt;
     const cAt = align(aAt + step * k * 4, 64);
-    rt.reserve(cAt + step * n * 4 - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    rt.f32(bAt, n * k).set(b.subarray(0, n * k));
+    // B's staging chunk shares the space a and y use afterwards.
+    const chunk = transposed
+      ? Math.min(n, chunkRows(this.#stream, k * 4, NR))
+      : Math.min(k, chunkRows(this.#stream, n * 4, KC));
+    const end = Math.max(cAt + step * n * 4, workAt + chunk * (transposed ? k : n) * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
+    for (let c0 = 0; c0 < (transposed ? n : k); c0 += chunk) {
+      if (transposed) {
+        const j1 = Math.min(n, c0 + chunk);
+        rt.f32(workAt, (j1 - c0) * k).set(b.subarray(c0 * k, j1 * k));
+        rt.packB({
+          k,
+          n,
+          stage: workAt,
+          rowStride: 1,
+          colStride: k,
+          packed: packedAt,
+          p0: 0,
+          p1: k,
+          j0: c0,
+          j1,
+        });
+      } else {
+        const p1 = Math.min(k, c0 + chunk);
+        rt.f32(workAt, (p1 - c0) * n).set(b.subarray(c0 * n, p1 * n));
+        rt.packB({
+          k,
+          n,
+          stage: workAt,
+          rowStride: n,
+          colStride: 1,
+          packed: packedAt,
+          p0: c0,
+          p1,
+          j0: 0,
+          j1: n,
+        });
+      }
+    }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
       rt.f32(aAt, r * k).set(a.subarray(r0 * k, (r0 + r) * k));
-      rt.run({
+      rt.runPacked({
         m: r,
         n,
         k,
         a: aAt,
+        aRowStride: k,
         aColStride: 1,
-        b: bAt,
+        packed: packedAt,
         c: cAt,
         ldc: n,
         accumulate: false,
-        upper: false,
-        ...strides,
       });
       y.set(rt.f32(cAt, r * n), r0 * n);
     }

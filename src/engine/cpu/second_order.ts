@@ -9,7 +9,10 @@
  *   (Cholesky factors with a positive diagonal are unique) for a third of
  *   the flops. Both are blocked by panels of 128: the panel solves and
  *   trailing updates are WebAssembly SIMD products (`gemm.ts`), the
- *   128 × 128 diagonal blocks TypeScript with float64 sums;
+ *   128 × 128 diagonal blocks TypeScript with float64 sums. Both work in
+ *   place in the one n × n array that becomes U, and their products run in
+ *   blocks of about 4 MiB, so a factor holds one Hessian-sized array besides
+ *   its input (and the kernels' memory does not grow with n²);
  * - the in-block column loop in TypeScript (sequential per row, float64
  *   arithmetic rounded to float32 on every store);
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
@@ -35,7 +38,7 @@ import type {
   SecondOrderOps,
   SecondOrderTask,
 } from "../engine.ts";
-import { accumulateGram, matmul, matmulTransposed } from "./gemm.ts";
+import { matmul, matmulTransposed } from "./gemm.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
@@ -181,6 +184,9 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
  *
  * @param h symmetric `[n, n]`, row-major (not modified)
  * @param n the order
+ * @param blockFloats about how many floats one block of the products may
+ *   hold (default 1 Mi, 4 MiB); the result does not depend on it (tests use
+ *   a small one to prove that)
  * @returns U row-major (zeros below the diagonal), or null
  * @example
  * ```ts
@@ -188,33 +194,49 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
  * cpuInverseFactor(new Float32Array([4, 2, 2, 5]), 2); // U with UᵀU = H⁻¹
  * ```
  */
-export function cpuInverseFactor(h: Float32Array, n: number): Float32Array | null {
-  // A = J·H·J, factored in place into its lower Cholesky factor L.
+export function cpuInverseFactor(
+  h: Float32Array,
+  n: number,
+  blockFloats: number = BLOCK_FLOATS,
+): Float32Array | null {
+  // A = J·H·J, factored in place into its lower Cholesky factor L, then
+  // inverted in place into X = L⁻¹: the only n × n array this makes.
   const a = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
     const src = (n - 1 - i) * n;
     for (let j = 0; j < n; j++) a[i * n + j] = h[src + n - 1 - j];
   }
-  if (!choleskyInPlace(a, n)) return null;
-  const x = lowerInverse(a, n);
-  if (x === null) return null;
-  // U = J·L⁻¹·J.
-  const u = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const src = (n - 1 - i) * n;
-    for (let j = i; j < n; j++) u[i * n + j] = x[src + n - 1 - j];
-  }
-  return u;
+  if (!choleskyInPlace(a, n, blockFloats)) return null;
+  if (!lowerInverseInPlace(a, n, blockFloats)) return null;
+  // U = J·X·J: reversing the row-major array maps (i, j) to (n−1−i, n−1−j),
+  // so X's lower triangle lands on U's upper one; below the diagonal lies
+  // the factorizations' scratch, which U must hold as zeros.
+  a.reverse();
+  for (let i = 1; i < n; i++) a.fill(0, i * n, i * n + i);
+  return a;
 }
 
 /**
- * Right-looking blocked Cholesky: the lower triangle of `a` becomes L
- * (the upper triangle is left as scratch). Per panel of {@link PANEL}
- * columns: the diagonal block by the unblocked algorithm (float64 sums),
- * the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
- * `A₂₂ −= L₂₁·L₂₁ᵀ`, both SIMD products.
+ * About how many floats one block of a factorization's products may hold,
+ * so that neither the temporaries nor the kernels' WebAssembly memory (which
+ * never shrinks) grow with n²: 1 Mi floats, 4 MiB.
  */
-function choleskyInPlace(a: Float32Array, n: number): boolean {
+const BLOCK_FLOATS = 1 << 20;
+
+/** `count` rounded down to a multiple of `quantum`, at least one quantum. */
+function roundDownTo(count: number, quantum: number): number {
+  return Math.max(quantum, Math.floor(count / quantum) * quantum);
+}
+
+/**
+ * Right-looking blocked Cholesky: the lower triangle of `a` becomes L (only
+ * the lower triangle is read; the upper one is left as scratch). Per panel
+ * of {@link PANEL} columns: the diagonal block by the unblocked algorithm
+ * (float64 sums), the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
+ * `A₂₂ −= L₂₁·L₂₁ᵀ` on the lower triangle, by blocks of rows, both SIMD
+ * products.
+ */
+function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boolean {
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     const b = k1 - k0;
@@ -245,20 +267,20 @@ function choleskyInPlace(a: Float32Array, n: number): boolean {
     for (let i = 0; i < m; i++) a21.set(a.subarray((k1 + i) * n + k0, (k1 + i) * n + k1), i * b);
     const l21 = matmulTransposed(a21, inv, m, b, b);
     for (let i = 0; i < m; i++) a.set(l21.subarray(i * b, (i + 1) * b), (k1 + i) * n + k0);
-    // A₂₂ −= L₂₁·L₂₁ᵀ as −(−A₂₂ + (L₂₁ᵀ)ᵀ·L₂₁ᵀ): the Gram kernel only adds.
-    const lt = new Float32Array(b * m);
-    for (let i = 0; i < m; i++) {
-      for (let k = 0; k < b; k++) lt[k * m + i] = l21[i * b + k];
-    }
-    const g = new Float32Array(m * m);
-    for (let i = 0; i < m; i++) {
-      const ri = (k1 + i) * n + k1;
-      for (let j = 0; j < m; j++) g[i * m + j] = -a[ri + j];
-    }
-    accumulateGram(g, lt, b, m);
-    for (let i = 0; i < m; i++) {
-      const ri = (k1 + i) * n + k1;
-      for (let j = 0; j < m; j++) a[ri + j] = -g[i * m + j];
+    // A₂₂ −= L₂₁·L₂₁ᵀ on and below the diagonal, rows [r0, r1) at a time
+    // against L₂₁'s first r1 rows. Each product is summed over the panel's
+    // columns in order, as a Gram of L₂₁ᵀ would sum it, and a − p is the
+    // −(−a + p) the Gram kernel's accumulation gave: the same bits.
+    const rowsPerBlock = Math.min(m, roundDownTo(blockFloats / m, 4));
+    const p = new Float32Array(rowsPerBlock * m);
+    for (let r0 = 0; r0 < m; r0 += rowsPerBlock) {
+      const r1 = Math.min(r0 + rowsPerBlock, m);
+      matmulTransposed(l21.subarray(r0 * b, r1 * b), l21, r1 - r0, r1, b, p);
+      for (let i = r0; i < r1; i++) {
+        const row = (k1 + i) * n + k1;
+        const pr = (i - r0) * r1;
+        for (let j = 0; j <= i; j++) a[row + j] -= p[pr + j];
+      }
     }
   }
   return true;
@@ -280,12 +302,14 @@ function triangularInverse(l: Float32Array, b: number): Float32Array | null {
 }
 
 /**
- * L⁻¹ of the lower triangle of `l`, by block rows: the diagonal blocks by
- * forward substitution, then `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`,
- * both products SIMD. Null when a value overflows.
+ * Replaces the lower triangle of `l` (L) by L⁻¹, by block rows: the
+ * diagonal blocks by forward substitution, then
+ * `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`, both products SIMD, the
+ * first in blocks of X's columns. Block row I of L is read before X's is
+ * written over it, and X[:I, :I] is already in place above it. False when
+ * a value overflows.
  */
-function lowerInverse(l: Float32Array, n: number): Float32Array | null {
-  const x = new Float32Array(n * n);
+function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): boolean {
   for (let r0 = 0; r0 < n; r0 += PANEL) {
     const r1 = Math.min(r0 + PANEL, n);
     const b = r1 - r0;
@@ -294,22 +318,39 @@ function lowerInverse(l: Float32Array, n: number): Float32Array | null {
       lii.set(l.subarray((r0 + i) * n + r0, (r0 + i) * n + r0 + i + 1), i * b);
     }
     const xii = triangularInverse(lii, b);
-    if (xii === null) return null;
-    for (let i = 0; i < b; i++) x.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
-    if (r0 === 0) continue;
-    const li = new Float32Array(b * r0);
-    for (let i = 0; i < b; i++) li.set(l.subarray((r0 + i) * n, (r0 + i) * n + r0), i * r0);
-    const top = new Float32Array(r0 * r0);
-    for (let i = 0; i < r0; i++) top.set(x.subarray(i * n, i * n + i + 1), i * r0);
-    const s = matmul(li, top, b, r0, r0);
-    const xi = matmul(xii, s, b, r0, b);
-    for (let i = 0; i < b; i++) {
-      const row = (r0 + i) * n;
-      for (let j = 0; j < r0; j++) x[row + j] = -xi[i * r0 + j];
+    if (xii === null) return false;
+    if (r0 > 0) {
+      const li = new Float32Array(b * r0);
+      for (let i = 0; i < b; i++) li.set(l.subarray((r0 + i) * n, (r0 + i) * n + r0), i * r0);
+      // s = L[I, :I] · X[:I, :I], X's columns [c0, c1) at a time (zeros above
+      // its diagonal: the upper triangle in l is scratch). Each column's sum
+      // runs over all r0 rows, as one whole product would.
+      const s = new Float32Array(b * r0);
+      const width = Math.min(r0, roundDownTo(blockFloats / r0, 8));
+      const top = new Float32Array(r0 * width);
+      const part = new Float32Array(b * width);
+      for (let c0 = 0; c0 < r0; c0 += width) {
+        const c = Math.min(width, r0 - c0);
+        top.fill(0, 0, r0 * c);
+        for (let i = c0; i < r0; i++) {
+          const from = i * n + c0;
+          top.set(l.subarray(from, from + Math.min(c, i - c0 + 1)), i * c);
+        }
+        matmul(li, top, b, c, r0, part);
+        for (let i = 0; i < b; i++) s.set(part.subarray(i * c, (i + 1) * c), i * r0 + c0);
+      }
+      const xi = matmul(xii, s, b, r0, b);
+      for (let i = 0; i < b; i++) {
+        const row = (r0 + i) * n;
+        for (let j = 0; j < r0; j++) l[row + j] = -xi[i * r0 + j];
+      }
     }
+    for (let i = 0; i < b; i++) l.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
   }
-  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return null;
-  return x;
+  for (let i = 0; i < n; i++) {
+    for (let j = i * n, end = i * n + i; j <= end; j++) if (!Number.isFinite(l[j])) return false;
+  }
+  return true;
 }
 
 /** f32 fake quantization of one value, as gptq_column_block.wgsl does it. */

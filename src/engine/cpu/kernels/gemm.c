@@ -16,7 +16,7 @@
 // into NR-wide micro-panels (KC × NR floats, contiguous, zero-padded); then for
 // each block of MC rows, A's block is packed into MR-tall micro-panels and
 // every MR × NR tile runs the micro-kernel: the B micro-panel stays in L1
-// while the packed block of A (MC × KC, 128 KiB) stays in L2.
+// while the packed block of A (MC × KC, 256 KiB) stays in L2.
 //
 // Micro-kernel: MR × NR = 4 × 8 outputs in eight f32x4 accumulators; per k
 // step two B vector loads, four broadcasts (`v128.load32_splat`) and eight
@@ -40,7 +40,12 @@
 
 #define MR 4
 #define NR 8
-#define KC 256
+// KC 512 rather than 256: each tile of C is loaded and stored once per KC
+// slice, and C's rows (often 4 KiB apart, the same cache sets) miss; halving
+// the slices gave 5-8 % at 1024³ on a 2-core Zen 3 EPYC. The B micro-panel
+// (KC × NR, 16 KiB) still fits the 32 KiB L1 and the A block (MC × KC,
+// 256 KiB) the 512 KiB L2.
+#define KC 512
 #define MC 128
 
 #ifdef __wasm_relaxed_simd__
@@ -83,6 +88,13 @@ enum {
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
+  // Products whose B is packed once (see run_rows and run_pack_b):
+  J_PACKED = 33,   // byte address of packed B, 0 for the stripe path
+  J_NPAD = 34,     // n rounded up to NR: floats per k step of packed B
+  J_P0 = 35,       // pack job: B's rows from P0 (a multiple of KC; whole
+  J_J0 = 36,       //   slices, NTASKS / groups of them) and columns [J0, J1)
+  J_J1 = 37,       //   (J0 a multiple of NR) are staged at J_B
+  J_GROUP = 38,    // pack job: micro-panels per task
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -302,7 +314,7 @@ NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
     pack_b(b + pc * b_rs + j0 * b_cs, b_rs, b_cs, kc, j1 - j0, pack);
-    // MC rows of A (MC × KC floats, 128 KiB) stay in L2 while every micro-panel
+    // MC rows of A (MC × KC floats, 256 KiB) stay in L2 while every micro-panel
     // of the stripe passes over them.
     for (int ic = m_begin; ic < m_end; ic += MC) {
       const int mc = min_int(MC, m_end - ic);
@@ -317,6 +329,59 @@ NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float
           micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
                     c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
         }
+      }
+    }
+  }
+}
+
+// Products with B packed once for the whole job (plain products: no batch,
+// triangle or causal mask). A pack job (J_OP 2) first packs every KC slice
+// of B into NR-wide micro-panels at J_PACKED, slice after slice:
+//   packed[pc * npad + jr * kc + p * NR + j % NR] = B(pc + p, jr + j % NR)
+// with kc = min(KC, k - pc). Then each task of the product is a block of MC
+// rows by a group of J_NC columns: per KC slice it packs its A block once
+// (MC × KC, in L2) and runs it against every micro-panel of its columns
+// (each KC × NR, in L1). Every element of C is summed in the same order as
+// on the stripe path (slices in order, the micro-kernel over each slice), so
+// the two paths give the same bits; this one packs A once per column group
+// instead of once per stripe and B once instead of once per stripe.
+NOINLINE static void run_pack_b(const int32_t* job, int task) {
+  const int k = job[J_K], npad = job[J_NPAD];
+  const int p0 = job[J_P0], j0 = job[J_J0], j1 = job[J_J1];
+  const int group = job[J_GROUP] * NR;
+  const int ngroups = (j1 - j0 + group - 1) / group;
+  const int pc = p0 + (task / ngroups) * KC;
+  const int jr0 = j0 + (task % ngroups) * group;
+  const int jr1 = min_int(jr0 + group, j1);
+  const int kc = min_int(KC, k - pc);
+  const int rs = job[J_B_RS], cs = job[J_B_CS];
+  const float* stage = (const float*)(uintptr_t)(uint32_t)job[J_B];
+  float* packed = (float*)(uintptr_t)(uint32_t)job[J_PACKED];
+  pack_b(stage + (pc - p0) * rs + (jr0 - j0) * cs, rs, cs, kc, jr1 - jr0,
+         packed + pc * npad + jr0 * kc);
+}
+
+NOINLINE static void run_rows(const int32_t* job, int task, float* pack_a_buf, float* edge) {
+  const int m = job[J_M], n = job[J_N], k = job[J_K];
+  const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
+  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A];
+  const float* packed = (const float*)(uintptr_t)(uint32_t)job[J_PACKED];
+  float* c = (float*)(uintptr_t)(uint32_t)job[J_C];
+  const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
+  const int ic = (task / ngroups) * MC;
+  const int mc = min_int(MC, m - ic);
+  const int j0 = (task % ngroups) * width;
+  const int j1 = min_int(j0 + width, n);
+  for (int pc = 0; pc < k; pc += KC) {
+    const int kc = min_int(KC, k - pc);
+    const int store = pc == 0 && !job[J_ACCUMULATE];
+    pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
+    for (int jr = j0; jr < j1; jr += NR) {
+      const float* panel = packed + pc * npad + jr * kc;
+      const int cols = min_int(NR, j1 - jr);
+      for (int ir = 0; ir < mc; ir += MR) {
+        micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
+                  c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
       }
     }
   }
@@ -441,6 +506,17 @@ __attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int
     const int batch = task / nstripes;
     if (job[J_OP] == 1) {
       run_softmax(job, batch, task % nstripes);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 2) {
+      run_pack_b(job, task);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_PACKED] != 0) {
+      // No B slice to pack here: A's block and the edge tile start the region.
+      run_rows(job, task, pack, pack + MC * KC);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
