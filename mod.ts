@@ -201,6 +201,10 @@ export { resolveDataset, type ResolvedDataset } from "./src/data/dataset_source.
 export {
   type AccumulateOptions,
   type AttentionShape,
+  type BlockTransform,
+  type BlockTransformFactors,
+  BlockTransformKernels,
+  type BlockTransformPlacement,
   type ChosenEngine,
   type ColumnBlock,
   type ColumnPruning,
@@ -214,6 +218,7 @@ export {
   EngineError,
   type EngineKind,
   type HostArray as EngineHostArray,
+  hostBlockTransform,
   type RowReduction,
   type SecondOrderOps,
   type Tensor,

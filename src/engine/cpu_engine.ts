@@ -27,9 +27,12 @@
 import { ArrayPool } from "./cpu/_array_pool.ts";
 import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
+import { hostBlockTransform } from "./cpu/block_transform.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
+  BlockTransform,
+  BlockTransformPlacement,
   Engine,
   HostArray,
   RowReduction,
@@ -450,6 +453,10 @@ export class CpuEngine implements Engine {
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
     }
     return new CpuTensor(y, [...x.shape]);
+  }
+
+  blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
+    hostBlockTransform().apply(x, t, at);
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {

@@ -2,6 +2,10 @@
  * Block-diagonal application of a transform to a row-major matrix in
  * float64, and the fast Walsh–Hadamard transform for online application.
  *
+ * These TypeScript loops are the reference that the engines' float64
+ * kernels (`Engine.blockTransform`, src/engine/cpu/block_transform.ts)
+ * reproduce bit for bit; the fused rotations run through the engine.
+ *
  * A transform T of size b acts on a dimension d (a multiple of b) as the
  * block-diagonal `diag(T, …, T)`, i.e. on each run of b consecutive
  * columns (right multiplication) or rows (left multiplication).
@@ -11,6 +15,7 @@
 
 import { TransformError } from "./errors.ts";
 import { isPowerOfTwo } from "./hadamard.ts";
+import type { BlockTransform } from "../engine/engine.ts";
 
 /**
  * `X ← X · diag(M, …, M)` (or with Mᵀ), X [rows, cols] row-major, M [b, b].
@@ -138,29 +143,8 @@ export function fastWalshHadamard(x: Float32Array | Float64Array, n: number, sca
   }
 }
 
-/**
- * An orthogonal block applied block-diagonally: its normalized matrix, and
- * for the Hadamard types the factors that let products run in
- * O(n (log m + K)) per vector instead of O(n²).
- */
-export interface BlockTransform {
-  /** The normalized n × n matrix, row-major. */
-  readonly matrix: Float64Array;
-  /** n. */
-  readonly size: number;
-  /**
-   * `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known; with `perm`
-   * (`randomize: true`), `matrix = F[perm][:, perm]` for that F.
-   */
-  readonly fast?: {
-    readonly sylvesterSize: number;
-    readonly base: Int8Array;
-    readonly baseSize: number;
-    readonly signs: Float64Array;
-    readonly scale: number;
-    readonly perm?: Int32Array;
-  };
-}
+/** An orthogonal block applied block-diagonally (the engine's type, see `Engine.blockTransform`). */
+export type { BlockTransform } from "../engine/engine.ts";
 
 /**
  * With F[perm][:, perm] = Q·F·Qᵀ (Q the permutation, `(Q·v)[i] = v[perm[i]]`):
