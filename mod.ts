@@ -204,6 +204,7 @@ export {
   type BlockTransform,
   type BlockTransformFactors,
   BlockTransformKernels,
+  type BlockTransformOps,
   type BlockTransformPlacement,
   type ChosenEngine,
   type ColumnBlock,

@@ -456,7 +456,7 @@ export class CpuEngine implements Engine {
   }
 
   blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
-    hostBlockTransform().apply(x, t, at);
+    hostBlockTransform().blockTransform(x, t, at);
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {

@@ -248,6 +248,18 @@ export interface BlockTransformPlacement {
 }
 
 /**
+ * The one op fused rotations need ({@link Engine.blockTransform}): what a
+ * weight source that rotates weights as it reads them is given.
+ *
+ * @example
+ * ```ts ignore
+ * import { hostBlockTransform } from "./cpu/block_transform.ts";
+ * const ops: BlockTransformOps = engine ?? hostBlockTransform();
+ * ```
+ */
+export type BlockTransformOps = Pick<Engine, "blockTransform">;
+
+/**
  * The ops of a Llama-family forward and of the calibration statistics, on
  * one device.
  *

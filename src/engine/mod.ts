@@ -21,6 +21,7 @@ export type {
   AttentionShape,
   BlockTransform,
   BlockTransformFactors,
+  BlockTransformOps,
   BlockTransformPlacement,
   ColumnBlock,
   ColumnPruning,

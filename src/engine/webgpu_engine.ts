@@ -274,7 +274,7 @@ export class WebGpuEngine implements Engine {
    * checkpoint; a weight is a host array when it is rotated anyway.
    */
   blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
-    hostBlockTransform().apply(x, t, at);
+    hostBlockTransform().blockTransform(x, t, at);
   }
 
   transpose(x: Tensor): GpuTensor {

@@ -148,7 +148,7 @@ Deno.test("blockTransform over several chunks (right) and strips (left) stays bi
     for (const [side, rows, cols] of [["right", 7, 32], ["left", 32, 13]] as const) {
       const x = Float64Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.29));
       const got = x.slice();
-      kernels.apply(got, t, { rows, cols, side, transpose: true, what: "w" });
+      kernels.blockTransform(got, t, { rows, cols, side, transpose: true, what: "w" });
       const old = x.slice();
       if (side === "right") applyRight(old, rows, cols, t, true, "w");
       else applyLeft(old, rows, cols, t, true, "w");

@@ -86,7 +86,7 @@ class Regions {
  * const kernels = new BlockTransformKernels();
  * const x = new Float64Array([1, 2]);
  * const swap = { matrix: new Float64Array([0, 1, 1, 0]), size: 2 };
- * kernels.apply(x, swap, { rows: 1, cols: 2, side: "right", transpose: false, what: "x" });
+ * kernels.blockTransform(x, swap, { rows: 1, cols: 2, side: "right", transpose: false, what: "x" });
  * console.assert(x[0] === 2 && x[1] === 1);
  * ```
  */
@@ -124,10 +124,10 @@ export class BlockTransformKernels {
    * @param at where it applies
    * @throws {EngineError} when x's length or the block size does not fit
    */
-  apply(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
+  blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
     const { rows, cols, side, what } = at;
     const n = t.size;
-    if (x.length !== rows * cols) {
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || x.length !== rows * cols) {
       throw new EngineError(`${what}: holds ${x.length} values, expected ${rows} × ${cols}`);
     }
     const dim = side === "right" ? cols : rows;
