@@ -112,7 +112,9 @@ for (const kind of values.engines.split(",")) {
   engine.close();
 }
 console.log(`peak RSS ${peakRssMiB().toFixed(0)} MiB`);
-console.log(JSON.stringify({ bench: "rotation", hidden, intermediate, results, peakRssMiB: peakRssMiB() }));
+console.log(
+  JSON.stringify({ bench: "rotation", hidden, intermediate, results, peakRssMiB: peakRssMiB() }),
+);
 
 /** User + system CPU seconds of this process (Linux /proc/self/stat, clock ticks of 1/100 s). */
 function cpuSeconds(): number {
