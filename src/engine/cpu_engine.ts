@@ -445,10 +445,10 @@ export class CpuEngine implements Engine {
     for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number): CpuTensor {
+  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): CpuTensor {
     const y = f32(x, "walshHadamard").slice();
     try {
-      fastWalshHadamard(y, n, scale);
+      fastWalshHadamard(y, n, scale, stride);
     } catch (e) {
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
     }

@@ -369,9 +369,11 @@ export interface Engine {
    * The fast Walsh–Hadamard transform of every run of `n` values (an online
    * rotation of type `hadamard`): `x · diag(H_n, …, H_n) · scale` with H_n
    * Sylvester's matrix, n a power of two dividing x's size; O(n log n) per
-   * run. Returns a new tensor of x's shape.
+   * run. With `stride` K (default 1), H_n is `S_{n/K} ⊗ I_K` (n/K a power
+   * of two): the Sylvester factor of a random-hadamard matrix `S_m ⊗ H_K`.
+   * Returns a new tensor of x's shape.
    */
-  walshHadamard(x: Tensor, n: number, scale: number): Tensor;
+  walshHadamard(x: Tensor, n: number, scale: number, stride?: number): Tensor;
 
   /**
    * A block-diagonal orthogonal transform of a float64 host matrix `x`

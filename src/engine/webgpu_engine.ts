@@ -264,8 +264,8 @@ export class WebGpuEngine implements Engine {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number): GpuTensor {
-    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale);
+  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): GpuTensor {
+    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale, stride);
   }
 
   /**

@@ -110,11 +110,15 @@ export function multiplyLeft(
  * The fast Walsh–Hadamard transform of each length-n run of x, in place:
  * `x ← x · H_n · scale` with H_n Sylvester's matrix (symmetric, so also
  * `H_n · x`), in n·log₂n additions per run instead of a dense n² product.
+ * With a `stride` K, `H_n` becomes `S_{n/K} ⊗ I_K` (the butterflies join
+ * values K·2ˢ apart): the Sylvester factor of a random-hadamard matrix
+ * `S_m ⊗ H_K`, whose K × K factor is applied separately.
  *
  * @param x rows of n values (x.length a multiple of n)
- * @param n a power of two
+ * @param n the run length: a power of two times `stride`
  * @param scale the factor applied afterwards (1/√n normalizes)
- * @throws {TransformError} when n is not a power of two or does not divide x.length
+ * @param stride K (default 1)
+ * @throws {TransformError} when n / stride is not a power of two or n does not divide x.length
  * @example
  * ```ts
  * import { fastWalshHadamard } from "./block_apply.ts";
@@ -122,14 +126,23 @@ export function multiplyLeft(
  * fastWalshHadamard(x, 4, 1); // [1, 1, 1, 1]
  * ```
  */
-export function fastWalshHadamard(x: Float32Array | Float64Array, n: number, scale = 1): void {
-  if (!isPowerOfTwo(n) || x.length % n !== 0) {
+export function fastWalshHadamard(
+  x: Float32Array | Float64Array,
+  n: number,
+  scale = 1,
+  stride = 1,
+): void {
+  if (
+    !Number.isInteger(stride) || stride < 1 || n % stride !== 0 || !isPowerOfTwo(n / stride) ||
+    x.length % n !== 0
+  ) {
     throw new TransformError(
-      `fast Walsh–Hadamard transform of size ${n}: expected a power of two dividing ${x.length}`,
+      `fast Walsh–Hadamard transform of size ${n}` + (stride === 1 ? "" : ` (stride ${stride})`) +
+        `: expected a power of two${stride === 1 ? "" : " times the stride"} dividing ${x.length}`,
     );
   }
   for (let base = 0; base < x.length; base += n) {
-    for (let h = 1; h < n; h *= 2) {
+    for (let h = stride; h < n; h *= 2) {
       for (let i = base; i < base + n; i += 2 * h) {
         for (let j = i; j < i + h; j++) {
           const a = x[j];
