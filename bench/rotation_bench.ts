@@ -5,19 +5,24 @@
  * Llama-2-7B-shaped layer (hidden 4096, 32 heads of 128, MLP 11008) of
  * seeded random float32 weights held in memory (one layer's weights, nothing
  * more), so no file I/O is timed. Prints a table per run and the process's
- * peak RSS (VmHWM).
+ * peak RSS (VmHWM); garbage is collected between tensors (untimed).
  *
  * `random-matrix` (dense O(n²) per row; about 1.7·10¹² flops per 4096-wide
  * layer) runs on q_proj only unless `--dense-layer`. `--quick`: hidden 1024,
  * MLP 2752. `--engines cpu,webgpu` (default cpu): both engines run the same
  * host kernels (WGSL has no float64), so WebGPU only adds its creation.
  *
- * `deno run -A bench/rotation_bench.ts [--quick] [--dense-layer] [--engines cpu,webgpu]`
+ * `--types` picks transform types (default all three). Building the seeded
+ * 4096 × 4096 random-matrix (a float64 QR in TypeScript) takes minutes; it
+ * is not timed.
+ *
+ * `deno run -A bench/rotation_bench.ts [--quick] [--dense-layer] [--engines cpu,webgpu] [--types hadamard,…]`
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { collectGarbage } from "../src/_gc.ts";
 import { CpuEngine } from "../src/engine/cpu_engine.ts";
 import type { Engine } from "../src/engine/engine.ts";
 import { WebGpuEngine } from "../src/engine/webgpu_engine.ts";
@@ -38,6 +43,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     "dense-layer": { type: "boolean", default: false },
     engines: { type: "string", default: "cpu" },
+    types: { type: "string", default: "hadamard,random-hadamard,random-matrix" },
   },
 });
 const hidden = values.quick ? 1024 : 4096;
@@ -84,7 +90,7 @@ async function engineOf(kind: string): Promise<Engine> {
 const results = [];
 for (const kind of values.engines.split(",")) {
   const engine = await engineOf(kind);
-  for (const type of ["hadamard", "random-hadamard", "random-matrix"] as TransformType[]) {
+  for (const type of values.types.split(",") as TransformType[]) {
     const rotated = new RotatedWeightSource(source, {
       r1: blockTransformOf(buildTransform(type, hidden, 1)),
       r2: blockTransformOf(buildTransform(type, 128, 2)),
@@ -97,6 +103,9 @@ for (const kind of values.engines.split(",")) {
     console.log(`\n| ${kind}: R1+R2 ${type} (hidden ${hidden}, MLP ${intermediate}) | shape | s |`);
     console.log("|---|---|---|");
     for (const name of names) {
+      // Untimed: the previous tensor's float64 copy is garbage; collected, the peak RSS shows
+      // what a rotation holds (the layer plus one tensor), not how lazily V8 collects.
+      collectGarbage();
       const c0 = cpuSeconds();
       const t0 = performance.now();
       await rotated.readF32(name);

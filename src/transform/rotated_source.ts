@@ -215,5 +215,7 @@ export class RotatedWeightSource implements WeightSource {
 
 /** `W ← W · diag(γ)`: column j of every row scaled by γ[j]. */
 function scaleColumns(w: Float64Array, cols: number, gamma: Float32Array): void {
-  for (let i = 0; i < w.length; i++) w[i] *= gamma[i % cols];
+  for (let r = 0; r < w.length; r += cols) {
+    for (let c = 0; c < cols; c++) w[r + c] *= gamma[c];
+  }
 }
