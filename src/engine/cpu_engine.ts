@@ -27,9 +27,12 @@
 import { ArrayPool } from "./cpu/_array_pool.ts";
 import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
+import { hostBlockTransform } from "./cpu/block_transform.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
+  BlockTransform,
+  BlockTransformPlacement,
   Engine,
   HostArray,
   RowReduction,
@@ -442,14 +445,18 @@ export class CpuEngine implements Engine {
     for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number): CpuTensor {
+  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): CpuTensor {
     const y = f32(x, "walshHadamard").slice();
     try {
-      fastWalshHadamard(y, n, scale);
+      fastWalshHadamard(y, n, scale, stride);
     } catch (e) {
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
     }
     return new CpuTensor(y, [...x.shape]);
+  }
+
+  blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
+    hostBlockTransform().blockTransform(x, t, at);
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {

@@ -274,6 +274,78 @@ export interface SecondOrderOps {
 }
 
 /**
+ * An orthogonal block T of size n, applied block-diagonally by
+ * {@link Engine.blockTransform}: its normalized float64 matrix, and for the
+ * Hadamard types the factors that let products run in O(n (log m + K)) per
+ * vector instead of O(n²).
+ *
+ * @example
+ * ```ts
+ * import type { BlockTransform } from "./engine.ts";
+ * const swap: BlockTransform = { matrix: new Float64Array([0, 1, 1, 0]), size: 2 };
+ * ```
+ */
+export interface BlockTransform {
+  /** The normalized n × n matrix, row-major. */
+  readonly matrix: Float64Array;
+  /** n. */
+  readonly size: number;
+  /**
+   * `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known (S_m
+   * Sylvester's matrix of order m = sylvesterSize, H_K the ±1 `base` of order
+   * K = baseSize); with `perm` (`randomize: true`), `matrix = F[perm][:, perm]`
+   * for that F.
+   */
+  readonly fast?: BlockTransformFactors;
+}
+
+/** The Hadamard factors of a {@link BlockTransform} (see its `fast`). */
+export interface BlockTransformFactors {
+  /** m, a power of two. */
+  readonly sylvesterSize: number;
+  /** H_K, row-major ±1. */
+  readonly base: Int8Array;
+  /** K (1 for a power-of-two order). */
+  readonly baseSize: number;
+  /** The ±1 diagonal, n values. */
+  readonly signs: Float64Array;
+  /** The normalization, 1/√n. */
+  readonly scale: number;
+  /** The permutation of `randomize: true`, or none. */
+  readonly perm?: Int32Array;
+}
+
+/**
+ * Where {@link Engine.blockTransform} applies a block: `right`:
+ * `X ← X · diag(T, …, T)` (each run of n columns of every row); `left`:
+ * `X ← diag(T, …, T) · X` (each run of n rows). With `transpose`, Tᵀ.
+ */
+export interface BlockTransformPlacement {
+  /** Rows of X. */
+  readonly rows: number;
+  /** Columns of X. */
+  readonly cols: number;
+  /** Which side T multiplies. */
+  readonly side: "right" | "left";
+  /** Use Tᵀ. */
+  readonly transpose: boolean;
+  /** The tensor's name, for errors. */
+  readonly what: string;
+}
+
+/**
+ * The one op fused rotations need ({@link Engine.blockTransform}): what a
+ * weight source that rotates weights as it reads them is given.
+ *
+ * @example
+ * ```ts ignore
+ * import { hostBlockTransform } from "./cpu/block_transform.ts";
+ * const ops: BlockTransformOps = engine ?? hostBlockTransform();
+ * ```
+ */
+export type BlockTransformOps = Pick<Engine, "blockTransform">;
+
+/**
  * The ops of a Llama-family forward and of the calibration statistics, on
  * one device.
  *
@@ -383,9 +455,25 @@ export interface Engine {
    * The fast Walsh–Hadamard transform of every run of `n` values (an online
    * rotation of type `hadamard`): `x · diag(H_n, …, H_n) · scale` with H_n
    * Sylvester's matrix, n a power of two dividing x's size; O(n log n) per
-   * run. Returns a new tensor of x's shape.
+   * run. With `stride` K (default 1), H_n is `S_{n/K} ⊗ I_K` (n/K a power
+   * of two): the Sylvester factor of a random-hadamard matrix `S_m ⊗ H_K`.
+   * Returns a new tensor of x's shape.
    */
-  walshHadamard(x: Tensor, n: number, scale: number): Tensor;
+  walshHadamard(x: Tensor, n: number, scale: number, stride?: number): Tensor;
+
+  /**
+   * A block-diagonal orthogonal transform of a float64 host matrix `x`
+   * `[rows, cols]`, in place, in float64 arithmetic (a fused SpinQuant/QuIP
+   * rotation of a weight): Hadamard-type blocks with factors through the
+   * fast Walsh–Hadamard butterflies and their K × K base, others as a dense
+   * product. Results are bit-for-bit those of the float64 reference in
+   * src/transform/block_apply.ts, on every engine (WGSL has no float64, so
+   * the WebGPU engine runs the same host kernels). Host memory holds x and
+   * one cache-sized strip of it.
+   *
+   * @throws {EngineError} when n does not divide the transformed dimension
+   */
+  blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void;
 
   /**
    * The same values seen with another shape of the same element count; the

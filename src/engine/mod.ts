@@ -19,6 +19,10 @@
 export type {
   AccumulateOptions,
   AttentionShape,
+  BlockTransform,
+  BlockTransformFactors,
+  BlockTransformOps,
+  BlockTransformPlacement,
   ColumnLoop,
   ColumnLoopOutput,
   ColumnLoopWork,
@@ -39,6 +43,7 @@ export type {
 export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
 export { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
+export { BlockTransformKernels, hostBlockTransform } from "./cpu/block_transform.ts";
 export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
 export {
   SECOND_ORDER_WAVE_BYTES,

@@ -24,10 +24,13 @@ import { GpuTensor, readMany } from "../gpu/tensor.ts";
 import { ModelOps } from "../model/model_ops.ts";
 import { accumulateWeighted, maskRows, routeTopK } from "../model/moe_ops.ts";
 import { EngineError } from "./engine_error.ts";
+import { hostBlockTransform } from "./cpu/block_transform.ts";
 import { prepareWalshHadamard, walshHadamardGpu } from "../transform/gpu_walsh_hadamard.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
+  BlockTransform,
+  BlockTransformPlacement,
   Engine,
   HostArray,
   RowReduction,
@@ -263,8 +266,17 @@ export class WebGpuEngine implements Engine {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number): GpuTensor {
-    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale);
+  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): GpuTensor {
+    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale, stride);
+  }
+
+  /**
+   * The host float64 kernels, as on the CPU engine: WGSL has no float64, and
+   * float32 (even compensated) would change the bytes of every rotated
+   * checkpoint; a weight is a host array when it is rotated anyway.
+   */
+  blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {
+    hostBlockTransform().blockTransform(x, t, at);
   }
 
   transpose(x: Tensor): GpuTensor {

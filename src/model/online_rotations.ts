@@ -2,7 +2,11 @@
  * A decoder layer's online transforms (R3, R4, QuIP's u/v; see
  * src/transform/online_transforms.ts) on the engine: type `hadamard` runs
  * the fast Walsh–Hadamard transform (O(n log n) per run of n, as vLLM does;
- * the stored Sylvester matrix is not even read), the other types a
+ * the stored Sylvester matrix is not even read); `random-hadamard` whose
+ * stored matrix is llmc's `(S_m ⊗ H_K) · diag(signs)` (checked entry by
+ * entry at load) runs factored: one `[·, K] × [K, K]` matmul, the strided
+ * Walsh–Hadamard butterflies and the signs, O(n (log m + K)) per run; the
+ * other types (and matrices of another construction) a
  * block-diagonal product with the stored matrix (one `[rows·c/n, n] × [n, n]`
  * matmul; a randomized Hadamard, `W[perm][:, perm]` with its stored `perm`,
  * runs that way too). Activations stay float32: the scheme's `precision` is the
@@ -13,21 +17,38 @@
 
 import type { Engine, Tensor } from "../engine/engine.ts";
 import type { OnlineApplication, OnlineLocation } from "../transform/online_transforms.ts";
-import { isPowerOfTwo } from "../transform/hadamard.ts";
+import { hadamardFactors, isPowerOfTwo } from "../transform/hadamard.ts";
 import { TransformError } from "../transform/errors.ts";
 import { checkPermutation, permuted } from "../transform/transform_matrix.ts";
 import { DecoderModelError } from "./model_error.ts";
 import { releaseRead, type WeightSource } from "./weight_source.ts";
 
-/** One loaded transform: a Walsh–Hadamard size, or an uploaded `[n, n]` matmul weight. */
+/**
+ * One loaded transform: a Walsh–Hadamard size, an uploaded `[n, n]` matmul
+ * weight, or a random-hadamard matrix's factors.
+ */
 interface Loaded {
   /** Identifies equal transforms, so modules sharing one share the rotated activation. */
   readonly key: string;
   readonly size: number;
   /** The matmul weight Mᵀ (so that `matmul(x, w) = x · M`), normalization folded in; null for FWHT. */
   readonly weight: Tensor | null;
-  /** The weight's host values, to tell equal matrices apart from hash collisions. */
+  /** The host values that identify it (weight or signs), to tell equal ones apart from hash collisions. */
   readonly values?: Float32Array;
+  /** A stored random-hadamard `W = (S_m ⊗ H_K) · diag(signs)`, applied factored. */
+  readonly factored?: Factored;
+}
+
+/** `x · M` for M = W/√n (or Wᵀ/√n) with `W = (S_m ⊗ H_K) · D`: O(n (log m + K)) per run. */
+interface Factored {
+  /** K. */
+  readonly k: number;
+  /** The K × K step's matmul weight (H_Kᵀ, or H_K for Wᵀ), null when K = 1. */
+  readonly base: Tensor | null;
+  /** D/√n, `[n]`. */
+  readonly signs: Tensor;
+  /** M = Wᵀ/√n = D·(S_m ⊗ H_Kᵀ)/√n (the signs come first). */
+  readonly inverse: boolean;
 }
 
 /**
@@ -110,12 +131,32 @@ export class OnlineRotations {
 
   #one(t: Loaded, x: Tensor): Tensor {
     const e = this.engine;
+    if (t.factored !== undefined) return this.#factored(t.factored, t.size, x);
     if (t.weight === null) return e.walshHadamard(x, t.size, 1 / Math.sqrt(t.size));
     const cols = x.shape[x.shape.length - 1];
     if (cols === t.size) return e.matmul(x, t.weight);
     const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), t.weight);
     const out = e.copy(e.reshape(blocks, [...x.shape]));
     blocks.destroy();
+    return out;
+  }
+
+  /**
+   * x·(I ⊗ H_K) as one `[numel/K, K]` matmul, then `S_m ⊗ I_K` as the
+   * strided Walsh–Hadamard butterflies, the signs (times 1/√n) before
+   * (inverse) or after: the two Kronecker factors commute.
+   */
+  #factored(f: Factored, n: number, x: Tensor): Tensor {
+    const e = this.engine;
+    const steps: Tensor[] = [];
+    const last = () => steps[steps.length - 1] ?? x;
+    const signed = () => steps.push(e.mul(e.reshape(last(), [x.numel / n, n]), f.signs));
+    if (f.inverse) signed();
+    if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
+    steps.push(e.walshHadamard(last(), n, 1, f.k));
+    if (!f.inverse) signed();
+    const out = e.copy(e.reshape(last(), [...x.shape]));
+    for (const t of steps) t.destroy();
     return out;
   }
 
@@ -153,6 +194,13 @@ async function loadOne(
   if (read.length !== n * n) {
     throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${read.length} values`);
   }
+  if (a.type === "random-hadamard" && a.perm === null) {
+    const factored = loadFactored(engine, read, n, a.inverse, shared, owned);
+    if (factored !== null) {
+      releaseRead(source, read);
+      return factored;
+    }
+  }
   const stored = a.perm === null ? read : permuted(read, n, await readPermutation(source, a, name));
   if (stored !== read) releaseRead(source, read);
   // x · M with M = W/√n or Wᵀ/√n (Hadamard types), W (random-matrix); matmul wants Mᵀ.
@@ -180,6 +228,72 @@ async function loadOne(
     }
     if (known.values!.every((v, j) => v === w[j])) return known;
   }
+}
+
+/**
+ * A stored random-hadamard matrix as `(S_m ⊗ H_K) · diag(signs)` with llmc's
+ * factors of n (`hadamardFactors`, Sloane's K), uploaded as the K × K step's
+ * weight and the signs; null when the stored values are not of that form
+ * (another construction's matrix), which then runs as the dense product.
+ */
+function loadFactored(
+  engine: Engine,
+  stored: Float32Array,
+  n: number,
+  inverse: boolean,
+  shared: Map<string, Loaded>,
+  owned: Tensor[],
+): Loaded | null {
+  let f;
+  try {
+    f = hadamardFactors(n);
+  } catch (e) {
+    if (e instanceof TransformError) return null;
+    throw e;
+  }
+  const { base, baseSize: k } = f;
+  // Row 0 of S_m ⊗ H_K is H_K's row 0 repeated, so it gives the signs; every entry must agree.
+  const signs = new Float32Array(n);
+  for (let j = 0; j < n; j++) signs[j] = stored[j] * base[j % k];
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const sylvester = popcountParity(Math.floor(i / k) & Math.floor(j / k)) ? -1 : 1;
+      if (stored[i * n + j] !== sylvester * base[(i % k) * k + (j % k)] * signs[j]) return null;
+    }
+  }
+  const scaledSigns = signs.map((v) => v / Math.sqrt(n));
+  const hash = `rh${inverse ? "ᵀ" : ""}:${hashValues(scaledSigns)}`;
+  for (let i = 0;; i++) {
+    const key = `${hash}#${i}`;
+    const known = shared.get(key);
+    if (known !== undefined) {
+      if (known.values!.every((v, j) => v === scaledSigns[j])) return known;
+      continue;
+    }
+    const signsT = engine.upload(scaledSigns, [n]);
+    owned.push(signsT);
+    let baseT: Tensor | null = null;
+    if (k > 1) {
+      // matmul(x, w) = x·wᵀ: w = H_Kᵀ for x·H_K, H_K itself for x·H_Kᵀ.
+      const w = new Float32Array(k * k);
+      for (let r = 0; r < k; r++) {
+        for (let c = 0; c < k; c++) w[r * k + c] = inverse ? base[r * k + c] : base[c * k + r];
+      }
+      baseT = engine.upload(w, [k, k]);
+      owned.push(baseT);
+    }
+    const factored = { k, base: baseT, signs: signsT, inverse };
+    const loaded: Loaded = { key, size: n, weight: null, values: scaledSigns, factored };
+    shared.set(key, loaded);
+    return loaded;
+  }
+}
+
+/** Whether v has an odd number of set bits (Sylvester's entry (a, b) is −1 when a & b does). */
+function popcountParity(v: number): boolean {
+  let odd = false;
+  for (; v !== 0; v &= v - 1) odd = !odd;
+  return odd;
 }
 
 /**

@@ -2,6 +2,10 @@
  * Block-diagonal application of a transform to a row-major matrix in
  * float64, and the fast Walsh–Hadamard transform for online application.
  *
+ * These TypeScript loops are the reference that the engines' float64
+ * kernels (`Engine.blockTransform`, src/engine/cpu/block_transform.ts)
+ * reproduce bit for bit; the fused rotations run through the engine.
+ *
  * A transform T of size b acts on a dimension d (a multiple of b) as the
  * block-diagonal `diag(T, …, T)`, i.e. on each run of b consecutive
  * columns (right multiplication) or rows (left multiplication).
@@ -11,6 +15,7 @@
 
 import { TransformError } from "./errors.ts";
 import { isPowerOfTwo } from "./hadamard.ts";
+import type { BlockTransform } from "../engine/engine.ts";
 
 /**
  * `X ← X · diag(M, …, M)` (or with Mᵀ), X [rows, cols] row-major, M [b, b].
@@ -105,11 +110,15 @@ export function multiplyLeft(
  * The fast Walsh–Hadamard transform of each length-n run of x, in place:
  * `x ← x · H_n · scale` with H_n Sylvester's matrix (symmetric, so also
  * `H_n · x`), in n·log₂n additions per run instead of a dense n² product.
+ * With a `stride` K, `H_n` becomes `S_{n/K} ⊗ I_K` (the butterflies join
+ * values K·2ˢ apart): the Sylvester factor of a random-hadamard matrix
+ * `S_m ⊗ H_K`, whose K × K factor is applied separately.
  *
  * @param x rows of n values (x.length a multiple of n)
- * @param n a power of two
+ * @param n the run length: a power of two times `stride`
  * @param scale the factor applied afterwards (1/√n normalizes)
- * @throws {TransformError} when n is not a power of two or does not divide x.length
+ * @param stride K (default 1)
+ * @throws {TransformError} when n / stride is not a power of two or n does not divide x.length
  * @example
  * ```ts
  * import { fastWalshHadamard } from "./block_apply.ts";
@@ -117,14 +126,23 @@ export function multiplyLeft(
  * fastWalshHadamard(x, 4, 1); // [1, 1, 1, 1]
  * ```
  */
-export function fastWalshHadamard(x: Float32Array | Float64Array, n: number, scale = 1): void {
-  if (!isPowerOfTwo(n) || x.length % n !== 0) {
+export function fastWalshHadamard(
+  x: Float32Array | Float64Array,
+  n: number,
+  scale = 1,
+  stride = 1,
+): void {
+  if (
+    !Number.isInteger(stride) || stride < 1 || n % stride !== 0 || !isPowerOfTwo(n / stride) ||
+    x.length % n !== 0
+  ) {
     throw new TransformError(
-      `fast Walsh–Hadamard transform of size ${n}: expected a power of two dividing ${x.length}`,
+      `fast Walsh–Hadamard transform of size ${n}` + (stride === 1 ? "" : ` (stride ${stride})`) +
+        `: expected a power of two${stride === 1 ? "" : " times the stride"} dividing ${x.length}`,
     );
   }
   for (let base = 0; base < x.length; base += n) {
-    for (let h = 1; h < n; h *= 2) {
+    for (let h = stride; h < n; h *= 2) {
       for (let i = base; i < base + n; i += 2 * h) {
         for (let j = i; j < i + h; j++) {
           const a = x[j];
@@ -138,29 +156,8 @@ export function fastWalshHadamard(x: Float32Array | Float64Array, n: number, sca
   }
 }
 
-/**
- * An orthogonal block applied block-diagonally: its normalized matrix, and
- * for the Hadamard types the factors that let products run in
- * O(n (log m + K)) per vector instead of O(n²).
- */
-export interface BlockTransform {
-  /** The normalized n × n matrix, row-major. */
-  readonly matrix: Float64Array;
-  /** n. */
-  readonly size: number;
-  /**
-   * `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, when known; with `perm`
-   * (`randomize: true`), `matrix = F[perm][:, perm]` for that F.
-   */
-  readonly fast?: {
-    readonly sylvesterSize: number;
-    readonly base: Int8Array;
-    readonly baseSize: number;
-    readonly signs: Float64Array;
-    readonly scale: number;
-    readonly perm?: Int32Array;
-  };
-}
+/** An orthogonal block applied block-diagonally (the engine's type, see `Engine.blockTransform`). */
+export type { BlockTransform } from "../engine/engine.ts";
 
 /**
  * With F[perm][:, perm] = Q·F·Qᵀ (Q the permutation, `(Q·v)[i] = v[perm[i]]`):

@@ -10,7 +10,7 @@
 import type { CommandBatch } from "../gpu/batch.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { kernelSync, loadKernel } from "../gpu/kernel.ts";
-import { copy } from "../gpu/ops.ts";
+import { copy, scale as scaled } from "../gpu/ops.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
 import { TransformError } from "./errors.ts";
@@ -40,6 +40,7 @@ export async function prepareWalshHadamard(gpu: Gpu): Promise<void> {
  * @param x the input (not modified)
  * @param n the block size, a power of two
  * @param scale the factor (1/√n normalizes)
+ * @param stride K: `S_{n/K} ⊗ I_K` instead of H_n (see `fastWalshHadamard`); default 1
  * @returns the transformed copy, x's shape
  * @throws {TransformError} when n is not a power of two or does not divide x's size
  * @example
@@ -52,16 +53,23 @@ export function walshHadamardGpu(
   x: GpuTensor,
   n: number,
   scale: number,
+  stride = 1,
 ): GpuTensor {
-  if (!isPowerOfTwo(n) || x.numel % n !== 0) {
+  if (
+    !Number.isInteger(stride) || stride < 1 || n % stride !== 0 || !isPowerOfTwo(n / stride) ||
+    x.numel % n !== 0
+  ) {
     throw new TransformError(
-      `fast Walsh–Hadamard transform of size ${n}: expected a power of two dividing ${x.numel}`,
+      `fast Walsh–Hadamard transform of size ${n}` + (stride === 1 ? "" : ` (stride ${stride})`) +
+        `: expected a power of two${stride === 1 ? "" : " times the stride"} dividing ${x.numel}`,
     );
   }
+  // m = 1: no butterflies, only the scale.
+  if (n === stride) return scale === 1 ? copy(batch, x) : scaled(batch, x, scale);
   const y = copy(batch, x);
-  if (n === 1) return y;
   const pairs = x.numel / 2;
-  for (let h = 1; h < n; h *= 2) {
+  // The kernel's stage h pairs (i, i + h) in blocks of 2h: h = K, 2K, … is S_{n/K} ⊗ I_K.
+  for (let h = stride; h < n; h *= 2) {
     const params = new ArrayBuffer(16);
     new Uint32Array(params, 0, 3).set([pairs, n, h]);
     new Float32Array(params, 12, 1)[0] = 2 * h === n ? scale : 1;

@@ -33,7 +33,8 @@ import { parseModelConfig } from "../io/model_config.ts";
 import type { JsonValue } from "../quant/python_json.ts";
 import { layerTensorShapes } from "../model/layer_tensors.ts";
 import type { WeightSource } from "../model/weight_source.ts";
-import { applyLeft, applyRight, type BlockTransform } from "./block_apply.ts";
+import type { BlockTransform, BlockTransformOps } from "../engine/engine.ts";
+import { hostBlockTransform } from "../engine/cpu/block_transform.ts";
 import { TransformError } from "./errors.ts";
 import {
   type FusedLocation,
@@ -130,6 +131,7 @@ export class OnlineTransformSource implements WeightSource {
   readonly #inner: WeightSource;
   readonly #steps = new Map<string, Step[]>();
   readonly #extra = new Map<string, { info: ExtraTensor; values: Float64Array }>();
+  readonly #ops: BlockTransformOps;
 
   /**
    * Builds the groups' matrices (seeded) and plans their applications.
@@ -137,6 +139,8 @@ export class OnlineTransformSource implements WeightSource {
    * @param inner the model to transform
    * @param groups transform_config groups, as compressed-tensors writes them
    * @param seeds a seed per group (the random types)
+   * @param ops the engine whose float64 `blockTransform` runs the fused
+   *   products (default: the host kernels both engines use)
    * @throws {TransformError} for sizes a type cannot build, or applications
    *   llmc cannot run (see `onlineTransformPlan`)
    */
@@ -144,8 +148,10 @@ export class OnlineTransformSource implements WeightSource {
     inner: WeightSource,
     groups: { [group: string]: JsonValue },
     seeds: Readonly<Record<string, number>>,
+    ops: BlockTransformOps = hostBlockTransform(),
   ) {
     this.#inner = inner;
+    this.#ops = ops;
     this.config = withTransformGroups(inner.config, groups);
     const only = withTransformGroups({
       ...inner.config,
@@ -250,13 +256,9 @@ export class OnlineTransformSource implements WeightSource {
     const w = Float64Array.from(await this.#inner.readF32(name));
     for (const s of steps) {
       const n = s.t.size;
-      if (name.endsWith(".bias")) {
-        applyRight(w, w.length / n, n, s.t, s.transpose, name);
-        continue;
-      }
-      const [rows, cols] = this.#shape(name, w.length);
-      if (s.left) applyLeft(w, rows, cols, s.t, s.transpose, name);
-      else applyRight(w, rows, cols, s.t, s.transpose, name);
+      const [rows, cols] = name.endsWith(".bias") ? [w.length / n, n] : this.#shape(name, w.length);
+      const side = s.left && !name.endsWith(".bias") ? "left" : "right";
+      this.#ops.blockTransform(w, s.t, { rows, cols, side, transpose: s.transpose, what: name });
     }
     return Float32Array.from(w);
   }

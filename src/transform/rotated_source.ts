@@ -21,6 +21,10 @@
  * | o | `W ← R1ᵀ W`, bias `b ← b R1` | `W ← W R2` |
  * | down | `W ← R1ᵀ W`, bias `b ← b R1` | |
  *
+ * Every product runs through the engine's float64 op
+ * (`Engine.blockTransform`; by default the host kernels both engines use),
+ * one tensor at a time.
+ *
  * R1 and R2 act block-diagonally (R1 over `transform_block_size` when set,
  * R2 over `head_dim`), so GQA's narrower v and Qwen3's per-head q/k norms are
  * untouched by construction: q and k outputs do not change at all.
@@ -31,7 +35,8 @@
 import type { ModelConfig } from "../io/model_config.ts";
 import type { WeightSource } from "../model/weight_source.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "../model/module_names.ts";
-import { applyLeft, applyRight, type BlockTransform } from "./block_apply.ts";
+import type { BlockTransform, BlockTransformOps } from "../engine/engine.ts";
+import { hostBlockTransform } from "../engine/cpu/block_transform.ts";
 import { TransformError } from "./errors.ts";
 
 /**
@@ -86,18 +91,26 @@ export class RotatedWeightSource implements WeightSource {
   readonly returnsFreshArrays = true;
   readonly #inner: WeightSource;
   readonly #r: FusedRotations;
+  readonly #ops: BlockTransformOps;
 
   /**
    * Wraps a model so that its tensors are read rotated.
    *
    * @param inner the original model
    * @param rotations R1 and R2
+   * @param ops the engine whose float64 `blockTransform` runs the products
+   *   (default: the host kernels both engines use)
    * @throws {TransformError} when a rotation's size does not fit the model
    */
-  constructor(inner: WeightSource, rotations: FusedRotations) {
+  constructor(
+    inner: WeightSource,
+    rotations: FusedRotations,
+    ops: BlockTransformOps = hostBlockTransform(),
+  ) {
     checkSizes(inner.config, rotations);
     this.#inner = inner;
     this.#r = rotations;
+    this.#ops = ops;
     this.config = { ...inner.config, tieWordEmbeddings: false };
   }
 
@@ -123,14 +136,14 @@ export class RotatedWeightSource implements WeightSource {
     const { r1, r2 } = this.#r;
     if (name === EMBED_TOKENS) {
       const e = await this.#read64(EMBED_TOKENS);
-      if (r1) applyRight(e, e.length / H, H, r1, false, name);
+      if (r1) this.#rotate(e, e.length / H, H, r1, "right", false, name);
       return Float32Array.from(e);
     }
     if (name === LM_HEAD) {
       const tied = this.#inner.config.tieWordEmbeddings || !this.#inner.has(LM_HEAD);
       const w = await this.#read64(tied ? EMBED_TOKENS : LM_HEAD);
       scaleColumns(w, H, await this.#inner.readF32(FINAL_NORM));
-      if (r1) applyRight(w, w.length / H, H, r1, false, name);
+      if (r1) this.#rotate(w, w.length / H, H, r1, "right", false, name);
       return Float32Array.from(w);
     }
     if (name === FINAL_NORM) return new Float32Array(H).fill(1);
@@ -151,15 +164,15 @@ export class RotatedWeightSource implements WeightSource {
         const w = await this.#read64(name);
         const rows = w.length / H;
         scaleColumns(w, H, await this.#inner.readF32(`${p}.${norm}.weight`));
-        if (r1) applyRight(w, rows, H, r1, false, name);
+        if (r1) this.#rotate(w, rows, H, r1, "right", false, name);
         if (r2 && rest === "self_attn.v_proj.weight") {
-          applyLeft(w, rows, H, r2, true, name);
+          this.#rotate(w, rows, H, r2, "left", true, name);
         }
         return Float32Array.from(w);
       }
       case "self_attn.v_proj.bias": {
         const b = await this.#read64(name);
-        if (r2) applyRight(b, 1, b.length, r2, false, name);
+        if (r2) this.#rotate(b, 1, b.length, r2, "right", false, name);
         return Float32Array.from(b);
       }
       case "self_attn.o_proj.weight":
@@ -167,20 +180,32 @@ export class RotatedWeightSource implements WeightSource {
         const w = await this.#read64(name);
         const cols = w.length / H;
         if (r2 && rest === "self_attn.o_proj.weight") {
-          applyRight(w, H, cols, r2, false, name);
+          this.#rotate(w, H, cols, r2, "right", false, name);
         }
-        if (r1) applyLeft(w, H, cols, r1, true, name);
+        if (r1) this.#rotate(w, H, cols, r1, "left", true, name);
         return Float32Array.from(w);
       }
       case "self_attn.o_proj.bias":
       case "mlp.down_proj.bias": {
         const b = await this.#read64(name);
-        if (r1) applyRight(b, 1, H, r1, false, name);
+        if (r1) this.#rotate(b, 1, H, r1, "right", false, name);
         return Float32Array.from(b);
       }
       default:
         return await this.#inner.readF32(name);
     }
+  }
+
+  #rotate(
+    x: Float64Array,
+    rows: number,
+    cols: number,
+    t: BlockTransform,
+    side: "left" | "right",
+    transpose: boolean,
+    what: string,
+  ): void {
+    this.#ops.blockTransform(x, t, { rows, cols, side, transpose, what });
   }
 
   async #read64(name: string): Promise<Float64Array> {
@@ -190,5 +215,7 @@ export class RotatedWeightSource implements WeightSource {
 
 /** `W ← W · diag(γ)`: column j of every row scaled by γ[j]. */
 function scaleColumns(w: Float64Array, cols: number, gamma: Float32Array): void {
-  for (let i = 0; i < w.length; i++) w[i] *= gamma[i % cols];
+  for (let r = 0; r < w.length; r += cols) {
+    for (let c = 0; c < cols; c++) w[r + c] *= gamma[c];
+  }
 }

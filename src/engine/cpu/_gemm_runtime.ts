@@ -54,7 +54,8 @@ const THREADED_MIN_FLOPS = 1 << 22;
 
 const KERNEL_DIR = new URL("./kernels/", import.meta.url);
 
-function readKernel(name: string): Uint8Array<ArrayBuffer> {
+/** The bytes of a committed kernel module in `kernels/`. */
+export function readKernel(name: string): Uint8Array<ArrayBuffer> {
   const url = new URL(name, KERNEL_DIR);
   if (url.protocol !== "file:") {
     throw new CpuKernelError(

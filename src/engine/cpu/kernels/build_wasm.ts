@@ -1,7 +1,8 @@
 /**
  * `deno task build-wasm`: rebuilds the CPU engine's WebAssembly kernels from
  * `gemm.c` with clang, writing `gemm_relaxed.wasm` (f32x4.relaxed_madd) and
- * `gemm_simd.wasm` (plain simd128) beside it. The `.wasm` files are committed,
+ * `gemm_simd.wasm` (plain simd128) beside it, and `block_transform.wasm`
+ * (float64 rotations, f64x2) from `block_transform.c`. The `.wasm` files are committed,
  * so only people who change the C need clang: on Debian,
  * `apt-get install -y clang-16 lld-16` (the linker is `wasm-ld-16`).
  *
@@ -12,7 +13,6 @@
  */
 
 const here = new URL("./", import.meta.url);
-const source = new URL("gemm.c", here).pathname;
 
 /** Flags shared by both builds; see gemm.c for why the module has no stack or data. */
 const COMMON = [
@@ -32,9 +32,13 @@ const COMMON = [
   "-Wl,--strip-all",
 ];
 
-const VARIANTS: Record<string, string[]> = {
-  "gemm_relaxed.wasm": ["-mrelaxed-simd"],
-  "gemm_simd.wasm": [],
+/** Output module → its source and extra flags. */
+const VARIANTS: Record<string, { source: string; flags: string[] }> = {
+  "gemm_relaxed.wasm": { source: "gemm.c", flags: ["-mrelaxed-simd"] },
+  "gemm_simd.wasm": { source: "gemm.c", flags: [] },
+  // float64 block transforms: no relaxed SIMD and no contraction, so every sum
+  // rounds as the TypeScript reference's does (see block_transform.c).
+  "block_transform.wasm": { source: "block_transform.c", flags: ["-ffp-contract=off"] },
 };
 
 function findClang(): string {
@@ -56,11 +60,11 @@ function findClang(): string {
 }
 
 const clang = findClang();
-for (const [name, flags] of Object.entries(VARIANTS)) {
+for (const [name, { source, flags }] of Object.entries(VARIANTS)) {
   const out = new URL(name, here).pathname;
   const tmp = `${out}.tmp`;
   const { success, stderr } = new Deno.Command(clang, {
-    args: [...COMMON, ...flags, "-o", tmp, source],
+    args: [...COMMON, ...flags, "-o", tmp, new URL(source, here).pathname],
     stderr: "piped",
   }).outputSync();
   if (!success) {
