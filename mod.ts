@@ -150,6 +150,7 @@ export type {
   ExpertSlice,
   LinearInputTap,
   LinearInputTransform,
+  LayerPart,
   MoeRoutingTap,
   RunLayerOptions,
   TapEvent,
