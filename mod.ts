@@ -148,9 +148,9 @@ export type { WeightSource } from "./src/model/weight_source.ts";
 export type {
   AttentionTap,
   ExpertSlice,
+  LayerPart,
   LinearInputTap,
   LinearInputTransform,
-  LayerPart,
   MoeRoutingTap,
   RunLayerOptions,
   TapEvent,

@@ -534,18 +534,15 @@ function broadcast(a: Tensor, b: Tensor, op: "add" | "mul", y: Float32Array): Fl
   }
   const n = as.length;
   const nb = Math.max(bs.length, 1);
-  if (op === "add") {
-    if (nb === n) for (let i = 0; i < n; i++) y[i] = as[i] + bs[i];
-    else {
-      for (let r = 0; r < n; r += nb) {
-        for (let j = 0; j < nb && r + j < n; j++) y[r + j] = as[r + j] + bs[j];
-      }
-    }
-  } else if (nb === n) for (let i = 0; i < n; i++) y[i] = as[i] * bs[i];
-  else {
-    for (let r = 0; r < n; r += nb) {
-      for (let j = 0; j < nb && r + j < n; j++) y[r + j] = as[r + j] * bs[j];
-    }
+  if (nb === n) {
+    if (op === "add") { for (let i = 0; i < n; i++) y[i] = as[i] + bs[i]; }
+    else for (let i = 0; i < n; i++) y[i] = as[i] * bs[i];
+    return y;
+  }
+  for (let r = 0; r < n; r += nb) {
+    const m = Math.min(nb, n - r);
+    if (op === "add") { for (let j = 0; j < m; j++) y[r + j] = as[r + j] + bs[j]; }
+    else for (let j = 0; j < m; j++) y[r + j] = as[r + j] * bs[j];
   }
   return y;
 }

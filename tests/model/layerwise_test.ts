@@ -288,7 +288,8 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
-    name: `${kind}: parts: each half equals the layer with the other half's output projection zeroed, ` +
+    name:
+      `${kind}: parts: each half equals the layer with the other half's output projection zeroed, ` +
       `and "inputs" shows the same taps`,
     sanitizeResources: false,
     async fn() {
