@@ -148,6 +148,7 @@ export type { WeightSource } from "./src/model/weight_source.ts";
 export type {
   AttentionTap,
   ExpertSlice,
+  LayerPart,
   LinearInputTap,
   LinearInputTransform,
   MoeRoutingTap,

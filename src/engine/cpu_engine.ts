@@ -227,11 +227,11 @@ export class CpuEngine implements Engine {
   }
 
   add(a: Tensor, b: Tensor): CpuTensor {
-    return this.#own(broadcast(a, b, "add", this.#f32(a.numel), (x, y) => x + y), a.shape);
+    return this.#own(broadcast(a, b, "add", this.#f32(a.numel)), a.shape);
   }
 
   mul(a: Tensor, b: Tensor): CpuTensor {
-    return this.#own(broadcast(a, b, "mul", this.#f32(a.numel), (x, y) => x * y), a.shape);
+    return this.#own(broadcast(a, b, "mul", this.#f32(a.numel)), a.shape);
   }
 
   scale(x: Tensor, s: number): CpuTensor {
@@ -526,22 +526,31 @@ function cpu(t: Tensor, op: string): CpuTensor {
   return t;
 }
 
-/** `op(a, b)` elementwise into y (a.numel floats), b equal to a or a trailing-dimension broadcast of it. */
-function broadcast(
-  a: Tensor,
-  b: Tensor,
-  op: string,
-  y: Float32Array,
-  f: (x: number, y: number) => number,
-): Float32Array {
+/**
+ * `a op b` elementwise into y (a.numel floats), b equal to a or a
+ * trailing-dimension broadcast of it. One plain loop per op and layout: a
+ * callback per element, or an index modulo where none is needed, made these
+ * the slowest ops of AWQ's grid search.
+ */
+function broadcast(a: Tensor, b: Tensor, op: "add" | "mul", y: Float32Array): Float32Array {
   const as = f32(a, op);
   const bs = f32(b, op);
   const suffix = a.shape.slice(a.shape.length - b.shape.length);
   if (b.shape.length > a.shape.length || suffix.some((d, i) => d !== b.shape[i])) {
     throw new EngineError(`${op}: b [${b.shape}] must equal a [${a.shape}] or its trailing dims`);
   }
+  const n = as.length;
   const nb = Math.max(bs.length, 1);
-  for (let i = 0; i < as.length; i++) y[i] = f(as[i], bs[i % nb]);
+  if (nb === n) {
+    if (op === "add") { for (let i = 0; i < n; i++) y[i] = as[i] + bs[i]; }
+    else for (let i = 0; i < n; i++) y[i] = as[i] * bs[i];
+    return y;
+  }
+  for (let r = 0; r < n; r += nb) {
+    const m = Math.min(nb, n - r);
+    if (op === "add") { for (let j = 0; j < m; j++) y[r + j] = as[r + j] + bs[j]; }
+    else for (let j = 0; j < m; j++) y[r + j] = as[r + j] * bs[j];
+  }
   return y;
 }
 

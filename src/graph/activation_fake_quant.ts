@@ -42,6 +42,9 @@ function batchOf(where: Engine | CommandBatch): CommandBatch | null {
 /**
  * x fake-quantized on the host, each row as one tensor-strategy block with
  * its own scale (and zero point): what the GPU kernel computes per row.
+ * Consecutive rows with the same scale and zero point (a sample's tokens, or
+ * every row once the scale is final) go through `fakeQuantize` as one block:
+ * the same elementwise ops, without a quantization plan per row.
  */
 function fakeQuantizeRowsOnHost(
   x: Tensor,
@@ -54,12 +57,17 @@ function fakeQuantizeRowsOnHost(
   const cols = x.numel / rows;
   const perTensor: QuantizationArgs = { ...args, strategy: "tensor", dynamic: false };
   const y = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) {
-    const q = fakeQuantize(data.subarray(r * cols, (r + 1) * cols), [1, cols], {
-      scale: Float32Array.of(scale[r]),
-      ...(zeroPoint === null ? {} : { zeroPoint: Float32Array.of(zeroPoint[r]) }),
+  const same = (a: number, b: number) =>
+    scale[a] === scale[b] && (zeroPoint === null || zeroPoint[a] === zeroPoint[b]);
+  for (let r0 = 0; r0 < rows;) {
+    let r1 = r0 + 1;
+    while (r1 < rows && same(r0, r1)) r1++;
+    const q = fakeQuantize(data.subarray(r0 * cols, r1 * cols), [r1 - r0, cols], {
+      scale: Float32Array.of(scale[r0]),
+      ...(zeroPoint === null ? {} : { zeroPoint: Float32Array.of(zeroPoint[r0]) }),
     }, perTensor);
-    y.set(q, r * cols);
+    y.set(q, r0 * cols);
+    r0 = r1;
   }
   return new CpuTensor(y, [...x.shape]);
 }

@@ -29,7 +29,7 @@ import { collectGarbage } from "../_gc.ts";
 import { CpuEngine } from "../engine/cpu_engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
-import type { ExpertSlice, LinearInputTransform } from "../model/taps.ts";
+import type { ExpertSlice, LayerPart, LinearInputTransform } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
@@ -386,6 +386,8 @@ export async function calibrationRound(
         r,
         {
           slice: run.slice,
+          // The round reads the taps only: the layer's last projection need not run.
+          part: "inputs",
           taps: (event) => {
             if (event.kind === "moe_routing") expertTokens?.record(event);
             taps$.next({ event, samples: b });
@@ -415,7 +417,7 @@ export async function calibrationRound(
  * @param weights the layer's weights on the engine
  * @param sessions the sessions whose input transforms apply
  * @param round the round (or the propagation forward)
- * @param options the taps' listener and the experts to run
+ * @param options the taps' listener, the experts to run and the part of the layer (default: all)
  * @returns the layer's output (owned by the caller)
  * @example
  * ```ts ignore
@@ -429,7 +431,11 @@ export async function forward(
   weights: LayerWeights,
   sessions: readonly LayerSession[],
   round: number | "propagate",
-  options: { taps?: (event: CalibrationTap["event"]) => void; slice?: ExpertSlice } = {},
+  options: {
+    taps?: (event: CalibrationTap["event"]) => void;
+    slice?: ExpertSlice;
+    part?: LayerPart;
+  } = {},
 ): Promise<Tensor> {
   const { model } = ctx;
   const x = await input.inputs.get(b.index);
@@ -448,6 +454,7 @@ export async function forward(
       transformLinearInput: composeTransforms(transforms),
       moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
       moeExperts: options.slice,
+      part: options.part,
     });
   } finally {
     hidden.destroy();

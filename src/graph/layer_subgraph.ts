@@ -9,13 +9,14 @@
  *              in an MoE layer the sparse block: router, every expert, shared expert)
  * ```
  *
- * Both run through the model's own layer forward (`DecoderModel.runLayer`),
- * with the other half of the layer switched off by a zero output projection:
- * the layer then returns `h + attn(h)` (or `h' + mlp(h')`), and the residual
- * cancels in the difference to the reference. Every candidate's squared
- * error is reduced by the model's engine (WebGPU or CPU) and all of them are
- * read back together: one device round trip for the losses, however many
- * candidates.
+ * Both run through the model's own layer forward (`DecoderModel.runLayer`)
+ * restricted to their half (`part: "self_attn" | "mlp"`): the layer then
+ * returns `h + attn(h)` (or `h' + mlp(h')`) without running the other half,
+ * the values a zero output projection of the other half gives, and the
+ * residual cancels in the difference to the reference. Every candidate's
+ * squared error is reduced by the model's engine (WebGPU or CPU) and all of
+ * them are read back together: one device round trip for the losses, however
+ * many candidates.
  *
  * The cached parent inputs (`h'`) and reference outputs live in
  * {@link ActivationCache}s on the run's shared budget
@@ -31,22 +32,8 @@
 import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
-import { layerPrefix } from "../model/module_names.ts";
 import { ActivationCache, MemoryBudget } from "./activation_cache.ts";
-import { isSparseLayer, moeModuleNames } from "../model/moe_names.ts";
-import type { ModelConfig } from "../io/model_config.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
-
-/**
- * The Linears whose outputs make up the MLP's (zero them and the MLP adds 0):
- * `down_proj`, or in a sparse MoE layer every expert's and the shared expert's down projection.
- */
-function mlpOutputs(config: ModelConfig, k: number): string[] {
-  if (!config.moe || !isSparseLayer(config, k)) return ["mlp.down_proj"];
-  const names = moeModuleNames(config);
-  const downs = Array.from({ length: config.moe!.numExperts }, (_, e) => names.expert(e).down);
-  return names.shared === null ? downs : [...downs, names.shared.down];
-}
 
 /** The parts of a decoder layer a session can run alone. */
 export type SubgraphName = "self_attn" | "mlp";
@@ -148,25 +135,6 @@ export class LayerSubgraph {
     }
   }
 
-  /** The weights with the other half of the layer switched off. */
-  #isolated(
-    name: SubgraphName,
-    weights: ReadonlyMap<string, Float32Array>,
-  ): Map<string, Float32Array> {
-    const p = layerPrefix(this.layer);
-    const out = new Map(weights);
-    const off = name === "self_attn"
-      ? mlpOutputs(this.model.config, this.layer)
-      : ["self_attn.o_proj"];
-    for (const rel of off) {
-      for (const suffix of [".weight", ".bias"]) {
-        const w = weights.get(`${p}.${rel}${suffix}`);
-        if (w !== undefined) out.set(`${p}.${rel}${suffix}`, new Float32Array(w.length));
-      }
-    }
-    return out;
-  }
-
   /** The part's inputs per batch. */
   async #inputsOf(name: SubgraphName): Promise<ActivationCache> {
     if (name === "self_attn") return this.inputs;
@@ -177,12 +145,12 @@ export class LayerSubgraph {
         this.model.engine,
         this.model.config,
         this.layer,
-        this.#isolated("self_attn", this.weights),
+        this.weights,
       );
       try {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
-          const out = await this.#run(w, i, await this.inputs.get(b.index));
+          const out = await this.#run(w, "self_attn", i, await this.inputs.get(b.index));
           try {
             const [h] = await this.model.engine.read([out]);
             await cache.put(b.index, h as Float32Array);
@@ -201,13 +169,19 @@ export class LayerSubgraph {
     return this.#mlpInputs;
   }
 
-  /** The layer forward of batch `i` on `x` with `weights`. */
-  async #run(weights: LayerWeights, i: number, x: Float32Array): Promise<Tensor> {
+  /** Half `part` of the layer forward of batch `i` on `x` with `weights`. */
+  async #run(
+    weights: LayerWeights,
+    part: SubgraphName,
+    i: number,
+    x: Float32Array,
+  ): Promise<Tensor> {
     const hidden = this.#upload(this.batches[i], x);
     try {
       return await this.model.runLayer(this.layer, hidden, {
         weights,
         sequences: this.batches[i].sequences,
+        part,
       });
     } finally {
       hidden.destroy();
@@ -246,17 +220,16 @@ export class LayerSubgraph {
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
-    const base = this.#isolated(name, reference);
     // −reference output per batch, on the shared budget (spilled beyond it).
     const negatedRefs = await this.cache(`ref-${name}`);
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
-      const refWeights = LayerWeights.fromArrays(engine, config, this.layer, base);
+      const refWeights = LayerWeights.fromArrays(engine, config, this.layer, reference);
       try {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
-          const out = await this.#run(refWeights, i, await xs.get(b.index));
+          const out = await this.#run(refWeights, name, i, await xs.get(b.index));
           const negated = engine.scale(out, -1);
           const sq = engine.mul(out, out);
           refSquares.push(engine.reduceRows(sq, "sum"));
@@ -273,13 +246,13 @@ export class LayerSubgraph {
         refWeights.destroy();
       }
       for (let c = 0; c < count; c++) {
-        const w = new Map(base);
+        const w = new Map(reference);
         for (const [n, v] of candidate(c)) w.set(n, v);
         const weights = LayerWeights.fromArrays(engine, config, this.layer, w);
         try {
           for (let i = 0; i < this.batches.length; i++) {
             const b = this.batches[i];
-            const out = await this.#run(weights, i, await xs.get(b.index));
+            const out = await this.#run(weights, name, i, await xs.get(b.index));
             const ref = this.#upload(b, await negatedRefs.get(b.index));
             const d = engine.add(out, ref);
             const sq = engine.mul(d, d);

@@ -20,7 +20,7 @@ import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
 import type { OnlineRotations } from "./online_rotations.ts";
-import type { ExpertSlice, LinearInputTransform, TapListener } from "./taps.ts";
+import type { ExpertSlice, LayerPart, LinearInputTransform, TapListener } from "./taps.ts";
 
 /** What a layer needs besides its weights and input. */
 export interface DecoderLayerContext {
@@ -53,6 +53,8 @@ export interface DecoderLayerContext {
   moeCalibrateAllExperts?: boolean;
   /** MoE layers: run only these experts (see taps.ts); absent: all. */
   moeExperts?: ExpertSlice;
+  /** Which part of the layer runs (see taps.ts); absent: all of it. */
+  part?: LayerPart;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;
@@ -122,8 +124,40 @@ export function encodeDecoderLayer(
     return rotated === null ? y : temp(rotated);
   };
 
+  const part = ctx.part ?? "layer";
   try {
-    // Attention block.
+    // Attention block (the MLP half alone takes x as h, exactly what a zero o_proj gives).
+    const h = part === "mlp" ? x : attentionBlock();
+    if (part === "self_attn") return h;
+    if (h !== x) temp(h);
+
+    // MLP block.
+    const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
+    if (isSparseLayer(config, layer)) {
+      return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
+    }
+    const mlpIn = linearInputs(GATE_UP, hn);
+    const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
+    const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
+    release(hn, ...mlpIn.values());
+    const act = temp(engine.siluMul(gate, up));
+    release(gate, up);
+    const downIn = linearInput(DOWN, act);
+    if (part === "inputs") {
+      // Every tap has been shown; nobody reads the layer's output.
+      release(act, downIn);
+      temps.splice(temps.indexOf(h), 1);
+      return h;
+    }
+    const down = linear("mlp.down_proj", downIn);
+    release(act, downIn);
+    return engine.add(h, down);
+  } finally {
+    for (const t of temps) t.destroy();
+  }
+
+  /** x + attn(x); the intermediates are released, the result is the caller's. */
+  function attentionBlock(): Tensor {
     const xn = temp(engine.rmsnorm(x, weights.norm("input_layernorm"), eps));
     const attnIn = linearInputs(QKV, xn);
     let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
@@ -168,25 +202,8 @@ export function encodeDecoderLayer(
     const oIn = linearInput(O, att);
     const o = linear("self_attn.o_proj", oIn);
     release(att, oIn);
-    const h = temp(engine.add(x, o));
+    const h = engine.add(x, o);
     release(o);
-
-    // MLP block.
-    const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
-    if (isSparseLayer(config, layer)) {
-      return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
-    }
-    const mlpIn = linearInputs(GATE_UP, hn);
-    const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
-    const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
-    release(hn, ...mlpIn.values());
-    const act = temp(engine.siluMul(gate, up));
-    release(gate, up);
-    const downIn = linearInput(DOWN, act);
-    const down = linear("mlp.down_proj", downIn);
-    release(act, downIn);
-    return engine.add(h, down);
-  } finally {
-    for (const t of temps) t.destroy();
+    return h;
   }
 }

@@ -273,6 +273,7 @@ export class DecoderModel {
           moeCalibrateAllExperts: options.moeCalibrateAllExperts,
           online,
           moeExperts: options.moeExperts,
+          part: options.part,
         },
         weights,
         hidden,

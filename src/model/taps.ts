@@ -197,4 +197,30 @@ export interface RunLayerOptions {
    * did not produce (one re-uploaded from a cache); otherwise remembered.
    */
   sequences?: number;
+  /** Which part of the layer runs (default `"layer"`: all of it); see {@link LayerPart}. */
+  part?: LayerPart;
 }
+
+/**
+ * The part of a decoder layer `runLayer` runs, for callers that need less
+ * than its output:
+ * - `"layer"`: the whole layer, `h + mlp(h)` with `h = x + attn(x)`;
+ * - `"self_attn"`: the attention half alone, returning `x + attn(x)` (the
+ *   MLP does not run);
+ * - `"mlp"`: the MLP half alone on `x` taken as `h`, returning `x + mlp(x)`
+ *   (the attention does not run);
+ * - `"inputs"`: every Linear's input and every tap, for a calibration
+ *   forward whose output nobody reads: a dense layer's last projection
+ *   (down_proj) and the final residual are skipped, and the tensor returned
+ *   is `h` (a sparse MoE layer runs whole).
+ *
+ * The halves give exactly the values the whole layer gives with the other
+ * half's output projection zeroed, without its work.
+ *
+ * @example
+ * ```ts
+ * import type { LayerPart } from "./taps.ts";
+ * const part: LayerPart = "self_attn";
+ * ```
+ */
+export type LayerPart = "layer" | "self_attn" | "mlp" | "inputs";

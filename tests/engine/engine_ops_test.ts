@@ -83,7 +83,7 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
-    name: `${kind}: mul (same shape and broadcast), scale, copy (outlives its source)`,
+    name: `${kind}: add and mul (same shape and broadcast), scale, copy (outlives its source)`,
     sanitizeResources: false,
     async fn() {
       const e = await testEngine(kind);
@@ -94,6 +94,8 @@ for (const kind of ENGINE_KINDS) {
       const row = e.upload(rs, [n]);
       const prod = e.mul(a, b);
       const rowProd = e.mul(a, row);
+      const sum = e.add(a, b);
+      const rowSum = e.add(a, row);
       const scaled = e.scale(a, -2.5);
       const src = e.upload(as, [m, n]);
       const copied = e.copy(src);
@@ -102,6 +104,9 @@ for (const kind of ENGINE_KINDS) {
       const idsCopy = e.copy(ids);
       const [hp, hr, hs, hc] = await read(e, prod, rowProd, scaled, copied);
       const [hi] = await e.read([idsCopy]);
+      const [hsum, hrs] = await read(e, sum, rowSum);
+      close(hsum, as.map((v, i) => Math.fround(v + bs[i])), 0, "add");
+      close(hrs, as.map((v, i) => Math.fround(v + rs[i % n])), 0, "add broadcast");
       close(hp, as.map((v, i) => Math.fround(v * bs[i])), 0, "mul");
       close(hr, as.map((v, i) => Math.fround(v * rs[i % n])), 0, "mul broadcast");
       close(hs, as.map((v) => Math.fround(v * -2.5)), 0, "scale");
@@ -109,7 +114,9 @@ for (const kind of ENGINE_KINDS) {
       assert.ok(hi instanceof Int32Array, "copy keeps the dtype");
       assert.deepEqual([...hi], [3, -7, 11]);
       assert.throws(() => e.mul(a, e.reshape(row, [1, n])), /mul: b \[1,5\] must equal a \[6,5\]/);
-      for (const u of [a, b, row, prod, rowProd, scaled, copied, ids, idsCopy]) u.destroy();
+      for (const u of [a, b, row, prod, rowProd, sum, rowSum, scaled, copied, ids, idsCopy]) {
+        u.destroy();
+      }
     },
   });
 

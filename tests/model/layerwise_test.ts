@@ -14,7 +14,7 @@ import { referenceForward, referenceLayer } from "../../src/model/reference_forw
 import * as ref from "../../src/model/reference_ops.ts";
 import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
-import type { TapEvent } from "../../src/model/taps.ts";
+import type { LayerPart, TapEvent } from "../../src/model/taps.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import { ENGINE_KINDS, readF32, testEngine } from "../_engines.ts";
@@ -284,6 +284,64 @@ for (const kind of ENGINE_KINDS) {
         "model.layers.1.self_attn.k_proj.bias: missing from the checkpoint",
       );
       broken.close();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: parts: each half equals the layer with the other half's output projection zeroed, ` +
+      `and "inputs" shows the same taps`,
+    sanitizeResources: false,
+    async fn() {
+      const k = 1;
+      const p = `model.layers.${k}`;
+      const hidden = engine.upload(reference.hidden[k], [SEQ * T, config.hiddenSize]);
+      const zeroed = async (modules: string[]) => {
+        const w = await readLayerTensors(hf, k);
+        for (const m of modules) {
+          for (const n of [`${p}.${m}.weight`, `${p}.${m}.bias`]) {
+            const t = w.get(n);
+            if (t !== undefined) w.set(n, new Float32Array(t.length));
+          }
+        }
+        const out = await model.runLayer(k, hidden, { weights: w, sequences: SEQ });
+        try {
+          return await read(out);
+        } finally {
+          out.destroy();
+        }
+      };
+      const partOf = async (part: LayerPart, taps?: (e: TapEvent) => void) => {
+        const out = await model.runLayer(k, hidden, { part, taps, sequences: SEQ });
+        try {
+          return await read(out);
+        } finally {
+          out.destroy();
+        }
+      };
+      assertEquals(await partOf("self_attn"), await zeroed(["mlp.down_proj"]));
+      assertEquals(await partOf("mlp"), await zeroed(["self_attn.o_proj"]));
+      assertEquals(await partOf("layer"), await zeroed([]));
+
+      // "inputs": every tap the whole layer shows, with the same values, and h back.
+      const tapped = async (part: LayerPart) => {
+        const seen: { name: string; copies: Promise<HostArray[]> }[] = [];
+        const out = await partOf(part, (e) => {
+          if (e.kind === "linear_input") {
+            seen.push({ name: e.modules.join(","), copies: e.engine.read([e.x]) });
+          } else if (e.kind === "attention") {
+            seen.push({ name: e.module, copies: e.engine.read([e.q, e.k, e.v]) });
+          }
+        });
+        const values = await Promise.all(seen.map((s) => s.copies));
+        return { names: seen.map((s) => s.name), values, out };
+      };
+      const whole = await tapped("layer");
+      const inputs = await tapped("inputs");
+      assertEquals(inputs.names, whole.names);
+      assertEquals(inputs.values, whole.values);
+      assertEquals(inputs.out, await partOf("self_attn"));
+      hidden.destroy();
     },
   });
 
