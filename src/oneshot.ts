@@ -45,7 +45,7 @@ import type { JsonValue } from "./quant/python_json.ts";
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
 import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
-import type { EngineChoice } from "./engine/choose.ts";
+import { createEngine, type EngineChoice } from "./engine/choose.ts";
 
 export type { LayerEvent, PipelineOutcome } from "./pipelines/datafree.ts";
 
@@ -413,6 +413,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       fullRecipe,
       splitPath(options.outputDir)[0],
       scratch,
+      options.engine,
     );
     const model = transformed.model;
     const recipe = transformed.recipe;
@@ -586,6 +587,7 @@ async function applyModelTransforms(
   recipe: Recipe,
   near: string,
   scratch: { dir: string; model: HfModel }[],
+  engineChoice: EngineChoice | undefined,
 ): Promise<{ model: HfModel; recipe: Recipe; groups: { [group: string]: JsonValue } | null }> {
   const lead = recipe.modifiers.findIndex((m) => !MODEL_TRANSFORMS.has(m.type));
   const count = lead === -1 ? recipe.modifiers.length : lead;
@@ -637,19 +639,25 @@ async function applyModelTransforms(
         "randomize is accepted for the fused rotations R1 and R2 only",
     );
   }
-  for (const t of transforms) {
-    const dir = await Deno.makeTempDir({ dir: near, prefix: ".llmc-transformed-" })
-      .catch(() => Deno.makeTempDir({ prefix: "llmc-transformed-" }));
-    let next: HfModel;
-    try {
-      next = await t.registration.apply(model, t.plan, dir);
-    } catch (e) {
-      await Deno.remove(dir, { recursive: true });
-      throw e;
+  // The fused products run on the engine the run asked for (its float64 blockTransform).
+  const { engine } = await createEngine({ engine: engineChoice ?? "auto" });
+  try {
+    for (const t of transforms) {
+      const dir = await Deno.makeTempDir({ dir: near, prefix: ".llmc-transformed-" })
+        .catch(() => Deno.makeTempDir({ prefix: "llmc-transformed-" }));
+      let next: HfModel;
+      try {
+        next = await t.registration.apply(model, t.plan, dir, engine);
+      } catch (e) {
+        await Deno.remove(dir, { recursive: true });
+        throw e;
+      }
+      scratch.push({ dir, model: next });
+      Object.assign(groups, t.registration.transformGroups(model.config, t.plan));
+      model = next;
     }
-    scratch.push({ dir, model: next });
-    Object.assign(groups, t.registration.transformGroups(model.config, t.plan));
-    model = next;
+  } finally {
+    engine.close();
   }
   return { model, recipe: { ...recipe, modifiers: recipe.modifiers.slice(count) }, groups };
 }

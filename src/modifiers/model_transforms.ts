@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { BlockTransformOps } from "../engine/engine.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { JsonValue } from "../quant/python_json.ts";
@@ -33,9 +34,11 @@ export interface ModelTransformRegistration<P = unknown> {
    * @param source the model
    * @param plan the plan
    * @param dir an empty folder
+   * @param ops the run's engine, whose float64 `blockTransform` computes
+   *   every fused product (one tensor at a time)
    * @returns the transformed model
    */
-  apply(source: HfModel, plan: P, dir: string): Promise<HfModel>;
+  apply(source: HfModel, plan: P, dir: string, ops: BlockTransformOps): Promise<HfModel>;
   /**
    * The plan's `transform_config.config_groups` entries.
    *

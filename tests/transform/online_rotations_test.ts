@@ -42,7 +42,12 @@ async function transformed(dir: string, yaml: string) {
   const spec = parseRecipe(yaml).modifiers[0];
   const registration = MODEL_TRANSFORMS.get(spec.type)!;
   const out = await Deno.makeTempDir({ prefix: "llmc_online_" });
-  const written = await registration.apply(hf, registration.plan(hf.config, spec), out);
+  const written = await registration.apply(
+    hf,
+    registration.plan(hf.config, spec),
+    out,
+    new CpuEngine(),
+  );
   const config = written.config;
   written.close();
   hf.close();

@@ -140,16 +140,16 @@ export function planQuip(config: ModelConfig, spec: ModifierSpec): QuipPlan {
  * @example
  * ```ts ignore
  * const plan = quipModifier.plan(hf.config, spec);
- * const rotated = await quipModifier.apply(hf, plan, tmpDir);
+ * const rotated = await quipModifier.apply(hf, plan, tmpDir, engine);
  * ```
  */
 export const quipModifier: ModelTransformRegistration<QuipPlan> = {
   types: ["QuIPModifier"],
   plan: planQuip,
-  apply: (source, plan, dir) =>
+  apply: (source, plan, dir, ops) =>
     writeTransformedCheckpoint(
       source,
-      new OnlineTransformSource(source, plan.groups, SEEDS),
+      new OnlineTransformSource(source, plan.groups, SEEDS, ops),
       dir,
       plan.groups,
     ),

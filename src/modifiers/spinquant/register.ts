@@ -26,18 +26,18 @@ import {
  * @example
  * ```ts ignore
  * const plan = spinQuantModifier.plan(hf.config, spec);
- * const rotated = await spinQuantModifier.apply(hf, plan, tmpDir);
+ * const rotated = await spinQuantModifier.apply(hf, plan, tmpDir, engine);
  * ```
  */
 export const spinQuantModifier: ModelTransformRegistration<SpinQuantPlan> = {
   types: ["SpinQuantModifier"],
   plan: planSpinQuant,
-  apply: (source, plan, dir) => {
-    const rotated = new RotatedWeightSource(source, spinQuantRotations(source.config, plan));
+  apply: (source, plan, dir, ops) => {
+    const rotated = new RotatedWeightSource(source, spinQuantRotations(source.config, plan), ops);
     const online = spinQuantOnlineGroups(source.config, plan);
     if (Object.keys(online).length === 0) return writeTransformedCheckpoint(source, rotated, dir);
     // R3/R4: their fused halves on top of R1/R2 (they commute), their matrices added.
-    const transformed = new OnlineTransformSource(rotated, online, SPINQUANT_SEEDS);
+    const transformed = new OnlineTransformSource(rotated, online, SPINQUANT_SEEDS, ops);
     return writeTransformedCheckpoint(source, transformed, dir, online);
   },
   transformGroups: (config, plan) =>
