@@ -676,3 +676,50 @@ Deno.test("streaming token-length operands in chunks changes no bit and bounds t
     gemm.close();
   }
 });
+
+Deno.test("two threads give the bits of one at a small Llama's shapes (stripes partition the output)", async () => {
+  // Shapes of a 3M Llama's forward (hidden 256, intermediate 768, 8 heads of
+  // 32, 4 KV heads) with fewer tokens, each above the threading threshold:
+  // the packed products split rows and column groups, the Grams and the
+  // batched attention products split column stripes.
+  const [hidden, inter, seq] = [256, 768, 192];
+  const x = values(seq * inter, 31);
+  const w = values(inter * hidden, 32);
+  const attn = { seq, kvLen: seq, heads: 8, kvHeads: 4, headDim: 32 };
+  const q = values(seq * 8 * 32, 33);
+  const kv = values(seq * 4 * 32, 34);
+  const run = (gemm: CpuGemm): Float32Array[] => {
+    const gram = (k: number) => {
+      const h = new Float32Array(k * k);
+      gemm.accumulateGram(h, x.subarray(0, seq * k), seq, k);
+      return h;
+    };
+    return [
+      gemm.matmul(x, w, seq, hidden, inter),
+      gemm.matmulTransposed(x.subarray(0, seq * hidden), w, seq, inter, hidden),
+      gram(hidden),
+      gram(inter),
+      gemm.attentionScores(q, kv, attn),
+      gemm.causalAttention(q, kv, kv, attn),
+    ];
+  };
+  for (const variant of BUILDS) {
+    const [one, two] = [1, 2].map((threads) =>
+      GEMMS.find((g) => g.variant === variant && g.threads === threads)!.gemm
+    );
+    const expected = run(one);
+    // Wait (up to two minutes on a busy machine) until the worker has taken
+    // stripes of these very products, so the comparison covers split work.
+    const before = two.workerTasks;
+    const giveUp = performance.now() + 120_000;
+    do {
+      const got = run(two);
+      for (const [i, e] of expected.entries()) {
+        assert.deepEqual(got[i], e, `${variant}: product ${i} differs between 1 and 2 threads`);
+      }
+      if (two.workerTasks > before) break;
+      await new Promise((r) => setTimeout(r, 25));
+    } while (performance.now() < giveUp);
+    assert.ok(two.workerTasks > before, `${variant}: the worker thread never ran a stripe`);
+  }
+});

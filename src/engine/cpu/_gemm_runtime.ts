@@ -51,6 +51,10 @@ export class CpuKernelError extends LlmcError {}
 
 /** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */
 const THREADED_MIN_FLOPS = 1 << 22;
+/** Tasks per thread a threaded product against packed B is cut into (see runPacked). */
+const PACKED_TASKS_PER_THREAD = 8;
+/** Narrowest column group of a product against packed B. */
+const GROUP_MIN_WIDTH = 8 * NR;
 
 const KERNEL_DIR = new URL("./kernels/", import.meta.url);
 
@@ -365,9 +369,17 @@ export class GemmRuntime {
     if (m === 0 || n === 0) return;
     const threaded = this.#workers.length > 0 && 2 * m * n * k >= THREADED_MIN_FLOPS;
     const rowBlocks = Math.ceil(m / MC);
-    // Enough tasks that threads can share them (four per thread balances a
-    // busy core); a column group repacks its rows of A, so as few as that allows.
-    const groups = threaded ? Math.ceil((4 * this.threads) / rowBlocks) : 1;
+    // Enough tasks that threads can share them. The calling thread waits only
+    // for the tasks a worker still holds once none is left to claim, so the
+    // tail is about one task: eight per thread keep it short. A column group
+    // repacks its rows of A (mc·k floats against 2·mc·k·width flops), so
+    // groups stay at least GROUP_MIN_WIDTH wide.
+    const groups = threaded
+      ? Math.min(
+        Math.ceil((PACKED_TASKS_PER_THREAD * this.threads) / rowBlocks),
+        Math.ceil(n / GROUP_MIN_WIDTH),
+      )
+      : 1;
     const width = align(Math.ceil(n / groups), NR);
     const ngroups = Math.ceil(n / width);
     const ntasks = rowBlocks * ngroups;
