@@ -114,7 +114,7 @@ export class WebGpuEngine implements Engine {
   uploadWeight(data: Float32Array, shape: readonly [number, number]): Tensor {
     return data.byteLength > this.maxTensorBytes
       ? ChunkedWeight.fromArray(this.gpu, data, [shape[0], shape[1]])
-      : GpuTensor.fromArray(this.gpu, data, [...shape]);
+      : GpuTensor.fromArray(this.gpu, data, [...shape], { immutable: true });
   }
 
   allocate(shape: readonly number[]): GpuTensor {

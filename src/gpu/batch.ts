@@ -8,9 +8,10 @@
 
 import { uniformPool } from "./buffer_pool.ts";
 import { type Gpu, throwIfGpuFailed, unlessGpuFails } from "./device.ts";
-import { ShapeError } from "./errors.ts";
+import { ImmutableTensorError, ShapeError } from "./errors.ts";
 import { GpuTensor } from "./tensor.ts";
 import { clearPending, markPending } from "./_pending.ts";
+import { mayWriteBinding } from "./_writable_bindings.ts";
 
 /**
  * What may be bound at `@group(0) @binding(i)`: a tensor (bound to its data
@@ -74,6 +75,7 @@ export class CommandBatch {
    * @param workgroups workgroup counts [x, y?, z?], each ≤ maxComputeWorkgroupsPerDimension
    * @param label names the dispatch in GPU error messages
    * @returns nothing
+   * @throws {ImmutableTensorError} when an immutable tensor is bound where the kernel may write
    */
   dispatch(
     pipeline: GPUComputePipeline,
@@ -95,10 +97,16 @@ export class CommandBatch {
         );
       }
     }
-    for (const b of bindings) {
+    for (const [i, b] of bindings.entries()) {
       if (b instanceof GpuTensor) {
         if (b.destroyed) {
           throw new ShapeError(`${label ?? pipeline.label}: binds a destroyed tensor [${b.shape}]`);
+        }
+        // Structural guarantee behind GpuTensor.derived: an immutable tensor is never written.
+        if (b.immutable && mayWriteBinding(pipeline, i)) {
+          throw new ImmutableTensorError(
+            `${label ?? pipeline.label}: binding ${i} may write the immutable tensor [${b.shape}]`,
+          );
         }
         if (b.gpu.device !== this.gpu.device) {
           throw new ShapeError(`${label ?? pipeline.label}: binds a tensor of another device`);

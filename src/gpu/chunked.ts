@@ -105,6 +105,7 @@ export class ChunkedWeight {
         gpu,
         data.subarray(row0 * k, (row0 + rows) * k),
         [rows, k],
+        { immutable: true },
       );
       chunks.push({ tensor, row0, rows });
     }

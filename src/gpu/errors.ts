@@ -58,6 +58,19 @@ export class KernelCompileError extends LlmcError {}
 export class TensorTooLargeError extends LlmcError {}
 
 /**
+ * A kernel would be able to write an immutable tensor (an uploaded weight,
+ * whose derived copies such as packed tiles must never go stale).
+ *
+ * @example
+ * ```ts
+ * import { ImmutableTensorError } from "./errors.ts";
+ * const e = new ImmutableTensorError("scale: binding 0 may write the immutable tensor [4,4]");
+ * console.assert(e.name === "ImmutableTensorError");
+ * ```
+ */
+export class ImmutableTensorError extends LlmcError {}
+
+/**
  * Tensor shapes or dtypes do not fit the operation.
  *
  * @example

@@ -21,6 +21,7 @@ import {
   type SplicedWgsl,
   spliceIncludes,
 } from "./_wgsl_include.ts";
+import { registerWritableBindings } from "./_writable_bindings.ts";
 
 /** How to build a pipeline from a kernel file. */
 export interface KernelOptions {
@@ -122,10 +123,12 @@ export function kernelSync(
   const cache = perDevice(ready, gpu.device, () => new Map());
   const cached = cache.get(key);
   if (cached) return cached;
-  const module = shaderModule(gpu, readSplicedSync(file), (error) => {
+  const source = readSplicedSync(file);
+  const module = shaderModule(gpu, source, (error) => {
     reportGpuFailure(gpu, error);
   });
   const pipeline = gpu.device.createComputePipeline(pipelineDescriptor(module, file, options));
+  registerWritableBindings(pipeline, source.code);
   cache.set(key, pipeline);
   return pipeline;
 }
@@ -206,6 +209,7 @@ async function pipelineFrom(
       { cause: failure ?? scoped },
     );
   }
+  registerWritableBindings(pipeline, source.code);
   return pipeline;
 }
 

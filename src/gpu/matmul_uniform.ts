@@ -31,7 +31,9 @@ import { ChunkedWeight } from "./chunked.ts";
 import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError, ShapeError } from "./errors.ts";
 import { kernelSync, loadKernel } from "./kernel.ts";
+import { flushWritersOf, whenUnused } from "./_pending.ts";
 import { placeholder } from "./_placeholder.ts";
+import { registerWritableBindings } from "./_writable_bindings.ts";
 import type { GpuTensor } from "./tensor.ts";
 import { workgroupsFor } from "./workgroups.ts";
 
@@ -334,6 +336,7 @@ function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
+    registerWritableBindings(pipeline, uniformMatmulSource(t));
     cache.set(key, pipeline);
   }
   return pipeline;
@@ -375,6 +378,7 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
+    registerWritableBindings(pipeline, uniformMatmulSource(t));
     if (!cache.has(key)) cache.set(key, pipeline);
   }
   await loadKernel(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
@@ -403,6 +407,7 @@ function pack(
   kTiles: number,
   transposed = false,
   offset = 0,
+  keep = false,
 ): Packed {
   const gpu = batch.gpu;
   const blocks = Math.ceil(rows / t.rb);
@@ -416,12 +421,13 @@ function pack(
         `more than maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
     );
   }
-  // A fresh buffer per pack, destroyed once submitted (the device frees it when the work is
-  // done), so a packed operand can never alias another. (A pooled version was in place during
-  // one unexplained failure of tests/oneshot/engines_test.ts; neither version failed again in
-  // 13 runs, so the pool is not known to be at fault. Fresh buffers are simply the safe choice.)
+  // A fresh buffer per pack, so a packed operand can never alias another. (A pooled version was
+  // in place during one unexplained failure of tests/oneshot/engines_test.ts; neither version
+  // failed again in 13 runs, so the pool is not known to be at fault. Fresh buffers are simply
+  // the safe choice.) A per-call pack is destroyed once submitted (the device frees it when the
+  // work is done); a kept one belongs to the caller.
   const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
-  batch.afterSubmit(() => buffer.destroy());
+  if (!keep) batch.afterSubmit(() => buffer.destroy());
   const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
   const perTile = workgroupsFor(t.rb * kc, PACK_WG);
   const maxTiles = gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -448,6 +454,38 @@ function pack(
     );
   }
   return { buffer, strideBytes, blocks };
+}
+
+/**
+ * w's tiles: packed once per tiling and kept with w when w is immutable (an
+ * uploaded weight no kernel can write, so the copy never goes stale; freed
+ * when w is destroyed), packed per call otherwise. A forward multiplies by
+ * each weight many times; packing it once saves about half the pack work.
+ */
+function packedWeight(
+  batch: CommandBatch,
+  t: UniformTiling,
+  w: GpuTensor,
+  rows: number,
+  k: number,
+  kc: number,
+  kTiles: number,
+): Packed {
+  if (!w.immutable || rows !== w.shape[0] || k !== w.shape[1]) {
+    return pack(batch, t, w, rows, k, kc, kTiles);
+  }
+  const device = batch.gpu.device;
+  const packed = w.derived(`uniform tiles ${tilingKey(t)}/${kc}`, () => {
+    const fresh = pack(batch, t, w, rows, k, kc, kTiles, false, 0, true);
+    // Destroyed with w, once no unsubmitted batch still reads it.
+    const destroy = () => whenUnused(device, fresh.buffer, () => fresh.buffer.destroy());
+    return { ...fresh, destroy };
+  });
+  // The pack may sit in another batch not yet submitted: submit it first, so this batch's
+  // products read the tiles after they are written. (When this batch binds the buffer already,
+  // that was checked at its first use here.)
+  if (!batch.uses(packed.buffer)) flushWritersOf(device, packed.buffer);
+  return packed;
 }
 
 /**
@@ -495,7 +533,7 @@ export function recordUniformMatmul(
   const xp = pack(batch, t, x, m, k, kc, kTiles);
   const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
   for (const chunk of chunks) {
-    const wp = pack(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);
+    const wp = packedWeight(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);
     recordProducts(batch, t, {
       xp,
       wp,

@@ -26,6 +26,7 @@ export {
 export {
   GpuDeviceError,
   GpuUnavailableError,
+  ImmutableTensorError,
   KernelCompileError,
   ShapeError,
   TensorTooLargeError,

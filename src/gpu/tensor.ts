@@ -44,6 +44,9 @@ const unflushed = new WeakMap<GPUDevice, number>();
  */
 export class GpuTensor {
   #destroyed = false;
+  #immutable = false;
+  /** Copies derived from an immutable tensor's data (e.g. packed tiles), freed with it. */
+  #derived = new Map<string, { destroy(): void }>();
 
   /**
    * Wraps an existing buffer. Prefer `fromArray`, `empty` or `allocate`.
@@ -72,6 +75,49 @@ export class GpuTensor {
     return this.numel * BYTES_PER_ELEMENT;
   }
 
+  /**
+   * True for a tensor uploaded with `{ immutable: true }` (and its views): no
+   * kernel may bind it where it could write (CommandBatch.dispatch refuses),
+   * so copies derived from its data stay valid for its whole life.
+   */
+  get immutable(): boolean {
+    return this.#immutable;
+  }
+
+  /**
+   * A copy derived from this immutable tensor's data, made by `make` on first
+   * use under `key` and reused after; destroyed with this tensor. Only
+   * immutable tensors that own their buffer have derived copies: their data
+   * can never change, so a derived copy can never go stale.
+   *
+   * @param key what the copy is (and its layout)
+   * @param make builds the copy (called once per key)
+   * @returns the cached or new copy
+   * @throws {ShapeError} for a mutable tensor, a view or a destroyed tensor
+   *
+   * @example
+   * ```ts
+   * import { getGpu } from "./device.ts";
+   * import { GpuTensor } from "./tensor.ts";
+   * const w = GpuTensor.fromArray(await getGpu(), new Float32Array(4), [2, 2], { immutable: true });
+   * const copy = { destroyed: false, destroy() { this.destroyed = true; } };
+   * console.assert(w.derived("copy", () => copy) === copy);
+   * w.destroy();
+   * console.assert(copy.destroyed);
+   * ```
+   */
+  derived<T extends { destroy(): void }>(key: string, make: () => T): T {
+    if (!this.#immutable || !this.owner || this.#destroyed) {
+      throw new ShapeError(
+        `derived copy "${key}" of [${this.shape}]: only a live immutable tensor that owns ` +
+          `its buffer has derived copies`,
+      );
+    }
+    let copy = this.#derived.get(key);
+    if (!copy) this.#derived.set(key, copy = make());
+    return copy as T;
+  }
+
   /** True once `destroy` was called on this tensor (or on the tensor it views). */
   get destroyed(): boolean {
     return this.#destroyed;
@@ -85,6 +131,8 @@ export class GpuTensor {
    * @param gpu the device
    * @param data the elements, row-major; its type sets the dtype
    * @param shape the dimensions; their product must equal `data.length`
+   * @param options.immutable no kernel may ever write it (weights: lets
+   *   matmul reuse a packed copy, see {@link GpuTensor.derived})
    * @returns the new tensor
    * @throws {TensorTooLargeError} beyond maxStorageBufferBindingSize
    *
@@ -96,7 +144,12 @@ export class GpuTensor {
    * console.assert(ids.dtype === "u32");
    * ```
    */
-  static fromArray(gpu: Gpu, data: HostArray, shape: number[]): GpuTensor {
+  static fromArray(
+    gpu: Gpu,
+    data: HostArray,
+    shape: number[],
+    options: { immutable?: boolean } = {},
+  ): GpuTensor {
     const dtype = dtypeOf(data);
     checkShape(gpu, shape, dtype);
     if (numelOf(shape) !== data.length) {
@@ -114,7 +167,9 @@ export class GpuTensor {
       if (pending >= FLUSH_UPLOAD_BYTES) queue.submit([]);
       unflushed.set(gpu.device, pending >= FLUSH_UPLOAD_BYTES ? 0 : pending);
     }
-    return new GpuTensor(gpu, buffer, [...shape], dtype);
+    const tensor = new GpuTensor(gpu, buffer, [...shape], dtype);
+    tensor.#immutable = options.immutable ?? false;
+    return tensor;
   }
 
   /**
@@ -183,7 +238,9 @@ export class GpuTensor {
     if (numelOf(shape) !== this.numel) {
       throw new ShapeError(`view: [${this.shape}] cannot be seen as [${shape}]`);
     }
-    return new GpuTensor(this.gpu, this.buffer, [...shape], this.dtype, false);
+    const view = new GpuTensor(this.gpu, this.buffer, [...shape], this.dtype, false);
+    view.#immutable = this.#immutable;
+    return view;
   }
 
   /**
@@ -240,6 +297,8 @@ export class GpuTensor {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    for (const copy of this.#derived.values()) copy.destroy();
+    this.#derived.clear();
     if (!this.owner) return;
     const device = this.gpu.device;
     whenUnused(device, this.buffer, () => storagePool(this.gpu).release(this.buffer));

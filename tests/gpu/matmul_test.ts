@@ -6,6 +6,8 @@ import {
   defaultMatmulPath,
   getGpu,
   GpuTensor,
+  ImmutableTensorError,
+  kernelSync,
   matmul,
   matmulF16,
   type MatmulPath,
@@ -117,6 +119,109 @@ Deno.test("the uniform and storage paths agree within float32 rounding", async (
   }
   assert.notDeepEqual(ys, new Float32Array(m * n)); // the comparison saw real values
 });
+
+Deno.test("uniform path: an immutable weight's kept packed tiles give the per-call result bit for bit", async () => {
+  const random = seededRandom(11);
+  const [m, k, n] = [37, 300, 70];
+  const w = randomF32(random, n * k);
+  const xs = [randomF32(random, m * k), randomF32(random, m * k), randomF32(random, m * k)];
+  const mutable = GpuTensor.fromArray(gpu, w, [n, k]);
+  const kept = GpuTensor.fromArray(gpu, w, [n, k], { immutable: true });
+  const perCall: Float32Array[] = [];
+  for (const x of xs) {
+    const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+    perCall.push(
+      await matmul(new CommandBatch(gpu), gx, mutable, undefined, { path: "uniform" }).readF32(),
+    );
+  }
+  // The first product packs w into batch a, left unsubmitted; batch b reuses the tiles and is
+  // read first, so the pack must be submitted ahead of it.
+  const a = new CommandBatch(gpu);
+  const b = new CommandBatch(gpu);
+  const gxs = xs.map((x) => GpuTensor.fromArray(gpu, x, [m, k]));
+  const y0 = matmul(a, gxs[0], kept, undefined, { path: "uniform" });
+  const y1 = matmul(b, gxs[1], kept, undefined, { path: "uniform" });
+  const y2 = matmul(b, gxs[2], kept, undefined, { path: "uniform" });
+  assert.deepEqual(await y1.readF32(), perCall[1]);
+  assert.deepEqual(await y2.readF32(), perCall[2]);
+  assert.deepEqual(await y0.readF32(), perCall[0]);
+  assert.notDeepEqual(perCall[0], new Float32Array(m * n));
+  kept.destroy();
+  mutable.destroy();
+});
+
+Deno.test("uniform path: a weight's packed tiles never go stale", async (t) => {
+  const random = seededRandom(12);
+  const [m, k, n] = [9, 40, 24];
+  const x = randomF32(random, m * k);
+  const w1 = randomF32(random, n * k);
+  const w2 = randomF32(random, n * k);
+  const gx = GpuTensor.fromArray(gpu, x, [m, k]);
+  const w2t = GpuTensor.fromArray(gpu, transposeRef(w2, n, k), [k, n]);
+  const product = (w: GpuTensor) =>
+    matmul(new CommandBatch(gpu), gx, w, undefined, { path: "uniform" }).readF32();
+  const expected = async (w: Float32Array) => await product(GpuTensor.fromArray(gpu, w, [n, k]));
+  const rewrite = (batch: CommandBatch, w: GpuTensor) =>
+    batch.dispatch(
+      kernelSync(gpu, "transpose.wgsl"),
+      [
+        w2t,
+        w,
+        { uniform: new Uint32Array([k, n]) },
+      ],
+      [Math.ceil(n / 16), Math.ceil(k / 16)],
+      "rewrite w",
+    );
+
+  await t.step("no kernel may write an immutable weight (or its view)", async () => {
+    const w = GpuTensor.fromArray(gpu, w1, [n, k], { immutable: true });
+    const before = await product(w);
+    assert.throws(() => rewrite(new CommandBatch(gpu), w), ImmutableTensorError);
+    assert.throws(() => rewrite(new CommandBatch(gpu), w.view([n * k])), ImmutableTensorError);
+    assert.throws(() => w.view([n * k]).derived("x", () => ({ destroy() {} })), ShapeError);
+    assert.deepEqual(await product(w), before);
+    // Reading it is fine: the same kernel with w as its input.
+    const out = GpuTensor.allocate(gpu, [k, n]);
+    const batch = new CommandBatch(gpu);
+    batch.dispatch(kernelSync(gpu, "transpose.wgsl"), [w, out, {
+      uniform: new Uint32Array([n, k]),
+    }], [
+      Math.ceil(k / 16),
+      Math.ceil(n / 16),
+    ]);
+    assert.deepEqual(await out.readF32(), transposeRef(w1, n, k));
+    w.destroy();
+  });
+
+  await t.step("a rewritten mutable weight is packed again", async () => {
+    const w = GpuTensor.fromArray(gpu, w1, [n, k]);
+    assert.deepEqual(await product(w), await expected(w1));
+    const batch = new CommandBatch(gpu);
+    rewrite(batch, w);
+    batch.submit();
+    assert.deepEqual(await product(w), await expected(w2));
+  });
+
+  await t.step(
+    "a destroyed weight's pooled buffer, reused by a new weight, is packed afresh",
+    async () => {
+      const first = GpuTensor.fromArray(gpu, w1, [n, k], { immutable: true });
+      assert.deepEqual(await product(first), await expected(w1));
+      let freed = false;
+      first.derived("probe", () => ({ destroy: () => freed = true }));
+      first.destroy();
+      assert.ok(freed, "derived copies are destroyed with the weight");
+      const second = GpuTensor.fromArray(gpu, w2, [n, k], { immutable: true });
+      assert.deepEqual(await product(second), await expected(w2));
+    },
+  );
+});
+
+function transposeRef(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
 
 Deno.test("the uniform path runs on a device with WebGPU's default limits", async () => {
   // A second device with WebGPU's default limits, whatever the adapter allows:
