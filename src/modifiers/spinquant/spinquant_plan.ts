@@ -165,12 +165,12 @@ export function spinQuantRotations(config: ModelConfig, plan: SpinQuantPlan): Fu
 }
 
 /**
- * The `transform_config` compressed-tensors writes for the plan (groups `R1`,
- * `R2`; fields in TransformScheme's and TransformArgs' order).
+ * The `transform_config` compressed-tensors writes for the plan (a group per
+ * rotation, `R1`…`R4`; fields in TransformScheme's and TransformArgs' order).
  *
  * @param config the model config
  * @param plan the plan
- * @returns `{config_groups: {R1: …, R2: …}}`
+ * @returns `{config_groups: {R1: …, R2: …, …}}`
  * @example
  * ```ts ignore
  * spinQuantTransformConfig(hf.config, plan).config_groups.R1.apply.length; // 2
@@ -180,29 +180,7 @@ export function spinQuantTransformConfig(
   config: ModelConfig,
   plan: SpinQuantPlan,
 ): { [key: string]: JsonValue } {
-  const m = LLAMA_SPINQUANT_MAPPINGS;
-  const args = (targets: string[], location: string, inverse: boolean) =>
-    transformArgsJson(targets, location, inverse, []);
-  const scheme = (headDim: number | null, apply: JsonValue[]) =>
-    transformSchemeJson(
-      { type: plan.transformType, randomize: plan.randomize, headDim, precision: plan.precision },
-      apply,
-    );
-  const groups: { [key: string]: JsonValue } = {};
-  if (plan.rotations.includes("R1")) {
-    groups.R1 = scheme(plan.blockSize, [
-      args([m.embedding, m.attn_o, ...m.mlp_out], "weight_output", false),
-      args([m.attn_q, m.attn_k, m.attn_v, ...m.mlp_in, m.lm_head], "weight_input", true),
-    ]);
-  }
-  if (plan.rotations.includes("R2")) {
-    groups.R2 = scheme(config.headDim, [
-      args([m.attn_v], "weight_output", false),
-      args([m.attn_o], "weight_input", true),
-    ]);
-  }
-  Object.assign(groups, spinQuantOnlineGroups(config, plan));
-  return { config_groups: groups };
+  return { config_groups: spinQuantGroups(config, plan, ["R1", "R2", "R3", "R4"]) };
 }
 
 /**
@@ -221,6 +199,15 @@ export function spinQuantOnlineGroups(
   config: ModelConfig,
   plan: SpinQuantPlan,
 ): { [key: string]: JsonValue } {
+  return spinQuantGroups(config, plan, ["R3", "R4"]);
+}
+
+/** The TransformSchemes of the plan's rotations among `which`, in R1…R4 order. */
+function spinQuantGroups(
+  config: ModelConfig,
+  plan: SpinQuantPlan,
+  which: readonly SpinQuantRotation[],
+): { [key: string]: JsonValue } {
   const m = LLAMA_SPINQUANT_MAPPINGS;
   const args = (targets: string[], location: string, inverse: boolean) =>
     transformArgsJson(targets, location, inverse, []);
@@ -229,14 +216,27 @@ export function spinQuantOnlineGroups(
       { type: plan.transformType, randomize: plan.randomize, headDim, precision: plan.precision },
       apply,
     );
+  const wanted = (r: SpinQuantRotation) => which.includes(r) && plan.rotations.includes(r);
   const groups: { [key: string]: JsonValue } = {};
-  if (plan.rotations.includes("R3")) {
+  if (wanted("R1")) {
+    groups.R1 = scheme(plan.blockSize, [
+      args([m.embedding, m.attn_o, ...m.mlp_out], "weight_output", false),
+      args([m.attn_q, m.attn_k, m.attn_v, ...m.mlp_in, m.lm_head], "weight_input", true),
+    ]);
+  }
+  if (wanted("R2")) {
+    groups.R2 = scheme(config.headDim, [
+      args([m.attn_v], "weight_output", false),
+      args([m.attn_o], "weight_input", true),
+    ]);
+  }
+  if (wanted("R3")) {
     groups.R3 = scheme(config.headDim, [
       args([m.attn], "q_attn", false),
       args([m.attn], "k_cache", false),
     ]);
   }
-  if (plan.rotations.includes("R4")) {
+  if (wanted("R4")) {
     groups.R4 = scheme(plan.blockSize, [
       args([...m.mlp_out], "input", false),
       args([...m.mlp_out], "weight_input", true),
