@@ -295,20 +295,10 @@ export class GemmRuntime {
       return;
     }
     const ntasks = nstripes * batch;
-    const s = this.#job;
-    s[JOB.OP] = 0;
-    s[JOB.M] = m;
-    s[JOB.N] = n;
-    s[JOB.K] = k;
-    s[JOB.A] = job.a;
-    s[JOB.A_RS] = job.aRowStride;
-    s[JOB.A_CS] = job.aColStride;
+    const s = this.#writeProduct(job);
     s[JOB.B] = job.b;
     s[JOB.B_RS] = job.bRowStride;
     s[JOB.B_CS] = job.bColStride;
-    s[JOB.C] = job.c;
-    s[JOB.LDC] = job.ldc;
-    s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
     s[JOB.UPPER] = job.upper ? 1 : 0;
     s[JOB.NC] = nc;
     s[JOB.NSTRIPES] = nstripes;
@@ -386,17 +376,7 @@ export class GemmRuntime {
     if (ntasks > MAX_TASKS) {
       throw new CpuKernelError(`CPU kernels: a product of ${m} rows needs too many tasks`);
     }
-    const s = this.#job;
-    s[JOB.OP] = 0;
-    s[JOB.M] = m;
-    s[JOB.N] = n;
-    s[JOB.K] = k;
-    s[JOB.A] = job.a;
-    s[JOB.A_RS] = job.aRowStride;
-    s[JOB.A_CS] = job.aColStride;
-    s[JOB.C] = job.c;
-    s[JOB.LDC] = job.ldc;
-    s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
+    const s = this.#writeProduct(job);
     s[JOB.PACKED] = job.packed;
     s[JOB.NPAD] = align(n, NR);
     s[JOB.NC] = width;
@@ -448,6 +428,27 @@ export class GemmRuntime {
   }
 
   /** Publishes the job written into the block, runs it with the pool, waits for every task. */
+  /** Writes the fields a plain and a packed product share (C (+)= A·B: shape, A, C); returns the job slots. */
+  #writeProduct(
+    job: Pick<
+      PackedJob,
+      "m" | "n" | "k" | "a" | "aRowStride" | "aColStride" | "c" | "ldc" | "accumulate"
+    >,
+  ): Int32Array {
+    const s = this.#job;
+    s[JOB.OP] = 0;
+    s[JOB.M] = job.m;
+    s[JOB.N] = job.n;
+    s[JOB.K] = job.k;
+    s[JOB.A] = job.a;
+    s[JOB.A_RS] = job.aRowStride;
+    s[JOB.A_CS] = job.aColStride;
+    s[JOB.C] = job.c;
+    s[JOB.LDC] = job.ldc;
+    s[JOB.ACCUMULATE] = job.accumulate ? 1 : 0;
+    return s;
+  }
+
   #dispatch(ntasks: number, threaded: boolean): void {
     const s = this.#job;
     const gen = this.#gen = (this.#gen + 1) & 0x7fff;
