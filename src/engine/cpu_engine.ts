@@ -41,7 +41,15 @@ import type {
   TensorDType,
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
+import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
 import { fastWalshHadamard } from "../transform/block_apply.ts";
+
+/** How the banner names each build of the GEMM kernels. */
+const KERNEL_NAMES: Record<KernelVariant, string> = {
+  avx2: "native AVX2 + FMA",
+  relaxed: "WebAssembly relaxed SIMD",
+  simd: "WebAssembly SIMD",
+};
 
 /**
  * Released arrays beyond this many pooled bytes are left to the garbage
@@ -170,9 +178,10 @@ export class CpuEngine implements Engine {
   /** The CPU and how the kernels use it. */
   get description(): string {
     const info = cpuKernelInfo();
-    const simd = info.relaxedSimd ? "relaxed SIMD" : info.simd ? "SIMD" : "scalar TypeScript";
+    const kernels = KERNEL_NAMES[info.variant] +
+      (info.nativeNote ? ` (no native AVX2 build: ${info.nativeNote})` : "");
     return `CPU (${navigator.hardwareConcurrency} logical cores, ${Deno.build.arch}), ` +
-      `gemm: ${simd}, ${info.threads} thread${info.threads === 1 ? "" : "s"}`;
+      `gemm: ${kernels}, ${info.threads} thread${info.threads === 1 ? "" : "s"}`;
   }
 
   upload(data: HostArray, shape: readonly number[]): CpuTensor {

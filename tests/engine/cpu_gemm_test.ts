@@ -1,7 +1,8 @@
-// The CPU engine's WebAssembly GEMM kernels against float64 references: odd
-// shapes that cross every blocking boundary (MR 4, NR 8, KC 256, MC 128,
-// stripes of up to 256 columns), accumulate semantics, the `out` parameter,
-// one and two threads, and both kernel builds (relaxed-SIMD FMA and plain).
+// The CPU engine's GEMM kernels against float64 references: odd shapes that
+// cross every blocking boundary (MR 4 and 8, NR 8, KC 512, MC 128, stripes of
+// up to 256 columns), accumulate semantics, the `out` parameter, one and two
+// threads, and every kernel build (relaxed-SIMD FMA, plain SIMD, and the
+// native AVX2 library where this machine can run it).
 
 import assert from "node:assert/strict";
 import {
@@ -17,6 +18,7 @@ import {
   siluMul,
 } from "../../src/engine/cpu/gemm.ts";
 import { GemmRuntime, loadVariant } from "../../src/engine/cpu/_gemm_runtime.ts";
+import { memoryBase, openNativeGemm, probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
   type GemmExports,
   JOB,
@@ -86,7 +88,9 @@ const SHAPES: Array<[number, number, number]> = [
   [257, 33, 260],
 ];
 
-const BUILDS: KernelVariant[] = ["relaxed", "simd"];
+/** Whether this machine runs the native build; the tests that need it say so when it does not. */
+const NATIVE = probeNativeGemm();
+const BUILDS: KernelVariant[] = NATIVE.ok ? ["avx2", "relaxed", "simd"] : ["relaxed", "simd"];
 
 // One instance per build and thread count for the whole file: starting a
 // worker costs far more than the products these tests run. Their workers are
@@ -102,7 +106,13 @@ const GEMMS = BUILDS.flatMap((variant) =>
 
 function forEachGemm(fn: (gemm: CpuGemm, label: string) => void): void {
   for (const { gemm, threads, variant, label } of GEMMS) {
-    assert.deepEqual(gemm.info(), { threads, relaxedSimd: variant === "relaxed", simd: true });
+    assert.deepEqual(gemm.info(), {
+      threads,
+      variant,
+      relaxedSimd: variant !== "simd",
+      simd: true,
+      nativeNote: null,
+    });
     fn(gemm, label);
   }
 }
@@ -402,7 +412,8 @@ Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B g
 // the late worker is a second kernel instance on the shared memory, called at
 // exactly that moment, so the interleaving is deterministic.
 Deno.test("a worker late for a finished job claims no stripe once the next job's task count is written", () => {
-  const rt = new GemmRuntime({ threads: 2 }); // thread 1's scratch exists; its worker stays asleep
+  // thread 1's scratch exists; its worker stays asleep
+  const rt = new GemmRuntime({ threads: 2, variant: "relaxed" });
   try {
     const job = new Int32Array(rt.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
     const late = new WebAssembly.Instance(new WebAssembly.Module(loadVariant(rt.variant)!), {
@@ -442,7 +453,7 @@ Deno.test("a worker late for a finished job claims no stripe once the next job's
     rt.close();
   }
   // Before the first job, generation 0 is closed the same way.
-  const fresh = new GemmRuntime({ threads: 2 });
+  const fresh = new GemmRuntime({ threads: 2, variant: "relaxed" });
   try {
     const job = new Int32Array(fresh.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
     const late = new WebAssembly.Instance(new WebAssembly.Module(loadVariant(fresh.variant)!), {
@@ -722,4 +733,99 @@ Deno.test("two threads give the bits of one at a small Llama's shapes (stripes p
     } while (performance.now() < giveUp);
     assert.ok(two.workerTasks > before, `${variant}: the worker thread never ran a stripe`);
   }
+});
+
+Deno.test({
+  name: `the native AVX2 build gives the relaxed build's bits (${
+    NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
+  })`,
+  ignore: !NATIVE.ok,
+  fn() {
+    // Every op through both builds, at the odd shapes and at a small Llama's
+    // (packed products, Grams with their upper-triangle stripes, grouped
+    // attention with its causal skips and softmax), one and two threads.
+    const run = (gemm: CpuGemm): Float32Array[] => {
+      const out: Float32Array[] = [];
+      for (const [m, n, k] of SHAPES) {
+        const x = values(m * k, m * 7 + k);
+        const w = values(n * k, n * 5 + k);
+        out.push(gemm.matmulTransposed(x, w, m, n, k), gemm.matmul(x, w, m, n, k));
+        const h = values(k * k, k);
+        gemm.accumulateGram(h, x, m, k);
+        out.push(h);
+      }
+      const [hidden, inter, seq] = [256, 768, 200];
+      const x = values(seq * inter, 41);
+      const w = values(inter * hidden, 42);
+      const attn = { seq, kvLen: seq, heads: 8, kvHeads: 4, headDim: 32 };
+      const q = values(seq * 8 * 32, 43);
+      const kv = values(seq * 4 * 32, 44);
+      const h = new Float32Array(inter * inter);
+      gemm.accumulateGram(h, x, seq, inter);
+      out.push(
+        gemm.matmul(x, w, seq, hidden, inter),
+        gemm.matmulTransposed(x.subarray(0, seq * hidden), w, seq, inter, hidden),
+        h,
+        gemm.attentionScores(q, kv, attn),
+        gemm.causalAttention(q, kv, kv, attn),
+      );
+      return out;
+    };
+    for (const threads of [1, 2]) {
+      const [native, relaxed] = (["avx2", "relaxed"] as const).map((variant) =>
+        GEMMS.find((g) => g.variant === variant && g.threads === threads)!.gemm
+      );
+      const expected = run(relaxed);
+      for (const [i, got] of run(native).entries()) {
+        assert.deepEqual(got, expected[i], `${threads} thread(s): product ${i} differs`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: `a native worker late for a finished job claims no stripe (${
+    NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
+  })`,
+  ignore: !NATIVE.ok,
+  fn() {
+    // The native entry's claim loop, as the late-worker test above checks the
+    // WebAssembly one: a job published and finished, then a late native
+    // thread for its generation while the next job's task count is written.
+    const rt = new GemmRuntime({ threads: 2, variant: "avx2" });
+    const late = openNativeGemm((NATIVE as { path: string }).path);
+    try {
+      const job = new Int32Array(rt.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
+      const aAt = rt.heapBase, bAt = aAt + 64, cAt = bAt + 64;
+      rt.reserve(cAt + 4 * 8 * 4 - rt.heapBase, "test");
+      rt.f32(aAt, 4).set([1, 2, 3, 4]);
+      rt.f32(bAt, 8).fill(1);
+      rt.f32(cAt, 32).fill(0);
+      rt.run({
+        m: 4,
+        n: 8,
+        k: 1,
+        a: aAt,
+        aRowStride: 1,
+        aColStride: 1,
+        b: bAt,
+        bRowStride: 8,
+        bColStride: 1,
+        c: cAt,
+        ldc: 8,
+        accumulate: true,
+        upper: false,
+      });
+      const once = Array.from(rt.f32(cAt, 32));
+      assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));
+      job[JOB.NTASKS] = 8;
+      const finished = Atomics.load(job, JOB.CLAIM) >>> 16;
+      assert.equal(late.run(memoryBase(rt.memory), JOB_ADDRESS, finished, 1), 0);
+      assert.equal(Atomics.load(job, JOB.DONE), 1);
+      assert.deepEqual(Array.from(rt.f32(cAt, 32)), once, "c accumulated once");
+    } finally {
+      late.close();
+      rt.close();
+    }
+  },
 });

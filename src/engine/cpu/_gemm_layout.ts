@@ -64,15 +64,19 @@ export const JOB_ADDRESS = 1024;
 /** Byte address of thread 0's scratch region. */
 export const SCRATCH_ADDRESS = 4096;
 
-/** The micro-kernel's tile and the k slice, as in gemm.c. */
-export const MR = 4;
+/**
+ * The micro-kernel's width and the k slice, as in gemm.c. Its height MR is 4
+ * in the WebAssembly builds and 8 in the native one; MC is a multiple of both.
+ */
 export const NR = 8;
 export const KC = 512;
 export const MC = 128;
+/** The tallest micro-kernel of any build (the native one's MR). */
+const MR_MAX = 8;
 /** Widest column stripe (one task); its packed B slice is KC × NC_MAX floats. */
 export const NC_MAX = 256;
 /** Bytes of one thread's scratch: packed B slice, packed A block, one edge tile. */
-export const SCRATCH_STRIDE = (KC * NC_MAX + MC * KC + MR * NR) * 4;
+export const SCRATCH_STRIDE = (KC * NC_MAX + MC * KC + MR_MAX * NR) * 4;
 
 /** A wasm page. */
 export const PAGE_BYTES = 65536;

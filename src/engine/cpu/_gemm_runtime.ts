@@ -35,6 +35,7 @@ import {
   SCRATCH_STRIDE,
 } from "./_gemm_layout.ts";
 import { LlmcError } from "../../errors.ts";
+import { memoryBase, type NativeGemm, openNativeGemm, probeNativeGemm } from "./_gemm_native.ts";
 
 /**
  * A CPU kernel's operands are malformed, its memory cannot hold them, or a
@@ -73,20 +74,74 @@ export function readKernel(name: string): Uint8Array<ArrayBuffer> {
   }
 }
 
-/** Which build of the kernels to load. */
-export type KernelVariant = "relaxed" | "simd";
+/**
+ * Which build of the kernels runs the products: "avx2" the native x86-64
+ * library (see _gemm_native.ts), "relaxed" WebAssembly with
+ * f32x4.relaxed_madd, "simd" WebAssembly with a separate multiply and add.
+ */
+export type KernelVariant = "avx2" | "relaxed" | "simd";
 
-/** Loads a build's bytes, or null when this runtime cannot validate it. */
-export function loadVariant(variant: KernelVariant): Uint8Array<ArrayBuffer> | null {
+const VARIANTS: readonly KernelVariant[] = ["avx2", "relaxed", "simd"];
+
+/** Environment variable that forces a build, as the `variant` option does. */
+export const KERNEL_VARIANT_ENV = "LLMC_CPU_KERNELS";
+
+/** Loads a WebAssembly build's bytes, or null when this runtime cannot validate it. */
+export function loadVariant(variant: "relaxed" | "simd"): Uint8Array<ArrayBuffer> | null {
   const bytes = readKernel(`gemm_${variant}.wasm`);
   return WebAssembly.validate(bytes) ? bytes : null;
+}
+
+/** The builds a runtime loads: the WebAssembly module and, for "avx2", the native library. */
+interface KernelChoice {
+  variant: KernelVariant;
+  bytes: Uint8Array<ArrayBuffer>;
+  native: string | null;
+  /** Why the native build is not used, when it is not. */
+  note: string | null;
+}
+
+/** The requested build (option, else LLMC_CPU_KERNELS), else the fastest this process can run. */
+function chooseKernels(requested: KernelVariant | undefined): KernelChoice {
+  const fromEnv = requested ? undefined : Deno.env.get(KERNEL_VARIANT_ENV) || undefined;
+  if (fromEnv !== undefined && !VARIANTS.includes(fromEnv as KernelVariant)) {
+    throw new CpuKernelError(
+      `CPU kernels: ${KERNEL_VARIANT_ENV}=${fromEnv} is not one of ${VARIANTS.join(", ")}`,
+    );
+  }
+  const wanted = requested ?? fromEnv as KernelVariant | undefined;
+  // The WebAssembly module is loaded in every case: the native library runs
+  // only the products and softmax, and the relaxed build gives its bits.
+  const relaxed = wanted === "simd" ? null : loadVariant("relaxed");
+  const simd = relaxed ? null : loadVariant("simd");
+  if (wanted === "relaxed" && !relaxed) {
+    throw new CpuKernelError("CPU kernels: this runtime cannot run the relaxed build");
+  }
+  const wasm = relaxed
+    ? { variant: "relaxed" as const, bytes: relaxed }
+    : simd
+    ? { variant: "simd" as const, bytes: simd }
+    : null;
+  if (!wasm) {
+    throw new CpuKernelError("CPU kernels: this runtime has no WebAssembly SIMD (simd128)");
+  }
+  if (wanted !== undefined && wanted !== "avx2") return { ...wasm, native: null, note: null };
+  const probe = probeNativeGemm();
+  if (probe.ok) return { variant: "avx2", bytes: wasm.bytes, native: probe.path, note: null };
+  if (wanted === "avx2") {
+    throw new CpuKernelError(`CPU kernels: the avx2 build cannot run here: ${probe.reason}`);
+  }
+  return { ...wasm, native: null, note: probe.reason };
 }
 
 /** Options of a {@linkcode GemmRuntime}. */
 export interface GemmRuntimeOptions {
   /** Threads including the calling one; default navigator.hardwareConcurrency. */
   threads?: number;
-  /** Force a build; default: relaxed-SIMD when valid here, else plain SIMD. */
+  /**
+   * Force a build; default: LLMC_CPU_KERNELS when set, else the native AVX2
+   * library where it can run, else relaxed-SIMD when valid here, else plain SIMD.
+   */
   variant?: KernelVariant;
 }
 
@@ -165,8 +220,12 @@ const CLOSED = MAX_TASKS;
 export class GemmRuntime {
   readonly threads: number;
   readonly variant: KernelVariant;
+  /** Why the native build is not in use, when the build was chosen by default and it is not. */
+  readonly nativeNote: string | null;
   readonly memory: WebAssembly.Memory;
   readonly #kernels: GemmExports;
+  readonly #native: NativeGemm | null;
+  readonly #base: Deno.PointerValue;
   readonly #job: Int32Array;
   readonly #workers: Worker[] = [];
   readonly #heapBase: number;
@@ -179,35 +238,23 @@ export class GemmRuntime {
       throw new CpuKernelError(`CPU kernels: threads must be an integer in 1..256, got ${threads}`);
     }
     this.threads = threads;
-    let variant = options.variant;
-    let bytes = variant ? loadVariant(variant) : null;
-    if (variant && !bytes) {
-      throw new CpuKernelError(`CPU kernels: this runtime cannot run the ${variant} build`);
-    }
-    if (!variant) {
-      bytes = loadVariant("relaxed");
-      variant = "relaxed";
-      if (!bytes) {
-        bytes = loadVariant("simd");
-        variant = "simd";
-      }
-      if (!bytes) {
-        throw new CpuKernelError("CPU kernels: this runtime has no WebAssembly SIMD (simd128)");
-      }
-    }
+    const { variant, bytes, native, note } = chooseKernels(options.variant);
     this.variant = variant;
+    this.nativeNote = note;
     this.#heapBase = align(SCRATCH_ADDRESS + threads * SCRATCH_STRIDE, 64);
     const initial = Math.ceil((this.#heapBase + (1 << 20)) / PAGE_BYTES);
     this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes!), {
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: { memory: this.memory },
     });
     this.#kernels = instance.exports as unknown as GemmExports;
+    this.#native = native ? openNativeGemm(native) : null;
+    this.#base = memoryBase(this.memory);
     this.#job = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
     Atomics.store(this.#job, JOB.CLAIM, CLOSED);
     for (let tid = 1; tid < threads; tid++) {
       const worker = new Worker(new URL("./_gemm_worker.ts", import.meta.url), {
-        workerData: { module: bytes, memory: this.memory, tid },
+        workerData: { module: bytes, memory: this.memory, tid, native },
       });
       // A pool thread must not keep the process alive once the program is done.
       worker.unref();
@@ -241,6 +288,15 @@ export class GemmRuntime {
         } MiB for ${what}: ${e}`,
         { cause: e },
       );
+    }
+    // The native kernels and every worker hold the first byte's address: a
+    // shared memory grows in place, so this never fires unless a runtime
+    // moves one (which would make the native build unsafe).
+    if (
+      this.#native &&
+      Deno.UnsafePointer.value(memoryBase(this.memory)) !== Deno.UnsafePointer.value(this.#base)
+    ) {
+      throw new CpuKernelError("CPU kernels: the shared memory moved when it grew");
     }
   }
 
@@ -461,7 +517,8 @@ export class GemmRuntime {
         Atomics.add(s, JOB.WAKE, 1);
         Atomics.notify(s, JOB.WAKE);
       }
-      this.#kernels.gemm_run(JOB_ADDRESS, gen, 0);
+      if (this.#native) this.#native.run(this.#base, JOB_ADDRESS, gen, 0);
+      else this.#kernels.gemm_run(JOB_ADDRESS, gen, 0);
       for (;;) {
         const done = Atomics.load(s, JOB.DONE);
         if (done >= ntasks) break;
@@ -502,6 +559,7 @@ export class GemmRuntime {
     Atomics.add(this.#job, JOB.WAKE, 1);
     Atomics.notify(this.#job, JOB.WAKE);
     for (const w of this.#workers) w.terminate();
+    this.#native?.close();
   }
 }
 

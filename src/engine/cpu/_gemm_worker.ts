@@ -1,6 +1,6 @@
 /**
  * A GEMM worker thread: instantiates the kernels on the shared memory it is
- * given, then sleeps on the job block's WAKE word and joins every job the
+ * given (and opens the native library when the runtime uses it), then sleeps on the job block's WAKE word and joins every job the
  * main thread publishes, claiming column stripes until none is left.
  *
  * A `node:worker_threads` worker, not a web Worker, because only the former
@@ -12,14 +12,22 @@
 
 import { workerData } from "node:worker_threads";
 import { type GemmExports, JOB, JOB_ADDRESS, JOB_SLOTS } from "./_gemm_layout.ts";
+import { memoryBase, openNativeGemm } from "./_gemm_native.ts";
 
-const { module, memory, tid } = workerData as {
+const { module, memory, tid, native } = workerData as {
   module: Uint8Array<ArrayBuffer>;
   memory: WebAssembly.Memory;
   tid: number;
+  /** The native library's path when the runtime uses it (see _gemm_native.ts). */
+  native: string | null;
 };
 const instance = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory } });
 const kernels = instance.exports as unknown as GemmExports;
+const nativeKernels = native ? openNativeGemm(native) : null;
+const base = memoryBase(memory);
+const gemmRun = nativeKernels
+  ? (gen: number) => nativeKernels.run(base, JOB_ADDRESS, gen, tid)
+  : (gen: number) => kernels.gemm_run(JOB_ADDRESS, gen, tid);
 // The job block lives in the first page, so this view survives memory growth.
 const job = new Int32Array(memory.buffer, JOB_ADDRESS, JOB_SLOTS);
 
@@ -29,7 +37,7 @@ for (;;) {
   if (Atomics.load(job, JOB.STOP)) break;
   seen = Atomics.load(job, JOB.WAKE);
   try {
-    const ran = kernels.gemm_run(JOB_ADDRESS, Atomics.load(job, JOB.CLAIM) >>> 16, tid);
+    const ran = gemmRun(Atomics.load(job, JOB.CLAIM) >>> 16);
     if (ran) Atomics.add(job, JOB.WORKER_TASKS, ran);
   } catch (e) {
     console.error(`llmc cpu gemm worker ${tid}:`, e);

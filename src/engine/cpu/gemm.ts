@@ -74,7 +74,11 @@ function chunkRows(budget: number, rowBytes: number, quantum: number): number {
 export interface CpuGemmOptions {
   /** Threads including the calling one; default navigator.hardwareConcurrency. */
   threads?: number;
-  /** "relaxed" (fused multiply-add) or "simd"; default the best this runtime validates. */
+  /**
+   * "avx2" (the native x86-64 library), "relaxed" (WebAssembly, fused
+   * multiply-add) or "simd"; default LLMC_CPU_KERNELS when set, else the
+   * fastest this process can run.
+   */
   variant?: KernelVariant;
   /**
    * About how many bytes of token-length operands a call copies into the
@@ -88,8 +92,15 @@ export interface CpuGemmOptions {
 export interface CpuKernelInfo {
   /** Threads a product runs on, the calling one included. */
   threads: number;
-  /** Whether the kernels use f32x4.relaxed_madd (a fused multiply-add on x64 with FMA3). */
+  /** The build that runs the products. */
+  variant: KernelVariant;
+  /**
+   * Whether products use a fused multiply-add: f32x4.relaxed_madd (fused on
+   * x64 with FMA3) or the native build's vfmadd231ps, which give the same bits.
+   */
   relaxedSimd: boolean;
+  /** Why the native build is not in use, when it was not asked for and cannot run. */
+  nativeNote: string | null;
   /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
   simd: boolean;
 }
@@ -543,7 +554,13 @@ export class CpuGemm {
 
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
-    return { threads: this.#rt.threads, relaxedSimd: this.#rt.variant === "relaxed", simd: true };
+    return {
+      threads: this.#rt.threads,
+      variant: this.#rt.variant,
+      relaxedSimd: this.#rt.variant !== "simd",
+      simd: true,
+      nativeNote: this.#rt.nativeNote,
+    };
   }
 
   /** Bytes of WebAssembly memory the kernels hold (it grows to the largest call, never shrinks). */
@@ -923,6 +940,6 @@ export function siluMul(
  *
  * @returns the default instance's threads and kernel build
  */
-export function cpuKernelInfo(): { threads: number; relaxedSimd: boolean; simd: boolean } {
+export function cpuKernelInfo(): CpuKernelInfo {
   return defaultGemm().info();
 }

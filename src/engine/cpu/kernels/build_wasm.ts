@@ -1,13 +1,15 @@
 /**
- * `deno task build-wasm`: rebuilds the CPU engine's WebAssembly kernels from
- * `gemm.c` with clang, writing `gemm_relaxed.wasm` (f32x4.relaxed_madd) and
- * `gemm_simd.wasm` (plain simd128) beside it, and `block_transform.wasm`
- * (float64 rotations, f64x2) from `block_transform.c`. The `.wasm` files are committed,
- * so only people who change the C need clang: on Debian,
- * `apt-get install -y clang-16 lld-16` (the linker is `wasm-ld-16`).
+ * `deno task build-wasm`: rebuilds the CPU engine's kernels. From `gemm.c`
+ * with clang: `gemm_relaxed.wasm` (f32x4.relaxed_madd) and `gemm_simd.wasm`
+ * (plain simd128); from `block_transform.c`: `block_transform.wasm` (float64
+ * rotations, f64x2). And from `gemm.c` with gcc on x86-64 Linux:
+ * `gemm_x86_64.so`, the native AVX2 + FMA build (see _gemm_native.ts). The
+ * built files are committed, so only people who change the C need the
+ * compilers: on Debian, `apt-get install -y clang-16 lld-16 gcc` (the wasm
+ * linker is `wasm-ld-16`).
  *
  * Set `CLANG` to pick a compiler other than the first of clang-16, clang-17,
- * clang-18, clang found on PATH.
+ * clang-18, clang found on PATH, and `CC` for the native build (default gcc).
  *
  * @module
  */
@@ -76,4 +78,40 @@ for (const [name, { source, flags }] of Object.entries(VARIANTS)) {
   new WebAssembly.Module(Deno.readFileSync(tmp));
   Deno.renameSync(tmp, out);
   console.log(`${name}: ${Deno.statSync(out).size} bytes (${clang})`);
+}
+
+// The native library: no libc (the kernels call nothing), hidden symbols but
+// the two entry points, and no contraction of separate multiplies and adds,
+// so it rounds as the relaxed WebAssembly build does.
+const NATIVE = [
+  "-O3",
+  "-shared",
+  "-fPIC",
+  "-nostdlib",
+  "-ffp-contract=off",
+  "-fno-tree-loop-distribute-patterns",
+  "-fvisibility=hidden",
+  "-Wall",
+  "-Werror",
+  "-s",
+];
+if (Deno.build.os === "linux" && Deno.build.arch === "x86_64") {
+  const cc = Deno.env.get("CC") ?? "gcc";
+  const out = new URL("gemm_x86_64.so", here).pathname;
+  const tmp = `${out}.tmp`;
+  const { success, stderr } = new Deno.Command(cc, {
+    args: [...NATIVE, "-o", tmp, new URL("gemm.c", here).pathname],
+    stderr: "piped",
+  }).outputSync();
+  if (!success) {
+    throw new Error(
+      `build-wasm: ${cc} failed for gemm_x86_64.so:\n${new TextDecoder().decode(stderr)}`,
+    );
+  }
+  Deno.renameSync(tmp, out);
+  console.log(`gemm_x86_64.so: ${Deno.statSync(out).size} bytes (${cc})`);
+} else {
+  console.log(
+    `gemm_x86_64.so: not rebuilt (needs x86-64 Linux, this is ${Deno.build.os}/${Deno.build.arch})`,
+  );
 }

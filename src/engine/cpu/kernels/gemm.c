@@ -36,9 +36,45 @@
 // names), so instances cannot step on each other.
 
 #include <stdint.h>
-#include <wasm_simd128.h>
 
+// Native build (gemm_x86_64.so, `deno task build-wasm` with gcc): the same
+// code for x86-64 with AVX2 + FMA, called through Deno's FFI by the same
+// threads on the same shared memory. Two things differ:
+// - Addresses in the job block are byte offsets into the WebAssembly memory;
+//   natively they are added to the memory's base pointer (MEM below), which
+//   is the same in every thread because the memory is shared.
+// - The micro-kernel is 8 × 8 outputs in eight 256-bit registers (MR 8), with
+//   vfmadd231ps as relaxed_madd is on FMA CPUs. Every output is still summed
+//   over p in order, one fused multiply-add a step, KC slices in order, so
+//   the native and the relaxed-SIMD builds give the same bits.
+// The packing, softmax and exp code is shared: _simd128_x86.h maps the
+// WebAssembly intrinsics it uses onto SSE.
+#ifdef __wasm__
+#include <wasm_simd128.h>
 #define MR 4
+#define MEM(base, address) ((void*)(uintptr_t)(uint32_t)(address))
+#else
+#include <cpuid.h>
+// 1 when this CPU and OS can run the native build: AVX2 and FMA, and the OS
+// saves the ymm registers (OSXSAVE, XCR0 bits 1 and 2). Compiled before the
+// target pragma below, so it runs on any x86-64.
+__attribute__((visibility("default"))) int llmc_gemm_supported(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  if (!fma || !osxsave || !avx) return 0;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 6) != 6) return 0;
+  if (__get_cpuid_max(0, 0) < 7) return 0;
+  __cpuid_count(7, 0, a, b, c, d);
+  return (b >> 5) & 1;  // AVX2
+}
+#pragma GCC target("avx2,fma")
+#include "_simd128_x86.h"
+#define MR 8
+#define MEM(base, address) ((void*)((base) + (uint32_t)(address)))
+#endif
 #define NR 8
 // KC 512 rather than 256: each tile of C is loaded and stored once per KC
 // slice, and C's rows (often 4 KiB apart, the same cache sets) miss; halving
@@ -48,8 +84,10 @@
 #define KC 512
 #define MC 128
 
-#ifdef __wasm_relaxed_simd__
+#if defined(__wasm_relaxed_simd__)
 #define MADD(a, b, c) __builtin_wasm_relaxed_madd_f32x4((a), (b), (c))
+#elif !defined(__wasm__)
+#define MADD(a, b, c) _mm_fmadd_ps((a), (b), (c))
 #else
 #define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
 #endif
@@ -190,25 +228,28 @@ NOINLINE static void pack_a(const float* a, int rs, int cs, int mc, int kc, floa
     const float* src = a + ir * rs;
     const int rows = min_int(MR, mc - ir);
     if (rows == MR && rs == 1) {
-      // Columns of A are contiguous (Gram): one vector per p.
+      // Columns of A are contiguous (Gram): MR / 4 vectors per p.
       for (int p = 0; p < kc; p++) {
-        wasm_v128_store(dst, wasm_v128_load(src));
+        for (int h = 0; h < MR; h += 4) wasm_v128_store(dst + h, wasm_v128_load(src + h));
         src += cs;
         dst += MR;
       }
     } else if (rows == MR && cs == 1) {
-      // Rows of A are contiguous (x of matmul / matmulTransposed): transpose 4 × 4.
+      // Rows of A are contiguous (x of matmul / matmulTransposed): transpose
+      // 4 × 4 blocks from the MR source rows.
       int p = 0;
       for (; p + 4 <= kc; p += 4) {
-        v128_t r0 = wasm_v128_load(src + p);
-        v128_t r1 = wasm_v128_load(src + rs + p);
-        v128_t r2 = wasm_v128_load(src + 2 * rs + p);
-        v128_t r3 = wasm_v128_load(src + 3 * rs + p);
-        TRANSPOSE4(r0, r1, r2, r3);
-        wasm_v128_store(dst, r0);
-        wasm_v128_store(dst + 4, r1);
-        wasm_v128_store(dst + 8, r2);
-        wasm_v128_store(dst + 12, r3);
+        for (int h = 0; h < MR; h += 4) {
+          v128_t r0 = wasm_v128_load(src + (h + 0) * rs + p);
+          v128_t r1 = wasm_v128_load(src + (h + 1) * rs + p);
+          v128_t r2 = wasm_v128_load(src + (h + 2) * rs + p);
+          v128_t r3 = wasm_v128_load(src + (h + 3) * rs + p);
+          TRANSPOSE4(r0, r1, r2, r3);
+          wasm_v128_store(dst + 0 * MR + h, r0);
+          wasm_v128_store(dst + 1 * MR + h, r1);
+          wasm_v128_store(dst + 2 * MR + h, r2);
+          wasm_v128_store(dst + 3 * MR + h, r3);
+        }
         dst += 4 * MR;
       }
       for (; p < kc; p++) {
@@ -227,7 +268,8 @@ NOINLINE static void pack_a(const float* a, int rs, int cs, int mc, int kc, floa
 // C[rows, cols] (+)= Apanel[kc, MR] · Bpanel[kc, NR] for one tile; the panels'
 // padding rows and columns are zeros and their results are dropped. `edge` is
 // MR*NR floats of scratch.
-NOINLINE static void micro_4x8(int kc, const float* a, int rows, const float* b, float* c, int ldc,
+#ifdef __wasm__
+NOINLINE static void micro_kernel(int kc, const float* a, int rows, const float* b, float* c, int ldc,
                       int cols, int store, float* edge) {
   v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00;
   v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -290,14 +332,55 @@ NOINLINE static void micro_4x8(int kc, const float* a, int rows, const float* b,
   }
 }
 
+#else
+// The native micro-kernel: MR × NR = 8 × 8 outputs, one 256-bit accumulator
+// per row; per k step one B vector load, eight broadcasts and eight fused
+// multiply-adds. Eight independent accumulators cover the FMA latency of two
+// pipes of four cycles each; with B and the broadcast that is ten of the
+// sixteen ymm registers.
+NOINLINE static void micro_kernel(
+    int kc, const float* a, int rows, const float* b, float* c, int ldc, int cols, int store,
+    float* edge) {
+  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  for (int p = 0; p < kc; p++) {
+    const __m256 bv = _mm256_loadu_ps(b);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), bv, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), bv, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), bv, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), bv, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), bv, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), bv, c5);
+    c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), bv, c6);
+    c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), bv, c7);
+    a += MR;
+    b += NR;
+  }
+  __m256 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+  if (rows == MR && cols == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* r = c + i * ldc;
+      const __m256 v = store ? acc[i] : _mm256_add_ps(acc[i], _mm256_loadu_ps(r));
+      _mm256_storeu_ps(r, v);
+    }
+    return;
+  }
+  for (int i = 0; i < MR; i++) _mm256_storeu_ps(edge + i * NR, acc[i]);
+  for (int i = 0; i < rows; i++) {
+    for (int j = 0; j < cols; j++) {
+      const float v = edge[i * NR + j];
+      c[i * ldc + j] = store ? v : c[i * ldc + j] + v;
+    }
+  }
+}
+#endif
+
 // One task: the column stripe [j0, j1) of batch `batch`'s C, every k slice.
-NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float* pack,
-                       float* pack_a_buf, float* edge) {
+NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int stripe,
+                                float* pack, float* pack_a_buf, float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
-  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A] + batch * job[J_A_BS];
-  const float* b =
-      (const float*)(uintptr_t)(uint32_t)job[J_B] + (batch / job[J_B_GROUP]) * job[J_B_BS];
-  float* c = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
+  const float* a = (const float*)MEM(base, job[J_A]) + batch * job[J_A_BS];
+  const float* b = (const float*)MEM(base, job[J_B]) + (batch / job[J_B_GROUP]) * job[J_B_BS];
+  float* c = (float*)MEM(base, job[J_C]) + batch * job[J_C_BS];
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS];
   const int b_rs = job[J_B_RS], b_cs = job[J_B_CS];
   const int ldc = job[J_LDC], nc = job[J_NC];
@@ -326,7 +409,7 @@ NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float
         const float* panel = pack + (jr - j0) * kc;
         const int cols = min_int(NR, j1 - jr);
         for (int ir = 0; ir < mc; ir += MR) {
-          micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
+          micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
                     c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
         }
       }
@@ -345,7 +428,7 @@ NOINLINE static void run_stripe(const int32_t* job, int batch, int stripe, float
 // on the stripe path (slices in order, the micro-kernel over each slice), so
 // the two paths give the same bits; this one packs A once per column group
 // instead of once per stripe and B once instead of once per stripe.
-NOINLINE static void run_pack_b(const int32_t* job, int task) {
+NOINLINE static void run_pack_b(char* base, const int32_t* job, int task) {
   const int k = job[J_K], npad = job[J_NPAD];
   const int p0 = job[J_P0], j0 = job[J_J0], j1 = job[J_J1];
   const int group = job[J_GROUP] * NR;
@@ -355,18 +438,19 @@ NOINLINE static void run_pack_b(const int32_t* job, int task) {
   const int jr1 = min_int(jr0 + group, j1);
   const int kc = min_int(KC, k - pc);
   const int rs = job[J_B_RS], cs = job[J_B_CS];
-  const float* stage = (const float*)(uintptr_t)(uint32_t)job[J_B];
-  float* packed = (float*)(uintptr_t)(uint32_t)job[J_PACKED];
+  const float* stage = (const float*)MEM(base, job[J_B]);
+  float* packed = (float*)MEM(base, job[J_PACKED]);
   pack_b(stage + (pc - p0) * rs + (jr0 - j0) * cs, rs, cs, kc, jr1 - jr0,
          packed + pc * npad + jr0 * kc);
 }
 
-NOINLINE static void run_rows(const int32_t* job, int task, float* pack_a_buf, float* edge) {
+NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* pack_a_buf,
+                              float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
   const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
-  const float* a = (const float*)(uintptr_t)(uint32_t)job[J_A];
-  const float* packed = (const float*)(uintptr_t)(uint32_t)job[J_PACKED];
-  float* c = (float*)(uintptr_t)(uint32_t)job[J_C];
+  const float* a = (const float*)MEM(base, job[J_A]);
+  const float* packed = (const float*)MEM(base, job[J_PACKED]);
+  float* c = (float*)MEM(base, job[J_C]);
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
   const int ic = (task / ngroups) * MC;
   const int mc = min_int(MC, m - ic);
@@ -380,7 +464,7 @@ NOINLINE static void run_rows(const int32_t* job, int task, float* pack_a_buf, f
       const float* panel = packed + pc * npad + jr * kc;
       const int cols = min_int(NR, j1 - jr);
       for (int ir = 0; ir < mc; ir += MR) {
-        micro_4x8(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
+        micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
                   c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
       }
     }
@@ -455,11 +539,11 @@ NOINLINE static void softmax_row(float* p, int first, int last, int len, float s
 
 // One softmax task: rows [r0, r1) of head `batch`'s scores [seq, kvLen]:
 // query i sees keys (i + offset - window, i + offset], offset = kvLen - seq.
-NOINLINE static void run_softmax(const int32_t* job, int batch, int chunk) {
+NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int chunk) {
   const int seq = job[J_M], len = job[J_N], rows = job[J_NC];
   const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
   union { int32_t i; float f; } bits = {job[J_SCALE]};
-  float* p = (float*)(uintptr_t)(uint32_t)job[J_C] + batch * job[J_C_BS];
+  float* p = (float*)MEM(base, job[J_C]) + batch * job[J_C_BS];
   const int r0 = chunk * rows, r1 = min_int(seq, r0 + rows);
   for (int i = r0; i < r1; i++) {
     const int last = min_int(len - 1, i + offset);
@@ -472,6 +556,7 @@ NOINLINE static void run_softmax(const int32_t* job, int batch, int chunk) {
 // y = silu(g) · u element-wise (a SwiGLU MLP's activation): silu(g) =
 // g · sigmoid(g), sigmoid from e = exp(-|g|) <= 1 as 1 / (1 + e) for g >= 0
 // and e / (1 + e) below, so exp never overflows.
+#ifdef __wasm__
 __attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const float* u, float* y,
                                                         int n) {
   const v128_t one = wasm_f32x4_splat(1.0f);
@@ -490,43 +575,59 @@ __attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const flo
   }
 }
 
+#endif
+
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
-// MR * NR of edge tile.
-__attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int tid) {
+// MR * NR of edge tile. Addresses are offsets from `base` (see MEM).
+static int run_tasks(char* base, int32_t* job, int gen, int tid) {
   for (int ran = 0;; ran++) {
     const int task = claim(job, gen);
     if (task < 0) return ran;
     const uint32_t scratch = (uint32_t)job[J_SCRATCH] + (uint32_t)tid * (uint32_t)job[J_SCRATCH_STRIDE];
-    float* pack = (float*)(uintptr_t)scratch;  // KC × nc, packed B
+    float* pack = (float*)MEM(base, scratch);  // KC × nc, packed B
     float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A
     float* edge = pack_a_buf + MC * KC;           // MR × NR
     const int nstripes = job[J_NSTRIPES];
     const int batch = task / nstripes;
     if (job[J_OP] == 1) {
-      run_softmax(job, batch, task % nstripes);
+      run_softmax(base, job, batch, task % nstripes);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
     if (job[J_OP] == 2) {
-      run_pack_b(job, task);
+      run_pack_b(base, job, task);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
     if (job[J_PACKED] != 0) {
       // No B slice to pack here: A's block and the edge tile start the region.
-      run_rows(job, task, pack, pack + MC * KC);
+      run_rows(base, job, task, pack, pack + MC * KC);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
     // Largest stripes first when only the upper triangle is computed.
     const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
-    run_stripe(job, batch, stripe, pack, pack_a_buf, edge);
+    run_stripe(base, job, batch, stripe, pack, pack_a_buf, edge);
     __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
   }
 }
 
+#ifdef __wasm__
+__attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int tid) {
+  return run_tasks(0, job, gen, tid);
+}
+#else
+// The native entry: `base` is the shared WebAssembly memory's first byte,
+// `job` the job block's offset in it.
+__attribute__((visibility("default"))) int llmc_gemm_run(char* base, uint32_t job, int gen,
+                                                         int tid) {
+  return run_tasks(base, (int32_t*)MEM(base, job), gen, tid);
+}
+#endif
+
+#ifdef __wasm__
 // h[i][j] = h[j][i] for i > j: completes a symmetric result of which the
 // upper triangle (and the diagonal blocks) were computed. Blocked for cache.
 __attribute__((export_name("mirror_upper"))) void mirror_upper(float* h, int n) {
@@ -541,3 +642,4 @@ __attribute__((export_name("mirror_upper"))) void mirror_upper(float* h, int n) 
     }
   }
 }
+#endif
