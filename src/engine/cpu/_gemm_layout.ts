@@ -40,7 +40,7 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: attention softmax. */
+  /** 0: GEMM, 1: attention softmax, 2: pack B, 3: SwiGLU (y = silu(g) · u). */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -87,5 +87,4 @@ export const MAX_PAGES = 65536;
 export interface GemmExports {
   gemm_run(job: number, gen: number, tid: number): number;
   mirror_upper(h: number, n: number): void;
-  silu_mul(g: number, u: number, y: number, n: number): void;
 }

@@ -541,9 +541,25 @@ export class GemmRuntime {
     return Atomics.load(this.#job, JOB.WORKER_TASKS);
   }
 
-  /** y = silu(g) · u for n floats at byte addresses g, u, y (calling thread only). */
+  /** y = silu(g) · u for n floats at byte addresses g, u, y, in chunks the threads share. */
   siluMul(g: number, u: number, y: number, n: number): void {
-    this.#kernels.silu_mul(g, u, y, n);
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    if (n === 0) return;
+    // About 20 operations per element, as the softmax's; chunks of whole
+    // vectors, four per thread.
+    const threaded = this.#workers.length > 0 && 20 * n >= THREADED_MIN_FLOPS;
+    const chunk = threaded ? align(Math.ceil(n / (4 * this.threads)), 4) : align(n, 4);
+    const ntasks = Math.ceil(n / chunk);
+    const s = this.#job;
+    s[JOB.OP] = 3;
+    s[JOB.PACKED] = 0;
+    s[JOB.A] = g;
+    s[JOB.B] = u;
+    s[JOB.C] = y;
+    s[JOB.N] = n;
+    s[JOB.NC] = chunk;
+    s[JOB.NSTRIPES] = ntasks;
+    this.#dispatch(ntasks, threaded);
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */

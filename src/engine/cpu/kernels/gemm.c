@@ -123,7 +123,8 @@ enum {
   J_B_GROUP = 27,
   J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
-  J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax)
+  J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
+                         // 3: SwiGLU (run_silu_mul)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -556,9 +557,7 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
 // y = silu(g) · u element-wise (a SwiGLU MLP's activation): silu(g) =
 // g · sigmoid(g), sigmoid from e = exp(-|g|) <= 1 as 1 / (1 + e) for g >= 0
 // and e / (1 + e) below, so exp never overflows.
-#ifdef __wasm__
-__attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const float* u, float* y,
-                                                        int n) {
+NOINLINE static void silu_mul(const float* g, const float* u, float* y, int n) {
   const v128_t one = wasm_f32x4_splat(1.0f);
   int i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -575,7 +574,15 @@ __attribute__((export_name("silu_mul"))) void silu_mul(const float* g, const flo
   }
 }
 
-#endif
+// One SwiGLU task (J_OP 3): elements [task·NC, (task + 1)·NC) of y = silu(g) · u,
+// g at A, u at B, y at C, N elements in all. NC is a multiple of 4, so every
+// element takes the path it would take in one pass over the whole array.
+NOINLINE static void run_silu_mul(char* base, const int32_t* job, int task) {
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  silu_mul((const float*)MEM(base, job[J_A]) + i0, (const float*)MEM(base, job[J_B]) + i0,
+           (float*)MEM(base, job[J_C]) + i0, i1 - i0);
+}
 
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
@@ -598,6 +605,11 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
     }
     if (job[J_OP] == 2) {
       run_pack_b(base, job, task);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 3) {
+      run_silu_mul(base, job, task);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
