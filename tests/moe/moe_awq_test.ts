@@ -234,3 +234,60 @@ Deno.test("qwen2_moe: SmoothQuant with the default mappings rescales the norm, t
     }
   });
 });
+
+Deno.test("mixtral: SmoothQuant's inferred mappings are upstream 0.9's MixtralForCausalLM entry (attention only); the MLP side is left alone without a skip note", async () => {
+  await withTempDir(async (dir) => {
+    const model = await writeMoeModel(MOE_QUANT_SPECS.mixtral, `${dir}/model`);
+    const warnings: string[] = [];
+    await oneshot({
+      model,
+      recipe:
+        "quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n",
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 4,
+      maxSeqLength: 32,
+      engine: "cpu",
+      onWarning: (m) => warnings.push(m),
+    });
+    // The registry gives no post_attention_layernorm mapping, so nothing is skipped.
+    assertEquals(warnings.filter((w) => w.includes("post_attention_layernorm")), []);
+    const recipe = await Deno.readTextFile(`${dir}/out/recipe.yaml`);
+    assert(
+      recipe.endsWith(
+        `      mappings:
+      - - ['re:.*q_proj', 're:.*k_proj', 're:.*v_proj']
+        - re:.*input_layernorm
+`,
+      ),
+      recipe,
+    );
+    const [src, out] = [await HfModel.open(model), await HfModel.open(`${dir}/out`)];
+    try {
+      const changed = async (name: string) => {
+        const [a, b] = [await src.readF32(name), await out.readF32(name)];
+        assertEquals(b.length, a.length, name);
+        return a.some((v, i) => v !== b[i]);
+      };
+      for (const k of [0, 1]) {
+        const p = `model.layers.${k}`;
+        for (const name of ["input_layernorm", "self_attn.q_proj", "self_attn.v_proj"]) {
+          assert(await changed(`${p}.${name}.weight`), `${p}.${name} was not smoothed`);
+        }
+        for (
+          const name of [
+            "post_attention_layernorm",
+            "block_sparse_moe.gate",
+            "block_sparse_moe.experts.0.w1",
+            "block_sparse_moe.experts.3.w3",
+          ]
+        ) {
+          assert(!(await changed(`${p}.${name}.weight`)), `${p}.${name} changed`);
+        }
+      }
+    } finally {
+      src.close();
+      out.close();
+    }
+  });
+});

@@ -38,7 +38,7 @@ import {
   type MappingPatterns,
   resolveLayerMappings,
   SmoothingMappingError,
-  SMOOTHQUANT_DEFAULT_MAPPINGS,
+  smoothQuantDefaultMappings,
 } from "../smoothing/layer_mappings.ts";
 
 /** The smallest smoothing scale (upstream's MINIMUM_SMOOTHING_SCALE). */
@@ -64,20 +64,20 @@ function where(spec: SmoothQuantModifierSpec): string {
  * The mappings SmoothQuant applies: the recipe's, or (null) those inferred
  * for the architecture, as upstream's `initialize` sets `self.mappings`.
  *
- * @param _config the model config (the architecture the defaults are for)
+ * @param config the model config (the architecture the defaults are for)
  * @param spec the modifier
  * @returns the mappings as patterns
  * @example
  * ```ts ignore
- * smoothQuantMappingsOf(hf.config, spec).length; // 2 for llama with inferred mappings
+ * smoothQuantMappingsOf(hf.config, spec).length; // 2 for llama (1 for mixtral) with inferred mappings
  * ```
  */
 export function smoothQuantMappingsOf(
-  _config: ModelConfig,
+  config: ModelConfig,
   spec: SmoothQuantModifierSpec,
 ): readonly MappingPatterns[] {
   return spec.mappings === null
-    ? SMOOTHQUANT_DEFAULT_MAPPINGS
+    ? smoothQuantDefaultMappings(config)
     : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
 }
 
