@@ -291,3 +291,47 @@ Deno.test("mixtral: SmoothQuant's inferred mappings are upstream 0.9's MixtralFo
     }
   });
 });
+
+Deno.test("qwen3_moe with a dense layer 0 (mlp_only_layers): AWQ's notes are said once per run, on the first layer each applies to", async () => {
+  await withTempDir(async (dir) => {
+    const spec = {
+      ...MOE_QUANT_SPECS.qwen3_moe,
+      layers: 3,
+      moe: { ...MOE_QUANT_SPECS.qwen3_moe.moe!, mlpOnlyLayers: [0] },
+    };
+    const model = await writeMoeModel(spec, `${dir}/model`);
+    const warnings: string[] = [];
+    // Upstream 0.9's `_moe_default_mappings`: the router is not among the norm's balance layers.
+    await oneshot({
+      model,
+      recipe: `quant_stage:
+  quant_modifiers:
+    AWQModifier:
+      targets: [Linear]
+      scheme: W4A16
+      ignore: [lm_head, "re:.*mlp.gate$"]
+      n_grid: 2
+      mappings:
+      - smooth_layer: "re:.*input_layernorm$"
+        balance_layers: ["re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"]
+      - smooth_layer: "re:.*post_attention_layernorm$"
+        balance_layers: ["re:.*mlp.experts.*.gate_proj$", "re:.*mlp.experts.*.up_proj$"]
+`,
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 2,
+      maxSeqLength: 16,
+      engine: "cpu",
+      onWarning: (m) => warnings.push(m),
+    });
+    // The sparse layers' note (the router is rescaled too) first applies in layer 1.
+    const router = warnings.filter((w) => w.includes("; they are rescaled with it"));
+    assertEquals(router.length, 1, warnings.join("\n"));
+    assert(router[0].includes("model.layers.1.post_attention_layernorm also feeds"), router[0]);
+    assert(router[0].includes("model.layers.1.mlp.gate;"), router[0]);
+    // The dense layer's own note (its MLP has no experts to balance) is said in layer 0.
+    const dense = warnings.filter((w) => w.includes("no balance layers match"));
+    assertEquals(dense.length, 1, warnings.join("\n"));
+    assert(dense[0].includes("skipping model.layers.0.post_attention_layernorm"), dense[0]);
+  });
+});

@@ -40,6 +40,7 @@ import {
   SmoothingMappingError,
   smoothQuantDefaultMappings,
 } from "../smoothing/layer_mappings.ts";
+import { oncePerRun } from "../_once_per_run.ts";
 
 /** The smallest smoothing scale (upstream's MINIMUM_SMOOTHING_SCALE). */
 export const MINIMUM_SMOOTHING_SCALE = 1e-5;
@@ -184,15 +185,7 @@ class SmoothQuantSession implements LayerSession {
     const spec = plan.modifier;
     const ignore = spec.ignore ?? [];
     // Every layer of the same structure gives the same note: each is said once per run.
-    const warn = (message: string) => {
-      const key = message.replace(/layers\.\d+\./g, "layers.*.");
-      if (said.has(key)) return;
-      said.add(key);
-      env.emit({
-        type: "warning",
-        message: `${message} (and likewise in later layers; said once)`,
-      });
-    };
+    const warn = oncePerRun(said, env.emit);
     this.#mappings = resolveLayerMappings(env.layer, env.config, plan.mappings, where(spec), warn)
       .filter((m) => {
         // Upstream skips a mapping only when the smooth layer and every balance layer are ignored.
@@ -202,7 +195,7 @@ class SmoothQuantSession implements LayerSession {
       });
     this.#min = this.#mappings.map(() => null);
     this.#max = this.#mappings.map(() => null);
-    if (env.layer === 0 && spec.numCalibrationSteps !== null) {
+    if (spec.numCalibrationSteps !== null) {
       warn(
         `${where(spec)}.num_calibration_steps: llmc calibrates SmoothQuant on every ` +
           `calibration sample (limit them with num_calibration_samples)`,
