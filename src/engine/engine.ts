@@ -286,7 +286,11 @@ export interface SecondOrderOps {
  * ```
  */
 export interface BlockTransform {
-  /** The normalized n × n matrix, row-major. */
+  /**
+   * The normalized n × n matrix, row-major. With `fast` it may be built on
+   * first read (128 MiB at n = 4096), so products that have the factors use
+   * them and never read it.
+   */
   readonly matrix: Float64Array;
   /** n. */
   readonly size: number;

@@ -43,6 +43,26 @@ export const SUPPORTED_MODEL_TYPES: readonly ModelType[] = Object.freeze([
 ]);
 
 /**
+ * The class transformers' `AutoModelForCausalLM` builds for each model type:
+ * upstream keys its mapping registries on it (`model.__class__.__name__`).
+ *
+ * @example
+ * ```ts
+ * import { CAUSAL_LM_ARCHITECTURES } from "./model_config.ts";
+ * console.assert(CAUSAL_LM_ARCHITECTURES.mixtral === "MixtralForCausalLM");
+ * ```
+ */
+export const CAUSAL_LM_ARCHITECTURES: Readonly<Record<ModelType, string>> = Object.freeze({
+  llama: "LlamaForCausalLM",
+  mistral: "MistralForCausalLM",
+  qwen2: "Qwen2ForCausalLM",
+  qwen3: "Qwen3ForCausalLM",
+  mixtral: "MixtralForCausalLM",
+  qwen2_moe: "Qwen2MoeForCausalLM",
+  qwen3_moe: "Qwen3MoeForCausalLM",
+});
+
+/**
  * The sparse MLP of a mixture-of-experts model (transformers'
  * `MixtralSparseMoeBlock`, `Qwen2MoeSparseMoeBlock`, `Qwen3MoeSparseMoeBlock`):
  * a router Linear picks `topK` of `numExperts` SwiGLU experts per token.

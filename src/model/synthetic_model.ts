@@ -11,6 +11,7 @@
  * @module
  */
 
+import { CAUSAL_LM_ARCHITECTURES } from "../io/model_config.ts";
 import { ShardedSafetensorsWriter } from "../io/safetensors_write.ts";
 import { seededRandom } from "./seeded_random.ts";
 
@@ -223,17 +224,7 @@ export async function writeSyntheticModel(
   if (!spec.tied) await linear("lm_head", spec.vocab, H, false);
 
   const config: Record<string, unknown> = {
-    architectures: [
-      {
-        llama: "LlamaForCausalLM",
-        mistral: "MistralForCausalLM",
-        qwen2: "Qwen2ForCausalLM",
-        qwen3: "Qwen3ForCausalLM",
-        mixtral: "MixtralForCausalLM",
-        qwen2_moe: "Qwen2MoeForCausalLM",
-        qwen3_moe: "Qwen3MoeForCausalLM",
-      }[spec.modelType],
-    ],
+    architectures: [CAUSAL_LM_ARCHITECTURES[spec.modelType]],
     model_type: spec.modelType,
     hidden_size: H,
     intermediate_size: I,

@@ -15,6 +15,7 @@
 
 import { TransformError } from "./errors.ts";
 import { isPowerOfTwo } from "./hadamard.ts";
+import { FactoredBlockTransform } from "./transform_matrix.ts";
 import type { BlockTransform } from "../engine/engine.ts";
 
 /**
@@ -174,7 +175,8 @@ function permutedFast(
 ): void {
   const perm = t.fast!.perm!;
   const n = t.size;
-  const plain: BlockTransform = { ...t, fast: { ...t.fast!, perm: undefined } };
+  // The unpermuted factors alone: the fast product never reads a dense matrix.
+  const plain = new FactoredBlockTransform(n, { ...t.fast!, perm: undefined });
   const buf = new Float64Array(n * width);
   for (let i = 0; i < n; i++) {
     buf.set(x.subarray(at + i * width, at + (i + 1) * width), perm[i] * width);

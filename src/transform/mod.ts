@@ -25,6 +25,7 @@ export {
   blockTransformOf,
   buildTransform,
   checkPermutation,
+  FactoredBlockTransform,
   normalizedMatrix,
   permuted,
   permutedTransform,

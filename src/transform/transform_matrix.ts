@@ -11,6 +11,7 @@
 import { seededRandom, shuffled } from "../model/seeded_random.ts";
 import { TransformError } from "./errors.ts";
 import type { BlockTransform } from "./block_apply.ts";
+import type { BlockTransformFactors } from "../engine/engine.ts";
 import { type HadamardFactors, hadamardFactors, hadamardMatrix, sylvester } from "./hadamard.ts";
 
 /** A `transform_config` scheme's `type`. */
@@ -167,8 +168,10 @@ export function randomOrthogonal(n: number, seed: number): Float64Array {
 }
 
 /**
- * The transform as a block for `applyRight` / `applyLeft` (block_apply.ts): its
- * normalized matrix, plus its Hadamard factors so products run fast.
+ * The transform as a block for `Engine.blockTransform` and `applyRight` /
+ * `applyLeft` (block_apply.ts): its normalized matrix, plus its Hadamard
+ * factors so products run fast. A Hadamard type's block is a
+ * {@link FactoredBlockTransform}, whose dense matrix is built only if read.
  *
  * @param t the transform
  * @returns the block transform
@@ -179,9 +182,75 @@ export function randomOrthogonal(n: number, seed: number): Float64Array {
  * ```
  */
 export function blockTransformOf(t: TransformMatrix): BlockTransform {
-  const matrix = normalizedMatrix(t);
-  if (t.factors === undefined) return { matrix, size: t.size };
-  return { matrix, size: t.size, fast: { ...t.factors, scale: t.scale } };
+  if (t.factors === undefined) return { matrix: normalizedMatrix(t), size: t.size };
+  return new FactoredBlockTransform(t.size, { ...t.factors, scale: t.scale });
+}
+
+/**
+ * A Hadamard-type block: the factored products (`Engine.blockTransform`,
+ * block_apply.ts) use only its factors, so its dense n × n float64 matrix
+ * (128 MiB at n = 4096) is built from them on first read, for the callers
+ * that need it dense, and kept. It equals `stored · scale` bit for bit (every
+ * entry is ±1 times the scale).
+ *
+ * @example
+ * ```ts
+ * import { blockTransformOf, buildTransform, FactoredBlockTransform } from "./transform_matrix.ts";
+ * const t = blockTransformOf(buildTransform("random-hadamard", 12, 0)) as FactoredBlockTransform;
+ * console.assert(!t.denseBuilt);
+ * console.assert(t.matrix.length === 144 && t.denseBuilt);
+ * ```
+ */
+export class FactoredBlockTransform implements BlockTransform {
+  /** n. */
+  readonly size: number;
+  /** The factors: `matrix = scale · (S_m ⊗ H_K) · diag(signs)`, permuted by `perm` when given. */
+  readonly fast: BlockTransformFactors;
+  #matrix: Float64Array | null = null;
+
+  /**
+   * @param size n
+   * @param fast the factors (`sylvesterSize · baseSize = size`, `size` signs)
+   */
+  constructor(size: number, fast: BlockTransformFactors) {
+    this.size = size;
+    this.fast = fast;
+  }
+
+  /** The normalized n × n matrix, row-major: built on first read. */
+  get matrix(): Float64Array {
+    this.#matrix ??= denseOfFactors(this.size, this.fast);
+    return this.#matrix;
+  }
+
+  /** Whether the dense matrix has been built (read) yet. */
+  get denseBuilt(): boolean {
+    return this.#matrix !== null;
+  }
+}
+
+/** `scale · (S_m ⊗ H_K) · diag(signs)`, then `[perm][:, perm]`, as n × n float64. */
+function denseOfFactors(n: number, f: BlockTransformFactors): Float64Array {
+  const k = f.baseSize;
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const r = f.perm === undefined ? i : f.perm[i];
+    const [a, p] = [Math.floor(r / k), r % k];
+    for (let j = 0; j < n; j++) {
+      const c = f.perm === undefined ? j : f.perm[j];
+      const [b, q] = [Math.floor(c / k), c % k];
+      // Sylvester's entry (a, b) is (−1)^popcount(a & b).
+      let bits = a & b;
+      let sign = 1;
+      while (bits) {
+        sign = -sign;
+        bits &= bits - 1;
+      }
+      // A product of ±1s, exact, times the scale: the same double as stored · scale.
+      out[i * n + j] = sign * f.base[p * k + q] * f.signs[c] * f.scale;
+    }
+  }
+  return out;
 }
 
 /**

@@ -5,13 +5,15 @@
  */
 
 import assert from "node:assert/strict";
-import type { ModelConfig } from "../../src/io/model_config.ts";
+import { type ModelConfig, SUPPORTED_MODEL_TYPES } from "../../src/io/model_config.ts";
 import {
   applySmoothing,
   AWQ_DEFAULT_MAPPINGS,
   resolveLayerMappings,
   SmoothingMappingError,
   SMOOTHQUANT_DEFAULT_MAPPINGS,
+  SMOOTHQUANT_MIXTRAL_MAPPINGS,
+  smoothQuantDefaultMappings,
 } from "../../src/modifiers/smoothing/layer_mappings.ts";
 import {
   MINIMUM_SMOOTHING_SCALE,
@@ -160,6 +162,27 @@ Deno.test("every modifier llmc parses and runs in the graph has one registration
   );
   for (const t of runnable) assert.ok(MODIFIERS.get(t) !== undefined, t);
   assert.deepEqual(new Set(MODIFIERS.types), new Set(runnable));
+});
+
+Deno.test("SmoothQuant's defaults by architecture: upstream 0.9's registry (Mixtral attention only; unlisted ones the default)", () => {
+  const byType = Object.fromEntries(
+    SUPPORTED_MODEL_TYPES.map((t) => [
+      t,
+      smoothQuantDefaultMappings({ ...CONFIG, modelType: t } as ModelConfig),
+    ]),
+  );
+  assert.deepEqual(byType, {
+    llama: SMOOTHQUANT_DEFAULT_MAPPINGS,
+    mistral: SMOOTHQUANT_DEFAULT_MAPPINGS,
+    qwen2: SMOOTHQUANT_DEFAULT_MAPPINGS,
+    qwen3: SMOOTHQUANT_DEFAULT_MAPPINGS,
+    mixtral: SMOOTHQUANT_MIXTRAL_MAPPINGS,
+    qwen2_moe: SMOOTHQUANT_DEFAULT_MAPPINGS,
+    qwen3_moe: SMOOTHQUANT_DEFAULT_MAPPINGS,
+  });
+  assert.deepEqual(SMOOTHQUANT_MIXTRAL_MAPPINGS, [
+    { smooth: "re:.*input_layernorm", balance: ["re:.*q_proj", "re:.*k_proj", "re:.*v_proj"] },
+  ]);
 });
 
 Deno.test("recipe.yaml records AWQ's and SmoothQuant's inferred mappings, as upstream's initialize sets them", () => {

@@ -234,3 +234,104 @@ Deno.test("qwen2_moe: SmoothQuant with the default mappings rescales the norm, t
     }
   });
 });
+
+Deno.test("mixtral: SmoothQuant's inferred mappings are upstream 0.9's MixtralForCausalLM entry (attention only); the MLP side is left alone without a skip note", async () => {
+  await withTempDir(async (dir) => {
+    const model = await writeMoeModel(MOE_QUANT_SPECS.mixtral, `${dir}/model`);
+    const warnings: string[] = [];
+    await oneshot({
+      model,
+      recipe:
+        "quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n",
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 4,
+      maxSeqLength: 32,
+      engine: "cpu",
+      onWarning: (m) => warnings.push(m),
+    });
+    // The registry gives no post_attention_layernorm mapping, so nothing is skipped.
+    assertEquals(warnings.filter((w) => w.includes("post_attention_layernorm")), []);
+    const recipe = await Deno.readTextFile(`${dir}/out/recipe.yaml`);
+    assert(
+      recipe.endsWith(
+        `      mappings:
+      - - ['re:.*q_proj', 're:.*k_proj', 're:.*v_proj']
+        - re:.*input_layernorm
+`,
+      ),
+      recipe,
+    );
+    const [src, out] = [await HfModel.open(model), await HfModel.open(`${dir}/out`)];
+    try {
+      const changed = async (name: string) => {
+        const [a, b] = [await src.readF32(name), await out.readF32(name)];
+        assertEquals(b.length, a.length, name);
+        return a.some((v, i) => v !== b[i]);
+      };
+      for (const k of [0, 1]) {
+        const p = `model.layers.${k}`;
+        for (const name of ["input_layernorm", "self_attn.q_proj", "self_attn.v_proj"]) {
+          assert(await changed(`${p}.${name}.weight`), `${p}.${name} was not smoothed`);
+        }
+        for (
+          const name of [
+            "post_attention_layernorm",
+            "block_sparse_moe.gate",
+            "block_sparse_moe.experts.0.w1",
+            "block_sparse_moe.experts.3.w3",
+          ]
+        ) {
+          assert(!(await changed(`${p}.${name}.weight`)), `${p}.${name} changed`);
+        }
+      }
+    } finally {
+      src.close();
+      out.close();
+    }
+  });
+});
+
+Deno.test("qwen3_moe with a dense layer 0 (mlp_only_layers): AWQ's notes are said once per run, on the first layer each applies to", async () => {
+  await withTempDir(async (dir) => {
+    const spec = {
+      ...MOE_QUANT_SPECS.qwen3_moe,
+      layers: 3,
+      moe: { ...MOE_QUANT_SPECS.qwen3_moe.moe!, mlpOnlyLayers: [0] },
+    };
+    const model = await writeMoeModel(spec, `${dir}/model`);
+    const warnings: string[] = [];
+    // Upstream 0.9's `_moe_default_mappings`: the router is not among the norm's balance layers.
+    await oneshot({
+      model,
+      recipe: `quant_stage:
+  quant_modifiers:
+    AWQModifier:
+      targets: [Linear]
+      scheme: W4A16
+      ignore: [lm_head, "re:.*mlp.gate$"]
+      n_grid: 2
+      mappings:
+      - smooth_layer: "re:.*input_layernorm$"
+        balance_layers: ["re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"]
+      - smooth_layer: "re:.*post_attention_layernorm$"
+        balance_layers: ["re:.*mlp.experts.*.gate_proj$", "re:.*mlp.experts.*.up_proj$"]
+`,
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 2,
+      maxSeqLength: 16,
+      engine: "cpu",
+      onWarning: (m) => warnings.push(m),
+    });
+    // The sparse layers' note (the router is rescaled too) first applies in layer 1.
+    const router = warnings.filter((w) => w.includes("; they are rescaled with it"));
+    assertEquals(router.length, 1, warnings.join("\n"));
+    assert(router[0].includes("model.layers.1.post_attention_layernorm also feeds"), router[0]);
+    assert(router[0].includes("model.layers.1.mlp.gate;"), router[0]);
+    // The dense layer's own note (its MLP has no experts to balance) is said in layer 0.
+    const dense = warnings.filter((w) => w.includes("no balance layers match"));
+    assertEquals(dense.length, 1, warnings.join("\n"));
+    assert(dense[0].includes("skipping model.layers.0.post_attention_layernorm"), dense[0]);
+  });
+});

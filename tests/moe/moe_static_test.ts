@@ -55,3 +55,25 @@ Deno.test("mixtral FP8 static inputs: every expert observes all tokens, or only 
     assert(new Set(routed).size > 1, `routed scales differ: ${routed}`);
   });
 });
+
+Deno.test("qwen2_moe with a dense layer 0: the sparse layers' quantization-aware note is said once, from layer 1", async () => {
+  await withTempDir(async (dir) => {
+    const base = MOE_QUANT_SPECS.qwen2_moe;
+    const spec = { ...base, layers: 3, moe: { ...base.moe!, mlpOnlyLayers: [0] } };
+    const warnings: string[] = [];
+    await oneshot({
+      model: await writeMoeModel(spec, `${dir}/model`),
+      scheme: "FP8",
+      // The router reads the shared expert's input unquantized: no one simulation fits them.
+      ignore: ["lm_head", "re:.*mlp.gate$"],
+      outputDir: `${dir}/out`,
+      dataset: CALIB,
+      numCalibrationSamples: 2,
+      maxSeqLength: 16,
+      onWarning: (m) => warnings.push(m),
+    });
+    const notes = warnings.filter((w) => w.includes("does not simulate the inputs of mlp.gate/"));
+    assertEquals(notes.length, 1, warnings.join("\n"));
+    assert(notes[0].includes("quantize it differently"), notes[0]);
+  });
+});

@@ -54,6 +54,7 @@ import {
   type MappingPatterns,
   resolveLayerMappings,
 } from "../smoothing/layer_mappings.ts";
+import { oncePerRun } from "../_once_per_run.ts";
 
 /** A planned AWQ run: its mappings and the quantization after the smoothing. */
 export interface AwqPlan {
@@ -284,11 +285,9 @@ class AwqSession implements LayerSession {
   readonly #inputs: (ActivationCache | null)[];
   #pending: Tensor[] = [];
 
-  constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan) {
-    const warn = (message: string) => {
-      // The same mapping is skipped in every layer; say it once.
-      if (env.layer === 0) env.emit({ type: "warning", message });
-    };
+  constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan, said: Set<string>) {
+    // The same mapping is skipped in every layer of its structure; say it once per run.
+    const warn = oncePerRun(said, env.emit);
     this.#mappings = resolveLayerMappings(
       env.layer,
       env.config,
@@ -600,10 +599,11 @@ export function awqCandidateWeights(
  * ```
  */
 export function awqLayerModifier(plan: AwqPlan): LayerModifier {
+  const said = new Set<string>();
   return {
     type: "AWQModifier",
     disablesQuantizationAware: true,
     rewritesLayer: true,
-    open: (env) => new AwqSession(env, plan),
+    open: (env) => new AwqSession(env, plan, said),
   };
 }

@@ -79,6 +79,7 @@ import {
   recordTensorMinMax,
 } from "../../graph/sample_statistics.ts";
 import type { PendingSampleMinMax } from "../../graph/sample_statistics.ts";
+import { oncePerRun } from "../_once_per_run.ts";
 
 /** The attention states' position among the observation points (after q/k/v's inputs). */
 const ATTENTION_POINT = 1;
@@ -140,10 +141,7 @@ function groupsOf(
     else if (inputs.some((a) => a !== null)) {
       simulation = { kind: "none", reason: "modules sharing this input quantize it differently" };
     }
-    if (
-      quantizationAware && simulation.kind === "none" && inputs.some((a) => a !== null) &&
-      layer === 0
-    ) {
+    if (quantizationAware && simulation.kind === "none" && inputs.some((a) => a !== null)) {
       warn(
         `quantization-aware calibration does not simulate the inputs of ${g.join("/")} ` +
           `(${simulation.reason}); calibration forwards see them unquantized`,
@@ -203,7 +201,7 @@ class QuantizationSession implements LayerSession {
   readonly #final = new Map<string, ObservedQParams>();
   #finished = false;
 
-  constructor(env: LayerEnvironment, plan: QuantizationPlan, gptq: boolean) {
+  constructor(env: LayerEnvironment, plan: QuantizationPlan, gptq: boolean, said: Set<string>) {
     this.#env = env;
     this.#plan = plan;
     this.#gptq = gptq;
@@ -213,7 +211,8 @@ class QuantizationSession implements LayerSession {
       k,
       plan,
       env.quantizationAware,
-      (m) => env.emit({ type: "warning", message: m }),
+      // The same group has the same note in every layer of its kind (dense or sparse): say it once.
+      oncePerRun(said, env.emit),
       env.modules,
     );
     this.#attention =
@@ -633,10 +632,11 @@ class QuantizationSession implements LayerSession {
  */
 export function quantizationLayerModifier(plan: QuantizationPlan): LayerModifier {
   const gptq = plan.modifier.type === "GPTQModifier";
+  const said = new Set<string>();
   return {
     type: plan.modifier.type,
     disablesQuantizationAware: gptq,
     moduleSubsets: true,
-    open: (env) => new QuantizationSession(env, plan, gptq),
+    open: (env) => new QuantizationSession(env, plan, gptq, said),
   };
 }

@@ -28,7 +28,7 @@
  */
 
 import { LlmcError } from "../../errors.ts";
-import type { ModelConfig } from "../../io/model_config.ts";
+import { CAUSAL_LM_ARCHITECTURES, type ModelConfig } from "../../io/model_config.ts";
 import { layerPrefix } from "../../model/module_names.ts";
 import { isSparseLayer, moeModuleNames } from "../../model/moe_names.ts";
 import { matchesTarget } from "../../quant/match.ts";
@@ -127,11 +127,52 @@ export function awqDefaultMappings(config: ModelConfig): readonly MappingPattern
   return AWQ_MAPPINGS_BY_MODEL_TYPE[config.modelType] ?? AWQ_DEFAULT_MAPPINGS;
 }
 
-/** SmoothQuant's default mappings for llama, mistral, qwen2 (and the fallback: qwen3) (§4.7). */
+/**
+ * SmoothQuant's default mappings for llama, mistral, qwen2 and the architectures
+ * upstream 0.9's registry does not list (qwen3, qwen2_moe, qwen3_moe) (§4.7).
+ */
 export const SMOOTHQUANT_DEFAULT_MAPPINGS: readonly MappingPatterns[] = Object.freeze([
   { smooth: "re:.*input_layernorm", balance: ["re:.*q_proj", "re:.*k_proj", "re:.*v_proj"] },
   { smooth: "re:.*post_attention_layernorm", balance: ["re:.*gate_proj", "re:.*up_proj"] },
 ]);
+
+/**
+ * SmoothQuant's mappings for Mixtral: the attention mapping only, as upstream
+ * 0.9's `MIXTRAL_SMOOTHQUANT_MAPPINGS`. The MLP side is left alone on purpose
+ * (upstream after 0.9 does the same for Qwen MoE: one scale shared by every
+ * expert unbalances them).
+ */
+export const SMOOTHQUANT_MIXTRAL_MAPPINGS: readonly MappingPatterns[] = Object.freeze([
+  SMOOTHQUANT_DEFAULT_MAPPINGS[0],
+]);
+
+/**
+ * Upstream 0.9's `MAPPINGS_REGISTRY` (smoothquant/utils.py), keyed by the
+ * model's class name, restricted to the architectures llmc loads; any other
+ * gets {@link SMOOTHQUANT_DEFAULT_MAPPINGS}, as upstream's lookup does.
+ */
+const SMOOTHQUANT_MAPPINGS_BY_ARCHITECTURE: Readonly<Record<string, readonly MappingPatterns[]>> = {
+  LlamaForCausalLM: SMOOTHQUANT_DEFAULT_MAPPINGS,
+  MixtralForCausalLM: SMOOTHQUANT_MIXTRAL_MAPPINGS,
+  MistralForCausalLM: SMOOTHQUANT_DEFAULT_MAPPINGS,
+  Qwen2ForCausalLM: SMOOTHQUANT_DEFAULT_MAPPINGS,
+};
+
+/**
+ * SmoothQuant's default mappings for a model: upstream's
+ * `get_layer_mappings_from_architecture` on the class `AutoModelForCausalLM` builds.
+ *
+ * @param config the model config
+ * @returns the mappings
+ * @example
+ * ```ts ignore
+ * smoothQuantDefaultMappings(mixtralConfig) === SMOOTHQUANT_MIXTRAL_MAPPINGS; // true
+ * ```
+ */
+export function smoothQuantDefaultMappings(config: ModelConfig): readonly MappingPatterns[] {
+  return SMOOTHQUANT_MAPPINGS_BY_ARCHITECTURE[CAUSAL_LM_ARCHITECTURES[config.modelType]] ??
+    SMOOTHQUANT_DEFAULT_MAPPINGS;
+}
 
 interface LayerModule {
   readonly rel: string;

@@ -38,8 +38,9 @@ import {
   type MappingPatterns,
   resolveLayerMappings,
   SmoothingMappingError,
-  SMOOTHQUANT_DEFAULT_MAPPINGS,
+  smoothQuantDefaultMappings,
 } from "../smoothing/layer_mappings.ts";
+import { oncePerRun } from "../_once_per_run.ts";
 
 /** The smallest smoothing scale (upstream's MINIMUM_SMOOTHING_SCALE). */
 export const MINIMUM_SMOOTHING_SCALE = 1e-5;
@@ -64,20 +65,20 @@ function where(spec: SmoothQuantModifierSpec): string {
  * The mappings SmoothQuant applies: the recipe's, or (null) those inferred
  * for the architecture, as upstream's `initialize` sets `self.mappings`.
  *
- * @param _config the model config (the architecture the defaults are for)
+ * @param config the model config (the architecture the defaults are for)
  * @param spec the modifier
  * @returns the mappings as patterns
  * @example
  * ```ts ignore
- * smoothQuantMappingsOf(hf.config, spec).length; // 2 for llama with inferred mappings
+ * smoothQuantMappingsOf(hf.config, spec).length; // 2 for llama (1 for mixtral) with inferred mappings
  * ```
  */
 export function smoothQuantMappingsOf(
-  _config: ModelConfig,
+  config: ModelConfig,
   spec: SmoothQuantModifierSpec,
 ): readonly MappingPatterns[] {
   return spec.mappings === null
-    ? SMOOTHQUANT_DEFAULT_MAPPINGS
+    ? smoothQuantDefaultMappings(config)
     : spec.mappings.map((m) => ({ smooth: m.smoothLayer, balance: m.balanceLayers }));
 }
 
@@ -184,15 +185,7 @@ class SmoothQuantSession implements LayerSession {
     const spec = plan.modifier;
     const ignore = spec.ignore ?? [];
     // Every layer of the same structure gives the same note: each is said once per run.
-    const warn = (message: string) => {
-      const key = message.replace(/layers\.\d+\./g, "layers.*.");
-      if (said.has(key)) return;
-      said.add(key);
-      env.emit({
-        type: "warning",
-        message: `${message} (and likewise in later layers; said once)`,
-      });
-    };
+    const warn = oncePerRun(said, env.emit);
     this.#mappings = resolveLayerMappings(env.layer, env.config, plan.mappings, where(spec), warn)
       .filter((m) => {
         // Upstream skips a mapping only when the smooth layer and every balance layer are ignored.
@@ -202,7 +195,7 @@ class SmoothQuantSession implements LayerSession {
       });
     this.#min = this.#mappings.map(() => null);
     this.#max = this.#mappings.map(() => null);
-    if (env.layer === 0 && spec.numCalibrationSteps !== null) {
+    if (spec.numCalibrationSteps !== null) {
       warn(
         `${where(spec)}.num_calibration_steps: llmc calibrates SmoothQuant on every ` +
           `calibration sample (limit them with num_calibration_samples)`,
