@@ -1,11 +1,19 @@
 /**
  * The CPU inverse factor works in place and in blocks: its result does not
  * depend on the block size, it is U with UᵀU = H⁻¹, and H is left as given.
+ * GPTQ's integer-grid column block on the kernels gives the bits of the
+ * TypeScript loop.
  */
 
 import assert from "node:assert/strict";
-import { accumulateGram } from "../../src/engine/cpu/gemm.ts";
-import { cpuInverseFactor } from "../../src/engine/cpu/second_order.ts";
+import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
+import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
+import {
+  cpuColumnBlock,
+  cpuInverseFactor,
+  type HostColumnBlock,
+  kernelColumnBlock,
+} from "../../src/engine/cpu/second_order.ts";
 
 /** A seeded symmetric positive definite [n, n]: a Gram of random rows plus a small diagonal. */
 function hessian(n: number, seed: number): Float32Array {
@@ -58,4 +66,87 @@ Deno.test("CPU inverse factor: an indefinite H gives null", () => {
   h[139 * n + 139] = -1;
   assert.equal(cpuInverseFactor(h, n), null);
   assert.equal(cpuInverseFactor(h, n, 4096), null);
+});
+
+Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  let s = 12345;
+  const rand = () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5;
+  // Rows of 3 (one task) and 700 (threaded); a block inside wider weights;
+  // channel slots, and group slots of 4 columns with 2 rows per slot row;
+  // symmetric int4 and asymmetric uint8-like grids; a value past the clamp.
+  const cases = [
+    { rows: 3, cols: 40, i1: 8, i2: 40, rowDiv: 1, groupCols: 0, qmin: -8, qmax: 7, asym: false },
+    {
+      rows: 700,
+      cols: 150,
+      i1: 22,
+      i2: 150,
+      rowDiv: 2,
+      groupCols: 4,
+      qmin: 0,
+      qmax: 255,
+      asym: true,
+    },
+  ];
+  const gemms = builds.flatMap((variant) =>
+    [1, 2].map((threads) => ({ variant, threads, gemm: createCpuGemm({ variant, threads }) }))
+  );
+  try {
+    for (const c of cases) {
+      const { rows, cols, i1, i2 } = c;
+      const w = Float32Array.from({ length: rows * cols }, () => 3 * rand());
+      w[5] = 1e6; // clamps
+      const u = new Float32Array(cols * cols);
+      for (let i = 0; i < cols; i++) {
+        u[i * cols + i] = 0.5 + Math.abs(rand());
+        for (let j = i + 1; j < cols; j++) u[i * cols + j] = 0.3 * rand();
+      }
+      const groups = c.groupCols ? Math.ceil(cols / c.groupCols) : 1;
+      const slotRows = Math.ceil(rows / c.rowDiv);
+      const slots = slotRows * groups;
+      const quantization = {
+        kind: 1 as const,
+        qmin: c.qmin,
+        qmax: c.qmax,
+        effectiveScale: Float32Array.from({ length: slots }, () => 0.05 + Math.abs(rand()) / 4),
+        zeroPoint: Float32Array.from(
+          { length: slots },
+          () => (c.asym ? Math.round(100 * rand()) + 128 : 0),
+        ),
+        columnSlot: Uint32Array.from(
+          { length: cols },
+          (_, i) => (c.groupCols ? Math.floor(i / c.groupCols) : 0),
+        ),
+        rowDiv: c.rowDiv,
+        slotRowStride: groups,
+      };
+      const block = (weight: Float32Array): HostColumnBlock => ({
+        w: weight,
+        rows,
+        cols,
+        u,
+        i1,
+        i2,
+        err: new Float32Array(rows * (i2 - i1)),
+        quantization,
+        nonZero: null,
+        maskInBlock: false,
+      });
+      const expected = block(w.slice());
+      const expectedLoss = cpuColumnBlock(expected);
+      for (const { variant, threads, gemm } of gemms) {
+        const got = block(w.slice());
+        const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
+        const label = `${variant}, ${threads} thread(s), ${rows} rows`;
+        assert.deepEqual(got.w, expected.w, `${label}: weights`);
+        assert.deepEqual(got.err, expected.err, `${label}: errors`);
+        assert.equal(loss, expectedLoss, `${label}: loss`);
+      }
+    }
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
 });

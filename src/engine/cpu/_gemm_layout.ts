@@ -40,7 +40,7 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: attention softmax, 2: pack B, 3: SwiGLU (y = silu(g) · u). */
+  /** 0: GEMM, 1: attention softmax, 2: pack B, 3: SwiGLU (y = silu(g) · u), 4: GPTQ column block. */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -55,6 +55,17 @@ export const JOB = {
   J1: 37,
   /** Pack job: micro-panels per task. */
   GROUP: 38,
+  /** GPTQ column block (OP 4): the slots' scales, zero points, the block's columns' slots. */
+  Q_SCALE: 39,
+  Q_ZERO: 40,
+  Q_SLOT: 41,
+  Q_ROW_DIV: 42,
+  Q_SLOT_STRIDE: 43,
+  /** float32 bits of the grid's clamp bounds. */
+  Q_MIN: 44,
+  Q_MAX: 45,
+  /** Byte address of the float64 loss terms. */
+  TERMS: 46,
 } as const;
 
 /** Slots in the job block. */

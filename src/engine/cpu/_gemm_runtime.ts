@@ -211,6 +211,29 @@ export interface PackedJob {
   accumulate: boolean;
 }
 
+/**
+ * A GPTQ column block for {@link GemmRuntime.columnBlock}: byte addresses of
+ * the block's weight columns `w` [rows, count] (updated), U's block `u`
+ * [count, count], the errors `err` [rows, count] and float64 loss `terms`
+ * [rows, count] (written), the slots' `scale` and `zero` (float32) and the
+ * block's columns' `slot` (uint32); the grid's clamp bounds and slot layout.
+ */
+export interface ColumnBlockJob {
+  rows: number;
+  count: number;
+  w: number;
+  u: number;
+  err: number;
+  terms: number;
+  scale: number;
+  zero: number;
+  slot: number;
+  rowDiv: number;
+  slotRowStride: number;
+  qmin: number;
+  qmax: number;
+}
+
 /** The claim word keeps a task index in 16 bits. */
 const MAX_TASKS = 0xffff;
 /** A claim index no job's NTASKS exceeds: no stripe can be claimed under it. */
@@ -534,6 +557,41 @@ export class GemmRuntime {
       // no task, whatever NTASKS the next job stores before it publishes.
       Atomics.store(s, JOB.CLAIM, (gen << 16) | CLOSED);
     }
+  }
+
+  /**
+   * One GPTQ column block on an integer grid (see run_column_block in
+   * gemm.c), every operand at a byte address: rows are shared out among the
+   * threads, NC rows a task.
+   */
+  columnBlock(job: ColumnBlockJob): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { rows, count } = job;
+    if (rows === 0 || count === 0) return;
+    // About count² / 2 float64 updates per row.
+    const threaded = this.#workers.length > 0 && rows * count * count >= THREADED_MIN_FLOPS;
+    const chunk = threaded ? Math.ceil(rows / (4 * this.threads)) : rows;
+    const ntasks = Math.ceil(rows / chunk);
+    const s = this.#job;
+    s[JOB.OP] = 4;
+    s[JOB.PACKED] = 0;
+    s[JOB.A] = job.w;
+    s[JOB.B] = job.u;
+    s[JOB.C] = job.err;
+    s[JOB.TERMS] = job.terms;
+    s[JOB.M] = rows;
+    s[JOB.K] = count;
+    s[JOB.NC] = chunk;
+    s[JOB.NSTRIPES] = ntasks;
+    s[JOB.Q_SCALE] = job.scale;
+    s[JOB.Q_ZERO] = job.zero;
+    s[JOB.Q_SLOT] = job.slot;
+    s[JOB.Q_ROW_DIV] = job.rowDiv;
+    s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
+    const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
+    bounds[0] = job.qmin;
+    bounds[1] = job.qmax;
+    this.#dispatch(ntasks, threaded);
   }
 
   /** Column stripes that worker threads (not the calling thread) have run so far. */

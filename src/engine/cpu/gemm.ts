@@ -105,6 +105,38 @@ export interface CpuKernelInfo {
   simd: boolean;
 }
 
+/**
+ * One block of GPTQ's column loop on an integer grid for
+ * {@linkcode CpuGemm.gptqColumnBlock}: the block's K columns of every row
+ * of the weight, U's K × K block, the slots' grid, and where the results go.
+ */
+export interface IntColumnBlock {
+  /** The block's columns of the weight, `[rows, count]` row-major; fake-quantized in place. */
+  w: Float32Array;
+  rows: number;
+  /** Columns in the block. */
+  count: number;
+  /** U's block (rows and columns of the block), `[count, count]`, upper triangular. */
+  u: Float32Array;
+  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, count]`. */
+  err: Float32Array;
+  /** Written: the loss terms `(w − q)² / U[i, i]²` in float64, `[rows, count]`. */
+  terms: Float64Array;
+  /** Effective scale per slot. */
+  scale: Float32Array;
+  /** Zero point per slot. */
+  zero: Float32Array;
+  /** Slot column of each of the block's columns. */
+  slot: Uint32Array;
+  /** Rows that share a slot row. */
+  rowDiv: number;
+  /** Slots per slot row. */
+  slotRowStride: number;
+  /** Clamp bounds of x / s + zp. */
+  qmin: number;
+  qmax: number;
+}
+
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
 export interface AttentionGemmShape {
   /** Query positions. */
@@ -552,6 +584,68 @@ export class CpuGemm {
     return y;
   }
 
+  /**
+   * One block of GPTQ's column loop on an integer grid, without pruning (see
+   * {@link IntColumnBlock}): the kernels' twin of `cpuColumnBlock` in
+   * second_order.ts for that case, with the same bits, its rows shared out
+   * among the threads.
+   *
+   * @param block the block's weight columns, U's block, the grid, and the outputs
+   */
+  gptqColumnBlock(block: IntColumnBlock): void {
+    const what = "gptqColumnBlock";
+    const { rows, count } = block;
+    checkShape(what, "rows", rows);
+    checkShape(what, "count", count);
+    checkLength(what, "w", block.w, rows * count);
+    checkLength(what, "u", block.u, count * count);
+    checkLength(what, "err", block.err, rows * count);
+    for (const [name, array] of [["slot", block.slot], ["terms", block.terms]] as const) {
+      const needed = name === "slot" ? count : rows * count;
+      if (array.length < needed) {
+        throw new CpuKernelError(`${what}: ${name} holds ${array.length} values, needs ${needed}`);
+      }
+    }
+    const slots = block.scale.length;
+    if (block.zero.length !== slots) {
+      throw new CpuKernelError(`${what}: ${slots} scales but ${block.zero.length} zero points`);
+    }
+    if (rows === 0 || count === 0) return;
+    const rt = this.#rt;
+    const wAt = rt.heapBase;
+    const uAt = align(wAt + rows * count * 4, 64);
+    const errAt = align(uAt + count * count * 4, 64);
+    const termsAt = align(errAt + rows * count * 4, 64);
+    const scaleAt = align(termsAt + rows * count * 8, 64);
+    const zeroAt = align(scaleAt + slots * 4, 64);
+    const slotAt = align(zeroAt + slots * 4, 64);
+    rt.reserve(slotAt + count * 4 - rt.heapBase, `${what} of ${rows} × ${count}`);
+    const mem = rt.memory.buffer;
+    rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
+    rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
+    rt.f32(scaleAt, slots).set(block.scale);
+    rt.f32(zeroAt, slots).set(block.zero);
+    new Uint32Array(mem, slotAt, count).set(block.slot.subarray(0, count));
+    rt.columnBlock({
+      rows,
+      count,
+      w: wAt,
+      u: uAt,
+      err: errAt,
+      terms: termsAt,
+      scale: scaleAt,
+      zero: zeroAt,
+      slot: slotAt,
+      rowDiv: block.rowDiv,
+      slotRowStride: block.slotRowStride,
+      qmin: block.qmin,
+      qmax: block.qmax,
+    });
+    block.w.set(rt.f32(wAt, rows * count));
+    block.err.set(rt.f32(errAt, rows * count));
+    block.terms.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -926,6 +1020,30 @@ export function siluMul(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().siluMul(gate, up, n, out);
+}
+
+/**
+ * One block of GPTQ's column loop on an integer grid, on the shared default
+ * instance (see {@linkcode CpuGemm.gptqColumnBlock}).
+ *
+ * @example
+ * ```ts
+ * import { gptqColumnBlock } from "./gemm.ts";
+ * // One row, two columns, U = I, int grid [-8, 7] with scale 0.5: 1.3 → 1.5, then 2.1 → 2.
+ * const block = {
+ *   w: new Float32Array([1.3, 2.1]), rows: 1, count: 2, u: new Float32Array([1, 0, 0, 1]),
+ *   err: new Float32Array(2), terms: new Float64Array(2), scale: new Float32Array([0.5]),
+ *   zero: new Float32Array([0]), slot: new Uint32Array([0, 0]), rowDiv: 1, slotRowStride: 1,
+ *   qmin: -8, qmax: 7,
+ * };
+ * gptqColumnBlock(block);
+ * console.assert(block.w[0] === 1.5 && block.w[1] === 2);
+ * ```
+ *
+ * @param block the block's weight columns, U's block, the grid, and the outputs
+ */
+export function gptqColumnBlock(block: IntColumnBlock): void {
+  defaultGemm().gptqColumnBlock(block);
 }
 
 /**

@@ -38,7 +38,7 @@ import type {
   SecondOrderOps,
   SecondOrderTask,
 } from "../engine.ts";
-import { matmul, matmulTransposed } from "./gemm.ts";
+import { gptqColumnBlock, type IntColumnBlock, matmul, matmulTransposed } from "./gemm.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
@@ -162,7 +162,8 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
   },
   columnBlock: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
-    if (block !== null) (loop as HostLoop).loss += cpuColumnBlock(block);
+    if (block === null) return;
+    (loop as HostLoop).loss += isIntBlock(block) ? kernelColumnBlock(block) : cpuColumnBlock(block);
   },
   trailingUpdate: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
@@ -351,6 +352,66 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
     for (let j = i * n, end = i * n + i; j <= end; j++) if (!Number.isFinite(l[j])) return false;
   }
   return true;
+}
+
+/** GPTQ's usual block: an integer grid, no pruning, no mask on the updates. */
+function isIntBlock(block: HostColumnBlock): boolean {
+  return block.quantization?.kind === 1 && !block.pruning && !block.maskInBlock;
+}
+
+/**
+ * {@link cpuColumnBlock} for an integer grid without pruning, on the
+ * kernels' threads (gemm.c's run_column_block gives the same bits): the
+ * block's columns of w and U's block go in compact, come back into w, and
+ * the loss terms are summed here in cpuColumnBlock's order.
+ *
+ * @param block an integer-grid block without pruning or masked updates
+ * @param run the kernel call; default the shared instance's
+ * @returns the block's loss
+ * @example
+ * ```ts
+ * import { kernelColumnBlock } from "./second_order.ts";
+ * const w = new Float32Array([1.3, 2.1]);
+ * const quantization = { kind: 1 as const, qmin: -8, qmax: 7, effectiveScale: new Float32Array([0.5]),
+ *   zeroPoint: new Float32Array([0]), columnSlot: new Uint32Array(2), rowDiv: 1, slotRowStride: 1 };
+ * kernelColumnBlock({ w, rows: 1, cols: 2, u: new Float32Array([1, 0, 0, 1]), i1: 0, i2: 2,
+ *   err: new Float32Array(2), quantization, nonZero: null, maskInBlock: false });
+ * console.assert(w[0] === 1.5 && w[1] === 2);
+ * ```
+ */
+export function kernelColumnBlock(
+  block: HostColumnBlock,
+  run: (b: IntColumnBlock) => void = gptqColumnBlock,
+): number {
+  const { w, rows, cols, u, i1, i2, err } = block;
+  const quant = block.quantization!;
+  const count = i2 - i1;
+  const wb = new Float32Array(rows * count);
+  for (let r = 0; r < rows; r++) wb.set(w.subarray(r * cols + i1, r * cols + i2), r * count);
+  const ub = new Float32Array(count * count);
+  for (let i = 0; i < count; i++) {
+    ub.set(u.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * count);
+  }
+  const terms = new Float64Array(rows * count);
+  run({
+    w: wb,
+    rows,
+    count,
+    u: ub,
+    err: err.subarray(0, rows * count),
+    terms,
+    scale: quant.effectiveScale,
+    zero: quant.zeroPoint,
+    slot: quant.columnSlot.subarray(i1, i2),
+    rowDiv: quant.rowDiv,
+    slotRowStride: quant.slotRowStride,
+    qmin: quant.qmin,
+    qmax: quant.qmax,
+  });
+  for (let r = 0; r < rows; r++) w.set(wb.subarray(r * count, (r + 1) * count), r * cols + i1);
+  let loss = 0;
+  for (let t = 0; t < terms.length; t++) loss += terms[t];
+  return loss / 2;
 }
 
 /** f32 fake quantization of one value, as gptq_column_block.wgsl does it. */

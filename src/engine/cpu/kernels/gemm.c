@@ -124,7 +124,7 @@ enum {
   J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
-                         // 3: SwiGLU (run_silu_mul)
+                         // 3: SwiGLU (run_silu_mul), 4: GPTQ column block
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -134,6 +134,15 @@ enum {
   J_J0 = 36,       //   slices, NTASKS / groups of them) and columns [J0, J1)
   J_J1 = 37,       //   (J0 a multiple of NR) are staged at J_B
   J_GROUP = 38,    // pack job: micro-panels per task
+  // GPTQ column block (J_OP 4, see run_column_block); A, B, C, M, K, NC as there.
+  J_Q_SCALE = 39,      // byte address of the effective scale per slot (f32)
+  J_Q_ZERO = 40,       // ... of the zero point per slot (f32)
+  J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
+  J_Q_ROW_DIV = 42,    // rows that share a slot row
+  J_Q_SLOT_STRIDE = 43,  // slots per slot row
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits
+  J_Q_MAX = 45,
+  J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -584,6 +593,64 @@ NOINLINE static void run_silu_mul(char* base, const int32_t* job, int task) {
            (float*)MEM(base, job[J_C]) + i0, i1 - i0);
 }
 
+// Round half to even of a float64 whose magnitude is below 2^51: adding
+// 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
+// roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
+// the sign of a zero result included).
+static inline double round_half_even(double x) {
+  const double magic = 6755399441055744.0;  // 1.5 · 2^52
+  const double r = (x + magic) - magic;
+  return r == 0 ? x * 0 : r;
+}
+
+// One task of a GPTQ column block (J_OP 4) with quantization to an integer
+// grid and no pruning: rows [task·NC, (task + 1)·NC) of the block's weight
+// columns wb[M, K] (row-major, the block's K columns of each row), with U's
+// block ub[K, K] (row-major, upper triangular). For each column i in order,
+// each row's value is fake-quantized with its slot's scale and zero point,
+// its scaled error e = (w − q) / U[i, i] goes to err[M, K], its loss term
+// (w − q)² / U[i, i]² to terms[M, K], and e · U[i, j] is taken from the
+// row's later columns j of the block. Rows are independent, so tasks may run
+// on any thread. The arithmetic is cpuColumnBlock's in src/engine/cpu/
+// second_order.ts, operation for operation: float32 values combined in
+// float64 and rounded to float32 where it rounds (Math.fround), so both
+// give the same bits.
+NOINLINE static void run_column_block(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  float* wb = (float*)MEM(base, job[J_A]);
+  const float* ub = (const float*)MEM(base, job[J_B]);
+  float* err = (float*)MEM(base, job[J_C]);
+  double* terms = (double*)MEM(base, job[J_TERMS]);
+  const float* scale = (const float*)MEM(base, job[J_Q_SCALE]);
+  const float* zero = (const float*)MEM(base, job[J_Q_ZERO]);
+  const uint32_t* slot = (const uint32_t*)MEM(base, job[J_Q_SLOT]);
+  const int row_div = job[J_Q_ROW_DIV], slot_stride = job[J_Q_SLOT_STRIDE];
+  union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
+  for (int r = r0; r < r1; r++) {
+    float* w = wb + r * count;
+    const int slot_row = r / row_div * slot_stride;
+    for (int i = 0; i < count; i++) {
+      const float x = w[i];
+      const float* ui = ub + i * count;
+      const float d = ui[i];
+      const int sl = slot_row + (int)slot[i];
+      const float s = scale[sl], zp = zero[sl];
+      float t = (float)((double)x / (double)s);
+      t = (float)((double)t + (double)zp);
+      t = t < qmin.f ? qmin.f : t > qmax.f ? qmax.f : t;
+      const double c = round_half_even((double)t);
+      const float q = (float)((double)(float)(c - (double)zp) * (double)s);
+      const double diff = (double)x - (double)q;
+      terms[r * count + i] = diff * diff / ((double)d * (double)d);
+      const float e = (float)(diff / (double)d);
+      for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+      w[i] = q;
+      err[r * count + i] = e;
+    }
+  }
+}
+
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
@@ -610,6 +677,11 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
     }
     if (job[J_OP] == 3) {
       run_silu_mul(base, job, task);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 4) {
+      run_column_block(base, job, task);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
