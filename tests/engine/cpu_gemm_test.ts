@@ -832,3 +832,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test("the build choice: without FFI permission the WebAssembly build runs and says why; LLMC_CPU_KERNELS is checked", async () => {
+  const gemmUrl = new URL("../../src/engine/cpu/gemm.ts", import.meta.url).href;
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `import { cpuKernelInfo } from "${gemmUrl}"; console.log(JSON.stringify(cpuKernelInfo()));`,
+  );
+  const run = async (flags: string[], env: Record<string, string> = {}) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-check", "--allow-read", "--allow-env", ...flags, script],
+      env: { NO_COLOR: "1", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  };
+  try {
+    await checkBuildChoice(run);
+  } finally {
+    await Deno.remove(script);
+  }
+});
+
+async function checkBuildChoice(
+  run: (
+    flags: string[],
+    env?: Record<string, string>,
+  ) => Promise<{ code: number; stdout: string; stderr: string }>,
+): Promise<void> {
+  // Read and env only: no FFI.
+  const denied = await run([]);
+  assert.equal(denied.code, 0, denied.stderr);
+  const info = JSON.parse(denied.stdout);
+  assert.equal(info.variant, "relaxed");
+  assert.match(info.nativeNote, NATIVE.ok ? /--allow-ffi/ : /./);
+  const bad = await run(["--allow-ffi"], { LLMC_CPU_KERNELS: "avx512" });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /LLMC_CPU_KERNELS=avx512 is not one of avx2, relaxed, simd/);
+  const forced = await run(["--allow-ffi"], { LLMC_CPU_KERNELS: "simd" });
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(JSON.parse(forced.stdout).variant, "simd");
+  if (NATIVE.ok) {
+    const allowed = await run(["--allow-ffi"]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal(JSON.parse(allowed.stdout).variant, "avx2");
+  }
+}

@@ -272,7 +272,8 @@ export class GemmRuntime {
     });
     this.#kernels = instance.exports as unknown as GemmExports;
     this.#native = native ? openNativeGemm(native) : null;
-    this.#base = memoryBase(this.memory);
+    // Taking a pointer needs FFI permission: only the native build asks.
+    this.#base = this.#native ? memoryBase(this.memory) : null;
     this.#job = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
     Atomics.store(this.#job, JOB.CLAIM, CLOSED);
     for (let tid = 1; tid < threads; tid++) {

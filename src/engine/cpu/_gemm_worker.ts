@@ -23,8 +23,9 @@ const { module, memory, tid, native } = workerData as {
 };
 const instance = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory } });
 const kernels = instance.exports as unknown as GemmExports;
+// Taking the memory's address needs FFI permission: only the native build asks.
 const nativeKernels = native ? openNativeGemm(native) : null;
-const base = memoryBase(memory);
+const base = nativeKernels ? memoryBase(memory) : null;
 const gemmRun = nativeKernels
   ? (gen: number) => nativeKernels.run(base, JOB_ADDRESS, gen, tid)
   : (gen: number) => kernels.gemm_run(JOB_ADDRESS, gen, tid);
