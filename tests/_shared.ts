@@ -51,3 +51,28 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Asserts two float arrays hold the same bits, naming the first difference
+ * (assert.deepEqual's diff of long arrays can exhaust memory).
+ */
+export function assertSameBits(
+  got: Float32Array | Float64Array,
+  expected: Float32Array | Float64Array,
+  label: string,
+): void {
+  if (got.length !== expected.length || got.constructor !== expected.constructor) {
+    throw new Error(
+      `${label}: ${got.constructor.name}(${got.length}), expected ${expected.constructor.name}(${expected.length})`,
+    );
+  }
+  const words = got instanceof Float64Array ? 2 : 1;
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length * words);
+  const b = new Uint32Array(expected.buffer, expected.byteOffset, expected.length * words);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      const at = Math.floor(i / words);
+      throw new Error(`${label}: element ${at} is ${got[at]}, expected ${expected[at]}`);
+    }
+  }
+}

@@ -25,7 +25,13 @@
  */
 
 import { ArrayPool } from "./cpu/_array_pool.ts";
-import { causalAttention, cpuKernelInfo, matmulTransposed, siluMul } from "./cpu/gemm.ts";
+import {
+  causalAttention,
+  cpuKernelInfo,
+  matmulTransposed,
+  rmsnorm,
+  siluMul,
+} from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 import { hostBlockTransform } from "./cpu/block_transform.ts";
 import type {
@@ -267,14 +273,7 @@ export class CpuEngine implements Engine {
     if (!Number.isInteger(rows)) {
       throw new EngineError(`rmsnorm: [${x.shape}] is not a whole number of rows of ${cols}`);
     }
-    const y = this.#f32(xs.length);
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      let ss = 0;
-      for (let c = 0; c < cols; c++) ss += xs[base + c] * xs[base + c];
-      const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / cols) + eps));
-      for (let c = 0; c < cols; c++) y[base + c] = Math.fround(xs[base + c] * inv) * w[c];
-    }
+    const y = rmsnorm(xs, w, rows, cols, eps, this.#f32(xs.length));
     return this.#own(y, x.shape);
   }
 

@@ -5,6 +5,7 @@
 // native AVX2 library where this machine can run it).
 
 import assert from "node:assert/strict";
+import { assertSameBits } from "../_shared.ts";
 import {
   accumulateGram,
   causalAttention,
@@ -728,7 +729,7 @@ Deno.test("two threads give the bits of one at a small Llama's shapes (stripes p
     do {
       const got = run(two);
       for (const [i, e] of expected.entries()) {
-        assert.deepEqual(got[i], e, `${variant}: product ${i} differs between 1 and 2 threads`);
+        assertSameBits(got[i], e, `${variant}: product ${i}, 1 and 2 threads`);
       }
       if (two.workerTasks > before) break;
       await new Promise((r) => setTimeout(r, 25));
@@ -780,7 +781,7 @@ Deno.test({
       );
       const expected = run(relaxed);
       for (const [i, got] of run(native).entries()) {
-        assert.deepEqual(got, expected[i], `${threads} thread(s): product ${i} differs`);
+        assertSameBits(got, expected[i], `${threads} thread(s): product ${i}`);
       }
     }
   },
@@ -881,3 +882,54 @@ async function checkBuildChoice(
     assert.equal(JSON.parse(allowed.stdout).variant, "avx2");
   }
 }
+
+/** Llama's RMSNorm as the CPU engine computed it in TypeScript before the kernels did. */
+function rmsnormReference(
+  x: Float32Array,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+) {
+  const y = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss += x[base + c] * x[base + c];
+    const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / cols) + eps));
+    for (let c = 0; c < cols; c++) y[base + c] = Math.fround(x[base + c] * inv) * w[c];
+  }
+  return y;
+}
+
+Deno.test("rmsnorm gives the TypeScript loop's bits: every build, 1 and 2 threads, ragged row counts, tiny chunks", () => {
+  // 3 and 5 rows (one task, a partial group of four), 4097 × 64 (threaded,
+  // tasks that are not multiples of 4 at the end), 1000 × 768 with one row of
+  // zeros and one of huge values; a tiny stream budget cuts rows into chunks.
+  const cases: Array<[number, number, number]> = [[3, 7, 1e-5], [5, 64, 1e-6], [4097, 64, 1e-5], [
+    1000,
+    768,
+    1e-5,
+  ]];
+  const small = createCpuGemm({ threads: 2, streamBytes: 1 });
+  try {
+    for (const [rows, cols, eps] of cases) {
+      const x = values(rows * cols, rows + cols).map((v) => 4 * v);
+      if (rows === 1000) {
+        x.fill(0, 0, cols);
+        x.fill(3e18, cols, 2 * cols);
+      }
+      const w = values(cols, cols).map((v) => 1 + v);
+      const expected = rmsnormReference(x, w, rows, cols, eps);
+      for (const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]) {
+        assertSameBits(
+          gemm.rmsnorm(x, w, rows, cols, eps),
+          expected,
+          `${label}: ${rows} × ${cols}`,
+        );
+      }
+    }
+  } finally {
+    small.close();
+  }
+});

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { assertSameBits } from "../_shared.ts";
 import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
 import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
@@ -141,8 +142,8 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
         const got = block(w.slice());
         const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
         const label = `${variant}, ${threads} thread(s), ${rows} rows`;
-        assert.deepEqual(got.w, expected.w, `${label}: weights`);
-        assert.deepEqual(got.err, expected.err, `${label}: errors`);
+        assertSameBits(got.w, expected.w, `${label}: weights`);
+        assertSameBits(got.err, expected.err, `${label}: errors`);
         assert.equal(loss, expectedLoss, `${label}: loss`);
       }
     }

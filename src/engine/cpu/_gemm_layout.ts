@@ -40,7 +40,7 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: attention softmax, 2: pack B, 3: SwiGLU (y = silu(g) · u), 4: GPTQ column block. */
+  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU (silu(g) · u), 4: GPTQ column block, 5: RMS norm. */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -66,10 +66,12 @@ export const JOB = {
   Q_MAX: 45,
   /** Byte address of the float64 loss terms. */
   TERMS: 46,
+  /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
+  EPS: 48,
 } as const;
 
 /** Slots in the job block. */
-export const JOB_SLOTS = 48;
+export const JOB_SLOTS = 64;
 /** Byte address of the job block (the module has no data or stack below it). */
 export const JOB_ADDRESS = 1024;
 /** Byte address of thread 0's scratch region. */

@@ -595,6 +595,32 @@ export class GemmRuntime {
     this.#dispatch(ntasks, threaded);
   }
 
+  /**
+   * y = x / sqrt(mean(x²) + eps) · w for `rows` rows of `cols` floats at
+   * byte addresses x, w, y (see run_rmsnorm in gemm.c), rows shared by the threads.
+   */
+  rmsnorm(job: { x: number; w: number; y: number; rows: number; cols: number; eps: number }): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { rows, cols } = job;
+    if (rows === 0 || cols === 0) return;
+    // About 5 operations per element, against the softmax's 20.
+    const threaded = this.#workers.length > 0 && 5 * rows * cols >= THREADED_MIN_FLOPS;
+    const chunk = threaded ? align(Math.ceil(rows / (4 * this.threads)), 4) : rows;
+    const ntasks = Math.ceil(rows / chunk);
+    const s = this.#job;
+    s[JOB.OP] = 5;
+    s[JOB.PACKED] = 0;
+    s[JOB.A] = job.x;
+    s[JOB.B] = job.w;
+    s[JOB.C] = job.y;
+    s[JOB.M] = rows;
+    s[JOB.N] = cols;
+    s[JOB.NC] = chunk;
+    s[JOB.NSTRIPES] = ntasks;
+    new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.eps;
+    this.#dispatch(ntasks, threaded);
+  }
+
   /** Column stripes that worker threads (not the calling thread) have run so far. */
   get workerTasks(): number {
     return Atomics.load(this.#job, JOB.WORKER_TASKS);

@@ -646,6 +646,52 @@ export class CpuGemm {
     block.terms.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
   }
 
+  /**
+   * RMS norm of each row: y = x / sqrt(mean(x²) + eps) · w, the squares
+   * summed in float64 in column order, the inverse rounded to float32, then
+   * two float32 products (Llama's RMSNorm at float32), rows shared by the threads.
+   *
+   * @param x rows × cols
+   * @param w cols
+   * @param rows rows of x
+   * @param cols its columns
+   * @param eps added to the mean square
+   * @param out written when given, else allocated
+   * @returns y, rows × cols
+   */
+  rmsnorm(
+    x: Float32Array,
+    w: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "rmsnorm";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "w", w, cols);
+    const y = out ?? new Float32Array(rows * cols);
+    checkLength(what, "out", y, rows * cols);
+    if (rows === 0 || cols === 0) return y;
+    const rt = this.#rt;
+    const wAt = rt.heapBase;
+    const xAt = align(wAt + cols * 4, 64);
+    // Rows in chunks of about the stream budget, x and y each.
+    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4, 4));
+    const yAt = align(xAt + step * cols * 4, 64);
+    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    rt.f32(wAt, cols).set(w.subarray(0, cols));
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.rmsnorm({ x: xAt, w: wAt, y: yAt, rows: n, cols, eps });
+      y.set(rt.f32(yAt, n * cols), r0 * cols);
+    }
+    return y;
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1020,6 +1066,35 @@ export function siluMul(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().siluMul(gate, up, n, out);
+}
+
+/**
+ * RMS norm of each row on the shared default instance (see {@linkcode CpuGemm.rmsnorm}).
+ *
+ * @example
+ * ```ts
+ * import { rmsnorm } from "./gemm.ts";
+ * const y = rmsnorm(new Float32Array([3, 4]), new Float32Array([1, 2]), 1, 2, 0);
+ * console.assert(Math.abs(y[0] - 3 / Math.sqrt(12.5)) < 1e-6);
+ * ```
+ *
+ * @param x rows × cols
+ * @param w cols
+ * @param rows rows of x
+ * @param cols its columns
+ * @param eps added to the mean square
+ * @param out written when given, else allocated
+ * @returns y, rows × cols
+ */
+export function rmsnorm(
+  x: Float32Array,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  eps: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().rmsnorm(x, w, rows, cols, eps, out);
 }
 
 /**

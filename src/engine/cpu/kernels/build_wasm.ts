@@ -27,6 +27,8 @@ const COMMON = [
   // No contraction of a multiply and an add into a fused one the source does
   // not write: the GPTQ column block must round as its TypeScript twin does.
   "-ffp-contract=off",
+  // sqrt as the instruction (the kernels have no libm to set errno).
+  "-fno-math-errno",
   "-Wall",
   "-Werror",
   "-Wl,--no-entry",
@@ -92,6 +94,7 @@ const NATIVE = [
   "-fPIC",
   "-nostdlib",
   "-ffp-contract=off",
+  "-fno-math-errno",
   "-fno-tree-loop-distribute-patterns",
   "-fvisibility=hidden",
   "-Wall",

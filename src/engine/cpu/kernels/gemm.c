@@ -124,7 +124,7 @@ enum {
   J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
-                         // 3: SwiGLU (run_silu_mul), 4: GPTQ column block
+                         // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -143,6 +143,7 @@ enum {
   J_Q_MIN = 44,        // clamp bounds, as float32 bits
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
+  J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -651,6 +652,38 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   }
 }
 
+// One task of an RMS norm (J_OP 5): rows [task·NC, (task + 1)·NC) of
+// y = x / sqrt(mean(x²) + eps) · w, x [M, N] at A, w [N] at B, y at C. The
+// arithmetic is CpuEngine.rmsnorm's (src/engine/cpu_engine.ts), operation for
+// operation: the squares summed in float64 in column order, the inverse
+// rounded to float32, then two float32 products. Four rows at a time, each
+// its own sum, so the four sums' additions overlap.
+NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const double eps = *(const double*)&job[J_EPS];
+  const float* x = (const float*)MEM(base, job[J_A]);
+  const float* w = (const float*)MEM(base, job[J_B]);
+  float* y = (float*)MEM(base, job[J_C]);
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  for (int r = r0; r < r1; r += 4) {
+    const int n = min_int(4, r1 - r);
+    double ss[4] = {0, 0, 0, 0};
+    for (int c = 0; c < cols; c++) {
+      for (int i = 0; i < n; i++) {
+        const double v = x[(r + i) * cols + c];
+        ss[i] += v * v;
+      }
+    }
+    for (int i = 0; i < n; i++) {
+      const float mean = (float)(ss[i] / cols);
+      const float inv = (float)(1.0 / __builtin_sqrt((double)mean + eps));
+      const float* xr = x + (r + i) * cols;
+      float* yr = y + (r + i) * cols;
+      for (int c = 0; c < cols; c++) yr[c] = (xr[c] * inv) * w[c];
+    }
+  }
+}
+
 // Runs tasks of job generation `gen` until none is left and returns how many
 // it ran. Thread `tid` uses
 // scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
@@ -682,6 +715,11 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
     }
     if (job[J_OP] == 4) {
       run_column_block(base, job, task);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 5) {
+      run_rmsnorm(base, job, task);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
