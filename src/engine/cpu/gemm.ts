@@ -1,7 +1,10 @@
 /**
- * Float32 matrix products on the CPU: WebAssembly SIMD kernels
- * (`kernels/gemm.c`, f32x4.relaxed_madd where the runtime has it) run by the
- * calling thread and a pool of worker threads over one shared memory.
+ * Float32 matrix products on the CPU, and the row-wise work around them
+ * (softmax, SwiGLU, RMSNorm, GPTQ's integer-grid column loop): the kernels of
+ * `kernels/gemm.c` run by the calling thread and a pool of worker threads over
+ * one shared memory, as the native AVX2 + FMA build where this process can
+ * load it (see _gemm_native.ts), else as WebAssembly SIMD (f32x4.relaxed_madd
+ * where the runtime has it); the native and relaxed builds give the same bits.
  *
  * Every function is synchronous: it copies its operands into the kernels'
  * memory, runs the product on all threads, and copies the result out. The
