@@ -554,7 +554,7 @@ export class CpuGemm {
 
   /**
    * y = silu(gate) · up element-wise (a SwiGLU MLP's activation), with a SIMD
-   * exp of about 1 ulp, on the calling thread.
+   * exp of about 1 ulp, in chunks the threads share.
    *
    * @param gate n floats
    * @param up n floats
