@@ -404,6 +404,36 @@ Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B g
   }
 });
 
+/**
+ * c[4, 8] += a[4, 1] · b[1, 8] on `rt`: one stripe, too small to wake a
+ * worker; returns c's address and the values it must keep.
+ */
+function tinyAccumulatedJob(rt: GemmRuntime): { cAt: number; once: number[] } {
+  const aAt = rt.heapBase, bAt = aAt + 64, cAt = bAt + 64;
+  rt.reserve(cAt + 4 * 8 * 4 - rt.heapBase, "test");
+  rt.f32(aAt, 4).set([1, 2, 3, 4]);
+  rt.f32(bAt, 8).fill(1);
+  rt.f32(cAt, 32).fill(0);
+  rt.run({
+    m: 4,
+    n: 8,
+    k: 1,
+    a: aAt,
+    aRowStride: 1,
+    aColStride: 1,
+    b: bAt,
+    bRowStride: 8,
+    bColStride: 1,
+    c: cAt,
+    ldc: 8,
+    accumulate: true,
+    upper: false,
+  });
+  const once = Array.from(rt.f32(cAt, 32));
+  assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));
+  return { cAt, once };
+}
+
 // The race behind a one-time engines_test failure under load (85,451 of
 // 226,560 GPTQ weights differed): a worker still inside gemm_run for a
 // finished job (woken late, or preempted between reading CLAIM and its
@@ -420,29 +450,7 @@ Deno.test("a worker late for a finished job claims no stripe once the next job's
     const late = new WebAssembly.Instance(new WebAssembly.Module(loadVariant("relaxed")!), {
       env: { memory: rt.memory },
     }).exports as unknown as GemmExports;
-    // c[4, 8] += a[4, 1] · b[1, 8]: one stripe, too small to wake the worker.
-    const aAt = rt.heapBase, bAt = aAt + 64, cAt = bAt + 64;
-    rt.reserve(cAt + 4 * 8 * 4 - rt.heapBase, "test");
-    rt.f32(aAt, 4).set([1, 2, 3, 4]);
-    rt.f32(bAt, 8).set([1, 1, 1, 1, 1, 1, 1, 1]);
-    rt.f32(cAt, 32).fill(0);
-    rt.run({
-      m: 4,
-      n: 8,
-      k: 1,
-      a: aAt,
-      aRowStride: 1,
-      aColStride: 1,
-      b: bAt,
-      bRowStride: 8,
-      bColStride: 1,
-      c: cAt,
-      ldc: 8,
-      accumulate: true,
-      upper: false,
-    });
-    const once = Array.from(rt.f32(cAt, 32));
-    assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));
+    const { cAt, once } = tinyAccumulatedJob(rt);
 
     // The main thread has started the next job (8 tasks) but not published it.
     job[JOB.NTASKS] = 8;
@@ -800,28 +808,7 @@ Deno.test({
     const late = openNativeGemm((NATIVE as { path: string }).path);
     try {
       const job = new Int32Array(rt.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
-      const aAt = rt.heapBase, bAt = aAt + 64, cAt = bAt + 64;
-      rt.reserve(cAt + 4 * 8 * 4 - rt.heapBase, "test");
-      rt.f32(aAt, 4).set([1, 2, 3, 4]);
-      rt.f32(bAt, 8).fill(1);
-      rt.f32(cAt, 32).fill(0);
-      rt.run({
-        m: 4,
-        n: 8,
-        k: 1,
-        a: aAt,
-        aRowStride: 1,
-        aColStride: 1,
-        b: bAt,
-        bRowStride: 8,
-        bColStride: 1,
-        c: cAt,
-        ldc: 8,
-        accumulate: true,
-        upper: false,
-      });
-      const once = Array.from(rt.f32(cAt, 32));
-      assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));
+      const { cAt, once } = tinyAccumulatedJob(rt);
       job[JOB.NTASKS] = 8;
       const finished = Atomics.load(job, JOB.CLAIM) >>> 16;
       assert.equal(late.run(memoryBase(rt.memory), JOB_ADDRESS, finished, 1), 0);

@@ -566,33 +566,25 @@ export class GemmRuntime {
    * threads, NC rows a task.
    */
   columnBlock(job: ColumnBlockJob): void {
-    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { rows, count } = job;
-    if (rows === 0 || count === 0) return;
+    if (count === 0) return;
     // About count² / 2 float64 updates per row.
-    const threaded = this.#workers.length > 0 && rows * count * count >= THREADED_MIN_FLOPS;
-    const chunk = threaded ? Math.ceil(rows / (4 * this.threads)) : rows;
-    const ntasks = Math.ceil(rows / chunk);
-    const s = this.#job;
-    s[JOB.OP] = 4;
-    s[JOB.PACKED] = 0;
-    s[JOB.A] = job.w;
-    s[JOB.B] = job.u;
-    s[JOB.C] = job.err;
-    s[JOB.TERMS] = job.terms;
-    s[JOB.M] = rows;
-    s[JOB.K] = count;
-    s[JOB.NC] = chunk;
-    s[JOB.NSTRIPES] = ntasks;
-    s[JOB.Q_SCALE] = job.scale;
-    s[JOB.Q_ZERO] = job.zero;
-    s[JOB.Q_SLOT] = job.slot;
-    s[JOB.Q_ROW_DIV] = job.rowDiv;
-    s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
-    const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
-    bounds[0] = job.qmin;
-    bounds[1] = job.qmax;
-    this.#dispatch(ntasks, threaded);
+    this.#runChunked(4, rows, count * count, 1, (s) => {
+      s[JOB.A] = job.w;
+      s[JOB.B] = job.u;
+      s[JOB.C] = job.err;
+      s[JOB.TERMS] = job.terms;
+      s[JOB.M] = rows;
+      s[JOB.K] = count;
+      s[JOB.Q_SCALE] = job.scale;
+      s[JOB.Q_ZERO] = job.zero;
+      s[JOB.Q_SLOT] = job.slot;
+      s[JOB.Q_ROW_DIV] = job.rowDiv;
+      s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
+      const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
+      bounds[0] = job.qmin;
+      bounds[1] = job.qmax;
+    });
   }
 
   /**
@@ -600,24 +592,42 @@ export class GemmRuntime {
    * byte addresses x, w, y (see run_rmsnorm in gemm.c), rows shared by the threads.
    */
   rmsnorm(job: { x: number; w: number; y: number; rows: number; cols: number; eps: number }): void {
-    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { rows, cols } = job;
-    if (rows === 0 || cols === 0) return;
+    if (cols === 0) return;
     // About 5 operations per element, against the softmax's 20.
-    const threaded = this.#workers.length > 0 && 5 * rows * cols >= THREADED_MIN_FLOPS;
-    const chunk = threaded ? align(Math.ceil(rows / (4 * this.threads)), 4) : rows;
-    const ntasks = Math.ceil(rows / chunk);
+    this.#runChunked(5, rows, 5 * cols, 4, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.w;
+      s[JOB.C] = job.y;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.eps;
+    });
+  }
+
+  /**
+   * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
+   * of a multiple of `quantum`, four per thread when the work (`perUnit`
+   * operations a unit) is worth threading; `fields` writes the op's own slots.
+   */
+  #runChunked(
+    op: number,
+    units: number,
+    perUnit: number,
+    quantum: number,
+    fields: (s: Int32Array) => void,
+  ): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    if (units === 0) return;
+    const threaded = this.#workers.length > 0 && perUnit * units >= THREADED_MIN_FLOPS;
+    const chunk = align(threaded ? Math.ceil(units / (4 * this.threads)) : units, quantum);
+    const ntasks = Math.ceil(units / chunk);
     const s = this.#job;
-    s[JOB.OP] = 5;
+    s[JOB.OP] = op;
     s[JOB.PACKED] = 0;
-    s[JOB.A] = job.x;
-    s[JOB.B] = job.w;
-    s[JOB.C] = job.y;
-    s[JOB.M] = rows;
-    s[JOB.N] = cols;
     s[JOB.NC] = chunk;
     s[JOB.NSTRIPES] = ntasks;
-    new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.eps;
+    fields(s);
     this.#dispatch(ntasks, threaded);
   }
 
@@ -628,23 +638,13 @@ export class GemmRuntime {
 
   /** y = silu(g) · u for n floats at byte addresses g, u, y, in chunks the threads share. */
   siluMul(g: number, u: number, y: number, n: number): void {
-    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
-    if (n === 0) return;
-    // About 20 operations per element, as the softmax's; chunks of whole
-    // vectors, four per thread.
-    const threaded = this.#workers.length > 0 && 20 * n >= THREADED_MIN_FLOPS;
-    const chunk = threaded ? align(Math.ceil(n / (4 * this.threads)), 4) : align(n, 4);
-    const ntasks = Math.ceil(n / chunk);
-    const s = this.#job;
-    s[JOB.OP] = 3;
-    s[JOB.PACKED] = 0;
-    s[JOB.A] = g;
-    s[JOB.B] = u;
-    s[JOB.C] = y;
-    s[JOB.N] = n;
-    s[JOB.NC] = chunk;
-    s[JOB.NSTRIPES] = ntasks;
-    this.#dispatch(ntasks, threaded);
+    // About 20 operations per element, as the softmax's; chunks of whole vectors.
+    this.#runChunked(3, n, 20, 4, (s) => {
+      s[JOB.A] = g;
+      s[JOB.B] = u;
+      s[JOB.C] = y;
+      s[JOB.N] = n;
+    });
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
