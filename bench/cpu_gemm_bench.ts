@@ -1,6 +1,9 @@
 /**
- * The CPU engine's WebAssembly GEMM kernels: `deno run -A bench/cpu_gemm_bench.ts
- * [--sizes 256,1024,2048] [--threads 1,2] [--runs N]`.
+ * The CPU engine's GEMM kernels: `deno run -A bench/cpu_gemm_bench.ts
+ * [--sizes 256,1024,2048] [--threads 1,2] [--variants avx2,relaxed] [--runs N]`.
+ *
+ * `--variants` picks the builds to compare (default: the one this process
+ * would use); "avx2" is the native library, "relaxed" and "simd" WebAssembly.
  *
  * For matmulTransposed (y = x·wᵀ), matmul (y = a·b) and accumulateGram
  * (h += xᵀx, rows = k = size), at each size and thread count, prints:
@@ -26,7 +29,7 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type CpuGemm, createCpuGemm } from "../src/engine/cpu/gemm.ts";
+import { type CpuGemm, createCpuGemm, type KernelVariant } from "../src/engine/cpu/gemm.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     sizes: { type: "string", default: "256,1024,2048" },
     threads: { type: "string", default: "1,2" },
     runs: { type: "string" },
+    variants: { type: "string" },
   },
 });
 const sizes = values.sizes.split(",").map(Number);
@@ -70,6 +74,7 @@ interface Row {
   op: string;
   size: number;
   threads: number;
+  variant: string;
   runs: number;
   best_ms: number;
   gflops_best: number;
@@ -116,69 +121,77 @@ async function warmUp(gemm: CpuGemm, threads: number): Promise<void> {
 }
 
 const rows: Row[] = [];
-let relaxedSimd = false;
-for (const threads of threadCounts) {
-  const gemm = createCpuGemm({ threads });
-  relaxedSimd = gemm.info().relaxedSimd;
-  await warmUp(gemm, threads);
-  for (const size of sizes) {
-    const runs = values.runs ? Number(values.runs) : size <= 256 ? 10 : size <= 1024 ? 5 : 2;
-    const a = operand(size * size, 3), b = operand(size * size, 4);
-    const y = new Float32Array(size * size);
-    const h = new Float32Array(size * size);
-    const flops = 2 * size ** 3;
-    const cases: Array<[string, () => void]> = [
-      ["matmulTransposed", () => gemm.matmulTransposed(a, b, size, size, size, y)],
-      ["matmul", () => gemm.matmul(a, b, size, size, size, y)],
-      ["accumulateGram", () => gemm.accumulateGram(h, a, size, size)],
-    ];
-    for (const [op, run] of cases) {
-      run(); // tier-up and memory growth outside the clock
-      rows.push({ op, size, threads, runs, ...time(run, runs, flops) });
+const variants: (KernelVariant | undefined)[] = values.variants
+  ? values.variants.split(",") as KernelVariant[]
+  : [undefined];
+const builds = new Set<string>();
+for (const requested of variants) {
+  for (const threads of threadCounts) {
+    const gemm = createCpuGemm({ threads, variant: requested });
+    const variant = gemm.info().variant;
+    builds.add(variant);
+    await warmUp(gemm, threads);
+    for (const size of sizes) {
+      const runs = values.runs ? Number(values.runs) : size <= 256 ? 10 : size <= 1024 ? 5 : 2;
+      const a = operand(size * size, 3), b = operand(size * size, 4);
+      const y = new Float32Array(size * size);
+      const h = new Float32Array(size * size);
+      const flops = 2 * size ** 3;
+      const cases: Array<[string, () => void]> = [
+        ["matmulTransposed", () => gemm.matmulTransposed(a, b, size, size, size, y)],
+        ["matmul", () => gemm.matmul(a, b, size, size, size, y)],
+        ["accumulateGram", () => gemm.accumulateGram(h, a, size, size)],
+      ];
+      for (const [op, run] of cases) {
+        run(); // tier-up and memory growth outside the clock
+        rows.push({ op, size, threads, variant, runs, ...time(run, runs, flops) });
+      }
     }
+    // Attention of one 256-token sequence, 12 heads of 64 (4 key/value heads):
+    // scores then values, each 2·12·256²·64 flops.
+    const shape = { seq: 256, kvLen: 256, heads: 12, kvHeads: 4, headDim: 64 };
+    const q = operand(256 * 12 * 64, 5), kv = operand(256 * 4 * 64, 6);
+    const scores = new Float32Array(12 * 256 * 256), out = new Float32Array(256 * 12 * 64);
+    const attention = () => {
+      gemm.attentionScores(q, kv, shape, scores);
+      gemm.attentionValues(scores, kv, shape, out);
+    };
+    attention();
+    rows.push({
+      op: "attention 12×256²×64",
+      size: 256,
+      threads,
+      variant,
+      runs: 10,
+      ...time(attention, 10, 2 * 2 * 12 * 256 * 256 * 64),
+    });
+    // The same, causal (tiles wholly in the future skipped); flops counted as above.
+    const causalShape = { ...shape, causal: true };
+    const causal = () => {
+      gemm.attentionScores(q, kv, causalShape, scores);
+      gemm.attentionValues(scores, kv, causalShape, out);
+    };
+    causal();
+    rows.push({
+      op: "causal attention 12×256²×64",
+      size: 256,
+      threads,
+      variant,
+      runs: 10,
+      ...time(causal, 10, 2 * 2 * 12 * 256 * 256 * 64),
+    });
+    gemm.close();
   }
-  // Attention of one 256-token sequence, 12 heads of 64 (4 key/value heads):
-  // scores then values, each 2·12·256²·64 flops.
-  const shape = { seq: 256, kvLen: 256, heads: 12, kvHeads: 4, headDim: 64 };
-  const q = operand(256 * 12 * 64, 5), kv = operand(256 * 4 * 64, 6);
-  const scores = new Float32Array(12 * 256 * 256), out = new Float32Array(256 * 12 * 64);
-  const attention = () => {
-    gemm.attentionScores(q, kv, shape, scores);
-    gemm.attentionValues(scores, kv, shape, out);
-  };
-  attention();
-  rows.push({
-    op: "attention 12×256²×64",
-    size: 256,
-    threads,
-    runs: 10,
-    ...time(attention, 10, 2 * 2 * 12 * 256 * 256 * 64),
-  });
-  // The same, causal (tiles wholly in the future skipped); flops counted as above.
-  const causalShape = { ...shape, causal: true };
-  const causal = () => {
-    gemm.attentionScores(q, kv, causalShape, scores);
-    gemm.attentionValues(scores, kv, causalShape, out);
-  };
-  causal();
-  rows.push({
-    op: "causal attention 12×256²×64",
-    size: 256,
-    threads,
-    runs: 10,
-    ...time(causal, 10, 2 * 2 * 12 * 256 * 256 * 64),
-  });
-  gemm.close();
 }
 
-console.log(`\nkernels: ${relaxedSimd ? "relaxed-SIMD FMA" : "SIMD128 mul+add"}`);
+console.log(`\nbuilds: ${[...builds].join(", ")}`);
 console.log(
-  "\n| op | n | threads | best ms | GFLOP/s best | GFLOP/s median | GFLOP/s per CPU-s |",
+  "\n| op | n | build | threads | best ms | GFLOP/s best | GFLOP/s median | GFLOP/s per CPU-s |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|");
+console.log("|---|---:|---|---:|---:|---:|---:|---:|");
 for (const r of rows) {
   console.log(
-    `| ${r.op} | ${r.size} | ${r.threads} | ${r.best_ms} | ${r.gflops_best} | ${r.gflops_median} | ${r.gflops_per_cpu_s} |`,
+    `| ${r.op} | ${r.size} | ${r.variant} | ${r.threads} | ${r.best_ms} | ${r.gflops_best} | ${r.gflops_median} | ${r.gflops_per_cpu_s} |`,
   );
 }
 const cpuAfter = cpuReport();
@@ -187,6 +200,6 @@ console.log(JSON.stringify({
   bench: "cpu_gemm",
   cpu: cpuBefore,
   loadavg_after: cpuAfter.loadavg,
-  relaxed_simd: relaxedSimd,
+  builds: [...builds],
   results: rows,
 }));
