@@ -920,3 +920,32 @@ Deno.test("rmsnorm gives the TypeScript loop's bits: every build, 1 and 2 thread
     small.close();
   }
 });
+
+Deno.test("causalAttention (one fused job) gives the bits of attentionScores → attentionSoftmax → attentionValues", () => {
+  // Rows not a multiple of the task's 32, more than one MC block of rows,
+  // kvLen > seq (a cached prefix) and past one k slice of 512 (the values'
+  // slice skips), grouped heads, an odd head dimension, a window, a scale.
+  const shapes = [
+    { seq: 1, kvLen: 1, heads: 1, kvHeads: 1, headDim: 3 },
+    { seq: 70, kvLen: 70, heads: 4, kvHeads: 2, headDim: 20 },
+    { seq: 300, kvLen: 300, heads: 2, kvHeads: 1, headDim: 32, window: 50 },
+    { seq: 200, kvLen: 700, heads: 3, kvHeads: 3, headDim: 16, scale: 0.3 },
+    { seq: 600, kvLen: 600, heads: 1, kvHeads: 1, headDim: 8 },
+  ];
+  for (const shape of shapes) {
+    const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+    const q = values(seq * heads * d, seq + d);
+    const k = values(kvLen * kvHeads * d, kvLen + 1);
+    const v = values(kvLen * kvHeads * d, kvLen + 2);
+    for (const { gemm, label } of GEMMS) {
+      const p = gemm.attentionScores(q, k, { ...shape, causal: true });
+      gemm.attentionSoftmax(p, shape);
+      const expected = gemm.attentionValues(p, v, { ...shape, causal: true });
+      assertSameBits(
+        gemm.causalAttention(q, k, v, shape),
+        expected,
+        `${label}: ${JSON.stringify(shape)}`,
+      );
+    }
+  }
+});

@@ -40,7 +40,7 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU (silu(g) · u), 4: GPTQ column block, 5: RMS norm. */
+  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention. */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -68,6 +68,9 @@ export const JOB = {
   TERMS: 46,
   /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
   EPS: 48,
+  /** Fused attention (OP 6): byte address of v, and the query heads. */
+  V: 50,
+  HEADS: 51,
 } as const;
 
 /** Slots in the job block. */
@@ -85,7 +88,7 @@ export const NR = 8;
 export const KC = 512;
 export const MC = 128;
 /** The tallest micro-kernel of any build (the native one's MR). */
-const MR_MAX = 8;
+export const MR_MAX = 8;
 /** Widest column stripe (one task); its packed B slice is KC × NC_MAX floats. */
 export const NC_MAX = 256;
 /** Bytes of one thread's scratch: packed B slice, packed A block, one edge tile. */

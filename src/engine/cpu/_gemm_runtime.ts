@@ -507,6 +507,65 @@ export class GemmRuntime {
     this.#dispatch(chunks * heads, threaded);
   }
 
+  /**
+   * Causal grouped-query attention of one sequence in one job (see
+   * run_attention in gemm.c): a task per head and block of `rows` query rows
+   * (a divisor of MC), each with `scratchBytes` of scratch from byte address
+   * `scratch` on (one region per thread).
+   */
+  attention(job: {
+    q: number;
+    k: number;
+    v: number;
+    out: number;
+    seq: number;
+    kvLen: number;
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    window: number;
+    scale: number;
+    rows: number;
+    scratch: number;
+    scratchBytes: number;
+  }): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { seq, kvLen, heads, kvHeads, headDim: d, rows } = job;
+    if (seq === 0 || heads === 0) return;
+    const nblocks = Math.ceil(seq / rows);
+    const ntasks = heads * nblocks;
+    if (ntasks > MAX_TASKS || MC % rows !== 0) {
+      throw new CpuKernelError(
+        `CPU kernels: attention of ${heads} heads in blocks of ${rows} rows does not fit one job`,
+      );
+    }
+    // About 4·kvLen·d flops per query row (two products), half of them causal.
+    const threaded = this.#workers.length > 0 && 2 * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
+    const s = this.#job;
+    s[JOB.OP] = 6;
+    s[JOB.PACKED] = 0;
+    s[JOB.M] = seq;
+    s[JOB.N] = kvLen;
+    s[JOB.K] = d;
+    s[JOB.NC] = rows;
+    s[JOB.NSTRIPES] = nblocks;
+    s[JOB.A] = job.q;
+    s[JOB.A_RS] = heads * d;
+    s[JOB.B] = job.k;
+    s[JOB.B_RS] = kvHeads * d;
+    s[JOB.V] = job.v;
+    s[JOB.C] = job.out;
+    s[JOB.LDC] = heads * d;
+    s[JOB.B_GROUP] = heads / kvHeads;
+    s[JOB.HEADS] = heads;
+    s[JOB.CAUSAL_OFFSET] = kvLen - seq;
+    s[JOB.WINDOW] = job.window;
+    new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
+    s[JOB.SCRATCH] = job.scratch;
+    s[JOB.SCRATCH_STRIDE] = job.scratchBytes;
+    this.#dispatch(ntasks, threaded);
+  }
+
   /** Publishes the job written into the block, runs it with the pool, waits for every task. */
   /** Writes the fields a plain and a packed product share (C (+)= A·B: shape, A, C); returns the job slots. */
   #writeProduct(

@@ -50,7 +50,7 @@ import {
   GemmRuntime,
   type KernelVariant,
 } from "./_gemm_runtime.ts";
-import { KC, NR } from "./_gemm_layout.ts";
+import { KC, MR_MAX, NR } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -59,6 +59,9 @@ export { CpuKernelError, type KernelVariant };
  * the WebAssembly memory at a time (see the module's Memory note).
  */
 export const STREAM_BYTES = 8 * 2 ** 20;
+
+/** Query rows per task of the fused attention (a divisor of MC, so the values' k-slice skips match). */
+const ATTENTION_ROWS = 32;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
 const GRAM_ROW_QUANTUM = KC;
@@ -448,11 +451,39 @@ export class CpuGemm {
   }
 
   /**
+   * Attention probabilities in place: each row i of each head's scores
+   * `[heads, seq, kvLen]` becomes softmax(scale · row) over the keys it sees
+   * ((i + kvLen − seq − window, i + kvLen − seq], all earlier ones when
+   * window is 0 or absent) and 0 elsewhere (float32 sums; exp to about 1 ulp).
+   *
+   * @param p scores from {@linkcode attentionScores}, overwritten
+   * @param shape sequence lengths, head counts, D, window and scale (default D^-0.5)
+   */
+  attentionSoftmax(p: Float32Array, shape: CausalAttentionShape): void {
+    const what = "attentionSoftmax";
+    const { seq, kvLen, heads, headDim: d } = checkAttention(what, { ...shape, causal: true });
+    const window = shape.window ?? 0;
+    const scale = shape.scale ?? 1 / Math.sqrt(d);
+    const length = heads * seq * kvLen;
+    checkLength(what, "p", p, length);
+    if (length === 0) return;
+    const rt = this.#rt;
+    const pAt = rt.heapBase;
+    rt.reserve(length * 4, `${what} of ${heads} heads × ${seq} × ${kvLen}`);
+    rt.f32(pAt, length).set(p.subarray(0, length));
+    rt.softmax({ p: pAt, heads, seq, kvLen, window, scale });
+    p.set(rt.f32(pAt, length));
+  }
+
+  /**
    * Causal grouped-query attention of one sequence, every head at once:
    * out[i, h·D:(h+1)·D] = Σ_j softmax_j(scale · q_i·k_j) · v_j over the keys
-   * query i sees (j ≤ i + kvLen − seq, and within `window` of it). Both
-   * products run as SIMD GEMM jobs (tiles wholly in the future skipped) and
-   * the softmax as a SIMD job (float32 sums; exp to about 1 ulp).
+   * query i sees (j ≤ i + kvLen − seq, and within `window` of it). One job:
+   * each task takes a head and a block of query rows through the scores, the
+   * softmax (float32 sums; exp to about 1 ulp) and the values in its own
+   * scratch, with the bits of {@linkcode attentionScores}, {@linkcode attentionSoftmax}
+   * and {@linkcode attentionValues} run one after another (keys wholly in a
+   * row's future are not multiplied).
    *
    * @param q [seq, heads·D]
    * @param k [kvLen, kvHeads·D]
@@ -493,60 +524,38 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
+    const rows = ATTENTION_ROWS;
+    const scratchBytes = align(
+      (rows * kvLen + KC * align(Math.max(kvLen, d), NR) + rows * KC + MR_MAX * NR) * 4,
+      64,
+    );
     const qAt = rt.heapBase;
     const kAt = align(qAt + qLength * 4, 64);
     const vAt = align(kAt + kvLength * 4, 64);
-    const pAt = align(vAt + kvLength * 4, 64);
-    const oAt = align(pAt + heads * seq * kvLen * 4, 64);
-    rt.reserve(oAt + qLength * 4 - rt.heapBase, `${what} of ${heads} heads × ${seq} × ${kvLen}`);
+    const oAt = align(vAt + kvLength * 4, 64);
+    const scratchAt = align(oAt + qLength * 4, 64);
+    rt.reserve(
+      scratchAt + rt.threads * scratchBytes - rt.heapBase,
+      `${what} of ${heads} heads × ${seq} × ${kvLen}`,
+    );
     rt.f32(qAt, qLength).set(q.subarray(0, qLength));
     rt.f32(kAt, kvLength).set(k.subarray(0, kvLength));
     rt.f32(vAt, kvLength).set(v.subarray(0, kvLength));
-    const group = heads / kvHeads;
-    rt.run({
-      m: seq,
-      n: kvLen,
-      k: d,
-      a: qAt,
-      aRowStride: heads * d,
-      aColStride: 1,
-      aBatchStride: d,
-      b: kAt,
-      bRowStride: 1,
-      bColStride: kvHeads * d,
-      bBatchStride: d,
-      c: pAt,
-      ldc: kvLen,
-      cBatchStride: seq * kvLen,
-      batch: heads,
-      bGroup: group,
-      accumulate: false,
-      upper: false,
-      causal: { kind: "scores", offset: kvLen - seq },
-    });
-    // Every row is rewritten whole (zeros outside its keys), tiles the
-    // scores skipped included.
-    rt.softmax({ p: pAt, heads, seq, kvLen, window, scale });
-    rt.run({
-      m: seq,
-      n: d,
-      k: kvLen,
-      a: pAt,
-      aRowStride: kvLen,
-      aColStride: 1,
-      aBatchStride: seq * kvLen,
-      b: vAt,
-      bRowStride: kvHeads * d,
-      bColStride: 1,
-      bBatchStride: d,
-      c: oAt,
-      ldc: heads * d,
-      cBatchStride: d,
-      batch: heads,
-      bGroup: group,
-      accumulate: false,
-      upper: false,
-      causal: { kind: "values", offset: kvLen - seq },
+    rt.attention({
+      q: qAt,
+      k: kAt,
+      v: vAt,
+      out: oAt,
+      seq,
+      kvLen,
+      heads,
+      kvHeads,
+      headDim: d,
+      window,
+      scale,
+      rows,
+      scratch: scratchAt,
+      scratchBytes,
     });
     y.set(rt.f32(oAt, qLength));
     return y;

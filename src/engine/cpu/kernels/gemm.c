@@ -124,7 +124,8 @@ enum {
   J_CAUSAL = 28,         // 1: causal attention scores, 2: causal attention values
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
-                         // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm
+                         // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
+                         // 6: causal attention fused (run_attention)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -144,6 +145,8 @@ enum {
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
+  J_V = 50,            // fused attention (J_OP 6): byte address of v
+  J_HEADS = 51,        //   query heads
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -385,6 +388,14 @@ NOINLINE static void micro_kernel(
 }
 #endif
 
+// Causal attention values: the k steps of slice [pc, pc + kc) a micro-panel
+// whose last row sees keys up to `last_key` must run; the later ones only add
+// zero probabilities. (Both the values product and the fused attention stop
+// there, per micro-panel, so they sum the same terms.)
+static inline int causal_steps(int last_key, int pc, int kc) {
+  return min_int(kc, last_key + 1 - pc);
+}
+
 // One task: the column stripe [j0, j1) of batch `batch`'s C, every k slice.
 NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int stripe,
                                 float* pack, float* pack_a_buf, float* edge) {
@@ -420,8 +431,11 @@ NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int s
         const float* panel = pack + (jr - j0) * kc;
         const int cols = min_int(NR, j1 - jr);
         for (int ir = 0; ir < mc; ir += MR) {
-          micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
-                    c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
+          const int rows = min_int(MR, mc - ir);
+          const int steps = causal == 2 ? causal_steps(ic + ir + rows - 1 + offset, pc, kc) : kc;
+          if (steps <= 0) continue;
+          micro_kernel(steps, pack_a_buf + ir * kc, rows, panel, c + (ic + ir) * ldc + jr, ldc,
+                       cols, store, edge);
         }
       }
     }
@@ -561,6 +575,71 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
     int first = window > 0 ? last - window + 1 : 0;
     if (first < 0) first = 0;
     softmax_row(p + i * len, first, last, len, bits.f);
+  }
+}
+
+// One task of causal attention fused (J_OP 6): head h, query rows [i0, i1)
+// (NC rows, a multiple of MR). q [seq, heads·d] at A (row stride A_RS), k and
+// v [kvLen, kvHeads·d] at B and V (row stride B_RS), out [seq, heads·d] at C
+// (LDC); query i sees keys (i + offset − window, i + offset]. The block's
+// scores, its softmax and its outputs stay in this thread's scratch (J_SCRATCH
+// + tid · J_SCRATCH_STRIDE: NC × kvLen scores, then packed panels), instead of
+// a heads × seq × kvLen buffer that three separate jobs write and read back.
+// Each value is computed as those jobs compute it (the scores and values
+// products' micro-kernel over the same k slices, each micro-panel of the
+// values stopping at its last row's last key (causal_steps), the same
+// softmax_row), so the results are the same bits.
+NOINLINE static void run_attention(char* base, const int32_t* job, int task, float* scratch) {
+  const int seq = job[J_M], kv_len = job[J_N], d = job[J_K];
+  const int rows = job[J_NC], nblocks = job[J_NSTRIPES];
+  const int q_rs = job[J_A_RS], kv_rs = job[J_B_RS], ldc = job[J_LDC];
+  const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
+  union { int32_t i; float f; } scale = {job[J_SCALE]};
+  const int h = task / nblocks;
+  const int i0 = (task % nblocks) * rows, i1 = min_int(seq, i0 + rows), mrows = i1 - i0;
+  const int kvh = h / job[J_B_GROUP];
+  const float* q = (const float*)MEM(base, job[J_A]) + h * d;
+  const float* k = (const float*)MEM(base, job[J_B]) + kvh * d;
+  const float* v = (const float*)MEM(base, job[J_V]) + kvh * d;
+  float* out = (float*)MEM(base, job[J_C]) + h * d;
+  const int kv_pad = (kv_len > d ? kv_len : d) + NR - 1;
+  float* scores = scratch;                            // rows × kv_len
+  float* pack = scores + rows * kv_len;               // KC × kv_pad, packed B
+  float* pack_a_buf = pack + KC * (kv_pad / NR * NR); // rows × KC, packed A
+  float* edge = pack_a_buf + rows * KC;               // MR × NR
+  // Scores of the keys the block's last row can see; the softmax zeroes the rest.
+  const int keys = min_int(kv_len, i1 - 1 + offset + 1);
+  for (int pc = 0; pc < d; pc += KC) {
+    const int kc = min_int(KC, d - pc);
+    pack_b(k + pc, 1, kv_rs, kc, keys, pack);
+    pack_a(q + i0 * q_rs + pc, q_rs, 1, mrows, kc, pack_a_buf);
+    for (int jr = 0; jr < keys; jr += NR) {
+      for (int ir = 0; ir < mrows; ir += MR) {
+        micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mrows - ir), pack + jr * kc,
+                     scores + ir * kv_len + jr, kv_len, min_int(NR, keys - jr), pc == 0, edge);
+      }
+    }
+  }
+  for (int i = i0; i < i1; i++) {
+    const int last = min_int(kv_len - 1, i + offset);
+    int first = window > 0 ? last - window + 1 : 0;
+    if (first < 0) first = 0;
+    softmax_row(scores + (i - i0) * kv_len, first, last, kv_len, scale.f);
+  }
+  for (int pc = 0; pc < kv_len; pc += KC) {
+    if (pc > i1 - 1 + offset) break;  // a slice wholly in the block's future
+    const int kc = min_int(KC, kv_len - pc);
+    pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
+    pack_a(scores + pc, kv_len, 1, mrows, kc, pack_a_buf);
+    for (int jr = 0; jr < d; jr += NR) {
+      for (int ir = 0; ir < mrows; ir += MR) {
+        const int panel_rows = min_int(MR, mrows - ir);
+        const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
+        if (steps <= 0) continue;
+        micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + jr * kc,
+                     out + (i0 + ir) * ldc + jr, ldc, min_int(NR, d - jr), pc == 0, edge);
+      }
+    }
   }
 }
 
@@ -720,6 +799,11 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
     }
     if (job[J_OP] == 5) {
       run_rmsnorm(base, job, task);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 6) {
+      run_attention(base, job, task, pack);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
