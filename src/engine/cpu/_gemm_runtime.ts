@@ -28,6 +28,7 @@ import {
   KC,
   MAX_PAGES,
   MC,
+  MR_MAX,
   NC_MAX,
   NR,
   PAGE_BYTES,
@@ -510,7 +511,7 @@ export class GemmRuntime {
   /**
    * Causal grouped-query attention of one sequence in one job (see
    * run_attention in gemm.c): a task per head and block of `rows` query rows
-   * (a divisor of MC), each with `scratchBytes` of scratch from byte address
+   * (a multiple of every build's MR), each with `scratchBytes` of scratch from byte address
    * `scratch` on (one region per thread).
    */
   attention(job: {
@@ -534,7 +535,7 @@ export class GemmRuntime {
     if (seq === 0 || heads === 0) return;
     const nblocks = Math.ceil(seq / rows);
     const ntasks = heads * nblocks;
-    if (ntasks > MAX_TASKS || MC % rows !== 0) {
+    if (ntasks > MAX_TASKS || rows % MR_MAX !== 0) {
       throw new CpuKernelError(
         `CPU kernels: attention of ${heads} heads in blocks of ${rows} rows does not fit one job`,
       );

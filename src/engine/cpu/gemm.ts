@@ -60,7 +60,7 @@ export { CpuKernelError, type KernelVariant };
  */
 export const STREAM_BYTES = 8 * 2 ** 20;
 
-/** Query rows per task of the fused attention (a divisor of MC, so the values' k-slice skips match). */
+/** Query rows per task of the fused attention: a multiple of every build's MR, so its micro-panels are the values product's. */
 const ATTENTION_ROWS = 32;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
