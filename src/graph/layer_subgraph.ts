@@ -220,8 +220,8 @@ export class LayerSubgraph {
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
-    // −reference output per batch, on the shared budget (spilled beyond it).
-    const negatedRefs = await this.cache(`ref-${name}`);
+    // The reference output per batch, on the shared budget (spilled beyond it).
+    const refs = await this.cache(`ref-${name}`);
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
@@ -230,16 +230,12 @@ export class LayerSubgraph {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
           const out = await this.#run(refWeights, name, i, await xs.get(b.index));
-          const negated = engine.scale(out, -1);
-          const sq = engine.mul(out, out);
-          refSquares.push(engine.reduceRows(sq, "sum"));
-          sq.destroy();
-          out.destroy();
           try {
-            const [r] = await engine.read([negated]);
-            await negatedRefs.put(b.index, r as Float32Array);
+            refSquares.push(engine.rowSquaredError(out));
+            const [r] = await engine.read([out]);
+            await refs.put(b.index, r as Float32Array);
           } finally {
-            negated.destroy();
+            out.destroy();
           }
         }
       } finally {
@@ -253,11 +249,9 @@ export class LayerSubgraph {
           for (let i = 0; i < this.batches.length; i++) {
             const b = this.batches[i];
             const out = await this.#run(weights, name, i, await xs.get(b.index));
-            const ref = this.#upload(b, await negatedRefs.get(b.index));
-            const d = engine.add(out, ref);
-            const sq = engine.mul(d, d);
-            errors[c].push(engine.reduceRows(sq, "sum"));
-            for (const t of [out, ref, d, sq]) t.destroy();
+            const ref = this.#upload(b, await refs.get(b.index));
+            errors[c].push(engine.rowSquaredError(out, ref));
+            for (const t of [out, ref]) t.destroy();
           }
         } finally {
           weights.destroy();
@@ -281,7 +275,7 @@ export class LayerSubgraph {
       return { finite: Number.isFinite(ref), losses, referenceMeanSquare: ref / numel };
     } finally {
       for (const t of [...refSquares, ...errors.flat()]) t.destroy();
-      await negatedRefs.dispose();
+      await refs.dispose();
     }
   }
 }
