@@ -31,6 +31,7 @@
 
 import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
+import { partNorm } from "../model/decoder_layer.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import { ActivationCache, MemoryBudget } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
@@ -188,6 +189,22 @@ export class LayerSubgraph {
     }
   }
 
+  /** Half `part` of the layer forward of batch `i` on `x`, starting from its RMSNorm `xn`. */
+  #forward(
+    weights: LayerWeights,
+    part: SubgraphName,
+    i: number,
+    x: Tensor,
+    xn: Tensor,
+  ): Promise<Tensor> {
+    return this.model.runLayer(this.layer, x, {
+      weights,
+      sequences: this.batches[i].sequences,
+      part,
+      normed: xn,
+    });
+  }
+
   #upload(b: CalibrationBatch, x: Float32Array): Tensor {
     return this.model.engine.upload(x, [
       b.sequences * b.seqLen,
@@ -222,6 +239,10 @@ export class LayerSubgraph {
     const xs = await this.#inputsOf(name);
     // The reference output per batch, on the shared budget (spilled beyond it).
     const refs = await this.cache(`ref-${name}`);
+    // The half's RMSNorm of each batch: candidates never change the norm, so
+    // each candidate's forward starts from it (as upstream's parent modules
+    // take the normed hidden states) instead of renorming the same inputs.
+    const normed = await this.cache(`norm-${name}`);
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
@@ -229,7 +250,20 @@ export class LayerSubgraph {
       try {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
-          const out = await this.#run(refWeights, name, i, await xs.get(b.index));
+          const x = this.#upload(b, await xs.get(b.index));
+          let out: Tensor;
+          try {
+            const xn = partNorm(engine, config, refWeights, name, x);
+            try {
+              out = await this.#forward(refWeights, name, i, x, xn);
+              const [n] = await engine.read([xn]);
+              await normed.put(b.index, n as Float32Array);
+            } finally {
+              xn.destroy();
+            }
+          } finally {
+            x.destroy();
+          }
           try {
             refSquares.push(engine.rowSquaredError(out));
             const [r] = await engine.read([out]);
@@ -248,7 +282,12 @@ export class LayerSubgraph {
         try {
           for (let i = 0; i < this.batches.length; i++) {
             const b = this.batches[i];
-            const out = await this.#run(weights, name, i, await xs.get(b.index));
+            const x = this.#upload(b, await xs.get(b.index));
+            const xn = this.#upload(b, await normed.get(b.index));
+            const out = await this.#forward(weights, name, i, x, xn).finally(() => {
+              x.destroy();
+              xn.destroy();
+            });
             const ref = this.#upload(b, await refs.get(b.index));
             errors[c].push(engine.rowSquaredError(out, ref));
             for (const t of [out, ref]) t.destroy();
@@ -276,6 +315,7 @@ export class LayerSubgraph {
     } finally {
       for (const t of [...refSquares, ...errors.flat()]) t.destroy();
       await refs.dispose();
+      await normed.dispose();
     }
   }
 }
