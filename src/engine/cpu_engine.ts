@@ -495,6 +495,33 @@ export class CpuEngine implements Engine {
     return new CpuTensor(y, x.shape.length === 1 ? [1] : x.shape.slice(0, -1));
   }
 
+  rowSquaredError(a: Tensor, b?: Tensor): CpuTensor {
+    const as = f32(a, "rowSquaredError");
+    const bs = b === undefined ? null : f32(b, "rowSquaredError");
+    if (a.shape.length < 1) throw new EngineError(`rowSquaredError: a [${a.shape}] has no columns`);
+    if (b !== undefined && b.shape.join() !== a.shape.join()) {
+      throw new EngineError(`rowSquaredError: a [${a.shape}] and b [${b.shape}] differ`);
+    }
+    const cols = a.shape[a.shape.length - 1];
+    const rows = cols === 0 ? 0 : as.length / cols;
+    const y = new Float32Array(Math.max(rows, 1));
+    // Rounded to float32 where add, mul and reduceRows store: the same bits as those three.
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      let acc = 0;
+      if (bs === null) {
+        for (let c = base; c < base + cols; c++) acc += Math.fround(as[c] * as[c]);
+      } else {
+        for (let c = base; c < base + cols; c++) {
+          const d = Math.fround(as[c] - bs[c]);
+          acc += Math.fround(d * d);
+        }
+      }
+      y[r] = acc;
+    }
+    return new CpuTensor(y, a.shape.length === 1 ? [1] : a.shape.slice(0, -1));
+  }
+
   transpose(x: Tensor): CpuTensor {
     if (x.shape.length !== 2) throw new EngineError(`transpose: x [${x.shape}] must be 2-D`);
     const xs = cpu(x, "transpose").data;

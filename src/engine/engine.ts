@@ -487,6 +487,15 @@ export interface Engine {
   reshape(t: Tensor, shape: readonly number[]): Tensor;
   /** One value per row of the last axis: `[..., C]` → `[...]` (`[1]` for 1-D). */
   reduceRows(x: Tensor, op: RowReduction): Tensor;
+  /**
+   * Per row of the last axis, `Σ_c (a − b)²` (`b` omitted: `Σ_c a²`), for
+   * `a` and `b` of one shape: `[..., C]` → `[...]` (`[1]` for 1-D). The
+   * values are those of `reduceRows(mul(d, d), "sum")` with
+   * `d = add(a, scale(b, −1))` (each difference and square rounded to
+   * float32), bit for bit, in one pass and without the temporaries: AWQ's
+   * grid search reduces every candidate's output error with it.
+   */
+  rowSquaredError(a: Tensor, b?: Tensor): Tensor;
   /** The transpose of a 2-D tensor. */
   transpose(x: Tensor): Tensor;
 

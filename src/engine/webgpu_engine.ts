@@ -266,6 +266,20 @@ export class WebGpuEngine implements Engine {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
   }
 
+  /** The composition the interface specifies (four dispatches: the values are its values). */
+  rowSquaredError(a: Tensor, b?: Tensor): GpuTensor {
+    const ga = gpuTensor(a, "rowSquaredError");
+    if (b !== undefined && b.shape.join() !== ga.shape.join()) {
+      throw new EngineError(`rowSquaredError: a [${ga.shape}] and b [${b.shape}] differ`);
+    }
+    const negated = b === undefined ? null : scale(this.batch, gpuTensor(b, "rowSquaredError"), -1);
+    const d = negated === null ? ga : add(this.batch, ga, negated);
+    const sq = mul(this.batch, d, d);
+    const out = reduceRows(this.batch, sq, "sum");
+    for (const t of [negated, negated === null ? null : d, sq]) t?.destroy();
+    return out;
+  }
+
   walshHadamard(x: Tensor, n: number, scale: number, stride = 1): GpuTensor {
     return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale, stride);
   }

@@ -31,6 +31,7 @@
 
 import type { Tensor } from "../engine/engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
+import { partNorm } from "../model/decoder_layer.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import { ActivationCache, MemoryBudget } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
@@ -188,6 +189,22 @@ export class LayerSubgraph {
     }
   }
 
+  /** Half `part` of the layer forward of batch `i` on `x`, starting from its RMSNorm `xn`. */
+  #forward(
+    weights: LayerWeights,
+    part: SubgraphName,
+    i: number,
+    x: Tensor,
+    xn: Tensor,
+  ): Promise<Tensor> {
+    return this.model.runLayer(this.layer, x, {
+      weights,
+      sequences: this.batches[i].sequences,
+      part,
+      normed: xn,
+    });
+  }
+
   #upload(b: CalibrationBatch, x: Float32Array): Tensor {
     return this.model.engine.upload(x, [
       b.sequences * b.seqLen,
@@ -220,8 +237,12 @@ export class LayerSubgraph {
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
-    // −reference output per batch, on the shared budget (spilled beyond it).
-    const negatedRefs = await this.cache(`ref-${name}`);
+    // The reference output per batch, on the shared budget (spilled beyond it).
+    const refs = await this.cache(`ref-${name}`);
+    // The half's RMSNorm of each batch: candidates never change the norm, so
+    // each candidate's forward starts from it (as upstream's parent modules
+    // take the normed hidden states) instead of renorming the same inputs.
+    const normed = await this.cache(`norm-${name}`);
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
@@ -229,17 +250,26 @@ export class LayerSubgraph {
       try {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
-          const out = await this.#run(refWeights, name, i, await xs.get(b.index));
-          const negated = engine.scale(out, -1);
-          const sq = engine.mul(out, out);
-          refSquares.push(engine.reduceRows(sq, "sum"));
-          sq.destroy();
-          out.destroy();
+          const x = this.#upload(b, await xs.get(b.index));
+          let out: Tensor;
           try {
-            const [r] = await engine.read([negated]);
-            await negatedRefs.put(b.index, r as Float32Array);
+            const xn = partNorm(engine, config, refWeights, name, x);
+            try {
+              out = await this.#forward(refWeights, name, i, x, xn);
+              const [n] = await engine.read([xn]);
+              await normed.put(b.index, n as Float32Array);
+            } finally {
+              xn.destroy();
+            }
           } finally {
-            negated.destroy();
+            x.destroy();
+          }
+          try {
+            refSquares.push(engine.rowSquaredError(out));
+            const [r] = await engine.read([out]);
+            await refs.put(b.index, r as Float32Array);
+          } finally {
+            out.destroy();
           }
         }
       } finally {
@@ -252,12 +282,15 @@ export class LayerSubgraph {
         try {
           for (let i = 0; i < this.batches.length; i++) {
             const b = this.batches[i];
-            const out = await this.#run(weights, name, i, await xs.get(b.index));
-            const ref = this.#upload(b, await negatedRefs.get(b.index));
-            const d = engine.add(out, ref);
-            const sq = engine.mul(d, d);
-            errors[c].push(engine.reduceRows(sq, "sum"));
-            for (const t of [out, ref, d, sq]) t.destroy();
+            const x = this.#upload(b, await xs.get(b.index));
+            const xn = this.#upload(b, await normed.get(b.index));
+            const out = await this.#forward(weights, name, i, x, xn).finally(() => {
+              x.destroy();
+              xn.destroy();
+            });
+            const ref = this.#upload(b, await refs.get(b.index));
+            errors[c].push(engine.rowSquaredError(out, ref));
+            for (const t of [out, ref]) t.destroy();
           }
         } finally {
           weights.destroy();
@@ -281,7 +314,8 @@ export class LayerSubgraph {
       return { finite: Number.isFinite(ref), losses, referenceMeanSquare: ref / numel };
     } finally {
       for (const t of [...refSquares, ...errors.flat()]) t.destroy();
-      await negatedRefs.dispose();
+      await refs.dispose();
+      await normed.dispose();
     }
   }
 }

@@ -55,9 +55,37 @@ export interface DecoderLayerContext {
   moeExperts?: ExpertSlice;
   /** Which part of the layer runs (see taps.ts); absent: all of it. */
   part?: LayerPart;
+  /** The RMSNorm output of the part's input, when the caller has it (see taps.ts). */
+  normed?: Tensor;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;
+
+/**
+ * The RMSNorm a half of the layer starts with, applied to that half's input
+ * (what {@link DecoderLayerContext.normed} may carry in).
+ *
+ * @param engine the engine
+ * @param config the model config (its epsilon)
+ * @param weights the layer's weights
+ * @param part the half: `self_attn` (input_layernorm) or `mlp` (post_attention_layernorm)
+ * @param x the half's input, [tokens, hidden]; not modified
+ * @returns the normed input (the caller owns it)
+ * @example
+ * ```ts ignore
+ * const xn = partNorm(engine, config, weights, "self_attn", hidden);
+ * ```
+ */
+export function partNorm(
+  engine: Engine,
+  config: ModelConfig,
+  weights: LayerWeights,
+  part: "self_attn" | "mlp",
+  x: Tensor,
+): Tensor {
+  const norm = part === "self_attn" ? "input_layernorm" : "post_attention_layernorm";
+  return engine.rmsnorm(x, weights.norm(norm), config.rmsNormEps);
+}
 
 /**
  * Records decoder layer `weights.layer` applied to `x` on `ctx.engine`.
@@ -125,6 +153,8 @@ export function encodeDecoderLayer(
   };
 
   const part = ctx.part ?? "layer";
+  // Only the half that runs alone may start from it (runLayer checks).
+  const normed = part === "self_attn" || part === "mlp" ? ctx.normed ?? null : null;
   try {
     // Attention block (the MLP half alone takes x as h, exactly what a zero o_proj gives).
     const h = part === "mlp" ? x : attentionBlock();
@@ -132,14 +162,14 @@ export function encodeDecoderLayer(
     if (h !== x) temp(h);
 
     // MLP block.
-    const hn = temp(engine.rmsnorm(h, weights.norm("post_attention_layernorm"), eps));
+    const hn = normed ?? temp(partNorm(engine, config, weights, "mlp", h));
     if (isSparseLayer(config, layer)) {
       return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
     }
     const mlpIn = linearInputs(GATE_UP, hn);
     const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
     const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
-    release(hn, ...mlpIn.values());
+    release(...[hn, ...mlpIn.values()].filter((t) => t !== normed));
     const act = temp(engine.siluMul(gate, up));
     release(gate, up);
     const downIn = linearInput(DOWN, act);
@@ -158,7 +188,7 @@ export function encodeDecoderLayer(
 
   /** x + attn(x); the intermediates are released, the result is the caller's. */
   function attentionBlock(): Tensor {
-    const xn = temp(engine.rmsnorm(x, weights.norm("input_layernorm"), eps));
+    const xn = normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
     const attnIn = linearInputs(QKV, xn);
     let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
     let k = linear("self_attn.k_proj", attnIn.get("self_attn.k_proj")!);

@@ -232,6 +232,12 @@ export class DecoderModel {
       throw new DecoderModelError(`runLayer: layer ${k} is outside 0..${this.numLayers - 1}`);
     }
     const layout = this.#layoutOf(hidden, options.sequences, "runLayer");
+    if (options.normed !== undefined && options.part !== "self_attn" && options.part !== "mlp") {
+      throw new DecoderModelError(
+        `runLayer(${k}): a given RMSNorm output (normed) needs part "self_attn" or "mlp", ` +
+          `not ${JSON.stringify(options.part ?? "layer")}`,
+      );
+    }
     const given = options.weights instanceof LayerWeights ? options.weights : null;
     if (given && given.layer !== k) {
       throw new DecoderModelError(`runLayer(${k}): given LayerWeights are layer ${given.layer}`);
@@ -274,6 +280,7 @@ export class DecoderModel {
           online,
           moeExperts: options.moeExperts,
           part: options.part,
+          normed: options.normed,
         },
         weights,
         hidden,

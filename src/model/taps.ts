@@ -199,6 +199,14 @@ export interface RunLayerOptions {
   sequences?: number;
   /** Which part of the layer runs (default `"layer"`: all of it); see {@link LayerPart}. */
   part?: LayerPart;
+  /**
+   * With `part` `"self_attn"` or `"mlp"`: the output of that half's RMSNorm
+   * (input_layernorm or post_attention_layernorm) of `hidden`, when the
+   * caller has it; the half then starts from it instead of recomputing it
+   * (AWQ's grid search runs a half once per candidate on the same inputs, and
+   * its candidates never change the norm). Not modified or destroyed.
+   */
+  normed?: Tensor;
 }
 
 /**

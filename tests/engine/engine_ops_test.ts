@@ -83,6 +83,44 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name: `${kind}: rowSquaredError is reduceRows(mul(d, d), "sum"), d = a − b, bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, n] = [64, 301];
+      // Values of mixed magnitude, so that rounding each difference and square matters.
+      const as = randn(m * n).map((v, i) => v * 10 ** ((i % 5) - 2));
+      const bs = as.map((v, i) => v + randn(1)[0] * 10 ** ((i % 3) - 4));
+      const a = e.upload(as, [m, n]);
+      const b = e.upload(bs, [m, n]);
+      const fused = e.rowSquaredError(a, b);
+      const squares = e.rowSquaredError(a);
+      const negated = e.scale(b, -1);
+      const d = e.add(a, negated);
+      const sq = e.mul(d, d);
+      const composed = e.reduceRows(sq, "sum");
+      const aa = e.mul(a, a);
+      const composedSquares = e.reduceRows(aa, "sum");
+      const [hf, hs, hc, hcs] = await read(e, fused, squares, composed, composedSquares);
+      assert.deepEqual([...hf], [...hc], "Σ (a − b)²");
+      assert.deepEqual([...hs], [...hcs], "Σ a²");
+      for (let r = 0; r < m; r++) {
+        let want = 0;
+        for (let c = 0; c < n; c++) want += (as[r * n + c] - bs[r * n + c]) ** 2;
+        close([hf[r]], [want], 1e-5, "Σ (a − b)² against float64");
+      }
+      const row = e.upload(bs.subarray(0, n), [n]);
+      assert.throws(
+        () => e.rowSquaredError(a, row),
+        /rowSquaredError: a \[64,301\] and b \[301\] differ/,
+      );
+      for (const u of [a, b, fused, squares, negated, d, sq, composed, aa, composedSquares, row]) {
+        u.destroy();
+      }
+    },
+  });
+
+  Deno.test({
     name: `${kind}: add and mul (same shape and broadcast), scale, copy (outlives its source)`,
     sanitizeResources: false,
     async fn() {

@@ -4,7 +4,8 @@
  * change the output exactly as the reference says, and misuse fails clearly.
  */
 
-import type { HostArray } from "../../src/engine/engine.ts";
+import type { HostArray, Tensor } from "../../src/engine/engine.ts";
+import { partNorm } from "../../src/model/decoder_layer.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { readLayerTensors } from "../../src/model/layer_tensors.ts";
@@ -342,6 +343,49 @@ for (const kind of ENGINE_KINDS) {
       assertEquals(inputs.values, whole.values);
       assertEquals(inputs.out, await partOf("self_attn"));
       hidden.destroy();
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: a half started from its given RMSNorm output (normed) gives the same bits; ` +
+      `other parts refuse one`,
+    sanitizeResources: false,
+    async fn() {
+      const k = 1;
+      const w = await LayerWeights.load(engine, hf, k);
+      const x = engine.upload(reference.hidden[k], [SEQ * T, config.hiddenSize]);
+      try {
+        for (const part of ["self_attn", "mlp"] as const) {
+          const run = async (normed?: Tensor) => {
+            const out = await model.runLayer(k, x, { weights: w, part, normed, sequences: SEQ });
+            try {
+              return await read(out);
+            } finally {
+              out.destroy();
+            }
+          };
+          const xn = partNorm(engine, config, w, part, x);
+          const plain = await run();
+          assertEquals(await run(xn), plain, part);
+          // Not destroyed by the layer: it serves again.
+          assertEquals(await run(xn), plain, `${part}, again`);
+          // A different normed input must change the output (the option is used).
+          const other = engine.scale(xn, 0.5);
+          const halved = await run(other);
+          assert(plain.some((v, i) => v !== halved[i]), `${part}: normed is ignored`);
+          for (const t of [xn, other]) t.destroy();
+        }
+        const xn = partNorm(engine, config, w, "self_attn", x);
+        await assertRejects(
+          () => model.runLayer(k, x, { weights: w, part: "layer", normed: xn, sequences: SEQ }),
+          DecoderModelError,
+          'needs part "self_attn" or "mlp", not "layer"',
+        );
+        xn.destroy();
+      } finally {
+        x.destroy();
+        w.destroy();
+      }
     },
   });
 

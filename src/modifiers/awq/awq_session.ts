@@ -495,9 +495,8 @@ async function linearParentLosses(
         const xb = await inputs.get(b);
         const x = engine.upload(xb, [xb.length / cols, cols]);
         const y = engine.matmul(x, wt);
-        const sq = engine.mul(y, y);
-        into.push(engine.reduceRows(sq, "sum"));
-        for (const t of [x, y, sq]) t.destroy();
+        into.push(engine.rowSquaredError(y));
+        for (const t of [x, y]) t.destroy();
       }
     } finally {
       wt.destroy();
