@@ -31,6 +31,7 @@ import {
   matmulTransposed,
   rmsnorm,
   siluMul,
+  walshHadamard,
 } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 import { hostBlockTransform } from "./cpu/block_transform.ts";
@@ -48,7 +49,6 @@ import type {
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
-import { fastWalshHadamard } from "../transform/block_apply.ts";
 
 /** How the banner names each build of the GEMM kernels. */
 const KERNEL_NAMES: Record<KernelVariant, string> = {
@@ -454,13 +454,16 @@ export class CpuEngine implements Engine {
   }
 
   walshHadamard(x: Tensor, n: number, scale: number, stride = 1): CpuTensor {
-    const y = f32(x, "walshHadamard").slice();
+    const xs = f32(x, "walshHadamard");
+    const y = this.#f32(xs.length);
+    y.set(xs);
     try {
-      fastWalshHadamard(y, n, scale, stride);
+      walshHadamard(y, n, scale, stride);
     } catch (e) {
+      this.#pool.release(y);
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
     }
-    return new CpuTensor(y, [...x.shape]);
+    return this.#own(y, x.shape);
   }
 
   blockTransform(x: Float64Array, t: BlockTransform, at: BlockTransformPlacement): void {

@@ -155,7 +155,12 @@ export class OnlineRotations {
     if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
     steps.push(e.walshHadamard(last(), n, 1, f.k));
     if (!f.inverse) signed();
-    const out = e.copy(e.reshape(last(), [...x.shape]));
+    // The last step is the result when it already has x's shape (x [tokens,
+    // n], the usual case); otherwise a copy in x's shape outlives the views.
+    const result = last();
+    const sameShape = result.shape.length === x.shape.length &&
+      result.shape.every((d, i) => d === x.shape[i]);
+    const out = sameShape ? steps.pop()! : e.copy(e.reshape(result, [...x.shape]));
     for (const t of steps) t.destroy();
     return out;
   }

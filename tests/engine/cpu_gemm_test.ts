@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { assertSameBits } from "../_shared.ts";
+import { fastWalshHadamard } from "../../src/transform/block_apply.ts";
 import {
   accumulateGram,
   causalAttention,
@@ -947,5 +948,33 @@ Deno.test("causalAttention (one fused job) gives the bits of attentionScores →
         `${label}: ${JSON.stringify(shape)}`,
       );
     }
+  }
+});
+
+Deno.test("walshHadamard gives fastWalshHadamard's bits: every build, 1 and 2 threads, strides, scales, tiny chunks", () => {
+  // Sizes with stride 1 and with a base block left (768 = 3 · 256, 172 = 43 · 4);
+  // an irrational scale, 1 (no multiply) and a power of two; 1 run and 1500 (threaded).
+  const cases: Array<[number, number, number, number]> = [
+    [8, 1, 1, 1],
+    [256, 1, 1 / 16, 3],
+    [768, 3, 1 / Math.sqrt(768), 1500],
+    [172, 43, 1 / Math.sqrt(172), 40],
+  ];
+  const small = createCpuGemm({ threads: 2, streamBytes: 1 });
+  try {
+    for (const [n, stride, scale, runs] of cases) {
+      const x = values(n * runs, n + runs).map((v) => 3 * v);
+      const expected = x.slice();
+      fastWalshHadamard(expected, n, scale, stride);
+      for (const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]) {
+        const got = x.slice();
+        gemm.walshHadamard(got, n, scale, stride);
+        assertSameBits(got, expected, `${label}: n ${n}, stride ${stride}, ${runs} runs`);
+      }
+    }
+    assert.throws(() => small.walshHadamard(new Float32Array(12), 12), CpuKernelError);
+    assert.throws(() => small.walshHadamard(new Float32Array(10), 4), /whole runs of n = 4/);
+  } finally {
+    small.close();
   }
 });

@@ -40,7 +40,7 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention. */
+  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention, 7: FWHT. */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -71,6 +71,8 @@ export const JOB = {
   /** Fused attention (OP 6): byte address of v, and the query heads. */
   V: 50,
   HEADS: 51,
+  /** Walsh–Hadamard (OP 7): the scale, a float64 in this slot and the next. */
+  FWHT_SCALE: 52,
 } as const;
 
 /** Slots in the job block. */

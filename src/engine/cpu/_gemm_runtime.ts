@@ -666,6 +666,24 @@ export class GemmRuntime {
   }
 
   /**
+   * Fast Walsh–Hadamard transform in place of `runs` runs of `n` floats at
+   * byte address `x` (butterflies from span `stride` up, then × `scale`;
+   * see run_fwht in gemm.c), runs shared by the threads.
+   */
+  walshHadamard(job: { x: number; runs: number; n: number; stride: number; scale: number }): void {
+    const { runs, n, stride } = job;
+    if (n === 0) return;
+    // About log2(n / stride) additions per element.
+    this.#runChunked(7, runs, n * Math.log2(n / stride), 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.M] = runs;
+      s[JOB.N] = n;
+      s[JOB.K] = stride;
+      new Float64Array(s.buffer, s.byteOffset + JOB.FWHT_SCALE * 4, 1)[0] = job.scale;
+    });
+  }
+
+  /**
    * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
    * of a multiple of `quantum`, four per thread when the work (`perUnit`
    * operations a unit) is worth threading; `fields` writes the op's own slots.

@@ -704,6 +704,45 @@ export class CpuGemm {
     return y;
   }
 
+  /**
+   * Fast Walsh–Hadamard transform of each run of `n` floats of `x`, in place:
+   * butterflies of span `stride`, 2·stride, … n/2 (stride 1: the whole
+   * transform; a larger stride leaves the stride-sized blocks to a product
+   * with the base matrix), then × `scale`. The bits of
+   * `fastWalshHadamard` in src/transform/block_apply.ts; runs shared by the
+   * threads, streamed through the kernels' memory in whole runs.
+   *
+   * @param x a whole number of runs of n floats, transformed in place
+   * @param n run length: `stride` times a power of two
+   * @param scale multiplies every result (float64, rounded once)
+   * @param stride the span of the first butterflies
+   */
+  walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1): void {
+    const what = "walshHadamard";
+    if (
+      !(x instanceof Float32Array) || !Number.isInteger(n) || n < 1 ||
+      !Number.isInteger(stride) || stride < 1 || n % stride !== 0 ||
+      !Number.isInteger(Math.log2(n / stride)) || x.length % n !== 0
+    ) {
+      throw new CpuKernelError(
+        `${what}: a Float32Array of whole runs of n = ${n}, a stride (${stride}) times a power of ` +
+          `two, expected; got ${x.length} values`,
+      );
+    }
+    if (x.length === 0) return;
+    const rt = this.#rt;
+    const xAt = rt.heapBase;
+    const step = Math.min(x.length / n, chunkRows(this.#stream, n * 4, 1));
+    rt.reserve(step * n * 4, `${what} of ${x.length / n} runs of ${n}`);
+    for (let r0 = 0; r0 < x.length / n; r0 += step) {
+      const runs = Math.min(step, x.length / n - r0);
+      const part = x.subarray(r0 * n, (r0 + runs) * n);
+      rt.f32(xAt, runs * n).set(part);
+      rt.walshHadamard({ x: xAt, runs, n, stride, scale });
+      part.set(rt.f32(xAt, runs * n));
+    }
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1107,6 +1146,27 @@ export function rmsnorm(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().rmsnorm(x, w, rows, cols, eps, out);
+}
+
+/**
+ * Fast Walsh–Hadamard transform of each run of `n` floats of `x` in place, on
+ * the shared default instance (see {@linkcode CpuGemm.walshHadamard}).
+ *
+ * @example
+ * ```ts
+ * import { walshHadamard } from "./gemm.ts";
+ * const x = new Float32Array([1, 0, 0, 0]);
+ * walshHadamard(x, 4, 0.5);
+ * console.assert(x.every((v) => v === 0.5));
+ * ```
+ *
+ * @param x a whole number of runs of n floats, transformed in place
+ * @param n run length: `stride` times a power of two
+ * @param scale multiplies every result (float64, rounded once)
+ * @param stride the span of the first butterflies
+ */
+export function walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1): void {
+  defaultGemm().walshHadamard(x, n, scale, stride);
 }
 
 /**

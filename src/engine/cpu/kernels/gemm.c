@@ -125,7 +125,7 @@ enum {
   J_CAUSAL_OFFSET = 29,  // query i sees keys j <= i + offset (kvLen - seq)
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
-                         // 6: causal attention fused (run_attention)
+                         // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -147,6 +147,7 @@ enum {
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
   J_V = 50,            // fused attention (J_OP 6): byte address of v
   J_HEADS = 51,        //   query heads
+  J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -643,6 +644,37 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   }
 }
 
+// One task of a fast Walsh–Hadamard transform (J_OP 7): runs [task·NC,
+// (task + 1)·NC) of the N-float runs of x (M runs in all, at A), each run
+// transformed in place by butterflies of span K (the stride), 2K, … N/2, then
+// multiplied by the float64 scale unless it is 1. The arithmetic of
+// fastWalshHadamard in src/transform/block_apply.ts: float32 sums and
+// differences (exact through float64, as there) and the scale's product
+// rounded once, so both give the same bits.
+NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
+  const int runs = job[J_M], n = job[J_N], stride = job[J_K], chunk = job[J_NC];
+  const double scale = *(const double*)&job[J_FWHT_SCALE];
+  float* x = (float*)MEM(base, job[J_A]);
+  const int r1 = min_int(runs, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    float* v = x + r * n;
+    for (int h = stride; h < n; h *= 2) {
+      for (int i = 0; i < n; i += 2 * h) {
+        float* lo = v + i;
+        float* hi = v + i + h;
+        for (int j = 0; j < h; j++) {
+          const float a = lo[j], b = hi[j];
+          lo[j] = a + b;
+          hi[j] = a - b;
+        }
+      }
+    }
+    if (scale != 1) {
+      for (int i = 0; i < n; i++) v[i] = (float)((double)v[i] * scale);
+    }
+  }
+}
+
 // y = silu(g) · u element-wise (a SwiGLU MLP's activation): silu(g) =
 // g · sigmoid(g), sigmoid from e = exp(-|g|) <= 1 as 1 / (1 + e) for g >= 0
 // and e / (1 + e) below, so exp never overflows.
@@ -804,6 +836,11 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
     }
     if (job[J_OP] == 6) {
       run_attention(base, job, task, pack);
+      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if (job[J_OP] == 7) {
+      run_fwht(base, job, task);
       __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
       continue;
     }
