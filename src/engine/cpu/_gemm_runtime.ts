@@ -321,6 +321,8 @@ export class GemmRuntime {
       this.#native &&
       Deno.UnsafePointer.value(memoryBase(this.memory)) !== Deno.UnsafePointer.value(this.#base)
     ) {
+      // The workers hold the old address: nothing may run on this runtime again.
+      this.close();
       throw new CpuKernelError("CPU kernels: the shared memory moved when it grew");
     }
   }
