@@ -68,9 +68,8 @@ export const JOB = {
   TERMS: 46,
   /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
   EPS: 48,
-  /** Fused attention (OP 6): byte address of v, and the query heads. */
+  /** Fused attention (OP 6): byte address of v. */
   V: 50,
-  HEADS: 51,
   /** Walsh–Hadamard (OP 7): the scale, a float64 in this slot and the next. */
   FWHT_SCALE: 52,
 } as const;

@@ -15,7 +15,7 @@
  */
 
 /** The library's file name beside gemm.c. */
-export const NATIVE_LIBRARY = "gemm_x86_64.so";
+const NATIVE_LIBRARY = "gemm_x86_64.so";
 
 const SYMBOLS = {
   llmc_gemm_run: { parameters: ["pointer", "u32", "i32", "i32"], result: "i32" },

@@ -111,8 +111,8 @@ function chooseKernels(requested: KernelVariant | undefined): KernelChoice {
     );
   }
   const wanted = requested ?? fromEnv as KernelVariant | undefined;
-  // The WebAssembly module is loaded in every case: the native library runs
-  // only the products and softmax, and the relaxed build gives its bits.
+  // The WebAssembly module is loaded in every case: with the native library
+  // it still serves mirror_upper, and the relaxed build gives the native bits.
   const relaxed = wanted === "simd" ? null : loadVariant("relaxed");
   const simd = relaxed ? null : loadVariant("simd");
   if (wanted === "relaxed" && !relaxed) {
@@ -560,7 +560,6 @@ export class GemmRuntime {
     s[JOB.C] = job.out;
     s[JOB.LDC] = heads * d;
     s[JOB.B_GROUP] = heads / kvHeads;
-    s[JOB.HEADS] = heads;
     s[JOB.CAUSAL_OFFSET] = kvLen - seq;
     s[JOB.WINDOW] = job.window;
     new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;

@@ -199,6 +199,23 @@ function checkAttention(what: string, shape: AttentionGemmShape): AttentionGemmS
   return shape;
 }
 
+/** The softmax's window (0 for all keys) and score scale (default D^-0.5), checked. */
+function softmaxParameters(
+  what: string,
+  shape: CausalAttentionShape,
+  d: number,
+): { window: number; scale: number } {
+  const window = shape.window ?? 0;
+  if (!Number.isInteger(window) || window < 0) {
+    throw new CpuKernelError(`${what}: window must be a positive integer or null, got ${window}`);
+  }
+  const scale = shape.scale ?? 1 / Math.sqrt(d);
+  if (!(scale > 0) || !Number.isFinite(scale)) {
+    throw new CpuKernelError(`${what}: scale must be a positive number, got ${scale}`);
+  }
+  return { window, scale };
+}
+
 function checkShape(what: string, name: string, value: number): void {
   if (!Number.isInteger(value) || value < 0) {
     throw new CpuKernelError(`${what}: ${name} must be a non-negative integer, got ${value}`);
@@ -462,8 +479,7 @@ export class CpuGemm {
   attentionSoftmax(p: Float32Array, shape: CausalAttentionShape): void {
     const what = "attentionSoftmax";
     const { seq, kvLen, heads, headDim: d } = checkAttention(what, { ...shape, causal: true });
-    const window = shape.window ?? 0;
-    const scale = shape.scale ?? 1 / Math.sqrt(d);
+    const { window, scale } = softmaxParameters(what, shape, d);
     const length = heads * seq * kvLen;
     checkLength(what, "p", p, length);
     if (length === 0) return;
@@ -504,14 +520,7 @@ export class CpuGemm {
       ...shape,
       causal: true,
     });
-    const window = shape.window ?? 0;
-    if (!Number.isInteger(window) || window < 0) {
-      throw new CpuKernelError(`${what}: window must be a positive integer or null, got ${window}`);
-    }
-    const scale = shape.scale ?? 1 / Math.sqrt(d);
-    if (!(scale > 0) || !Number.isFinite(scale)) {
-      throw new CpuKernelError(`${what}: scale must be a positive number, got ${scale}`);
-    }
+    const { window, scale } = softmaxParameters(what, shape, d);
     const qLength = seq * heads * d, kvLength = kvLen * kvHeads * d;
     checkLength(what, "q", q, qLength);
     checkLength(what, "k", k, kvLength);

@@ -146,7 +146,6 @@ enum {
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
   J_V = 50,            // fused attention (J_OP 6): byte address of v
-  J_HEADS = 51,        //   query heads
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
 };
 
@@ -795,64 +794,40 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   }
 }
 
+// One task of the job, by its op (J_OP); `pack` is this thread's scratch.
+static void run_task(char* base, const int32_t* job, int task, float* pack) {
+  const int nstripes = job[J_NSTRIPES];
+  switch (job[J_OP]) {
+    case 1: run_softmax(base, job, task / nstripes, task % nstripes); return;
+    case 2: run_pack_b(base, job, task); return;
+    case 3: run_silu_mul(base, job, task); return;
+    case 4: run_column_block(base, job, task); return;
+    case 5: run_rmsnorm(base, job, task); return;
+    case 6: run_attention(base, job, task, pack); return;
+    case 7: run_fwht(base, job, task); return;
+    default: break;
+  }
+  if (job[J_PACKED] != 0) {
+    // No B slice to pack here: A's block and the edge tile start the region.
+    run_rows(base, job, task, pack, pack + MC * KC);
+    return;
+  }
+  float* pack_a_buf = pack + KC * job[J_NC];  // KC × nc of packed B, then MC × KC of packed A
+  float* edge = pack_a_buf + MC * KC;         // then MR × NR
+  // Largest stripes first when only the upper triangle is computed.
+  const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
+  run_stripe(base, job, task / nstripes, stripe, pack, pack_a_buf, edge);
+}
+
 // Runs tasks of job generation `gen` until none is left and returns how many
-// it ran. Thread `tid` uses
-// scratch region tid: KC * nc floats of packed B, MC * KC of packed A, then
-// MR * NR of edge tile. Addresses are offsets from `base` (see MEM).
+// it ran. Thread `tid` uses scratch region tid (J_SCRATCH + tid ·
+// J_SCRATCH_STRIDE). Addresses are offsets from `base` (see MEM).
 static int run_tasks(char* base, int32_t* job, int gen, int tid) {
   for (int ran = 0;; ran++) {
     const int task = claim(job, gen);
     if (task < 0) return ran;
     const uint32_t scratch = (uint32_t)job[J_SCRATCH] + (uint32_t)tid * (uint32_t)job[J_SCRATCH_STRIDE];
-    float* pack = (float*)MEM(base, scratch);  // KC × nc, packed B
-    float* pack_a_buf = pack + KC * job[J_NC];    // MC × KC, packed A
-    float* edge = pack_a_buf + MC * KC;           // MR × NR
-    const int nstripes = job[J_NSTRIPES];
-    const int batch = task / nstripes;
-    if (job[J_OP] == 1) {
-      run_softmax(base, job, batch, task % nstripes);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 2) {
-      run_pack_b(base, job, task);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 3) {
-      run_silu_mul(base, job, task);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 4) {
-      run_column_block(base, job, task);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 5) {
-      run_rmsnorm(base, job, task);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 6) {
-      run_attention(base, job, task, pack);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_OP] == 7) {
-      run_fwht(base, job, task);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    if (job[J_PACKED] != 0) {
-      // No B slice to pack here: A's block and the edge tile start the region.
-      run_rows(base, job, task, pack, pack + MC * KC);
-      __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
-      continue;
-    }
-    // Largest stripes first when only the upper triangle is computed.
-    const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
-    run_stripe(base, job, batch, stripe, pack, pack_a_buf, edge);
+    run_task(base, job, task, (float*)MEM(base, scratch));
     __atomic_fetch_add(&job[J_DONE], 1, __ATOMIC_SEQ_CST);
   }
 }
