@@ -152,34 +152,22 @@ for (const requested of variants) {
     const shape = { seq: 256, kvLen: 256, heads: 12, kvHeads: 4, headDim: 64 };
     const q = operand(256 * 12 * 64, 5), kv = operand(256 * 4 * 64, 6);
     const scores = new Float32Array(12 * 256 * 256), out = new Float32Array(256 * 12 * 64);
-    const attention = () => {
-      gemm.attentionScores(q, kv, shape, scores);
-      gemm.attentionValues(scores, kv, shape, out);
-    };
-    attention();
-    rows.push({
-      op: "attention 12×256²×64",
-      size: 256,
-      threads,
-      variant,
-      runs: 10,
-      ...time(attention, 10, 2 * 2 * 12 * 256 * 256 * 64),
-    });
-    // The same, causal (tiles wholly in the future skipped); flops counted as above.
-    const causalShape = { ...shape, causal: true };
-    const causal = () => {
-      gemm.attentionScores(q, kv, causalShape, scores);
-      gemm.attentionValues(scores, kv, causalShape, out);
-    };
-    causal();
-    rows.push({
-      op: "causal attention 12×256²×64",
-      size: 256,
-      threads,
-      variant,
-      runs: 10,
-      ...time(causal, 10, 2 * 2 * 12 * 256 * 256 * 64),
-    });
+    // Plain, then causal (tiles wholly in the future skipped; flops counted as plain).
+    for (const causal of [false, true]) {
+      const run = () => {
+        gemm.attentionScores(q, kv, { ...shape, causal }, scores);
+        gemm.attentionValues(scores, kv, { ...shape, causal }, out);
+      };
+      run();
+      rows.push({
+        op: `${causal ? "causal " : ""}attention 12×256²×64`,
+        size: 256,
+        threads,
+        variant,
+        runs: 10,
+        ...time(run, 10, 2 * 2 * 12 * 256 * 256 * 64),
+      });
+    }
     gemm.close();
   }
 }
