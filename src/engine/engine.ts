@@ -59,6 +59,19 @@ export interface Tensor {
   destroy(): void;
 }
 
+/**
+ * The largest head size {@link Engine.attention} takes on every engine (the
+ * WGSL kernel's per-invocation arrays, `attention_causal.wgsl`); head sizes
+ * are multiples of 4 as well.
+ *
+ * @example
+ * ```ts
+ * import { MAX_HEAD_DIM } from "./engine.ts";
+ * console.assert(MAX_HEAD_DIM === 256);
+ * ```
+ */
+export const MAX_HEAD_DIM = 256;
+
 /** Shapes of one attention call. */
 export interface AttentionShape {
   /** Sequences in the batch. */

@@ -21,11 +21,11 @@ import { describeGpu, type Gpu } from "../gpu/device.ts";
 import { defaultMatmulPath } from "../gpu/matmul_uniform.ts";
 import { add, copy, matmul, mul, prepareOps, reduceRows, scale, transpose } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
-import { ModelOps } from "../model/model_ops.ts";
-import { accumulateWeighted, maskRows, routeTopK } from "../model/moe_ops.ts";
+import { ModelOps } from "./webgpu/model_ops.ts";
+import { accumulateWeighted, maskRows, routeTopK } from "./webgpu/moe_ops.ts";
 import { EngineError } from "./engine_error.ts";
 import { hostBlockTransform } from "./cpu/block_transform.ts";
-import { prepareWalshHadamard, walshHadamardGpu } from "../transform/gpu_walsh_hadamard.ts";
+import { prepareWalshHadamard, walshHadamardGpu } from "./webgpu/walsh_hadamard.ts";
 import type {
   AccumulateOptions,
   AttentionShape,

@@ -30,7 +30,7 @@ import { add, reduceRows, scale as scaleBy } from "../gpu/ops.ts";
 import { GpuTensor } from "../gpu/tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
-import { fakeQuantizeKernel, gpuFakeQuantize } from "../quant/gpu_fake_quantize.ts";
+import { fakeQuantizeKernel, gpuFakeQuantize } from "../engine/webgpu/fake_quantize.ts";
 import { quantizedRange } from "../quant/qparams.ts";
 import { fakeQuantize } from "../quant/quantize.ts";
 

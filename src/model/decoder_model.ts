@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { Engine, Tensor } from "../engine/engine.ts";
+import { type Engine, MAX_HEAD_DIM, type Tensor } from "../engine/engine.ts";
 import { WebGpuEngine } from "../engine/webgpu_engine.ts";
 import { type OnlineApplication, onlineTransformPlan } from "../transform/online_transforms.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
@@ -34,7 +34,6 @@ import { encodeDecoderLayer } from "./decoder_layer.ts";
 import { layerTensorShapes } from "./layer_tensors.ts";
 import { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
-import { MAX_HEAD_DIM } from "./model_ops.ts";
 import { OnlineRotations } from "./online_rotations.ts";
 import { readMatrixRows } from "./matrix_rows.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "./module_names.ts";

@@ -11,7 +11,7 @@
 
 import type { RopeTable } from "./rope.ts";
 
-/** Sizes of one attention call (see `AttentionShape` in model_ops.ts). */
+/** Sizes of one attention call (see `AttentionShape` in src/engine/engine.ts). */
 export interface ReferenceAttentionShape {
   /** Sequences in the batch. */
   sequences: number;

@@ -44,7 +44,6 @@ export {
   multiplyRight,
 } from "./block_apply.ts";
 export { type FusedRotations, RotatedWeightSource } from "./rotated_source.ts";
-export { prepareWalshHadamard, walshHadamardGpu } from "./gpu_walsh_hadamard.ts";
 export {
   type FusedLocation,
   fusedTransformPlan,

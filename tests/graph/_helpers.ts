@@ -17,7 +17,7 @@ import { perplexity } from "../../src/data/perplexity.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { logSoftmaxNll } from "../../src/model/reference_ops.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import { gpuFakeQuantize } from "../../src/quant/gpu_fake_quantize.ts";
+import { gpuFakeQuantize } from "../../src/engine/webgpu/fake_quantize.ts";
 import { SHARED_DIR, tempDirRunner, type WithTempDir } from "../_shared.ts";
 
 /** The tiny Llama every test runs on. */

@@ -3,21 +3,21 @@
  * bit (float32), and the kernels' correctly rounded division against
  * JavaScript's (Math.fround(a / b) is the correctly rounded f32 quotient).
  */
-import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { CommandBatch, compileKernel, getGpu, GpuTensor } from "../../src/gpu/mod.ts";
+import { assert, assertEquals, assertThrows } from "../../quant/_assert.ts";
+import { CommandBatch, compileKernel, getGpu, GpuTensor } from "../../../src/gpu/mod.ts";
 import {
   fakeQuantizeKernel,
   gpuFakeQuantize,
   prepareGpuFakeQuantize,
-} from "../../src/quant/gpu_fake_quantize.ts";
-import { fakeQuantize } from "../../src/quant/quantize.ts";
-import type { WeightQParams } from "../../src/quant/quantize.ts";
-import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import type { QuantizationArgs } from "../../src/quant/args.ts";
-import { presetScheme } from "../../src/quant/presets.ts";
-import { rtnQuantizeModule } from "../../src/quant/rtn.ts";
-import { QuantizationShapeError } from "../../src/quant/errors.ts";
-import { seededRandom } from "../../src/model/seeded_random.ts";
+} from "../../../src/engine/webgpu/fake_quantize.ts";
+import { fakeQuantize } from "../../../src/quant/quantize.ts";
+import type { WeightQParams } from "../../../src/quant/quantize.ts";
+import { parseQuantizationArgs } from "../../../src/quant/args.ts";
+import type { QuantizationArgs } from "../../../src/quant/args.ts";
+import { presetScheme } from "../../../src/quant/presets.ts";
+import { rtnQuantizeModule } from "../../../src/quant/rtn.ts";
+import { QuantizationShapeError } from "../../../src/quant/errors.ts";
+import { seededRandom } from "../../../src/model/seeded_random.ts";
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 

@@ -7,14 +7,14 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { kernelSync, loadKernel } from "../gpu/kernel.ts";
-import { copy, scale as scaled } from "../gpu/ops.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
-import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
-import { TransformError } from "./errors.ts";
-import { isPowerOfTwo } from "./hadamard.ts";
+import type { CommandBatch } from "../../gpu/batch.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { kernelSync, loadKernel } from "../../gpu/kernel.ts";
+import { copy, scale as scaled } from "../../gpu/ops.ts";
+import type { GpuTensor } from "../../gpu/tensor.ts";
+import { foldWorkgroups, workgroupsFor } from "../../gpu/workgroups.ts";
+import { isPowerOfTwo } from "../../transform/hadamard.ts";
+import { EngineError } from "../engine_error.ts";
 
 const KERNEL = "walsh_hadamard_stage.wgsl";
 
@@ -42,7 +42,7 @@ export async function prepareWalshHadamard(gpu: Gpu): Promise<void> {
  * @param scale the factor (1/√n normalizes)
  * @param stride K: `S_{n/K} ⊗ I_K` instead of H_n (see `fastWalshHadamard`); default 1
  * @returns the transformed copy, x's shape
- * @throws {TransformError} when n is not a power of two or does not divide x's size
+ * @throws {EngineError} when n is not a power of two or does not divide x's size
  * @example
  * ```ts ignore
  * const y = walshHadamardGpu(batch, x, 64, 1 / 8);
@@ -59,7 +59,7 @@ export function walshHadamardGpu(
     !Number.isInteger(stride) || stride < 1 || n % stride !== 0 || !isPowerOfTwo(n / stride) ||
     x.numel % n !== 0
   ) {
-    throw new TransformError(
+    throw new EngineError(
       `fast Walsh–Hadamard transform of size ${n}` + (stride === 1 ? "" : ` (stride ${stride})`) +
         `: expected a power of two${stride === 1 ? "" : " times the stride"} dividing ${x.numel}`,
     );

@@ -9,12 +9,12 @@
  * @module
  */
 
-import type { AccumulateOptions } from "../engine/engine.ts";
-import type { CommandBatch } from "../gpu/batch.ts";
-import { kernelSync } from "../gpu/kernel.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
-import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
-import { EngineError } from "../engine/engine_error.ts";
+import type { AccumulateOptions } from "../engine.ts";
+import type { CommandBatch } from "../../gpu/batch.ts";
+import { kernelSync } from "../../gpu/kernel.ts";
+import { GpuTensor } from "../../gpu/tensor.ts";
+import { foldWorkgroups, workgroupsFor } from "../../gpu/workgroups.ts";
+import { EngineError } from "../engine_error.ts";
 
 /**
  * The routing weights of every token: softmax over the router logits, the

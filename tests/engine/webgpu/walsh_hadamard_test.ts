@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { CommandBatch } from "../../src/gpu/batch.ts";
-import { getGpu } from "../../src/gpu/device.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
-import { fastWalshHadamard } from "../../src/transform/block_apply.ts";
-import { TransformError } from "../../src/transform/errors.ts";
-import { prepareWalshHadamard, walshHadamardGpu } from "../../src/transform/gpu_walsh_hadamard.ts";
+import { CommandBatch } from "../../../src/gpu/batch.ts";
+import { getGpu } from "../../../src/gpu/device.ts";
+import { GpuTensor } from "../../../src/gpu/tensor.ts";
+import { fastWalshHadamard } from "../../../src/transform/block_apply.ts";
+import { EngineError } from "../../../src/engine/engine_error.ts";
+import { prepareWalshHadamard, walshHadamardGpu } from "../../../src/engine/webgpu/walsh_hadamard.ts";
 
 Deno.test({
   name: "GPU fast Walsh–Hadamard equals the host transform (blocks of n in each row, scaled)",
@@ -34,7 +34,7 @@ Deno.test({
     assert.deepEqual(await x.readF32(), host, "the input is not modified");
     assert.throws(
       () => walshHadamardGpu(new CommandBatch(gpu), x, 12, 1),
-      (e) => e instanceof TransformError && e.message.includes("size 12"),
+      (e) => e instanceof EngineError && e.message.includes("size 12"),
     );
     x.destroy();
   },

@@ -7,21 +7,21 @@
  * the vec4 and scalar entry points of rope and silu_mul.
  */
 
-import { getGpu } from "../../src/gpu/device.ts";
-import { CommandBatch } from "../../src/gpu/batch.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
-import { DecoderModelError } from "../../src/model/model_error.ts";
+import { getGpu } from "../../../src/gpu/device.ts";
+import { CommandBatch } from "../../../src/gpu/batch.ts";
+import { GpuTensor } from "../../../src/gpu/tensor.ts";
+import { EngineError } from "../../../src/engine/engine_error.ts";
 import {
   type AttentionShape,
   type AttentionTiling,
   attentionTiling,
   ModelOps,
   type RmsnormLayout,
-} from "../../src/model/model_ops.ts";
-import * as ref from "../../src/model/reference_ops.ts";
-import { ropeTable } from "../../src/model/rope.ts";
-import { seededRandom } from "../../src/model/seeded_random.ts";
-import { assert, assertClose, assertEquals, assertThrows } from "./_assert.ts";
+} from "../../../src/engine/webgpu/model_ops.ts";
+import * as ref from "../../../src/model/reference_ops.ts";
+import { ropeTable } from "../../../src/model/rope.ts";
+import { seededRandom } from "../../../src/model/seeded_random.ts";
+import { assert, assertClose, assertEquals, assertThrows } from "../../model/_assert.ts";
 
 const random = seededRandom(99);
 function rand(n: number, scale = 1): Float32Array {
@@ -195,7 +195,7 @@ Deno.test("attention rejects a tiling that does not fit the shape or the kernel"
       { queries: 0, group: 1, headsInLanes: true },
     ]
   ) {
-    assertThrows(() => ops.attention(batch, x, kv, kv, shape, tiling), DecoderModelError, "tiling");
+    assertThrows(() => ops.attention(batch, x, kv, kv, shape, tiling), EngineError, "tiling");
   }
   assertEquals(batch.pending, 0);
   for (const t of [x, kv]) t.destroy();

@@ -7,16 +7,16 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { kernelSync, loadKernel } from "../gpu/kernel.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
-import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
-import type { QuantizationArgs } from "./args.ts";
-import { QuantizationShapeError } from "./errors.ts";
-import { quantizedRange } from "./qparams.ts";
-import type { WeightQParams } from "./quantize.ts";
-import { qparamSlotMap } from "./slot_map.ts";
+import type { CommandBatch } from "../../gpu/batch.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { kernelSync, loadKernel } from "../../gpu/kernel.ts";
+import { GpuTensor } from "../../gpu/tensor.ts";
+import { foldWorkgroups, workgroupsFor } from "../../gpu/workgroups.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import { QuantizationShapeError } from "../../quant/errors.ts";
+import { quantizedRange } from "../../quant/qparams.ts";
+import type { WeightQParams } from "../../quant/quantize.ts";
+import { qparamSlotMap } from "../../quant/slot_map.ts";
 
 const WORKGROUP = 256;
 
@@ -27,8 +27,8 @@ const WORKGROUP = 256;
  * @returns `fake_quantize_int.wgsl`, `fake_quantize_fp8.wgsl` or `fake_quantize_fp4.wgsl`
  * @example
  * ```ts
- * import { fakeQuantizeKernel } from "./gpu_fake_quantize.ts";
- * import { presetScheme } from "./presets.ts";
+ * import { fakeQuantizeKernel } from "./fake_quantize.ts";
+ * import { presetScheme } from "../../quant/presets.ts";
  * fakeQuantizeKernel(presetScheme("NVFP4A16", ["Linear"]).weights!); // "fake_quantize_fp4.wgsl"
  * ```
  */
@@ -44,8 +44,8 @@ export function fakeQuantizeKernel(args: QuantizationArgs): string {
  * @returns resolves when the pipelines are built
  * @example
  * ```ts ignore
- * import { getGpu } from "../gpu/device.ts";
- * import { prepareGpuFakeQuantize } from "./gpu_fake_quantize.ts";
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { prepareGpuFakeQuantize } from "./fake_quantize.ts";
  * await prepareGpuFakeQuantize(await getGpu());
  * ```
  */
@@ -72,9 +72,9 @@ export async function prepareGpuFakeQuantize(gpu: Gpu): Promise<void> {
  * @throws {QuantizationShapeError} when the qparams do not fit the shape and strategy
  * @example
  * ```ts ignore
- * import { CommandBatch, getGpu, GpuTensor } from "../gpu/mod.ts";
- * import { gpuFakeQuantize } from "./gpu_fake_quantize.ts";
- * import { parseQuantizationArgs } from "./args.ts";
+ * import { CommandBatch, getGpu, GpuTensor } from "../../gpu/mod.ts";
+ * import { gpuFakeQuantize } from "./fake_quantize.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
  * const gpu = await getGpu();
  * const x = GpuTensor.fromArray(gpu, new Float32Array([0.3, -1]), [1, 2]);
  * const y = gpuFakeQuantize(new CommandBatch(gpu), x, { scale: new Float32Array([0.25]) },

@@ -10,18 +10,15 @@
  * @module
  */
 
-import type { CommandBatch } from "../gpu/batch.ts";
-import type { Gpu } from "../gpu/device.ts";
-import { kernelSync, loadKernel } from "../gpu/kernel.ts";
-import { GpuTensor } from "../gpu/tensor.ts";
-import { foldWorkgroups, workgroupsFor } from "../gpu/workgroups.ts";
-import { DecoderModelError } from "./model_error.ts";
-import type { AttentionShape } from "../engine/engine.ts";
+import type { CommandBatch } from "../../gpu/batch.ts";
+import type { Gpu } from "../../gpu/device.ts";
+import { kernelSync, loadKernel } from "../../gpu/kernel.ts";
+import { GpuTensor } from "../../gpu/tensor.ts";
+import { foldWorkgroups, workgroupsFor } from "../../gpu/workgroups.ts";
+import { type AttentionShape, MAX_HEAD_DIM } from "../engine.ts";
+import { EngineError } from "../engine_error.ts";
 
 export type { AttentionShape };
-
-/** The largest head_dim `attention_causal.wgsl` handles (its MAX_HEAD_DIM). */
-export const MAX_HEAD_DIM = 256;
 
 /** Most query states (positions × heads) one attention invocation owns (the kernel's MAX_STATES). */
 const MAX_ATTENTION_STATES = 16;
@@ -131,9 +128,9 @@ function u32s(...values: number[]): { uniform: Uint32Array } {
  *
  * @example
  * ```ts ignore
- * import { getGpu } from "../gpu/device.ts";
- * import { CommandBatch } from "../gpu/batch.ts";
- * import { GpuTensor } from "../gpu/tensor.ts";
+ * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../gpu/batch.ts";
+ * import { GpuTensor } from "../../gpu/tensor.ts";
  * import { ModelOps } from "./model_ops.ts";
  * const gpu = await getGpu();
  * const ops = await ModelOps.load(gpu);
@@ -167,7 +164,7 @@ export class ModelOps {
    * @returns the operations bound to that device
    * @example
    * ```ts ignore
-   * import { getGpu } from "../gpu/device.ts";
+   * import { getGpu } from "../../gpu/device.ts";
    * import { ModelOps } from "./model_ops.ts";
    * const ops = await ModelOps.load(await getGpu(), [64]);
    * ```
@@ -261,7 +258,7 @@ export class ModelOps {
     const cols = weight.numel;
     const rows = x.numel / cols;
     if (!Number.isInteger(rows)) {
-      throw new DecoderModelError(`rmsnorm: [${x.shape}] is not a whole number of rows of ${cols}`);
+      throw new EngineError(`rmsnorm: [${x.shape}] is not a whole number of rows of ${cols}`);
     }
     const y = GpuTensor.allocate(this.gpu, [...x.shape]);
     const params = new ArrayBuffer(16);
@@ -325,7 +322,7 @@ export class ModelOps {
    *   {@link attentionTiling} for this device. Every valid tiling computes
    *   the same attention.
    * @returns the attention output, [sequences · seqLen, heads · headDim]
-   * @throws {DecoderModelError} for an unsupported head_dim, a tiling that
+   * @throws {EngineError} for an unsupported head_dim, a tiling that
    *   does not fit the shape or the kernel, or a grid beyond the device's limits
    * @example
    * ```ts ignore
@@ -344,7 +341,7 @@ export class ModelOps {
   ): GpuTensor {
     const { sequences, seqLen, heads, kvHeads, headDim } = shape;
     if (headDim > MAX_HEAD_DIM || headDim % 4 !== 0) {
-      throw new DecoderModelError(
+      throw new EngineError(
         `head_dim ${headDim}: attention_causal.wgsl needs a multiple of 4 up to ${MAX_HEAD_DIM}`,
       );
     }
@@ -354,7 +351,7 @@ export class ModelOps {
       (heads / kvHeads) % group !== 0 || queries * group > MAX_ATTENTION_STATES ||
       (queries * group * headDim) / 4 > MAX_ATTENTION_STATE_VEC4
     ) {
-      throw new DecoderModelError(
+      throw new EngineError(
         `attention tiling ${JSON.stringify(tiling)} does not fit ${heads} heads over ` +
           `${kvHeads} KV heads of ${headDim}: group must divide heads / kvHeads, ` +
           `queries · group ≤ ${MAX_ATTENTION_STATES} and queries · group · headDim / 4 ≤ ` +
@@ -367,7 +364,7 @@ export class ModelOps {
       : [Math.ceil(seqLen / (64 * queries)), heads / group, sequences];
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (grid.some((n) => n > max)) {
-      throw new DecoderModelError(
+      throw new EngineError(
         `attention over ${sequences} sequences of ${seqLen} tokens needs workgroups ` +
           `[${grid}], beyond this device's ${max} per dimension`,
       );
