@@ -24,6 +24,7 @@
  * @module
  */
 
+import { WebGpuEngine } from "../src/engine/webgpu_engine.ts";
 import { parseArgs } from "node:util";
 import { storagePool } from "../src/gpu/buffer_pool.ts";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
@@ -98,7 +99,7 @@ async function child(
 ): Promise<ChildResult> {
   const gpu = await getGpu();
   const hf = await HfModel.open(dir);
-  const model = await DecoderModel.load(hf, gpu);
+  const model = await DecoderModel.load(hf, await WebGpuEngine.create(gpu, [hf.config.headDim]));
   const config = hf.config;
   let layerParams = 0;
   for (const shape of layerTensorShapes(config, 0).values()) {

@@ -170,8 +170,8 @@ export interface OneshotResult {
   readonly seconds: number;
   /**
    * The compressed model (weights decompressed on demand, as vLLM would
-   * serve them) when `returnModel` was set, else null. Close it when done (that also
-   * releases the kept tensors).
+   * serve them) when `returnModel` was set, else null, on the engine `engine`
+   * asked for. Close it when done (that also releases the kept tensors).
    */
   readonly model: DecoderModel | null;
 }
@@ -534,7 +534,9 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
       tensorCount: done.tensorCount,
       resumedLayers,
       seconds,
-      model: kept === null ? null : await inMemoryModel(done.outputDir, kept, resumedLayers),
+      model: kept === null
+        ? null
+        : await inMemoryModel(done.outputDir, kept, resumedLayers, options.engine),
     };
   } finally {
     for (const s of scratch.reverse()) {
@@ -550,18 +552,24 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
  * The model a run just wrote, from the tensors it handed to the sink: the
  * written config.json (small) is read for the final `quantization_config`;
  * the output folder is opened only for layers an earlier run had written.
+ * It runs on the engine the run asked for.
  */
 async function inMemoryModel(
   outputDir: string,
   tensors: readonly CheckpointTensor[],
   resumedLayers: readonly number[],
+  engineChoice: EngineChoice | undefined,
 ): Promise<DecoderModel> {
   const configPath = `${outputDir}/config.json`;
   const config = parseModelConfig(JSON.parse(await Deno.readTextFile(configPath)), configPath);
   const fallback = resumedLayers.length > 0 ? await HfModel.open(outputDir) : null;
   const checkpoint = CompressedCheckpoint.fromTensors(config, outputDir, tensors, fallback);
   try {
-    return await DecoderModel.load(checkpoint, undefined, { closeSource: true });
+    const { engine } = await createEngine({
+      engine: engineChoice ?? "auto",
+      headDims: [config.headDim],
+    });
+    return await DecoderModel.load(checkpoint, engine, { closeSource: true });
   } catch (e) {
     checkpoint.close();
     throw e;

@@ -34,6 +34,7 @@ import {
   walshHadamard,
 } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
+import { fakeQuantizeRowRuns } from "./cpu/fake_quantize.ts";
 import { hostBlockTransform } from "./cpu/block_transform.ts";
 import type {
   AccumulateOptions,
@@ -49,6 +50,7 @@ import type {
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
 
 /** How the banner names each build of the GEMM kernels. */
 const KERNEL_NAMES: Record<KernelVariant, string> = {
@@ -534,6 +536,19 @@ export class CpuEngine implements Engine {
       for (let c = 0; c < cols; c++) y[c * rows + r] = xs[r * cols + c];
     }
     return new CpuTensor(y, [cols, rows]);
+  }
+
+  fakeQuantizeRows(
+    x: Tensor,
+    scale: Tensor,
+    zeroPoint: Tensor | null,
+    args: QuantizationArgs,
+  ): CpuTensor {
+    const what = "fakeQuantizeRows";
+    const xs = f32(x, what);
+    const zp = zeroPoint === null ? null : f32(zeroPoint, what);
+    const y = fakeQuantizeRowRuns(xs, x.shape[0], f32(scale, what), zp, args, this.#f32(xs.length));
+    return this.#own(y, x.shape);
   }
 
   close(): void {}

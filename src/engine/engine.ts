@@ -18,6 +18,8 @@
  * @module
  */
 
+import type { QuantizationArgs } from "../quant/args.ts";
+
 /** What {@link Engine.reduceRows} folds each row into. */
 export type RowReduction = "sum" | "min" | "max" | "absmax";
 
@@ -511,6 +513,33 @@ export interface Engine {
   rowSquaredError(a: Tensor, b?: Tensor): Tensor;
   /** The transpose of a 2-D tensor. */
   transpose(x: Tensor): Tensor;
+  /**
+   * Fake quantization of each row r of `x` `[rows, cols]` with its own
+   * scale s = `scale[r]` and zero point zp = `zeroPoint[r]` (0 when null):
+   * `x̂ = (cast(clamp(x / s + zp, qmin, qmax)) − zp) · s` in float32, cast and
+   * range from `args` (int, fp8 e4m3, fp4 e2m1), bit for bit the reference
+   * `fakeQuantize` (src/quant/quantize.ts) of each row as one
+   * tensor-strategy block. Calibration forwards quantize Linear inputs
+   * with it (src/graph/activation_fake_quant.ts).
+   *
+   * @param scale one f32 value per row (any shape of `rows` elements)
+   * @param zeroPoint one per row, or null (symmetric)
+   * @param args the activation args: type and bits (the strategy is per row)
+   * @returns a new tensor of x's shape
+   */
+  fakeQuantizeRows(
+    x: Tensor,
+    scale: Tensor,
+    zeroPoint: Tensor | null,
+    args: QuantizationArgs,
+  ): Tensor;
+  /**
+   * Frees the buffers or arrays the engine keeps for reuse (WebGPU: its
+   * buffer pool, whose buffers are host memory on unified-memory and
+   * software devices; CPU: its array pool); tensors handed out stay valid.
+   * Called between layers and phases whose tensors differ.
+   */
+  trim(): void;
 
   /** GPTQ's and SparseGPT's dense linear algebra. */
   readonly secondOrder: SecondOrderOps;

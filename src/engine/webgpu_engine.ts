@@ -18,6 +18,7 @@
 import { CommandBatch } from "../gpu/batch.ts";
 import { ChunkedWeight } from "../gpu/chunked.ts";
 import { describeGpu, type Gpu } from "../gpu/device.ts";
+import { storagePool } from "../gpu/buffer_pool.ts";
 import { defaultMatmulPath } from "../gpu/matmul_uniform.ts";
 import { add, copy, matmul, mul, prepareOps, reduceRows, scale, transpose } from "../gpu/ops.ts";
 import { GpuTensor, readMany } from "../gpu/tensor.ts";
@@ -26,6 +27,8 @@ import { accumulateWeighted, maskRows, routeTopK } from "./webgpu/moe_ops.ts";
 import { EngineError } from "./engine_error.ts";
 import { hostBlockTransform } from "./cpu/block_transform.ts";
 import { prepareWalshHadamard, walshHadamardGpu } from "./webgpu/walsh_hadamard.ts";
+import { fakeQuantizeRowsGpu } from "./webgpu/fake_quantize.ts";
+import type { QuantizationArgs } from "../quant/args.ts";
 import type {
   AccumulateOptions,
   AttentionShape,
@@ -295,6 +298,27 @@ export class WebGpuEngine implements Engine {
 
   transpose(x: Tensor): GpuTensor {
     return transpose(this.batch, gpuTensor(x, "transpose"));
+  }
+
+  fakeQuantizeRows(
+    x: Tensor,
+    scale: Tensor,
+    zeroPoint: Tensor | null,
+    args: QuantizationArgs,
+  ): GpuTensor {
+    const what = "fakeQuantizeRows";
+    return fakeQuantizeRowsGpu(
+      this.batch,
+      gpuTensor(x, what),
+      gpuTensor(scale, what),
+      zeroPoint === null ? null : gpuTensor(zeroPoint, what),
+      args,
+    );
+  }
+
+  /** Frees the device's pooled storage buffers (host memory on software and unified-memory devices). */
+  trim(): void {
+    storagePool(this.gpu).trim();
   }
 
   close(): void {

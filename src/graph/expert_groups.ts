@@ -48,7 +48,7 @@ import {
 import { LayerSubgraph } from "./layer_subgraph.ts";
 import type { LayerEnvironment, LayerModifier, LayerResult } from "./modifier.ts";
 import { PendingReads } from "./pending_reads.ts";
-import { releaseGpuCache } from "./gpu_cache.ts";
+import { releaseEngineCache } from "./engine_cache.ts";
 
 /** Experts `start … end−1` of one layer. */
 export interface ExpertRange {
@@ -323,7 +323,7 @@ export async function calibrateExpertGroups(
       } finally {
         for (const s of sessions) s.dispose();
       }
-      await releaseGpuCache(model);
+      await releaseEngineCache(model);
     }
     await reads?.drain();
     return {

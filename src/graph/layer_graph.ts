@@ -26,7 +26,6 @@ import { lastValueFrom, Subject } from "rxjs";
 import type { DType } from "../io/dtype.ts";
 import type { Tensor } from "../engine/engine.ts";
 import { collectGarbage } from "../_gc.ts";
-import { CpuEngine } from "../engine/cpu_engine.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
 import type { ExpertSlice, LayerPart, LinearInputTransform } from "../model/taps.ts";
@@ -258,8 +257,8 @@ export async function calibrateLayer(
         countExperts = undefined;
       }
       progress("compress", 0, samples);
-      // The forwards' pooled arrays would sit beside the modifiers' own work.
-      if (model.engine instanceof CpuEngine) model.engine.trim();
+      // The forwards' pooled arrays and buffers would sit beside the modifiers' own work.
+      model.engine.trim();
       collectGarbage();
       const finished = await Promise.all(opened.map((s) => s.finish()));
       results.push(...finished);

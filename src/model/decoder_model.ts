@@ -25,9 +25,8 @@
  */
 
 import { type Engine, MAX_HEAD_DIM, type Tensor } from "../engine/engine.ts";
-import { WebGpuEngine } from "../engine/webgpu_engine.ts";
 import { type OnlineApplication, onlineTransformPlan } from "../transform/online_transforms.ts";
-import { getGpu, type Gpu } from "../gpu/device.ts";
+import { createEngine } from "../engine/choose.ts";
 import { HfModel } from "../io/hf_model.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import { encodeDecoderLayer } from "./decoder_layer.ts";
@@ -99,9 +98,9 @@ export class DecoderModel {
    * engine. No weights are read yet.
    *
    * @param model a Hugging Face model folder, or an open {@link WeightSource} such as `HfModel`
-   * @param engine the engine, or a WebGPU device to make a {@link WebGpuEngine}
-   *   on; default a WebGpuEngine on `getGpu()` (src/engine/choose.ts picks
-   *   the fastest engine for the machine)
+   * @param engine the engine; default the fastest for the machine
+   *   (`createEngine` of src/engine/choose.ts: WebGPU on a hardware adapter,
+   *   the CPU engine otherwise)
    * @param options `streamBlockBytes`: the largest block of the embedding
    *   table or lm_head read and uploaded at once (default 16 MiB);
    *   `uploadsInFlightBytes`: weights uploaded while earlier GPU work may
@@ -118,7 +117,7 @@ export class DecoderModel {
    */
   static async load(
     model: string | WeightSource,
-    engine?: Engine | Gpu,
+    engine?: Engine,
     options: { streamBlockBytes?: number; uploadsInFlightBytes?: number; closeSource?: boolean } =
       {},
   ): Promise<DecoderModel> {
@@ -133,9 +132,7 @@ export class DecoderModel {
       }
       // Online transforms (R3, R4, QuIP) of the checkpoint's transform_config run in runLayer.
       const online = onlineTransformPlan(config);
-      const bound = engine !== undefined && "kind" in engine
-        ? engine
-        : await WebGpuEngine.create(engine ?? await getGpu(), [config.headDim]);
+      const bound = engine ?? (await createEngine({ headDims: [config.headDim] })).engine;
       return new DecoderModel(
         bound,
         source,

@@ -92,18 +92,17 @@ export interface MoeRoutingTap {
  *
  * @example
  * ```ts ignore
- * import { reduceRows } from "../gpu/ops.ts";
- * import { webGpuOf } from "../engine/webgpu_engine.ts";
- * const maxima = new Map<string, GpuTensor>();
+ * import type { Tensor } from "../engine/engine.ts";
+ * const maxima = new Map<string, Tensor>();
  * await model.runLayer(3, hidden, {
  *   taps: (e) => {
- *     // Per-token absmax of every Linear input, computed in the layer's own submit.
- *     const gpu = webGpuOf(e.engine);
- *     if (gpu && e.kind === "linear_input") {
- *       maxima.set(e.modules[0], reduceRows(gpu.batch, e.x as GpuTensor, "absmax"));
+ *     // Per-token absmax of every Linear input, recorded with the layer's own work.
+ *     if (e.kind === "linear_input") {
+ *       maxima.set(e.modules[0], e.engine.reduceRows(e.x, "absmax"));
  *     }
  *   },
  * });
+ * const values = await model.engine.read([...maxima.values()]);
  * ```
  */
 export type TapEvent = LinearInputTap | AttentionTap | MoeRoutingTap;

@@ -49,7 +49,7 @@ export interface WeightSource {
  * ```ts ignore
  * import { releaseRead } from "./weight_source.ts";
  * const w = await model.readF32("model.norm.weight");
- * const t = GpuTensor.fromArray(gpu, w, [w.length]);
+ * const t = engine.upload(w, [w.length]);
  * releaseRead(model, w);
  * ```
  */

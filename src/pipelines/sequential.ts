@@ -30,7 +30,7 @@ import {
   groupsExperts,
 } from "../graph/expert_groups.ts";
 import { PendingReads } from "../graph/pending_reads.ts";
-import { releaseGpuCache } from "../graph/gpu_cache.ts";
+import { releaseEngineCache } from "../graph/engine_cache.ts";
 import type { LayerModifier, LayerResult, LinearResult } from "../graph/modifier.ts";
 
 /** Where a pass's finished layers go. */
@@ -169,7 +169,7 @@ async function openPass(ctx: PassContext, spec: PassSpec, target: LayerTarget): 
     }
   }
   await reads.drain();
-  await releaseGpuCache(ctx.model);
+  await releaseEngineCache(ctx.model);
   return { first: 0, inputs };
 }
 
@@ -248,7 +248,7 @@ async function layerStep(
     : await calibrateLayer(graph, input);
   await state.inputs.dispose();
   if (outputs !== null) state.inputs = outputs;
-  await releaseGpuCache(ctx.model);
+  await releaseEngineCache(ctx.model);
   const skipped = target.isDone(k);
   ctx.emit({
     type: "progress",

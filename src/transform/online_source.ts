@@ -34,7 +34,6 @@ import type { JsonValue } from "../quant/python_json.ts";
 import { layerTensorShapes } from "../model/layer_tensors.ts";
 import type { WeightSource } from "../model/weight_source.ts";
 import type { BlockTransform, BlockTransformOps } from "../engine/engine.ts";
-import { hostBlockTransform } from "../engine/cpu/block_transform.ts";
 import { TransformError } from "./errors.ts";
 import {
   type FusedLocation,
@@ -119,7 +118,7 @@ interface Step {
  *
  * @example
  * ```ts ignore
- * const src = new OnlineTransformSource(hf, { R4: r4Scheme }, { R4: 0x5e4 });
+ * const src = new OnlineTransformSource(hf, { R4: r4Scheme }, { R4: 0x5e4 }, engine);
  * src.extraTensors(); // [{ name: "model.layers.0.mlp.down_proj.R4_input.weight", … }]
  * ```
  */
@@ -140,7 +139,7 @@ export class OnlineTransformSource implements WeightSource {
    * @param groups transform_config groups, as compressed-tensors writes them
    * @param seeds a seed per group (the random types)
    * @param ops the engine whose float64 `blockTransform` runs the fused
-   *   products (default: the host kernels both engines use)
+   *   products
    * @throws {TransformError} for sizes a type cannot build, or applications
    *   llmc cannot run (see `onlineTransformPlan`)
    */
@@ -148,7 +147,7 @@ export class OnlineTransformSource implements WeightSource {
     inner: WeightSource,
     groups: { [group: string]: JsonValue },
     seeds: Readonly<Record<string, number>>,
-    ops: BlockTransformOps = hostBlockTransform(),
+    ops: BlockTransformOps,
   ) {
     this.#inner = inner;
     this.#ops = ops;

@@ -36,7 +36,6 @@ import type { ModelConfig } from "../io/model_config.ts";
 import type { WeightSource } from "../model/weight_source.ts";
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from "../model/module_names.ts";
 import type { BlockTransform, BlockTransformOps } from "../engine/engine.ts";
-import { hostBlockTransform } from "../engine/cpu/block_transform.ts";
 import { TransformError } from "./errors.ts";
 
 /**
@@ -80,7 +79,7 @@ function checkSizes(config: ModelConfig, rotations: FusedRotations): void {
  * @example
  * ```ts ignore
  * import { RotatedWeightSource } from "./rotated_source.ts";
- * const rotated = new RotatedWeightSource(hf, { r1, r2 });
+ * const rotated = new RotatedWeightSource(hf, { r1, r2 }, engine);
  * const q = await rotated.readF32("model.layers.0.self_attn.q_proj.weight");
  * ```
  */
@@ -99,13 +98,12 @@ export class RotatedWeightSource implements WeightSource {
    * @param inner the original model
    * @param rotations R1 and R2
    * @param ops the engine whose float64 `blockTransform` runs the products
-   *   (default: the host kernels both engines use)
    * @throws {TransformError} when a rotation's size does not fit the model
    */
   constructor(
     inner: WeightSource,
     rotations: FusedRotations,
-    ops: BlockTransformOps = hostBlockTransform(),
+    ops: BlockTransformOps,
   ) {
     checkSizes(inner.config, rotations);
     this.#inner = inner;

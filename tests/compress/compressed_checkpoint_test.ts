@@ -4,6 +4,7 @@
  * value llm-compressor's decompression gave (../shared/golden/README.md).
  */
 
+import { testEngine } from "../_engines.ts";
 import assert from "node:assert/strict";
 
 function assertClose(actual: number, expected: number, tol: number): void {
@@ -41,7 +42,7 @@ Deno.test("decompressed llm-compressor checkpoints reproduce their reference per
     await t.step(folder, async () => {
       const ckpt = await CompressedCheckpoint.open(`${SHARED}reference/${folder}`);
       assert(ckpt.isCompressed, "the reference checkpoint is stored compressed");
-      const model = await DecoderModel.load(ckpt);
+      const model = await DecoderModel.load(ckpt, await testEngine("webgpu"));
       try {
         const { ppl, tokens } = await perplexity(model, windows);
         assert.equal(tokens, 10200);

@@ -5,6 +5,7 @@
  * simulate.
  */
 
+import { testEngine } from "../_engines.ts";
 import assert from "node:assert/strict";
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
 import { perplexity } from "../../src/data/perplexity.ts";
@@ -32,7 +33,7 @@ Deno.test({
         dense.close();
       }
       const ckpt = await CompressedCheckpoint.open(`${dir}/fp8`);
-      const model = await DecoderModel.load(ckpt);
+      const model = await DecoderModel.load(ckpt, await testEngine("webgpu"));
       try {
         const transform = await inputSimulationOf(ckpt);
         assert.ok(transform !== null);

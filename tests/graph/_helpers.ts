@@ -7,9 +7,8 @@
  * @module
  */
 
+import { testEngine } from "../_engines.ts";
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
-import { webGpuOf } from "../../src/engine/webgpu_engine.ts";
-import type { GpuTensor } from "../../src/gpu/tensor.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { loadTokenizer } from "../../src/io/tokenizer.ts";
 import { loadEvaluationWindows } from "../../src/data/evaluation_windows.ts";
@@ -17,7 +16,7 @@ import { perplexity } from "../../src/data/perplexity.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { logSoftmaxNll } from "../../src/model/reference_ops.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import { gpuFakeQuantize } from "../../src/engine/webgpu/fake_quantize.ts";
+import { fakeQuantizeRows } from "../../src/graph/activation_fake_quant.ts";
 import { SHARED_DIR, tempDirRunner, type WithTempDir } from "../_shared.ts";
 
 /** The tiny Llama every test runs on. */
@@ -52,7 +51,7 @@ export async function evaluationWindows(windows = 40, seqLen = 256): Promise<Int
  */
 export async function weightOnlyPerplexity(dir: string, windows: Int32Array[]): Promise<number> {
   const ckpt = await CompressedCheckpoint.open(dir);
-  const model = await DecoderModel.load(ckpt);
+  const model = await DecoderModel.load(ckpt, await testEngine("webgpu"));
   try {
     return (await perplexity(model, windows)).ppl;
   } finally {
@@ -72,7 +71,7 @@ export async function weightOnlyPerplexity(dir: string, windows: Int32Array[]): 
 export async function staticInputPerplexity(dir: string, windows: Int32Array[]): Promise<number> {
   const ckpt = await CompressedCheckpoint.open(dir);
   const raw = await HfModel.open(dir);
-  const model = await DecoderModel.load(ckpt);
+  const model = await DecoderModel.load(ckpt, await testEngine("webgpu"));
   const fp8 = parseQuantizationArgs({ num_bits: 8, type: "float", strategy: "tensor" }, "in");
   try {
     const scales = new Map<string, Float32Array>();
@@ -93,8 +92,8 @@ export async function staticInputPerplexity(dir: string, windows: Int32Array[]):
         const next = await model.runLayer(k, hidden, {
           transformLinearInput: (modules, x, engine) => {
             const s = scales.get(modules[0]);
-            const batch = webGpuOf(engine)!.batch;
-            return s === undefined ? x : gpuFakeQuantize(batch, x as GpuTensor, { scale: s }, fp8);
+            if (s === undefined) return x;
+            return fakeQuantizeRows(engine, x, new Float32Array(x.shape[0]).fill(s[0]), null, fp8);
           },
         });
         hidden.destroy();

@@ -9,7 +9,7 @@
 import { getGpu } from "../../src/gpu/device.ts";
 import type { Tensor } from "../../src/engine/engine.ts";
 import { WebGpuEngine, webGpuOf } from "../../src/engine/webgpu_engine.ts";
-import { readF32 } from "../_engines.ts";
+import { readF32, testEngine } from "../_engines.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { layerTensorShapes, readLayerTensors } from "../../src/model/layer_tensors.ts";
@@ -100,7 +100,7 @@ Deno.test({
   name: "runLayer waits for the GPU only past the bound on uploads in flight; results unchanged",
   sanitizeResources: false,
   async fn() {
-    const model = await DecoderModel.load(hf);
+    const model = await DecoderModel.load(hf, await testEngine("webgpu"));
     const SEQ = 2;
     const T = 8;
     const random = seededRandom(3);
@@ -171,7 +171,9 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     // 120 × 64 f32 in blocks of 8 KiB: 4 vocabulary blocks of 32 rows.
-    const model = await DecoderModel.load(hf, undefined, { streamBlockBytes: 8192 });
+    const model = await DecoderModel.load(hf, await testEngine("webgpu"), {
+      streamBlockBytes: 8192,
+    });
     const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 37 + 1) % 120);
     let hidden = await model.embed(ids, 2, 6);
     for (let k = 0; k < config.numHiddenLayers; k++) {

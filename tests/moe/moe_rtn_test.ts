@@ -8,6 +8,7 @@
  * same safetensors writes the same checkpoint.
  */
 
+import { testEngine } from "../_engines.ts";
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
@@ -116,7 +117,7 @@ for (const [name, spec] of Object.entries(MOE_QUANT_SPECS)) {
           // The checkpoint loads like a dense one's: decompressed, its forward is
           // the reference forward with every quantized weight fake-quantized.
           const ckpt = await CompressedCheckpoint.open(out);
-          const model = await DecoderModel.load(ckpt);
+          const model = await DecoderModel.load(ckpt, await testEngine("webgpu"));
           try {
             const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % spec.vocab);
             const expected = await referenceForward(hf, ids, { weights: fakeQuantized });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { testEngine } from "../_engines.ts";
 import { perplexity } from "../../src/data/perplexity.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import type { WeightSource } from "../../src/model/weight_source.ts";
@@ -84,7 +85,7 @@ export async function sourcePerplexity(
   source: WeightSource,
   windows: Int32Array[],
 ): Promise<number> {
-  const model = await DecoderModel.load(source);
+  const model = await DecoderModel.load(source, await testEngine("webgpu"));
   try {
     return (await perplexity(model, windows)).ppl;
   } finally {

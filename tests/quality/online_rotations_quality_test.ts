@@ -8,6 +8,7 @@
  * 9.989; the checkpoint carries the R4 matrices and transform_config.
  */
 
+import { hostBlockTransform } from "../../src/engine/cpu/block_transform.ts";
 import assert from "node:assert/strict";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
 import { CompressedCheckpoint } from "../../src/compress/compressed_checkpoint.ts";
@@ -68,13 +69,18 @@ Deno.test({
         recipeOf("SpinQuantModifier: {rotations: [R1, R2, R4], transform_type: random-hadamard}"),
       );
       const sources: [string, OnlineTransformSource, object][] = [
-        ["QuIP", new OnlineTransformSource(hf, quip.groups, { u: 1, v: 2 }), quip.groups],
+        [
+          "QuIP",
+          new OnlineTransformSource(hf, quip.groups, { u: 1, v: 2 }, hostBlockTransform()),
+          quip.groups,
+        ],
         [
           "R1+R2+R4",
           new OnlineTransformSource(
-            new RotatedWeightSource(hf, spinQuantRotations(hf.config, spin)),
+            new RotatedWeightSource(hf, spinQuantRotations(hf.config, spin), hostBlockTransform()),
             spinQuantOnlineGroups(hf.config, spin),
             SPINQUANT_SEEDS,
+            hostBlockTransform(),
           ),
           spinQuantOnlineGroups(hf.config, spin),
         ],

@@ -7,6 +7,7 @@
  * of llm-compressor's 7.7424 (64 × 256 calibration, 40 × 256 evaluation).
  */
 
+import { testEngine } from "../_engines.ts";
 import assert from "node:assert/strict";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
@@ -23,7 +24,7 @@ const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 
 async function logitsOf(dir: string, ids: Int32Array, sequences: number): Promise<Float32Array> {
   const hf = await HfModel.open(dir);
-  const model = await DecoderModel.load(hf);
+  const model = await DecoderModel.load(hf, await testEngine("webgpu"));
   try {
     return await model.forward(ids, sequences);
   } finally {

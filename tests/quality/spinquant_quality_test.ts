@@ -7,6 +7,7 @@
  * `transform_config` and untied embeddings; recipe.yaml round-trips.
  */
 
+import { hostBlockTransform } from "../../src/engine/cpu/block_transform.ts";
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
@@ -49,7 +50,11 @@ Deno.test({
     try {
       const recipe = parseRecipe(`quant_stage:\n  quant_modifiers:\n${SPIN}`);
       const plan = planSpinQuant(hf.config, recipe.modifiers[0]);
-      const rotated = new RotatedWeightSource(hf, spinQuantRotations(hf.config, plan));
+      const rotated = new RotatedWeightSource(
+        hf,
+        spinQuantRotations(hf.config, plan),
+        hostBlockTransform(),
+      );
       const windows = await evaluationWindows();
       // The CPU engine: a fraction of llvmpipe's time for the same perplexity.
       const model = await DecoderModel.load(rotated, new CpuEngine());

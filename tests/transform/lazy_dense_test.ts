@@ -89,7 +89,7 @@ Deno.test("the factored products never build a Hadamard block's dense matrix", a
   try {
     const r1 = factored(built("random-hadamard", 64, 1, true));
     const r2 = factored(built("hadamard", hf.config.headDim, 2, false));
-    const rotated = new RotatedWeightSource(hf, { r1, r2 });
+    const rotated = new RotatedWeightSource(hf, { r1, r2 }, hostBlockTransform());
     await referenceForward(rotated, Int32Array.of(1, 2, 3, 4));
     assert.equal(r1.denseBuilt, false, "R1");
     assert.equal(r2.denseBuilt, false, "R2");

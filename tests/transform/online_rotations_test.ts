@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { testEngine } from "../_engines.ts";
 import { CpuEngine, cpuTensor } from "../../src/engine/cpu_engine.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
@@ -200,7 +201,7 @@ Deno.test({
       ) {
         const t = await transformed(m.dir, `quant_stage:\n  quant_modifiers:\n    ${recipe}\n`);
         try {
-          const model = await DecoderModel.load(t.dir);
+          const model = await DecoderModel.load(t.dir, await testEngine("webgpu"));
           assert.equal(model.engine.kind, "webgpu");
           const logits = await model.forward(tokens);
           model.close();

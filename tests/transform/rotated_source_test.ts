@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hostBlockTransform } from "../../src/engine/cpu/block_transform.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { referenceForward } from "../../src/model/reference_forward.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
@@ -50,7 +51,7 @@ Deno.test("R1 + R2 fused into stories260K: same logits within 1e-4 relative", as
       const rotated = new RotatedWeightSource(hf, {
         r1: rotation(type1, block, 1, dense),
         r2: rotation(type2, hf.config.headDim, 2),
-      });
+      }, hostBlockTransform());
       assert.equal(rotated.config.tieWordEmbeddings, false);
       assert.ok(rotated.has("lm_head.weight"));
       const norm = await rotated.readF32("model.layers.0.input_layernorm.weight");
@@ -74,7 +75,7 @@ Deno.test("a rotation that changes the function is caught (the test can fail)", 
     // R2 must pair v with o inside the same head; a non-orthogonal "rotation" breaks the model.
     const bad = rotation("hadamard", 8, 0);
     const r2 = { matrix: bad.matrix.map((v, i) => (i === 0 ? v * 2 : v)), size: 8 };
-    const rotated = new RotatedWeightSource(hf, { r1: null, r2 });
+    const rotated = new RotatedWeightSource(hf, { r1: null, r2 }, hostBlockTransform());
     const { logits } = await referenceForward(rotated, tokens);
     assert.ok(relativeError(logits, original.logits) > 1e-3);
   } finally {
@@ -86,11 +87,21 @@ Deno.test("sizes that do not fit the model are refused by name", async () => {
   const hf = await HfModel.open(STORIES);
   try {
     assert.throws(
-      () => new RotatedWeightSource(hf, { r1: rotation("hadamard", 128, 0), r2: null }),
+      () =>
+        new RotatedWeightSource(
+          hf,
+          { r1: rotation("hadamard", 128, 0), r2: null },
+          hostBlockTransform(),
+        ),
       (e) => e instanceof TransformError && e.message.includes("hidden_size 64"),
     );
     assert.throws(
-      () => new RotatedWeightSource(hf, { r1: null, r2: rotation("hadamard", 16, 0) }),
+      () =>
+        new RotatedWeightSource(
+          hf,
+          { r1: null, r2: rotation("hadamard", 16, 0) },
+          hostBlockTransform(),
+        ),
       (e) => e instanceof TransformError && e.message.includes("head_dim 8"),
     );
   } finally {
@@ -144,7 +155,7 @@ for (const [label, spec] of SYNTHETIC) {
       const rotated = new RotatedWeightSource(hf, {
         r1: rotation("random-hadamard", spec.hidden, 5),
         r2: rotation("random-hadamard", hf.config.headDim, 6),
-      });
+      }, hostBlockTransform());
       const { logits } = await referenceForward(rotated, tokens);
       const err = relativeError(logits, original.logits);
       assert.ok(err < 1e-4, `relative error ${err}`);

@@ -12,6 +12,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import { kernelSync, loadKernel } from "../../gpu/kernel.ts";
 import { GpuTensor } from "../../gpu/tensor.ts";
 import { foldWorkgroups, workgroupsFor } from "../../gpu/workgroups.ts";
+import { EngineError } from "../engine_error.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import { QuantizationShapeError } from "../../quant/errors.ts";
 import { quantizedRange } from "../../quant/qparams.ts";
@@ -116,27 +117,126 @@ export function gpuFakeQuantize(
         : `${where}: tensor_group quantization needs a global scale`,
     );
   }
+  checkKernel(args, where);
+  const gpu = batch.gpu;
+  const scale = GpuTensor.fromArray(gpu, qparams.scale, [map.slots]);
+  const zero = zp === null ? null : GpuTensor.fromArray(gpu, zp, [map.slots]);
+  const y = recordFakeQuantize(
+    batch,
+    x,
+    shape,
+    {
+      scale,
+      zero,
+      rowSlot: new Uint32Array(map.rowPart),
+      colSlot: new Uint32Array(map.colPart),
+      globalScale: hasGlobal ? qparams.globalScale! : null,
+    },
+    args,
+    `fakeQuantize ${args.type}${args.numBits} ${args.strategy} [${shape}] ${where}`,
+  );
+  // destroy() waits until no unsubmitted batch uses the buffers.
+  for (const t of [scale, zero]) t?.destroy();
+  return y;
+}
+
+/**
+ * Records the fake quantization of each row r of `x` `[rows, …]` with the
+ * device scale `scale[r]` (and zero point `zeroPoint[r]`) and returns the
+ * output tensor: {@link Engine.fakeQuantizeRows} on WebGPU. The scales may
+ * be computed by earlier dispatches of the same batch (dynamic per-token
+ * scales need no readback).
+ *
+ * @param batch where the dispatch is recorded
+ * @param x the tensor, f32
+ * @param scale one f32 per row
+ * @param zeroPoint one f32 per row, or null (symmetric)
+ * @param args the activation args (type and bits; the strategy is per row)
+ * @returns a new f32 tensor of x's shape
+ * @throws {EngineError} when the scales or zero points are not one per row
+ * @throws {QuantizationShapeError} for a float width without a kernel
+ * @example
+ * ```ts ignore
+ * const y = fakeQuantizeRowsGpu(batch, x, rowScales, null, fp8Args);
+ * ```
+ */
+export function fakeQuantizeRowsGpu(
+  batch: CommandBatch,
+  x: GpuTensor,
+  scale: GpuTensor,
+  zeroPoint: GpuTensor | null,
+  args: QuantizationArgs,
+): GpuTensor {
+  const rows = x.shape[0];
+  const shape: [number, number] = [rows, rows === 0 ? 0 : x.numel / rows];
+  if (x.dtype !== "f32" || scale.numel !== rows || (zeroPoint?.numel ?? rows) !== rows) {
+    throw new EngineError(
+      `fakeQuantizeRows: x ${x.dtype} [${x.shape}] needs f32 values and one scale` +
+        `${zeroPoint === null ? "" : " and zero point"} per row, got [${scale.shape}]` +
+        `${zeroPoint === null ? "" : ` and [${zeroPoint.shape}]`}`,
+    );
+  }
+  checkKernel(args, "calibration input");
+  return recordFakeQuantize(
+    batch,
+    x,
+    shape,
+    {
+      scale,
+      zero: zeroPoint,
+      rowSlot: Uint32Array.from({ length: rows }, (_, i) => i),
+      colSlot: new Uint32Array(shape[1]),
+      globalScale: null,
+    },
+    args,
+    `fake-quantize rows ${args.type}${args.numBits} [${shape}]`,
+  );
+}
+
+function checkKernel(args: QuantizationArgs, where: string): void {
   if (args.type === "float" && args.numBits !== 4 && args.numBits !== 8) {
     throw new QuantizationShapeError(`${where}: float${args.numBits} has no fake-quantize kernel`);
   }
+}
+
+/** Where each element's scale and zero point are: slot `rowSlot[r] + colSlot[c]`. */
+interface SlotQParams {
+  scale: GpuTensor;
+  /** Zero points per slot, or null (symmetric). */
+  zero: GpuTensor | null;
+  rowSlot: Uint32Array;
+  colSlot: Uint32Array;
+  /** tensor_group's global scale, or null. */
+  globalScale: number | null;
+}
+
+/** One dispatch of the args' fake-quantize kernel over x `[rows, cols]` into a new tensor. */
+function recordFakeQuantize(
+  batch: CommandBatch,
+  x: GpuTensor,
+  shape: readonly [number, number],
+  q: SlotQParams,
+  args: QuantizationArgs,
+  label: string,
+): GpuTensor {
   const gpu = batch.gpu;
   const [qMin, qMax] = quantizedRange(args);
   const n = shape[0] * shape[1];
   const params = new ArrayBuffer(32);
-  new Uint32Array(params, 0, 4).set([n, shape[1], zp === null ? 0 : 1, hasGlobal ? 1 : 0]);
-  new Float32Array(params, 16, 3).set([qMin, qMax, hasGlobal ? qparams.globalScale! : 0]);
-  const scale = GpuTensor.fromArray(gpu, qparams.scale, [map.slots]);
-  const zero = GpuTensor.fromArray(gpu, zp ?? new Float32Array(1), [zp === null ? 1 : map.slots]);
-  const rows = GpuTensor.fromArray(gpu, new Uint32Array(map.rowPart), [shape[0]]);
-  const cols = GpuTensor.fromArray(gpu, new Uint32Array(map.colPart), [shape[1]]);
-  const y = GpuTensor.allocate(gpu, [...shape]);
+  const hasGlobal = q.globalScale !== null;
+  new Uint32Array(params, 0, 4).set([n, shape[1], q.zero === null ? 0 : 1, hasGlobal ? 1 : 0]);
+  new Float32Array(params, 16, 3).set([qMin, qMax, q.globalScale ?? 0]);
+  const zero = q.zero ?? GpuTensor.fromArray(gpu, new Float32Array(1), [1]);
+  const rows = GpuTensor.fromArray(gpu, q.rowSlot, [shape[0]]);
+  const cols = GpuTensor.fromArray(gpu, q.colSlot, [shape[1]]);
+  const y = GpuTensor.allocate(gpu, [...x.shape]);
   batch.dispatch(
     kernelSync(gpu, fakeQuantizeKernel(args)),
-    [x, scale, zero, rows, cols, y, { uniform: new Uint8Array(params) }],
+    [x, q.scale, zero, rows, cols, y, { uniform: new Uint8Array(params) }],
     foldWorkgroups(gpu, workgroupsFor(n, WORKGROUP)),
-    `fakeQuantize ${args.type}${args.numBits} ${args.strategy} [${shape}] ${where}`,
+    label,
   );
   // destroy() waits until no unsubmitted batch uses the buffers.
-  for (const t of [scale, zero, rows, cols]) t.destroy();
+  for (const t of [q.zero === null ? zero : null, rows, cols]) t?.destroy();
   return y;
 }

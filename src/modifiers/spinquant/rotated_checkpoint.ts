@@ -17,6 +17,7 @@ import type { WeightSource } from "../../model/weight_source.ts";
 import type { JsonValue } from "../../quant/python_json.ts";
 import type { ExtraTensor } from "../../transform/online_source.ts";
 import { type FusedRotations, RotatedWeightSource } from "../../transform/rotated_source.ts";
+import type { BlockTransformOps } from "../../engine/engine.ts";
 
 /**
  * Writes the rotated model (untied lm_head, folded norms) into `dir`, with
@@ -25,18 +26,20 @@ import { type FusedRotations, RotatedWeightSource } from "../../transform/rotate
  * @param source the original model
  * @param rotations R1 and R2
  * @param dir an existing empty folder
+ * @param ops the engine whose float64 `blockTransform` runs the rotations
  * @returns the rotated model, opened
  * @example
  * ```ts ignore
- * const rotated = await writeRotatedCheckpoint(hf, spinQuantRotations(hf.config, plan), tmp);
+ * const rotated = await writeRotatedCheckpoint(hf, spinQuantRotations(hf.config, plan), tmp, engine);
  * ```
  */
 export function writeRotatedCheckpoint(
   source: HfModel,
   rotations: FusedRotations,
   dir: string,
+  ops: BlockTransformOps,
 ): Promise<HfModel> {
-  return writeTransformedCheckpoint(source, new RotatedWeightSource(source, rotations), dir);
+  return writeTransformedCheckpoint(source, new RotatedWeightSource(source, rotations, ops), dir);
 }
 
 /**
@@ -54,7 +57,7 @@ export function writeRotatedCheckpoint(
  * @returns the written model, opened
  * @example
  * ```ts ignore
- * const out = await writeTransformedCheckpoint(hf, new OnlineTransformSource(hf, groups, seeds), tmp, groups);
+ * const out = await writeTransformedCheckpoint(hf, new OnlineTransformSource(hf, groups, seeds, engine), tmp, groups);
  * ```
  */
 export async function writeTransformedCheckpoint(

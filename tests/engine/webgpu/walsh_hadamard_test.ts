@@ -4,7 +4,10 @@ import { getGpu } from "../../../src/gpu/device.ts";
 import { GpuTensor } from "../../../src/gpu/tensor.ts";
 import { fastWalshHadamard } from "../../../src/transform/block_apply.ts";
 import { EngineError } from "../../../src/engine/engine_error.ts";
-import { prepareWalshHadamard, walshHadamardGpu } from "../../../src/engine/webgpu/walsh_hadamard.ts";
+import {
+  prepareWalshHadamard,
+  walshHadamardGpu,
+} from "../../../src/engine/webgpu/walsh_hadamard.ts";
 
 Deno.test({
   name: "GPU fast Walsh–Hadamard equals the host transform (blocks of n in each row, scaled)",
