@@ -1,7 +1,8 @@
 /**
  * Every op of the Engine interface on both engines against the plain
  * float64 loops of src/model/reference_ops.ts (or the op's formula), on
- * small seeded shapes; and the errors an engine gives for another engine's
+ * small seeded shapes (fake quantization against the float32 reference in
+ * src/quant/quantize.ts); and the errors an engine gives for another engine's
  * tensor or an unknown engine name.
  */
 
@@ -11,6 +12,8 @@ import { CpuEngine } from "../../src/engine/cpu_engine.ts";
 import type { Engine, Tensor } from "../../src/engine/engine.ts";
 import { EngineError } from "../../src/engine/engine_error.ts";
 import { referenceRoute } from "../../src/model/reference_moe.ts";
+import { parseQuantizationArgs } from "../../src/quant/args.ts";
+import { fakeQuantize } from "../../src/quant/quantize.ts";
 import * as ref from "../../src/model/reference_ops.ts";
 import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
@@ -320,6 +323,47 @@ for (const kind of ENGINE_KINDS) {
       );
       assert.throws(() => e.routeTopK(logits, 6, true), EngineError);
       assert.throws(() => e.maskRows(y, routed[0], 5), /do not fit/);
+    },
+  });
+}
+
+for (const kind of ENGINE_KINDS) {
+  Deno.test({
+    name: `${kind}: fakeQuantizeRows is the reference fakeQuantize of each row, bit for bit; trim`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, cols] = [6, 10];
+      const xs = Float32Array.from(randn(rows * cols), (v) => v * 3);
+      const x = e.upload(xs, [rows, cols]);
+      const scales = Float32Array.from({ length: rows }, (_, r) => 0.05 + 0.1 * Math.floor(r / 2));
+      const zeros = Float32Array.from({ length: rows }, (_, r) => (r % 3) - 1);
+      const s = e.upload(scales, [rows]);
+      const z = e.upload(zeros, [rows]);
+      const cases = [
+        { args: { num_bits: 4, type: "float", strategy: "tensor" }, zp: null },
+        { args: { num_bits: 8, type: "float", strategy: "tensor" }, zp: null },
+        { args: { num_bits: 4, symmetric: false, strategy: "tensor" }, zp: zeros },
+      ];
+      const outs = cases.map((c) =>
+        e.fakeQuantizeRows(x, s, c.zp === null ? null : z, parseQuantizationArgs(c.args, "in"))
+      );
+      e.trim(); // pooled storage goes; live tensors stay readable
+      const got = await read(e, ...outs);
+      cases.forEach((c, i) => {
+        const args = parseQuantizationArgs(c.args, "in");
+        for (let r = 0; r < rows; r++) {
+          const want = fakeQuantize(xs.subarray(r * cols, (r + 1) * cols), [1, cols], {
+            scale: scales.subarray(r, r + 1),
+            ...(c.zp === null ? {} : { zeroPoint: zeros.subarray(r, r + 1) }),
+          }, args);
+          assert.deepEqual(got[i].subarray(r * cols, (r + 1) * cols), want, `case ${i} row ${r}`);
+        }
+      });
+      const fp8 = parseQuantizationArgs(cases[1].args, "in");
+      const short = e.upload(scales.subarray(1), [rows - 1]);
+      assert.throws(() => e.fakeQuantizeRows(x, short, null, fp8), EngineError);
+      for (const t of [x, s, z, short, ...outs]) t.destroy();
     },
   });
 }
