@@ -32,7 +32,7 @@
  *
  * It shares llmc's two deliberate departures, so results are comparable:
  * ties of diag(H) keep column order (torch leaves them unspecified) and the
- * dampening retries before the RTN fallback (see inverse_hessian_factor.ts).
+ * dampening retries before the RTN fallback (see dampening.ts).
  *
  * @module
  */
@@ -42,7 +42,7 @@ import { tensorAmax } from "../../quant/observers.ts";
 import { calculateQParams, globalScaleFor } from "../../quant/qparams.ts";
 import { fakeQuantizeValue } from "../../quant/quantize.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
-import { dampeningSchedule } from "./inverse_hessian_factor.ts";
+import { dampeningSchedule } from "./dampening.ts";
 
 /** Options of {@link gptqReference}. */
 export interface GptqReferenceOptions {

@@ -18,7 +18,7 @@ import type { QuantizationArgs } from "../../quant/args.ts";
 import { fakeQuantizeValue } from "../../quant/quantize.ts";
 import { GptqShapeError } from "../gptq/errors.ts";
 import { gptqQParams } from "../gptq/gptq_qparams.ts";
-import { dampeningSchedule } from "../gptq/inverse_hessian_factor.ts";
+import { dampeningSchedule } from "../gptq/dampening.ts";
 import { qparamSlot, upperFactorOfInverse } from "../gptq/reference.ts";
 import { parseMaskStructure } from "./mask_structure.ts";
 
