@@ -204,23 +204,26 @@ export async function perWeight<W extends HessianReader, R>(
   }
   const counted = new Set<string>();
   try {
-    return await ops.runConcurrently(weights.map((w) => {
-      const s = shared.get(w.input)!;
-      const [rows, cols] = w.shape;
-      // U and the inverse's work matrix once per Hessian; per weight Wᵀ, its mask and errors.
-      const factorBytes = counted.has(w.input) ? 0 : 2 * cols * cols * 4;
-      counted.add(w.input);
-      return {
-        bytes: factorBytes + (2 * cols + blockSize + 1) * rows * 4,
-        run: async () => {
-          try {
-            return await run(w, s.h, s.factors);
-          } finally {
-            if (--s.left === 0) destroyFactors(s.factors);
-          }
-        },
-      };
-    }), budgetBytes);
+    return await ops.runConcurrently(
+      weights.map((w) => {
+        const s = shared.get(w.input)!;
+        const [rows, cols] = w.shape;
+        // U and the inverse's work matrix once per Hessian; per weight Wᵀ, its mask and errors.
+        const factorBytes = counted.has(w.input) ? 0 : 2 * cols * cols * 4;
+        counted.add(w.input);
+        return {
+          bytes: factorBytes + (2 * cols + blockSize + 1) * rows * 4,
+          run: async () => {
+            try {
+              return await run(w, s.h, s.factors);
+            } finally {
+              if (--s.left === 0) destroyFactors(s.factors);
+            }
+          },
+        };
+      }),
+      budgetBytes,
+    );
   } finally {
     for (const s of shared.values()) destroyFactors(s.factors);
   }

@@ -46,11 +46,7 @@ import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
 import { gptqQParams, permuteColumns } from "./gptq_qparams.ts";
 import { checkGptqWeight, type GptqResult } from "./gptq_quantize.ts";
-import {
-  activationOrder,
-  checkDampeningFrac,
-  dampeningSchedule,
-} from "./dampening.ts";
+import { activationOrder, checkDampeningFrac, dampeningSchedule } from "./dampening.ts";
 
 export type { ColumnLoopWork };
 
