@@ -51,7 +51,7 @@ export interface LmHeadGptq {
 /**
  * Quantizes lm_head.
  *
- * @param model the decoder on the GPU
+ * @param model the decoder (on its engine)
  * @param source the checkpoint
  * @param plan lm_head's plan (scheme and format set)
  * @param modifier the modifier's type

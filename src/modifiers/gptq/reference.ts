@@ -2,7 +2,7 @@
  * A plain TypeScript GPTQ (f64 linear algebra, src/quant's f32 fake
  * quantization and `calculate_qparams`), ported line by line from
  * llm-compressor 0.9's `quantize_weight` (gptq_quantize.py, unchanged from
- * 0.9.0 to 0.9.0.4) and written independently of the GPU path (it does not
+ * 0.9.0 to 0.9.0.4) and written independently of the engines' paths (it does not
  * use gptq_qparams.ts), so that it can catch a departure there:
  *
  * 1. `g_idx = arange(cols) // group_size`; for `actorder: group` W and H
@@ -56,7 +56,7 @@ export interface GptqReferenceOptions {
   globalScale?: number | null;
 }
 
-/** The reference's result (the GPU result's fields, plus the order used). */
+/** The reference's result (the engines' result fields, plus the order used). */
 export interface GptqReferenceResult {
   /** Fake-quantized weight, original column order. */
   readonly weight: Float32Array;

@@ -3,7 +3,7 @@
  * llm-compressor 0.9's `sparsify_weight`: dead columns, the preserved zero
  * mask, dampening, U = chol(chol⁻¹(chol(H)))ᵀ, per-block unstructured
  * thresholds or N:M selection, the OBS update inside and between blocks.
- * The yardstick of the GPU implementation; O(cols³ + rows·cols²).
+ * The yardstick of the engines' implementations; O(cols³ + rows·cols²).
  *
  * Where llmc departs from upstream it departs here too, so the two are
  * comparable: dampening retries then U = I instead of raising; N:M windows
