@@ -226,6 +226,7 @@ export {
   hostBlockTransform,
   type InverseFactor,
   type RowReduction,
+  type RunningHessian,
   type SecondOrderHessian,
   type SecondOrderOps,
   type SecondOrderTask,

@@ -28,11 +28,12 @@ import { describeGpu, getGpu } from "../src/gpu/device.ts";
 import { matmul, prepareOps } from "../src/gpu/ops.ts";
 import { GpuTensor } from "../src/gpu/tensor.ts";
 import { parseQuantizationArgs } from "../src/quant/args.ts";
-import { gptqQuantize } from "../src/modifiers/gptq/gptq_quantize.ts";
-import { HessianAccumulator } from "../src/modifiers/gptq/hessian_accumulator.ts";
-import { recordAtBUpdate } from "../src/modifiers/gptq/matmul_at_b_update.ts";
-import { roundUp } from "../src/modifiers/gptq/panel_matrix.ts";
-import { prepareGptqKernels } from "../src/modifiers/gptq/prepare_kernels.ts";
+import { quantizeWeight } from "../src/modifiers/gptq/quantize_weight.ts";
+import { webGpuSecondOrder } from "../src/engine/webgpu_second_order.ts";
+import { HessianAccumulator } from "../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { recordAtBUpdate } from "../src/engine/webgpu/second_order/matmul_at_b_update.ts";
+import { roundUp } from "../src/engine/webgpu/second_order/panel_matrix.ts";
+import { prepareGptqKernels } from "../src/engine/webgpu/second_order/prepare_kernels.ts";
 
 interface Case {
   readonly name: string;
@@ -105,6 +106,11 @@ async function rate(
   return flops / best / 1e6;
 }
 
+/** WebGPU second-order ops on a batch of their own (U's panels bounded by `maxPanelBytes`). */
+function opsOf(maxPanelBytes?: number) {
+  return webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, { maxPanelBytes });
+}
+
 // Warm-up: first use of every pipeline and of the buffer pool, off the clock.
 {
   const h = HessianAccumulator.create(gpu, 256);
@@ -112,7 +118,7 @@ async function rate(
   const x = GpuTensor.fromArray(gpu, fillRandom(new Float32Array(512 * 256)), [512, 256]);
   h.add(batch, x, 2);
   const args = parseQuantizationArgs({ num_bits: 4, group_size: 128, actorder: "static" }, "w");
-  await gptqQuantize(gpu, fillRandom(new Float32Array(64 * 256)), [64, 256], h, args);
+  await quantizeWeight(opsOf(), fillRandom(new Float32Array(64 * 256)), [64, 256], h, args);
   x.destroy();
   h.destroy();
 }
@@ -188,9 +194,7 @@ for (const k of cases) {
   const matmulNow = await measureMatmul(2);
   const weight = fillRandom(new Float32Array(k.rows * k.cols)).map((v) => 0.02 * v);
   const args = parseQuantizationArgs({ num_bits: 4, group_size: 128, actorder: "static" }, "w");
-  const r = await gptqQuantize(gpu, weight, [k.rows, k.cols], h, args, {
-    maxPanelBytes: k.maxPanelBytes,
-  });
+  const r = await quantizeWeight(opsOf(k.maxPanelBytes), weight, [k.rows, k.cols], h, args);
   const order = h.matrix.order;
   const panels = h.matrix.panels.length;
   h.destroy();

@@ -20,7 +20,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { CPU_SECOND_ORDER } from "../src/engine/cpu/second_order.ts";
-import { CpuHessian } from "../src/modifiers/gptq/cpu_gptq.ts";
+import { CpuHessian } from "../src/engine/cpu/hessian.ts";
 import { quantizeWeight } from "../src/modifiers/gptq/quantize_weight.ts";
 import { gptqReference } from "../src/modifiers/gptq/reference.ts";
 import { sparsifyWeight } from "../src/modifiers/sparsegpt/sparsify_weight.ts";
@@ -52,7 +52,7 @@ for (let t = 0; t < tokens; t++) {
 }
 const hessian = new CpuHessian(cols);
 hessian.add(x, 16);
-const h = hessian.read();
+const h = hessian.matrix;
 const args = parseQuantizationArgs(
   { num_bits: 4, group_size: 128, symmetric: true, actorder: "static" },
   "w",

@@ -157,7 +157,7 @@ export interface ColumnLoopWork {
 
 /**
  * A Hessian `[n, n]` as an engine holds it (from
- * {@link SecondOrderOps.hessian}, or the engine's own accumulator). Only the
+ * {@link SecondOrderOps.hessian}, or a {@link RunningHessian}). Only the
  * engine that made it may use it.
  */
 export interface SecondOrderHessian {
@@ -165,6 +165,34 @@ export interface SecondOrderHessian {
   readonly columns: number;
   /** Releases it (work already recorded on it still runs). */
   destroy(): void;
+}
+
+/**
+ * GPTQ's and SparseGPT's running Hessian of one Linear input, held by the
+ * engine that made it ({@link SecondOrderOps.runningHessian}):
+ * `H ← H · n₀/n₁ + 2/n₁ · xᵀx` with n counting sequences, as upstream. It
+ * is itself a {@link SecondOrderHessian}: second-order ops of its engine
+ * read it as it stands when they are called.
+ *
+ * @example
+ * ```ts ignore
+ * const h = engine.secondOrder.runningHessian(64);
+ * h.add(x, 4); // x [tokens, 64] from this engine, 4 sequences
+ * const host = await h.read();
+ * h.destroy();
+ * ```
+ */
+export interface RunningHessian extends SecondOrderHessian {
+  /** n: the sequences folded in so far. */
+  readonly numSamples: number;
+  /**
+   * Folds one forward's inputs in (WebGPU: records only, no wait).
+   *
+   * @throws {GptqShapeError} when x's last dimension is not `columns` or sequences < 1
+   */
+  add(x: Tensor, sequences: number): void;
+  /** H as a full symmetric `[columns, columns]` host matrix, row-major. */
+  read(): Promise<Float32Array>;
 }
 
 /** How one attempt of {@link SecondOrderOps.inverseFactor} orders and dampens H. */
@@ -238,6 +266,13 @@ export interface SecondOrderOps {
    * @param n the order
    */
   hessian(h: Float32Array, n: number): SecondOrderHessian;
+  /**
+   * A zero running Hessian of order `columns`, accumulated from this
+   * engine's tensors.
+   *
+   * @throws {GptqShapeError} for an order the engine cannot hold (WebGPU: not a multiple of 4)
+   */
+  runningHessian(columns: number): RunningHessian;
   /** diag(H); concurrent calls may share one device read. */
   diagonal(h: SecondOrderHessian): Promise<Float32Array>;
   /**
@@ -283,9 +318,25 @@ export interface SecondOrderOps {
   /**
    * Runs tasks so that their reads share device polls where the engine
    * has polls to share (WebGPU: every task of a wave records before any
-   * read, waves bounded by their bytes), and returns their results in order.
+   * read, waves bounded by their bytes: `budgetBytes`, or the engine's
+   * default), and returns their results in order. Engines that run tasks
+   * one after another ignore the budget.
    */
-  runConcurrently<T>(tasks: readonly SecondOrderTask<T>[]): Promise<T[]>;
+  runConcurrently<T>(tasks: readonly SecondOrderTask<T>[], budgetBytes?: number): Promise<T[]>;
+  /**
+   * Relative output errors `tr(Δ H Δᵀ) / tr(W H Wᵀ)` of candidates Ŵ of a
+   * weight W `[out, in]` (Δ = W − Ŵ) on H: with H = 2XᵀX/n, the ratio
+   * ‖XΔᵀ‖²_F / ‖XWᵀ‖²_F on the inputs X it was accumulated from. Sums in
+   * float64 on the host; concurrent calls may share one device poll.
+   *
+   * @returns one error per candidate (0 when W H Wᵀ = 0)
+   */
+  reconstructionErrors(
+    h: SecondOrderHessian,
+    original: Float32Array,
+    shape: readonly [number, number],
+    candidates: readonly Float32Array[],
+  ): Promise<number[]>;
 }
 
 /**

@@ -34,6 +34,7 @@ export type {
   HostArray,
   InverseFactor,
   RowReduction,
+  RunningHessian,
   SecondOrderHessian,
   SecondOrderOps,
   SecondOrderTask,
@@ -43,6 +44,7 @@ export type {
 export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
 export { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
+export { CpuHessian } from "./cpu/hessian.ts";
 export { BlockTransformKernels, hostBlockTransform } from "./cpu/block_transform.ts";
 export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
 export {
@@ -51,6 +53,8 @@ export {
   webGpuSecondOrder,
   type WebGpuSecondOrderOptions,
 } from "./webgpu_second_order.ts";
+export { HessianAccumulator } from "./webgpu/second_order/hessian_accumulator.ts";
+export { RECONSTRUCTION_CHUNK_BYTES } from "./webgpu/second_order/reconstruction_errors.ts";
 export {
   autoEngineKind,
   type ChosenEngine,

@@ -34,23 +34,28 @@ import {
   createCholeskyScratch,
   createFactorStatus,
   recordCholesky,
-} from "../modifiers/gptq/cholesky.ts";
+} from "./webgpu/second_order/cholesky.ts";
 import { GptqConfigError, GptqShapeError } from "../modifiers/gptq/errors.ts";
-import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
-import { recordAtBUpdate } from "../modifiers/gptq/matmul_at_b_update.ts";
-import { lcm, PanelMatrix, roundUp } from "../modifiers/gptq/panel_matrix.ts";
+import { HessianAccumulator } from "./webgpu/second_order/hessian_accumulator.ts";
+import { recordAtBUpdate } from "./webgpu/second_order/matmul_at_b_update.ts";
+import { lcm, PanelMatrix, roundUp } from "./webgpu/second_order/panel_matrix.ts";
 import {
   GATHER_NONE,
   recordDiagonal,
   recordIdentity,
   recordPermuteGather,
-} from "../modifiers/gptq/panel_ops.ts";
+} from "./webgpu/second_order/panel_ops.ts";
+import {
+  gpuReconstructionErrors,
+  RECONSTRUCTION_CHUNK_BYTES,
+} from "./webgpu/second_order/reconstruction_errors.ts";
+import { accumulatorOf, GpuRunningHessian } from "./webgpu/second_order/running_hessian.ts";
 import {
   createTriangularInverseScratch,
   recordLowerTriangularInverse,
   type TriangularInverseScratch,
-} from "../modifiers/gptq/triangular_inverse.ts";
-import { packUniform } from "../modifiers/gptq/_uniform.ts";
+} from "./webgpu/second_order/triangular_inverse.ts";
+import { packUniform } from "./webgpu/second_order/_uniform.ts";
 import type {
   ColumnLoop,
   ColumnLoopOutput,
@@ -58,7 +63,6 @@ import type {
   ColumnPruning,
   FactorPlan,
   InverseFactor,
-  SecondOrderHessian,
   SecondOrderOps,
   SecondOrderTask,
 } from "./engine.ts";
@@ -82,6 +86,11 @@ export interface WebGpuSecondOrderOptions {
   readonly maxChunkBytes?: number;
   /** Bound on a panel of U's bytes (tests: exercise multi-panel factors). */
   readonly maxPanelBytes?: number;
+  /**
+   * Bound on a row chunk's bytes in `reconstructionErrors` (default
+   * {@link RECONSTRUCTION_CHUNK_BYTES}; tests: exercise chunking).
+   */
+  readonly reconstructionChunkBytes?: number;
 }
 
 /**
@@ -104,6 +113,7 @@ export function webGpuSecondOrder(
   // source.gpu is read at each call: an engine may hand itself over before it is complete.
   return {
     hessian: (h, n) => HessianAccumulator.fromMatrix(source.gpu, h, n, 1),
+    runningHessian: (columns) => GpuRunningHessian.create(source, columns),
     diagonal: async (h) => {
       const acc = accumulatorOf(h);
       const batch = source.batch;
@@ -140,15 +150,18 @@ export function webGpuSecondOrder(
         l.destroy();
       }
     },
-    runConcurrently: (tasks) => inWaves(tasks, options.waveBytes ?? SECOND_ORDER_WAVE_BYTES),
+    runConcurrently: (tasks, budgetBytes) =>
+      inWaves(tasks, budgetBytes ?? options.waveBytes ?? SECOND_ORDER_WAVE_BYTES),
+    reconstructionErrors: (h, original, shape, candidates) =>
+      gpuReconstructionErrors(
+        accumulatorOf(h),
+        original,
+        shape,
+        candidates,
+        options.reconstructionChunkBytes ?? RECONSTRUCTION_CHUNK_BYTES,
+        (tensors) => reader.read(tensors),
+      ),
   };
-}
-
-function accumulatorOf(h: SecondOrderHessian): HessianAccumulator {
-  if (!(h instanceof HessianAccumulator)) {
-    throw new TypeError("WebGPU second-order ops: a Hessian of another engine");
-  }
-  return h;
 }
 
 function factorOf(u: InverseFactor): GpuFactor {

@@ -8,13 +8,8 @@
  * @module
  */
 
-import { webGpuOf } from "../engine/webgpu_engine.ts";
-import type { GpuTensor } from "../gpu/tensor.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
-import { CpuHessian } from "../modifiers/gptq/cpu_gptq.ts";
-import { cpuTensor } from "../engine/cpu_engine.ts";
-import { HessianAccumulator } from "../modifiers/gptq/hessian_accumulator.ts";
 import { checkGptqWeight } from "../modifiers/gptq/gptq_quantize.ts";
 import { quantizeWeight } from "../modifiers/gptq/quantize_weight.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
@@ -56,7 +51,7 @@ export interface LmHeadGptq {
 /**
  * Quantizes lm_head.
  *
- * @param model the decoder on the GPU
+ * @param model the decoder (on its engine)
  * @param source the checkpoint
  * @param plan lm_head's plan (scheme and format set)
  * @param modifier the modifier's type
@@ -86,12 +81,7 @@ export async function quantizeLmHead(
   const observeInputs = inputNeedsCalibration(inputArgs);
   const useGptq = gptq !== null && scheme.weights !== null;
   const engine = model.engine;
-  const gpu = webGpuOf(engine);
-  const hessian = !useGptq
-    ? null
-    : gpu
-    ? HessianAccumulator.create(gpu.gpu, plan.shape[1])
-    : new CpuHessian(plan.shape[1]);
+  const hessian = useGptq ? engine.secondOrder.runningHessian(plan.shape[1]) : null;
   try {
     let input: ObservedQParams | null = null;
     if ((observeInputs || useGptq) && hidden !== null) {
@@ -104,9 +94,7 @@ export async function quantizeLmHead(
         ]);
         const normed = await model.finalNorm(x);
         x.destroy();
-        if (hessian instanceof CpuHessian) {
-          hessian.add(cpuTensor(normed, "lm_head").data as Float32Array, b.sequences);
-        } else hessian?.add(gpu!.batch, normed as GpuTensor, b.sequences);
+        hessian?.add(normed, b.sequences);
         if (observeInputs) pending.push(recordTensorMinMax(engine, normed, b.sequences, b.seqLen));
         // Started now; a failure surfaces at the next read.
         engine.flush().catch(() => {});
@@ -145,11 +133,7 @@ export async function quantizeLmHead(
     if (hessian !== null) {
       // quantizeWeight on the engine's second-order ops (two device polls on WebGPU).
       checkGptqWeight(values, plan.shape, hessian.columns, args, plan.name);
-      const ops = engine.secondOrder;
-      const h = hessian instanceof CpuHessian
-        ? ops.hessian(hessian.read(), hessian.columns)
-        : hessian;
-      const r = await quantizeWeight(ops, values, plan.shape, h, args, {
+      const r = await quantizeWeight(engine.secondOrder, values, plan.shape, hessian, args, {
         blockSize: gptq!.blockSize,
         dampeningFrac: gptq!.dampeningFrac,
         where: plan.name,

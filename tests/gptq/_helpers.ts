@@ -17,8 +17,21 @@ import { quantizedRange } from "../../src/quant/qparams.ts";
 import { roundToF8E4M3 } from "../../src/io/floats.ts";
 import { castToFp4 } from "../../src/quant/fp4.ts";
 import { roundHalfEven } from "../../src/quant/round_half_even.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import type { PanelMatrix, PanelMatrixOptions } from "../../src/modifiers/gptq/panel_matrix.ts";
+import { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
+import type {
+  PanelMatrix,
+  PanelMatrixOptions,
+} from "../../src/engine/webgpu/second_order/panel_matrix.ts";
+
+const engines = new Map<Gpu, Promise<WebGpuEngine>>();
+
+/** One WebGPU engine per device, shared by the tests of a file (the GPTQ entry points take an engine). */
+export function webGpuEngine(gpu: Gpu): Promise<WebGpuEngine> {
+  let e = engines.get(gpu);
+  if (e === undefined) engines.set(gpu, e = WebGpuEngine.create(gpu));
+  return e;
+}
 
 /** A seeded standard normal generator. */
 export function gaussian(seed: number): () => number {

@@ -13,14 +13,14 @@ import {
   createFactorStatus,
   readFactorStatus,
   recordCholesky,
-} from "../../src/modifiers/gptq/cholesky.ts";
-import { PanelMatrix } from "../../src/modifiers/gptq/panel_matrix.ts";
-import { recordIdentity } from "../../src/modifiers/gptq/panel_ops.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+} from "../../src/engine/webgpu/second_order/cholesky.ts";
+import { PanelMatrix } from "../../src/engine/webgpu/second_order/panel_matrix.ts";
+import { recordIdentity } from "../../src/engine/webgpu/second_order/panel_ops.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import {
   createTriangularInverseScratch,
   recordLowerTriangularInverse,
-} from "../../src/modifiers/gptq/triangular_inverse.ts";
+} from "../../src/engine/webgpu/second_order/triangular_inverse.ts";
 import { randomSpd, uploadMatrix } from "./_helpers.ts";
 
 const gpu = await getGpu();

@@ -14,7 +14,7 @@ import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
 import type { ColumnQuantization } from "../../src/engine/engine.ts";
 import { CommandBatch } from "../../src/gpu/batch.ts";
 import { gptqQParams, permuteColumns } from "../../src/modifiers/gptq/gptq_qparams.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { blockedColumnLoop } from "../../src/modifiers/gptq/quantize_weight.ts";
 import { gaussian } from "./_helpers.ts";
 

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { CPU_SECOND_ORDER, cpuInverseFactor } from "../../src/engine/cpu/second_order.ts";
-import { CpuHessian, cpuReconstructionErrors } from "../../src/modifiers/gptq/cpu_gptq.ts";
+import { CpuHessian } from "../../src/engine/cpu/hessian.ts";
 import { type FactorCache, quantizeWeight } from "../../src/modifiers/gptq/quantize_weight.ts";
 import { gptqReference, upperFactorOfInverse } from "../../src/modifiers/gptq/reference.ts";
 import { sparsegptReference } from "../../src/modifiers/sparsegpt/reference.ts";
@@ -36,7 +36,7 @@ function hessianOf(layer: SyntheticLayer): Float32Array {
   for (let b = 0; b < 4; b++) {
     h.add(layer.inputs.subarray(b * per * layer.cols, (b + 1) * per * layer.cols), 1);
   }
-  return h.read();
+  return h.matrix;
 }
 
 Deno.test("CPU inverse factor = the float64 UᵀU = H⁻¹ factor across panel boundaries; indefinite → null", () => {
@@ -176,14 +176,20 @@ Deno.test("CPU SparseGPT = reference: a preserved mask, and pruning + int4 quant
   assert.ok(q.quantization !== undefined && q.sparsity >= 0.5);
 });
 
-Deno.test("CPU reconstruction errors: tr(ΔHΔᵀ)/tr(WHWᵀ) = ‖XΔᵀ‖²/‖XWᵀ‖² on the accumulated inputs", () => {
+Deno.test("CPU reconstruction errors: tr(ΔHΔᵀ)/tr(WHWᵀ) = ‖XΔᵀ‖²/‖XWᵀ‖² on the accumulated inputs", async () => {
   const layer = syntheticLayer(40, 96, 384, 214);
   const shape = [layer.rows, layer.cols] as const;
   const h = new CpuHessian(layer.cols);
   h.add(layer.inputs, 3);
   const a = layer.weight.map((v) => Math.round(v * 20) / 20);
   const b = layer.weight.map((v, i) => (i % 3 === 0 ? 0 : v));
-  const got = cpuReconstructionErrors(h, layer.weight, shape, [a, b]);
+  // Through the engine op on the running Hessian, and on an uploaded copy of it.
+  const got = await CPU_SECOND_ORDER.reconstructionErrors(h, layer.weight, shape, [a, b]);
+  const copy = CPU_SECOND_ORDER.hessian(await h.read(), layer.cols);
+  assert.deepEqual(
+    await CPU_SECOND_ORDER.reconstructionErrors(copy, layer.weight, shape, [a, b]),
+    got,
+  );
   const base = reconstructionError(layer, new Float32Array(layer.weight.length));
   for (const [k, c] of [a, b].entries()) {
     const want = reconstructionError(layer, c) / base;

@@ -9,9 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import { CommandBatch } from "../../src/gpu/batch.ts";
+import type { Tensor } from "../../src/engine/engine.ts";
+import { accumulatorOf } from "../../src/engine/webgpu/second_order/running_hessian.ts";
 import { getGpu } from "../../src/gpu/device.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
 import {
   gptqLayerWeights,
   type GptqWeightInput,
@@ -19,12 +19,19 @@ import {
 } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { GptqConfigError } from "../../src/modifiers/gptq/errors.ts";
 import { gptqQuantize, type GptqResult } from "../../src/modifiers/gptq/gptq_quantize.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import { countRoundTrips, type SyntheticLayer, syntheticLayer, uploadMatrix } from "./_helpers.ts";
+import {
+  countRoundTrips,
+  type SyntheticLayer,
+  syntheticLayer,
+  uploadMatrix,
+  webGpuEngine,
+} from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const engine = await webGpuEngine(gpu);
 
 const BLOCK = 32;
 const DAMP = 0.01;
@@ -32,21 +39,20 @@ const DAMP = 0.01;
 /** A layer's Hessians accumulated from synthetic inputs, 4 batches of one sequence each. */
 async function layerHessians(inputs: Record<string, SyntheticLayer>): Promise<LayerHessians> {
   const hessians = LayerHessians.create(
-    gpu,
+    engine,
     new Map(Object.entries(inputs).map(([key, l]) => [key, l.cols])),
   );
-  const batch = new CommandBatch(gpu);
-  const xs: GpuTensor[] = [];
+  const xs: Tensor[] = [];
   for (const [key, layer] of Object.entries(inputs)) {
     const per = layer.tokens / 4;
     for (let b = 0; b < 4; b++) {
       const x = layer.inputs.subarray(b * per * layer.cols, (b + 1) * per * layer.cols);
-      const t = GpuTensor.fromArray(gpu, x, [per, layer.cols]);
-      hessians.add(key, batch, t, 1);
+      const t = engine.upload(x, [per, layer.cols]);
+      hessians.add(key, t, 1);
       xs.push(t);
     }
   }
-  await batch.done();
+  await engine.flush();
   for (const t of xs) t.destroy();
   return hessians;
 }
@@ -77,7 +83,7 @@ async function plainPath(
   const out: GptqResult[] = [];
   for (const l of linears) {
     out.push(
-      await gptqQuantize(gpu, l.values, l.shape, hessians.get(l.input), l.args, {
+      await gptqQuantize(engine, l.values, l.shape, hessians.get(l.input), l.args, {
         blockSize: BLOCK,
         dampeningFrac: DAMP,
         where: l.name,
@@ -135,7 +141,7 @@ Deno.test("batched layer GPTQ is bit-identical to compute + gptqQuantize per Lin
   const hessians = await layerHessians(inputs);
   try {
     const { value: batched, trips } = await countRoundTrips(() =>
-      gptqLayerWeights(gpu, 0, "llama", hessians, linears, {
+      gptqLayerWeights(engine, 0, "llama", hessians, linears, {
         blockSize: BLOCK,
         dampeningFrac: DAMP,
       })
@@ -157,9 +163,9 @@ Deno.test("a wave budget that forces one factor per wave changes nothing", async
   const hessians = await layerHessians(inputs);
   try {
     const options = { blockSize: BLOCK, dampeningFrac: DAMP };
-    const one = await gptqLayerWeights(gpu, 0, "llama", hessians, linears, options);
+    const one = await gptqLayerWeights(engine, 0, "llama", hessians, linears, options);
     const { value: many, trips } = await countRoundTrips(() =>
-      gptqLayerWeights(gpu, 0, "llama", hessians, linears, { ...options, waveBytes: 1 })
+      gptqLayerWeights(engine, 0, "llama", hessians, linears, { ...options, waveBytes: 1 })
     );
     // Every weight its own wave: its diagonal, then its factor and loop.
     assert.equal(trips, 2 * linears.length);
@@ -181,16 +187,17 @@ Deno.test("a failed first factorization takes the slow path: retries and RTN fal
   const hessians = await layerHessians({ good: syntheticLayer(8, 64, 256, 204) });
   // One LayerHessians holding all four: the good one's data and three made up.
   const all = LayerHessians.create(
-    gpu,
+    engine,
     new Map([["good", 64], ["retry", 32], ["hopeless", 32], ["nan", 32]]),
   );
   try {
-    uploadMatrix(all.get("good").matrix, await hessians.get("good").read());
+    const matrix = (key: string) => accumulatorOf(all.get(key)).matrix;
+    uploadMatrix(matrix("good"), await hessians.get("good").read());
     // Eigenvalues 1 ± 1.05: the first attempt fails, ×10 dampening factors.
-    uploadMatrix(all.get("retry").matrix, coupled(32, 1.05));
+    uploadMatrix(matrix("retry"), coupled(32, 1.05));
     // Eigenvalues 1 ± 51: every attempt fails, U = I.
-    uploadMatrix(all.get("hopeless").matrix, coupled(32, 51));
-    uploadMatrix(all.get("nan").matrix, new Float32Array(32 * 32).fill(NaN));
+    uploadMatrix(matrix("hopeless"), coupled(32, 51));
+    uploadMatrix(matrix("nan"), new Float32Array(32 * 32).fill(NaN));
     const channel = { num_bits: 4, strategy: "channel" };
     const linears = [
       linear("g", "good", 32, 64, 21, { num_bits: 4, group_size: 32, actorder: "group" }),
@@ -200,7 +207,7 @@ Deno.test("a failed first factorization takes the slow path: retries and RTN fal
       linear("n", "nan", 16, 32, 25, channel),
       linear("g2", "good", 16, 64, 26, channel),
     ];
-    const batched = await gptqLayerWeights(gpu, 0, "llama", all, linears, {
+    const batched = await gptqLayerWeights(engine, 0, "llama", all, linears, {
       blockSize: BLOCK,
       dampeningFrac: DAMP,
     });
@@ -219,14 +226,14 @@ Deno.test("a failed first factorization takes the slow path: retries and RTN fal
 });
 
 Deno.test("unsupported args are refused before any GPU work", async () => {
-  const hessians = LayerHessians.create(gpu, new Map([["x", 16]]));
+  const hessians = LayerHessians.create(engine, new Map([["x", 16]]));
   try {
     const ok = linear("a", "x", 8, 16, 31, { num_bits: 4, strategy: "channel" });
     const dynamic = linear("b", "x", 8, 16, 32, { num_bits: 8, strategy: "tensor", dynamic: true });
     const { trips } = await countRoundTrips(() =>
       assert.rejects(
         () =>
-          gptqLayerWeights(gpu, 0, "llama", hessians, [ok, dynamic], {
+          gptqLayerWeights(engine, 0, "llama", hessians, [ok, dynamic], {
             blockSize: BLOCK,
             dampeningFrac: DAMP,
           }),
@@ -235,7 +242,7 @@ Deno.test("unsupported args are refused before any GPU work", async () => {
     );
     assert.equal(trips, 0);
     assert.deepEqual(
-      await gptqLayerWeights(gpu, 0, "llama", hessians, [], { blockSize: 32, dampeningFrac: 0 }),
+      await gptqLayerWeights(engine, 0, "llama", hessians, [], { blockSize: 32, dampeningFrac: 0 }),
       [],
     );
   } finally {

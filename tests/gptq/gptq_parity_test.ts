@@ -20,13 +20,12 @@ import {
   compressPackQuantized,
   decompressPackQuantized,
 } from "../../src/compress/pack_quantized.ts";
-import { CommandBatch } from "../../src/gpu/batch.ts";
+import type { Tensor } from "../../src/engine/engine.ts";
 import { getGpu } from "../../src/gpu/device.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
 import { gptqLayerWeights, LayerHessians } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { gptqQuantize } from "../../src/modifiers/gptq/gptq_quantize.ts";
-import type { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import type { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { gptqReference } from "../../src/modifiers/gptq/reference.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { fakeQuantize } from "../../src/quant/quantize.ts";
@@ -37,10 +36,12 @@ import {
   reconstructionError,
   type SyntheticLayer,
   syntheticLayer,
+  webGpuEngine,
 } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const engine = await webGpuEngine(gpu);
 
 const LAYERS: Record<string, SyntheticLayer> = {
   "64×512": syntheticLayer(64, 512, 1024, 211),
@@ -72,7 +73,7 @@ for (const [label, layer] of Object.entries(LAYERS)) {
         for (const symmetric of [true, false]) {
           const what = `actorder ${actorder}, ${symmetric ? "sym" : "asym"}`;
           const args = w4g128(actorder, symmetric);
-          const gpuResult = await gptqQuantize(gpu, layer.weight, shape, h, args);
+          const gpuResult = await gptqQuantize(engine, layer.weight, shape, h, args);
           const ref = gptqReference(layer.weight, shape, hm, args);
           assert.equal(gpuResult.fellBackToRtn, false, what);
           assert.equal(ref.fellBackToRtn, false, what);
@@ -194,7 +195,7 @@ Deno.test("a GPTQ actorder-group weight survives pack-quantized compression with
   await withHessian(layer, async (h) => {
     for (const symmetric of [true, false]) {
       const args = w4g128("group", symmetric);
-      const r = await gptqQuantize(gpu, layer.weight, shape, h, args);
+      const r = await gptqQuantize(engine, layer.weight, shape, h, args);
       assert.ok(r.gIdx !== undefined);
       const tensors = compressPackQuantized("m", r.weight, shape, args, {
         scale: r.scale,
@@ -221,7 +222,7 @@ Deno.test("GPTQ's zero-preserving mask is upstream's ~isclose(W, 0): tiny weight
   );
   const args = w4g128("group", true);
   await withHessian(layer, async (h, hm) => {
-    const r = await gptqQuantize(gpu, w, shape, h, args);
+    const r = await gptqQuantize(engine, w, shape, h, args);
     const ref = gptqReference(w, shape, hm, args);
     compareWithReference(r.weight, ref, shape, (i) => nearRoundingTie(ref.preRound[i], args), {
       tol: 1e-6,
@@ -237,17 +238,16 @@ Deno.test("the model's entry point (gptqLayerWeights: shared factors, one wave) 
   // q/k/v-like: three weights on one input, two activation-ordered ones
   // sharing a permuted factor, one in column order.
   const layer = LAYERS["64×512"];
-  const hessians = LayerHessians.create(gpu, new Map([["x", layer.cols]]));
+  const hessians = LayerHessians.create(engine, new Map([["x", layer.cols]]));
   try {
-    const batch = new CommandBatch(gpu);
     const per = layer.tokens / 4;
-    const xs: GpuTensor[] = [];
+    const xs: Tensor[] = [];
     for (let b = 0; b < 4; b++) {
       const x = layer.inputs.subarray(b * per * layer.cols, (b + 1) * per * layer.cols);
-      xs.push(GpuTensor.fromArray(gpu, x, [per, layer.cols]));
-      hessians.add("x", batch, xs[b], 1);
+      xs.push(engine.upload(x, [per, layer.cols]));
+      hessians.add("x", xs[b], 1);
     }
-    await batch.done();
+    await engine.flush();
     for (const t of xs) t.destroy();
     const specs = [["q", "group", true, 221], ["k", "weight", false, 222], ["v", null, false, 223]];
     const linears = specs.map(([name, actorder, symmetric, seed]) => ({
@@ -258,7 +258,7 @@ Deno.test("the model's entry point (gptqLayerWeights: shared factors, one wave) 
       args: w4g128(actorder as string | null, symmetric as boolean),
       dtype: "F32" as const,
     }));
-    const results = await gptqLayerWeights(gpu, 0, "llama", hessians, linears, {
+    const results = await gptqLayerWeights(engine, 0, "llama", hessians, linears, {
       blockSize: 128,
       dampeningFrac: 0.01,
     });

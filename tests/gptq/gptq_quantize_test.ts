@@ -12,7 +12,7 @@ import { parseQuantizationArgs, type QuantizationArgs } from "../../src/quant/ar
 import { fakeQuantize } from "../../src/quant/quantize.ts";
 import { GptqConfigError, GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import { gptqQuantize, type GptqResult } from "../../src/modifiers/gptq/gptq_quantize.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
+import { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
 import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
 import { CommandBatch } from "../../src/gpu/batch.ts";
 import {
@@ -20,7 +20,7 @@ import {
   type FactorCache,
   quantizeWeight,
 } from "../../src/modifiers/gptq/quantize_weight.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { gptqReference } from "../../src/modifiers/gptq/reference.ts";
 import {
   accumulate,
@@ -30,10 +30,12 @@ import {
   reconstructionError,
   type SyntheticLayer,
   syntheticLayer,
+  webGpuEngine,
 } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const engine = await webGpuEngine(gpu);
 
 const LAYERS = {
   small: syntheticLayer(64, 96, 384, 101),
@@ -51,7 +53,7 @@ async function gpuAndReference(
   const shape = [layer.rows, layer.cols] as const;
   const h = await accumulate(gpu, layer);
   try {
-    const gpuResult = await gptqQuantize(gpu, layer.weight, shape, h, args, { blockSize });
+    const gpuResult = await gptqQuantize(engine, layer.weight, shape, h, args, { blockSize });
     const ref = gptqReference(layer.weight, shape, await h.read(), args, { blockSize });
     assert.equal(gpuResult.fellBackToRtn, false);
     assert.equal(ref.fellBackToRtn, false);
@@ -156,7 +158,7 @@ Deno.test("GPTQ reconstructs the calibration outputs better than RTN", async () 
       ]
     ) {
       const args = parseQuantizationArgs(spec, "w");
-      const r = await gptqQuantize(gpu, layer.weight, shape, h, args);
+      const r = await gptqQuantize(engine, layer.weight, shape, h, args);
       const rtn = fakeQuantize(layer.weight, shape, {
         scale: r.scale,
         zeroPoint: r.zeroPoint,
@@ -180,11 +182,9 @@ Deno.test("chunked Hessian panels and weight chunks give the identical result", 
   const h2 = await accumulate(gpu, layer, 4, { maxPanelBytes: small });
   try {
     assert.equal(h2.matrix.panels.length, 2);
-    const a = await gptqQuantize(gpu, layer.weight, shape, h1, args);
-    const b = await gptqQuantize(gpu, layer.weight, shape, h2, args, {
-      maxPanelBytes: small,
-      maxChunkBytes: small / 4,
-    });
+    const a = await gptqQuantize(engine, layer.weight, shape, h1, args);
+    const chunked = webGpuSecondOrder(engine, { maxPanelBytes: small, maxChunkBytes: small / 4 });
+    const b = await quantizeWeight(chunked, layer.weight, shape, h2, args);
     assert.deepEqual(Array.from(b.weight), Array.from(a.weight));
     assert.equal(b.loss, a.loss);
   } finally {
@@ -201,7 +201,7 @@ Deno.test("one factor serves several modules sharing an input", async () => {
   const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) });
   const factors: FactorCache = new Map();
   try {
-    const alone = await gptqQuantize(gpu, layer.weight, shape, h, args);
+    const alone = await gptqQuantize(engine, layer.weight, shape, h, args);
     const other = layer.weight.map((v) => -v);
     const [a, b] = await Promise.all([
       quantizeWeight(ops, layer.weight, shape, h, args, { factors }),
@@ -210,7 +210,7 @@ Deno.test("one factor serves several modules sharing an input", async () => {
     assert.deepEqual(Array.from(a.weight), Array.from(alone.weight));
     assert.deepEqual(
       Array.from(b.weight),
-      Array.from((await gptqQuantize(gpu, other, shape, h, args)).weight),
+      Array.from((await gptqQuantize(engine, other, shape, h, args)).weight),
     );
     assert.deepEqual([...factors.keys()], ["actorder|128"]);
   } finally {
@@ -227,7 +227,7 @@ Deno.test("a sparse weight keeps its zeros; dead columns are zeroed", async () =
   const h = await accumulate(gpu, { ...layer, weight: w });
   try {
     const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
-    const r = await gptqQuantize(gpu, w, [32, 64], h, args);
+    const r = await gptqQuantize(engine, w, [32, 64], h, args);
     const ref = gptqReference(w, [32, 64], await h.read(), args);
     assert.equal(r.deadColumns, 1);
     for (let i = 0; i < w.length; i++) if (w[i] === 0) assert.equal(r.weight[i], 0, `zero at ${i}`);
@@ -244,7 +244,7 @@ Deno.test("an indefinite Hessian is retried, then quantized with the larger damp
   const h = HessianAccumulator.fromMatrix(gpu, hm, 32, 1);
   try {
     const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
-    const r = await gptqQuantize(gpu, layer.weight, [16, 32], h, args, { blockSize: 16 });
+    const r = await gptqQuantize(engine, layer.weight, [16, 32], h, args, { blockSize: 16 });
     const ref = gptqReference(layer.weight, [16, 32], hm, args, { blockSize: 16 });
     assert.equal(r.fellBackToRtn, false);
     assert.equal(r.attempts, 2);
@@ -263,7 +263,7 @@ Deno.test("a singular Hessian without dampening fails once, then factors when da
   try {
     const layer = syntheticLayer(8, 32, 64, 108);
     const args = parseQuantizationArgs({ num_bits: 8, strategy: "channel" }, "w");
-    const r = await gptqQuantize(gpu, layer.weight, [8, 32], h, args, { dampeningFrac: 0 });
+    const r = await gptqQuantize(engine, layer.weight, [8, 32], h, args, { dampeningFrac: 0 });
     const ref = gptqReference(layer.weight, [8, 32], hm, args, { dampeningFrac: 0 });
     assert.equal(r.fellBackToRtn, false);
     assert.equal(r.attempts, 2);
@@ -283,7 +283,7 @@ Deno.test("a hopeless Hessian falls back to RTN and says so", async () => {
   try {
     const args = parseQuantizationArgs({ num_bits: 4, group_size: 16 }, "w");
     for (const source of [h, hNan]) {
-      const r = await gptqQuantize(gpu, layer.weight, [16, 32], source, args);
+      const r = await gptqQuantize(engine, layer.weight, [16, 32], source, args);
       assert.equal(r.fellBackToRtn, true);
       assert.equal(r.attempts, 4);
       const rtn = fakeQuantize(
@@ -307,11 +307,11 @@ Deno.test("unsupported args and mismatched shapes are typed errors", async () =>
   try {
     const w = new Float32Array(8 * 16);
     const dynamic = parseQuantizationArgs({ num_bits: 8, strategy: "tensor", dynamic: true }, "w");
-    await assert.rejects(() => gptqQuantize(gpu, w, [8, 16], h, dynamic), GptqConfigError);
+    await assert.rejects(() => gptqQuantize(engine, w, [8, 16], h, dynamic), GptqConfigError);
     const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
-    await assert.rejects(() => gptqQuantize(gpu, w, [16, 8], h, args), GptqShapeError);
+    await assert.rejects(() => gptqQuantize(engine, w, [16, 8], h, args), GptqShapeError);
     await assert.rejects(
-      () => gptqQuantize(gpu, new Float32Array(8 * 16), [8, 16], h, args, { blockSize: 12 }),
+      () => gptqQuantize(engine, new Float32Array(8 * 16), [8, 16], h, args, { blockSize: 12 }),
       GptqConfigError,
     );
   } finally {

@@ -12,8 +12,8 @@ import { GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
 import {
   HessianAccumulator,
   hessianTokenChunk,
-} from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+} from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { gaussian } from "./_helpers.ts";
 
 const gpu = await getGpu();

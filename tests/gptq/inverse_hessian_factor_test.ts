@@ -8,13 +8,10 @@
 
 import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import {
-  activationOrder,
-  dampeningSchedule,
-  InverseHessianFactor,
-} from "../../src/modifiers/gptq/inverse_hessian_factor.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { InverseHessianFactor } from "../../src/engine/webgpu/second_order/inverse_hessian_factor.ts";
+import { activationOrder, dampeningSchedule } from "../../src/modifiers/gptq/dampening.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { upperFactorOfInverse } from "../../src/modifiers/gptq/reference.ts";
 import { accumulate, coupled, syntheticLayer } from "./_helpers.ts";
 

@@ -13,8 +13,8 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { GptqConfigError, GptqShapeError } from "../../src/modifiers/gptq/errors.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { SparseGptConfigError } from "../../src/modifiers/sparsegpt/errors.ts";
 import {
   sparsegptPrune,
@@ -24,10 +24,11 @@ import {
   type SparseGptWeightOptions,
 } from "../../src/modifiers/sparsegpt/sparsegpt_prune.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import { accumulate, countRoundTrips, syntheticLayer } from "./_helpers.ts";
+import { accumulate, countRoundTrips, syntheticLayer, webGpuEngine } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const engine = await webGpuEngine(gpu);
 
 const BLOCK = 32;
 const DAMP = 0.01;
@@ -69,7 +70,7 @@ async function plainPath(
   const out: SparseGptResult[] = [];
   for (const w of weights) {
     out.push(
-      await sparsegptPrune(gpu, w.weight, w.shape, hessians.get(w.input)!, {
+      await sparsegptPrune(engine, w.weight, w.shape, hessians.get(w.input)!, {
         ...w.options,
         blockSize: BLOCK,
         dampeningFrac: DAMP,
@@ -170,7 +171,7 @@ Deno.test("batched SparseGPT is bit-identical to compute + sparsegptPrune per Li
   const { hessians, weights } = await layerSetup();
   try {
     const { value: batched, trips } = await countRoundTrips(() =>
-      sparsegptPruneMany(gpu, lookup(hessians), weights, {
+      sparsegptPruneMany(engine, lookup(hessians), weights, {
         blockSize: BLOCK,
         dampeningFrac: DAMP,
       })
@@ -193,7 +194,7 @@ Deno.test("batched SparseGPT is bit-identical to compute + sparsegptPrune per Li
     assert.ok(batched[1].sparsity >= 0.5 && batched[4].sparsity >= 0.6);
     // sparsegptPrune on the Hessian itself computes the same factor.
     const direct = await sparsegptPrune(
-      gpu,
+      engine,
       weights[0].weight,
       weights[0].shape,
       hessians.get("attn")!,
@@ -213,9 +214,9 @@ Deno.test("a wave budget that forces one factor per wave changes nothing", async
   const { hessians, weights } = await layerSetup();
   try {
     const options = { blockSize: BLOCK, dampeningFrac: DAMP };
-    const one = await sparsegptPruneMany(gpu, lookup(hessians), weights, options);
+    const one = await sparsegptPruneMany(engine, lookup(hessians), weights, options);
     const { value: many, trips } = await countRoundTrips(() =>
-      sparsegptPruneMany(gpu, lookup(hessians), weights, { ...options, waveBytes: 1 })
+      sparsegptPruneMany(engine, lookup(hessians), weights, { ...options, waveBytes: 1 })
     );
     // Every weight its own wave: its diagonal, then its factor and loop.
     assert.equal(trips, 2 * weights.length);
@@ -252,7 +253,7 @@ Deno.test("a failed first factorization takes the slow path: retries and magnitu
       weight("nan", 16, 32, 25, { sparsity: 0.5, maskStructure: "2:4", where: "n" }),
       weight("good", 16, 64, 26, { sparsity: 0.7, where: "g2" }),
     ];
-    const batched = await sparsegptPruneMany(gpu, lookup(hessians), weights, {
+    const batched = await sparsegptPruneMany(engine, lookup(hessians), weights, {
       blockSize: BLOCK,
       dampeningFrac: DAMP,
     });
@@ -301,13 +302,13 @@ Deno.test("refused options and shapes cost no GPU work", async () => {
     for (const [bad, error] of cases) {
       const { trips } = await countRoundTrips(() =>
         assert.rejects(
-          () => sparsegptPruneMany(gpu, lookup(hessians), [ok, bad], { blockSize: BLOCK }),
+          () => sparsegptPruneMany(engine, lookup(hessians), [ok, bad], { blockSize: BLOCK }),
           error,
         )
       );
       assert.equal(trips, 0);
     }
-    assert.deepEqual(await sparsegptPruneMany(gpu, lookup(hessians), []), []);
+    assert.deepEqual(await sparsegptPruneMany(engine, lookup(hessians), []), []);
   } finally {
     destroyAll(hessians);
   }

@@ -8,11 +8,13 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
-import { HessianAccumulator } from "../../src/modifiers/gptq/hessian_accumulator.ts";
-import { prepareGptqKernels } from "../../src/modifiers/gptq/prepare_kernels.ts";
+import { HessianAccumulator } from "../../src/engine/webgpu/second_order/hessian_accumulator.ts";
+import { prepareGptqKernels } from "../../src/engine/webgpu/second_order/prepare_kernels.ts";
 import { SparseGptConfigError } from "../../src/modifiers/sparsegpt/errors.ts";
 import { parseMaskStructure } from "../../src/modifiers/sparsegpt/mask_structure.ts";
 import { sparsegptReference } from "../../src/modifiers/sparsegpt/reference.ts";
+import { sparsifyWeight } from "../../src/modifiers/sparsegpt/sparsify_weight.ts";
+import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
 import {
   type SparseGptOptions,
   sparsegptPrune,
@@ -24,10 +26,12 @@ import {
   reconstructionError,
   type SyntheticLayer,
   syntheticLayer,
+  webGpuEngine,
 } from "./_helpers.ts";
 
 const gpu = await getGpu();
 await prepareGptqKernels(gpu);
+const engine = await webGpuEngine(gpu);
 
 const LAYER = syntheticLayer(96, 256, 768, 201);
 const RAGGED = syntheticLayer(64, 200, 600, 202);
@@ -37,7 +41,7 @@ async function checkAgainstReference(layer: SyntheticLayer, options: SparseGptOp
   const shape = [layer.rows, layer.cols] as const;
   const h = await accumulate(gpu, layer);
   try {
-    const r = await sparsegptPrune(gpu, layer.weight, shape, h, options);
+    const r = await sparsegptPrune(engine, layer.weight, shape, h, options);
     const ref = sparsegptReference(layer.weight, shape, await h.read(), options);
     assert.equal(r.fellBackToMagnitude, false);
     const args = options.quantization;
@@ -124,11 +128,11 @@ Deno.test("SparseGPT reconstructs the outputs better than magnitude pruning", as
   const shape = [LAYER.rows, LAYER.cols] as const;
   const h = await accumulate(gpu, LAYER);
   try {
-    const un = await sparsegptPrune(gpu, LAYER.weight, shape, h, { sparsity: 0.5 });
+    const un = await sparsegptPrune(engine, LAYER.weight, shape, h, { sparsity: 0.5 });
     const e = reconstructionError(LAYER, un.weight);
     const eMag = reconstructionError(LAYER, magnitudeUnstructured(LAYER.weight, 0.5));
     assert.ok(e < 0.7 * eMag, `unstructured: SparseGPT ${e} vs magnitude ${eMag}`);
-    const nm = await sparsegptPrune(gpu, LAYER.weight, shape, h, {
+    const nm = await sparsegptPrune(engine, LAYER.weight, shape, h, {
       sparsity: 0.5,
       maskStructure: "2:4",
     });
@@ -171,7 +175,7 @@ Deno.test("a preserved mask stays pruned and is extended to the target", async (
   const h = await accumulate(gpu, layer);
   try {
     await assert.rejects(
-      () => sparsegptPrune(gpu, w, [64, 128], h, { sparsity: 0.2, preserveSparsityMask: true }),
+      () => sparsegptPrune(engine, w, [64, 128], h, { sparsity: 0.2, preserveSparsityMask: true }),
       SparseGptConfigError,
     );
   } finally {
@@ -184,17 +188,16 @@ Deno.test("chunked Hessian panels and weight chunks give the identical result", 
   const small = 128 * 256 * 4;
   const h1 = await accumulate(gpu, RAGGED);
   const h2 = await accumulate(gpu, RAGGED, 4, { maxPanelBytes: small });
+  const chunked = webGpuSecondOrder(engine, { maxPanelBytes: small, maxChunkBytes: small / 8 });
   try {
     for (const maskStructure of ["0:0", "2:4"]) {
-      const a = await sparsegptPrune(gpu, RAGGED.weight, shape, h1, {
+      const a = await sparsegptPrune(engine, RAGGED.weight, shape, h1, {
         sparsity: 0.6,
         maskStructure,
       });
-      const b = await sparsegptPrune(gpu, RAGGED.weight, shape, h2, {
+      const b = await sparsifyWeight(chunked, RAGGED.weight, shape, h2, {
         sparsity: 0.6,
         maskStructure,
-        maxPanelBytes: small,
-        maxChunkBytes: small / 8,
       });
       assert.deepEqual(Array.from(b.weight), Array.from(a.weight), maskStructure);
     }
@@ -212,7 +215,7 @@ Deno.test("a hopeless Hessian falls back to magnitude pruning", async () => {
   const h = HessianAccumulator.fromMatrix(gpu, hm, n, 1);
   const layer = syntheticLayer(8, n, 32, 204);
   try {
-    const r = await sparsegptPrune(gpu, layer.weight, [8, n], h, {
+    const r = await sparsegptPrune(engine, layer.weight, [8, n], h, {
       sparsity: 0.5,
       maskStructure: "2:4",
     });
@@ -231,7 +234,7 @@ Deno.test("mask structures and bad sparsities are typed errors", async () => {
   const h = HessianAccumulator.create(gpu, 8);
   try {
     await assert.rejects(
-      () => sparsegptPrune(gpu, new Float32Array(64), [8, 8], h, { sparsity: 1 }),
+      () => sparsegptPrune(engine, new Float32Array(64), [8, 8], h, { sparsity: 1 }),
       SparseGptConfigError,
     );
   } finally {

@@ -15,10 +15,9 @@
  */
 
 import assert from "node:assert/strict";
-import { CommandBatch } from "../../src/gpu/batch.ts";
+import { webGpuSecondOrder } from "../../src/engine/webgpu_second_order.ts";
+import { WebGpuEngine } from "../../src/engine/webgpu_engine.ts";
 import { getGpu } from "../../src/gpu/device.ts";
-import { prepareOps } from "../../src/gpu/ops.ts";
-import { GpuTensor } from "../../src/gpu/tensor.ts";
 import type { ModuleMetricEvent } from "../../src/graph/events.ts";
 import { LayerHessians, reconstructionErrors } from "../../src/modifiers/gptq/gptq_weights.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
@@ -59,29 +58,24 @@ Deno.test({
   name: "reconstructionErrors: tr(ΔHΔᵀ)/tr(WHWᵀ) equals ‖XΔᵀ‖²/‖XWᵀ‖² on the accumulated inputs",
   sanitizeResources: false,
   fn: async () => {
-    const gpu = await getGpu();
-    await prepareOps(gpu);
+    const engine = await WebGpuEngine.create(await getGpu());
     // 100 columns: H is padded to 128, so the padding must not leak in.
     const shape = [24, 100] as const;
-    const hessians = LayerHessians.create(gpu, new Map([["in", shape[1]]]));
+    const hessians = LayerHessians.create(engine, new Map([["in", shape[1]]]));
     try {
       const parts = [noise(7 * shape[1], 1), noise(5 * shape[1], 2)];
       for (const [i, x] of parts.entries()) {
-        const batch = new CommandBatch(gpu);
-        hessians.add(
-          "in",
-          batch,
-          GpuTensor.fromArray(gpu, x, [x.length / shape[1], shape[1]]),
-          i + 1,
-        );
-        batch.submit();
+        const t = engine.upload(x, [x.length / shape[1], shape[1]]);
+        hessians.add("in", t, i + 1);
+        await engine.flush();
+        t.destroy();
       }
       const x = new Float32Array([...parts[0], ...parts[1]]);
       const tokens = x.length / shape[1];
       const w = noise(shape[0] * shape[1], 3);
       const near = w.map((v, i) => v + 0.01 * noise(w.length, 4)[i]);
       const far = w.map((v, i) => (i % 3 === 0 ? 0 : v));
-      const [[a, b]] = await reconstructionErrors(gpu, hessians, [
+      const [[a, b]] = await reconstructionErrors(engine, hessians, [
         { input: "in", original: w, shape, candidates: [near, far] },
       ]);
       const base = outputError(x, tokens, w, null, shape);
@@ -91,9 +85,11 @@ Deno.test({
       assert.ok(Math.abs(b - wantB) <= 1e-3 * wantB, `far: ${b} vs ${wantB}`);
       assert.ok(a < b);
       // Row chunks of 5 rows of H's padded order (128) give the same errors.
-      const [[ca, cb]] = await reconstructionErrors(gpu, hessians, [
-        { input: "in", original: w, shape, candidates: [near, far] },
-      ], 5 * 128 * 4);
+      const chunked = webGpuSecondOrder(engine, { reconstructionChunkBytes: 5 * 128 * 4 });
+      const [ca, cb] = await chunked.reconstructionErrors(hessians.get("in"), w, shape, [
+        near,
+        far,
+      ]);
       assert.ok(Math.abs(ca - a) <= 1e-5 * a && Math.abs(cb - b) <= 1e-5 * b, `${ca} ${cb}`);
     } finally {
       hessians.destroy();

@@ -39,6 +39,7 @@ import type {
   SecondOrderTask,
 } from "../engine.ts";
 import { gptqColumnBlock, type IntColumnBlock, matmul, matmulTransposed } from "./gemm.ts";
+import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
@@ -96,6 +97,13 @@ function hostOf<T>(x: unknown, type: new (...args: never[]) => T, what: string):
   return x;
 }
 
+/** The host matrix of a Hessian from {@link CPU_SECOND_ORDER}: an uploaded or a running one. */
+function hostHessian(h: SecondOrderHessian): { columns: number; data: Float32Array } {
+  return h instanceof CpuHessian
+    ? { columns: h.columns, data: h.matrix }
+    : hostOf(h, HostHessian, "a Hessian");
+}
+
 function blockOf(loop: ColumnLoop, i1: number, i2: number): HostColumnBlock | null {
   const l = hostOf(loop, HostLoop, "a column loop");
   // A failed factor: nothing to compute, the read says so.
@@ -135,12 +143,13 @@ function dampedOrdered(h: Float32Array, n: number, plan: FactorPlan): Float32Arr
  */
 export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
   hessian: (h: Float32Array, n: number) => new HostHessian(n, h),
+  runningHessian: (columns: number) => new CpuHessian(columns),
   diagonal: (h: SecondOrderHessian) => {
-    const { columns: n, data } = hostOf(h, HostHessian, "a Hessian");
+    const { columns: n, data } = hostHessian(h);
     return Promise.resolve(Float32Array.from({ length: n }, (_, i) => data[i * n + i]));
   },
   inverseFactor: (h: SecondOrderHessian, plan: FactorPlan) => {
-    const { columns: n, data } = hostOf(h, HostHessian, "a Hessian");
+    const { columns: n, data } = hostHessian(h);
     return new HostFactor(n, cpuInverseFactor(dampedOrdered(data, n, plan), n));
   },
   identityFactor: (n: number) => {
@@ -178,6 +187,12 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
     for (const t of tasks) out.push(await t.run());
     return out;
   },
+  reconstructionErrors: (
+    h: SecondOrderHessian,
+    original: Float32Array,
+    shape: readonly [number, number],
+    candidates: readonly Float32Array[],
+  ) => Promise.resolve(cpuReconstructionErrors(hostHessian(h).data, original, shape, candidates)),
 });
 
 /**

@@ -3,7 +3,7 @@
  * unmodified weight (llm-compressor 0.9 `quantize_weight`): a memoryless
  * min/max observer over the weight in the strategy's layout, then
  * `calculate_qparams` — both from src/quant, so GPTQ and RTN agree on
- * every scale. Also the per-column lookup the GPU loop uses.
+ * every scale. Also the per-column lookup the engines' column loops use.
  *
  * Strategies: tensor, channel, group (actorder none / "weight" / "group"),
  * tensor_group (NVFP4: scales under a global scale; upstream GPTQ supports
@@ -23,7 +23,7 @@ import { GptqConfigError, GptqShapeError } from "./errors.ts";
 /** How the column loop finds (and applies) the scale of element (row, permuted column). */
 export type { ColumnQuantization };
 
-/** Scales and zero points of one weight, and their GPU lookup. */
+/** Scales and zero points of one weight, and their column-loop lookup. */
 export interface GptqQParams {
   /** Scales in the qparam shape's row-major order. */
   readonly scale: Float32Array;
@@ -84,7 +84,7 @@ export function checkGptqArgs(args: QuantizationArgs, where: string): void {
  * @param perm the activation order (position → column) or null; required
  *   exactly when args.actorder is set
  * @param options global scale, module name
- * @returns scales, zero points, g_idx and the GPU lookup
+ * @returns scales, zero points, g_idx and the column-loop lookup
  * @throws {GptqConfigError} for unsupported args or a missing/extra permutation
  * @throws {QuantizationShapeError} when a group or block does not tile the weight
  *

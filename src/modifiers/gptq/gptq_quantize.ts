@@ -1,18 +1,15 @@
 /**
- * GPTQ for one Linear weight on a WebGPU device (`quantizeWeight` in
- * quantize_weight.ts on the device's second-order ops), its options,
+ * GPTQ for one Linear weight on an engine (`quantizeWeight` in
+ * quantize_weight.ts on the engine's second-order ops), its options,
  * result type and checks.
  *
  * @module
  */
 
-import { webGpuSecondOrder } from "../../engine/webgpu_second_order.ts";
-import { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
+import type { Engine, SecondOrderHessian } from "../../engine/engine.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
 import { checkGptqArgs } from "./gptq_qparams.ts";
-import type { HessianAccumulator } from "./hessian_accumulator.ts";
 import { quantizeWeight } from "./quantize_weight.ts";
 
 /** Options of {@link gptqQuantize}. */
@@ -27,10 +24,6 @@ export interface GptqOptions {
   globalScale?: number | null;
   /** The module name, for messages. */
   where?: string;
-  /** Upper bound on the bytes of one row chunk of the weight (tests: exercise chunking). */
-  maxChunkBytes?: number;
-  /** Upper bound on the bytes of one row panel of U (tests: exercise panels). */
-  maxPanelBytes?: number;
 }
 
 /** Wall-clock phases of one quantization, ms. */
@@ -76,55 +69,51 @@ export interface GptqResult {
 }
 
 /**
- * Quantizes one weight with GPTQ on a WebGPU device: {@link quantizeWeight}
- * on WebGPU second-order ops of its own (two device polls when the first
- * factorization succeeds). The accumulator is not consumed; destroy it
+ * Quantizes one weight with GPTQ on an engine: {@link quantizeWeight} on
+ * the engine's second-order ops (on WebGPU, two device polls when the
+ * first factorization succeeds). The Hessian is not consumed; destroy it
  * when the last module using it is done.
  *
- * @param gpu the device
+ * @param engine the engine
  * @param weight the weight, row-major [rows, cols] (f32)
  * @param shape [rows (out_features), cols (in_features)]
- * @param hessian the Hessian accumulated over the module's inputs
+ * @param hessian the Hessian accumulated over the module's inputs, held by `engine`
  * @param args the weight's quantization args (static; tensor, channel,
  *   group with actorder, tensor_group, block; int 1–8 bits, fp8, fp4)
- * @param options block size, dampening, retries, global scale, chunk and panel bounds
+ * @param options block size, dampening, retries, global scale
  * @returns the fake-quantized weight, qparams, loss and diagnostics
  * @throws {GptqConfigError} for unsupported args
  * @throws {GptqShapeError} when shapes disagree
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { CpuEngine } from "../../engine/mod.ts";
  * import { parseQuantizationArgs } from "../../quant/args.ts";
  * import { gptqQuantize } from "./gptq_quantize.ts";
- * import { HessianAccumulator } from "./hessian_accumulator.ts";
- * const gpu = await getGpu();
- * const h = HessianAccumulator.create(gpu, 8);
- * const x = new Float32Array(64).map((_, i) => Math.sin(i));
- * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, x, [8, 8]), 1);
+ * const engine = new CpuEngine();
+ * const h = engine.secondOrder.runningHessian(8);
+ * h.add(engine.upload(new Float32Array(64).map((_, i) => Math.sin(i)), [8, 8]), 1);
  * const w = new Float32Array(32).map((_, i) => Math.cos(i));
  * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
- * const r = await gptqQuantize(gpu, w, [4, 8], h, args, { blockSize: 8 });
+ * const r = await gptqQuantize(engine, w, [4, 8], h, args, { blockSize: 8 });
  * console.assert(!r.fellBackToRtn && r.scale.length === 4);
  * h.destroy();
+ * engine.close();
  * ```
  */
 export async function gptqQuantize(
-  gpu: Gpu,
+  engine: Engine,
   weight: Float32Array,
   shape: readonly [number, number],
-  hessian: HessianAccumulator,
+  hessian: SecondOrderHessian,
   args: QuantizationArgs,
   options: GptqOptions = {},
 ): Promise<GptqResult> {
-  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
-  return await quantizeWeight(ops, weight, shape, hessian, args, options);
+  return await quantizeWeight(engine.secondOrder, weight, shape, hessian, args, options);
 }
 
 /**
- * The checks {@link gptqQuantize} makes before any GPU work: supported
+ * The checks {@link gptqQuantize} makes before any device work: supported
  * args, and a weight of `shape` over a Hessian of `columns` columns.
  *
  * @param weight the weight, row-major

@@ -46,11 +46,7 @@ import { canonicalActorder, type QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "./errors.ts";
 import { gptqQParams, permuteColumns } from "./gptq_qparams.ts";
 import { checkGptqWeight, type GptqResult } from "./gptq_quantize.ts";
-import {
-  activationOrder,
-  checkDampeningFrac,
-  dampeningSchedule,
-} from "./inverse_hessian_factor.ts";
+import { activationOrder, checkDampeningFrac, dampeningSchedule } from "./dampening.ts";
 
 export type { ColumnLoopWork };
 
@@ -99,7 +95,7 @@ const SPARSITY_THRESHOLD = 0.05;
  * @throws {GptqShapeError} when the weight, the Hessian and the args disagree
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER } from "../../engine/mod.ts";
  * import { parseQuantizationArgs } from "../../quant/args.ts";
  * import { quantizeWeight } from "./quantize_weight.ts";
  * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
@@ -190,7 +186,7 @@ export async function quantizeWeight(
  * @throws {GptqShapeError} when a host array's length is not a square
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER } from "../../engine/mod.ts";
  * import { engineHessian } from "./quantize_weight.ts";
  * console.assert(engineHessian(CPU_SECOND_ORDER, new Float32Array(4), "w").columns === 2);
  * ```
@@ -227,7 +223,7 @@ export interface FactorAttempt {
  *
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER as ops } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER as ops } from "../../engine/mod.ts";
  * import { DampedFactors } from "./quantize_weight.ts";
  * const h = ops.hessian(new Float32Array([1, 0, 0, 0]), 2);
  * const f = DampedFactors.of(ops, new Map(), h, [1, 0], null, 8, {});
@@ -377,7 +373,7 @@ export function destroyFactors(cache: FactorCache): void {
  * @returns the weight, the loss Σ (w − q)² / d² / 2 and the attempt's status
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER as ops } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER as ops } from "../../engine/mod.ts";
  * import { blockedColumnLoop } from "./quantize_weight.ts";
  * const out = await blockedColumnLoop(ops, ops.identityFactor(4, 2), new Float32Array([1, 2, 3, 4]), [1, 4], 2, {
  *   pruning: { kind: "n:m", n: 2, m: 4, preserve: false }, nonZero: null, maskInBlock: false,

@@ -2,7 +2,7 @@
  * A plain TypeScript GPTQ (f64 linear algebra, src/quant's f32 fake
  * quantization and `calculate_qparams`), ported line by line from
  * llm-compressor 0.9's `quantize_weight` (gptq_quantize.py, unchanged from
- * 0.9.0 to 0.9.0.4) and written independently of the GPU path (it does not
+ * 0.9.0 to 0.9.0.4) and written independently of the engines' paths (it does not
  * use gptq_qparams.ts), so that it can catch a departure there:
  *
  * 1. `g_idx = arange(cols) // group_size`; for `actorder: group` W and H
@@ -32,7 +32,7 @@
  *
  * It shares llmc's two deliberate departures, so results are comparable:
  * ties of diag(H) keep column order (torch leaves them unspecified) and the
- * dampening retries before the RTN fallback (see inverse_hessian_factor.ts).
+ * dampening retries before the RTN fallback (see dampening.ts).
  *
  * @module
  */
@@ -42,7 +42,7 @@ import { tensorAmax } from "../../quant/observers.ts";
 import { calculateQParams, globalScaleFor } from "../../quant/qparams.ts";
 import { fakeQuantizeValue } from "../../quant/quantize.ts";
 import { GptqConfigError, GptqShapeError } from "./errors.ts";
-import { dampeningSchedule } from "./inverse_hessian_factor.ts";
+import { dampeningSchedule } from "./dampening.ts";
 
 /** Options of {@link gptqReference}. */
 export interface GptqReferenceOptions {
@@ -56,7 +56,7 @@ export interface GptqReferenceOptions {
   globalScale?: number | null;
 }
 
-/** The reference's result (the GPU result's fields, plus the order used). */
+/** The reference's result (the engines' result fields, plus the order used). */
 export interface GptqReferenceResult {
   /** Fake-quantized weight, original column order. */
   readonly weight: Float32Array;

@@ -527,7 +527,7 @@ class QuantizationSession implements LayerSession {
     if (g === undefined || this.#roundOf.get(g.point) !== round) return [];
     // A group sharing another's Hessian adds nothing of its own.
     if (this.#hessianKey(g) === g.key && this.#hessians?.has(g.key)) {
-      this.#hessians.add(g.key, e.engine, e.x, e.sequences);
+      this.#hessians.add(g.key, e.x, e.sequences);
     }
     if (g.observed.length === 0) return [];
     return [{

@@ -3,7 +3,7 @@
  * llm-compressor 0.9's `sparsify_weight`: dead columns, the preserved zero
  * mask, dampening, U = chol(chol⁻¹(chol(H)))ᵀ, per-block unstructured
  * thresholds or N:M selection, the OBS update inside and between blocks.
- * The yardstick of the GPU implementation; O(cols³ + rows·cols²).
+ * The yardstick of the engines' implementations; O(cols³ + rows·cols²).
  *
  * Where llmc departs from upstream it departs here too, so the two are
  * comparable: dampening retries then U = I instead of raising; N:M windows
@@ -18,7 +18,7 @@ import type { QuantizationArgs } from "../../quant/args.ts";
 import { fakeQuantizeValue } from "../../quant/quantize.ts";
 import { GptqShapeError } from "../gptq/errors.ts";
 import { gptqQParams } from "../gptq/gptq_qparams.ts";
-import { dampeningSchedule } from "../gptq/inverse_hessian_factor.ts";
+import { dampeningSchedule } from "../gptq/dampening.ts";
 import { qparamSlot, upperFactorOfInverse } from "../gptq/reference.ts";
 import { parseMaskStructure } from "./mask_structure.ts";
 

@@ -1,6 +1,6 @@
 /**
  * SparseGPT for one Linear weight (llm-compressor 0.9 `sparsify_weight`,
- * §4.5) on the GPU. It shares GPTQ's machinery: the Hessian accumulator,
+ * §4.5) on an engine's second-order ops. It shares GPTQ's machinery: the Hessian accumulator,
  * the inverse-Hessian factor (dead columns, dampening, retries, fallback to
  * U = I — which turns SparseGPT into magnitude pruning with no update) and
  * the blocked column loop, whose kernel prunes by a per-block threshold
@@ -14,16 +14,12 @@
  * @module
  */
 
-import type { ColumnPruning } from "../../engine/engine.ts";
-import { webGpuSecondOrder } from "../../engine/webgpu_second_order.ts";
-import { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
+import type { ColumnPruning, Engine, SecondOrderHessian } from "../../engine/engine.ts";
 import { canonicalActorder } from "../../quant/args.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import { GptqShapeError } from "../gptq/errors.ts";
 import { perWeight } from "../gptq/gptq_weights.ts";
 import { type GptqQParams, gptqQParams } from "../gptq/gptq_qparams.ts";
-import type { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
 import { SparseGptConfigError } from "./errors.ts";
 import { parseMaskStructure } from "./mask_structure.ts";
 import { sparsifyWeight } from "./sparsify_weight.ts";
@@ -48,10 +44,6 @@ export interface SparseGptOptions {
   globalScale?: number | null;
   /** The module name, for messages. */
   where?: string;
-  /** Upper bound on the bytes of one row chunk of the weight (tests). */
-  maxChunkBytes?: number;
-  /** Upper bound on the bytes of one row panel of U (tests). */
-  maxPanelBytes?: number;
 }
 
 /** The result of pruning one weight. */
@@ -82,13 +74,13 @@ export interface SparseGptResult {
 }
 
 /**
- * Prunes one weight with SparseGPT on a WebGPU device: `sparsifyWeight` on
- * WebGPU second-order ops of its own.
+ * Prunes one weight with SparseGPT on an engine: `sparsifyWeight` on the
+ * engine's second-order ops.
  *
- * @param gpu the device
+ * @param engine the engine
  * @param weight row-major [rows, cols]
  * @param shape [rows, cols]
- * @param hessian the Hessian of the module's inputs (not consumed)
+ * @param hessian the Hessian of the module's inputs, held by `engine` (not consumed)
  * @param options sparsity, mask structure, block size, dampening, preservation, quantization
  * @returns the pruned weight and diagnostics
  * @throws {SparseGptConfigError} for a bad sparsity / structure, or a preserved mask sparser than the target
@@ -96,29 +88,25 @@ export interface SparseGptResult {
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
- * import { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
+ * import { CpuEngine } from "../../engine/mod.ts";
  * import { sparsegptPrune } from "./sparsegpt_prune.ts";
- * const gpu = await getGpu();
- * const h = HessianAccumulator.create(gpu, 16);
- * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, new Float32Array(16 * 16).map(Math.random), [16, 16]), 1);
+ * const engine = new CpuEngine();
+ * const h = engine.secondOrder.runningHessian(16);
+ * h.add(engine.upload(new Float32Array(16 * 16).map(Math.random), [16, 16]), 1);
  * const w = new Float32Array(8 * 16).map(() => Math.random() - 0.5);
- * const r = await sparsegptPrune(gpu, w, [8, 16], h, { sparsity: 0.5, maskStructure: "2:4", blockSize: 16 });
+ * const r = await sparsegptPrune(engine, w, [8, 16], h, { sparsity: 0.5, maskStructure: "2:4", blockSize: 16 });
  * console.assert(r.sparsity >= 0.5);
  * h.destroy();
  * ```
  */
 export async function sparsegptPrune(
-  gpu: Gpu,
+  engine: Engine,
   weight: Float32Array,
   shape: readonly [number, number],
-  hessian: HessianAccumulator,
+  hessian: SecondOrderHessian,
   options: SparseGptOptions,
 ): Promise<SparseGptResult> {
-  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
-  return await sparsifyWeight(ops, weight, shape, hessian, options);
+  return await sparsifyWeight(engine.secondOrder, weight, shape, hessian, options);
 }
 
 /** Per-weight options of {@link sparsegptPruneMany}. */
@@ -130,7 +118,6 @@ export type SparseGptWeightOptions = Pick<
   | "quantization"
   | "globalScale"
   | "where"
-  | "maxChunkBytes"
 >;
 
 /** One weight of {@link sparsegptPruneMany}. */
@@ -147,46 +134,43 @@ export interface SparseGptWeight {
 
 /** Options shared by every weight of {@link sparsegptPruneMany}. */
 export interface SparseGptManyOptions
-  extends Pick<SparseGptOptions, "blockSize" | "dampeningFrac" | "maxRetries" | "maxPanelBytes"> {
+  extends Pick<SparseGptOptions, "blockSize" | "dampeningFrac" | "maxRetries"> {
   /**
-   * Bound on the GPU bytes (factors and weights) one wave holds before it
-   * reads back (default `SECOND_ORDER_WAVE_BYTES`, 256 MiB; a wave always
-   * holds at least one weight).
+   * Bound on the estimated bytes (factors and weights) of the weights the
+   * engine's scheduler runs together (WebGPU: one wave before it reads
+   * back, default 256 MiB, at least one weight; the CPU engine ignores it).
    */
   readonly waveBytes?: number;
 }
 
 /**
- * Prunes several weights with SparseGPT on a WebGPU device, e.g. a decoder
- * layer's Linears: every weight is validated first (nothing runs on the GPU
- * if one is refused), then each goes through `sparsifyWeight` on WebGPU
- * second-order ops of its own, the weights reading one input sharing its
- * factor, started together in waves so their reads share device polls (two
- * per wave when every first factorization succeeds).
+ * Prunes several weights with SparseGPT on an engine, e.g. a decoder
+ * layer's Linears: every weight is validated first (nothing runs on the
+ * device if one is refused), then each goes through `sparsifyWeight` on the
+ * engine's second-order ops, the weights reading one input sharing its
+ * factor (on WebGPU, started together in waves so their reads share device
+ * polls: two per wave when every first factorization succeeds).
  *
- * @param gpu the device
- * @param hessian the accumulator of an input key
+ * @param engine the engine
+ * @param hessian the Hessian of an input key, held by `engine`
  * @param weights the weights with their input keys and options
  * @param options block size, dampening, retries, panel bound, wave budget
  * @returns one result per weight, in order
  * @throws {SparseGptConfigError} for a bad sparsity / structure, a preserved
- *   mask sparser than the target, or activation ordering (before any GPU work)
- * @throws {GptqShapeError} when a weight and its Hessian disagree (before any GPU work)
- * @throws {GptqConfigError} for unsupported quantization args (before any GPU
- *   work) or a block size the column loop cannot use
+ *   mask sparser than the target, or activation ordering (before any device work)
+ * @throws {GptqShapeError} when a weight and its Hessian disagree (before any device work)
+ * @throws {GptqConfigError} for unsupported quantization args (before any
+ *   device work) or a block size the column loop cannot use
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
- * import { HessianAccumulator } from "../gptq/hessian_accumulator.ts";
+ * import { CpuEngine } from "../../engine/mod.ts";
  * import { sparsegptPruneMany } from "./sparsegpt_prune.ts";
- * const gpu = await getGpu();
- * const h = HessianAccumulator.create(gpu, 16);
- * h.add(new CommandBatch(gpu), GpuTensor.fromArray(gpu, new Float32Array(16 * 16).map(Math.random), [16, 16]), 1);
+ * const engine = new CpuEngine();
+ * const h = engine.secondOrder.runningHessian(16);
+ * h.add(engine.upload(new Float32Array(16 * 16).map(Math.random), [16, 16]), 1);
  * const w = () => new Float32Array(8 * 16).map(() => Math.random() - 0.5);
- * const [a, b] = await sparsegptPruneMany(gpu, () => h, [
+ * const [a, b] = await sparsegptPruneMany(engine, () => h, [
  *   { input: "x", weight: w(), shape: [8, 16], options: { sparsity: 0.5, maskStructure: "2:4" } },
  *   { input: "x", weight: w(), shape: [8, 16], options: { sparsity: 0.25 } },
  * ], { blockSize: 16 });
@@ -195,8 +179,8 @@ export interface SparseGptManyOptions
  * ```
  */
 export async function sparsegptPruneMany(
-  gpu: Gpu,
-  hessian: (input: string) => HessianAccumulator,
+  engine: Engine,
+  hessian: (input: string) => SecondOrderHessian,
   weights: readonly SparseGptWeight[],
   options: SparseGptManyOptions = {},
 ): Promise<SparseGptResult[]> {
@@ -204,7 +188,7 @@ export async function sparsegptPruneMany(
   for (const w of weights) {
     planSparseGpt(w.weight, w.shape, hessian(w.input).columns, { ...w.options, blockSize });
   }
-  const ops = webGpuSecondOrder({ gpu, batch: new CommandBatch(gpu) }, options);
+  const ops = engine.secondOrder;
   return await perWeight(
     ops,
     hessian,
@@ -212,10 +196,11 @@ export async function sparsegptPruneMany(
     blockSize,
     (w, h, factors) =>
       sparsifyWeight(ops, w.weight, w.shape, h, { ...w.options, ...options, blockSize }, factors),
+    options.waveBytes,
   );
 }
 
-/** What {@link planSparseGpt} decides on the host before any GPU work. */
+/** What {@link planSparseGpt} decides on the host before any device work. */
 export interface SparseGptPlan {
   /** The module name, for messages. */
   readonly where: string;
@@ -229,8 +214,6 @@ export interface SparseGptPlan {
   readonly pruning: ColumnPruning;
   /** Qparams fixed from the unmodified weight, when quantizing. */
   readonly qp: GptqQParams | null;
-  /** Bound on a GPU weight chunk's bytes (tests). */
-  readonly maxChunkBytes: number | undefined;
 }
 
 /**
@@ -296,7 +279,6 @@ export function planSparseGpt(
     qp: quant
       ? gptqQParams(weight, shape, quant, null, { globalScale: options.globalScale, where })
       : null,
-    maxChunkBytes: options.maxChunkBytes,
   };
 }
 

@@ -70,7 +70,7 @@ class SparseGptSession implements LayerSession {
           const e = tap.event;
           if (e.kind === "linear_input" && this.#hessians !== null) {
             const t = this.#targets.find((t) => t.first === e.modules[0]);
-            if (t !== undefined) this.#hessians.add(t.key, e.engine, e.x, e.sequences);
+            if (t !== undefined) this.#hessians.add(t.key, e.x, e.sequences);
           }
           return from([null]);
         }),
@@ -106,7 +106,7 @@ class SparseGptSession implements LayerSession {
     const hessians = this.#hessians;
     const results = hessians === null ? [] : await perWeight(
       ops,
-      (key) => hessians.secondOrder(key, ops),
+      (key) => hessians.get(key),
       weights,
       m.blockSize,
       (w, h, factors) =>

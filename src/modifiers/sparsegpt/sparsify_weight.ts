@@ -52,7 +52,7 @@ import {
  * @throws {GptqShapeError} when shapes disagree
  * @example
  * ```ts
- * import { CPU_SECOND_ORDER } from "../../engine/cpu/second_order.ts";
+ * import { CPU_SECOND_ORDER } from "../../engine/mod.ts";
  * import { sparsifyWeight } from "./sparsify_weight.ts";
  * const h = new Float32Array(16).map((_, i) => (i % 5 === 0 ? 2 : 0.5));
  * const r = await sparsifyWeight(CPU_SECOND_ORDER, new Float32Array([1, -2, 0.5, 3]), [1, 4], h, {

@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { CommandBatch } from "../../gpu/batch.ts";
-import { kernelSync } from "../../gpu/kernel.ts";
-import { GpuTensor } from "../../gpu/tensor.ts";
-import { foldWorkgroups } from "../../gpu/workgroups.ts";
-import { GptqShapeError } from "./errors.ts";
+import type { CommandBatch } from "../../../gpu/batch.ts";
+import { kernelSync } from "../../../gpu/kernel.ts";
+import { GpuTensor } from "../../../gpu/tensor.ts";
+import { foldWorkgroups } from "../../../gpu/workgroups.ts";
+import { GptqShapeError } from "../../../modifiers/gptq/errors.ts";
 import type { PanelMatrix } from "./panel_matrix.ts";
 import { packUniform } from "./_uniform.ts";
 
@@ -27,8 +27,8 @@ export const GATHER_NONE = 0xFFFFFFFF;
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { recordMirrorLower } from "./panel_ops.ts";
  * const gpu = await getGpu();
@@ -91,9 +91,9 @@ export interface GatherDiagonal {
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
+ * import { GpuTensor } from "../../../gpu/tensor.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { GATHER_NONE, recordPermuteGather } from "./panel_ops.ts";
  * const gpu = await getGpu();
@@ -157,8 +157,8 @@ export function recordPermuteGather(
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { recordIdentity } from "./panel_ops.ts";
  * const gpu = await getGpu();
@@ -200,8 +200,8 @@ export function recordIdentity(batch: CommandBatch, out: PanelMatrix): GpuTensor
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { recordDiagonal } from "./panel_ops.ts";
  * const gpu = await getGpu();

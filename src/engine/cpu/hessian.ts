@@ -1,28 +1,30 @@
 /**
- * GPTQ's Hessian and weight step on the CPU engine: the running Hessian
- * `H = 2/n · Σ xᵀx` kept as upstream keeps it (rescaled by n₀/n₁ as
- * samples arrive, Gram products through `src/engine/cpu/gemm.ts`), and the
- * reconstruction errors measured on it. Weights are quantized by
- * `quantizeWeight` (quantize_weight.ts) on the CPU engine's second-order ops.
+ * GPTQ's and SparseGPT's Hessian on the CPU engine
+ * (`runningHessian` of the CPU engine's second-order ops): the
+ * running Hessian `H = 2/n · Σ xᵀx` kept as upstream keeps it (rescaled by
+ * n₀/n₁ as samples arrive, Gram products through `gemm.ts`), and the
+ * reconstruction errors measured on a host Hessian.
  *
  * @module
  */
 
-import { accumulateGram, matmulTransposed } from "../../engine/cpu/gemm.ts";
-import { GptqShapeError } from "./errors.ts";
+import { GptqShapeError } from "../../modifiers/gptq/errors.ts";
+import { cpuTensor } from "../cpu_engine.ts";
+import type { RunningHessian, Tensor } from "../engine.ts";
+import { accumulateGram, matmulTransposed } from "./gemm.ts";
 
 /**
- * A Hessian accumulated on the host.
+ * A Hessian accumulated on the host: the CPU engine's {@link RunningHessian}.
  *
  * @example
  * ```ts
- * import { CpuHessian } from "./cpu_gptq.ts";
+ * import { CpuHessian } from "./hessian.ts";
  * const h = new CpuHessian(2);
  * h.add(new Float32Array([1, 2]), 1);
- * console.assert(h.read().join() === "2,4,4,8");
+ * console.assert(h.matrix.join() === "2,4,4,8");
  * ```
  */
-export class CpuHessian {
+export class CpuHessian implements RunningHessian {
   #numSamples = 0;
   #h: Float32Array;
   #gram: Float32Array;
@@ -46,14 +48,17 @@ export class CpuHessian {
   /**
    * Adds one forward's inputs: `H ← H · n₀/n₁ + 2/n₁ · xᵀx`.
    *
-   * @param x activations `[rows, columns]`
+   * @param input activations `[rows, columns]`: a CPU engine tensor or its host array
    * @param numSequences samples in x (upstream counts sequences)
    * @example
    * ```ts ignore
    * hessian.add(activations, 4);
    * ```
    */
-  add(x: Float32Array, numSequences: number): void {
+  add(input: Tensor | Float32Array, numSequences: number): void {
+    const x = input instanceof Float32Array
+      ? input
+      : cpuTensor(input, "Hessian").data as Float32Array;
     const n = this.columns;
     if (x.length % n !== 0) {
       throw new GptqShapeError(`CpuHessian of ${n} columns got ${x.length} activation values`);
@@ -74,16 +79,29 @@ export class CpuHessian {
   }
 
   /**
+   * H itself, `[columns, columns]` row-major (read-only: later `add`s
+   * change it).
+   *
+   * @example
+   * ```ts ignore
+   * const diag0 = hessian.matrix[0];
+   * ```
+   */
+  get matrix(): Float32Array {
+    return this.#h;
+  }
+
+  /**
    * A copy of H, `[columns, columns]` row-major.
    *
    * @returns the Hessian
    * @example
    * ```ts ignore
-   * const h = hessian.read();
+   * const h = await hessian.read();
    * ```
    */
-  read(): Float32Array {
-    return this.#h.slice();
+  read(): Promise<Float32Array> {
+    return Promise.resolve(this.#h.slice());
   }
 
   /**
@@ -101,25 +119,25 @@ export class CpuHessian {
 }
 
 /**
- * Relative output errors `tr(Δ H Δᵀ) / tr(W H Wᵀ)` of candidates Ŵ (Δ = W − Ŵ).
+ * Relative output errors `tr(Δ H Δᵀ) / tr(W H Wᵀ)` of candidates Ŵ (Δ = W − Ŵ)
+ * (`reconstructionErrors` of the CPU engine's second-order ops).
  *
- * @param hessian the Hessian of the weight's input
+ * @param h the Hessian of the weight's input, `[in, in]` row-major (not modified)
  * @param original W, `[out, in]`
  * @param shape `[out, in]`
  * @param candidates approximations of W
  * @returns one relative error per candidate (0 when W H Wᵀ = 0)
  * @example
  * ```ts ignore
- * const [gptq, rtn] = cpuReconstructionErrors(hessian, w, [64, 64], [gptqW, rtnW]);
+ * const [gptq, rtn] = cpuReconstructionErrors(hessian.matrix, w, [64, 64], [gptqW, rtnW]);
  * ```
  */
 export function cpuReconstructionErrors(
-  hessian: CpuHessian,
+  h: Float32Array,
   original: Float32Array,
   shape: readonly [number, number],
   candidates: readonly Float32Array[],
 ): number[] {
-  const h = hessian.read();
   const [out, cols] = shape;
   // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
   // chunks, D·H as one SIMD product per chunk (H is symmetric, so the

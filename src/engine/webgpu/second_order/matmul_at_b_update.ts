@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { CommandBatch } from "../../gpu/batch.ts";
-import { kernelSync } from "../../gpu/kernel.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
-import { GptqShapeError } from "./errors.ts";
+import type { CommandBatch } from "../../../gpu/batch.ts";
+import { kernelSync } from "../../../gpu/kernel.ts";
+import type { GpuTensor } from "../../../gpu/tensor.ts";
+import { GptqShapeError } from "../../../modifiers/gptq/errors.ts";
 import { packUniform } from "./_uniform.ts";
 
 /** Kernel file of the update. */
@@ -80,9 +80,9 @@ export interface AtBUpdate {
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
+ * import { GpuTensor } from "../../../gpu/tensor.ts";
  * import { recordAtBUpdate } from "./matmul_at_b_update.ts";
  * const gpu = await getGpu();
  * const x = GpuTensor.fromArray(gpu, new Float32Array(2 * 8).fill(1), [2, 8]);

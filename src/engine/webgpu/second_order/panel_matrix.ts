@@ -12,10 +12,10 @@
  * @module
  */
 
-import type { Gpu } from "../../gpu/device.ts";
-import { readMany } from "../../gpu/tensor.ts";
-import { GpuTensor } from "../../gpu/tensor.ts";
-import { GptqShapeError } from "./errors.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import { readMany } from "../../../gpu/tensor.ts";
+import { GpuTensor } from "../../../gpu/tensor.ts";
+import { GptqShapeError } from "../../../modifiers/gptq/errors.ts";
 
 /** The Cholesky / triangular-inverse block: the padded order is a multiple of it. */
 export const PANEL_BLOCK = 64;
@@ -35,7 +35,7 @@ export interface PanelMatrixOptions {
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * const m = PanelMatrix.create(await getGpu(), 100);
  * console.assert(m.order === 128 && m.panels.length === 1);
@@ -69,7 +69,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * const m = PanelMatrix.create(await getGpu(), 1024, { maxPanelBytes: 1024 * 1024 * 4 / 4 });
    * console.assert(m.panels.length === 4 && m.rowsPerPanel === 256);
@@ -125,7 +125,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * const m = PanelMatrix.create(await getGpu(), 64);
    * console.assert(m.panelOf(63) === 0);
@@ -144,7 +144,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * const m = PanelMatrix.create(await getGpu(), 64);
    * console.assert(m.panelStart(0) === 0);
@@ -163,7 +163,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * const m = PanelMatrix.create(await getGpu(), 100);
    * console.assert(m.panelEnd(0) === 128);
@@ -181,7 +181,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * const m = PanelMatrix.create(await getGpu(), 3);
    * console.assert((await m.read()).length === 9);
@@ -210,7 +210,7 @@ export class PanelMatrix {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { PanelMatrix } from "./panel_matrix.ts";
    * PanelMatrix.create(await getGpu(), 8).destroy();
    * ```

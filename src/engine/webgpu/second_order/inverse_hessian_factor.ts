@@ -33,11 +33,15 @@
  * @module
  */
 
-import { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { recordInverseFactor } from "../../engine/webgpu_second_order.ts";
+import { CommandBatch } from "../../../gpu/batch.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import { recordInverseFactor } from "../../webgpu_second_order.ts";
 import { readFactorStatus } from "./cholesky.ts";
-import { GptqConfigError } from "./errors.ts";
+import {
+  activationOrder,
+  checkDampeningFrac,
+  dampeningSchedule,
+} from "../../../modifiers/gptq/dampening.ts";
 import type { HessianAccumulator } from "./hessian_accumulator.ts";
 import { PanelMatrix } from "./panel_matrix.ts";
 import { recordDiagonal, recordIdentity } from "./panel_ops.ts";
@@ -73,51 +77,11 @@ export interface InverseFactorTimings {
 }
 
 /**
- * The dampening fractions tried in turn: the given one, then ×10 each retry
- * (from 0.001 when the given one is 0).
- *
- * @param frac the configured dampening fraction
- * @param maxRetries number of retries
- * @returns the fractions, first attempt first
- *
- * @example
- * ```ts
- * import { dampeningSchedule } from "./inverse_hessian_factor.ts";
- * dampeningSchedule(0.01, 3); // [0.01, 0.1, 1, 10] (up to float rounding)
- * ```
- */
-export function dampeningSchedule(frac: number, maxRetries: number): number[] {
-  const base = frac > 0 ? frac : 0.001;
-  const out = [frac];
-  for (let i = 1; i <= maxRetries; i++) out.push(base * 10 ** i);
-  return out;
-}
-
-/**
- * Stable argsort of diag(H), descending (ties keep column order; torch's
- * argsort leaves tie order unspecified).
- *
- * @param diag the diagonal
- * @returns perm with diag[perm[0]] ≥ diag[perm[1]] ≥ …
- *
- * @example
- * ```ts
- * import { activationOrder } from "./inverse_hessian_factor.ts";
- * activationOrder(new Float32Array([1, 3, 3, 2])); // Int32Array [1, 2, 3, 0]
- * ```
- */
-export function activationOrder(diag: ArrayLike<number>): Int32Array {
-  const idx = Array.from({ length: diag.length }, (_, i) => i);
-  idx.sort((a, b) => (diag[b] - diag[a]) || a - b);
-  return Int32Array.from(idx);
-}
-
-/**
  * U (upper, H⁻¹ = UᵀU) of a damped, possibly permuted Hessian, on the GPU.
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
  * const f = InverseHessianFactor.identity(await getGpu(), 8);
  * console.assert((await f.u.read())[9] === 1);
@@ -160,9 +124,9 @@ export class InverseHessianFactor {
    *
    * @example
    * ```ts
-   * import { CommandBatch } from "../../gpu/batch.ts";
-   * import { getGpu } from "../../gpu/device.ts";
-   * import { GpuTensor } from "../../gpu/tensor.ts";
+   * import { CommandBatch } from "../../../gpu/batch.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
+   * import { GpuTensor } from "../../../gpu/tensor.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
    * const gpu = await getGpu();
@@ -246,7 +210,7 @@ export class InverseHessianFactor {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
    * const f = InverseHessianFactor.identity(await getGpu(), 4);
    * console.assert(f.size === 4 && f.perm === null);
@@ -284,7 +248,7 @@ export class InverseHessianFactor {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { InverseHessianFactor } from "./inverse_hessian_factor.ts";
    * InverseHessianFactor.identity(await getGpu(), 4).destroy();
    * ```
@@ -292,26 +256,6 @@ export class InverseHessianFactor {
   destroy(): void {
     this.u.destroy();
   }
-}
-
-/**
- * The configured dampening fraction (default 0.01), checked.
- *
- * @param dampeningFrac the fraction of mean(diag(H)) added to the diagonal
- * @returns it
- * @throws {GptqConfigError} for a negative or non-finite fraction
- * @example
- * ```ts
- * import { checkDampeningFrac } from "./inverse_hessian_factor.ts";
- * console.assert(checkDampeningFrac(undefined) === 0.01);
- * ```
- */
-export function checkDampeningFrac(dampeningFrac: number | undefined): number {
-  const frac = dampeningFrac ?? 0.01;
-  if (!(frac >= 0) || !Number.isFinite(frac)) {
-    throw new GptqConfigError(`dampening_frac must be a finite number ≥ 0, got ${frac}`);
-  }
-  return frac;
 }
 
 /** What the host decides from diag(H) before factoring. */

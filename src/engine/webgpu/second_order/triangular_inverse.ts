@@ -11,11 +11,11 @@
  * @module
  */
 
-import type { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { kernelSync } from "../../gpu/kernel.ts";
-import { GpuTensor } from "../../gpu/tensor.ts";
-import { GptqShapeError } from "./errors.ts";
+import type { CommandBatch } from "../../../gpu/batch.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import { kernelSync } from "../../../gpu/kernel.ts";
+import { GpuTensor } from "../../../gpu/tensor.ts";
+import { GptqShapeError } from "../../../modifiers/gptq/errors.ts";
 import { recordAtBUpdate } from "./matmul_at_b_update.ts";
 import { PANEL_BLOCK, type PanelMatrix } from "./panel_matrix.ts";
 import { packUniform } from "./_uniform.ts";
@@ -40,7 +40,7 @@ export interface TriangularInverseScratch {
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { createFactorStatus } from "./cholesky.ts";
  * import { createTriangularInverseScratch } from "./triangular_inverse.ts";
  * const gpu = await getGpu();
@@ -75,8 +75,8 @@ export function createTriangularInverseScratch(
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { createFactorStatus } from "./cholesky.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { recordIdentity } from "./panel_ops.ts";

@@ -24,11 +24,11 @@
  * @module
  */
 
-import type { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
-import { defaultMatmulPath, recordUniformGramRows } from "../../gpu/matmul_uniform.ts";
-import { GptqShapeError } from "./errors.ts";
+import type { CommandBatch } from "../../../gpu/batch.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import type { GpuTensor } from "../../../gpu/tensor.ts";
+import { defaultMatmulPath, recordUniformGramRows } from "../../../gpu/matmul_uniform.ts";
+import { GptqShapeError } from "../../../modifiers/gptq/errors.ts";
 import { recordAtBUpdate } from "./matmul_at_b_update.ts";
 import { PanelMatrix, type PanelMatrixOptions, roundUp } from "./panel_matrix.ts";
 import { recordMirrorLower } from "./panel_ops.ts";
@@ -59,9 +59,9 @@ export function hessianTokenChunk(cols: number): number {
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
- * import { GpuTensor } from "../../gpu/tensor.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
+ * import { GpuTensor } from "../../../gpu/tensor.ts";
  * import { HessianAccumulator } from "./hessian_accumulator.ts";
  * const gpu = await getGpu();
  * const h = HessianAccumulator.create(gpu, 4);
@@ -99,7 +99,7 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * const h = HessianAccumulator.create(await getGpu(), 96);
    * console.assert(h.matrix.order === 128);
@@ -130,7 +130,7 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * const h = HessianAccumulator.fromMatrix(await getGpu(), new Float32Array(16).fill(1), 4, 3);
    * console.assert(h.numSamples === 3 && (await h.read())[5] === 1);
@@ -182,9 +182,9 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { CommandBatch } from "../../gpu/batch.ts";
-   * import { getGpu } from "../../gpu/device.ts";
-   * import { GpuTensor } from "../../gpu/tensor.ts";
+   * import { CommandBatch } from "../../../gpu/batch.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
+   * import { GpuTensor } from "../../../gpu/tensor.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * const gpu = await getGpu();
    * const h = HessianAccumulator.create(gpu, 4);
@@ -265,8 +265,8 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { CommandBatch } from "../../gpu/batch.ts";
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { CommandBatch } from "../../../gpu/batch.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * const gpu = await getGpu();
    * const h = HessianAccumulator.create(gpu, 8);
@@ -287,7 +287,7 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * const h = HessianAccumulator.create(await getGpu(), 4);
    * console.assert((await h.read()).every((v) => v === 0));
@@ -310,7 +310,7 @@ export class HessianAccumulator {
    *
    * @example
    * ```ts
-   * import { getGpu } from "../../gpu/device.ts";
+   * import { getGpu } from "../../../gpu/device.ts";
    * import { HessianAccumulator } from "./hessian_accumulator.ts";
    * HessianAccumulator.create(await getGpu(), 4).destroy();
    * ```

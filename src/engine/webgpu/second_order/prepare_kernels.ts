@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Gpu } from "../../gpu/device.ts";
-import { loadKernel } from "../../gpu/kernel.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import { loadKernel } from "../../../gpu/kernel.ts";
 
 /** Every (file, entry point, override constants) the GPTQ / SparseGPT cores dispatch. */
 export const GPTQ_KERNELS: ReadonlyArray<readonly [string, string, Record<string, number>?]> = [
@@ -36,7 +36,7 @@ export const GPTQ_KERNELS: ReadonlyArray<readonly [string, string, Record<string
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { prepareGptqKernels } from "./prepare_kernels.ts";
  * await prepareGptqKernels(await getGpu());
  * ```

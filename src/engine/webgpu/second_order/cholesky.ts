@@ -14,10 +14,10 @@
  * @module
  */
 
-import type { CommandBatch } from "../../gpu/batch.ts";
-import type { Gpu } from "../../gpu/device.ts";
-import { kernelSync } from "../../gpu/kernel.ts";
-import { GpuTensor } from "../../gpu/tensor.ts";
+import type { CommandBatch } from "../../../gpu/batch.ts";
+import type { Gpu } from "../../../gpu/device.ts";
+import { kernelSync } from "../../../gpu/kernel.ts";
+import { GpuTensor } from "../../../gpu/tensor.ts";
 import { recordAtBUpdate } from "./matmul_at_b_update.ts";
 import { PANEL_BLOCK, type PanelMatrix } from "./panel_matrix.ts";
 import { packUniform } from "./_uniform.ts";
@@ -40,7 +40,7 @@ export interface CholeskyScratch {
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { createFactorStatus, readFactorStatus } from "./cholesky.ts";
  * const s = createFactorStatus(await getGpu());
  * console.assert((await readFactorStatus(s)).failed === false);
@@ -66,7 +66,7 @@ export interface FactorStatus {
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { createFactorStatus, readFactorStatus } from "./cholesky.ts";
  * const s = createFactorStatus(await getGpu());
  * console.assert((await readFactorStatus(s)).pivot === null);
@@ -87,7 +87,7 @@ export async function readFactorStatus(status: GpuTensor): Promise<FactorStatus>
  *
  * @example
  * ```ts
- * import { getGpu } from "../../gpu/device.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { createCholeskyScratch, createFactorStatus } from "./cholesky.ts";
  * const gpu = await getGpu();
  * const s = createCholeskyScratch(gpu, 128, createFactorStatus(gpu));
@@ -114,8 +114,8 @@ export function createCholeskyScratch(gpu: Gpu, order: number, status: GpuTensor
  *
  * @example
  * ```ts
- * import { CommandBatch } from "../../gpu/batch.ts";
- * import { getGpu } from "../../gpu/device.ts";
+ * import { CommandBatch } from "../../../gpu/batch.ts";
+ * import { getGpu } from "../../../gpu/device.ts";
  * import { PanelMatrix } from "./panel_matrix.ts";
  * import { recordIdentity } from "./panel_ops.ts";
  * import { createCholeskyScratch, createFactorStatus, readFactorStatus, recordCholesky } from "./cholesky.ts";
