@@ -8,9 +8,11 @@
  * buffers, several times faster there; real GPUs keep the storage kernel,
  * whose outputs are bit-identical to before the seam.
  *
- * Code that still dispatches its own WGSL kernels (the Hessian accumulation,
- * observers on the GPU) reaches the device and the current batch through
- * {@link webGpuOf}; it is the one door below the seam.
+ * Nothing above the seam dispatches WGSL itself: the Hessian accumulation,
+ * GPTQ's and SparseGPT's linear algebra (./webgpu/second_order/) and the
+ * activation fake-quantization are engine ops. Tests and benchmarks that
+ * drive a kernel directly reach the device and the current batch through
+ * {@link webGpuOf}.
  *
  * @module
  */
