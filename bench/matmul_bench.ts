@@ -185,6 +185,8 @@ if (values.shapes) {
       { tm: 16, tn: 8, rb: 256 },
       { tm: 16, tn: 16, rb: 256 },
       { tm: 16, tn: 8, chunks: 2 },
+      { unroll: 1 },
+      { unroll: 4 },
     ]
   ) {
     const first = await firstUse("uniform", shape);

@@ -15,8 +15,8 @@
  *    64 KiB) and starting at a multiple of minUniformBufferOffsetAlignment;
  * 2. dispatches, per block of rb × rb outputs and per group of up to
  *    `chunks` k-tiles, a generated kernel whose inner loop reads only uniform
- *    windows (32 × 8 outputs per invocation by default, 64 vec4
- *    accumulators), adding into y from the second group on.
+ *    windows (16 × 8 outputs per invocation, 32 vec4 accumulators, two terms
+ *    per loop iteration), adding into y from the second group on.
  *
  * Everything is recorded into the caller's CommandBatch: one submit per op
  * batch, never one per tile. One pipeline per device (its text depends only
@@ -62,6 +62,8 @@ export interface UniformTiling {
   tn: number;
   /** Invocations per workgroup column: a workgroup covers rb/2 w rows and wy·tm x rows. */
   wy: number;
+  /** Terms per inner-loop iteration (1, 2 or 4); every tile's kc is a multiple of it. */
+  unroll: number;
 }
 
 /** The kernel's shape knobs (bench sweeps; the defaults are the measured best). */
@@ -76,6 +78,8 @@ export interface UniformShape {
   rb?: number;
   /** Invocations per workgroup column (default rb/2/tm: a workgroup covers half a tile of x rows). */
   wy?: number;
+  /** Terms per inner-loop iteration, 1, 2 or 4 (default 2). */
+  unroll?: number;
 }
 
 /**
@@ -129,6 +133,10 @@ export function uniformTiling(
   if (!Number.isInteger(wy) || wy < 1 || (rb / tm) % wy !== 0) {
     throw new ShapeError(`uniform matmul shape: wy ${wy} must divide rb/tm = ${rb / tm}`);
   }
+  const unroll = shape.unroll ?? 2;
+  if (![1, 2, 4].includes(unroll)) {
+    throw new ShapeError(`uniform matmul shape: unroll ${unroll} must be 1, 2 or 4`);
+  }
   if (kcMax < 4 || chunks < 1) return null;
   return {
     windowBytes,
@@ -139,6 +147,7 @@ export function uniformTiling(
     tm,
     tn,
     wy,
+    unroll,
   };
 }
 
@@ -185,7 +194,15 @@ export function defaultMatmulPath(gpu: Gpu): MatmulPath {
  * vec4s and does tm·tn FMAs. llvmpipe runs one invocation per SIMD lane and
  * gathers every uniform load per lane (measured: even an address the whole
  * workgroup shares costs as much as a per-lane one), so the FMAs per loaded
- * float, tm·tn/(tm + tn), is what sets the speed. Measured at 1024³ on a
+ * float, tm·tn/(tm + tn), is what sets the speed. (Only a load whose offset
+ * is a compile-time constant becomes one scalar load and a broadcast:
+ * Mesa 22.3 asks `nir_src_is_always_uniform`, which a loop counter never is.
+ * A kernel that reads x only at constant offsets must unroll every term it
+ * reads, and measured slower: see the README.) Two terms per loop iteration
+ * (`unroll`, default 2) load and store each spilled accumulator once per two
+ * FMAs; the padded tiles hold zeros past k, so odd k needs no tail loop and
+ * every accumulator takes the same terms in the same order as with one term
+ * per iteration. Measured at 1024³ on a
  * 2-core Zen 2 (llvmpipe, GL): 32 × 8 (6.4 FMAs per float) 10.3–11.3 GFLOP
  * per CPU-second against 9.0–10.6 for 16 × 8 (5.3), at 1.9 s CPU to compile
  * cold against 0.7 s; 16 × 16 (8 per float, the same 64 accumulators)
@@ -220,17 +237,30 @@ export function uniformMatmulSource(t: UniformTiling): string {
     `@group(0) @binding(${3 + t.chunks + c}) var<uniform> w${c}: Window;`
   ).join("\n");
   const body = (c: number) => {
-    const lines = [
-      `    let xo = l * ${rb / 4}u + xq;`,
-      `    let wo = l * ${rb / 4}u + wq;`,
-      ...xv.map((v) => `    let x_${v} = x${c}[xo${v ? ` + ${v}u` : ""}];`),
-      ...wv.map((v) => `    let w_${v} = w${c}[wo${v ? ` + ${v}u` : ""}];`),
-    ];
-    for (let i = 0; i < tm; i++) {
-      const xs = `vec4(x_${Math.floor(i / 4)}.${"xyzw"[i % 4]})`;
-      for (const v of wv) lines.push(`    ${acc(i, v)} = fma(${xs}, w_${v}, ${acc(i, v)});`);
+    const lines: string[] = [];
+    const terms = Array.from({ length: t.unroll }, (_, u) => u);
+    for (const u of terms) {
+      const at = (q: string, v: number) => `${q}${u || v ? ` + ${u * (rb / 4) + v}u` : ""}`;
+      lines.push(
+        ...xv.map((v) => `    let x${u}_${v} = x${c}[${at("xo", v)}];`),
+        ...wv.map((v) => `    let w${u}_${v} = w${c}[${at("wo", v)}];`),
+      );
     }
-    return `  for (var l = 0u; l < p.kc[${c}]; l++) {\n${lines.join("\n")}\n  }`;
+    // Each accumulator takes its terms in order, back to back (the same sums as one term per
+    // iteration), so a spilled accumulator is loaded and stored once per iteration.
+    for (let i = 0; i < tm; i++) {
+      for (const v of wv) {
+        for (const u of terms) {
+          const xs = `vec4(x${u}_${Math.floor(i / 4)}.${"xyzw"[i % 4]})`;
+          lines.push(`    ${acc(i, v)} = fma(${xs}, w${u}_${v}, ${acc(i, v)});`);
+        }
+      }
+    }
+    return `  for (var l = 0u; l < p.kc[${c}]; l += ${t.unroll}u) {
+    let xo = l * ${rb / 4}u + xq;
+    let wo = l * ${rb / 4}u + wq;
+${lines.join("\n")}
+  }`;
   };
   // One store site in a loop: every inlined storage access is a per-lane loop in llvmpipe's
   // code, so unrolled stores would multiply the compile time.
@@ -240,7 +270,7 @@ export function uniformMatmulSource(t: UniformTiling): string {
       put4(m0 + i, n0 + 4u * v, acc[i * ${tn / 4}u + v]);
     }
   }`;
-  return `// Generated by src/gpu/matmul_uniform.ts (uniform-window matmul, tm ${tm}, tn ${tn}).
+  return `// Generated by src/gpu/matmul_uniform.ts (uniform-window matmul, tm ${tm}, tn ${tn}, unroll ${t.unroll}).
 // y[m - row0, col0 + n] (+)= sum over this dispatch's k-tiles of x[m, l] * w[n, l] (+ bias[col0 + n])
 // for row0 <= m < p.m (row0 > 0: y holds only rows from row0 on, e.g. one panel of a Hessian)
 // x and w come as term-major tiles of ${rb} rows packed by kernels/pack_tiles.wgsl,
@@ -308,7 +338,7 @@ ${stores}
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 function tilingKey(t: UniformTiling): string {
-  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wy}`;
+  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wy}/${t.unroll}`;
 }
 
 function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
@@ -528,7 +558,7 @@ export function recordUniformMatmul(
   const t = requireTiling(batch.gpu, shape);
   const { m, k, n } = dims;
   if (m === 0 || n === 0) return;
-  const kc = Math.max(1, Math.min(t.kcMax, k));
+  const kc = Math.max(1, Math.min(t.kcMax, roundUp(k, t.unroll)));
   const kTiles = Math.max(1, Math.ceil(k / kc));
   const xp = pack(batch, t, x, m, k, kc, kTiles);
   const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
@@ -681,7 +711,7 @@ export function recordUniformGramRows(
   }
   const tiling = requireTiling(batch.gpu, options.shape ?? {});
   if (k === 0) return;
-  const kc = Math.max(1, Math.min(tiling.kcMax, t));
+  const kc = Math.max(1, Math.min(tiling.kcMax, roundUp(t, tiling.unroll)));
   // Token chunks: whole dispatch groups of k-tiles, packed into at most cap bytes.
   const limits = batch.gpu.limits;
   const cap = Math.min(
@@ -723,6 +753,10 @@ export function recordUniformGramRows(
       });
     }
   }
+}
+
+function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
 }
 
 function requireTiling(gpu: Gpu, shape: UniformShape): UniformTiling {
@@ -782,7 +816,8 @@ function recordProducts(
         for (let c = 0; c < t.chunks; c++) {
           const tile = g * t.chunks + c;
           const live = tile < o.kTiles;
-          kcs[c] = live ? Math.min(o.kc, o.k - tile * o.kc) : 0;
+          // Whole loop iterations: the tile's terms past k are zeros (the pack writes them).
+          kcs[c] = live ? roundUp(Math.min(o.kc, o.k - tile * o.kc), t.unroll) : 0;
           // An unused slot still needs a valid binding: the group's first window.
           xs.push(window(o.xp, bx, live ? tile : g * t.chunks));
           ws.push(window(o.wp, bw, live ? tile : g * t.chunks));

@@ -259,7 +259,15 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
   const gx = GpuTensor.fromArray(gpu, x, [m, k]);
   const gw = GpuTensor.fromArray(gpu, w, [n, k]);
   const ref = matmulRef(x, w, m, n, k);
-  for (const shape of [{ tm: 32, tn: 8 }, { tm: 16, tn: 8, wy: 1 }, { tm: 32, tn: 8, wy: 1 }]) {
+  for (
+    const shape of [
+      { tm: 32, tn: 8 },
+      { tm: 16, tn: 8, wy: 1 },
+      { tm: 32, tn: 8, wy: 1 },
+      { unroll: 1 },
+      { unroll: 4 },
+    ]
+  ) {
     await t.step(JSON.stringify(shape), async () => {
       const y = matmul(new CommandBatch(gpu), gx, gw, undefined, { path: "uniform", shape });
       assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
@@ -268,6 +276,54 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
   }
   gx.destroy();
   gw.destroy();
+});
+
+Deno.test("uniform matmul: every loop unroll sums the same terms in the same order", async (t) => {
+  const random = seededRandom(31);
+  // Odd k (padded with zero terms up to a whole iteration), k in one tile, k past a dispatch's
+  // k-tiles; and an odd token count through the Gram.
+  for (const [m, k, n] of [[5, 1, 3], [131, 7, 137], [131, 601, 137]]) {
+    await t.step(`[${m},${k}]·[${n},${k}]ᵀ`, async () => {
+      const gx = GpuTensor.fromArray(gpu, randomF32(random, m * k), [m, k]);
+      const gw = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
+      const bias = GpuTensor.fromArray(gpu, randomF32(random, n), [n]);
+      const ys = [];
+      for (const unroll of [1, 2, 4]) {
+        const y = matmul(new CommandBatch(gpu), gx, gw, bias, {
+          path: "uniform",
+          shape: { unroll },
+        });
+        ys.push(await y.readF32());
+        y.destroy();
+      }
+      assert.deepEqual(ys[1], ys[0]);
+      assert.deepEqual(ys[2], ys[0]);
+      for (const g of [gx, gw, bias]) g.destroy();
+    });
+  }
+  await t.step("Gram of 301 tokens", async () => {
+    const [tokens, k] = [301, 40];
+    const gx = GpuTensor.fromArray(gpu, randomF32(random, tokens * k), [tokens, k]);
+    const hs = [];
+    for (const unroll of [1, 2, 4]) {
+      const h = GpuTensor.fromArray(gpu, new Float32Array(k * k), [k, k]);
+      recordUniformGramRows(
+        new CommandBatch(gpu),
+        gx,
+        [{ tensor: h, row0: 0, rows: k, ld: k }],
+        2,
+        0,
+        {
+          shape: { unroll },
+        },
+      );
+      hs.push(await h.readF32());
+      h.destroy();
+    }
+    assert.deepEqual(hs[1], hs[0]);
+    assert.deepEqual(hs[2], hs[0]);
+    gx.destroy();
+  });
 });
 
 Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
@@ -380,6 +436,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     tm: 16,
     tn: 8,
     wy: 4,
+    unroll: 2,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
@@ -390,6 +447,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1024 }), null);
   assert.throws(() => uniformTiling(limits, { tm: 6 }), ShapeError);
   assert.throws(() => uniformTiling(limits, { wy: 3 }), /wy 3 must divide/);
+  assert.throws(() => uniformTiling(limits, { unroll: 3 }), /unroll 3 must be 1, 2 or 4/);
   // The generated kernel declares exactly one window binding per k-tile and operand.
   const source = uniformMatmulSource(
     uniformTiling({ ...limits, maxUniformBuffersPerShaderStage: 5 })!,
