@@ -10,6 +10,7 @@ import { assertSameBits } from "../_shared.ts";
 import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
 import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
+  columnBlockOnKernels,
   cpuColumnBlock,
   cpuInverseFactor,
   type HostColumnBlock,
@@ -150,4 +151,39 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
   } finally {
     for (const { gemm } of gemms) gemm.close();
   }
+});
+
+Deno.test("CPU column block: a dense weight's integer-grid blocks run on the kernels", () => {
+  const quantization = {
+    kind: 1 as const,
+    qmin: -8,
+    qmax: 7,
+    effectiveScale: new Float32Array([0.5]),
+    zeroPoint: new Float32Array([0]),
+    columnSlot: new Uint32Array(2),
+    rowDiv: 1,
+    slotRowStride: 1,
+  };
+  const block = (over: Partial<HostColumnBlock>): HostColumnBlock => ({
+    w: new Float32Array(4),
+    rows: 2,
+    cols: 2,
+    u: new Float32Array([1, 0, 0, 1]),
+    i1: 0,
+    i2: 2,
+    err: new Float32Array(4),
+    quantization,
+    nonZero: null,
+    maskInBlock: true,
+    ...over,
+  });
+  // GPTQ asks for the in-block mask on every weight; a dense one has none.
+  assert.ok(columnBlockOnKernels(block({})), "dense GPTQ block (maskInBlock, no mask)");
+  assert.ok(columnBlockOnKernels(block({ maskInBlock: false })), "no mask asked for");
+  assert.ok(!columnBlockOnKernels(block({ nonZero: new Uint8Array(4) })), "a sparse weight's mask");
+  assert.ok(!columnBlockOnKernels(block({ quantization: { ...quantization, kind: 2 } })), "fp8");
+  assert.ok(
+    !columnBlockOnKernels(block({ pruning: { kind: "n:m", n: 2, m: 4, preserve: false } })),
+    "pruning",
+  );
 });

@@ -172,7 +172,9 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
   columnBlock: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
     if (block === null) return;
-    (loop as HostLoop).loss += isIntBlock(block) ? kernelColumnBlock(block) : cpuColumnBlock(block);
+    (loop as HostLoop).loss += columnBlockOnKernels(block)
+      ? kernelColumnBlock(block)
+      : cpuColumnBlock(block);
   },
   trailingUpdate: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
@@ -369,9 +371,27 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
   return true;
 }
 
-/** GPTQ's usual block: an integer grid, no pruning, no mask on the updates. */
-function isIntBlock(block: HostColumnBlock): boolean {
-  return block.quantization?.kind === 1 && !block.pruning && !block.maskInBlock;
+/**
+ * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
+ * usual block, an integer grid without pruning and without a zero mask on
+ * the in-block updates. GPTQ asks for the mask on every weight, but only a
+ * sparse weight has one (`nonZero`): a dense weight's blocks are the
+ * kernel's.
+ *
+ * @param block the block
+ * @returns true when `columnBlock` runs it on the kernels
+ * @example
+ * ```ts
+ * import { columnBlockOnKernels } from "./second_order.ts";
+ * const quantization = { kind: 1 as const, qmin: -8, qmax: 7, effectiveScale: new Float32Array([0.5]),
+ *   zeroPoint: new Float32Array([0]), columnSlot: new Uint32Array(2), rowDiv: 1, slotRowStride: 1 };
+ * console.assert(columnBlockOnKernels({ w: new Float32Array(2), rows: 1, cols: 2, u: new Float32Array(4),
+ *   i1: 0, i2: 2, err: new Float32Array(2), quantization, nonZero: null, maskInBlock: true }));
+ * ```
+ */
+export function columnBlockOnKernels(block: HostColumnBlock): boolean {
+  return block.quantization?.kind === 1 && !block.pruning &&
+    !(block.maskInBlock && block.nonZero !== null);
 }
 
 /**
