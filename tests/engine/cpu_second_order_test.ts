@@ -187,3 +187,91 @@ Deno.test("CPU column block: a dense weight's integer-grid blocks run on the ker
     "pruning",
   );
 });
+
+/** The diagonal block's Cholesky factor as TypeScript computed it (float64 sums, L rounded to float32). */
+function referenceCholesky(a: Float32Array, b: number): Float32Array | null {
+  const l = new Float32Array(b * b);
+  for (let j = 0; j < b; j++) {
+    let s = a[j * b + j];
+    for (let k = 0; k < j; k++) s -= l[j * b + k] * l[j * b + k];
+    if (!(s > 0) || !Number.isFinite(s)) return null;
+    const d = Math.sqrt(s);
+    l[j * b + j] = d;
+    for (let i = j + 1; i < b; i++) {
+      let t = a[i * b + j];
+      for (let k = 0; k < j; k++) t -= l[i * b + k] * l[j * b + k];
+      l[i * b + j] = t / d;
+    }
+  }
+  return l;
+}
+
+/** L⁻¹ as TypeScript computed it: forward substitution in float64, rounded once to float32. */
+function referenceLowerInverse(l: Float32Array, b: number): Float32Array | null {
+  const x = new Float64Array(b * b);
+  for (let c = 0; c < b; c++) {
+    for (let i = c; i < b; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
+      x[i * b + c] = s / l[i * b + i];
+    }
+  }
+  const out = Float32Array.from(x);
+  return out.every(Number.isFinite) ? out : null;
+}
+
+/** The lower triangle of a [b, b] array (zeros above the diagonal). */
+function lowerOf(a: Float32Array, b: number): Float32Array {
+  return a.map((v, idx) => (idx % b <= Math.floor(idx / b) ? v : 0));
+}
+
+Deno.test("Cholesky and triangular inverse blocks on the kernels = TypeScript's float64 loops, bit for bit, every build, 1 and 2 threads", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  const gemms = builds.flatMap((variant) =>
+    [1, 2].map((threads) => ({ variant, threads, gemm: createCpuGemm({ variant, threads }) }))
+  );
+  try {
+    // 128: the factor's panel; 5: tiny; 260: the inverse's columns threaded.
+    for (const b of [128, 5, 260]) {
+      const h = hessian(b, b + 3);
+      // Only the lower triangle may be read: the upper one holds something else.
+      for (let i = 0; i < b; i++) for (let j = i + 1; j < b; j++) h[i * b + j] = 1e30;
+      const l = referenceCholesky(h, b)!;
+      const x = referenceLowerInverse(l, b)!;
+      assert.ok(l !== null && x !== null, `b = ${b}: the reference factors`);
+      for (const { variant, threads, gemm } of gemms) {
+        const label = `${variant}, ${threads} thread(s), b = ${b}`;
+        const got = h.slice();
+        assert.ok(gemm.choleskyBlock(got, b), `${label}: positive definite`);
+        assertSameBits(lowerOf(got, b), l, `${label}: L`);
+        for (let i = 0; i < b; i++) {
+          for (let j = i + 1; j < b; j++) {
+            assert.equal(got[i * b + j], Math.fround(1e30), `${label}: upper kept`);
+          }
+        }
+        // L's upper triangle holds 1e30s: not read either.
+        const inv = gemm.lowerTriangularInverse(got, b)!;
+        assert.ok(inv !== null, `${label}: finite inverse`);
+        assertSameBits(inv, x, `${label}: L⁻¹`);
+      }
+    }
+    // Not positive definite (a negative pivot in the middle); an inverse that overflows.
+    const bad = hessian(6, 1);
+    bad[3 * 6 + 3] = -1;
+    assert.equal(referenceCholesky(bad, 6), null);
+    const tiny = new Float32Array([1e-20, 0, 1, 1e-20]);
+    assert.equal(referenceLowerInverse(tiny, 2), null);
+    for (const { variant, threads, gemm } of gemms) {
+      const label = `${variant}, ${threads} thread(s)`;
+      assert.equal(gemm.choleskyBlock(bad.slice(), 6), false, `${label}: indefinite`);
+      assert.equal(gemm.lowerTriangularInverse(tiny, 2), null, `${label}: overflow`);
+      // The status of a failed call does not stick to the next one.
+      assert.ok(gemm.lowerTriangularInverse(new Float32Array([2, 0, 1, 4]), 2), `${label}: after`);
+      assert.ok(gemm.choleskyBlock(new Float32Array([4, 0, 2, 5]), 2), `${label}: after`);
+    }
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
+});

@@ -40,7 +40,10 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention, 7: FWHT. */
+  /**
+   * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
+   * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum.
+   */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -64,7 +67,7 @@ export const JOB = {
   /** float32 bits of the grid's clamp bounds. */
   Q_MIN: 44,
   Q_MAX: 45,
-  /** Byte address of the float64 loss terms. */
+  /** Byte address of the float64 loss terms (OP 4); of an int32 status word (OPs 20, 21). */
   TERMS: 46,
   /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
   EPS: 48,

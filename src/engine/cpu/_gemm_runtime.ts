@@ -649,6 +649,51 @@ export class GemmRuntime {
   }
 
   /**
+   * The Cholesky factor of the [b, b] block at byte address `a`, in place
+   * (see run_cholesky_block in gemm.c), on the calling thread; the int32 at
+   * `status` becomes 1 when the block is not positive definite.
+   */
+  choleskyBlock(job: { a: number; b: number; status: number }): void {
+    this.#runChunked(20, 1, 0, 1, (s) => {
+      s[JOB.A] = job.a;
+      s[JOB.M] = job.b;
+      s[JOB.TERMS] = job.status;
+    });
+  }
+
+  /**
+   * X = L⁻¹ of the lower-triangular [b, b] block at byte address `l` into
+   * `x` (float32), with [b, b] float64 scratch at `work` (see
+   * run_lower_inverse_block in gemm.c), columns shared by the threads; the
+   * int32 at `status` becomes 1 when a value is not finite.
+   */
+  lowerInverseBlock(job: { l: number; work: number; x: number; b: number; status: number }): void {
+    const { b } = job;
+    if (b === 0) return;
+    new Int32Array(this.memory.buffer, job.status, 1)[0] = 0;
+    // About (b − c)² / 2 multiply-adds for column c.
+    this.#runChunked(21, b, (b * b) / 3, 1, (s) => {
+      s[JOB.A] = job.l;
+      s[JOB.B] = job.work;
+      s[JOB.C] = job.x;
+      s[JOB.M] = b;
+      s[JOB.TERMS] = job.status;
+    });
+  }
+
+  /**
+   * The float64 sum of `n` float64 values at byte address `v`, added in
+   * order (see run_ordered_sum in gemm.c), stored as a float64 at `out`.
+   */
+  orderedSum(job: { v: number; n: number; out: number }): void {
+    this.#runChunked(22, 1, 0, 1, (s) => {
+      s[JOB.A] = job.v;
+      s[JOB.M] = job.n;
+      s[JOB.C] = job.out;
+    });
+  }
+
+  /**
    * y = x / sqrt(mean(x²) + eps) · w for `rows` rows of `cols` floats at
    * byte addresses x, w, y (see run_rmsnorm in gemm.c), rows shared by the threads.
    */

@@ -126,8 +126,11 @@ export interface IntColumnBlock {
   u: Float32Array;
   /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, count]`. */
   err: Float32Array;
-  /** Written: the loss terms `(w − q)² / U[i, i]²` in float64, `[rows, count]`. */
-  terms: Float64Array;
+  /**
+   * Written when given: the loss terms `(w − q)² / U[i, i]²` in float64,
+   * `[rows, count]` (their sum in row-major order is the call's result).
+   */
+  terms?: Float64Array;
   /** Effective scale per slot. */
   scale: Float32Array;
   /** Zero point per slot. */
@@ -612,8 +615,9 @@ export class CpuGemm {
    * among the threads.
    *
    * @param block the block's weight columns, U's block, the grid, and the outputs
+   * @returns the sum of the loss terms, in float64 from 0 in row-major order
    */
-  gptqColumnBlock(block: IntColumnBlock): void {
+  gptqColumnBlock(block: IntColumnBlock): number {
     const what = "gptqColumnBlock";
     const { rows, count } = block;
     checkShape(what, "rows", rows);
@@ -623,7 +627,7 @@ export class CpuGemm {
     checkLength(what, "err", block.err, rows * count);
     for (const [name, array] of [["slot", block.slot], ["terms", block.terms]] as const) {
       const needed = name === "slot" ? count : rows * count;
-      if (array.length < needed) {
+      if (array !== undefined && array.length < needed) {
         throw new CpuKernelError(`${what}: ${name} holds ${array.length} values, needs ${needed}`);
       }
     }
@@ -631,9 +635,10 @@ export class CpuGemm {
     if (block.zero.length !== slots) {
       throw new CpuKernelError(`${what}: ${slots} scales but ${block.zero.length} zero points`);
     }
-    if (rows === 0 || count === 0) return;
+    if (rows === 0 || count === 0) return 0;
     const rt = this.#rt;
-    const wAt = rt.heapBase;
+    const sumAt = rt.heapBase;
+    const wAt = align(sumAt + 8, 64);
     const uAt = align(wAt + rows * count * 4, 64);
     const errAt = align(uAt + count * count * 4, 64);
     const termsAt = align(errAt + rows * count * 4, 64);
@@ -664,7 +669,65 @@ export class CpuGemm {
     });
     block.w.set(rt.f32(wAt, rows * count));
     block.err.set(rt.f32(errAt, rows * count));
-    block.terms.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
+    block.terms?.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
+    rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
+    return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+  }
+
+  /**
+   * The Cholesky factor L (L·Lᵀ = A) of a `[b, b]` block in place: its lower
+   * triangle is read and becomes L, the upper one is left as it was. Float32
+   * values, float64 sums (see run_cholesky_block in kernels/gemm.c); the
+   * diagonal blocks of the CPU inverse factor.
+   *
+   * @param a `[b, b]` row-major, modified in place
+   * @param b the order
+   * @returns false when A is not (numerically) positive definite (`a` then
+   *   holds a partial factor)
+   */
+  choleskyBlock(a: Float32Array, b: number): boolean {
+    const what = "choleskyBlock";
+    checkShape(what, "b", b);
+    checkLength(what, "a", a, b * b);
+    if (b === 0) return true;
+    const rt = this.#rt;
+    const statusAt = rt.heapBase;
+    const aAt = align(statusAt + 4, 64);
+    rt.reserve(aAt + b * b * 4 - rt.heapBase, `${what} of ${b}`);
+    rt.f32(aAt, b * b).set(a.subarray(0, b * b));
+    rt.choleskyBlock({ a: aAt, b, status: statusAt });
+    a.set(rt.f32(aAt, b * b));
+    return new Int32Array(rt.memory.buffer, statusAt, 1)[0] === 0;
+  }
+
+  /**
+   * X = L⁻¹ of a lower-triangular `[b, b]` L (only its lower triangle is
+   * read) by forward substitution in float64, rounded to float32 (see
+   * run_lower_inverse_block in kernels/gemm.c), its columns shared by the
+   * threads.
+   *
+   * @param l `[b, b]` row-major
+   * @param b the order
+   * @param out written when given (its first b·b floats), else allocated
+   * @returns X, zeros above the diagonal, or null when a value is not finite
+   */
+  lowerTriangularInverse(l: Float32Array, b: number, out?: Float32Array): Float32Array | null {
+    const what = "lowerTriangularInverse";
+    checkShape(what, "b", b);
+    checkLength(what, "l", l, b * b);
+    const x = out ?? new Float32Array(b * b);
+    checkLength(what, "out", x, b * b);
+    if (b === 0) return x;
+    const rt = this.#rt;
+    const statusAt = rt.heapBase;
+    const lAt = align(statusAt + 4, 64);
+    const xAt = align(lAt + b * b * 4, 64);
+    const workAt = align(xAt + b * b * 4, 64);
+    rt.reserve(workAt + b * b * 8 - rt.heapBase, `${what} of ${b}`);
+    rt.f32(lAt, b * b).set(l.subarray(0, b * b));
+    rt.lowerInverseBlock({ l: lAt, work: workAt, x: xAt, b, status: statusAt });
+    x.set(rt.f32(xAt, b * b));
+    return new Int32Array(rt.memory.buffer, statusAt, 1)[0] === 0 ? x : null;
   }
 
   /**
@@ -1197,9 +1260,53 @@ export function walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1)
  * ```
  *
  * @param block the block's weight columns, U's block, the grid, and the outputs
+ * @returns the sum of the loss terms (see {@linkcode CpuGemm.gptqColumnBlock})
  */
-export function gptqColumnBlock(block: IntColumnBlock): void {
-  defaultGemm().gptqColumnBlock(block);
+export function gptqColumnBlock(block: IntColumnBlock): number {
+  return defaultGemm().gptqColumnBlock(block);
+}
+
+/**
+ * The Cholesky factor of a `[b, b]` block in place, on the shared default
+ * instance (see {@linkcode CpuGemm.choleskyBlock}).
+ *
+ * @example
+ * ```ts
+ * import { choleskyBlock } from "./gemm.ts";
+ * const a = new Float32Array([4, 0, 2, 5]); // lower triangle of [[4, 2], [2, 5]]
+ * console.assert(choleskyBlock(a, 2) && a[0] === 2 && a[2] === 1 && a[3] === 2);
+ * ```
+ *
+ * @param a `[b, b]` row-major, its lower triangle read and replaced by L
+ * @param b the order
+ * @returns false when the block is not (numerically) positive definite
+ */
+export function choleskyBlock(a: Float32Array, b: number): boolean {
+  return defaultGemm().choleskyBlock(a, b);
+}
+
+/**
+ * L⁻¹ of a lower-triangular `[b, b]` block, on the shared default instance
+ * (see {@linkcode CpuGemm.lowerTriangularInverse}).
+ *
+ * @example
+ * ```ts
+ * import { lowerTriangularInverse } from "./gemm.ts";
+ * const x = lowerTriangularInverse(new Float32Array([2, 0, 1, 4]), 2)!;
+ * console.assert(x[0] === 0.5 && x[2] === -0.125 && x[3] === 0.25);
+ * ```
+ *
+ * @param l `[b, b]` row-major, its lower triangle read
+ * @param b the order
+ * @param out written when given, else allocated
+ * @returns X, or null when a value is not finite
+ */
+export function lowerTriangularInverse(
+  l: Float32Array,
+  b: number,
+  out?: Float32Array,
+): Float32Array | null {
+  return defaultGemm().lowerTriangularInverse(l, b, out);
 }
 
 /**

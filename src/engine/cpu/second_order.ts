@@ -8,13 +8,16 @@
  *   `U = V⁻¹ = J·L⁻¹·J` — the same U as upstream's three factorizations
  *   (Cholesky factors with a positive diagonal are unique) for a third of
  *   the flops. Both are blocked by panels of 128: the panel solves and
- *   trailing updates are WebAssembly SIMD products (`gemm.ts`), the
- *   128 × 128 diagonal blocks TypeScript with float64 sums. Both work in
+ *   trailing updates are SIMD products (`gemm.ts`), the 128 × 128 diagonal
+ *   blocks' Cholesky factor and inverse the kernels' float64 loops
+ *   (`choleskyBlock`, `lowerTriangularInverse`). Both work in
  *   place in the one n × n array that becomes U, and their products run in
  *   blocks of about 4 MiB, so a factor holds one Hessian-sized array besides
  *   its input (and the kernels' memory does not grow with n²);
- * - the in-block column loop in TypeScript (sequential per row, float64
- *   arithmetic rounded to float32 on every store);
+ * - the in-block column loop (sequential per row, float64 arithmetic
+ *   rounded to float32 on every store): on the kernels for an integer grid
+ *   without pruning or a zero mask ({@link kernelColumnBlock}), else in
+ *   TypeScript;
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
  *
  * Results agree with the float64 reference (src/modifiers/gptq/reference.ts)
@@ -38,7 +41,14 @@ import type {
   SecondOrderOps,
   SecondOrderTask,
 } from "../engine.ts";
-import { gptqColumnBlock, type IntColumnBlock, matmul, matmulTransposed } from "./gemm.ts";
+import {
+  choleskyBlock,
+  gptqColumnBlock,
+  type IntColumnBlock,
+  lowerTriangularInverse,
+  matmul,
+  matmulTransposed,
+} from "./gemm.ts";
 import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
 
 /** Columns per panel of the blocked factorizations. */
@@ -250,7 +260,7 @@ function roundDownTo(count: number, quantum: number): number {
  * Right-looking blocked Cholesky: the lower triangle of `a` becomes L (only
  * the lower triangle is read; the upper one is left as scratch). Per panel
  * of {@link PANEL} columns: the diagonal block by the unblocked algorithm
- * (float64 sums), the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
+ * (float64 sums, `choleskyBlock`), the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
  * `A₂₂ −= L₂₁·L₂₁ᵀ` on the lower triangle, by blocks of rows, both SIMD
  * products.
  */
@@ -258,28 +268,19 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     const b = k1 - k0;
-    // L₁₁ of the diagonal block.
+    // L₁₁ of the diagonal block (its lower triangle, zeros above).
     const l11 = new Float32Array(b * b);
-    for (let j = 0; j < b; j++) {
-      const rj = (k0 + j) * n + k0;
-      let s = a[rj + j];
-      for (let k = 0; k < j; k++) s -= l11[j * b + k] * l11[j * b + k];
-      if (!(s > 0) || !Number.isFinite(s)) return false;
-      const d = Math.sqrt(s);
-      l11[j * b + j] = d;
-      for (let i = j + 1; i < b; i++) {
-        let t = a[(k0 + i) * n + k0 + j];
-        for (let k = 0; k < j; k++) t -= l11[i * b + k] * l11[j * b + k];
-        l11[i * b + j] = t / d;
-      }
+    for (let i = 0; i < b; i++) {
+      l11.set(a.subarray((k0 + i) * n + k0, (k0 + i) * n + k0 + i + 1), i * b);
     }
+    if (!choleskyBlock(l11, b)) return false;
     for (let i = 0; i < b; i++) {
       a.set(l11.subarray(i * b, i * b + i + 1), (k0 + i) * n + k0);
     }
     const m = n - k1;
     if (m === 0) break;
     // L₂₁ = A₂₁·L₁₁⁻ᵀ.
-    const inv = triangularInverse(l11, b);
+    const inv = lowerTriangularInverse(l11, b);
     if (inv === null) return false;
     const a21 = new Float32Array(m * b);
     for (let i = 0; i < m; i++) a21.set(a.subarray((k1 + i) * n + k0, (k1 + i) * n + k1), i * b);
@@ -304,24 +305,9 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
   return true;
 }
 
-/** The inverse of a small lower-triangular `[b, b]` block by forward substitution (float64 sums). */
-function triangularInverse(l: Float32Array, b: number): Float32Array | null {
-  const x = new Float64Array(b * b);
-  for (let c = 0; c < b; c++) {
-    for (let i = c; i < b; i++) {
-      let s = i === c ? 1 : 0;
-      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
-      x[i * b + c] = s / l[i * b + i];
-    }
-  }
-  const out = Float32Array.from(x);
-  for (const v of out) if (!Number.isFinite(v)) return null;
-  return out;
-}
-
 /**
  * Replaces the lower triangle of `l` (L) by L⁻¹, by block rows: the
- * diagonal blocks by forward substitution, then
+ * diagonal blocks by forward substitution (`lowerTriangularInverse`), then
  * `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`, both products SIMD, the
  * first in blocks of X's columns. Block row I of L is read before X's is
  * written over it, and X[:I, :I] is already in place above it. False when
@@ -335,7 +321,7 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
     for (let i = 0; i < b; i++) {
       lii.set(l.subarray((r0 + i) * n + r0, (r0 + i) * n + r0 + i + 1), i * b);
     }
-    const xii = triangularInverse(lii, b);
+    const xii = lowerTriangularInverse(lii, b);
     if (xii === null) return false;
     if (r0 > 0) {
       const li = new Float32Array(b * r0);
@@ -398,7 +384,7 @@ export function columnBlockOnKernels(block: HostColumnBlock): boolean {
  * {@link cpuColumnBlock} for an integer grid without pruning, on the
  * kernels' threads (gemm.c's run_column_block gives the same bits): the
  * block's columns of w and U's block go in compact, come back into w, and
- * the loss terms are summed here in cpuColumnBlock's order.
+ * the kernels sum the loss terms in cpuColumnBlock's order.
  *
  * @param block an integer-grid block without pruning or masked updates
  * @param run the kernel call; default the shared instance's
@@ -416,7 +402,7 @@ export function columnBlockOnKernels(block: HostColumnBlock): boolean {
  */
 export function kernelColumnBlock(
   block: HostColumnBlock,
-  run: (b: IntColumnBlock) => void = gptqColumnBlock,
+  run: (b: IntColumnBlock) => number = gptqColumnBlock,
 ): number {
   const { w, rows, cols, u, i1, i2, err } = block;
   const quant = block.quantization!;
@@ -427,14 +413,12 @@ export function kernelColumnBlock(
   for (let i = 0; i < count; i++) {
     ub.set(u.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * count);
   }
-  const terms = new Float64Array(rows * count);
-  run({
+  const sum = run({
     w: wb,
     rows,
     count,
     u: ub,
     err: err.subarray(0, rows * count),
-    terms,
     scale: quant.effectiveScale,
     zero: quant.zeroPoint,
     slot: quant.columnSlot.subarray(i1, i2),
@@ -444,9 +428,7 @@ export function kernelColumnBlock(
     qmax: quant.qmax,
   });
   for (let r = 0; r < rows; r++) w.set(wb.subarray(r * count, (r + 1) * count), r * cols + i1);
-  let loss = 0;
-  for (let t = 0; t < terms.length; t++) loss += terms[t];
-  return loss / 2;
+  return sum / 2;
 }
 
 /** f32 fake quantization of one value, as gptq_column_block.wgsl does it. */

@@ -126,6 +126,8 @@ enum {
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
+                         // 20: Cholesky block, 21: lower-triangular inverse block,
+                         // 22: ordered float64 sum (run_cholesky_block and after)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -143,7 +145,7 @@ enum {
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
   J_Q_MIN = 44,        // clamp bounds, as float32 bits
   J_Q_MAX = 45,
-  J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
+  J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
   J_V = 50,            // fused attention (J_OP 6): byte address of v
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
@@ -794,6 +796,77 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   }
 }
 
+// The dense blocks of the CPU inverse-Hessian factor (cpuInverseFactor in
+// src/engine/cpu/second_order.ts), whose arithmetic they must give bit for
+// bit: float32 values combined in float64, rounded to float32 only where the
+// TypeScript stores into a Float32Array.
+//
+// J_OP 20, one task: the Cholesky factor of the [M, M] block at A (row-major,
+// its lower triangle read), in place: its lower triangle becomes L (the upper
+// one is left as it was). The int32 at TERMS becomes 1 when the block is not
+// (numerically) positive definite, else 0; L is then incomplete.
+NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
+  const int b = job[J_M];
+  float* a = (float*)MEM(base, job[J_A]);
+  int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
+  *failed = 0;
+  for (int j = 0; j < b; j++) {
+    const float* lj = a + j * b;
+    double s = lj[j];
+    for (int k = 0; k < j; k++) s -= (double)lj[k] * (double)lj[k];
+    if (!(s > 0) || !__builtin_isfinite(s)) {
+      *failed = 1;
+      return;
+    }
+    const double d = __builtin_sqrt(s);
+    for (int i = j + 1; i < b; i++) {
+      float* li = a + i * b;
+      double t = li[j];
+      for (int k = 0; k < j; k++) t -= (double)li[k] * (double)lj[k];
+      li[j] = (float)(t / d);
+    }
+    a[j * b + j] = (float)d;
+  }
+}
+
+// J_OP 21: X = L⁻¹ for the lower-triangular [M, M] block L at A (its lower
+// triangle read) by forward substitution, column by column: columns
+// [task·NC, (task + 1)·NC) of X in float64 at B ([M, M] scratch), then
+// rounded to float32 into C (zeros above the diagonal). Columns are
+// independent, so tasks may run on any thread. The int32 at TERMS becomes 1
+// when a value of X is not finite (the caller zeroes it first).
+NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task) {
+  const int b = job[J_M], chunk = job[J_NC];
+  const float* l = (const float*)MEM(base, job[J_A]);
+  double* x = (double*)MEM(base, job[J_B]);
+  float* out = (float*)MEM(base, job[J_C]);
+  int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
+  const int c1 = min_int(b, (task + 1) * chunk);
+  for (int c = task * chunk; c < c1; c++) {
+    for (int i = 0; i < c; i++) out[i * b + c] = 0;
+    for (int i = c; i < b; i++) {
+      const float* li = l + i * b;
+      double s = i == c ? 1 : 0;
+      for (int k = c; k < i; k++) s -= (double)li[k] * x[k * b + c];
+      x[i * b + c] = s / (double)li[i];
+      const float v = (float)x[i * b + c];
+      out[i * b + c] = v;
+      if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+    }
+  }
+}
+
+// J_OP 22, one task: the float64 sum of the M float64 values at A, added in
+// order from 0 (the GPTQ column block's loss terms, summed as its
+// TypeScript twin sums them), stored as a float64 at C.
+NOINLINE static void run_ordered_sum(char* base, const int32_t* job) {
+  const int n = job[J_M];
+  const double* v = (const double*)MEM(base, job[J_A]);
+  double s = 0;
+  for (int i = 0; i < n; i++) s += v[i];
+  *(double*)MEM(base, job[J_C]) = s;
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -805,6 +878,9 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
+    case 20: run_cholesky_block(base, job); return;
+    case 21: run_lower_inverse_block(base, job, task); return;
+    case 22: run_ordered_sum(base, job); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
