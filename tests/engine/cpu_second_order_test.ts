@@ -275,3 +275,31 @@ Deno.test("Cholesky and triangular inverse blocks on the kernels = TypeScript's 
     for (const { gemm } of gemms) gemm.close();
   }
 });
+
+Deno.test("quadraticSum on the kernels = the product's rows dotted in TypeScript, bit for bit, every build, threads, streaming", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  let s = 777;
+  const rand = () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5;
+  for (const [m, k] of [[3, 5], [300, 70]]) {
+    const x = Float32Array.from({ length: m * k }, rand);
+    const w = hessian(k, k);
+    for (const variant of builds) {
+      // 4 KiB streams the 300 rows through in several chunks.
+      for (const [threads, streamBytes] of [[1, undefined], [2, undefined], [2, 4096]]) {
+        const gemm = createCpuGemm({ variant, threads, streamBytes });
+        try {
+          const y = gemm.matmulTransposed(x, w, m, k, k);
+          let expected = 0;
+          for (let i = 0; i < m * k; i++) expected += y[i] * x[i];
+          const label = `${variant}, ${threads} thread(s), stream ${streamBytes}, ${m} × ${k}`;
+          assert.equal(gemm.quadraticSum(x, w, m, k), expected, label);
+          assert.equal(gemm.quadraticSum(x, w, 0, k), 0, `${label}: no rows`);
+        } finally {
+          gemm.close();
+        }
+      }
+    }
+  }
+});

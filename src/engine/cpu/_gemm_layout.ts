@@ -42,7 +42,8 @@ export const JOB = {
   CAUSAL_OFFSET: 29,
   /**
    * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
-   * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum.
+   * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
+   * 23: ordered float64 dot.
    */
   OP: 30,
   WINDOW: 31,

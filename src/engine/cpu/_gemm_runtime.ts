@@ -694,6 +694,20 @@ export class GemmRuntime {
   }
 
   /**
+   * The float64 at `acc` plus Σ a[i]·b[i] over `n` floats at byte addresses
+   * `a` and `b`, added in order (see run_ordered_dot in gemm.c), stored back
+   * at `acc`.
+   */
+  orderedDot(job: { a: number; b: number; n: number; acc: number }): void {
+    this.#runChunked(23, 1, 0, 1, (s) => {
+      s[JOB.A] = job.a;
+      s[JOB.B] = job.b;
+      s[JOB.M] = job.n;
+      s[JOB.C] = job.acc;
+    });
+  }
+
+  /**
    * y = x / sqrt(mean(x²) + eps) · w for `rows` rows of `cols` floats at
    * byte addresses x, w, y (see run_rmsnorm in gemm.c), rows shared by the threads.
    */

@@ -314,6 +314,30 @@ export class CpuGemm {
   }
 
   /**
+   * Σ_{i,j} y[i, j] · x[i, j] for y = x · wᵀ (x [m, k], w [k, k]): the
+   * quadratic form tr(x·wᵀ·xᵀ), with y rounded to float32 as
+   * {@link matmulTransposed} gives it and the products y·x added in float64,
+   * in row-major order, from 0. y is never copied out of the kernels' memory.
+   *
+   * @param x m × k
+   * @param w k × k
+   * @returns the sum
+   */
+  quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
+    const what = "quadraticSum";
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkLength(what, "x", x, m * k);
+    checkLength(what, "w", w, k * k);
+    if (m === 0 || k === 0) return 0;
+    const at = this.#rt.heapBase;
+    this.#rt.reserve(8, what);
+    new Float64Array(this.#rt.memory.buffer, at, 1)[0] = 0;
+    this.#product(what, x, w, m, k, k, x, true, true);
+    return new Float64Array(this.#rt.memory.buffer, at, 1)[0];
+  }
+
+  /**
    * h[k,k] += xᵀ·x for x[rows,k]. `h` must be symmetric on entry (a sum of
    * Grams, or zeros): the upper triangle is accumulated and then copied onto
    * the lower one, so the full symmetric matrix is written.
@@ -874,6 +898,8 @@ export class CpuGemm {
    * y = a·b (or a·bᵀ when `transposed`): B is packed once into the kernels'
    * memory (staged through it in chunks of whole rows of w, or whole KC
    * slices of b's rows), then the rows of a and y stream through in chunks.
+   * With `quadratic` (n = k), y stays in the kernels' memory: each chunk's
+   * Σ y ⊙ a is added in order to the float64 at heapBase instead.
    */
   #product(
     what: string,
@@ -884,6 +910,7 @@ export class CpuGemm {
     k: number,
     y: Float32Array,
     transposed: boolean,
+    quadratic = false,
   ): Float32Array {
     if (m === 0 || n === 0) return y;
     if (k === 0) {
@@ -891,7 +918,8 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
-    const packedAt = rt.heapBase;
+    const sumAt = rt.heapBase;
+    const packedAt = quadratic ? sumAt + 64 : rt.heapBase;
     const workAt = align(packedAt + k * align(n, NR) * 4, 64);
     // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile).
     const step = Math.min(m, chunkRows(this.#stream, (k + n) * 4, 4));
@@ -951,7 +979,8 @@ export class CpuGemm {
         ldc: n,
         accumulate: false,
       });
-      y.set(rt.f32(cAt, r * n), r0 * n);
+      if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
+      else y.set(rt.f32(cAt, r * n), r0 * n);
     }
     return y;
   }
@@ -1264,6 +1293,27 @@ export function walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1)
  */
 export function gptqColumnBlock(block: IntColumnBlock): number {
   return defaultGemm().gptqColumnBlock(block);
+}
+
+/**
+ * tr(x·wᵀ·xᵀ) for x [m, k] and w [k, k], on the shared default instance
+ * (see {@linkcode CpuGemm.quadraticSum}).
+ *
+ * @example
+ * ```ts
+ * import { quadraticSum } from "./gemm.ts";
+ * // x = [1, 2], w = [[2, 0], [0, 3]]: 1·2·1 + 2·3·2 = 14
+ * console.assert(quadraticSum(new Float32Array([1, 2]), new Float32Array([2, 0, 0, 3]), 1, 2) === 14);
+ * ```
+ *
+ * @param x m × k
+ * @param w k × k
+ * @param m rows of x
+ * @param k columns of x (and the order of w)
+ * @returns the sum
+ */
+export function quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
+  return defaultGemm().quadraticSum(x, w, m, k);
 }
 
 /**

@@ -127,7 +127,8 @@ enum {
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
                          // 20: Cholesky block, 21: lower-triangular inverse block,
-                         // 22: ordered float64 sum (run_cholesky_block and after)
+                         // 22: ordered float64 sum, 23: ordered float64 dot
+                         // (run_cholesky_block and after)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -867,6 +868,20 @@ NOINLINE static void run_ordered_sum(char* base, const int32_t* job) {
   *(double*)MEM(base, job[J_C]) = s;
 }
 
+// J_OP 23, one task: the float64 at C plus the products a[i] · b[i] (float32
+// values, exact in float64) of the M floats at A and B, added in order (a
+// quadratic form's row dots, summed as their TypeScript twin sums them),
+// stored back at C.
+NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
+  const int n = job[J_M];
+  const float* a = (const float*)MEM(base, job[J_A]);
+  const float* b = (const float*)MEM(base, job[J_B]);
+  double* out = (double*)MEM(base, job[J_C]);
+  double s = *out;
+  for (int i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+  *out = s;
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -881,6 +896,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task); return;
     case 22: run_ordered_sum(base, job); return;
+    case 23: run_ordered_dot(base, job); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
