@@ -126,12 +126,18 @@ function blockOf(loop: ColumnLoop, i1: number, i2: number): HostColumnBlock | nu
  * diagonal (float32, as torch).
  */
 function dampedOrdered(h: Float32Array, n: number, plan: FactorPlan): Float32Array {
-  const at = (p: number) => (plan.perm ? plan.perm[p] : p);
+  const { perm, dead, damp } = plan;
   const out = new Float32Array(n * n);
+  if (perm === null) out.set(h.subarray(0, n * n));
+  else {
+    for (let i = 0; i < n; i++) {
+      const src = perm[i] * n;
+      const row = i * n;
+      for (let j = 0; j < n; j++) out[row + j] = h[src + perm[j]];
+    }
+  }
   for (let i = 0; i < n; i++) {
-    const src = at(i) * n;
-    for (let j = 0; j < n; j++) out[i * n + j] = h[src + at(j)];
-    out[i * n + i] = (plan.dead[at(i)] ? 1 : out[i * n + i]) + plan.damp;
+    out[i * n + i] = (dead[perm ? perm[i] : i] ? 1 : out[i * n + i]) + damp;
   }
   return out;
 }
@@ -228,12 +234,9 @@ export function cpuInverseFactor(
   blockFloats: number = BLOCK_FLOATS,
 ): Float32Array | null {
   // A = J·H·J, factored in place into its lower Cholesky factor L, then
-  // inverted in place into X = L⁻¹: the only n × n array this makes.
-  const a = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const src = (n - 1 - i) * n;
-    for (let j = 0; j < n; j++) a[i * n + j] = h[src + n - 1 - j];
-  }
+  // inverted in place into X = L⁻¹: the only n × n array this makes. J·H·J
+  // maps (i, j) to (n−1−i, n−1−j): the row-major array reversed.
+  const a = h.slice(0, n * n).reverse();
   if (!choleskyInPlace(a, n, blockFloats)) return null;
   if (!lowerInverseInPlace(a, n, blockFloats)) return null;
   // U = J·X·J: reversing the row-major array maps (i, j) to (n−1−i, n−1−j),
@@ -346,13 +349,16 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
       const xi = matmul(xii, s, b, r0, b);
       for (let i = 0; i < b; i++) {
         const row = (r0 + i) * n;
-        for (let j = 0; j < r0; j++) l[row + j] = -xi[i * r0 + j];
+        for (let j = 0; j < r0; j++) {
+          const v = -xi[i * r0 + j];
+          // v − v is NaN exactly when v is infinite or NaN.
+          if (v - v !== 0) return false;
+          l[row + j] = v;
+        }
       }
     }
+    // X[I, I] is finite (lowerTriangularInverse checks it).
     for (let i = 0; i < b; i++) l.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
-  }
-  for (let i = 0; i < n; i++) {
-    for (let j = i * n, end = i * n + i; j <= end; j++) if (!Number.isFinite(l[j])) return false;
   }
   return true;
 }
