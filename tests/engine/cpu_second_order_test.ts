@@ -70,7 +70,7 @@ Deno.test("CPU inverse factor: an indefinite H gives null", () => {
   assert.equal(cpuInverseFactor(h, n, 4096), null);
 });
 
-Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads", () => {
+Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads, with and without a zero mask", () => {
   const builds: KernelVariant[] = probeNativeGemm().ok
     ? ["avx2", "relaxed", "simd"]
     : ["relaxed", "simd"];
@@ -125,27 +125,32 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
         rowDiv: c.rowDiv,
         slotRowStride: groups,
       };
-      const block = (weight: Float32Array): HostColumnBlock => ({
-        w: weight,
-        rows,
-        cols,
-        u,
-        i1,
-        i2,
-        err: new Float32Array(rows * (i2 - i1)),
-        quantization,
-        nonZero: null,
-        maskInBlock: false,
-      });
-      const expected = block(w.slice());
-      const expectedLoss = cpuColumnBlock(expected);
-      for (const { variant, threads, gemm } of gemms) {
-        const got = block(w.slice());
-        const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
-        const label = `${variant}, ${threads} thread(s), ${rows} rows`;
-        assertSameBits(got.w, expected.w, `${label}: weights`);
-        assertSameBits(got.err, expected.err, `${label}: errors`);
-        assert.equal(loss, expectedLoss, `${label}: loss`);
+      // A sparse weight's zero mask (GPTQ after SparseGPT): about half the
+      // values, and one kept value that the updates would otherwise move.
+      const mask = Uint8Array.from({ length: rows * cols }, () => (rand() < 0 ? 0 : 1));
+      for (const nonZero of [null, mask]) {
+        const block = (weight: Float32Array): HostColumnBlock => ({
+          w: weight,
+          rows,
+          cols,
+          u,
+          i1,
+          i2,
+          err: new Float32Array(rows * (i2 - i1)),
+          quantization,
+          nonZero,
+          maskInBlock: nonZero !== null,
+        });
+        const expected = block(w.slice());
+        const expectedLoss = cpuColumnBlock(expected);
+        for (const { variant, threads, gemm } of gemms) {
+          const got = block(w.slice());
+          const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
+          const label = `${variant}, ${threads} thread(s), ${rows} rows, mask ${nonZero !== null}`;
+          assertSameBits(got.w, expected.w, `${label}: weights`);
+          assertSameBits(got.err, expected.err, `${label}: errors`);
+          assert.equal(loss, expectedLoss, `${label}: loss`);
+        }
       }
     }
   } finally {
@@ -153,7 +158,7 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
   }
 });
 
-Deno.test("CPU column block: a dense weight's integer-grid blocks run on the kernels", () => {
+Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, masked or not", () => {
   const quantization = {
     kind: 1 as const,
     qmin: -8,
@@ -180,7 +185,7 @@ Deno.test("CPU column block: a dense weight's integer-grid blocks run on the ker
   // GPTQ asks for the in-block mask on every weight; a dense one has none.
   assert.ok(columnBlockOnKernels(block({})), "dense GPTQ block (maskInBlock, no mask)");
   assert.ok(columnBlockOnKernels(block({ maskInBlock: false })), "no mask asked for");
-  assert.ok(!columnBlockOnKernels(block({ nonZero: new Uint8Array(4) })), "a sparse weight's mask");
+  assert.ok(columnBlockOnKernels(block({ nonZero: new Uint8Array(4) })), "a sparse weight's mask");
   assert.ok(!columnBlockOnKernels(block({ quantization: { ...quantization, kind: 2 } })), "fp8");
   assert.ok(
     !columnBlockOnKernels(block({ pruning: { kind: "n:m", n: 2, m: 4, preserve: false } })),

@@ -43,7 +43,7 @@ export const JOB = {
   /**
    * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
    * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
-   * 23: ordered float64 dot.
+   * 23: ordered float64 dot, 24: GPTQ column block with a zero mask.
    */
   OP: 30,
   WINDOW: 31,
@@ -72,7 +72,7 @@ export const JOB = {
   TERMS: 46,
   /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
   EPS: 48,
-  /** Fused attention (OP 6): byte address of v. */
+  /** Fused attention (OP 6): byte address of v; GPTQ column block (OP 24): of its uint8 mask. */
   V: 50,
   /** Walsh–Hadamard (OP 7): the scale, a float64 in this slot and the next. */
   FWHT_SCALE: 52,

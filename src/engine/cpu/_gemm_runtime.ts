@@ -233,6 +233,8 @@ export interface ColumnBlockJob {
   slotRowStride: number;
   qmin: number;
   qmax: number;
+  /** Byte address of the block's uint8 zero mask [rows, count] (a sparse weight's), or 0 for none. */
+  mask?: number;
 }
 
 /** The claim word keeps a task index in 16 bits. */
@@ -630,7 +632,7 @@ export class GemmRuntime {
     const { rows, count } = job;
     if (count === 0) return;
     // About count² / 2 float64 updates per row.
-    this.#runChunked(4, rows, count * count, 1, (s) => {
+    this.#runChunked(job.mask ? 24 : 4, rows, count * count, 1, (s) => {
       s[JOB.A] = job.w;
       s[JOB.B] = job.u;
       s[JOB.C] = job.err;
@@ -642,6 +644,7 @@ export class GemmRuntime {
       s[JOB.Q_SLOT] = job.slot;
       s[JOB.Q_ROW_DIV] = job.rowDiv;
       s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
+      s[JOB.V] = job.mask ?? 0;
       const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
       bounds[0] = job.qmin;
       bounds[1] = job.qmax;

@@ -144,6 +144,12 @@ export interface IntColumnBlock {
   /** Clamp bounds of x / s + zp. */
   qmin: number;
   qmax: number;
+  /**
+   * A sparse weight's zero mask of the block, `[rows, count]` (1 keeps):
+   * the in-block updates are multiplied by it, as `cpuColumnBlock`'s
+   * masked loop does. Absent: no mask.
+   */
+  mask?: Uint8Array;
 }
 
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
@@ -669,13 +675,22 @@ export class CpuGemm {
     const scaleAt = align(termsAt + rows * count * 8, 64);
     const zeroAt = align(scaleAt + slots * 4, 64);
     const slotAt = align(zeroAt + slots * 4, 64);
-    rt.reserve(slotAt + count * 4 - rt.heapBase, `${what} of ${rows} × ${count}`);
+    const maskAt = align(slotAt + count * 4, 64);
+    const mask = block.mask;
+    if (mask !== undefined && mask.length < rows * count) {
+      throw new CpuKernelError(`${what}: mask holds ${mask.length} values, needs ${rows * count}`);
+    }
+    const end = mask === undefined ? slotAt + count * 4 : maskAt + rows * count;
+    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
     const mem = rt.memory.buffer;
     rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
     rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
     rt.f32(scaleAt, slots).set(block.scale);
     rt.f32(zeroAt, slots).set(block.zero);
     new Uint32Array(mem, slotAt, count).set(block.slot.subarray(0, count));
+    if (mask !== undefined) {
+      new Uint8Array(mem, maskAt, rows * count).set(mask.subarray(0, rows * count));
+    }
     rt.columnBlock({
       rows,
       count,
@@ -690,6 +705,7 @@ export class CpuGemm {
       slotRowStride: block.slotRowStride,
       qmin: block.qmin,
       qmax: block.qmax,
+      mask: mask === undefined ? 0 : maskAt,
     });
     block.w.set(rt.f32(wAt, rows * count));
     block.err.set(rt.f32(errAt, rows * count));

@@ -16,7 +16,7 @@
  *   its input (and the kernels' memory does not grow with n²);
  * - the in-block column loop (sequential per row, float64 arithmetic
  *   rounded to float32 on every store): on the kernels for an integer grid
- *   without pruning or a zero mask ({@link kernelColumnBlock}), else in
+ *   without pruning ({@link kernelColumnBlock}), else in
  *   TypeScript;
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
  *
@@ -365,10 +365,9 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
 
 /**
  * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
- * usual block, an integer grid without pruning and without a zero mask on
- * the in-block updates. GPTQ asks for the mask on every weight, but only a
- * sparse weight has one (`nonZero`): a dense weight's blocks are the
- * kernel's.
+ * blocks, an integer grid without pruning, with or without a sparse
+ * weight's zero mask on the in-block updates. (SparseGPT's pruning and the
+ * fp8 / fp4 grids stay on the TypeScript loop.)
  *
  * @param block the block
  * @returns true when `columnBlock` runs it on the kernels
@@ -382,17 +381,17 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  * ```
  */
 export function columnBlockOnKernels(block: HostColumnBlock): boolean {
-  return block.quantization?.kind === 1 && !block.pruning &&
-    !(block.maskInBlock && block.nonZero !== null);
+  return block.quantization?.kind === 1 && !block.pruning;
 }
 
 /**
- * {@link cpuColumnBlock} for an integer grid without pruning, on the
+ * {@link cpuColumnBlock} for an integer grid without pruning (a sparse
+ * weight's zero mask included), on the
  * kernels' threads (gemm.c's run_column_block gives the same bits): the
  * block's columns of w and U's block go in compact, come back into w, and
  * the kernels sum the loss terms in cpuColumnBlock's order.
  *
- * @param block an integer-grid block without pruning or masked updates
+ * @param block an integer-grid block without pruning
  * @param run the kernel call; default the shared instance's
  * @returns the block's loss
  * @example
@@ -419,6 +418,14 @@ export function kernelColumnBlock(
   for (let i = 0; i < count; i++) {
     ub.set(u.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * count);
   }
+  const nonZero = block.maskInBlock ? block.nonZero : null;
+  let mask: Uint8Array | undefined;
+  if (nonZero !== null) {
+    mask = new Uint8Array(rows * count);
+    for (let r = 0; r < rows; r++) {
+      mask.set(nonZero.subarray(r * cols + i1, r * cols + i2), r * count);
+    }
+  }
   const sum = run({
     w: wb,
     rows,
@@ -432,6 +439,7 @@ export function kernelColumnBlock(
     slotRowStride: quant.slotRowStride,
     qmin: quant.qmin,
     qmax: quant.qmax,
+    ...(mask ? { mask } : {}),
   });
   for (let r = 0; r < rows; r++) w.set(wb.subarray(r * count, (r + 1) * count), r * cols + i1);
   return sum / 2;

@@ -127,7 +127,8 @@ enum {
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
                          // 20: Cholesky block, 21: lower-triangular inverse block,
-                         // 22: ordered float64 sum, 23: ordered float64 dot
+                         // 22: ordered float64 sum, 23: ordered float64 dot,
+                         // 24: GPTQ column block with a zero mask
                          // (run_cholesky_block and after)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
@@ -148,7 +149,7 @@ enum {
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
-  J_V = 50,            // fused attention (J_OP 6): byte address of v
+  J_V = 50,            // fused attention (J_OP 6): byte address of v; J_OP 24: of the mask
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
 };
 
@@ -728,7 +729,9 @@ static inline double round_half_even(double x) {
 // on any thread. The arithmetic is cpuColumnBlock's in src/engine/cpu/
 // second_order.ts, operation for operation: float32 values combined in
 // float64 and rounded to float32 where it rounds (Math.fround), so both
-// give the same bits.
+// give the same bits. J_OP 24 is the same with a zero mask (uint8 [M, K] at
+// V, a sparse weight's): the in-block updates are e · U[i, j] · mask[j],
+// as cpuColumnBlock's masked loop multiplies them.
 NOINLINE static void run_column_block(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
@@ -741,8 +744,10 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   const uint32_t* slot = (const uint32_t*)MEM(base, job[J_Q_SLOT]);
   const int row_div = job[J_Q_ROW_DIV], slot_stride = job[J_Q_SLOT_STRIDE];
   union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
+  const uint8_t* mask = job[J_OP] == 24 ? (const uint8_t*)MEM(base, job[J_V]) : 0;
   for (int r = r0; r < r1; r++) {
     float* w = wb + r * count;
+    const uint8_t* m = mask ? mask + r * count : 0;
     const int slot_row = r / row_div * slot_stride;
     for (int i = 0; i < count; i++) {
       const float x = w[i];
@@ -758,7 +763,13 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
       const double diff = (double)x - (double)q;
       terms[r * count + i] = diff * diff / ((double)d * (double)d);
       const float e = (float)(diff / (double)d);
-      for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+      if (m) {
+        for (int j = i + 1; j < count; j++) {
+          w[j] = (float)((double)w[j] - (double)e * (double)ui[j] * (double)m[j]);
+        }
+      } else {
+        for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+      }
       w[i] = q;
       err[r * count + i] = e;
     }
@@ -890,6 +901,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 2: run_pack_b(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task); return;
+    case 24: run_column_block(base, job, task); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
