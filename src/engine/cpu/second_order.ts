@@ -292,8 +292,10 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
     // A₂₂ −= L₂₁·L₂₁ᵀ on and below the diagonal, rows [r0, r1) at a time
     // against L₂₁'s first r1 rows. Each product is summed over the panel's
     // columns in order, as a Gram of L₂₁ᵀ would sum it, and a − p is the
-    // −(−a + p) the Gram kernel's accumulation gave: the same bits.
-    const rowsPerBlock = Math.min(m, roundDownTo(blockFloats / m, 4));
+    // −(−a + p) the Gram kernel's accumulation gave: the same bits. Blocks
+    // of at most a panel's rows keep the products near the triangle (about
+    // half the flops of the whole square).
+    const rowsPerBlock = Math.min(m, roundDownTo(Math.min(blockFloats / m, PANEL), 4));
     const p = new Float32Array(rowsPerBlock * m);
     for (let r0 = 0; r0 < m; r0 += rowsPerBlock) {
       const r1 = Math.min(r0 + rowsPerBlock, m);
