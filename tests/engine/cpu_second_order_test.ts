@@ -145,7 +145,7 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
         const expectedLoss = cpuColumnBlock(expected);
         for (const { variant, threads, gemm } of gemms) {
           const got = block(w.slice());
-          const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
+          const loss = kernelColumnBlock(got, gemm);
           const label = `${variant}, ${threads} thread(s), ${rows} rows, mask ${nonZero !== null}`;
           assertSameBits(got.w, expected.w, `${label}: weights`);
           assertSameBits(got.err, expected.err, `${label}: errors`);
@@ -189,7 +189,16 @@ Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, mask
   assert.ok(!columnBlockOnKernels(block({ quantization: { ...quantization, kind: 2 } })), "fp8");
   assert.ok(
     !columnBlockOnKernels(block({ pruning: { kind: "n:m", n: 2, m: 4, preserve: false } })),
-    "pruning",
+    "N:M pruning with quantization",
+  );
+  assert.ok(
+    !columnBlockOnKernels(
+      block({
+        quantization: undefined,
+        pruning: { kind: "unstructured", sparsity: 0.5, preserve: false },
+      }),
+    ),
+    "unstructured pruning",
   );
 });
 
@@ -306,5 +315,76 @@ Deno.test("quadraticSum on the kernels = the product's rows dotted in TypeScript
         }
       }
     }
+  }
+});
+
+Deno.test("SparseGPT N:M column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads, preserved zeros", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  const gemms = builds.flatMap((variant) =>
+    [1, 2].map((threads) => ({ variant, threads, gemm: createCpuGemm({ variant, threads }) }))
+  );
+  let s = 4242;
+  const rand = () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5;
+  try {
+    // 2:4 (vLLM's), 1:3 (a partial last window), 3:8; 3 rows (one task) and 600 (threaded).
+    for (
+      const [n, m, rows, cols, i1, i2] of [[2, 4, 3, 40, 8, 40], [1, 3, 600, 100, 0, 64], [
+        3,
+        8,
+        5,
+        64,
+        0,
+        64,
+      ]]
+    ) {
+      const w = Float32Array.from({ length: rows * cols }, () => 2 * rand());
+      const u = new Float32Array(cols * cols);
+      for (let i = 0; i < cols; i++) {
+        // The first window's diagonal is 1: its metrics are W².
+        u[i * cols + i] = i < i1 + m ? 1 : 0.5 + Math.abs(rand());
+        for (let j = i + 1; j < cols; j++) u[i * cols + j] = 0.3 * rand();
+      }
+
+      // Existing zeros (about a quarter), which `preserve` keeps pruned.
+      const nonZero = Uint8Array.from(w, (_, idx) => (idx % 4 === 3 || rand() < -0.4 ? 0 : 1));
+      for (let idx = 0; idx < w.length; idx++) if (nonZero[idx] === 0) w[idx] = 0;
+      // A tie across the cut in each row's first window: ±0.5 after a smaller value.
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < m; j++) {
+          w[r * cols + i1 + j] = [0.1, 0.5, -0.5, 0.5][j] ?? 0.9;
+          nonZero[r * cols + i1 + j] = 1;
+        }
+      }
+      for (const preserve of [false, true]) {
+        const block = (weight: Float32Array): HostColumnBlock => ({
+          w: weight,
+          rows,
+          cols,
+          u,
+          i1,
+          i2,
+          err: new Float32Array(rows * (i2 - i1)),
+          pruning: { kind: "n:m", n, m, preserve },
+          nonZero: preserve ? nonZero : null,
+          maskInBlock: false,
+        });
+        assert.ok(columnBlockOnKernels(block(w)), "N:M without quantization runs on the kernels");
+        const expected = block(w.slice());
+        const expectedLoss = cpuColumnBlock(expected);
+        for (const { variant, threads, gemm } of gemms) {
+          const got = block(w.slice());
+          const loss = kernelColumnBlock(got, gemm);
+          const label =
+            `${variant}, ${threads} thread(s), ${n}:${m}, ${rows} rows, preserve ${preserve}`;
+          assertSameBits(got.w, expected.w, `${label}: weights`);
+          assertSameBits(got.err, expected.err, `${label}: errors`);
+          assert.equal(loss, expectedLoss, `${label}: loss`);
+        }
+      }
+    }
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
   }
 });

@@ -652,6 +652,37 @@ export class GemmRuntime {
   }
 
   /**
+   * One SparseGPT column block with N:M pruning (see run_prune_block in
+   * gemm.c): as {@link columnBlock}, with `n` of every `m` columns pruned
+   * per row and the weight's uint8 keep mask at `keep` (0 for none).
+   */
+  pruneBlock(job: {
+    rows: number;
+    count: number;
+    w: number;
+    u: number;
+    err: number;
+    terms: number;
+    n: number;
+    m: number;
+    keep: number;
+  }): void {
+    const { rows, count } = job;
+    if (count === 0) return;
+    this.#runChunked(25, rows, count * count, 1, (s) => {
+      s[JOB.A] = job.w;
+      s[JOB.B] = job.u;
+      s[JOB.C] = job.err;
+      s[JOB.TERMS] = job.terms;
+      s[JOB.M] = rows;
+      s[JOB.K] = count;
+      s[JOB.Q_MIN] = job.n;
+      s[JOB.Q_MAX] = job.m;
+      s[JOB.V] = job.keep;
+    });
+  }
+
+  /**
    * The Cholesky factor of the [b, b] block at byte address `a`, in place
    * (see run_cholesky_block in gemm.c), on the calling thread; the int32 at
    * `status` becomes 1 when the block is not positive definite.

@@ -152,6 +152,29 @@ export interface IntColumnBlock {
   mask?: Uint8Array;
 }
 
+/**
+ * One block of SparseGPT's column loop with N:M pruning and no quantization
+ * for {@linkcode CpuGemm.sparsegptColumnBlock}: as {@linkcode IntColumnBlock}
+ * without the grid.
+ */
+export interface PruneColumnBlock {
+  /** The block's columns of the weight, `[rows, count]` row-major; pruned in place. */
+  w: Float32Array;
+  rows: number;
+  /** Columns in the block (windows of `m` from its first column). */
+  count: number;
+  /** U's block, `[count, count]`, upper triangular. */
+  u: Float32Array;
+  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, count]`. */
+  err: Float32Array;
+  /** Pruned per window. */
+  n: number;
+  /** Window length, 1 to 32. */
+  m: number;
+  /** The weight's existing zeros to keep pruned, `[rows, count]` (0: such a zero); absent: none. */
+  keep?: Uint8Array;
+}
+
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
 export interface AttentionGemmShape {
   /** Query positions. */
@@ -715,6 +738,62 @@ export class CpuGemm {
   }
 
   /**
+   * One block of SparseGPT's column loop with N:M pruning (see
+   * {@link PruneColumnBlock}): the kernels' twin of `cpuColumnBlock` in
+   * second_order.ts for that case, with the same bits, its rows shared out
+   * among the threads.
+   *
+   * @param block the block's weight columns, U's block, N:M, the keep mask, the errors
+   * @returns the sum of the loss terms `(w − q)² / U[i, i]²`, in float64 from 0 in row-major order
+   */
+  sparsegptColumnBlock(block: PruneColumnBlock): number {
+    const what = "sparsegptColumnBlock";
+    const { rows, count, n, m, keep } = block;
+    checkShape(what, "rows", rows);
+    checkShape(what, "count", count);
+    checkLength(what, "w", block.w, rows * count);
+    checkLength(what, "u", block.u, count * count);
+    checkLength(what, "err", block.err, rows * count);
+    if (!Number.isInteger(m) || m < 1 || m > 32 || !Number.isInteger(n) || n < 0 || n > m) {
+      throw new CpuKernelError(`${what}: N:M must have 1 ≤ M ≤ 32 and 0 ≤ N ≤ M, got ${n}:${m}`);
+    }
+    if (keep !== undefined && keep.length < rows * count) {
+      throw new CpuKernelError(`${what}: keep holds ${keep.length} values, needs ${rows * count}`);
+    }
+    if (rows === 0 || count === 0) return 0;
+    const rt = this.#rt;
+    const sumAt = rt.heapBase;
+    const wAt = align(sumAt + 8, 64);
+    const uAt = align(wAt + rows * count * 4, 64);
+    const errAt = align(uAt + count * count * 4, 64);
+    const termsAt = align(errAt + rows * count * 4, 64);
+    const keepAt = align(termsAt + rows * count * 8, 64);
+    const end = keep === undefined ? keepAt : keepAt + rows * count;
+    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
+    rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
+    rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
+    if (keep !== undefined) {
+      new Uint8Array(rt.memory.buffer, keepAt, rows * count).set(keep.subarray(0, rows * count));
+    }
+    rt.pruneBlock({
+      rows,
+      count,
+      w: wAt,
+      u: uAt,
+      err: errAt,
+      terms: termsAt,
+      n,
+      m,
+      keep: keep === undefined ? 0 : keepAt,
+    });
+    block.w.set(rt.f32(wAt, rows * count));
+    block.err.set(rt.f32(errAt, rows * count));
+    rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
+    return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+  }
+
+  /**
+   * The Cholesky factor L (L·Lᵀ = A) of a `[b, b]` block in place: its lower  /**
    * The Cholesky factor L (L·Lᵀ = A) of a `[b, b]` block in place: its lower
    * triangle is read and becomes L, the upper one is left as it was. Float32
    * values, float64 sums (see run_cholesky_block in kernels/gemm.c); the
@@ -1373,6 +1452,26 @@ export function lowerTriangularInverse(
   out?: Float32Array,
 ): Float32Array | null {
   return defaultGemm().lowerTriangularInverse(l, b, out);
+}
+
+/**
+ * One block of SparseGPT's column loop with N:M pruning, on the shared
+ * default instance (see {@linkcode CpuGemm.sparsegptColumnBlock}).
+ *
+ * @example
+ * ```ts
+ * import { sparsegptColumnBlock } from "./gemm.ts";
+ * // One row, U = I, 1:2: the smaller of the pair is pruned.
+ * const block = { w: new Float32Array([0.5, -2]), rows: 1, count: 2, u: new Float32Array([1, 0, 0, 1]),
+ *   err: new Float32Array(2), n: 1, m: 2 };
+ * console.assert(sparsegptColumnBlock(block) === 0.25 && block.w[0] === 0 && block.w[1] === -2);
+ * ```
+ *
+ * @param block the block's weight columns, U's block, N:M, the keep mask, the errors
+ * @returns the sum of the loss terms
+ */
+export function sparsegptColumnBlock(block: PruneColumnBlock): number {
+  return defaultGemm().sparsegptColumnBlock(block);
 }
 
 /**

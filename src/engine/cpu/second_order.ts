@@ -16,8 +16,8 @@
  *   its input (and the kernels' memory does not grow with n²);
  * - the in-block column loop (sequential per row, float64 arithmetic
  *   rounded to float32 on every store): on the kernels for an integer grid
- *   without pruning ({@link kernelColumnBlock}), else in
- *   TypeScript;
+ *   without pruning and for N:M pruning without quantization
+ *   ({@link kernelColumnBlock}), else in TypeScript;
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
  *
  * Results agree with the float64 reference (src/modifiers/gptq/reference.ts)
@@ -48,6 +48,8 @@ import {
   lowerTriangularInverse,
   matmul,
   matmulTransposed,
+  type PruneColumnBlock,
+  sparsegptColumnBlock,
 } from "./gemm.ts";
 import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
 
@@ -368,8 +370,9 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
 /**
  * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
  * blocks, an integer grid without pruning, with or without a sparse
- * weight's zero mask on the in-block updates. (SparseGPT's pruning and the
- * fp8 / fp4 grids stay on the TypeScript loop.)
+ * weight's zero mask on the in-block updates; and SparseGPT's N:M pruning
+ * without quantization. (Unstructured pruning and the fp8 / fp4 grids stay
+ * on the TypeScript loop.)
  *
  * @param block the block
  * @returns true when `columnBlock` runs it on the kernels
@@ -383,18 +386,29 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  * ```
  */
 export function columnBlockOnKernels(block: HostColumnBlock): boolean {
-  return block.quantization?.kind === 1 && !block.pruning;
+  const { pruning, quantization } = block;
+  if (pruning === undefined) return quantization?.kind === 1;
+  return pruning.kind === "n:m" && quantization === undefined &&
+    !(block.maskInBlock && block.nonZero !== null);
+}
+
+/** The column-block kernels {@link kernelColumnBlock} calls. */
+export interface ColumnBlockKernels {
+  /** GPTQ's block on an integer grid. */
+  gptqColumnBlock(block: IntColumnBlock): number;
+  /** SparseGPT's block with N:M pruning. */
+  sparsegptColumnBlock(block: PruneColumnBlock): number;
 }
 
 /**
- * {@link cpuColumnBlock} for an integer grid without pruning (a sparse
- * weight's zero mask included), on the
- * kernels' threads (gemm.c's run_column_block gives the same bits): the
- * block's columns of w and U's block go in compact, come back into w, and
- * the kernels sum the loss terms in cpuColumnBlock's order.
+ * {@link cpuColumnBlock} on the kernels' threads for the blocks
+ * {@link columnBlockOnKernels} accepts (gemm.c's run_column_block and
+ * run_prune_block give the same bits): the block's columns of w, U's block
+ * and the block's part of the zero mask go in compact, come back into w,
+ * and the kernels sum the loss terms in cpuColumnBlock's order.
  *
- * @param block an integer-grid block without pruning
- * @param run the kernel call; default the shared instance's
+ * @param block an integer-grid block without pruning, or an N:M block without quantization
+ * @param kernels the kernel calls; default the shared instance's
  * @returns the block's loss
  * @example
  * ```ts
@@ -409,10 +423,9 @@ export function columnBlockOnKernels(block: HostColumnBlock): boolean {
  */
 export function kernelColumnBlock(
   block: HostColumnBlock,
-  run: (b: IntColumnBlock) => number = gptqColumnBlock,
+  kernels: ColumnBlockKernels = { gptqColumnBlock, sparsegptColumnBlock },
 ): number {
-  const { w, rows, cols, u, i1, i2, err } = block;
-  const quant = block.quantization!;
+  const { w, rows, cols, u, i1, i2, pruning } = block;
   const count = i2 - i1;
   const wb = new Float32Array(rows * count);
   for (let r = 0; r < rows; r++) wb.set(w.subarray(r * cols + i1, r * cols + i2), r * count);
@@ -420,7 +433,9 @@ export function kernelColumnBlock(
   for (let i = 0; i < count; i++) {
     ub.set(u.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * count);
   }
-  const nonZero = block.maskInBlock ? block.nonZero : null;
+  // GPTQ: the in-block updates' mask; N:M: the zeros pruning preserves.
+  const masked = pruning === undefined ? block.maskInBlock : pruning.preserve;
+  const nonZero = masked ? block.nonZero : null;
   let mask: Uint8Array | undefined;
   if (nonZero !== null) {
     mask = new Uint8Array(rows * count);
@@ -428,21 +443,37 @@ export function kernelColumnBlock(
       mask.set(nonZero.subarray(r * cols + i1, r * cols + i2), r * count);
     }
   }
-  const sum = run({
-    w: wb,
-    rows,
-    count,
-    u: ub,
-    err: err.subarray(0, rows * count),
-    scale: quant.effectiveScale,
-    zero: quant.zeroPoint,
-    slot: quant.columnSlot.subarray(i1, i2),
-    rowDiv: quant.rowDiv,
-    slotRowStride: quant.slotRowStride,
-    qmin: quant.qmin,
-    qmax: quant.qmax,
-    ...(mask ? { mask } : {}),
-  });
+  const err = block.err.subarray(0, rows * count);
+  let sum: number;
+  if (pruning?.kind === "n:m") {
+    sum = kernels.sparsegptColumnBlock({
+      w: wb,
+      rows,
+      count,
+      u: ub,
+      err,
+      n: pruning.n,
+      m: pruning.m,
+      ...(mask ? { keep: mask } : {}),
+    });
+  } else {
+    const quant = block.quantization!;
+    sum = kernels.gptqColumnBlock({
+      w: wb,
+      rows,
+      count,
+      u: ub,
+      err,
+      scale: quant.effectiveScale,
+      zero: quant.zeroPoint,
+      slot: quant.columnSlot.subarray(i1, i2),
+      rowDiv: quant.rowDiv,
+      slotRowStride: quant.slotRowStride,
+      qmin: quant.qmin,
+      qmax: quant.qmax,
+      ...(mask ? { mask } : {}),
+    });
+  }
   for (let r = 0; r < rows; r++) w.set(wb.subarray(r * count, (r + 1) * count), r * cols + i1);
   return sum / 2;
 }

@@ -128,7 +128,7 @@ enum {
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
-                         // 24: GPTQ column block with a zero mask
+                         // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
                          // (run_cholesky_block and after)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
@@ -145,11 +145,11 @@ enum {
   J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
   J_Q_ROW_DIV = 42,    // rows that share a slot row
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
-  J_Q_MIN = 44,        // clamp bounds, as float32 bits
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints)
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
-  J_V = 50,            // fused attention (J_OP 6): byte address of v; J_OP 24: of the mask
+  J_V = 50,            // fused attention (J_OP 6): byte address of v; J_OP 24, 25: of the mask
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
 };
 
@@ -776,6 +776,74 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   }
 }
 
+// SparseGPT's pruning metric W² / d², in float32 as its TypeScript twin
+// rounds it.
+static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
+
+// One task of a SparseGPT column block with N:M pruning (J_OP 25): rows
+// [task·NC, (task + 1)·NC) of wb[M, K] and U's block ub[K, K] as in
+// run_column_block, N and M (ints) at Q_MIN and Q_MAX, and, when V is not
+// 0, the weight's uint8 keep mask [M, K] at V (0: an existing zero that
+// stays pruned). At the start of each window of M columns, each row prunes
+// its existing zeros and the N smallest W² / U[j, j]² of the window (those
+// zeros count as 0; ties: the lower column); then column by column as in
+// run_column_block with q = 0 for a pruned value and q = w otherwise.
+// cpuColumnBlock's "n:m" path (without quantization), operation for
+// operation.
+NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
+  const int n = job[J_Q_MIN], m = job[J_Q_MAX];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  float* wb = (float*)MEM(base, job[J_A]);
+  const float* ub = (const float*)MEM(base, job[J_B]);
+  float* err = (float*)MEM(base, job[J_C]);
+  double* terms = (double*)MEM(base, job[J_TERMS]);
+  const uint8_t* keep = job[J_V] ? (const uint8_t*)MEM(base, job[J_V]) : 0;
+  for (int r = r0; r < r1; r++) {
+    float* w = wb + r * count;
+    const uint8_t* k = keep ? keep + r * count : 0;
+    uint32_t pruned = 0;  // the current window's, bit j − i0
+    int i0 = 0;
+    for (int i = 0; i < count; i++) {
+      if (i % m == 0) {
+        i0 = i;
+        const int end = min_int(i + m, count);
+        pruned = 0;
+        if (k) {
+          for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
+        }
+        // N picks of the smallest (metric, column) not picked yet.
+        uint32_t taken = 0;
+        const int picks = min_int(n, end - i);
+        for (int t = 0; t < picks; t++) {
+          int best = -1;
+          float least = 0;
+          for (int j = i; j < end; j++) {
+            if ((taken >> (j - i)) & 1) continue;
+            const float mt = k && k[j] == 0 ? 0.0f : prune_metric(w[j], ub[j * count + j]);
+            if (best < 0 || mt < least) {
+              best = j;
+              least = mt;
+            }
+          }
+          taken |= 1u << (best - i);
+        }
+        pruned |= taken;
+      }
+      const float x = w[i];
+      const float* ui = ub + i * count;
+      const float d = ui[i];
+      const float q = (pruned >> (i - i0)) & 1 ? 0.0f : x;
+      const double diff = (double)x - (double)q;
+      terms[r * count + i] = diff * diff / ((double)d * (double)d);
+      const float e = (float)(diff / (double)d);
+      for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+      w[i] = q;
+      err[r * count + i] = e;
+    }
+  }
+}
+
 // One task of an RMS norm (J_OP 5): rows [task·NC, (task + 1)·NC) of
 // y = x / sqrt(mean(x²) + eps) · w, x [M, N] at A, w [N] at B, y at C. The
 // arithmetic is CpuEngine.rmsnorm's (src/engine/cpu_engine.ts), operation for
@@ -902,6 +970,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task); return;
     case 24: run_column_block(base, job, task); return;
+    case 25: run_prune_block(base, job, task); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
