@@ -844,12 +844,25 @@ NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
   }
 }
 
+// One row of an RMS norm from its sum of squares `ss`: the inverse rounded
+// to float32, then two float32 products.
+static inline void rmsnorm_row(const float* xr, const float* w, float* yr, int cols, double ss,
+                               double eps) {
+  const float mean = (float)(ss / cols);
+  const float inv = (float)(1.0 / __builtin_sqrt((double)mean + eps));
+  for (int c = 0; c < cols; c++) yr[c] = (xr[c] * inv) * w[c];
+}
+
 // One task of an RMS norm (J_OP 5): rows [task·NC, (task + 1)·NC) of
 // y = x / sqrt(mean(x²) + eps) · w, x [M, N] at A, w [N] at B, y at C. The
 // arithmetic is CpuEngine.rmsnorm's (src/engine/cpu_engine.ts), operation for
 // operation: the squares summed in float64 in column order, the inverse
 // rounded to float32, then two float32 products. Four rows at a time, each
-// its own sum, so the four sums' additions overlap.
+// its own sum, so the four sums' additions overlap. The sums are four
+// scalars, not an array: an array indexed in a loop lives on the
+// WebAssembly build's shadow stack, which every thread's instance places at
+// the same address (the module has no stack of its own), so threads running
+// this at once overwrote each other's sums.
 NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
   const double eps = *(const double*)&job[J_EPS];
@@ -857,22 +870,33 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   const float* w = (const float*)MEM(base, job[J_B]);
   float* y = (float*)MEM(base, job[J_C]);
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
-  for (int r = r0; r < r1; r += 4) {
-    const int n = min_int(4, r1 - r);
-    double ss[4] = {0, 0, 0, 0};
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* x0 = x + r * cols;
+    const float* x1 = x0 + cols;
+    const float* x2 = x1 + cols;
+    const float* x3 = x2 + cols;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int c = 0; c < cols; c++) {
-      for (int i = 0; i < n; i++) {
-        const double v = x[(r + i) * cols + c];
-        ss[i] += v * v;
-      }
+      const double v0 = x0[c], v1 = x1[c], v2 = x2[c], v3 = x3[c];
+      s0 += v0 * v0;
+      s1 += v1 * v1;
+      s2 += v2 * v2;
+      s3 += v3 * v3;
     }
-    for (int i = 0; i < n; i++) {
-      const float mean = (float)(ss[i] / cols);
-      const float inv = (float)(1.0 / __builtin_sqrt((double)mean + eps));
-      const float* xr = x + (r + i) * cols;
-      float* yr = y + (r + i) * cols;
-      for (int c = 0; c < cols; c++) yr[c] = (xr[c] * inv) * w[c];
+    rmsnorm_row(x0, w, y + r * cols, cols, s0, eps);
+    rmsnorm_row(x1, w, y + (r + 1) * cols, cols, s1, eps);
+    rmsnorm_row(x2, w, y + (r + 2) * cols, cols, s2, eps);
+    rmsnorm_row(x3, w, y + (r + 3) * cols, cols, s3, eps);
+  }
+  for (; r < r1; r++) {
+    const float* xr = x + r * cols;
+    double ss = 0;
+    for (int c = 0; c < cols; c++) {
+      const double v = xr[c];
+      ss += v * v;
     }
+    rmsnorm_row(xr, w, y + r * cols, cols, ss, eps);
   }
 }
 
