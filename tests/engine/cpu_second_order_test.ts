@@ -200,6 +200,10 @@ Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, mask
     ),
     "unstructured pruning",
   );
+  const nm = (m: number) =>
+    block({ quantization: undefined, pruning: { kind: "n:m", n: 1, m, preserve: false } });
+  assert.ok(columnBlockOnKernels(nm(32)), "N:M, M = 32");
+  assert.ok(!columnBlockOnKernels(nm(64)), "N:M, M = 64 (past the kernel's 32-bit window)");
 });
 
 /** The diagonal block's Cholesky factor as TypeScript computed it (float64 sums, L rounded to float32). */

@@ -371,8 +371,8 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
  * blocks, an integer grid without pruning, with or without a sparse
  * weight's zero mask on the in-block updates; and SparseGPT's N:M pruning
- * without quantization. (Unstructured pruning and the fp8 / fp4 grids stay
- * on the TypeScript loop.)
+ * (M ≤ 32) without quantization. (Unstructured pruning and the fp8 / fp4
+ * grids stay on the TypeScript loop.)
  *
  * @param block the block
  * @returns true when `columnBlock` runs it on the kernels
@@ -388,7 +388,8 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
 export function columnBlockOnKernels(block: HostColumnBlock): boolean {
   const { pruning, quantization } = block;
   if (pruning === undefined) return quantization?.kind === 1;
-  return pruning.kind === "n:m" && quantization === undefined &&
+  // The kernel keeps a window's picks in 32 bits.
+  return pruning.kind === "n:m" && pruning.m <= 32 && quantization === undefined &&
     !(block.maskInBlock && block.nonZero !== null);
 }
 
