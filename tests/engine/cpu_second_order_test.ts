@@ -10,6 +10,7 @@ import { assertSameBits } from "../_shared.ts";
 import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
 import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
+  columnBlockOnKernels,
   cpuColumnBlock,
   cpuInverseFactor,
   type HostColumnBlock,
@@ -69,7 +70,7 @@ Deno.test("CPU inverse factor: an indefinite H gives null", () => {
   assert.equal(cpuInverseFactor(h, n, 4096), null);
 });
 
-Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads", () => {
+Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads, with and without a zero mask", () => {
   const builds: KernelVariant[] = probeNativeGemm().ok
     ? ["avx2", "relaxed", "simd"]
     : ["relaxed", "simd"];
@@ -124,27 +125,267 @@ Deno.test("GPTQ column block on the kernels = cpuColumnBlock, bit for bit, every
         rowDiv: c.rowDiv,
         slotRowStride: groups,
       };
-      const block = (weight: Float32Array): HostColumnBlock => ({
-        w: weight,
-        rows,
-        cols,
-        u,
-        i1,
-        i2,
-        err: new Float32Array(rows * (i2 - i1)),
-        quantization,
-        nonZero: null,
-        maskInBlock: false,
-      });
-      const expected = block(w.slice());
-      const expectedLoss = cpuColumnBlock(expected);
+      // A sparse weight's zero mask (GPTQ after SparseGPT): about half the
+      // values, and one kept value that the updates would otherwise move.
+      const mask = Uint8Array.from({ length: rows * cols }, () => (rand() < 0 ? 0 : 1));
+      for (const nonZero of [null, mask]) {
+        const block = (weight: Float32Array): HostColumnBlock => ({
+          w: weight,
+          rows,
+          cols,
+          u,
+          i1,
+          i2,
+          err: new Float32Array(rows * (i2 - i1)),
+          quantization,
+          nonZero,
+          maskInBlock: nonZero !== null,
+        });
+        const expected = block(w.slice());
+        const expectedLoss = cpuColumnBlock(expected);
+        for (const { variant, threads, gemm } of gemms) {
+          const got = block(w.slice());
+          const loss = kernelColumnBlock(got, gemm);
+          const label = `${variant}, ${threads} thread(s), ${rows} rows, mask ${nonZero !== null}`;
+          assertSameBits(got.w, expected.w, `${label}: weights`);
+          assertSameBits(got.err, expected.err, `${label}: errors`);
+          assert.equal(loss, expectedLoss, `${label}: loss`);
+        }
+      }
+    }
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
+});
+
+Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, masked or not", () => {
+  const quantization = {
+    kind: 1 as const,
+    qmin: -8,
+    qmax: 7,
+    effectiveScale: new Float32Array([0.5]),
+    zeroPoint: new Float32Array([0]),
+    columnSlot: new Uint32Array(2),
+    rowDiv: 1,
+    slotRowStride: 1,
+  };
+  const block = (over: Partial<HostColumnBlock>): HostColumnBlock => ({
+    w: new Float32Array(4),
+    rows: 2,
+    cols: 2,
+    u: new Float32Array([1, 0, 0, 1]),
+    i1: 0,
+    i2: 2,
+    err: new Float32Array(4),
+    quantization,
+    nonZero: null,
+    maskInBlock: true,
+    ...over,
+  });
+  // GPTQ asks for the in-block mask on every weight; a dense one has none.
+  assert.ok(columnBlockOnKernels(block({})), "dense GPTQ block (maskInBlock, no mask)");
+  assert.ok(columnBlockOnKernels(block({ maskInBlock: false })), "no mask asked for");
+  assert.ok(columnBlockOnKernels(block({ nonZero: new Uint8Array(4) })), "a sparse weight's mask");
+  assert.ok(!columnBlockOnKernels(block({ quantization: { ...quantization, kind: 2 } })), "fp8");
+  assert.ok(
+    !columnBlockOnKernels(block({ pruning: { kind: "n:m", n: 2, m: 4, preserve: false } })),
+    "N:M pruning with quantization",
+  );
+  assert.ok(
+    !columnBlockOnKernels(
+      block({
+        quantization: undefined,
+        pruning: { kind: "unstructured", sparsity: 0.5, preserve: false },
+      }),
+    ),
+    "unstructured pruning",
+  );
+  const nm = (m: number) =>
+    block({ quantization: undefined, pruning: { kind: "n:m", n: 1, m, preserve: false } });
+  assert.ok(columnBlockOnKernels(nm(32)), "N:M, M = 32");
+  assert.ok(!columnBlockOnKernels(nm(64)), "N:M, M = 64 (past the kernel's 32-bit window)");
+});
+
+/** The diagonal block's Cholesky factor as TypeScript computed it (float64 sums, L rounded to float32). */
+function referenceCholesky(a: Float32Array, b: number): Float32Array | null {
+  const l = new Float32Array(b * b);
+  for (let j = 0; j < b; j++) {
+    let s = a[j * b + j];
+    for (let k = 0; k < j; k++) s -= l[j * b + k] * l[j * b + k];
+    if (!(s > 0) || !Number.isFinite(s)) return null;
+    const d = Math.sqrt(s);
+    l[j * b + j] = d;
+    for (let i = j + 1; i < b; i++) {
+      let t = a[i * b + j];
+      for (let k = 0; k < j; k++) t -= l[i * b + k] * l[j * b + k];
+      l[i * b + j] = t / d;
+    }
+  }
+  return l;
+}
+
+/** L⁻¹ as TypeScript computed it: forward substitution in float64, rounded once to float32. */
+function referenceLowerInverse(l: Float32Array, b: number): Float32Array | null {
+  const x = new Float64Array(b * b);
+  for (let c = 0; c < b; c++) {
+    for (let i = c; i < b; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
+      x[i * b + c] = s / l[i * b + i];
+    }
+  }
+  const out = Float32Array.from(x);
+  return out.every(Number.isFinite) ? out : null;
+}
+
+/** The lower triangle of a [b, b] array (zeros above the diagonal). */
+function lowerOf(a: Float32Array, b: number): Float32Array {
+  return a.map((v, idx) => (idx % b <= Math.floor(idx / b) ? v : 0));
+}
+
+Deno.test("Cholesky and triangular inverse blocks on the kernels = TypeScript's float64 loops, bit for bit, every build, 1 and 2 threads", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  const gemms = builds.flatMap((variant) =>
+    [1, 2].map((threads) => ({ variant, threads, gemm: createCpuGemm({ variant, threads }) }))
+  );
+  try {
+    // 128: the factor's panel; 5: tiny; 260: the inverse's columns threaded.
+    for (const b of [128, 5, 260]) {
+      const h = hessian(b, b + 3);
+      // Only the lower triangle may be read: the upper one holds something else.
+      for (let i = 0; i < b; i++) for (let j = i + 1; j < b; j++) h[i * b + j] = 1e30;
+      const l = referenceCholesky(h, b)!;
+      const x = referenceLowerInverse(l, b)!;
+      assert.ok(l !== null && x !== null, `b = ${b}: the reference factors`);
       for (const { variant, threads, gemm } of gemms) {
-        const got = block(w.slice());
-        const loss = kernelColumnBlock(got, (b) => gemm.gptqColumnBlock(b));
-        const label = `${variant}, ${threads} thread(s), ${rows} rows`;
-        assertSameBits(got.w, expected.w, `${label}: weights`);
-        assertSameBits(got.err, expected.err, `${label}: errors`);
-        assert.equal(loss, expectedLoss, `${label}: loss`);
+        const label = `${variant}, ${threads} thread(s), b = ${b}`;
+        const got = h.slice();
+        assert.ok(gemm.choleskyBlock(got, b), `${label}: positive definite`);
+        assertSameBits(lowerOf(got, b), l, `${label}: L`);
+        for (let i = 0; i < b; i++) {
+          for (let j = i + 1; j < b; j++) {
+            assert.equal(got[i * b + j], Math.fround(1e30), `${label}: upper kept`);
+          }
+        }
+        // L's upper triangle holds 1e30s: not read either.
+        const inv = gemm.lowerTriangularInverse(got, b)!;
+        assert.ok(inv !== null, `${label}: finite inverse`);
+        assertSameBits(inv, x, `${label}: L⁻¹`);
+      }
+    }
+    // Not positive definite (a negative pivot in the middle); an inverse that overflows.
+    const bad = hessian(6, 1);
+    bad[3 * 6 + 3] = -1;
+    assert.equal(referenceCholesky(bad, 6), null);
+    const tiny = new Float32Array([1e-20, 0, 1, 1e-20]);
+    assert.equal(referenceLowerInverse(tiny, 2), null);
+    for (const { variant, threads, gemm } of gemms) {
+      const label = `${variant}, ${threads} thread(s)`;
+      assert.equal(gemm.choleskyBlock(bad.slice(), 6), false, `${label}: indefinite`);
+      assert.equal(gemm.lowerTriangularInverse(tiny, 2), null, `${label}: overflow`);
+      // The status of a failed call does not stick to the next one.
+      assert.ok(gemm.lowerTriangularInverse(new Float32Array([2, 0, 1, 4]), 2), `${label}: after`);
+      assert.ok(gemm.choleskyBlock(new Float32Array([4, 0, 2, 5]), 2), `${label}: after`);
+    }
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
+});
+
+Deno.test("quadraticSum on the kernels = the product's rows dotted in TypeScript, bit for bit, every build, threads, streaming", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  let s = 777;
+  const rand = () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5;
+  for (const [m, k] of [[3, 5], [300, 70]]) {
+    const x = Float32Array.from({ length: m * k }, rand);
+    const w = hessian(k, k);
+    for (const variant of builds) {
+      // 4 KiB streams the 300 rows through in several chunks.
+      for (const [threads, streamBytes] of [[1, undefined], [2, undefined], [2, 4096]]) {
+        const gemm = createCpuGemm({ variant, threads, streamBytes });
+        try {
+          const y = gemm.matmulTransposed(x, w, m, k, k);
+          let expected = 0;
+          for (let i = 0; i < m * k; i++) expected += y[i] * x[i];
+          const label = `${variant}, ${threads} thread(s), stream ${streamBytes}, ${m} × ${k}`;
+          assert.equal(gemm.quadraticSum(x, w, m, k), expected, label);
+          assert.equal(gemm.quadraticSum(x, w, 0, k), 0, `${label}: no rows`);
+        } finally {
+          gemm.close();
+        }
+      }
+    }
+  }
+});
+
+Deno.test("SparseGPT N:M column block on the kernels = cpuColumnBlock, bit for bit, every build, 1 and 2 threads, preserved zeros", () => {
+  const builds: KernelVariant[] = probeNativeGemm().ok
+    ? ["avx2", "relaxed", "simd"]
+    : ["relaxed", "simd"];
+  const gemms = builds.flatMap((variant) =>
+    [1, 2].map((threads) => ({ variant, threads, gemm: createCpuGemm({ variant, threads }) }))
+  );
+  let s = 4242;
+  const rand = () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5;
+  try {
+    // 2:4 (vLLM's), 1:3 (a partial last window), 3:8; 3 rows (one task) and 600 (threaded).
+    for (
+      const [n, m, rows, cols, i1, i2] of [[2, 4, 3, 40, 8, 40], [1, 3, 600, 100, 0, 64], [
+        3,
+        8,
+        5,
+        64,
+        0,
+        64,
+      ]]
+    ) {
+      const w = Float32Array.from({ length: rows * cols }, () => 2 * rand());
+      const u = new Float32Array(cols * cols);
+      for (let i = 0; i < cols; i++) {
+        // The first window's diagonal is 1: its metrics are W².
+        u[i * cols + i] = i < i1 + m ? 1 : 0.5 + Math.abs(rand());
+        for (let j = i + 1; j < cols; j++) u[i * cols + j] = 0.3 * rand();
+      }
+
+      // Existing zeros (about a quarter), which `preserve` keeps pruned.
+      const nonZero = Uint8Array.from(w, (_, idx) => (idx % 4 === 3 || rand() < -0.4 ? 0 : 1));
+      for (let idx = 0; idx < w.length; idx++) if (nonZero[idx] === 0) w[idx] = 0;
+      // A tie across the cut in each row's first window: ±0.5 after a smaller value.
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < m; j++) {
+          w[r * cols + i1 + j] = [0.1, 0.5, -0.5, 0.5][j] ?? 0.9;
+          nonZero[r * cols + i1 + j] = 1;
+        }
+      }
+      for (const preserve of [false, true]) {
+        const block = (weight: Float32Array): HostColumnBlock => ({
+          w: weight,
+          rows,
+          cols,
+          u,
+          i1,
+          i2,
+          err: new Float32Array(rows * (i2 - i1)),
+          pruning: { kind: "n:m", n, m, preserve },
+          nonZero: preserve ? nonZero : null,
+          maskInBlock: false,
+        });
+        assert.ok(columnBlockOnKernels(block(w)), "N:M without quantization runs on the kernels");
+        const expected = block(w.slice());
+        const expectedLoss = cpuColumnBlock(expected);
+        for (const { variant, threads, gemm } of gemms) {
+          const got = block(w.slice());
+          const loss = kernelColumnBlock(got, gemm);
+          const label =
+            `${variant}, ${threads} thread(s), ${n}:${m}, ${rows} rows, preserve ${preserve}`;
+          assertSameBits(got.w, expected.w, `${label}: weights`);
+          assertSameBits(got.err, expected.err, `${label}: errors`);
+          assert.equal(loss, expectedLoss, `${label}: loss`);
+        }
       }
     }
   } finally {

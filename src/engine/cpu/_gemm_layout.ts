@@ -40,7 +40,11 @@ export const JOB = {
   B_GROUP: 27,
   CAUSAL: 28,
   CAUSAL_OFFSET: 29,
-  /** 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention, 7: FWHT. */
+  /**
+   * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
+   * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
+   * 23: ordered float64 dot, 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block.
+   */
   OP: 30,
   WINDOW: 31,
   /** float32 bits. */
@@ -61,14 +65,14 @@ export const JOB = {
   Q_SLOT: 41,
   Q_ROW_DIV: 42,
   Q_SLOT_STRIDE: 43,
-  /** float32 bits of the grid's clamp bounds. */
+  /** float32 bits of the grid's clamp bounds (OP 25: N and M, ints). */
   Q_MIN: 44,
   Q_MAX: 45,
-  /** Byte address of the float64 loss terms. */
+  /** Byte address of the float64 loss terms (OP 4); of an int32 status word (OPs 20, 21). */
   TERMS: 46,
   /** RMS norm (OP 5): epsilon, a float64 in this slot and the next. */
   EPS: 48,
-  /** Fused attention (OP 6): byte address of v. */
+  /** Fused attention (OP 6): byte address of v; GPTQ / SparseGPT column block (OPs 24, 25): of its uint8 mask. */
   V: 50,
   /** Walsh–Hadamard (OP 7): the scale, a float64 in this slot and the next. */
   FWHT_SCALE: 52,

@@ -233,6 +233,8 @@ export interface ColumnBlockJob {
   slotRowStride: number;
   qmin: number;
   qmax: number;
+  /** Byte address of the block's uint8 zero mask [rows, count] (a sparse weight's), or 0 for none. */
+  mask?: number;
 }
 
 /** The claim word keeps a task index in 16 bits. */
@@ -630,7 +632,7 @@ export class GemmRuntime {
     const { rows, count } = job;
     if (count === 0) return;
     // About count² / 2 float64 updates per row.
-    this.#runChunked(4, rows, count * count, 1, (s) => {
+    this.#runChunked(job.mask ? 24 : 4, rows, count * count, 1, (s) => {
       s[JOB.A] = job.w;
       s[JOB.B] = job.u;
       s[JOB.C] = job.err;
@@ -642,9 +644,100 @@ export class GemmRuntime {
       s[JOB.Q_SLOT] = job.slot;
       s[JOB.Q_ROW_DIV] = job.rowDiv;
       s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
+      s[JOB.V] = job.mask ?? 0;
       const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
       bounds[0] = job.qmin;
       bounds[1] = job.qmax;
+    });
+  }
+
+  /**
+   * One SparseGPT column block with N:M pruning (see run_prune_block in
+   * gemm.c): as {@link columnBlock}, with `n` of every `m` columns pruned
+   * per row and the weight's uint8 keep mask at `keep` (0 for none).
+   */
+  pruneBlock(job: {
+    rows: number;
+    count: number;
+    w: number;
+    u: number;
+    err: number;
+    terms: number;
+    n: number;
+    m: number;
+    keep: number;
+  }): void {
+    const { rows, count } = job;
+    if (count === 0) return;
+    this.#runChunked(25, rows, count * count, 1, (s) => {
+      s[JOB.A] = job.w;
+      s[JOB.B] = job.u;
+      s[JOB.C] = job.err;
+      s[JOB.TERMS] = job.terms;
+      s[JOB.M] = rows;
+      s[JOB.K] = count;
+      s[JOB.Q_MIN] = job.n;
+      s[JOB.Q_MAX] = job.m;
+      s[JOB.V] = job.keep;
+    });
+  }
+
+  /**
+   * The Cholesky factor of the [b, b] block at byte address `a`, in place
+   * (see run_cholesky_block in gemm.c), on the calling thread; the int32 at
+   * `status` becomes 1 when the block is not positive definite.
+   */
+  choleskyBlock(job: { a: number; b: number; status: number }): void {
+    this.#runChunked(20, 1, 0, 1, (s) => {
+      s[JOB.A] = job.a;
+      s[JOB.M] = job.b;
+      s[JOB.TERMS] = job.status;
+    });
+  }
+
+  /**
+   * X = L⁻¹ of the lower-triangular [b, b] block at byte address `l` into
+   * `x` (float32), with [b, b] float64 scratch at `work` (see
+   * run_lower_inverse_block in gemm.c), columns shared by the threads; the
+   * int32 at `status` becomes 1 when a value is not finite.
+   */
+  lowerInverseBlock(job: { l: number; work: number; x: number; b: number; status: number }): void {
+    const { b } = job;
+    if (b === 0) return;
+    new Int32Array(this.memory.buffer, job.status, 1)[0] = 0;
+    // About (b − c)² / 2 multiply-adds for column c.
+    this.#runChunked(21, b, (b * b) / 3, 1, (s) => {
+      s[JOB.A] = job.l;
+      s[JOB.B] = job.work;
+      s[JOB.C] = job.x;
+      s[JOB.M] = b;
+      s[JOB.TERMS] = job.status;
+    });
+  }
+
+  /**
+   * The float64 sum of `n` float64 values at byte address `v`, added in
+   * order (see run_ordered_sum in gemm.c), stored as a float64 at `out`.
+   */
+  orderedSum(job: { v: number; n: number; out: number }): void {
+    this.#runChunked(22, 1, 0, 1, (s) => {
+      s[JOB.A] = job.v;
+      s[JOB.M] = job.n;
+      s[JOB.C] = job.out;
+    });
+  }
+
+  /**
+   * The float64 at `acc` plus Σ a[i]·b[i] over `n` floats at byte addresses
+   * `a` and `b`, added in order (see run_ordered_dot in gemm.c), stored back
+   * at `acc`.
+   */
+  orderedDot(job: { a: number; b: number; n: number; acc: number }): void {
+    this.#runChunked(23, 1, 0, 1, (s) => {
+      s[JOB.A] = job.a;
+      s[JOB.B] = job.b;
+      s[JOB.M] = job.n;
+      s[JOB.C] = job.acc;
     });
   }
 

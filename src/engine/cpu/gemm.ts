@@ -126,8 +126,11 @@ export interface IntColumnBlock {
   u: Float32Array;
   /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, count]`. */
   err: Float32Array;
-  /** Written: the loss terms `(w − q)² / U[i, i]²` in float64, `[rows, count]`. */
-  terms: Float64Array;
+  /**
+   * Written when given: the loss terms `(w − q)² / U[i, i]²` in float64,
+   * `[rows, count]` (their sum in row-major order is the call's result).
+   */
+  terms?: Float64Array;
   /** Effective scale per slot. */
   scale: Float32Array;
   /** Zero point per slot. */
@@ -141,6 +144,35 @@ export interface IntColumnBlock {
   /** Clamp bounds of x / s + zp. */
   qmin: number;
   qmax: number;
+  /**
+   * A sparse weight's zero mask of the block, `[rows, count]` (1 keeps):
+   * the in-block updates are multiplied by it, as `cpuColumnBlock`'s
+   * masked loop does. Absent: no mask.
+   */
+  mask?: Uint8Array;
+}
+
+/**
+ * One block of SparseGPT's column loop with N:M pruning and no quantization
+ * for {@linkcode CpuGemm.sparsegptColumnBlock}: as {@linkcode IntColumnBlock}
+ * without the grid.
+ */
+export interface PruneColumnBlock {
+  /** The block's columns of the weight, `[rows, count]` row-major; pruned in place. */
+  w: Float32Array;
+  rows: number;
+  /** Columns in the block (windows of `m` from its first column). */
+  count: number;
+  /** U's block, `[count, count]`, upper triangular. */
+  u: Float32Array;
+  /** Written: the scaled errors `(w − q) / U[i, i]`, `[rows, count]`. */
+  err: Float32Array;
+  /** Pruned per window. */
+  n: number;
+  /** Window length, 1 to 32. */
+  m: number;
+  /** The weight's existing zeros to keep pruned, `[rows, count]` (0: such a zero); absent: none. */
+  keep?: Uint8Array;
 }
 
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
@@ -308,6 +340,30 @@ export class CpuGemm {
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
     return this.#product(what, a, b, m, n, k, y, false);
+  }
+
+  /**
+   * Σ_{i,j} y[i, j] · x[i, j] for y = x · wᵀ (x [m, k], w [k, k]): the
+   * quadratic form tr(x·wᵀ·xᵀ), with y rounded to float32 as
+   * {@link matmulTransposed} gives it and the products y·x added in float64,
+   * in row-major order, from 0. y is never copied out of the kernels' memory.
+   *
+   * @param x m × k
+   * @param w k × k
+   * @returns the sum
+   */
+  quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
+    const what = "quadraticSum";
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkLength(what, "x", x, m * k);
+    checkLength(what, "w", w, k * k);
+    if (m === 0 || k === 0) return 0;
+    const at = this.#rt.heapBase;
+    this.#rt.reserve(8, what);
+    new Float64Array(this.#rt.memory.buffer, at, 1)[0] = 0;
+    this.#product(what, x, w, m, k, k, x, true, true);
+    return new Float64Array(this.#rt.memory.buffer, at, 1)[0];
   }
 
   /**
@@ -612,8 +668,9 @@ export class CpuGemm {
    * among the threads.
    *
    * @param block the block's weight columns, U's block, the grid, and the outputs
+   * @returns the sum of the loss terms, in float64 from 0 in row-major order
    */
-  gptqColumnBlock(block: IntColumnBlock): void {
+  gptqColumnBlock(block: IntColumnBlock): number {
     const what = "gptqColumnBlock";
     const { rows, count } = block;
     checkShape(what, "rows", rows);
@@ -623,7 +680,7 @@ export class CpuGemm {
     checkLength(what, "err", block.err, rows * count);
     for (const [name, array] of [["slot", block.slot], ["terms", block.terms]] as const) {
       const needed = name === "slot" ? count : rows * count;
-      if (array.length < needed) {
+      if (array !== undefined && array.length < needed) {
         throw new CpuKernelError(`${what}: ${name} holds ${array.length} values, needs ${needed}`);
       }
     }
@@ -631,22 +688,32 @@ export class CpuGemm {
     if (block.zero.length !== slots) {
       throw new CpuKernelError(`${what}: ${slots} scales but ${block.zero.length} zero points`);
     }
-    if (rows === 0 || count === 0) return;
+    if (rows === 0 || count === 0) return 0;
     const rt = this.#rt;
-    const wAt = rt.heapBase;
+    const sumAt = rt.heapBase;
+    const wAt = align(sumAt + 8, 64);
     const uAt = align(wAt + rows * count * 4, 64);
     const errAt = align(uAt + count * count * 4, 64);
     const termsAt = align(errAt + rows * count * 4, 64);
     const scaleAt = align(termsAt + rows * count * 8, 64);
     const zeroAt = align(scaleAt + slots * 4, 64);
     const slotAt = align(zeroAt + slots * 4, 64);
-    rt.reserve(slotAt + count * 4 - rt.heapBase, `${what} of ${rows} × ${count}`);
+    const maskAt = align(slotAt + count * 4, 64);
+    const mask = block.mask;
+    if (mask !== undefined && mask.length < rows * count) {
+      throw new CpuKernelError(`${what}: mask holds ${mask.length} values, needs ${rows * count}`);
+    }
+    const end = mask === undefined ? slotAt + count * 4 : maskAt + rows * count;
+    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
     const mem = rt.memory.buffer;
     rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
     rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
     rt.f32(scaleAt, slots).set(block.scale);
     rt.f32(zeroAt, slots).set(block.zero);
     new Uint32Array(mem, slotAt, count).set(block.slot.subarray(0, count));
+    if (mask !== undefined) {
+      new Uint8Array(mem, maskAt, rows * count).set(mask.subarray(0, rows * count));
+    }
     rt.columnBlock({
       rows,
       count,
@@ -661,10 +728,125 @@ export class CpuGemm {
       slotRowStride: block.slotRowStride,
       qmin: block.qmin,
       qmax: block.qmax,
+      mask: mask === undefined ? 0 : maskAt,
     });
     block.w.set(rt.f32(wAt, rows * count));
     block.err.set(rt.f32(errAt, rows * count));
-    block.terms.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
+    block.terms?.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
+    rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
+    return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+  }
+
+  /**
+   * One block of SparseGPT's column loop with N:M pruning (see
+   * {@link PruneColumnBlock}): the kernels' twin of `cpuColumnBlock` in
+   * second_order.ts for that case, with the same bits, its rows shared out
+   * among the threads.
+   *
+   * @param block the block's weight columns, U's block, N:M, the keep mask, the errors
+   * @returns the sum of the loss terms `(w − q)² / U[i, i]²`, in float64 from 0 in row-major order
+   */
+  sparsegptColumnBlock(block: PruneColumnBlock): number {
+    const what = "sparsegptColumnBlock";
+    const { rows, count, n, m, keep } = block;
+    checkShape(what, "rows", rows);
+    checkShape(what, "count", count);
+    checkLength(what, "w", block.w, rows * count);
+    checkLength(what, "u", block.u, count * count);
+    checkLength(what, "err", block.err, rows * count);
+    if (!Number.isInteger(m) || m < 1 || m > 32 || !Number.isInteger(n) || n < 0 || n > m) {
+      throw new CpuKernelError(`${what}: N:M must have 1 ≤ M ≤ 32 and 0 ≤ N ≤ M, got ${n}:${m}`);
+    }
+    if (keep !== undefined && keep.length < rows * count) {
+      throw new CpuKernelError(`${what}: keep holds ${keep.length} values, needs ${rows * count}`);
+    }
+    if (rows === 0 || count === 0) return 0;
+    const rt = this.#rt;
+    const sumAt = rt.heapBase;
+    const wAt = align(sumAt + 8, 64);
+    const uAt = align(wAt + rows * count * 4, 64);
+    const errAt = align(uAt + count * count * 4, 64);
+    const termsAt = align(errAt + rows * count * 4, 64);
+    const keepAt = align(termsAt + rows * count * 8, 64);
+    const end = keep === undefined ? keepAt : keepAt + rows * count;
+    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
+    rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
+    rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
+    if (keep !== undefined) {
+      new Uint8Array(rt.memory.buffer, keepAt, rows * count).set(keep.subarray(0, rows * count));
+    }
+    rt.pruneBlock({
+      rows,
+      count,
+      w: wAt,
+      u: uAt,
+      err: errAt,
+      terms: termsAt,
+      n,
+      m,
+      keep: keep === undefined ? 0 : keepAt,
+    });
+    block.w.set(rt.f32(wAt, rows * count));
+    block.err.set(rt.f32(errAt, rows * count));
+    rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
+    return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+  }
+
+  /**
+   * The Cholesky factor L (L·Lᵀ = A) of a `[b, b]` block in place: its lower  /**
+   * The Cholesky factor L (L·Lᵀ = A) of a `[b, b]` block in place: its lower
+   * triangle is read and becomes L, the upper one is left as it was. Float32
+   * values, float64 sums (see run_cholesky_block in kernels/gemm.c); the
+   * diagonal blocks of the CPU inverse factor.
+   *
+   * @param a `[b, b]` row-major, modified in place
+   * @param b the order
+   * @returns false when A is not (numerically) positive definite (`a` then
+   *   holds a partial factor)
+   */
+  choleskyBlock(a: Float32Array, b: number): boolean {
+    const what = "choleskyBlock";
+    checkShape(what, "b", b);
+    checkLength(what, "a", a, b * b);
+    if (b === 0) return true;
+    const rt = this.#rt;
+    const statusAt = rt.heapBase;
+    const aAt = align(statusAt + 4, 64);
+    rt.reserve(aAt + b * b * 4 - rt.heapBase, `${what} of ${b}`);
+    rt.f32(aAt, b * b).set(a.subarray(0, b * b));
+    rt.choleskyBlock({ a: aAt, b, status: statusAt });
+    a.set(rt.f32(aAt, b * b));
+    return new Int32Array(rt.memory.buffer, statusAt, 1)[0] === 0;
+  }
+
+  /**
+   * X = L⁻¹ of a lower-triangular `[b, b]` L (only its lower triangle is
+   * read) by forward substitution in float64, rounded to float32 (see
+   * run_lower_inverse_block in kernels/gemm.c), its columns shared by the
+   * threads.
+   *
+   * @param l `[b, b]` row-major
+   * @param b the order
+   * @param out written when given (its first b·b floats), else allocated
+   * @returns X, zeros above the diagonal, or null when a value is not finite
+   */
+  lowerTriangularInverse(l: Float32Array, b: number, out?: Float32Array): Float32Array | null {
+    const what = "lowerTriangularInverse";
+    checkShape(what, "b", b);
+    checkLength(what, "l", l, b * b);
+    const x = out ?? new Float32Array(b * b);
+    checkLength(what, "out", x, b * b);
+    if (b === 0) return x;
+    const rt = this.#rt;
+    const statusAt = rt.heapBase;
+    const lAt = align(statusAt + 4, 64);
+    const xAt = align(lAt + b * b * 4, 64);
+    const workAt = align(xAt + b * b * 4, 64);
+    rt.reserve(workAt + b * b * 8 - rt.heapBase, `${what} of ${b}`);
+    rt.f32(lAt, b * b).set(l.subarray(0, b * b));
+    rt.lowerInverseBlock({ l: lAt, work: workAt, x: xAt, b, status: statusAt });
+    x.set(rt.f32(xAt, b * b));
+    return new Int32Array(rt.memory.buffer, statusAt, 1)[0] === 0 ? x : null;
   }
 
   /**
@@ -811,6 +993,8 @@ export class CpuGemm {
    * y = a·b (or a·bᵀ when `transposed`): B is packed once into the kernels'
    * memory (staged through it in chunks of whole rows of w, or whole KC
    * slices of b's rows), then the rows of a and y stream through in chunks.
+   * With `quadratic` (n = k), y stays in the kernels' memory: each chunk's
+   * Σ y ⊙ a is added in order to the float64 at heapBase instead.
    */
   #product(
     what: string,
@@ -821,6 +1005,7 @@ export class CpuGemm {
     k: number,
     y: Float32Array,
     transposed: boolean,
+    quadratic = false,
   ): Float32Array {
     if (m === 0 || n === 0) return y;
     if (k === 0) {
@@ -828,7 +1013,8 @@ export class CpuGemm {
       return y;
     }
     const rt = this.#rt;
-    const packedAt = rt.heapBase;
+    const sumAt = rt.heapBase;
+    const packedAt = quadratic ? sumAt + 64 : rt.heapBase;
     const workAt = align(packedAt + k * align(n, NR) * 4, 64);
     // Rows of a and y stream through in chunks (a multiple of the 4-row micro-tile).
     const step = Math.min(m, chunkRows(this.#stream, (k + n) * 4, 4));
@@ -888,7 +1074,8 @@ export class CpuGemm {
         ldc: n,
         accumulate: false,
       });
-      y.set(rt.f32(cAt, r * n), r0 * n);
+      if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
+      else y.set(rt.f32(cAt, r * n), r0 * n);
     }
     return y;
   }
@@ -1197,9 +1384,94 @@ export function walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1)
  * ```
  *
  * @param block the block's weight columns, U's block, the grid, and the outputs
+ * @returns the sum of the loss terms (see {@linkcode CpuGemm.gptqColumnBlock})
  */
-export function gptqColumnBlock(block: IntColumnBlock): void {
-  defaultGemm().gptqColumnBlock(block);
+export function gptqColumnBlock(block: IntColumnBlock): number {
+  return defaultGemm().gptqColumnBlock(block);
+}
+
+/**
+ * tr(x·wᵀ·xᵀ) for x [m, k] and w [k, k], on the shared default instance
+ * (see {@linkcode CpuGemm.quadraticSum}).
+ *
+ * @example
+ * ```ts
+ * import { quadraticSum } from "./gemm.ts";
+ * // x = [1, 2], w = [[2, 0], [0, 3]]: 1·2·1 + 2·3·2 = 14
+ * console.assert(quadraticSum(new Float32Array([1, 2]), new Float32Array([2, 0, 0, 3]), 1, 2) === 14);
+ * ```
+ *
+ * @param x m × k
+ * @param w k × k
+ * @param m rows of x
+ * @param k columns of x (and the order of w)
+ * @returns the sum
+ */
+export function quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
+  return defaultGemm().quadraticSum(x, w, m, k);
+}
+
+/**
+ * The Cholesky factor of a `[b, b]` block in place, on the shared default
+ * instance (see {@linkcode CpuGemm.choleskyBlock}).
+ *
+ * @example
+ * ```ts
+ * import { choleskyBlock } from "./gemm.ts";
+ * const a = new Float32Array([4, 0, 2, 5]); // lower triangle of [[4, 2], [2, 5]]
+ * console.assert(choleskyBlock(a, 2) && a[0] === 2 && a[2] === 1 && a[3] === 2);
+ * ```
+ *
+ * @param a `[b, b]` row-major, its lower triangle read and replaced by L
+ * @param b the order
+ * @returns false when the block is not (numerically) positive definite
+ */
+export function choleskyBlock(a: Float32Array, b: number): boolean {
+  return defaultGemm().choleskyBlock(a, b);
+}
+
+/**
+ * L⁻¹ of a lower-triangular `[b, b]` block, on the shared default instance
+ * (see {@linkcode CpuGemm.lowerTriangularInverse}).
+ *
+ * @example
+ * ```ts
+ * import { lowerTriangularInverse } from "./gemm.ts";
+ * const x = lowerTriangularInverse(new Float32Array([2, 0, 1, 4]), 2)!;
+ * console.assert(x[0] === 0.5 && x[2] === -0.125 && x[3] === 0.25);
+ * ```
+ *
+ * @param l `[b, b]` row-major, its lower triangle read
+ * @param b the order
+ * @param out written when given, else allocated
+ * @returns X, or null when a value is not finite
+ */
+export function lowerTriangularInverse(
+  l: Float32Array,
+  b: number,
+  out?: Float32Array,
+): Float32Array | null {
+  return defaultGemm().lowerTriangularInverse(l, b, out);
+}
+
+/**
+ * One block of SparseGPT's column loop with N:M pruning, on the shared
+ * default instance (see {@linkcode CpuGemm.sparsegptColumnBlock}).
+ *
+ * @example
+ * ```ts
+ * import { sparsegptColumnBlock } from "./gemm.ts";
+ * // One row, U = I, 1:2: the smaller of the pair is pruned.
+ * const block = { w: new Float32Array([0.5, -2]), rows: 1, count: 2, u: new Float32Array([1, 0, 0, 1]),
+ *   err: new Float32Array(2), n: 1, m: 2 };
+ * console.assert(sparsegptColumnBlock(block) === 0.25 && block.w[0] === 0 && block.w[1] === -2);
+ * ```
+ *
+ * @param block the block's weight columns, U's block, N:M, the keep mask, the errors
+ * @returns the sum of the loss terms
+ */
+export function sparsegptColumnBlock(block: PruneColumnBlock): number {
+  return defaultGemm().sparsegptColumnBlock(block);
 }
 
 /**

@@ -11,7 +11,7 @@
 import { GptqShapeError } from "../../modifiers/gptq/errors.ts";
 import { cpuTensor } from "../cpu_engine.ts";
 import type { RunningHessian, Tensor } from "../engine.ts";
-import { accumulateGram, matmulTransposed } from "./gemm.ts";
+import { accumulateGram, quadraticSum } from "./gemm.ts";
 
 /**
  * A Hessian accumulated on the host: the CPU engine's {@link RunningHessian}.
@@ -141,21 +141,22 @@ export function cpuReconstructionErrors(
   const [out, cols] = shape;
   // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
   // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
-  // transposed product is the same), the row dots in float64.
+  // transposed product is the same) and the row dots in float64, summed in
+  // order, both on the kernels (`quadraticSum`).
   const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
   const d = new Float32Array(chunkRows * cols);
   const sums = new Float64Array(1 + candidates.length);
   for (let k = 0; k <= candidates.length; k++) {
+    const candidate = k === 0 ? null : candidates[k - 1];
     for (let r0 = 0; r0 < out; r0 += chunkRows) {
       const rows = Math.min(chunkRows, out - r0);
-      for (let i = 0; i < rows * cols; i++) {
-        const w = original[r0 * cols + i];
-        d[i] = k === 0 ? w : w - candidates[k - 1][r0 * cols + i];
+      const w = original.subarray(r0 * cols, (r0 + rows) * cols);
+      if (candidate === null) d.set(w);
+      else {
+        const c = candidate.subarray(r0 * cols, (r0 + rows) * cols);
+        for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
       }
-      const dh = matmulTransposed(d, h, rows, cols, cols);
-      let s = 0;
-      for (let i = 0; i < rows * cols; i++) s += dh[i] * d[i];
-      sums[k] += s;
+      sums[k] += quadraticSum(d, h, rows, cols);
     }
   }
   const base = sums[0];

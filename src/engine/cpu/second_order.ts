@@ -8,13 +8,16 @@
  *   `U = V⁻¹ = J·L⁻¹·J` — the same U as upstream's three factorizations
  *   (Cholesky factors with a positive diagonal are unique) for a third of
  *   the flops. Both are blocked by panels of 128: the panel solves and
- *   trailing updates are WebAssembly SIMD products (`gemm.ts`), the
- *   128 × 128 diagonal blocks TypeScript with float64 sums. Both work in
+ *   trailing updates are SIMD products (`gemm.ts`), the 128 × 128 diagonal
+ *   blocks' Cholesky factor and inverse the kernels' float64 loops
+ *   (`choleskyBlock`, `lowerTriangularInverse`). Both work in
  *   place in the one n × n array that becomes U, and their products run in
  *   blocks of about 4 MiB, so a factor holds one Hessian-sized array besides
  *   its input (and the kernels' memory does not grow with n²);
- * - the in-block column loop in TypeScript (sequential per row, float64
- *   arithmetic rounded to float32 on every store);
+ * - the in-block column loop (sequential per row, float64 arithmetic
+ *   rounded to float32 on every store): on the kernels for an integer grid
+ *   without pruning and for N:M pruning without quantization
+ *   ({@link kernelColumnBlock}), else in TypeScript;
  * - the trailing update `W[:, i2:] −= Err·U[i1:i2, i2:]` as one SIMD product.
  *
  * Results agree with the float64 reference (src/modifiers/gptq/reference.ts)
@@ -38,7 +41,16 @@ import type {
   SecondOrderOps,
   SecondOrderTask,
 } from "../engine.ts";
-import { gptqColumnBlock, type IntColumnBlock, matmul, matmulTransposed } from "./gemm.ts";
+import {
+  choleskyBlock,
+  gptqColumnBlock,
+  type IntColumnBlock,
+  lowerTriangularInverse,
+  matmul,
+  matmulTransposed,
+  type PruneColumnBlock,
+  sparsegptColumnBlock,
+} from "./gemm.ts";
 import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
 
 /** Columns per panel of the blocked factorizations. */
@@ -116,12 +128,18 @@ function blockOf(loop: ColumnLoop, i1: number, i2: number): HostColumnBlock | nu
  * diagonal (float32, as torch).
  */
 function dampedOrdered(h: Float32Array, n: number, plan: FactorPlan): Float32Array {
-  const at = (p: number) => (plan.perm ? plan.perm[p] : p);
+  const { perm, dead, damp } = plan;
   const out = new Float32Array(n * n);
+  if (perm === null) out.set(h.subarray(0, n * n));
+  else {
+    for (let i = 0; i < n; i++) {
+      const src = perm[i] * n;
+      const row = i * n;
+      for (let j = 0; j < n; j++) out[row + j] = h[src + perm[j]];
+    }
+  }
   for (let i = 0; i < n; i++) {
-    const src = at(i) * n;
-    for (let j = 0; j < n; j++) out[i * n + j] = h[src + at(j)];
-    out[i * n + i] = (plan.dead[at(i)] ? 1 : out[i * n + i]) + plan.damp;
+    out[i * n + i] = (dead[perm ? perm[i] : i] ? 1 : out[i * n + i]) + damp;
   }
   return out;
 }
@@ -172,7 +190,9 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
   columnBlock: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
     if (block === null) return;
-    (loop as HostLoop).loss += isIntBlock(block) ? kernelColumnBlock(block) : cpuColumnBlock(block);
+    (loop as HostLoop).loss += columnBlockOnKernels(block)
+      ? kernelColumnBlock(block)
+      : cpuColumnBlock(block);
   },
   trailingUpdate: (loop: ColumnLoop, i1: number, i2: number) => {
     const block = blockOf(loop, i1, i2);
@@ -216,12 +236,9 @@ export function cpuInverseFactor(
   blockFloats: number = BLOCK_FLOATS,
 ): Float32Array | null {
   // A = J·H·J, factored in place into its lower Cholesky factor L, then
-  // inverted in place into X = L⁻¹: the only n × n array this makes.
-  const a = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const src = (n - 1 - i) * n;
-    for (let j = 0; j < n; j++) a[i * n + j] = h[src + n - 1 - j];
-  }
+  // inverted in place into X = L⁻¹: the only n × n array this makes. J·H·J
+  // maps (i, j) to (n−1−i, n−1−j): the row-major array reversed.
+  const a = h.slice(0, n * n).reverse();
   if (!choleskyInPlace(a, n, blockFloats)) return null;
   if (!lowerInverseInPlace(a, n, blockFloats)) return null;
   // U = J·X·J: reversing the row-major array maps (i, j) to (n−1−i, n−1−j),
@@ -248,7 +265,7 @@ function roundDownTo(count: number, quantum: number): number {
  * Right-looking blocked Cholesky: the lower triangle of `a` becomes L (only
  * the lower triangle is read; the upper one is left as scratch). Per panel
  * of {@link PANEL} columns: the diagonal block by the unblocked algorithm
- * (float64 sums), the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
+ * (float64 sums, `choleskyBlock`), the panel below it as `A₂₁·L₁₁⁻ᵀ` and the trailing update
  * `A₂₂ −= L₂₁·L₂₁ᵀ` on the lower triangle, by blocks of rows, both SIMD
  * products.
  */
@@ -256,28 +273,19 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     const b = k1 - k0;
-    // L₁₁ of the diagonal block.
+    // L₁₁ of the diagonal block (its lower triangle, zeros above).
     const l11 = new Float32Array(b * b);
-    for (let j = 0; j < b; j++) {
-      const rj = (k0 + j) * n + k0;
-      let s = a[rj + j];
-      for (let k = 0; k < j; k++) s -= l11[j * b + k] * l11[j * b + k];
-      if (!(s > 0) || !Number.isFinite(s)) return false;
-      const d = Math.sqrt(s);
-      l11[j * b + j] = d;
-      for (let i = j + 1; i < b; i++) {
-        let t = a[(k0 + i) * n + k0 + j];
-        for (let k = 0; k < j; k++) t -= l11[i * b + k] * l11[j * b + k];
-        l11[i * b + j] = t / d;
-      }
+    for (let i = 0; i < b; i++) {
+      l11.set(a.subarray((k0 + i) * n + k0, (k0 + i) * n + k0 + i + 1), i * b);
     }
+    if (!choleskyBlock(l11, b)) return false;
     for (let i = 0; i < b; i++) {
       a.set(l11.subarray(i * b, i * b + i + 1), (k0 + i) * n + k0);
     }
     const m = n - k1;
     if (m === 0) break;
     // L₂₁ = A₂₁·L₁₁⁻ᵀ.
-    const inv = triangularInverse(l11, b);
+    const inv = lowerTriangularInverse(l11, b);
     if (inv === null) return false;
     const a21 = new Float32Array(m * b);
     for (let i = 0; i < m; i++) a21.set(a.subarray((k1 + i) * n + k0, (k1 + i) * n + k1), i * b);
@@ -286,8 +294,10 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
     // A₂₂ −= L₂₁·L₂₁ᵀ on and below the diagonal, rows [r0, r1) at a time
     // against L₂₁'s first r1 rows. Each product is summed over the panel's
     // columns in order, as a Gram of L₂₁ᵀ would sum it, and a − p is the
-    // −(−a + p) the Gram kernel's accumulation gave: the same bits.
-    const rowsPerBlock = Math.min(m, roundDownTo(blockFloats / m, 4));
+    // −(−a + p) the Gram kernel's accumulation gave: the same bits. Blocks
+    // of at most a panel's rows keep the products near the triangle (about
+    // half the flops of the whole square).
+    const rowsPerBlock = Math.min(m, roundDownTo(Math.min(blockFloats / m, PANEL), 4));
     const p = new Float32Array(rowsPerBlock * m);
     for (let r0 = 0; r0 < m; r0 += rowsPerBlock) {
       const r1 = Math.min(r0 + rowsPerBlock, m);
@@ -302,24 +312,9 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
   return true;
 }
 
-/** The inverse of a small lower-triangular `[b, b]` block by forward substitution (float64 sums). */
-function triangularInverse(l: Float32Array, b: number): Float32Array | null {
-  const x = new Float64Array(b * b);
-  for (let c = 0; c < b; c++) {
-    for (let i = c; i < b; i++) {
-      let s = i === c ? 1 : 0;
-      for (let k = c; k < i; k++) s -= l[i * b + k] * x[k * b + c];
-      x[i * b + c] = s / l[i * b + i];
-    }
-  }
-  const out = Float32Array.from(x);
-  for (const v of out) if (!Number.isFinite(v)) return null;
-  return out;
-}
-
 /**
  * Replaces the lower triangle of `l` (L) by L⁻¹, by block rows: the
- * diagonal blocks by forward substitution, then
+ * diagonal blocks by forward substitution (`lowerTriangularInverse`), then
  * `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`, both products SIMD, the
  * first in blocks of X's columns. Block row I of L is read before X's is
  * written over it, and X[:I, :I] is already in place above it. False when
@@ -333,7 +328,7 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
     for (let i = 0; i < b; i++) {
       lii.set(l.subarray((r0 + i) * n + r0, (r0 + i) * n + r0 + i + 1), i * b);
     }
-    const xii = triangularInverse(lii, b);
+    const xii = lowerTriangularInverse(lii, b);
     if (xii === null) return false;
     if (r0 > 0) {
       const li = new Float32Array(b * r0);
@@ -358,30 +353,63 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
       const xi = matmul(xii, s, b, r0, b);
       for (let i = 0; i < b; i++) {
         const row = (r0 + i) * n;
-        for (let j = 0; j < r0; j++) l[row + j] = -xi[i * r0 + j];
+        for (let j = 0; j < r0; j++) {
+          const v = -xi[i * r0 + j];
+          // v − v is NaN exactly when v is infinite or NaN.
+          if (v - v !== 0) return false;
+          l[row + j] = v;
+        }
       }
     }
+    // X[I, I] is finite (lowerTriangularInverse checks it).
     for (let i = 0; i < b; i++) l.set(xii.subarray(i * b, i * b + i + 1), (r0 + i) * n + r0);
-  }
-  for (let i = 0; i < n; i++) {
-    for (let j = i * n, end = i * n + i; j <= end; j++) if (!Number.isFinite(l[j])) return false;
   }
   return true;
 }
 
-/** GPTQ's usual block: an integer grid, no pruning, no mask on the updates. */
-function isIntBlock(block: HostColumnBlock): boolean {
-  return block.quantization?.kind === 1 && !block.pruning && !block.maskInBlock;
+/**
+ * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
+ * blocks, an integer grid without pruning, with or without a sparse
+ * weight's zero mask on the in-block updates; and SparseGPT's N:M pruning
+ * (M ≤ 32) without quantization. (Unstructured pruning and the fp8 / fp4
+ * grids stay on the TypeScript loop.)
+ *
+ * @param block the block
+ * @returns true when `columnBlock` runs it on the kernels
+ * @example
+ * ```ts
+ * import { columnBlockOnKernels } from "./second_order.ts";
+ * const quantization = { kind: 1 as const, qmin: -8, qmax: 7, effectiveScale: new Float32Array([0.5]),
+ *   zeroPoint: new Float32Array([0]), columnSlot: new Uint32Array(2), rowDiv: 1, slotRowStride: 1 };
+ * console.assert(columnBlockOnKernels({ w: new Float32Array(2), rows: 1, cols: 2, u: new Float32Array(4),
+ *   i1: 0, i2: 2, err: new Float32Array(2), quantization, nonZero: null, maskInBlock: true }));
+ * ```
+ */
+export function columnBlockOnKernels(block: HostColumnBlock): boolean {
+  const { pruning, quantization } = block;
+  if (pruning === undefined) return quantization?.kind === 1;
+  // The kernel keeps a window's picks in 32 bits.
+  return pruning.kind === "n:m" && pruning.m <= 32 && quantization === undefined &&
+    !(block.maskInBlock && block.nonZero !== null);
+}
+
+/** The column-block kernels {@link kernelColumnBlock} calls. */
+export interface ColumnBlockKernels {
+  /** GPTQ's block on an integer grid. */
+  gptqColumnBlock(block: IntColumnBlock): number;
+  /** SparseGPT's block with N:M pruning. */
+  sparsegptColumnBlock(block: PruneColumnBlock): number;
 }
 
 /**
- * {@link cpuColumnBlock} for an integer grid without pruning, on the
- * kernels' threads (gemm.c's run_column_block gives the same bits): the
- * block's columns of w and U's block go in compact, come back into w, and
- * the loss terms are summed here in cpuColumnBlock's order.
+ * {@link cpuColumnBlock} on the kernels' threads for the blocks
+ * {@link columnBlockOnKernels} accepts (gemm.c's run_column_block and
+ * run_prune_block give the same bits): the block's columns of w, U's block
+ * and the block's part of the zero mask go in compact, come back into w,
+ * and the kernels sum the loss terms in cpuColumnBlock's order.
  *
- * @param block an integer-grid block without pruning or masked updates
- * @param run the kernel call; default the shared instance's
+ * @param block an integer-grid block without pruning, or an N:M block without quantization
+ * @param kernels the kernel calls; default the shared instance's
  * @returns the block's loss
  * @example
  * ```ts
@@ -396,10 +424,9 @@ function isIntBlock(block: HostColumnBlock): boolean {
  */
 export function kernelColumnBlock(
   block: HostColumnBlock,
-  run: (b: IntColumnBlock) => void = gptqColumnBlock,
+  kernels: ColumnBlockKernels = { gptqColumnBlock, sparsegptColumnBlock },
 ): number {
-  const { w, rows, cols, u, i1, i2, err } = block;
-  const quant = block.quantization!;
+  const { w, rows, cols, u, i1, i2, pruning } = block;
   const count = i2 - i1;
   const wb = new Float32Array(rows * count);
   for (let r = 0; r < rows; r++) wb.set(w.subarray(r * cols + i1, r * cols + i2), r * count);
@@ -407,26 +434,49 @@ export function kernelColumnBlock(
   for (let i = 0; i < count; i++) {
     ub.set(u.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * count);
   }
-  const terms = new Float64Array(rows * count);
-  run({
-    w: wb,
-    rows,
-    count,
-    u: ub,
-    err: err.subarray(0, rows * count),
-    terms,
-    scale: quant.effectiveScale,
-    zero: quant.zeroPoint,
-    slot: quant.columnSlot.subarray(i1, i2),
-    rowDiv: quant.rowDiv,
-    slotRowStride: quant.slotRowStride,
-    qmin: quant.qmin,
-    qmax: quant.qmax,
-  });
+  // GPTQ: the in-block updates' mask; N:M: the zeros pruning preserves.
+  const masked = pruning === undefined ? block.maskInBlock : pruning.preserve;
+  const nonZero = masked ? block.nonZero : null;
+  let mask: Uint8Array | undefined;
+  if (nonZero !== null) {
+    mask = new Uint8Array(rows * count);
+    for (let r = 0; r < rows; r++) {
+      mask.set(nonZero.subarray(r * cols + i1, r * cols + i2), r * count);
+    }
+  }
+  const err = block.err.subarray(0, rows * count);
+  let sum: number;
+  if (pruning?.kind === "n:m") {
+    sum = kernels.sparsegptColumnBlock({
+      w: wb,
+      rows,
+      count,
+      u: ub,
+      err,
+      n: pruning.n,
+      m: pruning.m,
+      ...(mask ? { keep: mask } : {}),
+    });
+  } else {
+    const quant = block.quantization!;
+    sum = kernels.gptqColumnBlock({
+      w: wb,
+      rows,
+      count,
+      u: ub,
+      err,
+      scale: quant.effectiveScale,
+      zero: quant.zeroPoint,
+      slot: quant.columnSlot.subarray(i1, i2),
+      rowDiv: quant.rowDiv,
+      slotRowStride: quant.slotRowStride,
+      qmin: quant.qmin,
+      qmax: quant.qmax,
+      ...(mask ? { mask } : {}),
+    });
+  }
   for (let r = 0; r < rows; r++) w.set(wb.subarray(r * count, (r + 1) * count), r * cols + i1);
-  let loss = 0;
-  for (let t = 0; t < terms.length; t++) loss += terms[t];
-  return loss / 2;
+  return sum / 2;
 }
 
 /** f32 fake quantization of one value, as gptq_column_block.wgsl does it. */

@@ -130,9 +130,7 @@ export async function quantizeWeight(
 
     // 3. W in processing order; the zero mask of a sparse weight.
     const w = perm ? permuteColumns(weight, rows, cols, perm) : weight.slice();
-    const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD
-      ? Uint8Array.from(w, (v) => (Math.abs(v) <= ISCLOSE_ATOL ? 0 : 1))
-      : null;
+    const nonZero = zeroFraction(weight) >= SPARSITY_THRESHOLD ? nonZeroMask(w) : null;
     const t1 = performance.now();
 
     // 4. Dead columns, dampening, U (shared by the weights reading this Hessian).
@@ -437,6 +435,13 @@ export function hessianOrder(hessian: Float32Array, where: string): number {
     throw new GptqShapeError(`${where}: the Hessian has ${hessian.length} values, not n²`);
   }
   return n;
+}
+
+/** 1 where a value is not `isclose` to 0 (upstream's zero mask), else 0. */
+function nonZeroMask(w: Float32Array): Uint8Array {
+  const mask = new Uint8Array(w.length);
+  for (let i = 0; i < w.length; i++) mask[i] = Math.abs(w[i]) <= ISCLOSE_ATOL ? 0 : 1;
+  return mask;
 }
 
 function zeroFraction(w: Float32Array): number {

@@ -85,7 +85,7 @@ export async function sparsifyWeight(
     const t1 = performance.now();
 
     // 3. The preserved mask.
-    const nonZero = plan.pruning.preserve ? Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0)) : null;
+    const nonZero = plan.pruning.preserve ? nonZeroOf(w) : null;
 
     // 4. The blocked column loop with pruning, on each attempt's U until one succeeds.
     const work = {
@@ -110,4 +110,11 @@ export async function sparsifyWeight(
     if (factors === undefined) destroyFactors(cache);
     if (h !== hessian) h.destroy();
   }
+}
+
+/** 1 where a value is not 0, else 0 (a loop: `Uint8Array.from` calls back per value). */
+function nonZeroOf(w: Float32Array): Uint8Array {
+  const mask = new Uint8Array(w.length);
+  for (let i = 0; i < w.length; i++) mask[i] = w[i] !== 0 ? 1 : 0;
+  return mask;
 }

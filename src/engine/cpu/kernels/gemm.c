@@ -126,6 +126,10 @@ enum {
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
+                         // 20: Cholesky block, 21: lower-triangular inverse block,
+                         // 22: ordered float64 sum, 23: ordered float64 dot,
+                         // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
+                         // (run_cholesky_block and after)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -141,11 +145,11 @@ enum {
   J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
   J_Q_ROW_DIV = 42,    // rows that share a slot row
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
-  J_Q_MIN = 44,        // clamp bounds, as float32 bits
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints)
   J_Q_MAX = 45,
-  J_TERMS = 46,        // byte address of the loss terms (f64, M × K)
+  J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
-  J_V = 50,            // fused attention (J_OP 6): byte address of v
+  J_V = 50,            // fused attention (J_OP 6): byte address of v; J_OP 24, 25: of the mask
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
 };
 
@@ -725,7 +729,9 @@ static inline double round_half_even(double x) {
 // on any thread. The arithmetic is cpuColumnBlock's in src/engine/cpu/
 // second_order.ts, operation for operation: float32 values combined in
 // float64 and rounded to float32 where it rounds (Math.fround), so both
-// give the same bits.
+// give the same bits. J_OP 24 is the same with a zero mask (uint8 [M, K] at
+// V, a sparse weight's): the in-block updates are e · U[i, j] · mask[j],
+// as cpuColumnBlock's masked loop multiplies them.
 NOINLINE static void run_column_block(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
@@ -738,8 +744,10 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   const uint32_t* slot = (const uint32_t*)MEM(base, job[J_Q_SLOT]);
   const int row_div = job[J_Q_ROW_DIV], slot_stride = job[J_Q_SLOT_STRIDE];
   union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
+  const uint8_t* mask = job[J_OP] == 24 ? (const uint8_t*)MEM(base, job[J_V]) : 0;
   for (int r = r0; r < r1; r++) {
     float* w = wb + r * count;
+    const uint8_t* m = mask ? mask + r * count : 0;
     const int slot_row = r / row_div * slot_stride;
     for (int i = 0; i < count; i++) {
       const float x = w[i];
@@ -755,6 +763,80 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
       const double diff = (double)x - (double)q;
       terms[r * count + i] = diff * diff / ((double)d * (double)d);
       const float e = (float)(diff / (double)d);
+      if (m) {
+        for (int j = i + 1; j < count; j++) {
+          w[j] = (float)((double)w[j] - (double)e * (double)ui[j] * (double)m[j]);
+        }
+      } else {
+        for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+      }
+      w[i] = q;
+      err[r * count + i] = e;
+    }
+  }
+}
+
+// SparseGPT's pruning metric W² / d², in float32 as its TypeScript twin
+// rounds it.
+static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
+
+// One task of a SparseGPT column block with N:M pruning (J_OP 25): rows
+// [task·NC, (task + 1)·NC) of wb[M, K] and U's block ub[K, K] as in
+// run_column_block, N and M (ints) at Q_MIN and Q_MAX, and, when V is not
+// 0, the weight's uint8 keep mask [M, K] at V (0: an existing zero that
+// stays pruned). At the start of each window of M columns, each row prunes
+// its existing zeros and the N smallest W² / U[j, j]² of the window (those
+// zeros count as 0; ties: the lower column); then column by column as in
+// run_column_block with q = 0 for a pruned value and q = w otherwise.
+// cpuColumnBlock's "n:m" path (without quantization), operation for
+// operation.
+NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
+  const int n = job[J_Q_MIN], m = job[J_Q_MAX];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  float* wb = (float*)MEM(base, job[J_A]);
+  const float* ub = (const float*)MEM(base, job[J_B]);
+  float* err = (float*)MEM(base, job[J_C]);
+  double* terms = (double*)MEM(base, job[J_TERMS]);
+  const uint8_t* keep = job[J_V] ? (const uint8_t*)MEM(base, job[J_V]) : 0;
+  for (int r = r0; r < r1; r++) {
+    float* w = wb + r * count;
+    const uint8_t* k = keep ? keep + r * count : 0;
+    uint32_t pruned = 0;  // the current window's, bit j − i0
+    int i0 = 0;
+    for (int i = 0; i < count; i++) {
+      if (i % m == 0) {
+        i0 = i;
+        const int end = min_int(i + m, count);
+        pruned = 0;
+        if (k) {
+          for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
+        }
+        // N picks of the smallest (metric, column) not picked yet.
+        uint32_t taken = 0;
+        const int picks = min_int(n, end - i);
+        for (int t = 0; t < picks; t++) {
+          int best = -1;
+          float least = 0;
+          for (int j = i; j < end; j++) {
+            if ((taken >> (j - i)) & 1) continue;
+            const float mt = k && k[j] == 0 ? 0.0f : prune_metric(w[j], ub[j * count + j]);
+            if (best < 0 || mt < least) {
+              best = j;
+              least = mt;
+            }
+          }
+          taken |= 1u << (best - i);
+        }
+        pruned |= taken;
+      }
+      const float x = w[i];
+      const float* ui = ub + i * count;
+      const float d = ui[i];
+      const float q = (pruned >> (i - i0)) & 1 ? 0.0f : x;
+      const double diff = (double)x - (double)q;
+      terms[r * count + i] = diff * diff / ((double)d * (double)d);
+      const float e = (float)(diff / (double)d);
       for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
       w[i] = q;
       err[r * count + i] = e;
@@ -762,12 +844,25 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   }
 }
 
+// One row of an RMS norm from its sum of squares `ss`: the inverse rounded
+// to float32, then two float32 products.
+static inline void rmsnorm_row(const float* xr, const float* w, float* yr, int cols, double ss,
+                               double eps) {
+  const float mean = (float)(ss / cols);
+  const float inv = (float)(1.0 / __builtin_sqrt((double)mean + eps));
+  for (int c = 0; c < cols; c++) yr[c] = (xr[c] * inv) * w[c];
+}
+
 // One task of an RMS norm (J_OP 5): rows [task·NC, (task + 1)·NC) of
 // y = x / sqrt(mean(x²) + eps) · w, x [M, N] at A, w [N] at B, y at C. The
 // arithmetic is CpuEngine.rmsnorm's (src/engine/cpu_engine.ts), operation for
 // operation: the squares summed in float64 in column order, the inverse
 // rounded to float32, then two float32 products. Four rows at a time, each
-// its own sum, so the four sums' additions overlap.
+// its own sum, so the four sums' additions overlap. The sums are four
+// scalars, not an array: an array indexed in a loop lives on the
+// WebAssembly build's shadow stack, which every thread's instance places at
+// the same address (the module has no stack of its own), so threads running
+// this at once overwrote each other's sums.
 NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
   const double eps = *(const double*)&job[J_EPS];
@@ -775,23 +870,119 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
   const float* w = (const float*)MEM(base, job[J_B]);
   float* y = (float*)MEM(base, job[J_C]);
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
-  for (int r = r0; r < r1; r += 4) {
-    const int n = min_int(4, r1 - r);
-    double ss[4] = {0, 0, 0, 0};
+  int r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* x0 = x + r * cols;
+    const float* x1 = x0 + cols;
+    const float* x2 = x1 + cols;
+    const float* x3 = x2 + cols;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int c = 0; c < cols; c++) {
-      for (int i = 0; i < n; i++) {
-        const double v = x[(r + i) * cols + c];
-        ss[i] += v * v;
-      }
+      const double v0 = x0[c], v1 = x1[c], v2 = x2[c], v3 = x3[c];
+      s0 += v0 * v0;
+      s1 += v1 * v1;
+      s2 += v2 * v2;
+      s3 += v3 * v3;
     }
-    for (int i = 0; i < n; i++) {
-      const float mean = (float)(ss[i] / cols);
-      const float inv = (float)(1.0 / __builtin_sqrt((double)mean + eps));
-      const float* xr = x + (r + i) * cols;
-      float* yr = y + (r + i) * cols;
-      for (int c = 0; c < cols; c++) yr[c] = (xr[c] * inv) * w[c];
+    rmsnorm_row(x0, w, y + r * cols, cols, s0, eps);
+    rmsnorm_row(x1, w, y + (r + 1) * cols, cols, s1, eps);
+    rmsnorm_row(x2, w, y + (r + 2) * cols, cols, s2, eps);
+    rmsnorm_row(x3, w, y + (r + 3) * cols, cols, s3, eps);
+  }
+  for (; r < r1; r++) {
+    const float* xr = x + r * cols;
+    double ss = 0;
+    for (int c = 0; c < cols; c++) {
+      const double v = xr[c];
+      ss += v * v;
+    }
+    rmsnorm_row(xr, w, y + r * cols, cols, ss, eps);
+  }
+}
+
+// The dense blocks of the CPU inverse-Hessian factor (cpuInverseFactor in
+// src/engine/cpu/second_order.ts), whose arithmetic they must give bit for
+// bit: float32 values combined in float64, rounded to float32 only where the
+// TypeScript stores into a Float32Array.
+//
+// J_OP 20, one task: the Cholesky factor of the [M, M] block at A (row-major,
+// its lower triangle read), in place: its lower triangle becomes L (the upper
+// one is left as it was). The int32 at TERMS becomes 1 when the block is not
+// (numerically) positive definite, else 0; L is then incomplete.
+NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
+  const int b = job[J_M];
+  float* a = (float*)MEM(base, job[J_A]);
+  int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
+  *failed = 0;
+  for (int j = 0; j < b; j++) {
+    const float* lj = a + j * b;
+    double s = lj[j];
+    for (int k = 0; k < j; k++) s -= (double)lj[k] * (double)lj[k];
+    if (!(s > 0) || !__builtin_isfinite(s)) {
+      *failed = 1;
+      return;
+    }
+    const double d = __builtin_sqrt(s);
+    for (int i = j + 1; i < b; i++) {
+      float* li = a + i * b;
+      double t = li[j];
+      for (int k = 0; k < j; k++) t -= (double)li[k] * (double)lj[k];
+      li[j] = (float)(t / d);
+    }
+    a[j * b + j] = (float)d;
+  }
+}
+
+// J_OP 21: X = L⁻¹ for the lower-triangular [M, M] block L at A (its lower
+// triangle read) by forward substitution, column by column: columns
+// [task·NC, (task + 1)·NC) of X in float64 at B ([M, M] scratch), then
+// rounded to float32 into C (zeros above the diagonal). Columns are
+// independent, so tasks may run on any thread. The int32 at TERMS becomes 1
+// when a value of X is not finite (the caller zeroes it first).
+NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task) {
+  const int b = job[J_M], chunk = job[J_NC];
+  const float* l = (const float*)MEM(base, job[J_A]);
+  double* x = (double*)MEM(base, job[J_B]);
+  float* out = (float*)MEM(base, job[J_C]);
+  int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
+  const int c1 = min_int(b, (task + 1) * chunk);
+  for (int c = task * chunk; c < c1; c++) {
+    for (int i = 0; i < c; i++) out[i * b + c] = 0;
+    for (int i = c; i < b; i++) {
+      const float* li = l + i * b;
+      double s = i == c ? 1 : 0;
+      for (int k = c; k < i; k++) s -= (double)li[k] * x[k * b + c];
+      x[i * b + c] = s / (double)li[i];
+      const float v = (float)x[i * b + c];
+      out[i * b + c] = v;
+      if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
     }
   }
+}
+
+// J_OP 22, one task: the float64 sum of the M float64 values at A, added in
+// order from 0 (the GPTQ column block's loss terms, summed as its
+// TypeScript twin sums them), stored as a float64 at C.
+NOINLINE static void run_ordered_sum(char* base, const int32_t* job) {
+  const int n = job[J_M];
+  const double* v = (const double*)MEM(base, job[J_A]);
+  double s = 0;
+  for (int i = 0; i < n; i++) s += v[i];
+  *(double*)MEM(base, job[J_C]) = s;
+}
+
+// J_OP 23, one task: the float64 at C plus the products a[i] · b[i] (float32
+// values, exact in float64) of the M floats at A and B, added in order (a
+// quadratic form's row dots, summed as their TypeScript twin sums them),
+// stored back at C.
+NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
+  const int n = job[J_M];
+  const float* a = (const float*)MEM(base, job[J_A]);
+  const float* b = (const float*)MEM(base, job[J_B]);
+  double* out = (double*)MEM(base, job[J_C]);
+  double s = *out;
+  for (int i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+  *out = s;
 }
 
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
@@ -802,9 +993,15 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 2: run_pack_b(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task); return;
+    case 24: run_column_block(base, job, task); return;
+    case 25: run_prune_block(base, job, task); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
+    case 20: run_cholesky_block(base, job); return;
+    case 21: run_lower_inverse_block(base, job, task); return;
+    case 22: run_ordered_sum(base, job); return;
+    case 23: run_ordered_dot(base, job); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
