@@ -41,6 +41,7 @@ import {
   smoothQuantDefaultMappings,
 } from "../smoothing/layer_mappings.ts";
 import { oncePerRun } from "../_once_per_run.ts";
+import { furthestTapPart, type TapPart, tapPartOfInput } from "../../model/taps.ts";
 
 /** The smallest smoothing scale (upstream's MINIMUM_SMOOTHING_SCALE). */
 export const MINIMUM_SMOOTHING_SCALE = 1e-5;
@@ -210,6 +211,13 @@ class SmoothQuantSession implements LayerSession {
         toArray(),
         concatMap(async (pending) => await this.#fold(pending.flat())),
       );
+  }
+
+  tapPart(): TapPart {
+    const { config, layer } = this.env;
+    // Every round reads each mapping's input (the first balance layer's).
+    const parts = this.#mappings.map((m) => tapPartOfInput(config, layer, m.balance[0]));
+    return parts.length === 0 ? "through_qkv_input" : furthestTapPart(parts);
   }
 
   #record(tap: CalibrationTap): PendingRange[] {
