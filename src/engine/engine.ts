@@ -488,6 +488,12 @@ export interface Engine {
   /** One value per row of the last axis: `[..., C]` → `[...]` (`[1]` for 1-D). */
   reduceRows(x: Tensor, op: RowReduction): Tensor;
   /**
+   * One value per column of a 2-D tensor: `[R, C]` → `[C]`, the values of
+   * `reduceRows(transpose(x), op)` bit for bit, without the transpose
+   * (SmoothQuant's per-channel activation ranges).
+   */
+  reduceColumns(x: Tensor, op: RowReduction): Tensor;
+  /**
    * Per row of the last axis, `Σ_c (a − b)²` (`b` omitted: `Σ_c a²`), for
    * `a` and `b` of one shape: `[..., C]` → `[...]` (`[1]` for 1-D). The
    * values are those of `reduceRows(mul(d, d), "sum")` with

@@ -266,6 +266,18 @@ export class WebGpuEngine implements Engine {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
   }
 
+  /** The composition the interface specifies (a transpose and a row reduction). */
+  reduceColumns(x: Tensor, op: RowReduction): GpuTensor {
+    const gx = gpuTensor(x, "reduceColumns");
+    if (gx.shape.length !== 2 || gx.shape[0] < 1 || gx.shape[1] < 1) {
+      throw new EngineError(`reduceColumns: x [${gx.shape}] must be 2-D and not empty`);
+    }
+    const t = transpose(this.batch, gx);
+    const out = reduceRows(this.batch, t, op);
+    t.destroy();
+    return out;
+  }
+
   /** The composition the interface specifies (four dispatches: the values are its values). */
   rowSquaredError(a: Tensor, b?: Tensor): GpuTensor {
     const ga = gpuTensor(a, "rowSquaredError");

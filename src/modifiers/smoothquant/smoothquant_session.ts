@@ -226,11 +226,9 @@ class SmoothQuantSession implements LayerSession {
     const out: PendingRange[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
-      // Per-column min / max: rows of the transposed activation.
-      const t = e.engine.transpose(e.x);
-      const min = e.engine.reduceRows(t, "min");
-      const max = e.engine.reduceRows(t, "max");
-      t.destroy();
+      // Per-column min / max of the activation.
+      const min = e.engine.reduceColumns(e.x, "min");
+      const max = e.engine.reduceColumns(e.x, "max");
       this.#pending.push(min, max);
       out.push({ mapping: i, min, max });
     });
