@@ -453,12 +453,22 @@ export class CpuEngine implements Engine {
     for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): CpuTensor {
+  walshHadamard(
+    x: Tensor,
+    n: number,
+    scale: number,
+    stride = 1,
+    signs?: { readonly values: Tensor; readonly first: boolean },
+  ): CpuTensor {
     const xs = f32(x, "walshHadamard");
+    const factors = signs === undefined ? undefined : f32(signs.values, "walshHadamard");
+    if (factors !== undefined && factors.length !== n) {
+      throw new EngineError(`walshHadamard: signs [${signs!.values.shape}] must hold n = ${n}`);
+    }
     const y = this.#f32(xs.length);
-    y.set(xs);
     try {
-      walshHadamard(y, n, scale, stride);
+      // Read from x, written to y: the kernels copy each chunk in and out once.
+      walshHadamard(xs, n, scale, stride, { out: y, signs: factors, signsFirst: signs?.first });
     } catch (e) {
       this.#pool.release(y);
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);

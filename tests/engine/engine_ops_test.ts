@@ -283,6 +283,37 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name: `${kind}: walshHadamard with signs is mul and walshHadamard composed, bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, cols, n, stride] = [5, 96, 48, 3];
+      const x = e.upload(randn(rows * cols), [rows, cols]);
+      const signs = e.upload(randn(n), [n]);
+      const runs = (t: Tensor) => e.reshape(t, [t.numel / n, n]);
+      const signedFirst = e.mul(runs(x), signs);
+      const plain = e.walshHadamard(x, n, 0.5, stride);
+      const composed = [
+        e.walshHadamard(signedFirst, n, 0.5, stride),
+        e.mul(runs(plain), signs),
+      ];
+      const fused = [true, false].map((first) =>
+        e.walshHadamard(x, n, 0.5, stride, { values: signs, first })
+      );
+      const got = await read(e, ...fused, ...composed);
+      for (const [i, first] of ["first", "last"].entries()) {
+        assert.deepEqual(fused[i].shape, [rows, cols]);
+        assertSameBits(got[i], got[i + 2], `signs ${first}`);
+      }
+      assert.throws(
+        () => e.walshHadamard(x, n, 1, 1, { values: e.upload(randn(3), [3]), first: true }),
+        /signs \[3\] must hold n = 48/,
+      );
+      for (const t of [x, signs, signedFirst, plain, ...composed, ...fused]) t.destroy();
+    },
+  });
+
+  Deno.test({
     name: `${kind}: log-softmax NLL over vocabulary blocks equals the whole-row formula`,
     sanitizeResources: false,
     async fn() {
