@@ -156,7 +156,8 @@ export class OnlineRotations {
     if (!fused) steps.push(e.mul(e.reshape(x, [x.numel / n, n]), f.signs));
     if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
     const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
-    steps.push(e.walshHadamard(last(), n, 1, f.k, signs));
+    // As runs of n: x's own shape in the usual case, so the result needs no copy.
+    steps.push(e.walshHadamard(e.reshape(last(), [x.numel / n, n]), n, 1, f.k, signs));
     // The last step is the result when it already has x's shape (x [tokens,
     // n], the usual case); otherwise a copy in x's shape outlives the views.
     const result = last();
