@@ -12,7 +12,7 @@ import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { furthestTapPart, tapPartOfInput } from "../../src/model/taps.ts";
 import type { LayerPart } from "../../src/model/taps.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
-import { CALIB, STORIES, withTempDir } from "./_helpers.ts";
+import { CALIB, REPO_ROOT, STORIES, withTempDir } from "./_helpers.ts";
 
 /** The parts of layer 0's forwards (calibration rounds, then propagation) in a oneshot run. */
 async function layerZeroParts(recipe: string): Promise<(LayerPart | undefined)[]> {
@@ -47,17 +47,7 @@ Deno.test({
   name: "FP8 static + KV cache: round r stops after the last tap it observes",
   sanitizeResources: false,
   async fn() {
-    const parts = await layerZeroParts(`quant_stage:
-  quant_modifiers:
-    QuantizationModifier:
-      ignore: ["lm_head"]
-      config_groups:
-        group_0:
-          weights: {num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}
-          input_activations: {num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}
-          targets: ["Linear"]
-      kv_cache_scheme: {num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}
-`);
+    const parts = await layerZeroParts(`${REPO_ROOT}recipes/fp8_static_kv_cache.yaml`);
     // Round 0 observes q/k/v's input; round 1 the K/V states and o_proj's input (the q/k/v
     // replay settled); round 2 gate/up's input; round 3 down_proj's; then the propagation.
     assert.deepEqual(parts, [
@@ -74,16 +64,7 @@ Deno.test({
   name: "SmoothQuant's round stops after the MLP's input; GPTQ reads every input",
   sanitizeResources: false,
   async fn() {
-    const parts = await layerZeroParts(`quant_stage:
-  quant_modifiers:
-    SmoothQuantModifier: {smoothing_strength: 0.8}
-    GPTQModifier:
-      ignore: [lm_head]
-      config_groups:
-        group_0:
-          weights: {num_bits: 8, type: int, symmetric: true, strategy: channel}
-          targets: [Linear]
-`);
+    const parts = await layerZeroParts(`${REPO_ROOT}recipes/w8a8_smoothquant_gptq.yaml`);
     // The independent pipeline: SmoothQuant's pass (round, propagation), then GPTQ's.
     assert.deepEqual(parts, ["through_mlp_input", undefined, "inputs", undefined]);
   },
