@@ -546,6 +546,8 @@ export function fakeQuantizeFp8RunF32(
     const t = Math.min(Math.max(Math.fround(src[from + i] / s), qMin), qMax);
     fusedF32[0] = t;
     const w = fusedBits[0];
+    // encodeFp8Row's encoding, written out again: as a shared function it ran
+    // about 1.5× slower here (5.4 → 8–9 ms per 4096 × 256).
     const f = w & 0x7fffffff;
     const sign = (w >> 24) & 0x80;
     let b: number;
