@@ -155,6 +155,7 @@ export type {
   RunLayerOptions,
   TapEvent,
   TapListener,
+  TapPart,
 } from "./src/model/taps.ts";
 export { type LayerNorm, LayerWeights, type LinearWeight } from "./src/model/layer_weights.ts";
 export type { LayerLinear } from "./src/model/module_names.ts";

@@ -7,8 +7,6 @@
  * @module
  */
 
-import { parquetReadObjects } from "hyparquet";
-import { tableFromIPC, Vector } from "apache-arrow";
 import { describeDepthExcess, findDepthExcess, MAX_JSON_DEPTH } from "../io/json_limits.ts";
 import { DatasetError } from "./dataset_error.ts";
 import { readTextFile } from "./read_text_file.ts";
@@ -190,10 +188,12 @@ async function readParquet(path: string): Promise<DatasetRow[]> {
   } catch (cause) {
     throw new DatasetError(`${path}: cannot read: ${(cause as Error).message}`, { cause });
   }
+  // Loaded when a Parquet file is read: importing it costs every other run's start.
+  const { parquetReadObjects } = await import("hyparquet");
   try {
     const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     const rows = await parquetReadObjects({ file: file as ArrayBuffer });
-    return rows.map((r) => toPlain(r) as DatasetRow);
+    return rows.map((r) => toPlain(r, null) as DatasetRow);
   } catch (cause) {
     throw new DatasetError(`${path}: not a readable Parquet file: ${(cause as Error).message}`, {
       cause,
@@ -208,10 +208,12 @@ async function readArrow(path: string): Promise<DatasetRow[]> {
   } catch (cause) {
     throw new DatasetError(`${path}: cannot read: ${(cause as Error).message}`, { cause });
   }
+  // Loaded when an Arrow file is read: importing it costs every other run's start.
+  const { tableFromIPC, Vector } = await import("apache-arrow");
   try {
     // Both the IPC stream format (what `datasets` writes) and the file format.
     const table = tableFromIPC(bytes);
-    return table.toArray().map((r) => toPlain(r) as DatasetRow);
+    return table.toArray().map((r) => toPlain(r, Vector) as DatasetRow);
   } catch (cause) {
     throw new DatasetError(`${path}: not a readable Arrow IPC file: ${(cause as Error).message}`, {
       cause,
@@ -221,19 +223,21 @@ async function readArrow(path: string): Promise<DatasetRow[]> {
 
 /**
  * Arrow rows and vectors, and 64-bit integers, as plain JSON-like values, so
- * every format yields the same rows.
+ * every format yields the same rows. `vector` is apache-arrow's Vector class
+ * (null for a format that has none).
  */
-function toPlain(v: unknown): unknown {
+function toPlain(v: unknown, vector: (abstract new (...args: never[]) => unknown) | null): unknown {
+  const plain = (x: unknown) => toPlain(x, vector);
   if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
   if (v === null || typeof v !== "object") return v;
-  if (Array.isArray(v)) return v.map(toPlain);
-  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, toPlain);
+  if (Array.isArray(v)) return v.map(plain);
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, plain);
   // An Arrow Vector is a list column's value; a struct row (or a map) has toJSON.
-  if (v instanceof Vector) return Array.from(v as Iterable<unknown>, toPlain);
+  if (vector !== null && v instanceof vector) return Array.from(v as Iterable<unknown>, plain);
   if (v instanceof Date) return v.toISOString();
   const o = v as { toJSON?: () => unknown };
-  if (typeof o.toJSON === "function") return toPlain(o.toJSON());
+  if (typeof o.toJSON === "function") return plain(o.toJSON());
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = toPlain(x);
+  for (const [k, x] of Object.entries(v)) out[k] = plain(x);
   return out;
 }

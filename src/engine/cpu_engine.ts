@@ -455,12 +455,22 @@ export class CpuEngine implements Engine {
     for (let r = 0; r < rows; r++) o.set(b.subarray(r * cols, (r + 1) * cols), r * ld + col0);
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): CpuTensor {
+  walshHadamard(
+    x: Tensor,
+    n: number,
+    scale: number,
+    stride = 1,
+    signs?: { readonly values: Tensor; readonly first: boolean },
+  ): CpuTensor {
     const xs = f32(x, "walshHadamard");
+    const factors = signs === undefined ? undefined : f32(signs.values, "walshHadamard");
+    if (factors !== undefined && factors.length !== n) {
+      throw new EngineError(`walshHadamard: signs [${signs!.values.shape}] must hold n = ${n}`);
+    }
     const y = this.#f32(xs.length);
-    y.set(xs);
     try {
-      walshHadamard(y, n, scale, stride);
+      // Read from x, written to y: the kernels copy each chunk in and out once.
+      walshHadamard(xs, n, scale, stride, { out: y, signs: factors, signsFirst: signs?.first });
     } catch (e) {
       this.#pool.release(y);
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
@@ -485,19 +495,39 @@ export class CpuEngine implements Engine {
     const cols = x.shape[x.shape.length - 1];
     const rows = cols === 0 ? 0 : xs.length / cols;
     const y = new Float32Array(Math.max(rows, 1));
+    // One loop per op: a test of the op per element made this a calibration hot spot.
     for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      let acc = op === "min" ? Infinity : op === "max" ? -Infinity : 0;
-      for (let c = 0; c < cols; c++) {
-        const v = xs[base + c];
-        if (op === "sum") acc += v;
-        else if (op === "min") acc = Math.min(acc, v);
-        else if (op === "max") acc = Math.max(acc, v);
-        else acc = Math.max(acc, Math.abs(v));
-      }
+      const start = r * cols;
+      const end = start + cols;
+      let acc = REDUCTION_START[op];
+      if (op === "sum") { for (let i = start; i < end; i++) acc += xs[i]; }
+      else if (op === "min") { for (let i = start; i < end; i++) acc = Math.min(acc, xs[i]); }
+      else if (op === "max") { for (let i = start; i < end; i++) acc = Math.max(acc, xs[i]); }
+      else for (let i = start; i < end; i++) acc = Math.max(acc, Math.abs(xs[i]));
       y[r] = acc;
     }
     return new CpuTensor(y, x.shape.length === 1 ? [1] : x.shape.slice(0, -1));
+  }
+
+  reduceColumns(x: Tensor, op: RowReduction): CpuTensor {
+    const xs = f32(x, "reduceColumns");
+    const [rows, cols] = x.shape;
+    if (x.shape.length !== 2 || rows < 1 || cols < 1) {
+      throw new EngineError(`reduceColumns: x [${x.shape}] must be 2-D and not empty`);
+    }
+    // Every column's running value in float64, rows in order: reduceRows' sums
+    // (float64, in the transpose's column order) and its min/max exactly.
+    const acc = new Float64Array(cols).fill(REDUCTION_START[op]);
+    for (let r = 0; r < rows; r++) {
+      const base = r * cols;
+      if (op === "sum") { for (let c = 0; c < cols; c++) acc[c] += xs[base + c]; }
+      else if (op === "min") {
+        for (let c = 0; c < cols; c++) acc[c] = Math.min(acc[c], xs[base + c]);
+      } else if (op === "max") {
+        for (let c = 0; c < cols; c++) acc[c] = Math.max(acc[c], xs[base + c]);
+      } else for (let c = 0; c < cols; c++) acc[c] = Math.max(acc[c], Math.abs(xs[base + c]));
+    }
+    return new CpuTensor(Float32Array.from(acc), [cols]);
   }
 
   rowSquaredError(a: Tensor, b?: Tensor): CpuTensor {
@@ -553,6 +583,14 @@ export class CpuEngine implements Engine {
 
   close(): void {}
 }
+
+/** Where each {@link RowReduction} starts. */
+const REDUCTION_START: Record<RowReduction, number> = {
+  sum: 0,
+  min: Infinity,
+  max: -Infinity,
+  absmax: 0,
+};
 
 /**
  * The host array behind a tensor of the CPU engine.

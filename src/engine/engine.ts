@@ -527,9 +527,18 @@ export interface Engine {
    * Sylvester's matrix, n a power of two dividing x's size; O(n log n) per
    * run. With `stride` K (default 1), H_n is `S_{n/K} ⊗ I_K` (n/K a power
    * of two): the Sylvester factor of a random-hadamard matrix `S_m ⊗ H_K`.
+   * With `signs` (n values: the random-hadamard's diagonal), every run is
+   * also multiplied by them element-wise, bit for bit as `mul` would (before
+   * the transform when `signs.first`, else after the scale), in the same pass.
    * Returns a new tensor of x's shape.
    */
-  walshHadamard(x: Tensor, n: number, scale: number, stride?: number): Tensor;
+  walshHadamard(
+    x: Tensor,
+    n: number,
+    scale: number,
+    stride?: number,
+    signs?: { readonly values: Tensor; readonly first: boolean },
+  ): Tensor;
 
   /**
    * A block-diagonal orthogonal transform of a float64 host matrix `x`
@@ -553,6 +562,12 @@ export interface Engine {
   reshape(t: Tensor, shape: readonly number[]): Tensor;
   /** One value per row of the last axis: `[..., C]` → `[...]` (`[1]` for 1-D). */
   reduceRows(x: Tensor, op: RowReduction): Tensor;
+  /**
+   * One value per column of a 2-D tensor: `[R, C]` → `[C]`, the values of
+   * `reduceRows(transpose(x), op)` bit for bit, without the transpose
+   * (SmoothQuant's per-channel activation ranges).
+   */
+  reduceColumns(x: Tensor, op: RowReduction): Tensor;
   /**
    * Per row of the last axis, `Σ_c (a − b)²` (`b` omitted: `Σ_c a²`), for
    * `a` and `b` of one shape: `[..., C]` → `[...]` (`[1]` for 1-D). The

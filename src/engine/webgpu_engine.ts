@@ -271,6 +271,18 @@ export class WebGpuEngine implements Engine {
     return reduceRows(this.batch, gpuTensor(x, "reduceRows"), op);
   }
 
+  /** The composition the interface specifies (a transpose and a row reduction). */
+  reduceColumns(x: Tensor, op: RowReduction): GpuTensor {
+    const gx = gpuTensor(x, "reduceColumns");
+    if (gx.shape.length !== 2 || gx.shape[0] < 1 || gx.shape[1] < 1) {
+      throw new EngineError(`reduceColumns: x [${gx.shape}] must be 2-D and not empty`);
+    }
+    const t = transpose(this.batch, gx);
+    const out = reduceRows(this.batch, t, op);
+    t.destroy();
+    return out;
+  }
+
   /** The composition the interface specifies (four dispatches: the values are its values). */
   rowSquaredError(a: Tensor, b?: Tensor): GpuTensor {
     const ga = gpuTensor(a, "rowSquaredError");
@@ -285,8 +297,36 @@ export class WebGpuEngine implements Engine {
     return out;
   }
 
-  walshHadamard(x: Tensor, n: number, scale: number, stride = 1): GpuTensor {
-    return walshHadamardGpu(this.batch, gpuTensor(x, "walshHadamard"), n, scale, stride);
+  /** With signs: the transform and a broadcast `mul`, composed (their values). */
+  walshHadamard(
+    x: Tensor,
+    n: number,
+    scale: number,
+    stride = 1,
+    signs?: { readonly values: Tensor; readonly first: boolean },
+  ): GpuTensor {
+    const gx = gpuTensor(x, "walshHadamard");
+    if (signs === undefined) return walshHadamardGpu(this.batch, gx, n, scale, stride);
+    if (signs.values.numel !== n) {
+      throw new EngineError(`walshHadamard: signs [${signs.values.shape}] must hold n = ${n}`);
+    }
+    const runs = (t: GpuTensor) => this.reshape(t, [t.numel / n, n]);
+    const values = this.reshape(signs.values, [n]);
+    let out: GpuTensor;
+    if (signs.first) {
+      const signed = this.mul(runs(gx), values);
+      out = walshHadamardGpu(this.batch, signed, n, scale, stride);
+      signed.destroy();
+    } else {
+      const y = walshHadamardGpu(this.batch, gx, n, scale, stride);
+      out = this.mul(runs(y), values);
+      y.destroy();
+    }
+    if (out.shape.join() === gx.shape.join()) return out;
+    // A view does not own its buffer: a copy in x's shape outlives `out`.
+    const shaped = this.copy(this.reshape(out, gx.shape));
+    out.destroy();
+    return shaped;
   }
 
   /**

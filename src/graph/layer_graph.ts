@@ -28,7 +28,12 @@ import type { Tensor } from "../engine/engine.ts";
 import { collectGarbage } from "../_gc.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { LayerWeights } from "../model/layer_weights.ts";
-import type { ExpertSlice, LayerPart, LinearInputTransform } from "../model/taps.ts";
+import {
+  type ExpertSlice,
+  furthestTapPart,
+  type LayerPart,
+  type LinearInputTransform,
+} from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
 import type { GraphEventSink, GraphPhase } from "./events.ts";
@@ -366,11 +371,15 @@ export async function calibrationRound(
   run: RoundRun = {},
 ): Promise<void> {
   const taps$ = new Subject<CalibrationTap>();
+  const observers = run.observers ?? sessions;
   const folded = Promise.all(
-    (run.observers ?? sessions).map((s) =>
-      lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })
-    ),
+    observers.map((s) => lastValueFrom(taps$.pipe(s.observe(r)), { defaultValue: null })),
   );
+  // The forwards run only as far as the furthest tap the round's observers read (all of the
+  // layer's inputs when the round also counts the experts' tokens: routing comes last).
+  const part = expertTokens !== undefined
+    ? "inputs"
+    : furthestTapPart(observers.map((s) => s.tapPart?.(r) ?? "inputs"));
   let done = 0;
   // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
   progress("calibrate", r, 0);
@@ -386,7 +395,7 @@ export async function calibrationRound(
         {
           slice: run.slice,
           // The round reads the taps only: the layer's last projection need not run.
-          part: "inputs",
+          part,
           taps: (event) => {
             if (event.kind === "moe_routing") expertTokens?.record(event);
             taps$.next({ event, samples: b });

@@ -243,6 +243,11 @@ export class LayerSubgraph {
     // each candidate's forward starts from it (as upstream's parent modules
     // take the normed hidden states) instead of renorming the same inputs.
     const normed = await this.cache(`norm-${name}`);
+    // With the layer's own weights the attention half's reference output is the
+    // MLP half's input (h' of #inputsOf, the same bits): kept for it, not run again.
+    let mlpInputs = name === "self_attn" && reference === this.weights && this.#mlpInputs === null
+      ? await this.cache("mlp-in")
+      : null;
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
     try {
@@ -268,6 +273,7 @@ export class LayerSubgraph {
             refSquares.push(engine.rowSquaredError(out));
             const [r] = await engine.read([out]);
             await refs.put(b.index, r as Float32Array);
+            await mlpInputs?.put(b.index, r as Float32Array);
           } finally {
             out.destroy();
           }
@@ -275,6 +281,7 @@ export class LayerSubgraph {
       } finally {
         refWeights.destroy();
       }
+      if (mlpInputs !== null) [this.#mlpInputs, mlpInputs] = [mlpInputs, null];
       for (let c = 0; c < count; c++) {
         const w = new Map(reference);
         for (const [n, v] of candidate(c)) w.set(n, v);
@@ -316,6 +323,7 @@ export class LayerSubgraph {
       for (const t of [...refSquares, ...errors.flat()]) t.destroy();
       await refs.dispose();
       await normed.dispose();
+      await mlpInputs?.dispose();
     }
   }
 }

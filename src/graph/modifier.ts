@@ -33,7 +33,7 @@ import type { OperatorFunction } from "rxjs";
 import type { DType } from "../io/dtype.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { Engine } from "../engine/engine.ts";
-import type { LinearInputTransform, TapEvent } from "../model/taps.ts";
+import type { LinearInputTransform, TapEvent, TapPart } from "../model/taps.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import type { ModuleFormat } from "../quant/compression_format.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
@@ -188,6 +188,11 @@ export interface LayerSession {
    * statistics are folded.
    */
   observe(round: number): OperatorFunction<CalibrationTap, unknown>;
+  /**
+   * The furthest tap `observe(round)` reads: the round's forwards stop
+   * after the furthest tap any of its sessions reads. Absent: every tap.
+   */
+  tapPart?(round: number): TapPart;
   /**
    * How Linear inputs are transformed in a calibration round or in the
    * propagation forward (valid after `finish`), for one forward's samples.

@@ -15,6 +15,7 @@
 import type { Engine, Tensor } from "../engine/engine.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { LayerWeights } from "./layer_weights.ts";
+import { DecoderModelError } from "./model_error.ts";
 import { type LayerLinear, layerPrefix, LINEAR_INPUT_GROUPS } from "./module_names.ts";
 import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
@@ -126,7 +127,12 @@ export function encodeDecoderLayer(
   // The input each Linear of `group` reads: its online input transform (if any),
   // then the tap and the caller's transform. Linears whose online transforms are
   // equal share one rotated input and one tap (q/k/v under QuIP's v).
-  const linearInputs = (group: readonly LayerLinear[], input: Tensor): Map<LayerLinear, Tensor> => {
+  // `tapsOnly`: the forward stops after these taps, so the inputs are not transformed or returned.
+  const linearInputs = (
+    group: readonly LayerLinear[],
+    input: Tensor,
+    tapsOnly = false,
+  ): Map<LayerLinear, Tensor> => {
     const byKey = new Map<string, LayerLinear[]>();
     for (const l of group) {
       const key = ctx.online?.keyOf(`${prefix}.${l}`, "input") ?? "";
@@ -137,6 +143,7 @@ export function encodeDecoderLayer(
       const modules = linears.map((l) => `${prefix}.${l}`);
       const rotated = key === "" ? input : temp(ctx.online!.apply(modules[0], "input", input)!);
       ctx.taps?.({ kind: "linear_input", layer, modules, x: rotated, engine, sequences, seqLen });
+      if (tapsOnly) continue;
       const transformed = ctx.transformLinearInput?.(modules, rotated, engine) ?? rotated;
       const x = transformed === rotated ? rotated : temp(transformed);
       for (const l of linears) out.set(l, x);
@@ -155,9 +162,20 @@ export function encodeDecoderLayer(
   const part = ctx.part ?? "layer";
   // Only the half that runs alone may start from it (runLayer checks).
   const normed = part === "self_attn" || part === "mlp" ? ctx.normed ?? null : null;
+  // A part that stops after a tap returns one of its intermediates: the caller only destroys it.
+  const keep = (t: Tensor) => {
+    const i = temps.indexOf(t);
+    if (i < 0) {
+      throw new DecoderModelError(`layer ${layer}: part ${part} kept a tensor it does not own`);
+    }
+    temps.splice(i, 1);
+    return t;
+  };
   try {
     // Attention block (the MLP half alone takes x as h, exactly what a zero o_proj gives).
-    const h = part === "mlp" ? x : attentionBlock();
+    const attention = part === "mlp" ? { h: x } : attentionBlock();
+    if ("stopped" in attention) return attention.stopped;
+    const h = attention.h;
     if (part === "self_attn") return h;
     if (h !== x) temp(h);
 
@@ -165,6 +183,10 @@ export function encodeDecoderLayer(
     const hn = normed ?? temp(partNorm(engine, config, weights, "mlp", h));
     if (isSparseLayer(config, layer)) {
       return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
+    }
+    if (part === "through_mlp_input") {
+      linearInputs(GATE_UP, hn, true);
+      return keep(hn);
     }
     const mlpIn = linearInputs(GATE_UP, hn);
     const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
@@ -186,9 +208,16 @@ export function encodeDecoderLayer(
     for (const t of temps) t.destroy();
   }
 
-  /** x + attn(x); the intermediates are released, the result is the caller's. */
-  function attentionBlock(): Tensor {
+  /**
+   * x + attn(x), or the intermediate to return when the part stops inside
+   * the block; the other intermediates are released, the result is the caller's.
+   */
+  function attentionBlock(): { h: Tensor } | { stopped: Tensor } {
     const xn = normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
+    if (part === "through_qkv_input") {
+      linearInputs(QKV, xn, true);
+      return { stopped: keep(xn) };
+    }
     const attnIn = linearInputs(QKV, xn);
     let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
     let k = linear("self_attn.k_proj", attnIn.get("self_attn.k_proj")!);
@@ -219,6 +248,7 @@ export function encodeDecoderLayer(
       sequences,
       seqLen,
     });
+    if (part === "through_attention") return { stopped: keep(q) };
     const att = engine.attention(q, k, v, {
       sequences,
       seqLen,
@@ -229,11 +259,15 @@ export function encodeDecoderLayer(
     });
     release(...temps.splice(0)); // the norm, the q/k/v inputs and q, k, v
     temp(att);
+    if (part === "through_o_input") {
+      linearInputs(O, att, true);
+      return { stopped: keep(att) };
+    }
     const oIn = linearInput(O, att);
     const o = linear("self_attn.o_proj", oIn);
     release(att, oIn);
     const h = engine.add(x, o);
     release(o);
-    return h;
+    return { h };
   }
 }

@@ -150,11 +150,14 @@ export class OnlineRotations {
     const e = this.engine;
     const steps: Tensor[] = [];
     const last = () => steps[steps.length - 1] ?? x;
-    const signed = () => steps.push(e.mul(e.reshape(last(), [x.numel / n, n]), f.signs));
-    if (f.inverse) signed();
+    // The signs multiply in the transform's own pass when nothing comes between
+    // them (the same products, in the same order): last, or first without a base.
+    const fused = !f.inverse || f.base === null;
+    if (!fused) steps.push(e.mul(e.reshape(x, [x.numel / n, n]), f.signs));
     if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
-    steps.push(e.walshHadamard(last(), n, 1, f.k));
-    if (!f.inverse) signed();
+    const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
+    // As runs of n: x's own shape in the usual case, so the result needs no copy.
+    steps.push(e.walshHadamard(e.reshape(last(), [x.numel / n, n]), n, 1, f.k, signs));
     // The last step is the result when it already has x's shape (x [tokens,
     // n], the usual case); otherwise a copy in x's shape outlives the views.
     const result = last();

@@ -15,7 +15,10 @@
  */
 
 import type { Engine, Tensor } from "../engine/engine.ts";
+import type { ModelConfig } from "../io/model_config.ts";
 import type { LayerWeights } from "./layer_weights.ts";
+import { layerPrefix } from "./module_names.ts";
+import { linearInputGroups } from "./moe_names.ts";
 
 /**
  * The input activations of one or more Linear modules that read the same
@@ -219,10 +222,15 @@ export interface RunLayerOptions {
  * - `"inputs"`: every Linear's input and every tap, for a calibration
  *   forward whose output nobody reads: a dense layer's last projection
  *   (down_proj) and the final residual are skipped, and the tensor returned
- *   is `h` (a sparse MoE layer runs whole).
+ *   is `h` (a sparse MoE layer runs whole);
+ * - a {@link TapPart} short of `"inputs"`: the layer's taps up to and
+ *   including that one, then it stops (a calibration round that observes
+ *   only the earlier taps); the tensor returned is an intermediate of no
+ *   use to the caller but to destroy.
  *
  * The halves give exactly the values the whole layer gives with the other
- * half's output projection zeroed, without its work.
+ * half's output projection zeroed, without its work; a part that stops
+ * early shows the same taps, bit for bit, as the whole layer.
  *
  * @example
  * ```ts
@@ -230,4 +238,81 @@ export interface RunLayerOptions {
  * const part: LayerPart = "self_attn";
  * ```
  */
-export type LayerPart = "layer" | "self_attn" | "mlp" | "inputs";
+export type LayerPart = "layer" | "self_attn" | "mlp" | TapPart;
+
+/**
+ * How far a calibration forward runs, in forward order (see
+ * {@link TAP_PARTS}): through q/k/v's input tap, through the attention
+ * tap (post-RoPE Q/K/V), through o_proj's input tap, through the MLP's
+ * input tap (gate/up's; a sparse MoE layer runs its whole block), or
+ * through every tap (`"inputs"`).
+ *
+ * @example
+ * ```ts
+ * import type { TapPart } from "./taps.ts";
+ * const part: TapPart = "through_attention";
+ * ```
+ */
+export type TapPart =
+  | "through_qkv_input"
+  | "through_attention"
+  | "through_o_input"
+  | "through_mlp_input"
+  | "inputs";
+
+/**
+ * The {@link TapPart}s in forward order: each shows every tap the ones
+ * before it show.
+ */
+export const TAP_PARTS: readonly TapPart[] = Object.freeze([
+  "through_qkv_input",
+  "through_attention",
+  "through_o_input",
+  "through_mlp_input",
+  "inputs",
+]);
+
+/**
+ * The part that shows every tap any of `parts` shows: the furthest one
+ * (`"inputs"` when there are none, so a caller that names no part loses no tap).
+ *
+ * @param parts what each observer needs
+ * @returns the furthest part
+ * @example
+ * ```ts
+ * import { furthestTapPart } from "./taps.ts";
+ * furthestTapPart(["through_attention", "through_qkv_input"]); // "through_attention"
+ * ```
+ */
+export function furthestTapPart(parts: readonly TapPart[]): TapPart {
+  if (parts.length === 0) return "inputs";
+  return TAP_PARTS[Math.max(...parts.map((p) => TAP_PARTS.indexOf(p)))];
+}
+
+/** The parts through each of a layer's first three input groups (q/k/v, o, the MLP's). */
+const INPUT_GROUP_PARTS: readonly TapPart[] = [
+  "through_qkv_input",
+  "through_o_input",
+  "through_mlp_input",
+];
+
+/**
+ * The part of layer `k` whose last tap is the input of `module`: the
+ * calibration forward an observer of that input alone needs.
+ *
+ * @param config the model config
+ * @param k the layer
+ * @param module a Linear of the layer, full name
+ * @returns the part (`"inputs"` for down_proj, experts, or a module the layer lacks)
+ * @example
+ * ```ts ignore
+ * tapPartOfInput(config, 0, "model.layers.0.mlp.up_proj"); // "through_mlp_input"
+ * ```
+ */
+export function tapPartOfInput(config: ModelConfig, k: number, module: string): TapPart {
+  const prefix = `${layerPrefix(k)}.`;
+  const i = linearInputGroups(config, k).findIndex((g) =>
+    g.linears.some((l) => prefix + l === module)
+  );
+  return INPUT_GROUP_PARTS[i] ?? "inputs";
+}

@@ -32,6 +32,7 @@ import {
   codeKind,
   dequantizedRow,
   dequantRun,
+  fakeQuantizeFp8RunF32,
   quantizePlan,
 } from "./_quantize_kernels.ts";
 
@@ -295,6 +296,20 @@ export function fakeQuantize(
   const p = quantizePlan(values.length, shape, qparams, args, options);
   const { rows, cols } = p;
   const out = new Float32Array(values.length);
+  if (
+    p.kind === "fp8" && p.opDtype === "F32" && p.outDtype === "F32" && p.zp === null && p.run > 0
+  ) {
+    // FP8 with float32 ops and no zero point (static FP8 activations): one fused pass per run.
+    for (let r = 0; r < rows; r++) {
+      let slot = p.rowPart[r];
+      for (let c0 = 0; c0 < cols; c0 += p.run, slot++) {
+        const at = r * cols + c0;
+        const n = Math.min(p.run, cols - c0);
+        fakeQuantizeFp8RunF32(values, at, n, p.sEff[slot], p.qMin, p.qMax, out, at);
+      }
+    }
+    return out;
+  }
   const outBits = new Int32Array(out.buffer);
   const row = rowBuffers(cols);
   // Row by row, so the codes never need a tensor-sized array of their own.

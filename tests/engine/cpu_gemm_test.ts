@@ -978,3 +978,37 @@ Deno.test("walshHadamard gives fastWalshHadamard's bits: every build, 1 and 2 th
     small.close();
   }
 });
+
+Deno.test("walshHadamard with signs: a float32 product before or after, bit for bit; out leaves x", () => {
+  const small = createCpuGemm({ threads: 2, streamBytes: 1 });
+  try {
+    for (
+      const [n, stride, scale, runs] of [[256, 1, 1, 3], [768, 3, 1 / Math.sqrt(768), 700]] as const
+    ) {
+      const x = values(n * runs, n + runs).map((v) => 3 * v);
+      // ±1/√n-like factors of mixed magnitude, so that each product rounds.
+      const signs = values(n, 7).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+      const times = (a: Float32Array) => a.map((v, i) => v * signs[i % n]);
+      const before = times(x);
+      fastWalshHadamard(before, n, scale, stride);
+      const after = x.slice();
+      fastWalshHadamard(after, n, scale, stride);
+      const afterSigned = times(after);
+      for (const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]) {
+        for (const [first, expected] of [[true, before], [false, afterSigned]] as const) {
+          const input = x.slice();
+          const out = new Float32Array(x.length);
+          gemm.walshHadamard(input, n, scale, stride, { out, signs, signsFirst: first });
+          assertSameBits(out, expected, `${label}: n ${n}, signs ${first ? "first" : "last"}`);
+          assertSameBits(input, x, `${label}: x untouched`);
+        }
+      }
+    }
+    assert.throws(
+      () => small.walshHadamard(new Float32Array(8), 4, 1, 1, { signs: new Float32Array(3) }),
+      /signs holds 3 floats, needs 4/,
+    );
+  } finally {
+    small.close();
+  }
+});

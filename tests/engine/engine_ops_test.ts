@@ -19,6 +19,7 @@ import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { sylvester } from "../../src/transform/hadamard.ts";
 import { ENGINE_KINDS, testEngine } from "../_engines.ts";
+import { assertSameBits } from "../_shared.ts";
 
 const random = seededRandom(17);
 const randn = (n: number) => Float32Array.from({ length: n }, () => random() * 2 - 1);
@@ -120,6 +121,60 @@ for (const kind of ENGINE_KINDS) {
       for (const u of [a, b, fused, squares, negated, d, sq, composed, aa, composedSquares, row]) {
         u.destroy();
       }
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: reduceColumns is reduceRows(transpose(x)) bit for bit; reduceRows' exact values`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, n] = [301, 37];
+      // Mixed magnitudes (the sum's order shows), and a column of -0 and +0.
+      const xs = randn(m * n).map((v, i) => v * 10 ** ((i % 7) - 3));
+      for (let r = 0; r < m; r++) xs[r * n + 3] = r % 2 === 0 ? -0 : 0;
+      const x = e.upload(xs, [m, n]);
+      const t = e.transpose(x);
+      for (const op of ["sum", "min", "max", "absmax"] as const) {
+        const cols = e.reduceColumns(x, op);
+        const composed = e.reduceRows(t, op);
+        const rows = e.reduceRows(x, op);
+        const [hc, hcomp, hr] = await read(e, cols, composed, rows);
+        assert.deepEqual(cols.shape, [n], op);
+        assertSameBits(hc, hcomp, `reduceColumns ${op}`);
+        if (kind === "cpu") {
+          // WGSL leaves min/max of signed zeros open; the CPU engine's are JavaScript's.
+          assert.ok(Object.is(hc[3], op === "min" ? -0 : 0), `${op}: signed zeros`);
+          // A NaN spreads to its column's value (which NaN V8 gives varies with its tier).
+          const withNaN = e.upload(xs.map((v, i) => i === 100 * n + 5 ? NaN : v), [m, n]);
+          const nanCols = e.reduceColumns(withNaN, op);
+          const [hn] = await read(e, nanCols);
+          assert.ok(Number.isNaN(hn[5]) && hn.every((v, c) => c === 5 || v === hc[c]), op);
+          for (const u of [withNaN, nanCols]) u.destroy();
+        }
+        // Each row's value: float64 over the row in order (sums), rounded once to float32.
+        const want = new Float32Array(m);
+        for (let r = 0; r < m; r++) {
+          let acc = op === "min" ? Infinity : op === "sum" ? 0 : -Infinity;
+          if (op === "absmax") acc = 0;
+          for (let c = 0; c < n; c++) {
+            const v = xs[r * n + c];
+            acc = op === "sum"
+              ? acc + v
+              : op === "min"
+              ? Math.min(acc, v)
+              : op === "max"
+              ? Math.max(acc, v)
+              : Math.max(acc, Math.abs(v));
+          }
+          want[r] = acc;
+        }
+        if (kind === "cpu") assertSameBits(hr, want, `reduceRows ${op}`);
+        for (const u of [cols, composed, rows]) u.destroy();
+      }
+      assert.throws(() => e.reduceColumns(e.reshape(x, [m * n]), "sum"), /must be 2-D/);
+      for (const u of [x, t]) u.destroy();
     },
   });
 
@@ -227,6 +282,37 @@ for (const kind of ENGINE_KINDS) {
       close(hy, expected, 1e-5, "walshHadamard");
       close(hx, xs, 0, "input");
       assert.throws(() => e.walshHadamard(x, 12, 1));
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: walshHadamard with signs is mul and walshHadamard composed, bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, cols, n, stride] = [5, 96, 48, 3];
+      const x = e.upload(randn(rows * cols), [rows, cols]);
+      const signs = e.upload(randn(n), [n]);
+      const runs = (t: Tensor) => e.reshape(t, [t.numel / n, n]);
+      const signedFirst = e.mul(runs(x), signs);
+      const plain = e.walshHadamard(x, n, 0.5, stride);
+      const composed = [
+        e.walshHadamard(signedFirst, n, 0.5, stride),
+        e.mul(runs(plain), signs),
+      ];
+      const fused = [true, false].map((first) =>
+        e.walshHadamard(x, n, 0.5, stride, { values: signs, first })
+      );
+      const got = await read(e, ...fused, ...composed);
+      for (const [i, first] of ["first", "last"].entries()) {
+        assert.deepEqual(fused[i].shape, [rows, cols]);
+        assertSameBits(got[i], got[i + 2], `signs ${first}`);
+      }
+      assert.throws(
+        () => e.walshHadamard(x, n, 1, 1, { values: e.upload(randn(3), [3]), first: true }),
+        /signs \[3\] must hold n = 48/,
+      );
+      for (const t of [x, signs, signedFirst, plain, ...composed, ...fused]) t.destroy();
     },
   });
 

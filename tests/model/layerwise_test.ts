@@ -15,7 +15,7 @@ import { referenceForward, referenceLayer } from "../../src/model/reference_forw
 import * as ref from "../../src/model/reference_ops.ts";
 import { ropeTable } from "../../src/model/rope.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
-import type { LayerPart, TapEvent } from "../../src/model/taps.ts";
+import { type LayerPart, TAP_PARTS, type TapEvent } from "../../src/model/taps.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 import { writeSyntheticModel } from "../../src/model/synthetic_model.ts";
 import { ENGINE_KINDS, readF32, testEngine } from "../_engines.ts";
@@ -291,7 +291,7 @@ for (const kind of ENGINE_KINDS) {
   Deno.test({
     name:
       `${kind}: parts: each half equals the layer with the other half's output projection zeroed, ` +
-      `and "inputs" shows the same taps`,
+      `and "inputs" (or a part that stops early) shows the same taps`,
     sanitizeResources: false,
     async fn() {
       const k = 1;
@@ -342,6 +342,13 @@ for (const kind of ENGINE_KINDS) {
       assertEquals(inputs.names, whole.names);
       assertEquals(inputs.values, whole.values);
       assertEquals(inputs.out, await partOf("self_attn"));
+
+      // A part that stops early: the whole layer's taps up to and including its own, same bits.
+      for (const [i, part] of TAP_PARTS.entries()) {
+        const stopped = await tapped(part);
+        assertEquals(stopped.names, whole.names.slice(0, i + 1), part);
+        assertEquals(stopped.values, whole.values.slice(0, i + 1), part);
+      }
       hidden.destroy();
     },
   });

@@ -199,3 +199,37 @@ Deno.test("shape errors name the module and suggest ignore", () => {
     "needs a global scale",
   );
 });
+
+Deno.test("FP8 fake quantization's fused pass gives dequantize(quantize(x)) bit for bit", () => {
+  // Every float32 class an FP8 activation meets: normals, values that round to
+  // E4M3 subnormals or to 0, ties, saturating values, ±0, ±inf and NaN.
+  const rnd = seededRandom(77);
+  // With slot 0's scale 1/4 (x / s exact): ties between E4M3 subnormals (2.5 and 3.5 steps
+  // of 2⁻⁹) and between normals (1.0625, 1.1875), which round half to even.
+  const special = [0, -0, Infinity, -Infinity, NaN, 500, -500, 1e-9, -1e-9]
+    .concat([2.5 * 2 ** -9, -3.5 * 2 ** -9, 1.0625, 1.1875, -1.0625].map((v) => v / 4));
+  for (const strategy of ["tensor", "channel", "group"] as const) {
+    const a = args({
+      num_bits: 8,
+      type: "float",
+      strategy,
+      symmetric: true,
+      ...(strategy === "group" ? { group_size: 16 } : {}),
+    });
+    const [rows, cols] = [37, 64];
+    const x = new Float32Array(rows * cols);
+    for (let i = 0; i < x.length; i++) {
+      x[i] = i < special.length ? special[i] : (rnd() * 2 - 1) * 10 ** (rnd() * 6 - 4);
+    }
+    const slots = strategy === "tensor" ? 1 : strategy === "channel" ? rows : rows * cols / 16;
+    const scale = Float32Array.from({ length: slots }, (_, i) => i === 0 ? 0.25 : 2 ** -10 + rnd());
+    const qp = { scale, zeroPoint: null };
+    const composed = dequantize(quantize(x, [rows, cols], qp, a), [rows, cols], qp, a);
+    const fused = fakeQuantize(x, [rows, cols], qp, a);
+    // Same bits, a NaN matching any NaN (which NaN V8 writes may vary with its tier).
+    for (let i = 0; i < x.length; i++) {
+      if (Number.isNaN(composed[i])) assert(Number.isNaN(fused[i]), `${strategy}[${i}]: NaN`);
+      else assertSameF32(fused[i], composed[i], `${strategy}[${i}] (x = ${x[i]})`);
+    }
+  }
+});

@@ -76,6 +76,10 @@ export const JOB = {
   V: 50,
   /** Walsh–Hadamard (OP 7): the scale, a float64 in this slot and the next. */
   FWHT_SCALE: 52,
+  /** Walsh–Hadamard: byte address of one float32 factor per run position, 0 for none. */
+  FWHT_SIGNS: 54,
+  /** Walsh–Hadamard: 1 when the factors multiply before the butterflies, 0 after the scale. */
+  FWHT_SIGNS_FIRST: 55,
 } as const;
 
 /** Slots in the job block. */

@@ -762,9 +762,19 @@ export class GemmRuntime {
   /**
    * Fast Walsh–Hadamard transform in place of `runs` runs of `n` floats at
    * byte address `x` (butterflies from span `stride` up, then × `scale`;
-   * see run_fwht in gemm.c), runs shared by the threads.
+   * see run_fwht in gemm.c), runs shared by the threads; with `signs` (the
+   * byte address of n factors, 0 for none) each position also × its factor,
+   * first when `signsFirst`, else last.
    */
-  walshHadamard(job: { x: number; runs: number; n: number; stride: number; scale: number }): void {
+  walshHadamard(job: {
+    x: number;
+    runs: number;
+    n: number;
+    stride: number;
+    scale: number;
+    signs: number;
+    signsFirst: boolean;
+  }): void {
     const { runs, n, stride } = job;
     if (n === 0) return;
     // About log2(n / stride) additions per element.
@@ -774,6 +784,8 @@ export class GemmRuntime {
       s[JOB.N] = n;
       s[JOB.K] = stride;
       new Float64Array(s.buffer, s.byteOffset + JOB.FWHT_SCALE * 4, 1)[0] = job.scale;
+      s[JOB.FWHT_SIGNS] = job.signs;
+      s[JOB.FWHT_SIGNS_FIRST] = job.signsFirst ? 1 : 0;
     });
   }
 

@@ -175,6 +175,16 @@ export interface PruneColumnBlock {
   keep?: Uint8Array;
 }
 
+/** Options of {@linkcode CpuGemm.walshHadamard}. */
+export interface WalshHadamardOptions {
+  /** Where the result goes (x's length); absent: x itself. */
+  out?: Float32Array;
+  /** One factor per run position, multiplied in as a float32 product. */
+  signs?: Float32Array;
+  /** Whether the factors multiply before the butterflies (else after the scale). */
+  signsFirst?: boolean;
+}
+
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
 export interface AttentionGemmShape {
   /** Query positions. */
@@ -896,19 +906,29 @@ export class CpuGemm {
   }
 
   /**
-   * Fast Walsh–Hadamard transform of each run of `n` floats of `x`, in place:
-   * butterflies of span `stride`, 2·stride, … n/2 (stride 1: the whole
-   * transform; a larger stride leaves the stride-sized blocks to a product
-   * with the base matrix), then × `scale`. The bits of
+   * Fast Walsh–Hadamard transform of each run of `n` floats of `x`, in place
+   * (or into `options.out`): butterflies of span `stride`, 2·stride, … n/2
+   * (stride 1: the whole transform; a larger stride leaves the stride-sized
+   * blocks to a product with the base matrix), then × `scale`. The bits of
    * `fastWalshHadamard` in src/transform/block_apply.ts; runs shared by the
-   * threads, streamed through the kernels' memory in whole runs.
+   * threads, streamed through the kernels' memory in whole runs. With
+   * `options.signs`, each run's position i is also multiplied by `signs[i]`
+   * as a float32 product (a random-hadamard rotation's diagonal), before the
+   * butterflies when `signsFirst`, else after the scale.
    *
-   * @param x a whole number of runs of n floats, transformed in place
+   * @param x a whole number of runs of n floats, transformed in place unless `out` is given
    * @param n run length: `stride` times a power of two
    * @param scale multiplies every result (float64, rounded once)
    * @param stride the span of the first butterflies
+   * @param options `out` (x's length; x then stays as it is), `signs` (n factors), `signsFirst`
    */
-  walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1): void {
+  walshHadamard(
+    x: Float32Array,
+    n: number,
+    scale = 1,
+    stride = 1,
+    options: WalshHadamardOptions = {},
+  ): void {
     const what = "walshHadamard";
     if (
       !(x instanceof Float32Array) || !Number.isInteger(n) || n < 1 ||
@@ -920,17 +940,29 @@ export class CpuGemm {
           `two, expected; got ${x.length} values`,
       );
     }
+    const { signs, out = x } = options;
+    if (signs !== undefined) checkLength(what, "signs", signs, n);
+    checkLength(what, "out", out, x.length);
     if (x.length === 0) return;
     const rt = this.#rt;
-    const xAt = rt.heapBase;
+    const signsAt = rt.heapBase;
+    const xAt = signs === undefined ? signsAt : align(signsAt + n * 4, 64);
     const step = Math.min(x.length / n, chunkRows(this.#stream, n * 4, 1));
-    rt.reserve(step * n * 4, `${what} of ${x.length / n} runs of ${n}`);
+    rt.reserve(xAt + step * n * 4 - rt.heapBase, `${what} of ${x.length / n} runs of ${n}`);
+    if (signs !== undefined) rt.f32(signsAt, n).set(signs.subarray(0, n));
     for (let r0 = 0; r0 < x.length / n; r0 += step) {
       const runs = Math.min(step, x.length / n - r0);
-      const part = x.subarray(r0 * n, (r0 + runs) * n);
-      rt.f32(xAt, runs * n).set(part);
-      rt.walshHadamard({ x: xAt, runs, n, stride, scale });
-      part.set(rt.f32(xAt, runs * n));
+      rt.f32(xAt, runs * n).set(x.subarray(r0 * n, (r0 + runs) * n));
+      rt.walshHadamard({
+        x: xAt,
+        runs,
+        n,
+        stride,
+        scale,
+        signs: signs === undefined ? 0 : signsAt,
+        signsFirst: options.signsFirst ?? false,
+      });
+      out.set(rt.f32(xAt, runs * n), r0 * n);
     }
   }
 
@@ -1345,8 +1377,9 @@ export function rmsnorm(
 }
 
 /**
- * Fast Walsh–Hadamard transform of each run of `n` floats of `x` in place, on
- * the shared default instance (see {@linkcode CpuGemm.walshHadamard}).
+ * Fast Walsh–Hadamard transform of each run of `n` floats of `x` in place (or
+ * into `options.out`, with `options.signs` multiplied in), on the shared
+ * default instance (see {@linkcode CpuGemm.walshHadamard}).
  *
  * @example
  * ```ts
@@ -1356,13 +1389,20 @@ export function rmsnorm(
  * console.assert(x.every((v) => v === 0.5));
  * ```
  *
- * @param x a whole number of runs of n floats, transformed in place
+ * @param x a whole number of runs of n floats, transformed in place unless `out` is given
  * @param n run length: `stride` times a power of two
  * @param scale multiplies every result (float64, rounded once)
  * @param stride the span of the first butterflies
+ * @param options `out`, `signs`, `signsFirst` (see {@linkcode WalshHadamardOptions})
  */
-export function walshHadamard(x: Float32Array, n: number, scale = 1, stride = 1): void {
-  defaultGemm().walshHadamard(x, n, scale, stride);
+export function walshHadamard(
+  x: Float32Array,
+  n: number,
+  scale = 1,
+  stride = 1,
+  options: WalshHadamardOptions = {},
+): void {
+  defaultGemm().walshHadamard(x, n, scale, stride, options);
 }
 
 /**

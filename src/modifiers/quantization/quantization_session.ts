@@ -39,7 +39,12 @@ import {
 import type { Engine, Tensor } from "../../engine/engine.ts";
 import { layerPrefix } from "../../model/module_names.ts";
 import { expertIndexOf, linearInputGroups } from "../../model/moe_names.ts";
-import type { LinearInputTransform } from "../../model/taps.ts";
+import {
+  furthestTapPart,
+  type LinearInputTransform,
+  type TapPart,
+  tapPartOfInput,
+} from "../../model/taps.ts";
 import { computeDTypeOf } from "./linear_plan.ts";
 import type { PlannedLinear } from "./linear_plan.ts";
 import type { GptqResult } from "../gptq/gptq_quantize.ts";
@@ -264,6 +269,16 @@ class QuantizationSession implements LayerSession {
         concatMap((pending) => this.#fold(pending)),
         last(null, null),
       );
+  }
+
+  tapPart(round: number): TapPart {
+    const { config, layer } = this.#env;
+    const parts: TapPart[] = this.#groups
+      .filter((g) => this.#roundOf.get(g.point) === round)
+      .map((g) => tapPartOfInput(config, layer, g.modules[0]));
+    if (this.#roundOf.get(ATTENTION_POINT) === round) parts.push("through_attention");
+    // A round that observes nothing here needs no more of the forward than its first tap.
+    return parts.length === 0 ? "through_qkv_input" : furthestTapPart(parts);
   }
 
   inputTransform(

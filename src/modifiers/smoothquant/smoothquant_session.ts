@@ -41,6 +41,7 @@ import {
   smoothQuantDefaultMappings,
 } from "../smoothing/layer_mappings.ts";
 import { oncePerRun } from "../_once_per_run.ts";
+import { furthestTapPart, type TapPart, tapPartOfInput } from "../../model/taps.ts";
 
 /** The smallest smoothing scale (upstream's MINIMUM_SMOOTHING_SCALE). */
 export const MINIMUM_SMOOTHING_SCALE = 1e-5;
@@ -212,17 +213,22 @@ class SmoothQuantSession implements LayerSession {
       );
   }
 
+  tapPart(): TapPart {
+    const { config, layer } = this.env;
+    // Every round reads each mapping's input (the first balance layer's).
+    const parts = this.#mappings.map((m) => tapPartOfInput(config, layer, m.balance[0]));
+    return parts.length === 0 ? "through_qkv_input" : furthestTapPart(parts);
+  }
+
   #record(tap: CalibrationTap): PendingRange[] {
     const e = tap.event;
     if (e.kind !== "linear_input") return [];
     const out: PendingRange[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
-      // Per-column min / max: rows of the transposed activation.
-      const t = e.engine.transpose(e.x);
-      const min = e.engine.reduceRows(t, "min");
-      const max = e.engine.reduceRows(t, "max");
-      t.destroy();
+      // Per-column min / max of the activation.
+      const min = e.engine.reduceColumns(e.x, "min");
+      const max = e.engine.reduceColumns(e.x, "max");
       this.#pending.push(min, max);
       out.push({ mapping: i, min, max });
     });

@@ -151,6 +151,8 @@ enum {
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
   J_V = 50,            // fused attention (J_OP 6): byte address of v; J_OP 24, 25: of the mask
   J_FWHT_SCALE = 52,   // Walsh–Hadamard (J_OP 7): the scale, a float64 in slots 52 and 53
+  J_FWHT_SIGNS = 54,   // Walsh–Hadamard: byte address of N float32 factors, one per run position (0: none)
+  J_FWHT_SIGNS_FIRST = 55,  // 1: the factors multiply before the butterflies, 0: after the scale
 };
 
 // The hot routines stay separate wasm functions: V8 first runs a module
@@ -653,14 +655,22 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
 // multiplied by the float64 scale unless it is 1. The arithmetic of
 // fastWalshHadamard in src/transform/block_apply.ts: float32 sums and
 // differences (exact through float64, as there) and the scale's product
-// rounded once, so both give the same bits.
+// rounded once, so both give the same bits. With factors (J_FWHT_SIGNS: a
+// random-hadamard rotation's signs), each run position's value is also
+// multiplied by its factor as a float32 product (CpuEngine.mul's bits),
+// before the butterflies or after the scale.
 NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
   const int runs = job[J_M], n = job[J_N], stride = job[J_K], chunk = job[J_NC];
   const double scale = *(const double*)&job[J_FWHT_SCALE];
   float* x = (float*)MEM(base, job[J_A]);
+  const float* signs = job[J_FWHT_SIGNS] == 0 ? 0 : (const float*)MEM(base, job[J_FWHT_SIGNS]);
+  const int signs_first = job[J_FWHT_SIGNS_FIRST];
   const int r1 = min_int(runs, (task + 1) * chunk);
   for (int r = task * chunk; r < r1; r++) {
     float* v = x + r * n;
+    if (signs != 0 && signs_first) {
+      for (int i = 0; i < n; i++) v[i] = v[i] * signs[i];
+    }
     for (int h = stride; h < n; h *= 2) {
       for (int i = 0; i < n; i += 2 * h) {
         float* lo = v + i;
@@ -674,6 +684,9 @@ NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
     }
     if (scale != 1) {
       for (int i = 0; i < n; i++) v[i] = (float)((double)v[i] * scale);
+    }
+    if (signs != 0 && !signs_first) {
+      for (int i = 0; i < n; i++) v[i] = v[i] * signs[i];
     }
   }
 }
