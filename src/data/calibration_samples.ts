@@ -27,7 +27,7 @@ export interface CalibrationSamplesArgs {
    */
   path: string;
   /** The model's tokenizer. */
-  tokenizer: Pick<TextTokenizer, "encode" | "bosId">;
+  tokenizer: Pick<TextTokenizer, "encode" | "bosId" | "newlineCutIsExact">;
   /** How many samples (llm-compressor's `num_calibration_samples`). */
   numSamples: number;
   /** The longest sample in tokens, BOS included (`max_seq_length`). */
@@ -277,6 +277,43 @@ function chatMessage(m: unknown, where: string): ChatMessage {
   return o as ChatMessage;
 }
 
+/** Characters of the first prefix, whose ids give the characters-per-token rate. */
+const FIRST_CUT_CHARS = 4096;
+
+/**
+ * The leading token ids of `text`, at least `needed` of them when the text has
+ * that many, for a tokenizer whose prefix cut right after a newline is exact
+ * (`newlineCutIsExact`): a short prefix gives the characters-per-token rate,
+ * then the prefix through the first newline past the estimated length is
+ * encoded once (growing only if that fell short). Each encode's ids are the
+ * whole text's leading ids, so no second encode is needed to confirm them.
+ * Returns null when the text has no newline where a cut is wanted; the caller
+ * then takes the general path.
+ */
+function newlineCutTokenIds(
+  tokenizer: Pick<TextTokenizer, "encode">,
+  text: string,
+  needed: number,
+): number[] | null {
+  const encode = (t: string) => tokenizer.encode(t, { addSpecialTokens: false });
+  // The index just past the first newline at or after `at`; the text's end when `at` reaches it.
+  const cutAt = (at: number): number => {
+    if (at >= text.length) return text.length;
+    const nl = text.indexOf("\n", at);
+    return nl < 0 ? -1 : nl + 1;
+  };
+  let end = cutAt(Math.min(FIRST_CUT_CHARS, text.length));
+  if (end < 0) return null;
+  let ids = encode(text.slice(0, end));
+  while (ids.length < needed && end < text.length) {
+    const charsPerToken = end / Math.max(ids.length, 1);
+    end = cutAt(Math.max(end + 1, Math.ceil(needed * charsPerToken * 1.05) + 256));
+    if (end < 0) return null;
+    ids = encode(text.slice(0, end));
+  }
+  return ids.length > needed ? ids.slice(0, needed) : ids;
+}
+
 /** Tokens past the needed ones that a prefix must reach before it is trusted. */
 const PREFIX_MARGIN_TOKENS = 256;
 
@@ -287,15 +324,20 @@ const PREFIX_MARGIN_TOKENS = 256;
  * reaches well past `needed` ids and both agree on the first `needed`, those
  * are the ids the whole text gives (a cut only perturbs tokens near it).
  * Otherwise the prefix grows, ending with the whole text, so the result is
- * exact either way. Why: calibration files are often far larger than the
+ * exact either way. Tokenizers whose cut after a newline is provably exact
+ * take the one-encode path of newlineCutTokenIds first. Why: calibration files are often far larger than the
  * samples taken from them, and tokenizing all of it dominated small runs'
  * time and memory.
  */
 function leadingTokenIds(
-  tokenizer: Pick<TextTokenizer, "encode">,
+  tokenizer: Pick<TextTokenizer, "encode" | "newlineCutIsExact">,
   text: string,
   needed: number,
 ): number[] {
+  if (tokenizer.newlineCutIsExact === true) {
+    const ids = newlineCutTokenIds(tokenizer, text, needed);
+    if (ids !== null) return ids;
+  }
   const encode = (t: string) => tokenizer.encode(t, { addSpecialTokens: false });
   const probeLen = Math.min(text.length, 8192);
   const probe = encode(text.slice(0, probeLen)).length;

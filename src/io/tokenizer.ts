@@ -8,6 +8,7 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { LlmcError } from "../errors.ts";
 import { joinPath } from "./_path.ts";
+import { newlineCutIsExact } from "./_newline_cut.ts";
 import {
   MAX_CONFIG_BYTES,
   MAX_JSON_DEPTH,
@@ -39,6 +40,13 @@ export interface TextTokenizer {
   readonly eosId: number | null;
   /** One more than the largest token id, added tokens included. */
   readonly vocabSize: number;
+  /**
+   * True when encoding a prefix of a text that ends right after a newline
+   * provably gives the whole text's leading ids (checked from tokenizer.json:
+   * no pre-tokenizer, character-local normalizer, no BPE merge across a
+   * newline); absent or false when unknown.
+   */
+  readonly newlineCutIsExact?: boolean;
 }
 
 /** A tokenizer file is missing or cannot be understood. */
@@ -132,6 +140,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),
     vocabSize: maxId + 1,
+    newlineCutIsExact: newlineCutIsExact(tokJson!),
   };
 }
 

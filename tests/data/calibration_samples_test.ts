@@ -194,19 +194,27 @@ Deno.test("unshuffled samples tokenize only a prefix of the file, with the whole
   const path = `${SHARED}data/tinystories_calib.txt`;
   const whole = tokenizer.encode(await Deno.readTextFile(path), { addSpecialTokens: false });
   let longest = 0;
-  const counting = {
+  let encoded = 0;
+  // Both paths: the one-encode newline cut (stories260K's tokenizer allows
+  // it) and the general double encode.
+  const counting = (newlineCutIsExact: boolean) => ({
     bosId: tokenizer.bosId,
+    newlineCutIsExact,
     encode(text: string, options?: { addSpecialTokens?: boolean }) {
       longest = Math.max(longest, text.length);
+      encoded += text.length;
       return tokenizer.encode(text, options);
     },
-  };
+  });
+  assertEquals(tokenizer.newlineCutIsExact, true);
   const text = await Deno.readTextFile(path);
-  for (const [numSamples, maxSeqLength] of [[64, 256], [3, 17], [1, 2]]) {
+  const cases = [[64, 256, true], [64, 256, false], [3, 17, true], [3, 17, false], [1, 2, true]];
+  for (const [numSamples, maxSeqLength, cut] of cases as Array<[number, number, boolean]>) {
     longest = 0;
+    encoded = 0;
     const samples = await loadCalibrationSamples({
       path,
-      tokenizer: counting,
+      tokenizer: counting(cut),
       numSamples,
       maxSeqLength,
     });
@@ -217,6 +225,12 @@ Deno.test("unshuffled samples tokenize only a prefix of the file, with the whole
       assertEquals(Array.from(samples[s].subarray(1)), whole.slice(s * per, (s + 1) * per));
     }
     assertNotEquals(longest, text.length, `${numSamples}×${maxSeqLength} read only a prefix`);
+    // The cut path encodes each character about once plus the first 4096 (the
+    // rate probe); the general path about twice and more.
+    if (cut && numSamples === 64) {
+      const needChars = whole.slice(0, numSamples * per).length * 2.5;
+      assertEquals(encoded < needChars, true, `encoded ${encoded} characters`);
+    }
   }
   // Asking for more than the file has still tokenizes all of it and says how much there is.
   await assertRejects(
@@ -224,4 +238,52 @@ Deno.test("unshuffled samples tokenize only a prefix of the file, with the whole
     DatasetError,
     `${whole.length} tokens`,
   );
+});
+
+Deno.test("the newline cut gives the whole text's ids on adversarial text, and falls back without newlines", async () => {
+  const tokenizer = await loadTokenizer(MODEL);
+  const story = (await Deno.readTextFile(`${SHARED}data/tinystories_calib.txt`)).slice(0, 60000);
+  const texts: Record<string, string> = {
+    // Newlines next to spaces, tabs, CRs, accents, combining marks, emoji, CJK and bytes the
+    // vocabulary lacks; words far longer than any token; runs of blank lines.
+    unicode: story.replaceAll(". ", ". \n ").replaceAll("\n\n", "\r\n\t\n\u0301é😀 漢字\n\n\n")
+      .replaceAll("the", "ñ\u200d🧑‍🚀") + "\n",
+    longWords: story.replaceAll(" ", "").replaceAll(".", ".\n" + "x".repeat(300)),
+    noNewline: story.replaceAll("\n", " "),
+  };
+  for (const [name, text] of Object.entries(texts)) {
+    const whole = tokenizer.encode(text, { addSpecialTokens: false });
+    const path = await tempFile("calib.txt", text);
+    let encodes = 0;
+    const counting = {
+      bosId: tokenizer.bosId,
+      newlineCutIsExact: true,
+      encode(t: string, options?: { addSpecialTokens?: boolean }) {
+        encodes++;
+        return tokenizer.encode(t, options);
+      },
+    };
+    try {
+      for (const [numSamples, maxSeqLength] of [[40, 129], [7, 33], [2, 2000], [1, 2]]) {
+        encodes = 0;
+        const samples = await loadCalibrationSamples({
+          path,
+          tokenizer: counting,
+          numSamples,
+          maxSeqLength,
+        });
+        const per = maxSeqLength - 1;
+        const got = samples.flatMap((s) => Array.from(s.subarray(1)));
+        assertEquals(
+          got,
+          whole.slice(0, numSamples * per),
+          `${name} ${numSamples}×${maxSeqLength}`,
+        );
+        // Without a newline to cut at, the general path's probe and two encodes run.
+        if (name === "noNewline") assertEquals(encodes >= 3, true, `${name}: ${encodes} encodes`);
+      }
+    } finally {
+      await removeFile(path);
+    }
+  }
 });

@@ -73,3 +73,45 @@ Deno.test("special tokens come from special_tokens_map.json when the config lack
     assert.equal(t.eosId, 2);
   });
 });
+
+Deno.test("newlineCutIsExact: true for stories260K, false where a merge or pre-tokenizer crosses a newline", async () => {
+  assert.equal((await loadTokenizer(STORIES_DIR)).newlineCutIsExact, true);
+  const json = JSON.parse(await Deno.readTextFile(`${STORIES_DIR}/tokenizer.json`));
+  const text = "Tom ran.\nOnce upon a time.";
+  const variants: Array<[string, (j: typeof json) => void]> = [
+    // A merge of "\n" with the next letter: the prefix through the newline
+    // really does encode differently from the whole text's start.
+    ["a merge across the newline", (j) => {
+      j.model.vocab["\n"] = 512;
+      j.model.vocab["\nO"] = 513;
+      j.model.merges.unshift(["\n", "O"]);
+    }],
+    ["a pre-tokenizer", (j) => j.pre_tokenizer = { type: "Whitespace" }],
+    [
+      "a regex normalizer",
+      (j) =>
+        j.normalizer.normalizers.push({
+          type: "Replace",
+          pattern: { Regex: "\\s+" },
+          content: " ",
+        }),
+    ],
+    ["a left-stripping added token", (j) => j.added_tokens[2].lstrip = true],
+  ];
+  for (const [what, mutate] of variants) {
+    await withTempDir(async (dir) => {
+      const copy = structuredClone(json);
+      mutate(copy);
+      await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(copy));
+      const tok = await loadTokenizer(dir);
+      assert.equal(tok.newlineCutIsExact, false, what);
+      if (what === "a merge across the newline") {
+        const whole = tok.encode(text, { addSpecialTokens: false });
+        const prefix = tok.encode(text.slice(0, text.indexOf("\n") + 1), {
+          addSpecialTokens: false,
+        });
+        assert.notDeepEqual(whole.slice(0, prefix.length), prefix);
+      }
+    });
+  }
+});
