@@ -28,7 +28,7 @@ function isLocalNormalizer(n: unknown): boolean {
  * True when the tokenizer provably never merges across the boundary right
  * after a newline: no pre-tokenizer (the normalized text is one BPE word), a
  * normalizer that only prepends or replaces newline-free strings, a BPE model
- * without dropout or word affixes whose newline is never unknown (so no
+ * without dropout, ignore_merges or word affixes whose newline is never unknown (so no
  * unknown-token fusing) and none of whose merges has a left part ending in a
  * newline, and added tokens without newlines or left-stripping. BPE on one
  * word then splits at that boundary: no pair straddling it ever merges, so
@@ -49,6 +49,9 @@ export function newlineCutIsExact(json: Record<string, unknown>): boolean {
   const model = json.model as Record<string, unknown> | undefined;
   if (typeof model !== "object" || model === null || model.type !== "BPE") return false;
   if ((model.dropout ?? 0) !== 0) return false;
+  // ignore_merges looks the whole word up in the vocabulary first: a prefix
+  // could be one token where the whole text is not.
+  if (model.ignore_merges === true) return false;
   if ((model.continuing_subword_prefix ?? null) !== null) return false;
   if ((model.end_of_word_suffix ?? null) !== null) return false;
   const vocab = model.vocab as Record<string, unknown> | undefined;

@@ -97,6 +97,7 @@ Deno.test("newlineCutIsExact: true for stories260K, false where a merge or pre-t
         }),
     ],
     ["a left-stripping added token", (j) => j.added_tokens[2].lstrip = true],
+    ["ignore_merges", (j) => j.model.ignore_merges = true],
   ];
   for (const [what, mutate] of variants) {
     await withTempDir(async (dir) => {
