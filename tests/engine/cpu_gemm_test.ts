@@ -189,6 +189,37 @@ Deno.test("accumulateGram adds xᵀx to a symmetric h and writes the full symmet
   });
 });
 
+Deno.test("scaleAddGramUpper gives the bits of a Gram from zero, then h·beta + alpha·g, on the upper triangle only", () => {
+  const chunked = BUILDS.map((variant) => ({
+    gemm: createCpuGemm({ threads: 2, variant, streamBytes: 1 }),
+    label: `${variant}, 2 threads, chunked`,
+  }));
+  try {
+    const check = (gemm: CpuGemm, label: string) => {
+      for (const [rows, k] of [[1, 1], [17, 9], [300, 33], [600, 70], [5, 264]]) {
+        const h = values(k * k, 2 * k);
+        const want = h.slice();
+        for (const [n0, n1] of [[0, 3], [3, 4], [4, 9]]) {
+          const x = values(rows * k, rows + n1 * k);
+          gemm.scaleAddGramUpper(h, x, rows, k, n0 / n1, 2 / n1);
+          const g = new Float32Array(k * k);
+          gemm.accumulateGram(g, x, rows, k);
+          for (let i = 0; i < k; i++) {
+            for (let j = i; j < k; j++) {
+              want[i * k + j] = want[i * k + j] * (n0 / n1) + (2 / n1) * g[i * k + j];
+            }
+          }
+          assertSameBits(h, want, `${label} ${rows}×${k} after ${n1} samples`);
+        }
+      }
+    };
+    forEachGemm(check);
+    for (const { gemm, label } of chunked) check(gemm, label);
+  } finally {
+    for (const { gemm } of chunked) gemm.close();
+  }
+});
+
 Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing", () => {
   const { gemm } = GEMMS[0];
   {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { assertSameBits } from "../_shared.ts";
 import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
+import { CpuHessian } from "../../src/engine/cpu/hessian.ts";
 import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
   columnBlockOnKernels,
@@ -390,5 +391,30 @@ Deno.test("SparseGPT N:M column block on the kernels = cpuColumnBlock, bit for b
     }
   } finally {
     for (const { gemm } of gemms) gemm.close();
+  }
+});
+
+Deno.test("CpuHessian: H = H·n₀/n₁ + 2/n₁·xᵀx on the whole matrix, bit for bit, read between adds or not", async () => {
+  for (const k of [7, 70]) {
+    const h = new CpuHessian(k);
+    const want = new Float32Array(k * k);
+    let n0 = 0;
+    let s = k;
+    for (const [rows, sequences] of [[30, 2], [600, 5], [9, 1]]) {
+      const x = Float32Array.from(
+        { length: rows * k },
+        () => (s = (s * 16807) % 2147483647) / 2147483647 - 0.5,
+      );
+      h.add(x, sequences);
+      // The whole-matrix update: a full symmetric Gram, then every element.
+      const g = new Float32Array(k * k);
+      accumulateGram(g, x, rows, k);
+      const n1 = n0 + sequences;
+      for (let i = 0; i < k * k; i++) want[i] = want[i] * (n0 / n1) + (2 / n1) * g[i];
+      n0 = n1;
+      if (rows !== 600) assertSameBits(h.matrix, want, `k = ${k}, ${n1} samples`);
+    }
+    assertSameBits(await h.read(), want, `k = ${k}, read`);
+    assert.equal(h.numSamples, n0);
   }
 });

@@ -385,7 +385,83 @@ export class CpuGemm {
    * @param x rows × k
    */
   accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
-    const what = "accumulateGram";
+    this.#gramBlocks(
+      "accumulateGram",
+      h,
+      x,
+      rows,
+      k,
+      (block, i0, r, width) => {
+        for (let i = 0; i < r; i++) {
+          const from = (i0 + i) * k + i0;
+          block.set(h.subarray(from, from + width), i * width);
+        }
+      },
+      (done, i0, r, width) => {
+        for (let i = 0; i < r; i++) {
+          // The row from its diagonal on; the lower part comes from the mirror.
+          h.set(done.subarray(i * width + i, (i + 1) * width), (i0 + i) * k + i0 + i);
+        }
+      },
+    );
+    if (rows > 0) mirrorUpperTriangle(h, k);
+  }
+
+  /**
+   * The upper triangle (j ≥ i) of h ← beta·h + alpha·xᵀx: each element
+   * `h·beta + alpha·g` in float64, rounded to float32 once, g the element
+   * {@link accumulateGram} gives from a zero h. The strict lower triangle is
+   * neither read nor written. It is GPTQ's running-Hessian update without
+   * a k × k Gram buffer, its copies or either triangle's mirror.
+   *
+   * @param h k × k, its upper triangle updated in place
+   * @param x rows × k
+   * @param rows rows of x
+   * @param k columns of x
+   * @param beta the factor of h
+   * @param alpha the factor of xᵀx
+   */
+  scaleAddGramUpper(
+    h: Float32Array,
+    x: Float32Array,
+    rows: number,
+    k: number,
+    beta: number,
+    alpha: number,
+  ): void {
+    this.#gramBlocks(
+      "scaleAddGramUpper",
+      h,
+      x,
+      rows,
+      k,
+      (block) => block.fill(0),
+      (done, i0, r, width) => {
+        for (let i = 0; i < r; i++) {
+          let at = (i0 + i) * k + i0 + i;
+          const end = (i0 + i + 1) * k;
+          for (let from = i * width + i; at < end; at++, from++) {
+            h[at] = h[at] * beta + alpha * done[from];
+          }
+        }
+      },
+    );
+  }
+
+  /**
+   * Runs xᵀx's upper triangle on the kernels into blocks of h's rows held in
+   * the kernels' memory: `start` fills each block (row i0 + i from its
+   * column i0 at i·width), the kernels add the Gram, `finish` reads it back.
+   */
+  #gramBlocks(
+    what: string,
+    h: Float32Array,
+    x: Float32Array,
+    rows: number,
+    k: number,
+    start: (block: Float32Array, i0: number, r: number, width: number) => void,
+    finish: (done: Float32Array, i0: number, r: number, width: number) => void,
+  ): void {
     checkShape(what, "rows", rows);
     checkShape(what, "k", k);
     checkLength(what, "h", h, k * k);
@@ -406,11 +482,7 @@ export class CpuGemm {
     for (let i0 = 0; i0 < k; i0 += blockRows) {
       const r = Math.min(blockRows, k - i0);
       const width = k - i0;
-      const block = rt.f32(hAt, r * width);
-      for (let i = 0; i < r; i++) {
-        const from = (i0 + i) * k + i0;
-        block.set(h.subarray(from, from + width), i * width);
-      }
+      start(rt.f32(hAt, r * width), i0, r, width);
       for (let r0 = 0; r0 < rows; r0 += step) {
         const c = Math.min(step, rows - r0);
         // One chunk of x serves every block without copying it again.
@@ -433,22 +505,7 @@ export class CpuGemm {
           upper: true,
         });
       }
-      const done = rt.f32(hAt, r * width);
-      for (let i = 0; i < r; i++) {
-        // The row from its diagonal on; the lower part comes from the mirror.
-        h.set(done.subarray(i * width + i, (i + 1) * width), (i0 + i) * k + i0 + i);
-      }
-    }
-    // Lower triangle from the upper, in blocks for the cache.
-    const B = 32;
-    for (let ib = 0; ib < k; ib += B) {
-      for (let jb = 0; jb <= ib; jb += B) {
-        const iEnd = Math.min(ib + B, k);
-        for (let i = ib; i < iEnd; i++) {
-          const jEnd = Math.min(jb + B, i);
-          for (let j = jb; j < jEnd; j++) h[i * k + j] = h[j * k + i];
-        }
-      }
+      finish(rt.f32(hAt, r * width), i0, r, width);
     }
   }
 
@@ -1225,6 +1282,64 @@ export function matmul(
  */
 export function accumulateGram(h: Float32Array, x: Float32Array, rows: number, k: number): void {
   defaultGemm().accumulateGram(h, x, rows, k);
+}
+
+/**
+ * {@link CpuGemm.scaleAddGramUpper} on the default pool: the upper triangle
+ * of h ← beta·h + alpha·xᵀx, each element in float64 rounded once.
+ *
+ * @example
+ * ```ts
+ * import { scaleAddGramUpper } from "./gemm.ts";
+ * const h = new Float32Array([1, 1, 1, 1]);
+ * scaleAddGramUpper(h, new Float32Array([1, 2]), 1, 2, 0.5, 2);
+ * console.log(h); // Float32Array [2.5, 4.5, 1, 8.5]: the lower 1 untouched
+ * ```
+ *
+ * @param h k × k, its upper triangle updated in place
+ * @param x rows × k
+ * @param rows rows of x
+ * @param k columns of x
+ * @param beta the factor of h
+ * @param alpha the factor of xᵀx
+ */
+export function scaleAddGramUpper(
+  h: Float32Array,
+  x: Float32Array,
+  rows: number,
+  k: number,
+  beta: number,
+  alpha: number,
+): void {
+  defaultGemm().scaleAddGramUpper(h, x, rows, k, beta, alpha);
+}
+
+/**
+ * Copies the upper triangle of a k × k row-major matrix onto its lower one.
+ *
+ * @example
+ * ```ts
+ * import { mirrorUpperTriangle } from "./gemm.ts";
+ * const h = new Float32Array([1, 2, 0, 3]);
+ * mirrorUpperTriangle(h, 2);
+ * console.log(h); // Float32Array [1, 2, 2, 3]
+ * ```
+ *
+ * @param h k × k, its strict lower triangle overwritten
+ * @param k rows and columns
+ */
+export function mirrorUpperTriangle(h: Float32Array, k: number): void {
+  // In blocks for the cache.
+  const B = 32;
+  for (let ib = 0; ib < k; ib += B) {
+    for (let jb = 0; jb <= ib; jb += B) {
+      const iEnd = Math.min(ib + B, k);
+      for (let i = ib; i < iEnd; i++) {
+        const jEnd = Math.min(jb + B, i);
+        for (let j = jb; j < jEnd; j++) h[i * k + j] = h[j * k + i];
+      }
+    }
+  }
 }
 
 /**

@@ -11,7 +11,7 @@
 import { GptqShapeError } from "../../modifiers/gptq/errors.ts";
 import { cpuTensor } from "../cpu_engine.ts";
 import type { RunningHessian, Tensor } from "../engine.ts";
-import { accumulateGram, quadraticSum } from "./gemm.ts";
+import { mirrorUpperTriangle, quadraticSum, scaleAddGramUpper } from "./gemm.ts";
 
 /**
  * A Hessian accumulated on the host: the CPU engine's {@link RunningHessian}.
@@ -27,7 +27,8 @@ import { accumulateGram, quadraticSum } from "./gemm.ts";
 export class CpuHessian implements RunningHessian {
   #numSamples = 0;
   #h: Float32Array;
-  #gram: Float32Array;
+  /** Whether H's lower triangle is its upper one's mirror (updates write only the upper). */
+  #mirrored = true;
 
   /** @param columns in_features */
   constructor(readonly columns: number) {
@@ -37,7 +38,6 @@ export class CpuHessian implements RunningHessian {
       );
     }
     this.#h = new Float32Array(columns * columns);
-    this.#gram = new Float32Array(columns * columns);
   }
 
   /** Samples accumulated so far (upstream's nsamples). */
@@ -69,13 +69,10 @@ export class CpuHessian implements RunningHessian {
     const n0 = this.#numSamples;
     const n1 = n0 + numSequences;
     this.#numSamples = n1;
-    this.#gram.fill(0);
-    accumulateGram(this.#gram, x, x.length / n, n);
-    const beta = n0 / n1;
-    const alpha = 2 / n1;
-    const h = this.#h;
-    const g = this.#gram;
-    for (let i = 0; i < h.length; i++) h[i] = h[i] * beta + alpha * g[i];
+    // Only the upper triangle is updated (xᵀx and H are symmetric, so the
+    // lower one would get the same bits); it is mirrored once when H is read.
+    scaleAddGramUpper(this.#h, x, x.length / n, n, n0 / n1, 2 / n1);
+    this.#mirrored = false;
   }
 
   /**
@@ -88,6 +85,10 @@ export class CpuHessian implements RunningHessian {
    * ```
    */
   get matrix(): Float32Array {
+    if (!this.#mirrored) {
+      mirrorUpperTriangle(this.#h, this.columns);
+      this.#mirrored = true;
+    }
     return this.#h;
   }
 
@@ -101,7 +102,7 @@ export class CpuHessian implements RunningHessian {
    * ```
    */
   read(): Promise<Float32Array> {
-    return Promise.resolve(this.#h.slice());
+    return Promise.resolve(this.matrix.slice());
   }
 
   /**
@@ -114,7 +115,7 @@ export class CpuHessian implements RunningHessian {
    */
   destroy(): void {
     this.#h = new Float32Array(0);
-    this.#gram = new Float32Array(0);
+    this.#mirrored = true;
   }
 }
 
