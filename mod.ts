@@ -233,6 +233,7 @@ export {
   type SecondOrderTask,
   type Tensor,
   type TensorDType,
+  type WalshHadamardSigns,
   WebGpuEngine,
 } from "./src/engine/mod.ts";
 

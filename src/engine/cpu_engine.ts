@@ -47,6 +47,7 @@ import type {
   SecondOrderOps,
   Tensor,
   TensorDType,
+  WalshHadamardSigns,
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
@@ -460,7 +461,7 @@ export class CpuEngine implements Engine {
     n: number,
     scale: number,
     stride = 1,
-    signs?: { readonly values: Tensor; readonly first: boolean },
+    signs?: WalshHadamardSigns,
   ): CpuTensor {
     const xs = f32(x, "walshHadamard");
     const factors = signs === undefined ? undefined : f32(signs.values, "walshHadamard");

@@ -74,6 +74,17 @@ export interface Tensor {
  */
 export const MAX_HEAD_DIM = 256;
 
+/**
+ * The diagonal factors {@link Engine.walshHadamard} multiplies every run of
+ * `n` values by, in the transform's own pass.
+ */
+export interface WalshHadamardSigns {
+  /** The n factors (a random-hadamard's signs). */
+  readonly values: Tensor;
+  /** true: multiply before the butterflies; false: after the scale. */
+  readonly first: boolean;
+}
+
 /** Shapes of one attention call. */
 export interface AttentionShape {
   /** Sequences in the batch. */
@@ -537,7 +548,7 @@ export interface Engine {
     n: number,
     scale: number,
     stride?: number,
-    signs?: { readonly values: Tensor; readonly first: boolean },
+    signs?: WalshHadamardSigns,
   ): Tensor;
 
   /**

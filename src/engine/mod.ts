@@ -40,6 +40,7 @@ export type {
   SecondOrderTask,
   Tensor,
   TensorDType,
+  WalshHadamardSigns,
 } from "./engine.ts";
 export { EngineError } from "./engine_error.ts";
 export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";

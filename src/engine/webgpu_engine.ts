@@ -41,6 +41,7 @@ import type {
   RowReduction,
   SecondOrderOps,
   Tensor,
+  WalshHadamardSigns,
 } from "./engine.ts";
 import { webGpuSecondOrder } from "./webgpu_second_order.ts";
 
@@ -303,7 +304,7 @@ export class WebGpuEngine implements Engine {
     n: number,
     scale: number,
     stride = 1,
-    signs?: { readonly values: Tensor; readonly first: boolean },
+    signs?: WalshHadamardSigns,
   ): GpuTensor {
     const gx = gpuTensor(x, "walshHadamard");
     if (signs === undefined) return walshHadamardGpu(this.batch, gx, n, scale, stride);
