@@ -63,6 +63,8 @@ export function newlineCutIsExact(
   // could be one token where the whole text is not.
   if (model.ignore_merges === true) return false;
   if ((model.continuing_subword_prefix ?? null) !== null) return false;
+  // The tokenizer library reads this key (not only HF's prefix): it marks every token but a word's last.
+  if ((model.continuing_subword_suffix ?? null) !== null) return false;
   if ((model.end_of_word_suffix ?? null) !== null) return false;
   const vocab = model.vocab as Record<string, unknown> | undefined;
   if (typeof vocab !== "object" || vocab === null) return false;

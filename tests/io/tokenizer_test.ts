@@ -143,6 +143,21 @@ Deno.test("newlineCutIsExact: false when tokenizer_config.json or a normalizer's
       {},
       "ab\ncd",
     ],
+    // The tokenizer library appends continuing_subword_suffix to every token
+    // of a word but its last, and the prefix's last token is not the whole text's.
+    [
+      "continuing_subword_suffix",
+      {
+        model: {
+          ...base.model,
+          vocab: { ...base.model.vocab, "a@@": 7, "\n@@": 8 },
+          merges: [],
+          continuing_subword_suffix: "@@",
+        },
+      },
+      {},
+      "a\nb",
+    ],
   ];
   for (const [what, patch, cfg, text] of cases) {
     await withTempDir(async (dir) => {
