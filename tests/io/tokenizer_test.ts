@@ -143,6 +143,18 @@ Deno.test("newlineCutIsExact: false when tokenizer_config.json or a normalizer's
       {},
       "ab\ncd",
     ],
+    // A normalized added token's content is normalized too: with a newline
+    // prepended it matches across the cut ("\nab" in "\nx\nab").
+    [
+      "a Prepend with a newline",
+      {
+        normalizer: { type: "Prepend", prepend: "\n" },
+        added_tokens: [{ id: 9, content: "ab", normalized: true, special: false }],
+        model: { ...base.model, vocab: { ...base.model.vocab, x: 8, ab: 9 } },
+      },
+      {},
+      "x\nab",
+    ],
     // The tokenizer library appends continuing_subword_suffix to every token
     // of a word but its last, and the prefix's last token is not the whole text's.
     [
