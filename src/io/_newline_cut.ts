@@ -8,11 +8,14 @@
 
 /** The normalizers that act on each character alone (Prepend only touches the start). */
 const LOCAL_NORMALIZERS: Record<string, (n: Record<string, unknown>) => boolean> = {
-  Prepend: () => true,
+  // A newline in the prepended text would reach normalized added tokens' contents.
+  Prepend: (n) => typeof n.prepend === "string" && !n.prepend.includes("\n"),
   Replace: (n) => {
     const pattern = (n.pattern as { String?: unknown } | undefined)?.String;
+    // The tokenizer library replaces with String.replaceAll, which reads "$'"
+    // and "$`" in the content as the text after / before the match.
     return typeof pattern === "string" && pattern !== "" && !pattern.includes("\n") &&
-      typeof n.content === "string" && !n.content.includes("\n");
+      typeof n.content === "string" && !n.content.includes("\n") && !n.content.includes("$");
   },
   Sequence: (n) => Array.isArray(n.normalizers) && n.normalizers.every(isLocalNormalizer),
 };
@@ -36,6 +39,9 @@ function isLocalNormalizer(n: unknown): boolean {
  * model type) answers false and callers keep their general path.
  *
  * @param json the parsed tokenizer.json
+ * @param config the parsed tokenizer_config.json, which the tokenizer library
+ *   also reads: its `remove_space` trims and collapses whitespace (newlines
+ *   included) before normalization, so it answers false
  * @returns whether a prefix cut after a newline encodes exactly
  * @example
  * ```ts
@@ -43,7 +49,11 @@ function isLocalNormalizer(n: unknown): boolean {
  * newlineCutIsExact({ pre_tokenizer: { type: "ByteLevel" }, model: { type: "BPE" } }); // false
  * ```
  */
-export function newlineCutIsExact(json: Record<string, unknown>): boolean {
+export function newlineCutIsExact(
+  json: Record<string, unknown>,
+  config: Record<string, unknown> = {},
+): boolean {
+  if (config.remove_space === true || config.do_lowercase_and_remove_accent === true) return false;
   if (json.pre_tokenizer !== null && json.pre_tokenizer !== undefined) return false;
   if (!isLocalNormalizer(json.normalizer)) return false;
   const model = json.model as Record<string, unknown> | undefined;
@@ -53,6 +63,8 @@ export function newlineCutIsExact(json: Record<string, unknown>): boolean {
   // could be one token where the whole text is not.
   if (model.ignore_merges === true) return false;
   if ((model.continuing_subword_prefix ?? null) !== null) return false;
+  // The tokenizer library reads this key (not only HF's prefix): it marks every token but a word's last.
+  if ((model.continuing_subword_suffix ?? null) !== null) return false;
   if ((model.end_of_word_suffix ?? null) !== null) return false;
   const vocab = model.vocab as Record<string, unknown> | undefined;
   if (typeof vocab !== "object" || vocab === null) return false;

@@ -140,7 +140,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),
     vocabSize: maxId + 1,
-    newlineCutIsExact: newlineCutIsExact(tokJson!),
+    newlineCutIsExact: newlineCutIsExact(tokJson!, cfg),
   };
 }
 

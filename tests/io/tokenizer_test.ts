@@ -116,3 +116,74 @@ Deno.test("newlineCutIsExact: true for stories260K, false where a merge or pre-t
     });
   }
 });
+
+Deno.test("newlineCutIsExact: false when tokenizer_config.json or a normalizer's string makes the cut inexact", async () => {
+  // A tiny BPE with no pre-tokenizer whose only merge is "a" + " ".
+  const base = {
+    version: "1.0",
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    model: {
+      type: "BPE",
+      vocab: { a: 0, b: 1, " ": 2, "a ": 3, "\n": 4, c: 5, d: 6 },
+      merges: [["a", " "]],
+    },
+  };
+  const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, string]> = [
+    // remove_space (read by the tokenizer library from tokenizer_config.json)
+    // trims the prefix's newline and turns the whole text's into a space that merges.
+    ["remove_space", {}, { remove_space: true }, "a\nb"],
+    // String.replaceAll reads "$'" in a Replace content as the text after the match.
+    [
+      "a Replace content with $'",
+      { normalizer: { type: "Replace", pattern: { String: "b" }, content: "$'" } },
+      {},
+      "ab\ncd",
+    ],
+    // A normalized added token's content is normalized too: with a newline
+    // prepended it matches across the cut ("\nab" in "\nx\nab").
+    [
+      "a Prepend with a newline",
+      {
+        normalizer: { type: "Prepend", prepend: "\n" },
+        added_tokens: [{ id: 9, content: "ab", normalized: true, special: false }],
+        model: { ...base.model, vocab: { ...base.model.vocab, x: 8, ab: 9 } },
+      },
+      {},
+      "x\nab",
+    ],
+    // The tokenizer library appends continuing_subword_suffix to every token
+    // of a word but its last, and the prefix's last token is not the whole text's.
+    [
+      "continuing_subword_suffix",
+      {
+        model: {
+          ...base.model,
+          vocab: { ...base.model.vocab, "a@@": 7, "\n@@": 8 },
+          merges: [],
+          continuing_subword_suffix: "@@",
+        },
+      },
+      {},
+      "a\nb",
+    ],
+  ];
+  for (const [what, patch, cfg, text] of cases) {
+    await withTempDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify({ ...base, ...patch }));
+      await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify(cfg));
+      const tok = await loadTokenizer(dir);
+      const whole = tok.encode(text, { addSpecialTokens: false });
+      const prefix = tok.encode(text.slice(0, text.indexOf("\n") + 1), { addSpecialTokens: false });
+      assert.notDeepEqual(
+        whole.slice(0, prefix.length),
+        prefix,
+        `${what}: the cut really is inexact`,
+      );
+      assert.equal(tok.newlineCutIsExact, false, what);
+    });
+  }
+});
