@@ -76,8 +76,10 @@ export class CpuHessian implements RunningHessian {
   }
 
   /**
-   * H itself, `[columns, columns]` row-major (read-only: later `add`s
-   * change it).
+   * H itself, `[columns, columns]` row-major (read-only). A later `add`
+   * updates only its upper triangle until the next `matrix` or `read()`
+   * mirrors it, so take the matrix again after an `add` instead of keeping
+   * an earlier reference.
    *
    * @example
    * ```ts ignore
