@@ -755,53 +755,41 @@ export class CpuGemm {
     if (block.zero.length !== slots) {
       throw new CpuKernelError(`${what}: ${slots} scales but ${block.zero.length} zero points`);
     }
-    if (rows === 0 || count === 0) return 0;
-    const rt = this.#rt;
-    const sumAt = rt.heapBase;
-    const wAt = align(sumAt + 8, 64);
-    const uAt = align(wAt + rows * count * 4, 64);
-    const errAt = align(uAt + count * count * 4, 64);
-    const termsAt = align(errAt + rows * count * 4, 64);
-    const scaleAt = align(termsAt + rows * count * 8, 64);
-    const zeroAt = align(scaleAt + slots * 4, 64);
-    const slotAt = align(zeroAt + slots * 4, 64);
-    const maskAt = align(slotAt + count * 4, 64);
     const mask = block.mask;
     if (mask !== undefined && mask.length < rows * count) {
       throw new CpuKernelError(`${what}: mask holds ${mask.length} values, needs ${rows * count}`);
     }
-    const end = mask === undefined ? slotAt + count * 4 : maskAt + rows * count;
-    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
-    const mem = rt.memory.buffer;
-    rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
-    rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
-    rt.f32(scaleAt, slots).set(block.scale);
-    rt.f32(zeroAt, slots).set(block.zero);
-    new Uint32Array(mem, slotAt, count).set(block.slot.subarray(0, count));
-    if (mask !== undefined) {
-      new Uint8Array(mem, maskAt, rows * count).set(mask.subarray(0, rows * count));
-    }
-    rt.columnBlock({
-      rows,
-      count,
-      w: wAt,
-      u: uAt,
-      err: errAt,
-      terms: termsAt,
-      scale: scaleAt,
-      zero: zeroAt,
-      slot: slotAt,
-      rowDiv: block.rowDiv,
-      slotRowStride: block.slotRowStride,
-      qmin: block.qmin,
-      qmax: block.qmax,
-      mask: mask === undefined ? 0 : maskAt,
+    // The grid and the mask follow the loss terms, offsets from the tail.
+    const zeroOff = align(slots * 4, 64);
+    const slotOff = align(zeroOff + slots * 4, 64);
+    const maskOff = align(slotOff + count * 4, 64);
+    const tailBytes = mask === undefined ? slotOff + count * 4 : maskOff + rows * count;
+    return this.#runColumnBlock(what, block, tailBytes, (at) => {
+      const rt = this.#rt;
+      const mem = rt.memory.buffer;
+      rt.f32(at.tail, slots).set(block.scale);
+      rt.f32(at.tail + zeroOff, slots).set(block.zero);
+      new Uint32Array(mem, at.tail + slotOff, count).set(block.slot.subarray(0, count));
+      if (mask !== undefined) {
+        new Uint8Array(mem, at.tail + maskOff, rows * count).set(mask.subarray(0, rows * count));
+      }
+      rt.columnBlock({
+        rows,
+        count,
+        w: at.w,
+        u: at.u,
+        err: at.err,
+        terms: at.terms,
+        scale: at.tail,
+        zero: at.tail + zeroOff,
+        slot: at.tail + slotOff,
+        rowDiv: block.rowDiv,
+        slotRowStride: block.slotRowStride,
+        qmin: block.qmin,
+        qmax: block.qmax,
+        mask: mask === undefined ? 0 : at.tail + maskOff,
+      });
     });
-    block.w.set(rt.f32(wAt, rows * count));
-    block.err.set(rt.f32(errAt, rows * count));
-    block.terms?.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
-    rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
-    return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
   }
 
   /**
@@ -828,33 +816,62 @@ export class CpuGemm {
       throw new CpuKernelError(`${what}: keep holds ${keep.length} values, needs ${rows * count}`);
     }
     if (rows === 0 || count === 0) return 0;
+    // The keep mask follows the loss terms.
+    const tailBytes = keep === undefined ? 0 : rows * count;
+    return this.#runColumnBlock(what, block, tailBytes, (at) => {
+      const rt = this.#rt;
+      if (keep !== undefined) {
+        new Uint8Array(rt.memory.buffer, at.tail, rows * count).set(keep.subarray(0, rows * count));
+      }
+      rt.pruneBlock({
+        rows,
+        count,
+        w: at.w,
+        u: at.u,
+        err: at.err,
+        terms: at.terms,
+        n,
+        m,
+        keep: keep === undefined ? 0 : at.tail,
+      });
+    });
+  }
+
+  /**
+   * A column block's shared staging: a float64 sum slot, w, U, err and the
+   * loss terms in the kernels' memory, then `tailBytes` for the op's own
+   * operands at `at.tail`; `run` records the op. Copies w and err (and the
+   * terms, when asked) back and returns the terms' ordered float64 sum.
+   */
+  #runColumnBlock(
+    what: string,
+    block: {
+      readonly rows: number;
+      readonly count: number;
+      readonly w: Float32Array;
+      readonly u: Float32Array;
+      readonly err: Float32Array;
+      readonly terms?: Float64Array;
+    },
+    tailBytes: number,
+    run: (at: { w: number; u: number; err: number; terms: number; tail: number }) => void,
+  ): number {
+    const { rows, count } = block;
+    if (rows === 0 || count === 0) return 0;
     const rt = this.#rt;
     const sumAt = rt.heapBase;
     const wAt = align(sumAt + 8, 64);
     const uAt = align(wAt + rows * count * 4, 64);
     const errAt = align(uAt + count * count * 4, 64);
     const termsAt = align(errAt + rows * count * 4, 64);
-    const keepAt = align(termsAt + rows * count * 8, 64);
-    const end = keep === undefined ? keepAt : keepAt + rows * count;
-    rt.reserve(end - rt.heapBase, `${what} of ${rows} × ${count}`);
+    const tailAt = align(termsAt + rows * count * 8, 64);
+    rt.reserve(tailAt + tailBytes - rt.heapBase, `${what} of ${rows} × ${count}`);
     rt.f32(wAt, rows * count).set(block.w.subarray(0, rows * count));
     rt.f32(uAt, count * count).set(block.u.subarray(0, count * count));
-    if (keep !== undefined) {
-      new Uint8Array(rt.memory.buffer, keepAt, rows * count).set(keep.subarray(0, rows * count));
-    }
-    rt.pruneBlock({
-      rows,
-      count,
-      w: wAt,
-      u: uAt,
-      err: errAt,
-      terms: termsAt,
-      n,
-      m,
-      keep: keep === undefined ? 0 : keepAt,
-    });
+    run({ w: wAt, u: uAt, err: errAt, terms: termsAt, tail: tailAt });
     block.w.set(rt.f32(wAt, rows * count));
     block.err.set(rt.f32(errAt, rows * count));
+    block.terms?.set(new Float64Array(rt.memory.buffer, termsAt, rows * count));
     rt.orderedSum({ v: termsAt, n: rows * count, out: sumAt });
     return new Float64Array(rt.memory.buffer, sumAt, 1)[0];
   }
