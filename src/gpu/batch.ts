@@ -54,6 +54,7 @@ export class CommandBatch {
   #commands: Command[] = [];
   #used = new Set<GPUBuffer>();
   #afterSubmit: Array<() => void> = [];
+  #memos = new Map<GPUBuffer, Map<string, unknown>>();
 
   /**
    * Creates an empty batch.
@@ -98,6 +99,11 @@ export class CommandBatch {
       }
     }
     for (const [i, b] of bindings.entries()) {
+      // A dispatch that may write a buffer ends the life of what was derived from its contents.
+      const written = b instanceof GpuTensor ? b.buffer : "buffer" in b ? b.buffer : b;
+      if (written instanceof GPUBuffer && mayWriteBinding(pipeline, i)) {
+        this.#memos.delete(written);
+      }
       if (b instanceof GpuTensor) {
         if (b.destroyed) {
           throw new ShapeError(`${label ?? pipeline.label}: binds a destroyed tensor [${b.shape}]`);
@@ -135,6 +141,7 @@ export class CommandBatch {
     this.#commands = [];
     this.#afterSubmit = [];
     this.#used = new Set();
+    this.#memos = new Map();
     clearPending(this.gpu.device, this);
     if (commands.length > 0) this.#encodeAndSubmit(commands);
     for (const fn of callbacks) fn();
@@ -154,6 +161,22 @@ export class CommandBatch {
   /** @internal True if unsubmitted commands bind `buffer`. */
   uses(buffer: GPUBuffer): boolean {
     return this.#used.has(buffer);
+  }
+
+  /**
+   * @internal A value derived from `buffer`'s contents as they stand at this
+   * point of the batch (e.g. an operand's packed tiles, recorded by `make`),
+   * made on first use and returned again until a later dispatch may write
+   * `buffer` or the batch is submitted. Why: products that share an input
+   * (q, k and v of one layer) pack it once.
+   */
+  memo<T>(buffer: GPUBuffer, key: string, make: () => T): T {
+    let memos = this.#memos.get(buffer);
+    if (memos?.has(key)) return memos.get(key) as T;
+    const value = make();
+    if (!memos) this.#memos.set(buffer, memos = new Map());
+    memos.set(key, value);
+    return value;
   }
 
   /** @internal Runs `fn` right after the next submit. */

@@ -487,6 +487,25 @@ function pack(
 }
 
 /**
+ * The tiles of a mutable operand, packed once per batch: later products in
+ * the same batch reuse them until a dispatch may write the operand's buffer
+ * (`CommandBatch.memo`). A tensor always binds its buffer from offset 0, so
+ * the buffer, the shape and the tiling fix what the tiles hold.
+ */
+function packedInput(
+  batch: CommandBatch,
+  t: UniformTiling,
+  src: GpuTensor,
+  rows: number,
+  k: number,
+  kc: number,
+  kTiles: number,
+): Packed {
+  const key = `uniform tiles ${tilingKey(t)}/${rows}x${k}/${kc}`;
+  return batch.memo(src.buffer, key, () => pack(batch, t, src, rows, k, kc, kTiles));
+}
+
+/**
  * w's tiles: packed once per tiling and kept with w when w is immutable (an
  * uploaded weight no kernel can write, so the copy never goes stale; freed
  * when w is destroyed), packed per call otherwise. A forward multiplies by
@@ -502,7 +521,7 @@ function packedWeight(
   kTiles: number,
 ): Packed {
   if (!w.immutable || rows !== w.shape[0] || k !== w.shape[1]) {
-    return pack(batch, t, w, rows, k, kc, kTiles);
+    return packedInput(batch, t, w, rows, k, kc, kTiles);
   }
   const device = batch.gpu.device;
   const packed = w.derived(`uniform tiles ${tilingKey(t)}/${kc}`, () => {
@@ -560,7 +579,8 @@ export function recordUniformMatmul(
   if (m === 0 || n === 0) return;
   const kc = Math.max(1, Math.min(t.kcMax, roundUp(k, t.unroll)));
   const kTiles = Math.max(1, Math.ceil(k / kc));
-  const xp = pack(batch, t, x, m, k, kc, kTiles);
+  // Products that share x in one batch (q, k and v; gate and up) pack it once.
+  const xp = packedInput(batch, t, x, m, k, kc, kTiles);
   const chunks = w instanceof ChunkedWeight ? w.chunks : [{ tensor: w, row0: 0, rows: n }];
   for (const chunk of chunks) {
     const wp = packedWeight(batch, t, chunk.tensor, chunk.rows, k, kc, kTiles);

@@ -217,6 +217,58 @@ Deno.test("uniform path: a weight's packed tiles never go stale", async (t) => {
   );
 });
 
+Deno.test("uniform path: products in one batch share x's packed tiles until x is written", async () => {
+  const random = seededRandom(13);
+  // k spans three k-tiles of 128 terms.
+  const [m, k, n] = [9, 300, 24];
+  const x1 = randomF32(random, m * k);
+  const x2 = randomF32(random, m * k);
+  const w1 = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
+  const w2 = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
+  const alone = (x: Float32Array, w: GpuTensor) =>
+    matmul(new CommandBatch(gpu), GpuTensor.fromArray(gpu, x, [m, k]), w, undefined, {
+      path: "uniform",
+    }).readF32();
+  const gx = GpuTensor.fromArray(gpu, x1, [m, k]);
+  const x2t = GpuTensor.fromArray(gpu, transposeRef(x2, m, k), [k, m]);
+  const batch = new CommandBatch(gpu);
+  const product = (w: GpuTensor) => matmul(batch, gx, w, undefined, { path: "uniform" });
+  const recorded = (record: () => GpuTensor) => {
+    const before = batch.pending;
+    return { y: record(), dispatches: batch.pending - before };
+  };
+  const first = recorded(() => product(w1));
+  const second = recorded(() => product(w2));
+  // Same products and k-groups, no pack of x the second time.
+  assert.equal(first.dispatches - second.dispatches, 1, "x is packed once for both products");
+  // x rewritten (through a view) in the same batch: the next product packs it again.
+  batch.dispatch(
+    kernelSync(gpu, "transpose.wgsl"),
+    [x2t, gx.view([m * k]), { uniform: new Uint32Array([k, m]) }],
+    [Math.ceil(m / 16), Math.ceil(k / 16)],
+    "rewrite x",
+  );
+  const third = recorded(() => product(w1));
+  // One pack again, of x: w1 (mutable, but not written since) keeps its tiles from the first.
+  assert.equal(third.dispatches, first.dispatches - 1, "x is packed again, w1 is not");
+  const [y1, y2, y3] = await Promise.all([first.y, second.y, third.y].map((y) => y.readF32()));
+  assert.deepEqual(y1, await alone(x1, w1));
+  assert.deepEqual(y2, await alone(x1, w2));
+  assert.deepEqual(y3, await alone(x2, w1));
+  // Once submitted, the batch forgets its tiles: x rewritten by another batch is packed afresh.
+  const other = new CommandBatch(gpu);
+  other.dispatch(
+    kernelSync(gpu, "transpose.wgsl"),
+    [GpuTensor.fromArray(gpu, transposeRef(x1, m, k), [k, m]), gx, {
+      uniform: new Uint32Array([k, m]),
+    }],
+    [Math.ceil(m / 16), Math.ceil(k / 16)],
+    "rewrite x again",
+  );
+  await other.done();
+  assert.deepEqual(await product(w2).readF32(), await alone(x1, w2));
+});
+
 function transposeRef(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(a.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
