@@ -200,8 +200,10 @@ if (values.shapes) {
       { tm: 32, tn: 8 },
       { tm: 32, tn: 8, wy: 1 },
       { tm: 32, tn: 4 },
-      { tm: 16, tn: 16 },
-      { tm: 8, tn: 16 },
+      // tn 16: wx 8 fills llvmpipe's 8-lane vectors (the default rb/2/tn = 4 leaves half idle).
+      { tm: 16, tn: 16, wx: 8, wy: 2 },
+      { tm: 16, tn: 16, wx: 8, wy: 2, unroll: 1 },
+      { tm: 8, tn: 16, wx: 8 },
       { tm: 16, tn: 4 },
       { tm: 16, tn: 8, rb: 256 },
       { tm: 16, tn: 16, rb: 256 },

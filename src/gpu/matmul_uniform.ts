@@ -60,7 +60,9 @@ export interface UniformTiling {
   tm: number;
   /** w rows per invocation (a multiple of 4). */
   tn: number;
-  /** Invocations per workgroup column: a workgroup covers rb/2 w rows and wy·tm x rows. */
+  /** Invocations per workgroup row: a workgroup covers wx·tn w rows. */
+  wx: number;
+  /** Invocations per workgroup column: a workgroup covers wy·tm x rows. */
   wy: number;
   /** Terms per inner-loop iteration (1, 2 or 4); every tile's kc is a multiple of it. */
   unroll: number;
@@ -78,6 +80,8 @@ export interface UniformShape {
   rb?: number;
   /** Invocations per workgroup column (default rb/2/tm: a workgroup covers half a tile of x rows). */
   wy?: number;
+  /** Invocations per workgroup row (default rb/2/tn: a workgroup covers half a tile of w rows). */
+  wx?: number;
   /** Terms per inner-loop iteration, 1, 2 or 4 (default 2). */
   unroll?: number;
 }
@@ -129,6 +133,10 @@ export function uniformTiling(
     4,
     Math.floor((limits.maxUniformBuffersPerShaderStage - 1) / 2),
   );
+  const wx = shape.wx ?? rb / 2 / tn;
+  if (!Number.isInteger(wx) || wx < 1 || (rb / tn) % wx !== 0) {
+    throw new ShapeError(`uniform matmul shape: wx ${wx} must divide rb/tn = ${rb / tn}`);
+  }
   const wy = shape.wy ?? rb / 2 / tm;
   if (!Number.isInteger(wy) || wy < 1 || (rb / tm) % wy !== 0) {
     throw new ShapeError(`uniform matmul shape: wy ${wy} must divide rb/tm = ${rb / tm}`);
@@ -146,6 +154,7 @@ export function uniformTiling(
     align: limits.minUniformBufferOffsetAlignment,
     tm,
     tn,
+    wx,
     wy,
     unroll,
   };
@@ -205,10 +214,12 @@ export function defaultMatmulPath(gpu: Gpu): MatmulPath {
  * per iteration. Measured at 1024³ on a
  * 2-core Zen 2 (llvmpipe, GL): 32 × 8 (6.4 FMAs per float) 10.3–11.3 GFLOP
  * per CPU-second against 9.0–10.6 for 16 × 8 (5.3), at 1.9 s CPU to compile
- * cold against 0.7 s; 16 × 16 (8 per float, the same 64 accumulators)
- * drops to 6.3–6.9. What fits these figures: the lanes of a workgroup row
- * share their x rows (one cache line per gathered load) while each loads
- * its own w rows, so tall blocks (many x rows, few w rows) pay least.
+ * cold against 0.7 s. llvmpipe fills its 8 lanes from a workgroup's rows
+ * of `wx` invocations, so wx must be at least 8: 16 × 16 with the default
+ * wx = rb/2/tn = 4 ran half-empty vectors (6.3–6.9); with wx 8 it measures
+ * level with 16 × 8 (11.7–12.3 against 11.1–13.2 GFLOP per CPU-second,
+ * alternated in one process, machine loaded), as do 32 × 16 and 8 × 16:
+ * fewer gathered floats per FMA no longer buy speed here.
  *
  * @param t the tiling
  * @returns the kernel source, entry point "main"
@@ -322,7 +333,7 @@ fn put4(m: u32, n: u32, v: vec4<f32>) {
   put(m, n + 3u, v.w);
 }
 
-@compute @workgroup_size(${rb / 2 / tn}, ${t.wy})
+@compute @workgroup_size(${t.wx}, ${t.wy})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let xq = gid.y * ${tm / 4}u;
   let wq = gid.x * ${tn / 4}u;
@@ -338,7 +349,7 @@ ${stores}
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 function tilingKey(t: UniformTiling): string {
-  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wy}/${t.unroll}`;
+  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wx}x${t.wy}/${t.unroll}`;
 }
 
 function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
@@ -853,7 +864,7 @@ function recordProducts(
         batch.dispatch(
           pipeline,
           [{ uniform: new Uint8Array(params) }, o.y, o.bias ?? placeholder(gpu), ...xs, ...ws],
-          [workgroupsFor(colsHere, t.rb / 2), workgroupsFor(rowsHere, t.tm * t.wy)],
+          [workgroupsFor(colsHere, t.tn * t.wx), workgroupsFor(rowsHere, t.tm * t.wy)],
           `${o.label} block ${bx},${bw} k-group ${g}`,
         );
       }

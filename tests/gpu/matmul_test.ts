@@ -316,6 +316,7 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
       { tm: 32, tn: 8 },
       { tm: 16, tn: 8, wy: 1 },
       { tm: 32, tn: 8, wy: 1 },
+      { tm: 16, tn: 16, wx: 8, wy: 2 },
       { unroll: 1 },
       { unroll: 4 },
     ]
@@ -487,6 +488,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     align: 256,
     tm: 16,
     tn: 8,
+    wx: 8,
     wy: 4,
     unroll: 2,
   });
@@ -499,6 +501,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1024 }), null);
   assert.throws(() => uniformTiling(limits, { tm: 6 }), ShapeError);
   assert.throws(() => uniformTiling(limits, { wy: 3 }), /wy 3 must divide/);
+  assert.throws(() => uniformTiling(limits, { tn: 16, wx: 16 }), /wx 16 must divide rb\/tn = 8/);
   assert.throws(() => uniformTiling(limits, { unroll: 3 }), /unroll 3 must be 1, 2 or 4/);
   // The generated kernel declares exactly one window binding per k-tile and operand.
   const source = uniformMatmulSource(
