@@ -9,10 +9,13 @@
  * register-tiled kernel (kernels/matmul_f32.wgsl) is therefore capped near
  * 2 GFLOP/s there, whatever its tiling. This path:
  *
- * 1. packs x and w on the device (kernels/pack_tiles.wgsl, one storage read
- *    per element) into tiles of `rb` rows × `kc` terms, each small enough for
- *    one uniform binding (the adapter's maxUniformBufferBindingSize, at most
- *    64 KiB) and starting at a multiple of minUniformBufferOffsetAlignment;
+ * 1. packs x and w on the device (kernels/pack_tiles_vec4.wgsl, four floats
+ *    per storage access, when rows start on 16-byte boundaries, else
+ *    kernels/pack_tiles.wgsl) into tiles of `rb` rows × `kc` terms, each
+ *    small enough for one uniform binding (the adapter's
+ *    maxUniformBufferBindingSize, at most 64 KiB) and starting at a multiple
+ *    of minUniformBufferOffsetAlignment; an immutable weight's tiles are kept
+ *    with it, and products in one batch that share an input pack it once;
  * 2. dispatches, per block of rb × rb outputs and per group of up to
  *    `chunks` k-tiles, a generated kernel whose inner loop reads only uniform
  *    windows (16 × 8 outputs per invocation, 32 vec4 accumulators, two terms
@@ -20,7 +23,7 @@
  *
  * Everything is recorded into the caller's CommandBatch: one submit per op
  * batch, never one per tile. One pipeline per device (its text depends only
- * on the adapter's limits), plus the pack kernel.
+ * on the adapter's limits), plus the two pack kernels.
  *
  * @module
  */
@@ -42,7 +45,7 @@ export type MatmulPath = "storage" | "uniform";
 
 /** Windows never exceed 64 KiB, even where the adapter allows more: the tiles stay cache-sized. */
 const MAX_WINDOW_BYTES = 65536;
-const PACK_WG = 256;
+const PACK_WG = 64;
 
 /** How the uniform-window matmul cuts its operands, derived from the adapter's limits. */
 export interface UniformTiling {
@@ -422,7 +425,9 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
     registerWritableBindings(pipeline, uniformMatmulSource(t));
     if (!cache.has(key)) cache.set(key, pipeline);
   }
-  await loadKernel(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
+  for (const file of ["pack_tiles.wgsl", "pack_tiles_vec4.wgsl"]) {
+    await loadKernel(gpu, file, { constants: { RB: t.rb } });
+  }
 }
 
 /** A packed operand: its buffer and where each tile starts. */
@@ -469,19 +474,23 @@ function pack(
   // work is done); a kept one belongs to the caller.
   const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
   if (!keep) batch.afterSubmit(() => buffer.destroy());
-  const pipeline = kernelSync(gpu, "pack_tiles.wgsl", { constants: { RB: t.rb } });
-  const perTile = workgroupsFor(t.rb * kc, PACK_WG);
-  const maxTiles = gpu.limits.maxComputeWorkgroupsPerDimension;
-  for (let t0 = 0; t0 < tiles; t0 += maxTiles) {
+  const ld = transposed ? rows : k;
+  // Rows on 16-byte boundaries: 4 × 4 blocks per invocation, else four rows of one term.
+  const vec4 = ld % 4 === 0 && offset % 4 === 0 && kc % 4 === 0;
+  const file = vec4 ? "pack_tiles_vec4.wgsl" : "pack_tiles.wgsl";
+  const pipeline = kernelSync(gpu, file, { constants: { RB: t.rb } });
+  const perTile = workgroupsFor((t.rb / (vec4 ? 16 : 4)) * kc, PACK_WG);
+  const maxBlocks = gpu.limits.maxComputeWorkgroupsPerDimension;
+  for (let b0 = 0; b0 < blocks; b0 += maxBlocks) {
     const params = new Uint32Array([
       rows,
       k,
-      transposed ? rows : k,
+      ld,
       transposed ? 1 : 0,
       kc,
       kTiles,
       strideBytes / 4,
-      t0,
+      b0,
       offset,
       0,
       0,
@@ -490,7 +499,7 @@ function pack(
     batch.dispatch(
       pipeline,
       [src, buffer, { uniform: params }],
-      [perTile, Math.min(maxTiles, tiles - t0)],
+      [perTile, kTiles, Math.min(maxBlocks, blocks - b0)],
       `pack_tiles [${rows},${k}]${transposed ? "ᵀ" : ""}`,
     );
   }

@@ -381,8 +381,10 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
 
 Deno.test("recordUniformGram: h ← β·h + α·xᵀx through uniform windows", async (t) => {
   const random = seededRandom(17);
-  // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h.
-  for (const [tokens, k, beta] of [[5, 3, 1], [600, 150, 0.5], [37, 20, 0]] as const) {
+  // [T, K, beta]: one tile; K past a 128-row block and T past 4 k-tiles of 128; beta 0 ignores h;
+  // K a multiple of 4 (x packed four floats at a time, kernels/pack_tiles_vec4.wgsl).
+  const cases = [[5, 3, 1], [600, 150, 0.5], [37, 20, 0], [600, 152, 0.5]] as const;
+  for (const [tokens, k, beta] of cases) {
     await t.step(`T ${tokens}, K ${k}, beta ${beta}`, async () => {
       const x = randomF32(random, tokens * k);
       const h0 = randomF32(random, k * k);
@@ -428,11 +430,12 @@ Deno.test("recordUniformGramRows: row panels, padding, lower triangle, token chu
   const random = seededRandom(23);
   // K 150 in panels of 60, 70 and 40 rows (not multiples of a 128-row block), stride 160 with
   // 10 padding columns and 20 padding rows; 1300 tokens packed in two chunks (1024 tokens fit 1 MiB).
-  const [tokens, k, ld] = [1300, 150, 160];
+  // K 152: the same through the four-floats-at-a-time pack (the second chunk starts at 1024·K).
+  const [tokens, ld] = [1300, 160];
   const heights = [60, 70, 40];
-  const x = randomF32(random, tokens * k);
   const [alpha, beta] = [0.25, 0.5];
-  for (const lowerOnly of [false, true]) {
+  for (const [k, lowerOnly] of [[150, false], [150, true], [152, false]] as const) {
+    const x = randomF32(random, tokens * k);
     const starts = heights.map((_, q) => heights.slice(0, q).reduce((a, b) => a + b, 0));
     const h0 = heights.map((rows) => randomF32(random, rows * ld));
     const panels = heights.map((rows, q) => GpuTensor.fromArray(gpu, h0[q], [rows, ld]));
