@@ -16,8 +16,10 @@
  * `--large` (one run; minutes on a storage-fed software adapter). The uniform
  * path is also timed with an immutable weight, whose packed tiles are kept
  * across products (what a forward pass does with each layer's weights), and
- * with three kept weights multiplying one x in one batch (a layer's q, k and
- * v: x is packed once for the three). `--shapes`
+ * with four independent products per host wait (each wait costs about 11 ms
+ * in Deno 2.9, whatever the work), and with three kept weights multiplying
+ * one x in one batch (a layer's q, k and v: x is packed once for the three).
+ * `--shapes`
  * sweeps the uniform kernel's shapes at 1024³. One JSON line at the end.
  *
  * @module
@@ -105,9 +107,11 @@ interface Timing {
 }
 
 /**
- * Best of `runs` timings of `products` products x·wᵢᵀ recorded into one batch
- * (one x; products > 1 is a layer's q, k and v, which share their input, so
- * the uniform path packs x once per batch). `ms` is per product.
+ * Best of `runs` timings of `products` products xᵢ·wᵢᵀ recorded into one batch
+ * and awaited once (every host wait costs about 11 ms in Deno 2.9 whatever the
+ * work, so several products per wait show the kernels' throughput). With
+ * `sharedX` all products read one x, as a layer's q, k and v do, and the
+ * uniform path packs it once per batch. `ms` is per product.
  */
 async function timeMatmul(
   path: MatmulPath,
@@ -116,8 +120,13 @@ async function timeMatmul(
   shape?: UniformShape,
   keptWeight = false,
   products = 1,
+  sharedX = true,
 ): Promise<Timing> {
-  const x = operand(gpu, size, size, 7919);
+  const xs = Array.from(
+    { length: sharedX ? 1 : products },
+    (_, i) => operand(gpu, size, size, 7919 + 2 * i),
+  );
+  const xOf = (i: number) => xs[sharedX ? 0 : i];
   // An immutable weight (as the engine uploads them) keeps its packed tiles on the uniform
   // path: the first product packs it, the timed ones reuse it, as a forward's later tokens do.
   const ws = Array.from(
@@ -125,14 +134,18 @@ async function timeMatmul(
     (_, i) => operand(gpu, size, size, 104729 + 2 * i, keptWeight),
   );
   const batch = new CommandBatch(gpu);
-  if (keptWeight) { for (const w of ws) matmul(batch, x, w, undefined, { path, shape }).destroy(); }
+  if (keptWeight) {
+    for (const [i, w] of ws.entries()) {
+      matmul(batch, xOf(i), w, undefined, { path, shape }).destroy();
+    }
+  }
   await batch.done(); // uploads (and the kept packs) finished before the clock starts
   let best: Timing = { ms: Infinity, gflops: 0, gflopsPerCpuSecond: 0 };
   const flop = 2 * size ** 3 * products;
   for (let r = 0; r < runs; r++) {
     const cpu0 = process.cpuUsage();
     const start = performance.now();
-    const ys = ws.map((w) => matmul(batch, x, w, undefined, { path, shape }));
+    const ys = ws.map((w, i) => matmul(batch, xOf(i), w, undefined, { path, shape }));
     await batch.done();
     const ms = performance.now() - start;
     const cpu = process.cpuUsage(cpu0);
@@ -146,8 +159,7 @@ async function timeMatmul(
     }
     for (const y of ys) y.destroy();
   }
-  x.destroy();
-  for (const w of ws) w.destroy();
+  for (const t of [...xs, ...ws]) t.destroy();
   return best;
 }
 
@@ -171,6 +183,11 @@ for (const path of paths) {
   if (path === "uniform") {
     const kept = await timeMatmul(path, 1024, 3, undefined, true);
     rows.push({ case: `${path}: 1024³, weight packed once and kept (best of 3)`, ...kept });
+    const four = await timeMatmul(path, 1024, 3, undefined, false, 4, false);
+    rows.push({
+      case: `${path}: 1024³ ×4 per wait, every operand packed per call (best of 3, per product)`,
+      ...four,
+    });
     const qkv = await timeMatmul(path, 1024, 3, undefined, true, 3);
     rows.push({
       case: `${path}: 1024³ ×3 sharing x (q, k, v), weights kept (best of 3, per product)`,
@@ -179,6 +196,8 @@ for (const path of paths) {
     Object.assign(json[path] as Record<string, number>, {
       gflops_1024_kept_weight: Number(kept.gflops.toFixed(2)),
       gflops_per_cpu_s_1024_kept_weight: Number(kept.gflopsPerCpuSecond.toFixed(2)),
+      gflops_1024_4_per_wait: Number(four.gflops.toFixed(2)),
+      gflops_per_cpu_s_1024_4_per_wait: Number(four.gflopsPerCpuSecond.toFixed(2)),
       gflops_1024_qkv_kept_weights: Number(qkv.gflops.toFixed(2)),
       gflops_per_cpu_s_1024_qkv_kept_weights: Number(qkv.gflopsPerCpuSecond.toFixed(2)),
     });
