@@ -224,12 +224,7 @@ export function defaultMatmulPath(gpu: Gpu): MatmulPath {
  * alternated in one process, machine loaded), as do 32 × 16 and 8 × 16:
  * fewer gathered floats per FMA no longer buy speed here.
  *
- * With `quads` (for outputs whose rows start on 16-byte boundaries) y and
- * bias are bound as vec4 arrays and each invocation stores four outputs per
- * storage access; otherwise one per output. Same arithmetic, same bits.
- *
  * @param t the tiling
- * @param quads y and bias as vec4 arrays (row stride, first column and sizes multiples of 4)
  * @returns the kernel source, entry point "main"
  *
  * @example
@@ -243,7 +238,7 @@ export function defaultMatmulPath(gpu: Gpu): MatmulPath {
  * console.assert(uniformMatmulSource(t).includes("var<uniform> x3"));
  * ```
  */
-export function uniformMatmulSource(t: UniformTiling, quads = true): string {
+export function uniformMatmulSource(t: UniformTiling): string {
   const { tm, tn, rb } = t;
   const chunks = Array.from({ length: t.chunks }, (_, c) => c);
   const xv = Array.from({ length: tm / 4 }, (_, v) => v);
@@ -315,29 +310,11 @@ struct Params {
 alias Window = array<vec4<f32>, ${t.windowBytes / 16}>;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> y: array<${quads ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read> bias: array<${quads ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
 ${windows}
 
-${quads ? PUT_QUADS : PUT_SCALARS}
-
-
-@compute @workgroup_size(${t.wx}, ${t.wy})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let xq = gid.y * ${tm / 4}u;
-  let wq = gid.x * ${tn / 4}u;
-${accs.map((a) => `  var ${a} = vec4<f32>();`).join("\n")}
-${chunks.map(body).join("\n")}
-  let m0 = p.m0 + gid.y * ${tm}u;
-  let n0 = p.n0 + gid.x * ${tn}u;
-${stores}
-}
-`;
-}
-
-// y (+)= alpha · v (+ beta · y) (+ bias) for outputs (m, n .. n + 3): one storage access per
-// output, for any layout.
-const PUT_SCALARS = `fn put(m: u32, n: u32, v: f32) {
+fn put(m: u32, n: u32, v: f32) {
   if (m < p.row0 || m >= p.m || n >= p.n) {
     return;
   }
@@ -357,40 +334,20 @@ fn put4(m: u32, n: u32, v: vec4<f32>) {
   put(m, n + 1u, v.y);
   put(m, n + 2u, v.z);
   put(m, n + 3u, v.w);
-}`;
+}
 
-// The same with y and bias bound as vec4 arrays (ldy and col0 multiples of 4, y and bias whole
-// quads): one storage access per four outputs, component by component only in a row's last,
-// partial quad. llvmpipe runs each storage access as a loop over the lanes, so the stores of a
-// dispatch cost about a quarter (measured: ~155 µs CPU per 128 × 128 block with scalars).
-const PUT_QUADS = `fn put4(m: u32, n: u32, v: vec4<f32>) {
-  if (m < p.row0 || m >= p.m || n >= p.n) {
-    return;
-  }
-  let at = ((m - p.row0) * p.ldy + p.col0 + n) / 4u;
-  let b = (p.col0 + n) / 4u;
-  if (n + 4u <= p.n) {
-    var s = p.alpha * v;
-    if ((p.flags & 1u) != 0u) {
-      s += p.beta * y[at];
-    }
-    if ((p.flags & 2u) != 0u) {
-      s += bias[b];
-    }
-    y[at] = s;
-    return;
-  }
-  for (var c = 0u; n + c < p.n; c++) {
-    var s = p.alpha * v[c];
-    if ((p.flags & 1u) != 0u) {
-      s += p.beta * y[at][c];
-    }
-    if ((p.flags & 2u) != 0u) {
-      s += bias[b][c];
-    }
-    y[at][c] = s;
-  }
-}`;
+@compute @workgroup_size(${t.wx}, ${t.wy})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let xq = gid.y * ${tm / 4}u;
+  let wq = gid.x * ${tn / 4}u;
+${accs.map((a) => `  var ${a} = vec4<f32>();`).join("\n")}
+${chunks.map(body).join("\n")}
+  let m0 = p.m0 + gid.y * ${tm}u;
+  let n0 = p.n0 + gid.x * ${tn}u;
+${stores}
+}
+`;
+}
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
@@ -398,15 +355,14 @@ function tilingKey(t: UniformTiling): string {
   return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wx}x${t.wy}/${t.unroll}`;
 }
 
-function uniformPipeline(gpu: Gpu, t: UniformTiling, quads: boolean): GPUComputePipeline {
+function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
   let cache = pipelines.get(gpu.device);
   if (!cache) pipelines.set(gpu.device, cache = new Map());
-  const key = `${tilingKey(t)}/${quads ? "quads" : "scalars"}`;
+  const key = tilingKey(t);
   let pipeline = cache.get(key);
   if (!pipeline) {
     const label = `matmul_uniform_f32 (generated, ${key})`;
-    const code = uniformMatmulSource(t, quads);
-    const module = gpu.device.createShaderModule({ label, code });
+    const module = gpu.device.createShaderModule({ label, code: uniformMatmulSource(t) });
     module.getCompilationInfo().then((info) => {
       const errors = info.messages.filter((m) => m.type === "error");
       if (errors.length > 0) {
@@ -424,7 +380,7 @@ function uniformPipeline(gpu: Gpu, t: UniformTiling, quads: boolean): GPUCompute
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
-    registerWritableBindings(pipeline, code);
+    registerWritableBindings(pipeline, uniformMatmulSource(t));
     cache.set(key, pipeline);
   }
   return pipeline;
@@ -450,12 +406,10 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
   if (!t) return;
   let cache = pipelines.get(gpu.device);
   if (!cache) pipelines.set(gpu.device, cache = new Map());
-  // The quad-store variant (the one every layout with dimensions in multiples of 4 takes).
-  const key = `${tilingKey(t)}/quads`;
+  const key = tilingKey(t);
   if (!cache.has(key)) {
     const label = `matmul_uniform_f32 (generated, ${key})`;
-    const code = uniformMatmulSource(t);
-    const module = gpu.device.createShaderModule({ label, code });
+    const module = gpu.device.createShaderModule({ label, code: uniformMatmulSource(t) });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length > 0) {
@@ -468,7 +422,7 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
-    registerWritableBindings(pipeline, code);
+    registerWritableBindings(pipeline, uniformMatmulSource(t));
     if (!cache.has(key)) cache.set(key, pipeline);
   }
   for (const file of ["pack_tiles.wgsl", "pack_tiles_vec4.wgsl"]) {
@@ -883,10 +837,7 @@ function recordProducts(
   },
 ): void {
   const gpu = batch.gpu;
-  // y and bias as vec4 arrays when every quad of outputs starts on a 16-byte boundary.
-  const quads = o.ldy % 4 === 0 && o.col0 % 4 === 0 && o.y.numel % 4 === 0 &&
-    (o.bias === undefined || o.bias.numel % 4 === 0);
-  const pipeline = uniformPipeline(gpu, t, quads);
+  const pipeline = uniformPipeline(gpu, t);
   const window = (p: Packed, block: number, tile: number): Binding => ({
     buffer: p.buffer,
     offset: (block * o.kTiles + tile) * p.strideBytes,
