@@ -11,26 +11,9 @@
 // src is read as vec4<f32> and x counts blocks of 4 × 4:
 // dispatch [ceil(RB · kc / 16 / 64), k_tiles, blocks].
 
-struct Params {
-  rows: u32,
-  k: u32,
-  ld: u32,
-  transposed: u32,
-  kc: u32,
-  k_tiles: u32,
-  tile_stride: u32,
-  block0: u32,
-  offset: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
-}
-
-override RB: u32 = 128u;
+//! include "pack_tiles_common.wgsl"
 
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@group(0) @binding(2) var<uniform> p: Params;
 
 // src[at .. at + 3] (at a multiple of 4) with component i zeroed where !keep[i].
 fn load4(at: u32, keep: vec4<bool>) -> vec4<f32> {
