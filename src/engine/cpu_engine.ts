@@ -31,6 +31,7 @@ import {
   matmulTransposed,
   rmsnorm,
   siluMul,
+  swiGlu,
   walshHadamard,
 } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
@@ -223,16 +224,7 @@ export class CpuEngine implements Engine {
   matmul(x: Tensor, w: Tensor, bias?: Tensor): CpuTensor {
     const xs = f32(x, "matmul");
     const ws = f32(w, "matmul");
-    if (x.shape.length < 1 || w.shape.length !== 2) {
-      throw new EngineError(
-        `matmul: expected x [..., K] and w [N, K], got [${x.shape}] and [${w.shape}]`,
-      );
-    }
-    const [n, k] = w.shape;
-    if (x.shape[x.shape.length - 1] !== k) {
-      throw new EngineError(`matmul: x [${x.shape}] and w [${w.shape}] disagree on K`);
-    }
-    const m = x.numel / k;
+    const { m, n, k } = productShape("matmul", x, w);
     const b = bias === undefined ? undefined : f32(bias, "matmul");
     if (b !== undefined && b.length !== n) {
       throw new EngineError(`matmul: bias [${bias!.shape}] must be [${n}]`);
@@ -337,6 +329,16 @@ export class CpuEngine implements Engine {
       throw new EngineError(`siluMul: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
     return this.#own(siluMul(g, u, g.length, this.#f32(g.length)), gate.shape);
+  }
+
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): CpuTensor {
+    const { m, n, k } = productShape("swiGlu", x, gate);
+    if (up.shape.join() !== gate.shape.join()) {
+      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+    }
+    const xs = f32(x, "swiGlu");
+    const y = swiGlu(xs, f32(gate, "swiGlu"), f32(up, "swiGlu"), m, n, k, this.#f32(m * n));
+    return this.#own(y, [...x.shape.slice(0, -1), n]);
   }
 
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
@@ -583,6 +585,20 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** m, n and k of x `[..., K]` · wᵀ for w `[N, K]`; throws naming `op` when they do not fit. */
+function productShape(op: string, x: Tensor, w: Tensor): { m: number; n: number; k: number } {
+  if (x.shape.length < 1 || w.shape.length !== 2) {
+    throw new EngineError(
+      `${op}: expected x [..., K] and w [N, K], got [${x.shape}] and [${w.shape}]`,
+    );
+  }
+  const [n, k] = w.shape;
+  if (x.shape[x.shape.length - 1] !== k) {
+    throw new EngineError(`${op}: x [${x.shape}] and w [${w.shape}] disagree on K`);
+  }
+  return { m: x.numel / k, n, k };
 }
 
 /** Where each {@link RowReduction} starts. */

@@ -492,6 +492,13 @@ export interface Engine {
   /** `silu(gate) · up` elementwise. */
   siluMul(gate: Tensor, up: Tensor): Tensor;
   /**
+   * A SwiGLU MLP's activation from its input, `silu(x · gateᵀ) · (x · upᵀ)`:
+   * x `[..., K]`, gate and up `[N, K]` (no bias); the bits of
+   * `siluMul(matmul(x, gate), matmul(x, up))` without handing the two
+   * products out.
+   */
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): Tensor;
+  /**
    * Copies the rows of `ids` in `[rowStart, rowStart + table rows)` from a
    * block of the embedding table into `out` `[ids, hidden]`.
    */

@@ -192,6 +192,21 @@ export class WebGpuEngine implements Engine {
     return this.ops.siluMul(this.batch, gpuTensor(gate, "siluMul"), gpuTensor(up, "siluMul"));
   }
 
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): GpuTensor {
+    if (up.shape.join() !== gate.shape.join()) {
+      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+    }
+    // The two products are recorded like any others; destroyed once the activation is recorded.
+    const g = this.matmul(x, gate);
+    const u = this.matmul(x, up);
+    try {
+      return this.siluMul(g, u);
+    } finally {
+      g.destroy();
+      u.destroy();
+    }
+  }
+
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
     const what = "embeddingGather";
     this.ops.embeddingGather(

@@ -159,6 +159,22 @@ export function encodeDecoderLayer(
     return rotated === null ? y : temp(rotated);
   };
 
+  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
+  // and nothing needs the products apart (no bias, no online output transform):
+  // the CPU engine then keeps them in its kernels' memory (same bits).
+  const swiGlu = (xg: Tensor, xu: Tensor): Tensor => {
+    const plain = (l: LayerLinear) =>
+      weights.bias(l) === undefined && (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
+    if (xg === xu && plain("mlp.gate_proj") && plain("mlp.up_proj")) {
+      return engine.swiGlu(xg, weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj"));
+    }
+    const gate = linear("mlp.gate_proj", xg);
+    const up = linear("mlp.up_proj", xu);
+    const act = engine.siluMul(gate, up);
+    release(gate, up);
+    return act;
+  };
+
   const part = ctx.part ?? "layer";
   // Only the half that runs alone may start from it (runLayer checks).
   const normed = part === "self_attn" || part === "mlp" ? ctx.normed ?? null : null;
@@ -189,11 +205,8 @@ export function encodeDecoderLayer(
       return keep(hn);
     }
     const mlpIn = linearInputs(GATE_UP, hn);
-    const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
-    const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
+    const act = temp(swiGlu(mlpIn.get("mlp.gate_proj")!, mlpIn.get("mlp.up_proj")!));
     release(...[hn, ...mlpIn.values()].filter((t) => t !== normed));
-    const act = temp(engine.siluMul(gate, up));
-    release(gate, up);
     const downIn = linearInput(DOWN, act);
     if (part === "inputs") {
       // Every tap has been shown; nobody reads the layer's output.

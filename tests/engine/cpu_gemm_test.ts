@@ -668,6 +668,65 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });
 
+Deno.test("swiGlu and matmulTransposedMany give the bits of their separate products, whole and in chunks", () => {
+  for (const { gemm, label } of GEMMS) {
+    // One quantum per chunk (4 rows) with a tiny stream budget, one chunk with a huge one.
+    for (const streamBytes of [1, 2 ** 40]) {
+      const chunked = createCpuGemm({
+        threads: gemm.info().threads,
+        variant: gemm.info().variant,
+        streamBytes,
+      });
+      try {
+        // n = 19 and m = 37: rows and elements whose counts are not multiples of 4;
+        // 130 × 257 × 600: more than one KC slice, rows in several chunks.
+        for (const [m, n, k] of [[37, 19, 30], [130, 257, 600], [5, 8, 0], [0, 3, 4]]) {
+          const x = values(m * k, m + k).map((v) => 3 * v);
+          const wg = values(n * k, n + 2 * k);
+          const wu = values(n * k, n + 3 * k);
+          const wq = values(2 * n * k, n + 4 * k);
+          const g = gemm.matmulTransposed(x, wg, m, n, k);
+          const u = gemm.matmulTransposed(x, wu, m, n, k);
+          const what = `${m}×${n}×${k}, ${label}, stream ${streamBytes}`;
+          assert.deepEqual(
+            chunked.swiGlu(x, wg, wu, m, n, k),
+            gemm.siluMul(g, u, m * n),
+            `swiGlu ${what}`,
+          );
+          const outs = [
+            new Float32Array(m * n + 3),
+            new Float32Array(m * 2 * n),
+            new Float32Array(m * n),
+          ];
+          const many = chunked.matmulTransposedMany(
+            x,
+            [{ w: wg, n }, { w: wq, n: 2 * n }, { w: wu, n }],
+            m,
+            k,
+            outs,
+          );
+          assert.ok(many.every((y, i) => y === outs[i]), "writes the given outputs");
+          assert.deepEqual(many[0].subarray(0, m * n), g, `many[0] ${what}`);
+          assert.deepEqual(many[1], gemm.matmulTransposed(x, wq, m, 2 * n, k), `many[1] ${what}`);
+          assert.deepEqual(many[2], u, `many[2] ${what}`);
+        }
+      } finally {
+        chunked.close();
+      }
+    }
+  }
+  const gemm = GEMMS[0].gemm;
+  assert.throws(
+    () => gemm.swiGlu(new Float32Array(6), new Float32Array(6), new Float32Array(5), 2, 2, 3),
+    (e: Error) => e instanceof CpuKernelError && /weight 1 holds 5 floats, needs 6/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      gemm.matmulTransposedMany(new Float32Array(6), [{ w: new Float32Array(6), n: 2 }], 2, 3, []),
+    (e: Error) => e instanceof CpuKernelError && /1 weights but 0 outputs/.test(e.message),
+  );
+});
+
 Deno.test("streaming token-length operands in chunks changes no bit and bounds the kernels' memory", () => {
   for (const variant of BUILDS) {
     for (const threads of [1, 2]) {

@@ -87,6 +87,27 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name: `${kind}: swiGlu is siluMul(matmul(x, gate), matmul(x, up)), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, k, n] = [9, 20, 13];
+      const x = e.upload(randn(m * k).map((v) => 3 * v), [3, 3, k]);
+      const gate = e.uploadWeight(randn(n * k), [n, k]);
+      const up = e.uploadWeight(randn(n * k), [n, k]);
+      const g = e.matmul(x, gate);
+      const u = e.matmul(x, up);
+      const fused = e.swiGlu(x, gate, up);
+      const apart = e.siluMul(g, u);
+      assert.deepEqual(fused.shape, [3, 3, n]);
+      const [hf, ha] = await read(e, fused, apart);
+      assert.deepEqual(hf, ha);
+      assert.throws(() => e.swiGlu(x, gate, e.uploadWeight(randn(n * k), [k, n])), EngineError);
+      for (const t of [x, gate, up, g, u, fused, apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
     name: `${kind}: rowSquaredError is reduceRows(mul(d, d), "sum"), d = a − b, bit for bit`,
     sanitizeResources: false,
     async fn() {

@@ -729,6 +729,75 @@ export class CpuGemm {
   }
 
   /**
+   * y_i[m, n_i] = x[m, k] · w_iᵀ for several weights of one x (q, k and v
+   * of attention): the bits of {@link matmulTransposed} for each, with x
+   * copied into the kernels' memory once for all of them rather than once a
+   * product.
+   *
+   * @param x activations, m × k
+   * @param ws the weights, each n_i × k, with n_i
+   * @param m rows of x
+   * @param k columns of x
+   * @param outs written when given (out i: its first m·n_i floats), else allocated
+   * @returns the products, in the order of ws
+   */
+  matmulTransposedMany(
+    x: Float32Array,
+    ws: readonly { readonly w: Float32Array; readonly n: number }[],
+    m: number,
+    k: number,
+    outs?: readonly Float32Array[],
+  ): Float32Array[] {
+    const what = "matmulTransposedMany";
+    if (outs !== undefined && outs.length !== ws.length) {
+      throw new CpuKernelError(`${what}: ${ws.length} weights but ${outs.length} outputs`);
+    }
+    const ys = ws.map(({ n }, i) => outs?.[i] ?? new Float32Array(m * n));
+    ys.forEach((y, i) => checkLength(what, `out ${i}`, y, m * ws[i].n));
+    this.#products(what, x, ws, m, k, (r0, r, c) => {
+      for (const [i, { n }] of ws.entries()) ys[i].set(this.#rt.f32(c[i], r * n), r0 * n);
+    });
+    return ys;
+  }
+
+  /**
+   * A SwiGLU MLP's activation from its input: y = silu(x·gateᵀ) · (x·upᵀ),
+   * with the bits of two {@link matmulTransposed} calls and a
+   * {@link siluMul} on their results. Both products of a chunk of x's rows
+   * stay in the kernels' memory for the activation: x is copied in once,
+   * only y is copied out.
+   *
+   * @param x activations, m × k
+   * @param gate the gate weight, n × k
+   * @param up the up weight, n × k
+   * @param m rows of x
+   * @param n rows of each weight
+   * @param k columns of x
+   * @param out written when given (its first m·n floats), else allocated
+   * @returns y, m × n
+   */
+  swiGlu(
+    x: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "swiGlu";
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    // A chunk starts at a multiple of 4 rows, so each element takes the
+    // SIMD or scalar path of one siluMul over the whole array.
+    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
+      this.#rt.siluMul(g, u, g, r * n);
+      y.set(this.#rt.f32(g, r * n), r0 * n);
+    });
+    return y;
+  }
+
+  /**
    * One block of GPTQ's column loop on an integer grid, without pruning (see
    * {@link IntColumnBlock}): the kernels' twin of `cpuColumnBlock` in
    * second_order.ts for that case, with the same bits, its rows shared out
@@ -1132,23 +1201,9 @@ export class CpuGemm {
       : Math.min(k, chunkRows(this.#stream, n * 4, KC));
     const end = Math.max(cAt + step * n * 4, workAt + chunk * (transposed ? k : n) * 4);
     rt.reserve(end - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    for (let c0 = 0; c0 < (transposed ? n : k); c0 += chunk) {
-      if (transposed) {
-        const j1 = Math.min(n, c0 + chunk);
-        rt.f32(workAt, (j1 - c0) * k).set(b.subarray(c0 * k, j1 * k));
-        rt.packB({
-          k,
-          n,
-          stage: workAt,
-          rowStride: 1,
-          colStride: k,
-          packed: packedAt,
-          p0: 0,
-          p1: k,
-          j0: c0,
-          j1,
-        });
-      } else {
+    if (transposed) this.#packTransposed(b, n, k, packedAt, workAt, chunk);
+    else {
+      for (let c0 = 0; c0 < k; c0 += chunk) {
         const p1 = Math.min(k, c0 + chunk);
         rt.f32(workAt, (p1 - c0) * n).set(b.subarray(c0 * n, p1 * n));
         rt.packB({
@@ -1184,6 +1239,111 @@ export class CpuGemm {
       else y.set(rt.f32(cAt, r * n), r0 * n);
     }
     return y;
+  }
+
+  /**
+   * Packs w [n, k] (a Linear's layout, the B of y = x·wᵀ) into the packed B
+   * at `packedAt`, staged through `workAt` in chunks of `chunk` whole rows.
+   */
+  #packTransposed(
+    w: Float32Array,
+    n: number,
+    k: number,
+    packedAt: number,
+    workAt: number,
+    chunk: number,
+  ): void {
+    const rt = this.#rt;
+    for (let c0 = 0; c0 < n; c0 += chunk) {
+      const j1 = Math.min(n, c0 + chunk);
+      rt.f32(workAt, (j1 - c0) * k).set(w.subarray(c0 * k, j1 * k));
+      rt.packB({
+        k,
+        n,
+        stage: workAt,
+        rowStride: 1,
+        colStride: k,
+        packed: packedAt,
+        p0: 0,
+        p1: k,
+        j0: c0,
+        j1,
+      });
+    }
+  }
+
+  /**
+   * y_i = x·w_iᵀ for every weight, as {@link matmulTransposed} computes each
+   * (the same packed B, the same row chunks of x, the same kernels): every
+   * weight is packed once, then each chunk of x's rows is copied into the
+   * kernels' memory once for all the products, and `finish(r0, r, c)` takes
+   * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
+   * holds r × ws[i].n floats, the next chunk overwrites them). The chunks
+   * are whole multiples of 4 rows but the last.
+   */
+  #products(
+    what: string,
+    x: Float32Array,
+    ws: readonly { readonly w: Float32Array; readonly n: number }[],
+    m: number,
+    k: number,
+    finish: (r0: number, r: number, c: readonly number[]) => void,
+  ): void {
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkLength(what, "x", x, m * k);
+    for (const [i, { w, n }] of ws.entries()) {
+      checkShape(what, `n of weight ${i}`, n);
+      checkLength(what, `weight ${i}`, w, n * k);
+    }
+    if (m === 0) return;
+    const rt = this.#rt;
+    const nSum = ws.reduce((a, { n }) => a + n, 0);
+    const packedAt: number[] = [];
+    let at = rt.heapBase;
+    for (const { n } of ws) {
+      packedAt.push(at);
+      at = align(at + k * align(n, NR) * 4, 64);
+    }
+    const workAt = at;
+    const step = Math.min(m, chunkRows(this.#stream, (k + nSum) * 4, 4));
+    const aAt = workAt;
+    const cAt: number[] = [];
+    at = align(aAt + step * k * 4, 64);
+    for (const { n } of ws) {
+      cAt.push(at);
+      at = align(at + step * n * 4, 64);
+    }
+    // Each weight's staging chunk shares the space x and the results use afterwards.
+    const chunks = ws.map(({ n }) => Math.min(n, chunkRows(this.#stream, k * 4, NR)));
+    const end = Math.max(at, workAt + Math.max(...chunks) * k * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${nSum} × ${k}`);
+    // With k = 0 there is nothing to pack: the products are zeros.
+    for (const [i, { w, n }] of ws.entries()) {
+      if (k > 0) this.#packTransposed(w, n, k, packedAt[i], workAt, chunks[i]);
+    }
+    for (let r0 = 0; r0 < m; r0 += step) {
+      const r = Math.min(step, m - r0);
+      if (k > 0) rt.f32(aAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
+      for (const [i, { n }] of ws.entries()) {
+        if (k === 0) rt.f32(cAt[i], r * n).fill(0);
+        else {
+          rt.runPacked({
+            m: r,
+            n,
+            k,
+            a: aAt,
+            aRowStride: k,
+            aColStride: 1,
+            packed: packedAt[i],
+            c: cAt[i],
+            ldc: n,
+            accumulate: false,
+          });
+        }
+      }
+      finish(r0, r, cAt);
+    }
   }
 }
 
@@ -1477,6 +1637,70 @@ export function siluMul(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().siluMul(gate, up, n, out);
+}
+
+/**
+ * y = silu(x·gateᵀ) · (x·upᵀ) on the shared default instance (see {@linkcode CpuGemm.swiGlu}).
+ *
+ * @example
+ * ```ts
+ * import { swiGlu } from "./gemm.ts";
+ * // x = [1, 2]; gate row [1, 0] gives 1, up row [0, 1] gives 2: silu(1) · 2
+ * const y = swiGlu(new Float32Array([1, 2]), new Float32Array([1, 0]), new Float32Array([0, 1]), 1, 1, 2);
+ * console.assert(Math.abs(y[0] - 2 / (1 + Math.exp(-1))) < 1e-6);
+ * ```
+ *
+ * @param x m × k
+ * @param gate n × k
+ * @param up n × k
+ * @param m rows of x
+ * @param n rows of each weight
+ * @param k columns of x
+ * @param out optional destination, m·n floats
+ * @returns y, m × n
+ */
+export function swiGlu(
+  x: Float32Array,
+  gate: Float32Array,
+  up: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().swiGlu(x, gate, up, m, n, k, out);
+}
+
+/**
+ * x·w_iᵀ for several weights of one x on the shared default instance (see
+ * {@linkcode CpuGemm.matmulTransposedMany}).
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposedMany } from "./gemm.ts";
+ * const x = new Float32Array([1, 2]);
+ * const [a, b] = matmulTransposedMany(x, [
+ *   { w: new Float32Array([3, 4]), n: 1 },
+ *   { w: new Float32Array([1, 0, 0, 1]), n: 2 },
+ * ], 1, 2);
+ * console.log(a, b); // Float32Array [11] Float32Array [1, 2]
+ * ```
+ *
+ * @param x m × k
+ * @param ws the weights, each n_i × k, with n_i
+ * @param m rows of x
+ * @param k columns of x
+ * @param outs optional destinations, one per weight
+ * @returns the products, in the order of ws
+ */
+export function matmulTransposedMany(
+  x: Float32Array,
+  ws: readonly { readonly w: Float32Array; readonly n: number }[],
+  m: number,
+  k: number,
+  outs?: readonly Float32Array[],
+): Float32Array[] {
+  return defaultGemm().matmulTransposedMany(x, ws, m, k, outs);
 }
 
 /**
