@@ -632,9 +632,11 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
     if (first < 0) first = 0;
     softmax_row(scores + (i - i0) * kv_len, first, last, kv_len, scale.f);
   }
-  for (int pc = 0; pc < kv_len; pc += KC) {
-    if (pc > i1 - 1 + offset) break;  // a slice wholly in the block's future
-    const int kc = min_int(KC, kv_len - pc);
+  // Only the keys the block's last row sees are packed: every micro-panel
+  // stops at its own last key (causal_steps), so the later ones, all zero
+  // probabilities, were packed for nothing (half of every block on average).
+  for (int pc = 0; pc < keys; pc += KC) {
+    const int kc = min_int(KC, keys - pc);
     pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
     pack_a(scores + pc, kv_len, 1, mrows, kc, pack_a_buf);
     for (int jr = 0; jr < d; jr += NR) {
