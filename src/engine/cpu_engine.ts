@@ -29,6 +29,8 @@ import {
   causalAttention,
   cpuKernelInfo,
   matmulTransposed,
+  matmulTransposedAdd,
+  matmulTransposedMany,
   rmsnorm,
   siluMul,
   swiGlu,
@@ -230,10 +232,63 @@ export class CpuEngine implements Engine {
       throw new EngineError(`matmul: bias [${bias!.shape}] must be [${n}]`);
     }
     const y = matmulTransposed(xs, ws, m, n, k, this.#f32(m * n));
-    if (b !== undefined) {
-      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
-    }
+    if (b !== undefined) addBias(y, b, m, n);
     return this.#own(y, [...x.shape.slice(0, -1), n]);
+  }
+
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+  ): CpuTensor[] {
+    const what = "matmulMany";
+    if (biases !== undefined && biases.length !== ws.length) {
+      throw new EngineError(`${what}: ${ws.length} weights but ${biases.length} biases`);
+    }
+    const xs = f32(x, what);
+    const shapes = ws.map((w) => productShape(what, x, w));
+    const bs = (biases ?? []).map((b, i) => {
+      const data = b === undefined ? undefined : f32(b, what);
+      if (data !== undefined && data.length !== shapes[i].n) {
+        throw new EngineError(`${what}: bias ${i} [${b!.shape}] must be [${shapes[i].n}]`);
+      }
+      return data;
+    });
+    if (ws.length === 0) return [];
+    const { m, k } = shapes[0];
+    const ys = matmulTransposedMany(
+      xs,
+      ws.map((w, i) => ({ w: f32(w, what), n: shapes[i].n })),
+      m,
+      k,
+      shapes.map(({ n }) => this.#f32(m * n)),
+    );
+    return ys.map((y, i) => {
+      const b = bs[i];
+      if (b !== undefined) addBias(y, b, m, shapes[i].n);
+      return this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]);
+    });
+  }
+
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): CpuTensor {
+    const what = "matmulAdd";
+    const { m, n, k } = productShape(what, x, w);
+    const shape = [...x.shape.slice(0, -1), n];
+    if (residual.shape.join() !== shape.join()) {
+      throw new EngineError(
+        `${what}: residual [${residual.shape}] is not the product's [${shape}]`,
+      );
+    }
+    const y = matmulTransposedAdd(
+      f32(x, what),
+      f32(w, what),
+      f32(residual, what),
+      m,
+      n,
+      k,
+      this.#f32(m * n),
+    );
+    return this.#own(y, shape);
   }
 
   add(a: Tensor, b: Tensor): CpuTensor {
@@ -585,6 +640,11 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** y[i, j] += b[j] for the m × n rows of y (a Linear's bias, float32 sums). */
+function addBias(y: Float32Array, b: Float32Array, m: number, n: number): void {
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
 }
 
 /** m, n and k of x `[..., K]` · wᵀ for w `[N, K]`; throws naming `op` when they do not fit. */

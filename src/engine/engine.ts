@@ -475,6 +475,18 @@ export interface Engine {
 
   /** `y = x · wᵀ (+ bias)`: x `[..., K]`, w `[N, K]` (from upload or uploadWeight), bias `[N]`. */
   matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /**
+   * `matmul(x, ws[i], biases[i])` for every weight of one input (q, k and v
+   * of attention), bit for bit; the engine may share the input's staging
+   * among them. `biases`, when given, has one entry (or undefined) per weight.
+   */
+  matmulMany(x: Tensor, ws: readonly Tensor[], biases?: readonly (Tensor | undefined)[]): Tensor[];
+  /**
+   * `residual + x · wᵀ` (a residual connection around a Linear without a
+   * bias): x `[..., K]`, w `[N, K]`, residual of the product's shape; the bits
+   * of `add(residual, matmul(x, w))` without handing the product out.
+   */
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): Tensor;
   /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
   add(a: Tensor, b: Tensor): Tensor;
   /** `a · b` elementwise; b may be a trailing-dimension broadcast of a. */

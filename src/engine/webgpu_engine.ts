@@ -147,6 +147,31 @@ export class WebGpuEngine implements Engine {
     );
   }
 
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+  ): GpuTensor[] {
+    if (biases !== undefined && biases.length !== ws.length) {
+      throw new EngineError(`matmulMany: ${ws.length} weights but ${biases.length} biases`);
+    }
+    return ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+  }
+
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): GpuTensor {
+    const y = this.matmul(x, w);
+    try {
+      if (residual.shape.join() !== y.shape.join()) {
+        throw new EngineError(
+          `matmulAdd: residual [${residual.shape}] is not the product's [${y.shape}]`,
+        );
+      }
+      return this.add(residual, y);
+    } finally {
+      y.destroy();
+    }
+  }
+
   add(a: Tensor, b: Tensor): GpuTensor {
     return add(this.batch, gpuTensor(a, "add"), gpuTensor(b, "add"));
   }

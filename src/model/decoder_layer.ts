@@ -152,19 +152,38 @@ export function encodeDecoderLayer(
   };
   const linearInput = (group: readonly LayerLinear[], input: Tensor): Tensor =>
     linearInputs(group, input).get(group[0])!;
-  // A Linear's output, after its online output transform (QuIP's u).
-  const linear = (l: LayerLinear, input: Tensor) => {
-    const y = temp(engine.matmul(input, weights.linear(l), weights.bias(l)));
+  // A Linear's output y after its online output transform (QuIP's u).
+  const output = (l: LayerLinear, y: Tensor) => {
     const rotated = ctx.online?.apply(`${prefix}.${l}`, "output", y) ?? null;
     return rotated === null ? y : temp(rotated);
+  };
+  const linear = (l: LayerLinear, input: Tensor) =>
+    output(l, temp(engine.matmul(input, weights.linear(l), weights.bias(l))));
+  // x + l(input): one engine op when nothing needs the product apart (no
+  // bias, no online output transform); the CPU engine adds x in its kernels' memory.
+  const residual = (x: Tensor, l: LayerLinear, input: Tensor): Tensor => {
+    if (plain(l)) return engine.matmulAdd(input, weights.linear(l), x);
+    const y = linear(l, input);
+    const h = engine.add(x, y);
+    release(y);
+    return h;
+  };
+  const plain = (l: LayerLinear) =>
+    weights.bias(l) === undefined && (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
+  // Several Linears' outputs; when they all read one input, one engine op
+  // (the CPU engine stages that input once for all the products).
+  const linears = (ls: readonly LayerLinear[], inputs: Map<LayerLinear, Tensor>): Tensor[] => {
+    const x = inputs.get(ls[0])!;
+    if (ls.some((l) => inputs.get(l) !== x)) return ls.map((l) => linear(l, inputs.get(l)!));
+    const ws = ls.map((l) => weights.linear(l));
+    const ys = engine.matmulMany(x, ws, ls.map((l) => weights.bias(l)));
+    return ys.map((y, i) => output(ls[i], temp(y)));
   };
 
   // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
   // and nothing needs the products apart (no bias, no online output transform):
   // the CPU engine then keeps them in its kernels' memory (same bits).
   const swiGlu = (xg: Tensor, xu: Tensor): Tensor => {
-    const plain = (l: LayerLinear) =>
-      weights.bias(l) === undefined && (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
     if (xg === xu && plain("mlp.gate_proj") && plain("mlp.up_proj")) {
       return engine.swiGlu(xg, weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj"));
     }
@@ -214,9 +233,9 @@ export function encodeDecoderLayer(
       temps.splice(temps.indexOf(h), 1);
       return h;
     }
-    const down = linear("mlp.down_proj", downIn);
+    const out = residual(h, "mlp.down_proj", downIn);
     release(act, downIn);
-    return engine.add(h, down);
+    return out;
   } finally {
     for (const t of temps) t.destroy();
   }
@@ -232,9 +251,7 @@ export function encodeDecoderLayer(
       return { stopped: keep(xn) };
     }
     const attnIn = linearInputs(QKV, xn);
-    let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
-    let k = linear("self_attn.k_proj", attnIn.get("self_attn.k_proj")!);
-    const v = linear("self_attn.v_proj", attnIn.get("self_attn.v_proj")!);
+    let [q, k, v] = linears(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], attnIn);
     if (config.qkNorm) {
       q = temp(engine.rmsnorm(q, weights.norm("self_attn.q_norm"), eps));
       k = temp(engine.rmsnorm(k, weights.norm("self_attn.k_norm"), eps));
@@ -277,10 +294,8 @@ export function encodeDecoderLayer(
       return { stopped: keep(att) };
     }
     const oIn = linearInput(O, att);
-    const o = linear("self_attn.o_proj", oIn);
+    const h = residual(x, "self_attn.o_proj", oIn);
     release(att, oIn);
-    const h = engine.add(x, o);
-    release(o);
     return { h };
   }
 }

@@ -668,7 +668,7 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });
 
-Deno.test("swiGlu and matmulTransposedMany give the bits of their separate products, whole and in chunks", () => {
+Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of their separate ops, whole and in chunks", () => {
   for (const { gemm, label } of GEMMS) {
     // One quantum per chunk (4 rows) with a tiny stream budget, one chunk with a huge one.
     for (const streamBytes of [1, 2 ** 40]) {
@@ -709,6 +709,12 @@ Deno.test("swiGlu and matmulTransposedMany give the bits of their separate produ
           assert.deepEqual(many[0].subarray(0, m * n), g, `many[0] ${what}`);
           assert.deepEqual(many[1], gemm.matmulTransposed(x, wq, m, 2 * n, k), `many[1] ${what}`);
           assert.deepEqual(many[2], u, `many[2] ${what}`);
+          const res = values(m * n, m + n).map((v) => 50 * v);
+          const sum = Float32Array.from(g, (v, i) => res[i] + v);
+          assert.deepEqual(chunked.matmulTransposedAdd(x, wg, res, m, n, k), sum, `add ${what}`);
+          const inPlace = res.slice();
+          chunked.matmulTransposedAdd(x, wg, inPlace, m, n, k, inPlace);
+          assert.deepEqual(inPlace, sum, `add in place ${what}`);
         }
       } finally {
         chunked.close();

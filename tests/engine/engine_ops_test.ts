@@ -108,6 +108,34 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name:
+      `${kind}: matmulMany is matmul of each weight (+bias), matmulAdd add(r, matmul), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, k] = [10, 24];
+      const x = e.upload(randn(m * k), [2, 5, k]);
+      const ws = [16, 8, 8].map((n) => e.uploadWeight(randn(n * k), [n, k]));
+      const bias = e.upload(randn(8), [8]);
+      const many = e.matmulMany(x, ws, [undefined, bias, undefined]);
+      const apart = ws.map((w, i) => e.matmul(x, w, i === 1 ? bias : undefined));
+      assert.deepEqual(many.map((t) => t.shape), [[2, 5, 16], [2, 5, 8], [2, 5, 8]]);
+      const got = await read(e, ...many, ...apart);
+      for (let i = 0; i < 3; i++) assert.deepEqual(got[i], got[i + 3], `product ${i}`);
+      assert.deepEqual(e.matmulMany(x, []), []);
+      const res = e.upload(randn(m * 16).map((v) => 10 * v), [2, 5, 16]);
+      const fused = e.matmulAdd(x, ws[0], res);
+      const added = e.add(res, apart[0]);
+      const [hf, ha] = await read(e, fused, added);
+      assert.deepEqual(hf, ha, "matmulAdd");
+      assert.throws(() => e.matmulAdd(x, ws[1], res), EngineError);
+      for (const t of [res, fused, added]) t.destroy();
+      assert.throws(() => e.matmulMany(x, ws, [bias]), EngineError);
+      for (const t of [x, ...ws, bias, ...many, ...apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
     name: `${kind}: rowSquaredError is reduceRows(mul(d, d), "sum"), d = a − b, bit for bit`,
     sanitizeResources: false,
     async fn() {

@@ -831,6 +831,17 @@ export class GemmRuntime {
     });
   }
 
+  /** y = a + b (float32) for n floats at byte addresses a, b, y (y may be a or b), in chunks the threads share. */
+  add(a: number, b: number, y: number, n: number): void {
+    // Memory-bound: weighed as a few operations per element, threaded from about a million.
+    this.#runChunked(26, n, 4, 4, (s) => {
+      s[JOB.A] = a;
+      s[JOB.B] = b;
+      s[JOB.C] = y;
+      s[JOB.N] = n;
+    });
+  }
+
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
   mirrorUpper(h: number, n: number): void {
     this.#kernels.mirror_upper(h, n);

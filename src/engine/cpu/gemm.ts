@@ -761,6 +761,44 @@ export class CpuGemm {
   }
 
   /**
+   * y = residual + x·wᵀ (a residual connection around a Linear without a
+   * bias): the bits of {@link matmulTransposed} and a float32 sum per
+   * element; the product stays in the kernels' memory for the sum, so the
+   * residual is copied in and only y copied out.
+   *
+   * @param x activations, m × k
+   * @param w weight, n × k
+   * @param residual m × n
+   * @param m rows of x
+   * @param n rows of w
+   * @param k columns of x
+   * @param out written when given (its first m·n floats; may be residual), else allocated
+   * @returns y, m × n
+   */
+  matmulTransposedAdd(
+    x: Float32Array,
+    w: Float32Array,
+    residual: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmulTransposedAdd";
+    checkShape(what, "n", n);
+    checkLength(what, "residual", residual, m * n);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    const rt = this.#rt;
+    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], resAt) => {
+      rt.f32(resAt, r * n).set(residual.subarray(r0 * n, (r0 + r) * n));
+      rt.add(resAt, c, c, r * n);
+      y.set(rt.f32(c, r * n), r0 * n);
+    }, n);
+    return y;
+  }
+
+  /**
    * A SwiGLU MLP's activation from its input: y = silu(x·gateᵀ) · (x·upᵀ),
    * with the bits of two {@link matmulTransposed} calls and a
    * {@link siluMul} on their results. Both products of a chunk of x's rows
@@ -1278,8 +1316,9 @@ export class CpuGemm {
    * weight is packed once, then each chunk of x's rows is copied into the
    * kernels' memory once for all the products, and `finish(r0, r, c)` takes
    * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
-   * holds r × ws[i].n floats, the next chunk overwrites them). The chunks
-   * are whole multiples of 4 rows but the last.
+   * holds r × ws[i].n floats, the next chunk overwrites them), with
+   * `extraPerRow` floats a row of scratch at byte address `extra`. The
+   * chunks are whole multiples of 4 rows but the last.
    */
   #products(
     what: string,
@@ -1287,7 +1326,8 @@ export class CpuGemm {
     ws: readonly { readonly w: Float32Array; readonly n: number }[],
     m: number,
     k: number,
-    finish: (r0: number, r: number, c: readonly number[]) => void,
+    finish: (r0: number, r: number, c: readonly number[], extra: number) => void,
+    extraPerRow = 0,
   ): void {
     checkShape(what, "m", m);
     checkShape(what, "k", k);
@@ -1306,7 +1346,7 @@ export class CpuGemm {
       at = align(at + k * align(n, NR) * 4, 64);
     }
     const workAt = at;
-    const step = Math.min(m, chunkRows(this.#stream, (k + nSum) * 4, 4));
+    const step = Math.min(m, chunkRows(this.#stream, (k + nSum + extraPerRow) * 4, 4));
     const aAt = workAt;
     const cAt: number[] = [];
     at = align(aAt + step * k * 4, 64);
@@ -1314,6 +1354,8 @@ export class CpuGemm {
       cAt.push(at);
       at = align(at + step * n * 4, 64);
     }
+    const extraAt = at;
+    at = align(at + step * extraPerRow * 4, 64);
     // Each weight's staging chunk shares the space x and the results use afterwards.
     const chunks = ws.map(({ n }) => Math.min(n, chunkRows(this.#stream, k * 4, NR)));
     const end = Math.max(at, workAt + Math.max(...chunks) * k * 4);
@@ -1342,7 +1384,7 @@ export class CpuGemm {
           });
         }
       }
-      finish(r0, r, cAt);
+      finish(r0, r, cAt, extraAt);
     }
   }
 }
@@ -1669,6 +1711,39 @@ export function swiGlu(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().swiGlu(x, gate, up, m, n, k, out);
+}
+
+/**
+ * y = residual + x·wᵀ on the shared default instance (see
+ * {@linkcode CpuGemm.matmulTransposedAdd}).
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposedAdd } from "./gemm.ts";
+ * // [1, 2] · [3, 4]ᵀ = 11, plus 0.5
+ * const y = matmulTransposedAdd(new Float32Array([1, 2]), new Float32Array([3, 4]), new Float32Array([0.5]), 1, 1, 2);
+ * console.log(y); // Float32Array [11.5]
+ * ```
+ *
+ * @param x m × k
+ * @param w n × k
+ * @param residual m × n
+ * @param m rows of x
+ * @param n rows of w
+ * @param k columns of x
+ * @param out optional destination, m·n floats (may be residual)
+ * @returns y, m × n
+ */
+export function matmulTransposedAdd(
+  x: Float32Array,
+  w: Float32Array,
+  residual: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out);
 }
 
 /**

@@ -129,7 +129,7 @@ enum {
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
-                         // (run_cholesky_block and after)
+                         // (run_cholesky_block and after), 26: element-wise sum (run_add)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -723,6 +723,23 @@ NOINLINE static void run_silu_mul(char* base, const int32_t* job, int task) {
            (float*)MEM(base, job[J_C]) + i0, i1 - i0);
 }
 
+// One task of an element-wise sum (J_OP 26): elements [task·NC, (task + 1)·NC)
+// of y = a + b in float32, a at A, b at B, y at C (y may be a or b), N in all
+// (a residual connection added to a product that is still in this memory;
+// CpuEngine.add's bits: one float32 sum per element).
+NOINLINE static void run_add(char* base, const int32_t* job, int task) {
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  const float* a = (const float*)MEM(base, job[J_A]);
+  const float* b = (const float*)MEM(base, job[J_B]);
+  float* y = (float*)MEM(base, job[J_C]);
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  }
+  for (; i < i1; i++) y[i] = a[i] + b[i];
+}
+
 // Round half to even of a float64 whose magnitude is below 2^51: adding
 // 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
 // roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
@@ -1013,6 +1030,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
+    case 26: run_add(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task); return;
     case 22: run_ordered_sum(base, job); return;
