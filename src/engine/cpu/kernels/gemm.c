@@ -392,6 +392,54 @@ NOINLINE static void micro_kernel(
     }
   }
 }
+
+// Four rows of an MR-row A micro-panel (a: its row 0 or 4; the panel's rows
+// are MR floats apart per k step) against three adjacent B micro-panels
+// (b, b + bstride, b + 2·bstride): a 4 × 24 tile in twelve accumulators, per
+// k step three B loads, four broadcasts and twelve fused multiply-adds. The
+// 8 × 8 kernel above issues a load per multiply-add (a broadcast each); this
+// one 7 per 12, which measured 94-99 GFLOP per CPU-second against 70-76 for
+// the 8 × 8 on this machine's Zen 3 core (kc 256, 128 rows, 768 columns).
+// Every output is still one fused multiply-add a step over p in order from
+// 0, stored or added to C as there, so both kernels give the same bits.
+NOINLINE static void micro_kernel_4x24(int kc, const float* a, const float* b, int bstride,
+                                       float* c, int ldc, int store) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+  __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+  const float* b1 = b + bstride;
+  const float* b2 = b1 + bstride;
+  for (int p = 0; p < kc; p++) {
+    const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b1), x2 = _mm256_loadu_ps(b2);
+    __m256 av = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(av, x0, c00);
+    c01 = _mm256_fmadd_ps(av, x1, c01);
+    c02 = _mm256_fmadd_ps(av, x2, c02);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, x0, c10);
+    c11 = _mm256_fmadd_ps(av, x1, c11);
+    c12 = _mm256_fmadd_ps(av, x2, c12);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, x0, c20);
+    c21 = _mm256_fmadd_ps(av, x1, c21);
+    c22 = _mm256_fmadd_ps(av, x2, c22);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, x0, c30);
+    c31 = _mm256_fmadd_ps(av, x1, c31);
+    c32 = _mm256_fmadd_ps(av, x2, c32);
+    a += MR;
+    b += NR;
+    b1 += NR;
+    b2 += NR;
+  }
+  const __m256 acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 3; j++) {
+      float* r = c + i * ldc + j * NR;
+      const __m256 v = acc[3 * i + j];
+      _mm256_storeu_ps(r, store ? v : _mm256_add_ps(v, _mm256_loadu_ps(r)));
+    }
+  }
+}
 #endif
 
 // Causal attention values: the k steps of slice [pc, pc + kc) a micro-panel
@@ -491,7 +539,27 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
     pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
-    for (int jr = j0; jr < j1; jr += NR) {
+    int jr = j0;
+#ifndef __wasm__
+    // Whole triples of micro-panels and whole MR-row panels take the 4 × 24
+    // kernel (twice per panel of rows); the rest the 8 × 8 one. Same bits.
+    for (; jr + 3 * NR <= j1; jr += 3 * NR) {
+      const float* panel = packed + pc * npad + jr * kc;
+      int ir = 0;
+      for (; ir + MR <= mc; ir += MR) {
+        float* tile = c + (ic + ir) * ldc + jr;
+        micro_kernel_4x24(kc, pack_a_buf + ir * kc, panel, kc * NR, tile, ldc, store);
+        micro_kernel_4x24(kc, pack_a_buf + ir * kc + 4, panel, kc * NR, tile + 4 * ldc, ldc, store);
+      }
+      for (; ir < mc; ir += MR) {
+        for (int q = 0; q < 3; q++) {
+          micro_kernel(kc, pack_a_buf + ir * kc, mc - ir, panel + q * kc * NR,
+                       c + (ic + ir) * ldc + jr + q * NR, ldc, NR, store, edge);
+        }
+      }
+    }
+#endif
+    for (; jr < j1; jr += NR) {
       const float* panel = packed + pc * npad + jr * kc;
       const int cols = min_int(NR, j1 - jr);
       for (int ir = 0; ir < mc; ir += MR) {
