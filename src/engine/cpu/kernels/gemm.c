@@ -442,6 +442,40 @@ NOINLINE static void micro_kernel_4x24(int kc, const float* a, const float* b, i
 }
 #endif
 
+// C[mc, nc] (+)= the packed A block (mc × kc, MR-row micro-panels) times nc
+// columns of packed B (consecutive KC-deep micro-panels from `panel`, kc · NR
+// floats apart), tile by tile. In the native build whole triples of
+// micro-panels and whole MR-row panels take the 4 × 24 kernel (twice per
+// panel of rows); the rest the MR × NR one. Same bits either way.
+static void block_tiles(int kc, const float* pa, int mc, const float* panel, int nc, float* c,
+                        int ldc, int store, float* edge) {
+  int jr = 0;
+#ifndef __wasm__
+  for (; jr + 3 * NR <= nc; jr += 3 * NR) {
+    const float* b = panel + jr * kc;
+    int ir = 0;
+    for (; ir + MR <= mc; ir += MR) {
+      float* tile = c + ir * ldc + jr;
+      micro_kernel_4x24(kc, pa + ir * kc, b, kc * NR, tile, ldc, store);
+      micro_kernel_4x24(kc, pa + ir * kc + 4, b, kc * NR, tile + 4 * ldc, ldc, store);
+    }
+    for (; ir < mc; ir += MR) {
+      for (int q = 0; q < 3; q++) {
+        micro_kernel(kc, pa + ir * kc, mc - ir, b + q * kc * NR, c + ir * ldc + jr + q * NR, ldc,
+                     NR, store, edge);
+      }
+    }
+  }
+#endif
+  for (; jr < nc; jr += NR) {
+    const int cols = min_int(NR, nc - jr);
+    for (int ir = 0; ir < mc; ir += MR) {
+      micro_kernel(kc, pa + ir * kc, min_int(MR, mc - ir), panel + jr * kc, c + ir * ldc + jr, ldc,
+                   cols, store, edge);
+    }
+  }
+}
+
 // Causal attention values: the k steps of slice [pc, pc + kc) a micro-panel
 // whose last row sees keys up to `last_key` must run; the later ones only add
 // zero probabilities. (Both the values product and the fused attention stop
@@ -481,6 +515,10 @@ NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int s
       // every row of the block only adds the probabilities' zeros.
       if (causal == 2 && pc > ic + mc - 1 + offset) continue;
       pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
+      if (!causal) {
+        block_tiles(kc, pack_a_buf, mc, pack, j1 - j0, c + ic * ldc + j0, ldc, store, edge);
+        continue;
+      }
       for (int jr = j0; jr < j1; jr += NR) {
         const float* panel = pack + (jr - j0) * kc;
         const int cols = min_int(NR, j1 - jr);
@@ -539,34 +577,8 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
     pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
-    int jr = j0;
-#ifndef __wasm__
-    // Whole triples of micro-panels and whole MR-row panels take the 4 × 24
-    // kernel (twice per panel of rows); the rest the 8 × 8 one. Same bits.
-    for (; jr + 3 * NR <= j1; jr += 3 * NR) {
-      const float* panel = packed + pc * npad + jr * kc;
-      int ir = 0;
-      for (; ir + MR <= mc; ir += MR) {
-        float* tile = c + (ic + ir) * ldc + jr;
-        micro_kernel_4x24(kc, pack_a_buf + ir * kc, panel, kc * NR, tile, ldc, store);
-        micro_kernel_4x24(kc, pack_a_buf + ir * kc + 4, panel, kc * NR, tile + 4 * ldc, ldc, store);
-      }
-      for (; ir < mc; ir += MR) {
-        for (int q = 0; q < 3; q++) {
-          micro_kernel(kc, pack_a_buf + ir * kc, mc - ir, panel + q * kc * NR,
-                       c + (ic + ir) * ldc + jr + q * NR, ldc, NR, store, edge);
-        }
-      }
-    }
-#endif
-    for (; jr < j1; jr += NR) {
-      const float* panel = packed + pc * npad + jr * kc;
-      const int cols = min_int(NR, j1 - jr);
-      for (int ir = 0; ir < mc; ir += MR) {
-        micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mc - ir), panel,
-                  c + (ic + ir) * ldc + jr, ldc, cols, store, edge);
-      }
-    }
+    block_tiles(kc, pack_a_buf, mc, packed + pc * npad + j0 * kc, j1 - j0, c + ic * ldc + j0, ldc,
+                store, edge);
   }
 }
 
