@@ -610,12 +610,46 @@ static inline v128_t exp_nonpositive(v128_t x) {
   return wasm_v128_andnot(wasm_f32x4_mul(y, two_n), underflow);
 }
 
+#ifndef __wasm__
+// The native build's exp_nonpositive on eight lanes: every lane the same
+// operations (fused multiply-adds where MADD is one), so the same bits.
+static inline __m256 exp_nonpositive8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f);
+  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OS);
+  x = _mm256_max_ps(x, lo);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i two_n = _mm256_slli_epi32(
+      _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000 - 127)), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(two_n)));
+}
+#endif
+
 // One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
-// over the visible keys [first, last], 0 elsewhere in [0, len).
+// over the visible keys [first, last], 0 elsewhere in [0, len). The native
+// build takes eight keys a step first (then four, then one, as the
+// WebAssembly build does): the maximum is the same value, each exp the same
+// bits, and the sum adds each step's two halves one after the other, so it
+// sums the four lanes in the WebAssembly build's order.
 NOINLINE static void softmax_row(float* p, int first, int last, int len, float scale) {
   const v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
   v128_t mv = minus_inf;
   int j = first;
+#ifndef __wasm__
+  __m256 mv8 = _mm256_set1_ps(-__builtin_inff());
+  for (; j + 8 <= last + 1; j += 8) mv8 = _mm256_max_ps(mv8, _mm256_loadu_ps(p + j));
+  mv = _mm_max_ps(_mm256_castps256_ps128(mv8), _mm256_extractf128_ps(mv8, 1));
+#endif
   for (; j + 4 <= last + 1; j += 4) mv = wasm_f32x4_max(mv, wasm_v128_load(p + j));
   const float m0 = wasm_f32x4_extract_lane(mv, 0), m1 = wasm_f32x4_extract_lane(mv, 1);
   const float m2 = wasm_f32x4_extract_lane(mv, 2), m3 = wasm_f32x4_extract_lane(mv, 3);
@@ -628,6 +662,16 @@ NOINLINE static void softmax_row(float* p, int first, int last, int len, float s
   const v128_t vshift = wasm_f32x4_splat(scale * max);
   v128_t sv = wasm_f32x4_splat(0.0f);
   j = first;
+#ifndef __wasm__
+  const __m256 vscale8 = _mm256_set1_ps(scale), vshift8 = _mm256_set1_ps(scale * max);
+  for (; j + 8 <= last + 1; j += 8) {
+    const __m256 e = exp_nonpositive8(
+        _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + j), vscale8), vshift8));
+    _mm256_storeu_ps(p + j, e);
+    sv = _mm_add_ps(sv, _mm256_castps256_ps128(e));
+    sv = _mm_add_ps(sv, _mm256_extractf128_ps(e, 1));
+  }
+#endif
   for (; j + 4 <= last + 1; j += 4) {
     const v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(p + j), vscale), vshift));
     wasm_v128_store(p + j, e);
@@ -642,6 +686,10 @@ NOINLINE static void softmax_row(float* p, int first, int last, int len, float s
   }
   const v128_t inv = wasm_f32x4_splat(1.0f / sum);
   j = first;
+#ifndef __wasm__
+  const __m256 inv8 = _mm256_set1_ps(1.0f / sum);
+  for (; j + 8 <= last + 1; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), inv8));
+#endif
   for (; j + 4 <= last + 1; j += 4) wasm_v128_store(p + j, wasm_f32x4_mul(wasm_v128_load(p + j), inv));
   for (; j <= last; j++) p[j] *= 1.0f / sum;
   for (j = 0; j < first; j++) p[j] = 0.0f;
@@ -779,6 +827,19 @@ NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
 NOINLINE static void silu_mul(const float* g, const float* u, float* y, int n) {
   const v128_t one = wasm_f32x4_splat(1.0f);
   int i = 0;
+#ifndef __wasm__
+  // Native: eight elements a step first, each lane the four-lane loop's operations.
+  const __m256 one8 = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)0x80000000u));
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 e = exp_nonpositive8(_mm256_or_ps(gv, sign));  // -|g|
+    const __m256 ge = _mm256_cmp_ps(gv, _mm256_setzero_ps(), _CMP_GE_OS);
+    const __m256 num = _mm256_or_ps(_mm256_and_ps(one8, ge), _mm256_andnot_ps(ge, e));
+    const __m256 sig = _mm256_div_ps(num, _mm256_add_ps(one8, e));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(gv, sig), _mm256_loadu_ps(u + i)));
+  }
+#endif
   for (; i + 4 <= n; i += 4) {
     const v128_t gv = wasm_v128_load(g + i);
     const v128_t e = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(gv)));
