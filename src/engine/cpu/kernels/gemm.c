@@ -747,12 +747,7 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
     const int kc = min_int(KC, d - pc);
     pack_b(k + pc, 1, kv_rs, kc, keys, pack);
     pack_a(q + i0 * q_rs + pc, q_rs, 1, mrows, kc, pack_a_buf);
-    for (int jr = 0; jr < keys; jr += NR) {
-      for (int ir = 0; ir < mrows; ir += MR) {
-        micro_kernel(kc, pack_a_buf + ir * kc, min_int(MR, mrows - ir), pack + jr * kc,
-                     scores + ir * kv_len + jr, kv_len, min_int(NR, keys - jr), pc == 0, edge);
-      }
-    }
+    block_tiles(kc, pack_a_buf, mrows, pack, keys, scores, kv_len, pc == 0, edge);
   }
   for (int i = i0; i < i1; i++) {
     const int last = min_int(kv_len - 1, i + offset);
@@ -767,7 +762,30 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
     const int kc = min_int(KC, keys - pc);
     pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
     pack_a(scores + pc, kv_len, 1, mrows, kc, pack_a_buf);
-    for (int jr = 0; jr < d; jr += NR) {
+    int jr = 0;
+#ifndef __wasm__
+    // Whole triples of micro-panels: the 4 × 24 kernel on whole MR-row
+    // panels, both halves with the panel's steps (as the MR × NR kernel runs them).
+    for (; jr + 3 * NR <= d; jr += 3 * NR) {
+      for (int ir = 0; ir < mrows; ir += MR) {
+        const int panel_rows = min_int(MR, mrows - ir);
+        const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
+        if (steps <= 0) continue;
+        float* tile = out + (i0 + ir) * ldc + jr;
+        if (panel_rows == MR) {
+          micro_kernel_4x24(steps, pack_a_buf + ir * kc, pack + jr * kc, kc * NR, tile, ldc, pc == 0);
+          micro_kernel_4x24(steps, pack_a_buf + ir * kc + 4, pack + jr * kc, kc * NR, tile + 4 * ldc,
+                            ldc, pc == 0);
+          continue;
+        }
+        for (int t = 0; t < 3; t++) {
+          micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + (jr + t * NR) * kc,
+                       tile + t * NR, ldc, NR, pc == 0, edge);
+        }
+      }
+    }
+#endif
+    for (; jr < d; jr += NR) {
       for (int ir = 0; ir < mrows; ir += MR) {
         const int panel_rows = min_int(MR, mrows - ir);
         const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
