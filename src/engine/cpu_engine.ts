@@ -46,6 +46,7 @@ import type {
   BlockTransformPlacement,
   Engine,
   HostArray,
+  ManyRope,
   RowReduction,
   SecondOrderOps,
   Tensor,
@@ -54,6 +55,7 @@ import type {
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
+import type { RopeTables } from "./cpu/gemm.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 
 /** How the banner names each build of the GEMM kernels. */
@@ -240,34 +242,35 @@ export class CpuEngine implements Engine {
     x: Tensor,
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
   ): CpuTensor[] {
     const what = "matmulMany";
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`${what}: ${ws.length} weights but ${biases.length} biases`);
     }
+    if (rope !== undefined && !(rope.count <= ws.length)) {
+      throw new EngineError(`${what}: RoPE on ${rope.count} of ${ws.length} products`);
+    }
     const xs = f32(x, what);
     const shapes = ws.map((w) => productShape(what, x, w));
-    const bs = (biases ?? []).map((b, i) => {
-      const data = b === undefined ? undefined : f32(b, what);
-      if (data !== undefined && data.length !== shapes[i].n) {
+    const products = ws.map((w, i) => {
+      const b = biases?.[i];
+      const bias = b === undefined ? undefined : f32(b, what);
+      if (bias !== undefined && bias.length !== shapes[i].n) {
         throw new EngineError(`${what}: bias ${i} [${b!.shape}] must be [${shapes[i].n}]`);
       }
-      return data;
+      return { w: f32(w, what), n: shapes[i].n, bias, rope: i < (rope?.count ?? 0) };
     });
     if (ws.length === 0) return [];
     const { m, k } = shapes[0];
-    const ys = matmulTransposedMany(
-      xs,
-      ws.map((w, i) => ({ w: f32(w, what), n: shapes[i].n })),
-      m,
-      k,
-      shapes.map(({ n }) => this.#f32(m * n)),
-    );
-    return ys.map((y, i) => {
-      const b = bs[i];
-      if (b !== undefined) addBias(y, b, m, shapes[i].n);
-      return this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]);
-    });
+    const outs = shapes.map(({ n }) => this.#f32(m * n));
+    try {
+      matmulTransposedMany(xs, products, m, k, outs, rope && ropeTables(rope));
+    } catch (e) {
+      for (const y of outs) this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
+    return outs.map((y, i) => this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]));
   }
 
   matmulAdd(x: Tensor, w: Tensor, residual: Tensor): CpuTensor {
@@ -640,6 +643,13 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** A {@link ManyRope}'s tables for the kernels. */
+function ropeTables(rope: ManyRope): RopeTables {
+  const cos = f32(rope.cos, "matmulMany");
+  const seqLen = rope.cos.shape[0];
+  return { cos, sin: f32(rope.sin, "matmulMany"), seqLen, headDim: rope.headDim };
 }
 
 /** y[i, j] += b[j] for the m × n rows of y (a Linear's bias, float32 sums). */

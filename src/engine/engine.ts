@@ -85,6 +85,21 @@ export interface WalshHadamardSigns {
   readonly first: boolean;
 }
 
+/**
+ * RoPE for {@link Engine.matmulMany}: rotate_half in place on its first
+ * `count` products, as `ropeInPlace` with the tables `[seqLen, headDim/2]`.
+ */
+export interface ManyRope {
+  /** RoPE cos table, [seqLen, headDim / 2]. */
+  cos: Tensor;
+  /** RoPE sin table, [seqLen, headDim / 2]. */
+  sin: Tensor;
+  /** Dimension of one head (every rotated product has whole heads). */
+  headDim: number;
+  /** How many of the products, from the first, RoPE applies to. */
+  count: number;
+}
+
 /** Shapes of one attention call. */
 export interface AttentionShape {
   /** Sequences in the batch. */
@@ -479,8 +494,16 @@ export interface Engine {
    * `matmul(x, ws[i], biases[i])` for every weight of one input (q, k and v
    * of attention), bit for bit; the engine may share the input's staging
    * among them. `biases`, when given, has one entry (or undefined) per weight.
+   * With `rope`, the first `rope.count` products then get
+   * `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim, rope.headDim)`
+   * (queries and keys), with its bits.
    */
-  matmulMany(x: Tensor, ws: readonly Tensor[], biases?: readonly (Tensor | undefined)[]): Tensor[];
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
+  ): Tensor[];
   /**
    * `residual + x · wᵀ` (a residual connection around a Linear without a
    * bias): x `[..., K]`, w `[N, K]`, residual of the product's shape; the bits

@@ -38,6 +38,7 @@ import type {
   BlockTransformPlacement,
   Engine,
   HostArray,
+  ManyRope,
   RowReduction,
   SecondOrderOps,
   Tensor,
@@ -151,11 +152,20 @@ export class WebGpuEngine implements Engine {
     x: Tensor,
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
   ): GpuTensor[] {
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`matmulMany: ${ws.length} weights but ${biases.length} biases`);
     }
-    return ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+    if (rope !== undefined && !(rope.count <= ws.length)) {
+      throw new EngineError(`matmulMany: RoPE on ${rope.count} of ${ws.length} products`);
+    }
+    const ys = ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+    for (const y of ys.slice(0, rope?.count ?? 0)) {
+      const n = y.shape[y.shape.length - 1];
+      this.ropeInPlace(y, rope!.cos, rope!.sin, n / rope!.headDim, rope!.headDim);
+    }
+    return ys;
   }
 
   matmulAdd(x: Tensor, w: Tensor, residual: Tensor): GpuTensor {

@@ -168,16 +168,34 @@ export function encodeDecoderLayer(
     release(y);
     return h;
   };
-  const plain = (l: LayerLinear) =>
-    weights.bias(l) === undefined && (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
-  // Several Linears' outputs; when they all read one input, one engine op
-  // (the CPU engine stages that input once for all the products).
-  const linears = (ls: readonly LayerLinear[], inputs: Map<LayerLinear, Tensor>): Tensor[] => {
+  const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
+  const plain = (l: LayerLinear) => weights.bias(l) === undefined && direct(l);
+  // Several Linears' outputs, the first `roped` of them with RoPE applied (q
+  // and k). When they all read one input, one engine op (the CPU engine
+  // stages that input once for all the products), RoPE included where no
+  // online output transform comes between a product and it.
+  const linears = (
+    ls: readonly LayerLinear[],
+    inputs: Map<LayerLinear, Tensor>,
+    roped: number,
+  ): Tensor[] => {
     const x = inputs.get(ls[0])!;
-    if (ls.some((l) => inputs.get(l) !== x)) return ls.map((l) => linear(l, inputs.get(l)!));
-    const ws = ls.map((l) => weights.linear(l));
-    const ys = engine.matmulMany(x, ws, ls.map((l) => weights.bias(l)));
-    return ys.map((y, i) => output(ls[i], temp(y)));
+    const oneInput = ls.every((l) => inputs.get(l) === x);
+    const ropeInOp = oneInput && roped > 0 && ls.slice(0, roped).every(direct);
+    let ys: Tensor[];
+    if (!oneInput) ys = ls.map((l) => linear(l, inputs.get(l)!));
+    else {
+      const ws = ls.map((l) => weights.linear(l));
+      const rope = ropeInOp ? { cos: ctx.cos, sin: ctx.sin, headDim, count: roped } : undefined;
+      const products = engine.matmulMany(x, ws, ls.map((l) => weights.bias(l)), rope);
+      ys = products.map((y, i) => output(ls[i], temp(y)));
+    }
+    if (!ropeInOp) {
+      for (const y of ys.slice(0, roped)) {
+        engine.ropeInPlace(y, ctx.cos, ctx.sin, y.shape[y.shape.length - 1] / headDim, headDim);
+      }
+    }
+    return ys;
   };
 
   // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
@@ -251,13 +269,15 @@ export function encodeDecoderLayer(
       return { stopped: keep(xn) };
     }
     const attnIn = linearInputs(QKV, xn);
-    let [q, k, v] = linears(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], attnIn);
+    // RoPE on q and k goes with their products unless Qwen3's q/k norms come between.
+    const qkv = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"] as const;
+    let [q, k, v] = linears(qkv, attnIn, config.qkNorm ? 0 : 2);
     if (config.qkNorm) {
       q = temp(engine.rmsnorm(q, weights.norm("self_attn.q_norm"), eps));
       k = temp(engine.rmsnorm(k, weights.norm("self_attn.k_norm"), eps));
+      engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
+      engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
     }
-    engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
-    engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
     // R3: post-RoPE queries and keys (the KV cache stores rotated keys).
     const attn = `${prefix}.self_attn`;
     const qr = ctx.online?.apply(attn, "q_attn", q) ?? null;

@@ -706,6 +706,36 @@ Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of
             outs,
           );
           assert.ok(many.every((y, i) => y === outs[i]), "writes the given outputs");
+          // RoPE (heads of 2n) on the first product after its bias: the TypeScript
+          // loop's bits, rows at positions r mod 7 across chunk boundaries.
+          if (k > 0 && m > 0) {
+            const headDim = 2 * n;
+            const seqLen = 7;
+            const cos = values(seqLen * n, 11), sin = values(seqLen * n, 12);
+            const bias = values(2 * n, 13);
+            const [qr, gr] = chunked.matmulTransposedMany(
+              x,
+              [{ w: wq, n: 2 * n, bias, rope: true }, { w: wg, n }],
+              m,
+              k,
+              undefined,
+              { cos, sin, seqLen, headDim },
+            );
+            const want = gemm.matmulTransposed(x, wq, m, 2 * n, k);
+            for (let i = 0; i < want.length; i++) want[i] += bias[i % (2 * n)];
+            for (let r = 0; r < m; r++) {
+              const pos = (r % seqLen) * n;
+              for (let i = 0; i < n; i++) {
+                const [x1, x2] = [want[r * 2 * n + i], want[r * 2 * n + i + n]];
+                want[r * 2 * n + i] = Math.fround(x1 * cos[pos + i]) -
+                  Math.fround(x2 * sin[pos + i]);
+                want[r * 2 * n + i + n] = Math.fround(x2 * cos[pos + i]) +
+                  Math.fround(x1 * sin[pos + i]);
+              }
+            }
+            assert.deepEqual(qr, want, `rope ${what}`);
+            assert.deepEqual(gr, g, `unroped ${what}`);
+          }
           assert.deepEqual(many[0].subarray(0, m * n), g, `many[0] ${what}`);
           assert.deepEqual(many[1], gemm.matmulTransposed(x, wq, m, 2 * n, k), `many[1] ${what}`);
           assert.deepEqual(many[2], u, `many[2] ${what}`);
@@ -725,6 +755,16 @@ Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of
   assert.throws(
     () => gemm.swiGlu(new Float32Array(6), new Float32Array(6), new Float32Array(5), 2, 2, 3),
     (e: Error) => e instanceof CpuKernelError && /weight 1 holds 5 floats, needs 6/.test(e.message),
+  );
+  const w6 = { w: new Float32Array(6), n: 2, rope: true };
+  assert.throws(
+    () => gemm.matmulTransposedMany(new Float32Array(6), [w6], 2, 3),
+    (e: Error) => e instanceof CpuKernelError && /RoPE asked for without tables/.test(e.message),
+  );
+  const tables = { cos: new Float32Array(4), sin: new Float32Array(4), seqLen: 2, headDim: 4 };
+  assert.throws(
+    () => gemm.matmulTransposedMany(new Float32Array(6), [w6], 2, 3, undefined, tables),
+    (e: Error) => e instanceof CpuKernelError && /2 columns, not whole heads of 4/.test(e.message),
   );
   assert.throws(
     () =>

@@ -109,7 +109,7 @@ for (const kind of ENGINE_KINDS) {
 
   Deno.test({
     name:
-      `${kind}: matmulMany is matmul of each weight (+bias), matmulAdd add(r, matmul), bit for bit`,
+      `${kind}: matmulMany is matmul of each weight (+bias, then RoPE), matmulAdd add(r, matmul), bit for bit`,
     sanitizeResources: false,
     async fn() {
       const e = await testEngine(kind);
@@ -123,6 +123,32 @@ for (const kind of ENGINE_KINDS) {
       const got = await read(e, ...many, ...apart);
       for (let i = 0; i < 3; i++) assert.deepEqual(got[i], got[i + 3], `product ${i}`);
       assert.deepEqual(e.matmulMany(x, []), []);
+      // RoPE on the first two products (heads of 8, 5 positions a sequence), bias before it.
+      const table = ropeTable({
+        headDim: 8,
+        ropeTheta: 10000,
+        ropeScaling: { type: "default" },
+        maxPositionEmbeddings: 64,
+      }, 5);
+      const cos = e.upload(table.cos, [5, 4]);
+      const sin = e.upload(table.sin, [5, 4]);
+      const roped = e.matmulMany(x, ws, [undefined, bias, undefined], {
+        cos,
+        sin,
+        headDim: 8,
+        count: 2,
+      });
+      const apartRoped = ws.map((w, i) => e.matmul(x, w, i === 1 ? bias : undefined));
+      e.ropeInPlace(apartRoped[0], cos, sin, 2, 8);
+      e.ropeInPlace(apartRoped[1], cos, sin, 1, 8);
+      const gotRoped = await read(e, ...roped, ...apartRoped);
+      for (let i = 0; i < 3; i++) assert.deepEqual(gotRoped[i], gotRoped[i + 3], `roped ${i}`);
+      assert.notDeepEqual(gotRoped[0], got[0], "RoPE changed q");
+      assert.throws(
+        () => e.matmulMany(x, ws, undefined, { cos, sin, headDim: 8, count: 4 }),
+        EngineError,
+      );
+      for (const t of [cos, sin, ...roped, ...apartRoped]) t.destroy();
       const res = e.upload(randn(m * 16).map((v) => 10 * v), [2, 5, 16]);
       const fused = e.matmulAdd(x, ws[0], res);
       const added = e.add(res, apart[0]);

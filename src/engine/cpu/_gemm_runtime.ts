@@ -842,6 +842,37 @@ export class GemmRuntime {
     });
   }
 
+  /**
+   * RoPE (rotate_half) in place on `rows` rows of `n` floats at byte address
+   * x (heads of headDim floats), row r at position (first + r) mod seqLen of
+   * the cos and sin tables ([seqLen, headDim / 2] at byte addresses cos, sin);
+   * see run_rope in gemm.c. Rows shared by the threads.
+   */
+  rope(job: {
+    x: number;
+    rows: number;
+    n: number;
+    headDim: number;
+    first: number;
+    seqLen: number;
+    cos: number;
+    sin: number;
+  }): void {
+    const { rows, n } = job;
+    if (n === 0) return;
+    // Six operations a pair of floats.
+    this.#runChunked(27, rows, 3 * n, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.cos;
+      s[JOB.V] = job.sin;
+      s[JOB.M] = rows;
+      s[JOB.N] = n;
+      s[JOB.K] = job.headDim;
+      s[JOB.P0] = job.first;
+      s[JOB.J0] = job.seqLen;
+    });
+  }
+
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
   mirrorUpper(h: number, n: number): void {
     this.#kernels.mirror_upper(h, n);

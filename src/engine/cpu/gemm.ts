@@ -175,6 +175,58 @@ export interface PruneColumnBlock {
   keep?: Uint8Array;
 }
 
+/** One product of {@linkcode CpuGemm.matmulTransposedMany}. */
+export interface ManyProduct {
+  /** The weight, n × k. */
+  readonly w: Float32Array;
+  /** Its rows. */
+  readonly n: number;
+  /** Added to every row of the product (n floats), as a Linear's bias. */
+  readonly bias?: Float32Array;
+  /** Whether RoPE applies to the product (needs the call's RoPE tables). */
+  readonly rope?: boolean;
+}
+
+/** The RoPE of {@linkcode CpuGemm.matmulTransposedMany}: rotate_half over heads of `headDim`. */
+export interface RopeTables {
+  /** cos, [seqLen, headDim / 2]. */
+  readonly cos: Float32Array;
+  /** sin, [seqLen, headDim / 2]. */
+  readonly sin: Float32Array;
+  /** Tokens per sequence: row r of x is position r mod seqLen. */
+  readonly seqLen: number;
+  /** Dimension of one head: even, and it divides n of every product RoPE applies to. */
+  readonly headDim: number;
+}
+
+/** Checks the RoPE of a matmulTransposedMany call; returns headDim / 2 (0 without RoPE). */
+function checkRope(what: string, ws: readonly ManyProduct[], rope?: RopeTables): number {
+  if (rope === undefined) {
+    if (ws.some((w) => w.rope)) throw new CpuKernelError(`${what}: RoPE asked for without tables`);
+    return 0;
+  }
+  const { headDim, seqLen } = rope;
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) {
+    throw new CpuKernelError(
+      `${what}: RoPE head dimension must be even and positive, got ${headDim}`,
+    );
+  }
+  if (!Number.isInteger(seqLen) || seqLen < 1) {
+    throw new CpuKernelError(`${what}: RoPE needs a positive seqLen, got ${seqLen}`);
+  }
+  const half = headDim / 2;
+  checkLength(what, "cos", rope.cos, seqLen * half);
+  checkLength(what, "sin", rope.sin, seqLen * half);
+  for (const [i, { n, rope: rotated }] of ws.entries()) {
+    if (rotated && n % headDim !== 0) {
+      throw new CpuKernelError(
+        `${what}: product ${i} has ${n} columns, not whole heads of ${headDim}`,
+      );
+    }
+  }
+  return half;
+}
+
 /** Options of {@linkcode CpuGemm.walshHadamard}. */
 export interface WalshHadamardOptions {
   /** Where the result goes (x's length); absent: x itself. */
@@ -729,24 +781,29 @@ export class CpuGemm {
   }
 
   /**
-   * y_i[m, n_i] = x[m, k] · w_iᵀ for several weights of one x (q, k and v
-   * of attention): the bits of {@link matmulTransposed} for each, with x
-   * copied into the kernels' memory once for all of them rather than once a
-   * product.
+   * y_i[m, n_i] = x[m, k] · w_iᵀ (+ bias_i) for several weights of one x
+   * (q, k and v of attention): the bits of {@link matmulTransposed} for each
+   * (and of a float32 sum per element with a bias), with x copied into the
+   * kernels' memory once for all of them rather than once a product. With
+   * `rope`, the products marked `rope` then get RoPE (rotate_half) in place
+   * in the kernels' memory, with the bits of the CPU engine's ropeInPlace:
+   * row r of x is position r mod `rope.seqLen` (rows are whole sequences).
    *
    * @param x activations, m × k
-   * @param ws the weights, each n_i × k, with n_i
+   * @param ws the weights, each n_i × k, with n_i, optional bias and whether RoPE applies
    * @param m rows of x
    * @param k columns of x
    * @param outs written when given (out i: its first m·n_i floats), else allocated
+   * @param rope the RoPE tables and head dimension, for the products marked `rope`
    * @returns the products, in the order of ws
    */
   matmulTransposedMany(
     x: Float32Array,
-    ws: readonly { readonly w: Float32Array; readonly n: number }[],
+    ws: readonly ManyProduct[],
     m: number,
     k: number,
     outs?: readonly Float32Array[],
+    rope?: RopeTables,
   ): Float32Array[] {
     const what = "matmulTransposedMany";
     if (outs !== undefined && outs.length !== ws.length) {
@@ -754,9 +811,36 @@ export class CpuGemm {
     }
     const ys = ws.map(({ n }, i) => outs?.[i] ?? new Float32Array(m * n));
     ys.forEach((y, i) => checkLength(what, `out ${i}`, y, m * ws[i].n));
-    this.#products(what, x, ws, m, k, (r0, r, c) => {
-      for (const [i, { n }] of ws.entries()) ys[i].set(this.#rt.f32(c[i], r * n), r0 * n);
-    });
+    for (const [i, { n, bias }] of ws.entries()) {
+      if (bias !== undefined) checkLength(what, `bias ${i}`, bias, n);
+    }
+    const half = checkRope(what, ws, rope);
+    const rt = this.#rt;
+    const fixed = rope === undefined
+      ? []
+      : [rope.cos, rope.sin].map((t) => t.subarray(0, rope.seqLen * half));
+    this.#products(what, x, ws, m, k, (r0, r, c, at) => {
+      for (const [i, { n, bias }] of ws.entries()) {
+        const y = rt.f32(c[i], r * n);
+        // matmul's bias: float32 sums, before RoPE as a Linear's output has it.
+        if (bias !== undefined) {
+          for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
+        }
+        if (rope !== undefined && ws[i].rope) {
+          rt.rope({
+            x: c[i],
+            rows: r,
+            n,
+            headDim: rope.headDim,
+            first: r0,
+            seqLen: rope.seqLen,
+            cos: at.fixed[0],
+            sin: at.fixed[1],
+          });
+        }
+        ys[i].set(rt.f32(c[i], r * n), r0 * n);
+      }
+    }, { fixed });
     return ys;
   }
 
@@ -790,11 +874,11 @@ export class CpuGemm {
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
     const rt = this.#rt;
-    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], resAt) => {
-      rt.f32(resAt, r * n).set(residual.subarray(r0 * n, (r0 + r) * n));
-      rt.add(resAt, c, c, r * n);
+    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
+      rt.f32(at.extra, r * n).set(residual.subarray(r0 * n, (r0 + r) * n));
+      rt.add(at.extra, c, c, r * n);
       y.set(rt.f32(c, r * n), r0 * n);
-    }, n);
+    }, { extraPerRow: n });
     return y;
   }
 
@@ -1317,8 +1401,9 @@ export class CpuGemm {
    * kernels' memory once for all the products, and `finish(r0, r, c)` takes
    * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
    * holds r × ws[i].n floats, the next chunk overwrites them), with
-   * `extraPerRow` floats a row of scratch at byte address `extra`. The
-   * chunks are whole multiples of 4 rows but the last.
+   * `extraPerRow` floats a row of scratch at byte address `at.extra` and
+   * the `fixed` arrays copied in once, at `at.fixed[i]`. The chunks are
+   * whole multiples of 4 rows but the last.
    */
   #products(
     what: string,
@@ -1326,8 +1411,13 @@ export class CpuGemm {
     ws: readonly { readonly w: Float32Array; readonly n: number }[],
     m: number,
     k: number,
-    finish: (r0: number, r: number, c: readonly number[], extra: number) => void,
-    extraPerRow = 0,
+    finish: (
+      r0: number,
+      r: number,
+      c: readonly number[],
+      at: { extra: number; fixed: readonly number[] },
+    ) => void,
+    { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
   ): void {
     checkShape(what, "m", m);
     checkShape(what, "k", k);
@@ -1344,6 +1434,11 @@ export class CpuGemm {
     for (const { n } of ws) {
       packedAt.push(at);
       at = align(at + k * align(n, NR) * 4, 64);
+    }
+    const fixedAt: number[] = [];
+    for (const f of fixed) {
+      fixedAt.push(at);
+      at = align(at + f.length * 4, 64);
     }
     const workAt = at;
     const step = Math.min(m, chunkRows(this.#stream, (k + nSum + extraPerRow) * 4, 4));
@@ -1364,6 +1459,7 @@ export class CpuGemm {
     for (const [i, { w, n }] of ws.entries()) {
       if (k > 0) this.#packTransposed(w, n, k, packedAt[i], workAt, chunks[i]);
     }
+    fixed.forEach((f, i) => rt.f32(fixedAt[i], f.length).set(f));
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
       if (k > 0) rt.f32(aAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
@@ -1384,7 +1480,7 @@ export class CpuGemm {
           });
         }
       }
-      finish(r0, r, cAt, extraAt);
+      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt });
     }
   }
 }
@@ -1762,20 +1858,22 @@ export function matmulTransposedAdd(
  * ```
  *
  * @param x m × k
- * @param ws the weights, each n_i × k, with n_i
+ * @param ws the weights, each n_i × k, with n_i, optional bias and whether RoPE applies
  * @param m rows of x
  * @param k columns of x
  * @param outs optional destinations, one per weight
+ * @param rope the RoPE tables, for the products marked `rope`
  * @returns the products, in the order of ws
  */
 export function matmulTransposedMany(
   x: Float32Array,
-  ws: readonly { readonly w: Float32Array; readonly n: number }[],
+  ws: readonly ManyProduct[],
   m: number,
   k: number,
   outs?: readonly Float32Array[],
+  rope?: RopeTables,
 ): Float32Array[] {
-  return defaultGemm().matmulTransposedMany(x, ws, m, k, outs);
+  return defaultGemm().matmulTransposedMany(x, ws, m, k, outs, rope);
 }
 
 /**

@@ -129,7 +129,8 @@ enum {
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
-                         // (run_cholesky_block and after), 26: element-wise sum (run_add)
+                         // (run_cholesky_block and after), 26: element-wise sum (run_add),
+                         // 27: RoPE in place (run_rope)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -899,6 +900,37 @@ NOINLINE static void run_add(char* base, const int32_t* job, int task) {
   for (; i < i1; i++) y[i] = a[i] + b[i];
 }
 
+// One task of RoPE (rotate_half) in place (J_OP 27): rows [task·NC, (task +
+// 1)·NC) of x [M, N] at A (N = heads · K, K the head dimension), the row's
+// position (P0 + row) mod SEQ (P0: the first row's index in its batch of
+// sequences, SEQ at J_J0), cos and sin [SEQ, K / 2] at B and V. Each pair
+// (x1, x2) = (x[i], x[i + K/2]) of a head becomes (x1·c − x2·s, x2·c + x1·s),
+// every product and sum rounded to float32: CpuEngine.ropeInPlace's bits
+// (its products are Math.fround'ed, its sums stored as float32; the build
+// contracts nothing into a fused multiply-add).
+NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], n = job[J_N], d = job[J_K], chunk = job[J_NC];
+  const int first = job[J_P0], seq = job[J_J0], half = d / 2;
+  float* x = (float*)MEM(base, job[J_A]);
+  const float* cs = (const float*)MEM(base, job[J_B]);
+  const float* sn = (const float*)MEM(base, job[J_V]);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const float* c = cs + ((first + r) % seq) * half;
+    const float* s = sn + ((first + r) % seq) * half;
+    for (int h = 0; h < n; h += d) {
+      float* lo = x + r * n + h;
+      float* hi = lo + half;
+      for (int i = 0; i < half; i++) {
+        const float x1 = lo[i], x2 = hi[i];
+        const float a = x1 * c[i], b = x2 * s[i], e = x2 * c[i], f = x1 * s[i];
+        lo[i] = a - b;
+        hi[i] = e + f;
+      }
+    }
+  }
+}
+
 // Round half to even of a float64 whose magnitude is below 2^51: adding
 // 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
 // roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
@@ -1190,6 +1222,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
     case 26: run_add(base, job, task); return;
+    case 27: run_rope(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task); return;
     case 22: run_ordered_sum(base, job); return;
