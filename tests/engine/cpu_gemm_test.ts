@@ -933,6 +933,37 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    `native, 2 threads: operands of 1 MiB and more are copied in and out by the threads, same bits (${
+      NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
+    })`,
+  ignore: !NATIVE.ok,
+  fn() {
+    // 1100 rows of 256 floats (1.07 MiB) in and out: above the threaded copy's
+    // threshold on 2 threads, below nothing on 1 (the calling thread copies).
+    const [m, n, k] = [1100, 256, 256];
+    const x = values(m * k, 51);
+    const w = values(n * k, 52);
+    const u = values(n * k, 53);
+    const r = values(m * n, 54);
+    const run = (gemm: CpuGemm): Float32Array[] => [
+      gemm.matmulTransposed(x, w, m, n, k),
+      gemm.matmulTransposedAdd(x, w, r, m, n, k),
+      gemm.swiGlu(x, w, u, m, n, k),
+      ...gemm.matmulTransposedMany(x, [{ w, n }, { w: u, n }], m, k),
+      gemm.rmsnorm(x, values(k, 55), m, k, 1e-6),
+      // An output that is a view into a larger array: only its floats are written.
+      gemm.matmulTransposed(x, w, m, n, k, new Float32Array(m * n + 7).subarray(3, 3 + m * n)),
+    ];
+    const [one, two] = [1, 2].map((threads) =>
+      GEMMS.find((g) => g.variant === "avx2" && g.threads === threads)!.gemm
+    );
+    const expected = run(one);
+    for (const [i, got] of run(two).entries()) assertSameBits(got, expected[i], `op ${i}`);
+  },
+});
+
+Deno.test({
   name: `a native worker late for a finished job claims no stripe (${
     NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
   })`,

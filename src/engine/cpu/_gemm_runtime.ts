@@ -53,6 +53,12 @@ export class CpuKernelError extends LlmcError {}
 
 /** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */
 const THREADED_MIN_FLOPS = 1 << 22;
+/**
+ * Floats from which the native build's threads share a copy between a host
+ * array and the kernels' memory (1 MiB; smaller ones are not worth waking a
+ * worker, and V8 may keep the smallest arrays on its moving heap).
+ */
+const HOST_COPY_MIN = 1 << 18;
 /** Tasks per thread a threaded product against packed B is cut into (see runPacked). */
 const PACKED_TASKS_PER_THREAD = 8;
 /** Narrowest column group of a product against packed B. */
@@ -871,6 +877,36 @@ export class GemmRuntime {
       s[JOB.P0] = job.first;
       s[JOB.J0] = job.seqLen;
     });
+  }
+
+  /**
+   * Copies `src` into the memory at byte address `at`. In the native build a
+   * large copy is shared by the threads (run_copy in gemm.c reads the host
+   * array through its address); otherwise the calling thread copies.
+   */
+  copyIn(src: Float32Array, at: number): void {
+    if (!this.#hostCopy(src, at, 1)) this.f32(at, src.length).set(src);
+  }
+
+  /** Copies `dst.length` floats from byte address `at` of the memory into `dst` (see {@link copyIn}). */
+  copyOut(at: number, dst: Float32Array): void {
+    if (!this.#hostCopy(dst, at, 0)) dst.set(this.f32(at, dst.length));
+  }
+
+  /** A threaded native copy between `host` and `at` (into the memory when `inward`); false when not worth it. */
+  #hostCopy(host: Float32Array, at: number, inward: 0 | 1): boolean {
+    const n = host.length;
+    if (this.#native === null || this.#workers.length === 0 || n < HOST_COPY_MIN) return false;
+    const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(host)));
+    // Whole cache lines a task; weighed so that every copy this large is threaded.
+    this.#runChunked(28, n, THREADED_MIN_FLOPS / HOST_COPY_MIN, 16, (s) => {
+      s[JOB.A] = Number(address & 0xffffffffn) | 0;
+      s[JOB.B] = Number(address >> 32n) | 0;
+      s[JOB.C] = at;
+      s[JOB.N] = n;
+      s[JOB.K] = inward;
+    });
+    return true;
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */

@@ -539,7 +539,7 @@ export class CpuGemm {
         const c = Math.min(step, rows - r0);
         // One chunk of x serves every block without copying it again.
         if (i0 === 0 || step < rows) {
-          rt.f32(xAt, c * k).set(x.subarray(r0 * k, (r0 + c) * k));
+          rt.copyIn(x.subarray(r0 * k, (r0 + c) * k), xAt);
         }
         rt.run({
           m: r,
@@ -838,7 +838,7 @@ export class CpuGemm {
             sin: at.fixed[1],
           });
         }
-        ys[i].set(rt.f32(c[i], r * n), r0 * n);
+        rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
       }
     }, { fixed });
     return ys;
@@ -875,9 +875,9 @@ export class CpuGemm {
     checkLength(what, "out", y, m * n);
     const rt = this.#rt;
     this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
-      rt.f32(at.extra, r * n).set(residual.subarray(r0 * n, (r0 + r) * n));
+      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), at.extra);
       rt.add(at.extra, c, c, r * n);
-      y.set(rt.f32(c, r * n), r0 * n);
+      rt.copyOut(c, y.subarray(r0 * n, (r0 + r) * n));
     }, { extraPerRow: n });
     return y;
   }
@@ -914,7 +914,7 @@ export class CpuGemm {
     // SIMD or scalar path of one siluMul over the whole array.
     this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
       this.#rt.siluMul(g, u, g, r * n);
-      y.set(this.#rt.f32(g, r * n), r0 * n);
+      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
     });
     return y;
   }
@@ -1163,9 +1163,9 @@ export class CpuGemm {
     rt.f32(wAt, cols).set(w.subarray(0, cols));
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);
-      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.copyIn(x.subarray(r0 * cols, (r0 + n) * cols), xAt);
       rt.rmsnorm({ x: xAt, w: wAt, y: yAt, rows: n, cols, eps });
-      y.set(rt.f32(yAt, n * cols), r0 * cols);
+      rt.copyOut(yAt, y.subarray(r0 * cols, (r0 + n) * cols));
     }
     return y;
   }
@@ -1344,7 +1344,7 @@ export class CpuGemm {
     }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      rt.f32(aAt, r * k).set(a.subarray(r0 * k, (r0 + r) * k));
+      rt.copyIn(a.subarray(r0 * k, (r0 + r) * k), aAt);
       rt.runPacked({
         m: r,
         n,
@@ -1358,7 +1358,7 @@ export class CpuGemm {
         accumulate: false,
       });
       if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
-      else y.set(rt.f32(cAt, r * n), r0 * n);
+      else rt.copyOut(cAt, y.subarray(r0 * n, (r0 + r) * n));
     }
     return y;
   }
@@ -1462,7 +1462,7 @@ export class CpuGemm {
     fixed.forEach((f, i) => rt.f32(fixedAt[i], f.length).set(f));
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      if (k > 0) rt.f32(aAt, r * k).set(x.subarray(r0 * k, (r0 + r) * k));
+      if (k > 0) rt.copyIn(x.subarray(r0 * k, (r0 + r) * k), aAt);
       for (const [i, { n }] of ws.entries()) {
         if (k === 0) rt.f32(cAt[i], r * n).fill(0);
         else {

@@ -130,7 +130,7 @@ enum {
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
                          // (run_cholesky_block and after), 26: element-wise sum (run_add),
-                         // 27: RoPE in place (run_rope)
+                         // 27: RoPE in place (run_rope), 28: host copy (run_copy, native)
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -931,6 +931,28 @@ NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
   }
 }
 
+// One task of a copy across the memory's boundary (J_OP 28, the native
+// build only; the WebAssembly builds cannot address host memory and are
+// never given it): floats [task·NC, (task + 1)·NC) of N between a host
+// array at the 64-bit address A (low half) : B (high half) and byte offset
+// C of this memory, into the memory when K is 1, out of it when 0. A large
+// operand's copy is then shared by the threads like the work on it.
+NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  float* host = (float*)(uintptr_t)(((uint64_t)(uint32_t)job[J_B] << 32) | (uint32_t)job[J_A]);
+  float* mem = (float*)MEM(base, job[J_C]);
+  const float* src = job[J_K] ? host : mem;
+  float* dst = job[J_K] ? mem : host;
+  int i = i0;
+  for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < i1; i++) dst[i] = src[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
 // Round half to even of a float64 whose magnitude is below 2^51: adding
 // 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
 // roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
@@ -1223,6 +1245,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 7: run_fwht(base, job, task); return;
     case 26: run_add(base, job, task); return;
     case 27: run_rope(base, job, task); return;
+    case 28: run_copy(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task); return;
     case 22: run_ordered_sum(base, job); return;
