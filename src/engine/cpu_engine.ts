@@ -4,7 +4,11 @@
  * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs) and the SwiGLU
  * activation (`siluMul`, whose exp costs too much in TypeScript); the other
  * element-wise ops, norms, RoPE and the log-softmax are plain TypeScript
- * loops, where the cost is memory traffic rather than arithmetic.
+ * loops, where the cost is memory traffic rather than arithmetic. The fused
+ * ops of a decoder layer (`swiGlu`, `matmulMany` with RoPE, `matmulAdd`)
+ * keep their products in the kernels' memory for the work that follows
+ * (the activation, RoPE, the residual sum there), so only their results are
+ * copied out; each gives the bits of the separate ops.
  *
  * Arithmetic: values are stored as float32 like the WGSL kernels store
  * them; the SIMD kernels accumulate in float32 (fused multiply-add where
