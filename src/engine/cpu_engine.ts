@@ -367,20 +367,17 @@ export class CpuEngine implements Engine {
     }
     // Every sequence's rows are written whole (causalAttention writes all of its `out`).
     const out = this.#f32(qs.length);
-    const qPer = seqLen * heads * headDim;
-    const kvPer = seqLen * kvHeads * headDim;
-    // One sequence at a time; all of it (both products and the softmax) runs
-    // as SIMD jobs on the kernels' threads.
-    const one = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, window: shape.window };
-    for (let b = 0; b < sequences; b++) {
-      causalAttention(
-        qs.subarray(b * qPer, (b + 1) * qPer),
-        ks.subarray(b * kvPer, (b + 1) * kvPer),
-        vs.subarray(b * kvPer, (b + 1) * kvPer),
-        one,
-        out.subarray(b * qPer, (b + 1) * qPer),
-      );
-    }
+    // All of it (both products and the softmax, every sequence) runs as
+    // SIMD jobs on the kernels' threads, several sequences a job.
+    causalAttention(qs, ks, vs, {
+      sequences,
+      seq: seqLen,
+      kvLen: seqLen,
+      heads,
+      kvHeads,
+      headDim,
+      window: shape.window,
+    }, out);
     return this.#own(out, [sequences * seqLen, heads * headDim]);
   }
 

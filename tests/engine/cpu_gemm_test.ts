@@ -1089,6 +1089,43 @@ Deno.test("rmsnorm gives the TypeScript loop's bits: every build, 1 and 2 thread
   }
 });
 
+Deno.test("causalAttention of several sequences gives each sequence's own bits, in one job or several", () => {
+  const shape = { seq: 70, kvLen: 90, heads: 4, kvHeads: 2, headDim: 24, window: 40 };
+  const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+  const sequences = 5;
+  const [qn, kvn] = [seq * heads * d, kvLen * kvHeads * d];
+  const q = values(sequences * qn, 61);
+  const k = values(sequences * kvn, 62);
+  const v = values(sequences * kvn, 63);
+  for (const { gemm, label, threads, variant } of GEMMS) {
+    const one = (b: number) =>
+      gemm.causalAttention(
+        q.subarray(b * qn, (b + 1) * qn),
+        k.subarray(b * kvn, (b + 1) * kvn),
+        v.subarray(b * kvn, (b + 1) * kvn),
+        shape,
+      );
+    const expected = new Float32Array(sequences * qn);
+    for (let b = 0; b < sequences; b++) expected.set(one(b), b * qn);
+    // All five in one job, and one sequence a job (a tiny streaming budget).
+    const tiny = createCpuGemm({ threads, variant, streamBytes: 1 });
+    try {
+      for (const g of [gemm, tiny]) {
+        const out = new Float32Array(sequences * qn + 5);
+        g.causalAttention(q, k, v, { ...shape, sequences }, out);
+        assertSameBits(out.subarray(0, sequences * qn), expected, label);
+        assert.deepEqual(Array.from(out.subarray(sequences * qn)), [0, 0, 0, 0, 0]);
+      }
+    } finally {
+      tiny.close();
+    }
+    assert.throws(
+      () => gemm.causalAttention(q, k.subarray(1), v, { ...shape, sequences }),
+      (e: Error) => e instanceof CpuKernelError && /k holds/.test(e.message),
+    );
+  }
+});
+
 Deno.test("causalAttention (one fused job) gives the bits of attentionScores → attentionSoftmax → attentionValues", () => {
   // Rows not a multiple of the task's 32, more than one MC block of rows,
   // kvLen > seq (a cached prefix) and past one k slice of 512 (the values'

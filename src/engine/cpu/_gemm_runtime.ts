@@ -519,16 +519,18 @@ export class GemmRuntime {
   }
 
   /**
-   * Causal grouped-query attention of one sequence in one job (see
-   * run_attention in gemm.c): a task per head and block of `rows` query rows
-   * (a multiple of every build's MR), each with `scratchBytes` of scratch from byte address
-   * `scratch` on (one region per thread).
+   * Causal grouped-query attention of `sequences` sequences (default 1,
+   * stored one after another) in one job (see run_attention in gemm.c): a
+   * task per sequence, head and block of `rows` query rows (a multiple of
+   * every build's MR), each with `scratchBytes` of scratch from byte
+   * address `scratch` on (one region per thread).
    */
   attention(job: {
     q: number;
     k: number;
     v: number;
     out: number;
+    sequences?: number;
     seq: number;
     kvLen: number;
     heads: number;
@@ -541,17 +543,18 @@ export class GemmRuntime {
     scratchBytes: number;
   }): void {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
-    const { seq, kvLen, heads, kvHeads, headDim: d, rows } = job;
-    if (seq === 0 || heads === 0) return;
+    const { seq, kvLen, heads, kvHeads, headDim: d, rows, sequences = 1 } = job;
+    if (seq === 0 || heads === 0 || sequences === 0) return;
     const nblocks = Math.ceil(seq / rows);
-    const ntasks = heads * nblocks;
+    const ntasks = sequences * heads * nblocks;
     if (ntasks > MAX_TASKS || rows % MR_MAX !== 0) {
       throw new CpuKernelError(
         `CPU kernels: attention of ${heads} heads in blocks of ${rows} rows does not fit one job`,
       );
     }
     // About 4·kvLen·d flops per query row (two products), half of them causal.
-    const threaded = this.#workers.length > 0 && 2 * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
+    const threaded = this.#workers.length > 0 &&
+      2 * sequences * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
     const s = this.#job;
     s[JOB.OP] = 6;
     s[JOB.PACKED] = 0;
@@ -567,6 +570,9 @@ export class GemmRuntime {
     s[JOB.V] = job.v;
     s[JOB.C] = job.out;
     s[JOB.LDC] = heads * d;
+    s[JOB.A_BS] = seq * heads * d;
+    s[JOB.B_BS] = kvLen * kvHeads * d;
+    s[JOB.C_BS] = seq * heads * d;
     s[JOB.B_GROUP] = heads / kvHeads;
     s[JOB.CAUSAL_OFFSET] = kvLen - seq;
     s[JOB.WINDOW] = job.window;

@@ -260,6 +260,11 @@ export interface AttentionGemmShape {
 
 /** The shape of {@linkcode causalAttention}. */
 export interface CausalAttentionShape {
+  /**
+   * Sequences, stored one after another in q, k, v and the output (default
+   * 1); each attends only to itself.
+   */
+  sequences?: number;
   /** Query positions (the last `seq` of the kvLen positions). */
   seq: number;
   /** Key/value positions; at least seq. */
@@ -696,15 +701,18 @@ export class CpuGemm {
       causal: true,
     });
     const { window, scale } = softmaxParameters(what, shape, d);
+    const sequences = shape.sequences ?? 1;
+    checkShape(what, "sequences", sequences);
+    // Per sequence.
     const qLength = seq * heads * d, kvLength = kvLen * kvHeads * d;
-    checkLength(what, "q", q, qLength);
-    checkLength(what, "k", k, kvLength);
-    checkLength(what, "v", v, kvLength);
-    const y = out ?? new Float32Array(qLength);
-    checkLength(what, "out", y, qLength);
-    if (qLength === 0) return y;
+    checkLength(what, "q", q, sequences * qLength);
+    checkLength(what, "k", k, sequences * kvLength);
+    checkLength(what, "v", v, sequences * kvLength);
+    const y = out ?? new Float32Array(sequences * qLength);
+    checkLength(what, "out", y, sequences * qLength);
+    if (sequences * qLength === 0) return y;
     if (kvLen === 0 || d === 0) {
-      y.fill(0, 0, qLength);
+      y.fill(0, 0, sequences * qLength);
       return y;
     }
     const rt = this.#rt;
@@ -713,35 +721,47 @@ export class CpuGemm {
       (rows * kvLen + KC * align(Math.max(kvLen, d), NR) + rows * KC + MR_MAX * NR) * 4,
       64,
     );
+    // Whole sequences a job, about a streaming chunk's worth (at least one),
+    // no more tasks than the job's counter holds.
+    const tasksPerSequence = heads * Math.ceil(seq / rows);
+    const group = Math.min(
+      sequences,
+      Math.max(1, Math.floor(0xffff / tasksPerSequence)),
+      chunkRows(this.#stream, (2 * qLength + 2 * kvLength) * 4, 1),
+    );
     const qAt = rt.heapBase;
-    const kAt = align(qAt + qLength * 4, 64);
-    const vAt = align(kAt + kvLength * 4, 64);
-    const oAt = align(vAt + kvLength * 4, 64);
-    const scratchAt = align(oAt + qLength * 4, 64);
+    const kAt = align(qAt + group * qLength * 4, 64);
+    const vAt = align(kAt + group * kvLength * 4, 64);
+    const oAt = align(vAt + group * kvLength * 4, 64);
+    const scratchAt = align(oAt + group * qLength * 4, 64);
     rt.reserve(
       scratchAt + rt.threads * scratchBytes - rt.heapBase,
-      `${what} of ${heads} heads × ${seq} × ${kvLen}`,
+      `${what} of ${group} × ${heads} heads × ${seq} × ${kvLen}`,
     );
-    rt.f32(qAt, qLength).set(q.subarray(0, qLength));
-    rt.f32(kAt, kvLength).set(k.subarray(0, kvLength));
-    rt.f32(vAt, kvLength).set(v.subarray(0, kvLength));
-    rt.attention({
-      q: qAt,
-      k: kAt,
-      v: vAt,
-      out: oAt,
-      seq,
-      kvLen,
-      heads,
-      kvHeads,
-      headDim: d,
-      window,
-      scale,
-      rows,
-      scratch: scratchAt,
-      scratchBytes,
-    });
-    y.set(rt.f32(oAt, qLength));
+    for (let b0 = 0; b0 < sequences; b0 += group) {
+      const n = Math.min(group, sequences - b0);
+      rt.copyIn(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt);
+      rt.copyIn(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt);
+      rt.copyIn(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt);
+      rt.attention({
+        q: qAt,
+        k: kAt,
+        v: vAt,
+        out: oAt,
+        sequences: n,
+        seq,
+        kvLen,
+        heads,
+        kvHeads,
+        headDim: d,
+        window,
+        scale,
+        rows,
+        scratch: scratchAt,
+        scratchBytes,
+      });
+      rt.copyOut(oAt, y.subarray(b0 * qLength, (b0 + n) * qLength));
+    }
     return y;
   }
 

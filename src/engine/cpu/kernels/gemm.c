@@ -713,7 +713,7 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
   }
 }
 
-// One task of causal attention fused (J_OP 6): head h, query rows [i0, i1)
+// One task of causal attention fused (J_OP 6): sequence b, head h, query rows [i0, i1)
 // (NC rows, a multiple of MR). q [seq, heads·d] at A (row stride A_RS), k and
 // v [kvLen, kvHeads·d] at B and V (row stride B_RS), out [seq, heads·d] at C
 // (LDC); query i sees keys (i + offset − window, i + offset]. The block's
@@ -730,13 +730,18 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   const int q_rs = job[J_A_RS], kv_rs = job[J_B_RS], ldc = job[J_LDC];
   const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
   union { int32_t i; float f; } scale = {job[J_SCALE]};
+  // Sequence b's q and out start A_BS and C_BS floats after sequence b − 1's,
+  // its k and v B_BS floats after (one job may hold several sequences).
+  const int per_seq = ldc / d * nblocks;
+  const int b = task / per_seq;
+  task %= per_seq;
   const int h = task / nblocks;
   const int i0 = (task % nblocks) * rows, i1 = min_int(seq, i0 + rows), mrows = i1 - i0;
   const int kvh = h / job[J_B_GROUP];
-  const float* q = (const float*)MEM(base, job[J_A]) + h * d;
-  const float* k = (const float*)MEM(base, job[J_B]) + kvh * d;
-  const float* v = (const float*)MEM(base, job[J_V]) + kvh * d;
-  float* out = (float*)MEM(base, job[J_C]) + h * d;
+  const float* q = (const float*)MEM(base, job[J_A]) + b * job[J_A_BS] + h * d;
+  const float* k = (const float*)MEM(base, job[J_B]) + b * job[J_B_BS] + kvh * d;
+  const float* v = (const float*)MEM(base, job[J_V]) + b * job[J_B_BS] + kvh * d;
+  float* out = (float*)MEM(base, job[J_C]) + b * job[J_C_BS] + h * d;
   const int kv_pad = (kv_len > d ? kv_len : d) + NR - 1;
   float* scores = scratch;                            // rows × kv_len
   float* pack = scores + rows * kv_len;               // KC × kv_pad, packed B
