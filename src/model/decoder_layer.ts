@@ -159,6 +159,10 @@ export function encodeDecoderLayer(
   };
   const linear = (l: LayerLinear, input: Tensor) =>
     output(l, temp(engine.matmul(input, weights.linear(l), weights.bias(l))));
+  // Whether nothing comes between a Linear's product and what follows it:
+  // `direct`, no online output transform; `plain`, no bias either.
+  const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
+  const plain = (l: LayerLinear) => weights.bias(l) === undefined && direct(l);
   // x + l(input): one engine op when nothing needs the product apart (no
   // bias, no online output transform); the CPU engine adds x in its kernels' memory.
   const residual = (x: Tensor, l: LayerLinear, input: Tensor): Tensor => {
@@ -168,8 +172,6 @@ export function encodeDecoderLayer(
     release(y);
     return h;
   };
-  const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
-  const plain = (l: LayerLinear) => weights.bias(l) === undefined && direct(l);
   // Several Linears' outputs, the first `roped` of them with RoPE applied (q
   // and k). When they all read one input, one engine op (the CPU engine
   // stages that input once for all the products), RoPE included where no
