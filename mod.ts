@@ -226,6 +226,7 @@ export {
   type HostArray as EngineHostArray,
   hostBlockTransform,
   type InverseFactor,
+  type ManyRope,
   type RowReduction,
   type RunningHessian,
   type SecondOrderHessian,

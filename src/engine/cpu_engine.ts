@@ -4,7 +4,11 @@
  * (`causalAttention`: q·kᵀ, softmax and p·v as SIMD jobs) and the SwiGLU
  * activation (`siluMul`, whose exp costs too much in TypeScript); the other
  * element-wise ops, norms, RoPE and the log-softmax are plain TypeScript
- * loops, where the cost is memory traffic rather than arithmetic.
+ * loops, where the cost is memory traffic rather than arithmetic. The fused
+ * ops of a decoder layer (`swiGlu`, `matmulMany` with RoPE, `matmulAdd`)
+ * keep their products in the kernels' memory for the work that follows
+ * (the activation, RoPE, the residual sum there), so only their results are
+ * copied out; each gives the bits of the separate ops.
  *
  * Arithmetic: values are stored as float32 like the WGSL kernels store
  * them; the SIMD kernels accumulate in float32 (fused multiply-add where
@@ -29,8 +33,11 @@ import {
   causalAttention,
   cpuKernelInfo,
   matmulTransposed,
+  matmulTransposedAdd,
+  matmulTransposedMany,
   rmsnorm,
   siluMul,
+  swiGlu,
   walshHadamard,
 } from "./cpu/gemm.ts";
 import { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
@@ -43,6 +50,7 @@ import type {
   BlockTransformPlacement,
   Engine,
   HostArray,
+  ManyRope,
   RowReduction,
   SecondOrderOps,
   Tensor,
@@ -51,6 +59,7 @@ import type {
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
+import type { RopeTables } from "./cpu/gemm.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 
 /** How the banner names each build of the GEMM kernels. */
@@ -223,25 +232,70 @@ export class CpuEngine implements Engine {
   matmul(x: Tensor, w: Tensor, bias?: Tensor): CpuTensor {
     const xs = f32(x, "matmul");
     const ws = f32(w, "matmul");
-    if (x.shape.length < 1 || w.shape.length !== 2) {
-      throw new EngineError(
-        `matmul: expected x [..., K] and w [N, K], got [${x.shape}] and [${w.shape}]`,
-      );
-    }
-    const [n, k] = w.shape;
-    if (x.shape[x.shape.length - 1] !== k) {
-      throw new EngineError(`matmul: x [${x.shape}] and w [${w.shape}] disagree on K`);
-    }
-    const m = x.numel / k;
+    const { m, n, k } = productShape("matmul", x, w);
     const b = bias === undefined ? undefined : f32(bias, "matmul");
     if (b !== undefined && b.length !== n) {
       throw new EngineError(`matmul: bias [${bias!.shape}] must be [${n}]`);
     }
     const y = matmulTransposed(xs, ws, m, n, k, this.#f32(m * n));
-    if (b !== undefined) {
-      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
-    }
+    if (b !== undefined) addBias(y, b, m, n);
     return this.#own(y, [...x.shape.slice(0, -1), n]);
+  }
+
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
+  ): CpuTensor[] {
+    const what = "matmulMany";
+    if (biases !== undefined && biases.length !== ws.length) {
+      throw new EngineError(`${what}: ${ws.length} weights but ${biases.length} biases`);
+    }
+    if (rope !== undefined && !(rope.count <= ws.length)) {
+      throw new EngineError(`${what}: RoPE on ${rope.count} of ${ws.length} products`);
+    }
+    const xs = f32(x, what);
+    const shapes = ws.map((w) => productShape(what, x, w));
+    const products = ws.map((w, i) => {
+      const b = biases?.[i];
+      const bias = b === undefined ? undefined : f32(b, what);
+      if (bias !== undefined && bias.length !== shapes[i].n) {
+        throw new EngineError(`${what}: bias ${i} [${b!.shape}] must be [${shapes[i].n}]`);
+      }
+      return { w: f32(w, what), n: shapes[i].n, bias, rope: i < (rope?.count ?? 0) };
+    });
+    if (ws.length === 0) return [];
+    const { m, k } = shapes[0];
+    const outs = shapes.map(({ n }) => this.#f32(m * n));
+    try {
+      matmulTransposedMany(xs, products, m, k, outs, rope && ropeTables(rope));
+    } catch (e) {
+      for (const y of outs) this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
+    return outs.map((y, i) => this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]));
+  }
+
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): CpuTensor {
+    const what = "matmulAdd";
+    const { m, n, k } = productShape(what, x, w);
+    const shape = [...x.shape.slice(0, -1), n];
+    if (residual.shape.join() !== shape.join()) {
+      throw new EngineError(
+        `${what}: residual [${residual.shape}] is not the product's [${shape}]`,
+      );
+    }
+    const y = matmulTransposedAdd(
+      f32(x, what),
+      f32(w, what),
+      f32(residual, what),
+      m,
+      n,
+      k,
+      this.#f32(m * n),
+    );
+    return this.#own(y, shape);
   }
 
   add(a: Tensor, b: Tensor): CpuTensor {
@@ -313,20 +367,17 @@ export class CpuEngine implements Engine {
     }
     // Every sequence's rows are written whole (causalAttention writes all of its `out`).
     const out = this.#f32(qs.length);
-    const qPer = seqLen * heads * headDim;
-    const kvPer = seqLen * kvHeads * headDim;
-    // One sequence at a time; all of it (both products and the softmax) runs
-    // as SIMD jobs on the kernels' threads.
-    const one = { seq: seqLen, kvLen: seqLen, heads, kvHeads, headDim, window: shape.window };
-    for (let b = 0; b < sequences; b++) {
-      causalAttention(
-        qs.subarray(b * qPer, (b + 1) * qPer),
-        ks.subarray(b * kvPer, (b + 1) * kvPer),
-        vs.subarray(b * kvPer, (b + 1) * kvPer),
-        one,
-        out.subarray(b * qPer, (b + 1) * qPer),
-      );
-    }
+    // All of it (both products and the softmax, every sequence) runs as
+    // SIMD jobs on the kernels' threads, several sequences a job.
+    causalAttention(qs, ks, vs, {
+      sequences,
+      seq: seqLen,
+      kvLen: seqLen,
+      heads,
+      kvHeads,
+      headDim,
+      window: shape.window,
+    }, out);
     return this.#own(out, [sequences * seqLen, heads * headDim]);
   }
 
@@ -337,6 +388,16 @@ export class CpuEngine implements Engine {
       throw new EngineError(`siluMul: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
     return this.#own(siluMul(g, u, g.length, this.#f32(g.length)), gate.shape);
+  }
+
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): CpuTensor {
+    const { m, n, k } = productShape("swiGlu", x, gate);
+    if (up.shape.join() !== gate.shape.join()) {
+      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+    }
+    const xs = f32(x, "swiGlu");
+    const y = swiGlu(xs, f32(gate, "swiGlu"), f32(up, "swiGlu"), m, n, k, this.#f32(m * n));
+    return this.#own(y, [...x.shape.slice(0, -1), n]);
   }
 
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {
@@ -583,6 +644,32 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** A {@link ManyRope}'s tables for the kernels. */
+function ropeTables(rope: ManyRope): RopeTables {
+  const cos = f32(rope.cos, "matmulMany");
+  const seqLen = rope.cos.shape[0];
+  return { cos, sin: f32(rope.sin, "matmulMany"), seqLen, headDim: rope.headDim };
+}
+
+/** y[i, j] += b[j] for the m × n rows of y (a Linear's bias, float32 sums). */
+function addBias(y: Float32Array, b: Float32Array, m: number, n: number): void {
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] += b[j];
+}
+
+/** m, n and k of x `[..., K]` · wᵀ for w `[N, K]`; throws naming `op` when they do not fit. */
+function productShape(op: string, x: Tensor, w: Tensor): { m: number; n: number; k: number } {
+  if (x.shape.length < 1 || w.shape.length !== 2) {
+    throw new EngineError(
+      `${op}: expected x [..., K] and w [N, K], got [${x.shape}] and [${w.shape}]`,
+    );
+  }
+  const [n, k] = w.shape;
+  if (x.shape[x.shape.length - 1] !== k) {
+    throw new EngineError(`${op}: x [${x.shape}] and w [${w.shape}] disagree on K`);
+  }
+  return { m: x.numel / k, n, k };
 }
 
 /** Where each {@link RowReduction} starts. */

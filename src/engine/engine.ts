@@ -85,6 +85,21 @@ export interface WalshHadamardSigns {
   readonly first: boolean;
 }
 
+/**
+ * RoPE for {@link Engine.matmulMany}: rotate_half in place on its first
+ * `count` products, as `ropeInPlace` with the tables `[seqLen, headDim/2]`.
+ */
+export interface ManyRope {
+  /** RoPE cos table, [seqLen, headDim / 2]. */
+  cos: Tensor;
+  /** RoPE sin table, [seqLen, headDim / 2]. */
+  sin: Tensor;
+  /** Dimension of one head (every rotated product has whole heads). */
+  headDim: number;
+  /** How many of the products, from the first, RoPE applies to. */
+  count: number;
+}
+
 /** Shapes of one attention call. */
 export interface AttentionShape {
   /** Sequences in the batch. */
@@ -475,6 +490,26 @@ export interface Engine {
 
   /** `y = x · wᵀ (+ bias)`: x `[..., K]`, w `[N, K]` (from upload or uploadWeight), bias `[N]`. */
   matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /**
+   * `matmul(x, ws[i], biases[i])` for every weight of one input (q, k and v
+   * of attention), bit for bit; the engine may share the input's staging
+   * among them. `biases`, when given, has one entry (or undefined) per weight.
+   * With `rope`, the first `rope.count` products then get
+   * `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim, rope.headDim)`
+   * (queries and keys), with its bits.
+   */
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
+  ): Tensor[];
+  /**
+   * `residual + x · wᵀ` (a residual connection around a Linear without a
+   * bias): x `[..., K]`, w `[N, K]`, residual of the product's shape; the bits
+   * of `add(residual, matmul(x, w))` without handing the product out.
+   */
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): Tensor;
   /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
   add(a: Tensor, b: Tensor): Tensor;
   /** `a · b` elementwise; b may be a trailing-dimension broadcast of a. */
@@ -491,6 +526,13 @@ export interface Engine {
   attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape): Tensor;
   /** `silu(gate) · up` elementwise. */
   siluMul(gate: Tensor, up: Tensor): Tensor;
+  /**
+   * A SwiGLU MLP's activation from its input, `silu(x · gateᵀ) · (x · upᵀ)`:
+   * x `[..., K]`, gate and up `[N, K]` (no bias); the bits of
+   * `siluMul(matmul(x, gate), matmul(x, up))` without handing the two
+   * products out.
+   */
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): Tensor;
   /**
    * Copies the rows of `ids` in `[rowStart, rowStart + table rows)` from a
    * block of the embedding table into `out` `[ids, hidden]`.

@@ -33,6 +33,7 @@ export type {
   FactorPlan,
   HostArray,
   InverseFactor,
+  ManyRope,
   RowReduction,
   RunningHessian,
   SecondOrderHessian,

@@ -38,6 +38,7 @@ import type {
   BlockTransformPlacement,
   Engine,
   HostArray,
+  ManyRope,
   RowReduction,
   SecondOrderOps,
   Tensor,
@@ -147,6 +148,40 @@ export class WebGpuEngine implements Engine {
     );
   }
 
+  matmulMany(
+    x: Tensor,
+    ws: readonly Tensor[],
+    biases?: readonly (Tensor | undefined)[],
+    rope?: ManyRope,
+  ): GpuTensor[] {
+    if (biases !== undefined && biases.length !== ws.length) {
+      throw new EngineError(`matmulMany: ${ws.length} weights but ${biases.length} biases`);
+    }
+    if (rope !== undefined && !(rope.count <= ws.length)) {
+      throw new EngineError(`matmulMany: RoPE on ${rope.count} of ${ws.length} products`);
+    }
+    const ys = ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+    for (const y of ys.slice(0, rope?.count ?? 0)) {
+      const n = y.shape[y.shape.length - 1];
+      this.ropeInPlace(y, rope!.cos, rope!.sin, n / rope!.headDim, rope!.headDim);
+    }
+    return ys;
+  }
+
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): GpuTensor {
+    const y = this.matmul(x, w);
+    try {
+      if (residual.shape.join() !== y.shape.join()) {
+        throw new EngineError(
+          `matmulAdd: residual [${residual.shape}] is not the product's [${y.shape}]`,
+        );
+      }
+      return this.add(residual, y);
+    } finally {
+      y.destroy();
+    }
+  }
+
   add(a: Tensor, b: Tensor): GpuTensor {
     return add(this.batch, gpuTensor(a, "add"), gpuTensor(b, "add"));
   }
@@ -190,6 +225,21 @@ export class WebGpuEngine implements Engine {
 
   siluMul(gate: Tensor, up: Tensor): GpuTensor {
     return this.ops.siluMul(this.batch, gpuTensor(gate, "siluMul"), gpuTensor(up, "siluMul"));
+  }
+
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor): GpuTensor {
+    if (up.shape.join() !== gate.shape.join()) {
+      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+    }
+    // The two products are recorded like any others; destroyed once the activation is recorded.
+    const g = this.matmul(x, gate);
+    const u = this.matmul(x, up);
+    try {
+      return this.siluMul(g, u);
+    } finally {
+      g.destroy();
+      u.destroy();
+    }
   }
 
   embeddingGather(tableBlock: Tensor, rowStart: number, ids: Tensor, out: Tensor): void {

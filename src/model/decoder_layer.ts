@@ -152,11 +152,66 @@ export function encodeDecoderLayer(
   };
   const linearInput = (group: readonly LayerLinear[], input: Tensor): Tensor =>
     linearInputs(group, input).get(group[0])!;
-  // A Linear's output, after its online output transform (QuIP's u).
-  const linear = (l: LayerLinear, input: Tensor) => {
-    const y = temp(engine.matmul(input, weights.linear(l), weights.bias(l)));
+  // A Linear's output y after its online output transform (QuIP's u).
+  const output = (l: LayerLinear, y: Tensor) => {
     const rotated = ctx.online?.apply(`${prefix}.${l}`, "output", y) ?? null;
     return rotated === null ? y : temp(rotated);
+  };
+  const linear = (l: LayerLinear, input: Tensor) =>
+    output(l, temp(engine.matmul(input, weights.linear(l), weights.bias(l))));
+  // Whether nothing comes between a Linear's product and what follows it:
+  // `direct`, no online output transform; `plain`, no bias either.
+  const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
+  const plain = (l: LayerLinear) => weights.bias(l) === undefined && direct(l);
+  // x + l(input): one engine op when nothing needs the product apart (no
+  // bias, no online output transform); the CPU engine adds x in its kernels' memory.
+  const residual = (x: Tensor, l: LayerLinear, input: Tensor): Tensor => {
+    if (plain(l)) return engine.matmulAdd(input, weights.linear(l), x);
+    const y = linear(l, input);
+    const h = engine.add(x, y);
+    release(y);
+    return h;
+  };
+  // Several Linears' outputs, the first `roped` of them with RoPE applied (q
+  // and k). When they all read one input, one engine op (the CPU engine
+  // stages that input once for all the products), RoPE included where no
+  // online output transform comes between a product and it.
+  const linears = (
+    ls: readonly LayerLinear[],
+    inputs: Map<LayerLinear, Tensor>,
+    roped: number,
+  ): Tensor[] => {
+    const x = inputs.get(ls[0])!;
+    const oneInput = ls.every((l) => inputs.get(l) === x);
+    const ropeInOp = oneInput && roped > 0 && ls.slice(0, roped).every(direct);
+    let ys: Tensor[];
+    if (!oneInput) ys = ls.map((l) => linear(l, inputs.get(l)!));
+    else {
+      const ws = ls.map((l) => weights.linear(l));
+      const rope = ropeInOp ? { cos: ctx.cos, sin: ctx.sin, headDim, count: roped } : undefined;
+      const products = engine.matmulMany(x, ws, ls.map((l) => weights.bias(l)), rope);
+      ys = products.map((y, i) => output(ls[i], temp(y)));
+    }
+    if (!ropeInOp) {
+      for (const y of ys.slice(0, roped)) {
+        engine.ropeInPlace(y, ctx.cos, ctx.sin, y.shape[y.shape.length - 1] / headDim, headDim);
+      }
+    }
+    return ys;
+  };
+
+  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
+  // and nothing needs the products apart (no bias, no online output transform):
+  // the CPU engine then keeps them in its kernels' memory (same bits).
+  const swiGlu = (xg: Tensor, xu: Tensor): Tensor => {
+    if (xg === xu && plain("mlp.gate_proj") && plain("mlp.up_proj")) {
+      return engine.swiGlu(xg, weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj"));
+    }
+    const gate = linear("mlp.gate_proj", xg);
+    const up = linear("mlp.up_proj", xu);
+    const act = engine.siluMul(gate, up);
+    release(gate, up);
+    return act;
   };
 
   const part = ctx.part ?? "layer";
@@ -189,11 +244,8 @@ export function encodeDecoderLayer(
       return keep(hn);
     }
     const mlpIn = linearInputs(GATE_UP, hn);
-    const gate = linear("mlp.gate_proj", mlpIn.get("mlp.gate_proj")!);
-    const up = linear("mlp.up_proj", mlpIn.get("mlp.up_proj")!);
+    const act = temp(swiGlu(mlpIn.get("mlp.gate_proj")!, mlpIn.get("mlp.up_proj")!));
     release(...[hn, ...mlpIn.values()].filter((t) => t !== normed));
-    const act = temp(engine.siluMul(gate, up));
-    release(gate, up);
     const downIn = linearInput(DOWN, act);
     if (part === "inputs") {
       // Every tap has been shown; nobody reads the layer's output.
@@ -201,9 +253,9 @@ export function encodeDecoderLayer(
       temps.splice(temps.indexOf(h), 1);
       return h;
     }
-    const down = linear("mlp.down_proj", downIn);
+    const out = residual(h, "mlp.down_proj", downIn);
     release(act, downIn);
-    return engine.add(h, down);
+    return out;
   } finally {
     for (const t of temps) t.destroy();
   }
@@ -219,15 +271,15 @@ export function encodeDecoderLayer(
       return { stopped: keep(xn) };
     }
     const attnIn = linearInputs(QKV, xn);
-    let q = linear("self_attn.q_proj", attnIn.get("self_attn.q_proj")!);
-    let k = linear("self_attn.k_proj", attnIn.get("self_attn.k_proj")!);
-    const v = linear("self_attn.v_proj", attnIn.get("self_attn.v_proj")!);
+    // RoPE on q and k goes with their products unless Qwen3's q/k norms come between.
+    const qkv = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"] as const;
+    let [q, k, v] = linears(qkv, attnIn, config.qkNorm ? 0 : 2);
     if (config.qkNorm) {
       q = temp(engine.rmsnorm(q, weights.norm("self_attn.q_norm"), eps));
       k = temp(engine.rmsnorm(k, weights.norm("self_attn.k_norm"), eps));
+      engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
+      engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
     }
-    engine.ropeInPlace(q, ctx.cos, ctx.sin, heads, headDim);
-    engine.ropeInPlace(k, ctx.cos, ctx.sin, kvHeads, headDim);
     // R3: post-RoPE queries and keys (the KV cache stores rotated keys).
     const attn = `${prefix}.self_attn`;
     const qr = ctx.online?.apply(attn, "q_attn", q) ?? null;
@@ -264,10 +316,8 @@ export function encodeDecoderLayer(
       return { stopped: keep(att) };
     }
     const oIn = linearInput(O, att);
-    const o = linear("self_attn.o_proj", oIn);
+    const h = residual(x, "self_attn.o_proj", oIn);
     release(att, oIn);
-    const h = engine.add(x, o);
-    release(o);
     return { h };
   }
 }

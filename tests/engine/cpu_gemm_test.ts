@@ -668,6 +668,111 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });
 
+Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of their separate ops, whole and in chunks", () => {
+  for (const { gemm, label } of GEMMS) {
+    // One quantum per chunk (4 rows) with a tiny stream budget, one chunk with a huge one.
+    for (const streamBytes of [1, 2 ** 40]) {
+      const chunked = createCpuGemm({
+        threads: gemm.info().threads,
+        variant: gemm.info().variant,
+        streamBytes,
+      });
+      try {
+        // n = 19 and m = 37: rows and elements whose counts are not multiples of 4;
+        // 130 × 257 × 600: more than one KC slice, rows in several chunks.
+        for (const [m, n, k] of [[37, 19, 30], [130, 257, 600], [5, 8, 0], [0, 3, 4]]) {
+          const x = values(m * k, m + k).map((v) => 3 * v);
+          const wg = values(n * k, n + 2 * k);
+          const wu = values(n * k, n + 3 * k);
+          const wq = values(2 * n * k, n + 4 * k);
+          const g = gemm.matmulTransposed(x, wg, m, n, k);
+          const u = gemm.matmulTransposed(x, wu, m, n, k);
+          const what = `${m}×${n}×${k}, ${label}, stream ${streamBytes}`;
+          assert.deepEqual(
+            chunked.swiGlu(x, wg, wu, m, n, k),
+            gemm.siluMul(g, u, m * n),
+            `swiGlu ${what}`,
+          );
+          const outs = [
+            new Float32Array(m * n + 3),
+            new Float32Array(m * 2 * n),
+            new Float32Array(m * n),
+          ];
+          const many = chunked.matmulTransposedMany(
+            x,
+            [{ w: wg, n }, { w: wq, n: 2 * n }, { w: wu, n }],
+            m,
+            k,
+            outs,
+          );
+          assert.ok(many.every((y, i) => y === outs[i]), "writes the given outputs");
+          // RoPE (heads of 2n) on the first product after its bias: the TypeScript
+          // loop's bits, rows at positions r mod 7 across chunk boundaries.
+          if (k > 0 && m > 0) {
+            const headDim = 2 * n;
+            const seqLen = 7;
+            const cos = values(seqLen * n, 11), sin = values(seqLen * n, 12);
+            const bias = values(2 * n, 13);
+            const [qr, gr] = chunked.matmulTransposedMany(
+              x,
+              [{ w: wq, n: 2 * n, bias, rope: true }, { w: wg, n }],
+              m,
+              k,
+              undefined,
+              { cos, sin, seqLen, headDim },
+            );
+            const want = gemm.matmulTransposed(x, wq, m, 2 * n, k);
+            for (let i = 0; i < want.length; i++) want[i] += bias[i % (2 * n)];
+            for (let r = 0; r < m; r++) {
+              const pos = (r % seqLen) * n;
+              for (let i = 0; i < n; i++) {
+                const [x1, x2] = [want[r * 2 * n + i], want[r * 2 * n + i + n]];
+                want[r * 2 * n + i] = Math.fround(x1 * cos[pos + i]) -
+                  Math.fround(x2 * sin[pos + i]);
+                want[r * 2 * n + i + n] = Math.fround(x2 * cos[pos + i]) +
+                  Math.fround(x1 * sin[pos + i]);
+              }
+            }
+            assert.deepEqual(qr, want, `rope ${what}`);
+            assert.deepEqual(gr, g, `unroped ${what}`);
+          }
+          assert.deepEqual(many[0].subarray(0, m * n), g, `many[0] ${what}`);
+          assert.deepEqual(many[1], gemm.matmulTransposed(x, wq, m, 2 * n, k), `many[1] ${what}`);
+          assert.deepEqual(many[2], u, `many[2] ${what}`);
+          const res = values(m * n, m + n).map((v) => 50 * v);
+          const sum = Float32Array.from(g, (v, i) => res[i] + v);
+          assert.deepEqual(chunked.matmulTransposedAdd(x, wg, res, m, n, k), sum, `add ${what}`);
+          const inPlace = res.slice();
+          chunked.matmulTransposedAdd(x, wg, inPlace, m, n, k, inPlace);
+          assert.deepEqual(inPlace, sum, `add in place ${what}`);
+        }
+      } finally {
+        chunked.close();
+      }
+    }
+  }
+  const gemm = GEMMS[0].gemm;
+  assert.throws(
+    () => gemm.swiGlu(new Float32Array(6), new Float32Array(6), new Float32Array(5), 2, 2, 3),
+    (e: Error) => e instanceof CpuKernelError && /weight 1 holds 5 floats, needs 6/.test(e.message),
+  );
+  const w6 = { w: new Float32Array(6), n: 2, rope: true };
+  assert.throws(
+    () => gemm.matmulTransposedMany(new Float32Array(6), [w6], 2, 3),
+    (e: Error) => e instanceof CpuKernelError && /RoPE asked for without tables/.test(e.message),
+  );
+  const tables = { cos: new Float32Array(4), sin: new Float32Array(4), seqLen: 2, headDim: 4 };
+  assert.throws(
+    () => gemm.matmulTransposedMany(new Float32Array(6), [w6], 2, 3, undefined, tables),
+    (e: Error) => e instanceof CpuKernelError && /2 columns, not whole heads of 4/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      gemm.matmulTransposedMany(new Float32Array(6), [{ w: new Float32Array(6), n: 2 }], 2, 3, []),
+    (e: Error) => e instanceof CpuKernelError && /1 weights but 0 outputs/.test(e.message),
+  );
+});
+
 Deno.test("streaming token-length operands in chunks changes no bit and bounds the kernels' memory", () => {
   for (const variant of BUILDS) {
     for (const threads of [1, 2]) {
@@ -828,6 +933,37 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    `native, 2 threads: operands of 1 MiB and more are copied in and out by the threads, same bits (${
+      NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
+    })`,
+  ignore: !NATIVE.ok,
+  fn() {
+    // 1100 rows of 256 floats (1.07 MiB) in and out: above the threaded copy's
+    // threshold on 2 threads, below nothing on 1 (the calling thread copies).
+    const [m, n, k] = [1100, 256, 256];
+    const x = values(m * k, 51);
+    const w = values(n * k, 52);
+    const u = values(n * k, 53);
+    const r = values(m * n, 54);
+    const run = (gemm: CpuGemm): Float32Array[] => [
+      gemm.matmulTransposed(x, w, m, n, k),
+      gemm.matmulTransposedAdd(x, w, r, m, n, k),
+      gemm.swiGlu(x, w, u, m, n, k),
+      ...gemm.matmulTransposedMany(x, [{ w, n }, { w: u, n }], m, k),
+      gemm.rmsnorm(x, values(k, 55), m, k, 1e-6),
+      // An output that is a view into a larger array: only its floats are written.
+      gemm.matmulTransposed(x, w, m, n, k, new Float32Array(m * n + 7).subarray(3, 3 + m * n)),
+    ];
+    const [one, two] = [1, 2].map((threads) =>
+      GEMMS.find((g) => g.variant === "avx2" && g.threads === threads)!.gemm
+    );
+    const expected = run(one);
+    for (const [i, got] of run(two).entries()) assertSameBits(got, expected[i], `op ${i}`);
+  },
+});
+
+Deno.test({
   name: `a native worker late for a finished job claims no stripe (${
     NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
   })`,
@@ -950,6 +1086,43 @@ Deno.test("rmsnorm gives the TypeScript loop's bits: every build, 1 and 2 thread
     }
   } finally {
     small.close();
+  }
+});
+
+Deno.test("causalAttention of several sequences gives each sequence's own bits, in one job or several", () => {
+  const shape = { seq: 70, kvLen: 90, heads: 4, kvHeads: 2, headDim: 24, window: 40 };
+  const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+  const sequences = 5;
+  const [qn, kvn] = [seq * heads * d, kvLen * kvHeads * d];
+  const q = values(sequences * qn, 61);
+  const k = values(sequences * kvn, 62);
+  const v = values(sequences * kvn, 63);
+  for (const { gemm, label, threads, variant } of GEMMS) {
+    const one = (b: number) =>
+      gemm.causalAttention(
+        q.subarray(b * qn, (b + 1) * qn),
+        k.subarray(b * kvn, (b + 1) * kvn),
+        v.subarray(b * kvn, (b + 1) * kvn),
+        shape,
+      );
+    const expected = new Float32Array(sequences * qn);
+    for (let b = 0; b < sequences; b++) expected.set(one(b), b * qn);
+    // All five in one job, and one sequence a job (a tiny streaming budget).
+    const tiny = createCpuGemm({ threads, variant, streamBytes: 1 });
+    try {
+      for (const g of [gemm, tiny]) {
+        const out = new Float32Array(sequences * qn + 5);
+        g.causalAttention(q, k, v, { ...shape, sequences }, out);
+        assertSameBits(out.subarray(0, sequences * qn), expected, label);
+        assert.deepEqual(Array.from(out.subarray(sequences * qn)), [0, 0, 0, 0, 0]);
+      }
+    } finally {
+      tiny.close();
+    }
+    assert.throws(
+      () => gemm.causalAttention(q, k.subarray(1), v, { ...shape, sequences }),
+      (e: Error) => e instanceof CpuKernelError && /k holds/.test(e.message),
+    );
   }
 });
 

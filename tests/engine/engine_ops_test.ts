@@ -87,6 +87,81 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name: `${kind}: swiGlu is siluMul(matmul(x, gate), matmul(x, up)), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, k, n] = [9, 20, 13];
+      const x = e.upload(randn(m * k).map((v) => 3 * v), [3, 3, k]);
+      const gate = e.uploadWeight(randn(n * k), [n, k]);
+      const up = e.uploadWeight(randn(n * k), [n, k]);
+      const g = e.matmul(x, gate);
+      const u = e.matmul(x, up);
+      const fused = e.swiGlu(x, gate, up);
+      const apart = e.siluMul(g, u);
+      assert.deepEqual(fused.shape, [3, 3, n]);
+      const [hf, ha] = await read(e, fused, apart);
+      assert.deepEqual(hf, ha);
+      assert.throws(() => e.swiGlu(x, gate, e.uploadWeight(randn(n * k), [k, n])), EngineError);
+      for (const t of [x, gate, up, g, u, fused, apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: matmulMany is matmul of each weight (+bias, then RoPE), matmulAdd add(r, matmul), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [m, k] = [10, 24];
+      const x = e.upload(randn(m * k), [2, 5, k]);
+      const ws = [16, 8, 8].map((n) => e.uploadWeight(randn(n * k), [n, k]));
+      const bias = e.upload(randn(8), [8]);
+      const many = e.matmulMany(x, ws, [undefined, bias, undefined]);
+      const apart = ws.map((w, i) => e.matmul(x, w, i === 1 ? bias : undefined));
+      assert.deepEqual(many.map((t) => t.shape), [[2, 5, 16], [2, 5, 8], [2, 5, 8]]);
+      const got = await read(e, ...many, ...apart);
+      for (let i = 0; i < 3; i++) assert.deepEqual(got[i], got[i + 3], `product ${i}`);
+      assert.deepEqual(e.matmulMany(x, []), []);
+      // RoPE on the first two products (heads of 8, 5 positions a sequence), bias before it.
+      const table = ropeTable({
+        headDim: 8,
+        ropeTheta: 10000,
+        ropeScaling: { type: "default" },
+        maxPositionEmbeddings: 64,
+      }, 5);
+      const cos = e.upload(table.cos, [5, 4]);
+      const sin = e.upload(table.sin, [5, 4]);
+      const roped = e.matmulMany(x, ws, [undefined, bias, undefined], {
+        cos,
+        sin,
+        headDim: 8,
+        count: 2,
+      });
+      const apartRoped = ws.map((w, i) => e.matmul(x, w, i === 1 ? bias : undefined));
+      e.ropeInPlace(apartRoped[0], cos, sin, 2, 8);
+      e.ropeInPlace(apartRoped[1], cos, sin, 1, 8);
+      const gotRoped = await read(e, ...roped, ...apartRoped);
+      for (let i = 0; i < 3; i++) assert.deepEqual(gotRoped[i], gotRoped[i + 3], `roped ${i}`);
+      assert.notDeepEqual(gotRoped[0], got[0], "RoPE changed q");
+      assert.throws(
+        () => e.matmulMany(x, ws, undefined, { cos, sin, headDim: 8, count: 4 }),
+        EngineError,
+      );
+      for (const t of [cos, sin, ...roped, ...apartRoped]) t.destroy();
+      const res = e.upload(randn(m * 16).map((v) => 10 * v), [2, 5, 16]);
+      const fused = e.matmulAdd(x, ws[0], res);
+      const added = e.add(res, apart[0]);
+      const [hf, ha] = await read(e, fused, added);
+      assert.deepEqual(hf, ha, "matmulAdd");
+      assert.throws(() => e.matmulAdd(x, ws[1], res), EngineError);
+      for (const t of [res, fused, added]) t.destroy();
+      assert.throws(() => e.matmulMany(x, ws, [bias]), EngineError);
+      for (const t of [x, ...ws, bias, ...many, ...apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
     name: `${kind}: rowSquaredError is reduceRows(mul(d, d), "sum"), d = a − b, bit for bit`,
     sanitizeResources: false,
     async fn() {

@@ -53,6 +53,12 @@ export class CpuKernelError extends LlmcError {}
 
 /** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */
 const THREADED_MIN_FLOPS = 1 << 22;
+/**
+ * Floats from which the native build's threads share a copy between a host
+ * array and the kernels' memory (1 MiB; smaller ones are not worth waking a
+ * worker, and V8 may keep the smallest arrays on its moving heap).
+ */
+const HOST_COPY_MIN = 1 << 18;
 /** Tasks per thread a threaded product against packed B is cut into (see runPacked). */
 const PACKED_TASKS_PER_THREAD = 8;
 /** Narrowest column group of a product against packed B. */
@@ -513,16 +519,18 @@ export class GemmRuntime {
   }
 
   /**
-   * Causal grouped-query attention of one sequence in one job (see
-   * run_attention in gemm.c): a task per head and block of `rows` query rows
-   * (a multiple of every build's MR), each with `scratchBytes` of scratch from byte address
-   * `scratch` on (one region per thread).
+   * Causal grouped-query attention of `sequences` sequences (default 1,
+   * stored one after another) in one job (see run_attention in gemm.c): a
+   * task per sequence, head and block of `rows` query rows (a multiple of
+   * every build's MR), each with `scratchBytes` of scratch from byte
+   * address `scratch` on (one region per thread).
    */
   attention(job: {
     q: number;
     k: number;
     v: number;
     out: number;
+    sequences?: number;
     seq: number;
     kvLen: number;
     heads: number;
@@ -535,17 +543,18 @@ export class GemmRuntime {
     scratchBytes: number;
   }): void {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
-    const { seq, kvLen, heads, kvHeads, headDim: d, rows } = job;
-    if (seq === 0 || heads === 0) return;
+    const { seq, kvLen, heads, kvHeads, headDim: d, rows, sequences = 1 } = job;
+    if (seq === 0 || heads === 0 || sequences === 0) return;
     const nblocks = Math.ceil(seq / rows);
-    const ntasks = heads * nblocks;
+    const ntasks = sequences * heads * nblocks;
     if (ntasks > MAX_TASKS || rows % MR_MAX !== 0) {
       throw new CpuKernelError(
         `CPU kernels: attention of ${heads} heads in blocks of ${rows} rows does not fit one job`,
       );
     }
     // About 4·kvLen·d flops per query row (two products), half of them causal.
-    const threaded = this.#workers.length > 0 && 2 * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
+    const threaded = this.#workers.length > 0 &&
+      2 * sequences * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
     const s = this.#job;
     s[JOB.OP] = 6;
     s[JOB.PACKED] = 0;
@@ -561,6 +570,9 @@ export class GemmRuntime {
     s[JOB.V] = job.v;
     s[JOB.C] = job.out;
     s[JOB.LDC] = heads * d;
+    s[JOB.A_BS] = seq * heads * d;
+    s[JOB.B_BS] = kvLen * kvHeads * d;
+    s[JOB.C_BS] = seq * heads * d;
     s[JOB.B_GROUP] = heads / kvHeads;
     s[JOB.CAUSAL_OFFSET] = kvLen - seq;
     s[JOB.WINDOW] = job.window;
@@ -829,6 +841,78 @@ export class GemmRuntime {
       s[JOB.C] = y;
       s[JOB.N] = n;
     });
+  }
+
+  /** y = a + b (float32) for n floats at byte addresses a, b, y (y may be a or b), in chunks the threads share. */
+  add(a: number, b: number, y: number, n: number): void {
+    // Memory-bound: weighed as a few operations per element, threaded from about a million.
+    this.#runChunked(26, n, 4, 4, (s) => {
+      s[JOB.A] = a;
+      s[JOB.B] = b;
+      s[JOB.C] = y;
+      s[JOB.N] = n;
+    });
+  }
+
+  /**
+   * RoPE (rotate_half) in place on `rows` rows of `n` floats at byte address
+   * x (heads of headDim floats), row r at position (first + r) mod seqLen of
+   * the cos and sin tables ([seqLen, headDim / 2] at byte addresses cos, sin);
+   * see run_rope in gemm.c. Rows shared by the threads.
+   */
+  rope(job: {
+    x: number;
+    rows: number;
+    n: number;
+    headDim: number;
+    first: number;
+    seqLen: number;
+    cos: number;
+    sin: number;
+  }): void {
+    const { rows, n } = job;
+    if (n === 0) return;
+    // Six operations a pair of floats.
+    this.#runChunked(27, rows, 3 * n, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.cos;
+      s[JOB.V] = job.sin;
+      s[JOB.M] = rows;
+      s[JOB.N] = n;
+      s[JOB.K] = job.headDim;
+      s[JOB.P0] = job.first;
+      s[JOB.J0] = job.seqLen;
+    });
+  }
+
+  /**
+   * Copies `src` into the memory at byte address `at`. In the native build a
+   * large copy is shared by the threads (run_copy in gemm.c reads the host
+   * array through its address); otherwise the calling thread copies.
+   */
+  copyIn(src: Float32Array, at: number): void {
+    if (!this.#hostCopy(src, at, 1)) this.f32(at, src.length).set(src);
+  }
+
+  /** Copies `dst.length` floats from byte address `at` of the memory into `dst` (see {@link copyIn}). */
+  copyOut(at: number, dst: Float32Array): void {
+    if (!this.#hostCopy(dst, at, 0)) dst.set(this.f32(at, dst.length));
+  }
+
+  /** A threaded native copy between `host` and `at` (into the memory when `inward`); false when not worth it. */
+  #hostCopy(host: Float32Array, at: number, inward: 0 | 1): boolean {
+    const n = host.length;
+    if (this.#native === null || this.#workers.length === 0 || n < HOST_COPY_MIN) return false;
+    const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(host)));
+    // Whole cache lines a task; weighed so that every copy this large is threaded.
+    this.#runChunked(28, n, THREADED_MIN_FLOPS / HOST_COPY_MIN, 16, (s) => {
+      s[JOB.A] = Number(address & 0xffffffffn) | 0;
+      s[JOB.B] = Number(address >> 32n) | 0;
+      s[JOB.C] = at;
+      s[JOB.N] = n;
+      s[JOB.K] = inward;
+    });
+    return true;
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */

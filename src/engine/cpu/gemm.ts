@@ -175,6 +175,58 @@ export interface PruneColumnBlock {
   keep?: Uint8Array;
 }
 
+/** One product of {@linkcode CpuGemm.matmulTransposedMany}. */
+export interface ManyProduct {
+  /** The weight, n × k. */
+  readonly w: Float32Array;
+  /** Its rows. */
+  readonly n: number;
+  /** Added to every row of the product (n floats), as a Linear's bias. */
+  readonly bias?: Float32Array;
+  /** Whether RoPE applies to the product (needs the call's RoPE tables). */
+  readonly rope?: boolean;
+}
+
+/** The RoPE of {@linkcode CpuGemm.matmulTransposedMany}: rotate_half over heads of `headDim`. */
+export interface RopeTables {
+  /** cos, [seqLen, headDim / 2]. */
+  readonly cos: Float32Array;
+  /** sin, [seqLen, headDim / 2]. */
+  readonly sin: Float32Array;
+  /** Tokens per sequence: row r of x is position r mod seqLen. */
+  readonly seqLen: number;
+  /** Dimension of one head: even, and it divides n of every product RoPE applies to. */
+  readonly headDim: number;
+}
+
+/** Checks the RoPE of a matmulTransposedMany call; returns headDim / 2 (0 without RoPE). */
+function checkRope(what: string, ws: readonly ManyProduct[], rope?: RopeTables): number {
+  if (rope === undefined) {
+    if (ws.some((w) => w.rope)) throw new CpuKernelError(`${what}: RoPE asked for without tables`);
+    return 0;
+  }
+  const { headDim, seqLen } = rope;
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) {
+    throw new CpuKernelError(
+      `${what}: RoPE head dimension must be even and positive, got ${headDim}`,
+    );
+  }
+  if (!Number.isInteger(seqLen) || seqLen < 1) {
+    throw new CpuKernelError(`${what}: RoPE needs a positive seqLen, got ${seqLen}`);
+  }
+  const half = headDim / 2;
+  checkLength(what, "cos", rope.cos, seqLen * half);
+  checkLength(what, "sin", rope.sin, seqLen * half);
+  for (const [i, { n, rope: rotated }] of ws.entries()) {
+    if (rotated && n % headDim !== 0) {
+      throw new CpuKernelError(
+        `${what}: product ${i} has ${n} columns, not whole heads of ${headDim}`,
+      );
+    }
+  }
+  return half;
+}
+
 /** Options of {@linkcode CpuGemm.walshHadamard}. */
 export interface WalshHadamardOptions {
   /** Where the result goes (x's length); absent: x itself. */
@@ -208,6 +260,11 @@ export interface AttentionGemmShape {
 
 /** The shape of {@linkcode causalAttention}. */
 export interface CausalAttentionShape {
+  /**
+   * Sequences, stored one after another in q, k, v and the output (default
+   * 1); each attends only to itself.
+   */
+  sequences?: number;
   /** Query positions (the last `seq` of the kvLen positions). */
   seq: number;
   /** Key/value positions; at least seq. */
@@ -487,7 +544,7 @@ export class CpuGemm {
         const c = Math.min(step, rows - r0);
         // One chunk of x serves every block without copying it again.
         if (i0 === 0 || step < rows) {
-          rt.f32(xAt, c * k).set(x.subarray(r0 * k, (r0 + c) * k));
+          rt.copyIn(x.subarray(r0 * k, (r0 + c) * k), xAt);
         }
         rt.run({
           m: r,
@@ -644,15 +701,18 @@ export class CpuGemm {
       causal: true,
     });
     const { window, scale } = softmaxParameters(what, shape, d);
+    const sequences = shape.sequences ?? 1;
+    checkShape(what, "sequences", sequences);
+    // Per sequence.
     const qLength = seq * heads * d, kvLength = kvLen * kvHeads * d;
-    checkLength(what, "q", q, qLength);
-    checkLength(what, "k", k, kvLength);
-    checkLength(what, "v", v, kvLength);
-    const y = out ?? new Float32Array(qLength);
-    checkLength(what, "out", y, qLength);
-    if (qLength === 0) return y;
+    checkLength(what, "q", q, sequences * qLength);
+    checkLength(what, "k", k, sequences * kvLength);
+    checkLength(what, "v", v, sequences * kvLength);
+    const y = out ?? new Float32Array(sequences * qLength);
+    checkLength(what, "out", y, sequences * qLength);
+    if (sequences * qLength === 0) return y;
     if (kvLen === 0 || d === 0) {
-      y.fill(0, 0, qLength);
+      y.fill(0, 0, sequences * qLength);
       return y;
     }
     const rt = this.#rt;
@@ -661,35 +721,47 @@ export class CpuGemm {
       (rows * kvLen + KC * align(Math.max(kvLen, d), NR) + rows * KC + MR_MAX * NR) * 4,
       64,
     );
+    // Whole sequences a job, about a streaming chunk's worth (at least one),
+    // no more tasks than the job's counter holds.
+    const tasksPerSequence = heads * Math.ceil(seq / rows);
+    const group = Math.min(
+      sequences,
+      Math.max(1, Math.floor(0xffff / tasksPerSequence)),
+      chunkRows(this.#stream, (2 * qLength + 2 * kvLength) * 4, 1),
+    );
     const qAt = rt.heapBase;
-    const kAt = align(qAt + qLength * 4, 64);
-    const vAt = align(kAt + kvLength * 4, 64);
-    const oAt = align(vAt + kvLength * 4, 64);
-    const scratchAt = align(oAt + qLength * 4, 64);
+    const kAt = align(qAt + group * qLength * 4, 64);
+    const vAt = align(kAt + group * kvLength * 4, 64);
+    const oAt = align(vAt + group * kvLength * 4, 64);
+    const scratchAt = align(oAt + group * qLength * 4, 64);
     rt.reserve(
       scratchAt + rt.threads * scratchBytes - rt.heapBase,
-      `${what} of ${heads} heads × ${seq} × ${kvLen}`,
+      `${what} of ${group} × ${heads} heads × ${seq} × ${kvLen}`,
     );
-    rt.f32(qAt, qLength).set(q.subarray(0, qLength));
-    rt.f32(kAt, kvLength).set(k.subarray(0, kvLength));
-    rt.f32(vAt, kvLength).set(v.subarray(0, kvLength));
-    rt.attention({
-      q: qAt,
-      k: kAt,
-      v: vAt,
-      out: oAt,
-      seq,
-      kvLen,
-      heads,
-      kvHeads,
-      headDim: d,
-      window,
-      scale,
-      rows,
-      scratch: scratchAt,
-      scratchBytes,
-    });
-    y.set(rt.f32(oAt, qLength));
+    for (let b0 = 0; b0 < sequences; b0 += group) {
+      const n = Math.min(group, sequences - b0);
+      rt.copyIn(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt);
+      rt.copyIn(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt);
+      rt.copyIn(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt);
+      rt.attention({
+        q: qAt,
+        k: kAt,
+        v: vAt,
+        out: oAt,
+        sequences: n,
+        seq,
+        kvLen,
+        heads,
+        kvHeads,
+        headDim: d,
+        window,
+        scale,
+        rows,
+        scratch: scratchAt,
+        scratchBytes,
+      });
+      rt.copyOut(oAt, y.subarray(b0 * qLength, (b0 + n) * qLength));
+    }
     return y;
   }
 
@@ -725,6 +797,145 @@ export class CpuGemm {
       rt.siluMul(gAt, uAt, yAt, c);
       y.set(rt.f32(yAt, c), i0);
     }
+    return y;
+  }
+
+  /**
+   * y_i[m, n_i] = x[m, k] · w_iᵀ (+ bias_i) for several weights of one x
+   * (q, k and v of attention): the bits of {@link matmulTransposed} for each
+   * (and of a float32 sum per element with a bias), with x copied into the
+   * kernels' memory once for all of them rather than once a product. With
+   * `rope`, the products marked `rope` then get RoPE (rotate_half) in place
+   * in the kernels' memory, with the bits of the CPU engine's ropeInPlace:
+   * row r of x is position r mod `rope.seqLen` (rows are whole sequences).
+   *
+   * @param x activations, m × k
+   * @param ws the weights, each n_i × k, with n_i, optional bias and whether RoPE applies
+   * @param m rows of x
+   * @param k columns of x
+   * @param outs written when given (out i: its first m·n_i floats), else allocated
+   * @param rope the RoPE tables and head dimension, for the products marked `rope`
+   * @returns the products, in the order of ws
+   */
+  matmulTransposedMany(
+    x: Float32Array,
+    ws: readonly ManyProduct[],
+    m: number,
+    k: number,
+    outs?: readonly Float32Array[],
+    rope?: RopeTables,
+  ): Float32Array[] {
+    const what = "matmulTransposedMany";
+    if (outs !== undefined && outs.length !== ws.length) {
+      throw new CpuKernelError(`${what}: ${ws.length} weights but ${outs.length} outputs`);
+    }
+    const ys = ws.map(({ n }, i) => outs?.[i] ?? new Float32Array(m * n));
+    ys.forEach((y, i) => checkLength(what, `out ${i}`, y, m * ws[i].n));
+    for (const [i, { n, bias }] of ws.entries()) {
+      if (bias !== undefined) checkLength(what, `bias ${i}`, bias, n);
+    }
+    const half = checkRope(what, ws, rope);
+    const rt = this.#rt;
+    const fixed = rope === undefined
+      ? []
+      : [rope.cos, rope.sin].map((t) => t.subarray(0, rope.seqLen * half));
+    this.#products(what, x, ws, m, k, (r0, r, c, at) => {
+      for (const [i, { n, bias }] of ws.entries()) {
+        const y = rt.f32(c[i], r * n);
+        // matmul's bias: float32 sums, before RoPE as a Linear's output has it.
+        if (bias !== undefined) {
+          for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
+        }
+        if (rope !== undefined && ws[i].rope) {
+          rt.rope({
+            x: c[i],
+            rows: r,
+            n,
+            headDim: rope.headDim,
+            first: r0,
+            seqLen: rope.seqLen,
+            cos: at.fixed[0],
+            sin: at.fixed[1],
+          });
+        }
+        rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
+      }
+    }, { fixed });
+    return ys;
+  }
+
+  /**
+   * y = residual + x·wᵀ (a residual connection around a Linear without a
+   * bias): the bits of {@link matmulTransposed} and a float32 sum per
+   * element; the product stays in the kernels' memory for the sum, so the
+   * residual is copied in and only y copied out.
+   *
+   * @param x activations, m × k
+   * @param w weight, n × k
+   * @param residual m × n
+   * @param m rows of x
+   * @param n rows of w
+   * @param k columns of x
+   * @param out written when given (its first m·n floats; may be residual), else allocated
+   * @returns y, m × n
+   */
+  matmulTransposedAdd(
+    x: Float32Array,
+    w: Float32Array,
+    residual: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "matmulTransposedAdd";
+    checkShape(what, "n", n);
+    checkLength(what, "residual", residual, m * n);
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    const rt = this.#rt;
+    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
+      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), at.extra);
+      rt.add(at.extra, c, c, r * n);
+      rt.copyOut(c, y.subarray(r0 * n, (r0 + r) * n));
+    }, { extraPerRow: n });
+    return y;
+  }
+
+  /**
+   * A SwiGLU MLP's activation from its input: y = silu(x·gateᵀ) · (x·upᵀ),
+   * with the bits of two {@link matmulTransposed} calls and a
+   * {@link siluMul} on their results. Both products of a chunk of x's rows
+   * stay in the kernels' memory for the activation: x is copied in once,
+   * only y is copied out.
+   *
+   * @param x activations, m × k
+   * @param gate the gate weight, n × k
+   * @param up the up weight, n × k
+   * @param m rows of x
+   * @param n rows of each weight
+   * @param k columns of x
+   * @param out written when given (its first m·n floats), else allocated
+   * @returns y, m × n
+   */
+  swiGlu(
+    x: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "swiGlu";
+    const y = out ?? new Float32Array(m * n);
+    checkLength(what, "out", y, m * n);
+    // A chunk starts at a multiple of 4 rows, so each element takes the
+    // SIMD or scalar path of one siluMul over the whole array.
+    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
+      this.#rt.siluMul(g, u, g, r * n);
+      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
+    });
     return y;
   }
 
@@ -972,9 +1183,9 @@ export class CpuGemm {
     rt.f32(wAt, cols).set(w.subarray(0, cols));
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);
-      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.copyIn(x.subarray(r0 * cols, (r0 + n) * cols), xAt);
       rt.rmsnorm({ x: xAt, w: wAt, y: yAt, rows: n, cols, eps });
-      y.set(rt.f32(yAt, n * cols), r0 * cols);
+      rt.copyOut(yAt, y.subarray(r0 * cols, (r0 + n) * cols));
     }
     return y;
   }
@@ -1132,23 +1343,9 @@ export class CpuGemm {
       : Math.min(k, chunkRows(this.#stream, n * 4, KC));
     const end = Math.max(cAt + step * n * 4, workAt + chunk * (transposed ? k : n) * 4);
     rt.reserve(end - rt.heapBase, `${what} of ${m} × ${n} × ${k}`);
-    for (let c0 = 0; c0 < (transposed ? n : k); c0 += chunk) {
-      if (transposed) {
-        const j1 = Math.min(n, c0 + chunk);
-        rt.f32(workAt, (j1 - c0) * k).set(b.subarray(c0 * k, j1 * k));
-        rt.packB({
-          k,
-          n,
-          stage: workAt,
-          rowStride: 1,
-          colStride: k,
-          packed: packedAt,
-          p0: 0,
-          p1: k,
-          j0: c0,
-          j1,
-        });
-      } else {
+    if (transposed) this.#packTransposed(b, n, k, packedAt, workAt, chunk);
+    else {
+      for (let c0 = 0; c0 < k; c0 += chunk) {
         const p1 = Math.min(k, c0 + chunk);
         rt.f32(workAt, (p1 - c0) * n).set(b.subarray(c0 * n, p1 * n));
         rt.packB({
@@ -1167,7 +1364,7 @@ export class CpuGemm {
     }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      rt.f32(aAt, r * k).set(a.subarray(r0 * k, (r0 + r) * k));
+      rt.copyIn(a.subarray(r0 * k, (r0 + r) * k), aAt);
       rt.runPacked({
         m: r,
         n,
@@ -1181,9 +1378,130 @@ export class CpuGemm {
         accumulate: false,
       });
       if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
-      else y.set(rt.f32(cAt, r * n), r0 * n);
+      else rt.copyOut(cAt, y.subarray(r0 * n, (r0 + r) * n));
     }
     return y;
+  }
+
+  /**
+   * Packs w [n, k] (a Linear's layout, the B of y = x·wᵀ) into the packed B
+   * at `packedAt`, staged through `workAt` in chunks of `chunk` whole rows.
+   */
+  #packTransposed(
+    w: Float32Array,
+    n: number,
+    k: number,
+    packedAt: number,
+    workAt: number,
+    chunk: number,
+  ): void {
+    const rt = this.#rt;
+    for (let c0 = 0; c0 < n; c0 += chunk) {
+      const j1 = Math.min(n, c0 + chunk);
+      rt.f32(workAt, (j1 - c0) * k).set(w.subarray(c0 * k, j1 * k));
+      rt.packB({
+        k,
+        n,
+        stage: workAt,
+        rowStride: 1,
+        colStride: k,
+        packed: packedAt,
+        p0: 0,
+        p1: k,
+        j0: c0,
+        j1,
+      });
+    }
+  }
+
+  /**
+   * y_i = x·w_iᵀ for every weight, as {@link matmulTransposed} computes each
+   * (the same packed B, the same row chunks of x, the same kernels): every
+   * weight is packed once, then each chunk of x's rows is copied into the
+   * kernels' memory once for all the products, and `finish(r0, r, c)` takes
+   * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
+   * holds r × ws[i].n floats, the next chunk overwrites them), with
+   * `extraPerRow` floats a row of scratch at byte address `at.extra` and
+   * the `fixed` arrays copied in once, at `at.fixed[i]`. The chunks are
+   * whole multiples of 4 rows but the last.
+   */
+  #products(
+    what: string,
+    x: Float32Array,
+    ws: readonly { readonly w: Float32Array; readonly n: number }[],
+    m: number,
+    k: number,
+    finish: (
+      r0: number,
+      r: number,
+      c: readonly number[],
+      at: { extra: number; fixed: readonly number[] },
+    ) => void,
+    { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
+  ): void {
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkLength(what, "x", x, m * k);
+    for (const [i, { w, n }] of ws.entries()) {
+      checkShape(what, `n of weight ${i}`, n);
+      checkLength(what, `weight ${i}`, w, n * k);
+    }
+    if (m === 0) return;
+    const rt = this.#rt;
+    const nSum = ws.reduce((a, { n }) => a + n, 0);
+    const packedAt: number[] = [];
+    let at = rt.heapBase;
+    for (const { n } of ws) {
+      packedAt.push(at);
+      at = align(at + k * align(n, NR) * 4, 64);
+    }
+    const fixedAt: number[] = [];
+    for (const f of fixed) {
+      fixedAt.push(at);
+      at = align(at + f.length * 4, 64);
+    }
+    const workAt = at;
+    const step = Math.min(m, chunkRows(this.#stream, (k + nSum + extraPerRow) * 4, 4));
+    const aAt = workAt;
+    const cAt: number[] = [];
+    at = align(aAt + step * k * 4, 64);
+    for (const { n } of ws) {
+      cAt.push(at);
+      at = align(at + step * n * 4, 64);
+    }
+    const extraAt = at;
+    at = align(at + step * extraPerRow * 4, 64);
+    // Each weight's staging chunk shares the space x and the results use afterwards.
+    const chunks = ws.map(({ n }) => Math.min(n, chunkRows(this.#stream, k * 4, NR)));
+    const end = Math.max(at, workAt + Math.max(...chunks) * k * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${nSum} × ${k}`);
+    // With k = 0 there is nothing to pack: the products are zeros.
+    for (const [i, { w, n }] of ws.entries()) {
+      if (k > 0) this.#packTransposed(w, n, k, packedAt[i], workAt, chunks[i]);
+    }
+    fixed.forEach((f, i) => rt.f32(fixedAt[i], f.length).set(f));
+    for (let r0 = 0; r0 < m; r0 += step) {
+      const r = Math.min(step, m - r0);
+      if (k > 0) rt.copyIn(x.subarray(r0 * k, (r0 + r) * k), aAt);
+      for (const [i, { n }] of ws.entries()) {
+        if (k === 0) rt.f32(cAt[i], r * n).fill(0);
+        else {
+          rt.runPacked({
+            m: r,
+            n,
+            k,
+            a: aAt,
+            aRowStride: k,
+            aColStride: 1,
+            packed: packedAt[i],
+            c: cAt[i],
+            ldc: n,
+            accumulate: false,
+          });
+        }
+      }
+      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt });
+    }
   }
 }
 
@@ -1477,6 +1795,105 @@ export function siluMul(
   out?: Float32Array,
 ): Float32Array {
   return defaultGemm().siluMul(gate, up, n, out);
+}
+
+/**
+ * y = silu(x·gateᵀ) · (x·upᵀ) on the shared default instance (see {@linkcode CpuGemm.swiGlu}).
+ *
+ * @example
+ * ```ts
+ * import { swiGlu } from "./gemm.ts";
+ * // x = [1, 2]; gate row [1, 0] gives 1, up row [0, 1] gives 2: silu(1) · 2
+ * const y = swiGlu(new Float32Array([1, 2]), new Float32Array([1, 0]), new Float32Array([0, 1]), 1, 1, 2);
+ * console.assert(Math.abs(y[0] - 2 / (1 + Math.exp(-1))) < 1e-6);
+ * ```
+ *
+ * @param x m × k
+ * @param gate n × k
+ * @param up n × k
+ * @param m rows of x
+ * @param n rows of each weight
+ * @param k columns of x
+ * @param out optional destination, m·n floats
+ * @returns y, m × n
+ */
+export function swiGlu(
+  x: Float32Array,
+  gate: Float32Array,
+  up: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().swiGlu(x, gate, up, m, n, k, out);
+}
+
+/**
+ * y = residual + x·wᵀ on the shared default instance (see
+ * {@linkcode CpuGemm.matmulTransposedAdd}).
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposedAdd } from "./gemm.ts";
+ * // [1, 2] · [3, 4]ᵀ = 11, plus 0.5
+ * const y = matmulTransposedAdd(new Float32Array([1, 2]), new Float32Array([3, 4]), new Float32Array([0.5]), 1, 1, 2);
+ * console.log(y); // Float32Array [11.5]
+ * ```
+ *
+ * @param x m × k
+ * @param w n × k
+ * @param residual m × n
+ * @param m rows of x
+ * @param n rows of w
+ * @param k columns of x
+ * @param out optional destination, m·n floats (may be residual)
+ * @returns y, m × n
+ */
+export function matmulTransposedAdd(
+  x: Float32Array,
+  w: Float32Array,
+  residual: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out);
+}
+
+/**
+ * x·w_iᵀ for several weights of one x on the shared default instance (see
+ * {@linkcode CpuGemm.matmulTransposedMany}).
+ *
+ * @example
+ * ```ts
+ * import { matmulTransposedMany } from "./gemm.ts";
+ * const x = new Float32Array([1, 2]);
+ * const [a, b] = matmulTransposedMany(x, [
+ *   { w: new Float32Array([3, 4]), n: 1 },
+ *   { w: new Float32Array([1, 0, 0, 1]), n: 2 },
+ * ], 1, 2);
+ * console.log(a, b); // Float32Array [11] Float32Array [1, 2]
+ * ```
+ *
+ * @param x m × k
+ * @param ws the weights, each n_i × k, with n_i, optional bias and whether RoPE applies
+ * @param m rows of x
+ * @param k columns of x
+ * @param outs optional destinations, one per weight
+ * @param rope the RoPE tables, for the products marked `rope`
+ * @returns the products, in the order of ws
+ */
+export function matmulTransposedMany(
+  x: Float32Array,
+  ws: readonly ManyProduct[],
+  m: number,
+  k: number,
+  outs?: readonly Float32Array[],
+  rope?: RopeTables,
+): Float32Array[] {
+  return defaultGemm().matmulTransposedMany(x, ws, m, k, outs, rope);
 }
 
 /**
