@@ -7,16 +7,16 @@
  * without compiling shaders). When the CPU engine is chosen no WebGPU device
  * is requested; on Linux without a GPU device node not even the adapter is
  * probed (see _gpu_device_nodes.ts: probing loads the driver stack, ~60 MiB).
+ * The WebGPU modules are imported only when a run probes or opens a device,
+ * so a CPU run does not load them.
  *
  * @module
  */
 
-import { getGpu, probeAdapter } from "../gpu/device.ts";
 import { gpuDeviceNodes } from "./_gpu_device_nodes.ts";
 import { CpuEngine } from "./cpu_engine.ts";
 import type { Engine, EngineKind } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
-import { WebGpuEngine } from "./webgpu_engine.ts";
 
 /** What a user may ask for: an engine, or "auto" for the fastest on this machine. */
 export type EngineChoice = EngineKind | "auto";
@@ -72,6 +72,7 @@ export async function autoEngineKind(): Promise<{ kind: EngineKind; reason: stri
         "software one; the CPU engine runs the same work without emulating a GPU",
     };
   }
+  const { probeAdapter } = await import("../gpu/device.ts");
   const adapter = await probeAdapter();
   if (adapter === null) return { kind: "cpu", reason: "no WebGPU adapter" };
   if (adapter.isFallback) {
@@ -109,6 +110,10 @@ export async function createEngine(
     const engine = new CpuEngine();
     return { engine, reason: `cpu (${reason}): ${engine.description}` };
   }
+  const [{ getGpu }, { WebGpuEngine }] = await Promise.all([
+    import("../gpu/device.ts"),
+    import("./webgpu_engine.ts"),
+  ]);
   const engine = await WebGpuEngine.create(await getGpu(), options.headDims ?? []);
   return { engine, reason: `webgpu (${reason}): ${engine.description}` };
 }
