@@ -15,6 +15,7 @@
 
 import { gpuDeviceNodes } from "./_gpu_device_nodes.ts";
 import { CpuEngine } from "./cpu_engine.ts";
+import { cpuKernelInfo } from "./cpu/gemm.ts";
 import type { Engine, EngineKind } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 
@@ -116,4 +117,30 @@ export async function createEngine(
   ]);
   const engine = await WebGpuEngine.create(await getGpu(), options.headDims ?? []);
   return { engine, reason: `webgpu (${reason}): ${engine.description}` };
+}
+
+/**
+ * Starts the CPU kernels (their worker threads, the native library) now when
+ * `choice` will make the CPU engine without probing an adapter ("cpu", or
+ * "auto" on a machine with no GPU device node); otherwise does nothing.
+ *
+ * Starting a worker thread blocks the caller until the thread's runtime
+ * exists (~60 ms here), and the thread then loads the kernels on its own; a
+ * command that calls this before its other preparation (reading the recipe,
+ * tokenizing the calibration text) has the kernels ready when the first
+ * product runs instead of starting them then. {@link createEngine} makes the
+ * same engine either way (the kernels are one shared instance per process).
+ *
+ * @param choice what the run will ask {@link createEngine} for
+ * @returns whether the kernels were started (or already running)
+ * @example
+ * ```ts
+ * import { prestartEngine } from "./choose.ts";
+ * prestartEngine("webgpu"); // nothing: that engine starts with its device
+ * ```
+ */
+export function prestartEngine(choice: EngineChoice): boolean {
+  if (choice === "webgpu" || (choice === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
+  cpuKernelInfo();
+  return true;
 }
