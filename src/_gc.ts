@@ -12,10 +12,11 @@
  * A collection is not cheap: Deno's `gc` is V8's low-memory notification (two
  * memory-reducing full mark-compacts, 15–40 ms on the 2-core development
  * machine, more under load), whatever the arguments. So a boundary collects
- * only when the ArrayBuffer bytes (V8's `external` memory) grew by more than
- * {@link DEFAULT_MIN_GROWTH_BYTES} since the last collection: less dead data
- * than that cannot raise the peak by more, and the CPU engine's pooled arrays,
- * the bulk of a forward's dead set, are freed at once by `Engine.trim()`.
+ * only when the bytes in use (V8's `external` ArrayBuffer memory plus its JS
+ * heap) grew by more than {@link DEFAULT_MIN_GROWTH_BYTES} since the last
+ * collection: less dead data than that cannot raise the peak by more, and the
+ * CPU engine's pooled arrays, the bulk of a forward's dead set, are freed at
+ * once by `Engine.trim()`.
  *
  * V8 exposes `gc()` only with `--expose-gc`; the flag can be set at run time
  * through `node:v8`, after which a new `node:vm` context sees the function
@@ -29,17 +30,17 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
 let gc: (() => void) | null | undefined;
-/** ArrayBuffer bytes live after the last collection (0 before the first). */
-let externalAfterLast = 0;
+/** ArrayBuffer and JS heap bytes in use after the last collection (0 before the first). */
+let usedAfterLast = 0;
 
-/** Growth of ArrayBuffer bytes since the last collection below which none runs: 8 MiB. */
+/** Growth of the bytes in use since the last collection below which none runs: 8 MiB. */
 export const DEFAULT_MIN_GROWTH_BYTES = 8 * 2 ** 20;
 
 /** Options of {@link collectGarbage}. */
 export interface CollectGarbageOptions {
   /**
-   * Collect only when the ArrayBuffer bytes grew by more than this since the
-   * last collection (default {@link DEFAULT_MIN_GROWTH_BYTES}; 0: always).
+   * Collect only when the bytes in use (ArrayBuffers and the JS heap) grew by
+   * more than this since the last collection (default {@link DEFAULT_MIN_GROWTH_BYTES}; 0: always).
    */
   readonly minGrowthBytes?: number;
 }
@@ -53,7 +54,7 @@ export interface CollectGarbageOptions {
  * @example
  * ```ts
  * import { collectGarbage } from "./_gc.ts";
- * collectGarbage(); // only when ArrayBuffers grew by more than 8 MiB since the last one
+ * collectGarbage(); // only when memory in use grew by more than 8 MiB since the last one
  * collectGarbage({ minGrowthBytes: 0 }); // always
  * ```
  */
@@ -69,11 +70,17 @@ export function collectGarbage(options: CollectGarbageOptions = {}): boolean {
   }
   if (gc === null) return false;
   const minGrowth = options.minGrowthBytes ?? DEFAULT_MIN_GROWTH_BYTES;
-  const external = Deno.memoryUsage().external;
+  const used = usedBytes();
   // V8's own collections since the last one count as a lower baseline.
-  externalAfterLast = Math.min(externalAfterLast, external);
-  if (minGrowth > 0 && external - externalAfterLast <= minGrowth) return false;
+  usedAfterLast = Math.min(usedAfterLast, used);
+  if (minGrowth > 0 && used - usedAfterLast <= minGrowth) return false;
   gc();
-  externalAfterLast = Deno.memoryUsage().external;
+  usedAfterLast = usedBytes();
   return true;
+}
+
+/** ArrayBuffer bytes plus the JS heap's used bytes (live or not yet collected). */
+function usedBytes(): number {
+  const m = Deno.memoryUsage();
+  return m.external + m.heapUsed;
 }
