@@ -106,14 +106,14 @@ function mergeTable(merges: unknown): MergeTable | null {
   };
   const rankOf = new Map<number, number>();
   const resultOf = new Int32Array(merges.length);
+  // The library's own reading: pairs when the first entry is an array, else
+  // every entry a string split at its first space.
+  const pairs = Array.isArray(merges[0]);
   for (let rank = 0; rank < merges.length; rank++) {
     const entry = merges[rank];
-    // The library's own reading: a pair, or a string split at its first space.
-    const pair = Array.isArray(entry)
-      ? entry
-      : typeof entry === "string"
-      ? entry.split(" ", 2)
-      : null;
+    // A string among pairs is keyed as a string there and never matches a pair: no rank.
+    if (pairs && !Array.isArray(entry)) continue;
+    const pair = pairs ? entry : typeof entry === "string" ? entry.split(" ", 2) : null;
     if (pair === null || typeof pair[0] !== "string" || typeof pair[1] !== "string") return null;
     // JSON.stringify of a pair with extra elements or a missing one keys differently: leave it.
     if (pair.length !== 2) return null;

@@ -110,3 +110,26 @@ Deno.test("fast BPE: left alone where the loop would differ or the model is not 
     false,
   );
 });
+
+Deno.test("fast BPE: merge lists in the old string form, and a string among pairs", async () => {
+  const base = JSON.parse(await Deno.readTextFile(new URL("tokenizer.json", STORIES)));
+  const vocab = { "<unk>": 0, a: 1, b: 2, c: 3, ab: 4, bc: 5, abc: 6 };
+  const forms = [
+    ["a b", "ab c", "b c"],
+    [["b", "c"], "a b", ["a", "bc"]],
+  ];
+  for (const merges of forms) {
+    const json = {
+      ...base,
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      model: { ...base.model, vocab, merges, byte_fallback: false },
+    };
+    const { ref, fast } = pair(json);
+    for (const word of ["abc", "aabbcc", "cba", "abcabc", "bcab"]) {
+      assert.deepEqual(fast.bpe(word), ref.bpe(word), `${JSON.stringify(merges)}: ${word}`);
+    }
+  }
+});
