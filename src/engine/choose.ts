@@ -132,7 +132,8 @@ export async function createEngine(
  * same engine either way (the kernels are one shared instance per process).
  *
  * @param choice what the run will ask {@link createEngine} for
- * @returns whether the kernels were started (or already running)
+ * @returns whether the kernels were started (or already running); false when
+ *   they cannot start here (the run's createEngine then reports why)
  * @example
  * ```ts
  * import { prestartEngine } from "./choose.ts";
@@ -141,6 +142,11 @@ export async function createEngine(
  */
 export function prestartEngine(choice: EngineChoice): boolean {
   if (choice === "webgpu" || (choice === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
-  cpuKernelInfo();
-  return true;
+  try {
+    cpuKernelInfo();
+    return true;
+  } catch {
+    // createEngine meets the same failure and reports it where the run reports errors.
+    return false;
+  }
 }
