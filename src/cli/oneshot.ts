@@ -15,7 +15,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { LlmcError } from "../errors.ts";
-import { ENGINE_CHOICES } from "../engine/choose.ts";
+import { ENGINE_CHOICES, prestartEngine } from "../engine/choose.ts";
 import { oneshot } from "../oneshot.ts";
 import type { PipelineName } from "../oneshot.ts";
 import { progressRenderer } from "./progress.ts";
@@ -174,6 +174,8 @@ export const command: CliCommand = {
     });
     if ("exit" in line) return line.exit;
     const { progress, ...rest } = line.args;
+    // A calibrated run's kernels load while the recipe is read and the calibration text tokenized.
+    if (rest.dataset !== undefined) prestartEngine(rest.engine);
     const renderer = progressRenderer(progress);
     let result;
     try {

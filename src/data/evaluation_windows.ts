@@ -9,13 +9,14 @@ import { DatasetError } from "./dataset_error.ts";
 import { readTextFile } from "./read_text_file.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { tokenWindows } from "./token_windows.ts";
+import { newlineCutTokenIds } from "./_leading_ids.ts";
 
 /** Arguments of {@link loadEvaluationWindows}. */
 export interface EvaluationWindowsArgs {
   /** A UTF-8 text file. */
   path: string;
   /** The model's tokenizer. */
-  tokenizer: Pick<TextTokenizer, "encode" | "bosId">;
+  tokenizer: Pick<TextTokenizer, "encode" | "bosId" | "newlineCutIsExact">;
   /** L, the ids per window including BOS. */
   seqLen: number;
   /** N, how many windows from the start of the file. */
@@ -23,8 +24,12 @@ export interface EvaluationWindowsArgs {
 }
 
 /**
- * Tokenizes the whole file without special tokens, cuts consecutive windows
- * of L−1 tokens, puts BOS in front of each and keeps the first N.
+ * Tokenizes the file without special tokens, cuts consecutive windows of
+ * L−1 tokens, puts BOS in front of each and keeps the first N. Only the
+ * N·(L−1) leading ids are needed: a tokenizer whose cut after a newline is
+ * provably exact (`newlineCutIsExact`) encodes just a prefix that holds them
+ * (the same ids as the whole file's first ones); any other encodes the whole
+ * file.
  *
  * @param args the file, tokenizer, L and N
  * @returns N windows of L ids each
@@ -51,10 +56,14 @@ export async function loadEvaluationWindows(args: EvaluationWindowsArgs): Promis
     );
   }
   const text = await readTextFile(path);
-  const ids = tokenizer.encode(text, { addSpecialTokens: false });
+  const per = tokenizer.bosId === null ? seqLen : seqLen - 1;
+  // Fewer than needed only when the whole text was encoded, so the error's count is the file's.
+  const ids =
+    (tokenizer.newlineCutIsExact === true
+      ? newlineCutTokenIds(tokenizer, text, windows * per)
+      : null) ?? tokenizer.encode(text, { addSpecialTokens: false });
   const out = tokenWindows(ids, seqLen, tokenizer.bosId, windows);
   if (out.length < windows) {
-    const per = tokenizer.bosId === null ? seqLen : seqLen - 1;
     throw new DatasetError(
       `${path}: ${ids.length} tokens make only ${out.length} windows of ${seqLen}; ` +
         `${windows} windows need ${windows * per} tokens`,

@@ -7,16 +7,17 @@
  * without compiling shaders). When the CPU engine is chosen no WebGPU device
  * is requested; on Linux without a GPU device node not even the adapter is
  * probed (see _gpu_device_nodes.ts: probing loads the driver stack, ~60 MiB).
+ * The WebGPU modules are imported only when a run probes or opens a device,
+ * so a CPU run does not load them.
  *
  * @module
  */
 
-import { getGpu, probeAdapter } from "../gpu/device.ts";
 import { gpuDeviceNodes } from "./_gpu_device_nodes.ts";
 import { CpuEngine } from "./cpu_engine.ts";
+import { cpuKernelInfo } from "./cpu/gemm.ts";
 import type { Engine, EngineKind } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
-import { WebGpuEngine } from "./webgpu_engine.ts";
 
 /** What a user may ask for: an engine, or "auto" for the fastest on this machine. */
 export type EngineChoice = EngineKind | "auto";
@@ -72,6 +73,7 @@ export async function autoEngineKind(): Promise<{ kind: EngineKind; reason: stri
         "software one; the CPU engine runs the same work without emulating a GPU",
     };
   }
+  const { probeAdapter } = await import("../gpu/device.ts");
   const adapter = await probeAdapter();
   if (adapter === null) return { kind: "cpu", reason: "no WebGPU adapter" };
   if (adapter.isFallback) {
@@ -109,6 +111,42 @@ export async function createEngine(
     const engine = new CpuEngine();
     return { engine, reason: `cpu (${reason}): ${engine.description}` };
   }
+  const [{ getGpu }, { WebGpuEngine }] = await Promise.all([
+    import("../gpu/device.ts"),
+    import("./webgpu_engine.ts"),
+  ]);
   const engine = await WebGpuEngine.create(await getGpu(), options.headDims ?? []);
   return { engine, reason: `webgpu (${reason}): ${engine.description}` };
+}
+
+/**
+ * Starts the CPU kernels (their worker threads, the native library) now when
+ * `choice` will make the CPU engine without probing an adapter ("cpu", or
+ * "auto" on a machine with no GPU device node); otherwise does nothing.
+ *
+ * Starting a worker thread blocks the caller until the thread's runtime
+ * exists (~60 ms here), and the thread then loads the kernels on its own; a
+ * command that calls this before its other preparation (reading the recipe,
+ * tokenizing the calibration text) has the kernels ready when the first
+ * product runs instead of starting them then. {@link createEngine} makes the
+ * same engine either way (the kernels are one shared instance per process).
+ *
+ * @param choice what the run will ask {@link createEngine} for
+ * @returns whether the kernels were started (or already running); false when
+ *   they cannot start here (the run's createEngine then reports why)
+ * @example
+ * ```ts
+ * import { prestartEngine } from "./choose.ts";
+ * prestartEngine("webgpu"); // nothing: that engine starts with its device
+ * ```
+ */
+export function prestartEngine(choice: EngineChoice): boolean {
+  if (choice === "webgpu" || (choice === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
+  try {
+    cpuKernelInfo();
+    return true;
+  } catch {
+    // createEngine meets the same failure and reports it where the run reports errors.
+    return false;
+  }
 }

@@ -9,6 +9,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { LlmcError } from "../errors.ts";
 import { joinPath } from "./_path.ts";
 import { newlineCutIsExact } from "./_newline_cut.ts";
+import { installFastBpe } from "./_fast_bpe.ts";
 import {
   MAX_CONFIG_BYTES,
   MAX_JSON_DEPTH,
@@ -102,6 +103,8 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
       },
     );
   }
+  // The same merges, merge for merge, without the library's per-pair string keys (see _fast_bpe.ts).
+  installFastBpe((tok as unknown as { model: unknown }).model);
   // The tokenizer library trusts its JSON: a malformed file can make any call
   // throw a TypeError. Every call is guarded so the error names the file.
   const guard = <T>(what: string, run: () => T): T => {

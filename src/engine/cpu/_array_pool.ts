@@ -94,9 +94,26 @@ export class ArrayPool {
     this.#pooledBytes += a.byteLength;
   }
 
-  /** Forgets every pooled array (the GC frees them), e.g. before work that allocates otherwise. */
+  /**
+   * Frees every pooled array now, e.g. before work that allocates otherwise.
+   *
+   * A pooled array has no live tensor, so nothing may read it again: its
+   * buffer is detached (`transfer(0)`), which returns the memory at once
+   * instead of at V8's next full collection (a forward's pooled arrays are
+   * tens of MB; left to the collector they sat beside the next phase's arrays
+   * unless a full collection was forced after every trim).
+   */
   trim(): void {
+    for (const list of this.#free.values()) for (const a of list) freeNow(a);
     this.#free.clear();
     this.#pooledBytes = 0;
+  }
+}
+
+/** Returns an array's memory now when it owns its whole (non-shared) buffer; else leaves it to the GC. */
+function freeNow(a: Float32Array): void {
+  const b = a.buffer;
+  if (b instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === b.byteLength) {
+    b.transfer(0);
   }
 }
