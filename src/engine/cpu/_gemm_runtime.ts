@@ -645,6 +645,9 @@ export class GemmRuntime {
       s[JOB.Q_ROW_DIV] = job.rowDiv;
       s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
       s[JOB.V] = job.mask ?? 0;
+      // Each thread runs its rows side by side in its scratch region.
+      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
       const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
       bounds[0] = job.qmin;
       bounds[1] = job.qmax;

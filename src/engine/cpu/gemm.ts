@@ -50,7 +50,7 @@ import {
   GemmRuntime,
   type KernelVariant,
 } from "./_gemm_runtime.ts";
-import { KC, MR_MAX, NR } from "./_gemm_layout.ts";
+import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -110,6 +110,26 @@ export interface CpuKernelInfo {
   /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
   simd: boolean;
 }
+
+/** Rows gemm.c's GPTQ column block runs side by side (LANES there). */
+const COLUMN_BLOCK_LANES = 8;
+
+/**
+ * The widest GPTQ column block the kernels run ({@linkcode CpuGemm.gptqColumnBlock}):
+ * a thread's scratch region holds its lanes' columns (w, err and the mask
+ * in float32, the loss terms in float64: 20 bytes a lane and column) and
+ * their slot rows. Wider blocks (a `block_size` past about 4900) stay in
+ * TypeScript.
+ *
+ * @example
+ * ```ts
+ * import { COLUMN_BLOCK_MAX_COUNT } from "./gemm.ts";
+ * console.assert(COLUMN_BLOCK_MAX_COUNT >= 128);
+ * ```
+ */
+export const COLUMN_BLOCK_MAX_COUNT = Math.floor(
+  (SCRATCH_STRIDE - COLUMN_BLOCK_LANES * 4) / (COLUMN_BLOCK_LANES * 20),
+);
 
 /**
  * One block of GPTQ's column loop on an integer grid for
@@ -742,6 +762,11 @@ export class CpuGemm {
     const { rows, count } = block;
     checkShape(what, "rows", rows);
     checkShape(what, "count", count);
+    if (count > COLUMN_BLOCK_MAX_COUNT) {
+      throw new CpuKernelError(
+        `${what}: ${count} columns, the kernels run at most ${COLUMN_BLOCK_MAX_COUNT}`,
+      );
+    }
     checkLength(what, "w", block.w, rows * count);
     checkLength(what, "u", block.u, count * count);
     checkLength(what, "err", block.err, rows * count);

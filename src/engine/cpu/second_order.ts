@@ -43,6 +43,7 @@ import type {
 } from "../engine.ts";
 import {
   choleskyBlock,
+  COLUMN_BLOCK_MAX_COUNT,
   gptqColumnBlock,
   type IntColumnBlock,
   lowerTriangularInverse,
@@ -370,9 +371,10 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
 /**
  * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
  * blocks, an integer grid without pruning, with or without a sparse
- * weight's zero mask on the in-block updates; and SparseGPT's N:M pruning
- * (M ≤ 32) without quantization. (Unstructured pruning and the fp8 / fp4
- * grids stay on the TypeScript loop.)
+ * weight's zero mask on the in-block updates, up to
+ * `COLUMN_BLOCK_MAX_COUNT` columns (the kernels' scratch); and SparseGPT's
+ * N:M pruning (M ≤ 32) without quantization. (Unstructured pruning, the
+ * fp8 / fp4 grids and wider blocks stay on the TypeScript loop.)
  *
  * @param block the block
  * @returns true when `columnBlock` runs it on the kernels
@@ -387,7 +389,9 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  */
 export function columnBlockOnKernels(block: HostColumnBlock): boolean {
   const { pruning, quantization } = block;
-  if (pruning === undefined) return quantization?.kind === 1;
+  if (pruning === undefined) {
+    return quantization?.kind === 1 && block.i2 - block.i1 <= COLUMN_BLOCK_MAX_COUNT;
+  }
   // The kernel keeps a window's picks in 32 bits.
   return pruning.kind === "n:m" && pruning.m <= 32 && quantization === undefined &&
     !(block.maskInBlock && block.nonZero !== null);

@@ -721,14 +721,81 @@ NOINLINE static void run_silu_mul(char* base, const int32_t* job, int task) {
            (float*)MEM(base, job[J_C]) + i0, i1 - i0);
 }
 
-// Round half to even of a float64 whose magnitude is below 2^51: adding
-// 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
-// roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
-// the sign of a zero result included).
-static inline double round_half_even(double x) {
+// Float64 and float32 vectors of four lanes (GCC/Clang vector extensions:
+// one ymm register in the native build, two f64x2 in WebAssembly), for the
+// column blocks below, which run LANES rows side by side.
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef long long i64x4 __attribute__((vector_size(32)));
+
+// Rows a column block runs side by side: two f64x4 per column step.
+#define LANES 8
+
+// Four float32 values widened to float64 (exact). GCC splits the generic
+// conversion into halves; the native build names the one instruction.
+static inline f64x4 load4_f32(const float* p) {
+#ifdef __wasm__
+  f32x4 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, f64x4);
+#else
+  return (f64x4)_mm256_cvtps_pd(_mm_loadu_ps(p));
+#endif
+}
+
+// Rounds each lane to float32 and stores it.
+static inline void store4_f32(float* p, f64x4 x) {
+#ifdef __wasm__
+  const f32x4 v = __builtin_convertvector(x, f32x4);
+  __builtin_memcpy(p, &v, sizeof v);
+#else
+  _mm_storeu_ps(p, _mm256_cvtpd_ps((__m256d)x));
+#endif
+}
+
+// Each lane rounded to float32 (what a Float32Array store does), as float64.
+static inline f64x4 round_f32(f64x4 x) {
+#ifdef __wasm__
+  return __builtin_convertvector(__builtin_convertvector(x, f32x4), f64x4);
+#else
+  return (f64x4)_mm256_cvtps_pd(_mm256_cvtpd_ps((__m256d)x));
+#endif
+}
+
+// m ? a : b per lane (m: all ones or all zeros).
+static inline f64x4 select4(i64x4 m, f64x4 a, f64x4 b) {
+  return (f64x4)((m & (i64x4)a) | (~m & (i64x4)b));
+}
+
+// Round half to even of float64 lanes whose magnitude is below 2^51:
+// adding 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it
+// (as roundHalfEven in src/quant/round_half_even.ts, whose bits this must
+// give, the sign of a zero result included).
+static inline f64x4 round_half_even4(f64x4 x) {
   const double magic = 6755399441055744.0;  // 1.5 · 2^52
-  const double r = (x + magic) - magic;
-  return r == 0 ? x * 0 : r;
+  const f64x4 r = (x + magic) - magic;
+  return select4(r == 0, x * 0, r);
+}
+
+// One column step of four lanes: x fake-quantized with scale s and zero
+// point z to [qmin, qmax], its loss term (x − q)² / d² (dd = d²) into
+// terms, its scaled error (x − q) / d rounded to float32 into err; returns
+// the error.
+static inline f64x4 quantize_step4(f64x4 x, f64x4 s, f64x4 z, double qmin, double qmax, double d,
+                                   double dd, float* q_out, double* terms, float* err) {
+  f64x4 t = round_f32(x / s);
+  t = round_f32(t + z);
+  t = select4(t < qmin, (f64x4){qmin, qmin, qmin, qmin},
+              select4(t > qmax, (f64x4){qmax, qmax, qmax, qmax}, t));
+  const f64x4 c = round_half_even4(t);
+  const f64x4 q = round_f32(round_f32(c - z) * s);
+  const f64x4 diff = x - q;
+  const f64x4 term = diff * diff / dd;
+  __builtin_memcpy(terms, &term, sizeof term);
+  const f64x4 e = round_f32(diff / d);
+  store4_f32(err, e);
+  store4_f32(q_out, q);
+  return e;
 }
 
 // One task of a GPTQ column block (J_OP 4) with quantization to an integer
@@ -745,7 +812,17 @@ static inline double round_half_even(double x) {
 // give the same bits. J_OP 24 is the same with a zero mask (uint8 [M, K] at
 // V, a sparse weight's): the in-block updates are e · U[i, j] · mask[j],
 // as cpuColumnBlock's masked loop multiplies them.
-NOINLINE static void run_column_block(char* base, const int32_t* job, int task) {
+//
+// Each row is a chain of dependent steps (a column's value waits for the
+// previous column's update), so one row at a time leaves the core waiting
+// on its divisions. The task runs LANES rows side by side instead, each row
+// a lane of float64 vectors: their columns are transposed into the
+// thread's scratch (`scratch`: the loss terms as [K][LANES] float64, w,
+// err and the mask as [K][LANES] float32, the lanes' slot rows), run there
+// and transposed back. Every lane does its own row's operations in the
+// same order, so the bits are those of one row at a time (padding lanes
+// past the task's last row compute on zeros and are dropped).
+NOINLINE static void run_column_block(char* base, const int32_t* job, int task, float* scratch) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
   float* wb = (float*)MEM(base, job[J_A]);
@@ -758,33 +835,71 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   const int row_div = job[J_Q_ROW_DIV], slot_stride = job[J_Q_SLOT_STRIDE];
   union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
   const uint8_t* mask = job[J_OP] == 24 ? (const uint8_t*)MEM(base, job[J_V]) : 0;
-  for (int r = r0; r < r1; r++) {
-    float* w = wb + r * count;
-    const uint8_t* m = mask ? mask + r * count : 0;
-    const int slot_row = r / row_div * slot_stride;
+  // gemm.ts sends no block wider than the scratch holds (COLUMN_BLOCK_MAX_COUNT).
+  if ((int64_t)count * LANES * (3 * 4 + 8) + LANES * 4 > (int64_t)(uint32_t)job[J_SCRATCH_STRIDE]) {
+    return;
+  }
+  double* tt = (double*)scratch;  // [K][LANES] loss terms
+  float* wt = (float*)(tt + count * LANES);
+  float* et = wt + count * LANES;
+  float* mt = et + count * LANES;
+  // In the scratch, not on the C stack (which WebAssembly threads share).
+  int32_t* sr = (int32_t*)(mt + count * LANES);
+  const double lo = qmin.f, hi = qmax.f;
+  for (int g = r0; g < r1; g += LANES) {
+    const int n = min_int(LANES, r1 - g);
+    for (int l = 0; l < LANES; l++) {
+      const float* src = wb + (g + (l < n ? l : 0)) * count;
+      const uint8_t* ms = mask ? mask + (g + (l < n ? l : 0)) * count : 0;
+      for (int j = 0; j < count; j++) {
+        wt[j * LANES + l] = l < n ? src[j] : 0;
+        if (ms) mt[j * LANES + l] = ms[j];
+      }
+    }
+    // The lanes' slot rows; padding lanes read the first row's.
+    for (int l = 0; l < LANES; l++) sr[l] = (g + (l < n ? l : 0)) / row_div * slot_stride;
+    uint32_t last_slot = 0;
+    f64x4 s0 = {0}, s1 = {0}, z0 = {0}, z1 = {0};
     for (int i = 0; i < count; i++) {
-      const float x = w[i];
+      if (i == 0 || slot[i] != last_slot) {
+        last_slot = slot[i];
+        const int c = (int)last_slot;
+        s0 = (f64x4){scale[sr[0] + c], scale[sr[1] + c], scale[sr[2] + c], scale[sr[3] + c]};
+        s1 = (f64x4){scale[sr[4] + c], scale[sr[5] + c], scale[sr[6] + c], scale[sr[7] + c]};
+        z0 = (f64x4){zero[sr[0] + c], zero[sr[1] + c], zero[sr[2] + c], zero[sr[3] + c]};
+        z1 = (f64x4){zero[sr[4] + c], zero[sr[5] + c], zero[sr[6] + c], zero[sr[7] + c]};
+      }
       const float* ui = ub + i * count;
-      const float d = ui[i];
-      const int sl = slot_row + (int)slot[i];
-      const float s = scale[sl], zp = zero[sl];
-      float t = (float)((double)x / (double)s);
-      t = (float)((double)t + (double)zp);
-      t = t < qmin.f ? qmin.f : t > qmax.f ? qmax.f : t;
-      const double c = round_half_even((double)t);
-      const float q = (float)((double)(float)(c - (double)zp) * (double)s);
-      const double diff = (double)x - (double)q;
-      terms[r * count + i] = diff * diff / ((double)d * (double)d);
-      const float e = (float)(diff / (double)d);
-      if (m) {
+      const double d = ui[i], dd = (double)ui[i] * (double)ui[i];
+      float* wi = wt + i * LANES;
+      const f64x4 e0 = quantize_step4(load4_f32(wi), s0, z0, lo, hi, d, dd, wi,
+                                      tt + i * LANES, et + i * LANES);
+      const f64x4 e1 = quantize_step4(load4_f32(wi + 4), s1, z1, lo, hi, d, dd, wi + 4,
+                                      tt + i * LANES + 4, et + i * LANES + 4);
+      if (mask) {
         for (int j = i + 1; j < count; j++) {
-          w[j] = (float)((double)w[j] - (double)e * (double)ui[j] * (double)m[j]);
+          float* wj = wt + j * LANES;
+          const float* mj = mt + j * LANES;
+          const double u = ui[j];
+          store4_f32(wj, load4_f32(wj) - e0 * u * load4_f32(mj));
+          store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u * load4_f32(mj + 4));
         }
       } else {
-        for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+        for (int j = i + 1; j < count; j++) {
+          float* wj = wt + j * LANES;
+          const double u = ui[j];
+          store4_f32(wj, load4_f32(wj) - e0 * u);
+          store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
+        }
       }
-      w[i] = q;
-      err[r * count + i] = e;
+    }
+    for (int l = 0; l < n; l++) {
+      const int r = g + l;
+      for (int j = 0; j < count; j++) {
+        wb[r * count + j] = wt[j * LANES + l];
+        err[r * count + j] = et[j * LANES + l];
+        terms[r * count + j] = tt[j * LANES + l];
+      }
     }
   }
 }
@@ -1005,8 +1120,8 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 1: run_softmax(base, job, task / nstripes, task % nstripes); return;
     case 2: run_pack_b(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
-    case 4: run_column_block(base, job, task); return;
-    case 24: run_column_block(base, job, task); return;
+    case 4: run_column_block(base, job, task, pack); return;
+    case 24: run_column_block(base, job, task, pack); return;
     case 25: run_prune_block(base, job, task); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
