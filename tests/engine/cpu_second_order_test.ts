@@ -234,6 +234,16 @@ Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, mask
     block({ quantization: undefined, pruning: { kind: "n:m", n: 1, m, preserve: false } });
   assert.ok(columnBlockOnKernels(nm(32)), "N:M, M = 32");
   assert.ok(!columnBlockOnKernels(nm(64)), "N:M, M = 64 (past the kernel's 32-bit window)");
+  const wideNm = (i2: number) =>
+    block({
+      quantization: undefined,
+      pruning: { kind: "n:m", n: 2, m: 4, preserve: false },
+      cols: 2 * COLUMN_BLOCK_MAX_COUNT,
+      i1: 1,
+      i2,
+    });
+  assert.ok(columnBlockOnKernels(wideNm(1 + COLUMN_BLOCK_MAX_COUNT)), "the widest N:M block");
+  assert.ok(!columnBlockOnKernels(wideNm(2 + COLUMN_BLOCK_MAX_COUNT)), "a wider N:M block");
 });
 
 /** The diagonal block's Cholesky factor as TypeScript computed it (float64 sums, L rounded to float32). */

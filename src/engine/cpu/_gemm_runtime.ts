@@ -682,6 +682,8 @@ export class GemmRuntime {
       s[JOB.Q_MIN] = job.n;
       s[JOB.Q_MAX] = job.m;
       s[JOB.V] = job.keep;
+      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     });
   }
 

@@ -111,15 +111,16 @@ export interface CpuKernelInfo {
   simd: boolean;
 }
 
-/** Rows gemm.c's GPTQ column block runs side by side (LANES there). */
+/** Rows gemm.c's column blocks run side by side (LANES there). */
 const COLUMN_BLOCK_LANES = 8;
 
 /**
- * The widest GPTQ column block the kernels run ({@linkcode CpuGemm.gptqColumnBlock}):
- * a thread's scratch region holds its lanes' columns (w, err and the mask
- * in float32, the loss terms in float64: 20 bytes a lane and column) and
- * their slot rows. Wider blocks (a `block_size` past about 4900) stay in
- * TypeScript.
+ * The widest column block the kernels run ({@linkcode CpuGemm.gptqColumnBlock},
+ * {@linkcode CpuGemm.sparsegptColumnBlock}): a thread's scratch region holds
+ * its lanes' columns (w, err and GPTQ's mask in float32, the loss terms in
+ * float64: 20 bytes a lane and column) and their slot rows (or a pruning
+ * window's flags, less). Wider blocks (a `block_size` past about 4900) stay
+ * in TypeScript.
  *
  * @example
  * ```ts
@@ -836,6 +837,11 @@ export class CpuGemm {
     checkLength(what, "err", block.err, rows * count);
     if (!Number.isInteger(m) || m < 1 || m > 32 || !Number.isInteger(n) || n < 0 || n > m) {
       throw new CpuKernelError(`${what}: N:M must have 1 ≤ M ≤ 32 and 0 ≤ N ≤ M, got ${n}:${m}`);
+    }
+    if (count > COLUMN_BLOCK_MAX_COUNT) {
+      throw new CpuKernelError(
+        `${what}: ${count} columns, the kernels run at most ${COLUMN_BLOCK_MAX_COUNT}`,
+      );
     }
     if (keep !== undefined && keep.length < rows * count) {
       throw new CpuKernelError(`${what}: keep holds ${keep.length} values, needs ${rows * count}`);

@@ -373,7 +373,7 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  * blocks, an integer grid without pruning, with or without a sparse
  * weight's zero mask on the in-block updates, up to
  * `COLUMN_BLOCK_MAX_COUNT` columns (the kernels' scratch); and SparseGPT's
- * N:M pruning (M ≤ 32) without quantization. (Unstructured pruning, the
+ * N:M pruning (M ≤ 32) without quantization, as wide at most. (Unstructured pruning, the
  * fp8 / fp4 grids and wider blocks stay on the TypeScript loop.)
  *
  * @param block the block
@@ -394,7 +394,8 @@ export function columnBlockOnKernels(block: HostColumnBlock): boolean {
   }
   // The kernel keeps a window's picks in 32 bits.
   return pruning.kind === "n:m" && pruning.m <= 32 && quantization === undefined &&
-    !(block.maskInBlock && block.nonZero !== null);
+    !(block.maskInBlock && block.nonZero !== null) &&
+    block.i2 - block.i1 <= COLUMN_BLOCK_MAX_COUNT;
 }
 
 /** The column-block kernels {@link kernelColumnBlock} calls. */

@@ -908,6 +908,22 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task, 
 // rounds it.
 static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
 
+// One column step of four lanes of a pruning block: q = 0 where the lane's
+// flag is set, else x; the loss term (x − q)² / d² (dd = d²) into terms, the
+// scaled error (x − q) / d rounded to float32 into err, q into q_out;
+// returns the error.
+static inline f64x4 prune_step4(f64x4 x, f64x4 pruned, double d, double dd, float* q_out,
+                                double* terms, float* err) {
+  const f64x4 q = select4(pruned != 0, (f64x4){0, 0, 0, 0}, x);
+  const f64x4 diff = x - q;
+  const f64x4 term = diff * diff / dd;
+  __builtin_memcpy(terms, &term, sizeof term);
+  const f64x4 e = round_f32(diff / d);
+  store4_f32(err, e);
+  store4_f32(q_out, q);
+  return e;
+}
+
 // One task of a SparseGPT column block with N:M pruning (J_OP 25): rows
 // [task·NC, (task + 1)·NC) of wb[M, K] and U's block ub[K, K] as in
 // run_column_block, N and M (ints) at Q_MIN and Q_MAX, and, when V is not
@@ -917,8 +933,11 @@ static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
 // zeros count as 0; ties: the lower column); then column by column as in
 // run_column_block with q = 0 for a pruned value and q = w otherwise.
 // cpuColumnBlock's "n:m" path (without quantization), operation for
-// operation.
-NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
+// operation. Rows run LANES side by side in the thread's scratch as in
+// run_column_block (the loss terms, w and err as [K][LANES], then the
+// window's pruned flags as [M][LANES] float32, 1 pruned); each lane picks
+// its own row's window.
+NOINLINE static void run_prune_block(char* base, const int32_t* job, int task, float* scratch) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int n = job[J_Q_MIN], m = job[J_Q_MAX];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
@@ -927,47 +946,75 @@ NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
   float* err = (float*)MEM(base, job[J_C]);
   double* terms = (double*)MEM(base, job[J_TERMS]);
   const uint8_t* keep = job[J_V] ? (const uint8_t*)MEM(base, job[J_V]) : 0;
-  for (int r = r0; r < r1; r++) {
-    float* w = wb + r * count;
-    const uint8_t* k = keep ? keep + r * count : 0;
-    uint32_t pruned = 0;  // the current window's, bit j − i0
+  // gemm.ts sends no block wider than the scratch holds, nor M past 32.
+  if ((int64_t)count * LANES * (2 * 4 + 8) + 32 * LANES * 4 >
+      (int64_t)(uint32_t)job[J_SCRATCH_STRIDE]) {
+    return;
+  }
+  double* tt = (double*)scratch;  // [K][LANES] loss terms
+  float* wt = (float*)(tt + count * LANES);
+  float* et = wt + count * LANES;
+  float* pm = et + count * LANES;  // [M][LANES] the window's pruned flags
+  for (int g = r0; g < r1; g += LANES) {
+    const int lanes = min_int(LANES, r1 - g);
+    for (int l = 0; l < LANES; l++) {
+      const float* src = wb + (g + (l < lanes ? l : 0)) * count;
+      for (int j = 0; j < count; j++) wt[j * LANES + l] = l < lanes ? src[j] : 0;
+    }
     int i0 = 0;
     for (int i = 0; i < count; i++) {
       if (i % m == 0) {
         i0 = i;
         const int end = min_int(i + m, count);
-        pruned = 0;
-        if (k) {
-          for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
-        }
-        // N picks of the smallest (metric, column) not picked yet.
-        uint32_t taken = 0;
-        const int picks = min_int(n, end - i);
-        for (int t = 0; t < picks; t++) {
-          int best = -1;
-          float least = 0;
-          for (int j = i; j < end; j++) {
-            if ((taken >> (j - i)) & 1) continue;
-            const float mt = k && k[j] == 0 ? 0.0f : prune_metric(w[j], ub[j * count + j]);
-            if (best < 0 || mt < least) {
-              best = j;
-              least = mt;
-            }
+        for (int l = 0; l < LANES; l++) {
+          const uint8_t* k = keep && l < lanes ? keep + (g + l) * count : 0;
+          uint32_t pruned = 0;  // bit j − i
+          if (k) {
+            for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
           }
-          taken |= 1u << (best - i);
+          // N picks of the smallest (metric, column) not picked yet.
+          uint32_t taken = 0;
+          const int picks = min_int(n, end - i);
+          for (int t = 0; t < picks; t++) {
+            int best = -1;
+            float least = 0;
+            for (int j = i; j < end; j++) {
+              if ((taken >> (j - i)) & 1) continue;
+              const float mt = k && k[j] == 0 ? 0.0f
+                                              : prune_metric(wt[j * LANES + l], ub[j * count + j]);
+              if (best < 0 || mt < least) {
+                best = j;
+                least = mt;
+              }
+            }
+            taken |= 1u << (best - i);
+          }
+          pruned |= taken;
+          for (int j = i; j < end; j++) pm[(j - i) * LANES + l] = (float)((pruned >> (j - i)) & 1);
         }
-        pruned |= taken;
       }
-      const float x = w[i];
       const float* ui = ub + i * count;
-      const float d = ui[i];
-      const float q = (pruned >> (i - i0)) & 1 ? 0.0f : x;
-      const double diff = (double)x - (double)q;
-      terms[r * count + i] = diff * diff / ((double)d * (double)d);
-      const float e = (float)(diff / (double)d);
-      for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
-      w[i] = q;
-      err[r * count + i] = e;
+      const double d = ui[i], dd = (double)ui[i] * (double)ui[i];
+      float* wi = wt + i * LANES;
+      const float* pi = pm + (i - i0) * LANES;
+      const f64x4 e0 = prune_step4(load4_f32(wi), load4_f32(pi), d, dd, wi, tt + i * LANES,
+                                   et + i * LANES);
+      const f64x4 e1 = prune_step4(load4_f32(wi + 4), load4_f32(pi + 4), d, dd, wi + 4,
+                                   tt + i * LANES + 4, et + i * LANES + 4);
+      for (int j = i + 1; j < count; j++) {
+        float* wj = wt + j * LANES;
+        const double u = ui[j];
+        store4_f32(wj, load4_f32(wj) - e0 * u);
+        store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
+      }
+    }
+    for (int l = 0; l < lanes; l++) {
+      const int r = g + l;
+      for (int j = 0; j < count; j++) {
+        wb[r * count + j] = wt[j * LANES + l];
+        err[r * count + j] = et[j * LANES + l];
+        terms[r * count + j] = tt[j * LANES + l];
+      }
     }
   }
 }
@@ -1122,7 +1169,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task, pack); return;
     case 24: run_column_block(base, job, task, pack); return;
-    case 25: run_prune_block(base, job, task); return;
+    case 25: run_prune_block(base, job, task, pack); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
