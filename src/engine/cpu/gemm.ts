@@ -49,6 +49,7 @@ import {
   type GemmJob,
   GemmRuntime,
   type KernelVariant,
+  lowerInverseStride,
 } from "./_gemm_runtime.ts";
 import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
@@ -957,7 +958,7 @@ export class CpuGemm {
     const lAt = align(statusAt + 4, 64);
     const xAt = align(lAt + b * b * 4, 64);
     const workAt = align(xAt + b * b * 4, 64);
-    rt.reserve(workAt + b * b * 8 - rt.heapBase, `${what} of ${b}`);
+    rt.reserve(workAt + b * lowerInverseStride(b) * 8 - rt.heapBase, `${what} of ${b}`);
     rt.f32(lAt, b * b).set(l.subarray(0, b * b));
     rt.lowerInverseBlock({ l: lAt, work: workAt, x: xAt, b, status: statusAt });
     x.set(rt.f32(xAt, b * b));

@@ -1083,7 +1083,9 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
 // J_OP 20, one task: the Cholesky factor of the [M, M] block at A (row-major,
 // its lower triangle read), in place: its lower triangle becomes L (the upper
 // one is left as it was). The int32 at TERMS becomes 1 when the block is not
-// (numerically) positive definite, else 0; L is then incomplete.
+// (numerically) positive definite, else 0; L is then incomplete. Each sum is
+// a chain of dependent subtractions; the rows below the diagonal run four at
+// a time so that their chains overlap (each still sums in order).
 NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
   const int b = job[J_M];
   float* a = (float*)MEM(base, job[J_A]);
@@ -1098,7 +1100,26 @@ NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
       return;
     }
     const double d = __builtin_sqrt(s);
-    for (int i = j + 1; i < b; i++) {
+    int i = j + 1;
+    for (; i + 4 <= b; i += 4) {
+      float* l0 = a + i * b;
+      float* l1 = l0 + b;
+      float* l2 = l1 + b;
+      float* l3 = l2 + b;
+      double t0 = l0[j], t1 = l1[j], t2 = l2[j], t3 = l3[j];
+      for (int k = 0; k < j; k++) {
+        const double v = lj[k];
+        t0 -= (double)l0[k] * v;
+        t1 -= (double)l1[k] * v;
+        t2 -= (double)l2[k] * v;
+        t3 -= (double)l3[k] * v;
+      }
+      l0[j] = (float)(t0 / d);
+      l1[j] = (float)(t1 / d);
+      l2[j] = (float)(t2 / d);
+      l3[j] = (float)(t3 / d);
+    }
+    for (; i < b; i++) {
       float* li = a + i * b;
       double t = li[j];
       for (int k = 0; k < j; k++) t -= (double)li[k] * (double)lj[k];
@@ -1108,29 +1129,76 @@ NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
   }
 }
 
+// 1.0 in the lanes whose column c0 + l is `i`, else 0.
+static inline f64x4 unit_lanes(int i, int c0) {
+  return (f64x4){i == c0, i == c0 + 1, i == c0 + 2, i == c0 + 3};
+}
+
 // J_OP 21: X = L⁻¹ for the lower-triangular [M, M] block L at A (its lower
 // triangle read) by forward substitution, column by column: columns
-// [task·NC, (task + 1)·NC) of X in float64 at B ([M, M] scratch), then
-// rounded to float32 into C (zeros above the diagonal). Columns are
-// independent, so tasks may run on any thread. The int32 at TERMS becomes 1
-// when a value of X is not finite (the caller zeroes it first).
-NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task) {
-  const int b = job[J_M], chunk = job[J_NC];
+// [task·NC, (task + 1)·NC) of X in float64 at B ([M, LDX] scratch, LDX =
+// M rounded up to 8 at LDC), then rounded to float32 into C (zeros above the
+// diagonal). Columns are independent, so tasks may run on any thread (NC a
+// multiple of 8). The int32 at TERMS becomes 1 when a value of X is not
+// finite (the caller zeroes it first).
+//
+// Column c's X[i, c] = ((i == c) − Σ_{k=c}^{i−1} L[i, k]·X[k, c]) / L[i, i],
+// each sum in order from k = c. Eight columns c0..c0+7 run side by side as
+// two float64 vectors (X's rows are contiguous in c): a lane's terms start
+// at its own column (the first seven k are masked per lane), and a lane's
+// results above its diagonal, or past the task's columns, are dropped.
+NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task,
+                                             double* tmp) {
+  const int b = job[J_M], chunk = job[J_NC], ldx = job[J_LDC];
   const float* l = (const float*)MEM(base, job[J_A]);
   double* x = (double*)MEM(base, job[J_B]);
   float* out = (float*)MEM(base, job[J_C]);
   int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
   const int c1 = min_int(b, (task + 1) * chunk);
-  for (int c = task * chunk; c < c1; c++) {
-    for (int i = 0; i < c; i++) out[i * b + c] = 0;
-    for (int i = c; i < b; i++) {
+  for (int c0 = task * chunk; c0 < c1; c0 += 8) {
+    const int width = min_int(8, c1 - c0);
+    for (int i = 0; i < c0; i++) {
+      for (int c = c0; c < c0 + width; c++) out[i * b + c] = 0;
+    }
+    for (int i = c0; i < b; i++) {
       const float* li = l + i * b;
-      double s = i == c ? 1 : 0;
-      for (int k = c; k < i; k++) s -= (double)li[k] * x[k * b + c];
-      x[i * b + c] = s / (double)li[i];
-      const float v = (float)x[i * b + c];
-      out[i * b + c] = v;
-      if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+      f64x4 s0 = unit_lanes(i, c0), s1 = unit_lanes(i, c0 + 4);
+      const int masked = min_int(i, c0 + 7);
+      int k = c0;
+      for (; k < masked; k++) {
+        const double v = li[k];
+        f64x4 x0, x1;
+        __builtin_memcpy(&x0, x + k * ldx + c0, sizeof x0);
+        __builtin_memcpy(&x1, x + k * ldx + c0 + 4, sizeof x1);
+        // Lane l's sum starts at k = c0 + l.
+        const f64x4 from0 = {c0, c0 + 1, c0 + 2, c0 + 3};
+        const f64x4 from1 = {c0 + 4, c0 + 5, c0 + 6, c0 + 7};
+        s0 = select4(from0 <= k, s0 - v * x0, s0);
+        s1 = select4(from1 <= k, s1 - v * x1, s1);
+      }
+      for (; k < i; k++) {
+        const double v = li[k];
+        f64x4 x0, x1;
+        __builtin_memcpy(&x0, x + k * ldx + c0, sizeof x0);
+        __builtin_memcpy(&x1, x + k * ldx + c0 + 4, sizeof x1);
+        s0 -= v * x0;
+        s1 -= v * x1;
+      }
+      const double d = li[i];
+      const f64x4 r0 = s0 / d, r1 = s1 / d;
+      // Lanes at or below the diagonal (c ≤ i) and in the task keep theirs.
+      __builtin_memcpy(tmp, &r0, sizeof r0);
+      __builtin_memcpy(tmp + 4, &r1, sizeof r1);
+      for (int c = c0; c < c0 + width; c++) {
+        if (c > i) {
+          out[i * b + c] = 0;
+          continue;
+        }
+        x[i * ldx + c] = tmp[c - c0];
+        const float v = (float)tmp[c - c0];
+        out[i * b + c] = v;
+        if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+      }
     }
   }
 }
@@ -1174,7 +1242,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
-    case 21: run_lower_inverse_block(base, job, task); return;
+    case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
     default: break;
