@@ -127,8 +127,9 @@ export function sinkTarget(
     async saveBoundary(k, outputs) {
       await settled();
       if (outputs.bytesInMemory + outputs.bytesOnDisk > maxBoundaryBytes) return;
-      // Serialized now: the pipeline disposes of the outputs after the next layer.
-      saving = sink.saveBoundary(k, await outputs.serialize());
+      // The record's parts are views of the outputs' arrays, which the next
+      // layer reads anyway (disposing of the cache does not touch them).
+      saving = sink.saveBoundary(k, await outputs.serializeParts());
       // Handled here so that a failure waits, unreported, for `settled`.
       saving.catch(() => {});
     },

@@ -96,3 +96,33 @@ Deno.test("a failed boundary write is thrown by the next boundary or flush, once
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the boundary goes to the sink as views of the cached hidden states, no copy", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { sink, pending } = fakeSink();
+    const seen: Uint8Array[][] = [];
+    const save = sink.saveBoundary.bind(sink);
+    (sink as unknown as { saveBoundary: unknown }).saveBoundary = (
+      k: number,
+      parts: Uint8Array[],
+    ) => {
+      seen.push(parts);
+      return save(k, new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0)));
+    };
+    const cache = new ActivationCache(new MemoryBudget(Infinity), dir, "t");
+    const batch = new Float32Array([1, 2]);
+    await cache.put(0, batch);
+    await sinkTarget(source, sink, []).saveBoundary(0, cache);
+    const [parts] = seen;
+    assert.equal(parts.length, 2, "the header, then the one batch");
+    assert.equal(parts[1].buffer, batch.buffer, "the batch's own bytes");
+    const whole = new Uint8Array(parts[0].byteLength + parts[1].byteLength);
+    whole.set(parts[0]);
+    whole.set(parts[1], parts[0].byteLength);
+    assert.deepEqual(whole, await cache.serialize(), "the parts make serialize()'s record");
+    pending[0].settle();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
