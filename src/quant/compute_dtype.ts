@@ -11,7 +11,7 @@
  * @module
  */
 
-import { roundToBf16, roundToF16 } from "../io/floats.ts";
+import { roundToBf16 } from "../io/floats.ts";
 
 /** A model dtype quantization arithmetic runs in. */
 export type ComputeDType = "F32" | "BF16" | "F16";
@@ -35,7 +35,15 @@ export function rounderFor(dtype: ComputeDType): (x: number) => number {
     case "BF16":
       return (x) => roundToBf16(Math.fround(x));
     case "F16":
-      return (x) => roundToF16(Math.fround(x));
+      // io's roundToF16 (c10's float32 → float16, round to nearest even)
+      // is IEEE's rounding of a float32 to binary16, which the engine does
+      // in one builtin; only a NaN's sign differs, and c10's is always
+      // the plain NaN (tests/quant/compute_dtype_test.ts compares them on
+      // every rounding case).
+      return (x) => {
+        const y = Math.f16round(Math.fround(x));
+        return y === y ? y : NaN;
+      };
   }
 }
 
