@@ -1,6 +1,6 @@
 /**
- * The float16 rounding of quantization arithmetic (`rounderFor("F16")`,
- * `Math.f16round` after `Math.fround`) gives the bits of io's c10 port
+ * The float16 rounding of quantization arithmetic (`rounderFor("F16")`, on
+ * the float32's bits) gives the bits of io's c10 port
  * (`roundToF16`) on every float32 rounding case: each sign and exponent,
  * with the mantissa bits that decide the rounding (ties, sticky bits, the
  * float16 subnormal range, overflow to infinity) enumerated, NaNs and
