@@ -21,6 +21,7 @@
  */
 
 import { roundToF16 } from "../io/floats.ts";
+import { rounderFor } from "../quant/compute_dtype.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { quantize } from "../quant/quantize.ts";
@@ -212,7 +213,10 @@ export function compressMarlin24(
   const groups = qShape[1];
   // The Marlin 2:4 kernel runs in fp16: quantize the fp16 weight with fp16 scales.
   const s16 = qparams.scale.map(roundToF16);
-  const codes = quantize(weight.map(roundToF16), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+  const toF16 = rounderFor("F16");
+  const w16 = new Float32Array(weight.length);
+  for (let i = 0; i < w16.length; i++) w16[i] = toF16(weight[i]);
+  const codes = quantize(w16, shape, { scale: s16, gIdx: qparams.gIdx }, args, {
     dtype: "F16",
     where: prefix,
   });

@@ -17,12 +17,21 @@ import { CompressionError } from "./errors.ts";
 
 function magnitudes(t: CompressedTensor): Float64Array {
   if (t.dtype === "F8_E4M3") {
-    return Float64Array.from(t.data, (b) => {
+    const mag = new Float64Array(t.data.length);
+    for (let i = 0; i < mag.length; i++) {
+      const b = t.data[i];
       const v = b >= 128 ? b - 256 : b;
-      return v === -128 ? -128 : Math.abs(v); // int8 abs wraps at -128
-    });
+      mag[i] = v === -128 ? -128 : Math.abs(v); // int8 abs wraps at -128
+    }
+    return mag;
   }
-  return Float64Array.from(tensorValues(t), (v) => (Number.isNaN(v) ? Infinity : Math.abs(v)));
+  const values = tensorValues(t);
+  const mag = new Float64Array(values.length);
+  for (let i = 0; i < mag.length; i++) {
+    const v = values[i];
+    mag[i] = Number.isNaN(v) ? Infinity : Math.abs(v);
+  }
+  return mag;
 }
 
 /**
@@ -57,15 +66,27 @@ export function compressSparse24Bitmask(
   const mag = magnitudes(weight);
   const mask = new Uint8Array(n);
   for (let g = 0; g < n; g += 4) {
-    const order = [0, 1, 2, 3].sort((a, b) => mag[g + b] - mag[g + a] || a - b);
-    mask[g + order[0]] = 1;
-    mask[g + order[1]] = 1;
+    // The first two of the group ordered by magnitude, larger first, ties
+    // by position (a sort of [0, 1, 2, 3] by that order, without the sort):
+    // a later value displaces one only when strictly larger.
+    let first = g;
+    let second = -1;
+    for (let j = g + 1; j < g + 4; j++) {
+      if (mag[j] > mag[first]) {
+        second = first;
+        first = j;
+      } else if (second < 0 || mag[j] > mag[second]) second = j;
+    }
+    mask[first] = 1;
+    mask[second] = 1;
   }
   const size = DTYPE_BYTES[weight.dtype];
   const compressed = new Uint8Array((n / 2) * size);
+  const data = weight.data;
   let k = 0;
   for (let i = 0; i < n; i++) {
-    if (mask[i]) compressed.set(weight.data.subarray(i * size, (i + 1) * size), size * k++);
+    if (!mask[i]) continue;
+    for (let b = 0; b < size; b++) compressed[k++] = data[i * size + b];
   }
   return [
     int64Tensor(`${prefix}.shape`, [2, 1], [rows, cols]),

@@ -182,25 +182,42 @@ export class ActivationCache {
    * ```
    */
   async serialize(): Promise<Uint8Array> {
+    const parts = await this.serializeParts();
+    const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    return out;
+  }
+
+  /**
+   * {@link serialize}'s record as consecutive parts: the header, then each
+   * batch's bytes as a view of the array the cache holds (no copy; a
+   * spilled batch is read back), so writing the record costs no second
+   * copy of the hidden states.
+   *
+   * @returns the parts, whose concatenation is the record
+   * @example
+   * ```ts ignore
+   * await sink.saveBoundary(k, await cache.serializeParts());
+   * ```
+   */
+  async serializeParts(): Promise<Uint8Array[]> {
     const keys = [...this.#entries.keys()].sort((a, b) => a - b);
     const arrays: Float32Array[] = [];
     for (const k of keys) arrays.push(await this.get(k));
-    const header = new TextEncoder().encode(JSON.stringify({
+    const text = new TextEncoder().encode(JSON.stringify({
       format: BOUNDARY_FORMAT,
       entries: keys.map((k, j) => ({ index: k, length: arrays[j].length })),
     }));
-    const pad = (4 - ((4 + header.length) % 4)) % 4;
-    const total = 4 + header.length + pad + arrays.reduce((a, x) => a + x.byteLength, 0);
-    const out = new Uint8Array(total);
-    new DataView(out.buffer).setUint32(0, header.length + pad, true);
-    out.set(header, 4);
-    out.fill(0x20, 4 + header.length, 4 + header.length + pad);
-    let at = 4 + header.length + pad;
-    for (const a of arrays) {
-      out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
-      at += a.byteLength;
-    }
-    return out;
+    const pad = (4 - ((4 + text.length) % 4)) % 4;
+    const header = new Uint8Array(4 + text.length + pad);
+    new DataView(header.buffer).setUint32(0, text.length + pad, true);
+    header.set(text, 4);
+    header.fill(0x20, 4 + text.length);
+    return [header, ...arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))];
   }
 
   /**

@@ -49,8 +49,13 @@ export interface LayerTarget {
    * stays in memory until `write`.
    */
   writePart?(k: number, result: LayerResult): Promise<void>;
-  /** Saves layer k's outputs for a resumed run. */
+  /**
+   * Saves layer k's outputs for a resumed run (their write may still be in
+   * flight when it resolves: see `flush`).
+   */
   saveBoundary(k: number, outputs: ActivationCache): Promise<void>;
+  /** Waits for writes still in flight; rejects with their error. Absent: nothing is in flight. */
+  flush?(): Promise<void>;
 }
 
 /** A layer's dense weights and their stored dtypes. */
@@ -263,6 +268,7 @@ async function layerStep(
   });
   if (!skipped) await target.write(k, done.result);
   if (outputs !== null) await target.saveBoundary(k, outputs);
+  if (last) await target.flush?.();
   const rssBytes = Deno.memoryUsage().rss;
   const samples = spec.needsData ? ctx.batches.reduce((a, b) => a + b.sequences, 0) : 0;
   for (const l of [...partLinears, ...done.result.linears]) {

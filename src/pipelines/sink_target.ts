@@ -81,6 +81,17 @@ export function sinkTarget(
   const hidden = source.config.hiddenSize;
   // Compressed tensors of layers' parts (expert groups) until the layer is written.
   const parts = new Map<number, CheckpointTensor[]>();
+  // The last boundary's write (most of it the fsync of the hidden states),
+  // which runs while the next layer computes. The sink commits a boundary
+  // only once its file is durable, so until then a resumed run starts from
+  // the one before. Awaited, and its error thrown, before the next write,
+  // the next boundary and at `flush`.
+  let saving: Promise<void> = Promise.resolve();
+  const settled = (): Promise<void> => {
+    const s = saving;
+    saving = Promise.resolve();
+    return s;
+  };
   return {
     isDone: (k) => sink.isLayerDone(k),
     boundaryLayer: () => sink.boundaryLayer(),
@@ -97,6 +108,7 @@ export function sinkTarget(
       return Promise.resolve();
     },
     async write(k, result) {
+      await settled();
       const tensors = await layerCheckpointTensors(source, k, result, sparsity, parts.get(k));
       parts.delete(k);
       if (sparsity !== null) {
@@ -113,8 +125,14 @@ export function sinkTarget(
       await sink.writeLayer(k, tensors);
     },
     async saveBoundary(k, outputs) {
+      await settled();
       if (outputs.bytesInMemory + outputs.bytesOnDisk > maxBoundaryBytes) return;
-      await sink.saveBoundary(k, await outputs.serialize());
+      // The record's parts are views of the outputs' arrays, which the next
+      // layer reads anyway (disposing of the cache does not touch them).
+      saving = sink.saveBoundary(k, await outputs.serializeParts());
+      // Handled here so that a failure waits, unreported, for `settled`.
+      saving.catch(() => {});
     },
+    flush: settled,
   };
 }

@@ -520,6 +520,40 @@ const E4M3_VALUES = (() => {
   return v;
 })();
 
+/**
+ * Integer-grid fake quantization of one run sharing a scale (and zero
+ * point), with float32 ops, in one pass: `out[to + i] = r(r(q − z) · s)`
+ * for `q = round_half_even(clamp(r(r(x / s) + z)))`. The ops of clampRun,
+ * castRow and dequantRun in that order, value by value, so the bits are
+ * theirs (a code is an integer, exact in the float32 scratch they pass
+ * it through); what it saves is their three passes over row-sized arrays
+ * (GPTQ's round-to-nearest comparison and every calibrated
+ * round-to-nearest weight go through here).
+ */
+export function fakeQuantizeIntRunF32(
+  src: Float32Array,
+  from: number,
+  n: number,
+  s: number,
+  z: number | null,
+  qMin: number,
+  qMax: number,
+  out: Float32Array,
+  to: number,
+): void {
+  if (z === null) {
+    for (let i = 0; i < n; i++) {
+      const t = Math.min(Math.max(Math.fround(src[from + i] / s), qMin), qMax);
+      out[to + i] = Math.fround(roundHalfEven(t) * s);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const t = Math.min(Math.max(Math.fround(Math.fround(src[from + i] / s) + z), qMin), qMax);
+      out[to + i] = Math.fround(Math.fround(roundHalfEven(t) - z) * s);
+    }
+  }
+}
+
 /** One float32 and its bits, for the fused loop's encoding of one value at a time. */
 const fusedF32 = new Float32Array(1);
 const fusedBits = new Int32Array(fusedF32.buffer);

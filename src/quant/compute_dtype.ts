@@ -11,7 +11,7 @@
  * @module
  */
 
-import { roundToBf16, roundToF16 } from "../io/floats.ts";
+import { roundToBf16 } from "../io/floats.ts";
 
 /** A model dtype quantization arithmetic runs in. */
 export type ComputeDType = "F32" | "BF16" | "F16";
@@ -35,8 +35,37 @@ export function rounderFor(dtype: ComputeDType): (x: number) => number {
     case "BF16":
       return (x) => roundToBf16(Math.fround(x));
     case "F16":
-      return (x) => roundToF16(Math.fround(x));
+      return roundF16;
   }
+}
+
+const f32 = new Float32Array(1);
+const f32Bits = new Int32Array(f32.buffer);
+/** 1.5 · 2^28: adding and subtracting it rounds a magnitude below 2^27 to a multiple of 2^-24. */
+const F16_SUBNORMAL_MAGIC = 402653184;
+
+/**
+ * `roundToF16(Math.fround(x))` of io/floats.ts (c10's float32 → float16,
+ * round to nearest even, overflow to ±inf, NaN to the plain NaN) on the
+ * float32's bits, without io's decode (a power per value) or a call per
+ * op: a float16 normal keeps the float32's top 10 mantissa bits, rounded
+ * by an integer add as bfloat16's 7 are; a float16 subnormal is a multiple
+ * of 2^-24, rounded by the float64 magic-number add. Checked against io's
+ * on every float32 rounding case (tests/quant/compute_dtype_test.ts).
+ */
+function roundF16(x: number): number {
+  f32[0] = x;
+  const b = f32Bits[0];
+  const a = b & 0x7fffffff;
+  // |x| ≥ 65520 (halfway past 65504, the largest float16): ±inf; or inf / NaN.
+  if (a >= 0x477ff000) return a > 0x7f800000 ? NaN : b < 0 ? -Infinity : Infinity;
+  if (a < 0x38800000) {
+    // Below 2^-14, the smallest float16 normal.
+    const r = (f32[0] + F16_SUBNORMAL_MAGIC) - F16_SUBNORMAL_MAGIC;
+    return r === 0 ? (b < 0 ? -0 : 0) : r;
+  }
+  f32Bits[0] = (b + 0xfff + ((b >> 13) & 1)) & ~0x1fff;
+  return f32[0];
 }
 
 /**

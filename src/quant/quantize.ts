@@ -33,6 +33,7 @@ import {
   dequantizedRow,
   dequantRun,
   fakeQuantizeFp8RunF32,
+  fakeQuantizeIntRunF32,
   quantizePlan,
 } from "./_quantize_kernels.ts";
 
@@ -296,16 +297,20 @@ export function fakeQuantize(
   const p = quantizePlan(values.length, shape, qparams, args, options);
   const { rows, cols } = p;
   const out = new Float32Array(values.length);
-  if (
-    p.kind === "fp8" && p.opDtype === "F32" && p.outDtype === "F32" && p.zp === null && p.run > 0
-  ) {
-    // FP8 with float32 ops and no zero point (static FP8 activations): one fused pass per run.
+  const fp8 = p.kind === "fp8" && p.zp === null;
+  if ((fp8 || p.kind === "int") && p.opDtype === "F32" && p.outDtype === "F32" && p.run > 0) {
+    // Float32 ops on an integer grid, or FP8 without a zero point (static FP8
+    // activations): one fused pass per run.
     for (let r = 0; r < rows; r++) {
       let slot = p.rowPart[r];
       for (let c0 = 0; c0 < cols; c0 += p.run, slot++) {
         const at = r * cols + c0;
         const n = Math.min(p.run, cols - c0);
-        fakeQuantizeFp8RunF32(values, at, n, p.sEff[slot], p.qMin, p.qMax, out, at);
+        if (fp8) fakeQuantizeFp8RunF32(values, at, n, p.sEff[slot], p.qMin, p.qMax, out, at);
+        else {
+          const z = p.zp === null ? null : p.zp[slot];
+          fakeQuantizeIntRunF32(values, at, n, p.sEff[slot], z, p.qMin, p.qMax, out, at);
+        }
       }
     }
     return out;

@@ -108,19 +108,24 @@ export async function writeProgress(path: string, progress: Progress): Promise<v
  * Writes bytes to a file atomically: temporary sibling, fsync, rename.
  *
  * @param path the file
- * @param bytes its content
+ * @param bytes its content, or consecutive parts of it
  * @example
  * ```ts ignore
  * await writeFileAtomic("out.tmp-llmc/boundary/after-layer-00003.bin", bytes);
  * ```
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array | readonly Uint8Array[],
+): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   try {
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
-      let done = 0;
-      while (done < bytes.byteLength) done += await f.write(bytes.subarray(done));
+      for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+        let done = 0;
+        while (done < part.byteLength) done += await f.write(part.subarray(done));
+      }
       await f.syncData();
     } finally {
       f.close();

@@ -484,14 +484,15 @@ export class CheckpointSink {
    * latest boundary is kept.
    *
    * @param k the last finished layer
-   * @param bytes the serialized hidden states (the pipeline's own format)
+   * @param bytes the serialized hidden states (the pipeline's own format), or
+   *   consecutive parts of them (not modified until the returned promise settles)
    * @throws {CheckpointSinkError} on I/O failure
    * @example
    * ```ts ignore
    * await sink.saveBoundary(3, new Uint8Array(hidden.buffer));
    * ```
    */
-  saveBoundary(k: number, bytes: Uint8Array): Promise<void> {
+  saveBoundary(k: number, bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
     return this.#exclusive(async () => {
       this.#assertOpen();
       if (!Number.isSafeInteger(k) || k < 0) {

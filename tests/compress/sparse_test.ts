@@ -119,6 +119,30 @@ Deno.test("sparse-24-bitmask ranks FP8 by the int8 view of its bytes (compressed
   assertEquals(byName(compressSparse24Bitmask("m", z), "compressed").data, [0x00, 0x38]);
 });
 
+Deno.test("sparse-24-bitmask keeps the first two of each group sorted by magnitude, ties by position, on every pattern of ties", () => {
+  // Every group of four magnitudes from {0, 1, 2, NaN (ranked as infinite)}, with mixed signs.
+  const levels = [0, 1, -1, 2, -2, NaN, Infinity];
+  const groups: number[][] = [];
+  for (let c = 0; c < levels.length ** 4; c++) {
+    groups.push(
+      [0, 1, 2, 3].map((j) => levels[Math.floor(c / levels.length ** j) % levels.length]),
+    );
+  }
+  const t = tensorFromValues(
+    "m.weight",
+    "F32",
+    [groups.length, 4],
+    new Float32Array(groups.flat()),
+  );
+  const bitmask = byName(compressSparse24Bitmask("m", t), "bitmask").data;
+  groups.forEach((g, r) => {
+    const rank = (v: number) => (Number.isNaN(v) ? Infinity : Math.abs(v));
+    const order = [0, 1, 2, 3].sort((a, b) => rank(g[b]) - rank(g[a]) || a - b);
+    const expected = (1 << order[0]) | (1 << order[1]);
+    assertEquals(bitmask[r], expected, `group ${g.join(", ")}`);
+  });
+});
+
 Deno.test("FP8 W8A8 + 2:4: quantization compression then sparsity; decompress restores fake-quant", () => {
   const scheme = presetScheme("FP8_DYNAMIC", ["Linear"]);
   const w = twoFour(32, 64, 9);

@@ -7,7 +7,14 @@
 
 import assert from "node:assert/strict";
 import { assertSameBits } from "../_shared.ts";
-import { accumulateGram, createCpuGemm, type KernelVariant } from "../../src/engine/cpu/gemm.ts";
+import {
+  accumulateGram,
+  COLUMN_BLOCK_MAX_COUNT,
+  CpuKernelError,
+  createCpuGemm,
+  gptqColumnBlock,
+  type KernelVariant,
+} from "../../src/engine/cpu/gemm.ts";
 import { CpuHessian } from "../../src/engine/cpu/hessian.ts";
 import { probeNativeGemm } from "../../src/engine/cpu/_gemm_native.ts";
 import {
@@ -187,6 +194,28 @@ Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, mask
   assert.ok(columnBlockOnKernels(block({})), "dense GPTQ block (maskInBlock, no mask)");
   assert.ok(columnBlockOnKernels(block({ maskInBlock: false })), "no mask asked for");
   assert.ok(columnBlockOnKernels(block({ nonZero: new Uint8Array(4) })), "a sparse weight's mask");
+  // The kernels' lanes hold a block's columns in each thread's scratch.
+  const wide = (i2: number) => block({ cols: 2 * COLUMN_BLOCK_MAX_COUNT, i1: 1, i2 });
+  assert.ok(columnBlockOnKernels(wide(1 + COLUMN_BLOCK_MAX_COUNT)), "the widest kernel block");
+  assert.ok(!columnBlockOnKernels(wide(2 + COLUMN_BLOCK_MAX_COUNT)), "a wider block");
+  assert.throws(
+    () =>
+      gptqColumnBlock({
+        w: new Float32Array(0),
+        rows: 0,
+        count: COLUMN_BLOCK_MAX_COUNT + 1,
+        u: new Float32Array(0),
+        err: new Float32Array(0),
+        scale: new Float32Array(1),
+        zero: new Float32Array(1),
+        slot: new Uint32Array(0),
+        rowDiv: 1,
+        slotRowStride: 1,
+        qmin: -8,
+        qmax: 7,
+      }),
+    CpuKernelError,
+  );
   assert.ok(!columnBlockOnKernels(block({ quantization: { ...quantization, kind: 2 } })), "fp8");
   assert.ok(
     !columnBlockOnKernels(block({ pruning: { kind: "n:m", n: 2, m: 4, preserve: false } })),
@@ -205,6 +234,16 @@ Deno.test("CPU column block: GPTQ's integer-grid blocks run on the kernels, mask
     block({ quantization: undefined, pruning: { kind: "n:m", n: 1, m, preserve: false } });
   assert.ok(columnBlockOnKernels(nm(32)), "N:M, M = 32");
   assert.ok(!columnBlockOnKernels(nm(64)), "N:M, M = 64 (past the kernel's 32-bit window)");
+  const wideNm = (i2: number) =>
+    block({
+      quantization: undefined,
+      pruning: { kind: "n:m", n: 2, m: 4, preserve: false },
+      cols: 2 * COLUMN_BLOCK_MAX_COUNT,
+      i1: 1,
+      i2,
+    });
+  assert.ok(columnBlockOnKernels(wideNm(1 + COLUMN_BLOCK_MAX_COUNT)), "the widest N:M block");
+  assert.ok(!columnBlockOnKernels(wideNm(2 + COLUMN_BLOCK_MAX_COUNT)), "a wider N:M block");
 });
 
 /** The diagonal block's Cholesky factor as TypeScript computed it (float64 sums, L rounded to float32). */

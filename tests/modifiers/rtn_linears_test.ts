@@ -105,3 +105,19 @@ Deno.test("without fakeQuantize no dense copy is made", () => {
     "m.weight_scale",
   ]);
 });
+
+Deno.test("relativeError: false keeps the fake-quantized weight and leaves the error out", () => {
+  const linear = {
+    name: "m",
+    values: seeded(3, 64, 1),
+    shape: [8, 8] as [number, number],
+    scheme: presetScheme("W8A16", ["Linear"]),
+    format: null,
+    dtype: "F32" as const,
+  };
+  const [full] = rtnQuantizeLinears([linear], { fakeQuantize: true });
+  const [bare] = rtnQuantizeLinears([linear], { fakeQuantize: true, relativeError: false });
+  assert(full.relativeError !== null && full.relativeError > 0);
+  assertEquals(bare.relativeError, null);
+  assertEquals(bare.fakeQuantized, full.fakeQuantized);
+});

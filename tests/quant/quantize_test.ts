@@ -233,3 +233,44 @@ Deno.test("FP8 fake quantization's fused pass gives dequantize(quantize(x)) bit 
     }
   }
 });
+
+Deno.test("integer fake quantization's fused pass gives dequantize(quantize(x)) bit for bit", () => {
+  // Ties (x / s exactly k + ½, which round half to even), values past the
+  // clamp, ±0 (a code −0 keeps its sign), ±inf and NaN, with and without a
+  // zero point, on every strategy with runs of one scale.
+  const rnd = seededRandom(91);
+  const special = [0, -0, Infinity, -Infinity, NaN, 1e6, -1e6, 0.5, 1.5, 2.5, -0.5, -2.5, -0.1]
+    .map((v) => v / 4);
+  for (const strategy of ["tensor", "channel", "group"] as const) {
+    for (const symmetric of [true, false]) {
+      const a = args({
+        num_bits: 4,
+        type: "int",
+        strategy,
+        symmetric,
+        ...(strategy === "group" ? { group_size: 16 } : {}),
+      });
+      const [rows, cols] = [37, 64];
+      const x = new Float32Array(rows * cols);
+      for (let i = 0; i < x.length; i++) {
+        x[i] = i < special.length ? special[i] : (rnd() * 2 - 1) * 10 ** (rnd() * 3 - 2);
+      }
+      const slots = strategy === "tensor" ? 1 : strategy === "channel" ? rows : rows * cols / 16;
+      const scale = Float32Array.from(
+        { length: slots },
+        (_, i) => i === 0 ? 0.25 : 2 ** -6 + rnd(),
+      );
+      const zeroPoint = symmetric
+        ? null
+        : Float32Array.from({ length: slots }, (_, i) => i === 0 ? 0 : Math.round(rnd() * 8) - 4);
+      const qp = { scale, zeroPoint };
+      const composed = dequantize(quantize(x, [rows, cols], qp, a), [rows, cols], qp, a);
+      const fused = fakeQuantize(x, [rows, cols], qp, a);
+      const label = `${strategy}, ${symmetric ? "symmetric" : "zero point"}`;
+      for (let i = 0; i < x.length; i++) {
+        if (Number.isNaN(composed[i])) assert(Number.isNaN(fused[i]), `${label}[${i}]: NaN`);
+        else assertSameF32(fused[i], composed[i], `${label}[${i}] (x = ${x[i]})`);
+      }
+    }
+  }
+});

@@ -51,6 +51,18 @@ import { memoryBase, type NativeGemm, openNativeGemm, probeNativeGemm } from "./
  */
 export class CpuKernelError extends LlmcError {}
 
+/**
+ * The row stride (float64 values) of the lower-triangular inverse's work
+ * matrix (see run_lower_inverse_block in gemm.c): b rounded up to 8, so
+ * that every group of eight columns lies within a row.
+ *
+ * @param b the block's order
+ * @returns the stride
+ */
+export function lowerInverseStride(b: number): number {
+  return Math.ceil(b / 8) * 8;
+}
+
 /** Below this many flops a job runs on the calling thread alone (waking a worker costs more). */
 const THREADED_MIN_FLOPS = 1 << 22;
 /**
@@ -657,6 +669,9 @@ export class GemmRuntime {
       s[JOB.Q_ROW_DIV] = job.rowDiv;
       s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
       s[JOB.V] = job.mask ?? 0;
+      // Each thread runs its rows side by side in its scratch region.
+      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
       const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
       bounds[0] = job.qmin;
       bounds[1] = job.qmax;
@@ -691,6 +706,8 @@ export class GemmRuntime {
       s[JOB.Q_MIN] = job.n;
       s[JOB.Q_MAX] = job.m;
       s[JOB.V] = job.keep;
+      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     });
   }
 
@@ -717,13 +734,16 @@ export class GemmRuntime {
     const { b } = job;
     if (b === 0) return;
     new Int32Array(this.memory.buffer, job.status, 1)[0] = 0;
-    // About (b − c)² / 2 multiply-adds for column c.
-    this.#runChunked(21, b, (b * b) / 3, 1, (s) => {
+    // About (b − c)² / 2 multiply-adds for column c; tasks of whole groups of 8 columns.
+    this.#runChunked(21, b, (b * b) / 3, 8, (s) => {
       s[JOB.A] = job.l;
       s[JOB.B] = job.work;
       s[JOB.C] = job.x;
       s[JOB.M] = b;
+      s[JOB.LDC] = lowerInverseStride(b);
       s[JOB.TERMS] = job.status;
+      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     });
   }
 

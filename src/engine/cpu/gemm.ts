@@ -49,8 +49,9 @@ import {
   type GemmJob,
   GemmRuntime,
   type KernelVariant,
+  lowerInverseStride,
 } from "./_gemm_runtime.ts";
-import { KC, MR_MAX, NR } from "./_gemm_layout.ts";
+import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant };
 
@@ -110,6 +111,27 @@ export interface CpuKernelInfo {
   /** Whether the kernels use 128-bit SIMD (always true: there is no scalar build). */
   simd: boolean;
 }
+
+/** Rows gemm.c's column blocks run side by side (LANES there). */
+const COLUMN_BLOCK_LANES = 8;
+
+/**
+ * The widest column block the kernels run ({@linkcode CpuGemm.gptqColumnBlock},
+ * {@linkcode CpuGemm.sparsegptColumnBlock}): a thread's scratch region holds
+ * its lanes' columns (w, err and GPTQ's mask in float32, the loss terms in
+ * float64: 20 bytes a lane and column) and their slot rows (or a pruning
+ * window's flags, less). Wider blocks (a `block_size` past about 4900) stay
+ * in TypeScript.
+ *
+ * @example
+ * ```ts
+ * import { COLUMN_BLOCK_MAX_COUNT } from "./gemm.ts";
+ * console.assert(COLUMN_BLOCK_MAX_COUNT >= 128);
+ * ```
+ */
+export const COLUMN_BLOCK_MAX_COUNT = Math.floor(
+  (SCRATCH_STRIDE - COLUMN_BLOCK_LANES * 4) / (COLUMN_BLOCK_LANES * 20),
+);
 
 /**
  * One block of GPTQ's column loop on an integer grid for
@@ -953,6 +975,11 @@ export class CpuGemm {
     const { rows, count } = block;
     checkShape(what, "rows", rows);
     checkShape(what, "count", count);
+    if (count > COLUMN_BLOCK_MAX_COUNT) {
+      throw new CpuKernelError(
+        `${what}: ${count} columns, the kernels run at most ${COLUMN_BLOCK_MAX_COUNT}`,
+      );
+    }
     checkLength(what, "w", block.w, rows * count);
     checkLength(what, "u", block.u, count * count);
     checkLength(what, "err", block.err, rows * count);
@@ -1022,6 +1049,11 @@ export class CpuGemm {
     checkLength(what, "err", block.err, rows * count);
     if (!Number.isInteger(m) || m < 1 || m > 32 || !Number.isInteger(n) || n < 0 || n > m) {
       throw new CpuKernelError(`${what}: N:M must have 1 ≤ M ≤ 32 and 0 ≤ N ≤ M, got ${n}:${m}`);
+    }
+    if (count > COLUMN_BLOCK_MAX_COUNT) {
+      throw new CpuKernelError(
+        `${what}: ${count} columns, the kernels run at most ${COLUMN_BLOCK_MAX_COUNT}`,
+      );
     }
     if (keep !== undefined && keep.length < rows * count) {
       throw new CpuKernelError(`${what}: keep holds ${keep.length} values, needs ${rows * count}`);
@@ -1137,7 +1169,7 @@ export class CpuGemm {
     const lAt = align(statusAt + 4, 64);
     const xAt = align(lAt + b * b * 4, 64);
     const workAt = align(xAt + b * b * 4, 64);
-    rt.reserve(workAt + b * b * 8 - rt.heapBase, `${what} of ${b}`);
+    rt.reserve(workAt + b * lowerInverseStride(b) * 8 - rt.heapBase, `${what} of ${b}`);
     rt.f32(lAt, b * b).set(l.subarray(0, b * b));
     rt.lowerInverseBlock({ l: lAt, work: workAt, x: xAt, b, status: statusAt });
     x.set(rt.f32(xAt, b * b));

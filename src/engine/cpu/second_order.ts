@@ -43,6 +43,7 @@ import type {
 } from "../engine.ts";
 import {
   choleskyBlock,
+  COLUMN_BLOCK_MAX_COUNT,
   gptqColumnBlock,
   type IntColumnBlock,
   lowerTriangularInverse,
@@ -52,6 +53,7 @@ import {
   sparsegptColumnBlock,
 } from "./gemm.ts";
 import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
+import { KC } from "./_gemm_layout.ts";
 
 /** Columns per panel of the blocked factorizations. */
 const PANEL = 128;
@@ -316,7 +318,7 @@ function choleskyInPlace(a: Float32Array, n: number, blockFloats: number): boole
  * Replaces the lower triangle of `l` (L) by L⁻¹, by block rows: the
  * diagonal blocks by forward substitution (`lowerTriangularInverse`), then
  * `X[I, :I] = −X[I, I] · (L[I, :I] · X[:I, :I])`, both products SIMD, the
- * first in blocks of X's columns. Block row I of L is read before X's is
+ * first in blocks of X's columns from their diagonal down. Block row I of L is read before X's is
  * written over it, and X[:I, :I] is already in place above it. False when
  * a value overflows.
  */
@@ -331,23 +333,40 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
     const xii = lowerTriangularInverse(lii, b);
     if (xii === null) return false;
     if (r0 > 0) {
-      const li = new Float32Array(b * r0);
-      for (let i = 0; i < b; i++) li.set(l.subarray((r0 + i) * n, (r0 + i) * n + r0), i * r0);
-      // s = L[I, :I] · X[:I, :I], X's columns [c0, c1) at a time (zeros above
-      // its diagonal: the upper triangle in l is scratch). Each column's sum
-      // runs over all r0 rows, as one whole product would.
+      // s = L[I, :I] · X[:I, :I], X's columns [c0, c0 + c) at a time. X is
+      // lower triangular (its upper triangle in l is scratch), so a block's
+      // rows k < c0 are zeros and its product starts at row c0, about half
+      // the flops of the square. Every value keeps the bits of the whole
+      // product: that one sums each value over k in KC-deep slices, each a
+      // fused chain from +0, added in order; here the same slices (cut at
+      // the same multiples of KC) are summed and added in the same order,
+      // and the skipped terms L[I, k]·0 are ones that leave a chain from +0
+      // at +0 (a non-finite L[I, k] still meets X[k, k] ≠ 0 in its own
+      // column's block, so the factor fails as before).
       const s = new Float32Array(b * r0);
-      const width = Math.min(r0, roundDownTo(blockFloats / r0, 8));
-      const top = new Float32Array(r0 * width);
+      const width = Math.min(r0, PANEL, roundDownTo(blockFloats / r0, 8));
       const part = new Float32Array(b * width);
       for (let c0 = 0; c0 < r0; c0 += width) {
         const c = Math.min(width, r0 - c0);
-        top.fill(0, 0, r0 * c);
-        for (let i = c0; i < r0; i++) {
-          const from = i * n + c0;
-          top.set(l.subarray(from, from + Math.min(c, i - c0 + 1)), i * c);
+        for (let k0 = c0; k0 < r0;) {
+          const k1 = Math.min(r0, (Math.floor(k0 / KC) + 1) * KC);
+          const depth = k1 - k0;
+          const left = new Float32Array(b * depth);
+          for (let i = 0; i < b; i++) {
+            const from = (r0 + i) * n + k0;
+            left.set(l.subarray(from, from + depth), i * depth);
+          }
+          const top = new Float32Array(depth * c);
+          for (let k = k0; k < k1; k++) {
+            const from = k * n + c0;
+            top.set(l.subarray(from, from + Math.min(c, k - c0 + 1)), (k - k0) * c);
+          }
+          const slice = matmul(left, top, b, c, depth);
+          if (k0 === c0) part.set(slice);
+          // The kernels add a later slice to C in float32 (float64 then float32 is the same rounding).
+          else for (let i = 0; i < b * c; i++) part[i] = Math.fround(slice[i] + part[i]);
+          k0 = k1;
         }
-        matmul(li, top, b, c, r0, part);
         for (let i = 0; i < b; i++) s.set(part.subarray(i * c, (i + 1) * c), i * r0 + c0);
       }
       const xi = matmul(xii, s, b, r0, b);
@@ -370,9 +389,10 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
 /**
  * Whether a block runs on the kernels ({@link kernelColumnBlock}): GPTQ's
  * blocks, an integer grid without pruning, with or without a sparse
- * weight's zero mask on the in-block updates; and SparseGPT's N:M pruning
- * (M ≤ 32) without quantization. (Unstructured pruning and the fp8 / fp4
- * grids stay on the TypeScript loop.)
+ * weight's zero mask on the in-block updates, up to
+ * `COLUMN_BLOCK_MAX_COUNT` columns (the kernels' scratch); and SparseGPT's
+ * N:M pruning (M ≤ 32) without quantization, as wide at most. (Unstructured pruning, the
+ * fp8 / fp4 grids and wider blocks stay on the TypeScript loop.)
  *
  * @param block the block
  * @returns true when `columnBlock` runs it on the kernels
@@ -387,10 +407,13 @@ function lowerInverseInPlace(l: Float32Array, n: number, blockFloats: number): b
  */
 export function columnBlockOnKernels(block: HostColumnBlock): boolean {
   const { pruning, quantization } = block;
-  if (pruning === undefined) return quantization?.kind === 1;
+  if (pruning === undefined) {
+    return quantization?.kind === 1 && block.i2 - block.i1 <= COLUMN_BLOCK_MAX_COUNT;
+  }
   // The kernel keeps a window's picks in 32 bits.
   return pruning.kind === "n:m" && pruning.m <= 32 && quantization === undefined &&
-    !(block.maskInBlock && block.nonZero !== null);
+    !(block.maskInBlock && block.nonZero !== null) &&
+    block.i2 - block.i1 <= COLUMN_BLOCK_MAX_COUNT;
 }
 
 /** The column-block kernels {@link kernelColumnBlock} calls. */

@@ -345,7 +345,7 @@ class QuantizationSession implements LayerSession {
       // The output error of GPTQ's weights next to round-to-nearest's with
       // the same args, on the same inputs (the Hessians): the quantization
       // error the per-module metrics report.
-      const rtn = this.#rtnOf(targets.map(({ l }) => l));
+      const rtn = this.#rtnOf(targets.map(({ l }) => l), false);
       const errors = await reconstructionErrors(
         env.engine,
         this.#hessians,
@@ -463,8 +463,12 @@ class QuantizationSession implements LayerSession {
     return t === null ? {} : { expertTokens: t };
   }
 
-  /** Round-to-nearest of some of the layer's Linears, with their fake-quantized weights. */
-  #rtnOf(linears: readonly PlannedLinear[]): QuantizedLinear[] {
+  /**
+   * Round-to-nearest of some of the layer's Linears, with their
+   * fake-quantized weights (and their relative errors unless `withError`
+   * is false: GPTQ's comparison reads the weights only).
+   */
+  #rtnOf(linears: readonly PlannedLinear[], withError = true): QuantizedLinear[] {
     return rtnQuantizeLinears(
       linears.map((l) => ({
         name: l.name,
@@ -478,6 +482,7 @@ class QuantizationSession implements LayerSession {
         // Only the sets whose members are all here with tensor_group weights are fused.
         fusedSets: layerFusedSets(this.#env.layer, this.#env.config, () => true),
         fakeQuantize: true,
+        relativeError: withError,
       },
     );
   }

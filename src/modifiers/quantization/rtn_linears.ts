@@ -63,6 +63,12 @@ export interface RtnLinearsOptions {
   readonly fusedSets?: readonly (readonly string[])[];
   /** Also return the fake-quantized dense weights and their relative errors. */
   readonly fakeQuantize?: boolean;
+  /**
+   * With `fakeQuantize`, whether to compute the relative errors too
+   * (default true; false leaves `relativeError` null, for callers that
+   * only compare the fake-quantized weights).
+   */
+  readonly relativeError?: boolean;
 }
 
 /**
@@ -126,7 +132,9 @@ export function rtnQuantizeLinears(
       qparams,
       tensors,
       fakeQuantized,
-      relativeError: fakeQuantized === null ? null : relativeError(l.values, fakeQuantized),
+      relativeError: fakeQuantized === null || options.relativeError === false
+        ? null
+        : relativeError(l.values, fakeQuantized),
       seconds: (performance.now() - t0) / 1000,
     };
   });

@@ -958,14 +958,81 @@ NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
 #endif
 }
 
-// Round half to even of a float64 whose magnitude is below 2^51: adding
-// 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it (as
-// roundHalfEven in src/quant/round_half_even.ts, whose bits this must give,
-// the sign of a zero result included).
-static inline double round_half_even(double x) {
+// Float64 and float32 vectors of four lanes (GCC/Clang vector extensions:
+// one ymm register in the native build, two f64x2 in WebAssembly), for the
+// column blocks below, which run LANES rows side by side.
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef long long i64x4 __attribute__((vector_size(32)));
+
+// Rows a column block runs side by side: two f64x4 per column step.
+#define LANES 8
+
+// Four float32 values widened to float64 (exact). GCC splits the generic
+// conversion into halves; the native build names the one instruction.
+static inline f64x4 load4_f32(const float* p) {
+#ifdef __wasm__
+  f32x4 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, f64x4);
+#else
+  return (f64x4)_mm256_cvtps_pd(_mm_loadu_ps(p));
+#endif
+}
+
+// Rounds each lane to float32 and stores it.
+static inline void store4_f32(float* p, f64x4 x) {
+#ifdef __wasm__
+  const f32x4 v = __builtin_convertvector(x, f32x4);
+  __builtin_memcpy(p, &v, sizeof v);
+#else
+  _mm_storeu_ps(p, _mm256_cvtpd_ps((__m256d)x));
+#endif
+}
+
+// Each lane rounded to float32 (what a Float32Array store does), as float64.
+static inline f64x4 round_f32(f64x4 x) {
+#ifdef __wasm__
+  return __builtin_convertvector(__builtin_convertvector(x, f32x4), f64x4);
+#else
+  return (f64x4)_mm256_cvtps_pd(_mm256_cvtpd_ps((__m256d)x));
+#endif
+}
+
+// m ? a : b per lane (m: all ones or all zeros).
+static inline f64x4 select4(i64x4 m, f64x4 a, f64x4 b) {
+  return (f64x4)((m & (i64x4)a) | (~m & (i64x4)b));
+}
+
+// Round half to even of float64 lanes whose magnitude is below 2^51:
+// adding 1.5 · 2^52 leaves no fraction bits, so the FPU's rounding does it
+// (as roundHalfEven in src/quant/round_half_even.ts, whose bits this must
+// give, the sign of a zero result included).
+static inline f64x4 round_half_even4(f64x4 x) {
   const double magic = 6755399441055744.0;  // 1.5 · 2^52
-  const double r = (x + magic) - magic;
-  return r == 0 ? x * 0 : r;
+  const f64x4 r = (x + magic) - magic;
+  return select4(r == 0, x * 0, r);
+}
+
+// One column step of four lanes: x fake-quantized with scale s and zero
+// point z to [qmin, qmax], its loss term (x − q)² / d² (dd = d²) into
+// terms, its scaled error (x − q) / d rounded to float32 into err; returns
+// the error.
+static inline f64x4 quantize_step4(f64x4 x, f64x4 s, f64x4 z, double qmin, double qmax, double d,
+                                   double dd, float* q_out, double* terms, float* err) {
+  f64x4 t = round_f32(x / s);
+  t = round_f32(t + z);
+  t = select4(t < qmin, (f64x4){qmin, qmin, qmin, qmin},
+              select4(t > qmax, (f64x4){qmax, qmax, qmax, qmax}, t));
+  const f64x4 c = round_half_even4(t);
+  const f64x4 q = round_f32(round_f32(c - z) * s);
+  const f64x4 diff = x - q;
+  const f64x4 term = diff * diff / dd;
+  __builtin_memcpy(terms, &term, sizeof term);
+  const f64x4 e = round_f32(diff / d);
+  store4_f32(err, e);
+  store4_f32(q_out, q);
+  return e;
 }
 
 // One task of a GPTQ column block (J_OP 4) with quantization to an integer
@@ -982,7 +1049,17 @@ static inline double round_half_even(double x) {
 // give the same bits. J_OP 24 is the same with a zero mask (uint8 [M, K] at
 // V, a sparse weight's): the in-block updates are e · U[i, j] · mask[j],
 // as cpuColumnBlock's masked loop multiplies them.
-NOINLINE static void run_column_block(char* base, const int32_t* job, int task) {
+//
+// Each row is a chain of dependent steps (a column's value waits for the
+// previous column's update), so one row at a time leaves the core waiting
+// on its divisions. The task runs LANES rows side by side instead, each row
+// a lane of float64 vectors: their columns are transposed into the
+// thread's scratch (`scratch`: the loss terms as [K][LANES] float64, w,
+// err and the mask as [K][LANES] float32, the lanes' slot rows), run there
+// and transposed back. Every lane does its own row's operations in the
+// same order, so the bits are those of one row at a time (padding lanes
+// past the task's last row compute on zeros and are dropped).
+NOINLINE static void run_column_block(char* base, const int32_t* job, int task, float* scratch) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
   float* wb = (float*)MEM(base, job[J_A]);
@@ -995,33 +1072,71 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
   const int row_div = job[J_Q_ROW_DIV], slot_stride = job[J_Q_SLOT_STRIDE];
   union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
   const uint8_t* mask = job[J_OP] == 24 ? (const uint8_t*)MEM(base, job[J_V]) : 0;
-  for (int r = r0; r < r1; r++) {
-    float* w = wb + r * count;
-    const uint8_t* m = mask ? mask + r * count : 0;
-    const int slot_row = r / row_div * slot_stride;
+  // gemm.ts sends no block wider than the scratch holds (COLUMN_BLOCK_MAX_COUNT).
+  if ((int64_t)count * LANES * (3 * 4 + 8) + LANES * 4 > (int64_t)(uint32_t)job[J_SCRATCH_STRIDE]) {
+    return;
+  }
+  double* tt = (double*)scratch;  // [K][LANES] loss terms
+  float* wt = (float*)(tt + count * LANES);
+  float* et = wt + count * LANES;
+  float* mt = et + count * LANES;
+  // In the scratch, not on the C stack (which WebAssembly threads share).
+  int32_t* sr = (int32_t*)(mt + count * LANES);
+  const double lo = qmin.f, hi = qmax.f;
+  for (int g = r0; g < r1; g += LANES) {
+    const int n = min_int(LANES, r1 - g);
+    for (int l = 0; l < LANES; l++) {
+      const float* src = wb + (g + (l < n ? l : 0)) * count;
+      const uint8_t* ms = mask ? mask + (g + (l < n ? l : 0)) * count : 0;
+      for (int j = 0; j < count; j++) {
+        wt[j * LANES + l] = l < n ? src[j] : 0;
+        if (ms) mt[j * LANES + l] = ms[j];
+      }
+    }
+    // The lanes' slot rows; padding lanes read the first row's.
+    for (int l = 0; l < LANES; l++) sr[l] = (g + (l < n ? l : 0)) / row_div * slot_stride;
+    uint32_t last_slot = 0;
+    f64x4 s0 = {0}, s1 = {0}, z0 = {0}, z1 = {0};
     for (int i = 0; i < count; i++) {
-      const float x = w[i];
+      if (i == 0 || slot[i] != last_slot) {
+        last_slot = slot[i];
+        const int c = (int)last_slot;
+        s0 = (f64x4){scale[sr[0] + c], scale[sr[1] + c], scale[sr[2] + c], scale[sr[3] + c]};
+        s1 = (f64x4){scale[sr[4] + c], scale[sr[5] + c], scale[sr[6] + c], scale[sr[7] + c]};
+        z0 = (f64x4){zero[sr[0] + c], zero[sr[1] + c], zero[sr[2] + c], zero[sr[3] + c]};
+        z1 = (f64x4){zero[sr[4] + c], zero[sr[5] + c], zero[sr[6] + c], zero[sr[7] + c]};
+      }
       const float* ui = ub + i * count;
-      const float d = ui[i];
-      const int sl = slot_row + (int)slot[i];
-      const float s = scale[sl], zp = zero[sl];
-      float t = (float)((double)x / (double)s);
-      t = (float)((double)t + (double)zp);
-      t = t < qmin.f ? qmin.f : t > qmax.f ? qmax.f : t;
-      const double c = round_half_even((double)t);
-      const float q = (float)((double)(float)(c - (double)zp) * (double)s);
-      const double diff = (double)x - (double)q;
-      terms[r * count + i] = diff * diff / ((double)d * (double)d);
-      const float e = (float)(diff / (double)d);
-      if (m) {
+      const double d = ui[i], dd = (double)ui[i] * (double)ui[i];
+      float* wi = wt + i * LANES;
+      const f64x4 e0 = quantize_step4(load4_f32(wi), s0, z0, lo, hi, d, dd, wi,
+                                      tt + i * LANES, et + i * LANES);
+      const f64x4 e1 = quantize_step4(load4_f32(wi + 4), s1, z1, lo, hi, d, dd, wi + 4,
+                                      tt + i * LANES + 4, et + i * LANES + 4);
+      if (mask) {
         for (int j = i + 1; j < count; j++) {
-          w[j] = (float)((double)w[j] - (double)e * (double)ui[j] * (double)m[j]);
+          float* wj = wt + j * LANES;
+          const float* mj = mt + j * LANES;
+          const double u = ui[j];
+          store4_f32(wj, load4_f32(wj) - e0 * u * load4_f32(mj));
+          store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u * load4_f32(mj + 4));
         }
       } else {
-        for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
+        for (int j = i + 1; j < count; j++) {
+          float* wj = wt + j * LANES;
+          const double u = ui[j];
+          store4_f32(wj, load4_f32(wj) - e0 * u);
+          store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
+        }
       }
-      w[i] = q;
-      err[r * count + i] = e;
+    }
+    for (int l = 0; l < n; l++) {
+      const int r = g + l;
+      for (int j = 0; j < count; j++) {
+        wb[r * count + j] = wt[j * LANES + l];
+        err[r * count + j] = et[j * LANES + l];
+        terms[r * count + j] = tt[j * LANES + l];
+      }
     }
   }
 }
@@ -1029,6 +1144,22 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task) 
 // SparseGPT's pruning metric W² / d², in float32 as its TypeScript twin
 // rounds it.
 static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
+
+// One column step of four lanes of a pruning block: q = 0 where the lane's
+// flag is set, else x; the loss term (x − q)² / d² (dd = d²) into terms, the
+// scaled error (x − q) / d rounded to float32 into err, q into q_out;
+// returns the error.
+static inline f64x4 prune_step4(f64x4 x, f64x4 pruned, double d, double dd, float* q_out,
+                                double* terms, float* err) {
+  const f64x4 q = select4(pruned != 0, (f64x4){0, 0, 0, 0}, x);
+  const f64x4 diff = x - q;
+  const f64x4 term = diff * diff / dd;
+  __builtin_memcpy(terms, &term, sizeof term);
+  const f64x4 e = round_f32(diff / d);
+  store4_f32(err, e);
+  store4_f32(q_out, q);
+  return e;
+}
 
 // One task of a SparseGPT column block with N:M pruning (J_OP 25): rows
 // [task·NC, (task + 1)·NC) of wb[M, K] and U's block ub[K, K] as in
@@ -1039,8 +1170,11 @@ static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
 // zeros count as 0; ties: the lower column); then column by column as in
 // run_column_block with q = 0 for a pruned value and q = w otherwise.
 // cpuColumnBlock's "n:m" path (without quantization), operation for
-// operation.
-NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
+// operation. Rows run LANES side by side in the thread's scratch as in
+// run_column_block (the loss terms, w and err as [K][LANES], then the
+// window's pruned flags as [M][LANES] float32, 1 pruned); each lane picks
+// its own row's window.
+NOINLINE static void run_prune_block(char* base, const int32_t* job, int task, float* scratch) {
   const int rows = job[J_M], count = job[J_K], chunk = job[J_NC];
   const int n = job[J_Q_MIN], m = job[J_Q_MAX];
   const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
@@ -1049,47 +1183,75 @@ NOINLINE static void run_prune_block(char* base, const int32_t* job, int task) {
   float* err = (float*)MEM(base, job[J_C]);
   double* terms = (double*)MEM(base, job[J_TERMS]);
   const uint8_t* keep = job[J_V] ? (const uint8_t*)MEM(base, job[J_V]) : 0;
-  for (int r = r0; r < r1; r++) {
-    float* w = wb + r * count;
-    const uint8_t* k = keep ? keep + r * count : 0;
-    uint32_t pruned = 0;  // the current window's, bit j − i0
+  // gemm.ts sends no block wider than the scratch holds, nor M past 32.
+  if ((int64_t)count * LANES * (2 * 4 + 8) + 32 * LANES * 4 >
+      (int64_t)(uint32_t)job[J_SCRATCH_STRIDE]) {
+    return;
+  }
+  double* tt = (double*)scratch;  // [K][LANES] loss terms
+  float* wt = (float*)(tt + count * LANES);
+  float* et = wt + count * LANES;
+  float* pm = et + count * LANES;  // [M][LANES] the window's pruned flags
+  for (int g = r0; g < r1; g += LANES) {
+    const int lanes = min_int(LANES, r1 - g);
+    for (int l = 0; l < LANES; l++) {
+      const float* src = wb + (g + (l < lanes ? l : 0)) * count;
+      for (int j = 0; j < count; j++) wt[j * LANES + l] = l < lanes ? src[j] : 0;
+    }
     int i0 = 0;
     for (int i = 0; i < count; i++) {
       if (i % m == 0) {
         i0 = i;
         const int end = min_int(i + m, count);
-        pruned = 0;
-        if (k) {
-          for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
-        }
-        // N picks of the smallest (metric, column) not picked yet.
-        uint32_t taken = 0;
-        const int picks = min_int(n, end - i);
-        for (int t = 0; t < picks; t++) {
-          int best = -1;
-          float least = 0;
-          for (int j = i; j < end; j++) {
-            if ((taken >> (j - i)) & 1) continue;
-            const float mt = k && k[j] == 0 ? 0.0f : prune_metric(w[j], ub[j * count + j]);
-            if (best < 0 || mt < least) {
-              best = j;
-              least = mt;
-            }
+        for (int l = 0; l < LANES; l++) {
+          const uint8_t* k = keep && l < lanes ? keep + (g + l) * count : 0;
+          uint32_t pruned = 0;  // bit j − i
+          if (k) {
+            for (int j = i; j < end; j++) pruned |= (uint32_t)(k[j] == 0) << (j - i);
           }
-          taken |= 1u << (best - i);
+          // N picks of the smallest (metric, column) not picked yet.
+          uint32_t taken = 0;
+          const int picks = min_int(n, end - i);
+          for (int t = 0; t < picks; t++) {
+            int best = -1;
+            float least = 0;
+            for (int j = i; j < end; j++) {
+              if ((taken >> (j - i)) & 1) continue;
+              const float mt = k && k[j] == 0 ? 0.0f
+                                              : prune_metric(wt[j * LANES + l], ub[j * count + j]);
+              if (best < 0 || mt < least) {
+                best = j;
+                least = mt;
+              }
+            }
+            taken |= 1u << (best - i);
+          }
+          pruned |= taken;
+          for (int j = i; j < end; j++) pm[(j - i) * LANES + l] = (float)((pruned >> (j - i)) & 1);
         }
-        pruned |= taken;
       }
-      const float x = w[i];
       const float* ui = ub + i * count;
-      const float d = ui[i];
-      const float q = (pruned >> (i - i0)) & 1 ? 0.0f : x;
-      const double diff = (double)x - (double)q;
-      terms[r * count + i] = diff * diff / ((double)d * (double)d);
-      const float e = (float)(diff / (double)d);
-      for (int j = i + 1; j < count; j++) w[j] = (float)((double)w[j] - (double)e * (double)ui[j]);
-      w[i] = q;
-      err[r * count + i] = e;
+      const double d = ui[i], dd = (double)ui[i] * (double)ui[i];
+      float* wi = wt + i * LANES;
+      const float* pi = pm + (i - i0) * LANES;
+      const f64x4 e0 = prune_step4(load4_f32(wi), load4_f32(pi), d, dd, wi, tt + i * LANES,
+                                   et + i * LANES);
+      const f64x4 e1 = prune_step4(load4_f32(wi + 4), load4_f32(pi + 4), d, dd, wi + 4,
+                                   tt + i * LANES + 4, et + i * LANES + 4);
+      for (int j = i + 1; j < count; j++) {
+        float* wj = wt + j * LANES;
+        const double u = ui[j];
+        store4_f32(wj, load4_f32(wj) - e0 * u);
+        store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
+      }
+    }
+    for (int l = 0; l < lanes; l++) {
+      const int r = g + l;
+      for (int j = 0; j < count; j++) {
+        wb[r * count + j] = wt[j * LANES + l];
+        err[r * count + j] = et[j * LANES + l];
+        terms[r * count + j] = tt[j * LANES + l];
+      }
     }
   }
 }
@@ -1158,7 +1320,9 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
 // J_OP 20, one task: the Cholesky factor of the [M, M] block at A (row-major,
 // its lower triangle read), in place: its lower triangle becomes L (the upper
 // one is left as it was). The int32 at TERMS becomes 1 when the block is not
-// (numerically) positive definite, else 0; L is then incomplete.
+// (numerically) positive definite, else 0; L is then incomplete. Each sum is
+// a chain of dependent subtractions; the rows below the diagonal run four at
+// a time so that their chains overlap (each still sums in order).
 NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
   const int b = job[J_M];
   float* a = (float*)MEM(base, job[J_A]);
@@ -1173,7 +1337,26 @@ NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
       return;
     }
     const double d = __builtin_sqrt(s);
-    for (int i = j + 1; i < b; i++) {
+    int i = j + 1;
+    for (; i + 4 <= b; i += 4) {
+      float* l0 = a + i * b;
+      float* l1 = l0 + b;
+      float* l2 = l1 + b;
+      float* l3 = l2 + b;
+      double t0 = l0[j], t1 = l1[j], t2 = l2[j], t3 = l3[j];
+      for (int k = 0; k < j; k++) {
+        const double v = lj[k];
+        t0 -= (double)l0[k] * v;
+        t1 -= (double)l1[k] * v;
+        t2 -= (double)l2[k] * v;
+        t3 -= (double)l3[k] * v;
+      }
+      l0[j] = (float)(t0 / d);
+      l1[j] = (float)(t1 / d);
+      l2[j] = (float)(t2 / d);
+      l3[j] = (float)(t3 / d);
+    }
+    for (; i < b; i++) {
       float* li = a + i * b;
       double t = li[j];
       for (int k = 0; k < j; k++) t -= (double)li[k] * (double)lj[k];
@@ -1183,29 +1366,76 @@ NOINLINE static void run_cholesky_block(char* base, const int32_t* job) {
   }
 }
 
+// 1.0 in the lanes whose column c0 + l is `i`, else 0.
+static inline f64x4 unit_lanes(int i, int c0) {
+  return (f64x4){i == c0, i == c0 + 1, i == c0 + 2, i == c0 + 3};
+}
+
 // J_OP 21: X = L⁻¹ for the lower-triangular [M, M] block L at A (its lower
 // triangle read) by forward substitution, column by column: columns
-// [task·NC, (task + 1)·NC) of X in float64 at B ([M, M] scratch), then
-// rounded to float32 into C (zeros above the diagonal). Columns are
-// independent, so tasks may run on any thread. The int32 at TERMS becomes 1
-// when a value of X is not finite (the caller zeroes it first).
-NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task) {
-  const int b = job[J_M], chunk = job[J_NC];
+// [task·NC, (task + 1)·NC) of X in float64 at B ([M, LDX] scratch, LDX =
+// M rounded up to 8 at LDC), then rounded to float32 into C (zeros above the
+// diagonal). Columns are independent, so tasks may run on any thread (NC a
+// multiple of 8). The int32 at TERMS becomes 1 when a value of X is not
+// finite (the caller zeroes it first).
+//
+// Column c's X[i, c] = ((i == c) − Σ_{k=c}^{i−1} L[i, k]·X[k, c]) / L[i, i],
+// each sum in order from k = c. Eight columns c0..c0+7 run side by side as
+// two float64 vectors (X's rows are contiguous in c): a lane's terms start
+// at its own column (the first seven k are masked per lane), and a lane's
+// results above its diagonal, or past the task's columns, are dropped.
+NOINLINE static void run_lower_inverse_block(char* base, const int32_t* job, int task,
+                                             double* tmp) {
+  const int b = job[J_M], chunk = job[J_NC], ldx = job[J_LDC];
   const float* l = (const float*)MEM(base, job[J_A]);
   double* x = (double*)MEM(base, job[J_B]);
   float* out = (float*)MEM(base, job[J_C]);
   int32_t* failed = (int32_t*)MEM(base, job[J_TERMS]);
   const int c1 = min_int(b, (task + 1) * chunk);
-  for (int c = task * chunk; c < c1; c++) {
-    for (int i = 0; i < c; i++) out[i * b + c] = 0;
-    for (int i = c; i < b; i++) {
+  for (int c0 = task * chunk; c0 < c1; c0 += 8) {
+    const int width = min_int(8, c1 - c0);
+    for (int i = 0; i < c0; i++) {
+      for (int c = c0; c < c0 + width; c++) out[i * b + c] = 0;
+    }
+    for (int i = c0; i < b; i++) {
       const float* li = l + i * b;
-      double s = i == c ? 1 : 0;
-      for (int k = c; k < i; k++) s -= (double)li[k] * x[k * b + c];
-      x[i * b + c] = s / (double)li[i];
-      const float v = (float)x[i * b + c];
-      out[i * b + c] = v;
-      if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+      f64x4 s0 = unit_lanes(i, c0), s1 = unit_lanes(i, c0 + 4);
+      const int masked = min_int(i, c0 + 7);
+      int k = c0;
+      for (; k < masked; k++) {
+        const double v = li[k];
+        f64x4 x0, x1;
+        __builtin_memcpy(&x0, x + k * ldx + c0, sizeof x0);
+        __builtin_memcpy(&x1, x + k * ldx + c0 + 4, sizeof x1);
+        // Lane l's sum starts at k = c0 + l.
+        const f64x4 from0 = {c0, c0 + 1, c0 + 2, c0 + 3};
+        const f64x4 from1 = {c0 + 4, c0 + 5, c0 + 6, c0 + 7};
+        s0 = select4(from0 <= k, s0 - v * x0, s0);
+        s1 = select4(from1 <= k, s1 - v * x1, s1);
+      }
+      for (; k < i; k++) {
+        const double v = li[k];
+        f64x4 x0, x1;
+        __builtin_memcpy(&x0, x + k * ldx + c0, sizeof x0);
+        __builtin_memcpy(&x1, x + k * ldx + c0 + 4, sizeof x1);
+        s0 -= v * x0;
+        s1 -= v * x1;
+      }
+      const double d = li[i];
+      const f64x4 r0 = s0 / d, r1 = s1 / d;
+      // Lanes at or below the diagonal (c ≤ i) and in the task keep theirs.
+      __builtin_memcpy(tmp, &r0, sizeof r0);
+      __builtin_memcpy(tmp + 4, &r1, sizeof r1);
+      for (int c = c0; c < c0 + width; c++) {
+        if (c > i) {
+          out[i * b + c] = 0;
+          continue;
+        }
+        x[i * ldx + c] = tmp[c - c0];
+        const float v = (float)tmp[c - c0];
+        out[i * b + c] = v;
+        if (!__builtin_isfinite(v)) __atomic_store_n(failed, 1, __ATOMIC_RELAXED);
+      }
     }
   }
 }
@@ -1242,9 +1472,9 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 1: run_softmax(base, job, task / nstripes, task % nstripes); return;
     case 2: run_pack_b(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
-    case 4: run_column_block(base, job, task); return;
-    case 24: run_column_block(base, job, task); return;
-    case 25: run_prune_block(base, job, task); return;
+    case 4: run_column_block(base, job, task, pack); return;
+    case 24: run_column_block(base, job, task, pack); return;
+    case 25: run_prune_block(base, job, task, pack); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
     case 7: run_fwht(base, job, task); return;
@@ -1252,7 +1482,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 27: run_rope(base, job, task); return;
     case 28: run_copy(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
-    case 21: run_lower_inverse_block(base, job, task); return;
+    case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
     default: break;
