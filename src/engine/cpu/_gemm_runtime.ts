@@ -790,6 +790,31 @@ export class GemmRuntime {
   }
 
   /**
+   * FP8 E4M3 fake quantization (float32 ops, no zero point) of `rows` rows
+   * of `cols` floats at byte address `x`, row r with the float32 at
+   * `scale + 4r`, clamped to ±`qMax`, into `y` (see run_fake_quantize_fp8
+   * in gemm.c), rows shared by the threads.
+   */
+  fakeQuantizeFp8(
+    job: { x: number; scale: number; y: number; rows: number; cols: number; qMax: number },
+  ): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    const bound = new Float32Array([-job.qMax, job.qMax]);
+    const bits = new Int32Array(bound.buffer);
+    // About 12 operations per element (a division, the encoding, the decoding, a product).
+    this.#runChunked(34, rows, 12 * cols, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.scale;
+      s[JOB.C] = job.y;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      s[JOB.Q_MIN] = bits[0];
+      s[JOB.Q_MAX] = bits[1];
+    });
+  }
+
+  /**
    * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
    * of a multiple of `quantum`, four per thread when the work (`perUnit`
    * operations a unit) is worth threading; `fields` writes the op's own slots.

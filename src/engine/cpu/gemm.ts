@@ -1040,6 +1040,54 @@ export class CpuGemm {
     }
   }
 
+  /**
+   * FP8 E4M3 fake quantization of each row r of `x` with its scale
+   * `scale[r]`, with float32 ops and no zero point: `e4m3(clamp(x / s,
+   * −qMax, qMax)) · s`, the bits of `fakeQuantizeFp8RunF32`
+   * (src/quant/_quantize_kernels.ts), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param scale rows
+   * @param rows rows of x
+   * @param cols its columns
+   * @param qMax the clamp bound (448 for E4M3)
+   * @param out written when given (x's length), else allocated
+   * @returns y, rows × cols
+   */
+  fakeQuantizeFp8Rows(
+    x: Float32Array,
+    scale: Float32Array,
+    rows: number,
+    cols: number,
+    qMax: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "fakeQuantizeFp8Rows";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "scale", scale, rows);
+    const y = out ?? new Float32Array(rows * cols);
+    checkLength(what, "out", y, rows * cols);
+    if (rows === 0 || cols === 0) return y;
+    const rt = this.#rt;
+    // Rows in chunks of about the stream budget, x and y each, with their scales.
+    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 4, 1));
+    const sAt = rt.heapBase;
+    const xAt = align(sAt + step * 4, 64);
+    const yAt = align(xAt + step * cols * 4, 64);
+    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.fakeQuantizeFp8({ x: xAt, scale: sAt, y: yAt, rows: n, cols, qMax });
+      y.set(rt.f32(yAt, n * cols), r0 * cols);
+    }
+    return y;
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1535,6 +1583,37 @@ export function walshHadamard(
   options: WalshHadamardOptions = {},
 ): void {
   defaultGemm().walshHadamard(x, n, scale, stride, options);
+}
+
+/**
+ * FP8 E4M3 fake quantization of rows, one scale per row, on the shared
+ * default instance (see {@linkcode CpuGemm.fakeQuantizeFp8Rows}).
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantizeFp8Rows } from "./gemm.ts";
+ * // 0.3 / 0.25 = 1.2 → e4m3 1.25 → 0.3125; 1000 saturates at 448 · 0.25 = 112.
+ * const y = fakeQuantizeFp8Rows(new Float32Array([0.3, 1000]), new Float32Array([0.25]), 1, 2, 448);
+ * console.assert(y[0] === 0.3125 && y[1] === 112);
+ * ```
+ *
+ * @param x rows × cols
+ * @param scale rows
+ * @param rows rows of x
+ * @param cols its columns
+ * @param qMax the clamp bound (448 for E4M3)
+ * @param out written when given, else allocated
+ * @returns y, rows × cols
+ */
+export function fakeQuantizeFp8Rows(
+  x: Float32Array,
+  scale: Float32Array,
+  rows: number,
+  cols: number,
+  qMax: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().fakeQuantizeFp8Rows(x, scale, rows, cols, qMax, out);
 }
 
 /**

@@ -129,7 +129,7 @@ enum {
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
-                         // (run_cholesky_block and after)
+                         // (run_cholesky_block and after), 34: FP8 fake quantization of rows
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -145,7 +145,7 @@ enum {
   J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
   J_Q_ROW_DIV = 42,    // rows that share a slot row
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
-  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints)
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints; J_OP 34 too)
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
@@ -998,6 +998,61 @@ NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
   *out = s;
 }
 
+// FP8 E4M3 fake quantization of rows with float32 ops and no zero point (J_OP 34):
+// rows [task·NC, (task + 1)·NC) of x[M, N] at A, row r with its scale
+// scale[r] (B), into y at C: y = e4m3(clamp(x / s, Q_MIN, Q_MAX)) · s, each
+// step rounded to float32. The operations of fakeQuantizeFp8RunF32 in
+// src/quant/_quantize_kernels.ts, value by value, so both give the same bits:
+// the division and the product are single float32 operations (the
+// TypeScript's float64 ones rounded once give the same value), the clamp lets
+// a NaN through, the encoding rounds to nearest even on the bits (normals) or
+// through a float32 addition of 2^14 (subnormals, step 2^-9), and a NaN code
+// (0x7f) decodes to the quiet NaN 0x7fc00000.
+static inline float e4m3_fake_quantize(float x, float s, float qmin, float qmax) {
+  float t = x / s;
+  t = t < qmin ? qmin : t;
+  t = t > qmax ? qmax : t;
+  union { float f; int32_t i; } u = {t};
+  const int32_t f = u.i & 0x7fffffff;
+  const int32_t sign = (u.i >> 24) & 0x80;
+  int32_t b;
+  if (f >= (121 << 23)) {
+    b = f < (1087 << 20) ? ((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) | sign
+        : f > 0x7f800000 ? 0x7f : 0x7f | sign;
+  } else {
+    union { int32_t i; float f; } a = {f};
+    b = (int32_t)(((a.f + 16384.0f) - 16384.0f) * 512.0f) | sign;
+  }
+  if ((b & 0x7f) == 0x7f) {
+    union { int32_t i; float f; } nan = {0x7fc00000};
+    return nan.f;
+  }
+  const int32_t e = (b >> 3) & 15, m = b & 7;
+  union { int32_t i; float f; } v;
+  if (e == 0) {
+    v.f = (float)m * (1.0f / 512.0f);
+  } else {
+    v.i = ((e + 120) << 23) | (m << 20);
+  }
+  if (b & 0x80) v.i ^= (int32_t)0x80000000;
+  return v.f * s;
+}
+
+NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const float* x = (const float*)MEM(base, job[J_A]);
+  const float* scale = (const float*)MEM(base, job[J_B]);
+  float* y = (float*)MEM(base, job[J_C]);
+  union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const float s = scale[r];
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    for (int c = 0; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin.f, qmax.f);
+  }
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -1015,6 +1070,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 21: run_lower_inverse_block(base, job, task); return;
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
+    case 34: run_fake_quantize_fp8(base, job, task); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
