@@ -30,6 +30,7 @@ import {
   cpuKernelInfo,
   matmulTransposed,
   rmsnorm,
+  rowMinMax,
   siluMul,
   walshHadamard,
 } from "./cpu/gemm.ts";
@@ -508,6 +509,21 @@ export class CpuEngine implements Engine {
       y[r] = acc;
     }
     return new CpuTensor(y, x.shape.length === 1 ? [1] : x.shape.slice(0, -1));
+  }
+
+  reduceRowsMinMax(x: Tensor): { min: CpuTensor; max: CpuTensor } {
+    const xs = f32(x, "reduceRowsMinMax");
+    if (x.shape.length < 1) {
+      throw new EngineError(`reduceRowsMinMax: x [${x.shape}] needs a column axis`);
+    }
+    const cols = x.shape[x.shape.length - 1];
+    const rows = cols === 0 ? 0 : xs.length / cols;
+    const shape = x.shape.length === 1 ? [1] : x.shape.slice(0, -1);
+    const min = new Float32Array(Math.max(rows, 1));
+    const max = new Float32Array(Math.max(rows, 1));
+    // Both in one pass on the kernels (reduceRows' loops read the rows twice).
+    if (rows > 0) rowMinMax(xs, rows, cols, min, max);
+    return { min: new CpuTensor(min, shape), max: new CpuTensor(max, [...shape]) };
   }
 
   reduceColumns(x: Tensor, op: RowReduction): CpuTensor {

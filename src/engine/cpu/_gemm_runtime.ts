@@ -815,6 +815,24 @@ export class GemmRuntime {
   }
 
   /**
+   * The minimum and maximum of each of `rows` rows of `cols` ≥ 1 floats at
+   * byte address `x`, as Math.min and Math.max fold them, into `min` and
+   * `max` (see run_row_min_max in gemm.c), rows shared by the threads.
+   */
+  rowMinMax(job: { x: number; min: number; max: number; rows: number; cols: number }): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    // About 5 operations per element (the key, a NaN test, a min, a max).
+    this.#runChunked(35, rows, 5 * cols, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.min;
+      s[JOB.C] = job.max;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+    });
+  }
+
+  /**
    * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
    * of a multiple of `quantum`, four per thread when the work (`perUnit`
    * operations a unit) is worth threading; `fields` writes the op's own slots.

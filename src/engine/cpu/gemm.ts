@@ -1088,6 +1088,48 @@ export class CpuGemm {
     return y;
   }
 
+  /**
+   * The minimum and the maximum of each row of `x` in one pass, with the
+   * values JavaScript's Math.min and Math.max fold (−0 below +0, NaN if any
+   * value is NaN, as the quiet NaN), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param rows rows of x
+   * @param cols its columns (≥ 1 when rows > 0)
+   * @param min receives the minima (its first rows floats)
+   * @param max receives the maxima
+   */
+  rowMinMax(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    min: Float32Array,
+    max: Float32Array,
+  ): void {
+    const what = "rowMinMax";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "min", min, rows);
+    checkLength(what, "max", max, rows);
+    if (rows === 0) return;
+    if (cols === 0) throw new CpuKernelError(`${what}: ${rows} rows of no columns have no minimum`);
+    const rt = this.#rt;
+    const step = Math.min(rows, chunkRows(this.#stream, cols * 4 + 8, 1));
+    const loAt = rt.heapBase;
+    const hiAt = align(loAt + step * 4, 64);
+    const xAt = align(hiAt + step * 4, 64);
+    rt.reserve(xAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.rowMinMax({ x: xAt, min: loAt, max: hiAt, rows: n, cols });
+      min.set(rt.f32(loAt, n), r0);
+      max.set(rt.f32(hiAt, n), r0);
+    }
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1583,6 +1625,34 @@ export function walshHadamard(
   options: WalshHadamardOptions = {},
 ): void {
   defaultGemm().walshHadamard(x, n, scale, stride, options);
+}
+
+/**
+ * The minimum and the maximum of each row in one pass, on the shared default
+ * instance (see {@linkcode CpuGemm.rowMinMax}).
+ *
+ * @example
+ * ```ts
+ * import { rowMinMax } from "./gemm.ts";
+ * const [min, max] = [new Float32Array(2), new Float32Array(2)];
+ * rowMinMax(new Float32Array([3, -1, 2, 0, -0, 5]), 2, 3, min, max);
+ * console.assert(min[0] === -1 && max[0] === 3 && Object.is(min[1], -0) && max[1] === 5);
+ * ```
+ *
+ * @param x rows × cols
+ * @param rows rows of x
+ * @param cols its columns
+ * @param min receives the minima
+ * @param max receives the maxima
+ */
+export function rowMinMax(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  min: Float32Array,
+  max: Float32Array,
+): void {
+  defaultGemm().rowMinMax(x, rows, cols, min, max);
 }
 
 /**

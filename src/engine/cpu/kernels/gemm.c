@@ -129,7 +129,8 @@ enum {
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
-                         // (run_cholesky_block and after), 34: FP8 fake quantization of rows
+                         // (run_cholesky_block and after), 34: FP8 fake quantization of rows,
+                         // 35: row minima and maxima
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -1053,6 +1054,36 @@ NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int t
   }
 }
 
+// The minimum and maximum of each row in one pass (J_OP 35): rows
+// [task·NC, (task + 1)·NC) of x[M, N] at A (N ≥ 1), minima to B and maxima to
+// C, as JavaScript's Math.min and Math.max fold them (reduceRows in
+// src/engine/cpu_engine.ts): −0 below +0, and any NaN gives NaN (the quiet
+// NaN 0x7fc00000). Each float's bits map to an int32 key in the same order
+// (negative values' magnitude bits flipped, so −0 is −1 and +0 is 0), which
+// integer min and max fold without branches; NaNs are counted apart.
+static inline int32_t order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+NOINLINE static void run_row_min_max(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const int32_t* x = (const int32_t*)MEM(base, job[J_A]);
+  int32_t* lo_out = (int32_t*)MEM(base, job[J_B]);
+  int32_t* hi_out = (int32_t*)MEM(base, job[J_C]);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const int32_t* xr = x + r * cols;
+    int32_t lo = 0x7fffffff, hi = (int32_t)0x80000000, nan = 0;
+    for (int c = 0; c < cols; c++) {
+      const int32_t b = xr[c];
+      const int32_t key = order_key(b);
+      nan |= (b & 0x7fffffff) > 0x7f800000;
+      lo = key < lo ? key : lo;
+      hi = key > hi ? key : hi;
+    }
+    lo_out[r] = nan ? 0x7fc00000 : order_key(lo);
+    hi_out[r] = nan ? 0x7fc00000 : order_key(hi);
+  }
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -1071,6 +1102,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
     case 34: run_fake_quantize_fp8(base, job, task); return;
+    case 35: run_row_min_max(base, job, task); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
