@@ -153,7 +153,13 @@ export class OnlineRotations {
     // The signs multiply in the transform's own pass when nothing comes between
     // them (the same products, in the same order): last, or first without a base.
     const fused = !f.inverse || f.base === null;
-    if (!fused) steps.push(e.mul(e.reshape(x, [x.numel / n, n]), f.signs));
+    // Otherwise the signs come first on their own: as a transform of one step (S_1 = 1,
+    // stride n) with signs first, the products `mul` gives, in a transform's pass
+    // (on the CPU engine the kernels' threads, not a TypeScript loop).
+    if (!fused) {
+      const runs = e.reshape(x, [x.numel / n, n]);
+      steps.push(e.walshHadamard(runs, n, 1, n, { values: f.signs, first: true }));
+    }
     if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
     const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
     // As runs of n: x's own shape in the usual case, so the result needs no copy.
