@@ -1009,34 +1009,101 @@ NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
 // a NaN through, the encoding rounds to nearest even on the bits (normals) or
 // through a float32 addition of 2^14 (subnormals, step 2^-9), and a NaN code
 // (0x7f) decodes to the quiet NaN 0x7fc00000.
+// Written without branches (every path computed, then selected) so that the
+// compilers vectorize the row loop: the division and the selects run four or
+// eight values at a time.
+static inline float f32_of(int32_t i) {
+  union { int32_t i; float f; } u = {i};
+  return u.f;
+}
+static inline int32_t bits_of(float f) {
+  union { float f; int32_t i; } u = {f};
+  return u.i;
+}
 static inline float e4m3_fake_quantize(float x, float s, float qmin, float qmax) {
   float t = x / s;
   t = t < qmin ? qmin : t;
   t = t > qmax ? qmax : t;
-  union { float f; int32_t i; } u = {t};
-  const int32_t f = u.i & 0x7fffffff;
-  const int32_t sign = (u.i >> 24) & 0x80;
-  int32_t b;
-  if (f >= (121 << 23)) {
-    b = f < (1087 << 20) ? ((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) | sign
-        : f > 0x7f800000 ? 0x7f : 0x7f | sign;
-  } else {
-    union { int32_t i; float f; } a = {f};
-    b = (int32_t)(((a.f + 16384.0f) - 16384.0f) * 512.0f) | sign;
-  }
-  if ((b & 0x7f) == 0x7f) {
-    union { int32_t i; float f; } nan = {0x7fc00000};
-    return nan.f;
-  }
+  const int32_t w = bits_of(t);
+  const int32_t f = w & 0x7fffffff;
+  const int32_t sign = (w >> 24) & 0x80;
+  // Normals: round to nearest even on the bits; beyond 448's code: 0x7f (NaN), or saturated.
+  const int32_t normal = ((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) | sign;
+  const int32_t big = f > 0x7f800000 ? 0x7f : 0x7f | sign;
+  // Subnormals: a float32 addition of 2^14 rounds |t| to a multiple of 2^-9.
+  const int32_t small = (int32_t)(((f32_of(f) + 16384.0f) - 16384.0f) * 512.0f) | sign;
+  const int32_t b = f >= (121 << 23) ? (f < (1087 << 20) ? normal : big) : small;
   const int32_t e = (b >> 3) & 15, m = b & 7;
-  union { int32_t i; float f; } v;
-  if (e == 0) {
-    v.f = (float)m * (1.0f / 512.0f);
-  } else {
-    v.i = ((e + 120) << 23) | (m << 20);
-  }
-  if (b & 0x80) v.i ^= (int32_t)0x80000000;
-  return v.f * s;
+  const int32_t value = e == 0 ? bits_of((float)m * (1.0f / 512.0f)) : ((e + 120) << 23) | (m << 20);
+  const float y = f32_of(value ^ ((b & 0x80) << 24)) * s;
+  return (b & 0x7f) == 0x7f ? f32_of(0x7fc00000) : y;
+}
+
+// Four values at a time: the scalar steps above as lane operations, each
+// path computed and then selected. The integer and clamp operations differ
+// between WebAssembly and SSE only in name (fq_* below); the float ones are
+// the IEEE operations of both.
+#ifdef __wasm__
+static inline v128_t fq_i32(int32_t x) { return wasm_i32x4_splat(x); }
+static inline v128_t fq_and(v128_t a, v128_t b) { return wasm_v128_and(a, b); }
+static inline v128_t fq_or(v128_t a, v128_t b) { return wasm_v128_or(a, b); }
+static inline v128_t fq_xor(v128_t a, v128_t b) { return wasm_v128_xor(a, b); }
+static inline v128_t fq_add(v128_t a, v128_t b) { return wasm_i32x4_add(a, b); }
+static inline v128_t fq_sra(v128_t a, int n) { return wasm_i32x4_shr(a, n); }
+static inline v128_t fq_sll(v128_t a, int n) { return wasm_i32x4_shl(a, n); }
+static inline v128_t fq_gt(v128_t a, v128_t b) { return wasm_i32x4_gt(a, b); }
+static inline v128_t fq_eq(v128_t a, v128_t b) { return wasm_i32x4_eq(a, b); }
+static inline v128_t fq_to_f32(v128_t a) { return wasm_f32x4_convert_i32x4(a); }
+static inline v128_t fq_to_i32(v128_t a) { return wasm_i32x4_trunc_sat_f32x4(a); }
+// t < lo ? lo : t, then t > hi ? hi : t (a NaN stays).
+static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
+  return wasm_f32x4_pmin(wasm_f32x4_pmax(t, lo), hi);
+}
+#else
+#define FQ_I(a) _mm_castps_si128(a)
+#define FQ_F(a) _mm_castsi128_ps(a)
+static inline v128_t fq_i32(int32_t x) { return FQ_F(_mm_set1_epi32(x)); }
+static inline v128_t fq_and(v128_t a, v128_t b) { return _mm_and_ps(a, b); }
+static inline v128_t fq_or(v128_t a, v128_t b) { return _mm_or_ps(a, b); }
+static inline v128_t fq_xor(v128_t a, v128_t b) { return _mm_xor_ps(a, b); }
+static inline v128_t fq_add(v128_t a, v128_t b) { return FQ_F(_mm_add_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_sra(v128_t a, int n) { return FQ_F(_mm_srai_epi32(FQ_I(a), n)); }
+static inline v128_t fq_sll(v128_t a, int n) { return FQ_F(_mm_slli_epi32(FQ_I(a), n)); }
+static inline v128_t fq_gt(v128_t a, v128_t b) { return FQ_F(_mm_cmpgt_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_eq(v128_t a, v128_t b) { return FQ_F(_mm_cmpeq_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_to_f32(v128_t a) { return _mm_cvtepi32_ps(FQ_I(a)); }
+static inline v128_t fq_to_i32(v128_t a) { return FQ_F(_mm_cvttps_epi32(a)); }
+// maxps/minps return their second operand when either is NaN: t, as above.
+static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
+  return _mm_min_ps(hi, _mm_max_ps(lo, t));
+}
+#endif
+
+static inline v128_t e4m3_fake_quantize4(v128_t x, v128_t s, v128_t qmin, v128_t qmax) {
+  const v128_t t = fq_clamp(wasm_f32x4_div(x, s), qmin, qmax);
+  const v128_t f = fq_and(t, fq_i32(0x7fffffff));
+  const v128_t sign = fq_and(fq_sra(t, 24), fq_i32(0x80));
+  const v128_t half_even = fq_and(fq_sra(f, 20), fq_i32(1));
+  const v128_t normal =
+      fq_or(fq_sra(fq_add(fq_add(f, fq_i32(0x7ffff - (120 << 23))), half_even), 20), sign);
+  const v128_t big =
+      wasm_v128_bitselect(fq_i32(0x7f), fq_or(fq_i32(0x7f), sign), fq_gt(f, fq_i32(0x7f800000)));
+  const v128_t step = wasm_f32x4_splat(16384.0f);
+  const v128_t small = fq_or(
+      fq_to_i32(wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_add(f, step), step),
+                               wasm_f32x4_splat(512.0f))),
+      sign);
+  const v128_t b = wasm_v128_bitselect(
+      wasm_v128_bitselect(big, normal, fq_gt(f, fq_i32((1087 << 20) - 1))), small,
+      fq_gt(f, fq_i32((121 << 23) - 1)));
+  const v128_t e = fq_and(fq_sra(b, 3), fq_i32(15));
+  const v128_t m = fq_and(b, fq_i32(7));
+  const v128_t sub = wasm_f32x4_mul(fq_to_f32(m), wasm_f32x4_splat(1.0f / 512.0f));
+  const v128_t norm = fq_or(fq_sll(fq_add(e, fq_i32(120)), 23), fq_sll(m, 20));
+  const v128_t v = fq_xor(wasm_v128_bitselect(sub, norm, fq_eq(e, fq_i32(0))),
+                          fq_sll(fq_and(b, fq_i32(0x80)), 24));
+  return wasm_v128_bitselect(fq_i32(0x7fc00000), wasm_f32x4_mul(v, s),
+                             fq_eq(fq_and(b, fq_i32(0x7f)), fq_i32(0x7f)));
 }
 
 NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int task) {
@@ -1044,13 +1111,19 @@ NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int t
   const float* x = (const float*)MEM(base, job[J_A]);
   const float* scale = (const float*)MEM(base, job[J_B]);
   float* y = (float*)MEM(base, job[J_C]);
-  union { int32_t i; float f; } qmin = {job[J_Q_MIN]}, qmax = {job[J_Q_MAX]};
+  const float qmin = f32_of(job[J_Q_MIN]), qmax = f32_of(job[J_Q_MAX]);
+  const v128_t lo = wasm_f32x4_splat(qmin), hi = wasm_f32x4_splat(qmax);
   const int r1 = min_int(rows, (task + 1) * chunk);
   for (int r = task * chunk; r < r1; r++) {
     const float s = scale[r];
+    const v128_t sv = wasm_f32x4_splat(s);
     const float* xr = x + r * cols;
     float* yr = y + r * cols;
-    for (int c = 0; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin.f, qmax.f);
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      wasm_v128_store(yr + c, e4m3_fake_quantize4(wasm_v128_load(xr + c), sv, lo, hi));
+    }
+    for (; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin, qmax);
   }
 }
 
