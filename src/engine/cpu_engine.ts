@@ -27,6 +27,7 @@
 import { ArrayPool } from "./cpu/_array_pool.ts";
 import {
   causalAttention,
+  columnMinMax,
   cpuKernelInfo,
   matmulTransposed,
   rmsnorm,
@@ -545,6 +546,19 @@ export class CpuEngine implements Engine {
       } else for (let c = 0; c < cols; c++) acc[c] = Math.max(acc[c], Math.abs(xs[base + c]));
     }
     return new CpuTensor(Float32Array.from(acc), [cols]);
+  }
+
+  reduceColumnsMinMax(x: Tensor): { min: CpuTensor; max: CpuTensor } {
+    const xs = f32(x, "reduceColumnsMinMax");
+    const [rows, cols] = x.shape;
+    if (x.shape.length !== 2 || rows < 1 || cols < 1) {
+      throw new EngineError(`reduceColumnsMinMax: x [${x.shape}] must be 2-D and not empty`);
+    }
+    const min = new Float32Array(cols);
+    const max = new Float32Array(cols);
+    // Both in one pass on the kernels (reduceColumns' loops read x twice).
+    columnMinMax(xs, rows, cols, min, max);
+    return { min: new CpuTensor(min, [cols]), max: new CpuTensor(max, [cols]) };
   }
 
   rowSquaredError(a: Tensor, b?: Tensor): CpuTensor {

@@ -586,6 +586,12 @@ export interface Engine {
    */
   reduceColumns(x: Tensor, op: RowReduction): Tensor;
   /**
+   * `reduceColumns(x, "min")` and `reduceColumns(x, "max")` bit for bit (a
+   * NaN result may be any quiet NaN), in one pass where the engine can
+   * (SmoothQuant's per-channel activation ranges).
+   */
+  reduceColumnsMinMax(x: Tensor): { min: Tensor; max: Tensor };
+  /**
    * Per row of the last axis, `Σ_c (a − b)²` (`b` omitted: `Σ_c a²`), for
    * `a` and `b` of one shape: `[..., C]` → `[...]` (`[1]` for 1-D). The
    * values are those of `reduceRows(mul(d, d), "sum")` with

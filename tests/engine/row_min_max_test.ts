@@ -1,6 +1,7 @@
-// Engine.reduceRowsMinMax (both reductions of static observers in one pass)
-// against reduceRows, on both engines, and the kernels' op (gemm.c's J_OP 35)
-// against Math.min and Math.max on every build.
+// Engine.reduceRowsMinMax and reduceColumnsMinMax (both reductions of static
+// observers and SmoothQuant in one pass) against reduceRows and reduceColumns,
+// on both engines, and the kernels' ops (gemm.c's J_OP 35 and 36) against
+// Math.min and Math.max on every build.
 
 import assert from "node:assert/strict";
 import { assertSameBits } from "../_shared.ts";
@@ -62,6 +63,13 @@ function folded(x: Float32Array, rows: number, cols: number) {
   return { min, max };
 }
 
+/** The column-wise fold of the same. */
+function foldedColumns(x: Float32Array, rows: number, cols: number) {
+  const t = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = x[r * cols + c];
+  return folded(t, cols, rows);
+}
+
 /** Same bits, except that any NaN matches any NaN (which NaN V8 stores varies with its tier). */
 function assertSameValues(got: Float32Array, want: Float32Array, label: string): void {
   const nan = (a: Float32Array) => a.map((v) => (Number.isNaN(v) ? 0 : v));
@@ -111,6 +119,49 @@ Deno.test("rowMinMax gives Math.min's and Math.max's values: every build, 1 and 
   }
 });
 
+Deno.test("columnMinMax gives Math.min's and Math.max's values: every build, 1 and 2 threads, ±0, ±∞, NaN, subnormals, row chunks", () => {
+  const gemms = BUILDS.flatMap((variant) =>
+    [1, 2].map((threads) => ({
+      gemm: createCpuGemm({ threads, variant }),
+      label: `${variant}, ${threads} thread(s)`,
+    }))
+  );
+  // A tiny stream budget: one row per chunk, each chunk's result folded into the last.
+  gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
+  try {
+    // Rows whose columns are all zeros, infinities or one NaN (rowsOf's rows, transposed
+    // by the fold): 1 × 1, 5 × 7, and 200 × 301 (threaded, strips not a multiple of 16).
+    for (const [rows, cols] of [[1, 1], [5, 7], [200, 301]]) {
+      const x = rowsOf(cols, rows);
+      const t = new Float32Array(x.length);
+      for (let c = 0; c < cols; c++) {
+        for (let r = 0; r < rows; r++) t[r * cols + c] = x[c * rows + r];
+      }
+      const want = foldedColumns(t, rows, cols);
+      for (const { gemm, label } of gemms) {
+        const min = new Float32Array(cols);
+        const max = new Float32Array(cols);
+        gemm.columnMinMax(t, rows, cols, min, max);
+        assertSameValues(min, want.min, `${label}, ${rows} × ${cols}: min`);
+        assertSameValues(max, want.max, `${label}, ${rows} × ${cols}: max`);
+      }
+    }
+    assert.throws(
+      () =>
+        gemms[0].gemm.columnMinMax(
+          new Float32Array(0),
+          0,
+          2,
+          new Float32Array(2),
+          new Float32Array(2),
+        ),
+      /no rows/,
+    );
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
+});
+
 for (const kind of ENGINE_KINDS) {
   Deno.test({
     name: `${kind}: reduceRowsMinMax is reduceRows' min and max`,
@@ -131,6 +182,23 @@ for (const kind of ENGINE_KINDS) {
         assertSameValues(await readF32(e, max), await readF32(e, hi), `${shape}: max`);
         for (const t of [x, min, max, lo, hi]) t.destroy();
       }
+    },
+  });
+
+  Deno.test({
+    name: `${kind}: reduceColumnsMinMax is reduceColumns' min and max`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      const [rows, cols] = [37, 301];
+      const x = e.upload(rowsOf(rows, cols), [rows, cols]);
+      const { min, max } = e.reduceColumnsMinMax(x);
+      const lo = e.reduceColumns(x, "min");
+      const hi = e.reduceColumns(x, "max");
+      assert.deepEqual([min.shape, max.shape], [[cols], [cols]]);
+      assertSameValues(await readF32(e, min), await readF32(e, lo), "min");
+      assertSameValues(await readF32(e, max), await readF32(e, hi), "max");
+      for (const t of [x, min, max, lo, hi]) t.destroy();
     },
   });
 }

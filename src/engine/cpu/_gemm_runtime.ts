@@ -833,6 +833,24 @@ export class GemmRuntime {
   }
 
   /**
+   * The minimum and maximum of each of the `cols` columns of `rows` ≥ 1
+   * rows at byte address `x`, as Math.min and Math.max fold them, into `min`
+   * and `max` (see run_column_min_max in gemm.c), columns shared by the threads.
+   */
+  columnMinMax(job: { x: number; min: number; max: number; rows: number; cols: number }): void {
+    const { rows, cols } = job;
+    if (rows === 0) return;
+    // Strips of whole cache lines (16 floats) of every row.
+    this.#runChunked(36, cols, 6 * rows, 16, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.min;
+      s[JOB.C] = job.max;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+    });
+  }
+
+  /**
    * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
    * of a multiple of `quantum`, four per thread when the work (`perUnit`
    * operations a unit) is worth threading; `fields` writes the op's own slots.

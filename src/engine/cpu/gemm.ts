@@ -1130,6 +1130,58 @@ export class CpuGemm {
     }
   }
 
+  /**
+   * The minimum and the maximum of each column of `x` in one pass, with the
+   * values Math.min and Math.max fold (−0 below +0, NaN if any value is
+   * NaN, as the quiet NaN), columns shared by the threads; rows streamed
+   * through the kernels' memory in chunks whose results are folded the same
+   * way (min and max do not depend on the order).
+   *
+   * @param x rows × cols
+   * @param rows rows of x (≥ 1 when cols > 0)
+   * @param cols its columns
+   * @param min receives the minima (its first cols floats)
+   * @param max receives the maxima
+   */
+  columnMinMax(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    min: Float32Array,
+    max: Float32Array,
+  ): void {
+    const what = "columnMinMax";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "min", min, cols);
+    checkLength(what, "max", max, cols);
+    if (cols === 0) return;
+    if (rows === 0) throw new CpuKernelError(`${what}: ${cols} columns of no rows have no minimum`);
+    const rt = this.#rt;
+    const step = Math.min(rows, chunkRows(this.#stream, cols * 4, 1));
+    const loAt = rt.heapBase;
+    const hiAt = align(loAt + cols * 4, 64);
+    const xAt = align(hiAt + cols * 4, 64);
+    rt.reserve(xAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.columnMinMax({ x: xAt, min: loAt, max: hiAt, rows: n, cols });
+      const lo = rt.f32(loAt, cols);
+      const hi = rt.f32(hiAt, cols);
+      if (r0 === 0) {
+        min.set(lo);
+        max.set(hi);
+        continue;
+      }
+      for (let c = 0; c < cols; c++) {
+        min[c] = Math.min(min[c], lo[c]);
+        max[c] = Math.max(max[c], hi[c]);
+      }
+    }
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1625,6 +1677,34 @@ export function walshHadamard(
   options: WalshHadamardOptions = {},
 ): void {
   defaultGemm().walshHadamard(x, n, scale, stride, options);
+}
+
+/**
+ * The minimum and the maximum of each column in one pass, on the shared
+ * default instance (see {@linkcode CpuGemm.columnMinMax}).
+ *
+ * @example
+ * ```ts
+ * import { columnMinMax } from "./gemm.ts";
+ * const [min, max] = [new Float32Array(3), new Float32Array(3)];
+ * columnMinMax(new Float32Array([3, -1, 2, 0, -0, 5]), 2, 3, min, max);
+ * console.assert(min[0] === 0 && Object.is(min[1], -1) && max[2] === 5);
+ * ```
+ *
+ * @param x rows × cols
+ * @param rows rows of x
+ * @param cols its columns
+ * @param min receives the minima
+ * @param max receives the maxima
+ */
+export function columnMinMax(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  min: Float32Array,
+  max: Float32Array,
+): void {
+  defaultGemm().columnMinMax(x, rows, cols, min, max);
 }
 
 /**

@@ -130,7 +130,7 @@ enum {
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
                          // (run_cholesky_block and after), 34: FP8 fake quantization of rows,
-                         // 35: row minima and maxima
+                         // 35: row minima and maxima, 36: column minima and maxima
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -1157,6 +1157,41 @@ NOINLINE static void run_row_min_max(char* base, const int32_t* job, int task) {
   }
 }
 
+// The minimum and maximum of each column (J_OP 36): columns [task·NC,
+// (task + 1)·NC) of x[M, N] at A (M ≥ 1), minima to B and maxima to C, with
+// the values of Math.min and Math.max folded over the column (reduceColumns in
+// src/engine/cpu_engine.ts), by the order keys of run_row_min_max. A NaN takes
+// the key no float reaches at its end (order_key gives INT32_MIN and
+// INT32_MAX only to NaN bits), so it wins the column's fold; rows in order,
+// each row's columns contiguous.
+NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const int32_t* x = (const int32_t*)MEM(base, job[J_A]);
+  int32_t* lo = (int32_t*)MEM(base, job[J_B]);
+  int32_t* hi = (int32_t*)MEM(base, job[J_C]);
+  const int c0 = task * chunk, c1 = min_int(cols, c0 + chunk);
+  for (int c = c0; c < c1; c++) {
+    lo[c] = 0x7fffffff;
+    hi[c] = (int32_t)0x80000000;
+  }
+  for (int r = 0; r < rows; r++) {
+    const int32_t* xr = x + r * cols;
+    for (int c = c0; c < c1; c++) {
+      const int32_t b = xr[c];
+      const int32_t key = order_key(b);
+      const int nan = (b & 0x7fffffff) > 0x7f800000;
+      const int32_t kmin = nan ? (int32_t)0x80000000 : key;
+      const int32_t kmax = nan ? 0x7fffffff : key;
+      lo[c] = kmin < lo[c] ? kmin : lo[c];
+      hi[c] = kmax > hi[c] ? kmax : hi[c];
+    }
+  }
+  for (int c = c0; c < c1; c++) {
+    lo[c] = lo[c] == (int32_t)0x80000000 ? 0x7fc00000 : order_key(lo[c]);
+    hi[c] = hi[c] == 0x7fffffff ? 0x7fc00000 : order_key(hi[c]);
+  }
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -1176,6 +1211,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 23: run_ordered_dot(base, job); return;
     case 34: run_fake_quantize_fp8(base, job, task); return;
     case 35: run_row_min_max(base, job, task); return;
+    case 36: run_column_min_max(base, job, task); return;
     default: break;
   }
   if (job[J_PACKED] != 0) {
