@@ -549,8 +549,10 @@ export async function forward(
   } = {},
 ): Promise<Tensor> {
   const { model } = ctx;
-  const x = await input.inputs.get(b.index);
-  const hidden = model.engine.upload(x, [
+  // Resumed at the MLP's input, the layer does not read its input: the resume
+  // input (the same rows) stands in for it, and the cached input is not uploaded.
+  const given = options.resume?.at === "mlp_input" ? options.resume.input : null;
+  const hidden = given ?? model.engine.upload(await input.inputs.get(b.index), [
     b.sequences * b.seqLen,
     model.config.hiddenSize,
   ]);
@@ -569,6 +571,6 @@ export async function forward(
       resume: options.resume,
     });
   } finally {
-    hidden.destroy();
+    if (hidden !== given) hidden.destroy();
   }
 }
