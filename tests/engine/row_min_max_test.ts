@@ -70,6 +70,18 @@ function foldedColumns(x: Float32Array, rows: number, cols: number) {
   return folded(t, cols, rows);
 }
 
+/** Every build with 1 and 2 threads, and 2 threads with a tiny stream budget (one row per chunk). */
+function kernelsUnderTest() {
+  const gemms = BUILDS.flatMap((variant) =>
+    [1, 2].map((threads) => ({
+      gemm: createCpuGemm({ threads, variant }),
+      label: `${variant}, ${threads} thread(s)`,
+    }))
+  );
+  gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
+  return gemms;
+}
+
 /** Same bits, except that any NaN matches any NaN (which NaN V8 stores varies with its tier). */
 function assertSameValues(got: Float32Array, want: Float32Array, label: string): void {
   const nan = (a: Float32Array) => a.map((v) => (Number.isNaN(v) ? 0 : v));
@@ -79,13 +91,7 @@ function assertSameValues(got: Float32Array, want: Float32Array, label: string):
 }
 
 Deno.test("rowMinMax gives Math.min's and Math.max's values: every build, 1 and 2 threads, ±0, ±∞, NaN, subnormals, tiny chunks", () => {
-  const gemms = BUILDS.flatMap((variant) =>
-    [1, 2].map((threads) => ({
-      gemm: createCpuGemm({ threads, variant }),
-      label: `${variant}, ${threads} thread(s)`,
-    }))
-  );
-  gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
+  const gemms = kernelsUnderTest();
   try {
     // One row of one value; a few rows; 600 rows (threaded) of a width not a multiple of 8.
     for (const [rows, cols] of [[1, 1], [7, 5], [600, 37]]) {
@@ -120,14 +126,8 @@ Deno.test("rowMinMax gives Math.min's and Math.max's values: every build, 1 and 
 });
 
 Deno.test("columnMinMax gives Math.min's and Math.max's values: every build, 1 and 2 threads, ±0, ±∞, NaN, subnormals, row chunks", () => {
-  const gemms = BUILDS.flatMap((variant) =>
-    [1, 2].map((threads) => ({
-      gemm: createCpuGemm({ threads, variant }),
-      label: `${variant}, ${threads} thread(s)`,
-    }))
-  );
-  // A tiny stream budget: one row per chunk, each chunk's result folded into the last.
-  gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
+  // Its tiny stream budget: one row per chunk, each chunk's result folded into the last.
+  const gemms = kernelsUnderTest();
   try {
     // Rows whose columns are all zeros, infinities or one NaN (rowsOf's rows, transposed
     // by the fold): 1 × 1, 5 × 7, and 200 × 301 (threaded, strips not a multiple of 16).
