@@ -415,11 +415,11 @@ export function roundResume(
   if (sessions.some((s) => s.repeatsThrough === undefined)) return null;
   const repeats = nearestTapPart(sessions.map((s) => s.repeatsThrough!(r)));
   const index = (p: TapPart) => TAP_PARTS.indexOf(p);
-  const stop = at === "o_input" ? "through_o_input" : "through_mlp_input";
+  const stop = roundPart(sessions, r - 1);
   if (index(repeats) < index(stop)) return null;
   // The round must run past the point (and all of the layer from the MLP's input).
   const part = roundPart(sessions, r);
-  return (at === "o_input" ? index(part) > index(stop) : part === "inputs") ? at : null;
+  return (at === "mlp_input" ? part === "inputs" : index(part) > index(stop)) ? at : null;
 }
 
 /**
@@ -462,7 +462,7 @@ export async function calibrationRound(
   progress("calibrate", r, 0);
   try {
     for (const b of ctx.batches) {
-      // Attention's output (o_proj's input) or the normed h (the MLP's input).
+      // Attention's output (o_proj's input), or the normed x or h (q/k/v's or the MLP's input).
       const { config } = ctx.model;
       const resume = run.resume === undefined ? undefined : {
         at: run.resume.at,

@@ -237,7 +237,9 @@ export function encodeDecoderLayer(
    */
   function attentionBlock(): { h: Tensor } | { stopped: Tensor } {
     if (resume?.at === "o_input") return outputProjection(resume.input);
-    const xn = normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
+    const xn = resume?.at === "qkv_input"
+      ? resume.input
+      : normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
     if (part === "through_qkv_input") {
       linearInputs(QKV, xn, true);
       return { stopped: keep(xn) };
@@ -303,8 +305,9 @@ export function encodeDecoderLayer(
 
 /**
  * A forward resumes only at a point its part passes (so the part returns
- * none of the caller's tensors): o_proj's input for a part through the
- * MLP's input or further, the MLP's input of a dense layer for `"inputs"`.
+ * none of the caller's tensors): q/k/v's input for a part through the
+ * attention or further, o_proj's input for a part through the MLP's input
+ * or further, the MLP's input of a dense layer for `"inputs"`.
  */
 function checkResume(
   config: ModelConfig,
@@ -313,7 +316,9 @@ function checkResume(
   resume: LayerResume | null,
 ): void {
   if (resume === null) return;
-  const parts: readonly LayerPart[] = resume.at === "o_input"
+  const parts: readonly LayerPart[] = resume.at === "qkv_input"
+    ? ["through_attention", "through_o_input", "through_mlp_input", "inputs"]
+    : resume.at === "o_input"
     ? ["through_mlp_input", "inputs"]
     : isSparseLayer(config, layer)
     ? []

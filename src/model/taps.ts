@@ -218,12 +218,13 @@ export interface RunLayerOptions {
 }
 
 /**
- * Where a calibration forward may resume: at o_proj's input (attention's
- * output; `hidden` is still the layer's input, o_proj's residual) or at the
- * MLP's input (gate/up's, the normed `h`; `hidden` is not read, and a dense
+ * Where a calibration forward may resume: at q/k/v's input (the normed
+ * input; `hidden` is still the layer's input, the attention's residual), at
+ * o_proj's input (attention's output; `hidden` as before) or at the MLP's
+ * input (gate/up's, the normed `h`; `hidden` is not read, and a dense
  * layer's part must be `"inputs"`). These are exactly what the parts
- * `"through_o_input"` and `"through_mlp_input"` return, before any online
- * transform or input transform of that input; a forward that resumes from
+ * `"through_qkv_input"`, `"through_o_input"` and `"through_mlp_input"`
+ * return, before any online transform or input transform of that input; a forward that resumes from
  * one computes from there what the whole forward would, bit for bit, when
  * the weights and the transforms before that point are the same.
  *
@@ -253,7 +254,7 @@ export interface LayerResume {
  * const at: ResumePoint = "mlp_input";
  * ```
  */
-export type ResumePoint = "o_input" | "mlp_input";
+export type ResumePoint = "qkv_input" | "o_input" | "mlp_input";
 
 /**
  * The point whose activation a part stopping there returns, when a later
@@ -265,10 +266,12 @@ export type ResumePoint = "o_input" | "mlp_input";
  * ```ts
  * import { resumePointOf } from "./taps.ts";
  * resumePointOf("through_o_input"); // "o_input"
+ * resumePointOf("through_attention"); // null
  * resumePointOf("inputs"); // null
  * ```
  */
 export function resumePointOf(part: LayerPart): ResumePoint | null {
+  if (part === "through_qkv_input") return "qkv_input";
   if (part === "through_o_input") return "o_input";
   if (part === "through_mlp_input") return "mlp_input";
   return null;

@@ -53,11 +53,12 @@ Deno.test({
     const parts = await layerZeroParts(`${REPO_ROOT}recipes/fp8_static_kv_cache.yaml`);
     // Round 0 observes q/k/v's input; round 1 the K/V states and o_proj's input (the q/k/v
     // replay settled); round 2 gate/up's input; round 3 down_proj's; then the propagation.
-    // Round 2 repeats round 1 through o_proj's input (only o_proj's replay is new), so it
-    // starts there; round 3 starts at the MLP's input where round 2 stopped.
+    // Round 1 repeats round 0 through q/k/v's input (only their replay is new), so it starts
+    // at the normed input round 0 stopped at; round 2 repeats round 1 through o_proj's input
+    // and starts there; round 3 starts at the MLP's input where round 2 stopped.
     assert.deepEqual(parts, [
       "through_qkv_input",
-      "through_o_input",
+      "through_o_input@qkv_input",
       "through_mlp_input@o_input",
       "inputs@mlp_input",
       undefined,

@@ -50,7 +50,8 @@ for (const kind of ENGINE_KINDS) {
   const model = await DecoderModel.load(hf, engine);
 
   Deno.test({
-    name: `${kind}: a forward resumed at o_proj's or the MLP's input shows the whole forward's ` +
+    name:
+      `${kind}: a forward resumed at q/k/v's, o_proj's or the MLP's input shows the whole forward's ` +
       `later taps, same bits; the resume input is neither destroyed nor returned`,
     sanitizeResources: false,
     async fn() {
@@ -79,21 +80,25 @@ for (const kind of ENGINE_KINDS) {
       // q/k/v's input, the attention states, o_proj's input, gate/up's, down_proj's.
       assertEquals(whole.names.length, 5);
 
+      const qkv = await run("through_qkv_input");
       const att = await run("through_o_input");
       const mlp = await run("through_mlp_input");
       const cases: Array<[LayerResume, LayerPart, number]> = [
+        [{ at: "qkv_input", input: qkv.out }, "through_o_input", 0],
+        [{ at: "qkv_input", input: qkv.out }, "inputs", 0],
         [{ at: "o_input", input: att.out }, "through_mlp_input", 2],
         [{ at: "o_input", input: att.out }, "inputs", 2],
         [{ at: "mlp_input", input: mlp.out }, "inputs", 3],
       ];
       // What the stopped parts return is the tapped input itself (before its transform).
+      assertEquals(await readF32(engine, qkv.out), whole.values[0][0], "q/k/v's input");
       assertEquals(await readF32(engine, att.out), whole.values[2][0], "o_proj's input");
       assertEquals(await readF32(engine, mlp.out), whole.values[3][0], "the MLP's input");
       for (const [resume, part, from] of cases) {
         // Twice: the resume input serves again.
         for (const time of ["first", "again"]) {
           const resumed = await run(part, resume);
-          const to = part === "inputs" ? 5 : 4;
+          const to = { through_o_input: 3, through_mlp_input: 4, inputs: 5 }[part as string]!;
           const label = `${resume.at} → ${part}, ${time}`;
           assertEquals(resumed.names, whole.names.slice(from, to), label);
           assertEquals(resumed.values, whole.values.slice(from, to), label);
@@ -102,7 +107,7 @@ for (const kind of ENGINE_KINDS) {
           resumed.out.destroy();
         }
       }
-      for (const t of [att.out, mlp.out, hidden]) t.destroy();
+      for (const t of [qkv.out, att.out, mlp.out, hidden]) t.destroy();
     },
   });
 
@@ -113,10 +118,13 @@ for (const kind of ENGINE_KINDS) {
       const k = 0;
       const hidden = engine.upload(reference.hidden[k], [SEQ * T, config.hiddenSize]);
       const width = {
+        qkv_input: config.hiddenSize,
         o_input: config.numAttentionHeads * config.headDim,
         mlp_input: config.hiddenSize,
       };
       const refused: Array<[LayerResume["at"], LayerPart]> = [
+        ["qkv_input", "through_qkv_input"],
+        ["qkv_input", "self_attn"],
         ["o_input", "through_o_input"],
         ["o_input", "layer"],
         ["mlp_input", "through_mlp_input"],
