@@ -31,11 +31,13 @@
 import { ArrayPool } from "./cpu/_array_pool.ts";
 import {
   causalAttention,
+  columnMinMax,
   cpuKernelInfo,
   matmulTransposed,
   matmulTransposedAdd,
   matmulTransposedMany,
   rmsnorm,
+  rowMinMax,
   siluMul,
   swiGlu,
   walshHadamard,
@@ -571,6 +573,21 @@ export class CpuEngine implements Engine {
     return new CpuTensor(y, x.shape.length === 1 ? [1] : x.shape.slice(0, -1));
   }
 
+  reduceRowsMinMax(x: Tensor): { min: CpuTensor; max: CpuTensor } {
+    const xs = f32(x, "reduceRowsMinMax");
+    if (x.shape.length < 1) {
+      throw new EngineError(`reduceRowsMinMax: x [${x.shape}] needs a column axis`);
+    }
+    const cols = x.shape[x.shape.length - 1];
+    const rows = cols === 0 ? 0 : xs.length / cols;
+    const shape = x.shape.length === 1 ? [1] : x.shape.slice(0, -1);
+    const min = new Float32Array(Math.max(rows, 1));
+    const max = new Float32Array(Math.max(rows, 1));
+    // Both in one pass on the kernels (reduceRows' loops read the rows twice).
+    if (rows > 0) rowMinMax(xs, rows, cols, min, max);
+    return { min: new CpuTensor(min, shape), max: new CpuTensor(max, [...shape]) };
+  }
+
   reduceColumns(x: Tensor, op: RowReduction): CpuTensor {
     const xs = f32(x, "reduceColumns");
     const [rows, cols] = x.shape;
@@ -590,6 +607,19 @@ export class CpuEngine implements Engine {
       } else for (let c = 0; c < cols; c++) acc[c] = Math.max(acc[c], Math.abs(xs[base + c]));
     }
     return new CpuTensor(Float32Array.from(acc), [cols]);
+  }
+
+  reduceColumnsMinMax(x: Tensor): { min: CpuTensor; max: CpuTensor } {
+    const xs = f32(x, "reduceColumnsMinMax");
+    const [rows, cols] = x.shape;
+    if (x.shape.length !== 2 || rows < 1 || cols < 1) {
+      throw new EngineError(`reduceColumnsMinMax: x [${x.shape}] must be 2-D and not empty`);
+    }
+    const min = new Float32Array(cols);
+    const max = new Float32Array(cols);
+    // Both in one pass on the kernels (reduceColumns' loops read x twice).
+    columnMinMax(xs, rows, cols, min, max);
+    return { min: new CpuTensor(min, [cols]), max: new CpuTensor(max, [cols]) };
   }
 
   rowSquaredError(a: Tensor, b?: Tensor): CpuTensor {

@@ -616,11 +616,23 @@ export interface Engine {
   /** One value per row of the last axis: `[..., C]` → `[...]` (`[1]` for 1-D). */
   reduceRows(x: Tensor, op: RowReduction): Tensor;
   /**
+   * `reduceRows(x, "min")` and `reduceRows(x, "max")` bit for bit (a NaN
+   * result may be any quiet NaN), in one pass where the engine can (static
+   * observers' per-token ranges).
+   */
+  reduceRowsMinMax(x: Tensor): { min: Tensor; max: Tensor };
+  /**
    * One value per column of a 2-D tensor: `[R, C]` → `[C]`, the values of
    * `reduceRows(transpose(x), op)` bit for bit, without the transpose
    * (SmoothQuant's per-channel activation ranges).
    */
   reduceColumns(x: Tensor, op: RowReduction): Tensor;
+  /**
+   * `reduceColumns(x, "min")` and `reduceColumns(x, "max")` bit for bit (a
+   * NaN result may be any quiet NaN), in one pass where the engine can
+   * (SmoothQuant's per-channel activation ranges).
+   */
+  reduceColumnsMinMax(x: Tensor): { min: Tensor; max: Tensor };
   /**
    * Per row of the last axis, `Σ_c (a − b)²` (`b` omitted: `Σ_c a²`), for
    * `a` and `b` of one shape: `[..., C]` → `[...]` (`[1]` for 1-D). The

@@ -323,6 +323,16 @@ export class WebGpuEngine implements Engine {
   }
 
   /** The composition the interface specifies (a transpose and a row reduction). */
+  /** The two reductions the interface names (two dispatches). */
+  reduceRowsMinMax(x: Tensor): { min: GpuTensor; max: GpuTensor } {
+    return { min: this.reduceRows(x, "min"), max: this.reduceRows(x, "max") };
+  }
+
+  /** The two reductions the interface names. */
+  reduceColumnsMinMax(x: Tensor): { min: GpuTensor; max: GpuTensor } {
+    return { min: this.reduceColumns(x, "min"), max: this.reduceColumns(x, "max") };
+  }
+
   reduceColumns(x: Tensor, op: RowReduction): GpuTensor {
     const gx = gpuTensor(x, "reduceColumns");
     if (gx.shape.length !== 2 || gx.shape[0] < 1 || gx.shape[1] < 1) {

@@ -32,7 +32,13 @@ import {
   type ExpertSlice,
   furthestTapPart,
   type LayerPart,
+  type LayerResume,
   type LinearInputTransform,
+  nearestTapPart,
+  type ResumePoint,
+  resumePointOf,
+  TAP_PARTS,
+  type TapPart,
 } from "../model/taps.ts";
 import type { ActivationCache } from "./activation_cache.ts";
 import type { CalibrationBatch } from "./calibration_batches.ts";
@@ -255,9 +261,27 @@ export async function calibrateLayer(
           calibrationWeights,
         );
         gpuBytes = Math.max(gpuBytes, calibrationGpu.bytes);
-        for (let r = 0; r < rounds; r++) {
-          const counter = r === 0 ? countExperts : undefined;
-          await calibrationRound(ctx, input, calibrationGpu, opened, r, progress, counter);
+        // What a round stopped at, when the next round starts there (see roundResume).
+        let kept: RoundStart | null = null;
+        let from: RoundStart | null = null;
+        try {
+          for (let r = 0; r < rounds; r++) {
+            const counter = r === 0 ? countExperts : undefined;
+            from = kept;
+            const keep = counter === undefined && r + 1 < rounds
+              ? roundResume(ctx, opened, r + 1)
+              : null;
+            kept = keep === null ? null : { at: keep, inputs: await subgraph.cache("round") };
+            await calibrationRound(ctx, input, calibrationGpu, opened, r, progress, counter, {
+              ...(from === null ? {} : { resume: from }),
+              ...(kept === null ? {} : { keep: kept.inputs }),
+            });
+            await from?.inputs.dispose();
+            from = null;
+          }
+        } finally {
+          await from?.inputs.dispose();
+          await kept?.inputs.dispose();
         }
         countExperts = undefined;
       }
@@ -335,12 +359,67 @@ function stagesOf(modifiers: readonly LayerModifier[]): LayerModifier[][] {
   return stages.filter((s) => s.length > 0);
 }
 
-/** How one calibration round runs a layer whose experts are processed in groups. */
+/** What a calibration round kept for the next one to start from (see {@link roundResume}). */
+export interface RoundStart {
+  /** The point. */
+  readonly at: ResumePoint;
+  /** Each batch's activation there. */
+  readonly inputs: ActivationCache;
+}
+
+/** How one calibration round runs (a layer whose experts are processed in groups, a repeat). */
 export interface RoundRun {
   /** The sessions that observe the taps (default: all the round's sessions). */
   readonly observers?: readonly LayerSession[];
   /** The experts the forwards run (default: all). */
   readonly slice?: ExpertSlice;
+  /**
+   * Each batch's forward starts from what the previous round kept there
+   * (see {@link roundResume}) instead of the layer's input.
+   */
+  readonly resume?: RoundStart;
+  /** Receives each batch's activation where the round stops (its part's resume point). */
+  readonly keep?: ActivationCache;
+}
+
+/** The part of a round's forwards: as far as the furthest tap its observers read. */
+function roundPart(observers: readonly LayerSession[], r: number): TapPart {
+  return furthestTapPart(observers.map((s) => s.tapPart?.(r) ?? "inputs"));
+}
+
+/**
+ * Where round `r` may start instead of at the layer's input: at the point
+ * round `r − 1` stopped, when every session repeats round `r − 1`'s
+ * forward through that point and round `r` runs past it (the running
+ * scales of static activations are fixed once observed, so a multi-round
+ * static recipe's round `r` recomputes round `r − 1`'s prefix bit for bit).
+ * Dense layers only, all experts, all sessions observing; null: from the input.
+ *
+ * @param ctx the pass
+ * @param sessions the stage's sessions
+ * @param r the round that would resume (≥ 1)
+ * @returns the point, or null
+ * @example
+ * ```ts ignore
+ * roundResume(ctx, sessions, 2); // "o_input" for FP8 static + KV cache
+ * ```
+ */
+export function roundResume(
+  ctx: LayerGraphContext,
+  sessions: readonly LayerSession[],
+  r: number,
+): ResumePoint | null {
+  if (r < 1 || ctx.model.config.moe !== null) return null;
+  const at = resumePointOf(roundPart(sessions, r - 1));
+  if (at === null) return null;
+  if (sessions.some((s) => s.repeatsThrough === undefined)) return null;
+  const repeats = nearestTapPart(sessions.map((s) => s.repeatsThrough!(r)));
+  const index = (p: TapPart) => TAP_PARTS.indexOf(p);
+  const stop = roundPart(sessions, r - 1);
+  if (index(repeats) < index(stop)) return null;
+  // The round must run past the point (and all of the layer from the MLP's input).
+  const part = roundPart(sessions, r);
+  return (at === "mlp_input" ? part === "inputs" : index(part) > index(stop)) ? at : null;
 }
 
 /**
@@ -377,32 +456,54 @@ export async function calibrationRound(
   );
   // The forwards run only as far as the furthest tap the round's observers read (all of the
   // layer's inputs when the round also counts the experts' tokens: routing comes last).
-  const part = expertTokens !== undefined
-    ? "inputs"
-    : furthestTapPart(observers.map((s) => s.tapPart?.(r) ?? "inputs"));
+  const part = expertTokens !== undefined ? "inputs" : roundPart(observers, r);
   let done = 0;
   // Each phase reports its start, so a progress display can time it (src/cli/progress_tracker.ts).
   progress("calibrate", r, 0);
   try {
     for (const b of ctx.batches) {
-      const out = await forward(
-        ctx,
-        input,
-        b,
-        weights,
-        sessions,
-        r,
-        {
-          slice: run.slice,
-          // The round reads the taps only: the layer's last projection need not run.
-          part,
-          taps: (event) => {
-            if (event.kind === "moe_routing") expertTokens?.record(event);
-            taps$.next({ event, samples: b });
+      // Attention's output (o_proj's input), or the normed x or h (q/k/v's or the MLP's input).
+      const { config } = ctx.model;
+      const resume = run.resume === undefined ? undefined : {
+        at: run.resume.at,
+        input: ctx.model.engine.upload(await run.resume.inputs.get(b.index), [
+          b.sequences * b.seqLen,
+          run.resume.at === "o_input"
+            ? config.numAttentionHeads * config.headDim
+            : config.hiddenSize,
+        ]),
+      };
+      let out: Tensor;
+      try {
+        out = await forward(
+          ctx,
+          input,
+          b,
+          weights,
+          sessions,
+          r,
+          {
+            slice: run.slice,
+            // The round reads the taps only: the layer's last projection need not run.
+            part,
+            resume,
+            taps: (event) => {
+              if (event.kind === "moe_routing") expertTokens?.record(event);
+              taps$.next({ event, samples: b });
+            },
           },
-        },
-      );
-      out.destroy();
+        );
+      } finally {
+        resume?.input.destroy();
+      }
+      try {
+        if (run.keep !== undefined) {
+          const [host] = await ctx.model.engine.read([out]);
+          await run.keep.put(b.index, (host as Float32Array).subarray(0, out.numel));
+        }
+      } finally {
+        out.destroy();
+      }
       done += b.sequences;
       progress("calibrate", r, done);
     }
@@ -425,7 +526,8 @@ export async function calibrationRound(
  * @param weights the layer's weights on the engine
  * @param sessions the sessions whose input transforms apply
  * @param round the round (or the propagation forward)
- * @param options the taps' listener, the experts to run and the part of the layer (default: all)
+ * @param options the taps' listener, the experts to run, the part of the layer (default: all)
+ *   and where it starts (default: at the input)
  * @returns the layer's output (owned by the caller)
  * @example
  * ```ts ignore
@@ -443,11 +545,14 @@ export async function forward(
     taps?: (event: CalibrationTap["event"]) => void;
     slice?: ExpertSlice;
     part?: LayerPart;
+    resume?: LayerResume;
   } = {},
 ): Promise<Tensor> {
   const { model } = ctx;
-  const x = await input.inputs.get(b.index);
-  const hidden = model.engine.upload(x, [
+  // Resumed at the MLP's input, the layer does not read its input: the resume
+  // input (the same rows) stands in for it, and the cached input is not uploaded.
+  const given = options.resume?.at === "mlp_input" ? options.resume.input : null;
+  const hidden = given ?? model.engine.upload(await input.inputs.get(b.index), [
     b.sequences * b.seqLen,
     model.config.hiddenSize,
   ]);
@@ -463,8 +568,9 @@ export async function forward(
       moeCalibrateAllExperts: ctx.moeCalibrateAllExperts,
       moeExperts: options.slice,
       part: options.part,
+      resume: options.resume,
     });
   } finally {
-    hidden.destroy();
+    if (hidden !== given) hidden.destroy();
   }
 }

@@ -194,6 +194,16 @@ export interface LayerSession {
    */
   tapPart?(round: number): TapPart;
   /**
+   * How far round `round`'s forwards repeat round `round − 1`'s, as far as
+   * this session's input transforms go: the furthest part through whose
+   * last tap every Linear input is transformed as in the round before (that
+   * last tap's own input may be transformed differently; it is the same
+   * before its transform). The graph may then start the round where the
+   * previous one stopped (see `LayerResume` in src/model/taps.ts). Absent:
+   * nothing repeats.
+   */
+  repeatsThrough?(round: number): TapPart;
+  /**
    * How Linear inputs are transformed in a calibration round or in the
    * propagation forward (valid after `finish`), for one forward's samples.
    */

@@ -61,9 +61,10 @@ export function recordTensorMinMax(
 ): PendingSampleMinMax {
   const cols = x.numel / (sequences * seqLen);
   const rows = engine.reshape(x, [sequences * seqLen, cols]);
+  const perToken = engine.reduceRowsMinMax(rows);
   return {
-    min: perSample(engine, engine.reduceRows(rows, "min"), sequences, seqLen, "min"),
-    max: perSample(engine, engine.reduceRows(rows, "max"), sequences, seqLen, "max"),
+    min: perSample(engine, perToken.min, sequences, seqLen, "min"),
+    max: perSample(engine, perToken.max, sequences, seqLen, "max"),
     sequences,
     slots: 1,
   };
@@ -93,15 +94,20 @@ export function recordHeadMinMax(
 ): PendingSampleMinMax {
   const rows = sequences * seqLen;
   const headDim = x.numel / (rows * heads);
-  const reduce = (op: "min" | "max") => {
-    const perTokenHead = engine.reduceRows(engine.reshape(x, [rows * heads, headDim]), op);
-    const headMajor = engine.transpose(engine.reshape(perTokenHead, [rows, heads]));
-    perTokenHead.destroy();
+  const perTokenHead = engine.reduceRowsMinMax(engine.reshape(x, [rows * heads, headDim]));
+  const reduce = (perToken: Tensor, op: "min" | "max") => {
+    const headMajor = engine.transpose(engine.reshape(perToken, [rows, heads]));
+    perToken.destroy();
     const out = engine.reduceRows(engine.reshape(headMajor, [heads * sequences, seqLen]), op);
     headMajor.destroy();
     return out;
   };
-  return { min: reduce("min"), max: reduce("max"), sequences, slots: heads };
+  return {
+    min: reduce(perTokenHead.min, "min"),
+    max: reduce(perTokenHead.max, "max"),
+    sequences,
+    slots: heads,
+  };
 }
 
 /**

@@ -21,7 +21,13 @@ import { encodeMoeBlock } from "./moe_block.ts";
 import { isSparseLayer } from "./moe_names.ts";
 import { slidingWindowForLayer } from "./sliding_window.ts";
 import type { OnlineRotations } from "./online_rotations.ts";
-import type { ExpertSlice, LayerPart, LinearInputTransform, TapListener } from "./taps.ts";
+import type {
+  ExpertSlice,
+  LayerPart,
+  LayerResume,
+  LinearInputTransform,
+  TapListener,
+} from "./taps.ts";
 
 /** What a layer needs besides its weights and input. */
 export interface DecoderLayerContext {
@@ -58,6 +64,8 @@ export interface DecoderLayerContext {
   part?: LayerPart;
   /** The RMSNorm output of the part's input, when the caller has it (see taps.ts). */
   normed?: Tensor;
+  /** Start at a point an earlier forward reached (see taps.ts); absent: at `x`. */
+  resume?: LayerResume;
 }
 
 const [QKV, O, GATE_UP, DOWN] = LINEAR_INPUT_GROUPS;
@@ -217,6 +225,10 @@ export function encodeDecoderLayer(
   const part = ctx.part ?? "layer";
   // Only the half that runs alone may start from it (runLayer checks).
   const normed = part === "self_attn" || part === "mlp" ? ctx.normed ?? null : null;
+  const resume = ctx.resume ?? null;
+  checkResume(config, layer, part, resume);
+  // The caller's resume input, which the layer neither returns nor destroys.
+  const given = (t: Tensor) => t === normed || t === resume?.input;
   // A part that stops after a tap returns one of its intermediates: the caller only destroys it.
   const keep = (t: Tensor) => {
     const i = temps.indexOf(t);
@@ -227,17 +239,24 @@ export function encodeDecoderLayer(
     return t;
   };
   try {
-    // Attention block (the MLP half alone takes x as h, exactly what a zero o_proj gives).
-    const attention = part === "mlp" ? { h: x } : attentionBlock();
+    // Attention block (the MLP half alone takes x as h, exactly what a zero o_proj gives;
+    // a forward resumed at the MLP's input has no h).
+    const attention = part === "mlp"
+      ? { h: x }
+      : resume?.at === "mlp_input"
+      ? { h: null }
+      : attentionBlock();
     if ("stopped" in attention) return attention.stopped;
     const h = attention.h;
-    if (part === "self_attn") return h;
-    if (h !== x) temp(h);
+    if (part === "self_attn") return h!;
+    if (h !== null && h !== x) temp(h);
 
     // MLP block.
-    const hn = normed ?? temp(partNorm(engine, config, weights, "mlp", h));
+    const hn = resume?.at === "mlp_input"
+      ? resume.input
+      : normed ?? temp(partNorm(engine, config, weights, "mlp", h!));
     if (isSparseLayer(config, layer)) {
-      return engine.add(h, temp(encodeMoeBlock(ctx, weights, hn, temp)));
+      return engine.add(h!, temp(encodeMoeBlock(ctx, weights, hn, temp)));
     }
     if (part === "through_mlp_input") {
       linearInputs(GATE_UP, hn, true);
@@ -245,15 +264,19 @@ export function encodeDecoderLayer(
     }
     const mlpIn = linearInputs(GATE_UP, hn);
     const act = temp(swiGlu(mlpIn.get("mlp.gate_proj")!, mlpIn.get("mlp.up_proj")!));
-    release(...[hn, ...mlpIn.values()].filter((t) => t !== normed));
+    release(...[hn, ...mlpIn.values()].filter((t) => !given(t)));
     const downIn = linearInput(DOWN, act);
     if (part === "inputs") {
       // Every tap has been shown; nobody reads the layer's output.
+      if (h === null) {
+        if (downIn !== act) release(downIn);
+        return keep(act);
+      }
       release(act, downIn);
       temps.splice(temps.indexOf(h), 1);
       return h;
     }
-    const out = residual(h, "mlp.down_proj", downIn);
+    const out = residual(h!, "mlp.down_proj", downIn);
     release(act, downIn);
     return out;
   } finally {
@@ -265,7 +288,10 @@ export function encodeDecoderLayer(
    * the block; the other intermediates are released, the result is the caller's.
    */
   function attentionBlock(): { h: Tensor } | { stopped: Tensor } {
-    const xn = normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
+    if (resume?.at === "o_input") return outputProjection(resume.input);
+    const xn = resume?.at === "qkv_input"
+      ? resume.input
+      : normed ?? temp(partNorm(engine, config, weights, "self_attn", x));
     if (part === "through_qkv_input") {
       linearInputs(QKV, xn, true);
       return { stopped: keep(xn) };
@@ -315,9 +341,42 @@ export function encodeDecoderLayer(
       linearInputs(O, att, true);
       return { stopped: keep(att) };
     }
+    return outputProjection(att);
+  }
+
+  /** x + o_proj(att): the attention block from o_proj's input on. */
+  function outputProjection(att: Tensor): { h: Tensor } {
     const oIn = linearInput(O, att);
     const h = residual(x, "self_attn.o_proj", oIn);
-    release(att, oIn);
+    release(...[att, oIn].filter((t) => !given(t)));
     return { h };
+  }
+}
+
+/**
+ * A forward resumes only at a point its part passes (so the part returns
+ * none of the caller's tensors): q/k/v's input for a part through the
+ * attention or further, o_proj's input for a part through the MLP's input
+ * or further, the MLP's input of a dense layer for `"inputs"`.
+ */
+function checkResume(
+  config: ModelConfig,
+  layer: number,
+  part: LayerPart,
+  resume: LayerResume | null,
+): void {
+  if (resume === null) return;
+  const parts: readonly LayerPart[] = resume.at === "qkv_input"
+    ? ["through_attention", "through_o_input", "through_mlp_input", "inputs"]
+    : resume.at === "o_input"
+    ? ["through_mlp_input", "inputs"]
+    : isSparseLayer(config, layer)
+    ? []
+    : ["inputs"];
+  if (!parts.includes(part)) {
+    throw new DecoderModelError(
+      `layer ${layer}: a forward resumed at ${resume.at} cannot run part ${part}` +
+        (parts.length === 0 ? " (a sparse MoE layer)" : ` (only ${parts.join(" or ")})`),
+    );
   }
 }

@@ -277,6 +277,7 @@ export class DecoderModel {
           moeExperts: options.moeExperts,
           part: options.part,
           normed: options.normed,
+          resume: options.resume,
         },
         weights,
         hidden,

@@ -153,7 +153,13 @@ export class OnlineRotations {
     // The signs multiply in the transform's own pass when nothing comes between
     // them (the same products, in the same order): last, or first without a base.
     const fused = !f.inverse || f.base === null;
-    if (!fused) steps.push(e.mul(e.reshape(x, [x.numel / n, n]), f.signs));
+    // Otherwise the signs come first on their own: as a transform of one step (S_1 = 1,
+    // stride n) with signs first, the products `mul` gives, in a transform's pass
+    // (on the CPU engine the kernels' threads, not a TypeScript loop).
+    if (!fused) {
+      const runs = e.reshape(x, [x.numel / n, n]);
+      steps.push(e.walshHadamard(runs, n, 1, n, { values: f.signs, first: true }));
+    }
     if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
     const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
     // As runs of n: x's own shape in the usual case, so the result needs no copy.
@@ -198,17 +204,32 @@ async function loadOne(
       `${a.tensor}: the ${a.group} ${a.location} transform of ${a.module} is missing from the checkpoint`,
     );
   }
-  const read = await source.readF32(name);
-  if (read.length !== n * n) {
-    throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${read.length} values`);
-  }
+  let read: Float32Array | null = null;
+  const readStored = async () => {
+    const r = await source.readF32(name);
+    if (r.length !== n * n) {
+      throw new DecoderModelError(`${name}: expected [${n}, ${n}], got ${r.length} values`);
+    }
+    return r;
+  };
   if (a.type === "random-hadamard" && a.perm === null) {
-    const factored = loadFactored(engine, read, n, a.inverse, shared, owned);
-    if (factored !== null) {
-      releaseRead(source, read);
-      return factored;
+    // Every forward loads its layer's transforms: the n² check of a stored matrix's
+    // construction runs once per source, and its factors are kept.
+    const known = FACTORS.get(source) ?? new Map<string, HostFactors | null>();
+    FACTORS.set(source, known);
+    const key = `${name}:${a.inverse}`;
+    let factors = known.get(key);
+    if (factors === undefined) {
+      read = await readStored();
+      factors = factorsOf(read, n, a.inverse);
+      known.set(key, factors);
+    }
+    if (factors !== null) {
+      if (read !== null) releaseRead(source, read);
+      return uploadFactored(engine, factors, n, a.inverse, shared, owned);
     }
   }
+  read ??= await readStored();
   const stored = a.perm === null ? read : permuted(read, n, await readPermutation(source, a, name));
   if (stored !== read) releaseRead(source, read);
   // x · M with M = W/√n or Wᵀ/√n (Hadamard types), W (random-matrix); matmul wants Mᵀ.
@@ -244,14 +265,28 @@ async function loadOne(
  * weight and the signs; null when the stored values are not of that form
  * (another construction's matrix), which then runs as the dense product.
  */
-function loadFactored(
-  engine: Engine,
-  stored: Float32Array,
-  n: number,
-  inverse: boolean,
-  shared: Map<string, Loaded>,
-  owned: Tensor[],
-): Loaded | null {
+/** A stored random-hadamard matrix's factors on the host (see {@link Factored}). */
+interface HostFactors {
+  /** K. */
+  readonly k: number;
+  /** H_Kᵀ (H_K for Wᵀ), `[K, K]`; null when K = 1. */
+  readonly base: Float32Array | null;
+  /** D/√n, `[n]`. */
+  readonly scaledSigns: Float32Array;
+}
+
+/**
+ * Per weight source, what {@link factorsOf} found for each stored matrix
+ * (`name:inverse`; null: not llmc's construction). The stored matrices of a
+ * checkpoint do not change while it is open.
+ */
+const FACTORS = new WeakMap<WeightSource, Map<string, HostFactors | null>>();
+
+/**
+ * The factors of a stored `[n, n]` random-hadamard matrix when it is llmc's
+ * `(S_m ⊗ H_K) · diag(signs)`, checked entry by entry; null otherwise.
+ */
+function factorsOf(stored: Float32Array, n: number, inverse: boolean): HostFactors | null {
   let f;
   try {
     f = hadamardFactors(n);
@@ -260,7 +295,6 @@ function loadFactored(
     throw e;
   }
   const { base, baseSize: k } = f;
-  // Row 0 of S_m ⊗ H_K is H_K's row 0 repeated, so it gives the signs; every entry must agree.
   const signs = new Float32Array(n);
   for (let j = 0; j < n; j++) signs[j] = stored[j] * base[j % k];
   for (let i = 0; i < n; i++) {
@@ -269,7 +303,26 @@ function loadFactored(
       if (stored[i * n + j] !== sylvester * base[(i % k) * k + (j % k)] * signs[j]) return null;
     }
   }
-  const scaledSigns = signs.map((v) => v / Math.sqrt(n));
+  let w: Float32Array | null = null;
+  if (k > 1) {
+    w = new Float32Array(k * k);
+    for (let r = 0; r < k; r++) {
+      for (let c = 0; c < k; c++) w[r * k + c] = inverse ? base[r * k + c] : base[c * k + r];
+    }
+  }
+  return { k, base: w, scaledSigns: signs.map((v) => v / Math.sqrt(n)) };
+}
+
+/** Uploads a random-hadamard matrix's factors (once per equal set of signs in a layer). */
+function uploadFactored(
+  engine: Engine,
+  factors: HostFactors,
+  n: number,
+  inverse: boolean,
+  shared: Map<string, Loaded>,
+  owned: Tensor[],
+): Loaded {
+  const { k, scaledSigns } = factors;
   const hash = `rh${inverse ? "ᵀ" : ""}:${hashValues(scaledSigns)}`;
   for (let i = 0;; i++) {
     const key = `${hash}#${i}`;
@@ -281,13 +334,8 @@ function loadFactored(
     const signsT = engine.upload(scaledSigns, [n]);
     owned.push(signsT);
     let baseT: Tensor | null = null;
-    if (k > 1) {
-      // matmul(x, w) = x·wᵀ: w = H_Kᵀ for x·H_K, H_K itself for x·H_Kᵀ.
-      const w = new Float32Array(k * k);
-      for (let r = 0; r < k; r++) {
-        for (let c = 0; c < k; c++) w[r * k + c] = inverse ? base[r * k + c] : base[c * k + r];
-      }
-      baseT = engine.upload(w, [k, k]);
+    if (factors.base !== null) {
+      baseT = engine.upload(factors.base, [k, k]);
       owned.push(baseT);
     }
     const factored = { k, base: baseT, signs: signsT, inverse };

@@ -209,6 +209,72 @@ export interface RunLayerOptions {
    * its candidates never change the norm). Not modified or destroyed.
    */
   normed?: Tensor;
+  /**
+   * Start at a point an earlier forward of this layer reached instead of at
+   * `hidden` (a calibration round repeating the previous round's prefix);
+   * see {@link LayerResume}. Needs a {@link TapPart} past that point.
+   */
+  resume?: LayerResume;
+}
+
+/**
+ * Where a calibration forward may resume: at q/k/v's input (the normed
+ * input; `hidden` is still the layer's input, the attention's residual), at
+ * o_proj's input (attention's output; `hidden` as before) or at the MLP's
+ * input (gate/up's, the normed `h`; `hidden` is not read, and a dense
+ * layer's part must be `"inputs"`). These are exactly what the parts
+ * `"through_qkv_input"`, `"through_o_input"` and `"through_mlp_input"`
+ * return, before any online transform or input transform of that input; a forward that resumes from
+ * one computes from there what the whole forward would, bit for bit, when
+ * the weights and the transforms before that point are the same.
+ *
+ * @example
+ * ```ts ignore
+ * const att = await model.runLayer(k, hidden, { weights, part: "through_o_input" });
+ * await model.runLayer(k, hidden, {
+ *   weights,
+ *   part: "through_mlp_input",
+ *   resume: { at: "o_input", input: att },
+ * });
+ * ```
+ */
+export interface LayerResume {
+  /** The point. */
+  readonly at: ResumePoint;
+  /** The activation there, `[rows, cols]`; not modified or destroyed. */
+  readonly input: Tensor;
+}
+
+/**
+ * The points a forward may resume at (see {@link LayerResume}).
+ *
+ * @example
+ * ```ts
+ * import type { ResumePoint } from "./taps.ts";
+ * const at: ResumePoint = "mlp_input";
+ * ```
+ */
+export type ResumePoint = "qkv_input" | "o_input" | "mlp_input";
+
+/**
+ * The point whose activation a part stopping there returns, when a later
+ * forward may resume from it; null for the other parts.
+ *
+ * @param part a part
+ * @returns its resume point
+ * @example
+ * ```ts
+ * import { resumePointOf } from "./taps.ts";
+ * resumePointOf("through_o_input"); // "o_input"
+ * resumePointOf("through_attention"); // null
+ * resumePointOf("inputs"); // null
+ * ```
+ */
+export function resumePointOf(part: LayerPart): ResumePoint | null {
+  if (part === "through_qkv_input") return "qkv_input";
+  if (part === "through_o_input") return "o_input";
+  if (part === "through_mlp_input") return "mlp_input";
+  return null;
 }
 
 /**
@@ -222,11 +288,13 @@ export interface RunLayerOptions {
  * - `"inputs"`: every Linear's input and every tap, for a calibration
  *   forward whose output nobody reads: a dense layer's last projection
  *   (down_proj) and the final residual are skipped, and the tensor returned
- *   is `h` (a sparse MoE layer runs whole);
+ *   is `h` (a sparse MoE layer runs whole; resumed at the MLP's input, `h`
+ *   is unknown and the tensor returned is only the caller's to destroy);
  * - a {@link TapPart} short of `"inputs"`: the layer's taps up to and
  *   including that one, then it stops (a calibration round that observes
- *   only the earlier taps); the tensor returned is an intermediate of no
- *   use to the caller but to destroy.
+ *   only the earlier taps); the tensor returned is the caller's to destroy:
+ *   for `"through_o_input"` and `"through_mlp_input"` the input at that tap
+ *   (what {@link LayerResume} takes), otherwise an intermediate of no other use.
  *
  * The halves give exactly the values the whole layer gives with the other
  * half's output projection zeroed, without its work; a part that stops
@@ -287,6 +355,23 @@ export const TAP_PARTS: readonly TapPart[] = Object.freeze([
 export function furthestTapPart(parts: readonly TapPart[]): TapPart {
   if (parts.length === 0) return "inputs";
   return TAP_PARTS[Math.max(...parts.map((p) => TAP_PARTS.indexOf(p)))];
+}
+
+/**
+ * The part that shows only the taps all of `parts` show: the nearest one
+ * (`"inputs"` when there are none).
+ *
+ * @param parts parts
+ * @returns the nearest
+ * @example
+ * ```ts
+ * import { nearestTapPart } from "./taps.ts";
+ * nearestTapPart(["through_attention", "through_qkv_input"]); // "through_qkv_input"
+ * ```
+ */
+export function nearestTapPart(parts: readonly TapPart[]): TapPart {
+  if (parts.length === 0) return "inputs";
+  return TAP_PARTS[Math.min(...parts.map((p) => TAP_PARTS.indexOf(p)))];
 }
 
 /** The parts through each of a layer's first three input groups (q/k/v, o, the MLP's). */

@@ -10,17 +10,20 @@ import assert from "node:assert/strict";
 import { oneshot } from "../../src/oneshot.ts";
 import { DecoderModel } from "../../src/model/decoder_model.ts";
 import { furthestTapPart, tapPartOfInput } from "../../src/model/taps.ts";
-import type { LayerPart } from "../../src/model/taps.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { CALIB, REPO_ROOT, STORIES, withTempDir } from "./_helpers.ts";
 
-/** The parts of layer 0's forwards (calibration rounds, then propagation) in a oneshot run. */
-async function layerZeroParts(recipe: string): Promise<(LayerPart | undefined)[]> {
+/**
+ * The parts of layer 0's forwards (calibration rounds, then propagation) in
+ * a oneshot run, each followed by `@` and its resume point when it resumes.
+ */
+async function layerZeroParts(recipe: string): Promise<(string | undefined)[]> {
   const proto = DecoderModel.prototype;
   const runLayer = proto.runLayer;
-  const parts: (LayerPart | undefined)[] = [];
+  const parts: (string | undefined)[] = [];
   proto.runLayer = function (k, hidden, options) {
-    if (k === 0) parts.push(options?.part);
+    const resume = options?.resume?.at;
+    if (k === 0) parts.push(resume === undefined ? options?.part : `${options?.part}@${resume}`);
     return runLayer.call(this, k, hidden, options);
   };
   try {
@@ -50,11 +53,14 @@ Deno.test({
     const parts = await layerZeroParts(`${REPO_ROOT}recipes/fp8_static_kv_cache.yaml`);
     // Round 0 observes q/k/v's input; round 1 the K/V states and o_proj's input (the q/k/v
     // replay settled); round 2 gate/up's input; round 3 down_proj's; then the propagation.
+    // Round 1 repeats round 0 through q/k/v's input (only their replay is new), so it starts
+    // at the normed input round 0 stopped at; round 2 repeats round 1 through o_proj's input
+    // and starts there; round 3 starts at the MLP's input where round 2 stopped.
     assert.deepEqual(parts, [
       "through_qkv_input",
-      "through_o_input",
-      "through_mlp_input",
-      "inputs",
+      "through_o_input@qkv_input",
+      "through_mlp_input@o_input",
+      "inputs@mlp_input",
       undefined,
     ]);
   },

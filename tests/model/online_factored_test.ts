@@ -97,3 +97,41 @@ for (const kind of ENGINE_KINDS) {
     },
   });
 }
+
+Deno.test({
+  name: "a stored random-hadamard's factors are found once per source: later loads read nothing",
+  sanitizeResources: false,
+  async fn() {
+    const e = await testEngine("cpu");
+    const n = 48;
+    const a = application(n, true);
+    const w = Float32Array.from(buildTransform("random-hadamard", n, 7).stored);
+    const reads: string[] = [];
+    const counted = (tensors: Map<string, Float32Array>): WeightSource => {
+      const inner = source(tensors);
+      return { ...inner, readF32: (name) => (reads.push(name), inner.readF32(name)) };
+    };
+    const xs = Float32Array.from({ length: 2 * n }, (_, i) => Math.cos(i));
+    const apply = async (s: WeightSource) => {
+      const online = await OnlineRotations.load(e, s, [a]);
+      const x = e.upload(xs, [2, n]);
+      const y = online.apply(MODULE, "input", x)!;
+      try {
+        return await readF32(e, y);
+      } finally {
+        for (const t of [x, y]) t.destroy();
+        online.destroy();
+      }
+    };
+    const first = counted(new Map([[a.tensor, w]]));
+    const once = await apply(first);
+    assert.deepEqual(await apply(first), once, "the kept factors give the same values");
+    assert.deepEqual(reads, [a.tensor], "read once");
+    // Another source (the same name, other values) is read and checked on its own.
+    const other = w.map((v) => -v);
+    const second = counted(new Map([[a.tensor, other]]));
+    const negated = await apply(second);
+    assert.deepEqual(reads, [a.tensor, a.tensor]);
+    assert.ok(negated.every((v, i) => v === -once[i]), "the other source's own factors");
+  },
+});

@@ -822,6 +822,67 @@ export class GemmRuntime {
   }
 
   /**
+   * FP8 E4M3 fake quantization (float32 ops, no zero point) of `rows` rows
+   * of `cols` floats at byte address `x`, row r with the float32 at
+   * `scale + 4r`, clamped to ±`qMax`, into `y` (see run_fake_quantize_fp8
+   * in gemm.c), rows shared by the threads.
+   */
+  fakeQuantizeFp8(
+    job: { x: number; scale: number; y: number; rows: number; cols: number; qMax: number },
+  ): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    const bound = new Float32Array([-job.qMax, job.qMax]);
+    const bits = new Int32Array(bound.buffer);
+    // About 12 operations per element (a division, the encoding, the decoding, a product).
+    this.#runChunked(34, rows, 12 * cols, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.scale;
+      s[JOB.C] = job.y;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      s[JOB.Q_MIN] = bits[0];
+      s[JOB.Q_MAX] = bits[1];
+    });
+  }
+
+  /**
+   * The minimum and maximum of each of `rows` rows of `cols` ≥ 1 floats at
+   * byte address `x`, as Math.min and Math.max fold them, into `min` and
+   * `max` (see run_row_min_max in gemm.c), rows shared by the threads.
+   */
+  rowMinMax(job: { x: number; min: number; max: number; rows: number; cols: number }): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    // About 5 operations per element (the key, a NaN test, a min, a max).
+    this.#runChunked(35, rows, 5 * cols, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.min;
+      s[JOB.C] = job.max;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+    });
+  }
+
+  /**
+   * The minimum and maximum of each of the `cols` columns of `rows` ≥ 1
+   * rows at byte address `x`, as Math.min and Math.max fold them, into `min`
+   * and `max` (see run_column_min_max in gemm.c), columns shared by the threads.
+   */
+  columnMinMax(job: { x: number; min: number; max: number; rows: number; cols: number }): void {
+    const { rows, cols } = job;
+    if (rows === 0) return;
+    // Strips of whole cache lines (16 floats) of every row.
+    this.#runChunked(36, cols, 6 * rows, 16, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.min;
+      s[JOB.C] = job.max;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+    });
+  }
+
+  /**
    * Runs a row-wise job (OP `op`) over `units` rows or elements in chunks
    * of a multiple of `quantum`, four per thread when the work (`perUnit`
    * operations a unit) is worth threading; `fields` writes the op's own slots.

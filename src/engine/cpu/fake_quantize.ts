@@ -8,15 +8,20 @@
  */
 
 import type { QuantizationArgs } from "../../quant/args.ts";
+import { quantizedRange } from "../../quant/qparams.ts";
 import { fakeQuantize } from "../../quant/quantize.ts";
 import { EngineError } from "../engine_error.ts";
+import { fakeQuantizeFp8Rows } from "./gemm.ts";
 
 /**
  * Fake-quantizes each row r of `x` `[rows, …]` with `scale[r]` (and
  * `zeroPoint[r]`) into `y`. Consecutive rows with the same scale and zero
  * point (a sample's tokens, or every row once the scale is final) go through
  * `fakeQuantize` as one block: the same elementwise ops, without a
- * quantization plan per row.
+ * quantization plan per row. FP8 without a zero point (static FP8
+ * activations, in every calibration and propagation forward of such a
+ * recipe) runs on the kernels instead, with the same bits
+ * (`fakeQuantizeFp8Rows`, src/engine/cpu/gemm.ts).
  *
  * @param x the values, row-major (not modified)
  * @param rows the rows (x's first dimension)
@@ -53,6 +58,9 @@ export function fakeQuantizeRowRuns(
         zeroPoint === null ? "" : " and zero point"
       } per row, got ${scale.length}${zeroPoint === null ? "" : ` and ${zeroPoint.length}`}`,
     );
+  }
+  if (args.type === "float" && args.numBits === 8 && zeroPoint === null) {
+    return fakeQuantizeFp8Rows(x, scale, rows, cols, quantizedRange(args)[1], y);
   }
   const perTensor: QuantizationArgs = { ...args, strategy: "tensor", dynamic: false };
   const same = (a: number, b: number) =>

@@ -1283,6 +1283,148 @@ export class CpuGemm {
     }
   }
 
+  /**
+   * FP8 E4M3 fake quantization of each row r of `x` with its scale
+   * `scale[r]`, with float32 ops and no zero point: `e4m3(clamp(x / s,
+   * −qMax, qMax)) · s`, the bits of `fakeQuantizeFp8RunF32`
+   * (src/quant/_quantize_kernels.ts), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param scale rows
+   * @param rows rows of x
+   * @param cols its columns
+   * @param qMax the clamp bound (448 for E4M3)
+   * @param out written when given (x's length), else allocated
+   * @returns y, rows × cols
+   */
+  fakeQuantizeFp8Rows(
+    x: Float32Array,
+    scale: Float32Array,
+    rows: number,
+    cols: number,
+    qMax: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "fakeQuantizeFp8Rows";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "scale", scale, rows);
+    const y = out ?? new Float32Array(rows * cols);
+    checkLength(what, "out", y, rows * cols);
+    if (rows === 0 || cols === 0) return y;
+    const rt = this.#rt;
+    // Rows in chunks of about the stream budget, x and y each, with their scales.
+    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 4, 1));
+    const sAt = rt.heapBase;
+    const xAt = align(sAt + step * 4, 64);
+    const yAt = align(xAt + step * cols * 4, 64);
+    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.fakeQuantizeFp8({ x: xAt, scale: sAt, y: yAt, rows: n, cols, qMax });
+      y.set(rt.f32(yAt, n * cols), r0 * cols);
+    }
+    return y;
+  }
+
+  /**
+   * The minimum and the maximum of each row of `x` in one pass, with the
+   * values JavaScript's Math.min and Math.max fold (−0 below +0, NaN if any
+   * value is NaN, as the quiet NaN), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param rows rows of x
+   * @param cols its columns (≥ 1 when rows > 0)
+   * @param min receives the minima (its first rows floats)
+   * @param max receives the maxima
+   */
+  rowMinMax(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    min: Float32Array,
+    max: Float32Array,
+  ): void {
+    const what = "rowMinMax";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "min", min, rows);
+    checkLength(what, "max", max, rows);
+    if (rows === 0) return;
+    if (cols === 0) throw new CpuKernelError(`${what}: ${rows} rows of no columns have no minimum`);
+    const rt = this.#rt;
+    const step = Math.min(rows, chunkRows(this.#stream, cols * 4 + 8, 1));
+    const loAt = rt.heapBase;
+    const hiAt = align(loAt + step * 4, 64);
+    const xAt = align(hiAt + step * 4, 64);
+    rt.reserve(xAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.rowMinMax({ x: xAt, min: loAt, max: hiAt, rows: n, cols });
+      min.set(rt.f32(loAt, n), r0);
+      max.set(rt.f32(hiAt, n), r0);
+    }
+  }
+
+  /**
+   * The minimum and the maximum of each column of `x` in one pass, with the
+   * values Math.min and Math.max fold (−0 below +0, NaN if any value is
+   * NaN, as the quiet NaN), columns shared by the threads; rows streamed
+   * through the kernels' memory in chunks whose results are folded the same
+   * way (min and max do not depend on the order).
+   *
+   * @param x rows × cols
+   * @param rows rows of x (≥ 1 when cols > 0)
+   * @param cols its columns
+   * @param min receives the minima (its first cols floats)
+   * @param max receives the maxima
+   */
+  columnMinMax(
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    min: Float32Array,
+    max: Float32Array,
+  ): void {
+    const what = "columnMinMax";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "min", min, cols);
+    checkLength(what, "max", max, cols);
+    if (cols === 0) return;
+    if (rows === 0) throw new CpuKernelError(`${what}: ${cols} columns of no rows have no minimum`);
+    const rt = this.#rt;
+    const step = Math.min(rows, chunkRows(this.#stream, cols * 4, 1));
+    const loAt = rt.heapBase;
+    const hiAt = align(loAt + cols * 4, 64);
+    const xAt = align(hiAt + cols * 4, 64);
+    rt.reserve(xAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.columnMinMax({ x: xAt, min: loAt, max: hiAt, rows: n, cols });
+      const lo = rt.f32(loAt, cols);
+      const hi = rt.f32(hiAt, cols);
+      if (r0 === 0) {
+        min.set(lo);
+        max.set(hi);
+        continue;
+      }
+      for (let c = 0; c < cols; c++) {
+        min[c] = Math.min(min[c], lo[c]);
+        max[c] = Math.max(max[c], hi[c]);
+      }
+    }
+  }
+
   /** @returns threads and kernel build in use */
   info(): CpuKernelInfo {
     return {
@@ -1984,6 +2126,93 @@ export function walshHadamard(
   options: WalshHadamardOptions = {},
 ): void {
   defaultGemm().walshHadamard(x, n, scale, stride, options);
+}
+
+/**
+ * The minimum and the maximum of each column in one pass, on the shared
+ * default instance (see {@linkcode CpuGemm.columnMinMax}).
+ *
+ * @example
+ * ```ts
+ * import { columnMinMax } from "./gemm.ts";
+ * const [min, max] = [new Float32Array(3), new Float32Array(3)];
+ * columnMinMax(new Float32Array([3, -1, 2, 0, -0, 5]), 2, 3, min, max);
+ * console.assert(min[0] === 0 && Object.is(min[1], -1) && max[2] === 5);
+ * ```
+ *
+ * @param x rows × cols
+ * @param rows rows of x
+ * @param cols its columns
+ * @param min receives the minima
+ * @param max receives the maxima
+ */
+export function columnMinMax(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  min: Float32Array,
+  max: Float32Array,
+): void {
+  defaultGemm().columnMinMax(x, rows, cols, min, max);
+}
+
+/**
+ * The minimum and the maximum of each row in one pass, on the shared default
+ * instance (see {@linkcode CpuGemm.rowMinMax}).
+ *
+ * @example
+ * ```ts
+ * import { rowMinMax } from "./gemm.ts";
+ * const [min, max] = [new Float32Array(2), new Float32Array(2)];
+ * rowMinMax(new Float32Array([3, -1, 2, 0, -0, 5]), 2, 3, min, max);
+ * console.assert(min[0] === -1 && max[0] === 3 && Object.is(min[1], -0) && max[1] === 5);
+ * ```
+ *
+ * @param x rows × cols
+ * @param rows rows of x
+ * @param cols its columns
+ * @param min receives the minima
+ * @param max receives the maxima
+ */
+export function rowMinMax(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  min: Float32Array,
+  max: Float32Array,
+): void {
+  defaultGemm().rowMinMax(x, rows, cols, min, max);
+}
+
+/**
+ * FP8 E4M3 fake quantization of rows, one scale per row, on the shared
+ * default instance (see {@linkcode CpuGemm.fakeQuantizeFp8Rows}).
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantizeFp8Rows } from "./gemm.ts";
+ * // 0.3 / 0.25 = 1.2 → e4m3 1.25 → 0.3125; 1000 saturates at 448 · 0.25 = 112.
+ * const y = fakeQuantizeFp8Rows(new Float32Array([0.3, 1000]), new Float32Array([0.25]), 1, 2, 448);
+ * console.assert(y[0] === 0.3125 && y[1] === 112);
+ * ```
+ *
+ * @param x rows × cols
+ * @param scale rows
+ * @param rows rows of x
+ * @param cols its columns
+ * @param qMax the clamp bound (448 for E4M3)
+ * @param out written when given, else allocated
+ * @returns y, rows × cols
+ */
+export function fakeQuantizeFp8Rows(
+  x: Float32Array,
+  scale: Float32Array,
+  rows: number,
+  cols: number,
+  qMax: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().fakeQuantizeFp8Rows(x, scale, rows, cols, qMax, out);
 }
 
 /**

@@ -42,6 +42,7 @@ import { expertIndexOf, linearInputGroups } from "../../model/moe_names.ts";
 import {
   furthestTapPart,
   type LinearInputTransform,
+  nearestTapPart,
   type TapPart,
   tapPartOfInput,
 } from "../../model/taps.ts";
@@ -279,6 +280,18 @@ class QuantizationSession implements LayerSession {
     if (this.#roundOf.get(ATTENTION_POINT) === round) parts.push("through_attention");
     // A round that observes nothing here needs no more of the forward than its first tap.
     return parts.length === 0 ? "through_qkv_input" : furthestTapPart(parts);
+  }
+
+  repeatsThrough(round: number): TapPart {
+    if (!this.#env.quantizationAware) return "inputs";
+    const { config, layer } = this.#env;
+    // A group's inputs are replayed with the running scales from the round after the
+    // one that observed them on: only the groups round − 1 observed change.
+    const changed = this.#groups.filter((g) =>
+      g.observed.length > 0 && g.simulation.kind === "static" && g.args !== null &&
+      this.#roundOf.get(g.point) === round - 1
+    );
+    return nearestTapPart(changed.map((g) => tapPartOfInput(config, layer, g.modules[0])));
   }
 
   inputTransform(

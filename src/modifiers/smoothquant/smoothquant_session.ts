@@ -227,8 +227,7 @@ class SmoothQuantSession implements LayerSession {
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
       // Per-column min / max of the activation.
-      const min = e.engine.reduceColumns(e.x, "min");
-      const max = e.engine.reduceColumns(e.x, "max");
+      const { min, max } = e.engine.reduceColumnsMinMax(e.x);
       this.#pending.push(min, max);
       out.push({ mapping: i, min, max });
     });

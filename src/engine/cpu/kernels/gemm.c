@@ -130,7 +130,9 @@ enum {
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
                          // (run_cholesky_block and after), 26: element-wise sum (run_add),
-                         // 27: RoPE in place (run_rope), 28: host copy (run_copy, native)
+                         // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
+                         // 34: FP8 fake quantization of rows, 35: row minima and maxima,
+                         // 36: column minima and maxima
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -146,7 +148,7 @@ enum {
   J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
   J_Q_ROW_DIV = 42,    // rows that share a slot row
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
-  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints)
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints; J_OP 34 too)
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
@@ -1465,6 +1467,199 @@ NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
   *out = s;
 }
 
+// FP8 E4M3 fake quantization of rows with float32 ops and no zero point (J_OP 34):
+// rows [task·NC, (task + 1)·NC) of x[M, N] at A, row r with its scale
+// scale[r] (B), into y at C: y = e4m3(clamp(x / s, Q_MIN, Q_MAX)) · s, each
+// step rounded to float32. The operations of fakeQuantizeFp8RunF32 in
+// src/quant/_quantize_kernels.ts, value by value, so both give the same bits:
+// the division and the product are single float32 operations (the
+// TypeScript's float64 ones rounded once give the same value), the clamp lets
+// a NaN through, the encoding rounds to nearest even on the bits (normals) or
+// through a float32 addition of 2^14 (subnormals, step 2^-9), and a NaN code
+// (0x7f) decodes to the quiet NaN 0x7fc00000.
+// Written without branches (every path computed, then selected) so that the
+// compilers vectorize the row loop: the division and the selects run four or
+// eight values at a time.
+static inline float f32_of(int32_t i) {
+  union { int32_t i; float f; } u = {i};
+  return u.f;
+}
+static inline int32_t bits_of(float f) {
+  union { float f; int32_t i; } u = {f};
+  return u.i;
+}
+static inline float e4m3_fake_quantize(float x, float s, float qmin, float qmax) {
+  float t = x / s;
+  t = t < qmin ? qmin : t;
+  t = t > qmax ? qmax : t;
+  const int32_t w = bits_of(t);
+  const int32_t f = w & 0x7fffffff;
+  const int32_t sign = (w >> 24) & 0x80;
+  // Normals: round to nearest even on the bits; beyond 448's code: 0x7f (NaN), or saturated.
+  const int32_t normal = ((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) | sign;
+  const int32_t big = f > 0x7f800000 ? 0x7f : 0x7f | sign;
+  // Subnormals: a float32 addition of 2^14 rounds |t| to a multiple of 2^-9.
+  const int32_t small = (int32_t)(((f32_of(f) + 16384.0f) - 16384.0f) * 512.0f) | sign;
+  const int32_t b = f >= (121 << 23) ? (f < (1087 << 20) ? normal : big) : small;
+  const int32_t e = (b >> 3) & 15, m = b & 7;
+  const int32_t value = e == 0 ? bits_of((float)m * (1.0f / 512.0f)) : ((e + 120) << 23) | (m << 20);
+  const float y = f32_of(value ^ ((b & 0x80) << 24)) * s;
+  return (b & 0x7f) == 0x7f ? f32_of(0x7fc00000) : y;
+}
+
+// Four values at a time: the scalar steps above as lane operations, each
+// path computed and then selected. The integer and clamp operations differ
+// between WebAssembly and SSE only in name (fq_* below); the float ones are
+// the IEEE operations of both.
+#ifdef __wasm__
+static inline v128_t fq_i32(int32_t x) { return wasm_i32x4_splat(x); }
+static inline v128_t fq_and(v128_t a, v128_t b) { return wasm_v128_and(a, b); }
+static inline v128_t fq_or(v128_t a, v128_t b) { return wasm_v128_or(a, b); }
+static inline v128_t fq_xor(v128_t a, v128_t b) { return wasm_v128_xor(a, b); }
+static inline v128_t fq_add(v128_t a, v128_t b) { return wasm_i32x4_add(a, b); }
+static inline v128_t fq_sra(v128_t a, int n) { return wasm_i32x4_shr(a, n); }
+static inline v128_t fq_sll(v128_t a, int n) { return wasm_i32x4_shl(a, n); }
+static inline v128_t fq_gt(v128_t a, v128_t b) { return wasm_i32x4_gt(a, b); }
+static inline v128_t fq_eq(v128_t a, v128_t b) { return wasm_i32x4_eq(a, b); }
+static inline v128_t fq_to_f32(v128_t a) { return wasm_f32x4_convert_i32x4(a); }
+static inline v128_t fq_to_i32(v128_t a) { return wasm_i32x4_trunc_sat_f32x4(a); }
+// t < lo ? lo : t, then t > hi ? hi : t (a NaN stays).
+static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
+  return wasm_f32x4_pmin(wasm_f32x4_pmax(t, lo), hi);
+}
+#else
+#define FQ_I(a) _mm_castps_si128(a)
+#define FQ_F(a) _mm_castsi128_ps(a)
+static inline v128_t fq_i32(int32_t x) { return FQ_F(_mm_set1_epi32(x)); }
+static inline v128_t fq_and(v128_t a, v128_t b) { return _mm_and_ps(a, b); }
+static inline v128_t fq_or(v128_t a, v128_t b) { return _mm_or_ps(a, b); }
+static inline v128_t fq_xor(v128_t a, v128_t b) { return _mm_xor_ps(a, b); }
+static inline v128_t fq_add(v128_t a, v128_t b) { return FQ_F(_mm_add_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_sra(v128_t a, int n) { return FQ_F(_mm_srai_epi32(FQ_I(a), n)); }
+static inline v128_t fq_sll(v128_t a, int n) { return FQ_F(_mm_slli_epi32(FQ_I(a), n)); }
+static inline v128_t fq_gt(v128_t a, v128_t b) { return FQ_F(_mm_cmpgt_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_eq(v128_t a, v128_t b) { return FQ_F(_mm_cmpeq_epi32(FQ_I(a), FQ_I(b))); }
+static inline v128_t fq_to_f32(v128_t a) { return _mm_cvtepi32_ps(FQ_I(a)); }
+static inline v128_t fq_to_i32(v128_t a) { return FQ_F(_mm_cvttps_epi32(a)); }
+// maxps/minps return their second operand when either is NaN: t, as above.
+static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
+  return _mm_min_ps(hi, _mm_max_ps(lo, t));
+}
+#endif
+
+static inline v128_t e4m3_fake_quantize4(v128_t x, v128_t s, v128_t qmin, v128_t qmax) {
+  const v128_t t = fq_clamp(wasm_f32x4_div(x, s), qmin, qmax);
+  const v128_t f = fq_and(t, fq_i32(0x7fffffff));
+  const v128_t sign = fq_and(fq_sra(t, 24), fq_i32(0x80));
+  const v128_t half_even = fq_and(fq_sra(f, 20), fq_i32(1));
+  const v128_t normal =
+      fq_or(fq_sra(fq_add(fq_add(f, fq_i32(0x7ffff - (120 << 23))), half_even), 20), sign);
+  const v128_t big =
+      wasm_v128_bitselect(fq_i32(0x7f), fq_or(fq_i32(0x7f), sign), fq_gt(f, fq_i32(0x7f800000)));
+  const v128_t step = wasm_f32x4_splat(16384.0f);
+  const v128_t small = fq_or(
+      fq_to_i32(wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_add(f, step), step),
+                               wasm_f32x4_splat(512.0f))),
+      sign);
+  const v128_t b = wasm_v128_bitselect(
+      wasm_v128_bitselect(big, normal, fq_gt(f, fq_i32((1087 << 20) - 1))), small,
+      fq_gt(f, fq_i32((121 << 23) - 1)));
+  const v128_t e = fq_and(fq_sra(b, 3), fq_i32(15));
+  const v128_t m = fq_and(b, fq_i32(7));
+  const v128_t sub = wasm_f32x4_mul(fq_to_f32(m), wasm_f32x4_splat(1.0f / 512.0f));
+  const v128_t norm = fq_or(fq_sll(fq_add(e, fq_i32(120)), 23), fq_sll(m, 20));
+  const v128_t v = fq_xor(wasm_v128_bitselect(sub, norm, fq_eq(e, fq_i32(0))),
+                          fq_sll(fq_and(b, fq_i32(0x80)), 24));
+  return wasm_v128_bitselect(fq_i32(0x7fc00000), wasm_f32x4_mul(v, s),
+                             fq_eq(fq_and(b, fq_i32(0x7f)), fq_i32(0x7f)));
+}
+
+NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const float* x = (const float*)MEM(base, job[J_A]);
+  const float* scale = (const float*)MEM(base, job[J_B]);
+  float* y = (float*)MEM(base, job[J_C]);
+  const float qmin = f32_of(job[J_Q_MIN]), qmax = f32_of(job[J_Q_MAX]);
+  const v128_t lo = wasm_f32x4_splat(qmin), hi = wasm_f32x4_splat(qmax);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const float s = scale[r];
+    const v128_t sv = wasm_f32x4_splat(s);
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      wasm_v128_store(yr + c, e4m3_fake_quantize4(wasm_v128_load(xr + c), sv, lo, hi));
+    }
+    for (; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin, qmax);
+  }
+}
+
+// The minimum and maximum of each row in one pass (J_OP 35): rows
+// [task·NC, (task + 1)·NC) of x[M, N] at A (N ≥ 1), minima to B and maxima to
+// C, as JavaScript's Math.min and Math.max fold them (reduceRows in
+// src/engine/cpu_engine.ts): −0 below +0, and any NaN gives NaN (the quiet
+// NaN 0x7fc00000). Each float's bits map to an int32 key in the same order
+// (negative values' magnitude bits flipped, so −0 is −1 and +0 is 0), which
+// integer min and max fold without branches; NaNs are counted apart.
+static inline int32_t order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+NOINLINE static void run_row_min_max(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const int32_t* x = (const int32_t*)MEM(base, job[J_A]);
+  int32_t* lo_out = (int32_t*)MEM(base, job[J_B]);
+  int32_t* hi_out = (int32_t*)MEM(base, job[J_C]);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const int32_t* xr = x + r * cols;
+    int32_t lo = 0x7fffffff, hi = (int32_t)0x80000000, nan = 0;
+    for (int c = 0; c < cols; c++) {
+      const int32_t b = xr[c];
+      const int32_t key = order_key(b);
+      nan |= (b & 0x7fffffff) > 0x7f800000;
+      lo = key < lo ? key : lo;
+      hi = key > hi ? key : hi;
+    }
+    lo_out[r] = nan ? 0x7fc00000 : order_key(lo);
+    hi_out[r] = nan ? 0x7fc00000 : order_key(hi);
+  }
+}
+
+// The minimum and maximum of each column (J_OP 36): columns [task·NC,
+// (task + 1)·NC) of x[M, N] at A (M ≥ 1), minima to B and maxima to C, with
+// the values of Math.min and Math.max folded over the column (reduceColumns in
+// src/engine/cpu_engine.ts), by the order keys of run_row_min_max. A NaN takes
+// the key no float reaches at its end (order_key gives INT32_MIN and
+// INT32_MAX only to NaN bits), so it wins the column's fold; rows in order,
+// each row's columns contiguous.
+NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const int32_t* x = (const int32_t*)MEM(base, job[J_A]);
+  int32_t* lo = (int32_t*)MEM(base, job[J_B]);
+  int32_t* hi = (int32_t*)MEM(base, job[J_C]);
+  const int c0 = task * chunk, c1 = min_int(cols, c0 + chunk);
+  for (int c = c0; c < c1; c++) {
+    lo[c] = 0x7fffffff;
+    hi[c] = (int32_t)0x80000000;
+  }
+  for (int r = 0; r < rows; r++) {
+    const int32_t* xr = x + r * cols;
+    for (int c = c0; c < c1; c++) {
+      const int32_t b = xr[c];
+      const int32_t key = order_key(b);
+      const int nan = (b & 0x7fffffff) > 0x7f800000;
+      const int32_t kmin = nan ? (int32_t)0x80000000 : key;
+      const int32_t kmax = nan ? 0x7fffffff : key;
+      lo[c] = kmin < lo[c] ? kmin : lo[c];
+      hi[c] = kmax > hi[c] ? kmax : hi[c];
+    }
+  }
+  for (int c = c0; c < c1; c++) {
+    lo[c] = lo[c] == (int32_t)0x80000000 ? 0x7fc00000 : order_key(lo[c]);
+    hi[c] = hi[c] == 0x7fffffff ? 0x7fc00000 : order_key(hi[c]);
+  }
+}
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -1485,7 +1680,13 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
-    default: break;
+    case 34: run_fake_quantize_fp8(base, job, task); return;
+    case 35: run_row_min_max(base, job, task); return;
+    case 36: run_column_min_max(base, job, task); return;
+    case 0: break;  // a product, below
+    // An op this build does not know comes from TypeScript newer than the
+    // binary (a kernel rebuild not yet done): stop rather than run a product.
+    default: __builtin_trap();
   }
   if (job[J_PACKED] != 0) {
     // No B slice to pack here: A's block and the edge tile start the region.
