@@ -257,6 +257,8 @@ export interface ColumnBlockJob {
 
 /** The claim word keeps a task index in 16 bits. */
 const MAX_TASKS = 0xffff;
+/** JOB.FAILED's value when a task's op is one the loaded kernels lack (gemm.c's UNKNOWN_OP). */
+const UNKNOWN_OP = 2;
 /** A claim index no job's NTASKS exceeds: no stripe can be claimed under it. */
 const CLOSED = MAX_TASKS;
 
@@ -633,10 +635,16 @@ export class GemmRuntime {
       for (;;) {
         const done = Atomics.load(s, JOB.DONE);
         if (done >= ntasks) break;
-        if (Atomics.load(s, JOB.FAILED)) {
+        if (Atomics.load(s, JOB.FAILED) === 1) {
           throw new CpuKernelError("CPU kernels: a worker thread failed (see its message above)");
         }
         Atomics.wait(s, JOB.DONE, done, 1000);
+      }
+      if (Atomics.load(s, JOB.FAILED) === UNKNOWN_OP) {
+        throw new CpuKernelError(
+          `CPU kernels: the loaded kernel binary does not know op ${s[JOB.OP]}; it is older ` +
+            "than this TypeScript (rebuild with `deno task build-wasm`)",
+        );
       }
     } finally {
       // Closed before the caller writes the next job's fields and NTASKS: a

@@ -115,7 +115,8 @@ enum {
   J_NC = 17,      // stripe width, a multiple of NR
   J_SCRATCH = 18, // byte address of thread 0's scratch region
   J_SCRATCH_STRIDE = 19,  // bytes between threads' scratch regions
-  // 20..22: FAILED, STOP, WORKER_TASKS (gemm.ts only)
+  J_FAILED = 20,  // set to UNKNOWN_OP by a task whose op this build lacks
+  // 21, 22: STOP, WORKER_TASKS (gemm.ts only)
   J_NSTRIPES = 23,  // column stripes per batch
   J_A_BS = 24,      // batch b uses A + b*A_BS, C + b*C_BS (elements)
   J_B_BS = 25,      // ... and B + (b / B_GROUP)*B_BS: B_GROUP batches share
@@ -1660,6 +1661,9 @@ NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task
   }
 }
 
+// J_FAILED's value for an op this build does not know (gemm.ts: UNKNOWN_OP).
+#define UNKNOWN_OP 2
+
 // One task of the job, by its op (J_OP); `pack` is this thread's scratch.
 static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
@@ -1685,8 +1689,9 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 36: run_column_min_max(base, job, task); return;
     case 0: break;  // a product, below
     // An op this build does not know comes from TypeScript newer than the
-    // binary (a kernel rebuild not yet done): stop rather than run a product.
-    default: __builtin_trap();
+    // binary (a kernel rebuild not yet done): the caller reports it instead
+    // of the job running as a product.
+    default: __atomic_store_n((int32_t*)&job[J_FAILED], UNKNOWN_OP, __ATOMIC_RELAXED); return;
   }
   if (job[J_PACKED] != 0) {
     // No B slice to pack here: A's block and the edge tile start the region.
