@@ -133,3 +133,35 @@ Deno.test("fast BPE: merge lists in the old string form, and a string among pair
     }
   }
 });
+
+Deno.test("fast BPE: random text over the real tokenizer's pieces, and long runs of one character", async () => {
+  const json = JSON.parse(await Deno.readTextFile(new URL("tokenizer.json", STORIES)));
+  const { refTok, fastTok, ref, fast } = pair(json);
+  const pieces = Object.keys(json.model.vocab);
+  // Every character of the vocabulary, and some no piece holds (a lone surrogate among them).
+  const chars = [...new Set(pieces.flatMap((p) => Array.from(p)))];
+  chars.push("🙂", "é", "\u0301", "\ud800", "x", " ", "\n", "\t");
+  const rand = rng(7);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+  const texts: string[] = [];
+  for (let t = 0; t < 60; t++) {
+    // Past the library's 256-character cache limit for some.
+    const length = Math.floor(rand() * (t < 50 ? 120 : 700));
+    texts.push(Array.from({ length }, () => rand() < 0.3 ? pick(pieces) : pick(chars)).join(""));
+  }
+  for (const c of ["a", "▁", " ", "e", "🙂", "\n"]) {
+    for (const n of [2, 3, 255, 256, 257, 1000]) texts.push(c.repeat(n));
+  }
+  for (const text of texts) {
+    ref.clear_cache();
+    fast.clear_cache();
+    const want = refTok.encode(text, { add_special_tokens: true }).ids;
+    assert.deepEqual(
+      fastTok.encode(text, { add_special_tokens: true }).ids,
+      want,
+      JSON.stringify(text.slice(0, 40)),
+    );
+    // Again from the cache the loop fills.
+    assert.deepEqual(fastTok.encode(text, { add_special_tokens: true }).ids, want);
+  }
+});
