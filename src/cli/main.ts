@@ -8,6 +8,7 @@
 
 import type { CliCommand } from "./command.ts";
 import { LlmcError } from "../errors.ts";
+import { setSharedPoolWorkers } from "../engine/cpu/gemm.ts";
 
 const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   demo: () => import("./demo.ts"),
@@ -46,4 +47,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// The process always ends with Deno.exit (an uncaught error ends it too), so the CPU kernels'
+// pool threads may be web Workers, which start ~50 ms sooner than node:worker_threads ones.
+setSharedPoolWorkers("web");
 Deno.exit(await main(Deno.args));

@@ -295,6 +295,30 @@ Deno.test("two threads: the worker runs stripes and results stay exact", async (
   }
 });
 
+Deno.test("a pool of web Workers: the worker gets its data by message, runs stripes, same bits", async () => {
+  const [m, n, k] = [96, 600, 100];
+  const x = values(m * k, 21);
+  const w = values(n * k, 22);
+  const one = createCpuGemm({ threads: 1 });
+  const web = createCpuGemm({ threads: 2, workers: "web" });
+  try {
+    const expected = one.matmulTransposed(x, w, m, n, k);
+    // As above: the worker starts in the background; retry until it has run a stripe.
+    const before = web.workerTasks;
+    const giveUp = performance.now() + 120_000;
+    do {
+      assertSameBits(web.matmulTransposed(x, w, m, n, k), expected, "web pool");
+      if (web.workerTasks > before) break;
+      await new Promise((r) => setTimeout(r, 25));
+    } while (performance.now() < giveUp);
+    assert.ok(web.workerTasks > before, "the web Worker never ran a stripe");
+  } finally {
+    one.close();
+    // close() terminates the web Worker; otherwise it would keep the process alive.
+    web.close();
+  }
+});
+
 Deno.test("the module-level functions use the shared default instance", () => {
   const info = cpuKernelInfo();
   assert.ok(info.threads >= 1 && info.simd);

@@ -153,6 +153,14 @@ function chooseKernels(requested: KernelVariant | undefined): KernelChoice {
   return { ...wasm, native: null, note: probe.reason };
 }
 
+/** What a pool thread is given: the kernels, the shared memory, its thread id, the native library's path or null. */
+export interface GemmWorkerData {
+  readonly module: Uint8Array<ArrayBuffer>;
+  readonly memory: WebAssembly.Memory;
+  readonly tid: number;
+  readonly native: string | null;
+}
+
 /** Options of a {@linkcode GemmRuntime}. */
 export interface GemmRuntimeOptions {
   /** Threads including the calling one; default navigator.hardwareConcurrency. */
@@ -162,7 +170,20 @@ export interface GemmRuntimeOptions {
    * library where it can run, else relaxed-SIMD when valid here, else plain SIMD.
    */
   variant?: KernelVariant;
+  /** What the pool threads are (default "node"; see {@linkcode PoolWorkers}). */
+  workers?: PoolWorkers;
 }
+
+/**
+ * The kind of the pool threads. "node": `node:worker_threads` workers,
+ * `unref()`ed, so they never keep the process alive; Deno's constructor waits
+ * for each one's Node runtime (~60–75 ms of the main thread each, measured on
+ * the 2-core development machine). "web": web Workers, which start in ~15–25 ms
+ * but, blocked in `Atomics.wait`, keep the process alive until it calls
+ * `Deno.exit` (or `close()` ends them): only for a program that always ends
+ * that way, such as the CLI.
+ */
+export type PoolWorkers = "node" | "web";
 
 /** One GEMM job: C[m,n] (+)= A[m,k]·B[k,n] through element strides (see gemm.c). */
 export interface GemmJob {
@@ -273,7 +294,7 @@ export class GemmRuntime {
   readonly #native: NativeGemm | null;
   readonly #base: Deno.PointerValue;
   readonly #job: Int32Array;
-  readonly #workers: Worker[] = [];
+  readonly #workers: { terminate(): unknown }[] = [];
   readonly #heapBase: number;
   #gen = 0;
   #closed = false;
@@ -299,13 +320,20 @@ export class GemmRuntime {
     this.#base = this.#native ? memoryBase(this.memory) : null;
     this.#job = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_SLOTS);
     Atomics.store(this.#job, JOB.CLAIM, CLOSED);
+    const script = new URL("./_gemm_worker.ts", import.meta.url);
     for (let tid = 1; tid < threads; tid++) {
-      const worker = new Worker(new URL("./_gemm_worker.ts", import.meta.url), {
-        workerData: { module: bytes, memory: this.memory, tid, native },
-      });
-      // A pool thread must not keep the process alive once the program is done.
-      worker.unref();
-      this.#workers.push(worker);
+      const workerData: GemmWorkerData = { module: bytes, memory: this.memory, tid, native };
+      if (options.workers === "web") {
+        // The worker waits for its data in its first message (see _gemm_worker.ts).
+        const worker = new globalThis.Worker(script, { type: "module" });
+        worker.postMessage(workerData);
+        this.#workers.push(worker);
+      } else {
+        const worker = new Worker(script, { workerData });
+        // A pool thread must not keep the process alive once the program is done.
+        worker.unref();
+        this.#workers.push(worker);
+      }
     }
   }
 

@@ -3,24 +3,28 @@
  * given (and opens the native library when the runtime uses it), then sleeps on the job block's WAKE word and joins every job the
  * main thread publishes, claiming column stripes until none is left.
  *
- * A `node:worker_threads` worker, not a web Worker, because only the former
- * can be `unref()`ed: a web Worker blocked in `Atomics.wait` keeps `deno run`
- * alive forever after the main module has finished.
+ * By default a `node:worker_threads` worker, not a web Worker, because only
+ * the former can be `unref()`ed: a web Worker blocked in `Atomics.wait` keeps
+ * `deno run` alive forever after the main module has finished. A program that
+ * always ends with `Deno.exit` (the CLI) may use web Workers, which start
+ * faster (`PoolWorkers` in _gemm_runtime.ts).
  *
  * @module
  */
 
 import { workerData } from "node:worker_threads";
 import { type GemmExports, JOB, JOB_ADDRESS, JOB_SLOTS } from "./_gemm_layout.ts";
+import type { GemmWorkerData } from "./_gemm_runtime.ts";
 import { memoryBase, openNativeGemm } from "./_gemm_native.ts";
 
-const { module, memory, tid, native } = workerData as {
-  module: Uint8Array<ArrayBuffer>;
-  memory: WebAssembly.Memory;
-  tid: number;
-  /** The native library's path when the runtime uses it (see _gemm_native.ts). */
-  native: string | null;
-};
+// A node:worker_threads worker gets its data at creation; a web Worker (the
+// runtime's "web" pool) in its first message.
+const { module, memory, tid, native }: GemmWorkerData = workerData ??
+  await new Promise<GemmWorkerData>((resolve) =>
+    globalThis.addEventListener("message", (e) => resolve((e as MessageEvent).data), {
+      once: true,
+    })
+  );
 const instance = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory } });
 const kernels = instance.exports as unknown as GemmExports;
 // Taking the memory's address needs FFI permission: only the native build asks.

@@ -50,10 +50,11 @@ import {
   GemmRuntime,
   type KernelVariant,
   lowerInverseStride,
+  type PoolWorkers,
 } from "./_gemm_runtime.ts";
 import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
-export { CpuKernelError, type KernelVariant };
+export { CpuKernelError, type KernelVariant, type PoolWorkers };
 
 /**
  * About how many bytes of token-length operands one kernel call copies into
@@ -93,6 +94,8 @@ export interface CpuGemmOptions {
    * not depend on it (tests use a tiny one to prove that).
    */
   streamBytes?: number;
+  /** What the pool threads are (default "node"; see {@linkcode PoolWorkers}). */
+  workers?: PoolWorkers;
 }
 
 /** What {@linkcode cpuKernelInfo} reports. */
@@ -1701,6 +1704,26 @@ export function createCpuGemm(options: CpuGemmOptions = {}): CpuGemm {
 }
 
 let shared: CpuGemm | undefined;
+let sharedWorkers: PoolWorkers = "node";
+
+/**
+ * Sets what the shared default instance's pool threads will be when it is
+ * created (it is created once, on first use; later calls change nothing for
+ * it). "web" starts the kernels ~50 ms sooner but keeps the process alive
+ * until `Deno.exit` (see {@linkcode PoolWorkers}): only for a program that
+ * always ends that way, such as the CLI's entry point.
+ *
+ * @param kind the pool threads' kind
+ * @example
+ * ```ts ignore
+ * import { setSharedPoolWorkers } from "./gemm.ts";
+ * setSharedPoolWorkers("web");
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export function setSharedPoolWorkers(kind: PoolWorkers): void {
+  sharedWorkers = kind;
+}
 
 function defaultGemm(): CpuGemm {
   if (!shared) {
@@ -1709,7 +1732,7 @@ function defaultGemm(): CpuGemm {
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
       throw new CpuKernelError(`LLMC_CPU_THREADS must be a positive integer, got "${env}"`);
     }
-    shared = new CpuGemm({ threads });
+    shared = new CpuGemm({ threads, workers: sharedWorkers });
   }
   return shared;
 }
