@@ -705,9 +705,6 @@ export class GemmRuntime {
       s[JOB.Q_ROW_DIV] = job.rowDiv;
       s[JOB.Q_SLOT_STRIDE] = job.slotRowStride;
       s[JOB.V] = job.mask ?? 0;
-      // Each thread runs its rows side by side in its scratch region.
-      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
-      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
       const bounds = new Float32Array(s.buffer, s.byteOffset + JOB.Q_MIN * 4, 2);
       bounds[0] = job.qmin;
       bounds[1] = job.qmax;
@@ -742,8 +739,6 @@ export class GemmRuntime {
       s[JOB.Q_MIN] = job.n;
       s[JOB.Q_MAX] = job.m;
       s[JOB.V] = job.keep;
-      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
-      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     });
   }
 
@@ -778,8 +773,6 @@ export class GemmRuntime {
       s[JOB.M] = b;
       s[JOB.LDC] = lowerInverseStride(b);
       s[JOB.TERMS] = job.status;
-      s[JOB.SCRATCH] = SCRATCH_ADDRESS;
-      s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     });
   }
 
@@ -940,6 +933,9 @@ export class GemmRuntime {
     s[JOB.PACKED] = 0;
     s[JOB.NC] = chunk;
     s[JOB.NSTRIPES] = ntasks;
+    // Each thread's own scratch region (the column blocks' lanes, the inverse's columns).
+    s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+    s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     fields(s);
     this.#dispatch(ntasks, threaded);
   }

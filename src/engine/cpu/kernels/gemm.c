@@ -1017,10 +1017,22 @@ static inline f64x4 round_half_even4(f64x4 x) {
   return select4(r == 0, x * 0, r);
 }
 
+// The end of a column step of four lanes, x's value q chosen: its loss term
+// (x − q)² / d² (dd = d²) into terms, its scaled error (x − q) / d rounded
+// to float32 into err, q into q_out; returns the error.
+static inline f64x4 record_step4(f64x4 x, f64x4 q, double d, double dd, float* q_out,
+                                 double* terms, float* err) {
+  const f64x4 diff = x - q;
+  const f64x4 term = diff * diff / dd;
+  __builtin_memcpy(terms, &term, sizeof term);
+  const f64x4 e = round_f32(diff / d);
+  store4_f32(err, e);
+  store4_f32(q_out, q);
+  return e;
+}
+
 // One column step of four lanes: x fake-quantized with scale s and zero
-// point z to [qmin, qmax], its loss term (x − q)² / d² (dd = d²) into
-// terms, its scaled error (x − q) / d rounded to float32 into err; returns
-// the error.
+// point z to [qmin, qmax], then recorded (record_step4).
 static inline f64x4 quantize_step4(f64x4 x, f64x4 s, f64x4 z, double qmin, double qmax, double d,
                                    double dd, float* q_out, double* terms, float* err) {
   f64x4 t = round_f32(x / s);
@@ -1029,13 +1041,40 @@ static inline f64x4 quantize_step4(f64x4 x, f64x4 s, f64x4 z, double qmin, doubl
               select4(t > qmax, (f64x4){qmax, qmax, qmax, qmax}, t));
   const f64x4 c = round_half_even4(t);
   const f64x4 q = round_f32(round_f32(c - z) * s);
-  const f64x4 diff = x - q;
-  const f64x4 term = diff * diff / dd;
-  __builtin_memcpy(terms, &term, sizeof term);
-  const f64x4 e = round_f32(diff / d);
-  store4_f32(err, e);
-  store4_f32(q_out, q);
-  return e;
+  return record_step4(x, q, d, dd, q_out, terms, err);
+}
+
+// The column blocks' lanes (run_column_block, run_prune_block): rows g ..
+// g + lanes − 1 of wb[M, K] transposed into wt[K][LANES], padding lanes 0.
+static void lanes_in(const float* wb, int g, int lanes, int count, float* wt) {
+  for (int l = 0; l < LANES; l++) {
+    const float* src = wb + (g + (l < lanes ? l : 0)) * count;
+    for (int j = 0; j < count; j++) wt[j * LANES + l] = l < lanes ? src[j] : 0;
+  }
+}
+
+// Column i's scaled errors e0 (lanes 0–3) and e1 (4–7) taken from the
+// lanes' later columns j of the block: w[j] −= e · U[i, j].
+static inline void lanes_update(float* wt, const float* ui, int i, int count, f64x4 e0, f64x4 e1) {
+  for (int j = i + 1; j < count; j++) {
+    float* wj = wt + j * LANES;
+    const double u = ui[j];
+    store4_f32(wj, load4_f32(wj) - e0 * u);
+    store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
+  }
+}
+
+// The lanes' w, err and loss terms back into rows g .. g + lanes − 1.
+static void lanes_out(const float* wt, const float* et, const double* tt, int g, int lanes,
+                      int count, float* wb, float* err, double* terms) {
+  for (int l = 0; l < lanes; l++) {
+    const int r = g + l;
+    for (int j = 0; j < count; j++) {
+      wb[r * count + j] = wt[j * LANES + l];
+      err[r * count + j] = et[j * LANES + l];
+      terms[r * count + j] = tt[j * LANES + l];
+    }
+  }
 }
 
 // One task of a GPTQ column block (J_OP 4) with quantization to an integer
@@ -1088,12 +1127,11 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task, 
   const double lo = qmin.f, hi = qmax.f;
   for (int g = r0; g < r1; g += LANES) {
     const int n = min_int(LANES, r1 - g);
-    for (int l = 0; l < LANES; l++) {
-      const float* src = wb + (g + (l < n ? l : 0)) * count;
-      const uint8_t* ms = mask ? mask + (g + (l < n ? l : 0)) * count : 0;
-      for (int j = 0; j < count; j++) {
-        wt[j * LANES + l] = l < n ? src[j] : 0;
-        if (ms) mt[j * LANES + l] = ms[j];
+    lanes_in(wb, g, n, count, wt);
+    if (mask) {
+      for (int l = 0; l < LANES; l++) {
+        const uint8_t* ms = mask + (g + (l < n ? l : 0)) * count;
+        for (int j = 0; j < count; j++) mt[j * LANES + l] = ms[j];
       }
     }
     // The lanes' slot rows; padding lanes read the first row's.
@@ -1125,22 +1163,10 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task, 
           store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u * load4_f32(mj + 4));
         }
       } else {
-        for (int j = i + 1; j < count; j++) {
-          float* wj = wt + j * LANES;
-          const double u = ui[j];
-          store4_f32(wj, load4_f32(wj) - e0 * u);
-          store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
-        }
+        lanes_update(wt, ui, i, count, e0, e1);
       }
     }
-    for (int l = 0; l < n; l++) {
-      const int r = g + l;
-      for (int j = 0; j < count; j++) {
-        wb[r * count + j] = wt[j * LANES + l];
-        err[r * count + j] = et[j * LANES + l];
-        terms[r * count + j] = tt[j * LANES + l];
-      }
-    }
+    lanes_out(wt, et, tt, g, n, count, wb, err, terms);
   }
 }
 
@@ -1149,19 +1175,11 @@ NOINLINE static void run_column_block(char* base, const int32_t* job, int task, 
 static inline float prune_metric(float w, float d) { return (w * w) / (d * d); }
 
 // One column step of four lanes of a pruning block: q = 0 where the lane's
-// flag is set, else x; the loss term (x − q)² / d² (dd = d²) into terms, the
-// scaled error (x − q) / d rounded to float32 into err, q into q_out;
-// returns the error.
+// flag is set, else x, then recorded (record_step4).
 static inline f64x4 prune_step4(f64x4 x, f64x4 pruned, double d, double dd, float* q_out,
                                 double* terms, float* err) {
   const f64x4 q = select4(pruned != 0, (f64x4){0, 0, 0, 0}, x);
-  const f64x4 diff = x - q;
-  const f64x4 term = diff * diff / dd;
-  __builtin_memcpy(terms, &term, sizeof term);
-  const f64x4 e = round_f32(diff / d);
-  store4_f32(err, e);
-  store4_f32(q_out, q);
-  return e;
+  return record_step4(x, q, d, dd, q_out, terms, err);
 }
 
 // One task of a SparseGPT column block with N:M pruning (J_OP 25): rows
@@ -1197,10 +1215,7 @@ NOINLINE static void run_prune_block(char* base, const int32_t* job, int task, f
   float* pm = et + count * LANES;  // [M][LANES] the window's pruned flags
   for (int g = r0; g < r1; g += LANES) {
     const int lanes = min_int(LANES, r1 - g);
-    for (int l = 0; l < LANES; l++) {
-      const float* src = wb + (g + (l < lanes ? l : 0)) * count;
-      for (int j = 0; j < count; j++) wt[j * LANES + l] = l < lanes ? src[j] : 0;
-    }
+    lanes_in(wb, g, lanes, count, wt);
     int i0 = 0;
     for (int i = 0; i < count; i++) {
       if (i % m == 0) {
@@ -1241,21 +1256,9 @@ NOINLINE static void run_prune_block(char* base, const int32_t* job, int task, f
                                    et + i * LANES);
       const f64x4 e1 = prune_step4(load4_f32(wi + 4), load4_f32(pi + 4), d, dd, wi + 4,
                                    tt + i * LANES + 4, et + i * LANES + 4);
-      for (int j = i + 1; j < count; j++) {
-        float* wj = wt + j * LANES;
-        const double u = ui[j];
-        store4_f32(wj, load4_f32(wj) - e0 * u);
-        store4_f32(wj + 4, load4_f32(wj + 4) - e1 * u);
-      }
+      lanes_update(wt, ui, i, count, e0, e1);
     }
-    for (int l = 0; l < lanes; l++) {
-      const int r = g + l;
-      for (int j = 0; j < count; j++) {
-        wb[r * count + j] = wt[j * LANES + l];
-        err[r * count + j] = et[j * LANES + l];
-        terms[r * count + j] = tt[j * LANES + l];
-      }
-    }
+    lanes_out(wt, et, tt, g, lanes, count, wb, err, terms);
   }
 }
 
