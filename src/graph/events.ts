@@ -7,7 +7,7 @@
  * @module
  */
 
-import { filter, type Observable, Subject } from "rxjs";
+import { filter, type Observable, Subject } from "../_rxjs.ts";
 import type { EngineKind } from "../engine/engine.ts";
 
 /** Which part of a layer's work a progress event belongs to. */

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { lastValueFrom, Subject } from "rxjs";
+import { lastValueFrom, Subject } from "../_rxjs.ts";
 import type { DType } from "../io/dtype.ts";
 import type { Tensor } from "../engine/engine.ts";
 import { collectGarbage } from "../_gc.ts";

@@ -29,7 +29,7 @@
  * @module
  */
 
-import type { OperatorFunction } from "rxjs";
+import type { OperatorFunction } from "../_rxjs.ts";
 import type { DType } from "../io/dtype.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { Engine } from "../engine/engine.ts";

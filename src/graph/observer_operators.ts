@@ -12,7 +12,7 @@
  * @module
  */
 
-import { map, type OperatorFunction, scan } from "rxjs";
+import { map, type OperatorFunction, scan } from "../_rxjs.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import type { CalibrationView, MinMax } from "../quant/calibration_view.ts";
 import type { ComputeDType } from "../quant/compute_dtype.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { lastValueFrom, tap } from "rxjs";
+import { lastValueFrom, tap } from "../_rxjs.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { loadCalibrationSamples } from "../data/calibration_samples.ts";

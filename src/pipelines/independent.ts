@@ -14,7 +14,7 @@
  * @module
  */
 
-import { lastValueFrom, type MonoTypeOperatorFunction, tap } from "rxjs";
+import { lastValueFrom, type MonoTypeOperatorFunction, tap } from "../_rxjs.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import { fakeQuantize } from "../quant/quantize.ts";

@@ -15,7 +15,7 @@ import { quantizeWeight } from "../modifiers/gptq/quantize_weight.ts";
 import { computeDTypeOf } from "../modifiers/quantization/linear_plan.ts";
 import type { PlannedLinear } from "../modifiers/quantization/linear_plan.ts";
 import { qparamsOf } from "../quant/observers.ts";
-import { from, last, lastValueFrom } from "rxjs";
+import { from, last, lastValueFrom } from "../_rxjs.ts";
 import type { ActivationCache } from "../graph/activation_cache.ts";
 import type { CalibrationBatch } from "../graph/calibration_batches.ts";
 import type { LinearResult, ObservedQParams } from "../graph/modifier.ts";

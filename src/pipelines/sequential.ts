@@ -16,7 +16,7 @@
  * @module
  */
 
-import { concatMap, defer, finalize, type Observable, range } from "rxjs";
+import { concatMap, defer, finalize, type Observable, range } from "../_rxjs.ts";
 import type { DType } from "../io/dtype.ts";
 import type { DecoderModel } from "../model/decoder_model.ts";
 import { ActivationCache, type MemoryBudget } from "../graph/activation_cache.ts";

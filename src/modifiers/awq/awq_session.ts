@@ -27,7 +27,7 @@
  * @module
  */
 
-import { concatMap, map, type OperatorFunction } from "rxjs";
+import { concatMap, map, type OperatorFunction } from "../../_rxjs.ts";
 import type { Engine, Tensor } from "../../engine/engine.ts";
 import type { ActivationCache } from "../../graph/activation_cache.ts";
 import type { ModelConfig } from "../../io/model_config.ts";

@@ -35,7 +35,7 @@ import {
   mergeMap,
   type OperatorFunction,
   toArray,
-} from "rxjs";
+} from "../../_rxjs.ts";
 import type { Engine, Tensor } from "../../engine/engine.ts";
 import { layerPrefix } from "../../model/module_names.ts";
 import { expertIndexOf, linearInputGroups } from "../../model/moe_names.ts";

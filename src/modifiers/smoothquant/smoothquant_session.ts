@@ -19,8 +19,7 @@
  * @module
  */
 
-import { map, type OperatorFunction, toArray } from "rxjs";
-import { concatMap } from "rxjs";
+import { concatMap, map, type OperatorFunction, toArray } from "../../_rxjs.ts";
 import type { Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import { isIgnored } from "../../quant/match.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { from, last, mergeMap, type OperatorFunction } from "rxjs";
+import { from, last, mergeMap, type OperatorFunction } from "../../_rxjs.ts";
 import { layerPrefix } from "../../model/module_names.ts";
 import { linearInputGroups } from "../../model/moe_names.ts";
 import type { SparseGptWeight } from "./sparsegpt_prune.ts";
