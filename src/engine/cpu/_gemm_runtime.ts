@@ -854,7 +854,8 @@ export class GemmRuntime {
    * FP8 E4M3 fake quantization (float32 ops, no zero point) of `rows` rows
    * of `cols` floats at byte address `x`, row r with the float32 at
    * `scale + 4r`, clamped to ±`qMax`, into `y` (see run_fake_quantize_fp8
-   * in gemm.c), rows shared by the threads.
+   * in gemm.c), rows shared by the threads. Runs op 44
+   * (run_fake_quantize_fp8_wide: the same bits, eight values at a time).
    */
   fakeQuantizeFp8(
     job: { x: number; scale: number; y: number; rows: number; cols: number; qMax: number },
@@ -864,7 +865,7 @@ export class GemmRuntime {
     const bound = new Float32Array([-job.qMax, job.qMax]);
     const bits = new Int32Array(bound.buffer);
     // About 12 operations per element (a division, the encoding, the decoding, a product).
-    this.#runChunked(34, rows, 12 * cols, 1, (s) => {
+    this.#runChunked(44, rows, 12 * cols, 1, (s) => {
       s[JOB.A] = job.x;
       s[JOB.B] = job.scale;
       s[JOB.C] = job.y;
