@@ -1,5 +1,6 @@
-// The kernels' FP8 fake quantization of rows (gemm.c's J_OP 34) against the
-// TypeScript reference `fakeQuantize`, bit for bit, on every build.
+// The kernels' FP8 fake quantization of rows (gemm.c's J_OP 44: op 34's bits,
+// eight values at a time) against the TypeScript reference `fakeQuantize`,
+// bit for bit, on every build.
 
 import assert from "node:assert/strict";
 import { assertSameBits } from "../_shared.ts";

@@ -220,6 +220,24 @@ Deno.test("scaleAddGramUpper gives the bits of a Gram from zero, then h·beta + 
   }
 });
 
+Deno.test("scaleAddGramUpper's bits do not depend on the threads or the column stripes", () => {
+  // 300 × 256: one thread runs two stripes of 128 columns, two threads four of 64 (each
+  // stripe packs A's rows above its end); 300 × 768: six stripes of 128, on one or two threads.
+  for (const k of [256, 768]) {
+    const x = values(300 * k, 7 * k);
+    for (const variant of BUILDS) {
+      const [one, two] = [1, 2].map((threads) =>
+        GEMMS.find((g) => g.variant === variant && g.threads === threads)!.gemm
+      );
+      const h1 = values(k * k, 3 * k);
+      const h2 = h1.slice();
+      one.scaleAddGramUpper(h1, x, 300, k, 0.75, 0.5);
+      two.scaleAddGramUpper(h2, x, 300, k, 0.75, 0.5);
+      assertSameBits(h2, h1, `${variant} 300×${k}`);
+    }
+  }
+});
+
 Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing", () => {
   const { gemm } = GEMMS[0];
   {

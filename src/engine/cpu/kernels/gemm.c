@@ -1664,6 +1664,64 @@ NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task
   }
 }
 
+// FP8 E4M3 fake quantization of rows (J_OP 44): op 34's job and bits, eight
+// values at a time and without the code in between. Encoding t to its 8-bit
+// code and decoding it again is, on t's float32 bits, a rounding in place:
+// - a normal code (|t| ≥ 2^-6): the code is (f − (120 << 23) + rnd) >> 20 and
+//   its value ((e + 120) << 23) | (m << 20) = (code << 20) + (120 << 23), so
+//   the value is (f + rnd) with its 20 low bits cleared (rnd = 0x7ffff plus
+//   bit 20 of f: nearest, ties to even);
+// - a subnormal code (|t| < 2^-6): the code is m = 512 · v for
+//   v = (|t| + 2^14) − 2^14 (a multiple of 2^-9, at most 2^-6) and its value is
+//   v itself;
+// - every code op 34 decodes to NaN (|t| ≥ 480 after the clamp: NaN only when
+//   Q_MAX is 448) gives the quiet NaN 0x7fc00000.
+// The sign is put back before the product with s, as op 34 does. GCC's and
+// clang's vector extensions: AVX2 in the native build, two SIMD128 halves in
+// WebAssembly.
+typedef float fq8_f32 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t fq8_i32 __attribute__((vector_size(32), aligned(4), may_alias));
+
+static inline fq8_i32 fq8_select(fq8_i32 mask, fq8_i32 a, fq8_i32 b) {
+  return (a & mask) | (b & ~mask);
+}
+
+static inline fq8_f32 e4m3_fake_quantize8(fq8_f32 x, fq8_f32 s, fq8_f32 qmin, fq8_f32 qmax) {
+  fq8_f32 t = x / s;
+  // t < qmin ? qmin : t, then t > qmax ? qmax : t (a NaN stays).
+  t = (fq8_f32)fq8_select(t < qmin, (fq8_i32)qmin, (fq8_i32)t);
+  t = (fq8_f32)fq8_select(t > qmax, (fq8_i32)qmax, (fq8_i32)t);
+  const fq8_i32 w = (fq8_i32)t;
+  const fq8_i32 f = w & 0x7fffffff;
+  const fq8_i32 normal = (f + (0x7ffff + ((f >> 20) & 1))) & (int32_t)0xfff00000;
+  const fq8_f32 step = (fq8_f32){0} + 16384.0f;
+  const fq8_i32 small = (fq8_i32)(((fq8_f32)f + step) - step);
+  const fq8_i32 magnitude = fq8_select(f >= (121 << 23), normal, small);
+  const fq8_f32 y = (fq8_f32)(magnitude | (w & (int32_t)0x80000000)) * s;
+  return (fq8_f32)fq8_select(f >= (1087 << 20), (fq8_i32){0} + 0x7fc00000, (fq8_i32)y);
+}
+
+NOINLINE static void run_fake_quantize_fp8_wide(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const float* x = (const float*)MEM(base, job[J_A]);
+  const float* scale = (const float*)MEM(base, job[J_B]);
+  float* y = (float*)MEM(base, job[J_C]);
+  const float qmin = f32_of(job[J_Q_MIN]), qmax = f32_of(job[J_Q_MAX]);
+  const fq8_f32 lo = (fq8_f32){0} + qmin, hi = (fq8_f32){0} + qmax;
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const float s = scale[r];
+    const fq8_f32 sv = (fq8_f32){0} + s;
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      *(fq8_f32*)(yr + c) = e4m3_fake_quantize8(*(const fq8_f32*)(xr + c), sv, lo, hi);
+    }
+    for (; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin, qmax);
+  }
+}
+
 // J_FAILED's value for an op this build does not know (gemm.ts: UNKNOWN_OP).
 #define UNKNOWN_OP 2
 
@@ -1690,6 +1748,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 34: run_fake_quantize_fp8(base, job, task); return;
     case 35: run_row_min_max(base, job, task); return;
     case 36: run_column_min_max(base, job, task); return;
+    case 44: run_fake_quantize_fp8_wide(base, job, task); return;
     case 0: break;  // a product, below
     // An op this build does not know comes from TypeScript newer than the
     // binary (a kernel rebuild not yet done): the caller reports it instead
