@@ -1240,3 +1240,38 @@ Deno.test("walshHadamard with signs: a float32 product before or after, bit for 
     small.close();
   }
 });
+
+Deno.test("walshHadamard with a base: signs, the K-row product, the butterflies composed, bit for bit", () => {
+  const small = createCpuGemm({ threads: 2, streamBytes: 1 });
+  try {
+    // K 12 (768 = 12 · 64, QuIP's MLP size), 20 and 4 (whole and partial 8-lane blocks), 1.
+    const cases = [[768, 12, 300], [160, 20, 9], [16, 4, 33], [8, 1, 5]] as const;
+    for (const [n, k, runs] of cases) {
+      const x = values(n * runs, n + k).map((v) => 3 * v);
+      const signs = values(n, 7).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+      // A general K × K weight (not ±1), so that each multiply-add rounds.
+      const base = values(k * k, 11);
+      const times = (a: Float32Array) => a.map((v, i) => v * signs[i % n]);
+      for (const first of [true, false]) {
+        for (const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]) {
+          const signed = first ? times(x) : x;
+          const expected = gemm.matmulTransposed(signed, base, x.length / k, k, k);
+          gemm.walshHadamard(expected, n, 1 / Math.sqrt(n), k);
+          const want = first ? expected : times(expected);
+          const input = x.slice();
+          const out = new Float32Array(x.length);
+          const options = { out, signs, signsFirst: first, base };
+          gemm.walshHadamard(input, n, 1 / Math.sqrt(n), k, options);
+          assertSameBits(out, want, `${label}: n ${n}, K ${k}, signs ${first ? "first" : "last"}`);
+          assertSameBits(input, x, `${label}: x untouched`);
+        }
+      }
+    }
+    assert.throws(
+      () => small.walshHadamard(new Float32Array(24), 12, 1, 12, { base: new Float32Array(12) }),
+      /base holds 12 floats, needs 144/,
+    );
+  } finally {
+    small.close();
+  }
+});

@@ -260,6 +260,13 @@ export interface WalshHadamardOptions {
   signs?: Float32Array;
   /** Whether the factors multiply before the butterflies (else after the scale). */
   signsFirst?: boolean;
+  /**
+   * A random-hadamard matrix's K × K base (K = the stride), as a Linear's
+   * weight `[K, K]`: each run of K values v becomes `v · baseᵀ` (the bits of
+   * {@linkcode CpuGemm.matmulTransposed} on those rows) after the leading
+   * signs, before the butterflies.
+   */
+  base?: Float32Array;
 }
 
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
@@ -1234,13 +1241,16 @@ export class CpuGemm {
    * threads, streamed through the kernels' memory in whole runs. With
    * `options.signs`, each run's position i is also multiplied by `signs[i]`
    * as a float32 product (a random-hadamard rotation's diagonal), before the
-   * butterflies when `signsFirst`, else after the scale.
+   * butterflies when `signsFirst`, else after the scale. With `options.base`
+   * (K × K, K = stride), each run of K values is multiplied by it before the
+   * butterflies: the whole factored product `(S_m ⊗ H_K) · diag(signs)` in
+   * one pass.
    *
    * @param x a whole number of runs of n floats, transformed in place unless `out` is given
    * @param n run length: `stride` times a power of two
    * @param scale multiplies every result (float64, rounded once)
    * @param stride the span of the first butterflies
-   * @param options `out` (x's length; x then stays as it is), `signs` (n factors), `signsFirst`
+   * @param options `out` (x's length; x then stays as it is), `signs` (n factors), `signsFirst`, `base`
    */
   walshHadamard(
     x: Float32Array,
@@ -1260,16 +1270,27 @@ export class CpuGemm {
           `two, expected; got ${x.length} values`,
       );
     }
-    const { signs, out = x } = options;
+    const { signs, base, out = x } = options;
     if (signs !== undefined) checkLength(what, "signs", signs, n);
+    if (base !== undefined) checkLength(what, "base", base, stride * stride);
     checkLength(what, "out", out, x.length);
     if (x.length === 0) return;
     const rt = this.#rt;
     const signsAt = rt.heapBase;
-    const xAt = signs === undefined ? signsAt : align(signsAt + n * 4, 64);
+    // The base transposed (B(p, c) = base[c, p] at p · kpad + c), rows padded to 8 floats.
+    const kpad = align(stride, 8);
+    const baseAt = align(signsAt + (signs === undefined ? 0 : n * 4), 64);
+    const xAt = align(baseAt + (base === undefined ? 0 : stride * kpad * 4), 64);
     const step = Math.min(x.length / n, chunkRows(this.#stream, n * 4, 1));
     rt.reserve(xAt + step * n * 4 - rt.heapBase, `${what} of ${x.length / n} runs of ${n}`);
     if (signs !== undefined) rt.f32(signsAt, n).set(signs.subarray(0, n));
+    if (base !== undefined) {
+      const bt = rt.f32(baseAt, stride * kpad);
+      bt.fill(0);
+      for (let p = 0; p < stride; p++) {
+        for (let c = 0; c < stride; c++) bt[p * kpad + c] = base[c * stride + p];
+      }
+    }
     for (let r0 = 0; r0 < x.length / n; r0 += step) {
       const runs = Math.min(step, x.length / n - r0);
       rt.f32(xAt, runs * n).set(x.subarray(r0 * n, (r0 + runs) * n));
@@ -1281,6 +1302,7 @@ export class CpuGemm {
         scale,
         signs: signs === undefined ? 0 : signsAt,
         signsFirst: options.signsFirst ?? false,
+        base: base === undefined ? 0 : baseAt,
       });
       out.set(rt.f32(xAt, runs * n), r0 * n);
     }
