@@ -525,16 +525,23 @@ export class CpuEngine implements Engine {
     scale: number,
     stride = 1,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): CpuTensor {
     const xs = f32(x, "walshHadamard");
     const factors = signs === undefined ? undefined : f32(signs.values, "walshHadamard");
     if (factors !== undefined && factors.length !== n) {
       throw new EngineError(`walshHadamard: signs [${signs!.values.shape}] must hold n = ${n}`);
     }
+    const k = base === undefined ? undefined : f32(base, "walshHadamard");
+    if (k !== undefined && k.length !== stride * stride) {
+      throw new EngineError(`walshHadamard: base [${base!.shape}] must be [${stride}, ${stride}]`);
+    }
     const y = this.#f32(xs.length);
     try {
-      // Read from x, written to y: the kernels copy each chunk in and out once.
-      walshHadamard(xs, n, scale, stride, { out: y, signs: factors, signsFirst: signs?.first });
+      // Read from x, written to y: the kernels copy each chunk in and out once,
+      // and with a base run the whole factored product on it while it is there.
+      const options = { out: y, signs: factors, signsFirst: signs?.first, base: k };
+      walshHadamard(xs, n, scale, stride, options);
     } catch (e) {
       this.#pool.release(y);
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);

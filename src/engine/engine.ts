@@ -583,6 +583,10 @@ export interface Engine {
    * With `signs` (n values: the random-hadamard's diagonal), every run is
    * also multiplied by them element-wise, bit for bit as `mul` would (before
    * the transform when `signs.first`, else after the scale), in the same pass.
+   * With `base` (`[K, K]`, K = stride: a random-hadamard matrix's H_K as a
+   * matmul weight), every run of K values is multiplied by it, bit for bit
+   * as `matmul(reshape(·, [·, K]), base)`, after the leading signs and before
+   * the butterflies: the whole `x · (S_m ⊗ H_K) · diag(signs)` in one op.
    * Returns a new tensor of x's shape.
    */
   walshHadamard(
@@ -591,6 +595,7 @@ export interface Engine {
     scale: number,
     stride?: number,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): Tensor;
 
   /**

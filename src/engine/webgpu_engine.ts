@@ -358,31 +358,40 @@ export class WebGpuEngine implements Engine {
     return out;
   }
 
-  /** With signs: the transform and a broadcast `mul`, composed (their values). */
+  /**
+   * With signs: the transform and a broadcast `mul`, composed (their values);
+   * with a base, the signs first, the `[·, K] × [K, K]` matmul, then the rest.
+   */
   walshHadamard(
     x: Tensor,
     n: number,
     scale: number,
     stride = 1,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): GpuTensor {
     const gx = gpuTensor(x, "walshHadamard");
-    if (signs === undefined) return walshHadamardGpu(this.batch, gx, n, scale, stride);
-    if (signs.values.numel !== n) {
+    if (signs === undefined && base === undefined) {
+      return walshHadamardGpu(this.batch, gx, n, scale, stride);
+    }
+    if (signs !== undefined && signs.values.numel !== n) {
       throw new EngineError(`walshHadamard: signs [${signs.values.shape}] must hold n = ${n}`);
     }
-    const runs = (t: GpuTensor) => this.reshape(t, [t.numel / n, n]);
-    const values = this.reshape(signs.values, [n]);
-    let out: GpuTensor;
-    if (signs.first) {
-      const signed = this.mul(runs(gx), values);
-      out = walshHadamardGpu(this.batch, signed, n, scale, stride);
-      signed.destroy();
-    } else {
-      const y = walshHadamardGpu(this.batch, gx, n, scale, stride);
-      out = this.mul(runs(y), values);
-      y.destroy();
+    if (base !== undefined && base.numel !== stride * stride) {
+      throw new EngineError(`walshHadamard: base [${base.shape}] must be [${stride}, ${stride}]`);
     }
+    const runs = (t: GpuTensor) => this.reshape(t, [t.numel / n, n]);
+    const values = signs === undefined ? null : this.reshape(signs.values, [n]);
+    const steps: GpuTensor[] = [];
+    const last = () => steps[steps.length - 1] ?? gx;
+    if (signs?.first) steps.push(this.mul(runs(gx), values!));
+    if (base !== undefined) {
+      steps.push(this.matmul(this.reshape(last(), [gx.numel / stride, stride]), base));
+    }
+    steps.push(walshHadamardGpu(this.batch, runs(last()), n, scale, stride));
+    if (signs !== undefined && !signs.first) steps.push(this.mul(runs(last()), values!));
+    const out = steps.pop()!;
+    for (const t of steps) t.destroy();
     if (out.shape.join() === gx.shape.join()) return out;
     // A view does not own its buffer: a copy in x's shape outlives `out`.
     const shaped = this.copy(this.reshape(out, gx.shape));

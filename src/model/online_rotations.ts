@@ -4,9 +4,9 @@
  * the fast Walsh–Hadamard transform (O(n log n) per run of n, as vLLM does;
  * the stored Sylvester matrix is not even read); `random-hadamard` whose
  * stored matrix is llmc's `(S_m ⊗ H_K) · diag(signs)` (checked entry by
- * entry at load) runs factored: one `[·, K] × [K, K]` matmul, the strided
- * Walsh–Hadamard butterflies and the signs, O(n (log m + K)) per run; the
- * other types (and matrices of another construction) a
+ * entry at load) runs factored: the signs, a `[·, K] × [K, K]` product and
+ * the strided Walsh–Hadamard butterflies in one engine op, O(n (log m + K))
+ * per run; the other types (and matrices of another construction) a
  * block-diagonal product with the stored matrix (one `[rows·c/n, n] × [n, n]`
  * matmul; a randomized Hadamard, `W[perm][:, perm]` with its stored `perm`,
  * runs that way too). Activations stay float32: the scheme's `precision` is the
@@ -142,36 +142,14 @@ export class OnlineRotations {
   }
 
   /**
-   * x·(I ⊗ H_K) as one `[numel/K, K]` matmul, then `S_m ⊗ I_K` as the
-   * strided Walsh–Hadamard butterflies, the signs (times 1/√n) before
-   * (inverse) or after: the two Kronecker factors commute.
+   * The signs (times 1/√n) before (inverse) or after, x·(I ⊗ H_K) and the
+   * strided Walsh–Hadamard butterflies `S_m ⊗ I_K`, as one engine op (the
+   * CPU engine runs them on each run of n while it is in its kernels'
+   * memory; the products of a `[numel/K, K]` matmul and `mul`, bit for bit).
    */
   #factored(f: Factored, n: number, x: Tensor): Tensor {
-    const e = this.engine;
-    const steps: Tensor[] = [];
-    const last = () => steps[steps.length - 1] ?? x;
-    // The signs multiply in the transform's own pass when nothing comes between
-    // them (the same products, in the same order): last, or first without a base.
-    const fused = !f.inverse || f.base === null;
-    // Otherwise the signs come first on their own: as a transform of one step (S_1 = 1,
-    // stride n) with signs first, the products `mul` gives, in a transform's pass
-    // (on the CPU engine the kernels' threads, not a TypeScript loop).
-    if (!fused) {
-      const runs = e.reshape(x, [x.numel / n, n]);
-      steps.push(e.walshHadamard(runs, n, 1, n, { values: f.signs, first: true }));
-    }
-    if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
-    const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
-    // As runs of n: x's own shape in the usual case, so the result needs no copy.
-    steps.push(e.walshHadamard(e.reshape(last(), [x.numel / n, n]), n, 1, f.k, signs));
-    // The last step is the result when it already has x's shape (x [tokens,
-    // n], the usual case); otherwise a copy in x's shape outlives the views.
-    const result = last();
-    const sameShape = result.shape.length === x.shape.length &&
-      result.shape.every((d, i) => d === x.shape[i]);
-    const out = sameShape ? steps.pop()! : e.copy(e.reshape(result, [...x.shape]));
-    for (const t of steps) t.destroy();
-    return out;
+    const signs = { values: f.signs, first: f.inverse };
+    return this.engine.walshHadamard(x, n, 1, f.k, signs, f.base ?? undefined);
   }
 
   /** Releases the uploaded matrices. */

@@ -1253,7 +1253,9 @@ Deno.test("walshHadamard with a base: signs, the K-row product, the butterflies 
       const base = values(k * k, 11);
       const times = (a: Float32Array) => a.map((v, i) => v * signs[i % n]);
       for (const first of [true, false]) {
-        for (const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]) {
+        for (
+          const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]
+        ) {
           const signed = first ? times(x) : x;
           const expected = gemm.matmulTransposed(signed, base, x.length / k, k, k);
           gemm.walshHadamard(expected, n, 1 / Math.sqrt(n), k);

@@ -392,6 +392,37 @@ for (const kind of ENGINE_KINDS) {
   });
 
   Deno.test({
+    name:
+      `${kind}: walshHadamard with a base is mul, the K-column matmul and walshHadamard composed`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // K 12 (two partial 8-wide blocks) and 20, m 4; rows whose size is not a multiple of n's rows.
+      for (const [rows, cols, n, k] of [[5, 96, 48, 12], [3, 160, 80, 20]]) {
+        const x = e.upload(randn(rows * cols), [rows, cols]);
+        const signs = e.upload(randn(n), [n]);
+        const base = e.upload(randn(k * k), [k, k]);
+        const runs = (t: Tensor) => e.reshape(t, [t.numel / n, n]);
+        const product = (t: Tensor) => e.matmul(e.reshape(t, [t.numel / k, k]), base);
+        const signedFirst = e.mul(runs(x), signs);
+        const steps = [signedFirst, product(signedFirst), product(x)];
+        steps.push(e.walshHadamard(steps[1], n, 0.5, k), e.walshHadamard(steps[2], n, 0.5, k));
+        const composed = [steps[3], e.mul(runs(steps[4]), signs)];
+        const fused = [true, false].map((first) =>
+          e.walshHadamard(x, n, 0.5, k, { values: signs, first }, base)
+        );
+        const got = await read(e, ...fused, ...composed);
+        for (const [i, first] of ["first", "last"].entries()) {
+          assert.deepEqual(fused[i].shape, [rows, cols]);
+          assertSameBits(got[i], got[i + 2], `K ${k}, signs ${first}`);
+        }
+        assert.throws(() => e.walshHadamard(x, n, 1, k, undefined, signs), /base \[\d+\] must be/);
+        for (const t of [x, signs, base, ...steps, ...composed, ...fused]) t.destroy();
+      }
+    },
+  });
+
+  Deno.test({
     name: `${kind}: log-softmax NLL over vocabulary blocks equals the whole-row formula`,
     sanitizeResources: false,
     async fn() {

@@ -44,8 +44,7 @@ export const JOB = {
    * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
    * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
    * 23: ordered float64 dot, 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block,
-   * 34: FP8 fake quantization of rows, 35: row minima and maxima, 36: column minima and maxima,
-   * 48: FWHT with a K × K base.
+   * 34: FP8 fake quantization of rows, 35: row minima and maxima, 36: column minima and maxima.
    */
   OP: 30,
   WINDOW: 31,

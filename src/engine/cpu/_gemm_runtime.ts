@@ -825,9 +825,7 @@ export class GemmRuntime {
    * byte address `x` (butterflies from span `stride` up, then × `scale`;
    * see run_fwht in gemm.c), runs shared by the threads; with `signs` (the
    * byte address of n factors, 0 for none) each position also × its factor,
-   * first when `signsFirst`, else last; with `base` (the byte address of
-   * the K × K base, K = stride, as run_fwht's `bt`; 0 for none) each run of
-   * K values is multiplied by it before the butterflies.
+   * first when `signsFirst`, else last.
    */
   walshHadamard(job: {
     x: number;
@@ -837,16 +835,12 @@ export class GemmRuntime {
     scale: number;
     signs: number;
     signsFirst: boolean;
-    base?: number;
   }): void {
     const { runs, n, stride } = job;
     if (n === 0) return;
-    const base = job.base ?? 0;
-    // About log2(n / stride) additions per element, and K multiply-adds with a base.
-    const perRun = n * (Math.log2(n / stride) + (base === 0 ? 0 : 2 * stride));
-    this.#runChunked(base === 0 ? 7 : 48, runs, perRun, 1, (s) => {
+    // About log2(n / stride) additions per element.
+    this.#runChunked(7, runs, n * Math.log2(n / stride), 1, (s) => {
       s[JOB.A] = job.x;
-      s[JOB.B] = base;
       s[JOB.M] = runs;
       s[JOB.N] = n;
       s[JOB.K] = stride;

@@ -1276,35 +1276,52 @@ export class CpuGemm {
     checkLength(what, "out", out, x.length);
     if (x.length === 0) return;
     const rt = this.#rt;
+    const runs = x.length / n;
     const signsAt = rt.heapBase;
-    // The base transposed (B(p, c) = base[c, p] at p · kpad + c), rows padded to 8 floats.
-    const kpad = align(stride, 8);
-    const baseAt = align(signsAt + (signs === undefined ? 0 : n * 4), 64);
-    const xAt = align(baseAt + (base === undefined ? 0 : stride * kpad * 4), 64);
-    const step = Math.min(x.length / n, chunkRows(this.#stream, n * 4, 1));
-    rt.reserve(xAt + step * n * 4 - rt.heapBase, `${what} of ${x.length / n} runs of ${n}`);
+    // With a base: its packed B, then each chunk's rows and their product.
+    const packedAt = align(signsAt + (signs === undefined ? 0 : n * 4), 64);
+    const xAt = align(packedAt + (base === undefined ? 0 : stride * align(stride, NR) * 4), 64);
+    const step = Math.min(runs, chunkRows(this.#stream, n * 4, 1));
+    const yAt = base === undefined ? xAt : align(xAt + step * n * 4, 64);
+    const end = Math.max(yAt + step * n * 4, xAt + (base === undefined ? 0 : base.length * 4));
+    rt.reserve(end - rt.heapBase, `${what} of ${runs} runs of ${n}`);
     if (signs !== undefined) rt.f32(signsAt, n).set(signs.subarray(0, n));
-    if (base !== undefined) {
-      const bt = rt.f32(baseAt, stride * kpad);
-      bt.fill(0);
-      for (let p = 0; p < stride; p++) {
-        for (let c = 0; c < stride; c++) bt[p * kpad + c] = base[c * stride + p];
+    // B's staging shares the space the chunks use afterwards.
+    if (base !== undefined) this.#packTransposed(base, stride, stride, packedAt, xAt, stride);
+    const signsFirst = signs !== undefined && (options.signsFirst ?? false);
+    for (let r0 = 0; r0 < runs; r0 += step) {
+      const r = Math.min(step, runs - r0);
+      rt.f32(xAt, r * n).set(x.subarray(r0 * n, (r0 + r) * n));
+      const transform = { runs: r, n, scale: 1, signs: 0, signsFirst: false };
+      if (base !== undefined) {
+        // The signs first (a transform without butterflies), then the rows of
+        // K times baseᵀ: the packed product matmulTransposed runs, same bits.
+        if (signsFirst) {
+          rt.walshHadamard({ ...transform, x: xAt, stride: n, signs: signsAt, signsFirst });
+        }
+        const m = (r * n) / stride;
+        rt.runPacked({
+          m,
+          n: stride,
+          k: stride,
+          a: xAt,
+          aRowStride: stride,
+          aColStride: 1,
+          packed: packedAt,
+          c: yAt,
+          ldc: stride,
+          accumulate: false,
+        });
       }
-    }
-    for (let r0 = 0; r0 < x.length / n; r0 += step) {
-      const runs = Math.min(step, x.length / n - r0);
-      rt.f32(xAt, runs * n).set(x.subarray(r0 * n, (r0 + runs) * n));
       rt.walshHadamard({
-        x: xAt,
-        runs,
-        n,
+        ...transform,
+        x: yAt,
         stride,
         scale,
-        signs: signs === undefined ? 0 : signsAt,
-        signsFirst: options.signsFirst ?? false,
-        base: base === undefined ? 0 : baseAt,
+        signs: signs === undefined || (base !== undefined && signsFirst) ? 0 : signsAt,
+        signsFirst,
       });
-      out.set(rt.f32(xAt, runs * n), r0 * n);
+      out.set(rt.f32(yAt, r * n), r0 * n);
     }
   }
 

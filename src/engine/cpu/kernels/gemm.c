@@ -127,7 +127,6 @@ enum {
   J_OP = 30,             // 0: GEMM, 1: attention softmax (see run_softmax), 2: pack B,
                          // 3: SwiGLU (run_silu_mul), 4: GPTQ column block, 5: RMS norm,
                          // 6: causal attention fused (run_attention), 7: Walsh–Hadamard
-                         // (48: with a K × K base, run_fwht)
                          // 20: Cholesky block, 21: lower-triangular inverse block,
                          // 22: ordered float64 sum, 23: ordered float64 dot,
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
@@ -883,70 +882,27 @@ static inline void fwht_factors(float* v, const float* f, int n) {
   for (; i < n; i++) v[i] = v[i] * f[i];
 }
 
-// Every run of K values of v (n of them) times the K × K base (J_OP 48):
-// out[c] = Σ_p in[p] · B(p, c), one multiply-add a step over p in order from
-// 0, the MADD of this build's micro-kernels (a product y = x · wᵀ of the
-// K-column rows, as gemm.ts's matmulTransposed computes it, gives the same
-// bits). `bt` holds B(p, c) at p · kpad + c (kpad = K rounded up to 8, zero
-// padded); `in` is K floats of scratch, `edge` eight.
-static inline void fwht_base(float* v, int n, int k, int kpad, const float* bt, float* in,
-                             float* edge) {
-  for (int g = 0; g < n; g += k) {
-    float* out = v + g;
-    for (int p = 0; p < k; p++) in[p] = out[p];
-    for (int c = 0; c < k; c += 8) {
-#ifndef __wasm__
-      __m256 acc = _mm256_setzero_ps();
-      for (int p = 0; p < k; p++) {
-        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(in + p), _mm256_loadu_ps(bt + p * kpad + c), acc);
-      }
-      if (c + 8 <= k) {
-        _mm256_storeu_ps(out + c, acc);
-        continue;
-      }
-      _mm256_storeu_ps(edge, acc);
-#else
-      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0;
-      for (int p = 0; p < k; p++) {
-        const v128_t x = wasm_v128_load32_splat(in + p);
-        a0 = MADD(x, wasm_v128_load(bt + p * kpad + c), a0);
-        a1 = MADD(x, wasm_v128_load(bt + p * kpad + c + 4), a1);
-      }
-      wasm_v128_store(edge, a0);
-      wasm_v128_store(edge + 4, a1);
-#endif
-      for (int j = c; j < min_int(k, c + 8); j++) out[j] = edge[j - c];
-    }
-  }
-}
-
-// One task of a fast Walsh–Hadamard transform (J_OP 7, and 48 with a K × K
-// base): runs [task·NC, (task + 1)·NC) of the N-float runs of x (M runs in
-// all, at A), each run transformed in place by butterflies of span K (the
-// stride), 2K, … N/2, then multiplied by the float64 scale unless it is 1.
-// The arithmetic of fastWalshHadamard in src/transform/block_apply.ts: float32
-// sums and differences (exact through float64, as there) and the scale's
-// product rounded once, so both give the same bits. With factors
-// (J_FWHT_SIGNS: a random-hadamard rotation's signs), each run position's
-// value is also multiplied by its factor as a float32 product
-// (CpuEngine.mul's bits), before everything else or after the scale. J_OP 48
-// multiplies each run of K values by the base (J_B, see fwht_base) before the
-// butterflies: the whole `(S_m ⊗ H_K) · diag(signs)` of a random-hadamard
-// matrix in one pass over the run while it is in cache.
-NOINLINE static void run_fwht(char* base, const int32_t* job, int task, float* scratch) {
+// One task of a fast Walsh–Hadamard transform (J_OP 7): runs [task·NC,
+// (task + 1)·NC) of the N-float runs of x (M runs in all, at A), each run
+// transformed in place by butterflies of span K (the stride), 2K, … N/2, then
+// multiplied by the float64 scale unless it is 1. The arithmetic of
+// fastWalshHadamard in src/transform/block_apply.ts: float32 sums and
+// differences (exact through float64, as there) and the scale's product
+// rounded once, so both give the same bits; vectors only regroup them. With
+// factors (J_FWHT_SIGNS: a random-hadamard rotation's signs), each run
+// position's value is also multiplied by its factor as a float32 product
+// (CpuEngine.mul's bits), before the butterflies or after the scale.
+NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
   const int runs = job[J_M], n = job[J_N], stride = job[J_K], chunk = job[J_NC];
   const double scale = *(const double*)&job[J_FWHT_SCALE];
   float* x = (float*)MEM(base, job[J_A]);
   const float* signs = job[J_FWHT_SIGNS] == 0 ? 0 : (const float*)MEM(base, job[J_FWHT_SIGNS]);
   const int signs_first = job[J_FWHT_SIGNS_FIRST];
-  const float* bt = job[J_OP] == 48 ? (const float*)MEM(base, job[J_B]) : 0;
-  const int kpad = (stride + 7) / 8 * 8;
   const float* last = signs != 0 && !signs_first ? signs : 0;
   const int r1 = min_int(runs, (task + 1) * chunk);
   for (int r = task * chunk; r < r1; r++) {
     float* v = x + r * n;
     if (signs != 0 && signs_first) fwht_factors(v, signs, n);
-    if (bt != 0) fwht_base(v, n, stride, kpad, bt, scratch, scratch + kpad);
     int h = stride;
     if (h == 1 && n % 4 == 0) {
       fwht_spans_1_2(v, n);
@@ -1802,8 +1758,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 25: run_prune_block(base, job, task, pack); return;
     case 5: run_rmsnorm(base, job, task); return;
     case 6: run_attention(base, job, task, pack); return;
-    case 7: run_fwht(base, job, task, pack); return;
-    case 48: run_fwht(base, job, task, pack); return;
+    case 7: run_fwht(base, job, task); return;
     case 26: run_add(base, job, task); return;
     case 27: run_rope(base, job, task); return;
     case 28: run_copy(base, job, task); return;
