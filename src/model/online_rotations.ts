@@ -275,10 +275,17 @@ function factorsOf(stored: Float32Array, n: number, inverse: boolean): HostFacto
   const { base, baseSize: k } = f;
   const signs = new Float32Array(n);
   for (let j = 0; j < n; j++) signs[j] = stored[j] * base[j % k];
+  // Sylvester's sign of each pair of K-blocks, from a table of the m parities.
+  const m = n / k;
+  const parity = Int8Array.from({ length: m }, (_, v) => popcountParity(v) ? -1 : 1);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const sylvester = popcountParity(Math.floor(i / k) & Math.floor(j / k)) ? -1 : 1;
-      if (stored[i * n + j] !== sylvester * base[(i % k) * k + (j % k)] * signs[j]) return null;
+    const bi = Math.floor(i / k);
+    const row = (i % k) * k;
+    for (let bj = 0, j = 0; bj < m; bj++) {
+      const sylvester = parity[bi & bj];
+      for (let c = 0; c < k; c++, j++) {
+        if (stored[i * n + j] !== sylvester * base[row + c] * signs[j]) return null;
+      }
     }
   }
   let w: Float32Array | null = null;
