@@ -53,15 +53,17 @@ import type {
   Engine,
   HostArray,
   ManyRope,
+  ProductTransform,
   RowReduction,
   SecondOrderOps,
+  SwiGluTransforms,
   Tensor,
   TensorDType,
   WalshHadamardSigns,
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
-import type { RopeTables } from "./cpu/gemm.ts";
+import type { RopeTables, RowTransform } from "./cpu/gemm.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 
 /** How the banner names each build of the GEMM kernels. */
@@ -392,13 +394,30 @@ export class CpuEngine implements Engine {
     return this.#own(siluMul(g, u, g.length, this.#f32(g.length)), gate.shape);
   }
 
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): CpuTensor {
-    const { m, n, k } = productShape("swiGlu", x, gate);
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): CpuTensor {
+    const what = "swiGlu";
+    const { m, n, k } = productShape(what, x, gate);
     if (up.shape.join() !== gate.shape.join()) {
-      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+      throw new EngineError(`${what}: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    const xs = f32(x, "swiGlu");
-    const y = swiGlu(xs, f32(gate, "swiGlu"), f32(up, "swiGlu"), m, n, k, this.#f32(m * n));
+    // The transforms run on each chunk's products in the kernels' memory.
+    const host = (t: ProductTransform | undefined): RowTransform | undefined => {
+      if (t === undefined) return undefined;
+      const signs = t.signs === undefined ? undefined : f32(t.signs.values, what);
+      const base = t.base === undefined ? undefined : f32(t.base, what);
+      const options = { signs, signsFirst: t.signs?.first, base };
+      return { n: t.n, scale: t.scale, stride: t.stride, options };
+    };
+    const transforms = { gate: host(after?.gate), up: host(after?.up) };
+    const xs = f32(x, what);
+    const [g, u] = [f32(gate, what), f32(up, what)];
+    const y = this.#f32(m * n);
+    try {
+      swiGlu(xs, g, u, m, n, k, y, transforms);
+    } catch (e) {
+      this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
     return this.#own(y, [...x.shape.slice(0, -1), n]);
   }
 

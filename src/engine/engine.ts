@@ -86,6 +86,32 @@ export interface WalshHadamardSigns {
 }
 
 /**
+ * An online transform of every row of a product (QuIP's `u` on a Linear's
+ * output), as {@link Engine.walshHadamard} takes it: `walshHadamard(y, n,
+ * scale, stride, signs, base)`.
+ */
+export interface ProductTransform {
+  /** The run length. */
+  readonly n: number;
+  /** Multiplies every result (see {@link Engine.walshHadamard}). */
+  readonly scale: number;
+  /** The span of the first butterflies (K with a base). */
+  readonly stride: number;
+  /** The diagonal factors, if any. */
+  readonly signs?: WalshHadamardSigns;
+  /** A random-hadamard's `[K, K]` base, if any. */
+  readonly base?: Tensor;
+}
+
+/** The transforms {@link Engine.swiGlu} applies to its two products; absent: none. */
+export interface SwiGluTransforms {
+  /** On the gate product, before the SiLU. */
+  readonly gate?: ProductTransform;
+  /** On the up product. */
+  readonly up?: ProductTransform;
+}
+
+/**
  * RoPE for {@link Engine.matmulMany}: rotate_half in place on its first
  * `count` products, as `ropeInPlace` with the tables `[seqLen, headDim/2]`.
  */
@@ -530,9 +556,11 @@ export interface Engine {
    * A SwiGLU MLP's activation from its input, `silu(x · gateᵀ) · (x · upᵀ)`:
    * x `[..., K]`, gate and up `[N, K]` (no bias); the bits of
    * `siluMul(matmul(x, gate), matmul(x, up))` without handing the two
-   * products out.
+   * products out. With `after`, each product first goes through its
+   * transform: the bits of `walshHadamard(matmul(x, gate), …)` (an online
+   * output transform, QuIP's `u`) in place of the product.
    */
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): Tensor;
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): Tensor;
   /**
    * Copies the rows of `ids` in `[rowStart, rowStart + table rows)` from a
    * block of the embedding table into `out` `[ids, hidden]`.

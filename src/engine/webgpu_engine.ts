@@ -39,8 +39,10 @@ import type {
   Engine,
   HostArray,
   ManyRope,
+  ProductTransform,
   RowReduction,
   SecondOrderOps,
+  SwiGluTransforms,
   Tensor,
   WalshHadamardSigns,
 } from "./engine.ts";
@@ -227,13 +229,23 @@ export class WebGpuEngine implements Engine {
     return this.ops.siluMul(this.batch, gpuTensor(gate, "siluMul"), gpuTensor(up, "siluMul"));
   }
 
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): GpuTensor {
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): GpuTensor {
     if (up.shape.join() !== gate.shape.join()) {
       throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    // The two products are recorded like any others; destroyed once the activation is recorded.
-    const g = this.matmul(x, gate);
-    const u = this.matmul(x, up);
+    // The two products (and their transforms) are recorded like any others;
+    // destroyed once the activation is recorded.
+    const product = (w: Tensor, t: ProductTransform | undefined) => {
+      const y = this.matmul(x, w);
+      if (t === undefined) return y;
+      try {
+        return this.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
+      } finally {
+        y.destroy();
+      }
+    };
+    const g = product(gate, after?.gate);
+    const u = product(up, after?.up);
     try {
       return this.siluMul(g, u);
     } finally {

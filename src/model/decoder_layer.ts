@@ -208,12 +208,22 @@ export function encodeDecoderLayer(
     return ys;
   };
 
-  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
-  // and nothing needs the products apart (no bias, no online output transform):
-  // the CPU engine then keeps them in its kernels' memory (same bits).
+  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input,
+  // neither has a bias and their online output transforms (QuIP's u) are each
+  // one Walsh–Hadamard transform or none: the CPU engine then keeps the
+  // products in its kernels' memory and transforms them there (same bits).
   const swiGlu = (xg: Tensor, xu: Tensor): Tensor => {
-    if (xg === xu && plain("mlp.gate_proj") && plain("mlp.up_proj")) {
-      return engine.swiGlu(xg, weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj"));
+    const after = (l: LayerLinear) =>
+      direct(l) ? undefined : ctx.online!.productTransform(`${prefix}.${l}`, "output");
+    const [gateAfter, upAfter] = [after("mlp.gate_proj"), after("mlp.up_proj")];
+    const unbiased = weights.bias("mlp.gate_proj") === undefined &&
+      weights.bias("mlp.up_proj") === undefined;
+    if (xg === xu && unbiased && gateAfter !== null && upAfter !== null) {
+      const transforms = gateAfter === undefined && upAfter === undefined
+        ? undefined
+        : { gate: gateAfter, up: upAfter };
+      const [gate, up] = [weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj")];
+      return engine.swiGlu(xg, gate, up, transforms);
     }
     const gate = linear("mlp.gate_proj", xg);
     const up = linear("mlp.up_proj", xu);

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Engine, Tensor } from "../engine/engine.ts";
+import type { Engine, ProductTransform, Tensor } from "../engine/engine.ts";
 import type { OnlineApplication, OnlineLocation } from "../transform/online_transforms.ts";
 import { hadamardFactors, isPowerOfTwo } from "../transform/hadamard.ts";
 import { TransformError } from "../transform/errors.ts";
@@ -129,33 +129,57 @@ export class OnlineRotations {
     return cur;
   }
 
+  /**
+   * The transforms at a place as one {@link ProductTransform}, for an op that
+   * runs it on a product it computes (`Engine.swiGlu`'s `after`): the same
+   * `walshHadamard` that {@link apply} runs there.
+   *
+   * @param module the full module name
+   * @param location where
+   * @returns undefined when nothing applies there, null when what applies is
+   *   not one Walsh–Hadamard transform (a dense product, or several)
+   */
+  productTransform(module: string, location: OnlineLocation): ProductTransform | null | undefined {
+    const list = this.byPlace.get(`${module}:${location}`);
+    if (list === undefined) return undefined;
+    return list.length === 1 ? walshHadamardOf(list[0]) : null;
+  }
+
   #one(t: Loaded, x: Tensor): Tensor {
     const e = this.engine;
-    if (t.factored !== undefined) return this.#factored(t.factored, t.size, x);
-    if (t.weight === null) return e.walshHadamard(x, t.size, 1 / Math.sqrt(t.size));
+    const w = walshHadamardOf(t);
+    if (w !== null) return e.walshHadamard(x, w.n, w.scale, w.stride, w.signs, w.base);
+    // Not a Walsh–Hadamard transform: a stored dense matrix, uploaded.
+    const weight = t.weight!;
     const cols = x.shape[x.shape.length - 1];
-    if (cols === t.size) return e.matmul(x, t.weight);
-    const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), t.weight);
+    if (cols === t.size) return e.matmul(x, weight);
+    const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), weight);
     const out = e.copy(e.reshape(blocks, [...x.shape]));
     blocks.destroy();
     return out;
-  }
-
-  /**
-   * The signs (times 1/√n) before (inverse) or after, x·(I ⊗ H_K) and the
-   * strided Walsh–Hadamard butterflies `S_m ⊗ I_K`, as one engine op (the
-   * CPU engine runs them on each run of n while it is in its kernels'
-   * memory; the products of a `[numel/K, K]` matmul and `mul`, bit for bit).
-   */
-  #factored(f: Factored, n: number, x: Tensor): Tensor {
-    const signs = { values: f.signs, first: f.inverse };
-    return this.engine.walshHadamard(x, n, 1, f.k, signs, f.base ?? undefined);
   }
 
   /** Releases the uploaded matrices. */
   destroy(): void {
     for (const t of this.owned) t.destroy();
   }
+}
+
+/**
+ * A loaded transform as one `walshHadamard`, or null for a dense product:
+ * type `hadamard` the plain transform scaled by 1/√n; a factored
+ * random-hadamard its signs (times 1/√n) before (inverse) or after,
+ * x·(I ⊗ H_K) and the strided butterflies `S_m ⊗ I_K` (the CPU engine runs
+ * them on each run of n while it is in its kernels' memory; the products of
+ * a `[numel/K, K]` matmul and `mul`, bit for bit).
+ */
+function walshHadamardOf(t: Loaded): ProductTransform | null {
+  const f = t.factored;
+  if (f !== undefined) {
+    const signs = { values: f.signs, first: f.inverse };
+    return { n: t.size, scale: 1, stride: f.k, signs, base: f.base ?? undefined };
+  }
+  return t.weight === null ? { n: t.size, scale: 1 / Math.sqrt(t.size), stride: 1 } : null;
 }
 
 async function loadOne(

@@ -17,6 +17,7 @@ import {
   type KernelVariant,
   matmul,
   matmulTransposed,
+  type RowTransform,
   siluMul,
 } from "../../src/engine/cpu/gemm.ts";
 import { GemmRuntime, loadVariant } from "../../src/engine/cpu/_gemm_runtime.ts";
@@ -690,6 +691,56 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
     }
   }
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
+});
+
+Deno.test("swiGlu with row transforms gives the bits of the products, walshHadamard and siluMul apart", () => {
+  // Width 96: two runs of 48 (K 12, m 4) a row; 37 rows, chunks of 4 rows with a tiny budget.
+  const [m, n, k, runLength, K] = [37, 96, 40, 48, 12];
+  const x = values(m * k, 3).map((v) => 3 * v);
+  const wg = values(n * k, 5);
+  const wu = values(n * k, 7);
+  const signs = values(runLength, 9).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+  const base = values(K * K, 11);
+  const withBase = (first: boolean) => ({
+    n: runLength,
+    scale: 1 / Math.sqrt(runLength),
+    stride: K,
+    options: { signs, signsFirst: first, base },
+  });
+  const plain = { n: runLength, scale: 0.25, stride: 3, options: { signs, signsFirst: false } };
+  const cases = [
+    { gate: withBase(true), up: withBase(false) },
+    { gate: plain, up: withBase(true) },
+    { gate: withBase(false) },
+    { up: plain },
+  ];
+  for (const { gemm, label } of GEMMS) {
+    for (const streamBytes of [1, 2 ** 40]) {
+      const chunked = createCpuGemm({
+        threads: gemm.info().threads,
+        variant: gemm.info().variant,
+        streamBytes,
+      });
+      try {
+        for (const [i, after] of cases.entries()) {
+          const apart = (w: Float32Array, t?: RowTransform) => {
+            const y = gemm.matmulTransposed(x, w, m, n, k);
+            if (t !== undefined) gemm.walshHadamard(y, t.n, t.scale, t.stride, t.options);
+            return y;
+          };
+          const want = gemm.siluMul(apart(wg, after.gate), apart(wu, after.up), m * n);
+          const got = chunked.swiGlu(x, wg, wu, m, n, k, undefined, after);
+          assertSameBits(got, want, `case ${i}, ${label}, stream ${streamBytes}`);
+        }
+        assert.throws(
+          () => chunked.swiGlu(x, wg, wu, m, n, k, undefined, { gate: { ...plain, n: 36 } }),
+          /runs of 36/,
+        );
+      } finally {
+        chunked.close();
+      }
+    }
+  }
 });
 
 Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of their separate ops, whole and in chunks", () => {

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { parseEngineChoice } from "../../src/engine/choose.ts";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
-import type { Engine, Tensor } from "../../src/engine/engine.ts";
+import type { Engine, ProductTransform, Tensor } from "../../src/engine/engine.ts";
 import { EngineError } from "../../src/engine/engine_error.ts";
 import { referenceRoute } from "../../src/model/reference_moe.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
@@ -104,6 +104,46 @@ for (const kind of ENGINE_KINDS) {
       assert.deepEqual(hf, ha);
       assert.throws(() => e.swiGlu(x, gate, e.uploadWeight(randn(n * k), [k, n])), EngineError);
       for (const t of [x, gate, up, g, u, fused, apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: swiGlu with product transforms is siluMul of walshHadamard(matmul), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // Width 96: two runs of 48 (K 12) a row, as QuIP's u on gate_proj and up_proj.
+      const [m, k, n, runLength, K] = [9, 20, 96, 48, 12];
+      const x = e.upload(randn(m * k).map((v) => 3 * v), [3, 3, k]);
+      const gate = e.uploadWeight(randn(n * k), [n, k]);
+      const up = e.uploadWeight(randn(n * k), [n, k]);
+      const signs = e.upload(randn(runLength), [runLength]);
+      const base = e.upload(randn(K * K), [K, K]);
+      const after = {
+        gate: { n: runLength, scale: 0.5, stride: K, signs: { values: signs, first: true }, base },
+        up: { n: runLength, scale: 0.25, stride: 3, signs: { values: signs, first: false } },
+      };
+      const temps: Tensor[] = [];
+      const apart = (w: Tensor, t: ProductTransform) => {
+        const y = e.matmul(x, w);
+        temps.push(y);
+        return e.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
+      };
+      const products = [apart(gate, after.gate), apart(up, after.up)];
+      const composed = e.siluMul(products[0], products[1]);
+      const fused = e.swiGlu(x, gate, up, after);
+      const gateOnly = e.swiGlu(x, gate, up, { gate: after.gate });
+      const gateApart = e.siluMul(products[0], temps[1]);
+      assert.deepEqual(fused.shape, [3, 3, n]);
+      const [hf, hc, hg, hga] = await read(e, fused, composed, gateOnly, gateApart);
+      assertSameBits(hf, hc, "both transformed");
+      assertSameBits(hg, hga, "gate only");
+      for (const t of [x, gate, up, signs, base, ...temps, ...products, composed, fused]) {
+        t.destroy();
+      }
+      gateOnly.destroy();
+      gateApart.destroy();
     },
   });
 

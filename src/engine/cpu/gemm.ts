@@ -269,6 +269,22 @@ export interface WalshHadamardOptions {
   base?: Float32Array;
 }
 
+/**
+ * A {@linkcode CpuGemm.walshHadamard} of every row of a product, as
+ * {@linkcode CpuGemm.swiGlu} applies it to its products: runs of `n`, the
+ * scale, the stride and the options' signs and base (not `out`).
+ */
+export interface RowTransform {
+  /** Run length; divides the product's width. */
+  readonly n: number;
+  /** Multiplies every result (float64, rounded once). */
+  readonly scale: number;
+  /** Span of the first butterflies (K with a base). */
+  readonly stride: number;
+  /** The signs, their place and the base. */
+  readonly options: Omit<WalshHadamardOptions, "out">;
+}
+
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
 export interface AttentionGemmShape {
   /** Query positions. */
@@ -361,6 +377,17 @@ function checkLength(what: string, name: string, array: Float32Array, needed: nu
   if (array.length < needed) {
     throw new CpuKernelError(`${what}: ${name} holds ${array.length} floats, needs ${needed}`);
   }
+}
+
+/** Checks a Walsh–Hadamard transform's signs (n) and base (stride²), naming `what`. */
+function checkTransformFactors(
+  what: string,
+  n: number,
+  stride: number,
+  options: Omit<WalshHadamardOptions, "out">,
+): void {
+  if (options.signs !== undefined) checkLength(what, "signs", options.signs, n);
+  if (options.base !== undefined) checkLength(what, "base", options.base, stride * stride);
 }
 
 /**
@@ -948,6 +975,9 @@ export class CpuGemm {
    * @param n rows of each weight
    * @param k columns of x
    * @param out written when given (its first m·n floats), else allocated
+   * @param after each product's {@link RowTransform} (an online output
+   *   transform), run on its chunk in the kernels' memory before the
+   *   activation: the bits of {@link walshHadamard} on the whole product
    * @returns y, m × n
    */
   swiGlu(
@@ -958,16 +988,72 @@ export class CpuGemm {
     n: number,
     k: number,
     out?: Float32Array,
+    after: { readonly gate?: RowTransform; readonly up?: RowTransform } = {},
   ): Float32Array {
     const what = "swiGlu";
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
+    const transforms = [after.gate, after.up];
+    // Each transform's signs, base and the space its packed base takes, copied in once.
+    const fixed: Float32Array[] = [];
+    const slots = transforms.map((t) => {
+      if (t === undefined) return null;
+      const { n: runLength, stride, options } = t;
+      if (
+        !Number.isInteger(runLength) || runLength < 1 || n % runLength !== 0 ||
+        !Number.isInteger(stride) || stride < 1 || runLength % stride !== 0 ||
+        !Number.isInteger(Math.log2(runLength / stride))
+      ) {
+        throw new CpuKernelError(
+          `${what}: a transform of runs of ${runLength} (stride ${stride}, a stride times a ` +
+            `power of two dividing ${n}) expected`,
+        );
+      }
+      checkTransformFactors(what, runLength, stride, options);
+      const slot = { signs: -1, base: -1, packed: -1 };
+      const take = (a: Float32Array) => fixed.push(a) - 1;
+      if (options.signs !== undefined) slot.signs = take(options.signs.subarray(0, runLength));
+      if (options.base !== undefined) {
+        slot.base = take(options.base.subarray(0, stride * stride));
+        slot.packed = take(new Float32Array(stride * align(stride, NR)));
+      }
+      return slot;
+    });
+    // A product with a base is transformed into a row of scratch of its own.
+    const extraPerRow = n * transforms.filter((t) => t?.options.base !== undefined).length;
+    let packed = false;
     // A chunk starts at a multiple of 4 rows, so each element takes the
     // SIMD or scalar path of one siluMul over the whole array.
-    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
-      this.#rt.siluMul(g, u, g, r * n);
-      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
-    });
+    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, c, at) => {
+      const rt = this.#rt;
+      const addressOf = (i: number) => (i < 0 ? 0 : at.fixed[i]);
+      if (!packed) {
+        // The bases packed as matmulTransposed packs a [K, K] weight, once.
+        transforms.forEach((t, i) => {
+          const slot = slots[i];
+          if (t === undefined || slot === null || slot.base < 0) return;
+          const K = t.stride;
+          const stage = at.fixed[slot.base];
+          const packedAt = at.fixed[slot.packed];
+          const job = { k: K, n: K, stage, rowStride: 1, colStride: K, packed: packedAt };
+          rt.packB({ ...job, p0: 0, p1: K, j0: 0, j1: K });
+        });
+        packed = true;
+      }
+      let scratch = at.extra;
+      const [g, u] = c.map((product, i) => {
+        const t = transforms[i];
+        const slot = slots[i];
+        if (t === undefined || slot === null) return product;
+        const into = slot.packed < 0 ? product : scratch;
+        if (slot.packed >= 0) scratch += r * n * 4;
+        const factors = { signs: addressOf(slot.signs), packed: addressOf(slot.packed) };
+        this.#transformChunk(t, factors, product, into, (r * n) / t.n);
+        return into;
+      });
+      rt.siluMul(g, u, g, r * n);
+      rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
+    }, { extraPerRow, fixed });
     return y;
   }
 
@@ -1271,8 +1357,7 @@ export class CpuGemm {
       );
     }
     const { signs, base, out = x } = options;
-    if (signs !== undefined) checkLength(what, "signs", signs, n);
-    if (base !== undefined) checkLength(what, "base", base, stride * stride);
+    checkTransformFactors(what, n, stride, options);
     checkLength(what, "out", out, x.length);
     if (x.length === 0) return;
     const rt = this.#rt;
@@ -1288,41 +1373,60 @@ export class CpuGemm {
     if (signs !== undefined) rt.f32(signsAt, n).set(signs.subarray(0, n));
     // B's staging shares the space the chunks use afterwards.
     if (base !== undefined) this.#packTransposed(base, stride, stride, packedAt, xAt, stride);
-    const signsFirst = signs !== undefined && (options.signsFirst ?? false);
+    const at = {
+      signs: signs === undefined ? 0 : signsAt,
+      packed: base === undefined ? 0 : packedAt,
+    };
     for (let r0 = 0; r0 < runs; r0 += step) {
       const r = Math.min(step, runs - r0);
       rt.f32(xAt, r * n).set(x.subarray(r0 * n, (r0 + r) * n));
-      const transform = { runs: r, n, scale: 1, signs: 0, signsFirst: false };
-      if (base !== undefined) {
-        // The signs first (a transform without butterflies), then the rows of
-        // K times baseᵀ: the packed product matmulTransposed runs, same bits.
-        if (signsFirst) {
-          rt.walshHadamard({ ...transform, x: xAt, stride: n, signs: signsAt, signsFirst });
-        }
-        const m = (r * n) / stride;
-        rt.runPacked({
-          m,
-          n: stride,
-          k: stride,
-          a: xAt,
-          aRowStride: stride,
-          aColStride: 1,
-          packed: packedAt,
-          c: yAt,
-          ldc: stride,
-          accumulate: false,
-        });
-      }
-      rt.walshHadamard({
-        ...transform,
-        x: yAt,
-        stride,
-        scale,
-        signs: signs === undefined || (base !== undefined && signsFirst) ? 0 : signsAt,
-        signsFirst,
-      });
+      this.#transformChunk({ n, scale, stride, options }, at, xAt, yAt, r);
       out.set(rt.f32(yAt, r * n), r0 * n);
     }
+  }
+
+  /**
+   * {@link walshHadamard} of `runs` runs at byte address `x` in the kernels'
+   * memory, with the signs and the packed base at `at` (0: none): in place
+   * without a base; with one, the signs first (a transform without
+   * butterflies), the rows of K times baseᵀ into `y` (the packed product
+   * matmulTransposed runs, same bits), then the butterflies and the signs
+   * after in place there.
+   */
+  #transformChunk(
+    t: RowTransform,
+    at: { signs: number; packed: number },
+    x: number,
+    y: number,
+    runs: number,
+  ): void {
+    const rt = this.#rt;
+    const { n, stride } = t;
+    const signsFirst = at.signs !== 0 && (t.options.signsFirst ?? false);
+    const job = { runs, n, scale: 1, signs: 0, signsFirst: false };
+    if (at.packed !== 0) {
+      if (signsFirst) rt.walshHadamard({ ...job, x, stride: n, signs: at.signs, signsFirst });
+      rt.runPacked({
+        m: (runs * n) / stride,
+        n: stride,
+        k: stride,
+        a: x,
+        aRowStride: stride,
+        aColStride: 1,
+        packed: at.packed,
+        c: y,
+        ldc: stride,
+        accumulate: false,
+      });
+    }
+    rt.walshHadamard({
+      ...job,
+      x: at.packed !== 0 ? y : x,
+      stride,
+      scale: t.scale,
+      signs: at.packed !== 0 && signsFirst ? 0 : at.signs,
+      signsFirst,
+    });
   }
 
   /**
@@ -2051,6 +2155,7 @@ export function siluMul(
  * @param n rows of each weight
  * @param k columns of x
  * @param out optional destination, m·n floats
+ * @param after transforms of the gate and up products' rows before the activation
  * @returns y, m × n
  */
 export function swiGlu(
@@ -2061,8 +2166,9 @@ export function swiGlu(
   n: number,
   k: number,
   out?: Float32Array,
+  after?: { readonly gate?: RowTransform; readonly up?: RowTransform },
 ): Float32Array {
-  return defaultGemm().swiGlu(x, gate, up, m, n, k, out);
+  return defaultGemm().swiGlu(x, gate, up, m, n, k, out, after);
 }
 
 /**
