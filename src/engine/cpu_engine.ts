@@ -251,10 +251,14 @@ export class CpuEngine implements Engine {
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): CpuTensor[] {
     const what = "matmulMany";
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`${what}: ${ws.length} weights but ${biases.length} biases`);
+    }
+    if (after !== undefined && after.length !== ws.length) {
+      throw new EngineError(`${what}: ${ws.length} weights but ${after.length} transforms`);
     }
     if (rope !== undefined && !(rope.count <= ws.length)) {
       throw new EngineError(`${what}: RoPE on ${rope.count} of ${ws.length} products`);
@@ -267,7 +271,14 @@ export class CpuEngine implements Engine {
       if (bias !== undefined && bias.length !== shapes[i].n) {
         throw new EngineError(`${what}: bias ${i} [${b!.shape}] must be [${shapes[i].n}]`);
       }
-      return { w: f32(w, what), n: shapes[i].n, bias, rope: i < (rope?.count ?? 0) };
+      const rotated = i < (rope?.count ?? 0);
+      return {
+        w: f32(w, what),
+        n: shapes[i].n,
+        bias,
+        rope: rotated,
+        after: rowTransform(after?.[i], what),
+      };
     });
     if (ws.length === 0) return [];
     const { m, k } = shapes[0];
@@ -281,7 +292,7 @@ export class CpuEngine implements Engine {
     return outs.map((y, i) => this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]));
   }
 
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): CpuTensor {
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): CpuTensor {
     const what = "matmulAdd";
     const { m, n, k } = productShape(what, x, w);
     const shape = [...x.shape.slice(0, -1), n];
@@ -290,15 +301,14 @@ export class CpuEngine implements Engine {
         `${what}: residual [${residual.shape}] is not the product's [${shape}]`,
       );
     }
-    const y = matmulTransposedAdd(
-      f32(x, what),
-      f32(w, what),
-      f32(residual, what),
-      m,
-      n,
-      k,
-      this.#f32(m * n),
-    );
+    const [xs, ws, rs] = [f32(x, what), f32(w, what), f32(residual, what)];
+    const y = this.#f32(m * n);
+    try {
+      matmulTransposedAdd(xs, ws, rs, m, n, k, y, rowTransform(after, what));
+    } catch (e) {
+      this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
     return this.#own(y, shape);
   }
 
@@ -401,14 +411,7 @@ export class CpuEngine implements Engine {
       throw new EngineError(`${what}: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
     // The transforms run on each chunk's products in the kernels' memory.
-    const host = (t: ProductTransform | undefined): RowTransform | undefined => {
-      if (t === undefined) return undefined;
-      const signs = t.signs === undefined ? undefined : f32(t.signs.values, what);
-      const base = t.base === undefined ? undefined : f32(t.base, what);
-      const options = { signs, signsFirst: t.signs?.first, base };
-      return { n: t.n, scale: t.scale, stride: t.stride, options };
-    };
-    const transforms = { gate: host(after?.gate), up: host(after?.up) };
+    const transforms = { gate: rowTransform(after?.gate, what), up: rowTransform(after?.up, what) };
     const xs = f32(x, what);
     const [g, u] = [f32(gate, what), f32(up, what)];
     const y = this.#f32(m * n);
@@ -700,6 +703,15 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** A {@link ProductTransform} on the kernels' host arrays. */
+function rowTransform(t: ProductTransform | undefined, what: string): RowTransform | undefined {
+  if (t === undefined) return undefined;
+  const signs = t.signs === undefined ? undefined : f32(t.signs.values, what);
+  const base = t.base === undefined ? undefined : f32(t.base, what);
+  const options = { signs, signsFirst: t.signs?.first, base };
+  return { n: t.n, scale: t.scale, stride: t.stride, options };
 }
 
 /** A {@link ManyRope}'s tables for the kernels. */

@@ -520,22 +520,26 @@ export interface Engine {
    * `matmul(x, ws[i], biases[i])` for every weight of one input (q, k and v
    * of attention), bit for bit; the engine may share the input's staging
    * among them. `biases`, when given, has one entry (or undefined) per weight.
-   * With `rope`, the first `rope.count` products then get
-   * `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim, rope.headDim)`
-   * (queries and keys), with its bits.
+   * With `after`, product i (with its bias) is replaced by its transform's
+   * `walshHadamard` (an online output transform, QuIP's `u`; one entry, or
+   * undefined, per weight). With `rope`, the first `rope.count` products
+   * then get `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim,
+   * rope.headDim)` (queries and keys), with its bits.
    */
   matmulMany(
     x: Tensor,
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): Tensor[];
   /**
    * `residual + x · wᵀ` (a residual connection around a Linear without a
    * bias): x `[..., K]`, w `[N, K]`, residual of the product's shape; the bits
-   * of `add(residual, matmul(x, w))` without handing the product out.
+   * of `add(residual, matmul(x, w))` without handing the product out. With
+   * `after`, of `add(residual, walshHadamard(matmul(x, w), …))`.
    */
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): Tensor;
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): Tensor;
   /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
   add(a: Tensor, b: Tensor): Tensor;
   /** `a · b` elementwise; b may be a trailing-dimension broadcast of a. */

@@ -155,14 +155,18 @@ export class WebGpuEngine implements Engine {
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): GpuTensor[] {
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`matmulMany: ${ws.length} weights but ${biases.length} biases`);
     }
+    if (after !== undefined && after.length !== ws.length) {
+      throw new EngineError(`matmulMany: ${ws.length} weights but ${after.length} transforms`);
+    }
     if (rope !== undefined && !(rope.count <= ws.length)) {
       throw new EngineError(`matmulMany: RoPE on ${rope.count} of ${ws.length} products`);
     }
-    const ys = ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+    const ys = ws.map((w, i) => this.#transformed(this.matmul(x, w, biases?.[i]), after?.[i]));
     for (const y of ys.slice(0, rope?.count ?? 0)) {
       const n = y.shape[y.shape.length - 1];
       this.ropeInPlace(y, rope!.cos, rope!.sin, n / rope!.headDim, rope!.headDim);
@@ -170,8 +174,8 @@ export class WebGpuEngine implements Engine {
     return ys;
   }
 
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): GpuTensor {
-    const y = this.matmul(x, w);
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): GpuTensor {
+    const y = this.#transformed(this.matmul(x, w), after);
     try {
       if (residual.shape.join() !== y.shape.join()) {
         throw new EngineError(
@@ -235,22 +239,23 @@ export class WebGpuEngine implements Engine {
     }
     // The two products (and their transforms) are recorded like any others;
     // destroyed once the activation is recorded.
-    const product = (w: Tensor, t: ProductTransform | undefined) => {
-      const y = this.matmul(x, w);
-      if (t === undefined) return y;
-      try {
-        return this.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
-      } finally {
-        y.destroy();
-      }
-    };
-    const g = product(gate, after?.gate);
-    const u = product(up, after?.up);
+    const g = this.#transformed(this.matmul(x, gate), after?.gate);
+    const u = this.#transformed(this.matmul(x, up), after?.up);
     try {
       return this.siluMul(g, u);
     } finally {
       g.destroy();
       u.destroy();
+    }
+  }
+
+  /** y itself without a transform, else its `walshHadamard` (y destroyed once recorded). */
+  #transformed(y: GpuTensor, t: ProductTransform | undefined): GpuTensor {
+    if (t === undefined) return y;
+    try {
+      return this.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
+    } finally {
+      y.destroy();
     }
   }
 

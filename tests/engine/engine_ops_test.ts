@@ -149,6 +149,59 @@ for (const kind of ENGINE_KINDS) {
 
   Deno.test({
     name:
+      `${kind}: matmulMany and matmulAdd with product transforms are walshHadamard(matmul) (then RoPE, add), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // q (2 heads of 8, K 4 base), k (1 head, plain with signs), v (no transform); then o.
+      const [seqLen, k] = [6, 12];
+      const x = e.upload(randn(2 * seqLen * k), [2 * seqLen, k]);
+      const [wq, wk, wv] = [16, 8, 8].map((n) => e.uploadWeight(randn(n * k), [n, k]));
+      const biases = [e.upload(randn(16), [16]), undefined, e.upload(randn(8), [8])];
+      const signs = e.upload(randn(16), [16]);
+      const base = e.upload(randn(16), [4, 4]);
+      const half = e.upload(randn(8), [8]);
+      const after = [
+        { n: 16, scale: 0.25, stride: 4, signs: { values: signs, first: true }, base },
+        { n: 8, scale: 0.5, stride: 1, signs: { values: half, first: false } },
+        undefined,
+      ];
+      const cos = e.upload(randn(seqLen * 4), [seqLen, 4]);
+      const sin = e.upload(randn(seqLen * 4), [seqLen, 4]);
+      const temps: Tensor[] = [];
+      const keep = (t: Tensor) => (temps.push(t), t);
+      const apart = [wq, wk, wv].map((w, i) => {
+        const y = keep(e.matmul(x, w, biases[i]));
+        const t = after[i];
+        return t === undefined
+          ? y
+          : keep(e.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base));
+      });
+      for (const y of apart.slice(0, 2)) {
+        e.ropeInPlace(y, cos, sin, y.shape[1] / 8, 8);
+      }
+      const rope = { cos, sin, headDim: 8, count: 2 };
+      const fused = e.matmulMany(x, [wq, wk, wv], biases, rope, after);
+      const residual = e.upload(randn(2 * seqLen * 16), [2 * seqLen, 16]);
+      const added = e.matmulAdd(x, wq, residual, after[0]);
+      const t0 = after[0]!;
+      const product = keep(e.matmul(x, wq));
+      const rotated = keep(e.walshHadamard(product, t0.n, t0.scale, t0.stride, t0.signs, t0.base));
+      const addedApart = e.add(residual, rotated);
+      const got = await read(e, ...fused, ...apart, added, addedApart);
+      for (let i = 0; i < 3; i++) assertSameBits(got[i], got[i + 3], `matmulMany product ${i}`);
+      assertSameBits(got[6], got[7], "matmulAdd");
+      assert.throws(
+        () => e.matmulMany(x, [wq, wk], undefined, undefined, [undefined]),
+        /transforms/,
+      );
+      const all = [x, wq, wk, wv, signs, base, half, cos, sin, residual, added, addedApart];
+      for (const t of [...all, ...biases, ...temps, ...fused]) t?.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
       `${kind}: matmulMany is matmul of each weight (+bias, then RoPE), matmulAdd add(r, matmul), bit for bit`,
     sanitizeResources: false,
     async fn() {

@@ -210,6 +210,8 @@ export interface ManyProduct {
   readonly bias?: Float32Array;
   /** Whether RoPE applies to the product (needs the call's RoPE tables). */
   readonly rope?: boolean;
+  /** Its rows' online transform, after the bias and before RoPE. */
+  readonly after?: RowTransform;
 }
 
 /** The RoPE of {@linkcode CpuGemm.matmulTransposedMany}: rotate_half over heads of `headDim`. */
@@ -377,6 +379,14 @@ function checkLength(what: string, name: string, array: Float32Array, needed: nu
   if (array.length < needed) {
     throw new CpuKernelError(`${what}: ${name} holds ${array.length} floats, needs ${needed}`);
   }
+}
+
+/** Where a {@link CpuGemm} product chunk's scratch and fixed arrays are (byte addresses). */
+interface ProductsAt {
+  /** The chunk's scratch, its rows × the call's floats per row. */
+  readonly extra: number;
+  /** Each fixed array, copied in once. */
+  readonly fixed: readonly number[];
 }
 
 /** Checks a Walsh–Hadamard transform's signs (n) and base (stride²), naming `what`. */
@@ -895,9 +905,11 @@ export class CpuGemm {
     }
     const half = checkRope(what, ws, rope);
     const rt = this.#rt;
-    const fixed = rope === undefined
+    const tables = rope === undefined
       ? []
       : [rope.cos, rope.sin].map((t) => t.subarray(0, rope.seqLen * half));
+    const widths = ws.map(({ n }) => n);
+    const transforms = this.#rowTransforms(what, widths, ws.map((p) => p.after), tables);
     this.#products(what, x, ws, m, k, (r0, r, c, at) => {
       for (const [i, { n, bias }] of ws.entries()) {
         const y = rt.f32(c[i], r * n);
@@ -905,9 +917,13 @@ export class CpuGemm {
         if (bias !== undefined) {
           for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
         }
+      }
+      // Then the online output transforms, then RoPE (as the forward applies them apart).
+      const results = transforms.run(c, r, at);
+      for (const [i, { n }] of ws.entries()) {
         if (rope !== undefined && ws[i].rope) {
           rt.rope({
-            x: c[i],
+            x: results[i],
             rows: r,
             n,
             headDim: rope.headDim,
@@ -917,9 +933,9 @@ export class CpuGemm {
             sin: at.fixed[1],
           });
         }
-        rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
+        rt.copyOut(results[i], ys[i].subarray(r0 * n, (r0 + r) * n));
       }
-    }, { fixed });
+    }, transforms.layout);
     return ys;
   }
 
@@ -936,6 +952,8 @@ export class CpuGemm {
    * @param n rows of w
    * @param k columns of x
    * @param out written when given (its first m·n floats; may be residual), else allocated
+   * @param after the product's {@link RowTransform} (an online output
+   *   transform), run on its chunk in the kernels' memory before the sum
    * @returns y, m × n
    */
   matmulTransposedAdd(
@@ -946,6 +964,7 @@ export class CpuGemm {
     n: number,
     k: number,
     out?: Float32Array,
+    after?: RowTransform,
   ): Float32Array {
     const what = "matmulTransposedAdd";
     checkShape(what, "n", n);
@@ -953,11 +972,16 @@ export class CpuGemm {
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
     const rt = this.#rt;
-    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
-      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), at.extra);
-      rt.add(at.extra, c, c, r * n);
-      rt.copyOut(c, y.subarray(r0 * n, (r0 + r) * n));
-    }, { extraPerRow: n });
+    const transforms = this.#rowTransforms(what, n, [after]);
+    // The residual's rows go after the transforms' scratch.
+    const { extraPerRow, fixed } = transforms.layout;
+    this.#products(what, x, [{ w, n }], m, k, (r0, r, c, at) => {
+      const [product] = transforms.run(c, r, at);
+      const sum = at.extra + extraPerRow * r * 4;
+      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), sum);
+      rt.add(sum, product, product, r * n);
+      rt.copyOut(product, y.subarray(r0 * n, (r0 + r) * n));
+    }, { extraPerRow: extraPerRow + n, fixed });
     return y;
   }
 
@@ -993,67 +1017,14 @@ export class CpuGemm {
     const what = "swiGlu";
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
-    const transforms = [after.gate, after.up];
-    // Each transform's signs, base and the space its packed base takes, copied in once.
-    const fixed: Float32Array[] = [];
-    const slots = transforms.map((t) => {
-      if (t === undefined) return null;
-      const { n: runLength, stride, options } = t;
-      if (
-        !Number.isInteger(runLength) || runLength < 1 || n % runLength !== 0 ||
-        !Number.isInteger(stride) || stride < 1 || runLength % stride !== 0 ||
-        !Number.isInteger(Math.log2(runLength / stride))
-      ) {
-        throw new CpuKernelError(
-          `${what}: a transform of runs of ${runLength} (stride ${stride}, a stride times a ` +
-            `power of two dividing ${n}) expected`,
-        );
-      }
-      checkTransformFactors(what, runLength, stride, options);
-      const slot = { signs: -1, base: -1, packed: -1 };
-      const take = (a: Float32Array) => fixed.push(a) - 1;
-      if (options.signs !== undefined) slot.signs = take(options.signs.subarray(0, runLength));
-      if (options.base !== undefined) {
-        slot.base = take(options.base.subarray(0, stride * stride));
-        slot.packed = take(new Float32Array(stride * align(stride, NR)));
-      }
-      return slot;
-    });
-    // A product with a base is transformed into a row of scratch of its own.
-    const extraPerRow = n * transforms.filter((t) => t?.options.base !== undefined).length;
-    let packed = false;
+    const transforms = this.#rowTransforms(what, n, [after.gate, after.up]);
     // A chunk starts at a multiple of 4 rows, so each element takes the
     // SIMD or scalar path of one siluMul over the whole array.
     this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, c, at) => {
-      const rt = this.#rt;
-      const addressOf = (i: number) => (i < 0 ? 0 : at.fixed[i]);
-      if (!packed) {
-        // The bases packed as matmulTransposed packs a [K, K] weight, once.
-        transforms.forEach((t, i) => {
-          const slot = slots[i];
-          if (t === undefined || slot === null || slot.base < 0) return;
-          const K = t.stride;
-          const stage = at.fixed[slot.base];
-          const packedAt = at.fixed[slot.packed];
-          const job = { k: K, n: K, stage, rowStride: 1, colStride: K, packed: packedAt };
-          rt.packB({ ...job, p0: 0, p1: K, j0: 0, j1: K });
-        });
-        packed = true;
-      }
-      let scratch = at.extra;
-      const [g, u] = c.map((product, i) => {
-        const t = transforms[i];
-        const slot = slots[i];
-        if (t === undefined || slot === null) return product;
-        const into = slot.packed < 0 ? product : scratch;
-        if (slot.packed >= 0) scratch += r * n * 4;
-        const factors = { signs: addressOf(slot.signs), packed: addressOf(slot.packed) };
-        this.#transformChunk(t, factors, product, into, (r * n) / t.n);
-        return into;
-      });
-      rt.siluMul(g, u, g, r * n);
-      rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
-    }, { extraPerRow, fixed });
+      const [g, u] = transforms.run(c, r, at);
+      this.#rt.siluMul(g, u, g, r * n);
+      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
+    }, transforms.layout);
     return y;
   }
 
@@ -1383,6 +1354,82 @@ export class CpuGemm {
       this.#transformChunk({ n, scale, stride, options }, at, xAt, yAt, r);
       out.set(rt.f32(yAt, r * n), r0 * n);
     }
+  }
+
+  /**
+   * Row transforms of the products of one {@link #products} call (each
+   * product `widths[i]` wide; undefined: none), checked: `layout` is the
+   * fixed arrays (each transform's signs, base and the space of its packed
+   * base, after `fixedBefore` of the caller's) and the scratch per row (a
+   * product with a base is transformed into scratch of its own); `run`
+   * transforms a chunk's products (packing the bases on its first call) and
+   * returns where each result is.
+   */
+  #rowTransforms(
+    what: string,
+    widths: number | readonly number[],
+    transforms: readonly (RowTransform | undefined)[],
+    fixedBefore: readonly Float32Array[] = [],
+  ): {
+    layout: { extraPerRow: number; fixed: readonly Float32Array[] };
+    run: (c: readonly number[], r: number, at: ProductsAt) => number[];
+  } {
+    const widthOf = (i: number) => (typeof widths === "number" ? widths : widths[i]);
+    const fixed = [...fixedBefore];
+    const take = (a: Float32Array) => fixed.push(a) - 1;
+    const slots = transforms.map((t, i) => {
+      if (t === undefined) return null;
+      const { n, stride, options } = t;
+      const width = widthOf(i);
+      if (
+        !Number.isInteger(n) || n < 1 || width % n !== 0 || !Number.isInteger(stride) ||
+        stride < 1 || n % stride !== 0 || !Number.isInteger(Math.log2(n / stride))
+      ) {
+        throw new CpuKernelError(
+          `${what}: a transform of runs of ${n} (stride ${stride}, a stride times a power of ` +
+            `two dividing ${width}) expected`,
+        );
+      }
+      checkTransformFactors(what, n, stride, options);
+      const signs = options.signs === undefined ? -1 : take(options.signs.subarray(0, n));
+      if (options.base === undefined) return { t, signs, base: -1, packed: -1, scratch: -1 };
+      const base = take(options.base.subarray(0, stride * stride));
+      const packed = take(new Float32Array(stride * align(stride, NR)));
+      return { t, signs, base, packed, scratch: 0 };
+    });
+    // Each product with a base gets `width` floats a row of scratch, one after another.
+    let extraPerRow = 0;
+    for (const [i, slot] of slots.entries()) {
+      if (slot?.scratch !== 0) continue;
+      slot.scratch = extraPerRow;
+      extraPerRow += widthOf(i);
+    }
+    let packed = false;
+    const run = (c: readonly number[], r: number, at: ProductsAt) => {
+      const rt = this.#rt;
+      if (!packed) {
+        // Each base packed as matmulTransposed packs a [K, K] weight, once.
+        for (const slot of slots) {
+          if (slot === null || slot.base < 0) continue;
+          const K = slot.t.stride;
+          const job = { k: K, n: K, stage: at.fixed[slot.base], rowStride: 1, colStride: K };
+          rt.packB({ ...job, packed: at.fixed[slot.packed], p0: 0, p1: K, j0: 0, j1: K });
+        }
+        packed = true;
+      }
+      return c.map((product, i) => {
+        const slot = slots[i];
+        if (slot === null || slot === undefined) return product;
+        const into = slot.base < 0 ? product : at.extra + slot.scratch * r * 4;
+        const factors = {
+          signs: slot.signs < 0 ? 0 : at.fixed[slot.signs],
+          packed: slot.base < 0 ? 0 : at.fixed[slot.packed],
+        };
+        this.#transformChunk(slot.t, factors, product, into, (r * widthOf(i)) / slot.t.n);
+        return into;
+      });
+    };
+    return { layout: { extraPerRow, fixed }, run };
   }
 
   /**
@@ -1751,12 +1798,7 @@ export class CpuGemm {
     ws: readonly { readonly w: Float32Array; readonly n: number }[],
     m: number,
     k: number,
-    finish: (
-      r0: number,
-      r: number,
-      c: readonly number[],
-      at: { extra: number; fixed: readonly number[] },
-    ) => void,
+    finish: (r0: number, r: number, c: readonly number[], at: ProductsAt) => void,
     { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
   ): void {
     checkShape(what, "m", m);
@@ -2190,6 +2232,7 @@ export function swiGlu(
  * @param n rows of w
  * @param k columns of x
  * @param out optional destination, m·n floats (may be residual)
+ * @param after the product's row transform, before the sum
  * @returns y, m × n
  */
 export function matmulTransposedAdd(
@@ -2200,8 +2243,9 @@ export function matmulTransposedAdd(
   n: number,
   k: number,
   out?: Float32Array,
+  after?: RowTransform,
 ): Float32Array {
-  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out);
+  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out, after);
 }
 
 /**
