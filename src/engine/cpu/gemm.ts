@@ -273,8 +273,10 @@ export interface WalshHadamardOptions {
 
 /**
  * A {@linkcode CpuGemm.walshHadamard} of every row of a product, as
- * {@linkcode CpuGemm.swiGlu} applies it to its products: runs of `n`, the
- * scale, the stride and the options' signs and base (not `out`).
+ * {@linkcode CpuGemm.swiGlu}, {@linkcode CpuGemm.matmulTransposedAdd} and
+ * {@linkcode CpuGemm.matmulTransposedMany} apply it to their products (an
+ * online output transform): runs of `n`, the scale, the stride and the
+ * options' signs and base (not `out`).
  */
 export interface RowTransform {
   /** Run length; divides the product's width. */
@@ -1300,8 +1302,8 @@ export class CpuGemm {
    * as a float32 product (a random-hadamard rotation's diagonal), before the
    * butterflies when `signsFirst`, else after the scale. With `options.base`
    * (K × K, K = stride), each run of K values is multiplied by it before the
-   * butterflies: the whole factored product `(S_m ⊗ H_K) · diag(signs)` in
-   * one pass.
+   * butterflies: the whole factored product `(S_m ⊗ H_K) · diag(signs)` on
+   * each chunk while it is in the kernels' memory.
    *
    * @param x a whole number of runs of n floats, transformed in place unless `out` is given
    * @param n run length: `stride` times a power of two
