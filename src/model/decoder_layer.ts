@@ -167,8 +167,8 @@ export function encodeDecoderLayer(
   };
   const linear = (l: LayerLinear, input: Tensor) =>
     output(l, temp(engine.matmul(input, weights.linear(l), weights.bias(l))));
-  // Whether nothing comes between a Linear's product and what follows it:
-  // `direct`, no online output transform; `plain`, no bias either.
+  // Whether nothing comes between a Linear's product and what follows it (no
+  // online output transform), and whether Linears have no bias.
   const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
   const unbiased = (...ls: LayerLinear[]) => ls.every((l) => weights.bias(l) === undefined);
   // A Linear's online output transform (QuIP's u) as the `after` of the op
@@ -192,7 +192,8 @@ export function encodeDecoderLayer(
   // Several Linears' outputs, the first `roped` of them with RoPE applied (q
   // and k). When they all read one input, one engine op (the CPU engine
   // stages that input once for all the products), their online output
-  // transforms and RoPE included when the op can run every transform.
+  // transforms included when the op can run every one of them, and RoPE
+  // when it can run those or none comes between a rotated product and it.
   const linears = (
     ls: readonly LayerLinear[],
     inputs: Map<LayerLinear, Tensor>,
@@ -202,7 +203,7 @@ export function encodeDecoderLayer(
     const oneInput = ls.every((l) => inputs.get(l) === x);
     const transforms = ls.map(after);
     const inOp = transforms.every((t) => t !== null);
-    const ropeInOp = oneInput && roped > 0 && inOp;
+    const ropeInOp = oneInput && roped > 0 && (inOp || ls.slice(0, roped).every(direct));
     let ys: Tensor[];
     if (!oneInput) ys = ls.map((l) => linear(l, inputs.get(l)!));
     else {
