@@ -2,10 +2,11 @@
  * The CPU engine's decoder-layer forward at a calibration batch's shape:
  * `deno run -A bench/cpu_layer_forward_bench.ts [--model DIR] [--reps 5] [--sequences 16] [--seq-len 256]`.
  *
- * Loads a model on the CPU engine (default: a seeded synthetic Llama of the
- * 3M shape the recipe timings use: hidden 256, 4 layers, intermediate 768,
- * 8 heads of 32, 4 key/value heads, vocab 512, written to a temporary
- * folder), embeds `--sequences` sequences of `--seq-len` tokens, warms up
+ * Loads a model or a compressed checkpoint (e.g. `oneshot`'s QuIP output,
+ * whose online transforms the layers apply) on the CPU engine (default: a
+ * seeded synthetic Llama of the 3M shape the recipe timings use: hidden 256,
+ * 4 layers, intermediate 768, 8 heads of 32, 4 key/value heads, vocab 512,
+ * written to a temporary folder), embeds `--sequences` sequences of `--seq-len` tokens, warms up
  * with one pass through every layer, then times `--reps` passes (each layer
  * once, as a recipe's propagate phase runs one chunk) and prints, per layer
  * and chunk: the median and fastest wall time, the CPU time of the whole
@@ -22,7 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { CpuEngine } from "../src/engine/cpu_engine.ts";
-import { HfModel } from "../src/io/hf_model.ts";
+import { CompressedCheckpoint } from "../src/compress/compressed_checkpoint.ts";
 import { DecoderModel } from "../src/model/decoder_model.ts";
 import { writeSyntheticModel } from "../src/model/synthetic_model.ts";
 
@@ -79,7 +80,8 @@ const synthetic = values.model ? null : await writeSyntheticModel({
   seed: 3,
 });
 try {
-  const hf = await HfModel.open(values.model ?? synthetic!.dir);
+  // Compressed checkpoints (a QuIP one applies its online transforms) are decompressed on the fly.
+  const hf = await CompressedCheckpoint.open(values.model ?? synthetic!.dir);
   const engine = new CpuEngine();
   const model = await DecoderModel.load(hf, engine);
   const layers = model.numLayers;

@@ -53,15 +53,17 @@ import type {
   Engine,
   HostArray,
   ManyRope,
+  ProductTransform,
   RowReduction,
   SecondOrderOps,
+  SwiGluTransforms,
   Tensor,
   TensorDType,
   WalshHadamardSigns,
 } from "./engine.ts";
 import { EngineError } from "./engine_error.ts";
 import type { KernelVariant } from "./cpu/_gemm_runtime.ts";
-import type { RopeTables } from "./cpu/gemm.ts";
+import type { RopeTables, RowTransform } from "./cpu/gemm.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 
 /** How the banner names each build of the GEMM kernels. */
@@ -249,10 +251,14 @@ export class CpuEngine implements Engine {
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): CpuTensor[] {
     const what = "matmulMany";
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`${what}: ${ws.length} weights but ${biases.length} biases`);
+    }
+    if (after !== undefined && after.length !== ws.length) {
+      throw new EngineError(`${what}: ${ws.length} weights but ${after.length} transforms`);
     }
     if (rope !== undefined && !(rope.count <= ws.length)) {
       throw new EngineError(`${what}: RoPE on ${rope.count} of ${ws.length} products`);
@@ -265,7 +271,14 @@ export class CpuEngine implements Engine {
       if (bias !== undefined && bias.length !== shapes[i].n) {
         throw new EngineError(`${what}: bias ${i} [${b!.shape}] must be [${shapes[i].n}]`);
       }
-      return { w: f32(w, what), n: shapes[i].n, bias, rope: i < (rope?.count ?? 0) };
+      const rotated = i < (rope?.count ?? 0);
+      return {
+        w: f32(w, what),
+        n: shapes[i].n,
+        bias,
+        rope: rotated,
+        after: rowTransform(after?.[i], what),
+      };
     });
     if (ws.length === 0) return [];
     const { m, k } = shapes[0];
@@ -279,7 +292,7 @@ export class CpuEngine implements Engine {
     return outs.map((y, i) => this.#own(y, [...x.shape.slice(0, -1), shapes[i].n]));
   }
 
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): CpuTensor {
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): CpuTensor {
     const what = "matmulAdd";
     const { m, n, k } = productShape(what, x, w);
     const shape = [...x.shape.slice(0, -1), n];
@@ -288,15 +301,14 @@ export class CpuEngine implements Engine {
         `${what}: residual [${residual.shape}] is not the product's [${shape}]`,
       );
     }
-    const y = matmulTransposedAdd(
-      f32(x, what),
-      f32(w, what),
-      f32(residual, what),
-      m,
-      n,
-      k,
-      this.#f32(m * n),
-    );
+    const [xs, ws, rs] = [f32(x, what), f32(w, what), f32(residual, what)];
+    const y = this.#f32(m * n);
+    try {
+      matmulTransposedAdd(xs, ws, rs, m, n, k, y, rowTransform(after, what));
+    } catch (e) {
+      this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
     return this.#own(y, shape);
   }
 
@@ -392,13 +404,23 @@ export class CpuEngine implements Engine {
     return this.#own(siluMul(g, u, g.length, this.#f32(g.length)), gate.shape);
   }
 
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): CpuTensor {
-    const { m, n, k } = productShape("swiGlu", x, gate);
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): CpuTensor {
+    const what = "swiGlu";
+    const { m, n, k } = productShape(what, x, gate);
     if (up.shape.join() !== gate.shape.join()) {
-      throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
+      throw new EngineError(`${what}: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    const xs = f32(x, "swiGlu");
-    const y = swiGlu(xs, f32(gate, "swiGlu"), f32(up, "swiGlu"), m, n, k, this.#f32(m * n));
+    // The transforms run on each chunk's products in the kernels' memory.
+    const transforms = { gate: rowTransform(after?.gate, what), up: rowTransform(after?.up, what) };
+    const xs = f32(x, what);
+    const [g, u] = [f32(gate, what), f32(up, what)];
+    const y = this.#f32(m * n);
+    try {
+      swiGlu(xs, g, u, m, n, k, y, transforms);
+    } catch (e) {
+      this.#pool.release(y);
+      throw new EngineError(`${what}: ${(e as Error).message}`);
+    }
     return this.#own(y, [...x.shape.slice(0, -1), n]);
   }
 
@@ -525,16 +547,23 @@ export class CpuEngine implements Engine {
     scale: number,
     stride = 1,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): CpuTensor {
     const xs = f32(x, "walshHadamard");
     const factors = signs === undefined ? undefined : f32(signs.values, "walshHadamard");
     if (factors !== undefined && factors.length !== n) {
       throw new EngineError(`walshHadamard: signs [${signs!.values.shape}] must hold n = ${n}`);
     }
+    const k = base === undefined ? undefined : f32(base, "walshHadamard");
+    if (k !== undefined && k.length !== stride * stride) {
+      throw new EngineError(`walshHadamard: base [${base!.shape}] must be [${stride}, ${stride}]`);
+    }
     const y = this.#f32(xs.length);
     try {
-      // Read from x, written to y: the kernels copy each chunk in and out once.
-      walshHadamard(xs, n, scale, stride, { out: y, signs: factors, signsFirst: signs?.first });
+      // Read from x, written to y: the kernels copy each chunk in and out once,
+      // and with a base run the whole factored product on it while it is there.
+      const options = { out: y, signs: factors, signsFirst: signs?.first, base: k };
+      walshHadamard(xs, n, scale, stride, options);
     } catch (e) {
       this.#pool.release(y);
       throw new EngineError(`walshHadamard: ${(e as Error).message}`);
@@ -674,6 +703,15 @@ export class CpuEngine implements Engine {
   }
 
   close(): void {}
+}
+
+/** A {@link ProductTransform} on the kernels' host arrays. */
+function rowTransform(t: ProductTransform | undefined, what: string): RowTransform | undefined {
+  if (t === undefined) return undefined;
+  const signs = t.signs === undefined ? undefined : f32(t.signs.values, what);
+  const base = t.base === undefined ? undefined : f32(t.base, what);
+  const options = { signs, signsFirst: t.signs?.first, base };
+  return { n: t.n, scale: t.scale, stride: t.stride, options };
 }
 
 /** A {@link ManyRope}'s tables for the kernels. */

@@ -86,6 +86,32 @@ export interface WalshHadamardSigns {
 }
 
 /**
+ * An online transform of every row of a product (QuIP's `u` on a Linear's
+ * output), as {@link Engine.walshHadamard} takes it: `walshHadamard(y, n,
+ * scale, stride, signs, base)`.
+ */
+export interface ProductTransform {
+  /** The run length. */
+  readonly n: number;
+  /** Multiplies every result (see {@link Engine.walshHadamard}). */
+  readonly scale: number;
+  /** The span of the first butterflies (K with a base). */
+  readonly stride: number;
+  /** The diagonal factors, if any. */
+  readonly signs?: WalshHadamardSigns;
+  /** A random-hadamard's `[K, K]` base, if any. */
+  readonly base?: Tensor;
+}
+
+/** The transforms {@link Engine.swiGlu} applies to its two products; absent: none. */
+export interface SwiGluTransforms {
+  /** On the gate product, before the SiLU. */
+  readonly gate?: ProductTransform;
+  /** On the up product. */
+  readonly up?: ProductTransform;
+}
+
+/**
  * RoPE for {@link Engine.matmulMany}: rotate_half in place on its first
  * `count` products, as `ropeInPlace` with the tables `[seqLen, headDim/2]`.
  */
@@ -494,22 +520,26 @@ export interface Engine {
    * `matmul(x, ws[i], biases[i])` for every weight of one input (q, k and v
    * of attention), bit for bit; the engine may share the input's staging
    * among them. `biases`, when given, has one entry (or undefined) per weight.
-   * With `rope`, the first `rope.count` products then get
-   * `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim, rope.headDim)`
-   * (queries and keys), with its bits.
+   * With `after`, product i (with its bias) is replaced by its transform's
+   * `walshHadamard` (an online output transform, QuIP's `u`; one entry, or
+   * undefined, per weight). With `rope`, the first `rope.count` products
+   * then get `ropeInPlace(y, rope.cos, rope.sin, n / rope.headDim,
+   * rope.headDim)` (queries and keys), with its bits.
    */
   matmulMany(
     x: Tensor,
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): Tensor[];
   /**
    * `residual + x · wᵀ` (a residual connection around a Linear without a
    * bias): x `[..., K]`, w `[N, K]`, residual of the product's shape; the bits
-   * of `add(residual, matmul(x, w))` without handing the product out.
+   * of `add(residual, matmul(x, w))` without handing the product out. With
+   * `after`, of `add(residual, walshHadamard(matmul(x, w), …))`.
    */
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): Tensor;
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): Tensor;
   /** `a + b` elementwise; b may be a trailing-dimension broadcast of a. */
   add(a: Tensor, b: Tensor): Tensor;
   /** `a · b` elementwise; b may be a trailing-dimension broadcast of a. */
@@ -530,9 +560,11 @@ export interface Engine {
    * A SwiGLU MLP's activation from its input, `silu(x · gateᵀ) · (x · upᵀ)`:
    * x `[..., K]`, gate and up `[N, K]` (no bias); the bits of
    * `siluMul(matmul(x, gate), matmul(x, up))` without handing the two
-   * products out.
+   * products out. With `after`, each product first goes through its
+   * transform: the bits of `walshHadamard(matmul(x, gate), …)` (an online
+   * output transform, QuIP's `u`) in place of the product.
    */
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): Tensor;
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): Tensor;
   /**
    * Copies the rows of `ids` in `[rowStart, rowStart + table rows)` from a
    * block of the embedding table into `out` `[ids, hidden]`.
@@ -583,6 +615,10 @@ export interface Engine {
    * With `signs` (n values: the random-hadamard's diagonal), every run is
    * also multiplied by them element-wise, bit for bit as `mul` would (before
    * the transform when `signs.first`, else after the scale), in the same pass.
+   * With `base` (`[K, K]`, K = stride: a random-hadamard matrix's H_K as a
+   * matmul weight), every run of K values is multiplied by it, bit for bit
+   * as `matmul(reshape(·, [·, K]), base)`, after the leading signs and before
+   * the butterflies: the whole `x · (S_m ⊗ H_K) · diag(signs)` in one op.
    * Returns a new tensor of x's shape.
    */
   walshHadamard(
@@ -591,6 +627,7 @@ export interface Engine {
     scale: number,
     stride?: number,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): Tensor;
 
   /**

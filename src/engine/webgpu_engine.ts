@@ -39,8 +39,10 @@ import type {
   Engine,
   HostArray,
   ManyRope,
+  ProductTransform,
   RowReduction,
   SecondOrderOps,
+  SwiGluTransforms,
   Tensor,
   WalshHadamardSigns,
 } from "./engine.ts";
@@ -153,14 +155,18 @@ export class WebGpuEngine implements Engine {
     ws: readonly Tensor[],
     biases?: readonly (Tensor | undefined)[],
     rope?: ManyRope,
+    after?: readonly (ProductTransform | undefined)[],
   ): GpuTensor[] {
     if (biases !== undefined && biases.length !== ws.length) {
       throw new EngineError(`matmulMany: ${ws.length} weights but ${biases.length} biases`);
     }
+    if (after !== undefined && after.length !== ws.length) {
+      throw new EngineError(`matmulMany: ${ws.length} weights but ${after.length} transforms`);
+    }
     if (rope !== undefined && !(rope.count <= ws.length)) {
       throw new EngineError(`matmulMany: RoPE on ${rope.count} of ${ws.length} products`);
     }
-    const ys = ws.map((w, i) => this.matmul(x, w, biases?.[i]));
+    const ys = ws.map((w, i) => this.#transformed(this.matmul(x, w, biases?.[i]), after?.[i]));
     for (const y of ys.slice(0, rope?.count ?? 0)) {
       const n = y.shape[y.shape.length - 1];
       this.ropeInPlace(y, rope!.cos, rope!.sin, n / rope!.headDim, rope!.headDim);
@@ -168,8 +174,8 @@ export class WebGpuEngine implements Engine {
     return ys;
   }
 
-  matmulAdd(x: Tensor, w: Tensor, residual: Tensor): GpuTensor {
-    const y = this.matmul(x, w);
+  matmulAdd(x: Tensor, w: Tensor, residual: Tensor, after?: ProductTransform): GpuTensor {
+    const y = this.#transformed(this.matmul(x, w), after);
     try {
       if (residual.shape.join() !== y.shape.join()) {
         throw new EngineError(
@@ -227,18 +233,29 @@ export class WebGpuEngine implements Engine {
     return this.ops.siluMul(this.batch, gpuTensor(gate, "siluMul"), gpuTensor(up, "siluMul"));
   }
 
-  swiGlu(x: Tensor, gate: Tensor, up: Tensor): GpuTensor {
+  swiGlu(x: Tensor, gate: Tensor, up: Tensor, after?: SwiGluTransforms): GpuTensor {
     if (up.shape.join() !== gate.shape.join()) {
       throw new EngineError(`swiGlu: gate [${gate.shape}] and up [${up.shape}] differ`);
     }
-    // The two products are recorded like any others; destroyed once the activation is recorded.
-    const g = this.matmul(x, gate);
-    const u = this.matmul(x, up);
+    // The two products (and their transforms) are recorded like any others;
+    // destroyed once the activation is recorded.
+    const g = this.#transformed(this.matmul(x, gate), after?.gate);
+    const u = this.#transformed(this.matmul(x, up), after?.up);
     try {
       return this.siluMul(g, u);
     } finally {
       g.destroy();
       u.destroy();
+    }
+  }
+
+  /** y itself without a transform, else its `walshHadamard` (y destroyed once recorded). */
+  #transformed(y: GpuTensor, t: ProductTransform | undefined): GpuTensor {
+    if (t === undefined) return y;
+    try {
+      return this.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
+    } finally {
+      y.destroy();
     }
   }
 
@@ -358,31 +375,40 @@ export class WebGpuEngine implements Engine {
     return out;
   }
 
-  /** With signs: the transform and a broadcast `mul`, composed (their values). */
+  /**
+   * With signs: the transform and a broadcast `mul`, composed (their values);
+   * with a base, the signs first, the `[·, K] × [K, K]` matmul, then the rest.
+   */
   walshHadamard(
     x: Tensor,
     n: number,
     scale: number,
     stride = 1,
     signs?: WalshHadamardSigns,
+    base?: Tensor,
   ): GpuTensor {
     const gx = gpuTensor(x, "walshHadamard");
-    if (signs === undefined) return walshHadamardGpu(this.batch, gx, n, scale, stride);
-    if (signs.values.numel !== n) {
+    if (signs === undefined && base === undefined) {
+      return walshHadamardGpu(this.batch, gx, n, scale, stride);
+    }
+    if (signs !== undefined && signs.values.numel !== n) {
       throw new EngineError(`walshHadamard: signs [${signs.values.shape}] must hold n = ${n}`);
     }
-    const runs = (t: GpuTensor) => this.reshape(t, [t.numel / n, n]);
-    const values = this.reshape(signs.values, [n]);
-    let out: GpuTensor;
-    if (signs.first) {
-      const signed = this.mul(runs(gx), values);
-      out = walshHadamardGpu(this.batch, signed, n, scale, stride);
-      signed.destroy();
-    } else {
-      const y = walshHadamardGpu(this.batch, gx, n, scale, stride);
-      out = this.mul(runs(y), values);
-      y.destroy();
+    if (base !== undefined && base.numel !== stride * stride) {
+      throw new EngineError(`walshHadamard: base [${base.shape}] must be [${stride}, ${stride}]`);
     }
+    const runs = (t: GpuTensor) => this.reshape(t, [t.numel / n, n]);
+    const values = signs === undefined ? null : this.reshape(signs.values, [n]);
+    const steps: GpuTensor[] = [];
+    const last = () => steps[steps.length - 1] ?? gx;
+    if (signs?.first) steps.push(this.mul(runs(gx), values!));
+    if (base !== undefined) {
+      steps.push(this.matmul(this.reshape(last(), [gx.numel / stride, stride]), base));
+    }
+    steps.push(walshHadamardGpu(this.batch, runs(last()), n, scale, stride));
+    if (signs !== undefined && !signs.first) steps.push(this.mul(runs(last()), values!));
+    const out = steps.pop()!;
+    for (const t of steps) t.destroy();
     if (out.shape.join() === gx.shape.join()) return out;
     // A view does not own its buffer: a copy in x's shape outlives `out`.
     const shaped = this.copy(this.reshape(out, gx.shape));

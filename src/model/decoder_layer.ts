@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Engine, Tensor } from "../engine/engine.ts";
+import type { Engine, ProductTransform, Tensor } from "../engine/engine.ts";
 import type { ModelConfig } from "../io/model_config.ts";
 import type { LayerWeights } from "./layer_weights.ts";
 import { DecoderModelError } from "./model_error.ts";
@@ -167,14 +167,23 @@ export function encodeDecoderLayer(
   };
   const linear = (l: LayerLinear, input: Tensor) =>
     output(l, temp(engine.matmul(input, weights.linear(l), weights.bias(l))));
-  // Whether nothing comes between a Linear's product and what follows it:
-  // `direct`, no online output transform; `plain`, no bias either.
+  // Whether nothing comes between a Linear's product and what follows it (no
+  // online output transform), and whether Linears have no bias.
   const direct = (l: LayerLinear) => (ctx.online?.keyOf(`${prefix}.${l}`, "output") ?? "") === "";
-  const plain = (l: LayerLinear) => weights.bias(l) === undefined && direct(l);
+  const unbiased = (...ls: LayerLinear[]) => ls.every((l) => weights.bias(l) === undefined);
+  // A Linear's online output transform (QuIP's u) as the `after` of the op
+  // computing its product: undefined when it has none, null when it is not
+  // one Walsh–Hadamard transform (then it runs apart, after the product).
+  const after = (l: LayerLinear) =>
+    direct(l) ? undefined : ctx.online!.productTransform(`${prefix}.${l}`, "output");
   // x + l(input): one engine op when nothing needs the product apart (no
-  // bias, no online output transform); the CPU engine adds x in its kernels' memory.
+  // bias; an online output transform, if any, that the op runs); the CPU
+  // engine transforms the product and adds x in its kernels' memory.
   const residual = (x: Tensor, l: LayerLinear, input: Tensor): Tensor => {
-    if (plain(l)) return engine.matmulAdd(input, weights.linear(l), x);
+    const transform = after(l);
+    if (unbiased(l) && transform !== null) {
+      return engine.matmulAdd(input, weights.linear(l), x, transform);
+    }
     const y = linear(l, input);
     const h = engine.add(x, y);
     release(y);
@@ -182,8 +191,9 @@ export function encodeDecoderLayer(
   };
   // Several Linears' outputs, the first `roped` of them with RoPE applied (q
   // and k). When they all read one input, one engine op (the CPU engine
-  // stages that input once for all the products), RoPE included where no
-  // online output transform comes between a product and it.
+  // stages that input once for all the products), their online output
+  // transforms included when the op can run every one of them, and RoPE
+  // when it can run those or none comes between a rotated product and it.
   const linears = (
     ls: readonly LayerLinear[],
     inputs: Map<LayerLinear, Tensor>,
@@ -191,14 +201,20 @@ export function encodeDecoderLayer(
   ): Tensor[] => {
     const x = inputs.get(ls[0])!;
     const oneInput = ls.every((l) => inputs.get(l) === x);
-    const ropeInOp = oneInput && roped > 0 && ls.slice(0, roped).every(direct);
+    const transforms = ls.map(after);
+    const inOp = transforms.every((t) => t !== null);
+    const ropeInOp = oneInput && roped > 0 && (inOp || ls.slice(0, roped).every(direct));
     let ys: Tensor[];
     if (!oneInput) ys = ls.map((l) => linear(l, inputs.get(l)!));
     else {
       const ws = ls.map((l) => weights.linear(l));
       const rope = ropeInOp ? { cos: ctx.cos, sin: ctx.sin, headDim, count: roped } : undefined;
-      const products = engine.matmulMany(x, ws, ls.map((l) => weights.bias(l)), rope);
-      ys = products.map((y, i) => output(ls[i], temp(y)));
+      const biases = ls.map((l) => weights.bias(l));
+      const afters = inOp && transforms.some((t) => t !== undefined)
+        ? transforms as (ProductTransform | undefined)[]
+        : undefined;
+      const products = engine.matmulMany(x, ws, biases, rope, afters);
+      ys = products.map((y, i) => inOp ? temp(y) : output(ls[i], temp(y)));
     }
     if (!ropeInOp) {
       for (const y of ys.slice(0, roped)) {
@@ -208,12 +224,20 @@ export function encodeDecoderLayer(
     return ys;
   };
 
-  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input
-  // and nothing needs the products apart (no bias, no online output transform):
-  // the CPU engine then keeps them in its kernels' memory (same bits).
+  // silu(gate_proj(xg)) · up_proj(xu). One engine op when both read one input,
+  // neither has a bias and their online output transforms (QuIP's u) are each
+  // one Walsh–Hadamard transform or none: the CPU engine then keeps the
+  // products in its kernels' memory and transforms them there (same bits).
   const swiGlu = (xg: Tensor, xu: Tensor): Tensor => {
-    if (xg === xu && plain("mlp.gate_proj") && plain("mlp.up_proj")) {
-      return engine.swiGlu(xg, weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj"));
+    const [gateAfter, upAfter] = [after("mlp.gate_proj"), after("mlp.up_proj")];
+    const fused = unbiased("mlp.gate_proj", "mlp.up_proj") && gateAfter !== null &&
+      upAfter !== null;
+    if (xg === xu && fused) {
+      const transforms = gateAfter === undefined && upAfter === undefined
+        ? undefined
+        : { gate: gateAfter, up: upAfter };
+      const [gate, up] = [weights.linear("mlp.gate_proj"), weights.linear("mlp.up_proj")];
+      return engine.swiGlu(xg, gate, up, transforms);
     }
     const gate = linear("mlp.gate_proj", xg);
     const up = linear("mlp.up_proj", xu);

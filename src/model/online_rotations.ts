@@ -4,9 +4,9 @@
  * the fast Walsh–Hadamard transform (O(n log n) per run of n, as vLLM does;
  * the stored Sylvester matrix is not even read); `random-hadamard` whose
  * stored matrix is llmc's `(S_m ⊗ H_K) · diag(signs)` (checked entry by
- * entry at load) runs factored: one `[·, K] × [K, K]` matmul, the strided
- * Walsh–Hadamard butterflies and the signs, O(n (log m + K)) per run; the
- * other types (and matrices of another construction) a
+ * entry at load) runs factored: the signs, a `[·, K] × [K, K]` product and
+ * the strided Walsh–Hadamard butterflies in one engine op, O(n (log m + K))
+ * per run; the other types (and matrices of another construction) a
  * block-diagonal product with the stored matrix (one `[rows·c/n, n] × [n, n]`
  * matmul; a randomized Hadamard, `W[perm][:, perm]` with its stored `perm`,
  * runs that way too). Activations stay float32: the scheme's `precision` is the
@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Engine, Tensor } from "../engine/engine.ts";
+import type { Engine, ProductTransform, Tensor } from "../engine/engine.ts";
 import type { OnlineApplication, OnlineLocation } from "../transform/online_transforms.ts";
 import { hadamardFactors, isPowerOfTwo } from "../transform/hadamard.ts";
 import { TransformError } from "../transform/errors.ts";
@@ -129,48 +129,33 @@ export class OnlineRotations {
     return cur;
   }
 
-  #one(t: Loaded, x: Tensor): Tensor {
-    const e = this.engine;
-    if (t.factored !== undefined) return this.#factored(t.factored, t.size, x);
-    if (t.weight === null) return e.walshHadamard(x, t.size, 1 / Math.sqrt(t.size));
-    const cols = x.shape[x.shape.length - 1];
-    if (cols === t.size) return e.matmul(x, t.weight);
-    const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), t.weight);
-    const out = e.copy(e.reshape(blocks, [...x.shape]));
-    blocks.destroy();
-    return out;
+  /**
+   * The transforms at a place as one {@link ProductTransform}, for an op that
+   * runs it on a product it computes (`Engine.swiGlu`'s `after`): the same
+   * `walshHadamard` that {@link apply} runs there.
+   *
+   * @param module the full module name
+   * @param location where
+   * @returns undefined when nothing applies there, null when what applies is
+   *   not one Walsh–Hadamard transform (a dense product, or several)
+   */
+  productTransform(module: string, location: OnlineLocation): ProductTransform | null | undefined {
+    const list = this.byPlace.get(`${module}:${location}`);
+    if (list === undefined) return undefined;
+    return list.length === 1 ? walshHadamardOf(list[0]) : null;
   }
 
-  /**
-   * x·(I ⊗ H_K) as one `[numel/K, K]` matmul, then `S_m ⊗ I_K` as the
-   * strided Walsh–Hadamard butterflies, the signs (times 1/√n) before
-   * (inverse) or after: the two Kronecker factors commute.
-   */
-  #factored(f: Factored, n: number, x: Tensor): Tensor {
+  #one(t: Loaded, x: Tensor): Tensor {
     const e = this.engine;
-    const steps: Tensor[] = [];
-    const last = () => steps[steps.length - 1] ?? x;
-    // The signs multiply in the transform's own pass when nothing comes between
-    // them (the same products, in the same order): last, or first without a base.
-    const fused = !f.inverse || f.base === null;
-    // Otherwise the signs come first on their own: as a transform of one step (S_1 = 1,
-    // stride n) with signs first, the products `mul` gives, in a transform's pass
-    // (on the CPU engine the kernels' threads, not a TypeScript loop).
-    if (!fused) {
-      const runs = e.reshape(x, [x.numel / n, n]);
-      steps.push(e.walshHadamard(runs, n, 1, n, { values: f.signs, first: true }));
-    }
-    if (f.base !== null) steps.push(e.matmul(e.reshape(last(), [x.numel / f.k, f.k]), f.base));
-    const signs = fused ? { values: f.signs, first: f.inverse } : undefined;
-    // As runs of n: x's own shape in the usual case, so the result needs no copy.
-    steps.push(e.walshHadamard(e.reshape(last(), [x.numel / n, n]), n, 1, f.k, signs));
-    // The last step is the result when it already has x's shape (x [tokens,
-    // n], the usual case); otherwise a copy in x's shape outlives the views.
-    const result = last();
-    const sameShape = result.shape.length === x.shape.length &&
-      result.shape.every((d, i) => d === x.shape[i]);
-    const out = sameShape ? steps.pop()! : e.copy(e.reshape(result, [...x.shape]));
-    for (const t of steps) t.destroy();
+    const w = walshHadamardOf(t);
+    if (w !== null) return e.walshHadamard(x, w.n, w.scale, w.stride, w.signs, w.base);
+    // Not a Walsh–Hadamard transform: a stored dense matrix, uploaded.
+    const weight = t.weight!;
+    const cols = x.shape[x.shape.length - 1];
+    if (cols === t.size) return e.matmul(x, weight);
+    const blocks = e.matmul(e.reshape(x, [x.numel / t.size, t.size]), weight);
+    const out = e.copy(e.reshape(blocks, [...x.shape]));
+    blocks.destroy();
     return out;
   }
 
@@ -178,6 +163,23 @@ export class OnlineRotations {
   destroy(): void {
     for (const t of this.owned) t.destroy();
   }
+}
+
+/**
+ * A loaded transform as one `walshHadamard`, or null for a dense product:
+ * type `hadamard` the plain transform scaled by 1/√n; a factored
+ * random-hadamard its signs (times 1/√n) before (inverse) or after,
+ * x·(I ⊗ H_K) and the strided butterflies `S_m ⊗ I_K` (the CPU engine runs
+ * them on each run of n while it is in its kernels' memory; the products of
+ * a `[numel/K, K]` matmul and `mul`, bit for bit).
+ */
+function walshHadamardOf(t: Loaded): ProductTransform | null {
+  const f = t.factored;
+  if (f !== undefined) {
+    const signs = { values: f.signs, first: f.inverse };
+    return { n: t.size, scale: 1, stride: f.k, signs, base: f.base ?? undefined };
+  }
+  return t.weight === null ? { n: t.size, scale: 1 / Math.sqrt(t.size), stride: 1 } : null;
 }
 
 async function loadOne(
@@ -297,10 +299,17 @@ function factorsOf(stored: Float32Array, n: number, inverse: boolean): HostFacto
   const { base, baseSize: k } = f;
   const signs = new Float32Array(n);
   for (let j = 0; j < n; j++) signs[j] = stored[j] * base[j % k];
+  // Sylvester's sign of each pair of K-blocks, from a table of the m parities.
+  const m = n / k;
+  const parity = Int8Array.from({ length: m }, (_, v) => popcountParity(v) ? -1 : 1);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const sylvester = popcountParity(Math.floor(i / k) & Math.floor(j / k)) ? -1 : 1;
-      if (stored[i * n + j] !== sylvester * base[(i % k) * k + (j % k)] * signs[j]) return null;
+    const bi = Math.floor(i / k);
+    const row = (i % k) * k;
+    for (let bj = 0, j = 0; bj < m; bj++) {
+      const sylvester = parity[bi & bj];
+      for (let c = 0; c < k; c++, j++) {
+        if (stored[i * n + j] !== sylvester * base[row + c] * signs[j]) return null;
+      }
     }
   }
   let w: Float32Array | null = null;

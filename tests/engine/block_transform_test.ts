@@ -76,10 +76,11 @@ for (const kind of ENGINE_KINDS) {
           variants.push([" permuted", blockTransformOf(p)]);
         }
         for (const [label, t] of variants) {
-          // Two blocks on the transformed side, an odd count on the other (SIMD tails).
+          // Two blocks on the transformed side, an odd count on the other (SIMD
+          // tails; left: two 8-column register blocks and 5 columns past them).
           for (const side of ["right", "left"] as const) {
             const rows = side === "left" ? 2 * n : 3;
-            const cols = side === "right" ? 2 * n : 5;
+            const cols = side === "right" ? 2 * n : 21;
             const x = Float64Array.from(
               { length: rows * cols },
               (_, i) => Math.sin(i * 0.61) - 0.1,

@@ -17,6 +17,7 @@ import {
   type KernelVariant,
   matmul,
   matmulTransposed,
+  type RowTransform,
   siluMul,
 } from "../../src/engine/cpu/gemm.ts";
 import { GemmRuntime, loadVariant } from "../../src/engine/cpu/_gemm_runtime.ts";
@@ -710,6 +711,56 @@ Deno.test("siluMul: silu(gate) · up within a few ulp, from -100 to 100", () => 
   assert.deepEqual(siluMul(new Float32Array([0, 1]), new Float32Array([5, 2]), 2)[0], 0);
 });
 
+Deno.test("swiGlu with row transforms gives the bits of the products, walshHadamard and siluMul apart", () => {
+  // Width 96: two runs of 48 (K 12, m 4) a row; 37 rows, chunks of 4 rows with a tiny budget.
+  const [m, n, k, runLength, K] = [37, 96, 40, 48, 12];
+  const x = values(m * k, 3).map((v) => 3 * v);
+  const wg = values(n * k, 5);
+  const wu = values(n * k, 7);
+  const signs = values(runLength, 9).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+  const base = values(K * K, 11);
+  const withBase = (first: boolean) => ({
+    n: runLength,
+    scale: 1 / Math.sqrt(runLength),
+    stride: K,
+    options: { signs, signsFirst: first, base },
+  });
+  const plain = { n: runLength, scale: 0.25, stride: 3, options: { signs, signsFirst: false } };
+  const cases = [
+    { gate: withBase(true), up: withBase(false) },
+    { gate: plain, up: withBase(true) },
+    { gate: withBase(false) },
+    { up: plain },
+  ];
+  for (const { gemm, label } of GEMMS) {
+    for (const streamBytes of [1, 2 ** 40]) {
+      const chunked = createCpuGemm({
+        threads: gemm.info().threads,
+        variant: gemm.info().variant,
+        streamBytes,
+      });
+      try {
+        for (const [i, after] of cases.entries()) {
+          const apart = (w: Float32Array, t?: RowTransform) => {
+            const y = gemm.matmulTransposed(x, w, m, n, k);
+            if (t !== undefined) gemm.walshHadamard(y, t.n, t.scale, t.stride, t.options);
+            return y;
+          };
+          const want = gemm.siluMul(apart(wg, after.gate), apart(wu, after.up), m * n);
+          const got = chunked.swiGlu(x, wg, wu, m, n, k, undefined, after);
+          assertSameBits(got, want, `case ${i}, ${label}, stream ${streamBytes}`);
+        }
+        assert.throws(
+          () => chunked.swiGlu(x, wg, wu, m, n, k, undefined, { gate: { ...plain, n: 36 } }),
+          /runs of 36/,
+        );
+      } finally {
+        chunked.close();
+      }
+    }
+  }
+});
+
 Deno.test("swiGlu, matmulTransposedMany and matmulTransposedAdd give the bits of their separate ops, whole and in chunks", () => {
   for (const { gemm, label } of GEMMS) {
     // One quantum per chunk (4 rows) with a tiny stream budget, one chunk with a huge one.
@@ -1253,6 +1304,43 @@ Deno.test("walshHadamard with signs: a float32 product before or after, bit for 
     assert.throws(
       () => small.walshHadamard(new Float32Array(8), 4, 1, 1, { signs: new Float32Array(3) }),
       /signs holds 3 floats, needs 4/,
+    );
+  } finally {
+    small.close();
+  }
+});
+
+Deno.test("walshHadamard with a base: signs, the K-row product, the butterflies composed, bit for bit", () => {
+  const small = createCpuGemm({ threads: 2, streamBytes: 1 });
+  try {
+    // K 12 (768 = 12 · 64, QuIP's MLP size), 20 and 4 (whole and partial 8-lane blocks), 1.
+    const cases = [[768, 12, 300], [160, 20, 9], [16, 4, 33], [8, 1, 5]] as const;
+    for (const [n, k, runs] of cases) {
+      const x = values(n * runs, n + k).map((v) => 3 * v);
+      const signs = values(n, 7).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+      // A general K × K weight (not ±1), so that each multiply-add rounds.
+      const base = values(k * k, 11);
+      const times = (a: Float32Array) => a.map((v, i) => v * signs[i % n]);
+      for (const first of [true, false]) {
+        for (
+          const { gemm, label } of [...GEMMS, { gemm: small, label: "2 threads, tiny chunks" }]
+        ) {
+          const signed = first ? times(x) : x;
+          const expected = gemm.matmulTransposed(signed, base, x.length / k, k, k);
+          gemm.walshHadamard(expected, n, 1 / Math.sqrt(n), k);
+          const want = first ? expected : times(expected);
+          const input = x.slice();
+          const out = new Float32Array(x.length);
+          const options = { out, signs, signsFirst: first, base };
+          gemm.walshHadamard(input, n, 1 / Math.sqrt(n), k, options);
+          assertSameBits(out, want, `${label}: n ${n}, K ${k}, signs ${first ? "first" : "last"}`);
+          assertSameBits(input, x, `${label}: x untouched`);
+        }
+      }
+    }
+    assert.throws(
+      () => small.walshHadamard(new Float32Array(24), 12, 1, 12, { base: new Float32Array(12) }),
+      /base holds 12 floats, needs 144/,
     );
   } finally {
     small.close();

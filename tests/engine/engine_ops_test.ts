@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { parseEngineChoice } from "../../src/engine/choose.ts";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
-import type { Engine, Tensor } from "../../src/engine/engine.ts";
+import type { Engine, ProductTransform, Tensor } from "../../src/engine/engine.ts";
 import { EngineError } from "../../src/engine/engine_error.ts";
 import { referenceRoute } from "../../src/model/reference_moe.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
@@ -104,6 +104,99 @@ for (const kind of ENGINE_KINDS) {
       assert.deepEqual(hf, ha);
       assert.throws(() => e.swiGlu(x, gate, e.uploadWeight(randn(n * k), [k, n])), EngineError);
       for (const t of [x, gate, up, g, u, fused, apart]) t.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: swiGlu with product transforms is siluMul of walshHadamard(matmul), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // Width 96: two runs of 48 (K 12) a row, as QuIP's u on gate_proj and up_proj.
+      const [m, k, n, runLength, K] = [9, 20, 96, 48, 12];
+      const x = e.upload(randn(m * k).map((v) => 3 * v), [3, 3, k]);
+      const gate = e.uploadWeight(randn(n * k), [n, k]);
+      const up = e.uploadWeight(randn(n * k), [n, k]);
+      const signs = e.upload(randn(runLength), [runLength]);
+      const base = e.upload(randn(K * K), [K, K]);
+      const after = {
+        gate: { n: runLength, scale: 0.5, stride: K, signs: { values: signs, first: true }, base },
+        up: { n: runLength, scale: 0.25, stride: 3, signs: { values: signs, first: false } },
+      };
+      const temps: Tensor[] = [];
+      const apart = (w: Tensor, t: ProductTransform) => {
+        const y = e.matmul(x, w);
+        temps.push(y);
+        return e.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base);
+      };
+      const products = [apart(gate, after.gate), apart(up, after.up)];
+      const composed = e.siluMul(products[0], products[1]);
+      const fused = e.swiGlu(x, gate, up, after);
+      const gateOnly = e.swiGlu(x, gate, up, { gate: after.gate });
+      const gateApart = e.siluMul(products[0], temps[1]);
+      assert.deepEqual(fused.shape, [3, 3, n]);
+      const [hf, hc, hg, hga] = await read(e, fused, composed, gateOnly, gateApart);
+      assertSameBits(hf, hc, "both transformed");
+      assertSameBits(hg, hga, "gate only");
+      for (const t of [x, gate, up, signs, base, ...temps, ...products, composed, fused]) {
+        t.destroy();
+      }
+      gateOnly.destroy();
+      gateApart.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: matmulMany and matmulAdd with product transforms are walshHadamard(matmul) (then RoPE, add), bit for bit`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // q (2 heads of 8, K 4 base), k (1 head, plain with signs), v (no transform); then o.
+      const [seqLen, k] = [6, 12];
+      const x = e.upload(randn(2 * seqLen * k), [2 * seqLen, k]);
+      const [wq, wk, wv] = [16, 8, 8].map((n) => e.uploadWeight(randn(n * k), [n, k]));
+      const biases = [e.upload(randn(16), [16]), undefined, e.upload(randn(8), [8])];
+      const signs = e.upload(randn(16), [16]);
+      const base = e.upload(randn(16), [4, 4]);
+      const half = e.upload(randn(8), [8]);
+      const after = [
+        { n: 16, scale: 0.25, stride: 4, signs: { values: signs, first: true }, base },
+        { n: 8, scale: 0.5, stride: 1, signs: { values: half, first: false } },
+        undefined,
+      ];
+      const cos = e.upload(randn(seqLen * 4), [seqLen, 4]);
+      const sin = e.upload(randn(seqLen * 4), [seqLen, 4]);
+      const temps: Tensor[] = [];
+      const keep = (t: Tensor) => (temps.push(t), t);
+      const apart = [wq, wk, wv].map((w, i) => {
+        const y = keep(e.matmul(x, w, biases[i]));
+        const t = after[i];
+        return t === undefined
+          ? y
+          : keep(e.walshHadamard(y, t.n, t.scale, t.stride, t.signs, t.base));
+      });
+      for (const y of apart.slice(0, 2)) {
+        e.ropeInPlace(y, cos, sin, y.shape[1] / 8, 8);
+      }
+      const rope = { cos, sin, headDim: 8, count: 2 };
+      const fused = e.matmulMany(x, [wq, wk, wv], biases, rope, after);
+      const residual = e.upload(randn(2 * seqLen * 16), [2 * seqLen, 16]);
+      const added = e.matmulAdd(x, wq, residual, after[0]);
+      const t0 = after[0]!;
+      const product = keep(e.matmul(x, wq));
+      const rotated = keep(e.walshHadamard(product, t0.n, t0.scale, t0.stride, t0.signs, t0.base));
+      const addedApart = e.add(residual, rotated);
+      const got = await read(e, ...fused, ...apart, added, addedApart);
+      for (let i = 0; i < 3; i++) assertSameBits(got[i], got[i + 3], `matmulMany product ${i}`);
+      assertSameBits(got[6], got[7], "matmulAdd");
+      assert.throws(
+        () => e.matmulMany(x, [wq, wk], undefined, undefined, [undefined]),
+        /transforms/,
+      );
+      const all = [x, wq, wk, wv, signs, base, half, cos, sin, residual, added, addedApart];
+      for (const t of [...all, ...biases, ...temps, ...fused]) t?.destroy();
     },
   });
 
@@ -388,6 +481,37 @@ for (const kind of ENGINE_KINDS) {
         /signs \[3\] must hold n = 48/,
       );
       for (const t of [x, signs, signedFirst, plain, ...composed, ...fused]) t.destroy();
+    },
+  });
+
+  Deno.test({
+    name:
+      `${kind}: walshHadamard with a base is mul, the K-column matmul and walshHadamard composed`,
+    sanitizeResources: false,
+    async fn() {
+      const e = await testEngine(kind);
+      // K 12 (two partial 8-wide blocks) and 20, m 4; rows whose size is not a multiple of n's rows.
+      for (const [rows, cols, n, k] of [[5, 96, 48, 12], [3, 160, 80, 20]]) {
+        const x = e.upload(randn(rows * cols), [rows, cols]);
+        const signs = e.upload(randn(n), [n]);
+        const base = e.upload(randn(k * k), [k, k]);
+        const runs = (t: Tensor) => e.reshape(t, [t.numel / n, n]);
+        const product = (t: Tensor) => e.matmul(e.reshape(t, [t.numel / k, k]), base);
+        const signedFirst = e.mul(runs(x), signs);
+        const steps = [signedFirst, product(signedFirst), product(x)];
+        steps.push(e.walshHadamard(steps[1], n, 0.5, k), e.walshHadamard(steps[2], n, 0.5, k));
+        const composed = [steps[3], e.mul(runs(steps[4]), signs)];
+        const fused = [true, false].map((first) =>
+          e.walshHadamard(x, n, 0.5, k, { values: signs, first }, base)
+        );
+        const got = await read(e, ...fused, ...composed);
+        for (const [i, first] of ["first", "last"].entries()) {
+          assert.deepEqual(fused[i].shape, [rows, cols]);
+          assertSameBits(got[i], got[i + 2], `K ${k}, signs ${first}`);
+        }
+        assert.throws(() => e.walshHadamard(x, n, 1, k, undefined, signs), /base \[\d+\] must be/);
+        for (const t of [x, signs, base, ...steps, ...composed, ...fused]) t.destroy();
+      }
     },
   });
 

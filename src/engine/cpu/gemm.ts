@@ -210,6 +210,8 @@ export interface ManyProduct {
   readonly bias?: Float32Array;
   /** Whether RoPE applies to the product (needs the call's RoPE tables). */
   readonly rope?: boolean;
+  /** Its rows' online transform, after the bias and before RoPE. */
+  readonly after?: RowTransform;
 }
 
 /** The RoPE of {@linkcode CpuGemm.matmulTransposedMany}: rotate_half over heads of `headDim`. */
@@ -260,6 +262,31 @@ export interface WalshHadamardOptions {
   signs?: Float32Array;
   /** Whether the factors multiply before the butterflies (else after the scale). */
   signsFirst?: boolean;
+  /**
+   * A random-hadamard matrix's K × K base (K = the stride), as a Linear's
+   * weight `[K, K]`: each run of K values v becomes `v · baseᵀ` (the bits of
+   * {@linkcode CpuGemm.matmulTransposed} on those rows) after the leading
+   * signs, before the butterflies.
+   */
+  base?: Float32Array;
+}
+
+/**
+ * A {@linkcode CpuGemm.walshHadamard} of every row of a product, as
+ * {@linkcode CpuGemm.swiGlu}, {@linkcode CpuGemm.matmulTransposedAdd} and
+ * {@linkcode CpuGemm.matmulTransposedMany} apply it to their products (an
+ * online output transform): runs of `n`, the scale, the stride and the
+ * options' signs and base (not `out`).
+ */
+export interface RowTransform {
+  /** Run length; divides the product's width. */
+  readonly n: number;
+  /** Multiplies every result (float64, rounded once). */
+  readonly scale: number;
+  /** Span of the first butterflies (K with a base). */
+  readonly stride: number;
+  /** The signs, their place and the base. */
+  readonly options: Omit<WalshHadamardOptions, "out">;
 }
 
 /** The shape of {@linkcode attentionScores} and {@linkcode attentionValues}. */
@@ -354,6 +381,25 @@ function checkLength(what: string, name: string, array: Float32Array, needed: nu
   if (array.length < needed) {
     throw new CpuKernelError(`${what}: ${name} holds ${array.length} floats, needs ${needed}`);
   }
+}
+
+/** Where a {@link CpuGemm} product chunk's scratch and fixed arrays are (byte addresses). */
+interface ProductsAt {
+  /** The chunk's scratch, its rows × the call's floats per row. */
+  readonly extra: number;
+  /** Each fixed array, copied in once. */
+  readonly fixed: readonly number[];
+}
+
+/** Checks a Walsh–Hadamard transform's signs (n) and base (stride²), naming `what`. */
+function checkTransformFactors(
+  what: string,
+  n: number,
+  stride: number,
+  options: Omit<WalshHadamardOptions, "out">,
+): void {
+  if (options.signs !== undefined) checkLength(what, "signs", options.signs, n);
+  if (options.base !== undefined) checkLength(what, "base", options.base, stride * stride);
 }
 
 /**
@@ -861,9 +907,11 @@ export class CpuGemm {
     }
     const half = checkRope(what, ws, rope);
     const rt = this.#rt;
-    const fixed = rope === undefined
+    const tables = rope === undefined
       ? []
       : [rope.cos, rope.sin].map((t) => t.subarray(0, rope.seqLen * half));
+    const widths = ws.map(({ n }) => n);
+    const transforms = this.#rowTransforms(what, widths, ws.map((p) => p.after), tables);
     this.#products(what, x, ws, m, k, (r0, r, c, at) => {
       for (const [i, { n, bias }] of ws.entries()) {
         const y = rt.f32(c[i], r * n);
@@ -871,9 +919,13 @@ export class CpuGemm {
         if (bias !== undefined) {
           for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
         }
+      }
+      // Then the online output transforms, then RoPE (as the forward applies them apart).
+      const results = transforms.run(c, r, at);
+      for (const [i, { n }] of ws.entries()) {
         if (rope !== undefined && ws[i].rope) {
           rt.rope({
-            x: c[i],
+            x: results[i],
             rows: r,
             n,
             headDim: rope.headDim,
@@ -883,9 +935,9 @@ export class CpuGemm {
             sin: at.fixed[1],
           });
         }
-        rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
+        rt.copyOut(results[i], ys[i].subarray(r0 * n, (r0 + r) * n));
       }
-    }, { fixed });
+    }, transforms.layout);
     return ys;
   }
 
@@ -902,6 +954,8 @@ export class CpuGemm {
    * @param n rows of w
    * @param k columns of x
    * @param out written when given (its first m·n floats; may be residual), else allocated
+   * @param after the product's {@link RowTransform} (an online output
+   *   transform), run on its chunk in the kernels' memory before the sum
    * @returns y, m × n
    */
   matmulTransposedAdd(
@@ -912,6 +966,7 @@ export class CpuGemm {
     n: number,
     k: number,
     out?: Float32Array,
+    after?: RowTransform,
   ): Float32Array {
     const what = "matmulTransposedAdd";
     checkShape(what, "n", n);
@@ -919,11 +974,16 @@ export class CpuGemm {
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
     const rt = this.#rt;
-    this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
-      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), at.extra);
-      rt.add(at.extra, c, c, r * n);
-      rt.copyOut(c, y.subarray(r0 * n, (r0 + r) * n));
-    }, { extraPerRow: n });
+    const transforms = this.#rowTransforms(what, n, [after]);
+    // The residual's rows go after the transforms' scratch.
+    const { extraPerRow, fixed } = transforms.layout;
+    this.#products(what, x, [{ w, n }], m, k, (r0, r, c, at) => {
+      const [product] = transforms.run(c, r, at);
+      const sum = at.extra + extraPerRow * r * 4;
+      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), sum);
+      rt.add(sum, product, product, r * n);
+      rt.copyOut(product, y.subarray(r0 * n, (r0 + r) * n));
+    }, { extraPerRow: extraPerRow + n, fixed });
     return y;
   }
 
@@ -941,6 +1001,9 @@ export class CpuGemm {
    * @param n rows of each weight
    * @param k columns of x
    * @param out written when given (its first m·n floats), else allocated
+   * @param after each product's {@link RowTransform} (an online output
+   *   transform), run on its chunk in the kernels' memory before the
+   *   activation: the bits of {@link walshHadamard} on the whole product
    * @returns y, m × n
    */
   swiGlu(
@@ -951,16 +1014,19 @@ export class CpuGemm {
     n: number,
     k: number,
     out?: Float32Array,
+    after: { readonly gate?: RowTransform; readonly up?: RowTransform } = {},
   ): Float32Array {
     const what = "swiGlu";
     const y = out ?? new Float32Array(m * n);
     checkLength(what, "out", y, m * n);
+    const transforms = this.#rowTransforms(what, n, [after.gate, after.up]);
     // A chunk starts at a multiple of 4 rows, so each element takes the
     // SIMD or scalar path of one siluMul over the whole array.
-    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
+    this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, c, at) => {
+      const [g, u] = transforms.run(c, r, at);
       this.#rt.siluMul(g, u, g, r * n);
       this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
-    });
+    }, transforms.layout);
     return y;
   }
 
@@ -1234,13 +1300,16 @@ export class CpuGemm {
    * threads, streamed through the kernels' memory in whole runs. With
    * `options.signs`, each run's position i is also multiplied by `signs[i]`
    * as a float32 product (a random-hadamard rotation's diagonal), before the
-   * butterflies when `signsFirst`, else after the scale.
+   * butterflies when `signsFirst`, else after the scale. With `options.base`
+   * (K × K, K = stride), each run of K values is multiplied by it before the
+   * butterflies: the whole factored product `(S_m ⊗ H_K) · diag(signs)` on
+   * each chunk while it is in the kernels' memory.
    *
    * @param x a whole number of runs of n floats, transformed in place unless `out` is given
    * @param n run length: `stride` times a power of two
    * @param scale multiplies every result (float64, rounded once)
    * @param stride the span of the first butterflies
-   * @param options `out` (x's length; x then stays as it is), `signs` (n factors), `signsFirst`
+   * @param options `out` (x's length; x then stays as it is), `signs` (n factors), `signsFirst`, `base`
    */
   walshHadamard(
     x: Float32Array,
@@ -1260,30 +1329,153 @@ export class CpuGemm {
           `two, expected; got ${x.length} values`,
       );
     }
-    const { signs, out = x } = options;
-    if (signs !== undefined) checkLength(what, "signs", signs, n);
+    const { signs, base, out = x } = options;
+    checkTransformFactors(what, n, stride, options);
     checkLength(what, "out", out, x.length);
     if (x.length === 0) return;
     const rt = this.#rt;
+    const runs = x.length / n;
     const signsAt = rt.heapBase;
-    const xAt = signs === undefined ? signsAt : align(signsAt + n * 4, 64);
-    const step = Math.min(x.length / n, chunkRows(this.#stream, n * 4, 1));
-    rt.reserve(xAt + step * n * 4 - rt.heapBase, `${what} of ${x.length / n} runs of ${n}`);
+    // With a base: its packed B, then each chunk's rows and their product.
+    const packedAt = align(signsAt + (signs === undefined ? 0 : n * 4), 64);
+    const xAt = align(packedAt + (base === undefined ? 0 : stride * align(stride, NR) * 4), 64);
+    const step = Math.min(runs, chunkRows(this.#stream, n * 4, 1));
+    const yAt = base === undefined ? xAt : align(xAt + step * n * 4, 64);
+    const end = Math.max(yAt + step * n * 4, xAt + (base === undefined ? 0 : base.length * 4));
+    rt.reserve(end - rt.heapBase, `${what} of ${runs} runs of ${n}`);
     if (signs !== undefined) rt.f32(signsAt, n).set(signs.subarray(0, n));
-    for (let r0 = 0; r0 < x.length / n; r0 += step) {
-      const runs = Math.min(step, x.length / n - r0);
-      rt.f32(xAt, runs * n).set(x.subarray(r0 * n, (r0 + runs) * n));
-      rt.walshHadamard({
-        x: xAt,
-        runs,
-        n,
-        stride,
-        scale,
-        signs: signs === undefined ? 0 : signsAt,
-        signsFirst: options.signsFirst ?? false,
-      });
-      out.set(rt.f32(xAt, runs * n), r0 * n);
+    // B's staging shares the space the chunks use afterwards.
+    if (base !== undefined) this.#packTransposed(base, stride, stride, packedAt, xAt, stride);
+    const at = {
+      signs: signs === undefined ? 0 : signsAt,
+      packed: base === undefined ? 0 : packedAt,
+    };
+    for (let r0 = 0; r0 < runs; r0 += step) {
+      const r = Math.min(step, runs - r0);
+      rt.f32(xAt, r * n).set(x.subarray(r0 * n, (r0 + r) * n));
+      this.#transformChunk({ n, scale, stride, options }, at, xAt, yAt, r);
+      out.set(rt.f32(yAt, r * n), r0 * n);
     }
+  }
+
+  /**
+   * Row transforms of the products of one {@link #products} call (each
+   * product `widths[i]` wide; undefined: none), checked: `layout` is the
+   * fixed arrays (each transform's signs, base and the space of its packed
+   * base, after `fixedBefore` of the caller's) and the scratch per row (a
+   * product with a base is transformed into scratch of its own); `run`
+   * transforms a chunk's products (packing the bases on its first call) and
+   * returns where each result is.
+   */
+  #rowTransforms(
+    what: string,
+    widths: number | readonly number[],
+    transforms: readonly (RowTransform | undefined)[],
+    fixedBefore: readonly Float32Array[] = [],
+  ): {
+    layout: { extraPerRow: number; fixed: readonly Float32Array[] };
+    run: (c: readonly number[], r: number, at: ProductsAt) => number[];
+  } {
+    const widthOf = (i: number) => (typeof widths === "number" ? widths : widths[i]);
+    const fixed = [...fixedBefore];
+    const take = (a: Float32Array) => fixed.push(a) - 1;
+    const slots = transforms.map((t, i) => {
+      if (t === undefined) return null;
+      const { n, stride, options } = t;
+      const width = widthOf(i);
+      if (
+        !Number.isInteger(n) || n < 1 || width % n !== 0 || !Number.isInteger(stride) ||
+        stride < 1 || n % stride !== 0 || !Number.isInteger(Math.log2(n / stride))
+      ) {
+        throw new CpuKernelError(
+          `${what}: a transform of runs of ${n} (stride ${stride}, a stride times a power of ` +
+            `two dividing ${width}) expected`,
+        );
+      }
+      checkTransformFactors(what, n, stride, options);
+      const signs = options.signs === undefined ? -1 : take(options.signs.subarray(0, n));
+      if (options.base === undefined) return { t, signs, base: -1, packed: -1, scratch: -1 };
+      const base = take(options.base.subarray(0, stride * stride));
+      const packed = take(new Float32Array(stride * align(stride, NR)));
+      return { t, signs, base, packed, scratch: 0 };
+    });
+    // Each product with a base gets `width` floats a row of scratch, one after another.
+    let extraPerRow = 0;
+    for (const [i, slot] of slots.entries()) {
+      if (slot?.scratch !== 0) continue;
+      slot.scratch = extraPerRow;
+      extraPerRow += widthOf(i);
+    }
+    let packed = false;
+    const run = (c: readonly number[], r: number, at: ProductsAt) => {
+      const rt = this.#rt;
+      if (!packed) {
+        // Each base packed as matmulTransposed packs a [K, K] weight, once.
+        for (const slot of slots) {
+          if (slot === null || slot.base < 0) continue;
+          const K = slot.t.stride;
+          const job = { k: K, n: K, stage: at.fixed[slot.base], rowStride: 1, colStride: K };
+          rt.packB({ ...job, packed: at.fixed[slot.packed], p0: 0, p1: K, j0: 0, j1: K });
+        }
+        packed = true;
+      }
+      return c.map((product, i) => {
+        const slot = slots[i];
+        if (slot === null || slot === undefined) return product;
+        const into = slot.base < 0 ? product : at.extra + slot.scratch * r * 4;
+        const factors = {
+          signs: slot.signs < 0 ? 0 : at.fixed[slot.signs],
+          packed: slot.base < 0 ? 0 : at.fixed[slot.packed],
+        };
+        this.#transformChunk(slot.t, factors, product, into, (r * widthOf(i)) / slot.t.n);
+        return into;
+      });
+    };
+    return { layout: { extraPerRow, fixed }, run };
+  }
+
+  /**
+   * {@link walshHadamard} of `runs` runs at byte address `x` in the kernels'
+   * memory, with the signs and the packed base at `at` (0: none): in place
+   * without a base; with one, the signs first (a transform without
+   * butterflies), the rows of K times baseᵀ into `y` (the packed product
+   * matmulTransposed runs, same bits), then the butterflies and the signs
+   * after in place there.
+   */
+  #transformChunk(
+    t: RowTransform,
+    at: { signs: number; packed: number },
+    x: number,
+    y: number,
+    runs: number,
+  ): void {
+    const rt = this.#rt;
+    const { n, stride } = t;
+    const signsFirst = at.signs !== 0 && (t.options.signsFirst ?? false);
+    const job = { runs, n, scale: 1, signs: 0, signsFirst: false };
+    if (at.packed !== 0) {
+      if (signsFirst) rt.walshHadamard({ ...job, x, stride: n, signs: at.signs, signsFirst });
+      rt.runPacked({
+        m: (runs * n) / stride,
+        n: stride,
+        k: stride,
+        a: x,
+        aRowStride: stride,
+        aColStride: 1,
+        packed: at.packed,
+        c: y,
+        ldc: stride,
+        accumulate: false,
+      });
+    }
+    rt.walshHadamard({
+      ...job,
+      x: at.packed !== 0 ? y : x,
+      stride,
+      scale: t.scale,
+      signs: at.packed !== 0 && signsFirst ? 0 : at.signs,
+      signsFirst,
+    });
   }
 
   /**
@@ -1608,12 +1800,7 @@ export class CpuGemm {
     ws: readonly { readonly w: Float32Array; readonly n: number }[],
     m: number,
     k: number,
-    finish: (
-      r0: number,
-      r: number,
-      c: readonly number[],
-      at: { extra: number; fixed: readonly number[] },
-    ) => void,
+    finish: (r0: number, r: number, c: readonly number[], at: ProductsAt) => void,
     { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
   ): void {
     checkShape(what, "m", m);
@@ -2012,6 +2199,7 @@ export function siluMul(
  * @param n rows of each weight
  * @param k columns of x
  * @param out optional destination, m·n floats
+ * @param after transforms of the gate and up products' rows before the activation
  * @returns y, m × n
  */
 export function swiGlu(
@@ -2022,8 +2210,9 @@ export function swiGlu(
   n: number,
   k: number,
   out?: Float32Array,
+  after?: { readonly gate?: RowTransform; readonly up?: RowTransform },
 ): Float32Array {
-  return defaultGemm().swiGlu(x, gate, up, m, n, k, out);
+  return defaultGemm().swiGlu(x, gate, up, m, n, k, out, after);
 }
 
 /**
@@ -2045,6 +2234,7 @@ export function swiGlu(
  * @param n rows of w
  * @param k columns of x
  * @param out optional destination, m·n floats (may be residual)
+ * @param after the product's row transform, before the sum
  * @returns y, m × n
  */
 export function matmulTransposedAdd(
@@ -2055,8 +2245,9 @@ export function matmulTransposedAdd(
   n: number,
   k: number,
   out?: Float32Array,
+  after?: RowTransform,
 ): Float32Array {
-  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out);
+  return defaultGemm().matmulTransposedAdd(x, w, residual, m, n, k, out, after);
 }
 
 /**

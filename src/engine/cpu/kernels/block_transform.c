@@ -78,9 +78,33 @@ EXPORT(fwht_right) void fwht_right(double *x, int runs, int m, int k, const doub
     if (transpose) scale_signed(v, signs, n, 1.0);
     if (k > 1) {
       // Each K-chunk times H_K (or H_Kᵀ): tmp[j] = Σ_i v[i]·H(i, j), i ascending.
+      // Eight outputs at a time in four independent sums (one sum would wait
+      // on each add's latency), then pairs, then single outputs.
       for (int c = 0; c < n; c += k) {
         double *chunk = v + c;
         int j = 0;
+        for (; j + 8 <= k; j += 8) {
+          f64x2 s0 = wasm_f64x2_splat(0.0), s1 = s0, s2 = s0, s3 = s0;
+          for (int i = 0; i < k; i++) {
+            const f64x2 x = wasm_f64x2_splat(chunk[i]);
+            f64x2 h0, h1, h2, h3;
+            if (transpose) {
+              const double *col = base + j * k + i;
+              h0 = wasm_f64x2_make(col[0], col[k]);
+              h1 = wasm_f64x2_make(col[2 * k], col[3 * k]);
+              h2 = wasm_f64x2_make(col[4 * k], col[5 * k]);
+              h3 = wasm_f64x2_make(col[6 * k], col[7 * k]);
+            } else {
+              const double *row = base + i * k + j;
+              h0 = ld(row), h1 = ld(row + 2), h2 = ld(row + 4), h3 = ld(row + 6);
+            }
+            s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(x, h0));
+            s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(x, h1));
+            s2 = wasm_f64x2_add(s2, wasm_f64x2_mul(x, h2));
+            s3 = wasm_f64x2_add(s3, wasm_f64x2_mul(x, h3));
+          }
+          st(tmp + j, s0), st(tmp + j + 2, s1), st(tmp + j + 4, s2), st(tmp + j + 6, s3);
+        }
         for (; j + 2 <= k; j += 2) {
           f64x2 s = wasm_f64x2_splat(0.0);
           for (int i = 0; i < k; i++) {
@@ -120,15 +144,50 @@ EXPORT(fwht_left) void fwht_left(double *x, int m, int k, int w, const double *b
     for (int i = 0; i < b; i++) scale_run(x + (int64_t)i * w, w, signs[i]);
   }
   if (k > 1) {
+    // Output row i of a chunk: t = Σ_j H(i, j)·x_j, j ascending from +0. Blocks
+    // of eight columns of two output rows stay in registers (sixteen sums,
+    // each x_j load serving both rows); the columns past them and a last odd
+    // row accumulate through tmp as the whole-row loop does.
+    const int w8 = w / 8 * 8;
     for (int chunk = 0; chunk < b; chunk += k) {
+      const double *xc = x + (int64_t)chunk * w;
       for (int i = 0; i < k * w; i++) tmp[i] = 0.0;
-      for (int i = 0; i < k; i++) {
-        double *t = tmp + i * w;
+      int i = 0;
+      for (; i + 2 <= k; i += 2) {
+        double *t0 = tmp + i * w;
+        double *t1 = t0 + w;
+        for (int c = 0; c < w8; c += 8) {
+          f64x2 a0 = wasm_f64x2_splat(0.0), a1 = a0, a2 = a0, a3 = a0;
+          f64x2 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+          for (int j = 0; j < k; j++) {
+            const f64x2 h0 = wasm_f64x2_splat(transpose ? base[j * k + i] : base[i * k + j]);
+            const f64x2 h1 =
+                wasm_f64x2_splat(transpose ? base[j * k + i + 1] : base[(i + 1) * k + j]);
+            const double *src = xc + (int64_t)j * w + c;
+            const f64x2 x0 = ld(src), x1 = ld(src + 2), x2 = ld(src + 4), x3 = ld(src + 6);
+            a0 = wasm_f64x2_add(a0, wasm_f64x2_mul(h0, x0));
+            a1 = wasm_f64x2_add(a1, wasm_f64x2_mul(h0, x1));
+            a2 = wasm_f64x2_add(a2, wasm_f64x2_mul(h0, x2));
+            a3 = wasm_f64x2_add(a3, wasm_f64x2_mul(h0, x3));
+            b0 = wasm_f64x2_add(b0, wasm_f64x2_mul(h1, x0));
+            b1 = wasm_f64x2_add(b1, wasm_f64x2_mul(h1, x1));
+            b2 = wasm_f64x2_add(b2, wasm_f64x2_mul(h1, x2));
+            b3 = wasm_f64x2_add(b3, wasm_f64x2_mul(h1, x3));
+          }
+          st(t0 + c, a0), st(t0 + c + 2, a1), st(t0 + c + 4, a2), st(t0 + c + 6, a3);
+          st(t1 + c, b0), st(t1 + c + 2, b1), st(t1 + c + 4, b2), st(t1 + c + 6, b3);
+        }
+      }
+      for (int r = 0; r < k; r++) {
+        // Row r's columns from `from` on: w8 for the row pairs above, 0 for a last odd row.
+        const int from = r < i ? w8 : 0;
+        if (from == w) continue;
+        double *t = tmp + r * w;
         for (int j = 0; j < k; j++) {
-          const double h = transpose ? base[j * k + i] : base[i * k + j];
-          const double *src = x + (int64_t)(chunk + j) * w;
+          const double h = transpose ? base[j * k + r] : base[r * k + j];
+          const double *src = xc + (int64_t)j * w;
           f64x2 hv = wasm_f64x2_splat(h);
-          int c = 0;
+          int c = from;
           for (; c + 2 <= w; c += 2) st(t + c, wasm_f64x2_add(ld(t + c), wasm_f64x2_mul(hv, ld(src + c))));
           for (; c < w; c++) t[c] += h * src[c];
         }

@@ -806,29 +806,113 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   }
 }
 
+// The butterflies of span h (h ≥ 4 here, a multiple of 4) over one run of n
+// floats: lo ← lo + hi, hi ← lo − hi for each pair h apart in each block of
+// 2h. Vectors only regroup the same float32 sums and differences.
+static inline void fwht_span(float* v, int n, int h) {
+  for (int i = 0; i < n; i += 2 * h) {
+    float* lo = v + i;
+    float* hi = v + i + h;
+    int j = 0;
+#ifndef __wasm__
+    for (; j + 8 <= h; j += 8) {
+      const __m256 a = _mm256_loadu_ps(lo + j), b = _mm256_loadu_ps(hi + j);
+      _mm256_storeu_ps(lo + j, _mm256_add_ps(a, b));
+      _mm256_storeu_ps(hi + j, _mm256_sub_ps(a, b));
+    }
+#endif
+    for (; j < h; j += 4) {
+      const v128_t a = wasm_v128_load(lo + j), b = wasm_v128_load(hi + j);
+      wasm_v128_store(lo + j, wasm_f32x4_add(a, b));
+      wasm_v128_store(hi + j, wasm_f32x4_sub(a, b));
+    }
+  }
+}
+
+// Spans 1 and 2 of one run (n a multiple of 4) in registers, four values a
+// step: (v0 + v1, v0 − v1, v2 + v3, v2 − v3), then (w0 + w2, w1 + w3, w0 −
+// w2, w1 − w3); the same sums and differences as the pairwise loops.
+static inline void fwht_spans_1_2(float* v, int n) {
+  for (int i = 0; i < n; i += 4) {
+    v128_t x = wasm_v128_load(v + i);
+    v128_t a = wasm_i32x4_shuffle(x, x, 0, 0, 2, 2), b = wasm_i32x4_shuffle(x, x, 1, 1, 3, 3);
+    x = wasm_i32x4_shuffle(wasm_f32x4_add(a, b), wasm_f32x4_sub(a, b), 0, 5, 2, 7);
+    a = wasm_i32x4_shuffle(x, x, 0, 1, 0, 1);
+    b = wasm_i32x4_shuffle(x, x, 2, 3, 2, 3);
+    wasm_v128_store(v + i, wasm_i32x4_shuffle(wasm_f32x4_add(a, b), wasm_f32x4_sub(a, b), 0, 1, 6, 7));
+  }
+}
+
+// v[i] ← (float)((double)v[i] · scale), then × f[i] when f is given (the
+// factors after the scale); either step alone when the other is absent.
+static inline void fwht_finish(float* v, int n, double scale, const float* f) {
+  int i = 0;
+#ifndef __wasm__
+  const __m256d s = _mm256_set1_pd(scale);
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(v + i);
+    if (scale != 1) {
+      const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), s));
+      const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), s));
+      x = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+    }
+    if (f != 0) x = _mm256_mul_ps(x, _mm256_loadu_ps(f + i));
+    _mm256_storeu_ps(v + i, x);
+  }
+#endif
+  for (; i < n; i++) {
+    float x = v[i];
+    if (scale != 1) x = (float)((double)x * scale);
+    if (f != 0) x = x * f[i];
+    v[i] = x;
+  }
+}
+
+// v[i] ← v[i] · f[i], float32 products.
+static inline void fwht_factors(float* v, const float* f, int n) {
+  int i = 0;
+#ifndef __wasm__
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(v + i, _mm256_mul_ps(_mm256_loadu_ps(v + i), _mm256_loadu_ps(f + i)));
+  }
+#endif
+  for (; i + 4 <= n; i += 4) {
+    wasm_v128_store(v + i, wasm_f32x4_mul(wasm_v128_load(v + i), wasm_v128_load(f + i)));
+  }
+  for (; i < n; i++) v[i] = v[i] * f[i];
+}
+
 // One task of a fast Walsh–Hadamard transform (J_OP 7): runs [task·NC,
 // (task + 1)·NC) of the N-float runs of x (M runs in all, at A), each run
 // transformed in place by butterflies of span K (the stride), 2K, … N/2, then
 // multiplied by the float64 scale unless it is 1. The arithmetic of
 // fastWalshHadamard in src/transform/block_apply.ts: float32 sums and
 // differences (exact through float64, as there) and the scale's product
-// rounded once, so both give the same bits. With factors (J_FWHT_SIGNS: a
-// random-hadamard rotation's signs), each run position's value is also
-// multiplied by its factor as a float32 product (CpuEngine.mul's bits),
-// before the butterflies or after the scale.
+// rounded once, so both give the same bits; vectors only regroup them. With
+// factors (J_FWHT_SIGNS: a random-hadamard rotation's signs), each run
+// position's value is also multiplied by its factor as a float32 product
+// (CpuEngine.mul's bits), before the butterflies or after the scale.
 NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
   const int runs = job[J_M], n = job[J_N], stride = job[J_K], chunk = job[J_NC];
   const double scale = *(const double*)&job[J_FWHT_SCALE];
   float* x = (float*)MEM(base, job[J_A]);
   const float* signs = job[J_FWHT_SIGNS] == 0 ? 0 : (const float*)MEM(base, job[J_FWHT_SIGNS]);
   const int signs_first = job[J_FWHT_SIGNS_FIRST];
+  const float* last = signs != 0 && !signs_first ? signs : 0;
   const int r1 = min_int(runs, (task + 1) * chunk);
   for (int r = task * chunk; r < r1; r++) {
     float* v = x + r * n;
-    if (signs != 0 && signs_first) {
-      for (int i = 0; i < n; i++) v[i] = v[i] * signs[i];
+    if (signs != 0 && signs_first) fwht_factors(v, signs, n);
+    int h = stride;
+    if (h == 1 && n % 4 == 0) {
+      fwht_spans_1_2(v, n);
+      h = 4;
     }
-    for (int h = stride; h < n; h *= 2) {
+    for (; h < n; h *= 2) {
+      if (h % 4 == 0) {
+        fwht_span(v, n, h);
+        continue;
+      }
       for (int i = 0; i < n; i += 2 * h) {
         float* lo = v + i;
         float* hi = v + i + h;
@@ -839,12 +923,7 @@ NOINLINE static void run_fwht(char* base, const int32_t* job, int task) {
         }
       }
     }
-    if (scale != 1) {
-      for (int i = 0; i < n; i++) v[i] = (float)((double)v[i] * scale);
-    }
-    if (signs != 0 && !signs_first) {
-      for (int i = 0; i < n; i++) v[i] = v[i] * signs[i];
-    }
+    if (scale != 1 || last != 0) fwht_finish(v, n, scale, last);
   }
 }
 
