@@ -1335,6 +1335,76 @@ export class CpuGemm {
   }
 
   /**
+   * Integer-grid fake quantization of each row r of `x` with its scale
+   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `rne(clamp(x /
+   * s + z, qMin, qMax)) − z) · s`, the bits of `fakeQuantizeIntRunF32`
+   * (src/quant/_quantize_kernels.ts), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param scale rows
+   * @param zero rows, or null (no zero point: not the same as zeros, whose
+   *   sum turns a −0 quotient into +0)
+   * @param rows rows of x
+   * @param cols its columns
+   * @param qMin the lower clamp bound, an integer in (−2^22, 0)
+   * @param qMax the upper one, an integer in (0, 2^22)
+   * @param out written when given (x's length), else allocated
+   * @returns y, rows × cols
+   */
+  fakeQuantizeIntRows(
+    x: Float32Array,
+    scale: Float32Array,
+    zero: Float32Array | null,
+    rows: number,
+    cols: number,
+    qMin: number,
+    qMax: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "fakeQuantizeIntRows";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "scale", scale, rows);
+    if (zero !== null) checkLength(what, "zero", zero, rows);
+    if (!checkIntBound(qMin, -1) || !checkIntBound(qMax, 1)) {
+      throw new RangeError(
+        `${what}: bounds [${qMin}, ${qMax}] must be integers with qMin < 0 < qMax and |q| < 2^22`,
+      );
+    }
+    const y = out ?? new Float32Array(rows * cols);
+    checkLength(what, "out", y, rows * cols);
+    if (rows === 0 || cols === 0) return y;
+    const rt = this.#rt;
+    // Rows in chunks of about the stream budget, x and y each, with their scales and zero points.
+    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 8, 1));
+    const sAt = rt.heapBase;
+    const zAt = align(sAt + step * 4, 64);
+    const xAt = align(zAt + step * 4, 64);
+    const yAt = align(xAt + step * cols * 4, 64);
+    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
+      if (zero !== null) rt.f32(zAt, n).set(zero.subarray(r0, r0 + n));
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.fakeQuantizeInt({
+        x: xAt,
+        scale: sAt,
+        zero: zero === null ? 0 : zAt,
+        y: yAt,
+        rows: n,
+        cols,
+        qMin,
+        qMax,
+      });
+      y.set(rt.f32(yAt, n * cols), r0 * cols);
+    }
+    return y;
+  }
+
+  /**
    * The minimum and the maximum of each row of `x` in one pass, with the
    * values JavaScript's Math.min and Math.max fold (−0 below +0, NaN if any
    * value is NaN, as the quiet NaN), rows shared by the threads and
@@ -2282,6 +2352,58 @@ export function gptqColumnBlock(block: IntColumnBlock): number {
  */
 export function quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
   return defaultGemm().quadraticSum(x, w, m, k);
+}
+
+/**
+ * Integer-grid fake quantization of each row on the shared default instance
+ * (see {@linkcode CpuGemm.fakeQuantizeIntRows}).
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantizeIntRows } from "./gemm.ts";
+ * const y = fakeQuantizeIntRows(new Float32Array([0.3, -9]), new Float32Array([0.25]), null, 1, 2, -8, 7);
+ * console.assert(y[0] === 0.25 && y[1] === -2);
+ * ```
+ *
+ * @param x rows × cols
+ * @param scale rows
+ * @param zero rows, or null
+ * @param rows rows of x
+ * @param cols its columns
+ * @param qMin the lower clamp bound
+ * @param qMax the upper one
+ * @param out written when given, else allocated
+ * @returns y, rows × cols
+ */
+export function fakeQuantizeIntRows(
+  x: Float32Array,
+  scale: Float32Array,
+  zero: Float32Array | null,
+  rows: number,
+  cols: number,
+  qMin: number,
+  qMax: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().fakeQuantizeIntRows(x, scale, zero, rows, cols, qMin, qMax, out);
+}
+
+/**
+ * Whether a clamp bound suits the kernels' integer fake quantization: an
+ * integer of the given sign below 2^22 in magnitude (where a float32 sum
+ * with 1.5·2^23 rounds half to even).
+ *
+ * @param q the bound
+ * @param sign −1 for the lower bound, 1 for the upper
+ * @returns true when the kernels take it
+ * @example
+ * ```ts
+ * import { checkIntBound } from "./gemm.ts";
+ * console.assert(checkIntBound(-128, -1) && !checkIntBound(2 ** 31, 1));
+ * ```
+ */
+export function checkIntBound(q: number, sign: -1 | 1): boolean {
+  return Number.isInteger(q) && q * sign > 0 && Math.abs(q) < 2 ** 22;
 }
 
 /**
