@@ -172,7 +172,10 @@ Deno.test("fakeQuantizeIntRows gives fakeQuantize's bits: every build, 1 and 2 t
     { args: { num_bits: 4, type: "int", strategy: "tensor", symmetric: false }, zero: true },
   ];
   const gemms = BUILDS.flatMap((variant) =>
-    [1, 2].map((threads) => ({ gemm: createCpuGemm({ threads, variant }), label: variant as string }))
+    [1, 2].map((threads) => ({
+      gemm: createCpuGemm({ threads, variant }),
+      label: variant as string,
+    }))
   );
   gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
   try {
@@ -194,7 +197,11 @@ Deno.test("fakeQuantizeIntRows gives fakeQuantize's bits: every build, 1 and 2 t
         const expected = intReference(x, scale, zero, rows, args);
         for (const { gemm, label } of gemms) {
           const got = gemm.fakeQuantizeIntRows(x, scale, zero, rows, cols, qMin, qMax);
-          assertSameBitsAnyNaN(got, expected, `${label}, ${gemm.info().threads} thread(s), ${rows} rows, ${JSON.stringify(c.args)}`);
+          assertSameBitsAnyNaN(
+            got,
+            expected,
+            `${label}, ${gemm.info().threads} thread(s), ${rows} rows, ${JSON.stringify(c.args)}`,
+          );
         }
         // The engine's rows take the kernels with the same bits.
         const y = fakeQuantizeRowRuns(x, rows, scale, zero, args, new Float32Array(rows * cols));
@@ -207,7 +214,10 @@ Deno.test("fakeQuantizeIntRows gives fakeQuantize's bits: every build, 1 and 2 t
       () => gemm.fakeQuantizeIntRows(x, new Float32Array(1), new Float32Array(2), 2, 2, -8, 7),
       (e) => e instanceof CpuKernelError && /scale holds 1 floats, needs 2/.test(e.message),
     );
-    assert.throws(() => gemm.fakeQuantizeIntRows(x, new Float32Array(2), null, 2, 2, 0, 15), RangeError);
+    assert.throws(
+      () => gemm.fakeQuantizeIntRows(x, new Float32Array(2), null, 2, 2, 0, 15),
+      RangeError,
+    );
   } finally {
     for (const { gemm } of gemms) gemm.close();
   }
