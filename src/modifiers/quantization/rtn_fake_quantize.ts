@@ -70,7 +70,8 @@ export function engineRowsOf(w: RtnFakeQuantizeInput): [number, number] | null {
 /**
  * The fake-quantized weights, in order: the engine's rows where
  * {@link engineRowsOf} allows (all read back together), else the host
- * `fakeQuantize`; the same bits either way.
+ * `fakeQuantize`; the same bits either way. Trims the engine's pool after
+ * an engine pass (see the comment there).
  *
  * @param engine the layer's engine
  * @param weights the weights with their RTN qparams
@@ -115,6 +116,10 @@ export async function rtnFakeQuantize(
   } finally {
     for (const t of inputs) t.destroy();
     for (const p of pending) p.y.destroy();
+    // The engine would keep these weight-sized arrays for reuse; no later
+    // tensor of the layer has their sizes, so they would only add to the
+    // propagation's memory until the next layer's trim.
+    if (pending.length > 0) engine.trim();
   }
   return out as Float32Array[];
 }
