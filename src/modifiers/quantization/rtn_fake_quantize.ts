@@ -69,9 +69,10 @@ export function engineRowsOf(w: RtnFakeQuantizeInput): [number, number] | null {
 
 /**
  * The fake-quantized weights, in order: the engine's rows where
- * {@link engineRowsOf} allows (all read back together), else the host
- * `fakeQuantize`; the same bits either way. Trims the engine's pool after
- * an engine pass (see the comment there).
+ * {@link engineRowsOf} allows, else the host `fakeQuantize`; the same bits
+ * either way. One weight at a time on the engine (uploaded, fake-quantized,
+ * read back and released), so it holds at most twice the largest weight;
+ * the engine's pool is trimmed after (see the comment there).
  *
  * @param engine the layer's engine
  * @param weights the weights with their RTN qparams
@@ -85,41 +86,50 @@ export async function rtnFakeQuantize(
   engine: Engine,
   weights: readonly RtnFakeQuantizeInput[],
 ): Promise<Float32Array[]> {
-  const out: (Float32Array | null)[] = weights.map(() => null);
-  const pending: { at: number; y: Tensor }[] = [];
-  const inputs: Tensor[] = [];
+  const out: Float32Array[] = [];
+  let used = false;
   try {
-    weights.forEach((w, at) => {
+    for (const w of weights) {
       const view = engineRowsOf(w);
       if (view === null) {
-        out[at] = fakeQuantize(w.values, w.shape, w.qparams, w.args, {
+        out.push(fakeQuantize(w.values, w.shape, w.qparams, w.args, {
           dtype: w.dtype,
           where: w.name,
-        });
-        return;
+        }));
+      } else {
+        used = true;
+        out.push(await engineRows(engine, w, view));
       }
-      const [rows] = view;
-      const scale = w.qparams.scale.length === rows
-        ? w.qparams.scale
-        : new Float32Array(rows).fill(w.qparams.scale[0]);
-      const zero = w.qparams.zeroPoint.length === rows
-        ? w.qparams.zeroPoint
-        : new Float32Array(rows).fill(w.qparams.zeroPoint[0]);
-      const x = engine.upload(w.values, view);
-      const s = engine.upload(scale, [rows]);
-      const z = engine.upload(zero, [rows]);
-      inputs.push(x, s, z);
-      pending.push({ at, y: engine.fakeQuantizeRows(x, s, z, w.args) });
-    });
-    const read = await engine.read(pending.map((p) => p.y));
-    pending.forEach((p, i) => out[p.at] = read[i] as Float32Array);
+    }
   } finally {
-    for (const t of inputs) t.destroy();
-    for (const p of pending) p.y.destroy();
     // The engine would keep these weight-sized arrays for reuse; no later
     // tensor of the layer has their sizes, so they would only add to the
     // propagation's memory until the next layer's trim.
-    if (pending.length > 0) engine.trim();
+    if (used) engine.trim();
   }
-  return out as Float32Array[];
+  return out;
+}
+
+/** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`. */
+async function engineRows(
+  engine: Engine,
+  w: RtnFakeQuantizeInput,
+  [rows, run]: [number, number],
+): Promise<Float32Array> {
+  const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
+  const tensors: Tensor[] = [];
+  try {
+    const x = engine.upload(w.values, [rows, run]);
+    tensors.push(x);
+    const s = engine.upload(perRow(w.qparams.scale), [rows]);
+    tensors.push(s);
+    const z = engine.upload(perRow(w.qparams.zeroPoint), [rows]);
+    tensors.push(z);
+    const y = engine.fakeQuantizeRows(x, s, z, w.args);
+    tensors.push(y);
+    const [q] = await engine.read([y]);
+    return q as Float32Array;
+  } finally {
+    for (const t of tensors) t.destroy();
+  }
 }
