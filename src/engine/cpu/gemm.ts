@@ -459,6 +459,86 @@ export class CpuGemm {
   }
 
   /**
+   * {@link quadraticSum} of W and of each W − Ĉ (the reconstruction errors'
+   * three sums, `cpuReconstructionErrors`) with w packed once: per x, the
+   * rows in chunks of `chunkRows`, each chunk's sum from 0 as one
+   * quadraticSum of it gives (the same row steps, products and ordered
+   * float64 dot), the chunks' sums added in order. W − Ĉ is rounded to
+   * float32 straight into the kernels' memory.
+   *
+   * @param original W, m × k
+   * @param candidates the Ĉ, each m × k
+   * @param w k × k
+   * @param m rows of W
+   * @param k its columns (and the order of w)
+   * @param rowsPerChunk rows per chunk (≥ 1)
+   * @returns the sums of W, then of each W − Ĉ
+   */
+  quadraticSums(
+    original: Float32Array,
+    candidates: readonly Float32Array[],
+    w: Float32Array,
+    m: number,
+    k: number,
+    rowsPerChunk: number,
+  ): number[] {
+    const what = "quadraticSums";
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkShape(what, "rowsPerChunk", rowsPerChunk);
+    checkLength(what, "original", original, m * k);
+    candidates.forEach((c, i) => checkLength(what, `candidate ${i}`, c, m * k));
+    checkLength(what, "w", w, k * k);
+    const sums = new Array<number>(1 + candidates.length).fill(0);
+    if (m === 0 || k === 0 || rowsPerChunk === 0) return sums;
+    const rt = this.#rt;
+    // #product's layout for a quadratic sum of rowsPerChunk rows.
+    const sumAt = rt.heapBase;
+    const packedAt = sumAt + 64;
+    const workAt = align(packedAt + k * align(k, NR) * 4, 64);
+    const stepOf = (rows: number) => Math.min(rows, chunkRows(this.#stream, 2 * k * 4, 4));
+    const step = stepOf(Math.min(m, rowsPerChunk));
+    const aAt = workAt;
+    const cAt = align(aAt + step * k * 4, 64);
+    const chunk = Math.min(k, chunkRows(this.#stream, k * 4, NR));
+    const end = Math.max(cAt + step * k * 4, workAt + chunk * k * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${k}`);
+    this.#packTransposed(w, k, k, packedAt, workAt, chunk);
+    for (let x = 0; x <= candidates.length; x++) {
+      const candidate = x === 0 ? null : candidates[x - 1];
+      for (let c0 = 0; c0 < m; c0 += rowsPerChunk) {
+        const rows = Math.min(rowsPerChunk, m - c0);
+        const rowStep = stepOf(rows);
+        new Float64Array(rt.memory.buffer, sumAt, 1)[0] = 0;
+        for (let r0 = c0; r0 < c0 + rows; r0 += rowStep) {
+          const r = Math.min(rowStep, c0 + rows - r0);
+          const from = r0 * k;
+          if (candidate === null) rt.copyIn(original.subarray(from, from + r * k), aAt);
+          else {
+            const d = rt.f32(aAt, r * k);
+            for (let i = 0; i < r * k; i++) d[i] = original[from + i] - candidate[from + i];
+          }
+          rt.runPacked({
+            m: r,
+            n: k,
+            k,
+            a: aAt,
+            aRowStride: k,
+            aColStride: 1,
+            packed: packedAt,
+            c: cAt,
+            ldc: k,
+            accumulate: false,
+          });
+          rt.orderedDot({ a: cAt, b: aAt, n: r * k, acc: sumAt });
+        }
+        sums[x] += new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+      }
+    }
+    return sums;
+  }
+
+  /**
    * h[k,k] += xᵀ·x for x[rows,k]. `h` must be symmetric on entry (a sum of
    * Grams, or zeros): the upper triangle is accumulated and then copied onto
    * the lower one, so the full symmetric matrix is written.
@@ -2352,6 +2432,37 @@ export function gptqColumnBlock(block: IntColumnBlock): number {
  */
 export function quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
   return defaultGemm().quadraticSum(x, w, m, k);
+}
+
+/**
+ * The reconstruction errors' quadratic sums on the shared default instance
+ * (see {@linkcode CpuGemm.quadraticSums}).
+ *
+ * @example
+ * ```ts
+ * import { quadraticSums } from "./gemm.ts";
+ * // W = [1, 2], Ĉ = [1, 1], w = diag(2, 3): W·w·Wᵀ = 14, (W − Ĉ)·w·(W − Ĉ)ᵀ = 3
+ * const [all, diff] = quadraticSums(new Float32Array([1, 2]), [new Float32Array([1, 1])], new Float32Array([2, 0, 0, 3]), 1, 2, 1);
+ * console.assert(all === 14 && diff === 3);
+ * ```
+ *
+ * @param original W, m × k
+ * @param candidates the Ĉ
+ * @param w k × k
+ * @param m rows of W
+ * @param k its columns
+ * @param rowsPerChunk rows per chunk
+ * @returns the sums of W, then of each W − Ĉ
+ */
+export function quadraticSums(
+  original: Float32Array,
+  candidates: readonly Float32Array[],
+  w: Float32Array,
+  m: number,
+  k: number,
+  rowsPerChunk: number,
+): number[] {
+  return defaultGemm().quadraticSums(original, candidates, w, m, k, rowsPerChunk);
 }
 
 /**
