@@ -25,6 +25,8 @@ import { rounderFor } from "../quant/compute_dtype.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { quantize } from "../quant/quantize.ts";
+import { quantizedRange } from "../quant/qparams.ts";
+import { roundHalfEven } from "../quant/round_half_even.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { int32Tensor, makeTensor, tensorFromValues } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
@@ -145,6 +147,46 @@ export function cutlassCompress24(
   return { sparse, meta: reordered };
 }
 
+/** The weight rounded to float16 (the Marlin kernel's fp16 weight). */
+function f16Weight(weight: Float32Array): Float32Array {
+  const toF16 = rounderFor("F16");
+  const w16 = new Float32Array(weight.length);
+  for (let i = 0; i < w16.length; i++) w16[i] = toF16(weight[i]);
+  return w16;
+}
+
+/**
+ * `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
+ * for scales in runs (channel, or groups of `cols / groups` columns) in one
+ * pass: `rne(clamp(f16(f16(w) / s)))`, the same operations value by value
+ * (roundHalfEven keeps a zero's sign; a NaN passes the clamp and stays NaN,
+ * as in `quantize`).
+ */
+function f16IntCodes(
+  weight: Float32Array,
+  shape: readonly [number, number],
+  s16: Float32Array,
+  groups: number,
+  args: QuantizationArgs,
+): Float32Array {
+  const [rows, cols] = shape;
+  const [qMin, qMax] = quantizedRange(args);
+  const toF16 = rounderFor("F16");
+  const run = cols / groups;
+  const codes = new Float32Array(weight.length);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < groups; g++) {
+      const s = s16[r * groups + g];
+      const from = r * cols + g * run;
+      for (let i = from; i < from + run; i++) {
+        const t = Math.min(Math.max(toF16(toF16(weight[i]) / s), qMin), qMax);
+        codes[i] = roundHalfEven(t);
+      }
+    }
+  }
+  return codes;
+}
+
 function checkPreconditions(
   prefix: string,
   shape: readonly [number, number],
@@ -213,13 +255,12 @@ export function compressMarlin24(
   const groups = qShape[1];
   // The Marlin 2:4 kernel runs in fp16: quantize the fp16 weight with fp16 scales.
   const s16 = qparams.scale.map(roundToF16);
-  const toF16 = rounderFor("F16");
-  const w16 = new Float32Array(weight.length);
-  for (let i = 0; i < w16.length; i++) w16[i] = toF16(weight[i]);
-  const codes = quantize(w16, shape, { scale: s16, gIdx: qparams.gIdx }, args, {
-    dtype: "F16",
-    where: prefix,
-  });
+  const codes = qparams.gIdx === undefined || qparams.gIdx === null
+    ? f16IntCodes(weight, shape, s16, groups, args)
+    : quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+      dtype: "F16",
+      where: prefix,
+    });
   for (let g = 0; g < codes.length; g += 4) {
     let zeros = 0;
     for (let j = 0; j < 4; j++) if (codes[g + j] === 0) zeros++;
@@ -237,30 +278,25 @@ export function compressMarlin24(
   const sizeN = out;
   const offset = 1 << (bits - 1);
   const perms = marlin24Permutations(bits);
-  // Tile to [k/16, n/16, 16, 16] → [k/16, 16·n], then permute each 1024 chunk.
-  const tiled = new Int32Array(sizeK * sizeN);
-  for (let kk = 0; kk < sizeK; kk++) {
-    for (let n = 0; n < sizeN; n++) {
-      const v = sparse[n * sizeK + kk] + offset; // (sparseᵀ)[kk, n]
-      const a = Math.floor(kk / 16);
-      const i = kk % 16;
-      const b = Math.floor(n / 16);
-      const j = n % 16;
-      tiled[a * sizeN * 16 + b * 256 + i * 16 + j] = v;
-    }
-  }
-  const permuted = new Int32Array(tiled.length);
-  for (let c = 0; c < tiled.length; c += 1024) {
-    for (let t = 0; t < 1024; t++) permuted[c + t] = tiled[c + perms.weight[t]];
-  }
+  // Tiled to [k/16, n/16, 16, 16] → [k/16, 16·n], each 1024 chunk permuted,
+  // then packed pf values a word: one pass that reads each packed value
+  // straight from the compressed values (tiled index a·16n + b·256 + i·16 + j
+  // holds (sparseᵀ)[16a + i, 16b + j]).
   const pf = 32 / bits;
   const rowLen = sizeN * 16;
-  const packed = new Int32Array((sizeK / 16) * (rowLen / pf));
-  for (let row = 0; row < sizeK / 16; row++) {
-    for (let w = 0; w < rowLen / pf; w++) {
+  const packed = new Int32Array((sizeK * sizeN) / pf);
+  for (let c = 0, w = 0; c < sizeK * sizeN; c += 1024) {
+    for (let t = 0; t < 1024; t += pf, w++) {
       let word = 0;
-      for (let i = 0; i < pf; i++) word |= permuted[row * rowLen + w * pf + i] << (bits * i);
-      packed[row * (rowLen / pf) + w] = word;
+      for (let i = 0; i < pf; i++) {
+        const at = c + perms.weight[t + i];
+        const a = Math.floor(at / rowLen);
+        const rest = at - a * rowLen;
+        const kk = a * 16 + ((rest >> 4) & 15);
+        const n = (rest >> 8) * 16 + (rest & 15);
+        word |= (sparse[n * sizeK + kk] + offset) << (bits * i);
+      }
+      packed[w] = word;
     }
   }
   // Scales: sᵀ [groups, out], permuted in chunks of 64.

@@ -109,3 +109,117 @@ Deno.test("fakeQuantizeRowRuns takes the kernels for FP8 without a zero point, w
     gemm.close();
   }
 });
+
+/**
+ * Quotients x / s on every path of the integer grid: each integer and the
+ * ties half way between (both ways of even), one float32 step either side
+ * of a tie, values beyond both bounds, float32 subnormals, ±0, ±∞ and NaN;
+ * then random ones.
+ */
+function intQuotients(bound: number): number[] {
+  const q: number[] = [0, -0, Infinity, -Infinity, NaN, 1e30, -1e30, 2 ** -149, -1e-40, 0.3, -0.3];
+  for (let k = -bound - 2; k <= bound + 2; k++) {
+    const tie = k + 0.5;
+    q.push(k, tie, Math.fround(tie * (1 + 2 ** -23)), Math.fround(tie * (1 - 2 ** -23)));
+  }
+  let s = 54321;
+  for (let i = 0; i < 200; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    q.push(((s / 2 ** 32) * 2 - 1) * 1.5 * bound);
+  }
+  return q;
+}
+
+/**
+ * Bits equal, except that any NaN matches any NaN: the TypeScript
+ * reference's NaN bits depend on V8's compiler tier (0xffc00000 or
+ * 0xffffffff), the kernels always give 0xffc00000.
+ */
+function assertSameBitsAnyNaN(got: Float32Array, expected: Float32Array, label: string): void {
+  const canon = (a: Float32Array) => Float32Array.from(a, (v) => Number.isNaN(v) ? NaN : v);
+  assert.equal(got.length, expected.length, label);
+  for (let i = 0; i < got.length; i++) {
+    assert.equal(Number.isNaN(got[i]), Number.isNaN(expected[i]), `${label}: element ${i} NaN`);
+  }
+  assertSameBits(canon(got), canon(expected), label);
+}
+
+/** The reference of an integer grid: each row through `fakeQuantize` with its scale (and zero point). */
+function intReference(
+  x: Float32Array,
+  scale: Float32Array,
+  zero: Float32Array | null,
+  rows: number,
+  args: ReturnType<typeof parseQuantizationArgs>,
+): Float32Array {
+  const cols = x.length / rows;
+  const y = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    y.set(
+      fakeQuantize(x.subarray(r * cols, (r + 1) * cols), [1, cols], {
+        scale: scale.subarray(r, r + 1),
+        ...(zero === null ? {} : { zeroPoint: zero.subarray(r, r + 1) }),
+      }, args),
+      r * cols,
+    );
+  }
+  return y;
+}
+
+Deno.test("fakeQuantizeIntRows gives fakeQuantize's bits: every build, 1 and 2 threads, int4/int8, zero points (0 and not), ties, clamps, ±0, ±∞, NaN, tiny chunks", () => {
+  const cases = [
+    { args: { num_bits: 4, type: "int", strategy: "tensor" }, zero: false },
+    { args: { num_bits: 8, type: "int", strategy: "tensor", symmetric: false }, zero: true },
+    { args: { num_bits: 4, type: "int", strategy: "tensor", symmetric: false }, zero: true },
+  ];
+  const gemms = BUILDS.flatMap((variant) =>
+    [1, 2].map((threads) => ({
+      gemm: createCpuGemm({ threads, variant }),
+      label: variant as string,
+    }))
+  );
+  gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
+  try {
+    for (const c of cases) {
+      const args = parseQuantizationArgs(c.args, "w");
+      const [qMin, qMax] = args.numBits === 4 ? [-8, 7] : [-128, 127];
+      const q = intQuotients(qMax);
+      const cols = q.length;
+      const scaleOf = (r: number) => [1, 0.5, 0.0123, 3.7, 2 ** -20][r % 5];
+      // Zero points: 0 (whose sum turns a −0 quotient into +0), integers, a non-integer.
+      const zeroOf = (r: number) => [0, -3, 5, 0.5, 0][r % 5];
+      for (const rows of [3, 600]) {
+        const scale = Float32Array.from({ length: rows }, (_, r) => scaleOf(r));
+        const zero = c.zero ? Float32Array.from({ length: rows }, (_, r) => zeroOf(r)) : null;
+        const x = new Float32Array(rows * cols);
+        for (let r = 0; r < rows; r++) {
+          for (let k = 0; k < cols; k++) x[r * cols + k] = q[(k + r) % cols] * scale[r];
+        }
+        const expected = intReference(x, scale, zero, rows, args);
+        for (const { gemm, label } of gemms) {
+          const got = gemm.fakeQuantizeIntRows(x, scale, zero, rows, cols, qMin, qMax);
+          assertSameBitsAnyNaN(
+            got,
+            expected,
+            `${label}, ${gemm.info().threads} thread(s), ${rows} rows, ${JSON.stringify(c.args)}`,
+          );
+        }
+        // The engine's rows take the kernels with the same bits.
+        const y = fakeQuantizeRowRuns(x, rows, scale, zero, args, new Float32Array(rows * cols));
+        assertSameBitsAnyNaN(y, expected, `fakeQuantizeRowRuns, ${rows} rows`);
+      }
+    }
+    const gemm = gemms[0].gemm;
+    const x = new Float32Array(4);
+    assert.throws(
+      () => gemm.fakeQuantizeIntRows(x, new Float32Array(1), new Float32Array(2), 2, 2, -8, 7),
+      (e) => e instanceof CpuKernelError && /scale holds 1 floats, needs 2/.test(e.message),
+    );
+    assert.throws(
+      () => gemm.fakeQuantizeIntRows(x, new Float32Array(2), null, 2, 2, 0, 15),
+      RangeError,
+    );
+  } finally {
+    for (const { gemm } of gemms) gemm.close();
+  }
+});

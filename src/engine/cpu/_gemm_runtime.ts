@@ -882,6 +882,41 @@ export class GemmRuntime {
   }
 
   /**
+   * Integer-grid fake quantization of `rows` rows of `cols` floats at byte
+   * address `x` into `y`, row r with the float32 scale at `scale` + 4r and,
+   * when `zero` is not 0, the zero point at `zero` + 4r, clamped to
+   * [qMin, qMax] (see run_fake_quantize_int in gemm.c), rows shared by the threads.
+   */
+  fakeQuantizeInt(
+    job: {
+      x: number;
+      scale: number;
+      zero: number;
+      y: number;
+      rows: number;
+      cols: number;
+      qMin: number;
+      qMax: number;
+    },
+  ): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    const bound = new Float32Array([job.qMin, job.qMax]);
+    const bits = new Int32Array(bound.buffer);
+    // About 8 operations per element (a division, the clamp, the rounding, a product).
+    this.#runChunked(40, rows, 8 * cols, 1, (s) => {
+      s[JOB.A] = job.x;
+      s[JOB.B] = job.scale;
+      s[JOB.C] = job.y;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      s[JOB.Q_ZERO] = job.zero;
+      s[JOB.Q_MIN] = bits[0];
+      s[JOB.Q_MAX] = bits[1];
+    });
+  }
+
+  /**
    * The minimum and maximum of each of `rows` rows of `cols` ≥ 1 floats at
    * byte address `x`, as Math.min and Math.max fold them, into `min` and
    * `max` (see run_row_min_max in gemm.c), rows shared by the threads.

@@ -11,7 +11,7 @@ import type { QuantizationArgs } from "../../quant/args.ts";
 import { quantizedRange } from "../../quant/qparams.ts";
 import { fakeQuantize } from "../../quant/quantize.ts";
 import { EngineError } from "../engine_error.ts";
-import { fakeQuantizeFp8Rows } from "./gemm.ts";
+import { checkIntBound, fakeQuantizeFp8Rows, fakeQuantizeIntRows } from "./gemm.ts";
 
 /**
  * Fake-quantizes each row r of `x` `[rows, …]` with `scale[r]` (and
@@ -20,8 +20,9 @@ import { fakeQuantizeFp8Rows } from "./gemm.ts";
  * `fakeQuantize` as one block: the same elementwise ops, without a
  * quantization plan per row. FP8 without a zero point (static FP8
  * activations, in every calibration and propagation forward of such a
- * recipe) runs on the kernels instead, with the same bits
- * (`fakeQuantizeFp8Rows`, src/engine/cpu/gemm.ts).
+ * recipe) and integer grids (a GPTQ layer's round-to-nearest comparison)
+ * run on the kernels instead, with the same bits (`fakeQuantizeFp8Rows`,
+ * `fakeQuantizeIntRows`, src/engine/cpu/gemm.ts).
  *
  * @param x the values, row-major (not modified)
  * @param rows the rows (x's first dimension)
@@ -61,6 +62,10 @@ export function fakeQuantizeRowRuns(
   }
   if (args.type === "float" && args.numBits === 8 && zeroPoint === null) {
     return fakeQuantizeFp8Rows(x, scale, rows, cols, quantizedRange(args)[1], y);
+  }
+  const [qMin, qMax] = quantizedRange(args);
+  if (args.type === "int" && checkIntBound(qMin, -1) && checkIntBound(qMax, 1)) {
+    return fakeQuantizeIntRows(x, scale, zeroPoint, rows, cols, qMin, qMax, y);
   }
   const perTensor: QuantizationArgs = { ...args, strategy: "tensor", dynamic: false };
   const same = (a: number, b: number) =>

@@ -505,6 +505,86 @@ export class CpuGemm {
   }
 
   /**
+   * {@link quadraticSum} of W and of each W − Ĉ (the reconstruction errors'
+   * three sums, `cpuReconstructionErrors`) with w packed once: per x, the
+   * rows in chunks of `chunkRows`, each chunk's sum from 0 as one
+   * quadraticSum of it gives (the same row steps, products and ordered
+   * float64 dot), the chunks' sums added in order. W − Ĉ is rounded to
+   * float32 straight into the kernels' memory.
+   *
+   * @param original W, m × k
+   * @param candidates the Ĉ, each m × k
+   * @param w k × k
+   * @param m rows of W
+   * @param k its columns (and the order of w)
+   * @param rowsPerChunk rows per chunk (≥ 1)
+   * @returns the sums of W, then of each W − Ĉ
+   */
+  quadraticSums(
+    original: Float32Array,
+    candidates: readonly Float32Array[],
+    w: Float32Array,
+    m: number,
+    k: number,
+    rowsPerChunk: number,
+  ): number[] {
+    const what = "quadraticSums";
+    checkShape(what, "m", m);
+    checkShape(what, "k", k);
+    checkShape(what, "rowsPerChunk", rowsPerChunk);
+    checkLength(what, "original", original, m * k);
+    candidates.forEach((c, i) => checkLength(what, `candidate ${i}`, c, m * k));
+    checkLength(what, "w", w, k * k);
+    const sums = new Array<number>(1 + candidates.length).fill(0);
+    if (m === 0 || k === 0 || rowsPerChunk === 0) return sums;
+    const rt = this.#rt;
+    // #product's layout for a quadratic sum of rowsPerChunk rows.
+    const sumAt = rt.heapBase;
+    const packedAt = sumAt + 64;
+    const workAt = align(packedAt + k * align(k, NR) * 4, 64);
+    const stepOf = (rows: number) => Math.min(rows, chunkRows(this.#stream, 2 * k * 4, 4));
+    const step = stepOf(Math.min(m, rowsPerChunk));
+    const aAt = workAt;
+    const cAt = align(aAt + step * k * 4, 64);
+    const chunk = Math.min(k, chunkRows(this.#stream, k * 4, NR));
+    const end = Math.max(cAt + step * k * 4, workAt + chunk * k * 4);
+    rt.reserve(end - rt.heapBase, `${what} of ${m} × ${k}`);
+    this.#packTransposed(w, k, k, packedAt, workAt, chunk);
+    for (let x = 0; x <= candidates.length; x++) {
+      const candidate = x === 0 ? null : candidates[x - 1];
+      for (let c0 = 0; c0 < m; c0 += rowsPerChunk) {
+        const rows = Math.min(rowsPerChunk, m - c0);
+        const rowStep = stepOf(rows);
+        new Float64Array(rt.memory.buffer, sumAt, 1)[0] = 0;
+        for (let r0 = c0; r0 < c0 + rows; r0 += rowStep) {
+          const r = Math.min(rowStep, c0 + rows - r0);
+          const from = r0 * k;
+          if (candidate === null) rt.copyIn(original.subarray(from, from + r * k), aAt);
+          else {
+            const d = rt.f32(aAt, r * k);
+            for (let i = 0; i < r * k; i++) d[i] = original[from + i] - candidate[from + i];
+          }
+          rt.runPacked({
+            m: r,
+            n: k,
+            k,
+            a: aAt,
+            aRowStride: k,
+            aColStride: 1,
+            packed: packedAt,
+            c: cAt,
+            ldc: k,
+            accumulate: false,
+          });
+          rt.orderedDot({ a: cAt, b: aAt, n: r * k, acc: sumAt });
+        }
+        sums[x] += new Float64Array(rt.memory.buffer, sumAt, 1)[0];
+      }
+    }
+    return sums;
+  }
+
+  /**
    * h[k,k] += xᵀ·x for x[rows,k]. `h` must be symmetric on entry (a sum of
    * Grams, or zeros): the upper triangle is accumulated and then copied onto
    * the lower one, so the full symmetric matrix is written.
@@ -1527,6 +1607,76 @@ export class CpuGemm {
   }
 
   /**
+   * Integer-grid fake quantization of each row r of `x` with its scale
+   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `rne(clamp(x /
+   * s + z, qMin, qMax)) − z) · s`, the bits of `fakeQuantizeIntRunF32`
+   * (src/quant/_quantize_kernels.ts), rows shared by the threads and
+   * streamed through the kernels' memory.
+   *
+   * @param x rows × cols
+   * @param scale rows
+   * @param zero rows, or null (no zero point: not the same as zeros, whose
+   *   sum turns a −0 quotient into +0)
+   * @param rows rows of x
+   * @param cols its columns
+   * @param qMin the lower clamp bound, an integer in (−2^22, 0)
+   * @param qMax the upper one, an integer in (0, 2^22)
+   * @param out written when given (x's length), else allocated
+   * @returns y, rows × cols
+   */
+  fakeQuantizeIntRows(
+    x: Float32Array,
+    scale: Float32Array,
+    zero: Float32Array | null,
+    rows: number,
+    cols: number,
+    qMin: number,
+    qMax: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "fakeQuantizeIntRows";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "x", x, rows * cols);
+    checkLength(what, "scale", scale, rows);
+    if (zero !== null) checkLength(what, "zero", zero, rows);
+    if (!checkIntBound(qMin, -1) || !checkIntBound(qMax, 1)) {
+      throw new RangeError(
+        `${what}: bounds [${qMin}, ${qMax}] must be integers with qMin < 0 < qMax and |q| < 2^22`,
+      );
+    }
+    const y = out ?? new Float32Array(rows * cols);
+    checkLength(what, "out", y, rows * cols);
+    if (rows === 0 || cols === 0) return y;
+    const rt = this.#rt;
+    // Rows in chunks of about the stream budget, x and y each, with their scales and zero points.
+    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 8, 1));
+    const sAt = rt.heapBase;
+    const zAt = align(sAt + step * 4, 64);
+    const xAt = align(zAt + step * 4, 64);
+    const yAt = align(xAt + step * cols * 4, 64);
+    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
+      if (zero !== null) rt.f32(zAt, n).set(zero.subarray(r0, r0 + n));
+      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
+      rt.fakeQuantizeInt({
+        x: xAt,
+        scale: sAt,
+        zero: zero === null ? 0 : zAt,
+        y: yAt,
+        rows: n,
+        cols,
+        qMin,
+        qMax,
+      });
+      y.set(rt.f32(yAt, n * cols), r0 * cols);
+    }
+    return y;
+  }
+
+  /**
    * The minimum and the maximum of each row of `x` in one pass, with the
    * values JavaScript's Math.min and Math.max fold (−0 below +0, NaN if any
    * value is NaN, as the quiet NaN), rows shared by the threads and
@@ -2473,6 +2623,89 @@ export function gptqColumnBlock(block: IntColumnBlock): number {
  */
 export function quadraticSum(x: Float32Array, w: Float32Array, m: number, k: number): number {
   return defaultGemm().quadraticSum(x, w, m, k);
+}
+
+/**
+ * The reconstruction errors' quadratic sums on the shared default instance
+ * (see {@linkcode CpuGemm.quadraticSums}).
+ *
+ * @example
+ * ```ts
+ * import { quadraticSums } from "./gemm.ts";
+ * // W = [1, 2], Ĉ = [1, 1], w = diag(2, 3): W·w·Wᵀ = 14, (W − Ĉ)·w·(W − Ĉ)ᵀ = 3
+ * const [all, diff] = quadraticSums(new Float32Array([1, 2]), [new Float32Array([1, 1])], new Float32Array([2, 0, 0, 3]), 1, 2, 1);
+ * console.assert(all === 14 && diff === 3);
+ * ```
+ *
+ * @param original W, m × k
+ * @param candidates the Ĉ
+ * @param w k × k
+ * @param m rows of W
+ * @param k its columns
+ * @param rowsPerChunk rows per chunk
+ * @returns the sums of W, then of each W − Ĉ
+ */
+export function quadraticSums(
+  original: Float32Array,
+  candidates: readonly Float32Array[],
+  w: Float32Array,
+  m: number,
+  k: number,
+  rowsPerChunk: number,
+): number[] {
+  return defaultGemm().quadraticSums(original, candidates, w, m, k, rowsPerChunk);
+}
+
+/**
+ * Integer-grid fake quantization of each row on the shared default instance
+ * (see {@linkcode CpuGemm.fakeQuantizeIntRows}).
+ *
+ * @example
+ * ```ts
+ * import { fakeQuantizeIntRows } from "./gemm.ts";
+ * const y = fakeQuantizeIntRows(new Float32Array([0.3, -9]), new Float32Array([0.25]), null, 1, 2, -8, 7);
+ * console.assert(y[0] === 0.25 && y[1] === -2);
+ * ```
+ *
+ * @param x rows × cols
+ * @param scale rows
+ * @param zero rows, or null
+ * @param rows rows of x
+ * @param cols its columns
+ * @param qMin the lower clamp bound
+ * @param qMax the upper one
+ * @param out written when given, else allocated
+ * @returns y, rows × cols
+ */
+export function fakeQuantizeIntRows(
+  x: Float32Array,
+  scale: Float32Array,
+  zero: Float32Array | null,
+  rows: number,
+  cols: number,
+  qMin: number,
+  qMax: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().fakeQuantizeIntRows(x, scale, zero, rows, cols, qMin, qMax, out);
+}
+
+/**
+ * Whether a clamp bound suits the kernels' integer fake quantization: an
+ * integer of the given sign below 2^22 in magnitude (where a float32 sum
+ * with 1.5·2^23 rounds half to even).
+ *
+ * @param q the bound
+ * @param sign −1 for the lower bound, 1 for the upper
+ * @returns true when the kernels take it
+ * @example
+ * ```ts
+ * import { checkIntBound } from "./gemm.ts";
+ * console.assert(checkIntBound(-128, -1) && !checkIntBound(2 ** 31, 1));
+ * ```
+ */
+export function checkIntBound(q: number, sign: -1 | 1): boolean {
+  return Number.isInteger(q) && q * sign > 0 && Math.abs(q) < 2 ** 22;
 }
 
 /**

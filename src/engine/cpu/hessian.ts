@@ -11,7 +11,7 @@
 import { GptqShapeError } from "../../modifiers/gptq/errors.ts";
 import { cpuTensor } from "../cpu_engine.ts";
 import type { RunningHessian, Tensor } from "../engine.ts";
-import { mirrorUpperTriangle, quadraticSum, scaleAddGramUpper } from "./gemm.ts";
+import { mirrorUpperTriangle, quadraticSums, scaleAddGramUpper } from "./gemm.ts";
 
 /**
  * A Hessian accumulated on the host: the CPU engine's {@link RunningHessian}.
@@ -145,23 +145,9 @@ export function cpuReconstructionErrors(
   // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
   // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
   // transposed product is the same) and the row dots in float64, summed in
-  // order, both on the kernels (`quadraticSum`).
+  // order, both on the kernels, H packed once (`quadraticSums`).
   const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
-  const d = new Float32Array(chunkRows * cols);
-  const sums = new Float64Array(1 + candidates.length);
-  for (let k = 0; k <= candidates.length; k++) {
-    const candidate = k === 0 ? null : candidates[k - 1];
-    for (let r0 = 0; r0 < out; r0 += chunkRows) {
-      const rows = Math.min(chunkRows, out - r0);
-      const w = original.subarray(r0 * cols, (r0 + rows) * cols);
-      if (candidate === null) d.set(w);
-      else {
-        const c = candidate.subarray(r0 * cols, (r0 + rows) * cols);
-        for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
-      }
-      sums[k] += quadraticSum(d, h, rows, cols);
-    }
-  }
+  const sums = quadraticSums(original, candidates, h, out, cols, chunkRows);
   const base = sums[0];
   return candidates.map((_, k) => base > 0 ? sums[k + 1] / base : 0);
 }

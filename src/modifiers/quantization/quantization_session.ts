@@ -79,6 +79,7 @@ import { inputNeedsCalibration, isQuantizedLinear } from "./quantization_plan.ts
 import type { AttentionPlan, QuantizationPlan } from "./quantization_plan.ts";
 import { type QuantizedLinear, rtnQuantizeLinears } from "./rtn_linears.ts";
 import { layerFusedSets } from "./layer_fused_sets.ts";
+import { rtnFakeQuantize } from "./rtn_fake_quantize.ts";
 import {
   readSampleMinMax,
   recordHeadMinMax,
@@ -358,7 +359,7 @@ class QuantizationSession implements LayerSession {
       // The output error of GPTQ's weights next to round-to-nearest's with
       // the same args, on the same inputs (the Hessians): the quantization
       // error the per-module metrics report.
-      const rtn = this.#rtnOf(targets.map(({ l }) => l), false);
+      const rtn = await this.#rtnComparison(targets.map(({ l }) => l));
       const errors = await reconstructionErrors(
         env.engine,
         this.#hessians,
@@ -366,7 +367,7 @@ class QuantizationSession implements LayerSession {
           input: this.#hessianKey(g),
           original: this.#weight(l),
           shape: l.shape,
-          candidates: [results[i].weight, rtn[i].fakeQuantized!],
+          candidates: [results[i].weight, rtn[i]],
         })),
       );
       targets.forEach(({ l }, i) => reconstruction.set(l.name, errors[i]));
@@ -477,11 +478,10 @@ class QuantizationSession implements LayerSession {
   }
 
   /**
-   * Round-to-nearest of some of the layer's Linears, with their
-   * fake-quantized weights (and their relative errors unless `withError`
-   * is false: GPTQ's comparison reads the weights only).
+   * Round-to-nearest of some of the layer's Linears: their qparams, and
+   * unless `fakeQuantize` is false their fake-quantized weights and relative errors.
    */
-  #rtnOf(linears: readonly PlannedLinear[], withError = true): QuantizedLinear[] {
+  #rtnOf(linears: readonly PlannedLinear[], fakeQuantize = true): QuantizedLinear[] {
     return rtnQuantizeLinears(
       linears.map((l) => ({
         name: l.name,
@@ -494,9 +494,28 @@ class QuantizationSession implements LayerSession {
       {
         // Only the sets whose members are all here with tensor_group weights are fused.
         fusedSets: layerFusedSets(this.#env.layer, this.#env.config, () => true),
-        fakeQuantize: true,
-        relativeError: withError,
+        fakeQuantize,
       },
+    );
+  }
+
+  /**
+   * GPTQ's comparison: the round-to-nearest fake-quantized weights of some
+   * of the layer's Linears (their qparams on the host, the grid on the
+   * layer's engine where it takes them).
+   */
+  #rtnComparison(linears: readonly PlannedLinear[]): Promise<Float32Array[]> {
+    const quantized = this.#rtnOf(linears, false);
+    return rtnFakeQuantize(
+      this.#env.engine,
+      linears.map((l, i) => ({
+        name: l.name,
+        values: this.#weight(l),
+        shape: l.shape,
+        args: l.scheme!.weights!,
+        qparams: quantized[i].qparams,
+        dtype: this.#dtype(l),
+      })),
     );
   }
 

@@ -133,7 +133,7 @@ enum {
                          // (run_cholesky_block and after), 26: element-wise sum (run_add),
                          // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
                          // 34: FP8 fake quantization of rows, 35: row minima and maxima,
-                         // 36: column minima and maxima
+                         // 36: column minima and maxima, 40: integer-grid fake quantization of rows
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -1678,6 +1678,67 @@ NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int t
   }
 }
 
+// Integer-grid fake quantization of rows with float32 ops (J_OP 40): rows
+// [task·NC, (task + 1)·NC) of x[M, N] at A, row r with its scale scale[r] (B)
+// and, when J_Q_ZERO is not 0, its zero point zero[r], into y at C:
+//   no zero point: t = clamp(x / s);      y = rne(t) · s
+//   zero point z:  t = clamp(x / s + z);  y = (rne(t) − z) · s
+// each step rounded to float32, clamped to [Q_MIN, Q_MAX]. The operations of
+// fakeQuantizeIntRunF32 in src/quant/_quantize_kernels.ts, value by value, so
+// both give the same bits: the division, sum, difference and product are
+// single float32 operations (the TypeScript's float64 ones rounded once give
+// the same value), the clamp lets a NaN through, and round half to even is a
+// float32 addition and subtraction of 1.5·2^23 (exact for |t| < 2^22, which
+// gemm.ts checks of the bounds) with t's sign put back, as roundHalfEven
+// keeps a zero's sign. A NaN result is the negative quiet NaN 0xffc00000,
+// the TypeScript's usual one on x86-64 (its NaN bits depend on V8's compiler
+// tier: 0xffffffff too).
+static inline float int_fake_quantize(float x, float s, float z, int zp, float qmin, float qmax) {
+  float t = x / s;
+  if (zp) t = t + z;
+  t = t < qmin ? qmin : t;
+  t = t > qmax ? qmax : t;
+  const float r = f32_of(bits_of((t + 12582912.0f) - 12582912.0f) | (bits_of(t) & (int32_t)0x80000000));
+  const float y = (zp ? r - z : r) * s;
+  return y != y ? f32_of((int32_t)0xffc00000) : y;
+}
+
+static inline v128_t int_fake_quantize4(v128_t x, v128_t s, v128_t z, int zp, v128_t qmin,
+                                        v128_t qmax) {
+  v128_t t = wasm_f32x4_div(x, s);
+  if (zp) t = wasm_f32x4_add(t, z);
+  t = fq_clamp(t, qmin, qmax);
+  const v128_t magic = wasm_f32x4_splat(12582912.0f);
+  const v128_t r = fq_or(wasm_f32x4_sub(wasm_f32x4_add(t, magic), magic),
+                         fq_and(t, fq_i32((int32_t)0x80000000)));
+  const v128_t y = wasm_f32x4_mul(zp ? wasm_f32x4_sub(r, z) : r, s);
+  const v128_t nan = fq_gt(fq_and(y, fq_i32(0x7fffffff)), fq_i32(0x7f800000));
+  return wasm_v128_bitselect(fq_i32((int32_t)0xffc00000), y, nan);
+}
+
+NOINLINE static void run_fake_quantize_int(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const float* x = (const float*)MEM(base, job[J_A]);
+  const float* scale = (const float*)MEM(base, job[J_B]);
+  const int zp = job[J_Q_ZERO] != 0;
+  const float* zero = zp ? (const float*)MEM(base, job[J_Q_ZERO]) : 0;
+  float* y = (float*)MEM(base, job[J_C]);
+  const float qmin = f32_of(job[J_Q_MIN]), qmax = f32_of(job[J_Q_MAX]);
+  const v128_t lo = wasm_f32x4_splat(qmin), hi = wasm_f32x4_splat(qmax);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  for (int r = task * chunk; r < r1; r++) {
+    const float s = scale[r], z = zp ? zero[r] : 0.0f;
+    const v128_t sv = wasm_f32x4_splat(s), zv = wasm_f32x4_splat(z);
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      wasm_v128_store(yr + c, int_fake_quantize4(wasm_v128_load(xr + c), sv, zv, zp, lo, hi));
+    }
+    for (; c < cols; c++) yr[c] = int_fake_quantize(xr[c], s, z, zp, qmin, qmax);
+  }
+}
+
 // The minimum and maximum of each row in one pass (J_OP 35): rows
 // [task·NC, (task + 1)·NC) of x[M, N] at A (N ≥ 1), minima to B and maxima to
 // C, as JavaScript's Math.min and Math.max fold them (reduceRows in
@@ -1825,6 +1886,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
     case 34: run_fake_quantize_fp8(base, job, task); return;
+    case 40: run_fake_quantize_int(base, job, task); return;
     case 35: run_row_min_max(base, job, task); return;
     case 36: run_column_min_max(base, job, task); return;
     case 44: run_fake_quantize_fp8_wide(base, job, task); return;

@@ -1,0 +1,135 @@
+/**
+ * Round-to-nearest fake quantization of a layer's weights on its engine:
+ * GPTQ's comparison (the rtnOutputError metric) fake-quantizes every
+ * targeted weight of a layer with its RTN qparams. A weight whose qparams
+ * are one scale (and zero point) per contiguous run of its row-major values
+ * — tensor, channel, and group strategies whose groups tile the rows, on an
+ * integer grid, float32, no global scale or g_idx — is exactly the
+ * engine's `fakeQuantizeRows` of the values viewed as one row per run (the
+ * engines give `fakeQuantize`'s bits; the CPU engine runs it on its
+ * kernels). Every other weight goes through the host `fakeQuantize`.
+ *
+ * @module
+ */
+
+import type { Engine, Tensor } from "../../engine/engine.ts";
+import type { QuantizationArgs } from "../../quant/args.ts";
+import type { ComputeDType } from "../../quant/compute_dtype.ts";
+import { fakeQuantize } from "../../quant/quantize.ts";
+import type { RtnQParams } from "../../quant/rtn.ts";
+
+/** A weight and its round-to-nearest qparams. */
+export interface RtnFakeQuantizeInput {
+  /** The module name, for messages. */
+  readonly name: string;
+  /** The weight `[out, in]`, row-major (not modified). */
+  readonly values: Float32Array;
+  readonly shape: readonly [number, number];
+  readonly args: QuantizationArgs;
+  readonly qparams: RtnQParams;
+  readonly dtype: ComputeDType;
+}
+
+/**
+ * `[runs, run length]` when a weight's qparams are one per contiguous run of
+ * its row-major values and the engine's rows give `fakeQuantize`'s result;
+ * else null.
+ *
+ * @param w the weight and its qparams
+ * @returns the rows view, or null for the host path
+ * @example
+ * ```ts
+ * import { engineRowsOf } from "./rtn_fake_quantize.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "group", group_size: 2 }, "w");
+ * const qparams = { scale: new Float32Array(4), zeroPoint: new Float32Array(4), globalScale: null, gIdx: null, qparamShape: [2, 2] };
+ * const rows = engineRowsOf({ name: "m", values: new Float32Array(8), shape: [2, 4], args, qparams, dtype: "F32" });
+ * console.assert(rows !== null && rows[0] === 4 && rows[1] === 2);
+ * ```
+ */
+export function engineRowsOf(w: RtnFakeQuantizeInput): [number, number] | null {
+  const { args, qparams, shape: [rows, cols] } = w;
+  if (
+    w.dtype !== "F32" || args.type !== "int" || qparams.globalScale !== null ||
+    qparams.gIdx !== null || rows * cols !== w.values.length
+  ) {
+    return null;
+  }
+  const slots = qparams.scale.length;
+  if (args.strategy === "tensor") return slots === 1 ? [rows, cols] : null;
+  if (args.strategy === "channel") return slots === rows ? [rows, cols] : null;
+  if (args.strategy === "group") {
+    const g = args.groupSize;
+    return g !== null && g !== undefined && g > 0 && cols % g === 0 && slots === rows * (cols / g)
+      ? [slots, g]
+      : null;
+  }
+  return null;
+}
+
+/**
+ * The fake-quantized weights, in order: the engine's rows where
+ * {@link engineRowsOf} allows, else the host `fakeQuantize`; the same bits
+ * either way. One weight at a time on the engine (uploaded, fake-quantized,
+ * read back and released), so it holds at most twice the largest weight;
+ * the engine's pool is trimmed after (see the comment there).
+ *
+ * @param engine the layer's engine
+ * @param weights the weights with their RTN qparams
+ * @returns one fake-quantized weight per input
+ * @example
+ * ```ts ignore
+ * const [q] = await rtnFakeQuantize(engine, [{ name, values, shape, args, qparams, dtype: "F32" }]);
+ * ```
+ */
+export async function rtnFakeQuantize(
+  engine: Engine,
+  weights: readonly RtnFakeQuantizeInput[],
+): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  let used = false;
+  try {
+    for (const w of weights) {
+      const view = engineRowsOf(w);
+      if (view === null) {
+        out.push(fakeQuantize(w.values, w.shape, w.qparams, w.args, {
+          dtype: w.dtype,
+          where: w.name,
+        }));
+      } else {
+        used = true;
+        out.push(await engineRows(engine, w, view));
+      }
+    }
+  } finally {
+    // The engine would keep these weight-sized arrays for reuse; no later
+    // tensor of the layer has their sizes, so they would only add to the
+    // propagation's memory until the next layer's trim.
+    if (used) engine.trim();
+  }
+  return out;
+}
+
+/** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`. */
+async function engineRows(
+  engine: Engine,
+  w: RtnFakeQuantizeInput,
+  [rows, run]: [number, number],
+): Promise<Float32Array> {
+  const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
+  const tensors: Tensor[] = [];
+  try {
+    const x = engine.upload(w.values, [rows, run]);
+    tensors.push(x);
+    const s = engine.upload(perRow(w.qparams.scale), [rows]);
+    tensors.push(s);
+    const z = engine.upload(perRow(w.qparams.zeroPoint), [rows]);
+    tensors.push(z);
+    const y = engine.fakeQuantizeRows(x, s, z, w.args);
+    tensors.push(y);
+    const [q] = await engine.read([y]);
+    return q as Float32Array;
+  } finally {
+    for (const t of tensors) t.destroy();
+  }
+}

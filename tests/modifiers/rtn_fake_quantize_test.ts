@@ -1,0 +1,80 @@
+// GPTQ's round-to-nearest comparison on the engine: the same bits as the
+// host fakeQuantize for every strategy, the engine's rows only where the
+// qparams are one per contiguous run.
+
+import assert from "node:assert/strict";
+import { assertSameBits } from "../_shared.ts";
+import { CpuEngine } from "../../src/engine/cpu_engine.ts";
+import {
+  engineRowsOf,
+  rtnFakeQuantize,
+  type RtnFakeQuantizeInput,
+} from "../../src/modifiers/quantization/rtn_fake_quantize.ts";
+import { parseQuantizationArgs } from "../../src/quant/args.ts";
+import { fakeQuantize } from "../../src/quant/quantize.ts";
+import { rtnQuantizeModule } from "../../src/quant/rtn.ts";
+
+function weight(rows: number, cols: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: rows * cols }, (_, i) => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    // Some exact zeros and negative zeros among the values.
+    return i % 17 === 0 ? -0 : i % 13 === 0 ? 0 : (s / 2 ** 32 - 0.5) * 2;
+  });
+}
+
+function input(
+  name: string,
+  rows: number,
+  cols: number,
+  args: Record<string, unknown>,
+  gIdx?: Int32Array,
+): RtnFakeQuantizeInput {
+  const a = parseQuantizationArgs(args, name);
+  const values = weight(rows, cols, rows * 31 + cols);
+  const qparams = rtnQuantizeModule(values, [rows, cols], a, gIdx ? { gIdx } : {});
+  return { name, values, shape: [rows, cols], args: a, qparams, dtype: "F32" };
+}
+
+Deno.test("rtnFakeQuantize: the engine's rows give the host fakeQuantize's bits; other qparams stay on the host", async () => {
+  const gIdx = Int32Array.from({ length: 64 }, (_, c) => (c * 5) % 4);
+  const cases: { w: RtnFakeQuantizeInput; rows: [number, number] | null }[] = [
+    { w: input("channel", 24, 64, { num_bits: 4, strategy: "channel" }), rows: [24, 64] },
+    {
+      w: input("asym", 24, 64, { num_bits: 8, strategy: "channel", symmetric: false }),
+      rows: [24, 64],
+    },
+    {
+      w: input("group", 24, 64, { num_bits: 4, strategy: "group", group_size: 16 }),
+      rows: [96, 16],
+    },
+    { w: input("tensor", 24, 64, { num_bits: 4, strategy: "tensor" }), rows: [24, 64] },
+    {
+      w: input("asym group", 8, 64, {
+        num_bits: 4,
+        strategy: "group",
+        group_size: 32,
+        symmetric: false,
+      }),
+      rows: [16, 32],
+    },
+    // Groups looked up through g_idx, and a float grid: the host.
+    {
+      w: input("g_idx", 24, 64, { num_bits: 4, strategy: "group", group_size: 16 }, gIdx),
+      rows: null,
+    },
+    { w: input("fp8", 24, 64, { num_bits: 8, type: "float", strategy: "channel" }), rows: null },
+  ];
+  for (const c of cases) assert.deepEqual(engineRowsOf(c.w), c.rows, c.w.name);
+  assert.equal(engineRowsOf({ ...cases[0].w, dtype: "BF16" }), null);
+  const engine = new CpuEngine();
+  try {
+    const got = await rtnFakeQuantize(engine, cases.map((c) => c.w));
+    cases.forEach(({ w }, i) => {
+      const want = fakeQuantize(w.values, w.shape, w.qparams, w.args, { dtype: "F32" });
+      assertSameBits(got[i], want, w.name);
+    });
+  } finally {
+    engine.close();
+  }
+});
