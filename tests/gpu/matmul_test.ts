@@ -303,6 +303,58 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
   }
 });
 
+Deno.test("uniform path: one bind group with dynamic offsets serves a product's dispatches, bit for bit", async () => {
+  // WebGPU's default limits allow 8 dynamic uniform buffers: too few for the 9 the uniform
+  // matmul binds, so that device takes a bind group per dispatch; getGpu raises the limit.
+  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
+  assert.ok(adapter, "an adapter");
+  const device = await adapter.requestDevice();
+  try {
+    const plain = adoptDevice(adapter, device);
+    const tiling = uniformTiling(gpu.limits)!;
+    const windows = 1 + 2 * tiling.chunks;
+    // [M, K, N]: 3 × 3 output blocks, 5 k-tiles (2 k-groups: the second adds into y), a bias.
+    const [m, k, n] = [300, 601, 290];
+    const random = seededRandom(11);
+    const x = randomF32(random, m * k);
+    const w = randomF32(random, n * k);
+    const b = randomF32(random, n);
+    const run = async (g: typeof gpu) => {
+      let groups = 0;
+      const create = g.device.createBindGroup.bind(g.device);
+      g.device.createBindGroup = (d: GPUBindGroupDescriptor) => (groups++, create(d));
+      try {
+        const batch = new CommandBatch(g);
+        const gx = GpuTensor.fromArray(g, x, [m, k]);
+        const gw = GpuTensor.fromArray(g, w, [n, k]);
+        const gb = GpuTensor.fromArray(g, b, [n]);
+        await batch.done(); // uploads: no bind groups
+        groups = 0;
+        const y = matmul(batch, gx, gw, gb, { path: "uniform" });
+        await batch.done();
+        return { y: await y.readF32(), groups };
+      } finally {
+        g.device.createBindGroup = create;
+      }
+    };
+    const dynamic = await run(gpu);
+    const perDispatch = await run(plain);
+    // 9 product dispatches (3 × 3 blocks) × 2 k-groups, plus one pack of x and one of w.
+    const dispatches = 3 * 3 * 2;
+    if (gpu.limits.maxDynamicUniformBuffersPerPipelineLayout >= windows) {
+      assert.equal(dynamic.groups, 2 + 1, "the packs' bind groups and one shared by the product");
+    }
+    if (plain.limits.maxDynamicUniformBuffersPerPipelineLayout < windows) {
+      assert.equal(perDispatch.groups, 2 + dispatches, "a bind group per dispatch");
+    }
+    assert.deepEqual(dynamic.y, perDispatch.y);
+    const ref = matmulRef(x, w, m, n, k, b);
+    assertClose(dynamic.y, ref.y, { scale: ref.magnitude, what: "y" });
+  } finally {
+    device.destroy();
+  }
+});
+
 Deno.test("uniform matmul: the bench's other kernel shapes match the reference", async (t) => {
   const random = seededRandom(29);
   const [m, k, n] = [131, 601, 137];
