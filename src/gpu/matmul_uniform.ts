@@ -29,7 +29,7 @@
  */
 
 import type { Binding, CommandBatch } from "./batch.ts";
-import { PACK_USAGE } from "./buffer_pool.ts";
+import { BufferPool, PACK_USAGE } from "./buffer_pool.ts";
 import { ChunkedWeight } from "./chunked.ts";
 import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError, ShapeError } from "./errors.ts";
@@ -466,6 +466,15 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
   }
 }
 
+const packPools = new WeakMap<GPUDevice, BufferPool>();
+
+/** Per-call packs' buffers, reused across batches; at most 32 MiB kept free (a few 1024² packs). */
+function packPool(gpu: Gpu): BufferPool {
+  let pool = packPools.get(gpu.device);
+  if (!pool) packPools.set(gpu.device, pool = new BufferPool(gpu, PACK_USAGE, 32 * 2 ** 20));
+  return pool;
+}
+
 /** A packed operand: its buffer and where each tile starts. */
 interface Packed {
   buffer: GPUBuffer;
@@ -503,13 +512,15 @@ function pack(
         `more than maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
     );
   }
-  // A fresh buffer per pack, so a packed operand can never alias another. (A pooled version was
-  // in place during one unexplained failure of tests/oneshot/engines_test.ts; neither version
-  // failed again in 13 runs, so the pool is not known to be at fault. Fresh buffers are simply
-  // the safe choice.) A per-call pack is destroyed once submitted (the device frees it when the
-  // work is done); a kept one belongs to the caller.
-  const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
-  if (!keep) batch.afterSubmit(() => buffer.destroy());
+  // A kept pack gets a buffer of its own (it belongs to the caller). A per-call pack takes one
+  // from the pack pool and returns it once its batch is submitted: no pack of the same batch can
+  // alias it, and queue order runs every later batch's writes after this batch's reads. Why:
+  // creating a buffer of a few MiB and wgpu's zero fill of it on first use cost 1–5 ms of the
+  // main thread per 1024² operand on llvmpipe (measured), while its workers wait.
+  const buffer = keep
+    ? gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE })
+    : packPool(gpu).acquire(bytes);
+  if (!keep) batch.afterSubmit(() => packPool(gpu).release(buffer));
   const ld = transposed ? rows : k;
   // Rows on 16-byte boundaries: 4 × 4 blocks per invocation, else four rows of one term.
   const vec4 = ld % 4 === 0 && offset % 4 === 0 && kc % 4 === 0;

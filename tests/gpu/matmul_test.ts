@@ -355,6 +355,44 @@ Deno.test("uniform path: one bind group with dynamic offsets serves a product's 
   }
 });
 
+Deno.test("uniform path: reused pack buffers hold no stale tiles", async () => {
+  // Per-call packs come from a pool: a product with k = 601 after one with k = 640 reuses the
+  // first one's buffers (same tiles, same size), whose last tile held terms 601 .. 639.
+  const random = seededRandom(5);
+  const [m, n] = [260, 130];
+  const big = (len: number) => randomF32(random, len).map((v) => v * 1e6);
+  const product = async (g: typeof gpu, x: Float32Array, w: Float32Array, k: number) => {
+    const batch = new CommandBatch(g);
+    const y = matmul(
+      batch,
+      GpuTensor.fromArray(g, x, [m, k]),
+      GpuTensor.fromArray(g, w, [n, k]),
+      undefined,
+      { path: "uniform" },
+    );
+    return await y.readF32();
+  };
+  await product(gpu, big(m * 640), big(n * 640), 640);
+  const x = randomF32(random, m * 601);
+  const w = randomF32(random, n * 601);
+  const reused = await product(gpu, x, w, 601);
+  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
+  assert.ok(adapter, "an adapter");
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxDynamicUniformBuffersPerPipelineLayout:
+        adapter.limits.maxDynamicUniformBuffersPerPipelineLayout,
+    },
+  });
+  try {
+    assert.deepEqual(reused, await product(adoptDevice(adapter, device), x, w, 601));
+  } finally {
+    device.destroy();
+  }
+  const ref = matmulRef(x, w, m, n, 601);
+  assertClose(reused, ref.y, { scale: ref.magnitude, what: "y" });
+});
+
 Deno.test("uniform matmul: the bench's other kernel shapes match the reference", async (t) => {
   const random = seededRandom(29);
   const [m, k, n] = [131, 601, 137];
