@@ -251,6 +251,8 @@ if (values.shapes) {
       { tm: 16, tn: 8, chunks: 2 },
       { unroll: 1 },
       { unroll: 4 },
+      { interleave: false },
+      { tm: 16, tn: 16, wx: 8, wy: 2, unroll: 1 },
     ]
   ) {
     const first = await firstUse("uniform", shape);

@@ -407,6 +407,8 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
       { tm: 16, tn: 8, wy: 1 },
       { tm: 32, tn: 8, wy: 1 },
       { tm: 16, tn: 16, wx: 8, wy: 2 },
+      { tm: 16, tn: 16, wx: 8, wy: 2, unroll: 1 },
+      { interleave: false },
       { unroll: 1 },
       { unroll: 4 },
     ]
@@ -421,7 +423,7 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
   gw.destroy();
 });
 
-Deno.test("uniform matmul: every loop unroll sums the same terms in the same order", async (t) => {
+Deno.test("uniform matmul: every loop unroll and load order sums the same terms in the same order", async (t) => {
   const random = seededRandom(31);
   // Odd k (padded with zero terms up to a whole iteration), k in one tile, k past a dispatch's
   // k-tiles; and an odd token count through the Gram.
@@ -431,16 +433,13 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
       const gw = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
       const bias = GpuTensor.fromArray(gpu, randomF32(random, n), [n]);
       const ys = [];
-      for (const unroll of [1, 2, 4]) {
-        const y = matmul(new CommandBatch(gpu), gx, gw, bias, {
-          path: "uniform",
-          shape: { unroll },
-        });
+      const shapes = [{ unroll: 1 }, { unroll: 2 }, { unroll: 4 }, { interleave: false }];
+      for (const shape of shapes) {
+        const y = matmul(new CommandBatch(gpu), gx, gw, bias, { path: "uniform", shape });
         ys.push(await y.readF32());
         y.destroy();
       }
-      assert.deepEqual(ys[1], ys[0]);
-      assert.deepEqual(ys[2], ys[0]);
+      for (const y of ys.slice(1)) assert.deepEqual(y, ys[0]);
       for (const g of [gx, gw, bias]) g.destroy();
     });
   }
@@ -448,7 +447,7 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
     const [tokens, k] = [301, 40];
     const gx = GpuTensor.fromArray(gpu, randomF32(random, tokens * k), [tokens, k]);
     const hs = [];
-    for (const unroll of [1, 2, 4]) {
+    for (const shape of [{ unroll: 1 }, { unroll: 2 }, { unroll: 4 }, { interleave: false }]) {
       const h = GpuTensor.fromArray(gpu, new Float32Array(k * k), [k, k]);
       recordUniformGramRows(
         new CommandBatch(gpu),
@@ -456,15 +455,12 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
         [{ tensor: h, row0: 0, rows: k, ld: k }],
         2,
         0,
-        {
-          shape: { unroll },
-        },
+        { shape },
       );
       hs.push(await h.readF32());
       h.destroy();
     }
-    assert.deepEqual(hs[1], hs[0]);
-    assert.deepEqual(hs[2], hs[0]);
+    for (const h of hs.slice(1)) assert.deepEqual(h, hs[0]);
     gx.destroy();
   });
 });
@@ -584,6 +580,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     wx: 8,
     wy: 4,
     unroll: 2,
+    interleave: true,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
