@@ -72,6 +72,8 @@ export interface UniformTiling {
   unroll: number;
   /** Loop body order: every load first, or each x vector's loads just before its FMAs. */
   interleave: boolean;
+  /** Write-out picks each accumulator by a select chain instead of indexing an array. */
+  selectStores: boolean;
 }
 
 /** The kernel's shape knobs (bench sweeps; the defaults are the measured best). */
@@ -92,6 +94,8 @@ export interface UniformShape {
   unroll?: number;
   /** Load each x vector just before the FMAs that use it (default true), or all loads first. */
   interleave?: boolean;
+  /** Write-out picks accumulators by a select chain (default true) instead of indexing an array. */
+  selectStores?: boolean;
 }
 
 /**
@@ -166,6 +170,7 @@ export function uniformTiling(
     wy,
     unroll,
     interleave: shape.interleave ?? true,
+    selectStores: shape.selectStores ?? true,
   };
 }
 
@@ -295,7 +300,15 @@ ${lines.join("\n")}
   };
   // One store site in a loop: every inlined storage access is a per-lane loop in llvmpipe's
   // code, so unrolled stores would multiply the compile time.
-  const stores = `  let acc = array<vec4<f32>, ${accs.length}>(${accs.join(", ")});
+  const stores = t.selectStores
+    ? `  for (var j = 0u; j < ${accs.length}u; j++) {
+    // Accumulator j by a chain of selects: an array indexed by j costs llvmpipe far more to
+    // compile (about 1.7 s for 16 × 16 at first use).
+    var a = ${accs[0]};
+${accs.slice(1).map((a, j) => `    a = select(a, ${a}, j == ${j + 1}u);`).join("\n")}
+    put4(m0 + j / ${tn / 4}u, n0 + 4u * (j % ${tn / 4}u), a);
+  }`
+    : `  let acc = array<vec4<f32>, ${accs.length}>(${accs.join(", ")});
   for (var i = 0u; i < ${tm}u; i++) {
     for (var v = 0u; v < ${tn / 4}u; v++) {
       put4(m0 + i, n0 + 4u * v, acc[i * ${tn / 4}u + v]);
@@ -370,7 +383,7 @@ const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 function tilingKey(t: UniformTiling): string {
   return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wx}x${t.wy}/${t.unroll}` +
-    (t.interleave ? "/interleaved" : "");
+    (t.interleave ? "/interleaved" : "") + (t.selectStores ? "/select" : "");
 }
 
 /**

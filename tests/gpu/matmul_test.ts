@@ -423,7 +423,7 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
   gw.destroy();
 });
 
-Deno.test("uniform matmul: every loop unroll and load order sums the same terms in the same order", async (t) => {
+Deno.test("uniform matmul: every loop unroll, load order and write-out gives the same bits", async (t) => {
   const random = seededRandom(31);
   // Odd k (padded with zero terms up to a whole iteration), k in one tile, k past a dispatch's
   // k-tiles; and an odd token count through the Gram.
@@ -433,7 +433,13 @@ Deno.test("uniform matmul: every loop unroll and load order sums the same terms 
       const gw = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
       const bias = GpuTensor.fromArray(gpu, randomF32(random, n), [n]);
       const ys = [];
-      const shapes = [{ unroll: 1 }, { unroll: 2 }, { unroll: 4 }, { interleave: false }];
+      const shapes = [
+        { unroll: 1 },
+        { unroll: 2 },
+        { unroll: 4 },
+        { interleave: false },
+        { selectStores: false },
+      ];
       for (const shape of shapes) {
         const y = matmul(new CommandBatch(gpu), gx, gw, bias, { path: "uniform", shape });
         ys.push(await y.readF32());
@@ -447,7 +453,15 @@ Deno.test("uniform matmul: every loop unroll and load order sums the same terms 
     const [tokens, k] = [301, 40];
     const gx = GpuTensor.fromArray(gpu, randomF32(random, tokens * k), [tokens, k]);
     const hs = [];
-    for (const shape of [{ unroll: 1 }, { unroll: 2 }, { unroll: 4 }, { interleave: false }]) {
+    for (
+      const shape of [
+        { unroll: 1 },
+        { unroll: 2 },
+        { unroll: 4 },
+        { interleave: false },
+        { selectStores: false },
+      ]
+    ) {
       const h = GpuTensor.fromArray(gpu, new Float32Array(k * k), [k, k]);
       recordUniformGramRows(
         new CommandBatch(gpu),
@@ -581,6 +595,7 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     wy: 4,
     unroll: 2,
     interleave: true,
+    selectStores: true,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
