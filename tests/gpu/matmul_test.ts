@@ -275,14 +275,30 @@ function transposeRef(a: Float32Array, rows: number, cols: number): Float32Array
   return out;
 }
 
+/**
+ * Runs `fn` on a second device of the same kind of adapter, destroyed afterwards: with WebGPU's
+ * default limits, or with the adapter's own maximum for the named limits.
+ */
+async function withSecondDevice<T>(
+  fn: (g: typeof gpu) => Promise<T>,
+  raised: Array<keyof GPUSupportedLimits> = [],
+): Promise<T> {
+  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
+  assert.ok(adapter, "an adapter");
+  const requiredLimits: Record<string, number> = {};
+  for (const name of raised) requiredLimits[name] = adapter.limits[name] as number;
+  const device = await adapter.requestDevice({ requiredLimits });
+  try {
+    return await fn(adoptDevice(adapter, device));
+  } finally {
+    device.destroy();
+  }
+}
+
 Deno.test("the uniform path runs on a device with WebGPU's default limits", async () => {
   // A second device with WebGPU's default limits, whatever the adapter allows:
   // minUniformBufferOffsetAlignment 256, 12 uniform buffers per stage.
-  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
-  assert.ok(adapter, "an adapter");
-  const device = await adapter.requestDevice();
-  try {
-    const plain = adoptDevice(adapter, device);
+  await withSecondDevice(async (plain) => {
     const tiling = uniformTiling(plain.limits)!;
     assert.equal(tiling.align, plain.limits.minUniformBufferOffsetAlignment);
     const random = seededRandom(3);
@@ -298,19 +314,13 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
     );
     const ref = matmulRef(x, w, m, n, k);
     assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
-  } finally {
-    device.destroy();
-  }
+  });
 });
 
 Deno.test("uniform path: one bind group with dynamic offsets serves a product's dispatches, bit for bit", async () => {
   // WebGPU's default limits allow 8 dynamic uniform buffers: too few for the 9 the uniform
   // matmul binds, so that device takes a bind group per dispatch; getGpu raises the limit.
-  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
-  assert.ok(adapter, "an adapter");
-  const device = await adapter.requestDevice();
-  try {
-    const plain = adoptDevice(adapter, device);
+  await withSecondDevice(async (plain) => {
     const tiling = uniformTiling(gpu.limits)!;
     const windows = 1 + 2 * tiling.chunks;
     // [M, K, N]: 3 × 3 output blocks, 5 k-tiles (2 k-groups: the second adds into y), a bias.
@@ -350,9 +360,7 @@ Deno.test("uniform path: one bind group with dynamic offsets serves a product's 
     assert.deepEqual(dynamic.y, perDispatch.y);
     const ref = matmulRef(x, w, m, n, k, b);
     assertClose(dynamic.y, ref.y, { scale: ref.magnitude, what: "y" });
-  } finally {
-    device.destroy();
-  }
+  });
 });
 
 Deno.test("uniform path: reused pack buffers hold no stale tiles", async () => {
@@ -376,19 +384,11 @@ Deno.test("uniform path: reused pack buffers hold no stale tiles", async () => {
   const x = randomF32(random, m * 601);
   const w = randomF32(random, n * 601);
   const reused = await product(gpu, x, w, 601);
-  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
-  assert.ok(adapter, "an adapter");
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxDynamicUniformBuffersPerPipelineLayout:
-        adapter.limits.maxDynamicUniformBuffersPerPipelineLayout,
-    },
-  });
-  try {
-    assert.deepEqual(reused, await product(adoptDevice(adapter, device), x, w, 601));
-  } finally {
-    device.destroy();
-  }
+  const fresh = await withSecondDevice(
+    (g) => product(g, x, w, 601),
+    ["maxDynamicUniformBuffersPerPipelineLayout"],
+  );
+  assert.deepEqual(reused, fresh);
   const ref = matmulRef(x, w, m, n, 601);
   assertClose(reused, ref.y, { scale: ref.magnitude, what: "y" });
 });
