@@ -9,7 +9,8 @@
  *
  * Prints per path: the time to build its pipelines and run a first small
  * product (shader compilation; run once with MESA_SHADER_CACHE_DIR pointed
- * at an empty folder for the cold figure), GFLOP/s at 1024³ (best of 3,
+ * at an empty folder for the cold figure), GFLOP/s at 1024³ (best and median of
+ * `--runs` products, default 3,
  * each timing waits for the device), GFLOP per CPU-second (llvmpipe runs in
  * this process, so on a software adapter the CPU time is the device's
  * work; on a busy machine it is the steadier figure), and 4096³ with
@@ -48,8 +49,11 @@ const { values } = parseArgs({
     shapes: { type: "boolean" },
     large: { type: "boolean" },
     paths: { type: "string", default: "storage,uniform" },
+    runs: { type: "string", default: "3" },
   },
 });
+/** Timed products per case (each its own host wait); the best and the median are printed. */
+const RUNS = Math.max(1, Number(values.runs));
 const paths = values.paths.split(",") as MatmulPath[];
 
 const gpu = await getGpu();
@@ -104,6 +108,14 @@ interface Timing {
   ms: number;
   gflops: number;
   gflopsPerCpuSecond: number;
+  /** Median over the runs of GFLOP/s and of GFLOP per CPU-second. */
+  median?: { gflops: number; gflopsPerCpuSecond: number };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
@@ -141,6 +153,7 @@ async function timeMatmul(
   }
   await batch.done(); // uploads (and the kept packs) finished before the clock starts
   let best: Timing = { ms: Infinity, gflops: 0, gflopsPerCpuSecond: 0 };
+  const all: Array<[number, number]> = [];
   const flop = 2 * size ** 3 * products;
   for (let r = 0; r < runs; r++) {
     const cpu0 = process.cpuUsage();
@@ -150,6 +163,7 @@ async function timeMatmul(
     const ms = performance.now() - start;
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000;
+    all.push([flop / (ms * 1e6), flop / (cpuMs * 1e6)]);
     if (ms < best.ms * products) {
       best = {
         ms: ms / products,
@@ -160,6 +174,10 @@ async function timeMatmul(
     for (const y of ys) y.destroy();
   }
   for (const t of [...xs, ...ws]) t.destroy();
+  best.median = {
+    gflops: median(all.map((r) => r[0])),
+    gflopsPerCpuSecond: median(all.map((r) => r[1])),
+  };
   return best;
 }
 
@@ -172,30 +190,34 @@ for (const path of paths) {
     ms: first.ms,
   });
   await timeMatmul(path, 256, 1); // driver paths warm
-  const r1024 = await timeMatmul(path, 1024, 3);
-  rows.push({ case: `${path}: 1024³ (best of 3)`, ...r1024 });
+  const r1024 = await timeMatmul(path, 1024, RUNS);
+  rows.push({ case: `${path}: 1024³ (best of ${RUNS})`, ...r1024 });
   json[path] = {
     first_use_ms: Math.round(first.ms),
     first_use_cpu_ms: Math.round(first.cpuMs),
     gflops_1024: Number(r1024.gflops.toFixed(2)),
     gflops_per_cpu_s_1024: Number(r1024.gflopsPerCpuSecond.toFixed(2)),
+    gflops_1024_median: Number(r1024.median!.gflops.toFixed(2)),
+    gflops_per_cpu_s_1024_median: Number(r1024.median!.gflopsPerCpuSecond.toFixed(2)),
   };
   if (path === "uniform") {
-    const kept = await timeMatmul(path, 1024, 3, undefined, true);
-    rows.push({ case: `${path}: 1024³, weight packed once and kept (best of 3)`, ...kept });
-    const four = await timeMatmul(path, 1024, 3, undefined, false, 4, false);
+    const kept = await timeMatmul(path, 1024, RUNS, undefined, true);
+    rows.push({ case: `${path}: 1024³, weight packed once and kept (best of ${RUNS})`, ...kept });
+    const four = await timeMatmul(path, 1024, RUNS, undefined, false, 4, false);
     rows.push({
-      case: `${path}: 1024³ ×4 per wait, every operand packed per call (best of 3, per product)`,
+      case:
+        `${path}: 1024³ ×4 per wait, every operand packed per call (best of ${RUNS}, per product)`,
       ...four,
     });
-    const qkv = await timeMatmul(path, 1024, 3, undefined, true, 3);
+    const qkv = await timeMatmul(path, 1024, RUNS, undefined, true, 3);
     rows.push({
-      case: `${path}: 1024³ ×3 sharing x (q, k, v), weights kept (best of 3, per product)`,
+      case: `${path}: 1024³ ×3 sharing x (q, k, v), weights kept (best of ${RUNS}, per product)`,
       ...qkv,
     });
     Object.assign(json[path] as Record<string, number>, {
       gflops_1024_kept_weight: Number(kept.gflops.toFixed(2)),
       gflops_per_cpu_s_1024_kept_weight: Number(kept.gflopsPerCpuSecond.toFixed(2)),
+      gflops_1024_kept_weight_median: Number(kept.median!.gflops.toFixed(2)),
       gflops_1024_4_per_wait: Number(four.gflops.toFixed(2)),
       gflops_per_cpu_s_1024_4_per_wait: Number(four.gflopsPerCpuSecond.toFixed(2)),
       gflops_1024_qkv_kept_weights: Number(qkv.gflops.toFixed(2)),
@@ -229,6 +251,8 @@ if (values.shapes) {
       { tm: 16, tn: 8, chunks: 2 },
       { unroll: 1 },
       { unroll: 4 },
+      { interleave: false },
+      { tm: 16, tn: 16, wx: 8, wy: 2, unroll: 1 },
     ]
   ) {
     const first = await firstUse("uniform", shape);
@@ -246,10 +270,14 @@ if (values.shapes) {
 }
 
 const fmt = (v: number | undefined, digits: number) => v === undefined ? "" : v.toFixed(digits);
-console.log("\n| case | ms | GFLOP/s | GFLOP per CPU-s |\n|---|---:|---:|---:|");
+console.log(
+  "\n| case | ms | GFLOP/s | GFLOP per CPU-s | median GFLOP/s (per CPU-s) |\n|---|---:|---:|---:|---:|",
+);
 for (const r of rows) {
   console.log(
-    `| ${r.case} | ${fmt(r.ms, 1)} | ${fmt(r.gflops, 2)} | ${fmt(r.gflopsPerCpuSecond, 2)} |`,
+    `| ${r.case} | ${fmt(r.ms, 1)} | ${fmt(r.gflops, 2)} | ${fmt(r.gflopsPerCpuSecond, 2)} | ${
+      r.median ? `${fmt(r.median.gflops, 2)} (${fmt(r.median.gflopsPerCpuSecond, 2)})` : ""
+    } |`,
   );
 }
 console.log(JSON.stringify({

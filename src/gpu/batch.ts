@@ -12,6 +12,7 @@ import { ImmutableTensorError, ShapeError } from "./errors.ts";
 import { GpuTensor } from "./tensor.ts";
 import { clearPending, markPending } from "./_pending.ts";
 import { mayWriteBinding } from "./_writable_bindings.ts";
+import { dynamicBindings } from "./_dynamic_bindings.ts";
 
 /**
  * What may be bound at `@group(0) @binding(i)`: a tensor (bound to its data
@@ -215,25 +216,39 @@ export class CommandBatch {
     }
     const encoder = device.createCommandEncoder({ label: "CommandBatch" });
     const pass = encoder.beginComputePass();
+    // Bind groups of pipelines with dynamic-offset bindings, shared by the dispatches that bind
+    // the same resources (their offsets go to setBindGroup).
+    const shared = new Map<string, GPUBindGroup>();
+    let lastPipeline: GPUComputePipeline | undefined;
     let u = 0;
     for (const c of commands) {
+      const dynamic = dynamicBindings(c.pipeline);
+      const dynamicOffsets: number[] = [];
       const entries: GPUBindGroupEntry[] = c.bindings.map((b, binding) => {
-        if (b instanceof GpuTensor) return { binding, resource: b.bindingResource };
-        if (isUniform(b)) {
-          return {
-            binding,
-            resource: { buffer: arena!, offset: offsets[u++], size: uniformSize(b) },
-          };
+        let resource: GPUBufferBinding;
+        if (b instanceof GpuTensor) resource = b.bindingResource;
+        else if (isUniform(b)) {
+          resource = { buffer: arena!, offset: offsets[u++], size: uniformSize(b) };
+        } else if (b instanceof GPUBuffer) resource = { buffer: b };
+        else resource = { buffer: b.buffer, offset: b.offset, size: b.size };
+        if (dynamic.includes(binding)) {
+          dynamicOffsets.push(resource.offset ?? 0);
+          resource = { buffer: resource.buffer, offset: 0, size: resource.size };
         }
-        if (b instanceof GPUBuffer) return { binding, resource: { buffer: b } };
-        return { binding, resource: { buffer: b.buffer, offset: b.offset, size: b.size } };
+        return { binding, resource };
       });
       const label = c.label ?? c.pipeline.label;
-      pass.setPipeline(c.pipeline);
-      pass.setBindGroup(
-        0,
-        device.createBindGroup({ label, layout: c.pipeline.getBindGroupLayout(0), entries }),
-      );
+      if (c.pipeline !== lastPipeline) pass.setPipeline(lastPipeline = c.pipeline);
+      const create = () =>
+        device.createBindGroup({ label, layout: c.pipeline.getBindGroupLayout(0), entries });
+      if (dynamic.length === 0) {
+        pass.setBindGroup(0, create());
+      } else {
+        const key = `${objectId(c.pipeline)} ${entries.map(resourceKey).join(" ")}`;
+        let group = shared.get(key);
+        if (!group) shared.set(key, group = create());
+        pass.setBindGroup(0, group, dynamicOffsets);
+      }
       pass.dispatchWorkgroups(...c.workgroups);
     }
     pass.end();
@@ -241,6 +256,21 @@ export class CommandBatch {
     // Queue order makes reuse safe: any later writeBuffer to the arena runs after this submit.
     if (arena) uniformPool(this.gpu).release(arena);
   }
+}
+
+const ids = new WeakMap<object, number>();
+let nextId = 0;
+
+/** A stable number per buffer or pipeline object, for bind-group cache keys. */
+function objectId(o: object): number {
+  let id = ids.get(o);
+  if (id === undefined) ids.set(o, id = nextId++);
+  return id;
+}
+
+function resourceKey(e: GPUBindGroupEntry): string {
+  const r = e.resource as GPUBufferBinding;
+  return `${objectId(r.buffer)}:${r.offset ?? 0}:${r.size ?? "all"}`;
 }
 
 function isUniform(b: Binding): b is { uniform: ArrayBufferView } {

@@ -37,6 +37,8 @@ const RAISED_LIMITS = [
   "maxComputeInvocationsPerWorkgroup",
   "maxComputeWorkgroupStorageSize",
   "maxComputeWorkgroupsPerDimension",
+  // The uniform-window matmul binds its 9 windows with dynamic offsets where allowed.
+  "maxDynamicUniformBuffersPerPipelineLayout",
 ] as const;
 
 /** Descriptions of software rasterizers, for runtimes that do not set isFallbackAdapter. */

@@ -29,7 +29,7 @@
  */
 
 import type { Binding, CommandBatch } from "./batch.ts";
-import { PACK_USAGE } from "./buffer_pool.ts";
+import { BufferPool, PACK_USAGE } from "./buffer_pool.ts";
 import { ChunkedWeight } from "./chunked.ts";
 import { type Gpu, reportGpuFailure } from "./device.ts";
 import { KernelCompileError, ShapeError } from "./errors.ts";
@@ -37,6 +37,7 @@ import { kernelSync, loadKernel } from "./kernel.ts";
 import { flushWritersOf, whenUnused } from "./_pending.ts";
 import { placeholder } from "./_placeholder.ts";
 import { registerWritableBindings } from "./_writable_bindings.ts";
+import { registerDynamicBindings } from "./_dynamic_bindings.ts";
 import type { GpuTensor } from "./tensor.ts";
 import { workgroupsFor } from "./workgroups.ts";
 
@@ -69,6 +70,10 @@ export interface UniformTiling {
   wy: number;
   /** Terms per inner-loop iteration (1, 2 or 4); every tile's kc is a multiple of it. */
   unroll: number;
+  /** Loop body order: every load first, or each x vector's loads just before its FMAs. */
+  interleave: boolean;
+  /** Write-out picks each accumulator by a select chain instead of indexing an array. */
+  selectStores: boolean;
 }
 
 /** The kernel's shape knobs (bench sweeps; the defaults are the measured best). */
@@ -87,6 +92,10 @@ export interface UniformShape {
   wx?: number;
   /** Terms per inner-loop iteration, 1, 2 or 4 (default 2). */
   unroll?: number;
+  /** Load each x vector just before the FMAs that use it (default true), or all loads first. */
+  interleave?: boolean;
+  /** Write-out picks accumulators by a select chain (default true) instead of indexing an array. */
+  selectStores?: boolean;
 }
 
 /**
@@ -160,6 +169,8 @@ export function uniformTiling(
     wx,
     wy,
     unroll,
+    interleave: shape.interleave ?? true,
+    selectStores: shape.selectStores ?? true,
   };
 }
 
@@ -222,7 +233,15 @@ export function defaultMatmulPath(gpu: Gpu): MatmulPath {
  * wx = rb/2/tn = 4 ran half-empty vectors (6.3–6.9); with wx 8 it measures
  * level with 16 × 8 (11.7–12.3 against 11.1–13.2 GFLOP per CPU-second,
  * alternated in one process, machine loaded), as do 32 × 16 and 8 × 16:
- * fewer gathered floats per FMA no longer buy speed here.
+ * fewer gathered floats per FMA no longer buy speed here. The loop body
+ * gathers w first and each x vector just before the FMAs that use it
+ * (`interleave`, default true): the gathers' shuffles then run beside
+ * earlier FMAs, and fewer gathered values wait on the stack (the JIT loop of
+ * 16 × 8: 2,157 instructions per iteration against 2,385 with every load
+ * first; 8 of 12 alternated runs faster, about 3 % per CPU-second). A loop
+ * body past about 2,500 instructions runs slower per instruction on Zen 3
+ * (16 × 8 with four terms: 15 % fewer instructions per FMA, 15 % slower),
+ * which is why four terms, or 16 × 16 with two, do not pay.
  *
  * @param t the tiling
  * @returns the kernel source, entry point "main"
@@ -253,16 +272,19 @@ export function uniformMatmulSource(t: UniformTiling): string {
   const body = (c: number) => {
     const lines: string[] = [];
     const terms = Array.from({ length: t.unroll }, (_, u) => u);
+    const at = (q: string, u: number, v: number) =>
+      `${q}${u || v ? ` + ${u * (rb / 4) + v}u` : ""}`;
+    const loadX = (v: number) => terms.map((u) => `    let x${u}_${v} = x${c}[${at("xo", u, v)}];`);
     for (const u of terms) {
-      const at = (q: string, v: number) => `${q}${u || v ? ` + ${u * (rb / 4) + v}u` : ""}`;
-      lines.push(
-        ...xv.map((v) => `    let x${u}_${v} = x${c}[${at("xo", v)}];`),
-        ...wv.map((v) => `    let w${u}_${v} = w${c}[${at("wo", v)}];`),
-      );
+      lines.push(...wv.map((v) => `    let w${u}_${v} = w${c}[${at("wo", u, v)}];`));
     }
+    if (!t.interleave) lines.push(...xv.flatMap(loadX));
     // Each accumulator takes its terms in order, back to back (the same sums as one term per
     // iteration), so a spilled accumulator is loaded and stored once per iteration.
     for (let i = 0; i < tm; i++) {
+      // Interleaved: x vector i/4's gathers sit right before the FMAs that use them, so the CPU
+      // can run gathers (shuffle ports) beside earlier FMAs (float ports) instead of in a phase.
+      if (t.interleave && i % 4 === 0) lines.push(...loadX(i / 4));
       for (const v of wv) {
         for (const u of terms) {
           const xs = `vec4(x${u}_${Math.floor(i / 4)}.${"xyzw"[i % 4]})`;
@@ -278,7 +300,15 @@ ${lines.join("\n")}
   };
   // One store site in a loop: every inlined storage access is a per-lane loop in llvmpipe's
   // code, so unrolled stores would multiply the compile time.
-  const stores = `  let acc = array<vec4<f32>, ${accs.length}>(${accs.join(", ")});
+  const stores = t.selectStores
+    ? `  for (var j = 0u; j < ${accs.length}u; j++) {
+    // Accumulator j by a chain of selects: an array indexed by j costs llvmpipe far more to
+    // compile (about 1.7 s for 16 × 16 at first use).
+    var a = ${accs[0]};
+${accs.slice(1).map((a, j) => `    a = select(a, ${a}, j == ${j + 1}u);`).join("\n")}
+    put4(m0 + j / ${tn / 4}u, n0 + 4u * (j % ${tn / 4}u), a);
+  }`
+    : `  let acc = array<vec4<f32>, ${accs.length}>(${accs.join(", ")});
   for (var i = 0u; i < ${tm}u; i++) {
     for (var v = 0u; v < ${tn / 4}u; v++) {
       put4(m0 + i, n0 + 4u * v, acc[i * ${tn / 4}u + v]);
@@ -352,7 +382,43 @@ ${stores}
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 function tilingKey(t: UniformTiling): string {
-  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wx}x${t.wy}/${t.unroll}`;
+  return `${t.windowBytes}/${t.rb}/${t.chunks}/${t.tm}x${t.tn}/${t.wx}x${t.wy}/${t.unroll}` +
+    (t.interleave ? "/interleaved" : "") + (t.selectStores ? "/select" : "");
+}
+
+/**
+ * The parameters and every window take dynamic offsets where the device
+ * allows that many (llvmpipe: 15): one bind group then serves all of a
+ * product's dispatches, instead of one bind group per dispatch (about 40 µs
+ * of the main thread each on llvmpipe, while its workers wait).
+ */
+function dynamicWindows(gpu: Gpu, t: UniformTiling): boolean {
+  return gpu.limits.maxDynamicUniformBuffersPerPipelineLayout >= 1 + 2 * t.chunks;
+}
+
+/** Binding 0: parameters; 1: y; 2: bias; 3 …: the x windows, then the w windows. */
+function pipelineLayout(gpu: Gpu, t: UniformTiling): GPUPipelineLayout | "auto" {
+  if (!dynamicWindows(gpu, t)) return "auto";
+  const visibility = GPUShaderStage.COMPUTE;
+  const uniform = { visibility, buffer: { type: "uniform" as const, hasDynamicOffset: true } };
+  const entries: GPUBindGroupLayoutEntry[] = [
+    { binding: 0, ...uniform },
+    { binding: 1, visibility, buffer: { type: "storage" } },
+    { binding: 2, visibility, buffer: { type: "read-only-storage" } },
+    ...Array.from({ length: 2 * t.chunks }, (_, i) => ({ binding: 3 + i, ...uniform })),
+  ];
+  const layout = gpu.device.createBindGroupLayout({ label: "matmul_uniform_f32", entries });
+  return gpu.device.createPipelineLayout({ bindGroupLayouts: [layout] });
+}
+
+function registerPipeline(gpu: Gpu, pipeline: GPUComputePipeline, t: UniformTiling): void {
+  registerWritableBindings(pipeline, uniformMatmulSource(t));
+  if (dynamicWindows(gpu, t)) {
+    registerDynamicBindings(pipeline, [
+      0,
+      ...Array.from({ length: 2 * t.chunks }, (_, i) => 3 + i),
+    ]);
+  }
 }
 
 function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
@@ -377,10 +443,10 @@ function uniformPipeline(gpu: Gpu, t: UniformTiling): GPUComputePipeline {
     });
     pipeline = gpu.device.createComputePipeline({
       label,
-      layout: "auto",
+      layout: pipelineLayout(gpu, t),
       compute: { module, entryPoint: "main" },
     });
-    registerWritableBindings(pipeline, uniformMatmulSource(t));
+    registerPipeline(gpu, pipeline, t);
     cache.set(key, pipeline);
   }
   return pipeline;
@@ -419,15 +485,24 @@ export async function prepareUniformMatmul(gpu: Gpu, shape: UniformShape = {}): 
     }
     const pipeline = await gpu.device.createComputePipelineAsync({
       label,
-      layout: "auto",
+      layout: pipelineLayout(gpu, t),
       compute: { module, entryPoint: "main" },
     });
-    registerWritableBindings(pipeline, uniformMatmulSource(t));
+    registerPipeline(gpu, pipeline, t);
     if (!cache.has(key)) cache.set(key, pipeline);
   }
   for (const file of ["pack_tiles.wgsl", "pack_tiles_vec4.wgsl"]) {
     await loadKernel(gpu, file, { constants: { RB: t.rb } });
   }
+}
+
+const packPools = new WeakMap<GPUDevice, BufferPool>();
+
+/** Per-call packs' buffers, reused across batches; at most 32 MiB kept free (a few 1024² packs). */
+function packPool(gpu: Gpu): BufferPool {
+  let pool = packPools.get(gpu.device);
+  if (!pool) packPools.set(gpu.device, pool = new BufferPool(gpu, PACK_USAGE, 32 * 2 ** 20));
+  return pool;
 }
 
 /** A packed operand: its buffer and where each tile starts. */
@@ -467,13 +542,15 @@ function pack(
         `more than maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
     );
   }
-  // A fresh buffer per pack, so a packed operand can never alias another. (A pooled version was
-  // in place during one unexplained failure of tests/oneshot/engines_test.ts; neither version
-  // failed again in 13 runs, so the pool is not known to be at fault. Fresh buffers are simply
-  // the safe choice.) A per-call pack is destroyed once submitted (the device frees it when the
-  // work is done); a kept one belongs to the caller.
-  const buffer = gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE });
-  if (!keep) batch.afterSubmit(() => buffer.destroy());
+  // A kept pack gets a buffer of its own (it belongs to the caller). A per-call pack takes one
+  // from the pack pool and returns it once its batch is submitted: no pack of the same batch can
+  // alias it, and queue order runs every later batch's writes after this batch's reads. Why:
+  // creating a buffer of a few MiB and wgpu's zero fill of it on first use cost 1–5 ms of the
+  // main thread per 1024² operand on llvmpipe (measured), while its workers wait.
+  const buffer = keep
+    ? gpu.device.createBuffer({ size: bytes, usage: PACK_USAGE })
+    : packPool(gpu).acquire(bytes);
+  if (!keep) batch.afterSubmit(() => packPool(gpu).release(buffer));
   const ld = transposed ? rows : k;
   // Rows on 16-byte boundaries: 4 × 4 blocks per invocation, else four rows of one term.
   const vec4 = ld % 4 === 0 && offset % 4 === 0 && kc % 4 === 0;

@@ -275,14 +275,30 @@ function transposeRef(a: Float32Array, rows: number, cols: number): Float32Array
   return out;
 }
 
+/**
+ * Runs `fn` on a second device of the same kind of adapter, destroyed afterwards: with WebGPU's
+ * default limits, or with the adapter's own maximum for the named limits.
+ */
+async function withSecondDevice<T>(
+  fn: (g: typeof gpu) => Promise<T>,
+  raised: Array<keyof GPUSupportedLimits> = [],
+): Promise<T> {
+  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
+  assert.ok(adapter, "an adapter");
+  const requiredLimits: Record<string, number> = {};
+  for (const name of raised) requiredLimits[name] = adapter.limits[name] as number;
+  const device = await adapter.requestDevice({ requiredLimits });
+  try {
+    return await fn(adoptDevice(adapter, device));
+  } finally {
+    device.destroy();
+  }
+}
+
 Deno.test("the uniform path runs on a device with WebGPU's default limits", async () => {
   // A second device with WebGPU's default limits, whatever the adapter allows:
   // minUniformBufferOffsetAlignment 256, 12 uniform buffers per stage.
-  const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: gpu.isFallback });
-  assert.ok(adapter, "an adapter");
-  const device = await adapter.requestDevice();
-  try {
-    const plain = adoptDevice(adapter, device);
+  await withSecondDevice(async (plain) => {
     const tiling = uniformTiling(plain.limits)!;
     assert.equal(tiling.align, plain.limits.minUniformBufferOffsetAlignment);
     const random = seededRandom(3);
@@ -298,9 +314,83 @@ Deno.test("the uniform path runs on a device with WebGPU's default limits", asyn
     );
     const ref = matmulRef(x, w, m, n, k);
     assertClose(await y.readF32(), ref.y, { scale: ref.magnitude, what: "y" });
-  } finally {
-    device.destroy();
-  }
+  });
+});
+
+Deno.test("uniform path: one bind group with dynamic offsets serves a product's dispatches, bit for bit", async () => {
+  // WebGPU's default limits allow 8 dynamic uniform buffers: too few for the 9 the uniform
+  // matmul binds, so that device takes a bind group per dispatch; getGpu raises the limit.
+  await withSecondDevice(async (plain) => {
+    const tiling = uniformTiling(gpu.limits)!;
+    const windows = 1 + 2 * tiling.chunks;
+    // [M, K, N]: 3 × 3 output blocks, 5 k-tiles (2 k-groups: the second adds into y), a bias.
+    const [m, k, n] = [300, 601, 290];
+    const random = seededRandom(11);
+    const x = randomF32(random, m * k);
+    const w = randomF32(random, n * k);
+    const b = randomF32(random, n);
+    const run = async (g: typeof gpu) => {
+      let groups = 0;
+      const create = g.device.createBindGroup.bind(g.device);
+      g.device.createBindGroup = (d: GPUBindGroupDescriptor) => (groups++, create(d));
+      try {
+        const batch = new CommandBatch(g);
+        const gx = GpuTensor.fromArray(g, x, [m, k]);
+        const gw = GpuTensor.fromArray(g, w, [n, k]);
+        const gb = GpuTensor.fromArray(g, b, [n]);
+        await batch.done(); // uploads: no bind groups
+        groups = 0;
+        const y = matmul(batch, gx, gw, gb, { path: "uniform" });
+        await batch.done();
+        return { y: await y.readF32(), groups };
+      } finally {
+        g.device.createBindGroup = create;
+      }
+    };
+    const dynamic = await run(gpu);
+    const perDispatch = await run(plain);
+    // 9 product dispatches (3 × 3 blocks) × 2 k-groups, plus one pack of x and one of w.
+    const dispatches = 3 * 3 * 2;
+    if (gpu.limits.maxDynamicUniformBuffersPerPipelineLayout >= windows) {
+      assert.equal(dynamic.groups, 2 + 1, "the packs' bind groups and one shared by the product");
+    }
+    if (plain.limits.maxDynamicUniformBuffersPerPipelineLayout < windows) {
+      assert.equal(perDispatch.groups, 2 + dispatches, "a bind group per dispatch");
+    }
+    assert.deepEqual(dynamic.y, perDispatch.y);
+    const ref = matmulRef(x, w, m, n, k, b);
+    assertClose(dynamic.y, ref.y, { scale: ref.magnitude, what: "y" });
+  });
+});
+
+Deno.test("uniform path: reused pack buffers hold no stale tiles", async () => {
+  // Per-call packs come from a pool: a product with k = 601 after one with k = 640 reuses the
+  // first one's buffers (same tiles, same size), whose last tile held terms 601 .. 639.
+  const random = seededRandom(5);
+  const [m, n] = [260, 130];
+  const big = (len: number) => randomF32(random, len).map((v) => v * 1e6);
+  const product = async (g: typeof gpu, x: Float32Array, w: Float32Array, k: number) => {
+    const batch = new CommandBatch(g);
+    const y = matmul(
+      batch,
+      GpuTensor.fromArray(g, x, [m, k]),
+      GpuTensor.fromArray(g, w, [n, k]),
+      undefined,
+      { path: "uniform" },
+    );
+    return await y.readF32();
+  };
+  await product(gpu, big(m * 640), big(n * 640), 640);
+  const x = randomF32(random, m * 601);
+  const w = randomF32(random, n * 601);
+  const reused = await product(gpu, x, w, 601);
+  const fresh = await withSecondDevice(
+    (g) => product(g, x, w, 601),
+    ["maxDynamicUniformBuffersPerPipelineLayout"],
+  );
+  assert.deepEqual(reused, fresh);
+  const ref = matmulRef(x, w, m, n, 601);
+  assertClose(reused, ref.y, { scale: ref.magnitude, what: "y" });
 });
 
 Deno.test("uniform matmul: the bench's other kernel shapes match the reference", async (t) => {
@@ -317,6 +407,8 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
       { tm: 16, tn: 8, wy: 1 },
       { tm: 32, tn: 8, wy: 1 },
       { tm: 16, tn: 16, wx: 8, wy: 2 },
+      { tm: 16, tn: 16, wx: 8, wy: 2, unroll: 1 },
+      { interleave: false },
       { unroll: 1 },
       { unroll: 4 },
     ]
@@ -331,7 +423,7 @@ Deno.test("uniform matmul: the bench's other kernel shapes match the reference",
   gw.destroy();
 });
 
-Deno.test("uniform matmul: every loop unroll sums the same terms in the same order", async (t) => {
+Deno.test("uniform matmul: every loop unroll, load order and write-out gives the same bits", async (t) => {
   const random = seededRandom(31);
   // Odd k (padded with zero terms up to a whole iteration), k in one tile, k past a dispatch's
   // k-tiles; and an odd token count through the Gram.
@@ -341,16 +433,19 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
       const gw = GpuTensor.fromArray(gpu, randomF32(random, n * k), [n, k]);
       const bias = GpuTensor.fromArray(gpu, randomF32(random, n), [n]);
       const ys = [];
-      for (const unroll of [1, 2, 4]) {
-        const y = matmul(new CommandBatch(gpu), gx, gw, bias, {
-          path: "uniform",
-          shape: { unroll },
-        });
+      const shapes = [
+        { unroll: 1 },
+        { unroll: 2 },
+        { unroll: 4 },
+        { interleave: false },
+        { selectStores: false },
+      ];
+      for (const shape of shapes) {
+        const y = matmul(new CommandBatch(gpu), gx, gw, bias, { path: "uniform", shape });
         ys.push(await y.readF32());
         y.destroy();
       }
-      assert.deepEqual(ys[1], ys[0]);
-      assert.deepEqual(ys[2], ys[0]);
+      for (const y of ys.slice(1)) assert.deepEqual(y, ys[0]);
       for (const g of [gx, gw, bias]) g.destroy();
     });
   }
@@ -358,7 +453,15 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
     const [tokens, k] = [301, 40];
     const gx = GpuTensor.fromArray(gpu, randomF32(random, tokens * k), [tokens, k]);
     const hs = [];
-    for (const unroll of [1, 2, 4]) {
+    for (
+      const shape of [
+        { unroll: 1 },
+        { unroll: 2 },
+        { unroll: 4 },
+        { interleave: false },
+        { selectStores: false },
+      ]
+    ) {
       const h = GpuTensor.fromArray(gpu, new Float32Array(k * k), [k, k]);
       recordUniformGramRows(
         new CommandBatch(gpu),
@@ -366,15 +469,12 @@ Deno.test("uniform matmul: every loop unroll sums the same terms in the same ord
         [{ tensor: h, row0: 0, rows: k, ld: k }],
         2,
         0,
-        {
-          shape: { unroll },
-        },
+        { shape },
       );
       hs.push(await h.readF32());
       h.destroy();
     }
-    assert.deepEqual(hs[1], hs[0]);
-    assert.deepEqual(hs[2], hs[0]);
+    for (const h of hs.slice(1)) assert.deepEqual(h, hs[0]);
     gx.destroy();
   });
 });
@@ -494,6 +594,8 @@ Deno.test("uniformTiling follows the limits it is given", () => {
     wx: 8,
     wy: 4,
     unroll: 2,
+    interleave: true,
+    selectStores: true,
   });
   // Larger windows are capped at 64 KiB; smaller ones shorten the tiles in k.
   assert.equal(uniformTiling({ ...limits, maxUniformBufferBindingSize: 1 << 20 })!.kcMax, 128);
