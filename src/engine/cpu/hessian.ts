@@ -141,27 +141,74 @@ export function cpuReconstructionErrors(
   shape: readonly [number, number],
   candidates: readonly Float32Array[],
 ): number[] {
+  const base = cpuOutputSquareSum(h, original, shape);
+  return candidates.map((c) => {
+    if (!(base > 0)) return 0;
+    const err = rowChunkSquareSum(h, shape, (d, r0) => {
+      const at = r0 * shape[1];
+      for (let i = 0; i < d.length; i++) d[i] = original[at + i] - c[at + i];
+    });
+    return err / base;
+  });
+}
+
+/**
+ * `tr(M H Mᵀ)` (`outputSquareSum` of the CPU engine's second-order ops):
+ * with H = 2XᵀX/n, `2/n · ‖XMᵀ‖²_F`.
+ *
+ * @param h the Hessian of the input, `[in, in]` row-major (not modified)
+ * @param m the matrix, `[out, in]`
+ * @param shape `[out, in]`
+ * @returns the sum, in float64
+ * @throws {GptqShapeError} when m or H does not have the shape's size
+ * @example
+ * ```ts
+ * import { cpuOutputSquareSum } from "./hessian.ts";
+ * // H = [[2, 0], [0, 4]], M = [1, 1]: 2 + 4
+ * console.assert(cpuOutputSquareSum(new Float32Array([2, 0, 0, 4]), new Float32Array([1, 1]), [1, 2]) === 6);
+ * ```
+ */
+export function cpuOutputSquareSum(
+  h: Float32Array,
+  m: Float32Array,
+  shape: readonly [number, number],
+): number {
   const [out, cols] = shape;
-  // Σ_rows d·H·dᵀ for d the rows of W and of each W − Ŵ: the rows in
-  // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
-  // transposed product is the same) and the row dots in float64, summed in
-  // order, both on the kernels (`quadraticSum`).
-  const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
-  const d = new Float32Array(chunkRows * cols);
-  const sums = new Float64Array(1 + candidates.length);
-  for (let k = 0; k <= candidates.length; k++) {
-    const candidate = k === 0 ? null : candidates[k - 1];
-    for (let r0 = 0; r0 < out; r0 += chunkRows) {
-      const rows = Math.min(chunkRows, out - r0);
-      const w = original.subarray(r0 * cols, (r0 + rows) * cols);
-      if (candidate === null) d.set(w);
-      else {
-        const c = candidate.subarray(r0 * cols, (r0 + rows) * cols);
-        for (let i = 0; i < w.length; i++) d[i] = w[i] - c[i];
-      }
-      sums[k] += quadraticSum(d, h, rows, cols);
-    }
+  if (h.length !== cols * cols || m.length !== out * cols) {
+    throw new GptqShapeError(
+      `outputSquareSum: a [${out}, ${cols}] matrix of ${m.length} values on a Hessian of ` +
+        `${h.length} values`,
+    );
   }
-  const base = sums[0];
-  return candidates.map((_, k) => base > 0 ? sums[k + 1] / base : 0);
+  return rowChunkSquareSum(h, shape, (d, r0) => d.set(rowsOf(m, d, r0, cols)));
+}
+
+/**
+ * Σ_rows d·H·dᵀ over the rows of an `[out, in]` matrix that `fill` writes
+ * chunk by chunk (`fill(d, r0)`: rows r0 … into d, d's length a whole number
+ * of rows): D·H as one SIMD product per chunk (H is symmetric, so the
+ * transposed product is the same) and the row dots in float64, summed in
+ * order, both on the kernels (`quadraticSum`).
+ */
+function rowChunkSquareSum(
+  h: Float32Array,
+  shape: readonly [number, number],
+  fill: (d: Float32Array, r0: number) => void,
+): number {
+  const [out, cols] = shape;
+  const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
+  const chunk = new Float32Array(chunkRows * cols);
+  let sum = 0;
+  for (let r0 = 0; r0 < out; r0 += chunkRows) {
+    const rows = Math.min(chunkRows, out - r0);
+    const d = chunk.subarray(0, rows * cols);
+    fill(d, r0);
+    sum += quadraticSum(d, h, rows, cols);
+  }
+  return sum;
+}
+
+/** The rows of `m` from r0 that fit `d`. */
+function rowsOf(m: Float32Array, d: Float32Array, r0: number, cols: number): Float32Array {
+  return m.subarray(r0 * cols, r0 * cols + d.length);
 }
