@@ -28,8 +28,7 @@
  */
 
 import { concatMap, map, type OperatorFunction } from "rxjs";
-import type { Engine, Tensor } from "../../engine/engine.ts";
-import type { ActivationCache } from "../../graph/activation_cache.ts";
+import type { RunningHessian, SecondOrderOps, Tensor } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -279,10 +278,11 @@ class AwqSession implements LayerSession {
   readonly #sums: Float64Array[];
   readonly #counts: number[];
   /**
-   * The balance inputs per forward, for mappings whose parent is the balance
-   * Linear itself (its output is `X · Wᵀ`), on the run's activation budget.
+   * For mappings whose parent is the balance Linear itself (its output is
+   * `X · Wᵀ`): the Gram matrix of its inputs, `H = 2/n · XᵀX` over every
+   * calibration token (n counting sequences), on the engine.
    */
-  readonly #inputs: (ActivationCache | null)[];
+  readonly #grams: (RunningHessian | null)[];
   #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan, said: Set<string>) {
@@ -304,7 +304,7 @@ class AwqSession implements LayerSession {
     });
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
-    this.#inputs = this.#mappings.map(() => null);
+    this.#grams = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
@@ -332,6 +332,10 @@ class AwqSession implements LayerSession {
     const out: PendingInput[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
+      if (isLinearParent(m)) {
+        const cols = e.x.shape[e.x.shape.length - 1];
+        (this.#grams[i] ??= e.engine.secondOrder.runningHessian(cols)).add(e.x, e.sequences);
+      }
       const x = e.engine.copy(e.x);
       this.#pending.push(x);
       out.push({ mapping: i, x });
@@ -352,11 +356,6 @@ class AwqSession implements LayerSession {
       }
       this.#counts[p.mapping] += x.length / cols;
     });
-    for (const [i, p] of pending.entries()) {
-      if (!isLinearParent(this.#mappings[p.mapping])) continue;
-      const cache = this.#inputs[p.mapping] ??= await this.env.subgraph.cache("awq-in");
-      await cache.put(cache.size, read[i]);
-    }
     for (const p of pending) p.x.destroy();
     this.#pending = this.#pending.filter((t) => !pending.some((p) => p.x === t));
   }
@@ -394,22 +393,20 @@ class AwqSession implements LayerSession {
       const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
       const candidate = (k: number) => awqCandidateWeights(balanceWeights, scales[k], fusedSets);
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
-      // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
-      const inputs = this.#inputs[i];
-      const measured = inputs !== null
+      // its output error is X · (W − Ŵ)ᵀ, measured on the Gram matrix of its inputs.
+      const gram = this.#grams[i];
+      const measured = gram !== null
         ? await linearParentLosses(
-          this.env.engine,
-          inputs,
-          cols,
+          this.env.engine.secondOrder,
+          gram,
+          this.#counts[i],
           weights.get(`${m.balance[0]}.weight`)!,
           scales.length,
           (k) =>
             candidate(k).get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!,
-        )
+        ).finally(() => gram.destroy())
         : await this.env.subgraph.losses(m.parent, weights, scales.length, candidate);
-      // The cached inputs are not needed again: give their memory back.
-      await inputs?.dispose();
-      this.#inputs[i] = null;
+      this.#grams[i] = null;
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -461,8 +458,7 @@ class AwqSession implements LayerSession {
   dispose(): void {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
-    // Returns their budget; the files go with the sub-graph's folder in any case.
-    for (const c of this.#inputs) c?.dispose().catch(() => {});
+    for (const g of this.#grams) g?.destroy();
   }
 }
 
@@ -473,65 +469,58 @@ function isLinearParent(m: LayerMapping): boolean {
 
 /**
  * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
- * for each candidate weight Ŵ, on the engine: one weight upload per
- * candidate, the cached input batches streamed through it, every row sum
- * read back together.
+ * for each candidate weight Ŵ, through the Gram matrix of its inputs.
+ *
+ * Upstream runs the parent on every calibration token per grid point; the
+ * loss it compares is the same number in another form. With Δ = W − Ŵ and
+ * G = XᵀX,
+ * ```
+ * Σ_t Σ_o (X Δᵀ)²_to = Σ_o Δ_o G Δ_oᵀ = tr(Δ G Δᵀ)
+ * ```
+ * (expand the square and sum over tokens first), so each candidate costs
+ * `out · in²` multiply-adds on G instead of `rows · out · in` on X, and G is
+ * accumulated once, in the calibration round. The engine keeps G as the
+ * running Hessian `H = 2/n · G` (n sequences), hence the factor n / 2.
+ *
+ * Rounding: H is float32, each entry off by at most about γ · Σ_t |x_ti x_tj|
+ * (γ ≈ tokens-per-forward · 2⁻²⁴, the engine's Gram accumulation), and D·H
+ * adds γ_in; the loss therefore moves by at most
+ * (γ + γ_in) · tr(|Δ| |X|ᵀ|X| |Δ|ᵀ) / (rows · out). The direct float32
+ * forward upstream runs has the like bound γ_in · Σ |y_to| Σ_i |x_ti Δ_oi|.
+ * For rounding noise Δ, uncorrelated with X, both stay orders of magnitude
+ * below the gaps between grid points (on the 3M Llama and stories260K the
+ * chosen scales and checkpoints are the direct form's, bit for bit).
  */
 async function linearParentLosses(
-  engine: Engine,
-  inputs: ActivationCache,
-  cols: number,
+  ops: SecondOrderOps,
+  gram: RunningHessian,
+  rows: number,
   w: Float32Array,
   count: number,
   candidate: (c: number) => Float32Array,
 ): Promise<SubgraphLosses> {
+  const cols = gram.columns;
   const out = w.length / cols;
-  const sums: Tensor[][] = Array.from({ length: count + 1 }, () => []);
-  let rows = 0;
-  const run = async (weight: Float32Array, into: Tensor[]) => {
-    const wt = engine.uploadWeight(weight, [out, cols]);
-    try {
-      for (let b = 0; b < inputs.size; b++) {
-        const xb = await inputs.get(b);
-        const x = engine.upload(xb, [xb.length / cols, cols]);
-        const y = engine.matmul(x, wt);
-        into.push(engine.rowSquaredError(y));
-        for (const t of [x, y]) t.destroy();
-      }
-    } finally {
-      wt.destroy();
-    }
-  };
-  try {
-    for (let b = 0; b < inputs.size; b++) rows += (await inputs.get(b)).length / cols;
-    await run(w, sums[0]);
-    for (let c = 0; c < count; c++) {
-      // X·Wᵀ − X·Ŵᵀ = X·(W − Ŵ)ᵀ: the error itself comes out of the matmul.
+  const shape = [out, cols] as const;
+  // tr(M H Mᵀ) = 2/n · ‖X Mᵀ‖²: the mean over rows · out values.
+  const mean = gram.numSamples / (2 * rows * out);
+  // Every call is issued before any is awaited (one device poll on WebGPU);
+  // each copies its Δ, so one candidate exists at a time.
+  const sums = await Promise.all([
+    ops.outputSquareSum(gram, w, shape),
+    ...Array.from({ length: count }, (_, c) => {
       const q = candidate(c);
       const d = new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) d[i] = w[i] - q[i];
-      await run(d, sums[c + 1]);
-    }
-    const read = await engine.read(sums.flat()) as Float32Array[];
-    const numel = rows * out;
-    const totals: number[] = [];
-    let at = 0;
-    for (const list of sums) {
-      let t = 0;
-      for (const a of read.slice(at, at + list.length)) {
-        for (let i = 0; i < a.length; i++) t += a[i];
-      }
-      totals.push(t / numel);
-      at += list.length;
-    }
-    return {
-      finite: Number.isFinite(totals[0]),
-      losses: Float64Array.from(totals.slice(1)),
-      referenceMeanSquare: totals[0],
-    };
-  } finally {
-    for (const t of sums.flat()) t.destroy();
-  }
+      return ops.outputSquareSum(gram, d, shape);
+    }),
+  ]);
+  const [reference, ...losses] = sums.map((s) => s * mean);
+  return {
+    finite: Number.isFinite(reference),
+    losses: Float64Array.from(losses),
+    referenceMeanSquare: reference,
+  };
 }
 
 /**
