@@ -28,7 +28,8 @@
  */
 
 import { concatMap, map, type OperatorFunction } from "rxjs";
-import type { RunningHessian, SecondOrderOps, Tensor } from "../../engine/engine.ts";
+import type { Engine, RunningHessian, SecondOrderOps, Tensor } from "../../engine/engine.ts";
+import type { ActivationCache } from "../../graph/activation_cache.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -279,10 +280,16 @@ class AwqSession implements LayerSession {
   readonly #counts: number[];
   /**
    * For mappings whose parent is the balance Linear itself (its output is
-   * `X · Wᵀ`): the Gram matrix of its inputs, `H = 2/n · XᵀX` over every
-   * calibration token (n counting sequences), on the engine.
+   * `X · Wᵀ`), what its grid losses are measured on: the Gram matrix of its
+   * inputs, `H = 2/n · XᵀX` over every calibration token (n counting
+   * sequences), on the engine; or, where that costs more
+   * ({@link gramIsCheaper}), the inputs per forward, on the run's activation
+   * budget.
    */
   readonly #grams: (RunningHessian | null)[];
+  readonly #inputs: (ActivationCache | null)[];
+  /** Per mapping: whether a Linear parent is measured on its Gram matrix (decided at its first input). */
+  readonly #useGram: (boolean | null)[];
   #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan, said: Set<string>) {
@@ -305,6 +312,8 @@ class AwqSession implements LayerSession {
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
     this.#grams = this.#mappings.map(() => null);
+    this.#inputs = this.#mappings.map(() => null);
+    this.#useGram = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
@@ -332,7 +341,7 @@ class AwqSession implements LayerSession {
     const out: PendingInput[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
-      if (isLinearParent(m)) {
+      if (isLinearParent(m) && (this.#useGram[i] ??= this.#gramIsCheaper(m, e.x))) {
         const cols = e.x.shape[e.x.shape.length - 1];
         (this.#grams[i] ??= e.engine.secondOrder.runningHessian(cols)).add(e.x, e.sequences);
       }
@@ -341,6 +350,15 @@ class AwqSession implements LayerSession {
       out.push({ mapping: i, x });
     });
     return out;
+  }
+
+  /** {@link gramIsCheaper} for a Linear parent's balance weight, on this layer's calibration tokens. */
+  #gramIsCheaper(m: LayerMapping, x: Tensor): boolean {
+    const cols = x.shape[x.shape.length - 1];
+    const out = this.env.weights.get(`${m.balance[0]}.weight`)!.length / cols;
+    const tokens = this.env.subgraph.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0);
+    const spec = this.plan.modifier;
+    return gramIsCheaper(tokens, cols, out, awqGrid(spec.duoScaling, spec.nGrid).length);
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
@@ -356,6 +374,11 @@ class AwqSession implements LayerSession {
       }
       this.#counts[p.mapping] += x.length / cols;
     });
+    for (const [i, p] of pending.entries()) {
+      if (!isLinearParent(this.#mappings[p.mapping]) || this.#useGram[p.mapping]) continue;
+      const cache = this.#inputs[p.mapping] ??= await this.env.subgraph.cache("awq-in");
+      await cache.put(cache.size, read[i]);
+    }
     for (const p of pending) p.x.destroy();
     this.#pending = this.#pending.filter((t) => !pending.some((p) => p.x === t));
   }
@@ -393,20 +416,27 @@ class AwqSession implements LayerSession {
       const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
       const candidate = (k: number) => awqCandidateWeights(balanceWeights, scales[k], fusedSets);
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
-      // its output error is X · (W − Ŵ)ᵀ, measured on the Gram matrix of its inputs.
-      const gram = this.#grams[i];
+      // its output error is X · (W − Ŵ)ᵀ, measured on the Gram matrix of its inputs
+      // or on the inputs themselves; no layer forward needed.
+      const [gram, inputs] = [this.#grams[i], this.#inputs[i]];
+      const w = weights.get(`${m.balance[0]}.weight`)!;
+      const candidateOf = (k: number) => candidate(k).get(`${m.balance[0]}.weight`) ?? w;
       const measured = gram !== null
-        ? await linearParentLosses(
+        ? await gramLosses(
           this.env.engine.secondOrder,
           gram,
           this.#counts[i],
-          weights.get(`${m.balance[0]}.weight`)!,
-          scales.length,
-          (k) =>
-            candidate(k).get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!,
-        ).finally(() => gram.destroy())
+          w,
+          grid.length,
+          candidateOf,
+        )
+          .finally(() => gram.destroy())
+        : inputs !== null
+        ? await linearParentLosses(this.env.engine, inputs, cols, w, grid.length, candidateOf)
+          // The cached inputs are not needed again: give their memory back.
+          .finally(() => inputs.dispose())
         : await this.env.subgraph.losses(m.parent, weights, scales.length, candidate);
-      this.#grams[i] = null;
+      [this.#grams[i], this.#inputs[i]] = [null, null];
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -459,6 +489,8 @@ class AwqSession implements LayerSession {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
     for (const g of this.#grams) g?.destroy();
+    // Returns their budget; the files go with the sub-graph's folder in any case.
+    for (const c of this.#inputs) c?.dispose().catch(() => {});
   }
 }
 
@@ -482,16 +514,30 @@ function isLinearParent(m: LayerMapping): boolean {
  * accumulated once, in the calibration round. The engine keeps G as the
  * running Hessian `H = 2/n · G` (n sequences), hence the factor n / 2.
  *
- * Rounding: H is float32, each entry off by at most about γ · Σ_t |x_ti x_tj|
- * (γ ≈ tokens-per-forward · 2⁻²⁴, the engine's Gram accumulation), and D·H
- * adds γ_in; the loss therefore moves by at most
- * (γ + γ_in) · tr(|Δ| |X|ᵀ|X| |Δ|ᵀ) / (rows · out). The direct float32
- * forward upstream runs has the like bound γ_in · Σ |y_to| Σ_i |x_ti Δ_oi|.
- * For rounding noise Δ, uncorrelated with X, both stay orders of magnitude
- * below the gaps between grid points (on the 3M Llama and stories260K the
- * chosen scales and checkpoints are the direct form's, bit for bit).
+ * Rounding: H is float32, each entry off by at most γ_b · Σ_t |x_ti x_tj|
+ * (γ_b ≈ b · 2⁻²⁴ for the b tokens of one forward, summed in float32 by the
+ * engine's Gram product, then rescaled in float64), and D·H in float32 adds
+ * γ_in; the loss moves by at most (γ_b + γ_in) · tr(|Δ| |X|ᵀ|X| |Δ|ᵀ) / (rows · out).
+ * The direct float32 forward has the like bound 2γ_in · Σ_to |y_to| Σ_i |x_ti Δ_oi|
+ * / (rows · out). These are worst cases; rounding noise Δ is not aligned
+ * with X, and measured on the 3M Llama and stories260K (W4A16 asym, 20
+ * grid points, 16384 tokens) the two forms' losses differ by at most
+ * 5.3e-8 relative while the best and second-best grid points differ by
+ * 1.0e-4 or more: the same scales, the same checkpoints bit for bit.
+ *
+ * @param ops the engine's second-order ops
+ * @param gram the running Hessian of the parent's inputs (all of them folded in)
+ * @param rows the tokens folded into it
+ * @param w the weight W `[out, in]`
+ * @param count the number of candidates
+ * @param candidate builds candidate Ŵ number c
+ * @returns the losses and the reference's mean square
+ * @example
+ * ```ts ignore
+ * const { losses } = await gramLosses(engine.secondOrder, gram, 16384, w, 20, (c) => candidates[c]);
+ * ```
  */
-async function linearParentLosses(
+export async function gramLosses(
   ops: SecondOrderOps,
   gram: RunningHessian,
   rows: number,
@@ -521,6 +567,107 @@ async function linearParentLosses(
     losses: Float64Array.from(losses),
     referenceMeanSquare: reference,
   };
+}
+
+/**
+ * Whether a Linear parent's grid losses cost fewer multiply-adds through the
+ * Gram matrix of its inputs than through its inputs themselves:
+ * `tokens·in²` once plus `out·in²` per loss, against `tokens·in·out` per
+ * loss (the reference and every grid point). The Gram form wins when the
+ * calibration tokens outnumber the input features (the 3M Llama's
+ * down_proj: 16384 tokens, 768 inputs, about 5× fewer); with few tokens and a
+ * wide input (a 7B down_proj on 128 tokens) it would cost far more.
+ *
+ * @param tokens calibration tokens (rows of X)
+ * @param cols in_features
+ * @param out out_features
+ * @param points grid points
+ * @returns whether to measure on the Gram matrix
+ * @example
+ * ```ts
+ * import { gramIsCheaper } from "./awq_session.ts";
+ * gramIsCheaper(16384, 768, 256, 20); // true
+ * gramIsCheaper(128, 11008, 4096, 20); // false
+ * ```
+ */
+export function gramIsCheaper(tokens: number, cols: number, out: number, points: number): boolean {
+  const losses = points + 1;
+  return tokens * cols * cols + losses * out * cols * cols < losses * tokens * cols * out;
+}
+
+/**
+ * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
+ * for each candidate weight Ŵ, on the engine: one weight upload per
+ * candidate, the cached input batches streamed through it, every row sum
+ * read back together.
+ *
+ * @param engine the engine
+ * @param inputs the parent's input batches, `[rows, cols]` each
+ * @param cols in_features
+ * @param w the weight W `[out, cols]`
+ * @param count the number of candidates
+ * @param candidate builds candidate Ŵ number c
+ * @returns the losses and the reference's mean square
+ * @example
+ * ```ts ignore
+ * const { losses } = await linearParentLosses(engine, inputs, 768, w, 20, (c) => candidates[c]);
+ * ```
+ */
+export async function linearParentLosses(
+  engine: Engine,
+  inputs: ActivationCache,
+  cols: number,
+  w: Float32Array,
+  count: number,
+  candidate: (c: number) => Float32Array,
+): Promise<SubgraphLosses> {
+  const out = w.length / cols;
+  const sums: Tensor[][] = Array.from({ length: count + 1 }, () => []);
+  let rows = 0;
+  const run = async (weight: Float32Array, into: Tensor[]) => {
+    const wt = engine.uploadWeight(weight, [out, cols]);
+    try {
+      for (let b = 0; b < inputs.size; b++) {
+        const xb = await inputs.get(b);
+        const x = engine.upload(xb, [xb.length / cols, cols]);
+        const y = engine.matmul(x, wt);
+        into.push(engine.rowSquaredError(y));
+        for (const t of [x, y]) t.destroy();
+      }
+    } finally {
+      wt.destroy();
+    }
+  };
+  try {
+    for (let b = 0; b < inputs.size; b++) rows += (await inputs.get(b)).length / cols;
+    await run(w, sums[0]);
+    for (let c = 0; c < count; c++) {
+      // X·Wᵀ − X·Ŵᵀ = X·(W − Ŵ)ᵀ: the error itself comes out of the matmul.
+      const q = candidate(c);
+      const d = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) d[i] = w[i] - q[i];
+      await run(d, sums[c + 1]);
+    }
+    const read = await engine.read(sums.flat()) as Float32Array[];
+    const numel = rows * out;
+    const totals: number[] = [];
+    let at = 0;
+    for (const list of sums) {
+      let t = 0;
+      for (const a of read.slice(at, at + list.length)) {
+        for (let i = 0; i < a.length; i++) t += a[i];
+      }
+      totals.push(t / numel);
+      at += list.length;
+    }
+    return {
+      finite: Number.isFinite(totals[0]),
+      losses: Float64Array.from(totals.slice(1)),
+      referenceMeanSquare: totals[0],
+    };
+  } finally {
+    for (const t of sums.flat()) t.destroy();
+  }
 }
 
 /**
