@@ -55,6 +55,7 @@ import {
   resolveLayerMappings,
 } from "../smoothing/layer_mappings.ts";
 import { oncePerRun } from "../_once_per_run.ts";
+import { GptqShapeError } from "../gptq/errors.ts";
 
 /** A planned AWQ run: its mappings and the quantization after the smoothing. */
 export interface AwqPlan {
@@ -341,10 +342,7 @@ class AwqSession implements LayerSession {
     const out: PendingInput[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
-      if (isLinearParent(m) && (this.#useGram[i] ??= this.#gramIsCheaper(m, e.x))) {
-        const cols = e.x.shape[e.x.shape.length - 1];
-        (this.#grams[i] ??= e.engine.secondOrder.runningHessian(cols)).add(e.x, e.sequences);
-      }
+      if (isLinearParent(m)) this.#gramOf(i, m, e.x)?.add(e.x, e.sequences);
       const x = e.engine.copy(e.x);
       this.#pending.push(x);
       out.push({ mapping: i, x });
@@ -352,13 +350,28 @@ class AwqSession implements LayerSession {
     return out;
   }
 
-  /** {@link gramIsCheaper} for a Linear parent's balance weight, on this layer's calibration tokens. */
-  #gramIsCheaper(m: LayerMapping, x: Tensor): boolean {
+  /**
+   * The Gram matrix a Linear parent's losses are measured on, made at its
+   * first input when {@link gramIsCheaper} on this layer's calibration
+   * tokens and the engine holds one of that order; else null (the direct form).
+   */
+  #gramOf(i: number, m: LayerMapping, x: Tensor): RunningHessian | null {
+    if (this.#useGram[i] !== null) return this.#grams[i];
+    this.#useGram[i] = false;
     const cols = x.shape[x.shape.length - 1];
     const out = this.env.weights.get(`${m.balance[0]}.weight`)!.length / cols;
     const tokens = this.env.subgraph.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0);
     const spec = this.plan.modifier;
-    return gramIsCheaper(tokens, cols, out, awqGrid(spec.duoScaling, spec.nGrid).length);
+    if (gramIsCheaper(tokens, cols, out, awqGrid(spec.duoScaling, spec.nGrid).length)) {
+      try {
+        this.#grams[i] = this.env.engine.secondOrder.runningHessian(cols);
+        this.#useGram[i] = true;
+      } catch (e) {
+        // An order the engine's accumulator does not take (WebGPU: a multiple of 4).
+        if (!(e instanceof GptqShapeError)) throw e;
+      }
+    }
+    return this.#grams[i];
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
