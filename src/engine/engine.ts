@@ -389,6 +389,20 @@ export interface SecondOrderOps {
     shape: readonly [number, number],
     candidates: readonly Float32Array[],
   ): Promise<number[]>;
+  /**
+   * `tr(M H Mᵀ)` of a matrix M `[out, in]` on H: with H = 2XᵀX/n, the output
+   * square sum `2/n · ‖XMᵀ‖²_F` on the inputs X it was accumulated from,
+   * at `out·in²` multiply-adds instead of `tokens·out·in` (AWQ's grid losses
+   * of a Linear parent, M = W − Ŵ). The same sums as
+   * {@link SecondOrderOps.reconstructionErrors}, in float64 on the host;
+   * concurrent calls may share one device poll, and M may be reused as soon
+   * as the call returns its promise.
+   */
+  outputSquareSum(
+    h: SecondOrderHessian,
+    m: Float32Array,
+    shape: readonly [number, number],
+  ): Promise<number>;
 }
 
 /**

@@ -46,6 +46,7 @@ import {
   recordPermuteGather,
 } from "./webgpu/second_order/panel_ops.ts";
 import {
+  gpuOutputSquareSum,
   gpuReconstructionErrors,
   RECONSTRUCTION_CHUNK_BYTES,
 } from "./webgpu/second_order/reconstruction_errors.ts";
@@ -158,6 +159,14 @@ export function webGpuSecondOrder(
         original,
         shape,
         candidates,
+        options.reconstructionChunkBytes ?? RECONSTRUCTION_CHUNK_BYTES,
+        (tensors) => reader.read(tensors),
+      ),
+    outputSquareSum: (h, m, shape) =>
+      gpuOutputSquareSum(
+        accumulatorOf(h),
+        m,
+        shape,
         options.reconstructionChunkBytes ?? RECONSTRUCTION_CHUNK_BYTES,
         (tensors) => reader.read(tensors),
       ),

@@ -237,6 +237,14 @@ export class LayerSubgraph {
   ): Promise<SubgraphLosses> {
     const { config, engine } = this.model;
     const xs = await this.#inputsOf(name);
+    const tokens = this.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0);
+    // Each batch's input, RMSNorm and reference output, staged on the engine
+    // once for every candidate when the run's budget holds them (three
+    // [tokens, hidden] tensors); beyond it they go through the caches below
+    // and are uploaded again per candidate.
+    const stagedBytes = 3 * tokens * config.hiddenSize * 4;
+    const staged: { x: Tensor; xn: Tensor; ref: Tensor }[] | null =
+      this.memory.budget.take(stagedBytes) ? [] : null;
     // The reference output per batch, on the shared budget (spilled beyond it).
     const refs = await this.cache(`ref-${name}`);
     // The half's RMSNorm of each batch: candidates never change the norm, so
@@ -256,26 +264,29 @@ export class LayerSubgraph {
         for (let i = 0; i < this.batches.length; i++) {
           const b = this.batches[i];
           const x = this.#upload(b, await xs.get(b.index));
-          let out: Tensor;
+          let xn: Tensor | null = null;
+          let out: Tensor | null = null;
           try {
-            const xn = partNorm(engine, config, refWeights, name, x);
-            try {
-              out = await this.#forward(refWeights, name, i, x, xn);
-              const [n] = await engine.read([xn]);
+            xn = partNorm(engine, config, refWeights, name, x);
+            out = await this.#forward(refWeights, name, i, x, xn);
+            refSquares.push(engine.rowSquaredError(out));
+            if (mlpInputs !== null) {
+              const [r] = await engine.read([out]);
+              await mlpInputs.put(b.index, r as Float32Array);
+            }
+            if (staged !== null) {
+              staged.push({ x, xn, ref: out });
+              [xn, out] = [null, null];
+            } else {
+              const [n, r] = await engine.read([xn, out]);
               await normed.put(b.index, n as Float32Array);
-            } finally {
-              xn.destroy();
+              await refs.put(b.index, r as Float32Array);
             }
           } finally {
-            x.destroy();
-          }
-          try {
-            refSquares.push(engine.rowSquaredError(out));
-            const [r] = await engine.read([out]);
-            await refs.put(b.index, r as Float32Array);
-            await mlpInputs?.put(b.index, r as Float32Array);
-          } finally {
-            out.destroy();
+            // Staged tensors stay until every candidate has run.
+            if (staged?.length !== i + 1) x.destroy();
+            xn?.destroy();
+            out?.destroy();
           }
         }
       } finally {
@@ -289,23 +300,25 @@ export class LayerSubgraph {
         try {
           for (let i = 0; i < this.batches.length; i++) {
             const b = this.batches[i];
-            const x = this.#upload(b, await xs.get(b.index));
-            const xn = this.#upload(b, await normed.get(b.index));
-            const out = await this.#forward(weights, name, i, x, xn).finally(() => {
-              x.destroy();
-              xn.destroy();
-            });
-            const ref = this.#upload(b, await refs.get(b.index));
-            errors[c].push(engine.rowSquaredError(out, ref));
-            for (const t of [out, ref]) t.destroy();
+            const t = staged?.[i] ?? {
+              x: this.#upload(b, await xs.get(b.index)),
+              xn: this.#upload(b, await normed.get(b.index)),
+              ref: this.#upload(b, await refs.get(b.index)),
+            };
+            try {
+              const out = await this.#forward(weights, name, i, t.x, t.xn);
+              errors[c].push(engine.rowSquaredError(out, t.ref));
+              out.destroy();
+            } finally {
+              if (staged === null) { for (const u of [t.x, t.xn, t.ref]) u.destroy(); }
+            }
           }
         } finally {
           weights.destroy();
         }
       }
       const read = await engine.read([...refSquares, ...errors.flat()]) as Float32Array[];
-      const numel = this.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0) *
-        config.hiddenSize;
+      const numel = tokens * config.hiddenSize;
       const total = (list: Float32Array[]) => {
         let s = 0;
         for (const a of list) for (let i = 0; i < a.length; i++) s += a[i];
@@ -321,6 +334,10 @@ export class LayerSubgraph {
       return { finite: Number.isFinite(ref), losses, referenceMeanSquare: ref / numel };
     } finally {
       for (const t of [...refSquares, ...errors.flat()]) t.destroy();
+      if (staged !== null) {
+        for (const t of staged) for (const u of [t.x, t.xn, t.ref]) u.destroy();
+        this.memory.budget.give(stagedBytes);
+      }
       await refs.dispose();
       await normed.dispose();
       await mlpInputs?.dispose();

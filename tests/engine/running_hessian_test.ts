@@ -37,21 +37,21 @@ function expectedHessian(): Float64Array {
   return h.map((v) => (2 * v) / n);
 }
 
+/** tr(MHMᵀ) in float64 for M [W.length / COLS, COLS] given elementwise. */
+function quadraticForm(h: Float64Array, d: (i: number) => number): number {
+  let s = 0;
+  for (let r = 0; r < W.length / COLS; r++) {
+    for (let i = 0; i < COLS; i++) {
+      for (let j = 0; j < COLS; j++) s += d(r * COLS + i) * h[i * COLS + j] * d(r * COLS + j);
+    }
+  }
+  return s;
+}
+
 /** tr(ΔHΔᵀ) / tr(WHWᵀ) per candidate in float64. */
 function expectedErrors(h: Float64Array): number[] {
-  const quad = (d: (i: number) => number) => {
-    let s = 0;
-    for (let r = 0; r < W.length / COLS; r++) {
-      for (let i = 0; i < COLS; i++) {
-        for (let j = 0; j < COLS; j++) {
-          s += d(r * COLS + i) * h[i * COLS + j] * d(r * COLS + j);
-        }
-      }
-    }
-    return s;
-  };
-  const base = quad((i) => W[i]);
-  return CANDIDATES.map((c) => quad((i) => W[i] - c[i]) / base);
+  const base = quadraticForm(h, (i) => W[i]);
+  return CANDIDATES.map((c) => quadraticForm(h, (i) => W[i] - c[i]) / base);
 }
 
 const errorsByKind = new Map<string, number[]>();
@@ -88,6 +88,17 @@ for (const kind of ENGINE_KINDS) {
           assert.ok(Math.abs(errors[k] - e) <= 1e-5 * e, `candidate ${k}: ${errors[k]} vs ${e}`);
         });
         errorsByKind.set(kind, errors);
+        // outputSquareSum: the absolute tr(MHMᵀ), of W and of one Δ.
+        const delta = W.map((v, i) => v - CANDIDATES[0][i]);
+        for (const [m, name] of [[W, "W"], [delta, "Δ"]] as const) {
+          const got = await engine.secondOrder.outputSquareSum(h, m, [6, COLS]);
+          const e = quadraticForm(want, (i) => m[i]);
+          assert.ok(Math.abs(got - e) <= 1e-5 * e, `tr(${name}H${name}ᵀ): ${got} vs ${e}`);
+        }
+        await assert.rejects(
+          () => engine.secondOrder.outputSquareSum(h, W, [5, COLS]),
+          /\[5, 20\] matrix of 120 values/,
+        );
         if (kind === "webgpu") {
           const foreign = new CpuEngine().upload(BATCHES[0].x, [7, COLS]);
           assert.throws(() => h.add(foreign, 1), EngineError);

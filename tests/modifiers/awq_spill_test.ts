@@ -81,7 +81,8 @@ Deno.test({
           if (e.type === "layer_done") leftAfterLayer.push(subgraphFolders(`${dir}/b`).size);
         },
       });
-      // The MLP half's inputs, and up_proj → down_proj's (down_proj's inputs, kept for it).
+      // The MLP half's inputs, and up_proj → down_proj's (down_proj's inputs, kept for it: on
+      // 4 × 32 tokens its losses cost less on them than on their Gram matrix).
       assert.ok(spilled.some((f) => f.startsWith("mlp-in")), `spilled: ${spilled}`);
       assert.ok(spilled.some((f) => f.startsWith("awq-in")), `spilled: ${spilled}`);
       assert.ok(leftAfterLayer.length > 0 && leftAfterLayer.every((n) => n === 0));

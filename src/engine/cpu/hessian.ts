@@ -146,8 +146,45 @@ export function cpuReconstructionErrors(
   // chunks, D·H as one SIMD product per chunk (H is symmetric, so the
   // transposed product is the same) and the row dots in float64, summed in
   // order, both on the kernels, H packed once (`quadraticSums`).
-  const chunkRows = Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
-  const sums = quadraticSums(original, candidates, h, out, cols, chunkRows);
+  const sums = quadraticSums(original, candidates, h, out, cols, squareSumChunkRows(out, cols));
   const base = sums[0];
   return candidates.map((_, k) => base > 0 ? sums[k + 1] / base : 0);
+}
+
+/**
+ * `tr(M H Mᵀ)` (`outputSquareSum` of the CPU engine's second-order ops):
+ * with H = 2XᵀX/n, `2/n · ‖XMᵀ‖²_F`.
+ *
+ * @param h the Hessian of the input, `[in, in]` row-major (not modified)
+ * @param m the matrix, `[out, in]`
+ * @param shape `[out, in]`
+ * @returns the sum, in float64
+ * @throws {GptqShapeError} when m or H does not have the shape's size
+ * @example
+ * ```ts
+ * import { cpuOutputSquareSum } from "./hessian.ts";
+ * // H = [[2, 0], [0, 4]], M = [1, 1]: 2 + 4
+ * console.assert(cpuOutputSquareSum(new Float32Array([2, 0, 0, 4]), new Float32Array([1, 1]), [1, 2]) === 6);
+ * ```
+ */
+export function cpuOutputSquareSum(
+  h: Float32Array,
+  m: Float32Array,
+  shape: readonly [number, number],
+): number {
+  const [out, cols] = shape;
+  if (h.length !== cols * cols || m.length !== out * cols) {
+    throw new GptqShapeError(
+      `outputSquareSum: a [${out}, ${cols}] matrix of ${m.length} values on a Hessian of ` +
+        `${h.length} values`,
+    );
+  }
+  // The reconstruction errors' first sum, in the same chunks and order.
+  return quadraticSums(m, [], h, out, cols, squareSumChunkRows(out, cols))[0];
+}
+
+/** Rows per chunk of the quadratic sums: about 4 Mi values of D at a time. */
+function squareSumChunkRows(out: number, cols: number): number {
+  return Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
+}
 }

@@ -52,7 +52,7 @@ import {
   type PruneColumnBlock,
   sparsegptColumnBlock,
 } from "./gemm.ts";
-import { CpuHessian, cpuReconstructionErrors } from "./hessian.ts";
+import { CpuHessian, cpuOutputSquareSum, cpuReconstructionErrors } from "./hessian.ts";
 import { KC } from "./_gemm_layout.ts";
 
 /** Columns per panel of the blocked factorizations. */
@@ -215,6 +215,13 @@ export const CPU_SECOND_ORDER: SecondOrderOps = Object.freeze({
     shape: readonly [number, number],
     candidates: readonly Float32Array[],
   ) => Promise.resolve(cpuReconstructionErrors(hostHessian(h).data, original, shape, candidates)),
+  outputSquareSum: (h: SecondOrderHessian, m: Float32Array, shape: readonly [number, number]) => {
+    try {
+      return Promise.resolve(cpuOutputSquareSum(hostHessian(h).data, m, shape));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  },
 });
 
 /**

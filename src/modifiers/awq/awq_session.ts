@@ -28,7 +28,7 @@
  */
 
 import { concatMap, map, type OperatorFunction } from "../../_rxjs.ts";
-import type { Engine, Tensor } from "../../engine/engine.ts";
+import type { Engine, RunningHessian, SecondOrderOps, Tensor } from "../../engine/engine.ts";
 import type { ActivationCache } from "../../graph/activation_cache.ts";
 import type { ModelConfig } from "../../io/model_config.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
@@ -55,6 +55,7 @@ import {
   resolveLayerMappings,
 } from "../smoothing/layer_mappings.ts";
 import { oncePerRun } from "../_once_per_run.ts";
+import { GptqShapeError } from "../gptq/errors.ts";
 
 /** A planned AWQ run: its mappings and the quantization after the smoothing. */
 export interface AwqPlan {
@@ -279,10 +280,17 @@ class AwqSession implements LayerSession {
   readonly #sums: Float64Array[];
   readonly #counts: number[];
   /**
-   * The balance inputs per forward, for mappings whose parent is the balance
-   * Linear itself (its output is `X · Wᵀ`), on the run's activation budget.
+   * For mappings whose parent is the balance Linear itself (its output is
+   * `X · Wᵀ`), what its grid losses are measured on: the Gram matrix of its
+   * inputs, `H = 2/n · XᵀX` over every calibration token (n counting
+   * sequences), on the engine; or, where that costs more
+   * ({@link gramIsCheaper}), the inputs per forward, on the run's activation
+   * budget.
    */
+  readonly #grams: (RunningHessian | null)[];
   readonly #inputs: (ActivationCache | null)[];
+  /** Per mapping: whether a Linear parent is measured on its Gram matrix (decided at its first input). */
+  readonly #useGram: (boolean | null)[];
   #pending: Tensor[] = [];
 
   constructor(readonly env: LayerEnvironment, readonly plan: AwqPlan, said: Set<string>) {
@@ -304,7 +312,9 @@ class AwqSession implements LayerSession {
     });
     this.#sums = this.#mappings.map(() => new Float64Array(0));
     this.#counts = this.#mappings.map(() => 0);
+    this.#grams = this.#mappings.map(() => null);
     this.#inputs = this.#mappings.map(() => null);
+    this.#useGram = this.#mappings.map(() => null);
   }
 
   #argsOf(module: string): QuantizationArgs | null {
@@ -332,11 +342,36 @@ class AwqSession implements LayerSession {
     const out: PendingInput[] = [];
     this.#mappings.forEach((m, i) => {
       if (!e.modules.includes(m.balance[0])) return;
+      if (isLinearParent(m)) this.#gramOf(i, m, e.x)?.add(e.x, e.sequences);
       const x = e.engine.copy(e.x);
       this.#pending.push(x);
       out.push({ mapping: i, x });
     });
     return out;
+  }
+
+  /**
+   * The Gram matrix a Linear parent's losses are measured on, made at its
+   * first input when {@link gramIsCheaper} on this layer's calibration
+   * tokens and the engine holds one of that order; else null (the direct form).
+   */
+  #gramOf(i: number, m: LayerMapping, x: Tensor): RunningHessian | null {
+    if (this.#useGram[i] !== null) return this.#grams[i];
+    this.#useGram[i] = false;
+    const cols = x.shape[x.shape.length - 1];
+    const out = this.env.weights.get(`${m.balance[0]}.weight`)!.length / cols;
+    const tokens = this.env.subgraph.batches.reduce((n, b) => n + b.sequences * b.seqLen, 0);
+    const spec = this.plan.modifier;
+    if (gramIsCheaper(tokens, cols, out, awqGrid(spec.duoScaling, spec.nGrid).length)) {
+      try {
+        this.#grams[i] = this.env.engine.secondOrder.runningHessian(cols);
+        this.#useGram[i] = true;
+      } catch (e) {
+        // An order the engine's accumulator does not take (WebGPU: a multiple of 4).
+        if (!(e instanceof GptqShapeError)) throw e;
+      }
+    }
+    return this.#grams[i];
   }
 
   async #fold(pending: readonly PendingInput[]): Promise<void> {
@@ -353,7 +388,7 @@ class AwqSession implements LayerSession {
       this.#counts[p.mapping] += x.length / cols;
     });
     for (const [i, p] of pending.entries()) {
-      if (!isLinearParent(this.#mappings[p.mapping])) continue;
+      if (!isLinearParent(this.#mappings[p.mapping]) || this.#useGram[p.mapping]) continue;
       const cache = this.#inputs[p.mapping] ??= await this.env.subgraph.cache("awq-in");
       await cache.put(cache.size, read[i]);
     }
@@ -394,22 +429,27 @@ class AwqSession implements LayerSession {
       const balanceWeights = quantized.map((b) => ({ b, w: weights.get(`${b.name}.weight`)! }));
       const candidate = (k: number) => awqCandidateWeights(balanceWeights, scales[k], fusedSets);
       // A Linear parent (v_proj → o_proj, up_proj → down_proj) is its balance layer:
-      // its output error is X · (W − Ŵ)ᵀ on its cached inputs, no layer forward needed.
-      const inputs = this.#inputs[i];
-      const measured = inputs !== null
-        ? await linearParentLosses(
-          this.env.engine,
-          inputs,
-          cols,
-          weights.get(`${m.balance[0]}.weight`)!,
-          scales.length,
-          (k) =>
-            candidate(k).get(`${m.balance[0]}.weight`) ?? weights.get(`${m.balance[0]}.weight`)!,
+      // its output error is X · (W − Ŵ)ᵀ, measured on the Gram matrix of its inputs
+      // or on the inputs themselves; no layer forward needed.
+      const [gram, inputs] = [this.#grams[i], this.#inputs[i]];
+      const w = weights.get(`${m.balance[0]}.weight`)!;
+      const candidateOf = (k: number) => candidate(k).get(`${m.balance[0]}.weight`) ?? w;
+      const measured = gram !== null
+        ? await gramLosses(
+          this.env.engine.secondOrder,
+          gram,
+          this.#counts[i],
+          w,
+          grid.length,
+          candidateOf,
         )
+          .finally(() => gram.destroy())
+        : inputs !== null
+        ? await linearParentLosses(this.env.engine, inputs, cols, w, grid.length, candidateOf)
+          // The cached inputs are not needed again: give their memory back.
+          .finally(() => inputs.dispose())
         : await this.env.subgraph.losses(m.parent, weights, scales.length, candidate);
-      // The cached inputs are not needed again: give their memory back.
-      await inputs?.dispose();
-      this.#inputs[i] = null;
+      [this.#grams[i], this.#inputs[i]] = [null, null];
       if (!measured.finite) {
         this.env.emit({
           type: "warning",
@@ -461,6 +501,7 @@ class AwqSession implements LayerSession {
   dispose(): void {
     for (const t of this.#pending) t.destroy();
     this.#pending = [];
+    for (const g of this.#grams) g?.destroy();
     // Returns their budget; the files go with the sub-graph's folder in any case.
     for (const c of this.#inputs) c?.dispose().catch(() => {});
   }
@@ -473,11 +514,119 @@ function isLinearParent(m: LayerMapping): boolean {
 
 /**
  * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
+ * for each candidate weight Ŵ, through the Gram matrix of its inputs.
+ *
+ * Upstream runs the parent on every calibration token per grid point; the
+ * loss it compares is the same number in another form. With Δ = W − Ŵ and
+ * G = XᵀX,
+ * ```
+ * Σ_t Σ_o (X Δᵀ)²_to = Σ_o Δ_o G Δ_oᵀ = tr(Δ G Δᵀ)
+ * ```
+ * (expand the square and sum over tokens first), so each candidate costs
+ * `out · in²` multiply-adds on G instead of `rows · out · in` on X, and G is
+ * accumulated once, in the calibration round. The engine keeps G as the
+ * running Hessian `H = 2/n · G` (n sequences), hence the factor n / 2.
+ *
+ * Rounding: H is float32, each entry off by at most γ_b · Σ_t |x_ti x_tj|
+ * (γ_b ≈ b · 2⁻²⁴ for the b tokens of one forward, summed in float32 by the
+ * engine's Gram product, then rescaled in float64), and D·H in float32 adds
+ * γ_in; the loss moves by at most (γ_b + γ_in) · tr(|Δ| |X|ᵀ|X| |Δ|ᵀ) / (rows · out).
+ * The direct float32 forward has the like bound 2γ_in · Σ_to |y_to| Σ_i |x_ti Δ_oi|
+ * / (rows · out). These are worst cases; rounding noise Δ is not aligned
+ * with X, and measured on the 3M Llama and stories260K (W4A16 asym, 20
+ * grid points, 16384 tokens) the two forms' losses differ by at most
+ * 5.3e-8 relative while the best and second-best grid points differ by
+ * 1.0e-4 or more: the same scales, the same checkpoints bit for bit.
+ *
+ * @param ops the engine's second-order ops
+ * @param gram the running Hessian of the parent's inputs (all of them folded in)
+ * @param rows the tokens folded into it
+ * @param w the weight W `[out, in]`
+ * @param count the number of candidates
+ * @param candidate builds candidate Ŵ number c
+ * @returns the losses and the reference's mean square
+ * @example
+ * ```ts ignore
+ * const { losses } = await gramLosses(engine.secondOrder, gram, 16384, w, 20, (c) => candidates[c]);
+ * ```
+ */
+export async function gramLosses(
+  ops: SecondOrderOps,
+  gram: RunningHessian,
+  rows: number,
+  w: Float32Array,
+  count: number,
+  candidate: (c: number) => Float32Array,
+): Promise<SubgraphLosses> {
+  const cols = gram.columns;
+  const out = w.length / cols;
+  const shape = [out, cols] as const;
+  // tr(M H Mᵀ) = 2/n · ‖X Mᵀ‖²: the mean over rows · out values.
+  const mean = gram.numSamples / (2 * rows * out);
+  // Every call is issued before any is awaited (one device poll on WebGPU);
+  // each copies its Δ, so one candidate exists at a time.
+  const sums = await Promise.all([
+    ops.outputSquareSum(gram, w, shape),
+    ...Array.from({ length: count }, (_, c) => {
+      const q = candidate(c);
+      const d = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) d[i] = w[i] - q[i];
+      return ops.outputSquareSum(gram, d, shape);
+    }),
+  ]);
+  const [reference, ...losses] = sums.map((s) => s * mean);
+  return {
+    finite: Number.isFinite(reference),
+    losses: Float64Array.from(losses),
+    referenceMeanSquare: reference,
+  };
+}
+
+/**
+ * Whether a Linear parent's grid losses cost fewer multiply-adds through the
+ * Gram matrix of its inputs than through its inputs themselves:
+ * `tokens·in²` once plus `out·in²` per loss, against `tokens·in·out` per
+ * loss (the reference and every grid point). The Gram form wins when the
+ * calibration tokens outnumber the input features (the 3M Llama's
+ * down_proj: 16384 tokens, 768 inputs, about 5× fewer); with few tokens and a
+ * wide input (a 7B down_proj on 128 tokens) it would cost far more.
+ *
+ * @param tokens calibration tokens (rows of X)
+ * @param cols in_features
+ * @param out out_features
+ * @param points grid points
+ * @returns whether to measure on the Gram matrix
+ * @example
+ * ```ts
+ * import { gramIsCheaper } from "./awq_session.ts";
+ * gramIsCheaper(16384, 768, 256, 20); // true
+ * gramIsCheaper(128, 11008, 4096, 20); // false
+ * ```
+ */
+export function gramIsCheaper(tokens: number, cols: number, out: number, points: number): boolean {
+  const losses = points + 1;
+  return tokens * cols * cols + losses * out * cols * cols < losses * tokens * cols * out;
+}
+
+/**
+ * The mean squared output error of a Linear parent, `Σ‖X(W − Ŵ)ᵀ‖² / (rows · out)`,
  * for each candidate weight Ŵ, on the engine: one weight upload per
  * candidate, the cached input batches streamed through it, every row sum
  * read back together.
+ *
+ * @param engine the engine
+ * @param inputs the parent's input batches, `[rows, cols]` each
+ * @param cols in_features
+ * @param w the weight W `[out, cols]`
+ * @param count the number of candidates
+ * @param candidate builds candidate Ŵ number c
+ * @returns the losses and the reference's mean square
+ * @example
+ * ```ts ignore
+ * const { losses } = await linearParentLosses(engine, inputs, 768, w, 20, (c) => candidates[c]);
+ * ```
  */
-async function linearParentLosses(
+export async function linearParentLosses(
   engine: Engine,
   inputs: ActivationCache,
   cols: number,
