@@ -187,4 +187,3 @@ export function cpuOutputSquareSum(
 function squareSumChunkRows(out: number, cols: number): number {
   return Math.max(1, Math.min(out, Math.floor(2 ** 22 / cols)));
 }
-}
