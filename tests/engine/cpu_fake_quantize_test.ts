@@ -1,4 +1,4 @@
-// The kernels' FP8 fake quantization of rows (gemm.c's J_OP 44: op 34's bits,
+// The kernels' FP8 fake quantization of rows (gemm.c's J_OP 44,
 // eight values at a time) against the TypeScript reference `fakeQuantize`,
 // bit for bit, on every build.
 

@@ -44,7 +44,8 @@ export const JOB = {
    * 0: GEMM, 1: softmax, 2: pack B, 3: SwiGLU, 4: GPTQ column block, 5: RMS norm, 6: attention,
    * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
    * 23: ordered float64 dot, 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block,
-   * 34: FP8 fake quantization of rows, 35: row minima and maxima, 36: column minima and maxima.
+   * 26: residual add, 27: RoPE, 28: threaded copy, 35: row minima and maxima, 36: column minima
+   * and maxima, 40: integer-grid fake quantization of rows, 44: FP8 fake quantization of rows.
    */
   OP: 30,
   WINDOW: 31,
@@ -66,7 +67,7 @@ export const JOB = {
   Q_SLOT: 41,
   Q_ROW_DIV: 42,
   Q_SLOT_STRIDE: 43,
-  /** float32 bits of the grid's clamp bounds (OP 25: N and M, ints; OP 34: ±448). */
+  /** float32 bits of the grid's clamp bounds (OP 25: N and M, ints; OP 44: ±448). */
   Q_MIN: 44,
   Q_MAX: 45,
   /** Byte address of the float64 loss terms (OP 4); of an int32 status word (OPs 20, 21). */

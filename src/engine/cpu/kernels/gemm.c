@@ -149,7 +149,7 @@ enum {
   J_Q_SLOT = 41,       // ... of the block's columns' slot column (u32, K of them)
   J_Q_ROW_DIV = 42,    // rows that share a slot row
   J_Q_SLOT_STRIDE = 43,  // slots per slot row
-  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints; J_OP 34 too)
+  J_Q_MIN = 44,        // clamp bounds, as float32 bits (J_OP 25: N and M, ints; J_OP 40 and 44 too)
   J_Q_MAX = 45,
   J_TERMS = 46,        // byte address of the loss terms (f64, M × K); J_OP 20, 21: of an int32 status
   J_EPS = 48,          // rmsnorm (J_OP 5): epsilon, a float64 in slots 48 and 49
@@ -1550,9 +1550,8 @@ NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
   *out = s;
 }
 
-// FP8 E4M3 fake quantization of rows with float32 ops and no zero point (J_OP 34):
-// rows [task·NC, (task + 1)·NC) of x[M, N] at A, row r with its scale
-// scale[r] (B), into y at C: y = e4m3(clamp(x / s, Q_MIN, Q_MAX)) · s, each
+// FP8 E4M3 fake quantization of one value with float32 ops and no zero point
+// (J_OP 44's reference and its row tails): y = e4m3(clamp(x / s, Q_MIN, Q_MAX)) · s, each
 // step rounded to float32. The operations of fakeQuantizeFp8RunF32 in
 // src/quant/_quantize_kernels.ts, value by value, so both give the same bits:
 // the division and the product are single float32 operations (the
@@ -1560,9 +1559,6 @@ NOINLINE static void run_ordered_dot(char* base, const int32_t* job) {
 // a NaN through, the encoding rounds to nearest even on the bits (normals) or
 // through a float32 addition of 2^14 (subnormals, step 2^-9), and a NaN code
 // (0x7f) decodes to the quiet NaN 0x7fc00000.
-// Written without branches (every path computed, then selected) so that the
-// compilers vectorize the row loop: the division and the selects run four or
-// eight values at a time.
 static inline float f32_of(int32_t i) {
   union { int32_t i; float f; } u = {i};
   return u.f;
@@ -1590,22 +1586,14 @@ static inline float e4m3_fake_quantize(float x, float s, float qmin, float qmax)
   return (b & 0x7f) == 0x7f ? f32_of(0x7fc00000) : y;
 }
 
-// Four values at a time: the scalar steps above as lane operations, each
-// path computed and then selected. The integer and clamp operations differ
-// between WebAssembly and SSE only in name (fq_* below); the float ones are
-// the IEEE operations of both.
+// Lane helpers of the four-wide fake quantization below (J_OP 40): the
+// integer and clamp operations differ between WebAssembly and SSE only in
+// name; the float ones are the IEEE operations of both.
 #ifdef __wasm__
 static inline v128_t fq_i32(int32_t x) { return wasm_i32x4_splat(x); }
 static inline v128_t fq_and(v128_t a, v128_t b) { return wasm_v128_and(a, b); }
 static inline v128_t fq_or(v128_t a, v128_t b) { return wasm_v128_or(a, b); }
-static inline v128_t fq_xor(v128_t a, v128_t b) { return wasm_v128_xor(a, b); }
-static inline v128_t fq_add(v128_t a, v128_t b) { return wasm_i32x4_add(a, b); }
-static inline v128_t fq_sra(v128_t a, int n) { return wasm_i32x4_shr(a, n); }
-static inline v128_t fq_sll(v128_t a, int n) { return wasm_i32x4_shl(a, n); }
 static inline v128_t fq_gt(v128_t a, v128_t b) { return wasm_i32x4_gt(a, b); }
-static inline v128_t fq_eq(v128_t a, v128_t b) { return wasm_i32x4_eq(a, b); }
-static inline v128_t fq_to_f32(v128_t a) { return wasm_f32x4_convert_i32x4(a); }
-static inline v128_t fq_to_i32(v128_t a) { return wasm_i32x4_trunc_sat_f32x4(a); }
 // t < lo ? lo : t, then t > hi ? hi : t (a NaN stays).
 static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
   return wasm_f32x4_pmin(wasm_f32x4_pmax(t, lo), hi);
@@ -1616,67 +1604,12 @@ static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
 static inline v128_t fq_i32(int32_t x) { return FQ_F(_mm_set1_epi32(x)); }
 static inline v128_t fq_and(v128_t a, v128_t b) { return _mm_and_ps(a, b); }
 static inline v128_t fq_or(v128_t a, v128_t b) { return _mm_or_ps(a, b); }
-static inline v128_t fq_xor(v128_t a, v128_t b) { return _mm_xor_ps(a, b); }
-static inline v128_t fq_add(v128_t a, v128_t b) { return FQ_F(_mm_add_epi32(FQ_I(a), FQ_I(b))); }
-static inline v128_t fq_sra(v128_t a, int n) { return FQ_F(_mm_srai_epi32(FQ_I(a), n)); }
-static inline v128_t fq_sll(v128_t a, int n) { return FQ_F(_mm_slli_epi32(FQ_I(a), n)); }
 static inline v128_t fq_gt(v128_t a, v128_t b) { return FQ_F(_mm_cmpgt_epi32(FQ_I(a), FQ_I(b))); }
-static inline v128_t fq_eq(v128_t a, v128_t b) { return FQ_F(_mm_cmpeq_epi32(FQ_I(a), FQ_I(b))); }
-static inline v128_t fq_to_f32(v128_t a) { return _mm_cvtepi32_ps(FQ_I(a)); }
-static inline v128_t fq_to_i32(v128_t a) { return FQ_F(_mm_cvttps_epi32(a)); }
 // maxps/minps return their second operand when either is NaN: t, as above.
 static inline v128_t fq_clamp(v128_t t, v128_t lo, v128_t hi) {
   return _mm_min_ps(hi, _mm_max_ps(lo, t));
 }
 #endif
-
-static inline v128_t e4m3_fake_quantize4(v128_t x, v128_t s, v128_t qmin, v128_t qmax) {
-  const v128_t t = fq_clamp(wasm_f32x4_div(x, s), qmin, qmax);
-  const v128_t f = fq_and(t, fq_i32(0x7fffffff));
-  const v128_t sign = fq_and(fq_sra(t, 24), fq_i32(0x80));
-  const v128_t half_even = fq_and(fq_sra(f, 20), fq_i32(1));
-  const v128_t normal =
-      fq_or(fq_sra(fq_add(fq_add(f, fq_i32(0x7ffff - (120 << 23))), half_even), 20), sign);
-  const v128_t big =
-      wasm_v128_bitselect(fq_i32(0x7f), fq_or(fq_i32(0x7f), sign), fq_gt(f, fq_i32(0x7f800000)));
-  const v128_t step = wasm_f32x4_splat(16384.0f);
-  const v128_t small = fq_or(
-      fq_to_i32(wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_add(f, step), step),
-                               wasm_f32x4_splat(512.0f))),
-      sign);
-  const v128_t b = wasm_v128_bitselect(
-      wasm_v128_bitselect(big, normal, fq_gt(f, fq_i32((1087 << 20) - 1))), small,
-      fq_gt(f, fq_i32((121 << 23) - 1)));
-  const v128_t e = fq_and(fq_sra(b, 3), fq_i32(15));
-  const v128_t m = fq_and(b, fq_i32(7));
-  const v128_t sub = wasm_f32x4_mul(fq_to_f32(m), wasm_f32x4_splat(1.0f / 512.0f));
-  const v128_t norm = fq_or(fq_sll(fq_add(e, fq_i32(120)), 23), fq_sll(m, 20));
-  const v128_t v = fq_xor(wasm_v128_bitselect(sub, norm, fq_eq(e, fq_i32(0))),
-                          fq_sll(fq_and(b, fq_i32(0x80)), 24));
-  return wasm_v128_bitselect(fq_i32(0x7fc00000), wasm_f32x4_mul(v, s),
-                             fq_eq(fq_and(b, fq_i32(0x7f)), fq_i32(0x7f)));
-}
-
-NOINLINE static void run_fake_quantize_fp8(char* base, const int32_t* job, int task) {
-  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
-  const float* x = (const float*)MEM(base, job[J_A]);
-  const float* scale = (const float*)MEM(base, job[J_B]);
-  float* y = (float*)MEM(base, job[J_C]);
-  const float qmin = f32_of(job[J_Q_MIN]), qmax = f32_of(job[J_Q_MAX]);
-  const v128_t lo = wasm_f32x4_splat(qmin), hi = wasm_f32x4_splat(qmax);
-  const int r1 = min_int(rows, (task + 1) * chunk);
-  for (int r = task * chunk; r < r1; r++) {
-    const float s = scale[r];
-    const v128_t sv = wasm_f32x4_splat(s);
-    const float* xr = x + r * cols;
-    float* yr = y + r * cols;
-    int c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      wasm_v128_store(yr + c, e4m3_fake_quantize4(wasm_v128_load(xr + c), sv, lo, hi));
-    }
-    for (; c < cols; c++) yr[c] = e4m3_fake_quantize(xr[c], s, qmin, qmax);
-  }
-}
 
 // Integer-grid fake quantization of rows with float32 ops (J_OP 40): rows
 // [task·NC, (task + 1)·NC) of x[M, N] at A, row r with its scale scale[r] (B)
@@ -1804,8 +1737,10 @@ NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task
   }
 }
 
-// FP8 E4M3 fake quantization of rows (J_OP 44): op 34's job and bits, eight
-// values at a time and without the code in between. Encoding t to its 8-bit
+// FP8 E4M3 fake quantization of rows (J_OP 44): rows [task·NC, (task + 1)·NC)
+// of x[M, N] at A, row r with its scale scale[r] (B), into y at C, with
+// e4m3_fake_quantize's bits, eight values at a time and without the code in
+// between. Encoding t to its 8-bit
 // code and decoding it again is, on t's float32 bits, a rounding in place:
 // - a normal code (|t| ≥ 2^-6): the code is (f − (120 << 23) + rnd) >> 20 and
 //   its value ((e + 120) << 23) | (m << 20) = (code << 20) + (120 << 23), so
@@ -1814,9 +1749,9 @@ NOINLINE static void run_column_min_max(char* base, const int32_t* job, int task
 // - a subnormal code (|t| < 2^-6): the code is m = 512 · v for
 //   v = (|t| + 2^14) − 2^14 (a multiple of 2^-9, at most 2^-6) and its value is
 //   v itself;
-// - every code op 34 decodes to NaN (|t| ≥ 480 after the clamp: NaN only when
+// - every code e4m3_fake_quantize decodes to NaN (|t| ≥ 480 after the clamp: NaN only when
 //   Q_MAX is 448) gives the quiet NaN 0x7fc00000.
-// The sign is put back before the product with s, as op 34 does. GCC's and
+// The sign is put back before the product with s, as e4m3_fake_quantize does. GCC's and
 // clang's vector extensions: AVX2 in the native build, two SIMD128 halves in
 // WebAssembly.
 typedef float fq8_f32 __attribute__((vector_size(32), aligned(4), may_alias));
@@ -1885,7 +1820,6 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
     case 23: run_ordered_dot(base, job); return;
-    case 34: run_fake_quantize_fp8(base, job, task); return;
     case 40: run_fake_quantize_int(base, job, task); return;
     case 35: run_row_min_max(base, job, task); return;
     case 36: run_column_min_max(base, job, task); return;
