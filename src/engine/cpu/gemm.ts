@@ -1608,8 +1608,8 @@ export class CpuGemm {
 
   /**
    * Integer-grid fake quantization of each row r of `x` with its scale
-   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `rne(clamp(x /
-   * s + z, qMin, qMax)) − z) · s`, the bits of `fakeQuantizeIntRunF32`
+   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `(rne(clamp(x /
+   * s + z, qMin, qMax)) − z) · s` (no `z` without zero points), the bits of `fakeQuantizeIntRunF32`
    * (src/quant/_quantize_kernels.ts), rows shared by the threads and
    * streamed through the kernels' memory.
    *
@@ -1623,6 +1623,7 @@ export class CpuGemm {
    * @param qMax the upper one, an integer in (0, 2^22)
    * @param out written when given (x's length), else allocated
    * @returns y, rows × cols
+   * @throws {CpuKernelError} on a bad shape or length, or bounds the kernel does not take
    */
   fakeQuantizeIntRows(
     x: Float32Array,
@@ -1641,7 +1642,7 @@ export class CpuGemm {
     checkLength(what, "scale", scale, rows);
     if (zero !== null) checkLength(what, "zero", zero, rows);
     if (!checkIntBound(qMin, -1) || !checkIntBound(qMax, 1)) {
-      throw new RangeError(
+      throw new CpuKernelError(
         `${what}: bounds [${qMin}, ${qMax}] must be integers with qMin < 0 < qMax and |q| < 2^22`,
       );
     }
