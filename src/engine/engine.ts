@@ -89,6 +89,14 @@ export interface WalshHadamardSigns {
  * An online transform of every row of a product (QuIP's `u` on a Linear's
  * output), as {@link Engine.walshHadamard} takes it: `walshHadamard(y, n,
  * scale, stride, signs, base)`.
+ *
+ * @example
+ * ```ts
+ * import type { ProductTransform } from "./engine.ts";
+ * // A plain Hadamard transform of each run of 256 values, scaled by 1/√256.
+ * const u: ProductTransform = { n: 256, scale: 1 / 16, stride: 1 };
+ * console.assert(u.signs === undefined && u.base === undefined);
+ * ```
  */
 export interface ProductTransform {
   /** The run length. */
@@ -103,7 +111,17 @@ export interface ProductTransform {
   readonly base?: Tensor;
 }
 
-/** The transforms {@link Engine.swiGlu} applies to its two products; absent: none. */
+/**
+ * The transforms {@link Engine.swiGlu} applies to its two products; absent: none.
+ *
+ * @example
+ * ```ts
+ * import type { SwiGluTransforms } from "./engine.ts";
+ * // QuIP's u on gate_proj only; up_proj's product goes to the activation as it is.
+ * const after: SwiGluTransforms = { gate: { n: 768, scale: 1, stride: 3 } };
+ * console.assert(after.up === undefined);
+ * ```
+ */
 export interface SwiGluTransforms {
   /** On the gate product, before the SiLU. */
   readonly gate?: ProductTransform;

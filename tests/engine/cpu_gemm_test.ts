@@ -1310,6 +1310,60 @@ Deno.test("walshHadamard with signs: a float32 product before or after, bit for 
   }
 });
 
+Deno.test("matmulTransposedMany and matmulTransposedAdd with row transforms: the products and walshHadamard apart, over many chunks and 1 or 2 threads", () => {
+  // 37 rows (chunks of a few rows with a tiny budget), q-like 96 wide (runs of 48 with a
+  // K 12 base, signs first, a bias, RoPE), k-like 48 (plain butterflies, signs after, RoPE),
+  // v-like 48 (a base with signs after, no RoPE).
+  const [m, k, seqLen, K] = [37, 40, 5, 12];
+  const x = values(m * k, 3);
+  const signs = values(48, 13).map((v, i) => (i % 3 === 0 ? -1 : 1) * (0.1 + Math.abs(v)));
+  const base = values(K * K, 11);
+  const withBase = (first: boolean) => ({
+    n: 48,
+    scale: 0.125,
+    stride: K,
+    options: { signs, signsFirst: first, base },
+  });
+  const plain = { n: 48, scale: 0.25, stride: 3, options: { signs, signsFirst: false } };
+  const ws = [
+    { w: values(96 * k, 5), n: 96, bias: values(96, 31), rope: true, after: withBase(true) },
+    { w: values(48 * k, 7), n: 48, rope: true, after: plain },
+    { w: values(48 * k, 9), n: 48, after: withBase(false) },
+  ];
+  const rope = { cos: values(seqLen * 4, 21), sin: values(seqLen * 4, 23), seqLen, headDim: 8 };
+  const residual = values(m * 96, 41);
+  const whole = createCpuGemm({ threads: 1, streamBytes: 2 ** 40 });
+  try {
+    const want = whole.matmulTransposedMany(x, ws, m, k, undefined, rope);
+    // The product without RoPE against the ops apart (RoPE's own place is checked in
+    // tests/engine/engine_ops_test.ts; here the chunks must not move it).
+    const v = whole.matmulTransposed(x, ws[2].w, m, 48, k);
+    whole.walshHadamard(v, 48, 0.125, K, withBase(false).options);
+    assertSameBits(want[2], v, "v apart");
+    const q = whole.matmulTransposed(x, ws[0].w, m, 96, k);
+    whole.walshHadamard(q, 48, 0.125, K, withBase(true).options);
+    const added = q.map((y, i) => y + residual[i]);
+    for (const threads of [1, 2]) {
+      for (const streamBytes of [1, 3000]) {
+        const chunked = createCpuGemm({ threads, streamBytes });
+        try {
+          const label = `${threads} thread(s), stream ${streamBytes}`;
+          const got = chunked.matmulTransposedMany(x, ws, m, k, undefined, rope);
+          got.forEach((y, i) => assertSameBits(y, want[i], `product ${i}, ${label}`));
+          const sum = chunked.matmulTransposedAdd(x, ws[0].w, residual, m, 96, k, undefined, {
+            ...withBase(true),
+          });
+          assertSameBits(sum, added, `matmulTransposedAdd, ${label}`);
+        } finally {
+          chunked.close();
+        }
+      }
+    }
+  } finally {
+    whole.close();
+  }
+});
+
 Deno.test("walshHadamard with a base: signs, the K-row product, the butterflies composed, bit for bit", () => {
   const small = createCpuGemm({ threads: 2, streamBytes: 1 });
   try {

@@ -1586,30 +1586,15 @@ export class CpuGemm {
     checkShape(what, "cols", cols);
     checkLength(what, "x", x, rows * cols);
     checkLength(what, "scale", scale, rows);
-    const y = out ?? new Float32Array(rows * cols);
-    checkLength(what, "out", y, rows * cols);
-    if (rows === 0 || cols === 0) return y;
-    const rt = this.#rt;
-    // Rows in chunks of about the stream budget, x and y each, with their scales.
-    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 4, 1));
-    const sAt = rt.heapBase;
-    const xAt = align(sAt + step * 4, 64);
-    const yAt = align(xAt + step * cols * 4, 64);
-    rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
-    for (let r0 = 0; r0 < rows; r0 += step) {
-      const n = Math.min(step, rows - r0);
-      rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
-      rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
-      rt.fakeQuantizeFp8({ x: xAt, scale: sAt, y: yAt, rows: n, cols, qMax });
-      y.set(rt.f32(yAt, n * cols), r0 * cols);
-    }
-    return y;
+    return this.#fakeQuantizeRowChunks(what, x, scale, null, rows, cols, out, (at) => {
+      this.#rt.fakeQuantizeFp8({ ...at, cols, qMax });
+    });
   }
 
   /**
    * Integer-grid fake quantization of each row r of `x` with its scale
-   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `rne(clamp(x /
-   * s + z, qMin, qMax)) − z) · s`, the bits of `fakeQuantizeIntRunF32`
+   * `scale[r]` (and zero point `zero[r]`), with float32 ops: `(rne(clamp(x /
+   * s + z, qMin, qMax)) − z) · s` (no `z` without zero points), the bits of `fakeQuantizeIntRunF32`
    * (src/quant/_quantize_kernels.ts), rows shared by the threads and
    * streamed through the kernels' memory.
    *
@@ -1623,6 +1608,7 @@ export class CpuGemm {
    * @param qMax the upper one, an integer in (0, 2^22)
    * @param out written when given (x's length), else allocated
    * @returns y, rows × cols
+   * @throws {CpuKernelError} on a bad shape or length, or bounds the kernel does not take
    */
   fakeQuantizeIntRows(
     x: Float32Array,
@@ -1641,19 +1627,41 @@ export class CpuGemm {
     checkLength(what, "scale", scale, rows);
     if (zero !== null) checkLength(what, "zero", zero, rows);
     if (!checkIntBound(qMin, -1) || !checkIntBound(qMax, 1)) {
-      throw new RangeError(
+      throw new CpuKernelError(
         `${what}: bounds [${qMin}, ${qMax}] must be integers with qMin < 0 < qMax and |q| < 2^22`,
       );
     }
+    return this.#fakeQuantizeRowChunks(what, x, scale, zero, rows, cols, out, (at) => {
+      this.#rt.fakeQuantizeInt({ ...at, cols, qMin, qMax });
+    });
+  }
+
+  /**
+   * The row streaming of {@link fakeQuantizeFp8Rows} and
+   * {@link fakeQuantizeIntRows} (shapes checked by the caller): rows in
+   * chunks of about the stream budget (x and y each), each chunk's scales
+   * and zero points (when given) copied in beside it; `run` records the op
+   * on one chunk (zero 0: none); y (`out` when given) gets the results.
+   */
+  #fakeQuantizeRowChunks(
+    what: string,
+    x: Float32Array,
+    scale: Float32Array,
+    zero: Float32Array | null,
+    rows: number,
+    cols: number,
+    out: Float32Array | undefined,
+    run: (at: { x: number; scale: number; zero: number; y: number; rows: number }) => void,
+  ): Float32Array {
     const y = out ?? new Float32Array(rows * cols);
     checkLength(what, "out", y, rows * cols);
     if (rows === 0 || cols === 0) return y;
     const rt = this.#rt;
-    // Rows in chunks of about the stream budget, x and y each, with their scales and zero points.
-    const step = Math.min(rows, chunkRows(this.#stream, 2 * cols * 4 + 8, 1));
+    const perRow = 2 * cols * 4 + (zero === null ? 4 : 8);
+    const step = Math.min(rows, chunkRows(this.#stream, perRow, 1));
     const sAt = rt.heapBase;
     const zAt = align(sAt + step * 4, 64);
-    const xAt = align(zAt + step * 4, 64);
+    const xAt = zero === null ? zAt : align(zAt + step * 4, 64);
     const yAt = align(xAt + step * cols * 4, 64);
     rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
     for (let r0 = 0; r0 < rows; r0 += step) {
@@ -1661,16 +1669,7 @@ export class CpuGemm {
       rt.f32(sAt, n).set(scale.subarray(r0, r0 + n));
       if (zero !== null) rt.f32(zAt, n).set(zero.subarray(r0, r0 + n));
       rt.f32(xAt, n * cols).set(x.subarray(r0 * cols, (r0 + n) * cols));
-      rt.fakeQuantizeInt({
-        x: xAt,
-        scale: sAt,
-        zero: zero === null ? 0 : zAt,
-        y: yAt,
-        rows: n,
-        cols,
-        qMin,
-        qMax,
-      });
+      run({ x: xAt, scale: sAt, zero: zero === null ? 0 : zAt, y: yAt, rows: n });
       y.set(rt.f32(yAt, n * cols), r0 * cols);
     }
     return y;
