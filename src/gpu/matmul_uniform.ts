@@ -575,7 +575,8 @@ function pack(
     ]);
     batch.dispatch(
       pipeline,
-      [src, buffer, { uniform: params }],
+      // The pack's own bytes: a pooled buffer may be larger (its size class) than the binding limit.
+      [src, { buffer, offset: 0, size: bytes }, { uniform: params }],
       [perTile, kTiles, Math.min(maxBlocks, blocks - b0)],
       `pack_tiles [${rows},${k}]${transposed ? "ᵀ" : ""}`,
     );

@@ -243,8 +243,6 @@ export class LayerSubgraph {
     // [tokens, hidden] tensors); beyond it they go through the caches below
     // and are uploaded again per candidate.
     const stagedBytes = 3 * tokens * config.hiddenSize * 4;
-    const staged: { x: Tensor; xn: Tensor; ref: Tensor }[] | null =
-      this.memory.budget.take(stagedBytes) ? [] : null;
     // The reference output per batch, on the shared budget (spilled beyond it).
     const refs = await this.cache(`ref-${name}`);
     // The half's RMSNorm of each batch: candidates never change the norm, so
@@ -258,6 +256,9 @@ export class LayerSubgraph {
       : null;
     const refSquares: Tensor[] = [];
     const errors: Tensor[][] = Array.from({ length: count }, () => []);
+    // Taken only here, after the awaits that can throw: the try's finally gives it back.
+    const staged: { x: Tensor; xn: Tensor; ref: Tensor }[] | null =
+      this.memory.budget.take(stagedBytes) ? [] : null;
     try {
       const refWeights = LayerWeights.fromArrays(engine, config, this.layer, reference);
       try {
