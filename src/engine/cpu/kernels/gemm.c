@@ -480,6 +480,163 @@ static void block_tiles(int kc, const float* pa, int mc, const float* panel, int
   }
 }
 
+#ifndef __wasm__
+// The kernels below read A in place, row by row (lda floats apart; the rows
+// of x in a plain product), instead of from an MR-row packed micro-panel:
+// run_rows then packs no A block per KC slice and column group (which took
+// about 5 % of the decoder forward's CPU time). Per k step each row's A(i, p)
+// is broadcast from its row as the packed kernels broadcast it from the
+// panel, and every output is the same fused multiply-add chain over p from
+// 0, stored or added to C the same way, so the bits are those of the packed
+// kernels.
+
+// A 4 × 24 tile: micro_kernel_4x24 with A's rows at a, a + lda, a + 2·lda, a + 3·lda.
+NOINLINE static void micro_kernel_4x24_rows(int kc, const float* a, int lda, const float* b,
+                                            int bstride, float* c, int ldc, int store) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+  __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+  const float* b1 = b + bstride;
+  const float* b2 = b1 + bstride;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b1), x2 = _mm256_loadu_ps(b2);
+    __m256 av = _mm256_broadcast_ss(a0 + p);
+    c00 = _mm256_fmadd_ps(av, x0, c00);
+    c01 = _mm256_fmadd_ps(av, x1, c01);
+    c02 = _mm256_fmadd_ps(av, x2, c02);
+    av = _mm256_broadcast_ss(a1 + p);
+    c10 = _mm256_fmadd_ps(av, x0, c10);
+    c11 = _mm256_fmadd_ps(av, x1, c11);
+    c12 = _mm256_fmadd_ps(av, x2, c12);
+    av = _mm256_broadcast_ss(a2 + p);
+    c20 = _mm256_fmadd_ps(av, x0, c20);
+    c21 = _mm256_fmadd_ps(av, x1, c21);
+    c22 = _mm256_fmadd_ps(av, x2, c22);
+    av = _mm256_broadcast_ss(a3 + p);
+    c30 = _mm256_fmadd_ps(av, x0, c30);
+    c31 = _mm256_fmadd_ps(av, x1, c31);
+    c32 = _mm256_fmadd_ps(av, x2, c32);
+    b += NR;
+    b1 += NR;
+    b2 += NR;
+  }
+  const __m256 acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 3; j++) {
+      float* r = c + i * ldc + j * NR;
+      const __m256 v = acc[3 * i + j];
+      _mm256_storeu_ps(r, store ? v : _mm256_add_ps(v, _mm256_loadu_ps(r)));
+    }
+  }
+}
+
+// A 4 × 16 tile (two B micro-panels, eight accumulators: enough to cover the
+// fused multiply-add latency): for a product's last 16 columns (n = 256 is
+// ten triples and two panels), which otherwise took the 8 × 8 kernel's load
+// per multiply-add.
+NOINLINE static void micro_kernel_4x16_rows(int kc, const float* a, int lda, const float* b,
+                                            int bstride, float* c, int ldc, int store) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+  __m256 c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float* b1 = b + bstride;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b1);
+    __m256 av = _mm256_broadcast_ss(a0 + p);
+    c00 = _mm256_fmadd_ps(av, x0, c00);
+    c01 = _mm256_fmadd_ps(av, x1, c01);
+    av = _mm256_broadcast_ss(a1 + p);
+    c10 = _mm256_fmadd_ps(av, x0, c10);
+    c11 = _mm256_fmadd_ps(av, x1, c11);
+    av = _mm256_broadcast_ss(a2 + p);
+    c20 = _mm256_fmadd_ps(av, x0, c20);
+    c21 = _mm256_fmadd_ps(av, x1, c21);
+    av = _mm256_broadcast_ss(a3 + p);
+    c30 = _mm256_fmadd_ps(av, x0, c30);
+    c31 = _mm256_fmadd_ps(av, x1, c31);
+    b += NR;
+    b1 += NR;
+  }
+  const __m256 acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 2; j++) {
+      float* r = c + i * ldc + j * NR;
+      const __m256 v = acc[2 * i + j];
+      _mm256_storeu_ps(r, store ? v : _mm256_add_ps(v, _mm256_loadu_ps(r)));
+    }
+  }
+}
+
+// An 8 × cols tile (cols <= NR, one B micro-panel): micro_kernel's full MR
+// rows with A read in place; a partial tile goes through `edge` as there.
+NOINLINE static void micro_kernel_8x8_rows(int kc, const float* a, int lda, const float* b,
+                                           float* c, int ldc, int cols, int store, float* edge) {
+  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 bv = _mm256_loadu_ps(b);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + p), bv, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + p), bv, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + p), bv, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + p), bv, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + p), bv, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + p), bv, c5);
+    c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(a6 + p), bv, c6);
+    c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(a7 + p), bv, c7);
+    b += NR;
+  }
+  __m256 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+  if (cols == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* r = c + i * ldc;
+      _mm256_storeu_ps(r, store ? acc[i] : _mm256_add_ps(acc[i], _mm256_loadu_ps(r)));
+    }
+    return;
+  }
+  for (int i = 0; i < MR; i++) _mm256_storeu_ps(edge + i * NR, acc[i]);
+  for (int i = 0; i < MR; i++) {
+    for (int j = 0; j < cols; j++) {
+      const float v = edge[i * NR + j];
+      c[i * ldc + j] = store ? v : c[i * ldc + j] + v;
+    }
+  }
+}
+
+// block_tiles with A's mc rows read in place (lda floats apart, each from
+// its slice's first column): whole MR-row panels by the kernels above
+// (column triples, then a pair, then single micro-panels); the last rows
+// short of a panel are packed and go through block_tiles. Same bits.
+static void block_tiles_rows(int kc, const float* a, int lda, int mc, const float* panel, int nc,
+                             float* c, int ldc, int store, float* pack_a_buf, float* edge) {
+  const int mfull = mc / MR * MR;
+  int jr = 0;
+  for (; jr + 3 * NR <= nc; jr += 3 * NR) {
+    const float* b = panel + jr * kc;
+    for (int ir = 0; ir < mfull; ir += 4) {
+      micro_kernel_4x24_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
+    }
+  }
+  if (jr + 2 * NR <= nc) {
+    const float* b = panel + jr * kc;
+    for (int ir = 0; ir < mfull; ir += 4) {
+      micro_kernel_4x16_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
+    }
+    jr += 2 * NR;
+  }
+  for (; jr < nc; jr += NR) {
+    for (int ir = 0; ir < mfull; ir += MR) {
+      micro_kernel_8x8_rows(kc, a + ir * lda, lda, panel + jr * kc, c + ir * ldc + jr, ldc,
+                            min_int(NR, nc - jr), store, edge);
+    }
+  }
+  if (mfull < mc) {
+    pack_a(a + mfull * lda, lda, 1, mc - mfull, kc, pack_a_buf);
+    block_tiles(kc, pack_a_buf, mc - mfull, panel, nc, c + mfull * ldc, ldc, store, edge);
+  }
+}
+#endif
+
 // Causal attention values: the k steps of slice [pc, pc + kc) a micro-panel
 // whose last row sees keys up to `last_key` must run; the later ones only add
 // zero probabilities. (Both the values product and the fused attention stop
@@ -580,6 +737,13 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
+#ifndef __wasm__
+    if (a_cs == 1) {
+      block_tiles_rows(kc, a + ic * a_rs + pc, a_rs, mc, packed + pc * npad + j0 * kc, j1 - j0,
+                       c + ic * ldc + j0, ldc, store, pack_a_buf, edge);
+      continue;
+    }
+#endif
     pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
     block_tiles(kc, pack_a_buf, mc, packed + pc * npad + j0 * kc, j1 - j0, c + ic * ldc + j0, ldc,
                 store, edge);
