@@ -893,7 +893,8 @@ export class CpuGemm {
    * y = residual + x·wᵀ (a residual connection around a Linear without a
    * bias): the bits of {@link matmulTransposed} and a float32 sum per
    * element; the product stays in the kernels' memory for the sum, so the
-   * residual is copied in and only y copied out.
+   * residual is copied in and only y copied out (in the native build the
+   * threads read the residual and write y in place, from 1 MiB).
    *
    * @param x activations, m × k
    * @param w weight, n × k
@@ -920,9 +921,13 @@ export class CpuGemm {
     checkLength(what, "out", y, m * n);
     const rt = this.#rt;
     this.#products(what, x, [{ w, n }], m, k, (r0, r, [c], at) => {
-      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), at.extra);
+      const rows = residual.subarray(r0 * n, (r0 + r) * n);
+      const ys = y.subarray(r0 * n, (r0 + r) * n);
+      // Natively the sum goes straight from the residual into y.
+      if (rt.addToHost(rows, c, ys)) return;
+      rt.copyIn(rows, at.extra);
       rt.add(at.extra, c, c, r * n);
-      rt.copyOut(c, y.subarray(r0 * n, (r0 + r) * n));
+      rt.copyOut(c, ys);
     }, { extraPerRow: n });
     return y;
   }
@@ -932,7 +937,8 @@ export class CpuGemm {
    * with the bits of two {@link matmulTransposed} calls and a
    * {@link siluMul} on their results. Both products of a chunk of x's rows
    * stay in the kernels' memory for the activation: x is copied in once,
-   * only y is copied out.
+   * only y is copied out (in the native build the threads write y in place,
+   * from 1 MiB).
    *
    * @param x activations, m × k
    * @param gate the gate weight, n × k
@@ -958,8 +964,11 @@ export class CpuGemm {
     // A chunk starts at a multiple of 4 rows, so each element takes the
     // SIMD or scalar path of one siluMul over the whole array.
     this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, [g, u]) => {
+      const ys = y.subarray(r0 * n, (r0 + r) * n);
+      // Natively the activation is written straight into y.
+      if (this.#rt.siluMulToHost(g, u, ys)) return;
       this.#rt.siluMul(g, u, g, r * n);
-      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
+      this.#rt.copyOut(g, ys);
     });
     return y;
   }
@@ -1541,7 +1550,11 @@ export class CpuGemm {
     }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      rt.copyIn(a.subarray(r0 * k, (r0 + r) * k), aAt);
+      // The quadratic form reads the chunk of a back from the memory.
+      const rows = a.subarray(r0 * k, (r0 + r) * k);
+      let aHost: bigint | null = null;
+      if (quadratic) rt.copyIn(rows, aAt);
+      else aHost = this.#stageRows(rows, aAt);
       rt.runPacked({
         m: r,
         n,
@@ -1553,11 +1566,24 @@ export class CpuGemm {
         c: cAt,
         ldc: n,
         accumulate: false,
+        aHost,
       });
       if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
       else rt.copyOut(cAt, y.subarray(r0 * n, (r0 + r) * n));
     }
     return y;
+  }
+
+  /**
+   * The host address of `rows` (a chunk of a product's A) when the native
+   * threads can read it in place, else null after copying it to byte
+   * address `at`: the x of a forward op is then not copied into the
+   * kernels' memory (run_rows in gemm.c reads it there; same bits).
+   */
+  #stageRows(rows: Float32Array, at: number): bigint | null {
+    const host = this.#rt.hostAddress(rows);
+    if (host === null) this.#rt.copyIn(rows, at);
+    return host;
   }
 
   /**
@@ -1659,7 +1685,7 @@ export class CpuGemm {
     fixed.forEach((f, i) => rt.f32(fixedAt[i], f.length).set(f));
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      if (k > 0) rt.copyIn(x.subarray(r0 * k, (r0 + r) * k), aAt);
+      const aHost = k > 0 ? this.#stageRows(x.subarray(r0 * k, (r0 + r) * k), aAt) : null;
       for (const [i, { n }] of ws.entries()) {
         if (k === 0) rt.f32(cAt[i], r * n).fill(0);
         else {
@@ -1674,6 +1700,7 @@ export class CpuGemm {
             c: cAt[i],
             ldc: n,
             accumulate: false,
+            aHost,
           });
         }
       }

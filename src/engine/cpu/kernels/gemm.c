@@ -133,7 +133,8 @@ enum {
                          // (run_cholesky_block and after), 26: element-wise sum (run_add),
                          // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
                          // 34: FP8 fake quantization of rows, 35: row minima and maxima,
-                         // 36: column minima and maxima
+                         // 36: column minima and maxima, 56: residual sum into a host
+                         // array (run_add_host, native), 57: SwiGLU into a host array
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -143,6 +144,8 @@ enum {
   J_J0 = 36,       //   slices, NTASKS / groups of them) and columns [J0, J1)
   J_J1 = 37,       //   (J0 a multiple of NR) are staged at J_B
   J_GROUP = 38,    // pack job: micro-panels per task
+  // A product against packed B in the native build reads A from a host array
+  // instead when J_P0 : J_J0 (its address, low half first) is not 0 : 0.
   // GPTQ column block (J_OP 4, see run_column_block); A, B, C, M, K, NC as there.
   J_Q_SCALE = 39,      // byte address of the effective scale per slot (f32)
   J_Q_ZERO = 40,       // ... of the zero point per slot (f32)
@@ -183,6 +186,14 @@ static int claim(int32_t* job, int gen) {
     }
   }
 }
+
+#ifndef __wasm__
+// A host array's 64-bit address from two job slots (low half first; native
+// only: the WebAssembly builds cannot address host memory).
+static inline float* host_at(const int32_t* job, int lo, int hi) {
+  return (float*)(uintptr_t)(((uint64_t)(uint32_t)job[hi] << 32) | (uint32_t)job[lo]);
+}
+#endif
 
 // 4x4 transpose of rows r0..r3 (lanes = consecutive p) into columns.
 #define TRANSPOSE4(r0, r1, r2, r3)                       \
@@ -605,24 +616,27 @@ NOINLINE static void micro_kernel_8x8_rows(int kc, const float* a, int lda, cons
 
 // block_tiles with A's mc rows read in place (lda floats apart, each from
 // its slice's first column): whole MR-row panels by the kernels above
-// (column triples, then a pair, then single micro-panels); the last rows
+// (column triples, then pairs, then a single micro-panel); the last rows
 // short of a panel are packed and go through block_tiles. Same bits.
 static void block_tiles_rows(int kc, const float* a, int lda, int mc, const float* panel, int nc,
                              float* c, int ldc, int store, float* pack_a_buf, float* edge) {
   const int mfull = mc / MR * MR;
+  // Column triples, but a single micro-panel left after them (n = 128: five
+  // triples and one) takes the last triple with it as two pairs.
+  int triples = nc / (3 * NR);
+  if (triples > 0 && nc - triples * 3 * NR >= NR && nc - triples * 3 * NR < 2 * NR) triples--;
   int jr = 0;
-  for (; jr + 3 * NR <= nc; jr += 3 * NR) {
+  for (; jr < triples * 3 * NR; jr += 3 * NR) {
     const float* b = panel + jr * kc;
     for (int ir = 0; ir < mfull; ir += 4) {
       micro_kernel_4x24_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
     }
   }
-  if (jr + 2 * NR <= nc) {
+  for (; jr + 2 * NR <= nc; jr += 2 * NR) {
     const float* b = panel + jr * kc;
     for (int ir = 0; ir < mfull; ir += 4) {
       micro_kernel_4x16_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
     }
-    jr += 2 * NR;
   }
   for (; jr < nc; jr += NR) {
     for (int ir = 0; ir < mfull; ir += MR) {
@@ -726,7 +740,12 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
                               float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
   const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
+#ifndef __wasm__
+  const float* a = job[J_P0] | job[J_J0] ? host_at(job, J_P0, J_J0)
+                                         : (const float*)MEM(base, job[J_A]);
+#else
   const float* a = (const float*)MEM(base, job[J_A]);
+#endif
   const float* packed = (const float*)MEM(base, job[J_PACKED]);
   float* c = (float*)MEM(base, job[J_C]);
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
@@ -1103,6 +1122,7 @@ NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
   }
 }
 
+
 // One task of a copy across the memory's boundary (J_OP 28, the native
 // build only; the WebAssembly builds cannot address host memory and are
 // never given it): floats [task·NC, (task + 1)·NC) of N between a host
@@ -1113,13 +1133,52 @@ NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
 #ifndef __wasm__
   const int n = job[J_N], chunk = job[J_NC];
   const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
-  float* host = (float*)(uintptr_t)(((uint64_t)(uint32_t)job[J_B] << 32) | (uint32_t)job[J_A]);
+  float* host = host_at(job, J_A, J_B);
   float* mem = (float*)MEM(base, job[J_C]);
   const float* src = job[J_K] ? host : mem;
   float* dst = job[J_K] ? mem : host;
   int i = i0;
   for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
   for (; i < i1; i++) dst[i] = src[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
+// One task of a residual sum into a host array (J_OP 56, the native build
+// only, as run_copy): elements [task·NC, (task + 1)·NC) of N of y = r + c,
+// r a host array at A (low half) : B (high half), c at byte offset C of this
+// memory, y a host array at P0 : J0 (may be r). The sum run_add computes
+// into this memory, written where run_copy would copy it: a product's
+// residual connection in one pass instead of a copy in, the sum and a copy
+// out.
+NOINLINE static void run_add_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  const float* r = host_at(job, J_A, J_B);
+  const float* c = (const float*)MEM(base, job[J_C]);
+  float* y = host_at(job, J_P0, J_J0);
+  int i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(c + i)));
+  }
+  for (; i < i1; i++) y[i] = r[i] + c[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
+// One task of SwiGLU into a host array (J_OP 57, native only): run_silu_mul's
+// elements [task·NC, (task + 1)·NC) of N, g and u at byte offsets A and B of
+// this memory, y a host array at P0 (low half) : J0 (high half), so the
+// activation is not written here and then copied out.
+NOINLINE static void run_silu_mul_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  silu_mul((const float*)MEM(base, job[J_A]) + i0, (const float*)MEM(base, job[J_B]) + i0,
+           host_at(job, J_P0, J_J0) + i0, i1 - i0);
 #else
   (void)base, (void)job, (void)task;
 #endif
@@ -1905,6 +1964,8 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 26: run_add(base, job, task); return;
     case 27: run_rope(base, job, task); return;
     case 28: run_copy(base, job, task); return;
+    case 56: run_add_host(base, job, task); return;
+    case 57: run_silu_mul_host(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
