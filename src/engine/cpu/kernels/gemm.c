@@ -617,9 +617,11 @@ NOINLINE static void micro_kernel_8x8_rows(int kc, const float* a, int lda, cons
 // block_tiles with A's mc rows read in place (lda floats apart, each from
 // its slice's first column): whole MR-row panels by the kernels above
 // (column triples, then pairs, then a single micro-panel); the last rows
-// short of a panel are packed and go through block_tiles. Same bits.
-static void block_tiles_rows(int kc, const float* a, int lda, int mc, const float* panel, int nc,
-                             float* c, int ldc, int store, float* pack_a_buf, float* edge) {
+// short of a panel are packed and go through the MR × NR kernel. kc k steps
+// run against B micro-panels of kb ≥ kc packed steps (kb · NR floats
+// apart; the causal attention values stop short of a slice). Same bits.
+static void block_tiles_rows(int kc, int kb, const float* a, int lda, int mc, const float* panel,
+                             int nc, float* c, int ldc, int store, float* pack_a_buf, float* edge) {
   const int mfull = mc / MR * MR;
   // Column triples, but a single micro-panel left after them (n = 128: five
   // triples and one) takes the last triple with it as two pairs.
@@ -627,26 +629,29 @@ static void block_tiles_rows(int kc, const float* a, int lda, int mc, const floa
   if (triples > 0 && nc - triples * 3 * NR >= NR && nc - triples * 3 * NR < 2 * NR) triples--;
   int jr = 0;
   for (; jr < triples * 3 * NR; jr += 3 * NR) {
-    const float* b = panel + jr * kc;
+    const float* b = panel + jr * kb;
     for (int ir = 0; ir < mfull; ir += 4) {
-      micro_kernel_4x24_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
+      micro_kernel_4x24_rows(kc, a + ir * lda, lda, b, kb * NR, c + ir * ldc + jr, ldc, store);
     }
   }
   for (; jr + 2 * NR <= nc; jr += 2 * NR) {
-    const float* b = panel + jr * kc;
+    const float* b = panel + jr * kb;
     for (int ir = 0; ir < mfull; ir += 4) {
-      micro_kernel_4x16_rows(kc, a + ir * lda, lda, b, kc * NR, c + ir * ldc + jr, ldc, store);
+      micro_kernel_4x16_rows(kc, a + ir * lda, lda, b, kb * NR, c + ir * ldc + jr, ldc, store);
     }
   }
   for (; jr < nc; jr += NR) {
     for (int ir = 0; ir < mfull; ir += MR) {
-      micro_kernel_8x8_rows(kc, a + ir * lda, lda, panel + jr * kc, c + ir * ldc + jr, ldc,
+      micro_kernel_8x8_rows(kc, a + ir * lda, lda, panel + jr * kb, c + ir * ldc + jr, ldc,
                             min_int(NR, nc - jr), store, edge);
     }
   }
   if (mfull < mc) {
     pack_a(a + mfull * lda, lda, 1, mc - mfull, kc, pack_a_buf);
-    block_tiles(kc, pack_a_buf, mc - mfull, panel, nc, c + mfull * ldc, ldc, store, edge);
+    for (int j = 0; j < nc; j += NR) {
+      micro_kernel(kc, pack_a_buf, mc - mfull, panel + j * kb, c + mfull * ldc + j, ldc,
+                   min_int(NR, nc - j), store, edge);
+    }
   }
 }
 #endif
@@ -758,7 +763,7 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
     const int store = pc == 0 && !job[J_ACCUMULATE];
 #ifndef __wasm__
     if (a_cs == 1) {
-      block_tiles_rows(kc, a + ic * a_rs + pc, a_rs, mc, packed + pc * npad + j0 * kc, j1 - j0,
+      block_tiles_rows(kc, kc, a + ic * a_rs + pc, a_rs, mc, packed + pc * npad + j0 * kc, j1 - j0,
                        c + ic * ldc + j0, ldc, store, pack_a_buf, edge);
       continue;
     }
@@ -938,8 +943,14 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   for (int pc = 0; pc < d; pc += KC) {
     const int kc = min_int(KC, d - pc);
     pack_b(k + pc, 1, kv_rs, kc, keys, pack);
+#ifndef __wasm__
+    // Natively q's rows are read in place.
+    block_tiles_rows(kc, kc, q + i0 * q_rs + pc, q_rs, mrows, pack, keys, scores, kv_len, pc == 0,
+                     pack_a_buf, edge);
+#else
     pack_a(q + i0 * q_rs + pc, q_rs, 1, mrows, kc, pack_a_buf);
     block_tiles(kc, pack_a_buf, mrows, pack, keys, scores, kv_len, pc == 0, edge);
+#endif
   }
   for (int i = i0; i < i1; i++) {
     const int last = min_int(kv_len - 1, i + offset);
@@ -953,36 +964,27 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   for (int pc = 0; pc < keys; pc += KC) {
     const int kc = min_int(KC, keys - pc);
     pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
-    pack_a(scores + pc, kv_len, 1, mrows, kc, pack_a_buf);
-    int jr = 0;
+    int ir0 = 0;
 #ifndef __wasm__
-    // Whole triples of micro-panels: the 4 × 24 kernel on whole MR-row
-    // panels, both halves with the panel's steps (as the MR × NR kernel runs them).
-    for (; jr + 3 * NR <= d; jr += 3 * NR) {
-      for (int ir = 0; ir < mrows; ir += MR) {
-        const int panel_rows = min_int(MR, mrows - ir);
-        const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
-        if (steps <= 0) continue;
-        float* tile = out + (i0 + ir) * ldc + jr;
-        if (panel_rows == MR) {
-          micro_kernel_4x24(steps, pack_a_buf + ir * kc, pack + jr * kc, kc * NR, tile, ldc, pc == 0);
-          micro_kernel_4x24(steps, pack_a_buf + ir * kc + 4, pack + jr * kc, kc * NR, tile + 4 * ldc,
-                            ldc, pc == 0);
-          continue;
-        }
-        for (int t = 0; t < 3; t++) {
-          micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + (jr + t * NR) * kc,
-                       tile + t * NR, ldc, NR, pc == 0, edge);
-        }
-      }
+    // Natively whole MR-row panels read the probabilities in place (the row
+    // kernels: d = 32 is a triple and a micro-panel, taken as two pairs), both
+    // halves with the panel's steps (as the MR × NR kernel runs them); the
+    // rows short of a panel are packed below.
+    for (ir0 = 0; ir0 + MR <= mrows; ir0 += MR) {
+      const int steps = causal_steps(i0 + ir0 + MR - 1 + offset, pc, kc);
+      if (steps <= 0) continue;
+      block_tiles_rows(steps, kc, scores + ir0 * kv_len + pc, kv_len, MR, pack, d,
+                       out + (i0 + ir0) * ldc, ldc, pc == 0, pack_a_buf, edge);
     }
 #endif
-    for (; jr < d; jr += NR) {
-      for (int ir = 0; ir < mrows; ir += MR) {
+    if (ir0 == mrows) continue;
+    pack_a(scores + ir0 * kv_len + pc, kv_len, 1, mrows - ir0, kc, pack_a_buf);
+    for (int jr = 0; jr < d; jr += NR) {
+      for (int ir = ir0; ir < mrows; ir += MR) {
         const int panel_rows = min_int(MR, mrows - ir);
         const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
         if (steps <= 0) continue;
-        micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + jr * kc,
+        micro_kernel(steps, pack_a_buf + (ir - ir0) * kc, panel_rows, pack + jr * kc,
                      out + (i0 + ir) * ldc + jr, ldc, min_int(NR, d - jr), pc == 0, edge);
       }
     }
