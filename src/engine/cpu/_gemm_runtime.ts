@@ -832,6 +832,31 @@ export class GemmRuntime {
   }
 
   /**
+   * {@link rmsnorm} of x [rows, cols] into y (may be x), both host arrays
+   * the native threads read and write in place (run_rmsnorm_host in gemm.c;
+   * same rows a task, same bits), w at byte address `w`: x is not copied in
+   * nor y out. False, and nothing done, where those copies would not be
+   * threaded either (see {@link copyIn}).
+   */
+  rmsnormHost(
+    job: { x: Float32Array; w: number; y: Float32Array; rows: number; cols: number; eps: number },
+  ): boolean {
+    const { rows, cols } = job;
+    const x = this.hostAddress(job.x);
+    const y = x === null ? null : this.hostAddress(job.y);
+    if (y === null) return false;
+    this.#runChunked(58, rows, 5 * cols, 4, (s) => {
+      setAddress(s, JOB.P0, JOB.J0, x!);
+      s[JOB.B] = job.w;
+      setAddress(s, JOB.J1, JOB.GROUP, y);
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.eps;
+    });
+    return true;
+  }
+
+  /**
    * Fast Walsh–Hadamard transform in place of `runs` runs of `n` floats at
    * byte address `x` (butterflies from span `stride` up, then × `scale`;
    * see run_fwht in gemm.c), runs shared by the threads; with `signs` (the

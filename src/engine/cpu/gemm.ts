@@ -1225,6 +1225,9 @@ export class CpuGemm {
     const yAt = align(xAt + step * cols * 4, 64);
     rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
     rt.f32(wAt, cols).set(w.subarray(0, cols));
+    // Natively (large x and y) the threads read x and write y in place.
+    const [xs, ys] = [x, y].map((a) => a.subarray(0, rows * cols));
+    if (rt.rmsnormHost({ x: xs, w: wAt, y: ys, rows, cols, eps })) return y;
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);
       rt.copyIn(x.subarray(r0 * cols, (r0 + n) * cols), xAt);

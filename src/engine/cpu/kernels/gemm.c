@@ -134,7 +134,8 @@ enum {
                          // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
                          // 34: FP8 fake quantization of rows, 35: row minima and maxima,
                          // 36: column minima and maxima, 56: residual sum into a host
-                         // array (run_add_host, native), 57: SwiGLU into a host array
+                         // array (run_add_host, native), 57: SwiGLU into a host array,
+                         // 58: RMS norm between host arrays
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -1505,14 +1506,10 @@ static inline void rmsnorm_row(const float* xr, const float* w, float* yr, int c
 // scalars, not an array: an array indexed in a loop lives on the
 // WebAssembly build's shadow stack, which every thread's instance places at
 // the same address (the module has no stack of its own), so threads running
-// this at once overwrote each other's sums.
-NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
-  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
-  const double eps = *(const double*)&job[J_EPS];
-  const float* x = (const float*)MEM(base, job[J_A]);
-  const float* w = (const float*)MEM(base, job[J_B]);
-  float* y = (float*)MEM(base, job[J_C]);
-  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+// this at once overwrote each other's sums. rmsnorm_rows runs rows [r0, r1)
+// with x and y at any address (this memory, or host arrays for J_OP 58).
+static void rmsnorm_rows(const float* x, const float* w, float* y, int r0, int r1, int cols,
+                         double eps) {
   int r = r0;
   for (; r + 4 <= r1; r += 4) {
     const float* x0 = x + r * cols;
@@ -1541,6 +1538,30 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
     }
     rmsnorm_row(xr, w, y + r * cols, cols, ss, eps);
   }
+}
+
+NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const double eps = *(const double*)&job[J_EPS];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  rmsnorm_rows((const float*)MEM(base, job[J_A]), (const float*)MEM(base, job[J_B]),
+               (float*)MEM(base, job[J_C]), r0, r1, cols, eps);
+}
+
+// One task of RMS norm between host arrays (J_OP 58, native only, as
+// run_copy): run_rmsnorm's rows with x at P0 (low half) : J0 (high half) and
+// y at J1 : GROUP (may be x), w at byte offset B of this memory; x is not
+// copied in nor y out.
+NOINLINE static void run_rmsnorm_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const double eps = *(const double*)&job[J_EPS];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  rmsnorm_rows(host_at(job, J_P0, J_J0), (const float*)MEM(base, job[J_B]),
+               host_at(job, J_J1, J_GROUP), r0, r1, cols, eps);
+#else
+  (void)base, (void)job, (void)task;
+#endif
 }
 
 // The dense blocks of the CPU inverse-Hessian factor (cpuInverseFactor in
@@ -1968,6 +1989,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 28: run_copy(base, job, task); return;
     case 56: run_add_host(base, job, task); return;
     case 57: run_silu_mul_host(base, job, task); return;
+    case 58: run_rmsnorm_host(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
