@@ -995,7 +995,16 @@ Deno.test({
     const x2 = values(m2 * k2, 56);
     const w2 = values(n * k2, 57);
     const r2 = values(m2 * n, 58);
+    // Attention of 4 sequences of 275 tokens: q and out (1.07 MiB) in place,
+    // k and v copied with 4 key/value heads and in place with 8.
+    const attn = { sequences: 4, seq: 275, kvLen: 275, heads: 8, headDim: 32 };
+    const kv = values(m * k, 59);
     const run = (gemm: CpuGemm): Float32Array[] => [
+      gemm.causalAttention(x, kv.subarray(0, m * k / 2), r.subarray(0, m * k / 2), {
+        ...attn,
+        kvHeads: 4,
+      }),
+      gemm.causalAttention(x, kv, r, { ...attn, kvHeads: 8 }),
       gemm.matmulTransposed(x, w, m, n, k),
       gemm.matmulTransposedAdd(x, w, r, m, n, k),
       gemm.matmulTransposedAdd(x2, w2, r2, m2, n, k2),

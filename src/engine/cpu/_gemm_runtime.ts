@@ -594,6 +594,8 @@ export class GemmRuntime {
     rows: number;
     scratch: number;
     scratchBytes: number;
+    /** Host addresses (see {@link hostAddress}) that replace q, k, v, out where given. */
+    hosts?: { q?: bigint | null; k?: bigint | null; v?: bigint | null; out?: bigint | null };
   }): void {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { seq, kvLen, heads, kvHeads, headDim: d, rows, sequences = 1 } = job;
@@ -632,6 +634,11 @@ export class GemmRuntime {
     new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
     s[JOB.SCRATCH] = job.scratch;
     s[JOB.SCRATCH_STRIDE] = job.scratchBytes;
+    const { hosts = {} } = job;
+    setAddress(s, JOB.P0, JOB.J0, hosts.q ?? 0n);
+    setAddress(s, JOB.J1, JOB.GROUP, hosts.k ?? 0n);
+    setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, hosts.v ?? 0n);
+    setAddress(s, JOB.Q_SLOT, JOB.Q_ROW_DIV, hosts.out ?? 0n);
     this.#dispatch(ntasks, threaded);
   }
 

@@ -765,9 +765,14 @@ export class CpuGemm {
     );
     for (let b0 = 0; b0 < sequences; b0 += group) {
       const n = Math.min(group, sequences - b0);
-      rt.copyIn(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt);
-      rt.copyIn(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt);
-      rt.copyIn(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt);
+      // Natively large operands are read (and out written) in place.
+      const ys = y.subarray(b0 * qLength, (b0 + n) * qLength);
+      const hosts = {
+        q: this.#stageRows(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt),
+        k: this.#stageRows(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt),
+        v: this.#stageRows(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt),
+        out: rt.hostAddress(ys),
+      };
       rt.attention({
         q: qAt,
         k: kAt,
@@ -784,8 +789,9 @@ export class CpuGemm {
         rows,
         scratch: scratchAt,
         scratchBytes,
+        hosts,
       });
-      rt.copyOut(oAt, y.subarray(b0 * qLength, (b0 + n) * qLength));
+      if (hosts.out === null) rt.copyOut(oAt, ys);
     }
     return y;
   }
@@ -1578,10 +1584,11 @@ export class CpuGemm {
   }
 
   /**
-   * The host address of `rows` (a chunk of a product's A) when the native
-   * threads can read it in place, else null after copying it to byte
-   * address `at`: the x of a forward op is then not copied into the
-   * kernels' memory (run_rows in gemm.c reads it there; same bits).
+   * The host address of `rows` (a chunk of a product's A, or attention's
+   * q, k, v) when the native threads can read it in place, else null after
+   * copying it to byte address `at`: the operand is then not copied into
+   * the kernels' memory (run_rows and run_attention in gemm.c read it
+   * there; same bits).
    */
   #stageRows(rows: Float32Array, at: number): bigint | null {
     const host = this.#rt.hostAddress(rows);

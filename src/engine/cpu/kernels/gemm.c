@@ -196,6 +196,17 @@ static inline float* host_at(const int32_t* job, int lo, int hi) {
 }
 #endif
 
+// An operand at byte offset job[at] of this memory, or (native build) in a
+// host array whose address is in slots lo : hi when they are not 0 : 0.
+static inline float* operand(char* base, const int32_t* job, int at, int lo, int hi) {
+#ifndef __wasm__
+  if (job[lo] | job[hi]) return host_at(job, lo, hi);
+#else
+  (void)lo, (void)hi;
+#endif
+  return (float*)MEM(base, job[at]);
+}
+
 // 4x4 transpose of rows r0..r3 (lanes = consecutive p) into columns.
 #define TRANSPOSE4(r0, r1, r2, r3)                       \
   do {                                                    \
@@ -746,12 +757,7 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
                               float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
   const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
-#ifndef __wasm__
-  const float* a = job[J_P0] | job[J_J0] ? host_at(job, J_P0, J_J0)
-                                         : (const float*)MEM(base, job[J_A]);
-#else
-  const float* a = (const float*)MEM(base, job[J_A]);
-#endif
+  const float* a = operand(base, job, J_A, J_P0, J_J0);
   const float* packed = (const float*)MEM(base, job[J_PACKED]);
   float* c = (float*)MEM(base, job[J_C]);
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
@@ -915,7 +921,10 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
 // Each value is computed as those jobs compute it (the scores and values
 // products' micro-kernel over the same k slices, each micro-panel of the
 // values stopping at its last row's last key (causal_steps), the same
-// softmax_row), so the results are the same bits.
+// softmax_row), so the results are the same bits. Natively q, k, v and out
+// may be host arrays instead (their addresses at P0 : J0, J1 : GROUP,
+// Q_SCALE : Q_ZERO and Q_SLOT : Q_ROW_DIV, 0 : 0 for none), read and
+// written in place rather than copied through this memory.
 NOINLINE static void run_attention(char* base, const int32_t* job, int task, float* scratch) {
   const int seq = job[J_M], kv_len = job[J_N], d = job[J_K];
   const int rows = job[J_NC], nblocks = job[J_NSTRIPES];
@@ -930,10 +939,10 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   const int h = task / nblocks;
   const int i0 = (task % nblocks) * rows, i1 = min_int(seq, i0 + rows), mrows = i1 - i0;
   const int kvh = h / job[J_B_GROUP];
-  const float* q = (const float*)MEM(base, job[J_A]) + b * job[J_A_BS] + h * d;
-  const float* k = (const float*)MEM(base, job[J_B]) + b * job[J_B_BS] + kvh * d;
-  const float* v = (const float*)MEM(base, job[J_V]) + b * job[J_B_BS] + kvh * d;
-  float* out = (float*)MEM(base, job[J_C]) + b * job[J_C_BS] + h * d;
+  const float* q = operand(base, job, J_A, J_P0, J_J0) + b * job[J_A_BS] + h * d;
+  const float* k = operand(base, job, J_B, J_J1, J_GROUP) + b * job[J_B_BS] + kvh * d;
+  const float* v = operand(base, job, J_V, J_Q_SCALE, J_Q_ZERO) + b * job[J_B_BS] + kvh * d;
+  float* out = operand(base, job, J_C, J_Q_SLOT, J_Q_ROW_DIV) + b * job[J_C_BS] + h * d;
   const int kv_pad = (kv_len > d ? kv_len : d) + NR - 1;
   float* scores = scratch;                            // rows × kv_len
   float* pack = scores + rows * kv_len;               // KC × kv_pad, packed B
