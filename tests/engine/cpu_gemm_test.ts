@@ -983,8 +983,8 @@ Deno.test({
   fn() {
     // 1100 rows of 256 floats (1.07 MiB) in and out: above the threaded copy's
     // threshold on 2 threads, below nothing on 1 (the calling thread copies).
-    // On 2 threads the products read x in place, the residual sum and the
-    // SwiGLU write y in place. 401 rows of 768 (two KC slices, a last row
+    // On 2 threads the products read x in place, the residual sum, the
+    // SwiGLU and matmulTransposedMany (with its RoPE) write y in place. 401 rows of 768 (two KC slices, a last row
     // short of a panel) for a down projection's shape.
     const [m, n, k] = [1100, 256, 256];
     const x = values(m * k, 51);
@@ -1011,6 +1011,13 @@ Deno.test({
       gemm.matmulTransposed(x2, w2, m2, n, k2),
       gemm.swiGlu(x, w, u, m, n, k),
       ...gemm.matmulTransposedMany(x, [{ w, n }, { w: u, n }], m, k),
+      // Written in place, RoPE there too.
+      ...gemm.matmulTransposedMany(x, [{ w, n, rope: true }, { w: u, n }], m, k, undefined, {
+        cos: values(275 * 16, 60),
+        sin: values(275 * 16, 61),
+        seqLen: 275,
+        headDim: 32,
+      }),
       gemm.rmsnorm(x, values(k, 55), m, k, 1e-6),
       // An output that is a view into a larger array: only its floats are written.
       gemm.matmulTransposed(x, w, m, n, k, new Float32Array(m * n + 7).subarray(3, 3 + m * n)),

@@ -254,6 +254,8 @@ export interface PackedJob {
    * (native build only: an address from {@link GemmRuntime.hostAddress}).
    */
   aHost?: bigint | null;
+  /** C written into a host array at this address instead of at `c` (as `aHost`). */
+  cHost?: bigint | null;
 }
 
 /**
@@ -522,6 +524,7 @@ export class GemmRuntime {
     const s = this.#writeProduct(job);
     s[JOB.PACKED] = job.packed;
     setAddress(s, JOB.P0, JOB.J0, job.aHost ?? 0n);
+    setAddress(s, JOB.J1, JOB.GROUP, job.cHost ?? 0n);
     s[JOB.NPAD] = align(n, NR);
     s[JOB.NC] = width;
     s[JOB.NSTRIPES] = ngroups;
@@ -1026,6 +1029,8 @@ export class GemmRuntime {
     seqLen: number;
     cos: number;
     sin: number;
+    /** x in a host array at this address instead (see {@link hostAddress}). */
+    xHost?: bigint | null;
   }): void {
     const { rows, n } = job;
     if (n === 0) return;
@@ -1039,6 +1044,7 @@ export class GemmRuntime {
       s[JOB.K] = job.headDim;
       s[JOB.P0] = job.first;
       s[JOB.J0] = job.seqLen;
+      setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, job.xHost ?? 0n);
     });
   }
 

@@ -872,14 +872,17 @@ export class CpuGemm {
       : [rope.cos, rope.sin].map((t) => t.subarray(0, rope.seqLen * half));
     this.#products(what, x, ws, m, k, (r0, r, c, at) => {
       for (const [i, { n, bias }] of ws.entries()) {
-        const y = rt.f32(c[i], r * n);
+        // Natively the product may be in ys[i] already (at.hosts[i]; never with a bias).
+        const host = at.hosts[i];
         // matmul's bias: float32 sums, before RoPE as a Linear's output has it.
         if (bias !== undefined) {
+          const y = rt.f32(c[i], r * n);
           for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
         }
         if (rope !== undefined && ws[i].rope) {
           rt.rope({
             x: c[i],
+            xHost: host,
             rows: r,
             n,
             headDim: rope.headDim,
@@ -889,9 +892,14 @@ export class CpuGemm {
             sin: at.fixed[1],
           });
         }
-        rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
+        if (host === null) rt.copyOut(c[i], ys[i].subarray(r0 * n, (r0 + r) * n));
       }
-    }, { fixed });
+    }, {
+      fixed,
+      // Not an out that shares x's memory: the threads would overwrite rows
+      // of x that other column groups still read.
+      outs: ys.map((y, i) => ws[i].bias === undefined && y.buffer !== x.buffer ? y : null),
+    });
     return ys;
   }
 
@@ -1635,8 +1643,10 @@ export class CpuGemm {
    * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
    * holds r × ws[i].n floats, the next chunk overwrites them), with
    * `extraPerRow` floats a row of scratch at byte address `at.extra` and
-   * the `fixed` arrays copied in once, at `at.fixed[i]`. The chunks are
-   * whole multiples of 4 rows but the last.
+   * the `fixed` arrays copied in once, at `at.fixed[i]`. Where `outs[i]` is
+   * given and the native threads can write its chunk in place, product i
+   * goes there instead of to c[i] (`at.hosts[i]` its address, else null).
+   * The chunks are whole multiples of 4 rows but the last.
    */
   #products(
     what: string,
@@ -1648,9 +1658,13 @@ export class CpuGemm {
       r0: number,
       r: number,
       c: readonly number[],
-      at: { extra: number; fixed: readonly number[] },
+      at: { extra: number; fixed: readonly number[]; hosts: readonly (bigint | null)[] },
     ) => void,
-    { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
+    { extraPerRow = 0, fixed = [], outs = [] }: {
+      extraPerRow?: number;
+      fixed?: readonly Float32Array[];
+      outs?: readonly (Float32Array | null)[];
+    } = {},
   ): void {
     checkShape(what, "m", m);
     checkShape(what, "k", k);
@@ -1696,6 +1710,9 @@ export class CpuGemm {
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
       const aHost = k > 0 ? this.#stageRows(x.subarray(r0 * k, (r0 + r) * k), aAt) : null;
+      const hosts = ws.map(({ n }, i) =>
+        k > 0 && outs[i] ? rt.hostAddress(outs[i].subarray(r0 * n, (r0 + r) * n)) : null
+      );
       for (const [i, { n }] of ws.entries()) {
         if (k === 0) rt.f32(cAt[i], r * n).fill(0);
         else {
@@ -1711,10 +1728,11 @@ export class CpuGemm {
             ldc: n,
             accumulate: false,
             aHost,
+            cHost: hosts[i],
           });
         }
       }
-      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt });
+      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt, hosts });
     }
   }
 }

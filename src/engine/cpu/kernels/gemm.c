@@ -146,7 +146,8 @@ enum {
   J_J1 = 37,       //   (J0 a multiple of NR) are staged at J_B
   J_GROUP = 38,    // pack job: micro-panels per task
   // A product against packed B in the native build reads A from a host array
-  // instead when J_P0 : J_J0 (its address, low half first) is not 0 : 0.
+  // instead when J_P0 : J_J0 (its address, low half first) is not 0 : 0, and
+  // writes C into one when J_J1 : J_GROUP is not.
   // GPTQ column block (J_OP 4, see run_column_block); A, B, C, M, K, NC as there.
   J_Q_SCALE = 39,      // byte address of the effective scale per slot (f32)
   J_Q_ZERO = 40,       // ... of the zero point per slot (f32)
@@ -759,7 +760,7 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
   const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
   const float* a = operand(base, job, J_A, J_P0, J_J0);
   const float* packed = (const float*)MEM(base, job[J_PACKED]);
-  float* c = (float*)MEM(base, job[J_C]);
+  float* c = operand(base, job, J_C, J_J1, J_GROUP);
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
   const int ic = (task / ngroups) * MC;
   const int mc = min_int(MC, m - ic);
@@ -1114,7 +1115,7 @@ NOINLINE static void run_add(char* base, const int32_t* job, int task) {
 NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], n = job[J_N], d = job[J_K], chunk = job[J_NC];
   const int first = job[J_P0], seq = job[J_J0], half = d / 2;
-  float* x = (float*)MEM(base, job[J_A]);
+  float* x = operand(base, job, J_A, J_Q_SCALE, J_Q_ZERO);  // natively maybe a host array
   const float* cs = (const float*)MEM(base, job[J_B]);
   const float* sn = (const float*)MEM(base, job[J_V]);
   const int r1 = min_int(rows, (task + 1) * chunk);
