@@ -1027,23 +1027,48 @@ Deno.test({
 
 Deno.test({
   name:
-    `native, 2 threads: operands of 1 MiB and more are copied in and out by the threads, same bits (${
+    `native, 2 threads: operands of 1 MiB and more are copied, or read and written in place, by the threads, same bits (${
       NATIVE.ok ? "runs here" : `not run: ${NATIVE.reason}`
     })`,
   ignore: !NATIVE.ok,
   fn() {
     // 1100 rows of 256 floats (1.07 MiB) in and out: above the threaded copy's
     // threshold on 2 threads, below nothing on 1 (the calling thread copies).
+    // On 2 threads the products read x in place, the residual sum, the
+    // SwiGLU and matmulTransposedMany (with its RoPE) write y in place. 401 rows of 768 (two KC slices, a last row
+    // short of a panel) for a down projection's shape.
     const [m, n, k] = [1100, 256, 256];
     const x = values(m * k, 51);
     const w = values(n * k, 52);
     const u = values(n * k, 53);
     const r = values(m * n, 54);
+    const [m2, k2] = [401, 768];
+    const x2 = values(m2 * k2, 56);
+    const w2 = values(n * k2, 57);
+    const r2 = values(m2 * n, 58);
+    // Attention of 4 sequences of 275 tokens: q and out (1.07 MiB) in place,
+    // k and v copied with 4 key/value heads and in place with 8.
+    const attn = { sequences: 4, seq: 275, kvLen: 275, heads: 8, headDim: 32 };
+    const kv = values(m * k, 59);
     const run = (gemm: CpuGemm): Float32Array[] => [
+      gemm.causalAttention(x, kv.subarray(0, m * k / 2), r.subarray(0, m * k / 2), {
+        ...attn,
+        kvHeads: 4,
+      }),
+      gemm.causalAttention(x, kv, r, { ...attn, kvHeads: 8 }),
       gemm.matmulTransposed(x, w, m, n, k),
       gemm.matmulTransposedAdd(x, w, r, m, n, k),
+      gemm.matmulTransposedAdd(x2, w2, r2, m2, n, k2),
+      gemm.matmulTransposed(x2, w2, m2, n, k2),
       gemm.swiGlu(x, w, u, m, n, k),
       ...gemm.matmulTransposedMany(x, [{ w, n }, { w: u, n }], m, k),
+      // Written in place, RoPE there too.
+      ...gemm.matmulTransposedMany(x, [{ w, n, rope: true }, { w: u, n }], m, k, undefined, {
+        cos: values(275 * 16, 60),
+        sin: values(275 * 16, 61),
+        seqLen: 275,
+        headDim: 32,
+      }),
       gemm.rmsnorm(x, values(k, 55), m, k, 1e-6),
       // An output that is a view into a larger array: only its floats are written.
       gemm.matmulTransposed(x, w, m, n, k, new Float32Array(m * n + 7).subarray(3, 3 + m * n)),

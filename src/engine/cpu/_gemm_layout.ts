@@ -45,7 +45,9 @@ export const JOB = {
    * 7: FWHT, 20: Cholesky block, 21: lower-triangular inverse block, 22: ordered float64 sum,
    * 23: ordered float64 dot, 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block,
    * 26: residual add, 27: RoPE, 28: threaded copy, 35: row minima and maxima, 36: column minima
-   * and maxima, 40: integer-grid fake quantization of rows, 44: FP8 fake quantization of rows.
+   * and maxima, 40: integer-grid fake quantization of rows, 44: FP8 fake quantization of rows,
+   * 56: residual sum into a host array, 57: SwiGLU into a host array, 58: RMS norm between host
+   * arrays (56–58 native only).
    */
   OP: 30,
   WINDOW: 31,

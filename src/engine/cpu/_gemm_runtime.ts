@@ -249,6 +249,13 @@ export interface PackedJob {
   c: number;
   ldc: number;
   accumulate: boolean;
+  /**
+   * A's rows read from a host array at this address instead of from `a`
+   * (native build only: an address from {@link GemmRuntime.hostAddress}).
+   */
+  aHost?: bigint | null;
+  /** C written into a host array at this address instead of at `c` (as `aHost`). */
+  cHost?: bigint | null;
 }
 
 /**
@@ -516,6 +523,8 @@ export class GemmRuntime {
     }
     const s = this.#writeProduct(job);
     s[JOB.PACKED] = job.packed;
+    setAddress(s, JOB.P0, JOB.J0, job.aHost ?? 0n);
+    setAddress(s, JOB.J1, JOB.GROUP, job.cHost ?? 0n);
     s[JOB.NPAD] = align(n, NR);
     s[JOB.NC] = width;
     s[JOB.NSTRIPES] = ngroups;
@@ -588,6 +597,8 @@ export class GemmRuntime {
     rows: number;
     scratch: number;
     scratchBytes: number;
+    /** Host addresses (see {@link hostAddress}) that replace q, k, v, out where given. */
+    hosts?: { q?: bigint | null; k?: bigint | null; v?: bigint | null; out?: bigint | null };
   }): void {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { seq, kvLen, heads, kvHeads, headDim: d, rows, sequences = 1 } = job;
@@ -626,6 +637,11 @@ export class GemmRuntime {
     new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
     s[JOB.SCRATCH] = job.scratch;
     s[JOB.SCRATCH_STRIDE] = job.scratchBytes;
+    const { hosts = {} } = job;
+    setAddress(s, JOB.P0, JOB.J0, hosts.q ?? 0n);
+    setAddress(s, JOB.J1, JOB.GROUP, hosts.k ?? 0n);
+    setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, hosts.v ?? 0n);
+    setAddress(s, JOB.Q_SLOT, JOB.Q_ROW_DIV, hosts.out ?? 0n);
     this.#dispatch(ntasks, threaded);
   }
 
@@ -826,6 +842,31 @@ export class GemmRuntime {
   }
 
   /**
+   * {@link rmsnorm} of x [rows, cols] into y (may be x), both host arrays
+   * the native threads read and write in place (run_rmsnorm_host in gemm.c;
+   * same rows a task, same bits), w at byte address `w`: x is not copied in
+   * nor y out. False, and nothing done, where those copies would not be
+   * threaded either (see {@link copyIn}).
+   */
+  rmsnormHost(
+    job: { x: Float32Array; w: number; y: Float32Array; rows: number; cols: number; eps: number },
+  ): boolean {
+    const { rows, cols } = job;
+    const x = this.hostAddress(job.x);
+    const y = x === null ? null : this.hostAddress(job.y);
+    if (y === null) return false;
+    this.#runChunked(58, rows, 5 * cols, 4, (s) => {
+      setAddress(s, JOB.P0, JOB.J0, x!);
+      s[JOB.B] = job.w;
+      setAddress(s, JOB.J1, JOB.GROUP, y);
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.eps;
+    });
+    return true;
+  }
+
+  /**
    * Fast Walsh–Hadamard transform in place of `runs` runs of `n` floats at
    * byte address `x` (butterflies from span `stride` up, then × `scale`;
    * see run_fwht in gemm.c), runs shared by the threads; with `signs` (the
@@ -1023,6 +1064,8 @@ export class GemmRuntime {
     seqLen: number;
     cos: number;
     sin: number;
+    /** x in a host array at this address instead (see {@link hostAddress}). */
+    xHost?: bigint | null;
   }): void {
     const { rows, n } = job;
     if (n === 0) return;
@@ -1036,6 +1079,7 @@ export class GemmRuntime {
       s[JOB.K] = job.headDim;
       s[JOB.P0] = job.first;
       s[JOB.J0] = job.seqLen;
+      setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, job.xHost ?? 0n);
     });
   }
 
@@ -1055,18 +1099,70 @@ export class GemmRuntime {
 
   /** A threaded native copy between `host` and `at` (into the memory when `inward`); false when not worth it. */
   #hostCopy(host: Float32Array, at: number, inward: 0 | 1): boolean {
+    const address = this.hostAddress(host);
+    if (address === null) return false;
     const n = host.length;
-    if (this.#native === null || this.#workers.length === 0 || n < HOST_COPY_MIN) return false;
-    const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(host)));
     // Whole cache lines a task; weighed so that every copy this large is threaded.
     this.#runChunked(28, n, THREADED_MIN_FLOPS / HOST_COPY_MIN, 16, (s) => {
-      s[JOB.A] = Number(address & 0xffffffffn) | 0;
-      s[JOB.B] = Number(address >> 32n) | 0;
+      setAddress(s, JOB.A, JOB.B, address);
       s[JOB.C] = at;
       s[JOB.N] = n;
       s[JOB.K] = inward;
     });
     return true;
+  }
+
+  /**
+   * y = residual + the n = y.length floats at byte address `c`, with
+   * {@link add}'s bits, written straight into the host array y (which may
+   * be residual) by the native threads: the residual is not copied in nor
+   * the sum copied out (run_add_host in gemm.c). False, and nothing done,
+   * where those copies would not be threaded either (see {@link copyIn}).
+   */
+  addToHost(residual: Float32Array, c: number, y: Float32Array): boolean {
+    const r = this.hostAddress(residual);
+    const out = r === null || residual.length !== y.length ? null : this.hostAddress(y);
+    if (out === null) return false;
+    // Threaded as the copies it replaces are.
+    this.#runChunked(56, y.length, THREADED_MIN_FLOPS / HOST_COPY_MIN, 16, (s) => {
+      setAddress(s, JOB.A, JOB.B, r!);
+      s[JOB.C] = c;
+      setAddress(s, JOB.P0, JOB.J0, out);
+      s[JOB.N] = y.length;
+    });
+    return true;
+  }
+
+  /**
+   * y = silu(g) · u for the n = y.length floats at byte addresses g, u, with
+   * {@link siluMul}'s bits (the same chunks), written straight into the host
+   * array y by the native threads instead of into the memory and copied out
+   * (run_silu_mul_host in gemm.c). False, and nothing done, where that copy
+   * would not be threaded (see {@link copyOut}).
+   */
+  siluMulToHost(g: number, u: number, y: Float32Array): boolean {
+    const out = this.hostAddress(y);
+    if (out === null) return false;
+    this.#runChunked(57, y.length, 20, 4, (s) => {
+      s[JOB.A] = g;
+      s[JOB.B] = u;
+      setAddress(s, JOB.P0, JOB.J0, out);
+      s[JOB.N] = y.length;
+    });
+    return true;
+  }
+
+  /**
+   * The address of a host array the native threads may read and write
+   * directly (during the calls it is given to), or null: not the native build, no worker threads, or fewer
+   * than HOST_COPY_MIN floats (V8 may keep the smallest arrays on its
+   * moving heap; arrays this large have fixed backing stores).
+   */
+  hostAddress(host: Float32Array): bigint | null {
+    if (this.#native === null || this.#workers.length === 0 || host.length < HOST_COPY_MIN) {
+      return null;
+    }
+    return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(host)));
   }
 
   /** Copies the upper triangle of the n×n matrix at `h` onto its lower one. */
@@ -1084,6 +1180,12 @@ export class GemmRuntime {
     for (const w of this.#workers) w.terminate();
     this.#native?.close();
   }
+}
+
+/** Writes a 64-bit host address into job slots `lo` (low half) and `hi`. */
+function setAddress(s: Int32Array, lo: number, hi: number, address: bigint): void {
+  s[lo] = Number(address & 0xffffffffn) | 0;
+  s[hi] = Number(address >> 32n) | 0;
 }
 
 /** Rounds `x` up to a multiple of `to`. */

@@ -389,6 +389,8 @@ interface ProductsAt {
   readonly extra: number;
   /** Each fixed array, copied in once. */
   readonly fixed: readonly number[];
+  /** Per product, the host address its chunk was written to in place, else null. */
+  readonly hosts: readonly (bigint | null)[];
 }
 
 /** Checks a Walsh–Hadamard transform's signs (n) and base (stride²), naming `what`. */
@@ -891,9 +893,14 @@ export class CpuGemm {
     );
     for (let b0 = 0; b0 < sequences; b0 += group) {
       const n = Math.min(group, sequences - b0);
-      rt.copyIn(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt);
-      rt.copyIn(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt);
-      rt.copyIn(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt);
+      // Natively large operands are read (and out written) in place.
+      const ys = y.subarray(b0 * qLength, (b0 + n) * qLength);
+      const hosts = {
+        q: this.#stageRows(q.subarray(b0 * qLength, (b0 + n) * qLength), qAt),
+        k: this.#stageRows(k.subarray(b0 * kvLength, (b0 + n) * kvLength), kAt),
+        v: this.#stageRows(v.subarray(b0 * kvLength, (b0 + n) * kvLength), vAt),
+        out: rt.hostAddress(ys),
+      };
       rt.attention({
         q: qAt,
         k: kAt,
@@ -910,8 +917,9 @@ export class CpuGemm {
         rows,
         scratch: scratchAt,
         scratchBytes,
+        hosts,
       });
-      rt.copyOut(oAt, y.subarray(b0 * qLength, (b0 + n) * qLength));
+      if (hosts.out === null) rt.copyOut(oAt, ys);
     }
     return y;
   }
@@ -994,18 +1002,22 @@ export class CpuGemm {
     const transforms = this.#rowTransforms(what, widths, ws.map((p) => p.after), tables);
     this.#products(what, x, ws, m, k, (r0, r, c, at) => {
       for (const [i, { n, bias }] of ws.entries()) {
-        const y = rt.f32(c[i], r * n);
         // matmul's bias: float32 sums, before RoPE as a Linear's output has it.
         if (bias !== undefined) {
+          const y = rt.f32(c[i], r * n);
           for (let row = 0; row < r; row++) for (let j = 0; j < n; j++) y[row * n + j] += bias[j];
         }
       }
       // Then the online output transforms, then RoPE (as the forward applies them apart).
       const results = transforms.run(c, r, at);
       for (const [i, { n }] of ws.entries()) {
+        // Natively the product may be in ys[i] already (at.hosts[i]; never with
+        // a bias or a transform).
+        const host = at.hosts[i];
         if (rope !== undefined && ws[i].rope) {
           rt.rope({
             x: results[i],
+            xHost: host,
             rows: r,
             n,
             headDim: rope.headDim,
@@ -1015,9 +1027,17 @@ export class CpuGemm {
             sin: at.fixed[1],
           });
         }
-        rt.copyOut(results[i], ys[i].subarray(r0 * n, (r0 + r) * n));
+        if (host === null) rt.copyOut(results[i], ys[i].subarray(r0 * n, (r0 + r) * n));
       }
-    }, transforms.layout);
+    }, {
+      ...transforms.layout,
+      // Not an out that shares x's memory (the threads would overwrite rows of
+      // x that other column groups still read), nor one with a bias or an
+      // output transform (both run on the product in the kernels' memory).
+      outs: ys.map((y, i) =>
+        ws[i].bias === undefined && ws[i].after === undefined && y.buffer !== x.buffer ? y : null
+      ),
+    });
     return ys;
   }
 
@@ -1025,7 +1045,8 @@ export class CpuGemm {
    * y = residual + x·wᵀ (a residual connection around a Linear without a
    * bias): the bits of {@link matmulTransposed} and a float32 sum per
    * element; the product stays in the kernels' memory for the sum, so the
-   * residual is copied in and only y copied out.
+   * residual is copied in and only y copied out (in the native build the
+   * threads read the residual and write y in place, from 1 MiB).
    *
    * @param x activations, m × k
    * @param w weight, n × k
@@ -1059,10 +1080,14 @@ export class CpuGemm {
     const { extraPerRow, fixed } = transforms.layout;
     this.#products(what, x, [{ w, n }], m, k, (r0, r, c, at) => {
       const [product] = transforms.run(c, r, at);
+      const rows = residual.subarray(r0 * n, (r0 + r) * n);
+      const ys = y.subarray(r0 * n, (r0 + r) * n);
+      // Natively the sum goes straight from the residual into y.
+      if (rt.addToHost(rows, product, ys)) return;
       const sum = at.extra + extraPerRow * r * 4;
-      rt.copyIn(residual.subarray(r0 * n, (r0 + r) * n), sum);
+      rt.copyIn(rows, sum);
       rt.add(sum, product, product, r * n);
-      rt.copyOut(product, y.subarray(r0 * n, (r0 + r) * n));
+      rt.copyOut(product, ys);
     }, { extraPerRow: extraPerRow + n, fixed });
     return y;
   }
@@ -1072,7 +1097,8 @@ export class CpuGemm {
    * with the bits of two {@link matmulTransposed} calls and a
    * {@link siluMul} on their results. Both products of a chunk of x's rows
    * stay in the kernels' memory for the activation: x is copied in once,
-   * only y is copied out.
+   * only y is copied out (in the native build the threads write y in place,
+   * from 1 MiB).
    *
    * @param x activations, m × k
    * @param gate the gate weight, n × k
@@ -1104,8 +1130,11 @@ export class CpuGemm {
     // SIMD or scalar path of one siluMul over the whole array.
     this.#products(what, x, [{ w: gate, n }, { w: up, n }], m, k, (r0, r, c, at) => {
       const [g, u] = transforms.run(c, r, at);
+      const ys = y.subarray(r0 * n, (r0 + r) * n);
+      // Natively the activation is written straight into y.
+      if (this.#rt.siluMulToHost(g, u, ys)) return;
       this.#rt.siluMul(g, u, g, r * n);
-      this.#rt.copyOut(g, y.subarray(r0 * n, (r0 + r) * n));
+      this.#rt.copyOut(g, ys);
     }, transforms.layout);
     return y;
   }
@@ -1362,6 +1391,9 @@ export class CpuGemm {
     const yAt = align(xAt + step * cols * 4, 64);
     rt.reserve(yAt + step * cols * 4 - rt.heapBase, `${what} of ${rows} × ${cols}`);
     rt.f32(wAt, cols).set(w.subarray(0, cols));
+    // Natively (large x and y) the threads read x and write y in place.
+    const [xs, ys] = [x, y].map((a) => a.subarray(0, rows * cols));
+    if (rt.rmsnormHost({ x: xs, w: wAt, y: ys, rows, cols, eps })) return y;
     for (let r0 = 0; r0 < rows; r0 += step) {
       const n = Math.min(step, rows - r0);
       rt.copyIn(x.subarray(r0 * cols, (r0 + n) * cols), xAt);
@@ -1882,7 +1914,11 @@ export class CpuGemm {
     }
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      rt.copyIn(a.subarray(r0 * k, (r0 + r) * k), aAt);
+      // The quadratic form reads the chunk of a back from the memory.
+      const rows = a.subarray(r0 * k, (r0 + r) * k);
+      let aHost: bigint | null = null;
+      if (quadratic) rt.copyIn(rows, aAt);
+      else aHost = this.#stageRows(rows, aAt);
       rt.runPacked({
         m: r,
         n,
@@ -1894,11 +1930,25 @@ export class CpuGemm {
         c: cAt,
         ldc: n,
         accumulate: false,
+        aHost,
       });
       if (quadratic) rt.orderedDot({ a: cAt, b: aAt, n: r * n, acc: sumAt });
       else rt.copyOut(cAt, y.subarray(r0 * n, (r0 + r) * n));
     }
     return y;
+  }
+
+  /**
+   * The host address of `rows` (a chunk of a product's A, or attention's
+   * q, k, v) when the native threads can read it in place, else null after
+   * copying it to byte address `at`: the operand is then not copied into
+   * the kernels' memory (run_rows and run_attention in gemm.c read it
+   * there; same bits).
+   */
+  #stageRows(rows: Float32Array, at: number): bigint | null {
+    const host = this.#rt.hostAddress(rows);
+    if (host === null) this.#rt.copyIn(rows, at);
+    return host;
   }
 
   /**
@@ -1940,8 +1990,10 @@ export class CpuGemm {
    * the chunk's results at byte addresses `c` (rows r0 … r0 + r − 1; c[i]
    * holds r × ws[i].n floats, the next chunk overwrites them), with
    * `extraPerRow` floats a row of scratch at byte address `at.extra` and
-   * the `fixed` arrays copied in once, at `at.fixed[i]`. The chunks are
-   * whole multiples of 4 rows but the last.
+   * the `fixed` arrays copied in once, at `at.fixed[i]`. Where `outs[i]` is
+   * given and the native threads can write its chunk in place, product i
+   * goes there instead of to c[i] (`at.hosts[i]` its address, else null).
+   * The chunks are whole multiples of 4 rows but the last.
    */
   #products(
     what: string,
@@ -1950,7 +2002,11 @@ export class CpuGemm {
     m: number,
     k: number,
     finish: (r0: number, r: number, c: readonly number[], at: ProductsAt) => void,
-    { extraPerRow = 0, fixed = [] }: { extraPerRow?: number; fixed?: readonly Float32Array[] } = {},
+    { extraPerRow = 0, fixed = [], outs = [] }: {
+      extraPerRow?: number;
+      fixed?: readonly Float32Array[];
+      outs?: readonly (Float32Array | null)[];
+    } = {},
   ): void {
     checkShape(what, "m", m);
     checkShape(what, "k", k);
@@ -1995,7 +2051,10 @@ export class CpuGemm {
     fixed.forEach((f, i) => rt.f32(fixedAt[i], f.length).set(f));
     for (let r0 = 0; r0 < m; r0 += step) {
       const r = Math.min(step, m - r0);
-      if (k > 0) rt.copyIn(x.subarray(r0 * k, (r0 + r) * k), aAt);
+      const aHost = k > 0 ? this.#stageRows(x.subarray(r0 * k, (r0 + r) * k), aAt) : null;
+      const hosts = ws.map(({ n }, i) =>
+        k > 0 && outs[i] ? rt.hostAddress(outs[i].subarray(r0 * n, (r0 + r) * n)) : null
+      );
       for (const [i, { n }] of ws.entries()) {
         if (k === 0) rt.f32(cAt[i], r * n).fill(0);
         else {
@@ -2010,10 +2069,12 @@ export class CpuGemm {
             c: cAt[i],
             ldc: n,
             accumulate: false,
+            aHost,
+            cHost: hosts[i],
           });
         }
       }
-      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt });
+      finish(r0, r, cAt, { extra: extraAt, fixed: fixedAt, hosts });
     }
   }
 }

@@ -132,8 +132,11 @@ enum {
                          // 24: GPTQ column block with a zero mask, 25: SparseGPT N:M block
                          // (run_cholesky_block and after), 26: element-wise sum (run_add),
                          // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
-                         // 34: FP8 fake quantization of rows, 35: row minima and maxima,
-                         // 36: column minima and maxima, 40: integer-grid fake quantization of rows
+                         // 35: row minima and maxima,
+                         // 36: column minima and maxima, 40: integer-grid fake
+                         // quantization of rows, 44: FP8 fake quantization of rows,
+                         // 56: residual sum into a host array (run_add_host, native),
+                         // 57: SwiGLU into a host array, 58: RMS norm between host arrays
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -143,6 +146,9 @@ enum {
   J_J0 = 36,       //   slices, NTASKS / groups of them) and columns [J0, J1)
   J_J1 = 37,       //   (J0 a multiple of NR) are staged at J_B
   J_GROUP = 38,    // pack job: micro-panels per task
+  // A product against packed B in the native build reads A from a host array
+  // instead when J_P0 : J_J0 (its address, low half first) is not 0 : 0, and
+  // writes C into one when J_J1 : J_GROUP is not.
   // GPTQ column block (J_OP 4, see run_column_block); A, B, C, M, K, NC as there.
   J_Q_SCALE = 39,      // byte address of the effective scale per slot (f32)
   J_Q_ZERO = 40,       // ... of the zero point per slot (f32)
@@ -182,6 +188,25 @@ static int claim(int32_t* job, int gen) {
       return cur & 0xffff;
     }
   }
+}
+
+#ifndef __wasm__
+// A host array's 64-bit address from two job slots (low half first; native
+// only: the WebAssembly builds cannot address host memory).
+static inline float* host_at(const int32_t* job, int lo, int hi) {
+  return (float*)(uintptr_t)(((uint64_t)(uint32_t)job[hi] << 32) | (uint32_t)job[lo]);
+}
+#endif
+
+// An operand at byte offset job[at] of this memory, or (native build) in a
+// host array whose address is in slots lo : hi when they are not 0 : 0.
+static inline float* operand(char* base, const int32_t* job, int at, int lo, int hi) {
+#ifndef __wasm__
+  if (job[lo] | job[hi]) return host_at(job, lo, hi);
+#else
+  (void)lo, (void)hi;
+#endif
+  return (float*)MEM(base, job[at]);
 }
 
 // 4x4 transpose of rows r0..r3 (lanes = consecutive p) into columns.
@@ -480,6 +505,171 @@ static void block_tiles(int kc, const float* pa, int mc, const float* panel, int
   }
 }
 
+#ifndef __wasm__
+// The kernels below read A in place, row by row (lda floats apart; the rows
+// of x in a plain product), instead of from an MR-row packed micro-panel:
+// run_rows then packs no A block per KC slice and column group (which took
+// about 5 % of the decoder forward's CPU time). Per k step each row's A(i, p)
+// is broadcast from its row as the packed kernels broadcast it from the
+// panel, and every output is the same fused multiply-add chain over p from
+// 0, stored or added to C the same way, so the bits are those of the packed
+// kernels.
+
+// A 4 × 24 tile: micro_kernel_4x24 with A's rows at a, a + lda, a + 2·lda, a + 3·lda.
+NOINLINE static void micro_kernel_4x24_rows(int kc, const float* a, int lda, const float* b,
+                                            int bstride, float* c, int ldc, int store) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+  __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+  const float* b1 = b + bstride;
+  const float* b2 = b1 + bstride;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b1), x2 = _mm256_loadu_ps(b2);
+    __m256 av = _mm256_broadcast_ss(a0 + p);
+    c00 = _mm256_fmadd_ps(av, x0, c00);
+    c01 = _mm256_fmadd_ps(av, x1, c01);
+    c02 = _mm256_fmadd_ps(av, x2, c02);
+    av = _mm256_broadcast_ss(a1 + p);
+    c10 = _mm256_fmadd_ps(av, x0, c10);
+    c11 = _mm256_fmadd_ps(av, x1, c11);
+    c12 = _mm256_fmadd_ps(av, x2, c12);
+    av = _mm256_broadcast_ss(a2 + p);
+    c20 = _mm256_fmadd_ps(av, x0, c20);
+    c21 = _mm256_fmadd_ps(av, x1, c21);
+    c22 = _mm256_fmadd_ps(av, x2, c22);
+    av = _mm256_broadcast_ss(a3 + p);
+    c30 = _mm256_fmadd_ps(av, x0, c30);
+    c31 = _mm256_fmadd_ps(av, x1, c31);
+    c32 = _mm256_fmadd_ps(av, x2, c32);
+    b += NR;
+    b1 += NR;
+    b2 += NR;
+  }
+  const __m256 acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 3; j++) {
+      float* r = c + i * ldc + j * NR;
+      const __m256 v = acc[3 * i + j];
+      _mm256_storeu_ps(r, store ? v : _mm256_add_ps(v, _mm256_loadu_ps(r)));
+    }
+  }
+}
+
+// A 4 × 16 tile (two B micro-panels, eight accumulators: enough to cover the
+// fused multiply-add latency): for a product's last 16 columns (n = 256 is
+// ten triples and two panels), which otherwise took the 8 × 8 kernel's load
+// per multiply-add.
+NOINLINE static void micro_kernel_4x16_rows(int kc, const float* a, int lda, const float* b,
+                                            int bstride, float* c, int ldc, int store) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+  __m256 c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float* b1 = b + bstride;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b1);
+    __m256 av = _mm256_broadcast_ss(a0 + p);
+    c00 = _mm256_fmadd_ps(av, x0, c00);
+    c01 = _mm256_fmadd_ps(av, x1, c01);
+    av = _mm256_broadcast_ss(a1 + p);
+    c10 = _mm256_fmadd_ps(av, x0, c10);
+    c11 = _mm256_fmadd_ps(av, x1, c11);
+    av = _mm256_broadcast_ss(a2 + p);
+    c20 = _mm256_fmadd_ps(av, x0, c20);
+    c21 = _mm256_fmadd_ps(av, x1, c21);
+    av = _mm256_broadcast_ss(a3 + p);
+    c30 = _mm256_fmadd_ps(av, x0, c30);
+    c31 = _mm256_fmadd_ps(av, x1, c31);
+    b += NR;
+    b1 += NR;
+  }
+  const __m256 acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+  for (int i = 0; i < 4; i++) {
+    for (int j = 0; j < 2; j++) {
+      float* r = c + i * ldc + j * NR;
+      const __m256 v = acc[2 * i + j];
+      _mm256_storeu_ps(r, store ? v : _mm256_add_ps(v, _mm256_loadu_ps(r)));
+    }
+  }
+}
+
+// An 8 × cols tile (cols <= NR, one B micro-panel): micro_kernel's full MR
+// rows with A read in place; a partial tile goes through `edge` as there.
+NOINLINE static void micro_kernel_8x8_rows(int kc, const float* a, int lda, const float* b,
+                                           float* c, int ldc, int cols, int store, float* edge) {
+  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+  const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
+  for (int p = 0; p < kc; p++) {
+    const __m256 bv = _mm256_loadu_ps(b);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + p), bv, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + p), bv, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + p), bv, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + p), bv, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + p), bv, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + p), bv, c5);
+    c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(a6 + p), bv, c6);
+    c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(a7 + p), bv, c7);
+    b += NR;
+  }
+  __m256 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+  if (cols == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* r = c + i * ldc;
+      _mm256_storeu_ps(r, store ? acc[i] : _mm256_add_ps(acc[i], _mm256_loadu_ps(r)));
+    }
+    return;
+  }
+  for (int i = 0; i < MR; i++) _mm256_storeu_ps(edge + i * NR, acc[i]);
+  for (int i = 0; i < MR; i++) {
+    for (int j = 0; j < cols; j++) {
+      const float v = edge[i * NR + j];
+      c[i * ldc + j] = store ? v : c[i * ldc + j] + v;
+    }
+  }
+}
+
+// block_tiles with A's mc rows read in place (lda floats apart, each from
+// its slice's first column): whole MR-row panels by the kernels above
+// (column triples, then pairs, then a single micro-panel); the last rows
+// short of a panel are packed and go through the MR × NR kernel. kc k steps
+// run against B micro-panels of kb ≥ kc packed steps (kb · NR floats
+// apart; the causal attention values stop short of a slice). Same bits.
+static void block_tiles_rows(int kc, int kb, const float* a, int lda, int mc, const float* panel,
+                             int nc, float* c, int ldc, int store, float* pack_a_buf, float* edge) {
+  const int mfull = mc / MR * MR;
+  // Column triples, but a single micro-panel left after them (n = 128: five
+  // triples and one) takes the last triple with it as two pairs.
+  int triples = nc / (3 * NR);
+  if (triples > 0 && nc - triples * 3 * NR >= NR && nc - triples * 3 * NR < 2 * NR) triples--;
+  int jr = 0;
+  for (; jr < triples * 3 * NR; jr += 3 * NR) {
+    const float* b = panel + jr * kb;
+    for (int ir = 0; ir < mfull; ir += 4) {
+      micro_kernel_4x24_rows(kc, a + ir * lda, lda, b, kb * NR, c + ir * ldc + jr, ldc, store);
+    }
+  }
+  for (; jr + 2 * NR <= nc; jr += 2 * NR) {
+    const float* b = panel + jr * kb;
+    for (int ir = 0; ir < mfull; ir += 4) {
+      micro_kernel_4x16_rows(kc, a + ir * lda, lda, b, kb * NR, c + ir * ldc + jr, ldc, store);
+    }
+  }
+  for (; jr < nc; jr += NR) {
+    for (int ir = 0; ir < mfull; ir += MR) {
+      micro_kernel_8x8_rows(kc, a + ir * lda, lda, panel + jr * kb, c + ir * ldc + jr, ldc,
+                            min_int(NR, nc - jr), store, edge);
+    }
+  }
+  if (mfull < mc) {
+    pack_a(a + mfull * lda, lda, 1, mc - mfull, kc, pack_a_buf);
+    for (int j = 0; j < nc; j += NR) {
+      micro_kernel(kc, pack_a_buf, mc - mfull, panel + j * kb, c + mfull * ldc + j, ldc,
+                   min_int(NR, nc - j), store, edge);
+    }
+  }
+}
+#endif
+
 // Causal attention values: the k steps of slice [pc, pc + kc) a micro-panel
 // whose last row sees keys up to `last_key` must run; the later ones only add
 // zero probabilities. (Both the values product and the fused attention stop
@@ -569,9 +759,9 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
                               float* edge) {
   const int m = job[J_M], n = job[J_N], k = job[J_K];
   const int npad = job[J_NPAD], width = job[J_NC], ngroups = job[J_NSTRIPES];
-  const float* a = (const float*)MEM(base, job[J_A]);
+  const float* a = operand(base, job, J_A, J_P0, J_J0);
   const float* packed = (const float*)MEM(base, job[J_PACKED]);
-  float* c = (float*)MEM(base, job[J_C]);
+  float* c = operand(base, job, J_C, J_J1, J_GROUP);
   const int a_rs = job[J_A_RS], a_cs = job[J_A_CS], ldc = job[J_LDC];
   const int ic = (task / ngroups) * MC;
   const int mc = min_int(MC, m - ic);
@@ -580,6 +770,13 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
+#ifndef __wasm__
+    if (a_cs == 1) {
+      block_tiles_rows(kc, kc, a + ic * a_rs + pc, a_rs, mc, packed + pc * npad + j0 * kc, j1 - j0,
+                       c + ic * ldc + j0, ldc, store, pack_a_buf, edge);
+      continue;
+    }
+#endif
     pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
     block_tiles(kc, pack_a_buf, mc, packed + pc * npad + j0 * kc, j1 - j0, c + ic * ldc + j0, ldc,
                 store, edge);
@@ -726,7 +923,10 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
 // Each value is computed as those jobs compute it (the scores and values
 // products' micro-kernel over the same k slices, each micro-panel of the
 // values stopping at its last row's last key (causal_steps), the same
-// softmax_row), so the results are the same bits.
+// softmax_row), so the results are the same bits. Natively q, k, v and out
+// may be host arrays instead (their addresses at P0 : J0, J1 : GROUP,
+// Q_SCALE : Q_ZERO and Q_SLOT : Q_ROW_DIV, 0 : 0 for none), read and
+// written in place rather than copied through this memory.
 NOINLINE static void run_attention(char* base, const int32_t* job, int task, float* scratch) {
   const int seq = job[J_M], kv_len = job[J_N], d = job[J_K];
   const int rows = job[J_NC], nblocks = job[J_NSTRIPES];
@@ -741,10 +941,10 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   const int h = task / nblocks;
   const int i0 = (task % nblocks) * rows, i1 = min_int(seq, i0 + rows), mrows = i1 - i0;
   const int kvh = h / job[J_B_GROUP];
-  const float* q = (const float*)MEM(base, job[J_A]) + b * job[J_A_BS] + h * d;
-  const float* k = (const float*)MEM(base, job[J_B]) + b * job[J_B_BS] + kvh * d;
-  const float* v = (const float*)MEM(base, job[J_V]) + b * job[J_B_BS] + kvh * d;
-  float* out = (float*)MEM(base, job[J_C]) + b * job[J_C_BS] + h * d;
+  const float* q = operand(base, job, J_A, J_P0, J_J0) + b * job[J_A_BS] + h * d;
+  const float* k = operand(base, job, J_B, J_J1, J_GROUP) + b * job[J_B_BS] + kvh * d;
+  const float* v = operand(base, job, J_V, J_Q_SCALE, J_Q_ZERO) + b * job[J_B_BS] + kvh * d;
+  float* out = operand(base, job, J_C, J_Q_SLOT, J_Q_ROW_DIV) + b * job[J_C_BS] + h * d;
   const int kv_pad = (kv_len > d ? kv_len : d) + NR - 1;
   float* scores = scratch;                            // rows × kv_len
   float* pack = scores + rows * kv_len;               // KC × kv_pad, packed B
@@ -755,8 +955,14 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   for (int pc = 0; pc < d; pc += KC) {
     const int kc = min_int(KC, d - pc);
     pack_b(k + pc, 1, kv_rs, kc, keys, pack);
+#ifndef __wasm__
+    // Natively q's rows are read in place.
+    block_tiles_rows(kc, kc, q + i0 * q_rs + pc, q_rs, mrows, pack, keys, scores, kv_len, pc == 0,
+                     pack_a_buf, edge);
+#else
     pack_a(q + i0 * q_rs + pc, q_rs, 1, mrows, kc, pack_a_buf);
     block_tiles(kc, pack_a_buf, mrows, pack, keys, scores, kv_len, pc == 0, edge);
+#endif
   }
   for (int i = i0; i < i1; i++) {
     const int last = min_int(kv_len - 1, i + offset);
@@ -770,36 +976,27 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   for (int pc = 0; pc < keys; pc += KC) {
     const int kc = min_int(KC, keys - pc);
     pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
-    pack_a(scores + pc, kv_len, 1, mrows, kc, pack_a_buf);
-    int jr = 0;
+    int ir0 = 0;
 #ifndef __wasm__
-    // Whole triples of micro-panels: the 4 × 24 kernel on whole MR-row
-    // panels, both halves with the panel's steps (as the MR × NR kernel runs them).
-    for (; jr + 3 * NR <= d; jr += 3 * NR) {
-      for (int ir = 0; ir < mrows; ir += MR) {
-        const int panel_rows = min_int(MR, mrows - ir);
-        const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
-        if (steps <= 0) continue;
-        float* tile = out + (i0 + ir) * ldc + jr;
-        if (panel_rows == MR) {
-          micro_kernel_4x24(steps, pack_a_buf + ir * kc, pack + jr * kc, kc * NR, tile, ldc, pc == 0);
-          micro_kernel_4x24(steps, pack_a_buf + ir * kc + 4, pack + jr * kc, kc * NR, tile + 4 * ldc,
-                            ldc, pc == 0);
-          continue;
-        }
-        for (int t = 0; t < 3; t++) {
-          micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + (jr + t * NR) * kc,
-                       tile + t * NR, ldc, NR, pc == 0, edge);
-        }
-      }
+    // Natively whole MR-row panels read the probabilities in place (the row
+    // kernels: d = 32 is a triple and a micro-panel, taken as two pairs), both
+    // halves with the panel's steps (as the MR × NR kernel runs them); the
+    // rows short of a panel are packed below.
+    for (ir0 = 0; ir0 + MR <= mrows; ir0 += MR) {
+      const int steps = causal_steps(i0 + ir0 + MR - 1 + offset, pc, kc);
+      if (steps <= 0) continue;
+      block_tiles_rows(steps, kc, scores + ir0 * kv_len + pc, kv_len, MR, pack, d,
+                       out + (i0 + ir0) * ldc, ldc, pc == 0, pack_a_buf, edge);
     }
 #endif
-    for (; jr < d; jr += NR) {
-      for (int ir = 0; ir < mrows; ir += MR) {
+    if (ir0 == mrows) continue;
+    pack_a(scores + ir0 * kv_len + pc, kv_len, 1, mrows - ir0, kc, pack_a_buf);
+    for (int jr = 0; jr < d; jr += NR) {
+      for (int ir = ir0; ir < mrows; ir += MR) {
         const int panel_rows = min_int(MR, mrows - ir);
         const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
         if (steps <= 0) continue;
-        micro_kernel(steps, pack_a_buf + ir * kc, panel_rows, pack + jr * kc,
+        micro_kernel(steps, pack_a_buf + (ir - ir0) * kc, panel_rows, pack + jr * kc,
                      out + (i0 + ir) * ldc + jr, ldc, min_int(NR, d - jr), pc == 0, edge);
       }
     }
@@ -998,7 +1195,7 @@ NOINLINE static void run_add(char* base, const int32_t* job, int task) {
 NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
   const int rows = job[J_M], n = job[J_N], d = job[J_K], chunk = job[J_NC];
   const int first = job[J_P0], seq = job[J_J0], half = d / 2;
-  float* x = (float*)MEM(base, job[J_A]);
+  float* x = operand(base, job, J_A, J_Q_SCALE, J_Q_ZERO);  // natively maybe a host array
   const float* cs = (const float*)MEM(base, job[J_B]);
   const float* sn = (const float*)MEM(base, job[J_V]);
   const int r1 = min_int(rows, (task + 1) * chunk);
@@ -1018,6 +1215,7 @@ NOINLINE static void run_rope(char* base, const int32_t* job, int task) {
   }
 }
 
+
 // One task of a copy across the memory's boundary (J_OP 28, the native
 // build only; the WebAssembly builds cannot address host memory and are
 // never given it): floats [task·NC, (task + 1)·NC) of N between a host
@@ -1028,13 +1226,52 @@ NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
 #ifndef __wasm__
   const int n = job[J_N], chunk = job[J_NC];
   const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
-  float* host = (float*)(uintptr_t)(((uint64_t)(uint32_t)job[J_B] << 32) | (uint32_t)job[J_A]);
+  float* host = host_at(job, J_A, J_B);
   float* mem = (float*)MEM(base, job[J_C]);
   const float* src = job[J_K] ? host : mem;
   float* dst = job[J_K] ? mem : host;
   int i = i0;
   for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
   for (; i < i1; i++) dst[i] = src[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
+// One task of a residual sum into a host array (J_OP 56, the native build
+// only, as run_copy): elements [task·NC, (task + 1)·NC) of N of y = r + c,
+// r a host array at A (low half) : B (high half), c at byte offset C of this
+// memory, y a host array at P0 : J0 (may be r). The sum run_add computes
+// into this memory, written where run_copy would copy it: a product's
+// residual connection in one pass instead of a copy in, the sum and a copy
+// out.
+NOINLINE static void run_add_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  const float* r = host_at(job, J_A, J_B);
+  const float* c = (const float*)MEM(base, job[J_C]);
+  float* y = host_at(job, J_P0, J_J0);
+  int i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(c + i)));
+  }
+  for (; i < i1; i++) y[i] = r[i] + c[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
+// One task of SwiGLU into a host array (J_OP 57, native only): run_silu_mul's
+// elements [task·NC, (task + 1)·NC) of N, g and u at byte offsets A and B of
+// this memory, y a host array at P0 (low half) : J0 (high half), so the
+// activation is not written here and then copied out.
+NOINLINE static void run_silu_mul_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int n = job[J_N], chunk = job[J_NC];
+  const int i0 = task * chunk, i1 = min_int(n, i0 + chunk);
+  silu_mul((const float*)MEM(base, job[J_A]) + i0, (const float*)MEM(base, job[J_B]) + i0,
+           host_at(job, J_P0, J_J0) + i0, i1 - i0);
 #else
   (void)base, (void)job, (void)task;
 #endif
@@ -1359,14 +1596,10 @@ static inline void rmsnorm_row(const float* xr, const float* w, float* yr, int c
 // scalars, not an array: an array indexed in a loop lives on the
 // WebAssembly build's shadow stack, which every thread's instance places at
 // the same address (the module has no stack of its own), so threads running
-// this at once overwrote each other's sums.
-NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
-  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
-  const double eps = *(const double*)&job[J_EPS];
-  const float* x = (const float*)MEM(base, job[J_A]);
-  const float* w = (const float*)MEM(base, job[J_B]);
-  float* y = (float*)MEM(base, job[J_C]);
-  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+// this at once overwrote each other's sums. rmsnorm_rows runs rows [r0, r1)
+// with x and y at any address (this memory, or host arrays for J_OP 58).
+static void rmsnorm_rows(const float* x, const float* w, float* y, int r0, int r1, int cols,
+                         double eps) {
   int r = r0;
   for (; r + 4 <= r1; r += 4) {
     const float* x0 = x + r * cols;
@@ -1395,6 +1628,30 @@ NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
     }
     rmsnorm_row(xr, w, y + r * cols, cols, ss, eps);
   }
+}
+
+NOINLINE static void run_rmsnorm(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const double eps = *(const double*)&job[J_EPS];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  rmsnorm_rows((const float*)MEM(base, job[J_A]), (const float*)MEM(base, job[J_B]),
+               (float*)MEM(base, job[J_C]), r0, r1, cols, eps);
+}
+
+// One task of RMS norm between host arrays (J_OP 58, native only, as
+// run_copy): run_rmsnorm's rows with x at P0 (low half) : J0 (high half) and
+// y at J1 : GROUP (may be x), w at byte offset B of this memory; x is not
+// copied in nor y out.
+NOINLINE static void run_rmsnorm_host(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int rows = job[J_M], cols = job[J_N], chunk = job[J_NC];
+  const double eps = *(const double*)&job[J_EPS];
+  const int r0 = task * chunk, r1 = min_int(rows, r0 + chunk);
+  rmsnorm_rows(host_at(job, J_P0, J_J0), (const float*)MEM(base, job[J_B]),
+               host_at(job, J_J1, J_GROUP), r0, r1, cols, eps);
+#else
+  (void)base, (void)job, (void)task;
+#endif
 }
 
 // The dense blocks of the CPU inverse-Hessian factor (cpuInverseFactor in
@@ -1816,6 +2073,9 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 26: run_add(base, job, task); return;
     case 27: run_rope(base, job, task); return;
     case 28: run_copy(base, job, task); return;
+    case 56: run_add_host(base, job, task); return;
+    case 57: run_silu_mul_host(base, job, task); return;
+    case 58: run_rmsnorm_host(base, job, task); return;
     case 20: run_cholesky_block(base, job); return;
     case 21: run_lower_inverse_block(base, job, task, (double*)pack); return;
     case 22: run_ordered_sum(base, job); return;
