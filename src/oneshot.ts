@@ -43,7 +43,8 @@ import { onlineTransformPlan, onlineTransforms } from "./transform/online_transf
 import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
-import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
+// Imported when a run prepares a calibrated pipeline: a data-free run never loads the
+// calibration graph, the tokenizer and the chat templates (33 modules).
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
 import { createEngine, type EngineChoice } from "./engine/choose.ts";
 
@@ -448,7 +449,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(
+      ? await (await import("./pipelines/calibrated.ts")).prepareCalibratedPipeline(
         name,
         model,
         recipe,
