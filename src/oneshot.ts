@@ -13,7 +13,6 @@
  * @module
  */
 
-import { MODIFIERS } from "./modifiers/builtin.ts";
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
 import { resolveModelDir } from "./hub/resolve_model.ts";
@@ -465,7 +464,17 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         formatOverride,
       );
     // As upstream saves it: inferred fields (AWQ/SmoothQuant mappings) filled in by initialize.
-    const recipeYaml = recipeToYaml(MODIFIERS.initialized(fullRecipe, original.config));
+    // The data-free pipeline runs one QuantizationModifier, whose registration infers nothing
+    // (tests/modifiers/smoothing_test.ts): only other runs import the registry, whose sessions
+    // load RxJS and every modifier's graph code.
+    const recipeYaml = recipeToYaml(
+      name === "datafree"
+        ? fullRecipe
+        : (await import("./modifiers/builtin.ts")).MODIFIERS.initialized(
+          fullRecipe,
+          original.config,
+        ),
+    );
     const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,
