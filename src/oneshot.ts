@@ -13,7 +13,6 @@
  * @module
  */
 
-import { MODIFIERS } from "./modifiers/builtin.ts";
 import { LlmcError } from "./errors.ts";
 import { HfModel } from "./io/hf_model.ts";
 import { resolveModelDir } from "./hub/resolve_model.ts";
@@ -43,7 +42,8 @@ import { onlineTransformPlan, onlineTransforms } from "./transform/online_transf
 import type { JsonValue } from "./quant/python_json.ts";
 // --- calibrated pipelines (src/graph, src/pipelines): the calibration graph's seam.
 import type { GraphEvent, GraphEventSink, ModuleMetricEvent } from "./graph/events.ts";
-import { prepareCalibratedPipeline } from "./pipelines/calibrated.ts";
+// Imported when a run prepares a calibrated pipeline: a data-free run never loads the
+// calibration graph, the tokenizer and the chat templates (33 modules).
 import type { CalibrationOptions } from "./pipelines/calibrated.ts";
 import { createEngine, type EngineChoice } from "./engine/choose.ts";
 
@@ -448,7 +448,7 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
     // Several data-free modifiers run in the independent pipeline without data.
     const dataFree = recipe.modifiers.every((m) => dataFreeIncompatibility(m) === null);
     const pipeline = name !== "datafree" && (calibration !== null || dataFree)
-      ? await prepareCalibratedPipeline(
+      ? await (await import("./pipelines/calibrated.ts")).prepareCalibratedPipeline(
         name,
         model,
         recipe,
@@ -464,7 +464,17 @@ export async function oneshot(options: OneshotOptions): Promise<OneshotResult> {
         formatOverride,
       );
     // As upstream saves it: inferred fields (AWQ/SmoothQuant mappings) filled in by initialize.
-    const recipeYaml = recipeToYaml(MODIFIERS.initialized(fullRecipe, original.config));
+    // The data-free pipeline runs one QuantizationModifier, whose registration infers nothing
+    // (tests/modifiers/smoothing_test.ts): only other runs import the registry, whose sessions
+    // load RxJS and every modifier's graph code.
+    const recipeYaml = recipeToYaml(
+      name === "datafree"
+        ? fullRecipe
+        : (await import("./modifiers/builtin.ts")).MODIFIERS.initialized(
+          fullRecipe,
+          original.config,
+        ),
+    );
     const kept: CheckpointTensor[] | null = options.returnModel ? [] : null;
     const sink = await CheckpointSink.open({
       outputDir: options.outputDir,

@@ -27,7 +27,7 @@ import {
 } from "../../src/modifiers/awq/awq_session.ts";
 import { rtnQuantizeLinears } from "../../src/modifiers/quantization/rtn_linears.ts";
 import { presetScheme } from "../../src/quant/presets.ts";
-import { MODIFIERS } from "../../src/modifiers/builtin.ts";
+import { BUILTIN_MODIFIERS, MODIFIERS } from "../../src/modifiers/builtin.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { PARSED_MODIFIERS } from "../../src/recipe/modifiers.ts";
 import { parseRecipe } from "../../src/recipe/parse.ts";
@@ -162,6 +162,14 @@ Deno.test("every modifier llmc parses and runs in the graph has one registration
   );
   for (const t of runnable) assert.ok(MODIFIERS.get(t) !== undefined, t);
   assert.deepEqual(new Set(MODIFIERS.types), new Set(runnable));
+});
+
+Deno.test("no registration that infers recipe fields runs data-free (oneshot skips the registry there)", () => {
+  const inferring = BUILTIN_MODIFIERS.filter((r) => r.initialized !== undefined);
+  assert.ok(inferring.length >= 2, "AWQ and SmoothQuant infer their mappings");
+  // planDataFree runs only a QuantizationModifier: its registration must record it as read.
+  for (const r of inferring) assert.ok(!r.types.includes("QuantizationModifier"), r.types.join());
+  assert.equal(MODIFIERS.get("QuantizationModifier")?.initialized, undefined);
 });
 
 Deno.test("SmoothQuant's defaults by architecture: upstream 0.9's registry (Mixtral attention only; unlisted ones the default)", () => {
