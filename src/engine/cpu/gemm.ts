@@ -686,34 +686,43 @@ export class CpuGemm {
     // of x's rows passes once per block; each element still sums the same
     // chunks and slices in the same order.
     const blockRows = Math.min(k, chunkRows(this.#stream, k * 4, 4));
+    // Each chunk of x is packed once per block into NR-wide micro-panels
+    // that every column stripe of the triangle shares (rt.gramUpper); the
+    // native threads pack it straight from x where they can read x in
+    // place, else from a copy staged in the kernels' memory.
+    const chunks: { r0: number; c: number; host: bigint | null }[] = [];
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const c = Math.min(step, rows - r0);
+      chunks.push({ r0, c, host: rt.hostAddress(x.subarray(r0 * k, (r0 + c) * k)) });
+    }
+    const staged = chunks.some((chunk) => chunk.host === null);
     const xAt = rt.heapBase;
-    const hAt = align(xAt + step * k * 4, 64);
+    const packedAt = align(xAt + (staged ? step * k * 4 : 0), 64);
+    const hAt = align(packedAt + step * align(k, NR) * 4, 64);
     rt.reserve(hAt + blockRows * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
     for (let i0 = 0; i0 < k; i0 += blockRows) {
       const r = Math.min(blockRows, k - i0);
       const width = k - i0;
       start(rt.f32(hAt, r * width), i0, r, width);
-      for (let r0 = 0; r0 < rows; r0 += step) {
-        const c = Math.min(step, rows - r0);
-        // One chunk of x serves every block without copying it again.
-        if (i0 === 0 || step < rows) {
+      for (const { r0, c, host } of chunks) {
+        // One staged chunk of x serves every block without copying it again.
+        if (host === null && (i0 === 0 || chunks.length > 1)) {
           rt.copyIn(x.subarray(r0 * k, (r0 + c) * k), xAt);
         }
-        rt.run({
-          m: r,
-          n: width,
+        rt.packB({
           k: c,
-          a: xAt + i0 * 4,
-          aRowStride: 1,
-          aColStride: k,
-          b: xAt + i0 * 4,
-          bRowStride: k,
-          bColStride: 1,
-          c: hAt,
-          ldc: width,
-          accumulate: true,
-          upper: true,
+          n: width,
+          stage: xAt + i0 * 4,
+          rowStride: k,
+          colStride: 1,
+          packed: packedAt,
+          p0: 0,
+          p1: c,
+          j0: 0,
+          j1: width,
+          stageHost: host === null ? null : host + BigInt(i0 * 4),
         });
+        rt.gramUpper({ m: r, n: width, k: c, packed: packedAt, c: hAt, ldc: width, accumulate: true });
       }
       finish(rt.f32(hAt, r * width), i0, r, width);
     }
