@@ -791,7 +791,7 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
 // in place; the WebAssembly builds' 4-row panels are copied out of them):
 // one packed copy serves every stripe, where the stripe path packed all of
 // A's rows above each stripe's end again (and the stripe's columns of B).
-// A task is the column stripe [j0, j1) (J_NC wide, the largest first): the
+// A task is a column stripe [j0, j1) (J_NC wide, the rightmost first): the
 // rows above j0 as whole blocks, then the square on the diagonal by groups
 // of 3·NR columns, each with the rows up to its end. Every element is the
 // stripe path's sum (slices in order, one fused multiply-add chain over
@@ -830,8 +830,10 @@ NOINLINE static void run_gram_upper(char* base, const int32_t* job, int task, fl
   const float* packed = (const float*)MEM(base, job[J_PACKED]);
   float* c = (float*)MEM(base, job[J_C]);
   const int ldc = job[J_LDC];
-  const int j0 = (job[J_NSTRIPES] - 1 - task) * nc;
-  const int j1 = min_int(j0 + nc, n);
+  // Stripes are cut from the right end, so that a narrower remainder is the
+  // first stripe, which reaches the fewest rows and is claimed last.
+  const int j0 = npad - (task + 1) * nc > 0 ? npad - (task + 1) * nc : 0;
+  const int j1 = min_int(npad - task * nc, n);
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
