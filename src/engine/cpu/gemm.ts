@@ -722,7 +722,15 @@ export class CpuGemm {
           j1: width,
           stageHost: host === null ? null : host + BigInt(i0 * 4),
         });
-        rt.gramUpper({ m: r, n: width, k: c, packed: packedAt, c: hAt, ldc: width, accumulate: true });
+        rt.gramUpper({
+          m: r,
+          n: width,
+          k: c,
+          packed: packedAt,
+          c: hAt,
+          ldc: width,
+          accumulate: true,
+        });
       }
       finish(rt.f32(hAt, r * width), i0, r, width);
     }
