@@ -222,8 +222,8 @@ Deno.test("scaleAddGramUpper gives the bits of a Gram from zero, then h·beta + 
 });
 
 Deno.test("scaleAddGramUpper's bits do not depend on the threads or the column stripes", () => {
-  // 300 × 256: one thread runs two stripes of 128 columns, two threads four of 64 (each
-  // stripe packs A's rows above its end); 300 × 768: six stripes of 128, on one or two threads.
+  // One thread runs the triangle as one stripe; two threads as stripes of 48 columns
+  // cut from the right (300 × 256: five and a 16-column one; 300 × 768: sixteen).
   for (const k of [256, 768]) {
     const x = values(300 * k, 7 * k);
     for (const variant of BUILDS) {
