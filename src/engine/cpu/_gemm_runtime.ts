@@ -581,6 +581,40 @@ export class GemmRuntime {
   }
 
   /**
+   * A running Hessian's update from a Gram block at byte address `block`
+   * (`rows` rows, row i holding h's row i0 + i from column i0 on, `ldc`
+   * floats apart): h ← h·beta + alpha·g in float64 on h's upper triangle,
+   * written straight into the host array h (k × k) by the native threads
+   * (run_gram_scale_add in gemm.c). False, and nothing done, where h cannot
+   * be read in place (see {@link hostAddress}).
+   */
+  gramScaleAdd(job: {
+    h: Float32Array;
+    k: number;
+    i0: number;
+    rows: number;
+    block: number;
+    ldc: number;
+    beta: number;
+    alpha: number;
+  }): boolean {
+    const h = this.hostAddress(job.h);
+    if (h === null) return false;
+    // About three operations an element, half of each block row's width on average.
+    this.#runChunked(62, job.rows, 2 * job.ldc, 1, (s) => {
+      setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, h);
+      s[JOB.M] = job.rows;
+      s[JOB.K] = job.k;
+      s[JOB.A] = job.i0;
+      s[JOB.C] = job.block;
+      s[JOB.LDC] = job.ldc;
+      new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.beta;
+      new Float64Array(s.buffer, s.byteOffset + JOB.FWHT_SCALE * 4, 1)[0] = job.alpha;
+    });
+    return true;
+  }
+
+  /**
    * Attention probabilities in place: each row of each head's scores
    * [seq, kvLen] at `p` becomes softmax(scale · row) over its visible keys
    * (query i sees keys (i + kvLen − seq − window, i + kvLen − seq]; window 0

@@ -645,8 +645,12 @@ export class CpuGemm {
       x,
       rows,
       k,
-      (block) => block.fill(0),
-      (done, i0, r, width) => {
+      null,
+      (done, i0, r, width, blockAt) => {
+        // Natively the threads update h in place; else this thread does.
+        if (this.#rt.gramScaleAdd({ h, k, i0, rows: r, block: blockAt, ldc: width, beta, alpha })) {
+          return;
+        }
         for (let i = 0; i < r; i++) {
           let at = (i0 + i) * k + i0 + i;
           const end = (i0 + i + 1) * k;
@@ -661,7 +665,10 @@ export class CpuGemm {
   /**
    * Runs xᵀx's upper triangle on the kernels into blocks of h's rows held in
    * the kernels' memory: `start` fills each block (row i0 + i from its
-   * column i0 at i·width), the kernels add the Gram, `finish` reads it back.
+   * column i0 at i·width) and the kernels add the Gram, or without `start`
+   * the first chunk's Gram is stored (the same bits as added to zeros: a
+   * fused multiply-add chain from +0 never ends in −0); `finish` reads it
+   * back (also given the block's byte address).
    */
   #gramBlocks(
     what: string,
@@ -669,8 +676,8 @@ export class CpuGemm {
     x: Float32Array,
     rows: number,
     k: number,
-    start: (block: Float32Array, i0: number, r: number, width: number) => void,
-    finish: (done: Float32Array, i0: number, r: number, width: number) => void,
+    start: ((block: Float32Array, i0: number, r: number, width: number) => void) | null,
+    finish: (done: Float32Array, i0: number, r: number, width: number, at: number) => void,
   ): void {
     checkShape(what, "rows", rows);
     checkShape(what, "k", k);
@@ -703,7 +710,7 @@ export class CpuGemm {
     for (let i0 = 0; i0 < k; i0 += blockRows) {
       const r = Math.min(blockRows, k - i0);
       const width = k - i0;
-      start(rt.f32(hAt, r * width), i0, r, width);
+      start?.(rt.f32(hAt, r * width), i0, r, width);
       for (const { r0, c, host } of chunks) {
         // One staged chunk of x serves every block without copying it again.
         if (host === null && (i0 === 0 || chunks.length > 1)) {
@@ -722,17 +729,11 @@ export class CpuGemm {
           j1: width,
           stageHost: host === null ? null : host + BigInt(i0 * 4),
         });
-        rt.gramUpper({
-          m: r,
-          n: width,
-          k: c,
-          packed: packedAt,
-          c: hAt,
-          ldc: width,
-          accumulate: true,
-        });
+        // Without `start` the first chunk stores its Gram into the block.
+        const accumulate = start !== null || r0 > 0;
+        rt.gramUpper({ m: r, n: width, k: c, packed: packedAt, c: hAt, ldc: width, accumulate });
       }
-      finish(rt.f32(hAt, r * width), i0, r, width);
+      finish(rt.f32(hAt, r * width), i0, r, width, hAt);
     }
   }
 

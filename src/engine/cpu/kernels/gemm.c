@@ -138,7 +138,8 @@ enum {
                          // 56: residual sum into a host array (run_add_host, native),
                          // 57: SwiGLU into a host array, 58: RMS norm between host arrays,
                          // 60: pack B (as 2) from a host array at J_Q_SCALE : J_Q_ZERO when
-                         // not 0 : 0, 61: a Gram's upper triangle against packed x (run_gram_upper)
+                         // not 0 : 0, 61: a Gram's upper triangle against packed x (run_gram_upper),
+                         // 62: a Hessian's update from a Gram block into a host array
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -1301,6 +1302,30 @@ NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
 #endif
 }
 
+// One task of a Hessian's running update from a Gram block (J_OP 62, the
+// native build only, as run_copy): rows [task·NC, (task + 1)·NC) of M of the
+// block at C (row i holds h's row I0 + i from column I0 on, LDC floats
+// apart) update h, a host array of K × K floats at Q_SCALE : Q_ZERO, from
+// the diagonal rightwards: h ← h·beta + alpha·g in float64 (beta at EPS,
+// alpha at FWHT_SCALE), rounded to float32 once. The build does not contract
+// (-ffp-contract=off), so each element is TypeScript's
+// `h[at] * beta + alpha * done[from]`, bit for bit.
+NOINLINE static void run_gram_scale_add(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int m = job[J_M], k = job[J_K], i0 = job[J_A], ldc = job[J_LDC], chunk = job[J_NC];
+  const double beta = *(const double*)&job[J_EPS], alpha = *(const double*)&job[J_FWHT_SCALE];
+  float* h = host_at(job, J_Q_SCALE, J_Q_ZERO);
+  const float* g = (const float*)MEM(base, job[J_C]);
+  for (int i = task * chunk; i < min_int(m, (task + 1) * chunk); i++) {
+    float* hr = h + (size_t)(i0 + i) * k + i0;
+    const float* gr = g + (size_t)i * ldc;
+    for (int j = i; j < k - i0; j++) hr[j] = (float)((double)hr[j] * beta + alpha * (double)gr[j]);
+  }
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
 // One task of a residual sum into a host array (J_OP 56, the native build
 // only, as run_copy): elements [task·NC, (task + 1)·NC) of N of y = r + c,
 // r a host array at A (low half) : B (high half), c at byte offset C of this
@@ -2128,6 +2153,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 2: run_pack_b(base, job, task, (const float*)MEM(base, job[J_B])); return;
     case 60: run_pack_b(base, job, task, operand(base, job, J_B, J_Q_SCALE, J_Q_ZERO)); return;
     case 61: run_gram_upper(base, job, task, pack, pack + MC * KC); return;
+    case 62: run_gram_scale_add(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task, pack); return;
     case 24: run_column_block(base, job, task, pack); return;
