@@ -222,8 +222,8 @@ Deno.test("scaleAddGramUpper gives the bits of a Gram from zero, then h·beta + 
 });
 
 Deno.test("scaleAddGramUpper's bits do not depend on the threads or the column stripes", () => {
-  // 300 × 256: one thread runs two stripes of 128 columns, two threads four of 64 (each
-  // stripe packs A's rows above its end); 300 × 768: six stripes of 128, on one or two threads.
+  // One thread runs the triangle as one stripe; two threads as stripes of 48 columns
+  // cut from the right (300 × 256: five and a 16-column one; 300 × 768: sixteen).
   for (const k of [256, 768]) {
     const x = values(300 * k, 7 * k);
     for (const variant of BUILDS) {
@@ -237,6 +237,25 @@ Deno.test("scaleAddGramUpper's bits do not depend on the threads or the column s
       assertSameBits(h2, h1, `${variant} 300×${k}`);
     }
   }
+});
+
+Deno.test("scaleAddGramUpper's upper triangle has the bits of the plain product xᵀ·x", () => {
+  // The Gram packs x once for all its stripes (and, natively with two threads,
+  // from x in place once x has 2^18 floats: 1100 × 256); a plain product sums
+  // each element over the same KC slices in the same order, so with beta 0 and
+  // alpha 1 the upper triangles agree bit for bit.
+  forEachGemm((gemm, label) => {
+    for (const [rows, k] of [[1100, 256], [700, 100], [5, 264], [1, 9]]) {
+      const x = values(rows * k, rows + k);
+      const xT = new Float32Array(k * rows);
+      for (let p = 0; p < rows; p++) for (let i = 0; i < k; i++) xT[i * rows + p] = x[p * k + i];
+      const want = gemm.matmul(xT, x, k, k, rows);
+      const h = values(k * k, k);
+      gemm.scaleAddGramUpper(h, x, rows, k, 0, 1);
+      const upper = (m: Float32Array) => m.filter((_, e) => e % k >= Math.floor(e / k));
+      assertSameBits(upper(h), upper(want), `${label} ${rows}×${k}`);
+    }
+  });
 });
 
 Deno.test("out is written and returned; k = 0 gives zeros; m = 0 gives nothing", () => {

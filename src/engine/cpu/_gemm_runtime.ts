@@ -73,6 +73,8 @@ const THREADED_MIN_FLOPS = 1 << 22;
 const HOST_COPY_MIN = 1 << 18;
 /** Tasks per thread a threaded product against packed B is cut into (see runPacked). */
 const PACKED_TASKS_PER_THREAD = 8;
+/** Column stripe width of a threaded Gram's upper triangle (see gramUpper). */
+const GRAM_STRIPE = 6 * NR;
 /** Narrowest column group of a product against packed B. */
 const GROUP_MIN_WIDTH = 8 * NR;
 
@@ -235,6 +237,11 @@ export interface PackJob {
   p1: number;
   j0: number;
   j1: number;
+  /**
+   * The staged part read from a host array at this address instead of from
+   * `stage` (native build only: an address from {@link GemmRuntime.hostAddress}).
+   */
+  stageHost?: bigint | null;
 }
 
 /** A plain product C[m,n] (+)= A[m,k]·B[k,n] against B packed by {@link GemmRuntime.packB}. */
@@ -479,7 +486,8 @@ export class GemmRuntime {
       throw new CpuKernelError(`CPU kernels: packing ${p1 - p0} × ${j1 - j0} needs too many tasks`);
     }
     const s = this.#job;
-    s[JOB.OP] = 2;
+    s[JOB.OP] = job.stageHost ? 60 : 2;
+    if (job.stageHost) setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, job.stageHost);
     s[JOB.K] = k;
     s[JOB.B] = job.stage;
     s[JOB.B_RS] = job.rowStride;
@@ -531,6 +539,79 @@ export class GemmRuntime {
     s[JOB.SCRATCH] = SCRATCH_ADDRESS;
     s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
     this.#dispatch(ntasks, threaded);
+  }
+
+  /**
+   * The upper triangle of a Gram product C[m, n] (+)= xᵀx with x's k rows
+   * packed by {@link packB} at `packed` (its columns as B's; see
+   * run_gram_upper in gemm.c): tasks are column stripes that share that one
+   * packed copy, the widest-reaching first.
+   */
+  gramUpper(job: {
+    m: number;
+    n: number;
+    k: number;
+    packed: number;
+    c: number;
+    ldc: number;
+    accumulate: boolean;
+  }): void {
+    if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
+    const { m, n, k } = job;
+    if (m === 0 || n === 0) return;
+    const threaded = this.#workers.length > 0 && m * n * k >= THREADED_MIN_FLOPS;
+    // Stripes of two column triples (the native 4 × 24 kernel's width): no
+    // stripe repacks anything, so they can be narrow enough that the
+    // triangle's uneven stripes balance between the threads (largest first),
+    // and the square on each stripe's diagonal wastes few flops.
+    const nc = threaded ? GRAM_STRIPE : align(n, NR);
+    const nstripes = Math.ceil(n / nc);
+    if (nstripes > MAX_TASKS) {
+      throw new CpuKernelError(`CPU kernels: a Gram of ${n} columns needs too many tasks`);
+    }
+    const s = this.#writeProduct({ ...job, a: 0, aRowStride: 0, aColStride: 0 });
+    s[JOB.OP] = 61;
+    s[JOB.PACKED] = job.packed;
+    s[JOB.NPAD] = align(n, NR);
+    s[JOB.NC] = nc;
+    s[JOB.NSTRIPES] = nstripes;
+    s[JOB.SCRATCH] = SCRATCH_ADDRESS;
+    s[JOB.SCRATCH_STRIDE] = SCRATCH_STRIDE;
+    this.#dispatch(nstripes, threaded);
+  }
+
+  /**
+   * A running Hessian's update from a Gram block at byte address `block`
+   * (`rows` rows, row i holding h's row i0 + i from column i0 on, `ldc`
+   * floats apart): h ← h·beta + alpha·g in float64 on h's upper triangle,
+   * written straight into the host array h (k × k) by the native threads
+   * (run_gram_scale_add in gemm.c). False, and nothing done, where h cannot
+   * be read in place (see {@link hostAddress}).
+   */
+  gramScaleAdd(job: {
+    h: Float32Array;
+    k: number;
+    i0: number;
+    rows: number;
+    block: number;
+    ldc: number;
+    beta: number;
+    alpha: number;
+  }): boolean {
+    const h = this.hostAddress(job.h);
+    if (h === null) return false;
+    // About three operations an element, half of each block row's width on average.
+    this.#runChunked(62, job.rows, 2 * job.ldc, 1, (s) => {
+      setAddress(s, JOB.Q_SCALE, JOB.Q_ZERO, h);
+      s[JOB.M] = job.rows;
+      s[JOB.K] = job.k;
+      s[JOB.A] = job.i0;
+      s[JOB.C] = job.block;
+      s[JOB.LDC] = job.ldc;
+      new Float64Array(s.buffer, s.byteOffset + JOB.EPS * 4, 1)[0] = job.beta;
+      new Float64Array(s.buffer, s.byteOffset + JOB.FWHT_SCALE * 4, 1)[0] = job.alpha;
+    });
+    return true;
   }
 
   /**

@@ -645,8 +645,12 @@ export class CpuGemm {
       x,
       rows,
       k,
-      (block) => block.fill(0),
-      (done, i0, r, width) => {
+      null,
+      (done, i0, r, width, blockAt) => {
+        // Natively the threads update h in place; else this thread does.
+        if (this.#rt.gramScaleAdd({ h, k, i0, rows: r, block: blockAt, ldc: width, beta, alpha })) {
+          return;
+        }
         for (let i = 0; i < r; i++) {
           let at = (i0 + i) * k + i0 + i;
           const end = (i0 + i + 1) * k;
@@ -661,7 +665,10 @@ export class CpuGemm {
   /**
    * Runs xᵀx's upper triangle on the kernels into blocks of h's rows held in
    * the kernels' memory: `start` fills each block (row i0 + i from its
-   * column i0 at i·width), the kernels add the Gram, `finish` reads it back.
+   * column i0 at i·width) and the kernels add the Gram, or without `start`
+   * the first chunk's Gram is stored (the same bits as added to zeros: a
+   * fused multiply-add chain from +0 never ends in −0); `finish` reads it
+   * back (also given the block's byte address).
    */
   #gramBlocks(
     what: string,
@@ -669,8 +676,8 @@ export class CpuGemm {
     x: Float32Array,
     rows: number,
     k: number,
-    start: (block: Float32Array, i0: number, r: number, width: number) => void,
-    finish: (done: Float32Array, i0: number, r: number, width: number) => void,
+    start: ((block: Float32Array, i0: number, r: number, width: number) => void) | null,
+    finish: (done: Float32Array, i0: number, r: number, width: number, at: number) => void,
   ): void {
     checkShape(what, "rows", rows);
     checkShape(what, "k", k);
@@ -686,36 +693,47 @@ export class CpuGemm {
     // of x's rows passes once per block; each element still sums the same
     // chunks and slices in the same order.
     const blockRows = Math.min(k, chunkRows(this.#stream, k * 4, 4));
+    // Each chunk of x is packed once per block into NR-wide micro-panels
+    // that every column stripe of the triangle shares (rt.gramUpper); the
+    // native threads pack it straight from x where they can read x in
+    // place, else from a copy staged in the kernels' memory.
+    const chunks: { r0: number; c: number; host: bigint | null }[] = [];
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const c = Math.min(step, rows - r0);
+      chunks.push({ r0, c, host: rt.hostAddress(x.subarray(r0 * k, (r0 + c) * k)) });
+    }
+    const staged = chunks.some((chunk) => chunk.host === null);
     const xAt = rt.heapBase;
-    const hAt = align(xAt + step * k * 4, 64);
+    const packedAt = align(xAt + (staged ? step * k * 4 : 0), 64);
+    const hAt = align(packedAt + step * align(k, NR) * 4, 64);
     rt.reserve(hAt + blockRows * k * 4 - rt.heapBase, `${what} of ${rows} × ${k}`);
     for (let i0 = 0; i0 < k; i0 += blockRows) {
       const r = Math.min(blockRows, k - i0);
       const width = k - i0;
-      start(rt.f32(hAt, r * width), i0, r, width);
-      for (let r0 = 0; r0 < rows; r0 += step) {
-        const c = Math.min(step, rows - r0);
-        // One chunk of x serves every block without copying it again.
-        if (i0 === 0 || step < rows) {
+      start?.(rt.f32(hAt, r * width), i0, r, width);
+      for (const { r0, c, host } of chunks) {
+        // One staged chunk of x serves every block without copying it again.
+        if (host === null && (i0 === 0 || chunks.length > 1)) {
           rt.copyIn(x.subarray(r0 * k, (r0 + c) * k), xAt);
         }
-        rt.run({
-          m: r,
-          n: width,
+        rt.packB({
           k: c,
-          a: xAt + i0 * 4,
-          aRowStride: 1,
-          aColStride: k,
-          b: xAt + i0 * 4,
-          bRowStride: k,
-          bColStride: 1,
-          c: hAt,
-          ldc: width,
-          accumulate: true,
-          upper: true,
+          n: width,
+          stage: xAt + i0 * 4,
+          rowStride: k,
+          colStride: 1,
+          packed: packedAt,
+          p0: 0,
+          p1: c,
+          j0: 0,
+          j1: width,
+          stageHost: host === null ? null : host + BigInt(i0 * 4),
         });
+        // Without `start` the first chunk stores its Gram into the block.
+        const accumulate = start !== null || r0 > 0;
+        rt.gramUpper({ m: r, n: width, k: c, packed: packedAt, c: hAt, ldc: width, accumulate });
       }
-      finish(rt.f32(hAt, r * width), i0, r, width);
+      finish(rt.f32(hAt, r * width), i0, r, width, hAt);
     }
   }
 

@@ -136,7 +136,10 @@ enum {
                          // 36: column minima and maxima, 40: integer-grid fake
                          // quantization of rows, 44: FP8 fake quantization of rows,
                          // 56: residual sum into a host array (run_add_host, native),
-                         // 57: SwiGLU into a host array, 58: RMS norm between host arrays
+                         // 57: SwiGLU into a host array, 58: RMS norm between host arrays,
+                         // 60: pack B (as 2) from a host array at J_Q_SCALE : J_Q_ZERO when
+                         // not 0 : 0, 61: a Gram's upper triangle against packed x (run_gram_upper),
+                         // 62: a Hessian's update from a Gram block into a host array
   J_WINDOW = 31,         // softmax: keys visible per query, 0 for all
   J_SCALE = 32,          // softmax: the score scale, as float32 bits
   // Products whose B is packed once (see run_rows and run_pack_b):
@@ -739,7 +742,7 @@ NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int s
 // on the stripe path (slices in order, the micro-kernel over each slice), so
 // the two paths give the same bits; this one packs A once per column group
 // instead of once per stripe and B once instead of once per stripe.
-NOINLINE static void run_pack_b(char* base, const int32_t* job, int task) {
+NOINLINE static void run_pack_b(char* base, const int32_t* job, int task, const float* stage) {
   const int k = job[J_K], npad = job[J_NPAD];
   const int p0 = job[J_P0], j0 = job[J_J0], j1 = job[J_J1];
   const int group = job[J_GROUP] * NR;
@@ -749,7 +752,6 @@ NOINLINE static void run_pack_b(char* base, const int32_t* job, int task) {
   const int jr1 = min_int(jr0 + group, j1);
   const int kc = min_int(KC, k - pc);
   const int rs = job[J_B_RS], cs = job[J_B_CS];
-  const float* stage = (const float*)MEM(base, job[J_B]);
   float* packed = (float*)MEM(base, job[J_PACKED]);
   pack_b(stage + (pc - p0) * rs + (jr0 - j0) * cs, rs, cs, kc, jr1 - jr0,
          packed + pc * npad + jr0 * kc);
@@ -780,6 +782,68 @@ NOINLINE static void run_rows(char* base, const int32_t* job, int task, float* p
     pack_a(a + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, pack_a_buf);
     block_tiles(kc, pack_a_buf, mc, packed + pc * npad + j0 * kc, j1 - j0, c + ic * ldc + j0, ldc,
                 store, edge);
+  }
+}
+
+// The upper triangle of a Gram product C[m, n] (+)= xᵀx (J_OP 61), x's
+// rows the k steps: x packed once by a pack job (J_OP 2, or 60 from a host
+// array) into NR-wide micro-panels at J_PACKED, as run_rows' packed B. Those
+// panels are also xᵀ's MR-row A panels (natively MR = NR, so they are read
+// in place; the WebAssembly builds' 4-row panels are copied out of them):
+// one packed copy serves every stripe, where the stripe path packed all of
+// A's rows above each stripe's end again (and the stripe's columns of B).
+// A task is a column stripe [j0, j1) (J_NC wide, the rightmost first): the
+// rows above j0 as whole blocks, then the square on the diagonal by groups
+// of 3·NR columns, each with the rows up to its end. Every element is the
+// stripe path's sum (slices in order, one fused multiply-add chain over
+// each), so the two give the same bits; elements below the diagonal are
+// partly written and never meant to be read.
+static const float* gram_a_block(const float* panels, int ic, int mc, int kc, float* pack_a_buf) {
+#if MR == NR
+  (void)mc, (void)pack_a_buf;
+  return panels + ic * kc;
+#else
+  for (int ir = 0; ir < mc; ir += MR) {
+    const float* src = panels + (ic + ir) / NR * NR * kc + (ic + ir) % NR;
+    float* dst = pack_a_buf + ir * kc;
+    for (int p = 0; p < kc; p++) {
+      for (int ii = 0; ii < MR; ii++) dst[p * MR + ii] = src[p * NR + ii];
+    }
+  }
+  return pack_a_buf;
+#endif
+}
+
+// Rows [r0, r1) of C against the packed columns [j0, j1) of slice pc, MC rows a block.
+static void gram_rows(const float* panels, int kc, int r0, int r1, int j0, int j1, float* c,
+                      int ldc, int store, float* pack_a_buf, float* edge) {
+  for (int ic = r0; ic < r1; ic += MC) {
+    const int mc = min_int(MC, r1 - ic);
+    const float* pa = gram_a_block(panels, ic, mc, kc, pack_a_buf);
+    block_tiles(kc, pa, mc, panels + j0 * kc, j1 - j0, c + ic * ldc + j0, ldc, store, edge);
+  }
+}
+
+NOINLINE static void run_gram_upper(char* base, const int32_t* job, int task, float* pack_a_buf,
+                                    float* edge) {
+  const int m = job[J_M], n = job[J_N], k = job[J_K];
+  const int npad = job[J_NPAD], nc = job[J_NC];
+  const float* packed = (const float*)MEM(base, job[J_PACKED]);
+  float* c = (float*)MEM(base, job[J_C]);
+  const int ldc = job[J_LDC];
+  // Stripes are cut from the right end, so that a narrower remainder is the
+  // first stripe, which reaches the fewest rows and is claimed last.
+  const int j0 = npad - (task + 1) * nc > 0 ? npad - (task + 1) * nc : 0;
+  const int j1 = min_int(npad - task * nc, n);
+  for (int pc = 0; pc < k; pc += KC) {
+    const int kc = min_int(KC, k - pc);
+    const int store = pc == 0 && !job[J_ACCUMULATE];
+    const float* panels = packed + pc * npad;
+    gram_rows(panels, kc, 0, min_int(j0, m), j0, j1, c, ldc, store, pack_a_buf, edge);
+    for (int jg = j0; jg < j1 && j0 < m; jg += 3 * NR) {
+      const int jg1 = min_int(jg + 3 * NR, j1);
+      gram_rows(panels, kc, j0, min_int(jg1, m), jg, jg1, c, ldc, store, pack_a_buf, edge);
+    }
   }
 }
 
@@ -1233,6 +1297,30 @@ NOINLINE static void run_copy(char* base, const int32_t* job, int task) {
   int i = i0;
   for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
   for (; i < i1; i++) dst[i] = src[i];
+#else
+  (void)base, (void)job, (void)task;
+#endif
+}
+
+// One task of a Hessian's running update from a Gram block (J_OP 62, the
+// native build only, as run_copy): rows [task·NC, (task + 1)·NC) of M of the
+// block at C (row i holds h's row I0 + i from column I0 on, LDC floats
+// apart) update h, a host array of K × K floats at Q_SCALE : Q_ZERO, from
+// the diagonal rightwards: h ← h·beta + alpha·g in float64 (beta at EPS,
+// alpha at FWHT_SCALE), rounded to float32 once. The build does not contract
+// (-ffp-contract=off), so each element is TypeScript's
+// `h[at] * beta + alpha * done[from]`, bit for bit.
+NOINLINE static void run_gram_scale_add(char* base, const int32_t* job, int task) {
+#ifndef __wasm__
+  const int m = job[J_M], k = job[J_K], i0 = job[J_A], ldc = job[J_LDC], chunk = job[J_NC];
+  const double beta = *(const double*)&job[J_EPS], alpha = *(const double*)&job[J_FWHT_SCALE];
+  float* h = host_at(job, J_Q_SCALE, J_Q_ZERO);
+  const float* g = (const float*)MEM(base, job[J_C]);
+  for (int i = task * chunk; i < min_int(m, (task + 1) * chunk); i++) {
+    float* hr = h + (size_t)(i0 + i) * k + i0;
+    const float* gr = g + (size_t)i * ldc;
+    for (int j = i; j < k - i0; j++) hr[j] = (float)((double)hr[j] * beta + alpha * (double)gr[j]);
+  }
 #else
   (void)base, (void)job, (void)task;
 #endif
@@ -2062,7 +2150,10 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
   const int nstripes = job[J_NSTRIPES];
   switch (job[J_OP]) {
     case 1: run_softmax(base, job, task / nstripes, task % nstripes); return;
-    case 2: run_pack_b(base, job, task); return;
+    case 2: run_pack_b(base, job, task, (const float*)MEM(base, job[J_B])); return;
+    case 60: run_pack_b(base, job, task, operand(base, job, J_B, J_Q_SCALE, J_Q_ZERO)); return;
+    case 61: run_gram_upper(base, job, task, pack, pack + MC * KC); return;
+    case 62: run_gram_scale_add(base, job, task); return;
     case 3: run_silu_mul(base, job, task); return;
     case 4: run_column_block(base, job, task, pack); return;
     case 24: run_column_block(base, job, task, pack); return;
