@@ -481,7 +481,6 @@ Deno.test("a batch larger than the 16-bit task counter runs as several jobs, B g
       c: cAt,
       ldc: 1,
       accumulate: false,
-      upper: false,
       batch,
       aBatchStride: 1,
       bBatchStride: 1,
@@ -521,7 +520,6 @@ function tinyAccumulatedJob(rt: GemmRuntime): { cAt: number; once: number[] } {
     c: cAt,
     ldc: 8,
     accumulate: true,
-    upper: false,
   });
   const once = Array.from(rt.f32(cAt, 32));
   assert.deepEqual(once, Array.from({ length: 32 }, (_, i) => Math.floor(i / 8) + 1));

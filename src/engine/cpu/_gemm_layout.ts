@@ -23,7 +23,7 @@ export const JOB = {
   C: 13,
   LDC: 14,
   ACCUMULATE: 15,
-  UPPER: 16,
+  // 16 is free.
   NC: 17,
   SCRATCH: 18,
   SCRATCH_STRIDE: 19,

@@ -201,8 +201,6 @@ export interface GemmJob {
   c: number;
   ldc: number;
   accumulate: boolean;
-  /** Compute only stripes' rows above their end (a symmetric result's upper part). */
-  upper: boolean;
   /**
    * Products in the job (default 1): product b reads A + b·aBatchStride,
    * B + ⌊b / bGroup⌋·bBatchStride and writes C + b·cBatchStride (elements).
@@ -406,16 +404,10 @@ export class GemmRuntime {
     const threaded = this.#workers.length > 0 && flops >= THREADED_MIN_FLOPS;
     // Enough tasks that threads can share them (four per thread balances a
     // busy core), stripes no narrower than 4 micro-panels, no wider than NC_MAX.
-    // A symmetric (upper) job takes two per thread: each of its stripes packs
-    // all of A's rows above the stripe's end, so narrow stripes repack A many
-    // times (a 256-wide Gram of 4096 rows took 30 % less CPU with 4 stripes
-    // than with 8; the bits do not depend on the stripes).
-    const perThread = job.upper ? 2 : 4;
-    const parts = threaded ? Math.ceil((perThread * this.threads) / batch) : 1;
-    // A symmetric (upper) job computes rows above each stripe's end, causal
-    // scores the rows below its start: narrower stripes waste fewer flops on
-    // the tiles that straddle the diagonal.
-    const widest = job.upper ? NC_MAX / 2 : job.causal?.kind === "scores" ? NC_MAX / 4 : NC_MAX;
+    const parts = threaded ? Math.ceil((4 * this.threads) / batch) : 1;
+    // Causal scores skip the rows below a stripe's start: narrower stripes
+    // waste fewer flops on the tiles that straddle the diagonal.
+    const widest = job.causal?.kind === "scores" ? NC_MAX / 4 : NC_MAX;
     const nc = Math.min(widest, Math.max(4 * NR, align(Math.ceil(n / parts), NR)));
     const nstripes = Math.ceil(n / nc);
     if (nstripes > MAX_TASKS) {
@@ -451,7 +443,6 @@ export class GemmRuntime {
     s[JOB.B] = job.b;
     s[JOB.B_RS] = job.bRowStride;
     s[JOB.B_CS] = job.bColStride;
-    s[JOB.UPPER] = job.upper ? 1 : 0;
     s[JOB.NC] = nc;
     s[JOB.NSTRIPES] = nstripes;
     s[JOB.A_BS] = job.aBatchStride ?? 0;
@@ -651,7 +642,6 @@ export class GemmRuntime {
     s[JOB.CAUSAL_OFFSET] = kvLen - seq;
     s[JOB.WINDOW] = job.window;
     new Float32Array(s.buffer, s.byteOffset + JOB.SCALE * 4, 1)[0] = job.scale;
-    s[JOB.UPPER] = 0;
     this.#dispatch(chunks * heads, threaded);
   }
 

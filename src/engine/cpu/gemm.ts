@@ -1869,7 +1869,7 @@ export class CpuGemm {
     rt.f32(bAt, bLength).set(b.subarray(0, bLength));
     // Causal scores leave tiles unwritten: make them 0, not an earlier call's data.
     if (job.causal?.kind === "scores") rt.f32(cAt, yLength).fill(0);
-    rt.run({ ...job, a: aAt, b: bAt, c: cAt, accumulate: false, upper: false });
+    rt.run({ ...job, a: aAt, b: bAt, c: cAt, accumulate: false });
     y.set(rt.f32(cAt, yLength));
     return y;
   }

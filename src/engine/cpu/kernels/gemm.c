@@ -111,7 +111,7 @@ enum {
   J_C = 13,
   J_LDC = 14,     // C(i,j) = c[i*LDC + j]
   J_ACCUMULATE = 15,  // 1: C += A·B, 0: C = A·B
-  J_UPPER = 16,   // 1: only tiles that touch the upper triangle (i < stripe end)
+  J_UNUSED_16 = 16,  // free (was the plain stripes' upper-triangle flag; run_gram_upper replaced it)
   J_NC = 17,      // stripe width, a multiple of NR
   J_SCRATCH = 18, // byte address of thread 0's scratch region
   J_SCRATCH_STRIDE = 19,  // bytes between threads' scratch regions
@@ -693,21 +693,19 @@ NOINLINE static void run_stripe(char* base, const int32_t* job, int batch, int s
   const int ldc = job[J_LDC], nc = job[J_NC];
   const int j0 = stripe * nc;
   const int j1 = min_int(j0 + nc, n);
-  // For a symmetric result only rows above the stripe's end are needed.
-  const int m_end = job[J_UPPER] ? min_int(m, j1) : m;
   // Causal attention scores: rows whose keys in this stripe all lie in their
   // future are skipped (the caller masks them anyway).
   const int causal = job[J_CAUSAL], offset = job[J_CAUSAL_OFFSET];
   int m_begin = 0;
-  if (causal == 1 && j0 - offset > 0) m_begin = min_int(m_end, (j0 - offset) / MR * MR);
+  if (causal == 1 && j0 - offset > 0) m_begin = min_int(m, (j0 - offset) / MR * MR);
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     const int store = pc == 0 && !job[J_ACCUMULATE];
     pack_b(b + pc * b_rs + j0 * b_cs, b_rs, b_cs, kc, j1 - j0, pack);
     // MC rows of A (MC × KC floats, 256 KiB) stay in L2 while every micro-panel
     // of the stripe passes over them.
-    for (int ic = m_begin; ic < m_end; ic += MC) {
-      const int mc = min_int(MC, m_end - ic);
+    for (int ic = m_begin; ic < m; ic += MC) {
+      const int mc = min_int(MC, m - ic);
       // Causal attention values: a k slice that lies wholly in the future of
       // every row of the block only adds the probabilities' zeros.
       if (causal == 2 && pc > ic + mc - 1 + offset) continue;
@@ -2188,8 +2186,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
   }
   float* pack_a_buf = pack + KC * job[J_NC];  // KC × nc of packed B, then MC × KC of packed A
   float* edge = pack_a_buf + MC * KC;         // then MR × NR
-  // Largest stripes first when only the upper triangle is computed.
-  const int stripe = job[J_UPPER] ? nstripes - 1 - task % nstripes : task % nstripes;
+  const int stripe = task % nstripes;
   run_stripe(base, job, task / nstripes, stripe, pack, pack_a_buf, edge);
 }
 
