@@ -70,9 +70,11 @@ export function engineRowsOf(w: RtnFakeQuantizeInput): [number, number] | null {
 /**
  * The fake-quantized weights, in order: the engine's rows where
  * {@link engineRowsOf} allows, else the host `fakeQuantize`; the same bits
- * either way. One weight at a time on the engine (uploaded, fake-quantized,
- * read back and released), so it holds at most twice the largest weight;
- * the engine's pool is trimmed after (see the comment there).
+ * either way. Each engine weight is uploaded and fake-quantized and its
+ * inputs released at once; the results come back in one read (one device
+ * round trip for the layer, not one per weight), so the engine holds the
+ * layer's fake-quantized weights until then. The engine's pool is trimmed
+ * after (see the comment there).
  *
  * @param engine the layer's engine
  * @param weights the weights with their RTN qparams
@@ -87,7 +89,7 @@ export async function rtnFakeQuantize(
   weights: readonly RtnFakeQuantizeInput[],
 ): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
-  let used = false;
+  const onEngine: { at: number; y: Tensor }[] = [];
   try {
     for (const w of weights) {
       const view = engineRowsOf(w);
@@ -97,39 +99,39 @@ export async function rtnFakeQuantize(
           where: w.name,
         }));
       } else {
-        used = true;
-        out.push(await engineRows(engine, w, view));
+        onEngine.push({ at: out.length, y: engineRows(engine, w, view) });
+        out.push(new Float32Array(0));
       }
     }
+    if (onEngine.length > 0) {
+      const read = await engine.read(onEngine.map((e) => e.y));
+      onEngine.forEach((e, i) => out[e.at] = read[i] as Float32Array);
+    }
   } finally {
+    for (const { y } of onEngine) y.destroy();
     // The engine would keep these weight-sized arrays for reuse; no later
     // tensor of the layer has their sizes, so they would only add to the
     // propagation's memory until the next layer's trim.
-    if (used) engine.trim();
+    if (onEngine.length > 0) engine.trim();
   }
   return out;
 }
 
-/** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`. */
-async function engineRows(
+/** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`; its inputs released. */
+function engineRows(
   engine: Engine,
   w: RtnFakeQuantizeInput,
   [rows, run]: [number, number],
-): Promise<Float32Array> {
+): Tensor {
   const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
-  const tensors: Tensor[] = [];
+  const inputs: Tensor[] = [];
   try {
-    const x = engine.upload(w.values, [rows, run]);
-    tensors.push(x);
-    const s = engine.upload(perRow(w.qparams.scale), [rows]);
-    tensors.push(s);
-    const z = engine.upload(perRow(w.qparams.zeroPoint), [rows]);
-    tensors.push(z);
-    const y = engine.fakeQuantizeRows(x, s, z, w.args);
-    tensors.push(y);
-    const [q] = await engine.read([y]);
-    return q as Float32Array;
+    inputs.push(engine.upload(w.values, [rows, run]));
+    inputs.push(engine.upload(perRow(w.qparams.scale), [rows]));
+    inputs.push(engine.upload(perRow(w.qparams.zeroPoint), [rows]));
+    const [x, s, z] = inputs;
+    return engine.fakeQuantizeRows(x, s, z, w.args);
   } finally {
-    for (const t of tensors) t.destroy();
+    for (const t of inputs) t.destroy();
   }
 }
