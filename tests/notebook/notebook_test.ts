@@ -51,6 +51,63 @@ interface Cell {
   source: string | string[];
 }
 
+/** The two charts the notebook draws, each known by its title and its marks. */
+const CHARTS = [
+  {
+    name: "per-module error chart",
+    has: (s: string) => s.includes("GPTQ output error") && s.includes("<rect"),
+  },
+  {
+    name: "per-layer time chart",
+    has: (s: string) => s.includes("seconds per layer") && s.includes("<polyline"),
+  },
+];
+
+/**
+ * Runs the notebook once with nbconvert; fails on a cell error or a cell that did not run, and
+ * returns the names of the charts missing from its outputs.
+ */
+async function executeAndFindMissingCharts(
+  env: Record<string, string>,
+  home: string,
+  attempt: number,
+): Promise<string[]> {
+  const outDir = `${home}/run${attempt}`;
+  const run = await output("jupyter", [
+    "nbconvert",
+    "--to",
+    "notebook",
+    "--execute",
+    `--ExecutePreprocessor.kernel_name=${KERNEL}`,
+    "--ExecutePreprocessor.timeout=600",
+    // nbclient waits this long after a cell's reply for its outputs (4 s by default, short on a
+    // loaded 2-core machine) before moving on without them.
+    "--ExecutePreprocessor.iopub_timeout=60",
+    "--output-dir",
+    outDir,
+    NOTEBOOK,
+  ], env);
+  // nbconvert exits non-zero when a cell raises (CellExecutionError), naming the cell.
+  assert.equal(run.code, 0, `the notebook failed:\n${run.text}`);
+  const executed = JSON.parse(await Deno.readTextFile(`${outDir}/quickstart.ipynb`));
+  const code = (executed.cells as Cell[]).filter((c) => c.cell_type === "code");
+  const outputs = code.flatMap((c) => c.outputs ?? []);
+  const errors = outputs.filter((o) => o.output_type === "error");
+  assert.deepEqual(errors.map((e) => e.ename), [], "cells raised errors");
+  for (const c of code) {
+    assert.ok(c.execution_count, `a code cell did not run: ${[c.source].flat().join("")}`);
+  }
+  const svgs = outputs.map((o) => [o.data?.["image/svg+xml"] ?? []].flat().join(""))
+    .filter((s) => s.includes("<svg"));
+  assert.ok(
+    svgs.length <= CHARTS.length,
+    `expected at most ${CHARTS.length} SVG outputs, got ${svgs.length}`,
+  );
+  const missing = CHARTS.filter((c) => !svgs.some(c.has)).map((c) => c.name);
+  if (missing.length > 0) console.warn(`nbconvert's log (run ${attempt}):\n${run.text}`);
+  return missing;
+}
+
 Deno.test("the committed notebook carries no outputs (they come from running it)", async () => {
   const nb = JSON.parse(await Deno.readTextFile(NOTEBOOK));
   assert.equal(nb.metadata.kernelspec.name, "deno");
@@ -81,33 +138,16 @@ Deno.test({
         "Deno (llmc tests)",
       ], env);
       assert.equal(install.code, 0, `deno jupyter --install failed:\n${install.text}`);
-      const run = await output("jupyter", [
-        "nbconvert",
-        "--to",
-        "notebook",
-        "--execute",
-        `--ExecutePreprocessor.kernel_name=${KERNEL}`,
-        "--ExecutePreprocessor.timeout=600",
-        "--output-dir",
-        home,
-        NOTEBOOK,
-      ], env);
-      // nbconvert exits non-zero when a cell raises (CellExecutionError), naming the cell.
-      assert.equal(run.code, 0, `the notebook failed:\n${run.text}`);
-      const executed = JSON.parse(await Deno.readTextFile(`${home}/quickstart.ipynb`));
-      const code = (executed.cells as Cell[]).filter((c) => c.cell_type === "code");
-      const outputs = code.flatMap((c) => c.outputs ?? []);
-      const errors = outputs.filter((o) => o.output_type === "error");
-      assert.deepEqual(errors.map((e) => e.ename), [], "cells raised errors");
-      for (const c of code) {
-        assert.ok(c.execution_count, `a code cell did not run: ${[c.source].flat().join("")}`);
+      // Deno's kernel publishes display outputs on a ZeroMQ PUB socket, which drops a message
+      // when the subscriber's queue is full (ZeroMQ RFC 29); one CI run lost a chart that way with
+      // every cell passing. A missing chart is therefore tried once more, saying so; a cell error,
+      // or a chart missing twice, fails at once.
+      let missing = await executeAndFindMissingCharts(env, home, 1);
+      if (missing.length > 0) {
+        console.warn(`notebook run 1 lacked ${missing.join(", ")}; running it once more`);
+        missing = await executeAndFindMissingCharts(env, home, 2);
       }
-      const svgs = outputs.map((o) => [o.data?.["image/svg+xml"] ?? []].flat().join(""))
-        .filter((s) => s.includes("<svg"));
-      // The per-module error chart (GPTQ vs RTN) and the per-layer progress chart.
-      assert.equal(svgs.length, 2, `expected 2 SVG outputs, got ${svgs.length}`);
-      assert.ok(svgs.some((s) => s.includes("GPTQ output error") && s.includes("<rect")));
-      assert.ok(svgs.some((s) => s.includes("seconds per layer") && s.includes("<polyline")));
+      assert.deepEqual(missing, [], "the notebook's SVG charts are missing from its outputs");
     } finally {
       await Deno.remove(home, { recursive: true });
     }
