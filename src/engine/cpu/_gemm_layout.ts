@@ -114,6 +114,7 @@ export const MAX_PAGES = 65536;
 
 /** The exports of gemm.wasm. */
 export interface GemmExports {
+  gemm_stamp(): number;
   gemm_run(job: number, gen: number, tid: number): number;
   mirror_upper(h: number, n: number): void;
 }

@@ -8,11 +8,14 @@
  *
  * It is used only where it can be: Linux on x86-64, FFI permitted
  * (`--allow-ffi` or `-A`), the library on the local file system, and a CPU
- * whose `cpuid` reports AVX2 and FMA with the OS saving the ymm registers.
+ * whose `cpuid` reports AVX2 and FMA with the OS saving the ymm registers,
+ * and a library built from this gemm.c (its stamp, see _kernel_stamp.ts).
  * {@linkcode probeNativeGemm} says which of these failed, for the banner.
  *
  * @module
  */
+
+import { stampMismatch } from "./_kernel_stamp.ts";
 
 /** The library's file name beside gemm.c. */
 const NATIVE_LIBRARY = "gemm_x86_64.so";
@@ -20,6 +23,7 @@ const NATIVE_LIBRARY = "gemm_x86_64.so";
 const SYMBOLS = {
   llmc_gemm_run: { parameters: ["pointer", "u32", "i32", "i32"], result: "i32" },
   llmc_gemm_supported: { parameters: [], result: "i32" },
+  llmc_gemm_stamp: { parameters: [], result: "u32" },
 } as const;
 
 /** The native kernels, opened in one thread. */
@@ -64,6 +68,8 @@ export function probeNativeGemm(): NativeProbe {
     if (lib.symbols.llmc_gemm_supported() !== 1) {
       return { ok: false, reason: "this CPU or OS lacks AVX2 + FMA" };
     }
+    const stale = stampMismatch(NATIVE_LIBRARY, "gemm.c", lib.symbols.llmc_gemm_stamp());
+    if (stale !== null) return { ok: false, reason: stale };
   } finally {
     lib.close();
   }

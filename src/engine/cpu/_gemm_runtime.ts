@@ -37,6 +37,7 @@ import {
 } from "./_gemm_layout.ts";
 import { LlmcError } from "../../errors.ts";
 import { memoryBase, type NativeGemm, openNativeGemm, probeNativeGemm } from "./_gemm_native.ts";
+import { stampMismatch } from "./_kernel_stamp.ts";
 
 /**
  * A CPU kernel's operands are malformed, its memory cannot hold them, or a
@@ -117,6 +118,8 @@ export function loadVariant(variant: "relaxed" | "simd"): Uint8Array<ArrayBuffer
 interface KernelChoice {
   variant: KernelVariant;
   bytes: Uint8Array<ArrayBuffer>;
+  /** The WebAssembly build's file name in `kernels/`. */
+  file: string;
   native: string | null;
   /** Why the native build is not used, when it is not. */
   note: string | null;
@@ -139,16 +142,16 @@ function chooseKernels(requested: KernelVariant | undefined): KernelChoice {
     throw new CpuKernelError("CPU kernels: this runtime cannot run the relaxed build");
   }
   const wasm = relaxed
-    ? { variant: "relaxed" as const, bytes: relaxed }
+    ? { variant: "relaxed" as const, bytes: relaxed, file: "gemm_relaxed.wasm" }
     : simd
-    ? { variant: "simd" as const, bytes: simd }
+    ? { variant: "simd" as const, bytes: simd, file: "gemm_simd.wasm" }
     : null;
   if (!wasm) {
     throw new CpuKernelError("CPU kernels: this runtime has no WebAssembly SIMD (simd128)");
   }
   if (wanted !== undefined && wanted !== "avx2") return { ...wasm, native: null, note: null };
   const probe = probeNativeGemm();
-  if (probe.ok) return { variant: "avx2", bytes: wasm.bytes, native: probe.path, note: null };
+  if (probe.ok) return { ...wasm, variant: "avx2", native: probe.path, note: null };
   if (wanted === "avx2") {
     throw new CpuKernelError(`CPU kernels: the avx2 build cannot run here: ${probe.reason}`);
   }
@@ -317,7 +320,7 @@ export class GemmRuntime {
       throw new CpuKernelError(`CPU kernels: threads must be an integer in 1..256, got ${threads}`);
     }
     this.threads = threads;
-    const { variant, bytes, native, note } = chooseKernels(options.variant);
+    const { variant, bytes, file, native, note } = chooseKernels(options.variant);
     this.variant = variant;
     this.nativeNote = note;
     this.#heapBase = align(SCRATCH_ADDRESS + threads * SCRATCH_STRIDE, 64);
@@ -327,6 +330,8 @@ export class GemmRuntime {
       env: { memory: this.memory },
     });
     this.#kernels = instance.exports as unknown as GemmExports;
+    const stale = stampMismatch(file, "gemm.c", this.#kernels.gemm_stamp());
+    if (stale !== null) throw new CpuKernelError(`CPU kernels: ${stale}`);
     this.#native = native ? openNativeGemm(native) : null;
     // Taking a pointer needs FFI permission: only the native build asks.
     this.#base = this.#native ? memoryBase(this.memory) : null;

@@ -25,7 +25,8 @@
 
 import type { BlockTransform, BlockTransformPlacement } from "../engine.ts";
 import { EngineError } from "../engine_error.ts";
-import { readKernel } from "./_gemm_runtime.ts";
+import { CpuKernelError, readKernel } from "./_gemm_runtime.ts";
+import { stampMismatch } from "./_kernel_stamp.ts";
 import { MAX_PAGES, PAGE_BYTES } from "./_gemm_layout.ts";
 
 /** Values per right-hand chunk (8 MiB of float64). */
@@ -36,6 +37,7 @@ const STRIP_VALUES = 1 << 18;
 const HEAP_BASE = 1024;
 
 interface Exports {
+  block_transform_stamp(): number;
   fwht_right(
     x: number,
     runs: number,
@@ -113,6 +115,12 @@ export class BlockTransformKernels {
       env: { memory: this.#memory },
     });
     this.#k = instance.exports as unknown as Exports;
+    const stale = stampMismatch(
+      "block_transform.wasm",
+      "block_transform.c",
+      this.#k.block_transform_stamp(),
+    );
+    if (stale !== null) throw new CpuKernelError(`CPU kernels: ${stale}`);
   }
 
   /**

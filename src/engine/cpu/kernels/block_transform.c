@@ -28,6 +28,13 @@
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 
+// The first 32 bits of this file's SHA-256, passed in by build_wasm.ts and checked by the loader
+// against _kernel_stamps.ts (see gemm.c).
+#ifndef LLMC_KERNEL_STAMP
+#error "LLMC_KERNEL_STAMP is not defined: build with `deno task build-wasm`"
+#endif
+EXPORT(block_transform_stamp) uint32_t block_transform_stamp(void) { return LLMC_KERNEL_STAMP; }
+
 typedef v128_t f64x2;
 
 static inline f64x2 ld(const double *p) { return wasm_v128_load(p); }

@@ -2203,6 +2203,20 @@ static int run_tasks(char* base, int32_t* job, int gen, int tid) {
   }
 }
 
+// The stamp of the source this build was compiled from: the first 32 bits of the SHA-256 of
+// gemm.c and _simd128_x86.h, passed in by build_wasm.ts. The loader compares it with the stamp
+// its TypeScript expects (_kernel_stamps.ts), so a build from other source, whose ops may mean
+// other things under the same numbers, is refused instead of giving wrong results.
+#ifndef LLMC_KERNEL_STAMP
+#error "LLMC_KERNEL_STAMP is not defined: build with `deno task build-wasm`"
+#endif
+
+#ifdef __wasm__
+__attribute__((export_name("gemm_stamp"))) uint32_t gemm_stamp(void) { return LLMC_KERNEL_STAMP; }
+#else
+__attribute__((visibility("default"))) uint32_t llmc_gemm_stamp(void) { return LLMC_KERNEL_STAMP; }
+#endif
+
 #ifdef __wasm__
 __attribute__((export_name("gemm_run"))) int gemm_run(int32_t* job, int gen, int tid) {
   return run_tasks(0, job, gen, tid);
