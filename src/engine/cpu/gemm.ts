@@ -52,7 +52,13 @@ import {
   lowerInverseStride,
   type PoolWorkers,
 } from "./_gemm_runtime.ts";
-import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
+import {
+  ATTENTION_ROW_MULTIPLE,
+  attentionScratchBytes,
+  KC,
+  NR,
+  SCRATCH_STRIDE,
+} from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant, type PoolWorkers };
 
@@ -62,8 +68,8 @@ export { CpuKernelError, type KernelVariant, type PoolWorkers };
  */
 export const STREAM_BYTES = 8 * 2 ** 20;
 
-/** Query rows per task of the fused attention: a multiple of every build's MR, so its micro-panels are the values product's. */
-const ATTENTION_ROWS = 32;
+/** Query rows per block of the fused attention (a multiple of {@link ATTENTION_ROW_MULTIPLE}). */
+const ATTENTION_ROWS = 24;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
 const GRAM_ROW_QUANTUM = KC;
@@ -888,10 +894,7 @@ export class CpuGemm {
     }
     const rt = this.#rt;
     const rows = ATTENTION_ROWS;
-    const scratchBytes = align(
-      (rows * kvLen + KC * align(Math.max(kvLen, d), NR) + rows * KC + MR_MAX * NR) * 4,
-      64,
-    );
+    const scratchBytes = attentionScratchBytes(kvLen, d, rows);
     // Whole sequences a job, about a streaming chunk's worth (at least one),
     // no more tasks than the job's counter holds.
     const tasksPerSequence = heads * Math.ceil(seq / rows);
