@@ -122,12 +122,12 @@ export const ATTENTION_ROW_MULTIPLE = 24;
  *
  * @example
  * ```ts ignore
- * attentionScratchBytes(256, 32, 24); // (256·32 + 256·32 + 24·264 + 24·512 + 64) · 4
+ * attentionScratchBytes(256, 32, 24); // (256·32 + 256·32 + 24·272 + 24·512 + 64) · 4
  * ```
  */
 export function attentionScratchBytes(kvLen: number, headDim: number, rows: number): number {
   const kp = Math.ceil(kvLen / NR) * NR, dp = Math.ceil(headDim / NR) * NR;
-  const floats = kp * headDim + kp * dp + rows * (kp + NR) + rows * KC + MR_MAX * NR;
+  const floats = kp * headDim + kp * dp + rows * (kp + 2 * NR) + rows * KC + MR_MAX * NR;
   return Math.ceil(floats * 4 / 64) * 64;
 }
 

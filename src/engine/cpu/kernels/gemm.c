@@ -900,14 +900,16 @@ static inline __m256 exp_nonpositive8(__m256 x) {
 
 // The largest of p[first..last], by the order softmax_row has always used
 // (eight keys a step natively, then four, then one): with NaN scores the
-// order decides which value wins, so both softmax routines share this one.
-static inline float row_max(const float* p, int first, int last) {
-  v128_t mv = wasm_f32x4_splat(-__builtin_inff());
-  int j = first;
+// order decides which value wins, so both softmax routines share this code.
+// row_max_from continues from key j with the eight-key steps' maxima mv8
+// so far (natively; softmax_rows runs the first steps of four rows at once).
 #ifndef __wasm__
-  __m256 mv8 = _mm256_set1_ps(-__builtin_inff());
+static inline float row_max_from(const float* p, int j, int last, __m256 mv8) {
   for (; j + 8 <= last + 1; j += 8) mv8 = _mm256_max_ps(mv8, _mm256_loadu_ps(p + j));
-  mv = _mm_max_ps(_mm256_castps256_ps128(mv8), _mm256_extractf128_ps(mv8, 1));
+  v128_t mv = _mm_max_ps(_mm256_castps256_ps128(mv8), _mm256_extractf128_ps(mv8, 1));
+#else
+static inline float row_max_from(const float* p, int j, int last) {
+  v128_t mv = wasm_f32x4_splat(-__builtin_inff());
 #endif
   for (; j + 4 <= last + 1; j += 4) mv = wasm_f32x4_max(mv, wasm_v128_load(p + j));
   const float m0 = wasm_f32x4_extract_lane(mv, 0), m1 = wasm_f32x4_extract_lane(mv, 1);
@@ -917,6 +919,14 @@ static inline float row_max(const float* p, int first, int last) {
   max = max > m3 ? max : m3;
   for (; j <= last; j++) max = p[j] > max ? p[j] : max;
   return max;
+}
+
+static inline float row_max(const float* p, int first, int last) {
+#ifndef __wasm__
+  return row_max_from(p, first, last, _mm256_set1_ps(-__builtin_inff()));
+#else
+  return row_max_from(p, first, last);
+#endif
 }
 
 // One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
@@ -1017,9 +1027,9 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
 //   vp     kp × dp   v natively as rows: vp[j·dp + c] (dp − d zeros a row);
 //                    in the WebAssembly builds as column micro-panels:
 //                    vp[(c / NR)·kp·NR + j·NR + c % NR] (columns past d zero)
-//   s      NC × (kp + NR)  the block's scores of one head, row r at r·(kp +
-//                    NR), key j at j; the NR floats past kp let a row's last
-//                    vector run past its last key
+//   s      NC × (kp + 2·NR)  the block's scores of one head, row r at r·(kp +
+//                    2·NR), key j at j; the floats past kp let a row's last
+//                    vectors run past its last key (see softmax_rows)
 //   pa     NC × KC   (WebAssembly builds) packed rows of q or of s
 //   edge   MR × NR
 // NC is a multiple of 24: of the native kernels' 3, 4, 6 and 8 rows and of
@@ -1103,74 +1113,199 @@ ATTENTION_TILE(4, 1)
 ATTENTION_TILE(6, 2)
 ATTENTION_TILE(8, 1)
 
-// The exps of eight keys of one row (p, as softmax_row computes them),
-// stored in place and added to its sum as softmax_row adds them.
-static inline __m128 exp_sum8(float* p, __m256 vscale, __m256 vshift, __m128 sv) {
-  const __m256 e =
-      exp_nonpositive8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p), vscale), vshift));
+// exp_nonpositive8 for arguments known to be ≥ -87.33654 (no lane
+// underflows, none is NaN): the same bits without the clamp and the mask,
+// which change nothing there, and with x − n·0.693359375 as one fused
+// multiply-add: n is an integer of at most 7 bits and 0.693359375 = 355/512,
+// so n·0.693359375 is exact and the separate product rounded nothing.
+static inline __m256 exp_nonpositive8_lean(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i two_n = _mm256_slli_epi32(
+      _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000 - 127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+}
+
+// The exps of eight keys of one row (p, as softmax_row computes them;
+// exp_nonpositive8_lean where `lean`), stored in place and added to its sum
+// as softmax_row adds them.
+static inline __attribute__((always_inline)) __m128 exp_sum8(float* p, __m256 vscale,
+                                                             __m256 vshift, __m128 sv, int lean) {
+  const __m256 x = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p), vscale), vshift);
+  const __m256 e = lean ? exp_nonpositive8_lean(x) : exp_nonpositive8(x);
   _mm256_storeu_ps(p, e);
   sv = _mm_add_ps(sv, _mm256_castps256_ps128(e));
   return _mm_add_ps(sv, _mm256_extractf128_ps(e, 1));
 }
 
+// Four rows' common eight-key steps [0, end) of exps and sums, interleaved.
+#define EXP_SUM8_ROWS(LEAN)                                                \
+  for (int t = 0; t < end; t += 8) {                                      \
+    s0 = exp_sum8(p[0] + t, vscale, h0, s0, LEAN);                        \
+    s1 = exp_sum8(p[1] + t, vscale, h1, s1, LEAN);                        \
+    s2 = exp_sum8(p[2] + t, vscale, h2, s2, LEAN);                        \
+    s3 = exp_sum8(p[3] + t, vscale, h3, s3, LEAN);                        \
+  }
+
+// softmax_row's sum of the exps e[0..len) in its order (see softmax_rows).
+static float row_sum(const float* e, int len) {
+  __m128 sv = _mm_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= len; k += 8) {
+    sv = _mm_add_ps(sv, _mm_loadu_ps(e + k));
+    sv = _mm_add_ps(sv, _mm_loadu_ps(e + k + 4));
+  }
+  if (k + 4 <= len) sv = _mm_add_ps(sv, _mm_loadu_ps(e + k)), k += 4;
+  float lane[4];
+  _mm_storeu_ps(lane, sv);
+  float sum = lane[0] + lane[1] + lane[2] + lane[3];
+  for (; k < len; k++) sum += e[k];
+  return sum;
+}
+
 // softmax_row on n ≤ 4 rows of a block's scores (row r at s + r·lds, key j
-// at j), zeros on [z0, first_r) and (last_r, z1] only (the keys the values
-// read). The same bits: the same maximum (row_max), every exp the same
-// operations, the sum in the same order (each eight-key step's halves into
-// four lanes, a four-key step's, the lanes left to right, then single keys)
-// and the same product by 1 / sum. What differs is the schedule: a row's sum
-// is one chain of dependent adds, so the eight-key steps of four rows run
-// interleaved (four chains), and the last keys take one vector exp (the
-// lanes a four-key step and single keys would compute) whose lanes past the
-// last key land in the rows' spare floats or in keys zeroed after.
+// at j). The same bits: the same maximum (row_max's steps), every exp the
+// same operations, the sum in the same order (each eight-key step's halves
+// into four lanes, a four-key step's, the lanes left to right, then single
+// keys) and the same product by 1 / sum. What differs is the schedule: the
+// rows' eight-key steps run interleaved (a row's sum is one chain of
+// dependent adds; four rows are four), the last keys take one vector exp
+// (the lanes a four-key step and single keys would compute), and each loop
+// runs the four rows' common trip count (one loop exit a phase for four rows
+// instead of one a row: the exits' mispredictions had cost as much as the
+// normalization). Zeros: on at least the 8 keys after last_r (the lanes of
+// its last vector past last_r, then a vector), and on [z0, first_r): the
+// values' micro-panels of up to 8 rows read those (a row's neighbour in a
+// panel sees at most 7 keys more or fewer). A row writes at most 15 floats
+// past last_r (its spare floats).
 NOINLINE static void softmax_rows(float* s, int lds, int n, const int* first, const int* last,
-                                  int z0, int z1, float scale) {
+                                  int z0, float scale) {
+  float* p[4];
+  int len[4], common = 1 << 30;
+  for (int r = 0; r < n; r++) {
+    p[r] = s + r * lds + first[r];  // key first[r] of row r
+    len[r] = last[r] + 1 - first[r];
+    common = min_int(common, len[r] / 8);
+  }
+  if (n < 4) common = 0;
+  // The maxima: row_max's steps, the common eight-key steps interleaved.
+  __m256 mv8[4];
+  for (int r = 0; r < n; r++) mv8[r] = _mm256_set1_ps(-__builtin_inff());
+  // (In locals: GCC keeps an array indexed by a variable in memory, and a
+  // store and reload in each chain.) With the maxima, the minima (NaN
+  // ignored), for the lean exp below.
+  __m256 mn8[4];
+  for (int r = 0; r < n; r++) mn8[r] = _mm256_set1_ps(__builtin_inff());
+  if (common > 0) {
+    __m256 m0 = mv8[0], m1 = mv8[1], m2 = mv8[2], m3 = mv8[3];
+    __m256 n0 = mn8[0], n1 = mn8[1], n2 = mn8[2], n3 = mn8[3];
+    for (int t = 0; t < 8 * common; t += 8) {
+      const __m256 x0 = _mm256_loadu_ps(p[0] + t), x1 = _mm256_loadu_ps(p[1] + t);
+      const __m256 x2 = _mm256_loadu_ps(p[2] + t), x3 = _mm256_loadu_ps(p[3] + t);
+      m0 = _mm256_max_ps(m0, x0), m1 = _mm256_max_ps(m1, x1);
+      m2 = _mm256_max_ps(m2, x2), m3 = _mm256_max_ps(m3, x3);
+      // minps returns its second operand for a NaN.
+      n0 = _mm256_min_ps(x0, n0), n1 = _mm256_min_ps(x1, n1);
+      n2 = _mm256_min_ps(x2, n2), n3 = _mm256_min_ps(x3, n3);
+    }
+    mv8[0] = m0, mv8[1] = m1, mv8[2] = m2, mv8[3] = m3;
+    mn8[0] = n0, mn8[1] = n1, mn8[2] = n2, mn8[3] = n3;
+  }
   const __m256 vscale = _mm256_set1_ps(scale);
   __m256 vshift[4];
   __m128 sv[4];
-  int j[4];
-  int common = 1 << 30;
+  // lean: every visible key's exp argument is ≥ -87.33654 (the clamp), so
+  // exp_nonpositive8_lean gives exp_nonpositive8's bits, but for NaN scores
+  // (lean gives NaN, the clamp exp(-87.33654); fixed below). The argument is
+  // monotonic in the score, so the least score's argument is the least.
+  int lean[4];
   for (int r = 0; r < n; r++) {
-    const float max = row_max(s + r * lds, first[r], last[r]);
+    const float max = row_max_from(p[r], 8 * common, len[r] - 1, mv8[r]);
+    float lanes8[8];
+    _mm256_storeu_ps(lanes8, mn8[r]);
+    float min = lanes8[0];
+    for (int x = 1; x < 8; x++) min = lanes8[x] < min ? lanes8[x] : min;
+    for (int j = 8 * common; j < len[r]; j++) min = p[r][j] < min ? p[r][j] : min;
+    lean[r] = min * scale - scale * max >= -87.33654f;
     vshift[r] = _mm256_set1_ps(scale * max);
     sv[r] = _mm_setzero_ps();
-    j[r] = first[r];
-    common = min_int(common, (last[r] + 1 - first[r]) / 8);
   }
-  if (n == 4) {
-    float *p0 = s + j[0], *p1 = s + lds + j[1], *p2 = s + 2 * lds + j[2], *p3 = s + 3 * lds + j[3];
-    for (int t = 0; t < common; t++) {
-      sv[0] = exp_sum8(p0 + 8 * t, vscale, vshift[0], sv[0]);
-      sv[1] = exp_sum8(p1 + 8 * t, vscale, vshift[1], sv[1]);
-      sv[2] = exp_sum8(p2 + 8 * t, vscale, vshift[2], sv[2]);
-      sv[3] = exp_sum8(p3 + 8 * t, vscale, vshift[3], sv[3]);
-    }
-    for (int r = 0; r < 4; r++) j[r] += 8 * common;
-  }
-  for (int r = 0; r < n; r++) {
-    float* p = s + r * lds;
-    const int f = first[r], l = last[r];
-    int k = j[r];
-    for (; k + 8 <= l + 1; k += 8) sv[r] = exp_sum8(p + k, vscale, vshift[r], sv[r]);
-    const int rest = l + 1 - k;  // 0 to 7 keys
-    float lane[4], tail[8], sum;
-    if (rest > 0) {
-      const __m256 e = exp_nonpositive8(
-          _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + k), vscale), vshift[r]));
-      _mm256_storeu_ps(p + k, e);
-      _mm256_storeu_ps(tail, e);
-      if (rest >= 4) sv[r] = _mm_add_ps(sv[r], _mm256_castps256_ps128(e));
-      _mm_storeu_ps(lane, sv[r]);
-      sum = lane[0] + lane[1] + lane[2] + lane[3];
-      for (int t = rest >= 4 ? 4 : 0; t < rest; t++) sum += tail[t];
+  // The exps and their sums.
+  if (common > 0) {
+    const int end = 8 * common;
+    __m128 s0 = sv[0], s1 = sv[1], s2 = sv[2], s3 = sv[3];
+    const __m256 h0 = vshift[0], h1 = vshift[1], h2 = vshift[2], h3 = vshift[3];
+    if (lean[0] & lean[1] & lean[2] & lean[3]) {
+      EXP_SUM8_ROWS(1)
     } else {
-      _mm_storeu_ps(lane, sv[r]);
-      sum = lane[0] + lane[1] + lane[2] + lane[3];
+      // Each row's own exp: the lean rows' lean one gives the same bits.
+      EXP_SUM8_ROWS(0)
     }
-    const __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (k = f; k <= l; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
-    for (k = z0; k < f; k++) p[k] = 0.0f;
-    for (k = l + 1; k <= z1; k += 8) _mm256_storeu_ps(p + k, _mm256_setzero_ps());
+    sv[0] = s0, sv[1] = s1, sv[2] = s2, sv[3] = s3;
+  }
+  __m256 inv[4];
+  for (int r = 0; r < n; r++) {
+    int k = 8 * common;
+    for (; k + 8 <= len[r]; k += 8) {
+      sv[r] = lean[r] ? exp_sum8(p[r] + k, vscale, vshift[r], sv[r], 1)
+                      : exp_sum8(p[r] + k, vscale, vshift[r], sv[r], 0);
+    }
+    const int rest = len[r] - k;  // 0 to 7 keys
+    float lane[4], tail[8];
+    // Lanes past the last key are computed from whatever follows it and
+    // dropped (zeroed below).
+    const __m256 x = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p[r] + k), vscale), vshift[r]);
+    const __m256 e = lean[r] ? exp_nonpositive8_lean(x) : exp_nonpositive8(x);
+    _mm256_storeu_ps(p[r] + k, e);
+    _mm256_storeu_ps(tail, e);
+    if (rest >= 4) sv[r] = _mm_add_ps(sv[r], _mm256_castps256_ps128(e));
+    _mm_storeu_ps(lane, sv[r]);
+    float sum = lane[0] + lane[1] + lane[2] + lane[3];
+    for (int t = rest >= 4 ? 4 : 0; t < rest; t++) sum += tail[t];
+    if (lean[r] && sum != sum) {
+      // A NaN score: its exp is the clamp's, exp_nonpositive8(NaN); the sum again.
+      const __m256 clamp = exp_nonpositive8(_mm256_set1_ps(__builtin_nanf("")));
+      for (int j = 0; j < len[r]; j += 8) {
+        const __m256 v = _mm256_loadu_ps(p[r] + j);
+        _mm256_storeu_ps(p[r] + j, _mm256_blendv_ps(v, clamp, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      }
+      sum = row_sum(p[r], len[r]);
+    }
+    inv[r] = _mm256_set1_ps(1.0f / sum);
+  }
+  // The products by 1 / sum: whole vectors, the rows' common ones
+  // interleaved, then each row's last vector with zeros past its last key.
+  int whole = 1 << 30;
+  for (int r = 0; r < n; r++) whole = min_int(whole, (len[r] - 1) / 8);
+  if (n < 4) whole = 0;
+  for (int t = 0; t < 8 * whole; t += 8) {
+    _mm256_storeu_ps(p[0] + t, _mm256_mul_ps(_mm256_loadu_ps(p[0] + t), inv[0]));
+    _mm256_storeu_ps(p[1] + t, _mm256_mul_ps(_mm256_loadu_ps(p[1] + t), inv[1]));
+    _mm256_storeu_ps(p[2] + t, _mm256_mul_ps(_mm256_loadu_ps(p[2] + t), inv[2]));
+    _mm256_storeu_ps(p[3] + t, _mm256_mul_ps(_mm256_loadu_ps(p[3] + t), inv[3]));
+  }
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int r = 0; r < n; r++) {
+    int k = 8 * whole;
+    for (; k + 8 < len[r]; k += 8) {
+      _mm256_storeu_ps(p[r] + k, _mm256_mul_ps(_mm256_loadu_ps(p[r] + k), inv[r]));
+    }
+    const __m256 keep = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(len[r] - k), lanes));
+    _mm256_storeu_ps(p[r] + k,
+                     _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(p[r] + k), inv[r])));
+    _mm256_storeu_ps(p[r] + k + 8, _mm256_setzero_ps());
+    for (float* z = s + r * lds + z0; z < p[r]; z++) *z = 0.0f;
   }
 }
 #endif
@@ -1323,7 +1458,7 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
   const float* v = operand(base, job, J_V, J_Q_SCALE, J_Q_ZERO) + b * job[J_B_BS] + g * d;
   float* out = operand(base, job, J_C, J_Q_SLOT, J_Q_ROW_DIV) + b * job[J_C_BS];
   const int kp = (kv_len + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
-  const int lds = kp + NR;
+  const int lds = kp + 2 * NR;
   float* kt = scratch;              // kp × d
   float* vp = kt + kp * d;          // kp × dp
   float* s = vp + kp * dp;          // rows × lds
@@ -1353,7 +1488,7 @@ NOINLINE static void run_attention(char* base, const int32_t* job, int task, flo
           first[x] = attention_first(i0 + r + x, offset, kv_len, window);
           last[x] = attention_last(i0 + r + x, offset, kv_len);
         }
-        softmax_rows(s + r * lds, lds, n, first, last, z0, z1, scale.f);
+        softmax_rows(s + r * lds, lds, n, first, last, z0, scale.f);
       }
 #else
       for (int r = 0; r < mrows; r++) {
