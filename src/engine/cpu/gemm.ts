@@ -52,13 +52,7 @@ import {
   lowerInverseStride,
   type PoolWorkers,
 } from "./_gemm_runtime.ts";
-import {
-  ATTENTION_ROW_MULTIPLE,
-  attentionScratchBytes,
-  KC,
-  NR,
-  SCRATCH_STRIDE,
-} from "./_gemm_layout.ts";
+import { attentionScratchBytes, KC, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant, type PoolWorkers };
 
@@ -68,7 +62,7 @@ export { CpuKernelError, type KernelVariant, type PoolWorkers };
  */
 export const STREAM_BYTES = 8 * 2 ** 20;
 
-/** Query rows per block of the fused attention (a multiple of {@link ATTENTION_ROW_MULTIPLE}). */
+/** Query rows per block of the fused attention (a multiple of _gemm_layout.ts's ATTENTION_ROW_MULTIPLE). */
 const ATTENTION_ROWS = 24;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
