@@ -846,11 +846,12 @@ export class CpuGemm {
    * Causal grouped-query attention of one sequence, every head at once:
    * out[i, h·D:(h+1)·D] = Σ_j softmax_j(scale · q_i·k_j) · v_j over the keys
    * query i sees (j ≤ i + kvLen − seq, and within `window` of it). One job:
-   * each task takes a head and a block of query rows through the scores, the
-   * softmax (float32 sums; exp to about 1 ulp) and the values in its own
+   * each task takes a key/value head (its keys packed once) and the query
+   * rows of every head that shares it, block by block, through the scores,
+   * the softmax (float32 sums; exp to about 1 ulp) and the values in its own
    * scratch, with the bits of {@linkcode attentionScores}, {@linkcode attentionSoftmax}
-   * and {@linkcode attentionValues} run one after another (keys wholly in a
-   * row's future are not multiplied).
+   * and {@linkcode attentionValues} run one after another (keys a row does
+   * not see are not multiplied).
    *
    * @param q [seq, heads·D]
    * @param k [kvLen, kvHeads·D]
