@@ -1290,6 +1290,57 @@ Deno.test("causalAttention (one fused job) gives the bits of attentionScores →
   }
 });
 
+Deno.test("causalAttention's spans, tiles and softmax give the three jobs' bits: GQA, head sizes, sequences, huge and NaN scores", () => {
+  // Each task packs one key/value head's keys for its query blocks (24 rows)
+  // and both heads of its group; with two threads and one key/value head
+  // (200 × 200: enough work to thread), a head's blocks are split into spans. Head sizes reach every
+  // values tile (8: 8 × 8, 24: 4 × 24, 32 and 64: 6 × 16, 40: both, 12: a
+  // ragged last vector); sequence lengths are not multiples of 24 or 8;
+  // scores of ±150 push most exps past the clamp (the full exp), and NaN
+  // scores take the lean exp's fix-up.
+  const cases = [
+    { sequences: 3, seq: 61, kvLen: 61, heads: 8, kvHeads: 4, headDim: 32, big: 1 },
+    { sequences: 2, seq: 50, kvLen: 50, heads: 2, kvHeads: 1, headDim: 64, big: 1 },
+    { sequences: 1, seq: 100, kvLen: 100, heads: 2, kvHeads: 1, headDim: 8, big: 1 },
+    { sequences: 1, seq: 200, kvLen: 200, heads: 2, kvHeads: 1, headDim: 32, big: 3 },
+    { sequences: 2, seq: 29, kvLen: 37, heads: 3, kvHeads: 1, headDim: 24, big: 1 },
+    { sequences: 1, seq: 53, kvLen: 53, heads: 2, kvHeads: 2, headDim: 40, big: 1, window: 9 },
+    { sequences: 1, seq: 45, kvLen: 45, heads: 4, kvHeads: 2, headDim: 12, big: 1 },
+    { sequences: 1, seq: 40, kvLen: 40, heads: 2, kvHeads: 1, headDim: 32, big: 150 },
+    { sequences: 1, seq: 40, kvLen: 40, heads: 2, kvHeads: 1, headDim: 32, big: 2, nan: true },
+  ];
+  for (const { sequences, big, nan, ...shape } of cases) {
+    const { seq, kvLen, heads, kvHeads, headDim: d } = shape;
+    const [qn, kvn] = [seq * heads * d, kvLen * kvHeads * d];
+    const q = values(sequences * qn, seq + d).map((x) => big * x);
+    const k = values(sequences * kvn, kvLen + 1);
+    const v = values(sequences * kvn, kvLen + 2);
+    if (nan) {
+      q[5 * heads * d + 3] = NaN; // every score of query 5, head 0
+      k[30 * kvHeads * d + 7] = NaN; // key 30's scores
+    }
+    for (const { gemm, label } of GEMMS) {
+      const expected = new Float32Array(sequences * qn);
+      for (let b = 0; b < sequences; b++) {
+        const p = gemm.attentionScores(q.subarray(b * qn, (b + 1) * qn), k.subarray(b * kvn), {
+          ...shape,
+          causal: true,
+        });
+        gemm.attentionSoftmax(p, shape);
+        expected.set(
+          gemm.attentionValues(p, v.subarray(b * kvn, (b + 1) * kvn), { ...shape, causal: true }),
+          b * qn,
+        );
+      }
+      assertSameBits(
+        gemm.causalAttention(q, k, v, { ...shape, sequences }),
+        expected,
+        `${label}: ${JSON.stringify({ sequences, big, nan, ...shape })}`,
+      );
+    }
+  }
+});
+
 Deno.test("walshHadamard gives fastWalshHadamard's bits: every build, 1 and 2 threads, strides, scales, tiny chunks", () => {
   // Sizes with stride 1 and with a base block left (768 = 3 · 256, 172 = 43 · 4);
   // an irrational scale, 1 (no multiply) and a power of two; 1 run and 1500 (threaded).

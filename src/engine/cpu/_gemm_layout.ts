@@ -107,6 +107,30 @@ export const NC_MAX = 256;
 /** Bytes of one thread's scratch: packed B slice, packed A block, one edge tile. */
 export const SCRATCH_STRIDE = (KC * NC_MAX + MC * KC + MR_MAX * NR) * 4;
 
+/**
+ * The fused attention's query blocks are a multiple of this many rows: of the
+ * native kernels' 3, 4, 6 and 8 rows and of every build's MR (see
+ * run_attention in gemm.c).
+ */
+export const ATTENTION_ROW_MULTIPLE = 24;
+
+/**
+ * Bytes of one thread's scratch for the fused attention with blocks of
+ * `rows` query rows (run_attention's layout in gemm.c): a key/value head's
+ * packed kᵀ and v, one head's scores of a block, a packed block of rows and
+ * one edge tile.
+ *
+ * @example
+ * ```ts ignore
+ * attentionScratchBytes(256, 32, 24); // (256·32 + 256·32 + 24·272 + 24·512 + 64) · 4
+ * ```
+ */
+export function attentionScratchBytes(kvLen: number, headDim: number, rows: number): number {
+  const kp = Math.ceil(kvLen / NR) * NR, dp = Math.ceil(headDim / NR) * NR;
+  const floats = kp * headDim + kp * dp + rows * (kp + 2 * NR) + rows * KC + MR_MAX * NR;
+  return Math.ceil(floats * 4 / 64) * 64;
+}
+
 /** A wasm page. */
 export const PAGE_BYTES = 65536;
 /** The most a wasm32 memory can hold: 65536 pages, 4 GiB. */

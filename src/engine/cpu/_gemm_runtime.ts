@@ -21,6 +21,7 @@
 
 import { Worker } from "node:worker_threads";
 import {
+  ATTENTION_ROW_MULTIPLE,
   type GemmExports,
   JOB,
   JOB_ADDRESS,
@@ -28,7 +29,6 @@ import {
   KC,
   MAX_PAGES,
   MC,
-  MR_MAX,
   NC_MAX,
   NR,
   PAGE_BYTES,
@@ -653,9 +653,10 @@ export class GemmRuntime {
   /**
    * Causal grouped-query attention of `sequences` sequences (default 1,
    * stored one after another) in one job (see run_attention in gemm.c): a
-   * task per sequence, head and block of `rows` query rows (a multiple of
-   * every build's MR), each with `scratchBytes` of scratch from byte
-   * address `scratch` on (one region per thread).
+   * task per sequence, key/value head and span of the query rows (blocks of
+   * `rows`, a multiple of {@link ATTENTION_ROW_MULTIPLE}, dealt round the
+   * spans), each with `scratchBytes` of scratch from byte address `scratch`
+   * on (one region per thread; see `attentionScratchBytes`).
    */
   attention(job: {
     q: number;
@@ -679,16 +680,22 @@ export class GemmRuntime {
     if (this.#closed) throw new CpuKernelError("CPU kernels: runtime is closed");
     const { seq, kvLen, heads, kvHeads, headDim: d, rows, sequences = 1 } = job;
     if (seq === 0 || heads === 0 || sequences === 0) return;
+    // About 4·kvLen·d flops per query row (two products), half of them causal.
+    const threaded = this.#workers.length > 0 &&
+      2 * sequences * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
+    // Each task packs its key/value head's keys once for all its blocks and
+    // heads; spans split a head's blocks only where the heads alone would
+    // leave threads idle (about four tasks a thread).
     const nblocks = Math.ceil(seq / rows);
-    const ntasks = sequences * heads * nblocks;
-    if (ntasks > MAX_TASKS || rows % MR_MAX !== 0) {
+    const spans = threaded
+      ? Math.min(nblocks, Math.ceil((4 * this.threads) / (sequences * kvHeads)))
+      : 1;
+    const ntasks = sequences * kvHeads * spans;
+    if (ntasks > MAX_TASKS || rows % ATTENTION_ROW_MULTIPLE !== 0) {
       throw new CpuKernelError(
         `CPU kernels: attention of ${heads} heads in blocks of ${rows} rows does not fit one job`,
       );
     }
-    // About 4·kvLen·d flops per query row (two products), half of them causal.
-    const threaded = this.#workers.length > 0 &&
-      2 * sequences * heads * seq * kvLen * d >= THREADED_MIN_FLOPS;
     const s = this.#job;
     s[JOB.OP] = 6;
     s[JOB.PACKED] = 0;
@@ -696,7 +703,7 @@ export class GemmRuntime {
     s[JOB.N] = kvLen;
     s[JOB.K] = d;
     s[JOB.NC] = rows;
-    s[JOB.NSTRIPES] = nblocks;
+    s[JOB.NSTRIPES] = spans;
     s[JOB.A] = job.q;
     s[JOB.A_RS] = heads * d;
     s[JOB.B] = job.k;

@@ -52,7 +52,7 @@ import {
   lowerInverseStride,
   type PoolWorkers,
 } from "./_gemm_runtime.ts";
-import { KC, MR_MAX, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
+import { attentionScratchBytes, KC, NR, SCRATCH_STRIDE } from "./_gemm_layout.ts";
 
 export { CpuKernelError, type KernelVariant, type PoolWorkers };
 
@@ -62,8 +62,8 @@ export { CpuKernelError, type KernelVariant, type PoolWorkers };
  */
 export const STREAM_BYTES = 8 * 2 ** 20;
 
-/** Query rows per task of the fused attention: a multiple of every build's MR, so its micro-panels are the values product's. */
-const ATTENTION_ROWS = 32;
+/** Query rows per block of the fused attention (a multiple of _gemm_layout.ts's ATTENTION_ROW_MULTIPLE). */
+const ATTENTION_ROWS = 24;
 
 /** gemm.c's KC: a Gram's row chunks are whole multiples of it (same sums). */
 const GRAM_ROW_QUANTUM = KC;
@@ -846,11 +846,12 @@ export class CpuGemm {
    * Causal grouped-query attention of one sequence, every head at once:
    * out[i, h·D:(h+1)·D] = Σ_j softmax_j(scale · q_i·k_j) · v_j over the keys
    * query i sees (j ≤ i + kvLen − seq, and within `window` of it). One job:
-   * each task takes a head and a block of query rows through the scores, the
-   * softmax (float32 sums; exp to about 1 ulp) and the values in its own
+   * each task takes a key/value head (its keys packed once) and the query
+   * rows of every head that shares it, block by block, through the scores,
+   * the softmax (float32 sums; exp to about 1 ulp) and the values in its own
    * scratch, with the bits of {@linkcode attentionScores}, {@linkcode attentionSoftmax}
-   * and {@linkcode attentionValues} run one after another (keys wholly in a
-   * row's future are not multiplied).
+   * and {@linkcode attentionValues} run one after another (keys a row does
+   * not see are not multiplied).
    *
    * @param q [seq, heads·D]
    * @param k [kvLen, kvHeads·D]
@@ -888,10 +889,7 @@ export class CpuGemm {
     }
     const rt = this.#rt;
     const rows = ATTENTION_ROWS;
-    const scratchBytes = align(
-      (rows * kvLen + KC * align(Math.max(kvLen, d), NR) + rows * KC + MR_MAX * NR) * 4,
-      64,
-    );
+    const scratchBytes = attentionScratchBytes(kvLen, d, rows);
     // Whole sequences a job, about a streaming chunk's worth (at least one),
     // no more tasks than the job's counter holds.
     const tasksPerSequence = heads * Math.ceil(seq / rows);

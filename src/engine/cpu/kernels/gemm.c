@@ -898,20 +898,18 @@ static inline __m256 exp_nonpositive8(__m256 x) {
 }
 #endif
 
-// One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
-// over the visible keys [first, last], 0 elsewhere in [0, len). The native
-// build takes eight keys a step first (then four, then one, as the
-// WebAssembly build does): the maximum is the same value, each exp the same
-// bits, and the sum adds each step's two halves one after the other, so it
-// sums the four lanes in the WebAssembly build's order.
-NOINLINE static void softmax_row(float* p, int first, int last, int len, float scale) {
-  const v128_t minus_inf = wasm_f32x4_splat(-__builtin_inff());
-  v128_t mv = minus_inf;
-  int j = first;
+// The largest of p[first..last], by the order softmax_row has always used
+// (eight keys a step natively, then four, then one): with NaN scores the
+// order decides which value wins, so both softmax routines share this code.
+// row_max_from continues from key j with the eight-key steps' maxima mv8
+// so far (natively; softmax_rows runs the first steps of four rows at once).
 #ifndef __wasm__
-  __m256 mv8 = _mm256_set1_ps(-__builtin_inff());
+static inline float row_max_from(const float* p, int j, int last, __m256 mv8) {
   for (; j + 8 <= last + 1; j += 8) mv8 = _mm256_max_ps(mv8, _mm256_loadu_ps(p + j));
-  mv = _mm_max_ps(_mm256_castps256_ps128(mv8), _mm256_extractf128_ps(mv8, 1));
+  v128_t mv = _mm_max_ps(_mm256_castps256_ps128(mv8), _mm256_extractf128_ps(mv8, 1));
+#else
+static inline float row_max_from(const float* p, int j, int last) {
+  v128_t mv = wasm_f32x4_splat(-__builtin_inff());
 #endif
   for (; j + 4 <= last + 1; j += 4) mv = wasm_f32x4_max(mv, wasm_v128_load(p + j));
   const float m0 = wasm_f32x4_extract_lane(mv, 0), m1 = wasm_f32x4_extract_lane(mv, 1);
@@ -920,11 +918,30 @@ NOINLINE static void softmax_row(float* p, int first, int last, int len, float s
   max = max > m2 ? max : m2;
   max = max > m3 ? max : m3;
   for (; j <= last; j++) max = p[j] > max ? p[j] : max;
+  return max;
+}
+
+static inline float row_max(const float* p, int first, int last) {
+#ifndef __wasm__
+  return row_max_from(p, first, last, _mm256_set1_ps(-__builtin_inff()));
+#else
+  return row_max_from(p, first, last);
+#endif
+}
+
+// One row of attention probabilities in place: p[j] = softmax(scale·p)[j]
+// over the visible keys [first, last], 0 elsewhere in [0, len). The native
+// build takes eight keys a step first (then four, then one, as the
+// WebAssembly build does): the maximum is the same value, each exp the same
+// bits, and the sum adds each step's two halves one after the other, so it
+// sums the four lanes in the WebAssembly build's order.
+NOINLINE static void softmax_row(float* p, int first, int last, int len, float scale) {
+  const float max = row_max(p, first, last);
   // scale > 0, so the largest scaled score is scale · max.
   const v128_t vscale = wasm_f32x4_splat(scale);
   const v128_t vshift = wasm_f32x4_splat(scale * max);
   v128_t sv = wasm_f32x4_splat(0.0f);
-  j = first;
+  int j = first;
 #ifndef __wasm__
   const __m256 vscale8 = _mm256_set1_ps(scale), vshift8 = _mm256_set1_ps(scale * max);
   for (; j + 8 <= last + 1; j += 8) {
@@ -975,92 +992,512 @@ NOINLINE static void run_softmax(char* base, const int32_t* job, int batch, int 
   }
 }
 
-// One task of causal attention fused (J_OP 6): sequence b, head h, query rows [i0, i1)
-// (NC rows, a multiple of MR). q [seq, heads·d] at A (row stride A_RS), k and
-// v [kvLen, kvHeads·d] at B and V (row stride B_RS), out [seq, heads·d] at C
-// (LDC); query i sees keys (i + offset − window, i + offset]. The block's
-// scores, its softmax and its outputs stay in this thread's scratch (J_SCRATCH
-// + tid · J_SCRATCH_STRIDE: NC × kvLen scores, then packed panels), instead of
-// a heads × seq × kvLen buffer that three separate jobs write and read back.
-// Each value is computed as those jobs compute it (the scores and values
-// products' micro-kernel over the same k slices, each micro-panel of the
-// values stopping at its last row's last key (causal_steps), the same
-// softmax_row), so the results are the same bits. Natively q, k, v and out
-// may be host arrays instead (their addresses at P0 : J0, J1 : GROUP,
-// Q_SCALE : Q_ZERO and Q_SLOT : Q_ROW_DIV, 0 : 0 for none), read and
-// written in place rather than copied through this memory.
-NOINLINE static void run_attention(char* base, const int32_t* job, int task, float* scratch) {
-  const int seq = job[J_M], kv_len = job[J_N], d = job[J_K];
-  const int rows = job[J_NC], nblocks = job[J_NSTRIPES];
-  const int q_rs = job[J_A_RS], kv_rs = job[J_B_RS], ldc = job[J_LDC];
-  const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
-  union { int32_t i; float f; } scale = {job[J_SCALE]};
-  // Sequence b's q and out start A_BS and C_BS floats after sequence b − 1's,
-  // its k and v B_BS floats after (one job may hold several sequences).
-  const int per_seq = ldc / d * nblocks;
-  const int b = task / per_seq;
-  task %= per_seq;
-  const int h = task / nblocks;
-  const int i0 = (task % nblocks) * rows, i1 = min_int(seq, i0 + rows), mrows = i1 - i0;
-  const int kvh = h / job[J_B_GROUP];
-  const float* q = operand(base, job, J_A, J_P0, J_J0) + b * job[J_A_BS] + h * d;
-  const float* k = operand(base, job, J_B, J_J1, J_GROUP) + b * job[J_B_BS] + kvh * d;
-  const float* v = operand(base, job, J_V, J_Q_SCALE, J_Q_ZERO) + b * job[J_B_BS] + kvh * d;
-  float* out = operand(base, job, J_C, J_Q_SLOT, J_Q_ROW_DIV) + b * job[J_C_BS] + h * d;
-  const int kv_pad = (kv_len > d ? kv_len : d) + NR - 1;
-  float* scores = scratch;                            // rows × kv_len
-  float* pack = scores + rows * kv_len;               // KC × kv_pad, packed B
-  float* pack_a_buf = pack + KC * (kv_pad / NR * NR); // rows × KC, packed A
-  float* edge = pack_a_buf + rows * KC;               // MR × NR
-  // Scores of the keys the block's last row can see; the softmax zeroes the rest.
-  const int keys = min_int(kv_len, i1 - 1 + offset + 1);
+// ---- Causal attention fused (J_OP 6) ----
+//
+// A task is sequence b, KV head g and span s: the query rows of every head
+// that shares g (grouped-query attention), in blocks of NC rows, blocks s,
+// s + S, s + 2S, ... (S = J_NSTRIPES spans, interleaved so that each span
+// holds a fair share of the causal triangle). q [seq, heads·d] at A (row
+// stride A_RS), k and v [kvLen, kvHeads·d] at B and V (row stride B_RS), out
+// [seq, heads·d] at C (LDC); query i sees keys (i + offset − window, i +
+// offset]. Sequence b's q and out start A_BS and C_BS floats after sequence
+// b − 1's, its k and v B_BS floats after. Natively q, k, v and out may be
+// host arrays instead (their addresses at P0 : J0, J1 : GROUP, Q_SCALE :
+// Q_ZERO and Q_SLOT : Q_ROW_DIV, 0 : 0 for none), read and written in place.
+//
+// The task packs g's keys once for all its blocks and heads, as the blocks
+// reach them (kᵀ in NR-key micro-panels of d steps, and v), instead of once
+// per block and head, then per block and head: the scores of the keys the
+// block's rows see, the softmax of each row, the values. Every number is the
+// one the three separate jobs (attentionScores → attentionSoftmax →
+// attentionValues) give:
+// - a score is one fused multiply-add chain over d in order from 0 (per KC
+//   slice of d, the slices added in order), as the products' kernels run it;
+// - a row's softmax is softmax_row's: the same maximum, exps, sum order and
+//   product by 1 / sum;
+// - an output is one chain over the keys in order per KC slice of keys (the
+//   slices added in order). The chains here start at the first key some row
+//   of the micro-panel sees and stop at the last one: the keys outside a
+//   row's window add exact zeros (0 · v + acc is acc: leading terms meet an
+//   accumulator of +0, and the products' kernels already stop each
+//   micro-panel at its own last key, a different one per build's MR).
+// Scratch (this thread's, J_SCRATCH + tid · J_SCRATCH_STRIDE), in floats,
+// kp = kvLen rounded up to NR, dp = d rounded up to NR:
+//   kt     kp × d    kᵀ, key micro-panels: kt[(j / NR)·d·NR + p·NR + j % NR]
+//   vp     kp × dp   v natively as rows: vp[j·dp + c] (dp − d zeros a row);
+//                    in the WebAssembly builds as column micro-panels:
+//                    vp[(c / NR)·kp·NR + j·NR + c % NR] (columns past d zero)
+//   s      NC × (kp + 2·NR)  the block's scores of one head, row r at r·(kp +
+//                    2·NR), key j at j; the floats past kp let a row's last
+//                    vectors run past its last key (see softmax_rows)
+//   pa     NC × KC   (WebAssembly builds) packed rows of q or of s
+//   edge   MR × NR
+// NC is a multiple of 24: of the native kernels' 3, 4, 6 and 8 rows and of
+// the WebAssembly builds' MR.
+
+// The first and last key query row i sees.
+static inline int attention_last(int i, int offset, int kv_len) {
+  return min_int(kv_len - 1, i + offset);
+}
+static inline int attention_first(int i, int offset, int kv_len, int window) {
+  const int first = window > 0 ? attention_last(i, offset, kv_len) - window + 1 : 0;
+  return first > 0 ? first : 0;
+}
+
+#ifndef __wasm__
+// One vector of a tile's output: stored, or added to what o holds (!store);
+// the last vector of a row writes only its first `cols` lanes (mask).
+static inline __attribute__((always_inline)) void attention_store(float* o, __m256 x, int whole,
+                                                                  __m256i mask, int store) {
+  if (whole) {
+    _mm256_storeu_ps(o, store ? x : _mm256_add_ps(x, _mm256_loadu_ps(o)));
+  } else {
+    _mm256_maskstore_ps(o, mask, store ? x : _mm256_add_ps(x, _mm256_maskload_ps(o, mask)));
+  }
+}
+
+// `count` tiles side by side, tile u: c[r][u·8·NV + 8v + x] (+)= Σ_{t < steps}
+// a[r][t] · b[u·bnext + t·bstep + v·bvstride + x] for r < ROWS, v < NV, x < 8.
+// A tile is ROWS · NV accumulators, per step NV vector loads, ROWS broadcasts
+// and ROWS · NV fused multiply-adds, each output one chain from 0 in order
+// (the bits of the products' micro-kernels). Rows r < rows are stored (or
+// added, !store); the last tile's last vector only its first `cols` columns.
+// The shapes used: scores take 4 query rows by 1 to 3 key micro-panels
+// (4 × 24: twelve accumulators, three loads and four broadcasts a step, as
+// micro_kernel_4x24_rows); values take 6 rows by 16 columns (twelve
+// accumulators, two loads and six broadcasts a step), 4 by 24 for an odd
+// count of column vectors, 8 by 8 for a single one. Every loop over rows and
+// vectors is unrolled, so the accumulators stay in registers (GCC left some
+// of these loops rolled, and then kept the accumulators in memory: a store
+// per multiply-add). A row of tiles a call: the scores' tiles are only d = 32
+// steps deep, and one call each measured about 13 % slower.
+#define ATTENTION_TILE(ROWS, NV)                                                               \
+  NOINLINE static void attention_tile_##ROWS##x##NV(                                           \
+      int steps, const float* const* a, const float* b, int bstep, int bvstride, int bnext,    \
+      int count, float* c, int ldc, int rows, int cols, int store) {                           \
+    const float* ar[ROWS];                                                                     \
+    _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++) ar[r] = a[r];                       \
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols),                           \
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));        \
+    for (int u = 0; u < count; u++, b += bnext, c += NV * NR) {                                \
+      __m256 acc[ROWS][NV];                                                                    \
+      _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++) {                                 \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();  \
+      }                                                                                        \
+      const float* bt = b;                                                                     \
+      for (int t = 0; t < steps; t++) {                                                        \
+        __m256 bv[NV];                                                                         \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] =                           \
+            _mm256_loadu_ps(bt + v * bvstride);                                                \
+        _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++) {                               \
+          const __m256 x = _mm256_broadcast_ss(ar[r] + t);                                     \
+          _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] =                     \
+              _mm256_fmadd_ps(x, bv[v], acc[r][v]);                                            \
+        }                                                                                      \
+        bt += bstep;                                                                           \
+      }                                                                                        \
+      const int whole = u < count - 1 || cols == NR;                                           \
+      _Pragma("GCC unroll 8") for (int r = 0; r < ROWS; r++) {                                 \
+        if (r < rows) {                                                                        \
+          _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                               \
+            attention_store(c + r * ldc + v * NR, acc[r][v], v < NV - 1 || whole, mask,       \
+                            store);                                                            \
+          }                                                                                    \
+        }                                                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  }
+ATTENTION_TILE(4, 3)
+ATTENTION_TILE(4, 2)
+ATTENTION_TILE(4, 1)
+ATTENTION_TILE(6, 2)
+ATTENTION_TILE(8, 1)
+
+// exp_nonpositive8 for arguments known to be ≥ -87.33654 (no lane
+// underflows, none is NaN): the same bits without the clamp and the mask,
+// which change nothing there, and with x − n·0.693359375 as one fused
+// multiply-add: n is an integer of at most 7 bits and 0.693359375 = 355/512,
+// so n·0.693359375 is exact and the separate product rounded nothing.
+static inline __m256 exp_nonpositive8_lean(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i two_n = _mm256_slli_epi32(
+      _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000 - 127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+}
+
+// The exps of eight keys of one row (p, as softmax_row computes them;
+// exp_nonpositive8_lean where `lean`), stored in place and added to its sum
+// as softmax_row adds them.
+static inline __attribute__((always_inline)) __m128 exp_sum8(float* p, __m256 vscale,
+                                                             __m256 vshift, __m128 sv, int lean) {
+  const __m256 x = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p), vscale), vshift);
+  const __m256 e = lean ? exp_nonpositive8_lean(x) : exp_nonpositive8(x);
+  _mm256_storeu_ps(p, e);
+  sv = _mm_add_ps(sv, _mm256_castps256_ps128(e));
+  return _mm_add_ps(sv, _mm256_extractf128_ps(e, 1));
+}
+
+// Four rows' common eight-key steps [0, end) of exps and sums, interleaved.
+#define EXP_SUM8_ROWS(LEAN)                                                \
+  for (int t = 0; t < end; t += 8) {                                      \
+    s0 = exp_sum8(p[0] + t, vscale, h0, s0, LEAN);                        \
+    s1 = exp_sum8(p[1] + t, vscale, h1, s1, LEAN);                        \
+    s2 = exp_sum8(p[2] + t, vscale, h2, s2, LEAN);                        \
+    s3 = exp_sum8(p[3] + t, vscale, h3, s3, LEAN);                        \
+  }
+
+// softmax_row's sum of the exps e[0..len) in its order (see softmax_rows).
+static float row_sum(const float* e, int len) {
+  __m128 sv = _mm_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= len; k += 8) {
+    sv = _mm_add_ps(sv, _mm_loadu_ps(e + k));
+    sv = _mm_add_ps(sv, _mm_loadu_ps(e + k + 4));
+  }
+  if (k + 4 <= len) sv = _mm_add_ps(sv, _mm_loadu_ps(e + k)), k += 4;
+  float lane[4];
+  _mm_storeu_ps(lane, sv);
+  float sum = lane[0] + lane[1] + lane[2] + lane[3];
+  for (; k < len; k++) sum += e[k];
+  return sum;
+}
+
+// softmax_row on n ≤ 4 rows of a block's scores (row r at s + r·lds, key j
+// at j). The same bits: the same maximum (row_max's steps), every exp the
+// same operations, the sum in the same order (each eight-key step's halves
+// into four lanes, a four-key step's, the lanes left to right, then single
+// keys) and the same product by 1 / sum. What differs is the schedule: the
+// rows' eight-key steps run interleaved (a row's sum is one chain of
+// dependent adds; four rows are four), the last keys take one vector exp
+// (the lanes a four-key step and single keys would compute), and each loop
+// runs the four rows' common trip count (one loop exit a phase for four rows
+// instead of one a row: the exits' mispredictions had cost as much as the
+// normalization). Zeros: on at least the 8 keys after last_r (the lanes of
+// its last vector past last_r, then a vector), and on [z0, first_r): the
+// values' micro-panels of up to 8 rows read those (a row's neighbour in a
+// panel sees at most 7 keys more or fewer). A row writes at most 15 floats
+// past last_r (its spare floats).
+NOINLINE static void softmax_rows(float* s, int lds, int n, const int* first, const int* last,
+                                  int z0, float scale) {
+  float* p[4];
+  int len[4], common = 1 << 30;
+  for (int r = 0; r < n; r++) {
+    p[r] = s + r * lds + first[r];  // key first[r] of row r
+    len[r] = last[r] + 1 - first[r];
+    common = min_int(common, len[r] / 8);
+  }
+  if (n < 4) common = 0;
+  // The maxima: row_max's steps, the common eight-key steps interleaved.
+  __m256 mv8[4];
+  for (int r = 0; r < n; r++) mv8[r] = _mm256_set1_ps(-__builtin_inff());
+  // (In locals: GCC keeps an array indexed by a variable in memory, and a
+  // store and reload in each chain.) With the maxima, the minima (NaN
+  // ignored), for the lean exp below.
+  __m256 mn8[4];
+  for (int r = 0; r < n; r++) mn8[r] = _mm256_set1_ps(__builtin_inff());
+  if (common > 0) {
+    __m256 m0 = mv8[0], m1 = mv8[1], m2 = mv8[2], m3 = mv8[3];
+    __m256 n0 = mn8[0], n1 = mn8[1], n2 = mn8[2], n3 = mn8[3];
+    for (int t = 0; t < 8 * common; t += 8) {
+      const __m256 x0 = _mm256_loadu_ps(p[0] + t), x1 = _mm256_loadu_ps(p[1] + t);
+      const __m256 x2 = _mm256_loadu_ps(p[2] + t), x3 = _mm256_loadu_ps(p[3] + t);
+      m0 = _mm256_max_ps(m0, x0), m1 = _mm256_max_ps(m1, x1);
+      m2 = _mm256_max_ps(m2, x2), m3 = _mm256_max_ps(m3, x3);
+      // minps returns its second operand for a NaN.
+      n0 = _mm256_min_ps(x0, n0), n1 = _mm256_min_ps(x1, n1);
+      n2 = _mm256_min_ps(x2, n2), n3 = _mm256_min_ps(x3, n3);
+    }
+    mv8[0] = m0, mv8[1] = m1, mv8[2] = m2, mv8[3] = m3;
+    mn8[0] = n0, mn8[1] = n1, mn8[2] = n2, mn8[3] = n3;
+  }
+  const __m256 vscale = _mm256_set1_ps(scale);
+  __m256 vshift[4];
+  __m128 sv[4];
+  // lean: every visible key's exp argument is ≥ -87.33654 (the clamp), so
+  // exp_nonpositive8_lean gives exp_nonpositive8's bits, but for NaN scores
+  // (lean gives NaN, the clamp exp(-87.33654); fixed below). The argument is
+  // monotonic in the score, so the least score's argument is the least.
+  int lean[4];
+  for (int r = 0; r < n; r++) {
+    const float max = row_max_from(p[r], 8 * common, len[r] - 1, mv8[r]);
+    float lanes8[8];
+    _mm256_storeu_ps(lanes8, mn8[r]);
+    float min = lanes8[0];
+    for (int x = 1; x < 8; x++) min = lanes8[x] < min ? lanes8[x] : min;
+    for (int j = 8 * common; j < len[r]; j++) min = p[r][j] < min ? p[r][j] : min;
+    lean[r] = min * scale - scale * max >= -87.33654f;
+    vshift[r] = _mm256_set1_ps(scale * max);
+    sv[r] = _mm_setzero_ps();
+  }
+  // The exps and their sums.
+  if (common > 0) {
+    const int end = 8 * common;
+    __m128 s0 = sv[0], s1 = sv[1], s2 = sv[2], s3 = sv[3];
+    const __m256 h0 = vshift[0], h1 = vshift[1], h2 = vshift[2], h3 = vshift[3];
+    if (lean[0] & lean[1] & lean[2] & lean[3]) {
+      EXP_SUM8_ROWS(1)
+    } else {
+      // Each row's own exp: the lean rows' lean one gives the same bits.
+      EXP_SUM8_ROWS(0)
+    }
+    sv[0] = s0, sv[1] = s1, sv[2] = s2, sv[3] = s3;
+  }
+  __m256 inv[4];
+  for (int r = 0; r < n; r++) {
+    int k = 8 * common;
+    for (; k + 8 <= len[r]; k += 8) {
+      sv[r] = lean[r] ? exp_sum8(p[r] + k, vscale, vshift[r], sv[r], 1)
+                      : exp_sum8(p[r] + k, vscale, vshift[r], sv[r], 0);
+    }
+    const int rest = len[r] - k;  // 0 to 7 keys
+    float lane[4], tail[8];
+    // Lanes past the last key are computed from whatever follows it and
+    // dropped (zeroed below).
+    const __m256 x = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p[r] + k), vscale), vshift[r]);
+    const __m256 e = lean[r] ? exp_nonpositive8_lean(x) : exp_nonpositive8(x);
+    _mm256_storeu_ps(p[r] + k, e);
+    _mm256_storeu_ps(tail, e);
+    if (rest >= 4) sv[r] = _mm_add_ps(sv[r], _mm256_castps256_ps128(e));
+    _mm_storeu_ps(lane, sv[r]);
+    float sum = lane[0] + lane[1] + lane[2] + lane[3];
+    for (int t = rest >= 4 ? 4 : 0; t < rest; t++) sum += tail[t];
+    if (lean[r] && sum != sum) {
+      // A NaN score: its exp is the clamp's, exp_nonpositive8(NaN); the sum again.
+      const __m256 clamp = exp_nonpositive8(_mm256_set1_ps(__builtin_nanf("")));
+      for (int j = 0; j < len[r]; j += 8) {
+        const __m256 v = _mm256_loadu_ps(p[r] + j);
+        _mm256_storeu_ps(p[r] + j, _mm256_blendv_ps(v, clamp, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      }
+      sum = row_sum(p[r], len[r]);
+    }
+    inv[r] = _mm256_set1_ps(1.0f / sum);
+  }
+  // The products by 1 / sum: whole vectors, the rows' common ones
+  // interleaved, then each row's last vector with zeros past its last key.
+  int whole = 1 << 30;
+  for (int r = 0; r < n; r++) whole = min_int(whole, (len[r] - 1) / 8);
+  if (n < 4) whole = 0;
+  for (int t = 0; t < 8 * whole; t += 8) {
+    _mm256_storeu_ps(p[0] + t, _mm256_mul_ps(_mm256_loadu_ps(p[0] + t), inv[0]));
+    _mm256_storeu_ps(p[1] + t, _mm256_mul_ps(_mm256_loadu_ps(p[1] + t), inv[1]));
+    _mm256_storeu_ps(p[2] + t, _mm256_mul_ps(_mm256_loadu_ps(p[2] + t), inv[2]));
+    _mm256_storeu_ps(p[3] + t, _mm256_mul_ps(_mm256_loadu_ps(p[3] + t), inv[3]));
+  }
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int r = 0; r < n; r++) {
+    int k = 8 * whole;
+    for (; k + 8 < len[r]; k += 8) {
+      _mm256_storeu_ps(p[r] + k, _mm256_mul_ps(_mm256_loadu_ps(p[r] + k), inv[r]));
+    }
+    const __m256 keep = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(len[r] - k), lanes));
+    _mm256_storeu_ps(p[r] + k,
+                     _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(p[r] + k), inv[r])));
+    _mm256_storeu_ps(p[r] + k + 8, _mm256_setzero_ps());
+    for (float* z = s + r * lds + z0; z < p[r]; z++) *z = 0.0f;
+  }
+}
+#endif
+
+// Packs the keys of micro-panels [kp0, kp1) of one KV head: kᵀ into kt's
+// micro-panels, v into vp (see the scratch layout above).
+static void attention_pack(const float* k, const float* v, int kv_rs, int kv_len, int d,
+                           int kp0, int kp1, float* kt, float* vp) {
+  const int j0 = kp0 * NR, j1 = min_int(kv_len, kp1 * NR);
+  if (j1 <= j0) return;
+  pack_b(k + j0 * kv_rs, 1, kv_rs, d, j1 - j0, kt + j0 * d);
+#ifndef __wasm__
+  const int dp = (d + NR - 1) / NR * NR;
+  for (int j = j0; j < j1; j++) {
+    const float* src = v + j * kv_rs;
+    float* dst = vp + j * dp;
+    int c = 0;
+    for (; c + NR <= d; c += NR) _mm256_storeu_ps(dst + c, _mm256_loadu_ps(src + c));
+    for (; c < d; c++) dst[c] = src[c];
+    for (; c < dp; c++) dst[c] = 0.0f;
+  }
+#else
+  const int kp = (kv_len + NR - 1) / NR * NR;
+  for (int c = 0; c < d; c += NR) {
+    pack_b(v + j0 * kv_rs + c, kv_rs, 1, j1 - j0, min_int(NR, d - c), vp + c * kp + j0 * NR);
+  }
+#endif
+}
+
+// The scores of one head for the block's rows [i0, i0 + mrows): row r (query
+// i0 + r) gets the keys of the micro-panels its micro-panel of rows sees.
+static void attention_scores(const float* q, int q_rs, int mrows, int i0, int d, int offset,
+                             int kv_len, int window, const float* kt, float* s, int lds,
+                             float* pa, float* edge) {
+#ifndef __wasm__
+  (void)pa, (void)edge;
+  for (int r = 0; r < mrows; r += 4) {
+    // Rows past the block's last repeat it (their scores are never read).
+    const float* a[4];
+    for (int x = 0; x < 4; x++) a[x] = q + min_int(r + x, mrows - 1) * q_rs;
+    const int kp0 = attention_first(i0 + r, offset, kv_len, window) / NR;
+    const int kp1 = attention_last(i0 + min_int(r + 3, mrows - 1), offset, kv_len) / NR + 1;
+    for (int pc = 0; pc < d; pc += KC) {
+      const int kc = min_int(KC, d - pc), store = pc == 0;
+      const float* ap[4] = {a[0] + pc, a[1] + pc, a[2] + pc, a[3] + pc};
+      // Triples of key micro-panels, but a single one left after them is
+      // taken with the last triple as two pairs.
+      const int panels = kp1 - kp0;
+      int triples = panels / 3;
+      if (triples > 0 && panels % 3 == 1) triples--;
+      const float* b = kt + kp0 * d * NR + pc * NR;
+      float* c = s + r * lds + kp0 * NR;
+      attention_tile_4x3(kc, ap, b, NR, d * NR, 3 * d * NR, triples, c, lds, 4, NR, store);
+      const int rest = panels - 3 * triples;
+      b += triples * 3 * d * NR, c += triples * 3 * NR;
+      if (rest >= 2) {
+        attention_tile_4x2(kc, ap, b, NR, d * NR, 2 * d * NR, rest / 2, c, lds, 4, NR, store);
+      }
+      if (rest % 2 == 1) {
+        b += rest / 2 * 2 * d * NR, c += rest / 2 * 2 * NR;
+        attention_tile_4x1(kc, ap, b, NR, d * NR, d * NR, 1, c, lds, 4, NR, store);
+      }
+    }
+  }
+#else
   for (int pc = 0; pc < d; pc += KC) {
     const int kc = min_int(KC, d - pc);
-    pack_b(k + pc, 1, kv_rs, kc, keys, pack);
-#ifndef __wasm__
-    // Natively q's rows are read in place.
-    block_tiles_rows(kc, kc, q + i0 * q_rs + pc, q_rs, mrows, pack, keys, scores, kv_len, pc == 0,
-                     pack_a_buf, edge);
-#else
-    pack_a(q + i0 * q_rs + pc, q_rs, 1, mrows, kc, pack_a_buf);
-    block_tiles(kc, pack_a_buf, mrows, pack, keys, scores, kv_len, pc == 0, edge);
-#endif
-  }
-  for (int i = i0; i < i1; i++) {
-    const int last = min_int(kv_len - 1, i + offset);
-    int first = window > 0 ? last - window + 1 : 0;
-    if (first < 0) first = 0;
-    softmax_row(scores + (i - i0) * kv_len, first, last, kv_len, scale.f);
-  }
-  // Only the keys the block's last row sees are packed: every micro-panel
-  // stops at its own last key (causal_steps), so the later ones, all zero
-  // probabilities, were packed for nothing (half of every block on average).
-  for (int pc = 0; pc < keys; pc += KC) {
-    const int kc = min_int(KC, keys - pc);
-    pack_b(v + pc * kv_rs, kv_rs, 1, kc, d, pack);
-    int ir0 = 0;
-#ifndef __wasm__
-    // Natively whole MR-row panels read the probabilities in place (the row
-    // kernels: d = 32 is a triple and a micro-panel, taken as two pairs), both
-    // halves with the panel's steps (as the MR × NR kernel runs them); the
-    // rows short of a panel are packed below.
-    for (ir0 = 0; ir0 + MR <= mrows; ir0 += MR) {
-      const int steps = causal_steps(i0 + ir0 + MR - 1 + offset, pc, kc);
-      if (steps <= 0) continue;
-      block_tiles_rows(steps, kc, scores + ir0 * kv_len + pc, kv_len, MR, pack, d,
-                       out + (i0 + ir0) * ldc, ldc, pc == 0, pack_a_buf, edge);
-    }
-#endif
-    if (ir0 == mrows) continue;
-    pack_a(scores + ir0 * kv_len + pc, kv_len, 1, mrows - ir0, kc, pack_a_buf);
-    for (int jr = 0; jr < d; jr += NR) {
-      for (int ir = ir0; ir < mrows; ir += MR) {
-        const int panel_rows = min_int(MR, mrows - ir);
-        const int steps = causal_steps(i0 + ir + panel_rows - 1 + offset, pc, kc);
-        if (steps <= 0) continue;
-        micro_kernel(steps, pack_a_buf + (ir - ir0) * kc, panel_rows, pack + jr * kc,
-                     out + (i0 + ir) * ldc + jr, ldc, min_int(NR, d - jr), pc == 0, edge);
+    pack_a(q + pc, q_rs, 1, mrows, kc, pa);
+    for (int r = 0; r < mrows; r += MR) {
+      const int rows = min_int(MR, mrows - r);
+      const int kp0 = attention_first(i0 + r, offset, kv_len, window) / NR;
+      const int kp1 = attention_last(i0 + r + rows - 1, offset, kv_len) / NR + 1;
+      for (int kp = kp0; kp < kp1; kp++) {
+        micro_kernel(kc, pa + r * kc, rows, kt + kp * d * NR + pc * NR, s + r * lds + kp * NR, lds,
+                     NR, pc == 0, edge);
       }
+    }
+  }
+#endif
+}
+
+#ifndef __wasm__
+// Output rows [r, r + ROWS) ∩ the block, COUNT tiles of NV column vectors
+// from column C0, against the values' rows (v row j at vb + j·vstride): per
+// KC slice of keys, the keys the rows see.
+#define ATTENTION_VALUES(ROWS, NV, C0, COUNT)                                                  \
+  for (int r = 0; r < mrows; r += ROWS) {                                                     \
+    const int rows = min_int(ROWS, mrows - r);                                                \
+    const int kf = attention_first(i0 + r, offset, kv_len, window);                           \
+    const int kl = attention_last(i0 + r + rows - 1, offset, kv_len);                         \
+    for (int pc = kf / KC * KC, first_slice = 1; pc <= kl; pc += KC, first_slice = 0) {       \
+      const int j0 = pc > kf ? pc : kf, j1 = min_int(pc + KC - 1, kl);                        \
+      const float* a[ROWS];                                                                   \
+      for (int x = 0; x < ROWS; x++) a[x] = s + (r + x) * lds + j0;                           \
+      attention_tile_##ROWS##x##NV(j1 + 1 - j0, a, vb + j0 * vstride + (C0), vstride, NR,     \
+                                   NV * NR, COUNT, out + r * ldc + (C0), ldc, rows,           \
+                                   min_int(NR, d - (C0) - ((COUNT) * NV - 1) * NR), first_slice); \
+    }                                                                                         \
+  }
+#endif
+
+// The values of one head for the block's rows: out[r] = Σ_j p[r][j] · v[j],
+// v's row j at vb + j·vstride (natively; the WebAssembly builds read the
+// packed column micro-panels vp).
+static void attention_values(const float* s, int lds, int mrows, int i0, int d, int offset,
+                             int kv_len, int window, const float* vb, int vstride,
+                             const float* vp, float* out, int ldc, float* pa, float* edge) {
+#ifndef __wasm__
+  (void)vp, (void)pa, (void)edge;
+  const int nv = (d + NR - 1) / NR;
+  if (nv == 1) {
+    ATTENTION_VALUES(8, 1, 0, 1)
+  } else if (nv % 2 == 1) {
+    ATTENTION_VALUES(4, 3, 0, 1)
+    if (nv > 3) ATTENTION_VALUES(6, 2, 3 * NR, (nv - 3) / 2)
+  } else {
+    ATTENTION_VALUES(6, 2, 0, nv / 2)
+  }
+#else
+  (void)vb, (void)vstride;
+  const int kp = (kv_len + NR - 1) / NR * NR;
+  for (int r = 0; r < mrows; r += MR) {
+    const int rows = min_int(MR, mrows - r);
+    const int kf = attention_first(i0 + r, offset, kv_len, window);
+    const int kl = attention_last(i0 + r + rows - 1, offset, kv_len);
+    for (int pc = kf / KC * KC, first_slice = 1; pc <= kl; pc += KC, first_slice = 0) {
+      const int j0 = pc > kf ? pc : kf, j1 = min_int(pc + KC - 1, kl);
+      pack_a(s + r * lds + j0, lds, 1, rows, j1 + 1 - j0, pa);
+      for (int c = 0; c < d; c += NR) {
+        micro_kernel(j1 + 1 - j0, pa, rows, vp + c * kp + j0 * NR, out + r * ldc + c, ldc,
+                     min_int(NR, d - c), first_slice, edge);
+      }
+    }
+  }
+#endif
+}
+
+NOINLINE static void run_attention(char* base, const int32_t* job, int task, float* scratch) {
+  const int seq = job[J_M], kv_len = job[J_N], d = job[J_K];
+  const int rows = job[J_NC], spans = job[J_NSTRIPES];
+  const int q_rs = job[J_A_RS], kv_rs = job[J_B_RS], ldc = job[J_LDC];
+  const int offset = job[J_CAUSAL_OFFSET], window = job[J_WINDOW];
+  const int group = job[J_B_GROUP], kv_heads = ldc / d / group;
+  union { int32_t i; float f; } scale = {job[J_SCALE]};
+  const int span = task % spans;
+  task /= spans;
+  const int g = task % kv_heads, b = task / kv_heads;
+  const float* q = operand(base, job, J_A, J_P0, J_J0) + b * job[J_A_BS];
+  const float* k = operand(base, job, J_B, J_J1, J_GROUP) + b * job[J_B_BS] + g * d;
+  const float* v = operand(base, job, J_V, J_Q_SCALE, J_Q_ZERO) + b * job[J_B_BS] + g * d;
+  float* out = operand(base, job, J_C, J_Q_SLOT, J_Q_ROW_DIV) + b * job[J_C_BS];
+  const int kp = (kv_len + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
+  const int lds = kp + 2 * NR;
+  float* kt = scratch;              // kp × d
+  float* vp = kt + kp * d;          // kp × dp
+  float* s = vp + kp * dp;          // rows × lds
+  float* pa = s + rows * lds;       // rows × KC
+  float* edge = pa + rows * KC;     // MR × NR
+  // The values' rows as attention_values reads them natively: packed
+  // contiguous, since in place, kv_rs floats apart (often a multiple of 512
+  // bytes), they fall into a few L1 sets (the values' tiles ran 40 % slower).
+  const float* vb = vp;
+  const int vstride = dp;
+  int packed = -1;                  // key micro-panels packed: [.., packed)
+  for (int i0 = span * rows; i0 < seq; i0 += spans * rows) {
+    const int mrows = min_int(rows, seq - i0);
+    const int z0 = attention_first(i0, offset, kv_len, window);
+    const int z1 = attention_last(i0 + mrows - 1, offset, kv_len);
+    const int kp0 = packed < 0 ? z0 / NR : packed, kp1 = z1 / NR + 1;
+    attention_pack(k, v, kv_rs, kv_len, d, kp0 > z0 / NR ? kp0 : z0 / NR, kp1, kt, vp);
+    packed = kp1;
+    for (int h = g * group; h < (g + 1) * group; h++) {
+      attention_scores(q + i0 * q_rs + h * d, q_rs, mrows, i0, d, offset, kv_len, window, kt, s,
+                       lds, pa, edge);
+#ifndef __wasm__
+      for (int r = 0; r < mrows; r += 4) {
+        int first[4], last[4];
+        const int n = min_int(4, mrows - r);
+        for (int x = 0; x < n; x++) {
+          first[x] = attention_first(i0 + r + x, offset, kv_len, window);
+          last[x] = attention_last(i0 + r + x, offset, kv_len);
+        }
+        softmax_rows(s + r * lds, lds, n, first, last, z0, scale.f);
+      }
+#else
+      for (int r = 0; r < mrows; r++) {
+        softmax_row(s + r * lds, attention_first(i0 + r, offset, kv_len, window),
+                    attention_last(i0 + r, offset, kv_len), z1 + 1, scale.f);
+      }
+#endif
+      attention_values(s, lds, mrows, i0, d, offset, kv_len, window, vb, vstride, vp,
+                       out + i0 * ldc + h * d, ldc, pa, edge);
     }
   }
 }
