@@ -26,7 +26,6 @@ import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { quantize } from "../quant/quantize.ts";
 import { quantizedRange } from "../quant/qparams.ts";
-import { roundHalfEven } from "../quant/round_half_even.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { int32Tensor, makeTensor, tensorFromValues } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
@@ -86,13 +85,37 @@ export function marlin24Permutations(bits: number): {
 }
 
 /**
+ * CUTLASS's choice of the two stored positions of a group of 4, by which of
+ * its elements are nonzero (bit j for element j): `idx0 | idx1 << 2`, the
+ * group's 4 metadata bits. Tabled once from the Espresso-minimized formula
+ * of `sparse_semi_structured_from_dense_cutlass`, which reads only elements
+ * 0, 1 and 3.
+ */
+const CUTLASS_META = (() => {
+  const table = new Uint8Array(16);
+  for (let nz = 0; nz < 16; nz++) {
+    const m0 = (nz & 1) !== 0;
+    const m1 = (nz & 2) !== 0;
+    const m3 = (nz & 8) !== 0;
+    const expr0 = m0 && m1;
+    const expr1 = !m0 && m1;
+    const expr2 = !m0 && !m1;
+    const idx0 = (expr1 ? 1 : 0) | (expr2 ? 2 : 0);
+    const idx1 = (expr0 || expr2 || m3 ? 1 : 0) | (expr1 || !m1 ? 2 : 0);
+    table[nz] = idx0 | (idx1 << 2);
+  }
+  return table;
+})();
+
+/**
  * CUTLASS 2:4 compression of a dense `[m, k]` matrix (fp16 meta layout):
  * two kept values per group of 4 and the reordered I16 metadata.
  *
  * @param dense row-major values
  * @param m rows (multiple of 32)
  * @param k columns (multiple of 16)
- * @returns `sparse` `[m, k/2]` and `meta` `[m, k/16]` (CUTLASS interleaved order)
+ * @returns `sparse` `[m, k/2]` (the same array type as `dense`) and `meta`
+ *   `[m, k/16]` (CUTLASS interleaved order)
  * @example
  * ```ts
  * import { cutlassCompress24 } from "./marlin_24.ts";
@@ -101,31 +124,27 @@ export function marlin24Permutations(bits: number): {
  * cutlassCompress24(dense, 32, 16).sparse.slice(0, 2); // [3, -2]
  * ```
  */
-export function cutlassCompress24(
-  dense: Float32Array,
+export function cutlassCompress24<T extends Float32Array | Int32Array>(
+  dense: T,
   m: number,
   k: number,
-): { sparse: Float32Array; meta: Int16Array } {
+): { sparse: T; meta: Int16Array } {
   const metaCols = k / 16;
-  const sparse = new Float32Array((m * k) / 2);
+  const sparse =
+    (dense instanceof Int32Array
+      ? new Int32Array((m * k) / 2)
+      : new Float32Array((m * k) / 2)) as T;
   const meta = new Int16Array(m * metaCols);
-  for (let r = 0; r < m; r++) {
+  for (let r = 0, g = 0; r < m; r++) {
     for (let c = 0; c < metaCols; c++) {
       let word = 0;
-      for (let q = 0; q < 4; q++) {
-        const g = r * k + (c * 4 + q) * 4;
-        const m0 = dense[g] !== 0;
-        const m1 = dense[g + 1] !== 0;
-        const m3 = dense[g + 3] !== 0;
-        const expr0 = m0 && m1;
-        const expr1 = !m0 && m1;
-        const expr2 = !m0 && !m1;
-        const idx0 = (expr1 ? 1 : 0) | (expr2 ? 2 : 0);
-        const idx1 = (expr0 || expr2 || m3 ? 1 : 0) | (expr1 || !m1 ? 2 : 0);
-        const s = (g / 4) * 2;
-        sparse[s] = dense[g + idx0];
-        sparse[s + 1] = dense[g + idx1];
-        word |= (idx0 | (idx1 << 2)) << (4 * q);
+      for (let q = 0; q < 4; q++, g += 4) {
+        const nonzero = +(dense[g] !== 0) | (+(dense[g + 1] !== 0) << 1) |
+          (+(dense[g + 3] !== 0) << 3);
+        const bits = CUTLASS_META[nonzero];
+        sparse[g / 2] = dense[g + (bits & 3)];
+        sparse[g / 2 + 1] = dense[g + (bits >> 2)];
+        word |= bits << (4 * q);
       }
       meta[r * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
     }
@@ -155,12 +174,15 @@ function f16Weight(weight: Float32Array): Float32Array {
   return w16;
 }
 
+/** 2^52 + 2^51: adding and subtracting it rounds a double below 2^51 to an integer, ties to even. */
+const RNE_MAGIC = 6755399441055744;
+
 /**
  * `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
  * for scales in runs (channel, or groups of `cols / groups` columns) in one
- * pass: `rne(clamp(f16(f16(w) / s)))`, the same operations value by value
- * (roundHalfEven keeps a zero's sign; a NaN passes the clamp and stays NaN,
- * as in `quantize`).
+ * pass, as integer codes: `rne(clamp(f16(f16(w) / s)))`, the same
+ * operations value by value. A NaN passes the clamp; its code is stored as
+ * `q_min` ({@link intCodes}).
  */
 function f16IntCodes(
   weight: Float32Array,
@@ -168,22 +190,34 @@ function f16IntCodes(
   s16: Float32Array,
   groups: number,
   args: QuantizationArgs,
-): Float32Array {
+): Int32Array {
   const [rows, cols] = shape;
   const [qMin, qMax] = quantizedRange(args);
   const toF16 = rounderFor("F16");
   const run = cols / groups;
-  const codes = new Float32Array(weight.length);
+  const codes = new Int32Array(weight.length);
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < groups; g++) {
       const s = s16[r * groups + g];
       const from = r * cols + g * run;
       for (let i = from; i < from + run; i++) {
         const t = Math.min(Math.max(toF16(toF16(weight[i]) / s), qMin), qMax);
-        codes[i] = roundHalfEven(t);
+        codes[i] = t === t ? ((t + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
       }
     }
   }
+  return codes;
+}
+
+/**
+ * Integer codes of `quantize`'s code values. A NaN code becomes `q_min`:
+ * like NaN, it is nonzero (kept by the 2:4 compression) and packs as the
+ * unsigned value 0 (`(NaN + offset) << shift` is 0 in JavaScript, as
+ * `q_min + offset` is), so the packed tensors come out the same; −0 is 0.
+ */
+function intCodes(values: Float32Array, qMin: number): Int32Array {
+  const codes = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) codes[i] = values[i] === values[i] ? values[i] : qMin;
   return codes;
 }
 
@@ -257,13 +291,17 @@ export function compressMarlin24(
   const s16 = qparams.scale.map(roundToF16);
   const codes = qparams.gIdx === undefined || qparams.gIdx === null
     ? f16IntCodes(weight, shape, s16, groups, args)
-    : quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
-      dtype: "F16",
-      where: prefix,
-    });
+    : intCodes(
+      quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+        dtype: "F16",
+        where: prefix,
+      }),
+      quantizedRange(args)[0],
+    );
   for (let g = 0; g < codes.length; g += 4) {
-    let zeros = 0;
-    for (let j = 0; j < 4; j++) if (codes[g + j] === 0) zeros++;
+    // Counted without a branch: where a pruned weight's zeros are is random.
+    const zeros = +(codes[g] === 0) + +(codes[g + 1] === 0) + +(codes[g + 2] === 0) +
+      +(codes[g + 3] === 0);
     if (zeros < 2) {
       const r = Math.floor(g / inF);
       throw new CompressionError(
@@ -278,24 +316,23 @@ export function compressMarlin24(
   const sizeN = out;
   const offset = 1 << (bits - 1);
   const perms = marlin24Permutations(bits);
-  // Tiled to [k/16, n/16, 16, 16] → [k/16, 16·n], each 1024 chunk permuted,
-  // then packed pf values a word: one pass that reads each packed value
-  // straight from the compressed values (tiled index a·16n + b·256 + i·16 + j
-  // holds (sparseᵀ)[16a + i, 16b + j]).
-  const pf = 32 / bits;
+  // Tiled to [k/16, n/16, 16, 16] → [k/16, 16·n]: tiled index a·16n + b·256 +
+  // i·16 + j holds (sparseᵀ)[16a + i, 16b + j] + offset.
   const rowLen = sizeN * 16;
+  const tiled = new Int32Array(sizeK * sizeN);
+  for (let n = 0; n < sizeN; n++) {
+    const tileCol = (n >> 4) * 256 + (n & 15);
+    for (let kk = 0; kk < sizeK; kk++) {
+      tiled[(kk >> 4) * rowLen + tileCol + (kk & 15) * 16] = sparse[n * sizeK + kk] + offset;
+    }
+  }
+  // Each 1024 chunk permuted, then packed pf values a word.
+  const pf = 32 / bits;
   const packed = new Int32Array((sizeK * sizeN) / pf);
-  for (let c = 0, w = 0; c < sizeK * sizeN; c += 1024) {
+  for (let c = 0, w = 0; c < tiled.length; c += 1024) {
     for (let t = 0; t < 1024; t += pf, w++) {
       let word = 0;
-      for (let i = 0; i < pf; i++) {
-        const at = c + perms.weight[t + i];
-        const a = Math.floor(at / rowLen);
-        const rest = at - a * rowLen;
-        const kk = a * 16 + ((rest >> 4) & 15);
-        const n = (rest >> 8) * 16 + (rest & 15);
-        word |= (sparse[n * sizeK + kk] + offset) << (bits * i);
-      }
+      for (let i = 0; i < pf; i++) word |= tiled[c + perms.weight[t + i]] << (bits * i);
       packed[w] = word;
     }
   }

@@ -59,7 +59,9 @@ function roundF16(x: number): number {
   const a = b & 0x7fffffff;
   // |x| ≥ 65520 (halfway past 65504, the largest float16): ±inf; or inf / NaN.
   if (a >= 0x477ff000) return a > 0x7f800000 ? NaN : b < 0 ? -Infinity : Infinity;
-  if (a < 0x38800000) {
+  // ±0 takes the normal path, which keeps it (half of a pruned weight is
+  // zeros, at random places: a branch of their own would mispredict).
+  if (((a - 1) >>> 0) < 0x38800000 - 1) {
     // Below 2^-14, the smallest float16 normal.
     const r = (f32[0] + F16_SUBNORMAL_MAGIC) - F16_SUBNORMAL_MAGIC;
     return r === 0 ? (b < 0 ? -0 : 0) : r;
