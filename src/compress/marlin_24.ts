@@ -21,7 +21,7 @@
  */
 
 import { roundToF16 } from "../io/floats.ts";
-import { rounderFor } from "../quant/compute_dtype.ts";
+import { rounderFor, roundF16InPlace } from "../quant/compute_dtype.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { quantize } from "../quant/quantize.ts";
@@ -193,16 +193,22 @@ function f16IntCodes(
 ): Int32Array {
   const [rows, cols] = shape;
   const [qMin, qMax] = quantizedRange(args);
-  const toF16 = rounderFor("F16");
   const run = cols / groups;
   const codes = new Int32Array(weight.length);
+  const t = new Float32Array(run);
+  const tBits = new Int32Array(t.buffer);
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < groups; g++) {
       const s = s16[r * groups + g];
       const from = r * cols + g * run;
-      for (let i = from; i < from + run; i++) {
-        const t = Math.min(Math.max(toF16(toF16(weight[i]) / s), qMin), qMax);
-        codes[i] = t === t ? ((t + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
+      // Each op's float32 rounding is the store into t, its float16 rounding a pass over t.
+      for (let i = 0; i < run; i++) t[i] = weight[from + i];
+      roundF16InPlace(t, tBits);
+      for (let i = 0; i < run; i++) t[i] = t[i] / s;
+      roundF16InPlace(t, tBits);
+      for (let i = 0; i < run; i++) {
+        const x = Math.min(Math.max(t[i], qMin), qMax);
+        codes[from + i] = x === x ? ((x + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
       }
     }
   }
