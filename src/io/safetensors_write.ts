@@ -8,6 +8,7 @@
  */
 
 import { crashPoint } from "../crash_points.ts";
+import { LlmcError } from "../errors.ts";
 import { DTYPE_BYTES } from "./dtype.ts";
 import type { DType } from "./dtype.ts";
 import { checkTensorForWrite, headerBytes } from "./_safetensors_layout.ts";
@@ -162,6 +163,16 @@ export interface PlannedTensor {
   read(): Promise<Uint8Array>;
 }
 
+/** Options of {@link writePlannedSafetensors}. */
+export interface PlannedWriteOptions extends ShardedWriterOptions {
+  /**
+   * Flush each shard to the disk before returning (default true). False for
+   * a scratch folder that only this process reads and that no later run
+   * resumes from: a crash makes it garbage either way.
+   */
+  durable?: boolean;
+}
+
 /** The size of the buffer that gathers small tensors into one write. */
 const WRITE_BUFFER_BYTES = 4 << 20;
 
@@ -202,10 +213,11 @@ class BufferedAppender {
  *
  * @param dir an existing folder to write into
  * @param tensors the tensors, in data order
- * @param options the shard size bound
+ * @param options the shard size bound, whether to flush the shards to the disk
  * @returns the files written, the total tensor bytes and the weight map
  * @throws {SafetensorsError} for a repeated name, an inconsistent tensor, bytes of
- *   the wrong length or an I/O failure; the files written so far are removed
+ *   the wrong length or an I/O failure; an error of llmc's own from a tensor's
+ *   `read` as it is. The files written so far are removed
  * @example
  * ```ts
  * import { writePlannedSafetensors } from "./safetensors_write.ts";
@@ -221,7 +233,7 @@ class BufferedAppender {
 export async function writePlannedSafetensors(
   dir: string,
   tensors: readonly PlannedTensor[],
-  options: ShardedWriterOptions = {},
+  options: PlannedWriteOptions = {},
 ): Promise<ShardedWriteResult> {
   const max = options.maxShardBytes ?? 5e9;
   if (!(max > 0)) throw new SafetensorsError(dir, `maxShardBytes must be positive, got ${max}`);
@@ -270,7 +282,8 @@ export async function writePlannedSafetensors(
           try {
             data = await t.read();
           } catch (e) {
-            if (e instanceof SafetensorsError) throw e;
+            // llmc's own errors already say which file or tensor failed.
+            if (e instanceof LlmcError) throw e;
             throw new SafetensorsError(
               path,
               `tensor '${t.name}': reading its bytes failed: ${(e as Error).message}`,
@@ -288,7 +301,7 @@ export async function writePlannedSafetensors(
           await appender.append(data);
         }
         await appender.flush();
-        await out.syncData();
+        if (options.durable !== false) await out.syncData();
       } finally {
         out.close();
       }

@@ -421,6 +421,12 @@ Deno.test("writePlannedSafetensors: bad tensors, short reads and failed reads le
       ]),
       /model\.safetensors: tensor 'b': reading its bytes failed: gone/,
     );
+    // llmc's own errors (they name their file or tensor) come through as they are.
+    const own = new SafetensorsError("work.safetensors", "tensor 'b': truncated");
+    await assert.rejects(
+      writePlannedSafetensors(dir, [u8("a", 2), u8("b", 4, () => Promise.reject(own))]),
+      (e) => e === own,
+    );
     assert.deepEqual([...Deno.readDirSync(dir)], []);
     await assert.rejects(writePlannedSafetensors(dir, [], { maxShardBytes: 0 }), /positive/);
   });
