@@ -108,6 +108,27 @@ const CUTLASS_META = (() => {
 })();
 
 /**
+ * Scatters row-major metadata `[m, metaCols]` into CUTLASS's
+ * ColumnMajorInterleaved<2> order (64-row super-tiles, 2×2 swizzle).
+ */
+function cutlassMetaOrder(meta: Int16Array, m: number, metaCols: number): Int16Array {
+  const reordered = new Int16Array(m * metaCols);
+  for (let r = 0; r < m; r++) {
+    for (let c = 0; c < metaCols; c++) {
+      let dr = Math.floor(r / 64) * 64 + (r % 2) * 2 + Math.floor((r % 8) / 4) +
+        Math.floor(((r % 32) % 4) / 2) * 32 + Math.floor((r % 64) / 8) * 4;
+      let dc = c;
+      const topright = dr % 2 === 0 && dc % 2 === 1 ? 1 : 0;
+      const bottomleft = dr % 2 === 1 && dc % 2 === 0 ? 1 : 0;
+      dr += topright - bottomleft;
+      dc -= topright - bottomleft;
+      reordered[Math.floor(dc / 2) * m * 2 + dr * 2 + (dc % 2)] = meta[r * metaCols + c];
+    }
+  }
+  return reordered;
+}
+
+/**
  * CUTLASS 2:4 compression of a dense `[m, k]` matrix (fp16 meta layout):
  * two kept values per group of 4 and the reordered I16 metadata.
  *
@@ -149,21 +170,7 @@ export function cutlassCompress24<T extends Float32Array | Int32Array>(
       meta[r * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
     }
   }
-  // Scatter into CUTLASS's ColumnMajorInterleaved<2> order (64-row super-tiles, 2×2 swizzle).
-  const reordered = new Int16Array(m * metaCols);
-  for (let r = 0; r < m; r++) {
-    for (let c = 0; c < metaCols; c++) {
-      let dr = Math.floor(r / 64) * 64 + (r % 2) * 2 + Math.floor((r % 8) / 4) +
-        Math.floor(((r % 32) % 4) / 2) * 32 + Math.floor((r % 64) / 8) * 4;
-      let dc = c;
-      const topright = dr % 2 === 0 && dc % 2 === 1 ? 1 : 0;
-      const bottomleft = dr % 2 === 1 && dc % 2 === 0 ? 1 : 0;
-      dr += topright - bottomleft;
-      dc -= topright - bottomleft;
-      reordered[Math.floor(dc / 2) * m * 2 + dr * 2 + (dc % 2)] = meta[r * metaCols + c];
-    }
-  }
-  return { sparse, meta: reordered };
+  return { sparse, meta: cutlassMetaOrder(meta, m, metaCols) };
 }
 
 /** The weight rounded to float16 (the Marlin kernel's fp16 weight). */
@@ -178,41 +185,39 @@ function f16Weight(weight: Float32Array): Float32Array {
 const RNE_MAGIC = 6755399441055744;
 
 /**
- * `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
- * for scales in runs (channel, or groups of `cols / groups` columns) in one
- * pass, as integer codes: `rne(clamp(f16(f16(w) / s)))`, the same
- * operations value by value. A NaN passes the clamp; its code is stored as
+ * Row `r` of `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
+ * for scales in runs (channel, or groups of `cols / groups` columns), as
+ * integer codes: `rne(clamp(f16(f16(w) / s)))`, the same operations value
+ * by value, each op's float32 rounding the store into `t` and its float16
+ * rounding a pass over `t`. A NaN passes the clamp; its code is stored as
  * `q_min` ({@link intCodes}).
  */
-function f16IntCodes(
+function f16IntCodeRow(
   weight: Float32Array,
-  shape: readonly [number, number],
+  r: number,
+  cols: number,
   s16: Float32Array,
   groups: number,
-  args: QuantizationArgs,
-): Int32Array {
-  const [rows, cols] = shape;
-  const [qMin, qMax] = quantizedRange(args);
+  qMin: number,
+  qMax: number,
+  t: Float32Array,
+  tBits: Int32Array,
+  codes: Int32Array,
+): void {
   const run = cols / groups;
-  const codes = new Int32Array(weight.length);
-  const t = new Float32Array(run);
-  const tBits = new Int32Array(t.buffer);
-  for (let r = 0; r < rows; r++) {
-    for (let g = 0; g < groups; g++) {
-      const s = s16[r * groups + g];
-      const from = r * cols + g * run;
-      // Each op's float32 rounding is the store into t, its float16 rounding a pass over t.
-      for (let i = 0; i < run; i++) t[i] = weight[from + i];
-      roundF16InPlace(t, tBits);
-      for (let i = 0; i < run; i++) t[i] = t[i] / s;
-      roundF16InPlace(t, tBits);
-      for (let i = 0; i < run; i++) {
-        const x = Math.min(Math.max(t[i], qMin), qMax);
-        codes[from + i] = x === x ? ((x + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
-      }
+  for (let g = 0; g < groups; g++) {
+    const s = s16[r * groups + g];
+    const from = r * cols + g * run;
+    const to = g * run;
+    for (let i = 0; i < run; i++) t[i] = weight[from + i];
+    roundF16InPlace(t, tBits, 0, run);
+    for (let i = 0; i < run; i++) t[i] = t[i] / s;
+    roundF16InPlace(t, tBits, 0, run);
+    for (let i = 0; i < run; i++) {
+      const x = Math.min(Math.max(t[i], qMin), qMax);
+      codes[to + i] = x === x ? ((x + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
     }
   }
-  return codes;
 }
 
 /**
@@ -295,43 +300,59 @@ export function compressMarlin24(
   const groups = qShape[1];
   // The Marlin 2:4 kernel runs in fp16: quantize the fp16 weight with fp16 scales.
   const s16 = qparams.scale.map(roundToF16);
-  const codes = qparams.gIdx === undefined || qparams.gIdx === null
-    ? f16IntCodes(weight, shape, s16, groups, args)
-    : intCodes(
-      quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
-        dtype: "F16",
-        where: prefix,
-      }),
-      quantizedRange(args)[0],
-    );
-  for (let g = 0; g < codes.length; g += 4) {
-    // Counted without a branch: where a pruned weight's zeros are is random.
-    const zeros = +(codes[g] === 0) + +(codes[g + 1] === 0) + +(codes[g + 2] === 0) +
-      +(codes[g + 3] === 0);
-    if (zeros < 2) {
-      const r = Math.floor(g / inF);
-      throw new CompressionError(
-        `${prefix}: marlin-24 needs 2:4-sparse quantized weights; row ${r}, columns ` +
-          `${g % inF}…${(g % inF) + 3} keep ${4 - zeros} nonzero values`,
-      );
-    }
-  }
-  const { sparse, meta } = cutlassCompress24(codes, out, inF);
-  // Marlin wants the input dimension first and unsigned values.
+  const [qMin, qMax] = quantizedRange(args);
+  // With a g_idx the codes come from `quantize` (columns in any group order).
+  const allCodes = qparams.gIdx === undefined || qparams.gIdx === null ? null : intCodes(
+    quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+      dtype: "F16",
+      where: prefix,
+    }),
+    qMin,
+  );
+  // Row by row: the codes, their CUTLASS 2:4 compression (two values and 4
+  // metadata bits a group of 4) and the kept values, unsigned, straight into
+  // Marlin's tiles: the compressed values transposed (input dimension first)
+  // and tiled to [k/16, n/16, 16, 16] → [k/16, 16·n], where tiled index
+  // a·16n + b·256 + i·16 + j holds (sparseᵀ)[16a + i, 16b + j] + offset.
   const sizeK = inF / 2;
   const sizeN = out;
   const offset = 1 << (bits - 1);
-  const perms = marlin24Permutations(bits);
-  // Tiled to [k/16, n/16, 16, 16] → [k/16, 16·n]: tiled index a·16n + b·256 +
-  // i·16 + j holds (sparseᵀ)[16a + i, 16b + j] + offset.
   const rowLen = sizeN * 16;
+  const metaCols = inF / 16;
   const tiled = new Int32Array(sizeK * sizeN);
-  for (let n = 0; n < sizeN; n++) {
+  const meta = new Int16Array(out * metaCols);
+  const t = new Float32Array(inF);
+  const tBits = new Int32Array(t.buffer);
+  let row: Int32Array = new Int32Array(inF);
+  for (let n = 0; n < out; n++) {
+    if (allCodes === null) {
+      f16IntCodeRow(weight, n, inF, s16, groups, qMin, qMax, t, tBits, row);
+    } else row = allCodes.subarray(n * inF, (n + 1) * inF);
     const tileCol = (n >> 4) * 256 + (n & 15);
-    for (let kk = 0; kk < sizeK; kk++) {
-      tiled[(kk >> 4) * rowLen + tileCol + (kk & 15) * 16] = sparse[n * sizeK + kk] + offset;
+    for (let c = 0; c < metaCols; c++) {
+      // Meta column c covers compressed columns kk = 8c … 8c + 7, one 16-row tile half.
+      const tile = (c >> 1) * rowLen + tileCol + (c & 1) * 128;
+      let word = 0;
+      for (let q = 0; q < 4; q++) {
+        const g = c * 16 + q * 4;
+        const c0 = row[g], c1 = row[g + 1], c2 = row[g + 2], c3 = row[g + 3];
+        // Counted without a branch: where a pruned weight's zeros are is random.
+        const zeros = +(c0 === 0) + +(c1 === 0) + +(c2 === 0) + +(c3 === 0);
+        if (zeros < 2) {
+          throw new CompressionError(
+            `${prefix}: marlin-24 needs 2:4-sparse quantized weights; row ${n}, columns ` +
+              `${g}…${g + 3} keep ${4 - zeros} nonzero values`,
+          );
+        }
+        const m = CUTLASS_META[+(c0 !== 0) | (+(c1 !== 0) << 1) | (+(c3 !== 0) << 3)];
+        tiled[tile + q * 32] = row[g + (m & 3)] + offset;
+        tiled[tile + q * 32 + 16] = row[g + (m >> 2)] + offset;
+        word |= m << (4 * q);
+      }
+      meta[n * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
     }
   }
+  const perms = marlin24Permutations(bits);
   // Each 1024 chunk permuted, then packed pf values a word.
   const pf = 32 / bits;
   const packed = new Int32Array((sizeK * sizeN) / pf);
@@ -356,6 +377,11 @@ export function compressMarlin24(
   return [
     int32Tensor(`${prefix}.weight_packed`, [sizeK / 16, rowLen / pf], packed),
     tensorFromValues(`${prefix}.scale_packed`, "F16", [groups, out], scalePacked),
-    makeTensor(`${prefix}.meta`, "I16", [inF / 32, 2 * out], new Uint8Array(meta.buffer)),
+    makeTensor(
+      `${prefix}.meta`,
+      "I16",
+      [inF / 32, 2 * out],
+      new Uint8Array(cutlassMetaOrder(meta, out, metaCols).buffer),
+    ),
   ];
 }
