@@ -481,8 +481,7 @@ export class CheckpointSink {
   /**
    * Saves the hidden states after decoder layer `k` (the input of layer
    * k+1), so a resumed calibrated run can continue from there. Only the
-   * latest boundary is kept: the one it replaces is removed before the
-   * sink's next operation starts.
+   * latest boundary is kept.
    *
    * @param k the last finished layer
    * @param bytes the serialized hidden states (the pipeline's own format), or
@@ -494,8 +493,7 @@ export class CheckpointSink {
    * ```
    */
   saveBoundary(k: number, bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    let stale: string | null = null;
-    const saved = this.#exclusive(async () => {
+    return this.#exclusive(async () => {
       this.#assertOpen();
       if (!Number.isSafeInteger(k) || k < 0) {
         throw new CheckpointSinkError(this.outputDir, `boundary layer ${k} is not a layer index`);
@@ -505,14 +503,10 @@ export class CheckpointSink {
       const old = this.#progress.boundary;
       this.#progress = { ...this.#progress, boundary: { layer: k, file } };
       await writeProgress(`${this.workDir}/progress.json`, this.#progress);
-      if (old !== null && old.file !== file) stale = `${this.workDir}/${old.file}`;
+      if (old !== null && old.file !== file) {
+        await Deno.remove(`${this.workDir}/${old.file}`).catch(() => {});
+      }
     });
-    // The replaced boundary (a large, flushed file: slow to unlink) is removed
-    // behind the saved one: the sink's next operation waits for it, this
-    // caller does not.
-    this.#queue = this.#queue.then(() => stale === null ? undefined : Deno.remove(stale))
-      .catch(() => {});
-    return saved;
   }
 
   /**

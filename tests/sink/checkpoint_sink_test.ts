@@ -213,6 +213,11 @@ Deno.test("resume picks up finished layers and boundaries of the same job only",
       assertEquals(await again.loadBoundary(1), null);
       await again.writeLayer(1, layerTensors(1));
       await again.saveBoundary(1, new Uint8Array([9]));
+      assertEquals(
+        [...Deno.readDirSync(`${out}.tmp-llmc/boundary`)].map((e) => e.name),
+        ["after-layer-00001.bin"],
+        "only the latest boundary is kept",
+      );
       // While `again` holds the output, even this process cannot open it again.
       await assertRejects(
         () => CheckpointSink.open({ outputDir: out, source: src, job, resume: true }),
@@ -220,12 +225,6 @@ Deno.test("resume picks up finished layers and boundaries of the same job only",
         `pid ${Deno.pid} (this process)`,
       );
       await again.close();
-      // The replaced boundary is removed before the sink's next operation (here `close`).
-      assertEquals(
-        [...Deno.readDirSync(`${out}.tmp-llmc/boundary`)].map((e) => e.name),
-        ["after-layer-00001.bin"],
-        "only the latest boundary is kept",
-      );
       await assertRejects(
         () =>
           CheckpointSink.open({
