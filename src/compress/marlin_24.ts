@@ -21,12 +21,11 @@
  */
 
 import { roundToF16 } from "../io/floats.ts";
-import { rounderFor } from "../quant/compute_dtype.ts";
+import { rounderFor, roundF16InPlace } from "../quant/compute_dtype.ts";
 import type { QuantizationArgs } from "../quant/args.ts";
 import { weightQParamShape } from "../quant/qparam_shape.ts";
 import { quantize } from "../quant/quantize.ts";
 import { quantizedRange } from "../quant/qparams.ts";
-import { roundHalfEven } from "../quant/round_half_even.ts";
 import type { WeightQParams } from "../quant/quantize.ts";
 import { int32Tensor, makeTensor, tensorFromValues } from "./compressed_tensor.ts";
 import type { CompressedTensor } from "./compressed_tensor.ts";
@@ -86,51 +85,33 @@ export function marlin24Permutations(bits: number): {
 }
 
 /**
- * CUTLASS 2:4 compression of a dense `[m, k]` matrix (fp16 meta layout):
- * two kept values per group of 4 and the reordered I16 metadata.
- *
- * @param dense row-major values
- * @param m rows (multiple of 32)
- * @param k columns (multiple of 16)
- * @returns `sparse` `[m, k/2]` and `meta` `[m, k/16]` (CUTLASS interleaved order)
- * @example
- * ```ts
- * import { cutlassCompress24 } from "./marlin_24.ts";
- * const dense = new Float32Array(32 * 16);
- * dense[1] = 3; dense[3] = -2; // row 0, group 0 keeps positions 1 and 3
- * cutlassCompress24(dense, 32, 16).sparse.slice(0, 2); // [3, -2]
- * ```
+ * CUTLASS's choice of the two stored positions of a group of 4, by which of
+ * its elements are nonzero (bit j for element j): `idx0 | idx1 << 2`, the
+ * group's 4 metadata bits. Tabled once from the Espresso-minimized formula
+ * of `sparse_semi_structured_from_dense_cutlass`, which reads only elements
+ * 0, 1 and 3.
  */
-export function cutlassCompress24(
-  dense: Float32Array,
-  m: number,
-  k: number,
-): { sparse: Float32Array; meta: Int16Array } {
-  const metaCols = k / 16;
-  const sparse = new Float32Array((m * k) / 2);
-  const meta = new Int16Array(m * metaCols);
-  for (let r = 0; r < m; r++) {
-    for (let c = 0; c < metaCols; c++) {
-      let word = 0;
-      for (let q = 0; q < 4; q++) {
-        const g = r * k + (c * 4 + q) * 4;
-        const m0 = dense[g] !== 0;
-        const m1 = dense[g + 1] !== 0;
-        const m3 = dense[g + 3] !== 0;
-        const expr0 = m0 && m1;
-        const expr1 = !m0 && m1;
-        const expr2 = !m0 && !m1;
-        const idx0 = (expr1 ? 1 : 0) | (expr2 ? 2 : 0);
-        const idx1 = (expr0 || expr2 || m3 ? 1 : 0) | (expr1 || !m1 ? 2 : 0);
-        const s = (g / 4) * 2;
-        sparse[s] = dense[g + idx0];
-        sparse[s + 1] = dense[g + idx1];
-        word |= (idx0 | (idx1 << 2)) << (4 * q);
-      }
-      meta[r * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
-    }
+const CUTLASS_META = (() => {
+  const table = new Uint8Array(16);
+  for (let nz = 0; nz < 16; nz++) {
+    const m0 = (nz & 1) !== 0;
+    const m1 = (nz & 2) !== 0;
+    const m3 = (nz & 8) !== 0;
+    const expr0 = m0 && m1;
+    const expr1 = !m0 && m1;
+    const expr2 = !m0 && !m1;
+    const idx0 = (expr1 ? 1 : 0) | (expr2 ? 2 : 0);
+    const idx1 = (expr0 || expr2 || m3 ? 1 : 0) | (expr1 || !m1 ? 2 : 0);
+    table[nz] = idx0 | (idx1 << 2);
   }
-  // Scatter into CUTLASS's ColumnMajorInterleaved<2> order (64-row super-tiles, 2×2 swizzle).
+  return table;
+})();
+
+/**
+ * Scatters row-major metadata `[m, metaCols]` into CUTLASS's
+ * ColumnMajorInterleaved<2> order (64-row super-tiles, 2×2 swizzle).
+ */
+function cutlassMetaOrder(meta: Int16Array, m: number, metaCols: number): Int16Array {
   const reordered = new Int16Array(m * metaCols);
   for (let r = 0; r < m; r++) {
     for (let c = 0; c < metaCols; c++) {
@@ -144,7 +125,52 @@ export function cutlassCompress24(
       reordered[Math.floor(dc / 2) * m * 2 + dr * 2 + (dc % 2)] = meta[r * metaCols + c];
     }
   }
-  return { sparse, meta: reordered };
+  return reordered;
+}
+
+/**
+ * CUTLASS 2:4 compression of a dense `[m, k]` matrix (fp16 meta layout):
+ * two kept values per group of 4 and the reordered I16 metadata.
+ *
+ * @param dense row-major values
+ * @param m rows (multiple of 32)
+ * @param k columns (multiple of 16)
+ * @returns `sparse` `[m, k/2]` (the same array type as `dense`) and `meta`
+ *   `[m, k/16]` (CUTLASS interleaved order)
+ * @example
+ * ```ts
+ * import { cutlassCompress24 } from "./marlin_24.ts";
+ * const dense = new Float32Array(32 * 16);
+ * dense[1] = 3; dense[3] = -2; // row 0, group 0 keeps positions 1 and 3
+ * cutlassCompress24(dense, 32, 16).sparse.slice(0, 2); // [3, -2]
+ * ```
+ */
+export function cutlassCompress24<T extends Float32Array | Int32Array>(
+  dense: T,
+  m: number,
+  k: number,
+): { sparse: T; meta: Int16Array } {
+  const metaCols = k / 16;
+  const sparse =
+    (dense instanceof Int32Array
+      ? new Int32Array((m * k) / 2)
+      : new Float32Array((m * k) / 2)) as T;
+  const meta = new Int16Array(m * metaCols);
+  for (let r = 0, g = 0; r < m; r++) {
+    for (let c = 0; c < metaCols; c++) {
+      let word = 0;
+      for (let q = 0; q < 4; q++, g += 4) {
+        const nonzero = +(dense[g] !== 0) | (+(dense[g + 1] !== 0) << 1) |
+          (+(dense[g + 3] !== 0) << 3);
+        const bits = CUTLASS_META[nonzero];
+        sparse[g / 2] = dense[g + (bits & 3)];
+        sparse[g / 2 + 1] = dense[g + (bits >> 2)];
+        word |= bits << (4 * q);
+      }
+      meta[r * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
+    }
+  }
+  return { sparse, meta: cutlassMetaOrder(meta, m, metaCols) };
 }
 
 /** The weight rounded to float16 (the Marlin kernel's fp16 weight). */
@@ -155,35 +181,54 @@ function f16Weight(weight: Float32Array): Float32Array {
   return w16;
 }
 
+/** 2^52 + 2^51: adding and subtracting it rounds a double below 2^51 to an integer, ties to even. */
+const RNE_MAGIC = 6755399441055744;
+
 /**
- * `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
- * for scales in runs (channel, or groups of `cols / groups` columns) in one
- * pass: `rne(clamp(f16(f16(w) / s)))`, the same operations value by value
- * (roundHalfEven keeps a zero's sign; a NaN passes the clamp and stays NaN,
- * as in `quantize`).
+ * Row `r` of `quantize(f16Weight(weight), shape, { scale: s16 }, args, { dtype: "F16" })`
+ * for scales in runs (channel, or groups of `cols / groups` columns), as
+ * integer codes: `rne(clamp(f16(f16(w) / s)))`, the same operations value
+ * by value, each op's float32 rounding the store into `t` and its float16
+ * rounding a pass over `t`. A NaN passes the clamp; its code is stored as
+ * `q_min` ({@link intCodes}).
  */
-function f16IntCodes(
+function f16IntCodeRow(
   weight: Float32Array,
-  shape: readonly [number, number],
+  r: number,
+  cols: number,
   s16: Float32Array,
   groups: number,
-  args: QuantizationArgs,
-): Float32Array {
-  const [rows, cols] = shape;
-  const [qMin, qMax] = quantizedRange(args);
-  const toF16 = rounderFor("F16");
+  qMin: number,
+  qMax: number,
+  t: Float32Array,
+  tBits: Int32Array,
+  codes: Int32Array,
+): void {
   const run = cols / groups;
-  const codes = new Float32Array(weight.length);
-  for (let r = 0; r < rows; r++) {
-    for (let g = 0; g < groups; g++) {
-      const s = s16[r * groups + g];
-      const from = r * cols + g * run;
-      for (let i = from; i < from + run; i++) {
-        const t = Math.min(Math.max(toF16(toF16(weight[i]) / s), qMin), qMax);
-        codes[i] = roundHalfEven(t);
-      }
+  for (let g = 0; g < groups; g++) {
+    const s = s16[r * groups + g];
+    const from = r * cols + g * run;
+    const to = g * run;
+    for (let i = 0; i < run; i++) t[i] = weight[from + i];
+    roundF16InPlace(t, tBits, 0, run);
+    for (let i = 0; i < run; i++) t[i] = t[i] / s;
+    roundF16InPlace(t, tBits, 0, run);
+    for (let i = 0; i < run; i++) {
+      const x = Math.min(Math.max(t[i], qMin), qMax);
+      codes[to + i] = x === x ? ((x + RNE_MAGIC) - RNE_MAGIC) | 0 : qMin;
     }
   }
+}
+
+/**
+ * Integer codes of `quantize`'s code values. A NaN code becomes `q_min`:
+ * like NaN, it is nonzero (kept by the 2:4 compression) and packs as the
+ * unsigned value 0 (`(NaN + offset) << shift` is 0 in JavaScript, as
+ * `q_min + offset` is), so the packed tensors come out the same; −0 is 0.
+ */
+function intCodes(values: Float32Array, qMin: number): Int32Array {
+  const codes = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) codes[i] = values[i] === values[i] ? values[i] : qMin;
   return codes;
 }
 
@@ -255,47 +300,66 @@ export function compressMarlin24(
   const groups = qShape[1];
   // The Marlin 2:4 kernel runs in fp16: quantize the fp16 weight with fp16 scales.
   const s16 = qparams.scale.map(roundToF16);
-  const codes = qparams.gIdx === undefined || qparams.gIdx === null
-    ? f16IntCodes(weight, shape, s16, groups, args)
-    : quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
+  const [qMin, qMax] = quantizedRange(args);
+  // With a g_idx the codes come from `quantize` (columns in any group order).
+  const allCodes = qparams.gIdx === undefined || qparams.gIdx === null ? null : intCodes(
+    quantize(f16Weight(weight), shape, { scale: s16, gIdx: qparams.gIdx }, args, {
       dtype: "F16",
       where: prefix,
-    });
-  for (let g = 0; g < codes.length; g += 4) {
-    let zeros = 0;
-    for (let j = 0; j < 4; j++) if (codes[g + j] === 0) zeros++;
-    if (zeros < 2) {
-      const r = Math.floor(g / inF);
-      throw new CompressionError(
-        `${prefix}: marlin-24 needs 2:4-sparse quantized weights; row ${r}, columns ` +
-          `${g % inF}…${(g % inF) + 3} keep ${4 - zeros} nonzero values`,
-      );
-    }
-  }
-  const { sparse, meta } = cutlassCompress24(codes, out, inF);
-  // Marlin wants the input dimension first and unsigned values.
+    }),
+    qMin,
+  );
+  // Row by row: the codes, their CUTLASS 2:4 compression (two values and 4
+  // metadata bits a group of 4) and the kept values, unsigned, straight into
+  // Marlin's tiles: the compressed values transposed (input dimension first)
+  // and tiled to [k/16, n/16, 16, 16] → [k/16, 16·n], where tiled index
+  // a·16n + b·256 + i·16 + j holds (sparseᵀ)[16a + i, 16b + j] + offset.
   const sizeK = inF / 2;
   const sizeN = out;
   const offset = 1 << (bits - 1);
-  const perms = marlin24Permutations(bits);
-  // Tiled to [k/16, n/16, 16, 16] → [k/16, 16·n], each 1024 chunk permuted,
-  // then packed pf values a word: one pass that reads each packed value
-  // straight from the compressed values (tiled index a·16n + b·256 + i·16 + j
-  // holds (sparseᵀ)[16a + i, 16b + j]).
-  const pf = 32 / bits;
   const rowLen = sizeN * 16;
+  const metaCols = inF / 16;
+  const tiled = new Int32Array(sizeK * sizeN);
+  const meta = new Int16Array(out * metaCols);
+  const t = new Float32Array(inF);
+  const tBits = new Int32Array(t.buffer);
+  let row: Int32Array = new Int32Array(inF);
+  for (let n = 0; n < out; n++) {
+    if (allCodes === null) {
+      f16IntCodeRow(weight, n, inF, s16, groups, qMin, qMax, t, tBits, row);
+    } else row = allCodes.subarray(n * inF, (n + 1) * inF);
+    const tileCol = (n >> 4) * 256 + (n & 15);
+    for (let c = 0; c < metaCols; c++) {
+      // Meta column c covers compressed columns kk = 8c … 8c + 7, one 16-row tile half.
+      const tile = (c >> 1) * rowLen + tileCol + (c & 1) * 128;
+      let word = 0;
+      for (let q = 0; q < 4; q++) {
+        const g = c * 16 + q * 4;
+        const c0 = row[g], c1 = row[g + 1], c2 = row[g + 2], c3 = row[g + 3];
+        // Counted without a branch: where a pruned weight's zeros are is random.
+        const zeros = +(c0 === 0) + +(c1 === 0) + +(c2 === 0) + +(c3 === 0);
+        if (zeros < 2) {
+          throw new CompressionError(
+            `${prefix}: marlin-24 needs 2:4-sparse quantized weights; row ${n}, columns ` +
+              `${g}…${g + 3} keep ${4 - zeros} nonzero values`,
+          );
+        }
+        const m = CUTLASS_META[+(c0 !== 0) | (+(c1 !== 0) << 1) | (+(c3 !== 0) << 3)];
+        tiled[tile + q * 32] = row[g + (m & 3)] + offset;
+        tiled[tile + q * 32 + 16] = row[g + (m >> 2)] + offset;
+        word |= m << (4 * q);
+      }
+      meta[n * metaCols + c] = word; // wraps to int16 like torch's int16 shifts
+    }
+  }
+  const perms = marlin24Permutations(bits);
+  // Each 1024 chunk permuted, then packed pf values a word.
+  const pf = 32 / bits;
   const packed = new Int32Array((sizeK * sizeN) / pf);
-  for (let c = 0, w = 0; c < sizeK * sizeN; c += 1024) {
+  for (let c = 0, w = 0; c < tiled.length; c += 1024) {
     for (let t = 0; t < 1024; t += pf, w++) {
       let word = 0;
-      for (let i = 0; i < pf; i++) {
-        const at = c + perms.weight[t + i];
-        const a = Math.floor(at / rowLen);
-        const rest = at - a * rowLen;
-        const kk = a * 16 + ((rest >> 4) & 15);
-        const n = (rest >> 8) * 16 + (rest & 15);
-        word |= (sparse[n * sizeK + kk] + offset) << (bits * i);
-      }
+      for (let i = 0; i < pf; i++) word |= tiled[c + perms.weight[t + i]] << (bits * i);
       packed[w] = word;
     }
   }
@@ -313,6 +377,11 @@ export function compressMarlin24(
   return [
     int32Tensor(`${prefix}.weight_packed`, [sizeK / 16, rowLen / pf], packed),
     tensorFromValues(`${prefix}.scale_packed`, "F16", [groups, out], scalePacked),
-    makeTensor(`${prefix}.meta`, "I16", [inF / 32, 2 * out], new Uint8Array(meta.buffer)),
+    makeTensor(
+      `${prefix}.meta`,
+      "I16",
+      [inF / 32, 2 * out],
+      new Uint8Array(cutlassMetaOrder(meta, out, metaCols).buffer),
+    ),
   ];
 }

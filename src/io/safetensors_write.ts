@@ -1,11 +1,15 @@
 /**
- * Writing safetensors files: one file at once from tensors in memory, or a
- * sharded checkpoint streamed tensor by tensor through spill files on disk.
+ * Writing safetensors files: one file at once from tensors in memory, a
+ * sharded checkpoint whose layout is known in advance written straight into
+ * its shards, or a sharded checkpoint streamed tensor by tensor through
+ * spill files on disk.
  *
  * @module
  */
 
 import { crashPoint } from "../crash_points.ts";
+import { LlmcError } from "../errors.ts";
+import { DTYPE_BYTES } from "./dtype.ts";
 import type { DType } from "./dtype.ts";
 import { checkTensorForWrite, headerBytes } from "./_safetensors_layout.ts";
 import type { LayoutEntry } from "./_safetensors_layout.ts";
@@ -119,6 +123,207 @@ interface Shard {
 /** The file name of sharded checkpoints' index. */
 export const SAFETENSORS_INDEX_NAME = "model.safetensors.index.json";
 
+/** Whether a tensor of `bytes` starts a new shard after one holding `shardBytes` (transformers' rule). */
+function startsNewShard(shardBytes: number, bytes: number, maxShardBytes: number): boolean {
+  return shardBytes > 0 && shardBytes + bytes > maxShardBytes;
+}
+
+/** `model.safetensors`, or `model-0000k-of-0000n.safetensors` (k from 1) of several. */
+function shardFileName(k: number, n: number): string {
+  const pad = (i: number) => String(i).padStart(5, "0");
+  return n === 1 ? "model.safetensors" : `model-${pad(k + 1)}-of-${pad(n)}.safetensors`;
+}
+
+/** Sets `map[key]` as an own property, even for keys such as `__proto__`. */
+function setOwn(map: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Writes the index of a sharded checkpoint as transformers does: sorted keys, 2-space indent. */
+async function writeIndex(
+  indexFile: string,
+  weightMap: Record<string, string>,
+  totalSize: number,
+): Promise<void> {
+  const sorted: Record<string, string> = {};
+  for (const key of Object.keys(weightMap).sort()) setOwn(sorted, key, weightMap[key]);
+  const json = JSON.stringify({ metadata: { total_size: totalSize }, weight_map: sorted }, null, 2);
+  await Deno.writeTextFile(indexFile, json + "\n", { createNew: true });
+}
+
+/** A tensor whose dtype and shape are known before its bytes, which are read when they are written. */
+export interface PlannedTensor {
+  /** The tensor name (unique in the checkpoint). */
+  readonly name: string;
+  /** Its dtype. */
+  readonly dtype: DType;
+  /** Its shape. */
+  readonly shape: readonly number[];
+  /** Reads its little-endian bytes, numel × dtype size of them; called once, at its turn. */
+  read(): Promise<Uint8Array>;
+}
+
+/** Options of {@link writePlannedSafetensors}. */
+export interface PlannedWriteOptions extends ShardedWriterOptions {
+  /**
+   * Flush each shard to the disk before returning (default true). False for
+   * a scratch folder that only this process reads and that no later run
+   * resumes from: a crash makes it garbage either way.
+   */
+  durable?: boolean;
+}
+
+/** The size of the buffer that gathers small tensors into one write. */
+const WRITE_BUFFER_BYTES = 4 << 20;
+
+/** Appends bytes to a file, small pieces gathered in one buffer so they cost one write. */
+class BufferedAppender {
+  readonly #file: Deno.FsFile;
+  readonly #buffer = new Uint8Array(WRITE_BUFFER_BYTES);
+  #used = 0;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async append(data: Uint8Array): Promise<void> {
+    if (this.#used + data.byteLength > this.#buffer.byteLength) await this.flush();
+    if (data.byteLength >= this.#buffer.byteLength) {
+      await writeAll(this.#file, data);
+      return;
+    }
+    this.#buffer.set(data, this.#used);
+    this.#used += data.byteLength;
+  }
+
+  async flush(): Promise<void> {
+    await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
+    this.#used = 0;
+  }
+}
+
+/**
+ * Writes a sharded checkpoint whose tensors are all known in advance
+ * straight into its shard files: each shard's header first, then its
+ * tensors' bytes, read one tensor at a time (bounded memory) and written
+ * once. The files, their split into shards and the index are those
+ * {@link ShardedSafetensorsWriter} writes for the same tensors in the same
+ * order; there are no spill files to write and copy. Write into a temporary
+ * folder (see atomic_dir.ts) and rename it when done.
+ *
+ * @param dir an existing folder to write into
+ * @param tensors the tensors, in data order
+ * @param options the shard size bound, whether to flush the shards to the disk
+ * @returns the files written, the total tensor bytes and the weight map
+ * @throws {SafetensorsError} for a repeated name, an inconsistent tensor, bytes of
+ *   the wrong length or an I/O failure; an error of llmc's own from a tensor's
+ *   `read` as it is. The files written so far are removed
+ * @example
+ * ```ts
+ * import { writePlannedSafetensors } from "./safetensors_write.ts";
+ * const dir = await Deno.makeTempDir();
+ * const bytes = new Uint8Array(8);
+ * const { files } = await writePlannedSafetensors(dir, [
+ *   { name: "a", dtype: "U8", shape: [8], read: () => Promise.resolve(bytes) },
+ *   { name: "b", dtype: "U8", shape: [8], read: () => Promise.resolve(bytes) },
+ * ], { maxShardBytes: 8 }); // two shards and an index
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writePlannedSafetensors(
+  dir: string,
+  tensors: readonly PlannedTensor[],
+  options: PlannedWriteOptions = {},
+): Promise<ShardedWriteResult> {
+  const max = options.maxShardBytes ?? 5e9;
+  if (!(max > 0)) throw new SafetensorsError(dir, `maxShardBytes must be positive, got ${max}`);
+  const names = new Set<string>();
+  const shards: { entries: LayoutEntry[]; tensors: PlannedTensor[]; bytes: number }[] = [];
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[t.dtype] ?? NaN);
+    checkTensorForWrite(dir, t.name, t.dtype, [...t.shape], bytes);
+    if (names.has(t.name)) throw new SafetensorsError(dir, `tensor '${t.name}' is given twice`);
+    names.add(t.name);
+    let shard = shards[shards.length - 1];
+    if (shard === undefined || startsNewShard(shard.bytes, bytes, max)) {
+      shard = { entries: [], tensors: [], bytes: 0 };
+      shards.push(shard);
+    }
+    shard.entries.push({
+      name: t.name,
+      dtype: t.dtype,
+      shape: [...t.shape],
+      begin: shard.bytes,
+      end: shard.bytes + bytes,
+    });
+    shard.tensors.push(t);
+    shard.bytes += bytes;
+  }
+  if (shards.length === 0) shards.push({ entries: [], tensors: [], bytes: 0 });
+  const n = shards.length;
+  const written: string[] = [];
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  try {
+    for (const [k, shard] of shards.entries()) {
+      const name = shardFileName(k, n);
+      const path = joinPath(dir, name);
+      if (await pathExists(path)) {
+        throw new SafetensorsError(path, "already exists in the output folder");
+      }
+      written.push(path);
+      const out = await Deno.open(path, { write: true, createNew: true });
+      try {
+        await writeAll(out, headerBytes(shard.entries, DEFAULT_METADATA));
+        await crashPoint("shard-header-written");
+        const appender = new BufferedAppender(out);
+        for (const [i, t] of shard.tensors.entries()) {
+          let data: Uint8Array;
+          try {
+            data = await t.read();
+          } catch (e) {
+            // llmc's own errors already say which file or tensor failed.
+            if (e instanceof LlmcError) throw e;
+            throw new SafetensorsError(
+              path,
+              `tensor '${t.name}': reading its bytes failed: ${(e as Error).message}`,
+              { cause: e },
+            );
+          }
+          const e = shard.entries[i];
+          if (data.byteLength !== e.end - e.begin) {
+            throw new SafetensorsError(
+              path,
+              `tensor '${t.name}': read ${data.byteLength} bytes, its dtype and shape need ` +
+                `${e.end - e.begin}`,
+            );
+          }
+          await appender.append(data);
+        }
+        await appender.flush();
+        if (options.durable !== false) await out.syncData();
+      } finally {
+        out.close();
+      }
+      for (const e of shard.entries) setOwn(weightMap, e.name, name);
+      totalSize += shard.bytes;
+    }
+    let indexFile: string | null = null;
+    if (n > 1) {
+      indexFile = joinPath(dir, SAFETENSORS_INDEX_NAME);
+      written.push(indexFile);
+      await writeIndex(indexFile, weightMap, totalSize);
+    }
+    return { files: written.filter((p) => p !== indexFile), totalSize, weightMap, indexFile };
+  } catch (e) {
+    for (const p of written) await removeIfPresent(p);
+    if (e instanceof SafetensorsError) throw e;
+    throw new SafetensorsError(dir, `writing the checkpoint failed: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
 /**
  * Streams tensors into a sharded checkpoint with bounded memory. Each
  * tensor's bytes go straight to the current shard's spill file on disk; a
@@ -188,8 +393,7 @@ export class ShardedSafetensorsWriter {
       }
       let shard = this.#shards[this.#shards.length - 1];
       if (
-        shard === undefined ||
-        (shard.bytes > 0 && shard.bytes + data.byteLength > this.#maxShardBytes)
+        shard === undefined || startsNewShard(shard.bytes, data.byteLength, this.#maxShardBytes)
       ) {
         shard = await this.#newShard();
       }
@@ -269,13 +473,12 @@ export class ShardedSafetensorsWriter {
     this.#spillFile?.close();
     this.#spillFile = null;
     const n = this.#shards.length;
-    const pad = (k: number) => String(k).padStart(5, "0");
     const weightMap: Record<string, string> = {};
     const files: string[] = [];
     let totalSize = 0;
     for (let k = 0; k < n; k++) {
       const shard = this.#shards[k];
-      const name = n === 1 ? "model.safetensors" : `model-${pad(k + 1)}-of-${pad(n)}.safetensors`;
+      const name = shardFileName(k, n);
       const path = joinPath(this.dir, name);
       if (await pathExists(path)) {
         throw new SafetensorsError(path, "already exists in the output folder");
@@ -291,14 +494,7 @@ export class ShardedSafetensorsWriter {
         out.close();
       }
       await removeIfPresent(shard.spill);
-      for (const e of shard.entries) {
-        Object.defineProperty(weightMap, e.name, {
-          value: name,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
+      for (const e of shard.entries) setOwn(weightMap, e.name, name);
       totalSize += shard.bytes;
       files.push(path);
     }
@@ -306,22 +502,7 @@ export class ShardedSafetensorsWriter {
     if (n > 1) {
       indexFile = joinPath(this.dir, SAFETENSORS_INDEX_NAME);
       this.#written.push(indexFile);
-      // transformers writes the index with sorted keys and a 2-space indent.
-      const sorted: Record<string, string> = {};
-      for (const key of Object.keys(weightMap).sort()) {
-        Object.defineProperty(sorted, key, {
-          value: weightMap[key],
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      const json = JSON.stringify(
-        { metadata: { total_size: totalSize }, weight_map: sorted },
-        null,
-        2,
-      );
-      await Deno.writeTextFile(indexFile, json + "\n", { createNew: true });
+      await writeIndex(indexFile, weightMap, totalSize);
     }
     this.#state = "done";
     return { files, totalSize, weightMap, indexFile };

@@ -33,16 +33,22 @@ import type { LayerTarget, LayerWeightsOnHost, PassContext, PassOutputs } from "
 import { sinkTarget } from "./sink_target.ts";
 import { ScratchStore } from "./scratch_store.ts";
 
+/**
+ * The results of layer `k` in the passes before `before`, from the scratch
+ * store; the weights of the `newer` modules (the caller has them from a
+ * later pass) are not read.
+ */
 async function storedResults(
   scratch: ScratchStore,
   plans: readonly ModifierPlan[],
   before: number,
   k: number,
+  newer: ReadonlySet<string> = new Set(),
 ): Promise<LayerResult[]> {
   const out: LayerResult[] = [];
   for (let j = 0; j < before; j++) {
     const plan = plans[j];
-    const stored = await scratch.readLayer(j, k);
+    const stored = await scratch.readLayer(j, k, newer);
     const linears: LinearResult[] = stored.linears.map((s) => {
       if (isSparsityPlan(plan)) {
         return {
@@ -157,7 +163,9 @@ export async function runIndependent(
       ? {
         ...final,
         async write(k, result) {
-          const prior = await storedResults(scratch, plans, i, k);
+          // This pass's Linears replace the earlier passes' ones below: their weights stay on disk.
+          const newer = new Set(result.linears.map((l) => l.module));
+          const prior = await storedResults(scratch, plans, i, k, newer);
           const linears = new Map<string, LinearResult>();
           const attention = new Map<string, AttentionResult>();
           const tensors = new Map<string, Float32Array>();

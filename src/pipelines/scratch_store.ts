@@ -196,6 +196,8 @@ export class ScratchStore {
    *
    * @param pass the pass
    * @param k the layer
+   * @param newer modules the caller has newer weights of: their stored weights
+   *   are not read (an empty array stands in), their qparams are
    * @returns what was stored
    * @throws {ScratchStoreError} when the file is missing or damaged
    * @example
@@ -203,7 +205,11 @@ export class ScratchStore {
    * const stored = await scratch.readLayer(0, 3);
    * ```
    */
-  async readLayer(pass: number, k: number): Promise<StoredLayer> {
+  async readLayer(
+    pass: number,
+    k: number,
+    newer: ReadonlySet<string> = new Set(),
+  ): Promise<StoredLayer> {
     const path = this.#file(pass, k);
     let f: SafetensorsFile;
     try {
@@ -233,7 +239,7 @@ export class ScratchStore {
         const m = l.module;
         linears.push({
           module: m,
-          weight: await read(`${m}.weight`),
+          weight: newer.has(m) ? new Float32Array(0) : await read(`${m}.weight`),
           weightQParams: l.weightQ
             ? {
               scale: await read(`${m}.weight_scale`),

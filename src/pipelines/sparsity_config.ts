@@ -33,13 +33,27 @@ export const SPARSE_TARGET_THRESHOLD = 0.49;
  * ```
  */
 export function is24Sparse(w: Float32Array, cols: number): boolean {
-  if (cols % 4 !== 0) return false;
-  for (let i = 0; i < w.length; i += 4) {
-    let zeros = 0;
-    for (let j = 0; j < 4; j++) if (w[i + j] === 0) zeros++;
-    if (zeros < 2) return false;
+  return zeroCounts(w, cols).twoFour;
+}
+
+/**
+ * A weight's zeros (−0 included) and whether it is 2:4 sparse, in one pass.
+ * The counts go without a branch: a pruned weight's zeros are where no
+ * branch predictor could guess them.
+ */
+function zeroCounts(w: Float32Array, cols: number): { zeros: number; twoFour: boolean } {
+  let zeros = 0;
+  if (cols % 4 !== 0) {
+    for (let i = 0; i < w.length; i++) zeros += +(w[i] === 0);
+    return { zeros, twoFour: false };
   }
-  return true;
+  let sparseGroups = 0;
+  for (let i = 0; i < w.length; i += 4) {
+    const z = +(w[i] === 0) + +(w[i + 1] === 0) + +(w[i + 2] === 0) + +(w[i + 3] === 0);
+    zeros += z;
+    sparseGroups += +(z >= 2);
+  }
+  return { zeros, twoFour: sparseGroups === w.length / 4 };
 }
 
 /**
@@ -146,10 +160,9 @@ export class SparsityTracker {
    * @returns whether it is a sparse target (and gets sparsity-compressed)
    */
   record(module: string, weight: Float32Array, cols: number): boolean {
-    let zeros = 0;
-    for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
+    const { zeros, twoFour } = zeroCounts(weight, cols);
     const target = zeros / weight.length >= SPARSE_TARGET_THRESHOLD &&
-      (this.structure !== "2:4" || is24Sparse(weight, cols));
+      (this.structure !== "2:4" || twoFour);
     this.#measured.set(module, { target, zeros });
     return target;
   }

@@ -476,15 +476,17 @@ export function encodeFp8Row(
   to: number,
 ): void {
   // One branch, nearly always taken the same way, and no call: what the
-  // loop costs is then mostly its loads and stores.
+  // loop costs is then mostly its loads and stores. Zeros (half of a 2:4
+  // pruned weight, at random places) take the normal branch, masked to
+  // their sign: `(f - 1) >>> 0` wraps a zero past every normal number.
   for (let i = 0; i < n; i++) {
     const w = bits[i];
     const f = w & 0x7fffffff;
     const sign = (w >> 24) & 0x80;
     let b: number;
-    if (f >= E4M3_MIN_NORMAL_BITS) {
+    if ((f - 1) >>> 0 >= E4M3_MIN_NORMAL_BITS - 1) {
       b = f < E4M3_MAX_BITS
-        ? ((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) | sign
+        ? (((f - (120 << 23) + 0x7ffff + ((f >> 20) & 1)) >> 20) & -(f !== 0)) | sign
         : f > 0x7f800000
         ? 0x7f
         : 0x7f | sign;

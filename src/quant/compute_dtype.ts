@@ -59,13 +59,48 @@ function roundF16(x: number): number {
   const a = b & 0x7fffffff;
   // |x| ≥ 65520 (halfway past 65504, the largest float16): ±inf; or inf / NaN.
   if (a >= 0x477ff000) return a > 0x7f800000 ? NaN : b < 0 ? -Infinity : Infinity;
-  if (a < 0x38800000) {
+  // ±0 takes the normal path, which keeps it (half of a pruned weight is
+  // zeros, at random places: a branch of their own would mispredict).
+  if (((a - 1) >>> 0) < 0x38800000 - 1) {
     // Below 2^-14, the smallest float16 normal.
     const r = (f32[0] + F16_SUBNORMAL_MAGIC) - F16_SUBNORMAL_MAGIC;
     return r === 0 ? (b < 0 ? -0 : 0) : r;
   }
   f32Bits[0] = (b + 0xfff + ((b >> 13) & 1)) & ~0x1fff;
   return f32[0];
+}
+
+/**
+ * `rounderFor("F16")` over float32 values in place, by their bits: a
+ * float16 normal is the float32 with its low 13 mantissa bits rounded away,
+ * an integer add on the array itself with no scratch round trip per value;
+ * only float16 subnormals, overflows and NaN go through the scalar rounding.
+ *
+ * @param values the values, rounded in place
+ * @param bits an Int32Array view of `values`' buffer (from its start)
+ * @param from the first element to round
+ * @param n how many to round
+ * @example
+ * ```ts
+ * import { roundF16InPlace } from "./compute_dtype.ts";
+ * const v = new Float32Array([0.1, -0, 1e-6, 70000]);
+ * roundF16InPlace(v, new Int32Array(v.buffer));
+ * v; // Float32Array [0.0999755859375, -0, 0.0000010132789611816406, Infinity]
+ * ```
+ */
+export function roundF16InPlace(
+  values: Float32Array,
+  bits: Int32Array,
+  from = 0,
+  n: number = values.length - from,
+): void {
+  for (let i = from; i < from + n; i++) {
+    const b = bits[i];
+    const a = b & 0x7fffffff;
+    // ±0 takes the integer path too, which keeps it.
+    if (((a - 1) >>> 0) < 0x38800000 - 1 || a >= 0x477ff000) values[i] = roundF16(values[i]);
+    else bits[i] = (b + 0xfff + ((b >> 13) & 1)) & ~0x1fff;
+  }
 }
 
 /**

@@ -4,8 +4,8 @@
  * layer in a work folder beside the output), so a crash loses at most the
  * layer in flight and `resume` can skip what is on disk. `finalize` then
  * streams the per-layer files into the final shards (one tensor in memory at
- * a time), writes config.json, recipe.yaml and the tokenizer files, and
- * renames the finished folder into place.
+ * a time, each byte written once), writes config.json, recipe.yaml and the
+ * tokenizer files, and renames the finished folder into place.
  *
  * Work folder layout (`<output>.tmp-llmc/`):
  *
@@ -31,7 +31,7 @@ import type { OutputLock } from "../io/output_lock.ts";
 import { auxiliaryFiles } from "../io/hf_model.ts";
 import type { HfModel } from "../io/hf_model.ts";
 import { SafetensorsFile } from "../io/safetensors_read.ts";
-import { ShardedSafetensorsWriter, writeSafetensors } from "../io/safetensors_write.ts";
+import { writePlannedSafetensors, writeSafetensors } from "../io/safetensors_write.ts";
 import type { DType } from "../io/dtype.ts";
 import { layerPrefix } from "../model/module_names.ts";
 import type { JsonValue } from "../quant/python_json.ts";
@@ -593,7 +593,6 @@ export class CheckpointSink {
   async #assemble(options: FinalizeOptions): Promise<FinalizeResult> {
     const files: SafetensorsFile[] = [];
     const out = await atomicOutputDir(this.outputDir, { overwrite: this.#overwrite });
-    const writer = new ShardedSafetensorsWriter(out.tmpDir, { maxShardBytes: this.#maxShardBytes });
     try {
       const entries: { name: string; dtype: DType; file: SafetensorsFile }[] = [];
       const seen = new Map<string, string>();
@@ -617,12 +616,19 @@ export class CheckpointSink {
         }
       }
       entries.sort(compareSafetensorsOrder);
-      for (const e of entries) {
-        const info = e.file.info(e.name);
-        await writer.add(e.name, info.dtype, [...info.shape], await e.file.readRaw(e.name));
-      }
-      await crashPoint("tensors-spilled");
-      const written = await writer.finish();
+      await crashPoint("shards-planned");
+      // Every tensor's dtype and shape are in the work files' headers: the
+      // shards are written in one pass, each tensor read when its turn comes.
+      const written = await writePlannedSafetensors(
+        out.tmpDir,
+        entries.map(({ name, dtype, file }) => ({
+          name,
+          dtype,
+          shape: file.info(name).shape,
+          read: () => file.readRaw(name),
+        })),
+        { maxShardBytes: this.#maxShardBytes },
+      );
       await crashPoint("shards-written");
       const sourceConfig = `${this.#source.dir}/config.json`;
       const qc: JsonObject = { ...options.quantizationConfig };
@@ -664,7 +670,6 @@ export class CheckpointSink {
         tensorCount: entries.length,
       };
     } catch (e) {
-      await writer.abort().catch(() => {});
       await out.abort().catch(() => {});
       throw e;
     } finally {

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { DTYPE_BYTES, DTYPES } from "../../src/io/dtype.ts";
 import type { DType } from "../../src/io/dtype.ts";
 import { SafetensorsError, SafetensorsFile } from "../../src/io/safetensors_read.ts";
-import { ShardedSafetensorsWriter, writeSafetensors } from "../../src/io/safetensors_write.ts";
+import {
+  ShardedSafetensorsWriter,
+  writePlannedSafetensors,
+  writeSafetensors,
+} from "../../src/io/safetensors_write.ts";
 import type { TensorToWrite } from "../../src/io/safetensors_write.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
@@ -324,5 +328,106 @@ Deno.test("ShardedSafetensorsWriter: concurrent add() calls are serialised", asy
       assert.deepEqual(await f.readRaw(t.name), t.data, t.name);
       f.close();
     }
+  });
+});
+
+/** Every file of a folder, name → bytes. */
+async function folderBytes(dir: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const e of [...Deno.readDirSync(dir)].sort((a, b) => a.name.localeCompare(b.name))) {
+    out.set(e.name, await Deno.readFile(`${dir}/${e.name}`));
+  }
+  return out;
+}
+
+Deno.test("writePlannedSafetensors writes the files ShardedSafetensorsWriter writes", async () => {
+  await withTempDir(async (dir) => {
+    const next = seededRandom(7);
+    // Small tensors gathered in the write buffer, one larger than the buffer
+    // (4 MiB), empty ones, every dtype.
+    const tensors: TensorToWrite[] = [
+      ...tensorsOfEveryDtype(2),
+      { name: "big", dtype: "U8", shape: [5 << 20], data: new Uint8Array(5 << 20).fill(7) },
+      { name: "empty", dtype: "F32", shape: [0, 3], data: new Uint8Array(0) },
+      { name: "small", dtype: "I32", shape: [3], data: randomBytes(12, next) },
+    ];
+    for (const maxShardBytes of [1, 100, 3 << 20, 5e9]) {
+      const streamed = `${dir}/streamed-${maxShardBytes}`;
+      const planned = `${dir}/planned-${maxShardBytes}`;
+      await Deno.mkdir(streamed);
+      await Deno.mkdir(planned);
+      const w = new ShardedSafetensorsWriter(streamed, { maxShardBytes });
+      for (const t of tensors) await w.add(t.name, t.dtype, t.shape, t.data);
+      const a = await w.finish();
+      const reads: string[] = [];
+      const b = await writePlannedSafetensors(
+        planned,
+        tensors.map((t) => ({
+          name: t.name,
+          dtype: t.dtype,
+          shape: t.shape,
+          read: () => {
+            reads.push(t.name);
+            return Promise.resolve(t.data);
+          },
+        })),
+        { maxShardBytes },
+      );
+      assert.deepEqual(reads, tensors.map((t) => t.name), "each tensor read once, in order");
+      assert.deepEqual(await folderBytes(planned), await folderBytes(streamed), `${maxShardBytes}`);
+      assert.deepEqual(b.weightMap, a.weightMap);
+      assert.equal(b.totalSize, a.totalSize);
+      assert.deepEqual(
+        b.files.map((f) => f.slice(planned.length)),
+        a.files.map((f) => f.slice(streamed.length)),
+      );
+      assert.equal(b.indexFile === null, a.indexFile === null);
+    }
+  });
+});
+
+Deno.test("writePlannedSafetensors: bad tensors, short reads and failed reads leave no file", async () => {
+  await withTempDir(async (dir) => {
+    const u8 = (name: string, n: number, read = () => Promise.resolve(new Uint8Array(n))) => ({
+      name,
+      dtype: "U8" as DType,
+      shape: [n],
+      read,
+    });
+    await assert.rejects(
+      writePlannedSafetensors(dir, [u8("a", 1), u8("a", 1)]),
+      /tensor 'a' is given twice/,
+    );
+    await assert.rejects(
+      writePlannedSafetensors(dir, [
+        u8("a", 2),
+        u8("b", 4, () => Promise.resolve(new Uint8Array(3))),
+      ], {
+        maxShardBytes: 2,
+      }),
+      (e) => {
+        assert.ok(e instanceof SafetensorsError);
+        assert.match(
+          e.message,
+          /model-00002-of-00002\.safetensors: tensor 'b': read 3 bytes, its dtype and shape need 4/,
+        );
+        return true;
+      },
+    );
+    await assert.rejects(
+      writePlannedSafetensors(dir, [
+        u8("a", 2),
+        u8("b", 4, () => Promise.reject(new Error("gone"))),
+      ]),
+      /model\.safetensors: tensor 'b': reading its bytes failed: gone/,
+    );
+    // llmc's own errors (they name their file or tensor) come through as they are.
+    const own = new SafetensorsError("work.safetensors", "tensor 'b': truncated");
+    await assert.rejects(
+      writePlannedSafetensors(dir, [u8("a", 2), u8("b", 4, () => Promise.reject(own))]),
+      (e) => e === own,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    await assert.rejects(writePlannedSafetensors(dir, [], { maxShardBytes: 0 }), /positive/);
   });
 });

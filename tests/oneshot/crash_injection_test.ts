@@ -17,7 +17,7 @@ import { withTempDir } from "./_helpers.ts";
 const FRESH = [
   "layer-written:1",
   "layer-written:3",
-  "tensors-spilled",
+  "shards-planned",
   "shard-header-written:2",
   "shards-written",
   "work-moved",

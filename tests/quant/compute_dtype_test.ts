@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { roundToF16 } from "../../src/io/floats.ts";
-import { rounderFor } from "../../src/quant/compute_dtype.ts";
+import { rounderFor, roundF16InPlace } from "../../src/quant/compute_dtype.ts";
 
 Deno.test("rounderFor('F16') = roundToF16(fround(x)) on every float32 rounding case", () => {
   const r = rounderFor("F16");
@@ -45,4 +45,37 @@ Deno.test("rounderFor('F16') = roundToF16(fround(x)) on every float32 rounding c
     out[1] = roundToF16(Math.fround(x));
     assert.equal(bits[0], bits[1], `${x}`);
   }
+});
+
+Deno.test("roundF16InPlace rounds a run as rounderFor('F16') does, bit for bit", () => {
+  const r = rounderFor("F16");
+  // Every exponent and sign, each with the rounding patterns of the low 13 bits
+  // and a few high mantissas: zeros, subnormals, normals, overflow, inf, NaN.
+  const patterns: number[] = [];
+  for (let sign = 0; sign < 2; sign++) {
+    for (let e = 0; e < 256; e++) {
+      for (const hi of [0, 1, 0x155, 0x3ff]) {
+        for (const lo of [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff]) {
+          patterns.push(((sign << 31) | (e << 23) | (hi << 13) | lo) >>> 0);
+        }
+      }
+    }
+  }
+  const values = new Float32Array(patterns.length + 2);
+  const bits = new Int32Array(values.buffer);
+  new Uint32Array(values.buffer).set(patterns, 1);
+  const expected = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) expected[i] = r(values[i]);
+  // The first and last elements lie outside the run and stay as they are.
+  values[0] = 0.1;
+  values[values.length - 1] = 0.1;
+  roundF16InPlace(values, bits, 1, patterns.length);
+  const want = new Int32Array(expected.buffer);
+  for (let i = 1; i <= patterns.length; i++) {
+    if (bits[i] !== want[i]) {
+      assert.fail(`0x${patterns[i - 1].toString(16)}: ${values[i]} vs ${expected[i]}`);
+    }
+  }
+  assert.equal(values[0], Math.fround(0.1));
+  assert.equal(values[values.length - 1], Math.fround(0.1));
 });

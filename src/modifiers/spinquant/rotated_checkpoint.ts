@@ -10,7 +10,8 @@
  */
 
 import { auxiliaryFiles, HfModel } from "../../io/hf_model.ts";
-import { ShardedSafetensorsWriter } from "../../io/safetensors_write.ts";
+import type { DType } from "../../io/dtype.ts";
+import { type PlannedTensor, writePlannedSafetensors } from "../../io/safetensors_write.ts";
 import { f32ToBytes } from "../../io/tensor_bytes.ts";
 import { EMBED_TOKENS, LM_HEAD } from "../../model/module_names.ts";
 import type { WeightSource } from "../../model/weight_source.ts";
@@ -66,24 +67,23 @@ export async function writeTransformedCheckpoint(
   dir: string,
   groups: { [group: string]: JsonValue } = {},
 ): Promise<HfModel> {
-  const writer = new ShardedSafetensorsWriter(dir);
-  try {
-    const names = source.tensorNames();
-    if (!source.has(LM_HEAD) && !transformed.config.tieWordEmbeddings) names.push(LM_HEAD);
-    for (const name of names) {
+  const names = source.tensorNames();
+  if (!source.has(LM_HEAD) && !transformed.config.tieWordEmbeddings) names.push(LM_HEAD);
+  const tensor = (name: string, dtype: DType, shape: readonly number[]): PlannedTensor => ({
+    name,
+    dtype,
+    shape,
+    read: async () => f32ToBytes(dtype, await transformed.readF32(name)),
+  });
+  // Every tensor's dtype and shape are known up front: written once, straight into the
+  // shards, each computed at its turn. A scratch folder of this run: no flush to the disk.
+  await writePlannedSafetensors(dir, [
+    ...names.map((name) => {
       const info = source.info(source.has(name) ? name : EMBED_TOKENS);
-      const values = await transformed.readF32(name);
-      await writer.add(name, info.dtype, [...info.shape], f32ToBytes(info.dtype, values));
-    }
-    for (const extra of transformed.extraTensors?.() ?? []) {
-      const values = await transformed.readF32(extra.name);
-      await writer.add(extra.name, extra.dtype, [...extra.shape], f32ToBytes(extra.dtype, values));
-    }
-    await writer.finish();
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  }
+      return tensor(name, info.dtype, info.shape);
+    }),
+    ...(transformed.extraTensors?.() ?? []).map((e) => tensor(e.name, e.dtype, e.shape)),
+  ], { durable: false });
   const config = JSON.parse(await Deno.readTextFile(`${source.dir}/config.json`));
   if (!transformed.config.tieWordEmbeddings) config.tie_word_embeddings = false;
   if (Object.keys(groups).length > 0) {
