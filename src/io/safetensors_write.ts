@@ -317,7 +317,8 @@ export async function writePlannedSafetensors(
     return { files: written.filter((p) => p !== indexFile), totalSize, weightMap, indexFile };
   } catch (e) {
     for (const p of written) await removeIfPresent(p);
-    if (e instanceof SafetensorsError) throw e;
+    // llmc's own errors (a tensor's `read` included) already name their file or tensor.
+    if (e instanceof LlmcError) throw e;
     throw new SafetensorsError(dir, `writing the checkpoint failed: ${(e as Error).message}`, {
       cause: e,
     });

@@ -9,6 +9,7 @@ import {
 } from "../../src/io/safetensors_write.ts";
 import type { TensorToWrite } from "../../src/io/safetensors_write.ts";
 import { HfModel } from "../../src/io/hf_model.ts";
+import { CompressionError } from "../../src/compress/errors.ts";
 import { seededRandom } from "../../src/model/seeded_random.ts";
 import { STORIES_DIR, withTempDir } from "./_helpers.ts";
 
@@ -426,6 +427,13 @@ Deno.test("writePlannedSafetensors: bad tensors, short reads and failed reads le
     await assert.rejects(
       writePlannedSafetensors(dir, [u8("a", 2), u8("b", 4, () => Promise.reject(own))]),
       (e) => e === own,
+    );
+    // Any of llmc's errors, not only the safetensors ones (a transform's source reads its
+    // tensors through the engine and the model's files).
+    const other = new CompressionError("model.layers.0.mlp.up_proj: not 2:4 sparse");
+    await assert.rejects(
+      writePlannedSafetensors(dir, [u8("a", 2), u8("b", 4, () => Promise.reject(other))]),
+      (e) => e === other,
     );
     assert.deepEqual([...Deno.readDirSync(dir)], []);
     await assert.rejects(writePlannedSafetensors(dir, [], { maxShardBytes: 0 }), /positive/);
