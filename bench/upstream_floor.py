@@ -9,7 +9,14 @@ Python's per-op overhead and saving. The real run therefore costs more than the 
 is a floor for upstream, not an estimate of it.
 
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all [--batch-size 1] [--torch-import]
-    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py w4a16_gptq_channel
+    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py w4a16_gptq_channel [--direct]
+
+Each recipe is a table of how many times upstream runs each unit of work (one layer's forward of
+one batch, one layer's Hessian updates of one batch, one layer's solves, ...). Each unit is timed
+on its own, best of `--repeats` timings of `--runs` runs, and the floor is the sum of count ×
+unit time: taking each unit's best time (the units taking turns) keeps the figure a lower bound on a machine shared with
+other jobs. `--direct` instead runs every counted unit once per count, back to back, and times the
+whole (slower and noisier; a check that the sum adds up).
 
 What upstream runs was read from llm-compressor 0.9.0 (tag 0.9.0, commit 129c793fdabf) and the
 compressed-tensors it pins (0.13.0); paths below are in those trees.
@@ -88,15 +95,16 @@ import os
 import resource
 import subprocess
 import time
+from collections import Counter
 
 import numpy as np
+import scipy.linalg.blas as blas
 import scipy.linalg.lapack as lapack
 
 H, I, NH, NKV, HD, S, V = 256, 768, 8, 4, 32, 256, 512
 SAMPLES = 64
 LINEARS = dict(q=(H, H), k=(NKV * HD, H), v=(NKV * HD, H), o=(H, H), gate=(I, H), up=(I, H),
                down=(H, I))  # name: (out_features, in_features)
-RECIPES = {}
 # Weight fusions, (rows, n): a (rows × n) float64 weight times an n × n transform. SpinQuant: R1
 # on the embedding's and lm_head's 256 columns; per layer R1 on the inputs of q, k, v, gate, up
 # and the outputs of o and down (transform × W), R2 per 32-wide head on v's outputs and o's inputs
@@ -104,22 +112,16 @@ RECIPES = {}
 SPINQUANT_LAYER = [(LINEARS[n][0], H) for n in ("q", "k", "v", "gate", "up")] + [
     (H, H), (I, H), (NKV * HD * H // HD, HD), (H * H // HD, HD)]
 SPINQUANT_EMBEDDINGS = [(V, H), (V, H)]
-# QuIP: V on every Linear's input side, U on its output side.
-QUIP_FUSIONS = [(out, inp) for out, inp in LINEARS.values()] + [
+# QuIP: V on every Linear's input side (W·Vᵀ), U on its output side (Uᵀ·W), same product sizes.
+QUIP_LAYER = [(out, inp) for out, inp in LINEARS.values()] + [
     (inp, out) for out, inp in LINEARS.values()]
 
 
-def recipe(fn):
-    RECIPES[fn.__name__] = fn
-    return fn
+class Operands:
+    """Random operands of the shapes one batch of `batch` sequences has in one layer."""
 
-
-class Products:
-    """Random operands of the shapes one batch of B sequences has in one layer."""
-
-    def __init__(self, batch, layers):
+    def __init__(self, batch):
         rng = np.random.default_rng(0)
-        self.layers, self.batches = layers, SAMPLES // batch
         f32, t = np.float32, batch * S
         self.w = {n: rng.standard_normal(s, dtype=f32) * 0.02 for n, s in LINEARS.items()}
         self.x = rng.standard_normal((t, H), dtype=f32)    # q/k/v, o, gate/up input
@@ -127,37 +129,45 @@ class Products:
         self.q = rng.standard_normal((batch, NH // 2, S, HD), dtype=f32)
         self.kt = rng.standard_normal((batch, NH // 2, HD, S), dtype=f32)
         self.p = rng.standard_normal((batch, NH // 2, S, S), dtype=f32)
-        # float64 transform operands (QuIP): activations of every width and the dense matrices.
+        # float64 transforms (QuIP, SpinQuant): activations of every width, the dense matrices
+        # and the weights they are fused into.
         self.x64 = {n: rng.standard_normal((t, n)) for n in (NKV * HD, H, I)}
         self.t64 = {n: rng.standard_normal((n, n)) for n in (HD, NKV * HD, H, I)}
-        self.fused = {s: rng.standard_normal(s) for s in set(SPINQUANT_EMBEDDINGS + SPINQUANT_LAYER + QUIP_FUSIONS)}
+        fusions = set(SPINQUANT_EMBEDDINGS + SPINQUANT_LAYER + QUIP_LAYER)
+        self.fused = {s: rng.standard_normal(s) for s in fusions}
         self.hess = {n: (lambda a: a @ a.T + n * np.eye(n, dtype=f32))(
             rng.standard_normal((n, n), dtype=f32)) for n in (H, I)}
         self.err = {r: rng.standard_normal((r, 128), dtype=f32) for r in (NKV * HD, H, I)}
 
 
+# Units of work: each takes the operands and runs the products of one occurrence.
+
 def attention(p):
+    """Self-attention of one batch: q, k, v, the causal half of scores and values, o."""
     x, w = p.x, p.w
     x @ w["q"].T; x @ w["k"].T; x @ w["v"].T; p.q @ p.kt; p.p @ p.q; x @ w["o"].T
 
 
 def mlp(p):
+    """The MLP of one batch: gate, up, down."""
     p.x @ p.w["gate"].T; p.x @ p.w["up"].T; p.h @ p.w["down"].T
 
 
+def down(p):
+    """down_proj alone on one batch (AWQ's up_proj → down_proj parent)."""
+    p.h @ p.w["down"].T
+
+
 def forward(p):
+    """One decoder layer's forward of one batch (lm_head is on the meta device)."""
     attention(p); mlp(p)
 
 
-def online_transforms(p):
+def online(p):
     """QuIP's online V on every Linear's input and U on its output, float64, dense."""
     for out, inp in LINEARS.values():
         p.x64[inp] @ p.t64[inp]
         p.x64[out] @ p.t64[out]
-
-
-def quip_forward(p):
-    forward(p); online_transforms(p)
 
 
 def hessians(p):
@@ -176,135 +186,176 @@ def solve(p, rows, cols, block=128):
     are small (rows × block²/2 per block) and its time is per-op overhead, which this script never
     counts.
     """
-    low = np.linalg.cholesky(p.hess[cols])         # torch.linalg.cholesky
-    inv, _ = lapack.spotri(low, lower=1)           # torch.cholesky_inverse (lower half filled)
-    inv = np.tril(inv) + np.tril(inv, -1).T
-    hinv = np.linalg.cholesky(inv).T               # torch.linalg.cholesky(upper=True)
-    err = p.err[rows]
+    # All in scipy's LAPACK and BLAS: numpy and scipy each bundle an OpenBLAS, and alternating
+    # between their two thread pools on two cores costs several times the work itself.
+    low, _ = lapack.spotrf(p.hess[cols], lower=1)   # torch.linalg.cholesky
+    inv, _ = lapack.spotri(low, lower=1)            # torch.cholesky_inverse (lower half filled)
+    hinv, _ = lapack.spotrf(inv, lower=1)           # torch.linalg.cholesky(upper=True): the same
+    err = p.err[rows]                               # factor, read from the other half
     for i1 in range(block, cols, block):
-        err @ hinv[i1 - block:i1, i1:]             # W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+        blas.sgemm(1.0, err, hinv[i1:, i1 - block:i1], trans_b=1)  # Err1 @ Hinv[i1:i2, i2:]
 
 
 def solves(p):
+    """One layer's seven GPTQ (or SparseGPT) solves."""
     for out, inp in LINEARS.values():
         solve(p, out, inp)
 
 
-def awq_grid(p, grid=20):
-    """Reference output plus one output per grid point, every batch, per mapping's parent."""
-    for _ in range(grid + 1):
-        for _ in range(p.batches):
-            attention(p)          # input_layernorm → q/k/v: parent self_attn
-        for _ in range(p.batches):
-            mlp(p)                # post_attention_layernorm → gate/up: parent mlp
-        for _ in range(p.batches):
-            p.h @ p.w["down"].T   # up_proj → down_proj: parent down_proj
+def fuse(p, pairs):
+    for rows, n in pairs:
+        p.fused[rows, n] @ p.t64[n]
+
+
+def spinquant_layer(p):
+    """SpinQuant's R1 and R2 fused into one layer's weights, float64."""
+    fuse(p, SPINQUANT_LAYER)
+
+
+def spinquant_embeddings(p):
+    """SpinQuant's R1 fused into the embedding and lm_head, float64."""
+    fuse(p, SPINQUANT_EMBEDDINGS)
+
+
+def quip_layer(p):
+    """QuIP's V and U fused into one layer's seven weights, float64."""
+    fuse(p, QUIP_LAYER)
 
 
 def observe_weights(p):
-    """Per-row min and max of every Linear weight (the weight observers), for every layer."""
-    for _ in range(p.layers):
-        for w in p.w.values():
-            w.min(axis=1); w.max(axis=1)
+    """Per-row min and max of one layer's Linear weights (the weight observers)."""
+    for w in p.w.values():
+        w.min(axis=1); w.max(axis=1)
 
 
-def sequential_pass(p, layer_forward=forward, calibrate=(), layer_end=()):
-    """sequential/pipeline.py: per layer, calibration forwards with hooks, then propagation."""
-    for _ in range(p.layers):
-        for _ in range(p.batches):
-            layer_forward(p)
-            for hook in calibrate:
-                hook(p)
-        for work in layer_end:
-            work(p)
-        for _ in range(p.batches):
-            layer_forward(p)
+UNITS = [attention, mlp, down, forward, online, hessians, solves, spinquant_layer,
+         spinquant_embeddings, quip_layer, observe_weights]
 
 
-def gptq_pass(p, layer_forward=forward):
-    sequential_pass(p, layer_forward, calibrate=[hessians], layer_end=[solves])
+# Passes, as counts of units for L layers and N batches.
+
+def sequential_pass(L, N, hooks=()):
+    """sequential/pipeline.py: per layer, N calibration forwards (with the modifiers' hooks),
+    then N propagation forwards."""
+    return Counter({forward: 2 * L * N, **{hook: L * N for hook in hooks}})
 
 
-def fuse(p, pairs):
-    """Weight fusion of dense float64 transforms: (rows × n) @ (n × n) for each (rows, n)."""
-    for rows, n in pairs:
-        p.fused[rows, n] @ p.t64[n]
+def gptq_pass(L, N, hooks=()):
+    """GPTQ's or SparseGPT's pass: its Hessian hooks in the calibration forwards, the solves at
+    each layer's end."""
+    return sequential_pass(L, N, [hessians, *hooks]) + Counter({solves: L})
+
+
+def awq_pass(L, N, grid=20):
+    """AWQ's pass: per layer and mapping, the parent's reference output and `grid` candidates."""
+    return sequential_pass(L, N) + Counter(
+        {attention: (grid + 1) * L * N, mlp: (grid + 1) * L * N, down: (grid + 1) * L * N})
+
+
+def weights(L):
+    return Counter({observe_weights: L})
 
 
 # One function per recipe in recipes/ (MoE ones aside), named after its file. Every one ends with
 # the weight observation: every recipe quantizes its weights.
 
-
-@recipe
-def fp8_dynamic(p):
-    observe_weights(p)                             # data-free
+RECIPES = {}
 
 
-@recipe
-def w4a16_rtn_channel(p):
-    observe_weights(p)                             # data-free
+def recipe(fn):
+    RECIPES[fn.__name__] = fn
+    return fn
 
 
 @recipe
-def fp8_static_kv_cache(p):
-    sequential_pass(p); observe_weights(p)
+def fp8_dynamic(L, N):
+    return weights(L)                                        # data-free
 
 
 @recipe
-def nvfp4(p):
-    sequential_pass(p); observe_weights(p)
+def w4a16_rtn_channel(L, N):
+    return weights(L)                                        # data-free
 
 
 @recipe
-def w4a16_gptq_channel(p):
-    gptq_pass(p); observe_weights(p)
+def fp8_static_kv_cache(L, N):
+    return sequential_pass(L, N) + weights(L)
 
 
 @recipe
-def w4a16_gptq_actorder_group(p):
-    gptq_pass(p); observe_weights(p)
+def nvfp4(L, N):
+    return sequential_pass(L, N) + weights(L)
 
 
 @recipe
-def sparse_2of4_fp8(p):
-    gptq_pass(p); observe_weights(p)               # SparseGPT's pass, then FP8 dynamic data-free
+def w4a16_gptq_channel(L, N):
+    return gptq_pass(L, N) + weights(L)
 
 
 @recipe
-def sparse_2of4_w4a16(p):
-    gptq_pass(p); gptq_pass(p); observe_weights(p)  # SparseGPT's pass, then GPTQ's
+def w4a16_gptq_actorder_group(L, N):
+    return gptq_pass(L, N) + weights(L)
 
 
 @recipe
-def w8a8_smoothquant_gptq(p):
-    sequential_pass(p); gptq_pass(p); observe_weights(p)  # SmoothQuant's pass, then GPTQ's
+def sparse_2of4_fp8(L, N):
+    return gptq_pass(L, N) + weights(L)                      # SparseGPT, then FP8 data-free
 
 
 @recipe
-def w8a8_int8_static_asym(p):
-    sequential_pass(p); gptq_pass(p); observe_weights(p)  # SmoothQuant's pass, then GPTQ's
+def sparse_2of4_w4a16(L, N):
+    return gptq_pass(L, N) + gptq_pass(L, N) + weights(L)    # SparseGPT's pass, then GPTQ's
 
 
 @recipe
-def spinquant_w4a16_gptq(p):
-    fuse(p, SPINQUANT_EMBEDDINGS + SPINQUANT_LAYER * p.layers)
-    sequential_pass(p); gptq_pass(p); observe_weights(p)  # SpinQuant's pass, then GPTQ's
+def w8a8_smoothquant_gptq(L, N):
+    return sequential_pass(L, N) + gptq_pass(L, N) + weights(L)  # SmoothQuant's, then GPTQ's
 
 
 @recipe
-def quip_w4a16_gptq(p):
-    fuse(p, QUIP_FUSIONS * p.layers)
-    sequential_pass(p, quip_forward); gptq_pass(p, quip_forward); observe_weights(p)
+def w8a8_int8_static_asym(L, N):
+    return sequential_pass(L, N) + gptq_pass(L, N) + weights(L)  # SmoothQuant's, then GPTQ's
 
 
 @recipe
-def w4a16_awq_asym(p):
-    sequential_pass(p, layer_end=[awq_grid]); observe_weights(p)
+def spinquant_w4a16_gptq(L, N):
+    fusion = Counter({spinquant_embeddings: 1, spinquant_layer: L})
+    return fusion + sequential_pass(L, N) + gptq_pass(L, N) + weights(L)
 
 
-def timed(fn, p):
+@recipe
+def quip_w4a16_gptq(L, N):
+    fusion = Counter({quip_layer: L})
+    return fusion + sequential_pass(L, N, [online, online]) + gptq_pass(L, N, [online, online]) \
+        + weights(L)
+
+
+@recipe
+def w4a16_awq_asym(L, N):
+    return awq_pass(L, N) + weights(L)
+
+
+def best_times(units, p, runs, repeats):
+    """Per unit, the best of `repeats` timings of `runs` back-to-back runs, per run. The units
+    take turns, so that each one's timings spread over the whole measurement and one busy moment
+    of the shared machine does not spoil all of them."""
+    best = {unit: float("inf") for unit in units}
+    for unit in units:
+        unit(p)
+    for _ in range(repeats):
+        for unit in units:
+            start = time.perf_counter()
+            for _ in range(runs):
+                unit(p)
+            best[unit] = min(best[unit], (time.perf_counter() - start) / runs)
+    return best
+
+
+def direct_time(counts, p):
     start = time.perf_counter()
-    fn(p)
+    for unit, n in counts.items():
+        for _ in range(n):
+            unit(p)
     return time.perf_counter() - start
 
 
@@ -325,20 +376,36 @@ def main():
     parser.add_argument("recipe", choices=["all", *RECIPES])
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1, help="llm-compressor's default: 1")
+    parser.add_argument("--runs", type=int, default=8, help="runs of a unit per timing")
+    parser.add_argument("--repeats", type=int, default=10, help="timings per unit (best kept)")
+    parser.add_argument("--direct", action="store_true", help="run every counted unit instead")
+    parser.add_argument("--units", action="store_true", help="print each unit's time too")
     parser.add_argument("--torch-import", action="store_true",
                         help="also time `import torch` (printed apart, not in any floor)")
     args = parser.parse_args()
     if SAMPLES % args.batch_size:
         parser.error(f"--batch-size must divide {SAMPLES}")
-    p = Products(args.batch_size, args.layers)
-    forward(p); quip_forward(p); solve(p, H, H)    # warm the BLAS threads and caches
+    p = Operands(args.batch_size)
+    L, N = args.layers, SAMPLES // args.batch_size
     names = list(RECIPES) if args.recipe == "all" else [args.recipe]
+    counts = {name: RECIPES[name](L, N) for name in names}
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    print(f"floor of llm-compressor 0.9's products, {args.layers} layers, {SAMPLES} × {S} tokens "
-          f"in batches of {args.batch_size}; numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}")
+    print(f"floor of llm-compressor 0.9's products, {L} layers, {SAMPLES} × {S} tokens in batches "
+          f"of {args.batch_size}; numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}, "
+          + ("direct" if args.direct else f"best of {args.repeats} × {args.runs} runs per unit"))
+    if args.direct:
+        forward(p); online(p); solves(p)         # warm the BLAS threads and caches
+        seconds = {name: direct_time(c, p) for name, c in counts.items()}
+    else:
+        needed = [u for u in UNITS if any(u in c for c in counts.values())]
+        unit_s = best_times(needed, p, args.runs, args.repeats)
+        if args.units:
+            for u in needed:
+                print(f"  unit {u.__name__:<22} {unit_s[u] * 1e3:9.3f} ms")
+        seconds = {name: sum(n * unit_s[u] for u, n in c.items()) for name, c in counts.items()}
     print(f"{'recipe':<28} {'floor s':>8}")
     for name in names:
-        print(f"{name:<28} {timed(RECIPES[name], p):8.2f}", flush=True)
+        print(f"{name:<28} {seconds[name]:8.2f}")
     if args.torch_import:
         found = torch_import()
         print("import torch (/usr/bin/python3, not in the floors; Debian's torch, not the torch "
