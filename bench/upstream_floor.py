@@ -14,9 +14,9 @@ is a floor for upstream, not an estimate of it.
 Each recipe is a table of how many times upstream runs each unit of work (one layer's forward of
 one batch, one layer's Hessian updates of one batch, one layer's solves, ...). Each unit is timed
 on its own, best of `--repeats` timings of `--runs` runs, and the floor is the sum of count ×
-unit time: taking each unit's best time (the units taking turns) keeps the figure a lower bound on a machine shared with
-other jobs. `--direct` instead runs every counted unit once per count, back to back, and times the
-whole (slower and noisier; a check that the sum adds up).
+unit time: taking each unit's best time (the units taking turns) keeps the figure a lower bound
+on a machine shared with other jobs. `--direct` instead runs every counted unit once per count,
+back to back, and times the whole (slower and noisier; a check that the sum adds up).
 
 What upstream runs was read from llm-compressor 0.9.0 (tag 0.9.0, commit 129c793fdabf) and the
 compressed-tensors it pins (0.13.0); paths below are in those trees.
@@ -85,7 +85,8 @@ Per recipe (L layers, N batches):
   (awq/mappings.py `_default_mappings`) are input_layernorm → q/k/v (parent self_attn: the whole
   attention with o_proj), v_proj → o_proj (skipped here: `_check_layers_are_compatible` rejects it
   when v_proj's 128 outputs ≠ o_proj's 256 inputs), post_attention_layernorm → gate/up (parent
-  mlp: gate, up and down) and up_proj → down_proj (parent down_proj). Then the propagation forward.
+  mlp: gate, up and down) and up_proj → down_proj (parent down_proj). Then the propagation
+  forward.
 
 Shapes: hidden 256, intermediate 768, 8 heads of 32, 4 key/value heads, 4 layers, vocab 512;
 64 × 256 calibration tokens.
@@ -112,7 +113,7 @@ LINEARS = dict(q=(H, H), k=(NKV * HD, H), v=(NKV * HD, H), o=(H, H), gate=(I, H)
 SPINQUANT_LAYER = [(LINEARS[n][0], H) for n in ("q", "k", "v", "gate", "up")] + [
     (H, H), (I, H), (NKV * HD * H // HD, HD), (H * H // HD, HD)]
 SPINQUANT_EMBEDDINGS = [(V, H), (V, H)]
-# QuIP: V on every Linear's input side (W·Vᵀ), U on its output side (Uᵀ·W), same product sizes.
+# QuIP: V on every Linear's input side (W·Vᵀ), U on its output side (Uᵀ·W): same product sizes.
 QUIP_LAYER = [(out, inp) for out, inp in LINEARS.values()] + [
     (inp, out) for out, inp in LINEARS.values()]
 
