@@ -2,10 +2,11 @@
 
 llm-compressor cannot be installed on the development machines (no PyPI), so its per-recipe time
 there cannot be measured. This script times, with numpy's OpenBLAS on the same machine, only the
-matrix products (and the Cholesky factorizations) that llm-compressor's own pipeline must run for a
-recipe, and leaves out everything else: Python, torch and transformers start-up, tokenization,
-model loading, norms, RoPE, softmax, SiLU, observers, fake quantization, casts, copies, the losses,
-Python's per-op overhead and saving. The real run therefore costs more than the figure printed: it
+matrix products and Cholesky factorizations that llm-compressor's own pipeline must run for a
+recipe (and its weight observers' per-row min and max), and leaves out everything else: Python,
+torch and transformers start-up, tokenization, model loading, norms, RoPE, softmax, SiLU,
+activation observers, fake quantization, casts, copies, the losses, Python's per-op overhead and
+saving. The real run therefore costs more than the figure printed: it
 is a floor for upstream, not an estimate of it.
 
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all [--batch-size 1] [--torch-import]
@@ -52,9 +53,10 @@ Per recipe (L layers, N batches):
   keeps `self._hessians[module]` per module, so q, k and v each compute their own H += xᵀx on the
   same input, and gate and up theirs: gptq_quantize.py `accumulate_hessian`, a full
   `inp.matmul(inp.t())`), the propagation forward, and per layer the seven solves
-  (`quantize_weight`: Cholesky, cholesky_inverse, Cholesky again, per column the rank-1
-  `err1.unsqueeze(1).matmul(Hinv1[i, i:])`, per 128-column block `Err1.matmul(Hinv[i1:i2, i2:])`).
-  Activation ordering only permutes (not counted).
+  (`quantize_weight`: Cholesky, cholesky_inverse, Cholesky again and per 128-column block
+  `Err1.matmul(Hinv[i1:i2, i2:])`; its per-column loop, with the rank-1
+  `err1.unsqueeze(1).matmul(Hinv1[i, i:])`, is left out: see `solve`). Activation ordering only
+  permutes (not counted).
 - sparse_2of4_fp8: SparseGPTModifier → sequential, the same products as GPTQ's pass
   (sparsegpt/base.py `calibrate_module`, one H per Linear of each targeted layer;
   sgpt_sparsify.py `sparsify_weight` the same solve), then QuantizationModifier FP8_DYNAMIC alone
@@ -235,16 +237,21 @@ UNITS = [attention, mlp, down, forward, online, hessians, solves, spinquant_laye
 
 # Passes, as counts of units for L layers and N batches.
 
-def sequential_pass(L, N, hooks=()):
-    """sequential/pipeline.py: per layer, N calibration forwards (with the modifiers' hooks),
-    then N propagation forwards."""
-    return Counter({forward: 2 * L * N, **{hook: L * N for hook in hooks}})
+def sequential_pass(L, N, hooks=(), in_every_forward=()):
+    """sequential/pipeline.py: per layer, N calibration forwards (with the modifiers' `hooks`),
+    then N propagation forwards; `in_every_forward` runs in both (QuIP's online transforms)."""
+    counts = Counter({forward: 2 * L * N})
+    for unit in in_every_forward:
+        counts[unit] += 2 * L * N
+    for hook in hooks:
+        counts[hook] += L * N
+    return counts
 
 
-def gptq_pass(L, N, hooks=()):
+def gptq_pass(L, N, in_every_forward=()):
     """GPTQ's or SparseGPT's pass: its Hessian hooks in the calibration forwards, the solves at
     each layer's end."""
-    return sequential_pass(L, N, [hessians, *hooks]) + Counter({solves: L})
+    return sequential_pass(L, N, [hessians], in_every_forward) + Counter({solves: L})
 
 
 def awq_pass(L, N, grid=20):
@@ -327,8 +334,8 @@ def spinquant_w4a16_gptq(L, N):
 @recipe
 def quip_w4a16_gptq(L, N):
     fusion = Counter({quip_layer: L})
-    return fusion + sequential_pass(L, N, [online, online]) + gptq_pass(L, N, [online, online]) \
-        + weights(L)
+    quip_pass = sequential_pass(L, N, in_every_forward=[online])
+    return fusion + quip_pass + gptq_pass(L, N, in_every_forward=[online]) + weights(L)
 
 
 @recipe
