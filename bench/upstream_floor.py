@@ -233,6 +233,12 @@ def observe_weights(p):
 
 UNITS = [attention, mlp, down, forward, online, hessians, solves, spinquant_layer,
          spinquant_embeddings, quip_layer, observe_weights]
+# Units on scipy's OpenBLAS rather than numpy's. After a call, an OpenBLAS pool's threads spin for
+# a while before they sleep; on two cores a unit timed right after the other pool's work ran up to
+# 3× slower (a numpy forward 8.7 ms instead of 2.7 ms after the solves), so the timings pause when
+# they switch pools. torch runs everything on one pool, so upstream never pays this.
+SCIPY_UNITS = {solves}
+PARK_SECONDS = 0.3
 
 
 # Passes, as counts of units for L layers and N batches.
@@ -350,8 +356,12 @@ def best_times(units, p, runs, repeats):
     best = {unit: float("inf") for unit in units}
     for unit in units:
         unit(p)
+    previous = None
     for _ in range(repeats):
         for unit in units:
+            if previous is not None and (unit in SCIPY_UNITS) != (previous in SCIPY_UNITS):
+                time.sleep(PARK_SECONDS)  # let the other OpenBLAS pool's spinning threads park
+            previous = unit
             start = time.perf_counter()
             for _ in range(runs):
                 unit(p)
@@ -360,11 +370,15 @@ def best_times(units, p, runs, repeats):
 
 
 def direct_time(counts, p):
-    start = time.perf_counter()
+    """The counted units back to back, each unit's runs in one stretch, pool switches excluded."""
+    seconds = 0.0
     for unit, n in counts.items():
+        time.sleep(PARK_SECONDS)
+        start = time.perf_counter()
         for _ in range(n):
             unit(p)
-    return time.perf_counter() - start
+        seconds += time.perf_counter() - start
+    return seconds
 
 
 def torch_import():
