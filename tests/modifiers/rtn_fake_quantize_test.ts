@@ -7,6 +7,7 @@ import { assertSameBits } from "../_shared.ts";
 import { CpuEngine } from "../../src/engine/cpu_engine.ts";
 import {
   engineRowsOf,
+  hostRtnFakeQuantize,
   rtnFakeQuantize,
   type RtnFakeQuantizeInput,
 } from "../../src/modifiers/quantization/rtn_fake_quantize.ts";
@@ -35,6 +36,61 @@ function input(
   const qparams = rtnQuantizeModule(values, [rows, cols], a, gIdx ? { gIdx } : {});
   return { name, values, shape: [rows, cols], args: a, qparams, dtype: "F32" };
 }
+
+/** Every case of the test below: the kernels' rows and the host's. */
+function cases(): { w: RtnFakeQuantizeInput; rows: [number, number] | null }[] {
+  const gIdx = Int32Array.from({ length: 64 }, (_, c) => (c * 5) % 4);
+  return [
+    { w: input("channel", 24, 64, { num_bits: 4, strategy: "channel" }), rows: [24, 64] },
+    {
+      w: input("asym", 24, 64, { num_bits: 8, strategy: "channel", symmetric: false }),
+      rows: [24, 64],
+    },
+    {
+      w: input("group", 24, 64, { num_bits: 4, strategy: "group", group_size: 16 }),
+      rows: [96, 16],
+    },
+    { w: input("tensor", 24, 64, { num_bits: 4, strategy: "tensor" }), rows: [24, 64] },
+    {
+      w: input("asym group", 8, 64, {
+        num_bits: 4,
+        strategy: "group",
+        group_size: 32,
+        symmetric: false,
+      }),
+      rows: [16, 32],
+    },
+    // Past the size the native threads read in place, and threaded.
+    {
+      w: input("large asym group", 768, 512, {
+        num_bits: 4,
+        strategy: "group",
+        group_size: 128,
+        symmetric: false,
+      }),
+      rows: [3072, 128],
+    },
+    {
+      w: input("g_idx", 24, 64, { num_bits: 4, strategy: "group", group_size: 16 }, gIdx),
+      rows: null,
+    },
+    { w: input("fp8", 24, 64, { num_bits: 8, type: "float", strategy: "channel" }), rows: null },
+  ];
+}
+
+Deno.test("hostRtnFakeQuantize: the kernels' rows give the host fakeQuantize's bits; other qparams stay on the host", () => {
+  for (const { w, rows } of cases()) {
+    assert.deepEqual(engineRowsOf(w), rows, w.name);
+    const want = fakeQuantize(w.values, w.shape, w.qparams, w.args, { dtype: "F32" });
+    const got = hostRtnFakeQuantize(w);
+    assert.notEqual(got, w.values, `${w.name}: a new array`);
+    assertSameBits(got, want, w.name);
+  }
+  // BF16 weights round on the host.
+  const bf16 = { ...cases()[0].w, dtype: "BF16" as const };
+  const want = fakeQuantize(bf16.values, bf16.shape, bf16.qparams, bf16.args, { dtype: "BF16" });
+  assertSameBits(hostRtnFakeQuantize(bf16), want, "BF16");
+});
 
 Deno.test("rtnFakeQuantize: the engine's rows give the host fakeQuantize's bits; other qparams stay on the host", async () => {
   const gIdx = Int32Array.from({ length: 64 }, (_, c) => (c * 5) % 4);

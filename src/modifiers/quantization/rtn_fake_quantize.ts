@@ -12,6 +12,7 @@
  * @module
  */
 
+import { fakeQuantizeRowRuns } from "../../engine/cpu/fake_quantize.ts";
 import type { Engine, Tensor } from "../../engine/engine.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -115,6 +116,38 @@ export async function rtnFakeQuantize(
     if (onEngine.length > 0) engine.trim();
   }
   return out;
+}
+
+/**
+ * One weight fake-quantized on the host, synchronously: where
+ * {@link engineRowsOf} allows, the CPU kernels' rows (`fakeQuantizeRowRuns`,
+ * the CPU engine's `fakeQuantizeRows` on host arrays, threaded natively),
+ * else the host `fakeQuantize`; the same bits either way. For callers that
+ * build weights on the host one at a time (AWQ's grid candidates), whatever
+ * the engine.
+ *
+ * @param w the weight and its RTN qparams
+ * @returns the fake-quantized weight, a new array
+ * @example
+ * ```ts
+ * import { hostRtnFakeQuantize } from "./rtn_fake_quantize.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const qparams = { scale: new Float32Array([0.25]), zeroPoint: new Float32Array(1), globalScale: null, gIdx: null, qparamShape: [1, 1] };
+ * const q = hostRtnFakeQuantize({ name: "m", values: new Float32Array([0.3, -9]), shape: [1, 2], args, qparams, dtype: "F32" });
+ * console.assert(q[0] === 0.25 && q[1] === -2);
+ * ```
+ */
+export function hostRtnFakeQuantize(w: RtnFakeQuantizeInput): Float32Array {
+  const view = engineRowsOf(w);
+  if (view === null) {
+    return fakeQuantize(w.values, w.shape, w.qparams, w.args, { dtype: w.dtype, where: w.name });
+  }
+  const [rows] = view;
+  const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
+  const { scale, zeroPoint } = w.qparams;
+  const y = new Float32Array(w.values.length);
+  return fakeQuantizeRowRuns(w.values, rows, perRow(scale), perRow(zeroPoint), w.args, y);
 }
 
 /** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`; its inputs released. */
