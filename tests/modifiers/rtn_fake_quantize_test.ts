@@ -8,12 +8,14 @@ import { CpuEngine } from "../../src/engine/cpu_engine.ts";
 import {
   engineRowsOf,
   hostRtnFakeQuantize,
+  hostSlotMinMax,
   rtnFakeQuantize,
   type RtnFakeQuantizeInput,
 } from "../../src/modifiers/quantization/rtn_fake_quantize.ts";
 import { parseQuantizationArgs } from "../../src/quant/args.ts";
 import { fakeQuantize } from "../../src/quant/quantize.ts";
 import { rtnQuantizeModule } from "../../src/quant/rtn.ts";
+import { type CalibrationView, slotMinMax } from "../../src/quant/calibration_view.ts";
 
 function weight(rows: number, cols: number, seed: number): Float32Array {
   let s = seed;
@@ -132,5 +134,72 @@ Deno.test("rtnFakeQuantize: the engine's rows give the host fakeQuantize's bits;
     });
   } finally {
     engine.close();
+  }
+});
+
+Deno.test("hostSlotMinMax gives slotMinMax's bits: zero extremes of either sign first, NaN slots, large views", () => {
+  for (const [slots, length] of [[1, 1], [9, 7], [3072, 128]]) {
+    const data = weight(slots, length, slots + length);
+    for (let s = 0; s < slots; s++) {
+      const slot = data.subarray(s * length, (s + 1) * length);
+      switch (s % 6) {
+        case 1: // all zeros, +0 first: slotMinMax keeps it, Math.min would give −0
+          slot.forEach((_, i) => (slot[i] = i % 2 === 0 ? 0 : -0));
+          break;
+        case 2: // −0 first, and positive values: the min is a zero
+          slot.forEach((v, i) => (slot[i] = i === 0 ? -0 : Math.abs(v) + (i % 3 === 0 ? 0 : 1)));
+          break;
+        case 3: // two NaNs: slotMinMax keeps the last one's bits
+          slot[0] = NaN;
+          slot[length - 1] = new Float32Array(new Uint32Array([0xffc00001]).buffer)[0];
+          break;
+        case 4: // non-positive values: the max is a zero
+          slot.forEach((v, i) => (slot[i] = i === length - 1 ? 0 : -Math.abs(v)));
+          break;
+      }
+    }
+    const view: CalibrationView = {
+      data,
+      numObservations: 1,
+      numSlots: slots,
+      slotLength: length,
+      qparamShape: [slots, 1],
+    };
+    const want = slotMinMax(view);
+    const got = hostSlotMinMax(view);
+    assertSameBits(got.min, want.min, `${slots} × ${length}: min`);
+    assertSameBits(got.max, want.max, `${slots} × ${length}: max`);
+  }
+  // Several observations: slotMinMax itself.
+  const view = {
+    data: weight(4, 6, 1),
+    numObservations: 2,
+    numSlots: 2,
+    slotLength: 6,
+    qparamShape: [2],
+  };
+  assertSameBits(hostSlotMinMax(view).min, slotMinMax(view).min, "observations");
+});
+
+Deno.test("rtnQuantizeModule: a memoryless min/max observer's slotMinMax is the caller's when given, the same qparams", () => {
+  for (
+    const args of [{ num_bits: 4, strategy: "group", group_size: 16, symmetric: false }, {
+      num_bits: 8,
+      strategy: "channel",
+      symmetric: false,
+    }]
+  ) {
+    const a = { ...parseQuantizationArgs(args, "w"), observer: "memoryless_minmax" as const };
+    const values = weight(24, 64, 5);
+    let calls = 0;
+    const spy = (v: CalibrationView) => (calls++, hostSlotMinMax(v));
+    const want = rtnQuantizeModule(values, [24, 64], a);
+    const got = rtnQuantizeModule(values, [24, 64], a, { slotMinMax: spy });
+    assert.equal(calls, 1, "the caller's slotMinMax is used");
+    assertSameBits(got.scale, want.scale, `${args.strategy}: scale`);
+    assertSameBits(got.zeroPoint, want.zeroPoint, `${args.strategy}: zero point`);
+    // Another observer does not use it.
+    rtnQuantizeModule(values, [24, 64], { ...a, observer: "minmax" }, { slotMinMax: spy });
+    assert.equal(calls, 1, "minmax observes as before");
   }
 });

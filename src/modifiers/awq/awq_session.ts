@@ -45,7 +45,7 @@ import type {
 } from "../../graph/modifier.ts";
 import { computeDTypeOf } from "../quantization/linear_plan.ts";
 import { rtnQuantizeLinears } from "../quantization/rtn_linears.ts";
-import { hostRtnFakeQuantize } from "../quantization/rtn_fake_quantize.ts";
+import { hostRtnFakeQuantize, hostSlotMinMax } from "../quantization/rtn_fake_quantize.ts";
 import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
@@ -722,10 +722,11 @@ export function awqCandidateWeights(
       dtype: b.dtype,
     };
   });
-  // The qparams here; the fake quantization below, on the CPU kernels where the
-  // layout allows (the same bits as rtnQuantizeLinears' host fakeQuantize, and
-  // no relative error, which the search never reads).
-  const quantized = rtnQuantizeLinears(scaledLayers, { fusedSets });
+  // The qparams here (their min/max on the CPU kernels); the fake quantization
+  // below, on the kernels where the layout allows: the same bits as
+  // rtnQuantizeLinears' host fakeQuantize, and no relative error, which the
+  // search never reads.
+  const quantized = rtnQuantizeLinears(scaledLayers, { fusedSets, slotMinMax: hostSlotMinMax });
   const out = new Map<string, Float32Array>();
   for (const [k, r] of quantized.entries()) {
     const l = scaledLayers[k];
