@@ -38,6 +38,7 @@ import {
   matmulTransposedMany,
   rmsnorm,
   rowMinMax,
+  rowSquaredError,
   siluMul,
   swiGlu,
   walshHadamard,
@@ -661,20 +662,10 @@ export class CpuEngine implements Engine {
     const cols = a.shape[a.shape.length - 1];
     const rows = cols === 0 ? 0 : as.length / cols;
     const y = new Float32Array(Math.max(rows, 1));
-    // Rounded to float32 where add, mul and reduceRows store: the same bits as those three.
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      let acc = 0;
-      if (bs === null) {
-        for (let c = base; c < base + cols; c++) acc += Math.fround(as[c] * as[c]);
-      } else {
-        for (let c = base; c < base + cols; c++) {
-          const d = Math.fround(as[c] - bs[c]);
-          acc += Math.fround(d * d);
-        }
-      }
-      y[r] = acc;
-    }
+    // On the kernels, with the bits of add, mul and reduceRows' sum: float32
+    // differences and squares, each row summed in float64 in column order
+    // (tests/engine/row_squared_error_test.ts holds the loop it replaced).
+    if (rows > 0) rowSquaredError(as, bs, rows, cols, y);
     return new CpuTensor(y, a.shape.length === 1 ? [1] : a.shape.slice(0, -1));
   }
 

@@ -10,7 +10,7 @@
 
 import type { QuantizationArgs } from "./args.ts";
 import { slotAbsMax, weightCalibrationView } from "./calibration_view.ts";
-import type { CalibrationView } from "./calibration_view.ts";
+import type { CalibrationView, MinMax } from "./calibration_view.ts";
 import type { ComputeDType } from "./compute_dtype.ts";
 import { QuantizationConfigError } from "./errors.ts";
 import type { ObserverState } from "./observers.ts";
@@ -49,6 +49,12 @@ export interface RtnOptions {
   readonly dtype?: ComputeDType;
   /** The module name, for error messages. */
   readonly where?: string;
+  /**
+   * Computes `slotMinMax(view)` for a `memoryless_minmax` observer (its one
+   * observation); it must give the same bits (e.g. the CPU kernels', see
+   * src/modifiers/quantization/rtn_fake_quantize.ts). Default: `slotMinMax`.
+   */
+  readonly slotMinMax?: (view: CalibrationView) => MinMax;
 }
 
 /**
@@ -157,8 +163,12 @@ export function rtnQuantizeModule(
   if (args.strategy === "tensor_group") {
     globalScale = options.globalScale ?? rtnGlobalScale(weight, args, dtype);
   }
+  // A memoryless observer's state after its one observation is its min/max
+  // and a count of 1, as observe returns it: computed by the caller's function when given.
   const state = symmetricMinMaxState(view, args) ??
-    observe(EMPTY_OBSERVER_STATE, view, args, { globalScale, dtype });
+    (args.observer === "memoryless_minmax" && options.slotMinMax !== undefined
+      ? { minMax: options.slotMinMax(view), count: EMPTY_OBSERVER_STATE.count + 1 }
+      : observe(EMPTY_OBSERVER_STATE, view, args, { globalScale, dtype }));
   const qp = qparamsOf(state, args, { globalScale, dtype });
   return {
     scale: qp.scale,

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { assertSameBits } from "../_shared.ts";
 import { type ModelConfig, SUPPORTED_MODEL_TYPES } from "../../src/io/model_config.ts";
 import {
   applySmoothing,
@@ -270,4 +271,39 @@ Deno.test("AWQ candidates: NVFP4 global scales fused over q/k/v as upstream's gr
   const unfused = expected([]);
   names.forEach((n, i) => assert.deepEqual(got.get(`${n}.weight`), fused[i], n));
   assert.notDeepEqual(fused[0], unfused[0]);
+});
+
+Deno.test("AWQ candidates: integer grids give rtnQuantizeLinears' fake-quantized bits (asym and symmetric groups, channels), on the kernels", () => {
+  const random = (n: number, amp: number, seed: number) =>
+    Float32Array.from(
+      { length: n },
+      (_, i) => i % 29 === 0 ? -0 : amp * Math.sin(seed * 12.9898 + i * 78.233),
+    );
+  const [rows, cols] = [96, 384];
+  const s = Float32Array.from({ length: cols }, (_, j) => 0.25 + (j % 37) / 9);
+  for (const preset of ["W4A16_ASYM", "W4A16", "W8A16"]) {
+    const scheme = presetScheme(preset, ["Linear"]);
+    const names = ["gate", "up"];
+    const layers = names.map((name, i) => ({
+      b: { name, scheme, args: scheme.weights, dtype: "F32" as const },
+      w: random(rows * cols, 1 + 2 * i, i + 3),
+    }));
+    // awqCandidateWeights before the kernels: rtnQuantizeLinears' host fakeQuantize.
+    const expected = rtnQuantizeLinears(
+      layers.map(({ b, w }) => ({
+        name: b.name,
+        values: w.map((v, i) => v * s[i % cols]),
+        shape: [rows, cols] as const,
+        scheme: {
+          ...scheme,
+          weights: { ...scheme.weights!, observer: "memoryless_minmax" as const },
+        },
+        format: null,
+        dtype: "F32" as const,
+      })),
+      { fakeQuantize: true },
+    ).map((r) => r.fakeQuantized!.map((v, i) => v / s[i % cols]));
+    const got = awqCandidateWeights(layers, s, [names]);
+    names.forEach((n, i) => assertSameBits(got.get(`${n}.weight`)!, expected[i], `${preset} ${n}`));
+  }
 });

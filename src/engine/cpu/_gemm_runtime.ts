@@ -1059,6 +1059,39 @@ export class GemmRuntime {
   }
 
   /**
+   * Each of `rows` rows' sum of squared differences, Σ_c (a − b)² (Σ_c a²
+   * when `b` is null), float32 differences and squares summed in float64 in
+   * column order, into the floats at byte address `y` (see
+   * run_row_squared_error in gemm.c), rows shared by the threads. `a` and
+   * `b` are byte addresses of `rows` × `cols` floats in the memory, or host
+   * arrays at `aHost` and `bHost` (see {@link hostAddress}) the native
+   * threads read in place.
+   */
+  rowSquaredError(job: {
+    a: number;
+    b: number | null;
+    y: number;
+    rows: number;
+    cols: number;
+    aHost?: bigint | null;
+    bHost?: bigint | null;
+  }): void {
+    const { rows, cols } = job;
+    if (cols === 0) return;
+    // Memory-bound, as add: a few operations per element; eight rows run side by side.
+    this.#runChunked(41, rows, 4 * cols, 8, (s) => {
+      s[JOB.A] = job.a;
+      s[JOB.B] = job.b ?? 0;
+      s[JOB.C] = job.y;
+      s[JOB.M] = rows;
+      s[JOB.N] = cols;
+      s[JOB.K] = job.b === null ? 0 : 1;
+      setAddress(s, JOB.P0, JOB.J0, job.aHost ?? 0n);
+      setAddress(s, JOB.J1, JOB.GROUP, job.bHost ?? 0n);
+    });
+  }
+
+  /**
    * The minimum and maximum of each of the `cols` columns of `rows` ≥ 1
    * rows at byte address `x`, as Math.min and Math.max fold them, into `min`
    * and `max` (see run_column_min_max in gemm.c), columns shared by the threads.

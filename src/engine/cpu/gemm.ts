@@ -1766,6 +1766,79 @@ export class CpuGemm {
   }
 
   /**
+   * Each row's sum of squared differences, `y[r] = Σ_c (a − b)²` (`Σ_c a²`
+   * when `b` is null), rows shared by the threads: the bits of the loop
+   * `acc += fround(fround(a − b)²)` over the columns in order with a float64
+   * `acc` from +0, stored as a float32 (CpuEngine.rowSquaredError's
+   * reference). Natively, large `a` and `b` are read in place; otherwise
+   * rows are streamed through the kernels' memory.
+   *
+   * @param a rows × cols
+   * @param b rows × cols, or null
+   * @param rows rows of a
+   * @param cols its columns
+   * @param out written when given (its first rows floats), else allocated
+   * @returns y, rows floats (0 for every row when cols is 0)
+   * @throws {CpuKernelError} on a bad shape or length
+   */
+  rowSquaredError(
+    a: Float32Array,
+    b: Float32Array | null,
+    rows: number,
+    cols: number,
+    out?: Float32Array,
+  ): Float32Array {
+    const what = "rowSquaredError";
+    checkShape(what, "rows", rows);
+    checkShape(what, "cols", cols);
+    checkLength(what, "a", a, rows * cols);
+    if (b !== null) checkLength(what, "b", b, rows * cols);
+    const y = out ?? new Float32Array(rows);
+    checkLength(what, "out", y, rows);
+    if (rows === 0) return y;
+    if (cols === 0) {
+      y.fill(0, 0, rows);
+      return y;
+    }
+    const rt = this.#rt;
+    const [as, bs] = [a.subarray(0, rows * cols), b?.subarray(0, rows * cols) ?? null];
+    const aHost = rt.hostAddress(as);
+    const bHost = bs === null ? null : rt.hostAddress(bs);
+    if (aHost !== null && (bs === null || bHost !== null)) {
+      // Read in place: only the row sums go through the memory.
+      rt.reserve(rows * 4, `${what} of ${rows} × ${cols}`);
+      rt.rowSquaredError({
+        a: 0,
+        b: bs === null ? null : 0,
+        y: rt.heapBase,
+        rows,
+        cols,
+        aHost,
+        bHost,
+      });
+      y.set(rt.f32(rt.heapBase, rows));
+      return y;
+    }
+    const inputs = b === null ? 1 : 2;
+    const step = Math.min(rows, chunkRows(this.#stream, inputs * cols * 4 + 4, 8));
+    const yAt = rt.heapBase;
+    const aAt = align(yAt + step * 4, 64);
+    const bAt = align(aAt + step * cols * 4, 64);
+    rt.reserve(
+      (b === null ? bAt : bAt + step * cols * 4) - rt.heapBase,
+      `${what} of ${rows} × ${cols}`,
+    );
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      rt.copyIn(a.subarray(r0 * cols, (r0 + n) * cols), aAt);
+      if (b !== null) rt.copyIn(b.subarray(r0 * cols, (r0 + n) * cols), bAt);
+      rt.rowSquaredError({ a: aAt, b: b === null ? null : bAt, y: yAt, rows: n, cols });
+      y.set(rt.f32(yAt, n), r0);
+    }
+    return y;
+  }
+
+  /**
    * The minimum and the maximum of each column of `x` in one pass, with the
    * values Math.min and Math.max fold (−0 below +0, NaN if any value is
    * NaN, as the quiet NaN), columns shared by the threads; rows streamed
@@ -2622,6 +2695,35 @@ export function rowMinMax(
   max: Float32Array,
 ): void {
   defaultGemm().rowMinMax(x, rows, cols, min, max);
+}
+
+/**
+ * Each row's sum of squared differences on the shared default instance (see
+ * {@linkcode CpuGemm.rowSquaredError}).
+ *
+ * @example
+ * ```ts
+ * import { rowSquaredError } from "./gemm.ts";
+ * // Rows [1, 2] and [3, 4] against [0, 0] and [3, 2]: 1 + 4 and 0 + 4.
+ * const y = rowSquaredError(new Float32Array([1, 2, 3, 4]), new Float32Array([0, 0, 3, 2]), 2, 2);
+ * console.assert(y[0] === 5 && y[1] === 4);
+ * ```
+ *
+ * @param a rows × cols
+ * @param b rows × cols, or null (then each row's sum of squares)
+ * @param rows rows of a
+ * @param cols its columns
+ * @param out written when given, else allocated
+ * @returns y, rows floats
+ */
+export function rowSquaredError(
+  a: Float32Array,
+  b: Float32Array | null,
+  rows: number,
+  cols: number,
+  out?: Float32Array,
+): Float32Array {
+  return defaultGemm().rowSquaredError(a, b, rows, cols, out);
 }
 
 /**

@@ -45,6 +45,7 @@ import type {
 } from "../../graph/modifier.ts";
 import { computeDTypeOf } from "../quantization/linear_plan.ts";
 import { rtnQuantizeLinears } from "../quantization/rtn_linears.ts";
+import { hostRtnFakeQuantize, hostSlotMinMax } from "../quantization/rtn_fake_quantize.ts";
 import { layerFusedSets } from "../quantization/layer_fused_sets.ts";
 import type { QuantizationPlan } from "../quantization/quantization_plan.ts";
 import {
@@ -705,28 +706,38 @@ export function awqCandidateWeights(
   fusedSets: readonly (readonly string[])[],
 ): Map<string, Float32Array> {
   const cols = s.length;
-  const quantized = rtnQuantizeLinears(
-    layers.map(({ b, w }) => {
-      const scaled = new Float32Array(w.length);
-      for (let i = 0; i < w.length; i += cols) {
-        for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
-      }
-      // The grid search observes with memoryless min/max whatever the scheme's observer is.
-      const weights = { ...b.args!, observer: "memoryless_minmax" as const };
-      return {
-        name: b.name,
-        values: scaled,
-        shape: [w.length / cols, cols] as const,
-        scheme: { ...b.scheme!, weights },
-        format: null,
-        dtype: b.dtype,
-      };
-    }),
-    { fusedSets, fakeQuantize: true },
-  );
+  const scaledLayers = layers.map(({ b, w }) => {
+    const scaled = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i += cols) {
+      for (let j = 0; j < cols; j++) scaled[i + j] = w[i + j] * s[j];
+    }
+    // The grid search observes with memoryless min/max whatever the scheme's observer is.
+    const weights = { ...b.args!, observer: "memoryless_minmax" as const };
+    return {
+      name: b.name,
+      values: scaled,
+      shape: [w.length / cols, cols] as const,
+      scheme: { ...b.scheme!, weights },
+      format: null,
+      dtype: b.dtype,
+    };
+  });
+  // The qparams here (their min/max on the CPU kernels); the fake quantization
+  // below, on the kernels where the layout allows: the same bits as
+  // rtnQuantizeLinears' host fakeQuantize, and no relative error, which the
+  // search never reads.
+  const quantized = rtnQuantizeLinears(scaledLayers, { fusedSets, slotMinMax: hostSlotMinMax });
   const out = new Map<string, Float32Array>();
-  for (const r of quantized) {
-    const q = r.fakeQuantized!;
+  for (const [k, r] of quantized.entries()) {
+    const l = scaledLayers[k];
+    const q = hostRtnFakeQuantize({
+      name: l.name,
+      values: l.values,
+      shape: l.shape,
+      args: l.scheme.weights,
+      qparams: r.qparams,
+      dtype: l.dtype,
+    });
     for (let i = 0; i < q.length; i += cols) {
       for (let j = 0; j < cols; j++) q[i + j] /= s[j];
     }

@@ -12,6 +12,10 @@
  * @module
  */
 
+import { fakeQuantizeRowRuns } from "../../engine/cpu/fake_quantize.ts";
+import { rowMinMax } from "../../engine/cpu/gemm.ts";
+import { slotMinMax } from "../../quant/calibration_view.ts";
+import type { CalibrationView, MinMax } from "../../quant/calibration_view.ts";
 import type { Engine, Tensor } from "../../engine/engine.ts";
 import type { QuantizationArgs } from "../../quant/args.ts";
 import type { ComputeDType } from "../../quant/compute_dtype.ts";
@@ -115,6 +119,78 @@ export async function rtnFakeQuantize(
     if (onEngine.length > 0) engine.trim();
   }
   return out;
+}
+
+/**
+ * One weight fake-quantized on the host, synchronously: where
+ * {@link engineRowsOf} allows, the CPU kernels' rows (`fakeQuantizeRowRuns`,
+ * the CPU engine's `fakeQuantizeRows` on host arrays, threaded natively),
+ * else the host `fakeQuantize`; the same bits either way. For callers that
+ * build weights on the host one at a time (AWQ's grid candidates), whatever
+ * the engine.
+ *
+ * @param w the weight and its RTN qparams
+ * @returns the fake-quantized weight, a new array
+ * @example
+ * ```ts
+ * import { hostRtnFakeQuantize } from "./rtn_fake_quantize.ts";
+ * import { parseQuantizationArgs } from "../../quant/args.ts";
+ * const args = parseQuantizationArgs({ num_bits: 4, strategy: "channel" }, "w");
+ * const qparams = { scale: new Float32Array([0.25]), zeroPoint: new Float32Array(1), globalScale: null, gIdx: null, qparamShape: [1, 1] };
+ * const q = hostRtnFakeQuantize({ name: "m", values: new Float32Array([0.3, -9]), shape: [1, 2], args, qparams, dtype: "F32" });
+ * console.assert(q[0] === 0.25 && q[1] === -2);
+ * ```
+ */
+export function hostRtnFakeQuantize(w: RtnFakeQuantizeInput): Float32Array {
+  const view = engineRowsOf(w);
+  if (view === null) {
+    return fakeQuantize(w.values, w.shape, w.qparams, w.args, { dtype: w.dtype, where: w.name });
+  }
+  const [rows] = view;
+  const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
+  const { scale, zeroPoint } = w.qparams;
+  const y = new Float32Array(w.values.length);
+  return fakeQuantizeRowRuns(w.values, rows, perRow(scale), perRow(zeroPoint), w.args, y);
+}
+
+/**
+ * `slotMinMax(view)` with the CPU kernels' `rowMinMax` for a weight's view
+ * (one observation, each slot contiguous), the same bits: the kernels fold
+ * as Math.min and Math.max do, slotMinMax keeps the first of equal values
+ * and the last NaN, and the two differ only where an extreme is a zero
+ * (−0 against +0) or NaN, so those slots are folded again by slotMinMax.
+ * Any other view goes to slotMinMax.
+ *
+ * @param view the calibration view
+ * @returns one min and one max per slot
+ * @example
+ * ```ts
+ * import { hostSlotMinMax } from "./rtn_fake_quantize.ts";
+ * const mm = hostSlotMinMax({ data: new Float32Array([1, -2, 0, -0]), numObservations: 1, numSlots: 2, slotLength: 2, qparamShape: [2, 1] });
+ * console.assert(mm.min[0] === -2 && Object.is(mm.min[1], 0) && Object.is(mm.max[1], 0));
+ * ```
+ */
+export function hostSlotMinMax(view: CalibrationView): MinMax {
+  const { data, numObservations, numSlots, slotLength } = view;
+  if (numObservations !== 1 || numSlots === 0 || slotLength === 0) return slotMinMax(view);
+  const min = new Float32Array(numSlots);
+  const max = new Float32Array(numSlots);
+  rowMinMax(data, numSlots, slotLength, min, max);
+  for (let s = 0; s < numSlots; s++) {
+    // A zero or NaN extreme (0 === −0; NaN !== NaN): slotMinMax's own fold.
+    if (min[s] === 0 || max[s] === 0 || min[s] !== min[s] || max[s] !== max[s]) {
+      const slot = slotMinMax({
+        data: data.subarray(s * slotLength, (s + 1) * slotLength),
+        numObservations: 1,
+        numSlots: 1,
+        slotLength,
+        qparamShape: [1],
+      });
+      min[s] = slot.min[0];
+      max[s] = slot.max[0];
+    }
+  }
+  return { min, max };
 }
 
 /** One weight through the engine's `fakeQuantizeRows`, viewed as `[rows, run]`; its inputs released. */

@@ -22,7 +22,7 @@ import type { ModuleFormat } from "../../quant/compression_format.ts";
 import { fuseGlobalScales } from "../../quant/fused_global_scales.ts";
 import { fakeQuantize } from "../../quant/quantize.ts";
 import { rtnGlobalScale, rtnQuantizeModule } from "../../quant/rtn.ts";
-import type { RtnQParams } from "../../quant/rtn.ts";
+import type { RtnOptions, RtnQParams } from "../../quant/rtn.ts";
 import type { QuantizationScheme } from "../../quant/scheme.ts";
 
 /** One Linear weight to quantize. */
@@ -69,6 +69,8 @@ export interface RtnLinearsOptions {
    * only compare the fake-quantized weights).
    */
   readonly relativeError?: boolean;
+  /** Passed to `rtnQuantizeModule` (see its `RtnOptions.slotMinMax`): the same bits, faster. */
+  readonly slotMinMax?: RtnOptions["slotMinMax"];
 }
 
 /**
@@ -114,6 +116,7 @@ export function rtnQuantizeLinears(
       globalScale: fused.get(l.name) ?? null,
       dtype: l.dtype,
       where: l.name,
+      slotMinMax: options.slotMinMax,
     });
     const tensors = l.format === null ? [] : compressModule(
       l.name,

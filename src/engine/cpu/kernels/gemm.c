@@ -134,7 +134,8 @@ enum {
                          // 27: RoPE in place (run_rope), 28: host copy (run_copy, native),
                          // 35: row minima and maxima,
                          // 36: column minima and maxima, 40: integer-grid fake
-                         // quantization of rows, 44: FP8 fake quantization of rows,
+                         // quantization of rows, 41: rows' sums of squared differences
+                         // (run_row_squared_error), 44: FP8 fake quantization of rows,
                          // 56: residual sum into a host array (run_add_host, native),
                          // 57: SwiGLU into a host array, 58: RMS norm between host arrays,
                          // 60: pack B (as 2) from a host array at J_Q_SCALE : J_Q_ZERO when
@@ -2482,6 +2483,107 @@ NOINLINE static void run_row_min_max(char* base, const int32_t* job, int task) {
   }
 }
 
+// Per-row sums of squared differences (J_OP 41): rows [task·NC, (task + 1)·NC)
+// of a[M, N] (and b[M, N] when K is 1), y[r] = Σ_c (a − b)² (Σ_c a² without
+// b) into y at C. The bits of CpuEngine.rowSquaredError's TypeScript loop
+// (src/engine/cpu_engine.ts), which they replace: each difference and square
+// is a float32 op, added to a float64 sum that starts at +0 and runs over
+// the columns strictly in order, then rounded to float32 once. a is at
+// byte offset A of this memory, or (native) in a host array at P0 : J0 when
+// that is not 0 : 0; b likewise at B or J1 : GROUP.
+//
+// A row's sum is a chain of dependent additions (several cycles each), so
+// eight rows run side by side: each group of four rows' squares is
+// transposed so that one float64 vector holds one column of four rows, and
+// every lane still adds its own row's columns in order. Memory bound, not
+// latency bound, this way.
+static inline f64x4 widen4(v128_t v) {
+#ifdef __wasm__
+  f32x4 f;
+  __builtin_memcpy(&f, &v, sizeof f);
+  return __builtin_convertvector(f, f64x4);
+#else
+  return (f64x4)_mm256_cvtps_pd(v);
+#endif
+}
+
+// Rows r0..r0+3 at stride n (floats), columns [c, c + 4): their squares
+// (of a − b, or of a when b is null), transposed to one vector per column.
+#define SQUARES4(a, b, n, c, s0, s1, s2, s3)                            \
+  do {                                                                  \
+    const float* a0_ = (a) + (c);                                       \
+    s0 = wasm_v128_load(a0_);                                           \
+    s1 = wasm_v128_load(a0_ + (n));                                     \
+    s2 = wasm_v128_load(a0_ + 2 * (uintptr_t)(n));                         \
+    s3 = wasm_v128_load(a0_ + 3 * (uintptr_t)(n));                         \
+    if (b) {                                                            \
+      const float* b0_ = (b) + (c);                                     \
+      s0 = wasm_f32x4_sub(s0, wasm_v128_load(b0_));                     \
+      s1 = wasm_f32x4_sub(s1, wasm_v128_load(b0_ + (n)));               \
+      s2 = wasm_f32x4_sub(s2, wasm_v128_load(b0_ + 2 * (uintptr_t)(n)));   \
+      s3 = wasm_f32x4_sub(s3, wasm_v128_load(b0_ + 3 * (uintptr_t)(n)));   \
+    }                                                                   \
+    s0 = wasm_f32x4_mul(s0, s0);                                        \
+    s1 = wasm_f32x4_mul(s1, s1);                                        \
+    s2 = wasm_f32x4_mul(s2, s2);                                        \
+    s3 = wasm_f32x4_mul(s3, s3);                                        \
+    TRANSPOSE4(s0, s1, s2, s3);                                         \
+  } while (0)
+
+// One row's sum from column c on, continuing `acc` (the scalar tail).
+static inline double squares_from(const float* a, const float* b, int c, int n, double acc) {
+  if (b) {
+    for (; c < n; c++) {
+      const float d = a[c] - b[c];
+      acc += (double)(d * d);
+    }
+  } else {
+    for (; c < n; c++) acc += (double)(a[c] * a[c]);
+  }
+  return acc;
+}
+
+NOINLINE static void run_row_squared_error(char* base, const int32_t* job, int task) {
+  const int rows = job[J_M], n = job[J_N], chunk = job[J_NC];
+  const float* a = operand(base, job, J_A, J_P0, J_J0);
+  const float* b = job[J_K] ? operand(base, job, J_B, J_J1, J_GROUP) : 0;
+  float* y = (float*)MEM(base, job[J_C]);
+  const int r1 = min_int(rows, (task + 1) * chunk);
+  int r = task * chunk;
+  for (; r + 8 <= r1; r += 8) {
+    const float* ar = a + (uintptr_t)r * n;
+    const float* br = b ? b + (uintptr_t)r * n : 0;
+    const float* ar4 = ar + 4 * (uintptr_t)n;
+    const float* br4 = b ? br + 4 * (uintptr_t)n : 0;
+    f64x4 lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    int c = 0;
+    for (; c + 4 <= n; c += 4) {
+      v128_t p0, p1, p2, p3, q0, q1, q2, q3;
+      SQUARES4(ar, br, n, c, p0, p1, p2, p3);
+      SQUARES4(ar4, br4, n, c, q0, q1, q2, q3);
+      lo += widen4(p0);
+      hi += widen4(q0);
+      lo += widen4(p1);
+      hi += widen4(q1);
+      lo += widen4(p2);
+      hi += widen4(q2);
+      lo += widen4(p3);
+      hi += widen4(q3);
+    }
+    double sums[8];
+    __builtin_memcpy(sums, &lo, sizeof lo);
+    __builtin_memcpy(sums + 4, &hi, sizeof hi);
+    for (int i = 0; i < 8; i++) {
+      const uintptr_t at = (uintptr_t)i * n;
+      y[r + i] = (float)squares_from(ar + at, b ? br + at : 0, c, n, sums[i]);
+    }
+  }
+  for (; r < r1; r++) {
+    const uintptr_t at = (uintptr_t)r * n;
+    y[r] = (float)squares_from(a + at, b ? b + at : 0, 0, n, 0.0);
+  }
+}
+
 // The minimum and maximum of each column (J_OP 36): columns [task·NC,
 // (task + 1)·NC) of x[M, N] at A (M ≥ 1), minima to B and maxima to C, with
 // the values of Math.min and Math.max folded over the column (reduceColumns in
@@ -2609,6 +2711,7 @@ static void run_task(char* base, const int32_t* job, int task, float* pack) {
     case 40: run_fake_quantize_int(base, job, task); return;
     case 35: run_row_min_max(base, job, task); return;
     case 36: run_column_min_max(base, job, task); return;
+    case 41: run_row_squared_error(base, job, task); return;
     case 44: run_fake_quantize_fp8_wide(base, job, task); return;
     case 0: break;  // a product, below
     // An op this build does not know comes from TypeScript newer than the
