@@ -50,6 +50,7 @@ export { CpuEngine, CpuTensor, cpuTensor } from "./cpu_engine.ts";
 export { CPU_SECOND_ORDER } from "./cpu/second_order.ts";
 export { CpuHessian } from "./cpu/hessian.ts";
 export { BlockTransformKernels, hostBlockTransform } from "./cpu/block_transform.ts";
+export { hostFakeQuantizeRows, hostRowMinMax } from "./host_kernels.ts";
 export { WebGpuEngine, webGpuOf } from "./webgpu_engine.ts";
 export {
   SECOND_ORDER_WAVE_BYTES,

@@ -12,8 +12,7 @@
  * @module
  */
 
-import { fakeQuantizeRowRuns } from "../../engine/cpu/fake_quantize.ts";
-import { rowMinMax } from "../../engine/cpu/gemm.ts";
+import { hostFakeQuantizeRows, hostRowMinMax } from "../../engine/host_kernels.ts";
 import { slotMinMax } from "../../quant/calibration_view.ts";
 import type { CalibrationView, MinMax } from "../../quant/calibration_view.ts";
 import type { Engine, Tensor } from "../../engine/engine.ts";
@@ -123,7 +122,7 @@ export async function rtnFakeQuantize(
 
 /**
  * One weight fake-quantized on the host, synchronously: where
- * {@link engineRowsOf} allows, the CPU kernels' rows (`fakeQuantizeRowRuns`,
+ * {@link engineRowsOf} allows, the CPU kernels' rows (`hostFakeQuantizeRows`,
  * the CPU engine's `fakeQuantizeRows` on host arrays, threaded natively),
  * else the host `fakeQuantize`; the same bits either way. For callers that
  * build weights on the host one at a time (AWQ's grid candidates), whatever
@@ -150,11 +149,11 @@ export function hostRtnFakeQuantize(w: RtnFakeQuantizeInput): Float32Array {
   const perRow = (v: Float32Array) => v.length === rows ? v : new Float32Array(rows).fill(v[0]);
   const { scale, zeroPoint } = w.qparams;
   const y = new Float32Array(w.values.length);
-  return fakeQuantizeRowRuns(w.values, rows, perRow(scale), perRow(zeroPoint), w.args, y);
+  return hostFakeQuantizeRows(w.values, rows, perRow(scale), perRow(zeroPoint), w.args, y);
 }
 
 /**
- * `slotMinMax(view)` with the CPU kernels' `rowMinMax` for a weight's view
+ * `slotMinMax(view)` with the CPU kernels' `hostRowMinMax` for a weight's view
  * (one observation, each slot contiguous), the same bits: the kernels fold
  * as Math.min and Math.max do, slotMinMax keeps the first of equal values
  * and the last NaN, and the two differ only where an extreme is a zero
@@ -175,7 +174,7 @@ export function hostSlotMinMax(view: CalibrationView): MinMax {
   if (numObservations !== 1 || numSlots === 0 || slotLength === 0) return slotMinMax(view);
   const min = new Float32Array(numSlots);
   const max = new Float32Array(numSlots);
-  rowMinMax(data, numSlots, slotLength, min, max);
+  hostRowMinMax(data, numSlots, slotLength, min, max);
   for (let s = 0; s < numSlots; s++) {
     // A zero or NaN extreme (0 === −0; NaN !== NaN): slotMinMax's own fold.
     if (min[s] === 0 || max[s] === 0 || min[s] !== min[s] || max[s] !== max[s]) {
