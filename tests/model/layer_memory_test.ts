@@ -119,8 +119,14 @@ Deno.test({
       return gate.promise.then(() => done);
     };
     const outs: Tensor[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<"waited">((r) => setTimeout(() => r("waited"), 3000));
+      // Generous: a call that waits for the GPU never returns while the gate is shut, so only a
+      // hang reaches this; a slow first call (Vulkan compiling pipelines on a loaded machine took
+      // over 3 s) must not.
+      const timeout = new Promise<"waited">((r) => {
+        timer = setTimeout(() => r("waited"), 30_000);
+      });
       for (let i = 0; i < 3; i++) {
         const run = model.runLayer(0, hidden, { weights, sequences: SEQ });
         const first = await Promise.race([run, timeout]);
@@ -152,6 +158,7 @@ Deno.test({
       tight.close();
       roomy.close();
     } finally {
+      clearTimeout(timer);
       gate.resolve();
       queue.onSubmittedWorkDone = original;
     }
