@@ -219,6 +219,24 @@ function kwargNumber(
 }
 
 /**
+ * `observer_kwargs.averaging_constant` of args, or the default 0.01; every
+ * observation checks it, whichever observer reads it.
+ *
+ * @param args quantization args
+ * @returns the averaging constant
+ * @throws {QuantizationConfigError} when it is present and not a number
+ * @example
+ * ```ts
+ * import { averagingConstantOf } from "./observers.ts";
+ * import { parseQuantizationArgs } from "./args.ts";
+ * averagingConstantOf(parseQuantizationArgs({ num_bits: 8 }, "w")); // 0.01
+ * ```
+ */
+export function averagingConstantOf(args: QuantizationArgs): number {
+  return kwargNumber(args.observerKwargs, "averaging_constant", DEFAULT_AVERAGING_CONSTANT);
+}
+
+/**
  * The MSE options of args (observer_kwargs over the defaults).
  *
  * @param args quantization args
@@ -277,7 +295,7 @@ export function observe(
   options: { globalScale?: number | null; dtype?: ComputeDType } = {},
 ): ObserverState {
   const dtype = options.dtype ?? "F32";
-  const c = kwargNumber(args.observerKwargs, "averaging_constant", DEFAULT_AVERAGING_CONSTANT);
+  const c = averagingConstantOf(args);
   let next: MinMax;
   switch (args.observer) {
     case "memoryless_minmax":

@@ -15,6 +15,7 @@ import type { ComputeDType } from "./compute_dtype.ts";
 import { QuantizationConfigError } from "./errors.ts";
 import type { ObserverState } from "./observers.ts";
 import {
+  averagingConstantOf,
   EMPTY_OBSERVER_STATE,
   mseMinMax,
   mseOptionsOf,
@@ -164,10 +165,13 @@ export function rtnQuantizeModule(
     globalScale = options.globalScale ?? rtnGlobalScale(weight, args, dtype);
   }
   // A memoryless observer's state after its one observation is its min/max
-  // and a count of 1, as observe returns it: computed by the caller's function when given.
+  // and a count of 1, as observe returns it: computed by the caller's function when given,
+  // after the same check of observer_kwargs that observe makes (so bad kwargs throw alike).
+  const viaCaller = args.observer === "memoryless_minmax" && options.slotMinMax !== undefined;
+  if (viaCaller) averagingConstantOf(args);
   const state = symmetricMinMaxState(view, args) ??
-    (args.observer === "memoryless_minmax" && options.slotMinMax !== undefined
-      ? { minMax: options.slotMinMax(view), count: EMPTY_OBSERVER_STATE.count + 1 }
+    (viaCaller
+      ? { minMax: options.slotMinMax!(view), count: EMPTY_OBSERVER_STATE.count + 1 }
       : observe(EMPTY_OBSERVER_STATE, view, args, { globalScale, dtype }));
   const qp = qparamsOf(state, args, { globalScale, dtype });
   return {

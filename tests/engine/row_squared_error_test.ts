@@ -103,8 +103,9 @@ Deno.test("rowSquaredError gives the TypeScript loop's bits: every build, 1 and 
   gemms.push({ gemm: createCpuGemm({ threads: 2, streamBytes: 1 }), label: "tiny chunks" });
   try {
     // No rows; one column; fewer rows than a group of eight; odd widths; 1100 × 239
-    // (past the size the native threads read in place) and a threaded 4099 × 64.
-    const shapes = [[0, 5], [1, 1], [13, 1], [7, 3], [9, 5], [37, 301], [1100, 239], [4099, 64]];
+    // (past the size the native threads read in place); 1031 × 1021, past the 2^20 elements
+    // from which the op splits its rows among the threads.
+    const shapes = [[0, 5], [1, 1], [13, 1], [7, 3], [9, 5], [37, 301], [1100, 239], [1031, 1021]];
     for (const [rows, cols] of shapes) {
       const a = valuesOf(rows, cols, rows + cols);
       const b = valuesOf(rows, cols, rows * 3 + 1);

@@ -62,15 +62,16 @@ function cases(): { w: RtnFakeQuantizeInput; rows: [number, number] | null }[] {
       }),
       rows: [16, 32],
     },
-    // Past the size the native threads read in place, and threaded.
+    // Past the size the native threads read in place, and past the 2^20 elements from which
+    // the kernels split the rows among the threads.
     {
-      w: input("large asym group", 768, 512, {
+      w: input("large asym group", 2048, 1024, {
         num_bits: 4,
         strategy: "group",
         group_size: 128,
         symmetric: false,
       }),
-      rows: [3072, 128],
+      rows: [16384, 128],
     },
     {
       w: input("g_idx", 24, 64, { num_bits: 4, strategy: "group", group_size: 16 }, gIdx),
@@ -201,5 +202,30 @@ Deno.test("rtnQuantizeModule: a memoryless min/max observer's slotMinMax is the 
     // Another observer does not use it.
     rtnQuantizeModule(values, [24, 64], { ...a, observer: "minmax" }, { slotMinMax: spy });
     assert.equal(calls, 1, "minmax observes as before");
+  }
+});
+
+Deno.test("rtnQuantizeModule: with the caller's slotMinMax, a bad observer_kwargs.averaging_constant still throws", () => {
+  for (const symmetric of [true, false]) {
+    const a = {
+      ...parseQuantizationArgs({
+        num_bits: 4,
+        strategy: "channel",
+        symmetric,
+        observer_kwargs: { averaging_constant: "x" },
+      }, "w"),
+      observer: "memoryless_minmax" as const,
+    };
+    const values = weight(8, 16, 3);
+    let calls = 0;
+    const spy = (v: CalibrationView) => (calls++, hostSlotMinMax(v));
+    for (const options of [{}, { slotMinMax: spy }]) {
+      assert.throws(
+        () => rtnQuantizeModule(values, [8, 16], a, options),
+        (e: Error) => e.name === "QuantizationConfigError" && /averaging_constant/.test(e.message),
+        `symmetric ${symmetric}, ${"slotMinMax" in options ? "caller's" : "own"} min/max`,
+      );
+    }
+    assert.equal(calls, 0, "the kwargs are checked before any min/max");
   }
 });

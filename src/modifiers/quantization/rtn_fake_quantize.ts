@@ -171,7 +171,9 @@ export function hostRtnFakeQuantize(w: RtnFakeQuantizeInput): Float32Array {
  */
 export function hostSlotMinMax(view: CalibrationView): MinMax {
   const { data, numObservations, numSlots, slotLength } = view;
-  if (numObservations !== 1 || numSlots === 0 || slotLength === 0) return slotMinMax(view);
+  // One slot (the tensor strategy) would be one row as long as the weight in the kernels'
+  // memory, which never shrinks: the host fold reads it in place instead.
+  if (numObservations !== 1 || numSlots < 2 || slotLength === 0) return slotMinMax(view);
   const min = new Float32Array(numSlots);
   const max = new Float32Array(numSlots);
   hostRowMinMax(data, numSlots, slotLength, min, max);
