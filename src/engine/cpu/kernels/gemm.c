@@ -875,16 +875,10 @@ static inline v128_t exp_nonpositive(v128_t x) {
 }
 
 #ifndef __wasm__
-// The native build's exp_nonpositive on eight lanes: every lane the same
-// operations (fused multiply-adds where MADD is one), so the same bits.
-static inline __m256 exp_nonpositive8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f);
-  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OS);
-  x = _mm256_max_ps(x, lo);
-  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
-  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
-  const __m256 n = _mm256_sub_ps(t, magic);
-  __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+// The part of exp_nonpositive8 after the first step of the range reduction:
+// from r = x − n·0.693359375 (t = x·log2(e) + 1.5·2^23, n = t − 1.5·2^23) to
+// the polynomial times 2^n. exp_nonpositive8 and its lean form share it.
+static inline __m256 exp8_reduced(__m256 t, __m256 n, __m256 r) {
   r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
   __m256 y = _mm256_set1_ps(1.9875691500e-4f);
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
@@ -895,7 +889,20 @@ static inline __m256 exp_nonpositive8(__m256 x) {
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i two_n = _mm256_slli_epi32(
       _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000 - 127)), 23);
-  return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(two_n)));
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+}
+
+// The native build's exp_nonpositive on eight lanes: every lane the same
+// operations (fused multiply-adds where MADD is one), so the same bits.
+static inline __m256 exp_nonpositive8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f);
+  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OS);
+  x = _mm256_max_ps(x, lo);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
+  const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  const __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+  return _mm256_andnot_ps(underflow, exp8_reduced(t, n, r));
 }
 #endif
 
@@ -1123,18 +1130,7 @@ static inline __m256 exp_nonpositive8_lean(__m256 x) {
   const __m256 magic = _mm256_set1_ps(12582912.0f);  // 1.5 · 2^23
   const __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
   const __m256 n = _mm256_sub_ps(t, magic);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i two_n = _mm256_slli_epi32(
-      _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000 - 127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+  return exp8_reduced(t, n, _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x));
 }
 
 // The exps of eight keys of one row (p, as softmax_row computes them;
