@@ -1,12 +1,18 @@
 // cholesky_diagonal_block: factors one 64×64 diagonal block in place,
 // A[k:k+64, k:k+64] = L·Lᵀ (L lower, positive diagonal), the first step of
 // each panel of the blocked right-looking Cholesky. The 64 invocations
-// load the block into workgroup memory; one invocation factors it (64
+// copy the block into `lkk`; one invocation factors it there (64
 // barrier-separated parallel steps cost more than its 44K multiply-adds on
 // llvmpipe: 2 ms against 4.5 ms); all write it back with zeros above the
-// diagonal and copy it to `lkk` for the panel solve (which may run on
-// another buffer). Columns stay unscaled during the elimination
+// diagonal, then copy the result to `lkk` for the panel solve (which may
+// run on another buffer). Columns stay unscaled during the elimination
 // (A ← A − a_j·a_jᵀ / a_jj); L[i, j] = a_ij / sqrt(a_jj) is applied on write-back.
+//
+// The block is factored in the storage buffer `lkk`, not in a workgroup
+// array: Mesa's GL path (WGSL → GLSL) took 60–75 s to compile this kernel
+// with a 4096-float workgroup array, and 8.5 s with 256 mat4x4 (measured on
+// llvmpipe), against 55 ms without one: a fresh machine's first GPTQ run
+// spent most of its time here.
 //
 // A pivot that is not a positive finite number means the matrix is not
 // (numerically) positive definite: status[0] is set to 1 and status[1]
@@ -18,7 +24,7 @@
 //   0 params  uniform              { row_local0, col0, ld }
 //   1 a       storage, read_write  f32 panel [rows, ld]: the block's first
 //                                  row is row_local0, its first column col0
-//   2 lkk     storage, read_write  f32 [64·64] copy of L (row-major)
+//   2 lkk     storage, read_write  f32 [64·64]: the working copy, then L (row-major)
 //   3 status  storage, read_write  atomic<u32> [2]: failed flag, first failing pivot
 // Layout: one workgroup of 64 invocations; dispatch [1].
 
@@ -38,18 +44,16 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> lkk: array<f32>;
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>, 2>;
 
-var<workgroup> t: array<f32, 4096>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
   for (var e = lid; e < NB * NB; e += WG) {
-    t[e] = a[(p.row_local0 + e / NB) * p.ld + p.col0 + e % NB];
+    lkk[e] = a[(p.row_local0 + e / NB) * p.ld + p.col0 + e % NB];
   }
-  workgroupBarrier();
+  storageBarrier();
   // One invocation factors the block (see the header for why).
   if (lid == 0u) {
     for (var j = 0u; j < NB; j++) {
-      let piv = t[j * NB + j];
+      let piv = lkk[j * NB + j];
       // NaN fails `piv > 0`; +inf fails the upper bound.
       if (!(piv > 0.0 && piv <= F32_MAX)) {
         atomicStore(&status[0], 1u);
@@ -57,26 +61,30 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         continue;
       }
       for (var i = j + 1u; i < NB; i++) {
-        let f = t[i * NB + j] / piv;
+        let f = lkk[i * NB + j] / piv;
         for (var c = j + 1u; c <= i; c++) {
-          t[i * NB + c] -= f * t[c * NB + j];
+          lkk[i * NB + c] -= f * lkk[c * NB + j];
         }
       }
     }
   }
-  workgroupBarrier();
+  storageBarrier();
   for (var e = lid; e < NB * NB; e += WG) {
     let r = e / NB;
     let c = e % NB;
-    let piv = t[c * NB + c];
+    let piv = lkk[c * NB + c];
     let d = select(1.0, sqrt(piv), piv > 0.0 && piv <= F32_MAX);
     var v = 0.0;
     if (c == r) {
       v = d;
     } else if (c < r) {
-      v = t[e] / d;
+      v = lkk[e] / d;
     }
     a[(p.row_local0 + r) * p.ld + p.col0 + c] = v;
-    lkk[e] = v;
+  }
+  // lkk is read above until every invocation is done: L goes into it only now.
+  storageBarrier();
+  for (var e = lid; e < NB * NB; e += WG) {
+    lkk[e] = a[(p.row_local0 + e / NB) * p.ld + p.col0 + e % NB];
   }
 }
