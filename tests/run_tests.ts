@@ -29,6 +29,12 @@
  * files then run with `--no-check`: checking each file's module graph again
  * in each child would repeat the same work 120 times on a cold cache.
  *
+ * The pipeline-level files (SECOND_ENGINE_PATHS) run twice: on the engine
+ * "auto" picks, and with LLMC_ENGINE set to the other one, so that oneshot,
+ * the pipelines and the checkpoints they write are tested on both engines
+ * (`--one-engine` skips the second run). Their second run is named
+ * `file [LLMC_ENGINE=webgpu]` in the output.
+ *
  * Files run `--jobs` at a time (default 2), the slowest first: the previous
  * full run's durations are kept in `.cache/test_times.json`; without them,
  * tests/quality runs first.
@@ -39,6 +45,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { autoEngineKind, ENGINE_ENV } from "../src/engine/choose.ts";
+import type { EngineKind } from "../src/engine/engine.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -88,6 +96,69 @@ async function collectTestFiles(dir: string, out: string[]): Promise<void> {
     if (entry.isDirectory) await collectTestFiles(path, out);
     else if (entry.isFile && entry.name.endsWith("_test.ts")) out.push(path);
   }
+}
+
+/**
+ * The test files run a second time with LLMC_ENGINE set to the engine that
+ * "auto" does not pick on this machine (the CPU engine on a machine without
+ * a GPU, so these run on WebGPU too, and the reverse on a GPU machine). They
+ * compress, save and evaluate through `oneshot` and the pipelines, which take
+ * their engine from "auto"; the tests of ops, the model and GPTQ/SparseGPT
+ * against their references pick both engines themselves (tests/_engines.ts).
+ */
+const SECOND_ENGINE_PATHS = [
+  "tests/compress/reference_match_test.ts",
+  "tests/graph/",
+  "tests/moe/",
+  "tests/oneshot/",
+  "tests/pipelines/",
+  "tests/quality/",
+  "tests/recipes/",
+  "tests/sink/",
+];
+
+/**
+ * Files of SECOND_ENGINE_PATHS left out of the second engine's run, and why:
+ * AWQ's two stories260K quality files take about 90 s each on WebGPU on a
+ * 2-core llvmpipe machine (10 s on the CPU engine); AWQ on both engines is
+ * checked by tests/modifiers/smoothing_engines_test.ts, which every run
+ * includes.
+ */
+const NOT_ON_SECOND_ENGINE: Record<string, string> = {
+  "tests/quality/awq_quality_test.ts":
+    "AWQ on both engines: tests/modifiers/smoothing_engines_test.ts",
+  "tests/quality/awq_every_parent_test.ts":
+    "AWQ on both engines: tests/modifiers/smoothing_engines_test.ts",
+};
+
+/** One test file run: on the engine "auto" picks, or with LLMC_ENGINE set to `engine`. */
+export interface TestRun {
+  file: string;
+  engine?: EngineKind;
+}
+
+/**
+ * The second runs of the selected files: those under SECOND_ENGINE_PATHS
+ * (less NOT_ON_SECOND_ENGINE), on the engine that `auto` is not.
+ *
+ * @param files the selected test files (absolute paths under the root)
+ * @param auto the engine "auto" picks in this environment
+ * @returns one run per such file, with `engine` set
+ */
+export function secondEngineRuns(files: readonly string[], auto: EngineKind): TestRun[] {
+  const engine: EngineKind = auto === "cpu" ? "webgpu" : "cpu";
+  return files
+    .filter((f) => {
+      const path = f.slice(ROOT.length);
+      return SECOND_ENGINE_PATHS.some((p) => path.startsWith(p)) && !(path in NOT_ON_SECOND_ENGINE);
+    })
+    .map((file) => ({ file, engine }));
+}
+
+/** How a run is named in the output and in the timings file. */
+function runName(run: TestRun): string {
+  const path = run.file.slice(ROOT.length);
+  return run.engine ? `${path} [${ENGINE_ENV}=${run.engine}]` : path;
 }
 
 /** `setsid` from util-linux, when present: each child then leads its own session. */
@@ -154,18 +225,20 @@ export function killProcessTree(pid: number): void {
  *
  * @param args arguments of `deno`
  * @param timeoutSeconds the limit
+ * @param env variables set for the child on top of this process's own
  * @returns exit code, signal, output and whether it timed out
  */
 export async function runChild(
   args: string[],
   timeoutSeconds: number,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; signal: string | null; output: string; timedOut: boolean }> {
   const child = new Deno.Command(SETSID ?? DENO, {
     args: SETSID ? [DENO, ...args] : args,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).spawn();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -179,17 +252,19 @@ export async function runChild(
 }
 
 async function runTestFile(
-  file: string,
+  run: TestRun,
   timeoutSeconds: number,
   typeChecked: boolean,
 ): Promise<FileResult> {
-  const rel = file.slice(ROOT.length);
+  const path = run.file.slice(ROOT.length);
+  const rel = runName(run);
   const t0 = performance.now();
   let lastOutput = "";
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const r = await runChild(
-      ["test", "-A", ...(typeChecked ? ["--no-check"] : []), rel],
+      ["test", "-A", ...(typeChecked ? ["--no-check"] : []), path],
       timeoutSeconds,
+      run.engine ? { [ENGINE_ENV]: run.engine } : {},
     );
     const seconds = (performance.now() - t0) / 1000;
     lastOutput = r.output;
@@ -359,6 +434,7 @@ async function main(): Promise<number> {
       timeout: { type: "string", default: "600" },
       jobs: { type: "string", default: Deno.env.get("LLMC_TEST_JOBS") ?? "2" },
       "no-check": { type: "boolean", default: false },
+      "one-engine": { type: "boolean", default: false },
     },
   });
   const timeoutSeconds = Number(values.timeout);
@@ -390,11 +466,27 @@ async function main(): Promise<number> {
       typeChecked = r.failed === 0;
     }
   }
+  const runs: TestRun[] = selected.map((file) => ({ file }));
+  if (!values["one-engine"]) {
+    const auto = (await autoEngineKind()).kind;
+    const again = secondEngineRuns(selected, auto);
+    runs.push(...again);
+    if (again.length > 0) {
+      console.log(
+        `${again.length} pipeline test file(s) also run with ${ENGINE_ENV}=${
+          again[0].engine
+        } ("auto" picks ${auto} here); not again: ` +
+          Object.entries(NOT_ON_SECOND_ENGINE).map(([f, why]) => `${f} (${why})`).join(", "),
+      );
+    }
+  }
   const times = previousTimes();
+  // Keyed like the files scheduleOrder expects: the root, then the run's name.
+  const byName = new Map(runs.map((r) => [ROOT + runName(r), r]));
   const fileResults = await runPool(
-    scheduleOrder(selected, times),
+    scheduleOrder([...byName.keys()], times),
     jobs,
-    (file) => runTestFile(file, timeoutSeconds, typeChecked),
+    (name) => runTestFile(byName.get(name)!, timeoutSeconds, typeChecked),
     (r) => {
       const status = r.failed ? "FAIL" : "ok  ";
       console.log(

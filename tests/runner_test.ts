@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runChild, runPool, scheduleOrder } from "./run_tests.ts";
+import { runChild, runPool, scheduleOrder, secondEngineRuns } from "./run_tests.ts";
 
 function alive(pid: number): boolean {
   try {
@@ -79,5 +79,28 @@ Deno.test("the slowest files start first; unknown files guess quality tests as s
   assert.deepEqual(
     scheduleOrder(files, {}).map((f) => f.slice(root.length)),
     ["tests/quality/q_test.ts", "tests/a_test.ts", "tests/b_test.ts"],
+  );
+});
+
+Deno.test("pipeline test files run again on the engine auto does not pick", () => {
+  const root = new URL("../", import.meta.url).pathname;
+  const files = [
+    "tests/oneshot/oneshot_test.ts",
+    "tests/quality/gptq_quality_test.ts",
+    "tests/quality/awq_quality_test.ts",
+    "tests/compress/reference_match_test.ts",
+    "tests/compress/sparse_test.ts",
+    "tests/model/golden_test.ts",
+  ].map((f) => root + f);
+  const names = (runs: { file: string; engine?: string }[]) =>
+    runs.map((r) => `${r.file.slice(root.length)} ${r.engine}`);
+  assert.deepEqual(names(secondEngineRuns(files, "cpu")), [
+    "tests/oneshot/oneshot_test.ts webgpu",
+    "tests/quality/gptq_quality_test.ts webgpu",
+    "tests/compress/reference_match_test.ts webgpu",
+  ]);
+  assert.deepEqual(
+    names(secondEngineRuns(files, "webgpu")).map((n) => n.split(" ")[1]),
+    ["cpu", "cpu", "cpu"],
   );
 });

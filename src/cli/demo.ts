@@ -49,7 +49,7 @@ calibrated on tinystories_calib.txt, then compares the perplexity before and aft
   --output-dir DIR   where the checkpoint goes (default out/demo; replaced if present)
   --synthetic        use the synthetic model even when ../shared is present
   --rtn              round-to-nearest instead of GPTQ (data-free)
-  --engine NAME      auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
+  --engine NAME      auto | webgpu | cpu (auto: LLMC_ENGINE if set, else WebGPU on a hardware adapter, else the CPU engine)`;
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -24,7 +24,7 @@ const USAGE =
   --top-p P             nucleus sampling: keep the most likely tokens up to probability P (default 1)
   --seed S              the sampler's seed (default 0)
   --ignore-eos          keep generating after EOS
-  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
+  --engine NAME         auto | webgpu | cpu (auto: LLMC_ENGINE if set, else WebGPU on a hardware adapter, else the CPU engine)`;
 
 /**
  * The `generate` command: prints the prompt and its continuation on stdout,

@@ -61,7 +61,7 @@ calibration (recipes with static activations, KV cache, NVFP4 inputs, GPTQ):
                                        experts are processed in groups that fit (default 1GiB)
   --tokens-per-forward N               tokens per GPU forward (default 4096)
   --progress MODE                      auto | bar | json | none (auto: bar on a terminal, else JSON lines)
-  --engine NAME                        auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)`;
+  --engine NAME                        auto | webgpu | cpu (auto: LLMC_ENGINE if set, else WebGPU on a hardware adapter, else the CPU engine)`;
 
 /** A flag value that must be a whole number ≥ 0 (a seed). */
 function nonNegativeInt(flag: string, value: string): number {

@@ -30,7 +30,7 @@ const USAGE = `usage: llmc ppl --model DIR --dataset FILE [--max-seq-length 256]
   --windows N           evaluate the first N windows (default 40)
   --simulate-inputs     quantize every Linear input as the checkpoint's scheme says, as vLLM does
                         (dynamic per-token, or static per-tensor with the stored input_scale)
-  --engine NAME         auto | webgpu | cpu (auto: WebGPU on a hardware adapter, else the CPU engine)
+  --engine NAME         auto | webgpu | cpu (auto: LLMC_ENGINE if set, else WebGPU on a hardware adapter, else the CPU engine)
   --json                print one JSON object on stdout instead of text`;
 
 /**

@@ -56,9 +56,49 @@ export function parseEngineChoice(value: string | undefined, where: string): Eng
 }
 
 /**
- * Decides which engine "auto" means on this machine, without opening a device.
+ * The environment variable that decides what "auto" means: `webgpu`, `cpu`
+ * or `auto` (the machine decides). An engine asked for by name (`--engine`,
+ * the `engine` option) wins over it. Why: a script, notebook or test suite
+ * that leaves the engine to "auto" can then be run on either engine
+ * unchanged (the test runner runs its pipeline tests once more on the engine
+ * "auto" does not pick).
+ */
+export const ENGINE_ENV = "LLMC_ENGINE";
+
+/**
+ * The engine {@link ENGINE_ENV} names, or undefined when it is unset, empty,
+ * "auto", or unreadable (no --allow-env).
+ *
+ * @returns the engine kind, or undefined
+ * @throws {EngineError} when the variable holds anything else
+ * @example
+ * ```ts
+ * import { engineFromEnv } from "./choose.ts";
+ * const kind = engineFromEnv(); // "webgpu" under LLMC_ENGINE=webgpu
+ * console.assert(kind === undefined || kind === "webgpu" || kind === "cpu");
+ * ```
+ */
+export function engineFromEnv(): EngineKind | undefined {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(ENGINE_ENV);
+  } catch {
+    return undefined; // no --allow-env: "auto" decides by the machine
+  }
+  if (value === undefined || value === "") return undefined;
+  const choice = value.toLowerCase();
+  if (!(ENGINE_CHOICES as readonly string[]).includes(choice)) {
+    throw new EngineError(`${ENGINE_ENV}=${value}: expected one of ${ENGINE_CHOICES.join(", ")}`);
+  }
+  return choice === "auto" ? undefined : choice as EngineKind;
+}
+
+/**
+ * Decides which engine "auto" means on this machine, without opening a
+ * device: the one {@link ENGINE_ENV} names, else the fastest for the machine.
  *
  * @returns the engine kind and the reason
+ * @throws {EngineError} when {@link ENGINE_ENV} names no engine
  * @example
  * ```ts ignore
  * import { autoEngineKind } from "./choose.ts";
@@ -66,6 +106,8 @@ export function parseEngineChoice(value: string | undefined, where: string): Eng
  * ```
  */
 export async function autoEngineKind(): Promise<{ kind: EngineKind; reason: string }> {
+  const fromEnv = engineFromEnv();
+  if (fromEnv !== undefined) return { kind: fromEnv, reason: `${ENGINE_ENV}=${fromEnv}` };
   if (gpuDeviceNodes()?.length === 0) {
     return {
       kind: "cpu",
@@ -141,7 +183,8 @@ export async function createEngine(
  * ```
  */
 export function prestartEngine(choice: EngineChoice): boolean {
-  if (choice === "webgpu" || (choice === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
+  const kind = choice === "auto" ? engineFromEnv() ?? "auto" : choice;
+  if (kind === "webgpu" || (kind === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
   try {
     cpuKernelInfo();
     return true;

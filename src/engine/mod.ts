@@ -65,6 +65,8 @@ export {
   type ChosenEngine,
   createEngine,
   ENGINE_CHOICES,
+  ENGINE_ENV,
   type EngineChoice,
+  engineFromEnv,
   parseEngineChoice,
 } from "./choose.ts";

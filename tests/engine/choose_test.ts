@@ -3,7 +3,13 @@
 // failure to start is left for createEngine to report.
 
 import assert from "node:assert/strict";
-import { createEngine, prestartEngine } from "../../src/engine/choose.ts";
+import {
+  autoEngineKind,
+  createEngine,
+  ENGINE_ENV,
+  engineFromEnv,
+  prestartEngine,
+} from "../../src/engine/choose.ts";
 import { cpuKernelInfo } from "../../src/engine/cpu/gemm.ts";
 
 // First in the file: the kernels are one instance per process, started by the first caller.
@@ -34,4 +40,63 @@ Deno.test("prestartEngine starts the CPU kernels only for a CPU choice", async (
   } finally {
     engine.close();
   }
+});
+
+/** Runs `body` with LLMC_ENGINE set to `value` (or unset), restoring what was there. */
+async function withEngineEnv(value: string | undefined, body: () => Promise<void> | void) {
+  const before = Deno.env.get(ENGINE_ENV);
+  if (value === undefined) Deno.env.delete(ENGINE_ENV);
+  else Deno.env.set(ENGINE_ENV, value);
+  try {
+    await body();
+  } finally {
+    if (before === undefined) Deno.env.delete(ENGINE_ENV);
+    else Deno.env.set(ENGINE_ENV, before);
+  }
+}
+
+Deno.test("LLMC_ENGINE decides what auto means; an engine asked for by name wins", async () => {
+  for (const kind of ["cpu", "webgpu"] as const) {
+    await withEngineEnv(kind.toUpperCase(), async () => {
+      assert.equal(engineFromEnv(), kind);
+      assert.deepEqual(await autoEngineKind(), { kind, reason: `LLMC_ENGINE=${kind}` });
+    });
+  }
+  await withEngineEnv("webgpu", async () => {
+    // By name, the CPU engine: no adapter is probed and no device opened.
+    const { engine, reason } = await createEngine({ engine: "cpu" });
+    try {
+      assert.equal(engine.kind, "cpu");
+      assert.match(reason, /^cpu \(asked for\)/);
+    } finally {
+      engine.close();
+    }
+    assert.equal(
+      prestartEngine("auto"),
+      false,
+      "auto under LLMC_ENGINE=webgpu starts no CPU kernels",
+    );
+  });
+  await withEngineEnv("cpu", async () => {
+    const { engine, reason } = await createEngine();
+    try {
+      assert.equal(engine.kind, "cpu");
+      assert.match(reason, /^cpu \(LLMC_ENGINE=cpu\): CPU/);
+    } finally {
+      engine.close();
+    }
+  });
+  for (const unset of [undefined, "", "auto"]) {
+    await withEngineEnv(unset, () => assert.equal(engineFromEnv(), undefined));
+  }
+});
+
+Deno.test("an LLMC_ENGINE that names no engine is an error naming the variable", async () => {
+  await withEngineEnv("tpu", async () => {
+    assert.throws(() => engineFromEnv(), /LLMC_ENGINE=tpu: expected one of auto, webgpu, cpu/);
+    await assert.rejects(() => createEngine(), /LLMC_ENGINE=tpu/);
+    assert.throws(() => prestartEngine("auto"), /LLMC_ENGINE=tpu/);
+    // By name, the variable is not read.
+    assert.equal(prestartEngine("webgpu"), false);
+  });
 });

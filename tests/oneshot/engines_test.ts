@@ -1,8 +1,8 @@
 /**
  * GPTQ and SparseGPT oneshot on both compute engines: stories260K W4A16
- * (channel) and 2:4 pruning with the same calibration through the WebGPU
- * engine (the batched WGSL step) and the CPU engine (quantize_weight.ts /
- * sparsify_weight.ts on float32 host ops). The run reports the engine it
+ * (channel) and 2:4 pruning with the same calibration through both engines:
+ * one quantize_weight.ts / sparsify_weight.ts, on the WGSL second-order
+ * kernels (WebGPU) or on float32 host ops (CPU). The run reports the engine it
  * used; the two checkpoints hold the same tensors, their decompressed
  * weights agree except for rare rounding or pruning flips (the Hessians and
  * factors differ in float32 summation order), and the two models'
