@@ -1,4 +1,4 @@
-"""A lower bound for llm-compressor 0.9's time on the 3M Llama, per recipe, without llm-compressor.
+"""A lower bound for llm-compressor 0.9's time on a small Llama, per recipe, without llm-compressor.
 
 llm-compressor cannot be installed on the development machines (no PyPI), so its per-recipe time
 there cannot be measured. This script times, with numpy's OpenBLAS on the same machine, only the
@@ -11,6 +11,8 @@ is a floor for upstream, not an estimate of it.
 
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all [--batch-size 1] [--torch-import]
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py w4a16_gptq_channel [--direct]
+    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all --model 76m [--samples 256]
+    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all --hidden 512 --layers 8 ...
 
 Each recipe is a table of how many times upstream runs each unit of work (one layer's forward of
 one batch, one layer's Hessian updates of one batch, one layer's solves, ...). Each unit is timed
@@ -34,11 +36,11 @@ through the layer once with the modifiers' hooks (the calibration forward), fire
 SEQUENTIAL_EPOCH_END (GPTQ/SparseGPT solve, AWQ and SmoothQuant smooth), then every batch through
 the layer again with the hooks disabled (the propagation forward). `calibration_forward_context`
 (utils/helpers.py) puts lm_head on the meta device, so no lm_head product. DatasetArguments'
-default `batch_size` is 1: 64 batches of one 256-token sequence (`--batch-size` changes it).
+default `batch_size` is 1: one batch per calibration sequence (`--batch-size` changes it).
 
 Counted per layer forward (`forward`): q, k, v, o, gate, up, down and causal attention's half of the
-score and value products (half of the heads stands in for the causal half; 8 query heads of 32,
-the 4 key/value heads repeated).
+score and value products (half of the heads stands in for the causal half; the query heads of
+hidden/heads each, the key/value heads repeated to match).
 
 Per recipe (L layers, N batches):
 
@@ -66,8 +68,8 @@ Per recipe (L layers, N batches):
   per-channel min/max of the norms' outputs, smoothquant/base.py `_setup_scale_hooks`, and
   SEQUENTIAL_EPOCH_END scales weights: elementwise), then GPTQ's pass (static asym activation
   observers elementwise).
-- spinquant_w4a16_gptq: SpinQuantModifier (transform/spinquant/base.py) fuses R1 (hidden 256) and
-  R2 (head 32) into the weights in float64 at its calibration start (compressed-tensors
+- spinquant_w4a16_gptq: SpinQuantModifier (transform/spinquant/base.py) fuses R1 (hidden) and R2
+  (head dim) into the weights in float64 at its calibration start (compressed-tensors
   transform/factory/base.py `_apply_to_module`, location weight_input/weight_output:
   `transform(module.weight)`, a dense `_multihead_matmul` in transform/utils/matrix.py; embedding,
   q/k/v/gate/up inputs, o/down outputs, lm_head input; v output and o input per head), then runs
@@ -85,25 +87,27 @@ Per recipe (L layers, N batches):
   output and once per grid point (`n_grid` 20, duo_scaling True: 20 points), every batch each
   time: awq/base.py `_apply_smoothing` / `_compute_best_scale`. Llama's mappings
   (awq/mappings.py `_default_mappings`) are input_layernorm → q/k/v (parent self_attn: the whole
-  attention with o_proj), v_proj → o_proj (skipped here: `_check_layers_are_compatible` rejects it
-  when v_proj's 128 outputs ≠ o_proj's 256 inputs), post_attention_layernorm → gate/up (parent
-  mlp: gate, up and down) and up_proj → down_proj (parent down_proj). Then the propagation
-  forward.
+  attention with o_proj), v_proj → o_proj (parent o_proj; `_check_layers_are_compatible` skips
+  it when v_proj's outputs ≠ o_proj's inputs, i.e. with fewer key/value heads than heads, as in
+  every preset), post_attention_layernorm → gate/up (parent mlp: gate, up and down) and
+  up_proj → down_proj (parent down_proj). Then the propagation forward.
 
-Shapes (`--model`, then the options that override it): a Llama of `--hidden` width,
-`--intermediate` MLP width, `--layers` decoder layers, `--heads` query heads of hidden/heads and
-`--kv-heads` key/value heads, `--vocab` tokens (only SpinQuant's embedding fusions read it);
-`--samples` calibration sequences of `--seq-len` tokens. The default is the `3m` preset: hidden
-256, intermediate 768, 4 layers, 8 heads of 32, 4 key/value heads, vocab 512; 64 × 256 tokens.
-Where a recipe's structure depends on the shape, the script says when upstream would refuse it
-rather than print a figure for a run that cannot happen: SpinQuant's `hadamard` (Sylvester)
-rotations need a power-of-two hidden and head dim (compressed-tensors
-transform/utils/hadamard.py `deterministic_hadamard_matrix`), QuIP's `random-hadamard` needs
-each Linear's in and out width to be 2^k times one of the stored Hadamard orders, 1, 2 and the
-multiples of 4 up to 256 (`_fetch_hadamard_divisor`, hadamards.safetensors), and group-128
-quantization needs every Linear at least 128 wide to be a multiple of 128 wide (compressed-tensors
-quantization/lifecycle/forward.py `_process_quantization`). AWQ's v_proj → o_proj mapping is
-counted only where v_proj's outputs match o_proj's inputs (as many key/value heads as heads).
+Shapes. `--model` picks a preset and `--hidden`, `--intermediate`, `--layers`, `--heads` (query
+heads, each hidden/heads wide), `--kv-heads` and `--vocab` (read only by SpinQuant's embedding and
+lm_head fusions) override it; `--samples` calibration sequences of `--seq-len` tokens. Presets:
+3m (the default: hidden 256, intermediate 768, 4 layers, 8 heads, 4 KV heads, vocab 512), 13m
+(768, 2048, 2 layers, 12 heads, 4 KV heads, vocab 512), 76m (13m with 12 layers) and stories260k
+(64, 172, 5 layers, 8 heads, 4 KV heads, vocab 512); default calibration 64 × 256 tokens.
+Some recipes cannot run on every shape, and the table then says why instead of printing a floor
+for a run upstream would refuse: recipes/spinquant_w4a16_gptq.yaml's `transform_type: hadamard` is
+Sylvester's construction, powers of two only, for R1 (hidden) and R2 (head dim)
+(compressed-tensors transform/utils/hadamard.py `deterministic_hadamard_matrix`); QuIP's
+`random-hadamard` needs every Linear's in and out width to be a power of two times one of the
+orders stored in hadamards.safetensors (1, 2 and the multiples of 4 up to 256:
+`_fetch_hadamard_divisor`); w4a16_gptq_actorder_group's groups of 128 must divide every
+in_features of 128 or more (quantization/lifecycle/forward.py `_process_quantization` raises,
+e.g. on stories260k's down_proj, 172 wide). GPTQ's 128-column blocks need no such care: the last
+block of a Linear, however narrow, has no columns to its right to update.
 """
 import argparse
 import os
