@@ -1,4 +1,4 @@
-"""A lower bound for llm-compressor 0.9's time on the 3M Llama, per recipe, without llm-compressor.
+"""A lower bound for llm-compressor 0.9's time on a small Llama, per recipe, without llm-compressor.
 
 llm-compressor cannot be installed on the development machines (no PyPI), so its per-recipe time
 there cannot be measured. This script times, with numpy's OpenBLAS on the same machine, only the
@@ -11,6 +11,8 @@ is a floor for upstream, not an estimate of it.
 
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all [--batch-size 1] [--torch-import]
     OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py w4a16_gptq_channel [--direct]
+    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all --model 76m [--samples 256]
+    OPENBLAS_NUM_THREADS=2 python3 bench/upstream_floor.py all --hidden 512 --layers 8 ...
 
 Each recipe is a table of how many times upstream runs each unit of work (one layer's forward of
 one batch, one layer's Hessian updates of one batch, one layer's solves, ...). Each unit is timed
@@ -34,11 +36,11 @@ through the layer once with the modifiers' hooks (the calibration forward), fire
 SEQUENTIAL_EPOCH_END (GPTQ/SparseGPT solve, AWQ and SmoothQuant smooth), then every batch through
 the layer again with the hooks disabled (the propagation forward). `calibration_forward_context`
 (utils/helpers.py) puts lm_head on the meta device, so no lm_head product. DatasetArguments'
-default `batch_size` is 1: 64 batches of one 256-token sequence (`--batch-size` changes it).
+default `batch_size` is 1: one batch per calibration sequence (`--batch-size` changes it).
 
 Counted per layer forward (`forward`): q, k, v, o, gate, up, down and causal attention's half of the
-score and value products (half of the heads stands in for the causal half; 8 query heads of 32,
-the 4 key/value heads repeated).
+score and value products (half of the heads stands in for the causal half; the query heads of
+hidden/heads each, the key/value heads repeated to match).
 
 Per recipe (L layers, N batches):
 
@@ -66,8 +68,8 @@ Per recipe (L layers, N batches):
   per-channel min/max of the norms' outputs, smoothquant/base.py `_setup_scale_hooks`, and
   SEQUENTIAL_EPOCH_END scales weights: elementwise), then GPTQ's pass (static asym activation
   observers elementwise).
-- spinquant_w4a16_gptq: SpinQuantModifier (transform/spinquant/base.py) fuses R1 (hidden 256) and
-  R2 (head 32) into the weights in float64 at its calibration start (compressed-tensors
+- spinquant_w4a16_gptq: SpinQuantModifier (transform/spinquant/base.py) fuses R1 (hidden) and R2
+  (head dim) into the weights in float64 at its calibration start (compressed-tensors
   transform/factory/base.py `_apply_to_module`, location weight_input/weight_output:
   `transform(module.weight)`, a dense `_multihead_matmul` in transform/utils/matrix.py; embedding,
   q/k/v/gate/up inputs, o/down outputs, lm_head input; v output and o input per head), then runs
@@ -85,13 +87,27 @@ Per recipe (L layers, N batches):
   output and once per grid point (`n_grid` 20, duo_scaling True: 20 points), every batch each
   time: awq/base.py `_apply_smoothing` / `_compute_best_scale`. Llama's mappings
   (awq/mappings.py `_default_mappings`) are input_layernorm → q/k/v (parent self_attn: the whole
-  attention with o_proj), v_proj → o_proj (skipped here: `_check_layers_are_compatible` rejects it
-  when v_proj's 128 outputs ≠ o_proj's 256 inputs), post_attention_layernorm → gate/up (parent
-  mlp: gate, up and down) and up_proj → down_proj (parent down_proj). Then the propagation
-  forward.
+  attention with o_proj), v_proj → o_proj (parent o_proj; `_check_layers_are_compatible` skips
+  it when v_proj's outputs ≠ o_proj's inputs, i.e. with fewer key/value heads than heads, as in
+  every preset), post_attention_layernorm → gate/up (parent mlp: gate, up and down) and
+  up_proj → down_proj (parent down_proj). Then the propagation forward.
 
-Shapes: hidden 256, intermediate 768, 8 heads of 32, 4 key/value heads, 4 layers, vocab 512;
-64 × 256 calibration tokens.
+Shapes. `--model` picks a preset and `--hidden`, `--intermediate`, `--layers`, `--heads` (query
+heads, each hidden/heads wide), `--kv-heads` and `--vocab` (read only by SpinQuant's embedding and
+lm_head fusions) override it; `--samples` calibration sequences of `--seq-len` tokens. Presets:
+3m (the default: hidden 256, intermediate 768, 4 layers, 8 heads, 4 KV heads, vocab 512), 13m
+(768, 2048, 2 layers, 12 heads, 4 KV heads, vocab 512), 76m (13m with 12 layers) and stories260k
+(64, 172, 5 layers, 8 heads, 4 KV heads, vocab 512); default calibration 64 × 256 tokens.
+Some recipes cannot run on every shape, and the table then says why instead of printing a floor
+for a run upstream would refuse: recipes/spinquant_w4a16_gptq.yaml's `transform_type: hadamard` is
+Sylvester's construction, powers of two only, for R1 (hidden) and R2 (head dim)
+(compressed-tensors transform/utils/hadamard.py `deterministic_hadamard_matrix`); QuIP's
+`random-hadamard` needs every Linear's in and out width to be a power of two times one of the
+orders stored in hadamards.safetensors (1, 2 and the multiples of 4 up to 256:
+`_fetch_hadamard_divisor`); w4a16_gptq_actorder_group's groups of 128 must divide every
+in_features of 128 or more (quantization/lifecycle/forward.py `_process_quantization` raises,
+e.g. on stories260k's down_proj, 172 wide). GPTQ's 128-column blocks need no such care: the last
+block of a Linear, however narrow, has no columns to its right to update.
 """
 import argparse
 import os
@@ -99,66 +115,154 @@ import resource
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg.blas as blas
 import scipy.linalg.lapack as lapack
 
-H, I, NH, NKV, HD, S, V = 256, 768, 8, 4, 32, 256, 512
-SAMPLES = 64
-LINEARS = dict(q=(H, H), k=(NKV * HD, H), v=(NKV * HD, H), o=(H, H), gate=(I, H), up=(I, H),
-               down=(H, I))  # name: (out_features, in_features)
-# Weight fusions, (rows, n): a (rows × n) float64 weight times an n × n transform. SpinQuant: R1
-# on the embedding's and lm_head's 256 columns; per layer R1 on the inputs of q, k, v, gate, up
-# and the outputs of o and down (transform × W), R2 per 32-wide head on v's outputs and o's inputs
-# (v: 128 × 256 in 4 heads = 1024 rows of 32; o: 256 × 256 in 8 heads = 2048 rows of 32).
-SPINQUANT_LAYER = [(LINEARS[n][0], H) for n in ("q", "k", "v", "gate", "up")] + [
-    (H, H), (I, H), (NKV * HD * H // HD, HD), (H * H // HD, HD)]
-SPINQUANT_EMBEDDINGS = [(V, H), (V, H)]
-# QuIP: V on every Linear's input side (W·Vᵀ), U on its output side (Uᵀ·W): same product sizes.
-QUIP_LAYER = [(out, inp) for out, inp in LINEARS.values()] + [
-    (inp, out) for out, inp in LINEARS.values()]
+
+@dataclass(frozen=True)
+class Shape:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+
+    @property
+    def head_dim(self):
+        return self.hidden // self.heads
+
+    def linears(self):
+        """name: (out_features, in_features)."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_heads * self.head_dim
+        return dict(q=(h, h), k=(kv, h), v=(kv, h), o=(h, h), gate=(i, h), up=(i, h), down=(h, i))
+
+    def spinquant_layer(self):
+        """Weight fusions, (rows, n): a (rows × n) float64 weight times an n × n transform. Per
+        layer R1 on the inputs of q, k, v, gate, up and the outputs of o and down (transform × W,
+        the same product as W's in_features rows of n), R2 per head_dim-wide head on v's outputs
+        (kv_heads blocks of head_dim × hidden: kv_heads · hidden rows) and o's inputs (heads ·
+        hidden rows)."""
+        lin, h, hd = self.linears(), self.hidden, self.head_dim
+        return [(lin[n][0], h) for n in ("q", "k", "v", "gate", "up")] + [
+            (lin["o"][1], h), (lin["down"][1], h), (self.kv_heads * h, hd), (self.heads * h, hd)]
+
+    def spinquant_embeddings(self):
+        """R1 on the embedding's and lm_head's hidden columns."""
+        return [(self.vocab, self.hidden), (self.vocab, self.hidden)]
+
+    def quip_layer(self):
+        """V on every Linear's input side (W·Vᵀ), U on its output side (Uᵀ·W)."""
+        lin = self.linears().values()
+        return [(out, inp) for out, inp in lin] + [(inp, out) for out, inp in lin]
+
+    def describe(self):
+        return (f"hidden {self.hidden}, intermediate {self.intermediate}, {self.layers} layers, "
+                f"{self.heads} heads of {self.head_dim}, {self.kv_heads} KV heads, "
+                f"vocab {self.vocab}")
+
+
+PRESETS = {
+    "3m": Shape(hidden=256, intermediate=768, layers=4, heads=8, kv_heads=4, vocab=512),
+    "13m": Shape(hidden=768, intermediate=2048, layers=2, heads=12, kv_heads=4, vocab=512),
+    "76m": Shape(hidden=768, intermediate=2048, layers=12, heads=12, kv_heads=4, vocab=512),
+    "stories260k": Shape(hidden=64, intermediate=172, layers=5, heads=8, kv_heads=4, vocab=512),
+}
+SAMPLES, SEQ_LEN = 64, 256
+
+
+class Unsupported(Exception):
+    """Upstream would refuse this recipe on this shape; the message says why."""
+
+
+def is_pow2(n):
+    return n > 0 and n & (n - 1) == 0
+
+
+# The orders of hadamards.safetensors in compressed-tensors 0.13.0 (read from its header).
+HADAMARD_ORDERS = [1, 2, *range(4, 257, 4)]
+
+
+def need_sylvester(s):
+    bad = [f"{what} {n}" for what, n in (("hidden", s.hidden), ("head dim", s.head_dim))
+           if not is_pow2(n)]
+    if bad:
+        raise Unsupported("SpinQuant's hadamard rotations need powers of two, not "
+                          + " and ".join(bad))
+
+
+def need_random_hadamard(s):
+    bad = sorted({n for shape in s.linears().values() for n in shape
+                  if not any(n % k == 0 and is_pow2(n // k) for k in HADAMARD_ORDERS)})
+    if bad:
+        raise Unsupported("QuIP's random-hadamard needs 2^k × (1, 2 or a multiple of 4 up to 256) "
+                          f"wide Linears, not {', '.join(map(str, bad))}")
+
+
+def need_groups(s, group=128):
+    bad = sorted({inp for _, inp in s.linears().values() if inp >= group and inp % group})
+    if bad:
+        raise Unsupported(f"group-{group} quantization needs in_features that are multiples of "
+                          f"{group} (or under {group}), not {', '.join(map(str, bad))}")
 
 
 class Operands:
     """Random operands of the shapes one batch of `batch` sequences has in one layer."""
 
-    def __init__(self, batch):
+    def __init__(self, s, batch, seq_len):
         rng = np.random.default_rng(0)
-        f32, t = np.float32, batch * S
-        self.w = {n: rng.standard_normal(s, dtype=f32) * 0.02 for n, s in LINEARS.items()}
-        self.x = rng.standard_normal((t, H), dtype=f32)    # q/k/v, o, gate/up input
-        self.h = rng.standard_normal((t, I), dtype=f32)    # down input
+        f32, t, S = np.float32, batch * seq_len, seq_len
+        H, I, NH, HD = s.hidden, s.intermediate, s.heads, s.head_dim
+        KV = s.kv_heads * HD
+        self.linears = s.linears()
+        self.spinquant_layer, self.spinquant_embeddings = (
+            s.spinquant_layer(), s.spinquant_embeddings())
+        self.quip_layer = s.quip_layer()
+        self.w = {n: rng.standard_normal(sh, dtype=f32) * 0.02 for n, sh in self.linears.items()}
+        x = rng.standard_normal((t, H), dtype=f32)         # q/k/v, o, gate/up input
+        h = rng.standard_normal((t, I), dtype=f32)         # down input
+        self.act = {I: h, H: x}
+        # Causal attention: half of the heads stands in for the causal half of every head (a
+        # floor where the head count is odd).
         self.q = rng.standard_normal((batch, NH // 2, S, HD), dtype=f32)
         self.kt = rng.standard_normal((batch, NH // 2, HD, S), dtype=f32)
         self.p = rng.standard_normal((batch, NH // 2, S, S), dtype=f32)
         # float64 transforms (QuIP, SpinQuant): activations of every width, the dense matrices
         # and the weights they are fused into.
-        self.x64 = {n: rng.standard_normal((t, n)) for n in (NKV * HD, H, I)}
-        self.t64 = {n: rng.standard_normal((n, n)) for n in (HD, NKV * HD, H, I)}
-        fusions = set(SPINQUANT_EMBEDDINGS + SPINQUANT_LAYER + QUIP_LAYER)
-        self.fused = {s: rng.standard_normal(s) for s in fusions}
+        self.x64 = {n: rng.standard_normal((t, n)) for n in (KV, H, I)}
+        self.t64 = {n: rng.standard_normal((n, n)) for n in (HD, KV, H, I)}
+        fusions = set(self.spinquant_embeddings + self.spinquant_layer + self.quip_layer)
+        self.fused = {sh: rng.standard_normal(sh) for sh in fusions}
         self.hess = {n: (lambda a: a @ a.T + n * np.eye(n, dtype=f32))(
             rng.standard_normal((n, n), dtype=f32)) for n in (H, I)}
-        self.err = {r: rng.standard_normal((r, 128), dtype=f32) for r in (NKV * HD, H, I)}
+        self.err = {r: rng.standard_normal((r, 128), dtype=f32) for r in (KV, H, I)}
 
 
 # Units of work: each takes the operands and runs the products of one occurrence.
 
 def attention(p):
     """Self-attention of one batch: q, k, v, the causal half of scores and values, o."""
-    x, w = p.x, p.w
+    x, w = p.act[p.linears["q"][1]], p.w
     x @ w["q"].T; x @ w["k"].T; x @ w["v"].T; p.q @ p.kt; p.p @ p.q; x @ w["o"].T
 
 
 def mlp(p):
     """The MLP of one batch: gate, up, down."""
-    p.x @ p.w["gate"].T; p.x @ p.w["up"].T; p.h @ p.w["down"].T
+    x, h = p.act[p.linears["gate"][1]], p.act[p.linears["down"][1]]
+    x @ p.w["gate"].T; x @ p.w["up"].T; h @ p.w["down"].T
 
 
 def down(p):
     """down_proj alone on one batch (AWQ's up_proj → down_proj parent)."""
-    p.h @ p.w["down"].T
+    p.act[p.linears["down"][1]] @ p.w["down"].T
+
+
+def o_proj(p):
+    """o_proj alone on one batch (AWQ's v_proj → o_proj parent, where the widths match)."""
+    p.act[p.linears["o"][1]] @ p.w["o"].T
 
 
 def forward(p):
@@ -168,15 +272,15 @@ def forward(p):
 
 def online(p):
     """QuIP's online V on every Linear's input and U on its output, float64, dense."""
-    for out, inp in LINEARS.values():
+    for out, inp in p.linears.values():
         p.x64[inp] @ p.t64[inp]
         p.x64[out] @ p.t64[out]
 
 
 def hessians(p):
     """H += xᵀx for each of the seven Linears (q, k, v share an input but not a Hessian)."""
-    for _, inp in LINEARS.values():
-        a = p.x if inp == H else p.h
+    for _, inp in p.linears.values():
+        a = p.act[inp]
         a.T @ a
 
 
@@ -201,7 +305,7 @@ def solve(p, rows, cols, block=128):
 
 def solves(p):
     """One layer's seven GPTQ (or SparseGPT) solves."""
-    for out, inp in LINEARS.values():
+    for out, inp in p.linears.values():
         solve(p, out, inp)
 
 
@@ -212,17 +316,17 @@ def fuse(p, pairs):
 
 def spinquant_layer(p):
     """SpinQuant's R1 and R2 fused into one layer's weights, float64."""
-    fuse(p, SPINQUANT_LAYER)
+    fuse(p, p.spinquant_layer)
 
 
 def spinquant_embeddings(p):
     """SpinQuant's R1 fused into the embedding and lm_head, float64."""
-    fuse(p, SPINQUANT_EMBEDDINGS)
+    fuse(p, p.spinquant_embeddings)
 
 
 def quip_layer(p):
     """QuIP's V and U fused into one layer's seven weights, float64."""
-    fuse(p, QUIP_LAYER)
+    fuse(p, p.quip_layer)
 
 
 def observe_weights(p):
@@ -231,7 +335,7 @@ def observe_weights(p):
         w.min(axis=1); w.max(axis=1)
 
 
-UNITS = [attention, mlp, down, forward, online, hessians, solves, spinquant_layer,
+UNITS = [attention, mlp, down, o_proj, forward, online, hessians, solves, spinquant_layer,
          spinquant_embeddings, quip_layer, observe_weights]
 # Units on scipy's OpenBLAS rather than numpy's. After a call, an OpenBLAS pool's threads spin for
 # a while before they sleep; on two cores a unit timed right after the other pool's work ran up to
@@ -260,18 +364,20 @@ def gptq_pass(L, N, in_every_forward=()):
     return sequential_pass(L, N, [hessians], in_every_forward) + Counter({solves: L})
 
 
-def awq_pass(L, N, grid=20):
-    """AWQ's pass: per layer and mapping, the parent's reference output and `grid` candidates."""
-    return sequential_pass(L, N) + Counter(
-        {attention: (grid + 1) * L * N, mlp: (grid + 1) * L * N, down: (grid + 1) * L * N})
+def awq_pass(L, N, v_to_o, grid=20):
+    """AWQ's pass: per layer and mapping, the parent's reference output and `grid` candidates;
+    `v_to_o` where v_proj → o_proj is a mapping (its parent o_proj)."""
+    parents = [attention, mlp, down] + ([o_proj] if v_to_o else [])
+    return sequential_pass(L, N) + Counter({u: (grid + 1) * L * N for u in parents})
 
 
 def weights(L):
     return Counter({observe_weights: L})
 
 
-# One function per recipe in recipes/ (MoE ones aside), named after its file. Every one ends with
-# the weight observation: every recipe quantizes its weights.
+# One function per recipe in recipes/ (MoE ones aside), named after its file, taking the shape
+# and the batch count. Every one ends with the weight observation: every recipe quantizes its
+# weights. One that upstream would refuse on the shape raises Unsupported.
 
 RECIPES = {}
 
@@ -282,71 +388,82 @@ def recipe(fn):
 
 
 @recipe
-def fp8_dynamic(L, N):
-    return weights(L)                                        # data-free
+def fp8_dynamic(s, N):
+    return weights(s.layers)                                 # data-free
 
 
 @recipe
-def w4a16_rtn_channel(L, N):
-    return weights(L)                                        # data-free
+def w4a16_rtn_channel(s, N):
+    return weights(s.layers)                                 # data-free
 
 
 @recipe
-def fp8_static_kv_cache(L, N):
-    return sequential_pass(L, N) + weights(L)
+def fp8_static_kv_cache(s, N):
+    return sequential_pass(s.layers, N) + weights(s.layers)
 
 
 @recipe
-def nvfp4(L, N):
-    return sequential_pass(L, N) + weights(L)
+def nvfp4(s, N):
+    return sequential_pass(s.layers, N) + weights(s.layers)
 
 
 @recipe
-def w4a16_gptq_channel(L, N):
-    return gptq_pass(L, N) + weights(L)
+def w4a16_gptq_channel(s, N):
+    return gptq_pass(s.layers, N) + weights(s.layers)
 
 
 @recipe
-def w4a16_gptq_actorder_group(L, N):
-    return gptq_pass(L, N) + weights(L)
+def w4a16_gptq_actorder_group(s, N):
+    need_groups(s)
+    return gptq_pass(s.layers, N) + weights(s.layers)
 
 
 @recipe
-def sparse_2of4_fp8(L, N):
+def sparse_2of4_fp8(s, N):
+    L = s.layers
     return gptq_pass(L, N) + weights(L)                      # SparseGPT, then FP8 data-free
 
 
 @recipe
-def sparse_2of4_w4a16(L, N):
+def sparse_2of4_w4a16(s, N):
+    L = s.layers
     return gptq_pass(L, N) + gptq_pass(L, N) + weights(L)    # SparseGPT's pass, then GPTQ's
 
 
 @recipe
-def w8a8_smoothquant_gptq(L, N):
+def w8a8_smoothquant_gptq(s, N):
+    L = s.layers
     return sequential_pass(L, N) + gptq_pass(L, N) + weights(L)  # SmoothQuant's, then GPTQ's
 
 
 @recipe
-def w8a8_int8_static_asym(L, N):
+def w8a8_int8_static_asym(s, N):
+    L = s.layers
     return sequential_pass(L, N) + gptq_pass(L, N) + weights(L)  # SmoothQuant's, then GPTQ's
 
 
 @recipe
-def spinquant_w4a16_gptq(L, N):
+def spinquant_w4a16_gptq(s, N):
+    need_sylvester(s)
+    L = s.layers
     fusion = Counter({spinquant_embeddings: 1, spinquant_layer: L})
     return fusion + sequential_pass(L, N) + gptq_pass(L, N) + weights(L)
 
 
 @recipe
-def quip_w4a16_gptq(L, N):
+def quip_w4a16_gptq(s, N):
+    need_random_hadamard(s)
+    L = s.layers
     fusion = Counter({quip_layer: L})
     quip_pass = sequential_pass(L, N, in_every_forward=[online])
     return fusion + quip_pass + gptq_pass(L, N, in_every_forward=[online]) + weights(L)
 
 
 @recipe
-def w4a16_awq_asym(L, N):
-    return awq_pass(L, N) + weights(L)
+def w4a16_awq_asym(s, N):
+    lin = s.linears()
+    # awq/base.py `_check_layers_are_compatible`: v_proj's outputs must match o_proj's inputs
+    return awq_pass(s.layers, N, v_to_o=lin["v"][0] == lin["o"][1]) + weights(s.layers)
 
 
 def best_times(units, p, runs, repeats):
@@ -393,11 +510,29 @@ def torch_import():
     return (done.stdout.strip(), wall, cpu) if done.returncode == 0 else None
 
 
+def positive(text):
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return n
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("recipe", choices=["all", *RECIPES])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=1, help="llm-compressor's default: 1")
+    parser.add_argument("--model", choices=PRESETS, default="3m",
+                        help="shape preset (default 3m); the options below override it")
+    shape_options = dict(hidden="hidden size", intermediate="MLP intermediate size",
+                         layers="decoder layers", heads="attention (query) heads",
+                         kv_heads="key/value heads", vocab="vocabulary size")
+    for field, what in shape_options.items():
+        parser.add_argument("--" + field.replace("_", "-"), type=positive, help=what)
+    parser.add_argument("--samples", type=positive, default=SAMPLES,
+                        help=f"calibration sequences (default {SAMPLES})")
+    parser.add_argument("--seq-len", type=positive, default=SEQ_LEN,
+                        help=f"tokens per sequence (default {SEQ_LEN})")
+    parser.add_argument("--batch-size", type=positive, default=1,
+                        help="llm-compressor's default: 1")
     parser.add_argument("--runs", type=int, default=8, help="runs of a unit per timing")
     parser.add_argument("--repeats", type=int, default=10, help="timings per unit (best kept)")
     parser.add_argument("--direct", action="store_true", help="run every counted unit instead")
@@ -405,14 +540,28 @@ def main():
     parser.add_argument("--torch-import", action="store_true",
                         help="also time `import torch` (printed apart, not in any floor)")
     args = parser.parse_args()
-    if SAMPLES % args.batch_size:
-        parser.error(f"--batch-size must divide {SAMPLES}")
-    p = Operands(args.batch_size)
-    L, N = args.layers, SAMPLES // args.batch_size
+    preset = PRESETS[args.model]
+    s = Shape(**{f: getattr(preset, f) if getattr(args, f) is None else getattr(args, f)
+                 for f in shape_options})
+    if s.heads % s.kv_heads:
+        parser.error(f"--heads ({s.heads}) must be a multiple of --kv-heads ({s.kv_heads})")
+    if s.hidden % s.heads:
+        parser.error(f"--hidden ({s.hidden}) must be a multiple of --heads ({s.heads})")
+    if args.samples % args.batch_size:
+        parser.error(f"--batch-size ({args.batch_size}) must divide --samples ({args.samples})")
+    p = Operands(s, args.batch_size, args.seq_len)
+    N = args.samples // args.batch_size
     names = list(RECIPES) if args.recipe == "all" else [args.recipe]
-    counts = {name: RECIPES[name](L, N) for name in names}
+    counts, refused = {}, {}
+    for name in names:
+        try:
+            counts[name] = RECIPES[name](s, N)
+        except Unsupported as why:
+            refused[name] = str(why)
+    named = [k for k, v in PRESETS.items() if v == s]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-    print(f"floor of llm-compressor 0.9's products, {L} layers, {SAMPLES} × {S} tokens in batches "
+    print("floor of llm-compressor 0.9's products, " + (f"{named[0]}: " if named else "")
+          + f"{s.describe()}, {args.samples} × {args.seq_len} tokens in batches "
           f"of {args.batch_size}; numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}, "
           + ("direct" if args.direct else f"best of {args.repeats} × {args.runs} runs per unit"))
     if args.direct:
@@ -427,7 +576,8 @@ def main():
         seconds = {name: sum(n * unit_s[u] for u, n in c.items()) for name, c in counts.items()}
     print(f"{'recipe':<28} {'floor s':>8}")
     for name in names:
-        print(f"{name:<28} {seconds[name]:8.2f}")
+        print(f"{name:<28} {seconds[name]:8.2f}" if name in seconds
+              else f"{name:<28} not supported for this shape: {refused[name]}")
     if args.torch_import:
         found = torch_import()
         print("import torch (/usr/bin/python3, not in the floors; Debian's torch, not the torch "
