@@ -67,7 +67,7 @@ export const ENGINE_ENV = "LLMC_ENGINE";
 
 /**
  * The engine {@link ENGINE_ENV} names, or undefined when it is unset, empty,
- * "auto", or unreadable (no --allow-env).
+ * "auto", or unreadable (no env permission: never a prompt).
  *
  * @returns the engine kind, or undefined
  * @throws {EngineError} when the variable holds anything else
@@ -81,9 +81,13 @@ export const ENGINE_ENV = "LLMC_ENGINE";
 export function engineFromEnv(): EngineKind | undefined {
   let value: string | undefined;
   try {
+    // Asked first: without env permission Deno.env.get would prompt a library user.
+    if (Deno.permissions.querySync({ name: "env", variable: ENGINE_ENV }).state !== "granted") {
+      return undefined;
+    }
     value = Deno.env.get(ENGINE_ENV);
   } catch {
-    return undefined; // no --allow-env: "auto" decides by the machine
+    return undefined; // no env access: "auto" decides by the machine
   }
   if (value === undefined || value === "") return undefined;
   const choice = value.toLowerCase();
@@ -157,7 +161,15 @@ export async function createEngine(
     import("../gpu/device.ts"),
     import("./webgpu_engine.ts"),
   ]);
-  const engine = await WebGpuEngine.create(await getGpu(), options.headDims ?? []);
+  let gpu;
+  try {
+    gpu = await getGpu();
+  } catch (e) {
+    // Say where the choice came from when the environment, not the caller, asked for WebGPU.
+    if (e instanceof Error && reason.startsWith(ENGINE_ENV)) e.message = `${reason}: ${e.message}`;
+    throw e;
+  }
+  const engine = await WebGpuEngine.create(gpu, options.headDims ?? []);
   return { engine, reason: `webgpu (${reason}): ${engine.description}` };
 }
 
@@ -183,13 +195,14 @@ export async function createEngine(
  * ```
  */
 export function prestartEngine(choice: EngineChoice): boolean {
-  const kind = choice === "auto" ? engineFromEnv() ?? "auto" : choice;
-  if (kind === "webgpu" || (kind === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
   try {
+    const kind = choice === "auto" ? engineFromEnv() ?? "auto" : choice;
+    if (kind === "webgpu" || (kind === "auto" && gpuDeviceNodes()?.length !== 0)) return false;
     cpuKernelInfo();
     return true;
   } catch {
-    // createEngine meets the same failure and reports it where the run reports errors.
+    // createEngine meets the same failure (a bad LLMC_ENGINE, kernels that cannot start) and
+    // reports it where the run reports errors.
     return false;
   }
 }

@@ -95,7 +95,8 @@ Deno.test("an LLMC_ENGINE that names no engine is an error naming the variable",
   await withEngineEnv("tpu", async () => {
     assert.throws(() => engineFromEnv(), /LLMC_ENGINE=tpu: expected one of auto, webgpu, cpu/);
     await assert.rejects(() => createEngine(), /LLMC_ENGINE=tpu/);
-    assert.throws(() => prestartEngine("auto"), /LLMC_ENGINE=tpu/);
+    // Left to createEngine, which reports it where the run reports errors.
+    assert.equal(prestartEngine("auto"), false);
     // By name, the variable is not read.
     assert.equal(prestartEngine("webgpu"), false);
   });
