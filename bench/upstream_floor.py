@@ -104,9 +104,10 @@ Sylvester's construction, powers of two only, for R1 (hidden) and R2 (head dim)
 (compressed-tensors transform/utils/hadamard.py `deterministic_hadamard_matrix`); QuIP's
 `random-hadamard` needs every Linear's in and out width to be a power of two times one of the
 orders stored in hadamards.safetensors (1, 2 and the multiples of 4 up to 256:
-`_fetch_hadamard_divisor`); w4a16_gptq_actorder_group's groups of 128 must divide every
-in_features of 128 or more (quantization/lifecycle/forward.py `_process_quantization` raises,
-e.g. on stories260k's down_proj, 172 wide). GPTQ's 128-column blocks need no such care: the last
+`_fetch_hadamard_divisor`); group quantization's groups must divide every in_features of a
+group or more (quantization/lifecycle/forward.py `_process_quantization` raises, e.g. on
+stories260k's down_proj, 172 wide): groups of 128 for w4a16_gptq_actorder_group and
+w4a16_awq_asym (W4A16_ASYM), of 16 for nvfp4 (tensor_group). GPTQ's 128-column blocks need no such care: the last
 block of a Linear, however narrow, has no columns to its right to update.
 """
 import argparse
@@ -404,6 +405,7 @@ def fp8_static_kv_cache(s, N):
 
 @recipe
 def nvfp4(s, N):
+    need_groups(s, 16)  # NVFP4 is tensor_group with groups of 16
     return sequential_pass(s.layers, N) + weights(s.layers)
 
 
@@ -461,6 +463,7 @@ def quip_w4a16_gptq(s, N):
 
 @recipe
 def w4a16_awq_asym(s, N):
+    need_groups(s)  # W4A16_ASYM: groups of 128
     lin = s.linears()
     # awq/base.py `_check_layers_are_compatible`: v_proj's outputs must match o_proj's inputs
     return awq_pass(s.layers, N, v_to_o=lin["v"][0] == lin["o"][1]) + weights(s.layers)
@@ -533,8 +536,8 @@ def main():
                         help=f"tokens per sequence (default {SEQ_LEN})")
     parser.add_argument("--batch-size", type=positive, default=1,
                         help="llm-compressor's default: 1")
-    parser.add_argument("--runs", type=int, default=8, help="runs of a unit per timing")
-    parser.add_argument("--repeats", type=int, default=10, help="timings per unit (best kept)")
+    parser.add_argument("--runs", type=positive, default=8, help="runs of a unit per timing")
+    parser.add_argument("--repeats", type=positive, default=10, help="timings per unit (best kept)")
     parser.add_argument("--direct", action="store_true", help="run every counted unit instead")
     parser.add_argument("--units", action="store_true", help="print each unit's time too")
     parser.add_argument("--torch-import", action="store_true",
