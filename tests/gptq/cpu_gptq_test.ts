@@ -68,49 +68,47 @@ const EVERY_ACTORDER: [string | null, boolean][] = [
   ["weight", true],
   ["weight", false],
 ];
-const CASES: Record<string, [SyntheticLayer, [string | null, boolean][]]> = {
-  "64×512": [syntheticLayer(64, 512, 1024, 211), EVERY_ACTORDER],
-  "64×768": [syntheticLayer(64, 768, 1536, 212), EVERY_ACTORDER],
+const LAYERS: Record<string, SyntheticLayer> = {
+  "64×512": syntheticLayer(64, 512, 1024, 211),
+  "64×768": syntheticLayer(64, 768, 1536, 212),
 };
 
-for (const [label, [layer, cases]] of Object.entries(CASES)) {
+for (const [label, layer] of Object.entries(LAYERS)) {
   Deno.test(`CPU GPTQ W4 group 128 on ${label} = reference (actorders, sym and asym)`, async () => {
     const shape = [layer.rows, layer.cols] as const;
     const h = hessianOf(layer);
-    for (const [actorder, symmetric] of cases) {
-      {
-        const what = `actorder ${actorder}, ${symmetric ? "sym" : "asym"}`;
-        const args = parseQuantizationArgs(
-          { num_bits: 4, group_size: 128, symmetric, actorder },
-          "w",
-        );
-        const r = await quantizeWeight(CPU_SECOND_ORDER, layer.weight, shape, h, args);
-        const ref = gptqReference(layer.weight, shape, h, args);
-        assert.equal(r.fellBackToRtn, false, what);
-        assert.deepEqual(Array.from(r.scale), Array.from(ref.scale), `${what}: scales`);
-        assert.deepEqual(Array.from(r.zeroPoint), Array.from(ref.zeroPoint), `${what}: zps`);
-        assert.deepEqual(
-          r.gIdx ? Array.from(r.gIdx) : null,
-          ref.gIdx ? Array.from(ref.gIdx) : null,
-          `${what}: g_idx`,
-        );
-        const cmp = compareWithReference(
-          r.weight,
-          ref,
-          shape,
-          (i) => nearRoundingTie(ref.preRound[i], args),
-          { tol: 1e-6 },
-        );
-        const tolerance = cmp.flippedRows > 0 ? 2e-3 : 1e-4;
-        assert.ok(Math.abs(r.loss - ref.loss) <= tolerance * ref.loss, `${what}: loss`);
-        const rtn = fakeQuantize(layer.weight, shape, {
-          scale: r.scale,
-          zeroPoint: r.zeroPoint,
-          gIdx: r.gIdx ?? null,
-        }, args);
-        const e = reconstructionError(layer, r.weight);
-        assert.ok(e < 0.5 * reconstructionError(layer, rtn), `${what}: GPTQ ${e} vs RTN`);
-      }
+    for (const [actorder, symmetric] of EVERY_ACTORDER) {
+      const what = `actorder ${actorder}, ${symmetric ? "sym" : "asym"}`;
+      const args = parseQuantizationArgs(
+        { num_bits: 4, group_size: 128, symmetric, actorder },
+        "w",
+      );
+      const r = await quantizeWeight(CPU_SECOND_ORDER, layer.weight, shape, h, args);
+      const ref = gptqReference(layer.weight, shape, h, args);
+      assert.equal(r.fellBackToRtn, false, what);
+      assert.deepEqual(Array.from(r.scale), Array.from(ref.scale), `${what}: scales`);
+      assert.deepEqual(Array.from(r.zeroPoint), Array.from(ref.zeroPoint), `${what}: zps`);
+      assert.deepEqual(
+        r.gIdx ? Array.from(r.gIdx) : null,
+        ref.gIdx ? Array.from(ref.gIdx) : null,
+        `${what}: g_idx`,
+      );
+      const cmp = compareWithReference(
+        r.weight,
+        ref,
+        shape,
+        (i) => nearRoundingTie(ref.preRound[i], args),
+        { tol: 1e-6 },
+      );
+      const tolerance = cmp.flippedRows > 0 ? 2e-3 : 1e-4;
+      assert.ok(Math.abs(r.loss - ref.loss) <= tolerance * ref.loss, `${what}: loss`);
+      const rtn = fakeQuantize(layer.weight, shape, {
+        scale: r.scale,
+        zeroPoint: r.zeroPoint,
+        gIdx: r.gIdx ?? null,
+      }, args);
+      const e = reconstructionError(layer, r.weight);
+      assert.ok(e < 0.5 * reconstructionError(layer, rtn), `${what}: GPTQ ${e} vs RTN`);
     }
   });
 }
