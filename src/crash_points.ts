@@ -15,22 +15,15 @@
  * @module
  */
 
+import { readEnvQuietly } from "./_env.ts";
+
 interface Trigger {
   point: string;
   n: number;
 }
 
 function trigger(name: string): Trigger | null {
-  let v: string | undefined;
-  try {
-    // Asked first so a library user without env permission gets no prompt.
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return null;
-    }
-    v = Deno.env.get(name);
-  } catch {
-    return null;
-  }
+  const v = readEnvQuietly(name);
   if (!v) return null;
   const m = /^([a-z0-9-]+)(?::(\d+))?$/.exec(v);
   return m ? { point: m[1], n: Number(m[2] ?? 1) } : null;

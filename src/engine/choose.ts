@@ -13,6 +13,7 @@
  * @module
  */
 
+import { readEnvQuietly } from "../_env.ts";
 import { gpuDeviceNodes } from "./_gpu_device_nodes.ts";
 import { CpuEngine } from "./cpu_engine.ts";
 import { cpuKernelInfo } from "./cpu/gemm.ts";
@@ -79,16 +80,7 @@ export const ENGINE_ENV = "LLMC_ENGINE";
  * ```
  */
 export function engineFromEnv(): EngineKind | undefined {
-  let value: string | undefined;
-  try {
-    // Asked first: without env permission Deno.env.get would prompt a library user.
-    if (Deno.permissions.querySync({ name: "env", variable: ENGINE_ENV }).state !== "granted") {
-      return undefined;
-    }
-    value = Deno.env.get(ENGINE_ENV);
-  } catch {
-    return undefined; // no env access: "auto" decides by the machine
-  }
+  const value = readEnvQuietly(ENGINE_ENV);
   if (value === undefined || value === "") return undefined;
   const choice = value.toLowerCase();
   if (!(ENGINE_CHOICES as readonly string[]).includes(choice)) {
