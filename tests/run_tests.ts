@@ -151,12 +151,15 @@ export interface TestRun {
  */
 export function secondEngineRuns(files: readonly string[], auto: EngineKind): TestRun[] {
   const engine: EngineKind = auto === "cpu" ? "webgpu" : "cpu";
-  return files
-    .filter((f) => {
-      const path = f.slice(ROOT.length);
-      return SECOND_ENGINE_PATHS.some((p) => path.startsWith(p)) && !(path in NOT_ON_SECOND_ENGINE);
-    })
-    .map((file) => ({ file, engine }));
+  return secondEngineFiles(files).map((file) => ({ file, engine }));
+}
+
+/** The files of `files` under SECOND_ENGINE_PATHS, less NOT_ON_SECOND_ENGINE. */
+function secondEngineFiles(files: readonly string[]): string[] {
+  return files.filter((f) => {
+    const path = f.slice(ROOT.length);
+    return SECOND_ENGINE_PATHS.some((p) => path.startsWith(p)) && !(path in NOT_ON_SECOND_ENGINE);
+  });
 }
 
 /**
@@ -489,7 +492,7 @@ async function main(): Promise<number> {
     }
   }
   const runs: TestRun[] = selected.map((file) => ({ file }));
-  if (!values["one-engine"] && secondEngineRuns(selected, "cpu").length > 0) {
+  if (!values["one-engine"] && secondEngineFiles(selected).length > 0) {
     const auto = await autoEngineKindInChild(timeoutSeconds);
     if (typeof auto !== "string") {
       console.log(`FAIL which engine "auto" picks: ${auto.error}`);

@@ -49,9 +49,14 @@ export interface ChosenEngine {
  * ```
  */
 export function parseEngineChoice(value: string | undefined, where: string): EngineChoice {
-  const v = (value ?? "auto").toLowerCase();
+  return engineChoiceOf(value ?? "auto", `${where} ${value}`);
+}
+
+/** `value` as an engine choice; `given` names it in the error (e.g. "--engine tpu"). */
+function engineChoiceOf(value: string, given: string): EngineChoice {
+  const v = value.toLowerCase();
   if (!(ENGINE_CHOICES as readonly string[]).includes(v)) {
-    throw new EngineError(`${where} ${value}: expected one of ${ENGINE_CHOICES.join(", ")}`);
+    throw new EngineError(`${given}: expected one of ${ENGINE_CHOICES.join(", ")}`);
   }
   return v as EngineChoice;
 }
@@ -82,11 +87,8 @@ export const ENGINE_ENV = "LLMC_ENGINE";
 export function engineFromEnv(): EngineKind | undefined {
   const value = readEnvQuietly(ENGINE_ENV);
   if (value === undefined || value === "") return undefined;
-  const choice = value.toLowerCase();
-  if (!(ENGINE_CHOICES as readonly string[]).includes(choice)) {
-    throw new EngineError(`${ENGINE_ENV}=${value}: expected one of ${ENGINE_CHOICES.join(", ")}`);
-  }
-  return choice === "auto" ? undefined : choice as EngineKind;
+  const choice = engineChoiceOf(value, `${ENGINE_ENV}=${value}`);
+  return choice === "auto" ? undefined : choice;
 }
 
 /**
